@@ -1,0 +1,197 @@
+//! Atomic writes: a reader sees either the old file (or nothing) or the complete new one.
+//!
+//! Files are written to a temporary sibling, flushed and fsynced, renamed over the target and the
+//! parent directory is fsynced. Directories of several files ([`AtomicDir`]) are built under a
+//! temporary sibling name and renamed into place once complete.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique temporary sibling of `path`: `.<name>.<pid>-<n>.tmp` in the same directory.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = format!(".{name}.{}-{n}.tmp", std::process::id());
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(tmp),
+        _ => PathBuf::from(tmp),
+    }
+}
+
+/// fsync a directory so that a rename inside it is durable (no-op where unsupported).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match File::open(dir) {
+        Ok(f) => match f.sync_all() {
+            Ok(()) => Ok(()),
+            // Some filesystems refuse fsync on directories; the rename is still atomic.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// Write a file atomically through a buffered writer given to `fill`.
+///
+/// If `fill` fails, the temporary file is removed and an existing file at `path` is untouched.
+pub fn write_atomic<F>(path: &Path, fill: F) -> io::Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+{
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let file = File::create(&tmp).map_err(|e| with_path(e, "cannot create", &tmp))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(|e| with_path(e, "cannot rename onto", path))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Write `bytes` to `path` atomically.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(path, |w| w.write_all(bytes))
+}
+
+/// A directory that becomes visible at its final path only when [`AtomicDir::commit`] is called.
+///
+/// Files are written into a temporary sibling directory. Dropping the value without committing
+/// removes the temporary directory, so a failed command leaves nothing that looks complete.
+#[derive(Debug)]
+pub struct AtomicDir {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    /// Start building `target`. Fails if `target` already exists unless `overwrite` is set, in
+    /// which case the old directory is replaced only at commit time.
+    pub fn create(target: &Path, overwrite: bool) -> io::Result<Self> {
+        if target.exists() && !overwrite {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists (pass --overwrite to replace it)",
+                    target.display()
+                ),
+            ));
+        }
+        if let Some(parent) = target.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(parent).map_err(|e| with_path(e, "cannot create", parent))?;
+        }
+        let tmp = temp_sibling(target);
+        fs::create_dir(&tmp).map_err(|e| with_path(e, "cannot create", &tmp))?;
+        Ok(Self {
+            tmp,
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// The temporary directory to write into.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Move the finished directory into place (replacing an old one when allowed at creation).
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        sync_dir(&self.tmp)?;
+        if self.target.exists() {
+            // Move the old directory aside first, so a crash leaves either the old or the new.
+            let old = temp_sibling(&self.target);
+            fs::rename(&self.target, &old).map_err(|e| with_path(e, "cannot move", &self.target))?;
+            fs::rename(&self.tmp, &self.target)
+                .map_err(|e| with_path(e, "cannot rename onto", &self.target))?;
+            let _ = fs::remove_dir_all(&old);
+        } else {
+            fs::rename(&self.tmp, &self.target)
+                .map_err(|e| with_path(e, "cannot rename onto", &self.target))?;
+        }
+        sync_dir(self.target.parent().unwrap_or(Path::new(".")))?;
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_keeps_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_bytes_atomic(&p, b"old").unwrap();
+        let r = write_atomic(&p, |w| {
+            w.write_all(b"partial new content")?;
+            Err(io::Error::other("injected failure"))
+        });
+        assert!(r.is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_dir_is_invisible_until_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        {
+            let d = AtomicDir::create(&target, false).unwrap();
+            fs::write(d.path().join("x"), b"1").unwrap();
+            assert!(!target.exists());
+            // dropped without commit
+        }
+        assert!(!target.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let d = AtomicDir::create(&target, false).unwrap();
+        fs::write(d.path().join("x"), b"2").unwrap();
+        d.commit().unwrap();
+        assert_eq!(fs::read(target.join("x")).unwrap(), b"2");
+        assert!(AtomicDir::create(&target, false).is_err());
+        let d = AtomicDir::create(&target, true).unwrap();
+        fs::write(d.path().join("y"), b"3").unwrap();
+        d.commit().unwrap();
+        assert!(!target.join("x").exists());
+        assert_eq!(fs::read(target.join("y")).unwrap(), b"3");
+    }
+}

@@ -1,0 +1,17 @@
+//! Shared foundations of ventral, used by every other crate and free of any deep-learning backend.
+//!
+//! - [`atomic`]: atomic file and directory writes (temp in the same directory, fsync, rename,
+//!   fsync of the parent), so that an interrupted command never leaves output that looks complete.
+//! - [`rng`]: named random streams derived from one root seed with ChaCha8, so results never
+//!   depend on thread scheduling.
+//! - [`npy`]: reading and writing NumPy `.npy` and `.npz` files, the interchange format of the
+//!   PyTorch/NumPy stack.
+//! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
+
+pub mod atomic;
+pub mod hash;
+pub mod npy;
+pub mod rng;
+
+pub use atomic::{AtomicDir, write_atomic, write_bytes_atomic};
+pub use npy::{NpyArray, NpyData, NpyError};
