@@ -329,6 +329,21 @@ pub fn header_bytes(dtype: DType, shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// The `.npy` header padded to exactly `total` bytes (for headers rewritten in place once the
+/// final shape is known). None when the header does not fit or `total` is not a multiple of 64.
+pub fn header_bytes_padded(dtype: DType, shape: &[usize], total: usize) -> Option<Vec<u8>> {
+    let h = header_bytes(dtype, shape);
+    if h.len() > total || total % 64 != 0 || total - 10 > u16::MAX as usize || h[6] != 1 {
+        return None;
+    }
+    let mut out = h[..h.len() - 1].to_vec();
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    let hlen = (total - 10) as u16;
+    out[8..10].copy_from_slice(&hlen.to_le_bytes());
+    Some(out)
+}
+
 fn write_header<W: Write>(w: &mut W, dtype: DType, shape: &[usize]) -> io::Result<()> {
     w.write_all(&header_bytes(dtype, shape))
 }
@@ -887,6 +902,15 @@ mod tests {
         assert_eq!(p.shape, vec![2, 3, 4]);
         assert_eq!(p.dtype, DType::F32);
         assert_eq!(p.data_offset, h.len());
+    }
+
+    #[test]
+    fn padded_header_parses() {
+        let h = header_bytes_padded(DType::U8, &[12345678, 64, 64, 3], 128).unwrap();
+        assert_eq!(h.len(), 128);
+        let p = parse_header(&h).unwrap();
+        assert_eq!(p.shape, vec![12345678, 64, 64, 3]);
+        assert_eq!(p.data_offset, 128);
     }
 
     #[test]
