@@ -1,1 +1,52 @@
-fn main() {}
+//! `ventral`: build, train and dissect recurrent convolutional models of primate object
+//! recognition. Every command reads files and writes files; see `ventral --help`.
+
+mod commands;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Code version saved beside artefacts: crate version and git commit.
+pub fn code_version() -> String {
+    format!(
+        "ventral {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("VENTRAL_GIT_COMMIT")
+    )
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "ventral", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the embedded synthetic "objects in clutter" stimulus set.
+    Stimuli(commands::stimuli::Args),
+    /// Import an image dataset (ImageFolder, MiniEcoset HDF5, CIFAR binary, npz) into the
+    /// packed format.
+    Pack(commands::pack::Args),
+    /// Print the summary of a packed dataset (one split or a root of splits).
+    Inspect(commands::inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stimuli(a) => commands::stimuli::run(a),
+        Command::Pack(a) => commands::pack::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `ventral inspect`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use ventral_data::packed::{Manifest, PackedDataset, find_splits};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A packed split (holding manifest.json) or a dataset root holding splits.
+    dir: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Re-hash the data and fail on a mismatch with the manifest.
+    #[arg(long)]
+    verify: bool,
+    /// Also write a contact sheet (PNG: a row of images per class) of each split here.
+    #[arg(long)]
+    contact_sheet: Option<PathBuf>,
+}
+
+/// Print a human-readable summary of one split.
+pub fn print_summary(name: &str, m: &Manifest) {
+    println!(
+        "{name}: {} images, {}×{}×{} (H×W×C), {} classes [{}], blake3 {}",
+        m.num_images,
+        m.height,
+        m.width,
+        m.channels,
+        m.num_classes,
+        abbreviate(&m.class_names),
+        m.blake3
+    );
+}
+
+fn abbreviate(names: &[String]) -> String {
+    if names.len() <= 10 {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, … , {}",
+            names[..5].join(", "),
+            names[names.len() - 2..].join(", ")
+        )
+    }
+}
+
+fn split_json(name: &str, dir: &Path, m: &Manifest, verified: Option<bool>) -> serde_json::Value {
+    let mut v = json!({
+        "split": name,
+        "path": dir.display().to_string(),
+        "num_images": m.num_images,
+        "height": m.height,
+        "width": m.width,
+        "channels": m.channels,
+        "num_classes": m.num_classes,
+        "class_names": m.class_names,
+        "mean": m.mean,
+        "std": m.std,
+        "normalization": m.normalization,
+        "blake3": m.blake3,
+        "source": m.source,
+    });
+    if let Some(ok) = verified {
+        v["verified"] = json!(ok);
+    }
+    v
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let splits = find_splits(&a.dir)?;
+    let mut opened = Vec::new();
+    for (name, dir) in &splits {
+        let ds = PackedDataset::open(dir).with_context(|| format!("opening split '{name}'"))?;
+        if a.verify {
+            ds.verify()?;
+        }
+        opened.push((name.clone(), dir.clone(), ds));
+    }
+    if let Some(sheet) = &a.contact_sheet {
+        for (name, _, ds) in &opened {
+            let path = if opened.len() == 1 {
+                sheet.clone()
+            } else {
+                sheet.with_file_name(format!(
+                    "{}_{name}.png",
+                    sheet.file_stem().unwrap_or_default().to_string_lossy()
+                ))
+            };
+            crate::commands::sheet::write_contact_sheet(ds, &path, 10)?;
+            if !a.json {
+                println!("contact sheet of '{name}': {}", path.display());
+            }
+        }
+    }
+    let verified = a.verify.then_some(true);
+    if a.json {
+        let v = if opened.len() == 1 && a.dir.join("manifest.json").is_file() {
+            let (name, dir, ds) = &opened[0];
+            split_json(name, dir, ds.manifest(), verified)
+        } else {
+            let first = opened[0].2.manifest();
+            let total: usize = opened.iter().map(|o| o.2.manifest().num_images).sum();
+            let mut h = blake3::Hasher::new();
+            for (_, _, ds) in &opened {
+                h.update(ds.manifest().blake3.as_bytes());
+            }
+            json!({
+                "path": a.dir.display().to_string(),
+                "num_images": total,
+                "height": first.height,
+                "width": first.width,
+                "channels": first.channels,
+                "num_classes": first.num_classes,
+                "class_names": first.class_names,
+                "blake3": h.finalize().to_hex().to_string(),
+                "splits": opened.iter().map(|(n, d, ds)| split_json(n, d, ds.manifest(), verified)).collect::<Vec<_>>(),
+            })
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (name, _, ds) in &opened {
+            print_summary(name, ds.manifest());
+        }
+        if a.verify {
+            println!("verified: data hashes match the manifests");
+        }
+    }
+    Ok(())
+}
