@@ -15,5 +15,6 @@ pub mod stimuli;
 
 pub use error::{DataError, Result};
 
+pub use loader::{Batch, Loader, LoaderConfig};
 pub use pack::{InputFormat, PackOptions, pack};
 pub use packed::{Manifest, Normalization, PackedDataset, find_splits};
