@@ -1,7 +1,8 @@
 //! NumPy `.npz` archives with an image array and a label array.
 //!
 //! Images: `[N, H, W, C]` or `[N, C, H, W]` (C ∈ {1, 3, 4}; a 4th alpha channel is dropped) or
-//! `[N, H, W]` (grey), uint8 or any numeric type. Float images whose maximum is ≤ 1 are taken to
+//! `[N, H, W]` (grey); when both 4-D readings fit, an axis of length 3 is taken as the channel
+//! axis, else NHWC; uint8 or any numeric type. Float images whose maximum is ≤ 1 are taken to
 //! be on the 0–1 scale and multiplied by 255; others are taken as 0–255. Values are rounded and
 //! clamped to 0–255. Labels: `[N]` integers (floats holding whole numbers are accepted). Class
 //! names: an optional string array (`class_names` by default).
@@ -37,7 +38,11 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
     // Layout → (n, h, w, c_in, channels_last)
     let (n, h, w, cin, last) = match s.len() {
         3 => (s[0], s[1], s[2], 1, true),
-        4 if matches!(s[3], 1 | 3 | 4) => (s[0], s[1], s[2], s[3], true),
+        // Both readings possible (e.g. [N, 3, H, 4]): the axis of length 3 is the channel axis;
+        // otherwise NHWC, numpy's and HDF5's usual layout.
+        4 if matches!(s[3], 1 | 3 | 4) && !(s[1] == 3 && s[3] != 3) => {
+            (s[0], s[1], s[2], s[3], true)
+        }
         4 if matches!(s[1], 1 | 3 | 4) => (s[0], s[2], s[3], s[1], false),
         _ => {
             return Err(invalid(
