@@ -88,10 +88,14 @@ pub struct AtomicDir {
 }
 
 impl AtomicDir {
-    /// Start building `target`. Fails if `target` already exists unless `overwrite` is set, in
-    /// which case the old directory is replaced only at commit time.
+    /// Start building `target`. Fails if `target` already exists (other than as an empty
+    /// directory) unless `overwrite` is set, in which case the old directory is replaced only at
+    /// commit time.
     pub fn create(target: &Path, overwrite: bool) -> io::Result<Self> {
-        if target.exists() && !overwrite {
+        let empty_dir = fs::read_dir(target)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false);
+        if target.exists() && !overwrite && !empty_dir {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
@@ -188,6 +192,13 @@ mod tests {
         d.commit().unwrap();
         assert_eq!(fs::read(target.join("x")).unwrap(), b"2");
         assert!(AtomicDir::create(&target, false).is_err());
+        // An existing empty directory is fine.
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let d = AtomicDir::create(&empty, false).unwrap();
+        fs::write(d.path().join("z"), b"4").unwrap();
+        d.commit().unwrap();
+        assert!(empty.join("z").exists());
         let d = AtomicDir::create(&target, true).unwrap();
         fs::write(d.path().join("y"), b"3").unwrap();
         d.commit().unwrap();

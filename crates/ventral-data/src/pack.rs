@@ -62,6 +62,26 @@ pub struct PackOptions {
     pub labels_key: String,
     /// npz: name of the optional class-name array.
     pub class_names_key: String,
+    /// npz: axis order of 4-D image arrays; `None` guesses (see [`crate::readers::npz`]).
+    pub layout: Option<Layout>,
+}
+
+/// Axis order of 4-D image arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Nhwc,
+    Nchw,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "nhwc" => Ok(Self::Nhwc),
+            "nchw" => Ok(Self::Nchw),
+            _ => Err(format!("unknown layout '{s}' (expected nhwc or nchw)")),
+        }
+    }
 }
 
 impl Default for PackOptions {
@@ -74,6 +94,7 @@ impl Default for PackOptions {
             images_key: "images".into(),
             labels_key: "labels".into(),
             class_names_key: "class_names".into(),
+            layout: None,
         }
     }
 }
@@ -215,9 +236,8 @@ pub fn pack_set<S: SplitSource>(
         )?;
         if norm.is_none() && split.name() == "train" {
             norm = Some(Normalization {
-                mean: manifest.mean.clone(),
-                std: manifest.std.clone(),
                 source: "train split".into(),
+                ..manifest.normalization.clone()
             });
         }
         staged.push((dir, manifest, rejected));

@@ -196,15 +196,17 @@ impl PackWriter {
 
     /// Per-channel (mean, std) of the pixels so far, on the 0–1 scale.
     pub fn stats(&self) -> (Vec<f64>, Vec<f64>) {
-        let n = (self.labels.len() * self.height * self.width).max(1) as f64;
-        let mean: Vec<f64> = self.sum.iter().map(|&s| s as f64 / n / 255.0).collect();
+        let n = (self.labels.len() * self.height * self.width).max(1) as u128;
+        let nf = n as f64;
+        let mean: Vec<f64> = self.sum.iter().map(|&s| s as f64 / nf / 255.0).collect();
+        // n²·var = n·Σx² − (Σx)², exact in integers (no cancellation error).
         let std = self
             .sumsq
             .iter()
-            .zip(&mean)
-            .map(|(&s2, &m)| {
-                let var = s2 as f64 / n / (255.0 * 255.0) - m * m;
-                var.max(0.0).sqrt()
+            .zip(&self.sum)
+            .map(|(&s2, &s)| {
+                let num = n * s2 as u128 - (s as u128) * (s as u128);
+                (num as f64).sqrt() / nf / 255.0
             })
             .collect();
         (mean, std)
@@ -264,10 +266,19 @@ impl PackWriter {
         })
         .map_err(io_at(&meta_path))?;
 
-        let normalization = normalization.unwrap_or_else(|| Normalization {
-            mean: mean.clone(),
-            std: std.clone(),
-            source: "this split".into(),
+        let normalization = normalization.unwrap_or_else(|| {
+            // A constant channel has std 0; normalising by it would divide by zero, so such a
+            // channel is only centred (std 1), and the source says so.
+            let constant = std.iter().any(|&s| s == 0.0);
+            Normalization {
+                mean: mean.clone(),
+                std: std.iter().map(|&s| if s > 0.0 { s } else { 1.0 }).collect(),
+                source: if constant {
+                    "this split (constant channels: std set to 1)".into()
+                } else {
+                    "this split".into()
+                },
+            }
         });
         let manifest = Manifest {
             format: FORMAT.into(),

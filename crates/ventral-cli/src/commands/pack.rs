@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ventral_data::pack::{InputFormat, PackOptions, pack};
+use ventral_data::pack::{InputFormat, Layout, PackOptions, pack};
 
 use crate::commands::inspect::print_summary;
 use crate::progress::Progress;
@@ -37,6 +37,9 @@ pub struct Args {
     /// npz: name of the optional class-name array.
     #[arg(long, default_value = "class_names")]
     class_names_key: String,
+    /// npz: axis order of 4-D image arrays, nhwc or nchw (guessed when not given).
+    #[arg(long)]
+    layout: Option<Layout>,
     /// Replace splits that already exist in OUT.
     #[arg(long)]
     overwrite: bool,
@@ -51,6 +54,7 @@ pub fn run(a: Args) -> Result<()> {
         images_key: a.images_key.clone(),
         labels_key: a.labels_key.clone(),
         class_names_key: a.class_names_key.clone(),
+        layout: a.layout,
     };
     let start = std::time::Instant::now();
     let bar = Progress::new("pack", 0, "img");

@@ -2,7 +2,7 @@
 //!
 //! Images: `[N, H, W, C]` or `[N, C, H, W]` (C ∈ {1, 3, 4}; a 4th alpha channel is dropped) or
 //! `[N, H, W]` (grey); when both 4-D readings fit, an axis of length 3 is taken as the channel
-//! axis, else NHWC; uint8 or any numeric type. Float images whose maximum is ≤ 1 are taken to
+//! axis, else NHWC (`--layout` overrides the guess); uint8 or any numeric type. Float images whose maximum is ≤ 1 are taken to
 //! be on the 0–1 scale and multiplied by 255; others are taken as 0–255. Values are rounded and
 //! clamped to 0–255. Labels: `[N]` integers (floats holding whole numbers are accepted). Class
 //! names: an optional string array (`class_names` by default).
@@ -13,7 +13,7 @@ use std::path::Path;
 use ventral_core::npy::NpzReader;
 
 use crate::error::{Result, invalid};
-use crate::pack::{Item, Outcome, PackOptions, SourceSet, SplitSource, numbered_classes};
+use crate::pack::{Item, Layout, Outcome, PackOptions, SourceSet, SplitSource, numbered_classes};
 
 /// The single split of an npz file, held in memory.
 #[derive(Debug)]
@@ -36,22 +36,24 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
     let key = &opts.images_key;
     let s = imgs.shape.clone();
     // Layout → (n, h, w, c_in, channels_last)
-    let (n, h, w, cin, last) = match s.len() {
-        3 => (s[0], s[1], s[2], 1, true),
-        // Both readings possible (e.g. [N, 3, H, 4]): the axis of length 3 is the channel axis;
-        // otherwise NHWC, numpy's and HDF5's usual layout.
-        4 if matches!(s[3], 1 | 3 | 4) && !(s[1] == 3 && s[3] != 3) => {
-            (s[0], s[1], s[2], s[3], true)
-        }
-        4 if matches!(s[1], 1 | 3 | 4) => (s[0], s[2], s[3], s[1], false),
-        _ => {
-            return Err(invalid(
-                path,
-                format!(
-                    "array '{key}' has shape {s:?}; expected [N, H, W, C], [N, C, H, W] (C = 1, 3 or 4) or [N, H, W]"
-                ),
-            ));
-        }
+    let bad = || {
+        invalid(
+            path,
+            format!(
+                "array '{key}' has shape {s:?}; expected [N, H, W, C], [N, C, H, W] (C = 1, 3 or 4) or [N, H, W]"
+            ),
+        )
+    };
+    let chan = |d: usize| matches!(d, 1 | 3 | 4);
+    let (n, h, w, cin, last) = match (s.len(), opts.layout) {
+        (3, _) => (s[0], s[1], s[2], 1, true),
+        (4, Some(Layout::Nhwc)) if chan(s[3]) => (s[0], s[1], s[2], s[3], true),
+        (4, Some(Layout::Nchw)) if chan(s[1]) => (s[0], s[2], s[3], s[1], false),
+        // Guess: both readings possible (e.g. [N, 3, H, 4]): an axis of length 3 is the
+        // channel axis; otherwise NHWC, numpy's and HDF5's usual layout.
+        (4, None) if chan(s[3]) && !(s[1] == 3 && s[3] != 3) => (s[0], s[1], s[2], s[3], true),
+        (4, None) if chan(s[1]) => (s[0], s[2], s[3], s[1], false),
+        _ => return Err(bad()),
     };
     if n == 0 || h == 0 || w == 0 {
         return Err(invalid(path, format!("array '{key}' is empty: shape {s:?}")));

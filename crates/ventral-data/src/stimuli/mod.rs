@@ -271,9 +271,8 @@ pub fn generate(
         })?;
         if norm.is_none() {
             norm = Some(Normalization {
-                mean: m.mean.clone(),
-                std: m.std.clone(),
                 source: "train split".into(),
+                ..m.normalization.clone()
             });
         }
         manifests.push((name.to_string(), m));
