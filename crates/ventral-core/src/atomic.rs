@@ -134,7 +134,8 @@ impl AtomicDir {
         if self.target.exists() {
             // Move the old directory aside first, so a crash leaves either the old or the new.
             let old = temp_sibling(&self.target);
-            fs::rename(&self.target, &old).map_err(|e| with_path(e, "cannot move", &self.target))?;
+            fs::rename(&self.target, &old)
+                .map_err(|e| with_path(e, "cannot move", &self.target))?;
             fs::rename(&self.tmp, &self.target)
                 .map_err(|e| with_path(e, "cannot rename onto", &self.target))?;
             let _ = fs::remove_dir_all(&old);

@@ -138,9 +138,15 @@ pub enum NpyData {
     F32(Vec<f32>),
     F64(Vec<f64>),
     /// Fixed-width byte strings, trailing NULs stripped.
-    Bytes { width: usize, values: Vec<Vec<u8>> },
+    Bytes {
+        width: usize,
+        values: Vec<Vec<u8>>,
+    },
     /// Fixed-width unicode strings, trailing NULs stripped.
-    Unicode { width: usize, values: Vec<String> },
+    Unicode {
+        width: usize,
+        values: Vec<String>,
+    },
 }
 
 /// An n-dimensional array read from or written to `.npy`.
@@ -333,7 +339,7 @@ pub fn header_bytes(dtype: DType, shape: &[usize]) -> Vec<u8> {
 /// final shape is known). None when the header does not fit or `total` is not a multiple of 64.
 pub fn header_bytes_padded(dtype: DType, shape: &[usize], total: usize) -> Option<Vec<u8>> {
     let h = header_bytes(dtype, shape);
-    if h.len() > total || total % 64 != 0 || total - 10 > u16::MAX as usize || h[6] != 1 {
+    if h.len() > total || !total.is_multiple_of(64) || total - 10 > u16::MAX as usize || h[6] != 1 {
         return None;
     }
     let mut out = h[..h.len() - 1].to_vec();
@@ -875,7 +881,11 @@ impl<W: Write + Seek> NpzWriter<W> {
 }
 
 /// Write arrays to a `.npz` file atomically.
-pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)], compress: bool) -> Result<(), NpyError> {
+pub fn write_npz(
+    path: &Path,
+    arrays: &[(&str, &NpyArray)],
+    compress: bool,
+) -> Result<(), NpyError> {
     crate::atomic::write_atomic(path, |w| {
         let mut cursor = io::Cursor::new(Vec::new());
         {

@@ -75,7 +75,14 @@ pub const OPS: [Op; 14] = [
 const BINS: usize = 31;
 
 /// Apply the configured augmentations to one image.
-pub fn augment(img: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut ChaCha8Rng) -> Vec<u8> {
+pub fn augment(
+    img: &[u8],
+    h: usize,
+    w: usize,
+    c: usize,
+    cfg: &AugmentConfig,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u8> {
     let mut out = img.to_vec();
     if cfg.random_resized_crop {
         out = random_resized_crop(&out, h, w, c, cfg, rng);
@@ -105,12 +112,20 @@ pub fn hflip(img: &[u8], h: usize, w: usize, c: usize) -> Vec<u8> {
 }
 
 /// torchvision's `RandomResizedCrop.get_params`, then bilinear resize back to h×w.
-fn random_resized_crop(img: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut ChaCha8Rng) -> Vec<u8> {
+fn random_resized_crop(
+    img: &[u8],
+    h: usize,
+    w: usize,
+    c: usize,
+    cfg: &AugmentConfig,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u8> {
     let area = (h * w) as f32;
     let (lr0, lr1) = (cfg.crop_ratio[0].ln(), cfg.crop_ratio[1].ln());
     let mut crop = None;
     for _ in 0..10 {
-        let target = area * (cfg.crop_scale[0] + (cfg.crop_scale[1] - cfg.crop_scale[0]) * rng.random::<f32>());
+        let target = area
+            * (cfg.crop_scale[0] + (cfg.crop_scale[1] - cfg.crop_scale[0]) * rng.random::<f32>());
         let ratio = (lr0 + (lr1 - lr0) * rng.random::<f32>()).exp();
         let cw = (target * ratio).sqrt().round() as usize;
         let ch = (target / ratio).sqrt().round() as usize;
@@ -199,7 +214,15 @@ fn warp(img: &[u8], h: usize, w: usize, c: usize, inv: [f32; 6]) -> Vec<u8> {
 }
 
 /// Apply TrivialAugment-Wide op `op` at magnitude bin `bin` (0..31) with `sign` (±1).
-pub fn apply_op(img: &[u8], h: usize, w: usize, c: usize, op: Op, bin: usize, sign: f32) -> Vec<u8> {
+pub fn apply_op(
+    img: &[u8],
+    h: usize,
+    w: usize,
+    c: usize,
+    op: Op,
+    bin: usize,
+    sign: f32,
+) -> Vec<u8> {
     match op {
         Op::Identity => img.to_vec(),
         Op::ShearX => {
@@ -296,7 +319,11 @@ pub fn apply_op(img: &[u8], h: usize, w: usize, c: usize, op: Op, bin: usize, si
                 for p in img.chunks_exact(c) {
                     hist[p[k] as usize] += 1;
                 }
-                let last = hist.iter().rposition(|&v| v > 0).map(|i| hist[i]).unwrap_or(0);
+                let last = hist
+                    .iter()
+                    .rposition(|&v| v > 0)
+                    .map(|i| hist[i])
+                    .unwrap_or(0);
                 let step = (n - last) / 255;
                 if step == 0 {
                     continue;
@@ -336,7 +363,13 @@ mod tests {
         }
         assert_eq!(apply_op(&img, 8, 8, 3, Op::Identity, 20, 1.0), img);
         // Magnitude 0 of the signed ops is the identity too.
-        for op in [Op::ShearX, Op::Rotate, Op::Brightness, Op::Contrast, Op::TranslateY] {
+        for op in [
+            Op::ShearX,
+            Op::Rotate,
+            Op::Brightness,
+            Op::Contrast,
+            Op::TranslateY,
+        ] {
             assert_eq!(apply_op(&img, 8, 8, 3, op, 0, -1.0), img, "{op:?}");
         }
     }
@@ -345,9 +378,15 @@ mod tests {
     fn known_values() {
         let img = vec![10u8, 200, 255, 0];
         // Solarize at the last bin (threshold 0) inverts every value.
-        assert_eq!(apply_op(&img, 2, 2, 1, Op::Solarize, 30, 1.0), vec![245, 55, 0, 255]);
+        assert_eq!(
+            apply_op(&img, 2, 2, 1, Op::Solarize, 30, 1.0),
+            vec![245, 55, 0, 255]
+        );
         // Posterize at bin 30 keeps 2 bits.
-        assert_eq!(apply_op(&img, 2, 2, 1, Op::Posterize, 30, 1.0), vec![0, 192, 192, 0]);
+        assert_eq!(
+            apply_op(&img, 2, 2, 1, Op::Posterize, 30, 1.0),
+            vec![0, 192, 192, 0]
+        );
         // Autocontrast of an already full-range image is the identity.
         assert_eq!(apply_op(&img, 2, 2, 1, Op::AutoContrast, 0, 1.0), img);
         // Horizontal flip.
@@ -365,7 +404,8 @@ mod tests {
         let a = augment(&img, 8, 8, 3, &cfg, &mut stream(1, "augment", &[0, 5]));
         let b = augment(&img, 8, 8, 3, &cfg, &mut stream(1, "augment", &[0, 5]));
         assert_eq!(a, b);
-        let differ = (0..20).any(|i| augment(&img, 8, 8, 3, &cfg, &mut stream(1, "augment", &[1, i])) != a);
+        let differ =
+            (0..20).any(|i| augment(&img, 8, 8, 3, &cfg, &mut stream(1, "augment", &[1, i])) != a);
         assert!(differ);
     }
 }

@@ -81,7 +81,12 @@ impl Loader {
     }
 
     /// A loader with explicit per-channel mean/std (0–1 scale).
-    pub fn with_normalization(ds: Arc<PackedDataset>, mut cfg: LoaderConfig, mean: Vec<f32>, std: Vec<f32>) -> Self {
+    pub fn with_normalization(
+        ds: Arc<PackedDataset>,
+        mut cfg: LoaderConfig,
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    ) -> Self {
         cfg.batch_size = cfg.batch_size.max(1);
         Self { ds, cfg, mean, std }
     }
@@ -99,7 +104,11 @@ impl Loader {
     /// Batches per epoch.
     pub fn num_batches(&self) -> usize {
         let (n, b) = (self.ds.len(), self.cfg.batch_size);
-        if self.cfg.drop_last { n / b } else { n.div_ceil(b) }
+        if self.cfg.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
     }
 
     /// The image order of `epoch`.
@@ -118,7 +127,8 @@ impl Loader {
     /// Build batch `b` of `epoch` (synchronously; `order` is `self.order(epoch)`).
     pub fn batch_from_order(&self, order: &[usize], epoch: usize, b: usize) -> Batch {
         let bs = self.cfg.batch_size;
-        let indices: Vec<usize> = order[(b * bs).min(order.len())..((b + 1) * bs).min(order.len())].to_vec();
+        let indices: Vec<usize> =
+            order[(b * bs).min(order.len())..((b + 1) * bs).min(order.len())].to_vec();
         let [h, w, c] = self.ds.image_shape();
         let plane = h * w;
         let mut images = vec![0f32; indices.len() * c * plane];

@@ -124,6 +124,10 @@ pub trait SplitSource {
     fn name(&self) -> &str;
     /// Number of source images.
     fn len(&self) -> usize;
+    /// True when the split has no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Channels of the yielded pixels.
     fn channels(&self) -> usize;
     /// Source size when all images share one (used when no `--image-size` is given).
@@ -283,14 +287,7 @@ fn pack_split<S: SplitSource>(
             )));
         }
     };
-    let mut writer = PackWriter::create(
-        dir,
-        h,
-        w,
-        c,
-        class_names.to_vec(),
-        split.meta_columns(),
-    )?;
+    let mut writer = PackWriter::create(dir, h, w, c, class_names.to_vec(), split.meta_columns())?;
     let mut rejected = Vec::new();
     let max_rejects = (opts.max_reject_fraction * n as f64).floor() as usize;
     let name = split.name().to_string();

@@ -246,8 +246,8 @@ impl PackWriter {
         for l in &self.labels {
             self.hasher.update(&l.to_le_bytes());
         }
-        let labels = NpyArray::new(vec![n], NpyData::I64(self.labels.clone()))
-            .map_err(DataError::Usage)?;
+        let labels =
+            NpyArray::new(vec![n], NpyData::I64(self.labels.clone())).map_err(DataError::Usage)?;
         npy::write_npy(&self.dir.join("labels.npy"), &labels)?;
 
         let meta_path = self.dir.join("metadata.csv");
@@ -257,7 +257,11 @@ impl PackWriter {
             head.extend(self.meta_columns.iter().cloned());
             cw.write_record(&head)?;
             for (i, (row, &l)) in self.meta_rows.iter().zip(&self.labels).enumerate() {
-                let mut rec = vec![i.to_string(), l.to_string(), self.class_names[l as usize].clone()];
+                let mut rec = vec![
+                    i.to_string(),
+                    l.to_string(),
+                    self.class_names[l as usize].clone(),
+                ];
                 rec.extend(row.iter().cloned());
                 cw.write_record(&rec)?;
             }
@@ -269,7 +273,7 @@ impl PackWriter {
         let normalization = normalization.unwrap_or_else(|| {
             // A constant channel has std 0; normalising by it would divide by zero, so such a
             // channel is only centred (std 1), and the source says so.
-            let constant = std.iter().any(|&s| s == 0.0);
+            let constant = std.contains(&0.0);
             Normalization {
                 mean: mean.clone(),
                 std: std.iter().map(|&s| if s > 0.0 { s } else { 1.0 }).collect(),
@@ -361,12 +365,22 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             ));
         }
     }
-    if m.normalization.std.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
-        return Err(invalid(&path, "normalization.std must be positive and finite"));
+    if m.normalization
+        .std
+        .iter()
+        .any(|&s| !(s > 0.0 && s.is_finite()))
+    {
+        return Err(invalid(
+            &path,
+            "normalization.std must be positive and finite",
+        ));
     }
     for f in [&m.images_file, &m.labels_file, &m.metadata_file] {
         if f.contains('/') || f.contains('\\') || f.starts_with('.') {
-            return Err(invalid(&path, format!("file name '{f}' must be a plain name")));
+            return Err(invalid(
+                &path,
+                format!("file name '{f}' must be a plain name"),
+            ));
         }
     }
     Ok(m)

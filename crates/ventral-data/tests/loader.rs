@@ -1,5 +1,7 @@
 //! pack → load round trip (property test) and loader determinism.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,11 +13,27 @@ use ventral_data::pack::{InputFormat, Layout, PackOptions, pack};
 use ventral_data::packed::{PackWriter, PackedDataset};
 use ventral_data::{Loader, LoaderConfig};
 
-fn write_npz(path: &std::path::Path, n: usize, h: usize, w: usize, c: usize, pixels: &[u8], labels: &[i64]) {
+fn write_npz(
+    path: &std::path::Path,
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    pixels: &[u8],
+    labels: &[i64],
+) {
     let f = std::fs::File::create(path).unwrap();
     let mut z = NpzWriter::new(f, false);
-    z.add("images", &NpyArray::new(vec![n, h, w, c], NpyData::U8(pixels.to_vec())).unwrap()).unwrap();
-    z.add("labels", &NpyArray::new(vec![n], NpyData::I64(labels.to_vec())).unwrap()).unwrap();
+    z.add(
+        "images",
+        &NpyArray::new(vec![n, h, w, c], NpyData::U8(pixels.to_vec())).unwrap(),
+    )
+    .unwrap();
+    z.add(
+        "labels",
+        &NpyArray::new(vec![n], NpyData::I64(labels.to_vec())).unwrap(),
+    )
+    .unwrap();
     z.finish().unwrap();
 }
 
@@ -73,7 +91,9 @@ proptest! {
 fn small_dataset(dir: &std::path::Path, n: usize) -> Arc<PackedDataset> {
     let mut w = PackWriter::create(dir, 8, 8, 3, vec!["a".into(), "b".into()], vec![]).unwrap();
     for i in 0..n {
-        let px: Vec<u8> = (0..8 * 8 * 3).map(|k| ((i * 31 + k * 7) % 256) as u8).collect();
+        let px: Vec<u8> = (0..8 * 8 * 3)
+            .map(|k| ((i * 31 + k * 7) % 256) as u8)
+            .collect();
         w.push(&px, (i % 2) as i64, vec![]).unwrap();
     }
     w.finish(None, BTreeMap::new()).unwrap();
@@ -107,7 +127,14 @@ fn batches_are_a_pure_function_of_seed_epoch_and_index() {
     // Another epoch gives another order.
     assert_ne!(loader.order(1), loader.order(2));
     // drop_last
-    let dl = Loader::new(ds, LoaderConfig { batch_size: 5, drop_last: true, ..cfg });
+    let dl = Loader::new(
+        ds,
+        LoaderConfig {
+            batch_size: 5,
+            drop_last: true,
+            ..cfg
+        },
+    );
     assert_eq!(dl.num_batches(), 4);
     // Dropping an iterator early does not hang.
     let mut it = dl.epoch(0, 0);

@@ -1,6 +1,8 @@
 //! Readers on small files: the checked-in HDF5/npz fixtures (made by
 //! `scripts/make_data_fixtures.py` with h5py/numpy) and files made here.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -149,7 +151,14 @@ fn npz_float_nhwc_with_other_keys() {
         split: Some("test".into()),
         ..Default::default()
     };
-    pack(InputFormat::Npz, &fixtures().join("nhwc_f32.npz"), out.path(), &opts, &quiet).unwrap();
+    pack(
+        InputFormat::Npz,
+        &fixtures().join("nhwc_f32.npz"),
+        out.path(),
+        &opts,
+        &quiet,
+    )
+    .unwrap();
     let ds = PackedDataset::open(&out.path().join("test")).unwrap();
     assert_eq!(ds.labels(), [2, 0, 1, 2, 0]);
     assert_eq!(ds.manifest().class_names, ["0", "1", "2"]);
@@ -165,7 +174,10 @@ fn npz_float_nhwc_with_other_keys() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("nhwc_f32.npz") && e.contains("'images'") && e.contains("x, y"), "{e}");
+    assert!(
+        e.contains("nhwc_f32.npz") && e.contains("'images'") && e.contains("x, y"),
+        "{e}"
+    );
 }
 
 fn cifar_record(label: u8, coarse: Option<u8>, seed: usize) -> Vec<u8> {
@@ -192,7 +204,14 @@ fn cifar10_folder_and_planes_to_hwc() {
     let names: String = (0..10).map(|i| format!("class{i}\n")).collect();
     fs::write(root.join("batches.meta.txt"), names + "\n").unwrap();
     let out = dir.path().join("packed");
-    pack(InputFormat::Cifar, &root, &out, &PackOptions::default(), &quiet).unwrap();
+    pack(
+        InputFormat::Cifar,
+        &root,
+        &out,
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap();
     let train = PackedDataset::open(&out.join("train")).unwrap();
     let test = PackedDataset::open(&out.join("test")).unwrap();
     assert_eq!(train.labels(), [0, 1, 2]);
@@ -213,7 +232,14 @@ fn cifar100_two_label_bytes() {
     b.extend(cifar_record(99, Some(19), 1));
     fs::write(&p, b).unwrap();
     let out = dir.path().join("packed");
-    pack(InputFormat::Cifar, &p, &out, &PackOptions::default(), &quiet).unwrap();
+    pack(
+        InputFormat::Cifar,
+        &p,
+        &out,
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap();
     let ds = PackedDataset::open(&out.join("train")).unwrap();
     assert_eq!(ds.labels(), [57, 99]);
     assert_eq!(ds.manifest().num_classes, 100);
@@ -236,23 +262,36 @@ fn cifar_wrong_lengths_are_named() {
             b.push(0);
         }
         fs::write(&p, &b).unwrap();
-        let e = pack(InputFormat::Cifar, &p, &dir.path().join("o"), &PackOptions::default(), &quiet)
-            .unwrap_err()
-            .to_string();
+        let e = pack(
+            InputFormat::Cifar,
+            &p,
+            &dir.path().join("o"),
+            &PackOptions::default(),
+            &quiet,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("data_batch_1.bin") && e.contains("3073"), "{e}");
     }
     // A label byte out of range (misaligned file).
     let p = dir.path().join("data_batch_2.bin");
     fs::write(&p, cifar_record(200, None, 0)).unwrap();
-    let e = pack(InputFormat::Cifar, &p, &dir.path().join("o"), &PackOptions::default(), &quiet)
-        .unwrap_err()
-        .to_string();
+    let e = pack(
+        InputFormat::Cifar,
+        &p,
+        &dir.path().join("o"),
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("label 200"), "{e}");
     assert!(!dir.path().join("o").join("train").exists());
 }
 
 fn write_png(path: &Path, w: u32, h: u32, v: u8) {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([v, (x * 10) as u8, (y * 10) as u8]));
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([v, (x * 10) as u8, (y * 10) as u8]));
     img.save_with_format(path, image::ImageFormat::Png).unwrap();
 }
 
@@ -269,12 +308,17 @@ fn imagefolder_ecoset_tree_with_a_broken_file() {
             }
             // A JPEG named .jpeg in a nested folder, and a non-image that is ignored.
             let img = image::RgbImage::from_pixel(16, 16, image::Rgb([200, 10, 10]));
-            img.save_with_format(d.join("sub").join("x.jpeg"), image::ImageFormat::Jpeg).unwrap();
+            img.save_with_format(d.join("sub").join("x.jpeg"), image::ImageFormat::Jpeg)
+                .unwrap();
             fs::write(d.join("notes.txt"), "ignore me").unwrap();
         }
     }
     // A truncated file in train/cat: rejected, not fatal (1 of 8 = 12.5 %).
-    fs::write(root.join("train/0001_cat/broken.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
+    fs::write(
+        root.join("train/0001_cat/broken.jpg"),
+        b"\xff\xd8\xff\xe0 truncated",
+    )
+    .unwrap();
     let out = dir.path().join("packed");
     let opts = PackOptions {
         image_size: Some(8),
@@ -304,7 +348,10 @@ fn imagefolder_ecoset_tree_with_a_broken_file() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("could not be decoded") && e.contains("broken.jpg"), "{e}");
+    assert!(
+        e.contains("could not be decoded") && e.contains("broken.jpg"),
+        "{e}"
+    );
     assert!(!out2.join("train").exists());
 }
 
@@ -312,11 +359,28 @@ fn imagefolder_ecoset_tree_with_a_broken_file() {
 fn existing_split_is_not_overwritten_without_flag() {
     let out = tempfile::tempdir().unwrap();
     let f = fixtures().join("nchw_u8.npz");
-    pack(InputFormat::Npz, &f, out.path(), &PackOptions::default(), &quiet).unwrap();
+    pack(
+        InputFormat::Npz,
+        &f,
+        out.path(),
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap();
     let before = fs::read(out.path().join("train/manifest.json")).unwrap();
-    let e = pack(InputFormat::Npz, &f, out.path(), &PackOptions::default(), &quiet).unwrap_err();
+    let e = pack(
+        InputFormat::Npz,
+        &f,
+        out.path(),
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
-    assert_eq!(fs::read(out.path().join("train/manifest.json")).unwrap(), before);
+    assert_eq!(
+        fs::read(out.path().join("train/manifest.json")).unwrap(),
+        before
+    );
     let opts = PackOptions {
         overwrite: true,
         ..Default::default()
@@ -344,7 +408,10 @@ fn bad_manifest_and_hash_mismatch() {
     fs::write(&img_path, &bytes).unwrap();
     let ds = PackedDataset::open(&split).unwrap();
     let e = ds.verify().unwrap_err().to_string();
-    assert!(e.contains("manifest.json") && e.contains("hash mismatch"), "{e}");
+    assert!(
+        e.contains("manifest.json") && e.contains("hash mismatch"),
+        "{e}"
+    );
     // Truncated images file.
     fs::write(&img_path, &bytes[..bytes.len() - 10]).unwrap();
     let e = PackedDataset::open(&split).unwrap_err().to_string();
@@ -352,10 +419,20 @@ fn bad_manifest_and_hash_mismatch() {
     // Manifest with a wrong class count, then not JSON at all.
     let mpath = split.join("manifest.json");
     let text = fs::read_to_string(&mpath).unwrap();
-    fs::write(&mpath, text.replace("\"num_classes\": 2", "\"num_classes\": 3")).unwrap();
+    fs::write(
+        &mpath,
+        text.replace("\"num_classes\": 2", "\"num_classes\": 3"),
+    )
+    .unwrap();
     let e = PackedDataset::open(&split).unwrap_err().to_string();
-    assert!(e.contains("manifest.json") && e.contains("num_classes"), "{e}");
+    assert!(
+        e.contains("manifest.json") && e.contains("num_classes"),
+        "{e}"
+    );
     fs::write(&mpath, "{ not json").unwrap();
     let e = PackedDataset::open(&split).unwrap_err().to_string();
-    assert!(e.contains("manifest.json") && e.contains("not a valid manifest"), "{e}");
+    assert!(
+        e.contains("manifest.json") && e.contains("not a valid manifest"),
+        "{e}"
+    );
 }

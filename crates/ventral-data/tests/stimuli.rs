@@ -1,5 +1,7 @@
 //! The synthetic stimulus set: deterministic for a seed, and learnable.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use ventral_data::packed::PackedDataset;
@@ -25,7 +27,12 @@ fn same_seed_same_bytes_different_seed_different() {
         assert_ne!(a.splits[i].1.blake3, c.splits[i].1.blake3);
     }
     // The stimulus-set files are byte-identical too (fixed ZIP timestamps).
-    for f in ["stimulus_set/stimulus_set.csv", "stimulus_set/stimulus_set.zip", "train/metadata.csv", "train/manifest.json"] {
+    for f in [
+        "stimulus_set/stimulus_set.csv",
+        "stimulus_set/stimulus_set.zip",
+        "train/metadata.csv",
+        "train/manifest.json",
+    ] {
         assert_eq!(
             std::fs::read(d.path().join("a").join(f)).unwrap(),
             std::fs::read(d.path().join("b").join(f)).unwrap(),
@@ -38,7 +45,11 @@ fn same_seed_same_bytes_different_seed_different() {
     for &l in ds.labels() {
         counts[l as usize] += 1;
     }
-    assert_eq!(counts.iter().max().unwrap() - counts.iter().min().unwrap(), 0, "{counts:?}");
+    assert_eq!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap(),
+        0,
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -55,9 +66,15 @@ fn metadata_and_stimulus_set_agree() {
         assert!(["low", "medium", "high"].contains(&r[col("variation")].as_str()));
     }
     // Low variation: canonical pose, no occluders.
-    let low: Vec<_> = rows.iter().filter(|r| r[col("variation")] == "low").collect();
+    let low: Vec<_> = rows
+        .iter()
+        .filter(|r| r[col("variation")] == "low")
+        .collect();
     assert!(!low.is_empty());
-    assert!(low.iter().all(|r| r[col("rxy")] == "0.0000" && r[col("occluded_fraction")] == "0.0000"));
+    assert!(
+        low.iter()
+            .all(|r| r[col("rxy")] == "0.0000" && r[col("occluded_fraction")] == "0.0000")
+    );
     let text = std::fs::read_to_string(d.path().join("stimulus_set/stimulus_set.csv")).unwrap();
     assert!(text.starts_with("stimulus_id,filename,split,"));
     assert_eq!(text.lines().count(), 81);
@@ -73,7 +90,11 @@ fn metadata_and_stimulus_set_agree() {
 }
 
 /// Ridge regression one-vs-rest on 8×8-pooled pixels, solved by Cholesky.
-fn ridge_accuracy(train: &PackedDataset, test: &PackedDataset, keep: &dyn Fn(&PackedDataset, usize) -> bool) -> f64 {
+fn ridge_accuracy(
+    train: &PackedDataset,
+    test: &PackedDataset,
+    keep: &dyn Fn(&PackedDataset, usize) -> bool,
+) -> f64 {
     let feat = |ds: &PackedDataset, i: usize| -> Vec<f64> {
         let [h, w, c] = ds.image_shape();
         let img = ds.image(i);
@@ -82,7 +103,8 @@ fn ridge_accuracy(train: &PackedDataset, test: &PackedDataset, keep: &dyn Fn(&Pa
         for y in 0..h {
             for x in 0..w {
                 for k in 0..c {
-                    f[((y / ph) * 8 + x / pw) * c + k] += img[(y * w + x) * c + k] as f64 / (255.0 * (ph * pw) as f64);
+                    f[((y / ph) * 8 + x / pw) * c + k] +=
+                        img[(y * w + x) * c + k] as f64 / (255.0 * (ph * pw) as f64);
                 }
             }
         }
@@ -111,7 +133,11 @@ fn ridge_accuracy(train: &PackedDataset, test: &PackedDataset, keep: &dyn Fn(&Pa
     for i in 0..d {
         for j in 0..=i {
             let s: f64 = (0..j).map(|m| l[i * d + m] * l[j * d + m]).sum();
-            l[i * d + j] = if i == j { (a[i * d + i] - s).sqrt() } else { (a[i * d + j] - s) / l[j * d + j] };
+            l[i * d + j] = if i == j {
+                (a[i * d + i] - s).sqrt()
+            } else {
+                (a[i * d + j] - s) / l[j * d + j]
+            };
         }
     }
     let mut wts = vec![0.0; d * k];
@@ -121,7 +147,11 @@ fn ridge_accuracy(train: &PackedDataset, test: &PackedDataset, keep: &dyn Fn(&Pa
             y[i] = (b[i * k + c] - (0..i).map(|m| l[i * d + m] * y[m]).sum::<f64>()) / l[i * d + i];
         }
         for i in (0..d).rev() {
-            wts[i * k + c] = (y[i] - (i + 1..d).map(|m| l[m * d + i] * wts[m * k + c]).sum::<f64>()) / l[i * d + i];
+            wts[i * k + c] = (y[i]
+                - (i + 1..d)
+                    .map(|m| l[m * d + i] * wts[m * k + c])
+                    .sum::<f64>())
+                / l[i * d + i];
         }
     }
     let te: Vec<usize> = (0..test.len()).filter(|&i| keep(test, i)).collect();
@@ -129,8 +159,12 @@ fn ridge_accuracy(train: &PackedDataset, test: &PackedDataset, keep: &dyn Fn(&Pa
         .iter()
         .filter(|&&i| {
             let f = feat(test, i);
-            let scores: Vec<f64> = (0..k).map(|c| (0..d).map(|p| f[p] * wts[p * k + c]).sum()).collect();
-            let pred = (0..k).max_by(|&x, &y| scores[x].total_cmp(&scores[y])).unwrap();
+            let scores: Vec<f64> = (0..k)
+                .map(|c| (0..d).map(|p| f[p] * wts[p * k + c]).sum())
+                .collect();
+            let pred = (0..k)
+                .max_by(|&x, &y| scores[x].total_cmp(&scores[y]))
+                .unwrap();
             pred as i64 == test.labels()[i]
         })
         .count();
@@ -154,13 +188,27 @@ fn categories_are_linearly_learnable_at_low_variation() {
     let test = PackedDataset::open(&d.path().join("test")).unwrap();
     let (head, _) = train.metadata().unwrap();
     let vcol = head.iter().position(|h| h == "variation").unwrap();
-    let levels = |ds: &PackedDataset| -> Vec<String> { ds.metadata().unwrap().1.into_iter().map(|r| r[vcol].clone()).collect() };
+    let levels = |ds: &PackedDataset| -> Vec<String> {
+        ds.metadata()
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|r| r[vcol].clone())
+            .collect()
+    };
     let (tr_lv, te_lv) = (levels(&train), levels(&test));
     let low = |ds: &PackedDataset, i: usize| {
-        let lv = if ds.len() == train.len() { &tr_lv } else { &te_lv };
+        let lv = if ds.len() == train.len() {
+            &tr_lv
+        } else {
+            &te_lv
+        };
         lv[i] == "low"
     };
     let acc = ridge_accuracy(&train, &test, &low);
     println!("linear classifier on pooled pixels, low variation: accuracy {acc:.3} (chance 0.125)");
-    assert!(acc > 0.35, "accuracy {acc} is not clearly above chance 0.125");
+    assert!(
+        acc > 0.35,
+        "accuracy {acc} is not clearly above chance 0.125"
+    );
 }

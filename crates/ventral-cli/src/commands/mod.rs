@@ -1,4 +1,4 @@
 pub mod inspect;
 pub mod pack;
-pub mod stimuli;
 pub mod sheet;
+pub mod stimuli;

@@ -58,8 +58,10 @@ pub fn run(a: Args) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let bar = Progress::new("pack", 0, "img");
-    let splits = pack(a.format, &a.input, &a.out, &opts, &|_, d, t| bar.update(d, t))
-        .with_context(|| format!("packing {}", a.input.display()))?;
+    let splits = pack(a.format, &a.input, &a.out, &opts, &|_, d, t| {
+        bar.update(d, t)
+    })
+    .with_context(|| format!("packing {}", a.input.display()))?;
     bar.finish();
     let secs = start.elapsed().as_secs_f64();
     let total: usize = splits.iter().map(|s| s.manifest.num_images).sum();

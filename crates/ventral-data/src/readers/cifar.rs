@@ -39,13 +39,16 @@ impl Variant {
     }
 }
 
+/// A record: (file, record index in the file, record bytes).
+type Record = (PathBuf, usize, Vec<u8>);
+
 /// One split: one or more batch files read fully into memory (CIFAR is small).
 #[derive(Debug)]
 pub struct CifarSplit {
     name: String,
     variant: Variant,
     /// (file, record index in file, record bytes)
-    records: Vec<(PathBuf, usize, Vec<u8>)>,
+    records: Vec<Record>,
 }
 
 fn variant_of(path: &Path, len: usize) -> Result<Variant> {
@@ -62,7 +65,10 @@ fn variant_of(path: &Path, len: usize) -> Result<Variant> {
     };
     let v = match by_name {
         Some(v) => v,
-        None => match (len % Variant::Cifar10.record() == 0, len % Variant::Cifar100.record() == 0) {
+        None => match (
+            len.is_multiple_of(Variant::Cifar10.record()),
+            len.is_multiple_of(Variant::Cifar100.record()),
+        ) {
             (true, false) => Variant::Cifar10,
             (false, true) => Variant::Cifar100,
             _ => {
@@ -75,7 +81,7 @@ fn variant_of(path: &Path, len: usize) -> Result<Variant> {
             }
         },
     };
-    if len == 0 || len % v.record() != 0 {
+    if len == 0 || !len.is_multiple_of(v.record()) {
         let expect = match (v, name.as_str()) {
             (Variant::Cifar10, _) => " (a CIFAR-10 batch is 30730000 bytes)".to_string(),
             (Variant::Cifar100, "train.bin") => " (CIFAR-100 train.bin is 153700000 bytes)".into(),
@@ -86,14 +92,18 @@ fn variant_of(path: &Path, len: usize) -> Result<Variant> {
             format!(
                 "{len} bytes is not a whole number of {}-byte {} records{expect}: truncated or not a CIFAR batch",
                 v.record(),
-                if v == Variant::Cifar10 { "CIFAR-10" } else { "CIFAR-100" }
+                if v == Variant::Cifar10 {
+                    "CIFAR-10"
+                } else {
+                    "CIFAR-100"
+                }
             ),
         ));
     }
     Ok(v)
 }
 
-fn load_file(path: &Path) -> Result<(Variant, Vec<(PathBuf, usize, Vec<u8>)>)> {
+fn load_file(path: &Path) -> Result<(Variant, Vec<Record>)> {
     let bytes = fs::read(path).map_err(io_at(path))?;
     let v = variant_of(path, bytes.len())?;
     let recs = bytes
@@ -117,7 +127,9 @@ fn load_file(path: &Path) -> Result<(Variant, Vec<(PathBuf, usize, Vec<u8>)>)> {
         if lab >= max {
             return Err(invalid(
                 path,
-                format!("record {i}: label {lab} is outside 0..{max}: not a CIFAR batch or misaligned"),
+                format!(
+                    "record {i}: label {lab} is outside 0..{max}: not a CIFAR batch or misaligned"
+                ),
             ));
         }
     }
@@ -182,7 +194,10 @@ pub fn open(input: &Path, split: Option<&str>) -> Result<SourceSet<CifarSplit>> 
         }
     } else {
         meta_dir = input.parent().map(Path::to_path_buf).unwrap_or_default();
-        groups.push((split.unwrap_or("train").to_string(), vec![input.to_path_buf()]));
+        groups.push((
+            split.unwrap_or("train").to_string(),
+            vec![input.to_path_buf()],
+        ));
     }
     let mut splits = Vec::new();
     let mut variant = None;
@@ -207,7 +222,8 @@ pub fn open(input: &Path, split: Option<&str>) -> Result<SourceSet<CifarSplit>> 
         Variant::Cifar10 => meta_dir.join("batches.meta.txt"),
         Variant::Cifar100 => meta_dir.join("fine_label_names.txt"),
     };
-    let class_names = read_names(&names_file, v.classes())?.unwrap_or_else(|| numbered_classes(v.classes()));
+    let class_names =
+        read_names(&names_file, v.classes())?.unwrap_or_else(|| numbered_classes(v.classes()));
     let mut source = BTreeMap::new();
     source.insert(
         "format".into(),

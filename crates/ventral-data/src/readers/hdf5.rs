@@ -47,20 +47,70 @@ fn read_numeric(path: &Path, ds: &Dataset, what: &str) -> Result<Vec<f64>> {
     let e = |err| h5err(path, what, err);
     let v: Vec<f64> = match ds.dtype() {
         Datatype::FixedPoint { size, signed, .. } => match (size, signed) {
-            (1, false) => ds.read_array::<u8>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (1, true) => ds.read_array::<i8>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (2, false) => ds.read_array::<u16>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (2, true) => ds.read_array::<i16>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (4, false) => ds.read_array::<u32>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (4, true) => ds.read_array::<i32>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (8, false) => ds.read_array::<u64>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            (8, true) => ds.read_array::<i64>().map_err(e)?.iter().map(|&x| x as f64).collect(),
-            _ => return Err(invalid(path, format!("{what}: unsupported integer size {size}"))),
+            (1, false) => ds
+                .read_array::<u8>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (1, true) => ds
+                .read_array::<i8>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (2, false) => ds
+                .read_array::<u16>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (2, true) => ds
+                .read_array::<i16>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (4, false) => ds
+                .read_array::<u32>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (4, true) => ds
+                .read_array::<i32>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (8, false) => ds
+                .read_array::<u64>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            (8, true) => ds
+                .read_array::<i64>()
+                .map_err(e)?
+                .iter()
+                .map(|&x| x as f64)
+                .collect(),
+            _ => {
+                return Err(invalid(
+                    path,
+                    format!("{what}: unsupported integer size {size}"),
+                ));
+            }
         },
-        Datatype::FloatingPoint { size: 4, .. } => {
-            ds.read_array::<f32>().map_err(e)?.iter().map(|&x| x as f64).collect()
+        Datatype::FloatingPoint { size: 4, .. } => ds
+            .read_array::<f32>()
+            .map_err(e)?
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
+        Datatype::FloatingPoint { size: 8, .. } => {
+            ds.read_array::<f64>().map_err(e)?.iter().copied().collect()
         }
-        Datatype::FloatingPoint { size: 8, .. } => ds.read_array::<f64>().map_err(e)?.iter().copied().collect(),
         other => {
             return Err(invalid(
                 path,
@@ -85,7 +135,9 @@ pub fn open(path: &Path, split: Option<&str>) -> Result<SourceSet<H5Split>> {
         .collect();
     let present: Vec<String> = groups
         .iter()
-        .filter(|g| file.dataset(&format!("/{g}/data")).is_ok() || SPLIT_ORDER.contains(&g.as_str()))
+        .filter(|g| {
+            file.dataset(&format!("/{g}/data")).is_ok() || SPLIT_ORDER.contains(&g.as_str())
+        })
         .cloned()
         .collect();
     let chosen: Vec<String> = match split {

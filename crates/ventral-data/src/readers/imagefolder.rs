@@ -65,7 +65,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// The class name of a class folder: ecoset's `0001_cat` gives `cat`.
 pub fn class_name(folder: &str) -> String {
     match folder.split_once('_') {
-        Some((num, rest)) if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() => {
+        Some((num, rest))
+            if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() =>
+        {
             rest.to_string()
         }
         _ => folder.to_string(),
@@ -81,9 +83,11 @@ pub fn open(root: &Path, split: Option<&str>) -> Result<SourceSet<FolderSplit>> 
         .cloned()
         .collect();
     let is_tree = !split_dirs.is_empty()
-        && split_dirs
-            .iter()
-            .all(|d| subdirs(&root.join(d)).map(|s| !s.is_empty()).unwrap_or(false));
+        && split_dirs.iter().all(|d| {
+            subdirs(&root.join(d))
+                .map(|s| !s.is_empty())
+                .unwrap_or(false)
+        });
     let layout: Vec<(String, PathBuf)> = if is_tree {
         let chosen: Vec<String> = match split {
             Some(s) if split_dirs.iter().any(|d| d == s) => vec![s.to_string()],
@@ -95,7 +99,10 @@ pub fn open(root: &Path, split: Option<&str>) -> Result<SourceSet<FolderSplit>> 
             }
             None => split_dirs,
         };
-        chosen.into_iter().map(|s| (s.clone(), root.join(s))).collect()
+        chosen
+            .into_iter()
+            .map(|s| (s.clone(), root.join(s)))
+            .collect()
     } else {
         vec![(split.unwrap_or("train").to_string(), root.to_path_buf())]
     };
@@ -125,7 +132,10 @@ pub fn open(root: &Path, split: Option<&str>) -> Result<SourceSet<FolderSplit>> 
             files.extend(found.into_iter().map(|p| (p, k as i64)));
         }
         if files.is_empty() {
-            return Err(invalid(&dir, "no .jpg, .jpeg or .png files in any class folder"));
+            return Err(invalid(
+                &dir,
+                "no .jpg, .jpeg or .png files in any class folder",
+            ));
         }
         splits.push(FolderSplit {
             name,

@@ -56,7 +56,10 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
         _ => return Err(bad()),
     };
     if n == 0 || h == 0 || w == 0 {
-        return Err(invalid(path, format!("array '{key}' is empty: shape {s:?}")));
+        return Err(invalid(
+            path,
+            format!("array '{key}' is empty: shape {s:?}"),
+        ));
     }
     let values = imgs
         .to_f64()
@@ -107,15 +110,12 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
     }
     let k = labels.iter().copied().max().unwrap_or(0) as usize + 1;
     let class_names = if z.contains(&opts.class_names_key) {
-        let names = z
-            .read(&opts.class_names_key)?
-            .to_strings()
-            .ok_or_else(|| {
-                invalid(
-                    path,
-                    format!("array '{}' must hold strings", opts.class_names_key),
-                )
-            })?;
+        let names = z.read(&opts.class_names_key)?.to_strings().ok_or_else(|| {
+            invalid(
+                path,
+                format!("array '{}' must hold strings", opts.class_names_key),
+            )
+        })?;
         if names.len() < k {
             return Err(invalid(
                 path,

@@ -176,7 +176,7 @@ pub fn generate(
         ));
     }
     let sizes = split_sizes(cfg);
-    if sizes.iter().any(|&n| n == 0) {
+    if sizes.contains(&0) {
         return Err(DataError::Usage(format!(
             "--num-images {} leaves an empty split (train/val/test = {sizes:?})",
             cfg.num_images
@@ -238,7 +238,7 @@ pub fn generate(
                         .stimulus_set
                         .then(|| encode_png(cfg.image_size, cfg.image_size, 3, &s.pixels));
                     let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if d % 256 == 0 || d == total {
+                    if d.is_multiple_of(256) || d == total {
                         progress(d, total);
                     }
                     (s, png.map(|r| r.unwrap_or_default()))

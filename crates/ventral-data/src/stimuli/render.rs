@@ -136,7 +136,9 @@ fn apply_t(m: &M3, p: V3) -> V3 {
 
 /// Hash-based value noise in [0, 1].
 fn hash2(x: i32, y: i32, seed: u32) -> f32 {
-    let mut h = (x as u32).wrapping_mul(0x27d4_eb2d) ^ (y as u32).wrapping_mul(0x1656_67b1) ^ seed.wrapping_mul(0x9e37_79b9);
+    let mut h = (x as u32).wrapping_mul(0x27d4_eb2d)
+        ^ (y as u32).wrapping_mul(0x1656_67b1)
+        ^ seed.wrapping_mul(0x9e37_79b9);
     h ^= h >> 15;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -227,7 +229,12 @@ impl Flat {
 }
 
 /// Render `obj` in `scene` at `size`×`size`; returns RGB8 HWC pixels and measures.
-pub fn render(obj: &Object, scene: &Scene, size: usize, rng: &mut ChaCha8Rng) -> (Vec<u8>, Measures) {
+pub fn render(
+    obj: &Object,
+    scene: &Scene,
+    size: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<u8>, Measures) {
     let n = size * size;
     let pix = 2.0 / size as f32; // pixel size in normalised units
     let coord = |i: usize| (i as f32 + 0.5) * pix - 1.0;
@@ -247,7 +254,12 @@ pub fn render(obj: &Object, scene: &Scene, size: usize, rng: &mut ChaCha8Rng) ->
             let t = ((fx * gc + fy * gs) * 0.5 + 0.5).clamp(0.0, 1.0);
             let base = bg_a * (1.0 - t) + bg_b * t;
             let nz = 0.5 * value_noise(fx * noise_freq, fy * noise_freq, noise_seed)
-                + 0.5 * value_noise(fx * noise_freq * 3.0, fy * noise_freq * 3.0, noise_seed ^ 0xabcd);
+                + 0.5
+                    * value_noise(
+                        fx * noise_freq * 3.0,
+                        fy * noise_freq * 3.0,
+                        noise_seed ^ 0xabcd,
+                    );
             img[y * size + x] = base * (0.7 + 0.6 * nz);
         }
     }
@@ -260,14 +272,20 @@ pub fn render(obj: &Object, scene: &Scene, size: usize, rng: &mut ChaCha8Rng) ->
 
     // --- object: ray-marched SDF, perspective camera at z = -6 looking along +z ---
     let r0 = mat_mul(&rot_x(20.0), &rot_y(35.0)); // canonical 3/4 view from slightly above
-    let rvar = mat_mul(&rot_z(scene.rxy), &mat_mul(&rot_y(scene.rxz), &rot_x(scene.ryz)));
+    let rvar = mat_mul(
+        &rot_z(scene.rxy),
+        &mat_mul(&rot_y(scene.rxz), &rot_x(scene.ryz)),
+    );
     let rot = mat_mul(&rvar, &r0); // object → world
     let s = scene.scale;
     let t = v3(scene.pos_x * 2.0, scene.pos_y * 2.0, 0.0);
     let eye = v3(0.0, 0.0, -6.0);
     let focal = 3.6; // half-width of 1.67 world units at z = 0: a unit-radius object spans 60 %
     let light = {
-        let (az, el) = (scene.light_azimuth.to_radians(), scene.light_elevation.to_radians());
+        let (az, el) = (
+            scene.light_azimuth.to_radians(),
+            scene.light_elevation.to_radians(),
+        );
         v3(el.cos() * az.sin(), el.sin(), -el.cos() * az.cos()).norm()
     };
     let bound_r = 1.02 * s;
@@ -369,7 +387,11 @@ pub fn render(obj: &Object, scene: &Scene, size: usize, rng: &mut ChaCha8Rng) ->
         .map(|(&a, &o)| if o { a } else { 0.0 })
         .sum();
     let measures = Measures {
-        occluded_fraction: if obj_area > 0.0 { hidden / obj_area } else { 0.0 },
+        occluded_fraction: if obj_area > 0.0 {
+            hidden / obj_area
+        } else {
+            0.0
+        },
         clutter_fraction: clutter_mask.iter().filter(|&&m| m).count() as f32 / n as f32,
         object_area_fraction: (obj_area - hidden) / n as f32,
     };
@@ -388,10 +410,16 @@ fn draw_flat(f: &Flat, size: usize, img: &mut [V3], mut mask: Option<&mut Vec<bo
     let pix = 2.0 / size as f32;
     let reach = f.a.max(f.b) + pix;
     let to_px = |v: f32| ((v + 1.0) / pix) as isize;
-    let (x0, x1) = (to_px(f.cx - reach).max(0), to_px(f.cx + reach).min(size as isize - 1));
+    let (x0, x1) = (
+        to_px(f.cx - reach).max(0),
+        to_px(f.cx + reach).min(size as isize - 1),
+    );
     // y grows downwards: image row for normalised y is (1 - y) / pix.
     let to_row = |v: f32| ((1.0 - v) / pix) as isize;
-    let (y0, y1) = (to_row(f.cy + reach).max(0), to_row(f.cy - reach).min(size as isize - 1));
+    let (y0, y1) = (
+        to_row(f.cy + reach).max(0),
+        to_row(f.cy - reach).min(size as isize - 1),
+    );
     for yy in y0..=y1 {
         for xx in x0..=x1 {
             let (x, y) = ((xx as f32 + 0.5) * pix - 1.0, 1.0 - (yy as f32 + 0.5) * pix);

@@ -44,10 +44,10 @@ impl V3 {
     pub fn max0(self) -> V3 {
         v3(self.x.max(0.0), self.y.max(0.0), self.z.max(0.0))
     }
-    pub fn mul(self, o: V3) -> V3 {
+    pub fn hadamard(self, o: V3) -> V3 {
         v3(self.x * o.x, self.y * o.y, self.z * o.z)
     }
-    pub fn div(self, o: V3) -> V3 {
+    pub fn elem_div(self, o: V3) -> V3 {
         v3(self.x / o.x, self.y / o.y, self.z / o.z)
     }
     pub fn max_elem(self) -> f32 {
@@ -77,12 +77,27 @@ impl std::ops::Mul<f32> for V3 {
 /// A primitive in object space.
 #[derive(Debug, Clone, Copy)]
 pub enum Prim {
-    Ellipsoid { c: V3, r: V3 },
+    Ellipsoid {
+        c: V3,
+        r: V3,
+    },
     /// Axis-aligned box of half-extents `b` with rounding `r`.
-    RoundBox { c: V3, b: V3, r: f32 },
-    Capsule { a: V3, b: V3, r: f32 },
+    RoundBox {
+        c: V3,
+        b: V3,
+        r: f32,
+    },
+    Capsule {
+        a: V3,
+        b: V3,
+        r: f32,
+    },
     /// Cylinder along z: radius `r`, half-depth `h`.
-    CylZ { c: V3, r: f32, h: f32 },
+    CylZ {
+        c: V3,
+        r: f32,
+        h: f32,
+    },
 }
 
 impl Prim {
@@ -92,8 +107,8 @@ impl Prim {
         match *self {
             Prim::Ellipsoid { c, r } => {
                 let q = p - c;
-                let k0 = q.div(r).len();
-                let k1 = q.div(r.mul(r)).len();
+                let k0 = q.elem_div(r).len();
+                let k1 = q.elem_div(r.hadamard(r)).len();
                 if k1 < 1e-9 {
                     -r.x.min(r.y).min(r.z)
                 } else {
@@ -217,53 +232,154 @@ pub fn object(category: usize, id: usize) -> Object {
             let (l, h, w) = (u(0.42, 0.6), u(0.17, 0.26), u(0.15, 0.22));
             let ll = u(0.25, 0.45);
             let y0 = 0.1;
-            parts.push((Ellipsoid { c: v3(0.0, y0, 0.0), r: v3(l, h, w) }, 0));
+            parts.push((
+                Ellipsoid {
+                    c: v3(0.0, y0, 0.0),
+                    r: v3(l, h, w),
+                },
+                0,
+            ));
             let lr = u(0.045, 0.075);
             for sx in [-1.0, 1.0] {
                 for sz in [-1.0, 1.0] {
                     let x = sx * (l - 0.13);
                     let z = sz * (w - 0.06);
-                    parts.push((Capsule { a: v3(x, y0 - h * 0.4, z), b: v3(x, y0 - h * 0.4 - ll, z), r: lr }, 0));
+                    parts.push((
+                        Capsule {
+                            a: v3(x, y0 - h * 0.4, z),
+                            b: v3(x, y0 - h * 0.4 - ll, z),
+                            r: lr,
+                        },
+                        0,
+                    ));
                 }
             }
             let hr = u(0.13, 0.21);
             let neck = u(0.05, 0.25);
             let head = v3(l + 0.1, y0 + h + neck, 0.0);
-            parts.push((Capsule { a: v3(l - 0.12, y0 + h * 0.3, 0.0), b: head, r: u(0.07, 0.11) }, 0));
-            parts.push((Ellipsoid { c: head + v3(0.06, 0.0, 0.0), r: v3(hr * u(1.0, 1.5), hr, hr * 0.9) }, 0));
+            parts.push((
+                Capsule {
+                    a: v3(l - 0.12, y0 + h * 0.3, 0.0),
+                    b: head,
+                    r: u(0.07, 0.11),
+                },
+                0,
+            ));
+            parts.push((
+                Ellipsoid {
+                    c: head + v3(0.06, 0.0, 0.0),
+                    r: v3(hr * u(1.0, 1.5), hr, hr * 0.9),
+                },
+                0,
+            ));
             for sz in [-1.0, 1.0] {
-                parts.push((Ellipsoid { c: head + v3(-0.02, hr * 0.9, sz * hr * 0.5), r: v3(0.04, u(0.06, 0.12), 0.03) }, 1));
+                parts.push((
+                    Ellipsoid {
+                        c: head + v3(-0.02, hr * 0.9, sz * hr * 0.5),
+                        r: v3(0.04, u(0.06, 0.12), 0.03),
+                    },
+                    1,
+                ));
             }
-            parts.push((Capsule { a: v3(-l + 0.05, y0 + h * 0.3, 0.0), b: v3(-l - u(0.15, 0.3), y0 + h + u(-0.1, 0.25), 0.0), r: 0.035 }, 1));
+            parts.push((
+                Capsule {
+                    a: v3(-l + 0.05, y0 + h * 0.3, 0.0),
+                    b: v3(-l - u(0.15, 0.3), y0 + h + u(-0.1, 0.25), 0.0),
+                    r: 0.035,
+                },
+                1,
+            ));
             smooth = 0.06;
         }
         // boats: hull, deck, cabin, optional mast and sail
         1 => {
             let (l, w) = (u(0.7, 0.95), u(0.2, 0.3));
-            parts.push((Ellipsoid { c: v3(0.0, -0.25, 0.0), r: v3(l, u(0.13, 0.2), w) }, 0));
-            parts.push((RoundBox { c: v3(0.0, -0.17, 0.0), b: v3(l * 0.85, 0.035, w * 0.8), r: 0.02 }, 1));
+            parts.push((
+                Ellipsoid {
+                    c: v3(0.0, -0.25, 0.0),
+                    r: v3(l, u(0.13, 0.2), w),
+                },
+                0,
+            ));
+            parts.push((
+                RoundBox {
+                    c: v3(0.0, -0.17, 0.0),
+                    b: v3(l * 0.85, 0.035, w * 0.8),
+                    r: 0.02,
+                },
+                1,
+            ));
             let cx = u(-0.35, 0.15);
             let ch = u(0.06, 0.16);
-            parts.push((RoundBox { c: v3(cx, -0.13 + ch, 0.0), b: v3(u(0.12, 0.3), ch, w * 0.6), r: 0.03 }, 0));
-            if id % 2 == 0 {
+            parts.push((
+                RoundBox {
+                    c: v3(cx, -0.13 + ch, 0.0),
+                    b: v3(u(0.12, 0.3), ch, w * 0.6),
+                    r: 0.03,
+                },
+                0,
+            ));
+            if id.is_multiple_of(2) {
                 let top = u(0.55, 0.85);
-                parts.push((Capsule { a: v3(0.1, -0.15, 0.0), b: v3(0.1, top, 0.0), r: 0.025 }, 1));
-                parts.push((RoundBox { c: v3(-0.12, (top - 0.05) * 0.55, 0.0), b: v3(u(0.14, 0.26), top * 0.4, 0.012), r: 0.005 }, 1));
+                parts.push((
+                    Capsule {
+                        a: v3(0.1, -0.15, 0.0),
+                        b: v3(0.1, top, 0.0),
+                        r: 0.025,
+                    },
+                    1,
+                ));
+                parts.push((
+                    RoundBox {
+                        c: v3(-0.12, (top - 0.05) * 0.55, 0.0),
+                        b: v3(u(0.14, 0.26), top * 0.4, 0.012),
+                        r: 0.005,
+                    },
+                    1,
+                ));
             } else {
-                parts.push((CylZ { c: v3(cx - 0.05, 0.12 + ch, 0.0), r: 0.05, h: 0.05 }, 1));
+                parts.push((
+                    CylZ {
+                        c: v3(cx - 0.05, 0.12 + ch, 0.0),
+                        r: 0.05,
+                        h: 0.05,
+                    },
+                    1,
+                ));
             }
         }
         // cars: body, cabin, four wheels
         2 => {
             let (l, h, w) = (u(0.6, 0.8), u(0.11, 0.17), u(0.28, 0.36));
             let y0 = -0.05;
-            parts.push((RoundBox { c: v3(0.0, y0, 0.0), b: v3(l, h, w), r: 0.06 }, 0));
+            parts.push((
+                RoundBox {
+                    c: v3(0.0, y0, 0.0),
+                    b: v3(l, h, w),
+                    r: 0.06,
+                },
+                0,
+            ));
             let chh = u(0.09, 0.16);
-            parts.push((RoundBox { c: v3(u(-0.2, 0.05), y0 + h + chh - 0.03, 0.0), b: v3(l * u(0.35, 0.6), chh, w * 0.85), r: 0.05 }, 1));
+            parts.push((
+                RoundBox {
+                    c: v3(u(-0.2, 0.05), y0 + h + chh - 0.03, 0.0),
+                    b: v3(l * u(0.35, 0.6), chh, w * 0.85),
+                    r: 0.05,
+                },
+                1,
+            ));
             let wr = u(0.11, 0.16);
             for sx in [-1.0, 1.0] {
                 for sz in [-1.0, 1.0] {
-                    parts.push((CylZ { c: v3(sx * l * 0.62, y0 - h, sz * w), r: wr, h: 0.055 }, 1));
+                    parts.push((
+                        CylZ {
+                            c: v3(sx * l * 0.62, y0 - h, sz * w),
+                            r: wr,
+                            h: 0.055,
+                        },
+                        1,
+                    ));
                 }
             }
         }
@@ -272,85 +388,253 @@ pub fn object(category: usize, id: usize) -> Object {
             let s = u(0.28, 0.4);
             let ll = u(0.22, 0.36);
             let bh = u(0.28, 0.45);
-            parts.push((RoundBox { c: v3(0.0, 0.0, 0.0), b: v3(s, 0.04, s), r: 0.015 }, 0));
-            parts.push((RoundBox { c: v3(-s + 0.035, bh + 0.02, 0.0), b: v3(0.035, bh, s), r: 0.015 }, 0));
+            parts.push((
+                RoundBox {
+                    c: v3(0.0, 0.0, 0.0),
+                    b: v3(s, 0.04, s),
+                    r: 0.015,
+                },
+                0,
+            ));
+            parts.push((
+                RoundBox {
+                    c: v3(-s + 0.035, bh + 0.02, 0.0),
+                    b: v3(0.035, bh, s),
+                    r: 0.015,
+                },
+                0,
+            ));
             for sx in [-1.0, 1.0] {
                 for sz in [-1.0, 1.0] {
-                    parts.push((RoundBox { c: v3(sx * (s - 0.04), -ll, sz * (s - 0.04)), b: v3(0.03, ll, 0.03), r: 0.01 }, 1));
+                    parts.push((
+                        RoundBox {
+                            c: v3(sx * (s - 0.04), -ll, sz * (s - 0.04)),
+                            b: v3(0.03, ll, 0.03),
+                            r: 0.01,
+                        },
+                        1,
+                    ));
                 }
             }
             if id % 2 == 1 {
                 for sz in [-1.0, 1.0] {
-                    parts.push((RoundBox { c: v3(0.0, 0.2, sz * (s - 0.02)), b: v3(s * 0.9, 0.025, 0.03), r: 0.01 }, 1));
+                    parts.push((
+                        RoundBox {
+                            c: v3(0.0, 0.2, sz * (s - 0.02)),
+                            b: v3(s * 0.9, 0.025, 0.03),
+                            r: 0.01,
+                        },
+                        1,
+                    ));
                 }
             }
         }
         // faces: head facing the camera (-z), eyes, nose, ears, mouth, hair
         4 => {
             let r = v3(u(0.36, 0.46), u(0.5, 0.62), u(0.4, 0.5));
-            parts.push((Ellipsoid { c: v3(0.0, 0.0, 0.0), r }, 0));
+            parts.push((
+                Ellipsoid {
+                    c: v3(0.0, 0.0, 0.0),
+                    r,
+                },
+                0,
+            ));
             let ex = u(0.13, 0.2);
             let er = u(0.055, 0.085);
             for sx in [-1.0, 1.0] {
-                parts.push((Ellipsoid { c: v3(sx * ex, 0.1, -r.z * 0.8), r: v3(er, er * 0.8, er * 0.6) }, 1));
-                parts.push((Ellipsoid { c: v3(sx * r.x, 0.02, 0.0), r: v3(0.05, u(0.1, 0.15), 0.09) }, 0));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(sx * ex, 0.1, -r.z * 0.8),
+                        r: v3(er, er * 0.8, er * 0.6),
+                    },
+                    1,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(sx * r.x, 0.02, 0.0),
+                        r: v3(0.05, u(0.1, 0.15), 0.09),
+                    },
+                    0,
+                ));
             }
-            parts.push((Ellipsoid { c: v3(0.0, -0.05, -r.z * 0.95), r: v3(0.055, u(0.09, 0.14), u(0.08, 0.12)) }, 0));
-            parts.push((RoundBox { c: v3(0.0, -r.y * 0.5, -r.z * 0.8), b: v3(u(0.09, 0.17), 0.025, 0.05), r: 0.02 }, 1));
-            parts.push((Ellipsoid { c: v3(0.0, r.y * u(0.25, 0.4), r.z * 0.1), r: v3(r.x * 1.04, r.y * 0.72, r.z * 1.0) }, 1));
+            parts.push((
+                Ellipsoid {
+                    c: v3(0.0, -0.05, -r.z * 0.95),
+                    r: v3(0.055, u(0.09, 0.14), u(0.08, 0.12)),
+                },
+                0,
+            ));
+            parts.push((
+                RoundBox {
+                    c: v3(0.0, -r.y * 0.5, -r.z * 0.8),
+                    b: v3(u(0.09, 0.17), 0.025, 0.05),
+                    r: 0.02,
+                },
+                1,
+            ));
+            parts.push((
+                Ellipsoid {
+                    c: v3(0.0, r.y * u(0.25, 0.4), r.z * 0.1),
+                    r: v3(r.x * 1.04, r.y * 0.72, r.z * 1.0),
+                },
+                1,
+            ));
             smooth = 0.04;
         }
         // fruits: apple, pear, banana, lemon (by object id), with stem and leaf
-        5 => {
-            match id % 4 {
-                0 => {
-                    let r = u(0.42, 0.55);
-                    parts.push((Ellipsoid { c: v3(0.0, 0.0, 0.0), r: v3(r, r * u(0.85, 0.95), r) }, 0));
-                    parts.push((Capsule { a: v3(0.0, r * 0.8, 0.0), b: v3(0.05, r + 0.18, 0.0), r: 0.025 }, 1));
-                    parts.push((Ellipsoid { c: v3(0.13, r + 0.12, 0.0), r: v3(0.12, 0.02, 0.06) }, 1));
-                }
-                1 => {
-                    parts.push((Ellipsoid { c: v3(0.0, -0.2, 0.0), r: v3(0.4, 0.38, 0.4) }, 0));
-                    parts.push((Ellipsoid { c: v3(0.0, 0.25, 0.0), r: v3(0.24, 0.3, 0.24) }, 0));
-                    parts.push((Capsule { a: v3(0.0, 0.5, 0.0), b: v3(-0.04, 0.7, 0.0), r: 0.025 }, 1));
-                    smooth = 0.15;
-                }
-                2 => {
-                    let bend = u(0.2, 0.4);
-                    let pts: Vec<V3> = (0..5)
-                        .map(|i| {
-                            let t = i as f32 / 4.0 * 2.0 - 1.0;
-                            v3(t * 0.7, bend * (1.0 - t * t) - bend * 0.5, 0.0)
-                        })
-                        .collect();
-                    for k in 0..4 {
-                        let r = 0.14 * (1.0 - 0.25 * ((k as f32 - 1.5).abs() / 1.5));
-                        parts.push((Capsule { a: pts[k], b: pts[k + 1], r }, 0));
-                    }
-                    parts.push((Capsule { a: pts[4], b: pts[4] + v3(0.08, 0.06, 0.0), r: 0.04 }, 1));
-                    smooth = 0.05;
-                }
-                _ => {
-                    parts.push((Ellipsoid { c: v3(0.0, 0.0, 0.0), r: v3(u(0.5, 0.6), 0.38, 0.38) }, 0));
-                    parts.push((Ellipsoid { c: v3(0.55, 0.0, 0.0), r: v3(0.1, 0.08, 0.08) }, 0));
-                    parts.push((Ellipsoid { c: v3(-0.55, 0.0, 0.0), r: v3(0.1, 0.08, 0.08) }, 1));
-                    smooth = 0.08;
-                }
+        5 => match id % 4 {
+            0 => {
+                let r = u(0.42, 0.55);
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.0, 0.0, 0.0),
+                        r: v3(r, r * u(0.85, 0.95), r),
+                    },
+                    0,
+                ));
+                parts.push((
+                    Capsule {
+                        a: v3(0.0, r * 0.8, 0.0),
+                        b: v3(0.05, r + 0.18, 0.0),
+                        r: 0.025,
+                    },
+                    1,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.13, r + 0.12, 0.0),
+                        r: v3(0.12, 0.02, 0.06),
+                    },
+                    1,
+                ));
             }
-        }
+            1 => {
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.0, -0.2, 0.0),
+                        r: v3(0.4, 0.38, 0.4),
+                    },
+                    0,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.0, 0.25, 0.0),
+                        r: v3(0.24, 0.3, 0.24),
+                    },
+                    0,
+                ));
+                parts.push((
+                    Capsule {
+                        a: v3(0.0, 0.5, 0.0),
+                        b: v3(-0.04, 0.7, 0.0),
+                        r: 0.025,
+                    },
+                    1,
+                ));
+                smooth = 0.15;
+            }
+            2 => {
+                let bend = u(0.2, 0.4);
+                let pts: Vec<V3> = (0..5)
+                    .map(|i| {
+                        let t = i as f32 / 4.0 * 2.0 - 1.0;
+                        v3(t * 0.7, bend * (1.0 - t * t) - bend * 0.5, 0.0)
+                    })
+                    .collect();
+                for k in 0..4 {
+                    let r = 0.14 * (1.0 - 0.25 * ((k as f32 - 1.5).abs() / 1.5));
+                    parts.push((
+                        Capsule {
+                            a: pts[k],
+                            b: pts[k + 1],
+                            r,
+                        },
+                        0,
+                    ));
+                }
+                parts.push((
+                    Capsule {
+                        a: pts[4],
+                        b: pts[4] + v3(0.08, 0.06, 0.0),
+                        r: 0.04,
+                    },
+                    1,
+                ));
+                smooth = 0.05;
+            }
+            _ => {
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.0, 0.0, 0.0),
+                        r: v3(u(0.5, 0.6), 0.38, 0.38),
+                    },
+                    0,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.55, 0.0, 0.0),
+                        r: v3(0.1, 0.08, 0.08),
+                    },
+                    0,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(-0.55, 0.0, 0.0),
+                        r: v3(0.1, 0.08, 0.08),
+                    },
+                    1,
+                ));
+                smooth = 0.08;
+            }
+        },
         // planes: fuselage, wings, fin, stabiliser, optional engines
         6 => {
             let f = u(0.7, 0.85);
             let fr = u(0.08, 0.12);
-            parts.push((Capsule { a: v3(-f, 0.0, 0.0), b: v3(f, 0.0, 0.0), r: fr }, 0));
+            parts.push((
+                Capsule {
+                    a: v3(-f, 0.0, 0.0),
+                    b: v3(f, 0.0, 0.0),
+                    r: fr,
+                },
+                0,
+            ));
             let span = u(0.6, 0.85);
             let wx = u(-0.05, 0.12);
-            parts.push((RoundBox { c: v3(wx, -0.02, 0.0), b: v3(u(0.1, 0.2), 0.018, span), r: 0.01 }, 0));
-            parts.push((RoundBox { c: v3(-f + 0.06, fr + u(0.1, 0.2) * 0.5, 0.0), b: v3(0.09, u(0.12, 0.22), 0.015), r: 0.01 }, 1));
-            parts.push((RoundBox { c: v3(-f + 0.06, 0.02, 0.0), b: v3(0.07, 0.015, u(0.18, 0.3)), r: 0.01 }, 1));
-            if id % 2 == 0 {
+            parts.push((
+                RoundBox {
+                    c: v3(wx, -0.02, 0.0),
+                    b: v3(u(0.1, 0.2), 0.018, span),
+                    r: 0.01,
+                },
+                0,
+            ));
+            parts.push((
+                RoundBox {
+                    c: v3(-f + 0.06, fr + u(0.1, 0.2) * 0.5, 0.0),
+                    b: v3(0.09, u(0.12, 0.22), 0.015),
+                    r: 0.01,
+                },
+                1,
+            ));
+            parts.push((
+                RoundBox {
+                    c: v3(-f + 0.06, 0.02, 0.0),
+                    b: v3(0.07, 0.015, u(0.18, 0.3)),
+                    r: 0.01,
+                },
+                1,
+            ));
+            if id.is_multiple_of(2) {
                 for sz in [-1.0, 1.0] {
-                    parts.push((Capsule { a: v3(wx - 0.05, -0.09, sz * span * 0.45), b: v3(wx + 0.18, -0.09, sz * span * 0.45), r: 0.055 }, 1));
+                    parts.push((
+                        Capsule {
+                            a: v3(wx - 0.05, -0.09, sz * span * 0.45),
+                            b: v3(wx + 0.18, -0.09, sz * span * 0.45),
+                            r: 0.055,
+                        },
+                        1,
+                    ));
                 }
             }
         }
@@ -358,22 +642,53 @@ pub fn object(category: usize, id: usize) -> Object {
         _ => {
             let (l, w) = (u(0.55, 0.8), u(0.3, 0.55));
             let top = 0.25;
-            parts.push((RoundBox { c: v3(0.0, top, 0.0), b: v3(l, 0.035, w), r: 0.015 }, 0));
+            parts.push((
+                RoundBox {
+                    c: v3(0.0, top, 0.0),
+                    b: v3(l, 0.035, w),
+                    r: 0.015,
+                },
+                0,
+            ));
             let lh = u(0.3, 0.45);
-            if id % 2 == 0 {
+            if id.is_multiple_of(2) {
                 for sx in [-1.0, 1.0] {
                     for sz in [-1.0, 1.0] {
-                        parts.push((RoundBox { c: v3(sx * (l - 0.06), top - lh, sz * (w - 0.06)), b: v3(0.03, lh, 0.03), r: 0.01 }, 1));
+                        parts.push((
+                            RoundBox {
+                                c: v3(sx * (l - 0.06), top - lh, sz * (w - 0.06)),
+                                b: v3(0.03, lh, 0.03),
+                                r: 0.01,
+                            },
+                            1,
+                        ));
                     }
                 }
             } else {
-                parts.push((Capsule { a: v3(0.0, top, 0.0), b: v3(0.0, top - 2.0 * lh, 0.0), r: 0.05 }, 1));
-                parts.push((Ellipsoid { c: v3(0.0, top - 2.0 * lh, 0.0), r: v3(0.3, 0.03, 0.3) }, 1));
+                parts.push((
+                    Capsule {
+                        a: v3(0.0, top, 0.0),
+                        b: v3(0.0, top - 2.0 * lh, 0.0),
+                        r: 0.05,
+                    },
+                    1,
+                ));
+                parts.push((
+                    Ellipsoid {
+                        c: v3(0.0, top - 2.0 * lh, 0.0),
+                        r: v3(0.3, 0.03, 0.3),
+                    },
+                    1,
+                ));
             }
         }
     }
     // Fit to the unit sphere.
-    let bound = parts.iter().map(|(p, _)| p.bound()).fold(0.0f32, f32::max).max(1e-3);
+    let bound = parts
+        .iter()
+        .map(|(p, _)| p.bound())
+        .fold(0.0f32, f32::max)
+        .max(1e-3);
     let k = 1.0 / bound;
     let parts = parts.into_iter().map(|(p, m)| (p.scaled(k), m)).collect();
     // Colours from one palette shared by all categories, so colour does not give the category.

@@ -1,0 +1,146 @@
+//! The `ventral` binary end to end: generate, inspect (text and JSON), verify, pack, and exit
+//! code 2 with a message naming the file on bad input.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ventral(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(args)
+        .output()
+        .expect("run ventral")
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn stimuli_inspect_json_and_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("stim");
+    let o = ventral(&[
+        "stimuli",
+        "--out",
+        s(&out),
+        "--num-images",
+        "60",
+        "--image-size",
+        "32",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("generated 60 images") && text.contains("train: 48 images"),
+        "{text}"
+    );
+
+    let o = ventral(&["inspect", s(&out.join("train")), "--json", "--verify"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["num_images"], 48);
+    assert_eq!(v["height"], 32);
+    assert_eq!(v["width"], 32);
+    assert_eq!(v["channels"], 3);
+    assert_eq!(v["num_classes"], 8);
+    assert_eq!(v["class_names"][4], "faces");
+    assert_eq!(v["blake3"].as_str().unwrap().len(), 64);
+    assert_eq!(v["verified"], true);
+
+    // The root: one object with totals and the splits.
+    let o = ventral(&["inspect", s(&out), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["num_images"], 60);
+    assert_eq!(v["splits"].as_array().unwrap().len(), 3);
+
+    // Existing output is refused and left intact.
+    let o = ventral(&["stimuli", "--out", s(&out), "--num-images", "60"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    assert!(out.join("train/manifest.json").exists());
+
+    // Corrupt one byte: --verify fails with exit 2 naming the manifest.
+    let img = out.join("train/images.npy");
+    let mut b = std::fs::read(&img).unwrap();
+    let k = b.len() - 100;
+    b[k] = b[k].wrapping_add(1);
+    std::fs::write(&img, b).unwrap();
+    let o = ventral(&["inspect", s(&out.join("train")), "--verify"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("manifest.json") && err.contains("hash mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pack_every_format_from_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("h5");
+    let o = ventral(&[
+        "pack",
+        "--format",
+        "hdf5",
+        s(&fixtures().join("miniecoset_8px.h5")),
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("testplus: 6 images"));
+    let o = ventral(&[
+        "pack",
+        "--format",
+        "npz",
+        s(&fixtures().join("nhwc_f32.npz")),
+        "--out",
+        s(&d.path().join("npz")),
+        "--images-key",
+        "x",
+        "--labels-key",
+        "y",
+        "--image-size",
+        "12",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ventral(&["inspect", s(&d.path().join("npz/train")), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["height"], 12);
+}
+
+#[test]
+fn bad_input_exits_2_and_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("broken.h5");
+    std::fs::write(&bad, b"\x89HDF\r\n\x1a\nthis is not really hdf5").unwrap();
+    let out = d.path().join("out");
+    let o = ventral(&["pack", "--format", "hdf5", s(&bad), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("broken.h5"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("train").exists());
+
+    let o = ventral(&[
+        "pack",
+        "--format",
+        "cifar",
+        s(&d.path().join("missing.bin")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.bin"));
+
+    let o = ventral(&["inspect", s(d.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a packed dataset"));
+}
