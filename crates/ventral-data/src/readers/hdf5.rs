@@ -309,7 +309,7 @@ impl SplitSource for H5Split {
                 all(self.c),
             ],
         };
-        let arr = self.data.read_slice::<u8>(&sel).map_err(|e| {
+        let arr = self.data.read_slice_parallel::<u8>(&sel).map_err(|e| {
             h5err(
                 &self.path,
                 &format!("cannot read /{}/data rows {start}..{end}", self.name),
