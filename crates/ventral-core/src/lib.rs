@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod hash;
 pub mod npy;
 pub mod rng;
+pub mod safetensors;
 
 pub use atomic::{AtomicDir, write_atomic, write_bytes_atomic};
 pub use npy::{NpyArray, NpyData, NpyError};

@@ -1,0 +1,24 @@
+//! Runtime device selection: `cpu` (burn's pure-Rust flex backend), `cuda:N`, `wgpu`.
+
+use burn::tensor::Device;
+
+use crate::error::{ModelError, Result};
+
+/// Parse a device name. CUDA and wgpu need the `cuda` / `wgpu` cargo features.
+pub fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" | "flex" => Ok(Device::flex()),
+        #[cfg(feature = "cuda")]
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let idx: usize = s
+                .strip_prefix("cuda:")
+                .map(|i| i.parse().map_err(|_| ModelError::Device(s.to_string())))
+                .transpose()?
+                .unwrap_or(0);
+            Ok(Device::cuda(idx))
+        }
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu()),
+        other => Err(ModelError::Device(other.to_string())),
+    }
+}

@@ -1,0 +1,19 @@
+//! Model errors: bad configurations and weight files, each naming the file or key.
+
+use thiserror::Error;
+
+/// An error configuring a model or loading its weights.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("invalid model configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Safetensors(#[from] ventral_core::safetensors::SafetensorsError),
+    #[error("{path}: {msg}")]
+    Weights { path: String, msg: String },
+    #[error("unknown device '{0}' (expected cpu, cuda:N or wgpu, and a build with that feature)")]
+    Device(String),
+}
+
+/// Result with [`ModelError`].
+pub type Result<T> = std::result::Result<T, ModelError>;

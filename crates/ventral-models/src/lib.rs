@@ -1,0 +1,18 @@
+//! Models of ventral on burn 0.22: the BLT family of Thorat, Doerig & Kietzmann (2023) with
+//! PyTorch-compatible parameter names, parameter I/O by name (safetensors), deterministic
+//! initialisation from named random streams, and size accounting.
+//!
+//! Tensors follow burn 0.22's backend-free `Tensor<D>` with a runtime [`burn::tensor::Device`];
+//! the default is the pure-Rust `flex` CPU backend.
+
+pub mod blt;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod layers;
+pub mod params;
+pub mod size;
+
+pub use blt::{Blt, BltOutput};
+pub use config::{BltConfig, Interaction, LtPosition, ModelConfig, NormKind};
+pub use error::{ModelError, Result};
