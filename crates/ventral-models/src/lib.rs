@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod layers;
 pub mod params;
+pub mod registry;
 pub mod size;
 
 pub use blt::{Blt, BltOutput};

@@ -1,0 +1,67 @@
+//! One test over every registered model at small size: forward, backward, every used
+//! parameter receives a finite gradient, unused ones are exactly those flagged, output shapes.
+
+#![allow(clippy::unwrap_used)]
+
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use ventral_models::config::ModelConfig;
+use ventral_models::{Blt, params, registry, size};
+
+#[test]
+fn every_registered_model_runs_and_learns() {
+    let device = Device::flex().autodiff();
+    for entry in registry::entries() {
+        let ModelConfig::Blt(mut cfg) = entry.config.clone();
+        // Small: narrow layers, few classes, at most 3 steps, 2 images.
+        cfg.channels = vec![4, 4, 8, 8, 8];
+        cfg.num_classes = 5;
+        cfg.timesteps = cfg.timesteps.min(3);
+        let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 1);
+        let s = cfg.image_size;
+        let x = Tensor::<4>::random([2, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
+        let out = model.forward(x);
+        assert_eq!(out.log_probs.len(), cfg.timesteps, "{}", entry.name);
+        let mut loss: Option<Tensor<1>> = None;
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &device);
+        for (lp, rep) in out.log_probs.iter().zip(&out.representations) {
+            assert_eq!(lp.dims(), [2, 5], "{}", entry.name);
+            assert_eq!(rep.dims(), [2, 8], "{}", entry.name);
+            let l = lp.clone().gather(1, y.clone().reshape([2, 1])).mean().neg();
+            loss = Some(match loss { None => l, Some(a) => a + l });
+        }
+        let loss = loss.unwrap();
+        let lv: f32 = loss.clone().into_scalar();
+        assert!(lv.is_finite(), "{}: loss {lv}", entry.name);
+        let grads = params::gradients(&model, &loss.backward());
+        let listed = params::list(&model);
+        let report = size::blt_size(&cfg, &listed);
+        let unused: Vec<&str> = report.unused.iter().map(|u| u.0.as_str()).collect();
+        for p in &listed {
+            let got = grads.get(&p.name);
+            if unused.contains(&p.name.as_str()) {
+                let g = got.map(|g| g.1.iter().all(|v| *v == 0.0)).unwrap_or(true);
+                assert!(g, "{}: {} is flagged unused but has a gradient", entry.name, p.name);
+                continue;
+            }
+            let (_, g) = got.unwrap_or_else(|| panic!("{}: no gradient for {}", entry.name, p.name));
+            assert!(g.iter().all(|v| v.is_finite()), "{}: non-finite gradient for {}", entry.name, p.name);
+            assert!(g.iter().any(|v| *v != 0.0), "{}: zero gradient for {}", entry.name, p.name);
+        }
+    }
+}
+
+#[test]
+fn reference_parameter_counts() {
+    // Counts of the reference (PyTorch trainable parameters, 64 px, LN, no classifier bias),
+    // from domain.md §1.2: B 2,602,880; L 5,998,464; T-only 4,151,168; L+T 7,546,752.
+    let device = Device::flex();
+    for (name, want) in [("blt64_b", 2_602_880), ("blt64_l", 5_998_464), ("blt64_t", 4_151_168), ("blt64_lt", 7_546_752)] {
+        let ModelConfig::Blt(cfg) = registry::get(name).unwrap().config;
+        let m = Blt::init(&cfg, &device).unwrap();
+        let n: usize = params::list(&m).iter().map(|p| p.shape.iter().product::<usize>()).sum();
+        assert_eq!(n, want, "{name}");
+        let r = size::blt_size(&cfg, &params::list(&m));
+        assert_eq!(r.params_total, want);
+        assert_eq!(r.units_per_step, 492_032);
+    }
+}
