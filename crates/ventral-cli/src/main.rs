@@ -33,6 +33,14 @@ enum Command {
     Pack(commands::pack::Args),
     /// Print the summary of a packed dataset (one split or a root of splits).
     Inspect(commands::inspect::Args),
+    /// List the registered models with their sizes.
+    Models(commands::models::ModelsArgs),
+    /// Parameters by connection type, units and FLOPs of a model.
+    Size(commands::models::SizeArgs),
+    /// Train a model from a configuration (resumable).
+    Train(commands::train::Args),
+    /// Record a model's outputs and representations on an image array.
+    Record(commands::record::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,12 +49,23 @@ fn main() -> ExitCode {
         Command::Stimuli(a) => commands::stimuli::run(a),
         Command::Pack(a) => commands::pack::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Models(a) => commands::models::run_models(a),
+        Command::Size(a) => commands::models::run_size(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Record(a) => commands::record::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            let code = match e.downcast_ref::<ventral_train::TrainError>() {
+                Some(ventral_train::TrainError::Interrupted(_)) => {
+                    commands::train::EXIT_INTERRUPTED
+                }
+                Some(ventral_train::TrainError::Diverged(_)) => commands::train::EXIT_DIVERGED,
+                _ => 2,
+            };
+            ExitCode::from(code)
         }
     }
 }

@@ -1036,3 +1036,79 @@ mod tests {
         assert!(e.contains("a.npz") && e.contains("labels"), "{e}");
     }
 }
+
+/// Reads rows (slices along the first axis) of a large `.npy` file without loading it whole.
+#[derive(Debug)]
+pub struct NpyRowReader {
+    path: PathBuf,
+    file: File,
+    header: NpyHeader,
+    row_elems: usize,
+}
+
+impl NpyRowReader {
+    /// Open `path` and check that its size matches its header.
+    pub fn open(path: &Path) -> Result<Self, NpyError> {
+        let header = read_npy_header(path)?;
+        let fmt = |msg: String| NpyError::Format {
+            path: path.display().to_string(),
+            msg,
+        };
+        if header.fortran_order && header.shape.len() > 1 {
+            return Err(fmt(
+                "Fortran-ordered arrays cannot be read by rows; save with np.ascontiguousarray"
+                    .into(),
+            ));
+        }
+        if header.shape.is_empty() {
+            return Err(fmt("a 0-d array has no rows".into()));
+        }
+        let file = File::open(path).map_err(|e| io_err(path, e))?;
+        let len = file.metadata().map_err(|e| io_err(path, e))?.len() as usize;
+        let need = header
+            .data_len()
+            .ok_or_else(|| fmt("shape overflows".into()))?;
+        if len != header.data_offset + need {
+            return Err(fmt(format!(
+                "file is {len} bytes but shape {:?} of {} needs {} (truncated or padded)",
+                header.shape,
+                header.dtype.descr(),
+                header.data_offset + need
+            )));
+        }
+        let row_elems = header.shape[1..].iter().product();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            header,
+            row_elems,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &NpyHeader {
+        &self.header
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.header.shape[0]
+    }
+
+    /// Rows `start..start + count` as an array.
+    pub fn read_rows(&mut self, start: usize, count: usize) -> Result<NpyArray, NpyError> {
+        let esz = self.header.dtype.size();
+        let off = self.header.data_offset + start * self.row_elems * esz;
+        let mut buf = vec![0u8; count * self.row_elems * esz];
+        self.file
+            .seek(io::SeekFrom::Start(off as u64))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|e| io_err(&self.path, e))?;
+        let mut h = self.header.clone();
+        h.shape[0] = count;
+        decode(&h, &buf).map_err(|msg| NpyError::Format {
+            path: self.path.display().to_string(),
+            msg,
+        })
+    }
+}

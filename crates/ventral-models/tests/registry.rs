@@ -27,7 +27,10 @@ fn every_registered_model_runs_and_learns() {
             assert_eq!(lp.dims(), [2, 5], "{}", entry.name);
             assert_eq!(rep.dims(), [2, 8], "{}", entry.name);
             let l = lp.clone().gather(1, y.clone().reshape([2, 1])).mean().neg();
-            loss = Some(match loss { None => l, Some(a) => a + l });
+            loss = Some(match loss {
+                None => l,
+                Some(a) => a + l,
+            });
         }
         let loss = loss.unwrap();
         let lv: f32 = loss.clone().into_scalar();
@@ -40,12 +43,27 @@ fn every_registered_model_runs_and_learns() {
             let got = grads.get(&p.name);
             if unused.contains(&p.name.as_str()) {
                 let g = got.map(|g| g.1.iter().all(|v| *v == 0.0)).unwrap_or(true);
-                assert!(g, "{}: {} is flagged unused but has a gradient", entry.name, p.name);
+                assert!(
+                    g,
+                    "{}: {} is flagged unused but has a gradient",
+                    entry.name, p.name
+                );
                 continue;
             }
-            let (_, g) = got.unwrap_or_else(|| panic!("{}: no gradient for {}", entry.name, p.name));
-            assert!(g.iter().all(|v| v.is_finite()), "{}: non-finite gradient for {}", entry.name, p.name);
-            assert!(g.iter().any(|v| *v != 0.0), "{}: zero gradient for {}", entry.name, p.name);
+            let (_, g) =
+                got.unwrap_or_else(|| panic!("{}: no gradient for {}", entry.name, p.name));
+            assert!(
+                g.iter().all(|v| v.is_finite()),
+                "{}: non-finite gradient for {}",
+                entry.name,
+                p.name
+            );
+            assert!(
+                g.iter().any(|v| *v != 0.0),
+                "{}: zero gradient for {}",
+                entry.name,
+                p.name
+            );
         }
     }
 }
@@ -55,10 +73,18 @@ fn reference_parameter_counts() {
     // Counts of the reference (PyTorch trainable parameters, 64 px, LN, no classifier bias),
     // from domain.md §1.2: B 2,602,880; L 5,998,464; T-only 4,151,168; L+T 7,546,752.
     let device = Device::flex();
-    for (name, want) in [("blt64_b", 2_602_880), ("blt64_l", 5_998_464), ("blt64_t", 4_151_168), ("blt64_lt", 7_546_752)] {
+    for (name, want) in [
+        ("blt64_b", 2_602_880),
+        ("blt64_l", 5_998_464),
+        ("blt64_t", 4_151_168),
+        ("blt64_lt", 7_546_752),
+    ] {
         let ModelConfig::Blt(cfg) = registry::get(name).unwrap().config;
         let m = Blt::init(&cfg, &device).unwrap();
-        let n: usize = params::list(&m).iter().map(|p| p.shape.iter().product::<usize>()).sum();
+        let n: usize = params::list(&m)
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum();
         assert_eq!(n, want, "{name}");
         let r = size::blt_size(&cfg, &params::list(&m));
         assert_eq!(r.params_total, want);

@@ -1,0 +1,105 @@
+//! `ventral models` and `ventral size`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use serde::Deserialize;
+use ventral_models::config::ModelConfig;
+use ventral_models::{Blt, params, registry, size};
+
+#[derive(Debug, clap::Args)]
+pub struct ModelsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SizeArgs {
+    /// A model TOML (a `[model]` table; other tables are ignored) or a registered model name.
+    model: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Deserialize)]
+struct ModelTable {
+    model: ModelConfig,
+}
+
+/// A model configuration from a TOML file with a `[model]` table, or a registry name.
+pub fn load_model_config(spec: &str) -> Result<ModelConfig> {
+    if let Some(e) = registry::get(spec) {
+        return Ok(e.config);
+    }
+    let path = PathBuf::from(spec);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("{spec} is neither a registered model (see `ventral models`) nor a readable file")
+    })?;
+    let t: ModelTable = toml::from_str(&text)
+        .with_context(|| format!("{}: invalid [model] table", path.display()))?;
+    let ModelConfig::Blt(c) = &t.model;
+    c.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(t.model)
+}
+
+pub fn run_models(a: ModelsArgs) -> Result<()> {
+    let device = Device::flex();
+    let mut rows = Vec::new();
+    for e in registry::entries() {
+        let ModelConfig::Blt(c) = &e.config;
+        let m = Blt::init(c, &device)?;
+        let r = size::blt_size(c, &params::list(&m));
+        rows.push((e, r));
+    }
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(e, r)| serde_json::json!({"name": e.name, "description": e.description, "config": e.config, "parameters": r.params_total, "units_per_step": r.units_per_step}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>12} {:>12}  description",
+        "name", "parameters", "units/step"
+    );
+    for (e, r) in rows {
+        println!(
+            "{:<16} {:>12} {:>12}  {}",
+            e.name, r.params_total, r.units_per_step, e.description
+        );
+    }
+    Ok(())
+}
+
+pub fn run_size(a: SizeArgs) -> Result<()> {
+    let cfg = load_model_config(&a.model)?;
+    let ModelConfig::Blt(c) = &cfg;
+    let m = Blt::init(c, &Device::flex())?;
+    let r = size::blt_size(c, &params::list(&m));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("parameters by connection type:");
+    for (k, v) in &r.params_by_type {
+        println!("  {k:<10} {v:>12}");
+    }
+    println!("  {:<10} {:>12}", "total", r.params_total);
+    for (name, n, why) in &r.unused {
+        println!("  unused: {name} ({n} parameters): {why}");
+    }
+    println!(
+        "units per step: {} (Σ C·H·W over V1..IT + GAP); computed once (retina): {}",
+        r.units_per_step, r.units_once
+    );
+    println!(
+        "FLOPs: step 0 {:.3e}, later steps {:.3e} each, per image over {} steps {:.3e}",
+        r.flops_step0 as f64, r.flops_per_step as f64, c.timesteps, r.flops_per_image as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! The training configuration file: `[model]`, `[data]`, `[train]`, with `--set key=value`
+//! overrides applied to the TOML tree before it is checked.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ventral_data::augment::AugmentConfig;
+use ventral_models::ModelConfig;
+
+use crate::error::{Result, TrainError, file_err};
+
+/// A whole training configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainFile {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: TrainConfig,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A packed dataset root holding the training and validation splits.
+    pub path: PathBuf,
+    /// Split names.
+    #[serde(default = "default_train")]
+    pub train_split: String,
+    #[serde(default = "default_val")]
+    pub val_split: String,
+    /// Training augmentations (none when absent).
+    #[serde(default)]
+    pub augment: Option<AugmentConfig>,
+}
+
+fn default_train() -> String {
+    "train".into()
+}
+fn default_val() -> String {
+    "val".into()
+}
+
+/// The optimiser, with PyTorch's semantics and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// `torch.optim.Adam` (L2 weight decay added to the gradient) or, with `decoupled`,
+    /// `torch.optim.AdamW`.
+    Adam {
+        #[serde(default = "lr_adam")]
+        lr: f64,
+        #[serde(default = "betas")]
+        betas: [f64; 2],
+        #[serde(default = "eps")]
+        eps: f64,
+        #[serde(default)]
+        weight_decay: f64,
+        #[serde(default)]
+        decoupled: bool,
+    },
+    /// `torch.optim.SGD` with momentum, dampening, Nesterov and L2 weight decay.
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        dampening: f64,
+        #[serde(default)]
+        nesterov: bool,
+        #[serde(default)]
+        weight_decay: f64,
+    },
+}
+
+fn lr_adam() -> f64 {
+    1e-3
+}
+fn betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn eps() -> f64 {
+    1e-8
+}
+
+impl Default for OptimizerConfig {
+    /// The reference: Adam, lr 1e-3, PyTorch's eps 1e-8, no weight decay.
+    fn default() -> Self {
+        OptimizerConfig::Adam {
+            lr: lr_adam(),
+            betas: betas(),
+            eps: eps(),
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// Base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
+        }
+    }
+}
+
+/// Learning-rate schedule, evaluated per optimisation step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `constant`, `step` (× `gamma` every `step_epochs`) or `cosine` (to `min_lr` at the end).
+    #[serde(default = "constant")]
+    pub kind: String,
+    /// Linear warm-up from 0 over this many optimisation steps.
+    #[serde(default)]
+    pub warmup_steps: usize,
+    #[serde(default = "one")]
+    pub step_epochs: usize,
+    #[serde(default = "gamma")]
+    pub gamma: f64,
+    #[serde(default)]
+    pub min_lr: f64,
+}
+
+fn constant() -> String {
+    "constant".into()
+}
+fn one() -> usize {
+    1
+}
+fn gamma() -> f64 {
+    0.1
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: constant(),
+            warmup_steps: 0,
+            step_epochs: 1,
+            gamma: gamma(),
+            min_lr: 0.0,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// Learning rate at optimisation step `step` (0-based) of `total` in epoch `epoch`.
+    pub fn lr(&self, base: f64, step: usize, total: usize, epoch: usize) -> f64 {
+        let lr = match self.kind.as_str() {
+            "step" => base * self.gamma.powi((epoch / self.step_epochs.max(1)) as i32),
+            "cosine" => {
+                let t = step as f64 / total.max(1) as f64;
+                self.min_lr + 0.5 * (base - self.min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            _ => base,
+        };
+        if step < self.warmup_steps {
+            lr * (step + 1) as f64 / self.warmup_steps as f64
+        } else {
+            lr
+        }
+    }
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Root seed of every random stream (init, shuffle, augment).
+    pub seed: u64,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Weight of each time step's loss (default 1 for every step, as the reference).
+    #[serde(default)]
+    pub loss_weights: Option<Vec<f64>>,
+    /// Clip the global gradient L2 norm to this value.
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+    /// Keep a checkpoint every this many epochs (0: only init and last).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Also checkpoint every this many optimisation steps within an epoch (0: never).
+    #[serde(default)]
+    pub checkpoint_steps: usize,
+    /// `cpu`, `cuda:N` or `wgpu`.
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Batch size for validation.
+    #[serde(default = "eval_bs")]
+    pub eval_batch_size: usize,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+fn eval_bs() -> usize {
+    250
+}
+
+impl TrainFile {
+    /// Read `path`, apply `key=value` overrides, check.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(path.display(), e))?;
+        Self::parse(&text, overrides, &path.display().to_string())
+    }
+
+    /// Parse TOML text with overrides; `name` labels errors.
+    pub fn parse(text: &str, overrides: &[String], name: &str) -> Result<Self> {
+        let mut v: toml::Table = toml::from_str(text).map_err(|e| file_err(name, e))?;
+        for o in overrides {
+            set(&mut v, o).map_err(|e| TrainError::Config(format!("--set {o}: {e}")))?;
+        }
+        let f: TrainFile = toml::Value::Table(v)
+            .try_into()
+            .map_err(|e: toml::de::Error| file_err(name, e))?;
+        f.check()
+            .map_err(|e| TrainError::Config(format!("{name}: {e}")))?;
+        Ok(f)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let ModelConfig::Blt(m) = &self.model;
+        m.validate().map_err(|e| e.to_string())?;
+        let t = &self.train;
+        if t.epochs == 0 || t.batch_size == 0 || t.eval_batch_size == 0 {
+            return Err(
+                "train.epochs, train.batch_size and train.eval_batch_size must be positive".into(),
+            );
+        }
+        if let Some(w) = &t.loss_weights
+            && w.len() != m.timesteps
+        {
+            return Err(format!(
+                "train.loss_weights has {} values for {} time steps",
+                w.len(),
+                m.timesteps
+            ));
+        }
+        if !["constant", "step", "cosine"].contains(&t.schedule.kind.as_str()) {
+            return Err(format!(
+                "train.schedule.kind '{}' is not constant, step or cosine",
+                t.schedule.kind
+            ));
+        }
+        if t.grad_clip.is_some_and(|c| !(c > 0.0)) {
+            return Err("train.grad_clip must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Apply one `a.b.c=value` override; the value is parsed as TOML (number, bool, array...) and
+/// otherwise taken as a string.
+fn set(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), String> {
+    let (key, value) = assignment.split_once('=').ok_or("expected key=value")?;
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = root;
+    for p in &parts[..parts.len() - 1] {
+        table = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("'{p}' is not a table"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = r#"
+[model]
+kind = "blt"
+image_size = 64
+num_classes = 8
+timesteps = 3
+lateral = true
+topdown = true
+interaction = "additive"
+lt_position = "all"
+classifier_bias = false
+norm = "layer"
+faithful_v1 = true
+channels = [4, 4, 8, 8, 8]
+
+[data]
+path = "runs/stimuli"
+
+[train]
+epochs = 2
+batch_size = 16
+seed = 1
+"#;
+
+    #[test]
+    fn overrides_and_defaults() {
+        let f = TrainFile::parse(
+            TOML,
+            &[
+                "data.path=/tmp/x".into(),
+                "train.epochs=5".into(),
+                "train.optimizer.kind=sgd".into(),
+                "train.optimizer.lr=0.1".into(),
+                "train.optimizer.momentum=0.9".into(),
+            ],
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(f.data.path, PathBuf::from("/tmp/x"));
+        assert_eq!(f.train.epochs, 5);
+        assert!(
+            matches!(f.train.optimizer, OptimizerConfig::Sgd { momentum, .. } if momentum == 0.9)
+        );
+        let g = TrainFile::parse(TOML, &[], "t.toml").unwrap();
+        assert_eq!(g.train.optimizer, OptimizerConfig::default());
+        // Round trip through the resolved TOML.
+        assert_eq!(TrainFile::parse(&g.to_toml(), &[], "r").unwrap(), g);
+        let e = TrainFile::parse(TOML, &["train.bogus=1".into()], "t.toml").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = TrainFile::parse(TOML, &["train.loss_weights=[1.0]".into()], "t.toml").unwrap_err();
+        assert!(e.to_string().contains("loss_weights"), "{e}");
+    }
+
+    #[test]
+    fn schedules() {
+        let s = ScheduleConfig {
+            kind: "cosine".into(),
+            warmup_steps: 2,
+            ..Default::default()
+        };
+        assert!((s.lr(1.0, 0, 10, 0) - 0.5).abs() < 1e-12);
+        assert!((s.lr(1.0, 5, 10, 0) - 0.5).abs() < 1e-12);
+        assert!(s.lr(1.0, 10, 10, 0).abs() < 1e-12);
+        let st = ScheduleConfig {
+            kind: "step".into(),
+            step_epochs: 2,
+            gamma: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(st.lr(1.0, 0, 10, 3), 0.5);
+    }
+}
