@@ -1,0 +1,95 @@
+//! `ventral record` on the reference fixture: the reference weights and input give the
+//! reference's log-probabilities and representations under the reference's npz keys.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ventral_core::npy::{NpzReader, write_npy};
+use ventral_core::safetensors::SafeTensors;
+use ventral_core::{NpyArray, NpyData};
+
+fn fixture() -> Option<PathBuf> {
+    let dir = std::env::var_os("VENTRAL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+    let p = dir.join("blt_ccn23/blt64_lt_additive_T4.safetensors");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var_os("VENTRAL_REQUIRE_FIXTURES").is_some() {
+        panic!("reference fixture {} is missing (VENTRAL_REQUIRE_FIXTURES is set)", p.display());
+    }
+    eprintln!("SKIPPED: reference fixture {} not found (set VENTRAL_FIXTURES)", p.display());
+    None
+}
+
+const MODEL: &str = r#"
+[model]
+kind = "blt"
+image_size = 64
+num_classes = 100
+timesteps = 4
+lateral = true
+topdown = true
+interaction = "additive"
+lt_position = "all"
+classifier_bias = false
+norm = "layer"
+faithful_v1 = true
+"#;
+
+#[test]
+fn record_reproduces_the_reference_outputs() {
+    let Some(fx) = fixture() else { return };
+    let st = SafeTensors::read(&fx).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (xs, x) = st.f32("input").unwrap();
+    let (_, y) = st.i64("labels").unwrap();
+    let images = d.path().join("x.npy");
+    let labels = d.path().join("y.npy");
+    write_npy(&images, &NpyArray::new(xs, NpyData::F32(x)).unwrap()).unwrap();
+    write_npy(&labels, &NpyArray::new(vec![y.len()], NpyData::I64(y.clone())).unwrap()).unwrap();
+    let model = d.path().join("model.toml");
+    std::fs::write(&model, MODEL).unwrap();
+    let out = d.path().join("acts.npz");
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["record", "--model", p(&model), "--weights", p(&fx), "--images", p(&images), "--labels", p(&labels), "--out", p(&out), "--batch-size", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z = NpzReader::open(&out).unwrap();
+    let lp = z.read("outputs_all").unwrap();
+    assert_eq!(lp.shape, vec![4, 6, 100]);
+    let (_, want) = st.f32("log_probs").unwrap();
+    let got = lp.to_f32().unwrap();
+    let e = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(e <= 1e-4, "outputs_all differs from the reference by {e}");
+    let reps = z.read("representations_all").unwrap();
+    assert_eq!(reps.shape, vec![4, 6, 512]);
+    let (_, want) = st.f32("representations").unwrap();
+    let e = reps.to_f32().unwrap().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(e <= 1e-4, "representations_all differs from the reference by {e}");
+    let w = z.read("readout_weight").unwrap();
+    assert_eq!(w.shape, vec![100, 512]);
+    assert_eq!(w.to_f32().unwrap(), st.f32("readout.weight").unwrap().1);
+    assert_eq!(z.read("readout_bias").unwrap().shape, vec![0]);
+    assert_eq!(z.read("labels_all").unwrap().to_i64().unwrap(), y);
+
+    // Wrong image size: exit 2 naming the file and the expected shape.
+    let bad = d.path().join("bad.npy");
+    write_npy(&bad, &NpyArray::new(vec![1, 3, 32, 32], NpyData::F32(vec![0.0; 3 * 32 * 32])).unwrap()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["record", "--model", p(&model), "--weights", p(&fx), "--images", p(&bad), "--out", p(&d.path().join("b.npz"))])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.npy") && err.contains("[N, 3, 64, 64]"), "{err}");
+    assert!(!d.path().join("b.npz").exists());
+}
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
