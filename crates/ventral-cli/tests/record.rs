@@ -13,15 +13,23 @@ use ventral_core::{NpyArray, NpyData};
 fn fixture() -> Option<PathBuf> {
     let dir = std::env::var_os("VENTRAL_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
     let p = dir.join("blt_ccn23/blt64_lt_additive_T4.safetensors");
     if p.is_file() {
         return Some(p);
     }
     if std::env::var_os("VENTRAL_REQUIRE_FIXTURES").is_some() {
-        panic!("reference fixture {} is missing (VENTRAL_REQUIRE_FIXTURES is set)", p.display());
+        panic!(
+            "reference fixture {} is missing (VENTRAL_REQUIRE_FIXTURES is set)",
+            p.display()
+        );
     }
-    eprintln!("SKIPPED: reference fixture {} not found (set VENTRAL_FIXTURES)", p.display());
+    eprintln!(
+        "SKIPPED: reference fixture {} not found (set VENTRAL_FIXTURES)",
+        p.display()
+    );
     None
 }
 
@@ -50,12 +58,30 @@ fn record_reproduces_the_reference_outputs() {
     let images = d.path().join("x.npy");
     let labels = d.path().join("y.npy");
     write_npy(&images, &NpyArray::new(xs, NpyData::F32(x)).unwrap()).unwrap();
-    write_npy(&labels, &NpyArray::new(vec![y.len()], NpyData::I64(y.clone())).unwrap()).unwrap();
+    write_npy(
+        &labels,
+        &NpyArray::new(vec![y.len()], NpyData::I64(y.clone())).unwrap(),
+    )
+    .unwrap();
     let model = d.path().join("model.toml");
     std::fs::write(&model, MODEL).unwrap();
     let out = d.path().join("acts.npz");
     let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(["record", "--model", p(&model), "--weights", p(&fx), "--images", p(&images), "--labels", p(&labels), "--out", p(&out), "--batch-size", "4"])
+        .args([
+            "record",
+            "--model",
+            p(&model),
+            "--weights",
+            p(&fx),
+            "--images",
+            p(&images),
+            "--labels",
+            p(&labels),
+            "--out",
+            p(&out),
+            "--batch-size",
+            "4",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -64,13 +90,26 @@ fn record_reproduces_the_reference_outputs() {
     assert_eq!(lp.shape, vec![4, 6, 100]);
     let (_, want) = st.f32("log_probs").unwrap();
     let got = lp.to_f32().unwrap();
-    let e = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let e = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(e <= 1e-4, "outputs_all differs from the reference by {e}");
     let reps = z.read("representations_all").unwrap();
     assert_eq!(reps.shape, vec![4, 6, 512]);
     let (_, want) = st.f32("representations").unwrap();
-    let e = reps.to_f32().unwrap().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(e <= 1e-4, "representations_all differs from the reference by {e}");
+    let e = reps
+        .to_f32()
+        .unwrap()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        e <= 1e-4,
+        "representations_all differs from the reference by {e}"
+    );
     let w = z.read("readout_weight").unwrap();
     assert_eq!(w.shape, vec![100, 512]);
     assert_eq!(w.to_f32().unwrap(), st.f32("readout.weight").unwrap().1);
@@ -79,14 +118,31 @@ fn record_reproduces_the_reference_outputs() {
 
     // Wrong image size: exit 2 naming the file and the expected shape.
     let bad = d.path().join("bad.npy");
-    write_npy(&bad, &NpyArray::new(vec![1, 3, 32, 32], NpyData::F32(vec![0.0; 3 * 32 * 32])).unwrap()).unwrap();
+    write_npy(
+        &bad,
+        &NpyArray::new(vec![1, 3, 32, 32], NpyData::F32(vec![0.0; 3 * 32 * 32])).unwrap(),
+    )
+    .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(["record", "--model", p(&model), "--weights", p(&fx), "--images", p(&bad), "--out", p(&d.path().join("b.npz"))])
+        .args([
+            "record",
+            "--model",
+            p(&model),
+            "--weights",
+            p(&fx),
+            "--images",
+            p(&bad),
+            "--out",
+            p(&d.path().join("b.npz")),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.npy") && err.contains("[N, 3, 64, 64]"), "{err}");
+    assert!(
+        err.contains("bad.npy") && err.contains("[N, 3, 64, 64]"),
+        "{err}"
+    );
     assert!(!d.path().join("b.npz").exists());
 }
 

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod error;
 pub mod optim;
+pub mod plots;
 pub mod record;
 pub mod train;
 

@@ -11,6 +11,7 @@
 //! | `checkpoints/step_NNNNNNNN/` | the resume point: model, optimiser and loop state |
 //! | `checkpoints/LATEST` | name of the newest complete resume point (replaced atomically) |
 //! | `metrics.csv` | `epoch, timestep, split, loss, accuracy` (tidy; timesteps 0-based) |
+//! | `plots/` | accuracy and loss per epoch and accuracy per time step (PNG + SVG) |
 //! | `weights.safetensors` | final weights, PyTorch names, deterministic bytes |
 //! | `DONE` | written last |
 //!
@@ -513,6 +514,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         state.correct = vec![0; t_steps];
         state.seen = 0;
         write_metrics(&opts.out.join("metrics.csv"), &state.metrics)?;
+        crate::plots::write_training_plots(&opts.out.join("plots"), &state.metrics)?;
         if tc.checkpoint_every > 0 && state.epoch % tc.checkpoint_every == 0 {
             let d = run.ckpt().join(format!("epoch_{:04}", state.epoch));
             if !d.exists() {
@@ -524,6 +526,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         run.save_point(&model, &opt, &state)?;
     }
     write_metrics(&opts.out.join("metrics.csv"), &state.metrics)?;
+    crate::plots::write_training_plots(&opts.out.join("plots"), &state.metrics)?;
     save_model(&model, &opts.out.join("weights.safetensors"))?;
     write_bytes_atomic(&opts.out.join("DONE"), b"done\n")
         .map_err(|e| file_err(opts.out.display(), e))?;
