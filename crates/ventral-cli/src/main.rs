@@ -41,6 +41,8 @@ enum Command {
     Train(commands::train::Args),
     /// Record a model's outputs and representations on an image array.
     Record(commands::record::Args),
+    /// Time training and inference (and single operations) of BLT networks.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Size(a) => commands::models::run_size(a),
         Command::Train(a) => commands::train::run(a),
         Command::Record(a) => commands::record::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
