@@ -248,7 +248,7 @@ impl TrainFile {
                 t.schedule.kind
             ));
         }
-        if t.grad_clip.is_some_and(|c| !(c > 0.0)) {
+        if t.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return Err("train.grad_clip must be positive".into());
         }
         Ok(())

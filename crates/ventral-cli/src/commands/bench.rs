@@ -70,7 +70,11 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
     let infer = time(a.warmup, a.iters, || {
         let o = model.forward(x.clone());
-        let _: Vec<f32> = o.log_probs[cfg.timesteps - 1].clone().into_data().try_to_vec::<f32>().unwrap_or_default();
+        let _: Vec<f32> = o.log_probs[cfg.timesteps - 1]
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
     });
     // Training step: forward, summed per-step NLL, backward, Adam.
     let ad = base.clone().autodiff();
@@ -82,17 +86,33 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
     let mut step = || {
         let Some(m) = model.take() else { return };
         let o = m.forward(x.clone());
-        let mut loss = o.log_probs[0].clone().gather(1, y.clone().reshape([b, 1])).mean().neg();
+        let mut loss = o.log_probs[0]
+            .clone()
+            .gather(1, y.clone().reshape([b, 1]))
+            .mean()
+            .neg();
         for lp in &o.log_probs[1..] {
             loss = loss + lp.clone().gather(1, y.clone().reshape([b, 1])).mean().neg();
         }
         let g = loss.backward();
         let m = opt.step(m, &g, 1e-3, 1.0);
-        let _: Vec<f32> = m.readout.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+        let _: Vec<f32> = m
+            .readout
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         model = Some(m);
     };
     let train = time(a.warmup, a.iters, &mut step);
-    let n_params: usize = model.as_ref().map(|m| params::list(m)).unwrap_or_default().iter().map(|p| p.shape.iter().product::<usize>()).sum();
+    let n_params: usize = model
+        .as_ref()
+        .map(params::list)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
     Ok(json!({
         "parameters": n_params,
         "timesteps": cfg.timesteps,
@@ -121,16 +141,27 @@ fn profile(cfg: &BltConfig, a: &Args) -> Vec<serde_json::Value> {
         let xr = Tensor::<4>::random([b, cin, side, side], Distribution::Normal(0.0, 1.0), &base);
         let wr = Tensor::<4>::random([c, cin, k, k], Distribution::Normal(0.0, 0.1), &base);
         let fwd = time(1, a.iters, || {
-            let _: Vec<f32> = conv2d(xr.clone(), wr.clone(), None, opts.clone()).into_data().try_to_vec::<f32>().unwrap_or_default();
+            let _: Vec<f32> = conv2d(xr.clone(), wr.clone(), None, opts.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
         });
         let grad_of = |x_grad: bool| {
             time(1, a.iters, || {
                 let x = Tensor::<4>::from_data(xr.clone().into_data(), &ad);
                 let w = Tensor::<4>::from_data(wr.clone().into_data(), &ad);
-                let (x, w) = if x_grad { (x.require_grad(), w) } else { (x, w.require_grad()) };
-                let g = conv2d(x.clone(), w.clone(), None, opts.clone()).sum().backward();
+                let (x, w) = if x_grad {
+                    (x.require_grad(), w)
+                } else {
+                    (x, w.require_grad())
+                };
+                let g = conv2d(x.clone(), w.clone(), None, opts.clone())
+                    .sum()
+                    .backward();
                 let t = if x_grad { x.grad(&g) } else { w.grad(&g) };
-                let _: Vec<f32> = t.map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+                let _: Vec<f32> = t
+                    .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
+                    .unwrap_or_default();
             })
         };
         let (in_grad, w_grad) = (grad_of(true) - fwd, grad_of(false) - fwd);
@@ -139,12 +170,20 @@ fn profile(cfg: &BltConfig, a: &Args) -> Vec<serde_json::Value> {
         let norm = time(1, a.iters, || {
             let z = Tensor::<4>::from_data(zr.clone().into_data(), &ad).require_grad();
             let g = ln.forward(z.clone()).sum().backward();
-            let _: Vec<f32> = z.grad(&g).map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+            let _: Vec<f32> = z
+                .grad(&g)
+                .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
+                .unwrap_or_default();
         });
         let pool = time(1, a.iters, || {
             let z = Tensor::<4>::from_data(zr.clone().into_data(), &ad).require_grad();
-            let g = max_pool2d(z.clone(), MaxPoolOptions::new([2, 2])).sum().backward();
-            let _: Vec<f32> = z.grad(&g).map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+            let g = max_pool2d(z.clone(), MaxPoolOptions::new([2, 2]))
+                .sum()
+                .backward();
+            let _: Vec<f32> = z
+                .grad(&g)
+                .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
+                .unwrap_or_default();
         });
         rows.push(json!({
             "layer": name, "shape": [b, cin, side, side], "out_channels": c,
@@ -162,7 +201,14 @@ pub fn run(a: Args) -> Result<()> {
     tiny.num_classes = 8;
     tiny.channels = vec![8, 8, 16, 16, 32];
     let mut out = serde_json::Map::new();
-    out.insert("threads".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    out.insert(
+        "threads".into(),
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        ),
+    );
     for (name, cfg) in [("ref64", &reference), ("tiny", &tiny)] {
         if a.models != "both" && a.models != name {
             continue;
@@ -174,21 +220,40 @@ pub fn run(a: Args) -> Result<()> {
         if !a.json {
             println!(
                 "{name}: T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
-                cfg.timesteps, a.batch, r["train_images_per_s"].as_f64().unwrap_or(0.0), r["train_s_per_batch"].as_f64().unwrap_or(0.0),
-                r["infer_images_per_s"].as_f64().unwrap_or(0.0), r["infer_s_per_batch"].as_f64().unwrap_or(0.0), r["parameters"]
+                cfg.timesteps,
+                a.batch,
+                r["train_images_per_s"].as_f64().unwrap_or(0.0),
+                r["train_s_per_batch"].as_f64().unwrap_or(0.0),
+                r["infer_images_per_s"].as_f64().unwrap_or(0.0),
+                r["infer_s_per_batch"].as_f64().unwrap_or(0.0),
+                r["parameters"]
             );
             if let Some(rows) = r["profile"].as_array() {
-                println!("  {:<4} {:>10} {:>10} {:>10} {:>10} {:>10}  (seconds per call)", "", "conv fwd", "in-grad", "w-grad", "LN f+b", "pool f+b");
+                println!(
+                    "  {:<4} {:>10} {:>10} {:>10} {:>10} {:>10}  (seconds per call)",
+                    "", "conv fwd", "in-grad", "w-grad", "LN f+b", "pool f+b"
+                );
                 for p in rows {
                     let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
-                    println!("  {:<4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}", p["layer"].as_str().unwrap_or(""), f("conv_forward_s"), f("conv_input_grad_s"), f("conv_weight_grad_s"), f("layernorm_fwd_bwd_s"), f("maxpool_fwd_bwd_s"));
+                    println!(
+                        "  {:<4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
+                        p["layer"].as_str().unwrap_or(""),
+                        f("conv_forward_s"),
+                        f("conv_input_grad_s"),
+                        f("conv_weight_grad_s"),
+                        f("layernorm_fwd_bwd_s"),
+                        f("maxpool_fwd_bwd_s")
+                    );
                 }
             }
         }
         out.insert(name.into(), r);
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(out))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(out))?
+        );
     }
     Ok(())
 }
