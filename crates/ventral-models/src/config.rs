@@ -36,10 +36,50 @@ pub enum NormKind {
 
 /// A model of any registered kind (`kind = "..."`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelConfig {
     /// The BLT family (Thorat et al. 2023).
     Blt(BltConfig),
+    /// The rcnn-sat BL network and feedforward controls (Spoerer et al. 2020).
+    RcnnSat(crate::rcnn_sat::RcnnSatConfig),
+}
+
+impl ModelConfig {
+    /// Check the configuration.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Blt(c) => c.validate(),
+            ModelConfig::RcnnSat(c) => c.validate(),
+        }
+    }
+    /// Time steps.
+    pub fn timesteps(&self) -> usize {
+        match self {
+            ModelConfig::Blt(c) => c.timesteps,
+            ModelConfig::RcnnSat(c) => c.timesteps,
+        }
+    }
+    /// Classes of the readout.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            ModelConfig::Blt(c) => c.num_classes,
+            ModelConfig::RcnnSat(c) => c.num_classes,
+        }
+    }
+    /// Input side length.
+    pub fn image_size(&self) -> usize {
+        match self {
+            ModelConfig::Blt(c) => c.image_size,
+            ModelConfig::RcnnSat(c) => c.image_size,
+        }
+    }
+    /// Width of the representation (GAP) layer.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            ModelConfig::Blt(c) => c.channels[4],
+            ModelConfig::RcnnSat(c) => c.layers().last().map_or(0, |l| l.0),
+        }
+    }
 }
 
 /// The BLT network of Thorat, Doerig & Kietzmann (2023), `BLT_net_64` / `BLT_net_128`.
@@ -166,7 +206,9 @@ faithful_v1 = true
 channels = [8, 8, 16, 16, 32]
 "#;
         let m: ModelConfig = toml::from_str(t).unwrap();
-        let ModelConfig::Blt(c) = m;
+        let ModelConfig::Blt(c) = m else {
+            panic!("not a BLT")
+        };
         assert_eq!(c.interaction, Interaction::Multiplicative);
         assert!(c.validate().is_ok());
         let bad = t.replace("faithful_v1 = true", "faithful_v1 = true\nextra = 1");

@@ -10,10 +10,13 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod layers;
+pub mod model;
 pub mod params;
+pub mod rcnn_sat;
 pub mod registry;
 pub mod size;
 
 pub use blt::{Blt, BltOutput};
 pub use config::{BltConfig, Interaction, LtPosition, ModelConfig, NormKind};
 pub use error::{ModelError, Result};
+pub use model::Model;

@@ -27,6 +27,8 @@ pub enum ParamKind {
     Bias,
     NormWeight,
     NormBias,
+    /// Not trained (BatchNorm running statistics).
+    Buffer,
     Other,
 }
 
@@ -51,8 +53,10 @@ impl Path {
         self.stack.pop();
     }
     fn name(&self) -> String {
+        // Enum variants (`Model::Blt`) are not part of the PyTorch-style name.
         self.stack
             .iter()
+            .filter(|(_, c)| !c.starts_with("Enum:"))
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
             .join(".")
@@ -67,6 +71,7 @@ impl Path {
             ("ConvTranspose2d", "weight") => ParamKind::ConvTransposeWeight,
             ("Linear", "weight") => ParamKind::LinearWeight,
             ("Conv2d" | "ConvTranspose2d" | "Linear", "bias") => ParamKind::Bias,
+            (_, "running_mean" | "running_var") => ParamKind::Buffer,
             (o, "weight" | "gamma") if o.contains("Norm") => ParamKind::NormWeight,
             (o, "bias" | "beta") if o.contains("Norm") => ParamKind::NormBias,
             _ => ParamKind::Other,
@@ -287,7 +292,7 @@ impl ModuleMapper for Init {
             ParamKind::Bias => uniform(1.0 / (self.last_fan_in.max(1) as f64).sqrt()),
             ParamKind::NormWeight => vec![1.0; n],
             ParamKind::NormBias => vec![0.0; n],
-            ParamKind::Other => return param,
+            ParamKind::Buffer | ParamKind::Other => return param,
         };
         let data = if kind == ParamKind::LinearWeight {
             transpose(&data, s[0], s[1])

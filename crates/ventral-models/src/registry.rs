@@ -1,6 +1,7 @@
 //! Named model configurations (`ventral models`).
 
 use crate::config::{BltConfig, Interaction, LtPosition, ModelConfig, NormKind};
+use crate::rcnn_sat::{RcnnSatConfig, RcnnVariant};
 
 /// A registered model: name, description, configuration.
 #[derive(Debug, Clone)]
@@ -40,9 +41,21 @@ pub fn entries() -> Vec<Entry> {
         description,
         config: ModelConfig::Blt(c),
     };
+    let r = |name, description, variant, timesteps| Entry {
+        name,
+        description,
+        config: ModelConfig::RcnnSat(RcnnSatConfig {
+            variant,
+            image_size: 128,
+            num_classes: 565,
+            timesteps,
+            cumulative_readout: false,
+            channels: None,
+        }),
+    };
     let mut tiny = blt(64, 4, true, true, Additive);
     tiny.num_classes = 8;
-    tiny.channels = vec![8, 16, 24, 32, 48];
+    tiny.channels = vec![8, 8, 16, 16, 32];
     vec![
         e(
             "blt64_b",
@@ -87,6 +100,31 @@ pub fn entries() -> Vec<Entry> {
             "blt_tiny",
             "CPU-sized BLT (8 classes, narrow layers, T = 4) for the embedded stimuli",
             tiny,
+        ),
+        r(
+            "bl",
+            "rcnn-sat BL (Spoerer et al. 2020): 7 recurrent layers, BN per layer and step, T = 8, ecoset",
+            RcnnVariant::Bl,
+            8,
+        ),
+        r(
+            "b",
+            "rcnn-sat B: the BL stack without recurrence",
+            RcnnVariant::B,
+            1,
+        ),
+        r(
+            "b_k",
+            "rcnn-sat B-K: larger kernels (11, 7, 5, 5, 5, 5, 3)",
+            RcnnVariant::BK,
+            1,
+        ),
+        r("b_f", "rcnn-sat B-F: double width", RcnnVariant::BF, 1),
+        r(
+            "b_d",
+            "rcnn-sat B-D: double depth (14 layers)",
+            RcnnVariant::BD,
+            1,
         ),
     ]
 }

@@ -225,8 +225,8 @@ impl TrainFile {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        let ModelConfig::Blt(m) = &self.model;
-        m.validate().map_err(|e| e.to_string())?;
+        self.model.validate().map_err(|e| e.to_string())?;
+        let timesteps = self.model.timesteps();
         let t = &self.train;
         if t.epochs == 0 || t.batch_size == 0 || t.eval_batch_size == 0 {
             return Err(
@@ -234,12 +234,12 @@ impl TrainFile {
             );
         }
         if let Some(w) = &t.loss_weights
-            && w.len() != m.timesteps
+            && w.len() != timesteps
         {
             return Err(format!(
                 "train.loss_weights has {} values for {} time steps",
                 w.len(),
-                m.timesteps
+                timesteps
             ));
         }
         if !["constant", "step", "cosine"].contains(&t.schedule.kind.as_str()) {

@@ -13,13 +13,13 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use ventral_core::npy::{DType, NpyRowReader, NpzWriter, read_npy};
 use ventral_core::{NpyArray, NpyData};
-use ventral_models::{Blt, params};
+use ventral_models::{Model, params};
 
 use crate::error::{Result, TrainError, file_err};
 
 /// Run `model` (on a plain, non-autodiff device) over `images` and write `out`.
 pub fn record_arrays(
-    model: &Blt,
+    model: &Model,
     device: &Device,
     images: &Path,
     labels: Option<&Path>,
@@ -27,10 +27,10 @@ pub fn record_arrays(
     batch_size: usize,
     progress: &dyn Fn(usize, usize),
 ) -> Result<()> {
-    let cfg = &model.config;
+    let cfg = model.config();
     let mut reader = NpyRowReader::open(images)?;
     let h = reader.header().clone();
-    let s = cfg.image_size;
+    let s = cfg.image_size();
     if h.shape.len() != 4 || h.shape[1] != 3 || h.shape[2] != s || h.shape[3] != s {
         return Err(file_err(
             images.display(),
@@ -68,8 +68,8 @@ pub fn record_arrays(
         }
         None => None,
     };
-    let (t_steps, c) = (cfg.timesteps, cfg.num_classes);
-    let d = cfg.channels[4];
+    let (t_steps, c) = (cfg.timesteps(), cfg.num_classes());
+    let d = cfg.feature_dim();
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -33,9 +33,8 @@ use serde::{Deserialize, Serialize};
 use ventral_core::safetensors::{SafeTensors, TensorOut};
 use ventral_core::{AtomicDir, write_bytes_atomic};
 use ventral_data::{Loader, LoaderConfig, PackedDataset};
-use ventral_models::config::ModelConfig;
 use ventral_models::device::parse_device;
-use ventral_models::{Blt, params};
+use ventral_models::{Model, params};
 
 use crate::config::TrainFile;
 use crate::error::{Result, TrainError, file_err};
@@ -111,7 +110,7 @@ pub struct Summary {
     pub already_done: bool,
 }
 
-fn save_model(model: &Blt, path: &Path) -> Result<()> {
+fn save_model(model: &Model, path: &Path) -> Result<()> {
     let ex = params::export(model);
     let tensors: BTreeMap<String, TensorOut<'_>> = ex
         .iter()
@@ -120,7 +119,7 @@ fn save_model(model: &Blt, path: &Path) -> Result<()> {
     let mut meta = BTreeMap::new();
     meta.insert(
         "model".to_string(),
-        serde_json::to_string(&ModelConfig::Blt(model.config.clone())).unwrap_or_default(),
+        serde_json::to_string(&model.config()).unwrap_or_default(),
     );
     meta.insert(
         "format".to_string(),
@@ -131,7 +130,7 @@ fn save_model(model: &Blt, path: &Path) -> Result<()> {
 }
 
 /// Load weights saved by ventral or by PyTorch (same names) into `model`.
-pub fn load_weights(model: Blt, path: &Path) -> Result<Blt> {
+pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     let st = SafeTensors::read(path)?;
     Ok(params::load(model, &st)?)
 }
@@ -163,7 +162,7 @@ impl Run {
         self.dir.join("checkpoints")
     }
 
-    fn save_point(&self, model: &Blt, opt: &Optimizer, state: &LoopState) -> Result<()> {
+    fn save_point(&self, model: &Model, opt: &Optimizer, state: &LoopState) -> Result<()> {
         let name = format!("step_{:08}", state.global_step);
         let target = self.ckpt().join(&name);
         if target.exists() {
@@ -213,8 +212,8 @@ fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> (Tenso
 }
 
 /// Evaluate on a split: per-step mean loss and accuracy.
-fn evaluate(model: &Blt, device: &Device, loader: &Loader) -> (Vec<f64>, Vec<f64>) {
-    let t_steps = model.config.timesteps;
+fn evaluate(model: &Model, device: &Device, loader: &Loader) -> (Vec<f64>, Vec<f64>) {
+    let t_steps = model.config().timesteps();
     let mut loss = vec![0.0; t_steps];
     let mut correct = vec![0u64; t_steps];
     let mut seen = 0u64;
@@ -240,7 +239,7 @@ fn evaluate(model: &Blt, device: &Device, loader: &Loader) -> (Vec<f64>, Vec<f64
 
 /// Train (or resume) a run.
 pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result<Summary> {
-    let ModelConfig::Blt(mcfg) = &cfg.model;
+    let mcfg = &cfg.model;
     let run = Run {
         dir: opts.out.clone(),
     };
@@ -293,7 +292,8 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     let val_ds = Arc::new(PackedDataset::open(&val_dir)?);
     for ds in [&train_ds, &val_ds] {
         let m = ds.manifest();
-        if m.height != mcfg.image_size || m.width != mcfg.image_size || m.channels != 3 {
+        let size = mcfg.image_size();
+        if m.height != size || m.width != size || m.channels != 3 {
             return Err(file_err(
                 ds.dir().display(),
                 format!(
@@ -301,18 +301,19 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
                     m.height,
                     m.width,
                     m.channels,
-                    mcfg.image_size,
-                    mcfg.image_size,
-                    mcfg.image_size
+                    mcfg.image_size(),
+                    mcfg.image_size(),
+                    mcfg.image_size()
                 ),
             ));
         }
-        if m.num_classes != mcfg.num_classes {
+        if m.num_classes != mcfg.num_classes() {
             return Err(file_err(
                 ds.dir().display(),
                 format!(
                     "{} classes, the model has num_classes = {}",
-                    m.num_classes, mcfg.num_classes
+                    m.num_classes,
+                    mcfg.num_classes()
                 ),
             ));
         }
@@ -350,14 +351,14 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     // Model and optimiser.
     let base = parse_device(&tc.device)?;
     let device = base.clone().autodiff();
-    let t_steps = mcfg.timesteps;
+    let t_steps = mcfg.timesteps();
     let weights: Vec<f64> = tc
         .loss_weights
         .clone()
         .unwrap_or_else(|| vec![1.0; t_steps]);
     let (mut model, mut opt, mut state) = match &resume_point {
         Some(p) => {
-            let m = load_weights(Blt::init(mcfg, &device)?, &p.join("model.safetensors"))?;
+            let m = load_weights(Model::init(mcfg, &device)?, &p.join("model.safetensors"))?;
             let o = Optimizer::load(tc.optimizer.clone(), &p.join("optim.safetensors"), &base)?;
             let js = std::fs::read(p.join("state.json")).map_err(|e| file_err(p.display(), e))?;
             let s: LoopState = serde_json::from_slice(&js)
@@ -366,7 +367,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         }
         None => {
             std::fs::create_dir_all(run.ckpt()).map_err(|e| file_err(run.ckpt().display(), e))?;
-            let m = params::init_reference(Blt::init(mcfg, &device)?, tc.seed);
+            let m = params::init_reference(Model::init(mcfg, &device)?, tc.seed);
             write_bytes_atomic(&opts.out.join("config.toml"), config_text.as_bytes())
                 .map_err(|e| file_err(opts.out.display(), e))?;
             let n_params: usize = params::list(&m)

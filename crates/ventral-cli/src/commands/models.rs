@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use serde::Deserialize;
 use ventral_models::config::ModelConfig;
-use ventral_models::{Blt, params, registry, size};
+use ventral_models::{Model, params, registry, size};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelsArgs {
@@ -40,8 +40,8 @@ pub fn load_model_config(spec: &str) -> Result<ModelConfig> {
     })?;
     let t: ModelTable = toml::from_str(&text)
         .with_context(|| format!("{}: invalid [model] table", path.display()))?;
-    let ModelConfig::Blt(c) = &t.model;
-    c.validate()
+    t.model
+        .validate()
         .with_context(|| format!("{}", path.display()))?;
     Ok(t.model)
 }
@@ -50,9 +50,8 @@ pub fn run_models(a: ModelsArgs) -> Result<()> {
     let device = Device::flex();
     let mut rows = Vec::new();
     for e in registry::entries() {
-        let ModelConfig::Blt(c) = &e.config;
-        let m = Blt::init(c, &device)?;
-        let r = size::blt_size(c, &params::list(&m));
+        let m = Model::init(&e.config, &device)?;
+        let r = size::model_size(&e.config, &params::list(&m));
         rows.push((e, r));
     }
     if a.json {
@@ -78,9 +77,8 @@ pub fn run_models(a: ModelsArgs) -> Result<()> {
 
 pub fn run_size(a: SizeArgs) -> Result<()> {
     let cfg = load_model_config(&a.model)?;
-    let ModelConfig::Blt(c) = &cfg;
-    let m = Blt::init(c, &Device::flex())?;
-    let r = size::blt_size(c, &params::list(&m));
+    let m = Model::init(&cfg, &Device::flex())?;
+    let r = size::model_size(&cfg, &params::list(&m));
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -94,12 +92,15 @@ pub fn run_size(a: SizeArgs) -> Result<()> {
         println!("  unused: {name} ({n} parameters): {why}");
     }
     println!(
-        "units per step: {} (Σ C·H·W over V1..IT + GAP); computed once (retina): {}",
+        "units per step: {} (Σ C·H·W over the recurrent layers, + GAP for BLT); computed once (BLT retina): {}",
         r.units_per_step, r.units_once
     );
     println!(
         "FLOPs: step 0 {:.3e}, later steps {:.3e} each, per image over {} steps {:.3e}",
-        r.flops_step0 as f64, r.flops_per_step as f64, c.timesteps, r.flops_per_image as f64
+        r.flops_step0 as f64,
+        r.flops_per_step as f64,
+        cfg.timesteps(),
+        r.flops_per_image as f64
     );
     Ok(())
 }

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ventral_models::Blt;
-use ventral_models::config::ModelConfig;
+use ventral_models::Model;
 use ventral_models::device::parse_device;
 
 use crate::commands::models::load_model_config;
@@ -36,9 +35,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let ModelConfig::Blt(cfg) = load_model_config(&a.model)?;
+    let cfg = load_model_config(&a.model)?;
     let device = parse_device(&a.device)?;
-    let model = ventral_train::train::load_weights(Blt::init(&cfg, &device)?, &a.weights)?;
+    let model = ventral_train::train::load_weights(Model::init(&cfg, &device)?, &a.weights)?;
     let bar = Progress::new("record", 0, "img");
     ventral_train::record::record_arrays(
         &model,
