@@ -9,6 +9,7 @@
 //! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
 
 pub mod atomic;
+pub mod fixtures;
 pub mod hash;
 pub mod npy;
 pub mod rng;

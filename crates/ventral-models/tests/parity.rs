@@ -27,26 +27,10 @@ use ventral_models::params;
 use ventral_models::{Blt, BltConfig};
 
 fn fixture() -> Option<PathBuf> {
-    let dir = std::env::var_os("VENTRAL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    let p = dir.join("blt_ccn23/blt64_lt_additive_T4.safetensors");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var_os("VENTRAL_REQUIRE_FIXTURES").is_some() {
-        panic!(
-            "reference fixture {} is missing (VENTRAL_REQUIRE_FIXTURES is set)",
-            p.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: reference fixture {} not found (set VENTRAL_FIXTURES)",
-        p.display()
-    );
-    None
+    ventral_core::fixtures::shared_fixture(
+        env!("CARGO_MANIFEST_DIR"),
+        "blt_ccn23/blt64_lt_additive_T4.safetensors",
+    )
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {

@@ -1,0 +1,31 @@
+//! Locating the shared reference fixtures (`../shared/fixtures`, or `VENTRAL_FIXTURES`) for
+//! tests: a missing fixture fails loudly when `VENTRAL_REQUIRE_FIXTURES` is set (CI) and is
+//! skipped with a printed reason otherwise.
+
+use std::path::{Path, PathBuf};
+
+/// The fixture at `rel` under the fixtures folder; `manifest_dir` is the calling crate's
+/// `CARGO_MANIFEST_DIR` (crates live two levels below the repository root).
+///
+/// # Panics
+/// When the fixture is missing and `VENTRAL_REQUIRE_FIXTURES` is set.
+pub fn shared_fixture(manifest_dir: &str, rel: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("VENTRAL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(manifest_dir).join("../../../shared/fixtures"));
+    let p = dir.join(rel);
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var_os("VENTRAL_REQUIRE_FIXTURES").is_some() {
+        panic!(
+            "reference fixture {} is missing (VENTRAL_REQUIRE_FIXTURES is set)",
+            p.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: reference fixture {} not found (set VENTRAL_FIXTURES)",
+        p.display()
+    );
+    None
+}
