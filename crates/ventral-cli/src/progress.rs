@@ -21,7 +21,7 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(total as u64);
             let style = ProgressStyle::with_template(&format!(
-                "{{prefix:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"
+                "{{prefix:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} {{msg}} ETA {{eta}}"
             ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -57,6 +57,30 @@ impl Progress {
                 self.label,
                 done as f64 / secs
             );
+        }
+    }
+
+    /// Report `done` of `total` with a message (shown on the bar, and in plain log lines).
+    pub fn update_with(&self, done: usize, total: usize, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_string());
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            return;
+        }
+        let step = (total / 10).max(1);
+        if let Ok(mut last) = self.last_logged.lock()
+            && (done >= *last + step || done == total)
+            && done != *last
+        {
+            *last = done;
+            let secs = self.start.elapsed().as_secs_f64();
+            let eta = if done > 0 {
+                secs / done as f64 * (total - done) as f64
+            } else {
+                0.0
+            };
+            eprintln!("{}: {done}/{total} {msg}, ETA {eta:.0} s", self.label);
         }
     }
 

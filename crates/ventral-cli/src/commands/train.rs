@@ -72,12 +72,15 @@ pub fn run(a: Args) -> Result<()> {
             let p = g.get_or_insert_with(|| {
                 Progress::new(&format!("epoch {epoch}"), batches, "batches")
             });
-            p.update(batch + 1, batches);
+            p.update_with(
+                batch + 1,
+                batches,
+                &format!("{images_per_s:.1} images/s, loss {loss:.4}"),
+            );
             if batch + 1 == batches {
                 p.finish();
                 *g = None;
             }
-            let _ = (loss, images_per_s);
         }
         Event::Epoch {
             epoch,
