@@ -1,0 +1,21 @@
+//! Errors of the neural crate; every message names the file and the coordinate or variable.
+
+use thiserror::Error;
+
+/// An error reading, writing or checking neural data.
+#[derive(Debug, Error)]
+pub enum NeuralError {
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+}
+
+/// Result with [`NeuralError`].
+pub type Result<T> = std::result::Result<T, NeuralError>;
+
+/// A [`NeuralError::File`].
+pub fn file_err(path: impl std::fmt::Display, msg: impl std::fmt::Display) -> NeuralError {
+    NeuralError::File {
+        path: path.to_string(),
+        msg: msg.to_string(),
+    }
+}

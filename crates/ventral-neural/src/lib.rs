@@ -1,0 +1,8 @@
+//! Brain comparison for ventral, without a deep-learning backend: BrainIO data assemblies
+//! (netCDF-4, read and written in pure Rust). Predictivity, ceilings, OST and RSA follow.
+
+pub mod assembly;
+pub mod error;
+
+pub use assembly::{Assembly, Coord, CoordValues};
+pub use error::{NeuralError, Result};
