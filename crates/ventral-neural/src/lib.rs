@@ -3,6 +3,8 @@
 
 pub mod assembly;
 pub mod error;
+pub mod stimulus_set;
 
 pub use assembly::{Assembly, Coord, CoordValues};
 pub use error::{NeuralError, Result};
+pub use stimulus_set::StimulusSet;

@@ -1,0 +1,135 @@
+//! BrainIO stimulus sets: a CSV with a header (`stimulus_id` — legacy `image_id` — and
+//! `filename`, other columns are metadata) and a ZIP holding the files.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, file_err};
+
+/// A stimulus set's table, and where its files are.
+#[derive(Debug, Clone)]
+pub struct StimulusSet {
+    pub csv: PathBuf,
+    pub zip: Option<PathBuf>,
+    /// Column names in file order.
+    pub columns: Vec<String>,
+    /// Stimulus ids in row order.
+    pub ids: Vec<String>,
+    /// Rows by column name.
+    pub rows: Vec<BTreeMap<String, String>>,
+}
+
+impl StimulusSet {
+    /// Read the CSV (and check the ZIP, when given, holds every file named).
+    pub fn read(csv_path: &Path, zip_path: Option<&Path>) -> Result<Self> {
+        let label = csv_path.display().to_string();
+        let mut r = csv::Reader::from_path(csv_path).map_err(|e| file_err(&label, e))?;
+        let columns: Vec<String> = r
+            .headers()
+            .map_err(|e| file_err(&label, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let id_col = ["stimulus_id", "image_id"]
+            .into_iter()
+            .find(|c| columns.iter().any(|h| h == c))
+            .ok_or_else(|| {
+                file_err(
+                    &label,
+                    format!(
+                        "no 'stimulus_id' (or legacy 'image_id') column; columns: {}",
+                        columns.join(", ")
+                    ),
+                )
+            })?;
+        if !columns.iter().any(|h| h == "filename") {
+            return Err(file_err(&label, "no 'filename' column"));
+        }
+        let mut rows = Vec::new();
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, rec) in r.records().enumerate() {
+            let rec = rec.map_err(|e| file_err(&label, e))?;
+            let row: BTreeMap<String, String> = columns
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(String::from))
+                .collect();
+            let id = row.get(id_col).cloned().unwrap_or_default();
+            if id.is_empty() {
+                return Err(file_err(
+                    &label,
+                    format!("row {} has an empty {id_col}", i + 2),
+                ));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(file_err(
+                    &label,
+                    format!("{id_col} '{id}' appears twice (row {})", i + 2),
+                ));
+            }
+            ids.push(id);
+            rows.push(row);
+        }
+        if let Some(z) = zip_path {
+            let zl = z.display().to_string();
+            let f = std::fs::File::open(z).map_err(|e| file_err(&zl, e))?;
+            let archive = zip::ZipArchive::new(f).map_err(|e| file_err(&zl, e))?;
+            let names: HashSet<String> = archive
+                .file_names()
+                .filter_map(|n| n.ok())
+                .map(|n| n.rsplit('/').next().unwrap_or(&n).to_string())
+                .collect();
+            for row in &rows {
+                let f = row.get("filename").map(String::as_str).unwrap_or_default();
+                let base = f.rsplit('/').next().unwrap_or(f);
+                if !names.contains(base) {
+                    return Err(file_err(
+                        &zl,
+                        format!("has no file '{f}' (listed in {label})"),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            csv: csv_path.to_path_buf(),
+            zip: zip_path.map(Path::to_path_buf),
+            columns,
+            ids,
+            rows,
+        })
+    }
+
+    /// Bytes of the file of stimulus `id` from the ZIP.
+    pub fn file_bytes(&self, id: &str) -> Result<Vec<u8>> {
+        let zl = self
+            .zip
+            .as_ref()
+            .map(|z| z.display().to_string())
+            .unwrap_or_default();
+        let z = self
+            .zip
+            .as_ref()
+            .ok_or_else(|| file_err(self.csv.display(), "no ZIP given for this stimulus set"))?;
+        let i = self
+            .ids
+            .iter()
+            .position(|x| x == id)
+            .ok_or_else(|| file_err(self.csv.display(), format!("no stimulus '{id}'")))?;
+        let fname = self.rows[i].get("filename").cloned().unwrap_or_default();
+        let base = fname.rsplit('/').next().unwrap_or(&fname).to_string();
+        let f = std::fs::File::open(z).map_err(|e| file_err(&zl, e))?;
+        let mut archive = zip::ZipArchive::new(f).map_err(|e| file_err(&zl, e))?;
+        let name = archive
+            .file_names()
+            .filter_map(|n| n.ok())
+            .find(|n| n.rsplit('/').next() == Some(base.as_str()))
+            .map(|n| n.to_string())
+            .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
+        let mut entry = archive.by_name(&name).map_err(|e| file_err(&zl, e))?;
+        let mut out = Vec::new();
+        entry.read_to_end(&mut out).map_err(|e| file_err(&zl, e))?;
+        Ok(out)
+    }
+}
