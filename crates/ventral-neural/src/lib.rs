@@ -3,6 +3,7 @@
 
 pub mod assembly;
 pub mod error;
+pub mod stats;
 pub mod stimulus_set;
 
 pub use assembly::{Assembly, Coord, CoordValues};
