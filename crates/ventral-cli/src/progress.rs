@@ -39,31 +39,20 @@ impl Progress {
 
     /// Report `done` of `total`.
     pub fn update(&self, done: usize, total: usize) {
-        if let Some(b) = &self.bar {
-            b.set_length(total as u64);
-            b.set_position(done as u64);
-            return;
-        }
-        // Plain lines at every 10 %.
-        let step = (total / 10).max(1);
-        if let Ok(mut last) = self.last_logged.lock()
-            && (done >= *last + step || done == total)
-            && done != *last
-        {
-            *last = done;
-            let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-            eprintln!(
-                "{}: {done}/{total} ({:.0}/s)",
-                self.label,
-                done as f64 / secs
-            );
-        }
+        self.report(done, total, None);
     }
 
     /// Report `done` of `total` with a message (shown on the bar, and in plain log lines).
     pub fn update_with(&self, done: usize, total: usize, msg: &str) {
+        self.report(done, total, Some(msg));
+    }
+
+    /// The bar, or a plain log line at every 10 % (with the rate, or the message and ETA).
+    fn report(&self, done: usize, total: usize, msg: Option<&str>) {
         if let Some(b) = &self.bar {
-            b.set_message(msg.to_string());
+            if let Some(m) = msg {
+                b.set_message(m.to_string());
+            }
             b.set_length(total as u64);
             b.set_position(done as u64);
             return;
@@ -75,12 +64,21 @@ impl Progress {
         {
             *last = done;
             let secs = self.start.elapsed().as_secs_f64();
-            let eta = if done > 0 {
-                secs / done as f64 * (total - done) as f64
-            } else {
-                0.0
-            };
-            eprintln!("{}: {done}/{total} {msg}, ETA {eta:.0} s", self.label);
+            match msg {
+                Some(m) => {
+                    let eta = if done > 0 {
+                        secs / done as f64 * (total - done) as f64
+                    } else {
+                        0.0
+                    };
+                    eprintln!("{}: {done}/{total} {m}, ETA {eta:.0} s", self.label);
+                }
+                None => eprintln!(
+                    "{}: {done}/{total} ({:.0}/s)",
+                    self.label,
+                    done as f64 / secs.max(1e-9)
+                ),
+            }
         }
     }
 

@@ -526,8 +526,8 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         }
         run.save_point(&model, &opt, &state)?;
     }
-    write_metrics(&opts.out.join("metrics.csv"), &state.metrics)?;
-    crate::plots::write_training_plots(&opts.out.join("plots"), &state.metrics)?;
+    // metrics.csv and the plots were written at the end of the last epoch, before its resume
+    // point, so a run resumed after that point finds them already complete.
     save_model(&model, &opts.out.join("weights.safetensors"))?;
     write_bytes_atomic(&opts.out.join("DONE"), b"done\n")
         .map_err(|e| file_err(opts.out.display(), e))?;
