@@ -7,6 +7,9 @@ use thiserror::Error;
 pub enum NeuralError {
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
+    /// Inconsistent arguments or data that do not come from one file.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Result with [`NeuralError`].

@@ -3,6 +3,7 @@
 
 pub mod assembly;
 pub mod error;
+pub mod regression;
 pub mod stats;
 pub mod stimulus_set;
 

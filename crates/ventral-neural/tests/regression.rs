@@ -1,0 +1,213 @@
+#![allow(clippy::unwrap_used)]
+//! Golden tests: PLS and ridge against scikit-learn 1.9.1.
+//!
+//! Expected values generated with (pyenv, scikit-learn 1.9.1):
+//! ```python
+//! import numpy as np
+//! from sklearn.cross_decomposition import PLSRegression
+//! from sklearn.linear_model import RidgeCV
+//! def data(n, p, q):
+//!     i = np.arange(n)[:, None]; j = np.arange(p)[None, :]
+//!     X = np.sin(0.7 * i + 1.3 * j) + np.cos(0.11 * i * j) + 0.05 * j
+//!     k = np.arange(q)[None, :]
+//!     W = np.cos(0.5 * np.arange(p)[:, None] * (k + 1))
+//!     Y = X @ W / p + 0.3 * np.sin(1.7 * i + 0.9 * k) + k
+//!     return X, Y
+//! for (n, p, q, c) in [(30, 12, 4, 5), (20, 40, 3, 10)]:
+//!     X, Y = data(n + 5, p, q)
+//!     pls = PLSRegression(n_components=c, scale=False).fit(X[:n], Y[:n])
+//!     print("pls", n, p, q, c, repr(pls.predict(X[n:]).ravel()))
+//!     r = RidgeCV(alphas=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+//!                 store_cv_results=True).fit(X[:n], Y[:n])
+//!     print("ridge", r.alpha_, repr(r.predict(X[n:]).ravel()),
+//!           repr(r.cv_results_.mean(axis=(0, 1))))
+//! ```
+
+use faer::Mat;
+use ventral_neural::regression::{Pls, RidgeCv};
+
+fn data(n: usize, p: usize, q: usize) -> (Mat<f64>, Mat<f64>) {
+    let x = Mat::from_fn(n, p, |i, j| {
+        let (i, j) = (i as f64, j as f64);
+        (0.7 * i + 1.3 * j).sin() + (0.11 * i * j).cos() + 0.05 * j
+    });
+    let w = Mat::from_fn(p, q, |a, k| (0.5 * a as f64 * (k as f64 + 1.0)).cos());
+    let xw = &x * &w;
+    let y = Mat::from_fn(n, q, |i, k| {
+        xw[(i, k)] / p as f64 + 0.3 * (1.7 * i as f64 + 0.9 * k as f64).sin() + k as f64
+    });
+    (x, y)
+}
+
+fn check(pred: &Mat<f64>, expected: &[f64], tol: f64) {
+    let q = pred.ncols();
+    assert_eq!(pred.nrows() * q, expected.len());
+    for (idx, e) in expected.iter().enumerate() {
+        let got = pred[(idx / q, idx % q)];
+        assert!(
+            (got - e).abs() <= tol * (1.0 + e.abs()),
+            "element {idx}: got {got}, sklearn {e}"
+        );
+    }
+}
+
+const PLS_30_12: [f64; 20] = [
+    -0.03647136226548823,
+    0.7992381142398328,
+    2.3069726710329412,
+    3.1132336152898237,
+    -0.03103488957534672,
+    0.7514196971668181,
+    2.3668952335328846,
+    3.0146663399907485,
+    -0.08945563348832175,
+    0.7646179810393168,
+    2.250577921016924,
+    2.998079475792873,
+    -0.16375276032259953,
+    0.8490850604283002,
+    2.014458536583543,
+    3.0309101030942722,
+    -0.1498956176492161,
+    1.0168398636721732,
+    1.7828125469685583,
+    3.0094049802706566,
+];
+const PLS_20_40: [f64; 15] = [
+    0.166712013596834,
+    1.1352163633882462,
+    2.1057524645998837,
+    0.30921477872998165,
+    1.187470126475413,
+    2.0961219968486042,
+    0.21934015840168955,
+    1.043338051487178,
+    2.0222920886941487,
+    0.1581417164826369,
+    1.0452781876731776,
+    2.0629889631199223,
+    0.10557408248375202,
+    1.069467577829785,
+    2.050437926853285,
+];
+const RIDGE_30_12: [f64; 20] = [
+    2.4067702841439251e-02,
+    9.3907903948443072e-01,
+    2.2188853054525208e+00,
+    3.1078302387059820e+00,
+    -5.4494459006709101e-04,
+    8.8783915972235339e-01,
+    2.2287751709893708e+00,
+    3.0692152613710411e+00,
+    -2.2342541290637702e-02,
+    8.8560943059918362e-01,
+    2.1664611228256017e+00,
+    3.0356977388295330e+00,
+    -2.7983587854084835e-02,
+    9.4104726437921649e-01,
+    2.0530050125276045e+00,
+    3.0158710942184528e+00,
+    -6.0783282257165297e-03,
+    1.0470919262418812e+00,
+    1.9234254833365467e+00,
+    3.0027877600340593e+00,
+];
+const RIDGE_30_12_LOO: [f64; 8] = [
+    0.14844203739067127,
+    0.14144839794806638,
+    0.1262298202130646,
+    0.11375213504102029,
+    0.08538007162037929,
+    0.077475777685968,
+    0.10368238895389174,
+    0.11255138213999602,
+];
+const RIDGE_20_40: [f64; 15] = [
+    0.11810351460317094,
+    1.0994546628966302,
+    2.0577338643913583,
+    0.11843547447962958,
+    1.0984355451497014,
+    2.058382461826469,
+    0.11802111999772875,
+    1.0974989717616646,
+    2.0580108222214206,
+    0.1174020827978871,
+    1.0973359209399587,
+    2.057100629957859,
+    0.1168525784587269,
+    1.0980716508936654,
+    2.0557787865478274,
+];
+const RIDGE_20_40_LOO: [f64; 8] = [
+    0.10347146880295995,
+    0.1034480673236076,
+    0.10321769313467692,
+    0.10120806933357622,
+    0.09067400432174626,
+    0.07126297307041347,
+    0.06198103400733228,
+    0.06037021956307741,
+];
+
+fn split(x: &Mat<f64>, n: usize) -> (Mat<f64>, Mat<f64>) {
+    let tr = x.as_ref().subrows(0, n).to_owned();
+    let te = x.as_ref().subrows(n, x.nrows() - n).to_owned();
+    (tr, te)
+}
+
+#[test]
+fn pls_matches_sklearn_more_samples_than_features() {
+    let (x, y) = data(35, 12, 4);
+    let ((xtr, xte), (ytr, _)) = (split(&x, 30), split(&y, 30));
+    let map = Pls::new(5).fit(xtr.as_ref(), ytr.as_ref()).unwrap();
+    check(&map.predict(xte.as_ref()), &PLS_30_12, 1e-8);
+}
+
+#[test]
+fn pls_matches_sklearn_more_features_than_samples() {
+    let (x, y) = data(25, 40, 3);
+    let ((xtr, xte), (ytr, _)) = (split(&x, 20), split(&y, 20));
+    let map = Pls::new(10).fit(xtr.as_ref(), ytr.as_ref()).unwrap();
+    check(&map.predict(xte.as_ref()), &PLS_20_40, 1e-7);
+}
+
+const ALPHAS: [f64; 8] = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0];
+
+#[test]
+fn ridge_cv_matches_sklearn_alpha_loo_and_predictions() {
+    for (n, p, q, pred, loo, alpha) in [
+        (30, 12, 4, &RIDGE_30_12[..], &RIDGE_30_12_LOO[..], 100.0),
+        (20, 40, 3, &RIDGE_20_40[..], &RIDGE_20_40_LOO[..], 10000.0),
+    ] {
+        let (x, y) = data(n + 5, p, q);
+        let ((xtr, xte), (ytr, _)) = (split(&x, n), split(&y, n));
+        let fit = RidgeCv {
+            alphas: ALPHAS.to_vec(),
+        }
+        .fit(xtr.as_ref(), ytr.as_ref())
+        .unwrap();
+        assert_eq!(fit.alpha, alpha);
+        for (a, b) in fit.loo_mse.iter().zip(loo) {
+            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "LOO {a} vs {b}");
+        }
+        check(&fit.map.predict(xte.as_ref()), pred, 1e-9);
+    }
+}
+
+#[test]
+fn mismatched_rows_and_bad_alphas_are_errors() {
+    let (x, y) = data(10, 4, 2);
+    let y2 = y.as_ref().subrows(0, 9).to_owned();
+    assert!(Pls::new(2).fit(x.as_ref(), y2.as_ref()).is_err());
+    assert!(
+        RidgeCv { alphas: vec![] }
+            .fit(x.as_ref(), y.as_ref())
+            .is_err()
+    );
+    assert!(
+        RidgeCv { alphas: vec![-1.0] }
+            .fit(x.as_ref(), y.as_ref())
+            .is_err()
+    );
+}
