@@ -43,6 +43,9 @@ enum Command {
     Record(commands::record::Args),
     /// Time training and inference (and single operations) of BLT networks.
     Bench(commands::bench::Args),
+    /// Fit model features to neural recordings per time bin (PLS/ridge, cross-validated,
+    /// split-half ceilings, noise-corrected consistency).
+    NeuralFit(commands::neural_fit::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(a),
         Command::Record(a) => commands::record::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::NeuralFit(a) => commands::neural_fit::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

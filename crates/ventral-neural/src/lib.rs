@@ -2,7 +2,12 @@
 //! (netCDF-4, read and written in pure Rust). Predictivity, ceilings, OST and RSA follow.
 
 pub mod assembly;
+pub mod ceiling;
+pub mod cv;
 pub mod error;
+pub mod features;
+pub mod predictivity;
+pub mod recordings;
 pub mod regression;
 pub mod stats;
 pub mod stimulus_set;

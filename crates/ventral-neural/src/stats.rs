@@ -101,6 +101,64 @@ pub fn spearman_brown(r: f64, k: f64) -> f64 {
     k * r / (1.0 + (k - 1.0) * r)
 }
 
+/// Median of the finite values (NaN when there are none), like xarray's NaN-skipping median.
+pub fn nan_median(x: &[f64]) -> f64 {
+    let mut v: Vec<f64> = x.iter().copied().filter(|a| a.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom
+/// (`scipy.stats.t.ppf(0.975, df)`, tabulated to 1e-3 for df ≤ 30, normal beyond).
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        d if d <= 30 => T[d - 1],
+        d if d <= 60 => 2.042 - (d as f64 - 30.0) * (2.042 - 2.000) / 30.0,
+        d if d <= 120 => 2.000 - (d as f64 - 60.0) * (2.000 - 1.980) / 60.0,
+        _ => 1.96,
+    }
+}
+
+/// Mean of the finite values with its 95 % t-interval (mean ± t · sd/√n); the interval is
+/// NaN with fewer than two values.
+pub fn mean_ci(x: &[f64]) -> (f64, f64, f64) {
+    let v: Vec<f64> = x.iter().copied().filter(|a| a.is_finite()).collect();
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let m = mean(&v);
+    if n < 2 {
+        return (m, f64::NAN, f64::NAN);
+    }
+    let sd = (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let h = t975(n - 1) * sd / (n as f64).sqrt();
+    (m, m - h, m + h)
+}
+
+/// Percentile (linear interpolation, NumPy's default) of the finite values.
+pub fn percentile(x: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = x.iter().copied().filter(|a| a.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q / 100.0 * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +187,10 @@ mod tests {
         );
         assert!((spearman_brown(0.6, 2.0) - 0.75).abs() < 1e-12);
         assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        // np.median([3, 1, nan, 2, 10]) skipping NaN -> 2.5; np.percentile(X, 2.5) -> 0.5875
+        assert_eq!(nan_median(&[3.0, 1.0, f64::NAN, 2.0, 10.0]), 2.5);
+        assert!((percentile(&X, 2.5) - 0.5875).abs() < 1e-12);
+        // scipy.stats.t.ppf(0.975, 9) -> 2.2621571627409915
+        assert!((t975(9) - 2.2621571627409915).abs() < 1e-3);
     }
 }

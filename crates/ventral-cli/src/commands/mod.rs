@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod inspect;
 pub mod models;
+pub mod neural_fit;
 pub mod pack;
 pub mod record;
 pub mod sheet;

@@ -1,0 +1,308 @@
+//! `ventral neural-fit`: model features → neural sites per time bin, cross-validated, with
+//! split-half ceilings and noise-corrected consistency.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
+use ventral_neural::predictivity::{
+    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows, ceilings,
+    fit_predictivity,
+};
+use ventral_neural::recordings::Recordings;
+use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
+use ventral_neural::{Assembly, features::Features};
+use ventral_report::{LinePlot, Series, line_plot};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Feature file(s): `.npz` with one float array per layer, [T, N, D] or [N, D]
+    /// (`ventral record` output works as is). `NAME=PATH` labels a model; several files are
+    /// compared side by side.
+    #[arg(long, required = true)]
+    features: Vec<String>,
+    /// BrainIO assembly (netCDF-4): presentation × neuroid × time_bin.
+    #[arg(long)]
+    neural: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Only these layers (comma-separated array names).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+    /// pls (scikit-learn PLSRegression, scale=False) or ridge (RidgeCV, LOO alpha).
+    #[arg(long, default_value = "pls")]
+    regression: String,
+    /// PLS components.
+    #[arg(long, default_value_t = 25)]
+    components: usize,
+    /// Ridge alpha grid (comma-separated; default 1e-2 … 1e7, 4 per decade).
+    #[arg(long, value_delimiter = ',')]
+    alphas: Vec<f64>,
+    /// Cross-validation splits (by stimulus, stratified by object_name when present).
+    #[arg(long, default_value_t = 10)]
+    splits: usize,
+    /// Training fraction per split.
+    #[arg(long, default_value_t = 0.9)]
+    train_frac: f64,
+    /// Root seed (splits, halves).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Multi-step layers: `recurrent` (one step per bin from an offset) or `all-steps`
+    /// (every step against every bin).
+    #[arg(long, default_value = "recurrent")]
+    mapping: String,
+    /// Milliseconds per model step (recurrent mapping).
+    #[arg(long, default_value_t = 10.0)]
+    step_ms: f64,
+    /// Time of step 0: `MS` for all regions or `REGION=MS` (repeatable); default: the first
+    /// bin's start.
+    #[arg(long)]
+    offset_ms: Vec<String>,
+    /// Single-step (feedforward) layers: `uniform` (every bin) or `graded` (layers share the
+    /// bins out in order).
+    #[arg(long, default_value = "uniform")]
+    ff_mapping: String,
+    /// Also fit one map per layer and region shared over time bins (span-time).
+    #[arg(long)]
+    shared: bool,
+    /// Repetition halvings for the split-half ceilings.
+    #[arg(long, default_value_t = 10)]
+    ceiling_splits: usize,
+    /// Trial-half bootstraps for the noise-corrected consistency (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    bootstraps: usize,
+}
+
+fn parse_options(a: &Args) -> Result<FitOptions> {
+    let regressor = match a.regression.as_str() {
+        "pls" => Regressor::Pls(Pls::new(a.components)),
+        "ridge" => Regressor::Ridge(RidgeCv {
+            alphas: if a.alphas.is_empty() { default_alphas() } else { a.alphas.clone() },
+        }),
+        other => bail!("--regression must be pls or ridge, got `{other}`"),
+    };
+    let mut offsets = Vec::new();
+    let mut default_offset = None;
+    for o in &a.offset_ms {
+        match o.split_once('=') {
+            Some((r, v)) => offsets.push((
+                r.to_string(),
+                v.parse::<f64>().with_context(|| format!("--offset-ms `{o}`: not a number"))?,
+            )),
+            None => {
+                default_offset =
+                    Some(o.parse::<f64>().with_context(|| format!("--offset-ms `{o}`: not a number"))?)
+            }
+        }
+    }
+    let steps = match a.mapping.as_str() {
+        "recurrent" => {
+            if !(a.step_ms > 0.0) {
+                bail!("--step-ms must be positive");
+            }
+            StepMapping::Recurrent { step_ms: a.step_ms, offsets, default_offset }
+        }
+        "all-steps" => StepMapping::AllSteps,
+        other => bail!("--mapping must be recurrent or all-steps, got `{other}`"),
+    };
+    let feedforward = match a.ff_mapping.as_str() {
+        "uniform" => FeedforwardMapping::Uniform,
+        "graded" => FeedforwardMapping::Graded,
+        other => bail!("--ff-mapping must be uniform or graded, got `{other}`"),
+    };
+    if a.splits == 0 || !(a.train_frac > 0.0 && a.train_frac < 1.0) {
+        bail!("need --splits ≥ 1 and 0 < --train-frac < 1");
+    }
+    Ok(FitOptions {
+        regressor,
+        n_splits: a.splits,
+        train_frac: a.train_frac,
+        seed: a.seed,
+        steps,
+        feedforward,
+        shared: a.shared,
+        ceiling_splits: a.ceiling_splits.max(1),
+        consistency_bootstraps: a.bootstraps,
+    })
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let opts = parse_options(&a)?;
+    let label = a.neural.display().to_string();
+    let asm = Assembly::read(&a.neural)?;
+    let rec = Recordings::from_assembly(&asm, &label)?;
+    let out = AtomicDir::create(&a.out, a.overwrite)?;
+    eprintln!(
+        "neural-fit: {} stimuli × {} sites × {} bins ({} repetitions), regions {:?}",
+        rec.n_stimuli(),
+        rec.n_neuroids(),
+        rec.n_bins(),
+        rec.n_reps,
+        rec.region_sites().iter().map(|(r, s)| format!("{r} ({})", s.len())).collect::<Vec<_>>()
+    );
+    let ceil = ceilings(&rec, &opts)?;
+    if ceil.is_none() {
+        eprintln!("note: one repetition per stimulus: no ceilings, ceiled scores or consistency");
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    if let Some(c) = &ceil {
+        rows.extend(ceiling_rows(&rec, c));
+    }
+    let mut sites_csv = String::from("model,layer,timestep,region,time_bin_start,time_bin_end,neuroid_id,r,ceiling\n");
+    let mut inputs = Vec::new();
+    for spec in &a.features {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains('/') => (Some(n.to_string()), PathBuf::from(p)),
+            _ => (None, PathBuf::from(spec)),
+        };
+        let mut feats = Features::read(&path, &rec.stimulus_ids, &a.layers)?;
+        if let Some(n) = name {
+            feats.model = n;
+        }
+        eprintln!(
+            "  {}: layers {:?}",
+            feats.model,
+            feats.layers.iter().map(|l| format!("{} [{}×{}×{}]", l.name, l.steps, l.n, l.d)).collect::<Vec<_>>()
+        );
+        let t0 = std::time::Instant::now();
+        let res = fit_predictivity(&feats, &rec, ceil.as_deref(), &opts)
+            .with_context(|| format!("fitting {}", path.display()))?;
+        eprintln!("  fitted in {:.1} s", t0.elapsed().as_secs_f64());
+        for (layer, t, region, b, nid, r, c) in &res.sites {
+            let f = |v: f64| if v.is_finite() { v.to_string() } else { String::new() };
+            let _ = writeln!(
+                sites_csv,
+                "{},{layer},{t},{region},{},{},{nid},{},{}",
+                feats.model, rec.bins[*b].0, rec.bins[*b].1, f(*r), f(*c)
+            );
+        }
+        rows.extend(res.rows);
+        inputs.push(serde_json::json!({
+            "model": feats.model,
+            "path": path.display().to_string(),
+            "blake3": ventral_core::hash::file_blake3(&path)?,
+        }));
+    }
+    let mut csv = String::from(CSV_HEADER);
+    csv.push('\n');
+    for r in &rows {
+        csv.push_str(&r.csv());
+        csv.push('\n');
+    }
+    write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
+    write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
+    let meta = serde_json::json!({
+        "code_version": crate::code_version(),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "neural": { "path": label, "blake3": ventral_core::hash::file_blake3(&a.neural)? },
+        "features": inputs,
+        "regression": opts.regressor.name(),
+        "splits": opts.n_splits, "train_frac": opts.train_frac, "seed": opts.seed,
+        "mapping": a.mapping, "step_ms": a.step_ms, "offset_ms": a.offset_ms, "ff_mapping": a.ff_mapping,
+        "shared": opts.shared, "ceiling_splits": opts.ceiling_splits, "bootstraps": opts.consistency_bootstraps,
+    });
+    write_bytes_atomic(&out.path().join("run.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    plot_rows(&rows, &out.path().join("plots"))?;
+    let dir = out.commit()?;
+    print_summary(&rows);
+    println!("wrote {}", dir.join("predictivity.csv").display());
+    Ok(())
+}
+
+fn print_summary(rows: &[Row]) {
+    let mut best: Vec<(String, String, String, f64, f64)> = Vec::new();
+    for r in rows.iter().filter(|r| r.metric == "r") {
+        let key = (r.model.clone(), r.layer.clone(), r.region.clone());
+        match best.iter_mut().find(|b| (b.0.clone(), b.1.clone(), b.2.clone()) == key) {
+            Some(b) if r.value > b.3 => {
+                b.3 = r.value;
+                b.4 = r.time_bin_start;
+            }
+            Some(_) => {}
+            None => best.push((key.0, key.1, key.2, r.value, r.time_bin_start)),
+        }
+    }
+    for (m, l, reg, v, t) in best {
+        println!("{m} {l} → {reg}: best median r {v:.3} at {t} ms");
+    }
+}
+
+/// One plot per region and metric: value vs time bin, one line per (model, layer[, step]),
+/// the ceiling as its own line.
+fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut regions: Vec<&str> = rows.iter().map(|r| r.region.as_str()).collect();
+    regions.dedup();
+    regions.sort_unstable();
+    regions.dedup();
+    let all_steps = rows.iter().any(|r| {
+        rows.iter().any(|o| {
+            o.metric == r.metric && o.model == r.model && o.layer == r.layer && o.region == r.region
+                && o.time_bin_start == r.time_bin_start && o.timestep != r.timestep
+        })
+    });
+    for region in regions {
+        for metric in ["r", "ceiled", "consistency", "r_shared"] {
+            let mut series: Vec<Series> = Vec::new();
+            for r in rows.iter().filter(|r| r.region == region && r.metric == metric) {
+                let name = if all_steps {
+                    format!("{} {} t={}", r.model, r.layer, r.timestep.unwrap_or(0))
+                } else {
+                    format!("{} {}", r.model, r.layer)
+                };
+                let x = 0.5 * (r.time_bin_start + r.time_bin_end);
+                let s = match series.iter_mut().position(|s| s.name == name) {
+                    Some(i) => &mut series[i],
+                    None => {
+                        series.push(Series { name, points: Vec::new(), band: Some(Vec::new()) });
+                        series.last_mut().expect("just pushed")
+                    }
+                };
+                s.points.push((x, r.value));
+                if let Some(b) = s.band.as_mut()
+                    && r.ci_low.is_finite()
+                {
+                    b.push((x, r.ci_low, r.ci_high));
+                }
+            }
+            if series.is_empty() {
+                continue;
+            }
+            if metric == "r" {
+                let ceil: Vec<&Row> = rows.iter().filter(|r| r.region == region && r.metric == "ceiling").collect();
+                if !ceil.is_empty() {
+                    series.push(Series {
+                        name: "noise ceiling".into(),
+                        points: ceil.iter().map(|r| (0.5 * (r.time_bin_start + r.time_bin_end), r.value)).collect(),
+                        band: None,
+                    });
+                }
+            }
+            series.truncate(8);
+            let y_label = match metric {
+                "r" | "r_shared" => "median Pearson r (held-out stimuli)",
+                "ceiled" => "ceiled predictivity (r / ceiling)",
+                _ => "noise-corrected consistency",
+            };
+            let plot = LinePlot {
+                title: format!("{region}: {metric} per time bin"),
+                x_label: "time bin centre (ms after stimulus onset)".into(),
+                y_label: y_label.into(),
+                series,
+                y_range: None,
+            };
+            let stem = dir.join(format!("{}_{metric}", sanitize(region)));
+            line_plot(&stem, &plot).with_context(|| format!("plotting {}", stem.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}

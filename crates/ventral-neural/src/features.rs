@@ -1,0 +1,149 @@
+//! Model features from an `.npz`: one float array per layer shaped [T, N, D] (recurrent, one
+//! slice per time step) or [N, D] (feedforward), rows in the order of the recordings' stimuli
+//! unless an array `stimulus_id` (fixed-width bytes or unicode) gives the order. `ventral
+//! record` output is accepted as is (its `readout_*` and `labels_all` arrays are not features).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ventral_core::npy::NpzReader;
+
+use crate::error::{Result, file_err};
+
+/// Arrays in a feature file that are never treated as features.
+const NOT_FEATURES: [&str; 4] = ["readout_weight", "readout_bias", "labels_all", "stimulus_id"];
+
+/// One layer's features.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: String,
+    /// Time steps (1 for a feedforward layer).
+    pub steps: usize,
+    /// Rows in the file.
+    pub n: usize,
+    /// Features per row.
+    pub d: usize,
+    /// [T, N, D] C order.
+    pub data: Vec<f32>,
+}
+
+impl Layer {
+    /// Row-major value at step `t`, file row `r`, feature `j`.
+    #[inline]
+    pub fn at(&self, t: usize, r: usize, j: usize) -> f32 {
+        self.data[(t * self.n + r) * self.d + j]
+    }
+}
+
+/// A model's features aligned to a list of stimuli.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// Label (the file stem unless given).
+    pub model: String,
+    pub source: String,
+    pub layers: Vec<Layer>,
+    /// File row of each recording stimulus.
+    pub rows: Vec<usize>,
+}
+
+impl Features {
+    /// Reads `path` and aligns it to `stimulus_ids`. `only` restricts to the named layers.
+    pub fn read(path: &Path, stimulus_ids: &[String], only: &[String]) -> Result<Self> {
+        let src = path.display().to_string();
+        let mut npz = NpzReader::open(path).map_err(|e| file_err(&src, e))?;
+        let names = npz.names();
+        let mut layers = Vec::new();
+        for name in &names {
+            if NOT_FEATURES.contains(&name.as_str()) || (!only.is_empty() && !only.contains(name)) {
+                continue;
+            }
+            let a = npz.read(name).map_err(|e| file_err(&src, e))?;
+            if !a.is_float() {
+                continue;
+            }
+            let (steps, n, d) = match a.shape.as_slice() {
+                [n, d] => (1, *n, *d),
+                [t, n, d] => (*t, *n, *d),
+                s => {
+                    return Err(file_err(
+                        &src,
+                        format!("array `{name}` has shape {s:?}; features must be [T, N, D] or [N, D]"),
+                    ));
+                }
+            };
+            let data = a
+                .to_f32()
+                .ok_or_else(|| file_err(&src, format!("array `{name}` is not numeric")))?;
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                let (t, r) = (i / (n * d).max(1), (i / d.max(1)) % n.max(1));
+                return Err(file_err(
+                    &src,
+                    format!("array `{name}` has a non-finite value at step {t}, row {r}"),
+                ));
+            }
+            layers.push(Layer { name: name.clone(), steps, n, d, data });
+        }
+        for want in only {
+            if !layers.iter().any(|l| &l.name == want) {
+                return Err(file_err(
+                    &src,
+                    format!("no float feature array `{want}` (arrays: {names:?})"),
+                ));
+            }
+        }
+        if layers.is_empty() {
+            return Err(file_err(&src, format!("no feature arrays (arrays: {names:?})")));
+        }
+        let n = layers[0].n;
+        if let Some(l) = layers.iter().find(|l| l.n != n) {
+            return Err(file_err(
+                &src,
+                format!("layer `{}` has {} rows but `{}` has {n}", l.name, l.n, layers[0].name),
+            ));
+        }
+        let rows = if npz.contains("stimulus_id") {
+            let ids = npz
+                .read("stimulus_id")
+                .map_err(|e| file_err(&src, e))?
+                .to_strings()
+                .ok_or_else(|| file_err(&src, "`stimulus_id` must be a bytes or unicode array"))?;
+            if ids.len() != n {
+                return Err(file_err(
+                    &src,
+                    format!("`stimulus_id` has {} entries but the features have {n} rows", ids.len()),
+                ));
+            }
+            let index: HashMap<&str, usize> =
+                ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            let missing: Vec<&String> =
+                stimulus_ids.iter().filter(|s| !index.contains_key(s.as_str())).collect();
+            if !missing.is_empty() {
+                return Err(file_err(
+                    &src,
+                    format!(
+                        "{} recorded stimulus_id(s) are not in the features' `stimulus_id`, e.g. {:?}",
+                        missing.len(),
+                        &missing[..missing.len().min(3)]
+                    ),
+                ));
+            }
+            stimulus_ids.iter().map(|s| index[s.as_str()]).collect()
+        } else {
+            if n != stimulus_ids.len() {
+                return Err(file_err(
+                    &src,
+                    format!(
+                        "features have {n} rows but the recordings have {} stimuli; add a `stimulus_id` array to align them",
+                        stimulus_ids.len()
+                    ),
+                ));
+            }
+            (0..n).collect()
+        };
+        let model = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        Ok(Features { model, source: src, layers, rows })
+    }
+}

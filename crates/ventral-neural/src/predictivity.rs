@@ -1,0 +1,443 @@
+//! Neural predictivity per time bin: model features (per layer, per step) → each neural site,
+//! cross-validated by stimulus, with split-half ceilings and Nayebi's noise-corrected
+//! consistency. See `docs/architecture.md` ("Brain comparison") for the definitions.
+
+use faer::Mat;
+use rayon::prelude::*;
+
+use crate::ceiling::{BinCeiling, repetition_halves, split_half_ceiling};
+use crate::cv::{Split, codes, shuffle_splits};
+use crate::error::{NeuralError, Result};
+use crate::features::{Features, Layer};
+use crate::recordings::Recordings;
+use crate::regression::{LinearMap, Pls, RidgeCv};
+use crate::stats::{mean_ci, nan_median, pearson, percentile, spearman_brown};
+
+/// The linear map family.
+#[derive(Debug, Clone)]
+pub enum Regressor {
+    Pls(Pls),
+    Ridge(RidgeCv),
+}
+
+impl Regressor {
+    pub fn fit(&self, x: faer::MatRef<'_, f64>, y: faer::MatRef<'_, f64>) -> Result<LinearMap> {
+        match self {
+            Regressor::Pls(p) => p.fit(x, y),
+            Regressor::Ridge(r) => Ok(r.fit(x, y)?.map),
+        }
+    }
+    pub fn name(&self) -> String {
+        match self {
+            Regressor::Pls(p) => format!("pls{}", p.n_components),
+            Regressor::Ridge(_) => "ridge".into(),
+        }
+    }
+}
+
+/// How model time steps meet neural time bins.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepMapping {
+    /// One step per `step_ms` bin: step = round((bin_start − offset) / step_ms), clamped to
+    /// the model's steps. The offset of a region defaults to its first bin's start.
+    Recurrent { step_ms: f64, offsets: Vec<(String, f64)>, default_offset: Option<f64> },
+    /// Every step against every bin (the model-time × neural-time matrix).
+    AllSteps,
+}
+
+/// How single-step (feedforward) layers meet time bins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedforwardMapping {
+    /// Every layer against every bin.
+    Uniform,
+    /// Layers in file order share the bins out: layer i of L gets bins b with ⌊b·L/B⌋ = i.
+    Graded,
+}
+
+/// Options of [`fit_predictivity`].
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub regressor: Regressor,
+    pub n_splits: usize,
+    pub train_frac: f64,
+    pub seed: u64,
+    pub steps: StepMapping,
+    pub feedforward: FeedforwardMapping,
+    /// Also fit one map shared over the bins of a region (span-time).
+    pub shared: bool,
+    /// Random halvings for the ceilings.
+    pub ceiling_splits: usize,
+    /// Trial-half bootstraps for Nayebi's consistency (0 = skip).
+    pub consistency_bootstraps: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            regressor: Regressor::Pls(Pls::default()),
+            n_splits: 10,
+            train_frac: 0.9,
+            seed: 1,
+            steps: StepMapping::Recurrent { step_ms: 10.0, offsets: Vec::new(), default_offset: None },
+            feedforward: FeedforwardMapping::Uniform,
+            shared: false,
+            ceiling_splits: 10,
+            consistency_bootstraps: 10,
+        }
+    }
+}
+
+/// One row of `predictivity.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub model: String,
+    pub layer: String,
+    pub timestep: Option<usize>,
+    pub region: String,
+    pub time_bin_start: f64,
+    pub time_bin_end: f64,
+    pub metric: String,
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// Header of `predictivity.csv`.
+pub const CSV_HEADER: &str =
+    "model,layer,timestep,region,time_bin_start,time_bin_end,metric,value,ci_low,ci_high";
+
+impl Row {
+    pub fn csv(&self) -> String {
+        let f = |v: f64| if v.is_finite() { format!("{v}") } else { String::new() };
+        format!(
+            "{},{},{},{},{},{},{},{},{},{}",
+            self.model,
+            self.layer,
+            self.timestep.map(|t| t.to_string()).unwrap_or_default(),
+            self.region,
+            self.time_bin_start,
+            self.time_bin_end,
+            self.metric,
+            f(self.value),
+            f(self.ci_low),
+            f(self.ci_high)
+        )
+    }
+}
+
+/// (layer, step, region, bin) combinations to fit, from the mappings.
+pub fn assignments(
+    layers: &[Layer],
+    rec: &Recordings,
+    opts: &FitOptions,
+) -> Vec<(usize, usize, usize, usize)> {
+    let regions = rec.region_sites();
+    let nb = rec.n_bins();
+    let ff: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].steps == 1).collect();
+    let mut out = Vec::new();
+    for (l, layer) in layers.iter().enumerate() {
+        for (ri, (region, _)) in regions.iter().enumerate() {
+            for b in 0..nb {
+                if layer.steps == 1 {
+                    let keep = match opts.feedforward {
+                        FeedforwardMapping::Uniform => true,
+                        FeedforwardMapping::Graded => {
+                            let i = ff.iter().position(|&x| x == l).unwrap_or(0);
+                            b * ff.len() / nb == i
+                        }
+                    };
+                    if keep {
+                        out.push((l, 0, ri, b));
+                    }
+                    continue;
+                }
+                match &opts.steps {
+                    StepMapping::AllSteps => (0..layer.steps).for_each(|t| out.push((l, t, ri, b))),
+                    StepMapping::Recurrent { step_ms, offsets, default_offset } => {
+                        let offset = offsets
+                            .iter()
+                            .find(|(r, _)| r == region)
+                            .map(|(_, o)| *o)
+                            .or(*default_offset)
+                            .unwrap_or(rec.bins[0].0);
+                        let t = ((rec.bins[b].0 - offset) / step_ms).round();
+                        let t = t.clamp(0.0, (layer.steps - 1) as f64) as usize;
+                        out.push((l, t, ri, b));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn x_matrix(layer: &Layer, step: usize, rows: &[usize], stim: &[usize]) -> Mat<f64> {
+    Mat::from_fn(stim.len(), layer.d, |i, j| layer.at(step, rows[stim[i]], j) as f64)
+}
+
+fn y_matrix(arr: &[f64], nk: usize, nb: usize, bin: usize, sites: &[usize], stim: &[usize]) -> Mat<f64> {
+    Mat::from_fn(stim.len(), sites.len(), |i, j| arr[(stim[i] * nk + sites[j]) * nb + bin])
+}
+
+fn col_r(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
+    (0..a.ncols()).map(|j| pearson(a.col_as_slice(j), b.col_as_slice(j))).collect()
+}
+
+/// Everything `neural-fit` computes for one feature file.
+#[derive(Debug, Clone)]
+pub struct FitResult {
+    pub rows: Vec<Row>,
+    /// Per-site rows: (layer, timestep, region, bin, neuroid_id, r, ceiling).
+    pub sites: Vec<(String, usize, String, usize, String, f64, f64)>,
+}
+
+/// The stimulus splits for `rec` (stratified by `object_name` when present).
+pub fn stimulus_splits(rec: &Recordings, opts: &FitOptions) -> Vec<Split> {
+    let groups = rec.object_names.as_ref().map(|o| codes(o));
+    shuffle_splits(rec.n_stimuli(), groups.as_deref(), opts.n_splits, opts.train_frac, opts.seed, "neural-fit-cv")
+}
+
+/// Ceilings per region (None when the recordings have a single repetition).
+pub fn ceilings(rec: &Recordings, opts: &FitOptions) -> Result<Option<Vec<Vec<BinCeiling>>>> {
+    if rec.n_reps < 2 {
+        return Ok(None);
+    }
+    rec.region_sites()
+        .iter()
+        .map(|(_, sites)| split_half_ceiling(rec, sites, opts.ceiling_splits, opts.seed))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Fits every assignment of `feats` to `rec` and returns the tidy rows (ceiling rows are
+/// produced by [`ceiling_rows`], once per recording).
+pub fn fit_predictivity(
+    feats: &Features,
+    rec: &Recordings,
+    ceil: Option<&[Vec<BinCeiling>]>,
+    opts: &FitOptions,
+) -> Result<FitResult> {
+    if opts.n_splits == 0 || !(opts.train_frac > 0.0 && opts.train_frac < 1.0) {
+        return Err(NeuralError::Invalid("need n_splits ≥ 1 and 0 < train_frac < 1".into()));
+    }
+    let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
+    let regions = rec.region_sites();
+    let splits = stimulus_splits(rec, opts);
+    let jobs = assignments(&feats.layers, rec, opts);
+    // Trial halves for the consistency (same halves for every job).
+    let halves: Vec<(Vec<f64>, Vec<f64>)> = if opts.consistency_bootstraps > 0 && rec.n_reps >= 2 {
+        repetition_halves(rec.n_reps, opts.consistency_bootstraps, opts.seed, "consistency-halves")
+            .iter()
+            .map(|(a, b)| Ok((rec.average(a)?, rec.average(b)?)))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    // One work item per (job, split).
+    let work: Vec<(usize, usize)> =
+        (0..jobs.len()).flat_map(|j| (0..splits.len()).map(move |s| (j, s))).collect();
+    // (per-site r on held-out, per-bootstrap consistency medians)
+    let results: Vec<Result<(Vec<f64>, Vec<f64>)>> = work
+        .par_iter()
+        .map(|&(j, s)| {
+            let (l, t, ri, b) = jobs[j];
+            let layer = &feats.layers[l];
+            let sites = &regions[ri].1;
+            let sp = &splits[s];
+            let xtr = x_matrix(layer, t, &feats.rows, &sp.train);
+            let xte = x_matrix(layer, t, &feats.rows, &sp.test);
+            let ytr = y_matrix(&rec.mean, nk, nb, b, sites, &sp.train);
+            let yte = y_matrix(&rec.mean, nk, nb, b, sites, &sp.test);
+            let pred = opts.regressor.fit(xtr.as_ref(), ytr.as_ref())?.predict(xte.as_ref());
+            let r = col_r(&pred, &yte);
+            let mut cons = Vec::with_capacity(halves.len());
+            for (h1, h2) in &halves {
+                let y1tr = y_matrix(h1, nk, nb, b, sites, &sp.train);
+                let y2tr = y_matrix(h2, nk, nb, b, sites, &sp.train);
+                let y1te = y_matrix(h1, nk, nb, b, sites, &sp.test);
+                let y2te = y_matrix(h2, nk, nb, b, sites, &sp.test);
+                let p1 = opts.regressor.fit(xtr.as_ref(), y1tr.as_ref())?.predict(xte.as_ref());
+                let p2 = opts.regressor.fit(xtr.as_ref(), y2tr.as_ref())?.predict(xte.as_ref());
+                let (rxx, ryy) = (col_r(&p1, &p2), col_r(&y1te, &y2te));
+                let per: Vec<f64> = (0..sites.len())
+                    .map(|k| r[k] / (spearman_brown(rxx[k], 2.0) * spearman_brown(ryy[k], 2.0)).sqrt())
+                    .collect();
+                cons.push(nan_median(&per));
+            }
+            Ok((r, cons))
+        })
+        .collect();
+    let mut results = results.into_iter();
+    let mut rows = Vec::new();
+    let mut site_rows = Vec::new();
+    for &(l, t, ri, b) in &jobs {
+        let (region, sites) = &regions[ri];
+        let mut medians = Vec::with_capacity(splits.len());
+        let mut per_site = vec![0.0; sites.len()];
+        let mut boot = vec![0.0; halves.len()];
+        for _ in 0..splits.len() {
+            let (r, cons) = results.next().ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
+            medians.push(nan_median(&r));
+            for (acc, v) in per_site.iter_mut().zip(&r) {
+                *acc += v / splits.len() as f64;
+            }
+            for (acc, v) in boot.iter_mut().zip(&cons) {
+                *acc += v / splits.len() as f64;
+            }
+        }
+        let (bs, be) = rec.bins[b];
+        let layer = &feats.layers[l];
+        let row = |metric: &str, (value, ci_low, ci_high): (f64, f64, f64)| Row {
+            model: feats.model.clone(),
+            layer: layer.name.clone(),
+            timestep: Some(t),
+            region: region.clone(),
+            time_bin_start: bs,
+            time_bin_end: be,
+            metric: metric.into(),
+            value,
+            ci_low,
+            ci_high,
+        };
+        let raw = mean_ci(&medians);
+        rows.push(row("r", raw));
+        let c = ceil.map(|c| &c[ri][b]);
+        if let Some(c) = c {
+            rows.push(row("ceiled", (raw.0 / c.value, raw.1 / c.value, raw.2 / c.value)));
+        }
+        if !boot.is_empty() {
+            let m = boot.iter().sum::<f64>() / boot.len() as f64;
+            rows.push(row("consistency", (m, percentile(&boot, 2.5), percentile(&boot, 97.5))));
+        }
+        for (i, &k) in sites.iter().enumerate() {
+            site_rows.push((
+                layer.name.clone(),
+                t,
+                region.clone(),
+                b,
+                rec.neuroid_ids[k].clone(),
+                per_site[i],
+                c.map_or(f64::NAN, |c| c.per_site[i]),
+            ));
+        }
+    }
+    if opts.shared {
+        rows.extend(shared_maps(feats, rec, &splits, &jobs, ceil, opts)?);
+    }
+    Ok(FitResult { rows, sites: site_rows })
+}
+
+/// Span-time maps: per (layer, region) one map fit on all the region's bins stacked as
+/// samples (each bin with the step the mapping gives it), scored per bin on held-out stimuli.
+fn shared_maps(
+    feats: &Features,
+    rec: &Recordings,
+    splits: &[Split],
+    jobs: &[(usize, usize, usize, usize)],
+    ceil: Option<&[Vec<BinCeiling>]>,
+    opts: &FitOptions,
+) -> Result<Vec<Row>> {
+    let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
+    let regions = rec.region_sites();
+    // Groups (layer, region) → [(step, bin)], one step per bin (the first assignment).
+    let mut groups: Vec<((usize, usize), Vec<(usize, usize)>)> = Vec::new();
+    for &(l, t, ri, b) in jobs {
+        match groups.iter_mut().find(|(k, _)| *k == (l, ri)) {
+            Some((_, v)) => {
+                if !v.iter().any(|(_, bb)| *bb == b) {
+                    v.push((t, b));
+                }
+            }
+            None => groups.push(((l, ri), vec![(t, b)])),
+        }
+    }
+    let work: Vec<(usize, usize)> =
+        (0..groups.len()).flat_map(|g| (0..splits.len()).map(move |s| (g, s))).collect();
+    let res: Vec<Result<Vec<f64>>> = work
+        .par_iter()
+        .map(|&(g, s)| {
+            let ((l, ri), tb) = &groups[g];
+            let layer = &feats.layers[*l];
+            let sites = &regions[*ri].1;
+            let sp = &splits[s];
+            let ntr = sp.train.len();
+            let xtr = Mat::from_fn(ntr * tb.len(), layer.d, |i, j| {
+                let (t, _) = tb[i / ntr];
+                layer.at(t, feats.rows[sp.train[i % ntr]], j) as f64
+            });
+            let ytr = Mat::from_fn(ntr * tb.len(), sites.len(), |i, j| {
+                let (_, b) = tb[i / ntr];
+                rec.mean[(sp.train[i % ntr] * nk + sites[j]) * nb + b]
+            });
+            let map = opts.regressor.fit(xtr.as_ref(), ytr.as_ref())?;
+            Ok(tb
+                .iter()
+                .map(|&(t, b)| {
+                    let xte = x_matrix(layer, t, &feats.rows, &sp.test);
+                    let yte = y_matrix(&rec.mean, nk, nb, b, sites, &sp.test);
+                    nan_median(&col_r(&map.predict(xte.as_ref()), &yte))
+                })
+                .collect())
+        })
+        .collect();
+    let mut res = res.into_iter();
+    let mut rows = Vec::new();
+    for ((l, ri), tb) in &groups {
+        let mut per_bin = vec![Vec::new(); tb.len()];
+        for _ in 0..splits.len() {
+            let v = res.next().ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
+            for (acc, x) in per_bin.iter_mut().zip(v) {
+                acc.push(x);
+            }
+        }
+        for (i, &(t, b)) in tb.iter().enumerate() {
+            let (value, lo, hi) = mean_ci(&per_bin[i]);
+            let base = Row {
+                model: feats.model.clone(),
+                layer: feats.layers[*l].name.clone(),
+                timestep: Some(t),
+                region: regions[*ri].0.clone(),
+                time_bin_start: rec.bins[b].0,
+                time_bin_end: rec.bins[b].1,
+                metric: "r_shared".into(),
+                value,
+                ci_low: lo,
+                ci_high: hi,
+            };
+            if let Some(c) = ceil.map(|c| c[*ri][b].value) {
+                rows.push(Row {
+                    metric: "ceiled_shared".into(),
+                    value: value / c,
+                    ci_low: lo / c,
+                    ci_high: hi / c,
+                    ..base.clone()
+                });
+            }
+            rows.push(base);
+        }
+    }
+    Ok(rows)
+}
+
+/// `ceiling` rows (layer and timestep empty).
+pub fn ceiling_rows(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Vec<Row> {
+    let regions = rec.region_sites();
+    let mut rows = Vec::new();
+    for (ri, (region, _)) in regions.iter().enumerate() {
+        for c in &ceil[ri] {
+            rows.push(Row {
+                model: String::new(),
+                layer: String::new(),
+                timestep: None,
+                region: region.clone(),
+                time_bin_start: rec.bins[c.bin].0,
+                time_bin_end: rec.bins[c.bin].1,
+                metric: "ceiling".into(),
+                value: c.value,
+                ci_low: c.ci_low,
+                ci_high: c.ci_high,
+            });
+        }
+    }
+    rows
+}
