@@ -46,6 +46,8 @@ enum Command {
     /// Fit model features to neural recordings per time bin (PLS/ridge, cross-validated,
     /// split-half ceilings, noise-corrected consistency).
     NeuralFit(commands::neural_fit::Args),
+    /// Synthetic neural recordings with known ground truth from the embedded stimuli.
+    NeuralSynth(commands::neural_synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Record(a) => commands::record::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::NeuralFit(a) => commands::neural_fit::run(a),
+        Command::NeuralSynth(a) => commands::neural_synth::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

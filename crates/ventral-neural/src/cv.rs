@@ -124,6 +124,10 @@ mod tests {
         assert_ne!(splits[0], splits[1]);
         assert_eq!(splits, shuffle_splits(100, Some(&groups), 10, 0.9, 1, "cv"));
         let plain = shuffle_splits(7, None, 3, 0.5, 0, "halves");
-        assert!(plain.iter().all(|s| s.train.len() == 3 && s.test.len() == 4));
+        assert!(
+            plain
+                .iter()
+                .all(|s| s.train.len() == 3 && s.test.len() == 4)
+        );
     }
 }

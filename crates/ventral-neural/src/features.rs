@@ -11,7 +11,12 @@ use ventral_core::npy::NpzReader;
 use crate::error::{Result, file_err};
 
 /// Arrays in a feature file that are never treated as features.
-const NOT_FEATURES: [&str; 4] = ["readout_weight", "readout_bias", "labels_all", "stimulus_id"];
+const NOT_FEATURES: [&str; 4] = [
+    "readout_weight",
+    "readout_bias",
+    "labels_all",
+    "stimulus_id",
+];
 
 /// One layer's features.
 #[derive(Debug, Clone)]
@@ -67,7 +72,9 @@ impl Features {
                 s => {
                     return Err(file_err(
                         &src,
-                        format!("array `{name}` has shape {s:?}; features must be [T, N, D] or [N, D]"),
+                        format!(
+                            "array `{name}` has shape {s:?}; features must be [T, N, D] or [N, D]"
+                        ),
                     ));
                 }
             };
@@ -81,7 +88,13 @@ impl Features {
                     format!("array `{name}` has a non-finite value at step {t}, row {r}"),
                 ));
             }
-            layers.push(Layer { name: name.clone(), steps, n, d, data });
+            layers.push(Layer {
+                name: name.clone(),
+                steps,
+                n,
+                d,
+                data,
+            });
         }
         for want in only {
             if !layers.iter().any(|l| &l.name == want) {
@@ -92,13 +105,19 @@ impl Features {
             }
         }
         if layers.is_empty() {
-            return Err(file_err(&src, format!("no feature arrays (arrays: {names:?})")));
+            return Err(file_err(
+                &src,
+                format!("no feature arrays (arrays: {names:?})"),
+            ));
         }
         let n = layers[0].n;
         if let Some(l) = layers.iter().find(|l| l.n != n) {
             return Err(file_err(
                 &src,
-                format!("layer `{}` has {} rows but `{}` has {n}", l.name, l.n, layers[0].name),
+                format!(
+                    "layer `{}` has {} rows but `{}` has {n}",
+                    l.name, l.n, layers[0].name
+                ),
             ));
         }
         let rows = if npz.contains("stimulus_id") {
@@ -110,13 +129,21 @@ impl Features {
             if ids.len() != n {
                 return Err(file_err(
                     &src,
-                    format!("`stimulus_id` has {} entries but the features have {n} rows", ids.len()),
+                    format!(
+                        "`stimulus_id` has {} entries but the features have {n} rows",
+                        ids.len()
+                    ),
                 ));
             }
-            let index: HashMap<&str, usize> =
-                ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-            let missing: Vec<&String> =
-                stimulus_ids.iter().filter(|s| !index.contains_key(s.as_str())).collect();
+            let index: HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i))
+                .collect();
+            let missing: Vec<&String> = stimulus_ids
+                .iter()
+                .filter(|s| !index.contains_key(s.as_str()))
+                .collect();
             if !missing.is_empty() {
                 return Err(file_err(
                     &src,
@@ -144,6 +171,11 @@ impl Features {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into());
-        Ok(Features { model, source: src, layers, rows })
+        Ok(Features {
+            model,
+            source: src,
+            layers,
+            rows,
+        })
     }
 }

@@ -11,6 +11,7 @@ pub mod recordings;
 pub mod regression;
 pub mod stats;
 pub mod stimulus_set;
+pub mod synth;
 
 pub use assembly::{Assembly, Coord, CoordValues};
 pub use error::{NeuralError, Result};

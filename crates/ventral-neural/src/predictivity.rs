@@ -40,7 +40,11 @@ impl Regressor {
 pub enum StepMapping {
     /// One step per `step_ms` bin: step = round((bin_start − offset) / step_ms), clamped to
     /// the model's steps. The offset of a region defaults to its first bin's start.
-    Recurrent { step_ms: f64, offsets: Vec<(String, f64)>, default_offset: Option<f64> },
+    Recurrent {
+        step_ms: f64,
+        offsets: Vec<(String, f64)>,
+        default_offset: Option<f64>,
+    },
     /// Every step against every bin (the model-time × neural-time matrix).
     AllSteps,
 }
@@ -78,7 +82,11 @@ impl Default for FitOptions {
             n_splits: 10,
             train_frac: 0.9,
             seed: 1,
-            steps: StepMapping::Recurrent { step_ms: 10.0, offsets: Vec::new(), default_offset: None },
+            steps: StepMapping::Recurrent {
+                step_ms: 10.0,
+                offsets: Vec::new(),
+                default_offset: None,
+            },
             feedforward: FeedforwardMapping::Uniform,
             shared: false,
             ceiling_splits: 10,
@@ -108,7 +116,13 @@ pub const CSV_HEADER: &str =
 
 impl Row {
     pub fn csv(&self) -> String {
-        let f = |v: f64| if v.is_finite() { format!("{v}") } else { String::new() };
+        let f = |v: f64| {
+            if v.is_finite() {
+                format!("{v}")
+            } else {
+                String::new()
+            }
+        };
         format!(
             "{},{},{},{},{},{},{},{},{},{}",
             self.model,
@@ -133,7 +147,9 @@ pub fn assignments(
 ) -> Vec<(usize, usize, usize, usize)> {
     let regions = rec.region_sites();
     let nb = rec.n_bins();
-    let ff: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].steps == 1).collect();
+    let ff: Vec<usize> = (0..layers.len())
+        .filter(|&l| layers[l].steps == 1)
+        .collect();
     let mut out = Vec::new();
     for (l, layer) in layers.iter().enumerate() {
         for (ri, (region, _)) in regions.iter().enumerate() {
@@ -153,7 +169,11 @@ pub fn assignments(
                 }
                 match &opts.steps {
                     StepMapping::AllSteps => (0..layer.steps).for_each(|t| out.push((l, t, ri, b))),
-                    StepMapping::Recurrent { step_ms, offsets, default_offset } => {
+                    StepMapping::Recurrent {
+                        step_ms,
+                        offsets,
+                        default_offset,
+                    } => {
                         let offset = offsets
                             .iter()
                             .find(|(r, _)| r == region)
@@ -172,15 +192,28 @@ pub fn assignments(
 }
 
 fn x_matrix(layer: &Layer, step: usize, rows: &[usize], stim: &[usize]) -> Mat<f64> {
-    Mat::from_fn(stim.len(), layer.d, |i, j| layer.at(step, rows[stim[i]], j) as f64)
+    Mat::from_fn(stim.len(), layer.d, |i, j| {
+        layer.at(step, rows[stim[i]], j) as f64
+    })
 }
 
-fn y_matrix(arr: &[f64], nk: usize, nb: usize, bin: usize, sites: &[usize], stim: &[usize]) -> Mat<f64> {
-    Mat::from_fn(stim.len(), sites.len(), |i, j| arr[(stim[i] * nk + sites[j]) * nb + bin])
+fn y_matrix(
+    arr: &[f64],
+    nk: usize,
+    nb: usize,
+    bin: usize,
+    sites: &[usize],
+    stim: &[usize],
+) -> Mat<f64> {
+    Mat::from_fn(stim.len(), sites.len(), |i, j| {
+        arr[(stim[i] * nk + sites[j]) * nb + bin]
+    })
 }
 
 fn col_r(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
-    (0..a.ncols()).map(|j| pearson(a.col_as_slice(j), b.col_as_slice(j))).collect()
+    (0..a.ncols())
+        .map(|j| pearson(a.col_as_slice(j), b.col_as_slice(j)))
+        .collect()
 }
 
 /// Everything `neural-fit` computes for one feature file.
@@ -194,7 +227,14 @@ pub struct FitResult {
 /// The stimulus splits for `rec` (stratified by `object_name` when present).
 pub fn stimulus_splits(rec: &Recordings, opts: &FitOptions) -> Vec<Split> {
     let groups = rec.object_names.as_ref().map(|o| codes(o));
-    shuffle_splits(rec.n_stimuli(), groups.as_deref(), opts.n_splits, opts.train_frac, opts.seed, "neural-fit-cv")
+    shuffle_splits(
+        rec.n_stimuli(),
+        groups.as_deref(),
+        opts.n_splits,
+        opts.train_frac,
+        opts.seed,
+        "neural-fit-cv",
+    )
 }
 
 /// Ceilings per region (None when the recordings have a single repetition).
@@ -218,7 +258,9 @@ pub fn fit_predictivity(
     opts: &FitOptions,
 ) -> Result<FitResult> {
     if opts.n_splits == 0 || !(opts.train_frac > 0.0 && opts.train_frac < 1.0) {
-        return Err(NeuralError::Invalid("need n_splits ≥ 1 and 0 < train_frac < 1".into()));
+        return Err(NeuralError::Invalid(
+            "need n_splits ≥ 1 and 0 < train_frac < 1".into(),
+        ));
     }
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let regions = rec.region_sites();
@@ -226,16 +268,22 @@ pub fn fit_predictivity(
     let jobs = assignments(&feats.layers, rec, opts);
     // Trial halves for the consistency (same halves for every job).
     let halves: Vec<(Vec<f64>, Vec<f64>)> = if opts.consistency_bootstraps > 0 && rec.n_reps >= 2 {
-        repetition_halves(rec.n_reps, opts.consistency_bootstraps, opts.seed, "consistency-halves")
-            .iter()
-            .map(|(a, b)| Ok((rec.average(a)?, rec.average(b)?)))
-            .collect::<Result<_>>()?
+        repetition_halves(
+            rec.n_reps,
+            opts.consistency_bootstraps,
+            opts.seed,
+            "consistency-halves",
+        )
+        .iter()
+        .map(|(a, b)| Ok((rec.average(a)?, rec.average(b)?)))
+        .collect::<Result<_>>()?
     } else {
         Vec::new()
     };
     // One work item per (job, split).
-    let work: Vec<(usize, usize)> =
-        (0..jobs.len()).flat_map(|j| (0..splits.len()).map(move |s| (j, s))).collect();
+    let work: Vec<(usize, usize)> = (0..jobs.len())
+        .flat_map(|j| (0..splits.len()).map(move |s| (j, s)))
+        .collect();
     // (per-site r on held-out, per-bootstrap consistency medians)
     let results: Vec<Result<(Vec<f64>, Vec<f64>)>> = work
         .par_iter()
@@ -248,7 +296,10 @@ pub fn fit_predictivity(
             let xte = x_matrix(layer, t, &feats.rows, &sp.test);
             let ytr = y_matrix(&rec.mean, nk, nb, b, sites, &sp.train);
             let yte = y_matrix(&rec.mean, nk, nb, b, sites, &sp.test);
-            let pred = opts.regressor.fit(xtr.as_ref(), ytr.as_ref())?.predict(xte.as_ref());
+            let pred = opts
+                .regressor
+                .fit(xtr.as_ref(), ytr.as_ref())?
+                .predict(xte.as_ref());
             let r = col_r(&pred, &yte);
             let mut cons = Vec::with_capacity(halves.len());
             for (h1, h2) in &halves {
@@ -256,11 +307,19 @@ pub fn fit_predictivity(
                 let y2tr = y_matrix(h2, nk, nb, b, sites, &sp.train);
                 let y1te = y_matrix(h1, nk, nb, b, sites, &sp.test);
                 let y2te = y_matrix(h2, nk, nb, b, sites, &sp.test);
-                let p1 = opts.regressor.fit(xtr.as_ref(), y1tr.as_ref())?.predict(xte.as_ref());
-                let p2 = opts.regressor.fit(xtr.as_ref(), y2tr.as_ref())?.predict(xte.as_ref());
+                let p1 = opts
+                    .regressor
+                    .fit(xtr.as_ref(), y1tr.as_ref())?
+                    .predict(xte.as_ref());
+                let p2 = opts
+                    .regressor
+                    .fit(xtr.as_ref(), y2tr.as_ref())?
+                    .predict(xte.as_ref());
                 let (rxx, ryy) = (col_r(&p1, &p2), col_r(&y1te, &y2te));
                 let per: Vec<f64> = (0..sites.len())
-                    .map(|k| r[k] / (spearman_brown(rxx[k], 2.0) * spearman_brown(ryy[k], 2.0)).sqrt())
+                    .map(|k| {
+                        r[k] / (spearman_brown(rxx[k], 2.0) * spearman_brown(ryy[k], 2.0)).sqrt()
+                    })
                     .collect();
                 cons.push(nan_median(&per));
             }
@@ -276,7 +335,9 @@ pub fn fit_predictivity(
         let mut per_site = vec![0.0; sites.len()];
         let mut boot = vec![0.0; halves.len()];
         for _ in 0..splits.len() {
-            let (r, cons) = results.next().ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
+            let (r, cons) = results
+                .next()
+                .ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
             medians.push(nan_median(&r));
             for (acc, v) in per_site.iter_mut().zip(&r) {
                 *acc += v / splits.len() as f64;
@@ -303,11 +364,17 @@ pub fn fit_predictivity(
         rows.push(row("r", raw));
         let c = ceil.map(|c| &c[ri][b]);
         if let Some(c) = c {
-            rows.push(row("ceiled", (raw.0 / c.value, raw.1 / c.value, raw.2 / c.value)));
+            rows.push(row(
+                "ceiled",
+                (raw.0 / c.value, raw.1 / c.value, raw.2 / c.value),
+            ));
         }
         if !boot.is_empty() {
             let m = boot.iter().sum::<f64>() / boot.len() as f64;
-            rows.push(row("consistency", (m, percentile(&boot, 2.5), percentile(&boot, 97.5))));
+            rows.push(row(
+                "consistency",
+                (m, percentile(&boot, 2.5), percentile(&boot, 97.5)),
+            ));
         }
         for (i, &k) in sites.iter().enumerate() {
             site_rows.push((
@@ -324,7 +391,10 @@ pub fn fit_predictivity(
     if opts.shared {
         rows.extend(shared_maps(feats, rec, &splits, &jobs, ceil, opts)?);
     }
-    Ok(FitResult { rows, sites: site_rows })
+    Ok(FitResult {
+        rows,
+        sites: site_rows,
+    })
 }
 
 /// Span-time maps: per (layer, region) one map fit on all the region's bins stacked as
@@ -340,7 +410,8 @@ fn shared_maps(
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let regions = rec.region_sites();
     // Groups (layer, region) → [(step, bin)], one step per bin (the first assignment).
-    let mut groups: Vec<((usize, usize), Vec<(usize, usize)>)> = Vec::new();
+    type Group = ((usize, usize), Vec<(usize, usize)>);
+    let mut groups: Vec<Group> = Vec::new();
     for &(l, t, ri, b) in jobs {
         match groups.iter_mut().find(|(k, _)| *k == (l, ri)) {
             Some((_, v)) => {
@@ -351,8 +422,9 @@ fn shared_maps(
             None => groups.push(((l, ri), vec![(t, b)])),
         }
     }
-    let work: Vec<(usize, usize)> =
-        (0..groups.len()).flat_map(|g| (0..splits.len()).map(move |s| (g, s))).collect();
+    let work: Vec<(usize, usize)> = (0..groups.len())
+        .flat_map(|g| (0..splits.len()).map(move |s| (g, s)))
+        .collect();
     let res: Vec<Result<Vec<f64>>> = work
         .par_iter()
         .map(|&(g, s)| {
@@ -385,7 +457,9 @@ fn shared_maps(
     for ((l, ri), tb) in &groups {
         let mut per_bin = vec![Vec::new(); tb.len()];
         for _ in 0..splits.len() {
-            let v = res.next().ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
+            let v = res
+                .next()
+                .ok_or_else(|| NeuralError::Invalid("internal: missing result".into()))??;
             for (acc, x) in per_bin.iter_mut().zip(v) {
                 acc.push(x);
             }

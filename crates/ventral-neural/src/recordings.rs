@@ -43,21 +43,35 @@ impl Recordings {
     /// NaN or infinite responses are an error naming the neuroid and the bin.
     pub fn from_assembly(a: &Assembly, source: &str) -> Result<Self> {
         let pos = |d: &str| a.dims.iter().position(|x| x == d);
-        let pdim = pos("presentation")
-            .ok_or_else(|| file_err(source, format!("no `presentation` dimension (dims: {:?})", a.dims)))?;
-        let ndim = pos("neuroid")
-            .ok_or_else(|| file_err(source, format!("no `neuroid` dimension (dims: {:?})", a.dims)))?;
+        let pdim = pos("presentation").ok_or_else(|| {
+            file_err(
+                source,
+                format!("no `presentation` dimension (dims: {:?})", a.dims),
+            )
+        })?;
+        let ndim = pos("neuroid").ok_or_else(|| {
+            file_err(
+                source,
+                format!("no `neuroid` dimension (dims: {:?})", a.dims),
+            )
+        })?;
         let tdim = pos("time_bin");
         if a.dims.len() != 2 + usize::from(tdim.is_some()) {
             return Err(file_err(
                 source,
-                format!("expected dims presentation × neuroid [× time_bin], got {:?}", a.dims),
+                format!(
+                    "expected dims presentation × neuroid [× time_bin], got {:?}",
+                    a.dims
+                ),
             ));
         }
         let (np, nk) = (a.shape[pdim], a.shape[ndim]);
         let nb = tdim.map_or(1, |t| a.shape[t]);
         let stim_of_pres = a.stimulus_ids().ok_or_else(|| {
-            file_err(source, "no `stimulus_id` (or `image_id`) coordinate along `presentation`")
+            file_err(
+                source,
+                "no `stimulus_id` (or `image_id`) coordinate along `presentation`",
+            )
         })?;
         let mut stimulus_ids: Vec<String> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -124,7 +138,12 @@ impl Recordings {
                 a.coord(name)
                     .filter(|c| c.dim == "time_bin")
                     .and_then(|c| c.values.to_f64())
-                    .ok_or_else(|| file_err(source, format!("no numeric `{name}` coordinate along `time_bin`")))
+                    .ok_or_else(|| {
+                        file_err(
+                            source,
+                            format!("no numeric `{name}` coordinate along `time_bin`"),
+                        )
+                    })
             };
             let (s, e) = (get("time_bin_start")?, get("time_bin_end")?);
             s.into_iter().zip(e).collect()
@@ -212,7 +231,12 @@ impl Recordings {
                     format!(
                         "stimulus `{}` has no presentation in repetitions {:?}; every stimulus needs a presentation in each half",
                         self.stimulus_ids[s],
-                        use_rep.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| i).collect::<Vec<_>>()
+                        use_rep
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, u)| **u)
+                            .map(|(i, _)| i)
+                            .collect::<Vec<_>>()
                     ),
                 ));
             }
@@ -236,6 +260,13 @@ impl Recordings {
 }
 
 /// Column `[S]` of an [S, K, B] array at neuroid `k`, bin `b`, over stimuli `rows`.
-pub fn site_values(arr: &[f64], nk: usize, nb: usize, k: usize, b: usize, rows: &[usize]) -> Vec<f64> {
+pub fn site_values(
+    arr: &[f64],
+    nk: usize,
+    nb: usize,
+    k: usize,
+    b: usize,
+    rows: &[usize],
+) -> Vec<f64> {
     rows.iter().map(|&s| arr[(s * nk + k) * nb + b]).collect()
 }

@@ -281,7 +281,12 @@ pub struct RidgeFit {
 impl RidgeCv {
     pub fn fit(&self, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<RidgeFit> {
         check_shapes(x, y)?;
-        if self.alphas.is_empty() || self.alphas.iter().any(|a| !(*a > 0.0) || !a.is_finite()) {
+        if self.alphas.is_empty()
+            || self
+                .alphas
+                .iter()
+                .any(|a| a.is_nan() || *a <= 0.0 || !a.is_finite())
+        {
             return Err(NeuralError::Invalid(
                 "ridge alphas must be a non-empty list of positive numbers".into(),
             ));

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
+use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
-    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows, ceilings,
-    fit_predictivity,
+    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows,
+    ceilings, fit_predictivity,
 };
 use ventral_neural::recordings::Recordings;
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
@@ -82,7 +83,11 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
     let regressor = match a.regression.as_str() {
         "pls" => Regressor::Pls(Pls::new(a.components)),
         "ridge" => Regressor::Ridge(RidgeCv {
-            alphas: if a.alphas.is_empty() { default_alphas() } else { a.alphas.clone() },
+            alphas: if a.alphas.is_empty() {
+                default_alphas()
+            } else {
+                a.alphas.clone()
+            },
         }),
         other => bail!("--regression must be pls or ridge, got `{other}`"),
     };
@@ -92,20 +97,27 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
         match o.split_once('=') {
             Some((r, v)) => offsets.push((
                 r.to_string(),
-                v.parse::<f64>().with_context(|| format!("--offset-ms `{o}`: not a number"))?,
+                v.parse::<f64>()
+                    .with_context(|| format!("--offset-ms `{o}`: not a number"))?,
             )),
             None => {
-                default_offset =
-                    Some(o.parse::<f64>().with_context(|| format!("--offset-ms `{o}`: not a number"))?)
+                default_offset = Some(
+                    o.parse::<f64>()
+                        .with_context(|| format!("--offset-ms `{o}`: not a number"))?,
+                )
             }
         }
     }
     let steps = match a.mapping.as_str() {
         "recurrent" => {
-            if !(a.step_ms > 0.0) {
+            if a.step_ms.is_nan() || a.step_ms <= 0.0 {
                 bail!("--step-ms must be positive");
             }
-            StepMapping::Recurrent { step_ms: a.step_ms, offsets, default_offset }
+            StepMapping::Recurrent {
+                step_ms: a.step_ms,
+                offsets,
+                default_offset,
+            }
         }
         "all-steps" => StepMapping::AllSteps,
         other => bail!("--mapping must be recurrent or all-steps, got `{other}`"),
@@ -143,21 +155,38 @@ pub fn run(a: Args) -> Result<()> {
         rec.n_neuroids(),
         rec.n_bins(),
         rec.n_reps,
-        rec.region_sites().iter().map(|(r, s)| format!("{r} ({})", s.len())).collect::<Vec<_>>()
+        rec.region_sites()
+            .iter()
+            .map(|(r, s)| format!("{r} ({})", s.len()))
+            .collect::<Vec<_>>()
     );
     let ceil = ceilings(&rec, &opts)?;
     if ceil.is_none() {
         eprintln!("note: one repetition per stimulus: no ceilings, ceiled scores or consistency");
     }
     let mut rows: Vec<Row> = Vec::new();
+    let mut latency_csv = String::from("region,latency_ms,peak_ceiling\n");
     if let Some(c) = &ceil {
         rows.extend(ceiling_rows(&rec, c));
+        let starts: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+        for ((region, _), rc) in rec.region_sites().iter().zip(c) {
+            if let Some((lat, peak)) = latency_from_ceiling(rc, &starts) {
+                let _ = writeln!(latency_csv, "{region},{lat},{peak}");
+                eprintln!(
+                    "  {region}: latency {lat} ms (first bin with ≥ half the peak ceiling {peak:.3})"
+                );
+            }
+        }
     }
-    let mut sites_csv = String::from("model,layer,timestep,region,time_bin_start,time_bin_end,neuroid_id,r,ceiling\n");
+    let mut sites_csv = String::from(
+        "model,layer,timestep,region,time_bin_start,time_bin_end,neuroid_id,r,ceiling\n",
+    );
     let mut inputs = Vec::new();
     for spec in &a.features {
         let (name, path) = match spec.split_once('=') {
-            Some((n, p)) if !n.is_empty() && !n.contains('/') => (Some(n.to_string()), PathBuf::from(p)),
+            Some((n, p)) if !n.is_empty() && !n.contains('/') => {
+                (Some(n.to_string()), PathBuf::from(p))
+            }
             _ => (None, PathBuf::from(spec)),
         };
         let mut feats = Features::read(&path, &rec.stimulus_ids, &a.layers)?;
@@ -167,18 +196,32 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!(
             "  {}: layers {:?}",
             feats.model,
-            feats.layers.iter().map(|l| format!("{} [{}×{}×{}]", l.name, l.steps, l.n, l.d)).collect::<Vec<_>>()
+            feats
+                .layers
+                .iter()
+                .map(|l| format!("{} [{}×{}×{}]", l.name, l.steps, l.n, l.d))
+                .collect::<Vec<_>>()
         );
         let t0 = std::time::Instant::now();
         let res = fit_predictivity(&feats, &rec, ceil.as_deref(), &opts)
             .with_context(|| format!("fitting {}", path.display()))?;
         eprintln!("  fitted in {:.1} s", t0.elapsed().as_secs_f64());
         for (layer, t, region, b, nid, r, c) in &res.sites {
-            let f = |v: f64| if v.is_finite() { v.to_string() } else { String::new() };
+            let f = |v: f64| {
+                if v.is_finite() {
+                    v.to_string()
+                } else {
+                    String::new()
+                }
+            };
             let _ = writeln!(
                 sites_csv,
                 "{},{layer},{t},{region},{},{},{nid},{},{}",
-                feats.model, rec.bins[*b].0, rec.bins[*b].1, f(*r), f(*c)
+                feats.model,
+                rec.bins[*b].0,
+                rec.bins[*b].1,
+                f(*r),
+                f(*c)
             );
         }
         rows.extend(res.rows);
@@ -196,6 +239,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
+    write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
     let meta = serde_json::json!({
         "code_version": crate::code_version(),
         "command": std::env::args().collect::<Vec<_>>(),
@@ -206,7 +250,10 @@ pub fn run(a: Args) -> Result<()> {
         "mapping": a.mapping, "step_ms": a.step_ms, "offset_ms": a.offset_ms, "ff_mapping": a.ff_mapping,
         "shared": opts.shared, "ceiling_splits": opts.ceiling_splits, "bootstraps": opts.consistency_bootstraps,
     });
-    write_bytes_atomic(&out.path().join("run.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("run.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
     plot_rows(&rows, &out.path().join("plots"))?;
     let dir = out.commit()?;
     print_summary(&rows);
@@ -218,7 +265,10 @@ fn print_summary(rows: &[Row]) {
     let mut best: Vec<(String, String, String, f64, f64)> = Vec::new();
     for r in rows.iter().filter(|r| r.metric == "r") {
         let key = (r.model.clone(), r.layer.clone(), r.region.clone());
-        match best.iter_mut().find(|b| (b.0.clone(), b.1.clone(), b.2.clone()) == key) {
+        match best
+            .iter_mut()
+            .find(|b| (b.0.clone(), b.1.clone(), b.2.clone()) == key)
+        {
             Some(b) if r.value > b.3 => {
                 b.3 = r.value;
                 b.4 = r.time_bin_start;
@@ -242,14 +292,21 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
     regions.dedup();
     let all_steps = rows.iter().any(|r| {
         rows.iter().any(|o| {
-            o.metric == r.metric && o.model == r.model && o.layer == r.layer && o.region == r.region
-                && o.time_bin_start == r.time_bin_start && o.timestep != r.timestep
+            o.metric == r.metric
+                && o.model == r.model
+                && o.layer == r.layer
+                && o.region == r.region
+                && o.time_bin_start == r.time_bin_start
+                && o.timestep != r.timestep
         })
     });
     for region in regions {
         for metric in ["r", "ceiled", "consistency", "r_shared"] {
             let mut series: Vec<Series> = Vec::new();
-            for r in rows.iter().filter(|r| r.region == region && r.metric == metric) {
+            for r in rows
+                .iter()
+                .filter(|r| r.region == region && r.metric == metric)
+            {
                 let name = if all_steps {
                     format!("{} {} t={}", r.model, r.layer, r.timestep.unwrap_or(0))
                 } else {
@@ -259,7 +316,11 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                 let s = match series.iter_mut().position(|s| s.name == name) {
                     Some(i) => &mut series[i],
                     None => {
-                        series.push(Series { name, points: Vec::new(), band: Some(Vec::new()) });
+                        series.push(Series {
+                            name,
+                            points: Vec::new(),
+                            band: Some(Vec::new()),
+                        });
                         series.last_mut().expect("just pushed")
                     }
                 };
@@ -274,11 +335,17 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                 continue;
             }
             if metric == "r" {
-                let ceil: Vec<&Row> = rows.iter().filter(|r| r.region == region && r.metric == "ceiling").collect();
+                let ceil: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| r.region == region && r.metric == "ceiling")
+                    .collect();
                 if !ceil.is_empty() {
                     series.push(Series {
                         name: "noise ceiling".into(),
-                        points: ceil.iter().map(|r| (0.5 * (r.time_bin_start + r.time_bin_end), r.value)).collect(),
+                        points: ceil
+                            .iter()
+                            .map(|r| (0.5 * (r.time_bin_start + r.time_bin_end), r.value))
+                            .collect(),
                         band: None,
                     });
                 }
@@ -304,5 +371,13 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

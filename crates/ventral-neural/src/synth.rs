@@ -1,0 +1,392 @@
+//! Synthetic neural recordings with a known ground truth, for validating the metrics.
+//!
+//! A hidden network sees every stimulus: pixels are average-pooled to 8×8×3 and z-scored,
+//! projected by a random matrix to `hidden` units, and (recurrent kind) iterated at 10 ms
+//! steps `h(t) = relu(W_in x + W_rec h(t−1) + c)` from stimulus onset; the feedforward kind
+//! keeps `h(t) = relu(W_in x + c)` (a random linear–nonlinear map). Each site of a region
+//! reads the hidden state of its region's latency: signal `g·softplus(w·h(⌊(τ − latency)/10⌋))`
+//! at bin start τ (0 before the latency), smoothed over bins by an exponential filter. Trials
+//! add Poisson-like noise (variance proportional to the rate) scaled per site so that its
+//! single-trial signal-to-noise ratio is `snr · 2^u`, u ~ U(−1, 1).
+//!
+//! The ground truth: per site and bin the reliability of the trial-averaged response,
+//! `ρ = V_s / (V_s + σ²/R)` (V_s the signal variance over stimuli, σ² the mean noise variance
+//! per trial, R repetitions) — what a split-half Spearman–Brown ceiling estimates — plus the
+//! latencies and the generating features per step ([T, N, hidden], in `neural-fit` format).
+
+use std::io::Read;
+use std::path::Path;
+
+use rand::Rng;
+use ventral_core::rng::stream;
+
+use crate::assembly::{Assembly, Coord, CoordValues};
+use crate::error::{NeuralError, Result, file_err};
+use crate::stimulus_set::StimulusSet;
+
+/// Generator settings.
+#[derive(Debug, Clone)]
+pub struct SynthConfig {
+    pub seed: u64,
+    /// `true`: recurrent hidden network; `false`: random linear–nonlinear map.
+    pub recurrent: bool,
+    pub hidden: usize,
+    /// (region, latency ms, sites).
+    pub regions: Vec<(String, f64, usize)>,
+    /// First bin start, bin width, number of bins (ms).
+    pub bin_start: f64,
+    pub bin_ms: f64,
+    pub n_bins: usize,
+    pub repetitions: usize,
+    /// Median single-trial SNR (signal variance / noise variance).
+    pub snr: f64,
+    /// Time constant of the exponential smoothing over bins, ms (0 = none).
+    pub smoothing_ms: f64,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            recurrent: true,
+            hidden: 64,
+            regions: vec![("V4".into(), 90.0, 40), ("IT".into(), 110.0, 40)],
+            bin_start: 70.0,
+            bin_ms: 10.0,
+            n_bins: 19,
+            repetitions: 10,
+            snr: 0.5,
+            smoothing_ms: 15.0,
+        }
+    }
+}
+
+/// Generated recordings and their ground truth.
+#[derive(Debug, Clone)]
+pub struct Synth {
+    pub assembly: Assembly,
+    /// Generating features [T, N, hidden] (C order).
+    pub features: Vec<f32>,
+    pub steps: usize,
+    pub hidden: usize,
+    pub stimulus_ids: Vec<String>,
+    /// Per site: (neuroid_id, region, snr, reliability per bin).
+    pub sites: Vec<(String, String, f64, Vec<f64>)>,
+}
+
+fn normal(rng: &mut impl Rng) -> f64 {
+    let u1 = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn uniform(rng: &mut impl Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Stimuli of a BrainIO stimulus set as 8×8×3 pooled, z-scored pixel vectors.
+pub fn pooled_pixels(set: &StimulusSet, ids: &[String]) -> Result<Vec<Vec<f64>>> {
+    let zip_path = set
+        .zip
+        .as_ref()
+        .ok_or_else(|| file_err(set.csv.display(), "no ZIP of stimulus files beside the CSV"))?;
+    let zl = zip_path.display().to_string();
+    let f = std::fs::File::open(zip_path).map_err(|e| file_err(&zl, e))?;
+    let mut archive = zip::ZipArchive::new(f).map_err(|e| file_err(&zl, e))?;
+    let by_base: std::collections::HashMap<String, String> = archive
+        .file_names()
+        .filter_map(|n| n.ok())
+        .map(|n| {
+            (
+                n.rsplit('/').next().unwrap_or(&n).to_string(),
+                n.to_string(),
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let i = set
+            .ids
+            .iter()
+            .position(|x| x == id)
+            .ok_or_else(|| file_err(set.csv.display(), format!("no stimulus '{id}'")))?;
+        let fname = set.rows[i].get("filename").cloned().unwrap_or_default();
+        let base = fname.rsplit('/').next().unwrap_or(&fname).to_string();
+        let name = by_base
+            .get(&base)
+            .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
+        let mut bytes = Vec::new();
+        archive
+            .by_name(name)
+            .map_err(|e| file_err(&zl, e))?
+            .read_to_end(&mut bytes)
+            .map_err(|e| file_err(&zl, e))?;
+        let img = image::load_from_memory(&bytes)
+            .map_err(|e| file_err(&zl, format!("{fname}: {e}")))?
+            .to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut v = vec![0.0; 8 * 8 * 3];
+        let mut cnt = vec![0.0; 64];
+        for (x, y, p) in img.enumerate_pixels() {
+            let cell = (y as usize * 8 / h.max(1)) * 8 + x as usize * 8 / w.max(1);
+            cnt[cell] += 1.0;
+            for c in 0..3 {
+                v[cell * 3 + c] += p[c] as f64 / 255.0;
+            }
+        }
+        for cell in 0..64 {
+            for c in 0..3 {
+                v[cell * 3 + c] /= f64::max(cnt[cell], 1.0);
+            }
+        }
+        out.push(v);
+    }
+    // z-score each pixel feature over stimuli.
+    let d = 192;
+    for j in 0..d {
+        let m = out.iter().map(|v| v[j]).sum::<f64>() / out.len().max(1) as f64;
+        let sd =
+            (out.iter().map(|v| (v[j] - m).powi(2)).sum::<f64>() / out.len().max(1) as f64).sqrt();
+        for v in &mut out {
+            v[j] = if sd > 1e-12 { (v[j] - m) / sd } else { 0.0 };
+        }
+    }
+    Ok(out)
+}
+
+/// Generates recordings for the stimuli `ids` (with `object_names`) from pooled pixels `x`.
+pub fn generate(
+    cfg: &SynthConfig,
+    ids: &[String],
+    object_names: &[String],
+    x: &[Vec<f64>],
+) -> Result<Synth> {
+    if ids.len() < 4
+        || cfg.repetitions < 2
+        || cfg.n_bins == 0
+        || cfg.hidden == 0
+        || cfg.snr.is_nan()
+        || cfg.snr <= 0.0
+    {
+        return Err(NeuralError::Invalid(
+            "neural-synth needs ≥ 4 stimuli, ≥ 2 repetitions, ≥ 1 bin, hidden ≥ 1 and snr > 0"
+                .into(),
+        ));
+    }
+    let (ns, hd, d) = (ids.len(), cfg.hidden, x[0].len());
+    let min_lat = cfg
+        .regions
+        .iter()
+        .map(|r| r.1)
+        .fold(f64::INFINITY, f64::min);
+    let last = cfg.bin_start + cfg.bin_ms * cfg.n_bins as f64;
+    let steps = (((last - min_lat.min(cfg.bin_start)) / 10.0).ceil() as usize).max(1);
+    // Hidden network.
+    let mut rng = stream(cfg.seed, "synth-network", &[]);
+    let w_in: Vec<f64> = (0..hd * d)
+        .map(|_| normal(&mut rng) / (d as f64).sqrt())
+        .collect();
+    let c: Vec<f64> = (0..hd).map(|_| 0.5 * normal(&mut rng)).collect();
+    let w_rec: Vec<f64> = (0..hd * hd)
+        .map(|_| 0.9 * normal(&mut rng) / (hd as f64).sqrt())
+        .collect();
+    let mut feats = vec![0f32; steps * ns * hd];
+    for s in 0..ns {
+        let drive: Vec<f64> = (0..hd)
+            .map(|i| c[i] + (0..d).map(|j| w_in[i * d + j] * x[s][j]).sum::<f64>())
+            .collect();
+        let mut h = vec![0.0; hd];
+        for t in 0..steps {
+            let next: Vec<f64> = (0..hd)
+                .map(|i| {
+                    let rec = if cfg.recurrent {
+                        (0..hd).map(|j| w_rec[i * hd + j] * h[j]).sum::<f64>()
+                    } else {
+                        0.0
+                    };
+                    (drive[i] + rec).max(0.0)
+                })
+                .collect();
+            h = next;
+            for i in 0..hd {
+                feats[(t * ns + s) * hd + i] = h[i] as f32;
+            }
+        }
+    }
+    // Sites.
+    let nb = cfg.n_bins;
+    let alpha = if cfg.smoothing_ms > 0.0 {
+        (-cfg.bin_ms / cfg.smoothing_ms).exp()
+    } else {
+        0.0
+    };
+    let mut signal: Vec<Vec<f64>> = Vec::new(); // per site [S * B]
+    let mut site_meta = Vec::new();
+    let mut srng = stream(cfg.seed, "synth-sites", &[]);
+    for (region, lat, n) in &cfg.regions {
+        for k in 0..*n {
+            let w: Vec<f64> = (0..hd)
+                .map(|_| normal(&mut srng) / (hd as f64).sqrt())
+                .collect();
+            let gain = 1.0 + uniform(&mut srng);
+            let baseline = 1.0 + 2.0 * uniform(&mut srng);
+            let snr = cfg.snr * 2f64.powf(2.0 * uniform(&mut srng) - 1.0);
+            let mut sig = vec![0.0; ns * nb];
+            for s in 0..ns {
+                let mut prev = 0.0;
+                for b in 0..nb {
+                    let tau = cfg.bin_start + cfg.bin_ms * b as f64;
+                    let raw = if tau >= *lat {
+                        let t = (((tau - lat) / 10.0).floor() as usize).min(steps - 1);
+                        let z: f64 = (0..hd)
+                            .map(|i| w[i] * feats[(t * ns + s) * hd + i] as f64)
+                            .sum();
+                        gain * (1.0 + z.exp()).ln()
+                    } else {
+                        0.0
+                    };
+                    prev = alpha * prev + (1.0 - alpha) * raw;
+                    sig[s * nb + b] = prev;
+                }
+            }
+            signal.push(sig);
+            site_meta.push((format!("{region}_{k:03}"), region.clone(), snr, baseline));
+        }
+    }
+    // Noise scale per site: σ² = max over bins of signal variance / snr (one scale per site,
+    // so reliability follows the signal's time course).
+    let nk = signal.len();
+    let r_ = cfg.repetitions;
+    let mut data = vec![0.0; ns * r_ * nk * nb];
+    let mut sites = Vec::with_capacity(nk);
+    let mut nrng = stream(cfg.seed, "synth-noise", &[]);
+    for (k, sig) in signal.iter().enumerate() {
+        let (ref nid, ref region, snr, baseline) = site_meta[k];
+        let var_s: Vec<f64> = (0..nb)
+            .map(|b| {
+                let m = (0..ns).map(|s| sig[s * nb + b]).sum::<f64>() / ns as f64;
+                (0..ns).map(|s| (sig[s * nb + b] - m).powi(2)).sum::<f64>() / ns as f64
+            })
+            .collect();
+        let sigma2 = var_s.iter().fold(0.0f64, |a, &v| a.max(v)).max(1e-12) / snr;
+        let mut reliability = Vec::with_capacity(nb);
+        for b in 0..nb {
+            let mean_rate = (0..ns).map(|s| baseline + sig[s * nb + b]).sum::<f64>() / ns as f64;
+            // Per-trial noise variance σ² · rate / mean rate: its mean over stimuli is σ².
+            for s in 0..ns {
+                let rate = baseline + sig[s * nb + b];
+                let sd = (sigma2 * rate / mean_rate).sqrt();
+                for rep in 0..r_ {
+                    data[((s * r_ + rep) * nk + k) * nb + b] = rate + sd * normal(&mut nrng);
+                }
+            }
+            reliability.push(var_s[b] / (var_s[b] + sigma2 / r_ as f64));
+        }
+        sites.push((nid.clone(), region.clone(), snr, reliability));
+    }
+    let np = ns * r_;
+    let mut coords = std::collections::BTreeMap::new();
+    let pres = |v: CoordValues| Coord {
+        dim: "presentation".into(),
+        values: v,
+    };
+    coords.insert(
+        "stimulus_id".into(),
+        pres(CoordValues::Str(
+            (0..np).map(|p| ids[p / r_].clone()).collect(),
+        )),
+    );
+    coords.insert(
+        "object_name".into(),
+        pres(CoordValues::Str(
+            (0..np).map(|p| object_names[p / r_].clone()).collect(),
+        )),
+    );
+    coords.insert(
+        "repetition".into(),
+        pres(CoordValues::Int((0..np).map(|p| (p % r_) as i64).collect())),
+    );
+    let neu = |v: CoordValues| Coord {
+        dim: "neuroid".into(),
+        values: v,
+    };
+    coords.insert(
+        "neuroid_id".into(),
+        neu(CoordValues::Str(
+            sites.iter().map(|s| s.0.clone()).collect(),
+        )),
+    );
+    coords.insert(
+        "region".into(),
+        neu(CoordValues::Str(
+            sites.iter().map(|s| s.1.clone()).collect(),
+        )),
+    );
+    let tb = |v: CoordValues| Coord {
+        dim: "time_bin".into(),
+        values: v,
+    };
+    coords.insert(
+        "time_bin_start".into(),
+        tb(CoordValues::Float(
+            (0..nb)
+                .map(|b| cfg.bin_start + cfg.bin_ms * b as f64)
+                .collect(),
+        )),
+    );
+    coords.insert(
+        "time_bin_end".into(),
+        tb(CoordValues::Float(
+            (0..nb)
+                .map(|b| cfg.bin_start + cfg.bin_ms * (b + 1) as f64)
+                .collect(),
+        )),
+    );
+    let mut attrs = std::collections::BTreeMap::new();
+    attrs.insert(
+        "identifier".into(),
+        format!("ventral.synth.seed{}", cfg.seed),
+    );
+    attrs.insert("stimulus_set_identifier".into(), "ventral.stimuli".into());
+    Ok(Synth {
+        assembly: Assembly {
+            dims: vec!["presentation".into(), "neuroid".into(), "time_bin".into()],
+            shape: vec![np, nk, nb],
+            data,
+            coords,
+            attrs,
+        },
+        features: feats,
+        steps,
+        hidden: hd,
+        stimulus_ids: ids.to_vec(),
+        sites,
+    })
+}
+
+/// Reads `DIR/stimulus_set/stimulus_set.{csv,zip}` (the layout `ventral stimuli` writes) or
+/// `DIR/*.csv` + `DIR/*.zip`.
+pub fn open_stimulus_set(dir: &Path) -> Result<StimulusSet> {
+    let nested = dir.join("stimulus_set").join("stimulus_set.csv");
+    if nested.exists() {
+        return StimulusSet::read(
+            &nested,
+            Some(&dir.join("stimulus_set").join("stimulus_set.zip")),
+        );
+    }
+    let list = std::fs::read_dir(dir).map_err(|e| file_err(dir.display(), e))?;
+    let files: Vec<_> = list.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let csv = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "csv"));
+    let zip = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "zip"));
+    match (csv, zip) {
+        (Some(c), Some(z)) => StimulusSet::read(c, Some(z)),
+        _ => Err(file_err(
+            dir.display(),
+            "no stimulus set: expected stimulus_set/stimulus_set.csv + .zip or a .csv and a .zip",
+        )),
+    }
+}

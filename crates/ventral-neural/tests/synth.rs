@@ -1,0 +1,210 @@
+#![allow(clippy::unwrap_used)]
+//! Known-answer tests on synthetic recordings: the ceiling recovers the generator's
+//! reliability, the generating features out-predict random features, the recovered latency is
+//! the generator's, and an assembly written and read back gives the same answers.
+
+use rand::Rng;
+use ventral_core::rng::stream;
+use ventral_neural::ceiling::latency_from_ceiling;
+use ventral_neural::features::{Features, Layer};
+use ventral_neural::predictivity::{FitOptions, Row, StepMapping, ceilings, fit_predictivity};
+use ventral_neural::recordings::Recordings;
+use ventral_neural::regression::Pls;
+use ventral_neural::synth::{Synth, SynthConfig, generate};
+use ventral_neural::{Assembly, predictivity::Regressor};
+
+fn gaussian_inputs(n: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = stream(seed, "test-inputs", &[]);
+    (0..n)
+        .map(|_| {
+            (0..d)
+                .map(|_| {
+                    let u1 = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn synth() -> (SynthConfig, Synth) {
+    let cfg = SynthConfig {
+        regions: vec![("V4".into(), 90.0, 16), ("IT".into(), 120.0, 16)],
+        n_bins: 12,
+        hidden: 32,
+        snr: 1.0,
+        repetitions: 8,
+        ..SynthConfig::default()
+    };
+    let n = 240;
+    let ids: Vec<String> = (0..n).map(|i| format!("stim{i:04}")).collect();
+    let objects: Vec<String> = (0..n).map(|i| format!("obj{}", i % 8)).collect();
+    let x = gaussian_inputs(n, 192, 3);
+    let s = generate(&cfg, &ids, &objects, &x).unwrap();
+    (cfg, s)
+}
+
+fn features_of(s: &Synth, name: &str, data: Vec<f32>) -> Features {
+    Features {
+        model: name.into(),
+        source: name.into(),
+        layers: vec![Layer {
+            name: "hidden".into(),
+            steps: s.steps,
+            n: s.stimulus_ids.len(),
+            d: s.hidden,
+            data,
+        }],
+        rows: (0..s.stimulus_ids.len()).collect(),
+    }
+}
+
+fn opts(cfg: &SynthConfig) -> FitOptions {
+    FitOptions {
+        regressor: Regressor::Pls(Pls::new(10)),
+        n_splits: 5,
+        steps: StepMapping::Recurrent {
+            step_ms: 10.0,
+            offsets: cfg
+                .regions
+                .iter()
+                .map(|(r, l, _)| (r.clone(), *l))
+                .collect(),
+            default_offset: None,
+        },
+        consistency_bootstraps: 2,
+        ..FitOptions::default()
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+#[test]
+fn ceiling_latency_and_feature_ranking_recover_the_generator() {
+    let (cfg, s) = synth();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synth.nc");
+    s.assembly.write(&path).unwrap();
+    let asm = Assembly::read(&path).unwrap();
+    let rec = Recordings::from_assembly(&asm, "synth.nc").unwrap();
+    assert_eq!(rec.n_reps, cfg.repetitions);
+    assert_eq!(rec.n_stimuli(), 240);
+    let o = opts(&cfg);
+    let ceil = ceilings(&rec, &o).unwrap().unwrap();
+    let starts: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+    for (ri, (region, sites)) in rec.region_sites().iter().enumerate() {
+        // Latency: the generator's, exactly (first bin with half the peak ceiling).
+        let (_, lat, _) = cfg.regions.iter().find(|r| &r.0 == region).unwrap();
+        let (got, _) = latency_from_ceiling(&ceil[ri], &starts).unwrap();
+        assert_eq!(got, *lat, "{region} latency");
+        // Ceiling vs the true median reliability of the region's sites, every bin.
+        for c in &ceil[ri] {
+            let truth = median(sites.iter().map(|&k| s.sites[k].3[c.bin]).collect());
+            let half = 0.5 * (c.ci_high - c.ci_low);
+            assert!(
+                (c.value - truth).abs() <= (2.0 * half).max(0.04),
+                "{region} bin {}: ceiling {} [{}, {}] vs true reliability {truth}",
+                starts[c.bin],
+                c.value,
+                c.ci_low,
+                c.ci_high
+            );
+        }
+    }
+    // Generating features vs random features of the same shape.
+    let truth = features_of(&s, "truth", s.features.clone());
+    let mut rng = stream(9, "random-features", &[]);
+    let random: Vec<f32> = (0..s.features.len())
+        .map(|_| (rng.next_u64() % 1000) as f32 / 1000.0)
+        .collect();
+    let random = features_of(&s, "random", random);
+    let rt = fit_predictivity(&truth, &rec, Some(&ceil), &o)
+        .unwrap()
+        .rows;
+    let rr = fit_predictivity(&random, &rec, Some(&ceil), &o)
+        .unwrap()
+        .rows;
+    let get = |rows: &[Row], region: &str, start: f64, metric: &str| {
+        rows.iter()
+            .find(|r| r.region == region && r.time_bin_start == start && r.metric == metric)
+            .unwrap()
+            .value
+    };
+    for (region, lat, _) in &cfg.regions {
+        for &start in starts.iter().filter(|&&t| t >= lat + 20.0) {
+            let (a, b) = (get(&rt, region, start, "r"), get(&rr, region, start, "r"));
+            assert!(
+                a > 0.5 && a > b + 0.3,
+                "{region} {start}: generating r {a} vs random {b}"
+            );
+            let ceiled = get(&rt, region, start, "ceiled");
+            assert!(
+                ceiled > 0.6 && ceiled < 1.3,
+                "{region} {start}: ceiled {ceiled}"
+            );
+            assert!(get(&rt, region, start, "consistency").is_finite());
+        }
+        // Before the latency there is nothing to predict.
+        let early = get(&rt, region, starts[0], "r");
+        assert!(early.abs() < 0.25, "{region} first bin r {early}");
+    }
+}
+
+#[test]
+fn bad_assemblies_name_the_file_and_coordinate() {
+    let (_, s) = synth();
+    // NaN site.
+    let mut a = s.assembly.clone();
+    a.data[5 * a.shape[2] + 3] = f64::NAN;
+    let e = Recordings::from_assembly(&a, "bad.nc")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.nc") && e.contains("V4_005") && e.contains("100–110 ms"),
+        "{e}"
+    );
+    // Missing stimulus ids.
+    let mut a = s.assembly.clone();
+    a.coords.remove("stimulus_id");
+    let e = Recordings::from_assembly(&a, "bad.nc")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stimulus_id"), "{e}");
+    // One repetition: no ceiling, clear error if asked for one.
+    let mut a = s.assembly.clone();
+    let keep: Vec<usize> = (0..a.shape[0]).filter(|p| p % 8 == 0).collect();
+    let row = a.shape[1] * a.shape[2];
+    a.data = keep
+        .iter()
+        .flat_map(|&p| a.data[p * row..(p + 1) * row].to_vec())
+        .collect();
+    a.shape[0] = keep.len();
+    for c in a.coords.values_mut().filter(|c| c.dim == "presentation") {
+        c.values = match &c.values {
+            ventral_neural::CoordValues::Str(v) => {
+                ventral_neural::CoordValues::Str(keep.iter().map(|&p| v[p].clone()).collect())
+            }
+            ventral_neural::CoordValues::Int(v) => {
+                ventral_neural::CoordValues::Int(keep.iter().map(|&p| v[p]).collect())
+            }
+            ventral_neural::CoordValues::Float(v) => {
+                ventral_neural::CoordValues::Float(keep.iter().map(|&p| v[p]).collect())
+            }
+        };
+    }
+    let rec = Recordings::from_assembly(&a, "single.nc").unwrap();
+    assert_eq!(rec.n_reps, 1);
+    let e = ventral_neural::ceiling::split_half_ceiling(&rec, &[0], 2, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("single.nc") && e.contains("repetition"), "{e}");
+}
