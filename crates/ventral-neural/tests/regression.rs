@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::excessive_precision)]
 //! Golden tests: PLS and ridge against scikit-learn 1.9.1.
 //!
 //! Expected values generated with (pyenv, scikit-learn 1.9.1):
