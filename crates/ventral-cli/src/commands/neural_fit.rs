@@ -340,11 +340,19 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                     .filter(|r| r.region == region && r.metric == "ceiling")
                     .collect();
                 if !ceil.is_empty() {
+                    let x = |r: &Row| 0.5 * (r.time_bin_start + r.time_bin_end);
+                    series.truncate(6);
                     series.push(Series {
-                        name: "noise ceiling".into(),
+                        name: "noise ceiling (split-half, SB)".into(),
+                        points: ceil.iter().map(|r| (x(r), r.value)).collect(),
+                        band: None,
+                    });
+                    // A perfect model's r with the trial average is √reliability.
+                    series.push(Series {
+                        name: "√ceiling (perfect model's r)".into(),
                         points: ceil
                             .iter()
-                            .map(|r| (0.5 * (r.time_bin_start + r.time_bin_end), r.value))
+                            .map(|r| (x(r), r.value.max(0.0).sqrt()))
                             .collect(),
                         band: None,
                     });
