@@ -9,6 +9,7 @@ pub mod features;
 pub mod predictivity;
 pub mod recordings;
 pub mod regression;
+pub mod rsa;
 pub mod stats;
 pub mod stimulus_set;
 pub mod synth;

@@ -1,0 +1,323 @@
+//! Representational similarity analysis: RDMs and their comparison.
+//!
+//! RDMs are condensed upper triangles in SciPy's `pdist` order (pairs (i, j), i < j, row by
+//! row). Comparisons are Spearman's ρ (average ranks) and Kendall's τ-a (O(m log m), Knight's
+//! algorithm, so RDMs of thousands of stimuli compare in milliseconds).
+//!
+//! # Shapes
+//! - `x`: [n, d] row-major (n stimuli)
+//! - RDM: [n (n − 1) / 2]
+
+use crate::error::{NeuralError, Result};
+use crate::stats::{mean, spearman};
+
+/// Dissimilarity measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RdmKind {
+    /// 1 − Pearson r between stimulus patterns (`pdist(metric="correlation")`).
+    Correlation,
+    /// 1 − cosine (`pdist(metric="cosine")`).
+    Cosine,
+    /// Euclidean distance (`pdist(metric="euclidean")`).
+    Euclidean,
+}
+
+impl RdmKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "correlation" => Ok(Self::Correlation),
+            "cosine" => Ok(Self::Cosine),
+            "euclidean" => Ok(Self::Euclidean),
+            o => Err(NeuralError::Invalid(format!(
+                "unknown RDM `{o}` (correlation, cosine, euclidean, crossval-euclidean)"
+            ))),
+        }
+    }
+}
+
+/// Condensed RDM of the rows of `x` ([n, d]).
+pub fn rdm(x: &[f64], n: usize, d: usize, kind: RdmKind) -> Vec<f64> {
+    // Pre-centre / normalise rows once.
+    let rows: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            let r = &x[i * d..(i + 1) * d];
+            match kind {
+                RdmKind::Correlation => {
+                    let m = mean(r);
+                    let c: Vec<f64> = r.iter().map(|v| v - m).collect();
+                    let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    c.iter().map(|v| v / norm).collect()
+                }
+                RdmKind::Cosine => {
+                    let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    r.iter().map(|v| v / norm).collect()
+                }
+                RdmKind::Euclidean => r.to_vec(),
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let (a, b) = (&rows[i], &rows[j]);
+            out.push(match kind {
+                RdmKind::Correlation | RdmKind::Cosine => {
+                    1.0 - a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>()
+                }
+                RdmKind::Euclidean => a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q) * (p - q))
+                    .sum::<f64>()
+                    .sqrt(),
+            });
+        }
+    }
+    out
+}
+
+/// Cross-validated squared Euclidean distance between two independent measurements `a`, `b`
+/// ([n, d] each, e.g. the averages of two halves of the trials): (aᵢ − aⱼ)·(bᵢ − bⱼ) / d,
+/// unbiased by noise (it can be negative). With `a = b` it is the squared Euclidean / d.
+pub fn crossval_euclidean(a: &[f64], b: &[f64], n: usize, d: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let s: f64 = (0..d)
+                .map(|k| (a[i * d + k] - a[j * d + k]) * (b[i * d + k] - b[j * d + k]))
+                .sum();
+            out.push(s / d as f64);
+        }
+    }
+    out
+}
+
+/// Kendall's τ-a = (concordant − discordant) / (m (m − 1) / 2), ties count as neither;
+/// O(m log m).
+pub fn kendall_tau_a(x: &[f64], y: &[f64]) -> f64 {
+    let m = x.len().min(y.len());
+    if m < 2 {
+        return f64::NAN;
+    }
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&i, &j| x[i].total_cmp(&x[j]).then(y[i].total_cmp(&y[j])));
+    // Pairs tied in x, and tied in both.
+    let (mut xtie, mut ntie) = (0u64, 0u64);
+    let mut i = 0;
+    while i < m {
+        let mut j = i + 1;
+        while j < m && x[idx[j]] == x[idx[i]] {
+            j += 1;
+        }
+        let c = (j - i) as u64;
+        xtie += c * (c - 1) / 2;
+        let mut k = i;
+        while k < j {
+            let mut l = k + 1;
+            while l < j && y[idx[l]] == y[idx[k]] {
+                l += 1;
+            }
+            let c = (l - k) as u64;
+            ntie += c * (c - 1) / 2;
+            k = l;
+        }
+        i = j;
+    }
+    // Merge sort on y counting swaps (= discordant pairs).
+    let mut ys: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+    let mut buf = vec![0.0; m];
+    let swaps = merge_count(&mut ys, &mut buf);
+    let mut ytie = 0u64;
+    let mut i = 0;
+    while i < m {
+        let mut j = i + 1;
+        while j < m && ys[j] == ys[i] {
+            j += 1;
+        }
+        let c = (j - i) as u64;
+        ytie += c * (c - 1) / 2;
+        i = j;
+    }
+    let tot = (m as u64) * (m as u64 - 1) / 2;
+    let con_minus_dis = tot as f64 - xtie as f64 - ytie as f64 + ntie as f64 - 2.0 * swaps as f64;
+    con_minus_dis / tot as f64
+}
+
+fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
+    let n = v.len();
+    if n < 2 {
+        return 0;
+    }
+    let mid = n / 2;
+    let mut s = {
+        let (l, r) = v.split_at_mut(mid);
+        let (bl, br) = buf.split_at_mut(mid);
+        merge_count(l, bl) + merge_count(r, br)
+    };
+    let (mut i, mut j, mut k) = (0, mid, 0);
+    while i < mid && j < n {
+        if v[j] < v[i] {
+            buf[k] = v[j];
+            s += (mid - i) as u64;
+            j += 1;
+        } else {
+            buf[k] = v[i];
+            i += 1;
+        }
+        k += 1;
+    }
+    while i < mid {
+        buf[k] = v[i];
+        i += 1;
+        k += 1;
+    }
+    while j < n {
+        buf[k] = v[j];
+        j += 1;
+        k += 1;
+    }
+    v.copy_from_slice(&buf[..n]);
+    s
+}
+
+/// RDM comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Compare {
+    Spearman,
+    KendallTauA,
+}
+
+impl Compare {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "spearman" => Ok(Self::Spearman),
+            "kendall-a" | "kendall_tau_a" => Ok(Self::KendallTauA),
+            o => Err(NeuralError::Invalid(format!(
+                "unknown comparison `{o}` (spearman, kendall-a)"
+            ))),
+        }
+    }
+    pub fn apply(self, a: &[f64], b: &[f64]) -> f64 {
+        match self {
+            Compare::Spearman => spearman(a, b),
+            Compare::KendallTauA => kendall_tau_a(a, b),
+        }
+    }
+}
+
+/// Entries of a condensed RDM of `n` stimuli for the pairs of a stimulus resample: all pairs
+/// (p, q), p < q in the resample, whose stimuli differ (rsatoolbox's bootstrap convention).
+pub fn resample_pairs(n: usize, sample: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for p in 0..sample.len() {
+        for q in p + 1..sample.len() {
+            let (i, j) = (sample[p].min(sample[q]), sample[p].max(sample[q]));
+            if i != j {
+                out.push(i * n - i * (i + 1) / 2 + (j - i - 1));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Generated with SciPy 1.16 / NumPy 2.4:
+    // X = np.array([[1, 2, 0.5], [2, 1, 3], [0, 0, 1], [4, 2, 2], [1, 1, 1.5]])
+    // pdist(X, "correlation"), pdist(X, "cosine"), pdist(X, "euclidean") (printed below)
+    // a, b = pdist(X, "euclidean"), pdist(X, "cosine")
+    // spearmanr(a, b)[0] -> see SPEARMAN; tau-a by brute force -> see TAU_A
+    const X: [f64; 15] = [
+        1.0, 2.0, 0.5, 2.0, 1.0, 3.0, 0.0, 0.0, 1.0, 4.0, 2.0, 2.0, 1.0, 1.0, 1.5,
+    ];
+
+    const CORR: [f64; 10] = [
+        1.9819805060619657,
+        1.7559289460184546,
+        1.1889822365046137,
+        1.7559289460184546,
+        0.13397459621556151,
+        1.0,
+        0.13397459621556151,
+        1.5,
+        0.0,
+        1.5,
+    ];
+    const COS: [f64; 10] = [
+        0.3584669721282152,
+        0.7817821097640076,
+        0.1982162742627267,
+        0.2061158139625553,
+        0.1982162742627268,
+        0.12712843905603044,
+        0.02769441467175338,
+        0.5917517095361369,
+        0.2723931248910011,
+        0.10886721132099308,
+    ];
+    const EUC: [f64; 10] = [
+        2.8722813232690143,
+        2.29128784747792,
+        3.3541019662496847,
+        1.4142135623730951,
+        3.0,
+        2.449489742783178,
+        1.8027756377319946,
+        4.58257569495584,
+        1.5,
+        3.2015621187164243,
+    ];
+    const SPEARMAN: f64 = 0.006060606060606061;
+    const TAU_A: f64 = 0.022222222222222223;
+
+    #[test]
+    fn rdms_and_comparisons_match_scipy() {
+        for (kind, want) in [
+            (RdmKind::Correlation, CORR),
+            (RdmKind::Cosine, COS),
+            (RdmKind::Euclidean, EUC),
+        ] {
+            for (g, w) in rdm(&X, 5, 3, kind).iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{kind:?}: {g} vs {w}");
+            }
+        }
+        let (a, b) = (
+            rdm(&X, 5, 3, RdmKind::Euclidean),
+            rdm(&X, 5, 3, RdmKind::Cosine),
+        );
+        assert!((Compare::Spearman.apply(&a, &b) - SPEARMAN).abs() < 1e-12);
+        assert!((Compare::KendallTauA.apply(&a, &b) - TAU_A).abs() < 1e-12);
+    }
+
+    #[test]
+    fn kendall_fast_equals_brute_force_with_ties() {
+        let x = [1.0, 2.0, 2.0, 3.5, 0.5, 4.0, 4.0, 4.0, 1.0, 2.0];
+        let y = [2.0, 1.0, 3.0, 3.0, 0.0, 5.0, 4.5, 6.0, 2.0, 1.0];
+        let mut s = 0.0;
+        for i in 0..x.len() {
+            for j in i + 1..x.len() {
+                s += ((x[i] - x[j]) as f64).signum()
+                    * ((y[i] - y[j]) as f64).signum()
+                    * f64::from(u8::from(x[i] != x[j] && y[i] != y[j]));
+            }
+        }
+        let brute = s / 45.0;
+        assert!((kendall_tau_a(&x, &y) - brute).abs() < 1e-12);
+        assert!((kendall_tau_a(&x, &y) - crate::stats::kendall_tau_a(&x, &y)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn resample_pairs_index_condensed_entries() {
+        // n = 4: pairs (0,1)=0 (0,2)=1 (0,3)=2 (1,2)=3 (1,3)=4 (2,3)=5
+        assert_eq!(resample_pairs(4, &[0, 1, 2, 3]), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(resample_pairs(4, &[3, 1, 1]), vec![4, 4]);
+        let r = rdm(&X, 5, 3, RdmKind::Euclidean);
+        assert_eq!(r.len(), 10);
+        let cv = crossval_euclidean(&X, &X, 5, 3);
+        for (e, c) in r.iter().zip(&cv) {
+            assert!((e * e / 3.0 - c).abs() < 1e-12);
+        }
+    }
+}
