@@ -222,6 +222,7 @@ pub fn resample_pairs(n: usize, sample: &[usize]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::approx_constant)]
     use super::*;
 
     // Generated with SciPy 1.16 / NumPy 2.4:
@@ -298,8 +299,8 @@ mod tests {
         let mut s = 0.0;
         for i in 0..x.len() {
             for j in i + 1..x.len() {
-                s += ((x[i] - x[j]) as f64).signum()
-                    * ((y[i] - y[j]) as f64).signum()
+                s += (x[i] - x[j]).signum()
+                    * (y[i] - y[j]).signum()
                     * f64::from(u8::from(x[i] != x[j] && y[i] != y[j]));
             }
         }
