@@ -48,6 +48,8 @@ enum Command {
     NeuralFit(commands::neural_fit::Args),
     /// Synthetic neural recordings with known ground truth from the embedded stimuli.
     NeuralSynth(commands::neural_synth::Args),
+    /// Representational similarity: model-time × neural-time RDM comparisons.
+    Rsa(commands::rsa::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::NeuralFit(a) => commands::neural_fit::run(a),
         Command::NeuralSynth(a) => commands::neural_synth::run(a),
+        Command::Rsa(a) => commands::rsa::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -115,6 +115,46 @@ fn synth_then_fit_then_bad_inputs() {
         assert!(out.join(f).exists(), "missing {f}");
     }
 
+    // RSA: model-time × neural-time, heat maps, RDMs.
+    let rsa = d.path().join("rsa");
+    ok(&ventral(&[
+        "rsa",
+        "--features",
+        &format!("gen={}", s(&feats)),
+        "--neural",
+        s(&nc),
+        "--out",
+        s(&rsa),
+        "--bootstraps",
+        "3",
+        "--rdm",
+        "crossval-euclidean",
+        "--compare",
+        "kendall-a",
+    ]));
+    let csv = std::fs::read_to_string(rsa.join("rsa.csv")).unwrap();
+    assert!(csv.starts_with("model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high\n"));
+    let cell = csv
+        .lines()
+        .find(|l| l.starts_with("gen,hidden,6,IT,150,160,"))
+        .unwrap();
+    let v: f64 = cell.split(',').nth(8).unwrap().parse().unwrap();
+    assert!(v > 0.1, "{cell}");
+    assert!(rsa.join("plots/gen_hidden_IT.png").exists() && rsa.join("rdms.npz").exists());
+    let o = ventral(&[
+        "rsa",
+        "--features",
+        s(&feats),
+        "--neural",
+        s(&nc),
+        "--out",
+        s(&rsa),
+        "--rdm",
+        "manhattan",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("manhattan"));
+
     // Features whose rows do not match the stimuli: exit 2 naming the file, nothing written.
     let short = d.path().join("short.npz");
     let npz = ventral_core::npy::NpyArray::new(

@@ -220,6 +220,174 @@ pub fn resample_pairs(n: usize, sample: &[usize]) -> Vec<usize> {
     out
 }
 
+/// RDM choice for [`model_neural_rsa`]: a plain RDM, or cross-validated Euclidean (neural side
+/// from two halves of the repetitions, model side from its deterministic features, where it
+/// equals the squared Euclidean / d).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RdmChoice {
+    Plain(RdmKind),
+    CrossValEuclidean,
+}
+
+impl RdmChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        if s == "crossval-euclidean" {
+            Ok(Self::CrossValEuclidean)
+        } else {
+            RdmKind::parse(s).map(Self::Plain)
+        }
+    }
+}
+
+/// Condensed RDMs, [layer or region][step or bin][pair].
+pub type Rdms = Vec<Vec<Vec<f64>>>;
+
+/// One cell of the model-time × neural-time RSA matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RsaCell {
+    pub layer: usize,
+    pub timestep: usize,
+    pub region: usize,
+    pub bin: usize,
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// Model RDMs per layer and step, neural RDMs per region and bin, and their comparison for
+/// every (layer, step) × (region, bin), with a percentile bootstrap over stimuli
+/// (`bootstraps` resamples with replacement; pairs of the same stimulus are dropped).
+///
+/// Returns (cells, model RDMs [layer][step], neural RDMs [region][bin]).
+pub fn model_neural_rsa(
+    feats: &crate::features::Features,
+    rec: &crate::recordings::Recordings,
+    choice: RdmChoice,
+    compare: Compare,
+    bootstraps: usize,
+    seed: u64,
+) -> Result<(Vec<RsaCell>, Rdms, Rdms)> {
+    use rand::Rng;
+    use rayon::prelude::*;
+    let n = rec.n_stimuli();
+    if n < 3 {
+        return Err(NeuralError::Invalid(format!(
+            "{}: RSA needs at least 3 stimuli",
+            rec.source
+        )));
+    }
+    let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
+    let regions = rec.region_sites();
+    let halves = if choice == RdmChoice::CrossValEuclidean {
+        if rec.n_reps < 2 {
+            return Err(crate::error::file_err(
+                &rec.source,
+                "cross-validated distances need at least 2 repetitions (coordinate `repetition`)",
+            ));
+        }
+        let a: Vec<bool> = (0..rec.n_reps).map(|r| r % 2 == 0).collect();
+        let b: Vec<bool> = a.iter().map(|x| !x).collect();
+        Some((rec.average(&a)?, rec.average(&b)?))
+    } else {
+        None
+    };
+    let pattern = |arr: &[f64], sites: &[usize], bin: usize| -> Vec<f64> {
+        (0..n)
+            .flat_map(|s| sites.iter().map(move |&k| arr[(s * nk + k) * nb + bin]))
+            .collect()
+    };
+    let neural: Vec<Vec<Vec<f64>>> = regions
+        .iter()
+        .map(|(_, sites)| {
+            (0..nb)
+                .into_par_iter()
+                .map(|bin| match (&halves, choice) {
+                    (Some((h1, h2)), _) => crossval_euclidean(
+                        &pattern(h1, sites, bin),
+                        &pattern(h2, sites, bin),
+                        n,
+                        sites.len(),
+                    ),
+                    (None, RdmChoice::Plain(k)) => {
+                        rdm(&pattern(&rec.mean, sites, bin), n, sites.len(), k)
+                    }
+                    (None, RdmChoice::CrossValEuclidean) => Vec::new(),
+                })
+                .collect()
+        })
+        .collect();
+    let model: Vec<Vec<Vec<f64>>> = feats
+        .layers
+        .iter()
+        .map(|l| {
+            (0..l.steps)
+                .into_par_iter()
+                .map(|t| {
+                    let x: Vec<f64> = (0..n)
+                        .flat_map(|s| (0..l.d).map(move |j| l.at(t, feats.rows[s], j) as f64))
+                        .collect();
+                    match choice {
+                        RdmChoice::Plain(k) => rdm(&x, n, l.d, k),
+                        RdmChoice::CrossValEuclidean => crossval_euclidean(&x, &x, n, l.d),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let samples: Vec<Vec<usize>> = (0..bootstraps)
+        .map(|b| {
+            let mut rng = ventral_core::rng::stream(seed, "rsa-bootstrap", &[b as u64]);
+            let s: Vec<usize> = (0..n)
+                .map(|_| (rng.next_u64() % n as u64) as usize)
+                .collect();
+            resample_pairs(n, &s)
+        })
+        .collect();
+    let mut jobs = Vec::new();
+    for (l, lm) in model.iter().enumerate() {
+        for t in 0..lm.len() {
+            for r in 0..regions.len() {
+                for bin in 0..nb {
+                    jobs.push((l, t, r, bin));
+                }
+            }
+        }
+    }
+    let cells = jobs
+        .par_iter()
+        .map(|&(l, t, r, bin)| {
+            let (a, b) = (&model[l][t], &neural[r][bin]);
+            let value = compare.apply(a, b);
+            let boots: Vec<f64> = samples
+                .iter()
+                .map(|idx| {
+                    let sa: Vec<f64> = idx.iter().map(|&i| a[i]).collect();
+                    let sb: Vec<f64> = idx.iter().map(|&i| b[i]).collect();
+                    compare.apply(&sa, &sb)
+                })
+                .collect();
+            let (ci_low, ci_high) = if boots.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                (
+                    crate::stats::percentile(&boots, 2.5),
+                    crate::stats::percentile(&boots, 97.5),
+                )
+            };
+            RsaCell {
+                layer: l,
+                timestep: t,
+                region: r,
+                bin,
+                value,
+                ci_low,
+                ci_high,
+            }
+        })
+        .collect();
+    Ok((cells, model, neural))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::approx_constant)]

@@ -179,6 +179,157 @@ fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A heat map: `values[row][col]`, rows drawn bottom to top.
+#[derive(Debug, Clone)]
+pub struct HeatMap {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Tick labels per column and per row.
+    pub x_ticks: Vec<String>,
+    pub y_ticks: Vec<String>,
+    pub values: Vec<Vec<f64>>,
+    /// Colour scale label.
+    pub scale_label: String,
+}
+
+/// Viridis-like colour ramp (5 anchors of matplotlib's viridis, linear between).
+fn ramp(t: f64) -> RGBColor {
+    const A: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    let (a, b) = (A[i], A[i + 1]);
+    RGBColor(
+        (a.0 + (b.0 - a.0) * f) as u8,
+        (a.1 + (b.1 - a.1) * f) as u8,
+        (a.2 + (b.2 - a.2) * f) as u8,
+    )
+}
+
+fn draw_heat<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    p: &HeatMap,
+) -> Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (main, bar) = root.split_horizontally(root.dim_in_pixel().0 as i32 - 110);
+    let nr = p.values.len();
+    let nc = p.values.first().map_or(0, Vec::len);
+    let finite = p.values.iter().flatten().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(&main)
+        .caption(&p.title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)
+        .map_err(|x| e(&x))?;
+    let xt = p.x_ticks.clone();
+    let yt = p.y_ticks.clone();
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
+        .x_desc(&p.x_label)
+        .y_desc(&p.y_label)
+        .x_labels(nc.min(12))
+        .y_labels(nr.min(12))
+        .x_label_formatter(&|v| xt.get(v.floor() as usize).cloned().unwrap_or_default())
+        .y_label_formatter(&|v| yt.get(v.floor() as usize).cloned().unwrap_or_default())
+        .draw()
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series((0..nr).flat_map(|r| {
+            (0..nc).map(move |c| {
+                let v = p.values[r][c];
+                Rectangle::new(
+                    [(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)],
+                    ramp((v - lo) / (hi - lo)).filled(),
+                )
+            })
+        }))
+        .map_err(|x| e(&x))?;
+    // Colour bar.
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(40)
+        .margin_bottom(55)
+        .margin_right(10)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(|x| e(&x))?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .y_desc(&p.scale_label)
+        .y_labels(6)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let steps = 100;
+    cb.draw_series((0..steps).map(|i| {
+        let a = lo + (hi - lo) * i as f64 / steps as f64;
+        let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            ramp(i as f64 / (steps - 1) as f64).filled(),
+        )
+    }))
+    .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// Writes `stem.png` and `stem.svg` of a heat map.
+pub fn heat_map(stem: &Path, p: &HeatMap) -> Result<(), PlotError> {
+    register_font();
+    let err = |path: &Path, msg: String| PlotError {
+        path: path.display().to_string(),
+        msg,
+    };
+    let (w, h) = (800u32, 560u32);
+    let png = stem.with_extension("png");
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    draw_heat(
+        BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
+        p,
+    )
+    .map_err(|m| err(&png, m))?;
+    let bytes = encode_png(w, h, &buf).map_err(|m| err(&png, m))?;
+    ventral_core::write_bytes_atomic(&png, &bytes).map_err(|e| err(&png, e.to_string()))?;
+    let svg = stem.with_extension("svg");
+    let mut text = String::new();
+    draw_heat(
+        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
+        p,
+    )
+    .map_err(|m| err(&svg, m))?;
+    ventral_core::write_bytes_atomic(&svg, text.as_bytes())
+        .map_err(|e| err(&svg, e.to_string()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +354,25 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
         assert!(svg.contains("<svg") && svg.contains("time step"));
+        let hm = HeatMap {
+            title: "RSA".into(),
+            x_label: "neural time bin (ms)".into(),
+            y_label: "model time step".into(),
+            x_ticks: vec!["70".into(), "80".into(), "90".into()],
+            y_ticks: vec!["0".into(), "1".into()],
+            values: vec![vec![0.1, 0.2, f64::NAN], vec![0.3, 0.5, 0.4]],
+            scale_label: "Spearman ρ".into(),
+        };
+        let stem = d.path().join("rsa");
+        heat_map(&stem, &hm).unwrap();
+        assert_eq!(
+            &std::fs::read(stem.with_extension("png")).unwrap()[1..4],
+            b"PNG"
+        );
+        assert!(
+            std::fs::read_to_string(stem.with_extension("svg"))
+                .unwrap()
+                .contains("model time step")
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod neural_fit;
 pub mod neural_synth;
 pub mod pack;
 pub mod record;
+pub mod rsa;
 pub mod sheet;
 pub mod stimuli;
 pub mod train;
