@@ -273,3 +273,141 @@ impl Assembly {
         ventral_core::write_bytes_atomic(path, &bytes).map_err(|x| file_err(&label, x))
     }
 }
+
+/// The TOML that names the axes of plain `.npz` recordings:
+///
+/// ```toml
+/// npz = "responses.npz"          # relative to the TOML
+/// data = "responses"             # array of shape [presentation, neuroid(, time_bin)]
+/// dims = ["presentation", "neuroid", "time_bin"]
+/// identifier = "my.recordings"   # optional
+///
+/// [coords]                       # coordinate name = "array in the npz"
+/// stimulus_id = "stimulus_id"    # the dimension is found by the array's length
+/// repetition = "repetition"
+/// region = "region"
+/// time_bin_start = "t_start"
+/// time_bin_end = "t_end"
+/// ```
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpzAxes {
+    npz: String,
+    data: String,
+    dims: Vec<String>,
+    identifier: Option<String>,
+    #[serde(default)]
+    coords: BTreeMap<String, String>,
+}
+
+impl Assembly {
+    /// Reads `.nc` (BrainIO netCDF-4) or `.toml` (plain `.npz` arrays with their axes named,
+    /// see `read_npz_toml`) by extension.
+    pub fn read_any(path: &Path) -> Result<Self> {
+        if path.extension().is_some_and(|e| e == "toml") {
+            Self::read_npz_toml(path)
+        } else {
+            Self::read(path)
+        }
+    }
+
+    /// Recordings from plain `.npz` arrays described by a TOML.
+    pub fn read_npz_toml(path: &Path) -> Result<Self> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(&label, e))?;
+        let axes: NpzAxes = toml::from_str(&text).map_err(|e| file_err(&label, e))?;
+        let npz_path = path.parent().unwrap_or(Path::new(".")).join(&axes.npz);
+        let nl = npz_path.display().to_string();
+        let mut npz =
+            ventral_core::npy::NpzReader::open(&npz_path).map_err(|e| file_err(&nl, e))?;
+        let arr = npz.read(&axes.data).map_err(|e| file_err(&nl, e))?;
+        if arr.shape.len() != axes.dims.len() {
+            return Err(file_err(
+                &label,
+                format!(
+                    "`dims` names {} axes but `{}` in {} has shape {:?}",
+                    axes.dims.len(),
+                    axes.data,
+                    axes.npz,
+                    arr.shape
+                ),
+            ));
+        }
+        let data = arr
+            .to_f64()
+            .ok_or_else(|| file_err(&nl, format!("`{}` is not numeric", axes.data)))?;
+        let mut coords = BTreeMap::new();
+        for (name, key) in &axes.coords {
+            let c = npz.read(key).map_err(|e| file_err(&nl, e))?;
+            if c.shape.len() != 1 {
+                return Err(file_err(
+                    &nl,
+                    format!(
+                        "coordinate array `{key}` must be 1-D, has shape {:?}",
+                        c.shape
+                    ),
+                ));
+            }
+            let n = c.shape[0];
+            let dims: Vec<&String> = axes
+                .dims
+                .iter()
+                .zip(&arr.shape)
+                .filter(|(_, s)| **s == n)
+                .map(|(d, _)| d)
+                .collect();
+            let dim = match dims.as_slice() {
+                [d] => (*d).clone(),
+                [] => {
+                    return Err(file_err(
+                        &label,
+                        format!(
+                            "coordinate `{name}` has {n} values, matching no axis of {:?} {:?}",
+                            axes.dims, arr.shape
+                        ),
+                    ));
+                }
+                _ => {
+                    // Ambiguous length: take the axis the coordinate conventionally lives on.
+                    let conventional = match name.as_str() {
+                        "stimulus_id" | "image_id" | "repetition" | "object_name" => "presentation",
+                        "neuroid_id" | "region" => "neuroid",
+                        "time_bin_start" | "time_bin_end" => "time_bin",
+                        _ => "",
+                    };
+                    dims.iter()
+                        .find(|d| d.as_str() == conventional)
+                        .map(|d| (*d).clone())
+                        .ok_or_else(|| {
+                            file_err(
+                                &label,
+                                format!(
+                                    "coordinate `{name}` ({n} values) matches several axes {dims:?}"
+                                ),
+                            )
+                        })?
+                }
+            };
+            let values = if let Some(s) = c.to_strings() {
+                CoordValues::Str(s)
+            } else if c.is_float() {
+                CoordValues::Float(c.to_f64().unwrap_or_default())
+            } else {
+                CoordValues::Int(c.to_i64().unwrap_or_default())
+            };
+            coords.insert(name.clone(), Coord { dim, values });
+        }
+        let mut attrs = BTreeMap::new();
+        attrs.insert(
+            "identifier".into(),
+            axes.identifier.unwrap_or_else(|| axes.data.clone()),
+        );
+        Ok(Assembly {
+            dims: axes.dims,
+            shape: arr.shape,
+            data,
+            coords,
+            attrs,
+        })
+    }
+}

@@ -208,3 +208,64 @@ fn bad_assemblies_name_the_file_and_coordinate() {
         .to_string();
     assert!(e.contains("single.nc") && e.contains("repetition"), "{e}");
 }
+
+#[test]
+fn plain_npz_with_a_toml_naming_the_axes_reads_like_the_netcdf() {
+    use ventral_core::npy::{NpyArray, NpyData, write_npz};
+    use ventral_neural::CoordValues;
+    let (_, s) = synth();
+    let a = &s.assembly;
+    let dir = tempfile::tempdir().unwrap();
+    let mut arrays: Vec<(String, NpyArray)> = vec![(
+        "resp".into(),
+        NpyArray::new(a.shape.clone(), NpyData::F64(a.data.clone())).unwrap(),
+    )];
+    let mut coords = String::new();
+    for (name, c) in &a.coords {
+        let n = c.values.len();
+        let data = match &c.values {
+            CoordValues::Str(v) => NpyData::Bytes {
+                width: v.iter().map(String::len).max().unwrap_or(1),
+                values: v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+            },
+            CoordValues::Int(v) => NpyData::I64(v.clone()),
+            CoordValues::Float(v) => NpyData::F64(v.clone()),
+        };
+        arrays.push((format!("c_{name}"), NpyArray::new(vec![n], data).unwrap()));
+        coords.push_str(&format!("{name} = \"c_{name}\"\n"));
+    }
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, x)| (n.as_str(), x)).collect();
+    write_npz(&dir.path().join("resp.npz"), &refs, false).unwrap();
+    let toml = dir.path().join("resp.toml");
+    std::fs::write(
+        &toml,
+        format!("npz = \"resp.npz\"\ndata = \"resp\"\ndims = [\"presentation\", \"neuroid\", \"time_bin\"]\n\n[coords]\n{coords}"),
+    )
+    .unwrap();
+    let b = Assembly::read_any(&toml).unwrap();
+    let (ra, rb) = (
+        Recordings::from_assembly(a, "a").unwrap(),
+        Recordings::from_assembly(&b, "b").unwrap(),
+    );
+    assert_eq!(ra.mean, rb.mean);
+    assert_eq!(ra.stimulus_ids, rb.stimulus_ids);
+    assert_eq!(ra.regions, rb.regions);
+    assert_eq!(ra.bins, rb.bins);
+    assert_eq!(ra.n_reps, rb.n_reps);
+    // Wrong number of dims: the error names the TOML.
+    std::fs::write(
+        &toml,
+        "npz = \"resp.npz\"\ndata = \"resp\"\ndims = [\"presentation\", \"neuroid\"]\n",
+    )
+    .unwrap();
+    let e = Assembly::read_any(&toml).unwrap_err().to_string();
+    assert!(e.contains("resp.toml") && e.contains("dims"), "{e}");
+    // A typo in a key is refused.
+    std::fs::write(&toml, "npz = \"resp.npz\"\ndata = \"resp\"\ndimz = []\n").unwrap();
+    assert!(
+        Assembly::read_any(&toml)
+            .unwrap_err()
+            .to_string()
+            .contains("resp.toml")
+    );
+}

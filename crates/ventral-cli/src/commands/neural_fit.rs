@@ -23,7 +23,8 @@ pub struct Args {
     /// compared side by side.
     #[arg(long, required = true)]
     features: Vec<String>,
-    /// BrainIO assembly (netCDF-4): presentation × neuroid × time_bin.
+    /// BrainIO assembly (netCDF-4): presentation × neuroid × time_bin; or a .toml naming the
+    /// axes of plain .npz arrays (see docs/architecture.md).
     #[arg(long)]
     neural: PathBuf,
     /// Output directory.
@@ -146,7 +147,7 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
 pub fn run(a: Args) -> Result<()> {
     let opts = parse_options(&a)?;
     let label = a.neural.display().to_string();
-    let asm = Assembly::read(&a.neural)?;
+    let asm = Assembly::read_any(&a.neural)?;
     let rec = Recordings::from_assembly(&asm, &label)?;
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     eprintln!(

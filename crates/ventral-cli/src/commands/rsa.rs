@@ -47,7 +47,7 @@ pub fn run(a: Args) -> Result<()> {
     let choice = RdmChoice::parse(&a.rdm)?;
     let compare = Compare::parse(&a.compare)?;
     let label = a.neural.display().to_string();
-    let rec = Recordings::from_assembly(&Assembly::read(&a.neural)?, &label)?;
+    let rec = Recordings::from_assembly(&Assembly::read_any(&a.neural)?, &label)?;
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     std::fs::create_dir_all(out.path().join("plots"))?;
     let regions = rec.region_sites();
