@@ -136,33 +136,65 @@ where
     Ok(())
 }
 
-/// Write `stem.png` and `stem.svg` (800×500). Each file is written atomically.
-pub fn line_plot(stem: &Path, p: &LinePlot) -> Result<(), PlotError> {
+/// A figure that can draw itself on any plotters backend.
+trait Figure {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+impl Figure for LinePlot {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self)
+    }
+}
+
+impl Figure for HeatMap {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_heat(root, self)
+    }
+}
+
+/// Writes `stem.png` and `stem.svg` of `fig` at `w`×`h`, each atomically.
+fn render(stem: &Path, fig: &impl Figure, (w, h): (u32, u32)) -> Result<(), PlotError> {
     register_font();
     let err = |path: &Path, msg: String| PlotError {
         path: path.display().to_string(),
         msg,
     };
-    let (w, h) = (800u32, 500u32);
     let png = stem.with_extension("png");
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    draw(
-        BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
-        p,
-    )
-    .map_err(|m| err(&png, m))?;
+    fig.draw_on(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area())
+        .map_err(|m| err(&png, m))?;
     let bytes = encode_png(w, h, &buf).map_err(|m| err(&png, m))?;
     ventral_core::write_bytes_atomic(&png, &bytes).map_err(|e| err(&png, e.to_string()))?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
-    draw(
-        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
-        p,
-    )
-    .map_err(|m| err(&svg, m))?;
+    fig.draw_on(SVGBackend::with_string(&mut text, (w, h)).into_drawing_area())
+        .map_err(|m| err(&svg, m))?;
     ventral_core::write_bytes_atomic(&svg, text.as_bytes())
         .map_err(|e| err(&svg, e.to_string()))?;
     Ok(())
+}
+
+/// Write `stem.png` and `stem.svg` (800×500). Each file is written atomically.
+pub fn line_plot(stem: &Path, p: &LinePlot) -> Result<(), PlotError> {
+    render(stem, p, (800, 500))
 }
 
 /// Encode RGB8 as PNG.
@@ -301,33 +333,9 @@ fn draw_heat<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes `stem.png` and `stem.svg` of a heat map.
+/// Writes `stem.png` and `stem.svg` of a heat map (800×560), each atomically.
 pub fn heat_map(stem: &Path, p: &HeatMap) -> Result<(), PlotError> {
-    register_font();
-    let err = |path: &Path, msg: String| PlotError {
-        path: path.display().to_string(),
-        msg,
-    };
-    let (w, h) = (800u32, 560u32);
-    let png = stem.with_extension("png");
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    draw_heat(
-        BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
-        p,
-    )
-    .map_err(|m| err(&png, m))?;
-    let bytes = encode_png(w, h, &buf).map_err(|m| err(&png, m))?;
-    ventral_core::write_bytes_atomic(&png, &bytes).map_err(|e| err(&png, e.to_string()))?;
-    let svg = stem.with_extension("svg");
-    let mut text = String::new();
-    draw_heat(
-        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
-        p,
-    )
-    .map_err(|m| err(&svg, m))?;
-    ventral_core::write_bytes_atomic(&svg, text.as_bytes())
-        .map_err(|e| err(&svg, e.to_string()))?;
-    Ok(())
+    render(stem, p, (800, 560))
 }
 
 #[cfg(test)]
