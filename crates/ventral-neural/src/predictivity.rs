@@ -110,19 +110,22 @@ pub struct Row {
     pub ci_high: f64,
 }
 
+/// A number for a CSV cell: empty when not finite.
+pub fn csv_number(v: f64) -> String {
+    if v.is_finite() {
+        v.to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// Header of `predictivity.csv`.
 pub const CSV_HEADER: &str =
     "model,layer,timestep,region,time_bin_start,time_bin_end,metric,value,ci_low,ci_high";
 
 impl Row {
     pub fn csv(&self) -> String {
-        let f = |v: f64| {
-            if v.is_finite() {
-                format!("{v}")
-            } else {
-                String::new()
-            }
-        };
+        let f = csv_number;
         format!(
             "{},{},{},{},{},{},{},{},{},{}",
             self.model,

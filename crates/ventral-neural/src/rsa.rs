@@ -220,7 +220,7 @@ pub fn resample_pairs(n: usize, sample: &[usize]) -> Vec<usize> {
     out
 }
 
-/// RDM choice for [`model_neural_rsa`]: a plain RDM, or cross-validated Euclidean (neural side
+/// RDM choice for [`neural_rdms`] and [`model_rdms`]: a plain RDM, or cross-validated Euclidean (neural side
 /// from two halves of the repetitions, model side from its deterministic features, where it
 /// equals the squared Euclidean / d).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -254,20 +254,12 @@ pub struct RsaCell {
     pub ci_high: f64,
 }
 
-/// Model RDMs per layer and step, neural RDMs per region and bin, and their comparison for
-/// every (layer, step) × (region, bin), with a percentile bootstrap over stimuli
-/// (`bootstraps` resamples with replacement; pairs of the same stimulus are dropped).
+/// Neural RDMs per region (in [`Recordings::region_sites`] order) and bin, from the
+/// repetition-averaged responses, or for cross-validated Euclidean from the even/odd
+/// repetition halves.
 ///
-/// Returns (cells, model RDMs [layer][step], neural RDMs [region][bin]).
-pub fn model_neural_rsa(
-    feats: &crate::features::Features,
-    rec: &crate::recordings::Recordings,
-    choice: RdmChoice,
-    compare: Compare,
-    bootstraps: usize,
-    seed: u64,
-) -> Result<(Vec<RsaCell>, Rdms, Rdms)> {
-    use rand::Rng;
+/// [`Recordings::region_sites`]: crate::recordings::Recordings::region_sites
+pub fn neural_rdms(rec: &crate::recordings::Recordings, choice: RdmChoice) -> Result<Rdms> {
     use rayon::prelude::*;
     let n = rec.n_stimuli();
     if n < 3 {
@@ -277,46 +269,55 @@ pub fn model_neural_rsa(
         )));
     }
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
-    let regions = rec.region_sites();
-    let halves = if choice == RdmChoice::CrossValEuclidean {
-        if rec.n_reps < 2 {
-            return Err(crate::error::file_err(
-                &rec.source,
-                "cross-validated distances need at least 2 repetitions (coordinate `repetition`)",
-            ));
-        }
-        let a: Vec<bool> = (0..rec.n_reps).map(|r| r % 2 == 0).collect();
-        let b: Vec<bool> = a.iter().map(|x| !x).collect();
-        Some((rec.average(&a)?, rec.average(&b)?))
-    } else {
-        None
-    };
     let pattern = |arr: &[f64], sites: &[usize], bin: usize| -> Vec<f64> {
         (0..n)
             .flat_map(|s| sites.iter().map(move |&k| arr[(s * nk + k) * nb + bin]))
             .collect()
     };
-    let neural: Vec<Vec<Vec<f64>>> = regions
+    // Where each bin's RDM comes from.
+    enum Source {
+        Mean(RdmKind),
+        Halves(Vec<f64>, Vec<f64>),
+    }
+    let source = match choice {
+        RdmChoice::Plain(k) => Source::Mean(k),
+        RdmChoice::CrossValEuclidean => {
+            if rec.n_reps < 2 {
+                return Err(crate::error::file_err(
+                    &rec.source,
+                    "cross-validated distances need at least 2 repetitions (coordinate `repetition`)",
+                ));
+            }
+            let a: Vec<bool> = (0..rec.n_reps).map(|r| r % 2 == 0).collect();
+            let b: Vec<bool> = a.iter().map(|x| !x).collect();
+            Source::Halves(rec.average(&a)?, rec.average(&b)?)
+        }
+    };
+    Ok(rec
+        .region_sites()
         .iter()
         .map(|(_, sites)| {
             (0..nb)
                 .into_par_iter()
-                .map(|bin| match (&halves, choice) {
-                    (Some((h1, h2)), _) => crossval_euclidean(
+                .map(|bin| match &source {
+                    Source::Halves(h1, h2) => crossval_euclidean(
                         &pattern(h1, sites, bin),
                         &pattern(h2, sites, bin),
                         n,
                         sites.len(),
                     ),
-                    (None, RdmChoice::Plain(k)) => {
-                        rdm(&pattern(&rec.mean, sites, bin), n, sites.len(), k)
-                    }
-                    (None, RdmChoice::CrossValEuclidean) => Vec::new(),
+                    Source::Mean(k) => rdm(&pattern(&rec.mean, sites, bin), n, sites.len(), *k),
                 })
                 .collect()
         })
-        .collect();
-    let model: Vec<Vec<Vec<f64>>> = feats
+        .collect())
+}
+
+/// Model RDMs per layer and step over the aligned stimuli (`feats.rows`).
+pub fn model_rdms(feats: &crate::features::Features, choice: RdmChoice) -> Rdms {
+    use rayon::prelude::*;
+    let n = feats.rows.len();
+    feats
         .layers
         .iter()
         .map(|l| {
@@ -333,8 +334,13 @@ pub fn model_neural_rsa(
                 })
                 .collect()
         })
-        .collect();
-    let samples: Vec<Vec<usize>> = (0..bootstraps)
+        .collect()
+}
+
+/// RDM entries of `bootstraps` stimulus resamples (with replacement, stream `rsa-bootstrap`).
+pub fn bootstrap_pairs(n: usize, bootstraps: usize, seed: u64) -> Vec<Vec<usize>> {
+    use rand::Rng;
+    (0..bootstraps)
         .map(|b| {
             let mut rng = ventral_core::rng::stream(seed, "rsa-bootstrap", &[b as u64]);
             let s: Vec<usize> = (0..n)
@@ -342,19 +348,30 @@ pub fn model_neural_rsa(
                 .collect();
             resample_pairs(n, &s)
         })
-        .collect();
+        .collect()
+}
+
+/// Compares every model RDM ([layer][step]) with every neural RDM ([region][bin]); intervals
+/// are percentiles over the resampled entries `samples` (none when empty). Cells come in
+/// (layer, step, region, bin) order.
+pub fn compare_rdms(
+    model: &Rdms,
+    neural: &Rdms,
+    compare: Compare,
+    samples: &[Vec<usize>],
+) -> Vec<RsaCell> {
+    use rayon::prelude::*;
     let mut jobs = Vec::new();
     for (l, lm) in model.iter().enumerate() {
         for t in 0..lm.len() {
-            for r in 0..regions.len() {
-                for bin in 0..nb {
+            for (r, rn) in neural.iter().enumerate() {
+                for bin in 0..rn.len() {
                     jobs.push((l, t, r, bin));
                 }
             }
         }
     }
-    let cells = jobs
-        .par_iter()
+    jobs.par_iter()
         .map(|&(l, t, r, bin)| {
             let (a, b) = (&model[l][t], &neural[r][bin]);
             let value = compare.apply(a, b);
@@ -384,8 +401,7 @@ pub fn model_neural_rsa(
                 ci_high,
             }
         })
-        .collect();
-    Ok((cells, model, neural))
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@ pub mod bench;
 pub mod inspect;
 pub mod models;
 pub mod neural_fit;
+pub mod neural_inputs;
 pub mod neural_synth;
 pub mod pack;
 pub mod record;

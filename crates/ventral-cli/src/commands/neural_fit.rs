@@ -9,12 +9,12 @@ use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
     CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows,
-    ceilings, fit_predictivity,
+    ceilings, csv_number, fit_predictivity,
 };
-use ventral_neural::recordings::Recordings;
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
-use ventral_neural::{Assembly, features::Features};
 use ventral_report::{LinePlot, Series, line_plot};
+
+use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -147,8 +147,7 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
 pub fn run(a: Args) -> Result<()> {
     let opts = parse_options(&a)?;
     let label = a.neural.display().to_string();
-    let asm = Assembly::read_any(&a.neural)?;
-    let rec = Recordings::from_assembly(&asm, &label)?;
+    let rec = read_recordings(&a.neural)?;
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     eprintln!(
         "neural-fit: {} stimuli × {} sites × {} bins ({} repetitions), regions {:?}",
@@ -184,16 +183,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let mut inputs = Vec::new();
     for spec in &a.features {
-        let (name, path) = match spec.split_once('=') {
-            Some((n, p)) if !n.is_empty() && !n.contains('/') => {
-                (Some(n.to_string()), PathBuf::from(p))
-            }
-            _ => (None, PathBuf::from(spec)),
-        };
-        let mut feats = Features::read(&path, &rec.stimulus_ids, &a.layers)?;
-        if let Some(n) = name {
-            feats.model = n;
-        }
+        let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
         eprintln!(
             "  {}: layers {:?}",
             feats.model,
@@ -208,13 +198,7 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("fitting {}", path.display()))?;
         eprintln!("  fitted in {:.1} s", t0.elapsed().as_secs_f64());
         for (layer, t, region, b, nid, r, c) in &res.sites {
-            let f = |v: f64| {
-                if v.is_finite() {
-                    v.to_string()
-                } else {
-                    String::new()
-                }
-            };
+            let f = csv_number;
             let _ = writeln!(
                 sites_csv,
                 "{},{layer},{t},{region},{},{},{nid},{},{}",
@@ -226,11 +210,7 @@ pub fn run(a: Args) -> Result<()> {
             );
         }
         rows.extend(res.rows);
-        inputs.push(serde_json::json!({
-            "model": feats.model,
-            "path": path.display().to_string(),
-            "blake3": ventral_core::hash::file_blake3(&path)?,
-        }));
+        inputs.push(input_record(&feats.model, &path)?);
     }
     let mut csv = String::from(CSV_HEADER);
     csv.push('\n');
@@ -377,16 +357,4 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

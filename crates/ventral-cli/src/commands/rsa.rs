@@ -1,15 +1,19 @@
 //! `ventral rsa`: model-time × neural-time representational similarity.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
-use ventral_neural::recordings::Recordings;
-use ventral_neural::rsa::{Compare, RdmChoice, model_neural_rsa};
-use ventral_neural::{Assembly, features::Features};
+use ventral_neural::predictivity::csv_number;
+use ventral_neural::rsa::{
+    Compare, RdmChoice, bootstrap_pairs, compare_rdms, model_rdms, neural_rdms,
+};
 use ventral_report::{HeatMap, heat_map};
+
+use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,38 +50,28 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let choice = RdmChoice::parse(&a.rdm)?;
     let compare = Compare::parse(&a.compare)?;
-    let label = a.neural.display().to_string();
-    let rec = Recordings::from_assembly(&Assembly::read_any(&a.neural)?, &label)?;
+    let rec = read_recordings(&a.neural)?;
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     std::fs::create_dir_all(out.path().join("plots"))?;
     let regions = rec.region_sites();
+    let nb = rec.n_bins();
+    // Neural RDMs and the bootstrap resamples are the same for every model: computed once.
+    let neural = neural_rdms(&rec, choice)?;
+    let samples = bootstrap_pairs(rec.n_stimuli(), a.bootstraps, a.seed);
+    let mut rdm_arrays: Vec<(String, NpyArray)> = regions
+        .iter()
+        .zip(&neural)
+        .map(|((region, _), r)| Ok((format!("neural.{region}"), rdm_array(r)?)))
+        .collect::<Result<_>>()?;
     let mut csv = String::from(
         "model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high\n",
     );
-    let f = |v: f64| {
-        if v.is_finite() {
-            v.to_string()
-        } else {
-            String::new()
-        }
-    };
-    let mut rdm_arrays: Vec<(String, NpyArray)> = Vec::new();
     let mut inputs = Vec::new();
-    for (mi, spec) in a.features.iter().enumerate() {
-        let (name, path) = match spec.split_once('=') {
-            Some((n, p)) if !n.is_empty() && !n.contains('/') => {
-                (Some(n.to_string()), PathBuf::from(p))
-            }
-            _ => (None, PathBuf::from(spec)),
-        };
-        let mut feats = Features::read(&path, &rec.stimulus_ids, &a.layers)?;
-        if let Some(n) = name {
-            feats.model = n;
-        }
+    for spec in &a.features {
+        let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
         let t0 = std::time::Instant::now();
-        let (cells, model, neural) =
-            model_neural_rsa(&feats, &rec, choice, compare, a.bootstraps, a.seed)
-                .with_context(|| format!("RSA of {}", path.display()))?;
+        let model = model_rdms(&feats, choice);
+        let cells = compare_rdms(&model, &neural, compare, &samples);
         eprintln!(
             "  {}: {} comparisons in {:.1} s",
             feats.model,
@@ -95,28 +89,23 @@ pub fn run(a: Args) -> Result<()> {
                 regions[c.region].0,
                 a.rdm,
                 a.compare,
-                f(c.value),
-                f(c.ci_low),
-                f(c.ci_high)
+                csv_number(c.value),
+                csv_number(c.ci_low),
+                csv_number(c.ci_high)
             );
         }
-        // Heat maps: per layer and region, steps × bins.
+        // Heat maps per layer and region, steps × bins (cells are in (layer, step, region,
+        // bin) order).
+        let value: HashMap<(usize, usize, usize, usize), f64> = cells
+            .iter()
+            .map(|c| ((c.layer, c.timestep, c.region, c.bin), c.value))
+            .collect();
         for (l, layer) in feats.layers.iter().enumerate() {
             for (r, (region, _)) in regions.iter().enumerate() {
                 let values: Vec<Vec<f64>> = (0..layer.steps)
                     .map(|t| {
-                        (0..rec.n_bins())
-                            .map(|b| {
-                                cells
-                                    .iter()
-                                    .find(|c| {
-                                        c.layer == l
-                                            && c.timestep == t
-                                            && c.region == r
-                                            && c.bin == b
-                                    })
-                                    .map_or(f64::NAN, |c| c.value)
-                            })
+                        (0..nb)
+                            .map(|b| value.get(&(l, t, r, b)).copied().unwrap_or(f64::NAN))
                             .collect()
                     })
                     .collect();
@@ -137,29 +126,12 @@ pub fn run(a: Args) -> Result<()> {
                 ));
                 heat_map(&stem, &hm)?;
             }
-            let m = layer.steps;
-            let len = model[l].first().map_or(0, Vec::len);
-            let data: Vec<f32> = model[l].iter().flatten().map(|&v| v as f32).collect();
             rdm_arrays.push((
                 format!("model.{}.{}", feats.model, layer.name),
-                NpyArray::new(vec![m, len], NpyData::F32(data)).map_err(anyhow::Error::msg)?,
+                rdm_array(&model[l])?,
             ));
         }
-        if mi == 0 {
-            for (r, (region, _)) in regions.iter().enumerate() {
-                let len = neural[r].first().map_or(0, Vec::len);
-                let data: Vec<f32> = neural[r].iter().flatten().map(|&v| v as f32).collect();
-                rdm_arrays.push((
-                    format!("neural.{region}"),
-                    NpyArray::new(vec![rec.n_bins(), len], NpyData::F32(data))
-                        .map_err(anyhow::Error::msg)?,
-                ));
-            }
-        }
-        inputs.push(serde_json::json!({
-            "model": feats.model, "path": path.display().to_string(),
-            "blake3": ventral_core::hash::file_blake3(&path)?,
-        }));
+        inputs.push(input_record(&feats.model, &path)?);
     }
     write_bytes_atomic(&out.path().join("rsa.csv"), csv.as_bytes())?;
     let refs: Vec<(&str, &NpyArray)> = rdm_arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
@@ -167,7 +139,10 @@ pub fn run(a: Args) -> Result<()> {
     let meta = serde_json::json!({
         "code_version": crate::code_version(),
         "command": std::env::args().collect::<Vec<_>>(),
-        "neural": { "path": label, "blake3": ventral_core::hash::file_blake3(&a.neural)? },
+        "neural": {
+            "path": a.neural.display().to_string(),
+            "blake3": ventral_core::hash::file_blake3(&a.neural)?,
+        },
         "features": inputs, "rdm": a.rdm, "compare": a.compare, "bootstraps": a.bootstraps, "seed": a.seed,
         "rdm_layout": "condensed upper triangles in scipy pdist order, stimuli in the assembly's order",
     });
@@ -180,14 +155,9 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Condensed RDMs [steps or bins][pairs] as one float32 array.
+fn rdm_array(rdms: &[Vec<f64>]) -> Result<NpyArray> {
+    let len = rdms.first().map_or(0, Vec::len);
+    let data: Vec<f32> = rdms.iter().flatten().map(|&v| v as f32).collect();
+    NpyArray::new(vec![rdms.len(), len], NpyData::F32(data)).map_err(anyhow::Error::msg)
 }

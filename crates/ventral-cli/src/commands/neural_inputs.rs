@@ -1,0 +1,59 @@
+//! Inputs and small output helpers shared by `neural-fit` and `rsa`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ventral_neural::Assembly;
+use ventral_neural::features::Features;
+use ventral_neural::recordings::Recordings;
+
+/// Recordings from a BrainIO `.nc` or a `.toml` naming the axes of `.npz` arrays.
+pub fn read_recordings(path: &Path) -> Result<Recordings> {
+    let label = path.display().to_string();
+    Ok(Recordings::from_assembly(
+        &Assembly::read_any(path)?,
+        &label,
+    )?)
+}
+
+/// Features from a `--features` value, `PATH` or `NAME=PATH` (NAME labels the model; without
+/// it the file stem does), aligned to `stimulus_ids`.
+pub fn load_features(
+    spec: &str,
+    stimulus_ids: &[String],
+    layers: &[String],
+) -> Result<(Features, PathBuf)> {
+    let (name, path) = match spec.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !n.contains('/') => {
+            (Some(n.to_string()), PathBuf::from(p))
+        }
+        _ => (None, PathBuf::from(spec)),
+    };
+    let mut feats = Features::read(&path, stimulus_ids, layers)?;
+    if let Some(n) = name {
+        feats.model = n;
+    }
+    Ok((feats, path))
+}
+
+/// The `run.json` record of one input file: label, path and BLAKE3.
+pub fn input_record(model: &str, path: &Path) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "model": model,
+        "path": path.display().to_string(),
+        "blake3": ventral_core::hash::file_blake3(path)?,
+    }))
+}
+
+/// A file-name-safe version of a label.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
