@@ -17,6 +17,18 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Runs ventral expecting the bad-input exit code 2; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = ventral(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 fn ok(o: &Output) {
     assert!(
         o.status.success(),
@@ -58,8 +70,7 @@ fn synth_then_fit_then_bad_inputs() {
     let feats = d.path().join("a.features.npz");
     assert!(d.path().join("a.truth.json").exists() && feats.exists());
     // Refuses to overwrite.
-    let o = ventral(&["neural-synth", "--stimuli", s(&stim), "--out", s(&nc)]);
-    assert_eq!(o.status.code(), Some(2));
+    fails(&["neural-synth", "--stimuli", s(&stim), "--out", s(&nc)]);
 
     let out = d.path().join("fit");
     ok(&ventral(&[
@@ -141,7 +152,7 @@ fn synth_then_fit_then_bad_inputs() {
     let v: f64 = cell.split(',').nth(8).unwrap().parse().unwrap();
     assert!(v > 0.1, "{cell}");
     assert!(rsa.join("plots/gen_hidden_IT.png").exists() && rsa.join("rdms.npz").exists());
-    let o = ventral(&[
+    let err = fails(&[
         "rsa",
         "--features",
         s(&feats),
@@ -152,8 +163,7 @@ fn synth_then_fit_then_bad_inputs() {
         "--rdm",
         "manhattan",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("manhattan"));
+    assert!(err.contains("manhattan"), "{err}");
 
     // Features whose rows do not match the stimuli: exit 2 naming the file, nothing written.
     let short = d.path().join("short.npz");
@@ -164,7 +174,7 @@ fn synth_then_fit_then_bad_inputs() {
     .unwrap();
     ventral_core::npy::write_npz(&short, &[("layer", &npz)], false).unwrap();
     let bad_out = d.path().join("fit_bad");
-    let o = ventral(&[
+    let err = fails(&[
         "neural-fit",
         "--features",
         s(&short),
@@ -173,8 +183,6 @@ fn synth_then_fit_then_bad_inputs() {
         "--out",
         s(&bad_out),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("short.npz") && err.contains("5 rows") && err.contains("160 stimuli"),
         "{err}"
@@ -195,7 +203,7 @@ fn synth_then_fit_then_bad_inputs() {
     )
     .unwrap();
     ventral_core::npy::write_npz(&short, &[("layer", &npz), ("stimulus_id", &ids)], false).unwrap();
-    let o = ventral(&[
+    let err = fails(&[
         "neural-fit",
         "--features",
         s(&short),
@@ -204,8 +212,6 @@ fn synth_then_fit_then_bad_inputs() {
         "--out",
         s(&bad_out),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("short.npz") && err.contains("stimulus_id"),
         "{err}"
@@ -214,7 +220,7 @@ fn synth_then_fit_then_bad_inputs() {
     let bytes = std::fs::read(&nc).unwrap();
     let trunc = d.path().join("trunc.nc");
     std::fs::write(&trunc, &bytes[..bytes.len() / 3]).unwrap();
-    let o = ventral(&[
+    let err = fails(&[
         "neural-fit",
         "--features",
         s(&feats),
@@ -223,7 +229,6 @@ fn synth_then_fit_then_bad_inputs() {
         "--out",
         s(&bad_out),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("trunc.nc"));
+    assert!(err.contains("trunc.nc"), "{err}");
     assert!(!bad_out.exists());
 }

@@ -103,33 +103,61 @@ impl StimulusSet {
 
     /// Bytes of the file of stimulus `id` from the ZIP.
     pub fn file_bytes(&self, id: &str) -> Result<Vec<u8>> {
-        let zl = self
-            .zip
-            .as_ref()
-            .map(|z| z.display().to_string())
-            .unwrap_or_default();
+        let mut out = Vec::new();
+        self.for_each_file(&[id.to_string()], |_, _, bytes| {
+            out = bytes;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(index, filename, bytes)` for the file of each of `ids`, in order, opening the
+    /// ZIP once.
+    pub fn for_each_file(
+        &self,
+        ids: &[String],
+        mut f: impl FnMut(usize, &str, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         let z = self
             .zip
             .as_ref()
             .ok_or_else(|| file_err(self.csv.display(), "no ZIP given for this stimulus set"))?;
-        let i = self
-            .ids
-            .iter()
-            .position(|x| x == id)
-            .ok_or_else(|| file_err(self.csv.display(), format!("no stimulus '{id}'")))?;
-        let fname = self.rows[i].get("filename").cloned().unwrap_or_default();
-        let base = fname.rsplit('/').next().unwrap_or(&fname).to_string();
-        let f = std::fs::File::open(z).map_err(|e| file_err(&zl, e))?;
-        let mut archive = zip::ZipArchive::new(f).map_err(|e| file_err(&zl, e))?;
-        let name = archive
+        let zl = z.display().to_string();
+        let file = std::fs::File::open(z).map_err(|e| file_err(&zl, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| file_err(&zl, e))?;
+        let by_base: std::collections::HashMap<String, String> = archive
             .file_names()
             .filter_map(|n| n.ok())
-            .find(|n| n.rsplit('/').next() == Some(base.as_str()))
-            .map(|n| n.to_string())
-            .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
-        let mut entry = archive.by_name(&name).map_err(|e| file_err(&zl, e))?;
-        let mut out = Vec::new();
-        entry.read_to_end(&mut out).map_err(|e| file_err(&zl, e))?;
-        Ok(out)
+            .map(|n| {
+                (
+                    n.rsplit('/').next().unwrap_or(&n).to_string(),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        let row_of: std::collections::HashMap<&str, usize> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        for (k, id) in ids.iter().enumerate() {
+            let i = *row_of
+                .get(id.as_str())
+                .ok_or_else(|| file_err(self.csv.display(), format!("no stimulus '{id}'")))?;
+            let fname = self.rows[i].get("filename").cloned().unwrap_or_default();
+            let base = fname.rsplit('/').next().unwrap_or(&fname);
+            let name = by_base
+                .get(base)
+                .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
+            let mut bytes = Vec::new();
+            archive
+                .by_name(name)
+                .map_err(|e| file_err(&zl, e))?
+                .read_to_end(&mut bytes)
+                .map_err(|e| file_err(&zl, e))?;
+            f(k, &fname, bytes)?;
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,6 @@
 //! per trial, R repetitions) — what a split-half Spearman–Brown ceiling estimates — plus the
 //! latencies and the generating features per step ([T, N, hidden], in `neural-fit` format).
 
-use std::io::Read;
 use std::path::Path;
 
 use rand::Rng;
@@ -74,7 +73,8 @@ pub struct Synth {
     pub sites: Vec<(String, String, f64, Vec<f64>)>,
 }
 
-fn normal(rng: &mut impl Rng) -> f64 {
+/// A standard normal draw (Box–Muller on 53-bit uniforms).
+pub fn normal(rng: &mut impl Rng) -> f64 {
     let u1 = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -86,41 +86,13 @@ fn uniform(rng: &mut impl Rng) -> f64 {
 
 /// Stimuli of a BrainIO stimulus set as 8×8×3 pooled, z-scored pixel vectors.
 pub fn pooled_pixels(set: &StimulusSet, ids: &[String]) -> Result<Vec<Vec<f64>>> {
-    let zip_path = set
+    let zl = set
         .zip
         .as_ref()
-        .ok_or_else(|| file_err(set.csv.display(), "no ZIP of stimulus files beside the CSV"))?;
-    let zl = zip_path.display().to_string();
-    let f = std::fs::File::open(zip_path).map_err(|e| file_err(&zl, e))?;
-    let mut archive = zip::ZipArchive::new(f).map_err(|e| file_err(&zl, e))?;
-    let by_base: std::collections::HashMap<String, String> = archive
-        .file_names()
-        .filter_map(|n| n.ok())
-        .map(|n| {
-            (
-                n.rsplit('/').next().unwrap_or(&n).to_string(),
-                n.to_string(),
-            )
-        })
-        .collect();
+        .map(|z| z.display().to_string())
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let i = set
-            .ids
-            .iter()
-            .position(|x| x == id)
-            .ok_or_else(|| file_err(set.csv.display(), format!("no stimulus '{id}'")))?;
-        let fname = set.rows[i].get("filename").cloned().unwrap_or_default();
-        let base = fname.rsplit('/').next().unwrap_or(&fname).to_string();
-        let name = by_base
-            .get(&base)
-            .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
-        let mut bytes = Vec::new();
-        archive
-            .by_name(name)
-            .map_err(|e| file_err(&zl, e))?
-            .read_to_end(&mut bytes)
-            .map_err(|e| file_err(&zl, e))?;
+    set.for_each_file(ids, |_, fname, bytes| {
         let img = image::load_from_memory(&bytes)
             .map_err(|e| file_err(&zl, format!("{fname}: {e}")))?
             .to_rgb8();
@@ -140,7 +112,8 @@ pub fn pooled_pixels(set: &StimulusSet, ids: &[String]) -> Result<Vec<Vec<f64>>>
             }
         }
         out.push(v);
-    }
+        Ok(())
+    })?;
     // z-score each pixel feature over stimuli.
     let d = 192;
     for j in 0..d {

@@ -10,21 +10,14 @@ use ventral_neural::features::{Features, Layer};
 use ventral_neural::predictivity::{FitOptions, Row, StepMapping, ceilings, fit_predictivity};
 use ventral_neural::recordings::Recordings;
 use ventral_neural::regression::Pls;
-use ventral_neural::synth::{Synth, SynthConfig, generate};
+use ventral_neural::stats::nan_median;
+use ventral_neural::synth::{Synth, SynthConfig, generate, normal};
 use ventral_neural::{Assembly, predictivity::Regressor};
 
 fn gaussian_inputs(n: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut rng = stream(seed, "test-inputs", &[]);
     (0..n)
-        .map(|_| {
-            (0..d)
-                .map(|_| {
-                    let u1 = ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                    let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-                })
-                .collect()
-        })
+        .map(|_| (0..d).map(|_| normal(&mut rng)).collect())
         .collect()
 }
 
@@ -78,16 +71,6 @@ fn opts(cfg: &SynthConfig) -> FitOptions {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 #[test]
 fn ceiling_latency_and_feature_ranking_recover_the_generator() {
     let (cfg, s) = synth();
@@ -108,7 +91,12 @@ fn ceiling_latency_and_feature_ranking_recover_the_generator() {
         assert_eq!(got, *lat, "{region} latency");
         // Ceiling vs the true median reliability of the region's sites, every bin.
         for c in &ceil[ri] {
-            let truth = median(sites.iter().map(|&k| s.sites[k].3[c.bin]).collect());
+            let truth = nan_median(
+                &sites
+                    .iter()
+                    .map(|&k| s.sites[k].3[c.bin])
+                    .collect::<Vec<_>>(),
+            );
             let half = 0.5 * (c.ci_high - c.ci_low);
             assert!(
                 (c.value - truth).abs() <= (2.0 * half).max(0.04),
