@@ -271,15 +271,17 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
     regions.dedup();
     regions.sort_unstable();
     regions.dedup();
+    // Several steps fitted to one bin (all-steps mapping): label lines by step too.
+    let mut step_of = std::collections::HashMap::new();
     let all_steps = rows.iter().any(|r| {
-        rows.iter().any(|o| {
-            o.metric == r.metric
-                && o.model == r.model
-                && o.layer == r.layer
-                && o.region == r.region
-                && o.time_bin_start == r.time_bin_start
-                && o.timestep != r.timestep
-        })
+        let key = (
+            &r.metric,
+            &r.model,
+            &r.layer,
+            &r.region,
+            r.time_bin_start.to_bits(),
+        );
+        *step_of.entry(key).or_insert(r.timestep) != r.timestep
     });
     for region in regions {
         for metric in ["r", "ceiled", "consistency", "r_shared"] {
