@@ -50,6 +50,9 @@ enum Command {
     NeuralSynth(commands::neural_synth::Args),
     /// Representational similarity: model-time × neural-time RDM comparisons.
     Rsa(commands::rsa::Args),
+    /// Object solution times (Kar2019): per-bin decoders, per-image i1 d′, Spearman with
+    /// target OSTs.
+    Ost(commands::ost::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::NeuralFit(a) => commands::neural_fit::run(a),
         Command::NeuralSynth(a) => commands::neural_synth::run(a),
         Command::Rsa(a) => commands::rsa::run(a),
+        Command::Ost(a) => commands::ost::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -232,3 +232,188 @@ fn synth_then_fit_then_bad_inputs() {
     assert!(err.contains("trunc.nc"), "{err}");
     assert!(!bad_out.exists());
 }
+
+/// Median of the finite values of one CSV column.
+fn column_median(csv: &str, col: &str) -> f64 {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let c = header.iter().position(|h| *h == col).unwrap();
+    let mut v: Vec<f64> = lines
+        .filter_map(|l| l.split(',').nth(c).and_then(|x| x.parse::<f64>().ok()))
+        .filter(|x| x.is_finite())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    assert!(!v.is_empty(), "no finite {col}");
+    v[v.len() / 2]
+}
+
+/// The `summary.csv` row of a model as a map.
+fn summary_row(dir: &Path, model: &str) -> std::collections::HashMap<String, f64> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let row = lines.find(|l| l.starts_with(&format!("{model},"))).unwrap();
+    header
+        .into_iter()
+        .zip(row.split(','))
+        .map(|(h, v)| (h, v.parse::<f64>().unwrap_or(f64::NAN)))
+        .collect()
+}
+
+/// Known answers for `ventral ost` on synthetic recordings: a later IT latency gives later
+/// target OSTs (by the latency difference), the generating features' OSTs follow the targets'
+/// order while random features do not, and targets written by one run reproduce it from file.
+#[test]
+fn ost_known_answers_and_bad_targets() {
+    let d = tempfile::tempdir().unwrap();
+    let stim = d.path().join("stim");
+    ok(&ventral(&[
+        "stimuli",
+        "--out",
+        s(&stim),
+        "--num-images",
+        "300",
+    ]));
+    let mut medians = Vec::new();
+    for lat in ["110", "150"] {
+        let nc = d.path().join(format!("it{lat}.nc"));
+        ok(&ventral(&[
+            "neural-synth",
+            "--stimuli",
+            s(&stim),
+            "--out",
+            s(&nc),
+            "--sites",
+            "24",
+            "--latency",
+            &format!("V4=90,IT={lat}"),
+        ]));
+        let out = d.path().join(format!("ost{lat}"));
+        let feats = d.path().join(format!("it{lat}.features.npz"));
+        ok(&ventral(&[
+            "ost",
+            "--features",
+            &format!("gen={}", s(&feats)),
+            "--neural",
+            s(&nc),
+            "--out",
+            s(&out),
+            "--splits",
+            "5",
+            "--bootstraps",
+            "50",
+            "--offset-ms",
+            lat,
+        ]));
+        let targets = std::fs::read_to_string(out.join("targets.csv")).unwrap();
+        medians.push(column_median(&targets, "ost_ms"));
+        let gen_row = summary_row(&out, "gen");
+        assert!(
+            gen_row["spearman"] > 0.25 && gen_row["ci_low"] > 0.0,
+            "generating features' OST Spearman {:?}",
+            gen_row
+        );
+        assert!(gen_row["fraction_solved"] > 0.8, "{gen_row:?}");
+        assert!(out.join("plots/i1.png").exists() && out.join("plots/ost_gen_hidden.svg").exists());
+    }
+    let shift = medians[1] - medians[0];
+    assert!(
+        (shift - 40.0).abs() <= 12.0,
+        "median target OST moved by {shift} ms for a 40 ms later IT latency ({medians:?})"
+    );
+
+    // Random features: nothing to decode, so (almost) nothing is solved in target order.
+    let feats = d.path().join("it150.features.npz");
+    let ids = ventral_core::npy::NpzReader::open(&feats)
+        .unwrap()
+        .read("stimulus_id")
+        .unwrap();
+    let n = ids.shape[0];
+    let mut rng = ventral_core::rng::stream(5, "test-random-features", &[]);
+    let rand: Vec<f32> = (0..19 * n * 32)
+        .map(|_| (rand::Rng::next_u64(&mut rng) >> 40) as f32 / (1u64 << 24) as f32)
+        .collect();
+    let rand =
+        ventral_core::npy::NpyArray::new(vec![19, n, 32], ventral_core::npy::NpyData::F32(rand))
+            .unwrap();
+    let rpath = d.path().join("random.npz");
+    ventral_core::npy::write_npz(&rpath, &[("hidden", &rand), ("stimulus_id", &ids)], false)
+        .unwrap();
+    let targets = d.path().join("ost150").join("targets.csv");
+    let out = d.path().join("ost_file");
+    ok(&ventral(&[
+        "ost",
+        "--features",
+        &format!("gen={}", s(&d.path().join("it150.features.npz"))),
+        "--features",
+        &format!("random={}", s(&rpath)),
+        "--targets",
+        s(&targets),
+        "--out",
+        s(&out),
+        "--splits",
+        "5",
+        "--bootstraps",
+        "50",
+        "--offset-ms",
+        "150",
+    ]));
+    // Targets from file reproduce the run that wrote them.
+    let row = |dir: &Path| {
+        std::fs::read_to_string(dir.join("summary.csv"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("gen,"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(row(&out), row(&d.path().join("ost150")));
+    let r = summary_row(&out, "random");
+    let g = summary_row(&out, "gen");
+    let rs = if r["spearman"].is_finite() {
+        r["spearman"]
+    } else {
+        0.0
+    };
+    assert!(
+        g["spearman"] > rs + 0.2 && g["fraction_solved"] > r["fraction_solved"].max(0.0) + 0.3,
+        "generating {g:?} vs random {r:?}"
+    );
+
+    // Bad targets: a missing column, a bad number, unknown stimuli; nothing written.
+    let bad = d.path().join("bad.csv");
+    let bad_out = d.path().join("bad_out");
+    std::fs::write(&bad, "stimulus_id,object_name,ost_ms\na,x,100\nb,y,110\n").unwrap();
+    let base = |t: &Path| {
+        vec![
+            "ost".to_string(),
+            "--features".into(),
+            s(&feats).to_string(),
+            "--targets".into(),
+            s(t).to_string(),
+            "--out".into(),
+            s(&bad_out).to_string(),
+        ]
+    };
+    let args = base(&bad);
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("bad.csv") && e.contains("i1_threshold"), "{e}");
+    std::fs::write(
+        &bad,
+        "stimulus_id,object_name,ost_ms,i1_threshold\na,x,100,1.0\nb,y,110,high\n",
+    )
+    .unwrap();
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        e.contains("bad.csv") && e.contains("row 3") && e.contains("high"),
+        "{e}"
+    );
+    std::fs::write(
+        &bad,
+        "stimulus_id,object_name,ost_ms,i1_threshold\na,x,100,1.0\nb,y,110,1.0\n",
+    )
+    .unwrap();
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("features.npz"), "{e}");
+    assert!(!bad_out.exists());
+}

@@ -249,6 +249,19 @@ impl NpyArray {
         }
     }
 
+    /// A 1-D fixed-width byte-string array (`|S<width>`, width = the longest string, at
+    /// least 1), the form NumPy gives `np.array(ids, dtype=bytes)`.
+    pub fn from_strings(values: &[String]) -> Self {
+        let width = values.iter().map(String::len).max().unwrap_or(0).max(1);
+        NpyArray {
+            shape: vec![values.len()],
+            data: NpyData::Bytes {
+                width,
+                values: values.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            },
+        }
+    }
+
     /// Construct from a shape and data; fails when the sizes disagree.
     pub fn new(shape: Vec<usize>, data: NpyData) -> Result<Self, String> {
         let a = NpyArray { shape, data };

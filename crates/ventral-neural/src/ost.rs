@@ -3,6 +3,10 @@
 //! linearly interpolated; the per-bin softmax decoder with Brain-Score's training settings; and
 //! the OST score (Spearman with target OSTs over images solved by both, fraction solved).
 
+use std::path::Path;
+
+use crate::error::{Result, file_err};
+
 /// Inverse of the standard normal CDF (`scipy.stats.norm.ppf`): Acklam's rational
 /// approximation (relative error < 1.2e-9).
 pub fn norm_ppf(p: f64) -> f64 {
@@ -309,6 +313,205 @@ pub fn ost_score(model: &[f64], target: &[f64]) -> (f64, usize, f64) {
     (crate::stats::spearman(&a, &b), both.len(), frac)
 }
 
+/// Options of [`object_solution_times`].
+#[derive(Debug, Clone, Copy)]
+pub struct OstOptions {
+    /// Train/test splits per bin (Brain-Score: 10).
+    pub splits: usize,
+    /// Test fraction (Brain-Score: 0.1, unstratified).
+    pub test_frac: f64,
+    pub decoder: DecoderConfig,
+    pub seed: u64,
+}
+
+impl Default for OstOptions {
+    fn default() -> Self {
+        Self {
+            splits: 10,
+            test_frac: 0.1,
+            decoder: DecoderConfig::default(),
+            seed: 1,
+        }
+    }
+}
+
+/// Per-image i1 over time and the solution times derived from it.
+#[derive(Debug, Clone)]
+pub struct SolutionTimes {
+    /// [n][bins] i1 d′ (NaN where an image was never in a test set).
+    pub i1: Vec<Vec<f64>>,
+    /// [n] interpolated solution time (NaN when the threshold is never reached).
+    pub ost: Vec<f64>,
+}
+
+/// Kar2019 object solution times: `xs[b]` is the [n, d] feature matrix at time `times[b]`;
+/// a decoder per bin and split gives per-image i1; image i's OST is the first time its i1
+/// reaches `thresholds[i]`, linearly interpolated. Features that do not vary over time give
+/// all-NaN OSTs (Brain-Score's precheck).
+pub fn object_solution_times(
+    xs: &[Vec<f64>],
+    d: usize,
+    labels: &[usize],
+    c: usize,
+    times: &[f64],
+    thresholds: &[f64],
+    o: &OstOptions,
+) -> SolutionTimes {
+    let n = labels.len();
+    let i1 = i1_per_bin(xs, d, labels, c, o.splits, o.test_frac, &o.decoder, o.seed);
+    let constant = xs.windows(2).all(|w| w[0] == w[1]);
+    let ost = (0..n)
+        .map(|i| {
+            if constant {
+                f64::NAN
+            } else {
+                solution_time(times, &i1[i], thresholds[i])
+            }
+        })
+        .collect();
+    SolutionTimes { i1, ost }
+}
+
+/// Percentile interval (2.5, 97.5) of the OST Spearman over `n_boot` resamples of images
+/// (named stream `ost-bootstrap`); NaN with no resamples.
+pub fn ost_score_ci(model: &[f64], target: &[f64], n_boot: usize, seed: u64) -> (f64, f64) {
+    use rand::Rng;
+    let n = model.len().min(target.len());
+    if n_boot == 0 || n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let vals: Vec<f64> = (0..n_boot)
+        .map(|b| {
+            let mut rng = ventral_core::rng::stream(seed, "ost-bootstrap", &[b as u64]);
+            let idx: Vec<usize> = (0..n)
+                .map(|_| (rng.next_u64() % n as u64) as usize)
+                .collect();
+            let m: Vec<f64> = idx.iter().map(|&i| model[i]).collect();
+            let t: Vec<f64> = idx.iter().map(|&i| target[i]).collect();
+            ost_score(&m, &t).0
+        })
+        .collect();
+    (
+        crate::stats::percentile(&vals, 2.5),
+        crate::stats::percentile(&vals, 97.5),
+    )
+}
+
+/// Per-image OST targets: a CSV with columns `stimulus_id`, `object_name`, `ost_ms` (empty or
+/// `nan` for an image the target never solves) and `i1_threshold` (the i1 d′ the model must
+/// reach, e.g. the pooled primate behavioural i1 of the image).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OstTargets {
+    pub stimulus_ids: Vec<String>,
+    pub object_names: Vec<String>,
+    pub ost_ms: Vec<f64>,
+    pub thresholds: Vec<f64>,
+}
+
+/// The CSV header of [`OstTargets`].
+pub const TARGETS_HEADER: &str = "stimulus_id,object_name,ost_ms,i1_threshold";
+
+impl OstTargets {
+    /// Reads a targets CSV; every error names the file, and the row and column where one is
+    /// at fault.
+    pub fn read(path: &Path) -> Result<Self> {
+        let label = path.display().to_string();
+        let mut r = csv::Reader::from_path(path).map_err(|e| file_err(&label, e))?;
+        let header: Vec<String> = r
+            .headers()
+            .map_err(|e| file_err(&label, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let col = |name: &str| {
+            header.iter().position(|h| h == name).ok_or_else(|| {
+                file_err(
+                    &label,
+                    format!(
+                        "no '{name}' column (need {TARGETS_HEADER}); columns: {}",
+                        header.join(", ")
+                    ),
+                )
+            })
+        };
+        let (ci, co, ct, cth) = (
+            col("stimulus_id")?,
+            col("object_name")?,
+            col("ost_ms")?,
+            col("i1_threshold")?,
+        );
+        let mut t = Self {
+            stimulus_ids: Vec::new(),
+            object_names: Vec::new(),
+            ost_ms: Vec::new(),
+            thresholds: Vec::new(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (i, rec) in r.records().enumerate() {
+            let rec = rec.map_err(|e| file_err(&label, e))?;
+            let row = i + 2;
+            let get = |c: usize| rec.get(c).unwrap_or("").trim();
+            let id = get(ci);
+            if id.is_empty() {
+                return Err(file_err(&label, format!("row {row}: empty stimulus_id")));
+            }
+            if !seen.insert(id.to_string()) {
+                return Err(file_err(
+                    &label,
+                    format!("row {row}: stimulus_id '{id}' appears twice"),
+                ));
+            }
+            let num = |c: usize, name: &str, allow_nan: bool| -> Result<f64> {
+                let v = get(c);
+                if allow_nan && (v.is_empty() || v.eq_ignore_ascii_case("nan")) {
+                    return Ok(f64::NAN);
+                }
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        file_err(
+                            &label,
+                            format!("row {row}, column {name}: '{v}' is not a finite number"),
+                        )
+                    })
+            };
+            t.ost_ms.push(num(ct, "ost_ms", true)?);
+            t.thresholds.push(num(cth, "i1_threshold", false)?);
+            if get(co).is_empty() {
+                return Err(file_err(&label, format!("row {row}: empty object_name")));
+            }
+            t.object_names.push(get(co).to_string());
+            t.stimulus_ids.push(id.to_string());
+        }
+        if t.stimulus_ids.len() < 2 {
+            return Err(file_err(&label, "fewer than two images"));
+        }
+        Ok(t)
+    }
+
+    /// The CSV text (an unsolved image's `ost_ms` is empty); fields are quoted where needed.
+    pub fn to_csv(&self) -> String {
+        use crate::predictivity::csv_number;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut rows: Vec<Vec<String>> =
+            vec![TARGETS_HEADER.split(',').map(String::from).collect()];
+        for i in 0..self.stimulus_ids.len() {
+            rows.push(vec![
+                self.stimulus_ids[i].clone(),
+                self.object_names[i].clone(),
+                csv_number(self.ost_ms[i]),
+                csv_number(self.thresholds[i]),
+            ]);
+        }
+        for r in rows {
+            // Writing to a Vec cannot fail.
+            let _ = w.write_record(&r);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +621,36 @@ mod tests {
             bits(&i1),
             bits(&i1_per_bin(&[x0c, x1c], d, &labels, c, 5, 0.2, &cfg, 1))
         );
+    }
+
+    #[test]
+    fn targets_round_trip_through_csv_with_quoting_and_unsolved_images() {
+        let t = OstTargets {
+            stimulus_ids: vec!["a".into(), "b,2".into()],
+            object_names: vec!["car, sedan".into(), "dog".into()],
+            ost_ms: vec![101.5, f64::NAN],
+            thresholds: vec![1.25, 0.5],
+        };
+        let dir = std::env::temp_dir().join(format!("ventral-ost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.csv");
+        std::fs::write(&p, t.to_csv()).unwrap();
+        let back = OstTargets::read(&p).unwrap();
+        assert_eq!(back.stimulus_ids, t.stimulus_ids);
+        assert_eq!(back.object_names, t.object_names);
+        assert_eq!(back.thresholds, t.thresholds);
+        assert_eq!(back.ost_ms[0], 101.5);
+        assert!(back.ost_ms[1].is_nan());
+        std::fs::write(
+            &p,
+            "stimulus_id,object_name,ost_ms,i1_threshold\na,x,1,1\na,y,2,1\n",
+        )
+        .unwrap();
+        let e = OstTargets::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("t.csv") && e.contains("row 3") && e.contains("twice"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -41,6 +41,11 @@ pub struct SynthConfig {
     pub snr: f64,
     /// Time constant of the exponential smoothing over bins, ms (0 = none).
     pub smoothing_ms: f64,
+    /// Strength of the object (category) signal in the hidden network's drive: a class
+    /// embedding scaled per stimulus by a gain in [0.25, 1.75) (how easy the image is). In the
+    /// recurrent network it builds up over steps (1 − 0.7^(t+1)), so easy images become
+    /// decodable sooner; 0 = no category structure beyond the pixels.
+    pub object_signal: f64,
 }
 
 impl Default for SynthConfig {
@@ -56,6 +61,7 @@ impl Default for SynthConfig {
             repetitions: 10,
             snr: 0.5,
             smoothing_ms: 15.0,
+            object_signal: 1.0,
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct Synth {
     pub stimulus_ids: Vec<String>,
     /// Per site: (neuroid_id, region, snr, reliability per bin).
     pub sites: Vec<(String, String, f64, Vec<f64>)>,
+    /// Per stimulus: the gain of its object signal (larger = easier).
+    pub object_gain: Vec<f64>,
 }
 
 /// A standard normal draw (Box–Muller on 53-bit uniforms).
@@ -140,9 +148,13 @@ pub fn generate(
         || cfg.hidden == 0
         || cfg.snr.is_nan()
         || cfg.snr <= 0.0
+        || cfg.object_signal.is_nan()
+        || cfg.object_signal < 0.0
+        || object_names.len() != ids.len()
+        || x.len() != ids.len()
     {
         return Err(NeuralError::Invalid(
-            "neural-synth needs ≥ 4 stimuli, ≥ 2 repetitions, ≥ 1 bin, hidden ≥ 1 and snr > 0"
+            "neural-synth needs ≥ 4 stimuli (with one object name and one input each), ≥ 2 repetitions, ≥ 1 bin, hidden ≥ 1, snr > 0 and object signal ≥ 0"
                 .into(),
         ));
     }
@@ -163,13 +175,27 @@ pub fn generate(
     let w_rec: Vec<f64> = (0..hd * hd)
         .map(|_| 0.9 * normal(&mut rng) / (hd as f64).sqrt())
         .collect();
+    // Object signal: a class embedding per object, a gain per stimulus.
+    let classes = crate::cv::codes(object_names);
+    let n_classes = classes.iter().max().map_or(0, |m| m + 1);
+    let mut orng = stream(cfg.seed, "synth-objects", &[]);
+    let embed: Vec<f64> = (0..n_classes * hd).map(|_| normal(&mut orng)).collect();
+    let object_gain: Vec<f64> = (0..ns).map(|_| 0.25 + 1.5 * uniform(&mut orng)).collect();
     let mut feats = vec![0f32; steps * ns * hd];
     for s in 0..ns {
         let drive: Vec<f64> = (0..hd)
             .map(|i| c[i] + (0..d).map(|j| w_in[i * d + j] * x[s][j]).sum::<f64>())
             .collect();
+        let obj: Vec<f64> = (0..hd)
+            .map(|i| cfg.object_signal * object_gain[s] * embed[classes[s] * hd + i])
+            .collect();
         let mut h = vec![0.0; hd];
         for t in 0..steps {
+            let ramp = if cfg.recurrent {
+                1.0 - 0.7f64.powi(t as i32 + 1)
+            } else {
+                1.0
+            };
             let next: Vec<f64> = (0..hd)
                 .map(|i| {
                     let rec = if cfg.recurrent {
@@ -177,7 +203,7 @@ pub fn generate(
                     } else {
                         0.0
                     };
-                    (drive[i] + rec).max(0.0)
+                    (drive[i] + ramp * obj[i] + rec).max(0.0)
                 })
                 .collect();
             h = next;
@@ -334,6 +360,7 @@ pub fn generate(
         hidden: hd,
         stimulus_ids: ids.to_vec(),
         sites,
+        object_gain,
     })
 }
 

@@ -26,14 +26,27 @@ fn register_font() {
     });
 }
 
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Style {
+    /// Line with a dot at each point.
+    #[default]
+    Line,
+    /// Dashed line without dots (reference levels).
+    Dashed,
+    /// Dots only (scatter).
+    Points,
+}
+
 /// One line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
     pub name: String,
-    /// (x, y) points.
+    /// (x, y) points; points with a non-finite coordinate are not drawn.
     pub points: Vec<(f64, f64)>,
     /// Optional (x, low, high) band.
     pub band: Option<Vec<(f64, f64, f64)>>,
+    pub style: Style,
 }
 
 /// A line plot.
@@ -66,7 +79,11 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let xs = p.series.iter().flat_map(|s| s.points.iter().map(|q| q.0));
+    let xs = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|q| q.0))
+        .filter(|x| x.is_finite());
     let (mut x0, mut x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     if x0 > x1 {
         (x0, x1) = (0.0, 1.0);
@@ -115,14 +132,42 @@ where
                 .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.2).filled())))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(&s.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(s.points.iter().map(|q| Circle::new(*q, 3, c.filled())))
-            .map_err(|e| e.to_string())?;
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|q| q.0.is_finite() && q.1.is_finite())
+            .collect();
+        match s.style {
+            Style::Line => {
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(&s.name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|q| Circle::new(*q, 3, c.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+            Style::Dashed => {
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(&s.name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(1))
+                    });
+            }
+            Style::Points => {
+                chart
+                    .draw_series(pts.iter().map(|q| Circle::new(*q, 3, c.mix(0.6).filled())))
+                    .map_err(|e| e.to_string())?
+                    .label(&s.name)
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+            }
+        }
     }
     chart
         .configure_series_labels()
@@ -350,11 +395,26 @@ mod tests {
             title: "Accuracy".into(),
             x_label: "time step".into(),
             y_label: "accuracy".into(),
-            series: vec![Series {
-                name: "val".into(),
-                points: vec![(0.0, 0.2), (1.0, 0.4), (2.0, 0.5)],
-                band: Some(vec![(0.0, 0.1, 0.3), (1.0, 0.3, 0.5), (2.0, 0.45, 0.55)]),
-            }],
+            series: vec![
+                Series {
+                    name: "val".into(),
+                    points: vec![(0.0, 0.2), (1.0, 0.4), (2.0, 0.5)],
+                    band: Some(vec![(0.0, 0.1, 0.3), (1.0, 0.3, 0.5), (2.0, 0.45, 0.55)]),
+                    style: Style::Line,
+                },
+                Series {
+                    name: "chance".into(),
+                    points: vec![(0.0, 0.125), (2.0, 0.125)],
+                    style: Style::Dashed,
+                    ..Series::default()
+                },
+                Series {
+                    name: "images".into(),
+                    points: vec![(0.5, 0.6), (f64::NAN, 0.7), (1.5, f64::INFINITY)],
+                    style: Style::Points,
+                    ..Series::default()
+                },
+            ],
             y_range: Some((0.0, 1.0)),
         };
         line_plot(&stem, &p).unwrap();

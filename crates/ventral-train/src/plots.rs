@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ventral_report::{LinePlot, Series, line_plot};
+use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::error::{Result, file_err};
 use crate::train::MetricRow;
@@ -23,6 +23,7 @@ pub fn write_training_plots(dir: &Path, rows: &[MetricRow]) -> Result<()> {
                     .map(|r| (r.epoch as f64, metric(r)))
                     .collect(),
                 band: None,
+                style: Style::Line,
             })
             .collect()
     };
@@ -63,6 +64,7 @@ pub fn write_training_plots(dir: &Path, rows: &[MetricRow]) -> Result<()> {
                             .map(|r| (r.timestep as f64, r.accuracy))
                             .collect(),
                         band: None,
+                        style: Style::Line,
                     })
                     .collect(),
                 y_range: Some((0.0, 1.0)),

@@ -4,6 +4,7 @@ pub mod models;
 pub mod neural_fit;
 pub mod neural_inputs;
 pub mod neural_synth;
+pub mod ost;
 pub mod pack;
 pub mod record;
 pub mod rsa;

@@ -12,7 +12,7 @@ use ventral_neural::predictivity::{
     ceilings, csv_number, fit_predictivity,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
-use ventral_report::{LinePlot, Series, line_plot};
+use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
 
@@ -303,6 +303,7 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                             name,
                             points: Vec::new(),
                             band: Some(Vec::new()),
+                            style: Style::Line,
                         });
                         series.last_mut().expect("just pushed")
                     }
@@ -329,6 +330,7 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                         name: "noise ceiling (split-half, SB)".into(),
                         points: ceil.iter().map(|r| (x(r), r.value)).collect(),
                         band: None,
+                        style: Style::Dashed,
                     });
                     // A perfect model's r with the trial average is √reliability.
                     series.push(Series {
@@ -338,6 +340,7 @@ fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
                             .map(|r| (x(r), r.value.max(0.0).sqrt()))
                             .collect(),
                         band: None,
+                        style: Style::Dashed,
                     });
                 }
             }

@@ -50,6 +50,10 @@ pub struct Args {
     /// Exponential smoothing time constant over bins, ms.
     #[arg(long, default_value_t = 15.0)]
     smoothing_ms: f64,
+    /// Strength of the object (category) signal in the hidden network (0 = none); per image
+    /// it is scaled by a gain in [0.25, 1.75), saved in the truth file.
+    #[arg(long, default_value_t = 1.0)]
+    object_signal: f64,
     /// Root seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -102,6 +106,7 @@ pub fn run(a: Args) -> Result<()> {
         repetitions: a.repetitions,
         snr: a.snr,
         smoothing_ms: a.smoothing_ms,
+        object_signal: a.object_signal,
     };
     let truth_path = sibling(&a.out, ".truth.json");
     let feat_path = sibling(&a.out, ".features.npz");
@@ -153,20 +158,12 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     // Ground truth first, the assembly last: a present .nc means the set is complete.
-    let width = ids.iter().map(String::len).max().unwrap_or(1);
     let feats = NpyArray::new(
         vec![syn.steps, ids.len(), syn.hidden],
         NpyData::F32(syn.features.clone()),
     )
     .map_err(anyhow::Error::msg)?;
-    let sid = NpyArray::new(
-        vec![ids.len()],
-        NpyData::Bytes {
-            width,
-            values: ids.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        },
-    )
-    .map_err(anyhow::Error::msg)?;
+    let sid = NpyArray::from_strings(&ids);
     write_npz(
         &feat_path,
         &[("hidden", &feats), ("stimulus_id", &sid)],
@@ -185,6 +182,8 @@ pub fn run(a: Args) -> Result<()> {
         "repetitions": cfg.repetitions,
         "snr": cfg.snr,
         "smoothing_ms": cfg.smoothing_ms,
+        "object_signal": cfg.object_signal,
+        "object_gain": syn.stimulus_ids.iter().zip(&syn.object_gain).map(|(id, g)| serde_json::json!({"stimulus_id": id, "gain": g})).collect::<Vec<_>>(),
         "sites": syn.sites.iter().map(|(id, r, snr, rel)| serde_json::json!({"neuroid_id": id, "region": r, "snr": snr, "reliability": rel})).collect::<Vec<_>>(),
     });
     ventral_core::atomic::write_bytes_atomic(

@@ -1,0 +1,461 @@
+//! `ventral ost`: object solution times (Kar et al. 2019; Brain-Score's `metrics/ost`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
+use ventral_core::npy::{NpyArray, NpyData, write_npz};
+use ventral_neural::ost::{
+    DecoderConfig, OstOptions, OstTargets, SolutionTimes, object_solution_times, ost_score,
+    ost_score_ci,
+};
+use ventral_neural::predictivity::csv_number;
+use ventral_neural::stats::mean_ci;
+use ventral_report::{LinePlot, Series, Style, line_plot};
+
+use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Feature file(s) as in `neural-fit` (`NAME=PATH` labels a model); layers with several
+    /// steps are decoded per step.
+    #[arg(long, required = true)]
+    features: Vec<String>,
+    /// Target OSTs: CSV with stimulus_id, object_name, ost_ms, i1_threshold.
+    #[arg(long, conflicts_with = "neural", required_unless_present = "neural")]
+    targets: Option<PathBuf>,
+    /// Or derive the targets from recordings (BrainIO .nc or .toml): the same decoder on the
+    /// trial-averaged sites of `--region`, per time bin, with threshold `--dprime`.
+    #[arg(long)]
+    neural: Option<PathBuf>,
+    /// Region whose sites give the targets (with `--neural`).
+    #[arg(long, default_value = "IT")]
+    region: String,
+    /// i1 d′ every image must reach (with `--neural`); default: half the median over images
+    /// of each image's peak i1 in the region.
+    #[arg(long)]
+    dprime: Option<f64>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Only these layers (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+    /// Milliseconds per model step.
+    #[arg(long, default_value_t = 10.0)]
+    step_ms: f64,
+    /// Time of model step 0 in ms after stimulus onset (Kar2019's first bin starts at 70).
+    #[arg(long, default_value_t = 70.0)]
+    offset_ms: f64,
+    /// Decoder train/test splits per time bin.
+    #[arg(long, default_value_t = 10)]
+    splits: usize,
+    /// Test fraction of each split.
+    #[arg(long, default_value_t = 0.1)]
+    test_frac: f64,
+    /// Decoder learning rate (Adam; Brain-Score 1e-4).
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Decoder epochs (Brain-Score 40).
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    /// Image bootstrap resamples for the Spearman interval (0 = none).
+    #[arg(long, default_value_t = 1000)]
+    bootstraps: usize,
+    /// Root seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// One decoded source (the target recordings or a model layer).
+struct Decoded {
+    model: String,
+    layer: String,
+    times: Vec<f64>,
+    st: SolutionTimes,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.step_ms.is_nan() || a.step_ms <= 0.0 || !a.offset_ms.is_finite() {
+        bail!("--step-ms must be > 0 and --offset-ms finite");
+    }
+    if !(a.test_frac > 0.0 && a.test_frac < 1.0) || a.splits == 0 {
+        bail!("--test-frac must be in (0, 1) and --splits ≥ 1");
+    }
+    let opts = OstOptions {
+        splits: a.splits,
+        test_frac: a.test_frac,
+        decoder: DecoderConfig {
+            lr: a.lr,
+            epochs: a.epochs,
+            ..DecoderConfig::default()
+        },
+        seed: a.seed,
+    };
+    if a.dprime.is_some_and(|d| !d.is_finite()) {
+        bail!("--dprime must be finite");
+    }
+    let (targets, target_decoded, target_input) = match (&a.targets, &a.neural) {
+        (Some(p), _) => (OstTargets::read(p)?, None, input_record("targets", p)?),
+        (None, Some(p)) => {
+            let (t, d) = targets_from_recordings(p, &a.region, a.dprime, &opts)?;
+            (t, Some(d), input_record("neural", p)?)
+        }
+        (None, None) => bail!("give --targets or --neural"),
+    };
+    let ids = &targets.stimulus_ids;
+    let codes = ventral_neural::cv::codes(&targets.object_names);
+    let n_classes = codes.iter().max().map_or(0, |m| m + 1);
+    if n_classes < 2 {
+        bail!("the targets name fewer than two objects (object_name); i1 needs ≥ 2 classes");
+    }
+    let out = AtomicDir::create(&a.out, a.overwrite)?;
+    std::fs::create_dir_all(out.path().join("plots"))?;
+    let mut decoded: Vec<Decoded> = target_decoded.into_iter().collect();
+    let mut inputs = vec![target_input];
+    for spec in &a.features {
+        let (feats, path) = load_features(spec, ids, &a.layers)?;
+        for layer in &feats.layers {
+            if layer.steps < 2 {
+                eprintln!(
+                    "  {} {}: one step only, no time course to decode; skipped",
+                    feats.model, layer.name
+                );
+                continue;
+            }
+            let t0 = std::time::Instant::now();
+            let xs: Vec<Vec<f64>> = (0..layer.steps)
+                .map(|t| {
+                    feats
+                        .rows
+                        .iter()
+                        .flat_map(|&r| (0..layer.d).map(move |j| f64::from(layer.at(t, r, j))))
+                        .collect()
+                })
+                .collect();
+            let times: Vec<f64> = (0..layer.steps)
+                .map(|t| a.offset_ms + t as f64 * a.step_ms)
+                .collect();
+            let st = object_solution_times(
+                &xs,
+                layer.d,
+                &codes,
+                n_classes,
+                &times,
+                &targets.thresholds,
+                &opts,
+            );
+            eprintln!(
+                "  {} {}: {} steps × {} images × {} features decoded in {:.1} s",
+                feats.model,
+                layer.name,
+                layer.steps,
+                ids.len(),
+                layer.d,
+                t0.elapsed().as_secs_f64()
+            );
+            decoded.push(Decoded {
+                model: feats.model.clone(),
+                layer: layer.name.clone(),
+                times,
+                st,
+            });
+        }
+        inputs.push(input_record(&feats.model, &path)?);
+    }
+    let models: Vec<&Decoded> = decoded.iter().filter(|d| d.model != "target").collect();
+    if models.is_empty() {
+        bail!("no layer with more than one step in the feature files: nothing to decode");
+    }
+
+    // Tables.
+    let mut ost_csv = String::from(
+        "model,layer,stimulus_id,object_name,target_ost_ms,i1_threshold,model_ost_ms\n",
+    );
+    let mut summary = String::from(
+        "model,layer,spearman,ci_low,ci_high,n_solved_both,n_target_solved,fraction_solved\n",
+    );
+    for d in &models {
+        for i in 0..ids.len() {
+            let _ = writeln!(
+                ost_csv,
+                "{},{},{},{},{},{},{}",
+                d.model,
+                d.layer,
+                ids[i],
+                targets.object_names[i],
+                csv_number(targets.ost_ms[i]),
+                csv_number(targets.thresholds[i]),
+                csv_number(d.st.ost[i])
+            );
+        }
+        let (r, n_both, frac) = ost_score(&d.st.ost, &targets.ost_ms);
+        let (lo, hi) = ost_score_ci(&d.st.ost, &targets.ost_ms, a.bootstraps, a.seed);
+        let n_target = targets.ost_ms.iter().filter(|v| v.is_finite()).count();
+        let _ = writeln!(
+            summary,
+            "{},{},{},{},{},{n_both},{n_target},{}",
+            d.model,
+            d.layer,
+            csv_number(r),
+            csv_number(lo),
+            csv_number(hi),
+            csv_number(frac)
+        );
+        println!(
+            "{} {}: OST Spearman {:.3} [{:.3}, {:.3}] over {n_both} images solved by both; fraction of target-solved images solved {:.2}",
+            d.model, d.layer, r, lo, hi, frac
+        );
+    }
+    let mut i1_csv = String::from("model,layer,time_ms,mean_i1,ci_low,ci_high,n\n");
+    let mut arrays: Vec<(String, NpyArray)> =
+        vec![("stimulus_id".into(), NpyArray::from_strings(ids))];
+    for d in &decoded {
+        for (b, t) in d.times.iter().enumerate() {
+            let col: Vec<f64> = d.st.i1.iter().map(|v| v[b]).collect();
+            let (m, lo, hi) = mean_ci(&col);
+            let n = col.iter().filter(|v| v.is_finite()).count();
+            let _ = writeln!(
+                i1_csv,
+                "{},{},{t},{},{},{},{n}",
+                d.model,
+                d.layer,
+                csv_number(m),
+                csv_number(lo),
+                csv_number(hi)
+            );
+        }
+        let nb = d.times.len();
+        let data: Vec<f32> = d.st.i1.iter().flatten().map(|&v| v as f32).collect();
+        arrays.push((
+            format!("i1.{}.{}", d.model, d.layer),
+            NpyArray::new(vec![ids.len(), nb], NpyData::F32(data)).map_err(anyhow::Error::msg)?,
+        ));
+        arrays.push((
+            format!("time_ms.{}.{}", d.model, d.layer),
+            NpyArray::new(vec![nb], NpyData::F64(d.times.clone())).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    write_bytes_atomic(&out.path().join("ost.csv"), ost_csv.as_bytes())?;
+    write_bytes_atomic(&out.path().join("summary.csv"), summary.as_bytes())?;
+    write_bytes_atomic(&out.path().join("i1.csv"), i1_csv.as_bytes())?;
+    write_bytes_atomic(&out.path().join("targets.csv"), targets.to_csv().as_bytes())?;
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    write_npz(&out.path().join("i1.npz"), &refs, true)?;
+    plot(&decoded, &models, &targets, out.path())?;
+    let meta = serde_json::json!({
+        "code_version": crate::code_version(),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "inputs": inputs,
+        "targets_from": if a.neural.is_some() { format!("recordings, region {}, d′ threshold {}", a.region, targets.thresholds.first().copied().unwrap_or(f64::NAN)) } else { "file".to_string() },
+        "step_ms": a.step_ms, "offset_ms": a.offset_ms, "splits": a.splits, "test_frac": a.test_frac,
+        "decoder": { "lr": a.lr, "epochs": a.epochs, "batch": opts.decoder.batch, "l2": opts.decoder.l2, "stop_loss": opts.decoder.stop_loss },
+        "bootstraps": a.bootstraps, "seed": a.seed,
+        "time_convention": "an image's OST is in ms after onset at bin starts (model step t at offset_ms + t·step_ms)",
+    });
+    write_bytes_atomic(
+        &out.path().join("run.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    let dir = out.commit()?;
+    println!("wrote {}", dir.join("summary.csv").display());
+    Ok(())
+}
+
+/// Targets from recordings: the region's trial-averaged sites per bin as decoder features.
+fn targets_from_recordings(
+    path: &std::path::Path,
+    region: &str,
+    dprime: Option<f64>,
+    opts: &OstOptions,
+) -> Result<(OstTargets, Decoded)> {
+    let rec = read_recordings(path)?;
+    let label = path.display();
+    let objects = rec.object_names.clone().ok_or_else(|| {
+        anyhow::anyhow!("{label}: no 'object_name' coordinate; OST targets need object labels")
+    })?;
+    let sites = rec
+        .region_sites()
+        .into_iter()
+        .find(|(r, _)| r == region)
+        .map(|(_, s)| s)
+        .ok_or_else(|| {
+            let have: Vec<String> = rec.region_sites().into_iter().map(|(r, _)| r).collect();
+            anyhow::anyhow!(
+                "{label}: no sites of region '{region}' (coordinate 'region' has: {})",
+                have.join(", ")
+            )
+        })?;
+    let (k, nb, ns) = (rec.n_neuroids(), rec.n_bins(), rec.n_stimuli());
+    let xs: Vec<Vec<f64>> = (0..nb)
+        .map(|b| {
+            (0..ns)
+                .flat_map(|s| sites.iter().map(move |&j| (s, j)))
+                .map(|(s, j)| rec.mean[(s * k + j) * nb + b])
+                .collect()
+        })
+        .collect();
+    let codes = ventral_neural::cv::codes(&objects);
+    let c = codes.iter().max().map_or(0, |m| m + 1);
+    if c < 2 {
+        bail!("{label}: 'object_name' has fewer than two objects; i1 needs ≥ 2 classes");
+    }
+    let times: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+    let t0 = std::time::Instant::now();
+    let i1 = ventral_neural::ost::i1_per_bin(
+        &xs,
+        sites.len(),
+        &codes,
+        c,
+        opts.splits,
+        opts.test_frac,
+        &opts.decoder,
+        opts.seed,
+    );
+    let dprime = match dprime {
+        Some(d) => d,
+        None => {
+            let peaks: Vec<f64> = i1
+                .iter()
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|x| x.is_finite())
+                        .fold(f64::NAN, f64::max)
+                })
+                .collect();
+            let d = 0.5 * ventral_neural::stats::percentile(&peaks, 50.0);
+            eprintln!("  targets: d′ threshold {d:.4} (half the median peak i1 in {region})");
+            d
+        }
+    };
+    if !dprime.is_finite() {
+        bail!("{label}: no image of region '{region}' was decoded; cannot set a d′ threshold");
+    }
+    let thresholds = vec![dprime; ns];
+    let st = SolutionTimes {
+        ost: i1
+            .iter()
+            .map(|v| ventral_neural::ost::solution_time(&times, v, dprime))
+            .collect(),
+        i1,
+    };
+    eprintln!(
+        "  targets: {region} ({} sites) × {nb} bins decoded in {:.1} s",
+        sites.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let targets = OstTargets {
+        stimulus_ids: rec.stimulus_ids.clone(),
+        object_names: objects,
+        ost_ms: st.ost.clone(),
+        thresholds,
+    };
+    Ok((
+        targets,
+        Decoded {
+            model: "target".into(),
+            layer: region.into(),
+            times,
+            st,
+        },
+    ))
+}
+
+fn plot(
+    decoded: &[Decoded],
+    models: &[&Decoded],
+    targets: &OstTargets,
+    dir: &std::path::Path,
+) -> Result<()> {
+    // Mean i1 over time for every source.
+    let series: Vec<Series> = decoded
+        .iter()
+        .map(|d| {
+            let mut s = Series {
+                name: format!("{} {}", d.model, d.layer),
+                band: Some(Vec::new()),
+                ..Series::default()
+            };
+            for (b, &t) in d.times.iter().enumerate() {
+                let col: Vec<f64> = d.st.i1.iter().map(|v| v[b]).collect();
+                let (m, lo, hi) = mean_ci(&col);
+                s.points.push((t, m));
+                if let Some(band) = s.band.as_mut() {
+                    band.push((t, lo, hi));
+                }
+            }
+            s
+        })
+        .collect();
+    let mut series = series;
+    let th = &targets.thresholds;
+    if th.iter().all(|&v| v == th[0]) {
+        let ts = decoded.iter().flat_map(|d| d.times.iter().copied());
+        let (t0, t1) = ts.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+            (a.min(t), b.max(t))
+        });
+        series.push(Series {
+            name: "threshold (all images)".into(),
+            points: vec![(t0, th[0]), (t1, th[0])],
+            style: Style::Dashed,
+            ..Series::default()
+        });
+    }
+    line_plot(
+        &dir.join("plots").join("i1"),
+        &LinePlot {
+            title: "Per-image i1 over time (mean, 95% CI)".into(),
+            x_label: "time (ms after stimulus onset)".into(),
+            y_label: "i1 d′".into(),
+            series,
+            y_range: None,
+        },
+    )?;
+    for d in models {
+        let pts: Vec<(f64, f64)> = targets
+            .ost_ms
+            .iter()
+            .copied()
+            .zip(d.st.ost.clone())
+            .collect();
+        let finite: Vec<f64> = pts
+            .iter()
+            .flat_map(|p| [p.0, p.1])
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut series = vec![Series {
+            name: "image".into(),
+            points: pts,
+            style: Style::Points,
+            ..Series::default()
+        }];
+        if lo < hi {
+            series.push(Series {
+                name: "identity".into(),
+                points: vec![(lo, lo), (hi, hi)],
+                style: Style::Dashed,
+                ..Series::default()
+            });
+        }
+        let (r, n, _) = ost_score(&d.st.ost, &targets.ost_ms);
+        line_plot(
+            &dir.join("plots")
+                .join(format!("ost_{}_{}", sanitize(&d.model), sanitize(&d.layer))),
+            &LinePlot {
+                title: format!("{} {}: OST Spearman {r:.2} (n = {n})", d.model, d.layer),
+                x_label: "target OST (ms)".into(),
+                y_label: "model OST (ms)".into(),
+                series,
+                y_range: None,
+            },
+        )?;
+    }
+    Ok(())
+}
