@@ -7,6 +7,8 @@
 //! - [`npy`]: reading and writing NumPy `.npy` and `.npz` files, the interchange format of the
 //!   PyTorch/NumPy stack.
 //! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
+//! - [`stats`]: correlations (Pearson, Spearman, Kendall), medians, percentiles and Student-t
+//!   intervals shared by the analysis crates.
 
 pub mod atomic;
 pub mod fixtures;
@@ -14,6 +16,7 @@ pub mod hash;
 pub mod npy;
 pub mod rng;
 pub mod safetensors;
+pub mod stats;
 
 pub use atomic::{AtomicDir, write_atomic, write_bytes_atomic};
 pub use npy::{NpyArray, NpyData, NpyError};

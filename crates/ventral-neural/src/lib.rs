@@ -11,7 +11,7 @@ pub mod predictivity;
 pub mod recordings;
 pub mod regression;
 pub mod rsa;
-pub mod stats;
+pub use ventral_core::stats;
 pub mod stimulus_set;
 pub mod synth;
 

@@ -1,0 +1,1 @@
+//! Tidy CSV tables, plots and the report.

@@ -1,0 +1,132 @@
+//! Golden test: ventral's dynamics analysis equals a NumPy transcription of the reference
+//! notebook's definitions on small reference-format `.npz` files.
+//!
+//! Fixtures and expected values were generated with (development only):
+//!   python scripts/dynamics_reference.py fixtures crates/ventral-analysis/tests/fixtures
+//! whose `analyse` is, in short:
+//!   pred = outputs_all.argmax(2); acc = (pred == labels).mean(1)
+//!   categorise(pred[:, i], y): stable iff pred[-1] == pred[-2] and the final class does not
+//!     occur before its final run (t_stable = start of the run); else unstable (correct iff y
+//!     occurs); hist over stable-correct t_stable; horizon = first t with hist[t] < hist[0]/100
+//!   change: ‖R[t+1,i] − R[t,i]‖ per t_stable group (< horizon), trained and untrained
+//!   signatures (t = 1..horizon−1, stable-correct, now: t_stable ≤ t, later: t_stable > t):
+//!     norm, cos(R[t,i], W[pred]) ; later: cos(R[t,i], W[y_i]) and, per i, the mean over the
+//!     other later images j with pred[t,j] == pred[t,i] and y_j ≠ y_i of cos(R[t,i], W[y_j])
+//!   margins per t and correct/misclassified: norm, min_k≠p (lp_p − lp_k),
+//!     degrees(arcsin(min_k≠p r·(W_p − W_k) / (‖W_p − W_k‖ ‖r‖)))
+//!   zone entry: misclassified at t, correct at some later step, correct at the last step
+//!   linkage(squareform((1 − cos(W_i, W_j))/2), method='ward')
+//!   every mean with stats.t.interval(0.95, n − 1, loc=mean, scale=stats.sem(x))
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use serde_json::Value;
+use ventral_analysis::dynamics::Stat;
+use ventral_analysis::linkage::{readout_distances, ward};
+use ventral_analysis::{Activations, analyse};
+
+fn fixtures() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
+
+fn close(a: f64, b: &Value, what: &str) {
+    match b.as_f64() {
+        Some(b) => assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "{what}: ventral {a} vs numpy {b}"
+        ),
+        None => assert!(!a.is_finite(), "{what}: ventral {a} vs numpy null"),
+    }
+}
+
+fn check_stat(s: &Stat, row: &[Value], what: &str) {
+    close(s.mean, &row[0], &format!("{what} mean"));
+    close(s.ci_low, &row[1], &format!("{what} ci_low"));
+    close(s.ci_high, &row[2], &format!("{what} ci_high"));
+    assert_eq!(s.n as u64, row[3].as_u64().unwrap(), "{what} n");
+}
+
+#[test]
+fn dynamics_equal_the_numpy_reference() {
+    let a = Activations::read(&fixtures().join("small.npz")).unwrap();
+    let u = Activations::read(&fixtures().join("small_untrained.npz")).unwrap();
+    let exp: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("small_expected.json")).unwrap(),
+    )
+    .unwrap();
+    let d = analyse(&a, Some(&u), None, &[]).unwrap();
+    for (t, v) in exp["accuracy"].as_array().unwrap().iter().enumerate() {
+        close(d.accuracy[t], v, &format!("accuracy[{t}]"));
+    }
+    assert_eq!(d.best_step as u64, exp["best_step"].as_u64().unwrap());
+    for (cat, count) in d.category_counts() {
+        assert_eq!(
+            count as u64,
+            exp["categories"][cat.name()].as_u64().unwrap(),
+            "{cat:?}"
+        );
+    }
+    let hist: Vec<usize> = exp["t_stable_hist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(d.t_stable_hist, hist);
+    assert_eq!(d.horizon as u64, exp["horizon"].as_u64().unwrap());
+
+    let change = exp["representation_change"].as_array().unwrap();
+    assert_eq!(d.change.len(), change.len());
+    for (r, e) in d.change.iter().zip(change) {
+        let e = e.as_array().unwrap();
+        assert_eq!(r.network, e[0].as_str().unwrap());
+        assert_eq!(r.t_stable as u64, e[1].as_u64().unwrap());
+        assert_eq!(r.timestep as u64, e[2].as_u64().unwrap());
+        check_stat(
+            &r.stat,
+            &e[3..],
+            &format!("change {} g{} t{}", r.network, r.t_stable, r.timestep),
+        );
+    }
+    for (name, rows) in [("signatures", &d.signatures), ("margins", &d.margins)] {
+        let e = exp[name].as_array().unwrap();
+        assert_eq!(rows.len(), e.len(), "{name} rows");
+        for (r, e) in rows.iter().zip(e) {
+            let e = e.as_array().unwrap();
+            assert_eq!(r.timestep as u64, e[0].as_u64().unwrap());
+            assert_eq!(r.group, e[1].as_str().unwrap());
+            assert_eq!(r.metric, e[2].as_str().unwrap());
+            check_stat(
+                &r.stat,
+                &e[3..],
+                &format!("{name} t{} {} {}", r.timestep, r.group, r.metric),
+            );
+        }
+    }
+    for (r, e) in d.entry.iter().zip(exp["zone_entry"].as_array().unwrap()) {
+        let e: Vec<u64> = e
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            [
+                r.timestep,
+                r.misclassified,
+                r.enter_correct_later,
+                r.correct_at_last
+            ]
+            .map(|v| v as u64),
+            [e[0], e[1], e[2], e[3]]
+        );
+    }
+    let z = ward(&readout_distances(&a.readout_weight, a.c, a.d), a.c);
+    for (r, e) in z.iter().zip(exp["linkage"].as_array().unwrap()) {
+        for q in 0..4 {
+            close(r[q], &e[q], &format!("linkage {r:?}"));
+        }
+    }
+}
