@@ -1,1 +1,736 @@
-//! Tidy CSV tables, plots and the report.
+//! Tidy CSV tables, PNG + SVG plots and the self-contained `report.html` of the dynamics
+//! analysis. Time steps are 0-based.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ventral_core::atomic::write_bytes_atomic;
+use ventral_core::npy::{NpyArray, NpyData, write_npz};
+use ventral_report::{
+    Dendrogram, LinePlot, Section, Series, Style, dendrogram, html_report, line_plot,
+};
+
+use crate::activations::Activations;
+use crate::dynamics::{Category, Dynamics, Stat};
+use crate::error::{AnalysisError, Result, file_err};
+use crate::linkage::{readout_distances, ward};
+use crate::pca::principal_axes;
+
+/// A number for CSV (empty when not finite).
+pub fn num(v: f64) -> String {
+    if v.is_finite() {
+        v.to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn stat_cols(s: &Stat) -> String {
+    format!(
+        "{},{},{},{}",
+        num(s.mean),
+        num(s.ci_low),
+        num(s.ci_high),
+        s.n
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let p = dir.join(name);
+    write_bytes_atomic(&p, text.as_bytes()).map_err(|e| file_err(p.display(), e))
+}
+
+/// Writes the tables of one network into `dir`.
+pub fn write_tables(dir: &Path, a: &Activations, d: &Dynamics) -> Result<()> {
+    let mut s = String::from("timestep,accuracy\n");
+    for (t, v) in d.accuracy.iter().enumerate() {
+        let _ = writeln!(s, "{t},{v}");
+    }
+    write(dir, "accuracy.csv", &s)?;
+    let mut s = String::from("category,count,fraction\n");
+    for (c, k) in d.category_counts() {
+        let _ = writeln!(s, "{},{k},{}", c.name(), k as f64 / d.n as f64);
+    }
+    write(dir, "stability.csv", &s)?;
+    let mut s = String::from("t_stable,count\n");
+    for (t, k) in d.t_stable_hist.iter().enumerate() {
+        let _ = writeln!(s, "{t},{k}");
+    }
+    write(dir, "t_stable_hist.csv", &s)?;
+    let mut s = String::from("network,t_stable,timestep,mean,ci_low,ci_high,n\n");
+    for r in &d.change {
+        let _ = writeln!(
+            s,
+            "{},{},{},{}",
+            r.network,
+            r.t_stable,
+            r.timestep,
+            stat_cols(&r.stat)
+        );
+    }
+    write(dir, "representation_change.csv", &s)?;
+    for (name, rows) in [
+        ("signatures.csv", &d.signatures),
+        ("margins.csv", &d.margins),
+    ] {
+        let mut s = String::from("timestep,group,metric,mean,ci_low,ci_high,n\n");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "{},{},{},{}",
+                r.timestep,
+                r.group,
+                r.metric,
+                stat_cols(&r.stat)
+            );
+        }
+        write(dir, name, &s)?;
+    }
+    let mut s = String::from("timestep,from,to,count,fraction\n");
+    for r in &d.transitions {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{}",
+            r.timestep,
+            r.from,
+            r.to,
+            r.count,
+            num(r.fraction)
+        );
+    }
+    write(dir, "zone_transitions.csv", &s)?;
+    let mut s = String::from(
+        "timestep,misclassified,enter_correct_later,fraction_later,correct_at_last,fraction_at_last\n",
+    );
+    for r in &d.entry {
+        let f = |k: usize| num(k as f64 / r.misclassified as f64);
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{}",
+            r.timestep,
+            r.misclassified,
+            r.enter_correct_later,
+            f(r.enter_correct_later),
+            r.correct_at_last,
+            f(r.correct_at_last)
+        );
+    }
+    write(dir, "zone_entry.csv", &s)?;
+    if !d.by_metadata.is_empty() {
+        let mut s = String::from("column,level,timestep,metric,mean,ci_low,ci_high,n\n");
+        for r in &d.by_metadata {
+            let _ = writeln!(
+                s,
+                "{},\"{}\",{},{},{}",
+                r.column,
+                r.level.replace('"', "\"\""),
+                r.timestep,
+                r.metric,
+                stat_cols(&r.stat)
+            );
+        }
+        write(dir, "by_metadata.csv", &s)?;
+    }
+    let mut s =
+        String::from("image,stimulus_id,label,category,t_stable,final_class,t_first_correct\n");
+    let opt = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_default();
+    for (i, im) in d.images.iter().enumerate() {
+        let id = a
+            .stimulus_ids
+            .as_ref()
+            .map(|v| v[i].clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{i},{id},{},{},{},{},{}",
+            a.labels[i],
+            im.category.name(),
+            opt(im.t_stable),
+            opt(im.final_class),
+            opt(im.t_first_correct)
+        );
+    }
+    write(dir, "per_image.csv", &s)?;
+    let z = ward(&readout_distances(&a.readout_weight, a.c, a.d), a.c);
+    let mut s = String::from("cluster_a,cluster_b,distance,size\n");
+    for r in &z {
+        let _ = writeln!(s, "{},{},{},{}", r[0], r[1], r[2], r[3]);
+    }
+    write(dir, "readout_linkage.csv", &s)?;
+    let m: Vec<u64> = d.transition_matrix.iter().flatten().copied().collect();
+    let arr = NpyArray::new(vec![d.transition_matrix.len(), d.c, d.c], NpyData::U64(m))
+        .map_err(AnalysisError::Invalid)?;
+    let p = dir.join("zone_transitions.npz");
+    write_npz(&p, &[("counts", &arr)], true).map_err(|e| file_err(p.display(), e))?;
+    Ok(())
+}
+
+/// One network for the plots and the report.
+#[derive(Debug)]
+pub struct Net<'a> {
+    pub name: String,
+    pub acts: &'a Activations,
+    pub dynamics: &'a Dynamics,
+    /// Class names (index = class), when known.
+    pub class_names: Option<Vec<String>>,
+}
+
+fn plot(dir: &Path, stem: &str, p: &LinePlot) -> Result<PathBuf> {
+    let s = dir.join(stem);
+    line_plot(&s, p).map_err(|e| file_err(&e.path, e.msg))?;
+    Ok(s.with_extension("svg"))
+}
+
+fn stat_series(name: String, pts: Vec<(f64, Stat)>, style: Style) -> Series {
+    Series {
+        name,
+        points: pts.iter().map(|(x, s)| (*x, s.mean)).collect(),
+        band: Some(pts.iter().map(|(x, s)| (*x, s.ci_low, s.ci_high)).collect()),
+        style,
+    }
+}
+
+fn label(net: &Net<'_>, k: usize) -> String {
+    net.class_names
+        .as_ref()
+        .and_then(|v| v.get(k).cloned())
+        .unwrap_or_else(|| format!("class {k}"))
+}
+
+/// Draws every figure into `dir/plots` and writes `dir/report.html`. Returns the report path.
+pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
+    let pd = dir.join("plots");
+    std::fs::create_dir_all(&pd).map_err(|e| file_err(pd.display(), e))?;
+    let multi = nets.len() > 1;
+    let tag = |n: &Net<'_>, s: &str| {
+        if multi {
+            format!("{} {s}", n.name)
+        } else {
+            s.to_string()
+        }
+    };
+    let stem = |n: &Net<'_>, s: &str| {
+        if multi {
+            format!("{}_{s}", sanitize(&n.name))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut sections = Vec::new();
+
+    // Accuracy.
+    let mut series: Vec<Series> = nets
+        .iter()
+        .map(|n| Series {
+            name: n.name.clone(),
+            points: n
+                .dynamics
+                .accuracy
+                .iter()
+                .enumerate()
+                .map(|(t, &a)| (t as f64, a))
+                .collect(),
+            ..Series::default()
+        })
+        .collect();
+    if let Some(n) = nets.first() {
+        let chance = 1.0 / n.dynamics.c as f64;
+        series.push(Series {
+            name: "chance".into(),
+            points: vec![(0.0, chance), ((n.dynamics.t - 1).max(1) as f64, chance)],
+            style: Style::Dashed,
+            ..Series::default()
+        });
+    }
+    let acc_fig = plot(
+        &pd,
+        "accuracy",
+        &LinePlot {
+            title: "Accuracy over time steps".into(),
+            x_label: "time step".into(),
+            y_label: "accuracy (fraction correct)".into(),
+            series,
+            y_range: Some((0.0, 1.0)),
+        },
+    )?;
+    let mut acc_rows = Vec::new();
+    for n in nets {
+        let d = n.dynamics;
+        acc_rows.push(
+            std::iter::once(n.name.clone())
+                .chain(d.accuracy.iter().map(|a| format!("{a:.3}")))
+                .chain(std::iter::once(d.best_step.to_string()))
+                .collect(),
+        );
+    }
+    let t_max = nets.iter().map(|n| n.dynamics.t).max().unwrap_or(0);
+    sections.push(Section {
+        heading: "Accuracy over time".into(),
+        text: vec![format!(
+            "Fraction of the {} images whose predicted class (argmax of the readout) is correct at each time step.",
+            nets.first().map_or(0, |n| n.dynamics.n)
+        )],
+        figures: vec![acc_fig],
+        tables: vec![(
+            "Accuracy per time step".into(),
+            std::iter::once("network".to_string())
+                .chain((0..t_max).map(|t| format!("t={t}")))
+                .chain(std::iter::once("best step".into()))
+                .collect(),
+            acc_rows,
+        )],
+    });
+
+    // Stability categories and t_stable.
+    let mut figs = Vec::new();
+    let hist_series: Vec<Series> = nets
+        .iter()
+        .map(|n| Series {
+            name: n.name.clone(),
+            points: n
+                .dynamics
+                .t_stable_hist
+                .iter()
+                .enumerate()
+                .map(|(t, &c)| (t as f64, c as f64))
+                .collect(),
+            ..Series::default()
+        })
+        .collect();
+    figs.push(plot(
+        &pd,
+        "t_stable_hist",
+        &LinePlot {
+            title: "Stable-correct images by the step they stabilise".into(),
+            x_label: "t_stable (time step)".into(),
+            y_label: "number of images".into(),
+            series: hist_series,
+            y_range: None,
+        },
+    )?);
+    let cat_rows = nets
+        .iter()
+        .map(|n| {
+            let d = n.dynamics;
+            std::iter::once(n.name.clone())
+                .chain(
+                    d.category_counts()
+                        .iter()
+                        .map(|(_, k)| format!("{k} ({:.1}%)", 100.0 * *k as f64 / d.n as f64)),
+                )
+                .chain(std::iter::once(d.horizon.to_string()))
+                .collect()
+        })
+        .collect();
+    sections.push(Section {
+        heading: "Classification dynamics".into(),
+        text: vec!["Stable images keep one class from t_stable to the last step, and that class does not occur before t_stable; all others are unstable. The analysis horizon is the first t_stable whose count is below 1% of the count at t_stable = 0; only groups below it are analysed.".into()],
+        figures: figs,
+        tables: vec![(
+            "Categories".into(),
+            std::iter::once("network".to_string())
+                .chain(Category::ALL.iter().map(|c| c.name().to_string()))
+                .chain(std::iter::once("horizon".into()))
+                .collect(),
+            cat_rows,
+        )],
+    });
+
+    // Representation change.
+    let mut figs = Vec::new();
+    for n in nets {
+        let d = n.dynamics;
+        let mut series = Vec::new();
+        for network in ["trained", "untrained"] {
+            for g in 0..d.horizon {
+                let pts: Vec<(f64, Stat)> = d
+                    .change
+                    .iter()
+                    .filter(|r| r.network == network && r.t_stable == g && r.stat.n > 0)
+                    .map(|r| (r.timestep as f64 + 0.5, r.stat))
+                    .collect();
+                if !pts.is_empty() {
+                    series.push(stat_series(
+                        format!("{network}, t_stable={g}"),
+                        pts,
+                        if network == "trained" {
+                            Style::Line
+                        } else {
+                            Style::Dashed
+                        },
+                    ));
+                }
+            }
+        }
+        figs.push(plot(
+            &pd,
+            &stem(n, "representation_change"),
+            &LinePlot {
+                title: tag(n, "Representation change ‖r(t+1) − r(t)‖"),
+                x_label: "time step (between t and t+1)".into(),
+                y_label: "L2 distance (activation units)".into(),
+                series,
+                y_range: None,
+            },
+        )?);
+    }
+    sections.push(Section {
+        heading: "Representations keep moving after correct classification".into(),
+        text: vec!["Mean step size of stable-correct images per t_stable group, with 95% t-intervals; dashed: the same images through the untrained network.".into()],
+        figures: figs,
+        tables: Vec::new(),
+    });
+
+    // Signatures of stability: one figure per metric, networks side by side.
+    let mut figs = Vec::new();
+    for (metric, ylab, title) in [
+        (
+            "norm",
+            "L2 norm of r(t)",
+            "Norm: stable-now vs stable-later",
+        ),
+        (
+            "cos_current",
+            "cos(r(t), readout of the current class)",
+            "Peripherality: cosine with the current readout vector",
+        ),
+    ] {
+        for n in nets {
+            let d = n.dynamics;
+            let series: Vec<Series> = ["stable_now", "stable_later"]
+                .iter()
+                .map(|g| {
+                    stat_series(
+                        g.replace('_', "-"),
+                        d.signatures
+                            .iter()
+                            .filter(|r| r.group == *g && r.metric == metric)
+                            .map(|r| (r.timestep as f64, r.stat))
+                            .collect(),
+                        Style::Line,
+                    )
+                })
+                .collect();
+            figs.push(plot(
+                &pd,
+                &stem(n, &format!("signature_{metric}")),
+                &LinePlot {
+                    title: tag(n, title),
+                    x_label: "time step".into(),
+                    y_label: ylab.into(),
+                    series,
+                    y_range: None,
+                },
+            )?);
+        }
+    }
+    for n in nets {
+        let d = n.dynamics;
+        let series: Vec<Series> = [
+            ("cos_future", "future (correct) class"),
+            ("cos_other", "other stable-later images' classes"),
+        ]
+        .iter()
+        .map(|(m, name)| {
+            stat_series(
+                (*name).into(),
+                d.signatures
+                    .iter()
+                    .filter(|r| r.metric == *m)
+                    .map(|r| (r.timestep as f64, r.stat))
+                    .collect(),
+                Style::Line,
+            )
+        })
+        .collect();
+        figs.push(plot(
+            &pd,
+            &stem(n, "signature_cos_future"),
+            &LinePlot {
+                title: tag(n, "Stable-later images lean towards their future class"),
+                x_label: "time step".into(),
+                y_label: "cos(r(t), readout vector)".into(),
+                series,
+                y_range: None,
+            },
+        )?);
+    }
+    sections.push(Section {
+        heading: "Signatures of stability".into(),
+        text: vec!["Over stable-correct images inside the horizon, at each t ≥ 1: stable-now images (t_stable ≤ t, already in their final correct zone) against stable-later images (t_stable > t, currently in another zone). Means with 95% t-intervals.".into()],
+        figures: figs,
+        tables: Vec::new(),
+    });
+
+    // Readout zones.
+    let mut figs = Vec::new();
+    for (metric, ylab, title) in [
+        ("norm", "L2 norm of r(t)", "Norm: correct vs misclassified"),
+        (
+            "angular_margin_deg",
+            "angle to the nearest zone boundary (degrees)",
+            "Angular margin inside the current readout zone",
+        ),
+    ] {
+        for n in nets {
+            let series: Vec<Series> = ["correct", "misclassified"]
+                .iter()
+                .map(|g| {
+                    stat_series(
+                        (*g).into(),
+                        n.dynamics
+                            .margins
+                            .iter()
+                            .filter(|r| r.group == *g && r.metric == metric && r.stat.n > 0)
+                            .map(|r| (r.timestep as f64, r.stat))
+                            .collect(),
+                        Style::Line,
+                    )
+                })
+                .collect();
+            figs.push(plot(
+                &pd,
+                &stem(n, &format!("zone_{metric}")),
+                &LinePlot {
+                    title: tag(n, title),
+                    x_label: "time step".into(),
+                    y_label: ylab.into(),
+                    series,
+                    y_range: None,
+                },
+            )?);
+        }
+    }
+    let entry_series: Vec<Series> = nets
+        .iter()
+        .map(|n| Series {
+            name: n.name.clone(),
+            points: n
+                .dynamics
+                .entry
+                .iter()
+                .filter(|r| r.misclassified > 0 && r.timestep + 1 < n.dynamics.t)
+                .map(|r| {
+                    (
+                        r.timestep as f64,
+                        r.enter_correct_later as f64 / r.misclassified as f64,
+                    )
+                })
+                .collect(),
+            ..Series::default()
+        })
+        .collect();
+    figs.push(plot(
+        &pd,
+        "zone_entry",
+        &LinePlot {
+            title: "Misclassified images that later enter the correct zone".into(),
+            x_label: "time step of misclassification".into(),
+            y_label: "fraction correct at a later step".into(),
+            series: entry_series,
+            y_range: Some((0.0, 1.0)),
+        },
+    )?);
+    sections.push(Section {
+        heading: "Readout zones".into(),
+        text: vec!["Zone c is the set of representations the readout assigns to class c (a cone with its apex at the origin when the readout has no bias). Misclassified representations are expected to be low-norm and near a zone boundary (small angular margin), and then to move into the correct zone. Transitions between consecutive steps are in zone_transitions.csv.".into()],
+        figures: figs,
+        tables: Vec::new(),
+    });
+
+    // Dendrogram and trajectories.
+    let mut figs = Vec::new();
+    for n in nets {
+        let a = n.acts;
+        let z = ward(&readout_distances(&a.readout_weight, a.c, a.d), a.c);
+        let s = pd.join(stem(n, "readout_dendrogram"));
+        dendrogram(
+            &s,
+            &Dendrogram {
+                title: tag(n, "Readout vectors (Ward linkage on (1 − cos)/2)"),
+                labels: (0..a.c).map(|k| label(n, k)).collect(),
+                linkage: z,
+                y_label: "Ward distance".into(),
+            },
+        )
+        .map_err(|e| file_err(&e.path, e.msg))?;
+        figs.push(s.with_extension("svg"));
+        figs.extend(trajectory_plots(&pd, n, &stem(n, ""), &tag(n, ""))?);
+    }
+    sections.push(Section {
+        heading: "Readout hierarchy and trajectories".into(),
+        text: vec!["Trajectories: class-mean representations over time projected on the first two principal components of all representations, and individual stable-later images projected on the unit readout vectors of the zone they start in and the zone they end in (dashed: the boundary between the two zones when the readout has no bias).".into()],
+        figures: figs,
+        tables: Vec::new(),
+    });
+
+    let intro = vec![format!(
+        "Representation dynamics as defined by Thorat, Doerig & Kietzmann (2023), computed by ventral {} from {}. Time steps are 0-based; intervals are 95% t-intervals across images. Tables: the CSV files beside this report.",
+        env!("CARGO_PKG_VERSION"),
+        nets.iter()
+            .map(|n| format!("{} ({})", n.name, n.acts.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    let path = dir.join("report.html");
+    html_report(&path, "Representation dynamics", &intro, &sections)
+        .map_err(|e| file_err(&e.path, e.msg))?;
+    Ok(path)
+}
+
+/// A file-name-safe version of a label.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn trajectory_plots(
+    pd: &Path,
+    n: &Net<'_>,
+    stem_prefix: &str,
+    title_prefix: &str,
+) -> Result<Vec<PathBuf>> {
+    let (a, d) = (n.acts, n.dynamics);
+    let mut figs = Vec::new();
+    // PCA on a subsample of images at every step.
+    let m_img = a.n.min(1000);
+    let stride = (a.n / m_img).max(1);
+    let imgs: Vec<usize> = (0..a.n).step_by(stride).take(m_img).collect();
+    let mut x = Vec::with_capacity(imgs.len() * a.t * a.d);
+    for t in 0..a.t {
+        for &i in &imgs {
+            x.extend(a.rep(t, i).iter().map(|&v| f64::from(v)));
+        }
+    }
+    let (mean, axes) = principal_axes(&x, imgs.len() * a.t, a.d, 2);
+    if axes.len() == 2 {
+        let proj = |r: &[f64]| -> (f64, f64) {
+            let p = |ax: &Vec<f64>| {
+                r.iter()
+                    .zip(&mean)
+                    .zip(ax)
+                    .map(|((v, m), w)| (v - m) * w)
+                    .sum()
+            };
+            (p(&axes[0]), p(&axes[1]))
+        };
+        // Class means, the most frequent classes first (at most 8).
+        let mut counts = vec![0usize; a.c];
+        a.labels.iter().for_each(|&y| counts[y] += 1);
+        let mut classes: Vec<usize> = (0..a.c).filter(|&k| counts[k] > 0).collect();
+        classes.sort_by_key(|&k| std::cmp::Reverse(counts[k]));
+        classes.truncate(8);
+        let series = classes
+            .iter()
+            .map(|&k| {
+                let members: Vec<usize> = (0..a.n).filter(|&i| a.labels[i] == k).collect();
+                let pts = (0..a.t)
+                    .map(|t| {
+                        let mut r = vec![0.0; a.d];
+                        for &i in &members {
+                            for (q, v) in a.rep(t, i).iter().enumerate() {
+                                r[q] += f64::from(*v) / members.len() as f64;
+                            }
+                        }
+                        proj(&r)
+                    })
+                    .collect();
+                Series {
+                    name: label(n, k),
+                    points: pts,
+                    ..Series::default()
+                }
+            })
+            .collect();
+        figs.push(plot(
+            pd,
+            &format!("{stem_prefix}trajectories_pca"),
+            &LinePlot {
+                title: format!(
+                    "{title_prefix}Class-mean trajectories (PCA, t = 0 … {})",
+                    a.t - 1
+                ),
+                x_label: "PC 1".into(),
+                y_label: "PC 2".into(),
+                series,
+                y_range: None,
+            },
+        )?);
+    }
+    // Readout-pair projection: the most common (start zone, final class) pair of stable-later
+    // images.
+    let preds = a.predictions();
+    let mut pairs = std::collections::BTreeMap::<(usize, usize), Vec<usize>>::new();
+    for (i, im) in d.images.iter().enumerate() {
+        if im.category == Category::StableCorrect && im.t_stable.is_some_and(|ts| ts >= 1) {
+            let start = preds[0][i];
+            if start != a.labels[i] {
+                pairs.entry((start, a.labels[i])).or_default().push(i);
+            }
+        }
+    }
+    if let Some(((za, zb), imgs)) = pairs
+        .into_iter()
+        .max_by_key(|(k, v)| (v.len(), std::cmp::Reverse(*k)))
+    {
+        let unit = |k: usize| {
+            let w = &a.readout_weight[k * a.d..(k + 1) * a.d];
+            let nrm = w.iter().map(|v| v * v).sum::<f64>().sqrt();
+            (w.iter().map(|v| v / nrm).collect::<Vec<f64>>(), nrm)
+        };
+        let ((ua, na), (ub, nb)) = (unit(za), unit(zb));
+        let mut series: Vec<Series> = imgs
+            .iter()
+            .take(8)
+            .map(|&i| Series {
+                name: format!("image {i}"),
+                points: (0..a.t)
+                    .map(|t| {
+                        let r = a.rep(t, i);
+                        let dot = |u: &[f64]| {
+                            r.iter().zip(u).map(|(v, w)| f64::from(*v) * w).sum::<f64>()
+                        };
+                        (dot(&ua), dot(&ub))
+                    })
+                    .collect(),
+                ..Series::default()
+            })
+            .collect();
+        if a.readout_bias.is_none() {
+            // Boundary w_a·r = w_b·r: ‖w_a‖ x = ‖w_b‖ y.
+            let xmax = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0.abs().max(p.1.abs())))
+                .fold(0.0, f64::max);
+            series.push(Series {
+                name: "zone boundary".into(),
+                points: vec![(0.0, 0.0), (xmax, xmax * na / nb)],
+                style: Style::Dashed,
+                ..Series::default()
+            });
+        }
+        figs.push(plot(
+            pd,
+            &format!("{stem_prefix}trajectories_readout"),
+            &LinePlot {
+                title: format!(
+                    "{title_prefix}From zone {} into zone {}",
+                    label(n, za),
+                    label(n, zb)
+                ),
+                x_label: format!("r · ŵ({}) (start zone)", label(n, za)),
+                y_label: format!("r · ŵ({}) (correct zone)", label(n, zb)),
+                series,
+                y_range: None,
+            },
+        )?);
+    }
+    Ok(figs)
+}

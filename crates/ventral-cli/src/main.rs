@@ -53,6 +53,9 @@ enum Command {
     /// Object solution times (Kar2019): per-bin decoders, per-image i1 d′, Spearman with
     /// target OSTs.
     Ost(commands::ost::Args),
+    /// Representation dynamics (Thorat et al. 2023): accuracy over steps, stability
+    /// categories, signatures of stability, readout zones; tables, plots and report.html.
+    Dynamics(commands::dynamics::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::NeuralSynth(a) => commands::neural_synth::run(a),
         Command::Rsa(a) => commands::rsa::run(a),
         Command::Ost(a) => commands::ost::run(a),
+        Command::Dynamics(a) => commands::dynamics::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

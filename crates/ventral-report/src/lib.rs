@@ -383,6 +383,203 @@ pub fn heat_map(stem: &Path, p: &HeatMap) -> Result<(), PlotError> {
     render(stem, p, (800, 560))
 }
 
+/// A dendrogram from a SciPy-style linkage matrix (rows `[a, b, height, size]`, leaves
+/// 0..n, the cluster formed in row i numbered n + i).
+#[derive(Debug, Clone)]
+pub struct Dendrogram {
+    pub title: String,
+    /// Leaf labels, one per observation.
+    pub labels: Vec<String>,
+    pub linkage: Vec<[f64; 4]>,
+    pub y_label: String,
+}
+
+fn draw_dendrogram<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    p: &Dendrogram,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let n = p.labels.len();
+    // Leaf order: depth-first, left child first.
+    let mut order = Vec::with_capacity(n);
+    if p.linkage.is_empty() {
+        order.extend(0..n);
+    } else {
+        let mut stack = vec![n + p.linkage.len() - 1];
+        while let Some(node) = stack.pop() {
+            if node < n {
+                order.push(node);
+            } else if let Some(r) = p.linkage.get(node - n) {
+                stack.push(r[1] as usize);
+                stack.push(r[0] as usize);
+            }
+        }
+    }
+    let mut x = vec![0.0; n + p.linkage.len()];
+    let mut h = vec![0.0; n + p.linkage.len()];
+    for (pos, &leaf) in order.iter().enumerate() {
+        if leaf < n {
+            x[leaf] = pos as f64 + 0.5;
+        }
+    }
+    for (i, r) in p.linkage.iter().enumerate() {
+        let (a, b) = (r[0] as usize, r[1] as usize);
+        if a < x.len() && b < x.len() {
+            x[n + i] = 0.5 * (x[a] + x[b]);
+            h[n + i] = r[2];
+        }
+    }
+    let top = p.linkage.iter().map(|r| r[2]).fold(0.0, f64::max).max(1e-9) * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&p.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(if n > 30 { 90 } else { 60 })
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n.max(1) as f64, 0.0..top)
+        .map_err(|x| e(&x))?;
+    let labels: Vec<String> = order
+        .iter()
+        .map(|&l| p.labels.get(l).cloned().unwrap_or_default())
+        .collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.min(60))
+        .x_label_style(
+            ("sans-serif", if n > 30 { 9 } else { 13 })
+                .into_font()
+                .transform(FontTransform::Rotate90),
+        )
+        .x_label_formatter(&|v| {
+            let i = v.floor() as usize;
+            if (v - i as f64 - 0.5).abs() < 1e-6 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(&p.y_label)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, r) in p.linkage.iter().enumerate() {
+        let (a, b) = (r[0] as usize, r[1] as usize);
+        if a >= x.len() || b >= x.len() {
+            continue;
+        }
+        let hh = h[n + i];
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x[a], h[a]), (x[a], hh), (x[b], hh), (x[b], h[b])],
+                PALETTE[0].stroke_width(2),
+            )))
+            .map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+impl Figure for Dendrogram {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_dendrogram(root, self)
+    }
+}
+
+/// Writes `stem.png` and `stem.svg` of a dendrogram.
+pub fn dendrogram(stem: &Path, p: &Dendrogram) -> Result<(), PlotError> {
+    let w = (300 + 14 * p.labels.len() as u32).clamp(700, 1800);
+    render(stem, p, (w, 520))
+}
+
+/// One section of an HTML report.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    pub heading: String,
+    /// Paragraphs (plain text, escaped).
+    pub text: Vec<String>,
+    /// SVG files drawn inline, side by side where they fit.
+    pub figures: Vec<std::path::PathBuf>,
+    /// Tables: (caption, header, rows).
+    pub tables: Vec<(String, Vec<String>, Vec<Vec<String>>)>,
+}
+
+/// HTML-escapes text.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML report (figures inlined as SVG, no external resources), written
+/// atomically to `path`.
+pub fn html_report(
+    path: &Path,
+    title: &str,
+    intro: &[String],
+    sections: &[Section],
+) -> Result<(), PlotError> {
+    let err = |msg: String| PlotError {
+        path: path.display().to_string(),
+        msg,
+    };
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    h.push_str(&format!("<title>{}</title>", escape(title)));
+    h.push_str("<style>body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;max-width:1700px;margin:24px auto;padding:0 16px;color:#222}h1{font-size:26px}h2{font-size:20px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:36px}.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0;flex:1 1 720px;max-width:820px}.figs svg{width:100%;height:auto}table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}caption{text-align:left;font-weight:bold;padding:4px 0}p{line-height:1.45}</style></head><body>\n");
+    h.push_str(&format!("<h1>{}</h1>\n", escape(title)));
+    for p in intro {
+        h.push_str(&format!("<p>{}</p>\n", escape(p)));
+    }
+    for s in sections {
+        h.push_str(&format!("<h2>{}</h2>\n", escape(&s.heading)));
+        for p in &s.text {
+            h.push_str(&format!("<p>{}</p>\n", escape(p)));
+        }
+        for (caption, header, rows) in &s.tables {
+            h.push_str(&format!(
+                "<table><caption>{}</caption><tr>",
+                escape(caption)
+            ));
+            for c in header {
+                h.push_str(&format!("<th>{}</th>", escape(c)));
+            }
+            h.push_str("</tr>");
+            for r in rows {
+                h.push_str("<tr>");
+                for c in r {
+                    h.push_str(&format!("<td>{}</td>", escape(c)));
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table>\n");
+        }
+        if !s.figures.is_empty() {
+            h.push_str("<div class=\"figs\">");
+            for f in &s.figures {
+                let svg =
+                    std::fs::read_to_string(f).map_err(|e| err(format!("{}: {e}", f.display())))?;
+                let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+                h.push_str(&format!("<figure>{body}</figure>"));
+            }
+            h.push_str("</div>\n");
+        }
+    }
+    h.push_str("</body></html>\n");
+    ventral_core::write_bytes_atomic(path, h.as_bytes()).map_err(|e| err(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

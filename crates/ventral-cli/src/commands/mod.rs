@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod dynamics;
 pub mod inspect;
 pub mod models;
 pub mod neural_fit;
