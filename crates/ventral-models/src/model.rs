@@ -45,4 +45,13 @@ impl Model {
             Model::RcnnSat(m) => m.forward(x),
         }
     }
+
+    /// [`Self::forward`] keeping every area's output at every step (`taps`: `v1`, `v2`, `v4`,
+    /// `it`, each `[batch, C, H, W]`) where the model provides them (BLT; rcnn-sat gives none).
+    pub fn forward_taps(&self, x: Tensor<4>) -> BltOutput {
+        match self {
+            Model::Blt(m) => m.forward_taps(x, true),
+            Model::RcnnSat(m) => m.forward(x),
+        }
+    }
 }

@@ -1,10 +1,15 @@
-//! Recording, first form: run a model on an `N×3×H×W` float32 array and write the reference's
-//! npz keys (`extract_actvs.py` of BLT-pytorch-CCN23): `outputs_all [T, N, C]` log-probabilities,
+//! Recording: run a model over images and write the reference's npz keys
+//! (`extract_actvs.py` of BLT-pytorch-CCN23): `outputs_all [T, N, C]` log-probabilities,
 //! `representations_all [T, N, D]` (post-ReLU GAP layer), `readout_weight [C, D]`,
-//! `readout_bias` (`[C]`, or empty when the readout has no bias) and `labels_all [N]`.
+//! `readout_bias` (`[C]`, or empty when the readout has no bias) and `labels_all [N]`; plus,
+//! on request, one array per area (`v1`, `v2`, `v4`, `it`: `[T, N, C]` after global average
+//! pooling, or `[T, N, C·H·W]` unpooled), and the images' `stimulus_id` and metadata columns
+//! (`meta.<column>`).
 //!
-//! Images are read in batches from the `.npy` file and each step's outputs are streamed to
-//! temporary files, so memory is bounded by one batch whatever N is.
+//! Two sources: an `N×3×H×W` float32 array ([`record_arrays`]) or a packed dataset split
+//! ([`record_dataset`], normalised as in training). Images are processed in batches and every
+//! (array, step) is streamed to a temporary file, so memory is bounded by one batch whatever N
+//! is; the npz is assembled atomically at the end.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -13,9 +18,41 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use ventral_core::npy::{DType, NpyRowReader, NpzWriter, read_npy};
 use ventral_core::{NpyArray, NpyData};
+use ventral_data::PackedDataset;
+use ventral_data::loader::{Loader, LoaderConfig};
 use ventral_models::{Model, params};
 
 use crate::error::{Result, TrainError, file_err};
+
+/// Spatial reduction of recorded area outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Global average over space: `[T, N, C]`.
+    Gap,
+    /// Unpooled, C·H·W per image: `[T, N, C·H·W]`.
+    None,
+}
+
+impl Pool {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "gap" => Ok(Pool::Gap),
+            "none" => Ok(Pool::None),
+            _ => Err(TrainError::Config(format!(
+                "--pool `{s}`: expected gap or none"
+            ))),
+        }
+    }
+}
+
+/// What to record beyond the reference keys.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub batch_size: usize,
+    /// Areas to record (`v1`, `v2`, `v4`, `it`).
+    pub layers: Vec<String>,
+    pub pool: Pool,
+}
 
 /// Run `model` (on a plain, non-autodiff device) over `images` and write `out`.
 pub fn record_arrays(
@@ -24,7 +61,7 @@ pub fn record_arrays(
     images: &Path,
     labels: Option<&Path>,
     out: &Path,
-    batch_size: usize,
+    opts: &RecordOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<()> {
     let cfg = model.config();
@@ -68,8 +105,128 @@ pub fn record_arrays(
         }
         None => None,
     };
-    let (t_steps, c) = (cfg.timesteps(), cfg.num_classes());
-    let d = cfg.feature_dim();
+    let mut fetch = |start: usize, count: usize| -> Result<Vec<f32>> {
+        Ok(reader.read_rows(start, count)?.to_f32().unwrap_or_default())
+    };
+    record_core(
+        model,
+        device,
+        n,
+        &mut fetch,
+        labels,
+        Vec::new(),
+        opts,
+        &images.display().to_string(),
+        out,
+        progress,
+    )
+}
+
+/// Run `model` over a packed split (normalised with the split's recorded normalisation, no
+/// augmentation, in dataset order) and write `out` with the split's labels, `stimulus_id` and
+/// metadata columns.
+pub fn record_dataset(
+    model: &Model,
+    device: &Device,
+    ds: std::sync::Arc<PackedDataset>,
+    out: &Path,
+    opts: &RecordOptions,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
+    let cfg = model.config();
+    let [h, w, c] = ds.image_shape();
+    let label = ds.dir().display().to_string();
+    if h != cfg.image_size() || w != cfg.image_size() || c != 3 {
+        return Err(file_err(
+            &label,
+            format!(
+                "images are {h}×{w}×{c}, the model needs {s}×{s}×3",
+                s = cfg.image_size()
+            ),
+        ));
+    }
+    let nc = ds.manifest().num_classes;
+    if nc > cfg.num_classes() {
+        return Err(file_err(
+            &label,
+            format!("{nc} classes, the model has {}", cfg.num_classes()),
+        ));
+    }
+    let norm = &ds.manifest().normalization;
+    let bs = opts.batch_size.max(1);
+    let loader = Loader::with_normalization(
+        ds.clone(),
+        LoaderConfig {
+            batch_size: bs,
+            shuffle: false,
+            ..Default::default()
+        },
+        norm.mean.iter().map(|&v| v as f32).collect(),
+        norm.std.iter().map(|&v| v as f32).collect(),
+    );
+    let order = loader.order(0);
+    let mut fetch = |start: usize, _count: usize| -> Result<Vec<f32>> {
+        Ok(loader.batch_from_order(&order, 0, start / bs).images)
+    };
+    let (header, rows) = ds.metadata().map_err(|e| file_err(&label, e))?;
+    let mut extras = Vec::new();
+    for (k, col) in header.iter().enumerate() {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|r| r.get(k).cloned().unwrap_or_default())
+            .collect();
+        if values.len() != ds.len() {
+            continue;
+        }
+        if col == "stimulus_id" {
+            extras.push(("stimulus_id".to_string(), NpyArray::from_strings(&values)));
+        }
+        extras.push((format!("meta.{col}"), NpyArray::from_strings(&values)));
+    }
+    record_core(
+        model,
+        device,
+        ds.len(),
+        &mut fetch,
+        Some(ds.labels().to_vec()),
+        extras,
+        opts,
+        &label,
+        out,
+        progress,
+    )
+}
+
+/// One streamed array: npz key, per-image width (known after the first batch).
+struct Stream {
+    key: String,
+    width: usize,
+    files: Vec<BufWriter<File>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_core(
+    model: &Model,
+    device: &Device,
+    n: usize,
+    fetch: &mut dyn FnMut(usize, usize) -> Result<Vec<f32>>,
+    labels: Option<Vec<i64>>,
+    extras: Vec<(String, NpyArray)>,
+    opts: &RecordOptions,
+    source: &str,
+    out: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
+    let cfg = model.config();
+    let s = cfg.image_size();
+    let t_steps = cfg.timesteps();
+    for l in &opts.layers {
+        if !["v1", "v2", "v4", "it"].contains(&l.as_str()) {
+            return Err(TrainError::Config(format!(
+                "--layers: unknown area `{l}` (the BLT areas are v1, v2, v4, it)"
+            )));
+        }
+    }
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -77,59 +234,89 @@ pub fn record_arrays(
     let tmp = parent.join(format!(".record-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(|e| file_err(tmp.display(), e))?;
     let result = (|| -> Result<()> {
-        let mut files: Vec<(BufWriter<File>, BufWriter<File>)> = (0..t_steps)
-            .map(|t| {
-                let a = File::create(tmp.join(format!("lp{t}")))
-                    .map_err(|e| file_err(tmp.display(), e))?;
-                let b = File::create(tmp.join(format!("rep{t}")))
-                    .map_err(|e| file_err(tmp.display(), e))?;
-                Ok((BufWriter::new(a), BufWriter::new(b)))
+        let mut keys = vec!["outputs_all".to_string(), "representations_all".to_string()];
+        keys.extend(opts.layers.iter().cloned());
+        let mut streams: Vec<Stream> = keys
+            .iter()
+            .enumerate()
+            .map(|(q, key)| {
+                let files = (0..t_steps)
+                    .map(|t| {
+                        let p = tmp.join(format!("s{q}_{t}"));
+                        File::create(&p)
+                            .map(BufWriter::new)
+                            .map_err(|e| file_err(p.display(), e))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Stream {
+                    key: key.clone(),
+                    width: 0,
+                    files,
+                })
             })
             .collect::<Result<_>>()?;
+        let bs = opts.batch_size.max(1);
         let mut start = 0;
         while start < n {
-            let count = batch_size.max(1).min(n - start);
-            let x = reader.read_rows(start, count)?.to_f32().unwrap_or_default();
+            let count = bs.min(n - start);
+            let x = fetch(start, count)?;
             let x = Tensor::<4>::from_data(TensorData::new(x, [count, 3, s, s]), device);
-            let o = model.forward(x);
+            let o = if opts.layers.is_empty() {
+                model.forward(x)
+            } else {
+                model.forward_taps(x)
+            };
             for t in 0..t_steps {
-                let lp: Vec<f32> = o.log_probs[t]
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
-                let rep: Vec<f32> = o.representations[t]
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
-                if lp.iter().chain(&rep).any(|v| !v.is_finite()) {
-                    return Err(TrainError::Diverged(format!(
-                        "non-finite outputs at step {t} for images {start}..{} of {}",
-                        start + count,
-                        images.display()
-                    )));
+                let mut arrays: Vec<Tensor<2>> =
+                    vec![o.log_probs[t].clone(), o.representations[t].clone()];
+                for l in &opts.layers {
+                    let tap = o
+                        .taps
+                        .get(t)
+                        .and_then(|v| v.iter().find(|(name, _)| name == l));
+                    let Some((_, a)) = tap else {
+                        return Err(TrainError::Config(format!(
+                            "this model does not expose area `{l}` (only BLT models record areas)"
+                        )));
+                    };
+                    let [b, ch, hh, ww] = a.dims();
+                    arrays.push(match opts.pool {
+                        Pool::Gap => a.clone().mean_dim(3).mean_dim(2).reshape([b, ch]),
+                        Pool::None => a.clone().reshape([b, ch * hh * ww]),
+                    });
                 }
-                let w = |f: &mut BufWriter<File>, v: &[f32]| -> Result<()> {
-                    for x in v {
+                for (st, arr) in streams.iter_mut().zip(arrays) {
+                    st.width = arr.dims()[1];
+                    let v: Vec<f32> = arr
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default();
+                    if let Some(q) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(TrainError::Diverged(format!(
+                            "non-finite {} at step {t} for image {} of {source}",
+                            st.key,
+                            start + q / st.width.max(1)
+                        )));
+                    }
+                    let f = &mut st.files[t];
+                    for x in &v {
                         f.write_all(&x.to_le_bytes())
                             .map_err(|e| file_err(tmp.display(), e))?;
                     }
-                    Ok(())
-                };
-                w(&mut files[t].0, &lp)?;
-                w(&mut files[t].1, &rep)?;
+                }
             }
             start += count;
             progress(start, n);
         }
-        for (a, b) in files.iter_mut() {
-            a.flush().map_err(|e| file_err(tmp.display(), e))?;
-            b.flush().map_err(|e| file_err(tmp.display(), e))?;
+        for st in streams.iter_mut() {
+            for f in st.files.iter_mut() {
+                f.flush().map_err(|e| file_err(tmp.display(), e))?;
+            }
         }
-        drop(files);
+        let widths: Vec<(String, usize)> =
+            streams.iter().map(|s| (s.key.clone(), s.width)).collect();
+        drop(streams);
         let exported = params::export(model);
         let (ws, wd) = exported
             .get("readout.weight")
@@ -138,12 +325,10 @@ pub fn record_arrays(
         let bias = exported.get("readout.bias").cloned();
         ventral_core::write_atomic(out, |w| {
             let mut z = NpzWriter::new(w, false);
-            for (key, prefix, width) in
-                [("outputs_all", "lp", c), ("representations_all", "rep", d)]
-            {
-                z.begin(key, DType::F32, &[t_steps, n, width])?;
+            for (q, (key, width)) in widths.iter().enumerate() {
+                z.begin(key, DType::F32, &[t_steps, n, *width])?;
                 for t in 0..t_steps {
-                    let mut f = BufReader::new(File::open(tmp.join(format!("{prefix}{t}")))?);
+                    let mut f = BufReader::new(File::open(tmp.join(format!("s{q}_{t}")))?);
                     let mut buf = vec![0u8; 1 << 20];
                     loop {
                         let k = f.read(&mut buf)?;
@@ -175,6 +360,9 @@ pub fn record_arrays(
                         data: NpyData::I64(l.clone()),
                     },
                 )?;
+            }
+            for (k, a) in &extras {
+                z.add(k, a)?;
             }
             z.finish()?;
             Ok(())
