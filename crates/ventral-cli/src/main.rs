@@ -56,6 +56,9 @@ enum Command {
     /// Representation dynamics (Thorat et al. 2023): accuracy over steps, stability
     /// categories, signatures of stability, readout zones; tables, plots and report.html.
     Dynamics(commands::dynamics::Args),
+    /// The whole pipeline offline on CPU in minutes: stimuli, a tiny BLT and its B control,
+    /// recordings and the representation-dynamics report.
+    Quickstart(commands::quickstart::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Rsa(a) => commands::rsa::run(a),
         Command::Ost(a) => commands::ost::run(a),
         Command::Dynamics(a) => commands::dynamics::run(a),
+        Command::Quickstart(a) => commands::quickstart::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod neural_inputs;
 pub mod neural_synth;
 pub mod ost;
 pub mod pack;
+pub mod quickstart;
 pub mod record;
 pub mod rsa;
 pub mod sheet;

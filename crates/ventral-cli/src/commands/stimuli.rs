@@ -12,28 +12,28 @@ use crate::progress::Progress;
 pub struct Args {
     /// Output directory (train/, val/, test/, stimulus_set/ are created inside).
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Images over all splits (80 % train, 10 % val, 10 % test).
     #[arg(long, default_value_t = 10_000)]
-    num_images: usize,
+    pub num_images: usize,
     /// Image side length in pixels.
     #[arg(long, default_value_t = 64)]
-    image_size: usize,
+    pub image_size: usize,
     /// Number of categories (1–8: animals, boats, cars, chairs, faces, fruits, planes, tables).
     #[arg(long, default_value_t = 8)]
-    num_classes: usize,
+    pub num_classes: usize,
     /// Distinct 3-D objects per category.
     #[arg(long, default_value_t = 4)]
-    objects_per_category: usize,
+    pub objects_per_category: usize,
     /// Root seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// Skip the BrainIO stimulus-set form (CSV + ZIP of PNGs).
     #[arg(long)]
-    no_stimulus_set: bool,
+    pub no_stimulus_set: bool,
     /// Replace the output directory if it exists.
     #[arg(long)]
-    overwrite: bool,
+    pub overwrite: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {

@@ -13,16 +13,16 @@ use crate::progress::Progress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Training configuration ([model], [data], [train]).
-    config: PathBuf,
+    pub config: PathBuf,
     /// Override a value: --set train.epochs=5 --set data.path=runs/stimuli
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    pub set: Vec<String>,
     /// Run directory (default runs/<config name>).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Continue an interrupted run; does nothing for a finished one.
     #[arg(long)]
-    resume: bool,
+    pub resume: bool,
 }
 
 /// Exit code when SIGTERM/SIGINT stopped training after a checkpoint.

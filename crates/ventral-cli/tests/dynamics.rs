@@ -1,0 +1,195 @@
+//! `ventral record --run` → `ventral dynamics` end to end on a tiny trained BLT, the analysis
+//! on a reference-format `.npz`, and bad inputs (exit code 2 naming the file, nothing written).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ventral(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(args)
+        .output()
+        .expect("run ventral")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn record_a_run_then_analyse_its_dynamics() {
+    let d = tempfile::tempdir().unwrap();
+    let stim = d.path().join("stim");
+    ok(&ventral(&[
+        "stimuli",
+        "--out",
+        s(&stim),
+        "--num-images",
+        "200",
+        "--seed",
+        "3",
+        "--no-stimulus-set",
+    ]));
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let run = d.path().join("run");
+    ok(&ventral(&[
+        "train",
+        s(&cfg),
+        "--set",
+        &format!("data.path={}", stim.display()),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=16",
+        "--out",
+        s(&run),
+    ]));
+    let last = d.path().join("last.npz");
+    let init = d.path().join("init.npz");
+    for (ck, out) in [("last", &last), ("init", &init)] {
+        ok(&ventral(&[
+            "record",
+            "--run",
+            s(&run),
+            "--data",
+            s(&stim),
+            "--split",
+            "val",
+            "--checkpoint",
+            ck,
+            "--layers",
+            "v4,it",
+            "--out",
+            s(out),
+        ]));
+    }
+    // The recording has the reference keys, the areas and the metadata.
+    let mut z = ventral_core::npy::NpzReader::open(&last).unwrap();
+    for k in [
+        "outputs_all",
+        "representations_all",
+        "labels_all",
+        "readout_weight",
+        "readout_bias",
+        "v4",
+        "it",
+        "stimulus_id",
+        "meta.variation",
+    ] {
+        assert!(z.contains(k), "missing {k}: {:?}", z.names());
+    }
+    let out_shape = z.read("outputs_all").unwrap().shape;
+    assert_eq!(out_shape[0], 4); // tiny.toml: 4 steps
+    assert_eq!(z.read("it").unwrap().shape[..2], out_shape[..2]);
+
+    let dir = d.path().join("dyn");
+    ok(&ventral(&[
+        "dynamics",
+        "--activations",
+        &format!("BLT={}", last.display()),
+        "--untrained",
+        &format!("BLT={}", init.display()),
+        "--out",
+        s(&dir),
+    ]));
+    for f in [
+        "accuracy.csv",
+        "stability.csv",
+        "t_stable_hist.csv",
+        "representation_change.csv",
+        "signatures.csv",
+        "margins.csv",
+        "zone_transitions.csv",
+        "zone_entry.csv",
+        "by_metadata.csv",
+        "per_image.csv",
+        "readout_linkage.csv",
+        "run.json",
+        "report.html",
+        "plots/accuracy.png",
+        "plots/readout_dendrogram.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let acc = std::fs::read_to_string(dir.join("accuracy.csv")).unwrap();
+    assert_eq!(acc.lines().count(), 5, "{acc}");
+    assert!(acc.starts_with("timestep,accuracy\n0,"));
+    let stab = std::fs::read_to_string(dir.join("stability.csv")).unwrap();
+    let total: usize = stab
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(total, out_shape[1]);
+    let change = std::fs::read_to_string(dir.join("representation_change.csv")).unwrap();
+    assert!(change.contains("\nuntrained,") && change.contains("\ntrained,"));
+    let meta = std::fs::read_to_string(dir.join("by_metadata.csv")).unwrap();
+    assert!(meta.contains("variation,\"low\""), "{meta}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("src=\"http"));
+}
+
+#[test]
+fn reference_npz_and_bad_inputs() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ventral-analysis/tests/fixtures");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("ref");
+    ok(&ventral(&[
+        "dynamics",
+        "--activations",
+        s(&fx.join("small.npz")),
+        "--untrained",
+        s(&fx.join("small_untrained.npz")),
+        "--out",
+        s(&out),
+    ]));
+    let acc = std::fs::read_to_string(out.join("accuracy.csv")).unwrap();
+    // numpy: [0.3875, 0.5125, 0.5875, 0.6125, 0.6125]
+    assert!(
+        acc.contains("\n0,0.3875\n") && acc.contains("\n4,0.6125\n"),
+        "{acc}"
+    );
+
+    // A file without the reference keys.
+    let bad = d.path().join("bad.npz");
+    let a =
+        ventral_core::npy::NpyArray::new(vec![2], ventral_core::npy::NpyData::F32(vec![1.0, 2.0]))
+            .unwrap();
+    ventral_core::npy::write_npz(&bad, &[("x", &a)], false).unwrap();
+    let bad_out = d.path().join("bad_out");
+    let o = ventral(&["dynamics", "--activations", s(&bad), "--out", s(&bad_out)]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.npz") && e.contains("outputs_all"), "{e}");
+    assert!(!bad_out.exists());
+    // An untrained control of other images.
+    let o = ventral(&[
+        "dynamics",
+        "--activations",
+        s(&fx.join("small.npz")),
+        "--untrained",
+        s(&bad),
+        "--out",
+        s(&bad_out),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!bad_out.exists());
+    // A truncated file.
+    let bytes = std::fs::read(fx.join("small.npz")).unwrap();
+    let trunc = d.path().join("trunc.npz");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    let o = ventral(&["dynamics", "--activations", s(&trunc), "--out", s(&bad_out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trunc.npz"));
+    assert!(!bad_out.exists());
+}
