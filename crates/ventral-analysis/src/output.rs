@@ -181,11 +181,22 @@ fn plot(dir: &Path, stem: &str, p: &LinePlot) -> Result<PathBuf> {
     Ok(s.with_extension("svg"))
 }
 
+/// A series of means with their interval band; points without a mean and band points without
+/// an interval (fewer than two values) are left out.
 fn stat_series(name: String, pts: Vec<(f64, Stat)>, style: Style) -> Series {
     Series {
         name,
-        points: pts.iter().map(|(x, s)| (*x, s.mean)).collect(),
-        band: Some(pts.iter().map(|(x, s)| (*x, s.ci_low, s.ci_high)).collect()),
+        points: pts
+            .iter()
+            .filter(|(_, s)| s.mean.is_finite())
+            .map(|(x, s)| (*x, s.mean))
+            .collect(),
+        band: Some(
+            pts.iter()
+                .filter(|(_, s)| s.ci_low.is_finite() && s.ci_high.is_finite())
+                .map(|(x, s)| (*x, s.ci_low, s.ci_high))
+                .collect(),
+        ),
         style,
     }
 }

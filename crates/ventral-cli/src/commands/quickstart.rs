@@ -56,7 +56,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let config = a.out.join("tiny.toml");
     ventral_core::write_bytes_atomic(&config, TINY.as_bytes())?;
-    let common = vec![
+    let common = [
         format!("data.path={}", stim.display()),
         format!("train.epochs={}", a.epochs),
         format!("train.seed={}", a.seed),
