@@ -45,15 +45,5 @@ pub fn input_record(model: &str, path: &Path) -> Result<serde_json::Value> {
     }))
 }
 
-/// A file-name-safe version of a label.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+/// A file-name-safe version of a label (one definition, shared with the dynamics outputs).
+pub use ventral_analysis::output::sanitize;
