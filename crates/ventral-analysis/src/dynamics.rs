@@ -190,6 +190,10 @@ pub struct Dynamics {
     pub accuracy: Vec<f64>,
     /// Step of best accuracy (the first on ties).
     pub best_step: usize,
+    /// `[T][N]` predicted class (zone) per step and image.
+    pub predictions: Vec<Vec<usize>>,
+    /// Ward linkage of the readout vectors on (1 − cos)/2 (SciPy's `Z`).
+    pub linkage: Vec<[f64; 4]>,
     pub images: Vec<ImageDynamics>,
     /// `[T]` count of stable-correct images per `t_stable`.
     pub t_stable_hist: Vec<usize>,
@@ -632,6 +636,11 @@ pub fn analyse(
         transition_matrix,
         entry,
         by_metadata,
+        linkage: crate::linkage::ward(
+            &crate::linkage::readout_distances(&a.readout_weight, c, d),
+            c,
+        ),
+        predictions: preds,
     })
 }
 

@@ -13,7 +13,6 @@ use ventral_report::{
 use crate::activations::Activations;
 use crate::dynamics::{Category, Dynamics, Stat};
 use crate::error::{AnalysisError, Result, file_err};
-use crate::linkage::{readout_distances, ward};
 use crate::pca::principal_axes;
 
 /// A number for CSV (empty when not finite).
@@ -151,9 +150,8 @@ pub fn write_tables(dir: &Path, a: &Activations, d: &Dynamics) -> Result<()> {
         );
     }
     write(dir, "per_image.csv", &s)?;
-    let z = ward(&readout_distances(&a.readout_weight, a.c, a.d), a.c);
     let mut s = String::from("cluster_a,cluster_b,distance,size\n");
-    for r in &z {
+    for r in &d.linkage {
         let _ = writeln!(s, "{},{},{},{}", r[0], r[1], r[2], r[3]);
     }
     write(dir, "readout_linkage.csv", &s)?;
@@ -553,14 +551,13 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     let mut figs = Vec::new();
     for n in nets {
         let a = n.acts;
-        let z = ward(&readout_distances(&a.readout_weight, a.c, a.d), a.c);
         let s = pd.join(stem(n, "readout_dendrogram"));
         dendrogram(
             &s,
             &Dendrogram {
                 title: tag(n, "Readout vectors (Ward linkage on (1 − cos)/2)"),
                 labels: (0..a.c).map(|k| label(n, k)).collect(),
-                linkage: z,
+                linkage: n.dynamics.linkage.clone(),
                 y_label: "Ward distance".into(),
             },
         )
@@ -677,7 +674,7 @@ fn trajectory_plots(
     }
     // Readout-pair projection: the most common (start zone, final class) pair of stable-later
     // images.
-    let preds = a.predictions();
+    let preds = &d.predictions;
     let mut pairs = std::collections::BTreeMap::<(usize, usize), Vec<usize>>::new();
     for (i, im) in d.images.iter().enumerate() {
         if im.category == Category::StableCorrect && im.t_stable.is_some_and(|ts| ts >= 1) {
