@@ -360,16 +360,20 @@ pub fn object_solution_times(
     let n = labels.len();
     let i1 = i1_per_bin(xs, d, labels, c, o.splits, o.test_frac, &o.decoder, o.seed);
     let constant = xs.windows(2).all(|w| w[0] == w[1]);
-    let ost = (0..n)
-        .map(|i| {
-            if constant {
-                f64::NAN
-            } else {
-                solution_time(times, &i1[i], thresholds[i])
-            }
-        })
-        .collect();
+    let ost = if constant {
+        vec![f64::NAN; n]
+    } else {
+        solution_times(times, &i1, thresholds)
+    };
     SolutionTimes { i1, ost }
+}
+
+/// [`solution_time`] of every image: `i1` is [n][bins], `thresholds` [n].
+pub fn solution_times(times: &[f64], i1: &[Vec<f64>], thresholds: &[f64]) -> Vec<f64> {
+    i1.iter()
+        .zip(thresholds)
+        .map(|(v, &th)| solution_time(times, v, th))
+        .collect()
 }
 
 /// Percentile interval (2.5, 97.5) of the OST Spearman over `n_boot` resamples of images

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use ventral_analysis::output::{Net, sanitize, write_report, write_tables};
 use ventral_analysis::{Activations, Dynamics, Metadata, analyse};
-use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
+use ventral_core::atomic::AtomicDir;
+
+use crate::commands::neural_inputs::{named_path, write_run_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,15 +33,6 @@ pub struct Args {
     /// Replace an existing output directory.
     #[arg(long)]
     pub overwrite: bool,
-}
-
-fn split_spec(spec: &str) -> (Option<String>, PathBuf) {
-    match spec.split_once('=') {
-        Some((n, p)) if !n.is_empty() && !n.contains('/') => {
-            (Some(n.to_string()), PathBuf::from(p))
-        }
-        _ => (None, PathBuf::from(spec)),
-    }
 }
 
 fn stem_name(p: &Path) -> String {
@@ -70,7 +63,7 @@ pub fn run(a: Args) -> Result<()> {
         .activations
         .iter()
         .map(|s| {
-            let (n, p) = split_spec(s);
+            let (n, p) = named_path(s);
             (n.unwrap_or_else(|| stem_name(&p)), p)
         })
         .collect();
@@ -81,7 +74,7 @@ pub fn run(a: Args) -> Result<()> {
         bail!("two --activations have the same name; label them NAME=PATH");
     }
     let untrained: Vec<(Option<String>, PathBuf)> =
-        a.untrained.iter().map(|s| split_spec(s)).collect();
+        a.untrained.iter().map(|s| named_path(s)).collect();
     if untrained.len() > specs.len() {
         bail!("more --untrained files than --activations");
     }
@@ -168,16 +161,11 @@ pub fn run(a: Args) -> Result<()> {
         .collect();
     write_report(out.path(), &nets)?;
     let meta = serde_json::json!({
-        "code_version": crate::code_version(),
-        "command": std::env::args().collect::<Vec<_>>(),
         "inputs": inputs,
         "metadata": a.metadata.as_ref().map(|p| p.display().to_string()),
         "timesteps": "0-based",
     });
-    write_bytes_atomic(
-        &out.path().join("run.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
+    write_run_json(out.path(), meta)?;
     let dir = out.commit()?;
     println!("report: {}", dir.join("report.html").display());
     Ok(())

@@ -14,7 +14,9 @@ use ventral_neural::predictivity::{
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
 
-use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
+use crate::commands::neural_inputs::{
+    input_record, load_features, read_recordings, sanitize, write_run_json,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -222,8 +224,6 @@ pub fn run(a: Args) -> Result<()> {
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
     let meta = serde_json::json!({
-        "code_version": crate::code_version(),
-        "command": std::env::args().collect::<Vec<_>>(),
         "neural": { "path": label, "blake3": ventral_core::hash::file_blake3(&a.neural)? },
         "features": inputs,
         "regression": opts.regressor.name(),
@@ -231,10 +231,7 @@ pub fn run(a: Args) -> Result<()> {
         "mapping": a.mapping, "step_ms": a.step_ms, "offset_ms": a.offset_ms, "ff_mapping": a.ff_mapping,
         "shared": opts.shared, "ceiling_splits": opts.ceiling_splits, "bootstraps": opts.consistency_bootstraps,
     });
-    write_bytes_atomic(
-        &out.path().join("run.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
+    write_run_json(out.path(), meta)?;
     plot_rows(&rows, &out.path().join("plots"))?;
     let dir = out.commit()?;
     print_summary(&rows);

@@ -1,4 +1,5 @@
-//! Inputs and small output helpers shared by `neural-fit` and `rsa`.
+//! Inputs and small output helpers shared by the analysis commands (`neural-fit`, `rsa`,
+//! `ost`, `dynamics`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,17 +24,39 @@ pub fn load_features(
     stimulus_ids: &[String],
     layers: &[String],
 ) -> Result<(Features, PathBuf)> {
-    let (name, path) = match spec.split_once('=') {
-        Some((n, p)) if !n.is_empty() && !n.contains('/') => {
-            (Some(n.to_string()), PathBuf::from(p))
-        }
-        _ => (None, PathBuf::from(spec)),
-    };
+    let (name, path) = named_path(spec);
     let mut feats = Features::read(&path, stimulus_ids, layers)?;
     if let Some(n) = name {
         feats.model = n;
     }
     Ok((feats, path))
+}
+
+/// A `PATH` or `NAME=PATH` argument as (NAME, PATH); a `=` after a `/` belongs to the path.
+pub fn named_path(spec: &str) -> (Option<String>, PathBuf) {
+    match spec.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !n.contains('/') => {
+            (Some(n.to_string()), PathBuf::from(p))
+        }
+        _ => (None, PathBuf::from(spec)),
+    }
+}
+
+/// Writes `dir/run.json` atomically: `fields` (a JSON object) plus the code version and the
+/// command line.
+pub fn write_run_json(dir: &Path, mut fields: serde_json::Value) -> Result<()> {
+    if let Some(m) = fields.as_object_mut() {
+        m.insert("code_version".into(), crate::code_version().into());
+        m.insert(
+            "command".into(),
+            std::env::args().collect::<Vec<_>>().into(),
+        );
+    }
+    ventral_core::atomic::write_bytes_atomic(
+        &dir.join("run.json"),
+        serde_json::to_string_pretty(&fields)?.as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// The `run.json` record of one input file: label, path and BLAKE3.

@@ -14,7 +14,9 @@ use ventral_neural::predictivity::csv_number;
 use ventral_neural::stats::mean_ci;
 use ventral_report::{LinePlot, Series, Style, line_plot};
 
-use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
+use crate::commands::neural_inputs::{
+    input_record, load_features, read_recordings, sanitize, write_run_json,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,6 +79,27 @@ struct Decoded {
     layer: String,
     times: Vec<f64>,
     st: SolutionTimes,
+    /// Per time: mean i1 over images with its 95 % t-interval, and the number of images.
+    mean_i1: Vec<(f64, f64, f64, usize)>,
+}
+
+impl Decoded {
+    fn new(model: String, layer: String, times: Vec<f64>, st: SolutionTimes) -> Self {
+        let mean_i1 = (0..times.len())
+            .map(|b| {
+                let col: Vec<f64> = st.i1.iter().map(|v| v[b]).collect();
+                let (m, lo, hi) = mean_ci(&col);
+                (m, lo, hi, col.iter().filter(|v| v.is_finite()).count())
+            })
+            .collect();
+        Self {
+            model,
+            layer,
+            times,
+            st,
+            mean_i1,
+        }
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -158,12 +181,12 @@ pub fn run(a: Args) -> Result<()> {
                 layer.d,
                 t0.elapsed().as_secs_f64()
             );
-            decoded.push(Decoded {
-                model: feats.model.clone(),
-                layer: layer.name.clone(),
+            decoded.push(Decoded::new(
+                feats.model.clone(),
+                layer.name.clone(),
                 times,
                 st,
-            });
+            ));
         }
         inputs.push(input_record(&feats.model, &path)?);
     }
@@ -215,10 +238,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut arrays: Vec<(String, NpyArray)> =
         vec![("stimulus_id".into(), NpyArray::from_strings(ids))];
     for d in &decoded {
-        for (b, t) in d.times.iter().enumerate() {
-            let col: Vec<f64> = d.st.i1.iter().map(|v| v[b]).collect();
-            let (m, lo, hi) = mean_ci(&col);
-            let n = col.iter().filter(|v| v.is_finite()).count();
+        for (t, &(m, lo, hi, n)) in d.times.iter().zip(&d.mean_i1) {
             let _ = writeln!(
                 i1_csv,
                 "{},{},{t},{},{},{},{n}",
@@ -248,8 +268,6 @@ pub fn run(a: Args) -> Result<()> {
     write_npz(&out.path().join("i1.npz"), &refs, true)?;
     plot(&decoded, &models, &targets, out.path())?;
     let meta = serde_json::json!({
-        "code_version": crate::code_version(),
-        "command": std::env::args().collect::<Vec<_>>(),
         "inputs": inputs,
         "targets_from": if a.neural.is_some() { format!("recordings, region {}, d′ threshold {}", a.region, targets.thresholds.first().copied().unwrap_or(f64::NAN)) } else { "file".to_string() },
         "step_ms": a.step_ms, "offset_ms": a.offset_ms, "splits": a.splits, "test_frac": a.test_frac,
@@ -257,10 +275,7 @@ pub fn run(a: Args) -> Result<()> {
         "bootstraps": a.bootstraps, "seed": a.seed,
         "time_convention": "an image's OST is in ms after onset at bin starts (model step t at offset_ms + t·step_ms)",
     });
-    write_bytes_atomic(
-        &out.path().join("run.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
+    write_run_json(out.path(), meta)?;
     let dir = out.commit()?;
     println!("wrote {}", dir.join("summary.csv").display());
     Ok(())
@@ -338,10 +353,7 @@ fn targets_from_recordings(
     }
     let thresholds = vec![dprime; ns];
     let st = SolutionTimes {
-        ost: i1
-            .iter()
-            .map(|v| ventral_neural::ost::solution_time(&times, v, dprime))
-            .collect(),
+        ost: ventral_neural::ost::solution_times(&times, &i1, &thresholds),
         i1,
     };
     eprintln!(
@@ -357,12 +369,7 @@ fn targets_from_recordings(
     };
     Ok((
         targets,
-        Decoded {
-            model: "target".into(),
-            layer: region.into(),
-            times,
-            st,
-        },
+        Decoded::new("target".into(), region.into(), times, st),
     ))
 }
 
@@ -373,26 +380,18 @@ fn plot(
     dir: &std::path::Path,
 ) -> Result<()> {
     // Mean i1 over time for every source.
-    let series: Vec<Series> = decoded
+    let mut series: Vec<Series> = decoded
         .iter()
         .map(|d| {
-            let mut s = Series {
+            let curve = || d.times.iter().zip(&d.mean_i1);
+            Series {
                 name: format!("{} {}", d.model, d.layer),
-                band: Some(Vec::new()),
+                points: curve().map(|(&t, c)| (t, c.0)).collect(),
+                band: Some(curve().map(|(&t, c)| (t, c.1, c.2)).collect()),
                 ..Series::default()
-            };
-            for (b, &t) in d.times.iter().enumerate() {
-                let col: Vec<f64> = d.st.i1.iter().map(|v| v[b]).collect();
-                let (m, lo, hi) = mean_ci(&col);
-                s.points.push((t, m));
-                if let Some(band) = s.band.as_mut() {
-                    band.push((t, lo, hi));
-                }
             }
-            s
         })
         .collect();
-    let mut series = series;
     let th = &targets.thresholds;
     if th.iter().all(|&v| v == th[0]) {
         let ts = decoded.iter().flat_map(|d| d.times.iter().copied());

@@ -13,7 +13,9 @@ use ventral_neural::rsa::{
 };
 use ventral_report::{HeatMap, heat_map};
 
-use crate::commands::neural_inputs::{input_record, load_features, read_recordings, sanitize};
+use crate::commands::neural_inputs::{
+    input_record, load_features, read_recordings, sanitize, write_run_json,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -137,8 +139,6 @@ pub fn run(a: Args) -> Result<()> {
     let refs: Vec<(&str, &NpyArray)> = rdm_arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("rdms.npz"), &refs, true)?;
     let meta = serde_json::json!({
-        "code_version": crate::code_version(),
-        "command": std::env::args().collect::<Vec<_>>(),
         "neural": {
             "path": a.neural.display().to_string(),
             "blake3": ventral_core::hash::file_blake3(&a.neural)?,
@@ -146,10 +146,7 @@ pub fn run(a: Args) -> Result<()> {
         "features": inputs, "rdm": a.rdm, "compare": a.compare, "bootstraps": a.bootstraps, "seed": a.seed,
         "rdm_layout": "condensed upper triangles in scipy pdist order, stimuli in the assembly's order",
     });
-    write_bytes_atomic(
-        &out.path().join("run.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
+    write_run_json(out.path(), meta)?;
     let dir = out.commit()?;
     println!("wrote {}", dir.join("rsa.csv").display());
     Ok(())
