@@ -3,22 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn ventral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(args)
-        .output()
-        .expect("run ventral")
-}
+use std::path::Path;
+
+use common::{s, ventral};
 
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

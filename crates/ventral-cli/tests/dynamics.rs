@@ -3,28 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn ventral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(args)
-        .output()
-        .expect("run ventral")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use common::{fails, ok, s, ventral};
 
 #[test]
 fn record_a_run_then_analyse_its_dynamics() {
@@ -167,13 +150,11 @@ fn reference_npz_and_bad_inputs() {
             .unwrap();
     ventral_core::npy::write_npz(&bad, &[("x", &a)], false).unwrap();
     let bad_out = d.path().join("bad_out");
-    let o = ventral(&["dynamics", "--activations", s(&bad), "--out", s(&bad_out)]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&o.stderr);
+    let e = fails(&["dynamics", "--activations", s(&bad), "--out", s(&bad_out)]);
     assert!(e.contains("bad.npz") && e.contains("outputs_all"), "{e}");
     assert!(!bad_out.exists());
     // An untrained control of other images.
-    let o = ventral(&[
+    fails(&[
         "dynamics",
         "--activations",
         s(&fx.join("small.npz")),
@@ -182,14 +163,12 @@ fn reference_npz_and_bad_inputs() {
         "--out",
         s(&bad_out),
     ]);
-    assert_eq!(o.status.code(), Some(2));
     assert!(!bad_out.exists());
     // A truncated file.
     let bytes = std::fs::read(fx.join("small.npz")).unwrap();
     let trunc = d.path().join("trunc.npz");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
-    let o = ventral(&["dynamics", "--activations", s(&trunc), "--out", s(&bad_out)]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("trunc.npz"));
+    let e = fails(&["dynamics", "--activations", s(&trunc), "--out", s(&bad_out)]);
+    assert!(e.contains("trunc.npz"), "{e}");
     assert!(!bad_out.exists());
 }

@@ -3,40 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn ventral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(args)
-        .output()
-        .expect("run ventral")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs ventral expecting the bad-input exit code 2; returns stderr.
-fn fails(args: &[&str]) -> String {
-    let o = ventral(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use common::{fails, ok, s, ventral};
 
 #[test]
 fn synth_then_fit_then_bad_inputs() {

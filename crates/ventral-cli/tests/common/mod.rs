@@ -1,0 +1,41 @@
+//! Helpers shared by the CLI integration tests (each test binary uses a subset).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the `ventral` binary with `args`.
+pub fn ventral(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(args)
+        .output()
+        .expect("run ventral")
+}
+
+/// A path as `&str`.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Asserts success, printing both streams otherwise.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Runs ventral expecting the bad-input exit code 2; returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let o = ventral(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
