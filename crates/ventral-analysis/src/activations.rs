@@ -163,38 +163,29 @@ impl Activations {
                 ),
             ));
         }
-        let float = |a: &NpyArray, key: &str| {
-            a.to_f32().filter(|_| a.is_float()).ok_or_else(|| {
+        // A [T, N, width] float array, every value finite (else: where the first one is not).
+        let float = |a: &NpyArray, key: &str, width: usize, unit: &str| {
+            let v = a.to_f32().filter(|_| a.is_float()).ok_or_else(|| {
                 file_err(
                     &src,
                     format!("{key} must be float32 or float64, is {}", a.dtype().descr()),
                 )
-            })
+            })?;
+            match v.iter().position(|x| !x.is_finite()) {
+                Some(q) => Err(file_err(
+                    &src,
+                    format!(
+                        "{key} has a non-finite value at step {}, image {}, {unit} {}",
+                        q / (n * width),
+                        (q / width) % n,
+                        q % width
+                    ),
+                )),
+                None => Ok(v),
+            }
         };
-        let log_probs = float(&out, "outputs_all")?;
-        if let Some(q) = log_probs.iter().position(|v| !v.is_finite()) {
-            return Err(file_err(
-                &src,
-                format!(
-                    "outputs_all has a non-finite value at step {}, image {}, class {}",
-                    q / (n * c),
-                    (q / c) % n,
-                    q % c
-                ),
-            ));
-        }
-        let reps = float(&reps, "representations_all")?;
-        if let Some(q) = reps.iter().position(|v| !v.is_finite()) {
-            return Err(file_err(
-                &src,
-                format!(
-                    "representations_all has a non-finite value at step {}, image {}, unit {}",
-                    q / (n * d),
-                    (q / d) % n,
-                    q % d
-                ),
-            ));
-        }
+        let log_probs = float(&out, "outputs_all", c, "class")?;
+        let reps = float(&reps, "representations_all", d, "unit")?;
         let lab = labels
             .to_f64()
             .ok_or_else(|| file_err(&src, "labels_all must be numeric"))?;
