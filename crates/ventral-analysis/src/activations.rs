@@ -164,13 +164,14 @@ impl Activations {
             ));
         }
         // A [T, N, width] float array, every value finite (else: where the first one is not).
-        let float = |a: &NpyArray, key: &str, width: usize, unit: &str| {
-            let v = a.to_f32().filter(|_| a.is_float()).ok_or_else(|| {
-                file_err(
+        let float = |a: NpyArray, key: &str, width: usize, unit: &str| {
+            if !a.is_float() {
+                return Err(file_err(
                     &src,
                     format!("{key} must be float32 or float64, is {}", a.dtype().descr()),
-                )
-            })?;
+                ));
+            }
+            let v = a.into_f32().unwrap_or_default();
             match v.iter().position(|x| !x.is_finite()) {
                 Some(q) => Err(file_err(
                     &src,
@@ -184,8 +185,8 @@ impl Activations {
                 None => Ok(v),
             }
         };
-        let log_probs = float(&out, "outputs_all", c, "class")?;
-        let reps = float(&reps, "representations_all", d, "unit")?;
+        let log_probs = float(out, "outputs_all", c, "class")?;
+        let reps = float(reps, "representations_all", d, "unit")?;
         let lab = labels
             .to_f64()
             .ok_or_else(|| file_err(&src, "labels_all must be numeric"))?;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 use rayon::prelude::*;
 use ventral_core::stats::mean_ci;
 
@@ -239,53 +239,59 @@ fn geometry(
     pair: &[f64],
 ) -> StepGeometry {
     let (n, c, d) = (a.n, a.c, a.d);
-    let r = Mat::from_fn(n, d, |i, j| f64::from(a.rep(t, i)[j]));
-    let w = Mat::from_fn(c, d, |k, j| a.readout_weight[k * d + j]);
-    let g = &r * w.transpose(); // [N, C] w_k · r
-    let rows: Vec<(f64, Vec<f64>, f64, f64)> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let ri = a.rep(t, i);
-            let norm = ri
-                .iter()
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum::<f64>()
-                .sqrt();
-            let cos: Vec<f64> = (0..c).map(|k| g[(i, k)] / (norm * w_norm[k])).collect();
+    // Representations of step t promoted to f64 ([N, D] row-major = [D, N] column-major, so
+    // each image is one contiguous column) and their norms, one pass, in parallel.
+    let reps = &a.reps[t * n * d..(t + 1) * n * d];
+    let mut r64 = vec![0.0f64; n * d];
+    let mut norm = vec![0.0f64; n];
+    r64.par_chunks_mut(d.max(1))
+        .zip(reps.par_chunks(d.max(1)))
+        .zip(norm.par_iter_mut())
+        .for_each(|((o, r), nr)| {
+            let mut ss = 0.0;
+            for (o, &v) in o.iter_mut().zip(r) {
+                *o = f64::from(v);
+                ss += *o * *o;
+            }
+            *nr = ss.sqrt();
+        });
+    let rt = MatRef::from_column_major_slice(&r64, d, n); // column i = r_i
+    let wt = MatRef::from_column_major_slice(&a.readout_weight, d, c); // column k = w_k
+    let gt: Mat<f64> = wt.transpose() * rt; // [C, N]: column i = (w_k · r_i)_k
+    let mut geo = StepGeometry {
+        norm,
+        cos: vec![0.0; n * c],
+        logit_margin: vec![0.0; n],
+        angular_margin: vec![0.0; n],
+    };
+    let bias = |k: usize| a.readout_bias.as_ref().map_or(0.0, |b| b[k]);
+    geo.cos
+        .par_chunks_mut(c.max(1))
+        .zip(geo.logit_margin.par_iter_mut())
+        .zip(geo.angular_margin.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, ((cos, lm), am))| {
+            let g = gt.col(i);
+            let nr = geo.norm[i];
+            for (k, o) in cos.iter_mut().enumerate() {
+                *o = g[k] / (nr * w_norm[k]);
+            }
             let p = preds[i];
             let lp = a.logp(t, i);
-            let lm = (0..c)
+            *lm = (0..c)
                 .filter(|&k| k != p)
                 .map(|k| f64::from(lp[p]) - f64::from(lp[k]))
                 .fold(f64::INFINITY, f64::min);
-            let bias = |k: usize| a.readout_bias.as_ref().map_or(0.0, |b| b[k]);
-            let am = (0..c)
+            let m = (0..c)
                 .filter(|&k| k != p)
-                .map(|k| {
-                    let num = g[(i, p)] - g[(i, k)] + bias(p) - bias(k);
-                    num / (pair[p * c + k] * norm)
-                })
+                .map(|k| (g[p] - g[k] + bias(p) - bias(k)) / (pair[p * c + k] * nr))
                 .fold(f64::INFINITY, f64::min);
-            let am = if norm > 0.0 {
-                am.clamp(-1.0, 1.0).asin().to_degrees()
+            *am = if nr > 0.0 {
+                m.clamp(-1.0, 1.0).asin().to_degrees()
             } else {
                 f64::NAN
             };
-            (norm, cos, lm, am)
-        })
-        .collect();
-    let mut geo = StepGeometry {
-        norm: Vec::with_capacity(n),
-        cos: Vec::with_capacity(n * c),
-        logit_margin: Vec::with_capacity(n),
-        angular_margin: Vec::with_capacity(n),
-    };
-    for (norm, cos, lm, am) in rows {
-        geo.norm.push(norm);
-        geo.cos.extend(cos);
-        geo.logit_margin.push(lm);
-        geo.angular_margin.push(am);
-    }
+        });
     geo
 }
 
@@ -369,15 +375,11 @@ pub fn analyse(
     // Representation change per t_stable group.
     let mut change = Vec::new();
     for (label, net) in std::iter::once(("trained", a)).chain(untrained.map(|u| ("untrained", u))) {
-        for g in 0..hz {
-            let members: Vec<usize> = analysed
-                .iter()
-                .copied()
-                .filter(|&i| images[i].t_stable == Some(g))
-                .collect();
-            for t in 0..tt.saturating_sub(1) {
-                let v: Vec<f64> = members
-                    .iter()
+        // [T − 1][analysed] ‖r(t + 1) − r(t)‖₂, in parallel over images.
+        let steps: Vec<Vec<f64>> = (0..tt.saturating_sub(1))
+            .map(|t| {
+                analysed
+                    .par_iter()
                     .map(|&i| {
                         net.rep(t + 1, i)
                             .iter()
@@ -386,7 +388,15 @@ pub fn analyse(
                             .sum::<f64>()
                             .sqrt()
                     })
-                    .collect();
+                    .collect()
+            })
+            .collect();
+        for g in 0..hz {
+            let members: Vec<usize> = (0..analysed.len())
+                .filter(|&q| images[analysed[q]].t_stable == Some(g))
+                .collect();
+            for (t, dist) in steps.iter().enumerate() {
+                let v: Vec<f64> = members.iter().map(|&q| dist[q]).collect();
                 change.push(ChangeRow {
                     network: label.into(),
                     t_stable: g,

@@ -17,8 +17,9 @@ pub fn principal_axes(x: &[f64], m: usize, d: usize, k: usize) -> (Vec<f64>, Vec
             .map(|j| 1.0 + ((j * 7 + a * 13) % 11) as f64 / 11.0)
             .collect();
         for _ in 0..500 {
+            // cov is symmetric: row i · v = column i · v, and columns are contiguous.
             let mut nv: Vec<f64> = (0..d)
-                .map(|i| (0..d).map(|j| cov[(i, j)] * v[j]).sum())
+                .map(|i| cov.col_as_slice(i).iter().zip(&v).map(|(c, x)| c * x).sum())
                 .collect();
             for u in &axes {
                 let p: f64 = nv.iter().zip(u).map(|(a, b)| a * b).sum();

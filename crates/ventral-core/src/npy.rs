@@ -220,6 +220,14 @@ impl NpyArray {
         numeric_conv!(self, f32)
     }
 
+    /// Values as f32, moving the buffer when the array already is float32 (no copy).
+    pub fn into_f32(self) -> Option<Vec<f32>> {
+        match self.data {
+            NpyData::F32(v) => Some(v),
+            _ => self.to_f32(),
+        }
+    }
+
     /// Integer values as i64; None for strings, or for floats that are not whole numbers.
     pub fn to_i64(&self) -> Option<Vec<i64>> {
         match &self.data {
