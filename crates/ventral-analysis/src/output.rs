@@ -345,47 +345,59 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
         )],
     });
 
-    // Representation change.
+    // Representation change: one panel per network variant (trained, untrained) on one y
+    // range, a line per t_stable group.
     let mut figs = Vec::new();
     for n in nets {
         let d = n.dynamics;
-        let mut series = Vec::new();
+        let shown = |r: &&crate::dynamics::ChangeRow| r.t_stable < d.horizon && r.stat.n > 0;
+        let (lo, hi) = d
+            .change
+            .iter()
+            .filter(shown)
+            .flat_map(|r| [r.stat.mean, r.stat.ci_low, r.stat.ci_high])
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = ((hi - lo) * 0.05).max(1e-9);
+        let y_range = (lo <= hi).then_some((lo - pad, hi + pad));
         for network in ["trained", "untrained"] {
-            for g in 0..d.horizon {
-                let pts: Vec<(f64, Stat)> = d
-                    .change
-                    .iter()
-                    .filter(|r| r.network == network && r.t_stable == g && r.stat.n > 0)
-                    .map(|r| (r.timestep as f64 + 0.5, r.stat))
-                    .collect();
-                if !pts.is_empty() {
-                    series.push(stat_series(
-                        format!("{network}, t_stable={g}"),
-                        pts,
-                        if network == "trained" {
-                            Style::Line
-                        } else {
-                            Style::Dashed
-                        },
-                    ));
-                }
+            let series: Vec<Series> = (0..d.horizon)
+                .filter_map(|g| {
+                    let pts: Vec<(f64, Stat)> = d
+                        .change
+                        .iter()
+                        .filter(shown)
+                        .filter(|r| r.network == network && r.t_stable == g)
+                        .map(|r| (r.timestep as f64 + 0.5, r.stat))
+                        .collect();
+                    (!pts.is_empty())
+                        .then(|| stat_series(format!("t_stable = {g}"), pts, Style::Line))
+                })
+                .collect();
+            if series.is_empty() {
+                continue;
             }
+            figs.push(plot(
+                &pd,
+                &stem(n, &format!("representation_change_{network}")),
+                &LinePlot {
+                    title: tag(
+                        n,
+                        &format!("Representation change ‖r(t+1) − r(t)‖, {network} network"),
+                    ),
+                    x_label: "time step (each point between t and t+1)".into(),
+                    y_label: "L2 distance (activation units)".into(),
+                    series,
+                    y_range,
+                },
+            )?);
         }
-        figs.push(plot(
-            &pd,
-            &stem(n, "representation_change"),
-            &LinePlot {
-                title: tag(n, "Representation change ‖r(t+1) − r(t)‖"),
-                x_label: "time step (between t and t+1)".into(),
-                y_label: "L2 distance (activation units)".into(),
-                series,
-                y_range: None,
-            },
-        )?);
     }
     sections.push(Section {
         heading: "Representations keep moving after correct classification".into(),
-        text: vec!["Mean step size of stable-correct images per t_stable group, with 95% t-intervals; dashed: the same images through the untrained network.".into()],
+        text: vec!["Mean step size of stable-correct images per t_stable group (images that reach their final, correct class at t_stable and keep it), with 95% t-intervals; the second panel passes the same images through the untrained network (same y axis).".into()],
         figures: figs,
         tables: Vec::new(),
     });
@@ -712,26 +724,38 @@ fn trajectory_plots(
             })
             .collect();
         if a.readout_bias.is_none() {
-            // Boundary w_a·r = w_b·r: ‖w_a‖ x = ‖w_b‖ y.
-            let xmax = series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.0.abs().max(p.1.abs())))
-                .fold(0.0, f64::max);
-            series.push(Series {
-                name: "zone boundary".into(),
-                points: vec![(0.0, 0.0), (xmax, xmax * na / nb)],
-                style: Style::Dashed,
-                ..Series::default()
-            });
+            // Boundary w_a·r = w_b·r: ‖w_a‖ x = ‖w_b‖ y, drawn across the data's box (the
+            // trajectories cross it: they start in zone a and end in zone b).
+            let (mut x0, mut x1, mut y0, mut y1) = (
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            );
+            for p in series.iter().flat_map(|s| &s.points) {
+                (x0, x1) = (x0.min(p.0), x1.max(p.0));
+                (y0, y1) = (y0.min(p.1), y1.max(p.1));
+            }
+            let slope = na / nb;
+            let (lo, hi) = (x0.max(y0 / slope), x1.min(y1 / slope));
+            if lo < hi {
+                series.push(Series {
+                    name: "zone boundary".into(),
+                    points: vec![(lo, lo * slope), (hi, hi * slope)],
+                    style: Style::Dashed,
+                    ..Series::default()
+                });
+            }
         }
         figs.push(plot(
             pd,
             &format!("{stem_prefix}trajectories_readout"),
             &LinePlot {
                 title: format!(
-                    "{title_prefix}From zone {} into zone {}",
+                    "{title_prefix}From zone {} into zone {} (t = 0 … {})",
                     label(n, za),
-                    label(n, zb)
+                    label(n, zb),
+                    a.t - 1
                 ),
                 x_label: format!("r · ŵ({}) (start zone)", label(n, za)),
                 y_label: format!("r · ŵ({}) (correct zone)", label(n, zb)),

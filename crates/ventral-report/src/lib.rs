@@ -9,6 +9,10 @@ use std::sync::Once;
 use plotters::prelude::*;
 use thiserror::Error;
 
+mod bitmap;
+
+use plotters_backend::text_anchor::{HPos, Pos, VPos};
+
 /// A plotting error, naming the output file.
 #[derive(Debug, Error)]
 #[error("{path}: {msg}")]
@@ -60,7 +64,7 @@ pub struct LinePlot {
     pub y_range: Option<(f64, f64)>,
 }
 
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -69,7 +73,35 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
+
+/// plotters' tick label for an f64 axis, without the sign of a rounded-off zero ("-0.0").
+fn tick(v: &f64) -> String {
+    use plotters::coord::ranged1d::ValueFormatter;
+    use plotters::coord::types::RangedCoordf64;
+    let s = RangedCoordf64::format(v);
+    match s.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => s,
+    }
+}
+
+/// Pixels of the legend column: none without named series, else enough for the longest name.
+fn legend_width(p: &LinePlot) -> u32 {
+    let longest = p
+        .series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    if longest == 0 {
+        0
+    } else {
+        (longest as u32 * 8 + 50).clamp(110, 400)
+    }
+}
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
@@ -79,6 +111,12 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root
+        .titled(&p.title, ("sans-serif", 22))
+        .map_err(|e| e.to_string())?;
+    // The legend sits in its own column right of the axes, never over the data.
+    let (w, _) = root.dim_in_pixel();
+    let (root, legend_area) = root.split_horizontally(w.saturating_sub(legend_width(p)));
     let xs = p
         .series
         .iter()
@@ -87,6 +125,17 @@ where
     let (mut x0, mut x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     if x0 > x1 {
         (x0, x1) = (0.0, 1.0);
+    }
+    // Whole-number x values (time steps, epochs), or values halfway between them (changes
+    // from t to t + 1): whole-number ticks, at most 12, and the axis spans whole numbers.
+    let step_x = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|q| q.0))
+        .filter(|x| x.is_finite())
+        .all(|x| x.fract().abs() == 0.0 || x.fract().abs() == 0.5);
+    if step_x {
+        (x0, x1) = (x0.floor(), x1.ceil());
     }
     if x0 == x1 {
         x1 = x0 + 1.0;
@@ -109,20 +158,30 @@ where
         }
     });
     let mut chart = ChartBuilder::on(&root)
-        .caption(&p.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc(&p.x_label)
+    let int_fmt = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{}", v.round() as i64)
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(&p.x_label)
         .y_desc(&p.y_label)
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick);
+    if step_x {
+        mesh.x_labels(((x1 - x0) as usize + 1).min(12))
+            .x_label_formatter(&int_fmt);
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
     for (i, s) in p.series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         if let Some(band) = &s.band {
@@ -140,13 +199,14 @@ where
             .collect();
         match s.style {
             Style::Line => {
+                // One element per segment: plotters' bitmap backend draws spikes at sharp
+                // joins of thick polylines.
                 chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(&s.name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                    });
+                    .draw_series(
+                        pts.windows(2)
+                            .map(|w| PathElement::new(vec![w[0], w[1]], c.stroke_width(2))),
+                    )
+                    .map_err(|e| e.to_string())?;
                 chart
                     .draw_series(pts.iter().map(|q| Circle::new(*q, 3, c.filled())))
                     .map_err(|e| e.to_string())?;
@@ -154,29 +214,40 @@ where
             Style::Dashed => {
                 chart
                     .draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(&s.name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(1))
-                    });
+                    .map_err(|e| e.to_string())?;
             }
             Style::Points => {
                 chart
                     .draw_series(pts.iter().map(|q| Circle::new(*q, 3, c.mix(0.6).filled())))
-                    .map_err(|e| e.to_string())?
-                    .label(&s.name)
-                    .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+                    .map_err(|e| e.to_string())?;
             }
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let font = ("sans-serif", 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let named = p
+        .series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.name.is_empty());
+    for (row, (i, s)) in named.enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        let y = 30 + 22 * row as i32;
+        let line = |a: i32, b: i32| PathElement::new(vec![(a, y), (b, y)], c.stroke_width(2));
+        let r = match s.style {
+            Style::Line => legend_area
+                .draw(&line(6, 30))
+                .and_then(|_| legend_area.draw(&Circle::new((18, y), 3, c.filled()))),
+            Style::Dashed => legend_area
+                .draw(&line(6, 14))
+                .and_then(|_| legend_area.draw(&line(20, 30))),
+            Style::Points => legend_area.draw(&Circle::new((18, y), 4, c.filled())),
+        };
+        r.and_then(|_| legend_area.draw(&Text::new(s.name.clone(), (38, y), font.clone())))
+            .map_err(|e| e.to_string())?;
+    }
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -224,8 +295,12 @@ fn render(stem: &Path, fig: &impl Figure, (w, h): (u32, u32)) -> Result<(), Plot
     };
     let png = stem.with_extension("png");
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    fig.draw_on(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area())
-        .map_err(|m| err(&png, m))?;
+    let font =
+        ab_glyph::FontRef::try_from_slice(FONT_BYTES).map_err(|e| err(&png, e.to_string()))?;
+    fig.draw_on(
+        bitmap::Bitmap::new(BitMapBackend::with_buffer(&mut buf, (w, h)), font).into_drawing_area(),
+    )
+    .map_err(|m| err(&png, m))?;
     let bytes = encode_png(w, h, &buf).map_err(|m| err(&png, m))?;
     ventral_core::write_bytes_atomic(&png, &bytes).map_err(|e| err(&png, e.to_string()))?;
     let svg = stem.with_extension("svg");
@@ -239,7 +314,7 @@ fn render(stem: &Path, fig: &impl Figure, (w, h): (u32, u32)) -> Result<(), Plot
 
 /// Write `stem.png` and `stem.svg` (800×500). Each file is written atomically.
 pub fn line_plot(stem: &Path, p: &LinePlot) -> Result<(), PlotError> {
-    render(stem, p, (800, 500))
+    render(stem, p, (800 + legend_width(p), 500))
 }
 
 /// Encode RGB8 as PNG.
@@ -434,39 +509,52 @@ where
         }
     }
     let top = p.linkage.iter().map(|r| r[2]).fold(0.0, f64::max).max(1e-9) * 1.05;
+    // Leaf labels are drawn one per leaf (mesh labels would land at "nice" tick positions,
+    // not at the leaves); the label area grows with the longest label.
+    let font = if n > 60 {
+        9
+    } else if n > 30 {
+        11
+    } else {
+        13
+    };
+    let longest = p
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_area = (longest as u32 * font * 6 / 10 + 14).clamp(30, 200);
     let mut chart = ChartBuilder::on(&root)
         .caption(&p.title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(if n > 30 { 90 } else { 60 })
+        .x_label_area_size(label_area)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..n.max(1) as f64, 0.0..top)
         .map_err(|x| e(&x))?;
-    let labels: Vec<String> = order
-        .iter()
-        .map(|&l| p.labels.get(l).cloned().unwrap_or_default())
-        .collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n.min(60))
-        .x_label_style(
-            ("sans-serif", if n > 30 { 9 } else { 13 })
-                .into_font()
-                .transform(FontTransform::Rotate90),
-        )
-        .x_label_formatter(&|v| {
-            let i = v.floor() as usize;
-            if (v - i as f64 - 0.5).abs() < 1e-6 {
-                labels.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_labels(0)
         .y_desc(&p.y_label)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(|x| e(&x))?;
+    let style = ("sans-serif", font)
+        .into_font()
+        .transform(FontTransform::Rotate90)
+        .color(&BLACK);
+    for (pos, &leaf) in order.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(pos as f64 + 0.5, 0.0));
+        let text = p.labels.get(leaf).cloned().unwrap_or_default();
+        root.draw(&Text::new(
+            text,
+            (px + font as i32 / 2, py + 6),
+            style.clone(),
+        ))
+        .map_err(|x| e(&x))?;
+    }
     for (i, r) in p.linkage.iter().enumerate() {
         let (a, b) = (r[0] as usize, r[1] as usize);
         if a >= x.len() || b >= x.len() {
