@@ -101,6 +101,8 @@ fn record_a_run_then_analyse_its_dynamics() {
         "report.html",
         "plots/accuracy.png",
         "plots/readout_dendrogram.svg",
+        "plots/representation_change_trained.svg",
+        "plots/representation_change_untrained.png",
     ] {
         assert!(dir.join(f).is_file(), "missing {f}");
     }
