@@ -402,8 +402,26 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
         tables: Vec::new(),
     });
 
-    // Signatures of stability: one figure per metric, networks side by side.
+    // Signatures of stability: one figure per metric, networks side by side; a network without
+    // stable-later images gets a sentence instead of empty axes.
     let mut figs = Vec::new();
+    let mut sig_text = vec!["Over stable-correct images inside the horizon, at each t ≥ 1: stable-now images (t_stable ≤ t, already in their final correct zone) against stable-later images (t_stable > t, currently in another zone). Means with 95% t-intervals.".to_string()];
+    let has_sig = |n: &Net<'_>| n.dynamics.signatures.iter().any(|r| r.stat.n > 0);
+    for n in nets.iter().filter(|n| !has_sig(n)) {
+        let d = n.dynamics;
+        sig_text.push(if d.horizon <= 1 {
+            format!(
+                "{}: no signatures. The analysis horizon is {}: (almost) every stable-correct image is already in its final zone at t = 0, so there is no stable-later group — as for a network whose prediction does not change over steps.",
+                n.name, d.horizon
+            )
+        } else {
+            format!(
+                "{}: no signatures: no stable-correct image becomes stable inside the horizon ({}).",
+                n.name, d.horizon
+            )
+        });
+    }
+    let sig_nets: Vec<&Net<'_>> = nets.iter().filter(|n| has_sig(n)).collect();
     for (metric, ylab, title) in [
         (
             "norm",
@@ -416,7 +434,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
             "Peripherality: cosine with the current readout vector",
         ),
     ] {
-        for n in nets {
+        for &n in &sig_nets {
             let d = n.dynamics;
             let series: Vec<Series> = ["stable_now", "stable_later"]
                 .iter()
@@ -445,7 +463,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
             )?);
         }
     }
-    for n in nets {
+    for &n in &sig_nets {
         let d = n.dynamics;
         let series: Vec<Series> = [
             ("cos_future", "future (correct) class"),
@@ -478,7 +496,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     }
     sections.push(Section {
         heading: "Signatures of stability".into(),
-        text: vec!["Over stable-correct images inside the horizon, at each t ≥ 1: stable-now images (t_stable ≤ t, already in their final correct zone) against stable-later images (t_stable > t, currently in another zone). Means with 95% t-intervals.".into()],
+        text: sig_text,
         figures: figs,
         tables: Vec::new(),
     });
