@@ -100,6 +100,27 @@ fn record_reproduces_the_reference_outputs() {
     assert_eq!(z.read("readout_bias").unwrap().shape, vec![0]);
     assert_eq!(z.read("labels_all").unwrap().to_i64().unwrap(), y);
 
+    // The recording goes straight into `dynamics`; its accuracy per step is the reference's.
+    let dyn_dir = d.path().join("dyn");
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["dynamics", "--activations", p(&out), "--out", p(&dyn_dir)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, ref_lp) = st.f32("log_probs").unwrap();
+    let acc = std::fs::read_to_string(dyn_dir.join("accuracy.csv")).unwrap();
+    for (t, line) in acc.lines().skip(1).enumerate() {
+        let correct = (0..6)
+            .filter(|&i| {
+                let row = &ref_lp[(t * 6 + i) * 100..(t * 6 + i + 1) * 100];
+                let arg = (0..100).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+                arg as i64 == y[i]
+            })
+            .count();
+        let got: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((got - correct as f64 / 6.0).abs() < 1e-12, "t={t}: {line}");
+    }
+
     // Wrong image size: exit 2 naming the file and the expected shape.
     let bad = d.path().join("bad.npy");
     write_npy(
