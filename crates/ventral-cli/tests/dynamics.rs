@@ -75,6 +75,90 @@ fn record_a_run_then_analyse_its_dynamics() {
     assert_eq!(out_shape[0], 4); // tiny.toml: 4 steps
     assert_eq!(z.read("it").unwrap().shape[..2], out_shape[..2]);
 
+    // --pool none / grid:K / gap agree: gap and the K×K grid are averages of the unpooled map
+    // (grid cells as PyTorch's adaptive_avg_pool2d: rows floor(iH/K) .. ceil((i+1)H/K)).
+    let gap = z.read("v4").unwrap();
+    let channels = gap.shape[2];
+    let mut pooled = Vec::new();
+    for pool in ["none", "grid:3"] {
+        let out = d.path().join(format!("v4_{}.npz", pool.replace(':', "")));
+        ok(&ventral(&[
+            "record",
+            "--run",
+            s(&run),
+            "--data",
+            s(&stim),
+            "--split",
+            "val",
+            "--layers",
+            "v4",
+            "--pool",
+            pool,
+            "--out",
+            s(&out),
+        ]));
+        let a = ventral_core::npy::NpzReader::open(&out)
+            .unwrap()
+            .read("v4")
+            .unwrap();
+        pooled.push(a);
+    }
+    let (full, grid) = (&pooled[0], &pooled[1]);
+    let hw = full.shape[2] / channels;
+    let h = (hw as f64).sqrt() as usize;
+    assert_eq!(h * h * channels, full.shape[2]);
+    let k = 3;
+    assert_eq!(grid.shape[2], channels * k * k);
+    let (fv, gv, av) = (
+        full.to_f64().unwrap(),
+        grid.to_f64().unwrap(),
+        gap.to_f64().unwrap(),
+    );
+    let rows = full.shape[0] * full.shape[1];
+    for r in (0..rows).step_by(7) {
+        for c in 0..channels {
+            let px = |y: usize, x: usize| fv[r * full.shape[2] + c * h * h + y * h + x];
+            let mean = (0..h)
+                .flat_map(|y| (0..h).map(move |x| (y, x)))
+                .map(|(y, x)| px(y, x))
+                .sum::<f64>()
+                / (h * h) as f64;
+            assert!((mean - av[r * channels + c]).abs() < 1e-4, "gap r{r} c{c}");
+            for i in 0..k {
+                for j in 0..k {
+                    let (y0, y1) = (i * h / k, ((i + 1) * h).div_ceil(k));
+                    let (x0, x1) = (j * h / k, ((j + 1) * h).div_ceil(k));
+                    let cell = (y0..y1)
+                        .flat_map(|y| (x0..x1).map(move |x| (y, x)))
+                        .map(|(y, x)| px(y, x))
+                        .sum::<f64>()
+                        / ((y1 - y0) * (x1 - x0)) as f64;
+                    let got = gv[r * grid.shape[2] + c * k * k + i * k + j];
+                    assert!(
+                        (cell - got).abs() < 1e-4,
+                        "grid r{r} c{c} cell {i},{j}: {cell} vs {got}"
+                    );
+                }
+            }
+        }
+    }
+    let bad = d.path().join("bad.npz");
+    let err = fails(&[
+        "record",
+        "--run",
+        s(&run),
+        "--data",
+        s(&stim),
+        "--layers",
+        "v4",
+        "--pool",
+        "grid:0",
+        "--out",
+        s(&bad),
+    ]);
+    assert!(err.contains("grid:K"), "{err}");
+    assert!(!bad.exists());
+
     let dir = d.path().join("dyn");
     ok(&ventral(&[
         "dynamics",

@@ -31,16 +31,25 @@ pub enum Pool {
     Gap,
     /// Unpooled, C·H·W per image: `[T, N, C·H·W]`.
     None,
+    /// Adaptive average pooling to a K×K grid (PyTorch's `adaptive_avg_pool2d`), flattened
+    /// channel-major: `[T, N, C·K·K]`. Keeps coarse spatial layout at a fraction of the size.
+    Grid(usize),
 }
 
 impl Pool {
     pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            TrainError::Config(format!(
+                "--pool `{s}`: expected gap, none or grid:K (K ≥ 1, e.g. grid:4)"
+            ))
+        };
         match s {
             "gap" => Ok(Pool::Gap),
             "none" => Ok(Pool::None),
-            _ => Err(TrainError::Config(format!(
-                "--pool `{s}`: expected gap or none"
-            ))),
+            _ => match s.strip_prefix("grid:").map(str::parse::<usize>) {
+                Some(Ok(k)) if k >= 1 => Ok(Pool::Grid(k)),
+                _ => Err(bad()),
+            },
         }
     }
 }
@@ -283,6 +292,15 @@ fn record_core(
                     arrays.push(match opts.pool {
                         Pool::Gap => a.clone().mean_dim(3).mean_dim(2).reshape([b, ch]),
                         Pool::None => a.clone().reshape([b, ch * hh * ww]),
+                        Pool::Grid(k) => {
+                            if k > hh || k > ww {
+                                return Err(TrainError::Config(format!(
+                                    "--pool grid:{k}: area `{l}` is only {hh}×{ww}"
+                                )));
+                            }
+                            burn::tensor::module::adaptive_avg_pool2d(a.clone(), [k, k])
+                                .reshape([b, ch * k * k])
+                        }
                     });
                 }
                 for (st, arr) in streams.iter_mut().zip(arrays) {

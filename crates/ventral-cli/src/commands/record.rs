@@ -43,7 +43,8 @@ pub struct Args {
     /// Areas to record too (v1, v2, v4, it), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<String>,
-    /// Spatial reduction of the areas: gap (global average, [T, N, C]) or none.
+    /// Spatial reduction of the areas: gap (global average, [T, N, C]), grid:K (average over a
+    /// K×K grid, [T, N, C·K·K], channel-major like PyTorch's flatten) or none ([T, N, C·H·W]).
     #[arg(long, default_value = "gap")]
     pub pool: String,
     /// Output .npz.
