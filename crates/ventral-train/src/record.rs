@@ -54,6 +54,23 @@ impl Pool {
     }
 }
 
+/// Reduces one area's `[B, C, H, W]` output to `[B, width]` as `pool` says.
+pub fn pool_area(a: Tensor<4>, pool: Pool, name: &str) -> Result<Tensor<2>> {
+    let [b, ch, hh, ww] = a.dims();
+    Ok(match pool {
+        Pool::Gap => a.mean_dim(3).mean_dim(2).reshape([b, ch]),
+        Pool::None => a.reshape([b, ch * hh * ww]),
+        Pool::Grid(k) => {
+            if k > hh || k > ww {
+                return Err(TrainError::Config(format!(
+                    "--pool grid:{k}: area `{name}` is only {hh}×{ww}"
+                )));
+            }
+            burn::tensor::module::adaptive_avg_pool2d(a, [k, k]).reshape([b, ch * k * k])
+        }
+    })
+}
+
 /// What to record beyond the reference keys.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -288,20 +305,7 @@ fn record_core(
                             "this model does not expose area `{l}` (only BLT models record areas)"
                         )));
                     };
-                    let [b, ch, hh, ww] = a.dims();
-                    arrays.push(match opts.pool {
-                        Pool::Gap => a.clone().mean_dim(3).mean_dim(2).reshape([b, ch]),
-                        Pool::None => a.clone().reshape([b, ch * hh * ww]),
-                        Pool::Grid(k) => {
-                            if k > hh || k > ww {
-                                return Err(TrainError::Config(format!(
-                                    "--pool grid:{k}: area `{l}` is only {hh}×{ww}"
-                                )));
-                            }
-                            burn::tensor::module::adaptive_avg_pool2d(a.clone(), [k, k])
-                                .reshape([b, ch * k * k])
-                        }
-                    });
+                    arrays.push(pool_area(a.clone(), opts.pool, l)?);
                 }
                 for (st, arr) in streams.iter_mut().zip(arrays) {
                     st.width = arr.dims()[1];
@@ -390,4 +394,55 @@ fn record_core(
     })();
     let _ = fs::remove_dir_all(&tmp);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // PyTorch 2.x:
+    //   x = torch.sin(torch.arange(2*7*7, dtype=torch.float32).reshape(1, 2, 7, 7) * 0.37) * 3
+    //   torch.nn.functional.adaptive_avg_pool2d(x, (3, 3)).flatten()
+    #[test]
+    fn grid_pool_equals_pytorch_adaptive_avg_pool2d() {
+        let want: [f64; 18] = [
+            -0.12129719,
+            0.35586378,
+            0.64688575,
+            -0.64436311,
+            -0.3480674,
+            0.13028954,
+            -0.45960286,
+            -0.66965008,
+            -0.52942866,
+            -0.52659935,
+            -0.10776713,
+            0.36743435,
+            -0.6095112,
+            -0.64035416,
+            -0.33625153,
+            -0.022881515,
+            -0.46951878,
+            -0.67056847,
+        ];
+        let x: Vec<f32> = (0..2 * 7 * 7)
+            .map(|i| (i as f32 * 0.37).sin() * 3.0)
+            .collect();
+        let device = ventral_models::device::parse_device("cpu").unwrap();
+        let t = Tensor::<4>::from_data(TensorData::new(x, [1, 2, 7, 7]), &device);
+        let got: Vec<f32> = pool_area(t, Pool::Grid(3), "v4")
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(got.len(), 18);
+        for (g, w) in got.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        let t = Tensor::<4>::from_data(TensorData::new(vec![0f32; 4], [1, 1, 2, 2]), &device);
+        assert!(pool_area(t, Pool::Grid(3), "v4").is_err());
+        assert!(Pool::parse("grid:0").is_err() && Pool::parse("grid:x").is_err());
+        assert_eq!(Pool::parse("grid:4").unwrap(), Pool::Grid(4));
+    }
 }
