@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ventral_core::atomic::write_bytes_atomic;
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_report::{
-    Dendrogram, LinePlot, Section, Series, Style, dendrogram, html_report, line_plot,
+    Dendrogram, LinePlot, Section, Series, Style, dendrogram, html_report, line_plot, y_extent,
 };
 
 use crate::activations::Activations;
@@ -350,35 +350,27 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     let mut figs = Vec::new();
     for n in nets {
         let d = n.dynamics;
-        let shown = |r: &&crate::dynamics::ChangeRow| r.t_stable < d.horizon && r.stat.n > 0;
-        let (lo, hi) = d
-            .change
-            .iter()
-            .filter(shown)
-            .flat_map(|r| [r.stat.mean, r.stat.ci_low, r.stat.ci_high])
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = ((hi - lo) * 0.05).max(1e-9);
-        let y_range = (lo <= hi).then_some((lo - pad, hi + pad));
-        for network in ["trained", "untrained"] {
-            let series: Vec<Series> = (0..d.horizon)
-                .filter_map(|g| {
-                    let pts: Vec<(f64, Stat)> = d
-                        .change
-                        .iter()
-                        .filter(shown)
-                        .filter(|r| r.network == network && r.t_stable == g)
-                        .map(|r| (r.timestep as f64 + 0.5, r.stat))
-                        .collect();
-                    (!pts.is_empty())
-                        .then(|| stat_series(format!("t_stable = {g}"), pts, Style::Line))
-                })
-                .collect();
-            if series.is_empty() {
-                continue;
-            }
+        let panels: Vec<(&str, Vec<Series>)> = ["trained", "untrained"]
+            .into_iter()
+            .map(|network| {
+                let series = (0..d.horizon)
+                    .filter_map(|g| {
+                        let pts: Vec<(f64, Stat)> = d
+                            .change
+                            .iter()
+                            .filter(|r| r.network == network && r.t_stable == g && r.stat.n > 0)
+                            .map(|r| (r.timestep as f64 + 0.5, r.stat))
+                            .collect();
+                        (!pts.is_empty())
+                            .then(|| stat_series(format!("t_stable = {g}"), pts, Style::Line))
+                    })
+                    .collect();
+                (network, series)
+            })
+            .filter(|(_, series): &(&str, Vec<Series>)| !series.is_empty())
+            .collect();
+        let y_range = y_extent(panels.iter().flat_map(|(_, series)| series));
+        for (network, series) in panels {
             figs.push(plot(
                 &pd,
                 &stem(n, &format!("representation_change_{network}")),
@@ -390,7 +382,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
                     x_label: "time step (each point between t and t+1)".into(),
                     y_label: "L2 distance (activation units)".into(),
                     series,
-                    y_range,
+                    y_range: Some(y_range),
                 },
             )?);
         }

@@ -103,6 +103,28 @@ fn legend_width(p: &LinePlot) -> u32 {
     }
 }
 
+/// The y range a line plot gives `series` by default: their finite points and bands, padded by
+/// 5 % (at least 1e-9); (0, 1) when there is nothing. Panels that must share a y axis pass the
+/// union of their series and set it as `y_range`.
+pub fn y_extent<'a>(series: impl IntoIterator<Item = &'a Series>) -> (f64, f64) {
+    let (a, b) = series
+        .into_iter()
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|q| q.1)
+                .chain(s.band.iter().flatten().flat_map(|b| [b.1, b.2]))
+        })
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    if a > b {
+        (0.0, 1.0)
+    } else {
+        let pad = ((b - a) * 0.05).max(1e-9);
+        (a - pad, b + pad)
+    }
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     p: &LinePlot,
@@ -117,22 +139,22 @@ where
     // The legend sits in its own column right of the axes, never over the data.
     let (w, _) = root.dim_in_pixel();
     let (root, legend_area) = root.split_horizontally(w.saturating_sub(legend_width(p)));
-    let xs = p
+    let xs: Vec<f64> = p
         .series
         .iter()
         .flat_map(|s| s.points.iter().map(|q| q.0))
-        .filter(|x| x.is_finite());
-    let (mut x0, mut x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        .filter(|x| x.is_finite())
+        .collect();
+    let (mut x0, mut x1) = xs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     if x0 > x1 {
         (x0, x1) = (0.0, 1.0);
     }
     // Whole-number x values (time steps, epochs), or values halfway between them (changes
     // from t to t + 1): whole-number ticks, at most 12, and the axis spans whole numbers.
-    let step_x = p
-        .series
+    let step_x = xs
         .iter()
-        .flat_map(|s| s.points.iter().map(|q| q.0))
-        .filter(|x| x.is_finite())
         .all(|x| x.fract().abs() == 0.0 || x.fract().abs() == 0.5);
     if step_x {
         (x0, x1) = (x0.floor(), x1.ceil());
@@ -140,23 +162,7 @@ where
     if x0 == x1 {
         x1 = x0 + 1.0;
     }
-    let (y0, y1) = p.y_range.unwrap_or_else(|| {
-        let ys = p.series.iter().flat_map(|s| {
-            s.points
-                .iter()
-                .map(|q| q.1)
-                .chain(s.band.iter().flatten().flat_map(|b| [b.1, b.2]))
-        });
-        let (a, b) = ys
-            .filter(|v| v.is_finite())
-            .fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-        if a > b {
-            (0.0, 1.0)
-        } else {
-            let pad = ((b - a) * 0.05).max(1e-9);
-            (a - pad, b + pad)
-        }
-    });
+    let (y0, y1) = p.y_range.unwrap_or_else(|| y_extent(&p.series));
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
         .x_label_area_size(40)
