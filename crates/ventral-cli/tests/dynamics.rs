@@ -39,8 +39,9 @@ fn record_a_run_then_analyse_its_dynamics() {
     ]));
     let last = d.path().join("last.npz");
     let init = d.path().join("init.npz");
-    for (ck, out) in [("last", &last), ("init", &init)] {
-        ok(&ventral(&[
+    // `record` of the run over the validation split into `out`, with `extra` options.
+    let record = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
             "record",
             "--run",
             s(&run),
@@ -48,13 +49,14 @@ fn record_a_run_then_analyse_its_dynamics() {
             s(&stim),
             "--split",
             "val",
-            "--checkpoint",
-            ck,
-            "--layers",
-            "v4,it",
             "--out",
             s(out),
-        ]));
+        ];
+        args.extend_from_slice(extra);
+        ventral(&args)
+    };
+    for (ck, out) in [("last", &last), ("init", &init)] {
+        ok(&record(out, &["--checkpoint", ck, "--layers", "v4,it"]));
     }
     // The recording has the reference keys, the areas and the metadata.
     let mut z = ventral_core::npy::NpzReader::open(&last).unwrap();
@@ -82,21 +84,7 @@ fn record_a_run_then_analyse_its_dynamics() {
     let mut pooled = Vec::new();
     for pool in ["none", "grid:3"] {
         let out = d.path().join(format!("v4_{}.npz", pool.replace(':', "")));
-        ok(&ventral(&[
-            "record",
-            "--run",
-            s(&run),
-            "--data",
-            s(&stim),
-            "--split",
-            "val",
-            "--layers",
-            "v4",
-            "--pool",
-            pool,
-            "--out",
-            s(&out),
-        ]));
+        ok(&record(&out, &["--layers", "v4", "--pool", pool]));
         let a = ventral_core::npy::NpzReader::open(&out)
             .unwrap()
             .read("v4")
@@ -117,22 +105,22 @@ fn record_a_run_then_analyse_its_dynamics() {
     let rows = full.shape[0] * full.shape[1];
     for r in (0..rows).step_by(7) {
         for c in 0..channels {
-            let px = |y: usize, x: usize| fv[r * full.shape[2] + c * h * h + y * h + x];
-            let mean = (0..h)
-                .flat_map(|y| (0..h).map(move |x| (y, x)))
-                .map(|(y, x)| px(y, x))
-                .sum::<f64>()
-                / (h * h) as f64;
+            // Mean of the unpooled map over rows y0..y1 and columns x0..x1.
+            let box_mean = |(y0, y1): (usize, usize), (x0, x1): (usize, usize)| {
+                (y0..y1)
+                    .flat_map(|y| (x0..x1).map(move |x| (y, x)))
+                    .map(|(y, x)| fv[r * full.shape[2] + c * h * h + y * h + x])
+                    .sum::<f64>()
+                    / ((y1 - y0) * (x1 - x0)) as f64
+            };
+            let mean = box_mean((0, h), (0, h));
             assert!((mean - av[r * channels + c]).abs() < 1e-4, "gap r{r} c{c}");
             for i in 0..k {
                 for j in 0..k {
-                    let (y0, y1) = (i * h / k, ((i + 1) * h).div_ceil(k));
-                    let (x0, x1) = (j * h / k, ((j + 1) * h).div_ceil(k));
-                    let cell = (y0..y1)
-                        .flat_map(|y| (x0..x1).map(move |x| (y, x)))
-                        .map(|(y, x)| px(y, x))
-                        .sum::<f64>()
-                        / ((y1 - y0) * (x1 - x0)) as f64;
+                    let cell = box_mean(
+                        (i * h / k, ((i + 1) * h).div_ceil(k)),
+                        (j * h / k, ((j + 1) * h).div_ceil(k)),
+                    );
                     let got = gv[r * grid.shape[2] + c * k * k + i * k + j];
                     assert!(
                         (cell - got).abs() < 1e-4,
