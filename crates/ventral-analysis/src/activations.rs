@@ -118,15 +118,14 @@ fn read_key(z: &mut NpzReader, src: &str, key: &str) -> Result<NpyArray> {
             ),
         ));
     }
-    z.read(key)
-        .map_err(|e| file_err(src, format!("{key}: {e}")))
+    Ok(z.read(key)?)
 }
 
 impl Activations {
     /// Reads and checks an activation `.npz`.
     pub fn read(path: &Path) -> Result<Self> {
         let src = path.display().to_string();
-        let mut z = NpzReader::open(path).map_err(|e| file_err(&src, e))?;
+        let mut z = NpzReader::open(path)?;
         let out = read_key(&mut z, &src, "outputs_all")?;
         let reps = read_key(&mut z, &src, "representations_all")?;
         let labels = read_key(&mut z, &src, "labels_all")?;
@@ -222,9 +221,7 @@ impl Activations {
             _ => None,
         };
         let stimulus_ids = if z.contains("stimulus_id") {
-            let a = z
-                .read("stimulus_id")
-                .map_err(|e| file_err(&src, format!("stimulus_id: {e}")))?;
+            let a = z.read("stimulus_id")?;
             let ids = a
                 .to_strings()
                 .filter(|v| v.len() == n)
@@ -244,7 +241,7 @@ impl Activations {
             let mut columns = Vec::new();
             let mut cols = Vec::new();
             for k in &meta_keys {
-                let a = z.read(k).map_err(|e| file_err(&src, format!("{k}: {e}")))?;
+                let a = z.read(k)?;
                 let v = a
                     .to_strings()
                     .or_else(|| {

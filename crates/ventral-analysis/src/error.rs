@@ -9,6 +9,9 @@ pub enum AnalysisError {
     File { path: String, msg: String },
     #[error("{0}")]
     Invalid(String),
+    /// Reading an `.npy`/`.npz` failed; the message already names the file (and array).
+    #[error(transparent)]
+    Npy(#[from] ventral_core::NpyError),
 }
 
 /// Result with [`AnalysisError`].
