@@ -1,30 +1,51 @@
 #!/usr/bin/env bash
-# ventral vs PyTorch on the same BLT networks, in one run, with the ratio.
+# ventral vs PyTorch on the same BLT networks, side by side in one run, with ratios and a CSV.
 #
-#   PYTHON=.venv/bin/python bash scripts/bench_blt.sh [TIMESTEPS] [BATCH] [ITERS]
+#   PYTHON=.venv/bin/python bash scripts/bench_blt.sh [OUT.csv] [ITERS]
 #
-# Needs a Python with torch (the PyPI wheel is the CUDA build, ~3 GB; CPU is used here).
+# Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
+# train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
+# model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit to OUT.csv
+# (default bench_blt.csv). GRID_T, GRID_B, MODELS override the grid. Needs a Python with torch
+# (the PyPI wheel is the CUDA build, ~3 GB; only its CPU path is used). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-T="${1:-4}"; B="${2:-16}"; N="${3:-3}"
-cargo build --release -q
-V=target/release/ventral
-R=$($V bench --timesteps "$T" --batch "$B" --iters "$N" --profile --json)
-P=$("$PY" scripts/bench_blt_torch.py --timesteps "$T" --batch "$B" --iters "$N" --json)
-"$PY" - "$R" "$P" <<'PYEOF'
+OUT="${1:-bench_blt.csv}"
+N="${2:-3}"
+GRID_T="${GRID_T:-4 10}"
+GRID_B="${GRID_B:-16 64}"
+MODELS="${MODELS:-ref64,ref64_mult,tiny}"
+THREADS="${THREADS:-$(nproc)}"
+cargo build --release -q -p ventral-cli
+V="${CARGO_TARGET_DIR:-target}/release/ventral"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+export RAYON_NUM_THREADS="$THREADS"
+echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit" > "$OUT"
+for T in $GRID_T; do
+  for B in $GRID_B; do
+    PROFILE=""
+    [ "$T" = "4" ] && [ "$B" = "16" ] && PROFILE="--profile"
+    R=$($V bench --models "$MODELS" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --json)
+    P=$("$PY" scripts/bench_blt_torch.py --models "$MODELS" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
+    "$PY" - "$R" "$P" "$OUT" "$COMMIT" <<'PYEOF'
 import json, sys
-r, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']})")
-print(f"{'model':<7} {'mode':<6} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14}")
-for m in ("ref64", "tiny"):
-    if m not in r or m not in p:
-        continue
-    for mode in ("train", "infer"):
-        a, b = r[m][f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
-        print(f"{m:<7} {mode:<6} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}")
-    if "profile" in r[m]:
-        print(f"  ventral per-op profile ({m}, seconds per call):")
-        for row in r[m]["profile"]:
-            print("   ", row["layer"], {k: round(v, 4) for k, v in row.items() if k.endswith("_s")})
+r, p, out, commit = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']}); peak {r['peak']}")
+print(f"{'model':<11} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14}")
+with open(out, "a") as f:
+    for m in ("ref64", "ref64_mult", "tiny"):
+        if m not in r or m not in p:
+            continue
+        for mode in ("train", "infer"):
+            a, b = r[m][f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
+            print(f"{m:<11} {mode:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}")
+            f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
+        if "profile" in r[m]:
+            print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
+            for row in r[m]["profile"]:
+                print(f"    {row['layer']:<4} {row['conv']:<10} {row['forward_gflops']:7.1f} {row['input_grad_gflops']:7.1f} {row['weight_grad_gflops']:7.1f}")
 PYEOF
+  done
+done
+echo "wrote $OUT"

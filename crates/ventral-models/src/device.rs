@@ -18,7 +18,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
             Ok(Device::cuda(idx))
         }
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu()),
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "wgpu")]
+        s if s.starts_with("wgpu:") => {
+            let idx: usize = s["wgpu:".len()..]
+                .parse()
+                .map_err(|_| ModelError::Device(s.to_string()))?;
+            Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(idx)))
+        }
         other => Err(ModelError::Device(other.to_string())),
     }
 }

@@ -9,6 +9,7 @@ pub mod blt;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fast;
 pub mod layers;
 pub mod model;
 pub mod params;

@@ -169,9 +169,33 @@ fn replace<const D: usize>(
     })
 }
 
+/// Where [`Loader`] reads tensors from.
+enum Source<'a> {
+    File(&'a SafeTensors),
+    Named(&'a NamedTensors),
+}
+
+impl Source<'_> {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        match self {
+            Source::File(st) => st.info(name).map(|i| i.shape.clone()),
+            Source::Named(n) => n.get(name).map(|(s, _)| s.clone()),
+        }
+    }
+    fn data(&self, name: &str) -> std::result::Result<Vec<f32>, String> {
+        match self {
+            Source::File(st) => st.f32(name).map(|(_, d)| d).map_err(|e| e.to_string()),
+            Source::Named(n) => n
+                .get(name)
+                .map(|(_, d)| d.clone())
+                .ok_or_else(|| format!("missing tensor '{name}'")),
+        }
+    }
+}
+
 struct Loader<'a> {
     path: Path,
-    st: &'a SafeTensors,
+    st: Source<'a>,
     problems: Vec<String>,
     loaded: usize,
 }
@@ -188,20 +212,19 @@ impl ModuleMapper for Loader<'_> {
         let kind = self.path.kind();
         let burn_shape = param.val().dims().to_vec();
         let want = torch_shape(kind, &burn_shape);
-        let Some(info) = self.st.info(&name) else {
+        let Some(shape) = self.st.shape(&name) else {
             self.problems
                 .push(format!("missing tensor '{name}' (expected shape {want:?})"));
             return param;
         };
-        if info.shape != want {
+        if shape != want {
             self.problems.push(format!(
-                "tensor '{name}' has shape {:?}, the model needs {want:?}",
-                info.shape
+                "tensor '{name}' has shape {shape:?}, the model needs {want:?}"
             ));
             return param;
         }
-        match self.st.f32(&name) {
-            Ok((_, data)) => {
+        match self.st.data(&name) {
+            Ok(data) => {
                 let data = if kind == ParamKind::LinearWeight {
                     transpose(&data, want[0], want[1])
                 } else {
@@ -211,7 +234,7 @@ impl ModuleMapper for Loader<'_> {
                 replace(param, burn_shape, data)
             }
             Err(e) => {
-                self.problems.push(e.to_string());
+                self.problems.push(e);
                 param
             }
         }
@@ -221,6 +244,16 @@ impl ModuleMapper for Loader<'_> {
 /// Load every parameter of `m` from `st` by name. Extra tensors in the file are ignored;
 /// missing or mis-shaped ones are all listed in one error naming the file.
 pub fn load<M: Module>(m: M, st: &SafeTensors) -> Result<M> {
+    load_from(m, Source::File(st), &st.path().display().to_string())
+}
+
+/// Load every parameter of `m` from named tensors in PyTorch layout (as [`export`] gives
+/// them).
+pub fn load_named<M: Module>(m: M, named: &NamedTensors) -> Result<M> {
+    load_from(m, Source::Named(named), "named tensors")
+}
+
+fn load_from<M: Module>(m: M, st: Source<'_>, origin: &str) -> Result<M> {
     let mut l = Loader {
         path: Path::default(),
         st,
@@ -230,7 +263,7 @@ pub fn load<M: Module>(m: M, st: &SafeTensors) -> Result<M> {
     let m = m.map(&mut l);
     if !l.problems.is_empty() {
         return Err(ModelError::Weights {
-            path: st.path().display().to_string(),
+            path: origin.to_string(),
             msg: format!(
                 "{} of the model's parameters could not be loaded: {}",
                 l.problems.len(),

@@ -230,3 +230,89 @@ fn missing_and_misshaped_weights_are_named() {
         "{e}"
     );
 }
+
+/// The native CPU engine (`fast`, what training uses on cpu) against the reference in float32:
+/// outputs, loss and gradients, and one Adam step (PyTorch's update, in float32) within 1e-6
+/// on every element whose reference gradient is not negligible, except at most 3 LayerNorm
+/// weights (the same 3 of 101 266 `v2_ln.weight` elements burn-flex's float32 path misses).
+#[test]
+fn native_engine_matches_pytorch_reference() {
+    let Some(path) = fixture() else { return };
+    let st = SafeTensors::read(&path).unwrap();
+    let cfg = BltConfig::reference64(4);
+    let model = params::load(Blt::init(&cfg, &Device::flex()).unwrap(), &st).unwrap();
+    let p = ventral_models::fast::parameters(&model);
+    let net = ventral_models::fast::BltNet::new(&ventral_models::fast::spec(&cfg), &p).unwrap();
+    let (_, x) = st.f32("input").unwrap();
+    let (_, yd) = st.i64("labels").unwrap();
+    let labels: Vec<usize> = yd.iter().map(|&v| v as usize).collect();
+    let n = labels.len();
+    let (out, nll, grads) = net.loss_and_grad(&x, &labels, &[1.0; 4]).unwrap();
+    let (_, ref_lp) = st.f32("log_probs").unwrap();
+    let (_, ref_rep) = st.f32("representations").unwrap();
+    let (c, d) = (100, 512);
+    for t in 0..4 {
+        let e_lp = max_abs(&out.log_probs[t], &ref_lp[t * n * c..(t + 1) * n * c]);
+        let e_rep = max_abs(
+            &out.representations[t],
+            &ref_rep[t * n * d..(t + 1) * n * d],
+        );
+        println!("[engine] t={t}: log_probs max abs diff {e_lp:.2e}, representations {e_rep:.2e}");
+        assert!(e_lp <= 1e-4 && e_rep <= 1e-4, "t={t}: {e_lp} {e_rep}");
+    }
+    let loss: f64 = nll.iter().sum();
+    let (_, lref) = st.f32("loss").unwrap();
+    let rel = ((loss - lref[0] as f64) / lref[0] as f64).abs();
+    println!("[engine] loss {loss} vs {} (rel {rel:.2e})", lref[0]);
+    assert!(rel <= 1e-5, "loss rel error {rel}");
+    let names: Vec<String> = st
+        .names()
+        .filter_map(|n| n.strip_prefix("grad.").map(String::from))
+        .collect();
+    assert!(!names.is_empty());
+    let (lr, b1, b2, eps) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32);
+    let mut results = Vec::new();
+    for name in &names {
+        let (_, g_ref) = st.f32(&format!("grad.{name}")).unwrap();
+        let (_, w_ref) = st.f32(&format!("adam1.{name}")).unwrap();
+        let g = grads
+            .get(name)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let r = rel_l2(g, &g_ref);
+        // torch.optim.Adam, first step, float32.
+        let w0 = &p[name];
+        let gmax = g_ref.iter().fold(0.0f32, |a, g| a.max(g.abs()));
+        let (mut off, mut worst, mut counted) = (0usize, 0.0f32, 0usize);
+        for i in 0..g.len() {
+            let m = (1.0 - b1) * g[i];
+            let v = (1.0 - b2) * g[i] * g[i];
+            let denom = v.sqrt() / (1.0 - b2).sqrt() + eps;
+            let w1 = w0[i] - (lr / (1.0 - b1)) * (m / denom);
+            if g_ref[i].abs() > 1e-3 * gmax {
+                counted += 1;
+                let e = (w1 - w_ref[i]).abs();
+                worst = worst.max(e);
+                if e > 1e-6 {
+                    off += 1;
+                }
+            }
+        }
+        println!(
+            "[engine] grad {name}: rel L2 {r:.2e}; adam1: {off} of {counted} elements > 1e-6 (worst {worst:.2e})"
+        );
+        results.push((name.clone(), r, off, worst));
+    }
+    // Same bounds as burn's float32 path. Measured: the engine misses 1e-6 on the same 3
+    // v2_ln.weight elements as burn-flex (see docs/performance.md, "Exactness").
+    for (name, r, off, worst) in results {
+        assert!(r <= 1e-3, "engine gradient of {name}: rel L2 {r}");
+        if name.contains("_ln.") {
+            assert!(
+                off <= 3,
+                "engine Adam step of {name}: {off} elements off (worst {worst})"
+            );
+        } else {
+            assert_eq!(off, 0, "engine Adam step of {name}: worst {worst}");
+        }
+    }
+}

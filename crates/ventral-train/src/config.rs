@@ -194,6 +194,15 @@ pub struct TrainConfig {
     /// Batch size for validation.
     #[serde(default = "eval_bs")]
     pub eval_batch_size: usize,
+    /// Which engine computes forward and backward: `auto` (ventral's native CPU engine for BLT
+    /// networks on `cpu`, burn's autodiff otherwise), `native` (require the native engine) or
+    /// `burn`. Both give the same mathematics; see docs/performance.md.
+    #[serde(default = "auto")]
+    pub engine: String,
+}
+
+fn auto() -> String {
+    "auto".into()
 }
 
 fn cpu() -> String {
@@ -248,10 +257,33 @@ impl TrainFile {
                 t.schedule.kind
             ));
         }
+        match t.engine.as_str() {
+            "auto" | "burn" => {}
+            "native" => {
+                if !self.native_engine() {
+                    return Err(
+                        "train.engine = \"native\" needs a BLT model (kind = \"blt\") on device \"cpu\""
+                            .into(),
+                    );
+                }
+            }
+            other => {
+                return Err(format!(
+                    "train.engine '{other}' is not auto, native or burn"
+                ));
+            }
+        }
         if t.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return Err("train.grad_clip must be positive".into());
         }
         Ok(())
+    }
+
+    /// Whether training runs on the native CPU engine (`ventral_models::fast`).
+    pub fn native_engine(&self) -> bool {
+        self.train.engine != "burn"
+            && matches!(self.model, ModelConfig::Blt(_))
+            && matches!(self.train.device.as_str(), "cpu" | "flex")
     }
 
     /// The resolved configuration as TOML.

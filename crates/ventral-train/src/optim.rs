@@ -54,10 +54,38 @@ pub fn grad_norm<M: Module>(model: &M, grads: &Gradients) -> f64 {
     v.sumsq.sqrt()
 }
 
+/// Where an optimiser step takes its gradients from.
+#[derive(Clone, Copy)]
+pub enum Grads<'a> {
+    /// burn's autodiff gradients of the module's parameters.
+    Autodiff(&'a Gradients),
+    /// Gradients by parameter name, flattened in the layout burn stores each parameter in
+    /// (from the CPU engine: `ventral_models::fast::burn_layout`).
+    Named(&'a BTreeMap<String, Vec<f32>>),
+}
+
+impl std::fmt::Debug for Grads<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Grads::Autodiff(_) => f.write_str("Grads::Autodiff"),
+            Grads::Named(g) => write!(f, "Grads::Named({} tensors)", g.len()),
+        }
+    }
+}
+
+/// Global L2 norm of named gradients (summed in f64, in name order).
+pub fn named_grad_norm(grads: &BTreeMap<String, Vec<f32>>) -> f64 {
+    grads
+        .values()
+        .map(|g| g.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
+        .sum::<f64>()
+        .sqrt()
+}
+
 struct Stepper<'a> {
     path: Path,
     opt: &'a mut Optimizer,
-    grads: &'a Gradients,
+    grads: Grads<'a>,
     lr: f64,
     /// Gradient scale from clipping.
     scale: f64,
@@ -71,13 +99,22 @@ impl ModuleMapper for Stepper<'_> {
         self.path.0.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(g) = param.val().grad(self.grads) else {
-            return param; // unused parameter: no gradient, no update (as PyTorch)
-        };
         let name = self.path.name();
-        let shape = g.dims();
+        let shape = param.val().dims();
         let n: usize = shape.iter().product();
-        let mut g: Tensor<1> = g.reshape([n]);
+        let mut g: Tensor<1> = match self.grads {
+            Grads::Autodiff(grads) => match param.val().grad(grads) {
+                Some(g) => g.reshape([n]),
+                None => return param, // unused parameter: no gradient, no update (as PyTorch)
+            },
+            Grads::Named(grads) => match grads.get(&name) {
+                Some(g) if g.len() == n => {
+                    let device = param.val().inner().device();
+                    Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &device)
+                }
+                _ => return param,
+            },
+        };
         if self.scale != 1.0 {
             g = g * self.scale;
         }
@@ -153,6 +190,11 @@ impl Optimizer {
     /// One update of every parameter that has a gradient, at learning rate `lr`, with the
     /// gradients multiplied by `scale` (from clipping; 1 otherwise).
     pub fn step<M: Module>(&mut self, model: M, grads: &Gradients, lr: f64, scale: f64) -> M {
+        self.step_from(model, Grads::Autodiff(grads), lr, scale)
+    }
+
+    /// [`Self::step`] with gradients from any source.
+    pub fn step_from<M: Module>(&mut self, model: M, grads: Grads<'_>, lr: f64, scale: f64) -> M {
         self.step += 1;
         let mut s = Stepper {
             path: Path::default(),

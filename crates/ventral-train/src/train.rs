@@ -34,11 +34,11 @@ use ventral_core::safetensors::{SafeTensors, TensorOut};
 use ventral_core::{AtomicDir, write_bytes_atomic};
 use ventral_data::{Loader, LoaderConfig, PackedDataset};
 use ventral_models::device::parse_device;
-use ventral_models::{Model, params};
+use ventral_models::{Model, fast, params};
 
 use crate::config::TrainFile;
 use crate::error::{Result, TrainError, file_err};
-use crate::optim::{Optimizer, grad_norm};
+use crate::optim::{Grads, Optimizer, grad_norm, named_grad_norm};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -211,14 +211,67 @@ fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> (Tenso
     (loss, correct)
 }
 
+/// Gradients of one step, from burn's autodiff or the native engine.
+enum StepGrads {
+    Autodiff(burn::tensor::Gradients),
+    Named(BTreeMap<String, Vec<f32>>),
+}
+
+/// Images whose argmax of `lp` (`[n, classes]`, row-major) is their label.
+fn correct_of(lp: &[f32], labels: &[i64]) -> u64 {
+    let k = lp.len() / labels.len().max(1);
+    lp.chunks(k)
+        .zip(labels)
+        .filter(|(row, y)| {
+            // First maximum wins, as burn's and PyTorch's argmax.
+            let mut best = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = i;
+                }
+            }
+            best as i64 == **y
+        })
+        .count() as u64
+}
+
 /// Evaluate on a split: per-step mean loss and accuracy.
-fn evaluate(model: &Model, device: &Device, loader: &Loader) -> (Vec<f64>, Vec<f64>) {
+fn evaluate(
+    model: &Model,
+    device: &Device,
+    loader: &Loader,
+    native: bool,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let t_steps = model.config().timesteps();
     let mut loss = vec![0.0; t_steps];
     let mut correct = vec![0u64; t_steps];
     let mut seen = 0u64;
+    // The native engine reads the parameters once per evaluation.
+    let engine = match model {
+        Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m))),
+        _ => None,
+    };
     for b in loader.epoch(0, 0) {
         let n = b.labels.len();
+        if let Some((spec, p)) = &engine {
+            let net = fast::BltNet::new(spec, p).map_err(fast::engine_err)?;
+            let out = net.forward(&b.images, n, false).map_err(fast::engine_err)?;
+            let k = spec.num_classes;
+            for t in 0..t_steps {
+                let lp = &out.log_probs[t];
+                let nll: f64 = -b
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &y)| lp[i * k + y as usize] as f64)
+                    .sum::<f64>()
+                    / n as f64;
+                loss[t] += nll as f32 as f64 * n as f64;
+                correct[t] += correct_of(lp, &b.labels);
+            }
+            seen += n as u64;
+            continue;
+        }
         let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
         let out = model.forward(x);
@@ -231,10 +284,10 @@ fn evaluate(model: &Model, device: &Device, loader: &Loader) -> (Vec<f64>, Vec<f
         seen += n as u64;
     }
     let s = seen.max(1) as f64;
-    (
+    Ok((
         loss.iter().map(|l| l / s).collect(),
         correct.iter().map(|&c| c as f64 / s).collect(),
-    )
+    ))
 }
 
 /// Train (or resume) a run.
@@ -352,6 +405,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     let base = parse_device(&tc.device)?;
     let device = base.clone().autodiff();
     let t_steps = mcfg.timesteps();
+    let native = cfg.native_engine();
     let weights: Vec<f64> = tc
         .loss_weights
         .clone()
@@ -429,25 +483,50 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         let mut images = 0usize;
         for b in loader.epoch(epoch, state.batch) {
             let n = b.labels.len();
-            let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), &device);
-            let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), &device);
-            let out = model.forward(x);
-            let mut loss: Option<Tensor<1>> = None;
-            for t in 0..t_steps {
-                let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
-                let lv: f32 = l.clone().into_scalar();
-                state.loss_sum[t] += lv as f64 * n as f64;
-                state.correct[t] += c;
-                let l = l * weights[t];
-                loss = Some(match loss {
-                    None => l,
-                    Some(a) => a + l,
-                });
-            }
-            let Some(loss) = loss else { break };
-            let lv: f32 = loss.clone().into_scalar();
-            let grads = loss.backward();
-            let gnorm = grad_norm(&model, &grads);
+            let (lv, gnorm, grads) = match &model {
+                Model::Blt(m) if native => {
+                    // The native engine: forward, weighted loss and every gradient at once.
+                    let p = fast::parameters(m);
+                    let net =
+                        fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
+                    let labels: Vec<usize> = b.labels.iter().map(|&v| v as usize).collect();
+                    let (out, nll, g) = net
+                        .loss_and_grad(&b.images, &labels, &weights)
+                        .map_err(fast::engine_err)?;
+                    let mut lv = 0.0f64;
+                    for t in 0..t_steps {
+                        state.loss_sum[t] += nll[t] as f32 as f64 * n as f64;
+                        state.correct[t] += correct_of(&out.log_probs[t], &b.labels);
+                        lv += weights[t] * nll[t];
+                    }
+                    let g = fast::burn_layout(&model, g);
+                    (lv as f32, named_grad_norm(&g), StepGrads::Named(g))
+                }
+                _ => {
+                    let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), &device);
+                    let y = Tensor::<1, Int>::from_data(
+                        TensorData::new(b.labels.clone(), [n]),
+                        &device,
+                    );
+                    let out = model.forward(x);
+                    let mut loss: Option<Tensor<1>> = None;
+                    for t in 0..t_steps {
+                        let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
+                        let lv: f32 = l.clone().into_scalar();
+                        state.loss_sum[t] += lv as f64 * n as f64;
+                        state.correct[t] += c;
+                        let l = l * weights[t];
+                        loss = Some(match loss {
+                            None => l,
+                            Some(a) => a + l,
+                        });
+                    }
+                    let Some(loss) = loss else { break };
+                    let lv: f32 = loss.clone().into_scalar();
+                    let grads = loss.backward();
+                    (lv, grad_norm(&model, &grads), StepGrads::Autodiff(grads))
+                }
+            };
             if !lv.is_finite() || !gnorm.is_finite() {
                 return Err(TrainError::Diverged(format!(
                     "epoch {epoch}, batch {}: loss {lv}, gradient norm {gnorm}; the last good checkpoint is kept in {}",
@@ -462,7 +541,11 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
             let lr = tc
                 .schedule
                 .lr(tc.optimizer.lr(), state.global_step, total_steps, epoch);
-            model = opt.step(model, &grads, lr, scale);
+            let src = match &grads {
+                StepGrads::Autodiff(g) => Grads::Autodiff(g),
+                StepGrads::Named(g) => Grads::Named(g),
+            };
+            model = opt.step_from(model, src, lr, scale);
             state.global_step += 1;
             state.batch = b.index + 1;
             state.seen += n as u64;
@@ -493,7 +576,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
                 accuracy: state.correct[t] as f64 / seen,
             });
         }
-        let (vl, va) = evaluate(&model.valid(), &base, &val_loader);
+        let (vl, va) = evaluate(&model.valid(), &base, &val_loader, native)?;
         for t in 0..t_steps {
             state.metrics.push(MetricRow {
                 epoch,

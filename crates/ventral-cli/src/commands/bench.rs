@@ -1,25 +1,26 @@
-//! `ventral bench`: images/s of training steps and inference for the reference BLT_net_64 and a
-//! small CPU configuration, plus a per-operation profile at the network's layer shapes
-//! (convolution forward, input gradient, weight gradient, LayerNorm, max-pool). Compare with
-//! PyTorch side by side with `scripts/bench_blt.sh`.
+//! `ventral bench`: images/s of training steps (forward, summed per-step NLL, backward, Adam)
+//! and inference for the reference BLT_net_64 (additive and multiplicative) and the tiny CPU
+//! configuration, on the engine training uses (`native` by default, or `burn`), plus a
+//! per-operation profile at the network's layer shapes with achieved GFLOP/s against this
+//! machine's peak. Compare with PyTorch side by side with `scripts/bench_blt.sh`.
 
 use std::time::Instant;
 
-use anyhow::Result;
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use anyhow::{Result, bail};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
-use ventral_models::config::BltConfig;
-use ventral_models::layers::LayerNormChw;
-use ventral_models::{Blt, params};
+use ventral_engine::conv::Conv;
+use ventral_engine::mat::{MatMut, MatRef, gemm};
+use ventral_models::config::{BltConfig, Interaction};
+use ventral_models::{Blt, Model, fast, params};
 use ventral_train::config::OptimizerConfig;
-use ventral_train::optim::Optimizer;
+use ventral_train::optim::{Grads, Optimizer};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Which models: ref64 (BLT_net_64, lateral + top-down), tiny (configs/tiny.toml's net), or both.
-    #[arg(long, default_value = "both")]
+    /// Models, comma-separated: ref64 (BLT_net_64, additive), ref64_mult (multiplicative),
+    /// tiny (configs/tiny.toml's network), or all.
+    #[arg(long, default_value = "ref64,tiny")]
     models: String,
     /// Time steps.
     #[arg(long, default_value_t = 4)]
@@ -33,7 +34,10 @@ pub struct Args {
     /// Warm-up iterations.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Also profile single operations at the layer shapes.
+    /// `native` (ventral's CPU engine, what training uses on cpu) or `burn` (burn's autodiff).
+    #[arg(long, default_value = "native")]
+    engine: String,
+    /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass).
     #[arg(long)]
     profile: bool,
     /// Print one JSON object.
@@ -46,57 +50,92 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time<F: FnMut()>(warmup: usize, iters: usize, mut f: F) -> f64 {
+fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Result<f64> {
     for _ in 0..warmup {
-        f();
+        f()?;
     }
-    median(
-        (0..iters.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
+    let mut ts = Vec::new();
+    for _ in 0..iters.max(1) {
+        let t = Instant::now();
+        f()?;
+        ts.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(ts))
 }
 
 fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
     let base = Device::flex();
     let s = cfg.image_size;
     let b = a.batch;
+    let native = a.engine == "native";
+    let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
+    let xv: Vec<f32> = x
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let labels: Vec<usize> = (0..b).map(|i| i % cfg.num_classes).collect();
     // Inference.
     let model = params::init_reference(Blt::init(cfg, &base)?, 0);
-    let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
-    let infer = time(a.warmup, a.iters, || {
-        let o = model.forward(x.clone());
-        let _: Vec<f32> = o.log_probs[cfg.timesteps - 1]
-            .clone()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-    });
-    // Training step: forward, summed per-step NLL, backward, Adam.
+    let infer = if native {
+        let p = fast::parameters(&model);
+        let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        time(a.warmup, a.iters, || {
+            let o = net.forward(&xv, b, false)?;
+            std::hint::black_box(&o.log_probs[cfg.timesteps - 1]);
+            Ok(())
+        })?
+    } else {
+        time(a.warmup, a.iters, || {
+            let o = model.forward(x.clone());
+            let _: Vec<f32> = o.log_probs[cfg.timesteps - 1]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            Ok(())
+        })?
+    };
+    // Training step: forward, summed per-step NLL, backward, Adam — as `ventral train` does.
     let ad = base.clone().autodiff();
-    let mut model = Some(params::init_reference(Blt::init(cfg, &ad)?, 0));
+    let mut model = Some(Model::Blt(params::init_reference(Blt::init(cfg, &ad)?, 0)));
     let mut opt = Optimizer::new(OptimizerConfig::default());
-    let x = Tensor::<4>::from_data(x.into_data(), &ad);
-    let labels: Vec<i64> = (0..b).map(|i| (i % cfg.num_classes) as i64).collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &ad);
-    let mut step = || {
-        let Some(m) = model.take() else { return };
-        let o = m.forward(x.clone());
-        let mut loss = o.log_probs[0]
-            .clone()
-            .gather(1, y.clone().reshape([b, 1]))
-            .mean()
-            .neg();
-        for lp in &o.log_probs[1..] {
-            loss = loss + lp.clone().gather(1, y.clone().reshape([b, 1])).mean().neg();
-        }
-        let g = loss.backward();
-        let m = opt.step(m, &g, 1e-3, 1.0);
-        let _: Vec<f32> = m
+    let weights = vec![1.0; cfg.timesteps];
+    let xa = Tensor::<4>::from_data(x.into_data(), &ad);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new(labels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [b]),
+        &ad,
+    );
+    let mut step = || -> Result<()> {
+        let Some(m) = model.take() else {
+            bail!("no model")
+        };
+        let m = match &m {
+            Model::Blt(blt) if native => {
+                let p = fast::parameters(blt);
+                let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+                let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
+                let g = fast::burn_layout(&m, g);
+                opt.step_from(m, Grads::Named(&g), 1e-3, 1.0)
+            }
+            _ => {
+                let o = m.forward(xa.clone());
+                let mut loss = o.log_probs[0]
+                    .clone()
+                    .gather(1, y.clone().reshape([b, 1]))
+                    .mean()
+                    .neg();
+                for lp in &o.log_probs[1..] {
+                    loss = loss + lp.clone().gather(1, y.clone().reshape([b, 1])).mean().neg();
+                }
+                let g = loss.backward();
+                opt.step(m, &g, 1e-3, 1.0)
+            }
+        };
+        let Model::Blt(blt) = &m else {
+            bail!("not a BLT")
+        };
+        let _: Vec<f32> = blt
             .readout
             .weight
             .val()
@@ -104,8 +143,9 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
             .try_to_vec::<f32>()
             .unwrap_or_default();
         model = Some(m);
+        Ok(())
     };
-    let train = time(a.warmup, a.iters, &mut step);
+    let train = time(a.warmup, a.iters, &mut step)?;
     let n_params: usize = model
         .as_ref()
         .map(params::list)
@@ -113,136 +153,197 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
         .iter()
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
+    let spec = fast::spec(cfg);
+    let macs: usize = spec.forward_macs().iter().map(|(_, m)| m).sum();
     Ok(json!({
+        "engine": a.engine,
         "parameters": n_params,
         "timesteps": cfg.timesteps,
         "batch": b,
+        "interaction": format!("{:?}", cfg.interaction).to_lowercase(),
+        "forward_gflop_per_image": 2.0 * macs as f64 / 1e9,
         "train_s_per_batch": train,
         "train_images_per_s": b as f64 / train,
         "infer_s_per_batch": infer,
         "infer_images_per_s": b as f64 / infer,
+        "infer_gflops": 2.0 * macs as f64 * b as f64 / infer / 1e9,
+        "train_gflops": 6.0 * macs as f64 * b as f64 / train / 1e9,
     }))
 }
 
-/// Seconds per call of single operations at each layer's shape.
-fn profile(cfg: &BltConfig, a: &Args) -> Vec<serde_json::Value> {
-    let base = Device::flex();
-    let ad = base.clone().autodiff();
+/// The machine's float32 peak: measured (a large GEMM on the engine's kernels) and nominal
+/// (cores × FMA lanes × 2 × clock, from CPU features and /proc/cpuinfo where available).
+fn peak() -> serde_json::Value {
+    let n = 1536;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let bm = a.clone();
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        gemm(
+            MatMut::rm(&mut c, 0, n, n),
+            false,
+            MatRef::rm(&a, 0, n, n),
+            MatRef::rm(&bm, 0, n, n),
+        );
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let measured = 2.0 * (n * n * n) as f64 / best / 1e9;
+    let threads = rayon::current_num_threads();
+    #[cfg(target_arch = "x86_64")]
+    let (isa, lanes) = if std::arch::is_x86_feature_detected!("avx512f") {
+        ("avx512f", 16.0)
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        ("avx2+fma", 8.0)
+    } else {
+        ("sse", 4.0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (isa, lanes) = ("unknown", 4.0);
+    let mhz = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("cpu MHz"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane.
+    let nominal = mhz.map(|m| threads as f64 * 2.0 * lanes * 2.0 * m / 1e3);
+    json!({"threads": threads, "isa": isa, "mhz": mhz, "nominal_gflops": nominal, "sgemm_1536_gflops": measured})
+}
+
+/// Seconds and GFLOP/s of the convolutions at each layer's shape: bottom-up, lateral and
+/// top-down; forward, input gradient and weight gradient.
+fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
+    let spec = fast::spec(cfg);
     let b = a.batch;
-    let k = cfg.kernel();
+    let (k, ch) = (spec.kernel, spec.channels);
     let p = (k - 1) / 2;
-    let ch = &cfg.channels;
-    let s = cfg.image_size;
     let mut rows = Vec::new();
     for (i, name) in ["v1", "v2", "v4", "it"].iter().enumerate() {
-        let side = s >> i;
-        let (cin, c) = (if i == 0 { ch[0] } else { ch[i] }, ch[i + 1]);
-        let opts = ConvOptions::new([1, 1], [p, p], [1, 1], 1);
-        let xr = Tensor::<4>::random([b, cin, side, side], Distribution::Normal(0.0, 1.0), &base);
-        let wr = Tensor::<4>::random([c, cin, k, k], Distribution::Normal(0.0, 0.1), &base);
-        let fwd = time(1, a.iters, || {
-            let _: Vec<f32> = conv2d(xr.clone(), wr.clone(), None, opts.clone())
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
-        });
-        let grad_of = |x_grad: bool| {
-            time(1, a.iters, || {
-                let x = Tensor::<4>::from_data(xr.clone().into_data(), &ad);
-                let w = Tensor::<4>::from_data(wr.clone().into_data(), &ad);
-                let (x, w) = if x_grad {
-                    (x.require_grad(), w)
-                } else {
-                    (x, w.require_grad())
-                };
-                let g = conv2d(x.clone(), w.clone(), None, opts.clone())
-                    .sum()
-                    .backward();
-                let t = if x_grad { x.grad(&g) } else { w.grad(&g) };
-                let _: Vec<f32> = t
-                    .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
-                    .unwrap_or_default();
-            })
-        };
-        let (in_grad, w_grad) = (grad_of(true) - fwd, grad_of(false) - fwd);
-        let ln = LayerNormChw::new([c, side, side], &ad);
-        let zr = Tensor::<4>::random([b, c, side, side], Distribution::Normal(0.0, 1.0), &base);
-        let norm = time(1, a.iters, || {
-            let z = Tensor::<4>::from_data(zr.clone().into_data(), &ad).require_grad();
-            let g = ln.forward(z.clone()).sum().backward();
-            let _: Vec<f32> = z
-                .grad(&g)
-                .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
-                .unwrap_or_default();
-        });
-        let pool = time(1, a.iters, || {
-            let z = Tensor::<4>::from_data(zr.clone().into_data(), &ad).require_grad();
-            let g = max_pool2d(z.clone(), MaxPoolOptions::new([2, 2]))
-                .sum()
-                .backward();
-            let _: Vec<f32> = z
-                .grad(&g)
-                .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
-                .unwrap_or_default();
-        });
-        rows.push(json!({
-            "layer": name, "shape": [b, cin, side, side], "out_channels": c,
-            "conv_forward_s": fwd, "conv_input_grad_s": in_grad.max(0.0), "conv_weight_grad_s": w_grad.max(0.0),
-            "layernorm_fwd_bwd_s": norm, "maxpool_fwd_bwd_s": pool,
-        }));
+        let side = spec.side(i);
+        let mut convs = vec![
+            (
+                "bottom_up",
+                Conv::new(ch[i], ch[i + 1], k, 1, p, side, side),
+                false,
+            ),
+            (
+                "lateral",
+                Conv::new(ch[i + 1], ch[i + 1], k, 1, p, side, side),
+                false,
+            ),
+        ];
+        if i < 3 {
+            convs.push((
+                "top_down",
+                Conv::transposed(ch[i + 2], ch[i + 1], k, 2, p, 1, side / 2, side / 2),
+                true,
+            ));
+        }
+        for (kind, g, transposed) in convs {
+            let nx = g.ci * b * g.hi * g.wi;
+            let ny = g.co * b * g.ho * g.wo;
+            let x: Vec<f32> = (0..nx).map(|j| ((j % 13) as f32 - 6.0) * 0.1).collect();
+            let y: Vec<f32> = (0..ny).map(|j| ((j % 11) as f32 - 5.0) * 0.1).collect();
+            let w: Vec<f32> = (0..g.co * g.kdim())
+                .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
+                .collect();
+            let mut col = Vec::new();
+            let (mut xo, mut yo, mut wo) =
+                (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
+            let mut t_conv = time(1, a.iters, || {
+                g.forward(&w, &x, b, &mut yo, false, &mut col);
+                Ok(())
+            })?;
+            let mut t_adj = time(1, a.iters, || {
+                g.backward_data(&w, &y, b, &mut xo, &mut col);
+                Ok(())
+            })?;
+            let t_w = time(1, a.iters, || {
+                g.backward_weight(&x, &y, b, &mut wo, &mut col);
+                Ok(())
+            })?;
+            if transposed {
+                // A transposed convolution's forward is the adjoint conv's input gradient.
+                std::mem::swap(&mut t_conv, &mut t_adj);
+            }
+            let flop = 2.0 * g.macs_per_image() as f64 * b as f64;
+            rows.push(json!({
+                "layer": name, "conv": kind, "batch": b,
+                "forward_s": t_conv, "input_grad_s": t_adj, "weight_grad_s": t_w,
+                "forward_gflops": flop / t_conv / 1e9,
+                "input_grad_gflops": flop / t_adj / 1e9,
+                "weight_grad_gflops": flop / t_w / 1e9,
+            }));
+        }
     }
-    rows
+    Ok(rows)
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if !matches!(a.engine.as_str(), "native" | "burn") {
+        bail!("--engine must be native or burn, not '{}'", a.engine);
+    }
     let mut reference = BltConfig::reference64(a.timesteps);
     reference.num_classes = 100;
+    let mut mult = reference.clone();
+    mult.interaction = Interaction::Multiplicative;
     let mut tiny = BltConfig::reference64(a.timesteps);
     tiny.num_classes = 8;
     tiny.channels = vec![8, 8, 16, 16, 32];
+    tiny.interaction = Interaction::Multiplicative;
+    let wanted: Vec<&str> = a.models.split(',').map(str::trim).collect();
+    let all = wanted.contains(&"all");
+    for w in &wanted {
+        if !matches!(*w, "all" | "ref64" | "ref64_mult" | "tiny") {
+            bail!("--models: unknown model '{w}' (ref64, ref64_mult, tiny, all)");
+        }
+    }
     let mut out = serde_json::Map::new();
-    out.insert(
-        "threads".into(),
-        json!(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        ),
-    );
-    for (name, cfg) in [("ref64", &reference), ("tiny", &tiny)] {
-        if a.models != "both" && a.models != name {
+    out.insert("threads".into(), json!(rayon::current_num_threads()));
+    out.insert("peak".into(), peak());
+    for (name, cfg) in [
+        ("ref64", &reference),
+        ("ref64_mult", &mult),
+        ("tiny", &tiny),
+    ] {
+        if !all && !wanted.contains(&name) {
             continue;
         }
         let mut r = bench_model(cfg, &a)?;
         if a.profile {
-            r["profile"] = json!(profile(cfg, &a));
+            r["profile"] = json!(profile(cfg, &a)?);
         }
         if !a.json {
+            let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
-                "{name}: T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
+                "{name} ({} engine): T={} batch {}: train {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), inference {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), {} parameters",
+                a.engine,
                 cfg.timesteps,
                 a.batch,
-                r["train_images_per_s"].as_f64().unwrap_or(0.0),
-                r["train_s_per_batch"].as_f64().unwrap_or(0.0),
-                r["infer_images_per_s"].as_f64().unwrap_or(0.0),
-                r["infer_s_per_batch"].as_f64().unwrap_or(0.0),
+                f("train_images_per_s"),
+                f("train_s_per_batch"),
+                f("train_gflops"),
+                f("infer_images_per_s"),
+                f("infer_s_per_batch"),
+                f("infer_gflops"),
                 r["parameters"]
             );
             if let Some(rows) = r["profile"].as_array() {
                 println!(
-                    "  {:<4} {:>10} {:>10} {:>10} {:>10} {:>10}  (seconds per call)",
-                    "", "conv fwd", "in-grad", "w-grad", "LN f+b", "pool f+b"
+                    "  {:<4} {:<10} {:>12} {:>12} {:>12}  (GFLOP/s)",
+                    "", "conv", "forward", "input grad", "weight grad"
                 );
                 for p in rows {
                     let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
                     println!(
-                        "  {:<4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
+                        "  {:<4} {:<10} {:>12.1} {:>12.1} {:>12.1}",
                         p["layer"].as_str().unwrap_or(""),
-                        f("conv_forward_s"),
-                        f("conv_input_grad_s"),
-                        f("conv_weight_grad_s"),
-                        f("layernorm_fwd_bwd_s"),
-                        f("maxpool_fwd_bwd_s")
+                        p["conv"].as_str().unwrap_or(""),
+                        f("forward_gflops"),
+                        f("input_grad_gflops"),
+                        f("weight_grad_gflops")
                     );
                 }
             }
@@ -254,6 +355,8 @@ pub fn run(a: Args) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::Value::Object(out))?
         );
+    } else {
+        println!("peak: {}", out["peak"]);
     }
     Ok(())
 }

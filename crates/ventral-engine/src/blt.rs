@@ -1,0 +1,970 @@
+//! The BLT network (Thorat, Doerig & Kietzmann 2023; reference `BLT_net_64/128`) forward and
+//! backward over the explicit time loop, on the engine's kernels.
+//!
+//! Same mathematics as `ventral_models::Blt` (and the reference), with exact savings the
+//! reference does not take:
+//! - a drive whose input does not change over steps is computed once: V1's bottom-up drive of
+//!   the retina always; with `faithful_v1` (or no lateral/top-down input into a layer) the whole
+//!   layer's output, and then the next layer's bottom-up drive of it. Their gradients are summed
+//!   over steps first and propagated once (linearity);
+//! - weight gradients of a convolution applied at every step accumulate into one buffer (one
+//!   GEMM over time × batch, cut into chunks);
+//! - scratch buffers are reused over steps and layers (no allocation churn in the time loop).
+//!
+//! Parameters and gradients are named and shaped as PyTorch's state dict
+//! (`v2.top_down.weight` `[C_above, C, k, k]`, `readout.weight` `[classes, D]`, …).
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::conv::{Conv, add_bias, bias_grad, ensure};
+use crate::mat::{MatMut, MatRef, gemm};
+use crate::ops;
+use crate::{EngineError, Result};
+
+const LN_EPS: f64 = 1e-5;
+const AREAS: [&str; 4] = ["v1", "v2", "v4", "it"];
+
+/// What the engine needs of a BLT configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BltSpec {
+    pub image_size: usize,
+    pub num_classes: usize,
+    pub timesteps: usize,
+    /// Retina, V1, V2, V4, IT widths.
+    pub channels: [usize; 5],
+    pub kernel: usize,
+    /// Lateral convolutions exist (V1..IT).
+    pub lateral: bool,
+    /// Top-down transposed convolutions exist (V1..V4).
+    pub topdown: bool,
+    /// The GAP layer's lateral Linear exists.
+    pub lateral_gap: bool,
+    /// `b ⊙ (1 + l + t)` instead of `b + l + t`.
+    pub multiplicative: bool,
+    /// LayerNorm after every layer (else biases on the convolutions).
+    pub layer_norm: bool,
+    pub classifier_bias: bool,
+    /// V1 never receives its lateral/top-down input (the reference's quirk).
+    pub faithful_v1: bool,
+}
+
+impl BltSpec {
+    fn layer_bias(&self) -> bool {
+        !self.layer_norm
+    }
+
+    /// Side length of area `i` (0 = V1).
+    pub fn side(&self, i: usize) -> usize {
+        self.image_size >> i
+    }
+
+    /// Every parameter the network has, PyTorch names and shapes, in a fixed order.
+    pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
+        let (ch, k) = (&self.channels, self.kernel);
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("retina.weight".into(), vec![ch[0], 3, k, k]),
+            ("retina.bias".into(), vec![ch[0]]),
+        ];
+        let bias = self.layer_bias();
+        for (i, name) in AREAS.iter().enumerate() {
+            let (cin, c) = (ch[i], ch[i + 1]);
+            v.push((format!("{name}.bottom_up.weight"), vec![c, cin, k, k]));
+            if bias {
+                v.push((format!("{name}.bottom_up.bias"), vec![c]));
+            }
+            if self.lateral {
+                v.push((format!("{name}.lateral.weight"), vec![c, c, k, k]));
+                if bias {
+                    v.push((format!("{name}.lateral.bias"), vec![c]));
+                }
+            }
+            if self.topdown && i < 3 {
+                v.push((format!("{name}.top_down.weight"), vec![ch[i + 2], c, k, k]));
+                if bias {
+                    v.push((format!("{name}.top_down.bias"), vec![c]));
+                }
+            }
+            if self.layer_norm {
+                let s = self.side(i);
+                v.push((format!("{name}_ln.weight"), vec![c, s, s]));
+                v.push((format!("{name}_ln.bias"), vec![c, s, s]));
+            }
+        }
+        let d = ch[4];
+        if self.lateral_gap {
+            v.push(("gap.lateral.weight".into(), vec![d, d]));
+            if bias {
+                v.push(("gap.lateral.bias".into(), vec![d]));
+            }
+        }
+        if self.layer_norm {
+            v.push(("gap_ln.weight".into(), vec![d]));
+            v.push(("gap_ln.bias".into(), vec![d]));
+        }
+        v.push(("readout.weight".into(), vec![self.num_classes, d]));
+        if self.classifier_bias {
+            v.push(("readout.bias".into(), vec![self.num_classes]));
+        }
+        v
+    }
+
+    /// Multiply-adds of one image's forward pass, per area (retina, V1, V2, V4, IT, readout),
+    /// counting only what the engine computes (constant drives once).
+    pub fn forward_macs(&self) -> Vec<(&'static str, usize)> {
+        let net = Layout::new(self);
+        let t = self.timesteps;
+        let mut out = vec![("retina", net.retina.macs_per_image())];
+        for i in 0..4 {
+            let l = &net.layers[i];
+            let steps_b = if l.const_in { 1 } else { t };
+            let mut m = steps_b * l.bu.macs_per_image();
+            if !l.const_out {
+                let rec = t.saturating_sub(1);
+                if l.lat_used {
+                    m += rec * l.bu_lat().macs_per_image();
+                }
+                if let Some(g) = l.td.filter(|_| l.td_used) {
+                    m += rec * g.macs_per_image();
+                }
+            }
+            out.push((AREAS[i], m));
+        }
+        let d = self.channels[4];
+        let gap = if self.lateral_gap {
+            t.saturating_sub(1) * d * d
+        } else {
+            0
+        };
+        out.push(("readout", t * d * self.num_classes + gap));
+        out
+    }
+}
+
+/// Per-area geometry and what is constant over steps.
+#[derive(Debug, Clone)]
+struct LayerGeo {
+    c: usize,
+    cin: usize,
+    side: usize,
+    bu: Conv,
+    /// Geometry of the top-down transposed convolution (as the adjoint conv), if it exists.
+    td: Option<Conv>,
+    lat_used: bool,
+    td_used: bool,
+    const_in: bool,
+    const_out: bool,
+}
+
+impl LayerGeo {
+    fn bu_lat(&self) -> Conv {
+        Conv::new(
+            self.c,
+            self.c,
+            self.bu.k,
+            1,
+            self.bu.pad,
+            self.side,
+            self.side,
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layout {
+    retina: Conv,
+    layers: Vec<LayerGeo>,
+}
+
+impl Layout {
+    fn new(s: &BltSpec) -> Self {
+        let (k, ch) = (s.kernel, &s.channels);
+        let p = (k - 1) / 2;
+        let retina = Conv::new(3, ch[0], k, 1, p, s.image_size, s.image_size);
+        let mut layers = Vec::new();
+        let mut const_in = true;
+        for i in 0..4 {
+            let side = s.side(i);
+            let v1_quiet = i == 0 && s.faithful_v1;
+            let lat_used = s.lateral && !v1_quiet && s.timesteps > 1;
+            let td = (s.topdown && i < 3)
+                .then(|| Conv::transposed(ch[i + 2], ch[i + 1], k, 2, p, 1, side / 2, side / 2));
+            let td_used = td.is_some() && !v1_quiet && s.timesteps > 1;
+            let const_out = const_in && !lat_used && !td_used;
+            layers.push(LayerGeo {
+                c: ch[i + 1],
+                cin: ch[i],
+                side,
+                bu: Conv::new(ch[i], ch[i + 1], k, 1, p, side, side),
+                td,
+                lat_used,
+                td_used,
+                const_in,
+                const_out,
+            });
+            const_in = const_out;
+        }
+        Self { retina, layers }
+    }
+}
+
+/// Named float32 tensors (flattened, PyTorch layout).
+pub type Tensors = BTreeMap<String, Vec<f32>>;
+
+/// Per-step results of a forward pass.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// `[T][B·classes]` log-probabilities.
+    pub log_probs: Vec<Vec<f32>>,
+    /// `[T][B·D]` post-ReLU GAP activations.
+    pub representations: Vec<Vec<f32>>,
+    /// `[T][area][B·C·H·W]` (NCHW) when requested: V1, V2, V4, IT.
+    pub areas: Vec<Vec<Vec<f32>>>,
+}
+
+/// One area's stored activations.
+#[derive(Debug, Default)]
+struct AreaStore {
+    /// Bottom-up input (retina output for V1; pooled area below otherwise), per input slot.
+    inp: Vec<Vec<f32>>,
+    /// Argmax of the pooling that made `inp` (V2..IT).
+    idx: Vec<Vec<u8>>,
+    /// Bottom-up drive per input slot (kept for the multiplicative backward).
+    b: Vec<Vec<f32>>,
+    /// Lateral + top-down drive per output slot (multiplicative backward).
+    e: Vec<Option<Vec<f32>>>,
+    z: Vec<Vec<f32>>,
+    a: Vec<Vec<f32>>,
+    mean: Vec<Vec<f32>>,
+    rstd: Vec<Vec<f32>>,
+}
+
+#[derive(Debug, Default)]
+struct GapStore {
+    gb: Vec<f32>,
+    gl: Option<Vec<f32>>,
+    gz: Vec<f32>,
+    g: Vec<f32>,
+    stats: Vec<(f32, f32)>,
+    p: Vec<f32>,
+}
+
+/// The network bound to its parameters.
+#[derive(Debug)]
+pub struct BltNet<'p> {
+    spec: BltSpec,
+    geo: Layout,
+    p: BTreeMap<String, &'p [f32]>,
+}
+
+/// Everything the backward pass needs.
+#[derive(Debug)]
+struct Tape {
+    batch: usize,
+    r: Vec<f32>,
+    x: Vec<f32>,
+    areas: Vec<AreaStore>,
+    gap: Vec<GapStore>,
+}
+
+impl<'p> BltNet<'p> {
+    /// Bind parameters, checking every name and size against the spec.
+    pub fn new(spec: &BltSpec, params: &'p Tensors) -> Result<Self> {
+        if !matches!(spec.kernel, 1 | 3 | 5 | 7) || spec.image_size % 16 != 0 || spec.timesteps == 0
+        {
+            return Err(EngineError::Spec(format!(
+                "unsupported BLT geometry: kernel {}, image size {}, {} steps",
+                spec.kernel, spec.image_size, spec.timesteps
+            )));
+        }
+        let mut p = BTreeMap::new();
+        for (name, shape) in spec.parameters() {
+            let n: usize = shape.iter().product();
+            let v = params
+                .get(&name)
+                .ok_or_else(|| EngineError::Param(format!("missing parameter {name} {shape:?}")))?;
+            if v.len() != n {
+                return Err(EngineError::Param(format!(
+                    "parameter {name}: expected {shape:?} ({n} values), got {}",
+                    v.len()
+                )));
+            }
+            p.insert(name, v.as_slice());
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            geo: Layout::new(spec),
+            p,
+        })
+    }
+
+    fn w(&self, name: &str) -> &'p [f32] {
+        self.p.get(name).copied().unwrap_or(&[])
+    }
+    fn opt(&self, name: &str) -> Option<&'p [f32]> {
+        self.p.get(name).copied()
+    }
+
+    /// Forward pass over all steps.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, 3, S, S]` (NCHW, normalised).
+    pub fn forward(&self, x: &[f32], batch: usize, areas: bool) -> Result<Outputs> {
+        let (out, _) = self.run(x, batch, false, areas)?;
+        Ok(out)
+    }
+
+    /// Forward, summed weighted NLL `Σ_t w_t · NLL(log_probs_t, y)` (batch means) and the
+    /// gradient of every parameter. Returns (outputs, per-step NLL, gradients).
+    pub fn loss_and_grad(
+        &self,
+        x: &[f32],
+        labels: &[usize],
+        weights: &[f64],
+    ) -> Result<(Outputs, Vec<f64>, Tensors)> {
+        let batch = labels.len();
+        let k = self.spec.num_classes;
+        if let Some(&bad) = labels.iter().find(|&&y| y >= k) {
+            return Err(EngineError::Input(format!(
+                "label {bad} out of range for {k} classes"
+            )));
+        }
+        if weights.len() != self.spec.timesteps {
+            return Err(EngineError::Input(format!(
+                "{} loss weights for {} steps",
+                weights.len(),
+                self.spec.timesteps
+            )));
+        }
+        let (out, tape) = self.run(x, batch, true, false)?;
+        let tape = tape.ok_or_else(|| EngineError::Input("no tape".into()))?;
+        let nll: Vec<f64> = out
+            .log_probs
+            .iter()
+            .map(|lp| {
+                -labels
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &y)| lp[b * k + y] as f64)
+                    .sum::<f64>()
+                    / batch as f64
+            })
+            .collect();
+        let grads = self.backward(&tape, labels, weights);
+        Ok((out, nll, grads))
+    }
+
+    fn run(
+        &self,
+        x: &[f32],
+        batch: usize,
+        keep: bool,
+        want_areas: bool,
+    ) -> Result<(Outputs, Option<Tape>)> {
+        let s = &self.spec;
+        let (sz, t_n, d, kc) = (s.image_size, s.timesteps, s.channels[4], s.num_classes);
+        if batch == 0 || x.len() != batch * 3 * sz * sz {
+            return Err(EngineError::Input(format!(
+                "input has {} values, expected batch {batch} × 3 × {sz} × {sz}",
+                x.len()
+            )));
+        }
+        // NCHW → [C][B][HW].
+        let hw0 = sz * sz;
+        let mut xc = vec![0.0f32; x.len()];
+        for b in 0..batch {
+            for c in 0..3 {
+                xc[(c * batch + b) * hw0..(c * batch + b + 1) * hw0]
+                    .copy_from_slice(&x[(b * 3 + c) * hw0..(b * 3 + c + 1) * hw0]);
+            }
+        }
+        let mut col = Vec::new();
+        let g = &self.geo;
+        let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
+        g.retina
+            .forward(self.w("retina.weight"), &xc, batch, &mut r, false, &mut col);
+        add_bias(&mut r, self.w("retina.bias"));
+        r.par_iter_mut().for_each(|v| *v = v.max(0.0));
+
+        // Slots: a constant quantity has one; otherwise one per step when keeping the tape,
+        // else two (t and t − 1).
+        let slots = |constant: bool| {
+            if constant {
+                1
+            } else if keep {
+                t_n
+            } else {
+                t_n.min(2)
+            }
+        };
+        let slot = |constant: bool, t: usize| {
+            if constant {
+                0
+            } else if keep {
+                t
+            } else {
+                t % 2
+            }
+        };
+        let mut st: Vec<AreaStore> = g
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let n = l.c * batch * l.side * l.side;
+                let nin = l.cin * batch * l.side * l.side;
+                let (si, so) = (slots(l.const_in), slots(l.const_out));
+                AreaStore {
+                    inp: vec![Vec::new(); si],
+                    idx: vec![Vec::new(); si],
+                    b: vec![vec![0.0; n]; si],
+                    e: vec![None; so],
+                    z: vec![vec![0.0; n]; so],
+                    a: vec![vec![0.0; n]; so],
+                    mean: vec![vec![0.0; batch]; so],
+                    rstd: vec![vec![0.0; batch]; so],
+                }
+                .with_inp(if i == 0 { 0 } else { nin })
+            })
+            .collect();
+        let mut gaps: Vec<GapStore> = Vec::new();
+        let mut out = Outputs::default();
+        let mut scratch: Vec<f32> = Vec::new();
+        let mut prev_g: Option<Vec<f32>> = None;
+        for t in 0..t_n {
+            for i in 0..4 {
+                let l = &g.layers[i];
+                let name = AREAS[i];
+                if l.const_out && t > 0 {
+                    continue;
+                }
+                let (hw, n) = (l.side * l.side, l.c * batch * l.side * l.side);
+                let si = slot(l.const_in, t);
+                if !(l.const_in && t > 0) {
+                    // Bottom-up input and drive.
+                    if i > 0 {
+                        let below = &g.layers[i - 1];
+                        let sb = slot(below.const_out, t);
+                        let (lo, hi) = st.split_at_mut(i);
+                        let src = &lo[i - 1].a[sb];
+                        let dst = &mut hi[0];
+                        ensure_u8(&mut dst.idx[si], l.cin * batch * hw);
+                        ensure(&mut dst.inp[si], l.cin * batch * hw);
+                        ops::maxpool_forward(
+                            src,
+                            below.side,
+                            below.side,
+                            &mut dst.inp[si],
+                            &mut dst.idx[si],
+                        );
+                    }
+                    let mut b = std::mem::take(&mut st[i].b[si]);
+                    let input: &[f32] = if i == 0 { &r } else { &st[i].inp[si] };
+                    l.bu.forward(
+                        self.w(&format!("{name}.bottom_up.weight")),
+                        input,
+                        batch,
+                        &mut b,
+                        false,
+                        &mut col,
+                    );
+                    if let Some(bias) = self.opt(&format!("{name}.bottom_up.bias")) {
+                        add_bias(&mut b, bias);
+                    }
+                    st[i].b[si] = b;
+                }
+                let so = slot(l.const_out, t);
+                // Lateral + top-down drive from t − 1.
+                let mut e: Option<Vec<f32>> = None;
+                if t > 0 && (l.lat_used || l.td_used) {
+                    let mut ev = st[i].e[so].take().unwrap_or_default();
+                    ensure(&mut ev, n);
+                    let mut first = true;
+                    if l.lat_used {
+                        let sp = slot(l.const_out, t - 1);
+                        l.bu_lat().forward(
+                            self.w(&format!("{name}.lateral.weight")),
+                            &st[i].a[sp],
+                            batch,
+                            &mut ev[..n],
+                            false,
+                            &mut col,
+                        );
+                        if let Some(bias) = self.opt(&format!("{name}.lateral.bias")) {
+                            add_bias(&mut ev[..n], bias);
+                        }
+                        first = false;
+                    }
+                    if let Some(tg) = l.td.filter(|_| l.td_used) {
+                        let above = &g.layers[i + 1];
+                        let sp = slot(above.const_out, t - 1);
+                        if first {
+                            ev[..n].fill(0.0);
+                        }
+                        tg.backward_data(
+                            self.w(&format!("{name}.top_down.weight")),
+                            &st[i + 1].a[sp],
+                            batch,
+                            &mut ev[..n],
+                            &mut col,
+                        );
+                        if let Some(bias) = self.opt(&format!("{name}.top_down.bias")) {
+                            add_bias(&mut ev[..n], bias);
+                        }
+                    }
+                    e = Some(ev);
+                }
+                let a = &mut st[i];
+                let mut z = std::mem::take(&mut a.z[so]);
+                let b = &a.b[si];
+                match (&e, s.multiplicative) {
+                    (None, _) => z.copy_from_slice(b),
+                    (Some(e), false) => z
+                        .par_iter_mut()
+                        .zip(b.par_iter().zip(e.par_iter()))
+                        .for_each(|(z, (b, e))| *z = b + e),
+                    (Some(e), true) => z
+                        .par_iter_mut()
+                        .zip(b.par_iter().zip(e.par_iter()))
+                        .for_each(|(z, (b, e))| *z = b * (e + 1.0)),
+                }
+                a.e[so] = e;
+                let mut av = std::mem::take(&mut a.a[so]);
+                if s.layer_norm {
+                    ops::ln_stats(&z, l.c, batch, hw, LN_EPS, &mut a.mean[so], &mut a.rstd[so]);
+                    let (gw, gb) = (
+                        self.w(&format!("{name}_ln.weight")),
+                        self.w(&format!("{name}_ln.bias")),
+                    );
+                    ops::ln_relu_forward(
+                        &z,
+                        &mut av,
+                        batch,
+                        hw,
+                        Some((gw, gb, &a.mean[so], &a.rstd[so])),
+                    );
+                } else {
+                    ops::ln_relu_forward(&z, &mut av, batch, hw, None);
+                }
+                a.z[so] = z;
+                a.a[so] = av;
+            }
+            // GAP, its lateral Linear, LayerNorm, ReLU, readout.
+            let it = &g.layers[3];
+            let ait = &st[3].a[slot(it.const_out, t)];
+            let mut gb = vec![0.0f32; batch * d];
+            ops::gap_forward(ait, d, batch, it.side * it.side, &mut gb);
+            let gl = match (&prev_g, self.opt("gap.lateral.weight")) {
+                (Some(pg), Some(w)) => {
+                    let mut o = vec![0.0f32; batch * d];
+                    gemm(
+                        MatMut::rm(&mut o, 0, batch, d),
+                        false,
+                        MatRef::rm(pg, 0, batch, d),
+                        MatRef::rm(w, 0, d, d).t(),
+                    );
+                    if let Some(bias) = self.opt("gap.lateral.bias") {
+                        o.chunks_mut(d)
+                            .for_each(|r| r.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+                    }
+                    Some(o)
+                }
+                _ => None,
+            };
+            let gz: Vec<f32> = match (&gl, s.multiplicative) {
+                (None, _) => gb.clone(),
+                (Some(l), false) => gb.iter().zip(l).map(|(a, b)| a + b).collect(),
+                (Some(l), true) => gb.iter().zip(l).map(|(a, b)| a * (b + 1.0)).collect(),
+            };
+            let mut gv = vec![0.0f32; batch * d];
+            let stats = if s.layer_norm {
+                ops::ln1d_relu_forward(
+                    &gz,
+                    d,
+                    self.w("gap_ln.weight"),
+                    self.w("gap_ln.bias"),
+                    LN_EPS,
+                    &mut gv,
+                )
+            } else {
+                gv.iter_mut().zip(&gz).for_each(|(o, &v)| *o = v.max(0.0));
+                Vec::new()
+            };
+            let mut logits = vec![0.0f32; batch * kc];
+            gemm(
+                MatMut::rm(&mut logits, 0, batch, kc),
+                false,
+                MatRef::rm(&gv, 0, batch, d),
+                MatRef::rm(self.w("readout.weight"), 0, kc, d).t(),
+            );
+            if let Some(bias) = self.opt("readout.bias") {
+                logits
+                    .chunks_mut(kc)
+                    .for_each(|r| r.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+            }
+            let (lp, p) = ops::clamped_log_softmax(&logits, kc);
+            out.log_probs.push(lp);
+            out.representations.push(gv.clone());
+            if want_areas {
+                out.areas.push(
+                    (0..4)
+                        .map(|i| {
+                            let l = &g.layers[i];
+                            to_nchw(
+                                &st[i].a[slot(l.const_out, t)],
+                                l.c,
+                                batch,
+                                l.side * l.side,
+                                &mut scratch,
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            prev_g = Some(gv.clone());
+            if keep {
+                gaps.push(GapStore {
+                    gb,
+                    gl,
+                    gz,
+                    g: gv,
+                    stats,
+                    p,
+                });
+            }
+        }
+        let tape = keep.then(|| Tape {
+            batch,
+            r,
+            x: xc,
+            areas: st,
+            gap: gaps,
+        });
+        Ok((out, tape))
+    }
+
+    fn backward(&self, tape: &Tape, labels: &[usize], weights: &[f64]) -> Tensors {
+        let s = &self.spec;
+        let g = &self.geo;
+        let (t_n, d, kc, batch) = (s.timesteps, s.channels[4], s.num_classes, tape.batch);
+        let mut gw: Tensors = s
+            .parameters()
+            .into_iter()
+            .map(|(n, sh)| (n, vec![0.0f32; sh.iter().product()]))
+            .collect();
+        let slot = |constant: bool, t: usize| if constant { 0 } else { t };
+        // da per area per output slot.
+        let mut da: Vec<Vec<Vec<f32>>> = g
+            .layers
+            .iter()
+            .map(|l| {
+                vec![vec![0.0f32; l.c * batch * l.side * l.side]; if l.const_out { 1 } else { t_n }]
+            })
+            .collect();
+        // Summed gradient of constant bottom-up drives (const_in areas).
+        let mut db_sum: Vec<Option<Vec<f32>>> = g
+            .layers
+            .iter()
+            .map(|l| {
+                l.const_in
+                    .then(|| vec![0.0f32; l.c * batch * l.side * l.side])
+            })
+            .collect();
+        let mut dr = vec![0.0f32; tape.r.len()];
+        let mut col = Vec::new();
+        let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
+        let mut dz = Vec::new();
+        let mut de = Vec::new();
+        let mut dinp = Vec::new();
+        for t in (0..t_n).rev() {
+            let gs = &tape.gap[t];
+            // Readout.
+            let mut dlp = vec![0.0f32; batch * kc];
+            let wt = (weights[t] / batch as f64) as f32;
+            for (b, &y) in labels.iter().enumerate() {
+                dlp[b * kc + y] = -wt;
+            }
+            let mut dlogits = vec![0.0f32; batch * kc];
+            ops::clamped_log_softmax_backward(&dlp, &gs.p, kc, &mut dlogits);
+            if let Some(gr) = gw.get_mut("readout.weight") {
+                gemm(
+                    MatMut::rm(gr, 0, kc, d),
+                    true,
+                    MatRef::rm(&dlogits, 0, batch, kc).t(),
+                    MatRef::rm(&gs.g, 0, batch, d),
+                );
+            }
+            if let Some(gr) = gw.get_mut("readout.bias") {
+                for row in dlogits.chunks(kc) {
+                    gr.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                }
+            }
+            let mut dgv = dg_next.take().unwrap_or_else(|| vec![0.0f32; batch * d]);
+            gemm(
+                MatMut::rm(&mut dgv, 0, batch, d),
+                true,
+                MatRef::rm(&dlogits, 0, batch, kc),
+                MatRef::rm(self.w("readout.weight"), 0, kc, d),
+            );
+            // GAP LayerNorm + ReLU.
+            let mut dgz = vec![0.0f32; batch * d];
+            if s.layer_norm {
+                let (mut dgw, mut dgb) = (
+                    gw.remove("gap_ln.weight").unwrap_or_default(),
+                    gw.remove("gap_ln.bias").unwrap_or_default(),
+                );
+                ops::ln1d_relu_backward(
+                    &gs.gz,
+                    &gs.g,
+                    &dgv,
+                    d,
+                    self.w("gap_ln.weight"),
+                    &gs.stats,
+                    &mut dgz,
+                    &mut dgw,
+                    &mut dgb,
+                );
+                gw.insert("gap_ln.weight".into(), dgw);
+                gw.insert("gap_ln.bias".into(), dgb);
+            } else {
+                dgz.iter_mut()
+                    .zip(dgv.iter().zip(&gs.g))
+                    .for_each(|(o, (g, a))| *o = if *a > 0.0 { *g } else { 0.0 });
+            }
+            let (dgb, dgl): (Vec<f32>, Option<Vec<f32>>) = match (&gs.gl, s.multiplicative) {
+                (None, _) => (dgz, None),
+                (Some(_), false) => (dgz.clone(), Some(dgz)),
+                (Some(l), true) => (
+                    dgz.iter().zip(l).map(|(g, l)| g * (l + 1.0)).collect(),
+                    Some(dgz.iter().zip(&gs.gb).map(|(g, b)| g * b).collect()),
+                ),
+            };
+            if let (Some(dgl), true) = (dgl, t > 0) {
+                let gprev = &tape.gap[t - 1].g;
+                if let Some(gr) = gw.get_mut("gap.lateral.weight") {
+                    gemm(
+                        MatMut::rm(gr, 0, d, d),
+                        true,
+                        MatRef::rm(&dgl, 0, batch, d).t(),
+                        MatRef::rm(gprev, 0, batch, d),
+                    );
+                }
+                if let Some(gr) = gw.get_mut("gap.lateral.bias") {
+                    for row in dgl.chunks(d) {
+                        gr.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    }
+                }
+                let mut dprev = vec![0.0f32; batch * d];
+                gemm(
+                    MatMut::rm(&mut dprev, 0, batch, d),
+                    false,
+                    MatRef::rm(&dgl, 0, batch, d),
+                    MatRef::rm(self.w("gap.lateral.weight"), 0, d, d),
+                );
+                dg_next = Some(dprev);
+            }
+            let it = &g.layers[3];
+            ops::gap_backward(
+                &dgb,
+                d,
+                batch,
+                it.side * it.side,
+                &mut da[3][slot(it.const_out, t)],
+            );
+
+            // Areas, top to bottom.
+            for i in (0..4).rev() {
+                let l = &g.layers[i];
+                if l.const_out && t > 0 {
+                    continue; // its gradient accumulates in slot 0, propagated at t = 0
+                }
+                let name = AREAS[i];
+                let (hw, n) = (l.side * l.side, l.c * batch * l.side * l.side);
+                let so = slot(l.const_out, t);
+                let si = slot(l.const_in, t);
+                let a = &tape.areas[i];
+                ensure(&mut dz, n);
+                if s.layer_norm {
+                    let (mut dgw, mut dgb) = (
+                        gw.remove(&format!("{name}_ln.weight")).unwrap_or_default(),
+                        gw.remove(&format!("{name}_ln.bias")).unwrap_or_default(),
+                    );
+                    ops::ln_relu_backward(
+                        &a.z[so],
+                        &a.a[so],
+                        &da[i][so],
+                        &mut dz[..n],
+                        l.c,
+                        batch,
+                        hw,
+                        Some((
+                            self.w(&format!("{name}_ln.weight")),
+                            &a.mean[so],
+                            &a.rstd[so],
+                            &mut dgw,
+                            &mut dgb,
+                        )),
+                    );
+                    gw.insert(format!("{name}_ln.weight"), dgw);
+                    gw.insert(format!("{name}_ln.bias"), dgb);
+                } else {
+                    ops::ln_relu_backward(
+                        &a.z[so],
+                        &a.a[so],
+                        &da[i][so],
+                        &mut dz[..n],
+                        l.c,
+                        batch,
+                        hw,
+                        None,
+                    );
+                }
+                // Combine: z = b + e or b ⊙ (1 + e).
+                if let Some(e) = &a.e[so] {
+                    ensure(&mut de, n);
+                    if s.multiplicative {
+                        let b = &a.b[si];
+                        de[..n]
+                            .par_iter_mut()
+                            .zip(dz[..n].par_iter().zip(b.par_iter()))
+                            .for_each(|(o, (g, b))| *o = g * b);
+                        dz[..n]
+                            .par_iter_mut()
+                            .zip(e.par_iter())
+                            .for_each(|(g, e)| *g *= e + 1.0);
+                    } else {
+                        de[..n].copy_from_slice(&dz[..n]);
+                    }
+                    let de = &de[..n];
+                    if l.lat_used {
+                        let sp = slot(l.const_out, t - 1);
+                        let lat = l.bu_lat();
+                        if let Some(gr) = gw.get_mut(&format!("{name}.lateral.weight")) {
+                            lat.backward_weight(&a.a[sp], de, batch, gr, &mut col);
+                        }
+                        if let Some(gr) = gw.get_mut(&format!("{name}.lateral.bias")) {
+                            bias_grad(de, gr);
+                        }
+                        lat.backward_data(
+                            self.w(&format!("{name}.lateral.weight")),
+                            de,
+                            batch,
+                            &mut da[i][sp],
+                            &mut col,
+                        );
+                    }
+                    if let Some(tg) = l.td.filter(|_| l.td_used) {
+                        let above = &g.layers[i + 1];
+                        let sp = slot(above.const_out, t - 1);
+                        let ap = &tape.areas[i + 1].a[sp];
+                        if let Some(gr) = gw.get_mut(&format!("{name}.top_down.weight")) {
+                            tg.backward_weight(de, ap, batch, gr, &mut col);
+                        }
+                        if let Some(gr) = gw.get_mut(&format!("{name}.top_down.bias")) {
+                            bias_grad(de, gr);
+                        }
+                        tg.forward(
+                            self.w(&format!("{name}.top_down.weight")),
+                            de,
+                            batch,
+                            &mut da[i + 1][sp],
+                            true,
+                            &mut col,
+                        );
+                    }
+                }
+                // Bottom-up: summed over steps first when its input is constant.
+                let dbv: &[f32] = if let Some(sum) = db_sum[i].as_mut() {
+                    sum.par_iter_mut()
+                        .zip(dz[..n].par_iter())
+                        .for_each(|(s, d)| *s += d);
+                    if t > 0 {
+                        continue;
+                    }
+                    &sum[..]
+                } else {
+                    &dz[..n]
+                };
+                let input: &[f32] = if i == 0 { &tape.r } else { &a.inp[si] };
+                if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.weight")) {
+                    l.bu.backward_weight(input, dbv, batch, gr, &mut col);
+                }
+                if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.bias")) {
+                    bias_grad(dbv, gr);
+                }
+                let w = self.w(&format!("{name}.bottom_up.weight"));
+                if i == 0 {
+                    l.bu.backward_data(w, dbv, batch, &mut dr, &mut col);
+                } else {
+                    let nin = l.cin * batch * hw;
+                    ensure(&mut dinp, nin);
+                    dinp[..nin].fill(0.0);
+                    l.bu.backward_data(w, dbv, batch, &mut dinp[..nin], &mut col);
+                    let below = &g.layers[i - 1];
+                    let sb = slot(below.const_out, t);
+                    ops::maxpool_backward(
+                        &dinp[..nin],
+                        &a.idx[si],
+                        below.side,
+                        below.side,
+                        &mut da[i - 1][sb],
+                    );
+                }
+            }
+        }
+        // Retina: ReLU, bias, weight (its input gradient is not needed).
+        dr.par_iter_mut().zip(tape.r.par_iter()).for_each(|(g, r)| {
+            if *r <= 0.0 {
+                *g = 0.0
+            }
+        });
+        if let Some(gr) = gw.get_mut("retina.weight") {
+            g.retina.backward_weight(&tape.x, &dr, batch, gr, &mut col);
+        }
+        if let Some(gr) = gw.get_mut("retina.bias") {
+            bias_grad(&dr, gr);
+        }
+        // Parameters the network owns but never uses (faithful V1's lateral and top-down
+        // convolutions) get no gradient, as in PyTorch, so optimisers leave them alone.
+        for (i, l) in g.layers.iter().enumerate() {
+            let name = AREAS[i];
+            if !l.lat_used {
+                gw.remove(&format!("{name}.lateral.weight"));
+                gw.remove(&format!("{name}.lateral.bias"));
+            }
+            if !l.td_used {
+                gw.remove(&format!("{name}.top_down.weight"));
+                gw.remove(&format!("{name}.top_down.bias"));
+            }
+        }
+        gw
+    }
+}
+
+impl AreaStore {
+    fn with_inp(mut self, n: usize) -> Self {
+        for v in &mut self.inp {
+            v.resize(n, 0.0);
+        }
+        self
+    }
+}
+
+fn ensure_u8(v: &mut Vec<u8>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0);
+    }
+}
+
+/// `[C][B][HW]` → `[B][C][HW]`.
+fn to_nchw(x: &[f32], c: usize, batch: usize, hw: usize, _scratch: &mut [f32]) -> Vec<f32> {
+    let mut o = vec![0.0f32; x.len()];
+    for ch in 0..c {
+        for b in 0..batch {
+            o[(b * c + ch) * hw..(b * c + ch + 1) * hw]
+                .copy_from_slice(&x[(ch * batch + b) * hw..(ch * batch + b + 1) * hw]);
+        }
+    }
+    o
+}

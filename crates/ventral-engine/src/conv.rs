@@ -1,0 +1,411 @@
+//! 2-D convolution as blocked GEMM over images, in the engine's channel-major layout.
+//!
+//! Activations are `[C][B][H][W]` (channel rows, every image of the batch inside a row), so a
+//! convolution of the whole batch is one matrix product `Y[Co, B·Ho·Wo] = W[Co, Ci·k²] ·
+//! col[Ci·k², B·Ho·Wo]`, cut into chunks of images so that the unfolded `col` stays in a small
+//! buffer. The three primitives of a convolution with geometry `G` (input `Hi×Wi`, output
+//! `Ho×Wo`, stride, padding):
+//!
+//! - [`Conv::forward`]: `Y = W · im2col(X)`;
+//! - [`Conv::backward_data`]: `dX += col2im(Wᵀ · dY)` (the adjoint of the forward);
+//! - [`Conv::backward_weight`]: `dW += dY · im2col(X)ᵀ` (accumulating: calling it once per
+//!   time step sums the steps into one gradient, the same as one GEMM over time × batch).
+//!
+//! A transposed convolution (PyTorch `ConvTranspose2d(Ci, Co, k, stride, padding,
+//! output_padding)`, weight `[Ci, Co, k, k]`) is the adjoint of the convolution from its output
+//! to its input; [`Conv::transposed`] builds that geometry, and its forward is
+//! `backward_data`, its input gradient `forward`, its weight gradient `backward_weight` with the
+//! roles of input and output gradient exchanged.
+
+use rayon::prelude::*;
+
+use crate::mat::{MatMut, MatRef, gemm};
+
+/// Bytes the unfolded input of one chunk may use.
+const COL_BUDGET: usize = 8 << 20;
+
+/// Geometry of a convolution over a batch. `ci`/`co` are the convolution's input and output
+/// channels (for a transposed convolution: of the convolution it is the adjoint of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv {
+    pub ci: usize,
+    pub co: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub hi: usize,
+    pub wi: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Conv {
+    /// `Conv2d(ci, co, k, stride, padding)` on `hi × wi` inputs.
+    pub fn new(
+        ci: usize,
+        co: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        hi: usize,
+        wi: usize,
+    ) -> Self {
+        let out = |n: usize| (n + 2 * pad).saturating_sub(k) / stride + 1;
+        Self {
+            ci,
+            co,
+            k,
+            stride,
+            pad,
+            hi,
+            wi,
+            ho: out(hi),
+            wo: out(wi),
+        }
+    }
+
+    /// `ConvTranspose2d(cin, cout, k, stride, padding, output_padding)` on `h × w` inputs: the
+    /// geometry of the convolution `cout → cin` from the transposed convolution's output size
+    /// `((h − 1)·stride − 2·padding + k + output_padding)` to `h × w`.
+    pub fn transposed(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        out_pad: usize,
+        h: usize,
+        w: usize,
+    ) -> Self {
+        let big = |n: usize| (n - 1) * stride + k + out_pad - 2 * pad;
+        Self {
+            ci: cout,
+            co: cin,
+            k,
+            stride,
+            pad,
+            hi: big(h),
+            wi: big(w),
+            ho: h,
+            wo: w,
+        }
+    }
+
+    /// Rows of the unfolded input (`Ci·k²`).
+    pub fn kdim(&self) -> usize {
+        self.ci * self.k * self.k
+    }
+
+    /// Multiply-adds of one forward pass per image.
+    pub fn macs_per_image(&self) -> usize {
+        self.co * self.kdim() * self.ho * self.wo
+    }
+
+    fn chunk_images(&self, batch: usize) -> usize {
+        let per = self.kdim() * self.ho * self.wo * 4;
+        (COL_BUDGET / per.max(1)).clamp(1, batch.max(1))
+    }
+
+    /// Unfold images `b0..b1` of `x` (`[Ci][B][Hi·Wi]`) into `col` (`[Ci·k²][(b1−b0)·Ho·Wo]`).
+    fn im2col(&self, x: &[f32], batch: usize, b0: usize, b1: usize, col: &mut [f32]) {
+        let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
+        let n = (b1 - b0) * howo;
+        col[..self.kdim() * n]
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (c, kh, kw) = (row / (k * k), (row / k) % k, row % k);
+                let src_c = &x[c * batch * hiwi..(c + 1) * batch * hiwi];
+                for (bi, b) in (b0..b1).enumerate() {
+                    let src = &src_c[b * hiwi..(b + 1) * hiwi];
+                    let d = &mut dst[bi * howo..(bi + 1) * howo];
+                    self.gather_plane(src, d, kh, kw);
+                }
+            });
+    }
+
+    /// One (kh, kw) tap of one image plane: `d[oh, ow] = src[oh·s + kh − p, ow·s + kw − p]`.
+    fn gather_plane(&self, src: &[f32], d: &mut [f32], kh: usize, kw: usize) {
+        let (s, p) = (self.stride, self.pad);
+        let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
+        for oh in 0..self.ho {
+            let row = &mut d[oh * self.wo..(oh + 1) * self.wo];
+            let ih = (oh * s + kh) as isize - p as isize;
+            if ih < 0 || ih >= self.hi as isize || lo >= hi_ {
+                row.fill(0.0);
+                continue;
+            }
+            let srow = &src[ih as usize * self.wi..(ih as usize + 1) * self.wi];
+            row[..lo].fill(0.0);
+            row[hi_..].fill(0.0);
+            if s == 1 {
+                let start = lo + kw - p;
+                row[lo..hi_].copy_from_slice(&srow[start..start + (hi_ - lo)]);
+            } else {
+                for ow in lo..hi_ {
+                    row[ow] = srow[ow * s + kw - p];
+                }
+            }
+        }
+    }
+
+    /// Output columns `ow` whose tap `kw` lands inside the input: `[lo, hi)`.
+    fn valid_range(&self, kw: usize, wi: usize, wo: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.pad);
+        // ow·s + kw − p ≥ 0  and  ow·s + kw − p < wi
+        let lo = if kw >= p { 0 } else { (p - kw).div_ceil(s) };
+        let hi = if wi + p > kw {
+            ((wi + p - kw - 1) / s + 1).min(wo)
+        } else {
+            0
+        };
+        (lo.min(wo), hi.max(lo.min(wo)))
+    }
+
+    /// The adjoint of [`Self::im2col`]: add `col` into images `b0..b1` of `dx`.
+    fn col2im(&self, col: &[f32], batch: usize, b0: usize, b1: usize, dx: &mut [f32]) {
+        let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
+        let n = (b1 - b0) * howo;
+        let (s, p) = (self.stride, self.pad);
+        dx.par_chunks_mut(batch * hiwi)
+            .enumerate()
+            .for_each(|(c, dxc)| {
+                for kh in 0..k {
+                    for kw in 0..k {
+                        let row = (c * k + kh) * k + kw;
+                        let src_r = &col[row * n..(row + 1) * n];
+                        let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
+                        for (bi, b) in (b0..b1).enumerate() {
+                            let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
+                            let src = &src_r[bi * howo..(bi + 1) * howo];
+                            for oh in 0..self.ho {
+                                let ih = (oh * s + kh) as isize - p as isize;
+                                if ih < 0 || ih >= self.hi as isize {
+                                    continue;
+                                }
+                                let drow =
+                                    &mut d[ih as usize * self.wi..(ih as usize + 1) * self.wi];
+                                let srow = &src[oh * self.wo..(oh + 1) * self.wo];
+                                for ow in lo..hi_ {
+                                    drow[ow * s + kw - p] += srow[ow];
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    /// `y = W · im2col(x)` (`accumulate`: `y +=`).
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, k, k]`; `x`: `[Ci][B][Hi][Wi]`; `y`: `[Co][B][Ho][Wo]`.
+    pub fn forward(
+        &self,
+        w: &[f32],
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+        accumulate: bool,
+        col: &mut Vec<f32>,
+    ) {
+        let howo = self.ho * self.wo;
+        let nb = self.chunk_images(batch);
+        let kd = self.kdim();
+        let mut b0 = 0;
+        while b0 < batch {
+            let b1 = (b0 + nb).min(batch);
+            let n = (b1 - b0) * howo;
+            ensure(col, kd * n);
+            self.im2col(x, batch, b0, b1, col);
+            gemm(
+                MatMut {
+                    data: y,
+                    off: b0 * howo,
+                    rows: self.co,
+                    cols: n,
+                    rs: batch * howo,
+                    cs: 1,
+                },
+                accumulate,
+                MatRef::rm(w, 0, self.co, kd),
+                MatRef::rm(col, 0, kd, n),
+            );
+            b0 = b1;
+        }
+    }
+
+    /// `dx += col2im(Wᵀ · dy)`.
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, k, k]`; `dy`: `[Co][B][Ho][Wo]`; `dx`: `[Ci][B][Hi][Wi]`.
+    pub fn backward_data(
+        &self,
+        w: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dx: &mut [f32],
+        col: &mut Vec<f32>,
+    ) {
+        let howo = self.ho * self.wo;
+        let nb = self.chunk_images(batch);
+        let kd = self.kdim();
+        let mut b0 = 0;
+        while b0 < batch {
+            let b1 = (b0 + nb).min(batch);
+            let n = (b1 - b0) * howo;
+            ensure(col, kd * n);
+            gemm(
+                MatMut::rm(col, 0, kd, n),
+                false,
+                MatRef::rm(w, 0, self.co, kd).t(),
+                MatRef {
+                    data: dy,
+                    off: b0 * howo,
+                    rows: self.co,
+                    cols: n,
+                    rs: batch * howo,
+                    cs: 1,
+                },
+            );
+            self.col2im(col, batch, b0, b1, dx);
+            b0 = b1;
+        }
+    }
+
+    /// `dw += dy · im2col(x)ᵀ`.
+    ///
+    /// # Shapes
+    /// - `x`: `[Ci][B][Hi][Wi]`; `dy`: `[Co][B][Ho][Wo]`; `dw`: `[Co, Ci, k, k]`.
+    pub fn backward_weight(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dw: &mut [f32],
+        col: &mut Vec<f32>,
+    ) {
+        let howo = self.ho * self.wo;
+        let nb = self.chunk_images(batch);
+        let kd = self.kdim();
+        let mut b0 = 0;
+        while b0 < batch {
+            let b1 = (b0 + nb).min(batch);
+            let n = (b1 - b0) * howo;
+            ensure(col, kd * n);
+            self.im2col(x, batch, b0, b1, col);
+            gemm(
+                MatMut::rm(dw, 0, self.co, kd),
+                true,
+                MatRef {
+                    data: dy,
+                    off: b0 * howo,
+                    rows: self.co,
+                    cols: n,
+                    rs: batch * howo,
+                    cs: 1,
+                },
+                MatRef::rm(col, 0, kd, n).t(),
+            );
+            b0 = b1;
+        }
+    }
+}
+
+/// Grow a scratch buffer (never shrinks: no allocation churn over steps).
+pub(crate) fn ensure(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// `y[c, ·] += bias[c]` over `[C][N]` rows.
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    let n = y.len() / bias.len().max(1);
+    y.par_chunks_mut(n)
+        .zip(bias)
+        .for_each(|(r, &b)| r.iter_mut().for_each(|v| *v += b));
+}
+
+/// `db[c] += Σ dy[c, ·]` over `[C][N]` rows (sums in f64).
+pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
+    let n = dy.len() / db.len().max(1);
+    db.par_iter_mut()
+        .zip(dy.par_chunks(n))
+        .for_each(|(d, r)| *d += r.iter().map(|&v| v as f64).sum::<f64>() as f32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of a convolution on `[C][B][H][W]`.
+    fn naive(g: &Conv, w: &[f32], x: &[f32], b: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; g.co * b * g.ho * g.wo];
+        for o in 0..g.co {
+            for n in 0..b {
+                for oh in 0..g.ho {
+                    for ow in 0..g.wo {
+                        let mut s = 0.0f64;
+                        for c in 0..g.ci {
+                            for kh in 0..g.k {
+                                for kw in 0..g.k {
+                                    let ih = (oh * g.stride + kh) as isize - g.pad as isize;
+                                    let iw = (ow * g.stride + kw) as isize - g.pad as isize;
+                                    if ih < 0
+                                        || iw < 0
+                                        || ih >= g.hi as isize
+                                        || iw >= g.wi as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((c * b + n) * g.hi + ih as usize) * g.wi + iw as usize];
+                                    s += (w[((o * g.ci + c) * g.k + kh) * g.k + kw] * xv) as f64;
+                                }
+                            }
+                        }
+                        y[((o * b + n) * g.ho + oh) * g.wo + ow] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn data(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.618).sin()).collect()
+    }
+
+    #[test]
+    fn forward_and_adjoints_match_the_definition() {
+        for &(ci, co, k, s, p, h, b) in &[
+            (3, 5, 3, 1, 1, 7, 2),
+            (4, 3, 5, 2, 2, 9, 3),
+            (2, 2, 1, 1, 0, 4, 1),
+            (3, 4, 3, 2, 1, 8, 2),
+        ] {
+            let g = Conv::new(ci, co, k, s, p, h, h);
+            let w = data(co * ci * k * k, 1.0);
+            let x = data(ci * b * h * h, 2.0);
+            let mut y = vec![0.0; co * b * g.ho * g.wo];
+            let mut col = Vec::new();
+            g.forward(&w, &x, b, &mut y, false, &mut col);
+            let yn = naive(&g, &w, &x, b);
+            for (a, e) in y.iter().zip(&yn) {
+                assert!((a - e).abs() < 1e-4, "{a} vs {e}");
+            }
+            // <dy, conv(x)> = <col2im(Wᵀ dy), x> and = <dw, w>.
+            let dy = data(y.len(), 3.0);
+            let mut dx = vec![0.0; x.len()];
+            g.backward_data(&w, &dy, b, &mut dx, &mut col);
+            let mut dw = vec![0.0; w.len()];
+            g.backward_weight(&x, &dy, b, &mut dw, &mut col);
+            let lhs: f64 = dy.iter().zip(&yn).map(|(a, b)| (a * b) as f64).sum();
+            let r1: f64 = dx.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
+            let r2: f64 = dw.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum();
+            assert!((lhs - r1).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} {r1}");
+            assert!((lhs - r2).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} {r2}");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! ventral's CPU training engine: convolution kernels on blocked GEMM (the `gemm` crate's
+//! run-time-dispatched AVX-512 / AVX2+FMA micro-kernels) in a channel-major `[C][B][H][W]`
+//! layout, fused LayerNorm + ReLU, max-pool with indices, and the BLT network's forward and
+//! backward pass over its explicit time loop.
+//!
+//! Framework-free (no deep-learning backend): `ventral-models` binds it to a `Blt` module's
+//! parameters by their PyTorch names, and training uses it as the CPU fast path for BLT
+//! networks. Exactness is checked against burn's autodiff and PyTorch's reference (see the
+//! tests in `ventral-models`).
+
+pub mod blt;
+pub mod conv;
+pub mod mat;
+pub mod ops;
+
+pub use blt::{BltNet, BltSpec, Outputs, Tensors};
+
+/// Errors of the engine (bad parameters or inputs for a network).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine: {0}")]
+    Spec(String),
+    #[error("engine: {0}")]
+    Param(String),
+    #[error("engine: {0}")]
+    Input(String),
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

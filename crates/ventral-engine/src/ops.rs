@@ -1,0 +1,357 @@
+//! Fused elementwise and reduction kernels on the `[C][B][H·W]` layout: LayerNorm over
+//! (C, H, W) + ReLU forward and backward, 2×2 max-pool with indices, global average pooling,
+//! LayerNorm over D + ReLU on `[B, D]`, and the clamped log-softmax of the BLT readout.
+//!
+//! Per-sample statistics are summed in f64 (in a fixed order), so results do not depend on the
+//! thread count and long sums keep float32 accuracy.
+
+use rayon::prelude::*;
+
+/// Per-sample mean and 1/σ of `z` (`[C][B][HW]`) over (C, H, W), biased variance.
+pub fn ln_stats(
+    z: &[f32],
+    c: usize,
+    batch: usize,
+    hw: usize,
+    eps: f64,
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let n = (c * hw) as f64;
+    let st: Vec<(f32, f32)> = (0..batch)
+        .into_par_iter()
+        .map(|b| {
+            let mut s = 0.0f64;
+            for ch in 0..c {
+                let r = &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
+                s += r.iter().map(|&v| v as f64).sum::<f64>();
+            }
+            let m = s / n;
+            let mut q = 0.0f64;
+            for ch in 0..c {
+                let r = &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
+                q += r
+                    .iter()
+                    .map(|&v| (v as f64 - m) * (v as f64 - m))
+                    .sum::<f64>();
+            }
+            (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
+        })
+        .collect();
+    for (b, (m, r)) in st.into_iter().enumerate() {
+        mean[b] = m;
+        rstd[b] = r;
+    }
+}
+
+/// `a = ReLU(γ ⊙ (z − μ_b)·r_b + β)` with γ, β of shape `[C, HW]`; `gamma = None`: `a = ReLU(z)`.
+pub fn ln_relu_forward(
+    z: &[f32],
+    a: &mut [f32],
+    batch: usize,
+    hw: usize,
+    norm: Option<(&[f32], &[f32], &[f32], &[f32])>,
+) {
+    let row = batch * hw;
+    a.par_chunks_mut(row)
+        .zip(z.par_chunks(row))
+        .enumerate()
+        .for_each(|(ch, (ar, zr))| match norm {
+            None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = v.max(0.0)),
+            Some((g, be, mean, rstd)) => {
+                let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
+                for b in 0..batch {
+                    let (m, r) = (mean[b], rstd[b]);
+                    let o = &mut ar[b * hw..(b + 1) * hw];
+                    let zi = &zr[b * hw..(b + 1) * hw];
+                    for i in 0..hw {
+                        o[i] = (g[i] * ((zi[i] - m) * r) + be[i]).max(0.0);
+                    }
+                }
+            }
+        });
+}
+
+/// Backward of [`ln_relu_forward`]: from `da` (gradient of `a`) write `dz`, and add into
+/// `dgamma`, `dbeta` (`[C, HW]`).
+pub fn ln_relu_backward(
+    z: &[f32],
+    a: &[f32],
+    da: &[f32],
+    dz: &mut [f32],
+    c: usize,
+    batch: usize,
+    hw: usize,
+    norm: Option<(&[f32], &[f32], &[f32], &mut [f32], &mut [f32])>,
+) {
+    let row = batch * hw;
+    let Some((g, mean, rstd, dgamma, dbeta)) = norm else {
+        dz.par_chunks_mut(row)
+            .zip(da.par_chunks(row).zip(a.par_chunks(row)))
+            .for_each(|(d, (g, a))| {
+                for i in 0..d.len() {
+                    d[i] = if a[i] > 0.0 { g[i] } else { 0.0 };
+                }
+            });
+        return;
+    };
+    // Per sample: mean of dx̂ and of dx̂·x̂ over (C, H, W), dx̂ = γ·dy, dy = da·[a > 0].
+    let n = (c * hw) as f64;
+    let m12: Vec<(f32, f32)> = (0..batch)
+        .into_par_iter()
+        .map(|b| {
+            let (m, r) = (mean[b], rstd[b]);
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for ch in 0..c {
+                let o = (ch * batch + b) * hw;
+                let gg = &g[ch * hw..(ch + 1) * hw];
+                for i in 0..hw {
+                    if a[o + i] > 0.0 {
+                        let dxh = (da[o + i] * gg[i]) as f64;
+                        s1 += dxh;
+                        s2 += dxh * ((z[o + i] - m) * r) as f64;
+                    }
+                }
+            }
+            ((s1 / n) as f32, (s2 / n) as f32)
+        })
+        .collect();
+    dz.par_chunks_mut(row)
+        .zip(dgamma.par_chunks_mut(hw).zip(dbeta.par_chunks_mut(hw)))
+        .enumerate()
+        .for_each(|(ch, (d, (dg, db)))| {
+            let gg = &g[ch * hw..(ch + 1) * hw];
+            for b in 0..batch {
+                let (m, r) = (mean[b], rstd[b]);
+                let (m1, m2) = m12[b];
+                let o = (ch * batch + b) * hw;
+                for i in 0..hw {
+                    let xh = (z[o + i] - m) * r;
+                    let dy = if a[o + i] > 0.0 { da[o + i] } else { 0.0 };
+                    dg[i] += dy * xh;
+                    db[i] += dy;
+                    d[b * hw + i] = r * (dy * gg[i] - m1 - xh * m2);
+                }
+            }
+        });
+}
+
+/// 2×2 max-pool, stride 2, on `[C][B][H][W]` planes; `idx` gets the argmax (0..4, row-major,
+/// first maximum wins as PyTorch; NaN propagates).
+pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [u8]) {
+    let (oh, ow) = (h / 2, w / 2);
+    y.par_chunks_mut(oh * ow)
+        .zip(idx.par_chunks_mut(oh * ow))
+        .zip(x.par_chunks(h * w))
+        .for_each(|((yp, ip), xp)| {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let base = 2 * i * w + 2 * j;
+                    let cand = [xp[base], xp[base + 1], xp[base + w], xp[base + w + 1]];
+                    let mut best = 0usize;
+                    for q in 1..4 {
+                        if cand[q] > cand[best] || (cand[q].is_nan() && !cand[best].is_nan()) {
+                            best = q;
+                        }
+                    }
+                    yp[i * ow + j] = cand[best];
+                    ip[i * ow + j] = best as u8;
+                }
+            }
+        });
+}
+
+/// Backward of [`maxpool_forward`]: `dx[argmax] += dy`.
+pub fn maxpool_backward(dy: &[f32], idx: &[u8], h: usize, w: usize, dx: &mut [f32]) {
+    let (oh, ow) = (h / 2, w / 2);
+    dx.par_chunks_mut(h * w)
+        .zip(dy.par_chunks(oh * ow).zip(idx.par_chunks(oh * ow)))
+        .for_each(|(dp, (gp, ip))| {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let q = ip[i * ow + j] as usize;
+                    dp[(2 * i + q / 2) * w + 2 * j + q % 2] += gp[i * ow + j];
+                }
+            }
+        });
+}
+
+/// Global average pool: `[D][B][HW]` → `[B, D]`.
+pub fn gap_forward(x: &[f32], d: usize, batch: usize, hw: usize, out: &mut [f32]) {
+    for ch in 0..d {
+        for b in 0..batch {
+            let r = &x[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
+            out[b * d + ch] = (r.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32;
+        }
+    }
+}
+
+/// Backward of [`gap_forward`]: `dx[ch, b, ·] += dout[b, ch] / HW`.
+pub fn gap_backward(dout: &[f32], d: usize, batch: usize, hw: usize, dx: &mut [f32]) {
+    dx.par_chunks_mut(batch * hw)
+        .enumerate()
+        .take(d)
+        .for_each(|(ch, r)| {
+            for b in 0..batch {
+                let v = dout[b * d + ch] / hw as f32;
+                r[b * hw..(b + 1) * hw].iter_mut().for_each(|x| *x += v);
+            }
+        });
+}
+
+/// LayerNorm over D + ReLU on `[B, D]` rows; returns per-row (mean, rstd).
+pub fn ln1d_relu_forward(
+    z: &[f32],
+    d: usize,
+    g: &[f32],
+    be: &[f32],
+    eps: f64,
+    a: &mut [f32],
+) -> Vec<(f32, f32)> {
+    z.chunks(d)
+        .zip(a.chunks_mut(d))
+        .map(|(zr, ar)| {
+            let m = zr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+            let q = zr.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64;
+            let (m, r) = (m as f32, (1.0 / (q + eps).sqrt()) as f32);
+            for i in 0..d {
+                ar[i] = (g[i] * ((zr[i] - m) * r) + be[i]).max(0.0);
+            }
+            (m, r)
+        })
+        .collect()
+}
+
+/// Backward of [`ln1d_relu_forward`].
+pub fn ln1d_relu_backward(
+    z: &[f32],
+    a: &[f32],
+    da: &[f32],
+    d: usize,
+    g: &[f32],
+    stats: &[(f32, f32)],
+    dz: &mut [f32],
+    dg: &mut [f32],
+    db: &mut [f32],
+) {
+    for (row, &(m, r)) in stats.iter().enumerate() {
+        let o = row * d;
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for i in 0..d {
+            if a[o + i] > 0.0 {
+                let dxh = (da[o + i] * g[i]) as f64;
+                s1 += dxh;
+                s2 += dxh * ((z[o + i] - m) * r) as f64;
+            }
+        }
+        let (m1, m2) = ((s1 / d as f64) as f32, (s2 / d as f64) as f32);
+        for i in 0..d {
+            let xh = (z[o + i] - m) * r;
+            let dy = if a[o + i] > 0.0 { da[o + i] } else { 0.0 };
+            dg[i] += dy * xh;
+            db[i] += dy;
+            dz[o + i] = r * (dy * g[i] - m1 - xh * m2);
+        }
+    }
+}
+
+/// `log(clamp(softmax(logits), 1e-10, 1))` per row of `[B, K]`; returns (log-probs, probs).
+pub fn clamped_log_softmax(logits: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut lp = vec![0.0f32; logits.len()];
+    let mut p = vec![0.0f32; logits.len()];
+    for ((l, o), q) in logits.chunks(k).zip(lp.chunks_mut(k)).zip(p.chunks_mut(k)) {
+        let mx = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = l.iter().map(|&v| (v - mx).exp()).sum();
+        for i in 0..k {
+            q[i] = (l[i] - mx).exp() / s;
+            o[i] = q[i].clamp(1e-10, 1.0).ln();
+        }
+    }
+    (lp, p)
+}
+
+/// Backward of [`clamped_log_softmax`]: `dlogits` from `dlp` and the probabilities.
+pub fn clamped_log_softmax_backward(dlp: &[f32], p: &[f32], k: usize, dlogits: &mut [f32]) {
+    for ((g, q), o) in dlp.chunks(k).zip(p.chunks(k)).zip(dlogits.chunks_mut(k)) {
+        // d/dp of log(clamp(p)): 1/p where 1e-10 ≤ p ≤ 1, else 0.
+        let dp: Vec<f32> = (0..k)
+            .map(|i| {
+                if q[i] >= 1e-10 && q[i] <= 1.0 {
+                    g[i] / q[i]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let dot: f32 = (0..k).map(|i| dp[i] * q[i]).sum();
+        for i in 0..k {
+            o[i] = q[i] * (dp[i] - dot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxpool_picks_first_max_and_routes_gradient() {
+        let x = [1.0, 3.0, 3.0, 0.0, /* row 2 */ 2.0, 3.0, 1.0, 5.0];
+        let (mut y, mut idx) = ([0.0; 2], [0u8; 2]);
+        maxpool_forward(&x, 2, 4, &mut y, &mut idx);
+        assert_eq!(y, [3.0, 5.0]);
+        assert_eq!(idx, [1, 3]);
+        let mut dx = [0.0; 8];
+        maxpool_backward(&[1.0, 2.0], &idx, 2, 4, &mut dx);
+        assert_eq!(dx, [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn ln_relu_backward_matches_finite_differences() {
+        let (c, b, hw) = (3, 2, 4);
+        let n = c * b * hw;
+        let z: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.77).sin()).collect();
+        let g: Vec<f32> = (0..c * hw)
+            .map(|i| 1.0 + 0.3 * ((i as f32) * 1.3).cos())
+            .collect();
+        let be: Vec<f32> = (0..c * hw)
+            .map(|i| 0.2 * ((i as f32) * 0.4).sin())
+            .collect();
+        let w: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.31).cos()).collect();
+        let loss = |z: &[f32]| -> f64 {
+            let (mut m, mut r) = (vec![0.0; b], vec![0.0; b]);
+            ln_stats(z, c, b, hw, 1e-5, &mut m, &mut r);
+            let mut a = vec![0.0; n];
+            ln_relu_forward(z, &mut a, b, hw, Some((&g, &be, &m, &r)));
+            a.iter().zip(&w).map(|(x, y)| (x * y) as f64).sum()
+        };
+        let (mut m, mut r) = (vec![0.0; b], vec![0.0; b]);
+        ln_stats(&z, c, b, hw, 1e-5, &mut m, &mut r);
+        let mut a = vec![0.0; n];
+        ln_relu_forward(&z, &mut a, b, hw, Some((&g, &be, &m, &r)));
+        let mut dz = vec![0.0; n];
+        let (mut dg, mut db) = (vec![0.0; c * hw], vec![0.0; c * hw]);
+        ln_relu_backward(
+            &z,
+            &a,
+            &w,
+            &mut dz,
+            c,
+            b,
+            hw,
+            Some((&g, &m, &r, &mut dg, &mut db)),
+        );
+        for i in 0..n {
+            let mut zp = z.clone();
+            zp[i] += 1e-3;
+            let mut zm = z.clone();
+            zm[i] -= 1e-3;
+            let fd = (loss(&zp) - loss(&zm)) / 2e-3;
+            assert!(
+                (fd - dz[i] as f64).abs() < 2e-2,
+                "{i}: fd {fd} vs {}",
+                dz[i]
+            );
+        }
+    }
+}
