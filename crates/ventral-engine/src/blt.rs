@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::conv::{Conv, add_bias, bias_grad, ensure};
 use crate::mat::{MatMut, MatRef, gemm};
-use crate::ops;
+use crate::ops::{self, relu};
 use crate::{EngineError, Result};
 
 const LN_EPS: f64 = 1e-5;
@@ -271,7 +271,9 @@ struct Tape {
 impl<'p> BltNet<'p> {
     /// Bind parameters, checking every name and size against the spec.
     pub fn new(spec: &BltSpec, params: &'p Tensors) -> Result<Self> {
-        if !matches!(spec.kernel, 1 | 3 | 5 | 7) || spec.image_size % 16 != 0 || spec.timesteps == 0
+        if !matches!(spec.kernel, 1 | 3 | 5 | 7)
+            || !spec.image_size.is_multiple_of(16)
+            || spec.timesteps == 0
         {
             return Err(EngineError::Spec(format!(
                 "unsupported BLT geometry: kernel {}, image size {}, {} steps",
@@ -385,7 +387,7 @@ impl<'p> BltNet<'p> {
         g.retina
             .forward(self.w("retina.weight"), &xc, batch, &mut r, false, &mut col);
         add_bias(&mut r, self.w("retina.bias"));
-        r.par_iter_mut().for_each(|v| *v = v.max(0.0));
+        r.par_iter_mut().for_each(|v| *v = relu(*v));
 
         // Slots: a constant quantity has one; otherwise one per step when keeping the tape,
         // else two (t and t − 1).
@@ -588,7 +590,7 @@ impl<'p> BltNet<'p> {
                     &mut gv,
                 )
             } else {
-                gv.iter_mut().zip(&gz).for_each(|(o, &v)| *o = v.max(0.0));
+                gv.iter_mut().zip(&gz).for_each(|(o, &v)| *o = relu(v));
                 Vec::new()
             };
             let mut logits = vec![0.0f32; batch * kc];
@@ -634,7 +636,7 @@ impl<'p> BltNet<'p> {
                 });
             }
         }
-        let tape = keep.then(|| Tape {
+        let tape = keep.then_some(Tape {
             batch,
             r,
             x: xc,

@@ -7,6 +7,23 @@
 
 use rayon::prelude::*;
 
+/// LayerNorm affine and statistics for the forward pass: (γ, β, per-sample mean, per-sample 1/σ).
+pub type LnForward<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+/// For the backward pass: (γ, mean, 1/σ, dγ accumulator, dβ accumulator).
+pub type LnBackward<'a> = (
+    &'a [f32],
+    &'a [f32],
+    &'a [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
+/// ReLU that propagates NaN (as PyTorch's and burn's), so a diverged network is seen as one.
+#[inline]
+pub fn relu(v: f32) -> f32 {
+    if v < 0.0 { 0.0 } else { v }
+}
+
 /// Per-sample mean and 1/σ of `z` (`[C][B][HW]`) over (C, H, W), biased variance.
 pub fn ln_stats(
     z: &[f32],
@@ -50,14 +67,14 @@ pub fn ln_relu_forward(
     a: &mut [f32],
     batch: usize,
     hw: usize,
-    norm: Option<(&[f32], &[f32], &[f32], &[f32])>,
+    norm: Option<LnForward<'_>>,
 ) {
     let row = batch * hw;
     a.par_chunks_mut(row)
         .zip(z.par_chunks(row))
         .enumerate()
         .for_each(|(ch, (ar, zr))| match norm {
-            None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = v.max(0.0)),
+            None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
             Some((g, be, mean, rstd)) => {
                 let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
                 for b in 0..batch {
@@ -65,7 +82,7 @@ pub fn ln_relu_forward(
                     let o = &mut ar[b * hw..(b + 1) * hw];
                     let zi = &zr[b * hw..(b + 1) * hw];
                     for i in 0..hw {
-                        o[i] = (g[i] * ((zi[i] - m) * r) + be[i]).max(0.0);
+                        o[i] = relu(g[i] * ((zi[i] - m) * r) + be[i]);
                     }
                 }
             }
@@ -82,7 +99,7 @@ pub fn ln_relu_backward(
     c: usize,
     batch: usize,
     hw: usize,
-    norm: Option<(&[f32], &[f32], &[f32], &mut [f32], &mut [f32])>,
+    norm: Option<LnBackward<'_>>,
 ) {
     let row = batch * hw;
     let Some((g, mean, rstd, dgamma, dbeta)) = norm else {
@@ -215,7 +232,7 @@ pub fn ln1d_relu_forward(
             let q = zr.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / d as f64;
             let (m, r) = (m as f32, (1.0 / (q + eps).sqrt()) as f32);
             for i in 0..d {
-                ar[i] = (g[i] * ((zr[i] - m) * r) + be[i]).max(0.0);
+                ar[i] = relu(g[i] * ((zr[i] - m) * r) + be[i]);
             }
             (m, r)
         })

@@ -29,7 +29,13 @@ struct Path(Vec<String>);
 
 impl Path {
     fn name(&self) -> String {
-        self.0.join(".")
+        let parts: Vec<&str> = self
+            .0
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.join(".")
     }
 }
 
@@ -92,8 +98,14 @@ struct Stepper<'a> {
 }
 
 impl ModuleMapper for Stepper<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.0.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        // Enum variants (`Model::Blt`) are not part of parameter names (as `params`), so the
+        // state is keyed — and named gradients are found — by the PyTorch name.
+        self.path.0.push(if container_type.starts_with("Enum:") {
+            String::new()
+        } else {
+            name.to_string()
+        });
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.0.pop();
@@ -275,7 +287,12 @@ impl Optimizer {
                 })?;
                 v.push(Tensor::<1>::from_data(TensorData::new(data, shape), device));
             }
-            opt.state.insert(name, v);
+            // Files written before parameter names left out the model variant kept it.
+            let key = ["Blt.", "RcnnSat."]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+                .map_or(name.clone(), str::to_string);
+            opt.state.insert(key, v);
         }
         Ok(opt)
     }
