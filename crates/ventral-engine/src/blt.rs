@@ -787,40 +787,35 @@ impl<'p> BltNet<'p> {
                 let si = slot(l.const_in, t);
                 let a = &tape.areas[i];
                 ensure(&mut dz, n);
-                if s.layer_norm {
-                    let (mut dgw, mut dgb) = (
-                        gw.remove(&format!("{name}_ln.weight")).unwrap_or_default(),
-                        gw.remove(&format!("{name}_ln.bias")).unwrap_or_default(),
-                    );
-                    ops::ln_relu_backward(
-                        &a.z[so],
-                        &a.a[so],
-                        &da[i][so],
-                        &mut dz[..n],
-                        l.c,
-                        batch,
-                        hw,
-                        Some((
-                            self.w(&format!("{name}_ln.weight")),
-                            &a.mean[so],
-                            &a.rstd[so],
-                            &mut dgw,
-                            &mut dgb,
-                        )),
-                    );
-                    gw.insert(format!("{name}_ln.weight"), dgw);
-                    gw.insert(format!("{name}_ln.bias"), dgb);
-                } else {
-                    ops::ln_relu_backward(
-                        &a.z[so],
-                        &a.a[so],
-                        &da[i][so],
-                        &mut dz[..n],
-                        l.c,
-                        batch,
-                        hw,
-                        None,
-                    );
+                // LayerNorm gradients are taken out of the map while they are written.
+                let (lw, lb) = (format!("{name}_ln.weight"), format!("{name}_ln.bias"));
+                let mut dln = s.layer_norm.then(|| {
+                    (
+                        gw.remove(&lw).unwrap_or_default(),
+                        gw.remove(&lb).unwrap_or_default(),
+                    )
+                });
+                ops::ln_relu_backward(
+                    &a.z[so],
+                    &a.a[so],
+                    &da[i][so],
+                    &mut dz[..n],
+                    l.c,
+                    batch,
+                    hw,
+                    dln.as_mut().map(|(dgw, dgb)| {
+                        (
+                            self.w(&lw),
+                            &a.mean[so][..],
+                            &a.rstd[so][..],
+                            &mut dgw[..],
+                            &mut dgb[..],
+                        )
+                    }),
+                );
+                if let Some((dgw, dgb)) = dln {
+                    gw.insert(lw, dgw);
+                    gw.insert(lb, dgb);
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
                 if let Some(e) = &a.e[so] {

@@ -106,6 +106,28 @@ impl Conv {
         (COL_BUDGET / per.max(1)).clamp(1, batch.max(1))
     }
 
+    /// Chunks of whole images: `(b0, b1, columns)` with `columns = (b1 − b0)·Ho·Wo`.
+    fn chunks(&self, batch: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        let (nb, howo) = (self.chunk_images(batch), self.ho * self.wo);
+        (0..batch).step_by(nb).map(move |b0| {
+            let b1 = (b0 + nb).min(batch);
+            (b0, b1, (b1 - b0) * howo)
+        })
+    }
+
+    /// Columns of images `b0..` (`n` of them) of an output-shaped `[Co][B][Ho·Wo]` array.
+    fn out_cols<'a>(&self, y: &'a [f32], batch: usize, b0: usize, n: usize) -> MatRef<'a> {
+        let howo = self.ho * self.wo;
+        MatRef {
+            data: y,
+            off: b0 * howo,
+            rows: self.co,
+            cols: n,
+            rs: batch * howo,
+            cs: 1,
+        }
+    }
+
     /// Unfold images `b0..b1` of `x` (`[Ci][B][Hi·Wi]`) into `col` (`[Ci·k²][(b1−b0)·Ho·Wo]`).
     fn im2col(&self, x: &[f32], batch: usize, b0: usize, b1: usize, col: &mut [f32]) {
         let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
@@ -209,29 +231,24 @@ impl Conv {
         accumulate: bool,
         col: &mut Vec<f32>,
     ) {
-        let howo = self.ho * self.wo;
-        let nb = self.chunk_images(batch);
-        let kd = self.kdim();
-        let mut b0 = 0;
-        while b0 < batch {
-            let b1 = (b0 + nb).min(batch);
-            let n = (b1 - b0) * howo;
+        let (kd, howo) = (self.kdim(), self.ho * self.wo);
+        for (b0, b1, n) in self.chunks(batch) {
             ensure(col, kd * n);
             self.im2col(x, batch, b0, b1, col);
+            let out = MatMut {
+                data: &mut *y,
+                off: b0 * howo,
+                rows: self.co,
+                cols: n,
+                rs: batch * howo,
+                cs: 1,
+            };
             gemm(
-                MatMut {
-                    data: y,
-                    off: b0 * howo,
-                    rows: self.co,
-                    cols: n,
-                    rs: batch * howo,
-                    cs: 1,
-                },
+                out,
                 accumulate,
                 MatRef::rm(w, 0, self.co, kd),
                 MatRef::rm(col, 0, kd, n),
             );
-            b0 = b1;
         }
     }
 
@@ -247,29 +264,16 @@ impl Conv {
         dx: &mut [f32],
         col: &mut Vec<f32>,
     ) {
-        let howo = self.ho * self.wo;
-        let nb = self.chunk_images(batch);
         let kd = self.kdim();
-        let mut b0 = 0;
-        while b0 < batch {
-            let b1 = (b0 + nb).min(batch);
-            let n = (b1 - b0) * howo;
+        for (b0, b1, n) in self.chunks(batch) {
             ensure(col, kd * n);
             gemm(
                 MatMut::rm(col, 0, kd, n),
                 false,
                 MatRef::rm(w, 0, self.co, kd).t(),
-                MatRef {
-                    data: dy,
-                    off: b0 * howo,
-                    rows: self.co,
-                    cols: n,
-                    rs: batch * howo,
-                    cs: 1,
-                },
+                self.out_cols(dy, batch, b0, n),
             );
             self.col2im(col, batch, b0, b1, dx);
-            b0 = b1;
         }
     }
 
@@ -285,29 +289,16 @@ impl Conv {
         dw: &mut [f32],
         col: &mut Vec<f32>,
     ) {
-        let howo = self.ho * self.wo;
-        let nb = self.chunk_images(batch);
         let kd = self.kdim();
-        let mut b0 = 0;
-        while b0 < batch {
-            let b1 = (b0 + nb).min(batch);
-            let n = (b1 - b0) * howo;
+        for (b0, b1, n) in self.chunks(batch) {
             ensure(col, kd * n);
             self.im2col(x, batch, b0, b1, col);
             gemm(
                 MatMut::rm(dw, 0, self.co, kd),
                 true,
-                MatRef {
-                    data: dy,
-                    off: b0 * howo,
-                    rows: self.co,
-                    cols: n,
-                    rs: batch * howo,
-                    cs: 1,
-                },
+                self.out_cols(dy, batch, b0, n),
                 MatRef::rm(col, 0, kd, n).t(),
             );
-            b0 = b1;
         }
     }
 }
