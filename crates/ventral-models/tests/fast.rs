@@ -3,12 +3,16 @@
 //! biases, classifier bias, lateral/top-down on and off, `lt_position = last`, one step, odd
 //! batch, both kernel sizes. Outputs, representations, areas and every gradient must agree to
 //! float32 round-off. The reference is burn's autodiff in float64 (so that burn's own float32
-//! round-off does not count against the engine).
+//! round-off does not count against the engine); the yardstick for "float32 round-off" is burn's
+//! own float32 autodiff of the same model and batch: the engine may be at most a small factor
+//! less accurate than it (a fixed 1e-4 bound alone is flaky: a first-layer bias gradient is a
+//! sum of terms that LayerNorm makes cancel, so its relative round-off depends on the input).
+//! Inputs are generated from the case's seed, so every run checks the same numbers.
 
 #![allow(clippy::unwrap_used)]
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Distribution, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use ventral_models::config::{BltConfig, Interaction, LtPosition, NormKind};
 use ventral_models::{Blt, fast, params};
 
@@ -49,6 +53,52 @@ fn f32s<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap()
 }
 
+/// Standard normal values from a SplitMix64 stream and Box-Muller (deterministic per seed).
+fn normals(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let u1 = next().max(1e-300);
+            let u2 = next();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
+}
+
+/// Burn autodiff of the weighted per-step loss; returns the outputs and the named gradients.
+fn burn_loss_grads(
+    model: &Blt,
+    x: Tensor<4>,
+    y: &Tensor<1, Int>,
+    batch: usize,
+    weights: &[f64],
+) -> (ventral_models::BltOutput, params::NamedTensors) {
+    let out = model.forward_taps(x, true);
+    let mut loss: Option<Tensor<1>> = None;
+    for (t, lp) in out.log_probs.iter().enumerate() {
+        let l = lp
+            .clone()
+            .gather(1, y.clone().reshape([batch, 1]))
+            .mean()
+            .neg()
+            * weights[t];
+        loss = Some(match loss {
+            None => l,
+            Some(a) => a + l,
+        });
+    }
+    let grads = loss.unwrap().backward();
+    let g = params::gradients(model, &grads);
+    (out, g)
+}
+
 fn tiny(t: usize) -> BltConfig {
     let mut c = BltConfig::reference64(t);
     c.num_classes = 5;
@@ -70,8 +120,8 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
     }
     model = params::load_named(model, &named).unwrap();
     let s = cfg.image_size;
-    let x = Tensor::<4>::random([batch, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
-    let xv: Vec<f32> = x.clone().into_data().try_to_vec::<f32>().unwrap();
+    let xv = normals(batch * 3 * s * s, seed);
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [batch, 3, s, s]), &device);
     let labels: Vec<usize> = (0..batch)
         .map(|i| (i * 3 + seed as usize) % cfg.num_classes)
         .collect();
@@ -83,23 +133,9 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
         &device,
     );
     let p = fast::parameters(&model);
+    let (_, burn32) = burn_loss_grads(&model, x.clone(), &y, batch, weights);
     let model = model.map(&mut ToF64);
-    let out = model.forward_taps(x.cast(FloatDType::F64), true);
-    let mut loss: Option<Tensor<1>> = None;
-    for (t, lp) in out.log_probs.iter().enumerate() {
-        let l = lp
-            .clone()
-            .gather(1, y.clone().reshape([batch, 1]))
-            .mean()
-            .neg()
-            * weights[t];
-        loss = Some(match loss {
-            None => l,
-            Some(a) => a + l,
-        });
-    }
-    let grads = loss.unwrap().backward();
-    let ours = params::gradients(&model, &grads);
+    let (out, ours) = burn_loss_grads(&model, x.cast(FloatDType::F64), &y, batch, weights);
 
     let net = fast::BltNet::new(&fast::spec(cfg), &p).unwrap();
     let (eo, nll, eg) = net.loss_and_grad(&xv, &labels, weights).unwrap();
@@ -142,7 +178,11 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
             .get(name)
             .unwrap_or_else(|| panic!("{label}: engine has no gradient for {name}"));
         let r = rel_l2(e, g);
-        assert!(r < 1e-4, "{label}: gradient {name}: rel L2 {r}");
+        let r32 = rel_l2(&burn32[name].1, g);
+        assert!(
+            r < 1e-4f64.max(8.0 * r32),
+            "{label}: gradient {name}: rel L2 {r} (burn float32: {r32})"
+        );
     }
     // Parameters burn leaves without gradient (unused, e.g. faithful V1's lateral) get none.
     let engine_names: Vec<String> = eg.keys().cloned().collect();
