@@ -28,7 +28,7 @@ use ventral_analysis::linkage::{readout_distances, ward};
 use ventral_analysis::{Activations, analyse};
 
 fn fixtures() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+    ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn close(a: f64, b: &Value, what: &str) {

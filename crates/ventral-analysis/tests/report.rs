@@ -10,7 +10,7 @@ use ventral_analysis::{Activations, analyse};
 
 #[test]
 fn a_network_without_stable_later_images_gets_text_not_empty_plots() {
-    let fx = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
+    let fx = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let a = Activations::read(&fx.join("small.npz")).unwrap();
     // The same network frozen at its first step: predictions never change, horizon 1.
     let mut frozen = a.clone();

@@ -10,7 +10,7 @@ use std::path::Path;
 use common::{s, ventral};
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
+    ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
 }
 
 #[test]

@@ -23,7 +23,8 @@ fn record_a_run_then_analyse_its_dynamics() {
         "3",
         "--no-stimulus-set",
     ]));
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let cfg = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/tiny.toml");
     let run = d.path().join("run");
     ok(&ventral(&[
         "train",
@@ -198,7 +199,8 @@ fn record_a_run_then_analyse_its_dynamics() {
 
 #[test]
 fn reference_npz_and_bad_inputs() {
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ventral-analysis/tests/fixtures");
+    let fx = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../ventral-analysis/tests/fixtures");
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("ref");
     ok(&ventral(&[

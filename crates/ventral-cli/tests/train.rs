@@ -13,7 +13,7 @@ fn bin() -> Command {
 }
 
 fn config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")
+    ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")
 }
 
 fn s(p: &Path) -> &str {

@@ -10,7 +10,7 @@ use ventral_data::pack::{InputFormat, PackOptions, pack};
 use ventral_data::packed::PackedDataset;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
+    ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data")
 }
 
 /// The fixture pixel formula of make_data_fixtures.py.
