@@ -2,7 +2,7 @@
 //! tests: a missing fixture fails loudly when `VENTRAL_REQUIRE_FIXTURES` is set (CI) and is
 //! skipped with a printed reason otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The calling crate's directory: `CARGO_MANIFEST_DIR` as `cargo test` sets it at run time,
 /// else `compiled` (the caller's `env!("CARGO_MANIFEST_DIR")`).
