@@ -20,14 +20,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::Value;
 use ventral_analysis::dynamics::Stat;
 use ventral_analysis::linkage::{readout_distances, ward};
 use ventral_analysis::{Activations, analyse};
 
-fn fixtures() -> &'static Path {
+fn fixtures() -> PathBuf {
     ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use ventral_analysis::output::{Net, write_report};
 use ventral_analysis::{Activations, analyse};
 

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{s, ventral};
 
 fn fixtures() -> std::path::PathBuf {
