@@ -16,6 +16,9 @@ use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use ventral_models::config::{BltConfig, Interaction, LtPosition, NormKind};
 use ventral_models::{Blt, fast, params};
 
+mod common;
+use common::normals;
+
 fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
@@ -51,25 +54,6 @@ fn f32s<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .into_data()
         .try_to_vec::<f32>()
         .unwrap()
-}
-
-/// Standard normal values from a SplitMix64 stream and Box-Muller (deterministic per seed).
-fn normals(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let u1 = next().max(1e-300);
-            let u2 = next();
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
-        .collect()
 }
 
 /// Burn autodiff of the weighted per-step loss; returns the outputs and the named gradients.

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests: a seeded random stream (SplitMix64), so every run
+//! checks the same numbers.
+
+#![allow(dead_code)]
+
+/// SplitMix64: tiny, seeded, and the same on every machine.
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform integer in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+
+    /// `n` standard normal values (Box-Muller).
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let u1 = self.uniform().max(1e-300);
+                let u2 = self.uniform();
+                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+            })
+            .collect()
+    }
+}
+
+/// Standard normal values for `seed`.
+pub fn normals(n: usize, seed: u64) -> Vec<f32> {
+    SplitMix::new(seed).normals(n)
+}

@@ -1,0 +1,285 @@
+//! The engine's convolution kernels (`ventral_engine::conv::Conv`: forward, input gradient,
+//! weight gradient; and the transposed convolution built from them) against PyTorch (golden
+//! values) and against burn's float64 autodiff on random shapes: odd and non-square sizes,
+//! batch 1, k = 1, 3, 5, 7, stride 1 and 2, padding 0 … k−1, transposed with output padding,
+//! channel counts that are not multiples of a SIMD width, and a case large enough to be cut
+//! into several im2col chunks.
+
+#![allow(clippy::unwrap_used)]
+
+use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use ventral_core::npy::NpzReader;
+use ventral_engine::conv::Conv;
+
+mod common;
+use common::SplitMix;
+
+/// A `Conv2d` / `ConvTranspose2d` case in PyTorch terms (`ci`/`co`: the module's channels,
+/// `h × w`: its input).
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    transposed: bool,
+    batch: usize,
+    ci: usize,
+    co: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    out_pad: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Case {
+    fn geometry(&self) -> Conv {
+        if self.transposed {
+            Conv::transposed(
+                self.ci,
+                self.co,
+                self.k,
+                self.stride,
+                self.pad,
+                self.out_pad,
+                self.h,
+                self.w,
+            )
+        } else {
+            Conv::new(
+                self.ci,
+                self.co,
+                self.k,
+                self.stride,
+                self.pad,
+                self.h,
+                self.w,
+            )
+        }
+    }
+
+    /// The module's output size.
+    fn out_hw(&self) -> (usize, usize) {
+        let g = self.geometry();
+        if self.transposed {
+            (g.hi, g.wi)
+        } else {
+            (g.ho, g.wo)
+        }
+    }
+
+    fn weight_len(&self) -> usize {
+        self.ci * self.co * self.k * self.k
+    }
+}
+
+/// `[B][C][N]` → `[C][B][N]` (and back with the roles of `b` and `c` exchanged).
+fn swap01(v: &[f32], b: usize, c: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for bi in 0..b {
+        for ci in 0..c {
+            out[(ci * b + bi) * n..(ci * b + bi + 1) * n]
+                .copy_from_slice(&v[(bi * c + ci) * n..(bi * c + ci + 1) * n]);
+        }
+    }
+    out
+}
+
+/// The engine's output `y` and the gradients `dx`, `dw` of `Σ y·g`, in PyTorch layout.
+fn engine(c: &Case, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
+    let geo = c.geometry();
+    let (b, hw) = (c.batch, c.h * c.w);
+    let (oh, ow) = c.out_hw();
+    let ohw = oh * ow;
+    let xe = swap01(x, b, c.ci, hw);
+    let ge = swap01(g, b, c.co, ohw);
+    let mut col = Vec::new();
+    let mut y = vec![0.0; c.co * b * ohw];
+    let mut dx = vec![0.0; c.ci * b * hw];
+    let mut dw = vec![0.0; c.weight_len()];
+    if c.transposed {
+        // The adjoint of the convolution big (co) → small (ci).
+        geo.backward_data(w, &xe, b, &mut y, &mut col);
+        geo.forward(w, &ge, b, &mut dx, false, &mut col);
+        geo.backward_weight(&ge, &xe, b, &mut dw, &mut col);
+    } else {
+        geo.forward(w, &xe, b, &mut y, false, &mut col);
+        geo.backward_data(w, &ge, b, &mut dx, &mut col);
+        geo.backward_weight(&xe, &ge, b, &mut dw, &mut col);
+    }
+    [swap01(&y, c.co, b, ohw), swap01(&dx, c.ci, b, hw), dw]
+}
+
+/// burn's float64 autodiff of the same case.
+fn burn_f64(c: &Case, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
+    let dev = Device::flex().autodiff();
+    let leaf = |v: &[f32], shape: [usize; 4]| {
+        Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &dev)
+            .cast(FloatDType::F64)
+            .detach()
+            .require_grad()
+    };
+    let (oh, ow) = c.out_hw();
+    let xt = leaf(x, [c.batch, c.ci, c.h, c.w]);
+    let gt = leaf(g, [c.batch, c.co, oh, ow]).detach();
+    let (wt, y) = if c.transposed {
+        let wt = leaf(w, [c.ci, c.co, c.k, c.k]);
+        let opts = ConvTransposeOptions::new([c.stride; 2], [c.pad; 2], [c.out_pad; 2], [1, 1], 1);
+        (wt.clone(), conv_transpose2d(xt.clone(), wt, None, opts))
+    } else {
+        let wt = leaf(w, [c.co, c.ci, c.k, c.k]);
+        let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [1, 1], 1);
+        (wt.clone(), conv2d(xt.clone(), wt, None, opts))
+    };
+    assert_eq!(y.dims(), [c.batch, c.co, oh, ow], "{c:?}: output shape");
+    let grads = (y.clone() * gt).sum().backward();
+    let f = |t: Tensor<4>| {
+        t.cast(FloatDType::F32)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    [
+        f(y),
+        f(xt.grad(&grads).unwrap()),
+        f(wt.grad(&grads).unwrap()),
+    ]
+}
+
+/// Largest difference relative to the reference's largest magnitude (at least 1).
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
+fn assert_close(c: &Case, ours: &[Vec<f32>; 3], reference: &[Vec<f32>; 3], against: &str) {
+    for (name, (a, e)) in ["y", "dx", "dw"].iter().zip(ours.iter().zip(reference)) {
+        let r = max_rel(a, e);
+        assert!(r < 2e-5, "{c:?}: {name} differs from {against} by {r:e}");
+    }
+}
+
+fn random_case(rng: &mut SplitMix) -> Case {
+    let transposed = rng.range(0, 2) == 0;
+    let k = [1, 3, 5, 7][rng.range(0, 3)];
+    let stride = rng.range(1, 2);
+    let pad = rng.range(0, k - 1);
+    let out_pad = if transposed {
+        rng.range(0, stride - 1)
+    } else {
+        0
+    };
+    let (h, w) = if transposed {
+        // The output (h − 1)·s − 2p + k + out_pad must be at least 1.
+        let min = (2 * pad + stride).saturating_sub(k) / stride + 1;
+        (rng.range(min, min + 9), rng.range(min, min + 9))
+    } else {
+        // The padded input must hold one kernel.
+        let min = (k.saturating_sub(2 * pad)).max(1);
+        (rng.range(min, min + 12), rng.range(min, min + 12))
+    };
+    Case {
+        transposed,
+        batch: rng.range(1, 3),
+        ci: rng.range(1, 11),
+        co: rng.range(1, 11),
+        k,
+        stride,
+        pad,
+        out_pad,
+        h,
+        w,
+    }
+}
+
+fn data(c: &Case, rng: &mut SplitMix) -> [Vec<f32>; 3] {
+    let (oh, ow) = c.out_hw();
+    [
+        rng.normals(c.batch * c.ci * c.h * c.w),
+        rng.normals(c.weight_len()),
+        rng.normals(c.batch * c.co * oh * ow),
+    ]
+}
+
+#[test]
+fn kernels_match_burn_on_random_shapes() {
+    let mut rng = SplitMix::new(2026);
+    let mut cases: Vec<Case> = (0..48).map(|_| random_case(&mut rng)).collect();
+    // Large enough that the unfolded input is cut into chunks of images (8 MiB budget).
+    cases.push(Case {
+        transposed: false,
+        batch: 3,
+        ci: 16,
+        co: 5,
+        k: 7,
+        stride: 1,
+        pad: 3,
+        out_pad: 0,
+        h: 64,
+        w: 61,
+    });
+    cases.push(Case {
+        transposed: true,
+        batch: 3,
+        ci: 5,
+        co: 16,
+        k: 7,
+        stride: 2,
+        pad: 3,
+        out_pad: 1,
+        h: 32,
+        w: 31,
+    });
+    let (mut n_tr, mut ks) = (0, [0usize; 8]);
+    for c in &cases {
+        let [x, w, g] = data(c, &mut rng);
+        assert_close(c, &engine(c, &x, &w, &g), &burn_f64(c, &x, &w, &g), "burn");
+        n_tr += c.transposed as usize;
+        ks[c.k] += 1;
+    }
+    // The random draw covers what it claims to.
+    assert!(n_tr >= 10 && cases.len() - n_tr >= 10, "{n_tr} transposed");
+    assert!(ks[1] > 0 && ks[3] > 0 && ks[5] > 0 && ks[7] > 0, "{ks:?}");
+    assert!(cases.iter().any(|c| c.batch == 1));
+    assert!(cases.iter().any(|c| c.transposed && c.out_pad == 1));
+}
+
+// Generated with PyTorch 2.15 in float64 by `scripts/make_conv_fixtures.py`:
+//   for each case: x, w, g ~ randn (torch.Generator().manual_seed(0));
+//   y = F.conv2d(x, w, stride=s, padding=p)  or
+//   y = F.conv_transpose2d(x, w, stride=s, padding=p, output_padding=op);
+//   (y * g).sum().backward(); save x, w, g, y, x.grad, w.grad as float32.
+#[test]
+fn kernels_match_pytorch_golden_values() {
+    let path = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/conv_kernels.npz");
+    let mut npz = NpzReader::open(&path).unwrap();
+    let n = npz.names().iter().filter(|n| n.ends_with("_geom")).count();
+    assert!(n >= 10, "{n} cases in {}", path.display());
+    for i in 0..n {
+        let mut get = |k: &str| npz.read(&format!("c{i}_{k}")).unwrap();
+        let geom = get("geom").to_i64().unwrap();
+        let u = |j: usize| geom[j] as usize;
+        let c = Case {
+            transposed: geom[0] == 1,
+            batch: u(1),
+            ci: u(2),
+            co: u(3),
+            k: u(4),
+            stride: u(5),
+            pad: u(6),
+            out_pad: u(7),
+            h: u(8),
+            w: u(9),
+        };
+        let f = |a: ventral_core::NpyArray| a.into_f32().unwrap();
+        let (x, w, g) = (f(get("x")), f(get("w")), f(get("g")));
+        let expect = [f(get("y")), f(get("dx")), f(get("dw"))];
+        assert_close(&c, &engine(&c, &x, &w, &g), &expect, "PyTorch");
+    }
+}
