@@ -149,6 +149,75 @@ fn record_reproduces_the_reference_outputs() {
         "{err}"
     );
     assert!(!d.path().join("b.npz").exists());
+
+    // The native engine (the default on cpu) and burn record the same numbers, areas included
+    // (pooled and unpooled), under the same keys.
+    let rec = |engine: &str, pool: &str| {
+        let out = d.path().join(format!("{engine}_{pool}.npz"));
+        let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+            .args([
+                "record",
+                "--model",
+                p(&model),
+                "--weights",
+                p(&fx),
+                "--images",
+                p(&images),
+                "--layers",
+                "v1,v2,v4,it",
+                "--pool",
+                pool,
+                "--engine",
+                engine,
+                "--batch-size",
+                "4",
+                "--out",
+                p(&out),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        NpzReader::open(&out).unwrap()
+    };
+    for pool in ["gap", "none"] {
+        let (mut a, mut b) = (rec("native", pool), rec("burn", pool));
+        let names = a.names();
+        assert_eq!(names, b.names());
+        for k in ["v1", "v2", "v4", "it", "outputs_all", "representations_all"] {
+            assert!(names.iter().any(|n| n == k), "{pool}: no {k} in {names:?}");
+        }
+        for k in &names {
+            let (x, y) = (a.read(k).unwrap(), b.read(k).unwrap());
+            assert_eq!(x.shape, y.shape, "{pool}: {k}");
+            if let (Some(x), Some(y)) = (x.to_f32(), y.to_f32()) {
+                let scale = y.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let e = x
+                    .iter()
+                    .zip(&y)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
+                assert!(e <= 1e-4 * scale, "{pool}: {k} differs by {e}");
+            }
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args([
+            "record",
+            "--model",
+            p(&model),
+            "--weights",
+            p(&fx),
+            "--images",
+            p(&images),
+            "--engine",
+            "fast",
+            "--out",
+            p(&d.path().join("c.npz")),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--engine `fast`"));
 }
 
 fn p(x: &Path) -> &str {

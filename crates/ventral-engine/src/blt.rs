@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::conv::{Conv, add_bias, bias_grad, ensure};
+use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::ops::{self, relu};
 use crate::{EngineError, Result};
@@ -58,6 +58,11 @@ impl BltSpec {
     /// Side length of area `i` (0 = V1).
     pub fn side(&self, i: usize) -> usize {
         self.image_size >> i
+    }
+
+    /// Channels and side length of area `i` (0 = V1, …, 3 = IT), as in [`Outputs::areas`].
+    pub fn area_shape(&self, i: usize) -> (usize, usize) {
+        (self.channels[i + 1], self.side(i))
     }
 
     /// Every parameter the network has, PyTorch names and shapes, in a fixed order.
@@ -270,6 +275,11 @@ struct Tape {
 
 impl<'p> BltNet<'p> {
     /// Bind parameters, checking every name and size against the spec.
+    /// The network's specification.
+    pub fn spec(&self) -> &BltSpec {
+        &self.spec
+    }
+
     pub fn new(spec: &BltSpec, params: &'p Tensors) -> Result<Self> {
         if !matches!(spec.kernel, 1 | 3 | 5 | 7)
             || !spec.image_size.is_multiple_of(16)
@@ -381,7 +391,7 @@ impl<'p> BltNet<'p> {
                     .copy_from_slice(&x[(b * 3 + c) * hw0..(b * 3 + c + 1) * hw0]);
             }
         }
-        let mut col = Vec::new();
+        let mut col = Scratch::default();
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         g.retina
@@ -674,7 +684,7 @@ impl<'p> BltNet<'p> {
             })
             .collect();
         let mut dr = vec![0.0f32; tape.r.len()];
-        let mut col = Vec::new();
+        let mut col = Scratch::default();
         let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
         let mut dz = Vec::new();
         let mut de = Vec::new();

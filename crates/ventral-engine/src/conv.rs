@@ -24,6 +24,41 @@ use crate::mat::{MatMut, MatRef, gemm};
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
 
+/// The weight gradient is a reduction over the batch (K = B·Ho·Wo, large) into a small
+/// `Co × Ci·k²` matrix, which the GEMM cannot spread over threads when `Co` and `Ci·k²` are
+/// small; so the batch is cut into at least this many chunks whose partial gradients are
+/// computed in parallel and then summed in chunk order. The cut depends on the shapes only,
+/// never on the thread count, so results are the same with any number of threads.
+const WGRAD_SPLIT: usize = 4;
+
+/// Scratch buffers of the convolution passes, reused across layers and steps (they grow,
+/// never shrink: no allocation churn in the time loop).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Unfolded inputs, one per chunk processed at once.
+    cols: Vec<Vec<f32>>,
+    /// Partial weight gradients, one per chunk processed at once.
+    parts: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    fn grow(&mut self, n: usize) {
+        while self.cols.len() < n {
+            self.cols.push(Vec::new());
+        }
+        while self.parts.len() < n {
+            self.parts.push(Vec::new());
+        }
+    }
+
+    /// The first unfolding buffer, at least `n` long.
+    fn col(&mut self, n: usize) -> &mut [f32] {
+        self.grow(1);
+        ensure(&mut self.cols[0], n);
+        &mut self.cols[0][..n]
+    }
+}
+
 /// Geometry of a convolution over a batch. `ci`/`co` are the convolution's input and output
 /// channels (for a transposed convolution: of the convolution it is the adjoint of).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,11 +264,11 @@ impl Conv {
         batch: usize,
         y: &mut [f32],
         accumulate: bool,
-        col: &mut Vec<f32>,
+        scratch: &mut Scratch,
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         for (b0, b1, n) in self.chunks(batch) {
-            ensure(col, kd * n);
+            let col = scratch.col(kd * n);
             self.im2col(x, batch, b0, b1, col);
             let out = MatMut {
                 data: &mut *y,
@@ -262,11 +297,11 @@ impl Conv {
         dy: &[f32],
         batch: usize,
         dx: &mut [f32],
-        col: &mut Vec<f32>,
+        scratch: &mut Scratch,
     ) {
         let kd = self.kdim();
         for (b0, b1, n) in self.chunks(batch) {
-            ensure(col, kd * n);
+            let col = scratch.col(kd * n);
             gemm(
                 MatMut::rm(col, 0, kd, n),
                 false,
@@ -277,7 +312,8 @@ impl Conv {
         }
     }
 
-    /// `dw += dy · im2col(x)ᵀ`.
+    /// `dw += dy · im2col(x)ᵀ`: partial products of at least [`WGRAD_SPLIT`] chunks of images
+    /// in parallel, added to `dw` in chunk order.
     ///
     /// # Shapes
     /// - `x`: `[Ci][B][Hi][Wi]`; `dy`: `[Co][B][Ho][Wo]`; `dw`: `[Co, Ci, k, k]`.
@@ -287,18 +323,41 @@ impl Conv {
         dy: &[f32],
         batch: usize,
         dw: &mut [f32],
-        col: &mut Vec<f32>,
+        scratch: &mut Scratch,
     ) {
-        let kd = self.kdim();
-        for (b0, b1, n) in self.chunks(batch) {
-            ensure(col, kd * n);
-            self.im2col(x, batch, b0, b1, col);
-            gemm(
-                MatMut::rm(dw, 0, self.co, kd),
-                true,
-                self.out_cols(dy, batch, b0, n),
-                MatRef::rm(col, 0, kd, n).t(),
-            );
+        let (kd, howo) = (self.kdim(), self.ho * self.wo);
+        let wl = self.co * kd;
+        let chunks = batch
+            .div_ceil(self.chunk_images(batch))
+            .max(WGRAD_SPLIT.min(batch));
+        let nb = batch.div_ceil(chunks.max(1)).max(1);
+        let bounds: Vec<(usize, usize)> = (0..batch)
+            .step_by(nb)
+            .map(|b0| (b0, (b0 + nb).min(batch)))
+            .collect();
+        for group in bounds.chunks(WGRAD_SPLIT) {
+            scratch.grow(group.len());
+            group
+                .par_iter()
+                .zip(scratch.cols.par_iter_mut())
+                .zip(scratch.parts.par_iter_mut())
+                .for_each(|((&(b0, b1), col), part)| {
+                    let n = (b1 - b0) * howo;
+                    ensure(col, kd * n);
+                    self.im2col(x, batch, b0, b1, col);
+                    ensure(part, wl);
+                    gemm(
+                        MatMut::rm(part, 0, self.co, kd),
+                        false,
+                        self.out_cols(dy, batch, b0, n),
+                        MatRef::rm(col, 0, kd, n).t(),
+                    );
+                });
+            for part in &scratch.parts[..group.len()] {
+                dw.par_iter_mut()
+                    .zip(&part[..wl])
+                    .for_each(|(d, p)| *d += p);
+            }
         }
     }
 }
@@ -380,7 +439,7 @@ mod tests {
             let w = data(co * ci * k * k, 1.0);
             let x = data(ci * b * h * h, 2.0);
             let mut y = vec![0.0; co * b * g.ho * g.wo];
-            let mut col = Vec::new();
+            let mut col = Scratch::default();
             g.forward(&w, &x, b, &mut y, false, &mut col);
             let yn = naive(&g, &w, &x, b);
             for (a, e) in y.iter().zip(&yn) {

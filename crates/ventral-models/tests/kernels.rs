@@ -93,7 +93,7 @@ fn engine(c: &Case, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
     let ohw = oh * ow;
     let xe = swap01(x, b, c.ci, hw);
     let ge = swap01(g, b, c.co, ohw);
-    let mut col = Vec::new();
+    let mut col = ventral_engine::conv::Scratch::default();
     let mut y = vec![0.0; c.co * b * ohw];
     let mut dx = vec![0.0; c.ci * b * hw];
     let mut dw = vec![0.0; c.weight_len()];

@@ -20,7 +20,10 @@ use ventral_core::npy::{DType, NpyRowReader, NpzWriter, read_npy};
 use ventral_core::{NpyArray, NpyData};
 use ventral_data::PackedDataset;
 use ventral_data::loader::{Loader, LoaderConfig};
-use ventral_models::{Model, params};
+use ventral_models::{Model, fast, params};
+
+/// The BLT areas, in the engine's order.
+const AREAS: [&str; 4] = ["v1", "v2", "v4", "it"];
 
 use crate::error::{Result, TrainError, file_err};
 
@@ -78,6 +81,9 @@ pub struct RecordOptions {
     /// Areas to record (`v1`, `v2`, `v4`, `it`).
     pub layers: Vec<String>,
     pub pool: Pool,
+    /// Run BLT models on ventral's CPU engine (same numbers as burn to float32 round-off,
+    /// several times faster); other models and devices use burn.
+    pub native: bool,
 }
 
 /// Run `model` (on a plain, non-autodiff device) over `images` and write `out`.
@@ -247,7 +253,7 @@ fn record_core(
     let s = cfg.image_size();
     let t_steps = cfg.timesteps();
     for l in &opts.layers {
-        if !["v1", "v2", "v4", "it"].contains(&l.as_str()) {
+        if !AREAS.contains(&l.as_str()) {
             return Err(TrainError::Config(format!(
                 "--layers: unknown area `{l}` (the BLT areas are v1, v2, v4, it)"
             )));
@@ -282,31 +288,74 @@ fn record_core(
             })
             .collect::<Result<_>>()?;
         let bs = opts.batch_size.max(1);
+        // The engine reads the parameters once.
+        let params = match model {
+            Model::Blt(m) if opts.native => Some((fast::spec(&m.config), fast::parameters(m))),
+            _ => None,
+        };
+        let engine = match &params {
+            Some((spec, p)) => Some(fast::BltNet::new(spec, p).map_err(fast::engine_err)?),
+            None => None,
+        };
         let mut start = 0;
         while start < n {
             let count = bs.min(n - start);
             let x = fetch(start, count)?;
-            let x = Tensor::<4>::from_data(TensorData::new(x, [count, 3, s, s]), device);
-            let o = if opts.layers.is_empty() {
-                model.forward(x)
+            // Per step: outputs, representations and the requested areas.
+            let per_step: Vec<Vec<Tensor<2>>> = if let Some(net) = &engine {
+                let o = net
+                    .forward(&x, count, !opts.layers.is_empty())
+                    .map_err(fast::engine_err)?;
+                let k = cfg.num_classes();
+                let mat = |v: &[f32], w: usize| {
+                    Tensor::<2>::from_data(TensorData::new(v.to_vec(), [count, w]), device)
+                };
+                (0..t_steps)
+                    .map(|t| {
+                        let d = o.representations[t].len() / count.max(1);
+                        let mut arrays =
+                            vec![mat(&o.log_probs[t], k), mat(&o.representations[t], d)];
+                        for l in &opts.layers {
+                            let j = AREAS.iter().position(|a| a == l).unwrap_or(0);
+                            let a = &o.areas[t][j];
+                            let (c, side) = net.spec().area_shape(j);
+                            let a = Tensor::<4>::from_data(
+                                TensorData::new(a.clone(), [count, c, side, side]),
+                                device,
+                            );
+                            arrays.push(pool_area(a, opts.pool, l)?);
+                        }
+                        Ok(arrays)
+                    })
+                    .collect::<Result<_>>()?
             } else {
-                model.forward_taps(x)
+                let x = Tensor::<4>::from_data(TensorData::new(x, [count, 3, s, s]), device);
+                let o = if opts.layers.is_empty() {
+                    model.forward(x)
+                } else {
+                    model.forward_taps(x)
+                };
+                (0..t_steps)
+                    .map(|t| {
+                        let mut arrays: Vec<Tensor<2>> =
+                            vec![o.log_probs[t].clone(), o.representations[t].clone()];
+                        for l in &opts.layers {
+                            let tap = o
+                                .taps
+                                .get(t)
+                                .and_then(|v| v.iter().find(|(name, _)| name == l));
+                            let Some((_, a)) = tap else {
+                                return Err(TrainError::Config(format!(
+                                    "this model does not expose area `{l}` (only BLT models record areas)"
+                                )));
+                            };
+                            arrays.push(pool_area(a.clone(), opts.pool, l)?);
+                        }
+                        Ok(arrays)
+                    })
+                    .collect::<Result<_>>()?
             };
-            for t in 0..t_steps {
-                let mut arrays: Vec<Tensor<2>> =
-                    vec![o.log_probs[t].clone(), o.representations[t].clone()];
-                for l in &opts.layers {
-                    let tap = o
-                        .taps
-                        .get(t)
-                        .and_then(|v| v.iter().find(|(name, _)| name == l));
-                    let Some((_, a)) = tap else {
-                        return Err(TrainError::Config(format!(
-                            "this model does not expose area `{l}` (only BLT models record areas)"
-                        )));
-                    };
-                    arrays.push(pool_area(a.clone(), opts.pool, l)?);
-                }
+            for (t, arrays) in per_step.into_iter().enumerate() {
                 for (st, arr) in streams.iter_mut().zip(arrays) {
                     st.width = arr.dims()[1];
                     let v: Vec<f32> = arr

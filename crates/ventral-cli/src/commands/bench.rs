@@ -249,7 +249,7 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
             let w: Vec<f32> = (0..g.co * g.kdim())
                 .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
                 .collect();
-            let mut col = Vec::new();
+            let mut col = ventral_engine::conv::Scratch::default();
             let (mut xo, mut yo, mut wo) =
                 (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
             let mut t_conv = time(1, a.iters, || {

@@ -104,6 +104,7 @@ pub fn run(a: Args) -> Result<()> {
                 out,
                 batch_size: 120,
                 device: "cpu".into(),
+                engine: "auto".into(),
             })?;
         }
     }

@@ -56,6 +56,9 @@ pub struct Args {
     /// cpu, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// `auto` (BLT models on cpu run on ventral's native engine), `native` or `burn`.
+    #[arg(long, default_value = "auto")]
+    pub engine: String,
 }
 
 /// The weights file of a run's checkpoint: init, last or an epoch number.
@@ -97,10 +100,22 @@ pub fn checkpoint_weights(run: &Path, which: &str) -> Result<PathBuf> {
 
 pub fn run(a: Args) -> Result<()> {
     let device = parse_device(&a.device)?;
+    let cpu = matches!(a.device.as_str(), "cpu" | "flex");
+    let native = match a.engine.as_str() {
+        "auto" => cpu,
+        "native" if cpu => true,
+        "native" => bail!(
+            "--engine native runs on cpu only (got --device {})",
+            a.device
+        ),
+        "burn" => false,
+        e => bail!("--engine `{e}`: expected auto, native or burn"),
+    };
     let opts = RecordOptions {
         batch_size: a.batch_size,
         layers: a.layers.clone(),
         pool: Pool::parse(&a.pool)?,
+        native,
     };
     let bar = Progress::new("record", 0, "img");
     match (&a.run, &a.model) {
