@@ -15,17 +15,65 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 .map(|i| i.parse().map_err(|_| ModelError::Device(s.to_string())))
                 .transpose()?
                 .unwrap_or(0);
-            Ok(Device::cuda(idx))
+            probe(
+                Device::cuda(idx),
+                s,
+                "is an NVIDIA driver (libcuda.so.1) installed and the GPU visible?",
+            )
         }
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        "wgpu" => probe(
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            "wgpu",
+            "is a Vulkan/Metal driver installed (libvulkan1 plus e.g. mesa-vulkan-drivers)?",
+        ),
         #[cfg(feature = "wgpu")]
         s if s.starts_with("wgpu:") => {
             let idx: usize = s["wgpu:".len()..]
                 .parse()
                 .map_err(|_| ModelError::Device(s.to_string()))?;
-            Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(idx)))
+            probe(
+                Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(idx)),
+                s,
+                "is there a discrete GPU with that index and a Vulkan/Metal driver?",
+            )
         }
         other => Err(ModelError::Device(other.to_string())),
+    }
+}
+
+/// Run one tiny operation on a GPU device so that a missing driver or device is an error here,
+/// with the device's name and a hint, instead of a panic deep inside the first training step.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn probe(device: Device, name: &str, hint: &str) -> Result<Device> {
+    use burn::tensor::Tensor;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let d = device.clone();
+    let result = std::panic::catch_unwind(move || {
+        Tensor::<1>::ones([4], &d)
+            .sum()
+            .into_data()
+            .try_to_vec::<f32>()
+            .ok()
+    });
+    std::panic::set_hook(previous);
+    match result {
+        Ok(Some(v)) if v.first() == Some(&4.0) => Ok(device),
+        Ok(_) => Err(ModelError::DeviceUnavailable {
+            name: name.into(),
+            msg: format!("a test sum returned a wrong value; {hint}"),
+        }),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the backend panicked".into());
+            Err(ModelError::DeviceUnavailable {
+                name: name.into(),
+                msg: format!("{why}; {hint}"),
+            })
+        }
     }
 }

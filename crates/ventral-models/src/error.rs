@@ -13,6 +13,8 @@ pub enum ModelError {
     Weights { path: String, msg: String },
     #[error("unknown device '{0}' (expected cpu, cuda:N or wgpu, and a build with that feature)")]
     Device(String),
+    #[error("device '{name}' is not usable: {msg}")]
+    DeviceUnavailable { name: String, msg: String },
 }
 
 /// Result with [`ModelError`].
