@@ -18,10 +18,10 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// Images to generate (80 % train, 10 % val, 10 % test).
-    #[arg(long, default_value_t = 3200)]
+    #[arg(long, default_value_t = 8000)]
     num_images: usize,
     /// Training epochs per network.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     epochs: usize,
     /// Root seed.
     #[arg(long, default_value_t = 0)]
@@ -60,9 +60,6 @@ pub fn run(a: Args) -> Result<()> {
         format!("data.path={}", stim.display()),
         format!("train.epochs={}", a.epochs),
         format!("train.seed={}", a.seed),
-        // One step more than configs/tiny.toml, so that images can stabilise late enough for
-        // the stable-now / stable-later signatures.
-        "model.timesteps=5".to_string(),
     ];
     let nets = [
         ("BLT", "blt", vec![]),
