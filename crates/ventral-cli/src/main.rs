@@ -61,7 +61,26 @@ enum Command {
     Quickstart(commands::quickstart::Args),
 }
 
+/// A closed stdout (`ventral models | head -1`) ends the command quietly with exit 0, as `cat`
+/// and `rg` do, instead of the "failed printing to stdout: Broken pipe" panic (exit 101).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stimuli(a) => commands::stimuli::run(a),

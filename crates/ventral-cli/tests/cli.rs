@@ -134,3 +134,51 @@ fn bad_input_exits_2_and_names_the_file() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a packed dataset"));
 }
+
+/// A reader that closes the pipe early (`ventral models | head -1`) ends the command quietly
+/// with exit 0, and a GPU device in a build without its feature says so (exit 2).
+#[test]
+fn closed_stdout_and_missing_gpu_feature() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ventral"))
+            .args(["models"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the pipe's read end at once: the listing is written into a closed pipe.
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("m.toml");
+    std::fs::write(&cfg, "[model]\nkind = \"blt\"\n").unwrap();
+    for dev in ["cuda:0", "wgpu"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+            .args([
+                "record",
+                "--model",
+                cfg.to_str().unwrap(),
+                "--weights",
+                "w.safetensors",
+            ])
+            .args(["--images", "x.npy", "--out", "o.npz", "--device", dev])
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{dev}: {err}");
+        assert!(err.contains("built without the"), "{dev}: {err}");
+    }
+}

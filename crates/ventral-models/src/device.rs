@@ -38,6 +38,20 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 "is there a discrete GPU with that index and a Vulkan/Metal driver?",
             )
         }
+        #[cfg(not(feature = "cuda"))]
+        s if s == "cuda" || s.starts_with("cuda:") => Err(ModelError::DeviceUnavailable {
+            name: s.into(),
+            msg: "this binary was built without the `cuda` feature (cargo build --release \
+                  --features cuda, after scripts/setup_gpu_build.sh; see the README, GPUs)"
+                .into(),
+        }),
+        #[cfg(not(feature = "wgpu"))]
+        s if s == "wgpu" || s.starts_with("wgpu:") => Err(ModelError::DeviceUnavailable {
+            name: s.into(),
+            msg: "this binary was built without the `wgpu` feature (cargo build --release \
+                  --features wgpu; see the README, GPUs)"
+                .into(),
+        }),
         other => Err(ModelError::Device(other.to_string())),
     }
 }

@@ -242,14 +242,43 @@ impl TrainFile {
                 "train.epochs, train.batch_size and train.eval_batch_size must be positive".into(),
             );
         }
-        if let Some(w) = &t.loss_weights
-            && w.len() != timesteps
-        {
-            return Err(format!(
-                "train.loss_weights has {} values for {} time steps",
-                w.len(),
-                timesteps
-            ));
+        if let Some(w) = &t.loss_weights {
+            if w.len() != timesteps {
+                return Err(format!(
+                    "train.loss_weights has {} values for {} time steps",
+                    w.len(),
+                    timesteps
+                ));
+            }
+            if let Some(v) = w.iter().find(|v| !v.is_finite() || **v < 0.0) {
+                return Err(format!(
+                    "train.loss_weights must be finite and >= 0, got {v}"
+                ));
+            }
+            if w.iter().all(|v| *v == 0.0) {
+                return Err("train.loss_weights are all zero: nothing would be trained".into());
+            }
+        }
+        check_optimizer(&t.optimizer)?;
+        let sc = &t.schedule;
+        positive("train.schedule.gamma", sc.gamma)?;
+        at_least_zero("train.schedule.min_lr", sc.min_lr)?;
+        if sc.kind == "step" && sc.step_epochs == 0 {
+            return Err("train.schedule.step_epochs must be >= 1".into());
+        }
+        if let Some(a) = &self.data.augment {
+            let [lo, hi] = a.crop_scale;
+            if !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= hi && hi <= 1.0) {
+                return Err(format!(
+                    "data.augment.crop_scale must satisfy 0 < low <= high <= 1, got [{lo}, {hi}]"
+                ));
+            }
+            let [lo, hi] = a.crop_ratio;
+            if !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= hi) {
+                return Err(format!(
+                    "data.augment.crop_ratio must satisfy 0 < low <= high, got [{lo}, {hi}]"
+                ));
+            }
         }
         if !["constant", "step", "cosine"].contains(&t.schedule.kind.as_str()) {
             return Err(format!(
@@ -290,6 +319,67 @@ impl TrainFile {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+/// `key` must be finite and > 0.
+fn positive(key: &str, v: f64) -> std::result::Result<(), String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{key} must be finite and > 0, got {v}"))
+    }
+}
+
+/// `key` must be finite and >= 0.
+fn at_least_zero(key: &str, v: f64) -> std::result::Result<(), String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{key} must be finite and >= 0, got {v}"))
+    }
+}
+
+/// Every optimiser hyperparameter in the range PyTorch accepts (and finite).
+fn check_optimizer(o: &OptimizerConfig) -> std::result::Result<(), String> {
+    const K: &str = "train.optimizer";
+    match o {
+        OptimizerConfig::Adam {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            ..
+        } => {
+            positive(&format!("{K}.lr"), *lr)?;
+            positive(&format!("{K}.eps"), *eps)?;
+            at_least_zero(&format!("{K}.weight_decay"), *weight_decay)?;
+            for (i, b) in betas.iter().enumerate() {
+                if !(b.is_finite() && (0.0..1.0).contains(b)) {
+                    return Err(format!("{K}.betas[{i}] must be in [0, 1), got {b}"));
+                }
+            }
+        }
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } => {
+            positive(&format!("{K}.lr"), *lr)?;
+            at_least_zero(&format!("{K}.momentum"), *momentum)?;
+            at_least_zero(&format!("{K}.weight_decay"), *weight_decay)?;
+            if !(dampening.is_finite() && (0.0..=1.0).contains(dampening)) {
+                return Err(format!("{K}.dampening must be in [0, 1], got {dampening}"));
+            }
+            if *nesterov && (*momentum <= 0.0 || *dampening != 0.0) {
+                return Err(format!(
+                    "{K}.nesterov needs momentum > 0 and dampening = 0 (as in PyTorch)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Apply one `a.b.c=value` override; the value is parsed as TOML (number, bool, array...) and
@@ -368,6 +458,75 @@ seed = 1
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = TrainFile::parse(TOML, &["train.loss_weights=[1.0]".into()], "t.toml").unwrap_err();
         assert!(e.to_string().contains("loss_weights"), "{e}");
+    }
+
+    /// The issue-13 examples: every numeric hyperparameter is range-checked at load, naming the
+    /// key and the value.
+    #[test]
+    fn hyperparameters_are_range_checked() {
+        let t = TrainFile::parse(TOML, &[], "t.toml")
+            .unwrap()
+            .model
+            .timesteps();
+        let w = |v: &str| format!("train.loss_weights=[{}]", vec![v; t].join(","));
+        for (set, key) in [
+            ("train.optimizer.lr=nan".to_string(), "train.optimizer.lr"),
+            ("train.optimizer.lr=inf".to_string(), "train.optimizer.lr"),
+            ("train.optimizer.lr=-1.0".to_string(), "train.optimizer.lr"),
+            ("train.optimizer.eps=0.0".to_string(), "train.optimizer.eps"),
+            (
+                "train.optimizer.betas=[1.0, 1.0]".to_string(),
+                "train.optimizer.betas[0]",
+            ),
+            (
+                "train.optimizer.weight_decay=nan".to_string(),
+                "train.optimizer.weight_decay",
+            ),
+            (
+                "train.schedule.gamma=-1.0".to_string(),
+                "train.schedule.gamma",
+            ),
+            (
+                "data.augment.crop_scale=[2.0, 1.0]".to_string(),
+                "data.augment.crop_scale",
+            ),
+            (w("-1.0"), "train.loss_weights"),
+            (w("0.0"), "train.loss_weights"),
+        ] {
+            let sets = ["train.optimizer.kind=adam".to_string(), set.clone()];
+            let e = TrainFile::parse(TOML, &sets, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("t.toml"), "{set}: {e}");
+        }
+        let sgd = |extra: &str| {
+            let mut v = vec![
+                "train.optimizer.kind=sgd".to_string(),
+                "train.optimizer.lr=0.1".to_string(),
+            ];
+            v.push(extra.to_string());
+            TrainFile::parse(TOML, &v, "t.toml").map_err(|e| e.to_string())
+        };
+        assert!(
+            sgd("train.optimizer.momentum=-0.5")
+                .unwrap_err()
+                .contains("momentum")
+        );
+        assert!(
+            sgd("train.optimizer.nesterov=true")
+                .unwrap_err()
+                .contains("nesterov")
+        );
+        assert!(sgd("train.optimizer.momentum=0.9").is_ok());
+        // Valid non-default values still load.
+        let ok = [
+            w("0.5"),
+            "train.optimizer.kind=adam".into(),
+            "train.optimizer.lr=0.01".into(),
+        ];
+        if let Err(e) = TrainFile::parse(TOML, &ok, "t.toml") {
+            panic!("{e}");
+        }
     }
 
     #[test]
