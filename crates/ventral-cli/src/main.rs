@@ -79,6 +79,20 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
+/// The error and its causes joined with ": ", skipping a cause whose text the message already
+/// holds (errors that print their source, like `path: No such file…`, would otherwise repeat it).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
@@ -101,7 +115,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             let code = match e.downcast_ref::<ventral_train::TrainError>() {
                 Some(ventral_train::TrainError::Interrupted(_)) => {
                     commands::train::EXIT_INTERRUPTED

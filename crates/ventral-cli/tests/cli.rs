@@ -162,6 +162,14 @@ fn closed_stdout_and_missing_gpu_feature() {
         assert!(!err.contains("panicked"), "{err}");
     }
     let d = tempfile::tempdir().unwrap();
+    // An error that prints its cause is not followed by the same cause again.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["inspect", d.path().join("missing").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
     let cfg = d.path().join("m.toml");
     std::fs::write(&cfg, "[model]\nkind = \"blt\"\n").unwrap();
     for dev in ["cuda:0", "wgpu"] {
