@@ -17,7 +17,7 @@ use ventral_models::config::{BltConfig, Interaction, LtPosition, NormKind};
 use ventral_models::{Blt, fast, params};
 
 mod common;
-use common::normals;
+use common::{max_rel, normals};
 
 fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
@@ -27,17 +27,6 @@ fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     } else {
         (num / den).sqrt()
     }
-}
-
-/// Largest difference relative to the reference's largest magnitude (at least 1).
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-        / scale
 }
 
 /// Casts every parameter to float64.
@@ -129,21 +118,21 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
         let lp = f32s(out.log_probs[t].clone());
         let rep = f32s(out.representations[t].clone());
         assert!(
-            max_abs(&eo.log_probs[t], &lp) < 2e-5,
+            max_rel(&eo.log_probs[t], &lp) < 2e-5,
             "{label}: log_probs t={t}"
         );
         assert!(
-            max_abs(&fo.log_probs[t], &lp) < 2e-5,
+            max_rel(&fo.log_probs[t], &lp) < 2e-5,
             "{label}: inference log_probs t={t}"
         );
         assert!(
-            max_abs(&eo.representations[t], &rep) < 2e-5,
+            max_rel(&eo.representations[t], &rep) < 2e-5,
             "{label}: reps t={t}"
         );
         for (j, (name, a)) in out.taps[t].iter().enumerate() {
             let av = f32s(a.clone());
             assert!(
-                max_abs(&fo.areas[t][j], &av) < 2e-5,
+                max_rel(&fo.areas[t][j], &av) < 2e-5,
                 "{label}: area {name} t={t}"
             );
         }

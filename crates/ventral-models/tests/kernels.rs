@@ -14,7 +14,7 @@ use ventral_core::npy::NpzReader;
 use ventral_engine::conv::Conv;
 
 mod common;
-use common::SplitMix;
+use common::{SplitMix, max_rel};
 
 /// A `Conv2d` / `ConvTranspose2d` case in PyTorch terms (`ci`/`co`: the module's channels,
 /// `h × w`: its input).
@@ -144,17 +144,6 @@ fn burn_f64(c: &Case, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
         f(xt.grad(&grads).unwrap()),
         f(wt.grad(&grads).unwrap()),
     ]
-}
-
-/// Largest difference relative to the reference's largest magnitude (at least 1).
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-        / scale
 }
 
 fn assert_close(c: &Case, ours: &[Vec<f32>; 3], reference: &[Vec<f32>; 3], against: &str) {

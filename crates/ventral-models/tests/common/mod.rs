@@ -45,3 +45,14 @@ impl SplitMix {
 pub fn normals(n: usize, seed: u64) -> Vec<f32> {
     SplitMix::new(seed).normals(n)
 }
+
+/// Largest difference relative to the reference's largest magnitude (at least 1).
+pub fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
