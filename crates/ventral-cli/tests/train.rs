@@ -1,5 +1,5 @@
 //! Training end to end through the binary: kill -9 at several moments and resume gives
-//! byte-identical weights; SIGTERM checkpoints and exits 3; a diverging run exits 4 and keeps
+//! byte-identical weights, metrics and SGD-dynamics table (the tracker is on); SIGTERM checkpoints and exits 3; a diverging run exits 4 and keeps
 //! its last good checkpoint; `--resume` on a finished run does nothing.
 
 #![allow(clippy::unwrap_used)]
@@ -33,6 +33,8 @@ fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
         "train.batch_size=16",
         "--set",
         "train.checkpoint_steps=3",
+        "--set",
+        "train.sgd_dynamics.every=2",
         "--out",
         s(out),
     ]);
@@ -83,7 +85,19 @@ fn kill_and_resume_is_byte_identical() {
     let reference = d.path().join("ref");
     let o = finish(train_cmd(&data, &reference, false));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = std::fs::read(reference.join("weights.safetensors")).unwrap();
+    let files = [
+        "weights.safetensors",
+        "metrics.csv",
+        "sgd_dynamics.csv",
+        "sgd_dynamics/theta0.safetensors",
+    ];
+    let want: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(reference.join(f)).unwrap())
+        .collect();
+    // 2 epochs × 10 batches of 16 (160 training images), every second step tracked.
+    let rows = String::from_utf8_lossy(&want[2]).lines().count() - 1;
+    assert_eq!(rows, 10, "sgd_dynamics.csv rows");
 
     // Resuming a finished run does nothing and exits 0.
     let o = finish(train_cmd(&data, &reference, true));
@@ -106,11 +120,13 @@ fn kill_and_resume_is_byte_identical() {
             "kill at {ms} ms: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let got = std::fs::read(out.join("weights.safetensors")).unwrap();
-        assert!(
-            got == want,
-            "kill at {ms} ms: resumed weights differ from the uninterrupted run"
-        );
+        for (f, w) in files.iter().zip(&want) {
+            let got = std::fs::read(out.join(f)).unwrap();
+            assert!(
+                got == *w,
+                "kill at {ms} ms: resumed {f} differs from the uninterrupted run"
+            );
+        }
     }
 }
 
@@ -183,4 +199,161 @@ fn divergence_stops_with_exit_4_and_keeps_a_checkpoint() {
             .is_file()
     );
     assert!(!out.join("DONE").exists());
+}
+
+#[test]
+fn nan_weights_after_the_last_batch_exit_4_not_done() {
+    // One batch per epoch and one epoch: the only training loss is finite, the update is not,
+    // so only validation can see it (this ended with DONE and NaN weights before).
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let out = d.path().join("run");
+    let mut c = train_cmd(&data, &out, false);
+    c.args([
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=256",
+        "--set",
+        "train.optimizer.lr=1e38",
+    ]);
+    let o = finish(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("validation loss"), "{err}");
+    assert!(!out.join("DONE").exists());
+    assert!(!out.join("weights.safetensors").exists());
+}
+
+fn read_f32(path: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let st = ventral_core::safetensors::SafeTensors::read(path).unwrap();
+    let names: Vec<String> = st.names().map(str::to_string).collect();
+    names
+        .into_iter()
+        .map(|n| {
+            let (_, d) = st.f32(&n).unwrap();
+            (n, d)
+        })
+        .collect()
+}
+
+fn dist_sq(
+    a: &std::collections::BTreeMap<String, Vec<f32>>,
+    b: &std::collections::BTreeMap<String, Vec<f32>>,
+) -> f64 {
+    a.iter()
+        .map(|(k, v)| {
+            v.iter()
+                .zip(&b[k])
+                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+#[test]
+fn sgd_dynamics_tracker_from_a_trained_run() {
+    // The anchor's protocol: train, then restart from the trained weights with constant-lr
+    // SGD + momentum and the tracker on.
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let first = d.path().join("first");
+    let mut c = train_cmd(&data, &first, false);
+    c.args(["--set", "train.epochs=1", "--set", "train.checkpoint_every=1"]);
+    let o = finish(c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let second = d.path().join("second");
+    let mut c = train_cmd(&data, &second, false);
+    c.args([
+        "--init-from",
+        &format!("{}:1", first.display()),
+        "--set",
+        "train.optimizer.kind=sgd",
+        "--set",
+        "train.optimizer.lr=0.05",
+        "--set",
+        "train.optimizer.momentum=0.9",
+        "--set",
+        "train.sgd_dynamics.every=1",
+        "--set",
+        "train.checkpoint_every=1",
+    ]);
+    let o = finish(c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // θ₀ is the weights it started from.
+    let theta0 = read_f32(&second.join("sgd_dynamics/theta0.safetensors"));
+    let start = read_f32(&first.join("checkpoints/epoch_0001/model.safetensors"));
+    assert_eq!(theta0, start);
+
+    let text = std::fs::read_to_string(second.join("sgd_dynamics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(rows.len(), 20, "2 epochs × 10 steps, every step");
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r[col("step")] as usize, k);
+        assert_eq!(r[col("k")] as usize, k);
+        // Plain SGD with momentum: δ_k = η·v_{k+1} (up to float32 rounding of θ).
+        let lr = r[col("lr")];
+        let want = lr * lr * r[col("vel_norm")].powi(2);
+        let got = r[col("local_sq")];
+        assert!(
+            (got - want).abs() <= 1e-3 * want,
+            "step {k}: local_sq {got} vs (lr·vel_norm)² {want}"
+        );
+        // Groups add up to the total.
+        for q in ["dist_sq", "local_sq", "pos_dot"] {
+            let parts: f64 = header
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.starts_with(&format!("{q}_")))
+                .map(|(i, _)| r[i])
+                .sum();
+            assert!(
+                (parts - r[col(q)]).abs() <= 1e-9 * r[col(q)].abs().max(1e-30),
+                "step {k}: {q} groups sum {parts} vs {}",
+                r[col(q)]
+            );
+        }
+    }
+    assert_eq!(rows[0][col("dist_sq")], 0.0);
+    assert_eq!(rows[1][col("dist_sq")], rows[0][col("local_sq")]);
+    // ‖θ₁₀ − θ₀‖² from the epoch-1 checkpoint of the second run equals row 10's dist_sq.
+    let after = read_f32(&second.join("checkpoints/epoch_0001/model.safetensors"));
+    let want = dist_sq(&after, &theta0);
+    let got = rows[10][col("dist_sq")];
+    assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+    let pos: f64 = after
+        .values()
+        .flat_map(|v| v.iter())
+        .map(|x| (*x as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!((rows[10][col("pos_norm")] - pos).abs() <= 1e-12 * pos);
+}
+
+#[test]
+fn init_from_names_what_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("unfinished");
+    std::fs::create_dir_all(run.join("checkpoints/epoch_0002")).unwrap();
+    let data = d.path().join("stim");
+    for (spec, want) in [
+        (format!("{}", run.display()), "has not finished"),
+        (format!("{}:3", run.display()), "epochs kept: 2"),
+        (format!("{}/nope", d.path().display()), "neither a run directory"),
+    ] {
+        let mut c = train_cmd(&data, &d.path().join("out"), false);
+        c.args(["--init-from", &spec]);
+        let o = finish(c);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {err}");
+        assert!(err.contains(want), "{spec}: {err}");
+    }
 }

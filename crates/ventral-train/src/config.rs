@@ -199,6 +199,9 @@ pub struct TrainConfig {
     /// `burn`. Both give the same mathematics; see docs/performance.md.
     #[serde(default = "auto")]
     pub engine: String,
+    /// The SGD limiting-dynamics tracker (`crate::sgd_dynamics`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sgd_dynamics: Option<crate::sgd_dynamics::SgdDynamicsConfig>,
 }
 
 fn auto() -> String {
@@ -299,6 +302,19 @@ impl TrainFile {
             other => {
                 return Err(format!(
                     "train.engine '{other}' is not auto, native or burn"
+                ));
+            }
+        }
+        if let Some(d) = &t.sgd_dynamics {
+            if d.every == 0 {
+                return Err("train.sgd_dynamics.every must be >= 1".into());
+            }
+            if d.enabled && d.start_epoch >= t.epochs {
+                return Err(format!(
+                    "train.sgd_dynamics.start_epoch = {} but training has {} epochs (0-based: at most {})",
+                    d.start_epoch,
+                    t.epochs,
+                    t.epochs - 1
                 ));
             }
         }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod optim;
 pub mod plots;
 pub mod record;
+pub mod sgd_dynamics;
 pub mod train;
 
 pub use error::{Result, TrainError};

@@ -218,6 +218,30 @@ impl Optimizer {
         model.map(&mut s)
     }
 
+    /// Squared L2 norm of each parameter's SGD momentum buffer, by name (summed in f64);
+    /// `None` unless the optimiser is SGD with momentum.
+    pub fn momentum_sq(&self) -> Option<BTreeMap<String, f64>> {
+        match self.config {
+            OptimizerConfig::Sgd { momentum, .. } if momentum != 0.0 => {}
+            _ => return None,
+        }
+        let mut out = BTreeMap::new();
+        for (name, st) in &self.state {
+            let Some(buf) = st.first() else { continue };
+            let v: Vec<f32> = buf
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            out.insert(
+                name.clone(),
+                v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>(),
+            );
+        }
+        Some(out)
+    }
+
     /// State as named tensors (`<param>.m`, `<param>.v`, `<param>.momentum`) plus `step`.
     pub fn to_tensors(&self) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         let mut out = BTreeMap::new();

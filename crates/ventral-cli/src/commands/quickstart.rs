@@ -79,6 +79,7 @@ pub fn run(a: Args) -> Result<()> {
             set: common.iter().chain(extra).cloned().collect(),
             out: Some(a.out.join(dir)),
             resume: true,
+            init_from: None,
         })?;
     }
     step("3/4 record");

@@ -23,6 +23,60 @@ pub struct Args {
     /// Continue an interrupted run; does nothing for a finished one.
     #[arg(long)]
     pub resume: bool,
+    /// Start from another run's weights instead of the seeded initialisation: RUN (its
+    /// final weights.safetensors), RUN:EPOCH (its checkpoints/epoch_EPOCH, kept with
+    /// train.checkpoint_every) or a .safetensors file. The SGD-dynamics protocol: restart a
+    /// trained network with constant-lr SGD and [train.sgd_dynamics] on.
+    #[arg(long, value_name = "RUN[:EPOCH]")]
+    pub init_from: Option<String>,
+}
+
+/// Resolve `--init-from` to a weights file.
+pub fn resolve_init_from(spec: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(spec);
+    if p.is_file() {
+        return Ok(p);
+    }
+    let (run, epoch) = match spec.rsplit_once(':') {
+        Some((r, e)) if e.chars().all(|c| c.is_ascii_digit()) && !e.is_empty() => {
+            (PathBuf::from(r), Some(e.parse::<usize>()?))
+        }
+        _ => (p, None),
+    };
+    if !run.is_dir() {
+        anyhow::bail!("--init-from {spec}: {} is neither a run directory nor a weights file", run.display());
+    }
+    let w = match epoch {
+        None => run.join("weights.safetensors"),
+        Some(e) => run
+            .join("checkpoints")
+            .join(format!("epoch_{e:04}"))
+            .join("model.safetensors"),
+    };
+    if !w.is_file() {
+        let kept: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .map(|rd| {
+                let mut v: Vec<String> = rd
+                    .flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_prefix("epoch_")
+                            .and_then(|x| x.parse::<usize>().ok())
+                            .map(|x| x.to_string())
+                    })
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        anyhow::bail!(
+            "--init-from {spec}: {} does not exist ({}; epochs kept: {})",
+            w.display(),
+            if epoch.is_none() { "the run has not finished" } else { "that epoch was not kept" },
+            if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
+        );
+    }
+    Ok(w)
 }
 
 /// Exit code when SIGTERM/SIGINT stopped training after a checkpoint.
@@ -45,6 +99,7 @@ pub fn run(a: Args) -> Result<()> {
         resume: a.resume,
         code_version: crate::code_version(),
         stop,
+        init_from: a.init_from.as_deref().map(resolve_init_from).transpose()?,
     };
     let bar = std::sync::Mutex::new(None::<Progress>);
     let on = |e: Event| match e {
@@ -66,6 +121,7 @@ pub fn run(a: Args) -> Result<()> {
             batch,
             batches,
             loss,
+            loss_last,
             images_per_s,
         } => {
             let mut g = bar.lock().unwrap_or_else(|p| p.into_inner());
@@ -75,7 +131,9 @@ pub fn run(a: Args) -> Result<()> {
             p.update_with(
                 batch + 1,
                 batches,
-                &format!("{images_per_s:.1} images/s, loss {loss:.4}"),
+                &format!(
+                    "{images_per_s:.1} images/s, loss {loss:.4} (weighted over steps), last step {loss_last:.4}"
+                ),
             );
             if batch + 1 == batches {
                 p.finish();
@@ -84,12 +142,13 @@ pub fn run(a: Args) -> Result<()> {
         }
         Event::Epoch {
             epoch,
+            train_loss_last,
             train_acc_last,
+            val_loss_last,
             val_acc_last,
-            val_loss,
         } => {
             eprintln!(
-                "epoch {epoch}: train accuracy (last step) {train_acc_last:.3}, val accuracy {val_acc_last:.3}, val loss {val_loss:.4}"
+                "epoch {epoch}, last time step: train loss {train_loss_last:.4}, accuracy {train_acc_last:.3}; val loss {val_loss_last:.4}, accuracy {val_acc_last:.3}"
             );
         }
         Event::Done => {}

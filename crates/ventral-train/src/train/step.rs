@@ -1,0 +1,193 @@
+//! One training step's arithmetic — forward, weighted loss over time steps, backward — and
+//! the evaluation of a split, on the native CPU engine or burn's autodiff.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ventral_data::{Batch, Loader};
+use ventral_models::{Model, fast};
+
+use crate::error::Result;
+use crate::optim::{Grads, grad_norm, named_grad_norm};
+
+/// Gradients of one step, from burn's autodiff or the native engine.
+pub(super) enum StepGrads {
+    Autodiff(burn::tensor::Gradients),
+    Named(BTreeMap<String, Vec<f32>>),
+}
+
+impl StepGrads {
+    pub fn as_grads(&self) -> Grads<'_> {
+        match self {
+            StepGrads::Autodiff(g) => Grads::Autodiff(g),
+            StepGrads::Named(g) => Grads::Named(g),
+        }
+    }
+}
+
+/// What the backward pass of one batch gives.
+pub(super) struct StepOutput {
+    /// Mean NLL per time step.
+    pub nll: Vec<f64>,
+    /// Correct images per time step.
+    pub correct: Vec<u64>,
+    /// Σₜ wₜ·NLLₜ, the loss that was differentiated (float32, as computed).
+    pub loss: f64,
+    /// Global L2 norm of the gradient.
+    pub grad_norm: f64,
+    pub grads: StepGrads,
+}
+
+fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> (Tensor<1>, u64) {
+    let n = labels.len();
+    let loss = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
+    let pred: Vec<i64> = lp
+        .clone()
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap_or_default();
+    let correct = pred.iter().zip(labels).filter(|(a, b)| a == b).count() as u64;
+    (loss, correct)
+}
+
+/// Images whose argmax of `lp` (`[n, classes]`, row-major) is their label.
+fn correct_of(lp: &[f32], labels: &[i64]) -> u64 {
+    let k = lp.len() / labels.len().max(1);
+    lp.chunks(k)
+        .zip(labels)
+        .filter(|(row, y)| {
+            // First maximum wins, as burn's and PyTorch's argmax.
+            let mut best = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = i;
+                }
+            }
+            best as i64 == **y
+        })
+        .count() as u64
+}
+
+/// Forward, weighted loss and every gradient of one batch. `native`: on the CPU engine (BLT
+/// networks only; others fall back to autodiff). `device` is the autodiff device.
+pub(super) fn forward_backward(
+    model: &Model,
+    b: Batch,
+    weights: &[f64],
+    native: bool,
+    device: &Device,
+) -> Result<StepOutput> {
+    let n = b.labels.len();
+    let t_steps = weights.len();
+    let mut nll = vec![0.0; t_steps];
+    let mut correct = vec![0u64; t_steps];
+    if let Model::Blt(m) = model
+        && native
+    {
+        // The native engine: forward, weighted loss and every gradient at once.
+        let p = fast::parameters(m);
+        let net = fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
+        let labels: Vec<usize> = b.labels.iter().map(|&v| v as usize).collect();
+        let (out, l, g) = net
+            .loss_and_grad(&b.images, &labels, weights)
+            .map_err(fast::engine_err)?;
+        let mut lv = 0.0f64;
+        for t in 0..t_steps {
+            nll[t] = l[t] as f32 as f64;
+            correct[t] = correct_of(&out.log_probs[t], &b.labels);
+            lv += weights[t] * l[t];
+        }
+        let g = fast::burn_layout(model, g);
+        return Ok(StepOutput {
+            nll,
+            correct,
+            loss: lv as f32 as f64,
+            grad_norm: named_grad_norm(&g),
+            grads: StepGrads::Named(g),
+        });
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
+    let out = model.forward(x);
+    let mut loss: Option<Tensor<1>> = None;
+    for t in 0..t_steps {
+        let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
+        let lv: f32 = l.clone().into_scalar();
+        nll[t] = lv as f64;
+        correct[t] = c;
+        let l = l * weights[t];
+        loss = Some(match loss {
+            None => l,
+            Some(a) => a + l,
+        });
+    }
+    let loss = loss.ok_or_else(|| {
+        crate::error::TrainError::Config("the model has no time steps to train".into())
+    })?;
+    let lv: f32 = loss.clone().into_scalar();
+    let grads = loss.backward();
+    Ok(StepOutput {
+        nll,
+        correct,
+        loss: lv as f64,
+        grad_norm: grad_norm(model, &grads),
+        grads: StepGrads::Autodiff(grads),
+    })
+}
+
+/// Evaluate on a split: per-step mean loss and accuracy.
+pub(super) fn evaluate(
+    model: &Model,
+    device: &Device,
+    loader: &Loader,
+    native: bool,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let t_steps = model.config().timesteps();
+    let mut loss = vec![0.0; t_steps];
+    let mut correct = vec![0u64; t_steps];
+    let mut seen = 0u64;
+    // The native engine reads the parameters once per evaluation.
+    let engine = match model {
+        Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m))),
+        _ => None,
+    };
+    for b in loader.epoch(0, 0) {
+        let n = b.labels.len();
+        if let Some((spec, p)) = &engine {
+            let net = fast::BltNet::new(spec, p).map_err(fast::engine_err)?;
+            let out = net.forward(&b.images, n, false).map_err(fast::engine_err)?;
+            let k = spec.num_classes;
+            for t in 0..t_steps {
+                let lp = &out.log_probs[t];
+                let nll: f64 = -b
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &y)| lp[i * k + y as usize] as f64)
+                    .sum::<f64>()
+                    / n as f64;
+                loss[t] += nll as f32 as f64 * n as f64;
+                correct[t] += correct_of(lp, &b.labels);
+            }
+            seen += n as u64;
+            continue;
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
+        let out = model.forward(x);
+        for t in 0..t_steps {
+            let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
+            let lv: f32 = l.into_scalar();
+            loss[t] += lv as f64 * n as f64;
+            correct[t] += c;
+        }
+        seen += n as u64;
+    }
+    let s = seen.max(1) as f64;
+    Ok((
+        loss.iter().map(|l| l / s).collect(),
+        correct.iter().map(|&c| c as f64 / s).collect(),
+    ))
+}
