@@ -56,6 +56,10 @@ enum Command {
     /// Representation dynamics (Thorat et al. 2023): accuracy over steps, stability
     /// categories, signatures of stability, readout zones; tables, plots and report.html.
     Dynamics(commands::dynamics::Args),
+    /// Limiting dynamics of SGD (Kunin et al. 2021): diffusion exponent, rolling exponent and
+    /// local displacement against theory, from runs with [train.sgd_dynamics] or any
+    /// trajectory CSV.
+    Diffusion(commands::diffusion::Args),
     /// The whole pipeline offline on CPU in minutes: stimuli, a tiny BLT and its B control,
     /// recordings and the representation-dynamics report.
     Quickstart(commands::quickstart::Args),
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Rsa(a) => commands::rsa::run(a),
         Command::Ost(a) => commands::ost::run(a),
         Command::Dynamics(a) => commands::dynamics::run(a),
+        Command::Diffusion(a) => commands::diffusion::run(a),
         Command::Quickstart(a) => commands::quickstart::run(a),
     };
     match result {

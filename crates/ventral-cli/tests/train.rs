@@ -261,7 +261,12 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
     stimuli(&data);
     let first = d.path().join("first");
     let mut c = train_cmd(&data, &first, false);
-    c.args(["--set", "train.epochs=1", "--set", "train.checkpoint_every=1"]);
+    c.args([
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.checkpoint_every=1",
+    ]);
     let o = finish(c);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let second = d.path().join("second");
@@ -347,7 +352,10 @@ fn init_from_names_what_is_missing() {
     for (spec, want) in [
         (format!("{}", run.display()), "has not finished"),
         (format!("{}:3", run.display()), "epochs kept: 2"),
-        (format!("{}/nope", d.path().display()), "neither a run directory"),
+        (
+            format!("{}/nope", d.path().display()),
+            "neither a run directory",
+        ),
     ] {
         let mut c = train_cmd(&data, &d.path().join("out"), false);
         c.args(["--init-from", &spec]);

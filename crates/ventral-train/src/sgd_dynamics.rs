@@ -260,9 +260,10 @@ impl Observer for Tracker {
             self.theta0 = Some(theta.clone());
             self.k0 = Some(s.step);
         }
-        let theta0 = self.theta0.as_ref().ok_or_else(|| {
-            file_err(self.dir.join(THETA0).display(), "θ₀ was not loaded")
-        })?;
+        let theta0 = self
+            .theta0
+            .as_ref()
+            .ok_or_else(|| file_err(self.dir.join(THETA0).display(), "θ₀ was not loaded"))?;
         let mut sums = vec![Sums::default(); 1 + self.groups.len()];
         for (name, (_, d)) in &theta {
             let g = self.group_index(name);

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod diffusion;
 pub mod dynamics;
 pub mod inspect;
 pub mod models;

@@ -44,7 +44,10 @@ pub fn resolve_init_from(spec: &str) -> Result<PathBuf> {
         _ => (p, None),
     };
     if !run.is_dir() {
-        anyhow::bail!("--init-from {spec}: {} is neither a run directory nor a weights file", run.display());
+        anyhow::bail!(
+            "--init-from {spec}: {} is neither a run directory nor a weights file",
+            run.display()
+        );
     }
     let w = match epoch {
         None => run.join("weights.safetensors"),
@@ -72,8 +75,16 @@ pub fn resolve_init_from(spec: &str) -> Result<PathBuf> {
         anyhow::bail!(
             "--init-from {spec}: {} does not exist ({}; epochs kept: {})",
             w.display(),
-            if epoch.is_none() { "the run has not finished" } else { "that epoch was not kept" },
-            if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
+            if epoch.is_none() {
+                "the run has not finished"
+            } else {
+                "that epoch was not kept"
+            },
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
         );
     }
     Ok(w)

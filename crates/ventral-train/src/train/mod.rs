@@ -214,7 +214,9 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     let train_ds = Arc::new(PackedDataset::open(
         &cfg.data.path.join(&cfg.data.train_split),
     )?);
-    let val_ds = Arc::new(PackedDataset::open(&cfg.data.path.join(&cfg.data.val_split))?);
+    let val_ds = Arc::new(PackedDataset::open(
+        &cfg.data.path.join(&cfg.data.val_split),
+    )?);
     check_data(cfg, &train_ds)?;
     check_data(cfg, &val_ds)?;
     let norm = &train_ds.manifest().normalization;
@@ -258,7 +260,10 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     let mut metrics = Metrics::default();
     let (mut model, mut opt, mut state) = match &resume_point {
         Some(p) => {
-            let m = load_weights(Model::init(mcfg, &device)?, &p.dir.join("model.safetensors"))?;
+            let m = load_weights(
+                Model::init(mcfg, &device)?,
+                &p.dir.join("model.safetensors"),
+            )?;
             let o = Optimizer::load(
                 tc.optimizer.clone(),
                 &p.dir.join("optim.safetensors"),

@@ -152,7 +152,8 @@ impl Run {
             return Ok(None);
         }
         let js = std::fs::read(&sp).map_err(|e| file_err(sp.display(), e))?;
-        let state: LoopState = serde_json::from_slice(&js).map_err(|e| file_err(sp.display(), e))?;
+        let state: LoopState =
+            serde_json::from_slice(&js).map_err(|e| file_err(sp.display(), e))?;
         Ok(Some(Point { dir, state }))
     }
 

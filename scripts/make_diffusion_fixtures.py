@@ -1,0 +1,55 @@
+"""Golden fixtures for `ventral diffusion` (crates/ventral-analysis/tests/diffusion.rs).
+
+Two synthetic trajectories in the form of ventral's sgd_dynamics.csv (step, k, lr, dist_sq,
+local_sq) and the anchor's fits computed with SciPy/NumPy: OLS of log dist_sq on log k
+(scipy.stats.linregress) with a 95 % t-interval (scipy.stats.t.ppf(0.975, n - 2)), under the
+anchor's two protocols (sweeps: all points after the first; Fig. 1: skip the first 21, fit the
+last 2/3), rolling exponents and np.convolve moving averages (w = 15).
+
+    python scripts/make_diffusion_fixtures.py crates/ventral-analysis/tests/fixtures/diffusion
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+rs = np.random.RandomState(0)
+expected = {}
+for name, (c, a, noise, n, every, lr) in {
+    "a": (0.62, 3e-4, 0.05, 120, 5, 0.01),
+    "b": (1.1, 1e-5, 0.2, 60, 1, 0.1),
+}.items():
+    step = 1000 + every * np.arange(n)  # global steps; tracking began at step 1000
+    k = step - step[0]
+    dist = np.zeros(n)
+    dist[1:] = a * k[1:] ** c * np.exp(noise * rs.randn(n - 1))
+    local = 1e-6 * np.exp(0.3 * rs.randn(n))
+    with open(out / f"{name}.csv", "w") as f:
+        f.write("step,k,epoch,lr,dist_sq,local_sq\n")
+        for i in range(n):
+            f.write(f"{step[i]},{k[i]},0,{lr!r},{float(dist[i])!r},{float(local[i])!r}\n")
+    fits = {}
+    for proto, (skip, last) in {"sweep": (1, 1.0), "fig1": (21, 2 / 3)}.items():
+        kk, dd = k[skip:], dist[skip:]
+        keep = (kk > 0) & (dd > 0)
+        kk, dd = kk[keep], dd[keep]
+        drop = int(np.floor(len(kk) * (1 - last)))
+        kk, dd = kk[drop:], dd[drop:]
+        r = stats.linregress(np.log(kk), np.log(dd))
+        t = stats.t.ppf(0.975, len(kk) - 2)
+        fits[proto] = dict(
+            exponent=r.slope, intercept=r.intercept, stderr=r.stderr,
+            ci_low=r.slope - t * r.stderr, ci_high=r.slope + t * r.stderr,
+            r_squared=r.rvalue ** 2, n_points=int(len(kk)),
+            k_first=float(kk[0]), k_last=float(kk[-1]),
+        )
+    lk, ld = np.log(k[1:]), np.log(dist[1:])
+    rolling = [stats.linregress(lk[i:i + 10], ld[i:i + 10]).slope for i in range(len(lk) - 9)]
+    ma = np.convolve(local, np.ones(15) / 15, "valid")
+    expected[name] = dict(fits=fits, rolling10=rolling, ma15=ma.tolist(),
+                          local_final=float(local[-15:].mean()))
+json.dump(expected, open(out / "expected.json", "w"), indent=1)
