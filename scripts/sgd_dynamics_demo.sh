@@ -5,8 +5,8 @@
 #   bash scripts/sgd_dynamics_demo.sh OUT [SGD_EPOCHS] [LR]
 set -euo pipefail
 OUT=${1:?usage: sgd_dynamics_demo.sh OUT [SGD_EPOCHS] [LR]}
-EPOCHS=${2:-30}
-LR=${3:-0.02}
+EPOCHS=${2:-20}
+LR=${3:-0.002}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 V=${VENTRAL:-$ROOT/target/release/ventral}
 mkdir -p "$OUT"

@@ -60,6 +60,9 @@ enum Command {
     /// local displacement against theory, from runs with [train.sgd_dynamics] or any
     /// trajectory CSV.
     Diffusion(commands::diffusion::Args),
+    /// Hyperparameter sweeps: plan (SPEC --out DIR), run a shard (Slurm array, Kubernetes
+    /// Indexed Job, or local processes), status, aggregate.
+    Sweep(commands::sweep::Args),
     /// The whole pipeline offline on CPU in minutes: stimuli, a tiny BLT and its B control,
     /// recordings and the representation-dynamics report.
     Quickstart(commands::quickstart::Args),
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Ost(a) => commands::ost::run(a),
         Command::Dynamics(a) => commands::dynamics::run(a),
         Command::Diffusion(a) => commands::diffusion::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Quickstart(a) => commands::quickstart::run(a),
     };
     match result {

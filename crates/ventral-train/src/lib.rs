@@ -8,6 +8,7 @@ pub mod optim;
 pub mod plots;
 pub mod record;
 pub mod sgd_dynamics;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Result, TrainError};

@@ -13,4 +13,5 @@ pub mod record;
 pub mod rsa;
 pub mod sheet;
 pub mod stimuli;
+pub mod sweep;
 pub mod train;

@@ -113,7 +113,22 @@ pub fn run(a: Args) -> Result<()> {
         init_from: a.init_from.as_deref().map(resolve_init_from).transpose()?,
     };
     let bar = std::sync::Mutex::new(None::<Progress>);
-    let on = |e: Event| match e {
+    let on = reporter(&out, &bar);
+    let s = train(&cfg, &opts, &on)?;
+    if s.already_done {
+        println!("{} already finished; nothing to do", s.out.display());
+    } else {
+        println!("finished: {}", s.out.join("weights.safetensors").display());
+    }
+    Ok(())
+}
+
+/// Prints training events: progress bars per epoch, a line per epoch.
+pub fn reporter<'a>(
+    out: &'a std::path::Path,
+    bar: &'a std::sync::Mutex<Option<Progress>>,
+) -> impl Fn(Event) + 'a {
+    move |e: Event| match e {
         Event::Start {
             epochs,
             batches_per_epoch,
@@ -163,12 +178,5 @@ pub fn run(a: Args) -> Result<()> {
             );
         }
         Event::Done => {}
-    };
-    let s = train(&cfg, &opts, &on)?;
-    if s.already_done {
-        println!("{} already finished; nothing to do", s.out.display());
-    } else {
-        println!("finished: {}", s.out.join("weights.safetensors").display());
     }
-    Ok(())
 }
