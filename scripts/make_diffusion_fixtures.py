@@ -4,7 +4,7 @@ Two synthetic trajectories in the form of ventral's sgd_dynamics.csv (step, k, l
 local_sq) and the anchor's fits computed with SciPy/NumPy: OLS of log dist_sq on log k
 (scipy.stats.linregress) with a 95 % t-interval (scipy.stats.t.ppf(0.975, n - 2)), under the
 anchor's two protocols (sweeps: all points after the first; Fig. 1: skip the first 21, fit the
-last 2/3), rolling exponents and np.convolve moving averages (w = 15).
+last 2/3), rolling exponents (windows of 0.5 decades of k) and np.convolve moving averages (w = 15).
 
     python scripts/make_diffusion_fixtures.py crates/ventral-analysis/tests/fixtures/diffusion
 """
@@ -47,9 +47,18 @@ for name, (c, a, noise, n, every, lr) in {
             r_squared=r.rvalue ** 2, n_points=int(len(kk)),
             k_first=float(kk[0]), k_last=float(kk[-1]),
         )
-    lk, ld = np.log(k[1:]), np.log(dist[1:])
-    rolling = [stats.linregress(lk[i:i + 10], ld[i:i + 10]).slope for i in range(len(lk) - 9)]
+    kk, dd = k[(k > 0) & (dist > 0)], dist[(k > 0) & (dist > 0)]
+    rolling, j = [], 0
+    while True:  # windows of 0.5 decades starting 10 per decade
+        lo = kk[0] * 10 ** (j / 10)
+        hi = lo * 10 ** 0.5
+        if hi > kk[-1] * (1 + 1e-12):
+            break
+        w = (kk >= lo * (1 - 1e-12)) & (kk <= hi * (1 + 1e-12))
+        if w.sum() >= 3:
+            rolling.append(stats.linregress(np.log(kk[w]), np.log(dd[w])).slope)
+        j += 1
     ma = np.convolve(local, np.ones(15) / 15, "valid")
-    expected[name] = dict(fits=fits, rolling10=rolling, ma15=ma.tolist(),
+    expected[name] = dict(fits=fits, rolling=rolling, ma15=ma.tolist(),
                           local_final=float(local[-15:].mean()))
 json.dump(expected, open(out / "expected.json", "w"), indent=1)

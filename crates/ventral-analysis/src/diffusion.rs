@@ -8,8 +8,10 @@
 //!   sweeps: 1, "all points after the first"; its Fig. 1: the first epoch's checkpoints), then
 //!   fit the last `fit_last` fraction (Fig. 1: 2/3). The slope c has a 95 % interval
 //!   c ± t₀.₉₇₅(n − 2)·SE, SE = √(Σr²/(n − 2) / Σ(x − x̄)²) (`scipy.stats.linregress`'s
-//!   `stderr`).
-//! - **Rolling exponent**: the same fit on every window of `window` consecutive points.
+//!   `stderr`). Like the anchor's fit it treats residuals as independent; successive points of a
+//!   trajectory are autocorrelated, so the interval is optimistic (too narrow) — compare runs
+//!   and seeds rather than reading it as exact.
+//! - **Rolling exponent**: the same fit on sliding windows of equal width in log k.
 //! - **Local displacement** ‖δ_k‖² = ‖θ_{k+1} − θ_k‖² (column `local_sq`), smoothed by a moving
 //!   average of width w (the anchor's w = 15, `np.convolve(x, ones(w)/w, 'valid')`). The
 //!   theory's stationary level is proportional to η²/(S(1 − β²)) (learning rate η, batch size S,
@@ -234,22 +236,43 @@ pub fn fit_exponent(t: &Trajectory, opt: &FitOptions) -> Result<PowerFit> {
     })
 }
 
-/// The exponent over every window of `window` consecutive usable points (k > 0, Δ > 0):
-/// `(k_first, k_last, exponent)`.
-pub fn rolling_exponent(t: &Trajectory, window: usize) -> Vec<(f64, f64, f64)> {
+/// The exponent over sliding windows of equal width in log k: windows
+/// [k_s, k_s·10^`decades`] starting at k_s = k_min·10^(j/`per_decade`), j = 0, 1, … while the
+/// window fits in the data, each fitted (OLS of ln Δ on ln k) on every usable point (k > 0,
+/// Δ > 0) inside it, skipped when it holds fewer than 3. Equal log widths keep late windows as
+/// informative as early ones on linearly spaced steps. `(k_first, k_last, exponent)` of the
+/// points in each window.
+pub fn rolling_exponent(t: &Trajectory, decades: f64, per_decade: usize) -> Vec<(f64, f64, f64)> {
     let idx: Vec<usize> = (0..t.k.len())
         .filter(|&i| t.k[i] > 0.0 && t.dist_sq[i] > 0.0)
         .collect();
-    if window < 3 || idx.len() < window {
+    if idx.len() < 3 || !(decades > 0.0) || per_decade == 0 {
         return Vec::new();
     }
-    idx.windows(window)
-        .filter_map(|w| {
+    let (kmin, kmax) = (t.k[idx[0]], t.k[idx[idx.len() - 1]]);
+    let mut out = Vec::new();
+    let mut j = 0usize;
+    loop {
+        let lo = kmin * 10f64.powf(j as f64 / per_decade as f64);
+        let hi = lo * 10f64.powf(decades);
+        if hi > kmax * (1.0 + 1e-12) {
+            break;
+        }
+        let w: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| t.k[i] >= lo * (1.0 - 1e-12) && t.k[i] <= hi * (1.0 + 1e-12))
+            .collect();
+        if w.len() >= 3 {
             let x: Vec<f64> = w.iter().map(|&i| t.k[i].ln()).collect();
             let y: Vec<f64> = w.iter().map(|&i| t.dist_sq[i].ln()).collect();
-            ols(&x, &y).map(|(s, ..)| (t.k[w[0]], t.k[w[window - 1]], s))
-        })
-        .collect()
+            if let Some((s, ..)) = ols(&x, &y) {
+                out.push((t.k[w[0]], t.k[w[w.len() - 1]], s));
+            }
+        }
+        j += 1;
+    }
+    out
 }
 
 /// `np.convolve(x, np.ones(w) / w, 'valid')`: means of every `w` consecutive values
@@ -300,8 +323,10 @@ mod tests {
         assert!((f.intercept - 0.5f64.ln()).abs() < 1e-10);
         assert_eq!(f.n_points, 49);
         assert!(f.stderr < 1e-6, "{}", f.stderr);
-        let r = rolling_exponent(&t, 5);
-        assert_eq!(r.len(), 49 - 4);
+        let r = rolling_exponent(&t, 0.5, 10);
+        // k = 10, 20, …, 490: starts 10·10^(j/10), j = 0..=11, fit below 490; j = 1's window
+        // [12.6, 39.8] holds only 20 and 30 and is skipped.
+        assert_eq!(r.len(), 11);
         assert!(r.iter().all(|(_, _, c)| (c - 0.7).abs() < 1e-9));
     }
 
@@ -312,6 +337,58 @@ mod tests {
             vec![1.5, 2.5, 3.5]
         );
         assert!(moving_average(&[1.0], 2).is_empty());
+    }
+}
+
+/// Kunin et al.'s underdamped Langevin theory of SGD with momentum along one Hessian
+/// eigendirection (the anchor notebook's curves): eigenvalue λ, weight decay wd, learning rate
+/// η, momentum β, batch size S. Gradient noise along the direction is taken as σ²·λ/S (linear
+/// regression's covariance ∝ H/S).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Langevin {
+    pub lambda: f64,
+    pub weight_decay: f64,
+    pub lr: f64,
+    pub momentum: f64,
+    pub batch_size: f64,
+}
+
+/// Regime of the mean's damped oscillation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damping {
+    Under,
+    Critical,
+    Over,
+}
+
+impl Langevin {
+    /// Friction γ = (1 − β)/(η(1 + β)).
+    pub fn gamma(&self) -> f64 {
+        (1.0 - self.momentum) / (self.lr * (1.0 + self.momentum))
+    }
+    /// ω² = 2(λ + wd)/(η(1 + β)).
+    pub fn omega_sq(&self) -> f64 {
+        2.0 * (self.lambda + self.weight_decay) / (self.lr * (1.0 + self.momentum))
+    }
+    pub fn damping(&self) -> Damping {
+        let (g, w) = (self.gamma(), self.omega_sq().sqrt());
+        if (g - w).abs() <= 1e-12 * w.max(g) {
+            Damping::Critical
+        } else if g < w {
+            Damping::Under
+        } else {
+            Damping::Over
+        }
+    }
+    /// Stationary variance of the position, η/(2S(1 − β)) · λ/(λ + wd) · σ².
+    pub fn position_variance(&self, sigma_sq: f64) -> f64 {
+        self.lr / (2.0 * self.batch_size * (1.0 - self.momentum)) * self.lambda
+            / (self.lambda + self.weight_decay)
+            * sigma_sq
+    }
+    /// Stationary variance of the velocity (momentum buffer), λ/(S(1 − β²)) · σ².
+    pub fn velocity_variance(&self, sigma_sq: f64) -> f64 {
+        self.lambda / (self.batch_size * (1.0 - self.momentum * self.momentum)) * sigma_sq
     }
 }
 
@@ -335,8 +412,9 @@ impl Hyper {
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub fit: FitOptions,
-    /// Points per rolling-exponent window.
-    pub window: usize,
+    /// Rolling-exponent windows: width in decades of k, starts per decade.
+    pub window_decades: f64,
+    pub windows_per_decade: usize,
     /// Moving-average width of the local displacement (the anchor's 15).
     pub ma_width: usize,
 }
@@ -345,7 +423,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             fit: FitOptions::default(),
-            window: 20,
+            window_decades: 0.5,
+            windows_per_decade: 10,
             ma_width: 15,
         }
     }
@@ -380,7 +459,7 @@ pub fn analyse(trajs: Vec<(Trajectory, Hyper)>, options: Options) -> Result<Anal
     let mut runs = Vec::with_capacity(trajs.len());
     for (traj, hyper) in trajs {
         let fit = fit_exponent(&traj, &options.fit)?;
-        let rolling = rolling_exponent(&traj, options.window);
+        let rolling = rolling_exponent(&traj, options.window_decades, options.windows_per_decade);
         let (local_ma, local_final) = match &traj.local_sq {
             Some(l) => {
                 let fin: Vec<f64> = l.iter().copied().filter(|v| v.is_finite()).collect();
@@ -563,7 +642,10 @@ pub fn write(dir: &Path, a: &Analysis) -> Result<()> {
         line_plot(
             &pd.join("rolling_exponent"),
             &LinePlot {
-                title: format!("Rolling exponent ({} points per window)", a.options.window),
+                title: format!(
+                    "Rolling exponent (windows of {} decades of k)",
+                    a.options.window_decades
+                ),
                 x_label: "log10 steps since θ₀ (window centre)".into(),
                 y_label: "exponent c".into(),
                 series,

@@ -35,9 +35,13 @@ pub struct Args {
     /// Fit the last fraction of the remaining points (the anchor's Fig. 1: 0.6667).
     #[arg(long, default_value_t = 1.0)]
     pub fit_last: f64,
-    /// Points per rolling-exponent window.
-    #[arg(long, default_value_t = 20)]
-    pub window: usize,
+    /// Width of the rolling-exponent windows in decades of k (windows of equal log width, so
+    /// late ones are as informative as early ones).
+    #[arg(long, default_value_t = 0.5)]
+    pub window_decades: f64,
+    /// Rolling windows starting per decade of k.
+    #[arg(long, default_value_t = 10)]
+    pub windows_per_decade: usize,
     /// Moving-average width of the local displacement (the anchor's 15).
     #[arg(long, default_value_t = 15)]
     pub ma_width: usize,
@@ -75,8 +79,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.runs.is_empty() && a.trajectory.is_empty() {
         bail!("give run directories or --trajectory CSV files");
     }
-    if a.window < 3 {
-        bail!("--window must be at least 3 points");
+    if !(a.window_decades > 0.0 && a.window_decades.is_finite()) || a.windows_per_decade == 0 {
+        bail!("--window-decades must be > 0 and --windows-per-decade >= 1");
     }
     if a.ma_width == 0 {
         bail!("--ma-width must be at least 1");
@@ -134,7 +138,8 @@ pub fn run(a: Args) -> Result<()> {
             skip_first: a.skip_first,
             fit_last: a.fit_last,
         },
-        window: a.window,
+        window_decades: a.window_decades,
+        windows_per_decade: a.windows_per_decade,
         ma_width: a.ma_width,
     };
     let analysis = analyse(trajs, options)?;
@@ -146,7 +151,8 @@ pub fn run(a: Args) -> Result<()> {
             "inputs": inputs,
             "skip_first": a.skip_first,
             "fit_last": a.fit_last,
-            "window": a.window,
+            "window_decades": a.window_decades,
+            "windows_per_decade": a.windows_per_decade,
             "ma_width": a.ma_width,
             "theory_constant": analysis.theory_constant,
         }),
