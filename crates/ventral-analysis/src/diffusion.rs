@@ -246,7 +246,7 @@ pub fn rolling_exponent(t: &Trajectory, decades: f64, per_decade: usize) -> Vec<
     let idx: Vec<usize> = (0..t.k.len())
         .filter(|&i| t.k[i] > 0.0 && t.dist_sq[i] > 0.0)
         .collect();
-    if idx.len() < 3 || !(decades > 0.0) || per_decade == 0 {
+    if idx.len() < 3 || decades.is_nan() || decades <= 0.0 || per_decade == 0 {
         return Vec::new();
     }
     let (kmin, kmax) = (t.k[idx[0]], t.k[idx[idx.len() - 1]]);
