@@ -20,6 +20,7 @@ pub mod error;
 pub mod linkage;
 pub mod output;
 pub mod pca;
+pub mod spectral;
 
 pub use activations::{Activations, Metadata};
 pub use dynamics::{Dynamics, analyse};

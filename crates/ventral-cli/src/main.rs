@@ -63,6 +63,9 @@ enum Command {
     /// Hyperparameter sweeps: plan (SPEC --out DIR), run a shard (Slurm array, Kubernetes
     /// Indexed Job, or local processes), status, aggregate.
     Sweep(commands::sweep::Args),
+    /// Leading eigenpairs of the training loss's Hessian at a run's checkpoint (Lanczos or
+    /// power iteration on finite-difference Hessian-vector products; BLT networks).
+    Hessian(commands::hessian::Args),
     /// The whole pipeline offline on CPU in minutes: stimuli, a tiny BLT and its B control,
     /// recordings and the representation-dynamics report.
     Quickstart(commands::quickstart::Args),
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Dynamics(a) => commands::dynamics::run(a),
         Command::Diffusion(a) => commands::diffusion::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
+        Command::Hessian(a) => commands::hessian::run(a),
         Command::Quickstart(a) => commands::quickstart::run(a),
     };
     match result {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod fast;
+pub mod hessian;
 pub mod layers;
 pub mod model;
 pub mod params;

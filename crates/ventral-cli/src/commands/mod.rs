@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod diffusion;
 pub mod dynamics;
+pub mod hessian;
 pub mod inspect;
 pub mod models;
 pub mod neural_fit;
