@@ -3,6 +3,9 @@
 //! and power (subspace) iteration with QR — the two methods of the anchor's
 //! `utils/spectral.py`.
 
+/// A symmetric operator: x ↦ A x (fallible, e.g. a Hessian-vector product).
+pub type Operator<'a, E> = dyn FnMut(&[f64]) -> Result<Vec<f64>, E> + 'a;
+
 /// Eigenpairs, eigenvalues in decreasing order.
 #[derive(Debug, Clone)]
 pub struct Eigen {
@@ -25,7 +28,7 @@ fn norm(a: &[f64]) -> f64 {
 
 /// Deterministic start vector (SplitMix64 → uniform in [−1, 1)), unit length.
 fn start(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed ^ 0x5EED_0F_1A2C;
+    let mut s = seed ^ 0x005E_ED0F_1A2C;
     let mut v: Vec<f64> = (0..n)
         .map(|_| {
             s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -98,7 +101,7 @@ pub fn lanczos<E>(
     k: usize,
     m: usize,
     seed: u64,
-    op: &mut dyn FnMut(&[f64]) -> Result<Vec<f64>, E>,
+    op: &mut Operator<'_, E>,
 ) -> Result<Eigen, E> {
     let m = m.max(k).min(n).max(1);
     let mut q: Vec<Vec<f64>> = vec![start(n, seed)];
@@ -166,7 +169,7 @@ pub fn power_iteration<E>(
     k: usize,
     iters: usize,
     seed: u64,
-    op: &mut dyn FnMut(&[f64]) -> Result<Vec<f64>, E>,
+    op: &mut Operator<'_, E>,
 ) -> Result<Eigen, E> {
     let k = k.min(n).max(1);
     let mut v: Vec<Vec<f64>> = (0..k).map(|i| start(n, seed + i as u64)).collect();

@@ -139,7 +139,8 @@ pub fn run(a: Args) -> Result<()> {
     );
     // Cost of one gradient, for the report.
     let t0 = Instant::now();
-    let (loss, g) = prob.loss_and_gradient(&prob.theta().to_vec())?;
+    let theta = prob.theta().to_vec();
+    let (loss, g) = prob.loss_and_gradient(&theta)?;
     let grad_s = t0.elapsed().as_secs_f64();
     let gnorm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
     let eps = a.eps;
