@@ -4,7 +4,8 @@ Two synthetic trajectories in the form of ventral's sgd_dynamics.csv (step, k, l
 local_sq) and the anchor's fits computed with SciPy/NumPy: OLS of log dist_sq on log k
 (scipy.stats.linregress) with a 95 % t-interval (scipy.stats.t.ppf(0.975, n - 2)), under the
 anchor's two protocols (sweeps: all points after the first; Fig. 1: skip the first 21, fit the
-last 2/3), rolling exponents (windows of 0.5 decades of k) and np.convolve moving averages (w = 15).
+last 2/3), the periodogram of projected positions
+(np.fft.rfft, zero-padded to a power of two), rolling exponents (windows of 0.5 decades of k) and np.convolve moving averages (w = 15).
 
     python scripts/make_diffusion_fixtures.py crates/ventral-analysis/tests/fixtures/diffusion
 """
@@ -28,10 +29,14 @@ for name, (c, a, noise, n, every, lr) in {
     dist = np.zeros(n)
     dist[1:] = a * k[1:] ** c * np.exp(noise * rs.randn(n - 1))
     local = 1e-6 * np.exp(0.3 * rs.randn(n))
+    # Projections onto one Hessian eigendirection: an oscillation (period 12 rows) plus noise.
+    pos = np.sin(2 * np.pi * np.arange(n) / 12) + 0.1 * rs.randn(n)
+    vel = np.diff(pos, append=pos[-1])
     with open(out / f"{name}.csv", "w") as f:
-        f.write("step,k,epoch,lr,dist_sq,local_sq\n")
+        f.write("step,k,epoch,lr,dist_sq,local_sq,proj_pos_0,proj_vel_0\n")
         for i in range(n):
-            f.write(f"{step[i]},{k[i]},0,{lr!r},{float(dist[i])!r},{float(local[i])!r}\n")
+            f.write(f"{step[i]},{k[i]},0,{lr!r},{float(dist[i])!r},{float(local[i])!r},"
+                    f"{float(pos[i])!r},{float(vel[i])!r}\n")
     fits = {}
     for proto, (skip, last) in {"sweep": (1, 1.0), "fig1": (21, 2 / 3)}.items():
         kk, dd = k[skip:], dist[skip:]
@@ -59,6 +64,9 @@ for name, (c, a, noise, n, every, lr) in {
             rolling.append(stats.linregress(np.log(kk[w]), np.log(dd[w])).slope)
         j += 1
     ma = np.convolve(local, np.ones(15) / 15, "valid")
+    nfft = 1 << (n - 1).bit_length()
+    power = np.abs(np.fft.rfft(pos - pos.mean(), nfft)) ** 2 / n
     expected[name] = dict(fits=fits, rolling=rolling, ma15=ma.tolist(),
+                          periodogram=power.tolist(), nfft=nfft,
                           local_final=float(local[-15:].mean()))
 json.dump(expected, open(out / "expected.json", "w"), indent=1)

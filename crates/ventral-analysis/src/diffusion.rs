@@ -33,6 +33,10 @@ pub struct Trajectory {
     pub vel_norm: Option<Vec<f64>>,
     /// Learning rate per row.
     pub lr: Option<Vec<f64>>,
+    /// Projections onto Hessian eigenvectors (`proj_pos_<i>`, `proj_vel_<i>` columns): per
+    /// direction, per row.
+    pub proj_pos: Vec<Vec<f64>>,
+    pub proj_vel: Vec<Vec<f64>>,
 }
 
 /// Read a trajectory CSV. Required: `dist_sq` and `k` or `step` (when only `step` is given,
@@ -67,6 +71,15 @@ pub fn read_csv(path: &Path, name: &str) -> Result<Trajectory> {
         }
     };
     let optional = [col("local_sq"), col("vel_norm"), col("lr")];
+    let mut proj_cols = Vec::new();
+    while let (Some(p), Some(v)) = (
+        col(&format!("proj_pos_{}", proj_cols.len())),
+        col(&format!("proj_vel_{}", proj_cols.len())),
+    ) {
+        proj_cols.push((p, v));
+    }
+    let mut proj_pos: Vec<Vec<f64>> = vec![Vec::new(); proj_cols.len()];
+    let mut proj_vel: Vec<Vec<f64>> = vec![Vec::new(); proj_cols.len()];
     let mut t = Trajectory {
         name: name.to_string(),
         ..Default::default()
@@ -110,6 +123,10 @@ pub fn read_csv(path: &Path, name: &str) -> Result<Trajectory> {
                 opt[j].push(get(*c, ["local_sq", "vel_norm", "lr"][j])?);
             }
         }
+        for (i, (pc, vc)) in proj_cols.iter().enumerate() {
+            proj_pos[i].push(get(*pc, "proj_pos")?);
+            proj_vel[i].push(get(*vc, "proj_vel")?);
+        }
     }
     if t.k.is_empty() {
         return Err(file_err(path.display(), "no rows"));
@@ -124,6 +141,8 @@ pub fn read_csv(path: &Path, name: &str) -> Result<Trajectory> {
     t.local_sq = optional[0].map(|_| l);
     t.vel_norm = optional[1].map(|_| v);
     t.lr = optional[2].map(|_| r);
+    t.proj_pos = proj_pos;
+    t.proj_vel = proj_vel;
     Ok(t)
 }
 
@@ -284,6 +303,64 @@ pub fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
     x.windows(w)
         .map(|v| v.iter().sum::<f64>() / w as f64)
         .collect()
+}
+
+/// In-place iterative radix-2 FFT of (re, im); the length must be a power of two.
+fn fft(re: &mut [f64], im: &mut [f64]) {
+    let n = re.len();
+    let mut j = 0;
+    for i in 1..n {
+        let mut bit = n >> 1;
+        while j & bit != 0 {
+            j ^= bit;
+            bit >>= 1;
+        }
+        j |= bit;
+        if i < j {
+            re.swap(i, j);
+            im.swap(i, j);
+        }
+    }
+    let mut len = 2;
+    while len <= n {
+        let ang = -2.0 * std::f64::consts::PI / len as f64;
+        for start in (0..n).step_by(len) {
+            for k in 0..len / 2 {
+                let (s, c) = (ang * k as f64).sin_cos();
+                let (a, b) = (start + k, start + k + len / 2);
+                let (xr, xi) = (re[b] * c - im[b] * s, re[b] * s + im[b] * c);
+                re[b] = re[a] - xr;
+                im[b] = im[a] - xi;
+                re[a] += xr;
+                im[a] += xi;
+            }
+        }
+        len <<= 1;
+    }
+}
+
+/// Periodogram of a series: the mean is removed, the series zero-padded to the next power of
+/// two n_fft, and |X_f|²/n returned for f = 0..=n_fft/2 with frequencies f/n_fft in cycles per
+/// sample (`np.abs(np.fft.rfft(x - x.mean(), n_fft))**2 / len(x)`). Non-finite values make the
+/// result empty.
+pub fn periodogram(x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len();
+    if n < 2 || x.iter().any(|v| !v.is_finite()) {
+        return (Vec::new(), Vec::new());
+    }
+    let nfft = n.next_power_of_two();
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let mut re = vec![0.0; nfft];
+    for (r, v) in re.iter_mut().zip(x) {
+        *r = v - mean;
+    }
+    let mut im = vec![0.0; nfft];
+    fft(&mut re, &mut im);
+    let freq = (0..=nfft / 2).map(|f| f as f64 / nfft as f64).collect();
+    let power = (0..=nfft / 2)
+        .map(|f| (re[f] * re[f] + im[f] * im[f]) / n as f64)
+        .collect();
+    (freq, power)
 }
 
 /// The theory's stationary local displacement up to a constant: η²/(S(1 − β²)).
@@ -695,7 +772,92 @@ pub fn write(dir: &Path, a: &Analysis) -> Result<()> {
         )
         .map_err(plot_err)?;
     }
+    projection_outputs(dir, &pd, a)?;
     sweep_plots(&pd, a, c)
+}
+
+/// With projections onto Hessian eigenvectors: `spectrum.csv` (periodogram of each projected
+/// position series; frequency in cycles per optimiser step) and per run a phase-space plot
+/// (position vs velocity per direction, moving averages of `ma_width`) and a spectrum plot.
+fn projection_outputs(dir: &Path, pd: &Path, a: &Analysis) -> Result<()> {
+    use std::fmt::Write as _;
+    use ventral_report::{LinePlot, Series, Style, line_plot};
+    if a.runs.iter().all(|r| r.traj.proj_pos.is_empty()) {
+        return Ok(());
+    }
+    let w = a.options.ma_width.max(1);
+    let mut s = String::from("run,direction,frequency_per_step,power\n");
+    for r in &a.runs {
+        let t = &r.traj;
+        if t.proj_pos.is_empty() {
+            continue;
+        }
+        let n = t.k.len();
+        let dk = if n > 1 {
+            (t.k[n - 1] - t.k[0]) / (n - 1) as f64
+        } else {
+            1.0
+        };
+        let mut phase = Vec::new();
+        let mut spec = Vec::new();
+        for (i, (pos, vel)) in t.proj_pos.iter().zip(&t.proj_vel).enumerate() {
+            let (pm, vm) = (moving_average(pos, w), moving_average(vel, w));
+            phase.push(Series {
+                name: format!("e{i}"),
+                points: pm.iter().zip(&vm).map(|(x, y)| (*x, *y)).collect(),
+                band: None,
+                style: Style::Line,
+            });
+            let (f, pw) = periodogram(pos);
+            for (fv, p) in f.iter().zip(&pw) {
+                let _ = writeln!(s, "{},{i},{},{}", csv_name(&t.name), n_(fv / dk), n_(*p));
+            }
+            spec.push(Series {
+                name: format!("e{i}"),
+                points: f
+                    .iter()
+                    .zip(&pw)
+                    .skip(1)
+                    .filter(|(_, p)| **p > 0.0)
+                    .map(|(fv, p)| (fv / dk, p.log10()))
+                    .collect(),
+                band: None,
+                style: Style::Line,
+            });
+        }
+        let stem = crate::output::sanitize(&t.name);
+        line_plot(
+            &pd.join(format!("phase_{stem}")),
+            &LinePlot {
+                title: format!(
+                    "{}: phase space per Hessian eigendirection (moving average of {w})",
+                    t.name
+                ),
+                x_label: "position eᵢ·(θ_k − θ₀)".into(),
+                y_label: "velocity eᵢ·δ_k".into(),
+                series: phase,
+                y_range: None,
+            },
+        )
+        .map_err(plot_err)?;
+        line_plot(
+            &pd.join(format!("spectrum_{stem}")),
+            &LinePlot {
+                title: format!("{}: power spectrum of the projected positions", t.name),
+                x_label: "frequency (cycles per step)".into(),
+                y_label: "log10 power".into(),
+                series: spec,
+                y_range: None,
+            },
+        )
+        .map_err(plot_err)?;
+    }
+    let p = dir.join("spectrum.csv");
+    ventral_core::atomic::write_bytes_atomic(&p, s.as_bytes()).map_err(|e| file_err(p.display(), e))
+}
+
+fn n_(v: f64) -> String {
+    crate::output::num(v)
 }
 
 /// Across runs (the anchor's Fig. 3 form): final local displacement and exponent against each

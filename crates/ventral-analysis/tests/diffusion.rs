@@ -9,6 +9,7 @@
 //! # rolling: windows [lo, lo·10^0.5], lo = k_min·10^(j/10), fitted on the points inside
 //! rolling = [stats.linregress(np.log(k[w]), np.log(d[w])).slope for w in windows]
 //! ma = np.convolve(local, np.ones(15) / 15, "valid")
+//! power = np.abs(np.fft.rfft(pos - pos.mean(), nfft)) ** 2 / n     # nfft: next power of 2
 //! ```
 
 #![allow(clippy::unwrap_used)]
@@ -83,6 +84,20 @@ fn fits_match_scipy() {
         for (m, w) in ma.iter().zip(want) {
             close(*m, w.as_f64().unwrap(), 1e-13, "moving average");
         }
+        let (freq, power) = ventral_analysis::diffusion::periodogram(&t.proj_pos[0]);
+        let want = e["periodogram"].as_array().unwrap();
+        let nfft = e["nfft"].as_u64().unwrap() as f64;
+        assert_eq!(power.len(), want.len());
+        let peak = want.iter().map(|w| w.as_f64().unwrap()).fold(0.0, f64::max);
+        for (f, (p, w)) in power.iter().zip(want).enumerate() {
+            // Absolute tolerance relative to the peak: near-zero bins carry round-off.
+            assert!(
+                (p - w.as_f64().unwrap()).abs() <= 1e-10 * peak,
+                "bin {f}: {p} vs {w}"
+            );
+            assert_eq!(freq[f], f as f64 / nfft);
+        }
+        assert_eq!(t.proj_vel.len(), 1);
         let a = analyse(vec![(t, Hyper::UNKNOWN)], Options::default()).unwrap();
         close(
             a.runs[0].local_final,

@@ -39,6 +39,14 @@ fn trajectory_csv_to_tables() {
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["inputs"][0]["model"], "fast");
     assert!(out.join("plots/displacement_loglog.png").is_file());
+    // The fixture carries one projected direction: phase space and spectrum.
+    assert!(out.join("plots/phase_fast.png").is_file());
+    assert!(out.join("plots/spectrum_fast.svg").is_file());
+    let spec = std::fs::read_to_string(out.join("spectrum.csv")).unwrap();
+    assert!(
+        spec.starts_with("run,direction,frequency_per_step,power\nfast,0,0,"),
+        "{spec}"
+    );
 
     // The output exists: refused without --overwrite, and left as it was.
     let before = std::fs::read(out.join("exponent.csv")).unwrap();

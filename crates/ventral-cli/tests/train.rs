@@ -269,8 +269,45 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
     ]);
     let o = finish(c);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Hessian eigenvectors at the restart point, to project the trajectory onto.
+    let hess = d.path().join("hess");
+    let o = finish({
+        let mut c = bin();
+        c.args(["hessian"])
+            .arg(&first)
+            .args(["--checkpoint", "1", "--data"])
+            .arg(&data)
+            .args([
+                "--images",
+                "16",
+                "--batch-size",
+                "8",
+                "--top-k",
+                "2",
+                "--iterations",
+                "6",
+                "--out",
+            ])
+            .arg(&hess);
+        c
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = std::fs::read_to_string(hess.join("eigenvalues.csv")).unwrap();
+    assert_eq!(ev.lines().count(), 3, "{ev}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(hess.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["hessian_vector_products"], 6);
+    let eig = read_f32(&hess.join("eigenvectors.safetensors"));
+
     let second = d.path().join("second");
     let mut c = train_cmd(&data, &second, false);
+    c.args([
+        "--set",
+        &format!(
+            "train.sgd_dynamics.project_onto=\"{}\"",
+            hess.join("eigenvectors.safetensors").display()
+        ),
+    ]);
     c.args([
         "--init-from",
         &format!("{}:1", first.display()),
@@ -341,6 +378,38 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
         .sum::<f64>()
         .sqrt();
     assert!((rows[10][col("pos_norm")] - pos).abs() <= 1e-12 * pos);
+    // Projections: eᵢ·(θ₁₀ − θ₀) from the files equals the table's proj_pos_i at k = 10.
+    for i in 0..2 {
+        let want: f64 = eig
+            .iter()
+            .map(|(name, e)| {
+                let n = after[name].len();
+                e[i * n..(i + 1) * n]
+                    .iter()
+                    .zip(&after[name])
+                    .zip(&theta0[name])
+                    .map(|((e, a), b)| *e as f64 * (*a as f64 - *b as f64))
+                    .sum::<f64>()
+            })
+            .sum();
+        let got = rows[10][col(&format!("proj_pos_{i}"))];
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1e-12),
+            "proj_pos_{i}: {got} vs {want}"
+        );
+        assert_eq!(rows[0][col(&format!("proj_pos_{i}"))], 0.0);
+    }
+    // The diffusion analysis reads the projections.
+    let o = bin()
+        .arg("diffusion")
+        .arg(&second)
+        .arg("--out")
+        .arg(d.path().join("diff"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(d.path().join("diff/spectrum.csv").is_file());
+    assert!(d.path().join("diff/plots/phase_second.png").is_file());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `every` | 1 | record every this many optimiser steps |
 //! | `start_epoch` | 0 | start tracking at the first step of this epoch (0-based); θ₀ is the parameters then |
+//! | `project_onto` | – | Hessian eigenvectors to project the position and the step onto |
 //!
 //! θ₀ is the parameters at the first tracked step (the anchor's protocol restarts from a
 //! trained network: `ventral train … --init-from RUN`, then θ₀ is that network). It is saved
@@ -24,6 +25,7 @@
 //! | `pos_dot` | θ_k · θ₀ |
 //! | `vel_norm` | ‖v_{k+1}‖, the momentum buffer after the step (PyTorch's rule `v ← βv + g`); only for SGD with momentum |
 //! | `<q>_<group>` | each quantity above restricted to one parameter group: `bottom_up`, `lateral`, `top_down`, `norm`, `readout` (`ventral_models::size::connection_type`) |
+//! | `proj_pos_<i>`, `proj_vel_<i>` | with `project_onto = "…/eigenvectors.safetensors"` (from `ventral hessian`): eᵢ·(θ_k − θ₀) and eᵢ·δ_k for each eigenvector eᵢ |
 //!
 //! Sums are accumulated in f64 in parameter-name order. The table is rewritten atomically at
 //! every resume point and at the end; the tracker's saved state (k₀ and the row count) lets a
@@ -51,6 +53,10 @@ pub struct SgdDynamicsConfig {
     pub every: usize,
     #[serde(default)]
     pub start_epoch: usize,
+    /// Eigenvectors to project θ_k − θ₀ and δ_k onto (`ventral hessian`'s
+    /// `eigenvectors.safetensors`: per parameter `[k, numel]`), for phase-space plots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_onto: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -83,6 +89,8 @@ struct Pending {
     theta: NamedTensors,
     /// Index 0: all parameters; 1..: groups.
     sums: Vec<Sums>,
+    /// eᵢ·(θ_k − θ₀).
+    proj_pos: Vec<f64>,
 }
 
 /// Saved state (in each resume point).
@@ -105,6 +113,36 @@ pub struct Tracker {
     /// θ after the last tracked update, reused when the next step is tracked too.
     next: Option<(usize, NamedTensors)>,
     lines: Vec<String>,
+    /// Eigenvectors by parameter name: (numel, `[k, numel]` row-major).
+    proj: BTreeMap<String, (usize, Vec<f32>)>,
+    proj_k: usize,
+}
+
+/// Σ over parameters of eᵢ[name]·d[name] for every eigenvector i, d = a − b (b = None: d = a).
+fn project(
+    proj: &BTreeMap<String, (usize, Vec<f32>)>,
+    k: usize,
+    a: &NamedTensors,
+    b: Option<&NamedTensors>,
+) -> Vec<f64> {
+    let mut out = vec![0.0f64; k];
+    for (name, (numel, e)) in proj {
+        let Some((_, av)) = a.get(name) else { continue };
+        let bv = b.and_then(|b| b.get(name)).map(|(_, v)| v.as_slice());
+        for (i, o) in out.iter_mut().enumerate() {
+            let row = &e[i * numel..(i + 1) * numel];
+            *o += row
+                .iter()
+                .zip(av)
+                .enumerate()
+                .map(|(j, (&ei, &x))| {
+                    let d = x as f64 - bv.map_or(0.0, |b| b[j] as f64);
+                    ei as f64 * d
+                })
+                .sum::<f64>();
+        }
+    }
+    out
 }
 
 impl Tracker {
@@ -120,7 +158,46 @@ impl Tracker {
             pending: None,
             next: None,
             lines: Vec::new(),
+            proj: BTreeMap::new(),
+            proj_k: 0,
         }
+    }
+
+    fn load_projection(&mut self, model: &ventral_models::Model) -> Result<()> {
+        let Some(path) = self.cfg.project_onto.clone() else {
+            return Ok(());
+        };
+        let st = SafeTensors::read(&path)?;
+        let have: BTreeMap<String, usize> = params::list(model)
+            .into_iter()
+            .map(|p| (p.name.clone(), p.shape.iter().product()))
+            .collect();
+        let names: Vec<String> = st.names().map(str::to_string).collect();
+        let mut k = None;
+        for n in names {
+            let (shape, data) = st.f32(&n)?;
+            let Some(&numel) = have.get(&n) else {
+                return Err(file_err(
+                    path.display(),
+                    format!("eigenvector tensor '{n}' names no parameter of this model"),
+                ));
+            };
+            if shape.len() != 2 || shape[1] != numel || k.is_some_and(|k| k != shape[0]) {
+                return Err(file_err(
+                    path.display(),
+                    format!(
+                        "'{n}' is {shape:?}; expected [k, {numel}] with the same k for every parameter"
+                    ),
+                ));
+            }
+            k = Some(shape[0]);
+            self.proj.insert(n, (numel, data));
+        }
+        self.proj_k = k.unwrap_or(0);
+        if self.proj_k == 0 {
+            return Err(file_err(path.display(), "no eigenvectors"));
+        }
+        Ok(())
     }
 
     fn header(&self) -> String {
@@ -136,6 +213,12 @@ impl Tracker {
         h.extend(q.iter().map(|s| s.to_string()));
         for g in &self.groups {
             h.extend(q.iter().map(|s| format!("{s}_{g}")));
+        }
+        for i in 0..self.proj_k {
+            h.push(format!("proj_pos_{i}"));
+        }
+        for i in 0..self.proj_k {
+            h.push(format!("proj_vel_{i}"));
         }
         h.join(",")
     }
@@ -211,6 +294,7 @@ impl Observer for Tracker {
         groups.sort_unstable();
         groups.dedup();
         self.groups = groups;
+        self.load_projection(run.model)?;
         let Some(b) = saved else { return Ok(()) };
         let st: State = serde_json::from_slice(b).map_err(|e| {
             file_err(
@@ -282,12 +366,18 @@ impl Observer for Tracker {
                 sums[idx].dot += dot;
             }
         }
+        let proj_pos = if self.proj_k > 0 {
+            project(&self.proj, self.proj_k, &theta, Some(theta0))
+        } else {
+            Vec::new()
+        };
         self.pending = Some(Pending {
             step: s.step,
             epoch: s.epoch,
             lr: s.lr,
             theta,
             sums,
+            proj_pos,
         });
         Ok(())
     }
@@ -337,6 +427,11 @@ impl Observer for Tracker {
             if self.momentum {
                 fields.push(format!("{}", sm.vel_sq.sqrt()));
             }
+        }
+        if self.proj_k > 0 {
+            let vel = project(&self.proj, self.proj_k, &theta1, Some(&p.theta));
+            fields.extend(p.proj_pos.iter().map(|v| format!("{v}")));
+            fields.extend(vel.iter().map(|v| format!("{v}")));
         }
         self.lines.push(fields.join(","));
         if self.cfg.every == 1 {
