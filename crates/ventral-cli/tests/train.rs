@@ -434,3 +434,30 @@ fn init_from_names_what_is_missing() {
         assert!(err.contains(want), "{spec}: {err}");
     }
 }
+
+#[test]
+fn a_batch_that_cannot_fit_is_refused_before_anything_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let out = d.path().join("run");
+    let mut c = train_cmd(&data, &out, false);
+    c.env("VENTRAL_MAX_MEMORY", "100M");
+    c.args(["--set", "train.batch_size=64"]);
+    let o = finish(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("train.batch_size = 64") && err.contains("VENTRAL_MAX_MEMORY"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    // Absurd widths are refused by the configuration check, naming the limit.
+    let mut c = train_cmd(&data, &out, false);
+    c.args(["--set", "model.channels=[8, 100000, 100000, 16, 32]"]);
+    let o = finish(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("parameters") && err.contains("limit"), "{err}");
+    assert!(!out.exists());
+}

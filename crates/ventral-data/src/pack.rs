@@ -160,6 +160,9 @@ pub struct PackedSplit {
 
 const CHUNK: usize = 512;
 
+/// Largest `--image-size` accepted (pixels per side).
+pub const MAX_IMAGE_SIZE: usize = 4096;
+
 /// Pack `input` of `format` into `out/<split>` for each split. `progress(split, done, total)` is
 /// called after every chunk.
 pub fn pack(
@@ -182,6 +185,14 @@ pub fn pack(
     }
     if opts.image_size == Some(0) {
         return Err(DataError::Usage("--image-size must be positive".into()));
+    }
+    if let Some(n) = opts.image_size
+        && n > MAX_IMAGE_SIZE
+    {
+        return Err(DataError::Usage(format!(
+            "--image-size {n} exceeds the limit of {MAX_IMAGE_SIZE} pixels per side (each image would take {:.1} GB)",
+            (n as f64) * (n as f64) * 3.0 * 1e-9
+        )));
     }
     match format {
         InputFormat::ImageFolder => {

@@ -48,9 +48,84 @@ impl ModelConfig {
     /// Check the configuration.
     pub fn validate(&self) -> Result<()> {
         match self {
-            ModelConfig::Blt(c) => c.validate(),
-            ModelConfig::RcnnSat(c) => c.validate(),
+            ModelConfig::Blt(c) => c.validate()?,
+            ModelConfig::RcnnSat(c) => c.validate()?,
         }
+        self.check_size()
+    }
+
+    /// Parameters, units per step (Σ C·H·W over layers) and units computed once (BLT's
+    /// retina), estimated from the configuration alone in saturating arithmetic — before
+    /// anything is allocated.
+    pub fn estimated_size(&self) -> (u128, u128, u128) {
+        let m = |a: usize, b: usize| (a as u128).saturating_mul(b as u128);
+        match self {
+            ModelConfig::Blt(c) => {
+                let ch = &c.channels;
+                let (k2, s) = (m(c.kernel(), c.kernel()), c.image_size);
+                let mut params = m(3, ch[0]).saturating_mul(k2);
+                let mut units = 0u128;
+                for l in 1..5 {
+                    let side = s >> (l - 1);
+                    let u = m(ch[l], side).saturating_mul(side as u128);
+                    units = units.saturating_add(u);
+                    let mut conv = m(ch[l - 1], ch[l]);
+                    if c.lateral_conv() {
+                        conv = conv.saturating_add(m(ch[l], ch[l]));
+                    }
+                    if c.topdown_conv() && l < 4 {
+                        conv = conv.saturating_add(m(ch[l + 1], ch[l]));
+                    }
+                    params = params.saturating_add(conv.saturating_mul(k2));
+                    if c.norm == NormKind::Layer {
+                        params = params.saturating_add(u.saturating_mul(2));
+                    }
+                }
+                params = params.saturating_add(m(c.num_classes, ch[4]));
+                if c.lateral_gap() {
+                    params = params.saturating_add(m(ch[4], ch[4]));
+                }
+                let retina = m(ch[0], s).saturating_mul(s as u128);
+                (params, units.saturating_add(ch[4] as u128), retina)
+            }
+            ModelConfig::RcnnSat(c) => {
+                let (mut params, mut units, mut side, mut cin) = (0u128, 0u128, c.image_size, 3);
+                for (ch, k, pool) in c.layers() {
+                    if pool {
+                        side /= 2;
+                    }
+                    let kk = m(k, k);
+                    params = params.saturating_add(m(cin, ch).saturating_mul(kk));
+                    if c.recurrent() {
+                        params = params.saturating_add(m(ch, ch).saturating_mul(kk));
+                    }
+                    units = units.saturating_add(m(ch, side).saturating_mul(side as u128));
+                    cin = ch;
+                }
+                (params.saturating_add(m(c.num_classes, cin)), units, 0)
+            }
+        }
+    }
+
+    fn check_size(&self) -> Result<()> {
+        let (params, units, once) = self.estimated_size();
+        if params > MAX_PARAMS {
+            return Err(ModelError::Config(format!(
+                "these widths (channels, num_classes) give about {params} parameters ({:.1} GB of float32); the limit is {MAX_PARAMS}",
+                params as f64 * 4e-9
+            )));
+        }
+        let per_image = units
+            .saturating_mul(self.timesteps() as u128)
+            .saturating_add(once);
+        if per_image > MAX_UNITS_PER_IMAGE {
+            return Err(ModelError::Config(format!(
+                "these widths and image_size give about {units} units per step × {} steps + {once} computed once = {per_image} activations per image ({:.1} GB of float32); the limit is {MAX_UNITS_PER_IMAGE}",
+                self.timesteps(),
+                per_image as f64 * 4e-9
+            )));
+        }
+        Ok(())
     }
     /// Time steps.
     pub fn timesteps(&self) -> usize {
@@ -81,6 +156,12 @@ impl ModelConfig {
         }
     }
 }
+
+/// Largest model accepted: 2·10⁹ parameters (8 GB of float32; the largest published networks
+/// of the field are below 10⁸).
+pub const MAX_PARAMS: u128 = 2_000_000_000;
+/// Largest activation count of one image over all steps accepted: 5·10⁸ (2 GB of float32).
+pub const MAX_UNITS_PER_IMAGE: u128 = 500_000_000;
 
 /// The BLT network of Thorat, Doerig & Kietzmann (2023), `BLT_net_64` / `BLT_net_128`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -108,3 +108,60 @@ fn reference_parameter_counts() {
         assert_eq!(r.units_per_step, 492_032);
     }
 }
+
+#[test]
+fn size_guard_estimates_bound_the_real_sizes_and_refuse_absurd_widths() {
+    // The guard's estimate (from the configuration alone, before allocation) is within a factor
+    // of 2 of the real parameter count and units of every registered model, so the limit acts
+    // on what a network really needs.
+    let device = Device::flex();
+    for entry in registry::entries() {
+        let (est, units, _) = entry.config.estimated_size();
+        let m = ventral_models::Model::init(&entry.config, &device).unwrap();
+        let n: usize = params::list(&m)
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum();
+        let r = size::model_size(&entry.config, &params::list(&m));
+        assert!(
+            est as f64 >= 0.5 * n as f64 && est as f64 <= 2.0 * n as f64,
+            "{}: estimate {est} vs {n} parameters",
+            entry.name
+        );
+        assert!(
+            units as f64 >= 0.5 * r.units_per_step as f64
+                && units as f64 <= 2.0 * r.units_per_step as f64,
+            "{}: units {units} vs {}",
+            entry.name,
+            r.units_per_step
+        );
+    }
+    // The reproducers of issue 13: checked, not aborted.
+    let ModelConfig::Blt(base) = registry::get("blt_tiny").unwrap().config else {
+        unreachable!()
+    };
+    let mut wide = base.clone();
+    wide.channels = vec![8, 30_000, 8, 8, 8];
+    wide.timesteps = 10;
+    wide.lateral = false;
+    wide.topdown = false;
+    wide.norm = ventral_models::config::NormKind::None;
+    let e = ModelConfig::Blt(wide.clone())
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("activations per image") && e.contains("limit"),
+        "{e}"
+    );
+    wide.channels = vec![8, 100_000, 100_000, 16, 32];
+    let e = ModelConfig::Blt(wide).validate().unwrap_err().to_string();
+    assert!(e.contains("parameters") && e.contains("limit"), "{e}");
+    let mut classes = base.clone();
+    classes.num_classes = usize::MAX;
+    let e = ModelConfig::Blt(classes)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("parameters"), "{e}");
+}

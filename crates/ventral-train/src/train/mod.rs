@@ -187,6 +187,64 @@ fn step_info<'a>(
     }
 }
 
+/// Bytes of memory available to this process: `VENTRAL_MAX_MEMORY` (bytes, or with a K, M, G
+/// or T suffix) when set, else `MemAvailable` of `/proc/meminfo`; `None` when neither is known.
+pub fn available_memory() -> Result<Option<u64>> {
+    if let Ok(v) = std::env::var("VENTRAL_MAX_MEMORY") {
+        let t = v.trim();
+        let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+            Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+            Some('M') => (&t[..t.len() - 1], 1 << 20),
+            Some('G') => (&t[..t.len() - 1], 1 << 30),
+            Some('T') => (&t[..t.len() - 1], 1 << 40),
+            _ => (t, 1),
+        };
+        let n: f64 = num.trim().parse().map_err(|_| {
+            TrainError::Config(format!(
+                "VENTRAL_MAX_MEMORY={v}: expected a number of bytes, optionally with K, M, G or T"
+            ))
+        })?;
+        return Ok(Some((n * mult as f64) as u64));
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return Ok(None);
+    };
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024))
+}
+
+/// Activation memory of one training batch, estimated from the configuration before anything
+/// is allocated (the native engine keeps about 4 float32 values per unit and step for the
+/// backward pass, measured on BLT_net_64; 6 are counted), checked against
+/// [`available_memory`].
+fn check_memory(cfg: &TrainFile) -> Result<()> {
+    let (_, units, once) = cfg.model.estimated_size();
+    let t = cfg.model.timesteps() as u128;
+    let b = cfg.train.batch_size.max(cfg.train.eval_batch_size) as u128;
+    let bytes = units
+        .saturating_mul(t)
+        .saturating_mul(6)
+        .saturating_add(once.saturating_mul(2))
+        .saturating_mul(4)
+        .saturating_mul(b);
+    let Some(avail) = available_memory()? else {
+        return Ok(());
+    };
+    if bytes > avail as u128 {
+        return Err(TrainError::Config(format!(
+            "train.batch_size = {} (eval_batch_size {}): a batch needs about {:.1} GB of activations ({units} units per step × {t} steps × 6 floats per image); {:.1} GB are available (MemAvailable, or VENTRAL_MAX_MEMORY). Lower the batch size",
+            cfg.train.batch_size,
+            cfg.train.eval_batch_size,
+            bytes as f64 * 1e-9,
+            avail as f64 * 1e-9
+        )));
+    }
+    Ok(())
+}
+
 /// Train (or resume) a run.
 pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result<Summary> {
     let mcfg = &cfg.model;
@@ -209,6 +267,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         )));
     }
     let resume_point = run.open(opts.resume, &config_text)?;
+    check_memory(cfg)?;
 
     // Data.
     let train_ds = Arc::new(PackedDataset::open(
