@@ -25,6 +25,77 @@ fn temp_sibling(path: &Path) -> PathBuf {
     }
 }
 
+/// The owner's pid of a ventral temporary name (`.<name>.<pid>-<n>.tmp`), if it is one.
+fn temp_owner(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = stem.rsplit_once('.')?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs on this machine (`/proc/<pid>`); `true` where that cannot be
+/// told, so nothing of a live process is ever removed.
+fn alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Remove the temporaries that killed ventral processes left in `dir` (`.<name>.<pid>-<n>.tmp`
+/// files and directories whose pid no longer runs here and that were last modified more than
+/// a minute ago — the age spares a writer on another machine sharing the directory). Returns
+/// what was removed. Every atomic write calls this on its directory, so a rerun of any command
+/// cleans up after a `kill -9`.
+pub fn remove_orphans(dir: &Path) -> Vec<PathBuf> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut removed = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_owner(&name) else {
+            continue;
+        };
+        if alive(pid) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 60);
+        if !old {
+            continue;
+        }
+        let p = e.path();
+        let ok = if p.is_dir() {
+            fs::remove_dir_all(&p).is_ok()
+        } else {
+            fs::remove_file(&p).is_ok()
+        };
+        if ok {
+            removed.push(p);
+        }
+    }
+    removed
+}
+
+/// A unique temporary sibling of `path` (see [`temp_sibling`]), after removing orphans of
+/// dead processes from its directory.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let t = temp_sibling(path);
+    remove_orphans(t.parent().unwrap_or(Path::new(".")));
+    t
+}
+
 /// fsync a directory so that a rename inside it is durable (no-op where unsupported).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = if dir.as_os_str().is_empty() {
@@ -54,7 +125,7 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 {
-    let tmp = temp_sibling(path);
+    let tmp = temp_path(path);
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| with_path(e, "cannot create", &tmp))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -109,7 +180,7 @@ impl AtomicDir {
         {
             fs::create_dir_all(parent).map_err(|e| with_path(e, "cannot create", parent))?;
         }
-        let tmp = temp_sibling(target);
+        let tmp = temp_path(target);
         fs::create_dir(&tmp).map_err(|e| with_path(e, "cannot create", &tmp))?;
         Ok(Self {
             tmp,
@@ -154,6 +225,48 @@ impl Drop for AtomicDir {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod orphan_tests {
+    use super::*;
+
+    #[test]
+    fn orphans_of_dead_processes_are_removed_live_ones_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = d.path().join(".weights.safetensors.999999999-0.tmp");
+        let dead_dir = d.path().join(".out.999999999-3.tmp");
+        let mine = d.path().join(format!(".x.{}-0.tmp", std::process::id()));
+        let fresh = d.path().join(".y.999999998-0.tmp");
+        let other = d.path().join(".not-ours.tmp");
+        fs::write(&dead, b"x").unwrap();
+        fs::create_dir(&dead_dir).unwrap();
+        fs::write(dead_dir.join("f"), b"x").unwrap();
+        fs::write(&mine, b"x").unwrap();
+        fs::write(&fresh, b"x").unwrap();
+        fs::write(&other, b"x").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for p in [&dead, &dead_dir, &mine, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .or_else(|_| File::open(p))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        // A write into the directory cleans it up.
+        write_bytes_atomic(&d.path().join("z"), b"z").unwrap();
+        assert!(!dead.exists() && !dead_dir.exists(), "orphans removed");
+        assert!(mine.exists(), "this process's temporary kept");
+        assert!(
+            fresh.exists(),
+            "a recent one (maybe another machine's writer) kept"
+        );
+        assert!(other.exists(), "not a ventral temporary name");
+        assert_eq!(temp_owner(".a.b.12-3.tmp"), Some(12));
+        assert_eq!(temp_owner(".a.12.tmp"), None);
     }
 }
 

@@ -259,11 +259,9 @@ fn record_core(
             )));
         }
     }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(".record-{}", std::process::id()));
+    // A temporary directory named like every atomic write's (`.<name>.<pid>-<n>.tmp`), so
+    // that a later run removes it if this process is killed.
+    let tmp = ventral_core::atomic::temp_path(out);
     fs::create_dir_all(&tmp).map_err(|e| file_err(tmp.display(), e))?;
     let result = (|| -> Result<()> {
         let mut keys = vec!["outputs_all".to_string(), "representations_all".to_string()];
