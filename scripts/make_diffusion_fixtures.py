@@ -68,5 +68,5 @@ for name, (c, a, noise, n, every, lr) in {
     power = np.abs(np.fft.rfft(pos - pos.mean(), nfft)) ** 2 / n
     expected[name] = dict(fits=fits, rolling=rolling, ma15=ma.tolist(),
                           periodogram=power.tolist(), nfft=nfft,
-                          local_final=float(local[-15:].mean()))
+                          local_final=float(local[-max(15, n // 10):].mean()))
 json.dump(expected, open(out / "expected.json", "w"), indent=1)

@@ -13,7 +13,8 @@
 //!   and seeds rather than reading it as exact.
 //! - **Rolling exponent**: the same fit on sliding windows of equal width in log k.
 //! - **Local displacement** ‖δ_k‖² = ‖θ_{k+1} − θ_k‖² (column `local_sq`), smoothed by a moving
-//!   average of width w (the anchor's w = 15, `np.convolve(x, ones(w)/w, 'valid')`). The
+//!   average of width w (the anchor's w = 15, `np.convolve(x, ones(w)/w, 'valid')`); its final
+//!   level is the mean over the last tenth of the run (at least w points). The
 //!   theory's stationary level is proportional to η²/(S(1 − β²)) (learning rate η, batch size S,
 //!   momentum β); across runs one constant C is fitted in log space (C = exp(mean(ln(obs/theory))),
 //!   the least-squares constant of a log–log plot).
@@ -516,7 +517,8 @@ pub struct RunAnalysis {
     pub rolling: Vec<(f64, f64, f64)>,
     /// Moving average of `local_sq` (aligned with `traj.k[w − 1..]`).
     pub local_ma: Vec<f64>,
-    /// Mean of the last `ma_width` local displacements (NaN without `local_sq`).
+    /// Mean of the local displacements over the last tenth of the run (at least `ma_width`
+    /// points; NaN without `local_sq`).
     pub local_final: f64,
     /// η²/(S(1 − β²)) (NaN when a hyperparameter is unknown).
     pub theory_level: f64,
@@ -540,7 +542,10 @@ pub fn analyse(trajs: Vec<(Trajectory, Hyper)>, options: Options) -> Result<Anal
         let (local_ma, local_final) = match &traj.local_sq {
             Some(l) => {
                 let fin: Vec<f64> = l.iter().copied().filter(|v| v.is_finite()).collect();
-                let tail = &fin[fin.len().saturating_sub(options.ma_width)..];
+                // The last tenth of the run, at least one moving-average window: a single
+                // window at the very end is as noisy as any other.
+                let keep = options.ma_width.max(fin.len() / 10);
+                let tail = &fin[fin.len().saturating_sub(keep)..];
                 let m = if tail.is_empty() {
                     f64::NAN
                 } else {
