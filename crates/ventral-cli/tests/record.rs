@@ -181,6 +181,19 @@ fn record_reproduces_the_reference_outputs() {
     };
     for pool in ["gap", "none"] {
         let (mut a, mut b) = (rec("native", pool), rec("burn", pool));
+        if pool == "gap" {
+            // An existing output is not replaced without --overwrite (and is left as it was).
+            let out = d.path().join("native_gap.npz");
+            let before = std::fs::read(&out).unwrap();
+            let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+                .args(["record", "--model", p(&model), "--weights", p(&fx)])
+                .args(["--images", p(&images), "--out", p(&out)])
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
+            assert_eq!(std::fs::read(&out).unwrap(), before);
+        }
         let names = a.names();
         assert_eq!(names, b.names());
         for k in ["v1", "v2", "v4", "it", "outputs_all", "representations_all"] {

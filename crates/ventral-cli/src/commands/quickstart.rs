@@ -100,6 +100,8 @@ pub fn run(a: Args) -> Result<()> {
                 layers: Vec::new(),
                 pool: "gap".into(),
                 out,
+                // The quickstart regenerates its own recordings.
+                overwrite: true,
                 batch_size: 120,
                 device: "cpu".into(),
                 engine: "auto".into(),

@@ -50,6 +50,9 @@ pub struct Args {
     /// Output .npz.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing --out.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Images per forward pass.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -99,6 +102,12 @@ pub fn checkpoint_weights(run: &Path, which: &str) -> Result<PathBuf> {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.out.exists() && !a.overwrite {
+        bail!(
+            "{} already exists (pass --overwrite to replace it)",
+            a.out.display()
+        );
+    }
     let device = parse_device(&a.device)?;
     let cpu = matches!(a.device.as_str(), "cpu" | "flex");
     let native = match a.engine.as_str() {
