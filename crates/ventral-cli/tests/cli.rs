@@ -190,3 +190,38 @@ fn closed_stdout_and_missing_gpu_feature() {
         assert!(err.contains("built without the"), "{dev}: {err}");
     }
 }
+
+#[test]
+fn quickstart_does_not_reuse_results_of_other_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("qs");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("quickstart.json"),
+        r#"{"num_images": 8000, "epochs": 3, "seed": 0, "config": "x"}"#,
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["quickstart", "--epochs", "5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--epochs 3") && err.contains("--overwrite"),
+        "{err}"
+    );
+    // A non-empty directory of unknown settings is not reused either.
+    std::fs::remove_file(out.join("quickstart.json")).unwrap();
+    std::fs::write(out.join("something"), b"x").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["quickstart", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown settings"), "{err}");
+    assert!(!out.join("stimuli").exists());
+}

@@ -36,7 +36,46 @@ pub fn run(a: Args) -> Result<()> {
     if a.overwrite && a.out.exists() {
         std::fs::remove_dir_all(&a.out)?;
     }
+    // Finished steps are reused only when they were made with these settings.
+    let settings = serde_json::json!({
+        "num_images": a.num_images,
+        "epochs": a.epochs,
+        "seed": a.seed,
+        "config": ventral_core::hash::blake3_hex(TINY.as_bytes()),
+    });
+    let saved_path = a.out.join("quickstart.json");
+    let non_empty = std::fs::read_dir(&a.out)
+        .map(|mut r| r.next().is_some())
+        .unwrap_or(false);
+    if non_empty {
+        let saved: Option<serde_json::Value> = std::fs::read(&saved_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match saved {
+            Some(s) if s == settings => {}
+            Some(s) => anyhow::bail!(
+                "{} holds a quickstart made with --num-images {} --epochs {} --seed {}{}; pass --overwrite to start again with these settings, or choose another --out",
+                a.out.display(),
+                s["num_images"],
+                s["epochs"],
+                s["seed"],
+                if s["config"] != settings["config"] {
+                    " (and another version's tiny.toml)"
+                } else {
+                    ""
+                }
+            ),
+            None => anyhow::bail!(
+                "{} is not empty and holds no quickstart.json (results of unknown settings); pass --overwrite or choose another --out",
+                a.out.display()
+            ),
+        }
+    }
     std::fs::create_dir_all(&a.out)?;
+    ventral_core::write_bytes_atomic(
+        &saved_path,
+        serde_json::to_string_pretty(&settings)?.as_bytes(),
+    )?;
     let stim = a.out.join("stimuli");
     let step = |name: &str| eprintln!("\n== {name} ({:.0} s) ==", t0.elapsed().as_secs_f64());
     step("1/4 stimuli");
