@@ -50,9 +50,11 @@ pub struct Args {
     /// Milliseconds per model step.
     #[arg(long, default_value_t = 10.0)]
     step_ms: f64,
-    /// Time of model step 0 in ms after stimulus onset (Kar2019's first bin starts at 70).
-    #[arg(long, default_value_t = 70.0)]
-    offset_ms: f64,
+    /// Time of model step 0 in ms after stimulus onset (Kar2019's first bin starts at 70):
+    /// `MS`, or `REGION=MS` as `neural-fit` takes it (repeatable; the entry for --region is
+    /// used).
+    #[arg(long, default_value = "70")]
+    offset_ms: Vec<String>,
     /// Decoder train/test splits per time bin.
     #[arg(long, default_value_t = 10)]
     splits: usize,
@@ -103,7 +105,8 @@ impl Decoded {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.step_ms.is_nan() || a.step_ms <= 0.0 || !a.offset_ms.is_finite() {
+    let offset_ms = ost_offset(&a.offset_ms, &a.region)?;
+    if a.step_ms.is_nan() || a.step_ms <= 0.0 || !offset_ms.is_finite() {
         bail!("--step-ms must be > 0 and --offset-ms finite");
     }
     if !(a.test_frac > 0.0 && a.test_frac < 1.0) || a.splits == 0 {
@@ -161,7 +164,7 @@ pub fn run(a: Args) -> Result<()> {
                 })
                 .collect();
             let times: Vec<f64> = (0..layer.steps)
-                .map(|t| a.offset_ms + t as f64 * a.step_ms)
+                .map(|t| offset_ms + t as f64 * a.step_ms)
                 .collect();
             let st = object_solution_times(
                 &xs,
@@ -270,7 +273,7 @@ pub fn run(a: Args) -> Result<()> {
     let meta = serde_json::json!({
         "inputs": inputs,
         "targets_from": if a.neural.is_some() { format!("recordings, region {}, d′ threshold {}", a.region, targets.thresholds.first().copied().unwrap_or(f64::NAN)) } else { "file".to_string() },
-        "step_ms": a.step_ms, "offset_ms": a.offset_ms, "splits": a.splits, "test_frac": a.test_frac,
+        "step_ms": a.step_ms, "offset_ms": offset_ms, "splits": a.splits, "test_frac": a.test_frac,
         "decoder": { "lr": a.lr, "epochs": a.epochs, "batch": opts.decoder.batch, "l2": opts.decoder.l2, "stop_loss": opts.decoder.stop_loss },
         "bootstraps": a.bootstraps, "seed": a.seed,
         "time_convention": "an image's OST is in ms after onset at bin starts (model step t at offset_ms + t·step_ms)",
@@ -457,4 +460,53 @@ fn plot(
         )?;
     }
     Ok(())
+}
+
+/// The offset for `region` from `--offset-ms` values: `MS` for every region, or `REGION=MS`
+/// (which wins for its region).
+fn ost_offset(specs: &[String], region: &str) -> Result<f64> {
+    let mut all = None;
+    let mut named = Vec::new();
+    for o in specs {
+        let num = |v: &str| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| anyhow::anyhow!("--offset-ms `{o}`: not a number"))
+        };
+        match o.split_once('=') {
+            Some((r, v)) => named.push((r.trim().to_string(), num(v)?)),
+            None => all = Some(num(o)?),
+        }
+    }
+    if let Some((_, v)) = named.iter().find(|(r, _)| r == region) {
+        return Ok(*v);
+    }
+    match all {
+        Some(v) => Ok(v),
+        None => bail!(
+            "--offset-ms gives {} but not --region {region}",
+            named
+                .iter()
+                .map(|(r, v)| format!("{r}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ost_offset;
+
+    #[test]
+    fn offsets_as_neural_fit_takes_them() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(ost_offset(&v(&["110"]), "IT").unwrap(), 110.0);
+        assert_eq!(ost_offset(&v(&["IT=110"]), "IT").unwrap(), 110.0);
+        assert_eq!(ost_offset(&v(&["90", "IT=110"]), "IT").unwrap(), 110.0);
+        assert_eq!(ost_offset(&v(&["V4=90", "100"]), "IT").unwrap(), 100.0);
+        let e = ost_offset(&v(&["V4=90"]), "IT").unwrap_err().to_string();
+        assert!(e.contains("V4=90") && e.contains("--region IT"), "{e}");
+        assert!(ost_offset(&v(&["IT=x"]), "IT").is_err());
+    }
 }
