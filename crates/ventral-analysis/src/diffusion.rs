@@ -910,13 +910,24 @@ fn sweep_plots(pd: &Path, a: &Analysis, c: f64) -> Result<()> {
                 band: None,
                 style: Style::Points,
             });
-            if c.is_finite() {
+            if c.is_finite() && !rs.is_empty() {
+                // The theory curve over the swept range, the other hyperparameters fixed.
+                let (lo, hi_v) = (get(&rs[0].hyper, hi), get(&rs[rs.len() - 1].hyper, hi));
+                let base = rs[0].hyper;
                 local.push(Series {
                     name: String::new(),
-                    points: rs
-                        .iter()
-                        .filter(|r| r.theory_level > 0.0)
-                        .map(|r| (get(&r.hyper, hi), (c * r.theory_level).log10()))
+                    points: (0..=50)
+                        .map(|j| lo + (hi_v - lo) * j as f64 / 50.0)
+                        .filter_map(|x| {
+                            let mut h = base;
+                            match hi {
+                                0 => h.lr = x,
+                                1 => h.batch_size = x,
+                                _ => h.momentum = x,
+                            }
+                            let t = c * theory_level(h.lr, h.batch_size, h.momentum);
+                            (t > 0.0 && t.is_finite()).then(|| (x, t.log10()))
+                        })
                         .collect(),
                     band: None,
                     style: Style::Dashed,

@@ -42,7 +42,8 @@ pub enum Style {
     Points,
 }
 
-/// One line.
+/// One line. A series without a name is a companion of the one before it (a fit, a theory
+/// curve): it is drawn in that series' colour and left out of the legend.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub name: String,
@@ -86,6 +87,25 @@ fn tick(v: &f64) -> String {
         Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
         _ => s,
     }
+}
+
+/// The colour of each series: named series take the palette in order, an unnamed one the
+/// colour of the series before it.
+fn colours(series: &[Series]) -> Vec<RGBColor> {
+    let mut out: Vec<RGBColor> = Vec::with_capacity(series.len());
+    let mut next = 0;
+    for s in series {
+        let c = match out.last() {
+            Some(&prev) if s.name.is_empty() => prev,
+            _ => {
+                let c = PALETTE[next % PALETTE.len()];
+                next += 1;
+                c
+            }
+        };
+        out.push(c);
+    }
+    out
 }
 
 /// Pixels of the legend column: none without named series, else enough for the longest name.
@@ -188,8 +208,9 @@ where
             .x_label_formatter(&int_fmt);
     }
     mesh.draw().map_err(|e| e.to_string())?;
+    let cols = colours(&p.series);
     for (i, s) in p.series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+        let c = cols[i];
         if let Some(band) = &s.band {
             let mut poly: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.2)).collect();
             poly.extend(band.iter().rev().map(|b| (b.0, b.1)));
@@ -238,8 +259,9 @@ where
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.name.is_empty());
+    let cols = colours(&p.series);
     for (row, (i, s)) in named.enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+        let c = cols[i];
         let y = 30 + 22 * row as i32;
         let line = |a: i32, b: i32| PathElement::new(vec![(a, y), (b, y)], c.stroke_width(2));
         let r = match s.style {
