@@ -19,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 use crate::config::{BltConfig, Interaction, NormKind};
 use crate::error::Result;
 use crate::layers::{LayerNorm1d, LayerNormChw};
+use crate::output::ModelOutput;
 
 /// One recurrent convolutional layer (PyTorch `BLT_Conv`).
 #[derive(Module, Debug)]
@@ -57,18 +58,8 @@ pub struct Blt {
     pub config: BltConfig,
 }
 
-/// Per-step outputs.
-#[derive(Debug, Clone)]
-pub struct BltOutput {
-    /// Log-probabilities per step, each `[batch, classes]`.
-    pub log_probs: Vec<Tensor<2>>,
-    /// Post-ReLU GAP activations per step, each `[batch, D]` (the "representation").
-    pub representations: Vec<Tensor<2>>,
-    /// Named taps per step (`v1`, `v2`, `v4`, `it`: `[batch, C, H, W]`), when requested.
-    pub taps: Vec<Vec<(&'static str, Tensor<4>)>>,
-    /// The retina's output (computed once), when taps are requested.
-    pub retina: Option<Tensor<4>>,
-}
+/// BLT's areas, in order (the names of [`crate::ModelOutput::areas`]).
+pub const AREAS: [&str; 4] = ["v1", "v2", "v4", "it"];
 
 fn conv(cin: usize, cout: usize, k: usize, bias: bool, device: &Device) -> Conv2d {
     let p = (k - 1) / 2;
@@ -180,23 +171,21 @@ impl Blt {
     /// - `x`: `[batch, 3, image_size, image_size]`, already normalised.
     /// - output: `timesteps` log-probability tensors `[batch, classes]` and representations
     ///   `[batch, D]`.
-    pub fn forward(&self, x: Tensor<4>) -> BltOutput {
-        self.forward_taps(x, false)
+    pub fn forward(&self, x: Tensor<4>) -> ModelOutput {
+        self.forward_areas(x, false)
     }
 
-    /// [`Self::forward`], optionally keeping every layer's output at every step.
-    pub fn forward_taps(&self, x: Tensor<4>, keep_taps: bool) -> BltOutput {
+    /// [`Self::forward`], optionally keeping every area's output at every step ([`AREAS`]).
+    pub fn forward_areas(&self, x: Tensor<4>, keep_areas: bool) -> ModelOutput {
         let pool = |t: Tensor<4>| max_pool2d(t, MaxPoolOptions::new([2, 2]));
         // The retina is computed once and reused at every step.
         let r = relu(self.retina.forward(x)); // [batch, C0, S, S]
         let faithful = self.config.faithful_v1;
         let mut prev: Option<[Tensor<4>; 4]> = None; // V1, V2, V4, IT at t − 1
         let mut prev_gap: Option<Tensor<2>> = None;
-        let mut out = BltOutput {
-            log_probs: Vec::new(),
-            representations: Vec::new(),
-            taps: Vec::new(),
-            retina: keep_taps.then(|| r.clone()),
+        let mut out = ModelOutput {
+            retina: keep_areas.then(|| r.clone()),
+            ..ModelOutput::new()
         };
         for _t in 0..self.config.timesteps {
             // At t = 0 nothing exists at t − 1: every layer is purely bottom-up.
@@ -254,13 +243,10 @@ impl Blt {
             let lp = softmax(logits, 1).clamp(1e-10, 1.0).log();
             out.log_probs.push(lp);
             out.representations.push(g.clone());
-            if keep_taps {
-                out.taps.push(vec![
-                    ("v1", a1.clone()),
-                    ("v2", a2.clone()),
-                    ("v4", a4.clone()),
-                    ("it", ait.clone()),
-                ]);
+            if keep_areas {
+                let acts = [a1.clone(), a2.clone(), a4.clone(), ait.clone()];
+                out.areas
+                    .push(AREAS.iter().map(|n| n.to_string()).zip(acts).collect());
             }
             prev = Some([a1, a2, a4, ait]);
             prev_gap = Some(g);

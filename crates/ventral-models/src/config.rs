@@ -148,6 +148,14 @@ impl ModelConfig {
             ModelConfig::RcnnSat(c) => c.image_size,
         }
     }
+    /// Names of the areas a forward pass can record, in order (BLT: `v1`, `v2`, `v4`, `it`;
+    /// rcnn-sat: `layer_0` …).
+    pub fn areas(&self) -> Vec<String> {
+        match self {
+            ModelConfig::Blt(_) => crate::blt::AREAS.iter().map(|s| s.to_string()).collect(),
+            ModelConfig::RcnnSat(c) => c.areas(),
+        }
+    }
     /// Width of the representation (GAP) layer.
     pub fn feature_dim(&self) -> usize {
         match self {

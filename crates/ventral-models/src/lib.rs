@@ -13,12 +13,14 @@ pub mod fast;
 pub mod hessian;
 pub mod layers;
 pub mod model;
+pub mod output;
 pub mod params;
 pub mod rcnn_sat;
 pub mod registry;
 pub mod size;
 
-pub use blt::{Blt, BltOutput};
+pub use blt::Blt;
 pub use config::{BltConfig, Interaction, LtPosition, ModelConfig, NormKind};
 pub use error::{ModelError, Result};
 pub use model::Model;
+pub use output::ModelOutput;

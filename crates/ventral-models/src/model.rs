@@ -4,9 +4,10 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::blt::{Blt, BltOutput};
+use crate::blt::Blt;
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::output::ModelOutput;
 use crate::rcnn_sat::RcnnSat;
 
 /// A model of any kind. (One model lives per process, so the size difference of the variants
@@ -39,19 +40,24 @@ impl Model {
     ///
     /// # Shapes
     /// - `x`: `[batch, 3, S, S]`; output per step `[batch, classes]` and `[batch, D]`.
-    pub fn forward(&self, x: Tensor<4>) -> BltOutput {
+    pub fn forward(&self, x: Tensor<4>) -> ModelOutput {
         match self {
             Model::Blt(m) => m.forward(x),
             Model::RcnnSat(m) => m.forward(x),
         }
     }
 
-    /// [`Self::forward`] keeping every area's output at every step (`taps`: `v1`, `v2`, `v4`,
-    /// `it`, each `[batch, C, H, W]`) where the model provides them (BLT; rcnn-sat gives none).
-    pub fn forward_taps(&self, x: Tensor<4>) -> BltOutput {
+    /// [`Self::forward`] keeping every area's output at every step (named as
+    /// [`Self::areas`], each `[batch, C, H, W]`).
+    pub fn forward_areas(&self, x: Tensor<4>) -> ModelOutput {
         match self {
-            Model::Blt(m) => m.forward_taps(x, true),
-            Model::RcnnSat(m) => m.forward(x),
+            Model::Blt(m) => m.forward_areas(x, true),
+            Model::RcnnSat(m) => m.forward_areas(x, true),
         }
+    }
+
+    /// The model's areas in order (what [`Self::forward_areas`] records).
+    pub fn areas(&self) -> Vec<String> {
+        self.config().areas()
     }
 }

@@ -21,8 +21,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blt::BltOutput;
 use crate::error::{ModelError, Result};
+use crate::output::ModelOutput;
 
 /// Which rcnn-sat network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +90,13 @@ impl RcnnSatConfig {
             .zip(k)
             .zip(pool)
             .map(|((c, k), p)| (c, k, p))
+            .collect()
+    }
+
+    /// Area names: `layer_0` … `layer_{n−1}`.
+    pub fn areas(&self) -> Vec<String> {
+        (0..self.layers().len())
+            .map(|n| format!("layer_{n}"))
             .collect()
     }
 
@@ -204,17 +211,18 @@ impl RcnnSat {
     /// # Shapes
     /// - `x`: `[batch, 3, image_size, image_size]`.
     /// - output: per step log-probabilities `[batch, classes]` and GAP features `[batch, D]`.
-    pub fn forward(&self, x: Tensor<4>) -> BltOutput {
+    pub fn forward(&self, x: Tensor<4>) -> ModelOutput {
+        self.forward_areas(x, false)
+    }
+
+    /// [`Self::forward`], optionally keeping every layer's output at every step (areas
+    /// `layer_0` … `layer_{n−1}`, the Keras reference's layer numbering).
+    pub fn forward_areas(&self, x: Tensor<4>, keep_areas: bool) -> ModelOutput {
         let spec = self.config.layers();
         let mut prev: Vec<Tensor<4>> = Vec::new();
         let mut first_bu: Option<Tensor<4>> = None;
         let mut logits_sum: Option<Tensor<2>> = None;
-        let mut out = BltOutput {
-            log_probs: Vec::new(),
-            representations: Vec::new(),
-            taps: Vec::new(),
-            retina: None,
-        };
+        let mut out = ModelOutput::new();
         for t in 0..self.config.timesteps {
             let mut cur: Vec<Tensor<4>> = Vec::with_capacity(spec.len());
             for (n, layer) in self.layers.iter().enumerate() {
@@ -254,6 +262,14 @@ impl RcnnSat {
             };
             out.log_probs.push(log_softmax(logits, 1));
             out.representations.push(g);
+            if keep_areas {
+                out.areas.push(
+                    cur.iter()
+                        .enumerate()
+                        .map(|(n, a)| (format!("layer_{n}"), a.clone()))
+                        .collect(),
+                );
+            }
             prev = cur;
         }
         out

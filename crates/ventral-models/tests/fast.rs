@@ -52,8 +52,8 @@ fn burn_loss_grads(
     y: &Tensor<1, Int>,
     batch: usize,
     weights: &[f64],
-) -> (ventral_models::BltOutput, params::NamedTensors) {
-    let out = model.forward_taps(x, true);
+) -> (ventral_models::ModelOutput, params::NamedTensors) {
+    let out = model.forward_areas(x, true);
     let mut loss: Option<Tensor<1>> = None;
     for (t, lp) in out.log_probs.iter().enumerate() {
         let l = lp
@@ -129,7 +129,7 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
             max_rel(&eo.representations[t], &rep) < 2e-5,
             "{label}: reps t={t}"
         );
-        for (j, (name, a)) in out.taps[t].iter().enumerate() {
+        for (j, (name, a)) in out.areas[t].iter().enumerate() {
             let av = f32s(a.clone());
             assert!(
                 max_rel(&fo.areas[t][j], &av) < 2e-5,

@@ -34,7 +34,24 @@ fn every_registered_model_runs_and_learns() {
         // zero gradient, so the check must not depend on an unseeded draw.
         Device::flex().seed(7);
         let x = Tensor::<4>::random([2, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
+        // Every family records its named areas at every step, the same outputs as forward.
+        let with_areas = model.forward_areas(x.clone());
+        let names = model.areas();
+        assert!(!names.is_empty(), "{}", entry.name);
+        assert_eq!(with_areas.areas.len(), cfg.timesteps(), "{}", entry.name);
+        for step in &with_areas.areas {
+            let got: Vec<&str> = step.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(got, names, "{}", entry.name);
+            for (n, a) in step {
+                assert_eq!(a.dims()[0], 2, "{}: {n}", entry.name);
+            }
+        }
         let out = model.forward(x);
+        assert!(out.areas.is_empty());
+        for (a, b) in out.log_probs.iter().zip(&with_areas.log_probs) {
+            let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+            assert_eq!(d, 0.0, "{}", entry.name);
+        }
         assert_eq!(out.log_probs.len(), cfg.timesteps(), "{}", entry.name);
         let mut loss: Option<Tensor<1>> = None;
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &device);

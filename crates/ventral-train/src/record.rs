@@ -22,9 +22,6 @@ use ventral_data::PackedDataset;
 use ventral_data::loader::{Loader, LoaderConfig};
 use ventral_models::{Model, fast, params};
 
-/// The BLT areas, in the engine's order.
-const AREAS: [&str; 4] = ["v1", "v2", "v4", "it"];
-
 use crate::error::{Result, TrainError, file_err};
 
 /// Spatial reduction of recorded area outputs.
@@ -252,10 +249,12 @@ fn record_core(
     let cfg = model.config();
     let s = cfg.image_size();
     let t_steps = cfg.timesteps();
+    let areas = cfg.areas();
     for l in &opts.layers {
-        if !AREAS.contains(&l.as_str()) {
+        if !areas.contains(l) {
             return Err(TrainError::Config(format!(
-                "--layers: unknown area `{l}` (the BLT areas are v1, v2, v4, it)"
+                "--layers: unknown area `{l}` (this model's areas are {})",
+                areas.join(", ")
             )));
         }
     }
@@ -314,7 +313,7 @@ fn record_core(
                         let mut arrays =
                             vec![mat(&o.log_probs[t], k), mat(&o.representations[t], d)];
                         for l in &opts.layers {
-                            let j = AREAS.iter().position(|a| a == l).unwrap_or(0);
+                            let j = areas.iter().position(|a| a == l).unwrap_or(0);
                             let a = &o.areas[t][j];
                             let (c, side) = net.spec().area_shape(j);
                             let a = Tensor::<4>::from_data(
@@ -331,20 +330,16 @@ fn record_core(
                 let o = if opts.layers.is_empty() {
                     model.forward(x)
                 } else {
-                    model.forward_taps(x)
+                    model.forward_areas(x)
                 };
                 (0..t_steps)
                     .map(|t| {
                         let mut arrays: Vec<Tensor<2>> =
                             vec![o.log_probs[t].clone(), o.representations[t].clone()];
                         for l in &opts.layers {
-                            let tap = o
-                                .taps
-                                .get(t)
-                                .and_then(|v| v.iter().find(|(name, _)| name == l));
-                            let Some((_, a)) = tap else {
+                            let Some(a) = o.area(t, l) else {
                                 return Err(TrainError::Config(format!(
-                                    "this model does not expose area `{l}` (only BLT models record areas)"
+                                    "the forward pass recorded no area `{l}` at step {t}"
                                 )));
                             };
                             arrays.push(pool_area(a.clone(), opts.pool, l)?);

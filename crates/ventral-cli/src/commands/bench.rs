@@ -220,7 +220,7 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
     let (k, ch) = (spec.kernel, spec.channels);
     let p = (k - 1) / 2;
     let mut rows = Vec::new();
-    for (i, name) in ["v1", "v2", "v4", "it"].iter().enumerate() {
+    for (i, name) in ventral_models::blt::AREAS.iter().enumerate() {
         let side = spec.side(i);
         let mut convs = vec![
             (

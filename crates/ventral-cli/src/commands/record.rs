@@ -40,7 +40,8 @@ pub struct Args {
     /// Labels: integer .npy of shape [N] (with --images).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Areas to record too (v1, v2, v4, it), comma-separated.
+    /// Areas to record too, comma-separated: BLT v1, v2, v4, it; rcnn-sat layer_0 … layer_6
+    /// (an unknown name lists the model's).
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<String>,
     /// Spatial reduction of the areas: gap (global average, [T, N, C]), grid:K (average over a
