@@ -6,6 +6,7 @@
 //! the default is the pure-Rust `flex` CPU backend.
 
 pub mod blt;
+pub mod cell;
 pub mod config;
 pub mod device;
 pub mod error;

@@ -16,7 +16,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
-use crate::config::{BltConfig, Interaction, NormKind};
+use super::config::{BltConfig, Interaction, NormKind};
 use crate::error::Result;
 use crate::layers::{LayerNorm1d, LayerNormChw};
 use crate::output::ModelOutput;
