@@ -150,6 +150,61 @@ fn record_reproduces_the_reference_outputs() {
     );
     assert!(!d.path().join("b.npz").exists());
 
+    // Labels outside the model's classes: exit 2 naming the labels file and the index.
+    let bad_y = d.path().join("y_bad.npy");
+    let mut yb = y.clone();
+    yb[1] = 1000;
+    write_npy(
+        &bad_y,
+        &NpyArray::new(vec![yb.len()], NpyData::I64(yb)).unwrap(),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["record", "--model", p(&model), "--weights", p(&fx)])
+        .args(["--images", p(&images), "--labels", p(&bad_y)])
+        .args(["--out", p(&d.path().join("c1.npz"))])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("y_bad.npy") && err.contains("index 1"),
+        "{err}"
+    );
+
+    // A NaN in the weights: exit 2 naming the weights file and the tensor (not "diverged").
+    let nan_w = d.path().join("nan.safetensors");
+    {
+        use std::collections::BTreeMap;
+        use ventral_core::safetensors::{TensorOut, write};
+        let names: Vec<String> = st.names().map(str::to_string).collect();
+        let mut f32s = BTreeMap::new();
+        for n in &names {
+            if let Ok((shape, mut data)) = st.f32(n) {
+                if n == "v2.lateral.weight" {
+                    data[5] = f32::NAN;
+                }
+                f32s.insert(n.clone(), (shape, data));
+            }
+        }
+        let out: BTreeMap<String, TensorOut<'_>> = f32s
+            .iter()
+            .map(|(k, (s, v))| (k.clone(), TensorOut::F32(s, v)))
+            .collect();
+        write(&nan_w, &out, &BTreeMap::new()).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .args(["record", "--model", p(&model), "--weights", p(&nan_w)])
+        .args(["--images", p(&images), "--out", p(&d.path().join("c2.npz"))])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("nan.safetensors") && err.contains("v2.lateral.weight") && err.contains("NaN"),
+        "{err}"
+    );
+
     // The native engine (the default on cpu) and burn record the same numbers, areas included
     // (pooled and unpooled), under the same keys.
     let rec = |engine: &str, pool: &str| {

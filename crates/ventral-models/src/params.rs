@@ -225,6 +225,12 @@ impl ModuleMapper for Loader<'_> {
         }
         match self.st.data(&name) {
             Ok(data) => {
+                if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    self.problems.push(format!(
+                        "tensor '{name}' holds {v} at flat index {i} (parameters must be finite)"
+                    ));
+                    return param;
+                }
                 let data = if kind == ParamKind::LinearWeight {
                     transpose(&data, want[0], want[1])
                 } else {

@@ -130,6 +130,17 @@ pub fn record_arrays(
                     ),
                 ));
             }
+            let k = cfg.num_classes();
+            if let Some((i, l)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, l)| **l < 0 || **l as u64 >= k as u64)
+            {
+                return Err(file_err(
+                    p.display(),
+                    format!("label {l} at index {i} is outside the model's {k} classes (0..{k})"),
+                ));
+            }
             Some(v)
         }
         None => None,
