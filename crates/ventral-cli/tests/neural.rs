@@ -201,6 +201,20 @@ fn synth_then_fit_then_bad_inputs() {
         s(&bad_out),
     ]);
     assert!(err.contains("trunc.nc"), "{err}");
+    // An offset for a region the assembly lacks is an error naming the regions present (was
+    // silently ignored, every region falling back to the default).
+    let err = fails(&[
+        "neural-fit",
+        "--features",
+        s(&feats),
+        "--neural",
+        s(&nc),
+        "--offset-ms",
+        "V1=90",
+        "--out",
+        s(&bad_out),
+    ]);
+    assert!(err.contains("no region V1") && err.contains("IT"), "{err}");
     assert!(!bad_out.exists());
 }
 

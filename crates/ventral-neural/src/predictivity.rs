@@ -254,6 +254,17 @@ pub fn ceilings(rec: &Recordings, opts: &FitOptions) -> Result<Option<Vec<Vec<Bi
 
 /// Fits every assignment of `feats` to `rec` and returns the tidy rows (ceiling rows are
 /// produced by [`ceiling_rows`], once per recording).
+/// A score and its interval divided by the ceiling (Brain-Score's convention); no value (NaN,
+/// written empty) where the ceiling is not positive — dividing by it would invert or explode the
+/// interval (e.g. value −0.022 with interval 1.193 … −1.238 at a ceiling of −0.02).
+pub fn ceiled((v, lo, hi): (f64, f64, f64), ceiling: f64) -> (f64, f64, f64) {
+    if ceiling.is_finite() && ceiling > 0.0 {
+        (v / ceiling, lo / ceiling, hi / ceiling)
+    } else {
+        (f64::NAN, f64::NAN, f64::NAN)
+    }
+}
+
 pub fn fit_predictivity(
     feats: &Features,
     rec: &Recordings,
@@ -267,6 +278,15 @@ pub fn fit_predictivity(
     }
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let regions = rec.region_sites();
+    if let StepMapping::Recurrent { offsets, .. } = &opts.steps {
+        let have: Vec<&str> = regions.iter().map(|(r, _)| r.as_str()).collect();
+        if let Some((r, _)) = offsets.iter().find(|(r, _)| !have.contains(&r.as_str())) {
+            return Err(NeuralError::Invalid(format!(
+                "--offset-ms {r}=…: the recordings have no region {r} (regions: {})",
+                have.join(", ")
+            )));
+        }
+    }
     let splits = stimulus_splits(rec, opts);
     let jobs = assignments(&feats.layers, rec, opts);
     // Trial halves for the consistency (same halves for every job).
@@ -367,10 +387,7 @@ pub fn fit_predictivity(
         rows.push(row("r", raw));
         let c = ceil.map(|c| &c[ri][b]);
         if let Some(c) = c {
-            rows.push(row(
-                "ceiled",
-                (raw.0 / c.value, raw.1 / c.value, raw.2 / c.value),
-            ));
+            rows.push(row("ceiled", ceiled(raw, c.value)));
         }
         if !boot.is_empty() {
             let m = boot.iter().sum::<f64>() / boot.len() as f64;
@@ -482,11 +499,12 @@ fn shared_maps(
                 ci_high: hi,
             };
             if let Some(c) = ceil.map(|c| c[*ri][b].value) {
+                let (value, ci_low, ci_high) = ceiled((value, lo, hi), c);
                 rows.push(Row {
                     metric: "ceiled_shared".into(),
-                    value: value / c,
-                    ci_low: lo / c,
-                    ci_high: hi / c,
+                    value,
+                    ci_low,
+                    ci_high,
                     ..base.clone()
                 });
             }
@@ -517,4 +535,18 @@ pub fn ceiling_rows(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Vec<Row> {
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ceiled;
+
+    #[test]
+    fn ceiled_needs_a_positive_ceiling() {
+        assert_eq!(ceiled((0.4, 0.2, 0.6), 0.5), (0.8, 0.4, 1.2));
+        for c in [0.0, -0.02, f64::NAN] {
+            let (v, lo, hi) = ceiled((-0.022, 0.1, -0.1), c);
+            assert!(v.is_nan() && lo.is_nan() && hi.is_nan());
+        }
+    }
 }

@@ -127,6 +127,18 @@ pub fn run(a: Args) -> Result<()> {
         })
         .collect();
     if let Some(n) = a.num_stimuli {
+        if idx.len() < n {
+            eprintln!(
+                "note: --num-stimuli {n}, but {} has only {} stimuli{}; using {}",
+                set.csv.display(),
+                idx.len(),
+                a.split
+                    .as_ref()
+                    .map(|s| format!(" in split `{s}`"))
+                    .unwrap_or_default(),
+                idx.len()
+            );
+        }
         idx.truncate(n);
     }
     if idx.len() < 4 {
