@@ -51,6 +51,19 @@ fn stimuli_inspect_json_and_verify() {
     assert_eq!(v["num_images"], 60);
     assert_eq!(v["splits"].as_array().unwrap().len(), 3);
 
+    // Contact sheets: into a directory (one per split), or to a file whose parents are made.
+    let sheets = d.path().join("sheets");
+    std::fs::create_dir_all(&sheets).unwrap();
+    let o = ventral(&["inspect", s(&out), "--contact-sheet", s(&sheets)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for split in ["train", "val", "test"] {
+        assert!(sheets.join(format!("{split}.png")).is_file(), "{split}");
+    }
+    let deep = d.path().join("a/b/sheet.png");
+    let o = ventral(&["inspect", s(&out.join("val")), "--contact-sheet", s(&deep)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(deep.is_file());
+
     // Existing output is refused and left intact.
     let o = ventral(&["stimuli", "--out", s(&out), "--num-images", "60"]);
     assert_eq!(o.status.code(), Some(2));

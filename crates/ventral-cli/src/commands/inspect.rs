@@ -80,8 +80,13 @@ pub fn run(a: Args) -> Result<()> {
         opened.push((name.clone(), dir.clone(), ds));
     }
     if let Some(sheet) = &a.contact_sheet {
+        // A directory (existing, or written with a trailing slash) gets one `<split>.png` per
+        // split; a file name gets `<stem>_<split>.png` when there are several splits.
+        let is_dir = sheet.is_dir() || sheet.to_string_lossy().ends_with(std::path::MAIN_SEPARATOR);
         for (name, _, ds) in &opened {
-            let path = if opened.len() == 1 {
+            let path = if is_dir {
+                sheet.join(format!("{name}.png"))
+            } else if opened.len() == 1 {
                 sheet.clone()
             } else {
                 sheet.with_file_name(format!(
@@ -89,6 +94,10 @@ pub fn run(a: Args) -> Result<()> {
                     sheet.file_stem().unwrap_or_default().to_string_lossy()
                 ))
             };
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
             crate::commands::sheet::write_contact_sheet(ds, &path, 10)?;
             if !a.json {
                 println!("contact sheet of '{name}': {}", path.display());
