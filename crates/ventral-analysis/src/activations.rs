@@ -220,6 +220,26 @@ impl Activations {
             }
             _ => None,
         };
+        // The readout decides the zones: a NaN there would silently poison every margin.
+        for (key, v) in [
+            ("readout_weight", Some(&readout_weight)),
+            ("readout_bias", readout_bias.as_ref()),
+        ] {
+            if let Some(q) = v.and_then(|v| v.iter().position(|x| !x.is_finite())) {
+                return Err(file_err(
+                    &src,
+                    if key == "readout_weight" {
+                        format!(
+                            "{key} has a non-finite value at class {}, unit {}",
+                            q / d.max(1),
+                            q % d.max(1)
+                        )
+                    } else {
+                        format!("{key} has a non-finite value at class {q}")
+                    },
+                ));
+            }
+        }
         let stimulus_ids = if z.contains("stimulus_id") {
             let a = z.read("stimulus_id")?;
             let ids = a

@@ -247,4 +247,32 @@ fn reference_npz_and_bad_inputs() {
     let e = fails(&["dynamics", "--activations", s(&trunc), "--out", s(&bad_out)]);
     assert!(e.contains("trunc.npz"), "{e}");
     assert!(!bad_out.exists());
+    // A NaN in the readout: refused naming the array and where (it passed silently before).
+    let mut z = ventral_core::npy::NpzReader::open(&fx.join("small.npz")).unwrap();
+    let names = z.names();
+    let mut arrays: Vec<(String, ventral_core::npy::NpyArray)> = names
+        .iter()
+        .map(|n| (n.clone(), z.read(n).unwrap()))
+        .collect();
+    for (n, a) in arrays.iter_mut() {
+        if n == "readout_weight" {
+            let mut v = a.to_f32().unwrap();
+            v[7] = f32::NAN;
+            *a = ventral_core::npy::NpyArray::new(
+                a.shape.clone(),
+                ventral_core::npy::NpyData::F32(v),
+            )
+            .unwrap();
+        }
+    }
+    let nan = d.path().join("nan_readout.npz");
+    let refs: Vec<(&str, &ventral_core::npy::NpyArray)> =
+        arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    ventral_core::npy::write_npz(&nan, &refs, false).unwrap();
+    let e = fails(&["dynamics", "--activations", s(&nan), "--out", s(&bad_out)]);
+    assert!(
+        e.contains("nan_readout.npz") && e.contains("readout_weight") && e.contains("non-finite"),
+        "{e}"
+    );
+    assert!(!bad_out.exists());
 }
