@@ -146,7 +146,9 @@ impl Recordings {
                     })
             };
             let (s, e) = (get("time_bin_start")?, get("time_bin_end")?);
-            s.into_iter().zip(e).collect()
+            let bins: Vec<(f64, f64)> = s.into_iter().zip(e).collect();
+            check_bins(&bins).map_err(|m| file_err(source, m))?;
+            bins
         } else {
             vec![(0.0, 0.0)]
         };
@@ -269,4 +271,50 @@ pub fn site_values(
     rows: &[usize],
 ) -> Vec<f64> {
     rows.iter().map(|&s| arr[(s * nk + k) * nb + b]).collect()
+}
+
+/// Time bins must be finite, non-empty (start < end), and distinct and increasing in start
+/// (the step mapping, the OST interpolation and the plots read them in order).
+fn check_bins(bins: &[(f64, f64)]) -> std::result::Result<(), String> {
+    if bins.is_empty() {
+        return Err("the time_bin dimension is empty".into());
+    }
+    for (i, &(s, e)) in bins.iter().enumerate() {
+        if !s.is_finite() || !e.is_finite() {
+            return Err(format!("time bin {i} is [{s}, {e}): bins must be finite"));
+        }
+        if s >= e {
+            return Err(format!(
+                "time bin {i} is [{s}, {e}): a bin must start before it ends"
+            ));
+        }
+        if i > 0 && s <= bins[i - 1].0 {
+            return Err(format!(
+                "time bin {i} starts at {s}, not after bin {} ({}): bins must be distinct and in increasing order",
+                i - 1,
+                bins[i - 1].0
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod bin_tests {
+    use super::check_bins;
+
+    #[test]
+    fn bad_time_bins_are_named() {
+        assert!(check_bins(&[(70.0, 80.0), (80.0, 90.0)]).is_ok());
+        for (bins, want) in [
+            (vec![], "empty"),
+            (vec![(f64::NAN, 80.0)], "finite"),
+            (vec![(80.0, 70.0)], "start before it ends"),
+            (vec![(70.0, 80.0), (70.0, 80.0)], "distinct"),
+            (vec![(80.0, 90.0), (70.0, 80.0)], "increasing"),
+        ] {
+            let e = check_bins(&bins).unwrap_err();
+            assert!(e.contains(want), "{bins:?}: {e}");
+        }
+    }
 }
