@@ -178,6 +178,48 @@ fn npz_float_nhwc_with_other_keys() {
         e.contains("nhwc_f32.npz") && e.contains("'images'") && e.contains("x, y"),
         "{e}"
     );
+    // Normalised floats, int16 beyond 255 and ambiguous 1–2 floats are refused, not clamped.
+    use ventral_core::npy::{NpyArray, NpyData, write_npz};
+    let labels = NpyArray::new(vec![2], NpyData::I64(vec![0, 1])).unwrap();
+    for (name, data, want) in [
+        (
+            "normalised.npz",
+            NpyData::F32(vec![-0.5; 2 * 4 * 4 * 3]),
+            "[-0.5, -0.5]",
+        ),
+        (
+            "wide.npz",
+            NpyData::I16(vec![1000; 2 * 4 * 4 * 3]),
+            "[1000, 1000]",
+        ),
+        (
+            "ambiguous.npz",
+            NpyData::F32(vec![1.5; 2 * 4 * 4 * 3]),
+            "ambiguous",
+        ),
+    ] {
+        let f = out.path().join(name);
+        let imgs = NpyArray::new(vec![2, 4, 4, 3], data).unwrap();
+        write_npz(&f, &[("images", &imgs), ("labels", &labels)], false).unwrap();
+        let e = pack(
+            InputFormat::Npz,
+            &f,
+            &out.path().join(format!("o_{name}")),
+            &PackOptions::default(),
+            &quiet,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(name), "{e}");
+        if want != "ambiguous" {
+            assert!(e.contains(want), "{name}: {e}");
+        } else {
+            assert!(
+                e.contains("1–2") || e.contains("nearly black"),
+                "{name}: {e}"
+            );
+        }
+    }
 }
 
 fn cifar_record(label: u8, coarse: Option<u8>, seed: usize) -> Vec<u8> {

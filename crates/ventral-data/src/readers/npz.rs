@@ -3,9 +3,11 @@
 //! Images: `[N, H, W, C]` or `[N, C, H, W]` (C ∈ {1, 3, 4}; a 4th alpha channel is dropped) or
 //! `[N, H, W]` (grey); when both 4-D readings fit, an axis of length 3 is taken as the channel
 //! axis, else NHWC (`--layout` overrides the guess); uint8 or any numeric type. Float images whose maximum is ≤ 1 are taken to
-//! be on the 0–1 scale and multiplied by 255; others are taken as 0–255. Values are rounded and
-//! clamped to 0–255. Labels: `[N]` integers (floats holding whole numbers are accepted). Class
-//! names: an optional string array (`class_names` by default).
+//! be on the 0–1 scale and multiplied by 255; others are taken as 0–255. Values outside the
+//! inferred scale (negative, above 255, or floats between 1 and 2 where the scale is ambiguous)
+//! are an error naming the range found; in-range values are rounded. Labels: `[N]` integers
+//! (floats holding whole numbers are accepted). Class names: an optional string array
+//! (`class_names` by default).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,11 +72,32 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
             format!("array '{key}' holds a non-finite value at flat index {i}"),
         ));
     }
-    let scale = if imgs.is_float() && values.iter().fold(f64::MIN, |a, &b| a.max(b)) <= 1.0 {
+    // The scale is inferred, and values outside it are an error rather than clamped: a
+    // normalised (mean-subtracted) array or int16 data would otherwise pack as garbage.
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let scale = if imgs.is_float() && hi <= 1.0 {
         255.0
     } else {
         1.0
     };
+    if lo < 0.0 || hi * scale > 255.0 + 1e-9 {
+        return Err(invalid(
+            path,
+            format!(
+                "array '{key}' holds values in [{lo}, {hi}]; images must be 0–1 floats or 0–255 numbers (normalised or wider data would be clamped: rescale it first)"
+            ),
+        ));
+    }
+    if imgs.is_float() && hi > 1.0 && hi < 2.0 {
+        return Err(invalid(
+            path,
+            format!(
+                "array '{key}' holds floats in [{lo}, {hi}]: 0–1 images with values above 1, or 0–255 images that are nearly black? Clip or rescale to one of the two scales"
+            ),
+        ));
+    }
     let c = if cin == 4 { 3 } else { cin };
     let mut pixels = vec![0u8; n * h * w * c];
     for i in 0..n {
