@@ -246,6 +246,28 @@ fn cifar10_folder_and_planes_to_hwc() {
     let names: String = (0..10).map(|i| format!("class{i}\n")).collect();
     fs::write(root.join("batches.meta.txt"), names + "\n").unwrap();
     let out = dir.path().join("packed");
+    // A partial download (data_batch_2..5 missing) is refused, naming what is missing.
+    let e = pack(
+        InputFormat::Cifar,
+        &root,
+        &out,
+        &PackOptions::default(),
+        &quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("data_batch_2.bin") && e.contains("data_batch_5.bin") && e.contains("1 of 5"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    for b in 2..=5 {
+        fs::write(
+            root.join(format!("data_batch_{b}.bin")),
+            cifar_record(b as u8 + 1, None, b + 10),
+        )
+        .unwrap();
+    }
     pack(
         InputFormat::Cifar,
         &root,
@@ -256,7 +278,7 @@ fn cifar10_folder_and_planes_to_hwc() {
     .unwrap();
     let train = PackedDataset::open(&out.join("train")).unwrap();
     let test = PackedDataset::open(&out.join("test")).unwrap();
-    assert_eq!(train.labels(), [0, 1, 2]);
+    assert_eq!(train.labels(), [0, 1, 2, 3, 4, 5, 6]);
     assert_eq!(test.labels(), [9]);
     assert_eq!(train.manifest().class_names[9], "class9");
     // pixel (y=1, x=2) channel G = plane 1 offset 1*32+2

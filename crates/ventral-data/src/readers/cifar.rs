@@ -166,6 +166,21 @@ pub fn open(input: &Path, split: Option<&str>) -> Result<SourceSet<CifarSplit>> 
             .filter(|p| p.is_file())
             .collect();
         if !c10.is_empty() {
+            if c10.len() < 5 {
+                // A partial download would pack fewer training images without a word.
+                let missing: Vec<String> = (1..=5)
+                    .map(|i| format!("data_batch_{i}.bin"))
+                    .filter(|n| !input.join(n).is_file())
+                    .collect();
+                return Err(invalid(
+                    input,
+                    format!(
+                        "CIFAR-10 training batches missing: {} (have {} of 5); pack single batch files by naming them",
+                        missing.join(", "),
+                        c10.len()
+                    ),
+                ));
+            }
             groups.push(("train".into(), c10));
         } else if input.join("train.bin").is_file() {
             groups.push(("train".into(), vec![input.join("train.bin")]));
