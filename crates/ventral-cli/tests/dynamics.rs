@@ -195,6 +195,22 @@ fn record_a_run_then_analyse_its_dynamics() {
     assert!(meta.contains("variation,\"low\""), "{meta}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("src=\"http"));
+
+    // Image metadata with the wrong number of rows: record names the file (the meta.* arrays
+    // used to be dropped without a word).
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stim.join("val/manifest.json")).unwrap()).unwrap();
+    let meta_path = stim.join("val").join(m["metadata_file"].as_str().unwrap());
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    let cut: Vec<&str> = text.lines().collect();
+    std::fs::write(&meta_path, cut[..cut.len() - 1].join("\n") + "\n").unwrap();
+    let o = record(&d.path().join("short_meta.npz"), &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("rows for") && err.contains(meta_path.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
 }
 
 #[test]

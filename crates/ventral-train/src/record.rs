@@ -209,15 +209,24 @@ pub fn record_dataset(
         Ok(loader.batch_from_order(&order, 0, start / bs).images)
     };
     let (header, rows) = ds.metadata().map_err(|e| file_err(&label, e))?;
+    if !header.is_empty() && rows.len() != ds.len() {
+        // The analyses split by these columns; dropping them silently hid a broken pack.
+        let meta = ds.dir().join(&ds.manifest().metadata_file);
+        return Err(file_err(
+            meta.display(),
+            format!(
+                "{} rows for {} images: the image metadata does not match the split (repack it)",
+                rows.len(),
+                ds.len()
+            ),
+        ));
+    }
     let mut extras = Vec::new();
     for (k, col) in header.iter().enumerate() {
         let values: Vec<String> = rows
             .iter()
             .map(|r| r.get(k).cloned().unwrap_or_default())
             .collect();
-        if values.len() != ds.len() {
-            continue;
-        }
         if col == "stimulus_id" {
             extras.push(("stimulus_id".to_string(), NpyArray::from_strings(&values)));
         }
