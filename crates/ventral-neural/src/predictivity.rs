@@ -271,6 +271,18 @@ pub fn fit_predictivity(
     ceil: Option<&[Vec<BinCeiling>]>,
     opts: &FitOptions,
 ) -> Result<FitResult> {
+    fit_predictivity_with_progress(feats, rec, ceil, opts, &|_, _| {})
+}
+
+/// [`fit_predictivity`] reporting `(fits done, fits in all)` after every (layer, step, region,
+/// bin, split) fit, from the worker threads.
+pub fn fit_predictivity_with_progress(
+    feats: &Features,
+    rec: &Recordings,
+    ceil: Option<&[Vec<BinCeiling>]>,
+    opts: &FitOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<FitResult> {
     if opts.n_splits == 0 || !(opts.train_frac > 0.0 && opts.train_frac < 1.0) {
         return Err(NeuralError::Invalid(
             "need n_splits ≥ 1 and 0 < train_frac < 1".into(),
@@ -308,9 +320,15 @@ pub fn fit_predictivity(
         .flat_map(|j| (0..splits.len()).map(move |s| (j, s)))
         .collect();
     // (per-site r on held-out, per-bootstrap consistency medians)
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = work.len();
     let results: Vec<Result<(Vec<f64>, Vec<f64>)>> = work
         .par_iter()
         .map(|&(j, s)| {
+            let report = || {
+                let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(k, total);
+            };
             let (l, t, ri, b) = jobs[j];
             let layer = &feats.layers[l];
             let sites = &regions[ri].1;
@@ -346,6 +364,7 @@ pub fn fit_predictivity(
                     .collect();
                 cons.push(nan_median(&per));
             }
+            report();
             Ok((r, cons))
         })
         .collect();

@@ -9,7 +9,7 @@ use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
     CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows,
-    ceilings, csv_number, fit_predictivity,
+    ceilings, csv_number, fit_predictivity_with_progress,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -196,8 +196,12 @@ pub fn run(a: Args) -> Result<()> {
                 .collect::<Vec<_>>()
         );
         let t0 = std::time::Instant::now();
-        let res = fit_predictivity(&feats, &rec, ceil.as_deref(), &opts)
-            .with_context(|| format!("fitting {}", path.display()))?;
+        let bar = crate::progress::Progress::new(&format!("fit {}", feats.model), 0, "fits");
+        let res = fit_predictivity_with_progress(&feats, &rec, ceil.as_deref(), &opts, &|d, n| {
+            bar.update(d, n)
+        })
+        .with_context(|| format!("fitting {}", path.display()))?;
+        bar.finish();
         eprintln!("  fitted in {:.1} s", t0.elapsed().as_secs_f64());
         for (layer, t, region, b, nid, r, c) in &res.sites {
             let f = csv_number;

@@ -58,7 +58,14 @@ pub fn run(a: Args) -> Result<()> {
     let regions = rec.region_sites();
     let nb = rec.n_bins();
     // Neural RDMs and the bootstrap resamples are the same for every model: computed once.
+    let t0 = std::time::Instant::now();
+    eprintln!(
+        "neural RDMs: {} regions × {nb} bins of {} stimuli …",
+        regions.len(),
+        rec.n_stimuli()
+    );
     let neural = neural_rdms(&rec, choice)?;
+    eprintln!("  done in {:.1} s", t0.elapsed().as_secs_f64());
     let samples = bootstrap_pairs(rec.n_stimuli(), a.bootstraps, a.seed);
     let mut rdm_arrays: Vec<(String, NpyArray)> = regions
         .iter()
@@ -72,7 +79,20 @@ pub fn run(a: Args) -> Result<()> {
     for spec in &a.features {
         let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
         let t0 = std::time::Instant::now();
+        let steps: usize = feats.layers.iter().map(|l| l.steps).sum();
+        eprintln!(
+            "  {}: model RDMs ({} layers, {steps} layer-steps) …",
+            feats.model,
+            feats.layers.len()
+        );
         let model = model_rdms(&feats, choice);
+        eprintln!(
+            "  {}: comparing {} model RDMs × {} neural RDMs ({} bootstrap resamples) …",
+            feats.model,
+            steps,
+            regions.len() * nb,
+            a.bootstraps
+        );
         let cells = compare_rdms(&model, &neural, compare, &samples);
         eprintln!(
             "  {}: {} comparisons in {:.1} s",
