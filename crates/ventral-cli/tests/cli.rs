@@ -238,3 +238,35 @@ fn quickstart_does_not_reuse_results_of_other_settings() {
     assert!(err.contains("unknown settings"), "{err}");
     assert!(!out.join("stimuli").exists());
 }
+
+#[test]
+fn two_writers_into_one_output_one_fails_cleanly() {
+    // Two `stimuli` runs into the same --out at once: one writes it, the other stops at once
+    // naming the holder (or, if the first already finished, finds it existing) — exit 2, and
+    // the dataset is whole (it used to be replaced silently, or mixed).
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("stim");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+            .args(["stimuli", "--num-images", "600", "--seed", "1", "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let ok: Vec<&std::process::Output> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(ok.len(), 1, "exactly one writer succeeds");
+    let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+    assert_eq!(loser.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.contains("being written by another process") || err.contains("already exists"),
+        "{err}"
+    );
+    let o = ventral(&["inspect", s(&out), "--verify"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.path().join(".stim.lock").exists());
+}

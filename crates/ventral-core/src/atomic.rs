@@ -147,6 +147,81 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// An advisory lock on an output path: an exclusive `flock` on `.<name>.lock` beside it,
+/// holding the owner's pid. The kernel drops the lock when its process dies, so a killed
+/// writer never blocks the next one; the file is removed on release.
+#[derive(Debug)]
+pub struct OutputLock {
+    path: PathBuf,
+    file: File,
+}
+
+impl OutputLock {
+    /// Lock `target` for writing, or fail at once (`WouldBlock`) naming the holder's pid.
+    pub fn acquire(target: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let name = target
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let path = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                fs::create_dir_all(p).map_err(|e| with_path(e, "cannot create", p))?;
+                p.join(format!(".{name}.lock"))
+            }
+            _ => PathBuf::from(format!(".{name}.lock")),
+        };
+        loop {
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| with_path(e, "cannot create", &path))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "{} is being written by another process{}; wait for it to finish or choose another output",
+                            target.display(),
+                            if holder.trim().is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (pid {})", holder.trim())
+                            }
+                        ),
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(with_path(e, "cannot lock", &path)),
+            }
+            // The previous holder may have removed the file between our open and our lock.
+            let same = match (file.metadata(), fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|_| file.write_all(std::process::id().to_string().as_bytes()))
+                .and_then(|_| file.sync_all())
+                .map_err(|e| with_path(e, "cannot write", &path))?;
+            return Ok(Self { path, file });
+        }
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
 /// A directory that becomes visible at its final path only when [`AtomicDir::commit`] is called.
 ///
 /// Files are written into a temporary sibling directory. Dropping the value without committing
@@ -156,6 +231,9 @@ pub struct AtomicDir {
     tmp: PathBuf,
     target: PathBuf,
     committed: bool,
+    overwrite: bool,
+    /// Held from creation to commit or drop: a second writer of the same target fails at once.
+    _lock: OutputLock,
 }
 
 impl AtomicDir {
@@ -163,6 +241,7 @@ impl AtomicDir {
     /// directory) unless `overwrite` is set, in which case the old directory is replaced only at
     /// commit time.
     pub fn create(target: &Path, overwrite: bool) -> io::Result<Self> {
+        let lock = OutputLock::acquire(target)?;
         let empty_dir = fs::read_dir(target)
             .map(|mut r| r.next().is_none())
             .unwrap_or(false);
@@ -186,6 +265,8 @@ impl AtomicDir {
             tmp,
             target: target.to_path_buf(),
             committed: false,
+            overwrite,
+            _lock: lock,
         })
     }
 
@@ -202,6 +283,19 @@ impl AtomicDir {
     /// Move the finished directory into place (replacing an old one when allowed at creation).
     pub fn commit(mut self) -> io::Result<PathBuf> {
         sync_dir(&self.tmp)?;
+        let empty_dir = fs::read_dir(&self.target)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false);
+        if self.target.exists() && !self.overwrite && !empty_dir {
+            // Something else (not a ventral writer: they lock) made it meanwhile: keep it.
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} appeared while this command was writing it; nothing was replaced",
+                    self.target.display()
+                ),
+            ));
+        }
         if self.target.exists() {
             // Move the old directory aside first, so a crash leaves either the old or the new.
             let old = temp_sibling(&self.target);
@@ -225,6 +319,44 @@ impl Drop for AtomicDir {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_of_the_same_output_fails_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("out");
+        let a = AtomicDir::create(&target, false).unwrap();
+        let e = AtomicDir::create(&target, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            e.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        fs::write(a.path().join("f"), b"x").unwrap();
+        a.commit().unwrap();
+        assert!(!d.path().join(".out.lock").exists(), "lock file removed");
+        // Released: the next writer gets the ordinary "already exists".
+        let e = AtomicDir::create(&target, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(AtomicDir::create(&target, true).is_ok());
+    }
+
+    #[test]
+    fn an_output_made_meanwhile_is_not_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("out");
+        let a = AtomicDir::create(&target, false).unwrap();
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("theirs"), b"keep").unwrap();
+        let e = a.commit().unwrap_err();
+        assert!(e.to_string().contains("appeared"), "{e}");
+        assert_eq!(fs::read(target.join("theirs")).unwrap(), b"keep");
     }
 }
 
