@@ -280,6 +280,9 @@ fn record_core(
     }
     // A temporary directory named like every atomic write's (`.<name>.<pid>-<n>.tmp`), so
     // that a later run removes it if this process is killed.
+    // One writer at a time for `out` (a second `record` into it fails at once, naming the pid).
+    let _lock =
+        ventral_core::atomic::OutputLock::acquire(out).map_err(|e| file_err(out.display(), e))?;
     let tmp = ventral_core::atomic::temp_path(out);
     fs::create_dir_all(&tmp).map_err(|e| file_err(tmp.display(), e))?;
     let result = (|| -> Result<()> {

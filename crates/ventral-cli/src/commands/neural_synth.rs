@@ -110,6 +110,8 @@ pub fn run(a: Args) -> Result<()> {
     };
     let truth_path = sibling(&a.out, ".truth.json");
     let feat_path = sibling(&a.out, ".features.npz");
+    // One writer at a time for the assembly and its siblings (exit 2 naming the holder).
+    let _lock = ventral_core::atomic::OutputLock::acquire(&a.out)?;
     for p in [&a.out, &truth_path, &feat_path] {
         if p.exists() && !a.overwrite {
             bail!(
