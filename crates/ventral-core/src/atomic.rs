@@ -147,9 +147,11 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
-/// An advisory lock on an output path: an exclusive `flock` on `.<name>.lock` beside it,
-/// holding the owner's pid. The kernel drops the lock when its process dies, so a killed
-/// writer never blocks the next one; the file is removed on release.
+/// An advisory lock: an exclusive `flock` on a lock file holding its owner's description (a
+/// pid, or `host:pid`). The kernel drops the lock when its process dies, so a killed writer
+/// never blocks the next one; the file is removed on release. Output directories and files
+/// are locked through [`OutputLock::acquire`] (`.<name>.lock` beside them); sweeps lock their
+/// runs with [`OutputLock::try_at`].
 #[derive(Debug)]
 pub struct OutputLock {
     path: PathBuf,
@@ -157,9 +159,9 @@ pub struct OutputLock {
 }
 
 impl OutputLock {
-    /// Lock `target` for writing, or fail at once (`WouldBlock`) naming the holder's pid.
+    /// Lock `target` for writing (lock file `.<name>.lock` beside it, holding the pid), or
+    /// fail at once (`WouldBlock`) naming the holder's pid.
     pub fn acquire(target: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::MetadataExt as _;
         let name = target
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
@@ -171,35 +173,46 @@ impl OutputLock {
             }
             _ => PathBuf::from(format!(".{name}.lock")),
         };
+        match Self::try_at(&path, &std::process::id().to_string())? {
+            Some(lock) => Ok(lock),
+            None => {
+                let holder = Self::holder(&path).unwrap_or_default();
+                Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is being written by another process{}; wait for it to finish or choose another output",
+                        target.display(),
+                        if holder.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (pid {holder})")
+                        }
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Take the lock file `path`, writing `owner` into it; `Ok(None)` when another process
+    /// (or another open of it in this one) holds it.
+    pub fn try_at(path: &Path, owner: &str) -> io::Result<Option<Self>> {
+        use std::os::unix::fs::MetadataExt as _;
         loop {
             let mut file = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .map_err(|e| with_path(e, "cannot create", &path))?;
+                .open(path)
+                .map_err(|e| with_path(e, "cannot create", path))?;
             match file.try_lock() {
                 Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        format!(
-                            "{} is being written by another process{}; wait for it to finish or choose another output",
-                            target.display(),
-                            if holder.trim().is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (pid {})", holder.trim())
-                            }
-                        ),
-                    ));
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(with_path(e, "cannot lock", &path)),
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(e)) => return Err(with_path(e, "cannot lock", path)),
             }
-            // The previous holder may have removed the file between our open and our lock.
-            let same = match (file.metadata(), fs::metadata(&path)) {
+            // The previous holder may have removed the file between our open and our lock:
+            // the lock counts only if the path still names the file we hold.
+            let same = match (file.metadata(), fs::metadata(path)) {
                 (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
                 _ => false,
             };
@@ -207,10 +220,29 @@ impl OutputLock {
                 continue;
             }
             file.set_len(0)
-                .and_then(|_| file.write_all(std::process::id().to_string().as_bytes()))
+                .and_then(|_| file.write_all(owner.as_bytes()))
                 .and_then(|_| file.sync_all())
-                .map_err(|e| with_path(e, "cannot write", &path))?;
-            return Ok(Self { path, file });
+                .map_err(|e| with_path(e, "cannot write", path))?;
+            return Ok(Some(Self {
+                path: path.to_path_buf(),
+                file,
+            }));
+        }
+    }
+
+    /// The owner written in lock file `path`, if a process holds it now.
+    pub fn holder(path: &Path) -> Option<String> {
+        let f = File::open(path).ok()?;
+        match f.try_lock_shared() {
+            Ok(()) => {
+                let _ = f.unlock();
+                None
+            }
+            Err(_) => Some(
+                fs::read_to_string(path)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }

@@ -31,6 +31,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ventral_core::atomic::OutputLock;
 
 use crate::config::TrainFile;
 use crate::error::{Result, TrainError, file_err};
@@ -321,74 +322,16 @@ pub fn host() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The lock on one run: an advisory `flock` on `runs/<name>.lock` (the kernel drops it when
-/// the worker dies, so a killed worker never leaves a stale lock), holding `host:pid` for
-/// `sweep status`. The file is removed on release.
-#[derive(Debug)]
-pub struct RunLock {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        // Unlink while still holding the lock; a worker that opened the old file re-checks
-        // the inode after locking and retries (see `try_lock`).
-        let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
-    }
-}
+/// The lock on one run: `runs/<name>.lock` held through [`OutputLock`] (an advisory `flock`
+/// the kernel drops when the worker dies, so a killed worker never leaves a stale lock),
+/// holding `host:pid` for `sweep status`. Released (file removed) on drop.
+pub type RunLock = OutputLock;
 
 /// Take the lock of run `name`; `Ok(None)` when another worker holds it.
 pub fn try_lock(dir: &Path, name: &str) -> Result<Option<RunLock>> {
-    use std::os::unix::fs::MetadataExt as _;
     let p = lock_path(dir, name);
     let me = format!("{}:{}", host(), std::process::id());
-    loop {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&p)
-            .map_err(|e| file_err(p.display(), e))?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(file_err(p.display(), e)),
-        }
-        // The holder we waited on may have unlinked the file before we locked it: the lock
-        // counts only if the path still names the file we hold.
-        let same = match (f.metadata(), std::fs::metadata(&p)) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
-        };
-        if !same {
-            continue;
-        }
-        f.set_len(0)
-            .and_then(|_| f.write_all(me.as_bytes()))
-            .and_then(|_| f.sync_all())
-            .map_err(|e| file_err(p.display(), e))?;
-        return Ok(Some(RunLock { path: p, file: f }));
-    }
-}
-
-/// `host:pid` of the worker holding run `name`'s lock, if one does.
-fn holder(dir: &Path, name: &str) -> Option<String> {
-    let p = lock_path(dir, name);
-    let f = std::fs::File::open(&p).ok()?;
-    match f.try_lock_shared() {
-        Ok(()) => {
-            let _ = f.unlock();
-            None
-        }
-        Err(_) => Some(
-            std::fs::read_to_string(&p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-        ),
-    }
+    OutputLock::try_at(&p, &me).map_err(|e| file_err(p.display(), e))
 }
 
 /// Where run `name` of the sweep in `dir` stands.
@@ -400,7 +343,7 @@ pub fn state(dir: &Path, name: &str) -> RunState {
     if let Ok(m) = std::fs::read_to_string(rd.join("FAILED")) {
         return RunState::Failed(m.lines().next().unwrap_or("").to_string());
     }
-    if let Some(owner) = holder(dir, name) {
+    if let Some(owner) = OutputLock::holder(&lock_path(dir, name)) {
         return RunState::Running(owner);
     }
     let latest = std::fs::read_to_string(rd.join("checkpoints/LATEST")).unwrap_or_default();
