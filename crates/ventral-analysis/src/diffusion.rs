@@ -22,6 +22,7 @@
 use std::path::Path;
 
 use crate::error::{AnalysisError, Result, file_err};
+use crate::output::{csv_field, num};
 
 /// One trajectory.
 #[derive(Debug, Clone, Default)]
@@ -577,18 +578,6 @@ pub fn analyse(trajs: Vec<(Trajectory, Hyper)>, options: Options) -> Result<Anal
     })
 }
 
-fn n(v: f64) -> String {
-    crate::output::num(v)
-}
-
-fn csv_name(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn plot_err(e: ventral_report::PlotError) -> AnalysisError {
     AnalysisError::Invalid(e.to_string())
 }
@@ -611,21 +600,21 @@ pub fn write(dir: &Path, a: &Analysis) -> Result<()> {
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            csv_name(&r.traj.name),
-            n(f.exponent),
-            n(f.ci_low),
-            n(f.ci_high),
-            n(f.stderr),
-            n(f.intercept),
-            n(f.r_squared),
+            csv_field(&r.traj.name),
+            num(f.exponent),
+            num(f.ci_low),
+            num(f.ci_high),
+            num(f.stderr),
+            num(f.intercept),
+            num(f.r_squared),
             f.n_points,
-            n(f.k_first),
-            n(f.k_last),
-            n(r.hyper.lr),
-            n(r.hyper.batch_size),
-            n(r.hyper.momentum),
-            n(r.local_final),
-            n(c * r.theory_level),
+            num(f.k_first),
+            num(f.k_last),
+            num(r.hyper.lr),
+            num(r.hyper.batch_size),
+            num(r.hyper.momentum),
+            num(r.local_final),
+            num(c * r.theory_level),
         );
     }
     put("exponent.csv", &s)?;
@@ -635,10 +624,10 @@ pub fn write(dir: &Path, a: &Analysis) -> Result<()> {
             let _ = writeln!(
                 s,
                 "{},{},{},{}",
-                csv_name(&r.traj.name),
-                n(*k0),
-                n(*k1),
-                n(*e)
+                csv_field(&r.traj.name),
+                num(*k0),
+                num(*k1),
+                num(*e)
             );
         }
     }
@@ -656,10 +645,10 @@ pub fn write(dir: &Path, a: &Analysis) -> Result<()> {
             let _ = writeln!(
                 s,
                 "{},{},{},{}",
-                csv_name(&r.traj.name),
-                n(r.traj.k[i]),
-                n(*v),
-                n(ma)
+                csv_field(&r.traj.name),
+                num(r.traj.k[i]),
+                num(*v),
+                num(ma)
             );
         }
     }
@@ -815,7 +804,7 @@ fn projection_outputs(dir: &Path, pd: &Path, a: &Analysis) -> Result<()> {
             });
             let (f, pw) = periodogram(pos);
             for (fv, p) in f.iter().zip(&pw) {
-                let _ = writeln!(s, "{},{i},{},{}", csv_name(&t.name), n_(fv / dk), n_(*p));
+                let _ = writeln!(s, "{},{i},{},{}", csv_field(&t.name), num(fv / dk), num(*p));
             }
             spec.push(Series {
                 name: format!("e{i}"),
@@ -859,10 +848,6 @@ fn projection_outputs(dir: &Path, pd: &Path, a: &Analysis) -> Result<()> {
     }
     let p = dir.join("spectrum.csv");
     ventral_core::atomic::write_bytes_atomic(&p, s.as_bytes()).map_err(|e| file_err(p.display(), e))
-}
-
-fn n_(v: f64) -> String {
-    crate::output::num(v)
 }
 
 /// Across runs (the anchor's Fig. 3 form): final local displacement and exponent against each

@@ -15,6 +15,15 @@ use crate::dynamics::{Category, Dynamics, Stat};
 use crate::error::{AnalysisError, Result, file_err};
 use crate::pca::principal_axes;
 
+/// A text field for CSV: quoted (inner quotes doubled) when it holds a comma, quote or newline.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// A number for CSV (empty when not finite).
 pub fn num(v: f64) -> String {
     if v.is_finite() {

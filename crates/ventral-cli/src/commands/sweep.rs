@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use ventral_analysis::diffusion::{FitOptions, Options, analyse, read_csv};
+use ventral_analysis::output::csv_field;
 use ventral_train::config::TrainFile;
 use ventral_train::sweep::{self, Manifest, RunEntry, RunState};
 use ventral_train::train::{TrainOptions, train};
@@ -182,14 +183,6 @@ fn status(dir: &Path) -> Result<()> {
     let c: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!("{} runs: {}", m.runs.len(), c.join(", "));
     Ok(())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// Last epoch's validation loss and accuracy at the last time step, from metrics.csv.
