@@ -74,9 +74,7 @@ pub struct Loader {
 impl Loader {
     /// A loader normalising with the manifest's `normalization` statistics.
     pub fn new(ds: Arc<PackedDataset>, cfg: LoaderConfig) -> Self {
-        let n = &ds.manifest().normalization;
-        let mean = n.mean.iter().map(|&v| v as f32).collect();
-        let std = n.std.iter().map(|&v| v as f32).collect();
+        let (mean, std) = ds.manifest().normalization.f32();
         Self::with_normalization(ds, cfg, mean, std)
     }
 

@@ -48,6 +48,16 @@ pub struct Normalization {
     pub source: String,
 }
 
+impl Normalization {
+    /// Mean and standard deviation per channel as float32, as the loader applies them.
+    pub fn f32(&self) -> (Vec<f32>, Vec<f32>) {
+        (
+            self.mean.iter().map(|&v| v as f32).collect(),
+            self.std.iter().map(|&v| v as f32).collect(),
+        )
+    }
+}
+
 /// `manifest.json` of a packed split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -192,17 +192,14 @@ pub fn record_dataset(
             format!("{nc} classes, the model has {}", cfg.num_classes()),
         ));
     }
-    let norm = &ds.manifest().normalization;
     let bs = opts.batch_size.max(1);
-    let loader = Loader::with_normalization(
+    let loader = Loader::new(
         ds.clone(),
         LoaderConfig {
             batch_size: bs,
             shuffle: false,
             ..Default::default()
         },
-        norm.mean.iter().map(|&v| v as f32).collect(),
-        norm.std.iter().map(|&v| v as f32).collect(),
     );
     let order = loader.order(0);
     let mut fetch = |start: usize, _count: usize| -> Result<Vec<f32>> {

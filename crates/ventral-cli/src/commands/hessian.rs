@@ -89,7 +89,7 @@ pub fn run(a: Args) -> Result<()> {
     let params = fast::parameters(blt);
     let root = a.data.clone().unwrap_or_else(|| cfg.data.path.clone());
     let train_ds = PackedDataset::open(&root.join(&cfg.data.train_split))?;
-    let norm = train_ds.manifest().normalization.clone();
+    let (mean, std) = train_ds.manifest().normalization.f32();
     let ds = Arc::new(PackedDataset::open(&root.join(&a.split))?);
     let loader = Loader::with_normalization(
         ds.clone(),
@@ -98,8 +98,8 @@ pub fn run(a: Args) -> Result<()> {
             shuffle: false,
             ..Default::default()
         },
-        norm.mean.iter().map(|&v| v as f32).collect(),
-        norm.std.iter().map(|&v| v as f32).collect(),
+        mean,
+        std,
     );
     let mut subset = Vec::new();
     let mut taken = 0;

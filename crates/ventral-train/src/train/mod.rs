@@ -278,11 +278,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
     )?);
     check_data(cfg, &train_ds)?;
     check_data(cfg, &val_ds)?;
-    let norm = &train_ds.manifest().normalization;
-    let (mean, std): (Vec<f32>, Vec<f32>) = (
-        norm.mean.iter().map(|&v| v as f32).collect(),
-        norm.std.iter().map(|&v| v as f32).collect(),
-    );
+    let (mean, std) = train_ds.manifest().normalization.f32();
     let loader = Loader::with_normalization(
         train_ds.clone(),
         LoaderConfig {
