@@ -254,6 +254,14 @@ impl Drop for OutputLock {
     }
 }
 
+/// Whether `path` holds something an output would replace: a file, or a non-empty directory.
+fn occupied(path: &Path) -> bool {
+    path.exists()
+        && !fs::read_dir(path)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false)
+}
+
 /// A directory that becomes visible at its final path only when [`AtomicDir::commit`] is called.
 ///
 /// Files are written into a temporary sibling directory. Dropping the value without committing
@@ -274,10 +282,7 @@ impl AtomicDir {
     /// commit time.
     pub fn create(target: &Path, overwrite: bool) -> io::Result<Self> {
         let lock = OutputLock::acquire(target)?;
-        let empty_dir = fs::read_dir(target)
-            .map(|mut r| r.next().is_none())
-            .unwrap_or(false);
-        if target.exists() && !overwrite && !empty_dir {
+        if occupied(target) && !overwrite {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
@@ -315,10 +320,7 @@ impl AtomicDir {
     /// Move the finished directory into place (replacing an old one when allowed at creation).
     pub fn commit(mut self) -> io::Result<PathBuf> {
         sync_dir(&self.tmp)?;
-        let empty_dir = fs::read_dir(&self.target)
-            .map(|mut r| r.next().is_none())
-            .unwrap_or(false);
-        if self.target.exists() && !self.overwrite && !empty_dir {
+        if occupied(&self.target) && !self.overwrite {
             // Something else (not a ventral writer: they lock) made it meanwhile: keep it.
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
