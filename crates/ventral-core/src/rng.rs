@@ -5,7 +5,7 @@
 //! is a ChaCha8 generator keyed by the BLAKE3 hash of those inputs, so the numbers an image gets
 //! do not depend on which thread handles it or in which order, and streams never collide.
 
-use rand_chacha::ChaCha8Rng;
+pub use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 /// The ChaCha8 generator of stream `name` at `indices` under `seed`.

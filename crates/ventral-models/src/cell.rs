@@ -28,18 +28,36 @@ pub trait RecurrentCell {
         false
     }
 
-    /// One time step.
+    /// One time step: (output at t, state at t).
     ///
     /// # Shapes
-    /// - `input`: `[batch, C_in, H, W]` (the node's pre-memory output at t);
-    /// - `feedback`: `[batch, C_fb, H, W]` when [`Self::accepts_feedback`];
+    /// - `input.input`: `[batch, C_in, H, W]` (the node's pre-memory output at t);
+    /// - `input.feedback`: `[batch, C_fb, H, W]` when [`Self::accepts_feedback`];
+    /// - `input.residual`: the node's feedforward input before its pre-memory;
     /// - output: `[batch, C_out, H, W]`.
-    fn step(
-        &self,
-        input: Tensor<4>,
-        feedback: Option<Tensor<4>>,
-        state: Self::State,
-    ) -> (Tensor<4>, Self::State);
+    fn step(&self, input: CellInput, state: Self::State) -> (Tensor<4>, Self::State);
+}
+
+/// What a cell receives at one step.
+#[derive(Debug, Clone)]
+pub struct CellInput {
+    /// The pre-memory output.
+    pub input: Tensor<4>,
+    /// The feedback part of the harbor (cells with a feedback entry).
+    pub feedback: Option<Tensor<4>>,
+    /// The node's feedforward input before the pre-memory (the reciprocal gated cell's `res`).
+    pub residual: Option<Tensor<4>>,
+}
+
+impl CellInput {
+    /// Only a feedforward input.
+    pub fn plain(input: Tensor<4>) -> Self {
+        Self {
+            input,
+            feedback: None,
+            residual: None,
+        }
+    }
 }
 
 /// Time decay: `s_t = τ · s_{t−1} + x_t`, output `s_t`; one scalar τ per layer, initialised
@@ -47,7 +65,7 @@ pub trait RecurrentCell {
 #[derive(Module, Debug)]
 pub struct TimeDecay {
     pub tau: Param<Tensor<1>>,
-    channels: usize,
+    pub(crate) channels: usize,
 }
 
 impl TimeDecay {
@@ -67,14 +85,9 @@ impl RecurrentCell for TimeDecay {
         Tensor::zeros([batch, self.channels, height, width], device)
     }
 
-    fn step(
-        &self,
-        input: Tensor<4>,
-        _feedback: Option<Tensor<4>>,
-        state: Tensor<4>,
-    ) -> (Tensor<4>, Tensor<4>) {
+    fn step(&self, input: CellInput, state: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let tau = self.tau.val().reshape([1, 1, 1, 1]);
-        let s = state * tau + input;
+        let s = state * tau + input.input;
         (s.clone(), s)
     }
 }
@@ -93,7 +106,7 @@ mod tests {
         let x = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2, 1, 1]), &device);
         let mut out = Vec::new();
         for _ in 0..3 {
-            let (o, next) = cell.step(x.clone(), None, s);
+            let (o, next) = cell.step(CellInput::plain(x.clone()), s);
             s = next;
             out.push(o);
         }

@@ -16,6 +16,9 @@ pub enum ModelConfig {
     Blt(BltConfig),
     /// The rcnn-sat BL network and feedforward controls (Spoerer et al. 2020).
     RcnnSat(crate::rcnn_sat::RcnnSatConfig),
+    /// ConvRNNs (Nayebi et al. 2018/2022): PyTorchTNN's graph schema.
+    #[serde(rename = "convrnn")]
+    ConvRnn(crate::convrnn::ConvRnnConfig),
 }
 
 impl ModelConfig {
@@ -24,6 +27,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.validate()?,
             ModelConfig::RcnnSat(c) => c.validate()?,
+            ModelConfig::ConvRnn(c) => c.validate()?,
         }
         self.check_size()
     }
@@ -35,6 +39,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.estimated_size(),
             ModelConfig::RcnnSat(c) => c.estimated_size(),
+            ModelConfig::ConvRnn(c) => c.estimated_size(),
         }
     }
 
@@ -63,6 +68,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.timesteps,
             ModelConfig::RcnnSat(c) => c.timesteps,
+            ModelConfig::ConvRnn(c) => c.num_timesteps,
         }
     }
     /// Classes of the readout.
@@ -70,6 +76,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.num_classes,
             ModelConfig::RcnnSat(c) => c.num_classes,
+            ModelConfig::ConvRnn(c) => c.num_classes(),
         }
     }
     /// Input side length.
@@ -77,6 +84,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.image_size,
             ModelConfig::RcnnSat(c) => c.image_size,
+            ModelConfig::ConvRnn(c) => c.image_size(),
         }
     }
     /// Names of the areas a forward pass can record, in order (BLT: `v1`, `v2`, `v4`, `it`;
@@ -85,6 +93,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(_) => crate::blt::AREAS.iter().map(|s| s.to_string()).collect(),
             ModelConfig::RcnnSat(c) => c.areas(),
+            ModelConfig::ConvRnn(c) => c.areas(),
         }
     }
     /// Width of the representation (GAP) layer.
@@ -92,6 +101,14 @@ impl ModelConfig {
         match self {
             ModelConfig::Blt(c) => c.channels[4],
             ModelConfig::RcnnSat(c) => c.layers().last().map_or(0, |l| l.0),
+            ModelConfig::ConvRnn(c) => c
+                .plan()
+                .ok()
+                .and_then(|p| {
+                    let i = c.nodes.iter().position(|n| n.name == c.output_node)?;
+                    Some(p[i].ff_channels)
+                })
+                .unwrap_or(0),
         }
     }
 }

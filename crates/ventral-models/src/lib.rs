@@ -8,6 +8,7 @@
 pub mod blt;
 pub mod cell;
 pub mod config;
+pub mod convrnn;
 pub mod device;
 pub mod error;
 pub mod fast;

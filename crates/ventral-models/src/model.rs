@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::blt::Blt;
 use crate::config::ModelConfig;
+use crate::convrnn::ConvRnn;
 use crate::error::Result;
 use crate::output::ModelOutput;
 use crate::rcnn_sat::RcnnSat;
@@ -17,6 +18,7 @@ use crate::rcnn_sat::RcnnSat;
 pub enum Model {
     Blt(Blt),
     RcnnSat(RcnnSat),
+    ConvRnn(ConvRnn),
 }
 
 impl Model {
@@ -25,6 +27,17 @@ impl Model {
         Ok(match config {
             ModelConfig::Blt(c) => Model::Blt(Blt::init(c, device)?),
             ModelConfig::RcnnSat(c) => Model::RcnnSat(RcnnSat::init(c, device)?),
+            ModelConfig::ConvRnn(c) => Model::ConvRnn(ConvRnn::init(c, device, 0)?),
+        })
+    }
+
+    /// Build a model with its family's reference initialisation drawn from the `init` stream
+    /// of `seed` (BLT and rcnn-sat: [`crate::params::init_reference`]; ConvRNNs: PyTorch's
+    /// defaults plus each module's `init_dict`).
+    pub fn init_seeded(config: &ModelConfig, device: &Device, seed: u64) -> Result<Self> {
+        Ok(match config {
+            ModelConfig::ConvRnn(c) => Model::ConvRnn(ConvRnn::init(c, device, seed)?),
+            c => crate::params::init_reference(Self::init(c, device)?, seed),
         })
     }
 
@@ -33,6 +46,7 @@ impl Model {
         match self {
             Model::Blt(m) => ModelConfig::Blt(m.config.clone()),
             Model::RcnnSat(m) => ModelConfig::RcnnSat(m.config.clone()),
+            Model::ConvRnn(m) => ModelConfig::ConvRnn(m.config.clone()),
         }
     }
 
@@ -44,6 +58,7 @@ impl Model {
         match self {
             Model::Blt(m) => m.forward(x),
             Model::RcnnSat(m) => m.forward(x),
+            Model::ConvRnn(m) => m.forward(x),
         }
     }
 
@@ -53,6 +68,7 @@ impl Model {
         match self {
             Model::Blt(m) => m.forward_areas(x, true),
             Model::RcnnSat(m) => m.forward_areas(x, true),
+            Model::ConvRnn(m) => m.forward_areas(x, true),
         }
     }
 

@@ -16,6 +16,10 @@ pub struct ModelOutput {
     pub areas: Vec<Vec<(String, Tensor<4>)>>,
     /// Activity computed once before the time loop (BLT's retina), when areas are requested.
     pub retina: Option<Tensor<4>>,
+    /// Log-probabilities of a temporal decoder over the steps (ConvRNNs whose loss is taken
+    /// at the decoder, `[batch, classes]`); training then minimises its NLL instead of the
+    /// per-step sum.
+    pub decoded: Option<Tensor<2>>,
 }
 
 impl ModelOutput {
@@ -25,6 +29,7 @@ impl ModelOutput {
             representations: Vec::new(),
             areas: Vec::new(),
             retina: None,
+            decoded: None,
         }
     }
 

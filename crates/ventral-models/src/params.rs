@@ -217,7 +217,9 @@ impl ModuleMapper for Loader<'_> {
                 .push(format!("missing tensor '{name}' (expected shape {want:?})"));
             return param;
         };
-        if shape != want {
+        // A PyTorch scalar parameter (shape []) fills a one-element parameter.
+        let scalar = shape.is_empty() && want.iter().product::<usize>() == 1;
+        if shape != want && !scalar {
             self.problems.push(format!(
                 "tensor '{name}' has shape {shape:?}, the model needs {want:?}"
             ));

@@ -14,6 +14,7 @@ pub struct Entry {
 pub fn entries() -> Vec<Entry> {
     let mut v = crate::blt::registry::entries();
     v.extend(crate::rcnn_sat::registry::entries());
+    v.extend(crate::convrnn::registry::entries());
     v
 }
 

@@ -51,5 +51,6 @@ pub fn model_size(cfg: &ModelConfig, params: &[ParamInfo]) -> SizeReport {
     match cfg {
         ModelConfig::Blt(c) => blt_size(c, params),
         ModelConfig::RcnnSat(c) => rcnn_size(c, params),
+        ModelConfig::ConvRnn(c) => crate::convrnn::size::convrnn_size(c, params),
     }
 }

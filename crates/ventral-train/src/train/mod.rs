@@ -331,7 +331,7 @@ pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result
         }
         None => {
             std::fs::create_dir_all(run.ckpt()).map_err(|e| file_err(run.ckpt().display(), e))?;
-            let mut m = params::init_reference(Model::init(mcfg, &device)?, tc.seed);
+            let mut m = Model::init_seeded(mcfg, &device, tc.seed)?;
             let mut init_from = serde_json::Value::Null;
             if let Some(w) = &opts.init_from {
                 m = load_weights(m, w)?;

@@ -1,0 +1,861 @@
+//! The local recurrent cells of Nayebi et al. (domain notes §3.4), as PyTorchTNN writes them
+//! (`pt_tnn/recurrent_cells`), under its parameter names. Every cell implements
+//! [`crate::cell::RecurrentCell`] through [`Cell`]; states are `[batch, C, H, W]` tensors
+//! (LSTM: `[c, h]` stacked on channels; reciprocal gated cell: `[cell, out]`), zero at t = 0.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+
+use super::init::Init;
+use super::ops::{Act, Conv2d, ConvGeom, LayerNormC};
+use super::spec::{CellSpec, GatedSpec, Padding, RgcSpec};
+use crate::cell::{CellInput, RecurrentCell, TimeDecay};
+use crate::error::{ModelError, Result};
+
+/// Any cell.
+#[derive(Module, Debug)]
+pub enum Cell {
+    Identity(IdentityCell),
+    /// `TimeDecayRecurrentCell`: [`crate::cell::TimeDecay`] (τ trainable or not).
+    TimeDecay(TimeDecay),
+    Basic(BasicCell),
+    Vanilla(VanillaCell),
+    Gru(GruCell),
+    Lstm(LstmCell),
+    Ugrnn(UgrnnCell),
+    Intersection(IntersectionCell),
+    Rgc(super::ops::Boxed<RgcCell>),
+}
+
+/// `IdentityCell`: output = input, no state.
+#[derive(Module, Debug)]
+pub struct IdentityCell {
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `ConvRNNBasicCell`: `h = act(conv_input(x) + conv_state(h))`.
+#[derive(Module, Debug)]
+pub struct BasicCell {
+    pub conv_input: Conv2d,
+    pub conv_state: Conv2d,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `VanillaRNNCell` (SimpleRNN of the papers): `h = act(LN(conv_input(x) + conv_state(h)))`.
+#[derive(Module, Debug)]
+pub struct VanillaCell {
+    pub conv_input: Conv2d,
+    pub conv_state: Conv2d,
+    pub ln: Option<LayerNormC>,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `GRUCell`.
+#[derive(Module, Debug)]
+pub struct GruCell {
+    pub conv_ru: Conv2d,
+    pub conv_c: Conv2d,
+    pub ln_r_pre: Option<LayerNormC>,
+    pub ln_u_pre: Option<LayerNormC>,
+    pub ln_c_pre: Option<LayerNormC>,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub forget_bias: f64,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `LSTMCell` (no peepholes).
+#[derive(Module, Debug)]
+pub struct LstmCell {
+    pub conv: Conv2d,
+    pub ln_input: Option<LayerNormC>,
+    pub ln_transform: Option<LayerNormC>,
+    pub ln_forget: Option<LayerNormC>,
+    pub ln_output: Option<LayerNormC>,
+    pub ln_state: Option<LayerNormC>,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub forget_bias: f64,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `UGRNNCell`.
+#[derive(Module, Debug)]
+pub struct UgrnnCell {
+    pub conv: Conv2d,
+    pub ln_g_act: Option<LayerNormC>,
+    pub ln_c_act: Option<LayerNormC>,
+    #[module(skip)]
+    pub forget_bias: f64,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// `IntersectionRNNCell`.
+#[derive(Module, Debug)]
+pub struct IntersectionCell {
+    pub conv: Conv2d,
+    pub ln_gh_act: Option<LayerNormC>,
+    pub ln_h_act: Option<LayerNormC>,
+    pub ln_gy_act: Option<LayerNormC>,
+    pub ln_y_act: Option<LayerNormC>,
+    #[module(skip)]
+    pub forget_bias: f64,
+    #[module(skip)]
+    pub channels: usize,
+}
+
+/// One of the reciprocal gated cell's convolutions: plain (`conv`) or depthwise-separable
+/// (`depth_wise`, `point_wise`, optional `repeat_depth`), then `act(· + pre_bias)`.
+#[derive(Module, Debug)]
+pub enum RgcConv {
+    Plain(PlainConv),
+    Separable(SeparableConv),
+}
+
+#[derive(Module, Debug)]
+pub struct PlainConv {
+    pub conv: Conv2d,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub pre_bias: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct SeparableConv {
+    pub depth_wise: Conv2d,
+    pub point_wise: Conv2d,
+    pub repeat_depth: Option<Conv2d>,
+    #[module(skip)]
+    pub act: Act,
+    #[module(skip)]
+    pub pre_bias: f64,
+}
+
+impl RgcConv {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let (y, act, b) = match self {
+            RgcConv::Plain(p) => (p.conv.forward(x), p.act, p.pre_bias),
+            RgcConv::Separable(s) => {
+                let x = match &s.repeat_depth {
+                    Some(r) => super::ops::elu(r.forward(x), 1.0),
+                    None => x,
+                };
+                (
+                    s.point_wise.forward(s.depth_wise.forward(x)),
+                    s.act,
+                    s.pre_bias,
+                )
+            }
+        };
+        act.apply(if b != 0.0 { y + b } else { y })
+    }
+}
+
+/// `ReciprocalGatedCell` (the general form; fields as PyTorchTNN's).
+#[derive(Module, Debug)]
+pub struct RgcCell {
+    pub feedback_conv: Option<RgcConv>,
+    pub inp2out_conv: Option<RgcConv>,
+    pub out_tau_conv: RgcConv,
+    pub out_gate_conv: Option<RgcConv>,
+    pub res2cell_conv: Option<RgcConv>,
+    pub inp2cell_conv: Option<RgcConv>,
+    pub cell_tau_conv: Option<RgcConv>,
+    pub cell_gate_conv: Option<RgcConv>,
+    pub cell2out_conv: Option<RgcConv>,
+    pub res2out_conv: Option<RgcConv>,
+    pub ln_cell: Option<LayerNormC>,
+    pub ln_out: Option<LayerNormC>,
+    #[module(skip)]
+    pub p: RgcParams,
+}
+
+/// The reciprocal gated cell's constants.
+#[derive(Debug, Clone)]
+pub struct RgcParams {
+    pub cell_depth: usize,
+    pub out_depth: usize,
+    pub use_cell: bool,
+    pub feedback_entry: String,
+    pub tau: (f64, f64, f64),
+    pub gate: (f64, f64, f64),
+    pub tau_act: Act,
+    pub gate_act: Act,
+    pub input_act: Act,
+    pub cell_act: Act,
+    pub out_act: Act,
+    pub cell_residual: bool,
+    pub out_residual: bool,
+    pub residual_to_out_gate: bool,
+    pub input_to_cell: bool,
+    pub input_to_out: bool,
+    pub cell_to_out: bool,
+}
+
+/// What a cell is built from.
+#[allow(missing_debug_implementations)]
+pub struct CellCtx<'a> {
+    pub init: &'a mut Init,
+    pub device: &'a Device,
+    /// The cell's input channels (pre-memory output).
+    pub cin: usize,
+    /// The residual input's channels (the node's feedforward harbor input).
+    pub res_c: usize,
+    /// The feedback part's channels, when the harbor splits it off.
+    pub fb_c: Option<usize>,
+    /// The cell's spatial size (for the basic cell's size check).
+    pub hw: [usize; 2],
+}
+
+fn conv(
+    ctx: &mut CellCtx<'_>,
+    cin: usize,
+    cout: usize,
+    k: [usize; 2],
+    padding: &Padding,
+    g: &GatedLike<'_>,
+) -> Result<Conv2d> {
+    Conv2d::new(
+        ConvGeom::simple(cin, cout, k, g.use_bias),
+        padding,
+        g.init_dict,
+        g.bias,
+        ctx.init,
+        ctx.device,
+    )
+}
+
+struct GatedLike<'a> {
+    use_bias: bool,
+    bias: Option<f64>,
+    init_dict: Option<&'a serde_json::Value>,
+}
+
+fn ln(on: bool, c: usize, ctx: &mut CellCtx<'_>) -> Option<LayerNormC> {
+    on.then(|| LayerNormC::new(c, ctx.init, ctx.device))
+}
+
+impl Cell {
+    /// Build a cell.
+    pub fn build(spec: &CellSpec, ctx: &mut CellCtx<'_>) -> Result<Self> {
+        let c = ctx.cin;
+        Ok(match spec {
+            CellSpec::IdentityCell {} => Cell::Identity(IdentityCell { channels: c }),
+            CellSpec::TimeDecayRecurrentCell {
+                tau,
+                trainable,
+                init_dict,
+            } => {
+                let p: Param<Tensor<1>> = match init_dict {
+                    None => ctx.init.constant(&[1], *tau, ctx.device),
+                    Some(d) => ctx.init.weight(&[1], Some(d), ctx.device)?,
+                };
+                let p = if *trainable {
+                    p
+                } else {
+                    p.set_require_grad(false)
+                };
+                Cell::TimeDecay(TimeDecay {
+                    tau: p,
+                    channels: c,
+                })
+            }
+            CellSpec::ConvRNNBasicCell {
+                out_channels,
+                activation,
+                ksize,
+                stride,
+                padding,
+                activation_func_kwargs,
+            } => {
+                let g = GatedLike {
+                    use_bias: true,
+                    bias: None,
+                    init_dict: None,
+                };
+                let k = ksize.get();
+                let mk = |ctx: &mut CellCtx<'_>, cin: usize| {
+                    Conv2d::new(
+                        ConvGeom {
+                            stride: stride.get(),
+                            ..ConvGeom::simple(cin, *out_channels, k, g.use_bias)
+                        },
+                        padding,
+                        None,
+                        None,
+                        ctx.init,
+                        ctx.device,
+                    )
+                };
+                let conv_input = mk(ctx, c)?;
+                let conv_state = mk(ctx, *out_channels)?;
+                let out =
+                    super::config::conv_out(ctx.hw, k, stride.get(), [1, 1], conv_input.padding)
+                        .map_err(ModelError::Config)?;
+                if out != ctx.hw {
+                    return Err(ModelError::Config(format!(
+                        "ConvRNNBasicCell's convolutions turn {}×{} into {}×{}: its state could not be fed back (use padding that keeps the size)",
+                        ctx.hw[0], ctx.hw[1], out[0], out[1]
+                    )));
+                }
+                Cell::Basic(BasicCell {
+                    conv_input,
+                    conv_state,
+                    act: Act::parse(activation.as_deref(), activation_func_kwargs)?,
+                    channels: *out_channels,
+                })
+            }
+            CellSpec::VanillaRNNCell(s) => {
+                let g = gl(s);
+                let k = s.ksize.get();
+                Cell::Vanilla(VanillaCell {
+                    conv_input: conv(ctx, c, s.out_channels, k, &s.padding, &g)?,
+                    conv_state: conv(ctx, c, s.out_channels, k, &s.padding, &g)?,
+                    ln: ln(s.layernorm.unwrap_or(true), s.out_channels, ctx),
+                    act: Act::parse(
+                        Some(s.activation.as_deref().unwrap_or("ELU")),
+                        &s.activation_func_kwargs,
+                    )?,
+                    channels: s.out_channels,
+                })
+            }
+            CellSpec::GRUCell(s) => {
+                let g = gl(s);
+                let k = s.ksize.get();
+                let o = s.out_channels;
+                let lnon = s.layernorm.unwrap_or(false);
+                Cell::Gru(GruCell {
+                    conv_ru: conv(ctx, 2 * c, 2 * o, k, &s.padding, &g)?,
+                    conv_c: conv(ctx, 2 * o, o, k, &s.padding, &g)?,
+                    ln_r_pre: ln(lnon, o, ctx),
+                    ln_u_pre: ln(lnon, o, ctx),
+                    ln_c_pre: ln(lnon, o, ctx),
+                    act: Act::parse(
+                        Some(s.activation.as_deref().unwrap_or("Tanh")),
+                        &s.activation_func_kwargs,
+                    )?,
+                    forget_bias: s.forget_bias,
+                    channels: o,
+                })
+            }
+            CellSpec::LSTMCell(s) => {
+                let g = gl(s);
+                let o = s.out_channels;
+                let lnon = s.layernorm.unwrap_or(false);
+                Cell::Lstm(LstmCell {
+                    conv: conv(ctx, 2 * c, 4 * o, s.ksize.get(), &s.padding, &g)?,
+                    ln_input: ln(lnon, o, ctx),
+                    ln_transform: ln(lnon, o, ctx),
+                    ln_forget: ln(lnon, o, ctx),
+                    ln_output: ln(lnon, o, ctx),
+                    ln_state: ln(lnon, o, ctx),
+                    act: Act::parse(
+                        Some(s.activation.as_deref().unwrap_or("Tanh")),
+                        &s.activation_func_kwargs,
+                    )?,
+                    forget_bias: s.forget_bias,
+                    channels: o,
+                })
+            }
+            CellSpec::UGRNNCell(s) => {
+                let g = gl(s);
+                let o = s.out_channels;
+                let lnon = s.layernorm.unwrap_or(false);
+                Cell::Ugrnn(UgrnnCell {
+                    conv: conv(ctx, 2 * c, 2 * o, s.ksize.get(), &s.padding, &g)?,
+                    ln_g_act: ln(lnon, o, ctx),
+                    ln_c_act: ln(lnon, o, ctx),
+                    forget_bias: s.forget_bias,
+                    channels: o,
+                })
+            }
+            CellSpec::IntersectionRNNCell(s) => {
+                let g = gl(s);
+                let o = s.out_channels;
+                let lnon = s.layernorm.unwrap_or(false);
+                Cell::Intersection(IntersectionCell {
+                    conv: conv(ctx, 2 * c, 4 * o, s.ksize.get(), &s.padding, &g)?,
+                    ln_gh_act: ln(lnon, o, ctx),
+                    ln_h_act: ln(lnon, o, ctx),
+                    ln_gy_act: ln(lnon, o, ctx),
+                    ln_y_act: ln(lnon, o, ctx),
+                    forget_bias: s.forget_bias,
+                    channels: o,
+                })
+            }
+            CellSpec::ReciprocalGatedCell(r) => {
+                Cell::Rgc(super::ops::Boxed(Box::new(RgcCell::build(r, ctx)?)))
+            }
+        })
+    }
+
+    /// Channels of the state.
+    fn state_channels(&self) -> usize {
+        match self {
+            Cell::Identity(_) => 0,
+            Cell::TimeDecay(c) => c.channels,
+            Cell::Basic(c) => c.channels,
+            Cell::Vanilla(c) => c.channels,
+            Cell::Gru(c) => c.channels,
+            Cell::Lstm(c) => 2 * c.channels,
+            Cell::Ugrnn(c) => c.channels,
+            Cell::Intersection(c) => c.channels,
+            Cell::Rgc(c) => {
+                if c.0.p.use_cell {
+                    c.0.p.cell_depth + c.0.p.out_depth
+                } else {
+                    c.0.p.out_depth
+                }
+            }
+        }
+    }
+}
+
+fn gl(s: &GatedSpec) -> GatedLike<'_> {
+    GatedLike {
+        use_bias: s.use_bias,
+        bias: s.bias,
+        init_dict: s.init_dict.as_ref(),
+    }
+}
+
+fn maybe_ln(ln: &Option<LayerNormC>, x: Tensor<4>) -> Tensor<4> {
+    match ln {
+        Some(l) => l.forward(x),
+        None => x,
+    }
+}
+
+fn split<const N: usize>(x: Tensor<4>) -> [Tensor<4>; N] {
+    let parts = x.chunk(N, 1);
+    let mut it = parts.into_iter();
+    std::array::from_fn(|_| it.next().expect("chunk count"))
+}
+
+impl RecurrentCell for Cell {
+    type State = Tensor<4>;
+
+    fn zero_state(&self, batch: usize, height: usize, width: usize, device: &Device) -> Tensor<4> {
+        Tensor::zeros([batch, self.state_channels().max(1), height, width], device)
+    }
+
+    fn accepts_feedback(&self) -> bool {
+        matches!(self, Cell::Rgc(_))
+    }
+
+    fn step(&self, inp: CellInput, state: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let x = inp.input;
+        match self {
+            Cell::Identity(_) => (x, state),
+            Cell::TimeDecay(c) => c.step(CellInput::plain(x), state),
+            Cell::Basic(c) => {
+                let h = c
+                    .act
+                    .apply(c.conv_input.forward(x) + c.conv_state.forward(state));
+                (h.clone(), h)
+            }
+            Cell::Vanilla(c) => {
+                let h = c.conv_input.forward(x) + c.conv_state.forward(state);
+                let h = c.act.apply(maybe_ln(&c.ln, h));
+                (h.clone(), h)
+            }
+            Cell::Gru(c) => {
+                let [r, u] = split::<2>(
+                    c.conv_ru
+                        .forward(Tensor::cat(vec![x.clone(), state.clone()], 1)),
+                );
+                let r = sigmoid(maybe_ln(&c.ln_r_pre, r) + c.forget_bias);
+                let u = sigmoid(maybe_ln(&c.ln_u_pre, u));
+                let cand = c.conv_c.forward(Tensor::cat(vec![x, r * state.clone()], 1));
+                let cand = c.act.apply(maybe_ln(&c.ln_c_pre, cand));
+                let h = u.clone() * state + (u.neg() + 1.0) * cand;
+                (h.clone(), h)
+            }
+            Cell::Lstm(c) => {
+                let [cs, h] = split::<2>(state);
+                let [i, j, f, o] = split::<4>(c.conv.forward(Tensor::cat(vec![x, h], 1)));
+                let (i, j, f, o) = (
+                    maybe_ln(&c.ln_input, i),
+                    maybe_ln(&c.ln_transform, j),
+                    maybe_ln(&c.ln_forget, f),
+                    maybe_ln(&c.ln_output, o),
+                );
+                let nc = cs * sigmoid(f + c.forget_bias) + sigmoid(i) * c.act.apply(j);
+                let nc = maybe_ln(&c.ln_state, nc);
+                let nh = c.act.apply(nc.clone()) * sigmoid(o);
+                (nh.clone(), Tensor::cat(vec![nc, nh], 1))
+            }
+            Cell::Ugrnn(c) => {
+                let [g, cc] = split::<2>(c.conv.forward(Tensor::cat(vec![x, state.clone()], 1)));
+                let g = sigmoid(maybe_ln(&c.ln_g_act, g) + c.forget_bias);
+                let cc = maybe_ln(&c.ln_c_act, cc).tanh();
+                let h = g.clone() * state + (g.neg() + 1.0) * cc;
+                (h.clone(), h)
+            }
+            Cell::Intersection(c) => {
+                let [gh, hh, gy, yy] = split::<4>(
+                    c.conv
+                        .forward(Tensor::cat(vec![x.clone(), state.clone()], 1)),
+                );
+                let gh = sigmoid(maybe_ln(&c.ln_gh_act, gh) + c.forget_bias);
+                let hh = maybe_ln(&c.ln_h_act, hh).tanh();
+                let gy = sigmoid(maybe_ln(&c.ln_gy_act, gy) + c.forget_bias);
+                let yy = burn::tensor::activation::relu(maybe_ln(&c.ln_y_act, yy));
+                let y = gy.clone() * x + (gy.neg() + 1.0) * yy;
+                let s = gh.clone() * state + (gh.neg() + 1.0) * hh;
+                (y, s)
+            }
+            Cell::Rgc(c) => c.0.step(x, inp.feedback, inp.residual, state),
+        }
+    }
+}
+
+impl RgcCell {
+    fn build(r: &RgcSpec, ctx: &mut CellCtx<'_>) -> Result<Self> {
+        if r.dropout != 0.0 || r.batchnorm.is_some() {
+            return Err(ModelError::Config(
+                "ReciprocalGatedCell with dropout or batchnorm is not supported yet".into(),
+            ));
+        }
+        let cin = ctx.cin;
+        let res_c = ctx.res_c;
+        let use_cell = r.gate_filter_size != [0, 0];
+        let no = Kw::default();
+        let act = |n: &Option<String>| Act::parse(n.as_deref(), &no);
+        let tau_act = act(&r.tau_nonlinearity)?;
+        let gate_act = act(&r.gate_nonlinearity)?;
+        let mk = |ctx: &mut CellCtx<'_>,
+                  cin: usize,
+                  cout: usize,
+                  k: [usize; 2],
+                  sep: bool,
+                  a: Act,
+                  pre_bias: f64|
+         -> Result<RgcConv> {
+            if sep {
+                let depth_wise = Conv2d::new(
+                    ConvGeom {
+                        groups: cin,
+                        ..ConvGeom::simple(cin, cin, k, r.use_bias)
+                    },
+                    &r.padding,
+                    r.init_dict.as_ref(),
+                    r.bias,
+                    ctx.init,
+                    ctx.device,
+                )?;
+                let point_wise = Conv2d::new(
+                    ConvGeom::simple(cin, cout, [1, 1], true),
+                    &Padding::Named("valid".into()),
+                    r.init_dict.as_ref(),
+                    if r.use_bias { r.bias } else { None },
+                    ctx.init,
+                    ctx.device,
+                )?;
+                let repeat_depth = if r.ds_repeat {
+                    Some(Conv2d::new(
+                        ConvGeom {
+                            groups: cin,
+                            ..ConvGeom::simple(cin, cin, k, r.use_bias)
+                        },
+                        &Padding::Named("same".into()),
+                        r.init_dict.as_ref(),
+                        r.bias,
+                        ctx.init,
+                        ctx.device,
+                    )?)
+                } else {
+                    None
+                };
+                Ok(RgcConv::Separable(SeparableConv {
+                    depth_wise,
+                    point_wise,
+                    repeat_depth,
+                    act: a,
+                    pre_bias,
+                }))
+            } else {
+                Ok(RgcConv::Plain(PlainConv {
+                    conv: Conv2d::new(
+                        ConvGeom::simple(cin, cout, k, r.use_bias),
+                        &r.padding,
+                        r.init_dict.as_ref(),
+                        r.bias,
+                        ctx.init,
+                        ctx.device,
+                    )?,
+                    act: a,
+                    pre_bias,
+                }))
+            }
+        };
+        let out = r.out_channels;
+        let cd = r.cell_depth;
+        let cell_tau_k = r.cell_tau_filter_size.unwrap_or(r.tau_filter_size);
+        // Construction order = PyTorchTNN's attribute order.
+        let feedback_conv = match ctx.fb_c {
+            Some(fb) => Some(mk(
+                ctx,
+                fb,
+                cin,
+                r.feedback_filter_size,
+                r.feedback_depth_separable,
+                act(&r.feedback_activation)?,
+                0.0,
+            )?),
+            None => None,
+        };
+        let inp2out_conv = if r.input_to_out {
+            Some(mk(
+                ctx,
+                cin,
+                out,
+                r.in_out_filter_size,
+                r.in_out_depth_separable,
+                Act::Identity,
+                0.0,
+            )?)
+        } else {
+            None
+        };
+        let out_tau_conv = mk(
+            ctx,
+            out,
+            out,
+            r.tau_filter_size,
+            r.tau_depth_separable,
+            Act::Identity,
+            0.0,
+        )?;
+        let out_gate_conv = if r.residual_to_out_gate {
+            Some(mk(
+                ctx,
+                res_c,
+                out,
+                r.gate_filter_size,
+                r.gate_depth_separable,
+                Act::Identity,
+                0.0,
+            )?)
+        } else {
+            None
+        };
+        let (mut res2cell, mut inp2cell, mut ctau, mut cgate, mut c2o) =
+            (None, None, None, None, None);
+        if use_cell {
+            if r.cell_residual {
+                res2cell = Some(mk(
+                    ctx,
+                    res_c,
+                    cd,
+                    r.ff_filter_size,
+                    r.ff_depth_separable,
+                    Act::Identity,
+                    0.0,
+                )?);
+            }
+            if r.input_to_cell {
+                inp2cell = Some(mk(
+                    ctx,
+                    cin,
+                    cd,
+                    r.ff_filter_size,
+                    r.ff_depth_separable,
+                    Act::Identity,
+                    0.0,
+                )?);
+            }
+            ctau = Some(mk(
+                ctx,
+                cd,
+                cd,
+                cell_tau_k,
+                r.tau_depth_separable,
+                tau_act,
+                r.tau_bias,
+            )?);
+            cgate = Some(mk(
+                ctx,
+                out,
+                cd,
+                r.gate_filter_size,
+                r.gate_depth_separable,
+                gate_act,
+                r.gate_bias,
+            )?);
+            c2o = Some(mk(
+                ctx,
+                cd,
+                out,
+                r.gate_filter_size,
+                r.gate_depth_separable,
+                Act::Identity,
+                0.0,
+            )?);
+        }
+        let res2out_conv = if r.out_residual {
+            Some(mk(ctx, res_c, out, [1, 1], false, Act::Identity, 0.0)?)
+        } else {
+            None
+        };
+        let ln_cell = ln(r.layernorm, cd, ctx);
+        let ln_out = ln(r.layernorm, out, ctx);
+        Ok(RgcCell {
+            feedback_conv,
+            inp2out_conv,
+            out_tau_conv,
+            out_gate_conv,
+            res2cell_conv: res2cell,
+            inp2cell_conv: inp2cell,
+            cell_tau_conv: ctau,
+            cell_gate_conv: cgate,
+            cell2out_conv: c2o,
+            res2out_conv,
+            ln_cell,
+            ln_out,
+            p: RgcParams {
+                cell_depth: cd,
+                out_depth: out,
+                use_cell,
+                feedback_entry: r.feedback_entry.clone(),
+                tau: (r.tau_offset, r.tau_multiplier, r.tau_bias),
+                gate: (r.gate_offset, r.gate_multiplier, r.gate_bias),
+                tau_act,
+                gate_act,
+                input_act: act(&r.input_activation)?,
+                cell_act: act(&r.cell_activation)?,
+                out_act: act(&r.out_activation)?,
+                cell_residual: r.cell_residual,
+                out_residual: r.out_residual,
+                residual_to_out_gate: r.residual_to_out_gate,
+                input_to_cell: r.input_to_cell,
+                input_to_out: r.input_to_out,
+                cell_to_out: r.cell_to_out,
+            },
+        })
+    }
+
+    fn step(
+        &self,
+        x: Tensor<4>,
+        fb: Option<Tensor<4>>,
+        res: Option<Tensor<4>>,
+        state: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let p = &self.p;
+        let (prev_cell, prev_out) = if p.use_cell {
+            let parts = state.split_with_sizes(vec![p.cell_depth, p.out_depth], 1);
+            let mut it = parts.into_iter();
+            (it.next(), it.next().expect("two parts"))
+        } else {
+            (None, state)
+        };
+        let fbc = |entry: &str| -> Option<Tensor<4>> {
+            match (&fb, &self.feedback_conv) {
+                (Some(f), Some(c)) if p.feedback_entry == entry => Some(c.forward(f.clone())),
+                _ => None,
+            }
+        };
+        let mut x = x;
+        if let Some(f) = fbc("input") {
+            x = x + f;
+        }
+        let x = p.input_act.apply(x);
+        let mut next_cell = None;
+        if let Some(pc) = &prev_cell {
+            let mut ci: Option<Tensor<4>> = None;
+            let add = |a: Option<Tensor<4>>, b: Tensor<4>| {
+                Some(match a {
+                    Some(a) => a + b,
+                    None => b,
+                })
+            };
+            if p.cell_residual
+                && let (Some(r), Some(c)) = (&res, &self.res2cell_conv)
+            {
+                ci = add(ci, c.forward(r.clone()));
+            }
+            if p.input_to_cell
+                && let Some(c) = &self.inp2cell_conv
+            {
+                ci = add(ci, c.forward(x.clone()));
+            }
+            if let Some(f) = fbc("cell") {
+                ci = add(ci, f);
+            }
+            let tau = self.cell_tau_conv.as_ref().map(|c| c.forward(pc.clone()));
+            let gate = self
+                .cell_gate_conv
+                .as_ref()
+                .map(|c| c.forward(prev_out.clone()));
+            let (Some(tau), Some(gate), Some(ci)) = (tau, gate, ci) else {
+                unreachable!("validated: the cell has an input, a τ and a γ convolution")
+            };
+            let nc = (tau * p.tau.1 + p.tau.0) * pc.clone() + (gate * p.gate.1 + p.gate.0) * ci;
+            let nc = maybe_ln(&self.ln_cell, nc);
+            next_cell = Some(p.cell_act.apply(nc));
+        }
+        let mut out_in = match (&self.inp2out_conv, p.input_to_out) {
+            (Some(c), true) => c.forward(x),
+            _ => x,
+        };
+        if p.cell_to_out
+            && let (Some(pc), Some(c)) = (&prev_cell, &self.cell2out_conv)
+        {
+            out_in = out_in + c.forward(pc.clone());
+        }
+        if p.out_residual
+            && let (Some(r), Some(c)) = (&res, &self.res2out_conv)
+        {
+            out_in = out_in + c.forward(r.clone());
+        }
+        if let Some(f) = fbc("out") {
+            out_in = out_in + f;
+        }
+        let out_tau = self.out_tau_conv.forward(prev_out.clone());
+        let mut out_gate: Option<Tensor<4>> = None;
+        if !p.cell_to_out
+            && let (Some(pc), Some(c)) = (&prev_cell, &self.cell2out_conv)
+        {
+            out_gate = Some(c.forward(pc.clone()));
+        }
+        if p.residual_to_out_gate
+            && let (Some(r), Some(c)) = (&res, &self.out_gate_conv)
+        {
+            let g = c.forward(r.clone());
+            out_gate = Some(match out_gate {
+                Some(a) => a + g,
+                None => g,
+            });
+        }
+        let out_tau = p.tau_act.apply(out_tau + p.tau.2);
+        let out_gate = match out_gate {
+            Some(g) => p.gate_act.apply(g + p.gate.2),
+            None => p.gate_act.apply(out_tau.clone().zeros_like() + p.gate.2),
+        };
+        let no =
+            (out_tau * p.tau.1 + p.tau.0) * prev_out + (out_gate * p.gate.1 + p.gate.0) * out_in;
+        let no = p.out_act.apply(maybe_ln(&self.ln_out, no));
+        let state = match next_cell {
+            Some(c) => Tensor::cat(vec![c, no.clone()], 1),
+            None => no.clone(),
+        };
+        (no, state)
+    }
+}
+
+type Kw = super::spec::Kwargs;

@@ -1,0 +1,899 @@
+//! The ConvRNN family's configuration (`kind = "convrnn"`): the graph (PyTorchTNN's schema,
+//! [`super::spec`]) plus what ventral adds — how a still image becomes a movie, which
+//! temporal decoder turns logits over time into one prediction, the number of classes.
+//! Validation resolves every node's input and output shape before anything is allocated.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::{CellSpec, EdgeSpec, HarborSpec, NodeSpec, OpSpec, Padding};
+use crate::error::{ModelError, Result};
+
+/// How the image is presented over time (Nayebi et al.'s `image_pres`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Movie {
+    /// The image is shown for steps `[0, image_off)`, then the blank frame; `None`: shown at
+    /// every step (`constant`).
+    #[serde(default)]
+    pub image_off: Option<usize>,
+    /// The blank frame's value, in the network's input space (after normalisation). The
+    /// original (`convrnns`) uses the constant 0.5 *after* ImageNet normalisation, not mean
+    /// grey (which would be 0 after normalisation).
+    #[serde(default = "half")]
+    pub blank_value: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+impl Default for Movie {
+    fn default() -> Self {
+        Self {
+            image_off: None,
+            blank_value: 0.5,
+        }
+    }
+}
+
+/// Temporal decoders (`convrnns/utils/decoders.py`): logits over steps → one prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderKind {
+    /// The last step's logits.
+    Last,
+    /// The step whose softmax is most confident.
+    MaxConf,
+    /// The first step whose max softmax reaches the threshold (else `max_conf`).
+    Thresh,
+    /// Per class, the logit at the step where that class's probability peaks.
+    TimeMax,
+    /// Per class, a softmax over time of the logits weights the logits.
+    WAvg,
+    /// Steps weighted by a softmax over time of their max probability.
+    WTimeAvg,
+    /// Learned weights per (step, class): σ(a)/Σₜσ(a).
+    WAvgT,
+}
+
+/// The decoder and where the loss is taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decoder {
+    #[serde(default = "last")]
+    pub kind: DecoderKind,
+    /// First step the decoder reads (`convrnns` reads steps ≥ the number of layers; ventral's
+    /// default 0 reads all).
+    #[serde(default)]
+    pub start: usize,
+    /// `thresh`: θ.
+    #[serde(default = "theta")]
+    pub threshold: f64,
+    /// `thresh`: learn θ (as a parameter `decoder.threshold`), and the softmax inverse
+    /// temperature β (`decoder.beta`) for `max_conf`, `thresh`, `time_max`, `w_avg`,
+    /// `w_time_avg` — the zoo's `_tmaxconf` models.
+    #[serde(default)]
+    pub trainable: bool,
+    /// `decoder`: the loss is the NLL of the decoder's output (the original); `steps`: Σₜ wₜ
+    /// NLLₜ over every step with `train.loss_weights`.
+    #[serde(default = "decoder_loss")]
+    pub loss: String,
+}
+
+fn last() -> DecoderKind {
+    DecoderKind::Last
+}
+fn theta() -> f64 {
+    0.9
+}
+fn decoder_loss() -> String {
+    "decoder".into()
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self {
+            kind: DecoderKind::Last,
+            start: 0,
+            threshold: 0.9,
+            trainable: false,
+            loss: "decoder".into(),
+        }
+    }
+}
+
+/// In which order a node's inputs are concatenated by its harbor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HarborOrder {
+    /// PyTorchTNN's: the frame (input nodes), then predecessors sorted by name as Python
+    /// sorts strings (`conv10` < `conv7`).
+    Sorted,
+    /// The frame, the `shape_from` predecessor, then the others sorted by name: the
+    /// feedforward input is always first, which the reciprocal gated cell's split into
+    /// feedforward and feedback parts requires.
+    FeedforwardFirst,
+}
+
+fn sorted() -> HarborOrder {
+    HarborOrder::Sorted
+}
+fn default_areas() -> BTreeMap<String, Vec<String>> {
+    BTreeMap::new()
+}
+
+/// A ConvRNN (`kind = "convrnn"`): PyTorchTNN's graph JSON keys plus ventral's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvRnnConfig {
+    pub nodes: Vec<NodeSpec>,
+    pub edges: Vec<EdgeSpec>,
+    pub input_nodes: Vec<String>,
+    pub output_node: String,
+    /// `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Steps to unroll (and the number of time-varying BatchNorms).
+    pub num_timesteps: usize,
+    #[serde(default)]
+    pub movie: Movie,
+    #[serde(default)]
+    pub decoder: Decoder,
+    #[serde(default = "sorted")]
+    pub harbor_order: HarborOrder,
+    /// Brain areas → nodes (the authors' mapping for the presets), for `neural-fit`.
+    #[serde(default = "default_areas")]
+    pub brain_areas: BTreeMap<String, Vec<String>>,
+    /// A node order to run in (PyTorchTNN's `ff_order`); defaults to `nodes` order.
+    #[serde(default)]
+    pub ff_order: Option<Vec<String>>,
+}
+
+/// Everything the graph's shapes resolve to, per node (in `nodes` order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodePlan {
+    pub name: String,
+    /// Inputs in harbor order: `None` is the frame, `Some(i)` node i's output.
+    pub inputs: Vec<Option<usize>>,
+    /// Channels of each input (same order).
+    pub input_channels: Vec<usize>,
+    /// Spatial size every input is resized to.
+    pub in_hw: [usize; 2],
+    /// Channels of the feedforward input (the frame or the `shape_from` node).
+    pub ff_channels: usize,
+    /// Channels after the pre-memory.
+    pub pre_channels: usize,
+    /// Spatial size after the pre-memory (the cell's).
+    pub cell_hw: [usize; 2],
+    /// Output `[C, H, W]` (`H = W = 0` for a flat output).
+    pub out: [usize; 3],
+    /// Whether the output is flat (`[batch, C]`, after a fully connected layer).
+    pub flat: bool,
+    /// Whether this node's cell gets the feedback split off (reciprocal gated cell with more
+    /// than one input).
+    pub split_feedback: bool,
+}
+
+impl ConvRnnConfig {
+    /// Read PyTorchTNN's JSON (or ventral's own keys in JSON).
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        let c: Self = serde_json::from_str(text).map_err(|e| {
+            ModelError::Config(format!("{origin}: not a ConvRNN graph description: {e}"))
+        })?;
+        c.validate()
+            .map_err(|e| ModelError::Config(format!("{origin}: {e}")))?;
+        Ok(c)
+    }
+
+    /// Check the graph and resolve every shape.
+    pub fn validate(&self) -> Result<()> {
+        self.plan().map(|_| ())
+    }
+
+    /// Classes: the output node's channels.
+    pub fn num_classes(&self) -> usize {
+        self.node(&self.output_node)
+            .map(|n| n.out_channels)
+            .unwrap_or(0)
+    }
+
+    /// Input side (`input_shape[1]`; the graph is square).
+    pub fn image_size(&self) -> usize {
+        self.input_shape[1]
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Node names in the order they are run (and recorded).
+    pub fn areas(&self) -> Vec<String> {
+        self.run_order()
+            .into_iter()
+            .map(|i| self.nodes[i].name.clone())
+            .collect()
+    }
+
+    /// Node indices in run order (`ff_order`, else `nodes` order). Every edge delays one step,
+    /// so the order does not change the result; it fixes the order of areas in recordings.
+    pub fn run_order(&self) -> Vec<usize> {
+        match &self.ff_order {
+            Some(o) => o
+                .iter()
+                .filter_map(|n| self.nodes.iter().position(|m| &m.name == n))
+                .collect(),
+            None => (0..self.nodes.len()).collect(),
+        }
+    }
+
+    /// Resolve the graph: every node's inputs in harbor order and its shapes.
+    pub fn plan(&self) -> Result<Vec<NodePlan>> {
+        let err = |m: String| Err(ModelError::Config(m));
+        if self.nodes.is_empty() {
+            return err("the graph has no nodes".into());
+        }
+        if self.num_timesteps == 0 || self.num_timesteps > 10_000 {
+            return err(format!(
+                "num_timesteps must be in 1..=10000, got {}",
+                self.num_timesteps
+            ));
+        }
+        let [c0, h0, w0] = self.input_shape;
+        if c0 == 0 || h0 == 0 || w0 == 0 || h0 > 4096 || w0 > 4096 || c0 > 64 {
+            return err(format!(
+                "input_shape must be [C ≤ 64, H ≤ 4096, W ≤ 4096], all > 0, got {:?}",
+                self.input_shape
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for n in &self.nodes {
+            if !names.insert(n.name.as_str()) {
+                return err(format!("node '{}' is defined twice", n.name));
+            }
+            if n.name.is_empty() || n.name.contains('.') {
+                return err(format!(
+                    "node name '{}' must be non-empty and contain no '.' (it prefixes parameter names)",
+                    n.name
+                ));
+            }
+        }
+        let idx = |name: &str| self.nodes.iter().position(|n| n.name == name);
+        for e in &self.edges {
+            for end in [&e.from, &e.to] {
+                if idx(end).is_none() {
+                    return err(format!(
+                        "edge {} → {} names an unknown node '{end}'",
+                        e.from, e.to
+                    ));
+                }
+            }
+        }
+        for i in &self.input_nodes {
+            if idx(i).is_none() {
+                return err(format!("input node '{i}' is not a node"));
+            }
+        }
+        if self.input_nodes.is_empty() {
+            return err("input_nodes is empty: no node receives the image".into());
+        }
+        if idx(&self.output_node).is_none() {
+            return err(format!("output_node '{}' is not a node", self.output_node));
+        }
+        if let Some(o) = &self.ff_order {
+            let set: BTreeSet<&str> = o.iter().map(|s| s.as_str()).collect();
+            if set.len() != self.nodes.len() || o.iter().any(|n| idx(n).is_none()) {
+                return err("ff_order must list every node exactly once".into());
+            }
+        }
+        if let Some(off) = self.movie.image_off
+            && off == 0
+        {
+            return err("movie.image_off must be ≥ 1 (the image is never shown otherwise)".into());
+        }
+        if !self.movie.blank_value.is_finite() {
+            return err("movie.blank_value must be finite".into());
+        }
+        if self.decoder.start >= self.num_timesteps {
+            return err(format!(
+                "decoder.start = {} but the graph runs {} steps",
+                self.decoder.start, self.num_timesteps
+            ));
+        }
+        if !(self.decoder.threshold > 0.0 && self.decoder.threshold < 1.0) {
+            return err(format!(
+                "decoder.threshold must be in (0, 1), got {}",
+                self.decoder.threshold
+            ));
+        }
+        if self.decoder.loss != "decoder" && self.decoder.loss != "steps" {
+            return err(format!(
+                "decoder.loss must be \"decoder\" or \"steps\", got \"{}\"",
+                self.decoder.loss
+            ));
+        }
+        for (area, nodes) in &self.brain_areas {
+            for n in nodes {
+                if idx(n).is_none() {
+                    return err(format!("brain_areas.{area} names an unknown node '{n}'"));
+                }
+            }
+        }
+        // Predecessors per node, in harbor order.
+        let n_nodes = self.nodes.len();
+        let mut plans: Vec<Option<NodePlan>> = vec![None; n_nodes];
+        // Resolve shapes in dependency order of shape_from.
+        let mut remaining: Vec<usize> = (0..n_nodes).collect();
+        while !remaining.is_empty() {
+            let before = remaining.len();
+            let mut next = Vec::new();
+            for &i in &remaining {
+                let n = &self.nodes[i];
+                let is_input = self.input_nodes.contains(&n.name);
+                let in_hw = match &n.shape_from {
+                    None => {
+                        if !is_input {
+                            return err(format!(
+                                "node '{}' has no shape_from and is not an input node",
+                                n.name
+                            ));
+                        }
+                        [h0, w0]
+                    }
+                    Some(s) => {
+                        let Some(j) = idx(s) else {
+                            return err(format!(
+                                "node '{}': shape_from '{s}' is not a node",
+                                n.name
+                            ));
+                        };
+                        match &plans[j] {
+                            Some(p) => {
+                                if p.flat {
+                                    return err(format!(
+                                        "node '{}': shape_from '{s}' has a flat output",
+                                        n.name
+                                    ));
+                                }
+                                [p.out[1], p.out[2]]
+                            }
+                            None => {
+                                next.push(i);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                plans[i] = Some(self.plan_node(i, in_hw, is_input)?);
+            }
+            remaining = next;
+            if remaining.len() == before {
+                return err(format!(
+                    "shape_from forms a cycle through node '{}'",
+                    self.nodes[remaining[0]].name
+                ));
+            }
+        }
+        let mut plans: Vec<NodePlan> = plans.into_iter().flatten().collect();
+        // Inputs and channels now that every output is known.
+        for i in 0..n_nodes {
+            let n = &self.nodes[i];
+            let mut preds: Vec<usize> = self
+                .edges
+                .iter()
+                .filter(|e| e.to == n.name)
+                .filter_map(|e| idx(&e.from))
+                .collect();
+            preds.sort_by(|&a, &b| self.nodes[a].name.cmp(&self.nodes[b].name));
+            preds.dedup();
+            if self.harbor_order == HarborOrder::FeedforwardFirst
+                && let Some(s) = &n.shape_from
+                && let Some(pos) = preds.iter().position(|&p| &self.nodes[p].name == s)
+            {
+                let p = preds.remove(pos);
+                preds.insert(0, p);
+            }
+            let is_input = self.input_nodes.contains(&n.name);
+            let mut inputs: Vec<Option<usize>> = Vec::new();
+            if is_input {
+                inputs.push(None);
+            }
+            inputs.extend(preds.iter().map(|&p| Some(p)));
+            if inputs.is_empty() {
+                return err(format!("node '{}' has no inputs", n.name));
+            }
+            let mut chans = Vec::new();
+            for inp in &inputs {
+                match inp {
+                    None => chans.push(c0),
+                    Some(p) => {
+                        if plans[*p].flat {
+                            return err(format!(
+                                "edge {} → {}: a flat (fully connected) output cannot feed a node",
+                                self.nodes[*p].name, n.name
+                            ));
+                        }
+                        chans.push(plans[*p].out[0]);
+                    }
+                }
+            }
+            if n.shape_from.is_some()
+                && let Some(s) = &n.shape_from
+                && !preds.iter().any(|&p| &self.nodes[p].name == s)
+            {
+                return err(format!(
+                    "node '{}': shape_from '{s}' is not one of its predecessors",
+                    n.name
+                ));
+            }
+            let ff_channels = if is_input {
+                c0
+            } else {
+                let s = n.shape_from.as_deref().unwrap_or_default();
+                idx(s).map(|j| plans[j].out[0]).unwrap_or(0)
+            };
+            if matches!(n.harbor_policy, HarborSpec::Identity {}) {
+                for inp in inputs.iter().flatten() {
+                    let o = plans[*inp].out;
+                    if [o[1], o[2]] != plans[i].in_hw {
+                        return err(format!(
+                            "node '{}' has the Identity harbor but its input '{}' is {}×{}, not {}×{}",
+                            n.name,
+                            self.nodes[*inp].name,
+                            o[1],
+                            o[2],
+                            plans[i].in_hw[0],
+                            plans[i].in_hw[1]
+                        ));
+                    }
+                }
+            }
+            plans[i].inputs = inputs;
+            plans[i].input_channels = chans;
+            plans[i].ff_channels = ff_channels;
+        }
+        // Channel bookkeeping needs the inputs: recompute each node with them.
+        for i in 0..n_nodes {
+            let p = plans[i].clone();
+            plans[i] = self.plan_channels(i, p)?;
+        }
+        Ok(plans)
+    }
+
+    /// First pass of one node: spatial sizes only (channels are checked in `plan_channels`).
+    fn plan_node(&self, i: usize, in_hw: [usize; 2], _is_input: bool) -> Result<NodePlan> {
+        let n = &self.nodes[i];
+        let ctx = |m: String| ModelError::Config(format!("node '{}': {m}", n.name));
+        let (pre_hw, pre_flat) = op_hw(&n.pre_memory, in_hw, false).map_err(ctx)?;
+        if pre_flat {
+            return Err(ctx(
+                "a flat pre-memory output cannot go through a recurrent cell".into(),
+            ));
+        }
+        let (out_hw, flat) = op_hw(&n.post_memory, pre_hw, false).map_err(ctx)?;
+        if out_hw[0] == 0 || out_hw[1] == 0 {
+            return Err(ctx(format!(
+                "the output size is {}×{} (input {}×{}): the image is too small for this graph",
+                out_hw[0], out_hw[1], in_hw[0], in_hw[1]
+            )));
+        }
+        Ok(NodePlan {
+            name: n.name.clone(),
+            inputs: Vec::new(),
+            input_channels: Vec::new(),
+            in_hw,
+            ff_channels: 0,
+            pre_channels: 0,
+            cell_hw: pre_hw,
+            out: [
+                n.out_channels,
+                if flat { 0 } else { out_hw[0] },
+                if flat { 0 } else { out_hw[1] },
+            ],
+            flat,
+            split_feedback: false,
+        })
+    }
+
+    /// Second pass: channels through the harbor, pre-memory, cell and post-memory.
+    fn plan_channels(&self, i: usize, mut p: NodePlan) -> Result<NodePlan> {
+        let n = &self.nodes[i];
+        let ctx = |m: String| ModelError::Config(format!("node '{}': {m}", n.name));
+        let harbor: usize = p.input_channels.iter().sum();
+        let rgc = matches!(n.recurrent_cell, CellSpec::ReciprocalGatedCell(_));
+        p.split_feedback = rgc && p.inputs.len() > 1;
+        if p.split_feedback && p.inputs[0] != self.ff_input(i) {
+            return Err(ctx(format!(
+                "its reciprocal gated cell splits the harbor into the feedforward part (first) and feedback, but with harbor_order = \"sorted\" the first input is '{}'; set harbor_order = \"feedforward_first\"",
+                match p.inputs[0] {
+                    None => "the image".to_string(),
+                    Some(j) => self.nodes[j].name.clone(),
+                }
+            )));
+        }
+        let pre_in = if p.split_feedback {
+            p.ff_channels
+        } else {
+            harbor
+        };
+        let pre_out = op_channels(&n.pre_memory, pre_in).map_err(ctx)?;
+        p.pre_channels = pre_out;
+        let cell_out = cell_channels(&n.recurrent_cell, pre_out).map_err(ctx)?;
+        let res_in = if p.split_feedback {
+            p.ff_channels
+        } else {
+            harbor
+        };
+        let post_out = post_channels(&n.post_memory, cell_out, res_in).map_err(ctx)?;
+        if post_out != n.out_channels {
+            return Err(ctx(format!(
+                "out_channels = {} but its modules produce {post_out} channels",
+                n.out_channels
+            )));
+        }
+        Ok(p)
+    }
+
+    /// The feedforward input of node `i` (the frame for input nodes, else `shape_from`).
+    pub fn ff_input(&self, i: usize) -> Option<usize> {
+        let n = &self.nodes[i];
+        if self.input_nodes.contains(&n.name) {
+            return None;
+        }
+        n.shape_from
+            .as_deref()
+            .and_then(|s| self.nodes.iter().position(|m| m.name == s))
+    }
+
+    /// Parameters, units per step (Σ C·H·W over nodes) and units computed once, estimated from
+    /// the configuration alone (saturating), for the allocation guard.
+    pub fn estimated_size(&self) -> (u128, u128, u128) {
+        let Ok(plans) = self.plan() else {
+            return (0, 0, 0);
+        };
+        let mut params: u128 = 0;
+        let mut units: u128 = 0;
+        for (n, p) in self.nodes.iter().zip(&plans) {
+            units = units.saturating_add(
+                (p.out[0] as u128).saturating_mul((p.out[1].max(1) * p.out[2].max(1)) as u128),
+            );
+            // Harbor and cell activity too (what autodiff keeps per step).
+            let harbor: usize = p.input_channels.iter().sum();
+            units = units
+                .saturating_add((harbor as u128).saturating_mul((p.in_hw[0] * p.in_hw[1]) as u128));
+            let cell_c = cell_channels(&n.recurrent_cell, p.pre_channels).unwrap_or(0);
+            units = units.saturating_add(
+                (cell_c as u128 * 4).saturating_mul((p.cell_hw[0] * p.cell_hw[1]) as u128),
+            );
+            params = params.saturating_add(spec_params(n, p) as u128);
+        }
+        (params, units, 0)
+    }
+}
+
+/// A rough parameter count of a node (the exact one comes from the built module).
+fn spec_params(n: &NodeSpec, p: &NodePlan) -> usize {
+    let k2 = |k: [usize; 2]| k[0].saturating_mul(k[1]);
+    let conv = |ci: usize, co: usize, k: [usize; 2]| ci.saturating_mul(co).saturating_mul(k2(k));
+    let harbor: usize = p.input_channels.iter().sum();
+    let pre = match &n.pre_memory {
+        OpSpec::Conv2dCell(c) => conv(harbor, c.out_channels, c.ksize.get()),
+        _ => 0,
+    };
+    let c = p.pre_channels;
+    let cell = match &n.recurrent_cell {
+        CellSpec::GRUCell(g)
+        | CellSpec::LSTMCell(g)
+        | CellSpec::UGRNNCell(g)
+        | CellSpec::IntersectionRNNCell(g)
+        | CellSpec::VanillaRNNCell(g) => conv(2 * c, 4 * g.out_channels, g.ksize.get()),
+        CellSpec::ReciprocalGatedCell(r) => conv(
+            c.max(r.cell_depth),
+            r.out_channels.max(r.cell_depth),
+            [3, 3],
+        )
+        .saturating_mul(8),
+        CellSpec::ConvRNNBasicCell { out_channels, .. } => conv(2 * c, *out_channels, [3, 3]),
+        _ => 0,
+    };
+    let post = match &n.post_memory {
+        OpSpec::FullyConnected { out_channels, .. } => harbor
+            .saturating_mul(*out_channels)
+            .saturating_mul(p.cell_hw[0] * p.cell_hw[1]),
+        _ => conv(n.out_channels, n.out_channels, [3, 3]).saturating_mul(2),
+    };
+    pre.saturating_add(cell).saturating_add(post)
+}
+
+/// Output spatial size of a convolution.
+pub fn conv_out(
+    hw: [usize; 2],
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+    pad: [(usize, usize); 2],
+) -> std::result::Result<[usize; 2], String> {
+    let mut out = [0; 2];
+    for a in 0..2 {
+        let span = d[a] * (k[a] - 1) + 1;
+        let padded = hw[a] + pad[a].0 + pad[a].1;
+        if padded < span {
+            return Err(format!(
+                "a {}×{} kernel does not fit the {}×{} input",
+                k[0], k[1], hw[0], hw[1]
+            ));
+        }
+        out[a] = (padded - span) / s[a] + 1;
+    }
+    Ok(out)
+}
+
+/// PyTorch's padding as (begin, end) per axis.
+pub fn conv_padding(
+    p: &Padding,
+    k: [usize; 2],
+    d: [usize; 2],
+    stride: [usize; 2],
+) -> std::result::Result<[(usize, usize); 2], String> {
+    match p {
+        Padding::Pair(v) => {
+            let v = v.get();
+            Ok([(v[0], v[0]), (v[1], v[1])])
+        }
+        Padding::Named(s) if s == "valid" => Ok([(0, 0), (0, 0)]),
+        Padding::Named(s) if s == "same" => {
+            if stride != [1, 1] {
+                return Err("padding 'same' needs stride 1 (as in PyTorch)".into());
+            }
+            // PyTorch: total d·(k−1), the smaller half first.
+            let f = |a: usize| {
+                let total = d[a] * (k[a] - 1);
+                (total / 2, total - total / 2)
+            };
+            Ok([f(0), f(1)])
+        }
+        Padding::Named(s) => Err(format!(
+            "padding must be an integer, a pair, 'same' or 'valid', got '{s}'"
+        )),
+    }
+}
+
+fn check_kernel(k: [usize; 2], s: [usize; 2], d: [usize; 2]) -> std::result::Result<(), String> {
+    if k.contains(&0) || s.contains(&0) || d.contains(&0) || k[0] > 64 || k[1] > 64 {
+        return Err(format!(
+            "kernel {k:?}, stride {s:?} and dilation {d:?} must be ≥ 1 (kernel ≤ 64)"
+        ));
+    }
+    Ok(())
+}
+
+/// Spatial size after an op; `flat` once a fully connected layer has run.
+fn op_hw(
+    op: &OpSpec,
+    hw: [usize; 2],
+    flat: bool,
+) -> std::result::Result<([usize; 2], bool), String> {
+    match op {
+        OpSpec::Identity {} | OpSpec::ActivationLayer { .. } => Ok((hw, flat)),
+        OpSpec::Conv2dCell(c) => {
+            if flat {
+                return Err("a convolution cannot follow a fully connected layer".into());
+            }
+            let (k, s, d) = (c.ksize.get(), c.stride.get(), c.dilation.get());
+            check_kernel(k, s, d)?;
+            let pad = conv_padding(&c.padding, k, d, s)?;
+            Ok((conv_out(hw, k, s, d, pad)?, false))
+        }
+        OpSpec::MaxPool {
+            ksize,
+            stride,
+            padding,
+            ceil_mode,
+        } => {
+            if flat {
+                return Err("pooling cannot follow a fully connected layer".into());
+            }
+            let k = ksize.get();
+            let s = stride.map(|s| s.get()).unwrap_or(k);
+            check_kernel(k, s, [1, 1])?;
+            let p = padding.map(|p| p.get()).unwrap_or([0, 0]);
+            let mut out = [0; 2];
+            for a in 0..2 {
+                if p[a] * 2 > k[a] {
+                    return Err("max-pool padding must be at most half the kernel".into());
+                }
+                out[a] = pool_out(hw[a], k[a], s[a], p[a], *ceil_mode);
+            }
+            Ok((out, false))
+        }
+        OpSpec::AdaptiveAvgPool { output_size, .. } => {
+            let o = output_size.get();
+            if o.contains(&0) {
+                return Err("AdaptiveAvgPool output_size must be ≥ 1".into());
+            }
+            Ok((o, false))
+        }
+        OpSpec::ResidualAdd {
+            feedforward_func_kwargs,
+            ..
+        } => op_hw(feedforward_func_kwargs, hw, flat),
+        OpSpec::Sequential {
+            list_of_func_kwargs,
+        } => {
+            let mut cur = (hw, flat);
+            for o in list_of_func_kwargs {
+                cur = op_hw(o, cur.0, cur.1)?;
+            }
+            Ok(cur)
+        }
+        OpSpec::FullyConnected { .. } => Ok(([1, 1], true)),
+    }
+}
+
+/// PyTorch's max-pool output size (ceil mode drops a window that would start in the padding).
+pub fn pool_out(h: usize, k: usize, s: usize, p: usize, ceil: bool) -> usize {
+    // PyTorch's pooling_output_shape: floor or ceil of (H + 2p − k)/s, + 1; in ceil mode the
+    // last window must start inside the input or its left padding.
+    let num = (h + 2 * p) as i64 - k as i64 + if ceil { s as i64 - 1 } else { 0 };
+    if num < 0 {
+        return 0;
+    }
+    let mut o = num / s as i64 + 1;
+    if ceil && (o - 1) * s as i64 >= (h + p) as i64 {
+        o -= 1;
+    }
+    o.max(0) as usize
+}
+
+/// Channels after a pre-memory op (which must know its input channels).
+fn op_channels(op: &OpSpec, cin: usize) -> std::result::Result<usize, String> {
+    match op {
+        OpSpec::Conv2dCell(c) => {
+            if let Some(ic) = c.in_channels
+                && ic != cin
+            {
+                return Err(format!(
+                    "Conv2dCell in_channels = {ic} but it receives {cin} channels"
+                ));
+            }
+            if c.groups == 0 || cin % c.groups != 0 || c.out_channels % c.groups != 0 {
+                return Err(format!(
+                    "groups = {} must divide in ({cin}) and out ({}) channels",
+                    c.groups, c.out_channels
+                ));
+            }
+            if c.out_channels == 0 {
+                return Err("out_channels must be ≥ 1".into());
+            }
+            if c.dropout != 0.0 {
+                return Err(
+                    "dropout > 0 is not supported yet (ventral's ConvRNNs train without dropout, as the published presets do)"
+                        .into(),
+                );
+            }
+            Ok(c.out_channels)
+        }
+        OpSpec::Identity {}
+        | OpSpec::ActivationLayer { .. }
+        | OpSpec::MaxPool { .. }
+        | OpSpec::AdaptiveAvgPool { .. } => Ok(cin),
+        OpSpec::ResidualAdd { .. } => {
+            Err("ResidualAdd needs the block input: use it as post_memory".into())
+        }
+        OpSpec::Sequential {
+            list_of_func_kwargs,
+        } => {
+            let mut c = cin;
+            for o in list_of_func_kwargs {
+                c = op_channels(o, c)?;
+            }
+            Ok(c)
+        }
+        OpSpec::FullyConnected {
+            out_channels,
+            dropout,
+            ..
+        } => {
+            if *dropout != 0.0 {
+                return Err("dropout > 0 is not supported yet".into());
+            }
+            Ok(*out_channels)
+        }
+    }
+}
+
+/// Channels after a post-memory op; `res` is the residual's channels (the harbor output).
+fn post_channels(op: &OpSpec, cin: usize, res: usize) -> std::result::Result<usize, String> {
+    match op {
+        OpSpec::ResidualAdd {
+            feedforward_func_kwargs,
+            residual_func_kwargs,
+            ..
+        } => {
+            let f = op_channels(feedforward_func_kwargs, cin)?;
+            let r = match residual_func_kwargs {
+                Some(r) => op_channels(r, res)?,
+                None => res,
+            };
+            if f != r {
+                return Err(format!(
+                    "ResidualAdd adds {f} feedforward channels to {r} residual channels"
+                ));
+            }
+            Ok(f)
+        }
+        OpSpec::Sequential {
+            list_of_func_kwargs,
+        } => {
+            let mut c = cin;
+            for o in list_of_func_kwargs {
+                c = post_channels(o, c, res)?;
+            }
+            Ok(c)
+        }
+        o => op_channels(o, cin),
+    }
+}
+
+/// Channels out of a cell given its input channels.
+pub fn cell_channels(cell: &CellSpec, cin: usize) -> std::result::Result<usize, String> {
+    let same_in = |name: &str, declared: Option<usize>, out: usize| {
+        if let Some(d) = declared
+            && d != cin
+        {
+            return Err(format!(
+                "{name} input_in_channels = {d} but its pre-memory gives {cin}"
+            ));
+        }
+        if out != cin {
+            return Err(format!(
+                "{name} needs out_channels = its input channels (its state is concatenated with the input; PyTorchTNN's convolution takes 2 × input channels), got {out} vs {cin}"
+            ));
+        }
+        Ok(out)
+    };
+    match cell {
+        CellSpec::IdentityCell {} | CellSpec::TimeDecayRecurrentCell { .. } => Ok(cin),
+        CellSpec::ConvRNNBasicCell { out_channels, .. } => Ok(*out_channels),
+        CellSpec::VanillaRNNCell(g) => {
+            same_in("VanillaRNNCell", g.input_in_channels, g.out_channels)
+        }
+        CellSpec::GRUCell(g) => same_in("GRUCell", g.input_in_channels, g.out_channels),
+        CellSpec::LSTMCell(g) => same_in("LSTMCell", g.input_in_channels, g.out_channels),
+        CellSpec::UGRNNCell(g) => same_in("UGRNNCell", g.input_in_channels, g.out_channels),
+        CellSpec::IntersectionRNNCell(g) => {
+            same_in("IntersectionRNNCell", g.input_in_channels, g.out_channels)
+        }
+        CellSpec::ReciprocalGatedCell(r) => {
+            if let Some(d) = r.input_in_channels
+                && d != cin
+            {
+                return Err(format!(
+                    "ReciprocalGatedCell input_in_channels = {d} but its pre-memory gives {cin}"
+                ));
+            }
+            if !r.input_to_out && r.out_channels != cin {
+                return Err(format!(
+                    "ReciprocalGatedCell without input_to_out adds its input to the output: out_channels ({}) must equal the input channels ({cin})",
+                    r.out_channels
+                ));
+            }
+            if r.feedback_entry != "out"
+                && r.feedback_entry != "cell"
+                && r.feedback_entry != "input"
+            {
+                return Err(format!(
+                    "feedback_entry must be 'input', 'cell' or 'out', got '{}'",
+                    r.feedback_entry
+                ));
+            }
+            if !r.input_to_cell && !r.cell_residual && r.gate_filter_size != [0, 0] {
+                return Err(
+                    "ReciprocalGatedCell needs input_to_cell or cell_residual (the cell has no input otherwise)"
+                        .into(),
+                );
+            }
+            Ok(r.out_channels)
+        }
+    }
+}

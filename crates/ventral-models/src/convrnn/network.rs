@@ -1,0 +1,473 @@
+//! The ConvRNN: every node (harbor → pre-memory → cell → post-memory) unrolled with one step
+//! of delay on every edge (biological unrolling, PyTorchTNN's `TemporalGraph.forward`).
+
+use burn::module::{
+    Content, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor, Param,
+};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::cells::{Cell, CellCtx};
+use super::config::{ConvRnnConfig, DecoderKind, NodePlan};
+use super::init::Init;
+use super::ops::{OpCtx, PrePost, resize};
+use super::spec::{CellSpec, HarborSpec};
+use crate::cell::{CellInput, RecurrentCell};
+use crate::error::{ModelError, Result};
+use crate::output::ModelOutput;
+
+/// One node under PyTorchTNN's names (`conv3._pre_memory.conv.weight`,
+/// `conv3._recurrent_cell.conv.weight`, `conv4._post_memory.feedforward.conv.weight`).
+#[derive(Module, Debug)]
+pub struct Node {
+    pub _pre_memory: PrePost,
+    pub _recurrent_cell: Cell,
+    pub _post_memory: PrePost,
+}
+
+/// The decoder's parameters: `decoder.beta` (softmax inverse temperature; trained with
+/// `decoder.trainable`), `decoder.alpha` (`w_avg_t`: `[steps, classes]`).
+#[derive(Module, Debug)]
+pub struct DecoderParams {
+    pub beta: Option<Param<Tensor<1>>>,
+    pub alpha: Option<Param<Tensor<2>>>,
+}
+
+/// The network. Parameters are named `{node}.{module path}` exactly as PyTorchTNN's state
+/// dicts, so its weights load without a renaming table.
+#[derive(Debug, Clone)]
+pub struct ConvRnn {
+    pub nodes: Vec<Node>,
+    pub decoder: DecoderParams,
+    pub config: ConvRnnConfig,
+    pub plans: Vec<NodePlan>,
+}
+
+impl ConvRnn {
+    /// Build the network, parameters drawn from the `init` stream of `seed` (PyTorch's
+    /// default initialisation, then each module's `init_dict` and constant biases).
+    pub fn init(config: &ConvRnnConfig, device: &Device, seed: u64) -> Result<Self> {
+        let plans = config.plan()?;
+        let mut init = Init::new(seed);
+        let mut nodes = Vec::with_capacity(plans.len());
+        for (spec, plan) in config.nodes.iter().zip(&plans) {
+            let ctxerr = |e: ModelError| match e {
+                ModelError::Config(m) => ModelError::Config(format!("node '{}': {m}", spec.name)),
+                e => e,
+            };
+            let harbor: usize = plan.input_channels.iter().sum();
+            let (pre_in, res_c, fb_c) = if plan.split_feedback {
+                (
+                    plan.ff_channels,
+                    plan.ff_channels,
+                    Some(harbor - plan.ff_channels),
+                )
+            } else {
+                (harbor, harbor, None)
+            };
+            let mut octx = OpCtx {
+                init: &mut init,
+                device,
+                timesteps: config.num_timesteps,
+            };
+            let (pre, pre_c, pre_hw) =
+                PrePost::build(&spec.pre_memory, pre_in, plan.in_hw, res_c, &mut octx)
+                    .map_err(ctxerr)?;
+            let mut cctx = CellCtx {
+                init: &mut init,
+                device,
+                cin: pre_c,
+                res_c,
+                fb_c,
+                hw: pre_hw,
+            };
+            let cell = Cell::build(&spec.recurrent_cell, &mut cctx).map_err(ctxerr)?;
+            let cell_c = super::config::cell_channels(&spec.recurrent_cell, pre_c)
+                .map_err(|m| ctxerr(ModelError::Config(m)))?;
+            let mut octx = OpCtx {
+                init: &mut init,
+                device,
+                timesteps: config.num_timesteps,
+            };
+            let (post, _, _) = PrePost::build(&spec.post_memory, cell_c, pre_hw, res_c, &mut octx)
+                .map_err(ctxerr)?;
+            if fb_c.is_none()
+                && matches!(spec.recurrent_cell, CellSpec::ReciprocalGatedCell(_))
+                && plan.inputs.len() > 1
+            {
+                return Err(ModelError::Config(format!(
+                    "node '{}': internal error, feedback not split",
+                    spec.name
+                )));
+            }
+            nodes.push(Node {
+                _pre_memory: pre,
+                _recurrent_cell: cell,
+                _post_memory: post,
+            });
+        }
+        let d = &config.decoder;
+        let needs_beta = matches!(
+            d.kind,
+            DecoderKind::MaxConf
+                | DecoderKind::Thresh
+                | DecoderKind::TimeMax
+                | DecoderKind::WAvg
+                | DecoderKind::WTimeAvg
+        );
+        let beta = needs_beta.then(|| {
+            let p: Param<Tensor<1>> = init.constant(&[1], 1.0, device);
+            if d.trainable {
+                p
+            } else {
+                p.set_require_grad(false)
+            }
+        });
+        let alpha = (d.kind == DecoderKind::WAvgT).then(|| {
+            init.constant(
+                &[config.num_timesteps - d.start, config.num_classes()],
+                0.0,
+                device,
+            )
+        });
+        Ok(Self {
+            nodes,
+            decoder: DecoderParams { beta, alpha },
+            config: config.clone(),
+            plans,
+        })
+    }
+
+    /// Run all steps.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, C, H, W]` (one image, shown as the configured movie) or, through
+    ///   [`Self::forward_frames`], one frame per step.
+    /// - output: per step log-probabilities `[batch, classes]` (the output node, flattened),
+    ///   representations `[batch, D]` (the output node's input, averaged over space), and the
+    ///   decoder's log-probabilities.
+    pub fn forward(&self, x: Tensor<4>) -> ModelOutput {
+        self.forward_areas(x, false)
+    }
+
+    /// [`Self::forward`], optionally keeping every node's output at every step.
+    pub fn forward_areas(&self, x: Tensor<4>, keep_areas: bool) -> ModelOutput {
+        let t_steps = self.config.num_timesteps;
+        let blank = match self.config.movie.image_off {
+            Some(off) if off < t_steps => {
+                Some(x.clone().zeros_like() + self.config.movie.blank_value)
+            }
+            _ => None,
+        };
+        let frames: Vec<Tensor<4>> = (0..t_steps)
+            .map(|t| match (&blank, self.config.movie.image_off) {
+                (Some(b), Some(off)) if t >= off => b.clone(),
+                _ => x.clone(),
+            })
+            .collect();
+        self.forward_frames(&frames, keep_areas)
+    }
+
+    /// Run one frame per step (movies).
+    pub fn forward_frames(&self, frames: &[Tensor<4>], keep_areas: bool) -> ModelOutput {
+        let cfg = &self.config;
+        let order = cfg.run_order();
+        let n = self.nodes.len();
+        let Some(first) = frames.first() else {
+            return ModelOutput::new();
+        };
+        let batch = first.dims()[0];
+        let device = first.device();
+        let out_idx = cfg
+            .nodes
+            .iter()
+            .position(|m| m.name == cfg.output_node)
+            .unwrap_or(n - 1);
+        let mut prev: Vec<Option<Tensor<4>>> = vec![None; n];
+        let mut states: Vec<Option<Tensor<4>>> = vec![None; n];
+        let mut out = ModelOutput::new();
+        let mut logits_all: Vec<Tensor<2>> = Vec::new();
+        for (t, frame) in frames.iter().enumerate() {
+            let mut cur: Vec<Option<Tensor<4>>> = vec![None; n];
+            let mut rep: Option<Tensor<2>> = None;
+            for &i in &order {
+                let plan = &self.plans[i];
+                let spec = &cfg.nodes[i];
+                let resize_on = matches!(spec.harbor_policy, HarborSpec::ResizeConcat {});
+                let parts: Vec<Tensor<4>> = plan
+                    .inputs
+                    .iter()
+                    .map(|inp| {
+                        let v = match inp {
+                            None => frame.clone(),
+                            Some(j) => match &prev[*j] {
+                                Some(v) => v.clone(),
+                                None => {
+                                    let o = self.plans[*j].out;
+                                    Tensor::zeros([batch, o[0], o[1].max(1), o[2].max(1)], &device)
+                                }
+                            },
+                        };
+                        if resize_on {
+                            resize(v, plan.in_hw[0], plan.in_hw[1])
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                let harbor = if parts.len() == 1 {
+                    parts.into_iter().next().expect("one input")
+                } else {
+                    Tensor::cat(parts, 1)
+                };
+                if i == out_idx {
+                    let ff = harbor
+                        .clone()
+                        .narrow(1, 0, plan.ff_channels.min(harbor.dims()[1]));
+                    let [b, c, _, _] = ff.dims();
+                    rep = Some(ff.mean_dim(3).mean_dim(2).reshape([b, c]));
+                }
+                let (pre_in, fb) = if plan.split_feedback {
+                    let total = harbor.dims()[1];
+                    let ff = harbor.clone().narrow(1, 0, plan.ff_channels);
+                    let fb = harbor.narrow(1, plan.ff_channels, total - plan.ff_channels);
+                    (ff, Some(fb))
+                } else {
+                    (harbor, None)
+                };
+                let node = &self.nodes[i];
+                let pre = node._pre_memory.forward(pre_in.clone(), None, t);
+                let cell = &node._recurrent_cell;
+                let state = match states[i].take() {
+                    Some(s) => s,
+                    None => {
+                        let [_, _, h, w] = pre.dims();
+                        cell.zero_state(batch, h, w, &device)
+                    }
+                };
+                let residual = matches!(cell, Cell::Rgc(_)).then(|| pre_in.clone());
+                let (y, s) = cell.step(
+                    CellInput {
+                        input: pre,
+                        feedback: fb,
+                        residual,
+                    },
+                    state,
+                );
+                states[i] = Some(s);
+                let res = (spec.residual == Some(true)).then_some(&pre_in);
+                let o = node._post_memory.forward(y, res, t);
+                cur[i] = Some(o);
+            }
+            let o = cur[out_idx].clone().expect("output node ran");
+            let [b, c, h, w] = o.dims();
+            let logits: Tensor<2> = o.reshape([b, c * h * w]);
+            out.log_probs.push(log_softmax(logits.clone(), 1));
+            out.representations
+                .push(rep.unwrap_or_else(|| Tensor::zeros([batch, 1], &device)));
+            logits_all.push(logits);
+            if keep_areas {
+                out.areas.push(
+                    order
+                        .iter()
+                        .map(|&i| (cfg.nodes[i].name.clone(), cur[i].clone().expect("ran")))
+                        .collect(),
+                );
+            }
+            prev = cur;
+        }
+        if cfg.decoder.loss == "decoder" {
+            out.decoded = Some(log_softmax(self.decode(&logits_all), 1));
+        }
+        out
+    }
+
+    /// The temporal decoder on logits per step (domain notes §3.6); returns logits `[batch, K]`.
+    pub fn decode(&self, logits: &[Tensor<2>]) -> Tensor<2> {
+        let d = &self.config.decoder;
+        let l = &logits[d.start.min(logits.len() - 1)..];
+        let last = l[l.len() - 1].clone();
+        if d.kind == DecoderKind::Last {
+            return last;
+        }
+        let [b, k] = last.dims();
+        let steps = l.len();
+        let device = last.device();
+        // [B, T, K]
+        let stack = Tensor::stack::<3>(l.to_vec(), 1);
+        let beta = self
+            .decoder
+            .beta
+            .as_ref()
+            .map(|p| p.val().reshape([1, 1, 1]))
+            .unwrap_or_else(|| Tensor::ones([1, 1, 1], &device));
+        let probs = || softmax(stack.clone() * beta.clone(), 2);
+        // Hard selections are computed on the host from detached values; the gradient flows
+        // through the selected logits, as in the TensorFlow original's gather.
+        let host = |t: Tensor<3>| -> Vec<f32> {
+            t.detach()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        let select = |mask: Vec<f32>, shape: [usize; 3]| {
+            let m = Tensor::<3>::from_data(TensorData::new(mask, shape), &device);
+            (stack.clone() * m).sum_dim(1).reshape([b, k])
+        };
+        match d.kind {
+            DecoderKind::Last => last,
+            DecoderKind::MaxConf | DecoderKind::Thresh => {
+                let p = host(probs());
+                let mut mask = vec![0.0f32; b * steps];
+                for bi in 0..b {
+                    let conf: Vec<f32> = (0..steps)
+                        .map(|t| {
+                            p[(bi * steps + t) * k..(bi * steps + t + 1) * k]
+                                .iter()
+                                .copied()
+                                .fold(f32::NEG_INFINITY, f32::max)
+                        })
+                        .collect();
+                    let argmax = conf
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |a, (t, &c)| if c > a.1 { (t, c) } else { a },
+                        )
+                        .0;
+                    let pick = if d.kind == DecoderKind::Thresh {
+                        conf.iter()
+                            .position(|&c| c as f64 >= d.threshold)
+                            .unwrap_or(argmax)
+                    } else {
+                        argmax
+                    };
+                    mask[bi * steps + pick] = 1.0;
+                }
+                select(mask, [b, steps, 1])
+            }
+            DecoderKind::TimeMax => {
+                let p = host(probs());
+                let mut mask = vec![0.0f32; b * steps * k];
+                for bi in 0..b {
+                    for c in 0..k {
+                        let mut best = (0, f32::NEG_INFINITY);
+                        for t in 0..steps {
+                            let v = p[(bi * steps + t) * k + c];
+                            if v > best.1 {
+                                best = (t, v);
+                            }
+                        }
+                        mask[(bi * steps + best.0) * k + c] = 1.0;
+                    }
+                }
+                select(mask, [b, steps, k])
+            }
+            DecoderKind::WAvg => {
+                let w = softmax(stack.clone() * beta, 1);
+                (w * stack).sum_dim(1).reshape([b, k])
+            }
+            DecoderKind::WTimeAvg => {
+                let conf = probs().max_dim(2); // [B, T, 1]
+                let w = softmax(conf, 1);
+                (w * stack).sum_dim(1).reshape([b, k])
+            }
+            DecoderKind::WAvgT => {
+                let a = self
+                    .decoder
+                    .alpha
+                    .as_ref()
+                    .map(|p| sigmoid(p.val()))
+                    .unwrap_or_else(|| Tensor::ones([steps, k], &device));
+                let a = a.clone() / a.sum_dim(0);
+                (stack * a.unsqueeze::<3>()).sum_dim(1).reshape([b, k])
+            }
+        }
+    }
+}
+
+impl Module for ConvRnn {
+    fn collect_devices(&self, mut devices: Vec<Device>) -> Vec<Device> {
+        for n in &self.nodes {
+            devices = n.collect_devices(devices);
+        }
+        self.decoder.collect_devices(devices)
+    }
+    fn fork(self, device: &Device) -> Self {
+        self.each(|n| n.fork(device), |d| d.fork(device))
+    }
+    fn to_device(self, device: &Device) -> Self {
+        self.each(|n| n.to_device(device), |d| d.to_device(device))
+    }
+    fn train(self) -> Self {
+        self.each(Module::train, Module::train)
+    }
+    fn valid(&self) -> Self {
+        Self {
+            nodes: self.nodes.iter().map(Module::valid).collect(),
+            decoder: self.decoder.valid(),
+            config: self.config.clone(),
+            plans: self.plans.clone(),
+        }
+    }
+    fn materialize(self) -> Self {
+        self.each(Module::materialize, Module::materialize)
+    }
+    fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
+        for (n, spec) in self.nodes.iter().zip(&self.config.nodes) {
+            visitor.enter_module(&spec.name, "Struct:Node");
+            n.visit(visitor);
+            visitor.exit_module(&spec.name, "Struct:Node");
+        }
+        visitor.enter_module("decoder", "Struct:DecoderParams");
+        self.decoder.visit(visitor);
+        visitor.exit_module("decoder", "Struct:DecoderParams");
+    }
+    fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
+        let names: Vec<String> = self.config.nodes.iter().map(|n| n.name.clone()).collect();
+        let nodes = self
+            .nodes
+            .into_iter()
+            .zip(&names)
+            .map(|(n, name)| {
+                mapper.enter_module(name, "Struct:Node");
+                let n = n.map(mapper);
+                mapper.exit_module(name, "Struct:Node");
+                n
+            })
+            .collect();
+        mapper.enter_module("decoder", "Struct:DecoderParams");
+        let decoder = self.decoder.map(mapper);
+        mapper.exit_module("decoder", "Struct:DecoderParams");
+        Self {
+            nodes,
+            decoder,
+            config: self.config,
+            plans: self.plans,
+        }
+    }
+}
+
+impl ConvRnn {
+    fn each(
+        self,
+        mut f: impl FnMut(Node) -> Node,
+        g: impl FnOnce(DecoderParams) -> DecoderParams,
+    ) -> Self {
+        Self {
+            nodes: self.nodes.into_iter().map(&mut f).collect(),
+            decoder: g(self.decoder),
+            config: self.config,
+            plans: self.plans,
+        }
+    }
+}
+
+impl ModuleDisplayDefault for ConvRnn {
+    fn content(&self, content: Content) -> Option<Content> {
+        Some(content)
+    }
+}
+impl ModuleDisplay for ConvRnn {}

@@ -1,0 +1,541 @@
+//! Registered ConvRNNs: the shallow (6 nodes) and intermediate (11 nodes, ResNet-18-like)
+//! backbones of Nayebi et al. with each local cell, `rgc_intermediate` with the architecture
+//! search's median cell and long-range feedback, and CPU-sized variants (64 px, narrow, the
+//! embedded stimuli's 8 classes) that train in minutes.
+
+use std::collections::BTreeMap;
+
+use super::config::{ConvRnnConfig, Decoder, HarborOrder, Movie};
+use super::spec::{
+    CellSpec, ConvSpec, EdgeSpec, GatedSpec, HarborSpec, Kwargs, NodeSpec, OpSpec, Padding, Pair,
+    RgcSpec,
+};
+use crate::config::ModelConfig;
+use crate::registry::Entry;
+
+/// The local cells of the zoo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    Feedforward,
+    TimeDecay,
+    SimpleRnn,
+    Gru,
+    Lstm,
+    Ugrnn,
+    IntersectionRnn,
+    Rgc,
+}
+
+impl CellKind {
+    pub const ALL: [CellKind; 8] = [
+        CellKind::Feedforward,
+        CellKind::TimeDecay,
+        CellKind::SimpleRnn,
+        CellKind::Gru,
+        CellKind::Lstm,
+        CellKind::Ugrnn,
+        CellKind::IntersectionRnn,
+        CellKind::Rgc,
+    ];
+    pub fn prefix(self) -> &'static str {
+        match self {
+            CellKind::Feedforward => "ff",
+            CellKind::TimeDecay => "timedecay",
+            CellKind::SimpleRnn => "simplernn",
+            CellKind::Gru => "gru",
+            CellKind::Lstm => "lstm",
+            CellKind::Ugrnn => "ugrnn",
+            CellKind::IntersectionRnn => "intersectionrnn",
+            CellKind::Rgc => "rgc",
+        }
+    }
+
+    /// The cell for a node with `c` channels (`rgc_shallow`'s constants for the RGC).
+    pub fn cell(self, c: usize) -> CellSpec {
+        let gated = |layernorm: Option<bool>| GatedSpec {
+            input_in_channels: Some(c),
+            out_channels: c,
+            ksize: Pair::Two([3, 3]),
+            padding: Padding::Named("same".into()),
+            use_bias: true,
+            bias: None,
+            init_dict: None,
+            layernorm,
+            forget_bias: 1.0,
+            activation: None,
+            activation_func_kwargs: Kwargs::new(),
+        };
+        match self {
+            CellKind::Feedforward => CellSpec::IdentityCell {},
+            CellKind::TimeDecay => CellSpec::TimeDecayRecurrentCell {
+                tau: 0.0,
+                trainable: true,
+                init_dict: None,
+            },
+            CellKind::SimpleRnn => CellSpec::VanillaRNNCell(gated(Some(true))),
+            CellKind::Gru => CellSpec::GRUCell(gated(None)),
+            CellKind::Lstm => CellSpec::LSTMCell(gated(None)),
+            CellKind::Ugrnn => CellSpec::UGRNNCell(gated(None)),
+            CellKind::IntersectionRnn => CellSpec::IntersectionRNNCell(gated(None)),
+            CellKind::Rgc => CellSpec::ReciprocalGatedCell(Box::new(rgc_shallow(c))),
+        }
+    }
+}
+
+fn rgc_base(c: usize, cell_depth: usize) -> RgcSpec {
+    serde_json::from_value(serde_json::json!({
+        "input_in_channels": c, "out_channels": c, "cell_depth": cell_depth
+    }))
+    .expect("the RGC defaults deserialise")
+}
+
+/// `rgc_shallow`'s cell: 3×3 filters, input → cell, residual → output gate, σ gates, ELU.
+pub fn rgc_shallow(c: usize) -> RgcSpec {
+    rgc_base(c, c)
+}
+
+/// The median cell of the architecture search (`median_rgcell_cfg.py`): depthwise-separable
+/// 7×7 τ/γ convolutions, 2×2 feedforward, 3×3 input → output, cell depth 64, input → cell and
+/// → output, output residual, ELU input activation, σ τ with a = 0.92193, k = −a and bias
+/// 4.1473 inside the nonlinearity, tanh γ with a = 0.70066, k = −a, bias 2.7765, feedback 1×1
+/// non-separable with identity activation entering at the output.
+pub fn rgc_median(c: usize, cell_depth: usize) -> RgcSpec {
+    let mut r = rgc_base(c, cell_depth);
+    r.tau_filter_size = [7, 7];
+    r.gate_filter_size = [7, 7];
+    r.ff_filter_size = [2, 2];
+    r.in_out_filter_size = [3, 3];
+    r.feedback_filter_size = [1, 1];
+    r.tau_depth_separable = true;
+    r.gate_depth_separable = true;
+    r.input_to_cell = true;
+    r.input_to_out = true;
+    r.out_residual = true;
+    r.residual_to_out_gate = false;
+    r.input_activation = Some("ELU".into());
+    r.tau_nonlinearity = Some("Sigmoid".into());
+    r.tau_offset = 0.92193;
+    r.tau_multiplier = -0.92193;
+    r.tau_bias = 4.1473;
+    r.gate_nonlinearity = Some("Tanh".into());
+    r.gate_offset = 0.70066;
+    r.gate_multiplier = -0.70066;
+    r.gate_bias = 2.7765;
+    r
+}
+
+fn conv(
+    cin: Option<usize>,
+    c: usize,
+    k: usize,
+    stride: usize,
+    padding: Padding,
+    act: Option<&str>,
+    bias: bool,
+) -> ConvSpec {
+    ConvSpec {
+        in_channels: cin,
+        out_channels: c,
+        ksize: Pair::Two([k, k]),
+        stride: Pair::One(stride),
+        padding,
+        dilation: Pair::One(1),
+        groups: 1,
+        use_bias: bias,
+        bias: if bias { Some(0.0) } else { None },
+        init_dict: None,
+        dropout: 0.0,
+        batchnorm: None,
+        batchnorm_timevary: false,
+        activation: act.map(|s| s.to_string()),
+        activation_func_kwargs: Kwargs::new(),
+    }
+}
+
+fn same() -> Padding {
+    Padding::Named("same".into())
+}
+
+fn pool(ceil: bool) -> OpSpec {
+    OpSpec::MaxPool {
+        ksize: Pair::One(2),
+        stride: Some(Pair::One(2)),
+        padding: Some(Pair::One(0)),
+        ceil_mode: ceil,
+    }
+}
+
+fn node(
+    name: &str,
+    from: Option<&str>,
+    pre: OpSpec,
+    cell: CellSpec,
+    post: OpSpec,
+    out: usize,
+    residual: bool,
+) -> NodeSpec {
+    NodeSpec {
+        name: name.into(),
+        shape_from: from.map(|s| s.to_string()),
+        harbor_policy: HarborSpec::ResizeConcat {},
+        pre_memory: pre,
+        recurrent_cell: cell,
+        post_memory: post,
+        out_channels: out,
+        residual: Some(residual),
+    }
+}
+
+fn chain(names: &[String]) -> Vec<EdgeSpec> {
+    names
+        .windows(2)
+        .map(|w| EdgeSpec {
+            from: w[0].clone(),
+            to: w[1].clone(),
+        })
+        .collect()
+}
+
+fn gap_fc(classes: usize) -> OpSpec {
+    OpSpec::Sequential {
+        list_of_func_kwargs: vec![
+            OpSpec::AdaptiveAvgPool {
+                output_size: Pair::Two([1, 1]),
+                flatten: false,
+            },
+            OpSpec::FullyConnected {
+                out_channels: classes,
+                init_dict: None,
+                use_bias: true,
+                bias: Some(1.0),
+                dropout: 0.0,
+                batchnorm: None,
+                activation: None,
+                activation_func_kwargs: Kwargs::new(),
+            },
+        ],
+    }
+}
+
+/// The shallow backbone (`*_shallow.json`): conv1 7×7/2 + ELU + pool, conv2 3×3 + ELU + pool,
+/// conv3–5 3×3 + ELU → cell → pool, readout `imnetds`. With `gap_readout` the readout is
+/// average pool + fully connected (the CPU variants, whose 1×1 conv5 output is too small for
+/// the original's 2×2 VALID convolution).
+pub fn shallow(
+    kind: CellKind,
+    ch: [usize; 5],
+    image: usize,
+    classes: usize,
+    steps: usize,
+    image_off: Option<usize>,
+    gap_readout: bool,
+) -> ConvRnnConfig {
+    let mut nodes = Vec::new();
+    nodes.push(node(
+        "conv1",
+        None,
+        OpSpec::Conv2dCell(conv(
+            None,
+            ch[0],
+            7,
+            2,
+            Padding::Pair(Pair::One(3)),
+            Some("ELU"),
+            true,
+        )),
+        CellSpec::IdentityCell {},
+        pool(false),
+        ch[0],
+        false,
+    ));
+    nodes.push(node(
+        "conv2",
+        Some("conv1"),
+        OpSpec::Conv2dCell(conv(None, ch[1], 3, 1, same(), Some("ELU"), true)),
+        CellSpec::IdentityCell {},
+        pool(false),
+        ch[1],
+        false,
+    ));
+    for (i, name) in ["conv3", "conv4", "conv5"].iter().enumerate() {
+        let c = ch[2 + i];
+        nodes.push(node(
+            name,
+            Some(if i == 0 {
+                "conv2"
+            } else if i == 1 {
+                "conv3"
+            } else {
+                "conv4"
+            }),
+            OpSpec::Conv2dCell(conv(None, c, 3, 1, same(), Some("ELU"), true)),
+            kind.cell(c),
+            pool(i == 2),
+            c,
+            false,
+        ));
+    }
+    let readout = if gap_readout {
+        node(
+            "imnetds",
+            Some("conv5"),
+            OpSpec::Identity {},
+            CellSpec::IdentityCell {},
+            gap_fc(classes),
+            classes,
+            false,
+        )
+    } else {
+        node(
+            "imnetds",
+            Some("conv5"),
+            OpSpec::Conv2dCell(conv(
+                None,
+                classes,
+                2,
+                1,
+                Padding::Named("valid".into()),
+                None,
+                true,
+            )),
+            CellSpec::IdentityCell {},
+            OpSpec::AdaptiveAvgPool {
+                output_size: Pair::Two([1, 1]),
+                flatten: false,
+            },
+            classes,
+            false,
+        )
+    };
+    nodes.push(readout);
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let mut areas = BTreeMap::new();
+    areas.insert("V4".to_string(), vec!["conv3".to_string()]);
+    areas.insert(
+        "IT".to_string(),
+        vec!["conv4".to_string(), "conv5".to_string()],
+    );
+    ConvRnnConfig {
+        nodes,
+        edges: chain(&names),
+        input_nodes: vec!["conv1".into()],
+        output_node: "imnetds".into(),
+        input_shape: [3, image, image],
+        num_timesteps: steps,
+        movie: Movie {
+            image_off,
+            blank_value: 0.5,
+        },
+        decoder: Decoder::default(),
+        harbor_order: HarborOrder::FeedforwardFirst,
+        brain_areas: areas,
+        ff_order: None,
+    }
+}
+
+/// The intermediate backbone (`*_intermediate.json`, ResNet-18-like): conv1 7×7/2 + ELU +
+/// pool; conv2–10 3×3 + ELU → cell → residual block (3×3, 1×1 projection where the width
+/// changes) + ELU, pooling after conv4, conv6, conv7, conv10; readout average pool + fully
+/// connected. Cells in conv4–10 (conv1–3 time decay with τ fixed at 0, as the original).
+pub fn intermediate(
+    kind: CellKind,
+    ch: [usize; 4],
+    image: usize,
+    classes: usize,
+    steps: usize,
+    image_off: Option<usize>,
+    feedback: bool,
+) -> ConvRnnConfig {
+    let width = |i: usize| match i {
+        1..=3 => ch[0],
+        4 | 5 => ch[1],
+        6 | 7 => ch[2],
+        _ => ch[3],
+    };
+    let mut nodes = vec![node(
+        "conv1",
+        None,
+        OpSpec::Conv2dCell(conv(
+            None,
+            ch[0],
+            7,
+            2,
+            Padding::Pair(Pair::One(3)),
+            None,
+            true,
+        )),
+        CellSpec::TimeDecayRecurrentCell {
+            tau: 0.0,
+            trainable: false,
+            init_dict: None,
+        },
+        OpSpec::Sequential {
+            list_of_func_kwargs: vec![
+                OpSpec::ActivationLayer {
+                    activation: Some("ELU".into()),
+                    activation_func_kwargs: Kwargs::new(),
+                },
+                pool(true),
+            ],
+        },
+        ch[0],
+        false,
+    )];
+    for i in 2..=10 {
+        let (cin, c) = (width(i - 1), width(i));
+        let cell = if i >= 4 {
+            if kind == CellKind::Rgc && feedback {
+                CellSpec::ReciprocalGatedCell(Box::new(rgc_median(c, 64.min(c))))
+            } else {
+                kind.cell(c)
+            }
+        } else {
+            CellSpec::TimeDecayRecurrentCell {
+                tau: 0.0,
+                trainable: false,
+                init_dict: None,
+            }
+        };
+        let res = OpSpec::ResidualAdd {
+            feedforward_func_kwargs: Box::new(OpSpec::Conv2dCell(conv(
+                Some(c),
+                c,
+                3,
+                1,
+                same(),
+                None,
+                true,
+            ))),
+            residual_func_kwargs: (cin != c).then(|| {
+                Box::new(OpSpec::Conv2dCell(conv(
+                    Some(cin),
+                    c,
+                    1,
+                    1,
+                    same(),
+                    None,
+                    false,
+                )))
+            }),
+            activation: Some("ELU".into()),
+            activation_func_kwargs: Kwargs::new(),
+        };
+        let post = if [4, 6, 7, 10].contains(&i) {
+            OpSpec::Sequential {
+                list_of_func_kwargs: vec![res, pool(true)],
+            }
+        } else {
+            res
+        };
+        let name = format!("conv{i}");
+        let from = format!("conv{}", i - 1);
+        nodes.push(node(
+            &name,
+            Some(&from),
+            OpSpec::Conv2dCell(conv(None, c, 3, 1, same(), Some("ELU"), true)),
+            cell,
+            post,
+            c,
+            true,
+        ));
+    }
+    nodes.push(node(
+        "imnetds",
+        Some("conv10"),
+        OpSpec::Identity {},
+        CellSpec::IdentityCell {},
+        gap_fc(classes),
+        classes,
+        false,
+    ));
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let mut edges = chain(&names);
+    if feedback {
+        for (f, t) in [
+            ("conv8", "conv5"),
+            ("conv9", "conv6"),
+            ("conv10", "conv7"),
+            ("conv7", "conv6"),
+            ("conv10", "conv9"),
+        ] {
+            edges.push(EdgeSpec {
+                from: f.into(),
+                to: t.into(),
+            });
+        }
+    }
+    let mut areas = BTreeMap::new();
+    areas.insert(
+        "V4".to_string(),
+        vec!["conv5".to_string(), "conv6".to_string()],
+    );
+    areas.insert(
+        "IT".to_string(),
+        (7..=10).map(|i| format!("conv{i}")).collect(),
+    );
+    ConvRnnConfig {
+        nodes,
+        edges,
+        input_nodes: vec!["conv1".into()],
+        output_node: "imnetds".into(),
+        input_shape: [3, image, image],
+        num_timesteps: steps,
+        movie: Movie {
+            image_off,
+            blank_value: 0.5,
+        },
+        decoder: Decoder::default(),
+        harbor_order: HarborOrder::FeedforwardFirst,
+        brain_areas: areas,
+        ff_order: None,
+    }
+}
+
+/// The ConvRNN entries (built once: their names are generated).
+pub fn entries() -> Vec<Entry> {
+    static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    ENTRIES.get_or_init(build_entries).clone()
+}
+
+fn build_entries() -> Vec<Entry> {
+    let mut v = Vec::new();
+    for kind in CellKind::ALL {
+        let p = kind.prefix();
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        v.push(Entry {
+            name: leak(format!("{p}_shallow")),
+            description: leak(format!(
+                "ConvRNN shallow (Nayebi et al. 2018), {p} cells in conv3–5, 224 px, 16 steps, image off at 12, ImageNet classes"
+            )),
+            config: ModelConfig::ConvRnn(shallow(kind, [64, 128, 256, 256, 512], 224, 1000, 16, Some(12), false)),
+        });
+        // rgc_intermediate is the median cell with feedback, below.
+        if kind != CellKind::Rgc {
+            v.push(Entry {
+            name: leak(format!("{p}_intermediate")),
+            description: leak(format!(
+                "ConvRNN intermediate (ResNet-18-like, residual blocks), {p} cells in conv4–10, 224 px, 17 steps, image off at 12"
+            )),
+            config: ModelConfig::ConvRnn(intermediate(kind, [64, 128, 256, 512], 224, 1000, 17, Some(12), false)),
+        });
+        }
+        v.push(Entry {
+            name: leak(format!("{p}_shallow_cpu")),
+            description: leak(format!(
+                "CPU-sized shallow ConvRNN ({p} cells): 64 px, channels 16/32/32/32/64, 8 steps (image off at 6), 8 classes of the embedded stimuli"
+            )),
+            config: ModelConfig::ConvRnn(shallow(kind, [16, 32, 32, 32, 64], 64, 8, 8, Some(6), true)),
+        });
+    }
+    v.push(Entry {
+        name: "rgc_intermediate",
+        description: "ConvRNN intermediate with the median reciprocal gated cell and long-range feedback (conv8→5, 9→6, 10→7, 7→6, 10→9), 224 px, 17 steps",
+        config: ModelConfig::ConvRnn(intermediate(CellKind::Rgc, [64, 128, 256, 512], 224, 1000, 17, Some(12), true)),
+    });
+    v.push(Entry {
+        name: "rgc_intermediate_cpu",
+        description: "CPU-sized rgc_intermediate: median cell, long-range feedback, 64 px, channels 16/32/32/64, 10 steps (image off at 8), 8 classes",
+        config: ModelConfig::ConvRnn(intermediate(CellKind::Rgc, [16, 32, 32, 64], 64, 8, 10, Some(8), true)),
+    });
+    v
+}
