@@ -118,3 +118,74 @@ impl ModelConfig {
 pub const MAX_PARAMS: u128 = 2_000_000_000;
 /// Largest activation count of one image over all steps accepted: 5·10⁸ (2 GB of float32).
 pub const MAX_UNITS_PER_IMAGE: u128 = 500_000_000;
+
+/// Merge `over` into `base`: objects key by key (recursively), anything else replaced.
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// A `[model]` table (as JSON) → a checked configuration. `preset = "name"` starts from a
+/// registered model (`ventral models`), `graph = "file.json"` from a PyTorchTNN graph JSON
+/// (relative to `base_dir`); the table's other keys are merged over it, tables key by key
+/// (`decoder = { kind = "max_conf" }` changes only the decoder's kind). Without either key
+/// the table is the configuration itself.
+pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result<ModelConfig> {
+    let serde_json::Value::Object(mut table) = v else {
+        return Err(ModelError::Config("[model] must be a table".into()));
+    };
+    let preset = table.remove("preset");
+    let graph = table.remove("graph");
+    let mut value = match (preset, graph) {
+        (Some(_), Some(_)) => {
+            return Err(ModelError::Config(
+                "[model] takes either preset or graph, not both".into(),
+            ));
+        }
+        (Some(p), None) => {
+            let name = p.as_str().ok_or_else(|| {
+                ModelError::Config(format!("model.preset must be a string, got {p}"))
+            })?;
+            let e = crate::registry::get(name).ok_or_else(|| {
+                ModelError::Config(format!(
+                    "model.preset = \"{name}\" is not a registered model (see `ventral models`)"
+                ))
+            })?;
+            serde_json::to_value(&e.config).map_err(|e| ModelError::Config(e.to_string()))?
+        }
+        (None, Some(g)) => {
+            let rel = g.as_str().ok_or_else(|| {
+                ModelError::Config(format!("model.graph must be a path, got {g}"))
+            })?;
+            let path = base_dir.join(rel);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ModelError::Config(format!("model.graph: cannot read {}: {e}", path.display()))
+            })?;
+            let mut g: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                ModelError::Config(format!("{}: not JSON: {e}", path.display()))
+            })?;
+            if let serde_json::Value::Object(o) = &mut g {
+                o.entry("kind")
+                    .or_insert_with(|| serde_json::Value::String("convrnn".into()));
+            }
+            g
+        }
+        (None, None) => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    merge(&mut value, serde_json::Value::Object(table));
+    let cfg: ModelConfig = serde_json::from_value(value)
+        .map_err(|e| ModelError::Config(format!("[model]: {e}")))?;
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -27,6 +27,7 @@ fn every_registered_model_runs_and_learns() {
                 c.timesteps = c.timesteps.min(3);
                 c.image_size = 64;
             }
+            ModelConfig::ConvRnn(c) => *c = small_convrnn(c),
         }
         let model = Model::init_seeded(&cfg, &device, 1).unwrap();
         let s = cfg.image_size();
@@ -98,6 +99,42 @@ fn every_registered_model_runs_and_learns() {
             );
         }
     }
+}
+
+/// A ConvRNN preset at test size: every width 8, 5 classes, at most 96 px, enough steps for
+/// the image to reach the readout and every recurrent state to matter (depth + 2), the image
+/// shown throughout.
+fn small_convrnn(c: &ventral_models::convrnn::ConvRnnConfig) -> ventral_models::convrnn::ConvRnnConfig {
+    fn walk(v: &mut serde_json::Value, to: u64) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if ["out_channels", "in_channels", "input_in_channels", "cell_depth"].contains(&k.as_str())
+                        && x.is_u64()
+                    {
+                        *x = to.into();
+                    } else {
+                        walk(x, to);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, to)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(c).unwrap();
+    let out = c.output_node.clone();
+    for n in v["nodes"].as_array_mut().unwrap() {
+        let to = if n["name"] == out.as_str() { 5 } else { 8 };
+        walk(n, to);
+    }
+    let mut s: ventral_models::convrnn::ConvRnnConfig = serde_json::from_value(v).unwrap();
+    let side = s.input_shape[1].min(96);
+    s.input_shape = [3, side, side];
+    s.num_timesteps = s.nodes.len() + 2;
+    s.movie.image_off = None;
+    s.validate().unwrap();
+    s
 }
 
 #[test]

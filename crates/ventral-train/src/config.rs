@@ -228,6 +228,16 @@ impl TrainFile {
         for o in overrides {
             set(&mut v, o).map_err(|e| TrainError::Config(format!("--set {o}: {e}")))?;
         }
+        // `[model] preset = …` / `graph = …` expand to the full configuration here, so the
+        // run's saved config.toml is self-contained.
+        if let Some(m) = v.get("model").cloned() {
+            let json = serde_json::to_value(&m).map_err(|e| file_err(name, e))?;
+            let base = Path::new(name).parent().unwrap_or(Path::new("."));
+            let cfg = ventral_models::config::resolve_model(json, base)
+                .map_err(|e| TrainError::Config(format!("{name}: {e}")))?;
+            let t = toml::Value::try_from(&cfg).map_err(|e| file_err(name, e))?;
+            v.insert("model".into(), t);
+        }
         let f: TrainFile = toml::Value::Table(v)
             .try_into()
             .map_err(|e: toml::de::Error| file_err(name, e))?;

@@ -26,7 +26,7 @@ pub struct SizeArgs {
 
 #[derive(Deserialize)]
 struct ModelTable {
-    model: ModelConfig,
+    model: toml::Value,
 }
 
 /// A model configuration from a TOML file with a `[model]` table, or a registry name.
@@ -38,12 +38,16 @@ pub fn load_model_config(spec: &str) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!("{spec} is neither a registered model (see `ventral models`) nor a readable file")
     })?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        // A PyTorchTNN graph JSON.
+        let c = ventral_models::convrnn::ConvRnnConfig::from_json(&text, &path.display().to_string())?;
+        return Ok(ModelConfig::ConvRnn(c));
+    }
     let t: ModelTable = toml::from_str(&text)
         .with_context(|| format!("{}: invalid [model] table", path.display()))?;
-    t.model
-        .validate()
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(t.model)
+    let json = serde_json::to_value(&t.model)?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    ventral_models::config::resolve_model(json, base).with_context(|| format!("{}", path.display()))
 }
 
 pub fn run_models(a: ModelsArgs) -> Result<()> {

@@ -554,16 +554,9 @@ impl ConvRnnConfig {
         let mut params: u128 = 0;
         let mut units: u128 = 0;
         for (n, p) in self.nodes.iter().zip(&plans) {
+            // Units as Nayebi et al. count them: every node's output, Σ C·H·W.
             units = units.saturating_add(
                 (p.out[0] as u128).saturating_mul((p.out[1].max(1) * p.out[2].max(1)) as u128),
-            );
-            // Harbor and cell activity too (what autodiff keeps per step).
-            let harbor: usize = p.input_channels.iter().sum();
-            units = units
-                .saturating_add((harbor as u128).saturating_mul((p.in_hw[0] * p.in_hw[1]) as u128));
-            let cell_c = cell_channels(&n.recurrent_cell, p.pre_channels).unwrap_or(0);
-            units = units.saturating_add(
-                (cell_c as u128 * 4).saturating_mul((p.cell_hw[0] * p.cell_hw[1]) as u128),
             );
             params = params.saturating_add(spec_params(n, p) as u128);
         }
@@ -571,38 +564,158 @@ impl ConvRnnConfig {
     }
 }
 
-/// A rough parameter count of a node (the exact one comes from the built module).
+/// The exact parameter count of a node, from its description alone (mirrors the build).
 fn spec_params(n: &NodeSpec, p: &NodePlan) -> usize {
-    let k2 = |k: [usize; 2]| k[0].saturating_mul(k[1]);
-    let conv = |ci: usize, co: usize, k: [usize; 2]| ci.saturating_mul(co).saturating_mul(k2(k));
     let harbor: usize = p.input_channels.iter().sum();
-    let pre = match &n.pre_memory {
-        OpSpec::Conv2dCell(c) => conv(harbor, c.out_channels, c.ksize.get()),
-        _ => 0,
+    let (pre_in, res_c, fb_c) = if p.split_feedback {
+        (p.ff_channels, p.ff_channels, Some(harbor - p.ff_channels))
+    } else {
+        (harbor, harbor, None)
     };
-    let c = p.pre_channels;
-    let cell = match &n.recurrent_cell {
-        CellSpec::GRUCell(g)
-        | CellSpec::LSTMCell(g)
-        | CellSpec::UGRNNCell(g)
-        | CellSpec::IntersectionRNNCell(g)
-        | CellSpec::VanillaRNNCell(g) => conv(2 * c, 4 * g.out_channels, g.ksize.get()),
-        CellSpec::ReciprocalGatedCell(r) => conv(
-            c.max(r.cell_depth),
-            r.out_channels.max(r.cell_depth),
-            [3, 3],
-        )
-        .saturating_mul(8),
-        CellSpec::ConvRNNBasicCell { out_channels, .. } => conv(2 * c, *out_channels, [3, 3]),
-        _ => 0,
-    };
-    let post = match &n.post_memory {
-        OpSpec::FullyConnected { out_channels, .. } => harbor
-            .saturating_mul(*out_channels)
-            .saturating_mul(p.cell_hw[0] * p.cell_hw[1]),
-        _ => conv(n.out_channels, n.out_channels, [3, 3]).saturating_mul(2),
-    };
+    let (pre, c, hw) = op_params(&n.pre_memory, pre_in, p.in_hw, res_c);
+    let cell = cell_params(&n.recurrent_cell, c, res_c, fb_c);
+    let cc = cell_channels(&n.recurrent_cell, c).unwrap_or(c);
+    let (post, _, _) = op_params(&n.post_memory, cc, hw, res_c);
     pre.saturating_add(cell).saturating_add(post)
+}
+
+fn conv_params(ci: usize, co: usize, k: [usize; 2], groups: usize, bias: bool) -> usize {
+    (ci / groups.max(1))
+        .saturating_mul(co)
+        .saturating_mul(k[0].saturating_mul(k[1]))
+        .saturating_add(if bias { co } else { 0 })
+}
+
+/// (parameters, output channels, output size) of an op.
+fn op_params(op: &OpSpec, cin: usize, hw: [usize; 2], res: usize) -> (usize, usize, [usize; 2]) {
+    let (hw2, _) = op_hw(op, hw, false).unwrap_or((hw, false));
+    match op {
+        OpSpec::Conv2dCell(c) => {
+            let bn = c.batchnorm.map_or(0, |b| 2 * b);
+            (
+                conv_params(cin, c.out_channels, c.ksize.get(), c.groups, c.use_bias)
+                    .saturating_add(bn),
+                c.out_channels,
+                hw2,
+            )
+        }
+        OpSpec::ResidualAdd {
+            feedforward_func_kwargs,
+            residual_func_kwargs,
+            ..
+        } => {
+            let (f, c, h) = op_params(feedforward_func_kwargs, cin, hw, res);
+            let r = residual_func_kwargs
+                .as_ref()
+                .map_or(0, |r| op_params(r, res, hw, res).0);
+            (f.saturating_add(r), c, h)
+        }
+        OpSpec::Sequential { list_of_func_kwargs } => {
+            let (mut total, mut c, mut h) = (0usize, cin, hw);
+            for o in list_of_func_kwargs {
+                let (pp, c2, h2) = op_params(o, c, h, res);
+                total = total.saturating_add(pp);
+                c = c2;
+                h = h2;
+            }
+            (total, c, h)
+        }
+        OpSpec::FullyConnected {
+            out_channels,
+            use_bias,
+            ..
+        } => {
+            let fan_in = cin.saturating_mul(hw[0].saturating_mul(hw[1]));
+            (
+                fan_in
+                    .saturating_mul(*out_channels)
+                    .saturating_add(if *use_bias { *out_channels } else { 0 }),
+                *out_channels,
+                [1, 1],
+            )
+        }
+        _ => (0, cin, hw2),
+    }
+}
+
+fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>) -> usize {
+    let k2 = |g: &super::spec::GatedSpec| g.ksize.get();
+    let ln = |on: bool, o: usize, n: usize| if on { 2 * o * n } else { 0 };
+    match cell {
+        CellSpec::IdentityCell {} => 0,
+        CellSpec::TimeDecayRecurrentCell { .. } => 1,
+        CellSpec::ConvRNNBasicCell {
+            out_channels,
+            ksize,
+            ..
+        } => {
+            conv_params(c, *out_channels, ksize.get(), 1, true)
+                + conv_params(*out_channels, *out_channels, ksize.get(), 1, true)
+        }
+        CellSpec::VanillaRNNCell(g) => {
+            2 * conv_params(c, g.out_channels, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(true), g.out_channels, 1)
+        }
+        CellSpec::GRUCell(g) => {
+            let o = g.out_channels;
+            conv_params(2 * c, 2 * o, k2(g), 1, g.use_bias)
+                + conv_params(2 * o, o, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), o, 3)
+        }
+        CellSpec::LSTMCell(g) => {
+            conv_params(2 * c, 4 * g.out_channels, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), g.out_channels, 5)
+        }
+        CellSpec::UGRNNCell(g) => {
+            conv_params(2 * c, 2 * g.out_channels, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), g.out_channels, 2)
+        }
+        CellSpec::IntersectionRNNCell(g) => {
+            conv_params(2 * c, 4 * g.out_channels, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), g.out_channels, 4)
+        }
+        CellSpec::ReciprocalGatedCell(r) => {
+            let conv = |ci: usize, co: usize, k: [usize; 2], sep: bool| {
+                if sep {
+                    let rep = if r.ds_repeat {
+                        conv_params(ci, ci, k, ci, r.use_bias)
+                    } else {
+                        0
+                    };
+                    conv_params(ci, ci, k, ci, r.use_bias) + conv_params(ci, co, [1, 1], 1, true) + rep
+                } else {
+                    conv_params(ci, co, k, 1, r.use_bias)
+                }
+            };
+            let (o, cd) = (r.out_channels, r.cell_depth);
+            let mut n = fb.map_or(0, |f| {
+                conv(f, c, r.feedback_filter_size, r.feedback_depth_separable)
+            });
+            if r.input_to_out {
+                n += conv(c, o, r.in_out_filter_size, r.in_out_depth_separable);
+            }
+            n += conv(o, o, r.tau_filter_size, r.tau_depth_separable);
+            if r.residual_to_out_gate {
+                n += conv(res, o, r.gate_filter_size, r.gate_depth_separable);
+            }
+            if r.gate_filter_size != [0, 0] {
+                if r.cell_residual {
+                    n += conv(res, cd, r.ff_filter_size, r.ff_depth_separable);
+                }
+                if r.input_to_cell {
+                    n += conv(c, cd, r.ff_filter_size, r.ff_depth_separable);
+                }
+                let ctk = r.cell_tau_filter_size.unwrap_or(r.tau_filter_size);
+                n += conv(cd, cd, ctk, r.tau_depth_separable);
+                n += conv(o, cd, r.gate_filter_size, r.gate_depth_separable);
+                n += conv(cd, o, r.gate_filter_size, r.gate_depth_separable);
+            }
+            if r.out_residual {
+                n += conv(res, o, [1, 1], false);
+            }
+            n + ln(r.layernorm, cd + o, 1)
+        }
+    }
 }
 
 /// Output spatial size of a convolution.

@@ -591,10 +591,21 @@ impl PrePost {
                 }
                 let fan_in = cin * hw[0] * hw[1];
                 // PyTorch layout [out, in]; burn's Linear convention stores [in, out].
-                let w =
+                let w: Param<Tensor<2>> =
                     ctx.init
                         .weight(&[*out_channels, fan_in], init_dict.as_ref(), ctx.device)?;
-                let w = w.map(|t| t.transpose());
+                // Transpose on the host so the parameter stays a leaf of the autodiff graph.
+                let v: Vec<f32> = w.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+                let mut tv = vec![0.0f32; v.len()];
+                for o in 0..*out_channels {
+                    for i in 0..fan_in {
+                        tv[i * out_channels + o] = v[o * fan_in + i];
+                    }
+                }
+                let w = Param::from_tensor(Tensor::<2>::from_data(
+                    TensorData::new(tv, [fan_in, *out_channels]),
+                    ctx.device,
+                ));
                 let b = if *use_bias {
                     Some(match bias {
                         Some(v) => ctx.init.constant(&[*out_channels], *v, ctx.device),

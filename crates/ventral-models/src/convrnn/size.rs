@@ -93,11 +93,32 @@ pub fn convrnn_size(cfg: &ConvRnnConfig, params: &[ParamInfo]) -> SizeReport {
         .iter()
         .map(|p| p.out[0] * p.out[1].max(1) * p.out[2].max(1))
         .sum();
+    // Parameters that exist (PyTorchTNN has them) but are not trained.
+    let mut unused = Vec::new();
+    for n in &cfg.nodes {
+        if let super::spec::CellSpec::TimeDecayRecurrentCell {
+            trainable: false, ..
+        } = n.recurrent_cell
+        {
+            unused.push((
+                format!("{}._recurrent_cell.tau", n.name),
+                1,
+                "τ fixed (trainable = false)".to_string(),
+            ));
+        }
+    }
+    if params.iter().any(|p| p.name == "decoder.beta") && !cfg.decoder.trainable {
+        unused.push((
+            "decoder.beta".to_string(),
+            1,
+            "decoder β fixed (decoder.trainable = false)".to_string(),
+        ));
+    }
     let t = cfg.num_timesteps as u64;
     SizeReport {
         params_by_type: by_type,
         params_total: total,
-        unused: Vec::new(),
+        unused,
         units_per_step: units,
         units_once: 0,
         flops_step0: flops,

@@ -88,6 +88,12 @@ fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     Option::<String>::deserialize(d)
 }
 
+/// `None` is written as `"Identity"` (what it means), so configurations survive formats
+/// without `null` (TOML) unchanged.
+fn ser_act<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or("Identity"))
+}
+
 /// Keyword arguments of an activation (`{"alpha": 1.0}` for ELU, `negative_slope`).
 pub type Kwargs = BTreeMap<String, f64>;
 
@@ -112,7 +118,7 @@ pub enum OpSpec {
         flatten: bool,
     },
     ActivationLayer {
-        #[serde(default = "relu", deserialize_with = "nullable")]
+        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
         activation: Option<String>,
         #[serde(default)]
         activation_func_kwargs: Kwargs,
@@ -121,7 +127,7 @@ pub enum OpSpec {
         feedforward_func_kwargs: Box<OpSpec>,
         #[serde(default)]
         residual_func_kwargs: Option<Box<OpSpec>>,
-        #[serde(default, deserialize_with = "nullable")]
+        #[serde(default, deserialize_with = "nullable", serialize_with = "ser_act")]
         activation: Option<String>,
         #[serde(default)]
         activation_func_kwargs: Kwargs,
@@ -141,7 +147,7 @@ pub enum OpSpec {
         dropout: f64,
         #[serde(default)]
         batchnorm: Option<usize>,
-        #[serde(default = "relu", deserialize_with = "nullable")]
+        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
         activation: Option<String>,
         #[serde(default)]
         activation_func_kwargs: Kwargs,
@@ -176,7 +182,7 @@ pub struct ConvSpec {
     pub batchnorm: Option<usize>,
     #[serde(default)]
     pub batchnorm_timevary: bool,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable", serialize_with = "ser_act")]
     pub activation: Option<String>,
     #[serde(default)]
     pub activation_func_kwargs: Kwargs,
@@ -202,7 +208,7 @@ pub enum CellSpec {
     /// `h = act(conv_input(x) + conv_state(h))` (PyTorchTNN's basic cell; padding 0 by default).
     ConvRNNBasicCell {
         out_channels: usize,
-        #[serde(default = "relu", deserialize_with = "nullable")]
+        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
         activation: Option<String>,
         #[serde(default = "three")]
         ksize: Pair,
@@ -291,9 +297,9 @@ pub struct RgcSpec {
     pub gate_depth_separable: bool,
     #[serde(default)]
     pub tau_depth_separable: bool,
-    #[serde(default = "sigmoid", deserialize_with = "nullable")]
+    #[serde(default = "sigmoid", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub tau_nonlinearity: Option<String>,
-    #[serde(default = "sigmoid", deserialize_with = "nullable")]
+    #[serde(default = "sigmoid", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub gate_nonlinearity: Option<String>,
     /// Added inside the τ nonlinearity (the median cell's 4.1473); PyTorchTNN stores it but
     /// never applies it — ventral applies it (see docs/convrnn.md).
@@ -309,13 +315,13 @@ pub struct RgcSpec {
     pub tau_offset: f64,
     #[serde(default = "one_f")]
     pub gate_offset: f64,
-    #[serde(default = "identity", deserialize_with = "nullable")]
+    #[serde(default = "identity", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub input_activation: Option<String>,
-    #[serde(default = "identity", deserialize_with = "nullable")]
+    #[serde(default = "identity", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub feedback_activation: Option<String>,
-    #[serde(default = "elu", deserialize_with = "nullable")]
+    #[serde(default = "elu", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub cell_activation: Option<String>,
-    #[serde(default = "elu", deserialize_with = "nullable")]
+    #[serde(default = "elu", deserialize_with = "nullable", serialize_with = "ser_act")]
     pub out_activation: Option<String>,
     #[serde(default)]
     pub cell_residual: bool,

@@ -126,6 +126,12 @@ pub(super) fn forward_backward(
     let loss = loss.ok_or_else(|| {
         crate::error::TrainError::Config("the model has no time steps to train".into())
     })?;
+    // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
+    // loss is its output's NLL, as in the original.
+    let loss = match &out.decoded {
+        Some(d) => nll_and_correct(d, &y, &b.labels).0,
+        None => loss,
+    };
     let lv: f32 = loss.clone().into_scalar();
     let grads = loss.backward();
     Ok(StepOutput {
