@@ -172,9 +172,8 @@ pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 ModelError::Config(format!("model.graph: cannot read {}: {e}", path.display()))
             })?;
-            let mut g: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                ModelError::Config(format!("{}: not JSON: {e}", path.display()))
-            })?;
+            let mut g: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| ModelError::Config(format!("{}: not JSON: {e}", path.display())))?;
             if let serde_json::Value::Object(o) = &mut g {
                 o.entry("kind")
                     .or_insert_with(|| serde_json::Value::String("convrnn".into()));
@@ -184,8 +183,8 @@ pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result
         (None, None) => serde_json::Value::Object(serde_json::Map::new()),
     };
     merge(&mut value, serde_json::Value::Object(table));
-    let cfg: ModelConfig = serde_json::from_value(value)
-        .map_err(|e| ModelError::Config(format!("[model]: {e}")))?;
+    let cfg: ModelConfig =
+        serde_json::from_value(value).map_err(|e| ModelError::Config(format!("[model]: {e}")))?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -72,6 +72,27 @@ impl Model {
         }
     }
 
+    /// Names of the linear readout's weight and bias (PyTorch layout `[classes, D]` on the
+    /// representation), when the model has one: BLT and rcnn-sat `readout.weight|bias`; a
+    /// ConvRNN whose output node is average pool + fully connected, that layer's. A ConvRNN
+    /// reading out with a convolution (the original shallow `imnetds`) has none.
+    pub fn readout_names(&self) -> Option<(String, String)> {
+        match self {
+            Model::ConvRnn(m) => {
+                let prefix = format!("{}.", m.config.output_node);
+                crate::params::list(m)
+                    .into_iter()
+                    .find(|p| p.name.starts_with(&prefix) && p.name.ends_with(".lin.weight"))
+                    .map(|p| {
+                        let w = p.name;
+                        let b = format!("{}.bias", w.trim_end_matches(".weight"));
+                        (w, b)
+                    })
+            }
+            _ => Some(("readout.weight".into(), "readout.bias".into())),
+        }
+    }
+
     /// The model's areas in order (what [`Self::forward_areas`] records).
     pub fn areas(&self) -> Vec<String> {
         self.config().areas()

@@ -104,12 +104,20 @@ fn every_registered_model_runs_and_learns() {
 /// A ConvRNN preset at test size: every width 8, 5 classes, at most 96 px, enough steps for
 /// the image to reach the readout and every recurrent state to matter (depth + 2), the image
 /// shown throughout.
-fn small_convrnn(c: &ventral_models::convrnn::ConvRnnConfig) -> ventral_models::convrnn::ConvRnnConfig {
+fn small_convrnn(
+    c: &ventral_models::convrnn::ConvRnnConfig,
+) -> ventral_models::convrnn::ConvRnnConfig {
     fn walk(v: &mut serde_json::Value, to: u64) {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, x) in m.iter_mut() {
-                    if ["out_channels", "in_channels", "input_in_channels", "cell_depth"].contains(&k.as_str())
+                    if [
+                        "out_channels",
+                        "in_channels",
+                        "input_in_channels",
+                        "cell_depth",
+                    ]
+                    .contains(&k.as_str())
                         && x.is_u64()
                     {
                         *x = to.into();

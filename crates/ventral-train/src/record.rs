@@ -402,11 +402,15 @@ fn record_core(
             streams.iter().map(|s| (s.key.clone(), s.width)).collect();
         drop(streams);
         let exported = params::export(model);
-        let (ws, wd) = exported
-            .get("readout.weight")
-            .cloned()
-            .ok_or_else(|| TrainError::Config("model has no readout.weight".into()))?;
-        let bias = exported.get("readout.bias").cloned();
+        // A model without a linear readout on its representation (a ConvRNN reading out with
+        // a convolution) gets an empty `readout_weight` [0, D]: the analyses that need one
+        // say so.
+        let names = model.readout_names();
+        let (ws, wd) = names
+            .as_ref()
+            .and_then(|(w, _)| exported.get(w).cloned())
+            .unwrap_or((vec![0, model.config().feature_dim()], Vec::new()));
+        let bias = names.and_then(|(_, b)| exported.get(&b).cloned());
         ventral_core::write_atomic(out, |w| {
             let mut z = NpzWriter::new(w, false);
             for (q, (key, width)) in widths.iter().enumerate() {

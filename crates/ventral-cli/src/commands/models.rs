@@ -38,9 +38,13 @@ pub fn load_model_config(spec: &str) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!("{spec} is neither a registered model (see `ventral models`) nor a readable file")
     })?;
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
         // A PyTorchTNN graph JSON.
-        let c = ventral_models::convrnn::ConvRnnConfig::from_json(&text, &path.display().to_string())?;
+        let c =
+            ventral_models::convrnn::ConvRnnConfig::from_json(&text, &path.display().to_string())?;
         return Ok(ModelConfig::ConvRnn(c));
     }
     let t: ModelTable = toml::from_str(&text)

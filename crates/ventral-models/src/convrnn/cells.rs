@@ -14,6 +14,7 @@ use crate::cell::{CellInput, RecurrentCell, TimeDecay};
 use crate::error::{ModelError, Result};
 
 /// Any cell.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Cell {
     Identity(IdentityCell),
@@ -119,6 +120,7 @@ pub struct IntersectionCell {
 
 /// One of the reciprocal gated cell's convolutions: plain (`conv`) or depthwise-separable
 /// (`depth_wise`, `point_wise`, optional `repeat_depth`), then `act(· + pre_bias)`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RgcConv {
     Plain(PlainConv),

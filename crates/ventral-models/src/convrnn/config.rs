@@ -610,7 +610,9 @@ fn op_params(op: &OpSpec, cin: usize, hw: [usize; 2], res: usize) -> (usize, usi
                 .map_or(0, |r| op_params(r, res, hw, res).0);
             (f.saturating_add(r), c, h)
         }
-        OpSpec::Sequential { list_of_func_kwargs } => {
+        OpSpec::Sequential {
+            list_of_func_kwargs,
+        } => {
             let (mut total, mut c, mut h) = (0usize, cin, hw);
             for o in list_of_func_kwargs {
                 let (pp, c2, h2) = op_params(o, c, h, res);
@@ -682,7 +684,9 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>) -> usiz
                     } else {
                         0
                     };
-                    conv_params(ci, ci, k, ci, r.use_bias) + conv_params(ci, co, [1, 1], 1, true) + rep
+                    conv_params(ci, ci, k, ci, r.use_bias)
+                        + conv_params(ci, co, [1, 1], 1, true)
+                        + rep
                 } else {
                     conv_params(ci, co, k, 1, r.use_bias)
                 }
@@ -869,7 +873,10 @@ fn op_channels(op: &OpSpec, cin: usize) -> std::result::Result<usize, String> {
                     "Conv2dCell in_channels = {ic} but it receives {cin} channels"
                 ));
             }
-            if c.groups == 0 || cin % c.groups != 0 || c.out_channels % c.groups != 0 {
+            if c.groups == 0
+                || !cin.is_multiple_of(c.groups)
+                || !c.out_channels.is_multiple_of(c.groups)
+            {
                 return Err(format!(
                     "groups = {} must divide in ({cin}) and out ({}) channels",
                     c.groups, c.out_channels

@@ -415,6 +415,7 @@ pub fn resize(x: Tensor<4>, oh: usize, ow: usize) -> Tensor<4> {
 
 /// A pre- or post-memory operation with its parameters (PyTorchTNN's module and field
 /// names: `conv`, `bn`/`bns`, `feedforward`, `residual`, `sequential_mem`, `lin`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum PrePost {
     Conv(ConvCell),
@@ -595,7 +596,12 @@ impl PrePost {
                     ctx.init
                         .weight(&[*out_channels, fan_in], init_dict.as_ref(), ctx.device)?;
                 // Transpose on the host so the parameter stays a leaf of the autodiff graph.
-                let v: Vec<f32> = w.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+                let v: Vec<f32> = w
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
                 let mut tv = vec![0.0f32; v.len()];
                 for o in 0..*out_channels {
                     for i in 0..fan_in {

@@ -118,7 +118,11 @@ pub enum OpSpec {
         flatten: bool,
     },
     ActivationLayer {
-        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
+        #[serde(
+            default = "relu",
+            deserialize_with = "nullable",
+            serialize_with = "ser_act"
+        )]
         activation: Option<String>,
         #[serde(default)]
         activation_func_kwargs: Kwargs,
@@ -147,7 +151,11 @@ pub enum OpSpec {
         dropout: f64,
         #[serde(default)]
         batchnorm: Option<usize>,
-        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
+        #[serde(
+            default = "relu",
+            deserialize_with = "nullable",
+            serialize_with = "ser_act"
+        )]
         activation: Option<String>,
         #[serde(default)]
         activation_func_kwargs: Kwargs,
@@ -208,7 +216,11 @@ pub enum CellSpec {
     /// `h = act(conv_input(x) + conv_state(h))` (PyTorchTNN's basic cell; padding 0 by default).
     ConvRNNBasicCell {
         out_channels: usize,
-        #[serde(default = "relu", deserialize_with = "nullable", serialize_with = "ser_act")]
+        #[serde(
+            default = "relu",
+            deserialize_with = "nullable",
+            serialize_with = "ser_act"
+        )]
         activation: Option<String>,
         #[serde(default = "three")]
         ksize: Pair,
@@ -297,9 +309,17 @@ pub struct RgcSpec {
     pub gate_depth_separable: bool,
     #[serde(default)]
     pub tau_depth_separable: bool,
-    #[serde(default = "sigmoid", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "sigmoid",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub tau_nonlinearity: Option<String>,
-    #[serde(default = "sigmoid", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "sigmoid",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub gate_nonlinearity: Option<String>,
     /// Added inside the τ nonlinearity (the median cell's 4.1473); PyTorchTNN stores it but
     /// never applies it — ventral applies it (see docs/convrnn.md).
@@ -315,13 +335,29 @@ pub struct RgcSpec {
     pub tau_offset: f64,
     #[serde(default = "one_f")]
     pub gate_offset: f64,
-    #[serde(default = "identity", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "identity",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub input_activation: Option<String>,
-    #[serde(default = "identity", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "identity",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub feedback_activation: Option<String>,
-    #[serde(default = "elu", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "elu",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub cell_activation: Option<String>,
-    #[serde(default = "elu", deserialize_with = "nullable", serialize_with = "ser_act")]
+    #[serde(
+        default = "elu",
+        deserialize_with = "nullable",
+        serialize_with = "ser_act"
+    )]
     pub out_activation: Option<String>,
     #[serde(default)]
     pub cell_residual: bool,
