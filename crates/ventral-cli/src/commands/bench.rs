@@ -19,7 +19,9 @@ use ventral_train::optim::{Grads, Optimizer};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Models, comma-separated: ref64 (BLT_net_64, additive), ref64_mult (multiplicative),
-    /// tiny (configs/tiny.toml's network), or all.
+    /// tiny (configs/tiny.toml's network), all, or any registered model name (`ventral
+    /// models`; e.g. rgc_shallow_cpu — timed on burn's autodiff, the image shown at every step,
+    /// the loss at the model's decoder or last step; `--timesteps` does not apply).
     #[arg(long, default_value = "ref64,tiny")]
     models: String,
     /// Time steps.
@@ -171,6 +173,76 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
     }))
 }
 
+/// Any registered model on burn (what `ventral train` runs for non-BLT families): inference
+/// (forward on the plain CPU device) and a training step (forward, NLL at the decoder or the
+/// last step, backward, Adam), with the image shown at every step. The model's configuration
+/// goes into the JSON (`config`) so a reference implementation can build the same network.
+fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde_json::Value> {
+    let mut cfg = cfg.clone();
+    if let ventral_models::ModelConfig::ConvRnn(c) = &mut cfg {
+        c.movie.image_off = None;
+    }
+    let base = Device::flex();
+    let s = cfg.image_size();
+    let b = a.batch;
+    let k = cfg.num_classes();
+    let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
+    let model = Model::init_seeded(&cfg, &base, 0)?;
+    let t_last = cfg.timesteps() - 1;
+    let infer = time(a.warmup, a.iters, || {
+        let o = model.forward(x.clone());
+        let _: Vec<f32> = o.log_probs[t_last]
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        Ok(())
+    })?;
+    let ad = base.clone().autodiff();
+    let mut model = Some(Model::init_seeded(&cfg, &ad, 0)?);
+    let mut opt = Optimizer::new(OptimizerConfig::default());
+    let xa = Tensor::<4>::from_data(x.into_data(), &ad);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new((0..b).map(|i| (i % k) as i64).collect::<Vec<_>>(), [b]),
+        &ad,
+    );
+    let mut step = || -> Result<()> {
+        let Some(m) = model.take() else {
+            bail!("no model")
+        };
+        let o = m.forward(xa.clone());
+        let lp = o
+            .decoded
+            .clone()
+            .unwrap_or_else(|| o.log_probs[t_last].clone());
+        let loss = lp.gather(1, y.clone().reshape([b, 1])).mean().neg();
+        let _: f32 = loss.clone().into_scalar();
+        let g = loss.backward();
+        let m = opt.step(m, &g, 1e-3, 1.0);
+        model = Some(m);
+        Ok(())
+    };
+    let train = time(a.warmup, a.iters, &mut step)?;
+    let n_params: usize = model
+        .as_ref()
+        .map(params::list)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    Ok(json!({
+        "engine": "burn",
+        "parameters": n_params,
+        "timesteps": cfg.timesteps(),
+        "batch": b,
+        "train_s_per_batch": train,
+        "train_images_per_s": b as f64 / train,
+        "infer_s_per_batch": infer,
+        "infer_images_per_s": b as f64 / infer,
+        "config": cfg,
+    }))
+}
+
 /// The machine's float32 peak: measured (a large GEMM on the engine's kernels) and nominal
 /// (cores × FMA lanes × 2 × clock, from CPU features and /proc/cpuinfo where available).
 fn peak() -> serde_json::Value {
@@ -295,14 +367,38 @@ pub fn run(a: Args) -> Result<()> {
     tiny.interaction = Interaction::Multiplicative;
     let wanted: Vec<&str> = a.models.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
+    let mut registered = Vec::new();
     for w in &wanted {
         if !matches!(*w, "all" | "ref64" | "ref64_mult" | "tiny") {
-            bail!("--models: unknown model '{w}' (ref64, ref64_mult, tiny, all)");
+            match ventral_models::registry::get(w) {
+                Some(e) => registered.push(e),
+                None => bail!(
+                    "--models: unknown model '{w}' (ref64, ref64_mult, tiny, all, or a name from `ventral models`)"
+                ),
+            }
         }
     }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(rayon::current_num_threads()));
     out.insert("peak".into(), peak());
+    for e in registered {
+        let r = bench_registered(&e.config, &a)?;
+        if !a.json {
+            let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            println!(
+                "{} (burn autodiff): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
+                e.name,
+                r["timesteps"],
+                a.batch,
+                f("train_images_per_s"),
+                f("train_s_per_batch"),
+                f("infer_images_per_s"),
+                f("infer_s_per_batch"),
+                r["parameters"]
+            );
+        }
+        out.insert(e.name.into(), r);
+    }
     for (name, cfg) in [
         ("ref64", &reference),
         ("ref64_mult", &mult),

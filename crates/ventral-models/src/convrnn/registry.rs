@@ -52,7 +52,9 @@ impl CellKind {
 
     /// The cell for a node with `c` channels (`rgc_shallow`'s constants for the RGC).
     pub fn cell(self, c: usize) -> CellSpec {
-        let gated = |layernorm: Option<bool>| GatedSpec {
+        // Activations written out (PyTorchTNN's GRU/LSTM default Tanh, VanillaRNN ELU), so the
+        // exported JSON builds the same network in PyTorchTNN.
+        let gated = |layernorm: Option<bool>, activation: Option<&str>| GatedSpec {
             input_in_channels: Some(c),
             out_channels: c,
             ksize: Pair::Two([3, 3]),
@@ -62,7 +64,7 @@ impl CellKind {
             init_dict: None,
             layernorm,
             forget_bias: 1.0,
-            activation: None,
+            activation: activation.map(str::to_string),
             activation_func_kwargs: Kwargs::new(),
         };
         match self {
@@ -72,11 +74,11 @@ impl CellKind {
                 trainable: true,
                 init_dict: None,
             },
-            CellKind::SimpleRnn => CellSpec::VanillaRNNCell(gated(Some(true))),
-            CellKind::Gru => CellSpec::GRUCell(gated(None)),
-            CellKind::Lstm => CellSpec::LSTMCell(gated(None)),
-            CellKind::Ugrnn => CellSpec::UGRNNCell(gated(None)),
-            CellKind::IntersectionRnn => CellSpec::IntersectionRNNCell(gated(None)),
+            CellKind::SimpleRnn => CellSpec::VanillaRNNCell(gated(Some(true), Some("ELU"))),
+            CellKind::Gru => CellSpec::GRUCell(gated(Some(false), Some("Tanh"))),
+            CellKind::Lstm => CellSpec::LSTMCell(gated(Some(false), Some("Tanh"))),
+            CellKind::Ugrnn => CellSpec::UGRNNCell(gated(Some(false), None)),
+            CellKind::IntersectionRnn => CellSpec::IntersectionRNNCell(gated(Some(false), None)),
             CellKind::Rgc => CellSpec::ReciprocalGatedCell(Box::new(rgc_shallow(c))),
         }
     }
