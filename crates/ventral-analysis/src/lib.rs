@@ -19,6 +19,7 @@ pub mod dynamics;
 pub mod error;
 pub mod linkage;
 pub mod output;
+pub mod pareto;
 pub mod pca;
 pub mod spectral;
 

@@ -60,6 +60,9 @@ enum Command {
     /// local displacement against theory, from runs with [train.sgd_dynamics] or any
     /// trajectory CSV.
     Diffusion(commands::diffusion::Args),
+    /// Accuracy against network size over finished runs (Nayebi et al. 2022, Fig. 2):
+    /// parameters, units, FLOPs, the Pareto frontiers; pareto.csv and plots.
+    Pareto(commands::pareto::Args),
     /// Hyperparameter sweeps: plan (SPEC --out DIR), run a shard (Slurm array, Kubernetes
     /// Indexed Job, or local processes), status, aggregate.
     Sweep(commands::sweep::Args),
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Ost(a) => commands::ost::run(a),
         Command::Dynamics(a) => commands::dynamics::run(a),
         Command::Diffusion(a) => commands::diffusion::run(a),
+        Command::Pareto(a) => commands::pareto::run(a),
         Command::Sweep(a) => commands::sweep::run(a),
         Command::Hessian(a) => commands::hessian::run(a),
         Command::Quickstart(a) => commands::quickstart::run(a),

@@ -9,6 +9,7 @@ pub mod neural_inputs;
 pub mod neural_synth;
 pub mod ost;
 pub mod pack;
+pub mod pareto;
 pub mod quickstart;
 pub mod record;
 pub mod rsa;
