@@ -1,0 +1,148 @@
+//! ConvRNNs through the binary: a CPU-sized reciprocal-gated ConvRNN trains from
+//! `configs/convrnn_cpu.toml`, a run killed with SIGKILL and resumed ends with byte-identical
+//! weights and metrics, `record --run` writes its nodes per step, `pareto` reads the runs, and
+//! `size` reads a PyTorchTNN graph JSON as it is.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ventral"))
+}
+
+fn root() -> PathBuf {
+    ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
+    let mut c = bin();
+    c.args([
+        "train",
+        s(&root().join("configs/convrnn_cpu.toml")),
+        "--set",
+        &format!("data.path={}", data.display()),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.checkpoint_steps=3",
+        "--set",
+        "model.num_timesteps=7",
+        "--set",
+        "model.movie.image_off=5",
+        "--out",
+        s(out),
+    ]);
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+#[test]
+fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    let o = bin()
+        .args([
+            "stimuli",
+            "--out",
+            s(&data),
+            "--num-images",
+            "120",
+            "--seed",
+            "3",
+            "--no-stimulus-set",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let reference = d.path().join("ref");
+    let o = train_cmd(&data, &reference, false).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The saved configuration is the resolved graph (self-contained), not the preset name.
+    let saved = std::fs::read_to_string(reference.join("config.toml")).unwrap();
+    assert!(saved.contains("kind = \"convrnn\"") && saved.contains("ReciprocalGatedCell"));
+    assert!(!saved.contains("preset"));
+
+    // Killed mid-training and resumed: byte-identical.
+    let files = ["weights.safetensors", "metrics.csv"];
+    for ms in [700u64, 2000] {
+        let out = d.path().join(format!("killed{ms}"));
+        let mut child = train_cmd(&data, &out, false).spawn().unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(ms) && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        let o = train_cmd(&data, &out, out.exists()).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for f in files {
+            assert!(
+                std::fs::read(out.join(f)).unwrap() == std::fs::read(reference.join(f)).unwrap(),
+                "kill at {ms} ms: resumed {f} differs"
+            );
+        }
+    }
+
+    // Every node per step, by name.
+    let rec = d.path().join("rec.npz");
+    let o = bin()
+        .args([
+            "record",
+            "--run",
+            s(&reference),
+            "--data",
+            s(&data),
+            "--layers",
+            "conv3,conv5",
+            "--out",
+            s(&rec),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z = ventral_core::npy::NpzReader::open(&rec).unwrap();
+    let conv3 = z.read("conv3").unwrap().shape;
+    assert_eq!(conv3[0], 7, "one row per step");
+    assert_eq!(conv3[2], 32, "conv3's channels (GAP)");
+    let w = z.read("readout_weight").unwrap().shape;
+    assert_eq!(w, vec![8, 64], "the FC readout on the representation");
+
+    // Pareto over the runs.
+    let par = d.path().join("pareto");
+    let o = bin()
+        .args([
+            "pareto",
+            s(&reference),
+            s(&d.path().join("killed700")),
+            "--out",
+            s(&par),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(par.join("pareto.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().contains(",358632,6856,"),
+        "{csv}"
+    );
+
+    // A PyTorchTNN graph JSON, read as it is.
+    let json = root().join("crates/ventral-models/tests/fixtures/convrnn/rgc_shallow.json");
+    let o = bin().args(["size", s(&json), "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["params_total"], 87487, "PyTorchTNN's own parameter count");
+}
