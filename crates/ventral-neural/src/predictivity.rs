@@ -73,6 +73,8 @@ pub struct FitOptions {
     pub ceiling_splits: usize,
     /// Trial-half bootstraps for Nayebi's consistency (0 = skip).
     pub consistency_bootstraps: usize,
+    /// Region → the only layers fitted to it (regions not listed take every layer).
+    pub areas: Vec<(String, Vec<String>)>,
 }
 
 impl Default for FitOptions {
@@ -91,6 +93,7 @@ impl Default for FitOptions {
             shared: false,
             ceiling_splits: 10,
             consistency_bootstraps: 10,
+            areas: Vec::new(),
         }
     }
 }
@@ -156,6 +159,11 @@ pub fn assignments(
     let mut out = Vec::new();
     for (l, layer) in layers.iter().enumerate() {
         for (ri, (region, _)) in regions.iter().enumerate() {
+            if let Some((_, only)) = opts.areas.iter().find(|(r, _)| r == region)
+                && !only.contains(&layer.name)
+            {
+                continue;
+            }
             for b in 0..nb {
                 if layer.steps == 1 {
                     let keep = match opts.feedforward {

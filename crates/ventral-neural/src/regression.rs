@@ -114,6 +114,13 @@ impl Pls {
         let ncomp = self.n_components.min(n).min(p);
         let eps = f64::EPSILON;
 
+        // Total variance of the centred features: a component whose x scores have vanished
+        // relative to it (constant features — e.g. a recurrent network's areas before the
+        // image reaches them) carries nothing and ends the components, instead of dividing by
+        // zero.
+        let x_total: f64 = (0..p)
+            .map(|j| xk.col_as_slice(j).iter().map(|v| v * v).sum::<f64>())
+            .sum();
         let mut weights: Vec<Vec<f64>> = Vec::with_capacity(ncomp); // x_weights, each [p]
         let mut x_loadings: Vec<Vec<f64>> = Vec::with_capacity(ncomp); // each [p]
         let mut y_loadings: Vec<Vec<f64>> = Vec::with_capacity(ncomp); // each [q]
@@ -184,6 +191,9 @@ impl Pls {
                 .copied()
                 .collect();
             let xx = dot(&x_score, &x_score);
+            if !(xx.is_finite() && xx > x_total * 1e-24 && x_total > 0.0) {
+                break;
+            }
             let xs = faer::ColRef::from_slice(&x_score);
             let pl: Vec<f64> = (xk.transpose() * xs).iter().map(|v| v / xx).collect();
             let ql: Vec<f64> = (yk.transpose() * xs).iter().map(|v| v / xx).collect();

@@ -211,3 +211,21 @@ fn mismatched_rows_and_bad_alphas_are_errors() {
             .is_err()
     );
 }
+
+#[test]
+fn pls_on_constant_features_predicts_the_mean_instead_of_failing() {
+    // A recurrent network's areas before the image reaches them are constant over images
+    // (biological unrolling): the map has no component and predicts the training mean.
+    let x = faer::Mat::<f64>::from_fn(12, 5, |_, j| j as f64 * 0.3 + 1.0);
+    let y = faer::Mat::<f64>::from_fn(12, 2, |i, j| (i * (j + 1)) as f64);
+    let m = ventral_neural::regression::Pls::new(3)
+        .fit(x.as_ref(), y.as_ref())
+        .unwrap();
+    let p = m.predict(x.as_ref());
+    for j in 0..2 {
+        let mean = (0..12).map(|i| y[(i, j)]).sum::<f64>() / 12.0;
+        for i in 0..12 {
+            assert!((p[(i, j)] - mean).abs() < 1e-9, "{} vs {mean}", p[(i, j)]);
+        }
+    }
+}

@@ -452,6 +452,18 @@ fn record_core(
             for (k, a) in &extras {
                 z.add(k, a)?;
             }
+            // The family's brain-area mapping (ConvRNN presets: the authors'), `REGION=node,…`,
+            // which `neural-fit` uses by default.
+            if let ventral_models::ModelConfig::ConvRnn(c) = model.config()
+                && !c.brain_areas.is_empty()
+            {
+                let v: Vec<String> = c
+                    .brain_areas
+                    .iter()
+                    .map(|(r, nodes)| format!("{r}={}", nodes.join(",")))
+                    .collect();
+                z.add("brain_areas", &NpyArray::from_strings(&v))?;
+            }
             z.finish()?;
             Ok(())
         })

@@ -38,6 +38,15 @@ pub struct Args {
     /// Only these layers (comma-separated array names).
     #[arg(long, value_delimiter = ',')]
     layers: Vec<String>,
+    /// Fit region REGION only from these layers: `REGION=layer,layer` (repeatable). Default:
+    /// the features file's `brain_areas` (ConvRNN recordings carry the authors' mapping:
+    /// shallow conv3 → V4, conv4–5 → IT; intermediate conv5–6 → V4, conv7–10 → IT); regions
+    /// not named take every layer.
+    #[arg(long)]
+    areas: Vec<String>,
+    /// Fit every layer to every region, ignoring the features' `brain_areas`.
+    #[arg(long)]
+    all_layers: bool,
     /// pls (scikit-learn PLSRegression, scale=False) or ridge (RidgeCV, LOO alpha).
     #[arg(long, default_value = "pls")]
     regression: String,
@@ -143,7 +152,43 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
         shared: a.shared,
         ceiling_splits: a.ceiling_splits.max(1),
         consistency_bootstraps: a.bootstraps,
+        areas: parse_areas(&a.areas)?,
     })
+}
+
+/// `REGION=layer,layer` arguments.
+fn parse_areas(specs: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (r, l) = s
+                .split_once('=')
+                .with_context(|| format!("--areas {s}: expected REGION=layer,layer"))?;
+            let layers: Vec<String> = l
+                .split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect();
+            if r.is_empty() || layers.is_empty() {
+                anyhow::bail!("--areas {s}: expected REGION=layer,layer");
+            }
+            Ok((r.to_string(), layers))
+        })
+        .collect()
+}
+
+/// The `brain_areas` array of a features file (`REGION=layer,…` strings), if it has one.
+fn file_areas(path: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
+    let mut z = ventral_core::npy::NpzReader::open(path)?;
+    if !z.names().iter().any(|n| n == "brain_areas") {
+        return Ok(Vec::new());
+    }
+    let a = z.read("brain_areas")?;
+    let v = a
+        .to_strings()
+        .with_context(|| format!("{}: brain_areas must be strings", path.display()))?;
+    parse_areas(&v).with_context(|| format!("{}: brain_areas", path.display()))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -186,6 +231,29 @@ pub fn run(a: Args) -> Result<()> {
     let mut inputs = Vec::new();
     for spec in &a.features {
         let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
+        // The model's own area mapping applies to its file unless --areas or --all-layers.
+        let mut opts = opts.clone();
+        if opts.areas.is_empty() && !a.all_layers && path.extension().is_some_and(|e| e == "npz") {
+            let have: Vec<&str> = feats.layers.iter().map(|l| l.name.as_str()).collect();
+            opts.areas = file_areas(&path)?
+                .into_iter()
+                .map(|(r, ls)| {
+                    (
+                        r,
+                        ls.into_iter()
+                            .filter(|l| have.contains(&l.as_str()))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, ls)| !ls.is_empty())
+                .collect();
+            for (r, ls) in &opts.areas {
+                eprintln!(
+                    "  {r}: fitted from {} (the file's brain_areas; --all-layers fits every layer)",
+                    ls.join(", ")
+                );
+            }
+        }
         eprintln!(
             "  {}: layers {:?}",
             feats.model,
