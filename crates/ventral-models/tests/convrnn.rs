@@ -87,3 +87,144 @@ parity! {
     residual_intermediate_backbone_matches_pytorchtnn => "timedecay_intermediate",
     rgc_shallow_config_matches_pytorchtnn => "rgc_shallow",
 }
+
+fn small_model(decoder: &str) -> ConvRnn {
+    let text = std::fs::read_to_string(fixture("timedecay.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["decoder"] = serde_json::from_str(decoder).unwrap();
+    let cfg = ConvRnnConfig::from_json(&v.to_string(), "timedecay.json").unwrap();
+    ConvRnn::init(&cfg, &Device::flex(), 0).unwrap()
+}
+
+fn t2(rows: &[[f32; 3]]) -> Tensor<2> {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), 3]), &Device::flex())
+}
+
+fn vals(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn softmax(v: &[f32]) -> Vec<f32> {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+#[test]
+fn temporal_decoders_match_their_definitions() {
+    // Logits over 3 steps for 2 images, 3 classes (convrnns/utils/decoders.py, §3.6).
+    let steps = [
+        t2(&[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]),
+        t2(&[[3.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        t2(&[[0.0, 1.0, 0.0], [0.0, 0.0, 5.0]]),
+    ];
+    let l = |t: usize, b: usize| vals(steps[t].clone())[b * 3..b * 3 + 3].to_vec();
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    // last
+    let d = vals(small_model(r#"{"kind": "last"}"#).decode(&steps));
+    assert!(close(&d[..3], &l(2, 0)) && close(&d[3..], &l(2, 1)));
+    // max_conf: image 0 is most confident at t = 1, image 1 at t = 2.
+    let d = vals(small_model(r#"{"kind": "max_conf"}"#).decode(&steps));
+    assert!(
+        close(&d[..3], &l(1, 0)) && close(&d[3..], &l(2, 1)),
+        "{d:?}"
+    );
+    // thresh 0.5: image 0 first crosses at t = 1 (0.91), image 1 at t = 0 (0.79).
+    let d = vals(small_model(r#"{"kind": "thresh", "threshold": 0.5}"#).decode(&steps));
+    assert!(
+        close(&d[..3], &l(1, 0)) && close(&d[3..], &l(0, 1)),
+        "{d:?}"
+    );
+    // time_max: per class, the logit where that class's probability peaks.
+    let d = vals(small_model(r#"{"kind": "time_max"}"#).decode(&steps));
+    for b in 0..2 {
+        for k in 0..3 {
+            let best = (0..3)
+                .max_by(|&s, &t| softmax(&l(s, b))[k].total_cmp(&softmax(&l(t, b))[k]))
+                .unwrap();
+            assert!((d[b * 3 + k] - l(best, b)[k]).abs() < 1e-5, "b{b} k{k}");
+        }
+    }
+    // w_avg: per class, softmax over time of the logits weights the logits.
+    let d = vals(small_model(r#"{"kind": "w_avg"}"#).decode(&steps));
+    for b in 0..2 {
+        for k in 0..3 {
+            let col: Vec<f32> = (0..3).map(|t| l(t, b)[k]).collect();
+            let w = softmax(&col);
+            let want: f32 = w.iter().zip(&col).map(|(a, c)| a * c).sum();
+            assert!((d[b * 3 + k] - want).abs() < 1e-5);
+        }
+    }
+    // w_time_avg: steps weighted by a softmax over time of their max probability.
+    let d = vals(small_model(r#"{"kind": "w_time_avg"}"#).decode(&steps));
+    for b in 0..2 {
+        let conf: Vec<f32> = (0..3)
+            .map(|t| softmax(&l(t, b)).into_iter().fold(0.0, f32::max))
+            .collect();
+        let w = softmax(&conf);
+        for k in 0..3 {
+            let want: f32 = (0..3).map(|t| w[t] * l(t, b)[k]).sum();
+            assert!((d[b * 3 + k] - want).abs() < 1e-5);
+        }
+    }
+    // w_avg_t at initialisation (a = 0): the plain mean over the model's 5 steps, 5 classes.
+    let m = small_model(r#"{"kind": "w_avg_t"}"#);
+    let five: Vec<Tensor<2>> = (0..5)
+        .map(|t| {
+            let v: Vec<f32> = (0..10)
+                .map(|i| ((t * 7 + i * 3) % 11) as f32 * 0.3)
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(v, [2, 5]), &Device::flex())
+        })
+        .collect();
+    let d = vals(m.decode(&five));
+    for i in 0..10 {
+        let want: f32 = (0..5)
+            .map(|t| ((t * 7 + i * 3) % 11) as f32 * 0.3)
+            .sum::<f32>()
+            / 5.0;
+        assert!((d[i] - want).abs() < 1e-5, "{i}: {} vs {want}", d[i]);
+    }
+}
+
+#[test]
+fn the_movie_shows_the_image_then_the_blank_frame() {
+    // image_off = 2: frames 0, 1 are the image, later ones the constant 0.5.
+    let text = std::fs::read_to_string(fixture("gru.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["movie"] = serde_json::json!({"image_off": 2});
+    let cfg = ConvRnnConfig::from_json(&v.to_string(), "gru.json").unwrap();
+    let device = Device::flex();
+    let model = ConvRnn::init(&cfg, &device, 0).unwrap();
+    let x = Tensor::<4>::random(
+        [2, 3, 16, 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let blank = x.clone().zeros_like() + 0.5;
+    let frames: Vec<Tensor<4>> = (0..cfg.num_timesteps)
+        .map(|t| if t < 2 { x.clone() } else { blank.clone() })
+        .collect();
+    let a = model.forward(x.clone());
+    let b = model.forward_frames(&frames, false);
+    for (p, q) in a.log_probs.iter().zip(&b.log_probs) {
+        let d: f32 = (p.clone() - q.clone()).abs().max().into_scalar();
+        assert_eq!(d, 0.0);
+    }
+    // And differs from the constant presentation once the blank frame has reached the readout.
+    let c = ConvRnn::init(
+        &ConvRnnConfig::from_json(&text, "gru.json").unwrap(),
+        &device,
+        0,
+    )
+    .unwrap()
+    .forward(x);
+    let last = cfg.num_timesteps - 1;
+    let d: f32 = (a.log_probs[last].clone() - c.log_probs[last].clone())
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(d > 0.0);
+}
