@@ -126,6 +126,9 @@ def walk_fc(o):
 
 GRAPHS["timedecay_intermediate"] = (scaled("test_timedecay_intermediate.json", 16, 32, 6), None)
 GRAPHS["rgc_shallow"] = (scaled("test_rgc_shallow.json", 16, 96, 5), RecurrentModuleRGC)
+# Time-varying BatchNorm (one per node per step), ResNet-18 as PyTorchTNN writes it; eval mode
+# (running statistics, which PyTorchTNN's shape probe at construction has already moved).
+GRAPHS["resnet18_bn_timevary"] = (scaled("test_resnet18_bn_timevary.json", 16, 32, 4), None)
 
 torch.manual_seed(0)
 for seed, (name, (cfg, module)) in enumerate(GRAPHS.items()):
@@ -140,6 +143,13 @@ for seed, (name, (cfg, module)) in enumerate(GRAPHS.items()):
                 p.uniform_(0.5, 1.5)
             if "ln" in pname and pname.endswith("bias"):
                 p.uniform_(-0.3, 0.3)
+            if ".bns." in pname:
+                p.uniform_(0.5, 1.5) if pname.endswith("weight") else p.uniform_(-0.3, 0.3)
+        for bname, b in tg.named_buffers():
+            if bname.endswith("running_mean"):
+                b.uniform_(-0.2, 0.2)
+            if bname.endswith("running_var"):
+                b.uniform_(0.5, 2.0)
         c, s = cfg["input_shape"][0], cfg["input_shape"][1]
         x = torch.rand(2, c, s, s) * 2 - 1
         T = cfg["num_timesteps"]

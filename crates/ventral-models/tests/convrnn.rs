@@ -86,6 +86,7 @@ parity! {
     gru_with_feedback_into_the_pre_memory_matches_pytorchtnn => "feedback_gru",
     residual_intermediate_backbone_matches_pytorchtnn => "timedecay_intermediate",
     rgc_shallow_config_matches_pytorchtnn => "rgc_shallow",
+    time_varying_batchnorm_resnet18_matches_pytorchtnn => "resnet18_bn_timevary",
 }
 
 fn small_model(decoder: &str) -> ConvRnn {
