@@ -17,11 +17,11 @@ use thiserror::Error;
 /// Errors reading or writing npy/npz data. Every variant names the file (and member).
 #[derive(Debug, Error)]
 pub enum NpyError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: String,
-        #[source]
-        source: io::Error,
+        /// The I/O error, in the message (not a separate `source`, so error chains print it once).
+        error: io::Error,
     },
     #[error("{path}: not a valid .npy array: {msg}")]
     Format { path: String, msg: String },
@@ -706,7 +706,7 @@ fn fortran_to_c(a: NpyArray) -> NpyArray {
 fn io_err(path: &Path, e: io::Error) -> NpyError {
     NpyError::Io {
         path: path.display().to_string(),
-        source: e,
+        error: e,
     }
 }
 

@@ -14,11 +14,11 @@ use thiserror::Error;
 /// Errors reading or writing safetensors files.
 #[derive(Debug, Error)]
 pub enum SafetensorsError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The I/O error, in the message (not a separate `source`, so error chains print it once).
+        error: std::io::Error,
     },
     #[error("{}: not a valid safetensors file: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
@@ -125,9 +125,9 @@ fn half_to_f32(h: u16) -> f32 {
 impl SafeTensors {
     /// Read and validate `path`.
     pub fn read(path: &Path) -> Result<Self, SafetensorsError> {
-        let bytes = std::fs::read(path).map_err(|source| SafetensorsError::Io {
+        let bytes = std::fs::read(path).map_err(|error| SafetensorsError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(bytes, path)
     }
@@ -370,10 +370,10 @@ pub fn write(
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), SafetensorsError> {
     let bytes = to_bytes(tensors, metadata);
-    crate::atomic::write_atomic(path, |w| w.write_all(&bytes)).map_err(|source| {
+    crate::atomic::write_atomic(path, |w| w.write_all(&bytes)).map_err(|error| {
         SafetensorsError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     })
 }

@@ -13,11 +13,11 @@ pub enum DataError {
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
     /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        /// The I/O error, in the message (not a separate `source`, so error chains print it once).
+        error: io::Error,
     },
     #[error(transparent)]
     Npy(#[from] NpyError),
@@ -40,5 +40,18 @@ pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> DataError {
 /// A closure turning an `io::Error` into a [`DataError::Io`] for `path`.
 pub fn io_at(path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> DataError {
     let path = path.as_ref().to_path_buf();
-    move |source| DataError::Io { path, source }
+    move |error| DataError::Io { path, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_file_and_say_the_cause_once() {
+        let e = io_at("/x/y.npy")(io::Error::new(io::ErrorKind::NotFound, "no such file"));
+        assert_eq!(e.to_string(), "/x/y.npy: no such file");
+        // Not repeated as a source: an error chain (anyhow's `{:#}`) prints it once.
+        assert!(std::error::Error::source(&e).is_none());
+    }
 }
