@@ -9,16 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::s;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ventral"))
 }
 
 fn root() -> PathBuf {
     ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {

@@ -810,10 +810,8 @@ fn op_hw(
             if flat {
                 return Err("pooling cannot follow a fully connected layer".into());
             }
-            let k = ksize.get();
-            let s = stride.map(|s| s.get()).unwrap_or(k);
+            let (k, s, p) = pool_geometry(*ksize, *stride, *padding);
             check_kernel(k, s, [1, 1])?;
-            let p = padding.map(|p| p.get()).unwrap_or([0, 0]);
             let mut out = [0; 2];
             for a in 0..2 {
                 if p[a] * 2 > k[a] {
@@ -845,6 +843,20 @@ fn op_hw(
         }
         OpSpec::FullyConnected { .. } => Ok(([1, 1], true)),
     }
+}
+
+/// A max-pool's kernel, stride (PyTorch's default: the kernel) and padding (default 0).
+pub fn pool_geometry(
+    ksize: super::spec::Pair,
+    stride: Option<super::spec::Pair>,
+    padding: Option<super::spec::Pair>,
+) -> ([usize; 2], [usize; 2], [usize; 2]) {
+    let k = ksize.get();
+    (
+        k,
+        stride.map(|s| s.get()).unwrap_or(k),
+        padding.map(|p| p.get()).unwrap_or([0, 0]),
+    )
 }
 
 /// PyTorch's max-pool output size (ceil mode drops a window that would start in the padding).

@@ -99,20 +99,24 @@ impl Init {
             })
         };
         let n: usize = shape.iter().product();
-        let fan = |mode: &str| if mode == "fan_out" { fan_out } else { fan_in };
+        // torch.nn.init.kaiming_*: std = gain(nonlinearity, a) / √fan(mode); the uniform
+        // bound is √3 · std.
+        let kaiming_std = || -> Result<f64> {
+            let nl = obj
+                .get("nonlinearity")
+                .and_then(|v| v.as_str())
+                .unwrap_or("leaky_relu");
+            let mode = obj.get("mode").and_then(|v| v.as_str()).unwrap_or("fan_in");
+            let fan = if mode == "fan_out" { fan_out } else { fan_in };
+            Ok(gain_of(nl, num("a", 0.0))? / (fan as f64).sqrt())
+        };
         let data: Vec<f32> = match method {
             "xavier_uniform_" => {
                 let b = num("gain", 1.0) * (6.0 / (fan_in + fan_out) as f64).sqrt();
                 return Ok(self.uniform(shape, b, device));
             }
             "kaiming_uniform_" => {
-                let a = num("a", 0.0);
-                let nl = obj
-                    .get("nonlinearity")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("leaky_relu");
-                let mode = obj.get("mode").and_then(|v| v.as_str()).unwrap_or("fan_in");
-                let b = gain_of(nl, a)? * (3.0 / fan(mode) as f64).sqrt();
+                let b = kaiming_std()? * 3f64.sqrt();
                 return Ok(self.uniform(shape, b, device));
             }
             "uniform_" => {
@@ -128,15 +132,7 @@ impl Init {
             "xavier_normal_" | "kaiming_normal_" | "normal_" | "trunc_normal_" => {
                 let std = match method {
                     "xavier_normal_" => num("gain", 1.0) * (2.0 / (fan_in + fan_out) as f64).sqrt(),
-                    "kaiming_normal_" => {
-                        let a = num("a", 0.0);
-                        let nl = obj
-                            .get("nonlinearity")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("leaky_relu");
-                        let mode = obj.get("mode").and_then(|v| v.as_str()).unwrap_or("fan_in");
-                        gain_of(nl, a)? / (fan(mode) as f64).sqrt()
-                    }
+                    "kaiming_normal_" => kaiming_std()?,
                     _ => num("std", 1.0),
                 };
                 let mean = if method == "normal_" || method == "trunc_normal_" {

@@ -510,9 +510,7 @@ impl PrePost {
                 padding,
                 ceil_mode,
             } => {
-                let k = ksize.get();
-                let s = stride.map(|s| s.get()).unwrap_or(k);
-                let p = padding.map(|p| p.get()).unwrap_or([0, 0]);
+                let (k, s, p) = super::config::pool_geometry(*ksize, *stride, *padding);
                 let opts = MaxPoolOptions::new(k)
                     .with_stride(s)
                     .with_padding(p)

@@ -111,27 +111,29 @@ pub(super) fn forward_backward(
     let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
     let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
     let out = model.forward(x);
-    let mut loss: Option<Tensor<1>> = None;
+    // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
+    // loss is its output's NLL, as in the original; the per-step NLLs are still recorded.
+    let mut loss: Option<Tensor<1>> = out
+        .decoded
+        .as_ref()
+        .map(|d| nll_and_correct(d, &y, &b.labels).0);
+    let sum_steps = loss.is_none();
     for t in 0..t_steps {
         let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
         let lv: f32 = l.clone().into_scalar();
         nll[t] = lv as f64;
         correct[t] = c;
-        let l = l * weights[t];
-        loss = Some(match loss {
-            None => l,
-            Some(a) => a + l,
-        });
+        if sum_steps {
+            let l = l * weights[t];
+            loss = Some(match loss {
+                None => l,
+                Some(a) => a + l,
+            });
+        }
     }
     let loss = loss.ok_or_else(|| {
         crate::error::TrainError::Config("the model has no time steps to train".into())
     })?;
-    // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
-    // loss is its output's NLL, as in the original.
-    let loss = match &out.decoded {
-        Some(d) => nll_and_correct(d, &y, &b.labels).0,
-        None => loss,
-    };
     let lv: f32 = loss.clone().into_scalar();
     let grads = loss.backward();
     Ok(StepOutput {
