@@ -180,8 +180,11 @@ impl ConvRnnConfig {
         let c: Self = serde_json::from_str(text).map_err(|e| {
             ModelError::Config(format!("{origin}: not a ConvRNN graph description: {e}"))
         })?;
-        c.validate()
-            .map_err(|e| ModelError::Config(format!("{origin}: {e}")))?;
+        c.validate().map_err(|e| match e {
+            // Prefix the file, not a second "invalid model configuration".
+            ModelError::Config(m) => ModelError::Config(format!("{origin}: {m}")),
+            e => e,
+        })?;
         Ok(c)
     }
 
