@@ -229,3 +229,15 @@ fn the_movie_shows_the_image_then_the_blank_frame() {
         .into_scalar();
     assert!(d > 0.0);
 }
+
+#[test]
+fn a_bad_graph_is_refused_naming_the_file_and_the_node() {
+    let text = std::fs::read_to_string(fixture("gru.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["nodes"][0]["pre_memory"]["dropout"] = serde_json::json!(0.5);
+    let e = ConvRnnConfig::from_json(&v.to_string(), "g.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("g.json: node 'conv1': dropout"), "{e}");
+    assert_eq!(e.matches("invalid model configuration").count(), 1, "{e}");
+}
