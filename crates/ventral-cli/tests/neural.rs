@@ -216,6 +216,84 @@ fn synth_then_fit_then_bad_inputs() {
     ]);
     assert!(err.contains("no region V1") && err.contains("IT"), "{err}");
     assert!(!bad_out.exists());
+
+    // Issue 13's pathologies, each refused before any solver runs, naming the file at fault:
+    // features with zero time steps (panicked in features.rs), absurd feature magnitudes, and
+    // responses ×1e300 (ended in "SVD did not converge" blamed on the features).
+    let fit_err = |features: &Path, neural: &Path| {
+        fails(&[
+            "neural-fit",
+            "--features",
+            s(features),
+            "--neural",
+            s(neural),
+            "--out",
+            s(&bad_out),
+        ])
+    };
+    let empty = ventral_core::npy::NpyArray::new(
+        vec![0, 160, 8],
+        ventral_core::npy::NpyData::F32(Vec::new()),
+    )
+    .unwrap();
+    ventral_core::npy::write_npz(&short, &[("layer", &empty)], false).unwrap();
+    let err = fit_err(&short, &nc);
+    assert!(
+        err.contains("short.npz") && err.contains("no time steps"),
+        "{err}"
+    );
+    let huge = ventral_core::npy::NpyArray::new(
+        vec![1, 160, 2],
+        ventral_core::npy::NpyData::F32(vec![1e35; 320]),
+    )
+    .unwrap();
+    ventral_core::npy::write_npz(&short, &[("layer", &huge)], false).unwrap();
+    let err = fit_err(&short, &nc);
+    assert!(
+        err.contains("short.npz") && err.contains("rescale"),
+        "{err}"
+    );
+    let mut asm = ventral_neural::Assembly::read(&nc).unwrap();
+    asm.data.iter_mut().for_each(|v| *v *= 1e300);
+    let big = d.path().join("big.nc");
+    asm.write(&big).unwrap();
+    let err = fit_err(&feats, &big);
+    assert!(
+        err.contains("big.nc") && err.contains("rescale") && !err.contains("features.npz"),
+        "{err}"
+    );
+    assert!(!bad_out.exists());
+
+    // Constant (all-zero) features are fitted — the mean is predicted, r is left empty — and
+    // the run says so instead of failing in the solver.
+    let zeros = ventral_core::npy::NpyArray::new(
+        vec![2, 160, 4],
+        ventral_core::npy::NpyData::F32(vec![0.0; 1280]),
+    )
+    .unwrap();
+    ventral_core::npy::write_npz(&short, &[("layer", &zeros)], false).unwrap();
+    let zero_out = d.path().join("fit_zero");
+    let o = ventral(&[
+        "neural-fit",
+        "--features",
+        s(&short),
+        "--neural",
+        s(&nc),
+        "--out",
+        s(&zero_out),
+        "--splits",
+        "2",
+        "--ceiling-splits",
+        "2",
+        "--bootstraps",
+        "1",
+    ]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("constant across the stimuli at step(s) [0, 1]"),
+        "{err}"
+    );
 }
 
 /// Median of the finite values of one CSV column.
@@ -398,7 +476,13 @@ fn ost_known_answers_and_bad_targets() {
         "stimulus_id,object_name,ost_ms,i1_threshold\na,x,100,1.0\nb,y,110,1.0\n",
     )
     .unwrap();
+    // Unknown ids: both files are named, the targets as the source of the ids (issue 13's
+    // "wrong file blamed"), with the first unknown id.
     let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(e.contains("features.npz"), "{e}");
+    assert!(
+        e.contains("features.npz") && e.contains("the targets") && e.contains("bad.csv"),
+        "{e}"
+    );
+    assert!(e.contains("'a' (entry 1)"), "{e}");
     assert!(!bad_out.exists());
 }

@@ -6,6 +6,8 @@
 //!   depend on thread scheduling.
 //! - [`npy`]: reading and writing NumPy `.npy` and `.npz` files, the interchange format of the
 //!   PyTorch/NumPy stack.
+//! - [`mem`]: the memory a declared size is checked against before allocating
+//!   (`VENTRAL_MAX_MEMORY` or `MemAvailable`).
 //! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
 //! - [`stats`]: correlations (Pearson, Spearman, Kendall), medians, percentiles and Student-t
 //!   intervals shared by the analysis crates.
@@ -13,6 +15,7 @@
 pub mod atomic;
 pub mod fixtures;
 pub mod hash;
+pub mod mem;
 pub mod npy;
 pub mod rng;
 pub mod safetensors;

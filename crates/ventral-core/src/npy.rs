@@ -745,6 +745,9 @@ pub fn write_npy(path: &Path, a: &NpyArray) -> Result<(), NpyError> {
     crate::atomic::write_atomic(path, |w| a.write_to(w)).map_err(|e| io_err(path, e))
 }
 
+/// The longest npy header read (NumPy writes a few hundred bytes; version 2 allows 4 GiB).
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
 /// A `.npz` archive opened for reading.
 #[derive(Debug)]
 pub struct NpzReader {
@@ -796,12 +799,58 @@ impl NpzReader {
                 });
             }
         };
-        let mut bytes = Vec::with_capacity(f.size().min(1 << 32) as usize);
-        f.read_to_end(&mut bytes).map_err(|e| NpyError::Zip {
+        let zip_err = |e: io::Error| NpyError::Zip {
             path: label.clone(),
             msg: e.to_string(),
-        })?;
-        parse_npy(&bytes, &label)
+        };
+        let fmt = |msg: String| NpyError::Format {
+            path: label.clone(),
+            msg,
+        };
+        // Header first (bounded), then exactly the bytes it declares — checked against the
+        // memory this process may use — so that a member inflating to gigabytes, or a header
+        // declaring an absurd shape, fails before anything large is allocated or read.
+        let mut bytes = Vec::new();
+        (&mut f).take(12).read_to_end(&mut bytes).map_err(zip_err)?;
+        let hlen = match bytes.get(6) {
+            Some(1) if bytes.len() >= 10 => u16::from_le_bytes([bytes[8], bytes[9]]) as usize + 10,
+            Some(2 | 3) if bytes.len() >= 12 => {
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize + 12
+            }
+            _ => return parse_npy(&bytes, &label),
+        };
+        if hlen > MAX_HEADER_BYTES {
+            return Err(fmt(format!(
+                "npy header of {hlen} bytes (at most {MAX_HEADER_BYTES} are read)"
+            )));
+        }
+        (&mut f)
+            .take((hlen - bytes.len().min(hlen)) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(zip_err)?;
+        let h = parse_header(&bytes).map_err(fmt)?;
+        let need = h
+            .data_len()
+            .ok_or_else(|| fmt(format!("shape {:?} overflows", h.shape)))?;
+        if let Ok(Some(avail)) = crate::mem::available()
+            && need as u64 > avail
+        {
+            return Err(fmt(format!(
+                "shape {:?} of {} needs {}, more than the {} available \
+                 (MemAvailable, or VENTRAL_MAX_MEMORY)",
+                h.shape,
+                h.dtype.descr(),
+                crate::mem::human(need as u64),
+                crate::mem::human(avail)
+            )));
+        }
+        // The declared member size may lie; `need` is checked above where memory is known.
+        bytes.reserve_exact(need.min(f.size() as usize));
+        (&mut f)
+            .take(need as u64)
+            .read_to_end(&mut bytes)
+            .map_err(zip_err)?;
+        decode(&h, &bytes[h.data_offset..]).map_err(fmt)
     }
 
     /// True when the archive has an array `name`.
@@ -1055,6 +1104,31 @@ mod tests {
         );
         let e = r.read("nope").unwrap_err().to_string();
         assert!(e.contains("a.npz") && e.contains("labels"), "{e}");
+    }
+
+    /// A member whose header declares 4 TiB is refused from the header, before any read or
+    /// allocation of that size (it would abort the process otherwise).
+    #[test]
+    fn npz_member_declaring_an_absurd_shape_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.npz");
+        let f = File::create(&p).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        z.start_file("x.npy", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(&header_bytes(DType::F32, &[1 << 40])).unwrap();
+        z.write_all(&[0u8; 64]).unwrap();
+        z.finish().unwrap();
+        let e = NpzReader::open(&p)
+            .unwrap()
+            .read("x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bomb.npz") && e.contains("'x'"), "{e}");
+        assert!(
+            e.contains("available") || e.contains("truncated") || e.contains("expected"),
+            "{e}"
+        );
     }
 }
 

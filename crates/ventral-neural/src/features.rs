@@ -9,6 +9,7 @@ use std::path::Path;
 use ventral_core::npy::NpzReader;
 
 use crate::error::{Result, file_err};
+use crate::recordings::MAX_ABS_VALUE;
 
 /// Arrays in a feature file that are never treated as features.
 const NOT_FEATURES: [&str; 4] = [
@@ -52,8 +53,35 @@ pub struct Features {
 }
 
 impl Features {
-    /// Reads `path` and aligns it to `stimulus_ids`. `only` restricts to the named layers.
-    pub fn read(path: &Path, stimulus_ids: &[String], only: &[String]) -> Result<Self> {
+    /// The steps of each layer at which every unit is constant across the aligned stimuli
+    /// (all-zero areas before the input reaches them, dead layers): no regression can use them,
+    /// so the fits predict the training mean there and correlations are undefined.
+    pub fn constant_steps(&self) -> Vec<(String, Vec<usize>)> {
+        self.layers
+            .iter()
+            .filter_map(|l| {
+                let steps: Vec<usize> = (0..l.steps)
+                    .filter(|&t| {
+                        (0..l.d).all(|j| {
+                            let first = self.rows.first().map(|&r| l.at(t, r, j));
+                            self.rows.iter().all(|&r| Some(l.at(t, r, j)) == first)
+                        })
+                    })
+                    .collect();
+                (!steps.is_empty()).then(|| (l.name.clone(), steps))
+            })
+            .collect()
+    }
+
+    /// Reads `path` and aligns it to `stimulus_ids`, which come from `ids_from` (named in the
+    /// error when an id is missing, e.g. "the recordings rec.nc"). `only` restricts to the
+    /// named layers.
+    pub fn read(
+        path: &Path,
+        stimulus_ids: &[String],
+        ids_from: &str,
+        only: &[String],
+    ) -> Result<Self> {
         let src = path.display().to_string();
         let mut npz = NpzReader::open(path).map_err(|e| file_err(&src, e))?;
         let names = npz.names();
@@ -78,14 +106,41 @@ impl Features {
                     ));
                 }
             };
+            if steps == 0 || n == 0 || d == 0 {
+                return Err(file_err(
+                    &src,
+                    format!(
+                        "array `{name}` has shape {:?}: no {} — features need at least one step, stimulus and unit",
+                        a.shape,
+                        if steps == 0 {
+                            "time steps"
+                        } else if n == 0 {
+                            "stimuli (rows)"
+                        } else {
+                            "units (columns)"
+                        }
+                    ),
+                ));
+            }
             let data = a
                 .to_f32()
                 .ok_or_else(|| file_err(&src, format!("array `{name}` is not numeric")))?;
-            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            if let Some(i) = data
+                .iter()
+                .position(|v| !v.is_finite() || f64::from(v.abs()) > MAX_ABS_VALUE)
+            {
                 let (t, r) = (i / (n * d).max(1), (i / d.max(1)) % n.max(1));
+                let what = if data[i].is_finite() {
+                    format!(
+                        "a value of {:e} (beyond ±{MAX_ABS_VALUE:e}; rescale the features)",
+                        data[i]
+                    )
+                } else {
+                    "a non-finite value".to_string()
+                };
                 return Err(file_err(
                     &src,
-                    format!("array `{name}` has a non-finite value at step {t}, row {r}"),
+                    format!("array `{name}` has {what} at step {t}, row {r}"),
                 ));
             }
             layers.push(Layer {
@@ -140,17 +195,23 @@ impl Features {
                 .enumerate()
                 .map(|(i, s)| (s.as_str(), i))
                 .collect();
-            let missing: Vec<&String> = stimulus_ids
+            let missing: Vec<(usize, &String)> = stimulus_ids
                 .iter()
-                .filter(|s| !index.contains_key(s.as_str()))
+                .enumerate()
+                .filter(|(_, s)| !index.contains_key(s.as_str()))
                 .collect();
             if !missing.is_empty() {
+                let eg: Vec<String> = missing
+                    .iter()
+                    .take(3)
+                    .map(|(i, s)| format!("'{s}' (entry {})", i + 1))
+                    .collect();
                 return Err(file_err(
                     &src,
                     format!(
-                        "{} recorded stimulus_id(s) are not in the features' `stimulus_id`, e.g. {:?}",
+                        "{} stimulus_id(s) of {ids_from} are not in this file's `stimulus_id`, e.g. {}",
                         missing.len(),
-                        &missing[..missing.len().min(3)]
+                        eg.join(", ")
                     ),
                 ));
             }
@@ -160,7 +221,7 @@ impl Features {
                 return Err(file_err(
                     &src,
                     format!(
-                        "features have {n} rows but the recordings have {} stimuli; add a `stimulus_id` array to align them",
+                        "features have {n} rows but {ids_from} has {} stimuli; add a `stimulus_id` array to align them",
                         stimulus_ids.len()
                     ),
                 ));

@@ -10,6 +10,12 @@ use std::collections::HashMap;
 use crate::assembly::Assembly;
 use crate::error::{Result, file_err};
 
+/// The largest magnitude accepted for a response or a model feature: firing rates and
+/// activations are many orders below it, and far beyond it the fits' sums of squares and
+/// cross-products overflow or lose every digit (a response ×1e300 used to end in "SVD did not
+/// converge" blamed on the features).
+pub const MAX_ABS_VALUE: f64 = 1e30;
+
 /// Neural responses ready for the metrics.
 #[derive(Debug, Clone)]
 pub struct Recordings {
@@ -171,6 +177,15 @@ impl Recordings {
                             source,
                             format!(
                                 "neuroid `{}` has a non-finite response ({v}) for stimulus `{}` at time bin {}–{} ms; drop or fill that site",
+                                neuroid_ids[k], stimulus_ids[pres_stim[p]], bins[b].0, bins[b].1
+                            ),
+                        ));
+                    }
+                    if v.abs() > MAX_ABS_VALUE {
+                        return Err(file_err(
+                            source,
+                            format!(
+                                "neuroid `{}` has a response of {v:e} for stimulus `{}` at time bin {}–{} ms — beyond ±{MAX_ABS_VALUE:e}, where sums of squares in the fits lose all precision; rescale the responses",
                                 neuroid_ids[k], stimulus_ids[pres_stim[p]], bins[b].0, bins[b].1
                             ),
                         ));

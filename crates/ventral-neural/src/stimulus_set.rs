@@ -7,6 +7,43 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, file_err};
 
+/// The largest a stimulus file may inflate to (declared or actual), so that a small ZIP whose
+/// member decompresses to gigabytes fails before it is read whole. A 4096 × 4096 RGBA PNG is
+/// 64 MiB raw; compressed stimulus images are far smaller.
+pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
+
+/// Read one ZIP member, refusing it when its declared size or the bytes actually inflated
+/// exceed [`MAX_MEMBER_BYTES`] (a lying header does not help: the read stops at the limit).
+fn read_member<R: std::io::Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    label: &str,
+) -> Result<Vec<u8>> {
+    let member = archive.by_name(name).map_err(|e| file_err(label, e))?;
+    let too_big = |n: u64| {
+        file_err(
+            label,
+            format!(
+                "member '{name}' inflates to {n} bytes or more, over the limit of {} MiB \
+                 for one stimulus file (a ZIP bomb or not a stimulus set)",
+                MAX_MEMBER_BYTES >> 20
+            ),
+        )
+    };
+    if member.size() > MAX_MEMBER_BYTES {
+        return Err(too_big(member.size()));
+    }
+    let mut bytes = Vec::with_capacity(member.size() as usize);
+    member
+        .take(MAX_MEMBER_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_err(label, format!("member '{name}': {e}")))?;
+    if bytes.len() as u64 > MAX_MEMBER_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// A stimulus set's table, and where its files are.
 #[derive(Debug, Clone)]
 pub struct StimulusSet {
@@ -150,12 +187,7 @@ impl StimulusSet {
             let name = by_base
                 .get(base)
                 .ok_or_else(|| file_err(&zl, format!("has no file '{fname}'")))?;
-            let mut bytes = Vec::new();
-            archive
-                .by_name(name)
-                .map_err(|e| file_err(&zl, e))?
-                .read_to_end(&mut bytes)
-                .map_err(|e| file_err(&zl, e))?;
+            let bytes = read_member(&mut archive, name, &zl)?;
             f(k, &fname, bytes)?;
         }
         Ok(())

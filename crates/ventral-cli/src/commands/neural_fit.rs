@@ -195,6 +195,7 @@ pub fn run(a: Args) -> Result<()> {
     let opts = parse_options(&a)?;
     let label = a.neural.display().to_string();
     let rec = read_recordings(&a.neural)?;
+    let ids_from = format!("the recordings {}", a.neural.display());
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     eprintln!(
         "neural-fit: {} stimuli × {} sites × {} bins ({} repetitions), regions {:?}",
@@ -230,7 +231,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let mut inputs = Vec::new();
     for spec in &a.features {
-        let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
+        let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
         // The model's own area mapping applies to its file unless --areas or --all-layers.
         let mut opts = opts.clone();
         if opts.areas.is_empty() && !a.all_layers && path.extension().is_some_and(|e| e == "npz") {
@@ -263,6 +264,14 @@ pub fn run(a: Args) -> Result<()> {
                 .map(|l| format!("{} [{}×{}×{}]", l.name, l.steps, l.n, l.d))
                 .collect::<Vec<_>>()
         );
+        for (layer, steps) in feats.constant_steps() {
+            eprintln!(
+                "  note: {} `{layer}` is constant across the stimuli at step(s) {steps:?} (an area \
+                 the input has not reached, or a dead layer): nothing to regress on, so those fits \
+                 predict the training mean and their r is undefined (written empty)",
+                feats.model
+            );
+        }
         let t0 = std::time::Instant::now();
         let bar = crate::progress::Progress::new(&format!("fit {}", feats.model), 0, "fits");
         let res = fit_predictivity_with_progress(&feats, &rec, ceil.as_deref(), &opts, &|d, n| {

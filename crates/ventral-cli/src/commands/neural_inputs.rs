@@ -22,10 +22,11 @@ pub fn read_recordings(path: &Path) -> Result<Recordings> {
 pub fn load_features(
     spec: &str,
     stimulus_ids: &[String],
+    ids_from: &str,
     layers: &[String],
 ) -> Result<(Features, PathBuf)> {
     let (name, path) = named_path(spec);
-    let mut feats = Features::read(&path, stimulus_ids, layers)?;
+    let mut feats = Features::read(&path, stimulus_ids, ids_from, layers)?;
     if let Some(n) = name {
         feats.model = n;
     }

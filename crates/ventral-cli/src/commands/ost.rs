@@ -1,7 +1,7 @@
 //! `ventral ost`: object solution times (Kar et al. 2019; Brain-Score's `metrics/ost`).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
@@ -134,6 +134,13 @@ pub fn run(a: Args) -> Result<()> {
         (None, None) => bail!("give --targets or --neural"),
     };
     let ids = &targets.stimulus_ids;
+    let ids_from = match (&a.targets, &a.neural) {
+        (Some(p), _) => format!("the targets {}", p.display()),
+        (None, p) => format!(
+            "the recordings {}",
+            p.as_deref().unwrap_or(Path::new("")).display()
+        ),
+    };
     let codes = ventral_neural::cv::codes(&targets.object_names);
     let n_classes = codes.iter().max().map_or(0, |m| m + 1);
     if n_classes < 2 {
@@ -144,7 +151,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut decoded: Vec<Decoded> = target_decoded.into_iter().collect();
     let mut inputs = vec![target_input];
     for spec in &a.features {
-        let (feats, path) = load_features(spec, ids, &a.layers)?;
+        let (feats, path) = load_features(spec, ids, &ids_from, &a.layers)?;
         for layer in &feats.layers {
             if layer.steps < 2 {
                 eprintln!(

@@ -53,6 +53,7 @@ pub fn run(a: Args) -> Result<()> {
     let choice = RdmChoice::parse(&a.rdm)?;
     let compare = Compare::parse(&a.compare)?;
     let rec = read_recordings(&a.neural)?;
+    let ids_from = format!("the recordings {}", a.neural.display());
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     std::fs::create_dir_all(out.path().join("plots"))?;
     let regions = rec.region_sites();
@@ -77,7 +78,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let mut inputs = Vec::new();
     for spec in &a.features {
-        let (feats, path) = load_features(spec, &rec.stimulus_ids, &a.layers)?;
+        let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
         let t0 = std::time::Instant::now();
         let steps: usize = feats.layers.iter().map(|l| l.steps).sum();
         eprintln!(

@@ -187,33 +187,9 @@ fn step_info<'a>(
     }
 }
 
-/// Bytes of memory available to this process: `VENTRAL_MAX_MEMORY` (bytes, or with a K, M, G
-/// or T suffix) when set, else `MemAvailable` of `/proc/meminfo`; `None` when neither is known.
+/// Bytes of memory available to this process ([`ventral_core::mem::available`]).
 pub fn available_memory() -> Result<Option<u64>> {
-    if let Ok(v) = std::env::var("VENTRAL_MAX_MEMORY") {
-        let t = v.trim();
-        let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-            Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-            Some('M') => (&t[..t.len() - 1], 1 << 20),
-            Some('G') => (&t[..t.len() - 1], 1 << 30),
-            Some('T') => (&t[..t.len() - 1], 1 << 40),
-            _ => (t, 1),
-        };
-        let n: f64 = num.trim().parse().map_err(|_| {
-            TrainError::Config(format!(
-                "VENTRAL_MAX_MEMORY={v}: expected a number of bytes, optionally with K, M, G or T"
-            ))
-        })?;
-        return Ok(Some((n * mult as f64) as u64));
-    }
-    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
-        return Ok(None);
-    };
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024))
+    ventral_core::mem::available().map_err(TrainError::Config)
 }
 
 /// Activation memory of one training batch, estimated from the configuration before anything

@@ -1,0 +1,49 @@
+//! How much memory this process may use, so that a size declared by a file or a configuration is
+//! checked before it is allocated (an abort on a failed allocation cannot be reported well).
+
+/// Bytes of memory available to this process: `VENTRAL_MAX_MEMORY` (bytes, or with a K, M, G
+/// or T suffix) when set, else `MemAvailable` of `/proc/meminfo`; `Ok(None)` when neither is
+/// known. `Err` names the malformed variable.
+pub fn available() -> Result<Option<u64>, String> {
+    if let Ok(v) = std::env::var("VENTRAL_MAX_MEMORY") {
+        let t = v.trim();
+        let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+            Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+            Some('M') => (&t[..t.len() - 1], 1 << 20),
+            Some('G') => (&t[..t.len() - 1], 1 << 30),
+            Some('T') => (&t[..t.len() - 1], 1 << 40),
+            _ => (t, 1),
+        };
+        let n: f64 = num.trim().parse().map_err(|_| {
+            format!(
+                "VENTRAL_MAX_MEMORY={v}: expected a number of bytes, optionally with K, M, G or T"
+            )
+        })?;
+        if !n.is_finite() || n < 0.0 {
+            return Err(format!(
+                "VENTRAL_MAX_MEMORY={v}: expected a non-negative number of bytes"
+            ));
+        }
+        return Ok(Some((n * mult as f64) as u64));
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return Ok(None);
+    };
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024))
+}
+
+/// Human form of a byte count (`1.5 GiB`).
+pub fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
