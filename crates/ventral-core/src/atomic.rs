@@ -486,3 +486,96 @@ mod tests {
         assert_eq!(fs::read(target.join("y")).unwrap(), b"3");
     }
 }
+
+/// A writer that, after its first error, swallows every later write, flush and seek (keeping
+/// track of where they would have gone, so a seeking writer above stays consistent).
+///
+/// The zip crate's `ZipWriter` finalises the archive in `Drop` when it was not finished and
+/// prints to stderr when that fails — on a full disk, a stray `ZipWriter::drop: failed to
+/// finalize archive` fused onto ventral's own error message. The first error still reaches the
+/// caller (who discards the whole temporary file); only the writer's attempts after it are
+/// silenced. [`Self::into_inner`] refuses to hand back a writer that failed.
+#[derive(Debug)]
+pub struct LatchWriter<W> {
+    inner: W,
+    failed: bool,
+    pos: u64,
+    end: u64,
+}
+
+impl<W> LatchWriter<W> {
+    /// Wrap `inner`, which must be positioned at its start.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            failed: false,
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// The inner writer, or an error when any operation failed.
+    pub fn into_inner(self) -> io::Result<W> {
+        if self.failed {
+            return Err(io::Error::other("an earlier write failed"));
+        }
+        Ok(self.inner)
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.end = self.end.max(self.pos);
+    }
+}
+
+impl<W: Write> Write for LatchWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            self.advance(buf.len());
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.advance(n);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+impl<W: io::Seek> io::Seek for LatchWriter<W> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        if self.failed {
+            let target = match pos {
+                io::SeekFrom::Start(n) => Some(n),
+                io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+                io::SeekFrom::End(d) => self.end.checked_add_signed(d),
+            };
+            self.pos = target.ok_or_else(|| io::Error::other("seek out of range"))?;
+            return Ok(self.pos);
+        }
+        match self.inner.seek(pos) {
+            Ok(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+}

@@ -94,7 +94,8 @@ impl DType {
             _ => ('=', descr),
         };
         let big = order == '>';
-        let (kind, width) = rest.split_at(rest.len().min(1));
+        // The kind is one character (which may be any UTF-8 character in a corrupt header).
+        let (kind, width) = rest.split_at(rest.chars().next().map_or(0, char::len_utf8));
         if kind == "O" {
             return Err(
                 "dtype=object (pickled) arrays cannot be read; save numeric or fixed-width string arrays".into(),
@@ -862,7 +863,8 @@ impl NpzReader {
 /// Writes a `.npz` archive; arrays may be added whole or streamed chunk by chunk.
 #[derive(Debug)]
 pub struct NpzWriter<W: Write + Seek> {
-    zip: zip::ZipWriter<W>,
+    // Latched: after a failed write the zip crate's Drop must not print (see LatchWriter).
+    zip: zip::ZipWriter<crate::atomic::LatchWriter<W>>,
     options: zip::write::SimpleFileOptions,
     open: Option<(String, usize, usize)>,
 }
@@ -885,7 +887,7 @@ impl<W: Write + Seek> NpzWriter<W> {
             // Fixed timestamp: identical inputs give identical bytes.
             .last_modified_time(zip::DateTime::default());
         Self {
-            zip: zip::ZipWriter::new(w),
+            zip: zip::ZipWriter::new(crate::atomic::LatchWriter::new(w)),
             options,
             open: None,
         }
@@ -946,7 +948,7 @@ impl<W: Write + Seek> NpzWriter<W> {
     /// Finish the archive and return the inner writer.
     pub fn finish(self) -> io::Result<W> {
         self.check_closed()?;
-        self.zip.finish().map_err(zip_io)
+        self.zip.finish().map_err(zip_io)?.into_inner()
     }
 }
 

@@ -231,11 +231,22 @@ pub fn pack_set<S: SplitSource>(
             .position(|n| *n == s.name())
             .unwrap_or(SPLIT_ORDER.len())
     });
-    std::fs::create_dir_all(out).map_err(io_at(out))?;
+    // A new root is staged whole beside `out` and renamed into place at the end, so a failed or
+    // killed pack leaves no directory behind; into an existing root, each split is committed
+    // on its own.
+    let root = if out.exists() {
+        None
+    } else {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        Some(AtomicDir::create(out, false).map_err(io_at(out))?)
+    };
+    let base = root.as_ref().map_or(out, |r| r.path()).to_path_buf();
     let mut norm = set.normalization.clone();
     let mut staged = Vec::new();
     for split in set.splits.iter_mut() {
-        let target = out.join(split.name());
+        let target = base.join(split.name());
         let dir = AtomicDir::create(&target, opts.overwrite).map_err(io_at(&target))?;
         let mut source = set.source.clone();
         source.insert("split".into(), split.name().to_string());
@@ -246,7 +257,7 @@ pub fn pack_set<S: SplitSource>(
             opts,
             norm.clone(),
             source,
-            &target,
+            &out.join(split.name()),
             progress,
         )?;
         if norm.is_none() && split.name() == "train" {
@@ -264,13 +275,16 @@ pub fn pack_set<S: SplitSource>(
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let path = dir.commit().map_err(io_at(out))?;
+        dir.commit().map_err(io_at(out))?;
         done.push(PackedSplit {
+            dir: out.join(&name),
             name,
-            dir: path,
             manifest,
             rejected,
         });
+    }
+    if let Some(root) = root {
+        root.commit().map_err(io_at(out))?;
     }
     Ok(done)
 }
@@ -356,7 +370,21 @@ fn pack_split<S: SplitSource>(
     Ok((manifest, rejected))
 }
 
-/// Class names `"0".."k-1"`.
-pub fn numbered_classes(k: usize) -> Vec<String> {
-    (0..k).map(|i| i.to_string()).collect()
+/// Most classes a dataset may have (ImageNet-21k has 21 841, Ecoset 565): labels beyond it are
+/// corrupt, and naming that many classes would exhaust memory.
+pub const MAX_CLASSES: usize = 1_000_000;
+
+/// Class names `"0".."k-1"` for a source without names; `path` is blamed when the labels imply
+/// more than [`MAX_CLASSES`].
+pub fn numbered_classes(k: usize, path: &Path) -> Result<Vec<String>> {
+    if k > MAX_CLASSES {
+        return Err(crate::error::invalid(
+            path,
+            format!(
+                "labels go up to {} — more than {MAX_CLASSES} classes; the labels are corrupt",
+                k - 1
+            ),
+        ));
+    }
+    Ok((0..k).map(|i| i.to_string()).collect())
 }

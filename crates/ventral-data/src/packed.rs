@@ -437,7 +437,9 @@ impl PackedDataset {
                 ),
             ));
         }
-        let data_len = m.num_images * m.height * m.width * m.channels;
+        let data_len = h
+            .data_len()
+            .ok_or_else(|| invalid(&img_path, format!("shape {:?} overflows", h.shape)))?;
         if file_len != h.data_offset + data_len {
             return Err(invalid(
                 &img_path,

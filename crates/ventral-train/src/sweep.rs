@@ -86,6 +86,10 @@ fn value_text(v: &toml::Value) -> String {
     }
 }
 
+/// Most runs one sweep may expand to (a grid is a product: a few long lists multiply past any
+/// machine's memory).
+pub const MAX_RUNS: usize = 100_000;
+
 /// Expand a spec into runs (grid points first, in key order with the last key varying
 /// fastest, then the explicit points); every point's configuration is loaded and checked.
 pub fn expand(spec_path: &Path) -> Result<Manifest> {
@@ -101,6 +105,12 @@ pub fn expand(spec_path: &Path) -> Result<Manifest> {
             return Err(file_err(
                 spec_path.display(),
                 format!("grid.\"{key}\" is an empty list"),
+            ));
+        }
+        if points.len().saturating_mul(values.len()) > MAX_RUNS {
+            return Err(file_err(
+                spec_path.display(),
+                format!("the grid has more than {MAX_RUNS} points (at \"{key}\"); split the sweep"),
             ));
         }
         let mut next = Vec::with_capacity(points.len() * values.len());

@@ -237,8 +237,10 @@ pub fn open(input: &Path, split: Option<&str>) -> Result<SourceSet<CifarSplit>> 
         Variant::Cifar10 => meta_dir.join("batches.meta.txt"),
         Variant::Cifar100 => meta_dir.join("fine_label_names.txt"),
     };
-    let class_names =
-        read_names(&names_file, v.classes())?.unwrap_or_else(|| numbered_classes(v.classes()));
+    let class_names = match read_names(&names_file, v.classes())? {
+        Some(n) => n,
+        None => numbered_classes(v.classes(), &names_file)?,
+    };
     let mut source = BTreeMap::new();
     source.insert(
         "format".into(),

@@ -236,7 +236,12 @@ pub fn open(path: &Path, split: Option<&str>) -> Result<SourceSet<H5Split>> {
             }
             names
         }
-        Err(_) => numbered_classes((max_label + 1) as usize),
+        Err(_) => numbered_classes(
+            usize::try_from(max_label)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+            path,
+        )?,
     };
     let normalization = match (
         file.dataset("/train_img_mean_channels"),

@@ -152,7 +152,7 @@ pub fn open(path: &Path, opts: &PackOptions) -> Result<SourceSet<NpzSplit>> {
         }
         names
     } else {
-        numbered_classes(k)
+        numbered_classes(k, path)?
     };
     let mut source = BTreeMap::new();
     source.insert("format".into(), "npz".into());

@@ -211,7 +211,10 @@ pub fn generate(
         std::fs::create_dir_all(dir.path().join("stimulus_set"))
             .map_err(io_at(dir.path().join("stimulus_set")))?;
         let f = std::fs::File::create(&zip_path).map_err(io_at(&zip_path))?;
-        Some(zip::ZipWriter::new(std::io::BufWriter::new(f)))
+        // Latched: a failed write must not make the zip crate's Drop print (see LatchWriter).
+        Some(zip::ZipWriter::new(ventral_core::atomic::LatchWriter::new(
+            std::io::BufWriter::new(f),
+        )))
     } else {
         None
     };
@@ -280,7 +283,9 @@ pub fn generate(
     if let Some(z) = zip {
         let mut inner = z
             .finish()
-            .map_err(|e| io_at(&zip_path)(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| io_at(&zip_path)(std::io::Error::other(e.to_string())))?
+            .into_inner()
+            .map_err(io_at(&zip_path))?;
         inner.flush().map_err(io_at(&zip_path))?;
         let csv_path = dir.path().join("stimulus_set").join("stimulus_set.csv");
         ventral_core::write_atomic(&csv_path, |w| {

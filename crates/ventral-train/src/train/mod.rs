@@ -223,6 +223,26 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
 
 /// Train (or resume) a run.
 pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result<Summary> {
+    // One trainer per run directory: a second one fails at once naming the holder's pid.
+    let _lock = ventral_core::atomic::OutputLock::acquire(&opts.out)
+        .map_err(|e| file_err(opts.out.display(), e))?;
+    let fresh = !opts.out.exists();
+    let res = train_locked(cfg, opts, on);
+    // A run that failed before its first resume point (a full disk while writing the initial
+    // checkpoint, bad data found late) leaves nothing behind when this call created it: there
+    // is nothing to resume, and a leftover directory would refuse the corrected rerun.
+    if res.is_err() && fresh && opts.out.is_dir() {
+        let run = Run {
+            dir: opts.out.clone(),
+        };
+        if matches!(run.latest(), Ok(None)) {
+            let _ = std::fs::remove_dir_all(&opts.out);
+        }
+    }
+    res
+}
+
+fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result<Summary> {
     let mcfg = &cfg.model;
     let tc = &cfg.train;
     let run = Run {

@@ -142,7 +142,7 @@ impl Run {
     }
 
     /// The newest complete resume point, read.
-    fn latest(&self) -> Result<Option<Point>> {
+    pub(super) fn latest(&self) -> Result<Option<Point>> {
         let Ok(name) = std::fs::read_to_string(self.ckpt().join("LATEST")) else {
             return Ok(None);
         };

@@ -1,0 +1,607 @@
+//! In-repo fuzzing of every parser and configuration reader of ventral (issue 13).
+//!
+//! No coverage-guided fuzzer builds on stable Rust (cargo-fuzz and libFuzzer need nightly's
+//! `-Zsanitizer`; AFL++ needs its own compiler wrappers), so this is a **seeded in-process
+//! mutation loop**: each target starts from a checked-in seed corpus (`fuzz/corpus/<target>/`,
+//! made by `ventral-fuzz seed` with ventral's own writers), mutates inputs with a named ChaCha
+//! stream (bit flips, byte and integer substitutions with boundary values, numeric-text
+//! replacements, insertions, deletions, duplications, splices between corpus entries,
+//! truncation), writes them where the real reader expects its files, and calls the reader the
+//! CLI calls. An input whose error message is new (digits masked) joins the corpus — a cheap
+//! stand-in for coverage that keeps the search moving past the first check.
+//!
+//! A *finding* is a panic (caught and saved with its message and location) or an input that
+//! takes longer than the slow limit. Aborts (an allocation failure, a stack overflow) end the
+//! process: `scripts/fuzz.sh` then saves the input left in the work directory. Every finding
+//! fixed becomes a regression input (`fuzz/regressions/<target>/`) that the test suite replays.
+//!
+//! Multi-file inputs (a packed split, a stimulus set, a config with `--set` lines) are one byte
+//! string cut at [`SEP`] into the target's files, so mutations can also drop or merge files.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, RngExt};
+
+/// Separator between the files of a multi-file input.
+pub const SEP: &[u8] = b"\n\x00--ventral-fuzz-next-file--\x00\n";
+
+/// What one target reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub name: &'static str,
+    /// File names the input is cut into, in order (`SEP` between them).
+    pub files: &'static [&'static str],
+    /// What the reader is (for the report).
+    pub what: &'static str,
+    run: fn(&Path) -> Result<(), String>,
+}
+
+impl Target {
+    /// Run the reader on the files in `dir`; `Err` is a handled rejection (fine), a panic is a
+    /// finding.
+    pub fn run(&self, dir: &Path) -> Result<(), String> {
+        (self.run)(dir)
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn t_npy(d: &Path) -> Result<(), String> {
+    let a = ventral_core::npy::read_npy(&d.join("x.npy")).map_err(err)?;
+    let _ = (a.to_f64(), a.to_i64(), a.to_strings());
+    Ok(())
+}
+
+fn t_npz(d: &Path) -> Result<(), String> {
+    let mut z = ventral_core::npy::NpzReader::open(&d.join("x.npz")).map_err(err)?;
+    for n in z.names() {
+        let a = z.read(&n).map_err(err)?;
+        let _ = (a.to_f32(), a.to_strings());
+    }
+    Ok(())
+}
+
+fn t_safetensors(d: &Path) -> Result<(), String> {
+    let st = ventral_core::safetensors::SafeTensors::read(&d.join("weights.safetensors"))
+        .map_err(err)?;
+    let names: Vec<String> = st.names().map(String::from).collect();
+    for n in names {
+        if st.f32(&n).is_err() {
+            let _ = st.i64(&n);
+        }
+    }
+    Ok(())
+}
+
+fn t_packed(d: &Path) -> Result<(), String> {
+    let ds = ventral_data::PackedDataset::open(d).map_err(err)?;
+    ds.verify().map_err(err)?;
+    ds.metadata().map_err(err)?;
+    let _ = ds.labels().iter().sum::<i64>();
+    Ok(())
+}
+
+fn read_all<S: ventral_data::pack::SplitSource>(
+    set: ventral_data::pack::SourceSet<S>,
+) -> Result<(), String> {
+    for mut s in set.splits {
+        let n = s.len().min(8);
+        let _ = (s.channels(), s.native_size(), s.meta_columns());
+        s.read(0, n).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn t_hdf5(d: &Path) -> Result<(), String> {
+    read_all(ventral_data::readers::hdf5::open(&d.join("data.h5"), None).map_err(err)?)
+}
+
+fn t_cifar(d: &Path) -> Result<(), String> {
+    read_all(ventral_data::readers::cifar::open(d, None).map_err(err)?)
+}
+
+fn t_npz_images(d: &Path) -> Result<(), String> {
+    let opts = ventral_data::PackOptions::default();
+    read_all(ventral_data::readers::npz::open(&d.join("images.npz"), &opts).map_err(err)?)
+}
+
+fn t_netcdf(d: &Path) -> Result<(), String> {
+    let p = d.join("rec.nc");
+    let a = ventral_neural::Assembly::read(&p).map_err(err)?;
+    ventral_neural::recordings::Recordings::from_assembly(&a, &p.display().to_string())
+        .map_err(err)?;
+    Ok(())
+}
+
+fn t_features(d: &Path) -> Result<(), String> {
+    let ids: Vec<String> = (0..4).map(|i| format!("s{i}")).collect();
+    let f = ventral_neural::features::Features::read(&d.join("f.npz"), &ids, "the fuzz ids", &[])
+        .map_err(err)?;
+    let _ = f.constant_steps();
+    Ok(())
+}
+
+fn t_stimulus_set(d: &Path) -> Result<(), String> {
+    let set = ventral_neural::StimulusSet::read(
+        &d.join("stimulus_set.csv"),
+        Some(&d.join("stimulus_set.zip")),
+    )
+    .map_err(err)?;
+    let ids: Vec<String> = set.ids.iter().take(4).cloned().collect();
+    set.for_each_file(&ids, |_, _, _| Ok(())).map_err(err)?;
+    Ok(())
+}
+
+fn t_train_config(d: &Path) -> Result<(), String> {
+    let sets = std::fs::read(d.join("sets.txt")).unwrap_or_default();
+    let sets: Vec<String> = String::from_utf8_lossy(&sets)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let cfg = ventral_train::config::TrainFile::load(&d.join("config.toml"), &sets).map_err(err)?;
+    let _ = cfg.model.estimated_size();
+    Ok(())
+}
+
+fn t_convrnn_graph(d: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(d.join("graph.json")).map_err(err)?;
+    let cfg =
+        ventral_models::convrnn::ConvRnnConfig::from_json(&text, "graph.json").map_err(err)?;
+    cfg.plan().map_err(err)?;
+    Ok(())
+}
+
+fn t_ost_targets(d: &Path) -> Result<(), String> {
+    ventral_neural::ost::OstTargets::read(&d.join("targets.csv")).map_err(err)?;
+    Ok(())
+}
+
+fn t_sweep(d: &Path) -> Result<(), String> {
+    ventral_train::sweep::expand(&d.join("sweep.toml")).map_err(err)?;
+    Ok(())
+}
+
+/// Every target, in report order.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "npy",
+        files: &["x.npy"],
+        what: "NumPy .npy (every dtype ventral reads)",
+        run: t_npy,
+    },
+    Target {
+        name: "npz",
+        files: &["x.npz"],
+        what: "NumPy .npz (ZIP of .npy, stored or deflated)",
+        run: t_npz,
+    },
+    Target {
+        name: "safetensors",
+        files: &["weights.safetensors"],
+        what: "safetensors weights",
+        run: t_safetensors,
+    },
+    Target {
+        name: "packed",
+        files: &["manifest.json", "images.npy", "labels.npy", "metadata.csv"],
+        what: "packed split (manifest, images, labels, metadata CSV)",
+        run: t_packed,
+    },
+    Target {
+        name: "hdf5",
+        files: &["data.h5"],
+        what: "MiniEcoset-layout HDF5",
+        run: t_hdf5,
+    },
+    Target {
+        name: "cifar",
+        files: &["test_batch.bin", "batches.meta.txt"],
+        what: "CIFAR-10 binary batch + class names",
+        run: t_cifar,
+    },
+    Target {
+        name: "npz_images",
+        files: &["images.npz"],
+        what: "image arrays in .npz (pack --format npz)",
+        run: t_npz_images,
+    },
+    Target {
+        name: "netcdf",
+        files: &["rec.nc"],
+        what: "BrainIO netCDF assembly → recordings",
+        run: t_netcdf,
+    },
+    Target {
+        name: "features",
+        files: &["f.npz"],
+        what: "model features npz aligned to stimulus ids",
+        run: t_features,
+    },
+    Target {
+        name: "stimulus_set",
+        files: &["stimulus_set.csv", "stimulus_set.zip"],
+        what: "BrainIO stimulus set CSV + ZIP",
+        run: t_stimulus_set,
+    },
+    Target {
+        name: "train_config",
+        files: &["config.toml", "sets.txt"],
+        what: "training TOML with --set overrides (model presets, graphs, ranges)",
+        run: t_train_config,
+    },
+    Target {
+        name: "convrnn_graph",
+        files: &["graph.json"],
+        what: "PyTorchTNN graph JSON",
+        run: t_convrnn_graph,
+    },
+    Target {
+        name: "ost_targets",
+        files: &["targets.csv"],
+        what: "OST targets CSV",
+        run: t_ost_targets,
+    },
+    Target {
+        name: "sweep",
+        files: &["sweep.toml", "tiny.toml"],
+        what: "sweep spec TOML (grid, runs) over a base config",
+        run: t_sweep,
+    },
+];
+
+/// The target called `name`.
+pub fn target(name: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.name == name)
+}
+
+/// Cut `input` into the target's files and write them into `dir` (files beyond the cuts are
+/// absent; earlier ones are removed first).
+pub fn materialize(t: &Target, input: &[u8], dir: &Path) -> std::io::Result<()> {
+    let mut parts = split(input).into_iter();
+    for f in t.files {
+        let p = dir.join(f);
+        match parts.next() {
+            Some(bytes) => std::fs::write(&p, bytes)?,
+            None => match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Split at [`SEP`].
+pub fn split(input: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while let Some(i) = rest.windows(SEP.len()).position(|w| w == SEP) {
+        out.push(&rest[..i]);
+        rest = &rest[i + SEP.len()..];
+    }
+    out.push(rest);
+    out
+}
+
+/// Join files into one input.
+pub fn join(files: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(SEP);
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+const INTERESTING_TEXT: &[&str] = &[
+    "0",
+    "-1",
+    "1",
+    "255",
+    "256",
+    "65535",
+    "4294967295",
+    "18446744073709551615",
+    "99999999999999999999",
+    "1e300",
+    "-1e300",
+    "1e-320",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "\"\"",
+    "[]",
+    "{}",
+    "null",
+    "true",
+    "0.0",
+    "-0",
+    "1e6",
+    "100000",
+    "4096",
+    "8192",
+];
+const INTERESTING_U32: &[u32] = &[
+    0,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0x100,
+    0x7fff,
+    0xffff,
+    0x7fff_ffff,
+    0xffff_ffff,
+    4096,
+    65536,
+];
+
+/// One mutation of `data` (another corpus entry for splices).
+pub fn mutate(rng: &mut impl Rng, data: &mut Vec<u8>, other: &[u8]) {
+    let n = data.len();
+    match rng.random_range(0..11u32) {
+        0 if n > 0 => {
+            let i = rng.random_range(0..n);
+            data[i] ^= 1 << rng.random_range(0..8u32);
+        }
+        1 if n > 0 => {
+            let i = rng.random_range(0..n);
+            data[i] = rng.random();
+        }
+        2 if n >= 4 => {
+            let i = rng.random_range(0..n - 3);
+            let v = INTERESTING_U32[rng.random_range(0..INTERESTING_U32.len())];
+            let b = if rng.random() {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            };
+            let w = [1usize, 2, 4][rng.random_range(0..3)];
+            data[i..i + w].copy_from_slice(&b[..w]);
+        }
+        3 => {
+            // Replace a run of digits (or insert) with an interesting number/text.
+            let s = INTERESTING_TEXT[rng.random_range(0..INTERESTING_TEXT.len())].as_bytes();
+            let digits: Vec<usize> = (0..n).filter(|&i| data[i].is_ascii_digit()).collect();
+            if digits.is_empty() {
+                let i = rng.random_range(0..=n);
+                data.splice(i..i, s.iter().copied());
+            } else {
+                let i = digits[rng.random_range(0..digits.len())];
+                let mut j = i;
+                while j < n && (data[j].is_ascii_digit() || data[j] == b'.') {
+                    j += 1;
+                }
+                let mut k = i;
+                while k > 0 && data[k - 1].is_ascii_digit() {
+                    k -= 1;
+                }
+                data.splice(k..j, s.iter().copied());
+            }
+        }
+        4 => {
+            let i = rng.random_range(0..=n);
+            let len = rng.random_range(1..=16usize);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            data.splice(i..i, bytes);
+        }
+        5 if n > 0 => {
+            let i = rng.random_range(0..n);
+            let len = rng.random_range(1..=(n - i).min(64));
+            data.drain(i..i + len);
+        }
+        6 if n > 0 => {
+            let i = rng.random_range(0..n);
+            let len = rng.random_range(1..=(n - i).min(64));
+            let chunk = data[i..i + len].to_vec();
+            let at = rng.random_range(0..=n);
+            data.splice(at..at, chunk);
+        }
+        7 if !other.is_empty() => {
+            let i = rng.random_range(0..=n);
+            let j = rng.random_range(0..other.len());
+            data.truncate(i);
+            data.extend_from_slice(&other[j..]);
+        }
+        8 if n > 0 => {
+            data.truncate(rng.random_range(0..n));
+        }
+        9 if n > 0 => {
+            // Overwrite a short range with 0x00 or 0xff (lengths, counts, offsets).
+            let i = rng.random_range(0..n);
+            let len = rng.random_range(1..=(n - i).min(8));
+            let v = if rng.random() { 0 } else { 0xff };
+            data[i..i + len].fill(v);
+        }
+        _ if n > 1 => {
+            let i = rng.random_range(0..n);
+            let j = rng.random_range(0..n);
+            data.swap(i, j);
+        }
+        _ => data.push(rng.random()),
+    }
+}
+
+/// A panic caught while running a target.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub message: String,
+    pub input: Vec<u8>,
+}
+
+/// Totals of one fuzzing run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub execs: u64,
+    pub rejected: u64,
+    pub accepted: u64,
+    pub corpus: usize,
+    pub distinct_errors: usize,
+    pub slowest: Duration,
+    pub findings: Vec<Finding>,
+    pub seconds: f64,
+}
+
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Install a quiet panic hook that records the message and location (the default hook would
+/// print every caught panic).
+pub fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let loc = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut g) = LAST_PANIC.lock() {
+            *g = Some(format!("{msg} at {loc}"));
+        }
+    }));
+}
+
+/// Error text with digits and the work directory masked, so that `row 3` and `row 4` are one
+/// behaviour.
+fn shape_of(e: &str, dir: &str) -> String {
+    e.replace(dir, "DIR")
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect()
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub max_execs: u64,
+    pub max_time: Duration,
+    pub slow: Duration,
+    pub max_corpus: usize,
+    pub max_input: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            max_execs: 1000,
+            max_time: Duration::from_secs(3600),
+            slow: Duration::from_secs(2),
+            max_corpus: 512,
+            max_input: 1 << 20,
+        }
+    }
+}
+
+/// Run `t` on each of `seeds` (replayed unmutated first), then on mutations of the corpus until
+/// `cfg.max_execs` or `cfg.max_time`. `work` is the directory the files are written to (the
+/// input being run is left there, so an abort can be recovered by the caller).
+pub fn fuzz(t: &Target, seeds: &[Vec<u8>], work: &Path, cfg: &Config) -> std::io::Result<Stats> {
+    let mut rng = ventral_core::rng::stream(cfg.seed, &format!("fuzz-{}", t.name), &[]);
+    let mut corpus: Vec<Vec<u8>> = seeds.to_vec();
+    if corpus.is_empty() {
+        corpus.push(Vec::new());
+    }
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut stats = Stats::default();
+    let dir_s = work.display().to_string();
+    let start = Instant::now();
+    let mut replay = seeds.iter().cloned();
+    while stats.execs < cfg.max_execs && start.elapsed() < cfg.max_time {
+        let input = match replay.next() {
+            Some(s) => s,
+            None => {
+                let mut x = corpus[rng.random_range(0..corpus.len())].clone();
+                let other = corpus[rng.random_range(0..corpus.len())].clone();
+                for _ in 0..rng.random_range(1..=4u32) {
+                    mutate(&mut rng, &mut x, &other);
+                }
+                x.truncate(cfg.max_input);
+                x
+            }
+        };
+        materialize(t, &input, work)?;
+        std::fs::write(work.join(".input"), &input)?;
+        let t0 = Instant::now();
+        let res = std::panic::catch_unwind(|| t.run(work));
+        let dt = t0.elapsed();
+        stats.execs += 1;
+        stats.slowest = stats.slowest.max(dt);
+        match res {
+            Ok(Ok(())) => stats.accepted += 1,
+            Ok(Err(e)) => {
+                stats.rejected += 1;
+                if seen.insert(shape_of(&e, &dir_s)) && corpus.len() < cfg.max_corpus {
+                    corpus.push(input.clone());
+                }
+            }
+            Err(_) => {
+                let message = LAST_PANIC
+                    .lock()
+                    .ok()
+                    .and_then(|mut g| g.take())
+                    .unwrap_or_else(|| "panic (no message)".into());
+                stats.findings.push(Finding {
+                    kind: "panic",
+                    message,
+                    input: input.clone(),
+                });
+            }
+        }
+        if dt > cfg.slow {
+            stats.findings.push(Finding {
+                kind: "slow",
+                message: format!("took {:.1} s", dt.as_secs_f64()),
+                input,
+            });
+        }
+    }
+    stats.corpus = corpus.len();
+    stats.distinct_errors = seen.len();
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// The inputs in `dir` (sorted by name; missing directory = none).
+pub fn read_inputs(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let p = e?.path();
+        if p.is_file() {
+            let b = std::fs::read(&p)?;
+            out.push((p, b));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|k| k * 1024)
+}
+
+pub mod seeds;

@@ -1,0 +1,235 @@
+//! The seed corpus: valid inputs for every target, written with ventral's own writers (and the
+//! repository's own fixture files), so that mutations start from what the readers accept.
+//! `ventral-fuzz seed --out fuzz/corpus` regenerates the checked-in corpus.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ventral_core::npy::{DType, NpyArray, NpyData, header_bytes, write_npz};
+use ventral_core::safetensors::{TensorOut, to_bytes};
+
+use crate::join;
+
+fn npz_bytes(dir: &Path, arrays: &[(&str, &NpyArray)], compress: bool) -> Result<Vec<u8>> {
+    let p = dir.join("seed.npz");
+    write_npz(&p, arrays, compress)?;
+    Ok(std::fs::read(&p)?)
+}
+
+fn arr(shape: Vec<usize>, data: NpyData) -> Result<NpyArray> {
+    NpyArray::new(shape, data).map_err(anyhow::Error::msg)
+}
+
+/// Seeds by target name. `repo` is the repository root (configs, fixtures); `scratch` a
+/// directory to write intermediate files in.
+pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Vec<u8>>>> {
+    let mut s: BTreeMap<&'static str, Vec<Vec<u8>>> = BTreeMap::new();
+    let f32a = arr(
+        vec![2, 3],
+        NpyData::F32(vec![0.5, -1.0, 2.0, 3.5, 0.0, 1e-3]),
+    )?;
+    let u8a = arr(
+        vec![2, 2, 2, 1],
+        NpyData::U8(vec![0, 1, 2, 3, 250, 251, 252, 255]),
+    )?;
+    let i64a = arr(vec![3], NpyData::I64(vec![0, 1, 2]))?;
+    let strs = NpyArray::from_strings(&["s0".into(), "s1".into(), "s2".into()]);
+    s.insert(
+        "npy",
+        vec![
+            f32a.to_bytes(),
+            u8a.to_bytes(),
+            i64a.to_bytes(),
+            strs.to_bytes(),
+            {
+                let mut b = header_bytes(DType::F64, &[2]);
+                b.extend_from_slice(&1.5f64.to_le_bytes());
+                b.extend_from_slice(&(-2.0f64).to_le_bytes());
+                b
+            },
+        ],
+    );
+    s.insert(
+        "npz",
+        vec![
+            npz_bytes(scratch, &[("a", &f32a), ("labels", &i64a)], false)?,
+            npz_bytes(scratch, &[("ids", &strs), ("x", &u8a)], true)?,
+        ],
+    );
+
+    // safetensors: f32 and i64 tensors with metadata, as ventral saves weights.
+    let w: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let steps = vec![3i64, 4];
+    let (ws, ss) = ([2usize, 1, 2, 3], [2usize]);
+    let mut tensors = BTreeMap::new();
+    tensors.insert("v1.conv.weight".to_string(), TensorOut::F32(&ws, &w));
+    tensors.insert("opt.step".to_string(), TensorOut::I64(&ss, &steps));
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), "ventral".to_string());
+    s.insert(
+        "safetensors",
+        vec![
+            to_bytes(&tensors, &meta),
+            to_bytes(&tensors, &BTreeMap::new()),
+        ],
+    );
+
+    // A generated stimulus set: packed splits, the BrainIO stimulus set, then recordings and
+    // features synthesised from it.
+    let stim = scratch.join("stim");
+    let cfg = ventral_data::stimuli::StimulusConfig {
+        num_images: 24,
+        image_size: 8,
+        num_classes: 3,
+        objects_per_category: 1,
+        ..Default::default()
+    };
+    ventral_data::stimuli::generate(&cfg, &stim, &|_, _| {}).context("generating stimuli")?;
+    let split = stim.join("test");
+    let m = ventral_data::packed::read_manifest(&split)?;
+    let files: Vec<Vec<u8>> = [
+        "manifest.json",
+        &m.images_file,
+        &m.labels_file,
+        &m.metadata_file,
+    ]
+    .iter()
+    .map(|f| std::fs::read(split.join(f)))
+    .collect::<std::io::Result<_>>()?;
+    s.insert("packed", vec![join(&files)]);
+    let set_dir = stim.join("stimulus_set");
+    let mut set_files = Vec::new();
+    for ext in ["csv", "zip"] {
+        let p = std::fs::read_dir(&set_dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .with_context(|| format!("no .{ext} in {}", set_dir.display()))?;
+        set_files.push(std::fs::read(p)?);
+    }
+    s.insert("stimulus_set", vec![join(&set_files)]);
+    let set = ventral_neural::synth::open_stimulus_set(&stim)?;
+    let ids: Vec<String> = set.ids.clone();
+    let objects: Vec<String> = set
+        .rows
+        .iter()
+        .map(|r| r.get("object_name").cloned().unwrap_or_default())
+        .collect();
+    let x = ventral_neural::synth::pooled_pixels(&set, &ids)?;
+    let syn = ventral_neural::synth::generate(
+        &ventral_neural::synth::SynthConfig {
+            hidden: 4,
+            regions: vec![("V4".into(), 90.0, 2), ("IT".into(), 110.0, 2)],
+            n_bins: 3,
+            repetitions: 2,
+            ..Default::default()
+        },
+        &ids,
+        &objects,
+        &x,
+    )?;
+    let nc = scratch.join("rec.nc");
+    syn.assembly.write(&nc)?;
+    s.insert("netcdf", vec![std::fs::read(&nc)?]);
+
+    // Features aligned by id: the first four ids are the ones the target asks for.
+    let fids: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+    let feats = arr(
+        vec![2, 5, 3],
+        NpyData::F32((0..30).map(|i| (i % 7) as f32).collect()),
+    )?;
+    s.insert(
+        "features",
+        vec![
+            npz_bytes(
+                scratch,
+                &[
+                    ("layer", &feats),
+                    ("stimulus_id", &NpyArray::from_strings(&fids)),
+                ],
+                false,
+            )?,
+            npz_bytes(
+                scratch,
+                &[
+                    ("it", &feats),
+                    ("stimulus_id", &NpyArray::from_strings(&fids)),
+                ],
+                true,
+            )?,
+        ],
+    );
+
+    // CIFAR-10: three records and the class names.
+    let mut batch = Vec::new();
+    for (i, label) in [3u8, 0, 9].into_iter().enumerate() {
+        batch.push(label);
+        batch.extend((0..3072).map(|j| ((i * 31 + j) % 256) as u8));
+    }
+    let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+    s.insert(
+        "cifar",
+        vec![join(&[batch.clone(), names.as_bytes().to_vec()]), batch],
+    );
+
+    // Images in npz, the layouts pack --format npz reads.
+    let imgs = arr(
+        vec![2, 4, 4, 3],
+        NpyData::U8((0..96).map(|i| (i * 5 % 256) as u8).collect()),
+    )?;
+    let labels = arr(vec![2], NpyData::I64(vec![0, 1]))?;
+    let imgs_f = arr(
+        vec![2, 3, 4, 4],
+        NpyData::F32((0..96).map(|i| (i % 10) as f32 / 10.0).collect()),
+    )?;
+    s.insert(
+        "npz_images",
+        vec![
+            npz_bytes(scratch, &[("images", &imgs), ("labels", &labels)], false)?,
+            npz_bytes(scratch, &[("x_train", &imgs_f), ("y_train", &labels)], true)?,
+        ],
+    );
+
+    // Repository files: HDF5 fixtures, configs, PyTorchTNN graphs.
+    let fixtures = repo.join("tests/fixtures/data");
+    s.insert(
+        "hdf5",
+        vec![
+            std::fs::read(fixtures.join("miniecoset_8px.h5"))?,
+            std::fs::read(fixtures.join("miniecoset_missing_labels.h5"))?,
+        ],
+    );
+    let mut configs = Vec::new();
+    for (f, sets) in [
+        (
+            "configs/tiny.toml",
+            "train.optimizer.lr=0.01\ntrain.epochs=2\n",
+        ),
+        ("configs/convrnn_cpu.toml", "model.num_timesteps=4\n"),
+        ("configs/tiny_bl.toml", ""),
+    ] {
+        configs.push(join(&[
+            std::fs::read(repo.join(f))?,
+            sets.as_bytes().to_vec(),
+        ]));
+    }
+    s.insert("train_config", configs);
+    let tiny = std::fs::read(repo.join("configs/tiny.toml"))?;
+    let sweep = std::fs::read_to_string(repo.join("configs/sweep_sgd.toml"))?
+        .replace("init_from = \"runs/tiny_adam\"\n", "");
+    s.insert("sweep", vec![join(&[sweep.into_bytes(), tiny])]);
+    let graphs = repo.join("crates/ventral-models/tests/fixtures/convrnn");
+    let mut g = Vec::new();
+    for f in ["basic.json", "feedback_rgc.json", "gru.json"] {
+        g.push(std::fs::read(graphs.join(f))?);
+    }
+    s.insert("convrnn_graph", g);
+    s.insert(
+        "ost_targets",
+        vec![
+            b"stimulus_id,object_name,ost_ms,i1_threshold\na,x,100,1.5\nb,y,,1.5\nc,x,130.5,1.5\n"
+                .to_vec(),
+        ],
+    );
+    Ok(s)
+}
