@@ -630,6 +630,19 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Rings at the first point (t = 0) of every trajectory, so the direction of travel is seen.
+fn start_marks(series: &[Series]) -> Series {
+    Series {
+        name: "t = 0".into(),
+        points: series
+            .iter()
+            .filter_map(|s| s.points.first().copied())
+            .collect(),
+        style: Style::Start,
+        ..Series::default()
+    }
+}
+
 fn trajectory_plots(
     pd: &Path,
     n: &Net<'_>,
@@ -687,7 +700,9 @@ fn trajectory_plots(
                     ..Series::default()
                 }
             })
-            .collect();
+            .collect::<Vec<Series>>();
+        let mut series = series;
+        series.push(start_marks(&series));
         figs.push(plot(
             pd,
             &format!("{stem_prefix}trajectories_pca"),
@@ -742,6 +757,8 @@ fn trajectory_plots(
                 ..Series::default()
             })
             .collect();
+        let starts = start_marks(&series);
+        series.push(starts);
         if a.readout_bias.is_none() {
             // Boundary w_a·r = w_b·r: ‖w_a‖ x = ‖w_b‖ y, drawn across the data's box (the
             // trajectories cross it: they start in zone a and end in zone b).

@@ -63,6 +63,16 @@ fn stimuli_inspect_json_and_verify() {
     let o = ventral(&["inspect", s(&out.join("val")), "--contact-sheet", s(&deep)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(deep.is_file());
+    // Each row is labelled: dark text pixels in the white label column left of the images.
+    let img = image::open(&deep).unwrap().to_rgb8();
+    let dark_in_labels = (0..img.height())
+        .flat_map(|y| (0..40.min(img.width())).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 80))
+        .count();
+    assert!(
+        dark_in_labels > 50,
+        "no class labels drawn ({dark_in_labels} dark pixels)"
+    );
 
     // Existing output is refused and left intact.
     let o = ventral(&["stimuli", "--out", s(&out), "--num-images", "60"]);

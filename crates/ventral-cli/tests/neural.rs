@@ -485,4 +485,19 @@ fn ost_known_answers_and_bad_targets() {
     );
     assert!(e.contains("'a' (entry 1)"), "{e}");
     assert!(!bad_out.exists());
+    // A decoder learning rate that cannot train is refused before anything runs.
+    for lr in ["nan", "-1", "inf"] {
+        let e = fails(&[
+            "ost",
+            "--features",
+            s(&feats),
+            "--targets",
+            s(&targets),
+            "--out",
+            s(&bad_out),
+            &format!("--lr={lr}"),
+        ]);
+        assert!(e.contains("--lr must be finite and > 0"), "{e}");
+    }
+    assert!(!bad_out.exists());
 }

@@ -250,10 +250,13 @@ pub fn i1_per_bin(
     test_frac: f64,
     cfg: &DecoderConfig,
     seed: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Vec<f64>> {
     use rayon::prelude::*;
     let n = labels.len();
     let sp = crate::cv::shuffle_splits(n, None, splits, 1.0 - test_frac, seed, "ost-splits");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = xs.len() * sp.len();
     let per_bin: Vec<Vec<f64>> = xs
         .par_iter()
         .enumerate()
@@ -271,6 +274,10 @@ pub fn i1_per_bin(
                     cfg,
                     seed,
                     &[b as u64, s as u64],
+                );
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
                 );
                 let lt: Vec<usize> = split.test.iter().map(|&i| labels[i]).collect();
                 for (v, &i) in i1_dprime(&probs, &lt, c).iter().zip(&split.test) {
@@ -356,9 +363,20 @@ pub fn object_solution_times(
     times: &[f64],
     thresholds: &[f64],
     o: &OstOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> SolutionTimes {
     let n = labels.len();
-    let i1 = i1_per_bin(xs, d, labels, c, o.splits, o.test_frac, &o.decoder, o.seed);
+    let i1 = i1_per_bin(
+        xs,
+        d,
+        labels,
+        c,
+        o.splits,
+        o.test_frac,
+        &o.decoder,
+        o.seed,
+        progress,
+    );
     let constant = xs.windows(2).all(|w| w[0] == w[1]);
     let ost = if constant {
         vec![f64::NAN; n]
@@ -604,7 +622,7 @@ mod tests {
             ..DecoderConfig::default()
         };
         let (x0c, x1c) = (x0.clone(), x1.clone());
-        let i1 = i1_per_bin(&[x0, x1], d, &labels, c, 5, 0.2, &cfg, 1);
+        let i1 = i1_per_bin(&[x0, x1], d, &labels, c, 5, 0.2, &cfg, 1, &|_, _| {});
         let mean = |b: usize| {
             i1.iter()
                 .map(|v| v[b])
@@ -623,7 +641,17 @@ mod tests {
         let bits = |v: &Vec<Vec<f64>>| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&i1),
-            bits(&i1_per_bin(&[x0c, x1c], d, &labels, c, 5, 0.2, &cfg, 1))
+            bits(&i1_per_bin(
+                &[x0c, x1c],
+                d,
+                &labels,
+                c,
+                5,
+                0.2,
+                &cfg,
+                1,
+                &|_, _| {}
+            ))
         );
     }
 

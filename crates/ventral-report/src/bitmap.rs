@@ -144,6 +144,37 @@ impl DrawingBackend for Bitmap<'_> {
     }
 }
 
+/// Draw `text` (DejaVu Sans, `size` px) into an RGB buffer of `width` × `height` with its top
+/// left at (`x`, `y`), blending `color` by glyph coverage; pixels outside are skipped. For
+/// labelling pixel images (contact sheets) without a plotting backend.
+pub fn draw_text_rgb(
+    px: &mut [u8],
+    width: usize,
+    height: usize,
+    (x, y): (i32, i32),
+    size: f64,
+    text: &str,
+    color: [u8; 3],
+) -> Result<(), String> {
+    let font = FontRef::try_from_slice(crate::FONT_BYTES).map_err(|e| e.to_string())?;
+    // glyph_pixels puts the pen's vertical origin size/2 above the glyph top; shift it back.
+    let y0 = y - (size / 2.0) as i32 + (size * 0.8) as i32;
+    glyph_pixels(&font, size, text, |gx, gy, cov| {
+        let (px_x, px_y) = (x + gx, y0 + gy);
+        if px_x < 0 || px_y < 0 || px_x as usize >= width || px_y as usize >= height {
+            return;
+        }
+        let i = (px_y as usize * width + px_x as usize) * 3;
+        if let Some(p) = px.get_mut(i..i + 3) {
+            let a = cov.clamp(0.0, 1.0);
+            for (c, &target) in p.iter_mut().zip(&color) {
+                *c = (f32::from(*c) * (1.0 - a) + f32::from(target) * a).round() as u8;
+            }
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

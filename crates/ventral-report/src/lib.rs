@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use thiserror::Error;
 
 mod bitmap;
+pub use bitmap::draw_text_rgb;
 
 use plotters_backend::text_anchor::{HPos, Pos, VPos};
 
@@ -40,6 +41,8 @@ pub enum Style {
     Dashed,
     /// Dots only (scatter).
     Points,
+    /// Open black rings around the points (where trajectories start: t = 0), drawn on top.
+    Start,
 }
 
 /// One line. A series without a name is a companion of the one before it (a fit, a theory
@@ -248,6 +251,14 @@ where
                     .draw_series(pts.iter().map(|q| Circle::new(*q, 3, c.mix(0.6).filled())))
                     .map_err(|e| e.to_string())?;
             }
+            Style::Start => {
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|q| Circle::new(*q, 7, BLACK.stroke_width(2))),
+                    )
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     let font = ("sans-serif", 14)
@@ -272,6 +283,7 @@ where
                 .draw(&line(6, 14))
                 .and_then(|_| legend_area.draw(&line(20, 30))),
             Style::Points => legend_area.draw(&Circle::new((18, y), 4, c.filled())),
+            Style::Start => legend_area.draw(&Circle::new((18, y), 6, BLACK.stroke_width(2))),
         };
         r.and_then(|_| legend_area.draw(&Text::new(s.name.clone(), (38, y), font.clone())))
             .map_err(|e| e.to_string())?;

@@ -112,6 +112,12 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.test_frac > 0.0 && a.test_frac < 1.0) || a.splits == 0 {
         bail!("--test-frac must be in (0, 1) and --splits ≥ 1");
     }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--lr must be finite and > 0, got {}", a.lr);
+    }
+    if a.epochs == 0 {
+        bail!("--epochs must be ≥ 1");
+    }
     let opts = OstOptions {
         splits: a.splits,
         test_frac: a.test_frac,
@@ -173,6 +179,11 @@ pub fn run(a: Args) -> Result<()> {
             let times: Vec<f64> = (0..layer.steps)
                 .map(|t| offset_ms + t as f64 * a.step_ms)
                 .collect();
+            let bar = crate::progress::Progress::new(
+                &format!("ost {} {}", feats.model, layer.name),
+                0,
+                "fits",
+            );
             let st = object_solution_times(
                 &xs,
                 layer.d,
@@ -181,7 +192,9 @@ pub fn run(a: Args) -> Result<()> {
                 &times,
                 &targets.thresholds,
                 &opts,
+                &|d, n| bar.update(d, n),
             );
+            bar.finish();
             eprintln!(
                 "  {} {}: {} steps × {} images × {} features decoded in {:.1} s",
                 feats.model,
@@ -331,6 +344,7 @@ fn targets_from_recordings(
     }
     let times: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
     let t0 = std::time::Instant::now();
+    let bar = crate::progress::Progress::new(&format!("targets {region}"), 0, "fits");
     let i1 = ventral_neural::ost::i1_per_bin(
         &xs,
         sites.len(),
@@ -340,7 +354,9 @@ fn targets_from_recordings(
         opts.test_frac,
         &opts.decoder,
         opts.seed,
+        &|d, n| bar.update(d, n),
     );
+    bar.finish();
     let dprime = match dprime {
         Some(d) => d,
         None => {
