@@ -435,6 +435,26 @@ fn a_full_disk_fails_every_writer_cleanly() {
             "1",
         ]),
         strings(&["dynamics", "--activations", s(&rec), "--out", &o("dyn")]),
+        strings(&[
+            "ost",
+            "--features",
+            s(&feats),
+            "--neural",
+            s(&nc),
+            "--out",
+            &o("ost"),
+            "--splits",
+            "2",
+            "--bootstraps",
+            "1",
+        ]),
+        strings(&["pareto", s(&run), "--out", &o("pareto")]),
+        strings(&[
+            "inspect",
+            s(&stim.join("train")),
+            "--contact-sheet",
+            &o("sheet.png"),
+        ]),
     ];
     // An image folder to pack (PNG files, so pack's output is the large part).
     let imgs = d.path().join("imgfolder");

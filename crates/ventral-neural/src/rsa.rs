@@ -359,8 +359,10 @@ pub fn compare_rdms(
     neural: &Rdms,
     compare: Compare,
     samples: &[Vec<usize>],
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<RsaCell> {
     use rayon::prelude::*;
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let mut jobs = Vec::new();
     for (l, lm) in model.iter().enumerate() {
         for t in 0..lm.len() {
@@ -383,6 +385,10 @@ pub fn compare_rdms(
                     compare.apply(&sa, &sb)
                 })
                 .collect();
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                jobs.len(),
+            );
             let (ci_low, ci_high) = if boots.is_empty() {
                 (f64::NAN, f64::NAN)
             } else {

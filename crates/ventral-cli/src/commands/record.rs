@@ -25,7 +25,8 @@ pub struct Args {
     /// Split of a dataset root (default: test, else val).
     #[arg(long)]
     pub split: Option<String>,
-    /// Weights of the run: init (untrained), last (final weights) or an epoch number.
+    /// Weights of the run: init (untrained), last (final weights) or an epoch number — kept
+    /// only when the run's config sets `train.checkpoint_every` (checkpoints/epoch_NNNN).
     #[arg(long, default_value = "last")]
     pub checkpoint: String,
     /// Model TOML (`[model]` table) or registered model name.

@@ -22,7 +22,8 @@ pub struct Args {
     /// Feature file(s) as in `neural-fit` (`NAME=PATH` labels a model).
     #[arg(long, required = true)]
     features: Vec<String>,
-    /// BrainIO assembly (netCDF-4).
+    /// BrainIO assembly (netCDF-4): presentation × neuroid × time_bin; or a .toml naming the
+    /// axes of plain .npz arrays (see docs/architecture.md).
     #[arg(long)]
     neural: PathBuf,
     /// Output directory.
@@ -94,7 +95,9 @@ pub fn run(a: Args) -> Result<()> {
             regions.len() * nb,
             a.bootstraps
         );
-        let cells = compare_rdms(&model, &neural, compare, &samples);
+        let bar = crate::progress::Progress::new(&format!("rsa {}", feats.model), 0, "cells");
+        let cells = compare_rdms(&model, &neural, compare, &samples, &|d, n| bar.update(d, n));
+        bar.finish();
         eprintln!(
             "  {}: {} comparisons in {:.1} s",
             feats.model,

@@ -165,10 +165,10 @@ pub fn open(path: &Path, split: Option<&str>) -> Result<SourceSet<H5Split>> {
             .dataset(&dpath)
             .map_err(|e| h5err(path, &format!("missing dataset {dpath}"), e))?;
         let shape: Vec<usize> = data.shape().iter().map(|&d| d as usize).collect();
-        if shape.len() != 4 || !matches!(shape[3], 1 | 3) {
+        if shape.len() != 4 || !matches!(shape[3], 1 | 3) || shape[1] == 0 || shape[2] == 0 {
             return Err(invalid(
                 path,
-                format!("{dpath} has shape {shape:?}, expected [N, H, W, 3] (NHWC)"),
+                format!("{dpath} has shape {shape:?}, expected [N, H, W, 3] (NHWC, H and W > 0)"),
             ));
         }
         if !matches!(
