@@ -97,6 +97,55 @@ fn synth_then_fit_then_bad_inputs() {
         assert!(out.join(f).exists(), "missing {f}");
     }
 
+    // Brain-Score's own split draws, saved to splits.json; the same file given back with
+    // --splits reproduces the scores exactly; a splits file naming unknown stimuli is refused.
+    let fit_with = |splits: &str, out: &Path| {
+        ventral(&[
+            "neural-fit",
+            "--features",
+            &format!("gen={}", s(&feats)),
+            "--neural",
+            s(&nc),
+            "--out",
+            s(out),
+            "--splits",
+            splits,
+            // 32 objects: Brain-Score's stratified split needs ≥ 32 test stimuli of 160.
+            "--train-frac",
+            "0.75",
+            "--bootstraps",
+            "1",
+            "--ceiling-splits",
+            "2",
+            "--components",
+            "3",
+        ])
+    };
+    let bs = d.path().join("fit_bs");
+    ok(&fit_with("brainscore:3", &bs));
+    let sj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bs.join("splits.json")).unwrap()).unwrap();
+    assert!(
+        sj["procedure"]
+            .as_str()
+            .unwrap()
+            .contains("StratifiedShuffleSplit(n_splits=3, train_size=0.75, random_state=1)"),
+        "{sj}"
+    );
+    let first = &sj["splits"][0];
+    assert_eq!(first["train"].as_array().unwrap().len(), 120);
+    assert_eq!(first["test"].as_array().unwrap().len(), 40);
+    let again = d.path().join("fit_again");
+    ok(&fit_with(s(&bs.join("splits.json")), &again));
+    let table = |dir: &Path| std::fs::read_to_string(dir.join("predictivity.csv")).unwrap();
+    assert_eq!(table(&bs), table(&again));
+    let bad = d.path().join("bad_splits.json");
+    std::fs::write(&bad, r#"{"splits":[{"train":["nope"],"test":["x"]}]}"#).unwrap();
+    let o = fit_with(s(&bad), &d.path().join("fit_bad_splits"));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad_splits.json") && e.contains("'nope'"), "{e}");
+
     // RSA: model-time × neural-time, heat maps, RDMs.
     let rsa = d.path().join("rsa");
     ok(&ventral(&[

@@ -6,6 +6,7 @@ pub mod ceiling;
 pub mod cv;
 pub mod error;
 pub mod features;
+pub mod numpy_rng;
 pub mod ost;
 pub mod predictivity;
 pub mod recordings;

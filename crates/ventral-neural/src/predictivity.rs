@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::ceiling::{BinCeiling, repetition_halves, split_half_ceiling};
 use crate::cv::{Split, codes, shuffle_splits};
-use crate::error::{NeuralError, Result};
+use crate::error::{NeuralError, Result, file_err};
 use crate::features::{Features, Layer};
 use crate::recordings::Recordings;
 use crate::regression::{LinearMap, Pls, RidgeCv};
@@ -58,10 +58,58 @@ pub enum FeedforwardMapping {
     Graded,
 }
 
+/// How the cross-validation splits over stimuli are drawn.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SplitProcedure {
+    /// ventral's stratified draws from the named ChaCha stream `neural-fit-cv` (largest
+    /// remainder per class).
+    #[default]
+    Ventral,
+    /// Brain-Score's: scikit-learn's `StratifiedShuffleSplit` by `object_name`
+    /// (`ShuffleSplit` without object names) driven by NumPy's `RandomState(seed)`, over the
+    /// stimuli in the assembly's order — the same index sets as Brain-Score's `Split`.
+    BrainScore,
+    /// Splits given by the user (a `splits.json`), as stimulus indices.
+    Given(Vec<Split>),
+}
+
+impl SplitProcedure {
+    /// A description for `splits.json` and `run.json`.
+    pub fn describe(&self, opts: &FitOptions, stratified: bool) -> String {
+        match self {
+            Self::Ventral => format!(
+                "ventral: {}{} splits, train fraction {}, ChaCha stream 'neural-fit-cv' of seed {}",
+                if stratified {
+                    "stratified by object_name, "
+                } else {
+                    ""
+                },
+                opts.n_splits,
+                opts.train_frac,
+                opts.seed
+            ),
+            Self::BrainScore => format!(
+                "brainscore: scikit-learn {}(n_splits={}, train_size={}, random_state={}){}",
+                if stratified {
+                    "StratifiedShuffleSplit"
+                } else {
+                    "ShuffleSplit"
+                },
+                opts.n_splits,
+                opts.train_frac,
+                opts.seed,
+                if stratified { " on object_name" } else { "" }
+            ),
+            Self::Given(s) => format!("given: {} splits from a splits file", s.len()),
+        }
+    }
+}
+
 /// Options of [`fit_predictivity`].
 #[derive(Debug, Clone)]
 pub struct FitOptions {
     pub regressor: Regressor,
+    pub procedure: SplitProcedure,
     pub n_splits: usize,
     pub train_frac: f64,
     pub seed: u64,
@@ -81,6 +129,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         Self {
             regressor: Regressor::Pls(Pls::default()),
+            procedure: SplitProcedure::Ventral,
             n_splits: 10,
             train_frac: 0.9,
             seed: 1,
@@ -235,17 +284,131 @@ pub struct FitResult {
     pub sites: Vec<(String, usize, String, usize, String, f64, f64)>,
 }
 
-/// The stimulus splits for `rec` (stratified by `object_name` when present).
-pub fn stimulus_splits(rec: &Recordings, opts: &FitOptions) -> Vec<Split> {
-    let groups = rec.object_names.as_ref().map(|o| codes(o));
-    shuffle_splits(
-        rec.n_stimuli(),
-        groups.as_deref(),
-        opts.n_splits,
-        opts.train_frac,
-        opts.seed,
-        "neural-fit-cv",
-    )
+/// The stimulus splits for `rec` (stratified by `object_name` when present) by
+/// `opts.procedure`.
+pub fn stimulus_splits(rec: &Recordings, opts: &FitOptions) -> Result<Vec<Split>> {
+    let n = rec.n_stimuli();
+    match &opts.procedure {
+        SplitProcedure::Ventral => {
+            let groups = rec.object_names.as_ref().map(|o| codes(o));
+            Ok(shuffle_splits(
+                n,
+                groups.as_deref(),
+                opts.n_splits,
+                opts.train_frac,
+                opts.seed,
+                "neural-fit-cv",
+            ))
+        }
+        SplitProcedure::BrainScore => {
+            let seed = u32::try_from(opts.seed).map_err(|_| {
+                NeuralError::Invalid(format!(
+                    "Brain-Score's splits use NumPy's RandomState, whose seed is 32-bit; got {}",
+                    opts.seed
+                ))
+            })?;
+            match &rec.object_names {
+                Some(o) => crate::numpy_rng::stratified_shuffle_split(
+                    o,
+                    opts.n_splits,
+                    opts.train_frac,
+                    seed,
+                ),
+                None => crate::numpy_rng::shuffle_split(n, opts.n_splits, opts.train_frac, seed),
+            }
+            .map_err(|e| file_err(&rec.source, e))
+        }
+        SplitProcedure::Given(s) => {
+            if let Some(i) = s
+                .iter()
+                .flat_map(|x| x.train.iter().chain(&x.test))
+                .find(|&&i| i >= n)
+            {
+                return Err(NeuralError::Invalid(format!(
+                    "a given split names stimulus {i}, but the recordings have {n}"
+                )));
+            }
+            Ok(s.clone())
+        }
+    }
+}
+
+/// The splits as JSON (`splits.json`): the procedure, the seed and, per split, the train and
+/// test `stimulus_id`s — what `read_splits_json` reads back.
+pub fn splits_json(
+    splits: &[Split],
+    ids: &[String],
+    procedure: &str,
+    seed: u64,
+) -> serde_json::Value {
+    let names = |v: &[usize]| v.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>();
+    serde_json::json!({
+        "procedure": procedure,
+        "seed": seed,
+        "splits": splits
+            .iter()
+            .map(|s| serde_json::json!({ "train": names(&s.train), "test": names(&s.test) }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Read a `splits.json` (as [`splits_json`] writes it) against the recordings' stimulus ids;
+/// every error names the file and the split.
+pub fn read_splits_json(path: &std::path::Path, ids: &[String]) -> Result<Vec<Split>> {
+    let label = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| file_err(&label, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| file_err(&label, e))?;
+    let list = v["splits"]
+        .as_array()
+        .ok_or_else(|| file_err(&label, "no `splits` array"))?;
+    if list.is_empty() {
+        return Err(file_err(&label, "`splits` is empty"));
+    }
+    let index: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let mut out = Vec::with_capacity(list.len());
+    for (k, s) in list.iter().enumerate() {
+        let mut sets = [Vec::new(), Vec::new()];
+        for (set, key) in sets.iter_mut().zip(["train", "test"]) {
+            let arr = s[key]
+                .as_array()
+                .ok_or_else(|| file_err(&label, format!("split {k} has no `{key}` list")))?;
+            for id in arr {
+                let id = id.as_str().ok_or_else(|| {
+                    file_err(&label, format!("split {k} `{key}`: ids must be strings"))
+                })?;
+                let i = *index.get(id).ok_or_else(|| {
+                    file_err(
+                        &label,
+                        format!("split {k} `{key}`: stimulus_id '{id}' is not in the recordings"),
+                    )
+                })?;
+                set.push(i);
+            }
+            set.sort_unstable();
+            if set.windows(2).any(|w| w[0] == w[1]) {
+                return Err(file_err(
+                    &label,
+                    format!("split {k} `{key}` repeats a stimulus"),
+                ));
+            }
+            if set.is_empty() {
+                return Err(file_err(&label, format!("split {k} `{key}` is empty")));
+            }
+        }
+        let [train, test] = sets;
+        if train.iter().any(|i| test.binary_search(i).is_ok()) {
+            return Err(file_err(
+                &label,
+                format!("split {k}: a stimulus is in both train and test"),
+            ));
+        }
+        out.push(Split { train, test });
+    }
+    Ok(out)
 }
 
 /// Ceilings per region (None when the recordings have a single repetition).
@@ -307,7 +470,7 @@ pub fn fit_predictivity_with_progress(
             )));
         }
     }
-    let splits = stimulus_splits(rec, opts);
+    let splits = stimulus_splits(rec, opts)?;
     let jobs = assignments(&feats.layers, rec, opts);
     // Trial halves for the consistency (same halves for every job).
     let halves: Vec<(Vec<f64>, Vec<f64>)> = if opts.consistency_bootstraps > 0 && rec.n_reps >= 2 {

@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
-    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, StepMapping, ceiling_rows,
-    ceilings, csv_number, fit_predictivity_with_progress,
+    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, SplitProcedure, StepMapping,
+    ceiling_rows, ceilings, csv_number, fit_predictivity_with_progress, read_splits_json,
+    splits_json, stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -56,9 +57,13 @@ pub struct Args {
     /// Ridge alpha grid (comma-separated; default 1e-2 … 1e7, 4 per decade).
     #[arg(long, value_delimiter = ',')]
     alphas: Vec<f64>,
-    /// Cross-validation splits (by stimulus, stratified by object_name when present).
-    #[arg(long, default_value_t = 10)]
-    splits: usize,
+    /// Cross-validation splits over stimuli (stratified by object_name when present): a count
+    /// (ventral's draws), `brainscore` or `brainscore:N` (Brain-Score's own draws: scikit-learn's
+    /// StratifiedShuffleSplit with NumPy's RandomState(--seed), 10 splits by default), or a
+    /// splits.json from an earlier run (its train/test stimulus ids). Every run writes the
+    /// splits it used to OUT/splits.json.
+    #[arg(long, default_value = "10")]
+    splits: String,
     /// Training fraction per split.
     #[arg(long, default_value_t = 0.9)]
     train_frac: f64,
@@ -91,7 +96,7 @@ pub struct Args {
     bootstraps: usize,
 }
 
-fn parse_options(a: &Args) -> Result<FitOptions> {
+fn parse_options(a: &Args, stimulus_ids: &[String]) -> Result<FitOptions> {
     let regressor = match a.regression.as_str() {
         "pls" => Regressor::Pls(Pls::new(a.components)),
         "ridge" => Regressor::Ridge(RidgeCv {
@@ -139,12 +144,14 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
         "graded" => FeedforwardMapping::Graded,
         other => bail!("--ff-mapping must be uniform or graded, got `{other}`"),
     };
-    if a.splits == 0 || !(a.train_frac > 0.0 && a.train_frac < 1.0) {
-        bail!("need --splits ≥ 1 and 0 < --train-frac < 1");
+    if !(a.train_frac > 0.0 && a.train_frac < 1.0) {
+        bail!("need 0 < --train-frac < 1");
     }
+    let (procedure, n_splits) = parse_splits(&a.splits, stimulus_ids)?;
     Ok(FitOptions {
         regressor,
-        n_splits: a.splits,
+        procedure,
+        n_splits,
         train_frac: a.train_frac,
         seed: a.seed,
         steps,
@@ -154,6 +161,32 @@ fn parse_options(a: &Args) -> Result<FitOptions> {
         consistency_bootstraps: a.bootstraps,
         areas: parse_areas(&a.areas)?,
     })
+}
+
+/// `--splits`: a count, `brainscore[:N]`, or a splits.json read against `ids`.
+fn parse_splits(spec: &str, ids: &[String]) -> Result<(SplitProcedure, usize)> {
+    let count = |t: &str| -> Result<usize> {
+        match t.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => bail!("--splits {spec}: expected a count ≥ 1, `brainscore[:N]` or a splits.json"),
+        }
+    };
+    if spec.chars().all(|c| c.is_ascii_digit()) {
+        return Ok((SplitProcedure::Ventral, count(spec)?));
+    }
+    if spec == "brainscore" {
+        return Ok((SplitProcedure::BrainScore, 10));
+    }
+    if let Some(n) = spec.strip_prefix("brainscore:") {
+        return Ok((SplitProcedure::BrainScore, count(n)?));
+    }
+    let path = std::path::Path::new(spec);
+    if !path.is_file() {
+        bail!("--splits {spec}: not a count, `brainscore[:N]`, or an existing splits.json");
+    }
+    let given = read_splits_json(path, ids)?;
+    let n = given.len();
+    Ok((SplitProcedure::Given(given), n))
 }
 
 /// `REGION=layer,layer` arguments.
@@ -192,9 +225,12 @@ fn file_areas(path: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let opts = parse_options(&a)?;
     let label = a.neural.display().to_string();
     let rec = read_recordings(&a.neural)?;
+    let opts = parse_options(&a, &rec.stimulus_ids)?;
+    // The splits every fit uses, drawn once here to be saved beside the results.
+    let splits = stimulus_splits(&rec, &opts)?;
+    let procedure = opts.procedure.describe(&opts, rec.object_names.is_some());
     let ids_from = format!("the recordings {}", a.neural.display());
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     eprintln!(
@@ -304,11 +340,16 @@ pub fn run(a: Args) -> Result<()> {
     write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
+    let sj = splits_json(&splits, &rec.stimulus_ids, &procedure, opts.seed);
+    write_bytes_atomic(
+        &out.path().join("splits.json"),
+        serde_json::to_string_pretty(&sj)?.as_bytes(),
+    )?;
     let meta = serde_json::json!({
         "neural": { "path": label, "blake3": ventral_core::hash::file_blake3(&a.neural)? },
         "features": inputs,
         "regression": opts.regressor.name(),
-        "splits": opts.n_splits, "train_frac": opts.train_frac, "seed": opts.seed,
+        "splits": opts.n_splits, "split_procedure": procedure, "train_frac": opts.train_frac, "seed": opts.seed,
         "mapping": a.mapping, "step_ms": a.step_ms, "offset_ms": a.offset_ms, "ff_mapping": a.ff_mapping,
         "shared": opts.shared, "ceiling_splits": opts.ceiling_splits, "bootstraps": opts.consistency_bootstraps,
     });
