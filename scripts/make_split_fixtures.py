@@ -23,7 +23,8 @@ for counts, draws, seed in [([4, 2], 3, 0), ([5, 2], 4, 0), ([2, 2, 2, 1], 2, 0)
                             ([2, 2, 2, 1], 2, 42), ([7, 7, 7, 7, 7], 9, 1), ([33, 17, 50], 90, 3)]:
     out["approximate_mode"].append({"counts": counts, "draws": draws, "seed": seed,
                                     "mode": _approximate_mode(np.array(counts), draws, seed).tolist()})
-for n, splits, train, seed in [(10, 3, 0.9, 1), (160, 10, 0.9, 1), (57, 4, 0.75, 5)]:
+for n, splits, train, seed in [(10, 3, 0.9, 1), (160, 10, 0.9, 1), (57, 4, 0.75, 5),
+                               (2, 10, 0.5, 1), (5, 10, 0.5, 1), (10, 10, 0.5, 1)]:
     ss = ShuffleSplit(n_splits=splits, train_size=train, random_state=seed)
     out["shuffle_split"].append({"n": n, "splits": splits, "train": train, "seed": seed,
                                  "draws": [{"train": sorted(a.tolist()), "test": sorted(b.tolist())}

@@ -102,24 +102,67 @@ pub fn ceiling_for_halves(
     Ok(mean_ci(&medians).0)
 }
 
-/// Split-half ceilings of `sites` for every bin. Needs at least two repetitions.
+/// A halving of the repetitions: (first half, second half) as masks over repetition indices.
+pub type Halving = (Vec<bool>, Vec<bool>);
+
+/// Brain-Score's repetition halves: `ShuffleSplit(n_splits, train_size=0.5,
+/// random_state=seed)` over the sorted unique repetition values (its `InternalConsistency` via
+/// `CrossValidationSingle(split_coord='repetition', unique_split_values=True)`), as masks.
+pub fn brainscore_halves(
+    n_reps: usize,
+    n: usize,
+    seed: u64,
+) -> std::result::Result<Vec<Halving>, String> {
+    let seed = u32::try_from(seed)
+        .map_err(|_| format!("Brain-Score's draws need a 32-bit seed, got {seed}"))?;
+    Ok(crate::numpy_rng::shuffle_split(n_reps, n, 0.5, seed)?
+        .into_iter()
+        .map(|s| {
+            let mut a = vec![false; n_reps];
+            let mut b = vec![false; n_reps];
+            s.train.iter().for_each(|&i| a[i] = true);
+            s.test.iter().for_each(|&i| b[i] = true);
+            (a, b)
+        })
+        .collect())
+}
+
+/// Split-half ceilings of `sites` for every bin (ventral's halvings from the stream
+/// `ceiling-halves`). Needs at least two repetitions.
 pub fn split_half_ceiling(
     rec: &Recordings,
     sites: &[usize],
     n_splits: usize,
     seed: u64,
 ) -> Result<Vec<BinCeiling>> {
+    check_repetitions(rec)?;
+    let halves = repetition_halves(rec.n_reps, n_splits, seed, "ceiling-halves");
+    split_half_ceiling_from(rec, sites, &halves, seed)
+}
+
+fn check_repetitions(rec: &Recordings) -> Result<()> {
     if rec.n_reps < 2 {
         return Err(file_err(
             &rec.source,
             "a split-half ceiling needs at least 2 repetitions per stimulus (coordinate `repetition`); this assembly has 1",
         ));
     }
+    Ok(())
+}
+
+/// Split-half ceilings of `sites` for every bin over the given repetition halvings; `seed`
+/// drives the bootstrap interval over stimuli.
+pub fn split_half_ceiling_from(
+    rec: &Recordings,
+    sites: &[usize],
+    halves: &[(Vec<bool>, Vec<bool>)],
+    seed: u64,
+) -> Result<Vec<BinCeiling>> {
+    check_repetitions(rec)?;
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let all: Vec<usize> = (0..rec.n_stimuli()).collect();
-    let halves = repetition_halves(rec.n_reps, n_splits, seed, "ceiling-halves");
     let mut averaged = Vec::with_capacity(halves.len());
-    for (a, b) in &halves {
+    for (a, b) in halves {
         averaged.push((rec.average(a)?, rec.average(b)?));
     }
     let stat = |bin: usize, rows: &[usize]| halving_stats(&averaged, sites, nk, nb, bin, rows);

@@ -5,7 +5,7 @@
 use faer::Mat;
 use rayon::prelude::*;
 
-use crate::ceiling::{BinCeiling, repetition_halves, split_half_ceiling};
+use crate::ceiling::{BinCeiling, repetition_halves, split_half_ceiling_from};
 use crate::cv::{Split, codes, shuffle_splits};
 use crate::error::{NeuralError, Result, file_err};
 use crate::features::{Features, Layer};
@@ -110,6 +110,8 @@ impl SplitProcedure {
 pub struct FitOptions {
     pub regressor: Regressor,
     pub procedure: SplitProcedure,
+    /// The ceiling's repetition halvings when given (from a splits.json); drawn otherwise.
+    pub given_halves: Option<Vec<crate::ceiling::Halving>>,
     pub n_splits: usize,
     pub train_frac: f64,
     pub seed: u64,
@@ -130,6 +132,7 @@ impl Default for FitOptions {
         Self {
             regressor: Regressor::Pls(Pls::default()),
             procedure: SplitProcedure::Ventral,
+            given_halves: None,
             n_splits: 10,
             train_frac: 0.9,
             seed: 1,
@@ -352,6 +355,41 @@ pub fn splits_json(
     })
 }
 
+/// The ceiling halvings recorded in a `splits.json` (`ceiling_halves.halves`, repetition
+/// indices), as masks over `n_reps`; `None` when the file has none.
+pub fn read_halves_json(
+    path: &std::path::Path,
+    n_reps: usize,
+) -> Result<Option<Vec<crate::ceiling::Halving>>> {
+    let label = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| file_err(&label, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| file_err(&label, e))?;
+    let Some(list) = v["ceiling_halves"]["halves"].as_array() else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (k, h) in list.iter().enumerate() {
+        let mut masks = [vec![false; n_reps], vec![false; n_reps]];
+        for (m, key) in masks.iter_mut().zip(["first", "second"]) {
+            let arr = h[key].as_array().ok_or_else(|| {
+                file_err(&label, format!("ceiling halving {k} has no `{key}` list"))
+            })?;
+            for r in arr {
+                let r = r.as_u64().map(|r| r as usize).filter(|&r| r < n_reps).ok_or_else(|| {
+                    file_err(
+                        &label,
+                        format!("ceiling halving {k} `{key}`: {r} is not a repetition index below {n_reps}"),
+                    )
+                })?;
+                m[r] = true;
+            }
+        }
+        let [a, b] = masks;
+        out.push((a, b));
+    }
+    Ok(Some(out))
+}
+
 /// Read a `splits.json` (as [`splits_json`] writes it) against the recordings' stimulus ids;
 /// every error names the file and the split.
 pub fn read_splits_json(path: &std::path::Path, ids: &[String]) -> Result<Vec<Split>> {
@@ -416,11 +454,45 @@ pub fn ceilings(rec: &Recordings, opts: &FitOptions) -> Result<Option<Vec<Vec<Bi
     if rec.n_reps < 2 {
         return Ok(None);
     }
+    let halves = ceiling_halves(rec, opts)?;
     rec.region_sites()
         .iter()
-        .map(|(_, sites)| split_half_ceiling(rec, sites, opts.ceiling_splits, opts.seed))
+        .map(|(_, sites)| split_half_ceiling_from(rec, sites, &halves, opts.seed))
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+/// The repetition halvings of the ceilings: Brain-Score's draws with
+/// [`SplitProcedure::BrainScore`], ventral's stream `ceiling-halves` otherwise.
+pub fn ceiling_halves(rec: &Recordings, opts: &FitOptions) -> Result<Vec<crate::ceiling::Halving>> {
+    if rec.n_reps < 2 {
+        return Ok(Vec::new());
+    }
+    if let Some(h) = &opts.given_halves {
+        if let Some((a, _)) = h
+            .iter()
+            .find(|(a, b)| a.len() != rec.n_reps || b.len() != rec.n_reps)
+        {
+            return Err(NeuralError::Invalid(format!(
+                "the given ceiling halves cover {} repetitions; the recordings have {}",
+                a.len(),
+                rec.n_reps
+            )));
+        }
+        return Ok(h.clone());
+    }
+    match opts.procedure {
+        SplitProcedure::BrainScore => {
+            crate::ceiling::brainscore_halves(rec.n_reps, opts.ceiling_splits, opts.seed)
+                .map_err(|e| file_err(&rec.source, e))
+        }
+        _ => Ok(repetition_halves(
+            rec.n_reps,
+            opts.ceiling_splits,
+            opts.seed,
+            "ceiling-halves",
+        )),
+    }
 }
 
 /// Fits every assignment of `feats` to `rec` and returns the tidy rows (ceiling rows are

@@ -9,6 +9,7 @@
 //! _approximate_mode(np.array(counts), draws, seed)
 //! ShuffleSplit(n_splits, train_size=train, random_state=seed).split(np.zeros(n))
 //! StratifiedShuffleSplit(n_splits, train_size=train, random_state=seed).split(np.zeros(n), labels)
+//! # Brain-Score's ceiling: ShuffleSplit(10, train_size=0.5, random_state=1) over repetitions
 //! ```
 
 #![allow(clippy::unwrap_used)]
@@ -88,6 +89,19 @@ fn shuffle_splits_equal_scikit_learn() {
         )
         .unwrap();
         check_draws(&c["draws"], &got, &format!("ShuffleSplit n={}", c["n"]));
+        // Brain-Score's ceiling halves over repetitions are ShuffleSplit(train_size=0.5).
+        if c["train"].as_f64() == Some(0.5) {
+            let halves = ventral_neural::ceiling::brainscore_halves(
+                c["n"].as_u64().unwrap() as usize,
+                c["splits"].as_u64().unwrap() as usize,
+                c["seed"].as_u64().unwrap(),
+            )
+            .unwrap();
+            for ((a, b), s) in halves.iter().zip(&got) {
+                let idx = |m: &[bool]| (0..m.len()).filter(|&i| m[i]).collect::<Vec<_>>();
+                assert_eq!((idx(a), idx(b)), (s.train.clone(), s.test.clone()));
+            }
+        }
     }
     for c in f["stratified"].as_array().unwrap() {
         let labels: Vec<String> = c["labels"]

@@ -9,8 +9,8 @@ use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
     CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, SplitProcedure, StepMapping,
-    ceiling_rows, ceilings, csv_number, fit_predictivity_with_progress, read_splits_json,
-    splits_json, stimulus_splits,
+    ceiling_halves, ceiling_rows, ceilings, csv_number, fit_predictivity_with_progress,
+    read_halves_json, read_splits_json, splits_json, stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -96,7 +96,7 @@ pub struct Args {
     bootstraps: usize,
 }
 
-fn parse_options(a: &Args, stimulus_ids: &[String]) -> Result<FitOptions> {
+fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<FitOptions> {
     let regressor = match a.regression.as_str() {
         "pls" => Regressor::Pls(Pls::new(a.components)),
         "ridge" => Regressor::Ridge(RidgeCv {
@@ -148,9 +148,14 @@ fn parse_options(a: &Args, stimulus_ids: &[String]) -> Result<FitOptions> {
         bail!("need 0 < --train-frac < 1");
     }
     let (procedure, n_splits) = parse_splits(&a.splits, stimulus_ids)?;
+    let given_halves = match procedure {
+        SplitProcedure::Given(_) => read_halves_json(std::path::Path::new(&a.splits), n_reps)?,
+        _ => None,
+    };
     Ok(FitOptions {
         regressor,
         procedure,
+        given_halves,
         n_splits,
         train_frac: a.train_frac,
         seed: a.seed,
@@ -227,7 +232,7 @@ fn file_areas(path: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
 pub fn run(a: Args) -> Result<()> {
     let label = a.neural.display().to_string();
     let rec = read_recordings(&a.neural)?;
-    let opts = parse_options(&a, &rec.stimulus_ids)?;
+    let opts = parse_options(&a, &rec.stimulus_ids, rec.n_reps)?;
     // The splits every fit uses, drawn once here to be saved beside the results.
     let splits = stimulus_splits(&rec, &opts)?;
     let procedure = opts.procedure.describe(&opts, rec.object_names.is_some());
@@ -340,7 +345,23 @@ pub fn run(a: Args) -> Result<()> {
     write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
-    let sj = splits_json(&splits, &rec.stimulus_ids, &procedure, opts.seed);
+    let mut sj = splits_json(&splits, &rec.stimulus_ids, &procedure, opts.seed);
+    // The ceiling's repetition halvings (repetition indices in sorted order of the
+    // `repetition` coordinate, or of recurrence), for the record.
+    let mask_idx = |m: &[bool]| -> Vec<usize> { (0..m.len()).filter(|&i| m[i]).collect() };
+    sj["ceiling_halves"] = serde_json::json!({
+        "procedure": if opts.given_halves.is_some() {
+            format!("given: {}", a.splits)
+        } else if opts.procedure == SplitProcedure::BrainScore {
+            format!("brainscore: ShuffleSplit(n_splits={}, train_size=0.5, random_state={}) over repetitions", opts.ceiling_splits, opts.seed)
+        } else {
+            format!("ventral: {} random halvings, ChaCha stream 'ceiling-halves' of seed {}", opts.ceiling_splits, opts.seed)
+        },
+        "halves": ceiling_halves(&rec, &opts)?
+            .iter()
+            .map(|(a, b)| serde_json::json!({ "first": mask_idx(a), "second": mask_idx(b) }))
+            .collect::<Vec<_>>(),
+    });
     write_bytes_atomic(
         &out.path().join("splits.json"),
         serde_json::to_string_pretty(&sj)?.as_bytes(),
