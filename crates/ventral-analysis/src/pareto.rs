@@ -17,6 +17,8 @@ pub struct Point {
     pub units: f64,
     pub flops: f64,
     pub accuracy: f64,
+    /// Where the accuracy is read out (`last step`, `decoder MaxConf`, …).
+    pub accuracy_at: String,
 }
 
 /// Whether each point is on the frontier of (size ↓, accuracy ↑): no other point is at most as
@@ -54,11 +56,11 @@ pub fn write(dir: &Path, points: &[Point]) -> Result<()> {
     let on_u = frontier(&by_units);
     let on_p = frontier(&by_params);
     let mut csv = String::from(
-        "run,model,params,units,flops,accuracy,on_frontier_units,on_frontier_params\n",
+        "run,model,params,units,flops,accuracy,on_frontier_units,on_frontier_params,accuracy_at\n",
     );
     for (i, p) in points.iter().enumerate() {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{}\n",
             csv_field(&p.run),
             csv_field(&p.model),
             num(p.params),
@@ -66,7 +68,8 @@ pub fn write(dir: &Path, points: &[Point]) -> Result<()> {
             num(p.flops),
             num(p.accuracy),
             on_u[i],
-            on_p[i]
+            on_p[i],
+            csv_field(&p.accuracy_at)
         ));
     }
     let path = dir.join("pareto.csv");

@@ -37,6 +37,9 @@ fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
         "model.num_timesteps=7",
         "--set",
         "model.movie.image_off=5",
+        // Read out (and trained) at the max-confidence decoder: decoder.csv is written.
+        "--set",
+        "model.decoder.kind=\"max_conf\"",
         "--out",
         s(out),
     ]);
@@ -74,7 +77,7 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     assert!(!saved.contains("preset"));
 
     // Killed mid-training and resumed: byte-identical.
-    let files = ["weights.safetensors", "metrics.csv"];
+    let files = ["weights.safetensors", "metrics.csv", "decoder.csv"];
     for ms in [700u64, 2000] {
         let out = d.path().join(format!("killed{ms}"));
         let mut child = train_cmd(&data, &out, false).spawn().unwrap();
@@ -133,8 +136,24 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(par.join("pareto.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    // Scored at the decoder: the last epoch's validation accuracy of decoder.csv.
+    let dec = std::fs::read_to_string(reference.join("decoder.csv")).unwrap();
     assert!(
-        csv.lines().nth(1).unwrap().contains(",358632,6856,"),
+        dec.starts_with("epoch,split,decoder,loss,accuracy\n"),
+        "{dec}"
+    );
+    assert_eq!(dec.lines().count(), 3, "one val row per epoch: {dec}");
+    let last_acc = dec.lines().last().unwrap().rsplit(',').next().unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.ends_with(",decoder MaxConf"), "{row}");
+    assert_eq!(
+        row.split(',').nth(5).unwrap().parse::<f64>().unwrap(),
+        last_acc.parse::<f64>().unwrap(),
+        "{row} vs {dec}"
+    );
+    assert!(
+        // 358 632 of the network + the max_conf decoder's trainable temperature β.
+        csv.lines().nth(1).unwrap().contains(",358633,6856,"),
         "{csv}"
     );
 

@@ -63,6 +63,21 @@ impl ModelConfig {
         }
         Ok(())
     }
+    /// The temporal decoder the model is read out with, when it is not simply the last step
+    /// (a ConvRNN's `decoder.kind` other than `last`), or when the loss is taken there:
+    /// `(kind, loss at the decoder)`.
+    pub fn decoder(&self) -> Option<(String, bool)> {
+        match self {
+            ModelConfig::ConvRnn(c)
+                if c.decoder.kind != crate::convrnn::DecoderKind::Last
+                    || c.decoder.loss == "decoder" =>
+            {
+                Some((format!("{:?}", c.decoder.kind), c.decoder.loss == "decoder"))
+            }
+            _ => None,
+        }
+    }
+
     /// Time steps.
     pub fn timesteps(&self) -> usize {
         match self {

@@ -16,9 +16,9 @@ pub struct ModelOutput {
     pub areas: Vec<Vec<(String, Tensor<4>)>>,
     /// Activity computed once before the time loop (BLT's retina), when areas are requested.
     pub retina: Option<Tensor<4>>,
-    /// Log-probabilities of a temporal decoder over the steps (ConvRNNs whose loss is taken
-    /// at the decoder, `[batch, classes]`); training then minimises its NLL instead of the
-    /// per-step sum.
+    /// Log-probabilities of a temporal decoder over the steps (`[batch, classes]`; ConvRNNs
+    /// whose decoder is not `last` or whose loss is taken at the decoder — training then
+    /// minimises its NLL instead of the per-step sum).
     pub decoded: Option<Tensor<2>>,
 }
 

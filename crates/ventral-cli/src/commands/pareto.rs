@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use ventral_analysis::pareto::{Point, frontier, write};
 use ventral_core::atomic::AtomicDir;
-use ventral_models::{Model, ModelConfig, params, size};
+use ventral_models::{Model, params, size};
 use ventral_train::config::TrainFile;
 
 use crate::commands::neural_inputs::{input_record, write_run_json};
@@ -68,6 +68,36 @@ fn final_accuracy(dir: &Path, step: usize) -> Result<f64> {
     })
 }
 
+/// The final epoch's validation accuracy at the run's temporal decoder, from `decoder.csv`
+/// (written for models read out by a decoder other than the last step).
+fn final_decoder_accuracy(path: &Path) -> Result<f64> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut best: Option<(usize, f64)> = None;
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let parsed = match f.as_slice() {
+            [e, split, _, _, acc] => e
+                .parse::<usize>()
+                .ok()
+                .zip(acc.parse::<f64>().ok())
+                .map(|x| (x, *split)),
+            _ => None,
+        };
+        let Some(((epoch, acc), split)) = parsed else {
+            bail!(
+                "{}: line {}: expected epoch,split,decoder,loss,accuracy",
+                path.display(),
+                i + 1
+            );
+        };
+        if split == "val" && best.is_none_or(|(e, _)| epoch >= e) {
+            best = Some((epoch, acc));
+        }
+    }
+    best.map(|b| b.1)
+        .with_context(|| format!("{}: no validation rows", path.display()))
+}
+
 pub fn run(a: Args) -> Result<()> {
     let device = Device::flex();
     let mut points = Vec::new();
@@ -78,18 +108,31 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("{}: not a ventral run (no config.toml)", dir.display()))?;
         let cfg = TrainFile::parse(&text, &[], &cfg_path.display().to_string())?;
         let m = &cfg.model;
-        if let ModelConfig::ConvRnn(c) = m
-            && c.decoder.kind != ventral_models::convrnn::DecoderKind::Last
-        {
-            eprintln!(
-                "{}: decoder {:?}: metrics.csv holds per-step accuracy only, the last step's is used",
-                dir.display(),
-                c.decoder.kind
-            );
-        }
         let model = Model::init(m, &device)?;
         let r = size::model_size(m, &params::list(&model));
-        let accuracy = final_accuracy(dir, m.timesteps() - 1)?;
+        // Scored where the model is read out: its temporal decoder when it has one (decoder.csv),
+        // else the last step.
+        let dec = dir.join("decoder.csv");
+        let (accuracy, source) = match m.decoder() {
+            Some((kind, _)) if dec.is_file() => {
+                (final_decoder_accuracy(&dec)?, format!("decoder {kind}"))
+            }
+            Some((kind, _)) => {
+                eprintln!(
+                    "{}: decoder {kind}: the run has no decoder.csv (trained before decoders were \
+                     scored), the last step's accuracy is used",
+                    dir.display()
+                );
+                (
+                    final_accuracy(dir, m.timesteps() - 1)?,
+                    "last step".to_string(),
+                )
+            }
+            None => (
+                final_accuracy(dir, m.timesteps() - 1)?,
+                "last step".to_string(),
+            ),
+        };
         let run = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
@@ -105,6 +148,7 @@ pub fn run(a: Args) -> Result<()> {
             units: r.units_per_step as f64,
             flops: r.flops_per_step as f64,
             accuracy,
+            accuracy_at: source,
         });
         inputs.push(input_record(&run, &dir.join("metrics.csv"))?);
     }

@@ -276,7 +276,7 @@ impl ConvRnn {
             }
             prev = cur;
         }
-        if cfg.decoder.loss == "decoder" {
+        if cfg.decoder.loss == "decoder" || cfg.decoder.kind != DecoderKind::Last {
             out.decoded = Some(log_softmax(self.decode(&logits_all), 1));
         }
         out

@@ -1,5 +1,5 @@
-//! The metrics observer (`metrics.csv`, `plots/`) and the progress observer (events to the
-//! caller).
+//! The metrics observers (`metrics.csv` and `plots/`; `decoder.csv` for models read out by a
+//! temporal decoder) and the progress observer (events to the caller).
 
 use std::path::Path;
 use std::time::Instant;
@@ -81,6 +81,90 @@ impl Observer for Metrics {
         // them complete.
         write_metrics(&self.dir.join("metrics.csv"), &self.rows)?;
         crate::plots::write_training_plots(&self.dir.join("plots"), &self.rows)
+    }
+
+    fn checkpoint(&mut self, _dir: &Path, _global_step: usize) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&self.rows).unwrap_or_default())
+    }
+}
+
+/// One row of `decoder.csv`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DecoderRow {
+    pub epoch: usize,
+    pub split: String,
+    pub decoder: String,
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Validation loss and accuracy at the model's temporal decoder (a ConvRNN's `max_conf`,
+/// `thresh`, `w_avg`, … — the readout the model is scored by), per epoch: `decoder.csv`
+/// (`epoch, split, decoder, loss, accuracy`), beside the per-step `metrics.csv`. Saved state:
+/// the rows so far.
+#[derive(Debug)]
+pub struct DecoderMetrics {
+    kind: String,
+    rows: Vec<DecoderRow>,
+    dir: std::path::PathBuf,
+}
+
+impl DecoderMetrics {
+    /// For a decoder of `kind` (its name in `decoder.csv`).
+    pub fn new(kind: String) -> Self {
+        Self {
+            kind,
+            rows: Vec::new(),
+            dir: Default::default(),
+        }
+    }
+}
+
+impl Observer for DecoderMetrics {
+    fn name(&self) -> &'static str {
+        "decoder_metrics"
+    }
+
+    fn start(&mut self, run: &RunInfo<'_>, saved: Option<&[u8]>) -> Result<()> {
+        self.dir = run.dir.to_path_buf();
+        if let Some(b) = saved {
+            self.rows = serde_json::from_slice(b).map_err(|e| {
+                file_err(
+                    run.dir.join("checkpoints").display(),
+                    format!("saved decoder metrics of the resume point: {e}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn epoch_end(&mut self, e: &EpochInfo<'_>) -> Result<()> {
+        let Some((loss, accuracy)) = e.val_decoder else {
+            return Ok(());
+        };
+        self.rows.push(DecoderRow {
+            epoch: e.epoch,
+            split: "val".into(),
+            decoder: self.kind.clone(),
+            loss,
+            accuracy,
+        });
+        let path = self.dir.join("decoder.csv");
+        ventral_core::write_atomic(&path, |w| {
+            let mut cw = csv::Writer::from_writer(w);
+            cw.write_record(["epoch", "split", "decoder", "loss", "accuracy"])?;
+            for r in &self.rows {
+                cw.write_record([
+                    r.epoch.to_string(),
+                    r.split.clone(),
+                    r.decoder.clone(),
+                    format!("{}", r.loss),
+                    format!("{}", r.accuracy),
+                ])?;
+            }
+            cw.flush()
+        })
+        .map_err(|e| file_err(path.display(), e))
     }
 
     fn checkpoint(&mut self, _dir: &Path, _global_step: usize) -> Result<Vec<u8>> {

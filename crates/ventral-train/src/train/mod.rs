@@ -42,7 +42,7 @@ use ventral_data::{Loader, LoaderConfig, PackedDataset};
 use ventral_models::device::parse_device;
 use ventral_models::{Model, params};
 
-pub use metrics::{Metrics, Progress};
+pub use metrics::{DecoderMetrics, Metrics, Progress};
 pub use observer::{EpochInfo, Observer, RunInfo, StepInfo};
 pub use run::{load_weights, save_model};
 
@@ -384,7 +384,11 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         .as_ref()
         .filter(|c| c.enabled)
         .map(|c| Tracker::new(c.clone(), &tc.optimizer));
+    let mut decoder_metrics = mcfg.decoder().map(|(kind, _)| DecoderMetrics::new(kind));
     let mut observers: Vec<&mut dyn Observer> = vec![&mut metrics, &mut progress];
+    if let Some(d) = decoder_metrics.as_mut() {
+        observers.push(d);
+    }
     if let Some(t) = tracker.as_mut() {
         observers.push(t);
     }
@@ -459,7 +463,14 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         let seen = state.seen.max(1) as f64;
         let train_loss: Vec<f64> = state.loss_sum.iter().map(|l| l / seen).collect();
         let train_acc: Vec<f64> = state.correct.iter().map(|&c| c as f64 / seen).collect();
-        let (val_loss, val_acc) = step::evaluate(&model.valid(), &base, &val_loader, native)?;
+        let ev = step::evaluate(&model.valid(), &base, &val_loader, native)?;
+        let (val_loss, val_acc) = (ev.loss, ev.accuracy);
+        if let Some((l, _)) = ev.decoder.filter(|(l, _)| !l.is_finite()) {
+            return Err(TrainError::Diverged(format!(
+                "epoch {epoch}: validation loss {l} at the decoder; the last good checkpoint is kept in {}",
+                run.ckpt().display()
+            )));
+        }
         if let Some((t, l)) = val_loss.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             // The last batch's loss was finite but its update was not (or the weights are).
             return Err(TrainError::Diverged(format!(
@@ -473,6 +484,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             train_acc: &train_acc,
             val_loss: &val_loss,
             val_acc: &val_acc,
+            val_decoder: ev.decoder,
             model: &model,
         };
         for o in observers.iter_mut() {

@@ -73,6 +73,8 @@ pub struct EpochInfo<'a> {
     pub train_acc: &'a [f64],
     pub val_loss: &'a [f64],
     pub val_acc: &'a [f64],
+    /// Validation (loss, accuracy) at the model's temporal decoder, when it has one.
+    pub val_decoder: Option<(f64, f64)>,
     pub model: &'a Model,
 }
 

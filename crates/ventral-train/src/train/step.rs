@@ -113,9 +113,11 @@ pub(super) fn forward_backward(
     let out = model.forward(x);
     // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
     // loss is its output's NLL, as in the original; the per-step NLLs are still recorded.
+    let at_decoder = model.config().decoder().is_some_and(|(_, at)| at);
     let mut loss: Option<Tensor<1>> = out
         .decoded
         .as_ref()
+        .filter(|_| at_decoder)
         .map(|d| nll_and_correct(d, &y, &b.labels).0);
     let sum_steps = loss.is_none();
     for t in 0..t_steps {
@@ -151,11 +153,12 @@ pub(super) fn evaluate(
     device: &Device,
     loader: &Loader,
     native: bool,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+) -> Result<Evaluation> {
     let t_steps = model.config().timesteps();
     let mut loss = vec![0.0; t_steps];
     let mut correct = vec![0u64; t_steps];
     let mut seen = 0u64;
+    let mut decoder: Option<(f64, u64)> = None;
     // The native engine reads the parameters once per evaluation.
     let engine = match model {
         Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m))),
@@ -191,11 +194,28 @@ pub(super) fn evaluate(
             loss[t] += lv as f64 * n as f64;
             correct[t] += c;
         }
+        if let Some(d) = &out.decoded {
+            let (l, c) = nll_and_correct(d, &y, &b.labels);
+            let lv: f32 = l.into_scalar();
+            let acc = decoder.get_or_insert((0.0, 0));
+            acc.0 += lv as f64 * n as f64;
+            acc.1 += c;
+        }
         seen += n as u64;
     }
     let s = seen.max(1) as f64;
-    Ok((
-        loss.iter().map(|l| l / s).collect(),
-        correct.iter().map(|&c| c as f64 / s).collect(),
-    ))
+    Ok(Evaluation {
+        loss: loss.iter().map(|l| l / s).collect(),
+        accuracy: correct.iter().map(|&c| c as f64 / s).collect(),
+        decoder: decoder.map(|(l, c)| (l / s, c as f64 / s)),
+    })
+}
+
+/// Loss and accuracy of an evaluation: per step, and at the temporal decoder when the model
+/// has one.
+#[derive(Debug, Clone)]
+pub(super) struct Evaluation {
+    pub loss: Vec<f64>,
+    pub accuracy: Vec<f64>,
+    pub decoder: Option<(f64, f64)>,
 }
