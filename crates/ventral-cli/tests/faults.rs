@@ -493,6 +493,67 @@ fn a_full_disk_fails_every_writer_cleanly() {
             args[0]
         );
     }
+    // Writers whose output is small meet a disk with no space at all.
+    let traj = d.path().join("traj.csv");
+    let rows: String = (1..=200)
+        .map(|k| format!("{k},{}\n", (k as f64).powf(1.2)))
+        .collect();
+    std::fs::write(&traj, format!("step,dist_sq\n{rows}")).unwrap();
+    let spec = d.path().join("sweep.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "base = {:?}\n[grid]\n\"train.optimizer.lr\" = [0.001, 0.002]\n",
+            s(&common_config(d.path(), &stim))
+        ),
+    )
+    .unwrap();
+    let small: Vec<Vec<String>> = vec![
+        strings(&["diffusion", "--trajectory", s(&traj), "--out", &o("diff")]),
+        strings(&["sweep", s(&spec), "--out", &o("sweep")]),
+        strings(&[
+            "hessian",
+            s(&run),
+            "--images",
+            "16",
+            "--batch-size",
+            "16",
+            "--top-k",
+            "1",
+            "--iterations",
+            "2",
+            "--out",
+            &o("hess"),
+        ]),
+    ];
+    let top = full.join("top");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&top).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    for args in &small {
+        let before = everything(&full);
+        let out = cmd(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", args[0]);
+        assert!(
+            err.contains("No space left on device"),
+            "{}: {err}",
+            args[0]
+        );
+        assert!(!err.contains("panicked"), "{}: {err}", args[0]);
+        assert_eq!(
+            before,
+            everything(&full),
+            "{}: left files behind:\n{err}",
+            args[0]
+        );
+    }
+    std::fs::remove_file(&top).unwrap();
+
     // With space freed, writing to the same place succeeds: nothing left behind blocks it.
     std::fs::remove_file(&filler).unwrap();
     let o = ventral(&["stimuli", "--num-images", "40", "--out", &o("stim")]);

@@ -219,10 +219,16 @@ impl OutputLock {
             if !same {
                 continue;
             }
-            file.set_len(0)
+            if let Err(e) = file
+                .set_len(0)
                 .and_then(|_| file.write_all(owner.as_bytes()))
                 .and_then(|_| file.sync_all())
-                .map_err(|e| with_path(e, "cannot write", path))?;
+            {
+                // We hold the lock, so the file is ours to remove (a full disk must not leave
+                // an empty lock file behind).
+                let _ = fs::remove_file(path);
+                return Err(with_path(e, "cannot write", path));
+            }
             return Ok(Some(Self {
                 path: path.to_path_buf(),
                 file,

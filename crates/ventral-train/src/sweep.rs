@@ -198,9 +198,17 @@ pub fn plan(m: &Manifest, dir: &Path) -> Result<bool> {
             "holds a different sweep (other base, init_from or points); choose another --out",
         ));
     }
+    let fresh = !dir.exists();
     std::fs::create_dir_all(dir.join("runs")).map_err(|e| file_err(dir.display(), e))?;
     let js = serde_json::to_vec_pretty(m).unwrap_or_default();
-    ventral_core::write_bytes_atomic(&path, &js).map_err(|e| file_err(path.display(), e))?;
+    if let Err(e) = ventral_core::write_bytes_atomic(&path, &js) {
+        // Nothing planned: a directory this call created goes again (only while empty).
+        if fresh {
+            let _ = std::fs::remove_dir(dir.join("runs"));
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(file_err(path.display(), e));
+    }
     Ok(true)
 }
 
