@@ -31,13 +31,13 @@ pub struct BinCeiling {
 
 /// The random repetition halves used for ceilings and consistency: `(first, second)` masks
 /// over repetition indices.
-pub fn repetition_halves(
-    n_reps: usize,
-    n: usize,
-    seed: u64,
-    name: &str,
-) -> Vec<(Vec<bool>, Vec<bool>)> {
-    shuffle_splits(n_reps, None, n, 0.5, seed, name)
+pub fn repetition_halves(n_reps: usize, n: usize, seed: u64, name: &str) -> Vec<Halving> {
+    halving_masks(n_reps, shuffle_splits(n_reps, None, n, 0.5, seed, name))
+}
+
+/// Splits over repetition indices as `(train, test)` masks of length `n_reps`.
+fn halving_masks(n_reps: usize, splits: Vec<crate::cv::Split>) -> Vec<Halving> {
+    splits
         .into_iter()
         .map(|s| {
             let mut a = vec![false; n_reps];
@@ -115,16 +115,10 @@ pub fn brainscore_halves(
 ) -> std::result::Result<Vec<Halving>, String> {
     let seed = u32::try_from(seed)
         .map_err(|_| format!("Brain-Score's draws need a 32-bit seed, got {seed}"))?;
-    Ok(crate::numpy_rng::shuffle_split(n_reps, n, 0.5, seed)?
-        .into_iter()
-        .map(|s| {
-            let mut a = vec![false; n_reps];
-            let mut b = vec![false; n_reps];
-            s.train.iter().for_each(|&i| a[i] = true);
-            s.test.iter().for_each(|&i| b[i] = true);
-            (a, b)
-        })
-        .collect())
+    Ok(halving_masks(
+        n_reps,
+        crate::numpy_rng::shuffle_split(n_reps, n, 0.5, seed)?,
+    ))
 }
 
 /// Split-half ceilings of `sites` for every bin (ventral's halvings from the stream
