@@ -39,6 +39,13 @@ impl Layer {
     pub fn at(&self, t: usize, r: usize, j: usize) -> f32 {
         self.data[(t * self.n + r) * self.d + j]
     }
+
+    /// The `d` features of file row `r` at step `t`.
+    #[inline]
+    pub fn row(&self, t: usize, r: usize) -> &[f32] {
+        let start = (t * self.n + r) * self.d;
+        &self.data[start..start + self.d]
+    }
 }
 
 /// A model's features aligned to a list of stimuli.

@@ -4,6 +4,7 @@
 pub mod assembly;
 pub mod ceiling;
 pub mod cv;
+pub mod dual;
 pub mod error;
 pub mod features;
 pub mod numpy_rng;

@@ -2,11 +2,12 @@
 //! cross-validated by stimulus, with split-half ceilings and Nayebi's noise-corrected
 //! consistency. See `docs/architecture.md` ("Brain comparison") for the definitions.
 
-use faer::Mat;
+use faer::{Mat, Par};
 use rayon::prelude::*;
 
 use crate::ceiling::{BinCeiling, repetition_halves, split_half_ceiling_from};
 use crate::cv::{Split, codes, shuffle_splits};
+use crate::dual::{DualRidge, DualSplit, Gram};
 use crate::error::{NeuralError, Result, file_err};
 use crate::features::{Features, Layer};
 use crate::recordings::Recordings;
@@ -56,6 +57,39 @@ pub enum FeedforwardMapping {
     Uniform,
     /// Layers in file order share the bins out: layer i of L gets bins b with ⌊b·L/B⌋ = i.
     Graded,
+}
+
+/// How a fit sees the features: the n × p matrix itself (primal) or the n × n Gram matrix of
+/// the stimuli (dual, [`crate::dual`]), computed once per (layer, step) and shared by every
+/// split, region, bin and trial-half resample. Both give the same predictions to rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Form {
+    /// Dual where a layer has at least as many features as a split has training stimuli
+    /// (scikit-learn's own rule for `RidgeCV`'s `gram` mode), primal otherwise.
+    #[default]
+    Auto,
+    Primal,
+    Dual,
+}
+
+impl Form {
+    /// Whether features of width `p` with `n_train` training stimuli are fitted in dual form.
+    pub fn is_dual(self, p: usize, n_train: usize) -> bool {
+        match self {
+            Form::Auto => p >= n_train,
+            Form::Primal => false,
+            Form::Dual => true,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Form::Auto),
+            "primal" => Some(Form::Primal),
+            "dual" => Some(Form::Dual),
+            _ => None,
+        }
+    }
 }
 
 /// How the cross-validation splits over stimuli are drawn.
@@ -109,6 +143,8 @@ impl SplitProcedure {
 #[derive(Debug, Clone)]
 pub struct FitOptions {
     pub regressor: Regressor,
+    /// Primal (features) or dual (Gram matrix) fits; the same numbers either way.
+    pub form: Form,
     pub procedure: SplitProcedure,
     /// The ceiling's repetition halvings when given (from a splits.json); drawn otherwise.
     pub given_halves: Option<Vec<crate::ceiling::Halving>>,
@@ -131,6 +167,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         Self {
             regressor: Regressor::Pls(Pls::default()),
+            form: Form::Auto,
             procedure: SplitProcedure::Ventral,
             given_halves: None,
             n_splits: 10,
@@ -277,6 +314,39 @@ fn col_r(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
     (0..a.ncols())
         .map(|j| pearson(a.col_as_slice(j), b.col_as_slice(j)))
         .collect()
+}
+
+/// Per-site held-out r of one (job, split), and the per-resample consistency medians.
+type Scores = (Vec<f64>, Vec<f64>);
+
+/// Scores one (job, split) with `fit` (training targets → held-out predictions): Pearson r per
+/// site on the held-out stimuli, and Nayebi's consistency per trial-half resample (each half's
+/// map fitted on that half's responses).
+fn score(
+    fit: &dyn Fn(faer::MatRef<'_, f64>) -> Result<Mat<f64>>,
+    rec: &Recordings,
+    halves: &[(Vec<f64>, Vec<f64>)],
+    bin: usize,
+    sites: &[usize],
+    sp: &Split,
+) -> Result<Scores> {
+    let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
+    let ytr = y_matrix(&rec.mean, nk, nb, bin, sites, &sp.train);
+    let yte = y_matrix(&rec.mean, nk, nb, bin, sites, &sp.test);
+    let r = col_r(&fit(ytr.as_ref())?, &yte);
+    let mut cons = Vec::with_capacity(halves.len());
+    for (h1, h2) in halves {
+        let p1 = fit(y_matrix(h1, nk, nb, bin, sites, &sp.train).as_ref())?;
+        let p2 = fit(y_matrix(h2, nk, nb, bin, sites, &sp.train).as_ref())?;
+        let y1te = y_matrix(h1, nk, nb, bin, sites, &sp.test);
+        let y2te = y_matrix(h2, nk, nb, bin, sites, &sp.test);
+        let (rxx, ryy) = (col_r(&p1, &p2), col_r(&y1te, &y2te));
+        let per: Vec<f64> = (0..sites.len())
+            .map(|k| r[k] / (spearman_brown(rxx[k], 2.0) * spearman_brown(ryy[k], 2.0)).sqrt())
+            .collect();
+        cons.push(nan_median(&per));
+    }
+    Ok((r, cons))
 }
 
 /// Everything `neural-fit` computes for one feature file.
@@ -531,7 +601,6 @@ pub fn fit_predictivity_with_progress(
             "need n_splits ≥ 1 and 0 < train_frac < 1".into(),
         ));
     }
-    let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let regions = rec.region_sites();
     if let StepMapping::Recurrent { offsets, .. } = &opts.steps {
         let have: Vec<&str> = regions.iter().map(|(r, _)| r.as_str()).collect();
@@ -558,58 +627,102 @@ pub fn fit_predictivity_with_progress(
     } else {
         Vec::new()
     };
-    // One work item per (job, split).
-    let work: Vec<(usize, usize)> = (0..jobs.len())
-        .flat_map(|j| (0..splits.len()).map(move |s| (j, s)))
-        .collect();
-    // (per-site r on held-out, per-bootstrap consistency medians)
+    // Results per (job, split), filled group by group: the jobs that share a (layer, step)
+    // share its features, and in dual form its Gram matrix.
+    let ns = splits.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let total = work.len();
-    let results: Vec<Result<(Vec<f64>, Vec<f64>)>> = work
-        .par_iter()
-        .map(|&(j, s)| {
-            let report = || {
-                let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                progress(k, total);
+    let total = jobs.len() * ns;
+    let report = || {
+        let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        progress(k, total);
+    };
+    let mut groups: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+    for (j, &(l, t, _, _)) in jobs.iter().enumerate() {
+        match groups.iter_mut().find(|(k, _)| *k == (l, t)) {
+            Some((_, v)) => v.push(j),
+            None => groups.push(((l, t), vec![j])),
+        }
+    }
+    let max_train = splits.iter().map(|s| s.train.len()).max().unwrap_or(0);
+    let mut slots: Vec<Option<Result<Scores>>> = (0..total).map(|_| None).collect();
+    for ((l, t), members) in &groups {
+        let layer = &feats.layers[*l];
+        let score_job =
+            |j: usize, s: usize, fit: &dyn Fn(faer::MatRef<'_, f64>) -> Result<Mat<f64>>| {
+                let (_, _, ri, b) = jobs[j];
+                let r = score(fit, rec, &halves, b, &regions[ri].1, &splits[s]);
+                report();
+                r
             };
-            let (l, t, ri, b) = jobs[j];
-            let layer = &feats.layers[l];
-            let sites = &regions[ri].1;
-            let sp = &splits[s];
-            let xtr = x_matrix(layer, t, &feats.rows, &sp.train);
-            let xte = x_matrix(layer, t, &feats.rows, &sp.test);
-            let ytr = y_matrix(&rec.mean, nk, nb, b, sites, &sp.train);
-            let yte = y_matrix(&rec.mean, nk, nb, b, sites, &sp.test);
-            let pred = opts
-                .regressor
-                .fit(xtr.as_ref(), ytr.as_ref())?
-                .predict(xte.as_ref());
-            let r = col_r(&pred, &yte);
-            let mut cons = Vec::with_capacity(halves.len());
-            for (h1, h2) in &halves {
-                let y1tr = y_matrix(h1, nk, nb, b, sites, &sp.train);
-                let y2tr = y_matrix(h2, nk, nb, b, sites, &sp.train);
-                let y1te = y_matrix(h1, nk, nb, b, sites, &sp.test);
-                let y2te = y_matrix(h2, nk, nb, b, sites, &sp.test);
-                let p1 = opts
-                    .regressor
-                    .fit(xtr.as_ref(), y1tr.as_ref())?
-                    .predict(xte.as_ref());
-                let p2 = opts
-                    .regressor
-                    .fit(xtr.as_ref(), y2tr.as_ref())?
-                    .predict(xte.as_ref());
-                let (rxx, ryy) = (col_r(&p1, &p2), col_r(&y1te, &y2te));
-                let per: Vec<f64> = (0..sites.len())
-                    .map(|k| {
-                        r[k] / (spearman_brown(rxx[k], 2.0) * spearman_brown(ryy[k], 2.0)).sqrt()
+        if opts.form.is_dual(layer.d, max_train) {
+            let gram = Gram::new(
+                rec.n_stimuli(),
+                layer.d,
+                |i| layer.row(*t, feats.rows[i]),
+                Par::rayon(0),
+            );
+            // Splits in chunks of one per thread: their kernels are n × n each.
+            for chunk in (0..ns)
+                .collect::<Vec<_>>()
+                .chunks(rayon::current_num_threads().max(1))
+            {
+                let prepared: Vec<(DualSplit, Option<DualRidge>)> = chunk
+                    .par_iter()
+                    .map(|&s| {
+                        let ds = DualSplit::new(&gram, &splits[s].train, &splits[s].test);
+                        let dr = match &opts.regressor {
+                            Regressor::Ridge(_) => Some(DualRidge::new(&ds)?),
+                            Regressor::Pls(_) => None,
+                        };
+                        Ok((ds, dr))
+                    })
+                    .collect::<Result<_>>()?;
+                let items: Vec<(usize, usize)> = (0..chunk.len())
+                    .flat_map(|c| members.iter().map(move |&j| (c, j)))
+                    .collect();
+                let out: Vec<Result<Scores>> = items
+                    .par_iter()
+                    .map(|&(c, j)| {
+                        let (ds, dr) = &prepared[c];
+                        let fit = |y: faer::MatRef<'_, f64>| match (&opts.regressor, dr) {
+                            (Regressor::Pls(p), _) => p.fit_predict_dual(ds, y),
+                            (Regressor::Ridge(r), Some(dr)) => Ok(r.fit_predict_dual(dr, y)?.0),
+                            (Regressor::Ridge(_), None) => {
+                                Err(NeuralError::Invalid("internal: no ridge kernel".into()))
+                            }
+                        };
+                        score_job(j, chunk[c], &fit)
                     })
                     .collect();
-                cons.push(nan_median(&per));
+                for (&(c, j), r) in items.iter().zip(out) {
+                    slots[j * ns + chunk[c]] = Some(r);
+                }
             }
-            report();
-            Ok((r, cons))
-        })
+        } else {
+            let items: Vec<(usize, usize)> = members
+                .iter()
+                .flat_map(|&j| (0..ns).map(move |s| (j, s)))
+                .collect();
+            let out: Vec<Result<Scores>> = items
+                .par_iter()
+                .map(|&(j, s)| {
+                    let sp = &splits[s];
+                    let xtr = x_matrix(layer, *t, &feats.rows, &sp.train);
+                    let xte = x_matrix(layer, *t, &feats.rows, &sp.test);
+                    let fit = |y: faer::MatRef<'_, f64>| {
+                        Ok(opts.regressor.fit(xtr.as_ref(), y)?.predict(xte.as_ref()))
+                    };
+                    score_job(j, s, &fit)
+                })
+                .collect();
+            for (&(j, s), r) in items.iter().zip(out) {
+                slots[j * ns + s] = Some(r);
+            }
+        }
+    }
+    let results: Vec<Result<Scores>> = slots
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(NeuralError::Invalid("internal: missing result".into()))))
         .collect();
     let mut results = results.into_iter();
     let mut rows = Vec::new();

@@ -237,7 +237,7 @@ impl Pls {
 
 /// Moore–Penrose pseudo-inverse of a small square matrix via SVD, with SciPy's default cutoff
 /// (`max(M, N) · eps · σ_max`).
-fn pinv(a: MatRef<'_, f64>) -> Result<Mat<f64>> {
+pub(crate) fn pinv(a: MatRef<'_, f64>) -> Result<Mat<f64>> {
     let svd = a
         .thin_svd()
         .map_err(|e| NeuralError::Invalid(format!("SVD did not converge: {e:?}")))?;
@@ -289,8 +289,7 @@ pub struct RidgeFit {
 }
 
 impl RidgeCv {
-    pub fn fit(&self, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<RidgeFit> {
-        check_shapes(x, y)?;
+    pub(crate) fn check_alphas(&self) -> Result<()> {
         if self.alphas.is_empty()
             || self
                 .alphas
@@ -301,30 +300,27 @@ impl RidgeCv {
                 "ridge alphas must be a non-empty list of positive numbers".into(),
             ));
         }
-        let (n, q) = (x.nrows(), y.ncols());
-        let x_mean = column_means(x);
-        let y_mean = column_means(y);
-        let xc = center_with(x, &x_mean);
-        let yc = center_with(y, &y_mean);
-        let svd = xc
-            .thin_svd()
-            .map_err(|e| NeuralError::Invalid(format!("SVD did not converge: {e:?}")))?;
-        let (u, v) = (svd.U(), svd.V());
-        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
-        let smax = s.iter().fold(0.0f64, |m, x| m.max(*x));
-        // Directions with numerically zero singular values carry no signal.
-        let keep = s.iter().filter(|&&v| v > 1e-12 * smax.max(1e-300)).count();
-        let k = keep;
-        let u = u.subcols(0, k);
-        let v = v.subcols(0, k);
-        let s = &s[..k];
-        let uty = u.transpose() * &yc; // [k, q]
+        Ok(())
+    }
+
+    /// The alpha with the smallest mean squared leave-one-out error, and that error per alpha,
+    /// from the left singular vectors `u` [n, k] of the centred features, their squared
+    /// singular values `lam` and the centred targets `yc` [n, q]. The hat matrix of alpha is
+    /// `11ᵀ/n + U diag(λ/(λ+α)) Uᵀ`; the LOO residual is the residual over `1 − hᵢᵢ`.
+    pub(crate) fn loo_select(
+        &self,
+        u: MatRef<'_, f64>,
+        lam: &[f64],
+        yc: MatRef<'_, f64>,
+    ) -> (f64, Vec<f64>) {
+        let (n, q, k) = (u.nrows(), yc.ncols(), lam.len());
+        let uty = u.transpose() * yc; // [k, q]
         let u_sq: Vec<Vec<f64>> = (0..k)
             .map(|c| u.col(c).iter().map(|v| v * v).collect())
             .collect();
         let mut loo_mse = Vec::with_capacity(self.alphas.len());
         for &alpha in &self.alphas {
-            let f: Vec<f64> = s.iter().map(|&sv| sv * sv / (sv * sv + alpha)).collect();
+            let f: Vec<f64> = lam.iter().map(|&l| l / (l + alpha)).collect();
             let mut h = vec![1.0 / n as f64; n];
             for c in 0..k {
                 for (hi, us) in h.iter_mut().zip(&u_sq[c]) {
@@ -348,8 +344,33 @@ impl RidgeCv {
                 best = i;
             }
         }
-        let alpha = self.alphas[best];
-        let scaled = Mat::from_fn(k, q, |c, j| uty[(c, j)] * s[c] / (s[c] * s[c] + alpha));
+        (self.alphas[best], loo_mse)
+    }
+
+    pub fn fit(&self, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<RidgeFit> {
+        check_shapes(x, y)?;
+        self.check_alphas()?;
+        let x_mean = column_means(x);
+        let y_mean = column_means(y);
+        let xc = center_with(x, &x_mean);
+        let yc = center_with(y, &y_mean);
+        let svd = xc
+            .thin_svd()
+            .map_err(|e| NeuralError::Invalid(format!("SVD did not converge: {e:?}")))?;
+        let (u, v) = (svd.U(), svd.V());
+        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+        let smax = s.iter().fold(0.0f64, |m, x| m.max(*x));
+        // Directions with numerically zero singular values carry no signal.
+        let k = s.iter().filter(|&&v| v > 1e-12 * smax.max(1e-300)).count();
+        let u = u.subcols(0, k);
+        let v = v.subcols(0, k);
+        let s = &s[..k];
+        let lam: Vec<f64> = s.iter().map(|v| v * v).collect();
+        let (alpha, loo_mse) = self.loo_select(u, &lam, yc.as_ref());
+        let uty = u.transpose() * &yc; // [k, q]
+        let scaled = Mat::from_fn(k, y.ncols(), |c, j| {
+            uty[(c, j)] * s[c] / (s[c] * s[c] + alpha)
+        });
         let coef = v * &scaled;
         Ok(RidgeFit {
             map: LinearMap {

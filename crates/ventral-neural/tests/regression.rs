@@ -229,3 +229,149 @@ fn pls_on_constant_features_predicts_the_mean_instead_of_failing() {
         }
     }
 }
+
+// ---- Dual (kernel) forms: same numbers from the stimuli's Gram matrix. ----
+
+use ventral_neural::dual::{DualRidge, DualSplit, Gram};
+
+/// The Gram matrix of `x` (rows in f32, as features are stored) and the split whose train rows
+/// are the first `n` and whose test rows are the rest.
+fn dual_split(x: &Mat<f64>, n: usize) -> DualSplit {
+    let rows: Vec<Vec<f32>> = (0..x.nrows())
+        .map(|i| (0..x.ncols()).map(|j| x[(i, j)] as f32).collect())
+        .collect();
+    let g = Gram::new(rows.len(), x.ncols(), |i| &rows[i], faer::Par::Seq);
+    let train: Vec<usize> = (0..n).collect();
+    let test: Vec<usize> = (n..x.nrows()).collect();
+    DualSplit::new(&g, &train, &test)
+}
+
+/// `x` rounded to f32, as the primal fits see stored features.
+fn as_f32(x: &Mat<f64>) -> Mat<f64> {
+    Mat::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] as f32 as f64)
+}
+
+#[test]
+fn dual_pls_matches_sklearn_and_the_primal_form() {
+    for (n, p, q, c, expected) in [
+        (30, 12, 4, 5, &PLS_30_12[..]),
+        (20, 40, 3, 10, &PLS_20_40[..]),
+    ] {
+        let (x, y) = data(n + 5, p, q);
+        let ((_, xte), (ytr, _)) = (split(&x, n), split(&y, n));
+        let ds = dual_split(&x, n);
+        let dual = Pls::new(c).fit_predict_dual(&ds, ytr.as_ref()).unwrap();
+        // Against the primal form on the same f32-rounded features: rounding only.
+        let x32 = as_f32(&x);
+        let (xtr32, xte32) = split(&x32, n);
+        let primal = Pls::new(c)
+            .fit(xtr32.as_ref(), ytr.as_ref())
+            .unwrap()
+            .predict(xte32.as_ref());
+        for i in 0..dual.nrows() {
+            for j in 0..q {
+                let (a, b) = (dual[(i, j)], primal[(i, j)]);
+                assert!((a - b).abs() <= 1e-8 * (1.0 + b.abs()), "{a} vs primal {b}");
+            }
+        }
+        // Against scikit-learn on the f64 features: within what rounding x to f32 moves.
+        let _ = xte;
+        check(&dual, expected, 1e-4);
+    }
+}
+
+/// Wide, many-target, noisy data where NIPALS needs many inner iterations per component: the
+/// regime the dual form is for.
+#[test]
+fn dual_pls_equals_primal_on_wide_noisy_data_with_many_targets() {
+    let (n, m, p, q) = (60, 15, 300, 40);
+    // Full-rank pseudo-random features (splitmix64), so every component carries signal.
+    let x = Mat::from_fn(n + m, p, |i, j| {
+        let mut z = ((i * p + j) as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64 - 0.5
+    });
+    let x = as_f32(&x);
+    let y = Mat::from_fn(n + m, q, |i, k| {
+        let s: f64 = (0..p)
+            .step_by(7)
+            .map(|j| x[(i, j)] * ((j + k) as f64).cos())
+            .sum();
+        s / 10.0 + (((i * 31 + k * 17) % 23) as f64 / 23.0 - 0.5)
+    });
+    let ((xtr, xte), (ytr, _)) = (split(&x, n), split(&y, n));
+    let ds = dual_split(&x, n);
+    for c in [1, 5, 25] {
+        let dual = Pls::new(c).fit_predict_dual(&ds, ytr.as_ref()).unwrap();
+        let primal = Pls::new(c)
+            .fit(xtr.as_ref(), ytr.as_ref())
+            .unwrap()
+            .predict(xte.as_ref());
+        let scale = (0..q)
+            .map(|j| (0..m).map(|i| primal[(i, j)].abs()).fold(0.0, f64::max))
+            .fold(0.0, f64::max);
+        for i in 0..m {
+            for j in 0..q {
+                let (a, b) = (dual[(i, j)], primal[(i, j)]);
+                assert!(
+                    (a - b).abs() <= 1e-7 * scale,
+                    "{c} components, ({i}, {j}): dual {a} vs primal {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dual_ridge_matches_sklearn_and_the_primal_form() {
+    for (n, p, q, pred, loo, alpha) in [
+        (30, 12, 4, &RIDGE_30_12[..], &RIDGE_30_12_LOO[..], 100.0),
+        (20, 40, 3, &RIDGE_20_40[..], &RIDGE_20_40_LOO[..], 10000.0),
+    ] {
+        let (x, y) = data(n + 5, p, q);
+        let (_, (ytr, _)) = (split(&x, n), split(&y, n));
+        let ridge = RidgeCv {
+            alphas: ALPHAS.to_vec(),
+        };
+        let dr = DualRidge::new(&dual_split(&x, n)).unwrap();
+        let (dual, a, l) = ridge.fit_predict_dual(&dr, ytr.as_ref()).unwrap();
+        assert_eq!(a, alpha);
+        for (a, b) in l.iter().zip(loo) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "LOO {a} vs {b}");
+        }
+        check(&dual, pred, 1e-5);
+        let x32 = as_f32(&x);
+        let (xtr32, xte32) = split(&x32, n);
+        let fit = ridge.fit(xtr32.as_ref(), ytr.as_ref()).unwrap();
+        let primal = fit.map.predict(xte32.as_ref());
+        assert_eq!(fit.alpha, a);
+        for (u, v) in fit.loo_mse.iter().zip(&l) {
+            assert!(
+                (u - v).abs() <= 1e-9 * (1.0 + v.abs()),
+                "LOO primal {u} vs dual {v}"
+            );
+        }
+        for i in 0..dual.nrows() {
+            for j in 0..q {
+                let (u, v) = (dual[(i, j)], primal[(i, j)]);
+                assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs primal {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dual_pls_on_constant_features_predicts_the_mean() {
+    let x = Mat::<f64>::from_fn(12, 5, |_, j| j as f64 * 0.3 + 1.0);
+    let y = Mat::<f64>::from_fn(12, 2, |i, j| (i * (j + 1)) as f64);
+    let p = Pls::new(3)
+        .fit_predict_dual(&dual_split(&x, 9), y.as_ref().subrows(0, 9))
+        .unwrap();
+    for j in 0..2 {
+        let mean = (0..9).map(|i| y[(i, j)]).sum::<f64>() / 9.0;
+        for i in 0..3 {
+            assert!((p[(i, j)] - mean).abs() < 1e-9, "{} vs {mean}", p[(i, j)]);
+        }
+    }
+}

@@ -257,3 +257,53 @@ fn plain_npz_with_a_toml_naming_the_axes_reads_like_the_netcdf() {
             .contains("resp.toml")
     );
 }
+
+/// The dual (Gram-matrix) fits give the primal fits' scores — r, ceiled, consistency and every
+/// per-site r — for PLS and ridge, with the consistency resamples that fit each trial half.
+#[test]
+fn dual_and_primal_fits_give_the_same_scores() {
+    use ventral_neural::predictivity::Form;
+    use ventral_neural::regression::RidgeCv;
+    let (cfg, s) = synth();
+    let rec = Recordings::from_assembly(&s.assembly, "synth").unwrap();
+    let feats = features_of(&s, "truth", s.features.clone());
+    let ceil = ceilings(&rec, &opts(&cfg)).unwrap().unwrap();
+    for regressor in [
+        Regressor::Pls(Pls::new(10)),
+        Regressor::Ridge(RidgeCv::default()),
+    ] {
+        let run = |form| {
+            let o = FitOptions {
+                regressor: regressor.clone(),
+                form,
+                ..opts(&cfg)
+            };
+            fit_predictivity(&feats, &rec, Some(&ceil), &o).unwrap()
+        };
+        let (p, d) = (run(Form::Primal), run(Form::Dual));
+        assert_eq!(p.rows.len(), d.rows.len());
+        for (a, b) in p.rows.iter().zip(&d.rows) {
+            assert_eq!(
+                (&a.layer, a.timestep, &a.metric),
+                (&b.layer, b.timestep, &b.metric)
+            );
+            for (x, y) in [
+                (a.value, b.value),
+                (a.ci_low, b.ci_low),
+                (a.ci_high, b.ci_high),
+            ] {
+                assert!(
+                    (x - y).abs() <= 1e-9 * (1.0 + x.abs()) || (x.is_nan() && y.is_nan()),
+                    "{} {} {}: primal {x} vs dual {y}",
+                    regressor.name(),
+                    a.metric,
+                    a.time_bin_start
+                );
+            }
+        }
+        for (a, b) in p.sites.iter().zip(&d.sites) {
+            let same = (a.5 - b.5).abs() <= 1e-9 || (a.5.is_nan() && b.5.is_nan());
+            assert!(same, "site {}: {} vs {}", a.4, a.5, b.5);
+        }
+    }
+}

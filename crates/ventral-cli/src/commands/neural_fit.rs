@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
-    CSV_HEADER, FeedforwardMapping, FitOptions, Regressor, Row, SplitProcedure, StepMapping,
+    CSV_HEADER, FeedforwardMapping, FitOptions, Form, Regressor, Row, SplitProcedure, StepMapping,
     ceiling_halves, ceiling_rows, ceilings, csv_number, fit_predictivity_with_progress,
     read_halves_json, read_splits_json, splits_json, stimulus_splits,
 };
@@ -94,6 +94,12 @@ pub struct Args {
     /// Trial-half bootstraps for the noise-corrected consistency (0 skips it).
     #[arg(long, default_value_t = 10)]
     bootstraps: usize,
+    /// How fits see the features: `dual` (one stimulus × stimulus Gram matrix per layer and
+    /// step, shared by every split, bin and resample), `primal` (the features themselves, per
+    /// fit) or `auto` (dual where a layer has at least as many features as a split has
+    /// training stimuli). The same scores either way, to rounding.
+    #[arg(long, default_value = "auto")]
+    solver: String,
 }
 
 fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<FitOptions> {
@@ -152,8 +158,11 @@ fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<Fit
         SplitProcedure::Given(_) => read_halves_json(std::path::Path::new(&a.splits), n_reps)?,
         _ => None,
     };
+    let form = Form::parse(&a.solver)
+        .with_context(|| format!("--solver must be auto, dual or primal, got `{}`", a.solver))?;
     Ok(FitOptions {
         regressor,
+        form,
         procedure,
         given_halves,
         n_splits,
