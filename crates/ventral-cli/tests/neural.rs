@@ -164,7 +164,7 @@ fn synth_then_fit_then_bad_inputs() {
         "kendall-a",
     ]));
     let csv = std::fs::read_to_string(rsa.join("rsa.csv")).unwrap();
-    assert!(csv.starts_with("model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high\n"));
+    assert!(csv.starts_with("model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high,resamples\n"));
     let cell = csv
         .lines()
         .find(|l| l.starts_with("gen,hidden,6,IT,150,160,"))

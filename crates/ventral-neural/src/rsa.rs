@@ -20,6 +20,9 @@ pub enum RdmKind {
     Cosine,
     /// Euclidean distance (`pdist(metric="euclidean")`).
     Euclidean,
+    /// Squared Euclidean distance divided by the number of channels: what rsatoolbox's
+    /// `calc_rdm(method="euclidean")` returns (its RDM values, not SciPy's).
+    SquaredEuclidean,
 }
 
 impl RdmKind {
@@ -28,52 +31,64 @@ impl RdmKind {
             "correlation" => Ok(Self::Correlation),
             "cosine" => Ok(Self::Cosine),
             "euclidean" => Ok(Self::Euclidean),
+            "sq-euclidean" => Ok(Self::SquaredEuclidean),
             o => Err(NeuralError::Invalid(format!(
-                "unknown RDM `{o}` (correlation, cosine, euclidean, crossval-euclidean)"
+                "unknown RDM `{o}` (correlation, cosine, euclidean, sq-euclidean, crossval-euclidean)"
             ))),
         }
     }
 }
 
-/// Condensed RDM of the rows of `x` ([n, d]).
+/// Condensed RDM of the rows of `x` ([n, d]). Correlation and cosine distances are one GEMM of
+/// the centred/normalised rows (as rsatoolbox computes them); Euclidean distances are summed
+/// per pair (no cancellation between large norms).
 pub fn rdm(x: &[f64], n: usize, d: usize, kind: RdmKind) -> Vec<f64> {
-    // Pre-centre / normalise rows once.
-    let rows: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            let r = &x[i * d..(i + 1) * d];
-            match kind {
-                RdmKind::Correlation => {
-                    let m = mean(r);
-                    let c: Vec<f64> = r.iter().map(|v| v - m).collect();
-                    let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    c.iter().map(|v| v / norm).collect()
+    use rayon::prelude::*;
+    let pairs = n * n.saturating_sub(1) / 2;
+    match kind {
+        RdmKind::Correlation | RdmKind::Cosine => {
+            // Rows as columns of a [d, n] matrix, centred (correlation) and unit-normed.
+            let cols = faer::Mat::from_fn(d, n, |k, i| x[i * d + k]);
+            let mut cols = cols;
+            for i in 0..n {
+                let c = cols.col_as_slice_mut(i);
+                if kind == RdmKind::Correlation {
+                    let m = mean(c);
+                    c.iter_mut().for_each(|v| *v -= m);
                 }
-                RdmKind::Cosine => {
-                    let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    r.iter().map(|v| v / norm).collect()
-                }
-                RdmKind::Euclidean => r.to_vec(),
+                let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+                c.iter_mut().for_each(|v| *v /= norm);
             }
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
-    for i in 0..n {
-        for j in i + 1..n {
-            let (a, b) = (&rows[i], &rows[j]);
-            out.push(match kind {
-                RdmKind::Correlation | RdmKind::Cosine => {
-                    1.0 - a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>()
+            let g = cols.transpose() * &cols; // [n, n]
+            let mut out = Vec::with_capacity(pairs);
+            for i in 0..n {
+                for j in i + 1..n {
+                    out.push(1.0 - g[(i, j)]);
                 }
-                RdmKind::Euclidean => a
-                    .iter()
-                    .zip(b)
-                    .map(|(p, q)| (p - q) * (p - q))
-                    .sum::<f64>()
-                    .sqrt(),
-            });
+            }
+            out
+        }
+        RdmKind::Euclidean | RdmKind::SquaredEuclidean => {
+            let rows: Vec<Vec<f64>> = (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    let a = &x[i * d..(i + 1) * d];
+                    (i + 1..n)
+                        .map(|j| {
+                            let b = &x[j * d..(j + 1) * d];
+                            let s = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>();
+                            if kind == RdmKind::Euclidean {
+                                s.sqrt()
+                            } else {
+                                s / d as f64
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            rows.concat()
         }
     }
-    out
 }
 
 /// Cross-validated squared Euclidean distance between two independent measurements `a`, `b`
@@ -351,9 +366,51 @@ pub fn bootstrap_pairs(n: usize, bootstraps: usize, seed: u64) -> Vec<Vec<usize>
         .collect()
 }
 
+/// Average ranks of `v` centred and scaled to unit norm, so that Spearman's ρ of two RDMs is
+/// the dot product of their unit ranks (rsatoolbox's `compare_spearman`: ranks, centring,
+/// cosine). All NaN when every value is tied (ρ is undefined).
+pub fn unit_ranks(v: &[f64]) -> Vec<f64> {
+    let mut r = crate::stats::rank_average(v);
+    let m = mean(&r);
+    r.iter_mut().for_each(|x| *x -= m);
+    let norm = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let scale = if norm > 0.0 { 1.0 / norm } else { f64::NAN };
+    r.iter_mut().for_each(|x| *x *= scale);
+    r
+}
+
+/// Spearman ρ of every RDM in `a` with every RDM in `b`, over the entries `idx` (all when
+/// `None`): each RDM ranked once, then one GEMM of the unit ranks. [a.len(), b.len()].
+fn spearman_matrix(a: &[&[f64]], b: &[&[f64]], idx: Option<&[usize]>) -> faer::Mat<f64> {
+    use rayon::prelude::*;
+    let ranks = |set: &[&[f64]]| {
+        let cols: Vec<Vec<f64>> = set
+            .par_iter()
+            .map(|v| match idx {
+                Some(idx) => unit_ranks(&idx.iter().map(|&i| v[i]).collect::<Vec<_>>()),
+                None => unit_ranks(v),
+            })
+            .collect();
+        let m = cols.first().map_or(0, Vec::len);
+        faer::Mat::from_fn(m, cols.len(), |i, c| cols[c][i])
+    };
+    let (ra, rb) = (ranks(a), ranks(b));
+    let mut out = faer::Mat::zeros(a.len(), b.len());
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        faer::Accum::Replace,
+        ra.transpose(),
+        rb.as_ref(),
+        1.0,
+        faer::Par::Seq,
+    );
+    out
+}
+
 /// Compares every model RDM ([layer][step]) with every neural RDM ([region][bin]); intervals
 /// are percentiles over the resampled entries `samples` (none when empty). Cells come in
-/// (layer, step, region, bin) order.
+/// (layer, step, region, bin) order. Spearman ranks each RDM once (per resample) and compares
+/// all pairs by one matrix product; Kendall's τ-a compares pair by pair.
 pub fn compare_rdms(
     model: &Rdms,
     neural: &Rdms,
@@ -363,32 +420,62 @@ pub fn compare_rdms(
 ) -> Vec<RsaCell> {
     use rayon::prelude::*;
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let mut jobs = Vec::new();
-    for (l, lm) in model.iter().enumerate() {
-        for t in 0..lm.len() {
-            for (r, rn) in neural.iter().enumerate() {
-                for bin in 0..rn.len() {
-                    jobs.push((l, t, r, bin));
-                }
-            }
+    let ms: Vec<(usize, usize)> = model
+        .iter()
+        .enumerate()
+        .flat_map(|(l, lm)| (0..lm.len()).map(move |t| (l, t)))
+        .collect();
+    let ns: Vec<(usize, usize)> = neural
+        .iter()
+        .enumerate()
+        .flat_map(|(r, rn)| (0..rn.len()).map(move |b| (r, b)))
+        .collect();
+    let ma: Vec<&[f64]> = ms.iter().map(|&(l, t)| model[l][t].as_slice()).collect();
+    let na: Vec<&[f64]> = ns.iter().map(|&(r, b)| neural[r][b].as_slice()).collect();
+    // values[s][(i, j)]: s = 0 the full RDMs, s ≥ 1 resample s − 1.
+    let tables: Vec<faer::Mat<f64>> = match compare {
+        Compare::Spearman => {
+            let total = samples.len() + 1;
+            let one = |idx: Option<&[usize]>| {
+                let m = spearman_matrix(&ma, &na, idx);
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
+                );
+                m
+            };
+            let mut t = vec![one(None)];
+            t.extend(samples.par_iter().map(|s| one(Some(s))).collect::<Vec<_>>());
+            t
         }
-    }
-    jobs.par_iter()
-        .map(|&(l, t, r, bin)| {
-            let (a, b) = (&model[l][t], &neural[r][bin]);
-            let value = compare.apply(a, b);
-            let boots: Vec<f64> = samples
-                .iter()
-                .map(|idx| {
-                    let sa: Vec<f64> = idx.iter().map(|&i| a[i]).collect();
-                    let sb: Vec<f64> = idx.iter().map(|&i| b[i]).collect();
-                    compare.apply(&sa, &sb)
+        Compare::KendallTauA => {
+            let total = ms.len() * ns.len();
+            let cells: Vec<Vec<f64>> = (0..total)
+                .into_par_iter()
+                .map(|c| {
+                    let (a, b) = (ma[c / ns.len()], na[c % ns.len()]);
+                    let mut v = vec![compare.apply(a, b)];
+                    v.extend(samples.iter().map(|idx| {
+                        let sa: Vec<f64> = idx.iter().map(|&i| a[i]).collect();
+                        let sb: Vec<f64> = idx.iter().map(|&i| b[i]).collect();
+                        compare.apply(&sa, &sb)
+                    }));
+                    progress(
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        total,
+                    );
+                    v
                 })
                 .collect();
-            progress(
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                jobs.len(),
-            );
+            (0..=samples.len())
+                .map(|s| faer::Mat::from_fn(ms.len(), ns.len(), |i, j| cells[i * ns.len() + j][s]))
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(ms.len() * ns.len());
+    for (i, &(l, t)) in ms.iter().enumerate() {
+        for (j, &(r, bin)) in ns.iter().enumerate() {
+            let boots: Vec<f64> = tables[1..].iter().map(|m| m[(i, j)]).collect();
             let (ci_low, ci_high) = if boots.is_empty() {
                 (f64::NAN, f64::NAN)
             } else {
@@ -397,17 +484,18 @@ pub fn compare_rdms(
                     crate::stats::percentile(&boots, 97.5),
                 )
             };
-            RsaCell {
+            out.push(RsaCell {
                 layer: l,
                 timestep: t,
                 region: r,
                 bin,
-                value,
+                value: tables[0][(i, j)],
                 ci_low,
                 ci_high,
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -480,6 +568,111 @@ mod tests {
         );
         assert!((Compare::Spearman.apply(&a, &b) - SPEARMAN).abs() < 1e-12);
         assert!((Compare::KendallTauA.apply(&a, &b) - TAU_A).abs() < 1e-12);
+    }
+
+    // Generated with rsatoolbox 0.3.2 (pip install rsatoolbox==0.3.2):
+    // from rsatoolbox.data import Dataset
+    // from rsatoolbox.rdm import calc_rdm, compare, concat
+    // calc_rdm(Dataset(X), method="euclidean").get_vectors()           -> SQ_EUC
+    // rng = np.random.default_rng(3)
+    // A = np.round(rng.standard_normal((5, 3)), 3); B = np.round(rng.standard_normal((5, 3)), 3)
+    // a = concat([calc_rdm(Dataset(A), method="correlation"),
+    //             calc_rdm(Dataset(A * [1, 2, 3]), method="correlation")])
+    // b = concat([calc_rdm(Dataset(D), method="correlation") for D in (B, A + B, A - 2 * B)])
+    // compare(a, b, method="spearman").ravel()                         -> RSAT_SPEARMAN
+    // compare(a, b, method="tau-a").ravel()                            -> RSAT_TAU_A
+    // The data are tie-free on purpose: between two mathematically tied distances, which
+    // ranks first is decided by the last bit each implementation's rounding leaves.
+    const A: [f64; 15] = [
+        2.041, -2.556, 0.418, -0.568, -0.453, -0.216, -2.02, -0.232, -0.865, 3.323, 0.226, -0.353,
+        -0.281, -0.668, -1.055,
+    ];
+    const B: [f64; 15] = [
+        -0.391, 0.482, -0.239, 0.958, -0.2, 0.024, 1.546, 0.545, -0.505, -0.183, 0.541, 1.935,
+        -0.27, -0.244, 1.002,
+    ];
+    const SQ_EUC: [f64; 10] = [
+        2.75,
+        1.75,
+        3.75,
+        0.6666666666666666,
+        3.0,
+        2.0,
+        1.0833333333333333,
+        7.0,
+        0.75,
+        3.4166666666666665,
+    ];
+    const RSAT_SPEARMAN: [f64; 6] = [
+        0.6,
+        0.16363636363636366,
+        0.6727272727272728,
+        -0.27272727272727276,
+        0.38181818181818183,
+        -0.28484848484848485,
+    ];
+    const RSAT_TAU_A: [f64; 6] = [
+        0.4666666666666667,
+        0.06666666666666667,
+        0.5555555555555556,
+        -0.24444444444444444,
+        0.3333333333333333,
+        -0.15555555555555556,
+    ];
+
+    #[test]
+    fn rdms_and_batched_comparisons_match_rsatoolbox() {
+        for (g, w) in rdm(&X, 5, 3, RdmKind::SquaredEuclidean).iter().zip(SQ_EUC) {
+            assert!((g - w).abs() < 1e-12, "sq-euclidean: {g} vs {w}");
+        }
+        let corr = |x: &[f64]| rdm(x, 5, 3, RdmKind::Correlation);
+        let scaled: Vec<f64> = A
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * (i % 3 + 1) as f64)
+            .collect();
+        let plus: Vec<f64> = A.iter().zip(B).map(|(a, b)| a + b).collect();
+        let minus: Vec<f64> = A.iter().zip(B).map(|(a, b)| a - 2.0 * b).collect();
+        // Model: one layer, two steps; neural: one region, three bins.
+        let model: Rdms = vec![vec![corr(&A), corr(&scaled)]];
+        let neural: Rdms = vec![vec![corr(&B), corr(&plus), corr(&minus)]];
+        for (cmp, want) in [
+            (Compare::Spearman, RSAT_SPEARMAN),
+            (Compare::KendallTauA, RSAT_TAU_A),
+        ] {
+            let cells = compare_rdms(&model, &neural, cmp, &[], &|_, _| {});
+            assert_eq!(cells.len(), 6);
+            for (c, w) in cells.iter().zip(want) {
+                assert!((c.value - w).abs() < 1e-12, "{cmp:?}: {} vs {w}", c.value);
+            }
+        }
+    }
+
+    /// Resampled intervals: the batched (GEMM) Spearman equals pairwise Spearman on every
+    /// resample.
+    #[test]
+    fn batched_spearman_bootstraps_equal_pairwise() {
+        let corr = |x: &[f64]| rdm(x, 5, 3, RdmKind::Correlation);
+        let model: Rdms = vec![vec![corr(&X), rdm(&X, 5, 3, RdmKind::Euclidean)]];
+        let neural: Rdms = vec![vec![corr(&B)], vec![rdm(&B, 5, 3, RdmKind::Cosine)]];
+        let samples = bootstrap_pairs(5, 30, 7);
+        let cells = compare_rdms(&model, &neural, Compare::Spearman, &samples, &|_, _| {});
+        for c in &cells {
+            let (a, b) = (&model[c.layer][c.timestep], &neural[c.region][c.bin]);
+            let boots: Vec<f64> = samples
+                .iter()
+                .map(|idx| {
+                    let sa: Vec<f64> = idx.iter().map(|&i| a[i]).collect();
+                    let sb: Vec<f64> = idx.iter().map(|&i| b[i]).collect();
+                    spearman(&sa, &sb)
+                })
+                .collect();
+            let lo = crate::stats::percentile(&boots, 2.5);
+            let hi = crate::stats::percentile(&boots, 97.5);
+            assert!((c.ci_low - lo).abs() < 1e-12 || (c.ci_low.is_nan() && lo.is_nan()));
+            assert!((c.ci_high - hi).abs() < 1e-12 || (c.ci_high.is_nan() && hi.is_nan()));
+            assert!((c.value - spearman(a, b)).abs() < 1e-12);
+        }
     }
 
     #[test]

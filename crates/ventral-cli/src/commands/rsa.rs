@@ -35,15 +35,17 @@ pub struct Args {
     /// Only these layers (comma-separated).
     #[arg(long, value_delimiter = ',')]
     layers: Vec<String>,
-    /// correlation (1 − Pearson), cosine, euclidean or crossval-euclidean (neural side from
-    /// even/odd repetition halves).
+    /// correlation (1 − Pearson), cosine, euclidean (SciPy's), sq-euclidean (squared Euclidean
+    /// over channels: rsatoolbox's `euclidean` RDM values) or crossval-euclidean (neural side
+    /// from even/odd repetition halves).
     #[arg(long, default_value = "correlation")]
     rdm: String,
     /// spearman or kendall-a.
     #[arg(long, default_value = "spearman")]
     compare: String,
-    /// Stimulus bootstrap resamples for the intervals (0 = none).
-    #[arg(long, default_value_t = 20)]
+    /// Stimulus bootstrap resamples for the 95 % intervals (0 = none); 1000 is rsatoolbox's
+    /// `eval_bootstrap_pattern` default. The count is written in every row (`resamples`).
+    #[arg(long, default_value_t = 1000)]
     bootstraps: usize,
     /// Root seed.
     #[arg(long, default_value_t = 1)]
@@ -75,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         .map(|((region, _), r)| Ok((format!("neural.{region}"), rdm_array(r)?)))
         .collect::<Result<_>>()?;
     let mut csv = String::from(
-        "model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high\n",
+        "model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high,resamples\n",
     );
     let mut inputs = Vec::new();
     for spec in &a.features {
@@ -95,20 +97,27 @@ pub fn run(a: Args) -> Result<()> {
             regions.len() * nb,
             a.bootstraps
         );
-        let bar = crate::progress::Progress::new(&format!("rsa {}", feats.model), 0, "cells");
+        let unit = if compare == Compare::Spearman {
+            "resamples"
+        } else {
+            "cells"
+        };
+        let bar = crate::progress::Progress::new(&format!("rsa {}", feats.model), 0, unit);
+        let t1 = std::time::Instant::now();
         let cells = compare_rdms(&model, &neural, compare, &samples, &|d, n| bar.update(d, n));
         bar.finish();
         eprintln!(
-            "  {}: {} comparisons in {:.1} s",
+            "  {}: {} comparisons compared in {:.4} s ({:.1} s with the model RDMs)",
             feats.model,
             cells.len(),
+            t1.elapsed().as_secs_f64(),
             t0.elapsed().as_secs_f64()
         );
         for c in &cells {
             let (bs, be) = rec.bins[c.bin];
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{bs},{be},{},{},{},{},{}",
+                "{},{},{},{},{bs},{be},{},{},{},{},{},{}",
                 feats.model,
                 feats.layers[c.layer].name,
                 c.timestep,
@@ -117,7 +126,8 @@ pub fn run(a: Args) -> Result<()> {
                 a.compare,
                 csv_number(c.value),
                 csv_number(c.ci_low),
-                csv_number(c.ci_high)
+                csv_number(c.ci_high),
+                a.bootstraps
             );
         }
         // Heat maps per layer and region, steps × bins (cells are in (layer, step, region,
