@@ -87,6 +87,38 @@ fn synth_then_fit_then_bad_inputs() {
     assert!(r > 0.4, "{it150}");
     let lat = std::fs::read_to_string(out.join("latency.csv")).unwrap();
     assert!(lat.contains("IT,110,") && lat.contains("V4,90,"), "{lat}");
+    // Every fitted layer/step ranked per region and bin.
+    let ranking = std::fs::read_to_string(out.join("layer_ranking.csv")).unwrap();
+    assert!(
+        ranking
+            .starts_with("region,time_bin_start,time_bin_end,rank,model,layer,timestep,r,ceiled\n")
+    );
+    assert!(
+        ranking
+            .lines()
+            .any(|l| l.starts_with("IT,150,160,1,gen,hidden,4,")),
+        "{ranking}"
+    );
+    // The memory preflight refuses before anything is read or written.
+    let small = d.path().join("fit_small");
+    let o = ventral(&[
+        "neural-fit",
+        "--features",
+        &format!("gen={}", s(&feats)),
+        "--neural",
+        s(&nc),
+        "--out",
+        s(&small),
+        "--max-memory",
+        "1K",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("a.features.npz") && err.contains("--max-memory"),
+        "{err}"
+    );
+    assert!(!small.exists());
     for f in [
         "sites.csv",
         "run.json",

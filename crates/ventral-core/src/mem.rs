@@ -6,25 +6,9 @@
 /// known. `Err` names the malformed variable.
 pub fn available() -> Result<Option<u64>, String> {
     if let Ok(v) = std::env::var("VENTRAL_MAX_MEMORY") {
-        let t = v.trim();
-        let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-            Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-            Some('M') => (&t[..t.len() - 1], 1 << 20),
-            Some('G') => (&t[..t.len() - 1], 1 << 30),
-            Some('T') => (&t[..t.len() - 1], 1 << 40),
-            _ => (t, 1),
-        };
-        let n: f64 = num.trim().parse().map_err(|_| {
-            format!(
-                "VENTRAL_MAX_MEMORY={v}: expected a number of bytes, optionally with K, M, G or T"
-            )
-        })?;
-        if !n.is_finite() || n < 0.0 {
-            return Err(format!(
-                "VENTRAL_MAX_MEMORY={v}: expected a non-negative number of bytes"
-            ));
-        }
-        return Ok(Some((n * mult as f64) as u64));
+        return parse_size(&v)
+            .map(Some)
+            .map_err(|e| format!("VENTRAL_MAX_MEMORY={v}: {e}"));
     }
     let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
         return Ok(None);
@@ -34,6 +18,26 @@ pub fn available() -> Result<Option<u64>, String> {
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024))
+}
+
+/// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), e.g. `8G`.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of bytes, optionally with K, M, G or T".to_string())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err("expected a non-negative number of bytes".into());
+    }
+    Ok((n * mult as f64) as u64)
 }
 
 /// Human form of a byte count (`1.5 GiB`).

@@ -756,6 +756,50 @@ pub struct NpzReader {
     zip: zip::ZipArchive<BufReader<File>>,
 }
 
+/// A member's header read on its own, or — for a member too short to have the header's length
+/// field — the whole (tiny) member parsed.
+enum MemberHeader {
+    Parsed(Vec<u8>, NpyHeader),
+    Whole(NpyArray),
+}
+
+/// Reads a member's npy header first (bounded by `MAX_HEADER_BYTES`), so that a member
+/// inflating to gigabytes, or a header declaring an absurd shape, fails before anything large
+/// is allocated or read.
+fn read_member_header<R: Read>(f: &mut R, label: &str) -> Result<MemberHeader, NpyError> {
+    let zip_err = |e: io::Error| NpyError::Zip {
+        path: label.to_string(),
+        msg: e.to_string(),
+    };
+    let mut bytes = Vec::new();
+    f.by_ref()
+        .take(12)
+        .read_to_end(&mut bytes)
+        .map_err(zip_err)?;
+    let hlen = match bytes.get(6) {
+        Some(1) if bytes.len() >= 10 => u16::from_le_bytes([bytes[8], bytes[9]]) as usize + 10,
+        Some(2 | 3) if bytes.len() >= 12 => {
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize + 12
+        }
+        _ => return parse_npy(&bytes, label).map(MemberHeader::Whole),
+    };
+    let fmt = |msg: String| NpyError::Format {
+        path: label.to_string(),
+        msg,
+    };
+    if hlen > MAX_HEADER_BYTES {
+        return Err(fmt(format!(
+            "npy header of {hlen} bytes (at most {MAX_HEADER_BYTES} are read)"
+        )));
+    }
+    f.by_ref()
+        .take((hlen - bytes.len().min(hlen)) as u64)
+        .read_to_end(&mut bytes)
+        .map_err(zip_err)?;
+    let h = parse_header(&bytes).map_err(fmt)?;
+    Ok(MemberHeader::Parsed(bytes, h))
+}
+
 impl NpzReader {
     /// Open `path`.
     pub fn open(path: &Path) -> Result<Self, NpyError> {
@@ -779,26 +823,49 @@ impl NpzReader {
             .collect()
     }
 
-    /// Read array `name`.
-    pub fn read(&mut self, name: &str) -> Result<NpyArray, NpyError> {
+    /// The member of array `name`, and the label errors about it carry.
+    fn member(
+        &mut self,
+        name: &str,
+    ) -> Result<(zip::read::ZipFile<'_, BufReader<File>>, String), NpyError> {
         let member = format!("{name}.npy");
         let found = self.names().join(", ");
         let label = format!("{} (array '{name}')", self.path.display());
-        let mut f = match self.zip.by_name(&member) {
-            Ok(f) => f,
-            Err(zip::result::ZipError::FileNotFound) => {
-                return Err(NpyError::Missing {
-                    path: self.path.display().to_string(),
-                    name: name.to_string(),
-                    found,
-                });
-            }
-            Err(e) => {
-                return Err(NpyError::Zip {
-                    path: label,
-                    msg: e.to_string(),
-                });
-            }
+        match self.zip.by_name(&member) {
+            Ok(f) => Ok((f, label)),
+            Err(zip::result::ZipError::FileNotFound) => Err(NpyError::Missing {
+                path: self.path.display().to_string(),
+                name: name.to_string(),
+                found,
+            }),
+            Err(e) => Err(NpyError::Zip {
+                path: label,
+                msg: e.to_string(),
+            }),
+        }
+    }
+
+    /// The header of array `name` (dtype, shape), without reading its data.
+    pub fn header(&mut self, name: &str) -> Result<NpyHeader, NpyError> {
+        let (mut f, label) = self.member(name)?;
+        match read_member_header(&mut f, &label)? {
+            MemberHeader::Parsed(_, h) => Ok(h),
+            MemberHeader::Whole(a) => Ok(NpyHeader {
+                dtype: a.dtype(),
+                big_endian: false,
+                fortran_order: false,
+                shape: a.shape.clone(),
+                data_offset: 0,
+            }),
+        }
+    }
+
+    /// Read array `name`.
+    pub fn read(&mut self, name: &str) -> Result<NpyArray, NpyError> {
+        let (mut f, label) = self.member(name)?;
+        let (mut bytes, h) = match read_member_header(&mut f, &label)? {
+            MemberHeader::Parsed(b, h) => (b, h),
+            MemberHeader::Whole(a) => return Ok(a),
         };
         let zip_err = |e: io::Error| NpyError::Zip {
             path: label.clone(),
@@ -808,28 +875,6 @@ impl NpzReader {
             path: label.clone(),
             msg,
         };
-        // Header first (bounded), then exactly the bytes it declares — checked against the
-        // memory this process may use — so that a member inflating to gigabytes, or a header
-        // declaring an absurd shape, fails before anything large is allocated or read.
-        let mut bytes = Vec::new();
-        (&mut f).take(12).read_to_end(&mut bytes).map_err(zip_err)?;
-        let hlen = match bytes.get(6) {
-            Some(1) if bytes.len() >= 10 => u16::from_le_bytes([bytes[8], bytes[9]]) as usize + 10,
-            Some(2 | 3) if bytes.len() >= 12 => {
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize + 12
-            }
-            _ => return parse_npy(&bytes, &label),
-        };
-        if hlen > MAX_HEADER_BYTES {
-            return Err(fmt(format!(
-                "npy header of {hlen} bytes (at most {MAX_HEADER_BYTES} are read)"
-            )));
-        }
-        (&mut f)
-            .take((hlen - bytes.len().min(hlen)) as u64)
-            .read_to_end(&mut bytes)
-            .map_err(zip_err)?;
-        let h = parse_header(&bytes).map_err(fmt)?;
         let need = h
             .data_len()
             .ok_or_else(|| fmt(format!("shape {:?} overflows", h.shape)))?;

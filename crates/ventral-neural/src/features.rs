@@ -59,6 +59,50 @@ pub struct Features {
     pub rows: Vec<usize>,
 }
 
+/// Shape of one feature array, read from its header alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerShape {
+    pub name: String,
+    pub steps: usize,
+    /// Rows in the file.
+    pub n: usize,
+    pub d: usize,
+}
+
+impl LayerShape {
+    /// Bytes the layer takes in memory (f32).
+    pub fn bytes(&self) -> u64 {
+        (self.steps as u64) * (self.n as u64) * (self.d as u64) * 4
+    }
+}
+
+/// The shapes of the feature arrays [`Features::read`] would load from `path` (same
+/// selection), from the npy headers only — for a memory preflight before any data is read.
+pub fn layer_shapes(path: &Path, only: &[String]) -> Result<Vec<LayerShape>> {
+    let src = path.display().to_string();
+    let mut npz = NpzReader::open(path).map_err(|e| file_err(&src, e))?;
+    let mut out = Vec::new();
+    for name in npz.names() {
+        if NOT_FEATURES.contains(&name.as_str()) || (!only.is_empty() && !only.contains(&name)) {
+            continue;
+        }
+        let h = npz.header(&name).map_err(|e| file_err(&src, e))?;
+        if !matches!(
+            h.dtype,
+            ventral_core::npy::DType::F32 | ventral_core::npy::DType::F64
+        ) {
+            continue;
+        }
+        let (steps, n, d) = match h.shape.as_slice() {
+            [n, d] => (1, *n, *d),
+            [t, n, d] => (*t, *n, *d),
+            _ => continue, // `Features::read` names the bad shape
+        };
+        out.push(LayerShape { name, steps, n, d });
+    }
+    Ok(out)
+}
+
 impl Features {
     /// The steps of each layer at which every unit is constant across the aligned stimuli
     /// (all-zero areas before the input reaches them, dead layers): no regression can use them,

@@ -187,6 +187,76 @@ impl Default for FitOptions {
     }
 }
 
+/// Peak memory of [`fit_predictivity`] on one features file, by part (bytes).
+///
+/// - `features`: the selected layers, held as f32: Σ steps × rows × units × 4;
+/// - `gram`: per wide (dual) layer-step in flight, the N × N f64 Gram matrix: N² × 8;
+/// - `per_thread`: per worker, a dual split's kernels, (n² + m·n) × 8 (three n² for ridge's
+///   eigendecomposition), or a primal fit's copies of the features, ≈ 3·n·d × 8 (n train,
+///   m test stimuli, d units of the widest layer);
+/// - `threads`: rayon's workers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryPlan {
+    pub features: u64,
+    pub gram: u64,
+    pub per_thread: u64,
+    pub threads: u64,
+}
+
+impl MemoryPlan {
+    pub fn new(
+        shapes: &[crate::features::LayerShape],
+        n_stimuli: usize,
+        n_train: usize,
+        opts: &FitOptions,
+        threads: usize,
+    ) -> Self {
+        let (n, m, big_n) = (
+            n_train as u64,
+            n_stimuli.saturating_sub(n_train) as u64,
+            n_stimuli as u64,
+        );
+        let mut plan = MemoryPlan {
+            features: shapes.iter().map(|s| s.bytes()).sum(),
+            gram: 0,
+            per_thread: 0,
+            threads: threads.max(1) as u64,
+        };
+        for s in shapes {
+            let (gram, work) = if opts.form.is_dual(s.d, n_train) {
+                let kernels = (n * n + m * n) * 8;
+                let ridge = matches!(opts.regressor, Regressor::Ridge(_));
+                (
+                    big_n * big_n * 8 + big_n * 256 * 8,
+                    kernels + if ridge { 2 * n * n * 8 } else { 0 },
+                )
+            } else {
+                (0, 3 * (n + m) * s.d as u64 * 8)
+            };
+            plan.gram = plan.gram.max(gram);
+            plan.per_thread = plan.per_thread.max(work);
+        }
+        plan
+    }
+
+    pub fn total(&self) -> u64 {
+        self.features + self.gram + self.threads * self.per_thread
+    }
+
+    /// "1.2 GiB (features 800 MiB + Gram 72 MiB + 2 threads × 150 MiB)".
+    pub fn describe(&self) -> String {
+        use ventral_core::mem::human;
+        format!(
+            "{} (features {} + Gram {} + {} threads × {})",
+            human(self.total()),
+            human(self.features),
+            human(self.gram),
+            self.threads,
+            human(self.per_thread)
+        )
+    }
+}
+
 /// One row of `predictivity.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -889,6 +959,92 @@ fn shared_maps(
     Ok(rows)
 }
 
+/// Header of `layer_ranking.csv`.
+pub const RANKING_HEADER: &str =
+    "region,time_bin_start,time_bin_end,rank,model,layer,timestep,r,ceiled";
+
+/// Every fitted (model, layer, step) ranked per region and bin by its cross-validated `r`
+/// (best first; undefined r last), with its ceiled value — per-layer scores for every region
+/// and bin from one run, as `layer_ranking.csv` lines.
+pub fn layer_ranking(rows: &[Row]) -> Vec<String> {
+    type Key<'a> = (&'a str, u64, u64);
+    let mut groups: Vec<(Key<'_>, Vec<&Row>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.metric == "r") {
+        let key = (
+            r.region.as_str(),
+            r.time_bin_start.to_bits(),
+            r.time_bin_end.to_bits(),
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let ceiled = |r: &Row| {
+        rows.iter()
+            .find(|c| {
+                c.metric == "ceiled"
+                    && c.model == r.model
+                    && c.layer == r.layer
+                    && c.timestep == r.timestep
+                    && c.region == r.region
+                    && c.time_bin_start == r.time_bin_start
+            })
+            .map_or(f64::NAN, |c| c.value)
+    };
+    let mut out = Vec::new();
+    for (_, mut members) in groups {
+        members.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
+            (false, false) => b.value.total_cmp(&a.value),
+            (x, y) => x.cmp(&y),
+        });
+        for (rank, r) in members.iter().enumerate() {
+            out.push(format!(
+                "{},{},{},{},{},{},{},{},{}",
+                r.region,
+                r.time_bin_start,
+                r.time_bin_end,
+                rank + 1,
+                r.model,
+                r.layer,
+                r.timestep.map(|t| t.to_string()).unwrap_or_default(),
+                csv_number(r.value),
+                csv_number(ceiled(r))
+            ));
+        }
+    }
+    out
+}
+
+/// Per region, the (model, layer) with the highest mean `r` over its fitted bins:
+/// (region, model, layer, mean r, bins).
+pub fn best_layers(rows: &[Row]) -> Vec<(String, String, String, f64, usize)> {
+    let mut acc: Vec<((String, String, String), f64, usize)> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.metric == "r" && r.value.is_finite())
+    {
+        let key = (r.region.clone(), r.model.clone(), r.layer.clone());
+        match acc.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, s, n)) => {
+                *s += r.value;
+                *n += 1;
+            }
+            None => acc.push((key, r.value, 1)),
+        }
+    }
+    let mut best: Vec<(String, String, String, f64, usize)> = Vec::new();
+    for ((region, model, layer), s, n) in acc {
+        let m = s / n as f64;
+        match best.iter_mut().find(|b| b.0 == region) {
+            Some(b) if m > b.3 => *b = (region, model, layer, m, n),
+            Some(_) => {}
+            None => best.push((region, model, layer, m, n)),
+        }
+    }
+    best
+}
+
 /// `ceiling` rows (layer and timestep empty).
 pub fn ceiling_rows(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Vec<Row> {
     let regions = rec.region_sites();
@@ -914,7 +1070,46 @@ pub fn ceiling_rows(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Vec<Row> {
 
 #[cfg(test)]
 mod tests {
-    use super::ceiled;
+    use super::{Row, best_layers, ceiled, layer_ranking};
+
+    #[test]
+    fn layers_are_ranked_per_region_and_bin() {
+        let row = |layer: &str, start: f64, metric: &str, value: f64| Row {
+            model: "m".into(),
+            layer: layer.into(),
+            timestep: Some(0),
+            region: "IT".into(),
+            time_bin_start: start,
+            time_bin_end: start + 10.0,
+            metric: metric.into(),
+            value,
+            ci_low: f64::NAN,
+            ci_high: f64::NAN,
+        };
+        let rows = vec![
+            row("a", 70.0, "r", 0.2),
+            row("b", 70.0, "r", 0.5),
+            row("c", 70.0, "r", f64::NAN),
+            row("b", 70.0, "ceiled", 0.9),
+            row("a", 80.0, "r", 0.6),
+            row("b", 80.0, "r", 0.1),
+        ];
+        assert_eq!(
+            layer_ranking(&rows),
+            vec![
+                "IT,70,80,1,m,b,0,0.5,0.9",
+                "IT,70,80,2,m,a,0,0.2,",
+                "IT,70,80,3,m,c,0,,",
+                "IT,80,90,1,m,a,0,0.6,",
+                "IT,80,90,2,m,b,0,0.1,",
+            ]
+        );
+        // Mean over bins: a 0.4, b 0.3.
+        let best = best_layers(&rows);
+        assert_eq!(best.len(), 1);
+        assert_eq!((best[0].2.as_str(), best[0].4), ("a", 2));
+        assert!((best[0].3 - 0.4).abs() < 1e-12);
+    }
 
     #[test]
     fn ceiled_needs_a_positive_ceiling() {

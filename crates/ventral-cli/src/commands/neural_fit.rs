@@ -8,9 +8,10 @@ use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
-    CSV_HEADER, FeedforwardMapping, FitOptions, Form, Regressor, Row, SplitProcedure, StepMapping,
-    ceiling_halves, ceiling_rows, ceilings, csv_number, fit_predictivity_with_progress,
-    read_halves_json, read_splits_json, splits_json, stimulus_splits,
+    CSV_HEADER, FeedforwardMapping, FitOptions, Form, MemoryPlan, RANKING_HEADER, Regressor, Row,
+    SplitProcedure, StepMapping, best_layers, ceiling_halves, ceiling_rows, ceilings, csv_number,
+    fit_predictivity_with_progress, layer_ranking, read_halves_json, read_splits_json, splits_json,
+    stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -36,7 +37,8 @@ pub struct Args {
     /// Replace an existing output directory.
     #[arg(long)]
     overwrite: bool,
-    /// Only these layers (comma-separated array names).
+    /// Only these layers (comma-separated array names); `all` (the default) fits every layer.
+    /// Every fitted layer is ranked per region and bin in layer_ranking.csv.
     #[arg(long, value_delimiter = ',')]
     layers: Vec<String>,
     /// Fit region REGION only from these layers: `REGION=layer,layer` (repeatable). Default:
@@ -100,6 +102,11 @@ pub struct Args {
     /// training stimuli). The same scores either way, to rounding.
     #[arg(long, default_value = "auto")]
     solver: String,
+    /// Refuse to start when the estimated peak memory (features + Gram matrix + per-thread
+    /// working set; formula in docs/architecture.md) exceeds this many bytes (K/M/G/T
+    /// suffixes). Default: VENTRAL_MAX_MEMORY, else the machine's MemAvailable.
+    #[arg(long)]
+    max_memory: Option<String>,
 }
 
 fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<FitOptions> {
@@ -238,7 +245,61 @@ fn file_areas(path: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
     parse_areas(&v).with_context(|| format!("{}: brain_areas", path.display()))
 }
 
-pub fn run(a: Args) -> Result<()> {
+/// Estimates each features file's peak memory from its npy headers (nothing is loaded yet) and
+/// refuses to start past `--max-memory` (default: VENTRAL_MAX_MEMORY or MemAvailable), rather
+/// than be killed hours in.
+fn preflight_memory(
+    a: &Args,
+    rec: &ventral_neural::recordings::Recordings,
+    splits: &[ventral_neural::cv::Split],
+    opts: &FitOptions,
+) -> Result<()> {
+    let limit = match &a.max_memory {
+        Some(v) => Some(
+            ventral_core::mem::parse_size(v)
+                .map_err(|e| anyhow::anyhow!("--max-memory {v}: {e}"))?,
+        ),
+        None => ventral_core::mem::available().map_err(anyhow::Error::msg)?,
+    };
+    let n_train = splits.iter().map(|s| s.train.len()).max().unwrap_or(0);
+    for spec in &a.features {
+        let (_, path) = crate::commands::neural_inputs::named_path(spec);
+        let shapes = ventral_neural::features::layer_shapes(&path, &a.layers)?;
+        let plan = MemoryPlan::new(
+            &shapes,
+            rec.n_stimuli(),
+            n_train,
+            opts,
+            rayon::current_num_threads(),
+        );
+        eprintln!("memory plan for {}: {}", path.display(), plan.describe());
+        if let Some(limit) = limit
+            && plan.total() > limit
+        {
+            bail!(
+                "{}: fitting needs about {}, more than the {} allowed ({}). Fit fewer layers at \
+                 once (--layers), use fewer threads (RAYON_NUM_THREADS), or raise --max-memory",
+                path.display(),
+                plan.describe(),
+                ventral_core::mem::human(limit),
+                if a.max_memory.is_some() {
+                    "--max-memory"
+                } else {
+                    "VENTRAL_MAX_MEMORY or MemAvailable"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn run(mut a: Args) -> Result<()> {
+    if a.layers.iter().any(|l| l == "all") {
+        if a.layers.len() > 1 {
+            bail!("--layers all cannot be combined with layer names");
+        }
+        a.layers.clear();
+    }
     let label = a.neural.display().to_string();
     let rec = read_recordings(&a.neural)?;
     let opts = parse_options(&a, &rec.stimulus_ids, rec.n_reps)?;
@@ -246,6 +307,7 @@ pub fn run(a: Args) -> Result<()> {
     let splits = stimulus_splits(&rec, &opts)?;
     let procedure = opts.procedure.describe(&opts, rec.object_names.is_some());
     let ids_from = format!("the recordings {}", a.neural.display());
+    preflight_memory(&a, &rec, &splits, &opts)?;
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     eprintln!(
         "neural-fit: {} stimuli × {} sites × {} bins ({} repetitions), regions {:?}",
@@ -354,6 +416,13 @@ pub fn run(a: Args) -> Result<()> {
     write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
+    let mut ranking = String::from(RANKING_HEADER);
+    ranking.push('\n');
+    for line in layer_ranking(&rows) {
+        ranking.push_str(&line);
+        ranking.push('\n');
+    }
+    write_bytes_atomic(&out.path().join("layer_ranking.csv"), ranking.as_bytes())?;
     let mut sj = splits_json(&splits, &rec.stimulus_ids, &procedure, opts.seed);
     // The ceiling's repetition halvings (repetition indices in sorted order of the
     // `repetition` coordinate, or of recurrence), for the record.
@@ -382,11 +451,17 @@ pub fn run(a: Args) -> Result<()> {
         "splits": opts.n_splits, "split_procedure": procedure, "train_frac": opts.train_frac, "seed": opts.seed,
         "mapping": a.mapping, "step_ms": a.step_ms, "offset_ms": a.offset_ms, "ff_mapping": a.ff_mapping,
         "shared": opts.shared, "ceiling_splits": opts.ceiling_splits, "bootstraps": opts.consistency_bootstraps,
+        "solver": a.solver,
     });
     write_run_json(out.path(), meta)?;
     plot_rows(&rows, &out.path().join("plots"))?;
     let dir = out.commit()?;
     print_summary(&rows);
+    for (region, model, layer, r, n) in best_layers(&rows) {
+        println!(
+            "best layer for {region}: {model} {layer} (mean r {r:.3} over {n} fitted bins; every layer ranked per bin in layer_ranking.csv)"
+        );
+    }
     println!("wrote {}", dir.join("predictivity.csv").display());
     Ok(())
 }
