@@ -45,6 +45,23 @@ pub fn rank_average(x: &[f64]) -> Vec<f64> {
     ranks
 }
 
+/// Tie groups of `x`: for every entry the index of its value among the distinct values in
+/// ascending order (`f64::total_cmp`; NaNs each a group of their own, as in
+/// [`rank_average`]), and the number of groups. The average ranks of any sub-multiset of the
+/// entries follow from group counts alone (a counting pass instead of a sort).
+pub fn tie_groups(x: &[f64]) -> (Vec<u32>, usize) {
+    let order = sorted_order(x);
+    let mut groups = vec![0u32; x.len()];
+    let mut g = 0u32;
+    for (k, &i) in order.iter().enumerate() {
+        if k > 0 && x[i as usize] != x[order[k - 1] as usize] {
+            g += 1;
+        }
+        groups[i as usize] = g;
+    }
+    (groups, if x.is_empty() { 0 } else { g as usize + 1 })
+}
+
 /// `f32::total_cmp`'s order as an unsigned key.
 #[inline]
 fn total_key32(v: f32) -> u32 {

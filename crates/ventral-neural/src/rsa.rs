@@ -371,24 +371,66 @@ pub fn bootstrap_pairs(n: usize, bootstraps: usize, seed: u64) -> Vec<Vec<usize>
 /// cosine). All NaN when every value is tied (ρ is undefined).
 pub fn unit_ranks(v: &[f64]) -> Vec<f64> {
     let mut r = crate::stats::rank_average(v);
-    let m = mean(&r);
+    unit_norm(&mut r);
+    r
+}
+
+/// Centres and unit-norms ranks in place (NaN when all are tied).
+fn unit_norm(r: &mut [f64]) {
+    let m = mean(r);
     r.iter_mut().for_each(|x| *x -= m);
     let norm = r.iter().map(|x| x * x).sum::<f64>().sqrt();
     let scale = if norm > 0.0 { 1.0 / norm } else { f64::NAN };
     r.iter_mut().for_each(|x| *x *= scale);
-    r
+}
+
+/// An RDM prepared for ranking its resamples: tie groups of its entries (`None` when it holds
+/// a NaN: NaNs are never tied with each other, so a resample repeating one must be ranked by
+/// value).
+struct Ranked<'a> {
+    values: &'a [f64],
+    groups: Option<(Vec<u32>, usize)>,
+}
+
+impl<'a> Ranked<'a> {
+    fn new(values: &'a [f64]) -> Self {
+        let groups = (!values.iter().any(|v| v.is_nan())).then(|| crate::stats::tie_groups(values));
+        Ranked { values, groups }
+    }
+
+    /// Unit ranks of the entries `idx` (a resample, repeats allowed): the average rank of an
+    /// entry among the resample is where its tie group starts plus half the group's count —
+    /// one counting pass, the same ranks as sorting the gathered values.
+    fn unit_ranks_of(&self, idx: &[usize]) -> Vec<f64> {
+        let Some((groups, g)) = &self.groups else {
+            return unit_ranks(&idx.iter().map(|&i| self.values[i]).collect::<Vec<_>>());
+        };
+        let mut counts = vec![0u32; *g];
+        for &i in idx {
+            counts[groups[i] as usize] += 1;
+        }
+        let mut avg = vec![0.0f64; *g];
+        let mut start = 0u64;
+        for (a, &c) in avg.iter_mut().zip(&counts) {
+            *a = start as f64 + (f64::from(c) + 1.0) / 2.0;
+            start += u64::from(c);
+        }
+        let mut r: Vec<f64> = idx.iter().map(|&i| avg[groups[i] as usize]).collect();
+        unit_norm(&mut r);
+        r
+    }
 }
 
 /// Spearman ρ of every RDM in `a` with every RDM in `b`, over the entries `idx` (all when
 /// `None`): each RDM ranked once, then one GEMM of the unit ranks. [a.len(), b.len()].
-fn spearman_matrix(a: &[&[f64]], b: &[&[f64]], idx: Option<&[usize]>) -> faer::Mat<f64> {
+fn spearman_matrix(a: &[Ranked<'_>], b: &[Ranked<'_>], idx: Option<&[usize]>) -> faer::Mat<f64> {
     use rayon::prelude::*;
-    let ranks = |set: &[&[f64]]| {
+    let ranks = |set: &[Ranked<'_>]| {
         let cols: Vec<Vec<f64>> = set
             .par_iter()
             .map(|v| match idx {
-                Some(idx) => unit_ranks(&idx.iter().map(|&i| v[i]).collect::<Vec<_>>()),
-                None => unit_ranks(v),
+                Some(idx) => v.unit_ranks_of(idx),
+                None => unit_ranks(v.values),
             })
             .collect();
         let m = cols.first().map_or(0, Vec::len);
@@ -435,6 +477,10 @@ pub fn compare_rdms(
     // values[s][(i, j)]: s = 0 the full RDMs, s ≥ 1 resample s − 1.
     let tables: Vec<faer::Mat<f64>> = match compare {
         Compare::Spearman => {
+            let (ma, na): (Vec<Ranked<'_>>, Vec<Ranked<'_>>) = rayon::join(
+                || ma.par_iter().map(|v| Ranked::new(v)).collect(),
+                || na.par_iter().map(|v| Ranked::new(v)).collect(),
+            );
             let total = samples.len() + 1;
             let one = |idx: Option<&[usize]>| {
                 let m = spearman_matrix(&ma, &na, idx);
@@ -672,6 +718,27 @@ mod tests {
             assert!((c.ci_low - lo).abs() < 1e-12 || (c.ci_low.is_nan() && lo.is_nan()));
             assert!((c.ci_high - hi).abs() < 1e-12 || (c.ci_high.is_nan() && hi.is_nan()));
             assert!((c.value - spearman(a, b)).abs() < 1e-12);
+        }
+    }
+
+    /// Ranks of a resample from tie-group counts equal ranks of the gathered values, with
+    /// ties, repeats, and (by value) with NaNs.
+    #[test]
+    fn resample_ranks_from_counts_equal_sorting() {
+        let v: Vec<f64> = (0..700)
+            .map(|i| ((i * 37) % 101) as f64 * 0.5 - 7.0)
+            .collect();
+        let mut w = v.clone();
+        w[3] = f64::NAN;
+        w[50] = f64::NAN;
+        let idx: Vec<usize> = (0..900).map(|k| (k * 7919 + 13) % 700).collect();
+        for x in [&v, &w] {
+            let r = Ranked::new(x);
+            let fast = r.unit_ranks_of(&idx);
+            let slow = unit_ranks(&idx.iter().map(|&i| x[i]).collect::<Vec<_>>());
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+            }
         }
     }
 
