@@ -32,7 +32,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 use crate::error::{NeuralError, Result};
-use crate::regression::{Pls, RidgeCv, center_with, column_means, pinv};
+use crate::regression::{Pls, RidgeCv, center_with, column_means, dot, pinv};
 
 /// Columns of features converted and multiplied per block while forming a Gram matrix.
 const GRAM_BLOCK: usize = 256;
@@ -105,10 +105,6 @@ impl DualSplit {
             p: gram.p,
         }
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn matvec(a: MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {

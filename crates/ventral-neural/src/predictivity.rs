@@ -980,17 +980,30 @@ pub fn layer_ranking(rows: &[Row]) -> Vec<String> {
             None => groups.push((key, vec![r])),
         }
     }
+    // Ceiled values by (model, layer, step, region, bin start), looked up once per r row.
+    let ceiled_of: std::collections::HashMap<_, f64> = rows
+        .iter()
+        .filter(|c| c.metric == "ceiled")
+        .map(|c| {
+            let key = (
+                &c.model,
+                &c.layer,
+                c.timestep,
+                &c.region,
+                c.time_bin_start.to_bits(),
+            );
+            (key, c.value)
+        })
+        .collect();
     let ceiled = |r: &Row| {
-        rows.iter()
-            .find(|c| {
-                c.metric == "ceiled"
-                    && c.model == r.model
-                    && c.layer == r.layer
-                    && c.timestep == r.timestep
-                    && c.region == r.region
-                    && c.time_bin_start == r.time_bin_start
-            })
-            .map_or(f64::NAN, |c| c.value)
+        let key = (
+            &r.model,
+            &r.layer,
+            r.timestep,
+            &r.region,
+            r.time_bin_start.to_bits(),
+        );
+        ceiled_of.get(&key).copied().unwrap_or(f64::NAN)
     };
     let mut out = Vec::new();
     for (_, mut members) in groups {
