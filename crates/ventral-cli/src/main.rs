@@ -53,6 +53,9 @@ enum Command {
     /// Object solution times (Kar2019): per-bin decoders, per-image i1 d′, Spearman with
     /// target OSTs.
     Ost(commands::ost::Args),
+    /// Behavioural consistency (Rajalingham 2018; Brain-Score i1n/i2n) per layer and step
+    /// against two-alternative trials: decoder accuracy and ceiled consistency over time.
+    Behaviour(commands::behaviour::Args),
     /// Representation dynamics (Thorat et al. 2023): accuracy over steps, stability
     /// categories, signatures of stability, readout zones; tables, plots and report.html.
     Dynamics(commands::dynamics::Args),
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::NeuralSynth(a) => commands::neural_synth::run(a),
         Command::Rsa(a) => commands::rsa::run(a),
         Command::Ost(a) => commands::ost::run(a),
+        Command::Behaviour(a) => commands::behaviour::run(a),
         Command::Dynamics(a) => commands::dynamics::run(a),
         Command::Diffusion(a) => commands::diffusion::run(a),
         Command::Pareto(a) => commands::pareto::run(a),

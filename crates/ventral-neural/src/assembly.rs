@@ -411,3 +411,60 @@ impl Assembly {
         })
     }
 }
+
+/// Coordinates as text, by name.
+pub type StringCoords = BTreeMap<String, Vec<String>>;
+
+/// A one-dimensional BrainIO assembly of strings (a behavioural assembly: one choice per
+/// trial along `presentation`): the data values and every string or number coordinate along
+/// that dimension, as text.
+pub fn read_string_assembly(path: &Path) -> Result<(Vec<String>, StringCoords)> {
+    let label = path.display().to_string();
+    let f =
+        NcFile::open(path).map_err(|e| file_err(&label, format!("cannot open as netCDF: {e}")))?;
+    let vars = f.variables().map_err(|e| file_err(&label, e))?;
+    let data_var = vars
+        .iter()
+        .find(|v| v.name() == "data" || v.name() == "__xarray_dataarray_variable__")
+        .ok_or_else(|| {
+            file_err(
+                &label,
+                "no data variable (expected 'data' or '__xarray_dataarray_variable__')",
+            )
+        })?;
+    if data_var.dimensions().len() != 1 {
+        return Err(file_err(
+            &label,
+            format!(
+                "data variable has {} dimensions; a behavioural assembly has one (presentation)",
+                data_var.dimensions().len()
+            ),
+        ));
+    }
+    let dim = data_var.dimensions()[0].name.clone();
+    let strings = |name: &str, t: &NcType| -> Result<Vec<String>> {
+        match t {
+            NcType::String | NcType::Char => f
+                .read_variable_as_strings(name)
+                .map_err(|e| file_err(&label, format!("variable '{name}': {e}"))),
+            _ => Ok(f
+                .read_variable_as_f64(name)
+                .map_err(|e| file_err(&label, format!("variable '{name}': {e}")))?
+                .iter()
+                .map(|x| x.to_string())
+                .collect()),
+        }
+    };
+    let data = strings(data_var.name(), data_var.dtype())?;
+    let mut coords = BTreeMap::new();
+    for v in vars.iter() {
+        if v.name() == data_var.name() || v.name() == dim || v.dimensions().len() != 1 {
+            continue;
+        }
+        if v.dimensions()[0].name != dim {
+            continue;
+        }
+        coords.insert(v.name().to_string(), strings(v.name(), v.dtype())?);
+    }
+    Ok((data, coords))
+}

@@ -2,11 +2,13 @@
 //! (netCDF-4, read and written in pure Rust). Predictivity, ceilings, OST and RSA follow.
 
 pub mod assembly;
+pub mod behaviour;
 pub mod ceiling;
 pub mod cv;
 pub mod dual;
 pub mod error;
 pub mod features;
+pub mod logistic;
 pub mod numpy_rng;
 pub mod ost;
 pub mod predictivity;

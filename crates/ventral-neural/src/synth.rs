@@ -390,3 +390,114 @@ pub fn open_stimulus_set(dir: &Path) -> Result<StimulusSet> {
         )),
     }
 }
+
+/// Settings of [`behaviour_trials`].
+#[derive(Debug, Clone)]
+pub struct BehaviourConfig {
+    pub seed: u64,
+    /// Generating-feature step the subject reads.
+    pub step: usize,
+    /// Trials per (image, distractor) pair.
+    pub trials_per_pair: usize,
+    /// Evidence gain β of the subject.
+    pub gain: f64,
+}
+
+/// Two-alternative trials of a synthetic subject that reads the generating features: at step
+/// `step` the features are z-scored per unit over images, each object's centroid taken over
+/// its images, and the subject's evidence for object k on image i is
+/// `e_ik = −β ‖ẑ_i − μ_k‖² / units`; offered the sample o and the distractor c it picks o with
+/// probability `σ(e_io − e_ic)` — per-image difficulty the generating features carry exactly.
+/// Every (image, other object) pair gets `trials_per_pair` trials, drawn from the named stream
+/// `synth-behaviour` at the image's index. `features` is [T, N, units].
+pub fn behaviour_trials(
+    features: &[f32],
+    steps: usize,
+    units: usize,
+    ids: &[String],
+    objects: &[String],
+    cfg: &BehaviourConfig,
+) -> Result<crate::behaviour::Trials> {
+    let n = ids.len();
+    if cfg.step >= steps || features.len() != steps * n * units || objects.len() != n {
+        return Err(NeuralError::Invalid(format!(
+            "behaviour: step {} of {steps}, {} feature values for {n} stimuli × {units} units",
+            cfg.step,
+            features.len()
+        )));
+    }
+    let mut names: Vec<String> = objects.to_vec();
+    names.sort();
+    names.dedup();
+    if names.len() < 2 || names.iter().any(|s| s.is_empty()) {
+        return Err(NeuralError::Invalid(
+            "behaviour: the stimuli need an object_name and at least two objects".into(),
+        ));
+    }
+    let obj: Vec<usize> = objects
+        .iter()
+        .map(|o| names.iter().position(|x| x == o).unwrap_or(0))
+        .collect();
+    let x = &features[cfg.step * n * units..(cfg.step + 1) * n * units];
+    let mut z = vec![0.0f64; n * units];
+    for j in 0..units {
+        let m = (0..n).map(|i| f64::from(x[i * units + j])).sum::<f64>() / n as f64;
+        let v = (0..n)
+            .map(|i| (f64::from(x[i * units + j]) - m).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let sd = if v > 0.0 { v.sqrt() } else { 1.0 };
+        for i in 0..n {
+            z[i * units + j] = (f64::from(x[i * units + j]) - m) / sd;
+        }
+    }
+    let k = names.len();
+    let mut mu = vec![0.0f64; k * units];
+    let mut cnt = vec![0usize; k];
+    for i in 0..n {
+        cnt[obj[i]] += 1;
+        for j in 0..units {
+            mu[obj[i] * units + j] += z[i * units + j];
+        }
+    }
+    for o in 0..k {
+        for j in 0..units {
+            mu[o * units + j] /= cnt[o].max(1) as f64;
+        }
+    }
+    let mut t = crate::behaviour::Trials {
+        stimulus_id: Vec::new(),
+        sample_obj: Vec::new(),
+        dist_obj: Vec::new(),
+        choice: Vec::new(),
+    };
+    for i in 0..n {
+        let e: Vec<f64> = (0..k)
+            .map(|o| {
+                let d2: f64 = (0..units)
+                    .map(|j| (z[i * units + j] - mu[o * units + j]).powi(2))
+                    .sum();
+                -cfg.gain * d2 / units as f64
+            })
+            .collect();
+        let mut rng = stream(cfg.seed, "synth-behaviour", &[i as u64]);
+        let o = obj[i];
+        for c in (0..k).filter(|&c| c != o) {
+            let p = 1.0 / (1.0 + (e[c] - e[o]).exp());
+            for _ in 0..cfg.trials_per_pair {
+                t.stimulus_id.push(ids[i].clone());
+                t.sample_obj.push(names[o].clone());
+                t.dist_obj.push(names[c].clone());
+                t.choice.push(
+                    if uniform(&mut rng) < p {
+                        &names[o]
+                    } else {
+                        &names[c]
+                    }
+                    .clone(),
+                );
+            }
+        }
+    }
+    Ok(t)
+}

@@ -1,3 +1,4 @@
+pub mod behaviour;
 pub mod bench;
 pub mod diffusion;
 pub mod dynamics;

@@ -54,6 +54,19 @@ pub struct Args {
     /// it is scaled by a gain in [0.25, 1.75), saved in the truth file.
     #[arg(long, default_value_t = 1.0)]
     object_signal: f64,
+    /// Also write two-alternative behavioural trials of a synthetic subject reading the
+    /// generating features (`<stem>.behaviour.csv`, for `ventral behaviour --trials`).
+    #[arg(long)]
+    behaviour: bool,
+    /// Trials per (image, distractor) pair (with --behaviour).
+    #[arg(long, default_value_t = 10)]
+    behaviour_trials: usize,
+    /// The subject's evidence gain β (with --behaviour; larger = more accurate).
+    #[arg(long, default_value_t = 4.0)]
+    behaviour_gain: f64,
+    /// Generating-feature step the subject reads (with --behaviour; default: the last).
+    #[arg(long)]
+    behaviour_step: Option<usize>,
     /// Root seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -110,9 +123,18 @@ pub fn run(a: Args) -> Result<()> {
     };
     let truth_path = sibling(&a.out, ".truth.json");
     let feat_path = sibling(&a.out, ".features.npz");
+    let behaviour_path = sibling(&a.out, ".behaviour.csv");
+    if a.behaviour
+        && (a.behaviour_trials == 0 || !(a.behaviour_gain.is_finite() && a.behaviour_gain > 0.0))
+    {
+        bail!("--behaviour-trials must be ≥ 1 and --behaviour-gain finite and > 0");
+    }
     // One writer at a time for the assembly and its siblings (exit 2 naming the holder).
     let _lock = ventral_core::atomic::OutputLock::acquire(&a.out)?;
-    for p in [&a.out, &truth_path, &feat_path] {
+    for p in [&a.out, &truth_path, &feat_path, &behaviour_path] {
+        if p == &behaviour_path && !a.behaviour {
+            continue;
+        }
         if p.exists() && !a.overwrite {
             bail!(
                 "{} already exists (pass --overwrite to replace it)",
@@ -197,9 +219,40 @@ pub fn run(a: Args) -> Result<()> {
         "snr": cfg.snr,
         "smoothing_ms": cfg.smoothing_ms,
         "object_signal": cfg.object_signal,
+        "behaviour": a.behaviour.then(|| serde_json::json!({
+            "trials": behaviour_path.display().to_string(),
+            "step": a.behaviour_step.unwrap_or(syn.steps - 1),
+            "trials_per_pair": a.behaviour_trials,
+            "gain": a.behaviour_gain,
+            "subject": "z-scored generating features at `step`; evidence e_k = -gain*|z - mu_k|^2/units; P(sample over distractor c) = sigmoid(e_sample - e_c)",
+        })),
         "object_gain": syn.stimulus_ids.iter().zip(&syn.object_gain).map(|(id, g)| serde_json::json!({"stimulus_id": id, "gain": g})).collect::<Vec<_>>(),
         "sites": syn.sites.iter().map(|(id, r, snr, rel)| serde_json::json!({"neuroid_id": id, "region": r, "snr": snr, "reliability": rel})).collect::<Vec<_>>(),
     });
+    if a.behaviour {
+        let bcfg = ventral_neural::synth::BehaviourConfig {
+            seed: a.seed,
+            step: a.behaviour_step.unwrap_or(syn.steps - 1),
+            trials_per_pair: a.behaviour_trials,
+            gain: a.behaviour_gain,
+        };
+        let trials = ventral_neural::synth::behaviour_trials(
+            &syn.features,
+            syn.steps,
+            syn.hidden,
+            &ids,
+            &objects,
+            &bcfg,
+        )?;
+        ventral_core::atomic::write_bytes_atomic(&behaviour_path, trials.to_csv().as_bytes())?;
+        eprintln!(
+            "neural-synth: {} behavioural trials (subject reads step {} with gain {}) in {}",
+            trials.choice.len(),
+            bcfg.step,
+            bcfg.gain,
+            behaviour_path.display()
+        );
+    }
     ventral_core::atomic::write_bytes_atomic(
         &truth_path,
         serde_json::to_string_pretty(&truth)?.as_bytes(),

@@ -1,0 +1,282 @@
+//! `ventral behaviour`: behavioural consistency (Rajalingham et al. 2018; Brain-Score's
+//! i1/i1n/i2/i2n) of model features per layer and step against primate two-alternative trials.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
+use ventral_core::npy::{NpyArray, NpyData, write_npz};
+use ventral_neural::behaviour::{
+    LayerScores, Metric, Target, TargetHalves, Trials, halvings_csv, score_layer, stratified_folds,
+    summary_csv, target_csv,
+};
+use ventral_neural::logistic::LogisticConfig;
+use ventral_report::{LinePlot, Series, Style, line_plot};
+
+use crate::commands::neural_inputs::{input_record, load_features, sanitize, write_run_json};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Feature file(s) as in `neural-fit` (`NAME=PATH` labels a model; `ventral record`
+    /// output or any npz of [T, N, D] / [N, D] arrays with a `stimulus_id` array); every layer
+    /// and step is decoded.
+    #[arg(long, required = true)]
+    features: Vec<String>,
+    /// Target trials: CSV with stimulus_id, sample_obj, dist_obj, choice (one row per trial),
+    /// or a BrainIO behavioural assembly (.nc, e.g. Rajalingham2018) with those coordinates.
+    #[arg(long)]
+    trials: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Only these layers (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+    /// Metrics (comma-separated): i1, i1n, i2, i2n.
+    #[arg(long, value_delimiter = ',', default_value = "i1n,i2n")]
+    metrics: Vec<String>,
+    /// Stratified folds of the out-of-fold decoder (every image is predicted by a decoder
+    /// that did not see it).
+    #[arg(long, default_value_t = 10)]
+    folds: usize,
+    /// Inverse L2 strength of the decoder (Brain-Score: 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    c: f64,
+    /// Split-half draws of the trials (Brain-Score: 2).
+    #[arg(long, default_value_t = 2)]
+    halvings: usize,
+    /// Seed of NumPy's RandomState for the halvings (Brain-Score: 0).
+    #[arg(long, default_value_t = 0)]
+    halving_seed: u32,
+    /// Milliseconds per model step (for the time column).
+    #[arg(long, default_value_t = 10.0)]
+    step_ms: f64,
+    /// Time of model step 0 in ms after stimulus onset.
+    #[arg(long, default_value_t = 0.0)]
+    offset_ms: f64,
+    /// Root seed (decoder folds).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let metrics = a
+        .metrics
+        .iter()
+        .map(|m| Metric::parse(m.trim()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if metrics.is_empty() {
+        bail!("--metrics: name at least one of i1, i1n, i2, i2n");
+    }
+    if a.folds < 2 || a.halvings == 0 {
+        bail!("--folds must be ≥ 2 and --halvings ≥ 1");
+    }
+    if !(a.c.is_finite() && a.c > 0.0) {
+        bail!("--c must be finite and > 0, got {}", a.c);
+    }
+    if !(a.step_ms.is_finite() && a.step_ms > 0.0 && a.offset_ms.is_finite()) {
+        bail!("--step-ms must be > 0 and --offset-ms finite");
+    }
+    let src = a.trials.display().to_string();
+    let trials = Trials::read(&a.trials)?;
+    let target = Target::new(&trials, &src)?;
+    let k = target.objects.len();
+    if k < 2 {
+        bail!("{src}: the trials name fewer than two objects");
+    }
+    for o in 0..k {
+        let n = target.truth.iter().filter(|&&t| t == o).count();
+        if n < 2 {
+            bail!(
+                "{src}: object `{}` is the sample of {n} image(s); the out-of-fold decoder needs ≥ 2 per object",
+                target.objects[o]
+            );
+        }
+    }
+    eprintln!(
+        "behaviour: {} trials, {} images, {} objects from {src}",
+        target.trials(),
+        target.images.len(),
+        k
+    );
+    let halves = TargetHalves::new(&target, &metrics, a.halvings, a.halving_seed);
+    for (m, mi) in metrics.iter().zip(0..) {
+        let c: Vec<String> = halves
+            .ceiling
+            .iter()
+            .map(|c| format!("{:.3}", c[mi]))
+            .collect();
+        eprintln!(
+            "  {} split-half ceiling per halving: {}",
+            m.name(),
+            c.join(", ")
+        );
+    }
+    let fold = stratified_folds(&target.truth, k, a.folds, a.seed);
+    let cfg = LogisticConfig {
+        c: a.c,
+        ..LogisticConfig::default()
+    };
+    let ids_from = format!("the trials {src}");
+    let out = AtomicDir::create(&a.out, a.overwrite)?;
+    std::fs::create_dir_all(out.path().join("plots"))?;
+    let mut scored: Vec<LayerScores> = Vec::new();
+    let mut inputs = vec![input_record("trials", &a.trials)?];
+    let mut arrays: Vec<(String, NpyArray)> = vec![
+        ("stimulus_id".into(), NpyArray::from_strings(&target.images)),
+        ("objects".into(), NpyArray::from_strings(&target.objects)),
+    ];
+    for spec in &a.features {
+        let (feats, path) = load_features(spec, &target.images, &ids_from, &a.layers)?;
+        for layer in &feats.layers {
+            let t0 = std::time::Instant::now();
+            let steps = score_layer(layer, &feats.rows, &target, &halves, &fold, a.folds, &cfg)?;
+            eprintln!(
+                "  {} {}: {} step(s) × {} images × {} features decoded in {:.1} s",
+                feats.model,
+                layer.name,
+                layer.steps,
+                target.images.len(),
+                layer.d,
+                t0.elapsed().as_secs_f64()
+            );
+            let probs: Vec<f32> = steps
+                .iter()
+                .flat_map(|s| s.probs.iter().map(|&p| p as f32))
+                .collect();
+            arrays.push((
+                format!("probabilities.{}.{}", feats.model, layer.name),
+                NpyArray::new(
+                    vec![layer.steps, target.images.len(), k],
+                    NpyData::F32(probs),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ));
+            scored.push(LayerScores {
+                model: feats.model.clone(),
+                layer: layer.name.clone(),
+                steps,
+            });
+        }
+        inputs.push(input_record(&feats.model, &path)?);
+    }
+    if scored.is_empty() {
+        bail!("no feature layers to decode (check --layers)");
+    }
+    let time_ms = |t: usize| a.offset_ms + t as f64 * a.step_ms;
+    write_bytes_atomic(
+        &out.path().join("behaviour.csv"),
+        summary_csv(&scored, time_ms).as_bytes(),
+    )?;
+    write_bytes_atomic(
+        &out.path().join("behaviour_halvings.csv"),
+        halvings_csv(&scored).as_bytes(),
+    )?;
+    write_bytes_atomic(
+        &out.path().join("target.csv"),
+        target_csv(&target).as_bytes(),
+    )?;
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    write_npz(&out.path().join("probabilities.npz"), &refs, true)?;
+    plot(&scored, &metrics, &time_ms, out.path())?;
+    // Best (layer, step) per model and metric.
+    let mut models: Vec<&str> = scored.iter().map(|l| l.model.as_str()).collect();
+    models.dedup();
+    for model in models {
+        for (mi, m) in metrics.iter().enumerate() {
+            let best = scored
+                .iter()
+                .filter(|l| l.model == model)
+                .flat_map(|l| l.steps.iter().map(move |s| (l, s)))
+                .filter_map(|(l, s)| {
+                    let (c, sd) = s.consistency[mi].center_error();
+                    c.is_finite().then_some((c, sd, l, s))
+                })
+                .max_by(|x, y| x.0.total_cmp(&y.0));
+            match best {
+                Some((c, sd, l, s)) => println!(
+                    "{model} {}: best {} step {} ({} ms): ceiled consistency {c:.3} ± {sd:.3}, accuracy {:.3}",
+                    m.name(),
+                    l.layer,
+                    s.step,
+                    time_ms(s.step),
+                    s.accuracy
+                ),
+                None => println!("{model} {}: no finite consistency", m.name()),
+            }
+        }
+    }
+    let meta = serde_json::json!({
+        "inputs": inputs,
+        "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "decoder": { "kind": "multinomial logistic regression on z-scored features (Brain-Score ProbabilitiesClassifier)",
+                     "c": cfg.c, "tol": cfg.tol, "folds": a.folds, "fold_of_image": fold },
+        "halvings": { "count": a.halvings, "numpy_random_state_seed": a.halving_seed,
+                      "trial_indices": halves.halves.iter().map(|h| [&h[0], &h[1]]).collect::<Vec<_>>() },
+        "images": target.images, "objects": target.objects,
+        "step_ms": a.step_ms, "offset_ms": a.offset_ms, "seed": a.seed,
+    });
+    write_run_json(out.path(), meta)?;
+    let dir = out.commit()?;
+    println!("wrote {}", dir.join("behaviour.csv").display());
+    Ok(())
+}
+
+/// Per model: accuracy and the ceiled consistency of every metric over steps, one line per
+/// layer with more than one step (single-step layers as points).
+fn plot(
+    scored: &[LayerScores],
+    metrics: &[Metric],
+    time_ms: &dyn Fn(usize) -> f64,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let mut models: Vec<&str> = scored.iter().map(|l| l.model.as_str()).collect();
+    models.dedup();
+    for model in models {
+        let mut series = Vec::new();
+        for l in scored.iter().filter(|l| l.model == model) {
+            let style = if l.steps.len() > 1 {
+                Style::default()
+            } else {
+                Style::Points
+            };
+            series.push(Series {
+                name: format!("{} accuracy", l.layer),
+                points: l
+                    .steps
+                    .iter()
+                    .map(|s| (time_ms(s.step), s.accuracy))
+                    .collect(),
+                style: Style::Dashed,
+                ..Series::default()
+            });
+            for (mi, m) in metrics.iter().enumerate() {
+                series.push(Series {
+                    name: format!("{} {}", l.layer, m.name()),
+                    points: l
+                        .steps
+                        .iter()
+                        .map(|s| (time_ms(s.step), s.consistency[mi].center_error().0))
+                        .collect(),
+                    style,
+                    ..Series::default()
+                });
+            }
+        }
+        line_plot(
+            &dir.join("plots")
+                .join(format!("behaviour_{}", sanitize(model))),
+            &LinePlot {
+                title: format!("{model}: decoder accuracy and ceiled behavioural consistency"),
+                x_label: "time (ms after stimulus onset)".into(),
+                y_label: "accuracy / consistency".into(),
+                series,
+                y_range: None,
+            },
+        )?;
+    }
+    Ok(())
+}
