@@ -582,3 +582,165 @@ fn ost_known_answers_and_bad_targets() {
     }
     assert!(!bad_out.exists());
 }
+
+/// Rows of `behaviour.csv` for (model, metric) at the last step: accuracy and ceiled value.
+fn behaviour_last(dir: &Path, model: &str, metric: &str) -> (f64, f64) {
+    let text = std::fs::read_to_string(dir.join("behaviour.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let rows: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[col("model")] == model && r[col("metric")] == metric)
+        .collect();
+    let last = rows
+        .iter()
+        .max_by_key(|r| r[col("step")].parse::<usize>().unwrap())
+        .unwrap();
+    let num = |n: &str| last[col(n)].parse::<f64>().unwrap_or(f64::NAN);
+    (num("accuracy"), num("ceiled"))
+}
+
+/// `ventral behaviour` on `neural-synth --behaviour` trials: the generating features reach a
+/// consistency near the trials' reliability, random features about 0, out of fold and with a
+/// separate fitting set; bad trials are named and nothing is written.
+#[test]
+fn behaviour_known_answers_and_bad_trials() {
+    let d = tempfile::tempdir().unwrap();
+    let stim = d.path().join("stim");
+    ok(&ventral(&[
+        "stimuli",
+        "--out",
+        s(&stim),
+        "--num-images",
+        "320",
+    ]));
+    let nc = d.path().join("b.nc");
+    ok(&ventral(&[
+        "neural-synth",
+        "--stimuli",
+        s(&stim),
+        "--out",
+        s(&nc),
+        "--sites",
+        "4",
+        "--bins",
+        "70:130:10",
+        "--repetitions",
+        "2",
+        "--behaviour",
+        "--behaviour-trials",
+        "12",
+    ]));
+    let feats = d.path().join("b.features.npz");
+    let trials = d.path().join("b.behaviour.csv");
+    assert!(trials.exists());
+    // Random features with the same stimulus ids and shape.
+    let mut npz = ventral_core::npy::NpzReader::open(&feats).unwrap();
+    let ids = npz.read("stimulus_id").unwrap();
+    let hidden = npz.read("hidden").unwrap();
+    let mut rng = ventral_core::rng::stream(9, "test-random-features", &[]);
+    let rand: Vec<f32> = (0..hidden.shape.iter().product::<usize>())
+        .map(|_| ventral_neural::synth::normal(&mut rng) as f32)
+        .collect();
+    let rand = ventral_core::npy::NpyArray::new(
+        hidden.shape.clone(),
+        ventral_core::npy::NpyData::F32(rand),
+    )
+    .unwrap();
+    let rpath = d.path().join("random.npz");
+    ventral_core::npy::write_npz(&rpath, &[("hidden", &rand), ("stimulus_id", &ids)], false)
+        .unwrap();
+
+    let out = d.path().join("beh");
+    ok(&ventral(&[
+        "behaviour",
+        "--features",
+        &format!("gen={}", s(&feats)),
+        "--features",
+        &format!("random={}", s(&rpath)),
+        "--trials",
+        s(&trials),
+        "--out",
+        s(&out),
+        "--folds",
+        "3",
+        "--metrics",
+        "i1n,i2n,i1",
+    ]));
+    for f in [
+        "behaviour_halvings.csv",
+        "target.csv",
+        "probabilities.npz",
+        "run.json",
+        "plots/behaviour_gen.png",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let (gen_acc, gen_i1n) = behaviour_last(&out, "gen", "i1n");
+    let (rand_acc, rand_i1n) = behaviour_last(&out, "random", "i1n");
+    assert!(gen_i1n > 0.5, "generating features: ceiled i1n {gen_i1n}");
+    assert!(
+        rand_i1n.abs() < 0.3,
+        "random features: ceiled i1n {rand_i1n}"
+    );
+    assert!(gen_acc > rand_acc, "accuracy {gen_acc} vs {rand_acc}");
+    assert!(behaviour_last(&out, "gen", "i2n").1 > 0.3);
+
+    // Brain-Score's protocol: a decoder fitted on the stimulus set's labelled images.
+    let set = stim.join("stimulus_set").join("stimulus_set.csv");
+    let out_fit = d.path().join("beh_fit");
+    ok(&ventral(&[
+        "behaviour",
+        "--features",
+        &format!("gen={}", s(&feats)),
+        "--trials",
+        s(&trials),
+        "--fit-features",
+        s(&feats),
+        "--fit-stimuli",
+        s(&set),
+        "--out",
+        s(&out_fit),
+    ]));
+    assert!(behaviour_last(&out_fit, "gen", "i1n").1 > 0.5);
+
+    // Bad trials: a choice that was not offered, named with the file; nothing written.
+    let text = std::fs::read_to_string(&trials).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut f: Vec<String> = lines[5].split(',').map(String::from).collect();
+    f[3] = "unicorn".into();
+    lines[5] = f.join(",");
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let out_bad = d.path().join("beh_bad");
+    let msg = fails(&[
+        "behaviour",
+        "--features",
+        s(&feats),
+        "--trials",
+        s(&bad),
+        "--out",
+        s(&out_bad),
+    ]);
+    assert!(msg.contains("bad.csv") && msg.contains("unicorn"), "{msg}");
+    assert!(!out_bad.exists());
+    // Fitting stimuli naming an object the trials do not have.
+    let bad_set = d.path().join("set.csv");
+    std::fs::write(&bad_set, "stimulus_id,object_name\nx,unicorn\n").unwrap();
+    let msg = fails(&[
+        "behaviour",
+        "--features",
+        s(&feats),
+        "--trials",
+        s(&trials),
+        "--fit-features",
+        s(&feats),
+        "--fit-stimuli",
+        s(&bad_set),
+        "--out",
+        s(&out_bad),
+    ]);
+    assert!(msg.contains("set.csv") && msg.contains("unicorn"), "{msg}");
+    assert!(!out_bad.exists());
+}

@@ -583,32 +583,70 @@ pub struct StepScore {
     pub probs: Vec<f64>,
 }
 
-/// Decodes every step of `layer` out of fold (`rows[i]`: the layer's file row of target
-/// image i) and scores each step against `halves`; steps run in parallel.
+/// Where the decoder's fitting images come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Decoding<'a> {
+    /// Out of fold over the target's own images: `fold[i]` is image i's fold of `folds`.
+    Folds { fold: &'a [usize], folds: usize },
+    /// Brain-Score's protocol: one decoder per step fitted on separate images (`layer`'s
+    /// file rows `rows`, objects `labels` indexing [`Target::objects`]) predicts every target
+    /// image.
+    FitSet {
+        layer: &'a crate::features::Layer,
+        rows: &'a [usize],
+        labels: &'a [usize],
+    },
+}
+
+/// Decodes every step of `layer` (`rows[i]`: the layer's file row of target image i) as
+/// `decoding` says and scores each step against `halves`; steps run in parallel.
 pub fn score_layer(
     layer: &crate::features::Layer,
     rows: &[usize],
     target: &Target,
     halves: &TargetHalves,
-    fold: &[usize],
-    folds: usize,
+    decoding: Decoding<'_>,
     cfg: &LogisticConfig,
 ) -> Result<Vec<StepScore>> {
     use rayon::prelude::*;
     let k = target.objects.len();
+    if let Decoding::FitSet { layer: fit, .. } = decoding
+        && (fit.steps != layer.steps || fit.d != layer.d)
+    {
+        return Err(NeuralError::Invalid(format!(
+            "layer `{}`: the fitting features are [{} steps, {} features], the target's [{}, {}]",
+            layer.name, fit.steps, fit.d, layer.steps, layer.d
+        )));
+    }
     (0..layer.steps)
         .into_par_iter()
         .map(|t| {
-            let probs = cross_predict(
-                rows.len(),
-                layer.d,
-                |i| layer.row(t, rows[i]),
-                &target.truth,
-                k,
-                fold,
-                folds,
-                cfg,
-            )?;
+            let probs = match decoding {
+                Decoding::Folds { fold, folds } => cross_predict(
+                    rows.len(),
+                    layer.d,
+                    |i| layer.row(t, rows[i]),
+                    &target.truth,
+                    k,
+                    fold,
+                    folds,
+                    cfg,
+                )?,
+                Decoding::FitSet {
+                    layer: fit,
+                    rows: fit_rows,
+                    labels,
+                } => fit_predict_proba(
+                    fit_rows.len(),
+                    |i| fit.row(t, fit_rows[i]),
+                    labels,
+                    k,
+                    rows.len(),
+                    |i| layer.row(t, rows[i]),
+                    layer.d,
+                    cfg,
+                )?,
+            };
             Ok(StepScore {
                 step: t,
                 accuracy: accuracy(&probs, &target.truth, k),

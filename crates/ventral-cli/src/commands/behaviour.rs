@@ -1,14 +1,14 @@
 //! `ventral behaviour`: behavioural consistency (Rajalingham et al. 2018; Brain-Score's
 //! i1/i1n/i2/i2n) of model features per layer and step against primate two-alternative trials.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::behaviour::{
-    LayerScores, Metric, Target, TargetHalves, Trials, halvings_csv, score_layer, stratified_folds,
-    summary_csv, target_csv,
+    Decoding, LayerScores, Metric, Target, TargetHalves, Trials, halvings_csv, score_layer,
+    stratified_folds, summary_csv, target_csv,
 };
 use ventral_neural::logistic::LogisticConfig;
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -39,9 +39,17 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "i1n,i2n")]
     metrics: Vec<String>,
     /// Stratified folds of the out-of-fold decoder (every image is predicted by a decoder
-    /// that did not see it).
+    /// that did not see it); not used with --fit-features.
     #[arg(long, default_value_t = 10)]
     folds: usize,
+    /// Brain-Score's protocol: fit the decoder on these features of separate images (one file
+    /// per --features, in the same order; same layers) ...
+    #[arg(long, requires = "fit_stimuli")]
+    fit_features: Vec<String>,
+    /// ... whose objects come from this CSV (`stimulus_id` and `object_name` columns, e.g. a
+    /// BrainIO stimulus set such as objectome's fitting images).
+    #[arg(long)]
+    fit_stimuli: Option<PathBuf>,
     /// Inverse L2 strength of the decoder (Brain-Score: 1e-3).
     #[arg(long, default_value_t = 1e-3)]
     c: f64,
@@ -116,6 +124,17 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let fold = stratified_folds(&target.truth, k, a.folds, a.seed);
+    if !a.fit_features.is_empty() && a.fit_features.len() != a.features.len() {
+        bail!(
+            "--fit-features: give one per --features ({} vs {})",
+            a.fit_features.len(),
+            a.features.len()
+        );
+    }
+    let fit_set = match &a.fit_stimuli {
+        Some(p) => Some(read_fit_stimuli(p, &target)?),
+        None => None,
+    };
     let cfg = LogisticConfig {
         c: a.c,
         ..LogisticConfig::default()
@@ -129,11 +148,47 @@ pub fn run(a: Args) -> Result<()> {
         ("stimulus_id".into(), NpyArray::from_strings(&target.images)),
         ("objects".into(), NpyArray::from_strings(&target.objects)),
     ];
-    for spec in &a.features {
+    for (fi, spec) in a.features.iter().enumerate() {
         let (feats, path) = load_features(spec, &target.images, &ids_from, &a.layers)?;
+        let fit_feats = match (&fit_set, a.fit_features.get(fi)) {
+            (Some((ids, _)), Some(fspec)) => {
+                let from = format!(
+                    "the fitting stimuli {}",
+                    a.fit_stimuli.as_deref().unwrap_or(Path::new("")).display()
+                );
+                let (ff, fpath) = load_features(fspec, ids, &from, &a.layers)?;
+                inputs.push(input_record(&format!("{}-fit", feats.model), &fpath)?);
+                Some(ff)
+            }
+            _ => None,
+        };
         for layer in &feats.layers {
             let t0 = std::time::Instant::now();
-            let steps = score_layer(layer, &feats.rows, &target, &halves, &fold, a.folds, &cfg)?;
+            let decoding = match (&fit_feats, &fit_set) {
+                (Some(ff), Some((_, labels))) => {
+                    let fl = ff
+                        .layers
+                        .iter()
+                        .find(|l| l.name == layer.name)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{}: no layer `{}` in the fitting features",
+                                a.fit_features[fi],
+                                layer.name
+                            )
+                        })?;
+                    Decoding::FitSet {
+                        layer: fl,
+                        rows: &ff.rows,
+                        labels,
+                    }
+                }
+                _ => Decoding::Folds {
+                    fold: &fold,
+                    folds: a.folds,
+                },
+            };
+            let steps = score_layer(layer, &feats.rows, &target, &halves, decoding, &cfg)?;
             eprintln!(
                 "  {} {}: {} step(s) × {} images × {} features decoded in {:.1} s",
                 feats.model,
@@ -213,7 +268,9 @@ pub fn run(a: Args) -> Result<()> {
         "inputs": inputs,
         "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "decoder": { "kind": "multinomial logistic regression on z-scored features (Brain-Score ProbabilitiesClassifier)",
-                     "c": cfg.c, "tol": cfg.tol, "folds": a.folds, "fold_of_image": fold },
+                     "c": cfg.c, "tol": cfg.tol,
+                     "fitting": if fit_set.is_some() { serde_json::json!({"fit_stimuli": a.fit_stimuli, "fit_features": a.fit_features}) }
+                                else { serde_json::json!({"folds": a.folds, "fold_of_image": fold}) } },
         "halvings": { "count": a.halvings, "numpy_random_state_seed": a.halving_seed,
                       "trial_indices": halves.halves.iter().map(|h| [&h[0], &h[1]]).collect::<Vec<_>>() },
         "images": target.images, "objects": target.objects,
@@ -279,4 +336,40 @@ fn plot(
         )?;
     }
     Ok(())
+}
+
+/// The fitting stimuli's ids and their objects as indices of the target's objects.
+fn read_fit_stimuli(path: &Path, target: &Target) -> Result<(Vec<String>, Vec<usize>)> {
+    let src = path.display().to_string();
+    let mut r = csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+    let h = r
+        .headers()
+        .map_err(|e| anyhow::anyhow!("{src}: {e}"))?
+        .clone();
+    let col = |n: &str| {
+        h.iter().position(|c| c == n).ok_or_else(|| {
+            anyhow::anyhow!("{src}: no `{n}` column (needs stimulus_id, object_name)")
+        })
+    };
+    let (ci, co) = (col("stimulus_id")?, col("object_name")?);
+    let (mut ids, mut labels) = (Vec::new(), Vec::new());
+    for (row, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+        let obj = rec.get(co).unwrap_or("").trim();
+        let Some(o) = target.objects.iter().position(|x| x == obj) else {
+            bail!(
+                "{src}: row {}: object `{obj}` is not among the trials' objects ({})",
+                row + 2,
+                target.objects.join(", ")
+            );
+        };
+        ids.push(rec.get(ci).unwrap_or("").trim().to_string());
+        labels.push(o);
+    }
+    for (o, name) in target.objects.iter().enumerate() {
+        if !labels.contains(&o) {
+            bail!("{src}: no fitting image of object `{name}`; the decoder needs every object");
+        }
+    }
+    Ok((ids, labels))
 }
