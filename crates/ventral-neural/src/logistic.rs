@@ -324,6 +324,7 @@ fn newton_cg(
             x2[j * n + i] = x[(i, j)] * x[(i, j)];
         }
     }
+    let (mut best_gmax, mut stalled) = (f64::INFINITY, 0);
     for _ in 0..cfg.max_iter {
         let mut pr = logits(x, th.w.as_ref(), &th.b);
         softmax_rows(&mut pr);
@@ -333,6 +334,9 @@ fn newton_cg(
         }
         let g = back(x, &resid, c, Some(&th.w));
         let gmax = g.max_abs();
+        if std::env::var_os("VENTRAL_LR_TRACE").is_some() {
+            eprintln!("logistic: max|grad| {:e} (stop at {gtol:e}), f {f}", gmax);
+        }
         if gmax <= gtol {
             return Ok((th.w, th.b));
         }
@@ -387,8 +391,12 @@ fn newton_cg(
         if d.max_abs() == 0.0 {
             d = g.map2(&diag, |a, m| -a / m);
         }
-        // Armijo backtracking.
+        // Armijo backtracking. Near the optimum the decrease a Newton step promises falls
+        // below the objective's f64 rounding, so there a full step that does not increase f
+        // beyond rounding is taken (Newton converges quadratically in the gradient, which stays
+        // measurable long after f stops resolving).
         let slope = g.dot(&d);
+        let tiny = 64.0 * f64::EPSILON * f.abs().max(1.0);
         let mut step = 1.0;
         let mut accepted = false;
         for _ in 0..60 {
@@ -398,11 +406,7 @@ fn newton_cg(
             };
             trial.axpy(step, &d);
             let ft = objective(x, y, trial.w.as_ref(), &trial.b, c);
-            if ft <= f + 1e-4 * step * slope {
-                // No decrease at all: the iterate is at the objective's rounding level.
-                if ft >= f {
-                    return Ok((trial.w, trial.b));
-                }
+            if ft <= f + 1e-4 * step * slope || (step == 1.0 && ft <= f + tiny) {
                 th = trial;
                 f = ft;
                 accepted = true;
@@ -410,8 +414,14 @@ fn newton_cg(
             }
             step *= 0.5;
         }
-        if !accepted {
-            // No decrease representable in f64: the gradient is at rounding level.
+        // Stop where neither f nor the gradient can improve any more (rounding level).
+        if gmax < best_gmax * 0.5 {
+            best_gmax = gmax;
+            stalled = 0;
+        } else {
+            stalled += 1;
+        }
+        if !accepted || stalled >= 4 {
             return Ok((th.w, th.b));
         }
     }
