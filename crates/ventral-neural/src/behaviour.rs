@@ -610,6 +610,11 @@ pub fn score_layer(
 ) -> Result<Vec<StepScore>> {
     use rayon::prelude::*;
     let k = target.objects.len();
+    // Fewer steps than threads: let each fit's matrix products use the idle threads.
+    let cfg = &LogisticConfig {
+        parallel: layer.steps < rayon::current_num_threads(),
+        ..*cfg
+    };
     if let Decoding::FitSet { layer: fit, .. } = decoding
         && (fit.steps != layer.steps || fit.d != layer.d)
     {

@@ -37,6 +37,8 @@ pub struct LogisticConfig {
     pub tol: f64,
     /// Newton iterations before giving up.
     pub max_iter: usize,
+    /// Parallel matrix products inside one fit (for callers with fewer fits than threads).
+    pub parallel: bool,
 }
 
 impl Default for LogisticConfig {
@@ -45,6 +47,7 @@ impl Default for LogisticConfig {
             c: 1e-3,
             tol: 1e-9,
             max_iter: 200,
+            parallel: false,
         }
     }
 }
@@ -92,6 +95,7 @@ fn design<'a, 'b>(
     p: usize,
     fit: &impl Fn(usize) -> &'a [f32],
     test: &impl Fn(usize) -> &'b [f32],
+    par: Par,
 ) -> Result<(Mat<f64>, Mat<f64>)> {
     let (mean, scale) = scaler(n, p, fit);
     let z = |v: f32, j: usize| (f64::from(v) - mean[j]) / scale[j];
@@ -113,7 +117,7 @@ fn design<'a, 'b>(
             xb.as_ref(),
             xb.transpose(),
             1.0,
-            Par::Seq,
+            par,
         );
         matmul(
             gt.as_mut(),
@@ -121,7 +125,7 @@ fn design<'a, 'b>(
             tb.as_ref(),
             xb.transpose(),
             1.0,
-            Par::Seq,
+            par,
         );
         c0 += bs;
     }
@@ -144,7 +148,7 @@ fn design<'a, 'b>(
         gt.as_ref(),
         uk.as_ref(),
         1.0,
-        Par::Seq,
+        par,
     );
     Ok((zf, zt))
 }
@@ -168,9 +172,9 @@ fn softmax_rows(z: &mut Mat<f64>) {
 }
 
 /// Logits `XW + b`.
-fn logits(x: MatRef<'_, f64>, w: MatRef<'_, f64>, b: &[f64]) -> Mat<f64> {
+fn logits(x: MatRef<'_, f64>, w: MatRef<'_, f64>, b: &[f64], par: Par) -> Mat<f64> {
     let mut z = Mat::<f64>::zeros(x.nrows(), w.ncols());
-    matmul(z.as_mut(), Accum::Replace, x, w, 1.0, Par::Seq);
+    matmul(z.as_mut(), Accum::Replace, x, w, 1.0, par);
     for i in 0..z.nrows() {
         for c in 0..z.ncols() {
             z[(i, c)] += b[c];
@@ -180,8 +184,15 @@ fn logits(x: MatRef<'_, f64>, w: MatRef<'_, f64>, b: &[f64]) -> Mat<f64> {
 }
 
 /// The objective at (W, b).
-fn objective(x: MatRef<'_, f64>, y: &[usize], w: MatRef<'_, f64>, b: &[f64], c: f64) -> f64 {
-    let z = logits(x, w, b);
+fn objective(
+    x: MatRef<'_, f64>,
+    y: &[usize],
+    w: MatRef<'_, f64>,
+    b: &[f64],
+    c: f64,
+    par: Par,
+) -> f64 {
+    let z = logits(x, w, b, par);
     let mut loss = 0.0;
     for i in 0..z.nrows() {
         let mx = (0..z.ncols())
@@ -247,20 +258,13 @@ impl Params {
 }
 
 /// `C·Xᵀq + (v or 0)` for the W part and `C·Σᵢ qᵢ` for the bias part.
-fn back(x: MatRef<'_, f64>, q: &Mat<f64>, c: f64, add_w: Option<&Mat<f64>>) -> Params {
+fn back(x: MatRef<'_, f64>, q: &Mat<f64>, c: f64, add_w: Option<&Mat<f64>>, par: Par) -> Params {
     let (r, k) = (x.ncols(), q.ncols());
     let mut w = match add_w {
         Some(v) => v.clone(),
         None => Mat::zeros(r, k),
     };
-    matmul(
-        w.as_mut(),
-        Accum::Add,
-        x.transpose(),
-        q.as_ref(),
-        c,
-        Par::Seq,
-    );
+    matmul(w.as_mut(), Accum::Add, x.transpose(), q.as_ref(), c, par);
     let b = (0..k)
         .map(|j| c * (0..q.nrows()).map(|i| q[(i, j)]).sum::<f64>())
         .collect();
@@ -291,9 +295,14 @@ pub fn fit_predict_proba<'a, 'b>(
             cfg.c
         )));
     }
-    let (x, xt) = design(n, m, p, &fit, &test)?;
-    let (w, b) = newton_cg(x.as_ref(), y, k, cfg)?;
-    let mut z = logits(xt.as_ref(), w.as_ref(), &b);
+    let par = if cfg.parallel {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    };
+    let (x, xt) = design(n, m, p, &fit, &test, par)?;
+    let (w, b) = newton_cg(x.as_ref(), y, k, cfg, par)?;
+    let mut z = logits(xt.as_ref(), w.as_ref(), &b, par);
     softmax_rows(&mut z);
     let mut out = vec![0.0; m * k];
     for i in 0..m {
@@ -311,13 +320,14 @@ fn newton_cg(
     y: &[usize],
     k: usize,
     cfg: &LogisticConfig,
+    par: Par,
 ) -> Result<(Mat<f64>, Vec<f64>)> {
     let (n, r) = (x.nrows(), x.ncols());
     let c = cfg.c;
     // Gradient tolerance on ventral's scale (loss summed and multiplied by C).
     let gtol = cfg.tol * c * n as f64;
     let mut th = Params::zeros(r, k);
-    let mut f = objective(x, y, th.w.as_ref(), &th.b, c);
+    let mut f = objective(x, y, th.w.as_ref(), &th.b, c, par);
     let mut x2 = vec![0.0; r * n];
     for j in 0..r {
         for i in 0..n {
@@ -326,13 +336,13 @@ fn newton_cg(
     }
     let (mut best_gmax, mut stalled) = (f64::INFINITY, 0);
     for _ in 0..cfg.max_iter {
-        let mut pr = logits(x, th.w.as_ref(), &th.b);
+        let mut pr = logits(x, th.w.as_ref(), &th.b, par);
         softmax_rows(&mut pr);
         let mut resid = pr.clone();
         for (i, &yi) in y.iter().enumerate() {
             resid[(i, yi)] -= 1.0;
         }
-        let g = back(x, &resid, c, Some(&th.w));
+        let g = back(x, &resid, c, Some(&th.w), par);
         let gmax = g.max_abs();
         if std::env::var_os("VENTRAL_LR_TRACE").is_some() {
             eprintln!("logistic: max|grad| {:e} (stop at {gtol:e}), f {f}", gmax);
@@ -351,7 +361,7 @@ fn newton_cg(
                 .collect(),
         };
         let hv = |v: &Params| -> Params {
-            let u = logits(x, v.w.as_ref(), &v.b);
+            let u = logits(x, v.w.as_ref(), &v.b, par);
             let mut q = Mat::<f64>::zeros(n, k);
             for i in 0..n {
                 let s: f64 = (0..k).map(|j| pr[(i, j)] * u[(i, j)]).sum();
@@ -359,7 +369,7 @@ fn newton_cg(
                     q[(i, j)] = pr[(i, j)] * (u[(i, j)] - s);
                 }
             }
-            back(x, &q, c, Some(&v.w))
+            back(x, &q, c, Some(&v.w), par)
         };
         // Solve H d = −g.
         let gnorm = g.dot(&g).sqrt();
@@ -405,7 +415,7 @@ fn newton_cg(
                 b: th.b.clone(),
             };
             trial.axpy(step, &d);
-            let ft = objective(x, y, trial.w.as_ref(), &trial.b, c);
+            let ft = objective(x, y, trial.w.as_ref(), &trial.b, c, par);
             if ft <= f + 1e-4 * step * slope || (step == 1.0 && ft <= f + tiny) {
                 th = trial;
                 f = ft;
