@@ -209,6 +209,7 @@ fn objective(
 }
 
 /// (W, b) flattened: W row-major then b.
+#[derive(Clone)]
 struct Params {
     w: Mat<f64>,
     b: Vec<f64>,
@@ -257,13 +258,11 @@ impl Params {
     }
 }
 
-/// `C·Xᵀq + (v or 0)` for the W part and `C·Σᵢ qᵢ` for the bias part.
-fn back(x: MatRef<'_, f64>, q: &Mat<f64>, c: f64, add_w: Option<&Mat<f64>>, par: Par) -> Params {
-    let (r, k) = (x.ncols(), q.ncols());
-    let mut w = match add_w {
-        Some(v) => v.clone(),
-        None => Mat::zeros(r, k),
-    };
+/// `v + C·Xᵀq` for the W part and `C·Σᵢ qᵢ` for the bias part (the gradient with q = P − Y and
+/// v = W; the Hessian-vector product with q = the softmax Jacobian times XV + b_v and v = V).
+fn back(x: MatRef<'_, f64>, q: &Mat<f64>, c: f64, v: &Mat<f64>, par: Par) -> Params {
+    let k = q.ncols();
+    let mut w = v.clone();
     matmul(w.as_mut(), Accum::Add, x.transpose(), q.as_ref(), c, par);
     let b = (0..k)
         .map(|j| c * (0..q.nrows()).map(|i| q[(i, j)]).sum::<f64>())
@@ -342,11 +341,8 @@ fn newton_cg(
         for (i, &yi) in y.iter().enumerate() {
             resid[(i, yi)] -= 1.0;
         }
-        let g = back(x, &resid, c, Some(&th.w), par);
+        let g = back(x, &resid, c, &th.w, par);
         let gmax = g.max_abs();
-        if std::env::var_os("VENTRAL_LR_TRACE").is_some() {
-            eprintln!("logistic: max|grad| {:e} (stop at {gtol:e}), f {f}", gmax);
-        }
         if gmax <= gtol {
             return Ok((th.w, th.b));
         }
@@ -369,7 +365,7 @@ fn newton_cg(
                     q[(i, j)] = pr[(i, j)] * (u[(i, j)] - s);
                 }
             }
-            back(x, &q, c, Some(&v.w), par)
+            back(x, &q, c, &v.w, par)
         };
         // Solve H d = −g.
         let gnorm = g.dot(&g).sqrt();
@@ -377,8 +373,7 @@ fn newton_cg(
         let mut d = Params::zeros(r, k);
         let mut res = g.map2(&g, |a, _| -a);
         let mut zv = res.map2(&diag, |a, m| a / m);
-        let mut dir = res.map2(&res, |_, _| 0.0);
-        dir.axpy(1.0, &zv);
+        let mut dir = zv.clone();
         let mut rz = res.dot(&zv);
         for _ in 0..(10 * (r + 1) * k).min(500) {
             let hd = hv(&dir);

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::behaviour::{Metric, metric_matrix, model_response_matrix};
 use crate::error::{Result, file_err};
 
 /// Inverse of the standard normal CDF (`scipy.stats.norm.ppf`): Acklam's rational
@@ -84,44 +85,11 @@ fn norm_ppf_acklam(p: f64) -> f64 {
 /// Per-image i1 d′ as Brain-Score's `I1` (no mean subtraction): `probs` [n, c] class
 /// probabilities, `labels` [n] true classes. For image i of class y and each distractor k ≠ y:
 /// HR = P[i,y]/(P[i,y]+P[i,k]); FAR = mean over images j of class k of P[j,y]/(P[j,y]+P[j,k]);
-/// d′ = Φ⁻¹(HR) − Φ⁻¹(FAR) clipped to [−5, 5]; i1 = mean over distractors (classes present).
+/// d′ = Φ⁻¹(HR) − Φ⁻¹(FAR) clipped to [−5, 5]; i1 = mean over distractors (classes present) —
+/// the arithmetic of [`crate::behaviour`]'s model side with [`Metric::I1`].
 pub fn i1_dprime(probs: &[f64], labels: &[usize], c: usize) -> Vec<f64> {
-    let n = labels.len();
-    // far[y][k]: mean over images of class k of P[j,y]/(P[j,y]+P[j,k]).
-    let mut far = vec![vec![0.0; c]; c];
-    let mut count = vec![0usize; c];
-    for j in 0..n {
-        let k = labels[j];
-        count[k] += 1;
-        for y in 0..c {
-            if y != k {
-                let (py, pk) = (probs[j * c + y], probs[j * c + k]);
-                far[y][k] += py / (py + pk);
-            }
-        }
-    }
-    for y in 0..c {
-        for k in 0..c {
-            if count[k] > 0 {
-                far[y][k] /= count[k] as f64;
-            }
-        }
-    }
-    (0..n)
-        .map(|i| {
-            let y = labels[i];
-            let mut s = 0.0;
-            let mut m = 0;
-            for k in (0..c).filter(|&k| k != y && count[k] > 0) {
-                let (py, pk) = (probs[i * c + y], probs[i * c + k]);
-                let hr = py / (py + pk);
-                let d = (norm_ppf(hr) - norm_ppf(far[y][k])).clamp(-5.0, 5.0);
-                s += d;
-                m += 1;
-            }
-            if m == 0 { f64::NAN } else { s / m as f64 }
-        })
-        .collect()
+    let r = model_response_matrix(probs, labels, c);
+    metric_matrix(&r, labels, c, Metric::I1)
 }
 
 /// The solution time of one image: the first time `i1[b] ≥ threshold`, interpolated linearly

@@ -131,10 +131,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     // One writer at a time for the assembly and its siblings (exit 2 naming the holder).
     let _lock = ventral_core::atomic::OutputLock::acquire(&a.out)?;
-    for p in [&a.out, &truth_path, &feat_path, &behaviour_path] {
-        if p == &behaviour_path && !a.behaviour {
-            continue;
-        }
+    let mut outputs = vec![&a.out, &truth_path, &feat_path];
+    if a.behaviour {
+        outputs.push(&behaviour_path);
+    }
+    for p in outputs {
         if p.exists() && !a.overwrite {
             bail!(
                 "{} already exists (pass --overwrite to replace it)",
