@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::ops::{self, relu};
+use crate::profile::{Op, scope};
 use crate::{EngineError, Result};
 
 const LN_EPS: f64 = 1e-5;
@@ -383,6 +384,7 @@ impl<'p> BltNet<'p> {
             )));
         }
         // NCHW → [C][B][HW].
+        let setup = scope(Op::Setup);
         let hw0 = sz * sz;
         let mut xc = vec![0.0f32; x.len()];
         for b in 0..batch {
@@ -394,10 +396,15 @@ impl<'p> BltNet<'p> {
         let mut col = Scratch::default();
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
+        drop(setup);
         g.retina
             .forward(self.w("retina.weight"), &xc, batch, &mut r, false, &mut col);
         add_bias(&mut r, self.w("retina.bias"));
-        r.par_iter_mut().for_each(|v| *v = relu(*v));
+        {
+            let _p = scope(Op::Elementwise);
+            r.par_iter_mut().for_each(|v| *v = relu(*v));
+        }
+        let setup = scope(Op::Setup);
 
         // Slots: a constant quantity has one; otherwise one per step when keeping the tape,
         // else two (t and t − 1).
@@ -440,6 +447,7 @@ impl<'p> BltNet<'p> {
                 .with_inp(if i == 0 { 0 } else { nin })
             })
             .collect();
+        drop(setup);
         let mut gaps: Vec<GapStore> = Vec::new();
         let mut out = Outputs::default();
         let mut scratch: Vec<f32> = Vec::new();
@@ -530,17 +538,13 @@ impl<'p> BltNet<'p> {
                 let a = &mut st[i];
                 let mut z = std::mem::take(&mut a.z[so]);
                 let b = &a.b[si];
+                let ew = scope(Op::Elementwise);
                 match (&e, s.multiplicative) {
                     (None, _) => z.copy_from_slice(b),
-                    (Some(e), false) => z
-                        .par_iter_mut()
-                        .zip(b.par_iter().zip(e.par_iter()))
-                        .for_each(|(z, (b, e))| *z = b + e),
-                    (Some(e), true) => z
-                        .par_iter_mut()
-                        .zip(b.par_iter().zip(e.par_iter()))
-                        .for_each(|(z, (b, e))| *z = b * (e + 1.0)),
+                    (Some(e), false) => ops::map3(&mut z, b, e, |_, b, e| b + e),
+                    (Some(e), true) => ops::map3(&mut z, b, e, |_, b, e| b * (e + 1.0)),
                 }
+                drop(ew);
                 a.e[so] = e;
                 let mut av = std::mem::take(&mut a.a[so]);
                 if s.layer_norm {
@@ -666,6 +670,7 @@ impl<'p> BltNet<'p> {
             .map(|(n, sh)| (n, vec![0.0f32; sh.iter().product()]))
             .collect();
         let slot = |constant: bool, t: usize| if constant { 0 } else { t };
+        let setup = scope(Op::Setup);
         // da per area per output slot.
         let mut da: Vec<Vec<Vec<f32>>> = g
             .layers
@@ -689,6 +694,7 @@ impl<'p> BltNet<'p> {
         let mut dz = Vec::new();
         let mut de = Vec::new();
         let mut dinp = Vec::new();
+        drop(setup);
         for t in (0..t_n).rev() {
             let gs = &tape.gap[t];
             // Readout.
@@ -829,20 +835,16 @@ impl<'p> BltNet<'p> {
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
                 if let Some(e) = &a.e[so] {
+                    let ew = scope(Op::Elementwise);
                     ensure(&mut de, n);
                     if s.multiplicative {
                         let b = &a.b[si];
-                        de[..n]
-                            .par_iter_mut()
-                            .zip(dz[..n].par_iter().zip(b.par_iter()))
-                            .for_each(|(o, (g, b))| *o = g * b);
-                        dz[..n]
-                            .par_iter_mut()
-                            .zip(e.par_iter())
-                            .for_each(|(g, e)| *g *= e + 1.0);
+                        ops::map3(&mut de[..n], &dz[..n], b, |_, g, b| g * b);
+                        ops::map2(&mut dz[..n], e, |g, e| g * (e + 1.0));
                     } else {
                         de[..n].copy_from_slice(&dz[..n]);
                     }
+                    drop(ew);
                     let de = &de[..n];
                     if l.lat_used {
                         let sp = slot(l.const_out, t - 1);
@@ -883,9 +885,8 @@ impl<'p> BltNet<'p> {
                 }
                 // Bottom-up: summed over steps first when its input is constant.
                 let dbv: &[f32] = if let Some(sum) = db_sum[i].as_mut() {
-                    sum.par_iter_mut()
-                        .zip(dz[..n].par_iter())
-                        .for_each(|(s, d)| *s += d);
+                    let _p = scope(Op::Elementwise);
+                    ops::map2(sum, &dz[..n], |s, d| s + d);
                     if t > 0 {
                         continue;
                     }

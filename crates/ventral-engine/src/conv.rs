@@ -20,6 +20,7 @@
 use rayon::prelude::*;
 
 use crate::mat::{MatMut, MatRef, gemm};
+use crate::profile::{Op, scope};
 
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
@@ -227,29 +228,43 @@ impl Conv {
         dx.par_chunks_mut(batch * hiwi)
             .enumerate()
             .for_each(|(c, dxc)| {
-                for kh in 0..k {
-                    for kw in 0..k {
-                        let row = (c * k + kh) * k + kw;
-                        let src_r = &col[row * n..(row + 1) * n];
-                        let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
-                        for (bi, b) in (b0..b1).enumerate() {
-                            let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
-                            let src = &src_r[bi * howo..(bi + 1) * howo];
-                            for oh in 0..self.ho {
-                                let ih = (oh * s + kh) as isize - p as isize;
-                                if ih < 0 || ih >= self.hi as isize {
-                                    continue;
-                                }
-                                let drow =
-                                    &mut d[ih as usize * self.wi..(ih as usize + 1) * self.wi];
-                                let srow = &src[oh * self.wo..(oh + 1) * self.wo];
-                                for ow in lo..hi_ {
-                                    drow[ow * s + kw - p] += srow[ow];
+                crate::simd::run(|| {
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let row = (c * k + kh) * k + kw;
+                            let src_r = &col[row * n..(row + 1) * n];
+                            let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
+                            if lo >= hi_ {
+                                continue;
+                            }
+                            for (bi, b) in (b0..b1).enumerate() {
+                                let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
+                                let src = &src_r[bi * howo..(bi + 1) * howo];
+                                for oh in 0..self.ho {
+                                    let ih = (oh * s + kh) as isize - p as isize;
+                                    if ih < 0 || ih >= self.hi as isize {
+                                        continue;
+                                    }
+                                    let drow =
+                                        &mut d[ih as usize * self.wi..(ih as usize + 1) * self.wi];
+                                    let srow = &src[oh * self.wo + lo..oh * self.wo + hi_];
+                                    if s == 1 {
+                                        // Contiguous: one vectorised row add.
+                                        let start = lo + kw - p;
+                                        drow[start..start + srow.len()]
+                                            .iter_mut()
+                                            .zip(srow)
+                                            .for_each(|(d, v)| *d += v);
+                                    } else {
+                                        for (j, v) in srow.iter().enumerate() {
+                                            drow[(lo + j) * s + kw - p] += v;
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
-                }
+                })
             });
     }
 
@@ -269,7 +284,11 @@ impl Conv {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
-            self.im2col(x, batch, b0, b1, col);
+            {
+                let _p = scope(Op::Im2col);
+                self.im2col(x, batch, b0, b1, col);
+            }
+            let _p = scope(Op::Gemm);
             let out = MatMut {
                 data: &mut *y,
                 off: b0 * howo,
@@ -302,12 +321,16 @@ impl Conv {
         let kd = self.kdim();
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
-            gemm(
-                MatMut::rm(col, 0, kd, n),
-                false,
-                MatRef::rm(w, 0, self.co, kd).t(),
-                self.out_cols(dy, batch, b0, n),
-            );
+            {
+                let _p = scope(Op::Gemm);
+                gemm(
+                    MatMut::rm(col, 0, kd, n),
+                    false,
+                    MatRef::rm(w, 0, self.co, kd).t(),
+                    self.out_cols(dy, batch, b0, n),
+                );
+            }
+            let _p = scope(Op::Col2im);
             self.col2im(col, batch, b0, b1, dx);
         }
     }
@@ -325,6 +348,7 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        let _p = scope(Op::WeightGrad);
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let wl = self.co * kd;
         let chunks = batch
@@ -371,6 +395,7 @@ pub(crate) fn ensure(v: &mut Vec<f32>, n: usize) {
 
 /// `y[c, ·] += bias[c]` over `[C][N]` rows.
 pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    let _p = scope(Op::Elementwise);
     let n = y.len() / bias.len().max(1);
     y.par_chunks_mut(n)
         .zip(bias)
@@ -379,6 +404,7 @@ pub fn add_bias(y: &mut [f32], bias: &[f32]) {
 
 /// `db[c] += Σ dy[c, ·]` over `[C][N]` rows (sums in f64).
 pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
+    let _p = scope(Op::Elementwise);
     let n = dy.len() / db.len().max(1);
     db.par_iter_mut()
         .zip(dy.par_chunks(n))

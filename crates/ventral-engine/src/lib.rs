@@ -12,6 +12,8 @@ pub mod blt;
 pub mod conv;
 pub mod mat;
 pub mod ops;
+pub mod profile;
+pub mod simd;
 
 pub use blt::{BltNet, BltSpec, Outputs, Tensors};
 

@@ -18,6 +18,35 @@ pub type LnBackward<'a> = (
     &'a mut [f32],
 );
 
+/// Elements per parallel task of the elementwise passes.
+const EW_CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(out[i], a[i], b[i])` in parallel chunks, vectorised (AVX2 where available).
+pub fn map3(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) {
+    out.par_chunks_mut(EW_CHUNK)
+        .zip(a.par_chunks(EW_CHUNK).zip(b.par_chunks(EW_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            crate::simd::run(|| {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = f(*o, a, b);
+                }
+            })
+        });
+}
+
+/// `out[i] = f(out[i], a[i])` in parallel chunks, vectorised (AVX2 where available).
+pub fn map2(out: &mut [f32], a: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    out.par_chunks_mut(EW_CHUNK)
+        .zip(a.par_chunks(EW_CHUNK))
+        .for_each(|(o, a)| {
+            crate::simd::run(|| {
+                for (o, &a) in o.iter_mut().zip(a) {
+                    *o = f(*o, a);
+                }
+            })
+        });
+}
+
 /// ReLU that propagates NaN (as PyTorch's and burn's), so a diverged network is seen as one.
 #[inline]
 pub fn relu(v: f32) -> f32 {
@@ -34,31 +63,43 @@ pub fn ln_stats(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) {
+    let _p = crate::profile::scope(crate::profile::Op::Norm);
     let n = (c * hw) as f64;
     let st: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            let mut s = 0.0f64;
-            for ch in 0..c {
-                let r = &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
-                s += r.iter().map(|&v| v as f64).sum::<f64>();
-            }
-            let m = s / n;
-            let mut q = 0.0f64;
-            for ch in 0..c {
-                let r = &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
-                q += r
-                    .iter()
-                    .map(|&v| (v as f64 - m) * (v as f64 - m))
+            crate::simd::run(|| {
+                let rows = || (0..c).map(|ch| &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw]);
+                let m = rows().map(|r| sum_f64(r, |v| v as f64)).sum::<f64>() / n;
+                let q = rows()
+                    .map(|r| sum_f64(r, |v| (v as f64 - m) * (v as f64 - m)))
                     .sum::<f64>();
-            }
-            (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
+                (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
+            })
         })
         .collect();
     for (b, (m, r)) in st.into_iter().enumerate() {
         mean[b] = m;
         rstd[b] = r;
     }
+}
+
+/// `Σ f(v)` over `r` in f64, eight partial sums (vectorisable), added in a fixed order.
+#[inline(always)]
+fn sum_f64(r: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = r.chunks_exact(8);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += f(v);
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in tail {
+        s += f(v);
+    }
+    s
 }
 
 /// `a = ReLU(γ ⊙ (z − μ_b)·r_b + β)` with γ, β of shape `[C, HW]`; `gamma = None`: `a = ReLU(z)`.
@@ -69,23 +110,26 @@ pub fn ln_relu_forward(
     hw: usize,
     norm: Option<LnForward<'_>>,
 ) {
+    let _p = crate::profile::scope(crate::profile::Op::Norm);
     let row = batch * hw;
     a.par_chunks_mut(row)
         .zip(z.par_chunks(row))
         .enumerate()
-        .for_each(|(ch, (ar, zr))| match norm {
-            None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
-            Some((g, be, mean, rstd)) => {
-                let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
-                for b in 0..batch {
-                    let (m, r) = (mean[b], rstd[b]);
-                    let o = &mut ar[b * hw..(b + 1) * hw];
-                    let zi = &zr[b * hw..(b + 1) * hw];
-                    for i in 0..hw {
-                        o[i] = relu(g[i] * ((zi[i] - m) * r) + be[i]);
+        .for_each(|(ch, (ar, zr))| {
+            crate::simd::run(|| match norm {
+                None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
+                Some((g, be, mean, rstd)) => {
+                    let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
+                    for b in 0..batch {
+                        let (m, r) = (mean[b], rstd[b]);
+                        let o = &mut ar[b * hw..(b + 1) * hw];
+                        let zi = &zr[b * hw..(b + 1) * hw];
+                        for (((o, &z), &g), &be) in o.iter_mut().zip(zi).zip(g).zip(be) {
+                            *o = relu(g * ((z - m) * r) + be);
+                        }
                     }
                 }
-            }
+            })
         });
 }
 
@@ -101,6 +145,7 @@ pub fn ln_relu_backward(
     hw: usize,
     norm: Option<LnBackward<'_>>,
 ) {
+    let _p = crate::profile::scope(crate::profile::Op::Norm);
     let row = batch * hw;
     let Some((g, mean, rstd, dgamma, dbeta)) = norm else {
         dz.par_chunks_mut(row)
@@ -117,84 +162,142 @@ pub fn ln_relu_backward(
     let m12: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            let (m, r) = (mean[b], rstd[b]);
-            let (mut s1, mut s2) = (0.0f64, 0.0f64);
-            for ch in 0..c {
-                let o = (ch * batch + b) * hw;
-                let gg = &g[ch * hw..(ch + 1) * hw];
-                for i in 0..hw {
-                    if a[o + i] > 0.0 {
-                        let dxh = (da[o + i] * gg[i]) as f64;
-                        s1 += dxh;
-                        s2 += dxh * ((z[o + i] - m) * r) as f64;
+            crate::simd::run(|| {
+                let (m, r) = (mean[b], rstd[b]);
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
+                for ch in 0..c {
+                    let o = (ch * batch + b) * hw;
+                    let gg = &g[ch * hw..(ch + 1) * hw];
+                    let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                    let full = hw - hw % 8;
+                    for i0 in (0..full).step_by(8) {
+                        for l in 0..8 {
+                            let i = i0 + l;
+                            let dxh = if ar[i] > 0.0 {
+                                (dr[i] * gg[i]) as f64
+                            } else {
+                                0.0
+                            };
+                            a1[l] += dxh;
+                            a2[l] += dxh * ((zr[i] - m) * r) as f64;
+                        }
+                    }
+                    for i in full..hw {
+                        if ar[i] > 0.0 {
+                            let dxh = (dr[i] * gg[i]) as f64;
+                            s1 += dxh;
+                            s2 += dxh * ((zr[i] - m) * r) as f64;
+                        }
                     }
                 }
-            }
-            ((s1 / n) as f32, (s2 / n) as f32)
+                let fold =
+                    |a: [f64; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+                s1 += fold(a1);
+                s2 += fold(a2);
+                ((s1 / n) as f32, (s2 / n) as f32)
+            })
         })
         .collect();
     dz.par_chunks_mut(row)
         .zip(dgamma.par_chunks_mut(hw).zip(dbeta.par_chunks_mut(hw)))
         .enumerate()
         .for_each(|(ch, (d, (dg, db)))| {
-            let gg = &g[ch * hw..(ch + 1) * hw];
-            for b in 0..batch {
-                let (m, r) = (mean[b], rstd[b]);
-                let (m1, m2) = m12[b];
-                let o = (ch * batch + b) * hw;
-                for i in 0..hw {
-                    let xh = (z[o + i] - m) * r;
-                    let dy = if a[o + i] > 0.0 { da[o + i] } else { 0.0 };
-                    dg[i] += dy * xh;
-                    db[i] += dy;
-                    d[b * hw + i] = r * (dy * gg[i] - m1 - xh * m2);
+            crate::simd::run(|| {
+                let gg = &g[ch * hw..(ch + 1) * hw];
+                for b in 0..batch {
+                    let (m, r) = (mean[b], rstd[b]);
+                    let (m1, m2) = m12[b];
+                    let o = (ch * batch + b) * hw;
+                    let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                    let dd = &mut d[b * hw..(b + 1) * hw];
+                    for i in 0..hw {
+                        let xh = (zr[i] - m) * r;
+                        let dy = if ar[i] > 0.0 { dr[i] } else { 0.0 };
+                        dg[i] += dy * xh;
+                        db[i] += dy;
+                        dd[i] = r * (dy * gg[i] - m1 - xh * m2);
+                    }
                 }
-            }
+            })
         });
 }
 
 /// 2×2 max-pool, stride 2, on `[C][B][H][W]` planes; `idx` gets the argmax (0..4, row-major,
 /// first maximum wins as PyTorch; NaN propagates).
 pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [u8]) {
+    let _p = crate::profile::scope(crate::profile::Op::Pool);
     let (oh, ow) = (h / 2, w / 2);
+    // `v` beats the current best: larger, or NaN over a number.
+    #[inline(always)]
+    fn beats(v: f32, best: f32) -> bool {
+        v > best || (v.is_nan() && !best.is_nan())
+    }
     y.par_chunks_mut(oh * ow)
         .zip(idx.par_chunks_mut(oh * ow))
         .zip(x.par_chunks(h * w))
         .for_each(|((yp, ip), xp)| {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let base = 2 * i * w + 2 * j;
-                    let cand = [xp[base], xp[base + 1], xp[base + w], xp[base + w + 1]];
-                    let mut best = 0usize;
-                    for q in 1..4 {
-                        if cand[q] > cand[best] || (cand[q].is_nan() && !cand[best].is_nan()) {
-                            best = q;
+            crate::simd::run(|| {
+                for i in 0..oh {
+                    let (r0, r1) = (
+                        &xp[2 * i * w..2 * i * w + w],
+                        &xp[(2 * i + 1) * w..(2 * i + 2) * w],
+                    );
+                    let (yr, ir) = (&mut yp[i * ow..(i + 1) * ow], &mut ip[i * ow..(i + 1) * ow]);
+                    for (((yo, io), a), b) in yr
+                        .iter_mut()
+                        .zip(ir.iter_mut())
+                        .zip(r0.chunks_exact(2))
+                        .zip(r1.chunks_exact(2))
+                    {
+                        let (mut best, mut q) = (a[0], 0u8);
+                        if beats(a[1], best) {
+                            (best, q) = (a[1], 1);
                         }
+                        if beats(b[0], best) {
+                            (best, q) = (b[0], 2);
+                        }
+                        if beats(b[1], best) {
+                            (best, q) = (b[1], 3);
+                        }
+                        *yo = best;
+                        *io = q;
                     }
-                    yp[i * ow + j] = cand[best];
-                    ip[i * ow + j] = best as u8;
                 }
-            }
+            })
         });
 }
 
 /// Backward of [`maxpool_forward`]: `dx[argmax] += dy`.
 pub fn maxpool_backward(dy: &[f32], idx: &[u8], h: usize, w: usize, dx: &mut [f32]) {
+    let _p = crate::profile::scope(crate::profile::Op::Pool);
     let (oh, ow) = (h / 2, w / 2);
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(oh * ow).zip(idx.par_chunks(oh * ow)))
         .for_each(|(dp, (gp, ip))| {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let q = ip[i * ow + j] as usize;
-                    dp[(2 * i + q / 2) * w + 2 * j + q % 2] += gp[i * ow + j];
+            crate::simd::run(|| {
+                for i in 0..oh {
+                    let (r0, r1) = dp[2 * i * w..(2 * i + 2) * w].split_at_mut(w);
+                    let (gr, ir) = (&gp[i * ow..(i + 1) * ow], &ip[i * ow..(i + 1) * ow]);
+                    for (((a, b), &g), &q) in r0
+                        .chunks_exact_mut(2)
+                        .zip(r1.chunks_exact_mut(2))
+                        .zip(gr)
+                        .zip(ir)
+                    {
+                        a[0] += if q == 0 { g } else { 0.0 };
+                        a[1] += if q == 1 { g } else { 0.0 };
+                        b[0] += if q == 2 { g } else { 0.0 };
+                        b[1] += if q == 3 { g } else { 0.0 };
+                    }
                 }
-            }
+            })
         });
 }
 
 /// Global average pool: `[D][B][HW]` → `[B, D]`.
 pub fn gap_forward(x: &[f32], d: usize, batch: usize, hw: usize, out: &mut [f32]) {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     for ch in 0..d {
         for b in 0..batch {
             let r = &x[(ch * batch + b) * hw..(ch * batch + b + 1) * hw];
@@ -205,6 +308,7 @@ pub fn gap_forward(x: &[f32], d: usize, batch: usize, hw: usize, out: &mut [f32]
 
 /// Backward of [`gap_forward`]: `dx[ch, b, ·] += dout[b, ch] / HW`.
 pub fn gap_backward(dout: &[f32], d: usize, batch: usize, hw: usize, dx: &mut [f32]) {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     dx.par_chunks_mut(batch * hw)
         .enumerate()
         .take(d)
@@ -225,6 +329,7 @@ pub fn ln1d_relu_forward(
     eps: f64,
     a: &mut [f32],
 ) -> Vec<(f32, f32)> {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     z.chunks(d)
         .zip(a.chunks_mut(d))
         .map(|(zr, ar)| {
@@ -251,6 +356,7 @@ pub fn ln1d_relu_backward(
     dg: &mut [f32],
     db: &mut [f32],
 ) {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     for (row, &(m, r)) in stats.iter().enumerate() {
         let o = row * d;
         let (mut s1, mut s2) = (0.0f64, 0.0f64);
@@ -274,6 +380,7 @@ pub fn ln1d_relu_backward(
 
 /// `log(clamp(softmax(logits), 1e-10, 1))` per row of `[B, K]`; returns (log-probs, probs).
 pub fn clamped_log_softmax(logits: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     let mut lp = vec![0.0f32; logits.len()];
     let mut p = vec![0.0f32; logits.len()];
     for ((l, o), q) in logits.chunks(k).zip(lp.chunks_mut(k)).zip(p.chunks_mut(k)) {
@@ -289,6 +396,7 @@ pub fn clamped_log_softmax(logits: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Backward of [`clamped_log_softmax`]: `dlogits` from `dlp` and the probabilities.
 pub fn clamped_log_softmax_backward(dlp: &[f32], p: &[f32], k: usize, dlogits: &mut [f32]) {
+    let _p = crate::profile::scope(crate::profile::Op::Readout);
     for ((g, q), o) in dlp.chunks(k).zip(p.chunks(k)).zip(dlogits.chunks_mut(k)) {
         // d/dp of log(clamp(p)): 1/p where 1e-10 ≤ p ≤ 1, else 0.
         let dp: Vec<f32> = (0..k)

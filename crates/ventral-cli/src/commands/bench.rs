@@ -39,7 +39,8 @@ pub struct Args {
     /// `native` (ventral's CPU engine, what training uses on cpu) or `burn` (burn's autodiff).
     #[arg(long, default_value = "native")]
     engine: String,
-    /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass).
+    /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
+    /// on the native engine, where a training step's and an inference pass's time goes.
     #[arg(long)]
     profile: bool,
     /// Print one JSON object.
@@ -353,6 +354,123 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
     Ok(rows)
 }
 
+/// Where a native training step's time goes: the engine's operations (its own timers), the
+/// parameter copy into the engine, and gradient layout + Adam on burn's tensors. Seconds per
+/// step, averaged over `iters` steps after the warm-up.
+fn step_profile(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
+    let base = Device::flex();
+    let (s, b) = (cfg.image_size, a.batch);
+    let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
+    let xv: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let labels: Vec<usize> = (0..b).map(|i| i % cfg.num_classes).collect();
+    let weights = vec![1.0; cfg.timesteps];
+    let ad = base.autodiff();
+    let mut model = Some(Model::Blt(params::init_reference(Blt::init(cfg, &ad)?, 0)));
+    let mut opt = Optimizer::new(OptimizerConfig::default());
+    let (mut t_params, mut t_engine, mut t_rest, mut t_infer) = (0.0, 0.0, 0.0, 0.0);
+    let mut engine_ops = Vec::new();
+    let mut infer_ops = Vec::new();
+    let n = a.iters.max(1);
+    for it in 0..a.warmup + n {
+        let timed = it >= a.warmup;
+        let Some(m) = model.take() else {
+            bail!("no model")
+        };
+        let Model::Blt(blt) = &m else {
+            bail!("not a BLT")
+        };
+        let t0 = Instant::now();
+        let p = fast::parameters(blt);
+        let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        let t1 = Instant::now();
+        ventral_engine::profile::enable(timed);
+        let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
+        let t2 = Instant::now();
+        if timed {
+            add_ops(&mut engine_ops, ventral_engine::profile::totals());
+        }
+        ventral_engine::profile::enable(timed);
+        let ti = Instant::now();
+        std::hint::black_box(net.forward(&xv, b, false)?);
+        if timed {
+            t_infer += ti.elapsed().as_secs_f64();
+            add_ops(&mut infer_ops, ventral_engine::profile::totals());
+        }
+        ventral_engine::profile::enable(false);
+        let t3 = Instant::now();
+        let g = fast::burn_layout(&m, g);
+        let m = opt.step_from(m, Grads::Named(&g), 1e-3, 1.0);
+        let t4 = Instant::now();
+        if timed {
+            t_params += (t1 - t0).as_secs_f64();
+            t_engine += (t2 - t1).as_secs_f64();
+            t_rest += (t4 - t3).as_secs_f64();
+        }
+        model = Some(m);
+    }
+    let per = |v: f64| v / n as f64;
+    let ops = |v: &[(&'static str, f64)], total: f64| {
+        let mut rows: Vec<serde_json::Value> = v
+            .iter()
+            .map(|(k, t)| json!({"op": k, "s": per(*t)}))
+            .collect();
+        let timed: f64 = v.iter().map(|(_, t)| t).sum();
+        rows.push(json!({"op": "other (engine, untimed)", "s": per(total - timed)}));
+        rows
+    };
+    Ok(json!({
+        "train": {
+            "step_s": per(t_params + t_engine + t_rest),
+            "parameters_to_engine_s": per(t_params),
+            "engine_s": per(t_engine),
+            "layout_and_adam_s": per(t_rest),
+            "engine_ops": ops(&engine_ops, t_engine),
+        },
+        "infer": { "s": per(t_infer), "engine_ops": ops(&infer_ops, t_infer) },
+    }))
+}
+
+fn add_ops(acc: &mut Vec<(&'static str, f64)>, new: Vec<(&'static str, f64)>) {
+    if acc.is_empty() {
+        *acc = new;
+    } else {
+        acc.iter_mut().zip(new).for_each(|(a, (_, t))| a.1 += t);
+    }
+}
+
+fn print_step_profile(r: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let tr = &r["train"];
+    let step = f(&tr["step_s"]).max(1e-12);
+    println!("  training step {:.4} s:", step);
+    for (k, label) in [
+        ("parameters_to_engine_s", "parameters → engine"),
+        ("layout_and_adam_s", "gradient layout + Adam (burn)"),
+        ("engine_s", "engine forward + backward"),
+    ] {
+        let v = f(&tr[k]);
+        println!("    {label:<34} {v:>9.4} s {:>5.1} %", 100.0 * v / step);
+    }
+    for o in tr["engine_ops"].as_array().into_iter().flatten() {
+        let v = f(&o["s"]);
+        println!(
+            "      {:<32} {v:>9.4} s {:>5.1} %",
+            o["op"].as_str().unwrap_or(""),
+            100.0 * v / step
+        );
+    }
+    let inf = f(&r["infer"]["s"]).max(1e-12);
+    println!("  inference {:.4} s:", inf);
+    for o in r["infer"]["engine_ops"].as_array().into_iter().flatten() {
+        let v = f(&o["s"]);
+        println!(
+            "      {:<32} {v:>9.4} s {:>5.1} %",
+            o["op"].as_str().unwrap_or(""),
+            100.0 * v / inf
+        );
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     if !matches!(a.engine.as_str(), "native" | "burn") {
         bail!("--engine must be native or burn, not '{}'", a.engine);
@@ -410,6 +528,9 @@ pub fn run(a: Args) -> Result<()> {
         let mut r = bench_model(cfg, &a)?;
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
+            if a.engine == "native" {
+                r["step_profile"] = step_profile(cfg, &a)?;
+            }
         }
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
@@ -442,6 +563,9 @@ pub fn run(a: Args) -> Result<()> {
                         f("weight_grad_gflops")
                     );
                 }
+            }
+            if r["step_profile"].is_object() {
+                print_step_profile(&r["step_profile"]);
             }
         }
         out.insert(name.into(), r);
