@@ -111,6 +111,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    ventral_engine::memory::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stimuli(a) => commands::stimuli::run(a),

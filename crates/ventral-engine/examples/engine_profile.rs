@@ -11,6 +11,9 @@ use std::time::Instant;
 use ventral_engine::{BltNet, BltSpec, Tensors, profile};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("NOKEEP").is_none() {
+        ventral_engine::memory::keep_freed_memory();
+    }
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map(String::as_str).unwrap_or("tiny");
     let num = |i: usize, d: usize| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);

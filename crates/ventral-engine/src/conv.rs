@@ -19,8 +19,12 @@
 
 use rayon::prelude::*;
 
+use crate::kernel::{Small, conv_direct, direct_fits, small_m, wgrad_direct};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
+
+/// Output channels up to which forward and input-gradient products use the thin kernel.
+const THIN_CO: usize = 32;
 
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
@@ -40,6 +44,10 @@ pub struct Scratch {
     cols: Vec<Vec<f32>>,
     /// Partial weight gradients, one per chunk processed at once.
     parts: Vec<Vec<f32>>,
+    /// Zero-padded input of a direct convolution.
+    pad: Vec<f32>,
+    /// Flipped, transposed weights of a direct input gradient.
+    wt: Vec<f32>,
 }
 
 impl Scratch {
@@ -130,6 +138,23 @@ impl Conv {
     /// Rows of the unfolded input (`Ci·k²`).
     pub fn kdim(&self) -> usize {
         self.ci * self.k * self.k
+    }
+
+    /// Few output channels: the forward and input-gradient products run on
+    /// [`crate::kernel::small_m`] (no packing, full register tiles) where the CPU allows.
+    fn thin(&self) -> bool {
+        self.co <= THIN_CO && crate::kernel::available() && std::env::var_os("NOTHIN").is_none()
+    }
+
+    /// Stride 1 between few channels with whole 8-column output tiles: forward and input
+    /// gradient run as direct convolutions ([`conv_direct`]), no unfolded input.
+    fn direct(&self) -> bool {
+        self.stride == 1
+            && self.ci <= THIN_CO
+            && self.co <= THIN_CO
+            && direct_fits(self.wo)
+            && direct_fits(self.wi)
+            && std::env::var_os("NODIRECT").is_none()
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -282,6 +307,41 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
+        if self.direct() {
+            let (hp, wp) = (self.hi + 2 * self.pad, self.wi + 2 * self.pad);
+            {
+                let _p = scope(Op::Im2col);
+                pad_planes(
+                    x,
+                    self.ci * batch,
+                    self.hi,
+                    self.wi,
+                    self.pad,
+                    &mut scratch.pad,
+                );
+            }
+            let _p = scope(Op::Gemm);
+            let a = Small {
+                data: w,
+                off: 0,
+                rs: kd,
+                cs: 1,
+            };
+            let (sh, so) = ((hp, wp), (self.ho, self.wo));
+            conv_direct(
+                a,
+                self.co,
+                self.ci,
+                self.k,
+                batch,
+                &scratch.pad,
+                sh,
+                so,
+                y,
+                accumulate,
+            );
+            return;
+        }
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
             {
@@ -289,6 +349,17 @@ impl Conv {
                 self.im2col(x, batch, b0, b1, col);
             }
             let _p = scope(Op::Gemm);
+            if self.thin() {
+                let a = Small {
+                    data: w,
+                    off: 0,
+                    rs: kd,
+                    cs: 1,
+                };
+                let (off, rs) = (b0 * howo, batch * howo);
+                small_m(self.co, n, kd, a, col, 0, n, y, off, rs, accumulate);
+                continue;
+            }
             let out = MatMut {
                 data: &mut *y,
                 off: b0 * howo,
@@ -319,16 +390,70 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let kd = self.kdim();
+        if self.direct() {
+            // The input gradient of a stride-1 convolution is a direct convolution of `dy`
+            // padded by k − 1 − p, with the kernel flipped and its channels exchanged.
+            let (k, q) = (self.k, self.k - 1 - self.pad);
+            let (hp, wp) = (self.ho + 2 * q, self.wo + 2 * q);
+            {
+                let _p = scope(Op::Im2col);
+                pad_planes(dy, self.co * batch, self.ho, self.wo, q, &mut scratch.pad);
+                let kt = self.co * k * k;
+                ensure(&mut scratch.wt, self.ci * kt);
+                for c in 0..self.ci {
+                    for o in 0..self.co {
+                        for kh in 0..k {
+                            for kw in 0..k {
+                                scratch.wt[c * kt + (o * k + kh) * k + kw] =
+                                    w[((o * self.ci + c) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
+                            }
+                        }
+                    }
+                }
+            }
+            let _p = scope(Op::Gemm);
+            let a = Small {
+                data: &scratch.wt,
+                off: 0,
+                rs: self.co * k * k,
+                cs: 1,
+            };
+            let (sh, so) = ((hp, wp), (self.hi, self.wi));
+            conv_direct(
+                a,
+                self.ci,
+                self.co,
+                k,
+                batch,
+                &scratch.pad,
+                sh,
+                so,
+                dx,
+                true,
+            );
+            return;
+        }
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
             {
                 let _p = scope(Op::Gemm);
-                gemm(
-                    MatMut::rm(col, 0, kd, n),
-                    false,
-                    MatRef::rm(w, 0, self.co, kd).t(),
-                    self.out_cols(dy, batch, b0, n),
-                );
+                if self.thin() {
+                    let a = Small {
+                        data: w,
+                        off: 0,
+                        rs: 1,
+                        cs: kd,
+                    };
+                    let (off, rs) = (b0 * self.ho * self.wo, batch * self.ho * self.wo);
+                    small_m(kd, n, self.co, a, dy, off, rs, col, 0, n, false);
+                } else {
+                    gemm(
+                        MatMut::rm(col, 0, kd, n),
+                        false,
+                        MatRef::rm(w, 0, self.co, kd).t(),
+                        self.out_cols(dy, batch, b0, n),
+                    );
+                }
             }
             let _p = scope(Op::Col2im);
             self.col2im(col, batch, b0, b1, dx);
@@ -349,6 +474,24 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let _p = scope(Op::WeightGrad);
+        if self.direct() {
+            pad_planes(
+                x,
+                self.ci * batch,
+                self.hi,
+                self.wi,
+                self.pad,
+                &mut scratch.pad,
+            );
+            scratch.grow(1);
+            let (sh, so) = (
+                (self.hi + 2 * self.pad, self.wi + 2 * self.pad),
+                (self.ho, self.wo),
+            );
+            let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
+            wgrad_direct(self.co, self.ci, self.k, batch, xp, sh, dy, so, dw, parts);
+            return;
+        }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let wl = self.co * kd;
         let chunks = batch
@@ -384,6 +527,26 @@ impl Conv {
             }
         }
     }
+}
+
+/// Copy `planes` planes of `h × w` into `out` as `(h + 2p) × (w + 2p)` planes with zero
+/// borders.
+fn pad_planes(x: &[f32], planes: usize, h: usize, w: usize, p: usize, out: &mut Vec<f32>) {
+    let (hp, wp) = (h + 2 * p, w + 2 * p);
+    ensure(out, planes * hp * wp);
+    out[..planes * hp * wp]
+        .par_chunks_mut(hp * wp)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(o, x)| {
+            o[..p * wp].fill(0.0);
+            o[(p + h) * wp..].fill(0.0);
+            for (r, xr) in x.chunks_exact(w).enumerate() {
+                let or = &mut o[(p + r) * wp..(p + r + 1) * wp];
+                or[..p].fill(0.0);
+                or[p..p + w].copy_from_slice(xr);
+                or[p + w..].fill(0.0);
+            }
+        });
 }
 
 /// Grow a scratch buffer (never shrinks: no allocation churn over steps).
@@ -460,6 +623,13 @@ mod tests {
             (4, 3, 5, 2, 2, 9, 3),
             (2, 2, 1, 1, 0, 4, 1),
             (3, 4, 3, 2, 1, 8, 2),
+            // Direct (stride 1, whole 8-column rows): k 1/3/5/7, odd channel counts.
+            (3, 5, 3, 1, 1, 16, 2),
+            (8, 8, 3, 1, 1, 8, 3),
+            (5, 7, 5, 1, 2, 16, 1),
+            (4, 6, 1, 1, 0, 8, 2),
+            (3, 4, 7, 1, 3, 24, 1),
+            (13, 11, 3, 1, 1, 32, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             let w = data(co * ci * k * k, 1.0);

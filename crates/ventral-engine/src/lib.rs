@@ -10,7 +10,9 @@
 
 pub mod blt;
 pub mod conv;
+pub mod kernel;
 pub mod mat;
+pub mod memory;
 pub mod ops;
 pub mod profile;
 pub mod simd;

@@ -1,0 +1,696 @@
+//! Matrix products for thin convolutions, on AVX2 + FMA, without packing.
+//!
+//! The convolutions of narrow networks (8–32 channels, as the CPU-sized BLT) multiply a small
+//! matrix by a very wide one: `Y[Co, N] = W[Co, K] · col[K, N]` with `N = B·H·W` in the tens
+//! of thousands. A general GEMM packs the wide operand into panels first (one more pass over
+//! memory than the product itself) and its 16 × 6 register tile runs half empty when the
+//! small side is 8. [`small_m`] streams the wide operand's rows as they lie in memory, 16
+//! columns at a time, and keeps a 6 × 16 tile of the result in registers while it runs down
+//! `K`: every element of the wide operand is read once from memory and `⌈M / 6⌉` times from
+//! L1.
+//!
+//! Each result element is one sequential float32 sum over `K` (then added to the destination
+//! when accumulating), the same order whatever the thread count.
+
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+/// Result rows per register tile.
+const MR: usize = 6;
+/// Result columns per register tile (two 8-lane vectors).
+const NR: usize = 16;
+/// Columns per parallel task.
+const NC: usize = 512;
+
+/// The small operand: element `(i, p)` at `data[off + i·rs + p·cs]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Small<'a> {
+    pub data: &'a [f32],
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Whether [`small_m`] runs on this CPU (AVX2 + FMA).
+pub fn available() -> bool {
+    crate::simd::avx2()
+}
+
+/// `c[i·crs + coff + j] (+)= Σ_p a(i, p) · b[boff + p·brs + j]` for `i < m`, `j < n`, `p < k`.
+///
+/// # Panics
+/// When [`available`] is false, or a view lies outside its slice (engine bugs: shapes are
+/// fixed by the network's geometry).
+#[allow(clippy::too_many_arguments)]
+pub fn small_m(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Small<'_>,
+    b: &[f32],
+    boff: usize,
+    brs: usize,
+    c: &mut [f32],
+    coff: usize,
+    crs: usize,
+    accumulate: bool,
+) {
+    assert!(available(), "small_m needs AVX2 + FMA");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[coff + i * crs..coff + i * crs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(
+        a.off + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(),
+        "small_m: a out of bounds"
+    );
+    assert!(
+        boff + (k - 1) * brs + n <= b.len(),
+        "small_m: b out of bounds"
+    );
+    assert!(
+        coff + (m - 1) * crs + n <= c.len(),
+        "small_m: c out of bounds"
+    );
+    let cp = SendPtr(c.as_mut_ptr());
+    (0..n.div_ceil(NC)).into_par_iter().for_each(|t| {
+        let j0 = t * NC;
+        let j1 = (j0 + NC).min(n);
+        // SAFETY: bounds were checked above for every (i, p, j) addressed; tasks write
+        // disjoint column ranges [j0, j1) of `c`, so no two tasks touch the same element.
+        unsafe {
+            block(
+                m,
+                k,
+                a,
+                b.as_ptr().add(boff),
+                brs,
+                cp.get().add(coff),
+                crs,
+                j0,
+                j1,
+                accumulate,
+            )
+        };
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint column ranges of one buffer to parallel tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Columns `[j0, j1)` of the product.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn block(
+    m: usize,
+    k: usize,
+    a: Small<'_>,
+    b: *const f32,
+    brs: usize,
+    c: *mut f32,
+    crs: usize,
+    j0: usize,
+    j1: usize,
+    accumulate: bool,
+) {
+    let ap = unsafe { a.data.as_ptr().add(a.off) };
+    let rows: Vec<usize> = (0..k).map(|p| p * brs).collect();
+    let padded: Vec<usize> = (0..k).map(|p| p * NR).collect();
+    // Columns that do not fill a tile go through a zero-padded copy.
+    let mut bt: Vec<f32> = Vec::new();
+    let mut ct = [0.0f32; MR * NR];
+    let mut j = j0;
+    while j < j1 {
+        let w = (j1 - j).min(NR);
+        if w == NR {
+            let ci = unsafe { c.add(j) };
+            unsafe {
+                rows_of_tiles::<2>(m, k, ap, a.rs, a.cs, b.add(j), &rows, ci, crs, accumulate)
+            };
+        } else {
+            bt.resize(k * NR, 0.0);
+            for p in 0..k {
+                for q in 0..NR {
+                    bt[p * NR + q] = if q < w {
+                        unsafe { *b.add(p * brs + j + q) }
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            let mut i = 0;
+            while i < m {
+                let h = (m - i).min(MR);
+                for r in 0..h {
+                    for q in 0..NR {
+                        ct[r * NR + q] = if accumulate && q < w {
+                            unsafe { *c.add((i + r) * crs + j + q) }
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                let ai = unsafe { ap.add(i * a.rs) };
+                unsafe {
+                    rows_of_tiles::<2>(
+                        h,
+                        k,
+                        ai,
+                        a.rs,
+                        a.cs,
+                        bt.as_ptr(),
+                        &padded,
+                        ct.as_mut_ptr(),
+                        NR,
+                        true,
+                    )
+                };
+                for r in 0..h {
+                    for q in 0..w {
+                        unsafe { *c.add((i + r) * crs + j + q) = ct[r * NR + q] };
+                    }
+                }
+                i += h;
+            }
+        }
+        j += w;
+    }
+}
+
+/// All `m` result rows of one column tile (`8·V` columns), in tiles of even height (8 rows:
+/// 4 + 4, not 6 + 2, so every tile keeps enough independent accumulators in flight to hide
+/// the multiply-add latency). Row `p` of the wide operand starts at `b + offs[p]`.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn rows_of_tiles<const V: usize>(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    offs: &[usize],
+    c: *mut f32,
+    crs: usize,
+    acc: bool,
+) {
+    let tiles = m.div_ceil(MR);
+    let mut i = 0;
+    for t in 0..tiles {
+        let h = (m - i).div_ceil(tiles - t);
+        let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
+        let o = offs.as_ptr();
+        unsafe {
+            match h {
+                6 => tile::<6, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                5 => tile::<5, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                4 => tile::<4, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                3 => tile::<3, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                2 => tile::<2, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                _ => tile::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+            }
+        }
+        i += h;
+    }
+}
+
+/// An `R × 8V` tile: `c[r·crs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + q]`.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn tile<const R: usize, const V: usize>(
+    k: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    crs: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        for p in 0..k {
+            let bp = b.add(*offs.add(p));
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(bp.add(8 * v));
+            }
+            let ap = a.add(p * acs);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r * ars));
+                for v in 0..V {
+                    acc[v] = _mm256_fmadd_ps(av, bv[v], acc[v]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let cp = c.add(r * crs);
+            for (v, &x) in acc.iter().enumerate() {
+                let x = if accumulate {
+                    _mm256_add_ps(_mm256_loadu_ps(cp.add(8 * v)), x)
+                } else {
+                    x
+                };
+                _mm256_storeu_ps(cp.add(8 * v), x);
+            }
+        }
+    }
+}
+
+/// Whether [`conv_direct`] handles outputs `wo` wide (whole 8- or 16-column tiles per row).
+pub fn direct_fits(wo: usize) -> bool {
+    available() && wo > 0 && wo.is_multiple_of(8)
+}
+
+/// Direct stride-1 convolution (implicit GEMM: the unfolded input is never built):
+/// `y[o][b][oh][ow] (+)= Σ_{c, kh, kw} w(o, (c·k + kh)·k + kw) · xp[c][b][oh + kh][ow + kw]`
+/// on a padded input `xp` (`[ci][batch][hp][wp]`, `hp ≥ ho + k − 1`, `wp ≥ wo + k − 1`).
+///
+/// # Shapes
+/// - `y`: `[co][batch][ho][wo]`.
+///
+/// # Panics
+/// When [`direct_fits`] is false, or a buffer is too small (engine bugs).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_direct(
+    w: Small<'_>,
+    co: usize,
+    ci: usize,
+    k: usize,
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    (ho, wo): (usize, usize),
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(direct_fits(wo), "conv_direct: output width {wo}");
+    assert!(hp + 1 >= ho + k && wp + 1 >= wo + k, "conv_direct: padding");
+    assert!(xp.len() >= ci * batch * hp * wp, "conv_direct: input size");
+    assert!(y.len() >= co * batch * ho * wo, "conv_direct: output size");
+    let kd = ci * k * k;
+    if co == 0 || batch == 0 || ho == 0 || kd == 0 {
+        return;
+    }
+    assert!(
+        w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
+        "conv_direct: weights"
+    );
+    let plane = batch * hp * wp;
+    let offs: Vec<usize> = (0..kd)
+        .map(|p| {
+            let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+            c * plane + kh * wp + kw
+        })
+        .collect();
+    let rows = batch * ho;
+    let per_task = (NC / wo).max(1);
+    let cs = batch * ho * wo;
+    let yp = SendPtr(y.as_mut_ptr());
+    let ap = SendConst(unsafe { w.data.as_ptr().add(w.off) });
+    (0..rows.div_ceil(per_task)).into_par_iter().for_each(|t| {
+        for row in t * per_task..((t + 1) * per_task).min(rows) {
+            let (b, oh) = (row / ho, row % ho);
+            let xb = (b * hp + oh) * wp;
+            let yb = (b * ho + oh) * wo;
+            // SAFETY: the largest input index is (ci−1)·plane + (batch−1)·hp·wp + (ho−1+k−1)·wp
+            // + wo−1+k−1 < ci·plane (checked sizes); outputs stay inside `co` channel planes of
+            // `batch·ho·wo`; tasks write disjoint output rows.
+            unsafe {
+                direct_row(
+                    co,
+                    kd,
+                    ap.get(),
+                    w.rs,
+                    w.cs,
+                    xp.as_ptr().add(xb),
+                    &offs,
+                    yp.get().add(yb),
+                    cs,
+                    wo,
+                    accumulate,
+                )
+            };
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendConst(*const f32);
+// SAFETY: read-only pointer into a slice borrowed for the whole parallel region.
+unsafe impl Send for SendConst {}
+unsafe impl Sync for SendConst {}
+impl SendConst {
+    fn get(self) -> *const f32 {
+        self.0
+    }
+}
+
+/// One output row of every channel.
+///
+/// # Safety
+/// As [`conv_direct`]'s bounds; AVX2 + FMA must be available.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn direct_row(
+    co: usize,
+    kd: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    x: *const f32,
+    offs: &[usize],
+    y: *mut f32,
+    cs: usize,
+    wo: usize,
+    accumulate: bool,
+) {
+    let mut ow = 0;
+    while ow < wo {
+        unsafe {
+            if wo - ow >= 16 {
+                rows_of_tiles::<2>(
+                    co,
+                    kd,
+                    a,
+                    ars,
+                    acs,
+                    x.add(ow),
+                    offs,
+                    y.add(ow),
+                    cs,
+                    accumulate,
+                );
+                ow += 16;
+            } else {
+                rows_of_tiles::<1>(
+                    co,
+                    kd,
+                    a,
+                    ars,
+                    acs,
+                    x.add(ow),
+                    offs,
+                    y.add(ow),
+                    cs,
+                    accumulate,
+                );
+                ow += 8;
+            }
+        }
+    }
+}
+
+/// Weight gradient of a direct stride-1 convolution:
+/// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · xp[c][b][oh + kh][ow + kw]`,
+/// `xp` padded as for [`conv_direct`]. Each image's partial gradient is one set of 8-lane
+/// float32 sums over its pixels (a register tile of 3 output channels × 4 taps); the partials
+/// are added to `dw` in image order, so the result does not depend on the thread count.
+/// `parts` is scratch.
+///
+/// # Panics
+/// When [`direct_fits`] is false, or a buffer is too small (engine bugs).
+#[allow(clippy::too_many_arguments)]
+pub fn wgrad_direct(
+    co: usize,
+    ci: usize,
+    k: usize,
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    dy: &[f32],
+    (ho, wo): (usize, usize),
+    dw: &mut [f32],
+    parts: &mut Vec<f32>,
+) {
+    assert!(direct_fits(wo), "wgrad_direct: output width {wo}");
+    assert!(
+        hp + 1 >= ho + k && wp + 1 >= wo + k,
+        "wgrad_direct: padding"
+    );
+    assert!(xp.len() >= ci * batch * hp * wp, "wgrad_direct: input size");
+    assert!(
+        dy.len() >= co * batch * ho * wo,
+        "wgrad_direct: gradient size"
+    );
+    let kd = ci * k * k;
+    assert!(dw.len() >= co * kd, "wgrad_direct: weight size");
+    if co == 0 || kd == 0 || batch == 0 {
+        return;
+    }
+    let plane = batch * hp * wp;
+    let offs: Vec<usize> = (0..kd)
+        .map(|p| {
+            let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+            c * plane + kh * wp + kw
+        })
+        .collect();
+    let wl = co * kd;
+    if parts.len() < batch * wl {
+        parts.resize(batch * wl, 0.0);
+    }
+    parts[..batch * wl]
+        .par_chunks_mut(wl)
+        .enumerate()
+        .for_each(|(b, part)| {
+            // SAFETY: for image b, the largest input index read is offs[kd−1] + (b·hp + ho−1)·wp
+            // + wo − 1 < ci·plane and the largest gradient index (co−1)·batch·ho·wo +
+            // (b·ho + ho−1)·wo + wo − 1 < co·batch·ho·wo (sizes checked above).
+            unsafe {
+                wgrad_image(
+                    co,
+                    kd,
+                    xp.as_ptr().add(b * hp * wp),
+                    wp,
+                    &offs,
+                    dy.as_ptr().add(b * ho * wo),
+                    batch * ho * wo,
+                    ho,
+                    wo,
+                    part,
+                )
+            }
+        });
+    for part in parts[..batch * wl].chunks(wl) {
+        dw[..wl].iter_mut().zip(part).for_each(|(d, p)| *d += p);
+    }
+}
+
+/// One image's weight gradient into `part` (`co × kd`, overwritten).
+///
+/// # Safety
+/// As [`wgrad_direct`]'s bounds; AVX2 + FMA must be available.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn wgrad_image(
+    co: usize,
+    kd: usize,
+    x: *const f32,
+    wp: usize,
+    offs: &[usize],
+    dy: *const f32,
+    dys: usize,
+    ho: usize,
+    wo: usize,
+    part: &mut [f32],
+) {
+    let tiles = co.div_ceil(3);
+    let mut o = 0;
+    for t in 0..tiles {
+        let h = (co - o).div_ceil(tiles - t);
+        let mut p = 0;
+        while p < kd {
+            let q = (kd - p).min(4);
+            let args = (
+                x,
+                wp,
+                &offs[p..p + q],
+                unsafe { dy.add(o * dys) },
+                dys,
+                ho,
+                wo,
+            );
+            let sums: [[f32; 4]; 3] = unsafe {
+                match (h, q) {
+                    (3, 4) => wtile::<3, 4>(args),
+                    (3, 3) => wtile::<3, 3>(args),
+                    (3, 2) => wtile::<3, 2>(args),
+                    (3, _) => wtile::<3, 1>(args),
+                    (2, 4) => wtile::<2, 4>(args),
+                    (2, 3) => wtile::<2, 3>(args),
+                    (2, 2) => wtile::<2, 2>(args),
+                    (2, _) => wtile::<2, 1>(args),
+                    (_, 4) => wtile::<1, 4>(args),
+                    (_, 3) => wtile::<1, 3>(args),
+                    (_, 2) => wtile::<1, 2>(args),
+                    _ => wtile::<1, 1>(args),
+                }
+            };
+            for r in 0..h {
+                for j in 0..q {
+                    part[(o + r) * kd + p + j] = sums[r][j];
+                }
+            }
+            p += q;
+        }
+        o += h;
+    }
+}
+
+type WArgs<'a> = (
+    *const f32,
+    usize,
+    &'a [usize],
+    *const f32,
+    usize,
+    usize,
+    usize,
+);
+
+/// `R` output channels × `Q` taps, summed over every pixel of one image.
+///
+/// # Safety
+/// As [`wgrad_direct`]'s bounds; AVX2 + FMA must be available.
+#[inline]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn wtile<const R: usize, const Q: usize>(
+    (x, wp, offs, dy, dys, ho, wo): WArgs<'_>,
+) -> [[f32; 4]; 3] {
+    let mut out = [[0.0f32; 4]; 3];
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); Q]; R];
+        for oh in 0..ho {
+            let xr = x.add(oh * wp);
+            let dr = dy.add(oh * wo);
+            for s in (0..wo).step_by(8) {
+                let mut dv = [_mm256_setzero_ps(); R];
+                for (r, d) in dv.iter_mut().enumerate() {
+                    *d = _mm256_loadu_ps(dr.add(r * dys + s));
+                }
+                for j in 0..Q {
+                    let xv = _mm256_loadu_ps(xr.add(offs[j] + s));
+                    for r in 0..R {
+                        acc[r][j] = _mm256_fmadd_ps(dv[r], xv, acc[r][j]);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            for j in 0..Q {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][j]);
+                out[r][j] = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+                    + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_m_matches_naive_on_odd_shapes() {
+        if !available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
+        for &(m, n, k, acc) in &[
+            (1, 1, 1, false),
+            (6, 16, 3, false),
+            (7, 37, 5, true),
+            (8, 1100, 72, false),
+            (13, 531, 19, true),
+            (16, 600, 144, true),
+        ] {
+            let a: Vec<f32> = (0..m * k + 3)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
+                .collect();
+            let b: Vec<f32> = (0..k * (n + 2))
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
+                .collect();
+            let c0: Vec<f32> = (0..m * (n + 1)).map(|i| (i % 3) as f32).collect();
+            // a transposed in memory (rs = 1, cs = m) to check strides.
+            let mut at = vec![0.0f32; m * k];
+            for i in 0..m {
+                for p in 0..k {
+                    at[p * m + i] = a[i * k + p];
+                }
+            }
+            let mut c = c0.clone();
+            small_m(
+                m,
+                n,
+                k,
+                Small {
+                    data: &at,
+                    off: 0,
+                    rs: 1,
+                    cs: m,
+                },
+                &b,
+                1,
+                n + 2,
+                &mut c,
+                1,
+                n + 1,
+                acc,
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = 0.0f64;
+                    for p in 0..k {
+                        s += a[i * k + p] as f64 * b[1 + p * (n + 2) + j] as f64;
+                    }
+                    let base = if acc {
+                        c0[1 + i * (n + 1) + j] as f64
+                    } else {
+                        0.0
+                    };
+                    let got = c[1 + i * (n + 1) + j] as f64;
+                    assert!(
+                        (got - base - s).abs() < 1e-4,
+                        "m{m} n{n} k{k}: {got} vs {}",
+                        base + s
+                    );
+                }
+            }
+            // Untouched: the element before the view.
+            assert_eq!(c[0], c0[0]);
+        }
+    }
+}
