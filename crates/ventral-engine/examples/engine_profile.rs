@@ -11,9 +11,11 @@ use std::time::Instant;
 use ventral_engine::{BltNet, BltSpec, Tensors, profile};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os("NOKEEP").is_none() {
+    // VENTRAL_GLIBC_DEFAULTS=1: leave malloc as it is; VENTRAL_GENERAL_CONV=1: im2col + GEMM only.
+    if std::env::var_os("VENTRAL_GLIBC_DEFAULTS").is_none() {
         ventral_engine::memory::keep_freed_memory();
     }
+    ventral_engine::conv::set_general_only(std::env::var_os("VENTRAL_GENERAL_CONV").is_some());
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map(String::as_str).unwrap_or("tiny");
     let num = |i: usize, d: usize| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);

@@ -17,11 +17,23 @@
 //! `backward_data`, its input gradient `forward`, its weight gradient `backward_weight` with the
 //! roles of input and output gradient exchanged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use crate::kernel::{Small, conv_direct, direct_fits, small_m, wgrad_direct};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
+
+/// Set by [`set_general_only`].
+static GENERAL_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Route every convolution through the general path (im2col + the `gemm` crate) instead of
+/// the thin-layer kernels of [`crate::kernel`], process-wide: for benchmarks and tests that
+/// compare the two. Off by default.
+pub fn set_general_only(on: bool) {
+    GENERAL_ONLY.store(on, Ordering::Relaxed);
+}
 
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
@@ -143,18 +155,18 @@ impl Conv {
     /// Few output channels: the forward and input-gradient products run on
     /// [`crate::kernel::small_m`] (no packing, full register tiles) where the CPU allows.
     fn thin(&self) -> bool {
-        self.co <= THIN_CO && crate::kernel::available() && std::env::var_os("NOTHIN").is_none()
+        self.co <= THIN_CO && crate::kernel::available() && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
     /// Stride 1 between few channels with whole 8-column output tiles: forward and input
     /// gradient run as direct convolutions ([`conv_direct`]), no unfolded input.
-    fn direct(&self) -> bool {
+    pub fn uses_direct(&self) -> bool {
         self.stride == 1
             && self.ci <= THIN_CO
             && self.co <= THIN_CO
             && direct_fits(self.wo)
             && direct_fits(self.wi)
-            && std::env::var_os("NODIRECT").is_none()
+            && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -307,7 +319,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
-        if self.direct() {
+        if self.uses_direct() {
             let (hp, wp) = (self.hi + 2 * self.pad, self.wi + 2 * self.pad);
             {
                 let _p = scope(Op::Im2col);
@@ -390,7 +402,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let kd = self.kdim();
-        if self.direct() {
+        if self.uses_direct() {
             // The input gradient of a stride-1 convolution is a direct convolution of `dy`
             // padded by k − 1 − p, with the kernel flipped and its channels exchanged.
             let (k, q) = (self.k, self.k - 1 - self.pad);
@@ -474,7 +486,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let _p = scope(Op::WeightGrad);
-        if self.direct() {
+        if self.uses_direct() {
             pad_planes(
                 x,
                 self.ci * batch,

@@ -3,7 +3,8 @@
 //! values) and against burn's float64 autodiff on random shapes: odd and non-square sizes,
 //! batch 1, k = 1, 3, 5, 7, stride 1 and 2, padding 0 … k−1, transposed with output padding,
 //! channel counts that are not multiples of a SIMD width, and a case large enough to be cut
-//! into several im2col chunks.
+//! into several im2col chunks. The thin-layer kernels (direct stride-1 convolutions, the
+//! small-M product) and the general im2col + GEMM path are both checked on their own cases.
 
 #![allow(clippy::unwrap_used)]
 
@@ -236,6 +237,65 @@ fn kernels_match_burn_on_random_shapes() {
     assert!(ks[1] > 0 && ks[3] > 0 && ks[5] > 0 && ks[7] > 0, "{ks:?}");
     assert!(cases.iter().any(|c| c.batch == 1));
     assert!(cases.iter().any(|c| c.transposed && c.out_pad == 1));
+}
+
+/// Stride-1 convolutions whose rows are whole 8-column tiles: on AVX2 machines they run on
+/// the direct kernels (forward, input gradient, weight gradient), checked here against burn
+/// float64 and against the engine's own general path.
+#[test]
+fn direct_kernels_match_burn_and_the_general_path() {
+    let mut rng = SplitMix::new(77);
+    let mut cases = Vec::new();
+    for (i, &k) in [1usize, 3, 5, 7, 3, 3, 5, 3].iter().enumerate() {
+        let side = [8usize, 16, 24, 8, 32, 16, 16, 64][i];
+        cases.push(Case {
+            transposed: false,
+            batch: 1 + i % 3,
+            ci: rng.range(1, 13),
+            co: rng.range(1, 13),
+            k,
+            stride: 1,
+            pad: (k - 1) / 2,
+            out_pad: 0,
+            h: side,
+            w: if i == 5 { 8 } else { side },
+        });
+    }
+    // 32 channels (the thin limit) and 8-wide rows; 3 input channels as the retina.
+    for (ci, co, side) in [(32, 32, 8), (3, 32, 16), (8, 8, 64)] {
+        cases.push(Case {
+            transposed: false,
+            batch: 2,
+            ci,
+            co,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            out_pad: 0,
+            h: side,
+            w: side,
+        });
+    }
+    let direct = cases.iter().filter(|c| c.geometry().uses_direct()).count();
+    if ventral_engine::kernel::available() {
+        assert_eq!(
+            direct,
+            cases.len(),
+            "every case should take the direct path"
+        );
+    } else {
+        eprintln!("no AVX2 + FMA: the direct kernels are not used on this CPU");
+    }
+    for c in &cases {
+        let [x, w, g] = data(c, &mut rng);
+        let ours = engine(c, &x, &w, &g);
+        assert_close(c, &ours, &burn_f64(c, &x, &w, &g), "burn");
+        ventral_engine::conv::set_general_only(true);
+        assert!(!c.geometry().uses_direct());
+        let general = engine(c, &x, &w, &g);
+        ventral_engine::conv::set_general_only(false);
+        assert_close(c, &ours, &general, "the general path");
+    }
 }
 
 // Generated with PyTorch 2.15 in float64 by `scripts/make_conv_fixtures.py`:
