@@ -365,6 +365,7 @@ impl<'p> BltNet<'p> {
             })
             .collect();
         let grads = self.backward(&tape, labels, weights);
+        recycle((self.spec.clone(), batch, true), tape.areas);
         Ok((out, nll, grads))
     }
 
@@ -426,27 +427,35 @@ impl<'p> BltNet<'p> {
                 t % 2
             }
         };
-        let mut st: Vec<AreaStore> = g
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let n = l.c * batch * l.side * l.side;
-                let nin = l.cin * batch * l.side * l.side;
-                let (si, so) = (slots(l.const_in), slots(l.const_out));
-                AreaStore {
-                    inp: vec![Vec::new(); si],
-                    idx: vec![Vec::new(); si],
-                    b: vec![vec![0.0; n]; si],
-                    e: vec![None; so],
-                    z: vec![vec![0.0; n]; so],
-                    a: vec![vec![0.0; n]; so],
-                    mean: vec![vec![0.0; batch]; so],
-                    rstd: vec![vec![0.0; batch]; so],
-                }
-                .with_inp(if i == 0 { 0 } else { nin })
-            })
-            .collect();
+        let key = (s.clone(), batch, keep);
+        let cached = stores_cache()
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .filter(|(k, _)| *k == key)
+            .map(|(_, st)| st);
+        let mut st: Vec<AreaStore> = cached.unwrap_or_else(|| {
+            g.layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let n = l.c * batch * l.side * l.side;
+                    let nin = l.cin * batch * l.side * l.side;
+                    let (si, so) = (slots(l.const_in), slots(l.const_out));
+                    AreaStore {
+                        inp: vec![Vec::new(); si],
+                        idx: vec![Vec::new(); si],
+                        b: vec![vec![0.0; n]; si],
+                        e: vec![None; so],
+                        z: vec![vec![0.0; n]; so],
+                        a: vec![vec![0.0; n]; so],
+                        mean: vec![vec![0.0; batch]; so],
+                        rstd: vec![vec![0.0; batch]; so],
+                    }
+                    .with_inp(if i == 0 { 0 } else { nin })
+                })
+                .collect()
+        });
         drop(setup);
         let mut gaps: Vec<GapStore> = Vec::new();
         let mut out = Outputs::default();
@@ -650,13 +659,18 @@ impl<'p> BltNet<'p> {
                 });
             }
         }
-        let tape = keep.then_some(Tape {
-            batch,
-            r,
-            x: xc,
-            areas: st,
-            gap: gaps,
-        });
+        let tape = if keep {
+            Some(Tape {
+                batch,
+                r,
+                x: xc,
+                areas: st,
+                gap: gaps,
+            })
+        } else {
+            recycle(key, st);
+            None
+        };
         Ok((out, tape))
     }
 
@@ -947,6 +961,24 @@ impl<'p> BltNet<'p> {
             }
         }
         gw
+    }
+}
+
+/// Which stores a cached set fits: (network, batch, whole tape kept).
+type StoreKey = (BltSpec, usize, bool);
+
+/// The per-area buffers of the last pass, kept for the next pass of the same shape: every one
+/// of them is written before it is read in a pass, so reusing them saves allocating and zeroing
+/// tens of megabytes per training step (the time loop itself never allocates them).
+fn stores_cache() -> &'static std::sync::Mutex<Option<(StoreKey, Vec<AreaStore>)>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Option<(StoreKey, Vec<AreaStore>)>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| std::sync::Mutex::new(None))
+}
+
+fn recycle(key: StoreKey, st: Vec<AreaStore>) {
+    if let Ok(mut c) = stores_cache().lock() {
+        *c = Some((key, st));
     }
 }
 

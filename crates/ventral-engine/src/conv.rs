@@ -265,43 +265,46 @@ impl Conv {
         dx.par_chunks_mut(batch * hiwi)
             .enumerate()
             .for_each(|(c, dxc)| {
-                crate::simd::run(|| {
-                    for kh in 0..k {
-                        for kw in 0..k {
-                            let row = (c * k + kh) * k + kw;
-                            let src_r = &col[row * n..(row + 1) * n];
-                            let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
-                            if lo >= hi_ {
-                                continue;
-                            }
-                            for (bi, b) in (b0..b1).enumerate() {
-                                let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
-                                let src = &src_r[bi * howo..(bi + 1) * howo];
-                                for oh in 0..self.ho {
-                                    let ih = (oh * s + kh) as isize - p as isize;
-                                    if ih < 0 || ih >= self.hi as isize {
-                                        continue;
-                                    }
-                                    let drow =
-                                        &mut d[ih as usize * self.wi..(ih as usize + 1) * self.wi];
-                                    let srow = &src[oh * self.wo + lo..oh * self.wo + hi_];
-                                    if s == 1 {
-                                        // Contiguous: one vectorised row add.
-                                        let start = lo + kw - p;
-                                        drow[start..start + srow.len()]
-                                            .iter_mut()
-                                            .zip(srow)
-                                            .for_each(|(d, v)| *d += v);
-                                    } else {
-                                        for (j, v) in srow.iter().enumerate() {
-                                            drow[(lo + j) * s + kw - p] += v;
+                crate::simd::run(
+                    #[inline(always)]
+                    || {
+                        for kh in 0..k {
+                            for kw in 0..k {
+                                let row = (c * k + kh) * k + kw;
+                                let src_r = &col[row * n..(row + 1) * n];
+                                let (lo, hi_) = self.valid_range(kw, self.wi, self.wo);
+                                if lo >= hi_ {
+                                    continue;
+                                }
+                                for (bi, b) in (b0..b1).enumerate() {
+                                    let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
+                                    let src = &src_r[bi * howo..(bi + 1) * howo];
+                                    for oh in 0..self.ho {
+                                        let ih = (oh * s + kh) as isize - p as isize;
+                                        if ih < 0 || ih >= self.hi as isize {
+                                            continue;
+                                        }
+                                        let drow = &mut d
+                                            [ih as usize * self.wi..(ih as usize + 1) * self.wi];
+                                        let srow = &src[oh * self.wo + lo..oh * self.wo + hi_];
+                                        if s == 1 {
+                                            // Contiguous: one vectorised row add.
+                                            let start = lo + kw - p;
+                                            drow[start..start + srow.len()]
+                                                .iter_mut()
+                                                .zip(srow)
+                                                .for_each(|(d, v)| *d += v);
+                                        } else {
+                                            for (j, v) in srow.iter().enumerate() {
+                                                drow[(lo + j) * s + kw - p] += v;
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
-                    }
-                })
+                    },
+                )
             });
     }
 

@@ -26,11 +26,14 @@ pub fn map3(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32, f32) -> 
     out.par_chunks_mut(EW_CHUNK)
         .zip(a.par_chunks(EW_CHUNK).zip(b.par_chunks(EW_CHUNK)))
         .for_each(|(o, (a, b))| {
-            crate::simd::run(|| {
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(*o, a, b);
-                }
-            })
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(*o, a, b);
+                    }
+                },
+            )
         });
 }
 
@@ -39,11 +42,14 @@ pub fn map2(out: &mut [f32], a: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     out.par_chunks_mut(EW_CHUNK)
         .zip(a.par_chunks(EW_CHUNK))
         .for_each(|(o, a)| {
-            crate::simd::run(|| {
-                for (o, &a) in o.iter_mut().zip(a) {
-                    *o = f(*o, a);
-                }
-            })
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    for (o, &a) in o.iter_mut().zip(a) {
+                        *o = f(*o, a);
+                    }
+                },
+            )
         });
 }
 
@@ -68,14 +74,18 @@ pub fn ln_stats(
     let st: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            crate::simd::run(|| {
-                let rows = || (0..c).map(|ch| &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw]);
-                let m = rows().map(|r| sum_f64(r, |v| v as f64)).sum::<f64>() / n;
-                let q = rows()
-                    .map(|r| sum_f64(r, |v| (v as f64 - m) * (v as f64 - m)))
-                    .sum::<f64>();
-                (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
-            })
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    let rows =
+                        || (0..c).map(|ch| &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw]);
+                    let m = rows().map(|r| sum_f64(r, |v| v as f64)).sum::<f64>() / n;
+                    let q = rows()
+                        .map(|r| sum_f64(r, |v| (v as f64 - m) * (v as f64 - m)))
+                        .sum::<f64>();
+                    (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
+                },
+            )
         })
         .collect();
     for (b, (m, r)) in st.into_iter().enumerate() {
@@ -116,20 +126,23 @@ pub fn ln_relu_forward(
         .zip(z.par_chunks(row))
         .enumerate()
         .for_each(|(ch, (ar, zr))| {
-            crate::simd::run(|| match norm {
-                None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
-                Some((g, be, mean, rstd)) => {
-                    let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
-                    for b in 0..batch {
-                        let (m, r) = (mean[b], rstd[b]);
-                        let o = &mut ar[b * hw..(b + 1) * hw];
-                        let zi = &zr[b * hw..(b + 1) * hw];
-                        for (((o, &z), &g), &be) in o.iter_mut().zip(zi).zip(g).zip(be) {
-                            *o = relu(g * ((z - m) * r) + be);
+            crate::simd::run(
+                #[inline(always)]
+                || match norm {
+                    None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
+                    Some((g, be, mean, rstd)) => {
+                        let (g, be) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
+                        for b in 0..batch {
+                            let (m, r) = (mean[b], rstd[b]);
+                            let o = &mut ar[b * hw..(b + 1) * hw];
+                            let zi = &zr[b * hw..(b + 1) * hw];
+                            for (((o, &z), &g), &be) in o.iter_mut().zip(zi).zip(g).zip(be) {
+                                *o = relu(g * ((z - m) * r) + be);
+                            }
                         }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -162,64 +175,71 @@ pub fn ln_relu_backward(
     let m12: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            crate::simd::run(|| {
-                let (m, r) = (mean[b], rstd[b]);
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
-                for ch in 0..c {
-                    let o = (ch * batch + b) * hw;
-                    let gg = &g[ch * hw..(ch + 1) * hw];
-                    let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
-                    let full = hw - hw % 8;
-                    for i0 in (0..full).step_by(8) {
-                        for l in 0..8 {
-                            let i = i0 + l;
-                            let dxh = if ar[i] > 0.0 {
-                                (dr[i] * gg[i]) as f64
-                            } else {
-                                0.0
-                            };
-                            a1[l] += dxh;
-                            a2[l] += dxh * ((zr[i] - m) * r) as f64;
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    let (m, r) = (mean[b], rstd[b]);
+                    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                    let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
+                    for ch in 0..c {
+                        let o = (ch * batch + b) * hw;
+                        let gg = &g[ch * hw..(ch + 1) * hw];
+                        let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                        let full = hw - hw % 8;
+                        for i0 in (0..full).step_by(8) {
+                            for l in 0..8 {
+                                let i = i0 + l;
+                                let dxh = if ar[i] > 0.0 {
+                                    (dr[i] * gg[i]) as f64
+                                } else {
+                                    0.0
+                                };
+                                a1[l] += dxh;
+                                a2[l] += dxh * ((zr[i] - m) * r) as f64;
+                            }
+                        }
+                        for i in full..hw {
+                            if ar[i] > 0.0 {
+                                let dxh = (dr[i] * gg[i]) as f64;
+                                s1 += dxh;
+                                s2 += dxh * ((zr[i] - m) * r) as f64;
+                            }
                         }
                     }
-                    for i in full..hw {
-                        if ar[i] > 0.0 {
-                            let dxh = (dr[i] * gg[i]) as f64;
-                            s1 += dxh;
-                            s2 += dxh * ((zr[i] - m) * r) as f64;
-                        }
-                    }
-                }
-                let fold =
-                    |a: [f64; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-                s1 += fold(a1);
-                s2 += fold(a2);
-                ((s1 / n) as f32, (s2 / n) as f32)
-            })
+                    let fold = |a: [f64; 8]| {
+                        ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+                    };
+                    s1 += fold(a1);
+                    s2 += fold(a2);
+                    ((s1 / n) as f32, (s2 / n) as f32)
+                },
+            )
         })
         .collect();
     dz.par_chunks_mut(row)
         .zip(dgamma.par_chunks_mut(hw).zip(dbeta.par_chunks_mut(hw)))
         .enumerate()
         .for_each(|(ch, (d, (dg, db)))| {
-            crate::simd::run(|| {
-                let gg = &g[ch * hw..(ch + 1) * hw];
-                for b in 0..batch {
-                    let (m, r) = (mean[b], rstd[b]);
-                    let (m1, m2) = m12[b];
-                    let o = (ch * batch + b) * hw;
-                    let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
-                    let dd = &mut d[b * hw..(b + 1) * hw];
-                    for i in 0..hw {
-                        let xh = (zr[i] - m) * r;
-                        let dy = if ar[i] > 0.0 { dr[i] } else { 0.0 };
-                        dg[i] += dy * xh;
-                        db[i] += dy;
-                        dd[i] = r * (dy * gg[i] - m1 - xh * m2);
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    let gg = &g[ch * hw..(ch + 1) * hw];
+                    for b in 0..batch {
+                        let (m, r) = (mean[b], rstd[b]);
+                        let (m1, m2) = m12[b];
+                        let o = (ch * batch + b) * hw;
+                        let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                        let dd = &mut d[b * hw..(b + 1) * hw];
+                        for i in 0..hw {
+                            let xh = (zr[i] - m) * r;
+                            let dy = if ar[i] > 0.0 { dr[i] } else { 0.0 };
+                            dg[i] += dy * xh;
+                            db[i] += dy;
+                            dd[i] = r * (dy * gg[i] - m1 - xh * m2);
+                        }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -237,34 +257,38 @@ pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [
         .zip(idx.par_chunks_mut(oh * ow))
         .zip(x.par_chunks(h * w))
         .for_each(|((yp, ip), xp)| {
-            crate::simd::run(|| {
-                for i in 0..oh {
-                    let (r0, r1) = (
-                        &xp[2 * i * w..2 * i * w + w],
-                        &xp[(2 * i + 1) * w..(2 * i + 2) * w],
-                    );
-                    let (yr, ir) = (&mut yp[i * ow..(i + 1) * ow], &mut ip[i * ow..(i + 1) * ow]);
-                    for (((yo, io), a), b) in yr
-                        .iter_mut()
-                        .zip(ir.iter_mut())
-                        .zip(r0.chunks_exact(2))
-                        .zip(r1.chunks_exact(2))
-                    {
-                        let (mut best, mut q) = (a[0], 0u8);
-                        if beats(a[1], best) {
-                            (best, q) = (a[1], 1);
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    for i in 0..oh {
+                        let (r0, r1) = (
+                            &xp[2 * i * w..2 * i * w + w],
+                            &xp[(2 * i + 1) * w..(2 * i + 2) * w],
+                        );
+                        let (yr, ir) =
+                            (&mut yp[i * ow..(i + 1) * ow], &mut ip[i * ow..(i + 1) * ow]);
+                        for (((yo, io), a), b) in yr
+                            .iter_mut()
+                            .zip(ir.iter_mut())
+                            .zip(r0.chunks_exact(2))
+                            .zip(r1.chunks_exact(2))
+                        {
+                            let (mut best, mut q) = (a[0], 0u8);
+                            if beats(a[1], best) {
+                                (best, q) = (a[1], 1);
+                            }
+                            if beats(b[0], best) {
+                                (best, q) = (b[0], 2);
+                            }
+                            if beats(b[1], best) {
+                                (best, q) = (b[1], 3);
+                            }
+                            *yo = best;
+                            *io = q;
                         }
-                        if beats(b[0], best) {
-                            (best, q) = (b[0], 2);
-                        }
-                        if beats(b[1], best) {
-                            (best, q) = (b[1], 3);
-                        }
-                        *yo = best;
-                        *io = q;
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -275,23 +299,26 @@ pub fn maxpool_backward(dy: &[f32], idx: &[u8], h: usize, w: usize, dx: &mut [f3
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(oh * ow).zip(idx.par_chunks(oh * ow)))
         .for_each(|(dp, (gp, ip))| {
-            crate::simd::run(|| {
-                for i in 0..oh {
-                    let (r0, r1) = dp[2 * i * w..(2 * i + 2) * w].split_at_mut(w);
-                    let (gr, ir) = (&gp[i * ow..(i + 1) * ow], &ip[i * ow..(i + 1) * ow]);
-                    for (((a, b), &g), &q) in r0
-                        .chunks_exact_mut(2)
-                        .zip(r1.chunks_exact_mut(2))
-                        .zip(gr)
-                        .zip(ir)
-                    {
-                        a[0] += if q == 0 { g } else { 0.0 };
-                        a[1] += if q == 1 { g } else { 0.0 };
-                        b[0] += if q == 2 { g } else { 0.0 };
-                        b[1] += if q == 3 { g } else { 0.0 };
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    for i in 0..oh {
+                        let (r0, r1) = dp[2 * i * w..(2 * i + 2) * w].split_at_mut(w);
+                        let (gr, ir) = (&gp[i * ow..(i + 1) * ow], &ip[i * ow..(i + 1) * ow]);
+                        for (((a, b), &g), &q) in r0
+                            .chunks_exact_mut(2)
+                            .zip(r1.chunks_exact_mut(2))
+                            .zip(gr)
+                            .zip(ir)
+                        {
+                            a[0] += if q == 0 { g } else { 0.0 };
+                            a[1] += if q == 1 { g } else { 0.0 };
+                            b[0] += if q == 2 { g } else { 0.0 };
+                            b[1] += if q == 3 { g } else { 0.0 };
+                        }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
