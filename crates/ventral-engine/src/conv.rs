@@ -35,6 +35,16 @@ pub fn set_general_only(on: bool) {
     GENERAL_ONLY.store(on, Ordering::Relaxed);
 }
 
+/// Map width from which wide stride-1 layers also run forward and input gradient as direct
+/// convolutions. Measured (`examples/conv_time`, batch 16, 2 cores, AVX2): BLT_net_64's
+/// 64 × 64 lateral 2.4× faster forward than im2col + GEMM, 32 × 32: 1.2×, 16 × 16: 1.3×,
+/// 8 × 8 with 512 channels: 0.5× (the weight rows no longer stay in cache).
+const DIRECT_MIN_SIDE: usize = 16;
+
+/// Map width from which wide layers take the direct weight gradient (64 × 64: 2.3×, 32 × 32:
+/// 1.6×, 16 × 16: 0.8× of the general path's speed … so from 32).
+const DIRECT_WGRAD_MIN_SIDE: usize = 32;
+
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
 
@@ -158,15 +168,24 @@ impl Conv {
         self.co <= THIN_CO && crate::kernel::available() && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
-    /// Stride 1 between few channels with whole 8-column output tiles: forward and input
-    /// gradient run as direct convolutions ([`conv_direct`]), no unfolded input.
+    /// Stride 1 with whole 8-column output tiles, between few channels or on maps at least
+    /// [`DIRECT_MIN_SIDE`] wide: forward and input gradient run as direct convolutions
+    /// ([`conv_direct`]), without an unfolded input.
     pub fn uses_direct(&self) -> bool {
+        let thin = self.ci <= THIN_CO && self.co <= THIN_CO;
         self.stride == 1
-            && self.ci <= THIN_CO
-            && self.co <= THIN_CO
+            && (thin || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
             && direct_fits(self.wi)
             && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with wide
+    /// layers only from [`DIRECT_WGRAD_MIN_SIDE`] (on smaller maps the general GEMM, which
+    /// blocks the long pixel reduction, is faster).
+    pub fn uses_direct_wgrad(&self) -> bool {
+        let thin = self.ci <= THIN_CO && self.co <= THIN_CO;
+        self.uses_direct() && (thin || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -489,7 +508,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let _p = scope(Op::WeightGrad);
-        if self.uses_direct() {
+        if self.uses_direct_wgrad() {
             pad_planes(
                 x,
                 self.ci * batch,
