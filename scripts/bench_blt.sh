@@ -22,12 +22,15 @@ V="${CARGO_TARGET_DIR:-target}/release/ventral"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export RAYON_NUM_THREADS="$THREADS"
 echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit" > "$OUT"
+# One process per (model, T, batch) and side: a model's timing never inherits the previous
+# model's heap, caches or thread state.
 for T in $GRID_T; do
   for B in $GRID_B; do
+   for M in ${MODELS//,/ }; do
     PROFILE=""
     [ "$T" = "4" ] && [ "$B" = "16" ] && PROFILE="--profile"
-    R=$($V bench --models "$MODELS" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --json)
-    P=$("$PY" scripts/bench_blt_torch.py --models "$MODELS" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
+    R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --json)
+    P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
     "$PY" - "$R" "$P" "$OUT" "$COMMIT" <<'PYEOF'
 import json, sys
 r, p, out, commit = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -45,7 +48,14 @@ with open(out, "a") as f:
             print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
             for row in r[m]["profile"]:
                 print(f"    {row['layer']:<4} {row['conv']:<10} {row['forward_gflops']:7.1f} {row['input_grad_gflops']:7.1f} {row['weight_grad_gflops']:7.1f}")
+        sp = r[m].get("step_profile")
+        if sp:
+            tr = sp["train"]
+            print(f"  ventral training step ({m}) {tr['step_s']:.4f} s: engine {tr['engine_s']:.4f}, parameters in {tr['parameters_to_engine_s']:.4f}, layout + Adam {tr['layout_and_adam_s']:.4f}; engine ops (train / infer s):")
+            for a, b in zip(tr["engine_ops"], sp["infer"]["engine_ops"]):
+                print(f"    {a['op']:<28} {a['s']:8.4f} {b['s']:8.4f}")
 PYEOF
+   done
   done
 done
 echo "wrote $OUT"
