@@ -970,11 +970,12 @@ type StoreKey = (BltSpec, usize, bool);
 /// The per-area buffers of the last pass, kept for the next pass of the same shape: every one
 /// of them is written before it is read in a pass, so reusing them saves allocating and zeroing
 /// tens of megabytes per training step (the time loop itself never allocates them).
-fn stores_cache() -> &'static std::sync::Mutex<Option<(StoreKey, Vec<AreaStore>)>> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<Option<(StoreKey, Vec<AreaStore>)>>> =
-        std::sync::OnceLock::new();
+fn stores_cache() -> &'static StoresCache {
+    static CACHE: std::sync::OnceLock<StoresCache> = std::sync::OnceLock::new();
     CACHE.get_or_init(|| std::sync::Mutex::new(None))
 }
+
+type StoresCache = std::sync::Mutex<Option<(StoreKey, Vec<AreaStore>)>>;
 
 fn recycle(key: StoreKey, st: Vec<AreaStore>) {
     if let Ok(mut c) = stores_cache().lock() {

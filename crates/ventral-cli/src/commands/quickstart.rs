@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// Images to generate (80 % train, 10 % val, 10 % test).
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = 12000)]
     num_images: usize,
     /// Training epochs per network.
     #[arg(long, default_value_t = 3)]
