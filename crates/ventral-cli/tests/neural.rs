@@ -743,4 +743,27 @@ fn behaviour_known_answers_and_bad_trials() {
     ]);
     assert!(msg.contains("set.csv") && msg.contains("unicorn"), "{msg}");
     assert!(!out_bad.exists());
+    // Fitting stimuli listing one image twice.
+    let set_text = std::fs::read_to_string(&set).unwrap();
+    let first_row = set_text.lines().nth(1).unwrap().to_string();
+    let dup_set = d.path().join("set_dup.csv");
+    std::fs::write(&dup_set, format!("{}\n{first_row}\n", set_text.trim_end())).unwrap();
+    let msg = fails(&[
+        "behaviour",
+        "--features",
+        s(&feats),
+        "--trials",
+        s(&trials),
+        "--fit-features",
+        s(&feats),
+        "--fit-stimuli",
+        s(&dup_set),
+        "--out",
+        s(&out_bad),
+    ]);
+    assert!(
+        msg.contains("set_dup.csv") && msg.contains("twice"),
+        "{msg}"
+    );
+    assert!(!out_bad.exists());
 }

@@ -353,8 +353,20 @@ fn read_fit_stimuli(path: &Path, target: &Target) -> Result<(Vec<String>, Vec<us
     };
     let (ci, co) = (col("stimulus_id")?, col("object_name")?);
     let (mut ids, mut labels) = (Vec::new(), Vec::new());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (row, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| anyhow::anyhow!("{src}: {e}"))?;
+        let id = rec.get(ci).unwrap_or("").trim();
+        if id.is_empty() {
+            bail!("{src}: row {}: empty stimulus_id", row + 2);
+        }
+        // A repeated image would be fitted twice (and its features looked up once).
+        if let Some(first) = seen.insert(id.to_string(), row + 2) {
+            bail!(
+                "{src}: row {}: stimulus_id `{id}` appears twice (first at row {first})",
+                row + 2
+            );
+        }
         let obj = rec.get(co).unwrap_or("").trim();
         let Some(o) = target.objects.iter().position(|x| x == obj) else {
             bail!(
@@ -363,7 +375,7 @@ fn read_fit_stimuli(path: &Path, target: &Target) -> Result<(Vec<String>, Vec<us
                 target.objects.join(", ")
             );
         };
-        ids.push(rec.get(ci).unwrap_or("").trim().to_string());
+        ids.push(id.to_string());
         labels.push(o);
     }
     for (o, name) in target.objects.iter().enumerate() {
