@@ -725,45 +725,37 @@ fn behaviour_known_answers_and_bad_trials() {
     ]);
     assert!(msg.contains("bad.csv") && msg.contains("unicorn"), "{msg}");
     assert!(!out_bad.exists());
-    // Fitting stimuli naming an object the trials do not have.
+    // Bad fitting stimuli: refused naming the file; nothing written.
+    let refused_fit = |set: &std::path::Path| {
+        let msg = fails(&[
+            "behaviour",
+            "--features",
+            s(&feats),
+            "--trials",
+            s(&trials),
+            "--fit-features",
+            s(&feats),
+            "--fit-stimuli",
+            s(set),
+            "--out",
+            s(&out_bad),
+        ]);
+        assert!(!out_bad.exists());
+        msg
+    };
+    // Naming an object the trials do not have.
     let bad_set = d.path().join("set.csv");
     std::fs::write(&bad_set, "stimulus_id,object_name\nx,unicorn\n").unwrap();
-    let msg = fails(&[
-        "behaviour",
-        "--features",
-        s(&feats),
-        "--trials",
-        s(&trials),
-        "--fit-features",
-        s(&feats),
-        "--fit-stimuli",
-        s(&bad_set),
-        "--out",
-        s(&out_bad),
-    ]);
+    let msg = refused_fit(&bad_set);
     assert!(msg.contains("set.csv") && msg.contains("unicorn"), "{msg}");
-    assert!(!out_bad.exists());
-    // Fitting stimuli listing one image twice.
+    // Listing one image twice.
     let set_text = std::fs::read_to_string(&set).unwrap();
     let first_row = set_text.lines().nth(1).unwrap().to_string();
     let dup_set = d.path().join("set_dup.csv");
     std::fs::write(&dup_set, format!("{}\n{first_row}\n", set_text.trim_end())).unwrap();
-    let msg = fails(&[
-        "behaviour",
-        "--features",
-        s(&feats),
-        "--trials",
-        s(&trials),
-        "--fit-features",
-        s(&feats),
-        "--fit-stimuli",
-        s(&dup_set),
-        "--out",
-        s(&out_bad),
-    ]);
+    let msg = refused_fit(&dup_set);
     assert!(
         msg.contains("set_dup.csv") && msg.contains("twice"),
         "{msg}"
     );
-    assert!(!out_bad.exists());
 }

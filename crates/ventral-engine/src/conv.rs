@@ -172,9 +172,8 @@ impl Conv {
     /// [`DIRECT_MIN_SIDE`] wide: forward and input gradient run as direct convolutions
     /// ([`conv_direct`]), without an unfolded input.
     pub fn uses_direct(&self) -> bool {
-        let thin = self.ci <= THIN_CO && self.co <= THIN_CO;
         self.stride == 1
-            && (thin || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
+            && (self.narrow() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
             && direct_fits(self.wi)
             && !GENERAL_ONLY.load(Ordering::Relaxed)
@@ -184,8 +183,19 @@ impl Conv {
     /// layers only from [`DIRECT_WGRAD_MIN_SIDE`] (on smaller maps the general GEMM, which
     /// blocks the long pixel reduction, is faster).
     pub fn uses_direct_wgrad(&self) -> bool {
-        let thin = self.ci <= THIN_CO && self.co <= THIN_CO;
-        self.uses_direct() && (thin || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
+        self.uses_direct() && (self.narrow() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
+    }
+
+    /// At most [`THIN_CO`] channels on both sides.
+    fn narrow(&self) -> bool {
+        self.ci <= THIN_CO && self.co <= THIN_CO
+    }
+
+    /// The input copied into `scratch.pad` with zero borders of `pad`: the padded size.
+    fn pad_input(&self, x: &[f32], batch: usize, scratch: &mut Scratch) -> (usize, usize) {
+        let (ci, p) = (self.ci, self.pad);
+        pad_planes(x, ci * batch, self.hi, self.wi, p, &mut scratch.pad);
+        (self.hi + 2 * p, self.wi + 2 * p)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -342,18 +352,10 @@ impl Conv {
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         if self.uses_direct() {
-            let (hp, wp) = (self.hi + 2 * self.pad, self.wi + 2 * self.pad);
-            {
+            let (hp, wp) = {
                 let _p = scope(Op::Im2col);
-                pad_planes(
-                    x,
-                    self.ci * batch,
-                    self.hi,
-                    self.wi,
-                    self.pad,
-                    &mut scratch.pad,
-                );
-            }
+                self.pad_input(x, batch, scratch)
+            };
             let _p = scope(Op::Gemm);
             let a = Small {
                 data: w,
@@ -509,19 +511,9 @@ impl Conv {
     ) {
         let _p = scope(Op::WeightGrad);
         if self.uses_direct_wgrad() {
-            pad_planes(
-                x,
-                self.ci * batch,
-                self.hi,
-                self.wi,
-                self.pad,
-                &mut scratch.pad,
-            );
+            let sh = self.pad_input(x, batch, scratch);
             scratch.grow(1);
-            let (sh, so) = (
-                (self.hi + 2 * self.pad, self.wi + 2 * self.pad),
-                (self.ho, self.wo),
-            );
+            let so = (self.ho, self.wo);
             let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
             wgrad_direct(self.co, self.ci, self.k, batch, xp, sh, dy, so, dw, parts);
             return;

@@ -314,9 +314,7 @@ pub fn conv_direct(
     y: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(direct_fits(wo), "conv_direct: output width {wo}");
-    assert!(hp + 1 >= ho + k && wp + 1 >= wo + k, "conv_direct: padding");
-    assert!(xp.len() >= ci * batch * hp * wp, "conv_direct: input size");
+    check_direct("conv_direct", ci, k, batch, xp, (hp, wp), (ho, wo));
     assert!(y.len() >= co * batch * ho * wo, "conv_direct: output size");
     let kd = ci * k * k;
     if co == 0 || batch == 0 || ho == 0 || kd == 0 {
@@ -326,18 +324,11 @@ pub fn conv_direct(
         w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
         "conv_direct: weights"
     );
-    let plane = batch * hp * wp;
-    let offs: Vec<usize> = (0..kd)
-        .map(|p| {
-            let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
-            c * plane + kh * wp + kw
-        })
-        .collect();
+    let offs = tap_offsets(ci, k, batch * hp * wp, wp);
     let rows = batch * ho;
     let per_task = (NC / wo).max(1);
     let cs = batch * ho * wo;
     let yp = SendPtr(y.as_mut_ptr());
-    let ap = SendConst(unsafe { w.data.as_ptr().add(w.off) });
     (0..rows.div_ceil(per_task)).into_par_iter().for_each(|t| {
         for row in t * per_task..((t + 1) * per_task).min(rows) {
             let (b, oh) = (row / ho, row % ho);
@@ -350,7 +341,7 @@ pub fn conv_direct(
                 direct_row(
                     co,
                     kd,
-                    ap.get(),
+                    w.data.as_ptr().add(w.off),
                     w.rs,
                     w.cs,
                     xp.as_ptr().add(xb),
@@ -365,15 +356,31 @@ pub fn conv_direct(
     });
 }
 
-#[derive(Clone, Copy)]
-struct SendConst(*const f32);
-// SAFETY: read-only pointer into a slice borrowed for the whole parallel region.
-unsafe impl Send for SendConst {}
-unsafe impl Sync for SendConst {}
-impl SendConst {
-    fn get(self) -> *const f32 {
-        self.0
-    }
+/// The bounds [`conv_direct`] and [`wgrad_direct`] share: whole output tiles, enough padding,
+/// a large enough padded input.
+fn check_direct(
+    name: &str,
+    ci: usize,
+    k: usize,
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    (ho, wo): (usize, usize),
+) {
+    assert!(direct_fits(wo), "{name}: output width {wo}");
+    assert!(hp + 1 >= ho + k && wp + 1 >= wo + k, "{name}: padding");
+    assert!(xp.len() >= ci * batch * hp * wp, "{name}: input size");
+}
+
+/// Where tap `p = (c·k + kh)·k + kw` of an output pixel lies in the padded input, relative to
+/// the pixel's own position: `c·plane + kh·wp + kw`.
+fn tap_offsets(ci: usize, k: usize, plane: usize, wp: usize) -> Vec<usize> {
+    (0..ci * k * k)
+        .map(|p| {
+            let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+            c * plane + kh * wp + kw
+        })
+        .collect()
 }
 
 /// One output row of every channel.
@@ -453,12 +460,7 @@ pub fn wgrad_direct(
     dw: &mut [f32],
     parts: &mut Vec<f32>,
 ) {
-    assert!(direct_fits(wo), "wgrad_direct: output width {wo}");
-    assert!(
-        hp + 1 >= ho + k && wp + 1 >= wo + k,
-        "wgrad_direct: padding"
-    );
-    assert!(xp.len() >= ci * batch * hp * wp, "wgrad_direct: input size");
+    check_direct("wgrad_direct", ci, k, batch, xp, (hp, wp), (ho, wo));
     assert!(
         dy.len() >= co * batch * ho * wo,
         "wgrad_direct: gradient size"
@@ -468,13 +470,7 @@ pub fn wgrad_direct(
     if co == 0 || kd == 0 || batch == 0 {
         return;
     }
-    let plane = batch * hp * wp;
-    let offs: Vec<usize> = (0..kd)
-        .map(|p| {
-            let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
-            c * plane + kh * wp + kw
-        })
-        .collect();
+    let offs = tap_offsets(ci, k, batch * hp * wp, wp);
     let wl = co * kd;
     if parts.len() < batch * wl {
         parts.resize(batch * wl, 0.0);
