@@ -27,6 +27,9 @@ pub struct BinCeiling {
     pub ci_high: f64,
     /// Per neuroid (in the order of `sites`): SB-corrected r averaged over halvings.
     pub per_site: Vec<f64>,
+    /// Per halving: the median over neuroids (Brain-Score's `ceiling.raw` reduced over
+    /// neuroids); `value` is their mean.
+    pub per_halving: Vec<f64>,
 }
 
 /// The random repetition halves used for ceilings and consistency: `(first, second)` masks
@@ -181,6 +184,7 @@ pub fn split_half_ceiling_from(
                 ci_low: percentile(&boots, 2.5),
                 ci_high: percentile(&boots, 97.5),
                 per_site,
+                per_halving: medians,
             }
         })
         .collect())

@@ -425,6 +425,92 @@ pub struct FitResult {
     pub rows: Vec<Row>,
     /// Per-site rows: (layer, timestep, region, bin, neuroid_id, r, ceiling).
     pub sites: Vec<(String, usize, String, usize, String, f64, f64)>,
+    /// Per (layer, step, region, bin) and split: the median over the region's sites of the
+    /// held-out Pearson r — Brain-Score's `score.raw` reduced over neuroids; the `r` row of
+    /// `rows` is their mean.
+    pub per_split: Vec<SplitScore>,
+}
+
+/// One split's score of one fit (a row of `predictivity_splits.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitScore {
+    pub model: String,
+    pub layer: String,
+    pub timestep: usize,
+    pub region: String,
+    pub time_bin_start: f64,
+    pub time_bin_end: f64,
+    /// Index into the run's `splits.json`.
+    pub split: usize,
+    /// Median over sites of the held-out Pearson r (NaN when undefined).
+    pub r: f64,
+}
+
+/// `predictivity_splits.csv`: one row per fit and split (quoted where a name needs it).
+pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| NeuralError::Invalid(format!("writing predictivity_splits.csv: {e}"));
+    w.write_record([
+        "model",
+        "layer",
+        "timestep",
+        "region",
+        "time_bin_start",
+        "time_bin_end",
+        "split",
+        "r",
+    ])
+    .map_err(err)?;
+    for s in scores {
+        w.write_record([
+            s.model.clone(),
+            s.layer.clone(),
+            s.timestep.to_string(),
+            s.region.clone(),
+            s.time_bin_start.to_string(),
+            s.time_bin_end.to_string(),
+            s.split.to_string(),
+            csv_number(s.r),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| NeuralError::Invalid(format!("writing predictivity_splits.csv: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(e.to_string()))
+}
+
+/// `ceiling_splits.csv`: the split-half ceiling of every region and bin per halving.
+pub fn ceiling_splits_csv(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| NeuralError::Invalid(format!("writing ceiling_splits.csv: {e}"));
+    w.write_record([
+        "region",
+        "time_bin_start",
+        "time_bin_end",
+        "halving",
+        "ceiling",
+    ])
+    .map_err(err)?;
+    for ((region, _), per_bin) in rec.region_sites().iter().zip(ceil) {
+        for c in per_bin {
+            let (bs, be) = rec.bins[c.bin];
+            for (h, v) in c.per_halving.iter().enumerate() {
+                w.write_record([
+                    region.clone(),
+                    bs.to_string(),
+                    be.to_string(),
+                    h.to_string(),
+                    csv_number(*v),
+                ])
+                .map_err(err)?;
+            }
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| NeuralError::Invalid(format!("writing ceiling_splits.csv: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(e.to_string()))
 }
 
 /// The stimulus splits for `rec` (stratified by `object_name` when present) by
@@ -797,6 +883,7 @@ pub fn fit_predictivity_with_progress(
     let mut results = results.into_iter();
     let mut rows = Vec::new();
     let mut site_rows = Vec::new();
+    let mut per_split = Vec::new();
     for &(l, t, ri, b) in &jobs {
         let (region, sites) = &regions[ri];
         let mut medians = Vec::with_capacity(splits.len());
@@ -816,6 +903,16 @@ pub fn fit_predictivity_with_progress(
         }
         let (bs, be) = rec.bins[b];
         let layer = &feats.layers[l];
+        per_split.extend(medians.iter().enumerate().map(|(split, &r)| SplitScore {
+            model: feats.model.clone(),
+            layer: layer.name.clone(),
+            timestep: t,
+            region: region.clone(),
+            time_bin_start: bs,
+            time_bin_end: be,
+            split,
+            r,
+        }));
         let row = |metric: &str, (value, ci_low, ci_high): (f64, f64, f64)| Row {
             model: feats.model.clone(),
             layer: layer.name.clone(),
@@ -859,6 +956,7 @@ pub fn fit_predictivity_with_progress(
     Ok(FitResult {
         rows,
         sites: site_rows,
+        per_split,
     })
 }
 

@@ -9,9 +9,9 @@ use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
     CSV_HEADER, FeedforwardMapping, FitOptions, Form, MemoryPlan, RANKING_HEADER, Regressor, Row,
-    SplitProcedure, StepMapping, best_layers, ceiling_halves, ceiling_rows, ceilings, csv_number,
-    fit_predictivity_with_progress, layer_ranking, read_halves_json, read_splits_json, splits_json,
-    stimulus_splits,
+    SplitProcedure, StepMapping, best_layers, ceiling_halves, ceiling_rows, ceiling_splits_csv,
+    ceilings, csv_number, fit_predictivity_with_progress, layer_ranking, read_halves_json,
+    read_splits_json, split_scores_csv, splits_json, stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -342,6 +342,7 @@ pub fn run(mut a: Args) -> Result<()> {
         "model,layer,timestep,region,time_bin_start,time_bin_end,neuroid_id,r,ceiling\n",
     );
     let mut inputs = Vec::new();
+    let mut per_split = Vec::new();
     for spec in &a.features {
         let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
         // The model's own area mapping applies to its file unless --areas or --all-layers.
@@ -405,6 +406,7 @@ pub fn run(mut a: Args) -> Result<()> {
             );
         }
         rows.extend(res.rows);
+        per_split.extend(res.per_split);
         inputs.push(input_record(&feats.model, &path)?);
     }
     let mut csv = String::from(CSV_HEADER);
@@ -415,6 +417,16 @@ pub fn run(mut a: Args) -> Result<()> {
     }
     write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("predictivity_splits.csv"),
+        split_scores_csv(&per_split)?.as_bytes(),
+    )?;
+    if let Some(c) = &ceil {
+        write_bytes_atomic(
+            &out.path().join("ceiling_splits.csv"),
+            ceiling_splits_csv(&rec, c)?.as_bytes(),
+        )?;
+    }
     write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
     let mut ranking = String::from(RANKING_HEADER);
     ranking.push('\n');
