@@ -121,6 +121,8 @@ fn synth_then_fit_then_bad_inputs() {
     assert!(!small.exists());
     for f in [
         "sites.csv",
+        "predictivity_splits.csv",
+        "ceiling_splits.csv",
         "run.json",
         "plots/IT_r.png",
         "plots/IT_r.svg",

@@ -241,3 +241,57 @@ fn a_bad_graph_is_refused_naming_the_file_and_the_node() {
     assert!(e.contains("g.json: node 'conv1': dropout"), "{e}");
     assert_eq!(e.matches("invalid model configuration").count(), 1, "{e}");
 }
+
+#[test]
+fn reusing_step_invariant_nodes_is_exact() {
+    // A still image then the blank frame: conv1/conv2 (identity cells, no BatchNorm) are reused
+    // while their inputs repeat. The same frames given distinct ids recompute every node at
+    // every step; outputs and every gradient must be bitwise equal.
+    use ventral_models::convrnn::registry::CellKind;
+    use ventral_models::convrnn::registry::shallow;
+    let device = Device::flex().autodiff();
+    for kind in [CellKind::Rgc, CellKind::Feedforward] {
+        let cfg = shallow(kind, [4, 8, 8, 8, 8], 32, 5, 6, Some(4), true);
+        let model = ConvRnn::init(&cfg, &device, 3).unwrap();
+        Device::flex().seed(11);
+        let x = Tensor::<4>::random(
+            [2, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let blank = x.clone().zeros_like() + cfg.movie.blank_value;
+        let frames: Vec<Tensor<4>> = (0..6)
+            .map(|t| if t < 4 { x.clone() } else { blank.clone() })
+            .collect();
+        assert!(model.nodes[0].step_invariant() && model.nodes[1].step_invariant());
+        let reused = model.forward(x.clone());
+        let recomputed = model.forward_frames(&frames, false);
+        let loss = |o: &ventral_models::output::ModelOutput| {
+            o.log_probs
+                .iter()
+                .enumerate()
+                .map(|(t, lp)| lp.clone().sum() * (t as f32 + 1.0))
+                .reduce(|a, b| a + b)
+                .unwrap()
+        };
+        for (p, q) in reused.log_probs.iter().zip(&recomputed.log_probs) {
+            let d: f32 = (p.clone() - q.clone()).abs().max().into_scalar();
+            assert_eq!(d, 0.0, "{kind:?}");
+        }
+        let ga = params::gradients(&model, &loss(&reused).backward());
+        let gb = params::gradients(&model, &loss(&recomputed).backward());
+        assert!(!ga.is_empty());
+        for (name, (_, a)) in &ga {
+            let (_, b) = &gb[name];
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            // Gradients of a reused output are summed over its uses before the convolution's
+            // backward instead of after: equal to float32 rounding.
+            let scale = b.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-30);
+            assert!(d <= 1e-5 * scale, "{kind:?} {name}: {d} (scale {scale})");
+        }
+    }
+}

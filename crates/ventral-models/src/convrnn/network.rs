@@ -25,6 +25,16 @@ pub struct Node {
     pub _post_memory: PrePost,
 }
 
+impl Node {
+    /// Without state and without step-dependent operations: the same input gives the same
+    /// output at every step (an identity cell between BatchNorm-free pre/post memories).
+    pub fn step_invariant(&self) -> bool {
+        matches!(self._recurrent_cell, Cell::Identity(_))
+            && self._pre_memory.step_invariant()
+            && self._post_memory.step_invariant()
+    }
+}
+
 /// The decoder's parameters: `decoder.beta` (softmax inverse temperature; trained with
 /// `decoder.trainable`), `decoder.alpha` (`w_avg_t`: `[steps, classes]`).
 #[derive(Module, Debug)]
@@ -159,17 +169,38 @@ impl ConvRnn {
             }
             _ => None,
         };
+        let blank_at =
+            |t: usize| blank.is_some() && self.config.movie.image_off.is_some_and(|o| t >= o);
         let frames: Vec<Tensor<4>> = (0..t_steps)
-            .map(|t| match (&blank, self.config.movie.image_off) {
-                (Some(b), Some(off)) if t >= off => b.clone(),
+            .map(|t| match &blank {
+                Some(b) if blank_at(t) => b.clone(),
                 _ => x.clone(),
             })
             .collect();
-        self.forward_frames(&frames, keep_areas)
+        // The image's frames are one tensor, the blank frames another.
+        let ids: Vec<u64> = (0..t_steps).map(|t| u64::from(blank_at(t))).collect();
+        self.forward_frames_ids(&frames, &ids, keep_areas)
     }
 
     /// Run one frame per step (movies).
     pub fn forward_frames(&self, frames: &[Tensor<4>], keep_areas: bool) -> ModelOutput {
+        let ids: Vec<u64> = (0..frames.len() as u64).collect();
+        self.forward_frames_ids(frames, &ids, keep_areas)
+    }
+
+    /// [`Self::forward_frames`] where `ids[t]` names frame `t`'s content: steps whose frames
+    /// share an id show the same frame. Exact saving the reference does not take: a
+    /// [`Node::step_invariant`] node whose inputs are the very tensors it saw at the previous
+    /// step (same frame, or predecessors that were themselves reused) returns its previous
+    /// output instead of recomputing it — with a still image the first area runs once, the
+    /// second twice, … — and autodiff sums the gradients of the shared output over its uses.
+    /// Numbers are identical to recomputing.
+    pub fn forward_frames_ids(
+        &self,
+        frames: &[Tensor<4>],
+        ids: &[u64],
+        keep_areas: bool,
+    ) -> ModelOutput {
         let cfg = &self.config;
         let order = cfg.run_order();
         let n = self.nodes.len();
@@ -187,12 +218,38 @@ impl ConvRnn {
         let mut states: Vec<Option<Tensor<4>>> = vec![None; n];
         let mut out = ModelOutput::new();
         let mut logits_all: Vec<Tensor<2>> = Vec::new();
+        // Content versions: frames are `FRAME + id`, the zeros before a node first runs are 0,
+        // each computed output gets a fresh number.
+        const FRAME: u64 = 1 << 63;
+        let reusable: Vec<bool> = (0..n)
+            .map(|i| i != out_idx && self.nodes[i].step_invariant())
+            .collect();
+        let mut prev_ver = vec![0u64; n];
+        let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
+        let mut fresh = 1u64;
         for (t, frame) in frames.iter().enumerate() {
             let mut cur: Vec<Option<Tensor<4>>> = vec![None; n];
+            let mut cur_ver = vec![0u64; n];
             let mut rep: Option<Tensor<2>> = None;
             for &i in &order {
                 let plan = &self.plans[i];
                 let spec = &cfg.nodes[i];
+                let key: Vec<u64> = plan
+                    .inputs
+                    .iter()
+                    .map(|inp| match inp {
+                        None => FRAME | ids.get(t).copied().unwrap_or(t as u64),
+                        Some(j) => prev_ver[*j],
+                    })
+                    .collect();
+                if reusable[i] && last_key[i].as_ref() == Some(&key) && prev[i].is_some() {
+                    cur[i] = prev[i].clone();
+                    cur_ver[i] = prev_ver[i];
+                    continue;
+                }
+                cur_ver[i] = fresh;
+                fresh += 1;
+                last_key[i] = Some(key);
                 let resize_on = matches!(spec.harbor_policy, HarborSpec::ResizeConcat {});
                 let parts: Vec<Tensor<4>> = plan
                     .inputs
@@ -275,6 +332,7 @@ impl ConvRnn {
                 );
             }
             prev = cur;
+            prev_ver = cur_ver;
         }
         if cfg.decoder.loss == "decoder" || cfg.decoder.kind != DecoderKind::Last {
             out.decoded = Some(log_softmax(self.decode(&logits_all), 1));

@@ -674,6 +674,21 @@ impl PrePost {
     }
 }
 
+impl PrePost {
+    /// True when the output depends on the input only — no BatchNorm (whose per-step layers
+    /// and running statistics depend on the step and on how often it runs).
+    pub fn step_invariant(&self) -> bool {
+        match self {
+            PrePost::Stateless(_) | PrePost::Fc(_) => true,
+            PrePost::Conv(c) => c.bn.is_none() && c.bns.is_empty(),
+            PrePost::Residual(r) => {
+                r.feedforward.0.step_invariant() && r.residual.0.step_invariant()
+            }
+            PrePost::Sequential(s) => s.sequential_mem.iter().all(PrePost::step_invariant),
+        }
+    }
+}
+
 fn stateless(op: StatelessOp) -> PrePost {
     PrePost::Stateless(Stateless { op })
 }
