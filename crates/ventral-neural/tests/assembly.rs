@@ -90,3 +90,43 @@ fn not_netcdf_is_named() {
     let e = Assembly::read(&p).unwrap_err().to_string();
     assert!(e.contains("junk.nc"), "{e}");
 }
+
+#[test]
+fn written_groups_track_link_creation_order() {
+    // netCDF-C opens a netCDF-4 file for writing only if its groups track link creation order
+    // (vendor/README.md). HDF5 spec, Link Info message (type 0x02) in a v2 object header:
+    // type, u16 size, message flags, then the payload: version 0, flags bit 0 (creation order
+    // tracked) and an 8-byte maximum creation index — 26 bytes instead of 18.
+    let a = Assembly::read(
+        &ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/brainscore_neural.nc"),
+    )
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out.nc");
+    a.write(&out).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let tracked = [0x02u8, 26, 0, 0, 0, 0x01];
+    let untracked = [0x02u8, 18, 0, 0, 0, 0x00];
+    assert!(bytes.windows(6).any(|w| w == tracked));
+    assert!(!bytes.windows(6).any(|w| w == untracked));
+    assert_eq!(Assembly::read(&out).unwrap(), a);
+}
+
+#[test]
+fn a_file_appended_by_netcdf_c_reads_back() {
+    // scripts/make_netcdf_append_fixture.py: `ventral neural-synth` output (40 stimuli × 2
+    // repetitions, 6 sites, 2 bins) opened with netCDF4.Dataset(path, "a"), a global attribute
+    // and a variable added.
+    let p = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ventral_then_netcdf_c.nc");
+    let a = Assembly::read(&p).unwrap();
+    assert_eq!(a.dims, ["presentation", "neuroid", "time_bin"]);
+    assert_eq!(a.shape, [80, 6, 2]);
+    assert!(
+        a.attrs["appended_by"].starts_with("netCDF-C"),
+        "{:?}",
+        a.attrs
+    );
+    assert_eq!(a.stimulus_ids().unwrap().len(), 80);
+}
