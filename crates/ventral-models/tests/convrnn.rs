@@ -245,13 +245,16 @@ fn a_bad_graph_is_refused_naming_the_file_and_the_node() {
 #[test]
 fn reusing_step_invariant_nodes_is_exact() {
     // A still image then the blank frame: conv1/conv2 (identity cells, no BatchNorm) are reused
-    // while their inputs repeat. The same frames given distinct ids recompute every node at
-    // every step; outputs and every gradient must be bitwise equal.
+    // while their inputs repeat. The reference recomputes every node at every step
+    // (`reuse_step_invariant = false`); every node's output at every step must be bitwise
+    // equal, every gradient equal to rounding. Checked to fail when a node is reused whatever
+    // its inputs (the PyTorchTNN parity tests catch that too).
     use ventral_models::convrnn::registry::CellKind;
     use ventral_models::convrnn::registry::shallow;
     let device = Device::flex().autodiff();
     for kind in [CellKind::Rgc, CellKind::Feedforward] {
-        let cfg = shallow(kind, [4, 8, 8, 8, 8], 32, 5, 6, Some(4), true);
+        // 10 steps, the blank from t = 3: it reaches the readout (six nodes deep) by t = 9.
+        let cfg = shallow(kind, [4, 8, 8, 8, 8], 32, 5, 10, Some(3), true);
         let model = ConvRnn::init(&cfg, &device, 3).unwrap();
         Device::flex().seed(11);
         let x = Tensor::<4>::random(
@@ -260,12 +263,23 @@ fn reusing_step_invariant_nodes_is_exact() {
             &device,
         );
         let blank = x.clone().zeros_like() + cfg.movie.blank_value;
-        let frames: Vec<Tensor<4>> = (0..6)
-            .map(|t| if t < 4 { x.clone() } else { blank.clone() })
+        let frames: Vec<Tensor<4>> = (0..10)
+            .map(|t| if t < 3 { x.clone() } else { blank.clone() })
             .collect();
         assert!(model.nodes[0].step_invariant() && model.nodes[1].step_invariant());
-        let reused = model.forward(x.clone());
-        let recomputed = model.forward_frames(&frames, false);
+        let reused = model.forward_areas(x.clone(), true);
+        let mut reference = model.clone();
+        reference.reuse_step_invariant = false;
+        let recomputed = reference.forward_frames(&frames, true);
+        // Every node at every step.
+        assert_eq!(reused.areas.len(), 10);
+        assert_eq!(recomputed.areas.len(), 10);
+        for (t, (ra, rb)) in reused.areas.iter().zip(&recomputed.areas).enumerate() {
+            for ((name, a), (_, b)) in ra.iter().zip(rb) {
+                let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+                assert_eq!(d, 0.0, "{kind:?} {name} at t = {t}");
+            }
+        }
         let loss = |o: &ventral_models::output::ModelOutput| {
             o.log_probs
                 .iter()
@@ -279,7 +293,7 @@ fn reusing_step_invariant_nodes_is_exact() {
             assert_eq!(d, 0.0, "{kind:?}");
         }
         let ga = params::gradients(&model, &loss(&reused).backward());
-        let gb = params::gradients(&model, &loss(&recomputed).backward());
+        let gb = params::gradients(&reference, &loss(&recomputed).backward());
         assert!(!ga.is_empty());
         for (name, (_, a)) in &ga {
             let (_, b) = &gb[name];

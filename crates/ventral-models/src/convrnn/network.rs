@@ -51,6 +51,10 @@ pub struct ConvRnn {
     pub decoder: DecoderParams,
     pub config: ConvRnnConfig,
     pub plans: Vec<NodePlan>,
+    /// Reuse the output of a [`Node::step_invariant`] node whose inputs repeat (default; see
+    /// [`Self::forward_frames_ids`]). `false` recomputes every node at every step — the same
+    /// numbers, for checking that.
+    pub reuse_step_invariant: bool,
 }
 
 impl ConvRnn {
@@ -145,6 +149,7 @@ impl ConvRnn {
             decoder: DecoderParams { beta, alpha },
             config: config.clone(),
             plans,
+            reuse_step_invariant: true,
         })
     }
 
@@ -222,7 +227,7 @@ impl ConvRnn {
         // each computed output gets a fresh number.
         const FRAME: u64 = 1 << 63;
         let reusable: Vec<bool> = (0..n)
-            .map(|i| i != out_idx && self.nodes[i].step_invariant())
+            .map(|i| self.reuse_step_invariant && i != out_idx && self.nodes[i].step_invariant())
             .collect();
         let mut prev_ver = vec![0u64; n];
         let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
@@ -468,6 +473,7 @@ impl Module for ConvRnn {
             decoder: self.decoder.valid(),
             config: self.config.clone(),
             plans: self.plans.clone(),
+            reuse_step_invariant: self.reuse_step_invariant,
         }
     }
     fn materialize(self) -> Self {
@@ -504,6 +510,7 @@ impl Module for ConvRnn {
             decoder,
             config: self.config,
             plans: self.plans,
+            reuse_step_invariant: self.reuse_step_invariant,
         }
     }
 }
@@ -519,6 +526,7 @@ impl ConvRnn {
             decoder: g(self.decoder),
             config: self.config,
             plans: self.plans,
+            reuse_step_invariant: self.reuse_step_invariant,
         }
     }
 }
