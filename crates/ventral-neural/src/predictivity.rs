@@ -474,10 +474,15 @@ pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
         ])
         .map_err(err)?;
     }
+    csv_text(w, "predictivity_splits.csv")
+}
+
+/// The text a CSV writer over a byte buffer produced.
+fn csv_text(w: csv::Writer<Vec<u8>>, what: &str) -> Result<String> {
     let bytes = w
         .into_inner()
-        .map_err(|e| NeuralError::Invalid(format!("writing predictivity_splits.csv: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(e.to_string()))
+        .map_err(|e| NeuralError::Invalid(format!("writing {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(format!("writing {what}: {e}")))
 }
 
 /// `ceiling_splits.csv`: the split-half ceiling of every region and bin per halving.
@@ -507,10 +512,7 @@ pub fn ceiling_splits_csv(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Result<
             }
         }
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| NeuralError::Invalid(format!("writing ceiling_splits.csv: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(e.to_string()))
+    csv_text(w, "ceiling_splits.csv")
 }
 
 /// The stimulus splits for `rec` (stratified by `object_name` when present) by

@@ -199,7 +199,8 @@ impl ConvRnn {
     /// step (same frame, or predecessors that were themselves reused) returns its previous
     /// output instead of recomputing it — with a still image the first area runs once, the
     /// second twice, … — and autodiff sums the gradients of the shared output over its uses.
-    /// Numbers are identical to recomputing.
+    /// Numbers are identical to recomputing. `ids` has one entry per frame (a missing entry
+    /// counts as a frame of its own).
     pub fn forward_frames_ids(
         &self,
         frames: &[Tensor<4>],
@@ -226,6 +227,8 @@ impl ConvRnn {
         // Content versions: frames are `FRAME + id`, the zeros before a node first runs are 0,
         // each computed output gets a fresh number.
         const FRAME: u64 = 1 << 63;
+        // A frame without an id: a version no id or computed output can take.
+        let fresh_frame = |t: usize| FRAME | (1 << 62) | t as u64;
         let reusable: Vec<bool> = (0..n)
             .map(|i| self.reuse_step_invariant && i != out_idx && self.nodes[i].step_invariant())
             .collect();
@@ -243,7 +246,7 @@ impl ConvRnn {
                     .inputs
                     .iter()
                     .map(|inp| match inp {
-                        None => FRAME | ids.get(t).copied().unwrap_or(t as u64),
+                        None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
                         Some(j) => prev_ver[*j],
                     })
                     .collect();

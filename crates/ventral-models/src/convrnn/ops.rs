@@ -672,9 +672,7 @@ impl PrePost {
             }
         }
     }
-}
 
-impl PrePost {
     /// True when the output depends on the input only — no BatchNorm (whose per-step layers
     /// and running statistics depend on the step and on how often it runs).
     pub fn step_invariant(&self) -> bool {
