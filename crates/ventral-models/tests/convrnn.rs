@@ -247,11 +247,11 @@ fn reusing_step_invariant_nodes_is_exact() {
     // A still image then the blank frame: conv1/conv2 (identity cells, no BatchNorm) are reused
     // while their inputs repeat. The reference recomputes every node at every step
     // (`reuse_step_invariant = false`); every node's output at every step must be bitwise
-    // equal, every gradient equal to rounding. Checked to fail when a node is reused whatever
-    // its inputs (the PyTorchTNN parity tests catch that too).
+    // equal. Checked to fail when a node is reused whatever its inputs (the PyTorchTNN parity
+    // tests catch that too). Training (autodiff) recomputes: see `forward_frames_ids`.
     use ventral_models::convrnn::registry::CellKind;
     use ventral_models::convrnn::registry::shallow;
-    let device = Device::flex().autodiff();
+    let device = Device::flex(); // reuse runs without autodiff only
     for kind in [CellKind::Rgc, CellKind::Feedforward] {
         // 10 steps, the blank from t = 3: it reaches the readout (six nodes deep) by t = 9.
         let cfg = shallow(kind, [4, 8, 8, 8, 8], 32, 5, 10, Some(3), true);
@@ -280,32 +280,9 @@ fn reusing_step_invariant_nodes_is_exact() {
                 assert_eq!(d, 0.0, "{kind:?} {name} at t = {t}");
             }
         }
-        let loss = |o: &ventral_models::output::ModelOutput| {
-            o.log_probs
-                .iter()
-                .enumerate()
-                .map(|(t, lp)| lp.clone().sum() * (t as f32 + 1.0))
-                .reduce(|a, b| a + b)
-                .unwrap()
-        };
         for (p, q) in reused.log_probs.iter().zip(&recomputed.log_probs) {
             let d: f32 = (p.clone() - q.clone()).abs().max().into_scalar();
             assert_eq!(d, 0.0, "{kind:?}");
-        }
-        let ga = params::gradients(&model, &loss(&reused).backward());
-        let gb = params::gradients(&reference, &loss(&recomputed).backward());
-        assert!(!ga.is_empty());
-        for (name, (_, a)) in &ga {
-            let (_, b) = &gb[name];
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max);
-            // Gradients of a reused output are summed over its uses before the convolution's
-            // backward instead of after: equal to float32 rounding.
-            let scale = b.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-30);
-            assert!(d <= 1e-5 * scale, "{kind:?} {name}: {d} (scale {scale})");
         }
     }
 }

@@ -52,8 +52,9 @@ pub struct ConvRnn {
     pub config: ConvRnnConfig,
     pub plans: Vec<NodePlan>,
     /// Reuse the output of a [`Node::step_invariant`] node whose inputs repeat (default; see
-    /// [`Self::forward_frames_ids`]). `false` recomputes every node at every step — the same
-    /// numbers, for checking that.
+    /// [`Self::forward_frames_ids`]; on a device without autodiff only — inference, recording,
+    /// evaluation). `false` recomputes every node at every step — the same numbers, for
+    /// checking that.
     pub reuse_step_invariant: bool,
 }
 
@@ -198,8 +199,8 @@ impl ConvRnn {
     /// [`Node::step_invariant`] node whose inputs are the very tensors it saw at the previous
     /// step (same frame, or predecessors that were themselves reused) returns its previous
     /// output instead of recomputing it — with a still image the first area runs once, the
-    /// second twice, … — and autodiff sums the gradients of the shared output over its uses.
-    /// Numbers are identical to recomputing. `ids` has one entry per frame (a missing entry
+    /// second twice, …. Numbers are identical to recomputing. Not under autodiff (training):
+    /// there the shared output's gradient would be summed in a process-dependent order. `ids` has one entry per frame (a missing entry
     /// counts as a frame of its own).
     pub fn forward_frames_ids(
         &self,
@@ -229,8 +230,13 @@ impl ConvRnn {
         const FRAME: u64 = 1 << 63;
         // A frame without an id: a version no id or computed output can take.
         let fresh_frame = |t: usize| FRAME | (1 << 62) | t as u64;
+        // Only without autodiff: a reused output feeds the graph at several steps, and burn's
+        // autodiff then sums its gradient contributions in an order that differs between
+        // processes (measured: kill + resume of a ConvRNN run no longer byte-identical), so
+        // training recomputes every node, as PyTorchTNN does.
+        let reuse = self.reuse_step_invariant && !device.is_autodiff();
         let reusable: Vec<bool> = (0..n)
-            .map(|i| self.reuse_step_invariant && i != out_idx && self.nodes[i].step_invariant())
+            .map(|i| reuse && i != out_idx && self.nodes[i].step_invariant())
             .collect();
         let mut prev_ver = vec![0u64; n];
         let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
