@@ -448,71 +448,81 @@ pub struct SplitScore {
 
 /// `predictivity_splits.csv`: one row per fit and split (quoted where a name needs it).
 pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| NeuralError::Invalid(format!("writing predictivity_splits.csv: {e}"));
-    w.write_record([
-        "model",
-        "layer",
-        "timestep",
-        "region",
-        "time_bin_start",
-        "time_bin_end",
-        "split",
-        "r",
-    ])
-    .map_err(err)?;
-    for s in scores {
-        w.write_record([
-            s.model.clone(),
-            s.layer.clone(),
-            s.timestep.to_string(),
-            s.region.clone(),
-            s.time_bin_start.to_string(),
-            s.time_bin_end.to_string(),
-            s.split.to_string(),
-            csv_number(s.r),
-        ])
-        .map_err(err)?;
-    }
-    csv_text(w, "predictivity_splits.csv")
-}
-
-/// The text a CSV writer over a byte buffer produced.
-fn csv_text(w: csv::Writer<Vec<u8>>, what: &str) -> Result<String> {
-    let bytes = w
-        .into_inner()
-        .map_err(|e| NeuralError::Invalid(format!("writing {what}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| NeuralError::Invalid(format!("writing {what}: {e}")))
+    csv_table(
+        "predictivity_splits.csv",
+        &[
+            "model",
+            "layer",
+            "timestep",
+            "region",
+            "time_bin_start",
+            "time_bin_end",
+            "split",
+            "r",
+        ],
+        scores.iter().map(|s| {
+            vec![
+                s.model.clone(),
+                s.layer.clone(),
+                s.timestep.to_string(),
+                s.region.clone(),
+                s.time_bin_start.to_string(),
+                s.time_bin_end.to_string(),
+                s.split.to_string(),
+                csv_number(s.r),
+            ]
+        }),
+    )
 }
 
 /// `ceiling_splits.csv`: the split-half ceiling of every region and bin per halving.
 pub fn ceiling_splits_csv(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Result<String> {
+    let rows = rec
+        .region_sites()
+        .into_iter()
+        .zip(ceil)
+        .flat_map(|((region, _), per_bin)| {
+            per_bin.iter().flat_map(move |c| {
+                let (bs, be) = rec.bins[c.bin];
+                let region = region.clone();
+                c.per_halving.iter().enumerate().map(move |(h, v)| {
+                    vec![
+                        region.clone(),
+                        bs.to_string(),
+                        be.to_string(),
+                        h.to_string(),
+                        csv_number(*v),
+                    ]
+                })
+            })
+        });
+    csv_table(
+        "ceiling_splits.csv",
+        &[
+            "region",
+            "time_bin_start",
+            "time_bin_end",
+            "halving",
+            "ceiling",
+        ],
+        rows,
+    )
+}
+
+/// A CSV table (csv crate: names quoted where needed) as text; `what` names it in errors.
+fn csv_table(
+    what: &str,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<String> {
+    let err = |e: &dyn std::fmt::Display| NeuralError::Invalid(format!("writing {what}: {e}"));
     let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| NeuralError::Invalid(format!("writing ceiling_splits.csv: {e}"));
-    w.write_record([
-        "region",
-        "time_bin_start",
-        "time_bin_end",
-        "halving",
-        "ceiling",
-    ])
-    .map_err(err)?;
-    for ((region, _), per_bin) in rec.region_sites().iter().zip(ceil) {
-        for c in per_bin {
-            let (bs, be) = rec.bins[c.bin];
-            for (h, v) in c.per_halving.iter().enumerate() {
-                w.write_record([
-                    region.clone(),
-                    bs.to_string(),
-                    be.to_string(),
-                    h.to_string(),
-                    csv_number(*v),
-                ])
-                .map_err(err)?;
-            }
-        }
+    w.write_record(header).map_err(|e| err(&e))?;
+    for row in rows {
+        w.write_record(&row).map_err(|e| err(&e))?;
     }
-    csv_text(w, "ceiling_splits.csv")
+    let bytes = w.into_inner().map_err(|e| err(&e))?;
+    String::from_utf8(bytes).map_err(|e| err(&e))
 }
 
 /// The stimulus splits for `rec` (stratified by `object_name` when present) by

@@ -10,7 +10,6 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
 use ventral_engine::conv::Conv;
-use ventral_engine::mat::{MatMut, MatRef, gemm};
 use ventral_models::config::{BltConfig, Interaction};
 use ventral_models::{Blt, Model, fast, params};
 use ventral_train::config::OptimizerConfig;
@@ -247,22 +246,7 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
 /// The machine's float32 peak: measured (a large GEMM on the engine's kernels) and nominal
 /// (cores × FMA lanes × 2 × clock, from CPU features and /proc/cpuinfo where available).
 fn peak() -> serde_json::Value {
-    let n = 1536;
-    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
-    let bm = a.clone();
-    let mut c = vec![0.0f32; n * n];
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t = Instant::now();
-        gemm(
-            MatMut::rm(&mut c, 0, n, n),
-            false,
-            MatRef::rm(&a, 0, n, n),
-            MatRef::rm(&bm, 0, n, n),
-        );
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    let measured = 2.0 * (n * n * n) as f64 / best / 1e9;
+    let measured = ventral_engine::mat::gemm_gflops(1536, 1536, 1536, 3);
     let threads = rayon::current_num_threads();
     #[cfg(target_arch = "x86_64")]
     let (isa, lanes) = if std::arch::is_x86_feature_detected!("avx512f") {

@@ -200,8 +200,8 @@ impl ConvRnn {
     /// step (same frame, or predecessors that were themselves reused) returns its previous
     /// output instead of recomputing it — with a still image the first area runs once, the
     /// second twice, …. Numbers are identical to recomputing. Not under autodiff (training):
-    /// there the shared output's gradient would be summed in a process-dependent order. `ids` has one entry per frame (a missing entry
-    /// counts as a frame of its own).
+    /// there the shared output's gradient would be summed in a process-dependent order.
+    /// `ids` has one entry per frame (a missing entry counts as a frame of its own).
     pub fn forward_frames_ids(
         &self,
         frames: &[Tensor<4>],
@@ -248,22 +248,24 @@ impl ConvRnn {
             for &i in &order {
                 let plan = &self.plans[i];
                 let spec = &cfg.nodes[i];
-                let key: Vec<u64> = plan
-                    .inputs
-                    .iter()
-                    .map(|inp| match inp {
-                        None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
-                        Some(j) => prev_ver[*j],
-                    })
-                    .collect();
-                if reusable[i] && last_key[i].as_ref() == Some(&key) && prev[i].is_some() {
-                    cur[i] = prev[i].clone();
-                    cur_ver[i] = prev_ver[i];
-                    continue;
+                if reusable[i] {
+                    let key: Vec<u64> = plan
+                        .inputs
+                        .iter()
+                        .map(|inp| match inp {
+                            None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
+                            Some(j) => prev_ver[*j],
+                        })
+                        .collect();
+                    if last_key[i].as_ref() == Some(&key) && prev[i].is_some() {
+                        cur[i] = prev[i].clone();
+                        cur_ver[i] = prev_ver[i];
+                        continue;
+                    }
+                    last_key[i] = Some(key);
                 }
                 cur_ver[i] = fresh;
                 fresh += 1;
-                last_key[i] = Some(key);
                 let resize_on = matches!(spec.harbor_policy, HarborSpec::ResizeConcat {});
                 let parts: Vec<Tensor<4>> = plan
                     .inputs
