@@ -32,7 +32,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 use crate::error::{NeuralError, Result};
-use crate::regression::{Pls, RidgeCv, center_with, column_means, dot, pinv};
+use crate::regression::{LooGrid, Pls, RidgeCv, center_with, column_means, dot, pinv};
 
 /// Columns of features converted and multiplied per block while forming a Gram matrix.
 const GRAM_BLOCK: usize = 256;
@@ -303,11 +303,13 @@ impl DualRidge {
 impl RidgeCv {
     /// Leave-one-out alpha selection and held-out predictions from the split's decomposed
     /// kernel; the same alpha, LOO errors and predictions as [`RidgeCv::fit`] on the features.
-    /// Returns (predictions [m, q], alpha, LOO mean squared error per alpha).
+    /// Returns (predictions [m, q], alpha, LOO mean squared error per alpha — NaN for the
+    /// alphas [`LooGrid::Pruned`] ruled out without evaluating).
     pub fn fit_predict_dual(
         &self,
         dr: &DualRidge,
         y: MatRef<'_, f64>,
+        grid: LooGrid,
     ) -> Result<(Mat<f64>, f64, Vec<f64>)> {
         self.check_alphas()?;
         let n = dr.u.nrows();
@@ -319,8 +321,7 @@ impl RidgeCv {
         }
         let y_mean = column_means(y);
         let yc = center_with(y, &y_mean);
-        let (alpha, loo) = self.loo_select(dr.u.as_ref(), &dr.lam, yc.as_ref());
-        let uty = mm(dr.u.transpose(), yc.as_ref());
+        let (alpha, loo, uty) = self.loo_select(dr.u.as_ref(), &dr.lam, yc.as_ref(), grid);
         let scaled = Mat::from_fn(dr.lam.len(), y.ncols(), |c, j| {
             uty[(c, j)] / (dr.lam[c] + alpha)
         });

@@ -11,7 +11,7 @@ use crate::dual::{DualRidge, DualSplit, Gram};
 use crate::error::{NeuralError, Result, file_err};
 use crate::features::{Features, Layer};
 use crate::recordings::Recordings;
-use crate::regression::{LinearMap, Pls, RidgeCv};
+use crate::regression::{LinearMap, LooGrid, Pls, RidgeCv};
 use crate::stats::{mean_ci, nan_median, pearson, percentile, spearman_brown};
 
 /// The linear map family.
@@ -25,7 +25,7 @@ impl Regressor {
     pub fn fit(&self, x: faer::MatRef<'_, f64>, y: faer::MatRef<'_, f64>) -> Result<LinearMap> {
         match self {
             Regressor::Pls(p) => p.fit(x, y),
-            Regressor::Ridge(r) => Ok(r.fit(x, y)?.map),
+            Regressor::Ridge(r) => Ok(r.fit_grid(x, y, LooGrid::Pruned)?.map),
         }
     }
     pub fn name(&self) -> String {
@@ -854,7 +854,9 @@ pub fn fit_predictivity_with_progress(
                         let (ds, dr) = &prepared[c];
                         let fit = |y: faer::MatRef<'_, f64>| match (&opts.regressor, dr) {
                             (Regressor::Pls(p), _) => p.fit_predict_dual(ds, y),
-                            (Regressor::Ridge(r), Some(dr)) => Ok(r.fit_predict_dual(dr, y)?.0),
+                            (Regressor::Ridge(r), Some(dr)) => {
+                                Ok(r.fit_predict_dual(dr, y, LooGrid::Pruned)?.0)
+                            }
                             (Regressor::Ridge(_), None) => {
                                 Err(NeuralError::Invalid("internal: no ridge kernel".into()))
                             }

@@ -262,6 +262,30 @@ pub fn default_alphas() -> Vec<f64> {
         .collect()
 }
 
+/// Which alphas of the grid [`RidgeCv`] evaluates the leave-one-out error of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LooGrid {
+    /// Every alpha (scikit-learn's `cv_results_`).
+    All,
+    /// Only those a lower bound cannot rule out; the same alpha is chosen (see
+    /// `RidgeCv::loo_select`), the others' errors are NaN.
+    Pruned,
+}
+
+/// `a · b` on the rayon pool (nested inside the per-fit parallelism, it work-steals).
+pub(crate) fn matmul_par(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        faer::Accum::Replace,
+        a,
+        b,
+        1.0,
+        faer::Par::rayon(0),
+    );
+    out
+}
+
 /// Ridge regression with an intercept and one alpha for all targets chosen by efficient
 /// leave-one-out error over a grid, as scikit-learn's `RidgeCV(alphas, fit_intercept=True)`
 /// (GCV mode, `alpha_per_target=False`): one thin SVD of the centred training features serves
@@ -303,51 +327,292 @@ impl RidgeCv {
         Ok(())
     }
 
-    /// The alpha with the smallest mean squared leave-one-out error, and that error per alpha,
-    /// from the left singular vectors `u` [n, k] of the centred features, their squared
+    /// The alpha with the smallest mean squared leave-one-out error, that error per alpha, and
+    /// `Uᵀyc` [k, q] (for the final fit), from the left singular vectors `u` [n, k] of the centred features, their squared
     /// singular values `lam` and the centred targets `yc` [n, q]. The hat matrix of alpha is
     /// `11ᵀ/n + U diag(λ/(λ+α)) Uᵀ`; the LOO residual is the residual over `1 − hᵢᵢ`.
+    ///
+    /// [`LooGrid::All`] evaluates every alpha (scikit-learn's `cv_results_`);
+    /// [`LooGrid::Pruned`] only those its bounds cannot rule out (`pruned_search`), NaN for the
+    /// others — the chosen alpha is the same: the smallest error, the first on ties.
     pub(crate) fn loo_select(
         &self,
         u: MatRef<'_, f64>,
         lam: &[f64],
         yc: MatRef<'_, f64>,
-    ) -> (f64, Vec<f64>) {
-        let (n, q, k) = (u.nrows(), yc.ncols(), lam.len());
-        let uty = u.transpose() * yc; // [k, q]
-        let u_sq: Vec<Vec<f64>> = (0..k)
-            .map(|c| u.col(c).iter().map(|v| v * v).collect())
-            .collect();
-        let mut loo_mse = Vec::with_capacity(self.alphas.len());
-        for &alpha in &self.alphas {
-            let f: Vec<f64> = lam.iter().map(|&l| l / (l + alpha)).collect();
-            let mut h = vec![1.0 / n as f64; n];
-            for c in 0..k {
-                for (hi, us) in h.iter_mut().zip(&u_sq[c]) {
-                    *hi += us * f[c];
-                }
-            }
-            let scaled = Mat::from_fn(k, q, |c, j| uty[(c, j)] * f[c]);
-            let fitted = u * &scaled; // [n, q]
+        grid: LooGrid,
+    ) -> (f64, Vec<f64>, Mat<f64>) {
+        let (n, q, k, na) = (u.nrows(), yc.ncols(), lam.len(), self.alphas.len());
+        let uty = matmul_par(u.transpose(), yc); // [k, q]
+        // Leverages for every alpha at once: h[:, a] = 1/n + (U ∘ U) f_a.
+        let u_sq = Mat::from_fn(n, k, |i, c| u[(i, c)] * u[(i, c)]);
+        let shrink = Mat::from_fn(k, na, |c, a| lam[c] / (lam[c] + self.alphas[a]));
+        let mut h = matmul_par(u_sq.as_ref(), shrink.as_ref()); // [n, A]
+        for a in 0..na {
+            h.col_as_slice_mut(a)
+                .iter_mut()
+                .for_each(|v| *v += 1.0 / n as f64);
+        }
+        let nq = (n * q) as f64;
+        // The exact mean squared LOO error of alpha a, and each row's squared residual ‖rᵢ‖²
+        // (before the 1/(1 − hᵢ) scaling), which the pruned search's bounds reuse.
+        let exact = |a: usize| -> (f64, Mat<f64>) {
+            let scaled = Mat::from_fn(k, q, |c, j| uty[(c, j)] * shrink[(c, a)]);
+            let mut resid = matmul_par(u, scaled.as_ref()); // [n, q], fitted
+            let ha = h.col_as_slice(a);
             let mut sse = 0.0;
             for j in 0..q {
+                let (col, ycj) = (resid.col_as_slice_mut(j), yc.col(j));
                 for i in 0..n {
-                    let e = (yc[(i, j)] - fitted[(i, j)]) / (1.0 - h[i]);
+                    let r = ycj[i] - col[i];
+                    let e = r / (1.0 - ha[i]);
                     sse += e * e;
+                    col[i] = r;
                 }
             }
-            loo_mse.push(sse / (n * q) as f64);
-        }
-        let mut best = 0;
-        for (i, m) in loo_mse.iter().enumerate() {
-            if *m < loo_mse[best] {
-                best = i;
+            (sse / nq, resid)
+        };
+        let mut loo_mse = vec![f64::NAN; na];
+        match grid {
+            LooGrid::All => (0..na).for_each(|a| loo_mse[a] = exact(a).0),
+            LooGrid::Pruned => {
+                self.pruned_search(&h, lam, uty.as_ref(), yc, u, &exact, &mut loo_mse)
             }
         }
-        (self.alphas[best], loo_mse)
+        let mut best: Option<usize> = None;
+        for (a, m) in loo_mse.iter().enumerate() {
+            if !m.is_nan() && best.is_none_or(|b| *m < loo_mse[b]) {
+                best = Some(a);
+            }
+        }
+        (self.alphas[best.unwrap_or(0)], loo_mse, uty)
     }
 
+    /// Branch and bound over the alpha grid for [`LooGrid::Pruned`]: fills `loo_mse` for the
+    /// alphas it evaluates with `exact` and leaves NaN where a lower bound exceeds the best error
+    /// evaluated. With `Z = Uᵀyc`, `gᵢ(α) = α/(λᵢ+α)` and `R⊥` the part of `yc` outside U, the
+    /// residual `r(α) = U diag(g(α)) Z + R⊥` has per-row LOO weights `wᵢ = 1/(1 − hᵢ)²` and
+    /// `n·q·MSE(α) = Σᵢ wᵢ‖rᵢ(α)‖²`. Two rigorous lower bounds, both O(k + n) per alpha:
+    /// - `min w · ‖r(α)‖²`, where `‖r(α)‖² = Σ gᵢ²‖Zᵢ‖² + ‖R⊥‖²` (U orthonormal);
+    /// - from any evaluated alpha β with its rows' `‖rᵢ(β)‖²`: for every ρ,
+    ///   `r(α) = ρ r(β) + Δ` with `‖Δ‖² = Σ (gᵢ(α) − ρ gᵢ(β))²‖Zᵢ‖² + (1 − ρ)²‖R⊥‖²`, so
+    ///   `√(n·q·MSE(α)) ≥ √(Σ wᵢ ρ²‖rᵢ(β)‖²) − √(max w)·‖Δ‖` (ρ by least squares). Tight where
+    ///   g(α) ∝ g(β): neighbouring alphas far below or far above the eigenvalues, exactly where
+    ///   the first bound is loose (leverages near 1 and spread).
+    ///
+    /// Both are loosened by a relative 1e-9 (and ‖R⊥‖² widened by rounding), far above the
+    /// rounding of the exact errors, so the alpha chosen is the exhaustive search's.
+    fn pruned_search(
+        &self,
+        h: &Mat<f64>,
+        lam: &[f64],
+        uty: MatRef<'_, f64>,
+        yc: MatRef<'_, f64>,
+        u: MatRef<'_, f64>,
+        exact: &dyn Fn(usize) -> (f64, Mat<f64>),
+        loo_mse: &mut [f64],
+    ) {
+        let (n, q, k, na) = (yc.nrows(), yc.ncols(), lam.len(), self.alphas.len());
+        let nq = (n * q) as f64;
+        let zz: Vec<f64> = (0..k)
+            .map(|c| (0..q).map(|j| uty[(c, j)] * uty[(c, j)]).sum())
+            .collect();
+        let yy: f64 = (0..q)
+            .map(|j| yc.col(j).iter().map(|v| v * v).sum::<f64>())
+            .sum();
+        // ‖R⊥‖², the part of yc outside U's span, from R⊥ = yc − U Z itself (‖yc‖² − ‖Z‖²
+        // cancels), with an interval for the product's rounding (≤ k^1.5·ε·‖Z‖ in norm).
+        let fitted_all = matmul_par(u, uty);
+        let mut outside = 0.0;
+        for j in 0..q {
+            for (y, f) in yc.col(j).iter().zip(fitted_all.col_as_slice(j)) {
+                outside += (y - f) * (y - f);
+            }
+        }
+        let kf = k.max(1) as f64;
+        let err = 2.0 * kf * kf.sqrt() * f64::EPSILON * yy.sqrt();
+        let (out_lo, out_hi) = (
+            (outside.sqrt() - err).max(0.0).powi(2),
+            (outside.sqrt() + err).powi(2),
+        );
+        // Z's own rounding (≤ k·ε·‖yc‖ per entry), summed over the k·q entries, in ‖Δ‖².
+        let slack = 4.0 * kf * kf * kf * f64::EPSILON * f64::EPSILON * yy;
+        let g: Vec<Vec<f64>> = self
+            .alphas
+            .iter()
+            .map(|&al| lam.iter().map(|&l| al / (l + al)).collect())
+            .collect();
+        let w: Vec<Vec<f64>> = (0..na)
+            .map(|a| {
+                h.col_as_slice(a)
+                    .iter()
+                    .map(|&v| 1.0 / ((1.0 - v) * (1.0 - v)))
+                    .collect()
+            })
+            .collect();
+        let wmin: Vec<f64> = w
+            .iter()
+            .map(|v| v.iter().fold(f64::INFINITY, |m, x| m.min(*x)))
+            .collect();
+        let wmax: Vec<f64> = w
+            .iter()
+            .map(|v| v.iter().fold(0.0f64, |m, x| m.max(*x)))
+            .collect();
+        let loosen = 1.0 - 1e-9;
+        let norm2 =
+            |a: usize| -> f64 { g[a].iter().zip(&zz).map(|(gi, z)| gi * gi * z).sum::<f64>() };
+        let mut low: Vec<f64> = (0..na)
+            .map(|a| wmin[a] * (norm2(a) + out_lo - slack).max(0.0) / nq * loosen)
+            .collect();
+        let upper: Vec<f64> = (0..na)
+            .map(|a| wmax[a] * (norm2(a) + out_hi + slack) / nq)
+            .collect();
+        // Evaluated alphas: residual matrix and per-row squared norms; cross products of rows
+        // between two of them, computed when a bound first needs the pair.
+        let mut resid: Vec<Option<(Mat<f64>, Vec<f64>)>> = (0..na).map(|_| None).collect();
+        let mut cross: std::collections::HashMap<(usize, usize), Vec<f64>> = Default::default();
+        // The bound on alpha a from the evaluated alphas `refs` (one or two): r(a) =
+        // Σ ρⱼ r(refⱼ) + Δ with ρ by least squares on ‖Δ‖².
+        let bound = |a: usize,
+                     refs: &[usize],
+                     resid: &[Option<(Mat<f64>, Vec<f64>)>],
+                     cross: &mut std::collections::HashMap<(usize, usize), Vec<f64>>|
+         -> f64 {
+            let m = refs.len();
+            // Normal equations of min Σ_c zz (g_a − Σ ρⱼ g_j)² + ‖R⊥‖² (1 − Σ ρⱼ)².
+            let mut ata = [[outside; 2]; 2];
+            let mut atb = [outside; 2];
+            for c in 0..k {
+                for (i, &ri) in refs.iter().enumerate() {
+                    atb[i] += zz[c] * g[a][c] * g[ri][c];
+                    for (j, &rj) in refs.iter().enumerate() {
+                        ata[i][j] += zz[c] * g[ri][c] * g[rj][c];
+                    }
+                }
+            }
+            let rho = if m == 1 {
+                [atb[0] / ata[0][0], 0.0]
+            } else {
+                let det = ata[0][0] * ata[1][1] - ata[0][1] * ata[1][0];
+                [
+                    (atb[0] * ata[1][1] - ata[0][1] * atb[1]) / det,
+                    (ata[0][0] * atb[1] - ata[1][0] * atb[0]) / det,
+                ]
+            };
+            if !rho.iter().all(|r| r.is_finite()) {
+                return 0.0;
+            }
+            let mut d2 = (1.0 - rho[0] - rho[1]).powi(2) * out_hi;
+            for c in 0..k {
+                let mut t = g[a][c];
+                for (j, &rj) in refs.iter().enumerate() {
+                    t -= rho[j] * g[rj][c];
+                }
+                d2 += t * t * zz[c];
+            }
+            let d2 = d2 * (1.0 + 1e-9) + slack;
+            // ‖√W Σ ρⱼ r(refⱼ)‖² from the rows' norms and cross products.
+            let rows = |j: usize| &resid[refs[j]].as_ref().expect("evaluated").1;
+            let (mut lead, mut scale) = (0.0, 0.0);
+            for (i, wi) in w[a].iter().enumerate() {
+                let sq = rho[0] * rho[0] * rows(0)[i]
+                    + if m == 2 {
+                        rho[1] * rho[1] * rows(1)[i]
+                    } else {
+                        0.0
+                    };
+                lead += wi * sq;
+                scale += wi * sq;
+            }
+            if m == 2 {
+                let key = (refs[0].min(refs[1]), refs[0].max(refs[1]));
+                let x = cross.entry(key).or_insert_with(|| {
+                    let (r0, r1) = (
+                        &resid[key.0].as_ref().expect("evaluated").0,
+                        &resid[key.1].as_ref().expect("evaluated").0,
+                    );
+                    let mut x = vec![0.0; n];
+                    for j in 0..q {
+                        for ((xi, a0), a1) in
+                            x.iter_mut().zip(r0.col_as_slice(j)).zip(r1.col_as_slice(j))
+                        {
+                            *xi += a0 * a1;
+                        }
+                    }
+                    x
+                });
+                lead += 2.0
+                    * rho[0]
+                    * rho[1]
+                    * w[a]
+                        .iter()
+                        .zip(x.iter())
+                        .map(|(wi, xi)| wi * xi)
+                        .sum::<f64>();
+            }
+            // The expansion cancels when the two references oppose: widen by its scale.
+            let lead = (lead - 1e-10 * scale).max(0.0);
+            let b = (lead.sqrt() - (wmax[a] * d2).sqrt()).max(0.0);
+            b * b / nq * loosen
+        };
+        // Alpha indices by value, for the nearest evaluated neighbours on either side.
+        let mut by_value: Vec<usize> = (0..na).collect();
+        by_value.sort_by(|&a, &b| self.alphas[a].total_cmp(&self.alphas[b]));
+        let mut best = f64::INFINITY;
+        // Start from the smallest upper bound, then always the smallest lower bound left.
+        let mut next = (0..na).min_by(|&a, &b| upper[a].total_cmp(&upper[b]));
+        while let Some(b) = next {
+            let (mse, r) = exact(b);
+            let rows: Vec<f64> = (0..n)
+                .map(|i| (0..q).map(|j| r[(i, j)] * r[(i, j)]).sum())
+                .collect();
+            resid[b] = Some((r, rows));
+            loo_mse[b] = mse;
+            best = best.min(mse);
+            for pos in 0..na {
+                let a = by_value[pos];
+                if resid[a].is_some() || low[a] > best {
+                    continue;
+                }
+                let below = by_value[..pos]
+                    .iter()
+                    .rev()
+                    .find(|&&x| resid[x].is_some())
+                    .copied();
+                let above = by_value[pos + 1..]
+                    .iter()
+                    .find(|&&x| resid[x].is_some())
+                    .copied();
+                let mut lb = bound(a, &[b], &resid, &mut cross);
+                if let (Some(lo), Some(hi)) = (below, above) {
+                    lb = lb.max(bound(a, &[lo, hi], &resid, &mut cross));
+                }
+                if lb > low[a] {
+                    low[a] = lb;
+                }
+            }
+            // NaN bounds (degenerate leverages) compare as not above `best`: never pruned.
+            next = (0..na)
+                .filter(|&a| {
+                    resid[a].is_none()
+                        && low[a].partial_cmp(&best) != Some(std::cmp::Ordering::Greater)
+                })
+                .min_by(|&a, &b| low[a].total_cmp(&low[b]));
+        }
+    }
+
+    /// Fits with every alpha's LOO error evaluated ([`LooGrid::All`]).
     pub fn fit(&self, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<RidgeFit> {
+        self.fit_grid(x, y, LooGrid::All)
+    }
+
+    /// Fits, evaluating the LOO errors `grid` asks for; the same alpha and map either way.
+    pub fn fit_grid(
+        &self,
+        x: MatRef<'_, f64>,
+        y: MatRef<'_, f64>,
+        grid: LooGrid,
+    ) -> Result<RidgeFit> {
         check_shapes(x, y)?;
         self.check_alphas()?;
         let x_mean = column_means(x);
@@ -366,8 +631,7 @@ impl RidgeCv {
         let v = v.subcols(0, k);
         let s = &s[..k];
         let lam: Vec<f64> = s.iter().map(|v| v * v).collect();
-        let (alpha, loo_mse) = self.loo_select(u, &lam, yc.as_ref());
-        let uty = u.transpose() * &yc; // [k, q]
+        let (alpha, loo_mse, uty) = self.loo_select(u, &lam, yc.as_ref(), grid); // uty [k, q]
         let scaled = Mat::from_fn(k, y.ncols(), |c, j| {
             uty[(c, j)] * s[c] / (s[c] * s[c] + alpha)
         });

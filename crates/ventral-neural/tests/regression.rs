@@ -24,7 +24,7 @@
 //! ```
 
 use faer::Mat;
-use ventral_neural::regression::{Pls, RidgeCv};
+use ventral_neural::regression::{LooGrid, Pls, RidgeCv};
 
 fn data(n: usize, p: usize, q: usize) -> (Mat<f64>, Mat<f64>) {
     let x = Mat::from_fn(n, p, |i, j| {
@@ -335,7 +335,9 @@ fn dual_ridge_matches_sklearn_and_the_primal_form() {
             alphas: ALPHAS.to_vec(),
         };
         let dr = DualRidge::new(&dual_split(&x, n)).unwrap();
-        let (dual, a, l) = ridge.fit_predict_dual(&dr, ytr.as_ref()).unwrap();
+        let (dual, a, l) = ridge
+            .fit_predict_dual(&dr, ytr.as_ref(), LooGrid::All)
+            .unwrap();
         assert_eq!(a, alpha);
         for (a, b) in l.iter().zip(loo) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "LOO {a} vs {b}");
@@ -374,4 +376,60 @@ fn dual_pls_on_constant_features_predicts_the_mean() {
             assert!((p[(i, j)] - mean).abs() < 1e-9, "{} vs {mean}", p[(i, j)]);
         }
     }
+}
+
+/// The pruned alpha search (bounds rule alphas out without evaluating them) chooses the alpha
+/// the exhaustive one does, with bit-identical errors where it evaluates, on problems from
+/// nearly noiseless (small alpha wins, leverages near 1 and spread) to pure noise (the largest
+/// alpha wins), in both the primal and the dual form.
+#[test]
+fn pruned_alpha_search_chooses_the_exhaustive_alpha() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        // xorshift64*: uniform in [-1, 1)
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    };
+    let ridge = RidgeCv::default();
+    let (mut evaluated, mut total) = (0, 0);
+    for case in 0..48 {
+        let n = 8 + (case * 7) % 53;
+        let p = 3 + (case * 13) % 97;
+        let q = 1 + case % 5;
+        let noise = [0.0, 1e-3, 0.1, 1.0, 10.0, 1e3][case % 6];
+        let scale = [1e-3, 1.0, 1e3][case % 3];
+        let x = Mat::from_fn(n + 3, p, |_, _| scale * next());
+        let w = Mat::from_fn(p, q, |_, _| next());
+        let xw = &x * &w;
+        let y = Mat::from_fn(n + 3, q, |i, k| xw[(i, k)] / scale + noise * next());
+        let (xtr, ytr) = (x.as_ref().subrows(0, n), y.as_ref().subrows(0, n));
+        let all = ridge.fit_grid(xtr, ytr, LooGrid::All).unwrap();
+        let pruned = ridge.fit_grid(xtr, ytr, LooGrid::Pruned).unwrap();
+        assert_eq!(
+            all.alpha, pruned.alpha,
+            "case {case}: n {n} p {p} noise {noise}"
+        );
+        for (a, b) in all.loo_mse.iter().zip(&pruned.loo_mse) {
+            assert!(
+                b.is_nan() || a.to_bits() == b.to_bits(),
+                "case {case}: {a} vs {b}"
+            );
+        }
+        let dr = DualRidge::new(&dual_split(&x, n)).unwrap();
+        let (_, da, dl) = ridge.fit_predict_dual(&dr, ytr, LooGrid::All).unwrap();
+        let (_, pa, pl) = ridge.fit_predict_dual(&dr, ytr, LooGrid::Pruned).unwrap();
+        assert_eq!(da, pa, "dual, case {case}: n {n} p {p} noise {noise}");
+        for (a, b) in dl.iter().zip(&pl) {
+            assert!(
+                b.is_nan() || a.to_bits() == b.to_bits(),
+                "dual case {case}: {a} vs {b}"
+            );
+        }
+        evaluated += pl.iter().filter(|v| !v.is_nan()).count();
+        total += pl.len();
+    }
+    println!("pruned search evaluated {evaluated} of {total} alphas");
+    assert!(evaluated < total, "the bounds never ruled an alpha out");
 }

@@ -392,7 +392,7 @@ pub fn run(mut a: Args) -> Result<()> {
         })
         .with_context(|| format!("fitting {}", path.display()))?;
         bar.finish();
-        eprintln!("  fitted in {:.1} s", t0.elapsed().as_secs_f64());
+        eprintln!("  fitted in {:.2} s", t0.elapsed().as_secs_f64());
         for (layer, t, region, b, nid, r, c) in &res.sites {
             let f = csv_number;
             let _ = writeln!(
