@@ -12,7 +12,7 @@ use rand::Rng;
 use rayon::prelude::*;
 use ventral_core::rng::stream;
 
-use crate::stats::{mean_ci, nan_median, pearson, percentile, spearman_brown};
+use crate::stats::{nan_median, pearson, percentile, spearman_brown};
 
 /// Stimulus resamples for the ceiling interval.
 pub const CEILING_BOOTSTRAPS: usize = 200;
@@ -55,37 +55,78 @@ fn halving_masks(n_reps: usize, splits: Vec<crate::cv::Split>) -> Vec<Halving> {
 /// Trial averages of the two halves of each halving: `([S, K, B], [S, K, B])`.
 type HalfAverages = (Vec<f64>, Vec<f64>);
 
-/// Statistic over a list of stimulus rows: per halving, per site the Spearman–Brown-corrected
-/// (n = 2) Pearson r between the halves' averages; returns ([halving] median over sites,
-/// [site] mean over halvings).
-fn halving_stats(
-    averaged: &[HalfAverages],
-    sites: &[usize],
-    nk: usize,
-    nb: usize,
-    bin: usize,
-    rows: &[usize],
-) -> (Vec<f64>, Vec<f64>) {
-    let per: Vec<Vec<f64>> = averaged
-        .iter()
-        .map(|(h1, h2)| {
+/// One bin of every halving's two half-averages, site-major: per halving, `[site][stimulus]`
+/// for each half, so that resampled stimulus rows are gathered from contiguous memory.
+struct BinColumns {
+    halves: Vec<(Vec<f64>, Vec<f64>)>,
+    n_sites: usize,
+    n_stimuli: usize,
+}
+
+impl BinColumns {
+    fn new(averaged: &[HalfAverages], sites: &[usize], nk: usize, nb: usize, bin: usize) -> Self {
+        let n_stimuli = averaged
+            .first()
+            .map_or(0, |(h, _)| h.len() / (nk * nb).max(1));
+        let all: Vec<usize> = (0..n_stimuli).collect();
+        let column = |arr: &[f64]| -> Vec<f64> {
             sites
                 .iter()
-                .map(|&k| {
-                    let r = pearson(
-                        &site_values(h1, nk, nb, k, bin, rows),
-                        &site_values(h2, nk, nb, k, bin, rows),
-                    );
-                    spearman_brown(r, 2.0)
-                })
+                .flat_map(|&k| site_values(arr, nk, nb, k, bin, &all))
                 .collect()
-        })
-        .collect();
-    let medians = per.iter().map(|v| nan_median(v)).collect();
-    let per_site = (0..sites.len())
-        .map(|i| mean_ci(&per.iter().map(|v| v[i]).collect::<Vec<_>>()).0)
-        .collect();
-    (medians, per_site)
+        };
+        BinColumns {
+            halves: averaged
+                .iter()
+                .map(|(h1, h2)| (column(h1), column(h2)))
+                .collect(),
+            n_sites: sites.len(),
+            n_stimuli,
+        }
+    }
+
+    /// Statistic over a list of stimulus rows: per halving, per site the Spearman–Brown-
+    /// corrected (n = 2) Pearson r between the halves' averages; returns ([halving] median over
+    /// sites, [site] mean over halvings — empty unless `per_site`).
+    fn stats(&self, rows: &[usize], per_site: bool) -> (Vec<f64>, Vec<f64>) {
+        let ns = self.n_stimuli;
+        let (mut x, mut y) = (vec![0.0; rows.len()], vec![0.0; rows.len()]);
+        let per: Vec<Vec<f64>> = self
+            .halves
+            .iter()
+            .map(|(h1, h2)| {
+                (0..self.n_sites)
+                    .map(|k| {
+                        let (c1, c2) = (&h1[k * ns..(k + 1) * ns], &h2[k * ns..(k + 1) * ns]);
+                        for (i, &r) in rows.iter().enumerate() {
+                            x[i] = c1[r];
+                            y[i] = c2[r];
+                        }
+                        spearman_brown(pearson(&x, &y), 2.0)
+                    })
+                    .collect()
+            })
+            .collect();
+        let medians = per.iter().map(|v| nan_median(v)).collect();
+        let per_site = if per_site {
+            (0..self.n_sites)
+                .map(|i| finite_mean(per.iter().map(|v| v[i])))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (medians, per_site)
+    }
+}
+
+/// The mean of the finite values (NaN when none): `mean_ci(..).0` without its t-quantile.
+fn finite_mean(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.filter(|a| a.is_finite()).collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        crate::stats::mean(&v)
+    }
 }
 
 /// The split-half ceiling of `sites` in one bin for given repetition halvings (masks over
@@ -101,8 +142,8 @@ pub fn ceiling_for_halves(
         averaged.push((rec.average(a)?, rec.average(b)?));
     }
     let rows: Vec<usize> = (0..rec.n_stimuli()).collect();
-    let (medians, _) = halving_stats(&averaged, sites, rec.n_neuroids(), rec.n_bins(), bin, &rows);
-    Ok(mean_ci(&medians).0)
+    let cols = BinColumns::new(&averaged, sites, rec.n_neuroids(), rec.n_bins(), bin);
+    Ok(finite_mean(cols.stats(&rows, false).0.into_iter()))
 }
 
 /// A halving of the repetitions: (first half, second half) as masks over repetition indices.
@@ -162,20 +203,20 @@ pub fn split_half_ceiling_from(
     for (a, b) in halves {
         averaged.push((rec.average(a)?, rec.average(b)?));
     }
-    let stat = |bin: usize, rows: &[usize]| halving_stats(&averaged, sites, nk, nb, bin, rows);
     let ns = all.len();
     Ok((0..nb)
         .into_par_iter()
         .map(|bin| {
-            let (medians, per_site) = stat(bin, &all);
-            let value = mean_ci(&medians).0;
+            let cols = BinColumns::new(&averaged, sites, nk, nb, bin);
+            let (medians, per_site) = cols.stats(&all, true);
+            let value = finite_mean(medians.iter().copied());
             let boots: Vec<f64> = (0..CEILING_BOOTSTRAPS)
                 .map(|i| {
                     let mut rng = stream(seed, "ceiling-bootstrap", &[bin as u64, i as u64]);
                     let rows: Vec<usize> = (0..ns)
                         .map(|_| (rng.next_u64() % ns as u64) as usize)
                         .collect();
-                    mean_ci(&stat(bin, &rows).0).0
+                    finite_mean(cols.stats(&rows, false).0.into_iter())
                 })
                 .collect();
             BinCeiling {

@@ -208,6 +208,7 @@ impl MemoryPlan {
         shapes: &[crate::features::LayerShape],
         n_stimuli: usize,
         n_train: usize,
+        n_sites: usize,
         opts: &FitOptions,
         threads: usize,
     ) -> Self {
@@ -225,11 +226,17 @@ impl MemoryPlan {
         for s in shapes {
             let (gram, work) = if opts.form.is_dual(s.d, n_train) {
                 let kernels = (n * n + m * n) * 8;
-                let ridge = matches!(opts.regressor, Regressor::Ridge(_));
-                (
-                    big_n * big_n * 8 + big_n * 256 * 8,
-                    kernels + if ridge { 2 * n * n * 8 } else { 0 },
-                )
+                // Ridge: the eigenvectors and their squares (n² each), the leverages of every
+                // alpha (n·A) and, at worst, the residuals [n, q] of every alpha the pruned
+                // search evaluates.
+                let ridge = match &opts.regressor {
+                    Regressor::Ridge(r) => {
+                        let a = r.alphas.len() as u64;
+                        (3 * n * n + n * a + (a + 2) * n * n_sites as u64) * 8
+                    }
+                    Regressor::Pls(_) => 0,
+                };
+                (big_n * big_n * 8 + big_n * 256 * 8, kernels + ridge)
             } else {
                 (0, 3 * (n + m) * s.d as u64 * 8)
             };

@@ -269,6 +269,11 @@ fn preflight_memory(
             &shapes,
             rec.n_stimuli(),
             n_train,
+            rec.region_sites()
+                .iter()
+                .map(|(_, s)| s.len())
+                .max()
+                .unwrap_or(0),
             opts,
             rayon::current_num_threads(),
         );
