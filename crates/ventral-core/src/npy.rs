@@ -899,6 +899,70 @@ impl NpzReader {
         decode(&h, &bytes[h.data_offset..]).map_err(fmt)
     }
 
+    /// Streams array `name` one leading-axis slice at a time: `f(i, slice)` gets slice `i`
+    /// (shape `shape[1..]`, C order) as f32, read and decoded from the (possibly compressed)
+    /// member without holding more than one slice — how `neural-fit` reads a [T, N, D] layer
+    /// one time step at a time. Stops at the first error `f` returns. Fortran-ordered and
+    /// non-float arrays are refused (their slices are not contiguous, or not features).
+    pub fn for_each_slice<E: From<NpyError>>(
+        &mut self,
+        name: &str,
+        mut f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (mut m, label) = self.member(name)?;
+        let fmt = |msg: String| NpyError::Format {
+            path: label.clone(),
+            msg,
+        };
+        let h = match read_member_header(&mut m, &label)? {
+            MemberHeader::Parsed(_, h) => h,
+            MemberHeader::Whole(a) => {
+                // A member too short for a header's length field holds no slices worth streaming.
+                let (n, rest) = match a.shape.split_first() {
+                    Some((&n, rest)) => (n, rest.iter().product::<usize>()),
+                    None => return Err(fmt("a 0-d array has no slices".into()).into()),
+                };
+                let v = a.to_f32().ok_or_else(|| fmt("not a float array".into()))?;
+                for i in 0..n {
+                    f(i, &v[i * rest..(i + 1) * rest])?;
+                }
+                return Ok(());
+            }
+        };
+        if h.fortran_order {
+            return Err(fmt("Fortran-ordered arrays cannot be read slice by slice".into()).into());
+        }
+        if !matches!(h.dtype, DType::F32 | DType::F64) {
+            return Err(fmt(format!("{} is not a float dtype", h.dtype.descr())).into());
+        }
+        let Some((&n, rest)) = h.shape.split_first() else {
+            return Err(fmt("a 0-d array has no slices".into()).into());
+        };
+        let slice = NpyHeader {
+            shape: rest.to_vec(),
+            data_offset: 0,
+            ..h.clone()
+        };
+        let bytes = slice
+            .data_len()
+            .ok_or_else(|| fmt(format!("shape {:?} overflows", h.shape)))?;
+        let mut raw = vec![0u8; bytes];
+        for i in 0..n {
+            m.read_exact(&mut raw).map_err(|e| {
+                fmt(format!(
+                    "truncated data: slice {i} of {n} of shape {:?} could not be read ({e})",
+                    h.shape
+                ))
+            })?;
+            let a = decode(&slice, &raw).map_err(&fmt)?;
+            let v = a
+                .into_f32()
+                .ok_or_else(|| fmt("not a float array".into()))?;
+            f(i, &v)?;
+        }
+        Ok(())
+    }
+
     /// True when the archive has an array `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.zip.index_for_name(&format!("{name}.npy")).is_some()

@@ -22,3 +22,10 @@ pub fn file_err(path: impl std::fmt::Display, msg: impl std::fmt::Display) -> Ne
         msg: msg.to_string(),
     }
 }
+
+/// npy/npz errors already name the file (and the array).
+impl From<ventral_core::npy::NpyError> for NeuralError {
+    fn from(e: ventral_core::npy::NpyError) -> Self {
+        NeuralError::Invalid(e.to_string())
+    }
+}

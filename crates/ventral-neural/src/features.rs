@@ -29,23 +29,83 @@ pub struct Layer {
     pub n: usize,
     /// Features per row.
     pub d: usize,
-    /// [T, N, D] C order.
+    /// The steps held, from `first_step` on, [held, N, D] C order: all of them after
+    /// [`Features::read`], none after [`Features::open`] (streamed per step by
+    /// [`Features::for_each_step`]), one in a layer that call hands out.
     pub data: Vec<f32>,
+    /// The step `data` starts at.
+    pub first_step: usize,
 }
 
 impl Layer {
-    /// Row-major value at step `t`, file row `r`, feature `j`.
+    /// Row-major value at step `t`, file row `r`, feature `j` (`t` must be held).
     #[inline]
     pub fn at(&self, t: usize, r: usize, j: usize) -> f32 {
-        self.data[(t * self.n + r) * self.d + j]
+        self.data[((t - self.first_step) * self.n + r) * self.d + j]
     }
 
-    /// The `d` features of file row `r` at step `t`.
+    /// The `d` features of file row `r` at step `t` (`t` must be held).
     #[inline]
     pub fn row(&self, t: usize, r: usize) -> &[f32] {
-        let start = (t * self.n + r) * self.d;
+        let start = ((t - self.first_step) * self.n + r) * self.d;
         &self.data[start..start + self.d]
     }
+
+    /// The layer's name and shape without its data.
+    pub fn shape_only(&self) -> Layer {
+        Layer {
+            name: self.name.clone(),
+            steps: self.steps,
+            n: self.n,
+            d: self.d,
+            data: Vec::new(),
+            first_step: 0,
+        }
+    }
+
+    /// True when the data of every step is in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.first_step == 0 && self.data.len() == self.steps * self.n * self.d
+    }
+
+    /// True when every unit at (held) step `t` has one value across the file rows `rows`.
+    pub fn constant_at(&self, t: usize, rows: &[usize]) -> bool {
+        (0..self.d).all(|j| {
+            let first = rows.first().map(|&r| self.at(t, r, j));
+            rows.iter().all(|&r| Some(self.at(t, r, j)) == first)
+        })
+    }
+}
+
+/// The first non-finite or out-of-range value of `data` ([held, n, d] from `first_step`) as an
+/// error naming the array, step and row.
+fn check_values(
+    src: &str,
+    name: &str,
+    first_step: usize,
+    n: usize,
+    d: usize,
+    data: &[f32],
+) -> Result<()> {
+    if let Some(i) = data
+        .iter()
+        .position(|v| !v.is_finite() || f64::from(v.abs()) > MAX_ABS_VALUE)
+    {
+        let (t, r) = (first_step + i / (n * d).max(1), (i / d.max(1)) % n.max(1));
+        let what = if data[i].is_finite() {
+            format!(
+                "a value of {:e} (beyond ±{MAX_ABS_VALUE:e}; rescale the features)",
+                data[i]
+            )
+        } else {
+            "a non-finite value".to_string()
+        };
+        return Err(file_err(
+            src,
+            format!("array `{name}` has {what} at step {t}, row {r}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A model's features aligned to a list of stimuli.
@@ -106,28 +166,42 @@ pub fn layer_shapes(path: &Path, only: &[String]) -> Result<Vec<LayerShape>> {
 impl Features {
     /// The steps of each layer at which every unit is constant across the aligned stimuli
     /// (all-zero areas before the input reaches them, dead layers): no regression can use them,
-    /// so the fits predict the training mean there and correlations are undefined.
+    /// so the fits predict the training mean there and correlations are undefined. Layers not
+    /// in memory ([`Features::open`]) are skipped; the streamed fit reports them itself.
     pub fn constant_steps(&self) -> Vec<(String, Vec<usize>)> {
         self.layers
             .iter()
+            .filter(|l| l.is_loaded())
             .filter_map(|l| {
                 let steps: Vec<usize> = (0..l.steps)
-                    .filter(|&t| {
-                        (0..l.d).all(|j| {
-                            let first = self.rows.first().map(|&r| l.at(t, r, j));
-                            self.rows.iter().all(|&r| Some(l.at(t, r, j)) == first)
-                        })
-                    })
+                    .filter(|&t| l.constant_at(t, &self.rows))
                     .collect();
                 (!steps.is_empty()).then(|| (l.name.clone(), steps))
             })
             .collect()
     }
 
-    /// Reads `path` and aligns it to `stimulus_ids`, which come from `ids_from` (named in the
-    /// error when an id is missing, e.g. "the recordings rec.nc"). `only` restricts to the
+    /// Reads `path` whole and aligns it to `stimulus_ids`, which come from `ids_from` (named in
+    /// the error when an id is missing, e.g. "the recordings rec.nc"). `only` restricts to the
     /// named layers.
     pub fn read(
+        path: &Path,
+        stimulus_ids: &[String],
+        ids_from: &str,
+        only: &[String],
+    ) -> Result<Self> {
+        let mut f = Self::open(path, stimulus_ids, ids_from, only)?;
+        for l in 0..f.layers.len() {
+            f.layers[l] = f.load_layer(l)?;
+        }
+        Ok(f)
+    }
+
+    /// Opens `path` like [`Features::read`] — the same checks of names, shapes, dtypes and
+    /// stimulus alignment, from the npy headers and `stimulus_id` — without reading any
+    /// feature data: [`Features::for_each_step`] streams it one (layer, step) at a time and
+    /// [`Features::load_layer`] reads a layer whole.
+    pub fn open(
         path: &Path,
         stimulus_ids: &[String],
         ids_from: &str,
@@ -141,11 +215,14 @@ impl Features {
             if NOT_FEATURES.contains(&name.as_str()) || (!only.is_empty() && !only.contains(name)) {
                 continue;
             }
-            let a = npz.read(name).map_err(|e| file_err(&src, e))?;
-            if !a.is_float() {
+            let h = npz.header(name).map_err(|e| file_err(&src, e))?;
+            if !matches!(
+                h.dtype,
+                ventral_core::npy::DType::F32 | ventral_core::npy::DType::F64
+            ) {
                 continue;
             }
-            let (steps, n, d) = match a.shape.as_slice() {
+            let (steps, n, d) = match h.shape.as_slice() {
                 [n, d] => (1, *n, *d),
                 [t, n, d] => (*t, *n, *d),
                 s => {
@@ -162,7 +239,7 @@ impl Features {
                     &src,
                     format!(
                         "array `{name}` has shape {:?}: no {} — features need at least one step, stimulus and unit",
-                        a.shape,
+                        h.shape,
                         if steps == 0 {
                             "time steps"
                         } else if n == 0 {
@@ -173,25 +250,12 @@ impl Features {
                     ),
                 ));
             }
-            let data = a
-                .to_f32()
-                .ok_or_else(|| file_err(&src, format!("array `{name}` is not numeric")))?;
-            if let Some(i) = data
-                .iter()
-                .position(|v| !v.is_finite() || f64::from(v.abs()) > MAX_ABS_VALUE)
-            {
-                let (t, r) = (i / (n * d).max(1), (i / d.max(1)) % n.max(1));
-                let what = if data[i].is_finite() {
-                    format!(
-                        "a value of {:e} (beyond ±{MAX_ABS_VALUE:e}; rescale the features)",
-                        data[i]
-                    )
-                } else {
-                    "a non-finite value".to_string()
-                };
+            if h.fortran_order {
                 return Err(file_err(
                     &src,
-                    format!("array `{name}` has {what} at step {t}, row {r}"),
+                    format!(
+                        "array `{name}` is Fortran-ordered; save it C-ordered (numpy.ascontiguousarray)"
+                    ),
                 ));
             }
             layers.push(Layer {
@@ -199,7 +263,8 @@ impl Features {
                 steps,
                 n,
                 d,
-                data,
+                data: Vec::new(),
+                first_step: 0,
             });
         }
         for want in only {
@@ -288,6 +353,64 @@ impl Features {
             source: src,
             layers,
             rows,
+        })
+    }
+
+    /// Layer `l` with every step in memory (itself when already loaded).
+    pub fn load_layer(&self, l: usize) -> Result<Layer> {
+        let layer = &self.layers[l];
+        if layer.is_loaded() {
+            return Ok(layer.clone());
+        }
+        let src = &self.source;
+        let mut npz = NpzReader::open(Path::new(src)).map_err(|e| file_err(src, e))?;
+        let a = npz.read(&layer.name).map_err(|e| file_err(src, e))?;
+        let data = a
+            .into_f32()
+            .ok_or_else(|| file_err(src, format!("array `{}` is not numeric", layer.name)))?;
+        if data.len() != layer.steps * layer.n * layer.d {
+            return Err(file_err(
+                src,
+                format!("array `{}` changed since it was opened", layer.name),
+            ));
+        }
+        check_values(src, &layer.name, 0, layer.n, layer.d, &data)?;
+        Ok(Layer {
+            data,
+            first_step: 0,
+            ..layer.clone()
+        })
+    }
+
+    /// Calls `f` with layer `l` holding one step at a time, in step order: from memory when
+    /// the layer is loaded, else streamed from the file (a [T, N, D] array is decompressed
+    /// once, front to back, one [N, D] step in memory; an [N, D] array is its one step).
+    pub fn for_each_step(&self, l: usize, mut f: impl FnMut(&Layer) -> Result<()>) -> Result<()> {
+        let layer = &self.layers[l];
+        let step_len = layer.n * layer.d;
+        if layer.is_loaded() {
+            for t in 0..layer.steps {
+                f(&Layer {
+                    data: layer.data[t * step_len..(t + 1) * step_len].to_vec(),
+                    first_step: t,
+                    ..layer.clone()
+                })?;
+            }
+            return Ok(());
+        }
+        if layer.steps == 1 {
+            let whole = self.load_layer(l)?;
+            return f(&whole);
+        }
+        let src = &self.source;
+        let mut npz = NpzReader::open(Path::new(src)).map_err(|e| file_err(src, e))?;
+        npz.for_each_slice(&layer.name, |t, block: &[f32]| -> Result<()> {
+            check_values(src, &layer.name, t, layer.n, layer.d, block)?;
+            f(&Layer {
+                data: block.to_vec(),
+                first_step: t,
+                ..layer.clone()
+            })
         })
     }
 }

@@ -217,8 +217,21 @@ impl MemoryPlan {
             n_stimuli.saturating_sub(n_train) as u64,
             n_stimuli as u64,
         );
+        // Features stream one (layer, step) at a time: the raw bytes (≤ 8 per value), the
+        // decoded f32 and the step handed to the fits; span-time maps (`shared`) hold a layer.
+        let block = |s: &crate::features::LayerShape| (s.n as u64) * (s.d as u64) * 16;
         let mut plan = MemoryPlan {
-            features: shapes.iter().map(|s| s.bytes()).sum(),
+            features: shapes
+                .iter()
+                .map(|s| {
+                    if opts.shared {
+                        s.bytes() + block(s)
+                    } else {
+                        block(s)
+                    }
+                })
+                .max()
+                .unwrap_or(0),
             gram: 0,
             per_thread: 0,
             threads: threads.max(1) as u64,
@@ -436,6 +449,10 @@ pub struct FitResult {
     /// held-out Pearson r — Brain-Score's `score.raw` reduced over neuroids; the `r` row of
     /// `rows` is their mean.
     pub per_split: Vec<SplitScore>,
+    /// Per layer, the fitted steps at which every unit is constant across the stimuli (an
+    /// area the input has not reached, or a dead layer): their fits predict the training mean
+    /// and their r is undefined.
+    pub constant_steps: Vec<(String, Vec<usize>)>,
 }
 
 /// One split's score of one fit (a row of `predictivity_splits.csv`).
@@ -820,82 +837,99 @@ pub fn fit_predictivity_with_progress(
     }
     let max_train = splits.iter().map(|s| s.train.len()).max().unwrap_or(0);
     let mut slots: Vec<Option<Result<Scores>>> = (0..total).map(|_| None).collect();
-    for ((l, t), members) in &groups {
-        let layer = &feats.layers[*l];
-        let score_job =
-            |j: usize, s: usize, fit: &dyn Fn(faer::MatRef<'_, f64>) -> Result<Mat<f64>>| {
-                let (_, _, ri, b) = jobs[j];
-                let r = score(fit, rec, &halves, b, &regions[ri].1, &splits[s]);
-                report();
-                r
+    // Layer by layer, step by step: a layer not in memory is streamed from its file one
+    // (layer, step) at a time, and each step's data is dropped once its group is fitted.
+    let mut constant: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut group_layers: Vec<usize> = groups.iter().map(|((l, _), _)| *l).collect();
+    group_layers.dedup();
+    for &l in &group_layers {
+        feats.for_each_step(l, |layer: &Layer| -> Result<()> {
+            let t = &layer.first_step;
+            let Some((_, members)) = groups.iter().find(|(k, _)| *k == (l, *t)) else {
+                return Ok(());
             };
-        if opts.form.is_dual(layer.d, max_train) {
-            let gram = Gram::new(
-                rec.n_stimuli(),
-                layer.d,
-                |i| layer.row(*t, feats.rows[i]),
-                Par::rayon(0),
-            );
-            // Splits in chunks of one per thread: their kernels are n × n each.
-            for chunk in (0..ns)
-                .collect::<Vec<_>>()
-                .chunks(rayon::current_num_threads().max(1))
-            {
-                let prepared: Vec<(DualSplit, Option<DualRidge>)> = chunk
-                    .par_iter()
-                    .map(|&s| {
-                        let ds = DualSplit::new(&gram, &splits[s].train, &splits[s].test);
-                        let dr = match &opts.regressor {
-                            Regressor::Ridge(_) => Some(DualRidge::new(&ds)?),
-                            Regressor::Pls(_) => None,
-                        };
-                        Ok((ds, dr))
-                    })
-                    .collect::<Result<_>>()?;
-                let items: Vec<(usize, usize)> = (0..chunk.len())
-                    .flat_map(|c| members.iter().map(move |&j| (c, j)))
+            if layer.constant_at(*t, &feats.rows) {
+                match constant.iter_mut().find(|(n, _)| *n == layer.name) {
+                    Some((_, v)) => v.push(*t),
+                    None => constant.push((layer.name.clone(), vec![*t])),
+                }
+            }
+            let score_job =
+                |j: usize, s: usize, fit: &dyn Fn(faer::MatRef<'_, f64>) -> Result<Mat<f64>>| {
+                    let (_, _, ri, b) = jobs[j];
+                    let r = score(fit, rec, &halves, b, &regions[ri].1, &splits[s]);
+                    report();
+                    r
+                };
+            if opts.form.is_dual(layer.d, max_train) {
+                let gram = Gram::new(
+                    rec.n_stimuli(),
+                    layer.d,
+                    |i| layer.row(*t, feats.rows[i]),
+                    Par::rayon(0),
+                );
+                // Splits in chunks of one per thread: their kernels are n × n each.
+                for chunk in (0..ns)
+                    .collect::<Vec<_>>()
+                    .chunks(rayon::current_num_threads().max(1))
+                {
+                    let prepared: Vec<(DualSplit, Option<DualRidge>)> = chunk
+                        .par_iter()
+                        .map(|&s| {
+                            let ds = DualSplit::new(&gram, &splits[s].train, &splits[s].test);
+                            let dr = match &opts.regressor {
+                                Regressor::Ridge(_) => Some(DualRidge::new(&ds)?),
+                                Regressor::Pls(_) => None,
+                            };
+                            Ok((ds, dr))
+                        })
+                        .collect::<Result<_>>()?;
+                    let items: Vec<(usize, usize)> = (0..chunk.len())
+                        .flat_map(|c| members.iter().map(move |&j| (c, j)))
+                        .collect();
+                    let out: Vec<Result<Scores>> = items
+                        .par_iter()
+                        .map(|&(c, j)| {
+                            let (ds, dr) = &prepared[c];
+                            let fit = |y: faer::MatRef<'_, f64>| match (&opts.regressor, dr) {
+                                (Regressor::Pls(p), _) => p.fit_predict_dual(ds, y),
+                                (Regressor::Ridge(r), Some(dr)) => {
+                                    Ok(r.fit_predict_dual(dr, y, LooGrid::Pruned)?.0)
+                                }
+                                (Regressor::Ridge(_), None) => {
+                                    Err(NeuralError::Invalid("internal: no ridge kernel".into()))
+                                }
+                            };
+                            score_job(j, chunk[c], &fit)
+                        })
+                        .collect();
+                    for (&(c, j), r) in items.iter().zip(out) {
+                        slots[j * ns + chunk[c]] = Some(r);
+                    }
+                }
+            } else {
+                let items: Vec<(usize, usize)> = members
+                    .iter()
+                    .flat_map(|&j| (0..ns).map(move |s| (j, s)))
                     .collect();
                 let out: Vec<Result<Scores>> = items
                     .par_iter()
-                    .map(|&(c, j)| {
-                        let (ds, dr) = &prepared[c];
-                        let fit = |y: faer::MatRef<'_, f64>| match (&opts.regressor, dr) {
-                            (Regressor::Pls(p), _) => p.fit_predict_dual(ds, y),
-                            (Regressor::Ridge(r), Some(dr)) => {
-                                Ok(r.fit_predict_dual(dr, y, LooGrid::Pruned)?.0)
-                            }
-                            (Regressor::Ridge(_), None) => {
-                                Err(NeuralError::Invalid("internal: no ridge kernel".into()))
-                            }
+                    .map(|&(j, s)| {
+                        let sp = &splits[s];
+                        let xtr = x_matrix(layer, *t, &feats.rows, &sp.train);
+                        let xte = x_matrix(layer, *t, &feats.rows, &sp.test);
+                        let fit = |y: faer::MatRef<'_, f64>| {
+                            Ok(opts.regressor.fit(xtr.as_ref(), y)?.predict(xte.as_ref()))
                         };
-                        score_job(j, chunk[c], &fit)
+                        score_job(j, s, &fit)
                     })
                     .collect();
-                for (&(c, j), r) in items.iter().zip(out) {
-                    slots[j * ns + chunk[c]] = Some(r);
+                for (&(j, s), r) in items.iter().zip(out) {
+                    slots[j * ns + s] = Some(r);
                 }
             }
-        } else {
-            let items: Vec<(usize, usize)> = members
-                .iter()
-                .flat_map(|&j| (0..ns).map(move |s| (j, s)))
-                .collect();
-            let out: Vec<Result<Scores>> = items
-                .par_iter()
-                .map(|&(j, s)| {
-                    let sp = &splits[s];
-                    let xtr = x_matrix(layer, *t, &feats.rows, &sp.train);
-                    let xte = x_matrix(layer, *t, &feats.rows, &sp.test);
-                    let fit = |y: faer::MatRef<'_, f64>| {
-                        Ok(opts.regressor.fit(xtr.as_ref(), y)?.predict(xte.as_ref()))
-                    };
-                    score_job(j, s, &fit)
-                })
-                .collect();
-            for (&(j, s), r) in items.iter().zip(out) {
-                slots[j * ns + s] = Some(r);
-            }
-        }
+            Ok(())
+        })?;
     }
     let results: Vec<Result<Scores>> = slots
         .into_iter()
@@ -972,12 +1006,24 @@ pub fn fit_predictivity_with_progress(
         }
     }
     if opts.shared {
-        rows.extend(shared_maps(feats, rec, &splits, &jobs, ceil, opts)?);
+        // Span-time maps stack a layer's steps: one layer in memory at a time.
+        for &l in &group_layers {
+            let mut one = Features {
+                model: feats.model.clone(),
+                source: feats.source.clone(),
+                layers: feats.layers.iter().map(Layer::shape_only).collect(),
+                rows: feats.rows.clone(),
+            };
+            one.layers[l] = feats.load_layer(l)?;
+            let mine: Vec<_> = jobs.iter().copied().filter(|j| j.0 == l).collect();
+            rows.extend(shared_maps(&one, rec, &splits, &mine, ceil, opts)?);
+        }
     }
     Ok(FitResult {
         rows,
         sites: site_rows,
         per_split,
+        constant_steps: constant,
     })
 }
 

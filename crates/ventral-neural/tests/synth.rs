@@ -48,6 +48,7 @@ fn features_of(s: &Synth, name: &str, data: Vec<f32>) -> Features {
             n: s.stimulus_ids.len(),
             d: s.hidden,
             data,
+            first_step: 0,
         }],
         rows: (0..s.stimulus_ids.len()).collect(),
     }
@@ -306,4 +307,67 @@ fn dual_and_primal_fits_give_the_same_scores() {
             assert!(same, "site {}: {} vs {}", a.4, a.5, b.5);
         }
     }
+}
+
+/// `neural-fit` streams features one (layer, step) at a time from the npz (`Features::open`)
+/// instead of reading the file whole: the same rows, per-site values, per-split scores and
+/// constant-step report, compressed or stored members, per-bin and span-time (`shared`) fits,
+/// a [T, N, D] and an [N, D] layer; a bad value in a late step is still an error naming the
+/// file, array, step and row.
+#[test]
+fn streamed_features_fit_exactly_like_features_read_whole() {
+    use ventral_core::npy::{NpyArray, NpyData, write_npz};
+    let (cfg, s) = synth();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synth.nc");
+    s.assembly.write(&path).unwrap();
+    let rec = Recordings::from_assembly(&Assembly::read(&path).unwrap(), "synth.nc").unwrap();
+    let n = s.stimulus_ids.len();
+    let mut stepped = s.features.clone();
+    // Step 0 all zero: an area the input has not reached yet.
+    stepped[..n * s.hidden].iter_mut().for_each(|v| *v = 0.0);
+    let recurrent = NpyArray::new(vec![s.steps, n, s.hidden], NpyData::F32(stepped)).unwrap();
+    let flat = NpyArray::new(
+        vec![n, s.hidden],
+        NpyData::F32(s.features[n * s.hidden..2 * n * s.hidden].to_vec()),
+    )
+    .unwrap();
+    for compress in [false, true] {
+        let npz = dir.path().join(format!("f{compress}.npz"));
+        write_npz(&npz, &[("it", &recurrent), ("pool", &flat)], compress).unwrap();
+        for shared in [false, true] {
+            let o = FitOptions {
+                shared,
+                ..opts(&cfg)
+            };
+            let whole = Features::read(&npz, &rec.stimulus_ids, "rec", &[]).unwrap();
+            let open = Features::open(&npz, &rec.stimulus_ids, "rec", &[]).unwrap();
+            assert!(open.layers.iter().all(|l| l.data.is_empty()));
+            let a = fit_predictivity(&whole, &rec, None, &o).unwrap();
+            let b = fit_predictivity(&open, &rec, None, &o).unwrap();
+            assert!(!a.rows.is_empty());
+            assert_eq!(a.rows.len(), b.rows.len());
+            for (x, y) in a.rows.iter().zip(&b.rows) {
+                assert_eq!(format!("{x:?}"), format!("{y:?}"), "compress {compress}");
+            }
+            assert_eq!(format!("{:?}", a.sites), format!("{:?}", b.sites));
+            assert_eq!(a.per_split, b.per_split);
+            assert_eq!(a.constant_steps, vec![("it".to_string(), vec![0])]);
+            assert_eq!(a.constant_steps, b.constant_steps);
+        }
+    }
+    // A NaN at step 3, row 5, met while streaming.
+    let mut bad = s.features.clone();
+    bad[(3 * n + 5) * s.hidden + 1] = f32::NAN;
+    let bad = NpyArray::new(vec![s.steps, n, s.hidden], NpyData::F32(bad)).unwrap();
+    let npz = dir.path().join("bad.npz");
+    write_npz(&npz, &[("it", &bad)], true).unwrap();
+    let open = Features::open(&npz, &rec.stimulus_ids, "rec", &[]).unwrap();
+    let err = fit_predictivity(&open, &rec, None, &opts(&cfg))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.npz") && err.contains("`it`") && err.contains("step 3, row 5"),
+        "{err}"
+    );
 }

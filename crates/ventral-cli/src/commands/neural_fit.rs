@@ -17,7 +17,7 @@ use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::commands::neural_inputs::{
-    input_record, load_features, read_recordings, sanitize, write_run_json,
+    input_record, open_features, read_recordings, sanitize, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -349,7 +349,7 @@ pub fn run(mut a: Args) -> Result<()> {
     let mut inputs = Vec::new();
     let mut per_split = Vec::new();
     for spec in &a.features {
-        let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
+        let (feats, path) = open_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
         // The model's own area mapping applies to its file unless --areas or --all-layers.
         let mut opts = opts.clone();
         if opts.areas.is_empty() && !a.all_layers && path.extension().is_some_and(|e| e == "npz") {
@@ -382,14 +382,6 @@ pub fn run(mut a: Args) -> Result<()> {
                 .map(|l| format!("{} [{}×{}×{}]", l.name, l.steps, l.n, l.d))
                 .collect::<Vec<_>>()
         );
-        for (layer, steps) in feats.constant_steps() {
-            eprintln!(
-                "  note: {} `{layer}` is constant across the stimuli at step(s) {steps:?} (an area \
-                 the input has not reached, or a dead layer): nothing to regress on, so those fits \
-                 predict the training mean and their r is undefined (written empty)",
-                feats.model
-            );
-        }
         let t0 = std::time::Instant::now();
         let bar = crate::progress::Progress::new(&format!("fit {}", feats.model), 0, "fits");
         let res = fit_predictivity_with_progress(&feats, &rec, ceil.as_deref(), &opts, &|d, n| {
@@ -398,6 +390,14 @@ pub fn run(mut a: Args) -> Result<()> {
         .with_context(|| format!("fitting {}", path.display()))?;
         bar.finish();
         eprintln!("  fitted in {:.2} s", t0.elapsed().as_secs_f64());
+        for (layer, steps) in &res.constant_steps {
+            eprintln!(
+                "  note: {} `{layer}` is constant across the stimuli at step(s) {steps:?} (an area \
+                 the input has not reached, or a dead layer): nothing to regress on, so those fits \
+                 predict the training mean and their r is undefined (written empty)",
+                feats.model
+            );
+        }
         for (layer, t, region, b, nid, r, c) in &res.sites {
             let f = csv_number;
             let _ = writeln!(

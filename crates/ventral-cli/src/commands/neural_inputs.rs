@@ -33,6 +33,22 @@ pub fn load_features(
     Ok((feats, path))
 }
 
+/// [`load_features`] without reading the feature data ([`Features::open`]): the fits stream it
+/// one (layer, step) at a time.
+pub fn open_features(
+    spec: &str,
+    stimulus_ids: &[String],
+    ids_from: &str,
+    layers: &[String],
+) -> Result<(Features, PathBuf)> {
+    let (name, path) = named_path(spec);
+    let mut feats = Features::open(&path, stimulus_ids, ids_from, layers)?;
+    if let Some(n) = name {
+        feats.model = n;
+    }
+    Ok((feats, path))
+}
+
 /// A `PATH` or `NAME=PATH` argument as (NAME, PATH); a `=` after a `/` belongs to the path.
 pub fn named_path(spec: &str) -> (Option<String>, PathBuf) {
     match spec.split_once('=') {
