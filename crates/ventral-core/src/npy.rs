@@ -1085,6 +1085,90 @@ pub fn write_npz(
 mod tests {
     use super::*;
 
+    /// Slices streamed from stored and compressed members, f32 and f64 (big-endian too), equal
+    /// the whole array's; a Fortran-ordered or integer array is refused with the array named.
+    #[test]
+    fn slices_stream_like_the_whole_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let v: Vec<f64> = (0..24).map(|i| i as f64 * 0.5 - 3.0).collect();
+        let f64s = NpyArray::new(vec![4, 2, 3], NpyData::F64(v.clone())).unwrap();
+        let f32s = NpyArray::new(
+            vec![4, 6],
+            NpyData::F32(v.iter().map(|x| *x as f32).collect()),
+        )
+        .unwrap();
+        let ints = NpyArray::new(vec![4, 6], NpyData::I32((0..24).collect())).unwrap();
+        for compress in [false, true] {
+            let path = dir.path().join(format!("s{compress}.npz"));
+            write_npz(&path, &[("a", &f64s), ("b", &f32s), ("i", &ints)], compress).unwrap();
+            let mut z = NpzReader::open(&path).unwrap();
+            for name in ["a", "b"] {
+                let whole = z.read(name).unwrap().to_f32().unwrap();
+                let mut got = Vec::new();
+                z.for_each_slice(name, |i, s: &[f32]| -> Result<(), NpyError> {
+                    assert_eq!(i, got.len() / 6);
+                    got.extend_from_slice(s);
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(got, whole, "{name} compress {compress}");
+            }
+            let err = z
+                .for_each_slice("i", |_, _: &[f32]| -> Result<(), NpyError> { Ok(()) })
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("array 'i'") && err.contains("not a float"),
+                "{err}"
+            );
+        }
+        // Big-endian f64, Fortran order: hand-written members.
+        for (descr, fortran, ok) in [(">f8", false, true), ("<f8", true, false)] {
+            let mut bytes = Vec::new();
+            let header = format!(
+                "{{'descr': '{descr}', 'fortran_order': {}, 'shape': (2, 2), }}",
+                if fortran { "True" } else { "False" }
+            );
+            let mut h = header.into_bytes();
+            while (10 + h.len() + 1) % 64 != 0 {
+                h.push(b' ');
+            }
+            h.push(b'\n');
+            bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+            bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(&h);
+            for x in [1.0f64, 2.0, 3.0, 4.0] {
+                bytes.extend_from_slice(&if descr.starts_with('>') {
+                    x.to_be_bytes()
+                } else {
+                    x.to_le_bytes()
+                });
+            }
+            let path = dir.path().join(format!("h{fortran}.npz"));
+            let mut w = std::io::Cursor::new(Vec::new());
+            {
+                let mut z = zip::ZipWriter::new(&mut w);
+                z.start_file("x.npy", zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                std::io::Write::write_all(&mut z, &bytes).unwrap();
+                z.finish().unwrap();
+            }
+            std::fs::write(&path, w.into_inner()).unwrap();
+            let mut z = NpzReader::open(&path).unwrap();
+            let mut got = Vec::new();
+            let r = z.for_each_slice("x", |_, s: &[f32]| -> Result<(), NpyError> {
+                got.extend_from_slice(s);
+                Ok(())
+            });
+            if ok {
+                r.unwrap();
+                assert_eq!(got, vec![1.0, 2.0, 3.0, 4.0]);
+            } else {
+                assert!(r.unwrap_err().to_string().contains("Fortran"));
+            }
+        }
+    }
+
     #[test]
     fn header_is_64_aligned_and_parses() {
         let h = header_bytes(DType::F32, &[2, 3, 4]);
