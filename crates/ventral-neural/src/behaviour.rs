@@ -210,18 +210,19 @@ impl Trials {
     }
 
     /// The trials as CSV ([`TRIALS_HEADER`]).
-    pub fn to_csv(&self) -> String {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record(TRIALS_HEADER);
-        for i in 0..self.choice.len() {
-            let _ = w.write_record([
-                &self.stimulus_id[i],
-                &self.sample_obj[i],
-                &self.dist_obj[i],
-                &self.choice[i],
-            ]);
-        }
-        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    pub fn to_csv(&self) -> Result<String> {
+        crate::tables::csv_table(
+            "behaviour trials",
+            &TRIALS_HEADER,
+            (0..self.choice.len()).map(|i| {
+                vec![
+                    self.stimulus_id[i].clone(),
+                    self.sample_obj[i].clone(),
+                    self.dist_obj[i].clone(),
+                    self.choice[i].clone(),
+                ]
+            }),
+        )
     }
 }
 
@@ -689,16 +690,15 @@ pub const SUMMARY_HEADER: [&str; 12] = [
 /// `behaviour.csv`: one row per (model, layer, step, metric): accuracy, the raw consistency
 /// (mean, sd over halvings), the mean ceiling, the ceiled consistency (mean, sd) and
 /// Brain-Score's bounded score. `time_ms(step)` gives the step's time.
-pub fn summary_csv(layers: &[LayerScores], time_ms: impl Fn(usize) -> f64) -> String {
-    use crate::predictivity::csv_number as num;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(SUMMARY_HEADER);
+pub fn summary_csv(layers: &[LayerScores], time_ms: impl Fn(usize) -> f64) -> Result<String> {
+    use crate::tables::csv_number as num;
+    let mut rows = Vec::new();
     for l in layers {
         for s in &l.steps {
             for c in &s.consistency {
                 let (raw, raw_sd) = mean_std(&c.raw);
                 let (ceiled, ceiled_sd) = c.center_error();
-                let _ = w.write_record([
+                rows.push(vec![
                     l.model.clone(),
                     l.layer.clone(),
                     s.step.to_string(),
@@ -715,21 +715,18 @@ pub fn summary_csv(layers: &[LayerScores], time_ms: impl Fn(usize) -> f64) -> St
             }
         }
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    crate::tables::csv_table("behaviour.csv", &SUMMARY_HEADER, rows.into_iter())
 }
 
 /// `behaviour_halvings.csv`: every halving's raw, ceiling and ceiled value.
-pub fn halvings_csv(layers: &[LayerScores]) -> String {
-    use crate::predictivity::csv_number as num;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "model", "layer", "step", "metric", "halving", "raw", "ceiling", "ceiled",
-    ]);
+pub fn halvings_csv(layers: &[LayerScores]) -> Result<String> {
+    use crate::tables::csv_number as num;
+    let mut rows = Vec::new();
     for l in layers {
         for s in &l.steps {
             for c in &s.consistency {
                 for h in 0..c.raw.len() {
-                    let _ = w.write_record([
+                    rows.push(vec![
                         l.model.clone(),
                         l.layer.clone(),
                         s.step.to_string(),
@@ -743,26 +740,33 @@ pub fn halvings_csv(layers: &[LayerScores]) -> String {
             }
         }
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    crate::tables::csv_table(
+        "behaviour_halvings.csv",
+        &[
+            "model", "layer", "step", "metric", "halving", "raw", "ceiling", "ceiled",
+        ],
+        rows.into_iter(),
+    )
 }
 
 /// `target.csv`: the target's per-image i1 and i1n from all trials.
-pub fn target_csv(target: &Target) -> String {
-    use crate::predictivity::csv_number as num;
+pub fn target_csv(target: &Target) -> Result<String> {
+    use crate::tables::csv_number as num;
     let all: Vec<usize> = (0..target.trials()).collect();
     let k = target.objects.len();
     let r = target.response_matrix(&all);
     let i1 = metric_matrix(&r, &target.truth, k, Metric::I1);
     let i1n = metric_matrix(&r, &target.truth, k, Metric::I1n);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["stimulus_id", "object_name", "i1", "i1n"]);
-    for (s, id) in target.images.iter().enumerate() {
-        let _ = w.write_record([
-            id.clone(),
-            target.objects[target.truth[s]].clone(),
-            num(i1[s]),
-            num(i1n[s]),
-        ]);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    crate::tables::csv_table(
+        "target.csv",
+        &["stimulus_id", "object_name", "i1", "i1n"],
+        target.images.iter().enumerate().map(|(s, id)| {
+            vec![
+                id.clone(),
+                target.objects[target.truth[s]].clone(),
+                num(i1[s]),
+                num(i1n[s]),
+            ]
+        }),
+    )
 }

@@ -18,6 +18,7 @@ pub mod rsa;
 pub use ventral_core::stats;
 pub mod stimulus_set;
 pub mod synth;
+pub mod tables;
 
 pub use assembly::{Assembly, Coord, CoordValues};
 pub use error::{NeuralError, Result};

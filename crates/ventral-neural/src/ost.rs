@@ -518,6 +518,158 @@ impl OstTargets {
     }
 }
 
+/// One decoded layer's time course (or the target recordings'): solution times, and per time
+/// the mean i1 over images with its 95 % t-interval and the number of images.
+#[derive(Debug, Clone)]
+pub struct DecodedLayer {
+    pub model: String,
+    pub layer: String,
+    /// ms after onset of each decoded step or bin.
+    pub times: Vec<f64>,
+    pub st: SolutionTimes,
+    /// Per time: (mean i1, ci_low, ci_high, images with a defined i1).
+    pub mean_i1: Vec<(f64, f64, f64, usize)>,
+}
+
+impl DecodedLayer {
+    pub fn new(model: String, layer: String, times: Vec<f64>, st: SolutionTimes) -> Self {
+        let mean_i1 = (0..times.len())
+            .map(|b| {
+                let col: Vec<f64> = st.i1.iter().map(|v| v[b]).collect();
+                let (m, lo, hi) = crate::stats::mean_ci(&col);
+                (m, lo, hi, col.iter().filter(|v| v.is_finite()).count())
+            })
+            .collect();
+        Self {
+            model,
+            layer,
+            times,
+            st,
+            mean_i1,
+        }
+    }
+}
+
+/// A model layer's OST consistency with the targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OstSummary {
+    pub model: String,
+    pub layer: String,
+    /// Spearman r between model and target OSTs over the images both solve.
+    pub spearman: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub n_solved_both: usize,
+    pub n_target_solved: usize,
+    /// Fraction of the target-solved images the model solves.
+    pub fraction_solved: f64,
+}
+
+impl OstSummary {
+    /// [`ost_score`] and its bootstrap interval ([`ost_score_ci`], `n_boot` resamples).
+    pub fn new(d: &DecodedLayer, targets: &OstTargets, n_boot: usize, seed: u64) -> Self {
+        let (spearman, n_solved_both, fraction_solved) = ost_score(&d.st.ost, &targets.ost_ms);
+        let (ci_low, ci_high) = ost_score_ci(&d.st.ost, &targets.ost_ms, n_boot, seed);
+        OstSummary {
+            model: d.model.clone(),
+            layer: d.layer.clone(),
+            spearman,
+            ci_low,
+            ci_high,
+            n_solved_both,
+            n_target_solved: targets.ost_ms.iter().filter(|v| v.is_finite()).count(),
+            fraction_solved,
+        }
+    }
+}
+
+/// `ost.csv`: per model layer and image, the target's and the model's OST.
+pub fn ost_csv(targets: &OstTargets, models: &[&DecodedLayer]) -> Result<String> {
+    use crate::tables::csv_number;
+    crate::tables::csv_table(
+        "ost.csv",
+        &[
+            "model",
+            "layer",
+            "stimulus_id",
+            "object_name",
+            "target_ost_ms",
+            "i1_threshold",
+            "model_ost_ms",
+        ],
+        models.iter().flat_map(|d| {
+            (0..targets.stimulus_ids.len()).map(move |i| {
+                vec![
+                    d.model.clone(),
+                    d.layer.clone(),
+                    targets.stimulus_ids[i].clone(),
+                    targets.object_names[i].clone(),
+                    csv_number(targets.ost_ms[i]),
+                    csv_number(targets.thresholds[i]),
+                    csv_number(d.st.ost[i]),
+                ]
+            })
+        }),
+    )
+}
+
+/// `summary.csv`: one [`OstSummary`] per model layer.
+pub fn summary_csv(summaries: &[OstSummary]) -> Result<String> {
+    use crate::tables::csv_number;
+    crate::tables::csv_table(
+        "summary.csv",
+        &[
+            "model",
+            "layer",
+            "spearman",
+            "ci_low",
+            "ci_high",
+            "n_solved_both",
+            "n_target_solved",
+            "fraction_solved",
+        ],
+        summaries.iter().map(|s| {
+            vec![
+                s.model.clone(),
+                s.layer.clone(),
+                csv_number(s.spearman),
+                csv_number(s.ci_low),
+                csv_number(s.ci_high),
+                s.n_solved_both.to_string(),
+                s.n_target_solved.to_string(),
+                csv_number(s.fraction_solved),
+            ]
+        }),
+    )
+}
+
+/// `i1.csv`: per decoded layer (the target's too) and time, the mean i1 and its interval.
+pub fn i1_csv(decoded: &[DecodedLayer]) -> Result<String> {
+    use crate::tables::csv_number;
+    crate::tables::csv_table(
+        "i1.csv",
+        &[
+            "model", "layer", "time_ms", "mean_i1", "ci_low", "ci_high", "n",
+        ],
+        decoded.iter().flat_map(|d| {
+            d.times
+                .iter()
+                .zip(&d.mean_i1)
+                .map(move |(t, &(m, lo, hi, n))| {
+                    vec![
+                        d.model.clone(),
+                        d.layer.clone(),
+                        t.to_string(),
+                        csv_number(m),
+                        csv_number(lo),
+                        csv_number(hi),
+                        n.to_string(),
+                    ]
+                })
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -292,36 +292,109 @@ pub struct Row {
     pub ci_high: f64,
 }
 
-/// A number for a CSV cell: empty when not finite.
-pub fn csv_number(v: f64) -> String {
-    if v.is_finite() {
-        v.to_string()
-    } else {
-        String::new()
+pub use crate::tables::{csv_number, csv_table};
+
+/// Columns of `predictivity.csv`.
+pub const PREDICTIVITY_COLUMNS: [&str; 10] = [
+    "model",
+    "layer",
+    "timestep",
+    "region",
+    "time_bin_start",
+    "time_bin_end",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+];
+
+impl Row {
+    /// The row's `predictivity.csv` fields (empty for a missing step or undefined value).
+    pub fn fields(&self) -> Vec<String> {
+        let f = csv_number;
+        vec![
+            self.model.clone(),
+            self.layer.clone(),
+            self.timestep.map(|t| t.to_string()).unwrap_or_default(),
+            self.region.clone(),
+            self.time_bin_start.to_string(),
+            self.time_bin_end.to_string(),
+            self.metric.clone(),
+            f(self.value),
+            f(self.ci_low),
+            f(self.ci_high),
+        ]
     }
 }
 
-/// Header of `predictivity.csv`.
-pub const CSV_HEADER: &str =
-    "model,layer,timestep,region,time_bin_start,time_bin_end,metric,value,ci_low,ci_high";
+/// `predictivity.csv`: one line per [`Row`] (names quoted where they need it).
+pub fn predictivity_csv(rows: &[Row]) -> Result<String> {
+    csv_table(
+        "predictivity.csv",
+        &PREDICTIVITY_COLUMNS,
+        rows.iter().map(Row::fields),
+    )
+}
 
-impl Row {
-    pub fn csv(&self) -> String {
-        let f = csv_number;
-        format!(
-            "{},{},{},{},{},{},{},{},{},{}",
-            self.model,
-            self.layer,
-            self.timestep.map(|t| t.to_string()).unwrap_or_default(),
-            self.region,
-            self.time_bin_start,
-            self.time_bin_end,
-            self.metric,
-            f(self.value),
-            f(self.ci_low),
-            f(self.ci_high)
-        )
-    }
+/// One per-site row of a fit: (layer, timestep, region, bin index, neuroid_id, r — the mean
+/// over splits of the held-out Pearson r — and the site's split-half ceiling).
+pub type SiteRow = (String, usize, String, usize, String, f64, f64);
+
+/// `sites.csv`: per model (label, its fit's [`SiteRow`]s) and site, with the bins' times.
+pub fn sites_csv(models: &[(String, Vec<SiteRow>)], bins: &[(f64, f64)]) -> Result<String> {
+    csv_table(
+        "sites.csv",
+        &[
+            "model",
+            "layer",
+            "timestep",
+            "region",
+            "time_bin_start",
+            "time_bin_end",
+            "neuroid_id",
+            "r",
+            "ceiling",
+        ],
+        models.iter().flat_map(|(model, sites)| {
+            sites.iter().map(move |(layer, t, region, b, nid, r, c)| {
+                vec![
+                    model.clone(),
+                    layer.clone(),
+                    t.to_string(),
+                    region.clone(),
+                    bins[*b].0.to_string(),
+                    bins[*b].1.to_string(),
+                    nid.clone(),
+                    csv_number(*r),
+                    csv_number(*c),
+                ]
+            })
+        }),
+    )
+}
+
+/// Per region (in the recordings' order) its response latency from the ceilings: (region,
+/// latency ms, peak ceiling), regions without a positive ceiling left out
+/// ([`crate::ceiling::latency_from_ceiling`]).
+pub fn latencies(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Vec<(String, f64, f64)> {
+    let starts: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+    rec.region_sites()
+        .into_iter()
+        .zip(ceil)
+        .filter_map(|((region, _), rc)| {
+            crate::ceiling::latency_from_ceiling(rc, &starts).map(|(l, p)| (region, l, p))
+        })
+        .collect()
+}
+
+/// `latency.csv` from [`latencies`].
+pub fn latency_csv(lat: &[(String, f64, f64)]) -> Result<String> {
+    csv_table(
+        "latency.csv",
+        &["region", "latency_ms", "peak_ceiling"],
+        lat.iter()
+            .map(|(r, l, p)| vec![r.clone(), l.to_string(), p.to_string()]),
+    )
 }
 
 /// (layer, step, region, bin) combinations to fit, from the mappings.
@@ -444,7 +517,7 @@ fn score(
 pub struct FitResult {
     pub rows: Vec<Row>,
     /// Per-site rows: (layer, timestep, region, bin, neuroid_id, r, ceiling).
-    pub sites: Vec<(String, usize, String, usize, String, f64, f64)>,
+    pub sites: Vec<SiteRow>,
     /// Per (layer, step, region, bin) and split: the median over the region's sites of the
     /// held-out Pearson r — Brain-Score's `score.raw` reduced over neuroids; the `r` row of
     /// `rows` is their mean.
@@ -531,22 +604,6 @@ pub fn ceiling_splits_csv(rec: &Recordings, ceil: &[Vec<BinCeiling>]) -> Result<
         ],
         rows,
     )
-}
-
-/// A CSV table (csv crate: names quoted where needed) as text; `what` names it in errors.
-fn csv_table(
-    what: &str,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) -> Result<String> {
-    let err = |e: &dyn std::fmt::Display| NeuralError::Invalid(format!("writing {what}: {e}"));
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header).map_err(|e| err(&e))?;
-    for row in rows {
-        w.write_record(&row).map_err(|e| err(&e))?;
-    }
-    let bytes = w.into_inner().map_err(|e| err(&e))?;
-    String::from_utf8(bytes).map_err(|e| err(&e))
 }
 
 /// The stimulus splits for `rec` (stratified by `object_name` when present) by
@@ -1125,13 +1182,31 @@ fn shared_maps(
 }
 
 /// Header of `layer_ranking.csv`.
-pub const RANKING_HEADER: &str =
-    "region,time_bin_start,time_bin_end,rank,model,layer,timestep,r,ceiled";
+pub const RANKING_COLUMNS: [&str; 9] = [
+    "region",
+    "time_bin_start",
+    "time_bin_end",
+    "rank",
+    "model",
+    "layer",
+    "timestep",
+    "r",
+    "ceiled",
+];
+
+/// `layer_ranking.csv` from [`layer_ranking`].
+pub fn layer_ranking_csv(rows: &[Row]) -> Result<String> {
+    csv_table(
+        "layer_ranking.csv",
+        &RANKING_COLUMNS,
+        layer_ranking(rows).into_iter(),
+    )
+}
 
 /// Every fitted (model, layer, step) ranked per region and bin by its cross-validated `r`
 /// (best first; undefined r last), with its ceiled value — per-layer scores for every region
-/// and bin from one run, as `layer_ranking.csv` lines.
-pub fn layer_ranking(rows: &[Row]) -> Vec<String> {
+/// and bin from one run, as the fields of `layer_ranking.csv` rows.
+pub fn layer_ranking(rows: &[Row]) -> Vec<Vec<String>> {
     type Key<'a> = (&'a str, u64, u64);
     let mut groups: Vec<(Key<'_>, Vec<&Row>)> = Vec::new();
     for r in rows.iter().filter(|r| r.metric == "r") {
@@ -1177,18 +1252,17 @@ pub fn layer_ranking(rows: &[Row]) -> Vec<String> {
             (x, y) => x.cmp(&y),
         });
         for (rank, r) in members.iter().enumerate() {
-            out.push(format!(
-                "{},{},{},{},{},{},{},{},{}",
-                r.region,
-                r.time_bin_start,
-                r.time_bin_end,
-                rank + 1,
-                r.model,
-                r.layer,
+            out.push(vec![
+                r.region.clone(),
+                r.time_bin_start.to_string(),
+                r.time_bin_end.to_string(),
+                (rank + 1).to_string(),
+                r.model.clone(),
+                r.layer.clone(),
                 r.timestep.map(|t| t.to_string()).unwrap_or_default(),
                 csv_number(r.value),
-                csv_number(ceiled(r))
-            ));
+                csv_number(ceiled(r)),
+            ]);
         }
     }
     out
@@ -1251,6 +1325,43 @@ mod tests {
     use super::{Row, best_layers, ceiled, layer_ranking};
 
     #[test]
+    fn csv_tables_quote_names_that_need_it() {
+        let row = Row {
+            model: "net, v2".into(),
+            layer: "it\"a\"".into(),
+            timestep: None,
+            region: "IT".into(),
+            time_bin_start: 70.0,
+            time_bin_end: 80.0,
+            metric: "r".into(),
+            value: 0.25,
+            ci_low: f64::NAN,
+            ci_high: 0.5,
+        };
+        let text = super::predictivity_csv(std::slice::from_ref(&row)).unwrap();
+        assert_eq!(
+            text,
+            "model,layer,timestep,region,time_bin_start,time_bin_end,metric,value,ci_low,ci_high\n\
+             \"net, v2\",\"it\"\"a\"\"\",,IT,70,80,r,0.25,,0.5\n"
+        );
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let rec = r.records().next().unwrap().unwrap();
+        assert_eq!((&rec[0], &rec[1]), ("net, v2", "it\"a\""));
+        let sites = super::sites_csv(
+            &[(
+                "m,1".into(),
+                vec![("l".into(), 2, "V4".into(), 1, "n,7".into(), 0.5, f64::NAN)],
+            )],
+            &[(0.0, 10.0), (10.0, 20.0)],
+        )
+        .unwrap();
+        assert!(
+            sites.ends_with("\"m,1\",l,2,V4,10,20,\"n,7\",0.5,\n"),
+            "{sites}"
+        );
+    }
+
+    #[test]
     fn layers_are_ranked_per_region_and_bin() {
         let row = |layer: &str, start: f64, metric: &str, value: f64| Row {
             model: "m".into(),
@@ -1273,7 +1384,10 @@ mod tests {
             row("b", 80.0, "r", 0.1),
         ];
         assert_eq!(
-            layer_ranking(&rows),
+            layer_ranking(&rows)
+                .iter()
+                .map(|f| f.join(","))
+                .collect::<Vec<_>>(),
             vec![
                 "IT,70,80,1,m,b,0,0.5,0.9",
                 "IT,70,80,2,m,a,0,0.2,",

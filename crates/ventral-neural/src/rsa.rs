@@ -544,6 +544,62 @@ pub fn compare_rdms(
     out
 }
 
+/// Columns of `rsa.csv`.
+pub const RSA_COLUMNS: [&str; 12] = [
+    "model",
+    "layer",
+    "timestep",
+    "region",
+    "time_bin_start",
+    "time_bin_end",
+    "rdm",
+    "comparison",
+    "value",
+    "ci_low",
+    "ci_high",
+    "resamples",
+];
+
+/// What names the cells of one model's comparison in `rsa.csv`.
+#[derive(Debug, Clone)]
+pub struct RsaLabels<'a> {
+    pub model: &'a str,
+    /// Layer names, indexed by [`RsaCell::layer`].
+    pub layers: &'a [String],
+    /// Region names, indexed by [`RsaCell::region`].
+    pub regions: &'a [String],
+    /// Bin (start, end) in ms, indexed by [`RsaCell::bin`].
+    pub bins: &'a [(f64, f64)],
+    pub rdm: &'a str,
+    pub comparison: &'a str,
+    pub resamples: usize,
+}
+
+/// The `rsa.csv` rows of one model's cells.
+pub fn rsa_rows(labels: &RsaLabels<'_>, cells: &[RsaCell]) -> Vec<Vec<String>> {
+    use crate::tables::csv_number;
+    cells
+        .iter()
+        .map(|c| {
+            let (bs, be) = labels.bins[c.bin];
+            vec![
+                labels.model.to_string(),
+                labels.layers[c.layer].clone(),
+                c.timestep.to_string(),
+                labels.regions[c.region].clone(),
+                bs.to_string(),
+                be.to_string(),
+                labels.rdm.to_string(),
+                labels.comparison.to_string(),
+                csv_number(c.value),
+                csv_number(c.ci_low),
+                csv_number(c.ci_high),
+                labels.resamples.to_string(),
+            ]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::approx_constant)]

@@ -224,15 +224,15 @@ pub fn run(a: Args) -> Result<()> {
     let time_ms = |t: usize| a.offset_ms + t as f64 * a.step_ms;
     write_bytes_atomic(
         &out.path().join("behaviour.csv"),
-        summary_csv(&scored, time_ms).as_bytes(),
+        summary_csv(&scored, time_ms)?.as_bytes(),
     )?;
     write_bytes_atomic(
         &out.path().join("behaviour_halvings.csv"),
-        halvings_csv(&scored).as_bytes(),
+        halvings_csv(&scored)?.as_bytes(),
     )?;
     write_bytes_atomic(
         &out.path().join("target.csv"),
-        target_csv(&target).as_bytes(),
+        target_csv(&target)?.as_bytes(),
     )?;
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("probabilities.npz"), &refs, true)?;

@@ -1,17 +1,15 @@
 //! `ventral neural-fit`: model features → neural sites per time bin, cross-validated, with
 //! split-half ceilings and noise-corrected consistency.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
-use ventral_neural::ceiling::latency_from_ceiling;
 use ventral_neural::predictivity::{
-    CSV_HEADER, FeedforwardMapping, FitOptions, Form, MemoryPlan, RANKING_HEADER, Regressor, Row,
-    SplitProcedure, StepMapping, best_layers, ceiling_halves, ceiling_rows, ceiling_splits_csv,
-    ceilings, csv_number, fit_predictivity_with_progress, layer_ranking, read_halves_json,
-    read_splits_json, split_scores_csv, splits_json, stimulus_splits,
+    FeedforwardMapping, FitOptions, Form, MemoryPlan, Regressor, Row, SplitProcedure, StepMapping,
+    best_layers, ceiling_halves, ceiling_rows, ceiling_splits_csv, ceilings,
+    fit_predictivity_with_progress, latencies, latency_csv, layer_ranking_csv, predictivity_csv,
+    read_halves_json, read_splits_json, sites_csv, split_scores_csv, splits_json, stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
 use ventral_report::{LinePlot, Series, Style, line_plot};
@@ -330,22 +328,19 @@ pub fn run(mut a: Args) -> Result<()> {
         eprintln!("note: one repetition per stimulus: no ceilings, ceiled scores or consistency");
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut latency_csv = String::from("region,latency_ms,peak_ceiling\n");
+    let lat = ceil
+        .as_ref()
+        .map(|c| latencies(&rec, c))
+        .unwrap_or_default();
     if let Some(c) = &ceil {
         rows.extend(ceiling_rows(&rec, c));
-        let starts: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
-        for ((region, _), rc) in rec.region_sites().iter().zip(c) {
-            if let Some((lat, peak)) = latency_from_ceiling(rc, &starts) {
-                let _ = writeln!(latency_csv, "{region},{lat},{peak}");
-                eprintln!(
-                    "  {region}: latency {lat} ms (first bin with ≥ half the peak ceiling {peak:.3})"
-                );
-            }
+        for (region, lat, peak) in &lat {
+            eprintln!(
+                "  {region}: latency {lat} ms (first bin with ≥ half the peak ceiling {peak:.3})"
+            );
         }
     }
-    let mut sites_csv = String::from(
-        "model,layer,timestep,region,time_bin_start,time_bin_end,neuroid_id,r,ceiling\n",
-    );
+    let mut site_tables = Vec::new();
     let mut inputs = Vec::new();
     let mut per_split = Vec::new();
     for spec in &a.features {
@@ -398,30 +393,19 @@ pub fn run(mut a: Args) -> Result<()> {
                 feats.model
             );
         }
-        for (layer, t, region, b, nid, r, c) in &res.sites {
-            let f = csv_number;
-            let _ = writeln!(
-                sites_csv,
-                "{},{layer},{t},{region},{},{},{nid},{},{}",
-                feats.model,
-                rec.bins[*b].0,
-                rec.bins[*b].1,
-                f(*r),
-                f(*c)
-            );
-        }
+        site_tables.push((feats.model.clone(), res.sites));
         rows.extend(res.rows);
         per_split.extend(res.per_split);
         inputs.push(input_record(&feats.model, &path)?);
     }
-    let mut csv = String::from(CSV_HEADER);
-    csv.push('\n');
-    for r in &rows {
-        csv.push_str(&r.csv());
-        csv.push('\n');
-    }
-    write_bytes_atomic(&out.path().join("predictivity.csv"), csv.as_bytes())?;
-    write_bytes_atomic(&out.path().join("sites.csv"), sites_csv.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("predictivity.csv"),
+        predictivity_csv(&rows)?.as_bytes(),
+    )?;
+    write_bytes_atomic(
+        &out.path().join("sites.csv"),
+        sites_csv(&site_tables, &rec.bins)?.as_bytes(),
+    )?;
     write_bytes_atomic(
         &out.path().join("predictivity_splits.csv"),
         split_scores_csv(&per_split)?.as_bytes(),
@@ -432,14 +416,14 @@ pub fn run(mut a: Args) -> Result<()> {
             ceiling_splits_csv(&rec, c)?.as_bytes(),
         )?;
     }
-    write_bytes_atomic(&out.path().join("latency.csv"), latency_csv.as_bytes())?;
-    let mut ranking = String::from(RANKING_HEADER);
-    ranking.push('\n');
-    for line in layer_ranking(&rows) {
-        ranking.push_str(&line);
-        ranking.push('\n');
-    }
-    write_bytes_atomic(&out.path().join("layer_ranking.csv"), ranking.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("latency.csv"),
+        latency_csv(&lat)?.as_bytes(),
+    )?;
+    write_bytes_atomic(
+        &out.path().join("layer_ranking.csv"),
+        layer_ranking_csv(&rows)?.as_bytes(),
+    )?;
     let mut sj = splits_json(&splits, &rec.stimulus_ids, &procedure, opts.seed);
     // The ceiling's repetition halvings (repetition indices in sorted order of the
     // `repetition` coordinate, or of recurrence), for the record.

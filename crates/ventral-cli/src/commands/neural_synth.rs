@@ -245,7 +245,7 @@ pub fn run(a: Args) -> Result<()> {
             &objects,
             &bcfg,
         )?;
-        ventral_core::atomic::write_bytes_atomic(&behaviour_path, trials.to_csv().as_bytes())?;
+        ventral_core::atomic::write_bytes_atomic(&behaviour_path, trials.to_csv()?.as_bytes())?;
         eprintln!(
             "neural-synth: {} behavioural trials (subject reads step {} with gain {}) in {}",
             trials.choice.len(),

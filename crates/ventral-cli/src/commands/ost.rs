@@ -1,17 +1,14 @@
 //! `ventral ost`: object solution times (Kar et al. 2019; Brain-Score's `metrics/ost`).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::ost::{
-    DecoderConfig, OstOptions, OstTargets, SolutionTimes, object_solution_times, ost_score,
-    ost_score_ci,
+    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, SolutionTimes, i1_csv,
+    object_solution_times, ost_csv, ost_score, summary_csv,
 };
-use ventral_neural::predictivity::csv_number;
-use ventral_neural::stats::mean_ci;
 use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::commands::neural_inputs::{
@@ -75,34 +72,7 @@ pub struct Args {
     seed: u64,
 }
 
-/// One decoded source (the target recordings or a model layer).
-struct Decoded {
-    model: String,
-    layer: String,
-    times: Vec<f64>,
-    st: SolutionTimes,
-    /// Per time: mean i1 over images with its 95 % t-interval, and the number of images.
-    mean_i1: Vec<(f64, f64, f64, usize)>,
-}
-
-impl Decoded {
-    fn new(model: String, layer: String, times: Vec<f64>, st: SolutionTimes) -> Self {
-        let mean_i1 = (0..times.len())
-            .map(|b| {
-                let col: Vec<f64> = st.i1.iter().map(|v| v[b]).collect();
-                let (m, lo, hi) = mean_ci(&col);
-                (m, lo, hi, col.iter().filter(|v| v.is_finite()).count())
-            })
-            .collect();
-        Self {
-            model,
-            layer,
-            times,
-            st,
-            mean_i1,
-        }
-    }
-}
+type Decoded = DecodedLayer;
 
 pub fn run(a: Args) -> Result<()> {
     let offset_ms = ost_offset(&a.offset_ms, &a.region)?;
@@ -219,59 +189,19 @@ pub fn run(a: Args) -> Result<()> {
     }
 
     // Tables.
-    let mut ost_csv = String::from(
-        "model,layer,stimulus_id,object_name,target_ost_ms,i1_threshold,model_ost_ms\n",
-    );
-    let mut summary = String::from(
-        "model,layer,spearman,ci_low,ci_high,n_solved_both,n_target_solved,fraction_solved\n",
-    );
-    for d in &models {
-        for i in 0..ids.len() {
-            let _ = writeln!(
-                ost_csv,
-                "{},{},{},{},{},{},{}",
-                d.model,
-                d.layer,
-                ids[i],
-                targets.object_names[i],
-                csv_number(targets.ost_ms[i]),
-                csv_number(targets.thresholds[i]),
-                csv_number(d.st.ost[i])
-            );
-        }
-        let (r, n_both, frac) = ost_score(&d.st.ost, &targets.ost_ms);
-        let (lo, hi) = ost_score_ci(&d.st.ost, &targets.ost_ms, a.bootstraps, a.seed);
-        let n_target = targets.ost_ms.iter().filter(|v| v.is_finite()).count();
-        let _ = writeln!(
-            summary,
-            "{},{},{},{},{},{n_both},{n_target},{}",
-            d.model,
-            d.layer,
-            csv_number(r),
-            csv_number(lo),
-            csv_number(hi),
-            csv_number(frac)
-        );
+    let summaries: Vec<OstSummary> = models
+        .iter()
+        .map(|d| OstSummary::new(d, &targets, a.bootstraps, a.seed))
+        .collect();
+    for s in &summaries {
         println!(
-            "{} {}: OST Spearman {:.3} [{:.3}, {:.3}] over {n_both} images solved by both; fraction of target-solved images solved {:.2}",
-            d.model, d.layer, r, lo, hi, frac
+            "{} {}: OST Spearman {:.3} [{:.3}, {:.3}] over {} images solved by both; fraction of target-solved images solved {:.2}",
+            s.model, s.layer, s.spearman, s.ci_low, s.ci_high, s.n_solved_both, s.fraction_solved
         );
     }
-    let mut i1_csv = String::from("model,layer,time_ms,mean_i1,ci_low,ci_high,n\n");
     let mut arrays: Vec<(String, NpyArray)> =
         vec![("stimulus_id".into(), NpyArray::from_strings(ids))];
     for d in &decoded {
-        for (t, &(m, lo, hi, n)) in d.times.iter().zip(&d.mean_i1) {
-            let _ = writeln!(
-                i1_csv,
-                "{},{},{t},{},{},{},{n}",
-                d.model,
-                d.layer,
-                csv_number(m),
-                csv_number(lo),
-                csv_number(hi)
-            );
-        }
         let nb = d.times.len();
         let data: Vec<f32> = d.st.i1.iter().flatten().map(|&v| v as f32).collect();
         arrays.push((
@@ -283,9 +213,15 @@ pub fn run(a: Args) -> Result<()> {
             NpyArray::new(vec![nb], NpyData::F64(d.times.clone())).map_err(anyhow::Error::msg)?,
         ));
     }
-    write_bytes_atomic(&out.path().join("ost.csv"), ost_csv.as_bytes())?;
-    write_bytes_atomic(&out.path().join("summary.csv"), summary.as_bytes())?;
-    write_bytes_atomic(&out.path().join("i1.csv"), i1_csv.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("ost.csv"),
+        ost_csv(&targets, &models)?.as_bytes(),
+    )?;
+    write_bytes_atomic(
+        &out.path().join("summary.csv"),
+        summary_csv(&summaries)?.as_bytes(),
+    )?;
+    write_bytes_atomic(&out.path().join("i1.csv"), i1_csv(&decoded)?.as_bytes())?;
     write_bytes_atomic(&out.path().join("targets.csv"), targets.to_csv().as_bytes())?;
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("i1.npz"), &refs, true)?;

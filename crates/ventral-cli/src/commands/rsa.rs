@@ -1,16 +1,16 @@
 //! `ventral rsa`: model-time × neural-time representational similarity.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
-use ventral_neural::predictivity::csv_number;
 use ventral_neural::rsa::{
-    Compare, RdmChoice, bootstrap_pairs, compare_rdms, model_rdms, neural_rdms,
+    Compare, RSA_COLUMNS, RdmChoice, RsaLabels, bootstrap_pairs, compare_rdms, model_rdms,
+    neural_rdms, rsa_rows,
 };
+use ventral_neural::tables::csv_table;
 use ventral_report::{HeatMap, heat_map};
 
 use crate::commands::neural_inputs::{
@@ -76,9 +76,8 @@ pub fn run(a: Args) -> Result<()> {
         .zip(&neural)
         .map(|((region, _), r)| Ok((format!("neural.{region}"), rdm_array(r)?)))
         .collect::<Result<_>>()?;
-    let mut csv = String::from(
-        "model,layer,timestep,region,time_bin_start,time_bin_end,rdm,comparison,value,ci_low,ci_high,resamples\n",
-    );
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
     let mut inputs = Vec::new();
     for spec in &a.features {
         let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
@@ -113,23 +112,19 @@ pub fn run(a: Args) -> Result<()> {
             t1.elapsed().as_secs_f64(),
             t0.elapsed().as_secs_f64()
         );
-        for c in &cells {
-            let (bs, be) = rec.bins[c.bin];
-            let _ = writeln!(
-                csv,
-                "{},{},{},{},{bs},{be},{},{},{},{},{},{}",
-                feats.model,
-                feats.layers[c.layer].name,
-                c.timestep,
-                regions[c.region].0,
-                a.rdm,
-                a.compare,
-                csv_number(c.value),
-                csv_number(c.ci_low),
-                csv_number(c.ci_high),
-                a.bootstraps
-            );
-        }
+        let layer_names: Vec<String> = feats.layers.iter().map(|l| l.name.clone()).collect();
+        table.extend(rsa_rows(
+            &RsaLabels {
+                model: &feats.model,
+                layers: &layer_names,
+                regions: &region_names,
+                bins: &rec.bins,
+                rdm: &a.rdm,
+                comparison: &a.compare,
+                resamples: a.bootstraps,
+            },
+            &cells,
+        ));
         // Heat maps per layer and region, steps × bins (cells are in (layer, step, region,
         // bin) order).
         let value: HashMap<(usize, usize, usize, usize), f64> = cells
@@ -169,7 +164,10 @@ pub fn run(a: Args) -> Result<()> {
         }
         inputs.push(input_record(&feats.model, &path)?);
     }
-    write_bytes_atomic(&out.path().join("rsa.csv"), csv.as_bytes())?;
+    write_bytes_atomic(
+        &out.path().join("rsa.csv"),
+        csv_table("rsa.csv", &RSA_COLUMNS, table.into_iter())?.as_bytes(),
+    )?;
     let refs: Vec<(&str, &NpyArray)> = rdm_arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("rdms.npz"), &refs, true)?;
     let meta = serde_json::json!({
