@@ -328,8 +328,9 @@ impl RidgeCv {
     }
 
     /// The alpha with the smallest mean squared leave-one-out error, that error per alpha, and
-    /// `Uᵀyc` [k, q] (for the final fit), from the left singular vectors `u` [n, k] of the centred features, their squared
-    /// singular values `lam` and the centred targets `yc` [n, q]. The hat matrix of alpha is
+    /// `Uᵀyc` [k, q] (for the final fit), from the left singular vectors `u` [n, k] of the
+    /// centred features, their squared singular values `lam` and the centred targets `yc`
+    /// [n, q]. The hat matrix of alpha is
     /// `11ᵀ/n + U diag(λ/(λ+α)) Uᵀ`; the LOO residual is the residual over `1 − hᵢᵢ`.
     ///
     /// [`LooGrid::All`] evaluates every alpha (scikit-learn's `cv_results_`);
@@ -394,11 +395,14 @@ impl RidgeCv {
     /// residual `r(α) = U diag(g(α)) Z + R⊥` has per-row LOO weights `wᵢ = 1/(1 − hᵢ)²` and
     /// `n·q·MSE(α) = Σᵢ wᵢ‖rᵢ(α)‖²`. Two rigorous lower bounds, both O(k + n) per alpha:
     /// - `min w · ‖r(α)‖²`, where `‖r(α)‖² = Σ gᵢ²‖Zᵢ‖² + ‖R⊥‖²` (U orthonormal);
-    /// - from any evaluated alpha β with its rows' `‖rᵢ(β)‖²`: for every ρ,
+    /// - from any evaluated alpha β with its residual: for every ρ,
     ///   `r(α) = ρ r(β) + Δ` with `‖Δ‖² = Σ (gᵢ(α) − ρ gᵢ(β))²‖Zᵢ‖² + (1 − ρ)²‖R⊥‖²`, so
     ///   `√(n·q·MSE(α)) ≥ √(Σ wᵢ ρ²‖rᵢ(β)‖²) − √(max w)·‖Δ‖` (ρ by least squares). Tight where
     ///   g(α) ∝ g(β): neighbouring alphas far below or far above the eigenvalues, exactly where
-    ///   the first bound is loose (leverages near 1 and spread).
+    ///   the first bound is loose (leverages near 1 and spread). The same with two evaluated
+    ///   alphas β₁ < α < β₂ (the nearest on either side), `r(α) = ρ₁r(β₁) + ρ₂r(β₂) + Δ`, whose
+    ///   weighted norm needs the rows' cross products `rᵢ(β₁)·rᵢ(β₂)` — tighter in between,
+    ///   where g(α) is not proportional to either neighbour's.
     ///
     /// Both are loosened by a relative 1e-9 (and ‖R⊥‖² widened by rounding), far above the
     /// rounding of the exact errors, so the alpha chosen is the exhaustive search's.
