@@ -537,6 +537,8 @@ pub struct SplitScore {
     pub region: String,
     pub time_bin_start: f64,
     pub time_bin_end: f64,
+    /// `r` (a map per bin) or `r_shared` (one span-time map over the region's bins).
+    pub metric: String,
     /// Index into the run's `splits.json`.
     pub split: usize,
     /// Median over sites of the held-out Pearson r (NaN when undefined).
@@ -554,6 +556,7 @@ pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
             "region",
             "time_bin_start",
             "time_bin_end",
+            "metric",
             "split",
             "r",
         ],
@@ -565,6 +568,7 @@ pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
                 s.region.clone(),
                 s.time_bin_start.to_string(),
                 s.time_bin_end.to_string(),
+                s.metric.clone(),
                 s.split.to_string(),
                 csv_number(s.r),
             ]
@@ -1022,6 +1026,7 @@ pub fn fit_predictivity_with_progress(
             region: region.clone(),
             time_bin_start: bs,
             time_bin_end: be,
+            metric: "r".into(),
             split,
             r,
         }));
@@ -1073,7 +1078,9 @@ pub fn fit_predictivity_with_progress(
             };
             one.layers[l] = feats.load_layer(l)?;
             let mine: Vec<_> = jobs.iter().copied().filter(|j| j.0 == l).collect();
-            rows.extend(shared_maps(&one, rec, &splits, &mine, ceil, opts)?);
+            let (shared_rows, shared_splits) = shared_maps(&one, rec, &splits, &mine, ceil, opts)?;
+            rows.extend(shared_rows);
+            per_split.extend(shared_splits);
         }
     }
     Ok(FitResult {
@@ -1093,7 +1100,7 @@ fn shared_maps(
     jobs: &[(usize, usize, usize, usize)],
     ceil: Option<&[Vec<BinCeiling>]>,
     opts: &FitOptions,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, Vec<SplitScore>)> {
     let (nk, nb) = (rec.n_neuroids(), rec.n_bins());
     let regions = rec.region_sites();
     // Groups (layer, region) → [(step, bin)], one step per bin (the first assignment).
@@ -1140,7 +1147,7 @@ fn shared_maps(
         })
         .collect();
     let mut res = res.into_iter();
-    let mut rows = Vec::new();
+    let (mut rows, mut per_split) = (Vec::new(), Vec::new());
     for ((l, ri), tb) in &groups {
         let mut per_bin = vec![Vec::new(); tb.len()];
         for _ in 0..splits.len() {
@@ -1165,6 +1172,17 @@ fn shared_maps(
                 ci_low: lo,
                 ci_high: hi,
             };
+            per_split.extend(per_bin[i].iter().enumerate().map(|(split, &r)| SplitScore {
+                model: base.model.clone(),
+                layer: base.layer.clone(),
+                timestep: t,
+                region: base.region.clone(),
+                time_bin_start: base.time_bin_start,
+                time_bin_end: base.time_bin_end,
+                metric: "r_shared".into(),
+                split,
+                r,
+            }));
             if let Some(c) = ceil.map(|c| c[*ri][b].value) {
                 let (value, ci_low, ci_high) = ceiled((value, lo, hi), c);
                 rows.push(Row {
@@ -1178,7 +1196,7 @@ fn shared_maps(
             rows.push(base);
         }
     }
-    Ok(rows)
+    Ok((rows, per_split))
 }
 
 /// Header of `layer_ranking.csv`.

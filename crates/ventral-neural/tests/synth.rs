@@ -352,6 +352,15 @@ fn streamed_features_fit_exactly_like_features_read_whole() {
             }
             assert_eq!(format!("{:?}", a.sites), format!("{:?}", b.sites));
             assert_eq!(a.per_split, b.per_split);
+            // Span-time maps' per-split values are there too, one per bin and split.
+            let n_shared = a
+                .per_split
+                .iter()
+                .filter(|s| s.metric == "r_shared")
+                .count();
+            let n_rows = a.rows.iter().filter(|r| r.metric == "r_shared").count();
+            assert_eq!(n_shared, if shared { n_rows * o.n_splits } else { 0 });
+            assert!(!shared || n_rows > 0);
             assert_eq!(a.constant_steps, vec![("it".to_string(), vec![0])]);
             assert_eq!(a.constant_steps, b.constant_steps);
         }
