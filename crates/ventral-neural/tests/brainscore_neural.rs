@@ -120,5 +120,7 @@ fn per_split_r_and_ceilings_equal_brainscore() {
 
     let csv = split_scores_csv(&res.per_split).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2 * 10);
-    assert!(csv.starts_with("model,layer,timestep,region,time_bin_start,time_bin_end,split,r\n"));
+    assert!(
+        csv.starts_with("model,layer,timestep,region,time_bin_start,time_bin_end,metric,split,r\n")
+    );
 }
