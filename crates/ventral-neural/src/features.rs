@@ -250,14 +250,6 @@ impl Features {
                     ),
                 ));
             }
-            if h.fortran_order {
-                return Err(file_err(
-                    &src,
-                    format!(
-                        "array `{name}` is Fortran-ordered; save it C-ordered (numpy.ascontiguousarray)"
-                    ),
-                ));
-            }
             layers.push(Layer {
                 name: name.clone(),
                 steps,
@@ -384,26 +376,35 @@ impl Features {
 
     /// Calls `f` with layer `l` holding one step at a time, in step order: from memory when
     /// the layer is loaded, else streamed from the file (a [T, N, D] array is decompressed
-    /// once, front to back, one [N, D] step in memory; an [N, D] array is its one step).
+    /// once, front to back, one [N, D] step in memory; an [N, D] array is its one step; a
+    /// Fortran-ordered array, whose steps are not contiguous, is read whole).
     pub fn for_each_step(&self, l: usize, mut f: impl FnMut(&Layer) -> Result<()>) -> Result<()> {
         let layer = &self.layers[l];
-        let step_len = layer.n * layer.d;
-        if layer.is_loaded() {
-            for t in 0..layer.steps {
+        let from_memory = |whole: &Layer, f: &mut dyn FnMut(&Layer) -> Result<()>| {
+            let step_len = whole.n * whole.d;
+            for t in 0..whole.steps {
                 f(&Layer {
-                    data: layer.data[t * step_len..(t + 1) * step_len].to_vec(),
+                    data: whole.data[t * step_len..(t + 1) * step_len].to_vec(),
                     first_step: t,
-                    ..layer.clone()
+                    ..whole.shape_only()
                 })?;
             }
-            return Ok(());
-        }
-        if layer.steps == 1 {
-            let whole = self.load_layer(l)?;
-            return f(&whole);
+            Ok(())
+        };
+        if layer.is_loaded() {
+            return from_memory(layer, &mut f);
         }
         let src = &self.source;
         let mut npz = NpzReader::open(Path::new(src)).map_err(|e| file_err(src, e))?;
+        // One step, or a Fortran-ordered array (its steps are not contiguous): read whole.
+        if layer.steps == 1
+            || npz
+                .header(&layer.name)
+                .map_err(|e| file_err(src, e))?
+                .fortran_order
+        {
+            return from_memory(&self.load_layer(l)?, &mut f);
+        }
         npz.for_each_slice(&layer.name, |t, block: &[f32]| -> Result<()> {
             check_values(src, &layer.name, t, layer.n, layer.d, block)?;
             f(&Layer {

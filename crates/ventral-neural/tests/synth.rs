@@ -365,6 +365,47 @@ fn streamed_features_fit_exactly_like_features_read_whole() {
             assert_eq!(a.constant_steps, b.constant_steps);
         }
     }
+    // A Fortran-ordered copy of the [T, N, D] layer (NumPy's `np.asfortranarray`): its steps
+    // are not contiguous, so it is read whole — the same fits as the C-ordered file.
+    let (t_n, n_n, d_n) = (s.steps, n, s.hidden);
+    let mut fortran = Vec::with_capacity(t_n * n_n * d_n * 4);
+    for d in 0..d_n {
+        for r in 0..n_n {
+            for t in 0..t_n {
+                fortran.extend_from_slice(&s.features[(t * n_n + r) * d_n + d].to_le_bytes());
+            }
+        }
+    }
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': True, 'shape': ({t_n}, {n_n}, {d_n}), }}")
+            .into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut member = b"\x93NUMPY\x01\x00".to_vec();
+    member.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    member.extend_from_slice(&header);
+    member.extend_from_slice(&fortran);
+    let fpath = dir.path().join("fortran.npz");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&fpath).unwrap());
+        z.start_file("it.npy", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut z, &member).unwrap();
+        z.finish().unwrap();
+    }
+    let cpath = dir.path().join("c.npz");
+    let c = NpyArray::new(vec![t_n, n_n, d_n], NpyData::F32(s.features.clone())).unwrap();
+    write_npz(&cpath, &[("it", &c)], false).unwrap();
+    let whole = Features::read(&cpath, &rec.stimulus_ids, "rec", &[]).unwrap();
+    let mut open = Features::open(&fpath, &rec.stimulus_ids, "rec", &[]).unwrap();
+    open.model = whole.model.clone();
+    let (a, b) = (
+        fit_predictivity(&whole, &rec, None, &opts(&cfg)).unwrap(),
+        fit_predictivity(&open, &rec, None, &opts(&cfg)).unwrap(),
+    );
+    assert_eq!(format!("{:?}", a.rows), format!("{:?}", b.rows));
     // A NaN at step 3, row 5, met while streaming.
     let mut bad = s.features.clone();
     bad[(3 * n + 5) * s.hidden + 1] = f32::NAN;
