@@ -328,15 +328,18 @@ pub fn neural_rdms(rec: &crate::recordings::Recordings, choice: RdmChoice) -> Re
         .collect())
 }
 
-/// Model RDMs per layer and step over the aligned stimuli (`feats.rows`).
-pub fn model_rdms(feats: &crate::features::Features, choice: RdmChoice) -> Rdms {
+/// Model RDMs per layer and step over the aligned stimuli (`feats.rows`), one layer in memory
+/// at a time.
+pub fn model_rdms(feats: &crate::features::Features, choice: RdmChoice) -> Result<Rdms> {
     use rayon::prelude::*;
     let n = feats.rows.len();
-    feats
-        .layers
-        .iter()
-        .map(|l| {
-            (0..l.steps)
+    (0..feats.layers.len())
+        .map(|li| {
+            // One layer in memory at a time (read from the file when `feats` was opened
+            // without data, `Features::open`); its RDMs are n(n − 1)/2 per step.
+            let loaded = feats.load_layer(li)?;
+            let l = &loaded;
+            Ok((0..l.steps)
                 .into_par_iter()
                 .map(|t| {
                     let x: Vec<f64> = (0..n)
@@ -347,7 +350,7 @@ pub fn model_rdms(feats: &crate::features::Features, choice: RdmChoice) -> Rdms 
                         RdmChoice::CrossValEuclidean => crossval_euclidean(&x, &x, n, l.d),
                     }
                 })
-                .collect()
+                .collect())
         })
         .collect()
 }

@@ -14,7 +14,7 @@ use ventral_neural::tables::csv_table;
 use ventral_report::{HeatMap, heat_map};
 
 use crate::commands::neural_inputs::{
-    input_record, load_features, read_recordings, sanitize, write_run_json,
+    input_record, open_features, read_recordings, sanitize, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -80,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
     let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
     let mut inputs = Vec::new();
     for spec in &a.features {
-        let (feats, path) = load_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
+        let (feats, path) = open_features(spec, &rec.stimulus_ids, &ids_from, &a.layers)?;
         let t0 = std::time::Instant::now();
         let steps: usize = feats.layers.iter().map(|l| l.steps).sum();
         eprintln!(
@@ -88,7 +88,7 @@ pub fn run(a: Args) -> Result<()> {
             feats.model,
             feats.layers.len()
         );
-        let model = model_rdms(&feats, choice);
+        let model = model_rdms(&feats, choice)?;
         eprintln!(
             "  {}: comparing {} model RDMs × {} neural RDMs ({} bootstrap resamples) …",
             feats.model,
