@@ -191,10 +191,16 @@ impl Features {
         only: &[String],
     ) -> Result<Self> {
         let mut f = Self::open(path, stimulus_ids, ids_from, only)?;
-        for l in 0..f.layers.len() {
-            f.layers[l] = f.load_layer(l)?;
-        }
+        f.load_all()?;
         Ok(f)
+    }
+
+    /// Reads every layer's data not yet in memory (after [`Features::open`]).
+    pub fn load_all(&mut self) -> Result<()> {
+        for l in 0..self.layers.len() {
+            self.layers[l] = self.load_layer(l)?;
+        }
+        Ok(())
     }
 
     /// Opens `path` like [`Features::read`] — the same checks of names, shapes, dtypes and

@@ -293,37 +293,25 @@ pub struct Row {
 }
 
 pub use crate::tables::{csv_number, csv_table};
-
-/// Columns of `predictivity.csv`.
-pub const PREDICTIVITY_COLUMNS: [&str; 10] = [
-    "model",
-    "layer",
-    "timestep",
-    "region",
-    "time_bin_start",
-    "time_bin_end",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-];
+use crate::tables::{fit_key_header, fit_key_row};
 
 impl Row {
     /// The row's `predictivity.csv` fields (empty for a missing step or undefined value).
     pub fn fields(&self) -> Vec<String> {
         let f = csv_number;
-        vec![
-            self.model.clone(),
-            self.layer.clone(),
+        fit_key_row(
+            &self.model,
+            &self.layer,
             self.timestep.map(|t| t.to_string()).unwrap_or_default(),
-            self.region.clone(),
-            self.time_bin_start.to_string(),
-            self.time_bin_end.to_string(),
-            self.metric.clone(),
-            f(self.value),
-            f(self.ci_low),
-            f(self.ci_high),
-        ]
+            &self.region,
+            (self.time_bin_start, self.time_bin_end),
+            [
+                self.metric.clone(),
+                f(self.value),
+                f(self.ci_low),
+                f(self.ci_high),
+            ],
+        )
     }
 }
 
@@ -331,7 +319,7 @@ impl Row {
 pub fn predictivity_csv(rows: &[Row]) -> Result<String> {
     csv_table(
         "predictivity.csv",
-        &PREDICTIVITY_COLUMNS,
+        &fit_key_header(&["metric", "value", "ci_low", "ci_high"]),
         rows.iter().map(Row::fields),
     )
 }
@@ -344,30 +332,17 @@ pub type SiteRow = (String, usize, String, usize, String, f64, f64);
 pub fn sites_csv(models: &[(String, Vec<SiteRow>)], bins: &[(f64, f64)]) -> Result<String> {
     csv_table(
         "sites.csv",
-        &[
-            "model",
-            "layer",
-            "timestep",
-            "region",
-            "time_bin_start",
-            "time_bin_end",
-            "neuroid_id",
-            "r",
-            "ceiling",
-        ],
+        &fit_key_header(&["neuroid_id", "r", "ceiling"]),
         models.iter().flat_map(|(model, sites)| {
             sites.iter().map(move |(layer, t, region, b, nid, r, c)| {
-                vec![
-                    model.clone(),
-                    layer.clone(),
+                fit_key_row(
+                    model,
+                    layer,
                     t.to_string(),
-                    region.clone(),
-                    bins[*b].0.to_string(),
-                    bins[*b].1.to_string(),
-                    nid.clone(),
-                    csv_number(*r),
-                    csv_number(*c),
-                ]
+                    region,
+                    bins[*b],
+                    [nid.clone(), csv_number(*r), csv_number(*c)],
+                )
             })
         }),
     )
@@ -549,29 +524,16 @@ pub struct SplitScore {
 pub fn split_scores_csv(scores: &[SplitScore]) -> Result<String> {
     csv_table(
         "predictivity_splits.csv",
-        &[
-            "model",
-            "layer",
-            "timestep",
-            "region",
-            "time_bin_start",
-            "time_bin_end",
-            "metric",
-            "split",
-            "r",
-        ],
+        &fit_key_header(&["metric", "split", "r"]),
         scores.iter().map(|s| {
-            vec![
-                s.model.clone(),
-                s.layer.clone(),
+            fit_key_row(
+                &s.model,
+                &s.layer,
                 s.timestep.to_string(),
-                s.region.clone(),
-                s.time_bin_start.to_string(),
-                s.time_bin_end.to_string(),
-                s.metric.clone(),
-                s.split.to_string(),
-                csv_number(s.r),
-            ]
+                &s.region,
+                (s.time_bin_start, s.time_bin_end),
+                [s.metric.clone(), s.split.to_string(), csv_number(s.r)],
+            )
         }),
     )
 }

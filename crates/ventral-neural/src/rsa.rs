@@ -547,22 +547,6 @@ pub fn compare_rdms(
     out
 }
 
-/// Columns of `rsa.csv`.
-pub const RSA_COLUMNS: [&str; 12] = [
-    "model",
-    "layer",
-    "timestep",
-    "region",
-    "time_bin_start",
-    "time_bin_end",
-    "rdm",
-    "comparison",
-    "value",
-    "ci_low",
-    "ci_high",
-    "resamples",
-];
-
 /// What names the cells of one model's comparison in `rsa.csv`.
 #[derive(Debug, Clone)]
 pub struct RsaLabels<'a> {
@@ -584,23 +568,39 @@ pub fn rsa_rows(labels: &RsaLabels<'_>, cells: &[RsaCell]) -> Vec<Vec<String>> {
     cells
         .iter()
         .map(|c| {
-            let (bs, be) = labels.bins[c.bin];
-            vec![
-                labels.model.to_string(),
-                labels.layers[c.layer].clone(),
+            crate::tables::fit_key_row(
+                labels.model,
+                &labels.layers[c.layer],
                 c.timestep.to_string(),
-                labels.regions[c.region].clone(),
-                bs.to_string(),
-                be.to_string(),
-                labels.rdm.to_string(),
-                labels.comparison.to_string(),
-                csv_number(c.value),
-                csv_number(c.ci_low),
-                csv_number(c.ci_high),
-                labels.resamples.to_string(),
-            ]
+                &labels.regions[c.region],
+                labels.bins[c.bin],
+                [
+                    labels.rdm.to_string(),
+                    labels.comparison.to_string(),
+                    csv_number(c.value),
+                    csv_number(c.ci_low),
+                    csv_number(c.ci_high),
+                    labels.resamples.to_string(),
+                ],
+            )
         })
         .collect()
+}
+
+/// `rsa.csv` from every model's [`rsa_rows`].
+pub fn rsa_csv(rows: Vec<Vec<String>>) -> Result<String> {
+    crate::tables::csv_table(
+        "rsa.csv",
+        &crate::tables::fit_key_header(&[
+            "rdm",
+            "comparison",
+            "value",
+            "ci_low",
+            "ci_high",
+            "resamples",
+        ]),
+        rows.into_iter(),
+    )
 }
 
 #[cfg(test)]

@@ -28,3 +28,41 @@ pub fn csv_table(
     let bytes = w.into_inner().map_err(|e| err(&e))?;
     String::from_utf8(bytes).map_err(|e| err(&e))
 }
+
+/// The columns every per-fit table starts with: which model, layer, step, region and bin.
+pub const FIT_KEY_COLUMNS: [&str; 6] = [
+    "model",
+    "layer",
+    "timestep",
+    "region",
+    "time_bin_start",
+    "time_bin_end",
+];
+
+/// A per-fit table's header: [`FIT_KEY_COLUMNS`], then `rest`.
+pub fn fit_key_header<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    FIT_KEY_COLUMNS.iter().chain(rest).copied().collect()
+}
+
+/// A per-fit table's row: the [`FIT_KEY_COLUMNS`] fields (`timestep` already formatted, empty
+/// where a row has none), then `rest`.
+pub fn fit_key_row(
+    model: &str,
+    layer: &str,
+    timestep: String,
+    region: &str,
+    (start, end): (f64, f64),
+    rest: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    [
+        model.to_string(),
+        layer.to_string(),
+        timestep,
+        region.to_string(),
+        start.to_string(),
+        end.to_string(),
+    ]
+    .into_iter()
+    .chain(rest)
+    .collect()
+}

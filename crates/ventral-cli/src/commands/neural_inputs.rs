@@ -25,11 +25,8 @@ pub fn load_features(
     ids_from: &str,
     layers: &[String],
 ) -> Result<(Features, PathBuf)> {
-    let (name, path) = named_path(spec);
-    let mut feats = Features::read(&path, stimulus_ids, ids_from, layers)?;
-    if let Some(n) = name {
-        feats.model = n;
-    }
+    let (mut feats, path) = open_features(spec, stimulus_ids, ids_from, layers)?;
+    feats.load_all()?;
     Ok((feats, path))
 }
 

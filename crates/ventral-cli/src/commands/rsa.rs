@@ -7,10 +7,9 @@ use anyhow::Result;
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::rsa::{
-    Compare, RSA_COLUMNS, RdmChoice, RsaLabels, bootstrap_pairs, compare_rdms, model_rdms,
-    neural_rdms, rsa_rows,
+    Compare, RdmChoice, RsaLabels, bootstrap_pairs, compare_rdms, model_rdms, neural_rdms, rsa_csv,
+    rsa_rows,
 };
-use ventral_neural::tables::csv_table;
 use ventral_report::{HeatMap, heat_map};
 
 use crate::commands::neural_inputs::{
@@ -164,10 +163,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         inputs.push(input_record(&feats.model, &path)?);
     }
-    write_bytes_atomic(
-        &out.path().join("rsa.csv"),
-        csv_table("rsa.csv", &RSA_COLUMNS, table.into_iter())?.as_bytes(),
-    )?;
+    write_bytes_atomic(&out.path().join("rsa.csv"), rsa_csv(table)?.as_bytes())?;
     let refs: Vec<(&str, &NpyArray)> = rdm_arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("rdms.npz"), &refs, true)?;
     let meta = serde_json::json!({
