@@ -19,6 +19,7 @@ pub use ventral_core::stats;
 pub mod stimulus_set;
 pub mod synth;
 pub mod tables;
+pub mod tf_random;
 
 pub use assembly::{Assembly, Coord, CoordValues};
 pub use error::{NeuralError, Result};

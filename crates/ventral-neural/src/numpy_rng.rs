@@ -161,6 +161,19 @@ pub fn approximate_mode(counts: &[usize], n_draws: usize, rng: &mut RandomState)
     floored.iter().map(|&f| f as usize).collect()
 }
 
+/// `(n_train, n_test)` as scikit-learn's `_validate_shuffle_split` gives them for a float
+/// `test_size` and no `train_size`: `ceil(test_frac · n)` test items (in floating point:
+/// 0.1 · 150 rounds up to 16), the rest for training.
+pub fn test_train_sizes(n: usize, test_frac: f64) -> Result<(usize, usize), String> {
+    let n_test = (test_frac * n as f64).ceil() as usize;
+    if !(test_frac > 0.0 && test_frac < 1.0) || n_test == 0 || n_test >= n {
+        return Err(format!(
+            "test_size {test_frac} of {n} samples leaves an empty training or test set"
+        ));
+    }
+    Ok((n - n_test, n_test))
+}
+
 /// `ShuffleSplit(n_splits, train_size=train_frac, random_state=seed).split(range(n))`; the
 /// index sets are returned sorted.
 pub fn shuffle_split(
@@ -170,8 +183,30 @@ pub fn shuffle_split(
     seed: u32,
 ) -> Result<Vec<Split>, String> {
     let (n_train, n_test) = train_test_sizes(n, train_frac)?;
+    Ok(shuffle_split_sizes(n, n_splits, n_train, n_test, seed))
+}
+
+/// `ShuffleSplit(n_splits, test_size=test_frac, random_state=seed).split(range(n))` (the form
+/// Brain-Score's OST cross-validation uses); the index sets are returned sorted.
+pub fn shuffle_split_test(
+    n: usize,
+    n_splits: usize,
+    test_frac: f64,
+    seed: u32,
+) -> Result<Vec<Split>, String> {
+    let (n_train, n_test) = test_train_sizes(n, test_frac)?;
+    Ok(shuffle_split_sizes(n, n_splits, n_train, n_test, seed))
+}
+
+fn shuffle_split_sizes(
+    n: usize,
+    n_splits: usize,
+    n_train: usize,
+    n_test: usize,
+    seed: u32,
+) -> Vec<Split> {
     let mut rng = RandomState::new(seed);
-    Ok((0..n_splits)
+    (0..n_splits)
         .map(|_| {
             let p = rng.permutation(n);
             let mut test = p[..n_test].to_vec();
@@ -180,7 +215,7 @@ pub fn shuffle_split(
             test.sort_unstable();
             Split { train, test }
         })
-        .collect())
+        .collect()
 }
 
 /// `StratifiedShuffleSplit(n_splits, train_size=train_frac, random_state=seed).split(X, y)`

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::behaviour::{Metric, metric_matrix, model_response_matrix};
-use crate::error::{Result, file_err};
+use crate::error::{NeuralError, Result, file_err};
 
 /// Inverse of the standard normal CDF (`scipy.stats.norm.ppf`): Acklam's rational
 /// approximation (relative error < 1.2e-9) refined by one Halley step on `erfc`, which brings
@@ -111,33 +111,77 @@ pub fn solution_time(times: &[f64], i1: &[f64], threshold: f64) -> f64 {
     f64::NAN
 }
 
+/// Which decoder [`decode_probs`] trains: how its weights start, what its L2 covers, which Adam,
+/// how batches are ordered and when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderKind {
+    /// Brain-Score's `TFProbabilitiesClassifier` (Kar2019 OST): weights drawn by Keras'
+    /// `VarianceScaling(seed=0)` (TensorFlow's stateless truncated normal, fan_in,
+    /// [`crate::tf_random`]), biases 1; loss = mean cross-entropy + l2·(ΣW² + Σb²) with
+    /// l2 = 0.5 · 0.463 (`tf.keras.regularizers.l2(0.5 · weight_decay)` on both); TF1 Adam
+    /// (ε added to √v, not to the bias-corrected √v̂); each epoch's batches from NumPy's
+    /// `RandomState(0).shuffle(arange(n))` (one generator per fit); training stops after an
+    /// epoch whose last batch's cross-entropy (without the L2 term) is below `stop_loss`; the
+    /// softmax columns are the training labels in first-appearance order.
+    BrainScore,
+    /// ventral's earlier decoder (kept as an option): zero initial weights and biases,
+    /// loss = mean cross-entropy + l2·ΣW² (l2 = 0.463, weights only), Adam with bias-corrected
+    /// moments, batches from the named stream `ost-decoder`, stop as soon as a batch's total
+    /// loss is below `stop_loss`. With zero weights the decoder is deterministic in the data
+    /// alone; Brain-Score's random initial weights dominate its fit at lr 1e-4 (40 epochs move
+    /// the weights by ≈ 0.01 against an initial spread of ≈ 1/√d).
+    ZeroInit,
+}
+
 /// Softmax-regression decoder settings (Brain-Score Kar2019: Adam lr 1e-4, ≤ 40 epochs,
-/// batch 64, L2 0.463, stop when the training loss falls below 1e-4).
+/// batch 64, stop when the training loss falls below 1e-4).
 #[derive(Debug, Clone, Copy)]
 pub struct DecoderConfig {
+    pub kind: DecoderKind,
     pub lr: f64,
     pub epochs: usize,
     pub batch: usize,
-    /// Loss = mean cross-entropy + l2 · Σ W².
+    /// Loss = mean cross-entropy + l2 · Σθ² (θ: weights, and biases for `BrainScore`).
     pub l2: f64,
     pub stop_loss: f64,
 }
 
 impl Default for DecoderConfig {
     fn default() -> Self {
+        Self::brainscore()
+    }
+}
+
+impl DecoderConfig {
+    /// Brain-Score's decoder ([`DecoderKind::BrainScore`], l2 = 0.5 · 0.463).
+    pub fn brainscore() -> Self {
         Self {
+            kind: DecoderKind::BrainScore,
             lr: 1e-4,
             epochs: 40,
             batch: 64,
-            l2: 0.463,
+            l2: 0.5 * 0.463,
             stop_loss: 1e-4,
+        }
+    }
+
+    /// ventral's earlier zero-initialised decoder ([`DecoderKind::ZeroInit`], l2 = 0.463).
+    pub fn zero_init() -> Self {
+        Self {
+            kind: DecoderKind::ZeroInit,
+            l2: 0.463,
+            ..Self::brainscore()
         }
     }
 }
 
-/// Trains a softmax regression on z-scored `x` ([n, d], rows `train`) and returns class
-/// probabilities for rows `test` ([test.len(), c]). Weights start at zero; batches are drawn
-/// from the named stream `ost-decoder` at `stream_idx`, so results are reproducible.
+/// Trains a softmax regression on z-scored `x` ([n, d], rows `train`; mean and population
+/// standard deviation of the training rows, as scikit-learn's `StandardScaler`) and returns
+/// class probabilities for rows `test` ([test.len(), c], columns by class code; a class absent
+/// from the training rows gets probability 0 with [`DecoderKind::BrainScore`]). Everything
+/// random is seeded: Brain-Score's fixed seeds for `BrainScore`; for `ZeroInit` the batches
+/// come from the named stream `ost-decoder` at `stream_idx` under `seed`.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_probs(
     x: &[f64],
     d: usize,
@@ -149,6 +193,7 @@ pub fn decode_probs(
     seed: u64,
     stream_idx: &[u64],
 ) -> Vec<f64> {
+    let bs = cfg.kind == DecoderKind::BrainScore;
     // z-score with training statistics.
     let nt = train.len().max(1) as f64;
     let mean: Vec<f64> = (0..d)
@@ -164,62 +209,130 @@ pub fn decode_probs(
             if v > 1e-24 { v.sqrt() } else { 1.0 }
         })
         .collect();
-    let z = |i: usize, j: usize| (x[i * d + j] - mean[j]) / sd[j];
-    let np = d * c + c;
-    let mut w = vec![0.0; np]; // W [d, c] then b [c]
+    let zrow =
+        |i: usize| -> Vec<f64> { (0..d).map(|j| (x[i * d + j] - mean[j]) / sd[j]).collect() };
+    // Output columns: Brain-Score's label mapping (training labels in first-appearance
+    // order); every class code for the zero-initialised decoder.
+    let cols: Vec<usize> = if bs {
+        let mut seen = Vec::new();
+        for &i in train {
+            if !seen.contains(&labels[i]) {
+                seen.push(labels[i]);
+            }
+        }
+        seen
+    } else {
+        (0..c).collect()
+    };
+    let m = cols.len();
+    let col_of: Vec<Option<usize>> = (0..c).map(|k| cols.iter().position(|&v| v == k)).collect();
+    let ztrain: Vec<Vec<f64>> = train.iter().map(|&i| zrow(i)).collect();
+    let ytrain: Vec<usize> = train
+        .iter()
+        .map(|&i| col_of[labels[i]].unwrap_or(0))
+        .collect();
+    let np = d * m + m;
+    // θ = W [d, m] then b [m].
+    let mut w = vec![0.0; np];
+    if bs {
+        for (t, v) in crate::tf_random::variance_scaling_fan_in(d, m, 0)
+            .into_iter()
+            .enumerate()
+        {
+            w[t] = f64::from(v);
+        }
+        w[d * m..].iter_mut().for_each(|b| *b = 1.0);
+    }
     let (mut m1, mut m2) = (vec![0.0; np], vec![0.0; np]);
     let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
     let mut step = 0i32;
-    let mut rng = ventral_core::rng::stream(seed, "ost-decoder", stream_idx);
-    let mut order: Vec<usize> = train.to_vec();
-    let logits = |w: &[f64], i: usize| -> Vec<f64> {
-        let mut l: Vec<f64> = (0..c).map(|k| w[d * c + k]).collect();
-        for j in 0..d {
-            let zj = z(i, j);
-            for k in 0..c {
-                l[k] += zj * w[j * c + k];
+    let logits = |w: &[f64], z: &[f64]| -> Vec<f64> {
+        let mut l: Vec<f64> = w[d * m..].to_vec();
+        for (j, &zj) in z.iter().enumerate() {
+            for (lk, wk) in l.iter_mut().zip(&w[j * m..(j + 1) * m]) {
+                *lk += zj * wk;
             }
         }
+        l
+    };
+    let softmax = |l: &[f64]| -> Vec<f64> {
         let mx = l.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
         let sum: f64 = l.iter().map(|v| (v - mx).exp()).sum();
         l.iter().map(|v| (v - mx).exp() / sum).collect()
     };
+    let ntr = train.len();
+    let mut np_rng = crate::numpy_rng::RandomState::new(0);
+    let mut stream = ventral_core::rng::stream(seed, "ost-decoder", stream_idx);
+    let mut order: Vec<usize> = (0..ntr).collect();
+    let reg_len = if bs { np } else { d * m };
+    let mut g = vec![0.0; np];
     'epochs: for _ in 0..cfg.epochs {
-        crate::cv::shuffle(&mut order, &mut rng);
+        if bs {
+            order = (0..ntr).collect();
+            np_rng.shuffle(&mut order);
+        } else {
+            crate::cv::shuffle(&mut order, &mut stream);
+        }
+        let mut last_ce = f64::INFINITY;
         for batch in order.chunks(cfg.batch.max(1)) {
-            let mut g = vec![0.0; np];
-            let mut loss = 0.0;
-            for &i in batch {
-                let p = logits(&w, i);
-                loss -= p[labels[i]].max(1e-300).ln();
-                for k in 0..c {
-                    let e = p[k] - f64::from(u8::from(k == labels[i]));
-                    g[d * c + k] += e;
-                    for j in 0..d {
-                        g[j * c + k] += e * z(i, j);
+            g.iter_mut().for_each(|v| *v = 0.0);
+            let mut ce = 0.0;
+            for &r in batch {
+                let l = logits(&w, &ztrain[r]);
+                let p = softmax(&l);
+                let y = ytrain[r];
+                ce -= if bs {
+                    // log-softmax, as sparse_softmax_cross_entropy_with_logits.
+                    let mx = l.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+                    l[y] - mx - l.iter().map(|v| (v - mx).exp()).sum::<f64>().ln()
+                } else {
+                    p[y].max(1e-300).ln()
+                };
+                for k in 0..m {
+                    let e = p[k] - f64::from(u8::from(k == y));
+                    g[d * m + k] += e;
+                    for (j, &zj) in ztrain[r].iter().enumerate() {
+                        g[j * m + k] += e * zj;
                     }
                 }
             }
             let bn = batch.len() as f64;
-            loss /= bn;
+            ce /= bn;
             g.iter_mut().for_each(|v| *v /= bn);
-            for q in 0..d * c {
+            let mut loss = ce;
+            for q in 0..reg_len {
                 loss += cfg.l2 * w[q] * w[q];
                 g[q] += 2.0 * cfg.l2 * w[q];
             }
-            if loss < cfg.stop_loss {
+            if !bs && loss < cfg.stop_loss {
                 break 'epochs;
             }
+            last_ce = ce;
             step += 1;
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
+            let lr_t = cfg.lr * c2.sqrt() / c1;
             for q in 0..np {
                 m1[q] = b1 * m1[q] + (1.0 - b1) * g[q];
                 m2[q] = b2 * m2[q] + (1.0 - b2) * g[q] * g[q];
-                w[q] -= cfg.lr * (m1[q] / c1) / ((m2[q] / c2).sqrt() + eps);
+                if bs {
+                    w[q] -= lr_t * m1[q] / (m2[q].sqrt() + eps);
+                } else {
+                    w[q] -= cfg.lr * (m1[q] / c1) / ((m2[q] / c2).sqrt() + eps);
+                }
             }
         }
+        if bs && last_ce < cfg.stop_loss {
+            break;
+        }
     }
-    test.iter().flat_map(|&i| logits(&w, i)).collect()
+    let mut out = vec![0.0; test.len() * c];
+    for (t, &i) in test.iter().enumerate() {
+        let p = softmax(&logits(&w, &zrow(i)));
+        for (k, &code) in cols.iter().enumerate() {
+            out[t * c + code] = p[k];
+        }
+    }
+    out
 }
 
 /// Per-image i1 per time bin: for each bin a decoder per split (`splits` random test sets of
@@ -368,6 +481,181 @@ pub fn object_solution_times(
         solution_times(times, &i1, thresholds)
     };
     SolutionTimes { i1, ost }
+}
+
+/// One cross-validation split of [`brainscore_osts`]: the test images' i1 over time, their
+/// predicted OSTs and the split's Spearman r with the targets.
+#[derive(Debug, Clone)]
+pub struct SplitOsts {
+    /// Test images (indices into the targets, ascending).
+    pub test: Vec<usize>,
+    /// [test.len()][bins] i1 d′ of each test image from the decoder trained on this split's
+    /// training images.
+    pub i1: Vec<Vec<f64>>,
+    /// [test.len()] predicted OST (NaN when never reached).
+    pub ost: Vec<f64>,
+    /// Spearman r over the test images solved by both (NaN with fewer than two).
+    pub spearman: f64,
+    pub n_solved_both: usize,
+    pub n_target_solved: usize,
+}
+
+/// Brain-Score's `OSTCorrelation` result: per split, and the mean of the split r (NaN splits
+/// skipped, as xarray's `mean`) with Brain-Score's error (standard deviation over the splits
+/// with a value, ddof 0, divided by √(number of splits)).
+#[derive(Debug, Clone)]
+pub struct BrainScoreOsts {
+    pub splits: Vec<SplitOsts>,
+    pub score: f64,
+    pub error: f64,
+}
+
+/// Brain-Score's OST solution time of one image from its i1 per bin: the first bin whose i1
+/// reaches the threshold (the hit) and, before it, the highest sub-threshold i1 so far (the
+/// anchor, replaced only by a strictly higher value); the line through anchor and hit solved for
+/// the threshold; the hit's time when no bin before it was below threshold (none can be: an
+/// anchor exists whenever a bin precedes the hit and is defined); NaN without a hit. NaN i1
+/// values neither hit nor anchor (their comparisons are false in Brain-Score's code too).
+pub fn brainscore_solution_time(times: &[f64], i1: &[f64], threshold: f64) -> f64 {
+    let mut anchor: Option<(f64, f64)> = None;
+    for (&t, &v) in times.iter().zip(i1) {
+        if v < threshold && anchor.is_none_or(|(_, a)| a < v) {
+            anchor = Some((t, v));
+        }
+        if v >= threshold {
+            return match anchor {
+                None => t,
+                Some((t0, v0)) => t0 + (threshold - v0) * (t - t0) / (v - v0),
+            };
+        }
+    }
+    f64::NAN
+}
+
+/// Kar2019 OST exactly as Brain-Score's `OSTCorrelation` computes it: for each split (images in
+/// the targets' order; Brain-Score: `ShuffleSplit(10, test_size=0.1, random_state=1)`, see
+/// [`crate::numpy_rng::shuffle_split_test`]) and each bin, a decoder trained on the split's
+/// training images predicts its test images; i1 d′ among the test images only; OSTs by
+/// [`brainscore_solution_time`]; Spearman with the target OSTs over the test images both solve;
+/// the split r averaged. `xs[b]` is the [n, d] feature matrix of bin b at `times[b]`.
+///
+/// Errors where Brain-Score's own code raises `KeyError` in its i1 d′: a split whose test
+/// images miss an object that its training images hold (or the reverse).
+#[allow(clippy::too_many_arguments)]
+pub fn brainscore_osts(
+    xs: &[Vec<f64>],
+    d: usize,
+    labels: &[usize],
+    c: usize,
+    times: &[f64],
+    thresholds: &[f64],
+    target_ost: &[f64],
+    splits: &[crate::cv::Split],
+    cfg: &DecoderConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<BrainScoreOsts> {
+    use rayon::prelude::*;
+    for (s, sp) in splits.iter().enumerate() {
+        let present = |set: &[usize]| {
+            let mut v: Vec<usize> = set.iter().map(|&i| labels[i]).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let (tr, te) = (present(&sp.train), present(&sp.test));
+        if tr != te {
+            let missing: Vec<String> = tr
+                .iter()
+                .filter(|k| !te.contains(k))
+                .map(|k| format!("test set lacks class code {k}"))
+                .chain(
+                    te.iter()
+                        .filter(|k| !tr.contains(k))
+                        .map(|k| format!("training set lacks class code {k}")),
+                )
+                .collect();
+            return Err(NeuralError::Invalid(format!(
+                "OST split {s}: {} — Brain-Score's i1 needs every object among each split's test \
+                 images (its own code raises KeyError here); use more images per object, or \
+                 the pooled procedure (every image's i1 averaged over the splits that test it)",
+                missing.join(", ")
+            )));
+        }
+    }
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = splits.len() * xs.len();
+    // i1[s][b][test image]
+    let i1: Vec<Vec<Vec<f64>>> = splits
+        .par_iter()
+        .enumerate()
+        .map(|(s, sp)| {
+            let lt: Vec<usize> = sp.test.iter().map(|&i| labels[i]).collect();
+            xs.par_iter()
+                .enumerate()
+                .map(|(b, x)| {
+                    let probs = decode_probs(
+                        x,
+                        d,
+                        labels,
+                        c,
+                        &sp.train,
+                        &sp.test,
+                        cfg,
+                        0,
+                        &[b as u64, s as u64],
+                    );
+                    progress(
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        total,
+                    );
+                    i1_dprime(&probs, &lt, c)
+                })
+                .collect()
+        })
+        .collect();
+    let per_split: Vec<SplitOsts> = splits
+        .iter()
+        .zip(i1)
+        .map(|(sp, per_bin)| {
+            let i1: Vec<Vec<f64>> = (0..sp.test.len())
+                .map(|t| per_bin.iter().map(|v| v[t]).collect())
+                .collect();
+            let ost: Vec<f64> = sp
+                .test
+                .iter()
+                .zip(&i1)
+                .map(|(&i, v)| brainscore_solution_time(times, v, thresholds[i]))
+                .collect();
+            let target: Vec<f64> = sp.test.iter().map(|&i| target_ost[i]).collect();
+            let (spearman, n_solved_both, _) = ost_score(&ost, &target);
+            SplitOsts {
+                test: sp.test.clone(),
+                i1,
+                ost,
+                spearman,
+                n_solved_both,
+                n_target_solved: target.iter().filter(|v| v.is_finite()).count(),
+            }
+        })
+        .collect();
+    let vals: Vec<f64> = per_split
+        .iter()
+        .map(|s| s.spearman)
+        .filter(|v| !v.is_nan())
+        .collect();
+    let (score, error) = if vals.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        let k = vals.len() as f64;
+        let mean = vals.iter().sum::<f64>() / k;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k).sqrt();
+        (mean, sd / (per_split.len() as f64).sqrt())
+    };
+    Ok(BrainScoreOsts {
+        splits: per_split,
+        score,
+        error,
+    })
 }
 
 /// [`solution_time`] of every image: `i1` is [n][bins], `thresholds` [n].
