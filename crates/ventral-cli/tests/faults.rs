@@ -447,6 +447,8 @@ fn a_full_disk_fails_every_writer_cleanly() {
             "2",
             "--bootstraps",
             "1",
+            "--procedure",
+            "pooled",
         ]),
         strings(&["pareto", s(&run), "--out", &o("pareto")]),
         strings(&[

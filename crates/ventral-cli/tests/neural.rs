@@ -450,6 +450,10 @@ fn ost_known_answers_and_bad_targets() {
             "50",
             "--offset-ms",
             lat,
+            "--procedure",
+            "pooled",
+            "--decoder",
+            "zero-init",
         ]));
         let targets = std::fs::read_to_string(out.join("targets.csv")).unwrap();
         medians.push(column_median(&targets, "ost_ms"));
@@ -503,6 +507,10 @@ fn ost_known_answers_and_bad_targets() {
         "50",
         "--offset-ms",
         "150",
+        "--procedure",
+        "pooled",
+        "--decoder",
+        "zero-init",
     ]));
     // Targets from file reproduce the run that wrote them.
     let row = |dir: &Path| {
@@ -524,6 +532,93 @@ fn ost_known_answers_and_bad_targets() {
     assert!(
         g["spearman"] > rs + 0.2 && g["fraction_solved"] > r["fraction_solved"].max(0.0) + 0.3,
         "generating {g:?} vs random {r:?}"
+    );
+
+    // Brain-Score's procedure (the default): one r per split in ost_splits.csv, whose mean is
+    // the summary's score; the splits it used in splits.json, which reproduce the run. Its i1
+    // needs every object among each split's test images: 32 objects in 30 test images is
+    // refused with the objects named (Brain-Score raises KeyError), and nothing is written.
+    let bs = d.path().join("ost_bs");
+    let bs_args = |t: &Path, out: &Path, splits: &str| {
+        vec![
+            "ost".to_string(),
+            "--features".into(),
+            format!("gen={}", s(&d.path().join("it150.features.npz"))),
+            "--targets".into(),
+            s(t).to_string(),
+            "--out".into(),
+            s(out).to_string(),
+            "--splits".into(),
+            splits.to_string(),
+            "--offset-ms".into(),
+            "150".into(),
+            "--test-frac".into(),
+            "0.3".into(),
+        ]
+    };
+    let mut args = bs_args(&targets, &bs, "4");
+    args.truncate(args.len() - 2);
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        e.contains("OST split 0") && e.contains("of 32 objects") && e.contains("KeyError"),
+        "{e}"
+    );
+    assert!(!bs.exists());
+    // Categories as the objects (8 of them, ≈ 37 images each) fit in 90 test images.
+    let cat_targets = d.path().join("cat_targets.csv");
+    let text = std::fs::read_to_string(&targets).unwrap();
+    let relabelled: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(k, l)| {
+            if k == 0 {
+                return l.to_string();
+            }
+            let mut f: Vec<String> = l.split(',').map(String::from).collect();
+            f[1] = f[1].split('_').next().unwrap().to_string();
+            f.join(",")
+        })
+        .collect();
+    std::fs::write(&cat_targets, relabelled.join("\n") + "\n").unwrap();
+    let args = bs_args(&cat_targets, &bs, "4");
+    ok(&ventral(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let g = summary_row(&bs, "gen");
+    let per_split: Vec<f64> = std::fs::read_to_string(bs.join("ost_splits.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(3)
+                .unwrap()
+                .parse::<f64>()
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    assert_eq!(per_split.len(), 4, "{per_split:?}");
+    let finite: Vec<f64> = per_split
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+    assert!(
+        (g["spearman"] - mean).abs() < 1e-9,
+        "{g:?} vs {per_split:?}"
+    );
+    let sj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bs.join("splits.json")).unwrap()).unwrap();
+    assert_eq!(sj["splits"].as_array().unwrap().len(), 4);
+    let again = d.path().join("ost_bs_again");
+    let args = bs_args(&cat_targets, &again, s(&bs.join("splits.json")));
+    ok(&ventral(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(
+        std::fs::read_to_string(again.join("ost_splits.csv")).unwrap(),
+        std::fs::read_to_string(bs.join("ost_splits.csv")).unwrap()
     );
 
     // Bad targets: a missing column, a bad number, unknown stimuli; nothing written.

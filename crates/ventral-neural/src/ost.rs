@@ -540,13 +540,14 @@ pub fn brainscore_solution_time(times: &[f64], i1: &[f64], threshold: f64) -> f6
 /// the split r averaged. `xs[b]` is the [n, d] feature matrix of bin b at `times[b]`.
 ///
 /// Errors where Brain-Score's own code raises `KeyError` in its i1 d′: a split whose test
-/// images miss an object that its training images hold (or the reverse).
+/// images miss an object that its training images hold (or the reverse); `class_names[k]`
+/// names class code k in that message.
 #[allow(clippy::too_many_arguments)]
 pub fn brainscore_osts(
     xs: &[Vec<f64>],
     d: usize,
     labels: &[usize],
-    c: usize,
+    class_names: &[String],
     times: &[f64],
     thresholds: &[f64],
     target_ost: &[f64],
@@ -555,6 +556,8 @@ pub fn brainscore_osts(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<BrainScoreOsts> {
     use rayon::prelude::*;
+    let c = class_names.len();
+    let name = |k: &usize| class_names.get(*k).map_or("?", String::as_str).to_string();
     for (s, sp) in splits.iter().enumerate() {
         let present = |set: &[usize]| {
             let mut v: Vec<usize> = set.iter().map(|&i| labels[i]).collect();
@@ -564,21 +567,32 @@ pub fn brainscore_osts(
         };
         let (tr, te) = (present(&sp.train), present(&sp.test));
         if tr != te {
-            let missing: Vec<String> = tr
-                .iter()
-                .filter(|k| !te.contains(k))
-                .map(|k| format!("test set lacks class code {k}"))
-                .chain(
-                    te.iter()
-                        .filter(|k| !tr.contains(k))
-                        .map(|k| format!("training set lacks class code {k}")),
-                )
-                .collect();
+            let lacks = |a: &[usize], b: &[usize]| -> Vec<String> {
+                a.iter().filter(|k| !b.contains(k)).map(name).collect()
+            };
+            let (no_test, no_train) = (lacks(&tr, &te), lacks(&te, &tr));
+            let mut what = Vec::new();
+            if !no_test.is_empty() {
+                what.push(format!(
+                    "its {} test images hold no image of {} of {} objects ({})",
+                    sp.test.len(),
+                    no_test.len(),
+                    c,
+                    no_test.join(", ")
+                ));
+            }
+            if !no_train.is_empty() {
+                what.push(format!(
+                    "its training images hold no image of {}",
+                    no_train.join(", ")
+                ));
+            }
             return Err(NeuralError::Invalid(format!(
                 "OST split {s}: {} — Brain-Score's i1 needs every object among each split's test \
-                 images (its own code raises KeyError here); use more images per object, or \
-                 the pooled procedure (every image's i1 averaged over the splits that test it)",
-                missing.join(", ")
+                 images (its own code raises KeyError there); use more images per object or a \
+                 larger --test-frac, or --procedure pooled (every image's i1 averaged over the \
+                 splits that test it)",
+                what.join("; ")
             )));
         }
     }
@@ -814,9 +828,13 @@ pub struct DecodedLayer {
     pub layer: String,
     /// ms after onset of each decoded step or bin.
     pub times: Vec<f64>,
+    /// Per image: i1 over time and the OST (pooled procedure); with Brain-Score's procedure
+    /// each image's i1 and OST averaged over the splits that tested it (finite values only).
     pub st: SolutionTimes,
     /// Per time: (mean i1, ci_low, ci_high, images with a defined i1).
     pub mean_i1: Vec<(f64, f64, f64, usize)>,
+    /// Brain-Score's procedure: every split's test images, OSTs and r.
+    pub per_split: Option<BrainScoreOsts>,
 }
 
 impl DecodedLayer {
@@ -834,7 +852,45 @@ impl DecodedLayer {
             times,
             st,
             mean_i1,
+            per_split: None,
         }
+    }
+
+    /// A layer scored by [`brainscore_osts`] over `n` images.
+    pub fn from_brainscore(
+        model: String,
+        layer: String,
+        times: Vec<f64>,
+        n: usize,
+        bs: BrainScoreOsts,
+    ) -> Self {
+        let nb = times.len();
+        let (mut i1, mut i1_n) = (vec![vec![0.0; nb]; n], vec![vec![0usize; nb]; n]);
+        let (mut ost, mut ost_n) = (vec![0.0; n], vec![0usize; n]);
+        for sp in &bs.splits {
+            for (t, &i) in sp.test.iter().enumerate() {
+                for b in 0..nb {
+                    if sp.i1[t][b].is_finite() {
+                        i1[i][b] += sp.i1[t][b];
+                        i1_n[i][b] += 1;
+                    }
+                }
+                if sp.ost[t].is_finite() {
+                    ost[i] += sp.ost[t];
+                    ost_n[i] += 1;
+                }
+            }
+        }
+        let mean = |s: f64, k: usize| if k > 0 { s / k as f64 } else { f64::NAN };
+        let st = SolutionTimes {
+            i1: (0..n)
+                .map(|i| (0..nb).map(|b| mean(i1[i][b], i1_n[i][b])).collect())
+                .collect(),
+            ost: (0..n).map(|i| mean(ost[i], ost_n[i])).collect(),
+        };
+        let mut d = Self::new(model, layer, times, st);
+        d.per_split = Some(bs);
+        d
     }
 }
 
@@ -843,10 +899,17 @@ impl DecodedLayer {
 pub struct OstSummary {
     pub model: String,
     pub layer: String,
-    /// Spearman r between model and target OSTs over the images both solve.
+    /// `brainscore` or `pooled`.
+    pub procedure: &'static str,
+    /// Pooled: Spearman r between model and target OSTs over the images both solve.
+    /// Brain-Score: the mean of the per-split r.
     pub spearman: f64,
+    /// Pooled: image-bootstrap percentile interval. Brain-Score: spearman ± 1.96 · error.
     pub ci_low: f64,
     pub ci_high: f64,
+    /// Brain-Score's error (SD of the split r / √splits); NaN for the pooled procedure.
+    pub error: f64,
+    /// Images solved by both (summed over splits for Brain-Score's procedure).
     pub n_solved_both: usize,
     pub n_target_solved: usize,
     /// Fraction of the target-solved images the model solves.
@@ -854,16 +917,39 @@ pub struct OstSummary {
 }
 
 impl OstSummary {
-    /// [`ost_score`] and its bootstrap interval ([`ost_score_ci`], `n_boot` resamples).
+    /// Pooled: [`ost_score`] and its bootstrap interval ([`ost_score_ci`], `n_boot`
+    /// resamples). Brain-Score's procedure: its score and error, counts over the splits.
     pub fn new(d: &DecodedLayer, targets: &OstTargets, n_boot: usize, seed: u64) -> Self {
+        if let Some(bs) = &d.per_split {
+            let both: usize = bs.splits.iter().map(|s| s.n_solved_both).sum();
+            let solved: usize = bs.splits.iter().map(|s| s.n_target_solved).sum();
+            return OstSummary {
+                model: d.model.clone(),
+                layer: d.layer.clone(),
+                procedure: "brainscore",
+                spearman: bs.score,
+                ci_low: bs.score - 1.96 * bs.error,
+                ci_high: bs.score + 1.96 * bs.error,
+                error: bs.error,
+                n_solved_both: both,
+                n_target_solved: solved,
+                fraction_solved: if solved == 0 {
+                    f64::NAN
+                } else {
+                    both as f64 / solved as f64
+                },
+            };
+        }
         let (spearman, n_solved_both, fraction_solved) = ost_score(&d.st.ost, &targets.ost_ms);
         let (ci_low, ci_high) = ost_score_ci(&d.st.ost, &targets.ost_ms, n_boot, seed);
         OstSummary {
             model: d.model.clone(),
             layer: d.layer.clone(),
+            procedure: "pooled",
             spearman,
             ci_low,
             ci_high,
+            error: f64::NAN,
             n_solved_both,
             n_target_solved: targets.ost_ms.iter().filter(|v| v.is_finite()).count(),
             fraction_solved,
@@ -871,31 +957,80 @@ impl OstSummary {
     }
 }
 
-/// `ost.csv`: per model layer and image, the target's and the model's OST.
+/// `ost.csv`: per model layer and image, the target's and the model's OST; with Brain-Score's
+/// procedure one row per split and test image (`split` empty for the pooled procedure).
 pub fn ost_csv(targets: &OstTargets, models: &[&DecodedLayer]) -> Result<String> {
     use crate::tables::csv_number;
+    let row = |d: &DecodedLayer, split: String, i: usize, ost: f64| {
+        vec![
+            d.model.clone(),
+            d.layer.clone(),
+            split,
+            targets.stimulus_ids[i].clone(),
+            targets.object_names[i].clone(),
+            csv_number(targets.ost_ms[i]),
+            csv_number(targets.thresholds[i]),
+            csv_number(ost),
+        ]
+    };
+    let mut rows = Vec::new();
+    for d in models {
+        match &d.per_split {
+            Some(bs) => {
+                for (s, sp) in bs.splits.iter().enumerate() {
+                    for (&i, &o) in sp.test.iter().zip(&sp.ost) {
+                        rows.push(row(d, s.to_string(), i, o));
+                    }
+                }
+            }
+            None => {
+                for i in 0..targets.stimulus_ids.len() {
+                    rows.push(row(d, String::new(), i, d.st.ost[i]));
+                }
+            }
+        }
+    }
     crate::tables::csv_table(
         "ost.csv",
         &[
             "model",
             "layer",
+            "split",
             "stimulus_id",
             "object_name",
             "target_ost_ms",
             "i1_threshold",
             "model_ost_ms",
         ],
+        rows.into_iter(),
+    )
+}
+
+/// `ost_splits.csv` (Brain-Score's procedure): per model layer and split, the split's r.
+pub fn split_scores_csv(models: &[&DecodedLayer]) -> Result<String> {
+    use crate::tables::csv_number;
+    crate::tables::csv_table(
+        "ost_splits.csv",
+        &[
+            "model",
+            "layer",
+            "split",
+            "spearman",
+            "n_solved_both",
+            "n_target_solved",
+        ],
         models.iter().flat_map(|d| {
-            (0..targets.stimulus_ids.len()).map(move |i| {
-                vec![
-                    d.model.clone(),
-                    d.layer.clone(),
-                    targets.stimulus_ids[i].clone(),
-                    targets.object_names[i].clone(),
-                    csv_number(targets.ost_ms[i]),
-                    csv_number(targets.thresholds[i]),
-                    csv_number(d.st.ost[i]),
-                ]
+            d.per_split.iter().flat_map(move |bs| {
+                bs.splits.iter().enumerate().map(move |(s, sp)| {
+                    vec![
+                        d.model.clone(),
+                        d.layer.clone(),
+                        s.to_string(),
+                        csv_number(sp.spearman),
+                        sp.n_solved_both.to_string(),
+                        sp.n_target_solved.to_string(),
+                    ]
+                })
             })
         }),
     )
@@ -909,9 +1044,11 @@ pub fn summary_csv(summaries: &[OstSummary]) -> Result<String> {
         &[
             "model",
             "layer",
+            "procedure",
             "spearman",
             "ci_low",
             "ci_high",
+            "error",
             "n_solved_both",
             "n_target_solved",
             "fraction_solved",
@@ -920,9 +1057,11 @@ pub fn summary_csv(summaries: &[OstSummary]) -> Result<String> {
             vec![
                 s.model.clone(),
                 s.layer.clone(),
+                s.procedure.to_string(),
                 csv_number(s.spearman),
                 csv_number(s.ci_low),
                 csv_number(s.ci_high),
+                csv_number(s.error),
                 s.n_solved_both.to_string(),
                 s.n_target_solved.to_string(),
                 csv_number(s.fraction_solved),

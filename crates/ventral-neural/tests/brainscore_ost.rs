@@ -173,7 +173,7 @@ fn ost_equals_brainscore_ostcorrelation_split_by_split() {
         &r.xs,
         r.d,
         &r.codes,
-        r.classes.len(),
+        &r.classes,
         &r.times,
         &r.thresholds,
         &r.target,

@@ -6,8 +6,9 @@ use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::ost::{
-    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, SolutionTimes, i1_csv,
-    object_solution_times, ost_csv, ost_score, summary_csv,
+    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, SolutionTimes,
+    brainscore_osts, i1_csv, object_solution_times, ost_csv, ost_score, split_scores_csv,
+    summary_csv,
 };
 use ventral_report::{LinePlot, Series, Style, line_plot};
 
@@ -52,9 +53,26 @@ pub struct Args {
     /// used).
     #[arg(long, default_value = "70")]
     offset_ms: Vec<String>,
-    /// Decoder train/test splits per time bin.
-    #[arg(long, default_value_t = 10)]
-    splits: usize,
+    /// How model OSTs are scored. `brainscore` (default): Brain-Score's `OSTCorrelation` —
+    /// `ShuffleSplit(--splits, test_size=--test-frac, random_state=--seed)` over the target
+    /// images; per split and bin a decoder on the training images, i1 among the test images,
+    /// OSTs from the highest sub-threshold i1 so far, Spearman per split, the mean over
+    /// splits. `pooled` (ventral's earlier procedure): per bin a decoder per split, every
+    /// image's i1 averaged over the splits that test it, one OST per image, one Spearman over
+    /// all images with an image-bootstrap interval.
+    #[arg(long, value_enum, default_value_t = Procedure::Brainscore)]
+    procedure: Procedure,
+    /// The decoder. `brainscore` (default): Brain-Score's TFProbabilitiesClassifier (Keras
+    /// VarianceScaling(seed=0) initial weights, bias 1, L2 0.5·0.463 on weights and bias, TF1
+    /// Adam, RandomState(0) batches). `zero-init`: ventral's earlier decoder (zero initial
+    /// weights, L2 0.463 on the weights, batches from the run's seed).
+    #[arg(long, value_enum, default_value_t = DecoderChoice::Brainscore)]
+    decoder: DecoderChoice,
+    /// Train/test splits: a count, or (with `--procedure brainscore`) a splits.json of an
+    /// earlier run (its train/test stimulus ids). Brain-Score's procedure writes the splits
+    /// it used to OUT/splits.json.
+    #[arg(long, default_value = "10")]
+    splits: String,
     /// Test fraction of each split.
     #[arg(long, default_value_t = 0.1)]
     test_frac: f64,
@@ -67,9 +85,21 @@ pub struct Args {
     /// Image bootstrap resamples for the Spearman interval (0 = none).
     #[arg(long, default_value_t = 1000)]
     bootstraps: usize,
-    /// Root seed.
+    /// Root seed (Brain-Score's procedure: ShuffleSplit's `random_state`, Brain-Score's 1).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Procedure {
+    Brainscore,
+    Pooled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DecoderChoice {
+    Brainscore,
+    ZeroInit,
 }
 
 type Decoded = DecodedLayer;
@@ -79,8 +109,24 @@ pub fn run(a: Args) -> Result<()> {
     if a.step_ms.is_nan() || a.step_ms <= 0.0 || !offset_ms.is_finite() {
         bail!("--step-ms must be > 0 and --offset-ms finite");
     }
-    if !(a.test_frac > 0.0 && a.test_frac < 1.0) || a.splits == 0 {
-        bail!("--test-frac must be in (0, 1) and --splits ≥ 1");
+    if !(a.test_frac > 0.0 && a.test_frac < 1.0) {
+        bail!("--test-frac must be in (0, 1)");
+    }
+    let n_splits = a.splits.parse::<usize>().ok();
+    if n_splits == Some(0) {
+        bail!("--splits must be ≥ 1");
+    }
+    if n_splits.is_none() && a.procedure == Procedure::Pooled {
+        bail!(
+            "--splits {}: the pooled procedure takes a count (a splits.json is for --procedure brainscore)",
+            a.splits
+        );
+    }
+    if a.procedure == Procedure::Brainscore && u32::try_from(a.seed).is_err() {
+        bail!(
+            "--seed {}: Brain-Score's procedure seeds NumPy's RandomState, which takes 0 … 2³²−1",
+            a.seed
+        );
     }
     if !(a.lr.is_finite() && a.lr > 0.0) {
         bail!("--lr must be finite and > 0, got {}", a.lr);
@@ -88,13 +134,17 @@ pub fn run(a: Args) -> Result<()> {
     if a.epochs == 0 {
         bail!("--epochs must be ≥ 1");
     }
+    let base = match a.decoder {
+        DecoderChoice::Brainscore => DecoderConfig::brainscore(),
+        DecoderChoice::ZeroInit => DecoderConfig::zero_init(),
+    };
     let opts = OstOptions {
-        splits: a.splits,
+        splits: n_splits.unwrap_or(10),
         test_frac: a.test_frac,
         decoder: DecoderConfig {
             lr: a.lr,
             epochs: a.epochs,
-            ..DecoderConfig::default()
+            ..base
         },
         seed: a.seed,
     };
@@ -104,7 +154,17 @@ pub fn run(a: Args) -> Result<()> {
     let (targets, target_decoded, target_input) = match (&a.targets, &a.neural) {
         (Some(p), _) => (OstTargets::read(p)?, None, input_record("targets", p)?),
         (None, Some(p)) => {
-            let (t, d) = targets_from_recordings(p, &a.region, a.dprime, &opts)?;
+            // Targets reflect the recordings: the pooled procedure with the zero-initialised
+            // decoder (Brain-Score ships Kar2019's target OSTs precomputed).
+            let target_opts = OstOptions {
+                decoder: DecoderConfig {
+                    lr: a.lr,
+                    epochs: a.epochs,
+                    ..DecoderConfig::zero_init()
+                },
+                ..opts
+            };
+            let (t, d) = targets_from_recordings(p, &a.region, a.dprime, &target_opts)?;
             (t, Some(d), input_record("neural", p)?)
         }
         (None, None) => bail!("give --targets or --neural"),
@@ -119,9 +179,43 @@ pub fn run(a: Args) -> Result<()> {
     };
     let codes = ventral_neural::cv::codes(&targets.object_names);
     let n_classes = codes.iter().max().map_or(0, |m| m + 1);
+    let mut class_names = vec![String::new(); n_classes];
+    for (&k, name) in codes.iter().zip(&targets.object_names) {
+        class_names[k].clone_from(name);
+    }
     if n_classes < 2 {
         bail!("the targets name fewer than two objects (object_name); i1 needs ≥ 2 classes");
     }
+    let bs_splits = match (a.procedure, n_splits) {
+        (Procedure::Pooled, _) => None,
+        (Procedure::Brainscore, Some(k)) => Some((
+            ventral_neural::numpy_rng::shuffle_split_test(ids.len(), k, a.test_frac, a.seed as u32)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--test-frac {} over {} target images: {e}",
+                        a.test_frac,
+                        ids.len()
+                    )
+                })?,
+            format!(
+                "brainscore: scikit-learn ShuffleSplit(n_splits={k}, test_size={}, random_state={}) over the target images in file order",
+                a.test_frac, a.seed
+            ),
+        )),
+        (Procedure::Brainscore, None) => {
+            let p = Path::new(&a.splits);
+            if !p.is_file() {
+                bail!(
+                    "--splits {}: not a count or an existing splits.json",
+                    a.splits
+                );
+            }
+            Some((
+                ventral_neural::predictivity::read_splits_json(p, ids)?,
+                format!("given: {}", p.display()),
+            ))
+        }
+    };
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     std::fs::create_dir_all(out.path().join("plots"))?;
     let mut decoded: Vec<Decoded> = target_decoded.into_iter().collect();
@@ -146,24 +240,52 @@ pub fn run(a: Args) -> Result<()> {
                         .collect()
                 })
                 .collect();
-            let times: Vec<f64> = (0..layer.steps)
-                .map(|t| offset_ms + t as f64 * a.step_ms)
-                .collect();
+            let times_of = |steps: usize| -> Vec<f64> {
+                (0..steps)
+                    .map(|t| offset_ms + t as f64 * a.step_ms)
+                    .collect()
+            };
+            let times = times_of(layer.steps);
             let bar = crate::progress::Progress::new(
                 &format!("ost {} {}", feats.model, layer.name),
                 0,
                 "fits",
             );
-            let st = object_solution_times(
-                &xs,
-                layer.d,
-                &codes,
-                n_classes,
-                &times,
-                &targets.thresholds,
-                &opts,
-                &|d, n| bar.update(d, n),
-            );
+            let dec = match &bs_splits {
+                Some((splits, _)) => Decoded::from_brainscore(
+                    feats.model.clone(),
+                    layer.name.clone(),
+                    times,
+                    ids.len(),
+                    brainscore_osts(
+                        &xs,
+                        layer.d,
+                        &codes,
+                        &class_names,
+                        &times_of(layer.steps),
+                        &targets.thresholds,
+                        &targets.ost_ms,
+                        splits,
+                        &opts.decoder,
+                        &|d, n| bar.update(d, n),
+                    )?,
+                ),
+                None => Decoded::new(
+                    feats.model.clone(),
+                    layer.name.clone(),
+                    times,
+                    object_solution_times(
+                        &xs,
+                        layer.d,
+                        &codes,
+                        n_classes,
+                        &times_of(layer.steps),
+                        &targets.thresholds,
+                        &opts,
+                        &|d, n| bar.update(d, n),
+                    ),
+                ),
+            };
             bar.finish();
             eprintln!(
                 "  {} {}: {} steps × {} images × {} features decoded in {:.1} s",
@@ -174,12 +296,7 @@ pub fn run(a: Args) -> Result<()> {
                 layer.d,
                 t0.elapsed().as_secs_f64()
             );
-            decoded.push(Decoded::new(
-                feats.model.clone(),
-                layer.name.clone(),
-                times,
-                st,
-            ));
+            decoded.push(dec);
         }
         inputs.push(input_record(&feats.model, &path)?);
     }
@@ -222,6 +339,17 @@ pub fn run(a: Args) -> Result<()> {
         summary_csv(&summaries)?.as_bytes(),
     )?;
     write_bytes_atomic(&out.path().join("i1.csv"), i1_csv(&decoded)?.as_bytes())?;
+    if let Some((splits, procedure)) = &bs_splits {
+        write_bytes_atomic(
+            &out.path().join("ost_splits.csv"),
+            split_scores_csv(&models)?.as_bytes(),
+        )?;
+        let sj = ventral_neural::predictivity::splits_json(splits, ids, procedure, a.seed);
+        write_bytes_atomic(
+            &out.path().join("splits.json"),
+            serde_json::to_string_pretty(&sj)?.as_bytes(),
+        )?;
+    }
     write_bytes_atomic(&out.path().join("targets.csv"), targets.to_csv().as_bytes())?;
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("i1.npz"), &refs, true)?;
@@ -230,7 +358,8 @@ pub fn run(a: Args) -> Result<()> {
         "inputs": inputs,
         "targets_from": if a.neural.is_some() { format!("recordings, region {}, d′ threshold {}", a.region, targets.thresholds.first().copied().unwrap_or(f64::NAN)) } else { "file".to_string() },
         "step_ms": a.step_ms, "offset_ms": offset_ms, "splits": a.splits, "test_frac": a.test_frac,
-        "decoder": { "lr": a.lr, "epochs": a.epochs, "batch": opts.decoder.batch, "l2": opts.decoder.l2, "stop_loss": opts.decoder.stop_loss },
+        "procedure": bs_splits.as_ref().map_or_else(|| "pooled".to_string(), |(_, p)| p.clone()),
+        "decoder": { "kind": format!("{:?}", opts.decoder.kind), "lr": a.lr, "epochs": a.epochs, "batch": opts.decoder.batch, "l2": opts.decoder.l2, "stop_loss": opts.decoder.stop_loss },
         "bootstraps": a.bootstraps, "seed": a.seed,
         "time_convention": "an image's OST is in ms after onset at bin starts (model step t at offset_ms + t·step_ms)",
     });
@@ -378,12 +507,25 @@ fn plot(
         },
     )?;
     for d in models {
-        let pts: Vec<(f64, f64)> = targets
-            .ost_ms
-            .iter()
-            .copied()
-            .zip(d.st.ost.clone())
-            .collect();
+        // Brain-Score's procedure: one point per split and test image.
+        let pts: Vec<(f64, f64)> = match &d.per_split {
+            Some(bs) => bs
+                .splits
+                .iter()
+                .flat_map(|sp| {
+                    sp.test
+                        .iter()
+                        .zip(&sp.ost)
+                        .map(|(&i, &o)| (targets.ost_ms[i], o))
+                })
+                .collect(),
+            None => targets
+                .ost_ms
+                .iter()
+                .copied()
+                .zip(d.st.ost.clone())
+                .collect(),
+        };
         let finite: Vec<f64> = pts
             .iter()
             .flat_map(|p| [p.0, p.1])
@@ -405,12 +547,25 @@ fn plot(
                 ..Series::default()
             });
         }
-        let (r, n, _) = ost_score(&d.st.ost, &targets.ost_ms);
+        let title = match &d.per_split {
+            Some(bs) => format!(
+                "{} {}: OST Spearman {:.2} ± {:.2} (mean over {} splits)",
+                d.model,
+                d.layer,
+                bs.score,
+                bs.error,
+                bs.splits.len()
+            ),
+            None => {
+                let (r, n, _) = ost_score(&d.st.ost, &targets.ost_ms);
+                format!("{} {}: OST Spearman {r:.2} (n = {n})", d.model, d.layer)
+            }
+        };
         line_plot(
             &dir.join("plots")
                 .join(format!("ost_{}_{}", sanitize(&d.model), sanitize(&d.layer))),
             &LinePlot {
-                title: format!("{} {}: OST Spearman {r:.2} (n = {n})", d.model, d.layer),
+                title,
                 x_label: "target OST (ms)".into(),
                 y_label: "model OST (ms)".into(),
                 series,
