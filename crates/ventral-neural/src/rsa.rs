@@ -412,13 +412,34 @@ impl<'a> Ranked<'a> {
         for &i in idx {
             counts[groups[i] as usize] += 1;
         }
-        let mut avg = vec![0.0f64; *g];
+        Self::ranks_from_counts(groups, &counts, idx.iter().copied())
+    }
+
+    /// Unit ranks of all entries: from the tie groups already sorted once (the same average
+    /// ranks as [`unit_ranks`]'s sort, bit for bit), so an RDM is sorted once, not twice.
+    fn unit_ranks_all(&self) -> Vec<f64> {
+        let Some((groups, g)) = &self.groups else {
+            return unit_ranks(self.values);
+        };
+        let mut counts = vec![0u32; *g];
+        for &k in groups {
+            counts[k as usize] += 1;
+        }
+        Self::ranks_from_counts(groups, &counts, 0..groups.len())
+    }
+
+    fn ranks_from_counts(
+        groups: &[u32],
+        counts: &[u32],
+        idx: impl Iterator<Item = usize>,
+    ) -> Vec<f64> {
+        let mut avg = vec![0.0f64; counts.len()];
         let mut start = 0u64;
-        for (a, &c) in avg.iter_mut().zip(&counts) {
+        for (a, &c) in avg.iter_mut().zip(counts) {
             *a = start as f64 + (f64::from(c) + 1.0) / 2.0;
             start += u64::from(c);
         }
-        let mut r: Vec<f64> = idx.iter().map(|&i| avg[groups[i] as usize]).collect();
+        let mut r: Vec<f64> = idx.map(|i| avg[groups[i] as usize]).collect();
         unit_norm(&mut r);
         r
     }
@@ -433,7 +454,7 @@ fn spearman_matrix(a: &[Ranked<'_>], b: &[Ranked<'_>], idx: Option<&[usize]>) ->
             .par_iter()
             .map(|v| match idx {
                 Some(idx) => v.unit_ranks_of(idx),
-                None => unit_ranks(v.values),
+                None => v.unit_ranks_all(),
             })
             .collect();
         let m = cols.first().map_or(0, Vec::len);
