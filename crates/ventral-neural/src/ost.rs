@@ -288,11 +288,17 @@ pub fn decode_probs(
                 } else {
                     p[y].max(1e-300).ln()
                 };
-                for k in 0..m {
-                    let e = p[k] - f64::from(u8::from(k == y));
-                    g[d * m + k] += e;
-                    for (j, &zj) in ztrain[r].iter().enumerate() {
-                        g[j * m + k] += e * zj;
+                // Each gradient entry sums over the batch rows in order (the loop order within
+                // a row does not change any sum); the class loop innermost is contiguous.
+                let e: Vec<f64> = (0..m)
+                    .map(|k| p[k] - f64::from(u8::from(k == y)))
+                    .collect();
+                for (gk, ek) in g[d * m..].iter_mut().zip(&e) {
+                    *gk += ek;
+                }
+                for (gj, &zj) in g[..d * m].chunks_exact_mut(m).zip(&ztrain[r]) {
+                    for (gk, ek) in gj.iter_mut().zip(&e) {
+                        *gk += ek * zj;
                     }
                 }
             }
