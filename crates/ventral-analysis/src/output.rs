@@ -617,18 +617,8 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A file-name-safe version of a label.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+/// A file-name-safe version of a label (defined with the plots, shared by every output).
+pub use ventral_report::sanitize;
 
 /// Rings at the first point (t = 0) of every trajectory, so the direction of travel is seen.
 fn start_marks(series: &[Series]) -> Series {

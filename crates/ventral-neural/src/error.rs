@@ -29,3 +29,13 @@ impl From<ventral_core::npy::NpyError> for NeuralError {
         NeuralError::Invalid(e.to_string())
     }
 }
+
+/// Plot errors name the output file.
+impl From<ventral_report::PlotError> for NeuralError {
+    fn from(e: ventral_report::PlotError) -> Self {
+        NeuralError::File {
+            path: e.path,
+            msg: e.msg,
+        }
+    }
+}

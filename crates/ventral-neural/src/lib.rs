@@ -11,6 +11,7 @@ pub mod features;
 pub mod logistic;
 pub mod numpy_rng;
 pub mod ost;
+pub mod plots;
 pub mod predictivity;
 pub mod recordings;
 pub mod regression;

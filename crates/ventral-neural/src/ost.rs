@@ -290,9 +290,7 @@ pub fn decode_probs(
                 };
                 // Each gradient entry sums over the batch rows in order (the loop order within
                 // a row does not change any sum); the class loop innermost is contiguous.
-                let e: Vec<f64> = (0..m)
-                    .map(|k| p[k] - f64::from(u8::from(k == y)))
-                    .collect();
+                let e: Vec<f64> = (0..m).map(|k| p[k] - f64::from(u8::from(k == y))).collect();
                 for (gk, ek) in g[d * m..].iter_mut().zip(&e) {
                     *gk += ek;
                 }
@@ -709,6 +707,109 @@ pub fn ost_score_ci(model: &[f64], target: &[f64], n_boot: usize, seed: u64) -> 
         crate::stats::percentile(&vals, 2.5),
         crate::stats::percentile(&vals, 97.5),
     )
+}
+
+/// OST targets derived from recordings: the region's trial-averaged sites per bin as decoder
+/// features, decoded by the pooled procedure ([`i1_per_bin`] with `opts`), one d′ threshold for
+/// every image (`dprime`, or half the median over images of each image's peak i1). Returns the
+/// targets, the region's decoded time course (model name `target`) and the threshold used.
+/// Errors name `label` (the recordings' file): no `object_name`, no sites of `region`, fewer
+/// than two objects, nothing decoded.
+pub fn targets_from_recordings(
+    rec: &crate::recordings::Recordings,
+    label: &str,
+    region: &str,
+    dprime: Option<f64>,
+    opts: &OstOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(OstTargets, DecodedLayer, f64)> {
+    let objects = rec.object_names.clone().ok_or_else(|| {
+        file_err(
+            label,
+            "no 'object_name' coordinate; OST targets need object labels",
+        )
+    })?;
+    let sites = rec
+        .region_sites()
+        .into_iter()
+        .find(|(r, _)| r == region)
+        .map(|(_, s)| s)
+        .ok_or_else(|| {
+            let have: Vec<String> = rec.region_sites().into_iter().map(|(r, _)| r).collect();
+            file_err(
+                label,
+                format!(
+                    "no sites of region '{region}' (coordinate 'region' has: {})",
+                    have.join(", ")
+                ),
+            )
+        })?;
+    let (k, nb, ns) = (rec.n_neuroids(), rec.n_bins(), rec.n_stimuli());
+    let xs: Vec<Vec<f64>> = (0..nb)
+        .map(|b| {
+            (0..ns)
+                .flat_map(|s| sites.iter().map(move |&j| (s, j)))
+                .map(|(s, j)| rec.mean[(s * k + j) * nb + b])
+                .collect()
+        })
+        .collect();
+    let codes = crate::cv::codes(&objects);
+    let c = codes.iter().max().map_or(0, |m| m + 1);
+    if c < 2 {
+        return Err(file_err(
+            label,
+            "'object_name' has fewer than two objects; i1 needs ≥ 2 classes",
+        ));
+    }
+    let times: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+    let i1 = i1_per_bin(
+        &xs,
+        sites.len(),
+        &codes,
+        c,
+        opts.splits,
+        opts.test_frac,
+        &opts.decoder,
+        opts.seed,
+        progress,
+    );
+    let dprime = match dprime {
+        Some(d) => d,
+        None => {
+            let peaks: Vec<f64> = i1
+                .iter()
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|x| x.is_finite())
+                        .fold(f64::NAN, f64::max)
+                })
+                .collect();
+            0.5 * crate::stats::percentile(&peaks, 50.0)
+        }
+    };
+    if !dprime.is_finite() {
+        return Err(file_err(
+            label,
+            format!("no image of region '{region}' was decoded; cannot set a d′ threshold"),
+        ));
+    }
+    let thresholds = vec![dprime; ns];
+    let st = SolutionTimes {
+        ost: solution_times(&times, &i1, &thresholds),
+        i1,
+    };
+    let targets = OstTargets {
+        stimulus_ids: rec.stimulus_ids.clone(),
+        object_names: objects,
+        ost_ms: st.ost.clone(),
+        thresholds,
+    };
+    Ok((
+        targets,
+        DecodedLayer::new("target".into(), region.into(), times, st),
+        dprime,
+    ))
 }
 
 /// Per-image OST targets: a CSV with columns `stimulus_id`, `object_name`, `ost_ms` (empty or

@@ -2,7 +2,7 @@
 //! contain a comma, quote or newline are quoted), so that every command's outputs come from
 //! this crate and the CLI only parses arguments.
 
-use crate::error::{NeuralError, Result};
+use crate::error::{NeuralError, Result, file_err};
 
 /// A number as a CSV field: Rust's shortest round-trip form, empty when not finite.
 pub fn csv_number(v: f64) -> String {
@@ -65,4 +65,32 @@ pub fn fit_key_row(
     .into_iter()
     .chain(rest)
     .collect()
+}
+
+/// The `run.json` record of one input file: label, path and BLAKE3 of its bytes.
+pub fn input_record(model: &str, path: &std::path::Path) -> Result<serde_json::Value> {
+    let hash = ventral_core::hash::file_blake3(path).map_err(|e| file_err(path.display(), e))?;
+    Ok(serde_json::json!({
+        "model": model,
+        "path": path.display().to_string(),
+        "blake3": hash,
+    }))
+}
+
+/// Writes `dir/run.json` atomically: `fields` (a JSON object: inputs, options, seeds) plus
+/// `code_version` and the `command` line, beside every brain-comparison output.
+pub fn write_run_json(
+    dir: &std::path::Path,
+    mut fields: serde_json::Value,
+    code_version: &str,
+    command: &[String],
+) -> Result<()> {
+    if let Some(m) = fields.as_object_mut() {
+        m.insert("code_version".into(), code_version.into());
+        m.insert("command".into(), command.to_vec().into());
+    }
+    let path = dir.join("run.json");
+    let text = serde_json::to_string_pretty(&fields).map_err(|e| file_err(path.display(), e))?;
+    ventral_core::atomic::write_bytes_atomic(&path, text.as_bytes())
+        .map_err(|e| file_err(path.display(), e))
 }

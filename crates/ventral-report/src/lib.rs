@@ -708,6 +708,20 @@ pub fn html_report(
     ventral_core::write_bytes_atomic(path, h.as_bytes()).map_err(|e| err(e.to_string()))
 }
 
+/// A file-name-safe version of a label: ASCII letters, digits, `-` and `_` kept, anything
+/// else `_` (plot and table file names).
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,8 @@ use ventral_neural::behaviour::{
     stratified_folds, summary_csv, target_csv,
 };
 use ventral_neural::logistic::LogisticConfig;
-use ventral_report::{LinePlot, Series, Style, line_plot};
 
-use crate::commands::neural_inputs::{input_record, load_features, sanitize, write_run_json};
+use crate::commands::neural_inputs::{input_record, load_features, write_run_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -236,7 +235,7 @@ pub fn run(a: Args) -> Result<()> {
     )?;
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("probabilities.npz"), &refs, true)?;
-    plot(&scored, &metrics, &time_ms, out.path())?;
+    ventral_neural::plots::behaviour_plots(&scored, &metrics, &time_ms, out.path())?;
     // Best (layer, step) per model and metric.
     let mut models: Vec<&str> = scored.iter().map(|l| l.model.as_str()).collect();
     models.dedup();
@@ -279,62 +278,6 @@ pub fn run(a: Args) -> Result<()> {
     write_run_json(out.path(), meta)?;
     let dir = out.commit()?;
     println!("wrote {}", dir.join("behaviour.csv").display());
-    Ok(())
-}
-
-/// Per model: accuracy and the ceiled consistency of every metric over steps, one line per
-/// layer with more than one step (single-step layers as points).
-fn plot(
-    scored: &[LayerScores],
-    metrics: &[Metric],
-    time_ms: &dyn Fn(usize) -> f64,
-    dir: &std::path::Path,
-) -> Result<()> {
-    let mut models: Vec<&str> = scored.iter().map(|l| l.model.as_str()).collect();
-    models.dedup();
-    for model in models {
-        let mut series = Vec::new();
-        for l in scored.iter().filter(|l| l.model == model) {
-            let style = if l.steps.len() > 1 {
-                Style::default()
-            } else {
-                Style::Points
-            };
-            series.push(Series {
-                name: format!("{} accuracy", l.layer),
-                points: l
-                    .steps
-                    .iter()
-                    .map(|s| (time_ms(s.step), s.accuracy))
-                    .collect(),
-                style: Style::Dashed,
-                ..Series::default()
-            });
-            for (mi, m) in metrics.iter().enumerate() {
-                series.push(Series {
-                    name: format!("{} {}", l.layer, m.name()),
-                    points: l
-                        .steps
-                        .iter()
-                        .map(|s| (time_ms(s.step), s.consistency[mi].center_error().0))
-                        .collect(),
-                    style,
-                    ..Series::default()
-                });
-            }
-        }
-        line_plot(
-            &dir.join("plots")
-                .join(format!("behaviour_{}", sanitize(model))),
-            &LinePlot {
-                title: format!("{model}: decoder accuracy and ceiled behavioural consistency"),
-                x_label: "time (ms after stimulus onset)".into(),
-                y_label: "accuracy / consistency".into(),
-                series,
-                y_range: None,
-            },
-        )?;
-    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `ventral neural-fit`: model features → neural sites per time bin, cross-validated, with
 //! split-half ceilings and noise-corrected consistency.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
@@ -12,10 +12,9 @@ use ventral_neural::predictivity::{
     read_halves_json, read_splits_json, sites_csv, split_scores_csv, splits_json, stimulus_splits,
 };
 use ventral_neural::regression::{Pls, RidgeCv, default_alphas};
-use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::commands::neural_inputs::{
-    input_record, open_features, read_recordings, sanitize, write_run_json,
+    input_record, open_features, read_recordings, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -455,7 +454,7 @@ pub fn run(mut a: Args) -> Result<()> {
         "solver": a.solver,
     });
     write_run_json(out.path(), meta)?;
-    plot_rows(&rows, &out.path().join("plots"))?;
+    ventral_neural::plots::predictivity_plots(&rows, &out.path().join("plots"))?;
     let dir = out.commit()?;
     print_summary(&rows);
     for (region, model, layer, r, n) in best_layers(&rows) {
@@ -486,105 +485,4 @@ fn print_summary(rows: &[Row]) {
     for (m, l, reg, v, t) in best {
         println!("{m} {l} → {reg}: best median r {v:.3} at {t} ms");
     }
-}
-
-/// One plot per region and metric: value vs time bin, one line per (model, layer[, step]),
-/// the ceiling as its own line.
-fn plot_rows(rows: &[Row], dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut regions: Vec<&str> = rows.iter().map(|r| r.region.as_str()).collect();
-    regions.dedup();
-    regions.sort_unstable();
-    regions.dedup();
-    // Several steps fitted to one bin (all-steps mapping): label lines by step too.
-    let mut step_of = std::collections::HashMap::new();
-    let all_steps = rows.iter().any(|r| {
-        let key = (
-            &r.metric,
-            &r.model,
-            &r.layer,
-            &r.region,
-            r.time_bin_start.to_bits(),
-        );
-        *step_of.entry(key).or_insert(r.timestep) != r.timestep
-    });
-    for region in regions {
-        for metric in ["r", "ceiled", "consistency", "r_shared"] {
-            let mut series: Vec<Series> = Vec::new();
-            for r in rows
-                .iter()
-                .filter(|r| r.region == region && r.metric == metric)
-            {
-                let name = if all_steps {
-                    format!("{} {} t={}", r.model, r.layer, r.timestep.unwrap_or(0))
-                } else {
-                    format!("{} {}", r.model, r.layer)
-                };
-                let x = 0.5 * (r.time_bin_start + r.time_bin_end);
-                let s = match series.iter_mut().position(|s| s.name == name) {
-                    Some(i) => &mut series[i],
-                    None => {
-                        series.push(Series {
-                            name,
-                            points: Vec::new(),
-                            band: Some(Vec::new()),
-                            style: Style::Line,
-                        });
-                        series.last_mut().expect("just pushed")
-                    }
-                };
-                s.points.push((x, r.value));
-                if let Some(b) = s.band.as_mut()
-                    && r.ci_low.is_finite()
-                {
-                    b.push((x, r.ci_low, r.ci_high));
-                }
-            }
-            if series.is_empty() {
-                continue;
-            }
-            if metric == "r" {
-                let ceil: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| r.region == region && r.metric == "ceiling")
-                    .collect();
-                if !ceil.is_empty() {
-                    let x = |r: &Row| 0.5 * (r.time_bin_start + r.time_bin_end);
-                    series.truncate(6);
-                    series.push(Series {
-                        name: "noise ceiling (split-half, SB)".into(),
-                        points: ceil.iter().map(|r| (x(r), r.value)).collect(),
-                        band: None,
-                        style: Style::Dashed,
-                    });
-                    // A perfect model's r with the trial average is √reliability.
-                    series.push(Series {
-                        name: "√ceiling (perfect model's r)".into(),
-                        points: ceil
-                            .iter()
-                            .map(|r| (x(r), r.value.max(0.0).sqrt()))
-                            .collect(),
-                        band: None,
-                        style: Style::Dashed,
-                    });
-                }
-            }
-            series.truncate(8);
-            let y_label = match metric {
-                "r" | "r_shared" => "median Pearson r (held-out stimuli)",
-                "ceiled" => "ceiled predictivity (r / ceiling)",
-                _ => "noise-corrected consistency",
-            };
-            let plot = LinePlot {
-                title: format!("{region}: {metric} per time bin"),
-                x_label: "time bin centre (ms after stimulus onset)".into(),
-                y_label: y_label.into(),
-                series,
-                y_range: None,
-            };
-            let stem = dir.join(format!("{}_{metric}", sanitize(region)));
-            line_plot(&stem, &plot).with_context(|| format!("plotting {}", stem.display()))?;
-        }
-    }
-    Ok(())
 }

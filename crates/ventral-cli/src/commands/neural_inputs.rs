@@ -56,31 +56,19 @@ pub fn named_path(spec: &str) -> (Option<String>, PathBuf) {
     }
 }
 
-/// Writes `dir/run.json` atomically: `fields` (a JSON object) plus the code version and the
-/// command line.
-pub fn write_run_json(dir: &Path, mut fields: serde_json::Value) -> Result<()> {
-    if let Some(m) = fields.as_object_mut() {
-        m.insert("code_version".into(), crate::code_version().into());
-        m.insert(
-            "command".into(),
-            std::env::args().collect::<Vec<_>>().into(),
-        );
-    }
-    ventral_core::atomic::write_bytes_atomic(
-        &dir.join("run.json"),
-        serde_json::to_string_pretty(&fields)?.as_bytes(),
-    )?;
-    Ok(())
+/// Writes `dir/run.json` atomically ([`ventral_neural::tables::write_run_json`]): `fields`
+/// plus this binary's code version and the command line.
+pub fn write_run_json(dir: &Path, fields: serde_json::Value) -> Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    Ok(ventral_neural::tables::write_run_json(
+        dir,
+        fields,
+        &crate::code_version(),
+        &command,
+    )?)
 }
 
-/// The `run.json` record of one input file: label, path and BLAKE3.
+/// The `run.json` record of one input file ([`ventral_neural::tables::input_record`]).
 pub fn input_record(model: &str, path: &Path) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({
-        "model": model,
-        "path": path.display().to_string(),
-        "blake3": ventral_core::hash::file_blake3(path)?,
-    }))
+    Ok(ventral_neural::tables::input_record(model, path)?)
 }
-
-/// A file-name-safe version of a label (one definition, shared with the dynamics outputs).
-pub use ventral_analysis::output::sanitize;

@@ -6,14 +6,12 @@ use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::ost::{
-    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, SolutionTimes,
-    brainscore_osts, i1_csv, object_solution_times, ost_csv, ost_score, split_scores_csv,
-    summary_csv,
+    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, brainscore_osts, i1_csv,
+    object_solution_times, ost_csv, split_scores_csv, summary_csv,
 };
-use ventral_report::{LinePlot, Series, Style, line_plot};
 
 use crate::commands::neural_inputs::{
-    input_record, load_features, read_recordings, sanitize, write_run_json,
+    input_record, load_features, read_recordings, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -353,7 +351,7 @@ pub fn run(a: Args) -> Result<()> {
     write_bytes_atomic(&out.path().join("targets.csv"), targets.to_csv().as_bytes())?;
     let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, a)| (n.as_str(), a)).collect();
     write_npz(&out.path().join("i1.npz"), &refs, true)?;
-    plot(&decoded, &models, &targets, out.path())?;
+    ventral_neural::plots::ost_plots(&decoded, &models, &targets, out.path())?;
     let meta = serde_json::json!({
         "inputs": inputs,
         "targets_from": if a.neural.is_some() { format!("recordings, region {}, d′ threshold {}", a.region, targets.thresholds.first().copied().unwrap_or(f64::NAN)) } else { "file".to_string() },
@@ -369,7 +367,7 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Targets from recordings: the region's trial-averaged sites per bin as decoder features.
+/// Targets from recordings (`ventral_neural::ost::targets_from_recordings`), with progress.
 fn targets_from_recordings(
     path: &std::path::Path,
     region: &str,
@@ -377,203 +375,26 @@ fn targets_from_recordings(
     opts: &OstOptions,
 ) -> Result<(OstTargets, Decoded)> {
     let rec = read_recordings(path)?;
-    let label = path.display();
-    let objects = rec.object_names.clone().ok_or_else(|| {
-        anyhow::anyhow!("{label}: no 'object_name' coordinate; OST targets need object labels")
-    })?;
-    let sites = rec
-        .region_sites()
-        .into_iter()
-        .find(|(r, _)| r == region)
-        .map(|(_, s)| s)
-        .ok_or_else(|| {
-            let have: Vec<String> = rec.region_sites().into_iter().map(|(r, _)| r).collect();
-            anyhow::anyhow!(
-                "{label}: no sites of region '{region}' (coordinate 'region' has: {})",
-                have.join(", ")
-            )
-        })?;
-    let (k, nb, ns) = (rec.n_neuroids(), rec.n_bins(), rec.n_stimuli());
-    let xs: Vec<Vec<f64>> = (0..nb)
-        .map(|b| {
-            (0..ns)
-                .flat_map(|s| sites.iter().map(move |&j| (s, j)))
-                .map(|(s, j)| rec.mean[(s * k + j) * nb + b])
-                .collect()
-        })
-        .collect();
-    let codes = ventral_neural::cv::codes(&objects);
-    let c = codes.iter().max().map_or(0, |m| m + 1);
-    if c < 2 {
-        bail!("{label}: 'object_name' has fewer than two objects; i1 needs ≥ 2 classes");
-    }
-    let times: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
     let t0 = std::time::Instant::now();
     let bar = crate::progress::Progress::new(&format!("targets {region}"), 0, "fits");
-    let i1 = ventral_neural::ost::i1_per_bin(
-        &xs,
-        sites.len(),
-        &codes,
-        c,
-        opts.splits,
-        opts.test_frac,
-        &opts.decoder,
-        opts.seed,
+    let (targets, decoded, threshold) = ventral_neural::ost::targets_from_recordings(
+        &rec,
+        &path.display().to_string(),
+        region,
+        dprime,
+        opts,
         &|d, n| bar.update(d, n),
-    );
+    )?;
     bar.finish();
-    let dprime = match dprime {
-        Some(d) => d,
-        None => {
-            let peaks: Vec<f64> = i1
-                .iter()
-                .map(|v| {
-                    v.iter()
-                        .copied()
-                        .filter(|x| x.is_finite())
-                        .fold(f64::NAN, f64::max)
-                })
-                .collect();
-            let d = 0.5 * ventral_neural::stats::percentile(&peaks, 50.0);
-            eprintln!("  targets: d′ threshold {d:.4} (half the median peak i1 in {region})");
-            d
-        }
-    };
-    if !dprime.is_finite() {
-        bail!("{label}: no image of region '{region}' was decoded; cannot set a d′ threshold");
+    if dprime.is_none() {
+        eprintln!("  targets: d′ threshold {threshold:.4} (half the median peak i1 in {region})");
     }
-    let thresholds = vec![dprime; ns];
-    let st = SolutionTimes {
-        ost: ventral_neural::ost::solution_times(&times, &i1, &thresholds),
-        i1,
-    };
     eprintln!(
-        "  targets: {region} ({} sites) × {nb} bins decoded in {:.1} s",
-        sites.len(),
+        "  targets: {region} × {} bins decoded in {:.1} s",
+        decoded.times.len(),
         t0.elapsed().as_secs_f64()
     );
-    let targets = OstTargets {
-        stimulus_ids: rec.stimulus_ids.clone(),
-        object_names: objects,
-        ost_ms: st.ost.clone(),
-        thresholds,
-    };
-    Ok((
-        targets,
-        Decoded::new("target".into(), region.into(), times, st),
-    ))
-}
-
-fn plot(
-    decoded: &[Decoded],
-    models: &[&Decoded],
-    targets: &OstTargets,
-    dir: &std::path::Path,
-) -> Result<()> {
-    // Mean i1 over time for every source.
-    let mut series: Vec<Series> = decoded
-        .iter()
-        .map(|d| {
-            let curve = || d.times.iter().zip(&d.mean_i1);
-            Series {
-                name: format!("{} {}", d.model, d.layer),
-                points: curve().map(|(&t, c)| (t, c.0)).collect(),
-                band: Some(curve().map(|(&t, c)| (t, c.1, c.2)).collect()),
-                ..Series::default()
-            }
-        })
-        .collect();
-    let th = &targets.thresholds;
-    if th.iter().all(|&v| v == th[0]) {
-        let ts = decoded.iter().flat_map(|d| d.times.iter().copied());
-        let (t0, t1) = ts.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
-            (a.min(t), b.max(t))
-        });
-        series.push(Series {
-            name: "threshold (all images)".into(),
-            points: vec![(t0, th[0]), (t1, th[0])],
-            style: Style::Dashed,
-            ..Series::default()
-        });
-    }
-    line_plot(
-        &dir.join("plots").join("i1"),
-        &LinePlot {
-            title: "Per-image i1 over time (mean, 95% CI)".into(),
-            x_label: "time (ms after stimulus onset)".into(),
-            y_label: "i1 d′".into(),
-            series,
-            y_range: None,
-        },
-    )?;
-    for d in models {
-        // Brain-Score's procedure: one point per split and test image.
-        let pts: Vec<(f64, f64)> = match &d.per_split {
-            Some(bs) => bs
-                .splits
-                .iter()
-                .flat_map(|sp| {
-                    sp.test
-                        .iter()
-                        .zip(&sp.ost)
-                        .map(|(&i, &o)| (targets.ost_ms[i], o))
-                })
-                .collect(),
-            None => targets
-                .ost_ms
-                .iter()
-                .copied()
-                .zip(d.st.ost.clone())
-                .collect(),
-        };
-        let finite: Vec<f64> = pts
-            .iter()
-            .flat_map(|p| [p.0, p.1])
-            .filter(|v| v.is_finite())
-            .collect();
-        let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut series = vec![Series {
-            name: "image".into(),
-            points: pts,
-            style: Style::Points,
-            ..Series::default()
-        }];
-        if lo < hi {
-            series.push(Series {
-                name: "identity".into(),
-                points: vec![(lo, lo), (hi, hi)],
-                style: Style::Dashed,
-                ..Series::default()
-            });
-        }
-        let title = match &d.per_split {
-            Some(bs) => format!(
-                "{} {}: OST Spearman {:.2} ± {:.2} (mean over {} splits)",
-                d.model,
-                d.layer,
-                bs.score,
-                bs.error,
-                bs.splits.len()
-            ),
-            None => {
-                let (r, n, _) = ost_score(&d.st.ost, &targets.ost_ms);
-                format!("{} {}: OST Spearman {r:.2} (n = {n})", d.model, d.layer)
-            }
-        };
-        line_plot(
-            &dir.join("plots")
-                .join(format!("ost_{}_{}", sanitize(&d.model), sanitize(&d.layer))),
-            &LinePlot {
-                title,
-                x_label: "target OST (ms)".into(),
-                y_label: "model OST (ms)".into(),
-                series,
-                y_range: None,
-            },
-        )?;
-    }
-    Ok(())
+    Ok((targets, decoded))
 }
 
 /// The offset for `region` from `--offset-ms` values: `MS` for every region, or `REGION=MS`

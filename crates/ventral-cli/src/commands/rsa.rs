@@ -1,6 +1,5 @@
 //! `ventral rsa`: model-time × neural-time representational similarity.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -10,10 +9,9 @@ use ventral_neural::rsa::{
     Compare, RdmChoice, RsaLabels, bootstrap_pairs, compare_rdms, model_rdms, neural_rdms, rsa_csv,
     rsa_rows,
 };
-use ventral_report::{HeatMap, heat_map};
 
 use crate::commands::neural_inputs::{
-    input_record, open_features, read_recordings, sanitize, write_run_json,
+    input_record, open_features, read_recordings, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -124,38 +122,24 @@ pub fn run(a: Args) -> Result<()> {
             },
             &cells,
         ));
-        // Heat maps per layer and region, steps × bins (cells are in (layer, step, region,
-        // bin) order).
-        let value: HashMap<(usize, usize, usize, usize), f64> = cells
+        let layer_steps: Vec<(String, usize)> = feats
+            .layers
             .iter()
-            .map(|c| ((c.layer, c.timestep, c.region, c.bin), c.value))
+            .map(|l| (l.name.clone(), l.steps))
             .collect();
+        let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
+        let bin_starts: Vec<f64> = rec.bins.iter().map(|b| b.0).collect();
+        ventral_neural::plots::rsa_heat_maps(
+            &feats.model,
+            &layer_steps,
+            &region_names,
+            &bin_starts,
+            &cells,
+            &a.rdm,
+            &a.compare,
+            &out.path().join("plots"),
+        )?;
         for (l, layer) in feats.layers.iter().enumerate() {
-            for (r, (region, _)) in regions.iter().enumerate() {
-                let values: Vec<Vec<f64>> = (0..layer.steps)
-                    .map(|t| {
-                        (0..nb)
-                            .map(|b| value.get(&(l, t, r, b)).copied().unwrap_or(f64::NAN))
-                            .collect()
-                    })
-                    .collect();
-                let hm = HeatMap {
-                    title: format!("{} {} vs {region} ({} RDM)", feats.model, layer.name, a.rdm),
-                    x_label: "neural time bin start (ms after onset)".into(),
-                    y_label: "model time step".into(),
-                    x_ticks: rec.bins.iter().map(|b| format!("{}", b.0)).collect(),
-                    y_ticks: (0..layer.steps).map(|t| t.to_string()).collect(),
-                    values,
-                    scale_label: format!("RDM similarity ({})", a.compare),
-                };
-                let stem = out.path().join("plots").join(format!(
-                    "{}_{}_{}",
-                    sanitize(&feats.model),
-                    sanitize(&layer.name),
-                    sanitize(region)
-                ));
-                heat_map(&stem, &hm)?;
-            }
             rdm_arrays.push((
                 format!("model.{}.{}", feats.model, layer.name),
                 rdm_array(&model[l])?,
