@@ -339,9 +339,72 @@ pub fn decode_probs(
     out
 }
 
-/// Per-image i1 per time bin: for each bin a decoder per split (`splits` random test sets of
-/// `test_frac`), i1 computed on each split's test images, averaged over the splits in which an
-/// image was tested. `xs[b]` is the [n, d] feature matrix of bin b. Returns [n][bins].
+/// The pooled procedure's splits over `n` images: `splits` unstratified random test sets of
+/// `test_frac` from the named stream `ost-splits` under `seed`.
+pub fn pooled_splits(n: usize, splits: usize, test_frac: f64, seed: u64) -> Vec<crate::cv::Split> {
+    crate::cv::shuffle_splits(n, None, splits, 1.0 - test_frac, seed, "ost-splits")
+}
+
+/// The pooled procedure at one bin `b` ([n, d] features `x`): a decoder per split, i1 on each
+/// split's test images, averaged (in split order) over the splits in which an image was
+/// tested; NaN for an image never tested. Splits run in parallel; the result does not depend on
+/// the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn pooled_i1_bin(
+    x: &[f64],
+    d: usize,
+    labels: &[usize],
+    c: usize,
+    splits: &[crate::cv::Split],
+    cfg: &DecoderConfig,
+    seed: u64,
+    b: usize,
+) -> Vec<f64> {
+    use rayon::prelude::*;
+    let n = labels.len();
+    let per_split: Vec<Vec<f64>> = splits
+        .par_iter()
+        .enumerate()
+        .map(|(s, split)| {
+            let probs = decode_probs(
+                x,
+                d,
+                labels,
+                c,
+                &split.train,
+                &split.test,
+                cfg,
+                seed,
+                &[b as u64, s as u64],
+            );
+            let lt: Vec<usize> = split.test.iter().map(|&i| labels[i]).collect();
+            i1_dprime(&probs, &lt, c)
+        })
+        .collect();
+    let mut sum = vec![0.0; n];
+    let mut cnt = vec![0usize; n];
+    for (split, i1) in splits.iter().zip(&per_split) {
+        for (v, &i) in i1.iter().zip(&split.test) {
+            if v.is_finite() {
+                sum[i] += v;
+                cnt[i] += 1;
+            }
+        }
+    }
+    (0..n)
+        .map(|i| {
+            if cnt[i] > 0 {
+                sum[i] / cnt[i] as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect()
+}
+
+/// Per-image i1 per time bin ([`pooled_i1_bin`] for every bin of `xs`, [n, d] each) over
+/// [`pooled_splits`]. Returns [n][bins].
+#[allow(clippy::too_many_arguments)]
 pub fn i1_per_bin(
     xs: &[Vec<f64>],
     d: usize,
@@ -353,50 +416,15 @@ pub fn i1_per_bin(
     seed: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Vec<f64>> {
-    use rayon::prelude::*;
     let n = labels.len();
-    let sp = crate::cv::shuffle_splits(n, None, splits, 1.0 - test_frac, seed, "ost-splits");
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let total = xs.len() * sp.len();
+    let sp = pooled_splits(n, splits, test_frac, seed);
     let per_bin: Vec<Vec<f64>> = xs
-        .par_iter()
+        .iter()
         .enumerate()
         .map(|(b, x)| {
-            let mut sum = vec![0.0; n];
-            let mut cnt = vec![0usize; n];
-            for (s, split) in sp.iter().enumerate() {
-                let probs = decode_probs(
-                    x,
-                    d,
-                    labels,
-                    c,
-                    &split.train,
-                    &split.test,
-                    cfg,
-                    seed,
-                    &[b as u64, s as u64],
-                );
-                progress(
-                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                    total,
-                );
-                let lt: Vec<usize> = split.test.iter().map(|&i| labels[i]).collect();
-                for (v, &i) in i1_dprime(&probs, &lt, c).iter().zip(&split.test) {
-                    if v.is_finite() {
-                        sum[i] += v;
-                        cnt[i] += 1;
-                    }
-                }
-            }
-            (0..n)
-                .map(|i| {
-                    if cnt[i] > 0 {
-                        sum[i] / cnt[i] as f64
-                    } else {
-                        f64::NAN
-                    }
-                })
-                .collect()
+            let v = pooled_i1_bin(x, d, labels, c, &sp, cfg, seed, b);
+            progress(b + 1, xs.len());
+            v
         })
         .collect();
     (0..n)
@@ -466,7 +494,6 @@ pub fn object_solution_times(
     o: &OstOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> SolutionTimes {
-    let n = labels.len();
     let i1 = i1_per_bin(
         xs,
         d,
@@ -479,8 +506,19 @@ pub fn object_solution_times(
         progress,
     );
     let constant = xs.windows(2).all(|w| w[0] == w[1]);
+    pooled_osts(i1, times, thresholds, constant)
+}
+
+/// The pooled procedure's solution times from per-image i1 ([n][bins]); features constant over
+/// time (`constant`) give NaN OSTs (Brain-Score's precheck).
+pub fn pooled_osts(
+    i1: Vec<Vec<f64>>,
+    times: &[f64],
+    thresholds: &[f64],
+    constant: bool,
+) -> SolutionTimes {
     let ost = if constant {
-        vec![f64::NAN; n]
+        vec![f64::NAN; i1.len()]
     } else {
         solution_times(times, &i1, thresholds)
     };
@@ -559,7 +597,30 @@ pub fn brainscore_osts(
     cfg: &DecoderConfig,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<BrainScoreOsts> {
-    use rayon::prelude::*;
+    check_brainscore_splits(labels, class_names, splits)?;
+    let i1: Vec<Vec<Vec<f64>>> = xs
+        .iter()
+        .enumerate()
+        .map(|(b, x)| {
+            let v = brainscore_i1_bin(x, d, labels, class_names.len(), splits, cfg, b);
+            progress(b + 1, xs.len());
+            v
+        })
+        .collect();
+    let constant = xs.windows(2).all(|w| w[0] == w[1]);
+    Ok(brainscore_osts_from_i1(
+        i1, times, thresholds, target_ost, splits, constant,
+    ))
+}
+
+/// Refuses splits on which Brain-Score's own i1 raises `KeyError`: a split whose test images
+/// miss an object that its training images hold, or the reverse (`class_names[k]` names class
+/// code k in the message).
+pub fn check_brainscore_splits(
+    labels: &[usize],
+    class_names: &[String],
+    splits: &[crate::cv::Split],
+) -> Result<()> {
     let c = class_names.len();
     let name = |k: &usize| class_names.get(*k).map_or("?", String::as_str).to_string();
     for (s, sp) in splits.iter().enumerate() {
@@ -600,49 +661,72 @@ pub fn brainscore_osts(
             )));
         }
     }
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let total = splits.len() * xs.len();
-    // i1[s][b][test image]
-    let i1: Vec<Vec<Vec<f64>>> = splits
+    Ok(())
+}
+
+/// Brain-Score's procedure at one bin `b` ([n, d] features `x`): per split the decoder on the
+/// split's training images and the i1 of its test images, [split][test image]. Splits run in
+/// parallel.
+pub fn brainscore_i1_bin(
+    x: &[f64],
+    d: usize,
+    labels: &[usize],
+    c: usize,
+    splits: &[crate::cv::Split],
+    cfg: &DecoderConfig,
+    b: usize,
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    splits
         .par_iter()
         .enumerate()
         .map(|(s, sp)| {
             let lt: Vec<usize> = sp.test.iter().map(|&i| labels[i]).collect();
-            xs.par_iter()
-                .enumerate()
-                .map(|(b, x)| {
-                    let probs = decode_probs(
-                        x,
-                        d,
-                        labels,
-                        c,
-                        &sp.train,
-                        &sp.test,
-                        cfg,
-                        0,
-                        &[b as u64, s as u64],
-                    );
-                    progress(
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                        total,
-                    );
-                    i1_dprime(&probs, &lt, c)
-                })
-                .collect()
+            let probs = decode_probs(
+                x,
+                d,
+                labels,
+                c,
+                &sp.train,
+                &sp.test,
+                cfg,
+                0,
+                &[b as u64, s as u64],
+            );
+            i1_dprime(&probs, &lt, c)
         })
-        .collect();
+        .collect()
+}
+
+/// OSTs, per-split Spearman r and the score from the i1 of every bin ([bin][split][test image],
+/// [`brainscore_i1_bin`]). Features constant over time (`constant`) give NaN OSTs, as
+/// Brain-Score's benchmark scores a temporally constant model NaN.
+pub fn brainscore_osts_from_i1(
+    i1: Vec<Vec<Vec<f64>>>,
+    times: &[f64],
+    thresholds: &[f64],
+    target_ost: &[f64],
+    splits: &[crate::cv::Split],
+    constant: bool,
+) -> BrainScoreOsts {
     let per_split: Vec<SplitOsts> = splits
         .iter()
-        .zip(i1)
-        .map(|(sp, per_bin)| {
+        .enumerate()
+        .map(|(s, sp)| {
             let i1: Vec<Vec<f64>> = (0..sp.test.len())
-                .map(|t| per_bin.iter().map(|v| v[t]).collect())
+                .map(|t| i1.iter().map(|bin| bin[s][t]).collect())
                 .collect();
             let ost: Vec<f64> = sp
                 .test
                 .iter()
                 .zip(&i1)
-                .map(|(&i, v)| brainscore_solution_time(times, v, thresholds[i]))
+                .map(|(&i, v)| {
+                    if constant {
+                        f64::NAN
+                    } else {
+                        brainscore_solution_time(times, v, thresholds[i])
+                    }
+                })
                 .collect();
             let target: Vec<f64> = sp.test.iter().map(|&i| target_ost[i]).collect();
             let (spearman, n_solved_both, _) = ost_score(&ost, &target);
@@ -669,11 +753,11 @@ pub fn brainscore_osts(
         let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k).sqrt();
         (mean, sd / (per_split.len() as f64).sqrt())
     };
-    Ok(BrainScoreOsts {
+    BrainScoreOsts {
         splits: per_split,
         score,
         error,
-    })
+    }
 }
 
 /// [`solution_time`] of every image: `i1` is [n][bins], `thresholds` [n].

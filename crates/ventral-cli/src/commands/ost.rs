@@ -6,12 +6,13 @@ use anyhow::{Result, bail};
 use ventral_core::atomic::{AtomicDir, write_bytes_atomic};
 use ventral_core::npy::{NpyArray, NpyData, write_npz};
 use ventral_neural::ost::{
-    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, brainscore_osts, i1_csv,
-    object_solution_times, ost_csv, split_scores_csv, summary_csv,
+    DecodedLayer, DecoderConfig, OstOptions, OstSummary, OstTargets, brainscore_i1_bin,
+    brainscore_osts_from_i1, check_brainscore_splits, i1_csv, ost_csv, pooled_i1_bin, pooled_osts,
+    pooled_splits, split_scores_csv, summary_csv,
 };
 
 use crate::commands::neural_inputs::{
-    input_record, load_features, read_recordings, write_run_json,
+    input_record, open_features, read_recordings, write_run_json,
 };
 
 #[derive(Debug, clap::Args)]
@@ -216,11 +217,18 @@ pub fn run(a: Args) -> Result<()> {
     };
     let out = AtomicDir::create(&a.out, a.overwrite)?;
     std::fs::create_dir_all(out.path().join("plots"))?;
+    let pooled = pooled_splits(ids.len(), opts.splits, opts.test_frac, opts.seed);
     let mut decoded: Vec<Decoded> = target_decoded.into_iter().collect();
     let mut inputs = vec![target_input];
     for spec in &a.features {
-        let (feats, path) = load_features(spec, ids, &ids_from, &a.layers)?;
-        for layer in &feats.layers {
+        // Features streamed one step at a time: each step's decoders run, the step is dropped
+        // (only the previous step is kept, to detect features constant over time).
+        let (feats, path) = open_features(spec, ids, &ids_from, &a.layers)?;
+        // After the first features file is known to match the targets' stimuli.
+        if let Some((splits, _)) = &bs_splits {
+            check_brainscore_splits(&codes, &class_names, splits)?;
+        }
+        for (l, layer) in feats.layers.iter().enumerate() {
             if layer.steps < 2 {
                 eprintln!(
                     "  {} {}: one step only, no time course to decode; skipped",
@@ -229,62 +237,76 @@ pub fn run(a: Args) -> Result<()> {
                 continue;
             }
             let t0 = std::time::Instant::now();
-            let xs: Vec<Vec<f64>> = (0..layer.steps)
-                .map(|t| {
-                    feats
-                        .rows
-                        .iter()
-                        .flat_map(|&r| (0..layer.d).map(move |j| f64::from(layer.at(t, r, j))))
-                        .collect()
-                })
+            let times: Vec<f64> = (0..layer.steps)
+                .map(|t| offset_ms + t as f64 * a.step_ms)
                 .collect();
-            let times_of = |steps: usize| -> Vec<f64> {
-                (0..steps)
-                    .map(|t| offset_ms + t as f64 * a.step_ms)
-                    .collect()
-            };
-            let times = times_of(layer.steps);
             let bar = crate::progress::Progress::new(
                 &format!("ost {} {}", feats.model, layer.name),
                 0,
-                "fits",
+                "steps",
             );
+            let (mut bs_i1, mut pooled_i1) = (Vec::new(), Vec::new());
+            let mut prev: Option<Vec<f64>> = None;
+            let mut constant = true;
+            feats.for_each_step(l, |step| {
+                let t = step.first_step;
+                let x: Vec<f64> = feats
+                    .rows
+                    .iter()
+                    .flat_map(|&r| step.row(t, r).iter().map(|&v| f64::from(v)))
+                    .collect();
+                match &bs_splits {
+                    Some((splits, _)) => bs_i1.push(brainscore_i1_bin(
+                        &x,
+                        layer.d,
+                        &codes,
+                        n_classes,
+                        splits,
+                        &opts.decoder,
+                        t,
+                    )),
+                    None => pooled_i1.push(pooled_i1_bin(
+                        &x,
+                        layer.d,
+                        &codes,
+                        n_classes,
+                        &pooled,
+                        &opts.decoder,
+                        opts.seed,
+                        t,
+                    )),
+                }
+                bar.update(t + 1, layer.steps);
+                if prev.as_ref().is_some_and(|p| *p != x) {
+                    constant = false;
+                }
+                prev = Some(x);
+                Ok(())
+            })?;
+            bar.finish();
             let dec = match &bs_splits {
                 Some((splits, _)) => Decoded::from_brainscore(
                     feats.model.clone(),
                     layer.name.clone(),
-                    times,
+                    times.clone(),
                     ids.len(),
-                    brainscore_osts(
-                        &xs,
-                        layer.d,
-                        &codes,
-                        &class_names,
-                        &times_of(layer.steps),
+                    brainscore_osts_from_i1(
+                        bs_i1,
+                        &times,
                         &targets.thresholds,
                         &targets.ost_ms,
                         splits,
-                        &opts.decoder,
-                        &|d, n| bar.update(d, n),
-                    )?,
-                ),
-                None => Decoded::new(
-                    feats.model.clone(),
-                    layer.name.clone(),
-                    times,
-                    object_solution_times(
-                        &xs,
-                        layer.d,
-                        &codes,
-                        n_classes,
-                        &times_of(layer.steps),
-                        &targets.thresholds,
-                        &opts,
-                        &|d, n| bar.update(d, n),
+                        constant,
                     ),
                 ),
+                None => {
+                    let i1: Vec<Vec<f64>> = (0..ids.len())
+                        .map(|i| pooled_i1.iter().map(|v: &Vec<f64>| v[i]).collect())
+                        .collect();
+                    let st = pooled_osts(i1, &times, &targets.thresholds, constant);
+                    Decoded::new(feats.model.clone(), layer.name.clone(), times, st)
+                }
             };
-            bar.finish();
             eprintln!(
                 "  {} {}: {} steps × {} images × {} features decoded in {:.1} s",
                 feats.model,
