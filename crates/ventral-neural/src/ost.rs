@@ -555,9 +555,9 @@ pub struct BrainScoreOsts {
 /// Brain-Score's OST solution time of one image from its i1 per bin: the first bin whose i1
 /// reaches the threshold (the hit) and, before it, the highest sub-threshold i1 so far (the
 /// anchor, replaced only by a strictly higher value); the line through anchor and hit solved for
-/// the threshold; the hit's time when no bin before it was below threshold (none can be: an
-/// anchor exists whenever a bin precedes the hit and is defined); NaN without a hit. NaN i1
-/// values neither hit nor anchor (their comparisons are false in Brain-Score's code too).
+/// the threshold; the hit's time when there is no anchor (the hit is the first bin, or every
+/// earlier i1 is NaN); NaN without a hit. NaN i1 values neither hit nor anchor (their
+/// comparisons are false in Brain-Score's code too).
 pub fn brainscore_solution_time(times: &[f64], i1: &[f64], threshold: f64) -> f64 {
     let mut anchor: Option<(f64, f64)> = None;
     for (&t, &v) in times.iter().zip(i1) {
