@@ -620,6 +620,20 @@ fn ost_known_answers_and_bad_targets() {
         std::fs::read_to_string(again.join("ost_splits.csv")).unwrap(),
         std::fs::read_to_string(bs.join("ost_splits.csv")).unwrap()
     );
+    // A splits.json is for Brain-Score's procedure; its seed must fit NumPy's RandomState.
+    let bad_out = d.path().join("ost_bad");
+    let mut args = bs_args(&cat_targets, &bad_out, s(&bs.join("splits.json")));
+    args.extend(["--procedure".to_string(), "pooled".to_string()]);
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("the pooled procedure takes a count"), "{e}");
+    let mut args = bs_args(&cat_targets, &bad_out, "4");
+    args.extend(["--seed".to_string(), "5000000000".to_string()]);
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        e.contains("--seed 5000000000") && e.contains("RandomState"),
+        "{e}"
+    );
+    assert!(!bad_out.exists());
 
     // Bad targets: a missing column, a bad number, unknown stimuli; nothing written.
     let bad = d.path().join("bad.csv");
