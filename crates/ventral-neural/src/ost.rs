@@ -360,27 +360,8 @@ pub fn pooled_i1_bin(
     seed: u64,
     b: usize,
 ) -> Vec<f64> {
-    use rayon::prelude::*;
     let n = labels.len();
-    let per_split: Vec<Vec<f64>> = splits
-        .par_iter()
-        .enumerate()
-        .map(|(s, split)| {
-            let probs = decode_probs(
-                x,
-                d,
-                labels,
-                c,
-                &split.train,
-                &split.test,
-                cfg,
-                seed,
-                &[b as u64, s as u64],
-            );
-            let lt: Vec<usize> = split.test.iter().map(|&i| labels[i]).collect();
-            i1_dprime(&probs, &lt, c)
-        })
-        .collect();
+    let per_split = split_i1(x, d, labels, c, splits, cfg, seed, b);
     let mut sum = vec![0.0; n];
     let mut cnt = vec![0usize; n];
     for (split, i1) in splits.iter().zip(&per_split) {
@@ -665,8 +646,8 @@ pub fn check_brainscore_splits(
 }
 
 /// Brain-Score's procedure at one bin `b` ([n, d] features `x`): per split the decoder on the
-/// split's training images and the i1 of its test images, [split][test image]. Splits run in
-/// parallel.
+/// split's training images and the i1 of its test images, [split][test image] (seed 0: the
+/// Brain-Score decoder's own seeds are fixed). Splits run in parallel.
 pub fn brainscore_i1_bin(
     x: &[f64],
     d: usize,
@@ -676,12 +657,28 @@ pub fn brainscore_i1_bin(
     cfg: &DecoderConfig,
     b: usize,
 ) -> Vec<Vec<f64>> {
+    split_i1(x, d, labels, c, splits, cfg, 0, b)
+}
+
+/// Both procedures' work at one bin `b`: per split a decoder trained on the split's training
+/// rows of `x` predicts its test rows, whose i1 it returns ([split][test image]); `seed` and
+/// (b, split) name the zero-initialised decoder's batch stream. Splits run in parallel.
+#[allow(clippy::too_many_arguments)]
+fn split_i1(
+    x: &[f64],
+    d: usize,
+    labels: &[usize],
+    c: usize,
+    splits: &[crate::cv::Split],
+    cfg: &DecoderConfig,
+    seed: u64,
+    b: usize,
+) -> Vec<Vec<f64>> {
     use rayon::prelude::*;
     splits
         .par_iter()
         .enumerate()
         .map(|(s, sp)| {
-            let lt: Vec<usize> = sp.test.iter().map(|&i| labels[i]).collect();
             let probs = decode_probs(
                 x,
                 d,
@@ -690,9 +687,10 @@ pub fn brainscore_i1_bin(
                 &sp.train,
                 &sp.test,
                 cfg,
-                0,
+                seed,
                 &[b as u64, s as u64],
             );
+            let lt: Vec<usize> = sp.test.iter().map(|&i| labels[i]).collect();
             i1_dprime(&probs, &lt, c)
         })
         .collect()
