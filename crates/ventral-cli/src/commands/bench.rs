@@ -35,7 +35,9 @@ pub struct Args {
     /// Warm-up iterations.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// `native` (ventral's CPU engine, what training uses on cpu) or `burn` (burn's autodiff).
+    /// `native` (ventral's CPU engine, what training uses on cpu: BLT networks whole, other
+    /// families on burn's autodiff with the engine's convolutions) or `burn` (burn's autodiff
+    /// and burn's own convolutions).
     #[arg(long, default_value = "native")]
     engine: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
@@ -230,8 +232,13 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
         .iter()
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
+    let engine = if ventral_models::engine_conv::enabled() {
+        "burn autodiff + engine convolutions"
+    } else {
+        "burn"
+    };
     Ok(json!({
-        "engine": "burn",
+        "engine": engine,
         "parameters": n_params,
         "timesteps": cfg.timesteps(),
         "batch": b,
@@ -459,6 +466,7 @@ pub fn run(a: Args) -> Result<()> {
     if !matches!(a.engine.as_str(), "native" | "burn") {
         bail!("--engine must be native or burn, not '{}'", a.engine);
     }
+    ventral_models::engine_conv::set_enabled(a.engine == "native");
     let mut reference = BltConfig::reference64(a.timesteps);
     reference.num_classes = 100;
     let mut mult = reference.clone();

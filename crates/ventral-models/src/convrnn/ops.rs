@@ -8,7 +8,7 @@ use burn::module::{
 };
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -152,7 +152,7 @@ impl Conv2d {
             dilation: self.dilation,
             groups: self.groups,
         };
-        conv2d(
+        crate::engine_conv::conv2d(
             x,
             self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),

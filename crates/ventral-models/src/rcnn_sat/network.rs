@@ -5,12 +5,23 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
 use super::config::RcnnSatConfig;
 use crate::error::Result;
 use crate::output::ModelOutput;
+
+/// A layer's stride-1 'same' convolution, on the engine's kernels where they apply
+/// ([`crate::engine_conv`]; burn's `Conv2d::forward` otherwise — same mathematics).
+///
+/// # Shapes
+/// - `x`: `[batch, cin, H, W]` → `[batch, cout, H, W]`.
+fn conv_forward(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let p = (c.kernel_size[0] - 1) / 2;
+    let options = ConvOptions::new(c.stride, [p, p], c.dilation, c.groups);
+    crate::engine_conv::conv2d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), options)
+}
 
 /// One layer: bottom-up and (BL) lateral convolutions.
 #[derive(Module, Debug)]
@@ -97,7 +108,7 @@ impl RcnnSat {
                 let b = if n == 0 {
                     // The image's bottom-up convolution is computed once.
                     first_bu
-                        .get_or_insert_with(|| layer.bottom_up.forward(x.clone()))
+                        .get_or_insert_with(|| conv_forward(&layer.bottom_up, x.clone()))
                         .clone()
                 } else {
                     let input = cur[n - 1].clone();
@@ -106,10 +117,10 @@ impl RcnnSat {
                     } else {
                         input
                     };
-                    layer.bottom_up.forward(input)
+                    conv_forward(&layer.bottom_up, input)
                 };
                 let z = match (&layer.lateral, prev.get(n)) {
-                    (Some(l), Some(p)) => b + l.forward(p.clone()),
+                    (Some(l), Some(p)) => b + conv_forward(l, p.clone()),
                     _ => b,
                 };
                 cur.push(relu(self.bn[n][t].forward(z)));

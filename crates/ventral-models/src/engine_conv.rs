@@ -1,0 +1,288 @@
+//! 2-D convolution on ventral's engine kernels inside burn's autodiff: a backend extension
+//! (`#[backend_extension]`, burn 0.22) implemented for the Flex CPU backend and for
+//! `Autodiff<Flex>` with a hand-written backward (input gradient and weight gradient on the
+//! engine's direct / blocked-GEMM kernels, [`ventral_engine::conv`]).
+//!
+//! burn-flex runs a convolution as im2col + GEMM and its backward as a transposed convolution
+//! and a convolution over the batch; the engine's kernels for thin layers (≤ 32 channels) and
+//! for 8-aligned maps avoid the unfolded input altogether (docs/performance.md). Every model
+//! built on burn tensors (the ConvRNN family) gets them through [`conv2d`], which takes the
+//! engine path where it applies — a Flex device (with or without autodiff), float32, one group,
+//! no dilation, a square kernel, equal strides and symmetric equal padding — and burn's own
+//! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions, asymmetric `same`
+//! padding of even kernels). Same mathematics; float32 sums in a different order (the tests
+//! compare both paths and the gradients on random shapes).
+//!
+//! The engine's layout is channel-major `[C][B][H][W]`; burn's is `[B][C][H][W]`: inputs and
+//! outputs are transposed on the way in and out (a copy each, small next to the products).
+//! Results do not depend on the number of threads (the engine's reductions run in a fixed
+//! order), so training with it stays byte-reproducible.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use ventral_engine::conv::{Conv, Scratch, add_bias, bias_grad};
+
+/// Process-wide switch (default on): off routes every [`conv2d`] to burn's implementation.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the engine path of [`conv2d`] on or off for the whole process (benchmarks and tests
+/// that compare the two paths).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`conv2d`] may take the engine path.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The engine's scratch buffers, kept between calls on this thread (they grow, never
+    /// shrink: no allocation churn in the time loop).
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Geometry of an engine convolution: square kernel `k`, stride, symmetric padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geom {
+    stride: usize,
+    pad: usize,
+}
+
+/// The convolution of ventral's engine as a burn backend operation (float32 only).
+#[backend_extension(Flex, Autodiff)]
+pub trait EngineConv: Backend {
+    /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad` on
+    /// every side.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, Ci, H, W]`, `w`: `[Co, Ci, k, k]`, `b`: `[Co]` → `[B, Co, Ho, Wo]`.
+    fn engine_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// `conv2d` as burn's, on the engine's kernels where they apply (see the module docs).
+///
+/// # Shapes
+/// - `x`: `[B, Ci, H, W]`, `weight`: `[Co, Ci / groups, kh, kw]`, `bias`: `[Co]` →
+///   `[B, Co, Ho, Wo]`.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    match engine_geometry(&x, &weight, &options) {
+        Some(g) => {
+            let co = weight.dims()[0];
+            let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([co], &weight.device()));
+            let out = <Dispatch as EngineConv>::engine_conv2d(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                b.into_dispatch(),
+                g.stride,
+                g.pad,
+            );
+            Tensor::<4>::from_dispatch(out)
+        }
+        None => burn::tensor::module::conv2d(x, weight, bias, options),
+    }
+}
+
+/// Whether [`conv2d`] runs this convolution on the engine (else on burn's `conv2d`).
+pub fn uses_engine(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    engine_geometry(x, weight, options).is_some()
+}
+
+/// The engine geometry of a convolution, `None` where the engine does not apply.
+fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<Geom> {
+    if !enabled() || !ventral_engine::kernel::available() {
+        return None;
+    }
+    let [co, ci, kh, kw] = w.dims();
+    let [_, xc, h, wd] = x.dims();
+    let (p, s) = (o.padding[0].0, o.stride[0]);
+    let fits = o.groups == 1
+        && o.dilation == [1, 1]
+        && kh == kw
+        && ci == xc
+        && co > 0
+        && o.stride[1] == s
+        && s > 0
+        && o.padding.iter().all(|&(a, b)| a == p && b == p)
+        && h + 2 * p >= kh
+        && wd + 2 * p >= kw
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && on_flex(&x.device())
+        && on_flex(&w.device());
+    fits.then_some(Geom { stride: s, pad: p })
+}
+
+/// Flex, directly or under autodiff.
+fn on_flex(d: &Device) -> bool {
+    matches!(
+        d.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
+/// A contiguous float32 copy (or view) of a Flex tensor's elements with its dims.
+fn f32_parts(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
+    let dims = t.layout().shape().to_vec();
+    match t.as_slice::<f32>() {
+        Some(s) => (dims, std::borrow::Cow::Borrowed(s)),
+        None => {
+            let c = t.to_contiguous();
+            let v = c.as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default();
+            (dims, std::borrow::Cow::Owned(v))
+        }
+    }
+}
+
+fn flex(data: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, dims))
+}
+
+/// `[A][B][N]` → `[B][A][N]` (batch-major ↔ channel-major).
+fn swap_outer(src: &[f32], a: usize, b: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; src.len()];
+    for i in 0..a {
+        for j in 0..b {
+            out[(j * a + i) * n..(j * a + i + 1) * n]
+                .copy_from_slice(&src[(i * b + j) * n..(i * b + j + 1) * n]);
+        }
+    }
+    out
+}
+
+/// The layer's engine geometry from the tensors' dims.
+fn conv_of(xd: &[usize], wd: &[usize], g: Geom) -> (Conv, usize) {
+    let (batch, ci, h, w) = (xd[0], xd[1], xd[2], xd[3]);
+    (Conv::new(ci, wd[0], wd[2], g.stride, g.pad, h, w), batch)
+}
+
+/// Forward on Flex tensors: also returns the channel-major input (kept for the backward).
+fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> FlexTensor {
+    let (xd, xs) = f32_parts(x);
+    let (wd, ws) = f32_parts(w);
+    let (_, bs) = f32_parts(b);
+    let (conv, batch) = conv_of(&xd, &wd, g);
+    let xc = swap_outer(&xs, batch, conv.ci, conv.hi * conv.wi);
+    let howo = conv.ho * conv.wo;
+    let mut y = vec![0.0f32; conv.co * batch * howo];
+    SCRATCH.with(|s| conv.forward(&ws, &xc, batch, &mut y, false, &mut s.borrow_mut()));
+    add_bias(&mut y, &bs);
+    flex(
+        swap_outer(&y, conv.co, batch, howo),
+        [batch, conv.co, conv.ho, conv.wo],
+    )
+}
+
+/// Gradients `(dx, dw, db)` of `y = conv(x, w) + b` given `dy`; each only when asked for.
+fn backward_flex(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    dy: &FlexTensor,
+    g: Geom,
+    want: [bool; 3],
+) -> [Option<FlexTensor>; 3] {
+    let (xd, xs) = f32_parts(x);
+    let (wd, ws) = f32_parts(w);
+    let (_, dys) = f32_parts(dy);
+    let (conv, batch) = conv_of(&xd, &wd, g);
+    let howo = conv.ho * conv.wo;
+    let dyc = swap_outer(&dys, batch, conv.co, howo);
+    let hiwi = conv.hi * conv.wi;
+    let dx = want[0].then(|| {
+        let mut dx = vec![0.0f32; conv.ci * batch * hiwi];
+        SCRATCH.with(|s| conv.backward_data(&ws, &dyc, batch, &mut dx, &mut s.borrow_mut()));
+        flex(
+            swap_outer(&dx, conv.ci, batch, hiwi),
+            [batch, conv.ci, conv.hi, conv.wi],
+        )
+    });
+    let dw = want[1].then(|| {
+        let xc = swap_outer(&xs, batch, conv.ci, hiwi);
+        let mut dw = vec![0.0f32; ws.len()];
+        SCRATCH.with(|s| conv.backward_weight(&xc, &dyc, batch, &mut dw, &mut s.borrow_mut()));
+        flex(dw, [wd[0], wd[1], wd[2], wd[3]])
+    });
+    let db = want[2].then(|| {
+        let mut db = vec![0.0f32; conv.co];
+        bias_grad(&dyc, &mut db);
+        FlexTensor::from_data(TensorData::new(db, [conv.co]))
+    });
+    [dx, dw, db]
+}
+
+impl EngineConv for Flex {
+    fn engine_conv2d(
+        x: FlexTensor,
+        w: FlexTensor,
+        b: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
+        forward_flex(&x, &w, &b, Geom { stride, pad })
+    }
+}
+
+/// The backward step of [`EngineConv::engine_conv2d`] under autodiff.
+#[derive(Debug)]
+struct EngineConvBackward;
+
+impl Backward<Flex, 3> for EngineConvBackward {
+    /// The input and the weights (shared storage, not copies) and the geometry.
+    type State = (FlexTensor, FlexTensor, Geom);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [px, pw, pb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w, g) = ops.state;
+        let want = [px.is_some(), pw.is_some(), pb.is_some()];
+        let [dx, dw, db] = backward_flex(&x, &w, &dy, g, want);
+        for (parent, grad) in [(px, dx), (pw, dw), (pb, db)] {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> EngineConv for Autodiff<Flex, C> {
+    fn engine_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let g = Geom { stride, pad };
+        let prep = EngineConvBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let (xp, wp, bp) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        let y = forward_flex(&xp, &wp, &bp, g);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, g), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}

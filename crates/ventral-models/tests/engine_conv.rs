@@ -1,0 +1,271 @@
+//! `ventral_models::engine_conv::conv2d` — the engine's convolution kernels as a burn backend
+//! extension with a hand-written backward — against burn's own `conv2d` under float64
+//! autodiff, on random shapes: outputs and the gradients of `Σ y·g` for the input, the weights
+//! and the bias; batch 1, k = 1, 3, 5, 7, stride 1 and 2, padding 0 … k/2, maps whose width is
+//! and is not a multiple of 8 (the direct kernels and the im2col path), channel counts beyond
+//! the thin-layer limit, inputs that are strided views, untracked inputs (a frame) and the
+//! plain (non-autodiff) Flex device. Cases the engine does not take (groups, dilation,
+//! asymmetric padding, float64) must fall back to burn and say so.
+
+#![allow(clippy::unwrap_used)]
+
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use ventral_models::engine_conv::{conv2d, uses_engine};
+
+mod common;
+use common::{SplitMix, max_rel};
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    batch: usize,
+    ci: usize,
+    co: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    h: usize,
+    w: usize,
+    bias: bool,
+    /// The input arrives as a transposed view (not contiguous).
+    strided: bool,
+}
+
+impl Case {
+    fn out(&self, n: usize) -> usize {
+        (n + 2 * self.pad - self.k) / self.stride + 1
+    }
+    fn opts(&self) -> ConvOptions<2> {
+        ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], 1)
+    }
+}
+
+fn to_vec(t: Tensor<4>) -> Vec<f32> {
+    t.cast(FloatDType::F32)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+fn to_vec1(t: Tensor<1>) -> Vec<f32> {
+    t.cast(FloatDType::F32)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+/// `(y, dx, dw, db)` of `Σ conv(x, w, b)·g`, with the engine (float32) or burn (float64).
+fn run(c: &Case, x: &[f32], w: &[f32], b: &[f32], g: &[f32], engine: bool) -> [Vec<f32>; 4] {
+    let dev = Device::flex().autodiff();
+    let leaf = |v: &[f32], shape: [usize; 4]| {
+        let t = Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &dev);
+        let t = if engine { t } else { t.cast(FloatDType::F64) };
+        t.detach().require_grad()
+    };
+    let xt = if c.strided {
+        // Stored [B, C, W, H] and seen through swap_dims: a non-contiguous input.
+        let mut xs = vec![0.0; x.len()];
+        for i in 0..c.batch * c.ci {
+            for r in 0..c.h {
+                for q in 0..c.w {
+                    xs[(i * c.w + q) * c.h + r] = x[(i * c.h + r) * c.w + q];
+                }
+            }
+        }
+        leaf(&xs, [c.batch, c.ci, c.w, c.h])
+    } else {
+        leaf(x, [c.batch, c.ci, c.h, c.w])
+    };
+    let xin = if c.strided {
+        xt.clone().swap_dims(2, 3)
+    } else {
+        xt.clone()
+    };
+    let wt = leaf(w, [c.co, c.ci, c.k, c.k]);
+    let bt = {
+        let t = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [c.co]), &dev);
+        let t = if engine { t } else { t.cast(FloatDType::F64) };
+        t.detach().require_grad()
+    };
+    let (ho, wo) = (c.out(c.h), c.out(c.w));
+    let gt = Tensor::<4>::from_data(TensorData::new(g.to_vec(), [c.batch, c.co, ho, wo]), &dev);
+    let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+    let bias = c.bias.then(|| bt.clone());
+    if engine {
+        assert!(
+            uses_engine(&xin, &wt, &c.opts()),
+            "{c:?}: not on the engine"
+        );
+    }
+    let y = if engine {
+        conv2d(xin, wt.clone(), bias, c.opts())
+    } else {
+        burn_conv2d(xin, wt.clone(), bias, c.opts())
+    };
+    assert_eq!(y.dims(), [c.batch, c.co, ho, wo], "{c:?}");
+    let grads = (y.clone() * gt).sum().backward();
+    let mut dx = to_vec(xt.grad(&grads).unwrap());
+    if c.strided {
+        let mut back = vec![0.0; dx.len()];
+        for i in 0..c.batch * c.ci {
+            for r in 0..c.h {
+                for q in 0..c.w {
+                    back[(i * c.h + r) * c.w + q] = dx[(i * c.w + q) * c.h + r];
+                }
+            }
+        }
+        dx = back;
+    }
+    let db = if c.bias {
+        to_vec1(bt.grad(&grads).unwrap())
+    } else {
+        assert!(
+            bt.grad(&grads).is_none(),
+            "{c:?}: unused bias got a gradient"
+        );
+        vec![0.0; c.co]
+    };
+    [to_vec(y), dx, to_vec(wt.grad(&grads).unwrap()), db]
+}
+
+fn random_case(rng: &mut SplitMix) -> Case {
+    let k = [1, 3, 5, 7][rng.range(0, 3)];
+    let stride = rng.range(1, 2);
+    let pad = rng.range(0, k / 2);
+    let side = |rng: &mut SplitMix| {
+        // Half of the maps 8-aligned (the direct kernels take those at stride 1).
+        if rng.range(0, 1) == 0 {
+            8 * rng.range(1, 3)
+        } else {
+            rng.range(k.max(2), k + 13)
+        }
+    };
+    let (h, w) = (side(rng).max(k), side(rng).max(k));
+    Case {
+        batch: rng.range(1, 4),
+        ci: [1, 3, 7, 16, 33][rng.range(0, 4)],
+        co: [1, 5, 8, 17, 40][rng.range(0, 4)],
+        k,
+        stride,
+        pad,
+        h,
+        w,
+        bias: rng.range(0, 2) > 0,
+        strided: rng.range(0, 3) == 0,
+    }
+}
+
+#[test]
+fn engine_conv_matches_burn_with_gradients() {
+    let mut rng = SplitMix::new(14);
+    let mut cases: Vec<Case> = (0..40).map(|_| random_case(&mut rng)).collect();
+    // The ConvRNN CPU presets' first layers: 7×7 stride 2 on 64 px, 3×3 on 16 px.
+    cases.push(Case {
+        batch: 2,
+        ci: 3,
+        co: 16,
+        k: 7,
+        stride: 2,
+        pad: 3,
+        h: 64,
+        w: 64,
+        bias: true,
+        strided: false,
+    });
+    cases.push(Case {
+        batch: 3,
+        ci: 16,
+        co: 32,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        h: 16,
+        w: 16,
+        bias: true,
+        strided: false,
+    });
+    for c in &cases {
+        let (ho, wo) = (c.out(c.h), c.out(c.w));
+        let x = rng.normals(c.batch * c.ci * c.h * c.w);
+        let w = rng.normals(c.co * c.ci * c.k * c.k);
+        let b = rng.normals(c.co);
+        let g = rng.normals(c.batch * c.co * ho * wo);
+        let ours = run(c, &x, &w, &b, &g, true);
+        let reference = run(c, &x, &w, &b, &g, false);
+        for (name, (a, e)) in ["y", "dx", "dw", "db"]
+            .iter()
+            .zip(ours.iter().zip(&reference))
+        {
+            let r = max_rel(a, e);
+            assert!(r < 2e-5, "{c:?}: {name} differs from burn f64 by {r:e}");
+        }
+    }
+}
+
+#[test]
+fn untracked_input_and_plain_device() {
+    // A frame is not tracked: only the weights get gradients; on the plain Flex device the
+    // forward alone runs (inference).
+    let c = Case {
+        batch: 2,
+        ci: 3,
+        co: 8,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        h: 16,
+        w: 16,
+        bias: true,
+        strided: false,
+    };
+    let mut rng = SplitMix::new(5);
+    let x = rng.normals(2 * 3 * 16 * 16);
+    let w = rng.normals(8 * 3 * 9);
+    let b = rng.normals(8);
+    let reference = run(&c, &x, &w, &b, &vec![1.0; 2 * 8 * 16 * 16], false);
+    let dev = Device::flex().autodiff();
+    let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 16, 16]), &dev);
+    let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), [8, 3, 3, 3]), &dev).require_grad();
+    let bt = Tensor::<1>::from_data(TensorData::new(b.clone(), [8]), &dev).require_grad();
+    let y = conv2d(xt.clone(), wt.clone(), Some(bt), c.opts());
+    let grads = y.sum().backward();
+    assert!(xt.grad(&grads).is_none());
+    assert!(max_rel(&to_vec(wt.grad(&grads).unwrap()), &reference[2]) < 2e-5);
+
+    let plain = Device::flex();
+    let xt = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 16, 16]), &plain);
+    let wt = Tensor::<4>::from_data(TensorData::new(w, [8, 3, 3, 3]), &plain);
+    let bt = Tensor::<1>::from_data(TensorData::new(b, [8]), &plain);
+    assert!(uses_engine(&xt, &wt, &c.opts()));
+    let y = conv2d(xt, wt, Some(bt), c.opts());
+    assert!(max_rel(&to_vec(y), &reference[0]) < 2e-5);
+}
+
+#[test]
+fn other_convolutions_fall_back_to_burn() {
+    let dev = Device::flex().autodiff();
+    let x = Tensor::<4>::zeros([1, 4, 10, 10], &dev);
+    let w = Tensor::<4>::zeros([4, 4, 3, 3], &dev);
+    let plain = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    assert!(uses_engine(&x, &w, &plain));
+    let dilated = ConvOptions::new([1, 1], [1, 1], [2, 2], 1);
+    assert!(!uses_engine(&x, &w, &dilated));
+    let grouped = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
+    assert!(!uses_engine(
+        &x,
+        &Tensor::<4>::zeros([4, 1, 3, 3], &dev),
+        &grouped
+    ));
+    let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (0, 1)], [1, 1], 1);
+    assert!(!uses_engine(
+        &x,
+        &Tensor::<4>::zeros([4, 4, 2, 2], &dev),
+        &asymmetric
+    ));
+    let rect = Tensor::<4>::zeros([4, 4, 3, 1], &dev);
+    assert!(!uses_engine(&x, &rect, &plain));
+    let x64 = x.clone().cast(FloatDType::F64);
+    let w64 = w.clone().cast(FloatDType::F64);
+    assert!(!uses_engine(&x64, &w64, &plain));
+}
