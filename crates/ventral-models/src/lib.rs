@@ -10,7 +10,7 @@ pub mod cell;
 pub mod config;
 pub mod convrnn;
 pub mod device;
-pub mod engine_conv;
+pub mod engine_ops;
 pub mod error;
 pub mod fast;
 pub mod hessian;

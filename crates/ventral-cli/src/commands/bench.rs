@@ -232,7 +232,7 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
         .iter()
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
-    let engine = if ventral_models::engine_conv::enabled() {
+    let engine = if ventral_models::engine_ops::enabled() {
         "burn autodiff + engine convolutions"
     } else {
         "burn"
@@ -466,7 +466,7 @@ pub fn run(a: Args) -> Result<()> {
     if !matches!(a.engine.as_str(), "native" | "burn") {
         bail!("--engine must be native or burn, not '{}'", a.engine);
     }
-    ventral_models::engine_conv::set_enabled(a.engine == "native");
+    ventral_models::engine_ops::set_enabled(a.engine == "native");
     let mut reference = BltConfig::reference64(a.timesteps);
     reference.num_classes = 100;
     let mut mult = reference.clone();

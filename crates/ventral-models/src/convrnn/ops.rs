@@ -64,8 +64,7 @@ impl Act {
 
 /// ELU: x for x > 0, α(eˣ − 1) otherwise.
 pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
-    let neg = (x.clone().clamp_max(0.0).exp() - 1.0) * alpha;
-    x.clamp_min(0.0) + neg
+    crate::engine_ops::elu(x, alpha)
 }
 
 /// A 2-D convolution with PyTorch's names (`weight [O, I/groups, kh, kw]`, `bias [O]`) and
@@ -152,7 +151,7 @@ impl Conv2d {
             dilation: self.dilation,
             groups: self.groups,
         };
-        crate::engine_conv::conv2d(
+        crate::engine_ops::conv2d(
             x,
             self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),

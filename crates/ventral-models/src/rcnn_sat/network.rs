@@ -13,14 +13,14 @@ use crate::error::Result;
 use crate::output::ModelOutput;
 
 /// A layer's stride-1 'same' convolution, on the engine's kernels where they apply
-/// ([`crate::engine_conv`]; burn's `Conv2d::forward` otherwise — same mathematics).
+/// ([`crate::engine_ops`]; burn's `Conv2d::forward` otherwise — same mathematics).
 ///
 /// # Shapes
 /// - `x`: `[batch, cin, H, W]` → `[batch, cout, H, W]`.
 fn conv_forward(c: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let p = (c.kernel_size[0] - 1) / 2;
     let options = ConvOptions::new(c.stride, [p, p], c.dilation, c.groups);
-    crate::engine_conv::conv2d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), options)
+    crate::engine_ops::conv2d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), options)
 }
 
 /// One layer: bottom-up and (BL) lateral convolutions.

@@ -1,5 +1,6 @@
-//! Whole networks on the engine's convolutions (`ventral_models::engine_conv`, the default on
-//! the Flex CPU device) against the same networks on burn's own convolutions: the
+//! Whole networks on the engine's operations (`ventral_models::engine_ops`: convolutions and
+//! the fused ELU, the default on the Flex CPU device) against the same networks on burn's own
+//! operations: the
 //! reciprocal-gated, GRU, LSTM and feedforward ConvRNN CPU presets, `rgc_intermediate_cpu`
 //! (depthwise median cell: its grouped convolutions stay on burn; long-range feedback through
 //! the resizing harbor) and rcnn-sat BL — per-step log-probabilities and every parameter's
@@ -10,7 +11,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_models::config::ModelConfig;
-use ventral_models::{Model, engine_conv, params, registry};
+use ventral_models::{Model, engine_ops, params, registry};
 
 mod common;
 use common::{max_rel, normals};
@@ -75,11 +76,11 @@ fn networks_on_engine_convolutions_equal_burn_convolutions() {
             ModelConfig::RcnnSat(_) => 1e-3,
             _ => 1e-5,
         };
-        engine_conv::set_enabled(true);
+        engine_ops::set_enabled(true);
         let (lp_e, g_e) = run(&cfg);
-        engine_conv::set_enabled(false);
+        engine_ops::set_enabled(false);
         let (lp_b, g_b) = run(&cfg);
-        engine_conv::set_enabled(true);
+        engine_ops::set_enabled(true);
         let (mut worst_lp, mut worst_g) = (0.0f32, 0.0f32);
         for (t, (a, b)) in lp_e.iter().zip(&lp_b).enumerate() {
             let r = max_rel(a, b);

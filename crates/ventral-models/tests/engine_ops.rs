@@ -1,18 +1,20 @@
-//! `ventral_models::engine_conv::conv2d` — the engine's convolution kernels as a burn backend
-//! extension with a hand-written backward — against burn's own `conv2d` under float64
+//! `ventral_models::engine_ops` — the engine's kernels as burn backend-extension operations
+//! with hand-written backward steps. `conv2d` against burn's own `conv2d` under float64
 //! autodiff, on random shapes: outputs and the gradients of `Σ y·g` for the input, the weights
 //! and the bias; batch 1, k = 1, 3, 5, 7, stride 1 and 2, padding 0 … k/2, maps whose width is
 //! and is not a multiple of 8 (the direct kernels and the im2col path), channel counts beyond
 //! the thin-layer limit, inputs that are strided views, untracked inputs (a frame) and the
 //! plain (non-autodiff) Flex device. Cases the engine does not take (groups, dilation,
-//! asymmetric padding, float64) must fall back to burn and say so.
+//! asymmetric padding, float64) must fall back to burn and say so. The fused `elu` against
+//! burn's `activation::elu` in float64: values and gradients, strided views, values at and
+//! around 0 and far below it.
 
 #![allow(clippy::unwrap_used)]
 
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
-use ventral_models::engine_conv::{conv2d, uses_engine};
+use ventral_models::engine_ops::{conv2d, elu, uses_engine};
 
 mod common;
 use common::{SplitMix, max_rel};
@@ -268,4 +270,91 @@ fn other_convolutions_fall_back_to_burn() {
     let x64 = x.clone().cast(FloatDType::F64);
     let w64 = w.clone().cast(FloatDType::F64);
     assert!(!uses_engine(&x64, &w64, &plain));
+}
+
+#[test]
+fn fused_elu_matches_burn_with_gradients() {
+    let mut rng = SplitMix::new(21);
+    for (n, alpha, strided) in [
+        (1usize, 1.0, false),
+        (37, 1.0, true),
+        (5000, 0.5, false),
+        (70_001, 1.3, true),
+    ] {
+        let mut x = rng.normals(n);
+        // Exactly 0, tiny and very negative inputs.
+        for (i, v) in [0.0f32, -0.0, 1e-30, -1e-30, -40.0, -100.0, 3.0]
+            .iter()
+            .enumerate()
+        {
+            if i < n {
+                x[i] = *v;
+            }
+        }
+        let g = rng.normals(n);
+        let run = |engine: bool| {
+            let dev = Device::flex().autodiff();
+            let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
+            let t = if engine { t } else { t.cast(FloatDType::F64) };
+            let leaf = t.detach().require_grad();
+            // A strided view: [n, 1] seen through a transpose as [1, n].
+            let input: Tensor<2> = if strided {
+                leaf.clone().reshape([n, 1]).swap_dims(0, 1)
+            } else {
+                leaf.clone().reshape([1, n])
+            };
+            let y = if engine {
+                elu(input, alpha)
+            } else {
+                burn::tensor::activation::elu(input, alpha)
+            };
+            let gt = Tensor::<2>::from_data(TensorData::new(g.clone(), [1, n]), &dev);
+            let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+            let grads = (y.clone() * gt).sum().backward();
+            let f = |t: Tensor<1>| {
+                t.cast(FloatDType::F32)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            };
+            (f(y.reshape([n])), f(leaf.grad(&grads).unwrap()))
+        };
+        let (y, dx) = run(true);
+        let (y_ref, dx_ref) = run(false);
+        assert!(max_rel(&y, &y_ref) < 1e-6, "n {n}: ELU values");
+        // At exactly 0 the two definitions' derivatives differ (burn's mask_where takes the
+        // exponential branch, slope α; PyTorch and the fused ELU take y + α = α as well) — so
+        // compare everywhere.
+        assert!(
+            max_rel(&dx, &dx_ref) < 1e-6,
+            "n {n}: ELU gradient {:e}",
+            max_rel(&dx, &dx_ref)
+        );
+    }
+}
+
+// Golden slopes from PyTorch 2.15:
+//   x = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -40., 3.0], requires_grad=True)
+//   torch.nn.functional.elu(x, alpha=1.3).sum().backward(); x.grad
+//   -> [1.3, 1.3, 1.0, 1.3, 5.5e-18, 1.0]
+// At exactly 0 the slope is α (not 1 + α, which max(x, 0) + α(e^min(x, 0) − 1) gives).
+#[test]
+fn fused_elu_slopes_equal_pytorch() {
+    let dev = Device::flex().autodiff();
+    let x = Tensor::<1>::from_data(
+        TensorData::new(vec![0.0f32, -0.0, 1e-30, -1e-30, -40.0, 3.0], [6]),
+        &dev,
+    )
+    .require_grad();
+    let grads = elu(x.clone(), 1.3).sum().backward();
+    let g = x
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let expected = [1.3f32, 1.3, 1.0, 1.3, 5.5e-18, 1.0];
+    for (a, e) in g.iter().zip(expected) {
+        assert!((a - e).abs() <= 1e-6, "{g:?} vs PyTorch {expected:?}");
+    }
 }

@@ -1,7 +1,8 @@
-//! 2-D convolution on ventral's engine kernels inside burn's autodiff: a backend extension
-//! (`#[backend_extension]`, burn 0.22) implemented for the Flex CPU backend and for
-//! `Autodiff<Flex>` with a hand-written backward (input gradient and weight gradient on the
-//! engine's direct / blocked-GEMM kernels, [`ventral_engine::conv`]).
+//! ventral's engine kernels inside burn's autodiff: a backend extension (`#[backend_extension]`,
+//! burn 0.22) implemented for the Flex CPU backend and for `Autodiff<Flex>` with hand-written
+//! backward steps — the 2-D convolution (input, weight and bias gradients on the engine's
+//! direct / blocked-GEMM kernels, [`ventral_engine::conv`]) and a fused ELU (one pass forward,
+//! one backward, where burn composes six operations and their six backward steps).
 //!
 //! burn-flex runs a convolution as im2col + GEMM and its backward as a transposed convolution
 //! and a convolution over the batch; the engine's kernels for thin layers (≤ 32 channels) and
@@ -59,9 +60,12 @@ struct Geom {
     pad: usize,
 }
 
-/// The convolution of ventral's engine as a burn backend operation (float32 only).
+/// ventral's engine operations as burn backend operations (float32 only).
 #[backend_extension(Flex, Autodiff)]
-pub trait EngineConv: Backend {
+pub trait EngineOps: Backend {
+    /// `ELU(x) = x` for `x > 0`, `α(eˣ − 1)` otherwise (PyTorch's `nn.ELU`).
+    fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self>;
+
     /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad` on
     /// every side.
     ///
@@ -91,7 +95,7 @@ pub fn conv2d(
         Some(g) => {
             let co = weight.dims()[0];
             let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([co], &weight.device()));
-            let out = <Dispatch as EngineConv>::engine_conv2d(
+            let out = <Dispatch as EngineOps>::engine_conv2d(
                 x.into_dispatch(),
                 weight.into_dispatch(),
                 b.into_dispatch(),
@@ -102,6 +106,61 @@ pub fn conv2d(
         }
         None => burn::tensor::module::conv2d(x, weight, bias, options),
     }
+}
+
+/// ELU (`x` for `x > 0`, `α(eˣ − 1)` otherwise) as one fused operation on the Flex CPU
+/// device in float32 (backward: `dy` where `y > 0`, `dy·(y + α)` elsewhere — PyTorch's
+/// `elu_backward` on the output, slope α at exactly 0); burn's `activation::elu` (a
+/// composition of elementwise operations, the same values and slopes) elsewhere.
+pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
+    if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
+        let y = <Dispatch as EngineOps>::engine_elu(x.into_dispatch(), alpha);
+        Tensor::<D>::from_dispatch(y)
+    } else {
+        // Not `max(x, 0) + α(e^min(x, 0) − 1)`: its derivative at exactly 0 is 1 + α, where
+        // PyTorch's is α — and a ConvRNN node whose input is still zero (before the image
+        // arrives) sits exactly there.
+        burn::tensor::activation::elu(x, alpha)
+    }
+}
+
+/// Elementwise over a slice, in parallel chunks for large ones (the same values either way).
+fn map_par(src: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0f32; src.len()];
+    const CHUNK: usize = 1 << 14;
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v)));
+    out
+}
+
+/// `y = ELU(x)` on a Flex tensor (same shape).
+fn elu_flex(x: &FlexTensor, alpha: f64) -> FlexTensor {
+    let (dims, xs) = f32_parts(x);
+    let a = alpha as f32;
+    let y = map_par(&xs, |v| if v > 0.0 { v } else { (v.exp() - 1.0) * a });
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+/// `dx` of ELU from its output `y` and `dy`.
+fn elu_backward_flex(y: &FlexTensor, dy: &FlexTensor, alpha: f64) -> FlexTensor {
+    let (dims, ys) = f32_parts(y);
+    let (_, dys) = f32_parts(dy);
+    let a = alpha as f32;
+    let mut dx = vec![0.0f32; ys.len()];
+    {
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 14;
+        dx.par_chunks_mut(CHUNK)
+            .zip(ys.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK)))
+            .for_each(|(d, (y, g))| {
+                for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                    *d = if y > 0.0 { g } else { g * (y + a) };
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(dx, dims))
 }
 
 /// Whether [`conv2d`] runs this convolution on the engine (else on burn's `conv2d`).
@@ -231,7 +290,11 @@ fn backward_flex(
     [dx, dw, db]
 }
 
-impl EngineConv for Flex {
+impl EngineOps for Flex {
+    fn engine_elu(x: FlexTensor, alpha: f64) -> FlexTensor {
+        elu_flex(&x, alpha)
+    }
+
     fn engine_conv2d(
         x: FlexTensor,
         w: FlexTensor,
@@ -243,11 +306,11 @@ impl EngineConv for Flex {
     }
 }
 
-/// The backward step of [`EngineConv::engine_conv2d`] under autodiff.
+/// The backward step of [`EngineOps::engine_conv2d`] under autodiff.
 #[derive(Debug)]
-struct EngineConvBackward;
+struct EngineOpsBackward;
 
-impl Backward<Flex, 3> for EngineConvBackward {
+impl Backward<Flex, 3> for EngineOpsBackward {
     /// The input and the weights (shared storage, not copies) and the geometry.
     type State = (FlexTensor, FlexTensor, Geom);
 
@@ -265,7 +328,37 @@ impl Backward<Flex, 3> for EngineConvBackward {
     }
 }
 
-impl<C: CheckpointStrategy> EngineConv for Autodiff<Flex, C> {
+/// The backward step of [`EngineOps::engine_elu`] under autodiff.
+#[derive(Debug)]
+struct EluBackward;
+
+impl Backward<Flex, 1> for EluBackward {
+    /// The output (shared storage) and α.
+    type State = (FlexTensor, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = parent {
+            let (y, alpha) = ops.state;
+            grads.register::<Flex>(node.id, elu_backward_flex(&y, &dy, alpha));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
+    fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self> {
+        let prep = EluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let y = elu_flex(&x.into_primitive(), alpha);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((y.clone(), alpha), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn engine_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -274,7 +367,7 @@ impl<C: CheckpointStrategy> EngineConv for Autodiff<Flex, C> {
         pad: usize,
     ) -> FloatTensor<Self> {
         let g = Geom { stride, pad };
-        let prep = EngineConvBackward
+        let prep = EngineOpsBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()
             .stateful();
