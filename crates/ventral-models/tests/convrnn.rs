@@ -286,3 +286,86 @@ fn reusing_step_invariant_nodes_is_exact() {
         }
     }
 }
+
+/// Gradients against PyTorchTNN: `scripts/make_convrnn_grad_fixtures.py` runs PyTorchTNN on
+/// the same graphs, weights and inputs and saves, for `loss = Σ_t Σ out(t)·G[t]` (G seeded
+/// normal, the output node at every step), every parameter's gradient under its state-dict
+/// name. ventral computes the same loss on burn's autodiff — the engine's convolutions and
+/// fused ELU included (`engine_ops`) — and every gradient must agree to 1e-4 of its largest
+/// element. Generating snippet:
+/// ```python
+/// tg.load_state_dict(load_file(f"{name}.weights.safetensors"), strict=False); tg.eval()
+/// _, acts = tg(x, n_times=T, return_all=True, return_activations=True)
+/// gs = [torch.randn(acts[t][out].shape, generator=gen) for t in range(T)]
+/// sum((acts[t][out] * gs[t]).sum() for t in range(T)).backward()
+/// save_file({**{f"g.{t}": g}, **{f"grad.{n}": p.grad for n, p in tg.named_parameters()}}, ...)
+/// ```
+#[test]
+fn gradients_match_pytorchtnn() {
+    let names = [
+        "timedecay",
+        "basic",
+        "vanilla",
+        "gru",
+        "gru_layernorm",
+        "lstm",
+        "ugrnn",
+        "intersection",
+        "rgc",
+        "feedback_rgc",
+        "feedback_gru",
+        "timedecay_intermediate",
+        "rgc_shallow",
+    ];
+    for name in names {
+        let text = std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap();
+        let cfg = ConvRnnConfig::from_json(&text, name).unwrap();
+        let device = Device::flex().autodiff();
+        let model = ConvRnn::init(&cfg, &device, 0).unwrap();
+        let w = SafeTensors::read(&fixture(&format!("{name}.weights.safetensors"))).unwrap();
+        let model = params::load(model, &w).unwrap();
+        let io = SafeTensors::read(&fixture(&format!("{name}.io.safetensors"))).unwrap();
+        let gr = SafeTensors::read(&fixture(&format!("{name}.grads.safetensors"))).unwrap();
+        let (shape, x) = io.f32("input").unwrap();
+        let x = Tensor::<4>::from_data(TensorData::new(x, shape), &device);
+        let out = model.forward_areas(x, true);
+        let mut loss: Option<Tensor<1>> = None;
+        for t in 0..cfg.num_timesteps {
+            let o = out.area(t, &cfg.output_node).unwrap().clone();
+            let (_, g) = gr.f32(&format!("g.{t}")).unwrap();
+            let g = Tensor::<4>::from_data(TensorData::new(g, o.dims()), &device);
+            let l = (o * g).sum();
+            loss = Some(match loss {
+                None => l,
+                Some(a) => a + l,
+            });
+        }
+        let ours = params::gradients(&model, &loss.unwrap().backward());
+        let mut compared = 0;
+        let mut worst: f64 = 0.0;
+        for key in gr.names() {
+            let Some(p) = key.strip_prefix("grad.") else {
+                continue;
+            };
+            let (_, theirs) = gr.f32(key).unwrap();
+            let (_, mine) = ours
+                .get(p)
+                .unwrap_or_else(|| panic!("{name}: no gradient for {p}"));
+            assert_eq!(mine.len(), theirs.len(), "{name}: {p}");
+            let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            let diff = mine
+                .iter()
+                .zip(&theirs)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+            let rel = diff / scale.max(1e-12);
+            worst = worst.max(rel);
+            assert!(
+                rel <= 1e-4,
+                "{name}: gradient of {p} differs by {rel:.3e} of its largest element"
+            );
+            compared += 1;
+        }
+        assert!(compared > 0, "{name}: no gradients in the fixture");
+        eprintln!("{name}: {compared} gradients, worst relative difference {worst:.3e}");
+    }
+}

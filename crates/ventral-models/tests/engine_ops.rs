@@ -14,7 +14,7 @@
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
-use ventral_models::engine_ops::{conv2d, elu, uses_engine};
+use ventral_models::engine_ops::{conv2d, elu, frame_cache_hits, uses_engine};
 
 mod common;
 use common::{SplitMix, max_rel};
@@ -357,4 +357,64 @@ fn fused_elu_slopes_equal_pytorch() {
     for (a, e) in g.iter().zip(expected) {
         assert!((a - e).abs() <= 1e-6, "{g:?} vs PyTorch {expected:?}");
     }
+}
+
+/// A frame (untracked input) convolved at several steps with the same weights: the forward
+/// is answered from the frame cache (bit-identical outputs), every step keeps its backward —
+/// the weight gradient is the sum over the steps, as burn's.
+#[test]
+fn repeated_frame_is_convolved_once_with_every_steps_gradient() {
+    let mut rng = SplitMix::new(8);
+    let (b, ci, co, h) = (2, 3, 6, 16);
+    let x = rng.normals(b * ci * h * h);
+    let w = rng.normals(co * ci * 9);
+    let gs: Vec<Vec<f32>> = (0..3).map(|_| rng.normals(b * co * h * h)).collect();
+    let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let run = |engine: bool| {
+        let dev = Device::flex().autodiff();
+        let cast = |t: Tensor<4>| if engine { t } else { t.cast(FloatDType::F64) };
+        let xt = cast(Tensor::<4>::from_data(
+            TensorData::new(x.clone(), [b, ci, h, h]),
+            &dev,
+        ));
+        let wt = cast(Tensor::<4>::from_data(
+            TensorData::new(w.clone(), [co, ci, 3, 3]),
+            &dev,
+        ))
+        .detach()
+        .require_grad();
+        let hits = frame_cache_hits();
+        let mut loss: Option<Tensor<1>> = None;
+        let mut ys = Vec::new();
+        for g in &gs {
+            let y = if engine {
+                conv2d(xt.clone(), wt.clone(), None, opts.clone())
+            } else {
+                burn_conv2d(xt.clone(), wt.clone(), None, opts.clone())
+            };
+            ys.push(to_vec(y.clone()));
+            let gt = cast(Tensor::<4>::from_data(
+                TensorData::new(g.clone(), [b, co, h, h]),
+                &dev,
+            ));
+            let l = (y * gt).sum();
+            loss = Some(match loss {
+                None => l,
+                Some(a) => a + l,
+            });
+        }
+        let grads = loss.unwrap().backward();
+        (
+            ys,
+            to_vec(wt.grad(&grads).unwrap()),
+            frame_cache_hits() - hits,
+        )
+    };
+    let (ys, dw, hits) = run(true);
+    let (ys_ref, dw_ref, _) = run(false);
+    assert_eq!(hits, 2, "steps 2 and 3 should come from the frame cache");
+    assert_eq!(ys[0], ys[1]);
+    assert_eq!(ys[0], ys[2]);
+    assert!(max_rel(&ys[0], &ys_ref[0]) < 2e-5);
+    assert!(max_rel(&dw, &dw_ref) < 2e-5, "{:e}", max_rel(&dw, &dw_ref));
 }
