@@ -220,11 +220,11 @@ fn flex(data: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
 
 /// `[A][B][N]` → `[B][A][N]` (batch-major ↔ channel-major).
 fn swap_outer(src: &[f32], a: usize, b: usize, n: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; src.len()];
-    for i in 0..a {
-        for j in 0..b {
-            out[(j * a + i) * n..(j * a + i + 1) * n]
-                .copy_from_slice(&src[(i * b + j) * n..(i * b + j + 1) * n]);
+    // Built in output order: no zero-filling pass before the copy.
+    let mut out = Vec::with_capacity(src.len());
+    for j in 0..b {
+        for i in 0..a {
+            out.extend_from_slice(&src[(i * b + j) * n..(i * b + j + 1) * n]);
         }
     }
     out
