@@ -496,8 +496,9 @@ pub fn run(a: Args) -> Result<()> {
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
-                "{} (burn autodiff): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
+                "{} ({}): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
                 e.name,
+                r["engine"].as_str().unwrap_or("burn"),
                 r["timesteps"],
                 a.batch,
                 f("train_images_per_s"),
