@@ -233,7 +233,7 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
     let engine = if ventral_models::engine_ops::enabled() {
-        "burn autodiff + engine convolutions"
+        "burn autodiff + engine convolutions and ELU"
     } else {
         "burn"
     };
