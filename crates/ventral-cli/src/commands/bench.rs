@@ -36,8 +36,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     warmup: usize,
     /// `native` (ventral's CPU engine, what training uses on cpu: BLT networks whole, other
-    /// families on burn's autodiff with the engine's convolutions) or `burn` (burn's autodiff
-    /// and burn's own convolutions).
+    /// families on burn's autodiff with the engine's convolutions and fused ELU) or `burn`
+    /// (burn's autodiff and burn's own operations).
     #[arg(long, default_value = "native")]
     engine: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
