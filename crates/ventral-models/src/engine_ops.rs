@@ -7,7 +7,7 @@
 //! burn-flex runs a convolution as im2col + GEMM and its backward as a transposed convolution
 //! and a convolution over the batch; the engine's kernels for thin layers (≤ 32 channels) and
 //! for 8-aligned maps avoid the unfolded input altogether (docs/performance.md). Every model
-//! built on burn tensors (the ConvRNN family) gets them through [`conv2d`], which takes the
+//! built on burn tensors (the ConvRNN family, rcnn-sat) gets them through [`conv2d`], which takes the
 //! engine path where it applies — a Flex device (with or without autodiff), float32, one group,
 //! no dilation, a square kernel, equal strides and symmetric equal padding — and burn's own
 //! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions, asymmetric `same`
@@ -236,7 +236,8 @@ fn conv_of(xd: &[usize], wd: &[usize], g: Geom) -> (Conv, usize) {
     (Conv::new(ci, wd[0], wd[2], g.stride, g.pad, h, w), batch)
 }
 
-/// Forward on Flex tensors: also returns the channel-major input (kept for the backward).
+/// Forward on Flex tensors (the backward transposes the input again from the `[B][C][H][W]`
+/// tensor autodiff keeps, rather than holding a second, channel-major copy per convolution).
 fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> FlexTensor {
     let (xd, xs) = f32_parts(x);
     let (wd, ws) = f32_parts(w);
@@ -382,9 +383,9 @@ fn frame_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Fle
 
 /// The backward step of [`EngineOps::engine_conv2d`] under autodiff.
 #[derive(Debug)]
-struct EngineOpsBackward;
+struct ConvBackward;
 
-impl Backward<Flex, 3> for EngineOpsBackward {
+impl Backward<Flex, 3> for ConvBackward {
     /// The input and the weights (shared storage, not copies) and the geometry.
     type State = (FlexTensor, FlexTensor, Geom);
 
@@ -441,7 +442,7 @@ impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
         pad: usize,
     ) -> FloatTensor<Self> {
         let g = Geom { stride, pad };
-        let prep = EngineOpsBackward
+        let prep = ConvBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()
             .stateful();

@@ -60,13 +60,7 @@ fn networks_on_engine_convolutions_equal_burn_convolutions() {
         let mut cfg = entry.config.clone();
         match &mut cfg {
             ModelConfig::ConvRnn(c) => c.num_timesteps = c.num_timesteps.min(7),
-            ModelConfig::RcnnSat(c) => {
-                let n = c.layers().len();
-                c.channels = Some(vec![8; n]);
-                c.num_classes = 5;
-                c.timesteps = c.timesteps.min(3);
-                c.image_size = 64;
-            }
+            ModelConfig::RcnnSat(c) => common::small_rcnn_sat(c),
             ModelConfig::Blt(_) => unreachable!("BLT runs on the native engine whole"),
         }
         // float32 on both sides, summed in different orders; rcnn-sat's BatchNorm over two

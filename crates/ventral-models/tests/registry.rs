@@ -8,6 +8,8 @@ use ventral_models::config::ModelConfig;
 use ventral_models::params::ParamKind;
 use ventral_models::{Blt, Model, params, registry, size};
 
+mod common;
+
 #[test]
 fn every_registered_model_runs_and_learns() {
     let device = Device::flex().autodiff();
@@ -20,13 +22,7 @@ fn every_registered_model_runs_and_learns() {
                 c.num_classes = 5;
                 c.timesteps = c.timesteps.min(3);
             }
-            ModelConfig::RcnnSat(c) => {
-                let n = c.layers().len();
-                c.channels = Some(vec![8; n]);
-                c.num_classes = 5;
-                c.timesteps = c.timesteps.min(3);
-                c.image_size = 64;
-            }
+            ModelConfig::RcnnSat(c) => common::small_rcnn_sat(c),
             ModelConfig::ConvRnn(c) => *c = small_convrnn(c),
         }
         let model = Model::init_seeded(&cfg, &device, 1).unwrap();

@@ -56,3 +56,13 @@ pub fn max_rel(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
         / scale
 }
+
+/// An rcnn-sat configuration at test size: 8 channels per layer, 5 classes, at most 3 steps,
+/// 64 px (the smallest size its six 2×2 max-pools allow).
+pub fn small_rcnn_sat(c: &mut ventral_models::rcnn_sat::RcnnSatConfig) {
+    let n = c.layers().len();
+    c.channels = Some(vec![8; n]);
+    c.num_classes = 5;
+    c.timesteps = c.timesteps.min(3);
+    c.image_size = 64;
+}
