@@ -13,12 +13,33 @@ fn main() {
         ("v4 td 16<-32", Conv::transposed(32, 16, 3, 2, 1, 1, 8, 8)),
         ("it lat 32 8", Conv::new(32, 32, 3, 1, 1, 8, 8)),
         ("retina 3->8", Conv::new(3, 8, 3, 1, 1, 64, 64)),
+        // Stride 2: the CPU ConvRNNs' conv1 (7×7, pad 3) at 64 px, BLT_net_64's top-down.
+        ("convrnn conv1", Conv::new(3, 16, 7, 2, 3, 64, 64)),
+        (
+            "ref64 v1<-v2 td",
+            Conv::transposed(128, 64, 3, 2, 1, 1, 32, 32),
+        ),
+        (
+            "ref64 v2<-v4 td",
+            Conv::transposed(256, 128, 3, 2, 1, 1, 16, 16),
+        ),
+        (
+            "ref64 v4<-it td",
+            Conv::transposed(512, 256, 3, 2, 1, 1, 8, 8),
+        ),
     ];
+    // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
+    // kernels), for side-by-side timings.
+    if std::env::args().nth(1).as_deref() == Some("general") {
+        ventral_engine::conv::set_general_only(true);
+    }
     for (name, g) in geos {
         let x: Vec<f32> = (0..g.ci * b * g.hi * g.wi)
             .map(|i| (i % 7) as f32 * 0.1)
             .collect();
-        let w: Vec<f32> = (0..g.co * g.ci * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..g.co * g.ci * g.k * g.k)
+            .map(|i| (i % 5) as f32 * 0.1)
+            .collect();
         let dy: Vec<f32> = (0..g.co * b * g.ho * g.wo)
             .map(|i| (i % 3) as f32 * 0.1)
             .collect();

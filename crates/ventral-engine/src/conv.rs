@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::kernel::{Small, conv_direct, direct_fits, small_m, wgrad_direct};
+use crate::kernel::{Small, conv_direct, direct_fits, phases, small_m, wgrad_direct};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
 
@@ -168,15 +168,21 @@ impl Conv {
         self.co <= THIN_CO && crate::kernel::available() && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
-    /// Stride 1 with whole 8-column output tiles, between few channels or on maps at least
-    /// [`DIRECT_MIN_SIDE`] wide: forward and input gradient run as direct convolutions
-    /// ([`conv_direct`]), without an unfolded input.
+    /// Stride 1 or 2 with whole 8-column output tiles, between few channels or on maps at
+    /// least [`DIRECT_MIN_SIDE`] wide: the forward runs as a direct convolution
+    /// ([`conv_direct`]) without an unfolded input, and so does the input gradient of stride 1
+    /// (whole 8-column input rows too) — of stride 2 it stays on GEMM + col2im.
     pub fn uses_direct(&self) -> bool {
-        self.stride == 1
+        (self.stride == 1 || self.stride == 2)
             && (self.narrow() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
-            && direct_fits(self.wi)
+            && (self.stride == 2 || direct_fits(self.wi))
             && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// The input gradient runs as a direct convolution (stride 1, see [`Self::uses_direct`]).
+    pub fn uses_direct_data(&self) -> bool {
+        self.stride == 1 && self.uses_direct()
     }
 
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with wide
@@ -191,11 +197,11 @@ impl Conv {
         self.ci <= THIN_CO && self.co <= THIN_CO
     }
 
-    /// The input copied into `scratch.pad` with zero borders of `pad`: the padded size.
+    /// The input zero-padded by `pad` into `scratch.pad`, as its `stride × stride` phases
+    /// ([`phases`], the layout of the direct kernels): the size of a phase.
     fn pad_input(&self, x: &[f32], batch: usize, scratch: &mut Scratch) -> (usize, usize) {
-        let (ci, p) = (self.ci, self.pad);
-        pad_planes(x, ci * batch, self.hi, self.wi, p, &mut scratch.pad);
-        (self.hi + 2 * p, self.wi + 2 * p)
+        let (hw, p, s) = ((self.hi, self.wi), self.pad, self.stride);
+        phases(x, (self.ci, batch), hw, p, s, &mut scratch.pad)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -236,6 +242,7 @@ impl Conv {
         let n = (b1 - b0) * howo;
         col[..self.kdim() * n]
             .par_chunks_mut(n)
+            .with_min_len(crate::min_items(n))
             .enumerate()
             .for_each(|(row, dst)| {
                 let (c, kh, kw) = (row / (k * k), (row / k) % k, row % k);
@@ -292,6 +299,7 @@ impl Conv {
         let n = (b1 - b0) * howo;
         let (s, p) = (self.stride, self.pad);
         dx.par_chunks_mut(batch * hiwi)
+            .with_min_len(crate::min_items(kk_cols(k, n)))
             .enumerate()
             .for_each(|(c, dxc)| {
                 crate::simd::run(
@@ -368,7 +376,7 @@ impl Conv {
                 a,
                 self.co,
                 self.ci,
-                self.k,
+                (self.k, self.stride),
                 batch,
                 &scratch.pad,
                 sh,
@@ -426,7 +434,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let kd = self.kdim();
-        if self.uses_direct() {
+        if self.uses_direct_data() {
             // The input gradient of a stride-1 convolution is a direct convolution of `dy`
             // padded by k − 1 − p, with the kernel flipped and its channels exchanged.
             let (k, q) = (self.k, self.k - 1 - self.pad);
@@ -459,7 +467,7 @@ impl Conv {
                 a,
                 self.ci,
                 self.co,
-                k,
+                (k, 1),
                 batch,
                 &scratch.pad,
                 sh,
@@ -515,7 +523,8 @@ impl Conv {
             scratch.grow(1);
             let so = (self.ho, self.wo);
             let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
-            wgrad_direct(self.co, self.ci, self.k, batch, xp, sh, dy, so, dw, parts);
+            let ks = (self.k, self.stride);
+            wgrad_direct(self.co, self.ci, ks, batch, xp, sh, dy, so, dw, parts);
             return;
         }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
@@ -549,10 +558,16 @@ impl Conv {
             for part in &scratch.parts[..group.len()] {
                 dw.par_iter_mut()
                     .zip(&part[..wl])
+                    .with_min_len(crate::min_items(1))
                     .for_each(|(d, p)| *d += p);
             }
         }
     }
+}
+
+/// Floats of `col` one channel of [`Conv::col2im`] reads: `k²` rows of `n` columns.
+fn kk_cols(k: usize, n: usize) -> usize {
+    k * k * n
 }
 
 /// Copy `planes` planes of `h × w` into `out` as `(h + 2p) × (w + 2p)` planes with zero
@@ -563,6 +578,7 @@ fn pad_planes(x: &[f32], planes: usize, h: usize, w: usize, p: usize, out: &mut 
     out[..planes * hp * wp]
         .par_chunks_mut(hp * wp)
         .zip(x.par_chunks(h * w))
+        .with_min_len(crate::min_items(hp * wp))
         .for_each(|(o, x)| {
             o[..p * wp].fill(0.0);
             o[(p + h) * wp..].fill(0.0);
@@ -588,6 +604,7 @@ pub fn add_bias(y: &mut [f32], bias: &[f32]) {
     let n = y.len() / bias.len().max(1);
     y.par_chunks_mut(n)
         .zip(bias)
+        .with_min_len(crate::min_items(n))
         .for_each(|(r, &b)| r.iter_mut().for_each(|v| *v += b));
 }
 
@@ -597,6 +614,7 @@ pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
     let n = dy.len() / db.len().max(1);
     db.par_iter_mut()
         .zip(dy.par_chunks(n))
+        .with_min_len(crate::min_items(n))
         .for_each(|(d, r)| *d += r.iter().map(|&v| v as f64).sum::<f64>() as f32);
 }
 
@@ -656,6 +674,13 @@ mod tests {
             (4, 6, 1, 1, 0, 8, 2),
             (3, 4, 7, 1, 3, 24, 1),
             (13, 11, 3, 1, 1, 32, 2),
+            // Direct stride 2 (forward and weight gradient on the phases): the ConvRNN conv1
+            // (7×7, pad 3), odd and even kernels and input sizes.
+            (3, 16, 7, 2, 3, 64, 2),
+            (5, 6, 3, 2, 1, 32, 2),
+            (2, 3, 4, 2, 1, 16, 2),
+            (3, 5, 3, 2, 1, 15, 2),
+            (4, 40, 3, 2, 1, 32, 1),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             let w = data(co * ci * k * k, 1.0);
@@ -676,6 +701,38 @@ mod tests {
             let lhs: f64 = dy.iter().zip(&yn).map(|(a, b)| (a * b) as f64).sum();
             let r1: f64 = dx.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
             let r2: f64 = dw.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum();
+            // Every weight-gradient element against the definition.
+            let (hw, owo) = (g.hi * g.wi, g.ho * g.wo);
+            for o in 0..co {
+                for c in 0..ci {
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let mut e = 0.0f64;
+                            for bi in 0..b {
+                                for oh in 0..g.ho {
+                                    for ow in 0..g.wo {
+                                        let ih = (oh * s + kh) as isize - p as isize;
+                                        let iw = (ow * s + kw) as isize - p as isize;
+                                        if ih < 0 || iw < 0 || ih >= h as isize || iw >= h as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xv =
+                                            x[(c * b + bi) * hw + ih as usize * g.wi + iw as usize];
+                                        e += dy[(o * b + bi) * owo + oh * g.wo + ow] as f64
+                                            * xv as f64;
+                                    }
+                                }
+                            }
+                            let a = dw[((o * ci + c) * k + kh) * k + kw] as f64;
+                            assert!(
+                                (a - e).abs() < 1e-3 * e.abs().max(1.0),
+                                "dw {a} vs {e} ({ci} {co} {k} {s} {p} {h})"
+                            );
+                        }
+                    }
+                }
+            }
             assert!((lhs - r1).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} {r1}");
             assert!((lhs - r2).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} {r2}");
         }

@@ -292,9 +292,14 @@ pub fn direct_fits(wo: usize) -> bool {
     available() && wo > 0 && wo.is_multiple_of(8)
 }
 
-/// Direct stride-1 convolution (implicit GEMM: the unfolded input is never built):
-/// `y[o][b][oh][ow] (+)= Σ_{c, kh, kw} w(o, (c·k + kh)·k + kw) · xp[c][b][oh + kh][ow + kw]`
-/// on a padded input `xp` (`[ci][batch][hp][wp]`, `hp ≥ ho + k − 1`, `wp ≥ wo + k − 1`).
+/// Direct convolution with stride `s` (implicit GEMM: the unfolded input is never built):
+/// `y[o][b][oh][ow] (+)= Σ_{c, kh, kw} w(o, (c·k + kh)·k + kw) · x̂[c][b][s·oh + kh][s·ow + kw]`
+/// of the zero-padded input `x̂`, given as its `s × s` phases (space-to-depth, [`phases`]):
+/// `xp[c][ph][pw][b][i][j] = x̂[c][b][s·i + ph][s·j + pw]`, each phase `hp × wp` with
+/// `hp ≥ ho + (k − 1)/s`, `wp ≥ wo + (k − 1)/s`. Tap `(kh, kw)` of output `(oh, ow)` is
+/// element `(oh + kh/s, ow + kw/s)` of phase `(kh mod s, kw mod s)`, so every tap of a row of
+/// outputs is a contiguous run of one phase and stride 2 runs on the same kernels as stride 1
+/// (for `s = 1` the phases are the padded input itself).
 ///
 /// # Shapes
 /// - `y`: `[co][batch][ho][wo]`.
@@ -306,7 +311,7 @@ pub fn conv_direct(
     w: Small<'_>,
     co: usize,
     ci: usize,
-    k: usize,
+    (k, stride): (usize, usize),
     batch: usize,
     xp: &[f32],
     (hp, wp): (usize, usize),
@@ -314,7 +319,15 @@ pub fn conv_direct(
     y: &mut [f32],
     accumulate: bool,
 ) {
-    check_direct("conv_direct", ci, k, batch, xp, (hp, wp), (ho, wo));
+    check_direct(
+        "conv_direct",
+        ci,
+        (k, stride),
+        batch,
+        xp,
+        (hp, wp),
+        (ho, wo),
+    );
     assert!(y.len() >= co * batch * ho * wo, "conv_direct: output size");
     let kd = ci * k * k;
     if co == 0 || batch == 0 || ho == 0 || kd == 0 {
@@ -324,7 +337,7 @@ pub fn conv_direct(
         w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
         "conv_direct: weights"
     );
-    let offs = tap_offsets(ci, k, batch * hp * wp, wp);
+    let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
     let rows = batch * ho;
     let per_task = (NC / wo).max(1);
     let cs = batch * ho * wo;
@@ -334,9 +347,9 @@ pub fn conv_direct(
             let (b, oh) = (row / ho, row % ho);
             let xb = (b * hp + oh) * wp;
             let yb = (b * ho + oh) * wo;
-            // SAFETY: the largest input index is (ci−1)·plane + (batch−1)·hp·wp + (ho−1+k−1)·wp
-            // + wo−1+k−1 < ci·plane (checked sizes); outputs stay inside `co` channel planes of
-            // `batch·ho·wo`; tasks write disjoint output rows.
+            // SAFETY: the largest input index is (ci·s²−1)·plane + (batch−1)·hp·wp +
+            // (ho−1+(k−1)/s)·wp + wo−1+(k−1)/s < ci·s²·plane (checked sizes); outputs stay
+            // inside `co` channel planes of `batch·ho·wo`; tasks write disjoint output rows.
             unsafe {
                 direct_row(
                     co,
@@ -361,26 +374,85 @@ pub fn conv_direct(
 fn check_direct(
     name: &str,
     ci: usize,
-    k: usize,
+    (k, s): (usize, usize),
     batch: usize,
     xp: &[f32],
     (hp, wp): (usize, usize),
     (ho, wo): (usize, usize),
 ) {
     assert!(direct_fits(wo), "{name}: output width {wo}");
-    assert!(hp + 1 >= ho + k && wp + 1 >= wo + k, "{name}: padding");
-    assert!(xp.len() >= ci * batch * hp * wp, "{name}: input size");
+    assert!(s > 0 && k > 0, "{name}: stride {s}, kernel {k}");
+    let reach = (k - 1) / s;
+    assert!(hp >= ho + reach && wp >= wo + reach, "{name}: padding");
+    assert!(
+        xp.len() >= ci * s * s * batch * hp * wp,
+        "{name}: input size"
+    );
 }
 
-/// Where tap `p = (c·k + kh)·k + kw` of an output pixel lies in the padded input, relative to
-/// the pixel's own position: `c·plane + kh·wp + kw`.
-fn tap_offsets(ci: usize, k: usize, plane: usize, wp: usize) -> Vec<usize> {
+/// Where tap `p = (c·k + kh)·k + kw` of an output pixel lies in the phases of the padded input
+/// (see [`conv_direct`]), relative to the pixel's own position:
+/// `((c·s + kh mod s)·s + kw mod s)·plane + (kh/s)·wp + kw/s`.
+fn tap_offsets(ci: usize, (k, s): (usize, usize), plane: usize, wp: usize) -> Vec<usize> {
     (0..ci * k * k)
         .map(|p| {
             let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
-            c * plane + kh * wp + kw
+            ((c * s + kh % s) * s + kw % s) * plane + (kh / s) * wp + kw / s
         })
         .collect()
+}
+
+/// The `s × s` phases of `planes` planes of `h × w` zero-padded by `p` on every side (the
+/// input layout of [`conv_direct`] and [`wgrad_direct`]): `out[c][ph][pw][b][i][j] =
+/// x̂[c][b][s·i + ph][s·j + pw]` for `x` laid out `[c][b][h][w]` (`planes = c·batch`), with
+/// `x̂` the padded input (zero outside `x`). Each phase is `⌈(h + 2p)/s⌉ × ⌈(w + 2p)/s⌉`,
+/// returned. For `s = 1`: the padded planes.
+pub fn phases(
+    x: &[f32],
+    (ci, batch): (usize, usize),
+    (h, w): (usize, usize),
+    p: usize,
+    s: usize,
+    out: &mut Vec<f32>,
+) -> (usize, usize) {
+    let (hq, wq) = ((h + 2 * p).div_ceil(s), (w + 2 * p).div_ceil(s));
+    let n = ci * s * s * batch * hq * wq;
+    if out.len() < n {
+        out.resize(n, 0.0);
+    }
+    let src = |c: usize, b: usize| &x[(c * batch + b) * h * w..(c * batch + b + 1) * h * w];
+    out[..n]
+        .par_chunks_mut(hq * wq)
+        .with_min_len(crate::min_items(hq * wq))
+        .enumerate()
+        .for_each(|(plane, o)| {
+            let b = plane % batch;
+            let ph_pw = (plane / batch) % (s * s);
+            let c = plane / (batch * s * s);
+            let (ph, pw) = (ph_pw / s, ph_pw % s);
+            let xs = src(c, b);
+            // Columns j whose source column s·j + pw − p lies inside the input.
+            let j_lo = (p.saturating_sub(pw)).div_ceil(s);
+            let j_hi = ((w + p).saturating_sub(pw)).div_ceil(s).min(wq);
+            for (i, row) in o.chunks_exact_mut(wq).enumerate() {
+                let r = (s * i + ph) as isize - p as isize;
+                if r < 0 || r >= h as isize || j_lo >= j_hi {
+                    row.fill(0.0);
+                    continue;
+                }
+                let xr = &xs[r as usize * w..(r as usize + 1) * w];
+                row[..j_lo].fill(0.0);
+                if s == 1 {
+                    row[j_lo..j_hi].copy_from_slice(&xr[j_lo + pw - p..j_hi + pw - p]);
+                } else {
+                    for (j, v) in row[j_lo..j_hi].iter_mut().enumerate() {
+                        *v = xr[s * (j + j_lo) + pw - p];
+                    }
+                }
+                row[j_hi..].fill(0.0);
+            }
+        });
+    (hq, wq)
 }
 
 /// One output row of every channel.
@@ -438,9 +510,9 @@ unsafe fn direct_row(
     }
 }
 
-/// Weight gradient of a direct stride-1 convolution:
-/// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · xp[c][b][oh + kh][ow + kw]`,
-/// `xp` padded as for [`conv_direct`]. Each image's partial gradient is one set of 8-lane
+/// Weight gradient of a direct convolution with stride `s`:
+/// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
+/// the padded input `x̂` given as its phases, as for [`conv_direct`]. Each image's partial gradient is one set of 8-lane
 /// float32 sums over its pixels (a register tile of 3 output channels × 4 taps); the partials
 /// are added to `dw` in image order, so the result does not depend on the thread count.
 /// `parts` is scratch.
@@ -451,7 +523,7 @@ unsafe fn direct_row(
 pub fn wgrad_direct(
     co: usize,
     ci: usize,
-    k: usize,
+    (k, stride): (usize, usize),
     batch: usize,
     xp: &[f32],
     (hp, wp): (usize, usize),
@@ -460,7 +532,15 @@ pub fn wgrad_direct(
     dw: &mut [f32],
     parts: &mut Vec<f32>,
 ) {
-    check_direct("wgrad_direct", ci, k, batch, xp, (hp, wp), (ho, wo));
+    check_direct(
+        "wgrad_direct",
+        ci,
+        (k, stride),
+        batch,
+        xp,
+        (hp, wp),
+        (ho, wo),
+    );
     assert!(
         dy.len() >= co * batch * ho * wo,
         "wgrad_direct: gradient size"
@@ -470,7 +550,7 @@ pub fn wgrad_direct(
     if co == 0 || kd == 0 || batch == 0 {
         return;
     }
-    let offs = tap_offsets(ci, k, batch * hp * wp, wp);
+    let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
     let wl = co * kd;
     if parts.len() < batch * wl {
         parts.resize(batch * wl, 0.0);
@@ -480,7 +560,7 @@ pub fn wgrad_direct(
         .enumerate()
         .for_each(|(b, part)| {
             // SAFETY: for image b, the largest input index read is offs[kd−1] + (b·hp + ho−1)·wp
-            // + wo − 1 < ci·plane and the largest gradient index (co−1)·batch·ho·wo +
+            // + wo − 1 < ci·s²·plane and the largest gradient index (co−1)·batch·ho·wo +
             // (b·ho + ho−1)·wo + wo − 1 < co·batch·ho·wo (sizes checked above).
             unsafe {
                 wgrad_image(

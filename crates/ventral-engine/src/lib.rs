@@ -31,3 +31,15 @@ pub enum EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Floats a parallel task of a memory-bound pass (copies, padding, unfolding, elementwise)
+/// handles at least: below this, handing work to another thread costs more than it saves
+/// (a ConvRNN's 4 × 4 and 2 × 2 maps gave rayon tasks of a few hundred floats).
+const PAR_MIN_FLOATS: usize = 1 << 15;
+
+/// Items of `item` floats each that one parallel task takes at least (rayon's `with_min_len`):
+/// small passes run on the calling thread, large ones split as before. Results do not depend
+/// on it (every item is computed on its own).
+pub(crate) fn min_items(item: usize) -> usize {
+    (PAR_MIN_FLOATS / item.max(1)).max(1)
+}

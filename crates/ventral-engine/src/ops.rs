@@ -260,6 +260,7 @@ pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [
     y.par_chunks_mut(oh * ow)
         .zip(idx.par_chunks_mut(oh * ow))
         .zip(x.par_chunks(h * w))
+        .with_min_len(crate::min_items(h * w))
         .for_each(|((yp, ip), xp)| {
             crate::simd::run(
                 #[inline(always)]
@@ -302,6 +303,7 @@ pub fn maxpool_backward(dy: &[f32], idx: &[u8], h: usize, w: usize, dx: &mut [f3
     let (oh, ow) = (h / 2, w / 2);
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(oh * ow).zip(idx.par_chunks(oh * ow)))
+        .with_min_len(crate::min_items(h * w))
         .for_each(|(dp, (gp, ip))| {
             crate::simd::run(
                 #[inline(always)]
