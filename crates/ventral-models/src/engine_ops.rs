@@ -29,7 +29,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ventral_engine::conv::{Conv, Scratch, add_bias, bias_grad};
 
@@ -65,6 +65,13 @@ struct Geom {
 pub trait EngineOps: Backend {
     /// `ELU(x) = x` for `x > 0`, `α(eˣ − 1)` otherwise (PyTorch's `nn.ELU`).
     fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self>;
+
+    /// 2 × 2 max-pool with stride 2 and no padding on even-sized maps (PyTorch's
+    /// `max_pool2d(x, 2)`: the first maximum of a window wins, NaN propagates).
+    ///
+    /// # Shapes
+    /// - `x`: `[B, C, H, W]` with `H`, `W` even → `[B, C, H/2, W/2]`.
+    fn engine_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad` on
     /// every side.
@@ -122,6 +129,45 @@ pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
         // arrives) sits exactly there.
         burn::tensor::activation::elu(x, alpha)
     }
+}
+
+/// `max_pool2d` as burn's, on the engine's 2 × 2 / stride 2 kernel where it applies (float32
+/// on the Flex CPU device, kernel and stride 2, no padding or dilation, even map sizes — then
+/// ceil mode changes nothing); burn's `max_pool2d` elsewhere. The engine's backward routes
+/// each output gradient to its window's argmax from one byte per output, where burn-flex's
+/// general pooling keeps 64-bit indices and scatters through them.
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]` → `[B, C, Ho, Wo]`.
+pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let fits = enabled()
+        && options.kernel_size == [2, 2]
+        && options.stride == [2, 2]
+        && options.padding == [(0, 0); 2]
+        && options.dilation == [1, 1]
+        && h > 0
+        && w > 0
+        && h.is_multiple_of(2)
+        && w.is_multiple_of(2)
+        && x.dtype() == DType::F32
+        && on_flex(&x.device());
+    if fits {
+        let y = <Dispatch as EngineOps>::engine_max_pool2x2(x.into_dispatch());
+        Tensor::<4>::from_dispatch(y)
+    } else {
+        burn::tensor::module::max_pool2d(x, options)
+    }
+}
+
+/// Forward of the 2 × 2 max-pool: the output and each output's argmax (0..4).
+fn max_pool_flex(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
+    let (dims, xs) = f32_parts(x);
+    let (b, c, h, w) = (dims[0], dims[1], dims[2], dims[3]);
+    let n = b * c * (h / 2) * (w / 2);
+    let (mut y, mut idx) = (vec![0.0f32; n], vec![0u8; n]);
+    ventral_engine::ops::maxpool_forward(&xs, h, w, &mut y, &mut idx);
+    (flex(y, [b, c, h / 2, w / 2]), idx)
 }
 
 /// Elementwise over a slice, in parallel chunks for large ones (the same values either way).
@@ -296,6 +342,10 @@ impl EngineOps for Flex {
         elu_flex(&x, alpha)
     }
 
+    fn engine_max_pool2x2(x: FlexTensor) -> FlexTensor {
+        max_pool_flex(&x).0
+    }
+
     fn engine_conv2d(
         x: FlexTensor,
         w: FlexTensor,
@@ -421,7 +471,44 @@ impl Backward<Flex, 1> for EluBackward {
     }
 }
 
+/// The backward step of [`EngineOps::engine_max_pool2x2`] under autodiff.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    /// Each output's argmax and the input's dims.
+    type State = (std::sync::Arc<Vec<u8>>, [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = parent {
+            let (idx, dims) = ops.state;
+            let (_, dys) = f32_parts(&dy);
+            let mut dx = vec![0.0f32; dims.iter().product()];
+            ventral_engine::ops::maxpool_backward(&dys, &idx, dims[2], dims[3], &mut dx);
+            grads.register::<Flex>(node.id, flex(dx, dims));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
+    fn engine_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let xp = x.into_primitive();
+        let d = xp.layout().shape().to_vec();
+        let (y, idx) = max_pool_flex(&xp);
+        match prep {
+            OpsKind::Tracked(prep) => {
+                prep.finish((std::sync::Arc::new(idx), [d[0], d[1], d[2], d[3]]), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self> {
         let prep = EluBackward
             .prepare::<C>([x.node()])

@@ -418,3 +418,150 @@ fn repeated_frame_is_convolved_once_with_every_steps_gradient() {
     assert!(max_rel(&ys[0], &ys_ref[0]) < 2e-5);
     assert!(max_rel(&dw, &dw_ref) < 2e-5, "{:e}", max_rel(&dw, &dw_ref));
 }
+
+/// The engine's 2 × 2 max-pool against burn's `max_pool2d` in float64: values and input
+/// gradients of `Σ y·g`, odd channel counts, a strided input view, batch 1; other geometries
+/// (3 × 3 windows, padding, odd maps) go to burn's pooling with the same results.
+#[test]
+fn max_pool_matches_burn_with_gradients() {
+    use burn::tensor::ops::MaxPoolOptions;
+    let mut rng = SplitMix::new(33);
+    for (b, c, h, w, opts, strided) in [
+        (
+            2usize,
+            3usize,
+            8usize,
+            6usize,
+            MaxPoolOptions::new([2, 2]),
+            false,
+        ),
+        (
+            1,
+            5,
+            4,
+            4,
+            MaxPoolOptions::new([2, 2]).with_ceil_mode(true),
+            true,
+        ),
+        (3, 16, 2, 2, MaxPoolOptions::new([2, 2]), false),
+        (
+            2,
+            4,
+            7,
+            7,
+            MaxPoolOptions::new([2, 2]).with_ceil_mode(true),
+            false,
+        ),
+        (
+            2,
+            4,
+            9,
+            8,
+            MaxPoolOptions::new([3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1]),
+            true,
+        ),
+    ] {
+        let n = b * c * h * w;
+        let x = rng.normals(n);
+        let run = |engine: bool| {
+            let dev = Device::flex().autodiff();
+            let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
+            let t = if engine { t } else { t.cast(FloatDType::F64) };
+            let leaf = t.detach().require_grad();
+            let input: Tensor<4> = if strided {
+                // [B, C, W, H] in memory seen as [B, C, H, W].
+                leaf.clone().reshape([b, c, w, h]).swap_dims(2, 3)
+            } else {
+                leaf.clone().reshape([b, c, h, w])
+            };
+            let y = if engine {
+                ventral_models::engine_ops::max_pool2d(input, opts.clone())
+            } else {
+                burn::tensor::module::max_pool2d(input, opts.clone())
+            };
+            let m = y.dims().iter().product::<usize>();
+            let g = SplitMix::new(m as u64).normals(m);
+            let gt = Tensor::<4>::from_data(TensorData::new(g, y.dims()), &dev);
+            let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+            let grads = (y.clone() * gt).sum().backward();
+            let dx = leaf.grad(&grads).unwrap();
+            let f = |t: Tensor<1>| {
+                t.cast(FloatDType::F32)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            };
+            (y.dims(), f(y.reshape([m])), f(dx))
+        };
+        let (d, y, dx) = run(true);
+        let (d_ref, y_ref, dx_ref) = run(false);
+        assert_eq!(d, d_ref, "{b}×{c}×{h}×{w}: output shape");
+        assert_eq!(y, y_ref, "{b}×{c}×{h}×{w}: values");
+        // Overlapping windows (the 3 × 3 fallback) add gradients: float32 vs float64 sums.
+        let e = max_rel(&dx, &dx_ref);
+        assert!(e < 1e-6, "{b}×{c}×{h}×{w}: input gradient {e:e}");
+    }
+}
+
+// Golden from PyTorch 2.15 (ties: the first maximum of a window wins; NaN wins):
+//   x = torch.tensor([[[[1.,1.,0.,2.],[1.,0.,2.,2.],[float('nan'),3.,-1.,-1.],[3.,3.,-1.,-1.]]]],
+//                    requires_grad=True)
+//   y = torch.nn.functional.max_pool2d(x, 2)
+//   (y * torch.tensor([[[[1.,2.],[3.,4.]]]])).sum().backward()
+//   y      -> [[1, 2], [nan, -1]]
+//   x.grad -> [[1,0,0,2],[0,0,0,0],[3,0,4,0],[0,0,0,0]]
+#[test]
+fn max_pool_ties_and_nan_equal_pytorch() {
+    let dev = Device::flex().autodiff();
+    let x = Tensor::<1>::from_data(
+        TensorData::new(
+            vec![
+                1.0f32,
+                1.0,
+                0.0,
+                2.0,
+                1.0,
+                0.0,
+                2.0,
+                2.0,
+                f32::NAN,
+                3.0,
+                -1.0,
+                -1.0,
+                3.0,
+                3.0,
+                -1.0,
+                -1.0,
+            ],
+            [16],
+        ),
+        &dev,
+    )
+    .require_grad();
+    let y = ventral_models::engine_ops::max_pool2d(
+        x.clone().reshape([1, 1, 4, 4]),
+        burn::tensor::ops::MaxPoolOptions::new([2, 2]),
+    );
+    let g = Tensor::<4>::from_data(
+        TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 2, 2]),
+        &dev,
+    );
+    let grads = (y.clone() * g).sum().backward();
+    let yv = y.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(yv[0], 1.0);
+    assert_eq!(yv[1], 2.0);
+    assert!(yv[2].is_nan());
+    assert_eq!(yv[3], -1.0);
+    let dx = x
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let expected = [
+        1.0f32, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    assert_eq!(dx, expected, "gradient routed as PyTorch's");
+}

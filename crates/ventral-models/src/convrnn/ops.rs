@@ -8,7 +8,7 @@ use burn::module::{
 };
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -640,7 +640,7 @@ impl PrePost {
             PrePost::Stateless(s) => match &s.op {
                 StatelessOp::Identity => x,
                 StatelessOp::Act(a) => a.apply(x),
-                StatelessOp::MaxPool(o) => max_pool2d(x, o.clone()),
+                StatelessOp::MaxPool(o) => crate::engine_ops::max_pool2d(x, o.clone()),
                 StatelessOp::AdaptiveAvg(size, _) => {
                     if *size == [1, 1] {
                         x.mean_dim(3).mean_dim(2)

@@ -4,7 +4,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
@@ -113,7 +112,7 @@ impl RcnnSat {
                 } else {
                     let input = cur[n - 1].clone();
                     let input = if spec[n].2 {
-                        max_pool2d(input, MaxPoolOptions::new([2, 2]))
+                        crate::engine_ops::max_pool2d(input, MaxPoolOptions::new([2, 2]))
                     } else {
                         input
                     };
