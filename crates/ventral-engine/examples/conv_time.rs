@@ -30,8 +30,11 @@ fn main() {
     ];
     // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
     // kernels), for side-by-side timings.
-    if std::env::args().nth(1).as_deref() == Some("general") {
-        ventral_engine::conv::set_general_only(true);
+    // `narrow`: the direct kernels' 8-lane tiles only (no AVX-512).
+    match std::env::args().nth(1).as_deref() {
+        Some("general") => ventral_engine::conv::set_general_only(true),
+        Some("narrow") => ventral_engine::kernel::set_wide_tiles(false),
+        _ => {}
     }
     for (name, g) in geos {
         let x: Vec<f32> = (0..g.ci * b * g.hi * g.wi)

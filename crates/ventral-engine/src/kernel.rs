@@ -1,4 +1,5 @@
-//! Matrix products for thin convolutions, on AVX2 + FMA, without packing.
+//! Matrix products for thin convolutions, on AVX2 + FMA (AVX-512F where present), without
+//! packing.
 //!
 //! The convolutions of narrow networks (8–32 channels, as the CPU-sized BLT) multiply a small
 //! matrix by a very wide one: `Y[Co, N] = W[Co, K] · col[K, N]` with `N = B·H·W` in the tens
@@ -10,7 +11,10 @@
 //! L1.
 //!
 //! Each result element is one sequential float32 sum over `K` (then added to the destination
-//! when accumulating), the same order whatever the thread count.
+//! when accumulating), the same order whatever the thread count — and whatever the vector
+//! width: where the CPU has AVX-512F, full 32- and 16-column tiles run on 16-lane registers
+//! (up to 12 × 32 results per tile, [`rows_of_tiles512`]) with the same chain of fused
+//! multiply-adds per element, so the bits do not change.
 
 #![allow(unsafe_code)]
 
@@ -36,6 +40,32 @@ pub struct Small<'a> {
 pub fn available() -> bool {
     crate::simd::avx2()
 }
+
+/// Whether the 16-lane register tiles ([`rows_of_tiles512`]) run on this CPU (AVX-512F).
+/// They compute every output element with the same chain of fused multiply-adds as the
+/// 8-lane tiles, so results are bit-identical either way.
+fn avx512() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    let has = *HAS.get_or_init(|| available() && std::arch::is_x86_feature_detected!("avx512f"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = *HAS.get_or_init(|| false);
+    has && WIDE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set by [`set_wide_tiles`].
+static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Use the 16-lane tiles where the CPU has AVX-512F (default), or the 8-lane ones everywhere,
+/// process-wide: for benchmarks and the test that both give the same bits.
+pub fn set_wide_tiles(on: bool) {
+    WIDE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Result rows per 16-lane register tile (AVX-512 has 32 vector registers: 12 × 2
+/// accumulators, two operand rows and a broadcast).
+const MR512: usize = 12;
 
 /// `c[i·crs + coff + j] (+)= Σ_p a(i, p) · b[boff + p·brs + j]` for `i < m`, `j < n`, `p < k`.
 ///
@@ -138,8 +168,17 @@ unsafe fn block(
     // Columns that do not fill a tile go through a zero-padded copy.
     let mut bt: Vec<f32> = Vec::new();
     let mut ct = [0.0f32; MR * NR];
+    let wide = avx512();
     let mut j = j0;
     while j < j1 {
+        if wide && j1 - j >= 2 * NR {
+            let ci = unsafe { c.add(j) };
+            unsafe {
+                rows_of_tiles512::<2>(m, k, ap, a.rs, a.cs, b.add(j), &rows, ci, crs, accumulate)
+            };
+            j += 2 * NR;
+            continue;
+        }
         let w = (j1 - j).min(NR);
         if w == NR {
             let ci = unsafe { c.add(j) };
@@ -282,6 +321,101 @@ unsafe fn tile<const R: usize, const V: usize>(
                     x
                 };
                 _mm256_storeu_ps(cp.add(8 * v), x);
+            }
+        }
+    }
+}
+
+/// [`rows_of_tiles`] with 16-lane vectors: all `m` rows of one tile of `16·V` columns, in
+/// tiles of up to [`MR512`] rows of even height.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; AVX-512F must be available.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows_of_tiles512<const V: usize>(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    offs: &[usize],
+    c: *mut f32,
+    crs: usize,
+    acc: bool,
+) {
+    let tiles = m.div_ceil(MR512);
+    let mut i = 0;
+    for t in 0..tiles {
+        let h = (m - i).div_ceil(tiles - t);
+        let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
+        let o = offs.as_ptr();
+        unsafe {
+            match h {
+                12 => tile512::<12, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                11 => tile512::<11, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                10 => tile512::<10, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                9 => tile512::<9, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                8 => tile512::<8, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                7 => tile512::<7, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                6 => tile512::<6, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                5 => tile512::<5, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                4 => tile512::<4, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                3 => tile512::<3, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                2 => tile512::<2, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                _ => tile512::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+            }
+        }
+        i += h;
+    }
+}
+
+/// [`tile`] with 16-lane vectors: an `R × 16V` tile, the same multiply-add chain per element.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; AVX-512F must be available.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile512<const R: usize, const V: usize>(
+    k: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    crs: usize,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for p in 0..k {
+            let bp = b.add(*offs.add(p));
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(bp.add(16 * v));
+            }
+            let ap = a.add(p * acs);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * ars));
+                for v in 0..V {
+                    acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let cp = c.add(r * crs);
+            for (v, &x) in acc.iter().enumerate() {
+                let x = if accumulate {
+                    _mm512_add_ps(_mm512_loadu_ps(cp.add(16 * v)), x)
+                } else {
+                    x
+                };
+                _mm512_storeu_ps(cp.add(16 * v), x);
             }
         }
     }
@@ -474,10 +608,20 @@ unsafe fn direct_row(
     wo: usize,
     accumulate: bool,
 ) {
+    let wide = avx512();
     let mut ow = 0;
     while ow < wo {
         unsafe {
-            if wo - ow >= 16 {
+            if wide && wo - ow >= 16 {
+                let v2 = wo - ow >= 32;
+                let (xo, yo) = (x.add(ow), y.add(ow));
+                if v2 {
+                    rows_of_tiles512::<2>(co, kd, a, ars, acs, xo, offs, yo, cs, accumulate);
+                } else {
+                    rows_of_tiles512::<1>(co, kd, a, ars, acs, xo, offs, yo, cs, accumulate);
+                }
+                ow += if v2 { 32 } else { 16 };
+            } else if wo - ow >= 16 {
                 rows_of_tiles::<2>(
                     co,
                     kd,
@@ -698,6 +842,59 @@ unsafe fn wtile<const R: usize, const Q: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 16-lane tiles give the same bits as the 8-lane ones (same multiply-add chain per
+    /// element): a direct convolution 48 columns wide (32 + 16) with 13 output channels
+    /// (tiles of 7 + 6 rows) and a thin product 100 columns wide, accumulating.
+    #[test]
+    fn wide_tiles_give_the_same_bits() {
+        if !available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
+        if !avx512() {
+            eprintln!("no AVX-512F here: both runs take the 8-lane tiles");
+        }
+        let (co, ci, k, batch, ho, wo) = (13usize, 5usize, 3usize, 2usize, 6usize, 48usize);
+        let (hp, wp) = (ho + k - 1, wo + k - 1);
+        let w: Vec<f32> = (0..co * ci * k * k)
+            .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.037)
+            .collect();
+        let xp: Vec<f32> = (0..ci * batch * hp * wp)
+            .map(|i| ((i * 5 % 23) as f32 - 11.0) * 0.013)
+            .collect();
+        let run = |wide: bool| {
+            set_wide_tiles(wide);
+            let mut y = vec![0.25f32; co * batch * ho * wo];
+            let a = Small {
+                data: &w,
+                off: 0,
+                rs: ci * k * k,
+                cs: 1,
+            };
+            conv_direct(
+                a,
+                co,
+                ci,
+                (k, 1),
+                batch,
+                &xp,
+                (hp, wp),
+                (ho, wo),
+                &mut y,
+                true,
+            );
+            let mut c = vec![0.5f32; co * 100];
+            small_m(co, 100, 40, a, &xp, 3, 90, &mut c, 0, 100, true);
+            set_wide_tiles(true);
+            (y, c)
+        };
+        let (y8, c8) = run(false);
+        let (y16, c16) = run(true);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y8), bits(&y16), "direct convolution");
+        assert_eq!(bits(&c8), bits(&c16), "thin product");
+    }
 
     #[test]
     fn small_m_matches_naive_on_odd_shapes() {
