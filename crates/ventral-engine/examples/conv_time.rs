@@ -27,6 +27,12 @@ fn main() {
             "ref64 v4<-it td",
             Conv::transposed(512, 256, 3, 2, 1, 1, 8, 8),
         ),
+        // BLT_net_64's wide stride-1 layers (direct or GEMM by map size).
+        ("ref64 v1 lat 64", Conv::new(64, 64, 3, 1, 1, 64, 64)),
+        ("ref64 v2 lat 32", Conv::new(128, 128, 3, 1, 1, 32, 32)),
+        ("ref64 v4 bu 16", Conv::new(128, 256, 3, 1, 1, 16, 16)),
+        ("ref64 v4 lat 16", Conv::new(256, 256, 3, 1, 1, 16, 16)),
+        ("ref64 it lat 8", Conv::new(512, 512, 3, 1, 1, 8, 8)),
     ];
     // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
     // kernels), for side-by-side timings.
