@@ -73,6 +73,20 @@ pub trait EngineOps: Backend {
     /// - `x`: `[B, C, H, W]` with `H`, `W` even → `[B, C, H/2, W/2]`.
     fn engine_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// `y = (a·m₁ + o₁)·p + (b·m₂ + o₂)·q` elementwise: the gated sums of the recurrent cells
+    /// (GRU/UGRNN `u·h + (1 − u)·c̃`, the reciprocal gated cell's `(τ·k + a)·h + (γ·k + a)·x`)
+    /// as one pass forward and one backward.
+    ///
+    /// # Shapes
+    /// - `a`, `p`, `b`, `q`: the same shape → that shape.
+    fn engine_gated_sum(
+        a: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: [f64; 4],
+    ) -> FloatTensor<Self>;
+
     /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad` on
     /// every side.
     ///
@@ -157,6 +171,126 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
         Tensor::<4>::from_dispatch(y)
     } else {
         burn::tensor::module::max_pool2d(x, options)
+    }
+}
+
+/// `(a·m₁ + o₁)·p + (b·m₂ + o₂)·q` elementwise over tensors of one shape (`k = [m₁, o₁, m₂,
+/// o₂]`), as one fused operation on the Flex CPU device in float32 (backward: one pass giving
+/// all four gradients); burn's elementwise operations elsewhere. Where `a` and `b` are the
+/// same tensor (`u·h + (1 − u)·c̃`), autodiff adds its two gradients.
+pub fn gated_sum<const D: usize>(
+    (a, p): (Tensor<D>, Tensor<D>),
+    (b, q): (Tensor<D>, Tensor<D>),
+    k: [f64; 4],
+) -> Tensor<D> {
+    let same_shape = a.dims() == p.dims() && a.dims() == b.dims() && a.dims() == q.dims();
+    let f32_flex = [&a, &p, &b, &q]
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && on_flex(&t.device()));
+    if enabled() && same_shape && f32_flex {
+        let y = <Dispatch as EngineOps>::engine_gated_sum(
+            a.into_dispatch(),
+            p.into_dispatch(),
+            b.into_dispatch(),
+            q.into_dispatch(),
+            k,
+        );
+        Tensor::<D>::from_dispatch(y)
+    } else {
+        (a * k[0] + k[1]) * p + (b * k[2] + k[3]) * q
+    }
+}
+
+/// Elements per parallel task of the fused elementwise passes.
+const EW_CHUNK: usize = 1 << 14;
+
+/// Forward of [`gated_sum`] on Flex tensors.
+fn gated_sum_flex(ts: [&FlexTensor; 4], k: [f64; 4]) -> FlexTensor {
+    use rayon::prelude::*;
+    let dims = ts[0].layout().shape().to_vec();
+    let [a, p, b, q] = ts.map(|t| f32_parts(t).1);
+    let [m1, o1, m2, o2] = k.map(|v| v as f32);
+    let mut y = vec![0.0f32; a.len()];
+    y.par_chunks_mut(EW_CHUNK).enumerate().for_each(|(c, y)| {
+        let r = c * EW_CHUNK..c * EW_CHUNK + y.len();
+        let (a, p, b, q) = (&a[r.clone()], &p[r.clone()], &b[r.clone()], &q[r]);
+        for i in 0..y.len() {
+            y[i] = (a[i] * m1 + o1) * p[i] + (b[i] * m2 + o2) * q[i];
+        }
+    });
+    FlexTensor::from_data(TensorData::new(y, dims))
+}
+
+/// Gradients `[da, dp, db, dq]` of [`gated_sum`] given `dy`; each only when asked for.
+fn gated_sum_backward_flex(
+    ts: [&FlexTensor; 4],
+    dy: &FlexTensor,
+    k: [f64; 4],
+    want: [bool; 4],
+) -> [Option<FlexTensor>; 4] {
+    use rayon::prelude::*;
+    let dims = ts[0].layout().shape().to_vec();
+    let [a, p, b, q] = ts.map(|t| f32_parts(t).1);
+    let (_, g) = f32_parts(dy);
+    let [m1, o1, m2, o2] = k.map(|v| v as f32);
+    let n = g.len();
+    let mut out: [Vec<f32>; 4] = std::array::from_fn(|i| vec![0.0f32; if want[i] { n } else { 0 }]);
+    let [da, dp, db, dq] = &mut out;
+    let chunks = n.div_ceil(EW_CHUNK);
+    let (sa, sp, sb, sq) = (
+        split_chunks(da, chunks),
+        split_chunks(dp, chunks),
+        split_chunks(db, chunks),
+        split_chunks(dq, chunks),
+    );
+    sa.into_par_iter()
+        .zip(sp)
+        .zip(sb)
+        .zip(sq)
+        .enumerate()
+        .for_each(|(c, (((da, dp), db), dq))| {
+            let r = c * EW_CHUNK..(c * EW_CHUNK + EW_CHUNK).min(n);
+            let (a, p, b, q, g) = (
+                &a[r.clone()],
+                &p[r.clone()],
+                &b[r.clone()],
+                &q[r.clone()],
+                &g[r],
+            );
+            if let Some(d) = da {
+                d.iter_mut()
+                    .zip(g.iter().zip(p))
+                    .for_each(|(d, (&g, &p))| *d = g * m1 * p);
+            }
+            if let Some(d) = dp {
+                d.iter_mut()
+                    .zip(g.iter().zip(a))
+                    .for_each(|(d, (&g, &a))| *d = g * (a * m1 + o1));
+            }
+            if let Some(d) = db {
+                d.iter_mut()
+                    .zip(g.iter().zip(q))
+                    .for_each(|(d, (&g, &q))| *d = g * m2 * q);
+            }
+            if let Some(d) = dq {
+                d.iter_mut()
+                    .zip(g.iter().zip(b))
+                    .for_each(|(d, (&g, &b))| *d = g * (b * m2 + o2));
+            }
+        });
+    let mut it = out.into_iter();
+    std::array::from_fn(|i| {
+        let v = it.next().unwrap_or_default();
+        want[i].then(|| FlexTensor::from_data(TensorData::new(v, dims.clone())))
+    })
+}
+
+/// `v` in chunks of [`EW_CHUNK`], or `chunks` times `None` for an empty (not wanted) `v`.
+fn split_chunks(v: &mut [f32], chunks: usize) -> Vec<Option<&mut [f32]>> {
+    if v.is_empty() {
+        (0..chunks).map(|_| None).collect()
+    } else {
+        v.chunks_mut(EW_CHUNK).map(Some).collect()
     }
 }
 
@@ -346,6 +480,16 @@ impl EngineOps for Flex {
         max_pool_flex(&x).0
     }
 
+    fn engine_gated_sum(
+        a: FlexTensor,
+        p: FlexTensor,
+        b: FlexTensor,
+        q: FlexTensor,
+        k: [f64; 4],
+    ) -> FlexTensor {
+        gated_sum_flex([&a, &p, &b, &q], k)
+    }
+
     fn engine_conv2d(
         x: FlexTensor,
         w: FlexTensor,
@@ -492,7 +636,48 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     }
 }
 
+/// The backward step of [`EngineOps::engine_gated_sum`] under autodiff.
+#[derive(Debug)]
+struct GatedSumBackward;
+
+impl Backward<Flex, 4> for GatedSumBackward {
+    /// The four inputs (shared storage) and the constants.
+    type State = ([FlexTensor; 4], [f64; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (ts, k) = ops.state;
+        let want = std::array::from_fn(|i| ops.parents[i].is_some());
+        let [t0, t1, t2, t3] = &ts;
+        let gs = gated_sum_backward_flex([t0, t1, t2, t3], &dy, k, want);
+        for (parent, grad) in ops.parents.into_iter().zip(gs) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
+    fn engine_gated_sum(
+        a: FloatTensor<Self>,
+        p: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        q: FloatTensor<Self>,
+        k: [f64; 4],
+    ) -> FloatTensor<Self> {
+        let prep = GatedSumBackward
+            .prepare::<C>([a.node(), p.node(), b.node(), q.node()])
+            .compute_bound()
+            .stateful();
+        let ts = [a, p, b, q].map(|t| t.into_primitive());
+        let y = gated_sum_flex([&ts[0], &ts[1], &ts[2], &ts[3]], k);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((ts, k), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn engine_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = MaxPoolBackward
             .prepare::<C>([x.node()])

@@ -565,3 +565,67 @@ fn max_pool_ties_and_nan_equal_pytorch() {
     ];
     assert_eq!(dx, expected, "gradient routed as PyTorch's");
 }
+
+/// The fused gated sum `(a·m₁ + o₁)·p + (b·m₂ + o₂)·q` against burn's elementwise
+/// composition in float64: values and all four gradients, with distinct gates and with one
+/// gate used twice (`u·h + (1 − u)·c̃`, whose two gradient contributions autodiff must add),
+/// a strided input view, sizes below and above one parallel chunk.
+#[test]
+fn gated_sum_matches_burn_with_gradients() {
+    use ventral_models::engine_ops::gated_sum;
+    let mut rng = SplitMix::new(44);
+    for (n, k, shared, strided) in [
+        (7usize, [1.0, 0.0, -1.0, 1.0], true, false),
+        (40_000, [-0.92193, 0.92193, -0.70066, 0.70066], false, true),
+        (16_384, [0.5, 0.25, 2.0, -1.0], false, false),
+    ] {
+        let xs: Vec<Vec<f32>> = (0..5).map(|_| rng.normals(n)).collect();
+        let run = |engine: bool| {
+            let dev = Device::flex().autodiff();
+            let leaf = |v: &Vec<f32>| {
+                let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &dev);
+                let t = if engine { t } else { t.cast(FloatDType::F64) };
+                t.detach().require_grad()
+            };
+            let leaves: Vec<Tensor<1>> = xs[..4].iter().map(leaf).collect();
+            let view = |t: &Tensor<1>| -> Tensor<2> {
+                if strided {
+                    t.clone().reshape([n, 1]).swap_dims(0, 1)
+                } else {
+                    t.clone().reshape([1, n])
+                }
+            };
+            let (a, p, q) = (view(&leaves[0]), view(&leaves[1]), view(&leaves[3]));
+            let b = if shared { a.clone() } else { view(&leaves[2]) };
+            let y = if engine {
+                gated_sum((a, p), (b, q), k)
+            } else {
+                (a * k[0] + k[1]) * p + (b * k[2] + k[3]) * q
+            };
+            let g = Tensor::<2>::from_data(TensorData::new(xs[4].clone(), [1, n]), &dev);
+            let g = if engine { g } else { g.cast(FloatDType::F64) };
+            let grads = (y.clone() * g).sum().backward();
+            let f = |t: Tensor<1>| {
+                t.cast(FloatDType::F32)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            };
+            let gs: Vec<Option<Vec<f32>>> = leaves.iter().map(|l| l.grad(&grads).map(f)).collect();
+            (f(y.reshape([n])), gs)
+        };
+        let (y, gs) = run(true);
+        let (y_ref, gs_ref) = run(false);
+        assert!(max_rel(&y, &y_ref) < 1e-6, "n {n}: values");
+        for (i, (g, r)) in gs.iter().zip(&gs_ref).enumerate() {
+            match (g, r) {
+                (Some(g), Some(r)) => {
+                    let e = max_rel(g, r);
+                    assert!(e < 1e-6, "n {n}: gradient {i} {e:e}");
+                }
+                (None, None) => assert!(shared && i == 2, "n {n}: gradient {i} missing"),
+                _ => panic!("n {n}: gradient {i} present on one side only"),
+            }
+        }
+    }
+}

@@ -5,6 +5,11 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
+
+use crate::engine_ops::gated_sum;
+
+/// `u·a + (1 − u)·b` as a [`gated_sum`]: `(u·1 + 0)·a + (u·(−1) + 1)·b`.
+const COMPLEMENT: [f64; 4] = [1.0, 0.0, -1.0, 1.0];
 use burn::tensor::{Device, Tensor};
 
 use super::init::Init;
@@ -484,7 +489,7 @@ impl RecurrentCell for Cell {
                 let u = sigmoid(maybe_ln(&c.ln_u_pre, u));
                 let cand = c.conv_c.forward(Tensor::cat(vec![x, r * state.clone()], 1));
                 let cand = c.act.apply(maybe_ln(&c.ln_c_pre, cand));
-                let h = u.clone() * state + (u.neg() + 1.0) * cand;
+                let h = gated_sum((u.clone(), state), (u, cand), COMPLEMENT);
                 (h.clone(), h)
             }
             Cell::Lstm(c) => {
@@ -505,7 +510,7 @@ impl RecurrentCell for Cell {
                 let [g, cc] = split::<2>(c.conv.forward(Tensor::cat(vec![x, state.clone()], 1)));
                 let g = sigmoid(maybe_ln(&c.ln_g_act, g) + c.forget_bias);
                 let cc = maybe_ln(&c.ln_c_act, cc).tanh();
-                let h = g.clone() * state + (g.neg() + 1.0) * cc;
+                let h = gated_sum((g.clone(), state), (g, cc), COMPLEMENT);
                 (h.clone(), h)
             }
             Cell::Intersection(c) => {
@@ -517,8 +522,8 @@ impl RecurrentCell for Cell {
                 let hh = maybe_ln(&c.ln_h_act, hh).tanh();
                 let gy = sigmoid(maybe_ln(&c.ln_gy_act, gy) + c.forget_bias);
                 let yy = burn::tensor::activation::relu(maybe_ln(&c.ln_y_act, yy));
-                let y = gy.clone() * x + (gy.neg() + 1.0) * yy;
-                let s = gh.clone() * state + (gh.neg() + 1.0) * hh;
+                let y = gated_sum((gy.clone(), x), (gy, yy), COMPLEMENT);
+                let s = gated_sum((gh.clone(), state), (gh, hh), COMPLEMENT);
                 (y, s)
             }
             Cell::Rgc(c) => c.0.step(x, inp.feedback, inp.residual, state),
@@ -807,7 +812,8 @@ impl RgcCell {
             let (Some(tau), Some(gate), Some(ci)) = (tau, gate, ci) else {
                 unreachable!("validated: the cell has an input, a τ and a γ convolution")
             };
-            let nc = (tau * p.tau.1 + p.tau.0) * pc.clone() + (gate * p.gate.1 + p.gate.0) * ci;
+            let k = [p.tau.1, p.tau.0, p.gate.1, p.gate.0];
+            let nc = gated_sum((tau, pc.clone()), (gate, ci), k);
             let nc = maybe_ln(&self.ln_cell, nc);
             next_cell = Some(p.cell_act.apply(nc));
         }
@@ -849,8 +855,8 @@ impl RgcCell {
             Some(g) => p.gate_act.apply(g + p.gate.2),
             None => p.gate_act.apply(out_tau.clone().zeros_like() + p.gate.2),
         };
-        let no =
-            (out_tau * p.tau.1 + p.tau.0) * prev_out + (out_gate * p.gate.1 + p.gate.0) * out_in;
+        let k = [p.tau.1, p.tau.0, p.gate.1, p.gate.0];
+        let no = gated_sum((out_tau, prev_out), (out_gate, out_in), k);
         let no = p.out_act.apply(maybe_ln(&self.ln_out, no));
         let state = match next_cell {
             Some(c) => Tensor::cat(vec![c, no.clone()], 1),
