@@ -308,9 +308,8 @@ fn max_pool_flex(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
 fn map_par(src: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     use rayon::prelude::*;
     let mut out = vec![0.0f32; src.len()];
-    const CHUNK: usize = 1 << 14;
-    out.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
+    out.par_chunks_mut(EW_CHUNK)
+        .zip(src.par_chunks(EW_CHUNK))
         .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v)));
     out
 }
@@ -331,9 +330,8 @@ fn elu_backward_flex(y: &FlexTensor, dy: &FlexTensor, alpha: f64) -> FlexTensor 
     let mut dx = vec![0.0f32; ys.len()];
     {
         use rayon::prelude::*;
-        const CHUNK: usize = 1 << 14;
-        dx.par_chunks_mut(CHUNK)
-            .zip(ys.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK)))
+        dx.par_chunks_mut(EW_CHUNK)
+            .zip(ys.par_chunks(EW_CHUNK).zip(dys.par_chunks(EW_CHUNK)))
             .for_each(|(d, (y, g))| {
                 for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
                     *d = if y > 0.0 { g } else { g * (y + a) };
