@@ -235,191 +235,139 @@ unsafe fn block(
     }
 }
 
-/// All `m` result rows of one column tile (`8·V` columns), in tiles of even height (8 rows:
-/// 4 + 4, not 6 + 2, so every tile keeps enough independent accumulators in flight to hide
-/// the multiply-add latency). Row `p` of the wide operand starts at `b + offs[p]`.
-///
-/// # Safety
-/// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-#[target_feature(enable = "avx,avx2,fma")]
-unsafe fn rows_of_tiles<const V: usize>(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    ars: usize,
-    acs: usize,
-    b: *const f32,
-    offs: &[usize],
-    c: *mut f32,
-    crs: usize,
-    acc: bool,
-) {
-    let tiles = m.div_ceil(MR);
-    let mut i = 0;
-    for t in 0..tiles {
-        let h = (m - i).div_ceil(tiles - t);
-        let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
-        let o = offs.as_ptr();
-        unsafe {
-            match h {
-                6 => tile::<6, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                5 => tile::<5, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                4 => tile::<4, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                3 => tile::<3, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                2 => tile::<2, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                _ => tile::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+/// The register-tile kernels of one vector width: `$rows::<V>` runs all `m` result rows of one
+/// column tile (`LANES·V` columns) in tiles of even height (at most `$mr` rows — 8 rows as
+/// 4 + 4, not 6 + 2, so every tile keeps enough independent accumulators in flight to hide the
+/// multiply-add latency); `$tile::<R, V>` is one `R × LANES·V` tile:
+/// `c[r·crs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + q]`, each element one chain of fused
+/// multiply-adds over `p` in order (so the widths give the same bits). Row `p` of the wide
+/// operand starts at `b + offs[p]`. Instantiated for 8 lanes (AVX2 + FMA) and 16 (AVX-512F).
+macro_rules! register_tiles {
+    (
+        $rows:ident, $tile:ident, $feature:literal, $lanes:literal, $mr:expr,
+        [$($h:literal),*],
+        $vec:ident, $zero:ident, $load:ident, $splat:ident, $fmadd:ident, $add:ident, $store:ident
+    ) => {
+        /// See [`register_tiles`].
+        ///
+        /// # Safety
+        /// Every addressed element must lie inside its buffer; the CPU must have the
+        /// function's target features.
+        #[allow(clippy::too_many_arguments)]
+        #[inline]
+        #[target_feature(enable = $feature)]
+        unsafe fn $rows<const V: usize>(
+            m: usize,
+            k: usize,
+            a: *const f32,
+            ars: usize,
+            acs: usize,
+            b: *const f32,
+            offs: &[usize],
+            c: *mut f32,
+            crs: usize,
+            acc: bool,
+        ) {
+            let tiles = m.div_ceil($mr);
+            let mut i = 0;
+            for t in 0..tiles {
+                let h = (m - i).div_ceil(tiles - t);
+                let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
+                let o = offs.as_ptr();
+                unsafe {
+                    match h {
+                        $($h => $tile::<$h, V>(k, ai, ars, acs, b, o, ci, crs, acc),)*
+                        _ => $tile::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
+                    }
+                }
+                i += h;
             }
         }
-        i += h;
-    }
-}
 
-/// An `R × 8V` tile: `c[r·crs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + q]`.
-///
-/// # Safety
-/// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-#[target_feature(enable = "avx,avx2,fma")]
-unsafe fn tile<const R: usize, const V: usize>(
-    k: usize,
-    a: *const f32,
-    ars: usize,
-    acs: usize,
-    b: *const f32,
-    offs: *const usize,
-    c: *mut f32,
-    crs: usize,
-    accumulate: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        use std::arch::x86_64::*;
-        let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for p in 0..k {
-            let bp = b.add(*offs.add(p));
-            let mut bv = [_mm256_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(bp.add(8 * v));
-            }
-            let ap = a.add(p * acs);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(r * ars));
-                for v in 0..V {
-                    acc[v] = _mm256_fmadd_ps(av, bv[v], acc[v]);
+        /// See [`register_tiles`].
+        ///
+        /// # Safety
+        /// Every addressed element must lie inside its buffer; the CPU must have the
+        /// function's target features.
+        #[allow(clippy::too_many_arguments)]
+        #[inline]
+        #[target_feature(enable = $feature)]
+        unsafe fn $tile<const R: usize, const V: usize>(
+            k: usize,
+            a: *const f32,
+            ars: usize,
+            acs: usize,
+            b: *const f32,
+            offs: *const usize,
+            c: *mut f32,
+            crs: usize,
+            accumulate: bool,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                use std::arch::x86_64::*;
+                let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
+                for p in 0..k {
+                    let bp = b.add(*offs.add(p));
+                    let mut bv: [$vec; V] = [$zero(); V];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add($lanes * v));
+                    }
+                    let ap = a.add(p * acs);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = $splat(*ap.add(r * ars));
+                        for v in 0..V {
+                            acc[v] = $fmadd(av, bv[v], acc[v]);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    let cp = c.add(r * crs);
+                    for (v, &x) in acc.iter().enumerate() {
+                        let x = if accumulate {
+                            $add($load(cp.add($lanes * v)), x)
+                        } else {
+                            x
+                        };
+                        $store(cp.add($lanes * v), x);
+                    }
                 }
             }
         }
-        for (r, acc) in acc.iter().enumerate() {
-            let cp = c.add(r * crs);
-            for (v, &x) in acc.iter().enumerate() {
-                let x = if accumulate {
-                    _mm256_add_ps(_mm256_loadu_ps(cp.add(8 * v)), x)
-                } else {
-                    x
-                };
-                _mm256_storeu_ps(cp.add(8 * v), x);
-            }
-        }
-    }
+    };
 }
 
-/// [`rows_of_tiles`] with 16-lane vectors: all `m` rows of one tile of `16·V` columns, in
-/// tiles of up to [`MR512`] rows of even height.
-///
-/// # Safety
-/// Every addressed element must lie inside its buffer; AVX-512F must be available.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn rows_of_tiles512<const V: usize>(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    ars: usize,
-    acs: usize,
-    b: *const f32,
-    offs: &[usize],
-    c: *mut f32,
-    crs: usize,
-    acc: bool,
-) {
-    let tiles = m.div_ceil(MR512);
-    let mut i = 0;
-    for t in 0..tiles {
-        let h = (m - i).div_ceil(tiles - t);
-        let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
-        let o = offs.as_ptr();
-        unsafe {
-            match h {
-                12 => tile512::<12, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                11 => tile512::<11, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                10 => tile512::<10, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                9 => tile512::<9, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                8 => tile512::<8, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                7 => tile512::<7, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                6 => tile512::<6, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                5 => tile512::<5, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                4 => tile512::<4, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                3 => tile512::<3, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                2 => tile512::<2, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                _ => tile512::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-            }
-        }
-        i += h;
-    }
-}
+register_tiles!(
+    rows_of_tiles,
+    tile,
+    "avx,avx2,fma",
+    8,
+    MR,
+    [6, 5, 4, 3, 2],
+    __m256,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps
+);
 
-/// [`tile`] with 16-lane vectors: an `R × 16V` tile, the same multiply-add chain per element.
-///
-/// # Safety
-/// Every addressed element must lie inside its buffer; AVX-512F must be available.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn tile512<const R: usize, const V: usize>(
-    k: usize,
-    a: *const f32,
-    ars: usize,
-    acs: usize,
-    b: *const f32,
-    offs: *const usize,
-    c: *mut f32,
-    crs: usize,
-    accumulate: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        use std::arch::x86_64::*;
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for p in 0..k {
-            let bp = b.add(*offs.add(p));
-            let mut bv = [_mm512_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(bp.add(16 * v));
-            }
-            let ap = a.add(p * acs);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r * ars));
-                for v in 0..V {
-                    acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            let cp = c.add(r * crs);
-            for (v, &x) in acc.iter().enumerate() {
-                let x = if accumulate {
-                    _mm512_add_ps(_mm512_loadu_ps(cp.add(16 * v)), x)
-                } else {
-                    x
-                };
-                _mm512_storeu_ps(cp.add(16 * v), x);
-            }
-        }
-    }
-}
+register_tiles!(
+    rows_of_tiles512,
+    tile512,
+    "avx512f",
+    16,
+    MR512,
+    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2],
+    __m512,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_storeu_ps
+);
 
 /// Whether [`conv_direct`] handles outputs `wo` wide (whole 8- or 16-column tiles per row).
 pub fn direct_fits(wo: usize) -> bool {
