@@ -265,15 +265,29 @@ fn peak() -> serde_json::Value {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let (isa, lanes) = ("unknown", 4.0);
-    let mhz = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("cpu MHz"))
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
             .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    });
-    // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane.
+            .map(|v| v.trim().to_string())
+    };
+    let mhz = field("cpu MHz").and_then(|v| v.parse::<f64>().ok());
+    // AMD family 25 (Zen 3 / Zen 4) runs AVX-512 on 256-bit FMA pipes (a 512-bit FMA takes
+    // both halves): 8 lanes per pipe, as AVX2. Zen 5 (family 26) and Intel's AVX-512 server
+    // cores have 512-bit pipes.
+    let half_width = field("vendor_id").as_deref() == Some("AuthenticAMD")
+        && field("cpu family").as_deref() == Some("25");
+    let lanes: f64 = if half_width {
+        f64::min(lanes, 8.0)
+    } else {
+        lanes
+    };
+    // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane, at the
+    // clock /proc/cpuinfo reports (often the base clock: turbo can exceed the nominal peak).
     let nominal = mhz.map(|m| threads as f64 * 2.0 * lanes * 2.0 * m / 1e3);
-    json!({"threads": threads, "isa": isa, "mhz": mhz, "nominal_gflops": nominal, "sgemm_1536_gflops": measured})
+    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "sgemm_1536_gflops": measured})
 }
 
 /// Seconds and GFLOP/s of the convolutions at each layer's shape: bottom-up, lateral and
