@@ -299,7 +299,7 @@ impl Conv {
         let n = (b1 - b0) * howo;
         let (s, p) = (self.stride, self.pad);
         dx.par_chunks_mut(batch * hiwi)
-            .with_min_len(crate::min_items(kk_cols(k, n)))
+            .with_min_len(crate::min_items(k * k * n))
             .enumerate()
             .for_each(|(c, dxc)| {
                 crate::simd::run(
@@ -438,10 +438,10 @@ impl Conv {
             // The input gradient of a stride-1 convolution is a direct convolution of `dy`
             // padded by k − 1 − p, with the kernel flipped and its channels exchanged.
             let (k, q) = (self.k, self.k - 1 - self.pad);
-            let (hp, wp) = (self.ho + 2 * q, self.wo + 2 * q);
-            {
+            let (hp, wp) = {
                 let _p = scope(Op::Im2col);
-                pad_planes(dy, self.co * batch, self.ho, self.wo, q, &mut scratch.pad);
+                let hw = (self.ho, self.wo);
+                let padded = phases(dy, (self.co, batch), hw, q, 1, &mut scratch.pad);
                 let kt = self.co * k * k;
                 ensure(&mut scratch.wt, self.ci * kt);
                 for c in 0..self.ci {
@@ -454,7 +454,8 @@ impl Conv {
                         }
                     }
                 }
-            }
+                padded
+            };
             let _p = scope(Op::Gemm);
             let a = Small {
                 data: &scratch.wt,
@@ -563,32 +564,6 @@ impl Conv {
             }
         }
     }
-}
-
-/// Floats of `col` one channel of [`Conv::col2im`] reads: `k²` rows of `n` columns.
-fn kk_cols(k: usize, n: usize) -> usize {
-    k * k * n
-}
-
-/// Copy `planes` planes of `h × w` into `out` as `(h + 2p) × (w + 2p)` planes with zero
-/// borders.
-fn pad_planes(x: &[f32], planes: usize, h: usize, w: usize, p: usize, out: &mut Vec<f32>) {
-    let (hp, wp) = (h + 2 * p, w + 2 * p);
-    ensure(out, planes * hp * wp);
-    out[..planes * hp * wp]
-        .par_chunks_mut(hp * wp)
-        .zip(x.par_chunks(h * w))
-        .with_min_len(crate::min_items(hp * wp))
-        .for_each(|(o, x)| {
-            o[..p * wp].fill(0.0);
-            o[(p + h) * wp..].fill(0.0);
-            for (r, xr) in x.chunks_exact(w).enumerate() {
-                let or = &mut o[(p + r) * wp..(p + r + 1) * wp];
-                or[..p].fill(0.0);
-                or[p..p + w].copy_from_slice(xr);
-                or[p + w..].fill(0.0);
-            }
-        });
 }
 
 /// Grow a scratch buffer (never shrinks: no allocation churn over steps).

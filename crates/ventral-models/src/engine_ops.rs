@@ -257,32 +257,34 @@ fn gated_sum_backward_flex(
                 &q[r.clone()],
                 &g[r],
             );
-            if let Some(d) = da {
-                d.iter_mut()
-                    .zip(g.iter().zip(p))
-                    .for_each(|(d, (&g, &p))| *d = g * m1 * p);
-            }
-            if let Some(d) = dp {
-                d.iter_mut()
-                    .zip(g.iter().zip(a))
-                    .for_each(|(d, (&g, &a))| *d = g * (a * m1 + o1));
-            }
-            if let Some(d) = db {
-                d.iter_mut()
-                    .zip(g.iter().zip(q))
-                    .for_each(|(d, (&g, &q))| *d = g * m2 * q);
-            }
-            if let Some(d) = dq {
-                d.iter_mut()
-                    .zip(g.iter().zip(b))
-                    .for_each(|(d, (&g, &b))| *d = g * (b * m2 + o2));
-            }
+            gated_term_grads((da, dp), g, (a, p), (m1, o1));
+            gated_term_grads((db, dq), g, (b, q), (m2, o2));
         });
     let mut it = out.into_iter();
     std::array::from_fn(|i| {
         let v = it.next().unwrap_or_default();
         want[i].then(|| FlexTensor::from_data(TensorData::new(v, dims.clone())))
     })
+}
+
+/// Gradients of one term `(x·m + o)·v` of [`gated_sum`] from `g`: `dx = g·m·v`,
+/// `dv = g·(x·m + o)`, each where wanted.
+fn gated_term_grads(
+    (dx, dv): (Option<&mut [f32]>, Option<&mut [f32]>),
+    g: &[f32],
+    (x, v): (&[f32], &[f32]),
+    (m, o): (f32, f32),
+) {
+    if let Some(d) = dx {
+        d.iter_mut()
+            .zip(g.iter().zip(v))
+            .for_each(|(d, (&g, &v))| *d = g * m * v);
+    }
+    if let Some(d) = dv {
+        d.iter_mut()
+            .zip(g.iter().zip(x))
+            .for_each(|(d, (&g, &x))| *d = g * (x * m + o));
+    }
 }
 
 /// `v` in chunks of [`EW_CHUNK`], or `chunks` times `None` for an empty (not wanted) `v`.
