@@ -152,8 +152,8 @@ fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
 }
 
 /// A `[model]` table (as JSON) → a checked configuration. `preset = "name"` starts from a
-/// registered model (`ventral models`), `graph = "file.json"` from a PyTorchTNN graph JSON
-/// (relative to `base_dir`); the table's other keys are merged over it, tables key by key
+/// registered model (`ventral models`), `graph = "file.json"` from a PyTorchTNN graph JSON or
+/// an original convrnns model JSON (relative to `base_dir`); the table's other keys are merged over it, tables key by key
 /// (`decoder = { kind = "max_conf" }` changes only the decoder's kind). Without either key
 /// the table is the configuration itself.
 pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result<ModelConfig> {
@@ -189,6 +189,11 @@ pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result
             })?;
             let mut g: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| ModelError::Config(format!("{}: not JSON: {e}", path.display())))?;
+            if crate::convrnn::tf_json::is_convrnns_json(&g) {
+                // The original convrnns (TensorFlow) form, translated.
+                let c = crate::convrnn::tf_json::translate(&g, &path.display().to_string())?;
+                g = serde_json::to_value(&c).map_err(|e| ModelError::Config(e.to_string()))?;
+            }
             if let serde_json::Value::Object(o) = &mut g {
                 o.entry("kind")
                     .or_insert_with(|| serde_json::Value::String("convrnn".into()));

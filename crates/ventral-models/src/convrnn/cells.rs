@@ -80,10 +80,20 @@ pub struct GruCell {
     pub channels: usize,
 }
 
-/// `LSTMCell` (no peepholes).
+/// convrnns' LSTM peepholes: per-position weights `[C, H, W]` (zero at initialisation: the
+/// cell starts as the LSTM without them).
+#[derive(Module, Debug)]
+pub struct Peepholes {
+    pub w_f_diag: Param<Tensor<3>>,
+    pub w_i_diag: Param<Tensor<3>>,
+    pub w_o_diag: Param<Tensor<3>>,
+}
+
+/// `LSTMCell` (PyTorchTNN's; with convrnns' optional peepholes).
 #[derive(Module, Debug)]
 pub struct LstmCell {
     pub conv: Conv2d,
+    pub peepholes: Option<Peepholes>,
     pub ln_input: Option<LayerNormC>,
     pub ln_transform: Option<LayerNormC>,
     pub ln_forget: Option<LayerNormC>,
@@ -252,8 +262,12 @@ struct GatedLike<'a> {
     init_dict: Option<&'a serde_json::Value>,
 }
 
-fn ln(on: bool, c: usize, ctx: &mut CellCtx<'_>) -> Option<LayerNormC> {
-    on.then(|| LayerNormC::new(c, ctx.init, ctx.device))
+fn ln(on: bool, c: usize, per_image: bool, ctx: &mut CellCtx<'_>) -> Option<LayerNormC> {
+    on.then(|| {
+        let mut l = LayerNormC::new(c, ctx.init, ctx.device);
+        l.per_image = per_image;
+        l
+    })
 }
 
 impl Cell {
@@ -310,9 +324,14 @@ impl Cell {
                 };
                 let conv_input = mk(ctx, c)?;
                 let conv_state = mk(ctx, *out_channels)?;
-                let out =
-                    super::config::conv_out(ctx.hw, k, stride.get(), [1, 1], conv_input.padding)
-                        .map_err(ModelError::Config)?;
+                let out = super::config::conv_out(
+                    ctx.hw,
+                    k,
+                    stride.get(),
+                    [1, 1],
+                    conv_input.padding_for(ctx.hw),
+                )
+                .map_err(ModelError::Config)?;
                 if out != ctx.hw {
                     return Err(ModelError::Config(format!(
                         "ConvRNNBasicCell's convolutions turn {}×{} into {}×{}: its state could not be fed back (use padding that keeps the size)",
@@ -331,8 +350,13 @@ impl Cell {
                 let k = s.ksize.get();
                 Cell::Vanilla(VanillaCell {
                     conv_input: conv(ctx, c, s.out_channels, k, &s.padding, &g)?,
-                    conv_state: conv(ctx, c, s.out_channels, k, &s.padding, &g)?,
-                    ln: ln(s.layernorm.unwrap_or(true), s.out_channels, ctx),
+                    conv_state: conv(ctx, s.out_channels, s.out_channels, k, &s.padding, &g)?,
+                    ln: ln(
+                        s.layernorm.unwrap_or(true),
+                        s.out_channels,
+                        s.layernorm_per_image,
+                        ctx,
+                    ),
                     act: Act::parse(
                         Some(s.activation.as_deref().unwrap_or("ELU")),
                         &s.activation_func_kwargs,
@@ -346,11 +370,11 @@ impl Cell {
                 let o = s.out_channels;
                 let lnon = s.layernorm.unwrap_or(false);
                 Cell::Gru(GruCell {
-                    conv_ru: conv(ctx, 2 * c, 2 * o, k, &s.padding, &g)?,
-                    conv_c: conv(ctx, 2 * o, o, k, &s.padding, &g)?,
-                    ln_r_pre: ln(lnon, o, ctx),
-                    ln_u_pre: ln(lnon, o, ctx),
-                    ln_c_pre: ln(lnon, o, ctx),
+                    conv_ru: conv(ctx, c + o, 2 * o, k, &s.padding, &g)?,
+                    conv_c: conv(ctx, c + o, o, k, &s.padding, &g)?,
+                    ln_r_pre: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_u_pre: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_c_pre: ln(lnon, o, s.layernorm_per_image, ctx),
                     act: Act::parse(
                         Some(s.activation.as_deref().unwrap_or("Tanh")),
                         &s.activation_func_kwargs,
@@ -363,13 +387,22 @@ impl Cell {
                 let g = gl(s);
                 let o = s.out_channels;
                 let lnon = s.layernorm.unwrap_or(false);
+                let peepholes = s.use_peepholes.then(|| {
+                    let shape = [o, ctx.hw[0], ctx.hw[1]];
+                    Peepholes {
+                        w_f_diag: ctx.init.constant(&shape, 0.0, ctx.device),
+                        w_i_diag: ctx.init.constant(&shape, 0.0, ctx.device),
+                        w_o_diag: ctx.init.constant(&shape, 0.0, ctx.device),
+                    }
+                });
                 Cell::Lstm(LstmCell {
-                    conv: conv(ctx, 2 * c, 4 * o, s.ksize.get(), &s.padding, &g)?,
-                    ln_input: ln(lnon, o, ctx),
-                    ln_transform: ln(lnon, o, ctx),
-                    ln_forget: ln(lnon, o, ctx),
-                    ln_output: ln(lnon, o, ctx),
-                    ln_state: ln(lnon, o, ctx),
+                    conv: conv(ctx, c + o, 4 * o, s.ksize.get(), &s.padding, &g)?,
+                    peepholes,
+                    ln_input: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_transform: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_forget: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_output: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_state: ln(lnon, o, s.layernorm_per_image, ctx),
                     act: Act::parse(
                         Some(s.activation.as_deref().unwrap_or("Tanh")),
                         &s.activation_func_kwargs,
@@ -383,9 +416,9 @@ impl Cell {
                 let o = s.out_channels;
                 let lnon = s.layernorm.unwrap_or(false);
                 Cell::Ugrnn(UgrnnCell {
-                    conv: conv(ctx, 2 * c, 2 * o, s.ksize.get(), &s.padding, &g)?,
-                    ln_g_act: ln(lnon, o, ctx),
-                    ln_c_act: ln(lnon, o, ctx),
+                    conv: conv(ctx, c + o, 2 * o, s.ksize.get(), &s.padding, &g)?,
+                    ln_g_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_c_act: ln(lnon, o, s.layernorm_per_image, ctx),
                     forget_bias: s.forget_bias,
                     channels: o,
                 })
@@ -396,10 +429,10 @@ impl Cell {
                 let lnon = s.layernorm.unwrap_or(false);
                 Cell::Intersection(IntersectionCell {
                     conv: conv(ctx, 2 * c, 4 * o, s.ksize.get(), &s.padding, &g)?,
-                    ln_gh_act: ln(lnon, o, ctx),
-                    ln_h_act: ln(lnon, o, ctx),
-                    ln_gy_act: ln(lnon, o, ctx),
-                    ln_y_act: ln(lnon, o, ctx),
+                    ln_gh_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_h_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_gy_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_y_act: ln(lnon, o, s.layernorm_per_image, ctx),
                     forget_bias: s.forget_bias,
                     channels: o,
                 })
@@ -501,6 +534,15 @@ impl RecurrentCell for Cell {
                     maybe_ln(&c.ln_forget, f),
                     maybe_ln(&c.ln_output, o),
                 );
+                // convrnns: c' = c·σ(f + b_f + w_f⊙c) + σ(i + w_i⊙c)·act(j),
+                // h' = act(c')·σ(o + w_o⊙c), all with the old c.
+                let (f, i, o) = match &c.peepholes {
+                    Some(p) => {
+                        let w = |t: &Param<Tensor<3>>| t.val().unsqueeze::<4>() * cs.clone();
+                        (f + w(&p.w_f_diag), i + w(&p.w_i_diag), o + w(&p.w_o_diag))
+                    }
+                    None => (f, i, o),
+                };
                 let nc = cs * sigmoid(f + c.forget_bias) + sigmoid(i) * c.act.apply(j);
                 let nc = maybe_ln(&c.ln_state, nc);
                 let nh = c.act.apply(nc.clone()) * sigmoid(o);
@@ -719,8 +761,8 @@ impl RgcCell {
         } else {
             None
         };
-        let ln_cell = ln(r.layernorm, cd, ctx);
-        let ln_out = ln(r.layernorm, out, ctx);
+        let ln_cell = ln(r.layernorm, cd, false, ctx);
+        let ln_out = ln(r.layernorm, out, false, ctx);
         Ok(RgcCell {
             feedback_conv,
             inp2out_conv,

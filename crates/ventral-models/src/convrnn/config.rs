@@ -176,8 +176,15 @@ pub struct NodePlan {
 
 impl ConvRnnConfig {
     /// Read PyTorchTNN's JSON (or ventral's own keys in JSON).
+    /// A convrnns (TensorFlow) model JSON is recognised and translated
+    /// ([`super::tf_json`]); `origin` is the file's path, whose name gives its cell type.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        let c: Self = serde_json::from_str(text).map_err(|e| {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ModelError::Config(format!("{origin}: not JSON: {e}")))?;
+        if super::tf_json::is_convrnns_json(&v) {
+            return super::tf_json::translate(&v, origin);
+        }
+        let c: Self = serde_json::from_value(v).map_err(|e| {
             ModelError::Config(format!("{origin}: not a ConvRNN graph description: {e}"))
         })?;
         c.validate().map_err(|e| match e {
@@ -576,7 +583,7 @@ fn spec_params(n: &NodeSpec, p: &NodePlan) -> usize {
         (harbor, harbor, None)
     };
     let (pre, c, hw) = op_params(&n.pre_memory, pre_in, p.in_hw, res_c);
-    let cell = cell_params(&n.recurrent_cell, c, res_c, fb_c);
+    let cell = cell_params(&n.recurrent_cell, c, res_c, fb_c, p.cell_hw);
     let cc = cell_channels(&n.recurrent_cell, c).unwrap_or(c);
     let (post, _, _) = op_params(&n.post_memory, cc, hw, res_c);
     pre.saturating_add(cell).saturating_add(post)
@@ -643,7 +650,7 @@ fn op_params(op: &OpSpec, cin: usize, hw: [usize; 2], res: usize) -> (usize, usi
     }
 }
 
-fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>) -> usize {
+fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [usize; 2]) -> usize {
     let k2 = |g: &super::spec::GatedSpec| g.ksize.get();
     let ln = |on: bool, o: usize, n: usize| if on { 2 * o * n } else { 0 };
     match cell {
@@ -658,21 +665,27 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>) -> usiz
                 + conv_params(*out_channels, *out_channels, ksize.get(), 1, true)
         }
         CellSpec::VanillaRNNCell(g) => {
-            2 * conv_params(c, g.out_channels, k2(g), 1, g.use_bias)
+            conv_params(c, g.out_channels, k2(g), 1, g.use_bias)
+                + conv_params(g.out_channels, g.out_channels, k2(g), 1, g.use_bias)
                 + ln(g.layernorm.unwrap_or(true), g.out_channels, 1)
         }
         CellSpec::GRUCell(g) => {
             let o = g.out_channels;
-            conv_params(2 * c, 2 * o, k2(g), 1, g.use_bias)
-                + conv_params(2 * o, o, k2(g), 1, g.use_bias)
+            conv_params(c + o, 2 * o, k2(g), 1, g.use_bias)
+                + conv_params(c + o, o, k2(g), 1, g.use_bias)
                 + ln(g.layernorm.unwrap_or(false), o, 3)
         }
         CellSpec::LSTMCell(g) => {
-            conv_params(2 * c, 4 * g.out_channels, k2(g), 1, g.use_bias)
+            conv_params(c + g.out_channels, 4 * g.out_channels, k2(g), 1, g.use_bias)
                 + ln(g.layernorm.unwrap_or(false), g.out_channels, 5)
+                + if g.use_peepholes {
+                    3 * g.out_channels * hw[0] * hw[1]
+                } else {
+                    0
+                }
         }
         CellSpec::UGRNNCell(g) => {
-            conv_params(2 * c, 2 * g.out_channels, k2(g), 1, g.use_bias)
+            conv_params(c + g.out_channels, 2 * g.out_channels, k2(g), 1, g.use_bias)
                 + ln(g.layernorm.unwrap_or(false), g.out_channels, 2)
         }
         CellSpec::IntersectionRNNCell(g) => {
@@ -748,12 +761,13 @@ pub fn conv_out(
     Ok(out)
 }
 
-/// PyTorch's padding as (begin, end) per axis.
+/// The padding as (begin, end) per axis for an input of `hw` (which only `"tf_same"` reads).
 pub fn conv_padding(
     p: &Padding,
     k: [usize; 2],
     d: [usize; 2],
     stride: [usize; 2],
+    hw: [usize; 2],
 ) -> std::result::Result<[(usize, usize); 2], String> {
     match p {
         Padding::Pair(v) => {
@@ -763,7 +777,7 @@ pub fn conv_padding(
         Padding::Named(s) if s == "valid" => Ok([(0, 0), (0, 0)]),
         Padding::Named(s) if s == "same" => {
             if stride != [1, 1] {
-                return Err("padding 'same' needs stride 1 (as in PyTorch)".into());
+                return Err("padding 'same' needs stride 1 (as in PyTorch; TensorFlow's SAME with a stride is 'tf_same')".into());
             }
             // PyTorch: total d·(k−1), the smaller half first.
             let f = |a: usize| {
@@ -772,10 +786,28 @@ pub fn conv_padding(
             };
             Ok([f(0), f(1)])
         }
+        Padding::Named(s) if s == "tf_same" => Ok(tf_same_padding(hw, k, d, stride)),
         Padding::Named(s) => Err(format!(
-            "padding must be an integer, a pair, 'same' or 'valid', got '{s}'"
+            "padding must be an integer, a pair, 'same', 'valid' or 'tf_same', got '{s}'"
         )),
     }
+}
+
+/// TensorFlow's `SAME` padding (`tf.nn.conv2d`, `tf.nn.max_pool`): the output is ⌈H/s⌉ and
+/// the total padding `max((out − 1)·s + d(k − 1) + 1 − H, 0)`, the smaller half before.
+pub fn tf_same_padding(
+    hw: [usize; 2],
+    k: [usize; 2],
+    d: [usize; 2],
+    s: [usize; 2],
+) -> [(usize, usize); 2] {
+    let f = |a: usize| {
+        let out = hw[a].div_ceil(s[a].max(1));
+        let span = d[a] * (k[a].max(1) - 1) + 1;
+        let total = ((out.max(1) - 1) * s[a] + span).saturating_sub(hw[a]);
+        (total / 2, total - total / 2)
+    };
+    [f(0), f(1)]
 }
 
 fn check_kernel(k: [usize; 2], s: [usize; 2], d: [usize; 2]) -> std::result::Result<(), String> {
@@ -801,7 +833,7 @@ fn op_hw(
             }
             let (k, s, d) = (c.ksize.get(), c.stride.get(), c.dilation.get());
             check_kernel(k, s, d)?;
-            let pad = conv_padding(&c.padding, k, d, s)?;
+            let pad = conv_padding(&c.padding, k, d, s, hw)?;
             Ok((conv_out(hw, k, s, d, pad)?, false))
         }
         OpSpec::MaxPool {
@@ -972,7 +1004,7 @@ fn post_channels(op: &OpSpec, cin: usize, res: usize) -> std::result::Result<usi
 
 /// Channels out of a cell given its input channels.
 pub fn cell_channels(cell: &CellSpec, cin: usize) -> std::result::Result<usize, String> {
-    let same_in = |name: &str, declared: Option<usize>, out: usize| {
+    let declared_in = |name: &str, declared: Option<usize>, out: usize| {
         if let Some(d) = declared
             && d != cin
         {
@@ -980,24 +1012,36 @@ pub fn cell_channels(cell: &CellSpec, cin: usize) -> std::result::Result<usize, 
                 "{name} input_in_channels = {d} but its pre-memory gives {cin}"
             ));
         }
-        if out != cin {
-            return Err(format!(
-                "{name} needs out_channels = its input channels (its state is concatenated with the input; PyTorchTNN's convolution takes 2 × input channels), got {out} vs {cin}"
-            ));
-        }
         Ok(out)
     };
     match cell {
+        CellSpec::GRUCell(g)
+        | CellSpec::VanillaRNNCell(g)
+        | CellSpec::UGRNNCell(g)
+        | CellSpec::IntersectionRNNCell(g)
+            if g.use_peepholes =>
+        {
+            Err("use_peepholes is an LSTM option".into())
+        }
         CellSpec::IdentityCell {} | CellSpec::TimeDecayRecurrentCell { .. } => Ok(cin),
         CellSpec::ConvRNNBasicCell { out_channels, .. } => Ok(*out_channels),
+        // The state may be narrower or wider than the input (convrnns' simplernn_shallow and
+        // lstm_shallow): the convolutions over [x, h] take input + state channels.
         CellSpec::VanillaRNNCell(g) => {
-            same_in("VanillaRNNCell", g.input_in_channels, g.out_channels)
+            declared_in("VanillaRNNCell", g.input_in_channels, g.out_channels)
         }
-        CellSpec::GRUCell(g) => same_in("GRUCell", g.input_in_channels, g.out_channels),
-        CellSpec::LSTMCell(g) => same_in("LSTMCell", g.input_in_channels, g.out_channels),
-        CellSpec::UGRNNCell(g) => same_in("UGRNNCell", g.input_in_channels, g.out_channels),
+        CellSpec::GRUCell(g) => declared_in("GRUCell", g.input_in_channels, g.out_channels),
+        CellSpec::LSTMCell(g) => declared_in("LSTMCell", g.input_in_channels, g.out_channels),
+        CellSpec::UGRNNCell(g) => declared_in("UGRNNCell", g.input_in_channels, g.out_channels),
         CellSpec::IntersectionRNNCell(g) => {
-            same_in("IntersectionRNNCell", g.input_in_channels, g.out_channels)
+            declared_in("IntersectionRNNCell", g.input_in_channels, g.out_channels)?;
+            if g.out_channels != cin {
+                return Err(format!(
+                    "IntersectionRNNCell needs out_channels = its input channels (its output gates the input itself), got {} vs {cin}",
+                    g.out_channels
+                ));
+            }
+            Ok(cin)
         }
         CellSpec::ReciprocalGatedCell(r) => {
             if let Some(d) = r.input_in_channels

@@ -3,7 +3,8 @@
 //! IntersectionRNN, the reciprocal gated cell), long-range feedback, movie inputs and temporal
 //! decoders. Graphs are PyTorchTNN's JSON (`nodes`, `edges`, `input_nodes`, `output_node`,
 //! `input_shape`, `num_timesteps`) read as they are, or the same keys in TOML; parameters carry
-//! PyTorchTNN's state-dict names. See `docs/convrnn.md`.
+//! PyTorchTNN's state-dict names. The original convrnns (TensorFlow) model JSON files are read
+//! too ([`tf_json`]). See `docs/convrnn.md`.
 
 pub mod cells;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod registry;
 pub mod size;
 pub mod spec;
+pub mod tf_json;
 
 pub use config::{ConvRnnConfig, Decoder, DecoderKind, HarborOrder, Movie};
 pub use network::*;

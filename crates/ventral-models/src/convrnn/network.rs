@@ -266,7 +266,10 @@ impl ConvRnn {
                 }
                 cur_ver[i] = fresh;
                 fresh += 1;
-                let resize_on = matches!(spec.harbor_policy, HarborSpec::ResizeConcat {});
+                let (resize_on, align_corners) = match spec.harbor_policy {
+                    HarborSpec::ResizeConcat { align_corners } => (true, align_corners),
+                    HarborSpec::Identity {} => (false, false),
+                };
                 let parts: Vec<Tensor<4>> = plan
                     .inputs
                     .iter()
@@ -282,7 +285,7 @@ impl ConvRnn {
                             },
                         };
                         if resize_on {
-                            resize(v, plan.in_hw[0], plan.in_hw[1])
+                            resize(v, plan.in_hw[0], plan.in_hw[1], align_corners)
                         } else {
                             v
                         }

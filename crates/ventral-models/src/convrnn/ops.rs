@@ -12,7 +12,7 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::config::conv_padding;
+use super::config::{conv_padding, tf_same_padding};
 use super::init::Init;
 use super::spec::{ConvSpec, Kwargs, OpSpec, Padding};
 use crate::error::{ModelError, Result};
@@ -77,6 +77,9 @@ pub struct Conv2d {
     pub stride: [usize; 2],
     #[module(skip)]
     pub padding: [(usize, usize); 2],
+    /// TensorFlow's `SAME`: the padding is computed from each input's size.
+    #[module(skip)]
+    pub tf_same: bool,
     #[module(skip)]
     pub dilation: [usize; 2],
     #[module(skip)]
@@ -120,7 +123,10 @@ impl Conv2d {
         init: &mut Init,
         device: &Device,
     ) -> Result<Self> {
-        let pad = conv_padding(padding, g.k, g.dilation, g.stride).map_err(ModelError::Config)?;
+        let tf_same = matches!(padding, Padding::Named(s) if s == "tf_same");
+        // tf_same: computed per input in `forward` (the size is not known here).
+        let pad =
+            conv_padding(padding, g.k, g.dilation, g.stride, [0, 0]).map_err(ModelError::Config)?;
         let shape = [g.cout, g.cin / g.groups.max(1), g.k[0], g.k[1]];
         let weight = init.weight(&shape, init_dict, device)?;
         let fan_in = shape[1] * shape[2] * shape[3];
@@ -137,17 +143,30 @@ impl Conv2d {
             bias,
             stride: g.stride,
             padding: pad,
+            tf_same,
             dilation: g.dilation,
             groups: g.groups,
         })
     }
 
+    /// The padding (begin, end) per axis for an input of `hw`.
+    pub fn padding_for(&self, hw: [usize; 2]) -> [(usize, usize); 2] {
+        if self.tf_same {
+            let k = self.weight.dims();
+            tf_same_padding(hw, [k[2], k[3]], self.dilation, self.stride)
+        } else {
+            self.padding
+        }
+    }
+
     /// # Shapes
     /// - `x`: `[batch, cin, H, W]` → `[batch, cout, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let padding = self.padding_for([h, w]);
         let opts = ConvOptions {
             stride: self.stride,
-            padding: self.padding,
+            padding,
             dilation: self.dilation,
             groups: self.groups,
         };
@@ -319,11 +338,15 @@ impl<T> ModuleDisplayDefault for Boxed<T> {
 }
 impl<T> ModuleDisplay for Boxed<T> {}
 
-/// `nn.LayerNorm(C)` applied over channels at every pixel (PyTorchTNN permutes to NHWC).
+/// `nn.LayerNorm(C)` applied over channels at every pixel (PyTorchTNN permutes to NHWC), or
+/// with `per_image` TensorFlow's `tf.contrib.layers.layer_norm` as convrnns' cells call it
+/// (statistics over C, H and W of each image, ε = 1e-12; scale and shift per channel).
 #[derive(Module, Debug)]
 pub struct LayerNormC {
     pub weight: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub per_image: bool,
 }
 
 impl LayerNormC {
@@ -331,14 +354,23 @@ impl LayerNormC {
         Self {
             weight: init.constant(&[c], 1.0, device),
             bias: init.constant(&[c], 0.0, device),
+            per_image: false,
         }
     }
     /// `[batch, C, H, W]` → same.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mean = x.clone().mean_dim(1);
-        let c = x - mean;
-        let var = c.clone().powi_scalar(2).mean_dim(1);
-        let n = c / (var + 1e-5).sqrt();
+        let n = if self.per_image {
+            // Means over C, H, W as nested means of equal-sized groups (no reshape: the
+            // gates arrive as channel slices of one convolution's output).
+            let mean = |t: Tensor<4>| t.mean_dim(1).mean_dim(2).mean_dim(3);
+            let c = x.clone() - mean(x);
+            let var = mean(c.clone().powi_scalar(2));
+            c / (var + 1e-12).sqrt()
+        } else {
+            let c = x.clone() - x.mean_dim(1);
+            let var = c.clone().powi_scalar(2).mean_dim(1);
+            c / (var + 1e-5).sqrt()
+        };
         let w = self.weight.val().reshape([1, -1, 1, 1]);
         let b = self.bias.val().reshape([1, -1, 1, 1]);
         n * w + b
@@ -395,15 +427,22 @@ pub fn resize_matrix_align_corners(input: usize, output: usize) -> Vec<f32> {
     m
 }
 
-/// Resize `[batch, C, H, W]` to `[batch, C, oh, ow]` with per-axis matrices.
-pub fn resize(x: Tensor<4>, oh: usize, ow: usize) -> Tensor<4> {
+/// Resize `[batch, C, H, W]` to `[batch, C, oh, ow]` with per-axis matrices: torchvision's
+/// ([`resize_matrix`]) or, with `align_corners`, TensorFlow's
+/// ([`resize_matrix_align_corners`]).
+pub fn resize(x: Tensor<4>, oh: usize, ow: usize, align_corners: bool) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     if h == oh && w == ow {
         return x;
     }
     let device = x.device();
-    let rh = Tensor::<2>::from_data(TensorData::new(resize_matrix(h, oh), [oh, h]), &device);
-    let rw = Tensor::<2>::from_data(TensorData::new(resize_matrix(w, ow), [ow, w]), &device);
+    let m = if align_corners {
+        resize_matrix_align_corners
+    } else {
+        resize_matrix
+    };
+    let rh = Tensor::<2>::from_data(TensorData::new(m(h, oh), [oh, h]), &device);
+    let rw = Tensor::<2>::from_data(TensorData::new(m(w, ow), [ow, w]), &device);
     // Along W: [b·c·h, w] × [w, ow].
     let y = x.reshape([b * c * h, w]).matmul(rw.transpose());
     // Along H: [oh, h] × [h, ow] per image-channel.
@@ -714,7 +753,7 @@ impl ConvCell {
             ctx.init,
             ctx.device,
         )?;
-        let out = super::config::conv_out(hw, g.k, g.stride, g.dilation, conv.padding)
+        let out = super::config::conv_out(hw, g.k, g.stride, g.dilation, conv.padding_for(hw))
             .map_err(ModelError::Config)?;
         let (bn, bns) = match c.batchnorm {
             None => (None, Vec::new()),

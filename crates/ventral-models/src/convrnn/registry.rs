@@ -64,6 +64,8 @@ impl CellKind {
             init_dict: None,
             layernorm,
             forget_bias: 1.0,
+            use_peepholes: false,
+            layernorm_per_image: false,
             activation: activation.map(str::to_string),
             activation_func_kwargs: Kwargs::new(),
         };
@@ -84,7 +86,7 @@ impl CellKind {
     }
 }
 
-fn rgc_base(c: usize, cell_depth: usize) -> RgcSpec {
+pub(crate) fn rgc_base(c: usize, cell_depth: usize) -> RgcSpec {
     serde_json::from_value(serde_json::json!({
         "input_in_channels": c, "out_channels": c, "cell_depth": cell_depth
     }))
@@ -179,7 +181,9 @@ fn node(
     NodeSpec {
         name: name.into(),
         shape_from: from.map(|s| s.to_string()),
-        harbor_policy: HarborSpec::ResizeConcat {},
+        harbor_policy: HarborSpec::ResizeConcat {
+            align_corners: false,
+        },
         pre_memory: pre,
         recurrent_cell: cell,
         post_memory: post,

@@ -28,7 +28,10 @@ impl Pair {
     }
 }
 
-/// PyTorch's `padding`: an integer, a pair, `"same"` or `"valid"`.
+/// PyTorch's `padding`: an integer, a pair, `"same"` or `"valid"` — or `"tf_same"`,
+/// TensorFlow's `SAME` (output ⌈H/s⌉, total padding `max((out − 1)·s + d(k − 1) + 1 − H, 0)`,
+/// the smaller half first: for a stride-2 convolution it depends on the input size and differs
+/// from any PyTorch padding), which the convrnns JSON reader writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Padding {
@@ -196,6 +199,10 @@ pub struct ConvSpec {
     pub activation_func_kwargs: Kwargs,
 }
 
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 fn one_usize() -> usize {
     1
 }
@@ -258,8 +265,18 @@ pub struct GatedSpec {
     /// `None`: the cell's own default (VanillaRNN: true; the others: false).
     #[serde(default)]
     pub layernorm: Option<bool>,
+    /// LayerNorm statistics over C, H and W of each image with ε = 1e-12 (convrnns'
+    /// `tf.contrib.layers.layer_norm`) instead of over channels at each pixel with ε = 1e-5
+    /// (PyTorchTNN's `nn.LayerNorm(C)`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub layernorm_per_image: bool,
     #[serde(default = "forget_bias")]
     pub forget_bias: f64,
+    /// LSTM only: convrnns' peepholes (`ConvLSTMCell(use_peepholes=True)`: per-position
+    /// weights `[C, H, W]` from the old cell state into the input, forget and output gates;
+    /// not in PyTorchTNN).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub use_peepholes: bool,
     /// `None` → the cell's default (VanillaRNN ELU, GRU/LSTM Tanh); `"null"` is not allowed
     /// to mean identity here — write `"Identity"`.
     #[serde(default)]
@@ -385,9 +402,14 @@ pub struct RgcSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name")]
 pub enum HarborSpec {
-    /// Resize every input to the node's input size (torchvision `Resize`, bilinear with
-    /// antialiasing), concatenate on channels.
-    ResizeConcat {},
+    /// Resize every input to the node's input size, concatenate on channels. The resize is
+    /// torchvision's `Resize` (bilinear with antialiasing, PyTorchTNN's) or, with
+    /// `align_corners`, TensorFlow's `resize_images(align_corners=True)` (the original
+    /// convrnns harbor; set by the convrnns JSON reader, [`super::tf_json`]).
+    ResizeConcat {
+        #[serde(default, skip_serializing_if = "is_false")]
+        align_corners: bool,
+    },
     /// Concatenate; every input must already have the node's size.
     Identity {},
 }
