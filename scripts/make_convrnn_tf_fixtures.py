@@ -12,7 +12,8 @@ reference is written here in PyTorch from convrnns' code, line by line:
     half before (`tf_same` below);
   - `max_pool` 2 × 2 / 2 SAME (padding after with −∞);
   - `ConvLSTMCell.__call__` (utils/cells.py): `[i, j, f, o] = conv([x, h])`, each through
-    `tf.contrib.layers.layer_norm` (moments over H, W, C; ε = 1e-12; γ, β per channel),
+    `tf.contrib.layers.layer_norm` (moments over H, W, C; γ, β per channel; ε = 1e-5 for
+    TensorFlow's 1e-12, as ventral),
     `c' = c·σ(f + b_f + w_f⊙c) + σ(i + w_i⊙c)·tanh(j)`, `c' = LN(c')`,
     `h' = tanh(c')·σ(o + w_o⊙c)`;
   - biological unrolling (utils/main.py::unroll): every node reads its predecessor's output
@@ -75,7 +76,9 @@ def pool_same(x):
 def tf_ln(x, gamma, beta):
     m = x.mean(dim=(1, 2, 3), keepdim=True)
     v = ((x - m) ** 2).mean(dim=(1, 2, 3), keepdim=True)
-    return (x - m) / torch.sqrt(v + 1e-12) * gamma[None, :, None, None] + beta[None, :, None, None]
+    # TensorFlow's epsilon is 1e-12; ventral uses 1e-5 (see ops::LayerNormC: with 1e-12 the
+    # constant gate maps before the image arrives overflow float32 gradients).
+    return (x - m) / torch.sqrt(v + 1e-5) * gamma[None, :, None, None] + beta[None, :, None, None]
 
 
 # The scaled network: (node, pre conv out, cell out) as lstm_shallow.json ÷ 16 and the npz ÷ 16.

@@ -32,8 +32,15 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A convrnns model JSON as shipped (`zoo/convrnns`, embedded as the presets).
+fn zoo_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("zoo/convrnns")
+        .join(name)
+}
+
 fn read(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(zoo_file(name)).unwrap()).unwrap()
 }
 
 const ZOO: [&str; 16] = [
@@ -59,7 +66,7 @@ const ZOO: [&str; 16] = [
 fn every_convrnns_model_json_translates_with_tensorflows_semantics() {
     for name in ZOO {
         let file = format!("{name}.json");
-        let text = std::fs::read_to_string(fixture(&file)).unwrap();
+        let text = std::fs::read_to_string(zoo_file(&file)).unwrap();
         // The same entry point as PyTorchTNN's JSON (`--model file.json`, `graph = …`).
         let cfg = ConvRnnConfig::from_json(&text, &file).unwrap();
         assert_eq!(cfg.input_shape, [3, 224, 224], "{name}");
@@ -147,44 +154,55 @@ fn every_convrnns_model_json_translates_with_tensorflows_semantics() {
 ///     s += conv(3,cin,pre) + conv(k,pre+out,4*out) + 10*out + 3*hw*hw*out*peep; cin = out
 /// s += conv(2,cin,1000)                                    # 21 126 248
 /// ```
-/// The others have the widths of ventral's presets: their counts are the presets' (less the
-/// intermediate presets' three fixed time constants, which convrnns keeps as non-trainable
-/// variables and the reader as identity memories).
+/// The others have the widths ventral's PyTorchTNN-form builders (`registry::shallow`,
+/// `registry::intermediate`, written from domain notes §3.3) give them: two constructions
+/// agree (less the builder's three fixed time constants in conv1–3 of the intermediate
+/// backbone, which convrnns keeps as non-trainable variables and the reader as identity
+/// memories). The registered presets are the translated files.
 #[test]
 fn sizes_agree_with_tensorflows_variables() {
+    use ventral_models::convrnn::registry::{CellKind, intermediate, shallow};
     let count = |name: &str| {
-        let text = std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap();
+        let text = std::fs::read_to_string(zoo_file(&format!("{name}.json"))).unwrap();
         let cfg = ConvRnnConfig::from_json(&text, &format!("{name}.json")).unwrap();
+        let preset = ventral_models::registry::get(name).unwrap().config;
+        assert_eq!(
+            ventral_models::config::ModelConfig::ConvRnn(cfg.clone()),
+            preset,
+            "{name}: the preset is the file"
+        );
         cfg.estimated_size().0
     };
     assert_eq!(count("simplernn_shallow"), 6_272_872);
     assert_eq!(count("lstm_shallow"), 21_126_248);
-    for name in [
-        "rgc_shallow",
-        "gru_shallow",
-        "timedecay_shallow",
-        "ugrnn_shallow",
-        "intersectionrnn_shallow",
+    for kind in [
+        CellKind::Rgc,
+        CellKind::Gru,
+        CellKind::TimeDecay,
+        CellKind::Ugrnn,
+        CellKind::IntersectionRnn,
     ] {
-        let preset = ventral_models::registry::get(name)
-            .unwrap()
-            .config
-            .estimated_size()
-            .0;
-        assert_eq!(count(name), preset, "{name}");
+        let built = shallow(
+            kind,
+            [64, 128, 256, 256, 512],
+            224,
+            1000,
+            16,
+            Some(12),
+            false,
+        );
+        let name = format!("{}_shallow", kind.prefix());
+        assert_eq!(count(&name), built.estimated_size().0, "{name}");
     }
-    for name in [
-        "gru_intermediate",
-        "ugrnn_intermediate",
-        "lstm_intermediate",
-        "intersectionrnn_intermediate",
+    for kind in [
+        CellKind::Gru,
+        CellKind::Ugrnn,
+        CellKind::Lstm,
+        CellKind::IntersectionRnn,
     ] {
-        let preset = ventral_models::registry::get(name)
-            .unwrap()
-            .config
-            .estimated_size()
-            .0;
-        assert_eq!(count(name) + 3, preset, "{name}");
+        let built = intermediate(kind, [64, 128, 256, 512], 224, 1000, 17, Some(12), false);
+        let name = format!("{}_intermediate", kind.prefix());
+        assert_eq!(count(&name) + 3, built.estimated_size().0, "{name}");
     }
 }
 

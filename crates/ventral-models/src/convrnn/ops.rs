@@ -340,7 +340,10 @@ impl<T> ModuleDisplay for Boxed<T> {}
 
 /// `nn.LayerNorm(C)` applied over channels at every pixel (PyTorchTNN permutes to NHWC), or
 /// with `per_image` TensorFlow's `tf.contrib.layers.layer_norm` as convrnns' cells call it
-/// (statistics over C, H and W of each image, ε = 1e-12; scale and shift per channel).
+/// (statistics over C, H and W of each image; scale and shift per channel) — with ε = 1e-5,
+/// not TensorFlow's 1e-12: before the image reaches a cell its gates are constant maps (their
+/// biases), where a layer norm's input gradient is 1/√ε times the output's, and through the
+/// chain of such steps 10⁶ per norm overflows float32 (NaN gradients in `lstm_shallow`).
 #[derive(Module, Debug)]
 pub struct LayerNormC {
     pub weight: Param<Tensor<1>>,
@@ -365,7 +368,7 @@ impl LayerNormC {
             let mean = |t: Tensor<4>| t.mean_dim(1).mean_dim(2).mean_dim(3);
             let c = x.clone() - mean(x);
             let var = mean(c.clone().powi_scalar(2));
-            c / (var + 1e-12).sqrt()
+            c / (var + 1e-5).sqrt()
         } else {
             let c = x.clone() - x.mean_dim(1);
             let var = c.clone().powi_scalar(2).mean_dim(1);

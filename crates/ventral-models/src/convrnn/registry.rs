@@ -1,7 +1,9 @@
-//! Registered ConvRNNs: the shallow (6 nodes) and intermediate (11 nodes, ResNet-18-like)
-//! backbones of Nayebi et al. with each local cell, `rgc_intermediate` with the architecture
-//! search's median cell and long-range feedback, and CPU-sized variants (64 px, narrow, the
-//! embedded stimuli's 8 classes) that train in minutes.
+//! Registered ConvRNNs: the convrnns zoo itself (its sixteen model JSON files embedded and read
+//! with TensorFlow's semantics: the shallow (6 nodes) and intermediate (11 nodes, ResNet-18-like)
+//! backbones with each local cell, `rgc_intermediate` with the architecture search's median cell
+//! and long-range feedback), feedforward controls of both backbones, and CPU-sized variants
+//! (64 px, narrow, the embedded stimuli's 8 classes; ventral's own, PyTorchTNN semantics) that
+//! train in minutes.
 
 use std::collections::BTreeMap;
 
@@ -497,6 +499,109 @@ pub fn intermediate(
     }
 }
 
+/// The convrnns zoo's model JSON files (neuroailab/convrnns, MIT; `zoo/convrnns/NOTICE.md`),
+/// embedded: the full-size presets are these architectures, read by [`super::tf_json`].
+pub const ZOO: [(&str, &str); 16] = [
+    (
+        "timedecay_shallow",
+        include_str!("../../zoo/convrnns/timedecay_shallow.json"),
+    ),
+    (
+        "simplernn_shallow",
+        include_str!("../../zoo/convrnns/simplernn_shallow.json"),
+    ),
+    (
+        "gru_shallow",
+        include_str!("../../zoo/convrnns/gru_shallow.json"),
+    ),
+    (
+        "lstm_shallow",
+        include_str!("../../zoo/convrnns/lstm_shallow.json"),
+    ),
+    (
+        "ugrnn_shallow",
+        include_str!("../../zoo/convrnns/ugrnn_shallow.json"),
+    ),
+    (
+        "intersectionrnn_shallow",
+        include_str!("../../zoo/convrnns/intersectionrnn_shallow.json"),
+    ),
+    (
+        "rgc_shallow",
+        include_str!("../../zoo/convrnns/rgc_shallow.json"),
+    ),
+    (
+        "timedecay_intermediate",
+        include_str!("../../zoo/convrnns/timedecay_intermediate.json"),
+    ),
+    (
+        "simplernn_intermediate",
+        include_str!("../../zoo/convrnns/simplernn_intermediate.json"),
+    ),
+    (
+        "gru_intermediate",
+        include_str!("../../zoo/convrnns/gru_intermediate.json"),
+    ),
+    (
+        "lstm_intermediate",
+        include_str!("../../zoo/convrnns/lstm_intermediate.json"),
+    ),
+    (
+        "ugrnn_intermediate",
+        include_str!("../../zoo/convrnns/ugrnn_intermediate.json"),
+    ),
+    (
+        "ugrnn_intermediate_t30",
+        include_str!("../../zoo/convrnns/ugrnn_intermediate_t30.json"),
+    ),
+    (
+        "intersectionrnn_intermediate",
+        include_str!("../../zoo/convrnns/intersectionrnn_intermediate.json"),
+    ),
+    (
+        "rgc_intermediate",
+        include_str!("../../zoo/convrnns/rgc_intermediate.json"),
+    ),
+    (
+        "rgc_intermediate_t22",
+        include_str!("../../zoo/convrnns/rgc_intermediate_t22.json"),
+    ),
+];
+
+/// ImageNet top-1 of the zoo's pretrained checkpoints (convrnns README), where it lists one.
+fn zoo_top1(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "timedecay_shallow" => "50.06",
+        "simplernn_shallow" => "61.11",
+        "gru_shallow" => "62.16",
+        "lstm_shallow" => "63.43",
+        "ugrnn_shallow" => "60.82",
+        "intersectionrnn_shallow" => "65.42",
+        "rgc_shallow" => "66.97",
+        "rgc_intermediate" => "73.0",
+        _ => return None,
+    })
+}
+
+/// A zoo architecture, translated (the embedded files are tested to translate).
+pub fn zoo(name: &str) -> Option<ConvRnnConfig> {
+    let (_, text) = ZOO.iter().find(|(n, _)| *n == name)?;
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    super::tf_json::translate(&v, &format!("{name}.json")).ok()
+}
+
+/// The feedforward control of a zoo backbone: `timedecay_*` with every time-decay memory
+/// replaced by the identity (the same convolutions, no recurrence).
+fn zoo_feedforward(backbone: &str) -> ConvRnnConfig {
+    let mut c = zoo(&format!("timedecay_{backbone}")).expect("the embedded zoo translates");
+    for n in &mut c.nodes {
+        if matches!(n.recurrent_cell, CellSpec::TimeDecayRecurrentCell { .. }) {
+            n.recurrent_cell = CellSpec::IdentityCell {};
+        }
+    }
+    c
+}
+
 /// The ConvRNN entries (built once: their names are generated).
 pub fn entries() -> Vec<Entry> {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
@@ -504,27 +609,40 @@ pub fn entries() -> Vec<Entry> {
 }
 
 fn build_entries() -> Vec<Entry> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let mut v = Vec::new();
+    for backbone in ["shallow", "intermediate"] {
+        v.push(Entry {
+            name: leak(format!("ff_{backbone}")),
+            description: leak(format!(
+                "feedforward control of the convrnns {backbone} backbone (timedecay_{backbone}.json without its time constants), 224 px"
+            )),
+            config: ModelConfig::ConvRnn(zoo_feedforward(backbone)),
+        });
+    }
+    for (name, _) in ZOO {
+        let c = zoo(name).expect("the embedded zoo translates");
+        let top1 = zoo_top1(name)
+            .map(|a| format!(", ImageNet top-1 {a}% in the original"))
+            .unwrap_or_default();
+        let off = c
+            .movie
+            .image_off
+            .map_or("the image throughout".to_string(), |o| {
+                format!("image off at {o}")
+            });
+        v.push(Entry {
+            name,
+            description: leak(format!(
+                "convrnns zoo {name}.json (Nayebi et al. 2018/2022; TensorFlow semantics): {} nodes, 224 px, {} steps, {off}, 1000 classes{top1}",
+                c.nodes.len(),
+                c.num_timesteps
+            )),
+            config: ModelConfig::ConvRnn(c),
+        });
+    }
     for kind in CellKind::ALL {
         let p = kind.prefix();
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        v.push(Entry {
-            name: leak(format!("{p}_shallow")),
-            description: leak(format!(
-                "ConvRNN shallow (Nayebi et al. 2018), {p} cells in conv3–5, 224 px, 16 steps, image off at 12, ImageNet classes"
-            )),
-            config: ModelConfig::ConvRnn(shallow(kind, [64, 128, 256, 256, 512], 224, 1000, 16, Some(12), false)),
-        });
-        // rgc_intermediate is the median cell with feedback, below.
-        if kind != CellKind::Rgc {
-            v.push(Entry {
-            name: leak(format!("{p}_intermediate")),
-            description: leak(format!(
-                "ConvRNN intermediate (ResNet-18-like, residual blocks), {p} cells in conv4–10, 224 px, 17 steps, image off at 12"
-            )),
-            config: ModelConfig::ConvRnn(intermediate(kind, [64, 128, 256, 512], 224, 1000, 17, Some(12), false)),
-        });
-        }
         v.push(Entry {
             name: leak(format!("{p}_shallow_cpu")),
             description: leak(format!(
@@ -533,11 +651,6 @@ fn build_entries() -> Vec<Entry> {
             config: ModelConfig::ConvRnn(shallow(kind, [16, 32, 32, 32, 64], 64, 8, 8, Some(6), true)),
         });
     }
-    v.push(Entry {
-        name: "rgc_intermediate",
-        description: "ConvRNN intermediate with the median reciprocal gated cell and long-range feedback (conv8→5, 9→6, 10→7, 7→6, 10→9), 224 px, 17 steps",
-        config: ModelConfig::ConvRnn(intermediate(CellKind::Rgc, [64, 128, 256, 512], 224, 1000, 17, Some(12), true)),
-    });
     v.push(Entry {
         name: "rgc_intermediate_cpu",
         description: "CPU-sized rgc_intermediate: median cell, long-range feedback, 64 px, channels 16/32/32/64, 10 steps (image off at 8), 8 classes",

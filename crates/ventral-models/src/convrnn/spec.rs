@@ -265,9 +265,9 @@ pub struct GatedSpec {
     /// `None`: the cell's own default (VanillaRNN: true; the others: false).
     #[serde(default)]
     pub layernorm: Option<bool>,
-    /// LayerNorm statistics over C, H and W of each image with ε = 1e-12 (convrnns'
-    /// `tf.contrib.layers.layer_norm`) instead of over channels at each pixel with ε = 1e-5
-    /// (PyTorchTNN's `nn.LayerNorm(C)`).
+    /// LayerNorm statistics over C, H and W of each image (convrnns'
+    /// `tf.contrib.layers.layer_norm`, with ε = 1e-5 for its 1e-12: see `ops::LayerNormC`)
+    /// instead of over channels at each pixel (PyTorchTNN's `nn.LayerNorm(C)`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub layernorm_per_image: bool,
     #[serde(default = "forget_bias")]

@@ -20,7 +20,8 @@
 //! What convrnns does and ventral does not (refused with the node and the reason, never run
 //! silently otherwise): dropout with `keep_prob < 1`, batch/group norm in the convolutions,
 //! the harbor's `preproc` and non-resize spatial ops.
-//! Initialisation is ventral's (PyTorch's defaults and the JSON's constant biases), not
+//! Layer norms take ε = 1e-5 for TensorFlow's 1e-12 (`ops::LayerNormC`: 1e-12 overflows the
+//! gradients of the steps before the image arrives). Initialisation is ventral's (PyTorch's defaults and the JSON's constant biases), not
 //! TensorFlow's Xavier / variance scaling; `weight_decay` is the training config's.
 
 use std::collections::BTreeMap;
@@ -742,11 +743,7 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
         let mut c = items_channels(pre, None);
         if cell_layers.contains(name) && kind != CellKind::TimeDecay {
             c = match (kind, n) {
-                (CellKind::Lstm, 6) => LSTM_SHALLOW
-                    .iter()
-                    .find(|l| l.0 == name)
-                    .map(|l| l.5)
-                    .or(c),
+                (CellKind::Lstm, 6) => LSTM_SHALLOW.iter().find(|l| l.0 == name).map(|l| l.5).or(c),
                 (CellKind::Rgc, 11) => c,
                 _ => mem.get("out_depth").and_then(get_usize).or(c),
             };
