@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value_t = 12000)]
     num_images: usize,
     /// Training epochs per network.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Root seed.
     #[arg(long, default_value_t = 0)]
