@@ -100,11 +100,12 @@ pub fn rgc_shallow(c: usize) -> RgcSpec {
     rgc_base(c, c)
 }
 
-/// The median cell of the architecture search (`median_rgcell_cfg.py`): depthwise-separable
-/// 7×7 τ/γ convolutions, 2×2 feedforward, 3×3 input → output, cell depth 64, input → cell and
-/// → output, output residual, ELU input activation, σ τ with a = 0.92193, k = −a and bias
-/// 4.1473 inside the nonlinearity, tanh γ with a = 0.70066, k = −a, bias 2.7765, feedback 1×1
-/// non-separable with identity activation entering at the output.
+/// The median cell of the architecture search (`configs/median_rgcell_cfg.py`, its constants
+/// in full) with `model_func.py`'s feedback overrides: depthwise-separable 7×7 τ/γ
+/// convolutions, 2×2 feedforward, 3×3 input → output, input → cell and → output, output
+/// residual, ELU input activation, σ τ with a = 0.92193…, k = −a and bias 4.1473… inside the
+/// nonlinearity, tanh γ with a = 0.70066…, k = −a, bias 2.7765…, feedback 1×1 non-separable
+/// with identity activation entering at the output. The original's cell depth is 64.
 pub fn rgc_median(c: usize, cell_depth: usize) -> RgcSpec {
     let mut r = rgc_base(c, cell_depth);
     r.tau_filter_size = [7, 7];
@@ -112,21 +113,31 @@ pub fn rgc_median(c: usize, cell_depth: usize) -> RgcSpec {
     r.ff_filter_size = [2, 2];
     r.in_out_filter_size = [3, 3];
     r.feedback_filter_size = [1, 1];
+    r.feedback_depth_separable = false;
+    r.feedback_activation = Some("Identity".into());
+    r.feedback_entry = "out".into();
     r.tau_depth_separable = true;
     r.gate_depth_separable = true;
+    r.ff_depth_separable = false;
+    r.in_out_depth_separable = false;
     r.input_to_cell = true;
     r.input_to_out = true;
+    r.cell_to_out = false;
+    r.cell_residual = false;
     r.out_residual = true;
     r.residual_to_out_gate = false;
+    r.layernorm = false;
     r.input_activation = Some("ELU".into());
+    r.cell_activation = Some("ELU".into());
+    r.out_activation = Some("ELU".into());
     r.tau_nonlinearity = Some("Sigmoid".into());
-    r.tau_offset = 0.92193;
-    r.tau_multiplier = -0.92193;
-    r.tau_bias = 4.1473;
+    r.tau_offset = 0.9219348064291611;
+    r.tau_multiplier = -0.9219348064291611;
+    r.tau_bias = 4.147336708899556;
     r.gate_nonlinearity = Some("Tanh".into());
-    r.gate_offset = 0.70066;
-    r.gate_multiplier = -0.70066;
-    r.gate_bias = 2.7765;
+    r.gate_offset = 0.7006566684988862;
+    r.gate_multiplier = -0.7006566684988862;
+    r.gate_bias = 2.776542926439013;
     r
 }
 

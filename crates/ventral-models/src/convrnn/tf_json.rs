@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::config::{ConvRnnConfig, Decoder, HarborOrder, Movie};
-use super::registry::{CellKind, rgc_base};
+use super::registry::{CellKind, rgc_base, rgc_median};
 use super::spec::{
     CellSpec, ConvSpec, EdgeSpec, GatedSpec, HarborSpec, Kwargs, NodeSpec, OpSpec, Padding, Pair,
     RgcSpec,
@@ -79,43 +79,6 @@ const LSTM_SHALLOW: [(&str, usize, f64, f64, bool, usize); 3] = [
         256,
     ),
 ];
-
-/// The median reciprocal gated cell (`configs/median_rgcell_cfg.py`) with `model_func.py`'s
-/// feedback overrides (1 × 1, not separable, identity activation, entering at the output).
-pub fn rgc_median_exact(c: usize) -> RgcSpec {
-    let mut r = rgc_base(c, 64);
-    r.tau_filter_size = [7, 7];
-    r.gate_filter_size = [7, 7];
-    r.ff_filter_size = [2, 2];
-    r.in_out_filter_size = [3, 3];
-    r.feedback_filter_size = [1, 1];
-    r.feedback_depth_separable = false;
-    r.feedback_activation = Some("Identity".into());
-    r.feedback_entry = "out".into();
-    r.tau_depth_separable = true;
-    r.gate_depth_separable = true;
-    r.ff_depth_separable = false;
-    r.in_out_depth_separable = false;
-    r.input_to_cell = true;
-    r.input_to_out = true;
-    r.cell_to_out = false;
-    r.cell_residual = false;
-    r.out_residual = true;
-    r.residual_to_out_gate = false;
-    r.layernorm = false;
-    r.input_activation = Some("ELU".into());
-    r.cell_activation = Some("ELU".into());
-    r.out_activation = Some("ELU".into());
-    r.tau_nonlinearity = Some("Sigmoid".into());
-    r.tau_offset = 0.9219348064291611;
-    r.tau_multiplier = -0.9219348064291611;
-    r.tau_bias = 4.147336708899556;
-    r.gate_nonlinearity = Some("Tanh".into());
-    r.gate_offset = 0.7006566684988862;
-    r.gate_multiplier = -0.7006566684988862;
-    r.gate_bias = 2.776542926439013;
-    r
-}
 
 struct Reader<'a> {
     origin: &'a str,
@@ -497,7 +460,7 @@ impl Reader<'_> {
                 }
             }
             CellKind::Rgc if n_nodes == 11 => {
-                CellSpec::ReciprocalGatedCell(Box::new(rgc_median_exact(cin)))
+                CellSpec::ReciprocalGatedCell(Box::new(rgc_median(cin, 64)))
             }
             CellKind::Rgc => CellSpec::ReciprocalGatedCell(Box::new(self.rgc(node, mem, cin)?)),
             CellKind::TimeDecay | CellKind::Feedforward => unreachable!("not a cell layer kind"),
