@@ -323,17 +323,21 @@ impl Reader<'_> {
 
 type Map = serde_json::Map<String, Value>;
 
-/// Channels out of a list of operations (`None`: unchanged).
-fn items_channels(items: &[Item], mut c: Option<usize>) -> Option<usize> {
-    for i in items {
-        if let Item::Op(OpSpec::Conv2dCell(s)) = i {
-            c = Some(s.out_channels);
-        }
-        if let Item::Op(OpSpec::FullyConnected { out_channels, .. }) = i {
-            c = Some(*out_channels);
-        }
+/// Channels an operation sets (`None`: it keeps its input's).
+fn sets_channels(op: &OpSpec) -> Option<usize> {
+    match op {
+        OpSpec::Conv2dCell(s) => Some(s.out_channels),
+        OpSpec::FullyConnected { out_channels, .. } => Some(*out_channels),
+        _ => None,
     }
-    c
+}
+
+/// Channels out of a list of operations (`None`: unchanged).
+fn items_channels(items: &[Item], c: Option<usize>) -> Option<usize> {
+    items.iter().fold(c, |c, i| match i {
+        Item::Op(o) => sets_channels(o).or(c),
+        Item::Residual => c,
+    })
 }
 
 /// Folds `[…, op, residual_add, …]` into ventral's `ResidualAdd { op, projection }`; `res` is
@@ -344,8 +348,7 @@ fn fold(items: Vec<Item>, res: usize, cin: usize) -> std::result::Result<OpSpec,
     for i in items {
         match i {
             Item::Op(o) => {
-                c = items_channels(std::slice::from_ref(&Item::Op(o.clone())), Some(c))
-                    .unwrap_or(c);
+                c = sets_channels(&o).unwrap_or(c);
                 ops.push(o);
             }
             Item::Residual => {
