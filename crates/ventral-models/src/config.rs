@@ -203,8 +203,26 @@ pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result
         (None, None) => serde_json::Value::Object(serde_json::Map::new()),
     };
     merge(&mut value, serde_json::Value::Object(table));
-    let cfg: ModelConfig =
+    // A ConvRNN graph has no `num_classes` field: beside a preset or graph it resizes the
+    // readout (ConvRnnConfig::set_num_classes).
+    let classes = match &mut value {
+        serde_json::Value::Object(o)
+            if o.get("kind").and_then(|k| k.as_str()) == Some("convrnn") =>
+        {
+            o.remove("num_classes")
+        }
+        _ => None,
+    };
+    let mut cfg: ModelConfig =
         serde_json::from_value(value).map_err(|e| ModelError::Config(format!("[model]: {e}")))?;
+    if let (Some(n), ModelConfig::ConvRnn(c)) = (classes, &mut cfg) {
+        let n = n.as_u64().ok_or_else(|| {
+            ModelError::Config(format!(
+                "model.num_classes must be a positive integer, got {n}"
+            ))
+        })?;
+        c.set_num_classes(n as usize)?;
+    }
     cfg.validate()?;
     Ok(cfg)
 }

@@ -385,3 +385,29 @@ fn unreadable_convrnns_json_is_refused_with_the_file_and_the_reason() {
         .to_string();
     assert!(e.contains("conv4") && e.contains("preproc"), "{e}");
 }
+
+#[test]
+fn zoo_presets_take_another_number_of_classes_and_input_size() {
+    use ventral_models::config::{ModelConfig, resolve_model};
+    // Shallow (2×2 VALID convolution readout) and intermediate (fully connected readout).
+    for preset in ["gru_shallow", "ugrnn_intermediate"] {
+        let c = resolve_model(
+            json!({"preset": preset, "num_classes": 8, "input_shape": [3, 96, 96]}),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let ModelConfig::ConvRnn(c) = c else { panic!() };
+        assert_eq!(c.num_classes(), 8, "{preset}");
+        let m = ConvRnn::init(&c, &Device::flex(), 0).unwrap();
+        let x = Tensor::<4>::zeros([1, 3, 96, 96], &Device::flex());
+        let out = m.forward_areas(x, false);
+        assert_eq!(out.log_probs.last().unwrap().dims(), [1, 8], "{preset}");
+    }
+    let e = resolve_model(
+        json!({"preset": "gru_shallow", "num_classes": 0}),
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("num_classes"), "{e}");
+}

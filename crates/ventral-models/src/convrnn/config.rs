@@ -207,6 +207,47 @@ impl ConvRnnConfig {
             .unwrap_or(0)
     }
 
+    /// Give the readout `n` classes: the output node's last convolution or fully connected
+    /// layer (searched from the end of its post-memory, then its pre-memory) gets `n` outputs
+    /// — how a zoo architecture (1000 ImageNet classes) is trained on another data set
+    /// (`[model] num_classes = 8` beside `preset` or `graph`).
+    pub fn set_num_classes(&mut self, n: usize) -> Result<()> {
+        fn last(op: &mut OpSpec) -> Option<&mut usize> {
+            match op {
+                OpSpec::Conv2dCell(c) => Some(&mut c.out_channels),
+                OpSpec::FullyConnected { out_channels, .. } => Some(out_channels),
+                OpSpec::Sequential {
+                    list_of_func_kwargs,
+                } => list_of_func_kwargs.iter_mut().rev().find_map(last),
+                _ => None,
+            }
+        }
+        if n == 0 {
+            return Err(ModelError::Config("num_classes must be ≥ 1".into()));
+        }
+        let out = self.output_node.clone();
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|x| x.name == out)
+            .ok_or_else(|| ModelError::Config(format!("output node '{out}' is not a node")))?;
+        if !matches!(node.recurrent_cell, CellSpec::IdentityCell {}) {
+            return Err(ModelError::Config(format!(
+                "num_classes: the output node '{out}' has a recurrent cell; set its width in the graph"
+            )));
+        }
+        let slot = last(&mut node.post_memory)
+            .or_else(|| last(&mut node.pre_memory))
+            .ok_or_else(|| {
+                ModelError::Config(format!(
+                    "num_classes: the output node '{out}' has no convolution or fully connected layer to resize"
+                ))
+            })?;
+        *slot = n;
+        node.out_channels = n;
+        self.validate()
+    }
+
     /// Input side (`input_shape[1]`; the graph is square).
     pub fn image_size(&self) -> usize {
         self.input_shape[1]
