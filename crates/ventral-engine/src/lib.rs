@@ -19,6 +19,19 @@ pub mod simd;
 
 pub use blt::{BltNet, BltSpec, Outputs, Tensors};
 
+/// Run `f` on a worker thread of rayon's global pool, the caller waiting (directly when it is
+/// one already). Every parallel pass inside then starts from a worker: a pass too small to
+/// split (`with_min_len`, one chunk) runs inline instead of being handed from the caller to a
+/// worker and back — a wake-up and a sleep per operation, a cost that shows in ConvRNN steps
+/// of many small tensors. `f` must not wait on other threads that need the pool (with one
+/// rayon thread nothing would be left to run them): give it computation, not I/O.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::join(f, || ()).0
+}
+
 /// Errors of the engine (bad parameters or inputs for a network).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

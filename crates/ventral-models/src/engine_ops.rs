@@ -21,6 +21,8 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+/// The engine's pool runner, for training and inference loops ([`ventral_engine::on_pool`]).
+pub use ventral_engine::on_pool;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -347,11 +347,14 @@ fn record_core(
                     .collect::<Result<_>>()?
             } else {
                 let x = Tensor::<4>::from_data(TensorData::new(x, [count, 3, s, s]), device);
-                let o = if opts.layers.is_empty() {
-                    model.forward(x)
-                } else {
-                    model.forward_areas(x)
-                };
+                // On a pool worker (`on_pool`): small parallel passes run inline.
+                let o = ventral_models::engine_ops::on_pool(|| {
+                    if opts.layers.is_empty() {
+                        model.forward(x)
+                    } else {
+                        model.forward_areas(x)
+                    }
+                });
                 (0..t_steps)
                     .map(|t| {
                         let mut arrays: Vec<Tensor<2>> =

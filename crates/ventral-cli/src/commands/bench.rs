@@ -191,8 +191,10 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
     let model = Model::init_seeded(&cfg, &base, 0)?;
     let t_last = cfg.timesteps() - 1;
+    // As `ventral train` runs them: on a pool worker (`on_pool`).
+    use ventral_models::engine_ops::on_pool;
     let infer = time(a.warmup, a.iters, || {
-        let o = model.forward(x.clone());
+        let o = on_pool(|| model.forward(x.clone()));
         let _: Vec<f32> = o.log_probs[t_last]
             .clone()
             .into_data()
@@ -212,14 +214,16 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
         let Some(m) = model.take() else {
             bail!("no model")
         };
-        let o = m.forward(xa.clone());
-        let lp = o
-            .decoded
-            .clone()
-            .unwrap_or_else(|| o.log_probs[t_last].clone());
-        let loss = lp.gather(1, y.clone().reshape([b, 1])).mean().neg();
-        let _: f32 = loss.clone().into_scalar();
-        let g = loss.backward();
+        let g = on_pool(|| {
+            let o = m.forward(xa.clone());
+            let lp = o
+                .decoded
+                .clone()
+                .unwrap_or_else(|| o.log_probs[t_last].clone());
+            let loss = lp.gather(1, y.clone().reshape([b, 1])).mean().neg();
+            let _: f32 = loss.clone().into_scalar();
+            loss.backward()
+        });
         let m = opt.step(m, &g, 1e-3, 1.0);
         model = Some(m);
         Ok(())

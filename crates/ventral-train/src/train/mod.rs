@@ -420,7 +420,10 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         for b in loader.epoch(epoch, state.batch) {
             let n = b.labels.len();
             let index = b.index;
-            let out = step::forward_backward(&model, b, &weights, native, &device)?;
+            // On a pool worker (`on_pool`): the step's small parallel passes run inline.
+            let out = ventral_models::engine_ops::on_pool(|| {
+                step::forward_backward(&model, b, &weights, native, &device)
+            })?;
             if !out.loss.is_finite() || !out.grad_norm.is_finite() {
                 return Err(TrainError::Diverged(format!(
                     "epoch {epoch}, batch {index}: loss {}, gradient norm {}; the last good checkpoint is kept in {}",

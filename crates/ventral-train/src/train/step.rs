@@ -187,7 +187,8 @@ pub(super) fn evaluate(
         }
         let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
-        let out = model.forward(x);
+        // On a pool worker (`on_pool`): small parallel passes run inline.
+        let out = ventral_models::engine_ops::on_pool(|| model.forward(x));
         for t in 0..t_steps {
             let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
             let lv: f32 = l.into_scalar();
