@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+mod exact;
 pub mod optim;
 pub mod plots;
 pub mod record;

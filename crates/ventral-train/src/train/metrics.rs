@@ -94,7 +94,9 @@ pub struct DecoderRow {
     pub epoch: usize,
     pub split: String,
     pub decoder: String,
+    #[serde(with = "crate::exact")]
     pub loss: f64,
+    #[serde(with = "crate::exact")]
     pub accuracy: f64,
 }
 

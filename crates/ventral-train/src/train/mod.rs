@@ -103,7 +103,9 @@ pub struct MetricRow {
     pub epoch: usize,
     pub timestep: usize,
     pub split: String,
+    #[serde(with = "crate::exact")]
     pub loss: f64,
+    #[serde(with = "crate::exact")]
     pub accuracy: f64,
 }
 
@@ -116,6 +118,7 @@ pub(crate) struct LoopState {
     batch: usize,
     global_step: usize,
     /// Running sums of the epoch in progress: loss and correct per step, images seen.
+    #[serde(with = "crate::exact::vec")]
     loss_sum: Vec<f64>,
     correct: Vec<u64>,
     seen: u64,
