@@ -476,12 +476,8 @@ impl Reader<'_> {
         let cell_depth = mem.get("cell_depth").and_then(get_usize).unwrap_or(out);
         let mut r = rgc_base(cin, cell_depth);
         r.out_channels = out;
-        // convrnns' class defaults (cells.py::ReciprocalGateCell.__init__), where ventral's
-        // own (PyTorchTNN's) differ.
-        r.tau_nonlinearity = Some("Tanh".into());
-        r.gate_nonlinearity = Some("Tanh".into());
-        r.input_to_cell = false;
-        r.residual_to_out_gate = false;
+        // Every key below takes convrnns' class default (cells.py::ReciprocalGateCell.__init__:
+        // tanh gates, no input → cell, no residual → output gate) where the file omits it.
         let size = |k: &str, d: [usize; 2]| mem.get(k).and_then(pair_of).unwrap_or(d);
         r.tau_filter_size = size("tau_filter_size", [3, 3]);
         r.gate_filter_size = size("gate_filter_size", [3, 3]);
