@@ -6,7 +6,9 @@
 # Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
 # train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
 # model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit to OUT.csv
-# (default bench_blt.csv). GRID_T, GRID_B, MODELS override the grid. Needs a Python with torch
+# (default bench_blt.csv); mode `infer_winograd` is the opt-in Winograd inference path
+# (`ventral record --winograd`) against the same PyTorch inference. GRID_T, GRID_B, MODELS
+# override the grid. Needs a Python with torch
 # (the PyPI wheel is the CUDA build, ~3 GB; only its CPU path is used). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ for T in $GRID_T; do
    for M in ${MODELS//,/ }; do
     PROFILE=""
     [ "$T" = "4" ] && [ "$B" = "16" ] && PROFILE="--profile"
-    R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --json)
+    R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --winograd --json)
     P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
     "$PY" - "$R" "$P" "$OUT" "$COMMIT" <<'PYEOF'
 import json, sys
@@ -44,6 +46,12 @@ with open(out, "a") as f:
             a, b = r[m][f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
             print(f"{m:<11} {mode:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}")
             f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
+        w = r[m].get("winograd")
+        if w:
+            # Opt-in inference path (`record --winograd`): against the same PyTorch run.
+            a, b = w["infer_images_per_s"], p[m]["infer_images_per_s"]
+            print(f"{m:<11} {'infer_winograd':<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)")
+            f.write(f"{m},infer_winograd,{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
         if "profile" in r[m]:
             print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
             for row in r[m]["profile"]:

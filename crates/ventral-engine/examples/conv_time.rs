@@ -68,12 +68,46 @@ fn main() {
             g.backward_weight(&x, &dy, b, &mut dw, &mut s);
             best[2] = best[2].min(t.elapsed().as_secs_f64());
         }
+        // Winograd F(2×2, 3×3) forward where it applies, timed in the same run.
+        let mut wino = f64::MAX;
+        let f = if std::env::var_os("WINO_F2").is_some() {
+            ventral_engine::winograd::F2
+        } else {
+            ventral_engine::winograd::F4
+        };
+        if f.applies(&g) {
+            let mut u = Vec::new();
+            f.weights(&w, g.co, g.ci, &mut u);
+            ventral_engine::winograd::forward(&f, &g, &u, &x, b, &mut y, false, &mut s);
+            if std::env::var_os("WINO_PROFILE").is_some() {
+                ventral_engine::profile::enable(true);
+            }
+            for _ in 0..20 {
+                let t = Instant::now();
+                ventral_engine::winograd::forward(&f, &g, &u, &x, b, &mut y, false, &mut s);
+                wino = wino.min(t.elapsed().as_secs_f64());
+            }
+            if std::env::var_os("WINO_PROFILE").is_some() {
+                let t: Vec<String> = ventral_engine::profile::totals()
+                    .iter()
+                    .filter(|(_, s)| *s > 0.0)
+                    .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3 / 20.0))
+                    .collect();
+                println!("  winograd per call: {}", t.join(", "));
+                ventral_engine::profile::enable(false);
+            }
+        }
         println!(
-            "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {})",
+            "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {}){}",
             best[0] * 1e3,
             best[1] * 1e3,
             best[2] * 1e3,
-            g.uses_direct()
+            g.uses_direct(),
+            if wino < f64::MAX {
+                format!(", winograd F({}) fwd {:.2} ms", f.m, wino * 1e3)
+            } else {
+                String::new()
+            }
         );
     }
 }

@@ -63,17 +63,17 @@ const WGRAD_SPLIT: usize = 4;
 #[derive(Debug, Default)]
 pub struct Scratch {
     /// Unfolded inputs, one per chunk processed at once.
-    cols: Vec<Vec<f32>>,
+    pub(crate) cols: Vec<Vec<f32>>,
     /// Partial weight gradients, one per chunk processed at once.
     parts: Vec<Vec<f32>>,
     /// Zero-padded input of a direct convolution.
-    pad: Vec<f32>,
+    pub(crate) pad: Vec<f32>,
     /// Flipped, transposed weights of a direct input gradient.
-    wt: Vec<f32>,
+    pub(crate) wt: Vec<f32>,
 }
 
 impl Scratch {
-    fn grow(&mut self, n: usize) {
+    pub(crate) fn grow(&mut self, n: usize) {
         while self.cols.len() < n {
             self.cols.push(Vec::new());
         }

@@ -85,6 +85,17 @@ impl<'a> MatMut<'a> {
 /// On mismatched shapes or a view outside its slice (engine bugs, never user data: shapes are
 /// checked when a network is built).
 pub fn gemm(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+    gemm_on(dst, accumulate, a, b, rayon::current_num_threads() > 1)
+}
+
+/// [`gemm`] on the calling thread only: for many independent products run in parallel by the
+/// caller. The same sums in the same order as [`gemm`] (the crate's per-element order does not
+/// depend on its parallelism).
+pub fn gemm_serial(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+    gemm_on(dst, accumulate, a, b, false)
+}
+
+fn gemm_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, parallel: bool) {
     assert!(
         dst.rows == a.rows && dst.cols == b.cols && a.cols == b.rows,
         "gemm shapes: dst {}x{}, a {}x{}, b {}x{}",
@@ -112,7 +123,7 @@ pub fn gemm(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
         }
         return;
     }
-    let par = if rayon::current_num_threads() > 1 {
+    let par = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

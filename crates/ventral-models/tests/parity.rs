@@ -270,6 +270,25 @@ fn native_engine_matches_pytorch_reference() {
         println!("[engine] t={t}: log_probs max abs diff {e_lp:.2e}, representations {e_rep:.2e}");
         assert!(e_lp <= 1e-4 && e_rep <= 1e-4, "t={t}: {e_lp} {e_rep}");
     }
+    // Inference with Winograd F(4×4, 3×3) (opt-in): the same outputs within the same bound.
+    let mut wnet =
+        ventral_models::fast::BltNet::new(&ventral_models::fast::spec(&cfg), &p).unwrap();
+    wnet.set_winograd(true);
+    let wout = wnet.forward(&x, n, false).unwrap();
+    for t in 0..4 {
+        let e_lp = max_abs(&wout.log_probs[t], &ref_lp[t * n * c..(t + 1) * n * c]);
+        let e_rep = max_abs(
+            &wout.representations[t],
+            &ref_rep[t * n * d..(t + 1) * n * d],
+        );
+        println!(
+            "[winograd] t={t}: log_probs max abs diff {e_lp:.2e}, representations {e_rep:.2e}"
+        );
+        assert!(
+            e_lp <= 1e-4 && e_rep <= 1e-4,
+            "winograd t={t}: {e_lp} {e_rep}"
+        );
+    }
     let loss: f64 = nll.iter().sum();
     let (_, lref) = st.f32("loss").unwrap();
     let rel = ((loss - lref[0] as f64) / lref[0] as f64).abs();

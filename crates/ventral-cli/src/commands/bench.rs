@@ -47,6 +47,12 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also time native-engine inference with its 3 × 3 stride-1 convolutions by Winograd
+    /// F(4 × 4, 3 × 3) (`infer_winograd_*` in the JSON; what `--winograd` gives `evaluate`
+    /// and `record`), beside the default exact path, and report the largest difference of
+    /// the two passes' log-probabilities.
+    #[arg(long)]
+    winograd: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -81,14 +87,37 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
     let labels: Vec<usize> = (0..b).map(|i| i % cfg.num_classes).collect();
     // Inference.
     let model = params::init_reference(Blt::init(cfg, &base)?, 0);
+    let mut winograd = serde_json::Value::Null;
     let infer = if native {
         let p = fast::parameters(&model);
-        let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
-        time(a.warmup, a.iters, || {
+        let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        let t = time(a.warmup, a.iters, || {
             let o = net.forward(&xv, b, false)?;
             std::hint::black_box(&o.log_probs[cfg.timesteps - 1]);
             Ok(())
-        })?
+        })?;
+        if a.winograd {
+            let exact = net.forward(&xv, b, false)?;
+            net.set_winograd(true);
+            let tw = time(a.warmup, a.iters, || {
+                let o = net.forward(&xv, b, false)?;
+                std::hint::black_box(&o.log_probs[cfg.timesteps - 1]);
+                Ok(())
+            })?;
+            let fast_out = net.forward(&xv, b, false)?;
+            let diff = exact
+                .log_probs
+                .iter()
+                .flatten()
+                .zip(fast_out.log_probs.iter().flatten())
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            winograd = json!({
+                "infer_s_per_batch": tw,
+                "infer_images_per_s": b as f64 / tw,
+                "log_probs_max_abs_diff": diff,
+            });
+        }
+        t
     } else {
         time(a.warmup, a.iters, || {
             let o = model.forward(x.clone());
@@ -172,6 +201,7 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
         "infer_images_per_s": b as f64 / infer,
         "infer_gflops": 2.0 * macs as f64 * b as f64 / infer / 1e9,
         "train_gflops": 6.0 * macs as f64 * b as f64 / train / 1e9,
+        "winograd": winograd,
     }))
 }
 
@@ -558,6 +588,16 @@ pub fn run(a: Args) -> Result<()> {
                 f("infer_gflops"),
                 r["parameters"]
             );
+            if r["winograd"].is_object() {
+                let w = &r["winograd"];
+                println!(
+                    "  inference with Winograd F(4x4, 3x3): {:.2} images/s ({:.3} s/batch, {:.2}x the exact path); log-probabilities differ by at most {:.2e}",
+                    w["infer_images_per_s"].as_f64().unwrap_or(0.0),
+                    w["infer_s_per_batch"].as_f64().unwrap_or(0.0),
+                    w["infer_images_per_s"].as_f64().unwrap_or(0.0) / f("infer_images_per_s"),
+                    w["log_probs_max_abs_diff"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
             if let Some(rows) = r["profile"].as_array() {
                 println!(
                     "  {:<4} {:<10} {:>12} {:>12} {:>12}  (GFLOP/s)",

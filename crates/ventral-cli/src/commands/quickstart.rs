@@ -144,6 +144,8 @@ pub fn run(a: Args) -> Result<()> {
                 batch_size: 120,
                 device: "cpu".into(),
                 engine: "auto".into(),
+                // The quickstart's recordings stay on the exact path.
+                winograd: false,
             })?;
         }
     }

@@ -1,0 +1,447 @@
+//! Winograd F(m × m, 3 × 3) forward convolution (Lavin & Gray 2016), m = 2 or 4, for 3 × 3,
+//! stride-1, padding-1 convolutions on maps whose sides are multiples of m — the lateral and
+//! bottom-up convolutions of the BLT networks — in the engine's `[C][B][H][W]` layout.
+//!
+//! Every m × m block of outputs is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` of its n × n input tile `d`
+//! (n = m + 2): n² multiplies per input channel instead of 9·m², so the products — n² GEMMs
+//! `M[ξ] = U[ξ] · V[ξ]` over (output channel × input channel × tile) — are 2.25× (m = 2) or 4×
+//! (m = 4) fewer multiply-adds than the direct convolution's. The same mathematics; the
+//! float32 rounding is another (the transforms combine tile values before the products, with
+//! coefficients up to 8 for m = 4): the tests measure it against a float64 convolution beside
+//! the direct path's. Opt-in (`BltNet::set_winograd`, `--winograd`): ventral's default
+//! forward stays the direct/GEMM path, whose sums the kill/resume and parity tests pin.
+//!
+//! The input is padded into its m × m phases ([`phases`]), so that element `(i, j)` of tile
+//! `(ty, tx)` is element `(ty + i/m, tx + j/m)` of phase `(i mod m, j mod m)`: the transforms
+//! run over whole rows of tiles with contiguous loads. Transformed inputs are laid out
+//! `[channel][ξ][tile]` (each channel's transform one contiguous task), products `[ξ][Co][tile]`
+//! (each of the n² GEMMs one contiguous task, the GEMMs run in parallel).
+
+use rayon::prelude::*;
+
+use crate::conv::{Conv, Scratch, ensure};
+use crate::kernel::phases;
+use crate::mat::{MatMut, MatRef, gemm_serial};
+use crate::profile::{Op, scope};
+
+/// Bytes the transformed inputs and products of one chunk of images may use.
+const CHUNK_BUDGET: usize = 8 << 20;
+
+/// The transform matrices of F(m × m, 3 × 3), row-major: `bt` n × n, `g` n × 3, `at` m × n.
+#[derive(Debug, Clone, Copy)]
+pub struct Tiles {
+    /// Outputs per tile side.
+    pub m: usize,
+    bt: &'static [f32],
+    g: &'static [f32],
+    at: &'static [f32],
+}
+
+/// F(2 × 2, 3 × 3): points 0, ±1, ∞.
+pub const F2: Tiles = Tiles {
+    m: 2,
+    #[rustfmt::skip]
+    bt: &[
+        1.0, 0.0, -1.0, 0.0,
+        0.0, 1.0, 1.0, 0.0,
+        0.0, -1.0, 1.0, 0.0,
+        0.0, 1.0, 0.0, -1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        1.0, 0.0, 0.0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, -1.0,
+    ],
+};
+
+/// F(4 × 4, 3 × 3): points 0, ±1, ±2, ∞ (Lavin & Gray's matrices).
+pub const F4: Tiles = Tiles {
+    m: 4,
+    #[rustfmt::skip]
+    bt: &[
+        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        0.25, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+        0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
+    ],
+};
+
+impl Tiles {
+    /// Input tile side.
+    pub fn n(&self) -> usize {
+        self.m + 2
+    }
+
+    /// Whether [`forward`] computes this convolution with these tiles: 3 × 3, stride 1,
+    /// padding 1, output = input size, both sides multiples of m.
+    pub fn applies(&self, g: &Conv) -> bool {
+        g.k == 3
+            && g.stride == 1
+            && g.pad == 1
+            && g.hi == g.ho
+            && g.wi == g.wo
+            && g.hi.is_multiple_of(self.m)
+            && g.wi.is_multiple_of(self.m)
+            && g.hi >= self.m
+            && g.wi >= self.m
+    }
+
+    /// The transformed weights `U[co][ξ][ci] = (G g Gᵀ)[ξ]` of every 3 × 3 kernel
+    /// `g = w[co][ci]` (`ξ = n·a + b`), what [`forward`] takes: compute them once per set of
+    /// weights (a network's weights do not change over its time steps).
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, 3, 3]`; `u`: `[Co][n²][Ci]`, resized here.
+    pub fn weights(&self, w: &[f32], co: usize, ci: usize, u: &mut Vec<f32>) {
+        let n = self.n();
+        let nn = n * n;
+        assert_eq!(
+            w.len(),
+            co * ci * 9,
+            "winograd weights: {co} × {ci} × 3 × 3"
+        );
+        let _p = scope(Op::Im2col);
+        ensure(u, co * nn * ci);
+        u[..co * nn * ci]
+            .par_chunks_mut(nn * ci)
+            .enumerate()
+            .for_each(|(o, uo)| {
+                for c in 0..ci {
+                    let k = &w[(o * ci + c) * 9..(o * ci + c) * 9 + 9];
+                    // G g (n × 3), then (G g) Gᵀ (n × n).
+                    let mut gg = [0.0f32; 18];
+                    for a in 0..n {
+                        for j in 0..3 {
+                            let g = &self.g[a * 3..a * 3 + 3];
+                            gg[a * 3 + j] = g[0] * k[j] + g[1] * k[3 + j] + g[2] * k[6 + j];
+                        }
+                    }
+                    for a in 0..n {
+                        let r = &gg[a * 3..a * 3 + 3];
+                        for b in 0..n {
+                            let g = &self.g[b * 3..b * 3 + 3];
+                            uo[(a * n + b) * ci + c] = r[0] * g[0] + r[1] * g[1] + r[2] * g[2];
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// `dst = Σ_i coef[i] · src[i]` over the nonzero coefficients, elementwise (fixed order).
+#[inline(always)]
+fn combine(dst: &mut [f32], coef: &[f32], src: &[&[f32]]) {
+    let mut first = true;
+    for (&c, s) in coef.iter().zip(src) {
+        if c == 0.0 {
+            continue;
+        }
+        if first {
+            dst.iter_mut().zip(*s).for_each(|(d, v)| *d = c * v);
+            first = false;
+        } else {
+            dst.iter_mut().zip(*s).for_each(|(d, v)| *d += c * v);
+        }
+    }
+    if first {
+        dst.fill(0.0);
+    }
+}
+
+/// `y = conv(x)` (`accumulate`: `y +=`) by Winograd F(m × m, 3 × 3) with the weights
+/// transformed by [`Tiles::weights`]; `g` must satisfy [`Tiles::applies`].
+///
+/// # Shapes
+/// - `u`: `[Co][n²][Ci]`; `x`: `[Ci][B][H][W]`; `y`: `[Co][B][H][W]`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    f: &Tiles,
+    g: &Conv,
+    u: &[f32],
+    x: &[f32],
+    batch: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    scratch: &mut Scratch,
+) {
+    assert!(f.applies(g), "winograd::forward F({}) on {g:?}", f.m);
+    let (m, n) = (f.m, f.n());
+    let nn = n * n;
+    let (ci, co, h, wd) = (g.ci, g.co, g.hi, g.wi);
+    let (th, tw) = (h / m, wd / m);
+    let per_image = th * tw;
+    let (hq, wq) = {
+        let _p = scope(Op::Im2col);
+        assert!(
+            u.len() >= co * nn * ci,
+            "winograd::forward: transformed weights"
+        );
+        phases(x, (ci, batch), (h, wd), 1, m, &mut scratch.pad)
+    };
+    let plane = hq * wq;
+    let nb = (CHUNK_BUDGET / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
+    scratch.grow(2);
+    for b0 in (0..batch).step_by(nb) {
+        let b1 = (b0 + nb).min(batch);
+        let p = (b1 - b0) * per_image;
+        let (vs, ms) = scratch.cols.split_at_mut(1);
+        let (v, mm) = (&mut vs[0], &mut ms[0]);
+        ensure(v, nn * ci * p);
+        ensure(mm, nn * co * p);
+        let pad = &scratch.pad;
+        {
+            let _p = scope(Op::Im2col);
+            // V[c][ξ][tile]: one task per input channel. The tiles' elements are first
+            // gathered into `n²` rows of all `p` tiles (copies of whole tile rows), so that
+            // the transform runs over long rows whatever the map size.
+            v[..nn * ci * p]
+                .par_chunks_mut(nn * p)
+                .with_min_len(crate::min_items(nn * p))
+                .enumerate()
+                .for_each_init(
+                    || (Vec::new(), Vec::new()),
+                    |(db, rb), (c, vc)| {
+                        db.resize(nn * p, 0.0);
+                        rb.resize(n * p, 0.0);
+                        crate::simd::run(
+                            #[inline(always)]
+                            || {
+                                for i in 0..n {
+                                    for j in 0..n {
+                                        let q = (i % m) * m + j % m;
+                                        let dst = &mut db[(i * n + j) * p..(i * n + j + 1) * p];
+                                        for b in b0..b1 {
+                                            let off = ((c * m * m + q) * batch + b) * plane;
+                                            let ph = &pad[off..off + plane];
+                                            for ty in 0..th {
+                                                let o = (ty + i / m) * wq + j / m;
+                                                let t = (b - b0) * per_image + ty * tw;
+                                                dst[t..t + tw].copy_from_slice(&ph[o..o + tw]);
+                                            }
+                                        }
+                                    }
+                                }
+                                let db: &[f32] = db;
+                                for a in 0..n {
+                                    // Row a of Bᵀ d, for every column j.
+                                    let coef = &f.bt[a * n..(a + 1) * n];
+                                    for j in 0..n {
+                                        let src = rows(db, p, n, |i| i * n + j);
+                                        combine(&mut rb[j * p..(j + 1) * p], coef, &src[..n]);
+                                    }
+                                    // · B: element (a, bb) = Σ_j r[j] · Bᵀ[bb][j].
+                                    let src = rows(rb, p, n, |j| j);
+                                    for bb in 0..n {
+                                        let o = (a * n + bb) * p;
+                                        let coef = &f.bt[bb * n..(bb + 1) * n];
+                                        combine(&mut vc[o..o + p], coef, &src[..n]);
+                                    }
+                                }
+                            },
+                        )
+                    },
+                );
+        }
+        {
+            let _p = scope(Op::Gemm);
+            // M[ξ] = U[ξ] · V[·][ξ][·] (rows of V n²·p apart): n² products, in parallel.
+            let v = &*v;
+            mm[..nn * co * p]
+                .par_chunks_mut(co * p)
+                .enumerate()
+                .for_each(|(xi, mx)| {
+                    let vx = MatRef {
+                        data: v,
+                        off: xi * p,
+                        rows: ci,
+                        cols: p,
+                        rs: nn * p,
+                        cs: 1,
+                    };
+                    let ux = MatRef {
+                        data: u,
+                        off: xi * ci,
+                        rows: co,
+                        cols: ci,
+                        rs: nn * ci,
+                        cs: 1,
+                    };
+                    gemm_serial(MatMut::rm(mx, 0, co, p), false, ux, vx);
+                });
+        }
+        let _p = scope(Op::Col2im);
+        let mm = &*mm;
+        let hw = h * wd;
+        y.par_chunks_mut(batch * hw)
+            .with_min_len(crate::min_items(batch * hw))
+            .enumerate()
+            .for_each_init(Vec::new, |sb, (o, yo)| {
+                sb.resize((n + m) * p, 0.0);
+                crate::simd::run(
+                    #[inline(always)]
+                    || {
+                        let (s, yb) = sb.split_at_mut(n * p);
+                        for a in 0..m {
+                            // Row a of Aᵀ M, for every column j, over all tiles.
+                            let coef = &f.at[a * n..(a + 1) * n];
+                            for j in 0..n {
+                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
+                                combine(&mut s[j * p..(j + 1) * p], coef, &src[..n]);
+                            }
+                            let src = rows(s, p, n, |j| j);
+                            for bb in 0..m {
+                                let coef = &f.at[bb * n..(bb + 1) * n];
+                                combine(&mut yb[bb * p..(bb + 1) * p], coef, &src[..n]);
+                            }
+                            // Output (m·ty + a, m·tx + bb) of every tile.
+                            for b in b0..b1 {
+                                let yimg = &mut yo[b * hw..(b + 1) * hw];
+                                for ty in 0..th {
+                                    let t = (b - b0) * per_image + ty * tw;
+                                    let yr = &mut yimg[(m * ty + a) * wd..(m * ty + a + 1) * wd];
+                                    for bb in 0..m {
+                                        let src = &yb[bb * p + t..bb * p + t + tw];
+                                        let dst = yr[bb..].iter_mut().step_by(m);
+                                        if accumulate {
+                                            dst.zip(src).for_each(|(d, v)| *d += v);
+                                        } else {
+                                            dst.zip(src).for_each(|(d, v)| *d = *v);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                )
+            });
+    }
+}
+
+/// Rows `idx(0..k)` of a buffer of rows `len` long (k ≤ 6), as an array of slices.
+#[inline(always)]
+fn rows(buf: &[f32], len: usize, k: usize, idx: impl Fn(usize) -> usize) -> [&[f32]; 6] {
+    std::array::from_fn(|i| {
+        if i < k {
+            let r = idx(i);
+            &buf[r * len..(r + 1) * len]
+        } else {
+            &[][..]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Float64 convolution, `[C][B][H][W]` layout, padding 1.
+    fn reference(g: &Conv, w: &[f32], x: &[f32], batch: usize) -> Vec<f64> {
+        let (h, wd) = (g.hi, g.wi);
+        let mut y = vec![0.0f64; g.co * batch * h * wd];
+        for o in 0..g.co {
+            for b in 0..batch {
+                for i in 0..h {
+                    for j in 0..wd {
+                        let mut s = 0.0f64;
+                        for c in 0..g.ci {
+                            for kh in 0..3 {
+                                for kw in 0..3 {
+                                    let (r, q) = (i + kh, j + kw);
+                                    if r < 1 || q < 1 || r > h || q > wd {
+                                        continue;
+                                    }
+                                    let xv = x[((c * batch + b) * h + r - 1) * wd + q - 1];
+                                    s += w[((o * g.ci + c) * 3 + kh) * 3 + kw] as f64 * xv as f64;
+                                }
+                            }
+                        }
+                        y[((o * batch + b) * h + i) * wd + j] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn rel(a: &[f32], r: &[f64]) -> f64 {
+        let num: f64 = a.iter().zip(r).map(|(a, r)| (*a as f64 - r).powi(2)).sum();
+        let den: f64 = r.iter().map(|r| r * r).sum();
+        (num / den.max(1e-300)).sqrt()
+    }
+
+    #[test]
+    fn matches_a_float64_convolution_and_the_direct_path() {
+        // Odd channel counts, batch 1, non-square maps, accumulation.
+        for &(ci, co, h, wd, batch) in &[
+            (1, 1, 2, 2, 1),
+            (3, 5, 4, 6, 2),
+            (17, 9, 8, 8, 3),
+            (8, 33, 10, 4, 1),
+            (64, 48, 16, 16, 2),
+            (5, 7, 12, 8, 2),
+            (128, 64, 8, 8, 1),
+        ] {
+            let g = Conv::new(ci, co, 3, 1, 1, h, wd);
+            let x: Vec<f32> = (0..ci * batch * h * wd)
+                .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let w: Vec<f32> = (0..co * ci * 9)
+                .map(|i| ((i * 104_729 % 997) as f32 / 498.5 - 1.0) / (ci as f32 * 3.0))
+                .collect();
+            let r = reference(&g, &w, &x, batch);
+            let mut yd = vec![0.0f32; r.len()];
+            g.forward(&w, &x, batch, &mut yd, false, &mut Scratch::default());
+            let ed = rel(&yd, &r);
+            for (f, bound) in [(F2, 1e-6), (F4, 1e-5)] {
+                if !f.applies(&g) {
+                    continue;
+                }
+                let mut s = Scratch::default();
+                let mut y = vec![f32::NAN; r.len()];
+                let mut u = Vec::new();
+                f.weights(&w, co, ci, &mut u);
+                forward(&f, &g, &u, &x, batch, &mut y, false, &mut s);
+                let ew = rel(&y, &r);
+                println!(
+                    "F({}) {ci}->{co} {h}x{wd} b{batch}: winograd {ew:.2e}, direct {ed:.2e}",
+                    f.m
+                );
+                assert!(ew < bound, "F({}): {ew}", f.m);
+                let mut y2: Vec<f32> = vec![1.0; r.len()];
+                forward(&f, &g, &u, &x, batch, &mut y2, true, &mut s);
+                let shifted: Vec<f64> = r.iter().map(|v| v + 1.0).collect();
+                assert!(rel(&y2, &shifted) < bound);
+            }
+        }
+        assert!(!F2.applies(&Conv::new(3, 3, 3, 1, 1, 5, 4)));
+        assert!(!F4.applies(&Conv::new(3, 3, 3, 1, 1, 8, 6)));
+        assert!(F2.applies(&Conv::new(3, 3, 3, 1, 1, 8, 6)));
+        assert!(!F2.applies(&Conv::new(3, 3, 3, 2, 1, 8, 8)));
+        assert!(!F4.applies(&Conv::new(3, 3, 5, 1, 2, 8, 8)));
+    }
+}
