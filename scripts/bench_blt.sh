@@ -6,10 +6,10 @@
 # Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
 # train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
 # model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit to OUT.csv
-# (default bench_blt.csv); mode `infer_winograd` is the opt-in Winograd inference path
-# (`ventral record --winograd`) against the same PyTorch inference. GRID_T, GRID_B, MODELS
-# override the grid. Needs a Python with torch
-# (the PyPI wheel is the CUDA build, ~3 GB; only its CPU path is used). Run on a quiet machine.
+# (default bench_blt.csv); modes `train_winograd` and `infer_winograd` are the opt-in Winograd
+# paths (`train.winograd = true`, `ventral record --winograd`) against the same PyTorch run.
+# GRID_T, GRID_B, MODELS override the grid. Needs a Python with torch (the PyPI wheel is the
+# CUDA build, ~3 GB; only its CPU path is used). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -47,11 +47,15 @@ with open(out, "a") as f:
             print(f"{m:<11} {mode:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}")
             f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
         w = r[m].get("winograd")
-        if w:
-            # Opt-in inference path (`record --winograd`): against the same PyTorch run.
-            a, b = w["infer_images_per_s"], p[m]["infer_images_per_s"]
-            print(f"{m:<11} {'infer_winograd':<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)")
-            f.write(f"{m},infer_winograd,{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
+        for mode in ("train", "infer"):
+            # Opt-in Winograd paths (`train.winograd`, `record --winograd`) against the same
+            # PyTorch run.
+            if not w or f"{mode}_images_per_s" not in w:
+                continue
+            a, b = w[f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
+            note = f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)" if mode == "infer" else ""
+            print(f"{m:<11} {mode + '_winograd':<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}{note}")
+            f.write(f"{m},{mode}_winograd,{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
         if "profile" in r[m]:
             print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
             for row in r[m]["profile"]:

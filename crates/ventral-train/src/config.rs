@@ -199,6 +199,12 @@ pub struct TrainConfig {
     /// `burn`. Both give the same mathematics; see docs/performance.md.
     #[serde(default = "auto")]
     pub engine: String,
+    /// On the native engine, compute the 3 × 3 stride-1 convolutions' forwards and input
+    /// gradients by Winograd F(4 × 4, 3 × 3) (`ventral_engine::winograd`): fewer
+    /// multiply-adds, another float32 rounding (held to the float32 parity bounds against
+    /// PyTorch in `tests/parity.rs`). Weight gradients and validation stay exact. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub winograd: bool,
     /// The SGD limiting-dynamics tracker (`crate::sgd_dynamics`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sgd_dynamics: Option<crate::sgd_dynamics::SgdDynamicsConfig>,
@@ -314,6 +320,12 @@ impl TrainFile {
                     "train.engine '{other}' is not auto, native or burn"
                 ));
             }
+        }
+        if t.winograd && !self.native_engine() {
+            return Err(
+                "train.winograd = true needs the native engine (a BLT model on device \"cpu\", engine auto or native)"
+                    .into(),
+            );
         }
         if let Some(d) = &t.sgd_dynamics {
             if d.every == 0 {
@@ -553,6 +565,18 @@ seed = 1
         if let Err(e) = TrainFile::parse(TOML, &ok, "t.toml") {
             panic!("{e}");
         }
+    }
+
+    /// `train.winograd` loads on the native engine and is refused, naming the key, on burn.
+    #[test]
+    fn winograd_needs_the_native_engine() {
+        let on = |extra: &str| {
+            let v = vec!["train.winograd=true".to_string(), extra.to_string()];
+            TrainFile::parse(TOML, &v, "t.toml").map_err(|e| e.to_string())
+        };
+        assert!(on("train.engine=auto").unwrap().train.winograd);
+        let e = on("train.engine=burn").unwrap_err();
+        assert!(e.contains("train.winograd") && e.contains("t.toml"), "{e}");
     }
 
     #[test]

@@ -47,10 +47,11 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Also time native-engine inference with its 3 × 3 stride-1 convolutions by Winograd
-    /// F(4 × 4, 3 × 3) (`infer_winograd_*` in the JSON; what `--winograd` gives `evaluate`
-    /// and `record`), beside the default exact path, and report the largest difference of
-    /// the two passes' log-probabilities.
+    /// Also time the native engine with its 3 × 3 stride-1 convolutions by Winograd
+    /// F(4 × 4, 3 × 3) (`winograd` in the JSON): inference (what `record --winograd` runs)
+    /// and training steps (forwards and input gradients; `train.winograd = true`), beside
+    /// the default exact path, and report the largest difference of the two inference
+    /// passes' log-probabilities.
     #[arg(long)]
     winograd: bool,
 }
@@ -139,14 +140,15 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
         TensorData::new(labels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [b]),
         &ad,
     );
-    let mut step = || -> Result<()> {
+    let mut step = |wg: bool| -> Result<()> {
         let Some(m) = model.take() else {
             bail!("no model")
         };
         let m = match &m {
             Model::Blt(blt) if native => {
                 let p = fast::parameters(blt);
-                let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+                let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+                net.set_winograd_training(wg);
                 let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
                 let g = fast::burn_layout(&m, g);
                 opt.step_from(m, Grads::Named(&g), 1e-3, 1.0)
@@ -178,7 +180,12 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
         model = Some(m);
         Ok(())
     };
-    let train = time(a.warmup, a.iters, &mut step)?;
+    let train = time(a.warmup, a.iters, || step(false))?;
+    if a.winograd && native {
+        let tw = time(a.warmup, a.iters, || step(true))?;
+        winograd["train_s_per_batch"] = json!(tw);
+        winograd["train_images_per_s"] = json!(b as f64 / tw);
+    }
     let n_params: usize = model
         .as_ref()
         .map(params::list)
@@ -591,10 +598,12 @@ pub fn run(a: Args) -> Result<()> {
             if r["winograd"].is_object() {
                 let w = &r["winograd"];
                 println!(
-                    "  inference with Winograd F(4x4, 3x3): {:.2} images/s ({:.3} s/batch, {:.2}x the exact path); log-probabilities differ by at most {:.2e}",
+                    "  with Winograd F(4x4, 3x3): inference {:.2} images/s ({:.3} s/batch, {:.2}x the exact path), training {:.2} images/s ({:.2}x); log-probabilities differ by at most {:.2e}",
                     w["infer_images_per_s"].as_f64().unwrap_or(0.0),
                     w["infer_s_per_batch"].as_f64().unwrap_or(0.0),
                     w["infer_images_per_s"].as_f64().unwrap_or(0.0) / f("infer_images_per_s"),
+                    w["train_images_per_s"].as_f64().unwrap_or(0.0),
+                    w["train_images_per_s"].as_f64().unwrap_or(0.0) / f("train_images_per_s"),
                     w["log_probs_max_abs_diff"].as_f64().unwrap_or(f64::NAN)
                 );
             }

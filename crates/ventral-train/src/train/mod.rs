@@ -425,7 +425,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             let index = b.index;
             // On a pool worker (`on_pool`): the step's small parallel passes run inline.
             let out = ventral_models::engine_ops::on_pool(|| {
-                step::forward_backward(&model, b, &weights, native, &device)
+                step::forward_backward(&model, b, &weights, native, tc.winograd, &device)
             })?;
             if !out.loss.is_finite() || !out.grad_norm.is_finite() {
                 return Err(TrainError::Diverged(format!(

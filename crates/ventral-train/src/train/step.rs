@@ -71,12 +71,14 @@ fn correct_of(lp: &[f32], labels: &[i64]) -> u64 {
 }
 
 /// Forward, weighted loss and every gradient of one batch. `native`: on the CPU engine (BLT
-/// networks only; others fall back to autodiff). `device` is the autodiff device.
+/// networks only; others fall back to autodiff); `winograd`: its 3 × 3 stride-1 forwards and
+/// input gradients by Winograd F(4 × 4, 3 × 3). `device` is the autodiff device.
 pub(super) fn forward_backward(
     model: &Model,
     b: Batch,
     weights: &[f64],
     native: bool,
+    winograd: bool,
     device: &Device,
 ) -> Result<StepOutput> {
     let n = b.labels.len();
@@ -88,7 +90,8 @@ pub(super) fn forward_backward(
     {
         // The native engine: forward, weighted loss and every gradient at once.
         let p = fast::parameters(m);
-        let net = fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
+        let mut net = fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
+        net.set_winograd_training(winograd);
         let labels: Vec<usize> = b.labels.iter().map(|&v| v as usize).collect();
         let (out, l, g) = net
             .loss_and_grad(&b.images, &labels, weights)
