@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure};
+use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure, flip_transposed};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::ops::{self, relu};
 use crate::profile::{Op, scope};
@@ -280,6 +280,20 @@ const WINOGRAD_MIN_CHANNELS: usize = 64;
 /// same at every step, so each is transformed once per pass).
 type WinoWeights = Option<(Tiles, BTreeMap<String, Vec<f32>>)>;
 
+/// The tiles and transformed-weight cache of `wino` when it computes convolution `g`: its
+/// tiles apply and both sides have at least [`WINOGRAD_MIN_CHANNELS`].
+fn winograd_for<'a>(
+    wino: &'a mut WinoWeights,
+    g: &Conv,
+) -> Option<(&'a Tiles, &'a mut BTreeMap<String, Vec<f32>>)> {
+    match wino {
+        Some((f, cache)) if f.applies(g) && g.ci.min(g.co) >= WINOGRAD_MIN_CHANNELS => {
+            Some((f, cache))
+        }
+        _ => None,
+    }
+}
+
 /// Everything the backward pass needs.
 #[derive(Debug)]
 struct Tape {
@@ -362,28 +376,18 @@ impl<'p> BltNet<'p> {
         scratch: &mut Scratch,
     ) {
         let w = self.w(name);
-        match wino {
-            Some((f, cache)) if f.applies(g) && g.ci.min(g.co) >= WINOGRAD_MIN_CHANNELS => {
-                let (ci, co) = (g.ci, g.co);
-                let u = cache.entry(format!("{name}.T")).or_insert_with(|| {
-                    // wᵀ[c][o][kh][kw] = w[o][c][2 − kh][2 − kw].
-                    let mut wt = vec![0.0f32; w.len()];
-                    for c in 0..ci {
-                        for o in 0..co {
-                            for k in 0..9 {
-                                wt[(c * co + o) * 9 + k] = w[(o * ci + c) * 9 + 8 - k];
-                            }
-                        }
-                    }
-                    let mut u = Vec::new();
-                    f.weights(&wt, ci, co, &mut u);
-                    u
-                });
-                let gt = Conv::new(co, ci, 3, 1, 1, g.hi, g.wi);
-                crate::winograd::forward(f, &gt, u, dy, batch, dx, true, scratch);
-            }
-            _ => g.backward_data(w, dy, batch, dx, scratch),
-        }
+        let Some((f, cache)) = winograd_for(wino, g) else {
+            return g.backward_data(w, dy, batch, dx, scratch);
+        };
+        let u = cache.entry(format!("{name}.T")).or_insert_with(|| {
+            let mut wt = Vec::new();
+            flip_transposed(w, g.co, g.ci, 3, &mut wt);
+            let mut u = Vec::new();
+            f.weights(&wt, g.ci, g.co, &mut u);
+            u
+        });
+        let gt = Conv::new(g.co, g.ci, 3, 1, 1, g.hi, g.wi);
+        crate::winograd::forward(f, &gt, u, dy, batch, dx, true, scratch);
     }
 
     /// `y = conv(x)` with the weights named `name`: by Winograd when `wino` holds tiles that
@@ -400,17 +404,15 @@ impl<'p> BltNet<'p> {
         scratch: &mut Scratch,
     ) {
         let w = self.w(name);
-        match wino {
-            Some((f, cache)) if f.applies(g) && g.ci.min(g.co) >= WINOGRAD_MIN_CHANNELS => {
-                let u = cache.entry(name.to_string()).or_insert_with(|| {
-                    let mut u = Vec::new();
-                    f.weights(w, g.co, g.ci, &mut u);
-                    u
-                });
-                crate::winograd::forward(f, g, u, x, batch, y, false, scratch);
-            }
-            _ => g.forward(w, x, batch, y, false, scratch),
-        }
+        let Some((f, cache)) = winograd_for(wino, g) else {
+            return g.forward(w, x, batch, y, false, scratch);
+        };
+        let u = cache.entry(name.to_string()).or_insert_with(|| {
+            let mut u = Vec::new();
+            f.weights(w, g.co, g.ci, &mut u);
+            u
+        });
+        crate::winograd::forward(f, g, u, x, batch, y, false, scratch);
     }
 
     fn w(&self, name: &str) -> &'p [f32] {

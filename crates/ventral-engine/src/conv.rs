@@ -69,7 +69,7 @@ pub struct Scratch {
     /// Zero-padded input of a direct convolution.
     pub(crate) pad: Vec<f32>,
     /// Flipped, transposed weights of a direct input gradient.
-    pub(crate) wt: Vec<f32>,
+    wt: Vec<f32>,
 }
 
 impl Scratch {
@@ -442,18 +442,7 @@ impl Conv {
                 let _p = scope(Op::Im2col);
                 let hw = (self.ho, self.wo);
                 let padded = phases(dy, (self.co, batch), hw, q, 1, &mut scratch.pad);
-                let kt = self.co * k * k;
-                ensure(&mut scratch.wt, self.ci * kt);
-                for c in 0..self.ci {
-                    for o in 0..self.co {
-                        for kh in 0..k {
-                            for kw in 0..k {
-                                scratch.wt[c * kt + (o * k + kh) * k + kw] =
-                                    w[((o * self.ci + c) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
-                            }
-                        }
-                    }
-                }
+                flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
                 padded
             };
             let _p = scope(Op::Gemm);
@@ -567,6 +556,22 @@ impl Conv {
 }
 
 /// Grow a scratch buffer (never shrinks: no allocation churn over steps).
+/// The kernel of a stride-1 convolution's input gradient: `w` (`[Co, Ci, k, k]`) with its
+/// channels exchanged and flipped in both spatial axes, `out[c][o][kh][kw] =
+/// w[o][c][k−1−kh][k−1−kw]` (`[Ci, Co, k, k]`; `out` grown to fit).
+pub(crate) fn flip_transposed(w: &[f32], co: usize, ci: usize, k: usize, out: &mut Vec<f32>) {
+    let kk = k * k;
+    ensure(out, ci * co * kk);
+    for c in 0..ci {
+        for o in 0..co {
+            for t in 0..kk {
+                // Tap t = kh·k + kw; its flip (k−1−kh)·k + (k−1−kw) = k² − 1 − t.
+                out[(c * co + o) * kk + t] = w[(o * ci + c) * kk + kk - 1 - t];
+            }
+        }
+    }
+}
+
 pub(crate) fn ensure(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
