@@ -5,10 +5,14 @@
 //! cargo run --release -p ventral-engine --example engine_profile -- tiny 16 4 10
 //! ```
 //! Arguments: model (`tiny`, `ref64`, `ref64_mult`), batch, time steps, iterations.
+//! `WINOGRAD=1`: also the Winograd paths, alternated with the exact ones.
 
 use std::time::Instant;
 
 use ventral_engine::{BltNet, BltSpec, Tensors, profile};
+
+/// A pass's time and its per-operation totals.
+type Timed = (f64, Vec<(&'static str, f64)>);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // VENTRAL_GLIBC_DEFAULTS=1: leave malloc as it is; VENTRAL_GENERAL_CONV=1: im2col + GEMM only.
@@ -71,61 +75,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (n, v)
         })
         .collect();
-    let net = BltNet::new(&spec, &params)?;
     let x: Vec<f32> = (0..batch * 3 * 64 * 64).map(|_| rnd() * 2.0).collect();
     let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
     let weights = vec![1.0; steps];
-    let (mut t_train, mut t_infer) = (0.0, 0.0);
-    let (mut ops_train, mut ops_infer): (Vec<f64>, Vec<f64>) = (vec![0.0; 9], vec![0.0; 9]);
-    let mut names = Vec::new();
+    // The exact paths, then (WINOGRAD=1) the Winograd paths, alternated within each iteration
+    // so that both see the same machine; the fastest iteration of each is reported, with its
+    // per-operation times. Training builds its net per step (as `ventral train` does, so
+    // transformed weights are not reused); inference keeps one net (as `ventral record` does).
+    let variants: &[bool] = if std::env::var_os("WINOGRAD").is_some() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let mut infer_nets = Vec::new();
+    for &w in variants {
+        let mut net = BltNet::new(&spec, &params)?;
+        net.set_winograd(w);
+        infer_nets.push(net);
+    }
+    // Per variant and pass (train, infer): fastest time and its op totals.
+    let mut best: Vec<[Timed; 2]> = variants
+        .iter()
+        .map(|_| [(f64::MAX, Vec::new()), (f64::MAX, Vec::new())])
+        .collect();
     for it in 0..iters + 1 {
-        let timed = it > 0;
-        profile::enable(timed);
-        let t = Instant::now();
-        std::hint::black_box(net.loss_and_grad(&x, &labels, &weights)?);
-        if timed {
-            t_train += t.elapsed().as_secs_f64();
-            for (a, (n, v)) in ops_train.iter_mut().zip(profile::totals()) {
-                *a += v;
-                if names.len() < 9 {
-                    names.push(n);
+        for (v, &w) in variants.iter().enumerate() {
+            let mut net = BltNet::new(&spec, &params)?;
+            net.set_winograd_training(w);
+            profile::enable(true);
+            let t = Instant::now();
+            std::hint::black_box(net.loss_and_grad(&x, &labels, &weights)?);
+            let tt = t.elapsed().as_secs_f64();
+            let ops_t = profile::totals();
+            profile::enable(true);
+            let t = Instant::now();
+            std::hint::black_box(infer_nets[v].forward(&x, batch, false)?);
+            let ti = t.elapsed().as_secs_f64();
+            let ops_i = profile::totals();
+            if it > 0 {
+                for (slot, (t, ops)) in best[v].iter_mut().zip([(tt, ops_t), (ti, ops_i)]) {
+                    if t < slot.0 {
+                        *slot = (t, ops);
+                    }
                 }
-            }
-        }
-        profile::enable(timed);
-        let t = Instant::now();
-        std::hint::black_box(net.forward(&x, batch, false)?);
-        if timed {
-            t_infer += t.elapsed().as_secs_f64();
-            for (a, (_, v)) in ops_infer.iter_mut().zip(profile::totals()) {
-                *a += v;
             }
         }
     }
     profile::enable(false);
-    let n = iters as f64;
-    println!(
-        "{model} T={steps} batch {batch}: train {:.1} img/s ({:.4} s), infer {:.1} img/s ({:.4} s), threads {}",
-        batch as f64 * n / t_train,
-        t_train / n,
-        batch as f64 * n / t_infer,
-        t_infer / n,
-        rayon::current_num_threads()
-    );
-    println!("{:<28} {:>10} {:>10}", "op (ms per pass)", "train", "infer");
-    for (i, name) in names.iter().enumerate() {
+    for (v, &w) in variants.iter().enumerate() {
+        let [(tt, ops_t), (ti, ops_i)] = &best[v];
+        println!(
+            "{model}{} T={steps} batch {batch} (fastest of {iters}): train {:.1} img/s ({:.4} s), infer {:.1} img/s ({:.4} s), threads {}",
+            if w { " Winograd" } else { "" },
+            batch as f64 / tt,
+            tt,
+            batch as f64 / ti,
+            ti,
+            rayon::current_num_threads()
+        );
+        println!("{:<28} {:>10} {:>10}", "op (ms per pass)", "train", "infer");
+        for ((name, a), (_, b)) in ops_t.iter().zip(ops_i) {
+            println!("{:<28} {:>10.2} {:>10.2}", name, 1e3 * a, 1e3 * b);
+        }
+        let sum = |o: &[(&str, f64)]| o.iter().map(|(_, v)| v).sum::<f64>();
         println!(
             "{:<28} {:>10.2} {:>10.2}",
-            name,
-            1e3 * ops_train[i] / n,
-            1e3 * ops_infer[i] / n
+            "other",
+            1e3 * (tt - sum(ops_t)),
+            1e3 * (ti - sum(ops_i))
         );
     }
-    println!(
-        "{:<28} {:>10.2} {:>10.2}",
-        "other",
-        1e3 * (t_train - ops_train.iter().sum::<f64>()) / n,
-        1e3 * (t_infer - ops_infer.iter().sum::<f64>()) / n
-    );
     Ok(())
 }

@@ -268,6 +268,10 @@ pub struct BltNet<'p> {
     winograd: Option<Tiles>,
     /// Training passes too, forward and input gradients ([`BltNet::set_winograd_training`]).
     winograd_train: Option<Tiles>,
+    /// Winograd-transformed weights by name (`name`, and `name.T` for an input gradient's
+    /// flipped, transposed kernel): the parameters are fixed for the net's lifetime, so each
+    /// is transformed once, not once per pass (`record` runs every batch on one net).
+    wino_cache: std::sync::Mutex<BTreeMap<String, Vec<f32>>>,
 }
 
 /// Channels (input and output) from which a convolution takes the Winograd path when it is on.
@@ -276,8 +280,8 @@ pub struct BltNet<'p> {
 /// layers ran training 0.73× as fast on Winograd as on the direct kernels.
 const WINOGRAD_MIN_CHANNELS: usize = 64;
 
-/// Winograd-transformed weights of one forward pass, by parameter name (the weights are the
-/// same at every step, so each is transformed once per pass).
+/// The tiles of a pass and the net's Winograd-transformed weights, by parameter name (taken
+/// from [`BltNet::wino_cache`] for the pass, and put back after it).
 type WinoWeights = Option<(Tiles, BTreeMap<String, Vec<f32>>)>;
 
 /// The tiles and transformed-weight cache of `wino` when it computes convolution `g`: its
@@ -341,6 +345,7 @@ impl<'p> BltNet<'p> {
             p,
             winograd: None,
             winograd_train: None,
+            wino_cache: Default::default(),
         })
     }
 
@@ -348,7 +353,7 @@ impl<'p> BltNet<'p> {
     /// least 64 channels on both sides by Winograd F(4 × 4, 3 × 3) (`crate::winograd`): 4× fewer multiply-adds in their
     /// products, another float32 rounding (relative error measured at a few 1e-6 against a
     /// float64 convolution, the direct path's at a few 1e-7). Training passes
-    /// ([`Self::loss_and_grad`]) always use the direct/GEMM path. Off by default.
+    /// ([`Self::loss_and_grad`]) follow [`Self::set_winograd_training`]. Off by default.
     pub fn set_winograd(&mut self, on: bool) {
         self.winograd = on.then_some(F4);
     }
@@ -413,6 +418,25 @@ impl<'p> BltNet<'p> {
             u
         });
         crate::winograd::forward(f, g, u, x, batch, y, false, scratch);
+    }
+
+    /// The pass's [`WinoWeights`] for `tiles` (`None`: exact path), holding the cached
+    /// transformed weights until [`Self::put_wino`].
+    fn take_wino(&self, tiles: Option<Tiles>) -> WinoWeights {
+        let f = tiles?;
+        let cache = self
+            .wino_cache
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        Some((f, cache))
+    }
+
+    /// Return a pass's transformed weights to the net's cache.
+    fn put_wino(&self, wino: WinoWeights) {
+        if let (Some((_, cache)), Ok(mut c)) = (wino, self.wino_cache.lock()) {
+            c.extend(cache);
+        }
     }
 
     fn w(&self, name: &str) -> &'p [f32] {
@@ -501,10 +525,12 @@ impl<'p> BltNet<'p> {
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         drop(setup);
-        let mut wino: WinoWeights = self
-            .winograd
-            .filter(|_| !keep)
-            .map(|f| (f, BTreeMap::new()));
+        // Training passes (`keep`) take `winograd_train`, inference passes `winograd`.
+        let mut wino = self.take_wino(if keep {
+            self.winograd_train
+        } else {
+            self.winograd
+        });
         self.conv_forward(
             &mut wino,
             "retina.weight",
@@ -775,6 +801,7 @@ impl<'p> BltNet<'p> {
                 });
             }
         }
+        self.put_wino(wino);
         let tape = if keep {
             Some(Tape {
                 batch,
@@ -800,7 +827,7 @@ impl<'p> BltNet<'p> {
             .map(|(n, sh)| (n, vec![0.0f32; sh.iter().product()]))
             .collect();
         let slot = |constant: bool, t: usize| if constant { 0 } else { t };
-        let mut wino: WinoWeights = self.winograd_train.map(|f| (f, BTreeMap::new()));
+        let mut wino = self.take_wino(self.winograd_train);
         let setup = scope(Op::Setup);
         // da per area per output slot.
         let mut da: Vec<Vec<Vec<f32>>> = g
@@ -1082,6 +1109,7 @@ impl<'p> BltNet<'p> {
                 gw.remove(&format!("{name}.top_down.bias"));
             }
         }
+        self.put_wino(wino);
         gw
     }
 }

@@ -28,9 +28,11 @@ pub enum Op {
     Readout,
     /// Layout changes and buffer set-up.
     Setup,
+    /// Winograd transforms of weights, inputs and outputs (its products count as `Gemm`).
+    Winograd,
 }
 
-const OPS: [Op; 9] = [
+const OPS: [Op; 10] = [
     Op::Im2col,
     Op::Gemm,
     Op::Col2im,
@@ -40,6 +42,7 @@ const OPS: [Op; 9] = [
     Op::Elementwise,
     Op::Readout,
     Op::Setup,
+    Op::Winograd,
 ];
 
 impl Op {
@@ -54,12 +57,13 @@ impl Op {
             Op::Elementwise => "bias/combine/elementwise",
             Op::Readout => "gap/readout",
             Op::Setup => "layout/buffers",
+            Op::Winograd => "winograd transforms",
         }
     }
 }
 
 static ON: AtomicBool = AtomicBool::new(false);
-static NS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static NS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
 /// Switch timing on or off (and reset the totals).
 pub fn enable(on: bool) {

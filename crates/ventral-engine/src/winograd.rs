@@ -20,7 +20,6 @@
 use rayon::prelude::*;
 
 use crate::conv::{Conv, Scratch, ensure};
-use crate::kernel::phases;
 use crate::mat::{MatMut, MatRef, gemm_serial};
 use crate::profile::{Op, scope};
 
@@ -125,31 +124,48 @@ impl Tiles {
             co * ci * 9,
             "winograd weights: {co} × {ci} × 3 × 3"
         );
-        let _p = scope(Op::Im2col);
+        let _p = scope(Op::Winograd);
         ensure(u, co * nn * ci);
+        // One task per output channel: its kernels transposed to 9 rows over the input
+        // channels, then G · g · Gᵀ as combines of whole rows.
         u[..co * nn * ci]
             .par_chunks_mut(nn * ci)
+            .with_min_len(crate::min_items(nn * ci))
             .enumerate()
-            .for_each(|(o, uo)| {
-                for c in 0..ci {
-                    let k = &w[(o * ci + c) * 9..(o * ci + c) * 9 + 9];
-                    // G g (n × 3), then (G g) Gᵀ (n × n).
-                    let mut gg = [0.0f32; 18];
-                    for a in 0..n {
-                        for j in 0..3 {
-                            let g = &self.g[a * 3..a * 3 + 3];
-                            gg[a * 3 + j] = g[0] * k[j] + g[1] * k[3 + j] + g[2] * k[6 + j];
-                        }
-                    }
-                    for a in 0..n {
-                        let r = &gg[a * 3..a * 3 + 3];
-                        for b in 0..n {
-                            let g = &self.g[b * 3..b * 3 + 3];
-                            uo[(a * n + b) * ci + c] = r[0] * g[0] + r[1] * g[1] + r[2] * g[2];
-                        }
-                    }
-                }
-            });
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(kt, gg), (o, uo)| {
+                    kt.resize(9 * ci, 0.0);
+                    gg.resize(3 * n * ci, 0.0);
+                    crate::simd::run(
+                        #[inline(always)]
+                        || {
+                            let wo = &w[o * ci * 9..(o + 1) * ci * 9];
+                            for (c, k) in wo.chunks_exact(9).enumerate() {
+                                for (t, v) in k.iter().enumerate() {
+                                    kt[t * ci + c] = *v;
+                                }
+                            }
+                            // (G g)[a][j] = Σ_i G[a][i] g[i][j]: rows `gg[a·3 + j]`.
+                            for j in 0..3 {
+                                let src = rows(kt, ci, 3, |i| i * 3 + j);
+                                for a in 0..n {
+                                    let dst = &mut gg[(a * 3 + j) * ci..(a * 3 + j + 1) * ci];
+                                    combine(dst, &self.g[a * 3..a * 3 + 3], &src[..3]);
+                                }
+                            }
+                            // ((G g) Gᵀ)[a][b] = Σ_j (G g)[a][j] G[b][j].
+                            for a in 0..n {
+                                let src = rows(gg, ci, 3, |j| a * 3 + j);
+                                for b in 0..n {
+                                    let dst = &mut uo[(a * n + b) * ci..(a * n + b + 1) * ci];
+                                    combine(dst, &self.g[b * 3..b * 3 + 3], &src[..3]);
+                                }
+                            }
+                        },
+                    )
+                },
+            );
     }
 }
 
@@ -195,15 +211,15 @@ pub fn forward(
     let (ci, co, h, wd) = (g.ci, g.co, g.hi, g.wi);
     let (th, tw) = (h / m, wd / m);
     let per_image = th * tw;
-    let (hq, wq) = {
-        let _p = scope(Op::Im2col);
-        assert!(
-            u.len() >= co * nn * ci,
-            "winograd::forward: transformed weights"
-        );
-        phases(x, (ci, batch), (h, wd), 1, m, &mut scratch.pad)
-    };
-    let plane = hq * wq;
+    assert!(
+        u.len() >= co * nn * ci,
+        "winograd::forward: transformed weights"
+    );
+    // Per (channel, image): the padded image's rows, columns gathered at the n offsets of a
+    // tile (`xg[j][q][r][tx]` = padded `(m·r + q, m·tx + j)`, rows in m phases), then
+    // transformed in place of a gather: every combine below runs over contiguous rows.
+    let rq = th + 1;
+    let plane = rq * tw;
     let nb = (CHUNK_BUDGET / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
     scratch.grow(2);
     for b0 in (0..batch).step_by(nb) {
@@ -213,53 +229,50 @@ pub fn forward(
         let (v, mm) = (&mut vs[0], &mut ms[0]);
         ensure(v, nn * ci * p);
         ensure(mm, nn * co * p);
-        let pad = &scratch.pad;
         {
-            let _p = scope(Op::Im2col);
-            // V[c][ξ][tile]: one task per input channel. The tiles' elements are first
-            // gathered into `n²` rows of all `p` tiles (copies of whole tile rows), so that
-            // the transform runs over long rows whatever the map size.
+            let _p = scope(Op::Winograd);
+            // V[c][ξ][tile]: one task per input channel.
             v[..nn * ci * p]
                 .par_chunks_mut(nn * p)
                 .with_min_len(crate::min_items(nn * p))
                 .enumerate()
                 .for_each_init(
-                    || (Vec::new(), Vec::new()),
-                    |(db, rb), (c, vc)| {
-                        db.resize(nn * p, 0.0);
-                        rb.resize(n * p, 0.0);
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(xg, cb, prow), (c, vc)| {
+                        xg.resize(n * m * plane, 0.0);
+                        cb.resize(n * m * plane, 0.0);
                         crate::simd::run(
                             #[inline(always)]
                             || {
-                                for i in 0..n {
-                                    for j in 0..n {
-                                        let q = (i % m) * m + j % m;
-                                        let dst = &mut db[(i * n + j) * p..(i * n + j + 1) * p];
-                                        for b in b0..b1 {
-                                            let off = ((c * m * m + q) * batch + b) * plane;
-                                            let ph = &pad[off..off + plane];
-                                            for ty in 0..th {
-                                                let o = (ty + i / m) * wq + j / m;
-                                                let t = (b - b0) * per_image + ty * tw;
-                                                dst[t..t + tw].copy_from_slice(&ph[o..o + tw]);
+                                for b in b0..b1 {
+                                    let img = &x[(c * batch + b) * h * wd..][..h * wd];
+                                    gather(img, (h, wd), m, n, (rq, tw), prow, xg);
+                                    let xg: &[f32] = xg;
+                                    // Columns: cb[β][q][r][tx] = Σ_j Bᵀ[β][j] xg[j][q][r][tx].
+                                    let src = rows(xg, m * plane, n, |j| j);
+                                    for (be, dst) in cb.chunks_exact_mut(m * plane).enumerate() {
+                                        combine(dst, &f.bt[be * n..(be + 1) * n], &src[..n]);
+                                    }
+                                    // Rows: V[α·n + β][tile] = Σ_i Bᵀ[α][i] cb[β][i mod m][ty + i / m][tx].
+                                    let t0 = (b - b0) * per_image;
+                                    for be in 0..n {
+                                        let cbb = &cb[be * m * plane..(be + 1) * m * plane];
+                                        let src: [&[f32]; 6] = std::array::from_fn(|i| {
+                                            if i < n {
+                                                let o = (i % m) * plane + (i / m) * tw;
+                                                &cbb[o..o + per_image]
+                                            } else {
+                                                &[][..]
                                             }
+                                        });
+                                        for a in 0..n {
+                                            let o = (a * n + be) * p + t0;
+                                            combine(
+                                                &mut vc[o..o + per_image],
+                                                &f.bt[a * n..(a + 1) * n],
+                                                &src[..n],
+                                            );
                                         }
-                                    }
-                                }
-                                let db: &[f32] = db;
-                                for a in 0..n {
-                                    // Row a of Bᵀ d, for every column j.
-                                    let coef = &f.bt[a * n..(a + 1) * n];
-                                    for j in 0..n {
-                                        let src = rows(db, p, n, |i| i * n + j);
-                                        combine(&mut rb[j * p..(j + 1) * p], coef, &src[..n]);
-                                    }
-                                    // · B: element (a, bb) = Σ_j r[j] · Bᵀ[bb][j].
-                                    let src = rows(rb, p, n, |j| j);
-                                    for bb in 0..n {
-                                        let o = (a * n + bb) * p;
-                                        let coef = &f.bt[bb * n..(bb + 1) * n];
-                                        combine(&mut vc[o..o + p], coef, &src[..n]);
                                     }
                                 }
                             },
@@ -294,7 +307,7 @@ pub fn forward(
                     gemm_serial(MatMut::rm(mx, 0, co, p), false, ux, vx);
                 });
         }
-        let _p = scope(Op::Col2im);
+        let _p = scope(Op::Winograd);
         let mm = &*mm;
         let hw = h * wd;
         y.par_chunks_mut(batch * hw)
@@ -339,6 +352,61 @@ pub fn forward(
                     },
                 )
             });
+    }
+}
+
+/// `xg[j][q][r][tx]` = element `(m·r + q − 1, m·tx + j − 1)` of the image (0 outside it):
+/// the columns of every tile offset `j < n`, rows split into their m phases (`r < rq`).
+/// `prow` is a work row (resized here).
+#[inline(always)]
+fn gather(
+    img: &[f32],
+    (h, wd): (usize, usize),
+    m: usize,
+    n: usize,
+    (rq, tw): (usize, usize),
+    prow: &mut Vec<f32>,
+    xg: &mut [f32],
+) {
+    match m {
+        4 => gather_m::<4>(img, (h, wd), n, (rq, tw), prow, xg),
+        2 => gather_m::<2>(img, (h, wd), n, (rq, tw), prow, xg),
+        _ => unreachable!("Winograd tiles are F(2) or F(4)"),
+    }
+}
+
+#[inline(always)]
+fn gather_m<const M: usize>(
+    img: &[f32],
+    (h, wd): (usize, usize),
+    n: usize,
+    (rq, tw): (usize, usize),
+    prow: &mut Vec<f32>,
+    xg: &mut [f32],
+) {
+    let plane = rq * tw;
+    // A padded row: one zero on the left, zeros on the right up to M·tw + n.
+    let len = M * tw + n;
+    prow.resize(len, 0.0);
+    prow.fill(0.0);
+    for q in 0..M {
+        for r in 0..rq {
+            // Padded row M·r + q is image row M·r + q − 1.
+            let ir = (M * r + q).wrapping_sub(1);
+            if ir >= h {
+                for j in 0..n {
+                    xg[(j * M + q) * plane + r * tw..][..tw].fill(0.0);
+                }
+                continue;
+            }
+            prow[1..1 + wd].copy_from_slice(&img[ir * wd..(ir + 1) * wd]);
+            for j in 0..n {
+                let dst = &mut xg[(j * M + q) * plane + r * tw..][..tw];
+                for (d, c) in dst.iter_mut().zip(prow[j..].chunks_exact(M)) {
+                    *d = c[0];
+                }
+            }
+        }
     }
 }
 

@@ -41,7 +41,8 @@ pub struct Args {
     #[arg(long, default_value = "native")]
     engine: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
-    /// on the native engine, where a training step's and an inference pass's time goes.
+    /// on the native engine, where a training step's and an inference pass's time goes (with
+    /// `--winograd`, for the Winograd paths too: `winograd_step_profile`).
     #[arg(long)]
     profile: bool,
     /// Print one JSON object.
@@ -401,8 +402,9 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
 
 /// Where a native training step's time goes: the engine's operations (its own timers), the
 /// parameter copy into the engine, and gradient layout + Adam on burn's tensors. Seconds per
-/// step, averaged over `iters` steps after the warm-up.
-fn step_profile(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
+/// step, averaged over `iters` steps after the warm-up. `winograd`: the opt-in Winograd paths
+/// (`BltNet::set_winograd`, `set_winograd_training`).
+fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json::Value> {
     let base = Device::flex();
     let (s, b) = (cfg.image_size, a.batch);
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
@@ -426,7 +428,9 @@ fn step_profile(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
         };
         let t0 = Instant::now();
         let p = fast::parameters(blt);
-        let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        net.set_winograd(winograd);
+        net.set_winograd_training(winograd);
         let t1 = Instant::now();
         ventral_engine::profile::enable(timed);
         let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
@@ -576,7 +580,10 @@ pub fn run(a: Args) -> Result<()> {
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
             if a.engine == "native" {
-                r["step_profile"] = step_profile(cfg, &a)?;
+                r["step_profile"] = step_profile(cfg, &a, false)?;
+                if a.winograd {
+                    r["winograd_step_profile"] = step_profile(cfg, &a, true)?;
+                }
             }
         }
         if !a.json {
@@ -625,6 +632,10 @@ pub fn run(a: Args) -> Result<()> {
             }
             if r["step_profile"].is_object() {
                 print_step_profile(&r["step_profile"]);
+            }
+            if r["winograd_step_profile"].is_object() {
+                println!("  with Winograd (--winograd):");
+                print_step_profile(&r["winograd_step_profile"]);
             }
         }
         out.insert(name.into(), r);
