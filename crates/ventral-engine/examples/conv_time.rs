@@ -42,7 +42,12 @@ fn main() {
         Some("narrow") => ventral_engine::kernel::set_wide_tiles(false),
         _ => {}
     }
+    // CONV_ONLY=<text>: only the layers whose name contains it.
+    let only = std::env::var("CONV_ONLY").unwrap_or_default();
     for (name, g) in geos {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let x: Vec<f32> = (0..g.ci * b * g.hi * g.wi)
             .map(|i| (i % 7) as f32 * 0.1)
             .collect();
@@ -57,7 +62,13 @@ fn main() {
         let mut dw = vec![0.0f32; w.len()];
         let mut s = Scratch::default();
         let mut best = [f64::MAX; 3];
-        for _ in 0..20 {
+        // WINO_ONLY: time the Winograd forward alone (for profilers).
+        let direct_runs = if std::env::var_os("WINO_ONLY").is_some() {
+            0
+        } else {
+            20
+        };
+        for _ in 0..direct_runs {
             let t = Instant::now();
             g.forward(&w, &x, b, &mut y, false, &mut s);
             best[0] = best[0].min(t.elapsed().as_secs_f64());

@@ -189,6 +189,93 @@ fn combine(dst: &mut [f32], coef: &[f32], src: &[&[f32]]) {
     }
 }
 
+impl Tiles {
+    /// `dst[a] = Σ_i Bᵀ[a][i] · src[i]` elementwise for `a, i < n` (rows of one length): one
+    /// side of the input transform. F(4 × 4) runs one fused loop with the shared sums of
+    /// Lavin & Gray's `Bᵀ`; other tiles combine row by row.
+    #[inline(always)]
+    fn input_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]]) {
+        if let ([d0, d1, d2, d3, d4, d5], [o0, o1, o2, o3, o4, o5], 4) = (src, &mut *dst, self.m) {
+            let l = o0.len();
+            let (d0, d1, d2, d3, d4, d5) =
+                (&d0[..l], &d1[..l], &d2[..l], &d3[..l], &d4[..l], &d5[..l]);
+            let (o1, o2, o3, o4, o5) = (
+                &mut o1[..l],
+                &mut o2[..l],
+                &mut o3[..l],
+                &mut o4[..l],
+                &mut o5[..l],
+            );
+            for e in 0..l {
+                let (x0, x1, x2, x3, x4, x5) = (d0[e], d1[e], d2[e], d3[e], d4[e], d5[e]);
+                let (s12, d12) = (x1 + x2, x1 - x2);
+                let (s34, d43) = (x3 + x4, x4 - x3);
+                let (d31, d42) = (x3 - x1, x4 - x2);
+                o0[e] = 4.0 * x0 - 5.0 * x2 + x4;
+                o1[e] = s34 - 4.0 * s12;
+                o2[e] = d43 + 4.0 * d12;
+                o3[e] = d42 + 2.0 * d31;
+                o4[e] = d42 - 2.0 * d31;
+                o5[e] = 4.0 * x1 - 5.0 * x3 + x5;
+            }
+            return;
+        }
+        let n = self.n();
+        for (a, o) in dst.iter_mut().enumerate() {
+            combine(o, &self.bt[a * n..(a + 1) * n], src);
+        }
+    }
+
+    /// `dst[a] = Σ_i Aᵀ[a][i] · src[i]` elementwise for `a < m`, `i < n`: one side of the
+    /// output transform (fused for F(4 × 4), as [`Self::input_rows`]).
+    #[inline(always)]
+    fn output_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]]) {
+        if let ([d0, d1, d2, d3, d4, d5], [o0, o1, o2, o3], 4) = (src, &mut *dst, self.m) {
+            let l = o0.len();
+            let (d0, d1, d2, d3, d4, d5) =
+                (&d0[..l], &d1[..l], &d2[..l], &d3[..l], &d4[..l], &d5[..l]);
+            let (o1, o2, o3) = (&mut o1[..l], &mut o2[..l], &mut o3[..l]);
+            for e in 0..l {
+                let (x0, x1, x2, x3, x4, x5) = (d0[e], d1[e], d2[e], d3[e], d4[e], d5[e]);
+                let (s12, d12, s34, d34) = (x1 + x2, x1 - x2, x3 + x4, x3 - x4);
+                o0[e] = x0 + s12 + s34;
+                o1[e] = d12 + 2.0 * d34;
+                o2[e] = s12 + 4.0 * s34;
+                o3[e] = d12 + 8.0 * d34 + x5;
+            }
+            return;
+        }
+        let n = self.n();
+        for (a, o) in dst.iter_mut().enumerate() {
+            combine(o, &self.at[a * n..(a + 1) * n], src);
+        }
+    }
+}
+
+/// Disjoint rows `buf[(first + k·step)·len + off..][..seg]` for `k < count` (`step ≥ 1`),
+/// empty slices for `count ≤ k < K`.
+#[inline(always)]
+fn rows_mut<const K: usize>(
+    buf: &mut [f32],
+    (len, first, step): (usize, usize, usize),
+    (off, seg): (usize, usize),
+    count: usize,
+) -> [&mut [f32]; K] {
+    let mut rest = buf;
+    let mut pos = 0;
+    std::array::from_fn(|k| {
+        if k >= count {
+            return &mut [][..];
+        }
+        let start = (first + k * step) * len + off;
+        let tail = std::mem::take(&mut rest).split_at_mut(start - pos).1;
+        let (row, tail) = tail.split_at_mut(seg);
+        rest = tail;
+        pos = start + seg;
+        row
+    })
+}
+
 /// `y = conv(x)` (`accumulate`: `y +=`) by Winograd F(m × m, 3 × 3) with the weights
 /// transformed by [`Tiles::weights`]; `g` must satisfy [`Tiles::applies`].
 ///
@@ -250,9 +337,9 @@ pub fn forward(
                                     let xg: &[f32] = xg;
                                     // Columns: cb[β][q][r][tx] = Σ_j Bᵀ[β][j] xg[j][q][r][tx].
                                     let src = rows(xg, m * plane, n, |j| j);
-                                    for (be, dst) in cb.chunks_exact_mut(m * plane).enumerate() {
-                                        combine(dst, &f.bt[be * n..(be + 1) * n], &src[..n]);
-                                    }
+                                    let mut dst: [&mut [f32]; 6] =
+                                        rows_mut(cb, (m * plane, 0, 1), (0, m * plane), n);
+                                    f.input_rows(&src[..n], &mut dst[..n]);
                                     // Rows: V[α·n + β][tile] = Σ_i Bᵀ[α][i] cb[β][i mod m][ty + i / m][tx].
                                     let t0 = (b - b0) * per_image;
                                     for be in 0..n {
@@ -265,14 +352,9 @@ pub fn forward(
                                                 &[][..]
                                             }
                                         });
-                                        for a in 0..n {
-                                            let o = (a * n + be) * p + t0;
-                                            combine(
-                                                &mut vc[o..o + per_image],
-                                                &f.bt[a * n..(a + 1) * n],
-                                                &src[..n],
-                                            );
-                                        }
+                                        let mut dst: [&mut [f32]; 6] =
+                                            rows_mut(vc, (p, be, n), (t0, per_image), n);
+                                        f.input_rows(&src[..n], &mut dst[..n]);
                                     }
                                 }
                             },
@@ -314,37 +396,42 @@ pub fn forward(
             .with_min_len(crate::min_items(batch * hw))
             .enumerate()
             .for_each_init(Vec::new, |sb, (o, yo)| {
-                sb.resize((n + m) * p, 0.0);
+                sb.resize((m * n + m) * p, 0.0);
                 crate::simd::run(
                     #[inline(always)]
                     || {
-                        let (s, yb) = sb.split_at_mut(n * p);
+                        let (s, yb) = sb.split_at_mut(m * n * p);
+                        // Aᵀ M: s[a][j] = Σ_i Aᵀ[a][i] M[i·n + j], for every column j.
+                        for j in 0..n {
+                            let src = rows(mm, p, n, |i| (i * n + j) * co + o);
+                            let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
+                            f.output_rows(&src[..n], &mut dst[..m]);
+                        }
                         for a in 0..m {
-                            // Row a of Aᵀ M, for every column j, over all tiles.
-                            let coef = &f.at[a * n..(a + 1) * n];
-                            for j in 0..n {
-                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
-                                combine(&mut s[j * p..(j + 1) * p], coef, &src[..n]);
-                            }
-                            let src = rows(s, p, n, |j| j);
-                            for bb in 0..m {
-                                let coef = &f.at[bb * n..(bb + 1) * n];
-                                combine(&mut yb[bb * p..(bb + 1) * p], coef, &src[..n]);
-                            }
+                            // (Aᵀ M) A: yb[β] = Σ_j s[a][j] Aᵀ[β][j].
+                            let src = rows(s, p, n, |j| a * n + j);
+                            let mut dst: [&mut [f32]; 4] = rows_mut(yb, (p, 0, 1), (0, p), m);
+                            f.output_rows(&src[..n], &mut dst[..m]);
                             // Output (m·ty + a, m·tx + bb) of every tile.
                             for b in b0..b1 {
                                 let yimg = &mut yo[b * hw..(b + 1) * hw];
                                 for ty in 0..th {
                                     let t = (b - b0) * per_image + ty * tw;
                                     let yr = &mut yimg[(m * ty + a) * wd..(m * ty + a + 1) * wd];
-                                    for bb in 0..m {
-                                        let src = &yb[bb * p + t..bb * p + t + tw];
-                                        let dst = yr[bb..].iter_mut().step_by(m);
-                                        if accumulate {
-                                            dst.zip(src).for_each(|(d, v)| *d += v);
-                                        } else {
-                                            dst.zip(src).for_each(|(d, v)| *d = *v);
-                                        }
+                                    let src = |bb: usize| &yb[bb * p + t..bb * p + t + tw];
+                                    match m {
+                                        4 => interleave::<4>(
+                                            yr,
+                                            std::array::from_fn(src),
+                                            tw,
+                                            accumulate,
+                                        ),
+                                        _ => interleave::<2>(
+                                            yr,
+                                            std::array::from_fn(src),
+                                            tw,
+                                            accumulate,
+                                        ),
                                     }
                                 }
                             }
@@ -385,10 +472,14 @@ fn gather_m<const M: usize>(
     xg: &mut [f32],
 ) {
     let plane = rq * tw;
-    // A padded row: one zero on the left, zeros on the right up to M·tw + n.
-    let len = M * tw + n;
-    prow.resize(len, 0.0);
-    prow.fill(0.0);
+    // A padded row (one zero on the left, zeros on the right up to M·(tw + 1)), then its M
+    // column phases `ph[q][k]` = padded column M·k + q: column j of tile tx is
+    // `ph[j mod M][tx + j / M]`, so each of the n rows is one contiguous copy.
+    let w1 = tw + 1;
+    debug_assert!(n <= 2 * M && wd == M * tw);
+    prow.resize(2 * M * w1, 0.0);
+    let (pr, ph) = prow.split_at_mut(M * w1);
+    pr.fill(0.0);
     for q in 0..M {
         for r in 0..rq {
             // Padded row M·r + q is image row M·r + q − 1.
@@ -399,12 +490,67 @@ fn gather_m<const M: usize>(
                 }
                 continue;
             }
-            prow[1..1 + wd].copy_from_slice(&img[ir * wd..(ir + 1) * wd]);
+            copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
+            deinterleave::<M>(pr, ph, w1);
             for j in 0..n {
-                let dst = &mut xg[(j * M + q) * plane + r * tw..][..tw];
-                for (d, c) in dst.iter_mut().zip(prow[j..].chunks_exact(M)) {
-                    *d = c[0];
-                }
+                let src = &ph[(j % M) * w1 + j / M..][..tw];
+                copy_small(&mut xg[(j * M + q) * plane + r * tw..][..tw], src);
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for short rows, with inlined 8-float moves: the library's
+/// `memcpy` pays a call and, on some CPUs, a slow `rep movsb` start for every few-float row.
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..dst.len()];
+    let mut d8 = dst.chunks_exact_mut(8);
+    let mut s8 = src.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+        *d = std::hint::black_box(*s);
+    }
+}
+
+/// `ph[q·w1 + k] = row[M·k + q]` for `k < w1`, `q < M` (`row`: `M·w1` long).
+#[inline(always)]
+fn deinterleave<const M: usize>(row: &[f32], ph: &mut [f32], w1: usize) {
+    let (row, ph) = (&row[..M * w1], &mut ph[..M * w1]);
+    let dst: [&mut [f32]; M] = {
+        let mut rest = ph;
+        std::array::from_fn(|_| {
+            let (a, b) = std::mem::take(&mut rest).split_at_mut(w1);
+            rest = b;
+            a
+        })
+    };
+    for (k, c) in row.chunks_exact(M).enumerate() {
+        for q in 0..M {
+            dst[q][k] = c[q];
+        }
+    }
+}
+
+/// `row[M·k + q] (+)= src[q][k]` for `k < tw`, `q < M`: the m output columns of a row of tiles
+/// interleaved into the output row.
+#[inline(always)]
+fn interleave<const M: usize>(row: &mut [f32], src: [&[f32]; M], tw: usize, accumulate: bool) {
+    let row = &mut row[..M * tw];
+    let src: [&[f32]; M] = std::array::from_fn(|q| &src[q][..tw]);
+    if accumulate {
+        for (k, c) in row.chunks_exact_mut(M).enumerate() {
+            for q in 0..M {
+                c[q] += src[q][k];
+            }
+        }
+    } else {
+        for (k, c) in row.chunks_exact_mut(M).enumerate() {
+            for q in 0..M {
+                c[q] = src[q][k];
             }
         }
     }
