@@ -68,13 +68,20 @@ fn main() {
         } else {
             20
         };
+        let mut data_ops: Vec<(&str, f64)> = Vec::new();
         for _ in 0..direct_runs {
             let t = Instant::now();
             g.forward(&w, &x, b, &mut y, false, &mut s);
             best[0] = best[0].min(t.elapsed().as_secs_f64());
+            ventral_engine::profile::enable(true);
             let t = Instant::now();
             g.backward_data(&w, &dy, b, &mut dx, &mut s);
-            best[1] = best[1].min(t.elapsed().as_secs_f64());
+            let el = t.elapsed().as_secs_f64();
+            if el < best[1] {
+                best[1] = el;
+                data_ops = ventral_engine::profile::totals();
+            }
+            ventral_engine::profile::enable(false);
             let t = Instant::now();
             g.backward_weight(&x, &dy, b, &mut dw, &mut s);
             best[2] = best[2].min(t.elapsed().as_secs_f64());
@@ -114,6 +121,14 @@ fn main() {
                     .collect();
                 println!("  winograd, fastest per kind: {}", t.join(", "));
             }
+        }
+        if std::env::var_os("DATA_PROFILE").is_some() {
+            let t: Vec<String> = data_ops
+                .iter()
+                .filter(|(_, s)| *s > 0.0)
+                .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
+                .collect();
+            println!("  input gradient (fastest): {}", t.join(", "));
         }
         println!(
             "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {}){}",

@@ -661,6 +661,10 @@ mod tests {
             (2, 3, 4, 2, 1, 16, 2),
             (3, 5, 3, 2, 1, 15, 2),
             (4, 40, 3, 2, 1, 32, 1),
+            // The BLT top-downs' geometry (stride 2, input twice the output) with more than 32
+            // output channels (GEMM + col2im), maps of 16 and 8.
+            (5, 40, 3, 2, 1, 16, 2),
+            (7, 33, 3, 2, 1, 8, 1),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             let w = data(co * ci * k * k, 1.0);
@@ -674,15 +678,50 @@ mod tests {
             }
             // <dy, conv(x)> = <col2im(Wᵀ dy), x> and = <dw, w>.
             let dy = data(y.len(), 3.0);
-            let mut dx = vec![0.0; x.len()];
+            // Accumulating onto ones.
+            let mut dx = vec![1.0; x.len()];
             g.backward_data(&w, &dy, b, &mut dx, &mut col);
+            dx.iter_mut().for_each(|v| *v -= 1.0);
             let mut dw = vec![0.0; w.len()];
             g.backward_weight(&x, &dy, b, &mut dw, &mut col);
             let lhs: f64 = dy.iter().zip(&yn).map(|(a, b)| (a * b) as f64).sum();
             let r1: f64 = dx.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
             let r2: f64 = dw.iter().zip(&w).map(|(a, b)| (a * b) as f64).sum();
-            // Every weight-gradient element against the definition.
             let (hw, owo) = (g.hi * g.wi, g.ho * g.wo);
+            // Every input-gradient element against the definition.
+            let mut dxr = vec![0.0f64; x.len()];
+            for o in 0..co {
+                for c in 0..ci {
+                    for bi in 0..b {
+                        for oh in 0..g.ho {
+                            for ow in 0..g.wo {
+                                let d = dy[(o * b + bi) * owo + oh * g.wo + ow] as f64;
+                                for kh in 0..k {
+                                    for kw in 0..k {
+                                        let ih = (oh * s + kh) as isize - p as isize;
+                                        let iw = (ow * s + kw) as isize - p as isize;
+                                        if ih < 0 || iw < 0 || ih >= h as isize || iw >= h as isize
+                                        {
+                                            continue;
+                                        }
+                                        let wv = w[((o * ci + c) * k + kh) * k + kw] as f64;
+                                        dxr[(c * b + bi) * hw
+                                            + ih as usize * g.wi
+                                            + iw as usize] += wv * d;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (a, e) in dx.iter().zip(&dxr) {
+                assert!(
+                    (*a as f64 - e).abs() < 1e-3 * e.abs().max(1.0),
+                    "dx {a} vs {e} ({ci} {co} {k} {s} {p} {h})"
+                );
+            }
+            // Every weight-gradient element against the definition.
             for o in 0..co {
                 for c in 0..ci {
                     for kh in 0..k {

@@ -787,6 +787,48 @@ unsafe fn wtile<const R: usize, const Q: usize>(
     out
 }
 
+/// `dst.copy_from_slice(src)` for short rows, with inlined 8-float moves: the library's
+/// `memcpy` pays a call and, on some CPUs, a slow `rep movsb` start for every few-float row.
+#[inline(always)]
+pub(crate) fn copy_small(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..dst.len()];
+    let mut d8 = dst.chunks_exact_mut(8);
+    let mut s8 = src.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+        *d = std::hint::black_box(*s);
+    }
+}
+
+/// `row[M·k + q] (+)= src[q][k]` for `k < tw`, `q < M`: M column phases interleaved into a
+/// row (Winograd's output tiles, a stride-2 transposed convolution's output phases).
+#[inline(always)]
+pub(crate) fn interleave<const M: usize>(
+    row: &mut [f32],
+    src: [&[f32]; M],
+    tw: usize,
+    accumulate: bool,
+) {
+    let row = &mut row[..M * tw];
+    let src: [&[f32]; M] = std::array::from_fn(|q| &src[q][..tw]);
+    if accumulate {
+        for (k, c) in row.chunks_exact_mut(M).enumerate() {
+            for q in 0..M {
+                c[q] += src[q][k];
+            }
+        }
+    } else {
+        for (k, c) in row.chunks_exact_mut(M).enumerate() {
+            for q in 0..M {
+                c[q] = src[q][k];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

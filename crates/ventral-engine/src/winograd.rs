@@ -307,7 +307,13 @@ pub fn forward(
     // transformed in place of a gather: every combine below runs over contiguous rows.
     let rq = th + 1;
     let plane = rq * tw;
-    let nb = (CHUNK_BUDGET / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
+    // Chunks of images of equal size (a short last chunk makes short, slow products) within
+    // the budget — or within the transformed weights' size when those are larger: every chunk
+    // streams all of `U` through the products (IT's lateral: 38 MB), so wide layers on small
+    // maps take few, large chunks.
+    let budget = CHUNK_BUDGET.max(nn * ci * co * 4);
+    let nb = (budget / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
+    let nb = batch.div_ceil(batch.div_ceil(nb));
     scratch.grow(2);
     for b0 in (0..batch).step_by(nb) {
         let b1 = (b0 + nb).min(batch);
@@ -420,13 +426,13 @@ pub fn forward(
                                     let yr = &mut yimg[(m * ty + a) * wd..(m * ty + a + 1) * wd];
                                     let src = |bb: usize| &yb[bb * p + t..bb * p + t + tw];
                                     match m {
-                                        4 => interleave::<4>(
+                                        4 => crate::kernel::interleave::<4>(
                                             yr,
                                             std::array::from_fn(src),
                                             tw,
                                             accumulate,
                                         ),
-                                        _ => interleave::<2>(
+                                        _ => crate::kernel::interleave::<2>(
                                             yr,
                                             std::array::from_fn(src),
                                             tw,
@@ -490,29 +496,13 @@ fn gather_m<const M: usize>(
                 }
                 continue;
             }
-            copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
+            crate::kernel::copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
             deinterleave::<M>(pr, ph, w1);
             for j in 0..n {
                 let src = &ph[(j % M) * w1 + j / M..][..tw];
-                copy_small(&mut xg[(j * M + q) * plane + r * tw..][..tw], src);
+                crate::kernel::copy_small(&mut xg[(j * M + q) * plane + r * tw..][..tw], src);
             }
         }
-    }
-}
-
-/// `dst.copy_from_slice(src)` for short rows, with inlined 8-float moves: the library's
-/// `memcpy` pays a call and, on some CPUs, a slow `rep movsb` start for every few-float row.
-#[inline(always)]
-fn copy_small(dst: &mut [f32], src: &[f32]) {
-    let src = &src[..dst.len()];
-    let mut d8 = dst.chunks_exact_mut(8);
-    let mut s8 = src.chunks_exact(8);
-    for (d, s) in (&mut d8).zip(&mut s8) {
-        let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
-        d.copy_from_slice(s);
-    }
-    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
-        *d = std::hint::black_box(*s);
     }
 }
 
@@ -531,27 +521,6 @@ fn deinterleave<const M: usize>(row: &[f32], ph: &mut [f32], w1: usize) {
     for (k, c) in row.chunks_exact(M).enumerate() {
         for q in 0..M {
             dst[q][k] = c[q];
-        }
-    }
-}
-
-/// `row[M·k + q] (+)= src[q][k]` for `k < tw`, `q < M`: the m output columns of a row of tiles
-/// interleaved into the output row.
-#[inline(always)]
-fn interleave<const M: usize>(row: &mut [f32], src: [&[f32]; M], tw: usize, accumulate: bool) {
-    let row = &mut row[..M * tw];
-    let src: [&[f32]; M] = std::array::from_fn(|q| &src[q][..tw]);
-    if accumulate {
-        for (k, c) in row.chunks_exact_mut(M).enumerate() {
-            for q in 0..M {
-                c[q] += src[q][k];
-            }
-        }
-    } else {
-        for (k, c) in row.chunks_exact_mut(M).enumerate() {
-            for q in 0..M {
-                c[q] = src[q][k];
-            }
         }
     }
 }
