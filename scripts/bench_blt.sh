@@ -60,10 +60,12 @@ with open(out, "a") as f:
             print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
             for row in r[m]["profile"]:
                 print(f"    {row['layer']:<4} {row['conv']:<10} {row['forward_gflops']:7.1f} {row['input_grad_gflops']:7.1f} {row['weight_grad_gflops']:7.1f}")
-        sp = r[m].get("step_profile")
-        if sp:
+        for key, label in (("step_profile", ""), ("winograd_step_profile", ", Winograd")):
+            sp = r[m].get(key)
+            if not sp:
+                continue
             tr = sp["train"]
-            print(f"  ventral training step ({m}) {tr['step_s']:.4f} s: engine {tr['engine_s']:.4f}, parameters in {tr['parameters_to_engine_s']:.4f}, layout + Adam {tr['layout_and_adam_s']:.4f}; engine ops (train / infer s):")
+            print(f"  ventral training step ({m}{label}) {tr['step_s']:.4f} s: engine {tr['engine_s']:.4f}, parameters in {tr['parameters_to_engine_s']:.4f}, layout + Adam {tr['layout_and_adam_s']:.4f}; engine ops (train / infer s):")
             for a, b in zip(tr["engine_ops"], sp["infer"]["engine_ops"]):
                 print(f"    {a['op']:<28} {a['s']:8.4f} {b['s']:8.4f}")
 PYEOF

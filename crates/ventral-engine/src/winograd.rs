@@ -11,11 +11,13 @@
 //! the direct path's. Opt-in (`BltNet::set_winograd`, `--winograd`): ventral's default
 //! forward stays the direct/GEMM path, whose sums the kill/resume and parity tests pin.
 //!
-//! The input is padded into its m × m phases ([`phases`]), so that element `(i, j)` of tile
-//! `(ty, tx)` is element `(ty + i/m, tx + j/m)` of phase `(i mod m, j mod m)`: the transforms
-//! run over whole rows of tiles with contiguous loads. Transformed inputs are laid out
-//! `[channel][ξ][tile]` (each channel's transform one contiguous task), products `[ξ][Co][tile]`
-//! (each of the n² GEMMs one contiguous task, the GEMMs run in parallel).
+//! Per (input channel, image), the image's rows are gathered at the n column offsets of a
+//! tile, rows split into their m phases (`gather`): element `(i, j)` of tile `(ty, tx)` is
+//! element `(ty + i/m, tx)` of row phase `i mod m` of column offset `j`, so both sides of the
+//! input transform combine contiguous rows (`Tiles::input_rows`). Transformed inputs are laid
+//! out `[channel][ξ][tile]` (each channel's transform one contiguous task), products
+//! `[ξ][Co][tile]` (each of the n² GEMMs one contiguous task, the GEMMs run in parallel); the
+//! output transform (`Tiles::output_rows`) interleaves its m columns into the output rows.
 
 use rayon::prelude::*;
 
