@@ -304,9 +304,9 @@ pub fn forward(
         u.len() >= co * nn * ci,
         "winograd::forward: transformed weights"
     );
-    // Per (channel, image): the padded image's rows, columns gathered at the n offsets of a
-    // tile (`xg[j][q][r][tx]` = padded `(m·r + q, m·tx + j)`, rows in m phases), then
-    // transformed in place of a gather: every combine below runs over contiguous rows.
+    // Per (channel, image), `gather` lays the padded image out as `xg[j][q][r][tx]` = padded
+    // `(m·r + q, m·tx + j)` (the n column offsets of a tile, rows in m phases), so that every
+    // combine of the transform below runs over contiguous rows.
     let rq = th + 1;
     let plane = rq * tw;
     // Chunks of images of equal size (a short last chunk makes short, slow products) within
