@@ -87,7 +87,7 @@ fn main() {
             best[2] = best[2].min(t.elapsed().as_secs_f64());
         }
         // Winograd F(2×2, 3×3) forward where it applies, timed in the same run.
-        let mut wino = f64::MAX;
+        let (mut wino, mut wino_w) = (f64::MAX, f64::MAX);
         let f = if std::env::var_os("WINO_F2").is_some() {
             ventral_engine::winograd::F2
         } else {
@@ -113,6 +113,12 @@ fn main() {
                 }
             }
             ventral_engine::profile::enable(false);
+            let mut dw = vec![0.0f32; w.len()];
+            for _ in 0..10 {
+                let t = Instant::now();
+                ventral_engine::winograd::backward_weight(&f, &g, &x, &dy, b, &mut dw, &mut s);
+                wino_w = wino_w.min(t.elapsed().as_secs_f64());
+            }
             if prof {
                 let t: Vec<String> = best_ops
                     .iter()
@@ -137,7 +143,12 @@ fn main() {
             best[2] * 1e3,
             g.uses_direct(),
             if wino < f64::MAX {
-                format!(", winograd F({}) fwd {:.2} ms", f.m, wino * 1e3)
+                format!(
+                    ", winograd F({}) fwd {:.2} ms, wgrad {:.2} ms",
+                    f.m,
+                    wino * 1e3,
+                    wino_w * 1e3
+                )
             } else {
                 String::new()
             }

@@ -280,6 +280,12 @@ pub struct BltNet<'p> {
 /// layers ran training 0.73× as fast on Winograd as on the direct kernels.
 const WINOGRAD_MIN_CHANNELS: usize = 64;
 
+/// Widest map on which training's weight gradients take Winograd too. Measured per layer
+/// (`examples/conv_time`, batch 16): 32 px 128 channels 21–26 ms vs 27–32 direct, 16 px
+/// 256 channels 19–22 vs 33–36, 8 px 512 channels 21–23 vs 30–33 (GEMM path); 64 px
+/// 64 channels 33–38 vs 28–31 (slower: short products per image).
+const WINOGRAD_WGRAD_MAX_SIDE: usize = 32;
+
 /// The tiles of a pass and the net's Winograd-transformed weights, by parameter name (taken
 /// from [`BltNet::wino_cache`] for the pass, and put back after it).
 type WinoWeights = Option<(Tiles, BTreeMap<String, Vec<f32>>)>;
@@ -436,6 +442,27 @@ impl<'p> BltNet<'p> {
     fn put_wino(&self, wino: WinoWeights) {
         if let (Some((_, cache)), Ok(mut c)) = (wino, self.wino_cache.lock()) {
             c.extend(cache);
+        }
+    }
+
+    /// `dw += ∂L/∂w` of the convolution `g`: by Winograd when `wino` holds tiles that apply
+    /// to `g` and its maps are at most [`WINOGRAD_WGRAD_MAX_SIDE`] wide, else
+    /// [`Conv::backward_weight`].
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_weight(
+        wino: &mut WinoWeights,
+        g: &Conv,
+        x: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dw: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        match winograd_for(wino, g) {
+            Some((f, _)) if g.hi.max(g.wi) <= WINOGRAD_WGRAD_MAX_SIDE => {
+                crate::winograd::backward_weight(f, g, x, dy, batch, dw, scratch)
+            }
+            _ => g.backward_weight(x, dy, batch, dw, scratch),
         }
     }
 
@@ -1008,7 +1035,9 @@ impl<'p> BltNet<'p> {
                         let sp = slot(l.const_out, t - 1);
                         let lat = l.bu_lat();
                         if let Some(gr) = gw.get_mut(&format!("{name}.lateral.weight")) {
-                            lat.backward_weight(&a.a[sp], de, batch, gr, &mut col);
+                            Self::conv_backward_weight(
+                                &mut wino, &lat, &a.a[sp], de, batch, gr, &mut col,
+                            );
                         }
                         if let Some(gr) = gw.get_mut(&format!("{name}.lateral.bias")) {
                             bias_grad(de, gr);
@@ -1056,7 +1085,7 @@ impl<'p> BltNet<'p> {
                 };
                 let input: &[f32] = if i == 0 { &tape.r } else { &a.inp[si] };
                 if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.weight")) {
-                    l.bu.backward_weight(input, dbv, batch, gr, &mut col);
+                    Self::conv_backward_weight(&mut wino, &l.bu, input, dbv, batch, gr, &mut col);
                 }
                 if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.bias")) {
                     bias_grad(dbv, gr);

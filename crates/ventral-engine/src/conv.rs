@@ -65,7 +65,7 @@ pub struct Scratch {
     /// Unfolded inputs, one per chunk processed at once.
     pub(crate) cols: Vec<Vec<f32>>,
     /// Partial weight gradients, one per chunk processed at once.
-    parts: Vec<Vec<f32>>,
+    pub(crate) parts: Vec<Vec<f32>>,
     /// Zero-padded input of a direct convolution.
     pub(crate) pad: Vec<f32>,
     /// Flipped, transposed weights of a direct input gradient.
