@@ -337,7 +337,7 @@ fn native_engine_matches_pytorch_reference() {
         results
     };
     let results = adam_check("engine", &grads);
-    // Training with Winograd F(4×4, 3×3) forwards and input gradients (opt-in,
+    // Training with Winograd F(4×4, 3×3) forwards, input and weight gradients (opt-in,
     // `train.winograd`): held to the bounds of burn's float32 path (gradients 1.5e-3 rel L2,
     // LayerNorm Adam steps at least 99.99 % of elements, every other Adam step exact).
     let mut wtrain =

@@ -199,10 +199,11 @@ pub struct TrainConfig {
     /// `burn`. Both give the same mathematics; see docs/performance.md.
     #[serde(default = "auto")]
     pub engine: String,
-    /// On the native engine, compute the 3 × 3 stride-1 convolutions' forwards and input
-    /// gradients by Winograd F(4 × 4, 3 × 3) (`ventral_engine::winograd`): fewer
-    /// multiply-adds, another float32 rounding (held to the float32 parity bounds against
-    /// PyTorch in `tests/parity.rs`). Weight gradients and validation stay exact. Off by default.
+    /// On the native engine, compute the 3 × 3 stride-1 convolutions' forwards, input
+    /// gradients and (on maps up to 32 px) weight gradients by Winograd F(4 × 4, 3 × 3)
+    /// (`ventral_engine::winograd`): fewer multiply-adds, another float32 rounding (held to
+    /// the float32 parity bounds against PyTorch in `tests/parity.rs`). Validation stays
+    /// exact. Off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub winograd: bool,
     /// The SGD limiting-dynamics tracker (`crate::sgd_dynamics`); off when absent.

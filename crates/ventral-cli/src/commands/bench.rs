@@ -50,7 +50,7 @@ pub struct Args {
     json: bool,
     /// Also time the native engine with its 3 × 3 stride-1 convolutions by Winograd
     /// F(4 × 4, 3 × 3) (`winograd` in the JSON): inference (what `record --winograd` runs)
-    /// and training steps (forwards and input gradients; `train.winograd = true`), beside
+    /// and training steps (forwards, input and weight gradients; `train.winograd = true`), beside
     /// the default exact path, and report the largest difference of the two inference
     /// passes' log-probabilities.
     #[arg(long)]
