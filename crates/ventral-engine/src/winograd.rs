@@ -304,13 +304,7 @@ pub fn forward(
         u.len() >= co * nn * ci,
         "winograd::forward: transformed weights"
     );
-    // Chunks of images of equal size (a short last chunk makes short, slow products) within
-    // the budget — or within the transformed weights' size when those are larger: every chunk
-    // streams all of `U` through the products (IT's lateral: 38 MB), so wide layers on small
-    // maps take few, large chunks.
-    let budget = CHUNK_BUDGET.max(nn * ci * co * 4);
-    let nb = (budget / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
-    let nb = batch.div_ceil(batch.div_ceil(nb));
+    let nb = chunk_images(nn, (ci, co), per_image, batch);
     scratch.grow(2);
     for b0 in (0..batch).step_by(nb) {
         let b1 = (b0 + nb).min(batch);
@@ -432,9 +426,7 @@ pub fn backward_weight(
     // A (n × m) = (Aᵀ)ᵀ and Gᵀ (3 × n), row-major.
     let a_mat: Vec<f32> = (0..n * m).map(|k| f.at[(k % m) * n + k / m]).collect();
     let gt: Vec<f32> = (0..3 * n).map(|k| f.g[(k % n) * 3 + k / n]).collect();
-    let budget = CHUNK_BUDGET.max(nn * ci * co * 4);
-    let nb = (budget / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch);
-    let nb = batch.div_ceil(batch.div_ceil(nb));
+    let nb = chunk_images(nn, (ci, co), per_image, batch);
     scratch.grow(2);
     let mut du = std::mem::take(&mut scratch.parts[0]);
     ensure(&mut du, nn * co * ci);
@@ -569,6 +561,16 @@ pub fn backward_weight(
             );
     }
     scratch.parts[0] = du;
+}
+
+/// Images per chunk of a Winograd pass: chunks of equal size (a short last chunk makes short,
+/// slow products) within [`CHUNK_BUDGET`] — or within the transformed weights' size when those
+/// are larger: every chunk streams all of `U` (or `dU`) through the products (IT's lateral:
+/// 38 MB), so wide layers on small maps take few, large chunks.
+fn chunk_images(nn: usize, (ci, co): (usize, usize), per_image: usize, batch: usize) -> usize {
+    let budget = CHUNK_BUDGET.max(nn * ci * co * 4);
+    let nb = (budget / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch.max(1));
+    batch.div_ceil(batch.div_ceil(nb).max(1)).max(1)
 }
 
 /// The input transform of images `b0..b1`: `V[c][ξ][tile] = (Bᵀ d B)[ξ]` of every tile `d`
