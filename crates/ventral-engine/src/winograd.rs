@@ -304,94 +304,91 @@ pub fn forward(
         u.len() >= co * nn * ci,
         "winograd::forward: transformed weights"
     );
-    let nb = chunk_images(nn, (ci, co), per_image, batch);
-    scratch.grow(2);
-    for b0 in (0..batch).step_by(nb) {
-        let b1 = (b0 + nb).min(batch);
-        let p = (b1 - b0) * per_image;
-        let (vs, ms) = scratch.cols.split_at_mut(1);
-        let (v, mm) = (&mut vs[0], &mut ms[0]);
-        ensure(v, nn * ci * p);
-        ensure(mm, nn * co * p);
-        input_transform(f, x, (ci, batch, h, wd), (b0, b1), v);
-        {
-            let _p = scope(Op::Gemm);
-            // M[ξ] = U[ξ] · V[·][ξ][·] (rows of V n²·p apart): n² products, in parallel.
-            let v = &*v;
-            mm[..nn * co * p]
-                .par_chunks_mut(co * p)
+    over_chunks(
+        f,
+        x,
+        (ci, co, batch, h, wd),
+        scratch,
+        |_, (b0, b1, p), v, mm| {
+            {
+                let _p = scope(Op::Gemm);
+                // M[ξ] = U[ξ] · V[·][ξ][·] (rows of V n²·p apart): n² products, in parallel.
+                mm[..nn * co * p]
+                    .par_chunks_mut(co * p)
+                    .enumerate()
+                    .for_each(|(xi, mx)| {
+                        let vx = MatRef {
+                            data: v,
+                            off: xi * p,
+                            rows: ci,
+                            cols: p,
+                            rs: nn * p,
+                            cs: 1,
+                        };
+                        let ux = MatRef {
+                            data: u,
+                            off: xi * ci,
+                            rows: co,
+                            cols: ci,
+                            rs: nn * ci,
+                            cs: 1,
+                        };
+                        gemm_serial(MatMut::rm(mx, 0, co, p), false, ux, vx);
+                    });
+            }
+            let _p = scope(Op::Winograd);
+            let mm = &*mm;
+            let hw = h * wd;
+            y.par_chunks_mut(batch * hw)
+                .with_min_len(crate::min_items(batch * hw))
                 .enumerate()
-                .for_each(|(xi, mx)| {
-                    let vx = MatRef {
-                        data: v,
-                        off: xi * p,
-                        rows: ci,
-                        cols: p,
-                        rs: nn * p,
-                        cs: 1,
-                    };
-                    let ux = MatRef {
-                        data: u,
-                        off: xi * ci,
-                        rows: co,
-                        cols: ci,
-                        rs: nn * ci,
-                        cs: 1,
-                    };
-                    gemm_serial(MatMut::rm(mx, 0, co, p), false, ux, vx);
-                });
-        }
-        let _p = scope(Op::Winograd);
-        let mm = &*mm;
-        let hw = h * wd;
-        y.par_chunks_mut(batch * hw)
-            .with_min_len(crate::min_items(batch * hw))
-            .enumerate()
-            .for_each_init(Vec::new, |sb, (o, yo)| {
-                sb.resize((m * n + m) * p, 0.0);
-                crate::simd::run(
-                    #[inline(always)]
-                    || {
-                        let (s, yb) = sb.split_at_mut(m * n * p);
-                        // Aᵀ M: s[a][j] = Σ_i Aᵀ[a][i] M[i·n + j], for every column j.
-                        for j in 0..n {
-                            let src = rows(mm, p, n, |i| (i * n + j) * co + o);
-                            let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
-                            f.output_rows(&src[..n], &mut dst[..m]);
-                        }
-                        for a in 0..m {
-                            // (Aᵀ M) A: yb[β] = Σ_j s[a][j] Aᵀ[β][j].
-                            let src = rows(s, p, n, |j| a * n + j);
-                            let mut dst: [&mut [f32]; 4] = rows_mut(yb, (p, 0, 1), (0, p), m);
-                            f.output_rows(&src[..n], &mut dst[..m]);
-                            // Output (m·ty + a, m·tx + bb) of every tile.
-                            for b in b0..b1 {
-                                let yimg = &mut yo[b * hw..(b + 1) * hw];
-                                for ty in 0..th {
-                                    let t = (b - b0) * per_image + ty * tw;
-                                    let yr = &mut yimg[(m * ty + a) * wd..(m * ty + a + 1) * wd];
-                                    let src = |bb: usize| &yb[bb * p + t..bb * p + t + tw];
-                                    match m {
-                                        4 => crate::kernel::interleave::<4>(
-                                            yr,
-                                            std::array::from_fn(src),
-                                            tw,
-                                            accumulate,
-                                        ),
-                                        _ => crate::kernel::interleave::<2>(
-                                            yr,
-                                            std::array::from_fn(src),
-                                            tw,
-                                            accumulate,
-                                        ),
+                .for_each_init(Vec::new, |sb, (o, yo)| {
+                    sb.resize((m * n + m) * p, 0.0);
+                    crate::simd::run(
+                        #[inline(always)]
+                        || {
+                            let (s, yb) = sb.split_at_mut(m * n * p);
+                            // Aᵀ M: s[a][j] = Σ_i Aᵀ[a][i] M[i·n + j], for every column j.
+                            for j in 0..n {
+                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
+                                let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
+                                f.output_rows(&src[..n], &mut dst[..m]);
+                            }
+                            for a in 0..m {
+                                // (Aᵀ M) A: yb[β] = Σ_j s[a][j] Aᵀ[β][j].
+                                let src = rows(s, p, n, |j| a * n + j);
+                                let mut dst: [&mut [f32]; 4] = rows_mut(yb, (p, 0, 1), (0, p), m);
+                                f.output_rows(&src[..n], &mut dst[..m]);
+                                // Output (m·ty + a, m·tx + bb) of every tile.
+                                for b in b0..b1 {
+                                    let yimg = &mut yo[b * hw..(b + 1) * hw];
+                                    for ty in 0..th {
+                                        let t = (b - b0) * per_image + ty * tw;
+                                        let yr =
+                                            &mut yimg[(m * ty + a) * wd..(m * ty + a + 1) * wd];
+                                        let src = |bb: usize| &yb[bb * p + t..bb * p + t + tw];
+                                        match m {
+                                            4 => crate::kernel::interleave::<4>(
+                                                yr,
+                                                std::array::from_fn(src),
+                                                tw,
+                                                accumulate,
+                                            ),
+                                            _ => crate::kernel::interleave::<2>(
+                                                yr,
+                                                std::array::from_fn(src),
+                                                tw,
+                                                accumulate,
+                                            ),
+                                        }
                                     }
                                 }
                             }
-                        }
-                    },
-                )
-            });
-    }
+                        },
+                    )
+                });
+        },
+    );
 }
 
 /// `dw += ∂L/∂w` of `y = conv(x)` by Winograd F(m × m, 3 × 3) (`g` must satisfy
@@ -426,98 +423,94 @@ pub fn backward_weight(
     // A (n × m) = (Aᵀ)ᵀ and Gᵀ (3 × n), row-major.
     let a_mat: Vec<f32> = (0..n * m).map(|k| f.at[(k % m) * n + k / m]).collect();
     let gt: Vec<f32> = (0..3 * n).map(|k| f.g[(k % n) * 3 + k / n]).collect();
-    let nb = chunk_images(nn, (ci, co), per_image, batch);
     scratch.grow(2);
     let mut du = std::mem::take(&mut scratch.parts[0]);
     ensure(&mut du, nn * co * ci);
-    for (chunk, b0) in (0..batch).step_by(nb).enumerate() {
-        let b1 = (b0 + nb).min(batch);
-        let p = (b1 - b0) * per_image;
-        let (vs, ms) = scratch.cols.split_at_mut(1);
-        let (v, dm) = (&mut vs[0], &mut ms[0]);
-        ensure(v, nn * ci * p);
-        ensure(dm, nn * co * p);
-        input_transform(f, x, (ci, batch, h, wd), (b0, b1), v);
-        {
-            // dM[o][ξ][tile] = (A dy Aᵀ)[ξ] of every m × m tile of dy: one task per channel.
-            let _p = scope(Op::Winograd);
-            dm[..nn * co * p]
-                .par_chunks_mut(nn * p)
-                .with_min_len(crate::min_items(nn * p))
-                .enumerate()
-                .for_each_init(
-                    || (Vec::new(), Vec::new()),
-                    |(ph, tb), (o, dmo)| {
-                        ph.resize(m * m * per_image, 0.0);
-                        tb.resize(n * m * per_image, 0.0);
-                        crate::simd::run(
-                            #[inline(always)]
-                            || {
-                                for b in b0..b1 {
-                                    let img = &dy[(o * batch + b) * hw..(o * batch + b + 1) * hw];
-                                    // ph[a][β][ty][tx] = dy[m·ty + a][m·tx + β].
-                                    for (r, row) in img.chunks_exact(wd).enumerate() {
-                                        let (ty, a) = (r / m, r % m);
-                                        for (k, c) in row.chunks_exact(m).enumerate() {
-                                            for (bb, v) in c.iter().enumerate() {
-                                                ph[(a * m + bb) * per_image + ty * tw + k] = *v;
+    over_chunks(
+        f,
+        x,
+        (ci, co, batch, h, wd),
+        scratch,
+        |chunk, (b0, b1, p), v, dm| {
+            {
+                // dM[o][ξ][tile] = (A dy Aᵀ)[ξ] of every m × m tile of dy: one task per channel.
+                let _p = scope(Op::Winograd);
+                dm[..nn * co * p]
+                    .par_chunks_mut(nn * p)
+                    .with_min_len(crate::min_items(nn * p))
+                    .enumerate()
+                    .for_each_init(
+                        || (Vec::new(), Vec::new()),
+                        |(ph, tb), (o, dmo)| {
+                            ph.resize(m * m * per_image, 0.0);
+                            tb.resize(n * m * per_image, 0.0);
+                            crate::simd::run(
+                                #[inline(always)]
+                                || {
+                                    for b in b0..b1 {
+                                        let img =
+                                            &dy[(o * batch + b) * hw..(o * batch + b + 1) * hw];
+                                        // ph[a][β][ty][tx] = dy[m·ty + a][m·tx + β].
+                                        for (r, row) in img.chunks_exact(wd).enumerate() {
+                                            let (ty, a) = (r / m, r % m);
+                                            let dst = &mut ph[a * m * per_image + ty * tw..];
+                                            deinterleave_m(m, row, dst, (per_image, tw));
+                                        }
+                                        // tb[i][β] = Σ_a A[i][a] ph[a][β].
+                                        for bb in 0..m {
+                                            let src = rows(ph, per_image, m, |a| a * m + bb);
+                                            for i in 0..n {
+                                                let dst = &mut tb[(i * m + bb) * per_image..]
+                                                    [..per_image];
+                                                combine(dst, &a_mat[i * m..(i + 1) * m], &src[..m]);
+                                            }
+                                        }
+                                        // dM[i·n + j] = Σ_β tb[i][β] A[j][β].
+                                        let t0 = (b - b0) * per_image;
+                                        for i in 0..n {
+                                            let src = rows(tb, per_image, m, |bb| i * m + bb);
+                                            for j in 0..n {
+                                                let o = (i * n + j) * p + t0;
+                                                combine(
+                                                    &mut dmo[o..o + per_image],
+                                                    &a_mat[j * m..(j + 1) * m],
+                                                    &src[..m],
+                                                );
                                             }
                                         }
                                     }
-                                    // tb[i][β] = Σ_a A[i][a] ph[a][β].
-                                    for bb in 0..m {
-                                        let src = rows(ph, per_image, m, |a| a * m + bb);
-                                        for i in 0..n {
-                                            let dst =
-                                                &mut tb[(i * m + bb) * per_image..][..per_image];
-                                            combine(dst, &a_mat[i * m..(i + 1) * m], &src[..m]);
-                                        }
-                                    }
-                                    // dM[i·n + j] = Σ_β tb[i][β] A[j][β].
-                                    let t0 = (b - b0) * per_image;
-                                    for i in 0..n {
-                                        let src = rows(tb, per_image, m, |bb| i * m + bb);
-                                        for j in 0..n {
-                                            let o = (i * n + j) * p + t0;
-                                            combine(
-                                                &mut dmo[o..o + per_image],
-                                                &a_mat[j * m..(j + 1) * m],
-                                                &src[..m],
-                                            );
-                                        }
-                                    }
-                                }
-                            },
-                        )
-                    },
-                );
-        }
-        let _p = scope(Op::WeightGrad);
-        // dU[ξ] (+)= dM[·][ξ][·] · V[·][ξ][·]ᵀ: n² products, in parallel.
-        let (v, dm) = (&*v, &*dm);
-        du[..nn * co * ci]
-            .par_chunks_mut(co * ci)
-            .enumerate()
-            .for_each(|(xi, dux)| {
-                let a = MatRef {
-                    data: dm,
-                    off: xi * p,
-                    rows: co,
-                    cols: p,
-                    rs: nn * p,
-                    cs: 1,
-                };
-                let b = MatRef {
-                    data: v,
-                    off: xi * p,
-                    rows: ci,
-                    cols: p,
-                    rs: nn * p,
-                    cs: 1,
-                };
-                gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());
-            });
-    }
+                                },
+                            )
+                        },
+                    );
+            }
+            let _p = scope(Op::WeightGrad);
+            // dU[ξ] (+)= dM[·][ξ][·] · V[·][ξ][·]ᵀ: n² products, in parallel.
+            let dm = &*dm;
+            du[..nn * co * ci]
+                .par_chunks_mut(co * ci)
+                .enumerate()
+                .for_each(|(xi, dux)| {
+                    let a = MatRef {
+                        data: dm,
+                        off: xi * p,
+                        rows: co,
+                        cols: p,
+                        rs: nn * p,
+                        cs: 1,
+                    };
+                    let b = MatRef {
+                        data: v,
+                        off: xi * p,
+                        rows: ci,
+                        cols: p,
+                        rs: nn * p,
+                        cs: 1,
+                    };
+                    gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());
+                });
+        },
+    );
     {
         // dw[o][c] += Gᵀ dU[·][o][c] G: one task per output channel, rows over input channels.
         let _p = scope(Op::Winograd);
@@ -571,6 +564,37 @@ fn chunk_images(nn: usize, (ci, co): (usize, usize), per_image: usize, batch: us
     let budget = CHUNK_BUDGET.max(nn * ci * co * 4);
     let nb = (budget / (nn * (ci + co) * per_image * 4).max(1)).clamp(1, batch.max(1));
     batch.div_ceil(batch.div_ceil(nb).max(1)).max(1)
+}
+
+/// The chunk loop of a Winograd pass: for every chunk of images ([`chunk_images`]), the
+/// input transform `V` of its images (`nn·Ci·p` floats, p tiles) and a buffer of `nn·Co·p`
+/// floats for the output side, handed to `body(chunk index, (b0, b1, p), V, buffer)`.
+fn over_chunks(
+    f: &Tiles,
+    x: &[f32],
+    (ci, co, batch, h, wd): (usize, usize, usize, usize, usize),
+    scratch: &mut Scratch,
+    mut body: impl FnMut(usize, (usize, usize, usize), &[f32], &mut [f32]),
+) {
+    let nn = f.n() * f.n();
+    let per_image = (h / f.m) * (wd / f.m);
+    let nb = chunk_images(nn, (ci, co), per_image, batch);
+    scratch.grow(2);
+    for (chunk, b0) in (0..batch).step_by(nb).enumerate() {
+        let b1 = (b0 + nb).min(batch);
+        let p = (b1 - b0) * per_image;
+        let (vs, os) = scratch.cols.split_at_mut(1);
+        let (v, out) = (&mut vs[0], &mut os[0]);
+        ensure(v, nn * ci * p);
+        ensure(out, nn * co * p);
+        input_transform(f, x, (ci, batch, h, wd), (b0, b1), v);
+        body(
+            chunk,
+            (b0, b1, p),
+            &v[..nn * ci * p],
+            &mut out[..nn * co * p],
+        );
+    }
 }
 
 /// The input transform of images `b0..b1`: `V[c][ξ][tile] = (Bᵀ d B)[ξ]` of every tile `d`
@@ -683,7 +707,7 @@ fn gather_m<const M: usize>(
                 continue;
             }
             crate::kernel::copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
-            deinterleave::<M>(pr, ph, w1);
+            deinterleave::<M>(pr, ph, (w1, w1));
             for j in 0..n {
                 let src = &ph[(j % M) * w1 + j / M..][..tw];
                 crate::kernel::copy_small(&mut xg[(j * M + q) * plane + r * tw..][..tw], src);
@@ -692,22 +716,24 @@ fn gather_m<const M: usize>(
     }
 }
 
-/// `ph[q·w1 + k] = row[M·k + q]` for `k < w1`, `q < M` (`row`: `M·w1` long).
+/// `ph[q·stride + k] = row[M·k + q]` for `k < len`, `q < M` (`row`: at least `M·len` long): the
+/// M column phases of a row.
 #[inline(always)]
-fn deinterleave<const M: usize>(row: &[f32], ph: &mut [f32], w1: usize) {
-    let (row, ph) = (&row[..M * w1], &mut ph[..M * w1]);
-    let dst: [&mut [f32]; M] = {
-        let mut rest = ph;
-        std::array::from_fn(|_| {
-            let (a, b) = std::mem::take(&mut rest).split_at_mut(w1);
-            rest = b;
-            a
-        })
-    };
-    for (k, c) in row.chunks_exact(M).enumerate() {
+fn deinterleave<const M: usize>(row: &[f32], ph: &mut [f32], (stride, len): (usize, usize)) {
+    let dst: [&mut [f32]; M] = rows_mut(ph, (stride, 0, 1), (0, len), M);
+    for (k, c) in row[..M * len].chunks_exact(M).enumerate() {
         for q in 0..M {
             dst[q][k] = c[q];
         }
+    }
+}
+
+/// [`deinterleave`] for the tiles' m (2 or 4).
+#[inline(always)]
+fn deinterleave_m(m: usize, row: &[f32], ph: &mut [f32], (stride, len): (usize, usize)) {
+    match m {
+        4 => deinterleave::<4>(row, ph, (stride, len)),
+        _ => deinterleave::<2>(row, ph, (stride, len)),
     }
 }
 
