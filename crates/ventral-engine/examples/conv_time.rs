@@ -112,20 +112,30 @@ fn main() {
                     }
                 }
             }
-            ventral_engine::profile::enable(false);
             let mut dw = vec![0.0f32; w.len()];
+            let mut best_w: Vec<(&str, f64)> = Vec::new();
             for _ in 0..10 {
+                ventral_engine::profile::enable(prof);
                 let t = Instant::now();
                 ventral_engine::winograd::backward_weight(&f, &g, &x, &dy, b, &mut dw, &mut s);
                 wino_w = wino_w.min(t.elapsed().as_secs_f64());
+                for (i, (n, t)) in ventral_engine::profile::totals().into_iter().enumerate() {
+                    match best_w.get_mut(i) {
+                        Some(e) => e.1 = e.1.min(t),
+                        None => best_w.push((n, t)),
+                    }
+                }
             }
+            ventral_engine::profile::enable(false);
             if prof {
-                let t: Vec<String> = best_ops
-                    .iter()
-                    .filter(|(_, s)| *s > 0.0)
-                    .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
-                    .collect();
-                println!("  winograd, fastest per kind: {}", t.join(", "));
+                for (what, ops) in [("forward", &best_ops), ("weight gradient", &best_w)] {
+                    let t: Vec<String> = ops
+                        .iter()
+                        .filter(|(_, s)| *s > 0.0)
+                        .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
+                        .collect();
+                    println!("  winograd {what}, fastest per kind: {}", t.join(", "));
+                }
             }
         }
         if std::env::var_os("DATA_PROFILE").is_some() {

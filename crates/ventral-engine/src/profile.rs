@@ -28,11 +28,15 @@ pub enum Op {
     Readout,
     /// Layout changes and buffer set-up.
     Setup,
-    /// Winograd transforms of weights, inputs and outputs (its products count as `Gemm`).
+    /// Winograd input transforms `Bᵀ d B` (of inputs, and of output gradients for input
+    /// gradients); its products count as `Gemm`, a weight gradient's as `WeightGrad`.
+    WinogradIn,
+    /// Winograd output transforms `Aᵀ M A`, weight transforms and the weight gradient's
+    /// `A dy Aᵀ` and `Gᵀ dU G`.
     Winograd,
 }
 
-const OPS: [Op; 10] = [
+const OPS: [Op; 11] = [
     Op::Im2col,
     Op::Gemm,
     Op::Col2im,
@@ -42,6 +46,7 @@ const OPS: [Op; 10] = [
     Op::Elementwise,
     Op::Readout,
     Op::Setup,
+    Op::WinogradIn,
     Op::Winograd,
 ];
 
@@ -57,13 +62,14 @@ impl Op {
             Op::Elementwise => "bias/combine/elementwise",
             Op::Readout => "gap/readout",
             Op::Setup => "layout/buffers",
-            Op::Winograd => "winograd transforms",
+            Op::WinogradIn => "winograd input transforms",
+            Op::Winograd => "winograd other transforms",
         }
     }
 }
 
 static ON: AtomicBool = AtomicBool::new(false);
-static NS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static NS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 /// Switch timing on or off (and reset the totals).
 pub fn enable(on: bool) {

@@ -252,6 +252,70 @@ impl Tiles {
             combine(o, &self.at[a * n..(a + 1) * n], src);
         }
     }
+
+    /// `dst[k] = Σ_a Gᵀ[k][a] · src[a]` elementwise for `k < 3`, `a < n`: one side of the
+    /// weight gradient's `Gᵀ dU G`, the adjoint of the weight transform (fused for F(4 × 4)).
+    #[inline(always)]
+    fn kernel_gradient_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]; 3]) {
+        let [o0, o1, o2] = dst;
+        if let ([x0, x1, x2, x3, x4, x5], 4) = (src, self.m) {
+            let l = o0.len();
+            let (x0, x1, x2, x3, x4, x5) =
+                (&x0[..l], &x1[..l], &x2[..l], &x3[..l], &x4[..l], &x5[..l]);
+            let (o1, o2) = (&mut o1[..l], &mut o2[..l]);
+            const SIXTH: f32 = 1.0 / 6.0;
+            for e in 0..l {
+                let (s12, d21) = (x1[e] + x2[e], x2[e] - x1[e]);
+                let (s34, d34) = (x3[e] + x4[e], x3[e] - x4[e]);
+                o0[e] = 0.25 * x0[e] - SIXTH * s12 + (1.0 / 24.0) * s34;
+                o1[e] = SIXTH * d21 + (1.0 / 12.0) * d34;
+                o2[e] = SIXTH * (s34 - s12) + x5[e];
+            }
+            return;
+        }
+        let n = self.n();
+        for (k, o) in [o0, o1, o2].into_iter().enumerate() {
+            let coef: [f32; 6] =
+                std::array::from_fn(|a| if a < n { self.g[a * 3 + k] } else { 0.0 });
+            combine(o, &coef[..n], src);
+        }
+    }
+
+    /// `dst[i] = Σ_a A[i][a] · src[a] = Σ_a Aᵀ[a][i] · src[a]` elementwise for `i < n`,
+    /// `a < m`: one side of the weight gradient's output-gradient transform `A dy Aᵀ`, the
+    /// adjoint of [`Self::output_rows`] (fused for F(4 × 4)).
+    #[inline(always)]
+    fn gradient_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]]) {
+        if let ([y0, y1, y2, y3], [o0, o1, o2, o3, o4, o5], 4) = (src, &mut *dst, self.m) {
+            let l = o0.len();
+            let (y0, y1, y2, y3) = (&y0[..l], &y1[..l], &y2[..l], &y3[..l]);
+            let (o1, o2, o3, o4, o5) = (
+                &mut o1[..l],
+                &mut o2[..l],
+                &mut o3[..l],
+                &mut o4[..l],
+                &mut o5[..l],
+            );
+            for e in 0..l {
+                let (x0, x1, x2, x3) = (y0[e], y1[e], y2[e], y3[e]);
+                let (even, odd) = (x0 + x2, x1 + x3);
+                let (even4, odd8) = (x0 + 4.0 * x2, 2.0 * x1 + 8.0 * x3);
+                o0[e] = x0;
+                o1[e] = even + odd;
+                o2[e] = even - odd;
+                o3[e] = even4 + odd8;
+                o4[e] = even4 - odd8;
+                o5[e] = x3;
+            }
+            return;
+        }
+        let (m, n) = (self.m, self.n());
+        for (i, o) in dst.iter_mut().enumerate() {
+            let coef: [f32; 4] =
+                std::array::from_fn(|a| if a < m { self.at[a * n + i] } else { 0.0 });
+            combine(o, &coef[..m], src);
+        }
+    }
 }
 
 /// Disjoint rows `buf[(first + k·step)·len + off..][..seg]` for `k < count` (`step ≥ 1`),
@@ -420,9 +484,6 @@ pub fn backward_weight(
     let (th, tw) = (h / m, wd / m);
     let (hw, per_image) = (h * wd, th * tw);
     assert!(dw.len() >= co * ci * 9 && dy.len() >= co * batch * hw);
-    // A (n × m) = (Aᵀ)ᵀ and Gᵀ (3 × n), row-major.
-    let a_mat: Vec<f32> = (0..n * m).map(|k| f.at[(k % m) * n + k / m]).collect();
-    let gt: Vec<f32> = (0..3 * n).map(|k| f.g[(k % n) * 3 + k / n]).collect();
     scratch.grow(2);
     let mut du = std::mem::take(&mut scratch.parts[0]);
     ensure(&mut du, nn * co * ci);
@@ -442,42 +503,35 @@ pub fn backward_weight(
                     .for_each_init(
                         || (Vec::new(), Vec::new()),
                         |(ph, tb), (o, dmo)| {
-                            ph.resize(m * m * per_image, 0.0);
-                            tb.resize(n * m * per_image, 0.0);
+                            ph.resize(m * m * p, 0.0);
+                            tb.resize(n * m * p, 0.0);
                             crate::simd::run(
                                 #[inline(always)]
                                 || {
+                                    // ph[a·m + β][tile] = dy[m·ty + a][m·tx + β], every image.
                                     for b in b0..b1 {
                                         let img =
                                             &dy[(o * batch + b) * hw..(o * batch + b + 1) * hw];
-                                        // ph[a][β][ty][tx] = dy[m·ty + a][m·tx + β].
+                                        let t0 = (b - b0) * per_image;
                                         for (r, row) in img.chunks_exact(wd).enumerate() {
                                             let (ty, a) = (r / m, r % m);
-                                            let dst = &mut ph[a * m * per_image + ty * tw..];
-                                            deinterleave_m(m, row, dst, (per_image, tw));
+                                            let dst = &mut ph[a * m * p + t0 + ty * tw..];
+                                            deinterleave_m(m, row, dst, (p, tw));
                                         }
-                                        // tb[i][β] = Σ_a A[i][a] ph[a][β].
-                                        for bb in 0..m {
-                                            let src = rows(ph, per_image, m, |a| a * m + bb);
-                                            for i in 0..n {
-                                                let dst = &mut tb[(i * m + bb) * per_image..]
-                                                    [..per_image];
-                                                combine(dst, &a_mat[i * m..(i + 1) * m], &src[..m]);
-                                            }
-                                        }
-                                        // dM[i·n + j] = Σ_β tb[i][β] A[j][β].
-                                        let t0 = (b - b0) * per_image;
-                                        for i in 0..n {
-                                            let src = rows(tb, per_image, m, |bb| i * m + bb);
-                                            for j in 0..n {
-                                                let o = (i * n + j) * p + t0;
-                                                combine(
-                                                    &mut dmo[o..o + per_image],
-                                                    &a_mat[j * m..(j + 1) * m],
-                                                    &src[..m],
-                                                );
-                                            }
-                                        }
+                                    }
+                                    // tb[i·m + β] = Σ_a A[i][a] ph[a·m + β].
+                                    for bb in 0..m {
+                                        let src = rows(ph, p, m, |a| a * m + bb);
+                                        let mut dst: [&mut [f32]; 6] =
+                                            rows_mut(tb, (p, bb, m), (0, p), n);
+                                        f.gradient_rows(&src[..m], &mut dst[..n]);
+                                    }
+                                    // dM[i·n + j] = Σ_β A[j][β] tb[i·m + β].
+                                    for i in 0..n {
+                                        let src = rows(tb, p, m, |bb| i * m + bb);
+                                        let mut dst: [&mut [f32]; 6] =
+                                            rows_mut(dmo, (p, i * n, 1), (0, p), n);
+                                        f.gradient_rows(&src[..m], &mut dst[..n]);
                                     }
                                 },
                             )
@@ -530,18 +584,16 @@ pub fn backward_weight(
                             // t1[kh][β] = Σ_α Gᵀ[kh][α] dU[α·n + β][o].
                             for be in 0..n {
                                 let src = rows(du, ci, n, |al| (al * n + be) * co + o);
-                                for kh in 0..3 {
-                                    let dst = &mut t1[(kh * n + be) * ci..][..ci];
-                                    combine(dst, &gt[kh * n..(kh + 1) * n], &src[..n]);
-                                }
+                                let mut dst: [&mut [f32]; 3] =
+                                    rows_mut(t1, (ci, be, n), (0, ci), 3);
+                                f.kernel_gradient_rows(&src[..n], &mut dst);
                             }
                             // t2[kh][kw] = Σ_β t1[kh][β] Gᵀ[kw][β].
                             for kh in 0..3 {
                                 let src = rows(t1, ci, n, |be| kh * n + be);
-                                for kw in 0..3 {
-                                    let dst = &mut t2[(kh * 3 + kw) * ci..][..ci];
-                                    combine(dst, &gt[kw * n..(kw + 1) * n], &src[..n]);
-                                }
+                                let mut dst: [&mut [f32]; 3] =
+                                    rows_mut(t2, (ci, kh * 3, 1), (0, ci), 3);
+                                f.kernel_gradient_rows(&src[..n], &mut dst);
                             }
                             for (c, k) in dwo.chunks_exact_mut(9).enumerate() {
                                 for (t, d) in k.iter_mut().enumerate() {
@@ -598,7 +650,10 @@ fn over_chunks(
 }
 
 /// The input transform of images `b0..b1`: `V[c][ξ][tile] = (Bᵀ d B)[ξ]` of every tile `d`
-/// of `x` (`[Ci][B][H][W]`), tiles of the chunk numbered image by image.
+/// of `x` (`[Ci][B][H][W]`), tiles of the chunk numbered image by image. Per channel, the
+/// tiles' elements are gathered tile-major (`xg[i·n + j][tile] = d[i][j]`) for the whole chunk,
+/// so both sides of the transform run over rows as long as the chunk's tiles — on small maps
+/// (IT's 2 × 2 tiles per image) per-image rows would be a few lanes long.
 fn input_transform(
     f: &Tiles,
     x: &[f32],
@@ -606,12 +661,10 @@ fn input_transform(
     (b0, b1): (usize, usize),
     v: &mut [f32],
 ) {
-    let _p = scope(Op::Winograd);
+    let _p = scope(Op::WinogradIn);
     let (m, n) = (f.m, f.n());
     let nn = n * n;
-    let (th, tw) = (h / m, wd / m);
-    let per_image = th * tw;
-    let (rq, plane) = (th + 1, (th + 1) * tw);
+    let per_image = (h / m) * (wd / m);
     let p = (b1 - b0) * per_image;
     // V[c][ξ][tile]: one task per input channel.
     v[..nn * ci * p]
@@ -621,36 +674,28 @@ fn input_transform(
         .for_each_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(xg, cb, prow), (c, vc)| {
-                xg.resize(n * m * plane, 0.0);
-                cb.resize(n * m * plane, 0.0);
+                xg.resize(nn * p, 0.0);
+                cb.resize(nn * p, 0.0);
                 crate::simd::run(
                     #[inline(always)]
                     || {
                         for b in b0..b1 {
                             let img = &x[(c * batch + b) * h * wd..][..h * wd];
-                            gather(img, (h, wd), m, n, (rq, tw), prow, xg);
-                            let xg: &[f32] = xg;
-                            // Columns: cb[β][q][r][tx] = Σ_j Bᵀ[β][j] xg[j][q][r][tx].
-                            let src = rows(xg, m * plane, n, |j| j);
-                            let mut dst: [&mut [f32]; 6] =
-                                rows_mut(cb, (m * plane, 0, 1), (0, m * plane), n);
-                            f.input_rows(&src[..n], &mut dst[..n]);
-                            // Rows: V[α·n + β][tile] = Σ_i Bᵀ[α][i] cb[β][i mod m][ty + i / m][tx].
                             let t0 = (b - b0) * per_image;
-                            for be in 0..n {
-                                let cbb = &cb[be * m * plane..(be + 1) * m * plane];
-                                let src: [&[f32]; 6] = std::array::from_fn(|i| {
-                                    if i < n {
-                                        let o = (i % m) * plane + (i / m) * tw;
-                                        &cbb[o..o + per_image]
-                                    } else {
-                                        &[][..]
-                                    }
-                                });
-                                let mut dst: [&mut [f32]; 6] =
-                                    rows_mut(vc, (p, be, n), (t0, per_image), n);
-                                f.input_rows(&src[..n], &mut dst[..n]);
-                            }
+                            gather(img, (h, wd), m, n, (t0, p), prow, xg);
+                        }
+                        let xg: &[f32] = xg;
+                        // Columns: cb[i·n + β] = Σ_j Bᵀ[β][j] xg[i·n + j].
+                        for i in 0..n {
+                            let src = rows(xg, p, n, |j| i * n + j);
+                            let mut dst: [&mut [f32]; 6] = rows_mut(cb, (p, i * n, 1), (0, p), n);
+                            f.input_rows(&src[..n], &mut dst[..n]);
+                        }
+                        // Rows: V[α·n + β] = Σ_i Bᵀ[α][i] cb[i·n + β].
+                        for be in 0..n {
+                            let src = rows(cb, p, n, |i| i * n + be);
+                            let mut dst: [&mut [f32]; 6] = rows_mut(vc, (p, be, n), (0, p), n);
+                            f.input_rows(&src[..n], &mut dst[..n]);
                         }
                     },
                 )
@@ -658,22 +703,23 @@ fn input_transform(
         );
 }
 
-/// `xg[j][q][r][tx]` = element `(m·r + q − 1, m·tx + j − 1)` of the image (0 outside it):
-/// the columns of every tile offset `j < n`, rows split into their m phases (`r < rq`).
-/// `prow` is a work row (resized here).
+/// `xg[i·n + j][t0 + ty·tw + tx]` = element `(m·ty + i − 1, m·tx + j − 1)` of the image (0
+/// outside it) for `i, j < n`: the tiles of one image, tile-major, rows `p` long. Each padded
+/// image row is split once into its m column phases, then copied to the (one or two) tile rows
+/// it belongs to. `prow` is a work row (resized here).
 #[inline(always)]
 fn gather(
     img: &[f32],
     (h, wd): (usize, usize),
     m: usize,
     n: usize,
-    (rq, tw): (usize, usize),
+    (t0, p): (usize, usize),
     prow: &mut Vec<f32>,
     xg: &mut [f32],
 ) {
     match m {
-        4 => gather_m::<4>(img, (h, wd), n, (rq, tw), prow, xg),
-        2 => gather_m::<2>(img, (h, wd), n, (rq, tw), prow, xg),
+        4 => gather_m::<4>(img, (h, wd), n, (t0, p), prow, xg),
+        2 => gather_m::<2>(img, (h, wd), n, (t0, p), prow, xg),
         _ => unreachable!("Winograd tiles are F(2) or F(4)"),
     }
 }
@@ -683,34 +729,40 @@ fn gather_m<const M: usize>(
     img: &[f32],
     (h, wd): (usize, usize),
     n: usize,
-    (rq, tw): (usize, usize),
+    (t0, p): (usize, usize),
     prow: &mut Vec<f32>,
     xg: &mut [f32],
 ) {
-    let plane = rq * tw;
+    let (th, tw) = (h / M, wd / M);
     // A padded row (one zero on the left, zeros on the right up to M·(tw + 1)), then its M
     // column phases `ph[q][k]` = padded column M·k + q: column j of tile tx is
-    // `ph[j mod M][tx + j / M]`, so each of the n rows is one contiguous copy.
+    // `ph[j mod M][tx + j / M]`, so each of the n pieces of a tile row is one copy.
     let w1 = tw + 1;
-    debug_assert!(n <= 2 * M && wd == M * tw);
+    debug_assert!(n <= 2 * M && n > M && wd == M * tw);
     prow.resize(2 * M * w1, 0.0);
     let (pr, ph) = prow.split_at_mut(M * w1);
     pr.fill(0.0);
-    for q in 0..M {
-        for r in 0..rq {
-            // Padded row M·r + q is image row M·r + q − 1.
-            let ir = (M * r + q).wrapping_sub(1);
-            if ir >= h {
-                for j in 0..n {
-                    xg[(j * M + q) * plane + r * tw..][..tw].fill(0.0);
-                }
-                continue;
-            }
+    // Padded row R (image row R − 1) is row i = R mod M of tile row R / M, and row i + M of
+    // tile row R / M − 1 when i + M < n.
+    for r in 0..M * th + n - M {
+        let ir = r.wrapping_sub(1);
+        let inside = ir < h;
+        if inside {
             crate::kernel::copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
             deinterleave::<M>(pr, ph, (w1, w1));
+        }
+        let uses = [(r / M, r % M), ((r / M).wrapping_sub(1), r % M + M)];
+        for (ty, i) in uses {
+            if ty >= th || i >= n {
+                continue;
+            }
             for j in 0..n {
-                let src = &ph[(j % M) * w1 + j / M..][..tw];
-                crate::kernel::copy_small(&mut xg[(j * M + q) * plane + r * tw..][..tw], src);
+                let dst = &mut xg[(i * n + j) * p + t0 + ty * tw..][..tw];
+                if inside {
+                    crate::kernel::copy_small(dst, &ph[(j % M) * w1 + j / M..][..tw]);
+                } else {
+                    dst.fill(0.0);
+                }
             }
         }
     }
