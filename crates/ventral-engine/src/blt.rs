@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure, flip_transposed};
+use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::ops::{self, relu};
 use crate::profile::{Op, scope};
@@ -390,15 +390,12 @@ impl<'p> BltNet<'p> {
         let Some((f, cache)) = winograd_for(wino, g) else {
             return g.backward_data(w, dy, batch, dx, scratch);
         };
-        let u = cache.entry(format!("{name}.T")).or_insert_with(|| {
-            let mut wt = Vec::new();
-            flip_transposed(w, g.co, g.ci, 3, &mut wt);
-            let mut u = Vec::new();
-            f.weights(&wt, g.ci, g.co, &mut u);
-            u
+        let ut = cache.entry(format!("{name}.T")).or_insert_with(|| {
+            let mut ut = Vec::new();
+            f.input_gradient_weights(w, g.co, g.ci, &mut ut);
+            ut
         });
-        let gt = Conv::new(g.co, g.ci, 3, 1, 1, g.hi, g.wi);
-        crate::winograd::forward(f, &gt, u, dy, batch, dx, true, scratch);
+        crate::winograd::backward_data(f, g, ut, dy, batch, dx, scratch);
     }
 
     /// `y = conv(x)` with the weights named `name`: by Winograd when `wino` holds tiles that

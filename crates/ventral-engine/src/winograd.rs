@@ -112,6 +112,17 @@ impl Tiles {
             && g.wi >= self.m
     }
 
+    /// What [`backward_data`] takes: the transform ([`Self::weights`]) of the flipped,
+    /// transposed kernels `w[co][ci]` (`[Ci, Co, 3, 3]`), computed once per set of weights.
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, 3, 3]`; `ut`: `[Ci][n²][Co]`, resized here.
+    pub fn input_gradient_weights(&self, w: &[f32], co: usize, ci: usize, ut: &mut Vec<f32>) {
+        let mut wt = Vec::new();
+        crate::conv::flip_transposed(w, co, ci, 3, &mut wt);
+        self.weights(&wt, ci, co, ut);
+    }
+
     /// The transformed weights `U[co][ξ][ci] = (G g Gᵀ)[ξ]` of every 3 × 3 kernel
     /// `g = w[co][ci]` (`ξ = n·a + b`), what [`forward`] takes: compute them once per set of
     /// weights (a network's weights do not change over its time steps).
@@ -341,6 +352,26 @@ fn rows_mut<const K: usize>(
         *o = row;
     }
     out
+}
+
+/// `dx += ∂L/∂x` of `y = conv(x)` by Winograd F(m × m, 3 × 3) (`g` must satisfy
+/// [`Tiles::applies`]): the 3 × 3 stride-1 convolution of `dy` with the flipped, transposed
+/// kernel, whose transform `ut` is [`Tiles::input_gradient_weights`].
+///
+/// # Shapes
+/// - `ut`: `[Ci][n²][Co]`; `dy`: `[Co][B][H][W]`; `dx`: `[Ci][B][H][W]`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_data(
+    f: &Tiles,
+    g: &Conv,
+    ut: &[f32],
+    dy: &[f32],
+    batch: usize,
+    dx: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    let gt = Conv::new(g.co, g.ci, 3, 1, 1, g.hi, g.wi);
+    forward(f, &gt, ut, dy, batch, dx, true, scratch);
 }
 
 /// `y = conv(x)` (`accumulate`: `y +=`) by Winograd F(m × m, 3 × 3) with the weights

@@ -5,6 +5,8 @@
 //! channel counts that are not multiples of a SIMD width, and a case large enough to be cut
 //! into several im2col chunks. The thin-layer kernels (direct stride-1 convolutions, the
 //! small-M product) and the general im2col + GEMM path are both checked on their own cases.
+//! The Winograd F(2 × 2) / F(4 × 4, 3 × 3) paths (`ventral_engine::winograd`: forward, input
+//! gradient, weight gradient) are checked the same way, within their own float32 bounds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -148,10 +150,116 @@ fn burn_f64(c: &Case, x: &[f32], w: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
 }
 
 fn assert_close(c: &Case, ours: &[Vec<f32>; 3], reference: &[Vec<f32>; 3], against: &str) {
+    assert_within(c, ours, reference, against, 2e-5);
+}
+
+fn assert_within(
+    c: &Case,
+    ours: &[Vec<f32>; 3],
+    reference: &[Vec<f32>; 3],
+    against: &str,
+    bound: f32,
+) -> f32 {
+    let mut worst = 0.0f32;
     for (name, (a, e)) in ["y", "dx", "dw"].iter().zip(ours.iter().zip(reference)) {
         let r = max_rel(a, e);
-        assert!(r < 2e-5, "{c:?}: {name} differs from {against} by {r:e}");
+        assert!(r < bound, "{c:?}: {name} differs from {against} by {r:e}");
+        worst = worst.max(r);
     }
+    worst
+}
+
+/// The Winograd paths' output `y` and gradients `dx`, `dw` of `Σ y·g` (PyTorch layout), as
+/// `BltNet` runs them: `winograd::forward` with `Tiles::weights`, `winograd::backward_data`
+/// with `Tiles::input_gradient_weights`, `winograd::backward_weight`. `None` where the tiles
+/// do not apply to the case.
+fn winograd(
+    f: &ventral_engine::winograd::Tiles,
+    c: &Case,
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+) -> Option<[Vec<f32>; 3]> {
+    use ventral_engine::winograd as wg;
+    let geo = c.geometry();
+    if c.transposed || !f.applies(&geo) {
+        return None;
+    }
+    let (b, hw) = (c.batch, c.h * c.w);
+    let xe = swap01(x, b, c.ci, hw);
+    let ge = swap01(g, b, c.co, hw);
+    let mut s = ventral_engine::conv::Scratch::default();
+    let (mut u, mut ut) = (Vec::new(), Vec::new());
+    f.weights(w, c.co, c.ci, &mut u);
+    f.input_gradient_weights(w, c.co, c.ci, &mut ut);
+    let mut y = vec![f32::NAN; c.co * b * hw];
+    wg::forward(f, &geo, &u, &xe, b, &mut y, false, &mut s);
+    let mut dx = vec![0.0; c.ci * b * hw];
+    wg::backward_data(f, &geo, &ut, &ge, b, &mut dx, &mut s);
+    let mut dw = vec![0.0; c.weight_len()];
+    wg::backward_weight(f, &geo, &xe, &ge, b, &mut dw, &mut s);
+    Some([swap01(&y, c.co, b, hw), swap01(&dx, c.ci, b, hw), dw])
+}
+
+/// Largest error (`max_rel`) measured against float64: burn's random cases F(2 × 2) 1.1e-6,
+/// F(4 × 4) 8.8e-6; PyTorch's golden cases 2.4e-7 and 3.0e-6. The bounds leave room for
+/// other shapes.
+const WINOGRAD_BOUNDS: [(ventral_engine::winograd::Tiles, f32); 2] = [
+    (ventral_engine::winograd::F2, 2e-5),
+    (ventral_engine::winograd::F4, 1e-4),
+];
+
+#[test]
+fn winograd_matches_burn_on_random_shapes() {
+    let mut rng = SplitMix::new(4242);
+    let mut cases: Vec<Case> = (0..24)
+        .map(|i| {
+            let m = if i % 2 == 0 { 2 } else { 4 };
+            Case {
+                transposed: false,
+                batch: rng.range(1, 3),
+                ci: rng.range(1, 70),
+                co: rng.range(1, 70),
+                k: 3,
+                stride: 1,
+                pad: 1,
+                out_pad: 0,
+                h: m * rng.range(1, 6),
+                w: m * rng.range(1, 6),
+            }
+        })
+        .collect();
+    // Several chunks of images (each chunk's transformed tiles within the 8 MiB budget).
+    cases.push(Case {
+        transposed: false,
+        batch: 3,
+        ci: 64,
+        co: 64,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        out_pad: 0,
+        h: 64,
+        w: 64,
+    });
+    let (mut checked, mut worst) = ([0usize; 2], [0.0f32; 2]);
+    for c in &cases {
+        let [x, w, g] = data(c, &mut rng);
+        let reference = burn_f64(c, &x, &w, &g);
+        for (i, (f, bound)) in WINOGRAD_BOUNDS.iter().enumerate() {
+            if let Some(ours) = winograd(f, c, &x, &w, &g) {
+                let r = assert_within(c, &ours, &reference, &format!("burn (F({}))", f.m), *bound);
+                worst[i] = worst[i].max(r);
+                checked[i] += 1;
+            }
+        }
+    }
+    println!(
+        "Winograd F(2), F(4) against burn float64: largest error {:.2e}, {:.2e} over {checked:?} cases",
+        worst[0], worst[1]
+    );
+    assert!(checked[0] >= 20 && checked[1] >= 10, "{checked:?}");
+    assert!(cases.iter().any(|c| c.batch == 1 && c.h != c.w));
 }
 
 fn random_case(rng: &mut SplitMix) -> Case {
@@ -318,6 +426,7 @@ fn kernels_match_pytorch_golden_values() {
     let mut npz = NpzReader::open(&path).unwrap();
     let n = npz.names().iter().filter(|n| n.ends_with("_geom")).count();
     assert!(n >= 10, "{n} cases in {}", path.display());
+    let mut winograd_cases = 0;
     for i in 0..n {
         let mut get = |k: &str| npz.read(&format!("c{i}_{k}")).unwrap();
         let geom = get("geom").to_i64().unwrap();
@@ -338,5 +447,13 @@ fn kernels_match_pytorch_golden_values() {
         let (x, w, g) = (f(get("x")), f(get("w")), f(get("g")));
         let expect = [f(get("y")), f(get("dx")), f(get("dw"))];
         assert_close(&c, &engine(&c, &x, &w, &g), &expect, "PyTorch");
+        for (f, bound) in &WINOGRAD_BOUNDS {
+            if let Some(ours) = winograd(f, &c, &x, &w, &g) {
+                let r = assert_within(&c, &ours, &expect, &format!("PyTorch (F({}))", f.m), *bound);
+                println!("{c:?}: F({}) within {r:.2e} of PyTorch", f.m);
+                winograd_cases += 1;
+            }
+        }
     }
+    assert!(winograd_cases >= 5, "{winograd_cases} Winograd checks");
 }
