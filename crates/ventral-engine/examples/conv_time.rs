@@ -1,8 +1,22 @@
+//! Per-layer convolution timings (direct / GEMM paths, Winograd F(4 × 4) forward and weight
+//! gradient) at the BLT layer shapes, fastest of 20 calls.
+//!
+//! ```sh
+//! cargo run --release -p ventral-engine --example conv_time            # all layers, batch 16
+//! BATCH=64 CONV_ONLY=ref64 WINO_ONLY=1 WINO_PROFILE=1 cargo run --release -p ventral-engine --example conv_time
+//! ```
+//! `BATCH`: images per call (a training step's weight gradients see steps × batch);
+//! `CONV_ONLY`: layers whose name contains it; `WINO_ONLY`: skip the direct paths;
+//! `WINO_PROFILE`: the Winograd passes' time per kind of work; `DATA_PROFILE`: the input
+//! gradient's; `WINO_F2`: F(2 × 2) instead of F(4 × 4).
 use std::time::Instant;
 use ventral_engine::conv::{Conv, Scratch};
 fn main() {
     ventral_engine::memory::keep_freed_memory();
-    let b = 16;
+    let b: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     // (name, geometry): bottom-up / lateral (stride 1), top-down (transposed, stride 2).
     let geos = [
         ("v1 bu 8->8 64", Conv::new(8, 8, 3, 1, 1, 64, 64)),
@@ -134,7 +148,10 @@ fn main() {
                         .filter(|(_, s)| *s > 0.0)
                         .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
                         .collect();
-                    println!("  winograd {what}, fastest per kind: {}", t.join(", "));
+                    println!(
+                        "  {name} winograd {what}, fastest per kind: {}",
+                        t.join(", ")
+                    );
                 }
             }
         }
