@@ -5,7 +5,8 @@
 //! cargo run --release -p ventral-engine --example engine_profile -- tiny 16 4 10
 //! ```
 //! Arguments: model (`tiny`, `ref64`, `ref64_mult`), batch, time steps, iterations.
-//! `WINOGRAD=1`: also the Winograd paths, alternated with the exact ones.
+//! `WINOGRAD=1`: also the Winograd paths, alternated with the exact ones. `NO_TOPDOWN=1`: the
+//! same network without its top-down convolutions (what they cost, by difference).
 
 use std::time::Instant;
 
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         channels,
         kernel: 3,
         lateral: true,
-        topdown: true,
+        topdown: std::env::var_os("NO_TOPDOWN").is_none(),
         lateral_gap: true,
         multiplicative: mult,
         layer_norm: true,

@@ -200,7 +200,7 @@ pub struct TrainConfig {
     #[serde(default = "auto")]
     pub engine: String,
     /// On the native engine, compute the 3 × 3 stride-1 convolutions' forwards, input
-    /// gradients and (on maps up to 32 px) weight gradients by Winograd F(4 × 4, 3 × 3)
+    /// gradients and (on maps up to 64 px) weight gradients by Winograd F(4 × 4, 3 × 3)
     /// (`ventral_engine::winograd`): fewer multiply-adds, another float32 rounding (held to
     /// the float32 parity bounds against PyTorch in `tests/parity.rs`). Validation stays
     /// exact. Off by default.
