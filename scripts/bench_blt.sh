@@ -5,11 +5,16 @@
 #
 # Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
 # train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
-# model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit to OUT.csv
-# (default bench_blt.csv); modes `train_winograd` and `infer_winograd` are the opt-in Winograd
-# paths (`train.winograd = true`, `ventral record --winograd`) against the same PyTorch run.
-# GRID_T, GRID_B, MODELS override the grid. Needs a Python with torch (the PyPI wheel is the
-# CUDA build, ~3 GB; only its CPU path is used). Run on a quiet machine.
+# model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,
+# ratio_hi to OUT.csv (default bench_blt.csv); modes `train_winograd` and `infer_winograd` are
+# the opt-in Winograd paths (`train.winograd = true`, `ventral record --winograd`) against the
+# same PyTorch runs.
+# GRID_T, GRID_B, MODELS override the grid. ROUNDS=R (default 1) runs each cell's two sides
+# alternately R times (ventral, PyTorch, ventral, …) and reports each side's median images/s,
+# with the lowest and highest per-round ratio: a shared machine's speed drifts by 15–40 %
+# between processes, and alternating keeps a drift from landing on one side only. Needs a
+# Python with torch (the PyPI wheel is the CUDA build, ~3 GB; only its CPU path is used). Run on
+# a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -19,43 +24,67 @@ GRID_T="${GRID_T:-4 10}"
 GRID_B="${GRID_B:-16 64}"
 MODELS="${MODELS:-ref64,ref64_mult,tiny}"
 THREADS="${THREADS:-$(nproc)}"
+ROUNDS="${ROUNDS:-1}"
 cargo build --release -q -p ventral-cli
 V="${CARGO_TARGET_DIR:-target}/release/ventral"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export RAYON_NUM_THREADS="$THREADS"
-echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit" > "$OUT"
+echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,ratio_hi" > "$OUT"
 # One process per (model, T, batch) and side: a model's timing never inherits the previous
 # model's heap, caches or thread state.
 for T in $GRID_T; do
   for B in $GRID_B; do
    for M in ${MODELS//,/ }; do
-    PROFILE=""
-    [ "$T" = "4" ] && [ "$B" = "16" ] && PROFILE="--profile"
-    R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --winograd --json)
-    P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
-    "$PY" - "$R" "$P" "$OUT" "$COMMIT" <<'PYEOF'
-import json, sys
-r, p, out, commit = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+    RS="" PS=""
+    for ((round = 0; round < ROUNDS; round++)); do
+      PROFILE=""
+      [ "$T" = "4" ] && [ "$B" = "16" ] && [ "$round" = "0" ] && PROFILE="--profile"
+      R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --winograd --json)
+      P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
+      RS="$RS${RS:+,}$R" PS="$PS${PS:+,}$P"
+    done
+    "$PY" - "[$RS]" "[$PS]" "$OUT" "$COMMIT" <<'PYEOF'
+import json, statistics, sys
+rs, ps, out, commit = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+r, p = rs[0], ps[0]
+
+
+def ips(runs, m, mode, winograd=False):
+    """Per-round images/s of one side (the Winograd entry of ventral's JSON if asked)."""
+    vals = []
+    for run in runs:
+        d = run.get(m, {})
+        d = (d.get("winograd") or {}) if winograd else d
+        if f"{mode}_images_per_s" in d:
+            vals.append(d[f"{mode}_images_per_s"])
+    return vals
+
+
+def row(a_s, b_s):
+    a, b = statistics.median(a_s), statistics.median(b_s)
+    per = [x / y for x, y in zip(a_s, b_s)]
+    return a, b, a / b, min(per), max(per)
 print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']}); peak {r['peak']}")
 print(f"{'model':<11} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14}")
 with open(out, "a") as f:
     for m in ("ref64", "ref64_mult", "tiny"):
         if m not in r or m not in p:
             continue
-        for mode in ("train", "infer"):
-            a, b = r[m][f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
-            print(f"{m:<11} {mode:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}")
-            f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
-        w = r[m].get("winograd")
-        for mode in ("train", "infer"):
-            # Opt-in Winograd paths (`train.winograd`, `record --winograd`) against the same
-            # PyTorch run.
-            if not w or f"{mode}_images_per_s" not in w:
-                continue
-            a, b = w[f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
-            note = f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)" if mode == "infer" else ""
-            print(f"{m:<11} {mode + '_winograd':<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {a / b:>14.2f}{note}")
-            f.write(f"{m},{mode}_winograd,{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
+        for winograd in (False, True):
+            for mode in ("train", "infer"):
+                # Opt-in Winograd paths (`train.winograd`, `record --winograd`) against the
+                # same PyTorch runs.
+                a_s, b_s = ips(rs, m, mode, winograd), ips(ps, m, mode)
+                if not a_s or len(a_s) != len(b_s):
+                    continue
+                a, b, ratio, lo, hi = row(a_s, b_s)
+                name = mode + ("_winograd" if winograd else "")
+                spread = f"  (rounds {lo:.2f}-{hi:.2f})" if len(a_s) > 1 else ""
+                w = r[m].get("winograd") or {}
+                if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
+                    spread += f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)"
+                print(f"{m:<11} {name:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {ratio:>14.2f}{spread}")
+                f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f}\n")
         if "profile" in r[m]:
             print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
             for row in r[m]["profile"]:
