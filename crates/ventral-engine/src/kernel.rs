@@ -804,7 +804,7 @@ pub(crate) fn copy_small(dst: &mut [f32], src: &[f32]) {
 }
 
 /// `row[M·k + q] (+)= src[q][k]` for `k < tw`, `q < M`: M column phases interleaved into a
-/// row (Winograd's output tiles, a stride-2 transposed convolution's output phases).
+/// row (the columns of Winograd's output tiles).
 #[inline(always)]
 pub(crate) fn interleave<const M: usize>(
     row: &mut [f32],

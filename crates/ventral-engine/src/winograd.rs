@@ -1,4 +1,5 @@
-//! Winograd F(m × m, 3 × 3) forward convolution (Lavin & Gray 2016), m = 2 or 4, for 3 × 3,
+//! Winograd F(m × m, 3 × 3) convolution (Lavin & Gray 2016) — forward, input gradient and
+//! weight gradient — m = 2 or 4, for 3 × 3,
 //! stride-1, padding-1 convolutions on maps whose sides are multiples of m — the lateral and
 //! bottom-up convolutions of the BLT networks — in the engine's `[C][B][H][W]` layout.
 //!
@@ -11,13 +12,15 @@
 //! the direct path's. Opt-in (`BltNet::set_winograd`, `--winograd`): ventral's default
 //! forward stays the direct/GEMM path, whose sums the kill/resume and parity tests pin.
 //!
-//! Per (input channel, image), the image's rows are gathered at the n column offsets of a
-//! tile, rows split into their m phases (`gather`): element `(i, j)` of tile `(ty, tx)` is
-//! element `(ty + i/m, tx)` of row phase `i mod m` of column offset `j`, so both sides of the
-//! input transform combine contiguous rows (`Tiles::input_rows`). Transformed inputs are laid
-//! out `[channel][ξ][tile]` (each channel's transform one contiguous task), products
-//! `[ξ][Co][tile]` (each of the n² GEMMs one contiguous task, the GEMMs run in parallel); the
-//! output transform (`Tiles::output_rows`) interleaves its m columns into the output rows.
+//! Per input channel, the tiles of a whole chunk of images are gathered tile-major
+//! (`gather`: `xg[i·n + j][tile]` = element `(i, j)` of the tile), so both sides of the input
+//! transform combine contiguous rows as long as the chunk's tiles (`Tiles::input_rows`).
+//! Transformed inputs are laid out `[channel][ξ][tile]` (each channel's transform one
+//! contiguous task), products `[ξ][Co][tile]` (each of the n² GEMMs one contiguous task, the
+//! GEMMs run in parallel); the output transform (`Tiles::output_rows`) interleaves its m
+//! columns into the output rows. The input gradient ([`backward_data`]) is the forward of `dy`
+//! with the flipped, transposed kernel; the weight gradient ([`backward_weight`]) transforms
+//! `dy`'s m × m tiles by `A dy Aᵀ` and adds `Gᵀ dU G` of `dU[ξ] = Σ_tiles dM[ξ] · V[ξ]ᵀ`.
 
 use rayon::prelude::*;
 
@@ -576,11 +579,11 @@ pub fn backward_weight(
             du[..nn * co * ci]
                 .par_chunks_mut(co * ci)
                 .enumerate()
-                .for_each_init(Vec::new, |rows, (xi, dux)| {
+                .for_each_init(Vec::new, |buf, (xi, dux)| {
                     // The operands' rows copied together first: n²·p apart in dM and V, they
                     // fall on few cache sets (V1's 64-px products ran 1.3–1.7× slower).
-                    rows.resize((co + ci) * p, 0.0);
-                    let (ra, rb) = rows.split_at_mut(co * p);
+                    buf.resize((co + ci) * p, 0.0);
+                    let (ra, rb) = buf.split_at_mut(co * p);
                     for (o, r) in ra.chunks_exact_mut(p).enumerate() {
                         r.copy_from_slice(&dm[(o * nn + xi) * p..][..p]);
                     }
@@ -588,22 +591,7 @@ pub fn backward_weight(
                         r.copy_from_slice(&v[(c * nn + xi) * p..][..p]);
                     }
                     let (ra, rb) = (&*ra, &*rb);
-                    let a = MatRef {
-                        data: ra,
-                        off: 0,
-                        rows: co,
-                        cols: p,
-                        rs: p,
-                        cs: 1,
-                    };
-                    let b = MatRef {
-                        data: rb,
-                        off: 0,
-                        rows: ci,
-                        cols: p,
-                        rs: p,
-                        cs: 1,
-                    };
+                    let (a, b) = (MatRef::rm(ra, 0, co, p), MatRef::rm(rb, 0, ci, p));
                     gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());
                 });
         },
