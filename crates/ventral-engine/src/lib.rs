@@ -16,6 +16,7 @@ pub mod memory;
 pub mod ops;
 pub mod profile;
 pub mod simd;
+pub mod upsample;
 pub mod winograd;
 
 pub use blt::{BltNet, BltSpec, Outputs, Tensors};

@@ -31,11 +31,14 @@ use crate::profile::{Op, scope};
 /// Bytes the transformed inputs and products of one chunk of images may use.
 const CHUNK_BUDGET: usize = 8 << 20;
 
-/// The transform matrices of F(m × m, 3 × 3), row-major: `bt` n × n, `g` n × 3, `at` m × n.
+/// The transform matrices of F(m × m, r × r), row-major: `bt` n × n, `g` n × r, `at` m × n
+/// (n = m + r − 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Tiles {
     /// Outputs per tile side.
     pub m: usize,
+    /// Kernel side.
+    r: usize,
     bt: &'static [f32],
     g: &'static [f32],
     at: &'static [f32],
@@ -44,6 +47,7 @@ pub struct Tiles {
 /// F(2 × 2, 3 × 3): points 0, ±1, ∞.
 pub const F2: Tiles = Tiles {
     m: 2,
+    r: 3,
     #[rustfmt::skip]
     bt: &[
         1.0, 0.0, -1.0, 0.0,
@@ -68,6 +72,7 @@ pub const F2: Tiles = Tiles {
 /// F(4 × 4, 3 × 3): points 0, ±1, ±2, ∞ (Lavin & Gray's matrices).
 pub const F4: Tiles = Tiles {
     m: 4,
+    r: 3,
     #[rustfmt::skip]
     bt: &[
         4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
@@ -95,16 +100,53 @@ pub const F4: Tiles = Tiles {
     ],
 };
 
+/// F(4 × 4, 2 × 2): points 0, ±1, 2, ∞ (the top-down convolutions' phases,
+/// [`crate::upsample`]). Derived, and its float32 error compared with the points 0, ±1, −2 and
+/// 0, ±1, ±½ (all 1.1–1.2e-7 relative on random 1-D tiles), by `scripts/winograd_points.py`.
+pub const F4K2: Tiles = Tiles {
+    m: 4,
+    r: 2,
+    #[rustfmt::skip]
+    bt: &[
+        2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 1.0, 0.0,
+        0.0, 2.0, -3.0, 1.0, 0.0,
+        0.0, -1.0, 0.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        0.5, 0.0,
+        -0.5, -0.5,
+        -1.0 / 6.0, 1.0 / 6.0,
+        1.0 / 6.0, 1.0 / 3.0,
+        0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 0.0,
+        0.0, 1.0, -1.0, 8.0, 1.0,
+    ],
+};
+
 impl Tiles {
     /// Input tile side.
     pub fn n(&self) -> usize {
-        self.m + 2
+        self.m + self.r - 1
+    }
+
+    /// Kernel side.
+    pub fn r(&self) -> usize {
+        self.r
     }
 
     /// Whether [`forward`] computes this convolution with these tiles: 3 × 3, stride 1,
     /// padding 1, output = input size, both sides multiples of m.
     pub fn applies(&self, g: &Conv) -> bool {
-        g.k == 3
+        self.r == 3
+            && g.k == 3
             && g.stride == 1
             && g.pad == 1
             && g.hi == g.ho
@@ -116,29 +158,29 @@ impl Tiles {
     }
 
     /// What [`backward_data`] takes: the transform ([`Self::weights`]) of the flipped,
-    /// transposed kernels `w[co][ci]` (`[Ci, Co, 3, 3]`), computed once per set of weights.
+    /// transposed kernels `w[co][ci]` (`[Ci, Co, r, r]`), computed once per set of weights.
     ///
     /// # Shapes
-    /// - `w`: `[Co, Ci, 3, 3]`; `ut`: `[Ci][n²][Co]`, resized here.
+    /// - `w`: `[Co, Ci, r, r]`; `ut`: `[Ci][n²][Co]`, resized here.
     pub fn input_gradient_weights(&self, w: &[f32], co: usize, ci: usize, ut: &mut Vec<f32>) {
         let mut wt = Vec::new();
-        crate::conv::flip_transposed(w, co, ci, 3, &mut wt);
+        crate::conv::flip_transposed(w, co, ci, self.r, &mut wt);
         self.weights(&wt, ci, co, ut);
     }
 
-    /// The transformed weights `U[co][ξ][ci] = (G g Gᵀ)[ξ]` of every 3 × 3 kernel
+    /// The transformed weights `U[co][ξ][ci] = (G g Gᵀ)[ξ]` of every r × r kernel
     /// `g = w[co][ci]` (`ξ = n·a + b`), what [`forward`] takes: compute them once per set of
     /// weights (a network's weights do not change over its time steps).
     ///
     /// # Shapes
-    /// - `w`: `[Co, Ci, 3, 3]`; `u`: `[Co][n²][Ci]`, resized here.
+    /// - `w`: `[Co, Ci, r, r]`; `u`: `[Co][n²][Ci]`, resized here.
     pub fn weights(&self, w: &[f32], co: usize, ci: usize, u: &mut Vec<f32>) {
-        let n = self.n();
-        let nn = n * n;
+        let (n, r) = (self.n(), self.r);
+        let (nn, rr) = (n * n, r * r);
         assert_eq!(
             w.len(),
-            co * ci * 9,
-            "winograd weights: {co} × {ci} × 3 × 3"
+            co * ci * rr,
+            "winograd weights: {co} × {ci} × {r} × {r}"
         );
         let _p = scope(Op::Winograd);
         ensure(u, co * nn * ci);
@@ -151,31 +193,31 @@ impl Tiles {
             .for_each_init(
                 || (Vec::new(), Vec::new()),
                 |(kt, gg), (o, uo)| {
-                    kt.resize(9 * ci, 0.0);
-                    gg.resize(3 * n * ci, 0.0);
+                    kt.resize(rr * ci, 0.0);
+                    gg.resize(r * n * ci, 0.0);
                     crate::simd::run(
                         #[inline(always)]
                         || {
-                            let wo = &w[o * ci * 9..(o + 1) * ci * 9];
-                            for (c, k) in wo.chunks_exact(9).enumerate() {
+                            let wo = &w[o * ci * rr..(o + 1) * ci * rr];
+                            for (c, k) in wo.chunks_exact(rr).enumerate() {
                                 for (t, v) in k.iter().enumerate() {
                                     kt[t * ci + c] = *v;
                                 }
                             }
-                            // (G g)[a][j] = Σ_i G[a][i] g[i][j]: rows `gg[a·3 + j]`.
-                            for j in 0..3 {
-                                let src = rows(kt, ci, 3, |i| i * 3 + j);
+                            // (G g)[a][j] = Σ_i G[a][i] g[i][j]: rows `gg[a·r + j]`.
+                            for j in 0..r {
+                                let src = rows(kt, ci, r, |i| i * r + j);
                                 for a in 0..n {
-                                    let dst = &mut gg[(a * 3 + j) * ci..(a * 3 + j + 1) * ci];
-                                    combine(dst, &self.g[a * 3..a * 3 + 3], &src[..3]);
+                                    let dst = &mut gg[(a * r + j) * ci..(a * r + j + 1) * ci];
+                                    combine(dst, &self.g[a * r..a * r + r], &src[..r]);
                                 }
                             }
                             // ((G g) Gᵀ)[a][b] = Σ_j (G g)[a][j] G[b][j].
                             for a in 0..n {
-                                let src = rows(gg, ci, 3, |j| a * 3 + j);
+                                let src = rows(gg, ci, r, |j| a * r + j);
                                 for b in 0..n {
                                     let dst = &mut uo[(a * n + b) * ci..(a * n + b + 1) * ci];
-                                    combine(dst, &self.g[b * 3..b * 3 + 3], &src[..3]);
+                                    combine(dst, &self.g[b * r..b * r + r], &src[..r]);
                                 }
                             }
                         },
@@ -267,12 +309,12 @@ impl Tiles {
         }
     }
 
-    /// `dst[k] = Σ_a Gᵀ[k][a] · src[a]` elementwise for `k < 3`, `a < n`: one side of the
-    /// weight gradient's `Gᵀ dU G`, the adjoint of the weight transform (fused for F(4 × 4)).
+    /// `dst[k] = Σ_a Gᵀ[k][a] · src[a]` elementwise for `k < r`, `a < n`: one side of the
+    /// weight gradient's `Gᵀ dU G`, the adjoint of the weight transform (fused for
+    /// F(4 × 4, 3 × 3)).
     #[inline(always)]
-    fn kernel_gradient_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]; 3]) {
-        let [o0, o1, o2] = dst;
-        if let ([x0, x1, x2, x3, x4, x5], 4) = (src, self.m) {
+    fn kernel_gradient_rows(&self, src: &[&[f32]], dst: &mut [&mut [f32]]) {
+        if let ([x0, x1, x2, x3, x4, x5], [o0, o1, o2], 4) = (src, &mut *dst, self.m) {
             let l = o0.len();
             let (x0, x1, x2, x3, x4, x5) =
                 (&x0[..l], &x1[..l], &x2[..l], &x3[..l], &x4[..l], &x5[..l]);
@@ -287,10 +329,10 @@ impl Tiles {
             }
             return;
         }
-        let n = self.n();
-        for (k, o) in [o0, o1, o2].into_iter().enumerate() {
+        let (n, r) = (self.n(), self.r);
+        for (k, o) in dst.iter_mut().enumerate() {
             let coef: [f32; 6] =
-                std::array::from_fn(|a| if a < n { self.g[a * 3 + k] } else { 0.0 });
+                std::array::from_fn(|a| if a < n { self.g[a * r + k] } else { 0.0 });
             combine(o, &coef[..n], src);
         }
     }
@@ -394,19 +436,76 @@ pub fn forward(
     scratch: &mut Scratch,
 ) {
     assert!(f.applies(g), "winograd::forward F({}) on {g:?}", f.m);
+    let geo = Geo::of(g);
+    forward_geo(f, geo, u, x, batch, y, accumulate, Live::All, scratch);
+}
+
+/// Geometry of a stride-1 convolution whose output has its input's size `h × w`: the input
+/// padded by `lead` zeros before each side and `r − 1 − lead` after.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geo {
+    pub ci: usize,
+    pub co: usize,
+    pub h: usize,
+    pub w: usize,
+    pub lead: usize,
+}
+
+impl Geo {
+    fn of(g: &Conv) -> Self {
+        Self {
+            ci: g.ci,
+            co: g.co,
+            h: g.hi,
+            w: g.wi,
+            lead: g.pad,
+        }
+    }
+}
+
+/// Which blocks of the n² products can be nonzero, per ξ (kernels with structural zeros, as
+/// the phases of [`crate::upsample`]): `Rows`: only output channels `lo..hi` (the others'
+/// transformed weights are zero), `Inner`: only input channels `lo..hi`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Live<'a> {
+    All,
+    Rows(&'a [(usize, usize)]),
+    Inner(&'a [(usize, usize)]),
+}
+
+/// [`forward`] on a [`Geo`], computing only the [`Live`] blocks of the products.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_geo(
+    f: &Tiles,
+    geo: Geo,
+    u: &[f32],
+    x: &[f32],
+    batch: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    live: Live<'_>,
+    scratch: &mut Scratch,
+) {
     let (m, n) = (f.m, f.n());
     let nn = n * n;
-    let (ci, co, h, wd) = (g.ci, g.co, g.hi, g.wi);
+    let Geo {
+        ci,
+        co,
+        h,
+        w: wd,
+        lead,
+    } = geo;
     let (th, tw) = (h / m, wd / m);
     let per_image = th * tw;
     assert!(
-        u.len() >= co * nn * ci,
-        "winograd::forward: transformed weights"
+        u.len() >= co * nn * ci && h.is_multiple_of(m) && wd.is_multiple_of(m) && h >= m && wd >= m,
+        "winograd::forward: transformed weights or map size"
     );
     over_chunks(
         f,
         x,
         (ci, co, batch, h, wd),
+        lead,
         scratch,
         |_, (b0, b1, p), v, mm| {
             {
@@ -416,23 +515,35 @@ pub fn forward(
                     .par_chunks_mut(co * p)
                     .enumerate()
                     .for_each(|(xi, mx)| {
+                        let ((r0, r1), (k0, k1)) = match live {
+                            Live::All => ((0, co), (0, ci)),
+                            Live::Rows(l) => (l[xi], (0, ci)),
+                            Live::Inner(l) => ((0, co), l[xi]),
+                        };
+                        mx[..r0 * p].fill(0.0);
+                        mx[r1 * p..].fill(0.0);
+                        if k0 == k1 {
+                            mx[r0 * p..r1 * p].fill(0.0);
+                            return;
+                        }
                         let vx = MatRef {
                             data: v,
-                            off: xi * p,
-                            rows: ci,
+                            off: (k0 * nn + xi) * p,
+                            rows: k1 - k0,
                             cols: p,
                             rs: nn * p,
                             cs: 1,
                         };
                         let ux = MatRef {
                             data: u,
-                            off: xi * ci,
-                            rows: co,
-                            cols: ci,
+                            off: (r0 * nn + xi) * ci + k0,
+                            rows: r1 - r0,
+                            cols: k1 - k0,
                             rs: nn * ci,
                             cs: 1,
                         };
-                        gemm_serial(MatMut::rm(mx, 0, co, p), false, ux, vx);
+                        let out = &mut mx[r0 * p..r1 * p];
+                        gemm_serial(MatMut::rm(out, 0, r1 - r0, p), false, ux, vx);
                     });
             }
             let _p = scope(Op::Winograd);
@@ -513,12 +624,34 @@ pub fn backward_weight(
         "winograd::backward_weight F({}) on {g:?}",
         f.m
     );
-    let (m, n) = (f.m, f.n());
-    let nn = n * n;
-    let (ci, co, h, wd) = (g.ci, g.co, g.hi, g.wi);
+    backward_weight_geo(f, Geo::of(g), x, dy, batch, dw, &[], scratch);
+}
+
+/// [`backward_weight`] on a [`Geo`]: `live` (empty: all) the output channels per ξ whose
+/// transformed weights can be nonzero ([`Live::Rows`]); the others' `dU` is left zero.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_weight_geo(
+    f: &Tiles,
+    geo: Geo,
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    dw: &mut [f32],
+    live: &[(usize, usize)],
+    scratch: &mut Scratch,
+) {
+    let (m, n, r) = (f.m, f.n(), f.r);
+    let (nn, rr) = (n * n, r * r);
+    let Geo {
+        ci,
+        co,
+        h,
+        w: wd,
+        lead,
+    } = geo;
     let (th, tw) = (h / m, wd / m);
     let (hw, per_image) = (h * wd, th * tw);
-    assert!(dw.len() >= co * ci * 9 && dy.len() >= co * batch * hw);
+    assert!(dw.len() >= co * ci * rr && dy.len() >= co * batch * hw);
     scratch.grow(2);
     let mut du = std::mem::take(&mut scratch.parts[0]);
     ensure(&mut du, nn * co * ci);
@@ -526,6 +659,7 @@ pub fn backward_weight(
         f,
         x,
         (ci, co, batch, h, wd),
+        lead,
         scratch,
         |chunk, (b0, b1, p), v, dm| {
             {
@@ -580,19 +714,26 @@ pub fn backward_weight(
                 .par_chunks_mut(co * ci)
                 .enumerate()
                 .for_each_init(Vec::new, |buf, (xi, dux)| {
+                    let (r0, r1) = live.get(xi).copied().unwrap_or((0, co));
+                    if chunk == 0 {
+                        dux[..r0 * ci].fill(0.0);
+                        dux[r1 * ci..].fill(0.0);
+                    }
+                    let rows = r1 - r0;
                     // The operands' rows copied together first: n²·p apart in dM and V, they
                     // fall on few cache sets (V1's 64-px products ran 1.3–1.7× slower).
-                    buf.resize((co + ci) * p, 0.0);
-                    let (ra, rb) = buf.split_at_mut(co * p);
+                    buf.resize((rows + ci) * p, 0.0);
+                    let (ra, rb) = buf.split_at_mut(rows * p);
                     for (o, r) in ra.chunks_exact_mut(p).enumerate() {
-                        r.copy_from_slice(&dm[(o * nn + xi) * p..][..p]);
+                        r.copy_from_slice(&dm[((r0 + o) * nn + xi) * p..][..p]);
                     }
                     for (c, r) in rb.chunks_exact_mut(p).enumerate() {
                         r.copy_from_slice(&v[(c * nn + xi) * p..][..p]);
                     }
                     let (ra, rb) = (&*ra, &*rb);
-                    let (a, b) = (MatRef::rm(ra, 0, co, p), MatRef::rm(rb, 0, ci, p));
-                    gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());
+                    let (a, b) = (MatRef::rm(ra, 0, rows, p), MatRef::rm(rb, 0, ci, p));
+                    let out = &mut dux[r0 * ci..r1 * ci];
+                    gemm_serial(MatMut::rm(out, 0, rows, ci), chunk > 0, a, b.t());
                 });
         },
     );
@@ -600,15 +741,15 @@ pub fn backward_weight(
         // dw[o][c] += Gᵀ dU[·][o][c] G: one task per output channel, rows over input channels.
         let _p = scope(Op::Winograd);
         let du = &du;
-        dw[..co * ci * 9]
-            .par_chunks_mut(ci * 9)
-            .with_min_len(crate::min_items(ci * 9))
+        dw[..co * ci * rr]
+            .par_chunks_mut(ci * rr)
+            .with_min_len(crate::min_items(ci * rr))
             .enumerate()
             .for_each_init(
                 || (Vec::new(), Vec::new()),
                 |(t1, t2), (o, dwo)| {
-                    t1.resize(3 * n * ci, 0.0);
-                    t2.resize(9 * ci, 0.0);
+                    t1.resize(r * n * ci, 0.0);
+                    t2.resize(rr * ci, 0.0);
                     crate::simd::run(
                         #[inline(always)]
                         || {
@@ -616,17 +757,17 @@ pub fn backward_weight(
                             for be in 0..n {
                                 let src = rows(du, ci, n, |al| (al * n + be) * co + o);
                                 let mut dst: [&mut [f32]; 3] =
-                                    rows_mut(t1, (ci, be, n), (0, ci), 3);
-                                f.kernel_gradient_rows(&src[..n], &mut dst);
+                                    rows_mut(t1, (ci, be, n), (0, ci), r);
+                                f.kernel_gradient_rows(&src[..n], &mut dst[..r]);
                             }
                             // t2[kh][kw] = Σ_β t1[kh][β] Gᵀ[kw][β].
-                            for kh in 0..3 {
+                            for kh in 0..r {
                                 let src = rows(t1, ci, n, |be| kh * n + be);
                                 let mut dst: [&mut [f32]; 3] =
-                                    rows_mut(t2, (ci, kh * 3, 1), (0, ci), 3);
-                                f.kernel_gradient_rows(&src[..n], &mut dst);
+                                    rows_mut(t2, (ci, kh * r, 1), (0, ci), r);
+                                f.kernel_gradient_rows(&src[..n], &mut dst[..r]);
                             }
-                            for (c, k) in dwo.chunks_exact_mut(9).enumerate() {
+                            for (c, k) in dwo.chunks_exact_mut(rr).enumerate() {
                                 for (t, d) in k.iter_mut().enumerate() {
                                     *d += t2[t * ci + c];
                                 }
@@ -656,6 +797,7 @@ fn over_chunks(
     f: &Tiles,
     x: &[f32],
     (ci, co, batch, h, wd): (usize, usize, usize, usize, usize),
+    lead: usize,
     scratch: &mut Scratch,
     mut body: impl FnMut(usize, (usize, usize, usize), &[f32], &mut [f32]),
 ) {
@@ -670,7 +812,7 @@ fn over_chunks(
         let (v, out) = (&mut vs[0], &mut os[0]);
         ensure(v, nn * ci * p);
         ensure(out, nn * co * p);
-        input_transform(f, x, (ci, batch, h, wd), (b0, b1), v);
+        input_transform(f, x, (ci, batch, h, wd), lead, (b0, b1), v);
         body(
             chunk,
             (b0, b1, p),
@@ -689,6 +831,7 @@ fn input_transform(
     f: &Tiles,
     x: &[f32],
     (ci, batch, h, wd): (usize, usize, usize, usize),
+    lead: usize,
     (b0, b1): (usize, usize),
     v: &mut [f32],
 ) {
@@ -713,7 +856,7 @@ fn input_transform(
                         for b in b0..b1 {
                             let img = &x[(c * batch + b) * h * wd..][..h * wd];
                             let t0 = (b - b0) * per_image;
-                            gather(img, (h, wd), m, n, (t0, p), prow, xg);
+                            gather(img, (h, wd, lead), m, n, (t0, p), prow, xg);
                         }
                         let xg: &[f32] = xg;
                         // Columns: cb[i·n + β] = Σ_j Bᵀ[β][j] xg[i·n + j].
@@ -734,14 +877,14 @@ fn input_transform(
         );
 }
 
-/// `xg[i·n + j][t0 + ty·tw + tx]` = element `(m·ty + i − 1, m·tx + j − 1)` of the image (0
-/// outside it) for `i, j < n`: the tiles of one image, tile-major, rows `p` long. Each padded
-/// image row is split once into its m column phases, then copied to the (one or two) tile rows
-/// it belongs to. `prow` is a work row (resized here).
+/// `xg[i·n + j][t0 + ty·tw + tx]` = element `(m·ty + i − lead, m·tx + j − lead)` of the image
+/// (0 outside it) for `i, j < n`: the tiles of one image, tile-major, rows `p` long. Each
+/// padded image row is split once into its m column phases, then copied to the (one or two)
+/// tile rows it belongs to. `prow` is a work row (resized here).
 #[inline(always)]
 fn gather(
     img: &[f32],
-    (h, wd): (usize, usize),
+    hwl: (usize, usize, usize),
     m: usize,
     n: usize,
     (t0, p): (usize, usize),
@@ -749,8 +892,8 @@ fn gather(
     xg: &mut [f32],
 ) {
     match m {
-        4 => gather_m::<4>(img, (h, wd), n, (t0, p), prow, xg),
-        2 => gather_m::<2>(img, (h, wd), n, (t0, p), prow, xg),
+        4 => gather_m::<4>(img, hwl, n, (t0, p), prow, xg),
+        2 => gather_m::<2>(img, hwl, n, (t0, p), prow, xg),
         _ => unreachable!("Winograd tiles are F(2) or F(4)"),
     }
 }
@@ -758,28 +901,28 @@ fn gather(
 #[inline(always)]
 fn gather_m<const M: usize>(
     img: &[f32],
-    (h, wd): (usize, usize),
+    (h, wd, lead): (usize, usize, usize),
     n: usize,
     (t0, p): (usize, usize),
     prow: &mut Vec<f32>,
     xg: &mut [f32],
 ) {
     let (th, tw) = (h / M, wd / M);
-    // A padded row (one zero on the left, zeros on the right up to M·(tw + 1)), then its M
+    // A padded row (`lead` zeros on the left, zeros on the right up to M·(tw + 1)), then its M
     // column phases `ph[q][k]` = padded column M·k + q: column j of tile tx is
     // `ph[j mod M][tx + j / M]`, so each of the n pieces of a tile row is one copy.
     let w1 = tw + 1;
-    debug_assert!(n <= 2 * M && n > M && wd == M * tw);
+    debug_assert!(n <= 2 * M && n > M && wd == M * tw && lead < n - M + 1);
     prow.resize(2 * M * w1, 0.0);
     let (pr, ph) = prow.split_at_mut(M * w1);
     pr.fill(0.0);
-    // Padded row R (image row R − 1) is row i = R mod M of tile row R / M, and row i + M of
-    // tile row R / M − 1 when i + M < n.
+    // Padded row R (image row R − lead) is row i = R mod M of tile row R / M, and row i + M
+    // of tile row R / M − 1 when i + M < n.
     for r in 0..M * th + n - M {
-        let ir = r.wrapping_sub(1);
+        let ir = r.wrapping_sub(lead);
         let inside = ir < h;
         if inside {
-            crate::kernel::copy_small(&mut pr[1..1 + wd], &img[ir * wd..(ir + 1) * wd]);
+            crate::kernel::copy_small(&mut pr[lead..lead + wd], &img[ir * wd..(ir + 1) * wd]);
             deinterleave::<M>(pr, ph, (w1, w1));
         }
         let uses = [(r / M, r % M), ((r / M).wrapping_sub(1), r % M + M)];
