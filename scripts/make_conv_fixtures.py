@@ -31,6 +31,10 @@ CASES = [
     (0, 1, 19, 21, 3, 1, 1, 0, 16, 8),
     (0, 3, 3, 4, 3, 1, 1, 0, 4, 4),
     (0, 1, 9, 17, 3, 1, 1, 0, 6, 10),
+    # 3 x 3, stride 2, padding 1, output padding 1 transposed on inputs whose sides are
+    # multiples of 4: the top-down forward by Winograd F(4 x 4, 2 x 2) phases too.
+    (1, 2, 7, 5, 3, 2, 1, 1, 4, 8),
+    (1, 1, 13, 11, 3, 2, 1, 1, 8, 4),
 ]
 
 

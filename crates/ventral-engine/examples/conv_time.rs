@@ -1,5 +1,6 @@
 //! Per-layer convolution timings (direct / GEMM paths, Winograd F(4 × 4) forward and weight
-//! gradient) at the BLT layer shapes, fastest of 20 calls.
+//! gradient, the top-down convolutions' forward by Winograd F(4 × 4, 2 × 2) on their phases)
+//! at the BLT layer shapes, fastest of 20 calls.
 //!
 //! ```sh
 //! cargo run --release -p ventral-engine --example conv_time            # all layers, batch 16
@@ -154,6 +155,38 @@ fn main() {
                     );
                 }
             }
+        }
+        // A top-down (transposed) convolution's forward (`g`'s input gradient) by Winograd
+        // F(4 × 4, 2 × 2) on its phases, as inference passes run it.
+        if ventral_engine::upsample::applies(&g) {
+            use ventral_engine::upsample as up;
+            let mut u = Vec::new();
+            up::weights(&w, &g, &mut u);
+            let prof = std::env::var_os("WINO_PROFILE").is_some();
+            let (mut best_up, mut ops) = (f64::MAX, Vec::new());
+            for _ in 0..20 {
+                ventral_engine::profile::enable(prof);
+                let t = Instant::now();
+                up::forward(&g, &u, &dy, b, &mut dx, &mut s);
+                let el = t.elapsed().as_secs_f64();
+                let tot = ventral_engine::profile::totals();
+                if el < best_up {
+                    (best_up, ops) = (el, tot);
+                }
+            }
+            ventral_engine::profile::enable(false);
+            if prof {
+                let t: Vec<String> = ops
+                    .iter()
+                    .filter(|(_, s)| *s > 0.0)
+                    .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
+                    .collect();
+                println!("  {name} upsample forward: {}", t.join(", "));
+            }
+            println!(
+                "{name:<16} top-down forward by F(4x4,2x2) phases {:.2} ms (exact: bwd_data below)",
+                best_up * 1e3
+            );
         }
         if std::env::var_os("DATA_PROFILE").is_some() {
             let t: Vec<String> = data_ops

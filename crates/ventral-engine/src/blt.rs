@@ -305,6 +305,22 @@ fn winograd_for<'a>(
     }
 }
 
+/// The transformed-weight cache of `wino` when it computes the transposed convolution adjoint
+/// to `g` ([`crate::upsample::applies`], both sides at least [`WINOGRAD_MIN_CHANNELS`]).
+fn upsample_for<'a>(
+    wino: &'a mut WinoWeights,
+    g: &Conv,
+) -> Option<&'a mut BTreeMap<String, Vec<f32>>> {
+    match wino {
+        Some((_, cache))
+            if crate::upsample::applies(g) && g.ci.min(g.co) >= WINOGRAD_MIN_CHANNELS =>
+        {
+            Some(cache)
+        }
+        _ => None,
+    }
+}
+
 /// Everything the backward pass needs.
 #[derive(Debug)]
 struct Tape {
@@ -462,6 +478,34 @@ impl<'p> BltNet<'p> {
             }
             _ => g.backward_weight(x, dy, batch, dw, scratch),
         }
+    }
+
+    /// `z += ConvTranspose2d(x)`, the top-down convolution adjoint to `g` with the weights
+    /// named `name`: by Winograd F(4 × 4, 2 × 2) on its output phases ([`crate::upsample`])
+    /// when `wino` is on, the phases apply and both sides have at least
+    /// [`WINOGRAD_MIN_CHANNELS`], else [`Conv::backward_data`]. Inference passes only: on
+    /// training passes the top-downs stay exact (see `docs/performance.md`, Exactness).
+    #[allow(clippy::too_many_arguments)]
+    fn td_forward(
+        &self,
+        (training, wino): (bool, &mut WinoWeights),
+        name: &str,
+        g: &Conv,
+        x: &[f32],
+        batch: usize,
+        z: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let w = self.w(name);
+        let Some(cache) = upsample_for(wino, g).filter(|_| !training) else {
+            return g.backward_data(w, x, batch, z, scratch);
+        };
+        let u = cache.entry(format!("{name}.up")).or_insert_with(|| {
+            let mut u = Vec::new();
+            crate::upsample::weights(w, g, &mut u);
+            u
+        });
+        crate::upsample::forward(g, u, x, batch, z, scratch);
     }
 
     fn w(&self, name: &str) -> &'p [f32] {
@@ -698,8 +742,10 @@ impl<'p> BltNet<'p> {
                         if first {
                             ev[..n].fill(0.0);
                         }
-                        tg.backward_data(
-                            self.w(&format!("{name}.top_down.weight")),
+                        self.td_forward(
+                            (keep, &mut wino),
+                            &format!("{name}.top_down.weight"),
+                            &tg,
                             &st[i + 1].a[sp],
                             batch,
                             &mut ev[..n],

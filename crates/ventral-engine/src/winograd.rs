@@ -278,6 +278,21 @@ impl Tiles {
             }
             return;
         }
+        if let ([d0, d1, d2, d3, d4], [o0, o1, o2, o3, o4], 2) = (src, &mut *dst, self.r) {
+            let l = o0.len();
+            let (d0, d1, d2, d3, d4) = (&d0[..l], &d1[..l], &d2[..l], &d3[..l], &d4[..l]);
+            let (o1, o2, o3, o4) = (&mut o1[..l], &mut o2[..l], &mut o3[..l], &mut o4[..l]);
+            for e in 0..l {
+                let (x0, x1, x2, x3, x4) = (d0[e], d1[e], d2[e], d3[e], d4[e]);
+                let d31 = x3 - x1;
+                o0[e] = 2.0 * (x0 - x2) + d31;
+                o1[e] = d31 - (x1 + x2);
+                o2[e] = (x1 + x3) + (x1 - x2) - 2.0 * x2;
+                o3[e] = d31;
+                o4[e] = 2.0 * (x1 - x3) - x2 + x4;
+            }
+            return;
+        }
         let n = self.n();
         for (a, o) in dst.iter_mut().enumerate() {
             combine(o, &self.bt[a * n..(a + 1) * n], src);
@@ -300,6 +315,20 @@ impl Tiles {
                 o1[e] = d12 + 2.0 * d34;
                 o2[e] = s12 + 4.0 * s34;
                 o3[e] = d12 + 8.0 * d34 + x5;
+            }
+            return;
+        }
+        if let ([d0, d1, d2, d3, d4], [o0, o1, o2, o3], 2) = (src, &mut *dst, self.r) {
+            let l = o0.len();
+            let (d0, d1, d2, d3, d4) = (&d0[..l], &d1[..l], &d2[..l], &d3[..l], &d4[..l]);
+            let (o1, o2, o3) = (&mut o1[..l], &mut o2[..l], &mut o3[..l]);
+            for e in 0..l {
+                let (x0, x1, x2, x3, x4) = (d0[e], d1[e], d2[e], d3[e], d4[e]);
+                let (s12, d12) = (x1 + x2, x1 - x2);
+                o0[e] = x0 + s12 + x3;
+                o1[e] = d12 + 2.0 * x3;
+                o2[e] = s12 + 4.0 * x3;
+                o3[e] = d12 + 8.0 * x3 + x4;
             }
             return;
         }
@@ -437,7 +466,17 @@ pub fn forward(
 ) {
     assert!(f.applies(g), "winograd::forward F({}) on {g:?}", f.m);
     let geo = Geo::of(g);
-    forward_geo(f, geo, u, x, batch, y, accumulate, Live::All, scratch);
+    let how = (Live::All, Place::Plain);
+    forward_geo(f, geo, u, x, batch, y, accumulate, how, scratch);
+}
+
+/// Where [`forward_geo`] writes its outputs: `Plain`, `[Co][B][H][W]`; `Phases(q)`, output
+/// channel `q[py][px]·C + c` is phase `(py, px)` of channel `c` of a `[C][B][2H][2W]` map
+/// (`C = Co / 4`): its pixel `(i, j)` lands on `(2i + py, 2j + px)` ([`crate::upsample`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place {
+    Plain,
+    Phases([[usize; 2]; 2]),
 }
 
 /// Geometry of a stride-1 convolution whose output has its input's size `h × w`: the input
@@ -465,12 +504,11 @@ impl Geo {
 
 /// Which blocks of the n² products can be nonzero, per ξ (kernels with structural zeros, as
 /// the phases of [`crate::upsample`]): `Rows`: only output channels `lo..hi` (the others'
-/// transformed weights are zero), `Inner`: only input channels `lo..hi`.
+/// transformed weights are zero; their products are zero-filled, not computed).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Live<'a> {
     All,
     Rows(&'a [(usize, usize)]),
-    Inner(&'a [(usize, usize)]),
 }
 
 /// [`forward`] on a [`Geo`], computing only the [`Live`] blocks of the products.
@@ -483,7 +521,7 @@ pub(crate) fn forward_geo(
     batch: usize,
     y: &mut [f32],
     accumulate: bool,
-    live: Live<'_>,
+    (live, place): (Live<'_>, Place),
     scratch: &mut Scratch,
 ) {
     let (m, n) = (f.m, f.n());
@@ -515,30 +553,25 @@ pub(crate) fn forward_geo(
                     .par_chunks_mut(co * p)
                     .enumerate()
                     .for_each(|(xi, mx)| {
-                        let ((r0, r1), (k0, k1)) = match live {
-                            Live::All => ((0, co), (0, ci)),
-                            Live::Rows(l) => (l[xi], (0, ci)),
-                            Live::Inner(l) => ((0, co), l[xi]),
+                        let (r0, r1) = match live {
+                            Live::All => (0, co),
+                            Live::Rows(l) => l[xi],
                         };
                         mx[..r0 * p].fill(0.0);
                         mx[r1 * p..].fill(0.0);
-                        if k0 == k1 {
-                            mx[r0 * p..r1 * p].fill(0.0);
-                            return;
-                        }
                         let vx = MatRef {
                             data: v,
-                            off: (k0 * nn + xi) * p,
-                            rows: k1 - k0,
+                            off: xi * p,
+                            rows: ci,
                             cols: p,
                             rs: nn * p,
                             cs: 1,
                         };
                         let ux = MatRef {
                             data: u,
-                            off: (r0 * nn + xi) * ci + k0,
+                            off: (r0 * nn + xi) * ci,
                             rows: r1 - r0,
-                            cols: k1 - k0,
+                            cols: ci,
                             rs: nn * ci,
                             cs: 1,
                         };
@@ -548,8 +581,14 @@ pub(crate) fn forward_geo(
             }
             let _p = scope(Op::Winograd);
             let mm = &*mm;
+            if let Place::Phases(q) = place {
+                let geo = (batch, h, wd);
+                output_phases(f, mm, (co, p, q), (b0, b1), geo, y, accumulate);
+                return;
+            }
             let hw = h * wd;
-            y.par_chunks_mut(batch * hw)
+            y[..co * batch * hw]
+                .par_chunks_mut(batch * hw)
                 .with_min_len(crate::min_items(batch * hw))
                 .enumerate()
                 .for_each_init(Vec::new, |sb, (o, yo)| {
@@ -601,6 +640,79 @@ pub(crate) fn forward_geo(
     );
 }
 
+/// The output transform of [`forward_geo`] for [`Place::Phases`]: per channel `c` (one task),
+/// per row parity `py`, the tiles of both column phases, written straight into the map's rows
+/// `2(m·ty + a) + py` as 8 interleaved columns (`2(m·tx + β) + px`).
+fn output_phases(
+    f: &Tiles,
+    mm: &[f32],
+    (co, p, q): (usize, usize, [[usize; 2]; 2]),
+    (b0, b1): (usize, usize),
+    (batch, h, wd): (usize, usize, usize),
+    z: &mut [f32],
+    accumulate: bool,
+) {
+    let (m, n) = (f.m, f.n());
+    assert!(
+        m == 4 && co.is_multiple_of(4),
+        "phased outputs need F(4 × 4) tiles"
+    );
+    let c4 = co / 4;
+    let (th, tw) = (h / m, wd / m);
+    let per_image = th * tw;
+    let big = 4 * h * wd;
+    z[..c4 * batch * big]
+        .par_chunks_mut(batch * big)
+        .with_min_len(crate::min_items(batch * big))
+        .enumerate()
+        .for_each_init(Vec::new, |sb, (c, zc)| {
+            sb.resize(2 * (m * n + m) * p, 0.0);
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    let (sa, yb) = sb.split_at_mut(2 * m * n * p);
+                    for (py, qy) in q.iter().enumerate() {
+                        // Aᵀ M of both column phases: sa[px][a][j].
+                        for (px, s) in sa.chunks_exact_mut(m * n * p).enumerate() {
+                            let o = qy[px] * c4 + c;
+                            for j in 0..n {
+                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
+                                let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
+                                f.output_rows(&src[..n], &mut dst[..m]);
+                            }
+                        }
+                        for a in 0..m {
+                            // (Aᵀ M) A of both column phases: yb[px·m + β].
+                            for (px, ybp) in yb.chunks_exact_mut(m * p).enumerate() {
+                                let s = &sa[px * m * n * p..];
+                                let src = rows(s, p, n, |j| a * n + j);
+                                let mut dst: [&mut [f32]; 4] = rows_mut(ybp, (p, 0, 1), (0, p), m);
+                                f.output_rows(&src[..n], &mut dst[..m]);
+                            }
+                            let yb = &*yb;
+                            for b in b0..b1 {
+                                let zimg = &mut zc[b * big..(b + 1) * big];
+                                for ty in 0..th {
+                                    let t = (b - b0) * per_image + ty * tw;
+                                    let r = 2 * (m * ty + a) + py;
+                                    let zr = &mut zimg[r * 2 * wd..(r + 1) * 2 * wd];
+                                    // Column 8·tx + 2β + px ← yb[px·m + β][tile].
+                                    let src = |i: usize| &yb[((i % 2) * m + i / 2) * p + t..][..tw];
+                                    crate::kernel::interleave::<8>(
+                                        zr,
+                                        std::array::from_fn(src),
+                                        tw,
+                                        accumulate,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                },
+            )
+        });
+}
+
 /// `dw += ∂L/∂w` of `y = conv(x)` by Winograd F(m × m, 3 × 3) (`g` must satisfy
 /// [`Tiles::applies`]), the adjoint of [`forward`]'s weight path: the output gradient's tiles
 /// transformed by `A dy Aᵀ` (n × n from m × m), `dU[ξ] = Σ_tiles dM[ξ] · V[ξ]ᵀ` as n² GEMMs
@@ -624,22 +736,6 @@ pub fn backward_weight(
         "winograd::backward_weight F({}) on {g:?}",
         f.m
     );
-    backward_weight_geo(f, Geo::of(g), x, dy, batch, dw, &[], scratch);
-}
-
-/// [`backward_weight`] on a [`Geo`]: `live` (empty: all) the output channels per ξ whose
-/// transformed weights can be nonzero ([`Live::Rows`]); the others' `dU` is left zero.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_weight_geo(
-    f: &Tiles,
-    geo: Geo,
-    x: &[f32],
-    dy: &[f32],
-    batch: usize,
-    dw: &mut [f32],
-    live: &[(usize, usize)],
-    scratch: &mut Scratch,
-) {
     let (m, n, r) = (f.m, f.n(), f.r);
     let (nn, rr) = (n * n, r * r);
     let Geo {
@@ -648,7 +744,7 @@ pub(crate) fn backward_weight_geo(
         h,
         w: wd,
         lead,
-    } = geo;
+    } = Geo::of(g);
     let (th, tw) = (h / m, wd / m);
     let (hw, per_image) = (h * wd, th * tw);
     assert!(dw.len() >= co * ci * rr && dy.len() >= co * batch * hw);
@@ -714,26 +810,19 @@ pub(crate) fn backward_weight_geo(
                 .par_chunks_mut(co * ci)
                 .enumerate()
                 .for_each_init(Vec::new, |buf, (xi, dux)| {
-                    let (r0, r1) = live.get(xi).copied().unwrap_or((0, co));
-                    if chunk == 0 {
-                        dux[..r0 * ci].fill(0.0);
-                        dux[r1 * ci..].fill(0.0);
-                    }
-                    let rows = r1 - r0;
                     // The operands' rows copied together first: n²·p apart in dM and V, they
                     // fall on few cache sets (V1's 64-px products ran 1.3–1.7× slower).
-                    buf.resize((rows + ci) * p, 0.0);
-                    let (ra, rb) = buf.split_at_mut(rows * p);
+                    buf.resize((co + ci) * p, 0.0);
+                    let (ra, rb) = buf.split_at_mut(co * p);
                     for (o, r) in ra.chunks_exact_mut(p).enumerate() {
-                        r.copy_from_slice(&dm[((r0 + o) * nn + xi) * p..][..p]);
+                        r.copy_from_slice(&dm[(o * nn + xi) * p..][..p]);
                     }
                     for (c, r) in rb.chunks_exact_mut(p).enumerate() {
                         r.copy_from_slice(&v[(c * nn + xi) * p..][..p]);
                     }
                     let (ra, rb) = (&*ra, &*rb);
-                    let (a, b) = (MatRef::rm(ra, 0, rows, p), MatRef::rm(rb, 0, ci, p));
-                    let out = &mut dux[r0 * ci..r1 * ci];
-                    gemm_serial(MatMut::rm(out, 0, rows, ci), chunk > 0, a, b.t());
+                    let (a, b) = (MatRef::rm(ra, 0, co, p), MatRef::rm(rb, 0, ci, p));
+                    gemm_serial(MatMut::rm(dux, 0, co, ci), chunk > 0, a, b.t());
                 });
         },
     );

@@ -201,6 +201,68 @@ fn winograd(
     Some([swap01(&y, c.co, b, hw), swap01(&dx, c.ci, b, hw), dw])
 }
 
+/// The top-down forward by Winograd F(4 × 4, 2 × 2) on its output phases
+/// (`upsample::forward` with `upsample::weights`, as `BltNet`'s inference passes run it), in
+/// PyTorch layout; `None` where it does not apply to the case.
+fn upsample(c: &Case, x: &[f32], w: &[f32]) -> Option<Vec<f32>> {
+    use ventral_engine::upsample as up;
+    let geo = c.geometry();
+    if !c.transposed || !up::applies(&geo) {
+        return None;
+    }
+    let (b, hw) = (c.batch, c.h * c.w);
+    let (oh, ow) = c.out_hw();
+    let xe = swap01(x, b, c.ci, hw);
+    let mut u = Vec::new();
+    up::weights(w, &geo, &mut u);
+    let mut y = vec![0.0; c.co * b * oh * ow];
+    up::forward(
+        &geo,
+        &u,
+        &xe,
+        b,
+        &mut y,
+        &mut ventral_engine::conv::Scratch::default(),
+    );
+    Some(swap01(&y, c.co, b, oh * ow))
+}
+
+/// Largest error of [`upsample`] measured against float64 (`max_rel`): burn's random cases
+/// 3.1e-6, PyTorch's golden cases 1.4e-6.
+const UPSAMPLE_BOUND: f32 = 2e-5;
+
+/// The top-down forward by phases against burn's float64 `conv_transpose2d` on random shapes:
+/// odd channel counts up to 70, batch 1–3, non-square maps.
+#[test]
+fn upsample_matches_burn_on_random_shapes() {
+    let mut rng = SplitMix::new(777);
+    let mut worst = 0.0f32;
+    for _ in 0..12 {
+        let c = Case {
+            transposed: true,
+            batch: rng.range(1, 3),
+            ci: rng.range(1, 70),
+            co: rng.range(1, 70),
+            k: 3,
+            stride: 2,
+            pad: 1,
+            out_pad: 1,
+            h: 4 * rng.range(1, 4),
+            w: 4 * rng.range(1, 4),
+        };
+        let [x, w, g] = data(&c, &mut rng);
+        let reference = burn_f64(&c, &x, &w, &g);
+        let y = upsample(&c, &x, &w).expect("phases apply");
+        let r = max_rel(&y, &reference[0]);
+        assert!(
+            r < UPSAMPLE_BOUND,
+            "{c:?}: top-down by phases differs from burn by {r:e}"
+        );
+        worst = worst.max(r);
+    }
+    println!("top-down by F(4x4, 2x2) phases against burn float64: largest error {worst:.2e}");
+}
+
 /// Largest error (`max_rel`) measured against float64: burn's random cases F(2 × 2) 1.1e-6,
 /// F(4 × 4) 8.8e-6; PyTorch's golden cases 2.4e-7 and 3.0e-6. The bounds leave room for
 /// other shapes.
@@ -426,7 +488,7 @@ fn kernels_match_pytorch_golden_values() {
     let mut npz = NpzReader::open(&path).unwrap();
     let n = npz.names().iter().filter(|n| n.ends_with("_geom")).count();
     assert!(n >= 10, "{n} cases in {}", path.display());
-    let mut winograd_cases = 0;
+    let (mut winograd_cases, mut upsample_cases) = (0, 0);
     for i in 0..n {
         let mut get = |k: &str| npz.read(&format!("c{i}_{k}")).unwrap();
         let geom = get("geom").to_i64().unwrap();
@@ -454,6 +516,16 @@ fn kernels_match_pytorch_golden_values() {
                 winograd_cases += 1;
             }
         }
+        if let Some(y) = upsample(&c, &x, &w) {
+            let r = max_rel(&y, &expect[0]);
+            println!("{c:?}: top-down by phases within {r:.2e} of PyTorch");
+            assert!(r < UPSAMPLE_BOUND, "{c:?}: top-down by phases: {r:e}");
+            upsample_cases += 1;
+        }
     }
     assert!(winograd_cases >= 5, "{winograd_cases} Winograd checks");
+    assert!(
+        upsample_cases >= 2,
+        "{upsample_cases} top-down phase checks"
+    );
 }
