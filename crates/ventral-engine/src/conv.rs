@@ -36,10 +36,16 @@ pub fn set_general_only(on: bool) {
 }
 
 /// Map width from which wide stride-1 layers also run forward and input gradient as direct
-/// convolutions. Measured (`examples/conv_time`, batch 16, 2 cores, AVX2): BLT_net_64's
-/// 64 × 64 lateral 2.4× faster forward than im2col + GEMM, 32 × 32: 1.2×, 16 × 16: 1.3×,
-/// 8 × 8 with 512 channels: 0.5× (the weight rows no longer stay in cache).
-const DIRECT_MIN_SIDE: usize = 16;
+/// convolutions (and wide stride-2 ones their forward). First measured with both paths on
+/// 8-lane tiles (`examples/conv_time`, batch 16, 2 cores): BLT_net_64's 64 × 64 lateral 2.4×
+/// faster forward than im2col + GEMM, 32 × 32: 1.2×, 16 × 16: 1.3×, 8 × 8 with 512 channels:
+/// 0.5× (the weight rows no longer stay in cache). Remeasured with AVX-512 on both
+/// (2026-12-03, `conv_time` against `conv_time general`, alternated): 64 × 64 still 2.6×
+/// (23–26 vs 67–79 ms), 32 × 32 128 channels 1.3× (20–29 vs 28–37), but 16 × 16 now loses —
+/// 256 channels forward 23–25 ms by GEMM vs 34–35 direct (batch 64: 121–130 vs 163–175),
+/// 128 → 256 12–16 vs 17–20, the stride-2 128 → 256 (top-down input gradient) 17–19 vs 22–28
+/// — so from 32.
+const DIRECT_MIN_SIDE: usize = 32;
 
 /// Map width from which wide layers take the direct weight gradient (64 × 64: 2.3×, 32 × 32:
 /// 1.6×, 16 × 16: 0.8× of the general path's speed … so from 32).
