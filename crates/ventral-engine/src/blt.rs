@@ -264,7 +264,8 @@ pub struct BltNet<'p> {
     geo: Layout,
     p: BTreeMap<String, &'p [f32]>,
     /// Forward passes without a tape (inference) run their 3 × 3 stride-1 convolutions by
-    /// Winograd F(4 × 4, 3 × 3) ([`BltNet::set_winograd`]).
+    /// Winograd F(4 × 4, 3 × 3), their top-downs by F(4 × 4, 2 × 2) phases
+    /// ([`BltNet::set_winograd`]).
     winograd: Option<Tiles>,
     /// Training passes too, forward and input gradients ([`BltNet::set_winograd_training`]).
     winograd_train: Option<Tiles>,
@@ -373,9 +374,11 @@ impl<'p> BltNet<'p> {
     }
 
     /// Run the 3 × 3 stride-1 convolutions of inference passes ([`Self::forward`]) with at
-    /// least 64 channels on both sides by Winograd F(4 × 4, 3 × 3) (`crate::winograd`): 4× fewer multiply-adds in their
-    /// products, another float32 rounding (relative error measured at a few 1e-6 against a
-    /// float64 convolution, the direct path's at a few 1e-7). Training passes
+    /// least 64 channels on both sides by Winograd F(4 × 4, 3 × 3) (`crate::winograd`): 4×
+    /// fewer multiply-adds in their products, another float32 rounding (relative error
+    /// measured at a few 1e-6 against a float64 convolution, the direct path's at a few
+    /// 1e-7); and their top-down transposed convolutions by F(4 × 4, 2 × 2) on their output
+    /// phases (`crate::upsample`: 1.78× fewer, within 1e-6). Training passes
     /// ([`Self::loss_and_grad`]) follow [`Self::set_winograd_training`]. Off by default.
     pub fn set_winograd(&mut self, on: bool) {
         self.winograd = on.then_some(F4);

@@ -140,11 +140,6 @@ impl Tiles {
         self.m + self.r - 1
     }
 
-    /// Kernel side.
-    pub fn r(&self) -> usize {
-        self.r
-    }
-
     /// Whether [`forward`] computes this convolution with these tiles: 3 × 3, stride 1,
     /// padding 1, output = input size, both sides multiples of m.
     pub fn applies(&self, g: &Conv) -> bool {
@@ -290,7 +285,7 @@ impl Tiles {
                 let d31 = x3 - x1;
                 o0[e] = 2.0 * (x0 - x2) + d31;
                 o1[e] = d31 - (x1 + x2);
-                o2[e] = (x1 + x3) + (x1 - x2) - 2.0 * x2;
+                o2[e] = 2.0 * x1 - 3.0 * x2 + x3;
                 o3[e] = d31;
                 o4[e] = 2.0 * (x1 - x3) - x2 + x4;
             }
