@@ -144,15 +144,8 @@ fn main() {
             ventral_engine::profile::enable(false);
             if prof {
                 for (what, ops) in [("forward", &best_ops), ("weight gradient", &best_w)] {
-                    let t: Vec<String> = ops
-                        .iter()
-                        .filter(|(_, s)| *s > 0.0)
-                        .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
-                        .collect();
-                    println!(
-                        "  {name} winograd {what}, fastest per kind: {}",
-                        t.join(", ")
-                    );
+                    let t = ops_line(ops);
+                    println!("  {name} winograd {what}, fastest per kind: {}", t);
                 }
             }
         }
@@ -176,12 +169,8 @@ fn main() {
             }
             ventral_engine::profile::enable(false);
             if prof {
-                let t: Vec<String> = ops
-                    .iter()
-                    .filter(|(_, s)| *s > 0.0)
-                    .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
-                    .collect();
-                println!("  {name} upsample forward: {}", t.join(", "));
+                let t = ops_line(&ops);
+                println!("  {name} upsample forward: {}", t);
             }
             println!(
                 "{name:<16} top-down forward by F(4x4,2x2) phases {:.2} ms (exact: bwd_data below)",
@@ -189,12 +178,8 @@ fn main() {
             );
         }
         if std::env::var_os("DATA_PROFILE").is_some() {
-            let t: Vec<String> = data_ops
-                .iter()
-                .filter(|(_, s)| *s > 0.0)
-                .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
-                .collect();
-            println!("  input gradient (fastest): {}", t.join(", "));
+            let t = ops_line(&data_ops);
+            println!("  input gradient (fastest): {}", t);
         }
         println!(
             "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {}){}",
@@ -214,4 +199,14 @@ fn main() {
             }
         );
     }
+}
+
+/// A profile's nonzero per-kind times, `kind 1.23 ms, …`.
+fn ops_line(ops: &[(&str, f64)]) -> String {
+    let t: Vec<String> = ops
+        .iter()
+        .filter(|(_, s)| *s > 0.0)
+        .map(|(n, s)| format!("{n} {:.2} ms", s * 1e3))
+        .collect();
+    t.join(", ")
 }

@@ -306,6 +306,20 @@ fn winograd_for<'a>(
     }
 }
 
+/// The transformed weights under `key` in `cache`, made by `make` (into an empty vector) on
+/// first use.
+fn cached(
+    cache: &mut BTreeMap<String, Vec<f32>>,
+    key: String,
+    make: impl FnOnce(&mut Vec<f32>),
+) -> &[f32] {
+    cache.entry(key).or_insert_with(|| {
+        let mut u = Vec::new();
+        make(&mut u);
+        u
+    })
+}
+
 /// The transformed-weight cache of `wino` when it computes the transposed convolution adjoint
 /// to `g` ([`crate::upsample::applies`], both sides at least [`WINOGRAD_MIN_CHANNELS`]).
 fn upsample_for<'a>(
@@ -410,10 +424,8 @@ impl<'p> BltNet<'p> {
         let Some((f, cache)) = winograd_for(wino, g) else {
             return g.backward_data(w, dy, batch, dx, scratch);
         };
-        let ut = cache.entry(format!("{name}.T")).or_insert_with(|| {
-            let mut ut = Vec::new();
-            f.input_gradient_weights(w, g.co, g.ci, &mut ut);
-            ut
+        let ut = cached(cache, format!("{name}.T"), |ut| {
+            f.input_gradient_weights(w, g.co, g.ci, ut)
         });
         crate::winograd::backward_data(f, g, ut, dy, batch, dx, scratch);
     }
@@ -435,11 +447,7 @@ impl<'p> BltNet<'p> {
         let Some((f, cache)) = winograd_for(wino, g) else {
             return g.forward(w, x, batch, y, false, scratch);
         };
-        let u = cache.entry(name.to_string()).or_insert_with(|| {
-            let mut u = Vec::new();
-            f.weights(w, g.co, g.ci, &mut u);
-            u
-        });
+        let u = cached(cache, name.to_string(), |u| f.weights(w, g.co, g.ci, u));
         crate::winograd::forward(f, g, u, x, batch, y, false, scratch);
     }
 
@@ -503,10 +511,8 @@ impl<'p> BltNet<'p> {
         let Some(cache) = upsample_for(wino, g).filter(|_| !training) else {
             return g.backward_data(w, x, batch, z, scratch);
         };
-        let u = cache.entry(format!("{name}.up")).or_insert_with(|| {
-            let mut u = Vec::new();
-            crate::upsample::weights(w, g, &mut u);
-            u
+        let u = cached(cache, format!("{name}.up"), |u| {
+            crate::upsample::weights(w, g, u)
         });
         crate::upsample::forward(g, u, x, batch, z, scratch);
     }

@@ -114,6 +114,7 @@ pub fn forward(g: &Conv, u: &[f32], x: &[f32], batch: usize, z: &mut [f32], scra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::winograd::tests::rel;
 
     /// Float64 `ConvTranspose2d(k 3, stride 2, padding 1, output_padding 1)`:
     /// `z[c][b][Y][X] = Σ w[o][c][ky][kx]·x[o][b][y][x]` over `Y = 2y − 1 + ky`, `X = 2x − 1 + kx`.
@@ -143,12 +144,6 @@ mod tests {
             }
         }
         z
-    }
-
-    fn rel(a: &[f32], r: &[f64]) -> f64 {
-        let num: f64 = a.iter().zip(r).map(|(a, r)| (*a as f64 - r).powi(2)).sum();
-        let den: f64 = r.iter().map(|r| r * r).sum();
-        (num / den.max(1e-300)).sqrt()
     }
 
     fn data(n: usize, seed: usize) -> Vec<f32> {

@@ -336,6 +336,29 @@ impl Tiles {
         }
     }
 
+    /// First side of the output transform of output channel `o`:
+    /// `s[a][j] = Σ_i Aᵀ[a][i] M[i·n + j][o]` for every column `j` (`M`: `[ξ][Co][p]`,
+    /// `s`: `[m][n][p]`).
+    #[inline(always)]
+    fn output_columns(&self, mm: &[f32], (co, o, p): (usize, usize, usize), s: &mut [f32]) {
+        let (m, n) = (self.m, self.n());
+        for j in 0..n {
+            let src = rows(mm, p, n, |i| (i * n + j) * co + o);
+            let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
+            self.output_rows(&src[..n], &mut dst[..m]);
+        }
+    }
+
+    /// Second side for output row `a` of every tile: `yb[β] = Σ_j s[a][j] Aᵀ[β][j]` (`yb`:
+    /// `[m][p]`, the tiles' m columns).
+    #[inline(always)]
+    fn output_tile_row(&self, s: &[f32], (a, p): (usize, usize), yb: &mut [f32]) {
+        let (m, n) = (self.m, self.n());
+        let src = rows(s, p, n, |j| a * n + j);
+        let mut dst: [&mut [f32]; 4] = rows_mut(yb, (p, 0, 1), (0, p), m);
+        self.output_rows(&src[..n], &mut dst[..m]);
+    }
+
     /// `dst[k] = Σ_a Gᵀ[k][a] · src[a]` elementwise for `k < r`, `a < n`: one side of the
     /// weight gradient's `Gᵀ dU G`, the adjoint of the weight transform (fused for
     /// F(4 × 4, 3 × 3)).
@@ -595,17 +618,9 @@ pub(crate) fn forward_geo(
                         #[inline(always)]
                         || {
                             let (s, yb) = sb.split_at_mut(m * n * p);
-                            // Aᵀ M: s[a][j] = Σ_i Aᵀ[a][i] M[i·n + j], for every column j.
-                            for j in 0..n {
-                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
-                                let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
-                                f.output_rows(&src[..n], &mut dst[..m]);
-                            }
+                            f.output_columns(mm, (co, o, p), s);
                             for a in 0..m {
-                                // (Aᵀ M) A: yb[β] = Σ_j s[a][j] Aᵀ[β][j].
-                                let src = rows(s, p, n, |j| a * n + j);
-                                let mut dst: [&mut [f32]; 4] = rows_mut(yb, (p, 0, 1), (0, p), m);
-                                f.output_rows(&src[..n], &mut dst[..m]);
+                                f.output_tile_row(s, (a, p), yb);
                                 // Output (m·ty + a, m·tx + bb) of every tile.
                                 for b in b0..b1 {
                                     let yimg = &mut yo[b * hw..(b + 1) * hw];
@@ -672,20 +687,12 @@ fn output_phases(
                     for (py, qy) in q.iter().enumerate() {
                         // Aᵀ M of both column phases: sa[px][a][j].
                         for (px, s) in sa.chunks_exact_mut(m * n * p).enumerate() {
-                            let o = qy[px] * c4 + c;
-                            for j in 0..n {
-                                let src = rows(mm, p, n, |i| (i * n + j) * co + o);
-                                let mut dst: [&mut [f32]; 4] = rows_mut(s, (p, j, n), (0, p), m);
-                                f.output_rows(&src[..n], &mut dst[..m]);
-                            }
+                            f.output_columns(mm, (co, qy[px] * c4 + c, p), s);
                         }
                         for a in 0..m {
                             // (Aᵀ M) A of both column phases: yb[px·m + β].
                             for (px, ybp) in yb.chunks_exact_mut(m * p).enumerate() {
-                                let s = &sa[px * m * n * p..];
-                                let src = rows(s, p, n, |j| a * n + j);
-                                let mut dst: [&mut [f32]; 4] = rows_mut(ybp, (p, 0, 1), (0, p), m);
-                                f.output_rows(&src[..n], &mut dst[..m]);
+                                f.output_tile_row(&sa[px * m * n * p..], (a, p), ybp);
                             }
                             let yb = &*yb;
                             for b in b0..b1 {
@@ -1062,7 +1069,7 @@ fn rows(buf: &[f32], len: usize, k: usize, idx: impl Fn(usize) -> usize) -> [&[f
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Float64 convolution, `[C][B][H][W]` layout, padding 1.
@@ -1094,7 +1101,8 @@ mod tests {
         y
     }
 
-    fn rel(a: &[f32], r: &[f64]) -> f64 {
+    /// Relative L2 error of `a` against the float64 `r`.
+    pub(crate) fn rel(a: &[f32], r: &[f64]) -> f64 {
         let num: f64 = a.iter().zip(r).map(|(a, r)| (*a as f64 - r).powi(2)).sum();
         let den: f64 = r.iter().map(|r| r * r).sum();
         (num / den.max(1e-300)).sqrt()
