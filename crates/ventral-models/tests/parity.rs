@@ -243,8 +243,9 @@ fn missing_and_misshaped_weights_are_named() {
 
 /// The native CPU engine (`fast`, what training uses on cpu) against the reference in float32:
 /// outputs, loss and gradients, and one Adam step (PyTorch's update, in float32) within 1e-6
-/// on every element whose reference gradient is not negligible, except at most 3 LayerNorm
-/// weights (the same 3 of 101 266 `v2_ln.weight` elements burn-flex's float32 path misses).
+/// on every element whose reference gradient is not negligible — against the reference, or,
+/// where the engine's float32 rounding decides IT's one sub-float32 ReLU input the other way
+/// than PyTorch's did, against the float64 reference with that decision flipped (see below).
 #[test]
 fn native_engine_matches_pytorch_reference() {
     let Some(path) = fixture() else { return };
@@ -362,14 +363,9 @@ fn native_engine_matches_pytorch_reference() {
             assert_eq!(off, 0, "winograd Adam step of {name}: worst {worst}");
         }
     }
-    // Same bounds as burn's float32 path. Measured: the engine misses 1e-6 on the same 3
-    // v2_ln.weight elements as burn-flex (see docs/performance.md, "Exactness"): there the
-    // float64 gradient equals PyTorch's (6.056e-6 vs 6.056e-6) while the engine and burn-flex
-    // float32 both give 3.2e-7 — one of the element's 24 summed terms jumps, a forward near-tie
-    // (ReLU gate / max-pool) that float32 rounding in the GEMM summation order both share
-    // decides the other way than PyTorch's oneDNN order. Printed here for every element the
-    // engine misses, with burn's float32 value (not asserted: which near-ties flip depends on
-    // the CPU's GEMM kernels).
+    // Where the engine's Adam steps miss the reference's, printed with burn's float32 value.
+    // Measured on AVX-512 machines (Zen 4, Ice Lake): 3 of 101 266 `v2_ln.weight` elements,
+    // the same for burn-flex's float32 autodiff (the engine and burn agree there to 6e-8).
     let burn32 = run(&st, false).grads;
     let upd = |g: f32| 1e-3 * g / (g.abs() + 1e-8);
     for name in &names {
@@ -388,15 +384,65 @@ fn native_engine_matches_pytorch_reference() {
             }
         }
     }
-    for (name, r, off, worst) in results {
-        assert!(r <= 1e-3, "engine gradient of {name}: rel L2 {r}");
-        if name.contains("_ln.") {
-            assert!(
-                off <= 3,
-                "engine Adam step of {name}: {off} elements off (worst {worst})"
-            );
-        } else {
-            assert_eq!(off, 0, "engine Adam step of {name}: worst {worst}");
+    for (name, r, _, _) in &results {
+        assert!(*r <= 1e-3, "engine gradient of {name}: rel L2 {r}");
+    }
+    // Those misses are one ReLU decision below float32's resolution, not accumulated error.
+    // The smallest of the network's ~12 million ReLU inputs is IT's at step 3, image 5,
+    // channel 408, (1, 7): +1.40e-8 in float64, under half an ulp of the O(1) values it is
+    // computed from. PyTorch's float32 run put it on float64's side; the engine and burn's
+    // float32 autodiff put it on the other, so that unit passes no gradient at that step,
+    // which moves every gradient below IT by 1e-4 .. 1e-3 relative L2. The second fixture is
+    // the reference in float64 with exactly that ReLU's backward mask flipped:
+    //
+    // ```sh
+    // python scripts/make_parity_flip_fixture.py <BLT-pytorch-CCN23 @ f8505a9> \
+    //     ../shared/fixtures/blt_ccn23/blt64_lt_additive_T4.safetensors \
+    //     crates/ventral-models/tests/fixtures/blt64_float64_it_flip.safetensors
+    // ```
+    // (`F.relu` of that LayerNorm output at that step replaced by a ReLU whose backward mask is
+    // inverted at that one index; `grad.v2_ln.weight`, `grad.it_ln.bias` stored.) Measured:
+    // the engine's `v2_ln.weight` 7.8e-7 and `it_ln.bias` 3.3e-7 relative L2 from it (8.9e-4
+    // from the unflipped reference), every Adam step within 1e-6. The engine must meet the
+    // bound on every element against one of the two references: the one whose decision its
+    // float32 rounding took. Which side a CPU's rounding takes is not specified by float32 —
+    // PyTorch's and the engine's summation orders differ — so both are accepted, nothing else.
+    let flip = SafeTensors::read(
+        &ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/blt64_float64_it_flip.safetensors"),
+    )
+    .unwrap();
+    let misses = |g: &[f32], g_ref: &[f32]| {
+        let gmax = g_ref.iter().fold(0.0f32, |a, g| a.max(g.abs()));
+        g.iter()
+            .zip(g_ref)
+            .filter(|&(&g, &r)| r.abs() > 1e-3 * gmax && (upd(g) - upd(r)).abs() > 1e-6)
+            .count()
+    };
+    let (_, g_flip) = flip.f32("grad.v2_ln.weight").unwrap();
+    let (_, b_flip) = flip.f32("grad.it_ln.bias").unwrap();
+    let (g, b) = (&grads["v2_ln.weight"], &grads["it_ln.bias"]);
+    let (off_flip, r_flip, rb_flip) = (misses(g, &g_flip), rel_l2(g, &g_flip), rel_l2(b, &b_flip));
+    println!(
+        "[engine] against float64 with IT's sub-float32 ReLU decision flipped: v2_ln.weight rel L2 \
+         {r_flip:.2e}, {off_flip} Adam steps > 1e-6; it_ln.bias rel L2 {rb_flip:.2e}"
+    );
+    let unflipped_ok = results.iter().all(|(_, _, off, _)| *off == 0);
+    let flipped_ok = off_flip == 0 && r_flip <= 1e-5 && rb_flip <= 1e-5;
+    assert!(
+        unflipped_ok || flipped_ok,
+        "the engine's gradients match neither the reference (Adam steps off: {:?}) nor the \
+         float64 reference with IT's sub-float32 ReLU decision flipped (v2_ln.weight rel L2 \
+         {r_flip:.2e}, {off_flip} Adam steps off; it_ln.bias rel L2 {rb_flip:.2e})",
+        results
+            .iter()
+            .map(|(n, _, off, _)| (n.as_str(), *off))
+            .collect::<Vec<_>>()
+    );
+    // Every other tensor (no LayerNorm weight in it) meets the bound against the reference.
+    for (name, _, off, worst) in &results {
+        if name != "v2_ln.weight" {
+            assert_eq!(*off, 0, "engine Adam step of {name}: worst {worst}");
         }
     }
 }
