@@ -26,6 +26,8 @@ use ventral_core::safetensors::SafeTensors;
 use ventral_models::params;
 use ventral_models::{Blt, BltConfig};
 
+mod common;
+
 fn fixture() -> Option<PathBuf> {
     ventral_core::fixtures::shared_fixture(
         env!("CARGO_MANIFEST_DIR"),
@@ -67,7 +69,7 @@ struct Measured {
 
 /// Forward, loss, backward and one Adam step; asserts forward and loss, returns the rest.
 fn run(st: &SafeTensors, f64_run: bool) -> Measured {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let cfg = BltConfig::reference64(4);
     let mut model = params::load(Blt::init(&cfg, &device).unwrap(), st).unwrap();
     let (xs, xd) = st.f32("input").unwrap();

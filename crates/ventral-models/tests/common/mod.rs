@@ -66,3 +66,19 @@ pub fn small_rcnn_sat(c: &mut ventral_models::rcnn_sat::RcnnSatConfig) {
     c.timesteps = c.timesteps.min(3);
     c.image_size = 64;
 }
+
+/// The device the backend-generic tests run on: `VENTRAL_TEST_DEVICE` (`cpu` when unset; e.g.
+/// `wgpu` or `cuda:0` in a build with that feature), parsed as `--device` is.
+///
+/// # Panics
+/// When the variable names a device this build or machine cannot run (so a GPU run that
+/// silently fell back to the CPU cannot pass for one).
+pub fn device() -> burn::tensor::Device {
+    let name = std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let d = ventral_models::device::parse_device(&name)
+        .unwrap_or_else(|e| panic!("VENTRAL_TEST_DEVICE={name}: {e}"));
+    if name != "cpu" {
+        println!("[device] {name}");
+    }
+    d
+}
