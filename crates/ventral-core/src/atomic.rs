@@ -88,7 +88,7 @@ pub fn remove_orphans(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// A unique temporary sibling of `path` (see [`temp_sibling`]), after removing orphans of
+/// A unique temporary sibling of `path` (see `temp_sibling`), after removing orphans of
 /// dead processes from its directory.
 pub fn temp_path(path: &Path) -> PathBuf {
     let t = temp_sibling(path);

@@ -401,7 +401,7 @@ impl<'p> BltNet<'p> {
     /// Also run training passes' ([`Self::loss_and_grad`]) 3 × 3 stride-1 convolutions by
     /// Winograd F(4 × 4, 3 × 3): their forwards and their input gradients (a 3 × 3 stride-1
     /// convolution of the output gradient with the flipped, transposed kernel), and their
-    /// weight gradients on maps up to [`WINOGRAD_WGRAD_MAX_SIDE`] wide. Off by default.
+    /// weight gradients on maps up to `WINOGRAD_WGRAD_MAX_SIDE` wide. Off by default.
     pub fn set_winograd_training(&mut self, on: bool) {
         self.winograd_train = on.then_some(F4);
     }

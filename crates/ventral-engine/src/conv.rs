@@ -175,7 +175,7 @@ impl Conv {
     }
 
     /// Stride 1 or 2 with whole 8-column output tiles, between few channels or on maps at
-    /// least [`DIRECT_MIN_SIDE`] wide: the forward runs as a direct convolution
+    /// least `DIRECT_MIN_SIDE` wide: the forward runs as a direct convolution
     /// ([`conv_direct`]) without an unfolded input, and so does the input gradient of stride 1
     /// (whole 8-column input rows too) — of stride 2 it stays on GEMM + col2im.
     pub fn uses_direct(&self) -> bool {
@@ -192,7 +192,7 @@ impl Conv {
     }
 
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with wide
-    /// layers only from [`DIRECT_WGRAD_MIN_SIDE`] (on smaller maps the general GEMM, which
+    /// layers only from `DIRECT_WGRAD_MIN_SIDE` (on smaller maps the general GEMM, which
     /// blocks the long pixel reduction, is faster).
     pub fn uses_direct_wgrad(&self) -> bool {
         self.uses_direct() && (self.narrow() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
@@ -500,7 +500,7 @@ impl Conv {
         }
     }
 
-    /// `dw += dy · im2col(x)ᵀ`: partial products of at least [`WGRAD_SPLIT`] chunks of images
+    /// `dw += dy · im2col(x)ᵀ`: partial products of at least `WGRAD_SPLIT` chunks of images
     /// in parallel, added to `dw` in chunk order.
     ///
     /// # Shapes

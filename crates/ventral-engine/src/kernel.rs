@@ -13,7 +13,7 @@
 //! Each result element is one sequential float32 sum over `K` (then added to the destination
 //! when accumulating), the same order whatever the thread count — and whatever the vector
 //! width: where the CPU has AVX-512F, full 32- and 16-column tiles run on 16-lane registers
-//! (up to 12 × 32 results per tile, [`rows_of_tiles512`]) with the same chain of fused
+//! (up to 12 × 32 results per tile, `rows_of_tiles512`) with the same chain of fused
 //! multiply-adds per element, so the bits do not change.
 
 #![allow(unsafe_code)]

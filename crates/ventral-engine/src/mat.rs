@@ -88,8 +88,8 @@ pub fn gemm(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
     gemm_on(dst, accumulate, a, b, rayon::current_num_threads() > 1)
 }
 
-/// [`gemm`] on the calling thread only: for many independent products run in parallel by the
-/// caller. The same sums in the same order as [`gemm`] (the crate's per-element order does not
+/// [`gemm`](fn@gemm) on the calling thread only: for many independent products run in parallel by the
+/// caller. The same sums in the same order as [`gemm`](fn@gemm) (the crate's per-element order does not
 /// depend on its parallelism).
 pub fn gemm_serial(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
     gemm_on(dst, accumulate, a, b, false)
@@ -156,7 +156,7 @@ fn gemm_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, para
     }
 }
 
-/// Throughput of [`gemm`] on a row-major `m × k` by `k × n` product: the best of `reps` timed
+/// Throughput of [`gemm`](fn@gemm) on a row-major `m × k` by `k × n` product: the best of `reps` timed
 /// runs, in GFLOP/s (2·m·k·n per run). What `ventral bench` reports as the measured peak.
 pub fn gemm_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();

@@ -8,9 +8,9 @@
 //! input padded by one zero after each side, with a kernel whose even sides are zero. All four
 //! share one input transform (`Bᵀ d B` of 5 × 5 tiles); phase `p`'s transformed kernel is zero
 //! on the row/column of ∞ where its side is even, so the products skip those blocks
-//! ([`Live`]): 81 multiply-adds per 16 input pixels and channel pair instead of the direct
+//! (`Live`): 81 multiply-adds per 16 input pixels and channel pair instead of the direct
 //! path's 144. The output transform writes the phases straight into the `2h × 2w` map
-//! ([`Place::Phases`]).
+//! (`Place::Phases`).
 //!
 //! Training passes keep their top-downs exact: the input and weight gradients by the same
 //! phases were built and measured (commit 8dbdfef) — the input gradient 1.0–1.5× and the

@@ -2,8 +2,8 @@
 //! weight gradient — m = 2 or 4, for 3 × 3,
 //! stride-1, padding-1 convolutions on maps whose sides are multiples of m — the lateral and
 //! bottom-up convolutions of the BLT networks — in the engine's `[C][B][H][W]` layout. The
-//! same machinery with F(4 × 4, 2 × 2) ([`F4K2`]; one-sided padding, [`Geo`]; skipped zero
-//! blocks, [`Live`]; outputs written as phases of a twice larger map, [`Place`]) computes the
+//! same machinery with F(4 × 4, 2 × 2) ([`F4K2`]; one-sided padding, `Geo`; skipped zero
+//! blocks, `Live`; outputs written as phases of a twice larger map, `Place`) computes the
 //! top-down transposed convolutions ([`crate::upsample`]).
 //!
 //! Every m × m block of outputs is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` of its n × n input tile `d`

@@ -25,7 +25,7 @@
 //!
 //! # Shapes
 //! - probabilities [images, objects], row-major, images in [`Target::images`] order
-//! - response and d′ matrices [images, objects]; i1 vectors [images]
+//! - response and d′ matrices `[images, objects]`; i1 vectors `[images]`
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -340,7 +340,7 @@ fn nanmean(v: impl Iterator<Item = f64>) -> f64 {
 
 /// The metric's matrix from a response matrix `r` [images, objects]: d′ clipped to ±5,
 /// normalised and collapsed as the metric asks. Returns [images, objects] (i2, i2n) or
-/// [images] (i1, i1n).
+/// `[images]` (i1, i1n).
 pub fn metric_matrix(r: &[f64], truth: &[usize], k: usize, metric: Metric) -> Vec<f64> {
     let n = truth.len();
     // far[o][c]: mean over images j of object c of R[j, o].

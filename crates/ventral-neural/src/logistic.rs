@@ -21,7 +21,7 @@
 //!
 //! # Shapes
 //! - fitting rows [n, p], test rows [m, p] (f32, read through row accessors)
-//! - labels [n] in `0..k`; result [m, k] probabilities, row-major
+//! - labels `[n]` in `0..k`; result `[m, k]` probabilities, row-major
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};

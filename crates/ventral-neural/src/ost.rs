@@ -83,8 +83,8 @@ fn norm_ppf_acklam(p: f64) -> f64 {
 }
 
 /// Per-image i1 d′ as Brain-Score's `I1` (no mean subtraction): `probs` [n, c] class
-/// probabilities, `labels` [n] true classes. For image i of class y and each distractor k ≠ y:
-/// HR = P[i,y]/(P[i,y]+P[i,k]); FAR = mean over images j of class k of P[j,y]/(P[j,y]+P[j,k]);
+/// probabilities, `labels` `[n]` true classes. For image i of class y and each distractor k ≠ y:
+/// HR = `P[i,y]/(P[i,y]+P[i,k])`; FAR = mean over images j of class k of `P[j,y]/(P[j,y]+P[j,k])`;
 /// d′ = Φ⁻¹(HR) − Φ⁻¹(FAR) clipped to [−5, 5]; i1 = mean over distractors (classes present) —
 /// the arithmetic of [`crate::behaviour`]'s model side with [`Metric::I1`].
 pub fn i1_dprime(probs: &[f64], labels: &[usize], c: usize) -> Vec<f64> {
@@ -384,7 +384,7 @@ pub fn pooled_i1_bin(
 }
 
 /// Per-image i1 per time bin ([`pooled_i1_bin`] for every bin of `xs`, [n, d] each) over
-/// [`pooled_splits`]. Returns [n][bins].
+/// [`pooled_splits`]. Returns `[n][bins]`.
 #[allow(clippy::too_many_arguments)]
 pub fn i1_per_bin(
     xs: &[Vec<f64>],
@@ -455,9 +455,9 @@ impl Default for OstOptions {
 /// Per-image i1 over time and the solution times derived from it.
 #[derive(Debug, Clone)]
 pub struct SolutionTimes {
-    /// [n][bins] i1 d′ (NaN where an image was never in a test set).
+    /// `[n][bins]` i1 d′ (NaN where an image was never in a test set).
     pub i1: Vec<Vec<f64>>,
-    /// [n] interpolated solution time (NaN when the threshold is never reached).
+    /// `[n]` interpolated solution time (NaN when the threshold is never reached).
     pub ost: Vec<f64>,
 }
 
@@ -490,7 +490,7 @@ pub fn object_solution_times(
     pooled_osts(i1, times, thresholds, constant)
 }
 
-/// The pooled procedure's solution times from per-image i1 ([n][bins]); features constant over
+/// The pooled procedure's solution times from per-image i1 (`[n][bins]`); features constant over
 /// time (`constant`) give NaN OSTs (Brain-Score's precheck).
 pub fn pooled_osts(
     i1: Vec<Vec<f64>>,
@@ -512,7 +512,7 @@ pub fn pooled_osts(
 pub struct SplitOsts {
     /// Test images (indices into the targets, ascending).
     pub test: Vec<usize>,
-    /// [test.len()][bins] i1 d′ of each test image from the decoder trained on this split's
+    /// `[test.len()][bins]` i1 d′ of each test image from the decoder trained on this split's
     /// training images.
     pub i1: Vec<Vec<f64>>,
     /// [test.len()] predicted OST (NaN when never reached).
@@ -696,7 +696,7 @@ fn split_i1(
         .collect()
 }
 
-/// OSTs, per-split Spearman r and the score from the i1 of every bin ([bin][split][test image],
+/// OSTs, per-split Spearman r and the score from the i1 of every bin (`[bin][split][test image]`,
 /// [`brainscore_i1_bin`]). Features constant over time (`constant`) give NaN OSTs, as
 /// Brain-Score's benchmark scores a temporally constant model NaN.
 pub fn brainscore_osts_from_i1(
@@ -758,7 +758,7 @@ pub fn brainscore_osts_from_i1(
     }
 }
 
-/// [`solution_time`] of every image: `i1` is [n][bins], `thresholds` [n].
+/// [`solution_time`] of every image: `i1` is `[n][bins]`, `thresholds` `[n]`.
 pub fn solution_times(times: &[f64], i1: &[Vec<f64>], thresholds: &[f64]) -> Vec<f64> {
     i1.iter()
         .zip(thresholds)

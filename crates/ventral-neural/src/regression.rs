@@ -18,9 +18,9 @@ use crate::error::{NeuralError, Result};
 pub struct LinearMap {
     /// [p, q]
     pub coef: Mat<f64>,
-    /// [p]
+    /// `[p]`
     pub x_mean: Vec<f64>,
-    /// [q]
+    /// `[q]`
     pub y_mean: Vec<f64>,
 }
 

@@ -254,7 +254,7 @@ impl RdmChoice {
     }
 }
 
-/// Condensed RDMs, [layer or region][step or bin][pair].
+/// Condensed RDMs, `[layer or region][step or bin][pair]`.
 pub type Rdms = Vec<Vec<Vec<f64>>>;
 
 /// One cell of the model-time × neural-time RSA matrix.
@@ -473,7 +473,7 @@ fn spearman_matrix(a: &[Ranked<'_>], b: &[Ranked<'_>], idx: Option<&[usize]>) ->
     out
 }
 
-/// Compares every model RDM ([layer][step]) with every neural RDM ([region][bin]); intervals
+/// Compares every model RDM (`[layer][step]`) with every neural RDM (`[region][bin]`); intervals
 /// are percentiles over the resampled entries `samples` (none when empty). Cells come in
 /// (layer, step, region, bin) order. Spearman ranks each RDM once (per resample) and compares
 /// all pairs by one matrix product; Kendall's τ-a compares pair by pair.

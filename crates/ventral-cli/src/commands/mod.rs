@@ -1,3 +1,9 @@
+//! One module per subcommand: its clap arguments and its `run`.
+// The arguments' doc comments are the `--help` texts (clap prints them verbatim), written for
+// the terminal: `[N]`, `<split>` and `[model]` there are shapes and TOML tables, not rustdoc
+// links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 pub mod behaviour;
 pub mod bench;
 pub mod diffusion;

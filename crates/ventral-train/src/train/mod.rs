@@ -22,7 +22,7 @@
 //! from the `init` stream, and the optimiser state is saved exactly, so a resumed CPU run ends
 //! with the same bytes as an uninterrupted one.
 //!
-//! Structure: [`run`] (the run directory and resume points), [`step`] (one step's forward,
+//! Structure: `run` (the run directory and resume points), `step` (one step's forward,
 //! weighted loss and backward; evaluation), [`observer`] (the seam: metrics, progress and the
 //! SGD-dynamics tracker are observers with saved state) and [`train`] (the epoch loop).
 
