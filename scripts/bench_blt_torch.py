@@ -6,8 +6,20 @@ configuration (multiplicative, as configs/tiny.toml), timed the same way (median
 after warm-up; training = forward + summed per-step NLL + backward + Adam step).
 
     python scripts/bench_blt_torch.py --models ref64,ref64_mult,tiny --timesteps 4 --batch 16 --iters 3 --json
+
+On a GPU (`--device cuda`), `--precision` picks the arithmetic: `fp32` (TF32 off for
+convolutions and matrix products: what ventral's float32 computes), `tf32` (PyTorch's defaults:
+cuDNN convolutions on TF32 tensor cores), `amp_bf16` / `amp_fp16` (torch.autocast, the latter
+with a GradScaler); cuDNN autotuning (`cudnn.benchmark`) is on, and every timed call ends with
+torch.cuda.synchronize().
+
+`--epoch-data DIR` times one training epoch instead (DIR/train.npz and DIR/val.npz, `images`
+uint8 [N, 64, 64, 3] and `labels`, as `scripts/gpu_check.sh` writes them for `ventral pack`):
+the arrays loaded onto the device, normalised per channel, shuffled batches of `--batch`,
+the summed per-step NLL, Adam, then the last step's validation accuracy — wall time of each.
 """
 import argparse, json, time, statistics
+import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -73,40 +85,131 @@ class BLT(nn.Module):
         return outs
 
 
-def timeit(warmup, iters, f):
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(warmup, iters, f, device=torch.device("cpu")):
     for _ in range(warmup):
         f()
+    sync(device)
     ts = []
     for _ in range(max(iters, 1)):
         t0 = time.perf_counter()
         f()
+        sync(device)
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
 
-def bench(ch, classes, a, mult=False):
-    torch.manual_seed(0)
-    net = BLT(ch, classes, a.timesteps, mult=mult)
-    x = torch.randn(a.batch, 3, 64, 64)
-    y = torch.arange(a.batch) % classes
-    net.eval()
-    with torch.no_grad():
-        infer = timeit(a.warmup, a.iters, lambda: net(x)[-1].sum().item())
-    net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+def set_precision(a):
+    """TF32 switches for `--precision`; returns (autocast context factory, GradScaler or None)."""
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        tf32 = a.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+    elif a.precision != "fp32":
+        raise SystemExit(f"--precision {a.precision} needs --device cuda")
+    if a.precision.startswith("amp_"):
+        dt = torch.bfloat16 if a.precision == "amp_bf16" else torch.float16
+        scaler = torch.amp.GradScaler("cuda") if dt == torch.float16 else None
+        return (lambda: torch.autocast(dev.type, dtype=dt)), scaler
+    return contextlib.nullcontext, None
 
-    def step():
-        opt.zero_grad()
-        loss = sum(F.nll_loss(o, y) for o in net(x))
+
+def train_step(net, opt, x, y, autocast, scaler):
+    """Forward, summed per-step NLL, backward, Adam (as `ventral train`)."""
+    opt.zero_grad(set_to_none=True)
+    with autocast():
+        outs = net(x)
+    loss = sum(F.nll_loss(o.float(), y) for o in outs)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
         loss.backward()
         opt.step()
+    return loss
 
-    train = timeit(a.warmup, a.iters, step)
+
+def bench(ch, classes, a, mult=False):
+    dev = torch.device(a.device)
+    autocast, scaler = set_precision(a)
+    torch.manual_seed(0)
+    net = BLT(ch, classes, a.timesteps, mult=mult).to(dev)
+    x = torch.randn(a.batch, 3, 64, 64).to(dev)
+    y = (torch.arange(a.batch) % classes).to(dev)
+    net.eval()
+    with torch.no_grad(), autocast():
+        infer = timeit(a.warmup, a.iters, lambda: net(x)[-1].float().sum().item(), dev)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    train = timeit(a.warmup, a.iters, lambda: train_step(net, opt, x, y, autocast, scaler), dev)
     return {
         "parameters": sum(p.numel() for p in net.parameters()),
         "timesteps": a.timesteps, "batch": a.batch,
+        "device": str(dev), "precision": a.precision,
         "train_s_per_batch": train, "train_images_per_s": a.batch / train,
         "infer_s_per_batch": infer, "infer_images_per_s": a.batch / infer,
+    }
+
+
+def epoch(ch, classes, a, mult=False):
+    """One training epoch over DIR/train.npz and a validation pass over DIR/val.npz."""
+    import numpy as np
+    dev = torch.device(a.device)
+    autocast, scaler = set_precision(a)
+    t0 = time.perf_counter()
+    data = {}
+    for split in ("train", "val"):
+        z = np.load(f"{a.epoch_data}/{split}.npz")
+        data[split] = (torch.from_numpy(z["images"]).to(dev).permute(0, 3, 1, 2).contiguous(),
+                       torch.from_numpy(z["labels"].astype(np.int64)).to(dev))
+    xs = data["train"][0].float().div_(255)
+    mean = xs.mean(dim=(0, 2, 3), keepdim=True)
+    std = xs.std(dim=(0, 2, 3), keepdim=True)
+    del xs
+    norm = lambda u8: (u8.float().div_(255) - mean) / std
+    sync(dev)
+    t_load = time.perf_counter() - t0
+    torch.manual_seed(0)
+    net = BLT(ch, classes, a.timesteps, mult=mult).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    xt, yt = data["train"]
+    n = len(yt)
+    net.train()
+    t1 = time.perf_counter()
+    order = torch.randperm(n, generator=g).to(dev)
+    total, batches = 0.0, 0
+    for i in range(0, n - a.batch + 1, a.batch):
+        idx = order[i:i + a.batch]
+        loss = train_step(net, opt, norm(xt[idx]), yt[idx], autocast, scaler)
+        total += loss.detach()
+        batches += 1
+    sync(dev)
+    t_train = time.perf_counter() - t1
+    xv, yv = data["val"]
+    net.eval()
+    correct = 0
+    t2 = time.perf_counter()
+    with torch.no_grad(), autocast():
+        for i in range(0, len(yv), a.batch):
+            out = net(norm(xv[i:i + a.batch]))[-1]
+            correct += (out.argmax(1) == yv[i:i + a.batch]).sum()
+    sync(dev)
+    t_val = time.perf_counter() - t2
+    return {
+        "device": str(dev), "precision": a.precision, "timesteps": a.timesteps, "batch": a.batch,
+        "train_images": batches * a.batch, "val_images": len(yv),
+        "load_s": t_load, "train_epoch_s": t_train, "val_s": t_val,
+        "train_images_per_s": batches * a.batch / t_train,
+        "mean_train_loss": float(total) / max(batches, 1),
+        "val_acc_last": float(correct) / max(len(yv), 1),
     }
 
 
@@ -119,18 +222,24 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "amp_bf16", "amp_fp16"])
+    ap.add_argument("--epoch-data", default=None, help="time one epoch on DIR/train.npz, DIR/val.npz")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     out = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.device(a.device).type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(torch.device(a.device))
+    run = epoch if a.epoch_data else bench
     wanted = a.models.split(",")
     every = "all" in wanted
     if every or "ref64" in wanted:
-        out["ref64"] = bench([32, 64, 128, 256, 512], 100, a)
+        out["ref64"] = run([32, 64, 128, 256, 512], 100, a)
     if every or "ref64_mult" in wanted:
-        out["ref64_mult"] = bench([32, 64, 128, 256, 512], 100, a, mult=True)
+        out["ref64_mult"] = run([32, 64, 128, 256, 512], 100, a, mult=True)
     if every or "tiny" in wanted:
-        out["tiny"] = bench([8, 8, 16, 16, 32], 8, a, mult=True)
+        out["tiny"] = run([8, 8, 16, 16, 32], 8, a, mult=True)
     print(json.dumps(out, indent=2) if a.json else out)
 
 

@@ -280,3 +280,62 @@ fn two_writers_into_one_output_one_fails_cleanly() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!d.path().join(".stim.lock").exists());
 }
+
+/// `ventral bench`: the JSON names the device and the engine `auto` resolved to; the burn
+/// engine on cpu times a step; a GPU device in a build without its feature, the native engine
+/// off the CPU and `--winograd` off the native engine are refused with exit 2.
+#[test]
+fn bench_device_and_engine() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--models",
+            "tiny",
+            "--timesteps",
+            "1",
+            "--batch",
+            "2",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ventral(&args)
+    };
+    for (extra, engine) in [(&[][..], "native"), (&["--engine", "burn"][..], "burn")] {
+        let o = run(extra);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["device"], "cpu");
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["tiny"]["engine"], engine);
+        assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["tiny"]["infer_images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["peak"]["sgemm_1536_gflops"].as_f64().unwrap() > 0.0);
+    }
+    for (extra, says) in [
+        (
+            &["--device", "cuda:0"][..],
+            "built without the `cuda` feature",
+        ),
+        (
+            &["--device", "wgpu", "--engine", "native"][..],
+            "--engine native runs on cpu only",
+        ),
+        (
+            &["--engine", "burn", "--winograd"][..],
+            "--winograd times the native engine",
+        ),
+        (
+            &["--engine", "fast"][..],
+            "--engine must be auto, native or burn",
+        ),
+    ] {
+        let o = run(extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+}

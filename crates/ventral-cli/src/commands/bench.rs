@@ -35,11 +35,15 @@ pub struct Args {
     /// Warm-up iterations.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// `native` (ventral's CPU engine, what training uses on cpu: BLT networks whole, other
-    /// families on burn's autodiff with the engine's convolutions and fused ELU) or `burn`
-    /// (burn's autodiff and burn's own operations).
-    #[arg(long, default_value = "native")]
+    /// `auto` (`native` on cpu, `burn` on a GPU), `native` (ventral's CPU engine, what training
+    /// uses on cpu: BLT networks whole, other families on burn's autodiff with the engine's
+    /// convolutions and fused ELU) or `burn` (burn's autodiff and burn's own operations).
+    #[arg(long, default_value = "auto")]
     engine: String,
+    /// cpu, cuda:N, wgpu or wgpu:N (GPU devices need a binary built with the `cuda` / `wgpu`
+    /// feature; there the burn engine runs: `ventral train`'s path on that device).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
     /// on the native engine, where a training step's and an inference pass's time goes (with
     /// `--winograd`, for the Winograd paths too: `winograd_step_profile`).
@@ -75,8 +79,8 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Resu
     Ok(median(ts))
 }
 
-fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
-    let base = Device::flex();
+fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::Value> {
+    let base = base.clone();
     let s = cfg.image_size;
     let b = a.batch;
     let native = a.engine == "native";
@@ -213,15 +217,19 @@ fn bench_model(cfg: &BltConfig, a: &Args) -> Result<serde_json::Value> {
 }
 
 /// Any registered model on burn (what `ventral train` runs for non-BLT families): inference
-/// (forward on the plain CPU device) and a training step (forward, NLL at the decoder or the
+/// (forward on the plain device, no autodiff) and a training step (forward, NLL at the decoder or the
 /// last step, backward, Adam), with the image shown at every step. The model's configuration
 /// goes into the JSON (`config`) so a reference implementation can build the same network.
-fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde_json::Value> {
+fn bench_registered(
+    cfg: &ventral_models::ModelConfig,
+    a: &Args,
+    base: &Device,
+) -> Result<serde_json::Value> {
     let mut cfg = cfg.clone();
     if let ventral_models::ModelConfig::ConvRnn(c) = &mut cfg {
         c.movie.image_off = None;
     }
-    let base = Device::flex();
+    let base = base.clone();
     let s = cfg.image_size();
     let b = a.batch;
     let k = cfg.num_classes();
@@ -262,6 +270,9 @@ fn bench_registered(cfg: &ventral_models::ModelConfig, a: &Args) -> Result<serde
             loss.backward()
         });
         let m = opt.step(m, &g, 1e-3, 1.0);
+        // On a GPU the Adam step is queued: the step ends when the device has run it.
+        base.sync()
+            .map_err(|e| anyhow::anyhow!("device {}: {e:?}", a.device))?;
         model = Some(m);
         Ok(())
     };
@@ -520,10 +531,27 @@ fn print_step_profile(r: &serde_json::Value) {
     }
 }
 
-pub fn run(a: Args) -> Result<()> {
-    if !matches!(a.engine.as_str(), "native" | "burn") {
-        bail!("--engine must be native or burn, not '{}'", a.engine);
+pub fn run(mut a: Args) -> Result<()> {
+    let cpu = matches!(a.device.as_str(), "cpu" | "flex");
+    a.engine = match a.engine.as_str() {
+        "auto" if cpu => "native".into(),
+        "auto" | "burn" => "burn".into(),
+        "native" if cpu => "native".into(),
+        "native" => bail!(
+            "--engine native runs on cpu only (got --device {}; use --engine burn or auto)",
+            a.device
+        ),
+        e => bail!("--engine must be auto, native or burn, not '{e}'"),
+    };
+    if a.profile && !cpu {
+        bail!("--profile times the CPU engine's operations: it runs with --device cpu only");
     }
+    if a.winograd && a.engine != "native" {
+        bail!(
+            "--winograd times the native engine's Winograd paths: --device cpu, --engine auto or native"
+        );
+    }
+    let device = ventral_models::device::parse_device(&a.device)?;
     ventral_models::engine_ops::set_enabled(a.engine == "native");
     let mut reference = BltConfig::reference64(a.timesteps);
     reference.num_classes = 100;
@@ -548,9 +576,13 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(rayon::current_num_threads()));
-    out.insert("peak".into(), peak());
+    out.insert("device".into(), json!(a.device));
+    out.insert("engine".into(), json!(a.engine));
+    if cpu {
+        out.insert("peak".into(), peak());
+    }
     for e in registered {
-        let r = bench_registered(&e.config, &a)?;
+        let r = bench_registered(&e.config, &a, &device)?;
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
@@ -576,7 +608,7 @@ pub fn run(a: Args) -> Result<()> {
         if !all && !wanted.contains(&name) {
             continue;
         }
-        let mut r = bench_model(cfg, &a)?;
+        let mut r = bench_model(cfg, &a, &device)?;
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
             if a.engine == "native" {

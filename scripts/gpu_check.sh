@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Issue 14's GPU checks in one run, sized for one 10-minute call on a lent GPU machine:
+# the backend-generic tests on the GPU, BLT_net_64 training/inference steps against PyTorch
+# (fp32, TF32, AMP bf16/fp16) and one epoch on a MiniEcoset-shaped synthetic set (100 classes,
+# 64 px) through `ventral train` against the same epoch in PyTorch.
+#
+#   VENTRAL=.gpu/ventral PYTHON=python3 bash scripts/gpu_check.sh OUTDIR
+#
+# Prepare it on a build machine with `bash scripts/gpu_pack.sh` (a `--features cuda` release
+# binary and the test binaries, stripped and compressed into .gpu/, which `run`'s carry takes);
+# this script unpacks .gpu/*.xz itself. Everything else it needs is in the repository.
+#
+# Environment (defaults): DEVICE (cuda:0; ventral's name), TORCH_DEVICE (cuda; `cpu` with
+# DEVICE=cpu runs the whole script on a CPU to try it), T (10), BATCHES ("64 256": the step
+# benchmark), EPOCH_BATCH (256), N_TRAIN (20000), N_VAL (2000), PRECISIONS ("fp32 tf32
+# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), SKIP ("": any of tests, bench, epoch),
+# FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test).
+#
+# Writes OUTDIR/gpu_check.csv (what,model,timesteps,batch,side,precision,images_per_s,seconds)
+# and OUTDIR/*.json / *.log, and prints a summary. A failing step is reported (rc) and the
+# next one still runs; the exit status is that of the first failing step.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUTDIR="${1:-gpu_check_out}"
+mkdir -p "$OUTDIR"
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+PY="${PYTHON:-python3}"
+DEVICE="${DEVICE:-cuda:0}"
+TORCH_DEVICE="${TORCH_DEVICE:-cuda}"
+T="${T:-10}"
+BATCHES="${BATCHES:-64 256}"
+EPOCH_BATCH="${EPOCH_BATCH:-256}"
+N_TRAIN="${N_TRAIN:-20000}"
+N_VAL="${N_VAL:-2000}"
+PRECISIONS="${PRECISIONS:-fp32 tf32 amp_bf16 amp_fp16}"
+STEP_TIMEOUT="${STEP_TIMEOUT:-240}"
+SKIP="${SKIP:-}"
+FIXTURES="${FIXTURES:-$PWD/.gpu/fixtures}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# Unpack what scripts/gpu_pack.sh compressed (xz, read with Python's lzma: no xz binary needed).
+for z in .gpu/*.xz; do
+  [ -e "$z" ] || continue
+  f="${z%.xz}"
+  [ -e "$f" ] && [ "$f" -nt "$z" ] && continue
+  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$z" "$f" \
+    && chmod +x "$f"
+done
+V="${VENTRAL:-.gpu/ventral}"
+CSV="$OUTDIR/gpu_check.csv"
+echo "what,model,timesteps,batch,side,precision,images_per_s,seconds" > "$CSV"
+FIRST_RC=0
+now() { echo "${EPOCHREALTIME/,/.}"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+fail() { [ "$FIRST_RC" = 0 ] && FIRST_RC="$1"; return 0; }
+step() { # name, command…: run with a timeout, report rc and seconds
+  local name="$1"
+  shift
+  echo "== $name" >&2
+  local t0 rc
+  t0=$(now)
+  timeout "$STEP_TIMEOUT" "$@"
+  rc=$?
+  echo "== $name: rc=$rc, $(since "$t0") s" >&2
+  [ "$rc" = 0 ] || fail "$rc"
+  return "$rc"
+}
+skip() { case " $SKIP " in *" $1 "*) echo "== $1: skipped (SKIP)"; return 0 ;; esac; return 1; }
+
+# cubecl compiles kernels with LLVM and links math functions from the CUDA toolkit's
+# libdevice.10.bc: CUDA_PATH, else /usr/local/cuda, /opt/cuda, /usr/lib/cuda, /usr. Look for
+# one elsewhere (e.g. PyPI's nvidia-cuda-nvcc) when none of those has it.
+if [ -z "${CUDA_PATH:-}" ] && ! ls /usr/local/cuda/nvvm/libdevice /opt/cuda/nvvm/libdevice \
+  /usr/lib/cuda/nvvm/libdevice /usr/nvvm/libdevice > /dev/null 2>&1; then
+  d="$(find / -xdev -path '*/nvvm/libdevice/libdevice.10.bc' 2> /dev/null | head -1)"
+  [ -n "$d" ] && export CUDA_PATH="${d%/nvvm/libdevice/libdevice.10.bc}"
+fi
+echo "== machine"
+echo "CUDA_PATH=${CUDA_PATH:-} (libdevice: $(ls "${CUDA_PATH:-/usr/local/cuda}"/nvvm/libdevice/libdevice.10.bc 2> /dev/null || echo 'not found'))"
+if command -v nvidia-smi > /dev/null; then nvidia-smi -L | head -4; else echo "no nvidia-smi"; fi
+"$V" --version
+"$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+
+# 1. The backend-generic tests on the device: the parity test's burn paths (forward
+#    log-probabilities and autodiff gradients of BLT_net_64 against PyTorch's fixture) and the
+#    registry test (every registered model's forward on the device).
+if ! skip tests; then
+  for t in parity registry; do
+    b=".gpu/test_$t"
+    if [ -x "$b" ]; then
+      step "test $t on $DEVICE" env VENTRAL_TEST_DEVICE="$DEVICE" VENTRAL_FIXTURES="$FIXTURES" \
+        VENTRAL_REQUIRE_FIXTURES=1 CARGO_MANIFEST_DIR="$PWD/crates/ventral-models" \
+        "$b" --nocapture --test-threads 1 > "$OUTDIR/test_$t.log" 2>&1
+      grep -E "^test |\[device\]|rel L2|max_abs|test result|panicked" "$OUTDIR/test_$t.log" | head -60
+    else
+      echo "== test $t: no $b (scripts/gpu_pack.sh builds it)"
+    fi
+  done
+fi
+
+# 2. Training steps and inference passes, ventral (burn on the device) against PyTorch.
+if ! skip bench; then
+  for B in $BATCHES; do
+    step "ventral bench T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
+      --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --json > "$OUTDIR/ventral_bench_T${T}_b$B.json"
+    for P in $PRECISIONS; do
+      [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
+      step "torch $P T=$T batch $B" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
+        --precision "$P" --models ref64,ref64_mult --timesteps "$T" --batch "$B" --warmup 3 \
+        --iters 10 --json > "$OUTDIR/torch_bench_${P}_T${T}_b$B.json"
+    done
+  done
+fi
+
+# 3. One epoch on a MiniEcoset-shaped synthetic set: 100 classes, 64 px, uint8 HWC; each class
+#    a smooth random prototype plus noise, so that one epoch learns something and a broken
+#    backward pass shows as chance accuracy (1 %).
+if ! skip epoch; then
+  step "synthetic set ($N_TRAIN train, $N_VAL val)" "$PY" - "$WORK/npz" "$N_TRAIN" "$N_VAL" <<'PYEOF'
+import sys, os, numpy as np
+out, n_train, n_val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(0)
+coarse = rng.uniform(0, 255, (100, 8, 8, 3))
+proto = coarse.repeat(8, axis=1).repeat(8, axis=2)          # [100, 64, 64, 3]
+for split, n in (("train", n_train), ("val", n_val)):
+    labels = np.arange(n) % 100
+    rng.shuffle(labels)
+    images = np.empty((n, 64, 64, 3), np.uint8)
+    for i in range(0, n, 1000):
+        j = slice(i, min(i + 1000, n))
+        x = 0.5 * proto[labels[j]] + rng.normal(64, 48, (len(labels[j]), 64, 64, 3))
+        images[j] = np.clip(x, 0, 255).astype(np.uint8)
+    np.savez(f"{out}/{split}.npz", images=images, labels=labels.astype(np.int64))
+    print(split, images.shape)
+PYEOF
+  for split in train val; do
+    step "pack $split" "$V" pack --format npz "$WORK/npz/$split.npz" --split "$split" --out "$WORK/ds" > /dev/null
+  done
+  cat > "$WORK/ref64.toml" <<EOF
+[model]
+kind = "blt"
+image_size = 64
+num_classes = 100
+timesteps = $T
+lateral = true
+topdown = true
+interaction = "additive"
+lt_position = "all"
+classifier_bias = false
+norm = "layer"
+faithful_v1 = true
+channels = [32, 64, 128, 256, 512]
+
+[data]
+path = "$WORK/ds"
+
+[train]
+epochs = 1
+batch_size = $EPOCH_BATCH
+seed = 0
+eval_batch_size = $EPOCH_BATCH
+device = "$DEVICE"
+
+[train.optimizer]
+kind = "adam"
+lr = 0.001
+EOF
+  t0=$(now)
+  step "ventral train: 1 epoch, T=$T batch $EPOCH_BATCH" "$V" train "$WORK/ref64.toml" \
+    --out "$WORK/run" > "$OUTDIR/ventral_train.log" 2>&1
+  rc=$?
+  secs=$(since "$t0")
+  tail -3 "$OUTDIR/ventral_train.log"
+  if [ "$rc" = 0 ]; then
+    cp "$WORK/run/metrics.csv" "$OUTDIR/ventral_train_metrics.csv"
+    ips=$(awk -v n="$N_TRAIN" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')
+    echo "epoch,ref64,$T,$EPOCH_BATCH,ventral,fp32,$ips,$secs" >> "$CSV"
+  fi
+  for P in $PRECISIONS; do
+    [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
+    step "torch epoch $P" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
+      --precision "$P" --models ref64 --timesteps "$T" --batch "$EPOCH_BATCH" \
+      --epoch-data "$WORK/npz" --json > "$OUTDIR/torch_epoch_$P.json"
+  done
+fi
+
+# Summary: the CSV and a table of ratios.
+"$PY" - "$OUTDIR" "$CSV" "$T" <<'PYEOF'
+import glob, json, os, re, sys
+out, csv, T = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = []
+def load(p):
+    try:
+        return json.load(open(p))
+    except Exception:
+        return None
+for p in sorted(glob.glob(f"{out}/ventral_bench_*.json")):
+    d, b = load(p), re.search(r"_b(\d+)\.json$", p).group(1)
+    for m in ("ref64", "ref64_mult"):
+        if d and m in d:
+            for mode in ("train", "infer"):
+                rows.append((f"{mode}_step", m, T, b, "ventral", "fp32", d[m][f"{mode}_images_per_s"], d[m][f"{mode}_s_per_batch"]))
+for p in sorted(glob.glob(f"{out}/torch_bench_*.json")):
+    d = load(p)
+    prec, b = re.search(r"torch_bench_(\w+?)_T\d+_b(\d+)\.json$", p).groups()
+    for m in ("ref64", "ref64_mult"):
+        if d and m in d:
+            for mode in ("train", "infer"):
+                rows.append((f"{mode}_step", m, T, b, "torch", prec, d[m][f"{mode}_images_per_s"], d[m][f"{mode}_s_per_batch"]))
+for p in sorted(glob.glob(f"{out}/torch_epoch_*.json")):
+    d = load(p)
+    prec = re.search(r"torch_epoch_(\w+)\.json$", p).group(1)
+    if d and "ref64" in d:
+        e = d["ref64"]
+        total = e["load_s"] + e["train_epoch_s"] + e["val_s"]
+        rows.append(("epoch", "ref64", T, e["batch"], "torch", prec, e["train_images"] / total, total))
+        print(f"torch {prec}: load {e['load_s']:.1f} s, epoch {e['train_epoch_s']:.1f} s "
+              f"({e['train_images_per_s']:.0f} images/s), val {e['val_s']:.1f} s, val acc {e['val_acc_last']:.3f}")
+with open(csv, "a") as f:
+    for r in rows:
+        f.write(",".join(str(v) for v in r) + "\n")
+lines = [l.strip().split(",") for l in open(csv)][1:]
+ven = {(w, m, b): float(v) for w, m, t, b, s, p, v, _ in lines if s == "ventral"}
+print("\nwhat        model       batch  precision  torch img/s  ventral img/s  ventral/torch")
+for w, m, t, b, s, p, v, _ in lines:
+    if s == "torch" and (w, m, b) in ven:
+        print(f"{w:<11} {m:<11} {b:>5}  {p:<9} {float(v):>11.1f}  {ven[(w, m, b)]:>13.1f}  {ven[(w, m, b)] / float(v):>13.2f}")
+PYEOF
+m="$OUTDIR/ventral_train_metrics.csv"
+[ -f "$m" ] && echo "ventral's epoch (metrics.csv, last step):" && grep -E "^0,$((T - 1)),(train|val)," "$m"
+exit "$FIRST_RC"

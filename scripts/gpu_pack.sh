@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build what scripts/gpu_check.sh runs on a GPU machine that has no Rust toolchain and no
+# network: a `--features cuda` release binary of ventral and the backend-generic test binaries
+# (parity, registry), stripped and xz-compressed into .gpu/ (ignored by git through
+# .git/info/exclude), plus the parity fixture under .gpu/fixtures.
+#
+#   bash scripts/gpu_pack.sh            # all of it
+#   PARTS="ventral" bash scripts/gpu_pack.sh          # only the binary (PARTS: ventral tests fixtures)
+#
+# The device tool carries at most 64 MiB per call, the repository included: the script prints
+# each part's size. When all of it does not fit in one call, carry `.gpu` in a first call that
+# runs `SKIP=tests` and the fixtures/tests in a second call right after (a warm machine keeps
+# the ignored files of the first call).
+# Builds in CARGO_TARGET_DIR (default ~/.cache/ventral-target-gpu: the GPU feature set keeps its
+# own target directory so that it never invalidates the CPU build's). Needs
+# scripts/setup_gpu_build.sh (run here) for the offline LLVM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PARTS="${PARTS:-ventral tests fixtures}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ventral-target-gpu}"
+PY="${PYTHON:-python3}"
+bash scripts/setup_gpu_build.sh
+mkdir -p .gpu
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+pack() { # source binary, name in .gpu/
+  local tmp
+  tmp="$(mktemp .gpu/.pack.XXXXXX)"
+  strip -o "$tmp" "$1"
+  xz -9 -T0 -c "$tmp" > ".gpu/$2.xz.part"
+  rm -f "$tmp"
+  mv ".gpu/$2.xz.part" ".gpu/$2.xz"
+  rm -f ".gpu/$2"
+  echo "  .gpu/$2.xz: $(du -h ".gpu/$2.xz" | cut -f1) (stripped $(du -h "$1" | cut -f1) before)"
+}
+case " $PARTS " in *" ventral "*)
+  cargo build --release --locked -p ventral-cli --features ventral-cli/cuda
+  pack "$CARGO_TARGET_DIR/release/ventral" ventral ;;
+esac
+case " $PARTS " in *" tests "*)
+  # The test executables, as cargo names them (the JSON messages give their paths).
+  cargo test --release --locked -p ventral-models --features cuda --test parity --test registry \
+    --no-run --message-format json |
+    "$PY" -c 'import json, sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("parity", "registry"):
+        print(m["target"]["name"], m["executable"])' |
+    while read -r name exe; do pack "$exe" "test_$name"; done ;;
+esac
+case " $PARTS " in *" fixtures "*)
+  src="${VENTRAL_FIXTURES:-../shared/fixtures}/blt_ccn23"
+  mkdir -p .gpu/fixtures/blt_ccn23
+  cp "$src"/*.safetensors .gpu/fixtures/blt_ccn23/
+  echo "  .gpu/fixtures: $(du -sh .gpu/fixtures | cut -f1)" ;;
+esac
+echo "repository (tracked files): $(git ls-files -z | xargs -0 du -cb | tail -1 | awk '{printf "%.1f MiB", $1 / 1048576}')"
+echo ".gpu: $(du -sb .gpu | awk '{printf "%.1f MiB", $1 / 1048576}') in all"
