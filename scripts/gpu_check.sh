@@ -13,8 +13,9 @@
 # Environment (defaults): DEVICE (cuda:0; ventral's name), TORCH_DEVICE (cuda; `cpu` with
 # DEVICE=cpu runs the whole script on a CPU to try it), T (10), BATCHES ("64 256": the step
 # benchmark), EPOCH_BATCH (256), N_TRAIN (20000), N_VAL (2000), PRECISIONS ("fp32 tf32
-# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), SKIP ("": any of tests, bench, epoch),
-# FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test).
+# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), SKIP ("": any of tests, families, bench, epoch),
+# FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
+# for step 2).
 #
 # Writes OUTDIR/gpu_check.csv (what,model,timesteps,batch,side,precision,images_per_s,seconds)
 # and OUTDIR/*.json / *.log, and prints a summary. A failing step is reported (rc) and the
@@ -99,7 +100,17 @@ if ! skip tests; then
   done
 fi
 
-# 2. Training steps and inference passes, ventral (burn on the device) against PyTorch.
+# 2. Every model family on the device against the same network on the CPU (forward
+#    log-probabilities; `vs_cpu` in the JSON), with a training step timed: BLT, rcnn-sat BL and
+#    ConvRNNs with local cells. The BLT gradients are checked in step 3 (`vs_native`).
+if ! skip families; then
+  step "families on $DEVICE" "$V" bench --device "$DEVICE" --models "${FAMILIES:-blt64_lt_mult,bl,rgc_shallow,lstm_shallow}" \
+    --batch 8 --warmup 1 --iters 2 --json > "$OUTDIR/ventral_families.json"
+fi
+
+# 3. Training steps and inference passes, ventral (burn on the device) against PyTorch; the
+#    JSON's `vs_native` compares the device's log-probabilities and gradients with the native
+#    CPU engine's on the same weights (the engine is held to PyTorch by the parity test).
 if ! skip bench; then
   for B in $BATCHES; do
     step "ventral bench T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
@@ -113,7 +124,7 @@ if ! skip bench; then
   done
 fi
 
-# 3. One epoch on a MiniEcoset-shaped synthetic set: 100 classes, 64 px, uint8 HWC; each class
+# 4. One epoch on a MiniEcoset-shaped synthetic set: 100 classes, 64 px, uint8 HWC; each class
 #    a smooth random prototype plus noise, so that one epoch learns something and a broken
 #    backward pass shows as chance accuracy (1 %).
 if ! skip epoch; then
@@ -218,6 +229,21 @@ for p in sorted(glob.glob(f"{out}/torch_epoch_*.json")):
         rows.append(("epoch", "ref64", T, e["batch"], "torch", prec, e["train_images"] / total, total))
         print(f"torch {prec}: load {e['load_s']:.1f} s, epoch {e['train_epoch_s']:.1f} s "
               f"({e['train_images_per_s']:.0f} images/s), val {e['val_s']:.1f} s, val acc {e['val_acc_last']:.3f}")
+checks = []
+for p in sorted(glob.glob(f"{out}/ventral_bench_*.json")):
+    d = load(p) or {}
+    for m in ("ref64", "ref64_mult"):
+        c = (d.get(m) or {}).get("vs_native")
+        if c:
+            checks.append(f"{os.path.basename(p)} {m} vs native CPU engine: log-probs {c['log_probs_max_abs_diff']:.2e}, "
+                          f"gradients {c['grad_max_rel_l2']:.2e} rel L2 (worst {c['grad_worst']}), within parity bounds: {c['within_parity_bounds']}")
+fam = load(f"{out}/ventral_families.json") or {}
+for m, r in fam.items():
+    if isinstance(r, dict) and r.get("vs_cpu"):
+        c = r["vs_cpu"]
+        checks.append(f"{m} vs CPU: log-probs {c['log_probs_max_abs_diff']:.2e} ({c['images']} images); "
+                      f"train {r['train_images_per_s']:.1f} images/s, inference {r['infer_images_per_s']:.1f} (batch {r['batch']})")
+print("\n".join(["", "correctness on the device:"] + checks) if checks else "\nno device correctness results")
 with open(csv, "a") as f:
     for r in rows:
         f.write(",".join(str(v) for v in r) + "\n")

@@ -292,7 +292,7 @@ fn bench_device_and_engine() {
             "--models",
             "tiny",
             "--timesteps",
-            "1",
+            "2",
             "--batch",
             "2",
             "--iters",
@@ -314,6 +314,20 @@ fn bench_device_and_engine() {
         assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["tiny"]["infer_images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["peak"]["sgemm_1536_gflops"].as_f64().unwrap() > 0.0);
+        // burn's path is checked against the native engine on the same weights and images.
+        let c = &v["tiny"]["vs_native"];
+        if engine == "burn" {
+            assert_eq!(c["images"], 2, "{c}");
+            assert!(c["log_probs_max_abs_diff"].as_f64().unwrap() <= 1e-4, "{c}");
+            assert!(c["grad_max_rel_l2"].as_f64().unwrap() <= 1.5e-3, "{c}");
+            // Every parameter, the lateral, top-down and GAP-lateral weights included.
+            let names = c["grad_rel_l2"].as_object().unwrap();
+            assert_eq!(names.len(), 23, "{c}");
+            assert!(names.contains_key("v2.top_down.weight"), "{c}");
+            assert_eq!(c["within_parity_bounds"], true, "{c}");
+        } else {
+            assert!(c.is_null(), "{c}");
+        }
     }
     for (extra, says) in [
         (

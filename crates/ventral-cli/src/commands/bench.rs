@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use burn::module::Module;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
 use ventral_engine::conv::Conv;
@@ -199,6 +200,11 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         .sum();
     let spec = fast::spec(cfg);
     let macs: usize = spec.forward_macs().iter().map(|(_, m)| m).sum();
+    let vs_native_result = if native {
+        serde_json::Value::Null
+    } else {
+        vs_native(cfg, &base, b.min(8))?
+    };
     Ok(json!({
         "engine": a.engine,
         "parameters": n_params,
@@ -213,6 +219,109 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         "infer_gflops": 2.0 * macs as f64 * b as f64 / infer / 1e9,
         "train_gflops": 6.0 * macs as f64 * b as f64 / train / 1e9,
         "winograd": winograd,
+        "vs_native": vs_native_result,
+    }))
+}
+
+/// The burn path being timed against ventral's native CPU engine on the same weights and
+/// images: the largest difference of the log-probabilities at any step, and per parameter the
+/// relative L2 difference of the gradient of the summed per-step NLL. The native engine is
+/// held to PyTorch's BLT_net_64 by the parity test, so on a GPU this is the device's
+/// correctness check; `within_parity_bounds` applies that test's float32 bounds for burn's
+/// paths (log-probabilities 1e-4, gradients 1.5e-3). `n` images (a few suffice).
+fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Value> {
+    let s = cfg.image_size;
+    let x = Tensor::<4>::random(
+        [n, 3, s, s],
+        Distribution::Normal(0.0, 1.0),
+        &Device::flex(),
+    );
+    let xv: Vec<f32> = x
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("input: {e:?}"))?;
+    let labels: Vec<usize> = (0..n).map(|i| (3 * i + 1) % cfg.num_classes).collect();
+    let weights = vec![1.0; cfg.timesteps];
+    let ad = base.clone().autodiff();
+    let blt = params::init_reference(Blt::init(cfg, &ad)?, 0);
+    let p = fast::parameters(&blt);
+    let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+    let (out, _, native_grads) = net.loss_and_grad(&xv, &labels, &weights)?;
+    let o = blt.forward(Tensor::<4>::from_data(
+        TensorData::new(xv, [n, 3, s, s]),
+        &ad,
+    ));
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new(labels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [n]),
+        &ad,
+    );
+    let mut lp_diff = 0.0f32;
+    let mut loss: Option<Tensor<1>> = None;
+    for (t, lp) in o.log_probs.iter().enumerate() {
+        let got: Vec<f32> = lp
+            .clone()
+            .detach()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))?;
+        let want = out.log_probs.get(t).map(Vec::as_slice).unwrap_or_default();
+        if got.len() != want.len() {
+            bail!(
+                "step {t}: {} log-probabilities on the device, {} on the engine",
+                got.len(),
+                want.len()
+            );
+        }
+        for (a, b) in got.iter().zip(want) {
+            lp_diff = lp_diff.max((a - b).abs());
+        }
+        let l = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
+        loss = Some(match loss {
+            None => l,
+            Some(acc) => acc + l,
+        });
+    }
+    let Some(loss) = loss else {
+        bail!("the network has no time steps")
+    };
+    let grads = params::gradients(&blt, &loss.backward());
+    let mut per = serde_json::Map::new();
+    let (mut worst, mut worst_name) = (0.0f64, String::new());
+    if let Some(name) = grads.keys().find(|k| !native_grads.contains_key(*k)) {
+        bail!("the native engine has no gradient for {name}");
+    }
+    // A parameter the graph did not reach (lateral weights at T = 1) has a zero gradient.
+    let zeros = Vec::new();
+    for (name, r) in &native_grads {
+        let g = grads.get(name).map(|(_, g)| g).unwrap_or(&zeros);
+        if !g.is_empty() && g.len() != r.len() {
+            bail!(
+                "gradient of {name}: {} elements on the device, {} on the engine",
+                g.len(),
+                r.len()
+            );
+        }
+        let g = g.iter().copied().chain(std::iter::repeat(0.0));
+        let (mut num, mut den) = (0.0f64, 0.0f64);
+        for (a, b) in g.zip(r) {
+            num += (f64::from(a) - f64::from(*b)).powi(2);
+            den += f64::from(*b).powi(2);
+        }
+        let rel = (num / den.max(1e-300)).sqrt();
+        if rel > worst {
+            (worst, worst_name) = (rel, name.clone());
+        }
+        per.insert(name.clone(), json!(rel));
+    }
+    Ok(json!({
+        "images": n,
+        "log_probs_max_abs_diff": lp_diff,
+        "grad_max_rel_l2": worst,
+        "grad_worst": worst_name,
+        "grad_rel_l2": per,
+        "within_parity_bounds": lp_diff <= 1e-4 && worst <= 1.5e-3,
     }))
 }
 
@@ -234,8 +343,33 @@ fn bench_registered(
     let b = a.batch;
     let k = cfg.num_classes();
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
-    let model = Model::init_seeded(&cfg, &base, 0)?;
+    let on_cpu = Model::init_seeded(&cfg, &Device::flex(), 0)?;
+    let model = on_cpu.clone().to_device(&base);
     let t_last = cfg.timesteps() - 1;
+    // Off the CPU: the device's log-probabilities against the same network's on the CPU
+    // (burn-flex and the engine's kernels, which CI holds to the reference implementations).
+    let vs_cpu = if matches!(a.device.as_str(), "cpu" | "flex") {
+        serde_json::Value::Null
+    } else {
+        let n = b.min(8);
+        let xs = x.clone().narrow(0, 0, n);
+        let host = |t: Tensor<2>| -> Result<Vec<f32>> {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))
+        };
+        let ours = model.forward(xs.clone());
+        let cpu =
+            ventral_models::engine_ops::on_pool(|| on_cpu.forward(xs.to_device(&Device::flex())));
+        let mut diff = 0.0f32;
+        for (a, c) in ours.log_probs.into_iter().zip(cpu.log_probs) {
+            for (u, v) in host(a)?.iter().zip(&host(c)?) {
+                diff = diff.max((u - v).abs());
+            }
+        }
+        json!({"images": n, "log_probs_max_abs_diff": diff, "within_1e-4": diff <= 1e-4})
+    };
     // As `ventral train` runs them: on a pool worker (`on_pool`).
     use ventral_models::engine_ops::on_pool;
     let infer = time(a.warmup, a.iters, || {
@@ -299,6 +433,7 @@ fn bench_registered(
         "infer_s_per_batch": infer,
         "infer_images_per_s": b as f64 / infer,
         "config": cfg,
+        "vs_cpu": vs_cpu,
     }))
 }
 
@@ -597,6 +732,15 @@ pub fn run(mut a: Args) -> Result<()> {
                 f("infer_s_per_batch"),
                 r["parameters"]
             );
+            if r["vs_cpu"].is_object() {
+                println!(
+                    "  against the same network on the CPU ({} images): log-probabilities within {:.2e}",
+                    r["vs_cpu"]["images"],
+                    r["vs_cpu"]["log_probs_max_abs_diff"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN)
+                );
+            }
         }
         out.insert(e.name.into(), r);
     }
@@ -633,6 +777,21 @@ pub fn run(mut a: Args) -> Result<()> {
                 f("infer_gflops"),
                 r["parameters"]
             );
+            if r["vs_native"].is_object() {
+                let v = &r["vs_native"];
+                println!(
+                    "  against the native CPU engine ({} images): log-probabilities within {:.2e}, gradients within {:.2e} relative L2 (worst {}){}",
+                    v["images"],
+                    v["log_probs_max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                    v["grad_max_rel_l2"].as_f64().unwrap_or(f64::NAN),
+                    v["grad_worst"].as_str().unwrap_or(""),
+                    if v["within_parity_bounds"] == true {
+                        ""
+                    } else {
+                        " — OUTSIDE the parity test's bounds (1e-4, 1.5e-3)"
+                    }
+                );
+            }
             if r["winograd"].is_object() {
                 let w = &r["winograd"];
                 println!(
