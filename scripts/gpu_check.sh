@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Issue 14's GPU checks in one run, sized for one 10-minute call on a lent GPU machine:
-# the backend-generic tests on the GPU, BLT_net_64 training/inference steps against PyTorch
-# (fp32, TF32, AMP bf16/fp16) and one epoch on a MiniEcoset-shaped synthetic set (100 classes,
-# 64 px) through `ventral train` against the same epoch in PyTorch.
+# BLT_net_64 training/inference steps against PyTorch (fp32, TF32, AMP bf16/fp16) with the
+# device's log-probabilities and gradients checked against the native CPU engine, one epoch on
+# a MiniEcoset-shaped synthetic set (100 classes, 64 px) through `ventral train` against the
+# same epoch in PyTorch, every model family on the device against the CPU, and the
+# backend-generic test binaries when they were carried.
 #
 #   VENTRAL=.gpu/ventral PYTHON=python3 bash scripts/gpu_check.sh OUTDIR
 #
 # Prepare it on a build machine with `bash scripts/gpu_pack.sh` (a `--features cuda` release
-# binary and the test binaries, stripped and compressed into .gpu/, which `run`'s carry takes);
+# binary, optionally the test binaries, stripped and compressed into .gpu/ for `run`'s carry);
 # this script unpacks .gpu/*.xz itself. Everything else it needs is in the repository.
 #
 # Environment (defaults): DEVICE (cuda:0; ventral's name), TORCH_DEVICE (cuda; `cpu` with
 # DEVICE=cpu runs the whole script on a CPU to try it), T (10), BATCHES ("64 256": the step
 # benchmark), EPOCH_BATCH (256), N_TRAIN (20000), N_VAL (2000), PRECISIONS ("fp32 tf32
-# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), SKIP ("": any of tests, families, bench, epoch),
+# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), BUDGET (540 s for the whole run: steps
+# that would start later are reported as not run, so the summary and OUTDIR always come back
+# from a 10-minute call), SKIP ("": any of tests, families, bench, epoch),
 # FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
-# for step 2).
+# for step 4).
 #
 # Writes OUTDIR/gpu_check.csv (what,model,timesteps,batch,side,precision,images_per_s,seconds)
 # and OUTDIR/*.json / *.log, and prints a summary. A failing step is reported (rc) and the
@@ -55,13 +59,20 @@ FIRST_RC=0
 now() { echo "${EPOCHREALTIME/,/.}"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 fail() { [ "$FIRST_RC" = 0 ] && FIRST_RC="$1"; return 0; }
+END=$(($(date +%s) + ${BUDGET:-540}))
 step() { # name, command…: run with a timeout, report rc and seconds
   local name="$1"
   shift
+  local left=$((END - $(date +%s) - 20))
+  if [ "$left" -lt 10 ]; then
+    echo "== $name: not run (BUDGET spent)" >&2
+    fail 124
+    return 124
+  fi
   echo "== $name" >&2
   local t0 rc
   t0=$(now)
-  timeout "$STEP_TIMEOUT" "$@"
+  timeout "$((left < STEP_TIMEOUT ? left : STEP_TIMEOUT))" "$@"
   rc=$?
   echo "== $name: rc=$rc, $(since "$t0") s" >&2
   [ "$rc" = 0 ] || fail "$rc"
@@ -100,15 +111,7 @@ if ! skip tests; then
   done
 fi
 
-# 2. Every model family on the device against the same network on the CPU (forward
-#    log-probabilities; `vs_cpu` in the JSON), with a training step timed: BLT, rcnn-sat BL and
-#    ConvRNNs with local cells. The BLT gradients are checked in step 3 (`vs_native`).
-if ! skip families; then
-  step "families on $DEVICE" "$V" bench --device "$DEVICE" --models "${FAMILIES:-blt64_lt_mult,bl,rgc_shallow,lstm_shallow}" \
-    --batch 8 --warmup 1 --iters 2 --json > "$OUTDIR/ventral_families.json"
-fi
-
-# 3. Training steps and inference passes, ventral (burn on the device) against PyTorch; the
+# 2. Training steps and inference passes, ventral (burn on the device) against PyTorch; the
 #    JSON's `vs_native` compares the device's log-probabilities and gradients with the native
 #    CPU engine's on the same weights (the engine is held to PyTorch by the parity test).
 if ! skip bench; then
@@ -124,28 +127,11 @@ if ! skip bench; then
   done
 fi
 
-# 4. One epoch on a MiniEcoset-shaped synthetic set: 100 classes, 64 px, uint8 HWC; each class
-#    a smooth random prototype plus noise, so that one epoch learns something and a broken
-#    backward pass shows as chance accuracy (1 %).
+# 3. One epoch on a MiniEcoset-shaped synthetic set (scripts/make_synthetic_npz.py: 100
+#    classes, 64 px, uint8 HWC), imported with `ventral pack`, trained by `ventral train` and by
+#    the same loop in PyTorch; wall time of each, whole (load, epoch, validation).
 if ! skip epoch; then
-  step "synthetic set ($N_TRAIN train, $N_VAL val)" "$PY" - "$WORK/npz" "$N_TRAIN" "$N_VAL" <<'PYEOF'
-import sys, os, numpy as np
-out, n_train, n_val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(out, exist_ok=True)
-rng = np.random.default_rng(0)
-coarse = rng.uniform(0, 255, (100, 8, 8, 3))
-proto = coarse.repeat(8, axis=1).repeat(8, axis=2)          # [100, 64, 64, 3]
-for split, n in (("train", n_train), ("val", n_val)):
-    labels = np.arange(n) % 100
-    rng.shuffle(labels)
-    images = np.empty((n, 64, 64, 3), np.uint8)
-    for i in range(0, n, 1000):
-        j = slice(i, min(i + 1000, n))
-        x = 0.5 * proto[labels[j]] + rng.normal(64, 48, (len(labels[j]), 64, 64, 3))
-        images[j] = np.clip(x, 0, 255).astype(np.uint8)
-    np.savez(f"{out}/{split}.npz", images=images, labels=labels.astype(np.int64))
-    print(split, images.shape)
-PYEOF
+  step "synthetic set ($N_TRAIN train, $N_VAL val)" "$PY" scripts/make_synthetic_npz.py "$WORK/npz" "$N_TRAIN" "$N_VAL"
   for split in train val; do
     step "pack $split" "$V" pack --format npz "$WORK/npz/$split.npz" --split "$split" --out "$WORK/ds" > /dev/null
   done
@@ -195,6 +181,14 @@ EOF
       --precision "$P" --models ref64 --timesteps "$T" --batch "$EPOCH_BATCH" \
       --epoch-data "$WORK/npz" --json > "$OUTDIR/torch_epoch_$P.json"
   done
+fi
+
+# 4. Every model family on the device against the same network on the CPU (forward
+#    log-probabilities; `vs_cpu` in the JSON), with a training step timed: BLT, rcnn-sat BL and
+#    ConvRNNs with local cells. The BLT gradients are checked in step 2 (`vs_native`).
+if ! skip families; then
+  step "families on $DEVICE" "$V" bench --device "$DEVICE" --models "${FAMILIES:-blt64_lt_mult,bl,rgc_shallow,lstm_shallow}" \
+    --batch 8 --warmup 1 --iters 2 --json > "$OUTDIR/ventral_families.json"
 fi
 
 # Summary: the CSV and a table of ratios.

@@ -30,7 +30,7 @@ pack() { # source binary, name in .gpu/
   rm -f "$tmp"
   mv ".gpu/$2.xz.part" ".gpu/$2.xz"
   rm -f ".gpu/$2"
-  echo "  .gpu/$2.xz: $(du -h ".gpu/$2.xz" | cut -f1) (stripped $(du -h "$1" | cut -f1) before)"
+  echo "  .gpu/$2.xz: $(du -h ".gpu/$2.xz" | cut -f1) ($(du -h "$1" | cut -f1) as built, stripped and compressed)"
 }
 case " $PARTS " in *" ventral "*)
   cargo build --release --locked -p ventral-cli --features ventral-cli/cuda

@@ -836,8 +836,8 @@ pub fn run(mut a: Args) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::Value::Object(out))?
         );
-    } else {
-        println!("peak: {}", out["peak"]);
+    } else if let Some(peak) = out.get("peak") {
+        println!("peak: {peak}");
     }
     Ok(())
 }
