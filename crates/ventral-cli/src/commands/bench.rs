@@ -223,6 +223,29 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     }))
 }
 
+/// A `[batch, classes]` tensor's values on the host, as float32.
+fn host(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))
+}
+
+/// The largest elementwise difference of step `t`'s log-probabilities on two paths.
+fn max_abs_diff(got: &[f32], want: &[f32], t: usize) -> Result<f32> {
+    if got.len() != want.len() {
+        bail!(
+            "step {t}: {} log-probabilities on the device, {} on the reference path",
+            got.len(),
+            want.len()
+        );
+    }
+    Ok(got
+        .iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs())))
+}
+
 /// The burn path being timed against ventral's native CPU engine on the same weights and
 /// images: the largest difference of the log-probabilities at any step, and per parameter the
 /// relative L2 difference of the gradient of the summed per-step NLL. The native engine is
@@ -259,24 +282,8 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
     let mut lp_diff = 0.0f32;
     let mut loss: Option<Tensor<1>> = None;
     for (t, lp) in o.log_probs.iter().enumerate() {
-        let got: Vec<f32> = lp
-            .clone()
-            .detach()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))?;
         let want = out.log_probs.get(t).map(Vec::as_slice).unwrap_or_default();
-        if got.len() != want.len() {
-            bail!(
-                "step {t}: {} log-probabilities on the device, {} on the engine",
-                got.len(),
-                want.len()
-            );
-        }
-        for (a, b) in got.iter().zip(want) {
-            lp_diff = lp_diff.max((a - b).abs());
-        }
+        lp_diff = lp_diff.max(max_abs_diff(&host(lp.clone().detach())?, want, t)?);
         let l = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
         loss = Some(match loss {
             None => l,
@@ -353,20 +360,12 @@ fn bench_registered(
     } else {
         let n = b.min(8);
         let xs = x.clone().narrow(0, 0, n);
-        let host = |t: Tensor<2>| -> Result<Vec<f32>> {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))
-        };
         let ours = model.forward(xs.clone());
         let cpu =
             ventral_models::engine_ops::on_pool(|| on_cpu.forward(xs.to_device(&Device::flex())));
         let mut diff = 0.0f32;
-        for (a, c) in ours.log_probs.into_iter().zip(cpu.log_probs) {
-            for (u, v) in host(a)?.iter().zip(&host(c)?) {
-                diff = diff.max((u - v).abs());
-            }
+        for (t, (a, c)) in ours.log_probs.into_iter().zip(cpu.log_probs).enumerate() {
+            diff = diff.max(max_abs_diff(&host(a)?, &host(c)?, t)?);
         }
         json!({"images": n, "log_probs_max_abs_diff": diff, "within_1e-4": diff <= 1e-4})
     };
