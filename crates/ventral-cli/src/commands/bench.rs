@@ -253,17 +253,13 @@ fn max_abs_diff(got: &[f32], want: &[f32], t: usize) -> Result<f32> {
 /// correctness check; `within_parity_bounds` applies that test's float32 bounds for burn's
 /// paths (log-probabilities 1e-4, gradients 1.5e-3). `n` images (a few suffice).
 fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Value> {
+    use rand::Rng;
     let s = cfg.image_size;
-    let x = Tensor::<4>::random(
-        [n, 3, s, s],
-        Distribution::Normal(0.0, 1.0),
-        &Device::flex(),
-    );
-    let xv: Vec<f32> = x
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("input: {e:?}"))?;
+    // Reproducible images: uniform with unit variance from a named stream of seed 0.
+    let mut rng = ventral_core::rng::stream(0, "bench-vs-native", &[]);
+    let xv: Vec<f32> = (0..n * 3 * s * s)
+        .map(|_| (rng.next_u32() as f32 / u32::MAX as f32 * 2.0 - 1.0) * 3f32.sqrt())
+        .collect();
     let labels: Vec<usize> = (0..n).map(|i| (3 * i + 1) % cfg.num_classes).collect();
     let weights = vec![1.0; cfg.timesteps];
     let ad = base.clone().autodiff();
