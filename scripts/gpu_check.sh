@@ -8,6 +8,10 @@
 #
 #   VENTRAL=.gpu/ventral PYTHON=python3 bash scripts/gpu_check.sh OUTDIR
 #
+# Through the device tool (at most 8 files come back from $OUT, so bundle them):
+#   run(command='bash scripts/gpu_check.sh /tmp/gc; rc=$?; tar czf $OUT/gpu_check.tgz -C /tmp gc; exit $rc',
+#       carry=[".gpu"], timeout_s=600)
+#
 # Prepare it on a build machine with `bash scripts/gpu_pack.sh` (a `--features cuda` release
 # binary, optionally the test binaries, stripped and compressed into .gpu/ for `run`'s carry);
 # this script unpacks .gpu/*.xz itself. Everything else it needs is in the repository.
