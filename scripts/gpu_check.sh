@@ -141,18 +141,8 @@ if ! skip epoch; then
   done
   cat > "$WORK/ref64.toml" <<EOF
 [model]
-kind = "blt"
-image_size = 64
-num_classes = 100
+preset = "blt64_lt"   # BLT_net_64, additive, 100 classes (`ventral models`)
 timesteps = $T
-lateral = true
-topdown = true
-interaction = "additive"
-lt_position = "all"
-classifier_bias = false
-norm = "layer"
-faithful_v1 = true
-channels = [32, 64, 128, 256, 512]
 
 [data]
 path = "$WORK/ds"

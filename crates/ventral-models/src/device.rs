@@ -4,6 +4,12 @@ use burn::tensor::Device;
 
 use crate::error::{ModelError, Result};
 
+/// Whether a device name means the CPU (`cpu`, or burn's backend name `flex`), where
+/// ventral's native engine runs.
+pub fn is_cpu(name: &str) -> bool {
+    matches!(name, "cpu" | "flex")
+}
+
 /// Parse a device name. CUDA and wgpu need the `cuda` / `wgpu` cargo features.
 pub fn parse_device(name: &str) -> Result<Device> {
     match name {

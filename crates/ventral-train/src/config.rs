@@ -351,7 +351,7 @@ impl TrainFile {
     pub fn native_engine(&self) -> bool {
         self.train.engine != "burn"
             && matches!(self.model, ModelConfig::Blt(_))
-            && matches!(self.train.device.as_str(), "cpu" | "flex")
+            && ventral_models::device::is_cpu(&self.train.device)
     }
 
     /// The resolved configuration as TOML.

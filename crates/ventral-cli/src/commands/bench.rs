@@ -111,12 +111,10 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         if a.winograd {
             net.set_winograd(true);
             let (tw, fast_out) = time_infer(&net)?;
-            let diff = exact
-                .log_probs
-                .iter()
-                .flatten()
-                .zip(fast_out.log_probs.iter().flatten())
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            let mut diff = 0.0f32;
+            for (t, (e, w)) in exact.log_probs.iter().zip(&fast_out.log_probs).enumerate() {
+                diff = diff.max(max_abs_diff(w, e, t)?);
+            }
             winograd = json!({
                 "infer_s_per_batch": tw,
                 "infer_images_per_s": b as f64 / tw,
@@ -160,15 +158,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
             }
             _ => {
                 let o = m.forward(xa.clone());
-                let mut loss = o.log_probs[0]
-                    .clone()
-                    .gather(1, y.clone().reshape([b, 1]))
-                    .mean()
-                    .neg();
-                for lp in &o.log_probs[1..] {
-                    loss = loss + lp.clone().gather(1, y.clone().reshape([b, 1])).mean().neg();
-                }
-                let g = loss.backward();
+                let g = summed_nll(&o.log_probs, &y)?.backward();
                 opt.step(m, &g, 1e-3, 1.0)
             }
         };
@@ -223,6 +213,22 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     }))
 }
 
+/// The training loss: Σₜ NLLₜ, each the batch mean of −log p(label) (`[batch, classes]`
+/// log-probabilities per step, `labels` `[batch]`).
+fn summed_nll(log_probs: &[Tensor<2>], labels: &Tensor<1, Int>) -> Result<Tensor<1>> {
+    let n = labels.dims()[0];
+    log_probs
+        .iter()
+        .map(|lp| {
+            lp.clone()
+                .gather(1, labels.clone().reshape([n, 1]))
+                .mean()
+                .neg()
+        })
+        .reduce(|acc, l| acc + l)
+        .ok_or_else(|| anyhow::anyhow!("the network has no time steps"))
+}
+
 /// A `[batch, classes]` tensor's values on the host, as float32.
 fn host(t: Tensor<2>) -> Result<Vec<f32>> {
     t.into_data()
@@ -235,7 +241,7 @@ fn host(t: Tensor<2>) -> Result<Vec<f32>> {
 fn max_abs_diff(got: &[f32], want: &[f32], t: usize) -> Result<f32> {
     if got.len() != want.len() {
         bail!(
-            "step {t}: {} log-probabilities on the device, {} on the reference path",
+            "step {t}: {} log-probabilities against {} on the reference path",
             got.len(),
             want.len()
         );
@@ -276,20 +282,11 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
         &ad,
     );
     let mut lp_diff = 0.0f32;
-    let mut loss: Option<Tensor<1>> = None;
     for (t, lp) in o.log_probs.iter().enumerate() {
         let want = out.log_probs.get(t).map(Vec::as_slice).unwrap_or_default();
         lp_diff = lp_diff.max(max_abs_diff(&host(lp.clone().detach())?, want, t)?);
-        let l = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
-        loss = Some(match loss {
-            None => l,
-            Some(acc) => acc + l,
-        });
     }
-    let Some(loss) = loss else {
-        bail!("the network has no time steps")
-    };
-    let grads = params::gradients(&blt, &loss.backward());
+    let grads = params::gradients(&blt, &summed_nll(&o.log_probs, &y)?.backward());
     let mut per = serde_json::Map::new();
     let (mut worst, mut worst_name) = (0.0f64, String::new());
     if let Some(name) = grads.keys().find(|k| !native_grads.contains_key(*k)) {
@@ -351,7 +348,7 @@ fn bench_registered(
     let t_last = cfg.timesteps() - 1;
     // Off the CPU: the device's log-probabilities against the same network's on the CPU
     // (burn-flex and the engine's kernels, which CI holds to the reference implementations).
-    let vs_cpu = if matches!(a.device.as_str(), "cpu" | "flex") {
+    let vs_cpu = if ventral_models::device::is_cpu(&a.device) {
         serde_json::Value::Null
     } else {
         let n = b.min(8);
@@ -662,7 +659,7 @@ fn print_step_profile(r: &serde_json::Value) {
 }
 
 pub fn run(mut a: Args) -> Result<()> {
-    let cpu = matches!(a.device.as_str(), "cpu" | "flex");
+    let cpu = ventral_models::device::is_cpu(&a.device);
     a.engine = match a.engine.as_str() {
         "auto" if cpu => "native".into(),
         "auto" | "burn" => "burn".into(),

@@ -116,7 +116,7 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let device = parse_device(&a.device)?;
-    let cpu = matches!(a.device.as_str(), "cpu" | "flex");
+    let cpu = ventral_models::device::is_cpu(&a.device);
     let native = match a.engine.as_str() {
         "auto" => cpu,
         "native" if cpu => true,
