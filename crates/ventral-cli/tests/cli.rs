@@ -319,6 +319,7 @@ fn bench_device_and_engine() {
         if engine == "burn" {
             assert_eq!(c["images"], 2, "{c}");
             assert!(c["log_probs_max_abs_diff"].as_f64().unwrap() <= 1e-4, "{c}");
+            assert_eq!(v["tiny"]["precision"], "f32");
             assert!(c["grad_max_rel_l2"].as_f64().unwrap() <= 1.5e-3, "{c}");
             // Every parameter, the lateral, top-down and GAP-lateral weights included.
             let names = c["grad_rel_l2"].as_object().unwrap();
@@ -329,6 +330,13 @@ fn bench_device_and_engine() {
             assert!(c.is_null(), "{c}");
         }
     }
+    // bf16 mixed precision on burn's engine: the timed passes in bf16, the checks in float32.
+    let o = run(&["--engine", "burn", "--precision", "bf16"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tiny"]["precision"], "bf16");
+    assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["tiny"]["vs_native"]["within_parity_bounds"], true);
     for (extra, says) in [
         (
             &["--device", "cuda:0"][..],
@@ -345,6 +353,14 @@ fn bench_device_and_engine() {
         (
             &["--engine", "fast"][..],
             "--engine must be auto, native or burn",
+        ),
+        (
+            &["--precision", "bf16"][..],
+            "--precision bf16 runs on burn's engine",
+        ),
+        (
+            &["--engine", "burn", "--precision", "fp8"][..],
+            "--precision: unknown precision 'fp8'",
         ),
     ] {
         let o = run(extra);

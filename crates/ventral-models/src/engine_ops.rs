@@ -114,6 +114,9 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    if let Some(dt) = crate::precision::active() {
+        return crate::precision::conv2d_in(dt, x, weight, bias, options);
+    }
     match engine_geometry(&x, &weight, &options) {
         Some(g) => {
             let co = weight.dims()[0];

@@ -206,6 +206,14 @@ pub struct TrainConfig {
     /// exact. Off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub winograd: bool,
+    /// Arithmetic on burn's engine: `f32` (default) or `bf16` — PyTorch-autocast-style mixed
+    /// precision: convolutions and linear layers in bfloat16, everything else and the
+    /// parameters, gradients and optimiser state in float32 (`ventral_models::precision`).
+    /// For GPUs (tensor cores); the native CPU engine is float32 only, so `bf16` needs
+    /// `engine = "burn"` on `cpu`, where it is emulated and slower. Validation runs in the
+    /// same precision; `ventral record` always in float32.
+    #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
+    pub precision: String,
     /// The SGD limiting-dynamics tracker (`crate::sgd_dynamics`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sgd_dynamics: Option<crate::sgd_dynamics::SgdDynamicsConfig>,
@@ -213,6 +221,14 @@ pub struct TrainConfig {
 
 fn auto() -> String {
     "auto".into()
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+fn is_f32(p: &str) -> bool {
+    p == "f32"
 }
 
 fn cpu() -> String {
@@ -327,6 +343,16 @@ impl TrainFile {
                 "train.winograd = true needs the native engine (a BLT model on device \"cpu\", engine auto or native)"
                     .into(),
             );
+        }
+        match ventral_models::Precision::parse(&t.precision) {
+            Err(e) => return Err(format!("train.precision: {e}")),
+            Ok(ventral_models::Precision::Bf16) if self.native_engine() => {
+                return Err(
+                    "train.precision = \"bf16\" runs on burn's engine, and a BLT model on device \"cpu\" trains on the native float32 engine: set train.engine = \"burn\" (on the CPU bf16 is emulated through float32 and slower — it is meant for GPUs)"
+                        .into(),
+                );
+            }
+            Ok(_) => {}
         }
         if let Some(d) = &t.sgd_dynamics {
             if d.every == 0 {
@@ -578,6 +604,26 @@ seed = 1
         assert!(on("train.engine=auto").unwrap().train.winograd);
         let e = on("train.engine=burn").unwrap_err();
         assert!(e.contains("train.winograd") && e.contains("t.toml"), "{e}");
+    }
+
+    /// `train.precision`: `f32` by default and left out of the saved configuration; `bf16`
+    /// loads on burn's engine and is refused, naming the key, where the native engine would
+    /// run; an unknown name is refused.
+    #[test]
+    fn precision_needs_burns_engine() {
+        let on = |extra: &[&str]| {
+            let v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            TrainFile::parse(TOML, &v, "t.toml").map_err(|e| e.to_string())
+        };
+        let f = on(&[]).unwrap();
+        assert_eq!(f.train.precision, "f32");
+        assert!(!f.to_toml().contains("precision"));
+        let b = on(&["train.precision=bf16", "train.engine=burn"]).unwrap();
+        assert!(b.to_toml().contains("precision = \"bf16\""));
+        let e = on(&["train.precision=bf16"]).unwrap_err();
+        assert!(e.contains("train.precision") && e.contains("t.toml"), "{e}");
+        let e = on(&["train.precision=fp16", "train.engine=burn"]).unwrap_err();
+        assert!(e.contains("fp16") && e.contains("t.toml"), "{e}");
     }
 
     #[test]

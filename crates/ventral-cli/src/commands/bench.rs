@@ -12,6 +12,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
 use ventral_engine::conv::Conv;
 use ventral_models::config::{BltConfig, Interaction};
+use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Blt, Model, fast, params};
 use ventral_train::config::OptimizerConfig;
 use ventral_train::optim::{Grads, Optimizer};
@@ -60,6 +61,25 @@ pub struct Args {
     /// passes' log-probabilities.
     #[arg(long)]
     winograd: bool,
+    /// Arithmetic of the burn engine's timed passes: `f32`, or `bf16` (`train.precision`:
+    /// convolutions and linear layers in bfloat16, the rest and the parameters in float32 —
+    /// for GPUs; on cpu it needs `--engine burn` and is emulated). The correctness checks
+    /// against the native engine and the CPU (`vs_native`, `vs_cpu`) stay float32.
+    #[arg(long, default_value = "f32")]
+    precision: String,
+}
+
+/// `--precision`, checked in [`run`].
+fn precision(a: &Args) -> Precision {
+    Precision::parse(&a.precision).unwrap_or_default()
+}
+
+/// ", bf16" in the text output when the timed passes ran in bf16.
+fn bf16_tag(a: &Args) -> &'static str {
+    match precision(a) {
+        Precision::Bf16 => ", bf16",
+        Precision::F32 => "",
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -124,7 +144,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         t
     } else {
         time(a.warmup, a.iters, || {
-            let o = model.forward(x.clone());
+            let o = autocast(precision(a), || model.forward(x.clone()));
             let _: Vec<f32> = o.log_probs[cfg.timesteps - 1]
                 .clone()
                 .into_data()
@@ -157,7 +177,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
                 opt.step_from(m, Grads::Named(&g), 1e-3, 1.0)
             }
             _ => {
-                let o = m.forward(xa.clone());
+                let o = autocast(precision(a), || m.forward(xa.clone()));
                 let g = summed_nll(&o.log_probs, &y)?.backward();
                 opt.step(m, &g, 1e-3, 1.0)
             }
@@ -197,6 +217,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     };
     Ok(json!({
         "engine": a.engine,
+        "precision": precision(a).name(),
         "parameters": n_params,
         "timesteps": cfg.timesteps,
         "batch": b,
@@ -365,7 +386,7 @@ fn bench_registered(
     // As `ventral train` runs them: on a pool worker (`on_pool`).
     use ventral_models::engine_ops::on_pool;
     let infer = time(a.warmup, a.iters, || {
-        let o = on_pool(|| model.forward(x.clone()));
+        let o = on_pool(|| autocast(precision(a), || model.forward(x.clone())));
         let _: Vec<f32> = o.log_probs[t_last]
             .clone()
             .into_data()
@@ -386,7 +407,7 @@ fn bench_registered(
             bail!("no model")
         };
         let g = on_pool(|| {
-            let o = m.forward(xa.clone());
+            let o = autocast(precision(a), || m.forward(xa.clone()));
             let lp = o
                 .decoded
                 .clone()
@@ -417,6 +438,7 @@ fn bench_registered(
     };
     Ok(json!({
         "engine": engine,
+        "precision": precision(a).name(),
         "parameters": n_params,
         "timesteps": cfg.timesteps(),
         "batch": b,
@@ -678,6 +700,12 @@ pub fn run(mut a: Args) -> Result<()> {
             "--winograd times the native engine's Winograd paths: --device cpu, --engine auto or native"
         );
     }
+    match Precision::parse(&a.precision).map_err(|e| anyhow::anyhow!("--precision: {e}"))? {
+        Precision::Bf16 if a.engine == "native" => bail!(
+            "--precision bf16 runs on burn's engine (the native engine is float32 only): use --engine burn, or a GPU --device"
+        ),
+        p => a.precision = p.name().into(),
+    }
     let device = ventral_models::device::parse_device(&a.device)?;
     ventral_models::engine_ops::set_enabled(a.engine == "native");
     let mut reference = BltConfig::reference64(a.timesteps);
@@ -713,9 +741,10 @@ pub fn run(mut a: Args) -> Result<()> {
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
-                "{} ({}): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
+                "{} ({}{}): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
                 e.name,
                 r["engine"].as_str().unwrap_or("burn"),
+                bf16_tag(&a),
                 r["timesteps"],
                 a.batch,
                 f("train_images_per_s"),
@@ -757,8 +786,9 @@ pub fn run(mut a: Args) -> Result<()> {
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
-                "{name} ({} engine): T={} batch {}: train {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), inference {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), {} parameters",
+                "{name} ({} engine{}): T={} batch {}: train {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), inference {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), {} parameters",
                 a.engine,
+                bf16_tag(&a),
                 cfg.timesteps,
                 a.batch,
                 f("train_images_per_s"),

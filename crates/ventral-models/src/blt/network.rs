@@ -20,6 +20,7 @@ use super::config::{BltConfig, Interaction, NormKind};
 use crate::error::Result;
 use crate::layers::{LayerNorm1d, LayerNormChw};
 use crate::output::ModelOutput;
+use crate::precision::{conv_transpose2d, conv2d, linear};
 
 /// One recurrent convolutional layer (PyTorch `BLT_Conv`).
 #[derive(Module, Debug)]
@@ -145,13 +146,13 @@ impl Blt {
         own_prev: Option<&Tensor<4>>,
         above_prev: Option<&Tensor<4>>,
     ) -> Tensor<4> {
-        let b = layer.bottom_up.forward(input);
+        let b = conv2d(&layer.bottom_up, input);
         let l = match (&layer.lateral, own_prev) {
-            (Some(m), Some(p)) => Some(m.forward(p.clone())),
+            (Some(m), Some(p)) => Some(conv2d(m, p.clone())),
             _ => None,
         };
         let t = match (&layer.top_down, above_prev) {
-            (Some(m), Some(p)) => Some(m.forward(p.clone())),
+            (Some(m), Some(p)) => Some(conv_transpose2d(m, p.clone())),
             _ => None,
         };
         let extra = match (l, t) {
@@ -179,7 +180,7 @@ impl Blt {
     pub fn forward_areas(&self, x: Tensor<4>, keep_areas: bool) -> ModelOutput {
         let pool = |t: Tensor<4>| max_pool2d(t, MaxPoolOptions::new([2, 2]));
         // The retina is computed once and reused at every step.
-        let r = relu(self.retina.forward(x)); // [batch, C0, S, S]
+        let r = relu(conv2d(&self.retina, x)); // [batch, C0, S, S]
         let faithful = self.config.faithful_v1;
         let mut prev: Option<[Tensor<4>; 4]> = None; // V1, V2, V4, IT at t − 1
         let mut prev_gap: Option<Tensor<2>> = None;
@@ -227,7 +228,7 @@ impl Blt {
             let [bsz, d, _, _] = ait.dims();
             let gb: Tensor<2> = ait.clone().mean_dim(3).mean_dim(2).reshape([bsz, d]);
             let gl = match (&self.gap.lateral, &prev_gap) {
-                (Some(m), Some(g)) => Some(m.forward(g.clone())),
+                (Some(m), Some(g)) => Some(linear(m, g.clone())),
                 _ => None,
             };
             let gz = match (gl, self.config.interaction) {
@@ -239,7 +240,7 @@ impl Blt {
                 Some(ln) => ln.forward(gz),
                 None => gz,
             }); // [batch, D]
-            let logits = self.readout.forward(g.clone()); // [batch, classes]
+            let logits = linear(&self.readout, g.clone()); // [batch, classes]
             let lp = softmax(logits, 1).clamp(1e-10, 1.0).log();
             out.log_probs.push(lp);
             out.representations.push(g.clone());

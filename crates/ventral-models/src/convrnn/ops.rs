@@ -189,7 +189,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight.val());
+        let y = crate::precision::matmul(x, self.weight.val());
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<2>(),
             None => y,

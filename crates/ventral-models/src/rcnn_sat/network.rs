@@ -127,7 +127,7 @@ impl RcnnSat {
             let last = cur[cur.len() - 1].clone();
             let [bsz, d, _, _] = last.dims();
             let g: Tensor<2> = last.mean_dim(3).mean_dim(2).reshape([bsz, d]);
-            let logits = self.readout.forward(g.clone());
+            let logits = crate::precision::linear(&self.readout, g.clone());
             let logits = if self.config.cumulative_readout {
                 let s = match logits_sum.take() {
                     Some(acc) => acc + logits,

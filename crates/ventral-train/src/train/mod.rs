@@ -307,6 +307,8 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
     let device = base.clone().autodiff();
     let t_steps = mcfg.timesteps();
     let native = cfg.native_engine();
+    // Checked when the configuration loaded.
+    let precision = ventral_models::Precision::parse(&cfg.train.precision).unwrap_or_default();
     let weights: Vec<f64> = tc
         .loss_weights
         .clone()
@@ -425,7 +427,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             let index = b.index;
             // On a pool worker (`on_pool`): the step's small parallel passes run inline.
             let out = ventral_models::engine_ops::on_pool(|| {
-                step::forward_backward(&model, b, &weights, native, tc.winograd, &device)
+                step::forward_backward(&model, b, &weights, native, tc.winograd, precision, &device)
             })?;
             if !out.loss.is_finite() || !out.grad_norm.is_finite() {
                 return Err(TrainError::Diverged(format!(
@@ -469,7 +471,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         let seen = state.seen.max(1) as f64;
         let train_loss: Vec<f64> = state.loss_sum.iter().map(|l| l / seen).collect();
         let train_acc: Vec<f64> = state.correct.iter().map(|&c| c as f64 / seen).collect();
-        let ev = step::evaluate(&model.valid(), &base, &val_loader, native)?;
+        let ev = step::evaluate(&model.valid(), &base, &val_loader, native, precision)?;
         let (val_loss, val_acc) = (ev.loss, ev.accuracy);
         if let Some((l, _)) = ev.decoder.filter(|(l, _)| !l.is_finite()) {
             return Err(TrainError::Diverged(format!(

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_data::{Batch, Loader};
+use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Model, fast};
 
 use crate::error::Result;
@@ -79,6 +80,7 @@ pub(super) fn forward_backward(
     weights: &[f64],
     native: bool,
     winograd: bool,
+    precision: Precision,
     device: &Device,
 ) -> Result<StepOutput> {
     let n = b.labels.len();
@@ -113,7 +115,7 @@ pub(super) fn forward_backward(
     }
     let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
     let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
-    let out = model.forward(x);
+    let out = autocast(precision, || model.forward(x));
     // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
     // loss is its output's NLL, as in the original; the per-step NLLs are still recorded.
     let at_decoder = model.config().decoder().is_some_and(|(_, at)| at);
@@ -156,6 +158,7 @@ pub(super) fn evaluate(
     device: &Device,
     loader: &Loader,
     native: bool,
+    precision: Precision,
 ) -> Result<Evaluation> {
     let t_steps = model.config().timesteps();
     let mut loss = vec![0.0; t_steps];
@@ -191,7 +194,7 @@ pub(super) fn evaluate(
         let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
         // On a pool worker (`on_pool`): small parallel passes run inline.
-        let out = ventral_models::engine_ops::on_pool(|| model.forward(x));
+        let out = ventral_models::engine_ops::on_pool(|| autocast(precision, || model.forward(x)));
         for t in 0..t_steps {
             let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
             let lv: f32 = l.into_scalar();
