@@ -19,7 +19,8 @@
 # Environment (defaults): DEVICE (cuda:0; ventral's name), TORCH_DEVICE (cuda; `cpu` with
 # DEVICE=cpu runs the whole script on a CPU to try it), T (10), BATCHES ("64 256": the step
 # benchmark), EPOCH_BATCH (256), N_TRAIN (20000), N_VAL (2000), PRECISIONS ("fp32 tf32
-# amp_bf16 amp_fp16"), STEP_TIMEOUT (240 s per step), BUDGET (540 s for the whole run: steps
+# amp_bf16 amp_fp16"), VENTRAL_PRECISIONS ("f32 bf16": ventral's `--precision` / `train.precision`;
+# bf16 is burn's engine with convolutions and linear layers in bfloat16), STEP_TIMEOUT (240 s per step), BUDGET (540 s for the whole run: steps
 # that would start later are reported as not run, so the summary and OUTDIR always come back
 # from a 10-minute call), SKIP ("": any of tests, families, bench, epoch),
 # FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
@@ -42,6 +43,7 @@ EPOCH_BATCH="${EPOCH_BATCH:-256}"
 N_TRAIN="${N_TRAIN:-20000}"
 N_VAL="${N_VAL:-2000}"
 PRECISIONS="${PRECISIONS:-fp32 tf32 amp_bf16 amp_fp16}"
+VENTRAL_PRECISIONS="${VENTRAL_PRECISIONS:-f32 bf16}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-240}"
 SKIP="${SKIP:-}"
 FIXTURES="${FIXTURES:-$PWD/.gpu/fixtures}"
@@ -120,8 +122,14 @@ fi
 #    CPU engine's on the same weights (the engine is held to PyTorch by the parity test).
 if ! skip bench; then
   for B in $BATCHES; do
-    step "ventral bench T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
-      --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --json > "$OUTDIR/ventral_bench_T${T}_b$B.json"
+    for VP in $VENTRAL_PRECISIONS; do
+      # (bf16 runs on burn's engine: on a CPU dry run that is not the default engine there.)
+      eng=auto
+      [ "$DEVICE" = cpu ] && [ "$VP" = bf16 ] && eng=burn
+      step "ventral bench $VP T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
+        --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --precision "$VP" --engine "$eng" --json \
+        > "$OUTDIR/ventral_bench_${VP}_T${T}_b$B.json"
+    done
     for P in $PRECISIONS; do
       [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
       step "torch $P T=$T batch $B" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
@@ -139,9 +147,12 @@ if ! skip epoch; then
   for split in train val; do
     step "pack $split" "$V" pack --format npz "$WORK/npz/$split.npz" --split "$split" --out "$WORK/ds" > /dev/null
   done
-  cat > "$WORK/ref64.toml" <<EOF
+  epoch() { # ventral's precision: one epoch through `ventral train`, timed whole
+    local VP="$1" eng=auto
+    [ "$DEVICE" = cpu ] && [ "$VP" = bf16 ] && eng=burn
+    cat > "$WORK/ref64_$VP.toml" <<EOF
 [model]
-preset = "blt64_lt"   # BLT_net_64, additive, 100 classes (`ventral models`)
+preset = "blt64_lt"   # BLT_net_64, additive, 100 classes (see: ventral models)
 timesteps = $T
 
 [data]
@@ -153,28 +164,35 @@ batch_size = $EPOCH_BATCH
 seed = 0
 eval_batch_size = $EPOCH_BATCH
 device = "$DEVICE"
+precision = "$VP"
+engine = "$eng"
 
 [train.optimizer]
 kind = "adam"
 lr = 0.001
 EOF
-  t0=$(now)
-  step "ventral train: 1 epoch, T=$T batch $EPOCH_BATCH" "$V" train "$WORK/ref64.toml" \
-    --out "$WORK/run" > "$OUTDIR/ventral_train.log" 2>&1
-  rc=$?
-  secs=$(since "$t0")
-  tail -3 "$OUTDIR/ventral_train.log"
-  if [ "$rc" = 0 ]; then
-    cp "$WORK/run/metrics.csv" "$OUTDIR/ventral_train_metrics.csv"
-    ips=$(awk -v n="$N_TRAIN" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')
-    echo "epoch,ref64,$T,$EPOCH_BATCH,ventral,fp32,$ips,$secs" >> "$CSV"
-  fi
+    local t0 rc secs ips
+    t0=$(now)
+    step "ventral train $VP: 1 epoch, T=$T batch $EPOCH_BATCH" "$V" train "$WORK/ref64_$VP.toml" \
+      --out "$WORK/run_$VP" > "$OUTDIR/ventral_train_$VP.log" 2>&1
+    rc=$?
+    secs=$(since "$t0")
+    tail -3 "$OUTDIR/ventral_train_$VP.log"
+    if [ "$rc" = 0 ]; then
+      cp "$WORK/run_$VP/metrics.csv" "$OUTDIR/ventral_train_metrics_$VP.csv"
+      ips=$(awk -v n="$N_TRAIN" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')
+      echo "epoch,ref64,$T,$EPOCH_BATCH,ventral,${VP/f32/fp32},$ips,$secs" >> "$CSV"
+    fi
+  }
+  # float32 first (the comparison the issue asks for), bf16 after PyTorch's epochs.
+  case " $VENTRAL_PRECISIONS " in *" f32 "*) epoch f32 ;; esac
   for P in $PRECISIONS; do
     [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
     step "torch epoch $P" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
       --precision "$P" --models ref64 --timesteps "$T" --batch "$EPOCH_BATCH" \
       --epoch-data "$WORK/npz" --json > "$OUTDIR/torch_epoch_$P.json"
   done
+  case " $VENTRAL_PRECISIONS " in *" bf16 "*) epoch bf16 ;; esac
 fi
 
 # 4. Every model family on the device against the same network on the CPU (forward
@@ -196,11 +214,13 @@ def load(p):
     except Exception:
         return None
 for p in sorted(glob.glob(f"{out}/ventral_bench_*.json")):
-    d, b = load(p), re.search(r"_b(\d+)\.json$", p).group(1)
+    d = load(p)
+    vp, b = re.search(r"ventral_bench_(\w+?)_T\d+_b(\d+)\.json$", p).groups()
+    vp = "fp32" if vp == "f32" else vp
     for m in ("ref64", "ref64_mult"):
         if d and m in d:
             for mode in ("train", "infer"):
-                rows.append((f"{mode}_step", m, T, b, "ventral", "fp32", d[m][f"{mode}_images_per_s"], d[m][f"{mode}_s_per_batch"]))
+                rows.append((f"{mode}_step", m, T, b, "ventral", vp, d[m][f"{mode}_images_per_s"], d[m][f"{mode}_s_per_batch"]))
 for p in sorted(glob.glob(f"{out}/torch_bench_*.json")):
     d = load(p)
     prec, b = re.search(r"torch_bench_(\w+?)_T\d+_b(\d+)\.json$", p).groups()
@@ -236,12 +256,19 @@ with open(csv, "a") as f:
     for r in rows:
         f.write(",".join(str(v) for v in r) + "\n")
 lines = [l.strip().split(",") for l in open(csv)][1:]
-ven = {(w, m, b): float(v) for w, m, t, b, s, p, v, _ in lines if s == "ventral"}
-print("\nwhat        model       batch  precision  torch img/s  ventral img/s  ventral/torch")
+ven = {(w, m, b, p): float(v) for w, m, t, b, s, p, v, _ in lines if s == "ventral"}
+# ventral float32 against every torch precision; ventral bf16 against torch's AMP bf16 too.
+print("\nwhat        model       batch  torch      torch img/s  ventral   ventral img/s  ventral/torch")
 for w, m, t, b, s, p, v, _ in lines:
-    if s == "torch" and (w, m, b) in ven:
-        print(f"{w:<11} {m:<11} {b:>5}  {p:<9} {float(v):>11.1f}  {ven[(w, m, b)]:>13.1f}  {ven[(w, m, b)] / float(v):>13.2f}")
+    if s != "torch":
+        continue
+    for vp in ["fp32"] + (["bf16"] if p == "amp_bf16" else []):
+        if (w, m, b, vp) in ven:
+            x = ven[(w, m, b, vp)]
+            print(f"{w:<11} {m:<11} {b:>5}  {p:<9} {float(v):>11.1f}  {vp:<7} {x:>13.1f}  {x / float(v):>13.2f}")
 PYEOF
-m="$OUTDIR/ventral_train_metrics.csv"
-[ -f "$m" ] && echo "ventral's epoch (metrics.csv, last step):" && grep -E "^0,$((T - 1)),(train|val)," "$m"
+for m in "$OUTDIR"/ventral_train_metrics_*.csv; do
+  p="${m##*_}"
+  [ -f "$m" ] && echo "ventral's epoch, ${p%.csv} (metrics.csv, last step):" && grep -E "^0,$((T - 1)),(train|val)," "$m"
+done
 exit "$FIRST_RC"

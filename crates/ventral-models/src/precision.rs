@@ -50,6 +50,23 @@ impl Precision {
         }
     }
 
+    /// Whether `device` (named `name` in the message) can compute in this precision: burn
+    /// reports bf16 as storable but not computable on some devices (many Vulkan drivers), where
+    /// computing in it would give garbage — refused here instead.
+    pub fn check(
+        self,
+        device: &burn::tensor::Device,
+        name: &str,
+    ) -> std::result::Result<(), String> {
+        match self.dtype() {
+            Some(dt) if !device.supports_dtype(dt) => Err(format!(
+                "device '{name}' has no {} arithmetic (burn reports the type as not generally supported there); use precision f32 on it",
+                self.name()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The compute type of convolutions and linear layers.
     fn dtype(self) -> Option<FloatDType> {
         match self {

@@ -707,6 +707,9 @@ pub fn run(mut a: Args) -> Result<()> {
         p => a.precision = p.name().into(),
     }
     let device = ventral_models::device::parse_device(&a.device)?;
+    precision(&a)
+        .check(&device, &a.device)
+        .map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     ventral_models::engine_ops::set_enabled(a.engine == "native");
     let mut reference = BltConfig::reference64(a.timesteps);
     reference.num_classes = 100;

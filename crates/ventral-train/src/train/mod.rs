@@ -309,6 +309,9 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
     let native = cfg.native_engine();
     // Checked when the configuration loaded.
     let precision = ventral_models::Precision::parse(&cfg.train.precision).unwrap_or_default();
+    precision
+        .check(&base, &tc.device)
+        .map_err(|e| TrainError::Config(format!("train.precision: {e}")))?;
     let weights: Vec<f64> = tc
         .loss_weights
         .clone()
