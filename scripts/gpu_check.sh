@@ -102,9 +102,10 @@ if command -v nvidia-smi > /dev/null; then nvidia-smi -L | head -4; else echo "n
 
 # 1. The backend-generic tests on the device: the parity test's burn paths (forward
 #    log-probabilities and autodiff gradients of BLT_net_64 against PyTorch's fixture) and the
-#    registry test (every registered model's forward on the device).
+#    registry test (every registered model's forward on the device) and the bf16 mixed-precision
+#    test (every family's bf16 pass against its float32 pass on the device).
 if ! skip tests; then
-  for t in parity registry; do
+  for t in parity registry precision; do
     b=".gpu/test_$t"
     if [ -x "$b" ]; then
       step "test $t on $DEVICE" env VENTRAL_TEST_DEVICE="$DEVICE" VENTRAL_FIXTURES="$FIXTURES" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build what scripts/gpu_check.sh runs on a GPU machine that has no Rust toolchain and no
 # network: a `--features cuda` release binary of ventral and the backend-generic test binaries
-# (parity, registry), stripped and xz-compressed into .gpu/ (in .gitignore), plus the parity
+# (parity, registry, precision), stripped and xz-compressed into .gpu/ (in .gitignore), plus the parity
 # fixture under .gpu/fixtures.
 #
 #   bash scripts/gpu_pack.sh                              # the binary (38 MiB compressed)
@@ -42,11 +42,12 @@ esac
 case " $PARTS " in *" tests "*)
   # The test executables, as cargo names them (the JSON messages give their paths).
   cargo test --release --locked -p ventral-models --features cuda --test parity --test registry \
+    --test precision \
     --no-run --message-format json |
     "$PY" -c 'import json, sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("parity", "registry"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("parity", "registry", "precision"):
         print(m["target"]["name"], m["executable"])' |
     while read -r name exe; do pack "$exe" "test_$name"; done ;;
 esac

@@ -83,6 +83,11 @@ fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn bf16_autocast_keeps_float32_parameters_outputs_and_gradients_within_bf16_rounding() {
     let device = common::device().autodiff();
+    if let Err(why) = Precision::Bf16.check(&device, "the test device") {
+        // A device that only stores bf16 (many Vulkan drivers): training refuses it too.
+        println!("[skip] {why}");
+        return;
+    }
     let mut mult = registry::get("blt_tiny").unwrap().config;
     if let ModelConfig::Blt(c) = &mut mult {
         c.interaction = ventral_models::Interaction::Multiplicative;

@@ -13,6 +13,9 @@ mod common;
 #[test]
 fn every_registered_model_runs_and_learns() {
     let device = common::device().autodiff();
+    let on_cpu = ventral_models::device::is_cpu(
+        &std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into()),
+    );
     for entry in registry::entries() {
         // Small: narrow layers, few classes, at most 3 steps, 64 px, 2 images.
         let mut cfg = entry.config.clone();
@@ -51,9 +54,16 @@ fn every_registered_model_runs_and_learns() {
         }
         let out = model.forward(x);
         assert!(out.areas.is_empty());
+        // Bit for bit on the CPU; a GPU backend may pick other kernels (fusion, autotuning)
+        // for the two graphs — measured on wgpu (lavapipe): 2.4e-7 apart for simplernn_shallow.
+        let tol = if on_cpu { 0.0 } else { 1e-5 };
         for (a, b) in out.log_probs.iter().zip(&with_areas.log_probs) {
             let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
-            assert_eq!(d, 0.0, "{}", entry.name);
+            assert!(
+                d <= tol,
+                "{}: forward and forward_areas {d} apart",
+                entry.name
+            );
         }
         assert_eq!(out.log_probs.len(), cfg.timesteps(), "{}", entry.name);
         let mut loss: Option<Tensor<1>> = None;
