@@ -16,100 +16,123 @@ fn every_registered_model_runs_and_learns() {
     let on_cpu = ventral_models::device::is_cpu(
         &std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into()),
     );
+    let mut failed = Vec::new();
     for entry in registry::entries() {
-        // Small: narrow layers, few classes, at most 3 steps, 64 px, 2 images.
-        let mut cfg = entry.config.clone();
-        match &mut cfg {
-            ModelConfig::Blt(c) => {
-                c.channels = vec![4, 4, 8, 8, 8];
-                c.num_classes = 5;
-                c.timesteps = c.timesteps.min(3);
-            }
-            ModelConfig::RcnnSat(c) => common::small_rcnn_sat(c),
-            ModelConfig::ConvRnn(c) => *c = small_convrnn(c),
+        println!("[registry] {}", entry.name);
+        // Off the CPU a backend failure (a kernel that does not compile there) is recorded and
+        // the next model still runs, so one run lists every model the device cannot train.
+        let run = || check_model(&entry, &device, on_cpu);
+        if on_cpu {
+            run();
+        } else if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let first = why.lines().next().unwrap_or("").to_string();
+            println!("[registry] {} FAILED: {first}", entry.name);
+            failed.push(entry.name);
         }
-        let model = Model::init_seeded(&cfg, &device, 1).unwrap();
-        let s = cfg.image_size();
-        // Seeded input: a channel whose ReLU is dead for every input has (legitimately) a
-        // zero gradient, so the check must not depend on an unseeded draw. Drawn on the CPU
-        // so that every device sees the same images.
-        Device::flex().seed(7);
-        let x = Tensor::<4>::random(
-            [2, 3, s, s],
-            Distribution::Normal(0.0, 1.0),
-            &Device::flex(),
-        )
-        .to_device(&device);
-        // Every family records its named areas at every step, the same outputs as forward.
-        let with_areas = model.forward_areas(x.clone());
-        let names = model.areas();
-        assert!(!names.is_empty(), "{}", entry.name);
-        assert_eq!(with_areas.areas.len(), cfg.timesteps(), "{}", entry.name);
-        for step in &with_areas.areas {
-            let got: Vec<&str> = step.iter().map(|(n, _)| n.as_str()).collect();
-            assert_eq!(got, names, "{}", entry.name);
-            for (n, a) in step {
-                assert_eq!(a.dims()[0], 2, "{}: {n}", entry.name);
-            }
+    }
+    assert!(failed.is_empty(), "failed on the device: {failed:?}");
+}
+
+/// Forward (with and without areas), backward and the gradient checks of one registered
+/// model at test size.
+fn check_model(entry: &registry::Entry, device: &Device, on_cpu: bool) {
+    let device = device.clone();
+    // Small: narrow layers, few classes, at most 3 steps, 64 px, 2 images.
+    let mut cfg = entry.config.clone();
+    match &mut cfg {
+        ModelConfig::Blt(c) => {
+            c.channels = vec![4, 4, 8, 8, 8];
+            c.num_classes = 5;
+            c.timesteps = c.timesteps.min(3);
         }
-        let out = model.forward(x);
-        assert!(out.areas.is_empty());
-        // Bit for bit on the CPU; a GPU backend may pick other kernels (fusion, autotuning)
-        // for the two graphs — measured on wgpu (lavapipe): 2.4e-7 apart for simplernn_shallow.
-        let tol = if on_cpu { 0.0 } else { 1e-5 };
-        for (a, b) in out.log_probs.iter().zip(&with_areas.log_probs) {
-            let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+        ModelConfig::RcnnSat(c) => common::small_rcnn_sat(c),
+        ModelConfig::ConvRnn(c) => *c = small_convrnn(c),
+    }
+    let model = Model::init_seeded(&cfg, &device, 1).unwrap();
+    let s = cfg.image_size();
+    // Seeded input: a channel whose ReLU is dead for every input has (legitimately) a
+    // zero gradient, so the check must not depend on an unseeded draw. Drawn on the CPU
+    // so that every device sees the same images.
+    Device::flex().seed(7);
+    let x = Tensor::<4>::random(
+        [2, 3, s, s],
+        Distribution::Normal(0.0, 1.0),
+        &Device::flex(),
+    )
+    .to_device(&device);
+    // Every family records its named areas at every step, the same outputs as forward.
+    let with_areas = model.forward_areas(x.clone());
+    let names = model.areas();
+    assert!(!names.is_empty(), "{}", entry.name);
+    assert_eq!(with_areas.areas.len(), cfg.timesteps(), "{}", entry.name);
+    for step in &with_areas.areas {
+        let got: Vec<&str> = step.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(got, names, "{}", entry.name);
+        for (n, a) in step {
+            assert_eq!(a.dims()[0], 2, "{}: {n}", entry.name);
+        }
+    }
+    let out = model.forward(x);
+    assert!(out.areas.is_empty());
+    // Bit for bit on the CPU; a GPU backend may pick other kernels (fusion, autotuning)
+    // for the two graphs — measured on wgpu (lavapipe): 2.4e-7 apart for simplernn_shallow.
+    let tol = if on_cpu { 0.0 } else { 1e-5 };
+    for (a, b) in out.log_probs.iter().zip(&with_areas.log_probs) {
+        let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+        assert!(
+            d <= tol,
+            "{}: forward and forward_areas {d} apart",
+            entry.name
+        );
+    }
+    assert_eq!(out.log_probs.len(), cfg.timesteps(), "{}", entry.name);
+    let mut loss: Option<Tensor<1>> = None;
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &device);
+    for (lp, rep) in out.log_probs.iter().zip(&out.representations) {
+        assert_eq!(lp.dims(), [2, 5], "{}", entry.name);
+        assert_eq!(rep.dims(), [2, 8], "{}", entry.name);
+        let l = lp.clone().gather(1, y.clone().reshape([2, 1])).mean().neg();
+        loss = Some(match loss {
+            None => l,
+            Some(a) => a + l,
+        });
+    }
+    let loss = loss.unwrap();
+    let lv: f32 = loss.clone().into_scalar();
+    assert!(lv.is_finite(), "{}: loss {lv}", entry.name);
+    let grads = params::gradients(&model, &loss.backward());
+    let listed = params::list(&model);
+    let report = size::model_size(&cfg, &listed);
+    let unused: Vec<&str> = report.unused.iter().map(|u| u.0.as_str()).collect();
+    for p in listed.iter().filter(|p| p.kind != ParamKind::Buffer) {
+        let got = grads.get(&p.name);
+        if unused.contains(&p.name.as_str()) {
+            let g = got.map(|g| g.1.iter().all(|v| *v == 0.0)).unwrap_or(true);
             assert!(
-                d <= tol,
-                "{}: forward and forward_areas {d} apart",
-                entry.name
+                g,
+                "{}: {} is flagged unused but has a gradient",
+                entry.name, p.name
             );
+            continue;
         }
-        assert_eq!(out.log_probs.len(), cfg.timesteps(), "{}", entry.name);
-        let mut loss: Option<Tensor<1>> = None;
-        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &device);
-        for (lp, rep) in out.log_probs.iter().zip(&out.representations) {
-            assert_eq!(lp.dims(), [2, 5], "{}", entry.name);
-            assert_eq!(rep.dims(), [2, 8], "{}", entry.name);
-            let l = lp.clone().gather(1, y.clone().reshape([2, 1])).mean().neg();
-            loss = Some(match loss {
-                None => l,
-                Some(a) => a + l,
-            });
-        }
-        let loss = loss.unwrap();
-        let lv: f32 = loss.clone().into_scalar();
-        assert!(lv.is_finite(), "{}: loss {lv}", entry.name);
-        let grads = params::gradients(&model, &loss.backward());
-        let listed = params::list(&model);
-        let report = size::model_size(&cfg, &listed);
-        let unused: Vec<&str> = report.unused.iter().map(|u| u.0.as_str()).collect();
-        for p in listed.iter().filter(|p| p.kind != ParamKind::Buffer) {
-            let got = grads.get(&p.name);
-            if unused.contains(&p.name.as_str()) {
-                let g = got.map(|g| g.1.iter().all(|v| *v == 0.0)).unwrap_or(true);
-                assert!(
-                    g,
-                    "{}: {} is flagged unused but has a gradient",
-                    entry.name, p.name
-                );
-                continue;
-            }
-            let (_, g) =
-                got.unwrap_or_else(|| panic!("{}: no gradient for {}", entry.name, p.name));
-            assert!(
-                g.iter().all(|v| v.is_finite()),
-                "{}: non-finite gradient for {}",
-                entry.name,
-                p.name
-            );
-            assert!(
-                g.iter().any(|v| *v != 0.0),
-                "{}: zero gradient for {}",
-                entry.name,
-                p.name
-            );
-        }
+        let (_, g) = got.unwrap_or_else(|| panic!("{}: no gradient for {}", entry.name, p.name));
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{}: non-finite gradient for {}",
+            entry.name,
+            p.name
+        );
+        assert!(
+            g.iter().any(|v| *v != 0.0),
+            "{}: zero gradient for {}",
+            entry.name,
+            p.name
+        );
     }
 }
 
