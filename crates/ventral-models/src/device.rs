@@ -85,15 +85,20 @@ fn probe(device: Device, name: &str, hint: &str) -> Result<Device> {
             msg: format!("a test sum returned a wrong value; {hint}"),
         }),
         Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the backend panicked".into());
+            let why = panic_text(panic.as_ref()).unwrap_or_else(|| "the backend panicked".into());
             Err(ModelError::DeviceUnavailable {
                 name: name.into(),
                 msg: format!("{why}; {hint}"),
             })
         }
     }
+}
+
+/// The message of a caught panic (`String` or `&str` payload), e.g. a backend's kernel or
+/// driver failure caught with `catch_unwind`.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
 }

@@ -29,7 +29,7 @@
 #![allow(clippy::unwrap_used)]
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{DType, Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use ventral_models::config::ModelConfig;
 use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Model, params, registry};
@@ -112,13 +112,7 @@ fn bf16_autocast_keeps_float32_parameters_outputs_and_gradients_within_bf16_roun
     for (name, cfg) in cases {
         let model = Model::init_seeded(&cfg, &device, 3).unwrap();
         let s = cfg.image_size();
-        Device::flex().seed(11);
-        let x = Tensor::<4>::random(
-            [8, 3, s, s],
-            Distribution::Normal(0.0, 1.0),
-            &Device::flex(),
-        )
-        .to_device(&device);
+        let x = common::images(8, s, 11, &device);
         let (lp32, g32, _) = pass(&model, &x, Precision::F32);
         // The conditioning of this network at this input: float32 arithmetic on weights and
         // images merely rounded to bf16.

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_models::config::ModelConfig;
 use ventral_models::params::ParamKind;
 use ventral_models::{Blt, Model, params, registry, size};
@@ -13,9 +13,7 @@ mod common;
 #[test]
 fn every_registered_model_runs_and_learns() {
     let device = common::device().autodiff();
-    let on_cpu = ventral_models::device::is_cpu(
-        &std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into()),
-    );
+    let on_cpu = ventral_models::device::is_cpu(&common::device_name());
     let mut failed = Vec::new();
     for entry in registry::entries() {
         println!("[registry] {}", entry.name);
@@ -25,11 +23,7 @@ fn every_registered_model_runs_and_learns() {
         if on_cpu {
             run();
         } else if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let why = ventral_models::device::panic_text(e.as_ref()).unwrap_or_default();
             let first = why.lines().next().unwrap_or("").to_string();
             println!("[registry] {} FAILED: {first}", entry.name);
             failed.push(entry.name);
@@ -56,15 +50,8 @@ fn check_model(entry: &registry::Entry, device: &Device, on_cpu: bool) {
     let model = Model::init_seeded(&cfg, &device, 1).unwrap();
     let s = cfg.image_size();
     // Seeded input: a channel whose ReLU is dead for every input has (legitimately) a
-    // zero gradient, so the check must not depend on an unseeded draw. Drawn on the CPU
-    // so that every device sees the same images.
-    Device::flex().seed(7);
-    let x = Tensor::<4>::random(
-        [2, 3, s, s],
-        Distribution::Normal(0.0, 1.0),
-        &Device::flex(),
-    )
-    .to_device(&device);
+    // zero gradient, so the check must not depend on an unseeded draw.
+    let x = common::images(2, s, 7, &device);
     // Every family records its named areas at every step, the same outputs as forward.
     let with_areas = model.forward_areas(x.clone());
     let names = model.areas();

@@ -74,11 +74,34 @@ pub fn small_rcnn_sat(c: &mut ventral_models::rcnn_sat::RcnnSatConfig) {
 /// When the variable names a device this build or machine cannot run (so a GPU run that
 /// silently fell back to the CPU cannot pass for one).
 pub fn device() -> burn::tensor::Device {
-    let name = std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let name = device_name();
     let d = ventral_models::device::parse_device(&name)
         .unwrap_or_else(|e| panic!("VENTRAL_TEST_DEVICE={name}: {e}"));
     if name != "cpu" {
         println!("[device] {name}");
     }
     d
+}
+
+/// The name in `VENTRAL_TEST_DEVICE` (`cpu` when unset).
+pub fn device_name() -> String {
+    std::env::var("VENTRAL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
+
+/// `n` seeded standard-normal images `[n, 3, side, side]` on `device`, drawn on the CPU so
+/// that every device sees the same images (and a check never depends on an unseeded draw).
+pub fn images(
+    n: usize,
+    side: usize,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<4> {
+    use burn::tensor::{Device, Distribution, Tensor};
+    Device::flex().seed(seed);
+    Tensor::<4>::random(
+        [n, 3, side, side],
+        Distribution::Normal(0.0, 1.0),
+        &Device::flex(),
+    )
+    .to_device(device)
 }
