@@ -84,6 +84,9 @@ step() { # name, command…: run with a timeout, report rc and seconds
   [ "$rc" = 0 ] || fail "$rc"
   return "$rc"
 }
+# ventral's engine for a precision: bf16 runs on burn's engine, which on a CPU dry run is not
+# the default (`auto` = the native float32 engine there).
+engine_for() { if [ "$DEVICE" = cpu ] && [ "$1" = bf16 ]; then echo burn; else echo auto; fi; }
 skip() { case " $SKIP " in *" $1 "*) echo "== $1: skipped (SKIP)"; return 0 ;; esac; return 1; }
 
 # cubecl compiles kernels with LLVM and links math functions from the CUDA toolkit's
@@ -124,9 +127,7 @@ fi
 if ! skip bench; then
   for B in $BATCHES; do
     for VP in $VENTRAL_PRECISIONS; do
-      # (bf16 runs on burn's engine: on a CPU dry run that is not the default engine there.)
-      eng=auto
-      [ "$DEVICE" = cpu ] && [ "$VP" = bf16 ] && eng=burn
+      eng=$(engine_for "$VP")
       step "ventral bench $VP T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
         --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --precision "$VP" --engine "$eng" --json \
         > "$OUTDIR/ventral_bench_${VP}_T${T}_b$B.json"
@@ -149,8 +150,8 @@ if ! skip epoch; then
     step "pack $split" "$V" pack --format npz "$WORK/npz/$split.npz" --split "$split" --out "$WORK/ds" > /dev/null
   done
   epoch() { # ventral's precision: one epoch through `ventral train`, timed whole
-    local VP="$1" eng=auto
-    [ "$DEVICE" = cpu ] && [ "$VP" = bf16 ] && eng=burn
+    local VP="$1" eng
+    eng=$(engine_for "$VP")
     cat > "$WORK/ref64_$VP.toml" <<EOF
 [model]
 preset = "blt64_lt"   # BLT_net_64, additive, 100 classes (see: ventral models)
