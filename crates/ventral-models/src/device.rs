@@ -102,3 +102,61 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
 }
+
+/// A float tensor's values on the host, converted to f32 whatever its dtype; `what` names the
+/// tensor in the error. burn's `into_data` panics when the backend reports a failure (a failed
+/// kernel or exhausted memory on a GPU surfaces at the next read): this returns it instead.
+pub fn read_f32<const D: usize>(t: &burn::tensor::Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    t.try_to_vec_as::<f32>().map_err(|e| ModelError::Read {
+        what: what.into(),
+        msg: e.to_string(),
+    })
+}
+
+/// An integer tensor's values on the host as i64 ([`read_f32`] for `Int` tensors).
+pub fn read_i64<const D: usize>(
+    t: &burn::tensor::Tensor<D, burn::tensor::Int>,
+    what: &str,
+) -> Result<Vec<i64>> {
+    t.try_to_vec_as::<i64>().map_err(|e| ModelError::Read {
+        what: what.into(),
+        msg: e.to_string(),
+    })
+}
+
+/// The one value of a single-element float tensor (a loss), as f32.
+pub fn read_scalar(t: &burn::tensor::Tensor<1>, what: &str) -> Result<f32> {
+    let v = read_f32(t, what)?;
+    match v.as_slice() {
+        [x] => Ok(*x),
+        _ => Err(ModelError::Read {
+            what: what.into(),
+            msg: format!("expected one value, got {}", v.len()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use burn::tensor::{Int, Tensor, TensorData};
+
+    use super::*;
+
+    #[test]
+    fn reads_come_back_as_values_or_errors_that_name_the_tensor() {
+        let d = parse_device("cpu").unwrap();
+        let t = Tensor::<2>::from_data(TensorData::new(vec![1.5f32, -2.0, 0.25, 4.0], [2, 2]), &d);
+        assert_eq!(read_f32(&t, "t").unwrap(), vec![1.5, -2.0, 0.25, 4.0]);
+        let i = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, -1], [2]), &d);
+        assert_eq!(read_i64(&i, "i").unwrap(), vec![3, -1]);
+        let one = Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), &d);
+        assert_eq!(read_scalar(&one, "loss").unwrap(), 0.5);
+        let two = Tensor::<1>::from_data(TensorData::new(vec![0.5f32, 1.0], [2]), &d);
+        let e = read_scalar(&two, "the loss").unwrap_err().to_string();
+        assert!(
+            e.contains("the loss") && e.contains("expected one value, got 2"),
+            "{e}"
+        );
+    }
+}

@@ -15,6 +15,10 @@ pub enum ModelError {
     Device(String),
     #[error("device '{name}' is not usable: {msg}")]
     DeviceUnavailable { name: String, msg: String },
+    /// Reading a tensor back to the host failed: the backend reported an execution or storage
+    /// error (on a GPU: a failed kernel, memory exhausted, a lost device).
+    #[error("reading {what} back from the device failed: {msg}")]
+    Read { what: String, msg: String },
 }
 
 /// Result with [`ModelError`].

@@ -37,11 +37,11 @@ pub fn spec(c: &BltConfig) -> BltSpec {
 }
 
 /// A BLT module's parameters in PyTorch layout, by name, for the engine.
-pub fn parameters(m: &Blt) -> Tensors {
-    params::export(m)
+pub fn parameters(m: &Blt) -> Result<Tensors> {
+    Ok(params::export(m)?
         .into_iter()
         .map(|(k, (_, v))| (k, v))
-        .collect()
+        .collect())
 }
 
 /// Forward pass of `m` on the engine.
@@ -49,7 +49,7 @@ pub fn parameters(m: &Blt) -> Tensors {
 /// # Shapes
 /// - `x`: `[batch, 3, S, S]` (NCHW, normalised), flattened.
 pub fn forward(m: &Blt, x: &[f32], batch: usize, areas: bool) -> Result<Outputs> {
-    let p = parameters(m);
+    let p = parameters(m)?;
     let net = BltNet::new(&spec(&m.config), &p).map_err(engine_err)?;
     net.forward(x, batch, areas).map_err(engine_err)
 }

@@ -13,6 +13,7 @@ use rand::RngExt;
 use ventral_core::rng::stream;
 use ventral_core::safetensors::SafeTensors;
 
+use crate::device::read_f32;
 use crate::error::{ModelError, Result};
 
 /// Named tensors in PyTorch layout: name → (shape, values).
@@ -101,6 +102,8 @@ struct Lister {
     path: Path,
     out: Vec<ParamInfo>,
     values: Option<NamedTensors>,
+    /// The first failed read (a visitor cannot return an error).
+    error: Option<ModelError>,
 }
 
 impl ModuleVisitor for Lister {
@@ -116,12 +119,16 @@ impl ModuleVisitor for Lister {
         let shape = torch_shape(kind, &burn_shape);
         let name = self.path.name();
         if let Some(values) = self.values.as_mut() {
-            let data: Vec<f32> = param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            if self.error.is_some() {
+                return;
+            }
+            let data = match read_f32(&param.val(), &format!("parameter {name}")) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            };
             let data = if kind == ParamKind::LinearWeight {
                 transpose(&data, burn_shape[0], burn_shape[1])
             } else {
@@ -139,20 +146,26 @@ pub fn list<M: Module>(m: &M) -> Vec<ParamInfo> {
         path: Path::default(),
         out: Vec::new(),
         values: None,
+        error: None,
     };
     m.visit(&mut v);
     v.out
 }
 
-/// Every float parameter's values in PyTorch layout, by name.
-pub fn export<M: Module>(m: &M) -> NamedTensors {
+/// Every float parameter's values in PyTorch layout, by name. Fails only when the backend
+/// cannot read a parameter back ([`ModelError::Read`]).
+pub fn export<M: Module>(m: &M) -> Result<NamedTensors> {
     let mut v = Lister {
         path: Path::default(),
         out: Vec::new(),
         values: Some(BTreeMap::new()),
+        error: None,
     };
     m.visit(&mut v);
-    v.values.unwrap_or_default()
+    match v.error {
+        Some(e) => Err(e),
+        None => Ok(v.values.unwrap_or_default()),
+    }
 }
 
 /// Replace a parameter's value, keeping its id and its gradient requirement.
@@ -362,6 +375,7 @@ struct GradCollector<'a> {
     path: Path,
     grads: &'a burn::tensor::Gradients,
     out: NamedTensors,
+    error: Option<ModelError>,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
@@ -372,16 +386,21 @@ impl ModuleVisitor for GradCollector<'_> {
         self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.error.is_some() {
+            return;
+        }
         let Some(g) = param.val().grad(self.grads) else {
             return;
         };
         let kind = self.path.kind();
         let burn_shape = g.dims().to_vec();
-        let data: Vec<f32> = g
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        let data = match read_f32(&g, &format!("the gradient of {}", self.path.name())) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        };
         let data = if kind == ParamKind::LinearWeight {
             transpose(&data, burn_shape[0], burn_shape[1])
         } else {
@@ -392,13 +411,18 @@ impl ModuleVisitor for GradCollector<'_> {
     }
 }
 
-/// Gradients of every parameter that received one, by name, in PyTorch layout.
-pub fn gradients<M: Module>(m: &M, grads: &burn::tensor::Gradients) -> NamedTensors {
+/// Gradients of every parameter that received one, by name, in PyTorch layout. Fails only
+/// when the backend cannot read a gradient back ([`ModelError::Read`]).
+pub fn gradients<M: Module>(m: &M, grads: &burn::tensor::Gradients) -> Result<NamedTensors> {
     let mut c = GradCollector {
         path: Path::default(),
         grads,
         out: BTreeMap::new(),
+        error: None,
     };
     m.visit(&mut c);
-    c.out
+    match c.error {
+        Some(e) => Err(e),
+        None => Ok(c.out),
+    }
 }

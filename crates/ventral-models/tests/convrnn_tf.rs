@@ -316,7 +316,7 @@ fn scaled_lstm_shallow_learns_every_parameter_including_the_peepholes() {
         .gather(1, y)
         .mean()
         .neg();
-    let grads = params::gradients(&model, &loss.backward());
+    let grads = params::gradients(&model, &loss.backward()).unwrap();
     for p in params::list(&model) {
         let (_, g) = grads
             .get(&p.name)

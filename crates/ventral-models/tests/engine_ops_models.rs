@@ -37,7 +37,7 @@ fn run(cfg: &ModelConfig) -> (Vec<Vec<f32>>, params::NamedTensors) {
             Some(a) => a + l,
         });
     }
-    let grads = params::gradients(&model, &loss.unwrap().backward());
+    let grads = params::gradients(&model, &loss.unwrap().backward()).unwrap();
     (lps, grads)
 }
 

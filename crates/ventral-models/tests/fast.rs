@@ -68,7 +68,7 @@ fn burn_loss_grads(
         });
     }
     let grads = loss.unwrap().backward();
-    let g = params::gradients(model, &grads);
+    let g = params::gradients(model, &grads).unwrap();
     (out, g)
 }
 
@@ -90,7 +90,7 @@ fn check_with(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64], winogra
     let device = Device::flex().autodiff();
     let mut model = params::init_reference(Blt::init(cfg, &device).unwrap(), seed);
     // Non-trivial LayerNorm affine parameters, so that their gradients are tested.
-    let mut named = params::export(&model);
+    let mut named = params::export(&model).unwrap();
     for (name, (_, v)) in named.iter_mut() {
         if name.contains("_ln.") {
             for (i, x) in v.iter_mut().enumerate() {
@@ -112,7 +112,7 @@ fn check_with(cfg: &BltConfig, batch: usize, seed: u64, weights: &[f64], winogra
         ),
         &device,
     );
-    let p = fast::parameters(&model);
+    let p = fast::parameters(&model).unwrap();
     let (_, burn32) = burn_loss_grads(&model, x.clone(), &y, batch, weights);
     let model = model.map(&mut ToF64);
     let (out, ours) = burn_loss_grads(&model, x.cast(FloatDType::F64), &y, batch, weights);

@@ -22,7 +22,7 @@ fn readout_block_matches_the_exact_hessian() {
     cfg.channels = vec![4, 6, 8, 10, 12];
     let device = Device::flex();
     let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 3);
-    let p = fast::parameters(&model);
+    let p = fast::parameters(&model).unwrap();
     let (batch, s) = (8usize, cfg.image_size);
     let x = normals(batch * 3 * s * s, 11);
     let labels: Vec<usize> = (0..batch).map(|i| i % cfg.num_classes).collect();

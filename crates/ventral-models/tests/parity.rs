@@ -121,7 +121,7 @@ fn run(st: &SafeTensors, f64_run: bool) -> Measured {
     assert!(rel <= 1e-5, "loss rel error {rel}");
 
     let grads = loss.backward();
-    let ours = params::gradients(&model, &grads);
+    let ours = params::gradients(&model, &grads).unwrap();
     let all_grads = ours.clone();
     let names: Vec<String> = st
         .names()
@@ -143,7 +143,7 @@ fn run(st: &SafeTensors, f64_run: bool) -> Measured {
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let gp = GradientsParams::from_grads(grads, &model);
     let model = optim.step(1e-3, model, gp);
-    let after = params::export(&model.valid());
+    let after = params::export(&model.valid()).unwrap();
     let mut adam = Vec::new();
     for name in &names {
         let (_, g_ref) = st.f32(&format!("grad.{name}")).unwrap();
@@ -310,7 +310,7 @@ fn native_engine_matches_pytorch_reference() {
     let st = SafeTensors::read(&path).unwrap();
     let cfg = BltConfig::reference64(4);
     let model = params::load(Blt::init(&cfg, &Device::flex()).unwrap(), &st).unwrap();
-    let p = ventral_models::fast::parameters(&model);
+    let p = ventral_models::fast::parameters(&model).unwrap();
     let net = ventral_models::fast::BltNet::new(&ventral_models::fast::spec(&cfg), &p).unwrap();
     let (_, x) = st.f32("input").unwrap();
     let (_, yd) = st.i64("labels").unwrap();

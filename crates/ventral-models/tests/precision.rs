@@ -70,7 +70,7 @@ fn pass(
             Some(a) => a + l,
         });
     }
-    let grads = params::gradients(model, &loss.unwrap().backward());
+    let grads = params::gradients(model, &loss.unwrap().backward()).unwrap();
     (lps, grads, dtypes)
 }
 
@@ -116,7 +116,7 @@ fn bf16_autocast_keeps_float32_parameters_outputs_and_gradients_within_bf16_roun
         let (lp32, g32, _) = pass(&model, &x, Precision::F32);
         // The conditioning of this network at this input: float32 arithmetic on weights and
         // images merely rounded to bf16.
-        let mut named = params::export(&model);
+        let mut named = params::export(&model).unwrap();
         named
             .values_mut()
             .for_each(|(_, v)| v.iter_mut().for_each(|e| *e = bf16_round(*e)));

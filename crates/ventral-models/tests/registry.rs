@@ -92,7 +92,7 @@ fn check_model(entry: &registry::Entry, device: &Device, on_cpu: bool) {
     let loss = loss.unwrap();
     let lv: f32 = loss.clone().into_scalar();
     assert!(lv.is_finite(), "{}: loss {lv}", entry.name);
-    let grads = params::gradients(&model, &loss.backward());
+    let grads = params::gradients(&model, &loss.backward()).unwrap();
     let listed = params::list(&model);
     let report = size::model_size(&cfg, &listed);
     let unused: Vec<&str> = report.unused.iter().map(|u| u.0.as_str()).collect();

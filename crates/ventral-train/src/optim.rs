@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor, TensorData};
 use ventral_core::safetensors::{SafeTensors, TensorOut};
+use ventral_models::device::{read_f32, read_scalar};
 
 use crate::config::OptimizerConfig;
 use crate::error::{Result, TrainError};
@@ -42,22 +43,35 @@ impl Path {
 struct NormVisitor<'a> {
     grads: &'a Gradients,
     sumsq: f64,
+    error: Option<ventral_models::ModelError>,
 }
 
 impl ModuleVisitor for NormVisitor<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.error.is_some() {
+            return;
+        }
         if let Some(g) = param.val().grad(self.grads) {
-            let s: f32 = g.powi_scalar(2).sum().into_scalar();
-            self.sumsq += s as f64;
+            match read_scalar(&g.powi_scalar(2).sum(), "a gradient's squared norm") {
+                Ok(s) => self.sumsq += s as f64,
+                Err(e) => self.error = Some(e),
+            }
         }
     }
 }
 
 /// Global L2 norm of all gradients.
-pub fn grad_norm<M: Module>(model: &M, grads: &Gradients) -> f64 {
-    let mut v = NormVisitor { grads, sumsq: 0.0 };
+pub fn grad_norm<M: Module>(model: &M, grads: &Gradients) -> Result<f64> {
+    let mut v = NormVisitor {
+        grads,
+        sumsq: 0.0,
+        error: None,
+    };
     model.visit(&mut v);
-    v.sumsq.sqrt()
+    match v.error {
+        Some(e) => Err(e.into()),
+        None => Ok(v.sumsq.sqrt()),
+    }
 }
 
 /// Where an optimiser step takes its gradients from.
@@ -220,30 +234,25 @@ impl Optimizer {
 
     /// Squared L2 norm of each parameter's SGD momentum buffer, by name (summed in f64);
     /// `None` unless the optimiser is SGD with momentum.
-    pub fn momentum_sq(&self) -> Option<BTreeMap<String, f64>> {
+    pub fn momentum_sq(&self) -> Result<Option<BTreeMap<String, f64>>> {
         match self.config {
             OptimizerConfig::Sgd { momentum, .. } if momentum != 0.0 => {}
-            _ => return None,
+            _ => return Ok(None),
         }
         let mut out = BTreeMap::new();
         for (name, st) in &self.state {
             let Some(buf) = st.first() else { continue };
-            let v: Vec<f32> = buf
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            let v = read_f32(buf, &format!("the momentum of {name}"))?;
             out.insert(
                 name.clone(),
                 v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>(),
             );
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// State as named tensors (`<param>.m`, `<param>.v`, `<param>.momentum`) plus `step`.
-    pub fn to_tensors(&self) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    pub fn to_tensors(&self) -> Result<ventral_models::params::NamedTensors> {
         let mut out = BTreeMap::new();
         let suffixes: &[&str] = match self.config {
             OptimizerConfig::Adam { .. } => &["m", "v"],
@@ -251,21 +260,16 @@ impl Optimizer {
         };
         for (name, tensors) in &self.state {
             for (t, sfx) in tensors.iter().zip(suffixes) {
-                let data: Vec<f32> = t
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
+                let data = read_f32(t, &format!("the optimiser state {name}.{sfx}"))?;
                 out.insert(format!("{name}.{sfx}"), (vec![data.len()], data));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Save to a safetensors file (atomic, deterministic bytes).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let tensors = self.to_tensors();
+        let tensors = self.to_tensors()?;
         let step = [self.step as i64];
         let mut out: BTreeMap<String, TensorOut<'_>> = tensors
             .iter()

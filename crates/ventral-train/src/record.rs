@@ -20,6 +20,7 @@ use ventral_core::npy::{DType, NpyRowReader, NpzWriter, read_npy};
 use ventral_core::{NpyArray, NpyData};
 use ventral_data::PackedDataset;
 use ventral_data::loader::{Loader, LoaderConfig};
+use ventral_models::device::read_f32;
 use ventral_models::{Model, fast, params};
 
 use crate::error::{Result, TrainError, file_err};
@@ -310,7 +311,7 @@ fn record_core(
         let bs = opts.batch_size.max(1);
         // The engine reads the parameters once.
         let params = match model {
-            Model::Blt(m) if opts.native => Some((fast::spec(&m.config), fast::parameters(m))),
+            Model::Blt(m) if opts.native => Some((fast::spec(&m.config), fast::parameters(m)?)),
             _ => None,
         };
         let engine = match &params {
@@ -381,11 +382,7 @@ fn record_core(
             for (t, arrays) in per_step.into_iter().enumerate() {
                 for (st, arr) in streams.iter_mut().zip(arrays) {
                     st.width = arr.dims()[1];
-                    let v: Vec<f32> = arr
-                        .into_data()
-                        .convert::<f32>()
-                        .try_to_vec::<f32>()
-                        .unwrap_or_default();
+                    let v = read_f32(&arr, &format!("{} at step {t}", st.key))?;
                     if let Some(q) = v.iter().position(|x| !x.is_finite()) {
                         return Err(TrainError::Diverged(format!(
                             "non-finite {} at step {t} for image {} of {source}",
@@ -411,7 +408,7 @@ fn record_core(
         let widths: Vec<(String, usize)> =
             streams.iter().map(|s| (s.key.clone(), s.width)).collect();
         drop(streams);
-        let exported = params::export(model);
+        let exported = params::export(model)?;
         // A model without a linear readout on its representation (a ConvRNN reading out with
         // a convolution) gets an empty `readout_weight` [0, D]: the analyses that need one
         // say so.

@@ -337,7 +337,7 @@ impl Observer for Tracker {
         }
         let theta = match self.next.take() {
             Some((k, t)) if k == s.step => t,
-            _ => params::export(s.model),
+            _ => params::export(s.model)?,
         };
         if self.k0.is_none() {
             save_theta(&self.dir.join(THETA0), &theta)?;
@@ -389,7 +389,7 @@ impl Observer for Tracker {
         if p.step != s.step {
             return Ok(());
         }
-        let theta1 = params::export(s.model);
+        let theta1 = params::export(s.model)?;
         for (name, (_, d1)) in &theta1 {
             let g = self.group_index(name);
             let d = p.theta.get(name).map(|(_, v)| v.as_slice());
@@ -403,7 +403,7 @@ impl Observer for Tracker {
             }
         }
         if self.momentum
-            && let Some(v) = s.opt.momentum_sq()
+            && let Some(v) = s.opt.momentum_sq()?
         {
             for (name, sq) in v {
                 let g = self.group_index(&name);

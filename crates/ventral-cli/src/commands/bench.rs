@@ -12,6 +12,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
 use ventral_engine::conv::Conv;
 use ventral_models::config::{BltConfig, Interaction};
+use ventral_models::device::read_f32;
 use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Blt, Model, fast, params};
 use ventral_train::config::OptimizerConfig;
@@ -106,17 +107,13 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     let b = a.batch;
     let native = a.engine == "native";
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
-    let xv: Vec<f32> = x
-        .clone()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
+    let xv = read_f32(&x, "the benchmark images")?;
     let labels: Vec<usize> = (0..b).map(|i| i % cfg.num_classes).collect();
     // Inference.
     let model = params::init_reference(Blt::init(cfg, &base)?, 0);
     let mut winograd = serde_json::Value::Null;
     let infer = if native {
-        let p = fast::parameters(&model);
+        let p = fast::parameters(&model)?;
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
         // Timed passes; the last one's outputs are kept (for the Winograd comparison).
         let time_infer = |net: &fast::BltNet<'_>| -> Result<(f64, fast::Outputs)> {
@@ -145,11 +142,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     } else {
         time(a.warmup, a.iters, || {
             let o = autocast(precision(a), || model.forward(x.clone()));
-            let _: Vec<f32> = o.log_probs[cfg.timesteps - 1]
-                .clone()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            read_f32(&o.log_probs[cfg.timesteps - 1], "the log-probabilities")?;
             Ok(())
         })?
     };
@@ -158,7 +151,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     let mut model = Some(Model::Blt(params::init_reference(Blt::init(cfg, &ad)?, 0)));
     let mut opt = Optimizer::new(OptimizerConfig::default());
     let weights = vec![1.0; cfg.timesteps];
-    let xa = Tensor::<4>::from_data(x.into_data(), &ad);
+    let xa = Tensor::<4>::from_data(TensorData::new(xv.clone(), [b, 3, s, s]), &ad);
     let y = Tensor::<1, Int>::from_data(
         TensorData::new(labels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [b]),
         &ad,
@@ -169,7 +162,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         };
         let m = match &m {
             Model::Blt(blt) if native => {
-                let p = fast::parameters(blt);
+                let p = fast::parameters(blt)?;
                 let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
                 net.set_winograd_training(wg);
                 let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
@@ -185,13 +178,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         let Model::Blt(blt) = &m else {
             bail!("not a BLT")
         };
-        let _: Vec<f32> = blt
-            .readout
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        read_f32(&blt.readout.weight.val(), "the updated readout weight")?;
         model = Some(m);
         Ok(())
     };
@@ -252,10 +239,7 @@ fn summed_nll(log_probs: &[Tensor<2>], labels: &Tensor<1, Int>) -> Result<Tensor
 
 /// A `[batch, classes]` tensor's values on the host, as float32.
 fn host(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("log-probabilities: {e:?}"))
+    Ok(read_f32(&t, "log-probabilities")?)
 }
 
 /// The largest elementwise difference of step `t`'s log-probabilities on two paths.
@@ -291,7 +275,7 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
     let weights = vec![1.0; cfg.timesteps];
     let ad = base.clone().autodiff();
     let blt = params::init_reference(Blt::init(cfg, &ad)?, 0);
-    let p = fast::parameters(&blt);
+    let p = fast::parameters(&blt)?;
     let net = fast::BltNet::new(&fast::spec(cfg), &p)?;
     let (out, _, native_grads) = net.loss_and_grad(&xv, &labels, &weights)?;
     let o = blt.forward(Tensor::<4>::from_data(
@@ -307,7 +291,7 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
         let want = out.log_probs.get(t).map(Vec::as_slice).unwrap_or_default();
         lp_diff = lp_diff.max(max_abs_diff(&host(lp.clone().detach())?, want, t)?);
     }
-    let grads = params::gradients(&blt, &summed_nll(&o.log_probs, &y)?.backward());
+    let grads = params::gradients(&blt, &summed_nll(&o.log_probs, &y)?.backward())?;
     let mut per = serde_json::Map::new();
     let (mut worst, mut worst_name) = (0.0f64, String::new());
     if let Some(name) = grads.keys().find(|k| !native_grads.contains_key(*k)) {
@@ -387,17 +371,16 @@ fn bench_registered(
     use ventral_models::engine_ops::on_pool;
     let infer = time(a.warmup, a.iters, || {
         let o = on_pool(|| autocast(precision(a), || model.forward(x.clone())));
-        let _: Vec<f32> = o.log_probs[t_last]
-            .clone()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        read_f32(&o.log_probs[t_last], "the log-probabilities")?;
         Ok(())
     })?;
     let ad = base.clone().autodiff();
     let mut model = Some(Model::init_seeded(&cfg, &ad, 0)?);
     let mut opt = Optimizer::new(OptimizerConfig::default());
-    let xa = Tensor::<4>::from_data(x.into_data(), &ad);
+    let xa = Tensor::<4>::from_data(
+        TensorData::new(read_f32(&x, "the benchmark images")?, x.dims()),
+        &ad,
+    );
     let y = Tensor::<1, Int>::from_data(
         TensorData::new((0..b).map(|i| (i % k) as i64).collect::<Vec<_>>(), [b]),
         &ad,
@@ -568,7 +551,7 @@ fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json:
     let base = Device::flex();
     let (s, b) = (cfg.image_size, a.batch);
     let x = Tensor::<4>::random([b, 3, s, s], Distribution::Normal(0.0, 1.0), &base);
-    let xv: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let xv = read_f32(&x, "the benchmark images")?;
     let labels: Vec<usize> = (0..b).map(|i| i % cfg.num_classes).collect();
     let weights = vec![1.0; cfg.timesteps];
     let ad = base.autodiff();
@@ -587,7 +570,7 @@ fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json:
             bail!("not a BLT")
         };
         let t0 = Instant::now();
-        let p = fast::parameters(blt);
+        let p = fast::parameters(blt)?;
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
         net.set_winograd(winograd);
         net.set_winograd_training(winograd);

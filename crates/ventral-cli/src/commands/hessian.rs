@@ -86,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
     let Model::Blt(blt) = &model else {
         bail!("not a BLT network");
     };
-    let params = fast::parameters(blt);
+    let params = fast::parameters(blt)?;
     let root = a.data.clone().unwrap_or_else(|| cfg.data.path.clone());
     let train_ds = PackedDataset::open(&root.join(&cfg.data.train_split))?;
     let (mean, std) = train_ds.manifest().normalization.f32();

@@ -380,13 +380,12 @@ impl ConvRnn {
             .unwrap_or_else(|| Tensor::ones([1, 1, 1], &device));
         let probs = || softmax(stack.clone() * beta.clone(), 2);
         // Hard selections are computed on the host from detached values; the gradient flows
-        // through the selected logits, as in the TensorFlow original's gather.
+        // through the selected logits, as in the TensorFlow original's gather. The forward
+        // pass has no error path: a device that cannot hand the probabilities back (a failed
+        // kernel) stops here with the backend's message, as any of its kernels would.
         let host = |t: Tensor<3>| -> Vec<f32> {
-            t.detach()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
+            crate::device::read_f32(&t.detach(), "the decoder's probabilities")
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         let select = |mask: Vec<f32>, shape: [usize; 3]| {
             let m = Tensor::<3>::from_data(TensorData::new(mask, shape), &device);

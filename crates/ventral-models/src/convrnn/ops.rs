@@ -635,12 +635,7 @@ impl PrePost {
                     ctx.init
                         .weight(&[*out_channels, fan_in], init_dict.as_ref(), ctx.device)?;
                 // Transpose on the host so the parameter stays a leaf of the autodiff graph.
-                let v: Vec<f32> = w
-                    .val()
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
+                let v = crate::device::read_f32(&w.val(), "a FullyConnected weight")?;
                 let mut tv = vec![0.0f32; v.len()];
                 for o in 0..*out_channels {
                     for i in 0..fan_in {

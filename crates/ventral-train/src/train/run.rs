@@ -14,7 +14,7 @@ use crate::optim::Optimizer;
 
 /// Save `model`'s parameters under their PyTorch names (deterministic bytes, atomic).
 pub fn save_model(model: &Model, path: &Path) -> Result<()> {
-    let ex = params::export(model);
+    let ex = params::export(model)?;
     let tensors: BTreeMap<String, TensorOut<'_>> = ex
         .iter()
         .map(|(k, (s, d))| (k.clone(), TensorOut::F32(s, d)))

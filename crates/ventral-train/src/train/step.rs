@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_data::{Batch, Loader};
+use ventral_models::device::{read_i64, read_scalar};
 use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Model, fast};
 
@@ -39,18 +40,12 @@ pub(super) struct StepOutput {
     pub grads: StepGrads,
 }
 
-fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> (Tensor<1>, u64) {
+fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> Result<(Tensor<1>, u64)> {
     let n = labels.len();
     let loss = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
-    let pred: Vec<i64> = lp
-        .clone()
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap_or_default();
+    let pred = read_i64(&lp.clone().argmax(1).reshape([n]), "the predicted classes")?;
     let correct = pred.iter().zip(labels).filter(|(a, b)| a == b).count() as u64;
-    (loss, correct)
+    Ok((loss, correct))
 }
 
 /// Images whose argmax of `lp` (`[n, classes]`, row-major) is their label.
@@ -91,7 +86,7 @@ pub(super) fn forward_backward(
         && native
     {
         // The native engine: forward, weighted loss and every gradient at once.
-        let p = fast::parameters(m);
+        let p = fast::parameters(m)?;
         let mut net = fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
         net.set_winograd_training(winograd);
         let labels: Vec<usize> = b.labels.iter().map(|&v| v as usize).collect();
@@ -123,11 +118,12 @@ pub(super) fn forward_backward(
         .decoded
         .as_ref()
         .filter(|_| at_decoder)
-        .map(|d| nll_and_correct(d, &y, &b.labels).0);
+        .map(|d| nll_and_correct(d, &y, &b.labels).map(|(l, _)| l))
+        .transpose()?;
     let sum_steps = loss.is_none();
     for t in 0..t_steps {
-        let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
-        let lv: f32 = l.clone().into_scalar();
+        let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels)?;
+        let lv = read_scalar(&l, "a step's loss")?;
         nll[t] = lv as f64;
         correct[t] = c;
         if sum_steps {
@@ -141,13 +137,13 @@ pub(super) fn forward_backward(
     let loss = loss.ok_or_else(|| {
         crate::error::TrainError::Config("the model has no time steps to train".into())
     })?;
-    let lv: f32 = loss.clone().into_scalar();
+    let lv = read_scalar(&loss, "the loss")?;
     let grads = loss.backward();
     Ok(StepOutput {
         nll,
         correct,
         loss: lv as f64,
-        grad_norm: grad_norm(model, &grads),
+        grad_norm: grad_norm(model, &grads)?,
         grads: StepGrads::Autodiff(grads),
     })
 }
@@ -167,7 +163,7 @@ pub(super) fn evaluate(
     let mut decoder: Option<(f64, u64)> = None;
     // The native engine reads the parameters once per evaluation.
     let engine = match model {
-        Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m))),
+        Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m)?)),
         _ => None,
     };
     for b in loader.epoch(0, 0) {
@@ -196,14 +192,14 @@ pub(super) fn evaluate(
         // On a pool worker (`on_pool`): small parallel passes run inline.
         let out = ventral_models::engine_ops::on_pool(|| autocast(precision, || model.forward(x)));
         for t in 0..t_steps {
-            let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels);
-            let lv: f32 = l.into_scalar();
+            let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels)?;
+            let lv = read_scalar(&l, "a step's loss")?;
             loss[t] += lv as f64 * n as f64;
             correct[t] += c;
         }
         if let Some(d) = &out.decoded {
-            let (l, c) = nll_and_correct(d, &y, &b.labels);
-            let lv: f32 = l.into_scalar();
+            let (l, c) = nll_and_correct(d, &y, &b.labels)?;
+            let lv = read_scalar(&l, "the decoder's loss")?;
             let acc = decoder.get_or_insert((0.0, 0));
             acc.0 += lv as f64 * n as f64;
             acc.1 += c;
