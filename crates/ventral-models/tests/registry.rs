@@ -15,7 +15,29 @@ fn every_registered_model_runs_and_learns() {
     let device = common::device().autodiff();
     let on_cpu = ventral_models::device::is_cpu(&common::device_name());
     let mut failed = Vec::new();
-    for entry in registry::entries() {
+    // `VENTRAL_REGISTRY_ONLY=a,b`: only these models (to chase one model's failure on a
+    // device without running the whole registry there).
+    let only: Option<Vec<String>> = std::env::var("VENTRAL_REGISTRY_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let entries = registry::entries();
+    if let Some(o) = &only {
+        let unknown: Vec<&String> = o
+            .iter()
+            .filter(|n| !entries.iter().any(|e| e.name == n.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "VENTRAL_REGISTRY_ONLY names unknown models: {unknown:?}"
+        );
+    }
+    for entry in entries {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == entry.name))
+        {
+            continue;
+        }
         println!("[registry] {}", entry.name);
         // Off the CPU a backend failure (a kernel that does not compile there) is recorded and
         // the next model still runs, so one run lists every model the device cannot train.
