@@ -396,9 +396,8 @@ fn bench_registered(
                 .clone()
                 .unwrap_or_else(|| o.log_probs[t_last].clone());
             let loss = lp.gather(1, y.clone().reshape([b, 1])).mean().neg();
-            let _: f32 = loss.clone().into_scalar();
-            loss.backward()
-        });
+            read_f32(&loss, "the loss").map(|_| loss.backward())
+        })?;
         let m = opt.step(m, &g, 1e-3, 1.0);
         // On a GPU the Adam step is queued: the step ends when the device has run it.
         base.sync()
