@@ -136,6 +136,29 @@ pub fn read_scalar(t: &burn::tensor::Tensor<1>, what: &str) -> Result<f32> {
     }
 }
 
+/// Reads inside a burn `ModuleVisitor`, whose methods cannot return an error: the first failed
+/// read is kept (later reads are skipped) and returned by [`Self::into_result`] after the visit.
+#[derive(Debug, Default)]
+pub struct FirstError(Option<ModelError>);
+
+impl FirstError {
+    /// `read()`'s value, or `None` once a read has failed (this one or an earlier one).
+    pub fn read<T>(&mut self, read: impl FnOnce() -> Result<T>) -> Option<T> {
+        if self.0.is_some() {
+            return None;
+        }
+        read().map_err(|e| self.0 = Some(e)).ok()
+    }
+
+    /// `value`, or the first failure.
+    pub fn into_result<T>(self, value: T) -> Result<T> {
+        match self.0 {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -158,5 +181,23 @@ mod tests {
             e.contains("the loss") && e.contains("expected one value, got 2"),
             "{e}"
         );
+    }
+
+    /// A visitor's reads: values until the first failure, which is kept; later reads are
+    /// not even attempted.
+    #[test]
+    fn first_error_keeps_the_first_failure_and_skips_later_reads() {
+        let fail = |w: &str| -> Result<u8> { Err(ModelError::Config(w.into())) };
+        let mut e = FirstError::default();
+        assert_eq!(e.read(|| Ok(1u8)), Some(1));
+        assert_eq!(e.read(|| fail("first")), None);
+        assert_eq!(
+            e.read(|| -> Result<u8> { panic!("read after a failure") }),
+            None
+        );
+        assert_eq!(e.read(|| fail("second")), None);
+        let msg = e.into_result(()).unwrap_err().to_string();
+        assert!(msg.contains("first"), "{msg}");
+        assert_eq!(FirstError::default().into_result(3).unwrap(), 3);
     }
 }

@@ -13,7 +13,7 @@ use rand::RngExt;
 use ventral_core::rng::stream;
 use ventral_core::safetensors::SafeTensors;
 
-use crate::device::read_f32;
+use crate::device::{FirstError, read_f32};
 use crate::error::{ModelError, Result};
 
 /// Named tensors in PyTorch layout: name → (shape, values).
@@ -102,8 +102,7 @@ struct Lister {
     path: Path,
     out: Vec<ParamInfo>,
     values: Option<NamedTensors>,
-    /// The first failed read (a visitor cannot return an error).
-    error: Option<ModelError>,
+    error: FirstError,
 }
 
 impl ModuleVisitor for Lister {
@@ -119,15 +118,9 @@ impl ModuleVisitor for Lister {
         let shape = torch_shape(kind, &burn_shape);
         let name = self.path.name();
         if let Some(values) = self.values.as_mut() {
-            if self.error.is_some() {
+            let read = || read_f32(&param.val(), &format!("parameter {name}"));
+            let Some(data) = self.error.read(read) else {
                 return;
-            }
-            let data = match read_f32(&param.val(), &format!("parameter {name}")) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
             };
             let data = if kind == ParamKind::LinearWeight {
                 transpose(&data, burn_shape[0], burn_shape[1])
@@ -146,7 +139,7 @@ pub fn list<M: Module>(m: &M) -> Vec<ParamInfo> {
         path: Path::default(),
         out: Vec::new(),
         values: None,
-        error: None,
+        error: FirstError::default(),
     };
     m.visit(&mut v);
     v.out
@@ -159,13 +152,10 @@ pub fn export<M: Module>(m: &M) -> Result<NamedTensors> {
         path: Path::default(),
         out: Vec::new(),
         values: Some(BTreeMap::new()),
-        error: None,
+        error: FirstError::default(),
     };
     m.visit(&mut v);
-    match v.error {
-        Some(e) => Err(e),
-        None => Ok(v.values.unwrap_or_default()),
-    }
+    v.error.into_result(v.values.unwrap_or_default())
 }
 
 /// Replace a parameter's value, keeping its id and its gradient requirement.
@@ -375,7 +365,7 @@ struct GradCollector<'a> {
     path: Path,
     grads: &'a burn::tensor::Gradients,
     out: NamedTensors,
-    error: Option<ModelError>,
+    error: FirstError,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
@@ -386,20 +376,14 @@ impl ModuleVisitor for GradCollector<'_> {
         self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.error.is_some() {
-            return;
-        }
         let Some(g) = param.val().grad(self.grads) else {
             return;
         };
         let kind = self.path.kind();
         let burn_shape = g.dims().to_vec();
-        let data = match read_f32(&g, &format!("the gradient of {}", self.path.name())) {
-            Ok(d) => d,
-            Err(e) => {
-                self.error = Some(e);
-                return;
-            }
+        let read = || read_f32(&g, &format!("the gradient of {}", self.path.name()));
+        let Some(data) = self.error.read(read) else {
+            return;
         };
         let data = if kind == ParamKind::LinearWeight {
             transpose(&data, burn_shape[0], burn_shape[1])
@@ -418,11 +402,8 @@ pub fn gradients<M: Module>(m: &M, grads: &burn::tensor::Gradients) -> Result<Na
         path: Path::default(),
         grads,
         out: BTreeMap::new(),
-        error: None,
+        error: FirstError::default(),
     };
     m.visit(&mut c);
-    match c.error {
-        Some(e) => Err(e),
-        None => Ok(c.out),
-    }
+    c.error.into_result(c.out)
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor, TensorData};
 use ventral_core::safetensors::{SafeTensors, TensorOut};
-use ventral_models::device::{read_f32, read_scalar};
+use ventral_models::device::{FirstError, read_f32, read_scalar};
 
 use crate::config::OptimizerConfig;
 use crate::error::{Result, TrainError};
@@ -43,18 +43,15 @@ impl Path {
 struct NormVisitor<'a> {
     grads: &'a Gradients,
     sumsq: f64,
-    error: Option<ventral_models::ModelError>,
+    error: FirstError,
 }
 
 impl ModuleVisitor for NormVisitor<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.error.is_some() {
-            return;
-        }
         if let Some(g) = param.val().grad(self.grads) {
-            match read_scalar(&g.powi_scalar(2).sum(), "a gradient's squared norm") {
-                Ok(s) => self.sumsq += s as f64,
-                Err(e) => self.error = Some(e),
+            let read = || read_scalar(&g.powi_scalar(2).sum(), "a gradient's squared norm");
+            if let Some(s) = self.error.read(read) {
+                self.sumsq += s as f64;
             }
         }
     }
@@ -65,13 +62,10 @@ pub fn grad_norm<M: Module>(model: &M, grads: &Gradients) -> Result<f64> {
     let mut v = NormVisitor {
         grads,
         sumsq: 0.0,
-        error: None,
+        error: FirstError::default(),
     };
     model.visit(&mut v);
-    match v.error {
-        Some(e) => Err(e.into()),
-        None => Ok(v.sumsq.sqrt()),
-    }
+    Ok(v.error.into_result(v.sumsq.sqrt())?)
 }
 
 /// Where an optimiser step takes its gradients from.

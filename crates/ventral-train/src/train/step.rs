@@ -40,10 +40,16 @@ pub(super) struct StepOutput {
     pub grads: StepGrads,
 }
 
+/// Mean NLL of the labels `y` (`[n]`) under the log-probabilities `lp` (`[n, classes]`).
+fn mean_nll(lp: &Tensor<2>, y: &Tensor<1, Int>) -> Tensor<1> {
+    let n = y.dims()[0];
+    lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg()
+}
+
+/// [`mean_nll`], and how many images' argmax is their label (read back from the device).
 fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> Result<(Tensor<1>, u64)> {
-    let n = labels.len();
-    let loss = lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg();
-    let pred = read_i64(&lp.clone().argmax(1).reshape([n]), "the predicted classes")?;
+    let loss = mean_nll(lp, y);
+    let pred = read_i64(&lp.clone().argmax(1), "the predicted classes")?;
     let correct = pred.iter().zip(labels).filter(|(a, b)| a == b).count() as u64;
     Ok((loss, correct))
 }
@@ -118,8 +124,7 @@ pub(super) fn forward_backward(
         .decoded
         .as_ref()
         .filter(|_| at_decoder)
-        .map(|d| nll_and_correct(d, &y, &b.labels).map(|(l, _)| l))
-        .transpose()?;
+        .map(|d| mean_nll(d, &y));
     let sum_steps = loss.is_none();
     for t in 0..t_steps {
         let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels)?;
