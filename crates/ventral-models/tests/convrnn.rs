@@ -148,6 +148,34 @@ fn temporal_decoders_match_their_definitions() {
             assert!((d[b * 3 + k] - l(best, b)[k]).abs() < 1e-5, "b{b} k{k}");
         }
     }
+    // Ties go to the earliest step, as tf.argmax's. Image 0 is equally confident at t = 1 and
+    // t = 2 (the same logits shifted by one: the same probabilities); image 1 is exactly 0.5
+    // confident at t = 0 (logits 0, 0, −100) and equally confident (0.576) at t = 1 and 2.
+    let ties = [
+        t2(&[[0.0, 0.0, 0.0], [0.0, 0.0, -100.0]]),
+        t2(&[[4.0, 1.0, 0.0], [0.0, 1.0, 0.0]]),
+        t2(&[[5.0, 2.0, 1.0], [0.0, 1.0, 0.0]]),
+    ];
+    let tl = |t: usize, b: usize| vals(ties[t].clone())[b * 3..b * 3 + 3].to_vec();
+    let picks = |decoder: &str, t0: usize, t1: usize| {
+        let d = vals(small_model(decoder).decode(&ties));
+        assert!(
+            close(&d[..3], &tl(t0, 0)) && close(&d[3..], &tl(t1, 1)),
+            "{decoder}: {d:?}, expected steps {t0} and {t1}"
+        );
+    };
+    picks(r#"{"kind": "max_conf"}"#, 1, 1);
+    // A threshold of exactly 0.5 is reached by image 1 at t = 0.
+    picks(r#"{"kind": "thresh", "threshold": 0.5}"#, 1, 0);
+    picks(r#"{"kind": "thresh", "threshold": 0.55}"#, 1, 1);
+    // Nobody reaches 0.95 (image 0 peaks at 0.936): max_conf, ties included.
+    picks(r#"{"kind": "thresh", "threshold": 0.95}"#, 1, 1);
+    let d = vals(small_model(r#"{"kind": "time_max"}"#).decode(&ties));
+    // Image 0, class 0: equal at t = 1 and 2 (above t = 0) → t = 1; image 1, class 1: 0.5,
+    // 0.576, 0.576 → t = 1; class 2: 0.212 at t = 1 and 2, ≈ 0 at t = 0 → t = 1.
+    assert!((d[0] - tl(1, 0)[0]).abs() < 1e-6, "{d:?}");
+    assert!((d[4] - tl(1, 1)[1]).abs() < 1e-6, "{d:?}");
+    assert!((d[5] - tl(1, 1)[2]).abs() < 1e-6, "{d:?}");
     // w_avg: per class, softmax over time of the logits weights the logits.
     let d = vals(small_model(r#"{"kind": "w_avg"}"#).decode(&steps));
     for b in 0..2 {

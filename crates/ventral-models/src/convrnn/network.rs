@@ -5,7 +5,7 @@ use burn::module::{
     Content, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor, Param,
 };
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::cells::{Cell, CellCtx};
 use super::config::{ConvRnnConfig, DecoderKind, NodePlan};
@@ -379,67 +379,27 @@ impl ConvRnn {
             .map(|p| p.val().reshape([1, 1, 1]))
             .unwrap_or_else(|| Tensor::ones([1, 1, 1], &device));
         let probs = || softmax(stack.clone() * beta.clone(), 2);
-        // Hard selections are computed on the host from detached values; the gradient flows
-        // through the selected logits, as in the TensorFlow original's gather. The forward
-        // pass has no error path: a device that cannot hand the probabilities back (a failed
-        // kernel) stops here with the backend's message, as any of its kernels would.
-        let host = |t: Tensor<3>| -> Vec<f32> {
-            crate::device::read_f32(&t.detach(), "the decoder's probabilities")
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let select = |mask: Vec<f32>, shape: [usize; 3]| {
-            let m = Tensor::<3>::from_data(TensorData::new(mask, shape), &device);
-            (stack.clone() * m).sum_dim(1).reshape([b, k])
-        };
+        // Hard selections are masks built on the device from detached probabilities (no
+        // read back to the host, so no sync and no error path in the forward pass); the
+        // gradient flows through the selected logits, as in the TensorFlow original's gather.
+        // Ties go to the earliest step, as `tf.argmax`'s.
+        let select = |mask: Tensor<3>| (stack.clone() * mask).sum_dim(1).reshape([b, k]);
         match d.kind {
             DecoderKind::Last => last,
             DecoderKind::MaxConf | DecoderKind::Thresh => {
-                let p = host(probs());
-                let mut mask = vec![0.0f32; b * steps];
-                for bi in 0..b {
-                    let conf: Vec<f32> = (0..steps)
-                        .map(|t| {
-                            p[(bi * steps + t) * k..(bi * steps + t + 1) * k]
-                                .iter()
-                                .copied()
-                                .fold(f32::NEG_INFINITY, f32::max)
-                        })
-                        .collect();
-                    let argmax = conf
-                        .iter()
-                        .enumerate()
-                        .fold(
-                            (0, f32::NEG_INFINITY),
-                            |a, (t, &c)| if c > a.1 { (t, c) } else { a },
-                        )
-                        .0;
-                    let pick = if d.kind == DecoderKind::Thresh {
-                        conf.iter()
-                            .position(|&c| c as f64 >= d.threshold)
-                            .unwrap_or(argmax)
-                    } else {
-                        argmax
-                    };
-                    mask[bi * steps + pick] = 1.0;
+                let conf = probs().detach().max_dim(2); // [B, T, 1]
+                let mut pick = first_max_over_steps(conf.clone());
+                if d.kind == DecoderKind::Thresh {
+                    let th = least_f32_at_least(d.threshold);
+                    let first = first_true_over_steps(conf.greater_equal_elem(th));
+                    let none = first.clone().equal_elem(steps as f32);
+                    pick = first.mask_where(none, pick);
                 }
-                select(mask, [b, steps, 1])
+                select(step_mask(pick, steps, 1))
             }
             DecoderKind::TimeMax => {
-                let p = host(probs());
-                let mut mask = vec![0.0f32; b * steps * k];
-                for bi in 0..b {
-                    for c in 0..k {
-                        let mut best = (0, f32::NEG_INFINITY);
-                        for t in 0..steps {
-                            let v = p[(bi * steps + t) * k + c];
-                            if v > best.1 {
-                                best = (t, v);
-                            }
-                        }
-                        mask[(bi * steps + best.0) * k + c] = 1.0;
-                    }
-                }
-                select(mask, [b, steps, k])
+                let pick = first_max_over_steps(probs().detach()); // [B, 1, K]
+                select(step_mask(pick, steps, k))
             }
             DecoderKind::WAvg => {
                 let w = softmax(stack.clone() * beta, 1);
@@ -550,3 +510,61 @@ impl ModuleDisplayDefault for ConvRnn {
     }
 }
 impl ModuleDisplay for ConvRnn {}
+
+/// The least float32 `θ′ ≥ θ`: for a float32 `c`, `c ≥ θ` (compared in float64, as the
+/// configuration's threshold is) exactly when `c ≥ θ′` in float32.
+fn least_f32_at_least(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) < t { r.next_up() } else { r }
+}
+
+/// The step indices `0, 1, …, steps − 1` as floats, `[1, steps, 1]`.
+fn step_index(steps: usize, device: &Device) -> Tensor<3> {
+    Tensor::<1, burn::tensor::Int>::arange(0..steps as i64, device)
+        .float()
+        .reshape([1, steps, 1])
+}
+
+/// The first step where `hit` `[B, T, C]` is true, as a float `[B, 1, C]`; `T` where none is.
+fn first_true_over_steps(hit: Tensor<3, burn::tensor::Bool>) -> Tensor<3> {
+    let dims = hit.dims();
+    step_index(dims[1], &hit.device())
+        .expand(dims)
+        .mask_fill(hit.bool_not(), dims[1] as f32)
+        .min_dim(1)
+}
+
+/// The first step at which `v` `[B, T, C]` takes its maximum over steps, `[B, 1, C]` (step 0
+/// where no value compares, as for NaN).
+fn first_max_over_steps(v: Tensor<3>) -> Tensor<3> {
+    let dims = v.dims();
+    let first = first_true_over_steps(v.clone().equal(v.max_dim(1).expand(dims)));
+    first
+        .clone()
+        .mask_fill(first.equal_elem(dims[1] as f32), 0.0)
+}
+
+/// One-hot over steps of the chosen step per image (and class), `[B, T, C]`.
+fn step_mask(pick: Tensor<3>, steps: usize, c: usize) -> Tensor<3> {
+    let b = pick.dims()[0];
+    let idx = step_index(steps, &pick.device()).expand([b, steps, c]);
+    idx.equal(pick.expand([b, steps, c])).float()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_f32_at_least;
+
+    #[test]
+    fn the_threshold_rounds_up_to_the_least_float32_not_below_it() {
+        for t in [0.7f64, 0.5, 0.1, 0.3, 0.9, 1e-9, 0.999_999_999] {
+            let r = least_f32_at_least(t);
+            assert!(f64::from(r) >= t, "{t}: {r}");
+            assert!(f64::from(r.next_down()) < t, "{t}: {r}");
+        }
+        // 0.7 is not a float32: its nearest float32 lies below, so the next one up is taken.
+        assert!(f64::from(0.7f32) < 0.7);
+        assert_eq!(least_f32_at_least(0.7), 0.7f32.next_up());
+        assert_eq!(least_f32_at_least(0.5), 0.5);
+    }
+}
