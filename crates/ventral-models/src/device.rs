@@ -107,10 +107,15 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
 /// tensor in the error. burn's `into_data` panics when the backend reports a failure (a failed
 /// kernel or exhausted memory on a GPU surfaces at the next read): this returns it instead.
 pub fn read_f32<const D: usize>(t: &burn::tensor::Tensor<D>, what: &str) -> Result<Vec<f32>> {
-    t.try_to_vec_as::<f32>().map_err(|e| ModelError::Read {
+    t.try_to_vec_as::<f32>().map_err(read_error(what))
+}
+
+/// The [`ModelError::Read`] of a failed read of `what`.
+fn read_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ModelError {
+    move |e| ModelError::Read {
         what: what.into(),
         msg: e.to_string(),
-    })
+    }
 }
 
 /// An integer tensor's values on the host as i64 ([`read_f32`] for `Int` tensors).
@@ -118,10 +123,7 @@ pub fn read_i64<const D: usize>(
     t: &burn::tensor::Tensor<D, burn::tensor::Int>,
     what: &str,
 ) -> Result<Vec<i64>> {
-    t.try_to_vec_as::<i64>().map_err(|e| ModelError::Read {
-        what: what.into(),
-        msg: e.to_string(),
-    })
+    t.try_to_vec_as::<i64>().map_err(read_error(what))
 }
 
 /// The one value of a single-element float tensor (a loss), as f32.

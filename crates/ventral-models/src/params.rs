@@ -88,6 +88,17 @@ fn torch_shape(kind: ParamKind, burn_shape: &[usize]) -> Vec<usize> {
     }
 }
 
+/// `data` in the other layout: a linear weight's values transposed between burn's
+/// `[in, out]` and PyTorch's `[out, in]` (`shape`: the layout `data` is in), any other kind as
+/// it is.
+fn other_layout(kind: ParamKind, data: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    if kind == ParamKind::LinearWeight {
+        transpose(&data, shape[0], shape[1])
+    } else {
+        data
+    }
+}
+
 fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; v.len()];
     for r in 0..rows {
@@ -122,11 +133,7 @@ impl ModuleVisitor for Lister {
             let Some(data) = self.error.read(read) else {
                 return;
             };
-            let data = if kind == ParamKind::LinearWeight {
-                transpose(&data, burn_shape[0], burn_shape[1])
-            } else {
-                data
-            };
+            let data = other_layout(kind, data, &burn_shape);
             values.insert(name.clone(), (shape.clone(), data));
         }
         self.out.push(ParamInfo { name, kind, shape });
@@ -236,11 +243,7 @@ impl ModuleMapper for Loader<'_> {
                     ));
                     return param;
                 }
-                let data = if kind == ParamKind::LinearWeight {
-                    transpose(&data, want[0], want[1])
-                } else {
-                    data
-                };
+                let data = other_layout(kind, data, &want);
                 self.loaded += 1;
                 replace(param, burn_shape, data)
             }
@@ -338,11 +341,7 @@ impl ModuleMapper for Init {
             ParamKind::NormBias => vec![0.0; n],
             ParamKind::Buffer | ParamKind::Other => return param,
         };
-        let data = if kind == ParamKind::LinearWeight {
-            transpose(&data, s[0], s[1])
-        } else {
-            data
-        };
+        let data = other_layout(kind, data, &s);
         replace(param, burn_shape, data)
     }
 }
@@ -385,11 +384,7 @@ impl ModuleVisitor for GradCollector<'_> {
         let Some(data) = self.error.read(read) else {
             return;
         };
-        let data = if kind == ParamKind::LinearWeight {
-            transpose(&data, burn_shape[0], burn_shape[1])
-        } else {
-            data
-        };
+        let data = other_layout(kind, data, &burn_shape);
         self.out
             .insert(self.path.name(), (torch_shape(kind, &burn_shape), data));
     }

@@ -237,11 +237,6 @@ fn summed_nll(log_probs: &[Tensor<2>], labels: &Tensor<1, Int>) -> Result<Tensor
         .ok_or_else(|| anyhow::anyhow!("the network has no time steps"))
 }
 
-/// A `[batch, classes]` tensor's values on the host, as float32.
-fn host(t: Tensor<2>) -> Result<Vec<f32>> {
-    Ok(read_f32(&t, "log-probabilities")?)
-}
-
 /// The largest elementwise difference of step `t`'s log-probabilities on two paths.
 fn max_abs_diff(got: &[f32], want: &[f32], t: usize) -> Result<f32> {
     if got.len() != want.len() {
@@ -289,7 +284,11 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
     let mut lp_diff = 0.0f32;
     for (t, lp) in o.log_probs.iter().enumerate() {
         let want = out.log_probs.get(t).map(Vec::as_slice).unwrap_or_default();
-        lp_diff = lp_diff.max(max_abs_diff(&host(lp.clone().detach())?, want, t)?);
+        lp_diff = lp_diff.max(max_abs_diff(
+            &read_f32(&lp.clone().detach(), "log-probabilities")?,
+            want,
+            t,
+        )?);
     }
     let grads = params::gradients(&blt, &summed_nll(&o.log_probs, &y)?.backward())?;
     let mut per = serde_json::Map::new();
@@ -363,7 +362,11 @@ fn bench_registered(
             ventral_models::engine_ops::on_pool(|| on_cpu.forward(xs.to_device(&Device::flex())));
         let mut diff = 0.0f32;
         for (t, (a, c)) in ours.log_probs.into_iter().zip(cpu.log_probs).enumerate() {
-            diff = diff.max(max_abs_diff(&host(a)?, &host(c)?, t)?);
+            diff = diff.max(max_abs_diff(
+                &read_f32(&a, "log-probabilities")?,
+                &read_f32(&c, "log-probabilities")?,
+                t,
+            )?);
         }
         json!({"images": n, "log_probs_max_abs_diff": diff, "within_1e-4": diff <= 1e-4})
     };

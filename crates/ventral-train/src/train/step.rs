@@ -46,12 +46,19 @@ fn mean_nll(lp: &Tensor<2>, y: &Tensor<1, Int>) -> Tensor<1> {
     lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg()
 }
 
-/// [`mean_nll`], and how many images' argmax is their label (read back from the device).
-fn nll_and_correct(lp: &Tensor<2>, y: &Tensor<1, Int>, labels: &[i64]) -> Result<(Tensor<1>, u64)> {
+/// [`mean_nll`], its value and how many images' argmax is their label (both read back from
+/// the device; `what` names the loss in a read error).
+fn nll_and_correct(
+    lp: &Tensor<2>,
+    y: &Tensor<1, Int>,
+    labels: &[i64],
+    what: &str,
+) -> Result<(Tensor<1>, f32, u64)> {
     let loss = mean_nll(lp, y);
+    let value = read_scalar(&loss, what)?;
     let pred = read_i64(&lp.clone().argmax(1), "the predicted classes")?;
     let correct = pred.iter().zip(labels).filter(|(a, b)| a == b).count() as u64;
-    Ok((loss, correct))
+    Ok((loss, value, correct))
 }
 
 /// Images whose argmax of `lp` (`[n, classes]`, row-major) is their label.
@@ -127,8 +134,7 @@ pub(super) fn forward_backward(
         .map(|d| mean_nll(d, &y));
     let sum_steps = loss.is_none();
     for t in 0..t_steps {
-        let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels)?;
-        let lv = read_scalar(&l, "a step's loss")?;
+        let (l, lv, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels, "a step's loss")?;
         nll[t] = lv as f64;
         correct[t] = c;
         if sum_steps {
@@ -197,14 +203,12 @@ pub(super) fn evaluate(
         // On a pool worker (`on_pool`): small parallel passes run inline.
         let out = ventral_models::engine_ops::on_pool(|| autocast(precision, || model.forward(x)));
         for t in 0..t_steps {
-            let (l, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels)?;
-            let lv = read_scalar(&l, "a step's loss")?;
+            let (_, lv, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels, "a step's loss")?;
             loss[t] += lv as f64 * n as f64;
             correct[t] += c;
         }
         if let Some(d) = &out.decoded {
-            let (l, c) = nll_and_correct(d, &y, &b.labels)?;
-            let lv = read_scalar(&l, "the decoder's loss")?;
+            let (_, lv, c) = nll_and_correct(d, &y, &b.labels, "the decoder's loss")?;
             let acc = decoder.get_or_insert((0.0, 0));
             acc.0 += lv as f64 * n as f64;
             acc.1 += c;
