@@ -6,6 +6,7 @@
 #
 #   bash scripts/gpu_pack.sh                              # the binary (38 MiB compressed)
 #   PARTS="tests fixtures" bash scripts/gpu_pack.sh       # + test binaries and the fixture
+#   PARTS="tests fixtures" TESTS=parity bash …            # only the parity test (fits one call)
 #
 # The device tool carries at most 64 MiB per call, the repository (9 MiB) included: the binary
 # fits; each test binary is as large again and the fixture is 37 MiB, so they need calls of
@@ -41,13 +42,14 @@ case " $PARTS " in *" ventral "*)
 esac
 case " $PARTS " in *" tests "*)
   # The test executables, as cargo names them (the JSON messages give their paths).
-  cargo test --release --locked -p ventral-models --features cuda --test parity --test registry \
-    --test precision \
+  TESTS="${TESTS:-parity registry precision}"
+  # shellcheck disable=SC2046 # one --test per name
+  cargo test --release --locked -p ventral-models --features cuda $(printf -- '--test %s ' $TESTS) \
     --no-run --message-format json |
     "$PY" -c 'import json, sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("parity", "registry", "precision"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])' |
     while read -r name exe; do pack "$exe" "test_$name"; done ;;
 esac

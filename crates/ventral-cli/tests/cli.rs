@@ -326,6 +326,7 @@ fn bench_device_and_engine() {
             assert_eq!(names.len(), 23, "{c}");
             assert!(names.contains_key("v2.top_down.weight"), "{c}");
             assert_eq!(c["within_parity_bounds"], true, "{c}");
+            assert_eq!(c["within_tf32_bounds"], true, "{c}");
         } else {
             assert!(c.is_null(), "{c}");
         }

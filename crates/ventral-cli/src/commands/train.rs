@@ -97,6 +97,12 @@ pub const EXIT_DIVERGED: u8 = 4;
 
 pub fn run(a: Args) -> Result<()> {
     let cfg = TrainFile::load(&a.config, &a.set)?;
+    if let Some(note) = ventral_models::Precision::parse(&cfg.train.precision)
+        .ok()
+        .and_then(|p| p.device_note(&cfg.train.device))
+    {
+        eprintln!("note: {note}");
+    }
     let out = a
         .out
         .clone()
