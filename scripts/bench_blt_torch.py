@@ -8,8 +8,9 @@ after warm-up; training = forward + summed per-step NLL + backward + Adam step).
     python scripts/bench_blt_torch.py --models ref64,ref64_mult,tiny --timesteps 4 --batch 16 --iters 3 --json
 
 On a GPU (`--device cuda`), `--precision` picks the arithmetic: `fp32` (TF32 off for
-convolutions and matrix products: what ventral's float32 computes), `tf32` (PyTorch's defaults:
-cuDNN convolutions on TF32 tensor cores), `amp_bf16` / `amp_fp16` (torch.autocast, the latter
+convolutions and matrix products: exact float32, as ventral's native CPU engine), `tf32`
+(PyTorch's defaults: cuDNN convolutions on TF32 tensor cores; what ventral's float32 computes on
+CUDA, where burn's kernels stage float32 operands as TF32, docs/performance.md), `amp_bf16` / `amp_fp16` (torch.autocast, the latter
 with a GradScaler); cuDNN autotuning (`cudnn.benchmark`) is on, and every timed call ends with
 torch.cuda.synchronize().
 

@@ -42,9 +42,10 @@ probe() { # name, timeout, bench arguments…
   "$PY" -c 'import json, sys
 d = json.load(open(sys.argv[1]))["ref64"]
 v = d.get("vs_native") or {}
-print("   train %.4f s/batch (%.1f img/s), inference %.4f s/batch (%.1f img/s); vs native: log-probs %s, grads rel L2 %s, within parity bounds %s"
+print("   train %.4f s/batch (%.1f img/s), inference %.4f s/batch (%.1f img/s); vs native: log-probs %s, grads rel L2 %s, within parity bounds %s, within TF32 bounds %s"
       % (d["train_s_per_batch"], d["train_images_per_s"], d["infer_s_per_batch"], d["infer_images_per_s"],
-         v.get("log_probs_max_abs_diff"), v.get("grad_max_rel_l2"), v.get("within_parity_bounds")))' "$OUTDIR/$name.json" 2> /dev/null
+         v.get("log_probs_max_abs_diff"), v.get("grad_max_rel_l2"), v.get("within_parity_bounds"),
+         v.get("within_tf32_bounds")))' "$OUTDIR/$name.json" 2> /dev/null
   for d in target/environment "$HOME/.cache/cubecl"; do
     [ -d "$d" ] && echo "   cache $d: $(du -sh "$d" | cut -f1), $(find "$d" -type f | wc -l) files"
   done
