@@ -147,6 +147,18 @@ impl Blt {
         above_prev: Option<&Tensor<4>>,
     ) -> Tensor<4> {
         let b = conv2d(&layer.bottom_up, input);
+        self.layer_step_from(layer, ln, b, own_prev, above_prev)
+    }
+
+    /// [`Self::layer_step`] from the bottom-up drive `b` already computed.
+    fn layer_step_from(
+        &self,
+        layer: &BltConv,
+        ln: &Option<LayerNormChw>,
+        b: Tensor<4>,
+        own_prev: Option<&Tensor<4>>,
+        above_prev: Option<&Tensor<4>>,
+    ) -> Tensor<4> {
         let l = match (&layer.lateral, own_prev) {
             (Some(m), Some(p)) => Some(conv2d(m, p.clone())),
             _ => None,
@@ -188,25 +200,37 @@ impl Blt {
             retina: keep_areas.then(|| r.clone()),
             ..ModelOutput::new()
         };
+        // Reference quirk: with `faithful_v1`, V1 is never given its lateral/top-down input, so
+        // its output and V2's bottom-up drive of it are the same at every step: computed once,
+        // as the native engine does. The graph reuses the one tensor, so autodiff sums its
+        // gradient over the steps before one backward — the same gradient, one backward
+        // instead of T.
+        let v1_once = faithful.then(|| {
+            let a1 = self.layer_step(&self.v1, &self.v1_ln, r.clone(), None, None);
+            let v2_drive = conv2d(&self.v2.bottom_up, pool(a1.clone()));
+            (a1, v2_drive)
+        });
         for _t in 0..self.config.timesteps {
             // At t = 0 nothing exists at t − 1: every layer is purely bottom-up.
             let p = prev.as_ref();
-            let a1 = if faithful {
-                // Reference quirk: V1 is never given its lateral/top-down input.
-                self.layer_step(&self.v1, &self.v1_ln, r.clone(), None, None)
-            } else {
-                self.layer_step(
-                    &self.v1,
-                    &self.v1_ln,
-                    r.clone(),
-                    p.map(|p| &p[0]),
-                    p.map(|p| &p[1]),
-                )
+            let (a1, v2_drive) = match &v1_once {
+                Some((a1, drive)) => (a1.clone(), drive.clone()),
+                None => {
+                    let a1 = self.layer_step(
+                        &self.v1,
+                        &self.v1_ln,
+                        r.clone(),
+                        p.map(|p| &p[0]),
+                        p.map(|p| &p[1]),
+                    );
+                    let drive = conv2d(&self.v2.bottom_up, pool(a1.clone()));
+                    (a1, drive)
+                }
             };
-            let a2 = self.layer_step(
+            let a2 = self.layer_step_from(
                 &self.v2,
                 &self.v2_ln,
-                pool(a1.clone()),
+                v2_drive,
                 p.map(|p| &p[1]),
                 p.map(|p| &p[2]),
             );
