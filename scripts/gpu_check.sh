@@ -54,13 +54,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 # Unpack what scripts/gpu_pack.sh compressed (xz, read with Python's lzma: no xz binary needed).
-for z in .gpu/*.xz; do
-  [ -e "$z" ] || continue
-  f="${z%.xz}"
-  [ -e "$f" ] && [ "$f" -nt "$z" ] && continue
-  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$z" "$f" \
-    && chmod +x "$f"
-done
+# shellcheck source=scripts/gpu_unpack.sh
+. scripts/gpu_unpack.sh
 V="${VENTRAL:-.gpu/ventral}"
 CSV="$OUTDIR/gpu_check.csv"
 echo "what,model,timesteps,batch,side,precision,images_per_s,seconds" > "$CSV"

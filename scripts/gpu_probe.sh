@@ -17,13 +17,8 @@ OUTDIR="${1:-gpu_probe_out}"
 mkdir -p "$OUTDIR"
 PY="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda:0}"
-for z in .gpu/*.xz; do
-  [ -e "$z" ] || continue
-  f="${z%.xz}"
-  [ -e "$f" ] && [ "$f" -nt "$z" ] && continue
-  "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$z" "$f" \
-    && chmod +x "$f"
-done
+# shellcheck source=scripts/gpu_unpack.sh
+. scripts/gpu_unpack.sh
 V="${VENTRAL:-.gpu/ventral}"
 if command -v nvidia-smi > /dev/null; then
   nvidia-smi dmon -s u -d 1 > "$OUTDIR/dmon.txt" 2>&1 &
