@@ -205,27 +205,18 @@ impl Blt {
         // as the native engine does. The graph reuses the one tensor, so autodiff sums its
         // gradient over the steps before one backward — the same gradient, one backward
         // instead of T.
-        let v1_once = faithful.then(|| {
-            let a1 = self.layer_step(&self.v1, &self.v1_ln, r.clone(), None, None);
+        let v1_and_v2_drive = |own_prev: Option<&Tensor<4>>, above_prev: Option<&Tensor<4>>| {
+            let a1 = self.layer_step(&self.v1, &self.v1_ln, r.clone(), own_prev, above_prev);
             let v2_drive = conv2d(&self.v2.bottom_up, pool(a1.clone()));
             (a1, v2_drive)
-        });
+        };
+        let v1_once = faithful.then(|| v1_and_v2_drive(None, None));
         for _t in 0..self.config.timesteps {
             // At t = 0 nothing exists at t − 1: every layer is purely bottom-up.
             let p = prev.as_ref();
             let (a1, v2_drive) = match &v1_once {
                 Some((a1, drive)) => (a1.clone(), drive.clone()),
-                None => {
-                    let a1 = self.layer_step(
-                        &self.v1,
-                        &self.v1_ln,
-                        r.clone(),
-                        p.map(|p| &p[0]),
-                        p.map(|p| &p[1]),
-                    );
-                    let drive = conv2d(&self.v2.bottom_up, pool(a1.clone()));
-                    (a1, drive)
-                }
+                None => v1_and_v2_drive(p.map(|p| &p[0]), p.map(|p| &p[1])),
             };
             let a2 = self.layer_step_from(
                 &self.v2,
