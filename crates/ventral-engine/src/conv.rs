@@ -54,6 +54,10 @@ const DIRECT_WGRAD_MIN_SIDE: usize = 32;
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
 
+/// Output rows narrower than this unfold through a zero-padded copy of each input plane
+/// ([`Conv::im2col`]). Measured on the ConvRNN presets' maps (8 × 8 to 2 × 2).
+const SMALL_MAP_BELOW: usize = 16;
+
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
 
@@ -246,6 +250,27 @@ impl Conv {
     fn im2col(&self, x: &[f32], batch: usize, b0: usize, b1: usize, col: &mut [f32]) {
         let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
         let n = (b1 - b0) * howo;
+        if self.small_maps() {
+            let (hp, wp) = self.padded_plane();
+            col[..self.kdim() * n]
+                .par_chunks_mut(k * k * n)
+                .with_min_len(crate::min_items(k * k * n))
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0f32; hp * wp],
+                    |buf, (c, dst)| {
+                        for (bi, b) in (b0..b1).enumerate() {
+                            let src = &x[(c * batch + b) * hiwi..(c * batch + b + 1) * hiwi];
+                            self.pad_plane(src, buf);
+                            for tap in 0..k * k {
+                                let d = &mut dst[tap * n + bi * howo..tap * n + (bi + 1) * howo];
+                                self.tap_rows(buf, tap, d);
+                            }
+                        }
+                    },
+                );
+            return;
+        }
         col[..self.kdim() * n]
             .par_chunks_mut(n)
             .with_min_len(crate::min_items(n))
@@ -259,6 +284,59 @@ impl Conv {
                     self.gather_plane(src, d, kh, kw);
                 }
             });
+    }
+
+    /// Output rows narrower than [`SMALL_MAP_BELOW`], or strides above 1: unfolded through one
+    /// zero-padded copy of each input plane ([`Self::pad_plane`], [`Self::tap_rows`]) instead
+    /// of row by row, where [`Self::gather_plane`]'s per-row work (ranges, fills, a `memcpy`
+    /// call per few floats) costs more than the copying itself (the ConvRNNs' 8 × 8 to 2 × 2
+    /// maps). Only the unfolding: folding back ([`Self::col2im`]) through such a copy measured
+    /// slower than row by row (the copy in and out costs what the short rows save).
+    fn small_maps(&self) -> bool {
+        self.ho > 0 && self.wo > 0 && (self.wo < SMALL_MAP_BELOW || self.stride > 1)
+    }
+
+    /// Size of the zero-padded plane every tap of every output pixel reads inside.
+    fn padded_plane(&self) -> (usize, usize) {
+        let (k, s) = (self.k, self.stride);
+        ((self.ho - 1) * s + k, (self.wo - 1) * s + k)
+    }
+
+    /// `buf` = the plane `src` at offset `(pad, pad)` of a zero plane [`Self::padded_plane`]
+    /// large (input pixels no tap reaches are left out).
+    fn pad_plane(&self, src: &[f32], buf: &mut [f32]) {
+        let (hp, wp) = self.padded_plane();
+        let p = self.pad;
+        buf.fill(0.0);
+        let (w0, w1) = (p.min(wp), (p + self.wi).min(wp));
+        for ih in 0..self.hi {
+            let r = ih + p;
+            if r >= hp {
+                break;
+            }
+            crate::kernel::copy_small(
+                &mut buf[r * wp + w0..r * wp + w1],
+                &src[ih * self.wi..ih * self.wi + (w1 - w0)],
+            );
+        }
+    }
+
+    /// Tap `(kh, kw)` (`tap = kh·k + kw`) of every output pixel, read from the padded plane.
+    fn tap_rows(&self, buf: &[f32], tap: usize, d: &mut [f32]) {
+        let (_, wp) = self.padded_plane();
+        let (k, s, wo) = (self.k, self.stride, self.wo);
+        let (kh, kw) = (tap / k, tap % k);
+        for oh in 0..self.ho {
+            let row = &mut d[oh * wo..(oh + 1) * wo];
+            let b = (oh * s + kh) * wp + kw;
+            if s == 1 {
+                crate::kernel::copy_small(row, &buf[b..b + wo]);
+            } else {
+                row.iter_mut()
+                    .enumerate()
+                    .for_each(|(ow, v)| *v = buf[b + ow * s]);
+            }
+        }
     }
 
     /// One (kh, kw) tap of one image plane: `d[oh, ow] = src[oh·s + kh − p, ow·s + kw − p]`.
