@@ -1,7 +1,7 @@
 //! ConvRNNs through the binary: a CPU-sized reciprocal-gated ConvRNN trains from
-//! `configs/convrnn_cpu.toml`, a run killed with SIGKILL and resumed ends with byte-identical
-//! weights and metrics, `record --run` writes its nodes per step, `pareto` reads the runs, and
-//! `size` reads a PyTorchTNN graph JSON as it is.
+//! `configs/convrnn_cpu.toml` (its steps in two data-parallel shards), a run killed with
+//! SIGKILL and resumed ends with byte-identical weights and metrics, `record --run` writes its
+//! nodes per step, `pareto` reads the runs, and `size` reads a PyTorchTNN graph JSON as it is.
 
 #![allow(clippy::unwrap_used)]
 
@@ -29,8 +29,9 @@ fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
         &format!("data.path={}", data.display()),
         "--set",
         "train.epochs=2",
+        // Two data-parallel shards of 16 per step (`ventral_models::shards`).
         "--set",
-        "train.batch_size=16",
+        "train.batch_size=32",
         "--set",
         "train.checkpoint_steps=3",
         "--set",

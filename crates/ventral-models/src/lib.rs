@@ -21,6 +21,7 @@ pub mod params;
 pub mod precision;
 pub mod rcnn_sat;
 pub mod registry;
+pub mod shards;
 pub mod size;
 
 pub use blt::Blt;

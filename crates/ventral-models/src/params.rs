@@ -365,6 +365,8 @@ struct GradCollector<'a> {
     grads: &'a burn::tensor::Gradients,
     out: NamedTensors,
     error: FirstError,
+    /// PyTorch's layout (else burn's, as the parameter is stored).
+    torch: bool,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
@@ -384,20 +386,47 @@ impl ModuleVisitor for GradCollector<'_> {
         let Some(data) = self.error.read(read) else {
             return;
         };
-        let data = other_layout(kind, data, &burn_shape);
-        self.out
-            .insert(self.path.name(), (torch_shape(kind, &burn_shape), data));
+        let (shape, data) = if self.torch {
+            (
+                torch_shape(kind, &burn_shape),
+                other_layout(kind, data, &burn_shape),
+            )
+        } else {
+            (burn_shape, data)
+        };
+        self.out.insert(self.path.name(), (shape, data));
     }
 }
 
 /// Gradients of every parameter that received one, by name, in PyTorch layout. Fails only
 /// when the backend cannot read a gradient back ([`ModelError::Read`]).
 pub fn gradients<M: Module>(m: &M, grads: &burn::tensor::Gradients) -> Result<NamedTensors> {
+    collect_gradients(m, grads, true)
+}
+
+/// Gradients of every parameter that received one, by name, flattened in the layout burn
+/// stores each parameter in (what an optimiser step takes as named gradients).
+pub fn gradients_burn_layout<M: Module>(
+    m: &M,
+    grads: &burn::tensor::Gradients,
+) -> Result<BTreeMap<String, Vec<f32>>> {
+    Ok(collect_gradients(m, grads, false)?
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect())
+}
+
+fn collect_gradients<M: Module>(
+    m: &M,
+    grads: &burn::tensor::Gradients,
+    torch: bool,
+) -> Result<NamedTensors> {
     let mut c = GradCollector {
         path: Path::default(),
         grads,
         out: BTreeMap::new(),
         error: FirstError::default(),
+        torch,
     };
     m.visit(&mut c);
     c.error.into_result(c.out)

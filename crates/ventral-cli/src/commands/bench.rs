@@ -345,7 +345,8 @@ fn vs_native(cfg: &BltConfig, base: &Device, n: usize) -> Result<serde_json::Val
 
 /// Any registered model on burn (what `ventral train` runs for non-BLT families): inference
 /// (forward on the plain device, no autodiff) and a training step (forward, NLL at the decoder or the
-/// last step, backward, Adam), with the image shown at every step. The model's configuration
+/// last step, backward, Adam), with the image shown at every step; both in data-parallel shards
+/// on the CPU where `ventral train` takes them (`ventral_models::shards`). The model's configuration
 /// goes into the JSON (`config`) so a reference implementation can build the same network.
 fn bench_registered(
     cfg: &ventral_models::ModelConfig,
@@ -386,9 +387,15 @@ fn bench_registered(
     };
     // As `ventral train` runs them: on a pool worker (`on_pool`).
     use ventral_models::engine_ops::on_pool;
+    // As evaluations run: data-parallel shards on the CPU (`ventral_models::shards`).
+    let shards = ventral_models::shards::ranges(b, &model, &base);
     let infer = time(a.warmup, a.iters, || {
-        let o = on_pool(|| autocast(precision(a), || model.forward(x.clone())));
-        read_f32(&o.log_probs[t_last], "the log-probabilities")?;
+        on_pool(|| {
+            ventral_models::shards::map(&model, &base, &x, &shards, |m, xs, _| {
+                let o = autocast(precision(a), || m.forward(xs));
+                read_f32(&o.log_probs[t_last], "the log-probabilities").map(|_| ())
+            })
+        })?;
         Ok(())
     })?;
     let ad = base.clone().autodiff();
@@ -406,16 +413,33 @@ fn bench_registered(
         let Some(m) = model.take() else {
             bail!("no model")
         };
-        let g = on_pool(|| {
-            let o = autocast(precision(a), || m.forward(xa.clone()));
+        // As `ventral train` steps: data-parallel shards on the CPU (`ventral_models::shards`).
+        let one = |m: &Model, xs: Tensor<4>, ys: Tensor<1, Int>, share: f64| {
+            let nb = ys.dims()[0];
+            let o = autocast(precision(a), || m.forward(xs));
             let lp = o
                 .decoded
                 .clone()
                 .unwrap_or_else(|| o.log_probs[t_last].clone());
-            let loss = lp.gather(1, y.clone().reshape([b, 1])).mean().neg();
+            let loss = lp.gather(1, ys.reshape([nb, 1])).mean().neg();
+            let loss = if share == 1.0 { loss } else { loss * share };
             read_f32(&loss, "the loss").map(|_| loss.backward())
-        })?;
-        let m = opt.step(m, &g, 1e-3, 1.0);
+        };
+        let shards = ventral_models::shards::ranges(b, &m, &ad);
+        let m = if shards.len() == 1 {
+            let g = on_pool(|| one(&m, xa.clone(), y.clone(), 1.0))?;
+            opt.step(m, &g, 1e-3, 1.0)
+        } else {
+            let parts = on_pool(|| {
+                ventral_models::shards::map(&m, &ad, &xa, &shards, |ms, xs, r| {
+                    let share = r.len() as f64 / b as f64;
+                    let g = one(ms, xs, y.clone().slice([r]), share)?;
+                    Ok::<_, anyhow::Error>(ventral_models::shards::named_grads(ms, &g)?)
+                })
+            })?;
+            let g = ventral_models::shards::sum(parts);
+            opt.step_from(m, Grads::Named(&g), 1e-3, 1.0)
+        };
         // On a GPU the Adam step is queued: the step ends when the device has run it.
         base.sync()
             .map_err(|e| anyhow::anyhow!("device {}: {e:?}", a.device))?;

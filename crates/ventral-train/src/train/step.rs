@@ -122,23 +122,86 @@ pub(super) fn forward_backward(
         });
     }
     let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
+    let shards = ventral_models::shards::ranges(n, model, device);
+    if shards.len() == 1 {
+        let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
+        let s = shard_step(model, x, &y, &b.labels, weights, 1.0, precision)?;
+        return Ok(StepOutput {
+            nll: s.nll,
+            correct: s.correct,
+            loss: s.loss,
+            grad_norm: grad_norm(model, &s.grads)?,
+            grads: StepGrads::Autodiff(s.grads),
+        });
+    }
+    // Data-parallel shards (`ventral_models::shards`): each its share of the batch mean.
+    let parts = ventral_models::shards::map(model, device, &x, &shards, |m, xs, r| {
+        let labels = &b.labels[r.clone()];
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [r.len()]), device);
+        let share = r.len() as f64 / n as f64;
+        let s = shard_step(m, xs, &y, labels, weights, share, precision)?;
+        let g = ventral_models::shards::named_grads(m, &s.grads)?;
+        Ok::<_, crate::error::TrainError>((share, s, g))
+    })?;
+    let mut loss = 0.0;
+    let mut grads = Vec::with_capacity(parts.len());
+    for (share, s, g) in parts {
+        for t in 0..t_steps {
+            nll[t] += share * s.nll[t];
+            correct[t] += s.correct[t];
+        }
+        loss += s.loss;
+        grads.push(g);
+    }
+    let g = ventral_models::shards::sum(grads);
+    Ok(StepOutput {
+        nll,
+        correct,
+        loss,
+        grad_norm: named_grad_norm(&g),
+        grads: StepGrads::Named(g),
+    })
+}
+
+/// One shard's forward, loss and backward on burn's autodiff.
+struct Shard {
+    nll: Vec<f64>,
+    correct: Vec<u64>,
+    /// Its loss, `share`-weighted.
+    loss: f64,
+    grads: burn::tensor::Gradients,
+}
+
+/// Forward, loss (`share` · Σₜ wₜ·NLLₜ, or the temporal decoder's NLL) and backward of the
+/// images `x` (labels `y`, also as `labels`) on burn's autodiff.
+fn shard_step(
+    model: &Model,
+    x: Tensor<4>,
+    y: &Tensor<1, Int>,
+    labels: &[i64],
+    weights: &[f64],
+    share: f64,
+    precision: Precision,
+) -> Result<Shard> {
+    let t_steps = weights.len();
+    let (mut nll, mut correct) = (vec![0.0; t_steps], vec![0u64; t_steps]);
     let out = autocast(precision, || model.forward(x));
     // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
     // loss is its output's NLL, as in the original; the per-step NLLs are still recorded.
     let at_decoder = model.config().decoder().is_some_and(|(_, at)| at);
+    let scaled = |l: Tensor<1>, w: f64| if w == 1.0 { l } else { l * w };
     let mut loss: Option<Tensor<1>> = out
         .decoded
         .as_ref()
         .filter(|_| at_decoder)
-        .map(|d| mean_nll(d, &y));
+        .map(|d| scaled(mean_nll(d, y), share));
     let sum_steps = loss.is_none();
     for t in 0..t_steps {
-        let (l, lv, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels, "a step's loss")?;
+        let (l, lv, c) = nll_and_correct(&out.log_probs[t], y, labels, "a step's loss")?;
         nll[t] = lv as f64;
         correct[t] = c;
         if sum_steps {
-            let l = l * weights[t];
+            let l = l * (weights[t] * share);
             loss = Some(match loss {
                 None => l,
                 Some(a) => a + l,
@@ -149,13 +212,11 @@ pub(super) fn forward_backward(
         crate::error::TrainError::Config("the model has no time steps to train".into())
     })?;
     let lv = read_scalar(&loss, "the loss")?;
-    let grads = loss.backward();
-    Ok(StepOutput {
+    Ok(Shard {
         nll,
         correct,
         loss: lv as f64,
-        grad_norm: grad_norm(model, &grads)?,
-        grads: StepGrads::Autodiff(grads),
+        grads: loss.backward(),
     })
 }
 
@@ -199,19 +260,43 @@ pub(super) fn evaluate(
             continue;
         }
         let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
-        let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
-        // On a pool worker (`on_pool`): small parallel passes run inline.
-        let out = ventral_models::engine_ops::on_pool(|| autocast(precision, || model.forward(x)));
-        for t in 0..t_steps {
-            let (_, lv, c) = nll_and_correct(&out.log_probs[t], &y, &b.labels, "a step's loss")?;
-            loss[t] += lv as f64 * n as f64;
-            correct[t] += c;
-        }
-        if let Some(d) = &out.decoded {
-            let (_, lv, c) = nll_and_correct(d, &y, &b.labels, "the decoder's loss")?;
-            let acc = decoder.get_or_insert((0.0, 0));
-            acc.0 += lv as f64 * n as f64;
-            acc.1 += c;
+        // On a pool worker (`on_pool`): small parallel passes run inline; data-parallel
+        // shards on the CPU (`ventral_models::shards`; each image's outputs are its own).
+        let shards = ventral_models::shards::ranges(n, model, device);
+        let parts = ventral_models::engine_ops::on_pool(|| {
+            ventral_models::shards::map(model, device, &x, &shards, |m, xs, r| {
+                let labels = &b.labels[r.clone()];
+                let y = Tensor::<1, Int>::from_data(
+                    TensorData::new(labels.to_vec(), [r.len()]),
+                    device,
+                );
+                let out = autocast(precision, || m.forward(xs));
+                let mut steps = Vec::with_capacity(t_steps);
+                for t in 0..t_steps {
+                    let (_, lv, c) =
+                        nll_and_correct(&out.log_probs[t], &y, labels, "a step's loss")?;
+                    steps.push((lv as f64 * r.len() as f64, c));
+                }
+                let dec = match &out.decoded {
+                    Some(d) => {
+                        let (_, lv, c) = nll_and_correct(d, &y, labels, "the decoder's loss")?;
+                        Some((lv as f64 * r.len() as f64, c))
+                    }
+                    None => None,
+                };
+                Ok::<_, crate::error::TrainError>((steps, dec))
+            })
+        })?;
+        for (steps, dec) in parts {
+            for (t, (l, c)) in steps.into_iter().enumerate() {
+                loss[t] += l;
+                correct[t] += c;
+            }
+            if let Some((l, c)) = dec {
+                let acc = decoder.get_or_insert((0.0, 0));
+                acc.0 += l;
+                acc.1 += c;
+            }
         }
         seen += n as u64;
     }
