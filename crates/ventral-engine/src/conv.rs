@@ -54,9 +54,11 @@ const DIRECT_WGRAD_MIN_SIDE: usize = 32;
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
 
-/// Output rows narrower than this unfold through a zero-padded copy of each input plane
-/// ([`Conv::im2col`]). Measured on the ConvRNN presets' maps (8 × 8 to 2 × 2).
-const SMALL_MAP_BELOW: usize = 16;
+/// Output rows narrower than this unfold through a table of tap offsets ([`Conv::im2col`]).
+/// Measured on the ConvRNN presets' maps, one thread, batch 16 (`im2col` alone): 2 × 2
+/// 266 → 107–135 µs (128 channels), 4 × 4 172–345 → 96–190 µs; 8 × 8 no faster (360 → 380–500
+/// µs: there the unfolded rows are whole 8-float moves already), so it stays row by row.
+const SMALL_MAP_BELOW: usize = 8;
 
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
@@ -251,21 +253,26 @@ impl Conv {
         let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
         let n = (b1 - b0) * howo;
         if self.small_maps() {
-            let (hp, wp) = self.padded_plane();
+            // Per channel: its planes copied with one zero after each (`Hi·Wi + 1` apart), so
+            // that every tap of every output pixel is one load through a table of offsets
+            // (a padding tap reads the zero): no per-row work at all.
+            let taps = self.tap_table();
+            let stride = hiwi + 1;
             col[..self.kdim() * n]
                 .par_chunks_mut(k * k * n)
                 .with_min_len(crate::min_items(k * k * n))
                 .enumerate()
                 .for_each_init(
-                    || vec![0.0f32; hp * wp],
+                    || vec![0.0f32; (b1 - b0) * stride],
                     |buf, (c, dst)| {
-                        for (bi, b) in (b0..b1).enumerate() {
-                            let src = &x[(c * batch + b) * hiwi..(c * batch + b + 1) * hiwi];
-                            self.pad_plane(src, buf);
-                            for tap in 0..k * k {
-                                let d = &mut dst[tap * n + bi * howo..tap * n + (bi + 1) * howo];
-                                self.tap_rows(buf, tap, d);
-                            }
+                        let src_c = &x[(c * batch + b0) * hiwi..(c * batch + b1) * hiwi];
+                        for (plane, s) in buf.chunks_exact_mut(stride).zip(src_c.chunks(hiwi)) {
+                            plane[..hiwi].copy_from_slice(s);
+                            plane[hiwi] = 0.0;
+                        }
+                        for (tap, d) in dst.chunks_exact_mut(n).enumerate() {
+                            let t = &taps[tap * howo..(tap + 1) * howo];
+                            crate::kernel::gather_planes(d, buf, stride, t);
                         }
                     },
                 );
@@ -286,57 +293,37 @@ impl Conv {
             });
     }
 
-    /// Output rows narrower than [`SMALL_MAP_BELOW`], or strides above 1: unfolded through one
-    /// zero-padded copy of each input plane ([`Self::pad_plane`], [`Self::tap_rows`]) instead
-    /// of row by row, where [`Self::gather_plane`]'s per-row work (ranges, fills, a `memcpy`
-    /// call per few floats) costs more than the copying itself (the ConvRNNs' 8 × 8 to 2 × 2
-    /// maps). Only the unfolding: folding back ([`Self::col2im`]) through such a copy measured
-    /// slower than row by row (the copy in and out costs what the short rows save).
+    /// Output rows narrower than [`SMALL_MAP_BELOW`]: unfolded through a table of tap offsets
+    /// ([`Self::tap_table`]) instead of row by row, where [`Self::gather_plane`]'s per-row work
+    /// (ranges, fills, a `memcpy` call per few floats) costs more than the copying itself (the
+    /// ConvRNNs' 4 × 4 and 2 × 2 maps). Only the unfolding: folding back ([`Self::col2im`])
+    /// through a padded copy measured slower than row by row.
     fn small_maps(&self) -> bool {
-        self.ho > 0 && self.wo > 0 && (self.wo < SMALL_MAP_BELOW || self.stride > 1)
+        self.ho > 0 && self.wo > 0 && self.wo < SMALL_MAP_BELOW
     }
 
-    /// Size of the zero-padded plane every tap of every output pixel reads inside.
-    fn padded_plane(&self) -> (usize, usize) {
-        let (k, s) = (self.k, self.stride);
-        ((self.ho - 1) * s + k, (self.wo - 1) * s + k)
-    }
-
-    /// `buf` = the plane `src` at offset `(pad, pad)` of a zero plane [`Self::padded_plane`]
-    /// large (input pixels no tap reaches are left out).
-    fn pad_plane(&self, src: &[f32], buf: &mut [f32]) {
-        let (hp, wp) = self.padded_plane();
-        let p = self.pad;
-        buf.fill(0.0);
-        let (w0, w1) = (p.min(wp), (p + self.wi).min(wp));
-        for ih in 0..self.hi {
-            let r = ih + p;
-            if r >= hp {
-                break;
-            }
-            crate::kernel::copy_small(
-                &mut buf[r * wp + w0..r * wp + w1],
-                &src[ih * self.wi..ih * self.wi + (w1 - w0)],
-            );
-        }
-    }
-
-    /// Tap `(kh, kw)` (`tap = kh·k + kw`) of every output pixel, read from the padded plane.
-    fn tap_rows(&self, buf: &[f32], tap: usize, d: &mut [f32]) {
-        let (_, wp) = self.padded_plane();
-        let (k, s, wo) = (self.k, self.stride, self.wo);
-        let (kh, kw) = (tap / k, tap % k);
-        for oh in 0..self.ho {
-            let row = &mut d[oh * wo..(oh + 1) * wo];
-            let b = (oh * s + kh) * wp + kw;
-            if s == 1 {
-                crate::kernel::copy_small(row, &buf[b..b + wo]);
-            } else {
-                row.iter_mut()
-                    .enumerate()
-                    .for_each(|(ow, v)| *v = buf[b + ow * s]);
+    /// Per tap `(kh, kw)`, the input offset of every output pixel, or `Hi·Wi` where the tap
+    /// falls in the padding (the zero [`Self::im2col`] puts after each plane): `[k²][Ho·Wo]`.
+    fn tap_table(&self) -> Vec<u32> {
+        let (k, s, p) = (self.k, self.stride, self.pad);
+        let zero = (self.hi * self.wi) as u32;
+        let mut t = Vec::with_capacity(k * k * self.ho * self.wo);
+        for kh in 0..k {
+            for kw in 0..k {
+                for oh in 0..self.ho {
+                    for ow in 0..self.wo {
+                        let (ih, iw) =
+                            ((oh * s + kh).wrapping_sub(p), (ow * s + kw).wrapping_sub(p));
+                        t.push(if ih < self.hi && iw < self.wi {
+                            (ih * self.wi + iw) as u32
+                        } else {
+                            zero
+                        });
+                    }
+                }
             }
         }
+        t
     }
 
     /// One (kh, kw) tap of one image plane: `d[oh, ow] = src[oh·s + kh − p, ow·s + kw − p]`.
