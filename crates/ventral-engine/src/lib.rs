@@ -8,6 +8,7 @@
 //! networks. Exactness is checked against burn's autodiff and PyTorch's reference (see the
 //! tests in `ventral-models`).
 
+pub mod act;
 pub mod blt;
 pub mod conv;
 pub mod kernel;

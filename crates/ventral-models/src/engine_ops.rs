@@ -33,6 +33,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use ventral_engine::act::Act;
 use ventral_engine::conv::{Conv, Scratch, add_bias, bias_grad};
 
 /// Process-wide switch (default on): off routes every [`conv2d`] to burn's implementation.
@@ -67,6 +68,12 @@ struct Geom {
 pub trait EngineOps: Backend {
     /// `ELU(x) = x` for `x > 0`, `α(eˣ − 1)` otherwise (PyTorch's `nn.ELU`).
     fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self>;
+
+    /// The logistic sigmoid `1 / (1 + e⁻ˣ)`.
+    fn engine_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `tanh x`.
+    fn engine_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// 2 × 2 max-pool with stride 2 and no padding on even-sized maps (PyTorch's
     /// `max_pool2d(x, 2)`: the first maximum of a window wins, NaN propagates).
@@ -147,6 +154,28 @@ pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
         // PyTorch's is α — and a ConvRNN node whose input is still zero (before the image
         // arrives) sits exactly there.
         burn::tensor::activation::elu(x, alpha)
+    }
+}
+
+/// The logistic sigmoid as one operation on the engine's vectorised `exp` (within 1.2e-7
+/// relative of float64; backward `dy·y(1 − y)` from the output) on the Flex CPU device in
+/// float32; burn's `activation::sigmoid` elsewhere.
+pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
+        Tensor::<D>::from_dispatch(<Dispatch as EngineOps>::engine_sigmoid(x.into_dispatch()))
+    } else {
+        burn::tensor::activation::sigmoid(x)
+    }
+}
+
+/// `tanh` as one operation on the engine's vectorised kernel (within 1.3e-7 relative of
+/// float64; backward `dy·(1 − y²)` from the output) on the Flex CPU device in float32; burn's
+/// `tanh` elsewhere.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
+        Tensor::<D>::from_dispatch(<Dispatch as EngineOps>::engine_tanh(x.into_dispatch()))
+    } else {
+        x.tanh()
     }
 }
 
@@ -311,40 +340,21 @@ fn max_pool_flex(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
     (flex(y, [b, c, h / 2, w / 2]), idx)
 }
 
-/// Elementwise over a slice, in parallel chunks for large ones (the same values either way).
-fn map_par(src: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut out = vec![0.0f32; src.len()];
-    out.par_chunks_mut(EW_CHUNK)
-        .zip(src.par_chunks(EW_CHUNK))
-        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v)));
-    out
-}
-
-/// `y = ELU(x)` on a Flex tensor (same shape).
-fn elu_flex(x: &FlexTensor, alpha: f64) -> FlexTensor {
+/// `y = act(x)` on a Flex tensor (same shape), on the engine's vectorised activations
+/// (`ventral_engine::act`).
+fn act_flex(x: &FlexTensor, act: Act) -> FlexTensor {
     let (dims, xs) = f32_parts(x);
-    let a = alpha as f32;
-    let y = map_par(&xs, |v| if v > 0.0 { v } else { (v.exp() - 1.0) * a });
+    let mut y = vec![0.0f32; xs.len()];
+    ventral_engine::act::forward(act, &xs, &mut y);
     FlexTensor::from_data(TensorData::new(y, dims))
 }
 
-/// `dx` of ELU from its output `y` and `dy`.
-fn elu_backward_flex(y: &FlexTensor, dy: &FlexTensor, alpha: f64) -> FlexTensor {
+/// `dx` of `act` from its output `y` and `dy`.
+fn act_backward_flex(y: &FlexTensor, dy: &FlexTensor, act: Act) -> FlexTensor {
     let (dims, ys) = f32_parts(y);
     let (_, dys) = f32_parts(dy);
-    let a = alpha as f32;
     let mut dx = vec![0.0f32; ys.len()];
-    {
-        use rayon::prelude::*;
-        dx.par_chunks_mut(EW_CHUNK)
-            .zip(ys.par_chunks(EW_CHUNK).zip(dys.par_chunks(EW_CHUNK)))
-            .for_each(|(d, (y, g))| {
-                for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
-                    *d = if y > 0.0 { g } else { g * (y + a) };
-                }
-            });
-    }
+    ventral_engine::act::backward(act, &ys, &dys, &mut dx);
     FlexTensor::from_data(TensorData::new(dx, dims))
 }
 
@@ -478,7 +488,15 @@ fn backward_flex(
 
 impl EngineOps for Flex {
     fn engine_elu(x: FlexTensor, alpha: f64) -> FlexTensor {
-        elu_flex(&x, alpha)
+        act_flex(&x, Act::Elu(alpha as f32))
+    }
+
+    fn engine_sigmoid(x: FlexTensor) -> FlexTensor {
+        act_flex(&x, Act::Sigmoid)
+    }
+
+    fn engine_tanh(x: FlexTensor) -> FlexTensor {
+        act_flex(&x, Act::Tanh)
     }
 
     fn engine_max_pool2x2(x: FlexTensor) -> FlexTensor {
@@ -602,20 +620,21 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
-/// The backward step of [`EngineOps::engine_elu`] under autodiff.
+/// The backward step of the activations ([`EngineOps::engine_elu`], `engine_sigmoid`,
+/// `engine_tanh`) under autodiff, from the output.
 #[derive(Debug)]
-struct EluBackward;
+struct ActBackward;
 
-impl Backward<Flex, 1> for EluBackward {
-    /// The output (shared storage) and α.
-    type State = (FlexTensor, f64);
+impl Backward<Flex, 1> for ActBackward {
+    /// The output (shared storage) and the activation.
+    type State = (FlexTensor, Act);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         if let Some(node) = parent {
-            let (y, alpha) = ops.state;
-            grads.register::<Flex>(node.id, elu_backward_flex(&y, &dy, alpha));
+            let (y, act) = ops.state;
+            grads.register::<Flex>(node.id, act_backward_flex(&y, &dy, act));
         }
     }
 }
@@ -663,6 +682,22 @@ impl Backward<Flex, 4> for GatedSumBackward {
     }
 }
 
+/// `act(x)` under autodiff: the output kept for the backward step ([`ActBackward`]).
+fn act_autodiff<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    act: Act,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let prep = ActBackward
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful();
+    let y = act_flex(&x.into_primitive(), act);
+    match prep {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), act), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
 impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
     fn engine_gated_sum(
         a: FloatTensor<Self>,
@@ -700,15 +735,15 @@ impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
     }
 
     fn engine_elu(x: FloatTensor<Self>, alpha: f64) -> FloatTensor<Self> {
-        let prep = EluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let y = elu_flex(&x.into_primitive(), alpha);
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((y.clone(), alpha), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        act_autodiff::<C>(x, Act::Elu(alpha as f32))
+    }
+
+    fn engine_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        act_autodiff::<C>(x, Act::Sigmoid)
+    }
+
+    fn engine_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        act_autodiff::<C>(x, Act::Tanh)
     }
 
     fn engine_conv2d(

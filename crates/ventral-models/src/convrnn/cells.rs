@@ -3,8 +3,8 @@
 //! [`crate::cell::RecurrentCell`] through [`Cell`]; states are `[batch, C, H, W]` tensors
 //! (LSTM: `[c, h]` stacked on channels; reciprocal gated cell: `[cell, out]`), zero at t = 0.
 
+use crate::engine_ops::{sigmoid, tanh};
 use burn::module::{Module, Param};
-use burn::tensor::activation::sigmoid;
 
 use crate::engine_ops::gated_sum;
 
@@ -551,7 +551,7 @@ impl RecurrentCell for Cell {
             Cell::Ugrnn(c) => {
                 let [g, cc] = split::<2>(c.conv.forward(Tensor::cat(vec![x, state.clone()], 1)));
                 let g = sigmoid(maybe_ln(&c.ln_g_act, g) + c.forget_bias);
-                let cc = maybe_ln(&c.ln_c_act, cc).tanh();
+                let cc = tanh(maybe_ln(&c.ln_c_act, cc));
                 let h = gated_sum((g.clone(), state), (g, cc), COMPLEMENT);
                 (h.clone(), h)
             }
@@ -561,7 +561,7 @@ impl RecurrentCell for Cell {
                         .forward(Tensor::cat(vec![x.clone(), state.clone()], 1)),
                 );
                 let gh = sigmoid(maybe_ln(&c.ln_gh_act, gh) + c.forget_bias);
-                let hh = maybe_ln(&c.ln_h_act, hh).tanh();
+                let hh = tanh(maybe_ln(&c.ln_h_act, hh));
                 let gy = sigmoid(maybe_ln(&c.ln_gy_act, gy) + c.forget_bias);
                 let yy = burn::tensor::activation::relu(maybe_ln(&c.ln_y_act, yy));
                 let y = gated_sum((gy.clone(), x), (gy, yy), COMPLEMENT);

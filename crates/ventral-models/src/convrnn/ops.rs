@@ -7,7 +7,7 @@ use burn::module::{
     Content, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor, Param,
 };
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -52,8 +52,8 @@ impl Act {
             Act::Identity => x,
             Act::Relu => relu(x),
             Act::Elu(a) => elu(x, a),
-            Act::Tanh => x.tanh(),
-            Act::Sigmoid => sigmoid(x),
+            Act::Tanh => crate::engine_ops::tanh(x),
+            Act::Sigmoid => crate::engine_ops::sigmoid(x),
             Act::LeakyRelu(s) => {
                 let neg = x.clone().clamp_max(0.0) * s;
                 x.clamp_min(0.0) + neg
