@@ -5,8 +5,8 @@
 //! and is not a multiple of 8 (the direct kernels and the im2col path), channel counts beyond
 //! the thin-layer limit, inputs that are strided views, untracked inputs (a frame) and the
 //! plain (non-autodiff) Flex device. Cases the engine does not take (groups, dilation,
-//! asymmetric padding, float64) must fall back to burn and say so. The fused `elu` against
-//! burn's `activation::elu` in float64: values and gradients, strided views, values at and
+//! asymmetric padding, float64) must fall back to burn and say so. The fused `elu`, `sigmoid`
+//! and `tanh` against burn's in float64: values and gradients, strided views, values at and
 //! around 0 and far below it.
 
 #![allow(clippy::unwrap_used)]
@@ -14,7 +14,7 @@
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
-use ventral_models::engine_ops::{conv2d, elu, frame_cache_hits, uses_engine};
+use ventral_models::engine_ops::{conv2d, elu, frame_cache_hits, sigmoid, tanh, uses_engine};
 
 mod common;
 use common::{SplitMix, max_rel};
@@ -273,63 +273,80 @@ fn other_convolutions_fall_back_to_burn() {
 }
 
 #[test]
-fn fused_elu_matches_burn_with_gradients() {
+fn fused_activations_match_burn_with_gradients() {
     let mut rng = SplitMix::new(21);
-    for (n, alpha, strided) in [
-        (1usize, 1.0, false),
-        (37, 1.0, true),
-        (5000, 0.5, false),
-        (70_001, 1.3, true),
-    ] {
-        let mut x = rng.normals(n);
-        // Exactly 0, tiny and very negative inputs.
-        for (i, v) in [0.0f32, -0.0, 1e-30, -1e-30, -40.0, -100.0, 3.0]
-            .iter()
-            .enumerate()
-        {
-            if i < n {
-                x[i] = *v;
+    // (name, engine, burn in float64); ELU at α = 1.3 where `alpha` says 1.3.
+    type Act = fn(Tensor<2>, f64) -> Tensor<2>;
+    let acts: [(&str, Act, Act); 3] = [
+        (
+            "ELU",
+            |x, a| elu(x, a),
+            |x, a| burn::tensor::activation::elu(x, a),
+        ),
+        (
+            "sigmoid",
+            |x, _| sigmoid(x),
+            |x, _| burn::tensor::activation::sigmoid(x),
+        ),
+        ("tanh", |x, _| tanh(x), |x, _| x.tanh()),
+    ];
+    for (name, ours, theirs) in acts {
+        for (n, alpha, strided) in [
+            (1usize, 1.0, false),
+            (37, 1.0, true),
+            (5000, 0.5, false),
+            (70_001, 1.3, true),
+        ] {
+            let mut x = rng.normals(n);
+            // Exactly 0, tiny, large and very negative inputs, tanh's polynomial's edge.
+            for (i, v) in [0.0f32, -0.0, 1e-30, -1e-30, -40.0, -100.0, 3.0, 0.625, 30.0]
+                .iter()
+                .enumerate()
+            {
+                if i < n {
+                    x[i] = *v;
+                }
             }
+            let g = rng.normals(n);
+            let run = |engine: bool| {
+                let dev = Device::flex().autodiff();
+                let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
+                let t = if engine { t } else { t.cast(FloatDType::F64) };
+                let leaf = t.detach().require_grad();
+                // A strided view: [n, 1] seen through a transpose as [1, n].
+                let input: Tensor<2> = if strided {
+                    leaf.clone().reshape([n, 1]).swap_dims(0, 1)
+                } else {
+                    leaf.clone().reshape([1, n])
+                };
+                let y = if engine {
+                    ours(input, alpha)
+                } else {
+                    theirs(input, alpha)
+                };
+                let gt = Tensor::<2>::from_data(TensorData::new(g.clone(), [1, n]), &dev);
+                let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+                let grads = (y.clone() * gt).sum().backward();
+                let f = |t: Tensor<1>| {
+                    t.cast(FloatDType::F32)
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap()
+                };
+                (f(y.reshape([n])), f(leaf.grad(&grads).unwrap()))
+            };
+            let (y, dx) = run(true);
+            let (y_ref, dx_ref) = run(false);
+            assert!(max_rel(&y, &y_ref) < 1e-6, "n {n}: {name} values");
+            // At exactly 0 ELU's two definitions' derivatives differ (burn's mask_where takes
+            // the exponential branch, slope α; PyTorch and the fused ELU take y + α = α as
+            // well) — so compare everywhere.
+            assert!(
+                max_rel(&dx, &dx_ref) < 1e-6,
+                "n {n}: {name} gradient {:e}",
+                max_rel(&dx, &dx_ref)
+            );
         }
-        let g = rng.normals(n);
-        let run = |engine: bool| {
-            let dev = Device::flex().autodiff();
-            let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
-            let t = if engine { t } else { t.cast(FloatDType::F64) };
-            let leaf = t.detach().require_grad();
-            // A strided view: [n, 1] seen through a transpose as [1, n].
-            let input: Tensor<2> = if strided {
-                leaf.clone().reshape([n, 1]).swap_dims(0, 1)
-            } else {
-                leaf.clone().reshape([1, n])
-            };
-            let y = if engine {
-                elu(input, alpha)
-            } else {
-                burn::tensor::activation::elu(input, alpha)
-            };
-            let gt = Tensor::<2>::from_data(TensorData::new(g.clone(), [1, n]), &dev);
-            let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
-            let grads = (y.clone() * gt).sum().backward();
-            let f = |t: Tensor<1>| {
-                t.cast(FloatDType::F32)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap()
-            };
-            (f(y.reshape([n])), f(leaf.grad(&grads).unwrap()))
-        };
-        let (y, dx) = run(true);
-        let (y_ref, dx_ref) = run(false);
-        assert!(max_rel(&y, &y_ref) < 1e-6, "n {n}: ELU values");
-        // At exactly 0 the two definitions' derivatives differ (burn's mask_where takes the
-        // exponential branch, slope α; PyTorch and the fused ELU take y + α = α as well) — so
-        // compare everywhere.
-        assert!(
-            max_rel(&dx, &dx_ref) < 1e-6,
-            "n {n}: ELU gradient {:e}",
-            max_rel(&dx, &dx_ref)
-        );
     }
 }
 
