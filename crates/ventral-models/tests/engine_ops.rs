@@ -327,13 +327,7 @@ fn fused_activations_match_burn_with_gradients() {
                 let gt = Tensor::<2>::from_data(TensorData::new(g.clone(), [1, n]), &dev);
                 let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
                 let grads = (y.clone() * gt).sum().backward();
-                let f = |t: Tensor<1>| {
-                    t.cast(FloatDType::F32)
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .unwrap()
-                };
-                (f(y.reshape([n])), f(leaf.grad(&grads).unwrap()))
+                (to_vec1(y.reshape([n])), to_vec1(leaf.grad(&grads).unwrap()))
             };
             let (y, dx) = run(true);
             let (y_ref, dx_ref) = run(false);
