@@ -1,7 +1,8 @@
 //! ConvRNNs through the binary: a CPU-sized reciprocal-gated ConvRNN trains from
 //! `configs/convrnn_cpu.toml` (its steps in two data-parallel shards), a run killed with
 //! SIGKILL and resumed ends with byte-identical weights and metrics, `record --run` writes its
-//! nodes per step, `pareto` reads the runs, and `size` reads a PyTorchTNN graph JSON as it is.
+//! nodes per step (in shards or whole, the same to round-off), `pareto` reads the runs, and
+//! `size` reads a PyTorchTNN graph JSON as it is.
 
 #![allow(clippy::unwrap_used)]
 
@@ -121,6 +122,54 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     assert_eq!(conv3[2], 32, "conv3's channels (GAP)");
     let w = z.read("readout_weight").unwrap().shape;
     assert_eq!(w, vec![8, 64], "the FC readout on the representation");
+
+    // Recorded in data-parallel shards (batch 64: four of 16) and whole (batch 16): the same
+    // per-image values to float32 round-off (the convolutions' sums run over other blocks).
+    let rec_on = |batch: &str, out: &Path| {
+        let o = bin()
+            .args([
+                "record",
+                "--run",
+                s(&reference),
+                "--data",
+                s(&data),
+                "--split",
+                "train",
+                "--layers",
+                "conv5",
+                "--batch-size",
+                batch,
+                "--out",
+                s(out),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut z = ventral_core::npy::NpzReader::open(out).unwrap();
+        ["outputs_all", "conv5"].map(|k| {
+            let a = z.read(k).unwrap();
+            assert!(
+                a.shape[1] >= 32,
+                "{k}: {:?}: too few images for shards",
+                a.shape
+            );
+            a.to_f32().unwrap()
+        })
+    };
+    let sharded = rec_on("64", &d.path().join("sharded.npz"));
+    let whole = rec_on("16", &d.path().join("whole.npz"));
+    for (a, b) in sharded.iter().zip(&whole) {
+        let scale = b.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff / scale <= 1e-5,
+            "sharded recording differs by {:e}",
+            diff / scale
+        );
+    }
 
     // Pareto over the runs.
     let par = d.path().join("pareto");

@@ -72,6 +72,34 @@ pub fn pool_area(a: Tensor<4>, pool: Pool, name: &str) -> Result<Tensor<2>> {
     })
 }
 
+/// Per step and stream, the shards' `[n_s, width]` arrays joined along the batch (in shard
+/// order); one shard's arrays as they are.
+fn join_shards(parts: Vec<Vec<Vec<Tensor<2>>>>) -> Vec<Vec<Tensor<2>>> {
+    let mut it = parts.into_iter();
+    let Some(first) = it.next() else {
+        return Vec::new();
+    };
+    let rest: Vec<Vec<Vec<Tensor<2>>>> = it.collect();
+    if rest.is_empty() {
+        return first;
+    }
+    first
+        .into_iter()
+        .enumerate()
+        .map(|(t, arrays)| {
+            arrays
+                .into_iter()
+                .enumerate()
+                .map(|(j, a)| {
+                    let mut all = vec![a];
+                    all.extend(rest.iter().map(|p| p[t][j].clone()));
+                    Tensor::cat(all, 0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// What to record beyond the reference keys.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -355,29 +383,35 @@ fn record_core(
                     .collect::<Result<_>>()?
             } else {
                 let x = Tensor::<4>::from_data(TensorData::new(x, [count, 3, s, s]), device);
-                // On a pool worker (`on_pool`): small parallel passes run inline.
-                let o = ventral_models::engine_ops::on_pool(|| {
-                    if opts.layers.is_empty() {
-                        model.forward(x)
-                    } else {
-                        model.forward_areas(x)
-                    }
-                });
-                (0..t_steps)
-                    .map(|t| {
-                        let mut arrays: Vec<Tensor<2>> =
-                            vec![o.log_probs[t].clone(), o.representations[t].clone()];
-                        for l in &opts.layers {
-                            let Some(a) = o.area(t, l) else {
-                                return Err(TrainError::Config(format!(
-                                    "the forward pass recorded no area `{l}` at step {t}"
-                                )));
-                            };
-                            arrays.push(pool_area(a.clone(), opts.pool, l)?);
-                        }
-                        Ok(arrays)
+                // On a pool worker (`on_pool`): small parallel passes run inline; in
+                // data-parallel shards on the CPU (`ventral_models::shards`: every recorded
+                // quantity is per image), joined along the batch afterwards.
+                let shards = ventral_models::shards::ranges(count, model, device);
+                let parts = ventral_models::engine_ops::on_pool(|| {
+                    ventral_models::shards::map(model, device, &x, &shards, |m, xs, _| {
+                        let o = if opts.layers.is_empty() {
+                            m.forward(xs)
+                        } else {
+                            m.forward_areas(xs)
+                        };
+                        (0..t_steps)
+                            .map(|t| {
+                                let mut arrays: Vec<Tensor<2>> =
+                                    vec![o.log_probs[t].clone(), o.representations[t].clone()];
+                                for l in &opts.layers {
+                                    let Some(a) = o.area(t, l) else {
+                                        return Err(TrainError::Config(format!(
+                                            "the forward pass recorded no area `{l}` at step {t}"
+                                        )));
+                                    };
+                                    arrays.push(pool_area(a.clone(), opts.pool, l)?);
+                                }
+                                Ok(arrays)
+                            })
+                            .collect::<Result<Vec<_>>>()
                     })
-                    .collect::<Result<_>>()?
+                })?;
+                join_shards(parts)
             };
             for (t, arrays) in per_step.into_iter().enumerate() {
                 for (st, arr) in streams.iter_mut().zip(arrays) {
