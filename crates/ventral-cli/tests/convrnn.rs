@@ -99,24 +99,18 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
         }
     }
 
+    // `record --run` on the trained run with `extra` arguments, into `out`.
+    let record = |extra: &[&str], out: &Path| {
+        let mut args = vec!["record", "--run", s(&reference), "--data", s(&data)];
+        args.extend_from_slice(extra);
+        args.extend(["--out", s(out)]);
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ventral_core::npy::NpzReader::open(out).unwrap()
+    };
+
     // Every node per step, by name.
-    let rec = d.path().join("rec.npz");
-    let o = bin()
-        .args([
-            "record",
-            "--run",
-            s(&reference),
-            "--data",
-            s(&data),
-            "--layers",
-            "conv3,conv5",
-            "--out",
-            s(&rec),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut z = ventral_core::npy::NpzReader::open(&rec).unwrap();
+    let mut z = record(&["--layers", "conv3,conv5"], &d.path().join("rec.npz"));
     let conv3 = z.read("conv3").unwrap().shape;
     assert_eq!(conv3[0], 7, "one row per step");
     assert_eq!(conv3[2], 32, "conv3's channels (GAP)");
@@ -126,26 +120,15 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     // Recorded in data-parallel shards (batch 64: four of 16) and whole (batch 16): the same
     // per-image values to float32 round-off (the convolutions' sums run over other blocks).
     let rec_on = |batch: &str, out: &Path| {
-        let o = bin()
-            .args([
-                "record",
-                "--run",
-                s(&reference),
-                "--data",
-                s(&data),
-                "--split",
-                "train",
-                "--layers",
-                "conv5",
-                "--batch-size",
-                batch,
-                "--out",
-                s(out),
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let mut z = ventral_core::npy::NpzReader::open(out).unwrap();
+        let extra = [
+            "--split",
+            "train",
+            "--layers",
+            "conv5",
+            "--batch-size",
+            batch,
+        ];
+        let mut z = record(&extra, out);
         ["outputs_all", "conv5"].map(|k| {
             let a = z.read(k).unwrap();
             assert!(

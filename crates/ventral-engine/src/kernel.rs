@@ -789,7 +789,7 @@ unsafe fn wtile<const R: usize, const Q: usize>(
 
 /// `d[j] = plane[t[j]]` for every plane: planes `stride` floats apart in `src`, their
 /// gathered copies `t.len()` apart in `dst` (as many as both hold). The loads are unchecked
-/// (the table is checked once), so the loop compiles to gathers.
+/// (the table is checked once per call, not once per load).
 ///
 /// # Panics
 /// When an offset in `t` is not below `stride`.
@@ -825,23 +825,8 @@ pub(crate) fn copy_small(dst: &mut [f32], src: &[f32]) {
         let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
         d.copy_from_slice(s);
     }
-    // The last 0–7 floats as at most one 4-, one 2- and one 1-float move: no loop (a copy
-    // loop would become a `memcpy` call again).
-    let (mut d, mut s) = (d8.into_remainder(), s8.remainder());
-    if d.len() >= 4 {
-        let (dh, dt) = d.split_at_mut(4);
-        let sh: &[f32; 4] = s[..4].try_into().unwrap_or(&[0.0; 4]);
-        dh.copy_from_slice(sh);
-        (d, s) = (dt, &s[4..]);
-    }
-    if d.len() >= 2 {
-        let (dh, dt) = d.split_at_mut(2);
-        let sh: &[f32; 2] = s[..2].try_into().unwrap_or(&[0.0; 2]);
-        dh.copy_from_slice(sh);
-        (d, s) = (dt, &s[2..]);
-    }
-    if let (Some(d), Some(s)) = (d.first_mut(), s.first()) {
-        *d = *s;
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+        *d = std::hint::black_box(*s);
     }
 }
 

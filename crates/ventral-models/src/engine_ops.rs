@@ -388,8 +388,8 @@ fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<G
     fits.then_some(Geom { stride: s, pad: p })
 }
 
-/// Flex, directly or under autodiff.
-fn on_flex(d: &Device) -> bool {
+/// Flex (burn's CPU backend), directly or under autodiff.
+pub(crate) fn on_flex(d: &Device) -> bool {
     matches!(
         d.clone().inner().as_dispatch(),
         burn::backend::DispatchDevice::Flex(_)

@@ -42,21 +42,17 @@ pub fn batch_coupled(model: &Model) -> bool {
     f.0
 }
 
-/// Whether `device` is burn's CPU backend (directly or under autodiff).
-pub fn on_cpu(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
-}
-
 /// The shards of a batch of `n` images: contiguous ranges, in order. One range (the whole
 /// batch) unless the device is the CPU, the engine's operations are on
 /// ([`crate::engine_ops::enabled`]; `--engine burn` runs burn alone), the model's images do not
 /// interact ([`batch_coupled`]) and the batch holds at least two shards' worth.
 pub fn ranges(n: usize, model: &Model, device: &Device) -> Vec<Range<usize>> {
     let k = n / SHARD_IMAGES;
-    if k < 2 || !crate::engine_ops::enabled() || !on_cpu(device) || batch_coupled(model) {
+    if k < 2
+        || !crate::engine_ops::enabled()
+        || !crate::engine_ops::on_flex(device)
+        || batch_coupled(model)
+    {
         return std::iter::once(0..n).collect();
     }
     split(n, k)
@@ -78,7 +74,8 @@ fn split(n: usize, k: usize) -> Vec<Range<usize>> {
 
 /// Run `f` on every shard in parallel, each with its own fork of `model` (fresh autodiff leaves,
 /// so burn keeps one graph per shard instead of merging them through the shared parameters),
-/// the shard's images (`x`'s rows) and its range. Results in shard order.
+/// the shard's images (`x`'s rows) and its range. Results in shard order. A single shard (the
+/// whole batch) runs on `model` and `x` themselves: nothing to fork or cut.
 ///
 /// # Shapes
 /// - `x`: `[B, …]`, cut along its first axis.
@@ -89,6 +86,9 @@ pub fn map<R: Send, E: Send>(
     shards: &[Range<usize>],
     f: impl Fn(&Model, Tensor<4>, Range<usize>) -> std::result::Result<R, E> + Sync,
 ) -> std::result::Result<Vec<R>, E> {
+    if let [r] = shards {
+        return Ok(vec![f(model, x.clone(), r.clone())?]);
+    }
     shards
         .par_iter()
         .map(|r| {
