@@ -18,6 +18,10 @@ torch.cuda.synchronize().
 uint8 [N, 64, 64, 3] and `labels`, as `scripts/gpu_check.sh` writes them for `ventral pack`):
 the arrays loaded onto the device, normalised per channel, shuffled batches of `--batch`,
 the summed per-step NLL, Adam, then the last step's validation accuracy — wall time of each.
+Each epoch drops the last, smaller batch (as `train.drop_last = true` in ventral). `--epochs N`
+trains N epochs and reports the last one's time (`epoch_s` lists all): the first epoch includes
+cuDNN's autotuning of every new convolution shape, as ventral's first includes its kernels'
+compilation.
 """
 import argparse, json, time, statistics
 import contextlib
@@ -184,16 +188,19 @@ def epoch(ch, classes, a, mult=False):
     xt, yt = data["train"]
     n = len(yt)
     net.train()
-    t1 = time.perf_counter()
-    order = torch.randperm(n, generator=g).to(dev)
-    total, batches = 0.0, 0
-    for i in range(0, n - a.batch + 1, a.batch):
-        idx = order[i:i + a.batch]
-        loss = train_step(net, opt, norm(xt[idx]), yt[idx], autocast, scaler)
-        total += loss.detach()
-        batches += 1
-    sync(dev)
-    t_train = time.perf_counter() - t1
+    epoch_s = []
+    for _ in range(a.epochs):
+        t1 = time.perf_counter()
+        order = torch.randperm(n, generator=g).to(dev)
+        total, batches = 0.0, 0
+        for i in range(0, n - a.batch + 1, a.batch):
+            idx = order[i:i + a.batch]
+            loss = train_step(net, opt, norm(xt[idx]), yt[idx], autocast, scaler)
+            total += loss.detach()
+            batches += 1
+        sync(dev)
+        epoch_s.append(time.perf_counter() - t1)
+    t_train = epoch_s[-1]
     xv, yv = data["val"]
     net.eval()
     correct = 0
@@ -207,6 +214,7 @@ def epoch(ch, classes, a, mult=False):
     return {
         "device": str(dev), "precision": a.precision, "timesteps": a.timesteps, "batch": a.batch,
         "train_images": batches * a.batch, "val_images": len(yv),
+        "epochs": a.epochs, "epoch_s": epoch_s,
         "load_s": t_load, "train_epoch_s": t_train, "val_s": t_val,
         "train_images_per_s": batches * a.batch / t_train,
         "mean_train_loss": float(total) / max(batches, 1),
@@ -226,6 +234,9 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "amp_bf16", "amp_fp16"])
     ap.add_argument("--epoch-data", default=None, help="time one epoch on DIR/train.npz, DIR/val.npz")
+    ap.add_argument("--epochs", type=int, default=1,
+                    help="with --epoch-data: train this many epochs; the last one is reported "
+                         "(2: past cuDNN's autotuning, as ventral's second epoch is past its compilation)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)

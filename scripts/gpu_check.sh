@@ -18,13 +18,15 @@
 #
 # Environment (defaults): DEVICE (cuda:0; ventral's name), TORCH_DEVICE (cuda; `cpu` with
 # DEVICE=cpu runs the whole script on a CPU to try it), T (10), BATCHES ("64": the step
-# benchmark), EPOCH_BATCH (256), N_TRAIN (10000), N_VAL (1000), PRECISIONS ("fp32 tf32
+# benchmark), EPOCH_BATCH (256), EPOCHS (2: ventral's epochs; the last one's rate is past the
+# kernels' compilation), N_TRAIN (10000), N_VAL (1000), PRECISIONS ("fp32 tf32
 # amp_bf16"; amp_fp16 also works), VENTRAL_PRECISIONS ("f32"; "f32 bf16" adds burn's engine with
 # convolutions and linear layers in bfloat16), STEP_TIMEOUT (120 s per PyTorch step),
 # VENTRAL_STEP_TIMEOUT (300 s per ventral step: each ventral process first compiles its CUDA
 # kernels, 1–2 min on an H200 machine, docs/performance.md), BUDGET (540 s for the whole run: steps
 # that would start later are reported as not run, so the summary and OUTDIR always come back
-# from a 10-minute call), SKIP ("": any of tests, families, bench, epoch),
+# from a 10-minute call), ORDER (the sections in the order they run: "data torch_epoch epoch
+# families epoch_bf16 bench torch_bench tests"), SKIP ("": sections left out),
 # FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
 # for step 4).
 #
@@ -42,6 +44,7 @@ TORCH_DEVICE="${TORCH_DEVICE:-cuda}"
 T="${T:-10}"
 BATCHES="${BATCHES:-64}"
 EPOCH_BATCH="${EPOCH_BATCH:-256}"
+EPOCHS="${EPOCHS:-2}"
 N_TRAIN="${N_TRAIN:-10000}"
 N_VAL="${N_VAL:-1000}"
 PRECISIONS="${PRECISIONS:-fp32 tf32 amp_bf16}"
@@ -105,11 +108,18 @@ if command -v nvidia-smi > /dev/null; then nvidia-smi -L | head -4; else echo "n
 "$V" --version
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 
-# 1. The backend-generic tests on the device: the parity test's burn paths (forward
+# The sections, run in the order ORDER names them (each can be left out with SKIP). The default
+# puts first what is cheapest and what the issue asks for: PyTorch's epochs, ventral's float32
+# epoch, every family on the device, ventral's bf16 epoch, then the step benchmarks; the test
+# binaries last (they travel only in calls of their own, scripts/gpu_pack.sh).
+ORDER="${ORDER:-data torch_epoch epoch families epoch_bf16 bench torch_bench tests}"
+
+# tests: the backend-generic tests on the device: the parity test's burn paths (forward
 #    log-probabilities and autodiff gradients of BLT_net_64 against PyTorch's fixture) and the
 #    registry test (every registered model's forward on the device) and the bf16 mixed-precision
 #    test (every family's bf16 pass against its float32 pass on the device).
-if ! skip tests; then
+section_tests() {
+  local t b m
   for t in parity registry precision; do
     b=".gpu/test_$t"
     if [ -x "$b" ]; then
@@ -134,19 +144,25 @@ if ! skip tests; then
       echo "== test $t: no $b (scripts/gpu_pack.sh builds it)"
     fi
   done
-fi
+}
 
-# 2. Training steps and inference passes, ventral (burn on the device) against PyTorch; the
-#    JSON's `vs_native` compares the device's log-probabilities and gradients with the native
-#    CPU engine's on the same weights (the engine is held to PyTorch by the parity test).
-if ! skip bench; then
+# bench / torch_bench: training steps and inference passes, ventral (burn on the device) and
+#    PyTorch; the JSON's `vs_native` compares the device's log-probabilities and gradients with
+#    the native CPU engine's on the same weights (the engine is held to PyTorch by the parity
+#    test).
+section_bench() {
+  local B VP
   for B in $BATCHES; do
     for VP in $VENTRAL_PRECISIONS; do
-      eng=$(engine_for "$VP")
       step "ventral bench $VP T=$T batch $B" "$V" bench --device "$DEVICE" --models ref64,ref64_mult \
-        --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --precision "$VP" --engine "$eng" --json \
-        > "$OUTDIR/ventral_bench_${VP}_T${T}_b$B.json"
+        --timesteps "$T" --batch "$B" --warmup 3 --iters 10 --precision "$VP" \
+        --engine "$(engine_for "$VP")" --json > "$OUTDIR/ventral_bench_${VP}_T${T}_b$B.json"
     done
+  done
+}
+section_torch_bench() {
+  local B P
+  for B in $BATCHES; do
     for P in $PRECISIONS; do
       [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
       step "torch $P T=$T batch $B" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
@@ -154,20 +170,25 @@ if ! skip bench; then
         --iters 10 --json > "$OUTDIR/torch_bench_${P}_T${T}_b$B.json"
     done
   done
-fi
+}
 
-# 3. One epoch on a MiniEcoset-shaped synthetic set (scripts/make_synthetic_npz.py: 100
-#    classes, 64 px, uint8 HWC), imported with `ventral pack`, trained by `ventral train` and by
-#    the same loop in PyTorch; wall time of each, whole (load, epoch, validation).
-if ! skip epoch; then
+# data / torch_epoch / epoch / epoch_bf16: a MiniEcoset-shaped synthetic set
+#    (scripts/make_synthetic_npz.py: 100 classes, 64 px, uint8 HWC) imported with `ventral
+#    pack`; EPOCHS epochs of `ventral train` (timed whole: load, kernel compilation, epochs,
+#    validation; and the last epoch's own rate, which `ventral train` counts from the end of the
+#    previous validation, i.e. past the compilation when EPOCHS > 1) and one epoch of the same
+#    loop in PyTorch (its data held on the GPU).
+section_data() {
+  local split
   step "synthetic set ($N_TRAIN train, $N_VAL val)" "$PY" scripts/make_synthetic_npz.py "$WORK/npz" "$N_TRAIN" "$N_VAL"
   for split in train val; do
     step "pack $split" "$V" pack --format npz "$WORK/npz/$split.npz" --split "$split" --out "$WORK/ds" > /dev/null
   done
-  epoch() { # ventral's precision: one epoch through `ventral train`, timed whole
-    local VP="$1" eng
-    eng=$(engine_for "$VP")
-    cat > "$WORK/ref64_$VP.toml" <<EOF
+}
+epoch() { # ventral's precision
+  local VP="$1" eng t0 rc secs ips last
+  eng=$(engine_for "$VP")
+  cat > "$WORK/ref64_$VP.toml" <<EOF
 [model]
 preset = "blt64_lt"   # BLT_net_64, additive, 100 classes (see: ventral models)
 timesteps = $T
@@ -176,10 +197,11 @@ timesteps = $T
 path = "$WORK/ds"
 
 [train]
-epochs = 1
+epochs = $EPOCHS
 batch_size = $EPOCH_BATCH
 seed = 0
 eval_batch_size = $EPOCH_BATCH
+drop_last = true      # as PyTorch's loop; a ragged batch would compile every kernel again
 device = "$DEVICE"
 precision = "$VP"
 engine = "$eng"
@@ -188,37 +210,55 @@ engine = "$eng"
 kind = "adam"
 lr = 0.001
 EOF
-    local t0 rc secs ips
-    t0=$(now)
-    step "ventral train $VP: 1 epoch, T=$T batch $EPOCH_BATCH" "$V" train "$WORK/ref64_$VP.toml" \
-      --out "$WORK/run_$VP" > "$OUTDIR/ventral_train_$VP.log" 2>&1
-    rc=$?
-    secs=$(since "$t0")
-    tail -3 "$OUTDIR/ventral_train_$VP.log"
-    if [ "$rc" = 0 ]; then
-      cp "$WORK/run_$VP/metrics.csv" "$OUTDIR/ventral_train_metrics_$VP.csv"
-      ips=$(awk -v n="$N_TRAIN" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')
-      echo "epoch,ref64,$T,$EPOCH_BATCH,ventral,${VP/f32/fp32},$ips,$secs" >> "$CSV"
-    fi
-  }
-  # float32 first (the comparison the issue asks for), bf16 after PyTorch's epochs.
-  case " $VENTRAL_PRECISIONS " in *" f32 "*) epoch f32 ;; esac
+  t0=$(now)
+  step "ventral train $VP: $EPOCHS epochs, T=$T batch $EPOCH_BATCH" "$V" train "$WORK/ref64_$VP.toml" \
+    --out "$WORK/run_$VP" > "$OUTDIR/ventral_train_$VP.log" 2>&1
+  rc=$?
+  secs=$(since "$t0")
+  tail -3 "$OUTDIR/ventral_train_$VP.log"
+  if [ "$rc" = 0 ]; then
+    cp "$WORK/run_$VP/metrics.csv" "$OUTDIR/ventral_train_metrics_$VP.csv"
+    ips=$(awk -v n="$((N_TRAIN / EPOCH_BATCH * EPOCH_BATCH * EPOCHS))" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')
+    echo "epoch_whole,ref64,$T,$EPOCH_BATCH,ventral,${VP/f32/fp32},$ips,$secs" >> "$CSV"
+    # The last epoch's training rate: its final progress line ("epoch N … X images/s, loss …").
+    last=$(grep -E "^ *epoch $((EPOCHS - 1)):.* images/s" "$OUTDIR/ventral_train_$VP.log" | tail -1 |
+      sed -E 's/.* ([0-9.]+) images\/s.*/\1/')
+    [ -n "$last" ] && echo "epoch_train,ref64,$T,$EPOCH_BATCH,ventral,${VP/f32/fp32},$last," >> "$CSV"
+  fi
+  return 0
+}
+section_torch_epoch() {
+  local P
   for P in $PRECISIONS; do
     [ "$TORCH_DEVICE" = cpu ] && [ "$P" != fp32 ] && continue
     step "torch epoch $P" "$PY" scripts/bench_blt_torch.py --device "$TORCH_DEVICE" \
       --precision "$P" --models ref64 --timesteps "$T" --batch "$EPOCH_BATCH" \
-      --epoch-data "$WORK/npz" --json > "$OUTDIR/torch_epoch_$P.json"
+      --epoch-data "$WORK/npz" --epochs "$EPOCHS" --json > "$OUTDIR/torch_epoch_$P.json"
   done
-  case " $VENTRAL_PRECISIONS " in *" bf16 "*) epoch bf16 ;; esac
-fi
+}
+section_epoch() { case " $VENTRAL_PRECISIONS " in *" f32 "*) epoch f32 ;; esac; }
+section_epoch_bf16() { case " $VENTRAL_PRECISIONS " in *" bf16 "*) epoch bf16 ;; esac; }
 
-# 4. Every model family on the device against the same network on the CPU (forward
+# families: every model family on the device against the same network on the CPU (forward
 #    log-probabilities; `vs_cpu` in the JSON), with a training step timed: BLT, rcnn-sat BL and
-#    ConvRNNs with local cells. The BLT gradients are checked in step 2 (`vs_native`).
-if ! skip families; then
+#    ConvRNNs with local cells. The BLT gradients are checked by bench (`vs_native`).
+section_families() {
   step "families on $DEVICE" "$V" bench --device "$DEVICE" --models "${FAMILIES:-blt64_lt_mult,bl,rgc_shallow,lstm_shallow}" \
     --batch 8 --warmup 1 --iters 2 --json > "$OUTDIR/ventral_families.json"
+}
+
+# GPU utilisation through the run, one sample per second (where the GPU waits: compilation).
+if [ "$DEVICE" != cpu ] && command -v nvidia-smi > /dev/null; then
+  nvidia-smi dmon -s u -d 1 > "$OUTDIR/dmon.txt" 2>&1 &
+  DMON=$!
+  trap 'kill "$DMON" 2> /dev/null; rm -rf "$WORK"' EXIT
 fi
+for s in $ORDER; do
+  case "$s" in data | torch_epoch | epoch | epoch_bf16 | families | bench | torch_bench | tests) ;;
+    *) echo "unknown section in ORDER: $s" >&2; exit 2 ;;
+  esac
+  skip "$s" || "section_$s"
+done
 
 # Summary: the CSV and a table of ratios.
 "$PY" - "$OUTDIR" "$CSV" "$T" <<'PYEOF'
@@ -250,10 +290,12 @@ for p in sorted(glob.glob(f"{out}/torch_epoch_*.json")):
     prec = re.search(r"torch_epoch_(\w+)\.json$", p).group(1)
     if d and "ref64" in d:
         e = d["ref64"]
-        total = e["load_s"] + e["train_epoch_s"] + e["val_s"]
-        rows.append(("epoch", "ref64", T, e["batch"], "torch", prec, e["train_images"] / total, total))
-        print(f"torch {prec}: load {e['load_s']:.1f} s, epoch {e['train_epoch_s']:.1f} s "
-              f"({e['train_images_per_s']:.0f} images/s), val {e['val_s']:.1f} s, val acc {e['val_acc_last']:.3f}")
+        epochs = e.get("epoch_s", [e["train_epoch_s"]])
+        total = e["load_s"] + sum(epochs) + e["val_s"]
+        rows.append(("epoch_whole", "ref64", T, e["batch"], "torch", prec, e["train_images"] * len(epochs) / total, total))
+        rows.append(("epoch_train", "ref64", T, e["batch"], "torch", prec, e["train_images_per_s"], e["train_epoch_s"]))
+        print(f"torch {prec}: load {e['load_s']:.1f} s, epochs {', '.join(f'{t:.1f}' for t in epochs)} s "
+              f"(the last {e['train_images_per_s']:.0f} images/s), val {e['val_s']:.1f} s, val acc {e['val_acc_last']:.3f}")
 checks = []
 for p in sorted(glob.glob(f"{out}/ventral_bench_*.json")):
     d = load(p) or {}
@@ -287,6 +329,6 @@ for w, m, t, b, s, p, v, _ in lines:
 PYEOF
 for m in "$OUTDIR"/ventral_train_metrics_*.csv; do
   p="${m##*_}"
-  [ -f "$m" ] && echo "ventral's epoch, ${p%.csv} (metrics.csv, last step):" && grep -E "^0,$((T - 1)),(train|val)," "$m"
+  [ -f "$m" ] && echo "ventral's epoch, ${p%.csv} (metrics.csv, last step):" && grep -E "^$((EPOCHS - 1)),$((T - 1)),(train|val)," "$m"
 done
 exit "$FIRST_RC"

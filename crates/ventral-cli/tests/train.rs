@@ -462,6 +462,47 @@ fn a_batch_that_cannot_fit_is_refused_before_anything_is_written() {
     assert!(!out.exists());
 }
 
+/// `train.drop_last = true` leaves out each epoch's ragged last batch (160 training images in
+/// batches of 48: 3 batches, not 4), is saved in the run's configuration, and is refused,
+/// naming the split, where it would leave no batch at all — before anything is written.
+#[test]
+fn drop_last_leaves_out_the_ragged_batch() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let run = |name: &str, sets: &[&str]| {
+        let out = d.path().join(name);
+        let mut c = train_cmd(&data, &out, false);
+        c.args(["--set", "train.epochs=1", "--set", "train.batch_size=48"]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        (finish(c), out)
+    };
+    let batches = |o: &Output| {
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        let n = err.split(" epochs × ").nth(1).unwrap();
+        n.split(' ').next().unwrap().parse::<usize>().unwrap()
+    };
+    let (o, out) = run("dropped", &["train.drop_last=true"]);
+    assert_eq!(batches(&o), 3);
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains("drop_last = true"), "{cfg}");
+    let (o, out) = run("kept", &[]);
+    assert_eq!(batches(&o), 4);
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(!cfg.contains("drop_last"), "{cfg}");
+    let (o, out) = run("none", &["train.drop_last=true", "train.batch_size=200"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("train") && err.contains("160 images") && err.contains("drop_last"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
 /// `train.precision = "bf16"` (burn's engine): convolutions and linear layers in bfloat16,
 /// the weights float32 — the run saves float32 weights, its configuration says bf16, and its
 /// per-step training loss over one epoch stays within 0.06 of the float32 run's from the same

@@ -101,6 +101,42 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Resu
     Ok(median(ts))
 }
 
+/// Progress of one model's benchmark on stderr, with the seconds since it started: on a GPU a
+/// process first compiles its kernels (minutes, docs/performance.md), so a run stopped at a
+/// time limit still says which model and which stage it reached and what the finished ones
+/// measured (the JSON on stdout comes only at the end).
+struct Stages {
+    name: String,
+    start: Instant,
+}
+
+impl Stages {
+    fn new(name: &str) -> Self {
+        eprintln!("bench {name}: started");
+        Self {
+            name: name.to_string(),
+            start: Instant::now(),
+        }
+    }
+
+    fn mark(&self, what: &str) {
+        eprintln!(
+            "bench {}: {what} ({:.1} s)",
+            self.name,
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+
+    fn done(&self, r: &serde_json::Value) {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        self.mark(&format!(
+            "done: training {:.1} images/s, inference {:.1} images/s",
+            f("train_images_per_s"),
+            f("infer_images_per_s")
+        ));
+    }
+}
+
 fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::Value> {
     let base = base.clone();
     let s = cfg.image_size;
@@ -352,6 +388,7 @@ fn bench_registered(
     cfg: &ventral_models::ModelConfig,
     a: &Args,
     base: &Device,
+    stages: &Stages,
 ) -> Result<serde_json::Value> {
     let mut cfg = cfg.clone();
     if let ventral_models::ModelConfig::ConvRnn(c) = &mut cfg {
@@ -383,6 +420,7 @@ fn bench_registered(
                 t,
             )?);
         }
+        stages.mark(&format!("log-probabilities within {diff:.2e} of the CPU's"));
         json!({"images": n, "log_probs_max_abs_diff": diff, "within_1e-4": diff <= 1e-4})
     };
     // As `ventral train` runs them: on a pool worker (`on_pool`).
@@ -398,6 +436,7 @@ fn bench_registered(
         })?;
         Ok(())
     })?;
+    stages.mark("inference timed");
     let ad = base.clone().autodiff();
     let mut model = Some(Model::init_seeded(&cfg, &ad, 0)?);
     let mut opt = Optimizer::new(OptimizerConfig::default());
@@ -763,7 +802,9 @@ pub fn run(mut a: Args) -> Result<()> {
         out.insert("peak".into(), peak());
     }
     for e in registered {
-        let r = bench_registered(&e.config, &a, &device)?;
+        let stages = Stages::new(e.name);
+        let r = bench_registered(&e.config, &a, &device, &stages)?;
+        stages.done(&r);
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
             println!(
@@ -799,7 +840,9 @@ pub fn run(mut a: Args) -> Result<()> {
         if !all && !wanted.contains(&name) {
             continue;
         }
+        let stages = Stages::new(name);
         let mut r = bench_model(cfg, &a, &device)?;
+        stages.done(&r);
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
             if a.engine == "native" {

@@ -283,7 +283,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         LoaderConfig {
             batch_size: tc.batch_size,
             shuffle: true,
-            drop_last: false,
+            drop_last: tc.drop_last,
             seed: tc.seed,
             augment: cfg.data.augment.clone(),
             prefetch: 2,
@@ -291,6 +291,16 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         mean.clone(),
         std.clone(),
     );
+    if loader.num_batches() == 0 {
+        return Err(file_err(
+            train_ds.dir().display(),
+            format!(
+                "{} images and train.drop_last = true with batch_size = {} leave no training batch",
+                train_ds.len(),
+                tc.batch_size
+            ),
+        ));
+    }
     let val_loader = Loader::with_normalization(
         val_ds.clone(),
         LoaderConfig {
