@@ -28,7 +28,7 @@
 # from a 10-minute call), ORDER (the sections in the order they run: "data torch_epoch epoch
 # families epoch_bf16 bench torch_bench tests"), SKIP ("": sections left out),
 # FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
-# for step 4).
+# for the families section, one process each: "rgc_shallow lstm_shallow bl blt64_lt_mult").
 #
 # Writes OUTDIR/gpu_check.csv (what,model,timesteps,batch,side,precision,images_per_s,seconds)
 # and OUTDIR/*.json / *.log, and prints a summary. A failing step is reported (rc) and the
@@ -240,11 +240,17 @@ section_epoch() { case " $VENTRAL_PRECISIONS " in *" f32 "*) epoch f32 ;; esac; 
 section_epoch_bf16() { case " $VENTRAL_PRECISIONS " in *" bf16 "*) epoch bf16 ;; esac; }
 
 # families: every model family on the device against the same network on the CPU (forward
-#    log-probabilities; `vs_cpu` in the JSON), with a training step timed: BLT, rcnn-sat BL and
-#    ConvRNNs with local cells. The BLT gradients are checked by bench (`vs_native`).
+#    log-probabilities; `vs_cpu` in the JSON), with a training step timed: ConvRNNs with local
+#    cells, rcnn-sat BL, the multiplicative BLT. The BLT gradients are checked by bench
+#    (`vs_native`). One process per model: each compiles its own kernels for minutes (the
+#    four in one process had not finished after 207 s on an H200), and each finished one
+#    keeps its JSON when the budget stops the next.
 section_families() {
-  step "families on $DEVICE" "$V" bench --device "$DEVICE" --models "${FAMILIES:-blt64_lt_mult,bl,rgc_shallow,lstm_shallow}" \
-    --batch 8 --warmup 1 --iters 2 --json > "$OUTDIR/ventral_families.json"
+  local m
+  for m in ${FAMILIES:-rgc_shallow lstm_shallow bl blt64_lt_mult}; do
+    step "family $m on $DEVICE" "$V" bench --device "$DEVICE" --models "$m" --batch 8 --warmup 1 \
+      --iters 2 --json > "$OUTDIR/ventral_family_$m.json"
+  done
 }
 
 # GPU utilisation through the run, one sample per second (where the GPU waits: compilation).
@@ -305,7 +311,9 @@ for p in sorted(glob.glob(f"{out}/ventral_bench_*.json")):
             checks.append(f"{os.path.basename(p)} {m} vs native CPU engine: log-probs {c['log_probs_max_abs_diff']:.2e}, "
                           f"gradients {c['grad_max_rel_l2']:.2e} rel L2 (worst {c['grad_worst']}), within parity bounds: {c['within_parity_bounds']}, "
                           f"within TF32 bounds: {c.get('within_tf32_bounds')}")
-fam = load(f"{out}/ventral_families.json") or {}
+fam = {}
+for p in sorted(glob.glob(f"{out}/ventral_family_*.json")):
+    fam.update(load(p) or {})
 for m, r in fam.items():
     if isinstance(r, dict) and r.get("vs_cpu"):
         c = r["vs_cpu"]

@@ -138,6 +138,41 @@ pub fn read_scalar(t: &burn::tensor::Tensor<1>, what: &str) -> Result<f32> {
     }
 }
 
+/// What a training run on a GPU spends before its first steps, for `ventral train` to say at
+/// its start (`None` on the CPU, where nothing compiles): burn compiles and autotunes each
+/// kernel when a process first meets it, and again for each new batch shape. Measured on an
+/// H200 (docs/performance.md): about 2 minutes before BLT_net_64's first batches, 73 s for a
+/// ragged last batch of 16.
+pub fn compile_note(name: &str) -> Option<String> {
+    (!is_cpu(name)).then(|| {
+        format!(
+            "on {name} the first batches compile and autotune burn's kernels (about 2 min for \
+             BLT_net_64 on an H200), and each new batch shape compiles again; CubeCL keeps \
+             them for later runs on this machine (target/environment of the Cargo workspace \
+             above the working directory, else ~/.cache/cubecl)"
+        )
+    })
+}
+
+/// The note for an epoch whose last batch is smaller than the others on a GPU (see
+/// [`compile_note`]): `None` on the CPU, with `drop_last`, or when the batches come out even.
+pub fn ragged_batch_note(
+    name: &str,
+    images: usize,
+    batch_size: usize,
+    drop_last: bool,
+) -> Option<String> {
+    let last = images % batch_size.max(1);
+    (!is_cpu(name) && !drop_last && last != 0 && images > batch_size).then(|| {
+        format!(
+            "each epoch ends with a batch of {last} images ({images} training images in \
+             batches of {batch_size}): on {name} that shape compiles burn's kernels again in \
+             the first epoch (73 s on an H200 for BLT_net_64); train.drop_last = true leaves \
+             it out, as PyTorch's drop_last"
+        )
+    })
+}
+
 /// Reads inside a burn `ModuleVisitor`, whose methods cannot return an error: the first failed
 /// read is kept (later reads are skipped) and returned by [`Self::into_result`] after the visit.
 #[derive(Debug, Default)]
@@ -183,6 +218,24 @@ mod tests {
             e.contains("the loss") && e.contains("expected one value, got 2"),
             "{e}"
         );
+    }
+
+    /// The GPU notes of `ventral train`: none on the CPU; the ragged-batch note only where
+    /// the last batch is smaller and kept.
+    #[test]
+    fn gpu_notes_appear_off_the_cpu_only() {
+        assert_eq!(compile_note("cpu"), None);
+        assert!(compile_note("cuda:0").unwrap().contains("on cuda:0"));
+        assert!(compile_note("wgpu").is_some());
+        let n = ragged_batch_note("cuda:0", 10_000, 256, false).unwrap();
+        assert!(
+            n.contains("batch of 16 images") && n.contains("drop_last"),
+            "{n}"
+        );
+        assert_eq!(ragged_batch_note("cuda:0", 10_000, 256, true), None);
+        assert_eq!(ragged_batch_note("cuda:0", 10_240, 256, false), None);
+        assert_eq!(ragged_batch_note("cuda:0", 100, 256, false), None);
+        assert_eq!(ragged_batch_note("cpu", 10_000, 256, false), None);
     }
 
     /// A visitor's reads: values until the first failure, which is kept; later reads are

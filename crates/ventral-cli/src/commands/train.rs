@@ -103,6 +103,26 @@ pub fn run(a: Args) -> Result<()> {
     {
         eprintln!("note: {note}");
     }
+    let device = &cfg.train.device;
+    if let Some(note) = ventral_models::device::compile_note(device) {
+        eprintln!("note: {note}");
+    }
+    // The training split's size, for the ragged-batch note; a split that cannot be read is
+    // reported by training itself, naming the file.
+    let split = cfg.data.path.join(&cfg.data.train_split);
+    if let Some(note) = ventral_data::PackedDataset::open(&split)
+        .ok()
+        .and_then(|d| {
+            ventral_models::device::ragged_batch_note(
+                device,
+                d.len(),
+                cfg.train.batch_size,
+                cfg.train.drop_last,
+            )
+        })
+    {
+        eprintln!("note: {note}");
+    }
     let out = a
         .out
         .clone()
