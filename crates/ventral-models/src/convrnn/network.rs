@@ -52,9 +52,8 @@ pub struct ConvRnn {
     pub config: ConvRnnConfig,
     pub plans: Vec<NodePlan>,
     /// Reuse the output of a [`Node::step_invariant`] node whose inputs repeat (default; see
-    /// [`Self::forward_frames_ids`]; on a device without autodiff only — inference, recording,
-    /// evaluation). `false` recomputes every node at every step — the same numbers, for
-    /// checking that.
+    /// [`Self::forward_frames_ids`]; in training too). `false` recomputes every node at every
+    /// step — the same outputs, for checking that.
     pub reuse_step_invariant: bool,
 }
 
@@ -199,8 +198,10 @@ impl ConvRnn {
     /// [`Node::step_invariant`] node whose inputs are the very tensors it saw at the previous
     /// step (same frame, or predecessors that were themselves reused) returns its previous
     /// output instead of recomputing it — with a still image the first area runs once, the
-    /// second twice, …. Numbers are identical to recomputing. Not under autodiff (training):
-    /// there the shared output's gradient would be summed in a process-dependent order.
+    /// second twice, …. Outputs are identical to recomputing. Under autodiff (training) the
+    /// shared output's gradient is summed over its uses before one backward through the node
+    /// (equal to recomputing's gradients to float32 rounding, in a fixed order: kill + resume
+    /// stays byte-identical).
     /// `ids` has one entry per frame (a missing entry counts as a frame of its own).
     pub fn forward_frames_ids(
         &self,
@@ -230,13 +231,14 @@ impl ConvRnn {
         const FRAME: u64 = 1 << 63;
         // A frame without an id: a version no id or computed output can take.
         let fresh_frame = |t: usize| FRAME | (1 << 62) | t as u64;
-        // Only without autodiff: a reused output feeds the graph at several steps, and burn's
-        // autodiff then sums its gradient contributions in an order that differs between
-        // processes (measured: kill + resume of a ConvRNN run no longer byte-identical), so
-        // training recomputes every node, as PyTorchTNN does.
-        let reuse = self.reuse_step_invariant && !device.is_autodiff();
+        // In training too: a reused output feeds the graph at several steps and burn's
+        // autodiff sums its gradient contributions in the tape's order, the same in every
+        // process. (e6b9b5e turned this off for training after the ConvRNN kill + resume test
+        // failed; the cause was a one-ulp float parse of the resume state, fixed in 2fa7d58,
+        // which the faster steps had exposed. With reuse the test passed 13 of 13 runs, at
+        // batch 32 (two shards) and 16 (one graph).)
         let reusable: Vec<bool> = (0..n)
-            .map(|i| reuse && i != out_idx && self.nodes[i].step_invariant())
+            .map(|i| self.reuse_step_invariant && i != out_idx && self.nodes[i].step_invariant())
             .collect();
         let mut prev_ver = vec![0u64; n];
         let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
