@@ -194,7 +194,7 @@ pub struct TrainConfig {
     /// Leave out each epoch's last, smaller training batch (PyTorch's `DataLoader(drop_last=
     /// True)`); validation still sees every image. Off by default. On a GPU each new batch
     /// shape compiles and autotunes burn's kernels afresh (measured on an H200: a ragged last
-    /// batch of BLT_net_64 cost 73 s once per process, as long as 14 000 images of training),
+    /// batch of BLT_net_64 cost 73 s once per process, as long as training 45 000 images there),
     /// which this avoids.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drop_last: bool,
