@@ -27,7 +27,9 @@ pub struct Node {
 
 impl Node {
     /// Without state and without step-dependent operations: the same input gives the same
-    /// output at every step (an identity cell between BatchNorm-free pre/post memories).
+    /// output at every step (an identity cell between BatchNorm-free pre/post memories), in
+    /// training too — nothing in a node draws random numbers (dropout, which would draw a mask
+    /// per step, is refused by the configuration check).
     pub fn step_invariant(&self) -> bool {
         matches!(self._recurrent_cell, Cell::Identity(_))
             && self._pre_memory.step_invariant()
