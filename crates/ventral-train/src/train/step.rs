@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_data::{Batch, Loader};
-use ventral_models::device::{read_i64, read_scalar};
+use ventral_models::device::{read_f32, read_i64, read_scalar};
 use ventral_models::precision::{Precision, autocast};
 use ventral_models::{Model, fast};
 
@@ -46,19 +46,33 @@ fn mean_nll(lp: &Tensor<2>, y: &Tensor<1, Int>) -> Tensor<1> {
     lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg()
 }
 
-/// [`mean_nll`], its value and how many images' argmax is their label (both read back from
-/// the device; `what` names the loss in a read error).
-fn nll_and_correct(
-    lp: &Tensor<2>,
-    y: &Tensor<1, Int>,
+/// The values of `nlls` (one `[1]` loss per output) and how many images' argmax of each
+/// output in `lps` (`[n, classes]`) is their label, read back from the device at once: two
+/// reads, not two per output (each read synchronises with a GPU).
+fn read_nll_correct(
+    nlls: Vec<Tensor<1>>,
+    lps: Vec<Tensor<2>>,
     labels: &[i64],
-    what: &str,
-) -> Result<(Tensor<1>, f32, u64)> {
-    let loss = mean_nll(lp, y);
-    let value = read_scalar(&loss, what)?;
-    let pred = read_i64(&lp.clone().argmax(1), "the predicted classes")?;
-    let correct = pred.iter().zip(labels).filter(|(a, b)| a == b).count() as u64;
-    Ok((loss, value, correct))
+) -> Result<Vec<(f32, u64)>> {
+    if nlls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = labels.len();
+    let v = read_f32(&Tensor::cat(nlls, 0), "the losses")?;
+    let preds = lps
+        .into_iter()
+        .map(|lp| lp.argmax(1).reshape([n]))
+        .collect();
+    let p = read_i64(&Tensor::cat(preds, 0), "the predicted classes")?;
+    Ok(v.into_iter()
+        .zip(p.chunks(n.max(1)))
+        .map(|(v, p)| {
+            (
+                v,
+                p.iter().zip(labels).filter(|(a, b)| a == b).count() as u64,
+            )
+        })
+        .collect())
 }
 
 /// Images whose argmax of `lp` (`[n, classes]`, row-major) is their label.
@@ -196,10 +210,10 @@ fn shard_step(
         .filter(|_| at_decoder)
         .map(|d| scaled(mean_nll(d, y), share));
     let sum_steps = loss.is_none();
-    for t in 0..t_steps {
-        let (l, lv, c) = nll_and_correct(&out.log_probs[t], y, labels, "a step's loss")?;
-        nll[t] = lv as f64;
-        correct[t] = c;
+    let mut step_nll = Vec::with_capacity(t_steps);
+    for (t, lp) in out.log_probs.iter().enumerate().take(t_steps) {
+        let l = mean_nll(lp, y);
+        step_nll.push(l.clone());
         if sum_steps {
             let l = l * (weights[t] * share);
             loss = Some(match loss {
@@ -211,12 +225,24 @@ fn shard_step(
     let loss = loss.ok_or_else(|| {
         crate::error::TrainError::Config("the model has no time steps to train".into())
     })?;
+    let grads = loss.backward();
+    // Read back once, after the backward pass is queued: on a GPU the host then builds the
+    // backward while the device still runs the forward, instead of waiting at 2T + 1 reads
+    // (each a synchronisation) in between. The values are the same.
     let lv = read_scalar(&loss, "the loss")?;
+    let lps = out.log_probs.into_iter().take(t_steps).collect();
+    for (t, (v, c)) in read_nll_correct(step_nll, lps, labels)?
+        .into_iter()
+        .enumerate()
+    {
+        nll[t] = v as f64;
+        correct[t] = c;
+    }
     Ok(Shard {
         nll,
         correct,
         loss: lv as f64,
-        grads: loss.backward(),
+        grads,
     })
 }
 
@@ -271,19 +297,19 @@ pub(super) fn evaluate(
                     device,
                 );
                 let out = autocast(precision, || m.forward(xs));
-                let mut steps = Vec::with_capacity(t_steps);
-                for t in 0..t_steps {
-                    let (_, lv, c) =
-                        nll_and_correct(&out.log_probs[t], &y, labels, "a step's loss")?;
-                    steps.push((lv as f64 * r.len() as f64, c));
-                }
-                let dec = match &out.decoded {
-                    Some(d) => {
-                        let (_, lv, c) = nll_and_correct(d, &y, labels, "the decoder's loss")?;
-                        Some((lv as f64 * r.len() as f64, c))
-                    }
-                    None => None,
-                };
+                // The steps' outputs, then the decoder's, read back at once.
+                let lps: Vec<Tensor<2>> = out
+                    .log_probs
+                    .into_iter()
+                    .take(t_steps)
+                    .chain(out.decoded)
+                    .collect();
+                let nlls = lps.iter().map(|lp| mean_nll(lp, &y)).collect();
+                let mut steps: Vec<(f64, u64)> = read_nll_correct(nlls, lps, labels)?
+                    .into_iter()
+                    .map(|(v, c)| (v as f64 * r.len() as f64, c))
+                    .collect();
+                let dec = (steps.len() > t_steps).then(|| steps.remove(t_steps));
                 Ok::<_, crate::error::TrainError>((steps, dec))
             })
         })?;
