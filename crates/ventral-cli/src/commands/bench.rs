@@ -462,7 +462,9 @@ fn bench_registered(
                 .unwrap_or_else(|| o.log_probs[t_last].clone());
             let loss = lp.gather(1, ys.reshape([nb, 1])).mean().neg();
             let loss = if share == 1.0 { loss } else { loss * share };
-            read_f32(&loss, "the loss").map(|_| loss.backward())
+            // Read after the backward pass is queued, as `ventral train` reads its losses.
+            let g = loss.backward();
+            read_f32(&loss, "the loss").map(|_| g)
         };
         let shards = ventral_models::shards::ranges(b, &m, &ad);
         let m = if shards.len() == 1 {
