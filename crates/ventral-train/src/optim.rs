@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor, TensorData};
 use ventral_core::safetensors::{SafeTensors, TensorOut};
-use ventral_models::device::{FirstError, read_f32, read_scalar};
+use ventral_models::device::read_f32;
 
 use crate::config::OptimizerConfig;
 use crate::error::{Result, TrainError};
@@ -40,32 +40,34 @@ impl Path {
     }
 }
 
+/// Each parameter's squared gradient norm, still on the device, in visiting order.
 struct NormVisitor<'a> {
     grads: &'a Gradients,
-    sumsq: f64,
-    error: FirstError,
+    sumsq: Vec<Tensor<1>>,
 }
 
 impl ModuleVisitor for NormVisitor<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = param.val().grad(self.grads) {
-            let read = || read_scalar(&g.powi_scalar(2).sum(), "a gradient's squared norm");
-            if let Some(s) = self.error.read(read) {
-                self.sumsq += s as f64;
-            }
+            self.sumsq.push(g.powi_scalar(2).sum());
         }
     }
 }
 
-/// Global L2 norm of all gradients.
+/// Global L2 norm of all gradients: each parameter's squared norm summed on the device in
+/// float32, the parameters' sums added in float64 in visiting order. The squared norms are
+/// read back at once — one synchronisation with a GPU per step, not one per parameter.
 pub fn grad_norm<M: Module>(model: &M, grads: &Gradients) -> Result<f64> {
     let mut v = NormVisitor {
         grads,
-        sumsq: 0.0,
-        error: FirstError::default(),
+        sumsq: Vec::new(),
     };
     model.visit(&mut v);
-    Ok(v.error.into_result(v.sumsq.sqrt())?)
+    if v.sumsq.is_empty() {
+        return Ok(0.0);
+    }
+    let s = read_f32(&Tensor::cat(v.sumsq, 0), "the gradients' squared norms")?;
+    Ok(s.iter().map(|&x| x as f64).sum::<f64>().sqrt())
 }
 
 /// Where an optimiser step takes its gradients from.
