@@ -28,7 +28,9 @@
 # from a 10-minute call), ORDER (the sections in the order they run: "data torch_epoch epoch
 # epoch_bf16 families bench torch_bench tests"), SKIP ("": sections left out),
 # FIXTURES (.gpu/fixtures: blt_ccn23/… for the parity test), FAMILIES (registered models
-# for the families section, one process each: "rgc_shallow lstm_shallow bl blt64_lt_mult").
+# for the families section, one process each: "rgc_shallow lstm_shallow bl blt64_lt_mult"),
+# KERNEL_LOG (1: CubeCL's kernel-compilation and autotuning logs into OUTDIR), KERNEL_CACHE (1:
+# CubeCL keeps compiled kernels on disk too, not only tuning results; with KERNEL_LOG=1).
 #
 # Writes OUTDIR/gpu_check.csv (what,model,timesteps,batch,side,precision,images_per_s,seconds)
 # and OUTDIR/*.json / *.log, and prints a summary. A failing step is reported (rc) and the
@@ -54,7 +56,14 @@ VENTRAL_STEP_TIMEOUT="${VENTRAL_STEP_TIMEOUT:-300}"
 SKIP="${SKIP:-}"
 FIXTURES="${FIXTURES:-$PWD/.gpu/fixtures}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+DMON=""
+KERNEL_TOML=""
+cleanup() {
+  [ -n "$DMON" ] && kill "$DMON" 2> /dev/null
+  [ -n "$KERNEL_TOML" ] && rm -f "$KERNEL_TOML"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 # Unpack what scripts/gpu_pack.sh compressed (xz, read with Python's lzma: no xz binary needed).
 # shellcheck source=scripts/gpu_unpack.sh
@@ -260,7 +269,27 @@ section_families() {
 if [ "$DEVICE" != cpu ] && command -v nvidia-smi > /dev/null; then
   nvidia-smi dmon -s u -d 1 > "$OUTDIR/dmon.txt" 2>&1 &
   DMON=$!
-  trap 'kill "$DMON" 2> /dev/null; rm -rf "$WORK"' EXIT
+fi
+# Where each ventral process's first minutes go: CubeCL logs every kernel it compiles and
+# every autotuning decision to OUTDIR (it reads cubecl.toml from the working directory or a
+# parent; written here for this run only, removed at exit). KERNEL_LOG=0 leaves it off. By
+# default CubeCL keeps only its tuning results on disk; KERNEL_CACHE=1 (default) also keeps the
+# compiled kernels (`[compilation] cache = true`), so later processes of the run — and a second
+# call on the warm machine — can skip compiling what an earlier one compiled.
+if [ "${KERNEL_LOG:-1}" = 1 ] && [ ! -e cubecl.toml ]; then
+  KERNEL_TOML="$PWD/cubecl.toml"
+  cat > "$KERNEL_TOML" <<EOF
+[compilation]
+cache = $([ "${KERNEL_CACHE:-1}" = 1 ] && echo true || echo false)
+
+[compilation.logger]
+level = "basic"
+file = "$OUTDIR/cubecl_compile.log"
+
+[autotune.logger]
+level = "minimal"
+file = "$OUTDIR/cubecl_autotune.log"
+EOF
 fi
 for s in $ORDER; do
   case "$s" in data | torch_epoch | epoch | epoch_bf16 | families | bench | torch_bench | tests) ;;
@@ -341,5 +370,8 @@ PYEOF
 for m in "$OUTDIR"/ventral_train_metrics_*.csv; do
   p="${m##*_}"
   [ -f "$m" ] && echo "ventral's epoch, ${p%.csv} (metrics.csv, last step):" && grep -E "^$((EPOCHS - 1)),$((T - 1)),(train|val)," "$m"
+done
+for f in "$OUTDIR"/cubecl_compile.log "$OUTDIR"/cubecl_autotune.log; do
+  [ -f "$f" ] && echo "$(basename "$f"): $(wc -l < "$f") lines"
 done
 exit "$FIRST_RC"

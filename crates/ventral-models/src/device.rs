@@ -148,8 +148,10 @@ pub fn compile_note(name: &str) -> Option<String> {
         format!(
             "on {name} the first batches compile and autotune burn's kernels (about 2 min for \
              BLT_net_64 on an H200), and each new batch shape compiles again; CubeCL keeps \
-             them for later runs on this machine (target/environment of the Cargo workspace \
-             above the working directory, else ~/.cache/cubecl)"
+             its tuning results for later runs on this machine, and the compiled kernels too \
+             with `[compilation] cache = true` in a cubecl.toml in the working directory or \
+             above (in target/environment of the Cargo workspace above the working \
+             directory, else ~/.cache/cubecl)"
         )
     })
 }
