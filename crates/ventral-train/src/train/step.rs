@@ -46,6 +46,11 @@ fn mean_nll(lp: &Tensor<2>, y: &Tensor<1, Int>) -> Tensor<1> {
     lp.clone().gather(1, y.clone().reshape([n, 1])).mean().neg()
 }
 
+/// `labels` as a `[n]` tensor on `device`.
+fn label_tensor(labels: &[i64], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(labels.to_vec(), [labels.len()]), device)
+}
+
 /// The values of `nlls` (one `[1]` loss per output) and how many images' argmax of each
 /// output in `lps` (`[n, classes]`) is their label, read back from the device at once: two
 /// reads, not two per output (each read synchronises with a GPU).
@@ -138,8 +143,7 @@ pub(super) fn forward_backward(
     let x = Tensor::<4>::from_data(TensorData::new(b.images, b.shape), device);
     let shards = ventral_models::shards::ranges(n, model, device);
     if shards.len() == 1 {
-        let y = Tensor::<1, Int>::from_data(TensorData::new(b.labels.clone(), [n]), device);
-        let s = shard_step(model, x, &y, &b.labels, weights, 1.0, precision)?;
+        let s = shard_step(model, x, &b.labels, weights, 1.0, precision)?;
         return Ok(StepOutput {
             nll: s.nll,
             correct: s.correct,
@@ -150,10 +154,8 @@ pub(super) fn forward_backward(
     }
     // Data-parallel shards (`ventral_models::shards`): each its share of the batch mean.
     let parts = ventral_models::shards::map(model, device, &x, &shards, |m, xs, r| {
-        let labels = &b.labels[r.clone()];
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [r.len()]), device);
         let share = r.len() as f64 / n as f64;
-        let s = shard_step(m, xs, &y, labels, weights, share, precision)?;
+        let s = shard_step(m, xs, &b.labels[r], weights, share, precision)?;
         let g = ventral_models::shards::named_grads(m, &s.grads)?;
         Ok::<_, crate::error::TrainError>((share, s, g))
     })?;
@@ -187,11 +189,10 @@ struct Shard {
 }
 
 /// Forward, loss (`share` · Σₜ wₜ·NLLₜ, or the temporal decoder's NLL) and backward of the
-/// images `x` (labels `y`, also as `labels`) on burn's autodiff.
+/// images `x` (their `labels`) on burn's autodiff.
 fn shard_step(
     model: &Model,
     x: Tensor<4>,
-    y: &Tensor<1, Int>,
     labels: &[i64],
     weights: &[f64],
     share: f64,
@@ -199,6 +200,7 @@ fn shard_step(
 ) -> Result<Shard> {
     let t_steps = weights.len();
     let (mut nll, mut correct) = (vec![0.0; t_steps], vec![0u64; t_steps]);
+    let y = &label_tensor(labels, &x.device());
     let out = autocast(precision, || model.forward(x));
     // A temporal decoder (ConvRNNs, `decoder.loss = "decoder"`) replaces the per-step sum: the
     // loss is its output's NLL, as in the original; the per-step NLLs are still recorded.
@@ -292,10 +294,7 @@ pub(super) fn evaluate(
         let parts = ventral_models::engine_ops::on_pool(|| {
             ventral_models::shards::map(model, device, &x, &shards, |m, xs, r| {
                 let labels = &b.labels[r.clone()];
-                let y = Tensor::<1, Int>::from_data(
-                    TensorData::new(labels.to_vec(), [r.len()]),
-                    device,
-                );
+                let y = label_tensor(labels, device);
                 let out = autocast(precision, || m.forward(xs));
                 // The steps' outputs, then the decoder's, read back at once.
                 let lps: Vec<Tensor<2>> = out
