@@ -57,13 +57,25 @@ fn to_vec1(t: Tensor<1>) -> Vec<f32> {
         .unwrap()
 }
 
+/// `v` (`shape`) on `dev` as the side under test computes: float32 for the engine, float64
+/// for burn's reference.
+fn on_side<const D: usize>(
+    v: Vec<f32>,
+    shape: [usize; D],
+    dev: &Device,
+    engine: bool,
+) -> Tensor<D> {
+    let t = Tensor::<D>::from_data(TensorData::new(v, shape), dev);
+    if engine { t } else { t.cast(FloatDType::F64) }
+}
+
 /// `(y, dx, dw, db)` of `Σ conv(x, w, b)·g`, with the engine (float32) or burn (float64).
 fn run(c: &Case, x: &[f32], w: &[f32], b: &[f32], g: &[f32], engine: bool) -> [Vec<f32>; 4] {
     let dev = Device::flex().autodiff();
     let leaf = |v: &[f32], shape: [usize; 4]| {
-        let t = Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &dev);
-        let t = if engine { t } else { t.cast(FloatDType::F64) };
-        t.detach().require_grad()
+        on_side(v.to_vec(), shape, &dev, engine)
+            .detach()
+            .require_grad()
     };
     let xt = if c.strided {
         // Stored [B, C, W, H] and seen through swap_dims: a non-contiguous input.
@@ -85,14 +97,11 @@ fn run(c: &Case, x: &[f32], w: &[f32], b: &[f32], g: &[f32], engine: bool) -> [V
         xt.clone()
     };
     let wt = leaf(w, [c.co, c.ci, c.k, c.k]);
-    let bt = {
-        let t = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [c.co]), &dev);
-        let t = if engine { t } else { t.cast(FloatDType::F64) };
-        t.detach().require_grad()
-    };
+    let bt = on_side(b.to_vec(), [c.co], &dev, engine)
+        .detach()
+        .require_grad();
     let (ho, wo) = (c.out(c.h), c.out(c.w));
-    let gt = Tensor::<4>::from_data(TensorData::new(g.to_vec(), [c.batch, c.co, ho, wo]), &dev);
-    let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+    let gt = on_side(g.to_vec(), [c.batch, c.co, ho, wo], &dev, engine);
     let bias = c.bias.then(|| bt.clone());
     if engine {
         assert!(
@@ -310,9 +319,9 @@ fn fused_activations_match_burn_with_gradients() {
             let g = rng.normals(n);
             let run = |engine: bool| {
                 let dev = Device::flex().autodiff();
-                let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
-                let t = if engine { t } else { t.cast(FloatDType::F64) };
-                let leaf = t.detach().require_grad();
+                let leaf = on_side(x.clone(), [n], &dev, engine)
+                    .detach()
+                    .require_grad();
                 // A strided view: [n, 1] seen through a transpose as [1, n].
                 let input: Tensor<2> = if strided {
                     leaf.clone().reshape([n, 1]).swap_dims(0, 1)
@@ -324,8 +333,7 @@ fn fused_activations_match_burn_with_gradients() {
                 } else {
                     theirs(input, alpha)
                 };
-                let gt = Tensor::<2>::from_data(TensorData::new(g.clone(), [1, n]), &dev);
-                let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+                let gt = on_side(g.clone(), [1, n], &dev, engine);
                 let grads = (y.clone() * gt).sum().backward();
                 (to_vec1(y.reshape([n])), to_vec1(leaf.grad(&grads).unwrap()))
             };
@@ -383,17 +391,10 @@ fn repeated_frame_is_convolved_once_with_every_steps_gradient() {
     let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
     let run = |engine: bool| {
         let dev = Device::flex().autodiff();
-        let cast = |t: Tensor<4>| if engine { t } else { t.cast(FloatDType::F64) };
-        let xt = cast(Tensor::<4>::from_data(
-            TensorData::new(x.clone(), [b, ci, h, h]),
-            &dev,
-        ));
-        let wt = cast(Tensor::<4>::from_data(
-            TensorData::new(w.clone(), [co, ci, 3, 3]),
-            &dev,
-        ))
-        .detach()
-        .require_grad();
+        let xt = on_side(x.clone(), [b, ci, h, h], &dev, engine);
+        let wt = on_side(w.clone(), [co, ci, 3, 3], &dev, engine)
+            .detach()
+            .require_grad();
         let hits = frame_cache_hits();
         let mut loss: Option<Tensor<1>> = None;
         let mut ys = Vec::new();
@@ -404,10 +405,7 @@ fn repeated_frame_is_convolved_once_with_every_steps_gradient() {
                 burn_conv2d(xt.clone(), wt.clone(), None, opts.clone())
             };
             ys.push(to_vec(y.clone()));
-            let gt = cast(Tensor::<4>::from_data(
-                TensorData::new(g.clone(), [b, co, h, h]),
-                &dev,
-            ));
+            let gt = on_side(g.clone(), [b, co, h, h], &dev, engine);
             let l = (y * gt).sum();
             loss = Some(match loss {
                 None => l,
@@ -478,9 +476,9 @@ fn max_pool_matches_burn_with_gradients() {
         let x = rng.normals(n);
         let run = |engine: bool| {
             let dev = Device::flex().autodiff();
-            let t = Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &dev);
-            let t = if engine { t } else { t.cast(FloatDType::F64) };
-            let leaf = t.detach().require_grad();
+            let leaf = on_side(x.clone(), [n], &dev, engine)
+                .detach()
+                .require_grad();
             let input: Tensor<4> = if strided {
                 // [B, C, W, H] in memory seen as [B, C, H, W].
                 leaf.clone().reshape([b, c, w, h]).swap_dims(2, 3)
@@ -494,8 +492,7 @@ fn max_pool_matches_burn_with_gradients() {
             };
             let m = y.dims().iter().product::<usize>();
             let g = SplitMix::new(m as u64).normals(m);
-            let gt = Tensor::<4>::from_data(TensorData::new(g, y.dims()), &dev);
-            let gt = if engine { gt } else { gt.cast(FloatDType::F64) };
+            let gt = on_side(g, y.dims(), &dev, engine);
             let grads = (y.clone() * gt).sum().backward();
             let dx = leaf.grad(&grads).unwrap();
             let f = |t: Tensor<1>| {
@@ -594,9 +591,9 @@ fn gated_sum_matches_burn_with_gradients() {
         let run = |engine: bool| {
             let dev = Device::flex().autodiff();
             let leaf = |v: &Vec<f32>| {
-                let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &dev);
-                let t = if engine { t } else { t.cast(FloatDType::F64) };
-                t.detach().require_grad()
+                on_side(v.clone(), [n], &dev, engine)
+                    .detach()
+                    .require_grad()
             };
             let leaves: Vec<Tensor<1>> = xs[..4].iter().map(leaf).collect();
             let view = |t: &Tensor<1>| -> Tensor<2> {
@@ -613,8 +610,7 @@ fn gated_sum_matches_burn_with_gradients() {
             } else {
                 (a * k[0] + k[1]) * p + (b * k[2] + k[3]) * q
             };
-            let g = Tensor::<2>::from_data(TensorData::new(xs[4].clone(), [1, n]), &dev);
-            let g = if engine { g } else { g.cast(FloatDType::F64) };
+            let g = on_side(xs[4].clone(), [1, n], &dev, engine);
             let grads = (y.clone() * g).sum().backward();
             let f = |t: Tensor<1>| {
                 t.cast(FloatDType::F32)
