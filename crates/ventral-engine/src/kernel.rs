@@ -369,6 +369,146 @@ register_tiles!(
     _mm512_storeu_ps
 );
 
+/// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
+/// other 8-column outputs): each of the tile's vectors holds one output row.
+const GROUP: usize = 4;
+
+/// Whether [`avx512`] CPUs also have AVX-512VL (8-lane operations on all 32 vector registers).
+fn avx512vl() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    let has = *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vl"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = *HAS.get_or_init(|| false);
+    has && avx512()
+}
+
+/// Set by [`set_row_groups`].
+static ROW_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Run 8-column-wide direct convolutions [`GROUP`] output rows at a time (default), or one row
+/// at a time, process-wide: for benchmarks and the test that both give the same bits.
+pub fn set_row_groups(on: bool) {
+    ROW_GROUPS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The row-group kernels of one register budget: `$rows` runs all `m` result rows of a group of
+/// `V` output rows, each 8 columns wide, in tiles of even height (at most `$mr`); `$tile::<R, V>`
+/// is one `R × V` tile of 8-lane vectors, vector `v` holding output row `v`:
+/// `c[r·crs + v·cvs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + v·bvs + q]`, each element one
+/// chain of fused multiply-adds over `p` in order — the chain of [`register_tiles`], so the
+/// grouping gives the same bits. Per tap, `V` loads and `R` broadcasts feed `R·V` multiply-adds
+/// (one row alone: 1 load and 6 broadcasts for 6), which is what lets 8 × 8 maps run at the
+/// multiply-add units' pace instead of the load ports'.
+macro_rules! row_group_tiles {
+    ($rows:ident, $tile:ident, $feature:literal, $mr:expr, [$($h:literal),*]) => {
+        /// See [`row_group_tiles`].
+        ///
+        /// # Safety
+        /// Every addressed element must lie inside its buffer; the CPU must have the
+        /// function's target features.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feature)]
+        unsafe fn $rows<const V: usize>(
+            m: usize,
+            k: usize,
+            a: *const f32,
+            (ars, acs): (usize, usize),
+            (b, bvs): (*const f32, usize),
+            offs: &[usize],
+            (c, crs, cvs): (*mut f32, usize, usize),
+            acc: bool,
+        ) {
+            let tiles = m.div_ceil($mr);
+            let mut i = 0;
+            for t in 0..tiles {
+                let h = (m - i).div_ceil(tiles - t);
+                let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
+                let o = offs.as_ptr();
+                let args = (k, ai, ars, acs, b, bvs, o, ci, crs, cvs, acc);
+                unsafe {
+                    match h {
+                        $($h => $tile::<$h, V>(args),)*
+                        _ => $tile::<1, V>(args),
+                    }
+                }
+                i += h;
+            }
+        }
+
+        /// See [`row_group_tiles`].
+        ///
+        /// # Safety
+        /// Every addressed element must lie inside its buffer; the CPU must have the
+        /// function's target features.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        unsafe fn $tile<const R: usize, const V: usize>(
+            (k, a, ars, acs, b, bvs, offs, c, crs, cvs, accumulate): GroupArgs,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                use std::arch::x86_64::*;
+                let mut acc = [[_mm256_setzero_ps(); V]; R];
+                for p in 0..k {
+                    let bp = b.add(*offs.add(p));
+                    let mut bv = [_mm256_setzero_ps(); V];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = _mm256_loadu_ps(bp.add(bvs * v));
+                    }
+                    let ap = a.add(p * acs);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = _mm256_set1_ps(*ap.add(r * ars));
+                        for v in 0..V {
+                            acc[v] = _mm256_fmadd_ps(av, bv[v], acc[v]);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    let cp = c.add(r * crs);
+                    for (v, &x) in acc.iter().enumerate() {
+                        let x = if accumulate {
+                            _mm256_add_ps(_mm256_loadu_ps(cp.add(cvs * v)), x)
+                        } else {
+                            x
+                        };
+                        _mm256_storeu_ps(cp.add(cvs * v), x);
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// Arguments of a row-group tile: `k`, `a`, `ars`, `acs`, `b`, `bvs`, `offs`, `c`, `crs`,
+/// `cvs`, accumulate.
+type GroupArgs = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *const usize,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+);
+
+// 16 vector registers: 3 × 4 accumulators, four operand rows and a broadcast (one operand row
+// may be re-read from L1).
+row_group_tiles!(groups_avx2, group_tile, "avx,avx2,fma", 3, [3, 2]);
+// 32 vector registers: 6 × 4 accumulators, four operand rows and a broadcast.
+row_group_tiles!(
+    groups_avx512,
+    group_tile512,
+    "avx,avx2,fma,avx512f,avx512vl",
+    6,
+    [6, 5, 4, 3, 2]
+);
+
 /// Whether [`conv_direct`] handles outputs `wo` wide (whole 8- or 16-column tiles per row).
 pub fn direct_fits(wo: usize) -> bool {
     available() && wo > 0 && wo.is_multiple_of(8)
@@ -424,11 +564,48 @@ pub fn conv_direct(
     let per_task = (NC / wo).max(1);
     let cs = batch * ho * wo;
     let yp = SendPtr(y.as_mut_ptr());
+    // 8-column outputs run GROUP rows at a time (row-group tiles).
+    let groups = wo == 8 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
+    let wide = avx512vl();
     (0..rows.div_ceil(per_task)).into_par_iter().for_each(|t| {
-        for row in t * per_task..((t + 1) * per_task).min(rows) {
+        let end = ((t + 1) * per_task).min(rows);
+        let mut row = t * per_task;
+        while row < end {
             let (b, oh) = (row / ho, row % ho);
             let xb = (b * hp + oh) * wp;
             let yb = (b * ho + oh) * wo;
+            if groups && oh + GROUP <= ho && row + GROUP <= end {
+                // SAFETY: as below, for the GROUP rows oh.. of image b, all inside the task.
+                unsafe {
+                    let (a, x) = (w.data.as_ptr().add(w.off), xp.as_ptr().add(xb));
+                    let y = (yp.get().add(yb), cs, wo);
+                    if wide {
+                        groups_avx512::<GROUP>(
+                            co,
+                            kd,
+                            a,
+                            (w.rs, w.cs),
+                            (x, wp),
+                            &offs,
+                            y,
+                            accumulate,
+                        );
+                    } else {
+                        groups_avx2::<GROUP>(
+                            co,
+                            kd,
+                            a,
+                            (w.rs, w.cs),
+                            (x, wp),
+                            &offs,
+                            y,
+                            accumulate,
+                        );
+                    }
+                }
+                row += GROUP;
+                continue;
+            }
             // SAFETY: the largest input index is (ci·s²−1)·plane + (batch−1)·hp·wp +
             // (ho−1+(k−1)/s)·wp + wo−1+(k−1)/s < ci·s²·plane (checked sizes); outputs stay
             // inside `co` channel planes of `batch·ho·wo`; tasks write disjoint output rows.
@@ -447,6 +624,7 @@ pub fn conv_direct(
                     accumulate,
                 )
             };
+            row += 1;
         }
     });
 }
@@ -647,6 +825,7 @@ pub fn wgrad_direct(
     if parts.len() < batch * wl {
         parts.resize(batch * wl, 0.0);
     }
+    let wide = avx512vl();
     parts[..batch * wl]
         .par_chunks_mut(wl)
         .enumerate()
@@ -654,8 +833,9 @@ pub fn wgrad_direct(
             // SAFETY: for image b, the largest input index read is offs[kd−1] + (b·hp + ho−1)·wp
             // + wo − 1 < ci·s²·plane and the largest gradient index (co−1)·batch·ho·wo +
             // (b·ho + ho−1)·wo + wo − 1 < co·batch·ho·wo (sizes checked above).
+            let image = if wide { wgrad_image512 } else { wgrad_image };
             unsafe {
-                wgrad_image(
+                image(
                     co,
                     kd,
                     xp.as_ptr().add(b * hp * wp),
@@ -674,65 +854,112 @@ pub fn wgrad_direct(
     }
 }
 
-/// One image's weight gradient into `part` (`co × kd`, overwritten).
-///
-/// # Safety
-/// As [`wgrad_direct`]'s bounds; AVX2 + FMA must be available.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx,avx2,fma")]
-unsafe fn wgrad_image(
-    co: usize,
-    kd: usize,
-    x: *const f32,
-    wp: usize,
-    offs: &[usize],
-    dy: *const f32,
-    dys: usize,
-    ho: usize,
-    wo: usize,
-    part: &mut [f32],
-) {
-    let tiles = co.div_ceil(3);
-    let mut o = 0;
-    for t in 0..tiles {
-        let h = (co - o).div_ceil(tiles - t);
-        let mut p = 0;
-        while p < kd {
-            let q = (kd - p).min(4);
-            let args = (
-                x,
-                wp,
-                &offs[p..p + q],
-                unsafe { dy.add(o * dys) },
-                dys,
-                ho,
-                wo,
-            );
-            let sums: [[f32; 4]; 3] = unsafe {
-                match (h, q) {
-                    (3, 4) => wtile::<3, 4>(args),
-                    (3, 3) => wtile::<3, 3>(args),
-                    (3, 2) => wtile::<3, 2>(args),
-                    (3, _) => wtile::<3, 1>(args),
-                    (2, 4) => wtile::<2, 4>(args),
-                    (2, 3) => wtile::<2, 3>(args),
-                    (2, 2) => wtile::<2, 2>(args),
-                    (2, _) => wtile::<2, 1>(args),
-                    (_, 4) => wtile::<1, 4>(args),
-                    (_, 3) => wtile::<1, 3>(args),
-                    (_, 2) => wtile::<1, 2>(args),
-                    _ => wtile::<1, 1>(args),
+/// The weight-gradient kernels of one register budget: `$image` is one image's weight
+/// gradient into `part` (`co × kd`, overwritten), in tiles of at most `$mr` output channels ×
+/// 4 taps; `$tile::<R, Q>` is one `R × Q` tile summed over every pixel of the image. Each
+/// element is one chain of fused multiply-adds over the image's pixels 8 lanes at a time, in
+/// order, then the same sum of the 8 lanes, whatever the tile height: so both budgets give the
+/// same bits. Per 8 pixels, `R + Q` loads feed `R·Q` multiply-adds (3 × 4 in 16 registers,
+/// 6 × 4 in AVX-512VL's 32).
+macro_rules! wgrad_tiles {
+    ($image:ident, $tile:ident, $feature:literal, $mr:expr, [$($h:literal),*]) => {
+        /// See [`wgrad_tiles`].
+        ///
+        /// # Safety
+        /// As [`wgrad_direct`]'s bounds; the CPU must have the function's target features.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feature)]
+        unsafe fn $image(
+            co: usize,
+            kd: usize,
+            x: *const f32,
+            wp: usize,
+            offs: &[usize],
+            dy: *const f32,
+            dys: usize,
+            ho: usize,
+            wo: usize,
+            part: &mut [f32],
+        ) {
+            assert!(part.len() >= co * kd, "wgrad: part size");
+            let tiles = co.div_ceil($mr);
+            let mut o = 0;
+            for t in 0..tiles {
+                let h = (co - o).div_ceil(tiles - t);
+                let mut p = 0;
+                while p < kd {
+                    let q = (kd - p).min(4);
+                    let args = (
+                        x,
+                        wp,
+                        &offs[p..p + q],
+                        unsafe { dy.add(o * dys) },
+                        dys,
+                        ho,
+                        wo,
+                    );
+                    // SAFETY: rows o..o + h and columns p..p + q of `part` (co × kd).
+                    let out = (unsafe { part.as_mut_ptr().add(o * kd + p) }, kd);
+                    unsafe {
+                        match (h, q) {
+                            $(($h, 4) => $tile::<$h, 4>(args, out),
+                            ($h, 3) => $tile::<$h, 3>(args, out),
+                            ($h, 2) => $tile::<$h, 2>(args, out),
+                            ($h, _) => $tile::<$h, 1>(args, out),)*
+                            (_, 4) => $tile::<1, 4>(args, out),
+                            (_, 3) => $tile::<1, 3>(args, out),
+                            (_, 2) => $tile::<1, 2>(args, out),
+                            _ => $tile::<1, 1>(args, out),
+                        }
+                    }
+                    p += q;
                 }
-            };
-            for r in 0..h {
-                for j in 0..q {
-                    part[(o + r) * kd + p + j] = sums[r][j];
+                o += h;
+            }
+        }
+
+        /// See [`wgrad_tiles`]: `out.0[r·out.1 + j]` = the sum for channel `r`, tap `j`.
+        ///
+        /// # Safety
+        /// As [`wgrad_direct`]'s bounds, `out` inside `part`; the CPU must have the
+        /// function's target features.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        unsafe fn $tile<const R: usize, const Q: usize>(
+            (x, wp, offs, dy, dys, ho, wo): WArgs<'_>,
+            (out, ors): (*mut f32, usize),
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                use std::arch::x86_64::*;
+                let mut acc = [[_mm256_setzero_ps(); Q]; R];
+                for oh in 0..ho {
+                    let xr = x.add(oh * wp);
+                    let dr = dy.add(oh * wo);
+                    for s in (0..wo).step_by(8) {
+                        let mut dv = [_mm256_setzero_ps(); R];
+                        for (r, d) in dv.iter_mut().enumerate() {
+                            *d = _mm256_loadu_ps(dr.add(r * dys + s));
+                        }
+                        for j in 0..Q {
+                            let xv = _mm256_loadu_ps(xr.add(offs[j] + s));
+                            for r in 0..R {
+                                acc[r][j] = _mm256_fmadd_ps(dv[r], xv, acc[r][j]);
+                            }
+                        }
+                    }
+                }
+                for r in 0..R {
+                    for j in 0..Q {
+                        let mut lanes = [0.0f32; 8];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][j]);
+                        *out.add(r * ors + j) = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+                            + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+                    }
                 }
             }
-            p += q;
         }
-        o += h;
-    }
+    };
 }
 
 type WArgs<'a> = (
@@ -745,47 +972,14 @@ type WArgs<'a> = (
     usize,
 );
 
-/// `R` output channels × `Q` taps, summed over every pixel of one image.
-///
-/// # Safety
-/// As [`wgrad_direct`]'s bounds; AVX2 + FMA must be available.
-#[inline]
-#[target_feature(enable = "avx,avx2,fma")]
-unsafe fn wtile<const R: usize, const Q: usize>(
-    (x, wp, offs, dy, dys, ho, wo): WArgs<'_>,
-) -> [[f32; 4]; 3] {
-    let mut out = [[0.0f32; 4]; 3];
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        use std::arch::x86_64::*;
-        let mut acc = [[_mm256_setzero_ps(); Q]; R];
-        for oh in 0..ho {
-            let xr = x.add(oh * wp);
-            let dr = dy.add(oh * wo);
-            for s in (0..wo).step_by(8) {
-                let mut dv = [_mm256_setzero_ps(); R];
-                for (r, d) in dv.iter_mut().enumerate() {
-                    *d = _mm256_loadu_ps(dr.add(r * dys + s));
-                }
-                for j in 0..Q {
-                    let xv = _mm256_loadu_ps(xr.add(offs[j] + s));
-                    for r in 0..R {
-                        acc[r][j] = _mm256_fmadd_ps(dv[r], xv, acc[r][j]);
-                    }
-                }
-            }
-        }
-        for r in 0..R {
-            for j in 0..Q {
-                let mut lanes = [0.0f32; 8];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][j]);
-                out[r][j] = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-                    + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-            }
-        }
-    }
-    out
-}
+wgrad_tiles!(wgrad_image, wtile, "avx,avx2,fma", 3, [3, 2]);
+wgrad_tiles!(
+    wgrad_image512,
+    wtile512,
+    "avx,avx2,fma,avx512f,avx512vl",
+    6,
+    [6, 5, 4, 3, 2]
+);
 
 /// `d[j] = plane[t[j]]` for every plane: planes `stride` floats apart in `src`, their
 /// gathered copies `t.len()` apart in `dst` (as many as both hold). The loads are unchecked
@@ -860,11 +1054,15 @@ pub(crate) fn interleave<const M: usize>(
 mod tests {
     use super::*;
 
+    /// Held by the tests that switch the process-wide tile flags, so they never interleave.
+    static FLAGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// The 16-lane tiles give the same bits as the 8-lane ones (same multiply-add chain per
     /// element): a direct convolution 48 columns wide (32 + 16) with 13 output channels
     /// (tiles of 7 + 6 rows) and a thin product 100 columns wide, accumulating.
     #[test]
     fn wide_tiles_give_the_same_bits() {
+        let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
         if !available() {
             eprintln!("skipped: no AVX2 + FMA");
             return;
@@ -903,14 +1101,89 @@ mod tests {
             );
             let mut c = vec![0.5f32; co * 100];
             small_m(co, 100, 40, a, &xp, 3, 90, &mut c, 0, 100, true);
+            // Weight gradient (tiles of 6 channels on AVX-512VL, 3 on AVX2): the output
+            // `y` as the incoming gradient, accumulated onto a nonzero `dw`.
+            let mut dw = vec![0.125f32; co * ci * k * k];
+            let mut parts = Vec::new();
+            let (x, sh) = (&xp, (hp, wp));
+            wgrad_direct(
+                co,
+                ci,
+                (k, 1),
+                batch,
+                x,
+                sh,
+                &y,
+                (ho, wo),
+                &mut dw,
+                &mut parts,
+            );
             set_wide_tiles(true);
-            (y, c)
+            (y, c, dw)
         };
-        let (y8, c8) = run(false);
-        let (y16, c16) = run(true);
+        let (y8, c8, dw8) = run(false);
+        let (y16, c16, dw16) = run(true);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&y8), bits(&y16), "direct convolution");
         assert_eq!(bits(&c8), bits(&c16), "thin product");
+        assert_eq!(bits(&dw8), bits(&dw16), "weight gradient");
+    }
+
+    /// Row groups (four 8-wide output rows per tile) give the same bits as one row at a time,
+    /// on both register budgets: 8 × 7 outputs (a group of 4, then 3 single rows), stride 1
+    /// and stride 2 (phases), 13 output channels, accumulating.
+    #[test]
+    fn row_groups_give_the_same_bits() {
+        let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+        if !available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
+        if !avx512vl() {
+            eprintln!("no AVX-512VL here: the wide runs take the AVX2 row groups");
+        }
+        let (co, ci, k, batch, ho, wo) = (13usize, 5usize, 3usize, 3usize, 7usize, 8usize);
+        for s in [1usize, 2] {
+            let (h, w) = (ho * s, wo * s);
+            let x: Vec<f32> = (0..ci * batch * h * w)
+                .map(|i| ((i * 5 % 23) as f32 - 11.0) * 0.013)
+                .collect();
+            let mut xp = Vec::new();
+            let (hp, wp) = phases(&x, (ci, batch), (h, w), 1, s, &mut xp);
+            let wt: Vec<f32> = (0..co * ci * k * k)
+                .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.037)
+                .collect();
+            let run = |groups: bool, wide: bool| {
+                set_row_groups(groups);
+                set_wide_tiles(wide);
+                let mut y = vec![0.25f32; co * batch * ho * wo];
+                let a = Small {
+                    data: &wt,
+                    off: 0,
+                    rs: ci * k * k,
+                    cs: 1,
+                };
+                conv_direct(
+                    a,
+                    co,
+                    ci,
+                    (k, s),
+                    batch,
+                    &xp,
+                    (hp, wp),
+                    (ho, wo),
+                    &mut y,
+                    true,
+                );
+                set_row_groups(true);
+                set_wide_tiles(true);
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let single = run(false, true);
+            assert_eq!(single, run(true, true), "stride {s}: wide row groups");
+            assert_eq!(single, run(true, false), "stride {s}: AVX2 row groups");
+            assert_eq!(single, run(false, false), "stride {s}: 8-lane single rows");
+        }
     }
 
     #[test]
