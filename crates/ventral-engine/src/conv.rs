@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::kernel::{Small, conv_direct, direct_fits, phases, small_m, wgrad_direct};
+use crate::kernel::{Planes, Small, conv_direct, direct_fits, phases_of, small_m, wgrad_direct};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
 
@@ -211,9 +211,14 @@ impl Conv {
 
     /// The input zero-padded by `pad` into `scratch.pad`, as its `stride × stride` phases
     /// ([`phases`], the layout of the direct kernels): the size of a phase.
-    fn pad_input(&self, x: &[f32], batch: usize, scratch: &mut Scratch) -> (usize, usize) {
+    fn pad_input(
+        &self,
+        x: (&[f32], Planes),
+        batch: usize,
+        scratch: &mut Scratch,
+    ) -> (usize, usize) {
         let (hw, p, s) = ((self.hi, self.wi), self.pad, self.stride);
-        phases(x, (self.ci, batch), hw, p, s, &mut scratch.pad)
+        phases_of(x, (self.ci, batch), hw, p, s, &mut scratch.pad)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -431,30 +436,8 @@ impl Conv {
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         if self.uses_direct() {
-            let (hp, wp) = {
-                let _p = scope(Op::Im2col);
-                self.pad_input(x, batch, scratch)
-            };
-            let _p = scope(Op::Gemm);
-            let a = Small {
-                data: w,
-                off: 0,
-                rs: kd,
-                cs: 1,
-            };
-            let (sh, so) = ((hp, wp), (self.ho, self.wo));
-            conv_direct(
-                a,
-                self.co,
-                self.ci,
-                (self.k, self.stride),
-                batch,
-                &scratch.pad,
-                sh,
-                so,
-                y,
-                accumulate,
-            );
+            let layout = Planes::ChannelMajor;
+            self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
             return;
         }
         for (b0, b1, n) in self.chunks(batch) {
@@ -492,6 +475,56 @@ impl Conv {
         }
     }
 
+    /// [`Self::forward`] on batch-major (NCHW) arrays, the layout of burn's tensors, which the
+    /// direct kernels read and write in place: no transposed copies. Only for convolutions
+    /// that run direct ([`Self::uses_direct`]); same bits as [`Self::forward`] on the
+    /// transposed arrays.
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, k, k]`; `x`: `[B][Ci][Hi][Wi]`; `y`: `[B][Co][Ho][Wo]`.
+    ///
+    /// # Panics
+    /// When the convolution does not run direct (a caller bug: check [`Self::uses_direct`]).
+    pub fn forward_nchw(
+        &self,
+        w: &[f32],
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+        accumulate: bool,
+        scratch: &mut Scratch,
+    ) {
+        assert!(self.uses_direct(), "forward_nchw: not a direct convolution");
+        let layout = Planes::BatchMajor;
+        self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
+    }
+
+    fn forward_direct(
+        &self,
+        w: &[f32],
+        x: (&[f32], Planes),
+        batch: usize,
+        y: (&mut [f32], Planes),
+        accumulate: bool,
+        scratch: &mut Scratch,
+    ) {
+        let (hp, wp) = {
+            let _p = scope(Op::Im2col);
+            self.pad_input(x, batch, scratch)
+        };
+        let _p = scope(Op::Gemm);
+        let a = Small {
+            data: w,
+            off: 0,
+            rs: self.kdim(),
+            cs: 1,
+        };
+        let (sh, so) = ((hp, wp), (self.ho, self.wo));
+        let ks = (self.k, self.stride);
+        let (co, ci, xp) = (self.co, self.ci, &scratch.pad);
+        conv_direct(a, co, ci, ks, batch, xp, sh, so, y, accumulate);
+    }
+
     /// `dx += col2im(Wᵀ · dy)`.
     ///
     /// # Shapes
@@ -506,36 +539,8 @@ impl Conv {
     ) {
         let kd = self.kdim();
         if self.uses_direct_data() {
-            // The input gradient of a stride-1 convolution is a direct convolution of `dy`
-            // padded by k − 1 − p, with the kernel flipped and its channels exchanged.
-            let (k, q) = (self.k, self.k - 1 - self.pad);
-            let (hp, wp) = {
-                let _p = scope(Op::Im2col);
-                let hw = (self.ho, self.wo);
-                let padded = phases(dy, (self.co, batch), hw, q, 1, &mut scratch.pad);
-                flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
-                padded
-            };
-            let _p = scope(Op::Gemm);
-            let a = Small {
-                data: &scratch.wt,
-                off: 0,
-                rs: self.co * k * k,
-                cs: 1,
-            };
-            let (sh, so) = ((hp, wp), (self.hi, self.wi));
-            conv_direct(
-                a,
-                self.ci,
-                self.co,
-                (k, 1),
-                batch,
-                &scratch.pad,
-                sh,
-                so,
-                dx,
-                true,
-            );
+            let layout = Planes::ChannelMajor;
+            self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
             return;
         }
         for (b0, b1, n) in self.chunks(batch) {
@@ -565,6 +570,97 @@ impl Conv {
         }
     }
 
+    /// [`Self::backward_data`] on batch-major (NCHW) arrays, in place (see
+    /// [`Self::forward_nchw`]). Only for stride-1 direct convolutions
+    /// ([`Self::uses_direct_data`]).
+    ///
+    /// # Shapes
+    /// - `w`: `[Co, Ci, k, k]`; `dy`: `[B][Co][Ho][Wo]`; `dx`: `[B][Ci][Hi][Wi]`.
+    ///
+    /// # Panics
+    /// When the input gradient does not run direct (a caller bug).
+    pub fn backward_data_nchw(
+        &self,
+        w: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dx: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        assert!(self.uses_direct_data(), "backward_data_nchw: not direct");
+        let layout = Planes::BatchMajor;
+        self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
+    }
+
+    /// The input gradient of a stride-1 convolution is a direct convolution of `dy` padded by
+    /// k − 1 − p, with the kernel flipped and its channels exchanged.
+    fn backward_data_direct(
+        &self,
+        w: &[f32],
+        dy: (&[f32], Planes),
+        batch: usize,
+        dx: (&mut [f32], Planes),
+        scratch: &mut Scratch,
+    ) {
+        let (k, q) = (self.k, self.k - 1 - self.pad);
+        let (hp, wp) = {
+            let _p = scope(Op::Im2col);
+            let hw = (self.ho, self.wo);
+            let padded = phases_of(dy, (self.co, batch), hw, q, 1, &mut scratch.pad);
+            flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
+            padded
+        };
+        let _p = scope(Op::Gemm);
+        let a = Small {
+            data: &scratch.wt,
+            off: 0,
+            rs: self.co * k * k,
+            cs: 1,
+        };
+        let (sh, so) = ((hp, wp), (self.hi, self.wi));
+        let (ci, co, xp) = (self.ci, self.co, &scratch.pad);
+        conv_direct(a, ci, co, (k, 1), batch, xp, sh, so, dx, true);
+    }
+
+    /// [`Self::backward_weight`] on batch-major (NCHW) `x` and `dy`, read in place (see
+    /// [`Self::forward_nchw`]). Only where the weight gradient runs direct
+    /// ([`Self::uses_direct_wgrad`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[B][Ci][Hi][Wi]`; `dy`: `[B][Co][Ho][Wo]`; `dw`: `[Co, Ci, k, k]`.
+    ///
+    /// # Panics
+    /// When the weight gradient does not run direct (a caller bug).
+    pub fn backward_weight_nchw(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dw: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        assert!(self.uses_direct_wgrad(), "backward_weight_nchw: not direct");
+        let _p = scope(Op::WeightGrad);
+        let layout = Planes::BatchMajor;
+        self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
+    }
+
+    fn backward_weight_direct(
+        &self,
+        x: (&[f32], Planes),
+        dy: (&[f32], Planes),
+        batch: usize,
+        dw: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let sh = self.pad_input(x, batch, scratch);
+        scratch.grow(1);
+        let so = (self.ho, self.wo);
+        let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
+        let ks = (self.k, self.stride);
+        wgrad_direct(self.co, self.ci, ks, batch, xp, sh, dy, so, dw, parts);
+    }
+
     /// `dw += dy · im2col(x)ᵀ`: partial products of at least `WGRAD_SPLIT` chunks of images
     /// in parallel, added to `dw` in chunk order.
     ///
@@ -580,12 +676,8 @@ impl Conv {
     ) {
         let _p = scope(Op::WeightGrad);
         if self.uses_direct_wgrad() {
-            let sh = self.pad_input(x, batch, scratch);
-            scratch.grow(1);
-            let so = (self.ho, self.wo);
-            let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
-            let ks = (self.k, self.stride);
-            wgrad_direct(self.co, self.ci, ks, batch, xp, sh, dy, so, dw, parts);
+            let layout = Planes::ChannelMajor;
+            self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
             return;
         }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
@@ -669,6 +761,37 @@ pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
         .for_each(|(d, r)| *d += r.iter().map(|&v| v as f64).sum::<f64>() as f32);
 }
 
+/// [`add_bias`] on batch-major `[B][C][N]` `y`: `y[b][c][·] += bias[c]`.
+pub fn add_bias_nchw(y: &mut [f32], bias: &[f32], batch: usize) {
+    let _p = scope(Op::Elementwise);
+    let (c, n) = (bias.len(), y.len() / (bias.len() * batch).max(1));
+    y.par_chunks_mut(n.max(1))
+        .enumerate()
+        .with_min_len(crate::min_items(n))
+        .for_each(|(i, r)| {
+            let b = bias[i % c];
+            r.iter_mut().for_each(|v| *v += b)
+        });
+}
+
+/// [`bias_grad`] on batch-major `[B][C][N]` `dy`: `db[c] += Σ_{b, n} dy[b][c][n]`, summed in
+/// f64 in the same order as [`bias_grad`] on the channel-major array (so the same bits).
+pub fn bias_grad_nchw(dy: &[f32], db: &mut [f32], batch: usize) {
+    let _p = scope(Op::Elementwise);
+    let c = db.len();
+    let n = dy.len() / (c * batch).max(1);
+    db.par_iter_mut()
+        .enumerate()
+        .with_min_len(crate::min_items(n * batch))
+        .for_each(|(o, d)| {
+            let s: f64 = (0..batch)
+                .flat_map(|b| &dy[(b * c + o) * n..(b * c + o + 1) * n])
+                .map(|&v| v as f64)
+                .sum();
+            *d += s as f32;
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,6 +832,74 @@ mod tests {
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| ((i as f32 + seed) * 0.618).sin()).collect()
+    }
+
+    /// `[A][B][N]` → `[B][A][N]`.
+    fn swap(x: &[f32], a: usize, b: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; x.len()];
+        for i in 0..a {
+            for j in 0..b {
+                out[(j * a + i) * n..(j * a + i + 1) * n]
+                    .copy_from_slice(&x[(i * b + j) * n..(i * b + j + 1) * n]);
+            }
+        }
+        out
+    }
+
+    /// The batch-major (NCHW) entry points give the same bits as the channel-major ones on
+    /// transposed arrays: forward, input gradient (stride 1), weight gradient, bias and its
+    /// gradient; 8-wide maps (row groups, and a remainder row), 16 and 32 wide, stride 2,
+    /// accumulating onto nonzero arrays.
+    #[test]
+    fn batch_major_entry_points_give_the_same_bits() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for &(ci, co, k, s, p, h, b) in &[
+            (5, 13, 3, 1, 1, 8, 3),
+            (32, 32, 3, 1, 1, 8, 2),
+            (4, 6, 5, 1, 2, 16, 2),
+            (3, 16, 7, 2, 3, 64, 2),
+            (6, 5, 3, 2, 1, 16, 3),
+            (7, 9, 3, 1, 1, 32, 1),
+        ] {
+            let g = Conv::new(ci, co, k, s, p, h, h);
+            assert!(g.uses_direct(), "{ci} {co} {k} {s} {p} {h}: not direct");
+            let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
+            let w = data(co * ci * k * k, 1.0);
+            let x = data(ci * b * hw_in, 2.0);
+            let dy = data(co * b * hw_out, 3.0);
+            let bias = data(co, 4.0);
+            let mut sc = Scratch::default();
+            // Forward, accumulating, then the bias.
+            let mut y = data(co * b * hw_out, 5.0);
+            g.forward(&w, &x, b, &mut y, true, &mut sc);
+            add_bias(&mut y, &bias);
+            let mut yn = swap(&data(co * b * hw_out, 5.0), co, b, hw_out);
+            g.forward_nchw(&w, &swap(&x, ci, b, hw_in), b, &mut yn, true, &mut sc);
+            add_bias_nchw(&mut yn, &bias, b);
+            assert_eq!(bits(&swap(&y, co, b, hw_out)), bits(&yn), "forward {h} {s}");
+            // Weight and bias gradients.
+            let (mut dw, mut dwn) = (data(w.len(), 6.0), data(w.len(), 6.0));
+            g.backward_weight(&x, &dy, b, &mut dw, &mut sc);
+            let (xn, dyn_) = (swap(&x, ci, b, hw_in), swap(&dy, co, b, hw_out));
+            g.backward_weight_nchw(&xn, &dyn_, b, &mut dwn, &mut sc);
+            assert_eq!(bits(&dw), bits(&dwn), "weight gradient {h} {s}");
+            let (mut db, mut dbn) = (data(co, 7.0), data(co, 7.0));
+            bias_grad(&dy, &mut db);
+            bias_grad_nchw(&dyn_, &mut dbn, b);
+            assert_eq!(bits(&db), bits(&dbn), "bias gradient {h} {s}");
+            // Input gradient (stride 1), accumulating.
+            if g.uses_direct_data() {
+                let mut dx = data(ci * b * hw_in, 8.0);
+                g.backward_data(&w, &dy, b, &mut dx, &mut sc);
+                let mut dxn = swap(&data(ci * b * hw_in, 8.0), ci, b, hw_in);
+                g.backward_data_nchw(&w, &dyn_, b, &mut dxn, &mut sc);
+                assert_eq!(
+                    bits(&swap(&dx, ci, b, hw_in)),
+                    bits(&dxn),
+                    "input gradient {h}"
+                );
+            }
+        }
     }
 
     #[test]

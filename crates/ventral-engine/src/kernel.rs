@@ -509,6 +509,26 @@ row_group_tiles!(
     [6, 5, 4, 3, 2]
 );
 
+/// How the `channels × batch` planes of an activation lie in memory: the engine's own
+/// channel-major `[C][B][H][W]`, or burn's and PyTorch's batch-major `[B][C][H][W]` (NCHW).
+/// The direct kernels read and write either, so a caller holding NCHW tensors needs no
+/// transposed copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planes {
+    ChannelMajor,
+    BatchMajor,
+}
+
+impl Planes {
+    /// Index of plane `(c, b)` among `channels × batch` planes.
+    pub fn plane(self, c: usize, b: usize, channels: usize, batch: usize) -> usize {
+        match self {
+            Planes::ChannelMajor => c * batch + b,
+            Planes::BatchMajor => b * channels + c,
+        }
+    }
+}
+
 /// Whether [`conv_direct`] handles outputs `wo` wide (whole 8- or 16-column tiles per row).
 pub fn direct_fits(wo: usize) -> bool {
     available() && wo > 0 && wo.is_multiple_of(8)
@@ -524,7 +544,8 @@ pub fn direct_fits(wo: usize) -> bool {
 /// (for `s = 1` the phases are the padded input itself).
 ///
 /// # Shapes
-/// - `y`: `[co][batch][ho][wo]`.
+/// - `y`: `[co][batch][ho][wo]` (`Planes::ChannelMajor`) or `[batch][co][ho][wo]`
+///   (`Planes::BatchMajor`).
 ///
 /// # Panics
 /// When [`direct_fits`] is false, or a buffer is too small (engine bugs).
@@ -538,7 +559,7 @@ pub fn conv_direct(
     xp: &[f32],
     (hp, wp): (usize, usize),
     (ho, wo): (usize, usize),
-    y: &mut [f32],
+    (y, layout): (&mut [f32], Planes),
     accumulate: bool,
 ) {
     check_direct(
@@ -562,7 +583,11 @@ pub fn conv_direct(
     let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
     let rows = batch * ho;
     let per_task = (NC / wo).max(1);
-    let cs = batch * ho * wo;
+    // Channel stride of the output, and where image b's plane of channel 0 starts.
+    let (cs, image) = match layout {
+        Planes::ChannelMajor => (batch * ho * wo, ho * wo),
+        Planes::BatchMajor => (ho * wo, co * ho * wo),
+    };
     let yp = SendPtr(y.as_mut_ptr());
     // 8-column outputs run GROUP rows at a time (row-group tiles).
     let groups = wo == 8 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
@@ -573,7 +598,7 @@ pub fn conv_direct(
         while row < end {
             let (b, oh) = (row / ho, row % ho);
             let xb = (b * hp + oh) * wp;
-            let yb = (b * ho + oh) * wo;
+            let yb = b * image + oh * wo;
             if groups && oh + GROUP <= ho && row + GROUP <= end {
                 // SAFETY: as below, for the GROUP rows oh.. of image b, all inside the task.
                 unsafe {
@@ -608,7 +633,7 @@ pub fn conv_direct(
             }
             // SAFETY: the largest input index is (ci·s²−1)·plane + (batch−1)·hp·wp +
             // (ho−1+(k−1)/s)·wp + wo−1+(k−1)/s < ci·s²·plane (checked sizes); outputs stay
-            // inside `co` channel planes of `batch·ho·wo`; tasks write disjoint output rows.
+            // inside the co·batch planes of ho·wo (either layout); tasks write disjoint rows.
             unsafe {
                 direct_row(
                     co,
@@ -675,12 +700,27 @@ pub fn phases(
     s: usize,
     out: &mut Vec<f32>,
 ) -> (usize, usize) {
+    phases_of((x, Planes::ChannelMajor), (ci, batch), (h, w), p, s, out)
+}
+
+/// [`phases`] of `x` laid out as `layout` says (the phases are channel-major either way).
+pub fn phases_of(
+    (x, layout): (&[f32], Planes),
+    (ci, batch): (usize, usize),
+    (h, w): (usize, usize),
+    p: usize,
+    s: usize,
+    out: &mut Vec<f32>,
+) -> (usize, usize) {
     let (hq, wq) = ((h + 2 * p).div_ceil(s), (w + 2 * p).div_ceil(s));
     let n = ci * s * s * batch * hq * wq;
     if out.len() < n {
         out.resize(n, 0.0);
     }
-    let src = |c: usize, b: usize| &x[(c * batch + b) * h * w..(c * batch + b + 1) * h * w];
+    let src = |c: usize, b: usize| {
+        let i = layout.plane(c, b, ci, batch);
+        &x[i * h * w..(i + 1) * h * w]
+    };
     out[..n]
         .par_chunks_mut(hq * wq)
         .with_min_len(crate::min_items(hq * wq))
@@ -782,8 +822,9 @@ unsafe fn direct_row(
 
 /// Weight gradient of a direct convolution with stride `s`:
 /// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
-/// the padded input `x̂` given as its phases, as for [`conv_direct`]. Each image's partial gradient is one set of 8-lane
-/// float32 sums over its pixels (a register tile of 3 output channels × 4 taps); the partials
+/// the padded input `x̂` given as its phases, as for [`conv_direct`], and `dy` laid out as its
+/// [`Planes`] say. Each image's partial gradient is one set of 8-lane float32 sums over its
+/// pixels (register tiles of up to 6 output channels × 4 taps, [`wgrad_tiles`]); the partials
 /// are added to `dw` in image order, so the result does not depend on the thread count.
 /// `parts` is scratch.
 ///
@@ -797,7 +838,7 @@ pub fn wgrad_direct(
     batch: usize,
     xp: &[f32],
     (hp, wp): (usize, usize),
-    dy: &[f32],
+    (dy, layout): (&[f32], Planes),
     (ho, wo): (usize, usize),
     dw: &mut [f32],
     parts: &mut Vec<f32>,
@@ -826,23 +867,28 @@ pub fn wgrad_direct(
         parts.resize(batch * wl, 0.0);
     }
     let wide = avx512vl();
+    // Channel stride of `dy`, and where image b's plane of channel 0 starts.
+    let (dys, image) = match layout {
+        Planes::ChannelMajor => (batch * ho * wo, ho * wo),
+        Planes::BatchMajor => (ho * wo, co * ho * wo),
+    };
     parts[..batch * wl]
         .par_chunks_mut(wl)
         .enumerate()
         .for_each(|(b, part)| {
             // SAFETY: for image b, the largest input index read is offs[kd−1] + (b·hp + ho−1)·wp
-            // + wo − 1 < ci·s²·plane and the largest gradient index (co−1)·batch·ho·wo +
-            // (b·ho + ho−1)·wo + wo − 1 < co·batch·ho·wo (sizes checked above).
-            let image = if wide { wgrad_image512 } else { wgrad_image };
+            // + wo − 1 < ci·s²·plane and the largest gradient index, (co−1)·dys + b·image +
+            // ho·wo − 1, lies inside the co·batch planes of ho·wo (either layout; checked).
+            let kernel = if wide { wgrad_image512 } else { wgrad_image };
             unsafe {
-                image(
+                kernel(
                     co,
                     kd,
                     xp.as_ptr().add(b * hp * wp),
                     wp,
                     &offs,
-                    dy.as_ptr().add(b * ho * wo),
-                    batch * ho * wo,
+                    dy.as_ptr().add(b * image),
+                    dys,
                     ho,
                     wo,
                     part,
@@ -1096,7 +1142,7 @@ mod tests {
                 &xp,
                 (hp, wp),
                 (ho, wo),
-                &mut y,
+                (&mut y, Planes::ChannelMajor),
                 true,
             );
             let mut c = vec![0.5f32; co * 100];
@@ -1113,7 +1159,7 @@ mod tests {
                 batch,
                 x,
                 sh,
-                &y,
+                (&y[..], Planes::ChannelMajor),
                 (ho, wo),
                 &mut dw,
                 &mut parts,
@@ -1172,7 +1218,7 @@ mod tests {
                     &xp,
                     (hp, wp),
                     (ho, wo),
-                    &mut y,
+                    (&mut y[..], Planes::ChannelMajor),
                     true,
                 );
                 set_row_groups(true);

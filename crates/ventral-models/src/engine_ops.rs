@@ -34,7 +34,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ventral_engine::act::Act;
-use ventral_engine::conv::{Conv, Scratch, add_bias, bias_grad};
+use ventral_engine::conv::{Conv, Scratch, add_bias, add_bias_nchw, bias_grad_nchw};
 
 /// Process-wide switch (default on): off routes every [`conv2d`] to burn's implementation.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -438,9 +438,15 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
     let (wd, ws) = f32_parts(w);
     let (_, bs) = f32_parts(b);
     let (conv, batch) = conv_of(&xd, &wd, g);
-    let xc = swap_outer(&xs, batch, conv.ci, conv.hi * conv.wi);
     let howo = conv.ho * conv.wo;
     let mut y = vec![0.0f32; conv.co * batch * howo];
+    if conv.uses_direct() {
+        // The direct kernels read and write burn's [B][C][H][W] in place.
+        SCRATCH.with(|s| conv.forward_nchw(&ws, &xs, batch, &mut y, false, &mut s.borrow_mut()));
+        add_bias_nchw(&mut y, &bs, batch);
+        return flex(y, [batch, conv.co, conv.ho, conv.wo]);
+    }
+    let xc = swap_outer(&xs, batch, conv.ci, conv.hi * conv.wi);
     SCRATCH.with(|s| conv.forward(&ws, &xc, batch, &mut y, false, &mut s.borrow_mut()));
     add_bias(&mut y, &bs);
     flex(
@@ -462,25 +468,39 @@ fn backward_flex(
     let (_, dys) = f32_parts(dy);
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
-    let dyc = swap_outer(&dys, batch, conv.co, howo);
+    // Where a gradient runs direct it reads burn's [B][C][H][W] in place; the others take
+    // channel-major copies (`dy`'s made once, when first needed).
+    let copy = (want[0] && !conv.uses_direct_data()) || (want[1] && !conv.uses_direct_wgrad());
+    let dyc = copy.then(|| swap_outer(&dys, batch, conv.co, howo));
+    let channel_major_dy = || dyc.as_deref().unwrap_or_default();
     let hiwi = conv.hi * conv.wi;
     let dx = want[0].then(|| {
         let mut dx = vec![0.0f32; conv.ci * batch * hiwi];
-        SCRATCH.with(|s| conv.backward_data(&ws, &dyc, batch, &mut dx, &mut s.borrow_mut()));
-        flex(
-            swap_outer(&dx, conv.ci, batch, hiwi),
-            [batch, conv.ci, conv.hi, conv.wi],
-        )
+        let dims = [batch, conv.ci, conv.hi, conv.wi];
+        if conv.uses_direct_data() {
+            SCRATCH
+                .with(|s| conv.backward_data_nchw(&ws, &dys, batch, &mut dx, &mut s.borrow_mut()));
+            return flex(dx, dims);
+        }
+        let dyc = channel_major_dy();
+        SCRATCH.with(|s| conv.backward_data(&ws, dyc, batch, &mut dx, &mut s.borrow_mut()));
+        flex(swap_outer(&dx, conv.ci, batch, hiwi), dims)
     });
     let dw = want[1].then(|| {
-        let xc = swap_outer(&xs, batch, conv.ci, hiwi);
         let mut dw = vec![0.0f32; ws.len()];
-        SCRATCH.with(|s| conv.backward_weight(&xc, &dyc, batch, &mut dw, &mut s.borrow_mut()));
+        if conv.uses_direct_wgrad() {
+            SCRATCH.with(|s| {
+                conv.backward_weight_nchw(&xs, &dys, batch, &mut dw, &mut s.borrow_mut())
+            });
+        } else {
+            let (xc, dyc) = (swap_outer(&xs, batch, conv.ci, hiwi), channel_major_dy());
+            SCRATCH.with(|s| conv.backward_weight(&xc, dyc, batch, &mut dw, &mut s.borrow_mut()));
+        }
         flex(dw, [wd[0], wd[1], wd[2], wd[3]])
     });
     let db = want[2].then(|| {
         let mut db = vec![0.0f32; conv.co];
-        bias_grad(&dyc, &mut db);
+        bias_grad_nchw(&dys, &mut db, batch);
         FlexTensor::from_data(TensorData::new(db, [conv.co]))
     });
     [dx, dw, db]
