@@ -48,6 +48,12 @@ fn main() {
         ("ref64 v4 bu 16", Conv::new(128, 256, 3, 1, 1, 16, 16)),
         ("ref64 v4 lat 16", Conv::new(256, 256, 3, 1, 1, 16, 16)),
         ("ref64 it lat 8", Conv::new(512, 512, 3, 1, 1, 8, 8)),
+        // The CPU ConvRNNs' cells on 8 × 8 maps: the GRU's gates (input and state, 64 → 2·32),
+        // the reciprocal gated cell's 32 → 32, BLT_net_64's IT bottom-up.
+        ("gru gates 64->64 8", Conv::new(64, 64, 3, 1, 1, 8, 8)),
+        ("cell 32->32 8", Conv::new(32, 32, 3, 1, 1, 8, 8)),
+        ("cell 64->128 8", Conv::new(64, 128, 3, 1, 1, 8, 8)),
+        ("ref64 it bu 8", Conv::new(256, 512, 3, 1, 1, 8, 8)),
     ];
     // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
     // kernels), for side-by-side timings.

@@ -54,6 +54,15 @@ const DIRECT_WGRAD_MIN_SIDE: usize = 32;
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
 
+/// Channels (in and out) up to which a layer runs direct at any map width that fits, weight
+/// gradient included: the ConvRNN cells on 8 × 8 maps. Measured with the row-group tiles
+/// (2026-12-04, `examples/conv_time`, batch 32, 2-core Ice Lake, general path vs direct,
+/// fastest of 20): the GRU's gates 64 → 64 forward 1.51 → 1.01 ms, input gradient 1.38 →
+/// 1.05, weight gradient 2.51 → 1.65; 64 → 128 2.16 → 1.85, 2.05 → 1.98, 3.41 → 3.10. Wider
+/// layers on 8 × 8 (BLT_net_64's IT, 512 channels) lose their weight gradient by direct
+/// (30 → 48 ms) and stay on `DIRECT_MIN_SIDE`.
+const MEDIUM_CHANNELS: usize = 128;
+
 /// Output rows narrower than this unfold through a table of tap offsets ([`Conv::im2col`]).
 /// Measured on the ConvRNN presets' maps, one thread, batch 16 (`im2col` alone): 2 × 2
 /// 266 → 107–135 µs (128 channels), 4 × 4 172–345 → 96–190 µs; 8 × 8 no faster (360 → 380–500
@@ -180,13 +189,13 @@ impl Conv {
         self.co <= THIN_CO && crate::kernel::available() && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
-    /// Stride 1 or 2 with whole 8-column output tiles, between few channels or on maps at
-    /// least `DIRECT_MIN_SIDE` wide: the forward runs as a direct convolution
-    /// ([`conv_direct`]) without an unfolded input, and so does the input gradient of stride 1
-    /// (whole 8-column input rows too) — of stride 2 it stays on GEMM + col2im.
+    /// Stride 1 or 2 with whole 8-column output tiles, between at most `MEDIUM_CHANNELS`
+    /// channels or on maps at least `DIRECT_MIN_SIDE` wide: the forward runs as a direct
+    /// convolution ([`conv_direct`]) without an unfolded input, and so does the input gradient
+    /// of stride 1 (whole 8-column input rows too) — of stride 2 it stays on GEMM + col2im.
     pub fn uses_direct(&self) -> bool {
         (self.stride == 1 || self.stride == 2)
-            && (self.narrow() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
+            && (self.medium() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
             && (self.stride == 2 || direct_fits(self.wi))
             && !GENERAL_ONLY.load(Ordering::Relaxed)
@@ -197,16 +206,16 @@ impl Conv {
         self.stride == 1 && self.uses_direct()
     }
 
-    /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with wide
-    /// layers only from `DIRECT_WGRAD_MIN_SIDE` (on smaller maps the general GEMM, which
-    /// blocks the long pixel reduction, is faster).
+    /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with layers of
+    /// more than `MEDIUM_CHANNELS` only from `DIRECT_WGRAD_MIN_SIDE` (on smaller maps the
+    /// general GEMM, which blocks the long pixel reduction, is faster).
     pub fn uses_direct_wgrad(&self) -> bool {
-        self.uses_direct() && (self.narrow() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
+        self.uses_direct() && (self.medium() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE)
     }
 
-    /// At most [`THIN_CO`] channels on both sides.
-    fn narrow(&self) -> bool {
-        self.ci <= THIN_CO && self.co <= THIN_CO
+    /// At most [`MEDIUM_CHANNELS`] channels on both sides.
+    fn medium(&self) -> bool {
+        self.ci <= MEDIUM_CHANNELS && self.co <= MEDIUM_CHANNELS
     }
 
     /// The input zero-padded by `pad` into `scratch.pad`, as its `stride × stride` phases
