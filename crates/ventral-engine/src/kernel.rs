@@ -1103,6 +1103,39 @@ mod tests {
     /// Held by the tests that switch the process-wide tile flags, so they never interleave.
     static FLAGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// Test weights, `[co][ci·k²]` flattened.
+    fn weights(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.037)
+            .collect()
+    }
+
+    /// Test activations.
+    fn activations(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 5 % 23) as f32 - 11.0) * 0.013)
+            .collect()
+    }
+
+    /// [`conv_direct`] of `(co, ci, k, s)` channel-major, accumulating onto 0.25 everywhere.
+    fn direct(
+        w: &[f32],
+        (co, ci, k, s): (usize, usize, usize, usize),
+        (batch, xp, sh): (usize, &[f32], (usize, usize)),
+        (ho, wo): (usize, usize),
+    ) -> Vec<f32> {
+        let mut y = vec![0.25f32; co * batch * ho * wo];
+        let a = Small {
+            data: w,
+            off: 0,
+            rs: ci * k * k,
+            cs: 1,
+        };
+        let out = (&mut y[..], Planes::ChannelMajor);
+        conv_direct(a, co, ci, (k, s), batch, xp, sh, (ho, wo), out, true);
+        y
+    }
+
     /// The 16-lane tiles give the same bits as the 8-lane ones (same multiply-add chain per
     /// element): a direct convolution 48 columns wide (32 + 16) with 13 output channels
     /// (tiles of 7 + 6 rows) and a thin product 100 columns wide, accumulating.
@@ -1118,33 +1151,17 @@ mod tests {
         }
         let (co, ci, k, batch, ho, wo) = (13usize, 5usize, 3usize, 2usize, 6usize, 48usize);
         let (hp, wp) = (ho + k - 1, wo + k - 1);
-        let w: Vec<f32> = (0..co * ci * k * k)
-            .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.037)
-            .collect();
-        let xp: Vec<f32> = (0..ci * batch * hp * wp)
-            .map(|i| ((i * 5 % 23) as f32 - 11.0) * 0.013)
-            .collect();
+        let w = weights(co * ci * k * k);
+        let xp = activations(ci * batch * hp * wp);
         let run = |wide: bool| {
             set_wide_tiles(wide);
-            let mut y = vec![0.25f32; co * batch * ho * wo];
+            let y = direct(&w, (co, ci, k, 1), (batch, &xp, (hp, wp)), (ho, wo));
             let a = Small {
                 data: &w,
                 off: 0,
                 rs: ci * k * k,
                 cs: 1,
             };
-            conv_direct(
-                a,
-                co,
-                ci,
-                (k, 1),
-                batch,
-                &xp,
-                (hp, wp),
-                (ho, wo),
-                (&mut y, Planes::ChannelMajor),
-                true,
-            );
             let mut c = vec![0.5f32; co * 100];
             small_m(co, 100, 40, a, &xp, 3, 90, &mut c, 0, 100, true);
             // Weight gradient (tiles of 6 channels on AVX-512VL, 3 on AVX2): the output
@@ -1191,36 +1208,14 @@ mod tests {
         let (co, ci, k, batch, ho, wo) = (13usize, 5usize, 3usize, 3usize, 7usize, 8usize);
         for s in [1usize, 2] {
             let (h, w) = (ho * s, wo * s);
-            let x: Vec<f32> = (0..ci * batch * h * w)
-                .map(|i| ((i * 5 % 23) as f32 - 11.0) * 0.013)
-                .collect();
+            let x = activations(ci * batch * h * w);
             let mut xp = Vec::new();
             let (hp, wp) = phases(&x, (ci, batch), (h, w), 1, s, &mut xp);
-            let wt: Vec<f32> = (0..co * ci * k * k)
-                .map(|i| ((i * 7 % 19) as f32 - 9.0) * 0.037)
-                .collect();
+            let wt = weights(co * ci * k * k);
             let run = |groups: bool, wide: bool| {
                 set_row_groups(groups);
                 set_wide_tiles(wide);
-                let mut y = vec![0.25f32; co * batch * ho * wo];
-                let a = Small {
-                    data: &wt,
-                    off: 0,
-                    rs: ci * k * k,
-                    cs: 1,
-                };
-                conv_direct(
-                    a,
-                    co,
-                    ci,
-                    (k, s),
-                    batch,
-                    &xp,
-                    (hp, wp),
-                    (ho, wo),
-                    (&mut y[..], Planes::ChannelMajor),
-                    true,
-                );
+                let y = direct(&wt, (co, ci, k, s), (batch, &xp, (hp, wp)), (ho, wo));
                 set_row_groups(true);
                 set_wide_tiles(true);
                 y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
