@@ -44,12 +44,20 @@ pub fn set_general_only(on: bool) {
 /// (23–26 vs 67–79 ms), 32 × 32 128 channels 1.3× (20–29 vs 28–37), but 16 × 16 now loses —
 /// 256 channels forward 23–25 ms by GEMM vs 34–35 direct (batch 64: 121–130 vs 163–175),
 /// 128 → 256 12–16 vs 17–20, the stride-2 128 → 256 (top-down input gradient) 17–19 vs 22–28
-/// — so from 32.
-const DIRECT_MIN_SIDE: usize = 32;
+/// — so from 32. Remeasured after the AVX-512 tiles' later changes (2026-12-04, Zen 4, batch
+/// 16, `conv_time` with the constants at 32 and at 8, fastest of 20, two runs): 16 × 16 now
+/// wins — 256 → 256 forward 24.4–24.7 → 21.2–21.9 ms, input gradient 24.5–25.0 → 21.8–23.1,
+/// 128 → 256 12.2–12.4 → 10.6–11.4 and 12.1–12.3 → 10.9–11.7; 8 × 8 with 512 channels wins its
+/// forward (25.3 → 21.6–22.9) but not its input gradient (24.4–24.7 → 23.4–24.7), on 8-lane
+/// row groups that a CPU with two 512-bit FMA units would run at half its peak — so from 16.
+const DIRECT_MIN_SIDE: usize = 16;
 
 /// Map width from which wide layers take the direct weight gradient (64 × 64: 2.3×, 32 × 32:
-/// 1.6×, 16 × 16: 0.8× of the general path's speed … so from 32).
-const DIRECT_WGRAD_MIN_SIDE: usize = 32;
+/// 1.6×, 16 × 16: 0.8× of the general path's speed … so from 32). Remeasured as
+/// `DIRECT_MIN_SIDE` (2026-12-04): 16 × 16 now wins — 128 → 256 20.7 → 13.1–14.0 ms,
+/// 256 → 256 30.0–30.4 → 26.8–27.9, the top-down 256 → 128 (16 → 32) 21.7–22.3 → 15.1 — and
+/// 8 × 8 still loses (512 → 512 27.2 → 44–45 ms): from 16.
+const DIRECT_WGRAD_MIN_SIDE: usize = 16;
 
 /// Output channels up to which forward and input-gradient products use the thin kernel.
 const THIN_CO: usize = 32;
