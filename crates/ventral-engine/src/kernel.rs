@@ -387,8 +387,8 @@ fn avx512vl() -> bool {
 /// Set by [`set_row_groups`].
 static ROW_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Run 8-column-wide direct convolutions [`GROUP`] output rows at a time (default), or one row
-/// at a time, process-wide: for benchmarks and the test that both give the same bits.
+/// Run 8-column-wide direct convolutions `GROUP` (four) output rows at a time (default), or
+/// one row at a time, process-wide: for benchmarks and the test that both give the same bits.
 pub fn set_row_groups(on: bool) {
     ROW_GROUPS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
@@ -824,7 +824,7 @@ unsafe fn direct_row(
 /// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
 /// the padded input `x̂` given as its phases, as for [`conv_direct`], and `dy` laid out as its
 /// [`Planes`] say. Each image's partial gradient is one set of 8-lane float32 sums over its
-/// pixels (register tiles of up to 6 output channels × 4 taps, [`wgrad_tiles`]); the partials
+/// pixels (register tiles of up to 6 output channels × 4 taps, `wgrad_tiles`); the partials
 /// are added to `dw` in image order, so the result does not depend on the thread count.
 /// `parts` is scratch.
 ///
