@@ -431,8 +431,9 @@ fn conv_of(xd: &[usize], wd: &[usize], g: Geom) -> (Conv, usize) {
     (Conv::new(ci, wd[0], wd[2], g.stride, g.pad, h, w), batch)
 }
 
-/// Forward on Flex tensors (the backward transposes the input again from the `[B][C][H][W]`
-/// tensor autodiff keeps, rather than holding a second, channel-major copy per convolution).
+/// Forward on Flex tensors: in place where the convolution runs direct, else through
+/// channel-major copies (the general path's backward then transposes the input again from the
+/// `[B][C][H][W]` tensor autodiff keeps, rather than holding a second copy per convolution).
 fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> FlexTensor {
     let (xd, xs) = f32_parts(x);
     let (wd, ws) = f32_parts(w);
@@ -469,7 +470,7 @@ fn backward_flex(
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
     // Where a gradient runs direct it reads burn's [B][C][H][W] in place; the others take
-    // channel-major copies (`dy`'s made once, when first needed).
+    // channel-major copies (one of `dy`, made only if a gradient on the general path needs it).
     let copy = (want[0] && !conv.uses_direct_data()) || (want[1] && !conv.uses_direct_wgrad());
     let dyc = copy.then(|| swap_outer(&dys, batch, conv.co, howo));
     let channel_major_dy = || dyc.as_deref().unwrap_or_default();
