@@ -162,7 +162,7 @@ unsafe fn block(
     j1: usize,
     accumulate: bool,
 ) {
-    let ap = unsafe { a.data.as_ptr().add(a.off) };
+    let (ap, ars) = (unsafe { a.data.as_ptr().add(a.off) }, (a.rs, a.cs));
     let rows: Vec<usize> = (0..k).map(|p| p * brs).collect();
     let padded: Vec<usize> = (0..k).map(|p| p * NR).collect();
     // Columns that do not fill a tile go through a zero-padded copy.
@@ -174,7 +174,16 @@ unsafe fn block(
         if wide && j1 - j >= 2 * NR {
             let ci = unsafe { c.add(j) };
             unsafe {
-                rows_of_tiles512::<2>(m, k, ap, a.rs, a.cs, b.add(j), &rows, ci, crs, accumulate)
+                rows_of_tiles512::<2>(
+                    m,
+                    k,
+                    ap,
+                    ars,
+                    (b.add(j), 16),
+                    &rows,
+                    (ci, crs, 16),
+                    accumulate,
+                )
             };
             j += 2 * NR;
             continue;
@@ -183,7 +192,16 @@ unsafe fn block(
         if w == NR {
             let ci = unsafe { c.add(j) };
             unsafe {
-                rows_of_tiles::<2>(m, k, ap, a.rs, a.cs, b.add(j), &rows, ci, crs, accumulate)
+                rows_of_tiles::<2>(
+                    m,
+                    k,
+                    ap,
+                    ars,
+                    (b.add(j), 8),
+                    &rows,
+                    (ci, crs, 8),
+                    accumulate,
+                )
             };
         } else {
             bt.resize(k * NR, 0.0);
@@ -214,12 +232,10 @@ unsafe fn block(
                         h,
                         k,
                         ai,
-                        a.rs,
-                        a.cs,
-                        bt.as_ptr(),
+                        ars,
+                        (bt.as_ptr(), 8),
                         &padded,
-                        ct.as_mut_ptr(),
-                        NR,
+                        (ct.as_mut_ptr(), NR, 8),
                         true,
                     )
                 };
@@ -235,16 +251,21 @@ unsafe fn block(
     }
 }
 
-/// The register-tile kernels of one vector width: `$rows::<V>` runs all `m` result rows of one
-/// column tile (`LANES·V` columns) in tiles of even height (at most `$mr` rows — 8 rows as
-/// 4 + 4, not 6 + 2, so every tile keeps enough independent accumulators in flight to hide the
-/// multiply-add latency); `$tile::<R, V>` is one `R × LANES·V` tile:
-/// `c[r·crs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + q]`, each element one chain of fused
-/// multiply-adds over `p` in order (so the widths give the same bits). Row `p` of the wide
-/// operand starts at `b + offs[p]`. Instantiated for 8 lanes (AVX2 + FMA) and 16 (AVX-512F).
+/// The register-tile kernels of one vector width and register budget: `$rows::<V>` runs all
+/// `m` result rows of one column tile (`V` vectors) in tiles of even height (at most `$mr` rows
+/// — 8 rows as 4 + 4, not 6 + 2, so every tile keeps enough independent accumulators in flight
+/// to hide the multiply-add latency); `$tile::<R, V>` is one `R × V`-vector tile:
+/// `c[r·crs + v·cvs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + v·bvs + q]`, each element one
+/// chain of fused multiply-adds over `p` in order (so the widths and budgets give the same
+/// bits). Row `p` of the wide operand starts at `b + offs[p]`. With `bvs = cvs = $lanes` the
+/// vectors are consecutive columns (a tile `LANES·V` columns wide); with the input's and
+/// output's row strides, vector `v` is output row `v` (the row groups of 8-wide outputs: per
+/// tap, `V` loads and `R` broadcasts feed `R·V` multiply-adds, where one 8-wide row alone gives
+/// 1 load and 6 broadcasts for 6). Instantiated for 8 lanes (AVX2 + FMA), 16 (AVX-512F), and
+/// 8 lanes on AVX-512VL's 32 registers.
 macro_rules! register_tiles {
     (
-        $rows:ident, $tile:ident, $feature:literal, $lanes:literal, $mr:expr,
+        $rows:ident, $tile:ident, $feature:literal, $mr:expr,
         [$($h:literal),*],
         $vec:ident, $zero:ident, $load:ident, $splat:ident, $fmadd:ident, $add:ident, $store:ident
     ) => {
@@ -255,160 +276,6 @@ macro_rules! register_tiles {
         /// function's target features.
         #[allow(clippy::too_many_arguments)]
         #[inline]
-        #[target_feature(enable = $feature)]
-        unsafe fn $rows<const V: usize>(
-            m: usize,
-            k: usize,
-            a: *const f32,
-            ars: usize,
-            acs: usize,
-            b: *const f32,
-            offs: &[usize],
-            c: *mut f32,
-            crs: usize,
-            acc: bool,
-        ) {
-            let tiles = m.div_ceil($mr);
-            let mut i = 0;
-            for t in 0..tiles {
-                let h = (m - i).div_ceil(tiles - t);
-                let (ai, ci) = unsafe { (a.add(i * ars), c.add(i * crs)) };
-                let o = offs.as_ptr();
-                unsafe {
-                    match h {
-                        $($h => $tile::<$h, V>(k, ai, ars, acs, b, o, ci, crs, acc),)*
-                        _ => $tile::<1, V>(k, ai, ars, acs, b, o, ci, crs, acc),
-                    }
-                }
-                i += h;
-            }
-        }
-
-        /// See [`register_tiles`].
-        ///
-        /// # Safety
-        /// Every addressed element must lie inside its buffer; the CPU must have the
-        /// function's target features.
-        #[allow(clippy::too_many_arguments)]
-        #[inline]
-        #[target_feature(enable = $feature)]
-        unsafe fn $tile<const R: usize, const V: usize>(
-            k: usize,
-            a: *const f32,
-            ars: usize,
-            acs: usize,
-            b: *const f32,
-            offs: *const usize,
-            c: *mut f32,
-            crs: usize,
-            accumulate: bool,
-        ) {
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                use std::arch::x86_64::*;
-                let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
-                for p in 0..k {
-                    let bp = b.add(*offs.add(p));
-                    let mut bv: [$vec; V] = [$zero(); V];
-                    for (v, x) in bv.iter_mut().enumerate() {
-                        *x = $load(bp.add($lanes * v));
-                    }
-                    let ap = a.add(p * acs);
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let av = $splat(*ap.add(r * ars));
-                        for v in 0..V {
-                            acc[v] = $fmadd(av, bv[v], acc[v]);
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate() {
-                    let cp = c.add(r * crs);
-                    for (v, &x) in acc.iter().enumerate() {
-                        let x = if accumulate {
-                            $add($load(cp.add($lanes * v)), x)
-                        } else {
-                            x
-                        };
-                        $store(cp.add($lanes * v), x);
-                    }
-                }
-            }
-        }
-    };
-}
-
-register_tiles!(
-    rows_of_tiles,
-    tile,
-    "avx,avx2,fma",
-    8,
-    MR,
-    [6, 5, 4, 3, 2],
-    __m256,
-    _mm256_setzero_ps,
-    _mm256_loadu_ps,
-    _mm256_set1_ps,
-    _mm256_fmadd_ps,
-    _mm256_add_ps,
-    _mm256_storeu_ps
-);
-
-register_tiles!(
-    rows_of_tiles512,
-    tile512,
-    "avx512f",
-    16,
-    MR512,
-    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2],
-    __m512,
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    _mm512_set1_ps,
-    _mm512_fmadd_ps,
-    _mm512_add_ps,
-    _mm512_storeu_ps
-);
-
-/// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
-/// other 8-column outputs): each of the tile's vectors holds one output row.
-const GROUP: usize = 4;
-
-/// Whether [`avx512`] CPUs also have AVX-512VL (8-lane operations on all 32 vector registers).
-fn avx512vl() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    #[cfg(target_arch = "x86_64")]
-    let has = *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vl"));
-    #[cfg(not(target_arch = "x86_64"))]
-    let has = *HAS.get_or_init(|| false);
-    has && avx512()
-}
-
-/// Set by [`set_row_groups`].
-static ROW_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Run 8-column-wide direct convolutions `GROUP` (four) output rows at a time (default), or
-/// one row at a time, process-wide: for benchmarks and the test that both give the same bits.
-pub fn set_row_groups(on: bool) {
-    ROW_GROUPS.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The row-group kernels of one register budget: `$rows` runs all `m` result rows of a group of
-/// `V` output rows, each 8 columns wide, in tiles of even height (at most `$mr`); `$tile::<R, V>`
-/// is one `R × V` tile of 8-lane vectors, vector `v` holding output row `v`:
-/// `c[r·crs + v·cvs + q] (+)= Σ_p a[r·ars + p·acs] · b[offs[p] + v·bvs + q]`, each element one
-/// chain of fused multiply-adds over `p` in order — the chain of [`register_tiles`], so the
-/// grouping gives the same bits. Per tap, `V` loads and `R` broadcasts feed `R·V` multiply-adds
-/// (one row alone: 1 load and 6 broadcasts for 6), which is what lets 8 × 8 maps run at the
-/// multiply-add units' pace instead of the load ports'.
-macro_rules! row_group_tiles {
-    ($rows:ident, $tile:ident, $feature:literal, $mr:expr, [$($h:literal),*]) => {
-        /// See [`row_group_tiles`].
-        ///
-        /// # Safety
-        /// Every addressed element must lie inside its buffer; the CPU must have the
-        /// function's target features.
-        #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feature)]
         unsafe fn $rows<const V: usize>(
             m: usize,
@@ -437,7 +304,7 @@ macro_rules! row_group_tiles {
             }
         }
 
-        /// See [`row_group_tiles`].
+        /// See [`register_tiles`].
         ///
         /// # Safety
         /// Every addressed element must lie inside its buffer; the CPU must have the
@@ -445,23 +312,23 @@ macro_rules! row_group_tiles {
         #[inline]
         #[target_feature(enable = $feature)]
         unsafe fn $tile<const R: usize, const V: usize>(
-            (k, a, ars, acs, b, bvs, offs, c, crs, cvs, accumulate): GroupArgs,
+            (k, a, ars, acs, b, bvs, offs, c, crs, cvs, accumulate): TileArgs,
         ) {
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 use std::arch::x86_64::*;
-                let mut acc = [[_mm256_setzero_ps(); V]; R];
+                let mut acc: [[$vec; V]; R] = [[$zero(); V]; R];
                 for p in 0..k {
                     let bp = b.add(*offs.add(p));
-                    let mut bv = [_mm256_setzero_ps(); V];
+                    let mut bv: [$vec; V] = [$zero(); V];
                     for (v, x) in bv.iter_mut().enumerate() {
-                        *x = _mm256_loadu_ps(bp.add(bvs * v));
+                        *x = $load(bp.add(bvs * v));
                     }
                     let ap = a.add(p * acs);
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let av = _mm256_set1_ps(*ap.add(r * ars));
+                        let av = $splat(*ap.add(r * ars));
                         for v in 0..V {
-                            acc[v] = _mm256_fmadd_ps(av, bv[v], acc[v]);
+                            acc[v] = $fmadd(av, bv[v], acc[v]);
                         }
                     }
                 }
@@ -469,11 +336,11 @@ macro_rules! row_group_tiles {
                     let cp = c.add(r * crs);
                     for (v, &x) in acc.iter().enumerate() {
                         let x = if accumulate {
-                            _mm256_add_ps(_mm256_loadu_ps(cp.add(cvs * v)), x)
+                            $add($load(cp.add(cvs * v)), x)
                         } else {
                             x
                         };
-                        _mm256_storeu_ps(cp.add(cvs * v), x);
+                        $store(cp.add(cvs * v), x);
                     }
                 }
             }
@@ -481,9 +348,9 @@ macro_rules! row_group_tiles {
     };
 }
 
-/// Arguments of a row-group tile: `k`, `a`, `ars`, `acs`, `b`, `bvs`, `offs`, `c`, `crs`,
+/// Arguments of a register tile: `k`, `a`, `ars`, `acs`, `b`, `bvs`, `offs`, `c`, `crs`,
 /// `cvs`, accumulate.
-type GroupArgs = (
+type TileArgs = (
     usize,
     *const f32,
     usize,
@@ -497,17 +364,93 @@ type GroupArgs = (
     bool,
 );
 
-// 16 vector registers: 3 × 4 accumulators, four operand rows and a broadcast (one operand row
-// may be re-read from L1).
-row_group_tiles!(groups_avx2, group_tile, "avx,avx2,fma", 3, [3, 2]);
-// 32 vector registers: 6 × 4 accumulators, four operand rows and a broadcast.
-row_group_tiles!(
+register_tiles!(
+    rows_of_tiles,
+    tile,
+    "avx,avx2,fma",
+    MR,
+    [6, 5, 4, 3, 2],
+    __m256,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps
+);
+
+register_tiles!(
+    rows_of_tiles512,
+    tile512,
+    "avx512f",
+    MR512,
+    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2],
+    __m512,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_storeu_ps
+);
+
+// Row groups (vectors = output rows) on 16 vector registers: 3 × 4 accumulators, four operand
+// rows and a broadcast (one operand row may be re-read from L1).
+register_tiles!(
+    groups_avx2,
+    group_tile,
+    "avx,avx2,fma",
+    3,
+    [3, 2],
+    __m256,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps
+);
+
+// Row groups on AVX-512VL's 32 vector registers: 6 × 4 accumulators, four operand rows and a
+// broadcast.
+register_tiles!(
     groups_avx512,
     group_tile512,
     "avx,avx2,fma,avx512f,avx512vl",
     6,
-    [6, 5, 4, 3, 2]
+    [6, 5, 4, 3, 2],
+    __m256,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps
 );
+
+/// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
+/// other 8-column outputs): each of the tile's vectors holds one output row.
+const GROUP: usize = 4;
+
+/// Whether [`avx512`] CPUs also have AVX-512VL (8-lane operations on all 32 vector registers).
+fn avx512vl() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    let has = *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vl"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = *HAS.get_or_init(|| false);
+    has && avx512()
+}
+
+/// Set by [`set_row_groups`].
+static ROW_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Run 8-column-wide direct convolutions `GROUP` (four) output rows at a time (default), or
+/// one row at a time, process-wide: for benchmarks and the test that both give the same bits.
+pub fn set_row_groups(on: bool) {
+    ROW_GROUPS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// How the `channels × batch` planes of an activation lie in memory: the engine's own
 /// channel-major `[C][B][H][W]`, or burn's and PyTorch's batch-major `[B][C][H][W]` (NCHW).
@@ -775,45 +718,22 @@ unsafe fn direct_row(
     accumulate: bool,
 ) {
     let wide = avx512();
+    let a_s = (ars, acs);
     let mut ow = 0;
     while ow < wo {
+        let (xo, yo) = unsafe { (x.add(ow), y.add(ow)) };
         unsafe {
-            if wide && wo - ow >= 16 {
-                let v2 = wo - ow >= 32;
-                let (xo, yo) = (x.add(ow), y.add(ow));
-                if v2 {
-                    rows_of_tiles512::<2>(co, kd, a, ars, acs, xo, offs, yo, cs, accumulate);
-                } else {
-                    rows_of_tiles512::<1>(co, kd, a, ars, acs, xo, offs, yo, cs, accumulate);
-                }
-                ow += if v2 { 32 } else { 16 };
+            if wide && wo - ow >= 32 {
+                rows_of_tiles512::<2>(co, kd, a, a_s, (xo, 16), offs, (yo, cs, 16), accumulate);
+                ow += 32;
+            } else if wide && wo - ow >= 16 {
+                rows_of_tiles512::<1>(co, kd, a, a_s, (xo, 16), offs, (yo, cs, 16), accumulate);
+                ow += 16;
             } else if wo - ow >= 16 {
-                rows_of_tiles::<2>(
-                    co,
-                    kd,
-                    a,
-                    ars,
-                    acs,
-                    x.add(ow),
-                    offs,
-                    y.add(ow),
-                    cs,
-                    accumulate,
-                );
+                rows_of_tiles::<2>(co, kd, a, a_s, (xo, 8), offs, (yo, cs, 8), accumulate);
                 ow += 16;
             } else {
-                rows_of_tiles::<1>(
-                    co,
-                    kd,
-                    a,
-                    ars,
-                    acs,
-                    x.add(ow),
-                    offs,
-                    y.add(ow),
-                    cs,
-                    accumulate,
-                );
+                rows_of_tiles::<1>(co, kd, a, a_s, (xo, 8), offs, (yo, cs, 8), accumulate);
                 ow += 8;
             }
         }
