@@ -779,9 +779,14 @@ pub fn bias_grad(dy: &[f32], db: &mut [f32]) {
 }
 
 /// [`add_bias`] on batch-major `[B][C][N]` `y`: `y[b][c][·] += bias[c]`.
+/// No bias (empty), like [`add_bias`]'s: nothing to add.
 pub fn add_bias_nchw(y: &mut [f32], bias: &[f32], batch: usize) {
     let _p = scope(Op::Elementwise);
-    let (c, n) = (bias.len(), y.len() / (bias.len() * batch).max(1));
+    let c = bias.len();
+    if c == 0 {
+        return;
+    }
+    let n = y.len() / (c * batch).max(1);
     y.par_chunks_mut(n.max(1))
         .enumerate()
         .with_min_len(crate::min_items(n))
@@ -917,6 +922,12 @@ mod tests {
                 );
             }
         }
+        // No bias: nothing added, in either layout (and no division by zero channels).
+        let (mut y, mut yn) = (data(12, 9.0), data(12, 9.0));
+        add_bias(&mut y, &[]);
+        add_bias_nchw(&mut yn, &[], 2);
+        assert_eq!(bits(&y), bits(&data(12, 9.0)), "no bias, channel-major");
+        assert_eq!(bits(&yn), bits(&data(12, 9.0)), "no bias, batch-major");
     }
 
     #[test]
