@@ -815,10 +815,27 @@ pub fn wgrad_direct(
                 )
             }
         });
-    for part in parts[..batch * wl].chunks(wl) {
-        dw[..wl].iter_mut().zip(part).for_each(|(d, p)| *d += p);
-    }
+    // Each element summed over the images in order (the same bits with any thread count),
+    // in parallel over stretches of `dw`.
+    let parts = &parts[..batch * wl];
+    dw[..wl]
+        .par_chunks_mut(REDUCE_CHUNK)
+        .enumerate()
+        .for_each(|(i, d)| {
+            let at = i * REDUCE_CHUNK;
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    for part in parts.chunks(wl) {
+                        d.iter_mut().zip(&part[at..]).for_each(|(d, p)| *d += p);
+                    }
+                },
+            )
+        });
 }
+
+/// Floats of `dw` per task of [`wgrad_direct`]'s sum over images.
+const REDUCE_CHUNK: usize = 1 << 14;
 
 /// The weight-gradient kernels of one register budget: `$image` is one image's weight
 /// gradient into `part` (`co × kd`, overwritten), in tiles of at most `$mr` output channels ×
@@ -915,17 +932,51 @@ macro_rules! wgrad_tiles {
                         }
                     }
                 }
-                for r in 0..R {
-                    for j in 0..Q {
-                        let mut lanes = [0.0f32; 8];
-                        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][j]);
-                        *out.add(r * ors + j) = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-                            + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+                // The R·Q lane sums, eight at a time ([`lane_sums`]), in row-major order.
+                let mut g = 0;
+                while g < R * Q {
+                    let mut v = [_mm256_setzero_ps(); 8];
+                    for (i, v) in v.iter_mut().enumerate().take(R * Q - g) {
+                        *v = acc[(g + i) / Q][(g + i) % Q];
                     }
+                    let mut sums = [0.0f32; 8];
+                    _mm256_storeu_ps(sums.as_mut_ptr(), lane_sums(v));
+                    for (i, &s) in sums.iter().enumerate().take(R * Q - g) {
+                        *out.add((g + i) / Q * ors + (g + i) % Q) = s;
+                    }
+                    g += 8;
                 }
             }
         }
     };
+}
+
+/// The lane sums of eight 8-lane vectors, `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`
+/// for each (in that order, so the same bits as the scalar sum), as one vector: lane i is
+/// `v[i]`'s sum. Fifteen shuffles and additions instead of 8 stores and 56 scalar loads and
+/// additions; on a small map (8 × 8: one vector per row) the scalar sums cost as much as the
+/// tile's multiply-adds.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+fn lane_sums(v: [std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    // hadd works within 128-bit halves: pairing v[i] with v[i + 4] puts the sums in order.
+    let h1 = _mm256_hadd_ps(halves(v[0], v[4]), halves(v[1], v[5]));
+    let h2 = _mm256_hadd_ps(halves(v[2], v[6]), halves(v[3], v[7]));
+    _mm256_hadd_ps(h1, h2)
+}
+
+/// `[x_i + x_{i+4} (i < 4), y_i + y_{i+4}]`: the first level of [`lane_sums`]' sums.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+fn halves(x: std::arch::x86_64::__m256, y: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(x, y),
+        _mm256_permute2f128_ps::<0x31>(x, y),
+    )
 }
 
 type WArgs<'a> = (
@@ -1110,6 +1161,54 @@ mod tests {
         assert_eq!(bits(&y8), bits(&y16), "direct convolution");
         assert_eq!(bits(&c8), bits(&c16), "thin product");
         assert_eq!(bits(&dw8), bits(&dw16), "weight gradient");
+    }
+
+    /// The weight gradient's bits are those of a scalar model of its order: per image, per
+    /// lane, one chain of fused multiply-adds over the pixels; the lanes summed as
+    /// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`; the images added to `dw` in order.
+    /// 7 channels (tiles of 4 + 3 or 3 + 2 + 2: lane sums of 16, 12, 9 … accumulators, groups
+    /// of 8 and remainders), 27 taps (groups of 4, then 3), both register budgets, accumulating.
+    #[test]
+    fn weight_gradient_sums_lanes_in_order() {
+        let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+        if !available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
+        let (co, ci, k, batch, ho, wo) = (7usize, 3usize, 3usize, 3usize, 5usize, 16usize);
+        let (hp, wp) = (ho + k - 1, wo + k - 1);
+        let kd = ci * k * k;
+        let xp = activations(ci * batch * hp * wp);
+        let dy = weights(co * batch * ho * wo);
+        let mut want = vec![0.125f32; co * kd];
+        for (o, row) in want.chunks_mut(kd).enumerate() {
+            for (p, d) in row.iter_mut().enumerate() {
+                let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+                for b in 0..batch {
+                    let mut l = [0.0f32; 8];
+                    for oh in 0..ho {
+                        for s in (0..wo).step_by(8) {
+                            for (j, l) in l.iter_mut().enumerate() {
+                                let g = dy[((o * batch + b) * ho + oh) * wo + s + j];
+                                let x = xp[((c * batch + b) * hp + oh + kh) * wp + s + j + kw];
+                                *l = g.mul_add(x, *l);
+                            }
+                        }
+                    }
+                    *d += ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for wide in [false, true] {
+            set_wide_tiles(wide);
+            let mut dw = vec![0.125f32; co * kd];
+            let g = (&dy[..], Planes::ChannelMajor);
+            let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
+            wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new());
+            set_wide_tiles(true);
+            assert_eq!(bits(&dw), bits(&want), "wide tiles {wide}");
+        }
     }
 
     /// Row groups (four 8-wide output rows per tile) give the same bits as one row at a time,
