@@ -45,3 +45,110 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
 fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// The float32 multiply-add peak of this machine, measured: every rayon thread at once runs
+/// 12 independent chains of fused multiply-adds on the widest vectors the CPU has (AVX-512F,
+/// else AVX2) for about `ms` milliseconds; GFLOP/s of the fastest of three rounds (2 flops per
+/// lane). It counts what the cores deliver at the clock they run (turbo included, on a shared
+/// machine whatever it lets them have), which the clock in `/proc/cpuinfo` does not say.
+/// `None` without AVX2 + FMA.
+pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !avx2() {
+            return None;
+        }
+        let wide = std::arch::is_x86_feature_detected!("avx512f");
+        let lanes = if wide { 16 } else { 8 };
+        // SAFETY: the features each loop is compiled with were checked above.
+        let chains = |iters: usize| unsafe {
+            if wide {
+                fma_chains512(iters)
+            } else {
+                fma_chains256(iters)
+            }
+        };
+        // Calibrate the iterations to about `ms` on one thread, then time all threads at once.
+        let mut iters = 1 << 12;
+        loop {
+            let t = std::time::Instant::now();
+            std::hint::black_box(chains(iters));
+            let el = t.elapsed().as_secs_f64() * 1e3;
+            if el >= ms / 4.0 || iters >= 1 << 30 {
+                iters = ((iters as f64) * (ms / el.max(1e-3))).max(1.0) as usize;
+                break;
+            }
+            iters *= 4;
+        }
+        let threads = rayon::current_num_threads();
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            rayon::broadcast(|_| std::hint::black_box(chains(iters)));
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let flops = (threads * iters * CHAINS * lanes * 2) as f64;
+        Some(flops / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ms;
+        None
+    }
+}
+
+/// Independent multiply-add chains of [`fma_peak_gflops`]: more than the FMA latency (4) ×
+/// pipes (2) needs to keep every pipe busy.
+const CHAINS: usize = 12;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma")]
+fn fma_chains256(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut a = [_mm256_set1_ps(1.0); CHAINS];
+    for _ in 0..iters {
+        for x in a.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, m, c);
+        }
+    }
+    let mut t = _mm256_setzero_ps();
+    for x in a {
+        t = _mm256_add_ps(t, x);
+    }
+    let mut s = [0.0f32; 8];
+    // SAFETY: `s` holds 8 floats.
+    unsafe { _mm256_storeu_ps(s.as_mut_ptr(), t) };
+    s.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma,avx512f")]
+fn fma_chains512(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut a = [_mm512_set1_ps(1.0); CHAINS];
+    for _ in 0..iters {
+        for x in a.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, m, c);
+        }
+    }
+    let mut t = _mm512_setzero_ps();
+    for x in a {
+        t = _mm512_add_ps(t, x);
+    }
+    _mm512_reduce_add_ps(t)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The peak is a positive, finite rate wherever the CPU has the vector units (no bound on
+    /// its size: timings are not asserted).
+    #[test]
+    fn fma_peak_is_a_rate() {
+        match super::fma_peak_gflops(2.0) {
+            Some(g) => assert!(g.is_finite() && g > 0.0, "peak {g}"),
+            None => assert!(!super::avx2(), "no peak on a CPU with AVX2 + FMA"),
+        }
+    }
+}

@@ -515,9 +515,12 @@ fn bench_registered(
     }))
 }
 
-/// The machine's float32 peak: measured (a large GEMM on the engine's kernels) and nominal
-/// (cores × FMA lanes × 2 × clock, from CPU features and /proc/cpuinfo where available).
+/// The machine's float32 peak: measured — independent multiply-add chains on every thread
+/// (`fma_gflops`, the ceiling no kernel can pass) and a large GEMM on the engine's kernels
+/// (`sgemm_1536_gflops`) — and nominal (cores × FMA lanes × 2 × clock, from CPU features and
+/// /proc/cpuinfo where available; often the base clock, below what turbo delivers).
 fn peak() -> serde_json::Value {
+    let fma = ventral_engine::simd::fma_peak_gflops(100.0);
     let measured = ventral_engine::mat::gemm_gflops(1536, 1536, 1536, 3);
     let threads = rayon::current_num_threads();
     #[cfg(target_arch = "x86_64")]
@@ -552,7 +555,7 @@ fn peak() -> serde_json::Value {
     // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane, at the
     // clock /proc/cpuinfo reports (often the base clock: turbo can exceed the nominal peak).
     let nominal = mhz.map(|m| threads as f64 * 2.0 * lanes * 2.0 * m / 1e3);
-    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "sgemm_1536_gflops": measured})
+    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "sgemm_1536_gflops": measured})
 }
 
 /// Seconds and GFLOP/s of the convolutions at each layer's shape: bottom-up, lateral and
@@ -908,14 +911,27 @@ pub fn run(mut a: Args) -> Result<()> {
                 );
             }
             if let Some(rows) = r["profile"].as_array() {
+                // GFLOP/s, and the share of the measured multiply-add peak where there is one.
+                let fma = out
+                    .get("peak")
+                    .and_then(|p| p["fma_gflops"].as_f64())
+                    .filter(|p| *p > 0.0);
+                let unit = match fma {
+                    Some(p) => format!("GFLOP/s, % of the {p:.0} GFLOP/s FMA peak"),
+                    None => "GFLOP/s".to_string(),
+                };
                 println!(
-                    "  {:<4} {:<10} {:>12} {:>12} {:>12}  (GFLOP/s)",
+                    "  {:<4} {:<10} {:>14} {:>14} {:>14}  ({unit})",
                     "", "conv", "forward", "input grad", "weight grad"
                 );
+                let cell = |g: f64| match fma {
+                    Some(p) => format!("{g:.1} {:>3.0}%", 100.0 * g / p),
+                    None => format!("{g:.1}"),
+                };
                 for p in rows {
-                    let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
+                    let f = |k: &str| cell(p[k].as_f64().unwrap_or(0.0));
                     println!(
-                        "  {:<4} {:<10} {:>12.1} {:>12.1} {:>12.1}",
+                        "  {:<4} {:<10} {:>14} {:>14} {:>14}",
                         p["layer"].as_str().unwrap_or(""),
                         p["conv"].as_str().unwrap_or(""),
                         f("forward_gflops"),
