@@ -85,13 +85,20 @@ pub fn run_models(a: ModelsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    // The name column as wide as the longest name, so the numbers stay aligned.
+    let w = rows
+        .iter()
+        .map(|(e, _)| e.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     println!(
-        "{:<16} {:>12} {:>12}  description",
+        "{:<w$} {:>12} {:>12}  description",
         "name", "parameters", "units/step"
     );
     for (e, r) in rows {
         println!(
-            "{:<16} {:>12} {:>12}  {}",
+            "{:<w$} {:>12} {:>12}  {}",
             e.name, r.params_total, r.units_per_step, e.description
         );
     }
