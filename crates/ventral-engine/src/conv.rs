@@ -64,7 +64,7 @@ const THIN_CO: usize = 32;
 
 /// Channels (in and out) up to which a layer runs direct at any map width that fits, weight
 /// gradient included: the ConvRNN cells on 8 × 8 maps. Measured with the row-group tiles
-/// (2026-12-04, `examples/conv_time`, batch 32, 2-core Ice Lake, general path vs direct,
+/// (2026-12-04, `examples/conv_time`, batch 32, 2-core Zen 4, general path vs direct,
 /// fastest of 20): the GRU's gates 64 → 64 forward 1.51 → 1.01 ms, input gradient 1.38 →
 /// 1.05, weight gradient 2.51 → 1.65; 64 → 128 2.16 → 1.85, 2.05 → 1.98, 3.41 → 3.10. Wider
 /// layers on 8 × 8 (BLT_net_64's IT, 512 channels) lose their weight gradient by direct
