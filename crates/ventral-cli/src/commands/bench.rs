@@ -47,8 +47,9 @@ pub struct Args {
     /// feature; there the burn engine runs: `ventral train`'s path on that device).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass) and,
-    /// on the native engine, where a training step's and an inference pass's time goes (with
+    /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass, and
+    /// their share of the multiply-add peak measured at the start, `peak.fma_gflops`) and, on
+    /// the native engine, where a training step's and an inference pass's time goes (with
     /// `--winograd`, for the Winograd paths too: `winograd_step_profile`).
     #[arg(long)]
     profile: bool,
