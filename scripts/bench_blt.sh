@@ -6,7 +6,8 @@
 # Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
 # train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
 # model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,
-# ratio_hi to OUT.csv (default bench_blt.csv); modes `train_winograd` and `infer_winograd` are
+# ratio_hi,fma_gflops to OUT.csv (default bench_blt.csv; fma_gflops: the multiply-add peak
+# `ventral bench` measured, to compare rates across machines); modes `train_winograd` and `infer_winograd` are
 # the opt-in Winograd paths (`train.winograd = true`, `ventral record --winograd`) against the
 # same PyTorch runs.
 # GRID_T, GRID_B, MODELS override the grid. ROUNDS=R (default 1) runs each cell's two sides
@@ -29,7 +30,7 @@ cargo build --release -q -p ventral-cli
 V="${CARGO_TARGET_DIR:-target}/release/ventral"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export RAYON_NUM_THREADS="$THREADS"
-echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,ratio_hi" > "$OUT"
+echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,ratio_hi,fma_gflops" > "$OUT"
 # One process per (model, T, batch) and side: a model's timing never inherits the previous
 # model's heap, caches or thread state.
 for T in $GRID_T; do
@@ -65,6 +66,10 @@ def row(a_s, b_s):
     per = [x / y for x, y in zip(a_s, b_s)]
     return a, b, a / b, min(per), max(per)
 print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']}); peak {r['peak']}")
+# The measured multiply-add peak of ventral's first round (0 where the CPU has no AVX2 + FMA):
+# machines differ by 2x between sessions, so rates are comparable across CSVs only relative
+# to it.
+fma = r.get("peak", {}).get("fma_gflops") or 0.0
 print(f"{'model':<11} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14}")
 with open(out, "a") as f:
     for m in ("ref64", "ref64_mult", "tiny"):
@@ -84,11 +89,12 @@ with open(out, "a") as f:
                 if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
                     spread += f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)"
                 print(f"{m:<11} {name:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {ratio:>14.2f}{spread}")
-                f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f}\n")
+                f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f},{fma:.1f}\n")
         if "profile" in r[m]:
-            print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad:")
+            print(f"  ventral convolutions ({m}), GFLOP/s forward / input grad / weight grad (% of the {fma:.0f} GFLOP/s FMA peak):")
+            pct = lambda g: f"{g:7.1f} {100 * g / fma:3.0f}%" if fma else f"{g:7.1f}"
             for row in r[m]["profile"]:
-                print(f"    {row['layer']:<4} {row['conv']:<10} {row['forward_gflops']:7.1f} {row['input_grad_gflops']:7.1f} {row['weight_grad_gflops']:7.1f}")
+                print(f"    {row['layer']:<4} {row['conv']:<10} {pct(row['forward_gflops'])} {pct(row['input_grad_gflops'])} {pct(row['weight_grad_gflops'])}")
         for key, label in (("step_profile", ""), ("winograd_step_profile", ", Winograd")):
             sp = r[m].get(key)
             if not sp:
