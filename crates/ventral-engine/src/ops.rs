@@ -74,7 +74,7 @@ pub fn ln_stats(
     let st: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     let rows =
@@ -98,6 +98,14 @@ pub fn ln_stats(
 #[inline(always)]
 fn fold8(a: [f64; 8]) -> f64 {
     ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+/// The first `n` floats of `v` (a multiple of 8) as 8-float arrays.
+#[inline(always)]
+fn eights(v: &[f32], n: usize) -> impl Iterator<Item = [f32; 8]> + '_ {
+    v[..n]
+        .chunks_exact(8)
+        .map(|c| *c.first_chunk::<8>().unwrap_or(&[0.0; 8]))
 }
 
 /// `Σ f(v)` over `r` in f64, eight partial sums (vectorisable), added in a fixed order.
@@ -132,7 +140,7 @@ pub fn ln_relu_forward(
         .zip(z.par_chunks(row))
         .enumerate()
         .for_each(|(ch, (ar, zr))| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || match norm {
                     None => ar.iter_mut().zip(zr).for_each(|(o, &v)| *o = relu(v)),
@@ -181,7 +189,7 @@ pub fn ln_relu_backward(
     let m12: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
         .map(|b| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     let (m, r) = (mean[b], rstd[b]);
@@ -192,16 +200,17 @@ pub fn ln_relu_backward(
                         let gg = &g[ch * hw..(ch + 1) * hw];
                         let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
                         let full = hw - hw % 8;
-                        for i0 in (0..full).step_by(8) {
+                        // Whole 8-float arrays, no bounds checks and the product computed
+                        // before the ReLU's select: the loop vectorises without branches (an
+                        // indexed loop compiled to scalar code with a mispredicted branch per
+                        // element). The same operations on the same values: the same bits.
+                        let e = |v| eights(v, full);
+                        for (((a8, d8), z8), g8) in e(ar).zip(e(dr)).zip(e(zr)).zip(e(gg)) {
                             for l in 0..8 {
-                                let i = i0 + l;
-                                let dxh = if ar[i] > 0.0 {
-                                    (dr[i] * gg[i]) as f64
-                                } else {
-                                    0.0
-                                };
+                                let p = (d8[l] * g8[l]) as f64;
+                                let dxh = if a8[l] > 0.0 { p } else { 0.0 };
                                 a1[l] += dxh;
-                                a2[l] += dxh * ((zr[i] - m) * r) as f64;
+                                a2[l] += dxh * ((z8[l] - m) * r) as f64;
                             }
                         }
                         for i in full..hw {
@@ -224,7 +233,7 @@ pub fn ln_relu_backward(
         .zip(dgamma.par_chunks_mut(hw).zip(dbeta.par_chunks_mut(hw)))
         .enumerate()
         .for_each(|(ch, (d, (dg, db)))| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     let gg = &g[ch * hw..(ch + 1) * hw];
@@ -234,12 +243,15 @@ pub fn ln_relu_backward(
                         let o = (ch * batch + b) * hw;
                         let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
                         let dd = &mut d[b * hw..(b + 1) * hw];
-                        for i in 0..hw {
-                            let xh = (zr[i] - m) * r;
-                            let dy = if ar[i] > 0.0 { dr[i] } else { 0.0 };
-                            dg[i] += dy * xh;
-                            db[i] += dy;
-                            dd[i] = r * (dy * gg[i] - m1 - xh * m2);
+                        // Zipped slices (no bounds checks, no branch): see the sums above.
+                        let outs = dg.iter_mut().zip(db.iter_mut()).zip(dd.iter_mut());
+                        let ins = ar.iter().zip(dr).zip(zr).zip(gg);
+                        for (((dg, db), dd), (((&a, &da), &z), &g)) in outs.zip(ins) {
+                            let xh = (z - m) * r;
+                            let dy = if a > 0.0 { da } else { 0.0 };
+                            *dg += dy * xh;
+                            *db += dy;
+                            *dd = r * (dy * g - m1 - xh * m2);
                         }
                     }
                 },
@@ -462,6 +474,76 @@ mod tests {
         let mut dx = [0.0; 8];
         maxpool_backward(&[1.0, 2.0], &idx, 2, 4, &mut dx);
         assert_eq!(dx, [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+    }
+
+    /// The vectorised LayerNorm + ReLU backward gives the bits of a scalar model of its
+    /// order (per sample: eight f64 partial sums of dx̂ and dx̂·x̂ over the whole 8-float runs of
+    /// each channel's row, added as `fold8`, then the tail in order; per channel: dγ, dβ and dz
+    /// image by image). 19 pixels per row (two runs of 8 and a tail of 3), 5 channels, 3
+    /// samples, about half the units off, accumulating onto nonzero dγ, dβ.
+    #[test]
+    fn ln_relu_backward_keeps_its_order() {
+        let (c, b, hw) = (5usize, 3usize, 19usize);
+        let n = c * b * hw;
+        let z: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.77).sin()).collect();
+        let g: Vec<f32> = (0..c * hw)
+            .map(|i| 1.0 + 0.3 * (i as f32 * 1.3).cos())
+            .collect();
+        let a: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.53).cos().max(0.0)).collect();
+        let da: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.31).cos()).collect();
+        let (m, r) = (vec![0.1f32, -0.2, 0.05], vec![1.3f32, 0.9, 1.1]);
+        let (mut dg, mut db) = (vec![0.5f32; c * hw], vec![-0.25f32; c * hw]);
+        let mut dz = vec![0.0f32; n];
+        let norm = Some((&g[..], &m[..], &r[..], &mut dg[..], &mut db[..]));
+        ln_relu_backward(&z, &a, &da, &mut dz, c, b, hw, norm);
+        // The scalar model.
+        let (mut wg, mut wb, mut wz) = (vec![0.5f32; c * hw], vec![-0.25f32; c * hw], vec![0.0; n]);
+        let full = hw - hw % 8;
+        let m12: Vec<(f32, f32)> = (0..b)
+            .map(|s| {
+                let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for ch in 0..c {
+                    let o = (ch * b + s) * hw;
+                    for i in 0..hw {
+                        let dxh = if a[o + i] > 0.0 {
+                            (da[o + i] * g[ch * hw + i]) as f64
+                        } else {
+                            0.0
+                        };
+                        let xh = ((z[o + i] - m[s]) * r[s]) as f64;
+                        if i < full {
+                            a1[i % 8] += dxh;
+                            a2[i % 8] += dxh * xh;
+                        } else if a[o + i] > 0.0 {
+                            s1 += dxh;
+                            s2 += dxh * xh;
+                        }
+                    }
+                }
+                s1 += fold8(a1);
+                s2 += fold8(a2);
+                let nn = (c * hw) as f64;
+                ((s1 / nn) as f32, (s2 / nn) as f32)
+            })
+            .collect();
+        for ch in 0..c {
+            for s in 0..b {
+                let (m1, m2) = m12[s];
+                for i in 0..hw {
+                    let o = (ch * b + s) * hw + i;
+                    let xh = (z[o] - m[s]) * r[s];
+                    let dy = if a[o] > 0.0 { da[o] } else { 0.0 };
+                    wg[ch * hw + i] += dy * xh;
+                    wb[ch * hw + i] += dy;
+                    wz[o] = r[s] * (dy * g[ch * hw + i] - m1 - xh * m2);
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&dz), bits(&wz), "dz");
+        assert_eq!(bits(&dg), bits(&wg), "dgamma");
+        assert_eq!(bits(&db), bits(&wb), "dbeta");
     }
 
     #[test]
