@@ -388,6 +388,18 @@ impl Conv {
 
     /// The adjoint of [`Self::im2col`]: add `col` into images `b0..b1` of `dx`.
     fn col2im(&self, col: &[f32], batch: usize, b0: usize, b1: usize, dx: &mut [f32]) {
+        let (k3s2, even) = (
+            self.k == 3 && self.stride == 2 && self.pad == 1,
+            self.hi == 2 * self.ho && self.wi == 2 * self.wo && self.wo > 0,
+        );
+        if k3s2 && even {
+            return self.col2im_3x3_s2(col, batch, b0, b1, dx);
+        }
+        self.col2im_general(col, batch, b0, b1, dx)
+    }
+
+    /// [`Self::col2im`] for any geometry: tap by tap.
+    fn col2im_general(&self, col: &[f32], batch: usize, b0: usize, b1: usize, dx: &mut [f32]) {
         let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
         let n = (b1 - b0) * howo;
         let (s, p) = (self.stride, self.pad);
@@ -429,6 +441,62 @@ impl Conv {
                                                 drow[(lo + j) * s + kw - p] += v;
                                             }
                                         }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                )
+            });
+    }
+
+    /// [`Self::col2im`] of a 3 × 3, stride-2, padding-1 convolution whose input is twice its
+    /// output (BLT's top-downs, the transposed convolutions' forward): per input row and tap
+    /// row, the three taps' rows added at once — even columns take tap 1, odd ones tap 0 (of
+    /// the next output column) then tap 2 — as whole column pairs with no bounds checks, so
+    /// the loop vectorises. Each element gets its additions in the general loop's order (tap
+    /// rows, then taps, ascending): the same bits.
+    fn col2im_3x3_s2(&self, col: &[f32], batch: usize, b0: usize, b1: usize, dx: &mut [f32]) {
+        let (hiwi, howo) = (self.hi * self.wi, self.ho * self.wo);
+        let (ho, wo, wi) = (self.ho, self.wo, self.wi);
+        let n = (b1 - b0) * howo;
+        dx.par_chunks_mut(batch * hiwi)
+            .with_min_len(crate::min_items(9 * n))
+            .enumerate()
+            .for_each(|(c, dxc)| {
+                crate::simd::run_wide(
+                    #[inline(always)]
+                    || {
+                        for kh in 0..3 {
+                            let tap = |kw: usize| {
+                                let row = (c * 3 + kh) * 3 + kw;
+                                &col[row * n..(row + 1) * n]
+                            };
+                            let (t0, t1, t2) = (tap(0), tap(1), tap(2));
+                            for (bi, b) in (b0..b1).enumerate() {
+                                let d = &mut dxc[b * hiwi..(b + 1) * hiwi];
+                                for oh in 0..ho {
+                                    // Input row 2·oh + kh − 1.
+                                    let Some(ih) = (2 * oh + kh).checked_sub(1) else {
+                                        continue;
+                                    };
+                                    let o = bi * howo + oh * wo;
+                                    let (s0, s1, s2) =
+                                        (&t0[o..o + wo], &t1[o..o + wo], &t2[o..o + wo]);
+                                    let drow = &mut d[ih * wi..(ih + 1) * wi];
+                                    let (pairs, _) = drow.as_chunks_mut::<2>();
+                                    let (pairs, last) = pairs.split_at_mut(wo - 1);
+                                    // Columns 2j (tap 1 of output column j) and 2j + 1 (tap 0
+                                    // of column j + 1, then tap 2 of column j).
+                                    let taps = s1.iter().zip(&s0[1..]).zip(s2);
+                                    for (pr, ((&a1, &a0), &a2)) in pairs.iter_mut().zip(taps) {
+                                        pr[0] += a1;
+                                        pr[1] = (pr[1] + a0) + a2;
+                                    }
+                                    // The last pair: no output column to its right.
+                                    if let Some(pr) = last.first_mut() {
+                                        pr[0] += s1[wo - 1];
+                                        pr[1] += s2[wo - 1];
                                     }
                                 }
                             }
@@ -866,6 +934,25 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The 3 × 3 stride-2 col2im (top-downs) gives the bits of the general one: maps 2·ho ×
+    /// 2·wo for several (ho, wo) (one column, odd widths, 8 and 9), 3 channels, images 1..3 of
+    /// a batch of 4 (a chunk), accumulating onto a nonzero `dx`.
+    #[test]
+    fn col2im_3x3_s2_gives_the_general_bits() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for &(ho, wo) in &[(1, 1), (3, 5), (4, 8), (2, 9), (5, 16)] {
+            let g = Conv::new(3, 2, 3, 2, 1, 2 * ho, 2 * wo);
+            assert_eq!((g.ho, g.wo), (ho, wo));
+            let (batch, b0, b1) = (4, 1, 3);
+            let col = data(g.kdim() * (b1 - b0) * ho * wo, 0.3);
+            let start = data(g.ci * batch * g.hi * g.wi, 1.7);
+            let (mut fast, mut general) = (start.clone(), start);
+            g.col2im(&col, batch, b0, b1, &mut fast);
+            g.col2im_general(&col, batch, b0, b1, &mut general);
+            assert_eq!(bits(&fast), bits(&general), "{ho} x {wo}");
+        }
     }
 
     /// The batch-major (NCHW) entry points give the same bits as the channel-major ones on
