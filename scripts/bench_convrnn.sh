@@ -30,14 +30,17 @@ P=$("$PY" scripts/bench_convrnn_torch.py "${OUT%.csv}.ventral.json" --ptnn "$PTN
 "$PY" - "$R" "$P" "$OUT" "$COMMIT" "$MODELS" <<'PYEOF'
 import json, sys
 r, p, out, commit, models = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(",")
-print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']})")
+# The multiply-add peak `ventral bench` measured (0 without AVX2 + FMA): rates from different
+# machines compare only relative to it.
+fma = r.get("peak", {}).get("fma_gflops") or 0.0
+print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']}); FMA peak {fma:.0f} GFLOP/s")
 print(f"{'model':<18} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'PyTorchTNN img/s':>17} {'ventral/PyTorchTNN':>19}")
 with open(out, "w") as f:
-    f.write("model,mode,timesteps,batch,ventral_img_s,pytorchtnn_img_s,ratio,threads,commit\n")
+    f.write("model,mode,timesteps,batch,ventral_img_s,pytorchtnn_img_s,ratio,threads,commit,fma_gflops\n")
     for m in models:
         for mode in ("train", "infer"):
             a, b = r[m][f"{mode}_images_per_s"], p[m][f"{mode}_images_per_s"]
             print(f"{m:<18} {mode:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>17.2f} {a / b:>19.2f}")
-            f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit}\n")
+            f.write(f"{m},{mode},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{a / b:.3f},{r['threads']},{commit},{fma:.1f}\n")
 PYEOF
 echo "wrote $OUT"
