@@ -21,12 +21,13 @@ pub type LnBackward<'a> = (
 /// Elements per parallel task of the elementwise passes.
 const EW_CHUNK: usize = 1 << 14;
 
-/// `out[i] = f(out[i], a[i], b[i])` in parallel chunks, vectorised (AVX2 where available).
+/// `out[i] = f(out[i], a[i], b[i])` in parallel chunks, vectorised (AVX-512 or AVX2 where
+/// available: [`crate::simd::run_wide`], the same bits).
 pub fn map3(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) {
     out.par_chunks_mut(EW_CHUNK)
         .zip(a.par_chunks(EW_CHUNK).zip(b.par_chunks(EW_CHUNK)))
         .for_each(|(o, (a, b))| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
@@ -37,12 +38,12 @@ pub fn map3(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32, f32) -> 
         });
 }
 
-/// `out[i] = f(out[i], a[i])` in parallel chunks, vectorised (AVX2 where available).
+/// `out[i] = f(out[i], a[i])` in parallel chunks, vectorised (as [`map3`]).
 pub fn map2(out: &mut [f32], a: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     out.par_chunks_mut(EW_CHUNK)
         .zip(a.par_chunks(EW_CHUNK))
         .for_each(|(o, a)| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     for (o, &a) in o.iter_mut().zip(a) {
