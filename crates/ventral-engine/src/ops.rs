@@ -275,7 +275,7 @@ pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [
         .zip(x.par_chunks(h * w))
         .with_min_len(crate::min_items(h * w))
         .for_each(|((yp, ip), xp)| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     for i in 0..oh {
@@ -285,21 +285,16 @@ pub fn maxpool_forward(x: &[f32], h: usize, w: usize, y: &mut [f32], idx: &mut [
                         );
                         let (yr, ir) =
                             (&mut yp[i * ow..(i + 1) * ow], &mut ip[i * ow..(i + 1) * ow]);
-                        for (((yo, io), a), b) in yr
-                            .iter_mut()
-                            .zip(ir.iter_mut())
-                            .zip(r0.chunks_exact(2))
-                            .zip(r1.chunks_exact(2))
-                        {
+                        // Column pairs as arrays and selects, not branches: the loop
+                        // vectorises (the same comparisons in the same order).
+                        let (p0, _) = r0.as_chunks::<2>();
+                        let (p1, _) = r1.as_chunks::<2>();
+                        for (((yo, io), a), b) in yr.iter_mut().zip(ir.iter_mut()).zip(p0).zip(p1) {
                             let (mut best, mut q) = (a[0], 0u8);
-                            if beats(a[1], best) {
-                                (best, q) = (a[1], 1);
-                            }
-                            if beats(b[0], best) {
-                                (best, q) = (b[0], 2);
-                            }
-                            if beats(b[1], best) {
-                                (best, q) = (b[1], 3);
+                            for (v, k) in [(a[1], 1u8), (b[0], 2), (b[1], 3)] {
+                                let t = beats(v, best);
+                                best = if t { v } else { best };
+                                q = if t { k } else { q };
                             }
                             *yo = best;
                             *io = q;
@@ -318,7 +313,7 @@ pub fn maxpool_backward(dy: &[f32], idx: &[u8], h: usize, w: usize, dx: &mut [f3
         .zip(dy.par_chunks(oh * ow).zip(idx.par_chunks(oh * ow)))
         .with_min_len(crate::min_items(h * w))
         .for_each(|(dp, (gp, ip))| {
-            crate::simd::run(
+            crate::simd::run_wide(
                 #[inline(always)]
                 || {
                     for i in 0..oh {
@@ -545,6 +540,41 @@ mod tests {
         assert_eq!(bits(&dz), bits(&wz), "dz");
         assert_eq!(bits(&dg), bits(&wg), "dgamma");
         assert_eq!(bits(&db), bits(&wb), "dbeta");
+    }
+
+    /// The vectorised max-pool keeps the scalar rule: the first of equal maxima, NaN over a
+    /// number, the first NaN among NaNs; values and indices, on maps of
+    /// 6 × 18 (odd pair counts) with many ties and some NaNs.
+    #[test]
+    fn maxpool_keeps_the_scalar_rule() {
+        let (planes, h, w) = (4usize, 6usize, 18usize);
+        // Three values in a scrambled order (every kind of tie), and some NaNs.
+        let x: Vec<f32> = (0..planes * h * w)
+            .map(|i| match i % 23 {
+                5 | 11 => f32::NAN,
+                _ => (((i as u64 * 2_654_435_761) >> 7) % 3) as f32 - 1.0,
+            })
+            .collect();
+        let (oh, ow) = (h / 2, w / 2);
+        let mut y = vec![0.0f32; planes * oh * ow];
+        let mut idx = vec![0u8; y.len()];
+        maxpool_forward(&x, h, w, &mut y, &mut idx);
+        for p in 0..planes {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let at = |r: usize, c: usize| x[(p * h + 2 * i + r) * w + 2 * j + c];
+                    let cand = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                    let (mut best, mut q) = (cand[0], 0u8);
+                    for (k, &v) in cand.iter().enumerate().skip(1) {
+                        if v > best || (v.is_nan() && !best.is_nan()) {
+                            (best, q) = (v, k as u8);
+                        }
+                    }
+                    let o = (p * oh + i) * ow + j;
+                    assert_eq!((y[o].to_bits(), idx[o]), (best.to_bits(), q), "{p} {i} {j}");
+                }
+            }
+        }
     }
 
     #[test]
