@@ -16,8 +16,6 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
-
 use crate::conv::{Conv, Scratch, add_bias, bias_grad, ensure};
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::ops::{self, relu};
@@ -621,12 +619,7 @@ impl<'p> BltNet<'p> {
         add_bias(&mut r, self.w("retina.bias"));
         {
             let _p = scope(Op::Elementwise);
-            r.par_chunks_mut(crate::PAR_MIN_FLOATS).for_each(|r| {
-                crate::simd::run_wide(
-                    #[inline(always)]
-                    || r.iter_mut().for_each(|v| *v = relu(*v)),
-                )
-            });
+            ops::map1(&mut r, relu);
         }
         let setup = scope(Op::Setup);
 
@@ -1172,19 +1165,7 @@ impl<'p> BltNet<'p> {
             }
         }
         // Retina: ReLU, bias, weight (its input gradient is not needed).
-        // In stretches, branch-free (it was one rayon item and one branch per element).
-        dr.par_chunks_mut(crate::PAR_MIN_FLOATS)
-            .zip(tape.r.par_chunks(crate::PAR_MIN_FLOATS))
-            .for_each(|(g, r)| {
-                crate::simd::run_wide(
-                    #[inline(always)]
-                    || {
-                        for (g, &r) in g.iter_mut().zip(r) {
-                            *g = if r <= 0.0 { 0.0 } else { *g };
-                        }
-                    },
-                )
-            });
+        ops::map2(&mut dr, &tape.r, |g, r| if r <= 0.0 { 0.0 } else { g });
         if let Some(gr) = gw.get_mut("retina.weight") {
             g.retina.backward_weight(&tape.x, &dr, batch, gr, &mut col);
         }

@@ -45,13 +45,7 @@ pub fn available() -> bool {
 /// They compute every output element with the same chain of fused multiply-adds as the
 /// 8-lane tiles, so results are bit-identical either way.
 fn avx512() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    #[cfg(target_arch = "x86_64")]
-    let has = *HAS.get_or_init(|| available() && std::arch::is_x86_feature_detected!("avx512f"));
-    #[cfg(not(target_arch = "x86_64"))]
-    let has = *HAS.get_or_init(|| false);
-    has && WIDE.load(std::sync::atomic::Ordering::Relaxed)
+    crate::simd::avx512() && WIDE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Set by [`set_wide_tiles`].
@@ -819,10 +813,10 @@ pub fn wgrad_direct(
     // in parallel over stretches of `dw`.
     let parts = &parts[..batch * wl];
     dw[..wl]
-        .par_chunks_mut(REDUCE_CHUNK)
+        .par_chunks_mut(crate::ops::EW_CHUNK)
         .enumerate()
         .for_each(|(i, d)| {
-            let at = i * REDUCE_CHUNK;
+            let at = i * crate::ops::EW_CHUNK;
             crate::simd::run(
                 #[inline(always)]
                 || {
@@ -833,9 +827,6 @@ pub fn wgrad_direct(
             )
         });
 }
-
-/// Floats of `dw` per task of [`wgrad_direct`]'s sum over images.
-const REDUCE_CHUNK: usize = 1 << 14;
 
 /// The weight-gradient kernels of one register budget: `$image` is one image's weight
 /// gradient into `part` (`co × kd`, overwritten), in tiles of at most `$mr` output channels ×

@@ -19,7 +19,7 @@ pub type LnBackward<'a> = (
 );
 
 /// Elements per parallel task of the elementwise passes.
-const EW_CHUNK: usize = 1 << 14;
+pub(crate) const EW_CHUNK: usize = 1 << 14;
 
 /// `out[i] = f(out[i], a[i], b[i])` in parallel chunks, vectorised (AVX-512 or AVX2 where
 /// available: [`crate::simd::run_wide`], the same bits).
@@ -36,6 +36,16 @@ pub fn map3(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32, f32) -> 
                 },
             )
         });
+}
+
+/// `out[i] = f(out[i])` in parallel chunks, vectorised (as [`map3`]).
+pub fn map1(out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    out.par_chunks_mut(EW_CHUNK).for_each(|o| {
+        crate::simd::run_wide(
+            #[inline(always)]
+            || o.iter_mut().for_each(|o| *o = f(*o)),
+        )
+    });
 }
 
 /// `out[i] = f(out[i], a[i])` in parallel chunks, vectorised (as [`map3`]).

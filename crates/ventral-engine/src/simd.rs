@@ -91,7 +91,7 @@ pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
         if !avx2() {
             return None;
         }
-        let wide = std::arch::is_x86_feature_detected!("avx512f");
+        let wide = avx512();
         let lanes = if wide { 16 } else { 8 };
         // SAFETY: the features each loop is compiled with were checked above.
         let chains = |iters: usize| unsafe {
