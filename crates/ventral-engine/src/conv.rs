@@ -56,7 +56,10 @@ const DIRECT_MIN_SIDE: usize = 16;
 /// 1.6×, 16 × 16: 0.8× of the general path's speed … so from 32). Remeasured as
 /// `DIRECT_MIN_SIDE` (2026-12-04): 16 × 16 now wins — 128 → 256 20.7 → 13.1–14.0 ms,
 /// 256 → 256 30.0–30.4 → 26.8–27.9, the top-down 256 → 128 (16 → 32) 21.7–22.3 → 15.1 — and
-/// 8 × 8 still loses (512 → 512 27.2 → 44–45 ms): from 16.
+/// 8 × 8 still loses (512 → 512 27.2 → 44–45 ms): from 16. With four images per partial sum
+/// on 8 × 8 maps (`kernel::wgrad_group`, 2026-12-05, Zen 4, `conv_time` with this at 16 and at
+/// 8, alternated twice) it is close but still behind: 512 → 512 27.2–27.9 → 29.2–30.0 ms at
+/// batch 16, 105.6–107.1 → 104.8–107.4 at 64; 256 → 512 13.6–13.7 → 14.7–15.0 at 16.
 const DIRECT_WGRAD_MIN_SIDE: usize = 16;
 
 /// Output channels up to which forward and input-gradient products use the thin kernel.

@@ -737,10 +737,13 @@ unsafe fn direct_row(
 /// Weight gradient of a direct convolution with stride `s`:
 /// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
 /// the padded input `x̂` given as its phases, as for [`conv_direct`], and `dy` laid out as its
-/// [`Planes`] say. Each image's partial gradient is one set of 8-lane float32 sums over its
-/// pixels (register tiles of up to 6 output channels × 4 taps, `wgrad_tiles`); the partials
-/// are added to `dw` in image order, so the result does not depend on the thread count.
-/// `parts` is scratch.
+/// [`Planes`] say. The images are taken in groups of [`wgrad_group`] consecutive ones (one on
+/// maps of 16 × 16 and more, four on 8 × 8); each group's partial gradient is one set of
+/// 8-lane float32 sums over its images' pixels in order (register tiles of up to 6 output
+/// channels × 4 taps, `wgrad_tiles`), and the partials are added to `dw` in group order. The
+/// groups depend on the shapes only, and the work is shared out over groups and blocks of
+/// output channels (each element's sums are the same whatever block it is in), so the result
+/// does not depend on the thread count. `parts` is scratch.
 ///
 /// # Panics
 /// When [`direct_fits`] is false, or a buffer is too small (engine bugs).
@@ -777,8 +780,10 @@ pub fn wgrad_direct(
     }
     let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
     let wl = co * kd;
-    if parts.len() < batch * wl {
-        parts.resize(batch * wl, 0.0);
+    let group = wgrad_group(batch, ho, wo);
+    let groups = batch.div_ceil(group);
+    if parts.len() < groups * wl {
+        parts.resize(groups * wl, 0.0);
     }
     let wide = avx512vl();
     // Channel stride of `dy`, and where image b's plane of channel 0 starts.
@@ -786,32 +791,48 @@ pub fn wgrad_direct(
         Planes::ChannelMajor => (batch * ho * wo, ho * wo),
         Planes::BatchMajor => (ho * wo, co * ho * wo),
     };
-    parts[..batch * wl]
-        .par_chunks_mut(wl)
+    // Blocks of output channels (whole register tiles) per group: enough tasks for every
+    // thread when the groups are few.
+    let mr = if wide { 6 } else { 3 };
+    let tiles = co.div_ceil(mr);
+    let per = (4 * rayon::current_num_threads())
+        .div_ceil(groups)
+        .clamp(1, tiles);
+    let block = tiles.div_ceil(per) * mr;
+    let tasks: Vec<(usize, usize, &mut [f32])> = parts[..groups * wl]
+        .chunks_mut(wl)
         .enumerate()
-        .for_each(|(b, part)| {
-            // SAFETY: for image b, the largest input index read is offs[kd−1] + (b·hp + ho−1)·wp
-            // + wo − 1 < ci·s²·plane and the largest gradient index, (co−1)·dys + b·image +
-            // ho·wo − 1, lies inside the co·batch planes of ho·wo (either layout; checked).
-            let kernel = if wide { wgrad_image512 } else { wgrad_image };
-            unsafe {
-                kernel(
-                    co,
-                    kd,
-                    xp.as_ptr().add(b * hp * wp),
-                    wp,
-                    &offs,
-                    dy.as_ptr().add(b * image),
-                    dys,
-                    ho,
-                    wo,
-                    part,
-                )
-            }
-        });
-    // Each element summed over the images in order (the same bits with any thread count),
+        .flat_map(|(g, part)| {
+            part.chunks_mut(block * kd)
+                .enumerate()
+                .map(move |(j, rows)| (g, j * block, rows))
+        })
+        .collect();
+    tasks.into_par_iter().for_each(|(g, o, rows)| {
+        let (b0, n) = (g * group, group.min(batch - g * group));
+        let h = rows.len() / kd;
+        // SAFETY: for images b0..b0 + n, the largest input index read is offs[kd−1] +
+        // ((b0 + n − 1)·hp + ho−1)·wp + wo − 1 < ci·s²·plane and the largest gradient index,
+        // (o + h − 1)·dys + (b0 + n − 1)·image + ho·wo − 1, lies inside the co·batch planes
+        // of ho·wo (either layout; checked).
+        let kernel = if wide { wgrad_image512 } else { wgrad_image };
+        unsafe {
+            kernel(
+                h,
+                kd,
+                (xp.as_ptr().add(b0 * hp * wp), hp * wp),
+                wp,
+                &offs,
+                (dy.as_ptr().add(o * dys + b0 * image), image),
+                dys,
+                (n, ho, wo),
+                rows,
+            )
+        }
+    });
+    // Each element summed over the groups in order (the same bits with any thread count),
     // in parallel over stretches of `dw`.
-    let parts = &parts[..batch * wl];
+    let parts = &parts[..groups * wl];
     dw[..wl]
         .par_chunks_mut(crate::ops::EW_CHUNK)
         .enumerate()
@@ -846,13 +867,12 @@ macro_rules! wgrad_tiles {
         unsafe fn $image(
             co: usize,
             kd: usize,
-            x: *const f32,
+            (x, xis): (*const f32, usize),
             wp: usize,
             offs: &[usize],
-            dy: *const f32,
+            (dy, dis): (*const f32, usize),
             dys: usize,
-            ho: usize,
-            wo: usize,
+            (images, ho, wo): (usize, usize, usize),
             part: &mut [f32],
         ) {
             assert!(part.len() >= co * kd, "wgrad: part size");
@@ -864,13 +884,12 @@ macro_rules! wgrad_tiles {
                 while p < kd {
                     let q = (kd - p).min(4);
                     let args = (
-                        x,
+                        (x, xis),
                         wp,
                         &offs[p..p + q],
-                        unsafe { dy.add(o * dys) },
+                        (unsafe { dy.add(o * dys) }, dis),
                         dys,
-                        ho,
-                        wo,
+                        (images, ho, wo),
                     );
                     // SAFETY: rows o..o + h and columns p..p + q of `part` (co × kd).
                     let out = (unsafe { part.as_mut_ptr().add(o * kd + p) }, kd);
@@ -900,25 +919,27 @@ macro_rules! wgrad_tiles {
         #[inline]
         #[target_feature(enable = $feature)]
         unsafe fn $tile<const R: usize, const Q: usize>(
-            (x, wp, offs, dy, dys, ho, wo): WArgs<'_>,
+            ((x, xis), wp, offs, (dy, dis), dys, (images, ho, wo)): WArgs<'_>,
             (out, ors): (*mut f32, usize),
         ) {
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 use std::arch::x86_64::*;
                 let mut acc = [[_mm256_setzero_ps(); Q]; R];
-                for oh in 0..ho {
-                    let xr = x.add(oh * wp);
-                    let dr = dy.add(oh * wo);
-                    for s in (0..wo).step_by(8) {
-                        let mut dv = [_mm256_setzero_ps(); R];
-                        for (r, d) in dv.iter_mut().enumerate() {
-                            *d = _mm256_loadu_ps(dr.add(r * dys + s));
-                        }
-                        for j in 0..Q {
-                            let xv = _mm256_loadu_ps(xr.add(offs[j] + s));
-                            for r in 0..R {
-                                acc[r][j] = _mm256_fmadd_ps(dv[r], xv, acc[r][j]);
+                for b in 0..images {
+                    for oh in 0..ho {
+                        let xr = x.add(b * xis + oh * wp);
+                        let dr = dy.add(b * dis + oh * wo);
+                        for s in (0..wo).step_by(8) {
+                            let mut dv = [_mm256_setzero_ps(); R];
+                            for (r, d) in dv.iter_mut().enumerate() {
+                                *d = _mm256_loadu_ps(dr.add(r * dys + s));
+                            }
+                            for j in 0..Q {
+                                let xv = _mm256_loadu_ps(xr.add(offs[j] + s));
+                                for r in 0..R {
+                                    acc[r][j] = _mm256_fmadd_ps(dv[r], xv, acc[r][j]);
+                                }
                             }
                         }
                     }
@@ -970,15 +991,28 @@ fn halves(x: std::arch::x86_64::__m256, y: std::arch::x86_64::__m256) -> std::ar
     )
 }
 
+/// The tiles' arguments: `(x, image stride)`, `wp`, the taps' offsets, `(dy, image stride)`,
+/// `dy`'s channel stride, `(images, ho, wo)`.
 type WArgs<'a> = (
-    *const f32,
+    (*const f32, usize),
     usize,
     &'a [usize],
-    *const f32,
+    (*const f32, usize),
     usize,
-    usize,
-    usize,
+    (usize, usize, usize),
 );
+
+/// Pixels a weight-gradient group sums before its lanes are added: [`wgrad_group`].
+const WGRAD_GROUP_PIXELS: usize = 256;
+
+/// Images per group of [`wgrad_direct`]: as many as make up `WGRAD_GROUP_PIXELS` output
+/// pixels (1 on maps of 16 × 16 and more, 4 on 8 × 8, 16 on 4 × 4), at most `batch`. On small
+/// maps one image per partial sum spent as much on the tiles' lane sums and on writing and
+/// adding the partials as on the multiply-adds. A function of the shapes alone, so the bits
+/// do not depend on the machine or the thread count.
+pub fn wgrad_group(batch: usize, ho: usize, wo: usize) -> usize {
+    (WGRAD_GROUP_PIXELS / (ho * wo).max(1)).clamp(1, batch.max(1))
+}
 
 wgrad_tiles!(wgrad_image, wtile, "avx,avx2,fma", 3, [3, 2]);
 wgrad_tiles!(
@@ -1154,11 +1188,14 @@ mod tests {
         assert_eq!(bits(&dw8), bits(&dw16), "weight gradient");
     }
 
-    /// The weight gradient's bits are those of a scalar model of its order: per image, per
-    /// lane, one chain of fused multiply-adds over the pixels; the lanes summed as
-    /// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`; the images added to `dw` in order.
+    /// The weight gradient's bits are those of a scalar model of its order: per group of
+    /// images ([`wgrad_group`]), per lane, one chain of fused multiply-adds over the group's
+    /// pixels, image by image; the lanes summed as
+    /// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`; the groups added to `dw` in order.
     /// 7 channels (tiles of 4 + 3 or 3 + 2 + 2: lane sums of 16, 12, 9 … accumulators, groups
-    /// of 8 and remainders), 27 taps (groups of 4, then 3), both register budgets, accumulating.
+    /// of 8 and remainders), 27 taps (groups of 4, then 3), both register budgets,
+    /// accumulating; 5 × 16 maps (one group of 3 images) and 8 × 8 maps (7 images: groups of 4
+    /// and 3), on 1 and 3 threads (blocks of channels).
     #[test]
     fn weight_gradient_sums_lanes_in_order() {
         let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
@@ -1166,39 +1203,57 @@ mod tests {
             eprintln!("skipped: no AVX2 + FMA");
             return;
         }
-        let (co, ci, k, batch, ho, wo) = (7usize, 3usize, 3usize, 3usize, 5usize, 16usize);
-        let (hp, wp) = (ho + k - 1, wo + k - 1);
-        let kd = ci * k * k;
-        let xp = activations(ci * batch * hp * wp);
-        let dy = weights(co * batch * ho * wo);
-        let mut want = vec![0.125f32; co * kd];
-        for (o, row) in want.chunks_mut(kd).enumerate() {
-            for (p, d) in row.iter_mut().enumerate() {
-                let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
-                for b in 0..batch {
-                    let mut l = [0.0f32; 8];
-                    for oh in 0..ho {
-                        for s in (0..wo).step_by(8) {
-                            for (j, l) in l.iter_mut().enumerate() {
-                                let g = dy[((o * batch + b) * ho + oh) * wo + s + j];
-                                let x = xp[((c * batch + b) * hp + oh + kh) * wp + s + j + kw];
-                                *l = g.mul_add(x, *l);
+        for (batch, ho, wo, group) in [(3usize, 5usize, 16usize, 3usize), (7, 8, 8, 4)] {
+            assert_eq!(wgrad_group(batch, ho, wo), group);
+            let (co, ci, k) = (7usize, 3usize, 3usize);
+            let (hp, wp) = (ho + k - 1, wo + k - 1);
+            let kd = ci * k * k;
+            let xp = activations(ci * batch * hp * wp);
+            let dy = weights(co * batch * ho * wo);
+            let mut want = vec![0.125f32; co * kd];
+            for (o, row) in want.chunks_mut(kd).enumerate() {
+                for (p, d) in row.iter_mut().enumerate() {
+                    let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+                    for b0 in (0..batch).step_by(group) {
+                        let mut l = [0.0f32; 8];
+                        for b in b0..(b0 + group).min(batch) {
+                            for oh in 0..ho {
+                                for s in (0..wo).step_by(8) {
+                                    for (j, l) in l.iter_mut().enumerate() {
+                                        let g = dy[((o * batch + b) * ho + oh) * wo + s + j];
+                                        let x =
+                                            xp[((c * batch + b) * hp + oh + kh) * wp + s + j + kw];
+                                        *l = g.mul_add(x, *l);
+                                    }
+                                }
                             }
                         }
+                        *d += ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
                     }
-                    *d += ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
                 }
             }
-        }
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for wide in [false, true] {
-            set_wide_tiles(wide);
-            let mut dw = vec![0.125f32; co * kd];
-            let g = (&dy[..], Planes::ChannelMajor);
-            let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
-            wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new());
-            set_wide_tiles(true);
-            assert_eq!(bits(&dw), bits(&want), "wide tiles {wide}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for threads in [1usize, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                for wide in [false, true] {
+                    set_wide_tiles(wide);
+                    let mut dw = vec![0.125f32; co * kd];
+                    let g = (&dy[..], Planes::ChannelMajor);
+                    let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
+                    pool.install(|| {
+                        wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new())
+                    });
+                    set_wide_tiles(true);
+                    assert_eq!(
+                        bits(&dw),
+                        bits(&want),
+                        "{ho} x {wo}, wide tiles {wide}, {threads} threads"
+                    );
+                }
+            }
         }
     }
 
