@@ -54,6 +54,12 @@ fn main() {
         ("cell 32->32 8", Conv::new(32, 32, 3, 1, 1, 8, 8)),
         ("cell 64->128 8", Conv::new(64, 128, 3, 1, 1, 8, 8)),
         ("ref64 it bu 8", Conv::new(256, 512, 3, 1, 1, 8, 8)),
+        // Maps narrower than 8 (batch-interleaved direct, or im2col + GEMM with `general`):
+        // the CPU ConvRNNs' conv4 and conv5 cells.
+        ("cell 32->32 4x4", Conv::new(32, 32, 3, 1, 1, 4, 4)),
+        ("cell 64->64 4x4", Conv::new(64, 64, 3, 1, 1, 4, 4)),
+        ("cell 32->64 2x2", Conv::new(32, 64, 3, 1, 1, 2, 2)),
+        ("cell 128->128 2x2", Conv::new(128, 128, 3, 1, 1, 2, 2)),
     ];
     // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
     // kernels), for side-by-side timings.

@@ -464,6 +464,14 @@ impl Planes {
             Planes::BatchMajor => b * channels + c,
         }
     }
+
+    /// `(c, b)` of plane `i` among `channels × batch` planes: the inverse of [`Self::plane`].
+    pub fn unplane(self, i: usize, channels: usize, batch: usize) -> (usize, usize) {
+        match self {
+            Planes::ChannelMajor => (i / batch, i % batch),
+            Planes::BatchMajor => (i % channels, i / channels),
+        }
+    }
 }
 
 /// Whether [`conv_direct`] handles outputs `wo` wide (whole 8- or 16-column tiles per row).
@@ -499,10 +507,46 @@ pub fn conv_direct(
     (y, layout): (&mut [f32], Planes),
     accumulate: bool,
 ) {
+    let ks = (k, stride, 1);
+    conv_direct_step(
+        w,
+        co,
+        ci,
+        ks,
+        batch,
+        xp,
+        (hp, wp),
+        (ho, wo),
+        (y, layout),
+        accumulate,
+    );
+}
+
+/// [`conv_direct`] with a tap's columns `step` floats apart (tap `(kh, kw)` at
+/// `kh/s · wp + kw/s · step`): with `step` = the images, stride 1 and batch 1, a convolution
+/// of batch-interleaved maps ([`interleave_batch`]: image `b` of column `j` at `j·step + b`), which
+/// makes rows of whole 8-float tiles out of maps narrower than 8 (4 × 4, 2 × 2). Each output
+/// is the same chain of multiply-adds over the taps as on the plain layout.
+///
+/// # Panics
+/// As [`conv_direct`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_direct_step(
+    w: Small<'_>,
+    co: usize,
+    ci: usize,
+    (k, stride, step): (usize, usize, usize),
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    (ho, wo): (usize, usize),
+    (y, layout): (&mut [f32], Planes),
+    accumulate: bool,
+) {
     check_direct(
         "conv_direct",
         ci,
-        (k, stride),
+        (k, stride, step),
         batch,
         xp,
         (hp, wp),
@@ -517,9 +561,14 @@ pub fn conv_direct(
         w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
         "conv_direct: weights"
     );
-    let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
+    let offs = tap_offsets(ci, (k, stride, step), batch * hp * wp, wp);
     let rows = batch * ho;
-    let per_task = (NC / wo).max(1);
+    // Rows per task: about NC outputs, and enough tasks for every thread when the rows are
+    // few and wide (batch-interleaved small maps: 4 rows of 128). Rows are independent, so
+    // the split does not change the bits.
+    let per_task = (NC / wo)
+        .min(rows.div_ceil(4 * rayon::current_num_threads()))
+        .max(1);
     // Channel stride of the output, and where image b's plane of channel 0 starts.
     let (cs, image) = match layout {
         Planes::ChannelMajor => (batch * ho * wo, ho * wo),
@@ -569,7 +618,7 @@ pub fn conv_direct(
                 continue;
             }
             // SAFETY: the largest input index is (ci·s²−1)·plane + (batch−1)·hp·wp +
-            // (ho−1+(k−1)/s)·wp + wo−1+(k−1)/s < ci·s²·plane (checked sizes); outputs stay
+            // (ho−1+(k−1)/s)·wp + wo−1+(k−1)/s·step < ci·s²·plane (checked sizes); outputs stay
             // inside the co·batch planes of ho·wo (either layout); tasks write disjoint rows.
             unsafe {
                 direct_row(
@@ -596,16 +645,23 @@ pub fn conv_direct(
 fn check_direct(
     name: &str,
     ci: usize,
-    (k, s): (usize, usize),
+    (k, s, step): (usize, usize, usize),
     batch: usize,
     xp: &[f32],
     (hp, wp): (usize, usize),
     (ho, wo): (usize, usize),
 ) {
     assert!(direct_fits(wo), "{name}: output width {wo}");
-    assert!(s > 0 && k > 0, "{name}: stride {s}, kernel {k}");
+    assert!(
+        s > 0 && k > 0 && step > 0,
+        "{name}: stride {s}, kernel {k}, step {step}"
+    );
+    assert!(s == 1 || step == 1, "{name}: a column step needs stride 1");
     let reach = (k - 1) / s;
-    assert!(hp >= ho + reach && wp >= wo + reach, "{name}: padding");
+    assert!(
+        hp >= ho + reach && wp >= wo + reach * step,
+        "{name}: padding"
+    );
     assert!(
         xp.len() >= ci * s * s * batch * hp * wp,
         "{name}: input size"
@@ -614,14 +670,94 @@ fn check_direct(
 
 /// Where tap `p = (c·k + kh)·k + kw` of an output pixel lies in the phases of the padded input
 /// (see [`conv_direct`]), relative to the pixel's own position:
-/// `((c·s + kh mod s)·s + kw mod s)·plane + (kh/s)·wp + kw/s`.
-fn tap_offsets(ci: usize, (k, s): (usize, usize), plane: usize, wp: usize) -> Vec<usize> {
+/// `((c·s + kh mod s)·s + kw mod s)·plane + (kh/s)·wp + (kw/s)·step`.
+fn tap_offsets(
+    ci: usize,
+    (k, s, step): (usize, usize, usize),
+    plane: usize,
+    wp: usize,
+) -> Vec<usize> {
     (0..ci * k * k)
         .map(|p| {
             let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
-            ((c * s + kh % s) * s + kw % s) * plane + (kh / s) * wp + kw / s
+            ((c * s + kh % s) * s + kw % s) * plane + (kh / s) * wp + (kw / s) * step
         })
         .collect()
+}
+
+/// Maps narrower than 8 as batch-interleaved planes for [`conv_direct_step`] and
+/// [`wgrad_direct_step`]: `out[c][i][j·lanes + b] = x̂[c][b][i][j]` for `b < batch`, zero for
+/// `batch ≤ b < lanes`, with `x̂` the input zero-padded by `p` on every side (`x` laid out as
+/// `layout` says). Returns the padded `(h + 2p, (w + 2p)·lanes)`.
+///
+/// # Panics
+/// When `lanes < batch` or `x` is too small (engine bugs).
+pub fn interleave_batch(
+    (x, layout): (&[f32], Planes),
+    (c, batch): (usize, usize),
+    (h, w): (usize, usize),
+    p: usize,
+    lanes: usize,
+    out: &mut Vec<f32>,
+) -> (usize, usize) {
+    assert!(
+        lanes >= batch,
+        "interleave: {lanes} lanes for {batch} images"
+    );
+    assert!(x.len() >= c * batch * h * w, "interleave: input size");
+    let (hp, wp) = (h + 2 * p, (w + 2 * p) * lanes);
+    let n = c * hp * wp;
+    if out.len() < n {
+        out.resize(n, 0.0);
+    }
+    out[..n]
+        .par_chunks_mut(hp * wp)
+        .with_min_len(crate::min_items(hp * wp))
+        .enumerate()
+        .for_each(|(ch, o)| {
+            o.fill(0.0);
+            for b in 0..batch {
+                let i = layout.plane(ch, b, c, batch);
+                let src = &x[i * h * w..(i + 1) * h * w];
+                for (r, row) in src.chunks_exact(w).enumerate() {
+                    let at = (r + p) * wp + p * lanes + b;
+                    for (j, &v) in row.iter().enumerate() {
+                        o[at + j * lanes] = v;
+                    }
+                }
+            }
+        });
+    (hp, wp)
+}
+
+/// The inverse of [`interleave_batch`] without padding: `y[c][b][i][j]` (laid out as `layout`
+/// says) `=` (or `+=` when `accumulate`) `src[c][i][j·lanes + b]` for `b < batch`.
+///
+/// # Panics
+/// When a buffer is too small (engine bugs).
+pub fn deinterleave_batch(
+    src: &[f32],
+    (c, batch): (usize, usize),
+    (h, w): (usize, usize),
+    lanes: usize,
+    (y, layout): (&mut [f32], Planes),
+    accumulate: bool,
+) {
+    let hw = h * w;
+    assert!(src.len() >= c * hw * lanes, "deinterleave: source size");
+    assert!(y.len() >= c * batch * hw, "deinterleave: output size");
+    y[..c * batch * hw]
+        .par_chunks_mut(hw)
+        .with_min_len(crate::min_items(hw))
+        .enumerate()
+        .for_each(|(i, plane)| {
+            let (ch, b) = layout.unplane(i, c, batch);
+            let s = &src[ch * hw * lanes..(ch + 1) * hw * lanes];
+            for (q, v) in plane.iter_mut().enumerate() {
+                let x = s[q * lanes + b];
+                *v = if accumulate { *v + x } else { x };
+            }
+        });
 }
 
 /// The `s × s` phases of `planes` planes of `h × w` zero-padded by `p` on every side (the
@@ -760,10 +896,32 @@ pub fn wgrad_direct(
     dw: &mut [f32],
     parts: &mut Vec<f32>,
 ) {
+    let (ks, sh, so) = ((k, stride, 1), (hp, wp), (ho, wo));
+    wgrad_direct_step(co, ci, ks, batch, xp, sh, (dy, layout), so, dw, parts);
+}
+
+/// [`wgrad_direct`] with a tap's columns `step` floats apart, as [`conv_direct_step`]: on
+/// batch-interleaved maps ([`interleave_batch`], `dy` interleaved too), batch 1.
+///
+/// # Panics
+/// As [`wgrad_direct`].
+#[allow(clippy::too_many_arguments)]
+pub fn wgrad_direct_step(
+    co: usize,
+    ci: usize,
+    (k, stride, step): (usize, usize, usize),
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    (dy, layout): (&[f32], Planes),
+    (ho, wo): (usize, usize),
+    dw: &mut [f32],
+    parts: &mut Vec<f32>,
+) {
     check_direct(
         "wgrad_direct",
         ci,
-        (k, stride),
+        (k, stride, step),
         batch,
         xp,
         (hp, wp),
@@ -778,7 +936,7 @@ pub fn wgrad_direct(
     if co == 0 || kd == 0 || batch == 0 {
         return;
     }
-    let offs = tap_offsets(ci, (k, stride), batch * hp * wp, wp);
+    let offs = tap_offsets(ci, (k, stride, step), batch * hp * wp, wp);
     let wl = co * kd;
     let group = wgrad_group(batch, ho, wo);
     let groups = batch.div_ceil(group);
