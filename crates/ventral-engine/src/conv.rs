@@ -244,18 +244,6 @@ impl Conv {
             && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
-    /// Images per interleaved row: the batch rounded up so that the rows of the output and of
-    /// the input gradient are whole 8-float tiles (the extra images are zeros).
-    fn lanes(&self, batch: usize) -> usize {
-        let gcd = |mut a: usize, mut b: usize| {
-            while b != 0 {
-                (a, b) = (b, a % b);
-            }
-            a
-        };
-        batch.next_multiple_of(8 / gcd(gcd(self.wo, self.wi), 8))
-    }
-
     /// The input gradient runs as a direct convolution (stride 1, see [`Self::uses_direct`]).
     pub fn uses_direct_data(&self) -> bool {
         self.stride == 1 && self.uses_direct()
@@ -671,32 +659,47 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
-        let lanes = self.lanes(batch);
+        let a = Small {
+            data: w,
+            off: 0,
+            rs: self.kdim(),
+            cs: 1,
+        };
+        let input = (x, (self.hi, self.wi), self.pad);
+        let out = ((self.ho, self.wo), y, accumulate);
+        Self::interleaved_pass(a, (self.ci, self.co, self.k), input, batch, out, scratch);
+    }
+
+    /// One direct convolution of stride 1 through batch-interleaved copies: `input`'s
+    /// `cin × batch` planes of `hw_in`, padded by `p`, interleaved ([`interleave_batch`]) into
+    /// `scratch.pad`; the convolution with weights `a` (`cout × cin·k²`) into `scratch.cols[0]`;
+    /// its `cout × batch` planes of `hw_out` written (or added) into `y`.
+    fn interleaved_pass(
+        a: Small<'_>,
+        (cin, cout, k): (usize, usize, usize),
+        (input, hw_in, p): ((&[f32], Planes), (usize, usize), usize),
+        batch: usize,
+        (hw_out, y, accumulate): ((usize, usize), (&mut [f32], Planes), bool),
+        scratch: &mut Scratch,
+    ) {
+        let lanes = interleave_lanes(batch, hw_in.1, hw_out.1);
         scratch.grow(1);
         let Scratch { cols, pad, .. } = scratch;
         let (hp, wp) = {
             let _p = scope(Op::Im2col);
-            let hw = (self.hi, self.wi);
-            interleave_batch(x, (self.ci, batch), hw, self.pad, lanes, pad)
+            interleave_batch(input, (cin, batch), hw_in, p, lanes, pad)
         };
-        let n = self.co * self.ho * self.wo * lanes;
+        let n = cout * hw_out.0 * hw_out.1 * lanes;
         ensure(&mut cols[0], n);
         let out = &mut cols[0][..n];
         {
             let _p = scope(Op::Gemm);
-            let a = Small {
-                data: w,
-                off: 0,
-                rs: self.kdim(),
-                cs: 1,
-            };
-            let (ks, so) = ((self.k, 1, lanes), (self.ho, self.wo * lanes));
+            let so = (hw_out.0, hw_out.1 * lanes);
             let yl = (&mut *out, Planes::ChannelMajor);
-            conv_direct_step(a, self.co, self.ci, ks, 1, pad, (hp, wp), so, yl, false);
+            conv_direct_step(a, cout, cin, (k, 1, lanes), 1, pad, (hp, wp), so, yl, false);
         }
         let _p = scope(Op::Col2im);
-        let hw = (self.ho, self.wo);
-        deinterleave_batch(out, (self.co, batch), hw, lanes, y, accumulate);
+        deinterleave_batch(out, (cout, batch), hw_out, lanes, y, accumulate);
     }
 
     /// `dx += col2im(Wᵀ · dy)`.
@@ -778,32 +781,21 @@ impl Conv {
     ) {
         let (k, q) = (self.k, self.k - 1 - self.pad);
         if self.interleaved() {
-            let lanes = self.lanes(batch);
-            scratch.grow(1);
-            let Scratch { cols, pad, wt, .. } = scratch;
-            let (hp, wp) = {
-                let _p = scope(Op::Im2col);
-                flip_transposed(w, self.co, self.ci, k, wt);
-                interleave_batch(dy, (self.co, batch), (self.ho, self.wo), q, lanes, pad)
-            };
-            let n = self.ci * self.hi * self.wi * lanes;
-            ensure(&mut cols[0], n);
-            let out = &mut cols[0][..n];
             {
-                let _p = scope(Op::Gemm);
-                let a = Small {
-                    data: wt,
-                    off: 0,
-                    rs: self.co * k * k,
-                    cs: 1,
-                };
-                let (ks, so) = ((k, 1, lanes), (self.hi, self.wi * lanes));
-                let dxl = (&mut *out, Planes::ChannelMajor);
-                conv_direct_step(a, self.ci, self.co, ks, 1, pad, (hp, wp), so, dxl, false);
+                let _p = scope(Op::Im2col);
+                flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
             }
-            let _p = scope(Op::Col2im);
-            let hw = (self.hi, self.wi);
-            deinterleave_batch(out, (self.ci, batch), hw, lanes, dx, true);
+            let wt = std::mem::take(&mut scratch.wt);
+            let a = Small {
+                data: &wt,
+                off: 0,
+                rs: self.co * k * k,
+                cs: 1,
+            };
+            let input = (dy, (self.ho, self.wo), q);
+            let out = ((self.hi, self.wi), dx, true);
+            Self::interleaved_pass(a, (self.co, self.ci, k), input, batch, out, scratch);
+            scratch.wt = wt;
             return;
         }
         let (hp, wp) = {
@@ -857,7 +849,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         if self.interleaved() {
-            let lanes = self.lanes(batch);
+            let lanes = interleave_lanes(batch, self.wi, self.wo);
             scratch.grow(1);
             let Scratch {
                 cols, parts, pad, ..
@@ -934,6 +926,18 @@ impl Conv {
             }
         }
     }
+}
+
+/// Images per row of batch-interleaved maps `w_a` and `w_b` wide: the batch rounded up so that
+/// both sides' rows are whole 8-float tiles (the extra images are zeros).
+fn interleave_lanes(batch: usize, w_a: usize, w_b: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    batch.next_multiple_of(8 / gcd(gcd(w_a, w_b), 8))
 }
 
 /// Grow a scratch buffer (never shrinks: no allocation churn over steps).
