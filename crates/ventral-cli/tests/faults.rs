@@ -147,7 +147,10 @@ fn common_config(d: &Path, stim: &Path) -> PathBuf {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(text.contains("\nepochs = 2\n"), "tiny.toml has no epochs line");
+    assert!(
+        text.contains("\nepochs = 2\n"),
+        "tiny.toml has no epochs line"
+    );
     let cfg = d.join("tiny.toml");
     std::fs::write(&cfg, text).unwrap();
     cfg
