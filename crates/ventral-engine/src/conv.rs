@@ -682,6 +682,9 @@ impl Conv {
         (hw_out, y, accumulate): ((usize, usize), (&mut [f32], Planes), bool),
         scratch: &mut Scratch,
     ) {
+        if batch == 0 {
+            return;
+        }
         let lanes = interleave_lanes(batch, hw_in.1, hw_out.1);
         scratch.grow(1);
         let Scratch { cols, pad, .. } = scratch;
@@ -849,6 +852,9 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         if self.interleaved() {
+            if batch == 0 {
+                return;
+            }
             let lanes = interleave_lanes(batch, self.wi, self.wo);
             scratch.grow(1);
             let Scratch {
@@ -1160,6 +1166,26 @@ mod tests {
         add_bias_nchw(&mut yn, &[], 2);
         assert_eq!(bits(&y), bits(&data(12, 9.0)), "no bias, channel-major");
         assert_eq!(bits(&yn), bits(&data(12, 9.0)), "no bias, batch-major");
+    }
+
+    /// An empty batch leaves every output as it was, on each path (the interleaved one
+    /// included: it would otherwise ask the kernels for rows of width 0).
+    #[test]
+    fn an_empty_batch_changes_nothing() {
+        for g in [
+            Conv::new(3, 5, 3, 1, 1, 4, 4),
+            Conv::new(3, 5, 3, 1, 1, 16, 16),
+            Conv::new(3, 5, 3, 2, 1, 16, 16),
+        ] {
+            let w = data(g.co * g.ci * g.k * g.k, 1.0);
+            let mut sc = Scratch::default();
+            let (mut y, mut dx, mut dw) = (vec![1.0f32; 4], vec![2.0f32; 4], vec![3.0f32; w.len()]);
+            g.forward(&w, &[], 0, &mut y, true, &mut sc);
+            g.backward_data(&w, &[], 0, &mut dx, &mut sc);
+            g.backward_weight(&[], &[], 0, &mut dw, &mut sc);
+            assert!(y.iter().all(|&v| v == 1.0) && dx.iter().all(|&v| v == 2.0));
+            assert!(dw.iter().all(|&v| v == 3.0));
+        }
     }
 
     #[test]
