@@ -946,7 +946,6 @@ fn interleave_lanes(batch: usize, w_a: usize, w_b: usize) -> usize {
     batch.next_multiple_of(8 / gcd(gcd(w_a, w_b), 8))
 }
 
-/// Grow a scratch buffer (never shrinks: no allocation churn over steps).
 /// The kernel of a stride-1 convolution's input gradient: `w` (`[Co, Ci, k, k]`) with its
 /// channels exchanged and flipped in both spatial axes, `out[c][o][kh][kw] =
 /// w[o][c][k−1−kh][k−1−kw]` (`[Ci, Co, k, k]`; `out` grown to fit).
@@ -963,6 +962,7 @@ pub(crate) fn flip_transposed(w: &[f32], co: usize, ci: usize, k: usize, out: &m
     }
 }
 
+/// Grow a scratch buffer (never shrinks: no allocation churn over steps).
 pub(crate) fn ensure(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
@@ -1104,6 +1104,10 @@ mod tests {
     /// accumulating onto nonzero arrays.
     #[test]
     fn batch_major_entry_points_give_the_same_bits() {
+        if !crate::kernel::available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for &(ci, co, k, s, p, h, b) in &[
             (5, 13, 3, 1, 1, 8, 3),
@@ -1118,10 +1122,6 @@ mod tests {
             (3, 5, 1, 1, 0, 5, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
-            if !crate::kernel::available() {
-                eprintln!("skipped: no AVX2 + FMA");
-                return;
-            }
             assert!(g.uses_direct(), "{ci} {co} {k} {s} {p} {h}: not direct");
             let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
             let w = data(co * ci * k * k, 1.0);

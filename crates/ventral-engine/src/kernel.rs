@@ -951,7 +951,7 @@ pub fn wgrad_direct_step(
     };
     // Blocks of output channels (whole register tiles) per group: enough tasks for every
     // thread when the groups are few.
-    let mr = if wide { 6 } else { 3 };
+    let mr = if wide { WGRAD_MR512 } else { WGRAD_MR };
     let tiles = co.div_ceil(mr);
     let per = (4 * rayon::current_num_threads())
         .div_ceil(groups)
@@ -1007,12 +1007,12 @@ pub fn wgrad_direct_step(
         });
 }
 
-/// The weight-gradient kernels of one register budget: `$image` is one image's weight
-/// gradient into `part` (`co × kd`, overwritten), in tiles of at most `$mr` output channels ×
-/// 4 taps; `$tile::<R, Q>` is one `R × Q` tile summed over every pixel of the image. Each
-/// element is one chain of fused multiply-adds over the image's pixels 8 lanes at a time, in
-/// order, then the same sum of the 8 lanes, whatever the tile height: so both budgets give the
-/// same bits. Per 8 pixels, `R + Q` loads feed `R·Q` multiply-adds (3 × 4 in 16 registers,
+/// The weight-gradient kernels of one register budget: `$image` is the weight gradient of a
+/// group of consecutive images ([`wgrad_group`]) into `part` (`co × kd`, overwritten), in tiles
+/// of at most `$mr` output channels × 4 taps; `$tile::<R, Q>` is one `R × Q` tile summed over
+/// every pixel of the group's images. Each element is one chain of fused multiply-adds over
+/// those pixels 8 lanes at a time, image by image and in order, then the same sum of the 8
+/// lanes, whatever the tile height: so both budgets give the same bits. Per 8 pixels, `R + Q` loads feed `R·Q` multiply-adds (3 × 4 in 16 registers,
 /// 6 × 4 in AVX-512VL's 32).
 macro_rules! wgrad_tiles {
     ($image:ident, $tile:ident, $feature:literal, $mr:expr, [$($h:literal),*]) => {
@@ -1172,12 +1172,16 @@ pub fn wgrad_group(batch: usize, ho: usize, wo: usize) -> usize {
     (WGRAD_GROUP_PIXELS / (ho * wo).max(1)).clamp(1, batch.max(1))
 }
 
-wgrad_tiles!(wgrad_image, wtile, "avx,avx2,fma", 3, [3, 2]);
+/// Output channels per weight-gradient tile: AVX2's 16 registers, AVX-512VL's 32.
+const WGRAD_MR: usize = 3;
+const WGRAD_MR512: usize = 6;
+
+wgrad_tiles!(wgrad_image, wtile, "avx,avx2,fma", WGRAD_MR, [3, 2]);
 wgrad_tiles!(
     wgrad_image512,
     wtile512,
     "avx,avx2,fma,avx512f,avx512vl",
-    6,
+    WGRAD_MR512,
     [6, 5, 4, 3, 2]
 );
 
