@@ -568,12 +568,7 @@ impl Conv {
             }
             let _p = scope(Op::Gemm);
             if self.thin() {
-                let a = Small {
-                    data: w,
-                    off: 0,
-                    rs: kd,
-                    cs: 1,
-                };
+                let a = Small::row_major(w, kd);
                 let (off, rs) = (b0 * howo, batch * howo);
                 small_m(self.co, n, kd, a, col, 0, n, y, off, rs, accumulate);
                 continue;
@@ -637,12 +632,7 @@ impl Conv {
             self.pad_input(x, batch, scratch)
         };
         let _p = scope(Op::Gemm);
-        let a = Small {
-            data: w,
-            off: 0,
-            rs: self.kdim(),
-            cs: 1,
-        };
+        let a = Small::row_major(w, self.kdim());
         let (sh, so) = ((hp, wp), (self.ho, self.wo));
         let ks = (self.k, self.stride);
         let (co, ci, xp) = (self.co, self.ci, &scratch.pad);
@@ -659,12 +649,7 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
-        let a = Small {
-            data: w,
-            off: 0,
-            rs: self.kdim(),
-            cs: 1,
-        };
+        let a = Small::row_major(w, self.kdim());
         let input = (x, (self.hi, self.wi), self.pad);
         let out = ((self.ho, self.wo), y, accumulate);
         Self::interleaved_pass(a, (self.ci, self.co, self.k), input, batch, out, scratch);
@@ -789,12 +774,7 @@ impl Conv {
                 flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
             }
             let wt = std::mem::take(&mut scratch.wt);
-            let a = Small {
-                data: &wt,
-                off: 0,
-                rs: self.co * k * k,
-                cs: 1,
-            };
+            let a = Small::row_major(&wt, self.co * k * k);
             let input = (dy, (self.ho, self.wo), q);
             let out = ((self.hi, self.wi), dx, true);
             Self::interleaved_pass(a, (self.co, self.ci, k), input, batch, out, scratch);
@@ -809,12 +789,7 @@ impl Conv {
             padded
         };
         let _p = scope(Op::Gemm);
-        let a = Small {
-            data: &scratch.wt,
-            off: 0,
-            rs: self.co * k * k,
-            cs: 1,
-        };
+        let a = Small::row_major(&scratch.wt, self.co * k * k);
         let (sh, so) = ((hp, wp), (self.hi, self.wi));
         let (ci, co, xp) = (self.ci, self.co, &scratch.pad);
         conv_direct(a, ci, co, (k, 1), batch, xp, sh, so, dx, true);

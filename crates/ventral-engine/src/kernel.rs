@@ -36,6 +36,18 @@ pub struct Small<'a> {
     pub cs: usize,
 }
 
+impl<'a> Small<'a> {
+    /// Rows of `rs` contiguous floats from the start of `data` (a weight matrix `Co × Ci·k²`).
+    pub fn row_major(data: &'a [f32], rs: usize) -> Self {
+        Self {
+            data,
+            off: 0,
+            rs,
+            cs: 1,
+        }
+    }
+}
+
 /// Whether [`small_m`] runs on this CPU (AVX2 + FMA).
 pub fn available() -> bool {
     crate::simd::avx2()
@@ -707,9 +719,7 @@ pub fn interleave_batch(
     assert!(x.len() >= c * batch * h * w, "interleave: input size");
     let (hp, wp) = (h + 2 * p, (w + 2 * p) * lanes);
     let n = c * hp * wp;
-    if out.len() < n {
-        out.resize(n, 0.0);
-    }
+    crate::conv::ensure(out, n);
     out[..n]
         .par_chunks_mut(hp * wp)
         .with_min_len(crate::min_items(hp * wp))
@@ -787,9 +797,7 @@ pub fn phases_of(
 ) -> (usize, usize) {
     let (hq, wq) = ((h + 2 * p).div_ceil(s), (w + 2 * p).div_ceil(s));
     let n = ci * s * s * batch * hq * wq;
-    if out.len() < n {
-        out.resize(n, 0.0);
-    }
+    crate::conv::ensure(out, n);
     let src = |c: usize, b: usize| {
         let i = layout.plane(c, b, ci, batch);
         &x[i * h * w..(i + 1) * h * w]
@@ -940,9 +948,7 @@ pub fn wgrad_direct_step(
     let wl = co * kd;
     let group = wgrad_group(batch, ho, wo);
     let groups = batch.div_ceil(group);
-    if parts.len() < groups * wl {
-        parts.resize(groups * wl, 0.0);
-    }
+    crate::conv::ensure(parts, groups * wl);
     let wide = avx512vl();
     // Channel stride of `dy`, and where image b's plane of channel 0 starts.
     let (dys, image) = match layout {
