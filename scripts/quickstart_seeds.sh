@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The quickstart over several seeds on this machine: wall clock, peak memory, the test accuracy
+# of BLT at every step and of its B control, and whether the run shows what the quickstart is
+# for — BLT's accuracy never falls from one step to the next, rises overall, and ends above B.
+#
+#   bash scripts/quickstart_seeds.sh OUT [SEED ...]                  # default seeds: 0 1 2
+#   NUM_IMAGES=18000 EPOCHS=3 bash scripts/quickstart_seeds.sh OUT 0 1  # other settings
+#
+# Each seed runs `ventral quickstart --out OUT/seed_S --seed S --overwrite` (its log and GNU
+# time's report beside it) and adds a row to a Markdown table; the accuracies come from the
+# report's `dynamics/BLT/accuracy.csv` and `dynamics/B/accuracy.csv`. Exits 1 when a seed does
+# not show the rise (after running all of them), 2 when a quickstart fails. The accuracies do not
+# depend on what else runs on the machine; the wall clock does: time with nothing else running.
+# They do depend on the CPU's instruction set (AVX2 and AVX-512 kernels sum in other orders).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:?usage: bash scripts/quickstart_seeds.sh OUT [SEED ...]}"
+shift
+SEEDS=("$@")
+[ ${#SEEDS[@]} -gt 0 ] || SEEDS=(0 1 2)
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "needs GNU time at $TIME (Debian: apt install time)" >&2; exit 2; }
+cargo build --release -q -p ventral-cli
+V="${CARGO_TARGET_DIR:-target}/release/ventral"
+extra=()
+[ -z "${NUM_IMAGES:-}" ] || extra+=(--num-images "$NUM_IMAGES")
+[ -z "${EPOCHS:-}" ] || extra+=(--epochs "$EPOCHS")
+mkdir -p "$OUT"
+
+# Accuracies of an accuracy.csv (header `timestep,accuracy`), space-separated, in step order.
+accs() { awk -F, 'NR > 1 { printf "%s ", $2 }' "$1"; }
+
+echo "settings: ${NUM_IMAGES:-default} images, ${EPOCHS:-default} epochs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo
+echo "| seed | wall clock (s) | peak memory (MiB) | BLT test accuracy over steps | B | shows the rise |"
+echo "|---|---|---|---|---|---|"
+failed=0
+for s in "${SEEDS[@]}"; do
+  d="$OUT/seed_$s"
+  if ! "$TIME" -f "WALL %e PEAK_KB %M" -o "$d.time" \
+      "$V" quickstart --out "$d" --seed "$s" --overwrite "${extra[@]}" >"$d.log" 2>&1; then
+    echo "seed $s: the quickstart failed; see $d.log" >&2
+    exit 2
+  fi
+  wall=$(sed -n 's/.*WALL \([0-9.]*\).*/\1/p' "$d.time")
+  peak=$(sed -n 's/.*PEAK_KB \([0-9]*\).*/\1/p' "$d.time")
+  blt=$(accs "$d/dynamics/BLT/accuracy.csv")
+  b=$(accs "$d/dynamics/B/accuracy.csv")
+  verdict=$(awk -v blt="$blt" -v b="$b" 'BEGIN {
+    n = split(blt, a, " "); m = split(b, c, " "); why = ""
+    for (i = 2; i <= n; i++) if (a[i] < a[i - 1]) why = why sprintf("falls at t=%d; ", i - 1)
+    if (a[n] <= a[1]) why = why "no rise; "
+    if (a[n] <= c[m]) why = why "last step not above B; "
+    if (why == "") print "yes"; else { sub(/; $/, "", why); print "no: " why }
+  }')
+  [ "$verdict" = yes ] || failed=1
+  shown=$(echo "$blt" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.3f", (i > 1 ? " → " : ""), $i }')
+  printf '| %s | %.0f | %.0f | %s | %.3f | %s |\n' "$s" "$wall" "$((peak / 1024))" "$shown" \
+    "$(echo "$b" | awk '{print $NF}')" "$verdict"
+done
+exit "$failed"
