@@ -11,10 +11,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 V=${VENTRAL:-$ROOT/target/release/ventral}
 mkdir -p "$OUT"
 [ -d "$OUT/stim" ] || "$V" stimuli --out "$OUT/stim" --num-images 4000 --seed 0 --no-stimulus-set
+# Both phases at a constant learning rate, as measured in docs/sgd_dynamics.md (tiny.toml's cosine
+# schedule is the quickstart's; the tracker refuses a non-constant one).
 "$V" train "$ROOT/configs/tiny.toml" --set data.path="$OUT/stim" --set train.epochs=6 \
-  --out "$OUT/adam" --resume
+  --set train.schedule.kind=constant --out "$OUT/adam" --resume
 "$V" train "$ROOT/configs/tiny.toml" --set data.path="$OUT/stim" --set train.epochs="$EPOCHS" \
   --set train.optimizer.kind=sgd --set train.optimizer.lr="$LR" --set train.optimizer.momentum=0.9 \
-  --set train.sgd_dynamics.every=1 --init-from "$OUT/adam" --out "$OUT/sgd" --resume
+  --set train.schedule.kind=constant --set train.sgd_dynamics.every=1 \
+  --init-from "$OUT/adam" --out "$OUT/sgd" --resume
 "$V" diffusion "$OUT/sgd" --out "$OUT/diffusion" --overwrite
 "$V" diffusion "$OUT/sgd" --skip-first 100 --fit-last 0.6667 --out "$OUT/diffusion_late" --overwrite

@@ -32,6 +32,7 @@ fn spec(d: &Path, data: &Path, lrs: &str) -> PathBuf {
         format!(
             r#"base = "{}"
 set = ["data.path={}", "train.epochs=1", "train.sgd_dynamics.every=1",
+       "train.schedule.kind=\"constant\"",
        "train.optimizer.kind=\"sgd\"", "train.optimizer.momentum=0.9"]
 [grid]
 "train.optimizer.lr" = [{lrs}]

@@ -35,6 +35,8 @@ fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
         "train.checkpoint_steps=3",
         "--set",
         "train.sgd_dynamics.every=2",
+        "--set",
+        "train.schedule.kind=constant",
         "--out",
         s(out),
     ]);
@@ -319,6 +321,8 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
         "train.optimizer.momentum=0.9",
         "--set",
         "train.sgd_dynamics.every=1",
+        "--set",
+        "train.schedule.kind=constant",
         "--set",
         "train.checkpoint_every=1",
     ]);

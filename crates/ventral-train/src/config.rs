@@ -365,6 +365,16 @@ impl TrainFile {
             if d.every == 0 {
                 return Err("train.sgd_dynamics.every must be >= 1".into());
             }
+            // Kunin et al.'s limiting dynamics are those of SGD at one learning rate: the
+            // diffusion exponent and `ventral diffusion`'s C·η²/(S(1−β²)) assume it. A decaying
+            // schedule (tiny.toml's cosine, inherited through `--set`) would make the tracked
+            // distance plateau for another reason.
+            if d.enabled && t.schedule.kind != "constant" {
+                return Err(format!(
+                    "train.sgd_dynamics tracks the limiting dynamics of SGD at a constant learning rate (Kunin et al. 2021; `ventral diffusion` fits and predicts from one η), but train.schedule.kind = \"{}\": set train.schedule.kind = \"constant\" (--set train.schedule.kind=constant)",
+                    t.schedule.kind
+                ));
+            }
             if d.enabled && d.start_epoch >= t.epochs {
                 return Err(format!(
                     "train.sgd_dynamics.start_epoch = {} but training has {} epochs (0-based: at most {})",
@@ -590,6 +600,25 @@ seed = 1
                 .contains("nesterov")
         );
         assert!(sgd("train.optimizer.momentum=0.9").is_ok());
+        // The limiting-dynamics tracker needs one learning rate.
+        let e = sgd("train.schedule.kind=cosine");
+        assert!(e.is_ok(), "{e:?}");
+        let tracked = |kind: &str| {
+            let sets = [
+                "train.optimizer.kind=sgd".to_string(),
+                "train.optimizer.lr=0.1".to_string(),
+                "train.sgd_dynamics.every=1".to_string(),
+                format!("train.schedule.kind={kind}"),
+            ];
+            TrainFile::parse(TOML, &sets, "t.toml").map_err(|e| e.to_string())
+        };
+        let e = tracked("cosine").unwrap_err();
+        assert!(
+            e.contains("train.schedule.kind") && e.contains("constant") && e.contains("t.toml"),
+            "{e}"
+        );
+        assert!(tracked("step").is_err());
+        assert!(tracked("constant").is_ok());
         // Valid non-default values still load.
         let ok = [
             w("0.5"),
