@@ -20,7 +20,16 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The resume test's run: the SGD-dynamics tracker on (every second step) at a constant rate.
+const TRACKED: [&str; 2] = ["train.sgd_dynamics.every=2", "train.schedule.kind=constant"];
+
 fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
+    train_cmd_with(data, out, resume, &TRACKED)
+}
+
+/// `ventral train configs/tiny.toml` for 2 epochs of batches of 16, a resume point every 3
+/// steps, and `sets` on top.
+fn train_cmd_with(data: &Path, out: &Path, resume: bool, sets: &[&str]) -> Command {
     let mut c = bin();
     c.args([
         "train",
@@ -33,13 +42,11 @@ fn train_cmd(data: &Path, out: &Path, resume: bool) -> Command {
         "train.batch_size=16",
         "--set",
         "train.checkpoint_steps=3",
-        "--set",
-        "train.sgd_dynamics.every=2",
-        "--set",
-        "train.schedule.kind=constant",
-        "--out",
-        s(out),
     ]);
+    for set in sets {
+        c.args(["--set", set]);
+    }
+    c.args(["--out", s(out)]);
     if resume {
         c.arg("--resume");
     }
@@ -130,6 +137,78 @@ fn kill_and_resume_is_byte_identical() {
             );
         }
     }
+}
+
+/// The quickstart's schedule (tiny.toml: cosine to 0 over the run), with a warm-up of 8 steps:
+/// the learning rate is a function of the global step, which resume restores, so a killed and
+/// resumed run still ends byte-identical to the uninterrupted one.
+#[test]
+fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let sets = ["train.schedule.warmup_steps=8"];
+    let reference = d.path().join("ref");
+    let start = Instant::now();
+    let o = finish(train_cmd_with(&data, &reference, false, &sets));
+    let whole = start.elapsed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(reference.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("kind = \"cosine\"") && cfg.contains("warmup_steps = 8"),
+        "{cfg}"
+    );
+    let files = ["weights.safetensors", "metrics.csv"];
+    let want: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(reference.join(f)).unwrap())
+        .collect();
+    // Killed at 40 % and 75 % of the uninterrupted run's time (20 steps; measured: resumed at
+    // step 6, inside the warm-up, and at step 15, in the decay); at least one resume must pick
+    // up mid-run.
+    let mut resumed = Vec::new();
+    for (k, frac) in [0.4f64, 0.75].iter().enumerate() {
+        let ms = (whole.as_secs_f64() * frac * 1e3) as u64;
+        let out = d.path().join(format!("killed{k}"));
+        let child = train_cmd_with(&data, &out, false, &sets).spawn().unwrap();
+        kill_after(child, Duration::from_millis(ms));
+        let o = finish(train_cmd_with(&data, &out, out.exists(), &sets));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "kill at {ms} ms: {err}");
+        resumed.extend(
+            err.lines()
+                .filter(|l| l.starts_with("resuming at"))
+                .map(String::from),
+        );
+        for (f, w) in files.iter().zip(&want) {
+            let got = std::fs::read(out.join(f)).unwrap();
+            assert!(
+                got == *w,
+                "kill at {ms} ms: resumed {f} differs from the uninterrupted run"
+            );
+        }
+    }
+    assert!(
+        resumed.iter().any(|l| l != "resuming at epoch 0, batch 0"),
+        "no kill landed after the first resume point (whole run {whole:?}): {resumed:?}"
+    );
+    // The tracker refuses a warm-up that overlaps its steps (10 batches per epoch here, tracking
+    // from epoch 0), before anything is written.
+    let out = d.path().join("warm_tracked");
+    let o = finish(train_cmd_with(
+        &data,
+        &out,
+        false,
+        &[TRACKED[0], TRACKED[1], "train.schedule.warmup_steps=5"],
+    ));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("train.schedule.warmup_steps = 5")
+            && err.contains("start_epoch to at least 1"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run left {}", out.display());
 }
 
 #[test]

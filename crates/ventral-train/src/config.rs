@@ -619,6 +619,30 @@ seed = 1
         );
         assert!(tracked("step").is_err());
         assert!(tracked("constant").is_ok());
+        // A warm-up on the constant schedule must end before the first tracked step
+        // (start_epoch × batches per epoch; checked once the batches are known).
+        let warm = |start: usize, warmup: usize, nb: usize| {
+            let sets = [
+                "train.optimizer.kind=sgd".to_string(),
+                "train.optimizer.lr=0.1".to_string(),
+                "train.sgd_dynamics.every=1".to_string(),
+                format!("train.sgd_dynamics.start_epoch={start}"),
+                format!("train.schedule.warmup_steps={warmup}"),
+                "train.epochs=5".to_string(),
+            ];
+            let f = TrainFile::parse(TOML, &sets, "t.toml").unwrap();
+            crate::train::check_warmup_before_tracking(&f.train, nb).map_err(|e| e.to_string())
+        };
+        let e = warm(0, 10, 8).unwrap_err();
+        assert!(
+            e.contains("train.schedule.warmup_steps = 10")
+                && e.contains("start_epoch to at least 2"),
+            "{e}"
+        );
+        assert!(warm(1, 10, 8).is_err());
+        assert!(warm(1, 10, 10).is_ok());
+        assert!(warm(0, 0, 8).is_ok());
+        assert!(warm(3, 10, 4).is_ok());
         // Valid non-default values still load.
         let ok = [
             w("0.5"),

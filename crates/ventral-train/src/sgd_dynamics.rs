@@ -6,7 +6,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `every` | 1 | record every this many optimiser steps |
-//! | `start_epoch` | 0 | start tracking at the first step of this epoch (0-based); θ₀ is the parameters then |
+//! | `start_epoch` | 0 | start tracking at the first step of this epoch (0-based); θ₀ is the parameters then; a `train.schedule.warmup_steps` must end by then |
 //! | `project_onto` | – | Hessian eigenvectors to project the position and the step onto |
 //!
 //! θ₀ is the parameters at the first tracked step (the anchor's protocol restarts from a

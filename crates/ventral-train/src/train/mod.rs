@@ -224,6 +224,29 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
     Ok(())
 }
 
+/// The SGD limiting-dynamics tracker measures SGD at one learning rate (the config check refuses
+/// a decaying `train.schedule.kind`), but a linear warm-up on a constant schedule also changes
+/// the rate while it lasts: it must end before the first tracked step, the first step of
+/// `train.sgd_dynamics.start_epoch`. Known only once the batches per epoch are (`nb`).
+pub(crate) fn check_warmup_before_tracking(
+    tc: &crate::config::TrainConfig,
+    nb: usize,
+) -> Result<()> {
+    let Some(d) = tc.sgd_dynamics.as_ref().filter(|d| d.enabled) else {
+        return Ok(());
+    };
+    let first = d.start_epoch.saturating_mul(nb);
+    let warmup = tc.schedule.warmup_steps;
+    if warmup > first {
+        return Err(TrainError::Config(format!(
+            "train.schedule.warmup_steps = {warmup} overlaps the steps train.sgd_dynamics tracks, which start at step {first} (start_epoch {} × {nb} batches per epoch): the learning rate would still be rising while the limiting dynamics are measured at one rate. Set train.sgd_dynamics.start_epoch to at least {} or train.schedule.warmup_steps to at most {first}",
+            d.start_epoch,
+            warmup.div_ceil(nb.max(1)),
+        )));
+    }
+    Ok(())
+}
+
 /// Train (or resume) a run.
 pub fn train(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Result<Summary> {
     // One trainer per run directory: a second one fails at once naming the holder's pid.
@@ -301,6 +324,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             ),
         ));
     }
+    check_warmup_before_tracking(tc, loader.num_batches())?;
     let val_loader = Loader::with_normalization(
         val_ds.clone(),
         LoaderConfig {
