@@ -86,6 +86,33 @@ fn kill_after(mut child: Child, d: Duration) {
     child.wait().unwrap();
 }
 
+/// SIGKILL `child` (a `ventral train` into `out`) as soon as `out/checkpoints/LATEST` names a
+/// resume point of step `at` or later; returns that step.
+fn kill_at_resume_point(mut child: Child, out: &Path, at: usize) -> usize {
+    let latest = out.join("checkpoints/LATEST");
+    let start = Instant::now();
+    loop {
+        let step = std::fs::read_to_string(&latest)
+            .ok()
+            .and_then(|n| n.trim().strip_prefix("step_")?.parse::<usize>().ok());
+        if let Some(s) = step.filter(|s| *s >= at) {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return s;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run into {} ended before its resume point of step {at}",
+            out.display()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "no resume point of step {at}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn kill_and_resume_is_byte_identical() {
     let d = tempfile::tempdir().unwrap();
@@ -149,9 +176,7 @@ fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
     stimuli(&data);
     let sets = ["train.schedule.warmup_steps=8"];
     let reference = d.path().join("ref");
-    let start = Instant::now();
     let o = finish(train_cmd_with(&data, &reference, false, &sets));
-    let whole = start.elapsed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cfg = std::fs::read_to_string(reference.join("config.toml")).unwrap();
     assert!(
@@ -163,35 +188,33 @@ fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
         .iter()
         .map(|f| std::fs::read(reference.join(f)).unwrap())
         .collect();
-    // Killed at 40 % and 75 % of the uninterrupted run's time (20 steps; measured: resumed at
-    // step 6, inside the warm-up, and at step 15, in the decay); at least one resume must pick
-    // up mid-run.
-    let mut resumed = Vec::new();
-    for (k, frac) in [0.4f64, 0.75].iter().enumerate() {
-        let ms = (whole.as_secs_f64() * frac * 1e3) as u64;
+    // 20 steps (2 epochs × 10 batches), a resume point every 3 and at each epoch's end: killed
+    // as soon as the resume point of step 6 (inside the warm-up) or 15 (in the cosine decay) is
+    // committed, so the resumed runs replay warm-up and decay steps whatever the machine's speed.
+    for (k, at) in [6usize, 15].iter().enumerate() {
         let out = d.path().join(format!("killed{k}"));
         let child = train_cmd_with(&data, &out, false, &sets).spawn().unwrap();
-        kill_after(child, Duration::from_millis(ms));
-        let o = finish(train_cmd_with(&data, &out, out.exists(), &sets));
+        let killed_at = kill_at_resume_point(child, &out, *at);
+        let o = finish(train_cmd_with(&data, &out, true, &sets));
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "kill at {ms} ms: {err}");
-        resumed.extend(
-            err.lines()
-                .filter(|l| l.starts_with("resuming at"))
-                .map(String::from),
+        assert!(o.status.success(), "killed at step {killed_at}: {err}");
+        let want_line = format!(
+            "resuming at epoch {}, batch {}",
+            killed_at / 10,
+            killed_at % 10
+        );
+        assert!(
+            (*at..20).contains(&killed_at) && err.contains(&want_line),
+            "killed at step {killed_at} (waited for {at}): {err}"
         );
         for (f, w) in files.iter().zip(&want) {
             let got = std::fs::read(out.join(f)).unwrap();
             assert!(
                 got == *w,
-                "kill at {ms} ms: resumed {f} differs from the uninterrupted run"
+                "killed at step {killed_at}: resumed {f} differs from the uninterrupted run"
             );
         }
     }
-    assert!(
-        resumed.iter().any(|l| l != "resuming at epoch 0, batch 0"),
-        "no kill landed after the first resume point (whole run {whole:?}): {resumed:?}"
-    );
     // The tracker refuses a warm-up that overlaps its steps (10 batches per epoch here, tracking
     // from epoch 0), before anything is written.
     let out = d.path().join("warm_tracked");
