@@ -15,8 +15,10 @@
 # gradients with the native CPU engine's (which CI holds to PyTorch), see gpu_check.sh.
 # Builds in CARGO_TARGET_DIR (default ~/.cache/ventral-target-gpu: the GPU feature set keeps its
 # own target directory so that it never invalidates the CPU build's). Measured on the 2-core
-# build machine (2026-12-04): 35 min cold; after an edit of ventral's crates 1–3 min, plus 2 min
-# of xz. The binary is 812 MB as built (debug line tables, static LLVM), 177 MB stripped,
+# build machine (2026-12-04): 35 min cold (62 min on a contended Zen 1, 2026-12-05); after an
+# edit of ventral's crates 1–3 min, plus 2 min of xz. The tests part builds the ventral-models
+# test binaries under that crate's own features, which recompiles part of the dependency tree
+# again. The binary is 812 MB as built (debug line tables, static LLVM), 177 MB stripped,
 # 37 MiB compressed. Needs
 # scripts/setup_gpu_build.sh (run here) for the offline LLVM.
 set -euo pipefail
