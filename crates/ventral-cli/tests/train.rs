@@ -234,6 +234,31 @@ fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
     assert!(!out.exists(), "a refused run left {}", out.display());
 }
 
+/// A data set with fewer classes than the model is refused before anything is written, with
+/// what to change (a split packed from labels alone counts its largest label + 1 classes).
+#[test]
+fn fewer_classes_than_the_model_says_what_to_change() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim4");
+    let o = bin()
+        .args(["stimuli", "--out", s(&data), "--num-images", "120"])
+        .args(["--num-classes", "4", "--no-stimulus-set"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.path().join("run");
+    let o = finish(train_cmd_with(&data, &out, false, &[]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("4 classes, the model has num_classes = 8")
+            && err.contains("set model.num_classes = 4")
+            && err.contains("class_names"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run left {}", out.display());
+}
+
 #[test]
 fn sigterm_checkpoints_and_exits_3() {
     let d = tempfile::tempdir().unwrap();

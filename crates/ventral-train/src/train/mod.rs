@@ -149,14 +149,20 @@ fn check_data(cfg: &TrainFile, ds: &PackedDataset) -> Result<()> {
             ),
         ));
     }
-    if m.num_classes != mcfg.num_classes() {
+    let (n, k) = (m.num_classes, mcfg.num_classes());
+    if n != k {
+        // A split packed from labels alone (no class names) has its largest label + 1 classes:
+        // a validation split without images of the last classes counts fewer.
+        let hint = if n < k {
+            format!(
+                ": set model.num_classes = {n}, or, if the split lacks images of its last classes, pack it from data that names all {k} (npz `class_names`, HDF5 `/categories`; without names a split's classes are its largest label + 1)"
+            )
+        } else {
+            format!(": set model.num_classes = {n}")
+        };
         return Err(file_err(
             ds.dir().display(),
-            format!(
-                "{} classes, the model has num_classes = {}",
-                m.num_classes,
-                mcfg.num_classes()
-            ),
+            format!("{n} classes, the model has num_classes = {k}{hint}"),
         ));
     }
     Ok(())
