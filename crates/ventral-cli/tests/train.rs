@@ -57,6 +57,17 @@ fn finish(mut c: Command) -> Output {
     c.output().unwrap()
 }
 
+/// A run refused before anything was written: exit 2, a message holding every one of `says`,
+/// and no `out`.
+fn assert_refused(o: &Output, out: &Path, says: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for want in says {
+        assert!(err.contains(want), "wanted {want:?} in: {err}");
+    }
+    assert!(!out.exists(), "a refused run left {}", out.display());
+}
+
 fn stimuli(dir: &Path) {
     let o = bin()
         .args([
@@ -224,14 +235,14 @@ fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
         false,
         &[TRACKED[0], TRACKED[1], "train.schedule.warmup_steps=5"],
     ));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("train.schedule.warmup_steps = 5")
-            && err.contains("start_epoch to at least 1"),
-        "{err}"
+    assert_refused(
+        &o,
+        &out,
+        &[
+            "train.schedule.warmup_steps = 5",
+            "start_epoch to at least 1",
+        ],
     );
-    assert!(!out.exists(), "a refused run left {}", out.display());
 }
 
 /// A data set with fewer classes than the model is refused before anything is written, with
@@ -248,15 +259,12 @@ fn fewer_classes_than_the_model_says_what_to_change() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = d.path().join("run");
     let o = finish(train_cmd_with(&data, &out, false, &[]));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("4 classes, the model has num_classes = 8")
-            && err.contains("set model.num_classes = 4")
-            && err.contains("class_names"),
-        "{err}"
-    );
-    assert!(!out.exists(), "a refused run left {}", out.display());
+    let says = [
+        "4 classes, the model has num_classes = 8",
+        "set model.num_classes = 4",
+        "class_names",
+    ];
+    assert_refused(&o, &out, &says);
 }
 
 #[test]
@@ -576,21 +584,12 @@ fn a_batch_that_cannot_fit_is_refused_before_anything_is_written() {
     c.env("VENTRAL_MAX_MEMORY", "100M");
     c.args(["--set", "train.batch_size=64"]);
     let o = finish(c);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("train.batch_size = 64") && err.contains("VENTRAL_MAX_MEMORY"),
-        "{err}"
-    );
-    assert!(!out.exists(), "nothing written");
+    assert_refused(&o, &out, &["train.batch_size = 64", "VENTRAL_MAX_MEMORY"]);
     // Absurd widths are refused by the configuration check, naming the limit.
     let mut c = train_cmd(&data, &out, false);
     c.args(["--set", "model.channels=[8, 100000, 100000, 16, 32]"]);
     let o = finish(c);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("parameters") && err.contains("limit"), "{err}");
-    assert!(!out.exists());
+    assert_refused(&o, &out, &["parameters", "limit"]);
 }
 
 /// `train.drop_last = true` leaves out each epoch's ragged last batch (160 training images in
@@ -625,13 +624,7 @@ fn drop_last_leaves_out_the_ragged_batch() {
     let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(!cfg.contains("drop_last"), "{cfg}");
     let (o, out) = run("none", &["train.drop_last=true", "train.batch_size=200"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("train") && err.contains("160 images") && err.contains("drop_last"),
-        "{err}"
-    );
-    assert!(!out.exists(), "nothing written");
+    assert_refused(&o, &out, &["train", "160 images", "drop_last"]);
 }
 
 /// `train.precision = "bf16"` (burn's engine): convolutions and linear layers in bfloat16,
