@@ -300,18 +300,13 @@ impl Object {
         let mut d = f32::MAX;
         let mut best = f32::MAX;
         let mut mat = 0;
-        let k = self.smooth;
+        // A radius of 0 (or below, or NaN) is a hard union.
+        let k = self.smooth.max(0.0);
         for ((prim, m), cull) in self.parts.iter().zip(&self.cull) {
-            if skip {
-                let need = if k > 0.0 {
-                    best.max(d + k)
-                } else {
-                    best.max(d)
-                };
-                if cull.clears(p, need) {
-                    skipped();
-                    continue;
-                }
+            // A hard union (k = 0) needs `d`, which `d + k` then is.
+            if skip && cull.clears(p, best.max(d + k)) {
+                skipped();
+                continue;
             }
             let di = prim.dist(p);
             if di < best {
