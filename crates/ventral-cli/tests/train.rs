@@ -97,9 +97,9 @@ fn kill_after(mut child: Child, d: Duration) {
     child.wait().unwrap();
 }
 
-/// SIGKILL `child` (a `ventral train` into `out`) as soon as `out/checkpoints/LATEST` names a
-/// resume point of step `at` or later; returns that step.
-fn kill_at_resume_point(mut child: Child, out: &Path, at: usize) -> usize {
+/// Wait (at most `limit`) until `out/checkpoints/LATEST` of `child`, a `ventral train` into
+/// `out`, names a resume point of step `at` or later; returns that step.
+fn wait_for_resume_point(child: &mut Child, out: &Path, at: usize, limit: Duration) -> usize {
     let latest = out.join("checkpoints/LATEST");
     let start = Instant::now();
     loop {
@@ -107,8 +107,6 @@ fn kill_at_resume_point(mut child: Child, out: &Path, at: usize) -> usize {
             .ok()
             .and_then(|n| n.trim().strip_prefix("step_")?.parse::<usize>().ok());
         if let Some(s) = step.filter(|s| *s >= at) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
             return s;
         }
         assert!(
@@ -116,12 +114,18 @@ fn kill_at_resume_point(mut child: Child, out: &Path, at: usize) -> usize {
             "the run into {} ended before its resume point of step {at}",
             out.display()
         );
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "no resume point of step {at}"
-        );
+        assert!(start.elapsed() < limit, "no resume point of step {at}");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// SIGKILL `child` (a `ventral train` into `out`) as soon as `out/checkpoints/LATEST` names a
+/// resume point of step `at` or later; returns that step.
+fn kill_at_resume_point(mut child: Child, out: &Path, at: usize) -> usize {
+    let s = wait_for_resume_point(&mut child, out, at, Duration::from_secs(600));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    s
 }
 
 #[test]
@@ -273,23 +277,12 @@ fn sigterm_checkpoints_and_exits_3() {
     let data = d.path().join("stim");
     stimuli(&data);
     let out = d.path().join("run");
-    let child = train_cmd(&data, &out, false)
+    let mut child = train_cmd(&data, &out, false)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until training is under way (a resume point beyond the initial one exists).
-    let start = Instant::now();
-    loop {
-        let latest = std::fs::read_to_string(out.join("checkpoints/LATEST")).unwrap_or_default();
-        if latest.trim() != "" && latest.trim() != "step_00000000" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "training did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_resume_point(&mut child, &out, 1, Duration::from_secs(120));
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let o = child.wait_with_output().unwrap();
