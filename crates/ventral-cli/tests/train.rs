@@ -243,6 +243,7 @@ fn kill_and_resume_under_a_cosine_schedule_with_warmup_is_byte_identical() {
         &o,
         &out,
         &[
+            &format!("{}: ", data.join("train").display()),
             "train.schedule.warmup_steps = 5",
             "start_epoch to at least 1",
         ],

@@ -631,11 +631,14 @@ seed = 1
                 "train.epochs=5".to_string(),
             ];
             let f = TrainFile::parse(TOML, &sets, "t.toml").unwrap();
-            crate::train::check_warmup_before_tracking(&f.train, nb).map_err(|e| e.to_string())
+            let split = std::path::Path::new("data/train");
+            crate::train::check_warmup_before_tracking(&f.train, nb, split)
+                .map_err(|e| e.to_string())
         };
         let e = warm(0, 10, 8).unwrap_err();
         assert!(
-            e.contains("train.schedule.warmup_steps = 10")
+            e.starts_with("data/train: ")
+                && e.contains("train.schedule.warmup_steps = 10")
                 && e.contains("start_epoch to at least 2"),
             "{e}"
         );

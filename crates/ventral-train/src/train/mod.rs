@@ -233,10 +233,13 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
 /// The SGD limiting-dynamics tracker measures SGD at one learning rate (the config check refuses
 /// a decaying `train.schedule.kind`), but a linear warm-up on a constant schedule also changes
 /// the rate while it lasts: it must end before the first tracked step, the first step of
-/// `train.sgd_dynamics.start_epoch`. Known only once the batches per epoch are (`nb`).
+/// `train.sgd_dynamics.start_epoch`. Known only once the batches per epoch (`nb`) of the
+/// training split at `split` are; the error names that split, as the `drop_last` check beside
+/// it does.
 pub(crate) fn check_warmup_before_tracking(
     tc: &crate::config::TrainConfig,
     nb: usize,
+    split: &std::path::Path,
 ) -> Result<()> {
     let Some(d) = tc.sgd_dynamics.as_ref().filter(|d| d.enabled) else {
         return Ok(());
@@ -244,11 +247,14 @@ pub(crate) fn check_warmup_before_tracking(
     let first = d.start_epoch.saturating_mul(nb);
     let warmup = tc.schedule.warmup_steps;
     if warmup > first {
-        return Err(TrainError::Config(format!(
-            "train.schedule.warmup_steps = {warmup} overlaps the steps train.sgd_dynamics tracks, which start at step {first} (start_epoch {} × {nb} batches per epoch): the learning rate would still be rising while the limiting dynamics are measured at one rate. Set train.sgd_dynamics.start_epoch to at least {} or train.schedule.warmup_steps to at most {first}",
-            d.start_epoch,
-            warmup.div_ceil(nb.max(1)),
-        )));
+        return Err(file_err(
+            split.display(),
+            format!(
+                "train.schedule.warmup_steps = {warmup} overlaps the steps train.sgd_dynamics tracks, which start at step {first} (start_epoch {} × {nb} batches per epoch): the learning rate would still be rising while the limiting dynamics are measured at one rate. Set train.sgd_dynamics.start_epoch to at least {} or train.schedule.warmup_steps to at most {first}",
+                d.start_epoch,
+                warmup.div_ceil(nb.max(1)),
+            ),
+        ));
     }
     Ok(())
 }
@@ -330,7 +336,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             ),
         ));
     }
-    check_warmup_before_tracking(tc, loader.num_batches())?;
+    check_warmup_before_tracking(tc, loader.num_batches(), train_ds.dir())?;
     let val_loader = Loader::with_normalization(
         val_ds.clone(),
         LoaderConfig {
