@@ -377,7 +377,11 @@ fn a_full_disk_fails_every_writer_cleanly() {
         s(&nc),
         "--sites",
         "8",
+        "--behaviour",
+        "--behaviour-trials",
+        "4",
     ]));
+    let trials = d.path().join("rec.behaviour.csv");
     let feats = d.path().join("rec.features.npz");
     let rec = d.path().join("acts.npz");
     ok(&ventral(&[
@@ -510,7 +514,8 @@ fn a_full_disk_fails_every_writer_cleanly() {
             args[0]
         );
     }
-    // Writers whose output is small meet a disk with no space at all.
+    // Writers whose output is small (or may be: `behaviour`'s tables and plots) meet a disk
+    // with no space at all.
     let traj = d.path().join("traj.csv");
     let rows: String = (1..=200)
         .map(|k| format!("{k},{}\n", (k as f64).powf(1.2)))
@@ -527,6 +532,17 @@ fn a_full_disk_fails_every_writer_cleanly() {
     .unwrap();
     let small: Vec<Vec<String>> = vec![
         strings(&["diffusion", "--trajectory", s(&traj), "--out", &o("diff")]),
+        strings(&[
+            "behaviour",
+            "--features",
+            s(&feats),
+            "--trials",
+            s(&trials),
+            "--folds",
+            "2",
+            "--out",
+            &o("behaviour"),
+        ]),
         strings(&["sweep", s(&spec), "--out", &o("sweep")]),
         strings(&[
             "hessian",
