@@ -176,9 +176,13 @@ where
     }
     // Whole-number x values (time steps, epochs), or values halfway between them (changes
     // from t to t + 1): whole-number ticks, at most 12, and the axis spans whole numbers.
-    let step_x = xs
-        .iter()
-        .all(|x| x.fract().abs() == 0.0 || x.fract().abs() == 0.5);
+    // Every float beyond 2⁵² is whole, so data that large (a norm, a distance) is not a step
+    // axis: a step axis spans at most `STEP_AXIS_MAX` steps.
+    const STEP_AXIS_MAX: f64 = 1e9;
+    let step_x = x1 - x0 <= STEP_AXIS_MAX
+        && xs
+            .iter()
+            .all(|x| x.fract().abs() == 0.0 || x.fract().abs() == 0.5);
     if step_x {
         (x0, x1) = (x0.floor(), x1.ceil());
     }
@@ -207,7 +211,7 @@ where
         .x_label_formatter(&tick)
         .y_label_formatter(&tick);
     if step_x {
-        mesh.x_labels(((x1 - x0) as usize + 1).min(12))
+        mesh.x_labels(((x1 - x0) as usize).saturating_add(1).min(12))
             .x_label_formatter(&int_fmt);
     }
     mesh.draw().map_err(|e| e.to_string())?;
@@ -781,5 +785,39 @@ mod tests {
                 .unwrap()
                 .contains("model time step")
         );
+    }
+
+    /// Found by the `dynamics` fuzz target in a dev build: x values that are whole numbers
+    /// only because they are huge (every float beyond 2⁵² is) were taken for time steps, and
+    /// the tick count `span as usize + 1` overflowed (silently wrapping to no ticks in a
+    /// release build). Such an axis is a data axis; plots of ±f32::MAX-sized x values draw.
+    #[test]
+    fn huge_whole_x_values_are_a_data_axis_not_time_steps() {
+        let d = tempfile::tempdir().unwrap();
+        for (k, xs) in [
+            [0.0, 3e20],
+            [-3.4e38, 3.4e38],
+            [f64::from(f32::MAX), f64::from(f32::MAX)],
+            [0.0, 1.9e19],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let p = LinePlot {
+                title: "norms".into(),
+                x_label: "L2 norm".into(),
+                y_label: "count".into(),
+                series: vec![Series {
+                    name: "images".into(),
+                    points: xs.iter().map(|&x| (x, 1.0)).collect(),
+                    style: Style::Points,
+                    ..Series::default()
+                }],
+                y_range: None,
+            };
+            let stem = d.path().join(format!("huge{k}"));
+            line_plot(&stem, &p).unwrap();
+            assert!(stem.with_extension("png").is_file(), "{xs:?}");
+        }
     }
 }
