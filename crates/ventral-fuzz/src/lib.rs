@@ -167,6 +167,135 @@ fn t_sweep(d: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The arrays of an activation file, one `.npy` per member: mutations reach the values and
+/// headers themselves (inside a `.npz` the members' CRC-32 rejects nearly every one; the
+/// container is the `npz` target's).
+const DYNAMICS_ARRAYS: &[&str] = &[
+    "outputs_all",
+    "representations_all",
+    "labels_all",
+    "readout_weight",
+    "readout_bias",
+    "stimulus_id",
+    "meta.variation",
+];
+
+/// Zip the members `<name>.npy` present in `dir` into `out`, stored, with correct CRCs.
+fn store_npz(dir: &Path, names: &[&str], out: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::fs::File::create(out).map_err(err)?);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    for name in names {
+        let member = format!("{name}.npy");
+        if let Ok(bytes) = std::fs::read(dir.join(&member)) {
+            z.start_file(member, opts).map_err(err)?;
+            z.write_all(&bytes).map_err(err)?;
+        }
+    }
+    z.finish().map_err(err)?;
+    Ok(())
+}
+
+/// What `ventral dynamics` does with an activation file (and, when present, a metadata CSV):
+/// read, analyse (split by the metadata's `variation` / `occluded_fraction` columns when it
+/// has them, as the command's default), write the tables and the report.
+fn t_dynamics(d: &Path) -> Result<(), String> {
+    use ventral_analysis::{Activations, Metadata, analyse, output};
+    let acts = d.join("acts.npz");
+    store_npz(d, DYNAMICS_ARRAYS, &acts)?;
+    let act = Activations::read(&acts).map_err(err)?;
+    let meta_path = d.join("meta.csv");
+    let meta = if meta_path.is_file() {
+        Some(Metadata::read_csv(&meta_path, act.n, act.stimulus_ids.as_deref()).map_err(err)?)
+    } else {
+        act.metadata.clone()
+    };
+    let split_by: Vec<String> = meta
+        .as_ref()
+        .map(|m| {
+            ["variation", "occluded_fraction"]
+                .iter()
+                .filter(|c| m.columns.iter().any(|h| h == *c))
+                .map(|c| c.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let dynamics = analyse(&act, None, meta.as_ref(), &split_by).map_err(err)?;
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).map_err(err)?;
+    output::write_tables(&out, &act, &dynamics).map_err(err)?;
+    let net = output::Net {
+        name: "fuzz".into(),
+        acts: &act,
+        dynamics: &dynamics,
+        class_names: None,
+    };
+    output::write_report(&out, &[net]).map_err(err)?;
+    Ok(())
+}
+
+/// What `ventral diffusion --trajectory` does with a trajectory CSV: read, fit with the
+/// command's default options, write the tables and plots.
+fn t_trajectory(d: &Path) -> Result<(), String> {
+    use ventral_analysis::diffusion::{Hyper, Options, analyse, read_csv, write};
+    let t = read_csv(&d.join("traj.csv"), "fuzz").map_err(err)?;
+    let h = Hyper {
+        // The command's: the last finite `lr` of the file, else `--lr`.
+        lr: t
+            .lr
+            .as_ref()
+            .and_then(|v| v.iter().rev().find(|v| v.is_finite()).copied())
+            .unwrap_or(0.01),
+        batch_size: 32.0,
+        momentum: 0.9,
+    };
+    let a = analyse(vec![(t, h)], Options::default()).map_err(err)?;
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).map_err(err)?;
+    write(&out, &a).map_err(err)?;
+    Ok(())
+}
+
+/// Behavioural trials as `ventral behaviour --trials` reads them, indexed, and the
+/// Brain-Score split-half ceiling draws over them.
+fn trials(path: &Path) -> Result<(), String> {
+    use ventral_neural::behaviour::{Metric, Target, TargetHalves, Trials};
+    let t = Trials::read(path).map_err(err)?;
+    let target = Target::new(&t, "the fuzz trials").map_err(err)?;
+    let _ = TargetHalves::new(&target, &Metric::ALL, 2, 0);
+    Ok(())
+}
+
+fn t_trials(d: &Path) -> Result<(), String> {
+    trials(&d.join("trials.csv"))
+}
+
+fn t_trials_nc(d: &Path) -> Result<(), String> {
+    trials(&d.join("trials.nc"))
+}
+
+/// Recordings from plain `.npz` arrays described by a TOML (`neural-fit --neural x.toml`).
+fn t_recordings_npz(d: &Path) -> Result<(), String> {
+    let p = d.join("rec.toml");
+    let a = ventral_neural::Assembly::read_any(&p).map_err(err)?;
+    ventral_neural::recordings::Recordings::from_assembly(&a, &p.display().to_string())
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A `splits.json` given back to `neural-fit --splits` / `ost`: the splits against six
+/// stimulus ids and the ceiling halvings over four repetitions.
+fn t_splits(d: &Path) -> Result<(), String> {
+    use ventral_neural::predictivity::{read_halves_json, read_splits_json};
+    let p = d.join("splits.json");
+    let ids: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    read_splits_json(&p, &ids).map_err(err)?;
+    read_halves_json(&p, 4).map_err(err)?;
+    Ok(())
+}
+
 /// Every target, in report order.
 pub const TARGETS: &[Target] = &[
     Target {
@@ -252,6 +381,51 @@ pub const TARGETS: &[Target] = &[
         files: &["sweep.toml", "tiny.toml"],
         what: "sweep spec TOML (grid, runs) over a base config",
         run: t_sweep,
+    },
+    Target {
+        name: "dynamics",
+        files: &[
+            "outputs_all.npy",
+            "representations_all.npy",
+            "labels_all.npy",
+            "readout_weight.npy",
+            "readout_bias.npy",
+            "stimulus_id.npy",
+            "meta.variation.npy",
+            "meta.csv",
+        ],
+        what: "activation arrays (stored into an npz) + metadata CSV → dynamics analysis, tables, report",
+        run: t_dynamics,
+    },
+    Target {
+        name: "trajectory",
+        files: &["traj.csv"],
+        what: "SGD trajectory CSV → diffusion exponent fit, tables, plots",
+        run: t_trajectory,
+    },
+    Target {
+        name: "trials",
+        files: &["trials.csv"],
+        what: "behavioural trials CSV → target, split-half draws",
+        run: t_trials,
+    },
+    Target {
+        name: "trials_nc",
+        files: &["trials.nc"],
+        what: "BrainIO behavioural assembly → target, split-half draws",
+        run: t_trials_nc,
+    },
+    Target {
+        name: "recordings_npz",
+        files: &["rec.toml", "rec.npz"],
+        what: "recordings as .npz arrays described by a TOML",
+        run: t_recordings_npz,
+    },
+    Target {
+        name: "splits",
+        files: &["splits.json"],
+        what: "splits.json given back (CV splits, ceiling halvings)",
+        run: t_splits,
     },
 ];
 

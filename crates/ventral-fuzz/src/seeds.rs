@@ -231,5 +231,153 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
                 .to_vec(),
         ],
     );
+    // Activations as `record` writes them (and the reference notebook's keys): 3 steps, 8
+    // images, 3 classes, 4 units, whose log-probabilities come from the readout.
+    let (t, n, c, d) = (3usize, 8usize, 3usize, 4usize);
+    let w: Vec<f32> = (0..c * d)
+        .map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.5)
+        .collect();
+    let bias = [0.1f32, -0.2, 0.05];
+    let mut reps = Vec::with_capacity(t * n * d);
+    let mut lp = Vec::with_capacity(t * n * c);
+    for step in 0..t {
+        for img in 0..n {
+            let r: Vec<f32> = (0..d)
+                .map(|u| ((img * 3 + u * 5 + step) % 7) as f32 * 0.3 * (step + 1) as f32)
+                .collect();
+            let z: Vec<f32> = (0..c)
+                .map(|k| bias[k] + (0..d).map(|u| w[k * d + u] * r[u]).sum::<f32>())
+                .collect();
+            let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+            lp.extend(z.iter().map(|v| v - lse));
+            reps.extend(r);
+        }
+    }
+    let out_a = arr(vec![t, n, c], NpyData::F32(lp))?;
+    let reps_a = arr(vec![t, n, d], NpyData::F32(reps))?;
+    let labels_a = arr(
+        vec![n],
+        NpyData::I64((0..n as i64).map(|i| i % 3).collect()),
+    )?;
+    let w_a = arr(vec![c, d], NpyData::F32(w))?;
+    let b_a = arr(vec![c], NpyData::F32(bias.to_vec()))?;
+    let act_ids: Vec<String> = (0..n).map(|i| format!("img{i}")).collect();
+    let variation: Vec<String> = (0..n).map(|i| ["low", "high"][i % 2].to_string()).collect();
+    let meta_csv = format!(
+        "stimulus_id,variation,class_name\n{}",
+        (0..n)
+            .map(|i| format!("img{i},{},c{}\n", variation[i], i % 3))
+            .collect::<String>()
+    );
+    let ids_a = NpyArray::from_strings(&act_ids);
+    let var_a = NpyArray::from_strings(&variation);
+    // The target's files: one .npy per member (it stores them into the npz), then the CSV.
+    let members = |with_ids: bool, csv: Option<&str>| -> Vec<u8> {
+        let mut files: Vec<Vec<u8>> = [&out_a, &reps_a, &labels_a, &w_a, &b_a]
+            .iter()
+            .map(|a| a.to_bytes())
+            .collect();
+        if with_ids {
+            files.push(ids_a.to_bytes());
+            files.push(var_a.to_bytes());
+        }
+        if let Some(c) = csv {
+            files.push(c.as_bytes().to_vec());
+        }
+        join(&files)
+    };
+    s.insert(
+        "dynamics",
+        vec![
+            members(false, None),
+            members(true, None),
+            members(true, Some(&meta_csv)),
+        ],
+    );
+
+    // Trajectories as `train.sgd_dynamics` logs them (a power law with noise) and a user's
+    // own two-column log.
+    let mut logged = String::from("step,epoch,lr,dist_sq,local_sq,vel_norm\n");
+    let mut own = String::from("k,dist_sq\n");
+    for k in 0..40u32 {
+        let kf = f64::from(k);
+        let dist = 0.02 * kf.powf(0.7) * (1.0 + 0.01 * f64::from(k % 3));
+        logged.push_str(&format!(
+            "{},{},0.02,{dist},{},{}\n",
+            k + 100,
+            k / 10,
+            1e-4 * (1.0 + 0.1 * f64::from(k % 5)),
+            0.5 + 0.01 * kf
+        ));
+        own.push_str(&format!("{k},{dist}\n"));
+    }
+    s.insert("trajectory", vec![logged.into_bytes(), own.into_bytes()]);
+
+    // Behavioural trials: three objects, six images, both distractors per image; and
+    // Brain-Score's own Rajalingham2018-layout assembly (the golden test's fixture).
+    let objs = ["bear", "car", "dog"];
+    let mut trials = String::from("stimulus_id,sample_obj,dist_obj,choice\n");
+    for i in 0..6usize {
+        let o = i % 3;
+        for off in 1..3 {
+            let dist = (o + off) % 3;
+            for rep in 0..2 {
+                let choice = if (i + rep + off) % 4 == 0 { dist } else { o };
+                trials.push_str(&format!(
+                    "im{i},{},{},{}\n",
+                    objs[o], objs[dist], objs[choice]
+                ));
+            }
+        }
+    }
+    s.insert("trials", vec![trials.into_bytes()]);
+    s.insert(
+        "trials_nc",
+        vec![std::fs::read(repo.join(
+            "crates/ventral-neural/tests/fixtures/brainscore_trials.nc",
+        ))?],
+    );
+
+    // The synthetic recordings above as plain arrays with a TOML naming their axes.
+    let a = &syn.assembly;
+    let mut arrays: Vec<(String, NpyArray)> = vec![(
+        "resp".into(),
+        arr(a.shape.clone(), NpyData::F64(a.data.clone()))?,
+    )];
+    let mut rec_toml = String::from(
+        "npz = \"rec.npz\"\ndata = \"resp\"\ndims = [\"presentation\", \"neuroid\", \"time_bin\"]\nidentifier = \"fuzz.recordings\"\n\n[coords]\n",
+    );
+    for (name, c) in &a.coords {
+        let data = match &c.values {
+            ventral_neural::CoordValues::Str(v) => NpyData::Bytes {
+                width: v.iter().map(String::len).max().unwrap_or(1),
+                values: v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+            },
+            ventral_neural::CoordValues::Int(v) => NpyData::I64(v.clone()),
+            ventral_neural::CoordValues::Float(v) => NpyData::F64(v.clone()),
+        };
+        arrays.push((format!("c_{name}"), arr(vec![c.values.len()], data)?));
+        rec_toml.push_str(&format!("{name} = \"c_{name}\"\n"));
+    }
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(n, x)| (n.as_str(), x)).collect();
+    s.insert(
+        "recordings_npz",
+        vec![join(&[
+            rec_toml.into_bytes(),
+            npz_bytes(scratch, &refs, false)?,
+        ])],
+    );
+
+    // A splits.json as `neural-fit` writes it (two splits of six ids, two ceiling halvings of
+    // four repetitions).
+    s.insert(
+        "splits",
+        vec![
+            br#"{"procedure":"ventral","seed":0,"splits":[{"train":["s0","s1","s2","s3"],"test":["s4","s5"]},{"train":["s2","s3","s4","s5"],"test":["s0","s1"]}],"ceiling_halves":{"seed":0,"halves":[{"first":[0,1],"second":[2,3]},{"first":[0,2],"second":[1,3]}]}}"#
+                .to_vec(),
+            br#"{"splits":[{"train":["s5","s4","s3"],"test":["s0","s1","s2"]}]}"#.to_vec(),
+        ],
+    );
     Ok(s)
 }
