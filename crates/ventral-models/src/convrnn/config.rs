@@ -789,8 +789,22 @@ pub fn conv_out(
 ) -> std::result::Result<[usize; 2], String> {
     let mut out = [0; 2];
     for a in 0..2 {
-        let span = d[a] * (k[a] - 1) + 1;
-        let padded = hw[a] + pad[a].0 + pad[a].1;
+        // Checked: a graph file may give any dilation or padding (up to 2⁶⁴ − 1).
+        let span = k[a]
+            .checked_sub(1)
+            .and_then(|k1| d[a].checked_mul(k1))
+            .and_then(|v| v.checked_add(1));
+        let padded = hw[a]
+            .checked_add(pad[a].0)
+            .and_then(|v| v.checked_add(pad[a].1));
+        let (Some(span), Some(padded)) = (span, padded) else {
+            return Err(format!(
+                "kernel {k:?}, dilation {d:?} and padding {pad:?} are too large (the sizes overflow)"
+            ));
+        };
+        if s[a] == 0 {
+            return Err(format!("stride {s:?} must be ≥ 1"));
+        }
         if padded < span {
             return Err(format!(
                 "a {}×{} kernel does not fit the {}×{} input",
@@ -822,10 +836,12 @@ pub fn conv_padding(
             }
             // PyTorch: total d·(k−1), the smaller half first.
             let f = |a: usize| {
-                let total = d[a] * (k[a] - 1);
-                (total / 2, total - total / 2)
+                let total = d[a].checked_mul(k[a].saturating_sub(1)).ok_or_else(|| {
+                    format!("dilation {d:?} × kernel {k:?} is too large (it overflows)")
+                })?;
+                Ok::<_, String>((total / 2, total - total / 2))
             };
-            Ok([f(0), f(1)])
+            Ok([f(0)?, f(1)?])
         }
         Padding::Named(s) if s == "tf_same" => Ok(tf_same_padding(hw, k, d, stride)),
         Padding::Named(s) => Err(format!(
@@ -842,10 +858,14 @@ pub fn tf_same_padding(
     d: [usize; 2],
     s: [usize; 2],
 ) -> [(usize, usize); 2] {
+    // Saturating: an absurd dilation gives an absurd padding, which `conv_out` refuses.
     let f = |a: usize| {
         let out = hw[a].div_ceil(s[a].max(1));
-        let span = d[a] * (k[a].max(1) - 1) + 1;
-        let total = ((out.max(1) - 1) * s[a] + span).saturating_sub(hw[a]);
+        let span = d[a].saturating_mul(k[a].max(1) - 1).saturating_add(1);
+        let total = (out.max(1) - 1)
+            .saturating_mul(s[a])
+            .saturating_add(span)
+            .saturating_sub(hw[a]);
         (total / 2, total - total / 2)
     };
     [f(0), f(1)]
@@ -890,7 +910,7 @@ fn op_hw(
             check_kernel(k, s, [1, 1])?;
             let mut out = [0; 2];
             for a in 0..2 {
-                if p[a] * 2 > k[a] {
+                if p[a] > k[a] / 2 {
                     return Err("max-pool padding must be at most half the kernel".into());
                 }
                 out[a] = pool_out(hw[a], k[a], s[a], p[a], *ceil_mode);
@@ -1114,6 +1134,60 @@ pub fn cell_channels(cell: &CellSpec, cin: usize) -> std::result::Result<usize, 
                 );
             }
             Ok(r.out_channels)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `convrnn_graph` fuzz target in a dev build: a graph's padding of
+    /// 18446744073709551615 overflowed `H + padding` (a silent wrap in a release build, and a
+    /// wrong output size); a dilation that large overflowed `d·(k − 1)`, and a max-pool padding
+    /// that large overflowed the `2p ≤ k` check. Each is now refused with a message.
+    #[test]
+    fn absurd_padding_and_dilation_are_refused_not_wrapped() {
+        let big = usize::MAX;
+        let e = conv_out([8, 8], [3, 3], [1, 1], [1, 1], [(big, big), (1, 1)]).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        let e = conv_out([8, 8], [3, 3], [1, 1], [big, 1], [(1, 1), (1, 1)]).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        let e = conv_out([8, 8], [3, 3], [0, 1], [1, 1], [(1, 1), (1, 1)]).unwrap_err();
+        assert!(e.contains("stride"), "{e}");
+        let same = Padding::Named("same".into());
+        let e = conv_padding(&same, [3, 3], [big, 1], [1, 1], [8, 8]).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        // tf_same saturates; conv_out then refuses the result.
+        let pad = tf_same_padding([8, 8], [3, 3], [big, 1], [1, 1]);
+        assert!(conv_out([8, 8], [3, 3], [1, 1], [big, 1], pad).is_err());
+        // The ordinary cases are unchanged.
+        assert_eq!(
+            conv_out([8, 8], [3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
+            Ok([8, 8])
+        );
+        assert_eq!(
+            conv_out([64, 64], [7, 7], [2, 2], [1, 1], [(3, 3), (3, 3)]),
+            Ok([32, 32])
+        );
+        assert_eq!(
+            conv_padding(&same, [5, 3], [2, 1], [1, 1], [8, 8]),
+            Ok([(4, 4), (1, 1)])
+        );
+    }
+
+    #[test]
+    fn max_pool_padding_beyond_half_the_kernel_is_refused_without_overflow() {
+        let pool = |p: usize| OpSpec::MaxPool {
+            ksize: super::super::spec::Pair::One(3),
+            stride: None,
+            padding: Some(super::super::spec::Pair::One(p)),
+            ceil_mode: false,
+        };
+        assert!(op_hw(&pool(1), [8, 8], false).is_ok());
+        for p in [2, usize::MAX / 2 + 1, usize::MAX] {
+            let e = op_hw(&pool(p), [8, 8], false).unwrap_err();
+            assert!(e.contains("half the kernel"), "{p}: {e}");
         }
     }
 }
