@@ -24,7 +24,20 @@ pub struct Metadata {
     pub rows: Vec<Vec<String>>,
 }
 
+/// The metadata columns the zone analyses are split by when none are named (`ventral
+/// dynamics` without `--split-by`): those of these the metadata has.
+pub const DEFAULT_SPLIT_BY: [&str; 2] = ["variation", "occluded_fraction"];
+
 impl Metadata {
+    /// The columns of [`DEFAULT_SPLIT_BY`] this metadata has, in that order.
+    pub fn default_split_by(&self) -> Vec<String> {
+        DEFAULT_SPLIT_BY
+            .iter()
+            .filter(|c| self.columns.iter().any(|h| h == *c))
+            .map(|c| c.to_string())
+            .collect()
+    }
+
     /// The values of one column.
     pub fn column(&self, name: &str) -> Option<Vec<&str>> {
         let c = self.columns.iter().position(|h| h == name)?;

@@ -110,12 +110,17 @@ fn t_npz_images(d: &Path) -> Result<(), String> {
     read_all(ventral_data::readers::npz::open(&d.join("images.npz"), &opts).map_err(err)?)
 }
 
-fn t_netcdf(d: &Path) -> Result<(), String> {
-    let p = d.join("rec.nc");
-    let a = ventral_neural::Assembly::read(&p).map_err(err)?;
+/// Recordings as `neural-fit --neural` reads them: a BrainIO `.nc`, or `.npz` arrays named by
+/// a `.toml` (by extension).
+fn recordings(p: &Path) -> Result<(), String> {
+    let a = ventral_neural::Assembly::read_any(p).map_err(err)?;
     ventral_neural::recordings::Recordings::from_assembly(&a, &p.display().to_string())
         .map_err(err)?;
     Ok(())
+}
+
+fn t_netcdf(d: &Path) -> Result<(), String> {
+    recordings(&d.join("rec.nc"))
 }
 
 fn t_features(d: &Path) -> Result<(), String> {
@@ -212,15 +217,9 @@ fn t_dynamics(d: &Path) -> Result<(), String> {
     } else {
         act.metadata.clone()
     };
-    let split_by: Vec<String> = meta
+    let split_by = meta
         .as_ref()
-        .map(|m| {
-            ["variation", "occluded_fraction"]
-                .iter()
-                .filter(|c| m.columns.iter().any(|h| h == *c))
-                .map(|c| c.to_string())
-                .collect()
-        })
+        .map(Metadata::default_split_by)
         .unwrap_or_default();
     let dynamics = analyse(&act, None, meta.as_ref(), &split_by).map_err(err)?;
     let out = d.join("out");
@@ -278,11 +277,7 @@ fn t_trials_nc(d: &Path) -> Result<(), String> {
 
 /// Recordings from plain `.npz` arrays described by a TOML (`neural-fit --neural x.toml`).
 fn t_recordings_npz(d: &Path) -> Result<(), String> {
-    let p = d.join("rec.toml");
-    let a = ventral_neural::Assembly::read_any(&p).map_err(err)?;
-    ventral_neural::recordings::Recordings::from_assembly(&a, &p.display().to_string())
-        .map_err(err)?;
-    Ok(())
+    recordings(&d.join("rec.toml"))
 }
 
 /// A `splits.json` given back to `neural-fit --splits` / `ost`: the splits against six

@@ -101,13 +101,7 @@ pub fn run(a: Args) -> Result<()> {
         };
         let split_by: Vec<String> = if a.split_by.is_empty() {
             meta.as_ref()
-                .map(|m| {
-                    ["variation", "occluded_fraction"]
-                        .iter()
-                        .filter(|c| m.columns.iter().any(|h| h == *c))
-                        .map(|c| c.to_string())
-                        .collect()
-                })
+                .map(Metadata::default_split_by)
                 .unwrap_or_default()
         } else {
             a.split_by.clone()
