@@ -429,6 +429,28 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
         serde_json::from_slice(&std::fs::read(hess.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["hessian_vector_products"], 6);
     let eig = read_f32(&hess.join("eigenvectors.safetensors"));
+    // Absurd --top-k / --iterations: refused before the first product (the vectors would not
+    // fit the memory; before, Lanczos ran one step per parameter, and `--iterations` of
+    // 2⁶⁴ − 1 overflowed), nothing written.
+    for (k, it) in [("18446744073709551615", "6"), ("2", "18446744073709551615")] {
+        let out = d.path().join(format!("hess_big_{k}_{it}"));
+        let o = finish({
+            let mut c = bin();
+            c.args(["hessian"])
+                .arg(&first)
+                .args(["--checkpoint", "1", "--data"])
+                .arg(&data)
+                .args(["--images", "16", "--batch-size", "8", "--top-k", k])
+                .args(["--iterations", it, "--out"])
+                .arg(&out);
+            c.env("VENTRAL_MAX_MEMORY", "1G");
+            c
+        });
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("more than the 1.0 GiB available"), "{err}");
+        assert!(!out.exists());
+    }
 
     let second = d.path().join("second");
     let mut c = train_cmd(&data, &second, false);

@@ -135,6 +135,53 @@ pub fn pooled_pixels(set: &StimulusSet, ids: &[String]) -> Result<Vec<Vec<f64>>>
     Ok(out)
 }
 
+/// Refuse, before allocating, sizes whose arrays overflow or exceed the memory available
+/// (`MemAvailable`, or `VENTRAL_MAX_MEMORY`): the hidden network (`hidden × (inputs + hidden)`),
+/// its features (`steps × stimuli × hidden`, float32), the sites' signals and the recordings
+/// (`stimuli × repetitions × sites × bins`), float64.
+fn check_size(cfg: &SynthConfig, ns: usize, d: usize, steps: usize) -> Result<()> {
+    let (hd, nb, r) = (cfg.hidden, cfg.n_bins, cfg.repetitions);
+    let sites = cfg
+        .regions
+        .iter()
+        .try_fold(0usize, |a, x| a.checked_add(x.2));
+    let need = (|| {
+        let nk = sites?;
+        let f64s = [
+            hd.checked_mul(d.checked_add(hd)?)?,
+            nk.checked_mul(ns)?.checked_mul(nb)?,
+            ns.checked_mul(r)?.checked_mul(nk)?.checked_mul(nb)?,
+        ]
+        .iter()
+        .try_fold(0usize, |a, &v| a.checked_add(v))?;
+        let f32s = steps.checked_mul(ns)?.checked_mul(hd)?;
+        f64s.checked_mul(8)?.checked_add(f32s.checked_mul(4)?)
+    })();
+    let what = || {
+        format!(
+            "hidden {hd}, {} sites, {ns} stimuli × {r} repetitions × {nb} bins, {steps} steps",
+            sites.map_or_else(|| "too many".to_string(), |n| n.to_string())
+        )
+    };
+    let Some(need) = need else {
+        return Err(NeuralError::Invalid(format!(
+            "neural-synth: the arrays' sizes overflow ({})",
+            what()
+        )));
+    };
+    if let Ok(Some(avail)) = ventral_core::mem::available()
+        && need as u64 > avail
+    {
+        return Err(NeuralError::Invalid(format!(
+            "neural-synth: the recordings need {} ({}), more than the {} available (MemAvailable, or VENTRAL_MAX_MEMORY)",
+            ventral_core::mem::human(need as u64),
+            what(),
+            ventral_core::mem::human(avail)
+        )));
+    }
+    Ok(())
+}
+
 /// Generates recordings for the stimuli `ids` (with `object_names`) from pooled pixels `x`.
 pub fn generate(
     cfg: &SynthConfig,
@@ -166,6 +213,7 @@ pub fn generate(
         .fold(f64::INFINITY, f64::min);
     let last = cfg.bin_start + cfg.bin_ms * cfg.n_bins as f64;
     let steps = (((last - min_lat.min(cfg.bin_start)) / 10.0).ceil() as usize).max(1);
+    check_size(cfg, ns, d, steps)?;
     // Hidden network.
     let mut rng = stream(cfg.seed, "synth-network", &[]);
     let w_in: Vec<f64> = (0..hd * d)

@@ -421,3 +421,77 @@ fn streamed_features_fit_exactly_like_features_read_whole() {
         "{err}"
     );
 }
+
+/// Found probing `neural-synth` with absurd sizes in a dev build: `--hidden` or
+/// `--repetitions` of 2⁶⁴ − 1 overflowed the array sizes (a panic; in release a wrap), and
+/// `--sites` that large ran until memory ran out. Each is refused before anything is
+/// allocated; a size that is merely too large for the memory is refused naming what it needs.
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let n = 8;
+    let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let objects: Vec<String> = (0..n).map(|i| format!("o{}", i % 2)).collect();
+    let x = gaussian_inputs(n, 192, 1);
+    let base = SynthConfig {
+        regions: vec![("V4".into(), 90.0, 2), ("IT".into(), 110.0, 2)],
+        n_bins: 3,
+        hidden: 4,
+        repetitions: 2,
+        ..SynthConfig::default()
+    };
+    assert!(generate(&base, &ids, &objects, &x).is_ok());
+    let big = usize::MAX;
+    for (what, cfg) in [
+        (
+            "hidden",
+            SynthConfig {
+                hidden: big,
+                ..base.clone()
+            },
+        ),
+        (
+            "repetitions",
+            SynthConfig {
+                repetitions: big,
+                ..base.clone()
+            },
+        ),
+        (
+            "sites",
+            SynthConfig {
+                regions: vec![("V4".into(), 90.0, big), ("IT".into(), 110.0, big)],
+                ..base.clone()
+            },
+        ),
+        (
+            "bins",
+            SynthConfig {
+                n_bins: big / 2,
+                ..base.clone()
+            },
+        ),
+    ] {
+        let e = match generate(&cfg, &ids, &objects, &x) {
+            Ok(_) => panic!("{what}: generated"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("overflow") || e.contains("available"),
+            "{what}: {e}"
+        );
+    }
+    // Fits usize, not memory: 10¹² repetitions.
+    let e = match generate(
+        &SynthConfig {
+            repetitions: 1_000_000_000_000,
+            ..base.clone()
+        },
+        &ids,
+        &objects,
+        &x,
+    ) {
+        Ok(_) => panic!("10^12 repetitions generated"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("available") && e.contains("repetitions"), "{e}");
+}

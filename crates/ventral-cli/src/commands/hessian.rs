@@ -126,9 +126,28 @@ pub fn run(a: Args) -> Result<()> {
         .unwrap_or_else(|| vec![1.0; t]);
     let mut prob = HvpProblem::new(fast::spec(bcfg), &params, subset, lw)?;
     let n = prob.dim();
-    let basis_bytes = (a.iterations + 1) as f64 * n as f64 * 8.0;
+    // Vectors of `n` float64s the method keeps: Lanczos its basis (at least `top_k` steps, at
+    // most `n`), the power method its `top_k` iterates and their images. Refused up front
+    // when they exceed the memory available, instead of growing until the allocation fails.
+    let vectors = match a.method.as_str() {
+        "power" => 2.0 * a.top_k.min(n) as f64,
+        _ => a.iterations.max(a.top_k).min(n) as f64 + 1.0,
+    };
+    let basis_bytes = vectors * n as f64 * 8.0;
+    if let Some(avail) = ventral_core::mem::available().map_err(anyhow::Error::msg)?
+        && basis_bytes > avail as f64
+    {
+        bail!(
+            "--top-k {} and --iterations {} on {n} parameters need {} of {} vectors, more than the {} available (MemAvailable, or VENTRAL_MAX_MEMORY)",
+            a.top_k,
+            a.iterations,
+            ventral_core::mem::human(basis_bytes.min(u64::MAX as f64) as u64),
+            a.method,
+            ventral_core::mem::human(avail)
+        );
+    }
     eprintln!(
-        "Hessian of {} ({} parameters) at {} on {taken} images of {}: {} × {} (Lanczos basis {:.0} MB)",
+        "Hessian of {} ({} parameters) at {} on {taken} images of {}: {} × {} (vectors kept: {:.0} MB)",
         a.run.display(),
         n,
         weights_path.display(),
