@@ -870,3 +870,113 @@ fn behaviour_known_answers_and_bad_trials() {
         "{msg}"
     );
 }
+
+/// Repetition counts of 2⁶⁴ − 1 (a typo away from a real one) used to panic allocating their
+/// index vectors (`neural-fit --splits`, `--ceiling-splits`, `--bootstraps`, `rsa
+/// --bootstraps`, `ost --splits`) or run without end (`behaviour --folds`, `--halvings`); they
+/// are refused before any input is read, naming the option and its limit.
+#[test]
+fn absurd_repetition_counts_are_refused_up_front() {
+    let d = tempfile::tempdir().unwrap();
+    let (feats, nc, trials) = (
+        d.path().join("missing.features.npz"),
+        d.path().join("missing.nc"),
+        d.path().join("missing.csv"),
+    );
+    let big = "18446744073709551615";
+    let out = d.path().join("out");
+    let (f, n, t, o) = (s(&feats), s(&nc), s(&trials), s(&out));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "neural-fit",
+                "--features",
+                f,
+                "--neural",
+                n,
+                "--splits",
+                big,
+            ],
+            "--splits",
+        ),
+        (
+            vec![
+                "neural-fit",
+                "--features",
+                f,
+                "--neural",
+                n,
+                "--splits",
+                "1001",
+            ],
+            "1 to 1000",
+        ),
+        (
+            vec![
+                "neural-fit",
+                "--features",
+                f,
+                "--neural",
+                n,
+                "--ceiling-splits",
+                big,
+            ],
+            "--ceiling-splits",
+        ),
+        (
+            vec![
+                "neural-fit",
+                "--features",
+                f,
+                "--neural",
+                n,
+                "--bootstraps",
+                big,
+            ],
+            "--bootstraps",
+        ),
+        (
+            vec!["rsa", "--features", f, "--neural", n, "--bootstraps", big],
+            "--bootstraps",
+        ),
+        (
+            vec!["ost", "--features", f, "--neural", n, "--splits", big],
+            "--splits",
+        ),
+        (
+            vec![
+                "ost",
+                "--features",
+                f,
+                "--neural",
+                n,
+                "--bootstraps",
+                "100001",
+            ],
+            "at most 100000",
+        ),
+        (
+            vec!["behaviour", "--features", f, "--trials", t, "--folds", big],
+            "--folds",
+        ),
+        (
+            vec![
+                "behaviour",
+                "--features",
+                f,
+                "--trials",
+                t,
+                "--halvings",
+                "1001",
+            ],
+            "at most 1000",
+        ),
+    ];
+    for (mut args, says) in cases {
+        args.extend(["--out", o]);
+        let msg = fails(&args);
+        assert!(msg.contains(says), "{args:?}: {msg}");
+        assert!(!msg.contains("panicked"), "{args:?}: {msg}");
+        assert!(!out.exists(), "{args:?}");
+    }
+}

@@ -402,26 +402,19 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Hessian eigenvectors at the restart point, to project the trajectory onto.
     let hess = d.path().join("hess");
-    let o = finish({
+    // `ventral hessian` at the first run's epoch 1 on 16 images.
+    let hessian = |k: &str, it: &str, out: &std::path::Path| {
         let mut c = bin();
         c.args(["hessian"])
             .arg(&first)
             .args(["--checkpoint", "1", "--data"])
             .arg(&data)
-            .args([
-                "--images",
-                "16",
-                "--batch-size",
-                "8",
-                "--top-k",
-                "2",
-                "--iterations",
-                "6",
-                "--out",
-            ])
-            .arg(&hess);
+            .args(["--images", "16", "--batch-size", "8", "--top-k", k])
+            .args(["--iterations", it, "--out"])
+            .arg(out);
         c
-    });
+    };
+    let o = finish(hessian("2", "6", &hess));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ev = std::fs::read_to_string(hess.join("eigenvalues.csv")).unwrap();
     assert_eq!(ev.lines().count(), 3, "{ev}");
@@ -435,14 +428,7 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
     for (k, it) in [("18446744073709551615", "6"), ("2", "18446744073709551615")] {
         let out = d.path().join(format!("hess_big_{k}_{it}"));
         let o = finish({
-            let mut c = bin();
-            c.args(["hessian"])
-                .arg(&first)
-                .args(["--checkpoint", "1", "--data"])
-                .arg(&data)
-                .args(["--images", "16", "--batch-size", "8", "--top-k", k])
-                .args(["--iterations", it, "--out"])
-                .arg(&out);
+            let mut c = hessian(k, it, &out);
             c.env("VENTRAL_MAX_MEMORY", "1G");
             c
         });

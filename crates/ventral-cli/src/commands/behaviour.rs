@@ -81,6 +81,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.folds < 2 || a.halvings == 0 {
         bail!("--folds must be ≥ 2 and --halvings ≥ 1");
     }
+    super::check_count("--folds", a.folds, super::MAX_SPLITS)?;
+    super::check_count("--halvings", a.halvings, super::MAX_SPLITS)?;
     if !(a.c.is_finite() && a.c > 0.0) {
         bail!("--c must be finite and > 0, got {}", a.c);
     }

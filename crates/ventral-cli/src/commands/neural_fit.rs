@@ -181,14 +181,20 @@ fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<Fit
     })
 }
 
+/// The count `t` of `--splits spec`: 1 to [`super::MAX_SPLITS`].
+fn split_count(spec: &str, t: &str) -> Result<usize> {
+    match t.parse::<usize>() {
+        Ok(n) if (1..=super::MAX_SPLITS).contains(&n) => Ok(n),
+        _ => bail!(
+            "--splits {spec}: expected a count from 1 to {}, `brainscore[:N]` or a splits.json",
+            super::MAX_SPLITS
+        ),
+    }
+}
+
 /// `--splits`: a count, `brainscore[:N]`, or a splits.json read against `ids`.
 fn parse_splits(spec: &str, ids: &[String]) -> Result<(SplitProcedure, usize)> {
-    let count = |t: &str| -> Result<usize> {
-        match t.parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => bail!("--splits {spec}: expected a count ≥ 1, `brainscore[:N]` or a splits.json"),
-        }
-    };
+    let count = |t: &str| split_count(spec, t);
     if spec.chars().all(|c| c.is_ascii_digit()) {
         return Ok((SplitProcedure::Ventral, count(spec)?));
     }
@@ -296,6 +302,13 @@ fn preflight_memory(
 }
 
 pub fn run(mut a: Args) -> Result<()> {
+    // Counts are checked before anything is read (a splits.json only once the ids are known).
+    let n = a.splits.strip_prefix("brainscore:").unwrap_or(&a.splits);
+    if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+        split_count(&a.splits, n)?;
+    }
+    super::check_count("--ceiling-splits", a.ceiling_splits, super::MAX_SPLITS)?;
+    super::check_count("--bootstraps", a.bootstraps, super::MAX_BOOTSTRAPS)?;
     if a.layers.iter().any(|l| l == "all") {
         if a.layers.len() > 1 {
             bail!("--layers all cannot be combined with layer names");

@@ -115,6 +115,8 @@ pub fn run(a: Args) -> Result<()> {
     if n_splits == Some(0) {
         bail!("--splits must be ≥ 1");
     }
+    super::check_count("--splits", n_splits.unwrap_or(0), super::MAX_SPLITS)?;
+    super::check_count("--bootstraps", a.bootstraps, super::MAX_BOOTSTRAPS)?;
     if n_splits.is_none() && a.procedure == Procedure::Pooled {
         bail!(
             "--splits {}: the pooled procedure takes a count (a splits.json is for --procedure brainscore)",

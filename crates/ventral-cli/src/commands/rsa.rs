@@ -50,6 +50,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    super::check_count("--bootstraps", a.bootstraps, super::MAX_BOOTSTRAPS)?;
     let choice = RdmChoice::parse(&a.rdm)?;
     let compare = Compare::parse(&a.compare)?;
     let rec = read_recordings(&a.neural)?;
