@@ -20,6 +20,20 @@ pub fn available() -> Result<Option<u64>, String> {
         .map(|kb| kb * 1024))
 }
 
+/// Whether `need` bytes fit what [`available`] reports: `Ok(None)` when they do (or when
+/// nothing is known), `Ok(Some(text))` with "N, more than the M available (MemAvailable, or
+/// VENTRAL_MAX_MEMORY)" for the caller's message when they do not; `Err` names a malformed
+/// `VENTRAL_MAX_MEMORY`.
+pub fn exceeds(need: u64) -> Result<Option<String>, String> {
+    Ok(available()?.filter(|&avail| need > avail).map(|avail| {
+        format!(
+            "{}, more than the {} available (MemAvailable, or VENTRAL_MAX_MEMORY)",
+            human(need),
+            human(avail)
+        )
+    }))
+}
+
 /// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), e.g. `8G`.
 pub fn parse_size(v: &str) -> Result<u64, String> {
     let t = v.trim();

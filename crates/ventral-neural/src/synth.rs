@@ -169,17 +169,13 @@ fn check_size(cfg: &SynthConfig, ns: usize, d: usize, steps: usize) -> Result<()
             what()
         )));
     };
-    if let Ok(Some(avail)) = ventral_core::mem::available()
-        && need as u64 > avail
-    {
-        return Err(NeuralError::Invalid(format!(
-            "neural-synth: the recordings need {} ({}), more than the {} available (MemAvailable, or VENTRAL_MAX_MEMORY)",
-            ventral_core::mem::human(need as u64),
-            what(),
-            ventral_core::mem::human(avail)
-        )));
+    match ventral_core::mem::exceeds(need as u64).map_err(NeuralError::Invalid)? {
+        Some(m) => Err(NeuralError::Invalid(format!(
+            "neural-synth: the recordings ({}) need {m}",
+            what()
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Generates recordings for the stimuli `ids` (with `object_names`) from pooled pixels `x`.

@@ -134,16 +134,14 @@ pub fn run(a: Args) -> Result<()> {
         _ => a.iterations.max(a.top_k).min(n) as f64 + 1.0,
     };
     let basis_bytes = vectors * n as f64 * 8.0;
-    if let Some(avail) = ventral_core::mem::available().map_err(anyhow::Error::msg)?
-        && basis_bytes > avail as f64
+    if let Some(m) = ventral_core::mem::exceeds(basis_bytes.min(u64::MAX as f64) as u64)
+        .map_err(anyhow::Error::msg)?
     {
         bail!(
-            "--top-k {} and --iterations {} on {n} parameters need {} of {} vectors, more than the {} available (MemAvailable, or VENTRAL_MAX_MEMORY)",
-            a.top_k,
-            a.iterations,
-            ventral_core::mem::human(basis_bytes.min(u64::MAX as f64) as u64),
+            "the {} vectors of --top-k {} and --iterations {} on {n} parameters need {m}",
             a.method,
-            ventral_core::mem::human(avail)
+            a.top_k,
+            a.iterations
         );
     }
     eprintln!(
