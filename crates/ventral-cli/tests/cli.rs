@@ -370,3 +370,65 @@ fn bench_device_and_engine() {
         assert!(err.contains(says), "{extra:?}: {err}");
     }
 }
+
+/// Sizes no machine can hold and counts of 0 are refused before any work, with exit 2 and a
+/// message naming the option: `stimuli` against the free disk (2⁶⁴ − 1 images used to render
+/// until the disk filled), `bench` against the model's size limit and the memory available
+/// (2⁶⁴ − 1 time steps ran until stopped, a batch of 2⁶⁴ − 1 panicked inside burn, 2⁶⁴ − 1
+/// iterations ran until stopped), and zero batch sizes, steps, iterations and epochs (clamped
+/// to 1 silently, or refused only after the stimuli were generated).
+#[test]
+fn absurd_sizes_and_zero_counts_are_refused_up_front() {
+    use common::fails;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("stim");
+    let err = fails(&[
+        "stimuli",
+        "--out",
+        s(&out),
+        "--num-images",
+        "10000000000000",
+    ]);
+    assert!(
+        err.contains("--num-images 10000000000000") && err.contains("free on the file system"),
+        "{err}"
+    );
+    // Nothing was made: neither the output nor its hidden temporary directory.
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+
+    let max = u64::MAX.to_string();
+    let bench = |extra: &[&str]| {
+        let mut a = vec!["bench", "--models", "tiny"];
+        a.extend_from_slice(extra);
+        fails(&a)
+    };
+    let err = bench(&["--timesteps", &max]);
+    assert!(err.contains("bench tiny") && err.contains("steps"), "{err}");
+    let err = bench(&["--batch", &max]);
+    assert!(
+        err.contains("--batch") && err.contains("available") && !err.contains("panicked"),
+        "{err}"
+    );
+    let err = bench(&["--iters", &max]);
+    assert!(err.contains("--iters") && err.contains("at most"), "{err}");
+    let err = bench(&["--warmup", &max]);
+    assert!(err.contains("--warmup") && err.contains("at most"), "{err}");
+    for (cmd, flag) in [
+        ("bench", "--iters"),
+        ("bench", "--batch"),
+        ("bench", "--timesteps"),
+        ("record", "--batch-size"),
+        ("quickstart", "--epochs"),
+        ("quickstart", "--num-images"),
+        ("neural-fit", "--components"),
+        ("neural-fit", "--ceiling-splits"),
+    ] {
+        // Refused while the arguments are parsed: before the missing required ones are named.
+        let err = fails(&[cmd, flag, "0"]);
+        assert!(
+            err.contains(&format!("invalid value '0' for '{flag}")) && err.contains("at least 1"),
+            "{cmd} {flag} 0: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}

@@ -43,6 +43,20 @@ impl ModelConfig {
         }
     }
 
+    /// Activation memory of a training batch of `batch` images, estimated from the
+    /// configuration alone before anything is allocated: the native engine keeps about 4
+    /// float32 values per unit and step for the backward pass (measured on BLT_net_64); 6 are
+    /// counted, and 2 per unit computed once. Saturating.
+    pub fn training_bytes(&self, batch: usize) -> u128 {
+        let (_, units, once) = self.estimated_size();
+        units
+            .saturating_mul(self.timesteps() as u128)
+            .saturating_mul(6)
+            .saturating_add(once.saturating_mul(2))
+            .saturating_mul(4)
+            .saturating_mul(batch as u128)
+    }
+
     fn check_size(&self) -> Result<()> {
         let (params, units, once) = self.estimated_size();
         if params > MAX_PARAMS {

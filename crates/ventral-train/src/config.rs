@@ -270,7 +270,16 @@ impl TrainFile {
         }
         let f: TrainFile = toml::Value::Table(v)
             .try_into()
-            .map_err(|e: toml::de::Error| file_err(name, e))?;
+            .map_err(|e: toml::de::Error| {
+                // A value that came from `--set` is named as such, not as the file's.
+                match overrides.iter().find(|o| {
+                    o.split_once('=')
+                        .is_some_and(|(k, _)| e.to_string().contains(&format!("in `{}`", k.trim())))
+                }) {
+                    Some(o) => file_err(format!("{name} with --set {o}"), e),
+                    None => file_err(name, e),
+                }
+            })?;
         f.check()
             .map_err(|e| TrainError::Config(format!("{name}: {e}")))?;
         Ok(f)
@@ -470,6 +479,16 @@ fn set(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), Stri
     let (key, value) = assignment.split_once('=').ok_or("expected key=value")?;
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
         Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        // A whole number TOML cannot hold would otherwise become a string, and the config
+        // check would report a string where a number was meant.
+        Err(_) if value.trim().parse::<i128>().is_ok() => {
+            return Err(format!(
+                "{} is out of range: TOML integers lie between {} and {}",
+                value.trim(),
+                i64::MIN,
+                i64::MAX
+            ));
+        }
         Err(_) => toml::Value::String(value.to_string()),
     };
     let parts: Vec<&str> = key.trim().split('.').collect();
@@ -540,6 +559,30 @@ seed = 1
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = TrainFile::parse(TOML, &["train.loss_weights=[1.0]".into()], "t.toml").unwrap_err();
         assert!(e.to_string().contains("loss_weights"), "{e}");
+        // A whole number TOML cannot hold is named as out of range (it used to become the
+        // string "99999999999999999999" and be reported as a string where a usize was meant),
+        // and a wrong type that came from --set names the --set, not only the file.
+        let e = TrainFile::parse(
+            TOML,
+            &["train.epochs=99999999999999999999".into()],
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--set train.epochs=99999999999999999999") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = TrainFile::parse(TOML, &["train.epochs=-1".into()], "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml with --set train.epochs=-1"), "{e}");
+        // An error that no --set caused names the file alone.
+        let bad = TOML.replace("epochs = 2", "epochs = -2");
+        let e = TrainFile::parse(&bad, &["train.seed=3".into()], "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:") && !e.contains("--set"), "{e}");
     }
 
     /// The issue-13 examples: every numeric hyperparameter is range-checked at load, naming the

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
@@ -27,15 +27,15 @@ pub struct Args {
     #[arg(long, default_value = "ref64,tiny")]
     models: String,
     /// Time steps.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::positive)]
     timesteps: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::positive)]
     batch: usize,
-    /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 3)]
+    /// Timed iterations (after warm-up; at most 100 000).
+    #[arg(long, default_value_t = 3, value_parser = super::positive)]
     iters: usize,
-    /// Warm-up iterations.
+    /// Warm-up iterations (at most 100 000).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
     /// `auto` (`native` on cpu, `burn` on a GPU), `native` (ventral's CPU engine, what training
@@ -94,7 +94,7 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Resu
         f()?;
     }
     let mut ts = Vec::new();
-    for _ in 0..iters.max(1) {
+    for _ in 0..iters {
         let t = Instant::now();
         f()?;
         ts.push(t.elapsed().as_secs_f64());
@@ -645,7 +645,7 @@ fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json:
     let (mut t_params, mut t_engine, mut t_rest, mut t_infer) = (0.0, 0.0, 0.0, 0.0);
     let mut engine_ops = Vec::new();
     let mut infer_ops = Vec::new();
-    let n = a.iters.max(1);
+    let n = a.iters;
     for it in 0..a.warmup + n {
         let timed = it >= a.warmup;
         let Some(m) = model.take() else {
@@ -800,6 +800,35 @@ pub fn run(mut a: Args) -> Result<()> {
             }
         }
     }
+    // Every selected model is checked before the first is timed: its size (2⁶⁴ − 1 time
+    // steps ran until stopped; a batch of 2⁶⁴ − 1 panicked in burn) and a training batch's
+    // activations against the memory available.
+    super::check_count("--iters", a.iters, super::MAX_ITERS)?;
+    super::check_count("--warmup", a.warmup, super::MAX_ITERS)?;
+    let builtin = [
+        ("ref64", &reference),
+        ("ref64_mult", &mult),
+        ("tiny", &tiny),
+    ];
+    let selected = registered.iter().map(|e| (e.name, e.config.clone())).chain(
+        builtin
+            .iter()
+            .filter(|(n, _)| all || wanted.contains(n))
+            .map(|(n, c)| (*n, ventral_models::ModelConfig::Blt((*c).clone()))),
+    );
+    for (name, cfg) in selected {
+        cfg.validate().with_context(|| format!("bench {name}"))?;
+        if let Some(more) = ventral_core::mem::exceeds(
+            u64::try_from(cfg.training_bytes(a.batch)).unwrap_or(u64::MAX),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?
+        {
+            bail!(
+                "bench {name}: --batch {} needs about {more} for a training step's activations; lower --batch",
+                a.batch
+            );
+        }
+    }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(rayon::current_num_threads()));
     out.insert("device".into(), json!(a.device));
@@ -838,11 +867,7 @@ pub fn run(mut a: Args) -> Result<()> {
         }
         out.insert(e.name.into(), r);
     }
-    for (name, cfg) in [
-        ("ref64", &reference),
-        ("ref64_mult", &mult),
-        ("tiny", &tiny),
-    ] {
+    for (name, cfg) in builtin {
         if !all && !wanted.contains(&name) {
             continue;
         }

@@ -43,3 +43,21 @@ pub fn check_count(flag: &str, n: usize, max: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Most timed or warm-up iterations `bench` takes (a guard against typos: 2⁶⁴ − 1 ran until
+/// stopped).
+pub const MAX_ITERS: usize = 100_000;
+
+/// clap value parser of a count that must be at least 1 (a batch size, time steps, iterations,
+/// epochs, components): 0 is refused when the arguments are parsed, before any work, instead
+/// of being clamped to 1 silently or failing deep inside a run.
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{e} (expected a whole number from 1 to {})",
+            usize::MAX
+        )),
+    }
+}

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value = "pls")]
     regression: String,
     /// PLS components.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = super::positive)]
     components: usize,
     /// Ridge alpha grid (comma-separated; default 1e-2 … 1e7, 4 per decade).
     #[arg(long, value_delimiter = ',')]
@@ -88,7 +88,7 @@ pub struct Args {
     #[arg(long)]
     shared: bool,
     /// Repetition halvings for the split-half ceilings.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::positive)]
     ceiling_splits: usize,
     /// Trial-half bootstraps for the noise-corrected consistency (0 skips it).
     #[arg(long, default_value_t = 10)]
@@ -175,7 +175,7 @@ fn parse_options(a: &Args, stimulus_ids: &[String], n_reps: usize) -> Result<Fit
         steps,
         feedforward,
         shared: a.shared,
-        ceiling_splits: a.ceiling_splits.max(1),
+        ceiling_splits: a.ceiling_splits,
         consistency_bootstraps: a.bootstraps,
         areas: parse_areas(&a.areas)?,
     })

@@ -18,10 +18,10 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// Images to generate (80 % train, 10 % val, 10 % test).
-    #[arg(long, default_value_t = 20000)]
+    #[arg(long, default_value_t = 20000, value_parser = super::positive)]
     num_images: usize,
     /// Training epochs per network.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::positive)]
     epochs: usize,
     /// Root seed.
     #[arg(long, default_value_t = 0)]

@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::positive)]
     pub batch_size: usize,
     /// cpu, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]

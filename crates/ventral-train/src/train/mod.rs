@@ -201,20 +201,16 @@ pub fn available_memory() -> Result<Option<u64>> {
     ventral_core::mem::available().map_err(TrainError::Config)
 }
 
-/// Activation memory of one training batch, estimated from the configuration before anything
-/// is allocated (the native engine keeps about 4 float32 values per unit and step for the
-/// backward pass, measured on BLT_net_64; 6 are counted), checked against
-/// [`available_memory`].
+/// Activation memory of one training batch ([`ModelConfig::training_bytes`] at the larger of
+/// the batch sizes), checked against [`available_memory`].
+///
+/// [`ModelConfig::training_bytes`]: ventral_models::config::ModelConfig::training_bytes
 fn check_memory(cfg: &TrainFile) -> Result<()> {
-    let (_, units, once) = cfg.model.estimated_size();
-    let t = cfg.model.timesteps() as u128;
-    let b = cfg.train.batch_size.max(cfg.train.eval_batch_size) as u128;
-    let bytes = units
-        .saturating_mul(t)
-        .saturating_mul(6)
-        .saturating_add(once.saturating_mul(2))
-        .saturating_mul(4)
-        .saturating_mul(b);
+    let (_, units, _) = cfg.model.estimated_size();
+    let t = cfg.model.timesteps();
+    let bytes = cfg
+        .model
+        .training_bytes(cfg.train.batch_size.max(cfg.train.eval_batch_size));
     let Some(avail) = available_memory()? else {
         return Ok(());
     };
