@@ -196,13 +196,8 @@ fn step_info<'a>(
     }
 }
 
-/// Bytes of memory available to this process ([`ventral_core::mem::available`]).
-pub fn available_memory() -> Result<Option<u64>> {
-    ventral_core::mem::available().map_err(TrainError::Config)
-}
-
 /// Activation memory of one training batch ([`ModelConfig::training_bytes`] at the larger of
-/// the batch sizes), checked against [`available_memory`].
+/// the batch sizes), checked against the memory available ([`ventral_core::mem::exceeds`]).
 ///
 /// [`ModelConfig::training_bytes`]: ventral_models::config::ModelConfig::training_bytes
 fn check_memory(cfg: &TrainFile) -> Result<()> {
@@ -211,16 +206,11 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
     let bytes = cfg
         .model
         .training_bytes(cfg.train.batch_size.max(cfg.train.eval_batch_size));
-    let Some(avail) = available_memory()? else {
-        return Ok(());
-    };
-    if bytes > avail as u128 {
+    let need = u64::try_from(bytes).unwrap_or(u64::MAX);
+    if let Some(more) = ventral_core::mem::exceeds(need).map_err(TrainError::Config)? {
         return Err(TrainError::Config(format!(
-            "train.batch_size = {} (eval_batch_size {}): a batch needs about {:.1} GB of activations ({units} units per step × {t} steps × 6 floats per image); {:.1} GB are available (MemAvailable, or VENTRAL_MAX_MEMORY). Lower the batch size",
-            cfg.train.batch_size,
-            cfg.train.eval_batch_size,
-            bytes as f64 * 1e-9,
-            avail as f64 * 1e-9
+            "train.batch_size = {} (eval_batch_size {}): a batch needs about {more} of activations ({units} units per step × {t} steps × 6 floats per image). Lower the batch size",
+            cfg.train.batch_size, cfg.train.eval_batch_size,
         )));
     }
     Ok(())
