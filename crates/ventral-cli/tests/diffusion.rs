@@ -97,3 +97,38 @@ fn not_a_trajectory_or_not_a_tracked_run() {
     assert!(err.contains("[train.sgd_dynamics]"), "{err}");
     assert!(!d.path().join("o1").exists() && !d.path().join("o2").exists());
 }
+
+/// Theory hyperparameters that give no level (a NaN or zero rate or batch, β = 1) and a window
+/// count that would run without end are refused before anything is read or written.
+#[test]
+fn meaningless_hyperparameters_and_window_counts_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o");
+    for (args, says) in [
+        (&["--lr", "nan"][..], "--lr must be finite and > 0"),
+        (&["--lr=-0.1"][..], "--lr must be finite and > 0"),
+        (
+            &["--batch-size", "0"][..],
+            "--batch-size must be finite and at least 1",
+        ),
+        (&["--momentum", "1"][..], "--momentum must be in [0, 1)"),
+        (&["--momentum=-0.5"][..], "--momentum must be in [0, 1)"),
+        (
+            &["--windows-per-decade", "18446744073709551615"][..],
+            "--windows-per-decade",
+        ),
+    ] {
+        let o = bin()
+            .args(["diffusion", "--trajectory"])
+            .arg(fixture("a.csv"))
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?}");
+    }
+}

@@ -42,6 +42,23 @@ fn synth_then_fit_then_bad_inputs() {
     assert!(d.path().join("a.truth.json").exists() && feats.exists());
     // Refuses to overwrite.
     fails(&["neural-synth", "--stimuli", s(&stim), "--out", s(&nc)]);
+    // A subject step past the last is refused before anything is written (the features file
+    // used to be left behind, blocking the rerun).
+    let b = d.path().join("b.nc");
+    let msg = fails(&[
+        "neural-synth",
+        "--stimuli",
+        s(&stim),
+        "--out",
+        s(&b),
+        "--behaviour",
+        "--behaviour-step",
+        "1000",
+    ]);
+    assert!(msg.contains("--behaviour-step 0 to"), "{msg}");
+    for sib in ["b.nc", "b.features.npz", "b.truth.json", "b.behaviour.csv"] {
+        assert!(!d.path().join(sib).exists(), "{sib} left behind");
+    }
 
     let out = d.path().join("fit");
     ok(&ventral(&[
@@ -970,6 +987,10 @@ fn absurd_repetition_counts_are_refused_up_front() {
                 "1001",
             ],
             "at most 1000",
+        ),
+        (
+            vec!["ost", "--features", f, "--neural", n, "--epochs", big],
+            "--epochs",
         ),
     ];
     for (mut args, says) in cases {

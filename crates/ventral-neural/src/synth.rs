@@ -463,7 +463,15 @@ pub fn behaviour_trials(
     cfg: &BehaviourConfig,
 ) -> Result<crate::behaviour::Trials> {
     let n = ids.len();
-    if cfg.step >= steps || features.len() != steps * n * units || objects.len() != n {
+    if cfg.step >= steps {
+        return Err(NeuralError::Invalid(format!(
+            "behaviour: the subject's step {} is past the generating network's last step {} (--behaviour-step 0 to {})",
+            cfg.step,
+            steps.saturating_sub(1),
+            steps.saturating_sub(1)
+        )));
+    }
+    if features.len() != steps * n * units || objects.len() != n {
         return Err(NeuralError::Invalid(format!(
             "behaviour: step {} of {steps}, {} feature values for {n} stimuli × {units} units",
             cfg.step,

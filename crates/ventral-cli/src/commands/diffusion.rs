@@ -39,7 +39,7 @@ pub struct Args {
     /// late ones are as informative as early ones).
     #[arg(long, default_value_t = 0.5)]
     pub window_decades: f64,
-    /// Rolling windows starting per decade of k.
+    /// Rolling windows starting per decade of k (at most 1 000).
     #[arg(long, default_value_t = 10)]
     pub windows_per_decade: usize,
     /// Moving-average width of the local displacement (the anchor's 15).
@@ -82,8 +82,21 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.window_decades > 0.0 && a.window_decades.is_finite()) || a.windows_per_decade == 0 {
         bail!("--window-decades must be > 0 and --windows-per-decade >= 1");
     }
+    // Each window is one pass over the points: 2⁶⁴ − 1 windows per decade ran until stopped.
+    super::check_count("--windows-per-decade", a.windows_per_decade, 1000)?;
     if a.ma_width == 0 {
         bail!("--ma-width must be at least 1");
+    }
+    // The theory level η²/(S(1 − β²)) needs a positive rate and batch and β in [0, 1): a NaN,
+    // 0 or β = 1 used to give an empty, infinite or negative level without a word.
+    if let Some(lr) = a.lr.filter(|v| !(v.is_finite() && *v > 0.0)) {
+        bail!("--lr must be finite and > 0, got {lr}");
+    }
+    if let Some(b) = a.batch_size.filter(|v| !(v.is_finite() && *v >= 1.0)) {
+        bail!("--batch-size must be finite and at least 1, got {b}");
+    }
+    if let Some(m) = a.momentum.filter(|v| !(0.0..1.0).contains(v)) {
+        bail!("--momentum must be in [0, 1), got {m}");
     }
     if !(a.fit_last > 0.0 && a.fit_last <= 1.0) {
         bail!("--fit-last must be in (0, 1], got {}", a.fit_last);

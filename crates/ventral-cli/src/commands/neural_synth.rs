@@ -191,6 +191,27 @@ pub fn run(a: Args) -> Result<()> {
     );
     let x = pooled_pixels(&set, &ids)?;
     let syn = generate(&cfg, &ids, &objects, &x)?;
+    // Everything is computed before the first file is written: a refusal (a --behaviour-step
+    // past the last step) used to leave the features file behind, which then blocked the rerun.
+    let trials = if a.behaviour {
+        let bcfg = ventral_neural::synth::BehaviourConfig {
+            seed: a.seed,
+            step: a.behaviour_step.unwrap_or(syn.steps - 1),
+            trials_per_pair: a.behaviour_trials,
+            gain: a.behaviour_gain,
+        };
+        let trials = ventral_neural::synth::behaviour_trials(
+            &syn.features,
+            syn.steps,
+            syn.hidden,
+            &ids,
+            &objects,
+            &bcfg,
+        )?;
+        Some((bcfg, trials.to_csv()?, trials.choice.len()))
+    } else {
+        None
+    };
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
@@ -230,25 +251,10 @@ pub fn run(a: Args) -> Result<()> {
         "object_gain": syn.stimulus_ids.iter().zip(&syn.object_gain).map(|(id, g)| serde_json::json!({"stimulus_id": id, "gain": g})).collect::<Vec<_>>(),
         "sites": syn.sites.iter().map(|(id, r, snr, rel)| serde_json::json!({"neuroid_id": id, "region": r, "snr": snr, "reliability": rel})).collect::<Vec<_>>(),
     });
-    if a.behaviour {
-        let bcfg = ventral_neural::synth::BehaviourConfig {
-            seed: a.seed,
-            step: a.behaviour_step.unwrap_or(syn.steps - 1),
-            trials_per_pair: a.behaviour_trials,
-            gain: a.behaviour_gain,
-        };
-        let trials = ventral_neural::synth::behaviour_trials(
-            &syn.features,
-            syn.steps,
-            syn.hidden,
-            &ids,
-            &objects,
-            &bcfg,
-        )?;
-        ventral_core::atomic::write_bytes_atomic(&behaviour_path, trials.to_csv()?.as_bytes())?;
+    if let Some((bcfg, csv, n)) = &trials {
+        ventral_core::atomic::write_bytes_atomic(&behaviour_path, csv.as_bytes())?;
         eprintln!(
-            "neural-synth: {} behavioural trials (subject reads step {} with gain {}) in {}",
-            trials.choice.len(),
+            "neural-synth: {n} behavioural trials (subject reads step {} with gain {}) in {}",
             bcfg.step,
             bcfg.gain,
             behaviour_path.display()

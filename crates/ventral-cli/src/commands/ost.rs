@@ -78,7 +78,7 @@ pub struct Args {
     /// Decoder learning rate (Adam; Brain-Score 1e-4).
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
-    /// Decoder epochs (Brain-Score 40).
+    /// Decoder epochs (Brain-Score 40; at most 100 000).
     #[arg(long, default_value_t = 40)]
     epochs: usize,
     /// Image bootstrap resamples for the Spearman interval (0 = none).
@@ -132,6 +132,8 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         bail!("--lr must be finite and > 0, got {}", a.lr);
     }
+    // 2⁶⁴ − 1 epochs ran until stopped (Brain-Score trains 40).
+    super::check_count("--epochs", a.epochs, 100_000)?;
     if a.epochs == 0 {
         bail!("--epochs must be ≥ 1");
     }
