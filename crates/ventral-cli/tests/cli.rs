@@ -127,6 +127,37 @@ fn pack_every_format_from_the_cli() {
     let o = ventral(&["inspect", s(&d.path().join("npz/train")), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["height"], 12);
+    // A split name is one directory inside --out: `--split ../escaped` wrote the split beside
+    // it, and `..` or a hidden name are refused too, before anything is made.
+    let inner = d.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let before = std::fs::read_dir(d.path()).unwrap().count();
+    for bad in ["../escaped", "..", ".hidden", "a/b"] {
+        let err = common::fails(&[
+            "pack",
+            "--format",
+            "npz",
+            s(&fixtures().join("nhwc_f32.npz")),
+            "--out",
+            s(&inner.join("root")),
+            "--images-key",
+            "x",
+            "--labels-key",
+            "y",
+            "--split",
+            bad,
+        ]);
+        assert!(
+            err.contains("split name") && err.contains(bad),
+            "{bad}: {err}"
+        );
+        assert_eq!(std::fs::read_dir(&inner).unwrap().count(), 0, "{bad}");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            before,
+            "{bad}"
+        );
+    }
 }
 
 #[test]

@@ -437,6 +437,18 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
         assert!(err.contains("more than the 1.0 GiB available"), "{err}");
         assert!(!out.exists());
     }
+    // A finite-difference step so large that the loss overflows: refused naming --eps (NaN
+    // eigenvalues were written with exit 0), nothing written.
+    let out = d.path().join("hess_eps");
+    let o = finish({
+        let mut c = hessian("1", "2", &out);
+        c.args(["--eps", "1e300"]);
+        c
+    });
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not finite") && err.contains("--eps"), "{err}");
+    assert!(!out.exists());
 
     let second = d.path().join("second");
     let mut c = train_cmd(&data, &second, false);

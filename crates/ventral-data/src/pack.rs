@@ -194,6 +194,10 @@ pub fn pack(
             (n as f64) * (n as f64) * 3.0 * 1e-9
         )));
     }
+    if let Some(s) = &opts.split {
+        crate::packed::check_split_name(s)
+            .map_err(|e| DataError::Usage(format!("--split: {e}")))?;
+    }
     match format {
         InputFormat::ImageFolder => {
             let mut o = opts.clone();
@@ -225,6 +229,10 @@ pub fn pack_set<S: SplitSource>(
     opts: &PackOptions,
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Result<Vec<PackedSplit>> {
+    // Every name is checked before anything is made: each becomes a directory inside `out`.
+    for split in &set.splits {
+        crate::packed::check_split_name(split.name()).map_err(DataError::Usage)?;
+    }
     set.splits.sort_by_key(|s| {
         SPLIT_ORDER
             .iter()

@@ -70,6 +70,9 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.eps.is_finite() && a.eps > 0.0) {
         bail!("--eps must be finite and > 0, got {}", a.eps);
     }
+    if !matches!(a.method.as_str(), "lanczos" | "power") {
+        bail!("--method `{}`: expected lanczos or power", a.method);
+    }
     let cfg_path = a.run.join("config.toml");
     let cfg = ventral_train::config::TrainFile::load(&cfg_path, &[])
         .with_context(|| format!("{}: not a ventral run (config.toml)", a.run.display()))?;
@@ -159,6 +162,12 @@ pub fn run(a: Args) -> Result<()> {
     let theta = prob.theta().to_vec();
     let (loss, g) = prob.loss_and_gradient(&theta)?;
     let grad_s = t0.elapsed().as_secs_f64();
+    if !(loss.is_finite() && g.iter().all(|x| x.is_finite())) {
+        bail!(
+            "{}: the loss or its gradient is not finite at these weights (loss {loss}); a diverged checkpoint has no Hessian",
+            weights_path.display()
+        );
+    }
     let gnorm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
     let eps = a.eps;
     let started = Instant::now();
@@ -166,7 +175,15 @@ pub fn run(a: Args) -> Result<()> {
     let mut op = |v: &[f64]| -> Result<Vec<f64>> {
         count += 1;
         eprint!("\rHessian-vector product {count}");
-        Ok(prob.hvp(v, eps)?)
+        let hv = prob.hvp(v, eps)?;
+        // A step too large moves the weights to where the loss overflows: NaN eigenvalues
+        // were written with exit 0.
+        if hv.iter().any(|x| !x.is_finite()) {
+            bail!(
+                "Hessian-vector product {count} is not finite: the central difference at --eps {eps} (a step of that length along a unit direction) reaches weights where the loss overflows; use a smaller --eps (default {DEFAULT_EPS})"
+            );
+        }
+        Ok(hv)
     };
     let e: Eigen = match a.method.as_str() {
         "lanczos" => lanczos(n, a.top_k, a.iterations, a.seed, &mut op)?,
