@@ -59,6 +59,25 @@ fn synth_then_fit_then_bad_inputs() {
     for sib in ["b.nc", "b.features.npz", "b.truth.json", "b.behaviour.csv"] {
         assert!(!d.path().join(sib).exists(), "{sib} left behind");
     }
+    // Pre-stimulus bins and negative offsets are values, not flags (clap took `-50:…` for an
+    // unknown option).
+    let pre = d.path().join("pre.nc");
+    ok(&ventral(&[
+        "neural-synth",
+        "--stimuli",
+        s(&stim),
+        "--out",
+        s(&pre),
+        "--sites",
+        "4",
+        "--repetitions",
+        "2",
+        "--bins",
+        "-50:100:10",
+    ]));
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("pre.truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["time_bin_start"][0], -50.0, "{truth}");
 
     let out = d.path().join("fit");
     ok(&ventral(&[

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long)]
     fit_stimuli: Option<PathBuf>,
     /// Inverse L2 strength of the decoder (Brain-Score: 1e-3).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     c: f64,
     /// Split-half draws of the trials (Brain-Score: 2).
     #[arg(long, default_value_t = 2)]
@@ -59,10 +59,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     halving_seed: u32,
     /// Milliseconds per model step (for the time column).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10.0)]
     step_ms: f64,
     /// Time of model step 0 in ms after stimulus onset.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     offset_ms: f64,
     /// Root seed (decoder folds).
     #[arg(long, default_value_t = 1)]

@@ -23,21 +23,21 @@ pub struct Args {
     pub trajectory: Vec<String>,
     /// Learning rate, batch size and momentum of the --trajectory files (for the theory
     /// level η²/(S(1 − β²))); a `lr` column overrides --lr.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Rows skipped before fitting (the anchor's sweeps: 1, its Fig. 1: the first epoch).
     #[arg(long, default_value_t = 1)]
     pub skip_first: usize,
     /// Fit the last fraction of the remaining points (the anchor's Fig. 1: 0.6667).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     pub fit_last: f64,
     /// Width of the rolling-exponent windows in decades of k (windows of equal log width, so
     /// late ones are as informative as early ones).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
     pub window_decades: f64,
     /// Rolling windows starting per decade of k (at most 1 000).
     #[arg(long, default_value_t = 10)]

@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value = "lanczos")]
     pub method: String,
     /// Central-difference step along a unit direction.
-    #[arg(long, default_value_t = DEFAULT_EPS)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_EPS)]
     pub eps: f64,
     /// Seed of the start vector(s).
     #[arg(long, default_value_t = 0)]

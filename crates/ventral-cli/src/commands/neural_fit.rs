@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, default_value = "10")]
     splits: String,
     /// Training fraction per split.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
     train_frac: f64,
     /// Root seed (splits, halves).
     #[arg(long, default_value_t = 1)]
@@ -74,11 +74,11 @@ pub struct Args {
     #[arg(long, default_value = "recurrent")]
     mapping: String,
     /// Milliseconds per model step (recurrent mapping).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10.0)]
     step_ms: f64,
     /// Time of step 0: `MS` for all regions or `REGION=MS` (repeatable); default: the first
     /// bin's start.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     offset_ms: Vec<String>,
     /// Single-step (feedforward) layers: `uniform` (every bin) or `graded` (layers share the
     /// bins out in order).

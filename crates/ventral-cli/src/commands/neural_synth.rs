@@ -39,20 +39,20 @@ pub struct Args {
     #[arg(long, default_value_t = 40)]
     sites: usize,
     /// Time bins START:END:WIDTH in ms.
-    #[arg(long, default_value = "70:260:10")]
+    #[arg(long, allow_hyphen_values = true, default_value = "70:260:10")]
     bins: String,
     /// Repetitions per stimulus.
     #[arg(long, default_value_t = 10)]
     repetitions: usize,
     /// Median single-trial signal-to-noise ratio (per site it varies by up to 2× either way).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
     snr: f64,
     /// Exponential smoothing time constant over bins, ms.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 15.0)]
     smoothing_ms: f64,
     /// Strength of the object (category) signal in the hidden network (0 = none); per image
     /// it is scaled by a gain in [0.25, 1.75), saved in the truth file.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     object_signal: f64,
     /// Also write two-alternative behavioural trials of a synthetic subject reading the
     /// generating features (`<stem>.behaviour.csv`, for `ventral behaviour --trials`).
@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     behaviour_trials: usize,
     /// The subject's evidence gain β (with --behaviour; larger = more accurate).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4.0)]
     behaviour_gain: f64,
     /// Generating-feature step the subject reads (with --behaviour; default: the last).
     #[arg(long)]

@@ -33,7 +33,7 @@ pub struct Args {
     region: String,
     /// i1 d′ every image must reach (with `--neural`); default: half the median over images
     /// of each image's peak i1 in the region.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dprime: Option<f64>,
     /// Output directory.
     #[arg(long)]
@@ -45,12 +45,12 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     layers: Vec<String>,
     /// Milliseconds per model step.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10.0)]
     step_ms: f64,
     /// Time of model step 0 in ms after stimulus onset (Kar2019's first bin starts at 70):
     /// `MS`, or `REGION=MS` as `neural-fit` takes it (repeatable; the entry for --region is
     /// used).
-    #[arg(long, default_value = "70")]
+    #[arg(long, allow_negative_numbers = true, default_value = "70")]
     offset_ms: Vec<String>,
     /// How model OSTs are scored. `brainscore` (default): Brain-Score's `OSTCorrelation` —
     /// `ShuffleSplit(--splits, test_size=--test-frac, random_state=--seed)` over the target
@@ -73,10 +73,10 @@ pub struct Args {
     #[arg(long, default_value = "10")]
     splits: String,
     /// Test fraction of each split.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     test_frac: f64,
     /// Decoder learning rate (Adam; Brain-Score 1e-4).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-4)]
     lr: f64,
     /// Decoder epochs (Brain-Score 40; at most 100 000).
     #[arg(long, default_value_t = 40)]

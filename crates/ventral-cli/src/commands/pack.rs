@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     image_size: Option<usize>,
     /// Fail when more than this fraction of a split's images cannot be decoded.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.01)]
     max_reject_fraction: f64,
     /// npz: name of the image array.
     #[arg(long, default_value = "images")]
