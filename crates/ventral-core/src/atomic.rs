@@ -147,6 +147,26 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// Whether `name` can name one entry inside an output directory that ventral writes (a split
+/// of a dataset root, a sweep's run): one plain path component — no `/` or `\\`, not `.` or
+/// `..`, no NUL — not hidden (a leading `.` is how ventral names its temporary directories
+/// and locks), at most 255 bytes. `Err` says why not, for the caller's message.
+pub fn check_plain_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name == "." || name == ".." {
+        Err("it names a directory")
+    } else if name.contains(['/', '\\', '\0']) {
+        Err("it contains a path separator or NUL")
+    } else if name.starts_with('.') {
+        Err("it starts with '.' (hidden names are ventral's temporary directories)")
+    } else if name.len() > 255 {
+        Err("it is longer than 255 bytes")
+    } else {
+        Ok(())
+    }
+}
+
 /// An advisory lock: an exclusive `flock` on a lock file holding its owner's description (a
 /// pid, or `host:pid`). The kernel drops the lock when its process dies, so a killed writer
 /// never blocks the next one; the file is removed on release. Output directories and files

@@ -35,27 +35,13 @@ const IMAGES_HEADER_LEN: usize = 128;
 /// The split names a dataset root is expected to hold, in canonical order.
 pub const SPLIT_ORDER: [&str; 4] = ["train", "val", "test", "testplus"];
 
-/// Whether `name` can name a split directory inside a dataset root: one plain path component
-/// (no `/` or `\\`, not `.` or `..`, no NUL), not hidden (a leading `.` is how ventral names its
-/// temporary directories and locks), at most 255 bytes. `Err` says why not. A split name
-/// comes from `--split` or from the input itself (an HDF5 group, an image folder's
-/// subdirectory), and `pack` writes to `OUT/<split>`: `--split ../x` used to write outside
-/// `OUT`.
+/// Whether `name` can name a split directory inside a dataset root
+/// ([`ventral_core::atomic::check_plain_name`]). A split name comes from `--split` or from the
+/// input itself (an HDF5 group, an image folder's subdirectory), and `pack` writes to
+/// `OUT/<split>`: `--split ../x` used to write outside `OUT`.
 pub fn check_split_name(name: &str) -> std::result::Result<(), String> {
-    let why = if name.is_empty() {
-        "it is empty"
-    } else if name == "." || name == ".." {
-        "it names a directory, not a split"
-    } else if name.contains(['/', '\\', '\0']) {
-        "it contains a path separator or NUL"
-    } else if name.starts_with('.') {
-        "it starts with '.' (hidden names are ventral's temporary directories)"
-    } else if name.len() > 255 {
-        "it is longer than 255 bytes"
-    } else {
-        return Ok(());
-    };
-    Err(format!("split name {name:?} cannot be used: {why}"))
+    ventral_core::atomic::check_plain_name(name)
+        .map_err(|why| format!("split name {name:?} cannot be used: {why}"))
 }
 
 /// Statistics batches are normalised with: `(x / 255 - mean) / std` per channel.

@@ -231,6 +231,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             ),
         ));
     }
+    // Each name becomes `runs/<name>/`: a hand-edited `../x` would train outside the sweep.
+    for r in &m.runs {
+        ventral_core::atomic::check_plain_name(&r.name).map_err(|why| {
+            file_err(
+                path.display(),
+                format!("run name {:?} cannot be used: {why}", r.name),
+            )
+        })?;
+    }
     Ok(m)
 }
 
@@ -537,5 +546,43 @@ mod tests {
         // A lock file left without a holder (its worker was killed) is simply taken.
         std::fs::write(d.path().join("runs/b.lock"), "elsewhere:1").unwrap();
         assert!(try_lock(d.path(), "b").unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod manifest_tests {
+    use super::*;
+
+    /// A run name is one directory under `runs/`: a hand-edited `sweep.json` naming a run
+    /// `../x` is refused when the manifest is read, before any worker trains it.
+    #[test]
+    fn run_names_that_leave_the_sweep_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let entry = |name: &str| RunEntry {
+            name: name.into(),
+            params: BTreeMap::new(),
+            overrides: Vec::new(),
+            config_blake3: String::new(),
+        };
+        for (name, ok) in [
+            ("run-0123456789ab", true),
+            ("../escaped", false),
+            ("..", false),
+        ] {
+            let m = Manifest {
+                format: "ventral-sweep".into(),
+                version: 1,
+                base: PathBuf::from("tiny.toml"),
+                init_from: None,
+                runs: vec![entry(name)],
+            };
+            std::fs::write(d.path().join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
+            let r = read_manifest(d.path());
+            assert_eq!(r.is_ok(), ok, "{name}: {r:?}");
+            if !ok {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("sweep.json") && e.contains(name), "{e}");
+            }
+        }
     }
 }
