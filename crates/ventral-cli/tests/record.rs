@@ -150,6 +150,34 @@ fn record_reproduces_the_reference_outputs() {
     );
     assert!(!d.path().join("b.npz").exists());
 
+    // A batch whose forward pass cannot fit the memory (here VENTRAL_MAX_MEMORY = 100 MB,
+    // about 4 images of BLT_net_64): refused before anything is written, naming the option
+    // (`--batch-size` beyond the image count is one batch of all 6).
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .env("VENTRAL_MAX_MEMORY", "100M")
+        .args(["record", "--model", p(&model), "--weights", p(&fx)])
+        .args(["--images", p(&images), "--batch-size", "1000"])
+        .args(["--out", p(&d.path().join("big.npz"))])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--batch-size 1000: a forward pass of 6 images needs about")
+            && err.contains("100.0 MiB available"),
+        "{err}"
+    );
+    assert!(!d.path().join("big.npz").exists());
+    // The same memory holds a batch of 2.
+    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        .env("VENTRAL_MAX_MEMORY", "100M")
+        .args(["record", "--model", p(&model), "--weights", p(&fx)])
+        .args(["--images", p(&images), "--batch-size", "2"])
+        .args(["--out", p(&d.path().join("small.npz"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
     // Labels outside the model's classes: exit 2 naming the labels file and the index.
     let bad_y = d.path().join("y_bad.npy");
     let mut yb = y.clone();

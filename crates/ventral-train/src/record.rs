@@ -307,6 +307,17 @@ fn record_core(
             )));
         }
     }
+    // A batch larger than memory would end in an allocation abort, which cannot be reported
+    // well: refused before anything is written (`--batch-size` beyond the image count means
+    // one batch of every image).
+    let batch = opts.batch_size.max(1).min(n);
+    let need = u64::try_from(cfg.inference_bytes(batch)).unwrap_or(u64::MAX);
+    if let Some(more) = ventral_core::mem::exceeds(need).map_err(TrainError::Config)? {
+        return Err(TrainError::Config(format!(
+            "--batch-size {}: a forward pass of {batch} images needs about {more}; lower --batch-size",
+            opts.batch_size
+        )));
+    }
     // A temporary directory named like every atomic write's (`.<name>.<pid>-<n>.tmp`), so
     // that a later run removes it if this process is killed.
     // One writer at a time for `out` (a second `record` into it fails at once, naming the pid).
