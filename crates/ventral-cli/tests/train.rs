@@ -437,6 +437,21 @@ fn sgd_dynamics_tracker_from_a_trained_run() {
         assert!(err.contains("more than the 1.0 GiB available"), "{err}");
         assert!(!out.exists());
     }
+    // A gradient batch whose activations cannot fit (VENTRAL_MAX_MEMORY = 1 MB: the tiny
+    // network needs about 5.6 MB per image): refused naming --batch-size, nothing written.
+    let out = d.path().join("hess_batch");
+    let o = finish({
+        let mut c = hessian("1", "2", &out);
+        c.env("VENTRAL_MAX_MEMORY", "1M");
+        c
+    });
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--batch-size 8: a gradient batch of 8 images"),
+        "{err}"
+    );
+    assert!(!out.exists());
     // A finite-difference step so large that the loss overflows: refused naming --eps (NaN
     // eigenvalues were written with exit 0), nothing written.
     let out = d.path().join("hess_eps");

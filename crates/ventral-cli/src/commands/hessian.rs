@@ -94,6 +94,16 @@ pub fn run(a: Args) -> Result<()> {
     let train_ds = PackedDataset::open(&root.join(&cfg.data.train_split))?;
     let (mean, std) = train_ds.manifest().normalization.f32();
     let ds = Arc::new(PackedDataset::open(&root.join(&a.split))?);
+    // Each gradient batch is a training step's forward and backward pass: refused up front
+    // when its activations cannot fit the memory (an allocation abort otherwise).
+    let batch = a.batch_size.min(a.images).min(ds.len());
+    let need = u64::try_from(cfg.model.training_bytes(batch)).unwrap_or(u64::MAX);
+    if let Some(more) = ventral_core::mem::exceeds(need).map_err(anyhow::Error::msg)? {
+        bail!(
+            "--batch-size {}: a gradient batch of {batch} images needs about {more}; lower --batch-size",
+            a.batch_size
+        );
+    }
     let loader = Loader::with_normalization(
         ds.clone(),
         LoaderConfig {
