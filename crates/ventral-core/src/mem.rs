@@ -34,6 +34,12 @@ pub fn exceeds(need: u64) -> Result<Option<String>, String> {
     }))
 }
 
+/// [`exceeds`] for a size computed in saturating `u128` arithmetic (anything past `u64::MAX`
+/// is more than any machine has).
+pub fn exceeds_u128(need: u128) -> Result<Option<String>, String> {
+    exceeds(u64::try_from(need).unwrap_or(u64::MAX))
+}
+
 /// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), e.g. `8G`.
 pub fn parse_size(v: &str) -> Result<u64, String> {
     let t = v.trim();

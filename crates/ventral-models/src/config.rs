@@ -48,13 +48,7 @@ impl ModelConfig {
     /// float32 values per unit and step for the backward pass (measured on BLT_net_64); 6 are
     /// counted, and 2 per unit computed once. Saturating.
     pub fn training_bytes(&self, batch: usize) -> u128 {
-        let (_, units, once) = self.estimated_size();
-        units
-            .saturating_mul(self.timesteps() as u128)
-            .saturating_mul(6)
-            .saturating_add(once.saturating_mul(2))
-            .saturating_mul(4)
-            .saturating_mul(batch as u128)
+        self.activation_bytes(batch, 6, 2)
     }
 
     /// Memory of one inference pass over `batch` images (what `record` holds per batch),
@@ -63,11 +57,17 @@ impl ModelConfig {
     /// (batch 2 000 against 64, peak RSS): 1.5 per unit-step recording the outputs, 2.3 with
     /// every area. Saturating.
     pub fn inference_bytes(&self, batch: usize) -> u128 {
+        self.activation_bytes(batch, 3, 2)
+    }
+
+    /// `batch` images × (`per_step` float32 per unit and step + `per_once` per unit computed
+    /// once), in bytes, saturating.
+    fn activation_bytes(&self, batch: usize, per_step: u128, per_once: u128) -> u128 {
         let (_, units, once) = self.estimated_size();
         units
             .saturating_mul(self.timesteps() as u128)
-            .saturating_mul(3)
-            .saturating_add(once.saturating_mul(2))
+            .saturating_mul(per_step)
+            .saturating_add(once.saturating_mul(per_once))
             .saturating_mul(4)
             .saturating_mul(batch as u128)
     }

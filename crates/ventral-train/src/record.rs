@@ -311,8 +311,9 @@ fn record_core(
     // well: refused before anything is written (`--batch-size` beyond the image count means
     // one batch of every image).
     let batch = opts.batch_size.max(1).min(n);
-    let need = u64::try_from(cfg.inference_bytes(batch)).unwrap_or(u64::MAX);
-    if let Some(more) = ventral_core::mem::exceeds(need).map_err(TrainError::Config)? {
+    if let Some(more) =
+        ventral_core::mem::exceeds_u128(cfg.inference_bytes(batch)).map_err(TrainError::Config)?
+    {
         return Err(TrainError::Config(format!(
             "--batch-size {}: a forward pass of {batch} images needs about {more}; lower --batch-size",
             opts.batch_size

@@ -818,10 +818,8 @@ pub fn run(mut a: Args) -> Result<()> {
     );
     for (name, cfg) in selected {
         cfg.validate().with_context(|| format!("bench {name}"))?;
-        if let Some(more) = ventral_core::mem::exceeds(
-            u64::try_from(cfg.training_bytes(a.batch)).unwrap_or(u64::MAX),
-        )
-        .map_err(|e| anyhow::anyhow!(e))?
+        if let Some(more) = ventral_core::mem::exceeds_u128(cfg.training_bytes(a.batch))
+            .map_err(anyhow::Error::msg)?
         {
             bail!(
                 "bench {name}: --batch {} needs about {more} for a training step's activations; lower --batch",

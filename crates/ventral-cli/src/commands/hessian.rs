@@ -97,8 +97,9 @@ pub fn run(a: Args) -> Result<()> {
     // Each gradient batch is a training step's forward and backward pass: refused up front
     // when its activations cannot fit the memory (an allocation abort otherwise).
     let batch = a.batch_size.min(a.images).min(ds.len());
-    let need = u64::try_from(cfg.model.training_bytes(batch)).unwrap_or(u64::MAX);
-    if let Some(more) = ventral_core::mem::exceeds(need).map_err(anyhow::Error::msg)? {
+    if let Some(more) = ventral_core::mem::exceeds_u128(cfg.model.training_bytes(batch))
+        .map_err(anyhow::Error::msg)?
+    {
         bail!(
             "--batch-size {}: a gradient batch of {batch} images needs about {more}; lower --batch-size",
             a.batch_size

@@ -206,8 +206,7 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
     let bytes = cfg
         .model
         .training_bytes(cfg.train.batch_size.max(cfg.train.eval_batch_size));
-    let need = u64::try_from(bytes).unwrap_or(u64::MAX);
-    if let Some(more) = ventral_core::mem::exceeds(need).map_err(TrainError::Config)? {
+    if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(TrainError::Config)? {
         return Err(TrainError::Config(format!(
             "train.batch_size = {} (eval_batch_size {}): a batch needs about {more} of activations ({units} units per step × {t} steps × 6 floats per image). Lower the batch size",
             cfg.train.batch_size, cfg.train.eval_batch_size,
