@@ -603,6 +603,25 @@ fn init_from_names_what_is_missing() {
     }
 }
 
+/// A warm-up longer than the whole run trains (a resume may add epochs) but says that the
+/// learning rate never reaches its set value.
+#[test]
+fn a_warmup_longer_than_the_run_is_pointed_out() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let out = d.path().join("run");
+    let mut c = train_cmd_with(&data, &out, false, &["train.schedule.warmup_steps=1000"]);
+    c.args(["--set", "train.epochs=1"]);
+    let o = finish(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warmup_steps = 1000 is longer than the whole run"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_batch_that_cannot_fit_is_refused_before_anything_is_written() {
     let d = tempfile::tempdir().unwrap();

@@ -208,7 +208,7 @@ fn check_memory(cfg: &TrainFile) -> Result<()> {
         .training_bytes(cfg.train.batch_size.max(cfg.train.eval_batch_size));
     if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(TrainError::Config)? {
         return Err(TrainError::Config(format!(
-            "train.batch_size = {} (eval_batch_size {}): a batch needs about {more} of activations ({units} units per step × {t} steps × 6 floats per image). Lower the batch size",
+            "train.batch_size = {} (eval_batch_size {}): a batch's activations ({units} units per step × {t} steps × 6 floats per image) need about {more}. Lower the batch size",
             cfg.train.batch_size, cfg.train.eval_batch_size,
         )));
     }
@@ -322,6 +322,17 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
         ));
     }
     check_warmup_before_tracking(tc, loader.num_batches(), train_ds.dir())?;
+    let total_steps = tc.epochs.saturating_mul(loader.num_batches());
+    if tc.schedule.warmup_steps > total_steps {
+        // Not refused (a run may be resumed with more epochs), but the rate never reaches
+        // train.optimizer.lr: almost always a typo.
+        eprintln!(
+            "note: train.schedule.warmup_steps = {} is longer than the whole run ({total_steps} steps: {} epochs × {} batches); the learning rate never reaches train.optimizer.lr",
+            tc.schedule.warmup_steps,
+            tc.epochs,
+            loader.num_batches()
+        );
+    }
     let val_loader = Loader::with_normalization(
         val_ds.clone(),
         LoaderConfig {
