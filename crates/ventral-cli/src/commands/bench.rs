@@ -822,7 +822,7 @@ pub fn run(mut a: Args) -> Result<()> {
             .map_err(anyhow::Error::msg)?
         {
             bail!(
-                "bench {name}: --batch {} needs about {more} for a training step's activations; lower --batch",
+                "bench {name}: a training step's activations at --batch {} need about {more}; lower --batch",
                 a.batch
             );
         }
