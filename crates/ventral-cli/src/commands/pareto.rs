@@ -98,11 +98,46 @@ fn final_decoder_accuracy(path: &Path) -> Result<f64> {
         .with_context(|| format!("{}: no validation rows", path.display()))
 }
 
+/// The label of each run in the table and plots: its directory's name, or the path as given
+/// where two runs share a directory name (two sweeps' `runs/x`). `Err` when the same run is
+/// given twice (it would count twice on the frontiers).
+fn run_labels(runs: &[PathBuf]) -> Result<Vec<String>> {
+    let mut seen = std::collections::BTreeMap::new();
+    for dir in runs {
+        let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if let Some(first) = seen.insert(key, dir) {
+            bail!(
+                "{} is given twice (also as {}): each run counts once on the frontiers",
+                dir.display(),
+                first.display()
+            );
+        }
+    }
+    let base = |dir: &PathBuf| {
+        dir.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string())
+    };
+    let names: Vec<String> = runs.iter().map(base).collect();
+    Ok(runs
+        .iter()
+        .zip(&names)
+        .map(|(dir, n)| {
+            if names.iter().filter(|m| *m == n).count() > 1 {
+                dir.display().to_string()
+            } else {
+                n.clone()
+            }
+        })
+        .collect())
+}
+
 pub fn run(a: Args) -> Result<()> {
     let device = Device::flex();
     let mut points = Vec::new();
     let mut inputs = Vec::new();
-    for dir in &a.runs {
+    let labels = run_labels(&a.runs)?;
+    for (dir, run) in a.runs.iter().zip(labels) {
         let cfg_path = dir.join("config.toml");
         let text = std::fs::read_to_string(&cfg_path)
             .with_context(|| format!("{}: not a ventral run (no config.toml)", dir.display()))?;
@@ -133,10 +168,6 @@ pub fn run(a: Args) -> Result<()> {
                 "last step".to_string(),
             ),
         };
-        let run = dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
         let kind = serde_json::to_value(m)?["kind"]
             .as_str()
             .unwrap_or("model")
@@ -190,4 +221,31 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("wrote {}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_counts_once_and_labels_are_unambiguous() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for sub in ["a/x", "b/x", "c"] {
+            std::fs::create_dir_all(d.path().join(sub)).expect("mkdir");
+        }
+        let p = |s: &str| d.path().join(s);
+        // Two runs named `x` in different places: labelled by their paths; `c` by its name.
+        let l = run_labels(&[p("a/x"), p("b/x"), p("c")]).expect("labels");
+        assert_eq!(
+            l,
+            vec![
+                p("a/x").display().to_string(),
+                p("b/x").display().to_string(),
+                "c".to_string()
+            ]
+        );
+        // The same run twice, even spelt differently, is refused.
+        let e = run_labels(&[p("c"), p("a/../c")]).expect_err("twice");
+        assert!(e.to_string().contains("is given twice"), "{e}");
+    }
 }
