@@ -203,6 +203,7 @@ pub fn reporter<'a>(
                 "epoch {epoch}, last time step: train loss {train_loss_last:.4}, accuracy {train_acc_last:.3}; val loss {val_loss_last:.4}, accuracy {val_acc_last:.3}"
             );
         }
+        Event::Note(text) => eprintln!("note: {text}"),
         Event::Done => {}
     }
 }

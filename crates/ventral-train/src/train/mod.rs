@@ -94,6 +94,9 @@ pub enum Event {
         val_loss_last: f64,
         val_acc_last: f64,
     },
+    /// Something the run does as configured but that is almost always a mistake (e.g. a
+    /// warm-up longer than the whole run); the caller shows it.
+    Note(String),
     Done,
 }
 
@@ -326,12 +329,12 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
     if tc.schedule.warmup_steps > total_steps {
         // Not refused (a run may be resumed with more epochs), but the rate never reaches
         // train.optimizer.lr: almost always a typo.
-        eprintln!(
-            "note: train.schedule.warmup_steps = {} is longer than the whole run ({total_steps} steps: {} epochs × {} batches); the learning rate never reaches train.optimizer.lr",
+        on(Event::Note(format!(
+            "train.schedule.warmup_steps = {} is longer than the whole run ({total_steps} steps: {} epochs × {} batches); the learning rate never reaches train.optimizer.lr",
             tc.schedule.warmup_steps,
             tc.epochs,
             loader.num_batches()
-        );
+        )));
     }
     let val_loader = Loader::with_normalization(
         val_ds.clone(),
