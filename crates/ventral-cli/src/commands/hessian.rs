@@ -49,8 +49,8 @@ pub struct Args {
     pub iterations: usize,
     /// lanczos (k largest eigenvalues) or power (k largest in magnitude; subspace iteration
     /// with QR).
-    #[arg(long, default_value = "lanczos")]
-    pub method: String,
+    #[arg(long, value_enum, default_value_t = Method::Lanczos)]
+    pub method: Method,
     /// Central-difference step along a unit direction.
     #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_EPS)]
     pub eps: f64,
@@ -63,15 +63,31 @@ pub struct Args {
     pub overwrite: bool,
 }
 
+/// `--method`: how the leading eigenpairs are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// The k largest eigenvalues (Lanczos).
+    Lanczos,
+    /// The k largest in magnitude (subspace iteration with QR).
+    Power,
+}
+
+impl Method {
+    /// The name `--method` takes, as written to run.json and the plots.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lanczos => "lanczos",
+            Method::Power => "power",
+        }
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     if a.images == 0 || a.batch_size == 0 || a.top_k == 0 || a.iterations == 0 {
         bail!("--images, --batch-size, --top-k and --iterations must be positive");
     }
     if !(a.eps.is_finite() && a.eps > 0.0) {
         bail!("--eps must be finite and > 0, got {}", a.eps);
-    }
-    if !matches!(a.method.as_str(), "lanczos" | "power") {
-        bail!("--method `{}`: expected lanczos or power", a.method);
     }
     let cfg_path = a.run.join("config.toml");
     let cfg = ventral_train::config::TrainFile::load(&cfg_path, &[])
@@ -143,9 +159,9 @@ pub fn run(a: Args) -> Result<()> {
     // Vectors of `n` float64s the method keeps: Lanczos its basis (at least `top_k` steps, at
     // most `n`), the power method its `top_k` iterates and their images. Refused up front
     // when they exceed the memory available, instead of growing until the allocation fails.
-    let vectors = match a.method.as_str() {
-        "power" => 2.0 * a.top_k.min(n) as f64,
-        _ => a.iterations.max(a.top_k).min(n) as f64 + 1.0,
+    let vectors = match a.method {
+        Method::Power => 2.0 * a.top_k.min(n) as f64,
+        Method::Lanczos => a.iterations.max(a.top_k).min(n) as f64 + 1.0,
     };
     let basis_bytes = vectors * n as f64 * 8.0;
     if let Some(m) = ventral_core::mem::exceeds(basis_bytes.min(u64::MAX as f64) as u64)
@@ -153,7 +169,7 @@ pub fn run(a: Args) -> Result<()> {
     {
         bail!(
             "the {} vectors of --top-k {} and --iterations {} on {n} parameters need {m}",
-            a.method,
+            a.method.name(),
             a.top_k,
             a.iterations
         );
@@ -164,7 +180,7 @@ pub fn run(a: Args) -> Result<()> {
         n,
         weights_path.display(),
         a.split,
-        a.method,
+        a.method.name(),
         a.iterations,
         basis_bytes / 1e6
     );
@@ -196,10 +212,9 @@ pub fn run(a: Args) -> Result<()> {
         }
         Ok(hv)
     };
-    let e: Eigen = match a.method.as_str() {
-        "lanczos" => lanczos(n, a.top_k, a.iterations, a.seed, &mut op)?,
-        "power" => power_iteration(n, a.top_k, a.iterations, a.seed, &mut op)?,
-        m => bail!("--method `{m}`: expected lanczos or power"),
+    let e: Eigen = match a.method {
+        Method::Lanczos => lanczos(n, a.top_k, a.iterations, a.seed, &mut op)?,
+        Method::Power => power_iteration(n, a.top_k, a.iterations, a.seed, &mut op)?,
     };
     eprintln!();
     let hvp_s = started.elapsed().as_secs_f64() / e.products.max(1) as f64;
@@ -242,7 +257,8 @@ pub fn run(a: Args) -> Result<()> {
         &LinePlot {
             title: format!(
                 "Top Hessian eigenvalues ({}, {} products)",
-                a.method, e.products
+                a.method.name(),
+                e.products
             ),
             x_label: "rank".into(),
             y_label: "eigenvalue".into(),
@@ -268,7 +284,7 @@ pub fn run(a: Args) -> Result<()> {
             "split": a.split,
             "split_blake3": ds.manifest().blake3,
             "images": taken,
-            "method": a.method,
+            "method": a.method.name(),
             "iterations": a.iterations,
             "top_k": a.top_k,
             "eps": a.eps,
