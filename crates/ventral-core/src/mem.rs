@@ -37,7 +37,12 @@ pub fn exceeds(need: u64) -> Result<Option<String>, String> {
 /// [`exceeds`] for a size computed in saturating `u128` arithmetic (anything past `u64::MAX`
 /// is more than any machine has).
 pub fn exceeds_u128(need: u128) -> Result<Option<String>, String> {
-    exceeds(u64::try_from(need).unwrap_or(u64::MAX))
+    exceeds(saturate(need))
+}
+
+/// `need` as a `u64`, `u64::MAX` past it.
+fn saturate(need: u128) -> u64 {
+    u64::try_from(need).unwrap_or(u64::MAX)
 }
 
 /// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), e.g. `8G`.
@@ -94,7 +99,7 @@ pub fn exceeds_disk(need: u128, path: &std::path::Path) -> Option<String> {
     (need > free as u128).then(|| {
         format!(
             "{}, more than the {} free on the file system of {}",
-            human(u64::try_from(need).unwrap_or(u64::MAX)),
+            human(saturate(need)),
             human(free),
             dir.display()
         )

@@ -272,9 +272,10 @@ impl TrainFile {
             .try_into()
             .map_err(|e: toml::de::Error| {
                 // A value that came from `--set` is named as such, not as the file's.
+                let text = e.to_string();
                 match overrides.iter().find(|o| {
                     o.split_once('=')
-                        .is_some_and(|(k, _)| e.to_string().contains(&format!("in `{}`", k.trim())))
+                        .is_some_and(|(k, _)| text.contains(&format!("in `{}`", k.trim())))
                 }) {
                     Some(o) => file_err(format!("{name} with --set {o}"), e),
                     None => file_err(name, e),

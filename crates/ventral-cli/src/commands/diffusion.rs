@@ -53,6 +53,9 @@ pub struct Args {
     pub overwrite: bool,
 }
 
+/// Most rolling windows starting per decade of k (each is one pass over the points).
+const MAX_WINDOWS_PER_DECADE: usize = 1_000;
+
 fn run_hyper(dir: &std::path::Path) -> Result<Hyper> {
     let cfg_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg_path)
@@ -83,7 +86,11 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--window-decades must be > 0 and --windows-per-decade >= 1");
     }
     // Each window is one pass over the points: 2⁶⁴ − 1 windows per decade ran until stopped.
-    super::check_count("--windows-per-decade", a.windows_per_decade, 1000)?;
+    super::check_count(
+        "--windows-per-decade",
+        a.windows_per_decade,
+        MAX_WINDOWS_PER_DECADE,
+    )?;
     if a.ma_width == 0 {
         bail!("--ma-width must be at least 1");
     }

@@ -44,8 +44,8 @@ pub fn check_count(flag: &str, n: usize, max: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Most timed or warm-up iterations `bench` takes (a guard against typos: 2⁶⁴ − 1 ran until
-/// stopped).
+/// Most timed or warm-up iterations `bench` takes, and decoder epochs `ost` trains (guards
+/// against typos: 2⁶⁴ − 1 ran until stopped).
 pub const MAX_ITERS: usize = 100_000;
 
 /// clap value parser of a count that must be at least 1 (a batch size, time steps, iterations,

@@ -133,7 +133,7 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--lr must be finite and > 0, got {}", a.lr);
     }
     // 2⁶⁴ − 1 epochs ran until stopped (Brain-Score trains 40).
-    super::check_count("--epochs", a.epochs, 100_000)?;
+    super::check_count("--epochs", a.epochs, super::MAX_ITERS)?;
     if a.epochs == 0 {
         bail!("--epochs must be ≥ 1");
     }
