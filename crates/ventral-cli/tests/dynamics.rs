@@ -136,6 +136,31 @@ fn record_a_run_then_analyse_its_dynamics() {
             }
         }
     }
+    // The training split's 160 images: the native engine runs at most 64 per pass, so any
+    // --batch-size from 64 up records the same bits (areas included) — one pass of 1 000 used
+    // to touch gigabytes of fresh memory for nothing.
+    let arrays = |extra: &[&str]| {
+        let out = d.path().join(format!("train_{}.npz", extra.join("")));
+        let mut args = vec!["record", "--run", s(&run), "--data", s(&stim)];
+        args.extend_from_slice(&["--split", "train", "--layers", "v1,it", "--out", s(&out)]);
+        args.extend_from_slice(extra);
+        ok(&ventral(&args));
+        let mut z = ventral_core::npy::NpzReader::open(&out).unwrap();
+        let names = z.names();
+        names
+            .iter()
+            .map(|k| (k.clone(), z.read(k).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let (default, large) = (arrays(&[]), arrays(&["--batch-size", "1000"]));
+    assert_eq!(default.len(), large.len());
+    for ((k, a), (l, b)) in default.iter().zip(&large) {
+        assert_eq!(k, l);
+        assert!(a == b, "{k} differs between --batch-size 64 and 1000");
+    }
+    let outputs = default.iter().find(|(k, _)| k == "outputs_all").unwrap();
+    assert_eq!(outputs.1.shape, vec![4, 160, 8]);
+
     let bad = d.path().join("bad.npz");
     let err = fails(&[
         "record",

@@ -224,6 +224,67 @@ fn engine_matches_burn_autodiff_on_every_switch() {
     check(&c, 1, 9, &[0.3, 1.0, 1.0]);
 }
 
+/// An inference batch beyond `INFER_CHUNK` runs as passes of that many images and one of the
+/// rest, joined along the batch: the outputs (log-probabilities, representations, every area at
+/// every step) are bit for bit those of the chunks run alone, in any order — which also checks
+/// that the reused per-shape buffers (two shapes cached) carry nothing from one pass into the
+/// next — and agree with one pass of the whole batch to float32 round-off (summation order
+/// only; measured 1.3–1.6e-7 here).
+#[test]
+fn large_inference_batches_run_in_chunks() {
+    let chunk = fast::INFER_CHUNK;
+    let mut cfg = tiny(3);
+    cfg.interaction = Interaction::Multiplicative;
+    let device = Device::flex();
+    let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 3);
+    let p = fast::parameters(&model).unwrap();
+    let net = fast::BltNet::new(&fast::spec(&cfg), &p).unwrap();
+    let per = 3 * cfg.image_size * cfg.image_size;
+    // 2 × chunk + 2 images: two passes of `chunk` images and one of 2.
+    let batch = 2 * chunk + 2;
+    let x = normals(batch * per, 11);
+    let whole = net.forward(&x, batch, true).unwrap();
+    let parts: Vec<(usize, usize)> = vec![(0, chunk), (chunk, 2 * chunk), (2 * chunk, batch)];
+    // The last (smaller) chunk first, then the others: the cached buffers of both shapes are
+    // reused out of order.
+    let mut runs: Vec<Option<fast::Outputs>> = vec![None, None, None];
+    for k in [2, 0, 1] {
+        let (a, b) = parts[k];
+        runs[k] = Some(net.forward(&x[a * per..b * per], b - a, true).unwrap());
+    }
+    let runs: Vec<fast::Outputs> = runs.into_iter().map(Option::unwrap).collect();
+    let cat = |f: &dyn Fn(&fast::Outputs) -> &Vec<f32>| -> Vec<f32> {
+        runs.iter().flat_map(|o| f(o).iter().copied()).collect()
+    };
+    for t in 0..cfg.timesteps {
+        assert_eq!(
+            whole.log_probs[t],
+            cat(&|o| &o.log_probs[t]),
+            "log_probs t={t}"
+        );
+        assert_eq!(
+            whole.representations[t],
+            cat(&|o| &o.representations[t]),
+            "representations t={t}"
+        );
+        for j in 0..4 {
+            assert_eq!(
+                whole.areas[t][j],
+                cat(&|o| &o.areas[t][j]),
+                "area {j} t={t}"
+            );
+        }
+    }
+    // One pass of every image (the training path runs its whole batch at once).
+    let (one, _, _) = net
+        .loss_and_grad(&x, &vec![0; batch], &vec![1.0; cfg.timesteps])
+        .unwrap();
+    for t in 0..cfg.timesteps {
+        let m = max_rel(&whole.log_probs[t], &one.log_probs[t]);
+        assert!(m < 2e-5, "t={t}: chunked against one pass: {m:e}");
+    }
+}
+
 /// The opt-in Winograd paths (`record --winograd`, `train.winograd = true`) on a network wide
 /// enough for them (≥ 64 channels): inference, training forwards, input and weight gradients,
 /// faithful V1 or not (V1's 64-px lateral weight gradient), additive and multiplicative,

@@ -103,6 +103,7 @@ fn join_shards(parts: Vec<Vec<Vec<Tensor<2>>>>) -> Vec<Vec<Tensor<2>>> {
 /// What to record beyond the reference keys.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
+    /// Images per forward pass (on the native engine at most `fast::INFER_CHUNK`).
     pub batch_size: usize,
     /// Areas to record (`v1`, `v2`, `v4`, `it`).
     pub layers: Vec<String>,
@@ -113,6 +114,25 @@ pub struct RecordOptions {
     /// On the native engine, run the 3 × 3 stride-1 convolutions by Winograd F(4 × 4, 3 × 3)
     /// (faster, another float32 rounding: `ventral_engine::winograd`).
     pub winograd: bool,
+}
+
+impl RecordOptions {
+    /// Whether `model` runs on the native engine.
+    fn runs_native(&self, model: &Model) -> bool {
+        self.native && matches!(model, Model::Blt(_))
+    }
+
+    /// Images per forward pass. The native engine runs at most `INFER_CHUNK` images per pass
+    /// (as fast per image, and a fraction of the memory), so its batches are read, pooled and
+    /// written that many at a time: any `--batch-size` from `INFER_CHUNK` up records the same
+    /// bits.
+    fn pass_size(&self, model: &Model) -> usize {
+        if self.runs_native(model) {
+            self.batch_size.clamp(1, fast::INFER_CHUNK)
+        } else {
+            self.batch_size.max(1)
+        }
+    }
 }
 
 /// Run `model` (on a plain, non-autodiff device) over `images` and write `out`.
@@ -224,7 +244,7 @@ pub fn record_dataset(
             format!("{nc} classes, the model has {}", cfg.num_classes()),
         ));
     }
-    let bs = opts.batch_size.max(1);
+    let bs = opts.pass_size(model);
     let loader = Loader::new(
         ds.clone(),
         LoaderConfig {
@@ -310,7 +330,9 @@ fn record_core(
     // A batch larger than memory would end in an allocation abort, which cannot be reported
     // well: refused before anything is written (`--batch-size` beyond the image count means
     // one batch of every image).
-    let batch = opts.batch_size.max(1).min(n);
+    let native = opts.runs_native(model);
+    let bs = opts.pass_size(model);
+    let batch = bs.min(n);
     if let Some(more) =
         ventral_core::mem::exceeds_u128(cfg.inference_bytes(batch)).map_err(TrainError::Config)?
     {
@@ -348,10 +370,9 @@ fn record_core(
                 })
             })
             .collect::<Result<_>>()?;
-        let bs = opts.batch_size.max(1);
         // The engine reads the parameters once.
         let params = match model {
-            Model::Blt(m) if opts.native => Some((fast::spec(&m.config), fast::parameters(m)?)),
+            Model::Blt(m) if native => Some((fast::spec(&m.config), fast::parameters(m)?)),
             _ => None,
         };
         let engine = match &params {
