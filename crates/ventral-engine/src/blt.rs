@@ -25,12 +25,14 @@ use crate::{EngineError, Result};
 
 const LN_EPS: f64 = 1e-5;
 
-/// The most images one inference pass of [`BltNet::forward`] runs at once; more run in
-/// consecutive passes. Measured with `ventral bench` (2-core Zen 3, warm buffers): `tiny`
-/// infers at the same rate from 16 to 128 images per pass (1 460–1 560 images/s), 1 180 at
-/// 256 and 1 040 at 1 000; BLT_net_64 at 27–28 images/s from 16 to 64, 24.4 at 256. And a
-/// single pass over 2 000 images (`record --batch-size 2000`) touched 3 GB of fresh memory.
-pub const INFER_CHUNK: usize = 64;
+/// The most images one pass of the engine runs at once ([`BltNet::forward`],
+/// [`BltNet::loss_and_grad`]); more run in consecutive passes. Measured with `ventral bench`
+/// (2-core Zen 3, warm buffers), images/s by batch: `tiny` infers at the same rate from 16 to
+/// 128 images per pass (1 460–1 560), 1 180 at 256 and 1 040 at 1 000, and trains at 440–490
+/// from 16 to 128, 450 at 256, 270–300 at 1 000; BLT_net_64 infers at 27–28 from 16 to 64,
+/// 24.4 at 256, and trains at 8.3–8.9 from 16 to 64, 6.8 at 256. A single inference pass over
+/// 2 000 images (`record --batch-size 2000`) touched 3 GB of fresh memory.
+pub const CHUNK: usize = 64;
 const AREAS: [&str; 4] = ["v1", "v2", "v4", "it"];
 
 /// What the engine needs of a BLT configuration.
@@ -545,23 +547,23 @@ impl<'p> BltNet<'p> {
 
     /// Forward pass over all steps.
     ///
-    /// More than [`INFER_CHUNK`] images run as consecutive passes of that many (and one of the
+    /// More than [`CHUNK`] images run as consecutive passes of that many (and one of the
     /// rest), whose outputs are joined along the batch: every output is per image, and a
     /// pass's buffers grow with its batch, so one pass over thousands of images spent most of
     /// its time faulting in gigabytes of fresh memory (and ran out of cache) for nothing. Any
-    /// batch of more than `INFER_CHUNK` images therefore gives the same bits as passes of
-    /// `INFER_CHUNK` images.
+    /// batch of more than `CHUNK` images therefore gives the same bits as passes of
+    /// `CHUNK` images.
     ///
     /// # Shapes
     /// - `x`: `[B, 3, S, S]` (NCHW, normalised).
     pub fn forward(&self, x: &[f32], batch: usize, areas: bool) -> Result<Outputs> {
-        if batch <= INFER_CHUNK || x.len() % batch != 0 {
+        if batch <= CHUNK || !x.len().is_multiple_of(batch) {
             let (out, _) = self.run(x, batch, false, areas)?;
             return Ok(out);
         }
         let per_image = x.len() / batch;
         let mut out = Outputs::default();
-        for (k, part) in x.chunks(INFER_CHUNK * per_image).enumerate() {
+        for (k, part) in x.chunks(CHUNK * per_image).enumerate() {
             let (o, _) = self.run(part, part.len() / per_image, false, areas)?;
             if k == 0 {
                 out = o;
@@ -574,11 +576,50 @@ impl<'p> BltNet<'p> {
 
     /// Forward, summed weighted NLL `Σ_t w_t · NLL(log_probs_t, y)` (batch means) and the
     /// gradient of every parameter. Returns (outputs, per-step NLL, gradients).
+    ///
+    /// A batch of more than [`CHUNK`] images runs as passes of that many (and one of the rest)
+    /// whose gradients and losses, each already divided by the whole batch's size, are summed:
+    /// every image's loss and gradient depend on that image alone (LayerNorm normalises each
+    /// image by itself; nothing mixes images), so the result is the whole batch's to float32
+    /// round-off, in a fraction of the memory and, beyond a few hundred images, faster.
     pub fn loss_and_grad(
         &self,
         x: &[f32],
         labels: &[usize],
         weights: &[f64],
+    ) -> Result<(Outputs, Vec<f64>, Tensors)> {
+        let batch = labels.len();
+        if batch <= CHUNK || !x.len().is_multiple_of(batch) {
+            return self.chunk_loss_and_grad(x, labels, weights, batch);
+        }
+        let per_image = x.len() / batch;
+        let mut total: Option<(Outputs, Vec<f64>, Tensors)> = None;
+        for (xs, ys) in x.chunks(CHUNK * per_image).zip(labels.chunks(CHUNK)) {
+            let (o, nll, g) = self.chunk_loss_and_grad(xs, ys, weights, batch)?;
+            match &mut total {
+                None => total = Some((o, nll, g)),
+                Some((to, tn, tg)) => {
+                    to.append(o);
+                    tn.iter_mut().zip(nll).for_each(|(a, b)| *a += b);
+                    for (name, v) in g {
+                        if let Some(a) = tg.get_mut(&name) {
+                            a.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                        }
+                    }
+                }
+            }
+        }
+        total.ok_or_else(|| EngineError::Input("empty batch".into()))
+    }
+
+    /// [`Self::loss_and_grad`] of the images `x` (labels `labels`), with losses and gradients
+    /// divided by `denom` images (the whole batch's size) instead of their own number.
+    fn chunk_loss_and_grad(
+        &self,
+        x: &[f32],
+        labels: &[usize],
+        weights: &[f64],
+        denom: usize,
     ) -> Result<(Outputs, Vec<f64>, Tensors)> {
         let batch = labels.len();
         let k = self.spec.num_classes;
@@ -605,10 +646,10 @@ impl<'p> BltNet<'p> {
                     .enumerate()
                     .map(|(b, &y)| lp[b * k + y] as f64)
                     .sum::<f64>()
-                    / batch as f64
+                    / denom as f64
             })
             .collect();
-        let grads = self.backward(&tape, labels, weights);
+        let grads = self.backward(&tape, labels, weights, denom);
         recycle((self.spec.clone(), batch, true), tape.areas);
         Ok((out, nll, grads))
     }
@@ -931,7 +972,8 @@ impl<'p> BltNet<'p> {
         Ok((out, tape))
     }
 
-    fn backward(&self, tape: &Tape, labels: &[usize], weights: &[f64]) -> Tensors {
+    /// Gradients of `Σ_t w_t · Σ_b NLL_{t,b} / denom` over the tape's images.
+    fn backward(&self, tape: &Tape, labels: &[usize], weights: &[f64], denom: usize) -> Tensors {
         let s = &self.spec;
         let g = &self.geo;
         let (t_n, d, kc, batch) = (s.timesteps, s.channels[4], s.num_classes, tape.batch);
@@ -971,7 +1013,7 @@ impl<'p> BltNet<'p> {
             let gs = &tape.gap[t];
             // Readout.
             let mut dlp = vec![0.0f32; batch * kc];
-            let wt = (weights[t] / batch as f64) as f32;
+            let wt = (weights[t] / denom as f64) as f32;
             for (b, &y) in labels.iter().enumerate() {
                 dlp[b * kc + y] = -wt;
             }
@@ -1233,7 +1275,7 @@ type StoreKey = (BltSpec, usize, bool);
 /// one of them is written before it is read in a pass, so reusing them saves allocating and
 /// zeroing tens of megabytes per training step (the time loop itself never allocates them).
 /// Two shapes are kept, the most recent first: a training step's and a validation pass's, or
-/// the full chunks of a large inference batch ([`INFER_CHUNK`]) and its last, smaller one, so
+/// the full chunks of a large inference batch ([`CHUNK`]) and its last, smaller one, so
 /// that alternating between them does not reallocate every time.
 fn stores_cache() -> &'static StoresCache {
     static CACHE: std::sync::OnceLock<StoresCache> = std::sync::OnceLock::new();

@@ -20,7 +20,7 @@ pub mod simd;
 pub mod upsample;
 pub mod winograd;
 
-pub use blt::{BltNet, BltSpec, INFER_CHUNK, Outputs, Tensors};
+pub use blt::{BltNet, BltSpec, CHUNK, Outputs, Tensors};
 
 /// Run `f` on a worker thread of rayon's global pool, the caller waiting (directly when it is
 /// one already). Every parallel pass inside then starts from a worker: a pass too small to

@@ -60,6 +60,21 @@ impl ModelConfig {
         self.activation_bytes(batch, 3, 2)
     }
 
+    /// Memory of a batch's own arrays, beside the activations of the passes it runs in (the
+    /// native engine runs at most `fast::CHUNK` images per pass, so for a large batch these
+    /// dominate): its images and its per-step log-probabilities and representations, float32,
+    /// counted twice (the loader's or caller's copy and the engine's). Saturating.
+    pub fn batch_bytes(&self, batch: usize) -> u128 {
+        let s = self.image_size() as u128;
+        let per_image = (3 * s * s).saturating_add(
+            (self.timesteps() as u128)
+                .saturating_mul((self.num_classes() + self.feature_dim()) as u128),
+        );
+        per_image
+            .saturating_mul(2 * 4)
+            .saturating_mul(batch as u128)
+    }
+
     /// `batch` images × (`per_step` float32 per unit and step + `per_once` per unit computed
     /// once), in bytes, saturating.
     fn activation_bytes(&self, batch: usize, per_step: u128, per_once: u128) -> u128 {
@@ -254,4 +269,22 @@ pub fn resolve_model(v: serde_json::Value, base_dir: &std::path::Path) -> Result
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch's own arrays: images (3 × 64 × 64) and per-step log-probabilities (100) and
+    /// representations (512) of BLT_net_64 at T = 4, float32, twice; saturating, not
+    /// overflowing, for any batch.
+    #[test]
+    fn batch_bytes_counts_images_and_outputs() {
+        let cfg = ModelConfig::Blt(BltConfig::reference64(4));
+        assert_eq!(
+            cfg.batch_bytes(3),
+            3 * 2 * 4 * (3 * 64 * 64 + 4 * (100 + 512))
+        );
+        assert!(cfg.batch_bytes(usize::MAX) > u64::MAX as u128);
+    }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-pub use ventral_engine::{BltNet, BltSpec, INFER_CHUNK, Outputs, Tensors};
+pub use ventral_engine::{BltNet, BltSpec, CHUNK, Outputs, Tensors};
 
 use crate::blt::Blt;
 use crate::config::{BltConfig, Interaction, NormKind};

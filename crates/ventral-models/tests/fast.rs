@@ -224,15 +224,14 @@ fn engine_matches_burn_autodiff_on_every_switch() {
     check(&c, 1, 9, &[0.3, 1.0, 1.0]);
 }
 
-/// An inference batch beyond `INFER_CHUNK` runs as passes of that many images and one of the
-/// rest, joined along the batch: the outputs (log-probabilities, representations, every area at
-/// every step) are bit for bit those of the chunks run alone, in any order — which also checks
-/// that the reused per-shape buffers (two shapes cached) carry nothing from one pass into the
-/// next — and agree with one pass of the whole batch to float32 round-off (summation order
-/// only; measured 1.3–1.6e-7 here).
+/// A batch beyond `CHUNK` runs as passes of that many images and one of the rest, joined along
+/// the batch: the inference outputs (log-probabilities, representations, every area at every
+/// step) are bit for bit those of the chunks run alone, in any order — which also checks that
+/// the reused per-shape buffers (two shapes cached) carry nothing from one pass into the next;
+/// a training pass's losses and gradients, summed over the chunks, are the whole batch's.
 #[test]
-fn large_inference_batches_run_in_chunks() {
-    let chunk = fast::INFER_CHUNK;
+fn large_batches_run_in_chunks() {
+    let chunk = fast::CHUNK;
     let mut cfg = tiny(3);
     cfg.interaction = Interaction::Multiplicative;
     let device = Device::flex();
@@ -275,14 +274,24 @@ fn large_inference_batches_run_in_chunks() {
             );
         }
     }
-    // One pass of every image (the training path runs its whole batch at once).
-    let (one, _, _) = net
-        .loss_and_grad(&x, &vec![0; batch], &vec![1.0; cfg.timesteps])
-        .unwrap();
+    // One pass of every image: the chunks' (the stores of each shape reused) agree with it to
+    // round-off.
+    let one = net.forward(&x[..chunk * per], chunk, false).unwrap();
+    let small = net.forward(&x[..2 * per], 2, false).unwrap();
     for t in 0..cfg.timesteps {
-        let m = max_rel(&whole.log_probs[t], &one.log_probs[t]);
-        assert!(m < 2e-5, "t={t}: chunked against one pass: {m:e}");
+        let m = max_rel(
+            &whole.log_probs[t][..2 * cfg.num_classes],
+            &small.log_probs[t],
+        );
+        assert!(m < 2e-5, "t={t}: 2 images against {chunk}: {m:e}");
+        assert_eq!(
+            whole.log_probs[t][..chunk * cfg.num_classes],
+            one.log_probs[t]
+        );
     }
+    // Training passes likewise: losses and gradients of a batch of 2 × chunk + 3 images,
+    // summed over its chunks, against burn's float64 autodiff of the whole batch.
+    check(&cfg, batch + 1, 5, &[0.5, 0.25, 1.0]);
 }
 
 /// The opt-in Winograd paths (`record --winograd`, `train.winograd = true`) on a network wide

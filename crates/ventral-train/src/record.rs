@@ -103,7 +103,7 @@ fn join_shards(parts: Vec<Vec<Vec<Tensor<2>>>>) -> Vec<Vec<Tensor<2>>> {
 /// What to record beyond the reference keys.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
-    /// Images per forward pass (on the native engine at most `fast::INFER_CHUNK`).
+    /// Images per forward pass (on the native engine at most `fast::CHUNK`).
     pub batch_size: usize,
     /// Areas to record (`v1`, `v2`, `v4`, `it`).
     pub layers: Vec<String>,
@@ -122,13 +122,13 @@ impl RecordOptions {
         self.native && matches!(model, Model::Blt(_))
     }
 
-    /// Images per forward pass. The native engine runs at most `INFER_CHUNK` images per pass
+    /// Images per forward pass. The native engine runs at most `CHUNK` images per pass
     /// (as fast per image, and a fraction of the memory), so its batches are read, pooled and
-    /// written that many at a time: any `--batch-size` from `INFER_CHUNK` up records the same
+    /// written that many at a time: any `--batch-size` from `CHUNK` up records the same
     /// bits.
     fn pass_size(&self, model: &Model) -> usize {
         if self.runs_native(model) {
-            self.batch_size.clamp(1, fast::INFER_CHUNK)
+            self.batch_size.clamp(1, fast::CHUNK)
         } else {
             self.batch_size.max(1)
         }

@@ -818,11 +818,18 @@ pub fn run(mut a: Args) -> Result<()> {
     );
     for (name, cfg) in selected {
         cfg.validate().with_context(|| format!("bench {name}"))?;
-        if let Some(more) = ventral_core::mem::exceeds_u128(cfg.training_bytes(a.batch))
-            .map_err(anyhow::Error::msg)?
-        {
+        // The native engine runs a BLT batch in passes of at most `fast::CHUNK` images.
+        let pass = if a.engine == "native" && matches!(cfg, ventral_models::ModelConfig::Blt(_)) {
+            a.batch.min(fast::CHUNK)
+        } else {
+            a.batch
+        };
+        let bytes = cfg
+            .training_bytes(pass)
+            .saturating_add(cfg.batch_bytes(a.batch));
+        if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(anyhow::Error::msg)? {
             bail!(
-                "bench {name}: a training step's activations at --batch {} need about {more}; lower --batch",
+                "bench {name}: a training step at --batch {} (its activations in passes of {pass} images, its images and outputs) needs about {more}; lower --batch",
                 a.batch
             );
         }

@@ -110,12 +110,16 @@ pub fn run(a: Args) -> Result<()> {
     let train_ds = PackedDataset::open(&root.join(&cfg.data.train_split))?;
     let (mean, std) = train_ds.manifest().normalization.f32();
     let ds = Arc::new(PackedDataset::open(&root.join(&a.split))?);
-    // Each gradient batch is a training step's forward and backward pass: refused up front
-    // when its activations cannot fit the memory (an allocation abort otherwise).
+    // Each gradient batch is a training step's forward and backward pass (the engine runs it
+    // in passes of at most `fast::CHUNK` images): refused up front when a pass's activations
+    // and the batch's arrays cannot fit the memory (an allocation abort otherwise).
     let batch = a.batch_size.min(a.images).min(ds.len());
-    if let Some(more) = ventral_core::mem::exceeds_u128(cfg.model.training_bytes(batch))
-        .map_err(anyhow::Error::msg)?
-    {
+    let pass = batch.min(fast::CHUNK);
+    let bytes = cfg
+        .model
+        .training_bytes(pass)
+        .saturating_add(cfg.model.batch_bytes(batch));
+    if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(anyhow::Error::msg)? {
         bail!(
             "--batch-size {}: a gradient batch of {batch} images needs about {more}; lower --batch-size",
             a.batch_size
