@@ -292,6 +292,16 @@ fn large_batches_run_in_chunks() {
     // Training passes likewise: losses and gradients of a batch of 2 × chunk + 3 images,
     // summed over its chunks, against burn's float64 autodiff of the whole batch.
     check(&cfg, batch + 1, 5, &[0.5, 0.25, 1.0]);
+    // And bit for bit the same when repeated, with inference passes of other shapes between
+    // (training and inference stores of four shapes through the two-shape cache): what
+    // `--resume`'s byte-identical weights rest on.
+    let labels: Vec<usize> = (0..batch).map(|i| i % cfg.num_classes).collect();
+    let w = [0.5, 0.25, 1.0];
+    let (o1, l1, g1) = net.loss_and_grad(&x, &labels, &w).unwrap();
+    net.forward(&x[..3 * per], 3, false).unwrap();
+    net.forward(&x, batch, false).unwrap();
+    let (o2, l2, g2) = net.loss_and_grad(&x, &labels, &w).unwrap();
+    assert_eq!((o1.log_probs, l1, g1), (o2.log_probs, l2, g2));
 }
 
 /// The opt-in Winograd paths (`record --winograd`, `train.winograd = true`) on a network wide
