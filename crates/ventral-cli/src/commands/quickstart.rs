@@ -141,7 +141,8 @@ pub fn run(a: Args) -> Result<()> {
                 out,
                 // The quickstart regenerates its own recordings.
                 overwrite: true,
-                batch_size: 120,
+                // The native engine's pass (`fast::CHUNK`); more would record the same.
+                batch_size: 64,
                 device: "cpu".into(),
                 engine: "auto".into(),
                 // The quickstart's recordings stay on the exact path.
