@@ -53,9 +53,10 @@ impl ModelConfig {
 
     /// Memory of one inference pass over `batch` images (what `record` holds per batch),
     /// estimated like [`training_bytes`](Self::training_bytes): 3 float32 values per unit and
-    /// step and 2 per unit computed once. Measured with `record` on the quickstart's `tiny` BLT
-    /// (batch 2 000 against 64, peak RSS): 1.5 per unit-step recording the outputs, 2.3 with
-    /// every area. Saturating.
+    /// step and 2 per unit computed once. Measured with `record` (peak RSS between two batch
+    /// sizes, per image): on the quickstart's `tiny` BLT (2 000 against 64) 1.5 per unit-step
+    /// recording the outputs, 2.3 with every area; on BLT_net_64 (64 against 1, 492 032 units
+    /// per step, T = 4) 1.45 and 2.5. Saturating.
     pub fn inference_bytes(&self, batch: usize) -> u128 {
         self.activation_bytes(batch, 3, 2)
     }
