@@ -164,6 +164,59 @@ fn pls_matches_sklearn_more_samples_than_features() {
     check(&map.predict(xte.as_ref()), &PLS_30_12, 1e-8);
 }
 
+/// 200 samples × 48 features × 8 targets, 12 components: scikit-learn's NIPALS took
+/// `n_iter_ = [7, 8, 11, 25, 98, 53, 48, 39, 30, 5, 14, 16]` iterations, so `Pls::fit` runs
+/// each component's first 3 (p / 16) in data space and the rest in feature space (C = Xᵀ Y,
+/// G = Xᵀ X). Generated with the module's `data` and, after it:
+/// ```python
+/// n, p, q, c = 200, 48, 8, 12
+/// X, Y = data(n + 4, p, q)
+/// pls = PLSRegression(n_components=c, scale=False).fit(X[:n], Y[:n])
+/// print(list(pls.n_iter_), repr(pls.predict(X[n:]).ravel().tolist()))
+/// ```
+const PLS_200_48: [f64; 32] = [
+    -0.14645171058954837,
+    0.9799292072040193,
+    2.0433607312075472,
+    3.0772476771620165,
+    4.066556349741864,
+    5.115885781600129,
+    5.992945791682068,
+    6.998056951941723,
+    -0.13308552525275297,
+    1.0163621855994396,
+    2.2033858393021575,
+    3.104255827982622,
+    3.988890940894556,
+    5.287898134326567,
+    5.908271153012576,
+    7.026311193619873,
+    -0.06453094266284828,
+    0.9393407724408918,
+    2.1059687552916677,
+    3.013363595404986,
+    3.9792191417898843,
+    4.913740211893936,
+    6.0804420589492025,
+    7.096887401910296,
+    -0.05050438063059004,
+    0.8795376623415396,
+    2.015645851010057,
+    2.9705016017021895,
+    4.020444806435314,
+    5.024864328741014,
+    6.503633491319752,
+    7.0835395103872365,
+];
+
+#[test]
+fn pls_matches_sklearn_with_feature_space_iterations() {
+    let (x, y) = data(204, 48, 8);
+    let ((xtr, xte), (ytr, _)) = (split(&x, 200), split(&y, 200));
+    let map = Pls::new(12).fit(xtr.as_ref(), ytr.as_ref()).unwrap();
+    check(&map.predict(xte.as_ref()), &PLS_200_48, 1e-10);
+}
+
 #[test]
 fn pls_matches_sklearn_more_features_than_samples() {
     let (x, y) = data(25, 40, 3);
