@@ -61,6 +61,22 @@ impl ModelConfig {
         self.activation_bytes(batch, 3, 2)
     }
 
+    /// Memory of a training step over `batch` images: the activations of one pass
+    /// ([`training_bytes`](Self::training_bytes); with `native`, a BLT batch runs on the CPU
+    /// engine in passes of at most `fast::CHUNK` images) plus the batch's own arrays
+    /// ([`batch_bytes`](Self::batch_bytes)). Returns (images per pass, bytes), saturating.
+    pub fn training_step_bytes(&self, batch: usize, native: bool) -> (usize, u128) {
+        let pass = if native && matches!(self, ModelConfig::Blt(_)) {
+            batch.min(crate::fast::CHUNK)
+        } else {
+            batch
+        };
+        let bytes = self
+            .training_bytes(pass)
+            .saturating_add(self.batch_bytes(batch));
+        (pass, bytes)
+    }
+
     /// Memory of a batch's own arrays, beside the activations of the passes it runs in (the
     /// native engine runs at most `fast::CHUNK` images per pass, so for a large batch these
     /// dominate): its images and its per-step log-probabilities and representations, float32,
@@ -287,5 +303,14 @@ mod tests {
             3 * 2 * 4 * (3 * 64 * 64 + 4 * (100 + 512))
         );
         assert!(cfg.batch_bytes(usize::MAX) > u64::MAX as u128);
+        // A training step: one pass of at most 64 images on the native engine, all of them
+        // on burn's path; the batch's arrays either way.
+        let (pass, bytes) = cfg.training_step_bytes(1000, true);
+        assert_eq!(pass, crate::fast::CHUNK);
+        assert_eq!(bytes, cfg.training_bytes(pass) + cfg.batch_bytes(1000));
+        assert_eq!(
+            cfg.training_step_bytes(1000, false),
+            (1000, cfg.training_bytes(1000) + cfg.batch_bytes(1000))
+        );
     }
 }

@@ -818,15 +818,7 @@ pub fn run(mut a: Args) -> Result<()> {
     );
     for (name, cfg) in selected {
         cfg.validate().with_context(|| format!("bench {name}"))?;
-        // The native engine runs a BLT batch in passes of at most `fast::CHUNK` images.
-        let pass = if a.engine == "native" && matches!(cfg, ventral_models::ModelConfig::Blt(_)) {
-            a.batch.min(fast::CHUNK)
-        } else {
-            a.batch
-        };
-        let bytes = cfg
-            .training_bytes(pass)
-            .saturating_add(cfg.batch_bytes(a.batch));
+        let (pass, bytes) = cfg.training_step_bytes(a.batch, a.engine == "native");
         if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(anyhow::Error::msg)? {
             bail!(
                 "bench {name}: a training step at --batch {} (its activations in passes of {pass} images, its images and outputs) needs about {more}; lower --batch",

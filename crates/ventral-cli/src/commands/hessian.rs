@@ -114,11 +114,7 @@ pub fn run(a: Args) -> Result<()> {
     // in passes of at most `fast::CHUNK` images): refused up front when a pass's activations
     // and the batch's arrays cannot fit the memory (an allocation abort otherwise).
     let batch = a.batch_size.min(a.images).min(ds.len());
-    let pass = batch.min(fast::CHUNK);
-    let bytes = cfg
-        .model
-        .training_bytes(pass)
-        .saturating_add(cfg.model.batch_bytes(batch));
+    let (_, bytes) = cfg.model.training_step_bytes(batch, true);
     if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(anyhow::Error::msg)? {
         bail!(
             "--batch-size {}: a gradient batch of {batch} images needs about {more}; lower --batch-size",

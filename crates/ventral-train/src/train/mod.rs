@@ -199,26 +199,17 @@ fn step_info<'a>(
     }
 }
 
-/// Activation memory of one training pass ([`ModelConfig::training_bytes`] at the larger of
-/// the batch sizes; the native engine runs a batch in passes of at most `fast::CHUNK`
-/// images) and the batch's own arrays ([`ModelConfig::batch_bytes`]), checked against the
-/// memory available ([`ventral_core::mem::exceeds`]).
+/// Memory of one training step at the larger of the batch sizes
+/// ([`ModelConfig::training_step_bytes`]: one pass's activations — the native engine runs a
+/// batch in passes of at most `fast::CHUNK` images — and the batch's own arrays), checked
+/// against the memory available ([`ventral_core::mem::exceeds`]).
 ///
-/// [`ModelConfig::training_bytes`]: ventral_models::config::ModelConfig::training_bytes
-/// [`ModelConfig::batch_bytes`]: ventral_models::config::ModelConfig::batch_bytes
+/// [`ModelConfig::training_step_bytes`]: ventral_models::config::ModelConfig::training_step_bytes
 fn check_memory(cfg: &TrainFile) -> Result<()> {
     let (_, units, _) = cfg.model.estimated_size();
     let t = cfg.model.timesteps();
     let batch = cfg.train.batch_size.max(cfg.train.eval_batch_size);
-    let pass = if cfg.native_engine() {
-        batch.min(ventral_models::fast::CHUNK)
-    } else {
-        batch
-    };
-    let bytes = cfg
-        .model
-        .training_bytes(pass)
-        .saturating_add(cfg.model.batch_bytes(batch));
+    let (pass, bytes) = cfg.model.training_step_bytes(batch, cfg.native_engine());
     if let Some(more) = ventral_core::mem::exceeds_u128(bytes).map_err(TrainError::Config)? {
         return Err(TrainError::Config(format!(
             "train.batch_size = {} (eval_batch_size {}): the activations of a pass of {pass} images ({units} units per step × {t} steps × 6 floats per image) and the batch's images and outputs need about {more}. Lower the batch size",
