@@ -434,6 +434,147 @@ register_tiles!(
     _mm256_storeu_ps
 );
 
+/// The register block of [`blocks512`] for outputs `wo` wide: `(U, V)`, `U` rows of `V`
+/// 16-lane vectors (`U·V = 4`), or `None` (other widths keep their tiles).
+fn block_shape(wo: usize) -> Option<(usize, usize)> {
+    match wo {
+        16 => Some((BLOCK16_ROWS, 1)),
+        32 => Some((2, 2)),
+        64 => Some((1, 4)),
+        _ => None,
+    }
+}
+
+/// Output rows per block of 16-column outputs.
+const BLOCK16_ROWS: usize = 4;
+
+/// Output channels per register block of [`blocks512`]: 6 × 4 accumulators.
+const MRB: usize = 6;
+
+/// All `m` output channels of `u` output rows, `width` (16, 32 or 64) columns each, of a
+/// direct convolution on 16-lane registers: tiles of at most [`MRB`] channels × 4 vectors,
+/// vector `(r, v)` = row `r`, columns `16v..16v + 16`, read at `x + r·xrs + offs[p] + 16v` and
+/// written at `y + i·ycs + r·yrs + 16v` for channel `i`. Each output is the same chain of
+/// fused multiply-adds over the taps as in [`rows_of_tiles512`] (so the same bits): only
+/// more outputs share each broadcast weight — on 16-px maps, one weight load fed 16 outputs
+/// and the weights streamed from L2.
+///
+/// # Safety
+/// Every addressed element must lie inside its buffer; the CPU must have AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx,avx2,fma,avx512f")]
+unsafe fn blocks512(
+    u: usize,
+    width: usize,
+    m: usize,
+    k: usize,
+    (a, ars, acs): (*const f32, usize, usize),
+    (x, xrs): (*const f32, usize),
+    offs: &[usize],
+    (y, ycs, yrs): (*mut f32, usize, usize),
+    acc: bool,
+) {
+    let tiles = m.div_ceil(MRB);
+    let mut i = 0;
+    for t in 0..tiles {
+        let h = (m - i).div_ceil(tiles - t);
+        let (ai, yi) = unsafe { (a.add(i * ars), y.add(i * ycs)) };
+        let args = (k, ai, ars, acs, x, xrs, offs.as_ptr(), yi, ycs, yrs, acc);
+        unsafe {
+            match (u, width, h) {
+                (4, 16, 6) => block512::<6, 4, 1>(args),
+                (4, 16, 5) => block512::<5, 4, 1>(args),
+                (4, 16, 4) => block512::<4, 4, 1>(args),
+                (4, 16, 3) => block512::<3, 4, 1>(args),
+                (4, 16, 2) => block512::<2, 4, 1>(args),
+                (4, 16, _) => block512::<1, 4, 1>(args),
+                (2, 16, 6) => block512::<6, 2, 1>(args),
+                (2, 16, 5) => block512::<5, 2, 1>(args),
+                (2, 16, 4) => block512::<4, 2, 1>(args),
+                (2, 16, 3) => block512::<3, 2, 1>(args),
+                (2, 16, 2) => block512::<2, 2, 1>(args),
+                (2, 16, _) => block512::<1, 2, 1>(args),
+                (2, 32, 6) => block512::<6, 2, 2>(args),
+                (2, 32, 5) => block512::<5, 2, 2>(args),
+                (2, 32, 4) => block512::<4, 2, 2>(args),
+                (2, 32, 3) => block512::<3, 2, 2>(args),
+                (2, 32, 2) => block512::<2, 2, 2>(args),
+                (2, 32, _) => block512::<1, 2, 2>(args),
+                (_, _, 6) => block512::<6, 1, 4>(args),
+                (_, _, 5) => block512::<5, 1, 4>(args),
+                (_, _, 4) => block512::<4, 1, 4>(args),
+                (_, _, 3) => block512::<3, 1, 4>(args),
+                (_, _, 2) => block512::<2, 1, 4>(args),
+                _ => block512::<1, 1, 4>(args),
+            }
+        }
+        i += h;
+    }
+}
+
+/// One `R` channels × `U` rows × `V` vectors block of [`blocks512`]: `(k, a, ars, acs, x, xrs,
+/// offs, y, ycs, yrs, accumulate)`.
+///
+/// # Safety
+/// As [`blocks512`].
+#[inline]
+#[target_feature(enable = "avx,avx2,fma,avx512f")]
+unsafe fn block512<const R: usize, const U: usize, const V: usize>(
+    (k, a, ars, acs, x, xrs, offs, y, ycs, yrs, accumulate): TileArgs2,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[[_mm512_setzero_ps(); V]; U]; R];
+        for p in 0..k {
+            let xp = x.add(*offs.add(p));
+            let mut xv = [[_mm512_setzero_ps(); V]; U];
+            for (r, row) in xv.iter_mut().enumerate() {
+                for (v, e) in row.iter_mut().enumerate() {
+                    *e = _mm512_loadu_ps(xp.add(r * xrs + 16 * v));
+                }
+            }
+            let ap = a.add(p * acs);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*ap.add(i * ars));
+                for r in 0..U {
+                    for v in 0..V {
+                        acc[r][v] = _mm512_fmadd_ps(w, xv[r][v], acc[r][v]);
+                    }
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &e) in row.iter().enumerate() {
+                    let yp = y.add(i * ycs + r * yrs + 16 * v);
+                    let e = if accumulate {
+                        _mm512_add_ps(_mm512_loadu_ps(yp), e)
+                    } else {
+                        e
+                    };
+                    _mm512_storeu_ps(yp, e);
+                }
+            }
+        }
+    }
+}
+
+/// Arguments of [`block512`].
+type TileArgs2 = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *const usize,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+);
+
 /// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
 /// other 8-column outputs): each of the tile's vectors holds one output row.
 const GROUP: usize = 4;
@@ -590,6 +731,11 @@ pub fn conv_direct_step(
     // 8-column outputs run GROUP rows at a time (row-group tiles).
     let groups = wo == 8 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
     let wide = avx512vl();
+    // On AVX-512, rows of 16 and 32 columns run several rows per register block (`U` rows ×
+    // `V` vectors, [`blocks512`]): each weight broadcast feeds 64 outputs.
+    let block_rows = (avx512() && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed))
+        .then(|| block_shape(wo).map(|(u, _)| u))
+        .flatten();
     (0..rows.div_ceil(per_task)).into_par_iter().for_each(|t| {
         let end = ((t + 1) * per_task).min(rows);
         let mut row = t * per_task;
@@ -597,6 +743,16 @@ pub fn conv_direct_step(
             let (b, oh) = (row / ho, row % ho);
             let xb = (b * hp + oh) * wp;
             let yb = b * image + oh * wo;
+            if let Some(u) = block_rows.filter(|&u| oh + u <= ho && row + u <= end) {
+                // SAFETY: as below, for the `u` rows oh.. of image b, all inside the task.
+                unsafe {
+                    let (a, x) = (w.data.as_ptr().add(w.off), xp.as_ptr().add(xb));
+                    let (a, y) = ((a, w.rs, w.cs), (yp.get().add(yb), cs, wo));
+                    blocks512(u, wo, co, kd, a, (x, wp), &offs, y, accumulate);
+                }
+                row += u;
+                continue;
+            }
             if groups && oh + GROUP <= ho && row + GROUP <= end {
                 // SAFETY: as below, for the GROUP rows oh.. of image b, all inside the task.
                 unsafe {
@@ -861,7 +1017,20 @@ unsafe fn direct_row(
     while ow < wo {
         let (xo, yo) = unsafe { (x.add(ow), y.add(ow)) };
         unsafe {
-            if wide && wo - ow >= 32 {
+            if wide && wo - ow >= 64 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed) {
+                blocks512(
+                    1,
+                    64,
+                    co,
+                    kd,
+                    (a, ars, acs),
+                    (xo, 0),
+                    offs,
+                    (yo, cs, 0),
+                    accumulate,
+                );
+                ow += 64;
+            } else if wide && wo - ow >= 32 {
                 rows_of_tiles512::<2>(co, kd, a, a_s, (xo, 16), offs, (yo, cs, 16), accumulate);
                 ow += 32;
             } else if wide && wo - ow >= 16 {
@@ -1425,9 +1594,10 @@ mod tests {
         }
     }
 
-    /// Row groups (four 8-wide output rows per tile) give the same bits as one row at a time,
-    /// on both register budgets: 8 × 7 outputs (a group of 4, then 3 single rows), stride 1
-    /// and stride 2 (phases), 13 output channels, accumulating.
+    /// Row groups (four 8-wide output rows per tile) and the AVX-512 register blocks of 16-,
+    /// 32- and 64-wide rows ([`blocks512`]) give the same bits as one row at a time, on both
+    /// register budgets: 7 rows of outputs (a group or block, then single rows), stride 1 and
+    /// stride 2 (phases), 13 output channels (blocks of 5 + 4 + 4), accumulating.
     #[test]
     fn row_groups_give_the_same_bits() {
         let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
@@ -1438,8 +1608,11 @@ mod tests {
         if !avx512vl() {
             eprintln!("no AVX-512VL here: the wide runs take the AVX2 row groups");
         }
-        let (co, ci, k, batch, ho, wo) = (13usize, 5usize, 3usize, 3usize, 7usize, 8usize);
-        for s in [1usize, 2] {
+        let (co, ci, k, batch, ho) = (13usize, 5usize, 3usize, 3usize, 7usize);
+        for (s, wo) in [1usize, 2]
+            .into_iter()
+            .flat_map(|s| [8, 16, 32, 64].map(|w| (s, w)))
+        {
             let (h, w) = (ho * s, wo * s);
             let x = activations(ci * batch * h * w);
             let mut xp = Vec::new();
@@ -1454,9 +1627,21 @@ mod tests {
                 y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
             let single = run(false, true);
-            assert_eq!(single, run(true, true), "stride {s}: wide row groups");
-            assert_eq!(single, run(true, false), "stride {s}: AVX2 row groups");
-            assert_eq!(single, run(false, false), "stride {s}: 8-lane single rows");
+            assert_eq!(
+                single,
+                run(true, true),
+                "stride {s}, {wo} wide: wide row groups"
+            );
+            assert_eq!(
+                single,
+                run(true, false),
+                "stride {s}, {wo} wide: AVX2 row groups"
+            );
+            assert_eq!(
+                single,
+                run(false, false),
+                "stride {s}, {wo} wide: 8-lane single rows"
+            );
         }
     }
 
