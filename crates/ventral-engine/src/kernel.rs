@@ -434,37 +434,29 @@ register_tiles!(
     _mm256_storeu_ps
 );
 
-/// The register block of [`blocks512`] for outputs `wo` wide: `(U, V)`, `U` rows of `V`
-/// 16-lane vectors (`U·V = 4`), or `None` (other widths keep their tiles).
-fn block_shape(wo: usize) -> Option<(usize, usize)> {
-    match wo {
-        16 => Some((BLOCK16_ROWS, 1)),
-        32 => Some((2, 2)),
-        64 => Some((1, 4)),
-        _ => None,
-    }
+/// Output rows per register block of [`blocks512`] for outputs `wo` wide, where a block
+/// takes several rows: 4 rows of 16 columns, 2 of 32 (`64 / wo`). Wider rows run one row at a
+/// time, 64 columns per block ([`direct_row`]); other widths keep their tiles.
+fn block_rows(wo: usize) -> Option<usize> {
+    matches!(wo, 16 | 32).then(|| 64 / wo)
 }
-
-/// Output rows per block of 16-column outputs.
-const BLOCK16_ROWS: usize = 4;
 
 /// Output channels per register block of [`blocks512`]: 6 × 4 accumulators.
 const MRB: usize = 6;
 
-/// All `m` output channels of `u` output rows, `width` (16, 32 or 64) columns each, of a
-/// direct convolution on 16-lane registers: tiles of at most [`MRB`] channels × 4 vectors,
-/// vector `(r, v)` = row `r`, columns `16v..16v + 16`, read at `x + r·xrs + offs[p] + 16v` and
-/// written at `y + i·ycs + r·yrs + 16v` for channel `i`. Each output is the same chain of
-/// fused multiply-adds over the taps as in [`rows_of_tiles512`] (so the same bits): only
-/// more outputs share each broadcast weight — on 16-px maps, one weight load fed 16 outputs
-/// and the weights streamed from L2.
+/// All `m` output channels of `64 / width` output rows, `width` (16, 32 or 64) columns each,
+/// of a direct convolution on 16-lane registers: tiles of at most [`MRB`] channels × 4
+/// vectors, vector `(r, v)` = row `r`, columns `16v..16v + 16`, read at
+/// `x + r·xrs + offs[p] + 16v` and written at `y + i·ycs + r·yrs + 16v` for channel `i`. Each
+/// output is the same chain of fused multiply-adds over the taps as in [`rows_of_tiles512`]
+/// (so the same bits): only more outputs share each broadcast weight — on 16-px maps, one
+/// weight load fed 16 outputs and the weights streamed from L2.
 ///
 /// # Safety
 /// Every addressed element must lie inside its buffer; the CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx,avx2,fma,avx512f")]
 unsafe fn blocks512(
-    u: usize,
     width: usize,
     m: usize,
     k: usize,
@@ -474,6 +466,19 @@ unsafe fn blocks512(
     (y, ycs, yrs): (*mut f32, usize, usize),
     acc: bool,
 ) {
+    // Block `h` channels × `U` rows × `V` vectors.
+    macro_rules! by_height {
+        ($h:expr, $u:literal, $v:literal, $args:expr) => {
+            match $h {
+                6 => block512::<6, $u, $v>($args),
+                5 => block512::<5, $u, $v>($args),
+                4 => block512::<4, $u, $v>($args),
+                3 => block512::<3, $u, $v>($args),
+                2 => block512::<2, $u, $v>($args),
+                _ => block512::<1, $u, $v>($args),
+            }
+        };
+    }
     let tiles = m.div_ceil(MRB);
     let mut i = 0;
     for t in 0..tiles {
@@ -481,31 +486,10 @@ unsafe fn blocks512(
         let (ai, yi) = unsafe { (a.add(i * ars), y.add(i * ycs)) };
         let args = (k, ai, ars, acs, x, xrs, offs.as_ptr(), yi, ycs, yrs, acc);
         unsafe {
-            match (u, width, h) {
-                (4, 16, 6) => block512::<6, 4, 1>(args),
-                (4, 16, 5) => block512::<5, 4, 1>(args),
-                (4, 16, 4) => block512::<4, 4, 1>(args),
-                (4, 16, 3) => block512::<3, 4, 1>(args),
-                (4, 16, 2) => block512::<2, 4, 1>(args),
-                (4, 16, _) => block512::<1, 4, 1>(args),
-                (2, 16, 6) => block512::<6, 2, 1>(args),
-                (2, 16, 5) => block512::<5, 2, 1>(args),
-                (2, 16, 4) => block512::<4, 2, 1>(args),
-                (2, 16, 3) => block512::<3, 2, 1>(args),
-                (2, 16, 2) => block512::<2, 2, 1>(args),
-                (2, 16, _) => block512::<1, 2, 1>(args),
-                (2, 32, 6) => block512::<6, 2, 2>(args),
-                (2, 32, 5) => block512::<5, 2, 2>(args),
-                (2, 32, 4) => block512::<4, 2, 2>(args),
-                (2, 32, 3) => block512::<3, 2, 2>(args),
-                (2, 32, 2) => block512::<2, 2, 2>(args),
-                (2, 32, _) => block512::<1, 2, 2>(args),
-                (_, _, 6) => block512::<6, 1, 4>(args),
-                (_, _, 5) => block512::<5, 1, 4>(args),
-                (_, _, 4) => block512::<4, 1, 4>(args),
-                (_, _, 3) => block512::<3, 1, 4>(args),
-                (_, _, 2) => block512::<2, 1, 4>(args),
-                _ => block512::<1, 1, 4>(args),
+            match width {
+                16 => by_height!(h, 4, 1, args),
+                32 => by_height!(h, 2, 2, args),
+                _ => by_height!(h, 1, 4, args),
             }
         }
         i += h;
@@ -520,7 +504,7 @@ unsafe fn blocks512(
 #[inline]
 #[target_feature(enable = "avx,avx2,fma,avx512f")]
 unsafe fn block512<const R: usize, const U: usize, const V: usize>(
-    (k, a, ars, acs, x, xrs, offs, y, ycs, yrs, accumulate): TileArgs2,
+    (k, a, ars, acs, x, xrs, offs, y, ycs, yrs, accumulate): TileArgs,
 ) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -559,21 +543,6 @@ unsafe fn block512<const R: usize, const U: usize, const V: usize>(
         }
     }
 }
-
-/// Arguments of [`block512`].
-type TileArgs2 = (
-    usize,
-    *const f32,
-    usize,
-    usize,
-    *const f32,
-    usize,
-    *const usize,
-    *mut f32,
-    usize,
-    usize,
-    bool,
-);
 
 /// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
 /// other 8-column outputs): each of the tile's vectors holds one output row.
@@ -731,11 +700,10 @@ pub fn conv_direct_step(
     // 8-column outputs run GROUP rows at a time (row-group tiles).
     let groups = wo == 8 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
     let wide = avx512vl();
-    // On AVX-512, rows of 16 and 32 columns run several rows per register block (`U` rows ×
-    // `V` vectors, [`blocks512`]): each weight broadcast feeds 64 outputs.
-    let block_rows = (avx512() && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed))
-        .then(|| block_shape(wo).map(|(u, _)| u))
-        .flatten();
+    // On AVX-512, rows of 16 and 32 columns run several rows per register block
+    // ([`blocks512`]): each weight broadcast feeds 64 outputs.
+    let block_rows = block_rows(wo)
+        .filter(|_| avx512() && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed));
     (0..rows.div_ceil(per_task)).into_par_iter().for_each(|t| {
         let end = ((t + 1) * per_task).min(rows);
         let mut row = t * per_task;
@@ -748,7 +716,7 @@ pub fn conv_direct_step(
                 unsafe {
                     let (a, x) = (w.data.as_ptr().add(w.off), xp.as_ptr().add(xb));
                     let (a, y) = ((a, w.rs, w.cs), (yp.get().add(yb), cs, wo));
-                    blocks512(u, wo, co, kd, a, (x, wp), &offs, y, accumulate);
+                    blocks512(wo, co, kd, a, (x, wp), &offs, y, accumulate);
                 }
                 row += u;
                 continue;
@@ -1019,7 +987,6 @@ unsafe fn direct_row(
         unsafe {
             if wide && wo - ow >= 64 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed) {
                 blocks512(
-                    1,
                     64,
                     co,
                     kd,
@@ -1597,7 +1564,8 @@ mod tests {
     /// Row groups (four 8-wide output rows per tile) and the AVX-512 register blocks of 16-,
     /// 32- and 64-wide rows ([`blocks512`]) give the same bits as one row at a time, on both
     /// register budgets: 7 rows of outputs (a group or block, then single rows), stride 1 and
-    /// stride 2 (phases), 13 output channels (blocks of 5 + 4 + 4), accumulating.
+    /// stride 2 (phases), 13 output channels (blocks of 5 + 4 + 4), accumulating, on 1 and 3
+    /// threads.
     #[test]
     fn row_groups_give_the_same_bits() {
         let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
@@ -1618,30 +1586,28 @@ mod tests {
             let mut xp = Vec::new();
             let (hp, wp) = phases(&x, (ci, batch), (h, w), 1, s, &mut xp);
             let wt = weights(co * ci * k * k);
-            let run = |groups: bool, wide: bool| {
-                set_row_groups(groups);
-                set_wide_tiles(wide);
-                let y = direct(&wt, (co, ci, k, s), (batch, &xp, (hp, wp)), (ho, wo));
-                set_row_groups(true);
-                set_wide_tiles(true);
-                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            };
-            let single = run(false, true);
-            assert_eq!(
-                single,
-                run(true, true),
-                "stride {s}, {wo} wide: wide row groups"
-            );
-            assert_eq!(
-                single,
-                run(true, false),
-                "stride {s}, {wo} wide: AVX2 row groups"
-            );
-            assert_eq!(
-                single,
-                run(false, false),
-                "stride {s}, {wo} wide: 8-lane single rows"
-            );
+            // Tasks take ⌈21 rows / (4 · threads)⌉ rows: on one thread, 6 (a group or block of
+            // 4 rows fits in a task; on more threads only blocks of 2 do).
+            for threads in [1usize, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                let run = |groups: bool, wide: bool| {
+                    set_row_groups(groups);
+                    set_wide_tiles(wide);
+                    let shapes = ((co, ci, k, s), (batch, &xp[..], (hp, wp)), (ho, wo));
+                    let y = pool.install(|| direct(&wt, shapes.0, shapes.1, shapes.2));
+                    set_row_groups(true);
+                    set_wide_tiles(true);
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let single = run(false, true);
+                let at = format!("stride {s}, {wo} wide, {threads} threads");
+                assert_eq!(single, run(true, true), "{at}: wide row groups");
+                assert_eq!(single, run(true, false), "{at}: AVX2 row groups");
+                assert_eq!(single, run(false, false), "{at}: 8-lane single rows");
+            }
         }
     }
 
