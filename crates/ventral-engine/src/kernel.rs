@@ -1017,13 +1017,10 @@ unsafe fn direct_row(
 /// Weight gradient of a direct convolution with stride `s`:
 /// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
 /// the padded input `x̂` given as its phases, as for [`conv_direct`], and `dy` laid out as its
-/// [`Planes`] say. The images are taken in groups of [`wgrad_group`] consecutive ones (one on
-/// maps of 16 × 16 and more, four on 8 × 8); each group's partial gradient is one set of
-/// 8-lane float32 sums over its images' pixels in order (register tiles of up to 6 output
-/// channels × 4 taps, `wgrad_tiles`), and the partials are added to `dw` in group order. The
-/// groups depend on the shapes only, and the work is shared out over groups and blocks of
-/// output channels (each element's sums are the same whatever block it is in), so the result
-/// does not depend on the thread count. `parts` is scratch.
+/// [`Planes`] say. Layers of at least 32 output channels put the channels in the vector lanes
+/// ([`wgrad_channels`]), the others the pixels ([`wgrad_pixels`]); which one, and the order of
+/// every sum, depend on the shapes only, so the result depends neither on the thread count nor
+/// on the vector width. `parts` is scratch.
 ///
 /// # Panics
 /// When [`direct_fits`] is false, or a buffer is too small (engine bugs).
@@ -1081,6 +1078,54 @@ pub fn wgrad_direct_step(
         return;
     }
     let offs = tap_offsets(ci, (k, stride, step), batch * hp * wp, wp);
+    let args = (co, kd, batch, xp, (hp, wp), (dy, layout), (ho, wo));
+    if wgrad_by_channels(co, step) {
+        wgrad_channels(args, dw, parts, &offs);
+    } else {
+        wgrad_pixels(args, dw, parts, &offs);
+    }
+}
+
+/// Whether [`wgrad_direct_step`] takes [`wgrad_channels`] (output channels in the vector lanes:
+/// layers of at least 32 output channels on plain maps) or [`wgrad_pixels`] (pixels in the
+/// lanes: fewer channels, whose vectors would run half empty, and batch-interleaved maps). A
+/// function of the shapes alone, so the bits do not depend on the machine.
+fn wgrad_by_channels(co: usize, step: usize) -> bool {
+    co >= WGRAD_CHANNELS_MIN && step == 1
+}
+
+/// Output channels from which the weight gradient puts channels in the vector lanes
+/// ([`wgrad_by_channels`]). Intel Xeon (AVX-512), `conv_time`, batch 16, ms per weight
+/// gradient, pixels in the lanes → channels: BLT_net_64 V4 lateral (256 channels, 16 px) 26.6 →
+/// 17.0, V2 lateral (128, 32 px) 23.0 → 18.8, ConvRNN cell 64 → 128 at 8 px 0.90 → 0.63;
+/// `tiny`'s V1 (8 channels, 64 px) 0.50 → 1.21.
+const WGRAD_CHANNELS_MIN: usize = 32;
+
+/// The operands both weight-gradient kernels take: `co`, `kd`, `batch`, the padded input's
+/// phases and their `(hp, wp)`, the output gradient and its layout, the output's `(ho, wo)`.
+type WgradOperands<'a> = (
+    usize,
+    usize,
+    usize,
+    &'a [f32],
+    (usize, usize),
+    (&'a [f32], Planes),
+    (usize, usize),
+);
+
+/// [`wgrad_direct_step`] with pixels in the vector lanes: the images in groups of
+/// [`wgrad_group`] consecutive ones (one on maps of 16 × 16 and more, four on 8 × 8); each
+/// group's partial gradient is one set of 8-lane float32 sums over its images' pixels in
+/// order (register tiles of up to 6 output channels × 4 taps, `wgrad_tiles`), and the
+/// partials are added to `dw` in group order. The work is shared out over groups and blocks
+/// of output channels (each element's sums are the same whatever block it is in). `parts`
+/// holds the partials.
+fn wgrad_pixels(
+    (co, kd, batch, xp, (hp, wp), (dy, layout), (ho, wo)): WgradOperands<'_>,
+    dw: &mut [f32],
+    parts: &mut Vec<f32>,
+    offs: &[usize],
+) {
     let wl = co * kd;
     let group = wgrad_group(batch, ho, wo);
     let groups = batch.div_ceil(group);
@@ -1122,7 +1167,7 @@ pub fn wgrad_direct_step(
                 kd,
                 (xp.as_ptr().add(b0 * hp * wp), hp * wp),
                 wp,
-                &offs,
+                offs,
                 (dy.as_ptr().add(o * dys + b0 * image), image),
                 dys,
                 (n, ho, wo),
@@ -1148,6 +1193,332 @@ pub fn wgrad_direct_step(
             )
         });
 }
+
+/// [`wgrad_direct_step`] with output channels in the vector lanes: the gradient transposed
+/// to `[image][pixel][channel]` (channels padded to whole vectors); tasks of at most two
+/// vectors of output channels × a run of taps, each summing every image in order into its
+/// own block of `dw`, in register tiles of up to 12 taps × 2 vectors (`wgrad_oc`): per
+/// pixel, two loads and one broadcast per tap, and no lane sums. Each weight's gradient is
+/// one chain of fused multiply-adds per [`WGRAD_CHUNK_PIXELS`]-pixel chunk of rows, the chunks
+/// added in order, image by image, to a zero sum that is then added to `dw`. `parts` holds
+/// the transposed gradient and the tasks' sums.
+fn wgrad_channels(
+    (co, kd, batch, xp, (hp, wp), (dy, layout), (ho, wo)): WgradOperands<'_>,
+    dw: &mut [f32],
+    parts: &mut Vec<f32>,
+    offs: &[usize],
+) {
+    let wide = avx512vl();
+    let (lanes, tmax) = if wide { (16, 12) } else { (8, 6) };
+    // `dy` as `[image][pixel][channel]`, channels padded with zeros to whole vectors.
+    let pixels = ho * wo;
+    let cp = co.next_multiple_of(lanes);
+    let (dys, image) = match layout {
+        Planes::ChannelMajor => (batch * pixels, pixels),
+        Planes::BatchMajor => (pixels, co * pixels),
+    };
+    // Tasks: blocks of at most two vectors of output channels × runs of taps, at least one
+    // per thread; each sums every image into its own block of `dw`. The taps are split only
+    // as far as the threads need: every run reads all of its channels' gradient again (on
+    // BLT_net_64's V1, 64 channels at 64 px, four runs per block took 25 ms where one took
+    // 22).
+    let vectors = cp / lanes;
+    let oblocks = vectors.div_ceil(2);
+    let runs = rayon::current_num_threads()
+        .div_ceil(oblocks)
+        .clamp(1, kd.div_ceil(tmax));
+    let run = kd.div_ceil(runs);
+    let blocks: Vec<(usize, usize, usize, usize)> = (0..oblocks)
+        .flat_map(|j| {
+            let v = (vectors - 2 * j).min(2);
+            (0..kd)
+                .step_by(run)
+                .map(move |p| (2 * j * lanes, v, p, run.min(kd - p)))
+        })
+        .collect();
+    let (tl, bl) = (batch * pixels * cp, run * 2 * lanes);
+    crate::conv::ensure(parts, tl + blocks.len() * bl);
+    let (dyt, bufs) = parts.split_at_mut(tl);
+    dyt.par_chunks_mut(pixels * cp)
+        .enumerate()
+        .for_each(|(b, t)| transpose_gradient(&dy[b * image..], dys, co, t, cp));
+    let args = WgradArgs {
+        x: xp.as_ptr(),
+        xis: hp * wp,
+        wp,
+        dy: dyt.as_ptr(),
+        cp,
+        images: batch,
+        ho,
+        wo,
+        chunk_rows: (WGRAD_CHUNK_PIXELS / wo.max(1)).max(1),
+    };
+    let out = SendPtr(dw.as_mut_ptr());
+    let task = if wide { wgrad_task512 } else { wgrad_task };
+    blocks
+        .par_iter()
+        .zip(bufs.par_chunks_mut(bl))
+        .for_each(|(&(o, v, p, q), buf)| {
+            let buf = &mut buf[..q * v * lanes];
+            buf.fill(0.0);
+            // SAFETY: channel o < cp of every pixel of `dyt`.
+            let args = unsafe { args.at_channel(o) };
+            // SAFETY: for every image, the largest input index read is offs[kd−1] +
+            // ((batch − 1)·hp + ho − 1)·wp + wo − 1 < ci·s²·plane (checked), and channels
+            // o..o + v·lanes ≤ cp of every pixel of `dyt`; `buf` holds q × v·lanes.
+            unsafe { task(v, args, &offs[p..p + q], buf.as_mut_ptr()) };
+            // Rows o..o + v·lanes (those below co), columns p..p + q of `dw` (co × kd,
+            // checked) belong to this task alone.
+            let vl = v * lanes;
+            for i in 0..vl.min(co - o) {
+                for j in 0..q {
+                    // SAFETY: (o + i)·kd + p + j < co·kd.
+                    unsafe { *out.get().add((o + i) * kd + p + j) += buf[j * vl + i] };
+                }
+            }
+        });
+}
+
+/// Output pixels per chain of [`wgrad_direct`]'s sums: whole rows of one image, at least
+/// this many (or one row).
+const WGRAD_CHUNK_PIXELS: usize = 256;
+
+/// `t[pixel·cp + o] = g[o·dys + pixel]` for `o < co` (one image's gradient, channel `o`'s
+/// plane `dys` floats apart), zero for `co ≤ o < cp`; `t` holds the image's pixels × `cp`.
+/// Blocks of 8 channels × 8 pixels are transposed in registers where the CPU has AVX.
+fn transpose_gradient(g: &[f32], dys: usize, co: usize, t: &mut [f32], cp: usize) {
+    let pixels = t.len() / cp;
+    assert!(
+        co <= cp && (co == 0 || g.len() >= (co - 1) * dys + pixels),
+        "transpose_gradient: sizes"
+    );
+    let fast = available();
+    for p0 in (0..pixels).step_by(8) {
+        let n = (pixels - p0).min(8);
+        let block = &mut t[p0 * cp..(p0 + n) * cp];
+        let mut o0 = 0;
+        if fast && n == 8 {
+            while o0 + 8 <= co {
+                // SAFETY: rows o0..o0 + 8 of `g` hold pixels p0..p0 + 8 (checked above);
+                // `block` holds 8 pixels × cp ≥ o0 + 8 channels.
+                unsafe {
+                    transpose8(
+                        g.as_ptr().add(o0 * dys + p0),
+                        dys,
+                        block.as_mut_ptr().add(o0),
+                        cp,
+                    )
+                };
+                o0 += 8;
+            }
+        }
+        for o in o0..co {
+            for (i, &s) in g[o * dys + p0..o * dys + p0 + n].iter().enumerate() {
+                block[i * cp + o] = s;
+            }
+        }
+        for i in 0..n {
+            block[i * cp + co..(i + 1) * cp].fill(0.0);
+        }
+    }
+}
+
+/// `dst[i·ds + r] = src[r·ss + i]` for `r, i < 8`: an 8 × 8 block transposed in registers.
+///
+/// # Safety
+/// Both blocks must lie inside their buffers; the CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        // Pairs of rows interleaved, then pairs of pairs: columns c and c + 4 of four rows.
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (a, b) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        let u: [__m256; 8] = std::array::from_fn(|i| {
+            let (h, j) = (4 * (i / 4), (i % 4) / 2);
+            let (a, b) = (t[h + j], t[h + j + 2]);
+            if i % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(a, b)
+            }
+        });
+        for c in 0..4 {
+            _mm256_storeu_ps(
+                dst.add(c * ds),
+                _mm256_permute2f128_ps::<0x20>(u[c], u[c + 4]),
+            );
+            _mm256_storeu_ps(
+                dst.add((c + 4) * ds),
+                _mm256_permute2f128_ps::<0x31>(u[c], u[c + 4]),
+            );
+        }
+    }
+}
+
+/// The operands of one weight-gradient task: the padded input's phases (`x`, images `xis`
+/// apart, rows `wp` apart), the transposed gradient (`dy` at the task's first channel,
+/// pixels `cp` apart), `images`, the output's `ho × wo`, rows per chain.
+#[derive(Clone, Copy)]
+struct WgradArgs {
+    x: *const f32,
+    xis: usize,
+    wp: usize,
+    dy: *const f32,
+    cp: usize,
+    images: usize,
+    ho: usize,
+    wo: usize,
+    chunk_rows: usize,
+}
+impl WgradArgs {
+    /// The same operands with `dy` from channel `o` on.
+    ///
+    /// # Safety
+    /// `o < cp`.
+    unsafe fn at_channel(self, o: usize) -> Self {
+        Self {
+            dy: unsafe { self.dy.add(o) },
+            ..self
+        }
+    }
+}
+
+// SAFETY: read-only views handed to parallel tasks.
+unsafe impl Send for WgradArgs {}
+unsafe impl Sync for WgradArgs {}
+
+/// The weight-gradient kernels of one vector width: `$task` sums every image into `buf`
+/// (`offs.len()` taps × `v·$lanes` channels, tap-major, accumulated) in tiles of at most
+/// `$tmax` taps × `v` (1 or 2) vectors of output channels; `$tile::<V, T>` is one tile over one
+/// chunk of rows of one image: per pixel, `V` loads of the gradient's channels and `T`
+/// broadcasts of the input feed `V·T` multiply-adds. Each weight's gradient is one chain of
+/// fused multiply-adds over the chunk's pixels in order, added to `buf` chunk by chunk, image
+/// by image: the lanes are output channels, so the vector width, the tile and the task do not
+/// change the bits.
+macro_rules! wgrad_oc {
+    ($task:ident, $tile:ident, $feature:literal, $lanes:literal, $vt:ty,
+     ($zero:ident, $load:ident, $set1:ident, $fma:ident, $add:ident, $store:ident),
+     [$($t:literal),*]) => {
+        /// See [`wgrad_oc`].
+        ///
+        /// # Safety
+        /// As [`wgrad_direct`]'s bounds; `buf` holds `offs.len()·v·$lanes` floats; the CPU
+        /// must have the function's target features.
+        #[target_feature(enable = $feature)]
+        unsafe fn $task(v: usize, a: WgradArgs, offs: &[usize], buf: *mut f32) {
+            for b in 0..a.images {
+                for r0 in (0..a.ho).step_by(a.chunk_rows) {
+                    let rows = (r0, (r0 + a.chunk_rows).min(a.ho));
+                    let mut p = 0;
+                    while p < offs.len() {
+                        let (rest, o) = (offs.len() - p, &offs[p..]);
+                        // SAFETY: taps p.. of the caller's `buf`.
+                        let out = unsafe { buf.add(p * v * $lanes) };
+                        let n = unsafe {
+                            match (v, rest) {
+                                $((2, r) if r >= $t => {
+                                    $tile::<2, $t>(a, b, rows, o, out);
+                                    $t
+                                })*
+                                $((_, r) if r >= $t => {
+                                    $tile::<1, $t>(a, b, rows, o, out);
+                                    $t
+                                })*
+                                _ => unreachable!("wgrad: no taps left"),
+                            }
+                        };
+                        p += n;
+                    }
+                }
+            }
+        }
+
+        /// See [`wgrad_oc`]: `out[(j·V + v)·$lanes + i]` += the sum for tap `j`, channel
+        /// `v·$lanes + i`.
+        ///
+        /// # Safety
+        /// As [`wgrad_direct`]'s bounds, `out` inside the task's `buf`; the CPU must have the
+        /// function's target features.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        unsafe fn $tile<const V: usize, const T: usize>(
+            a: WgradArgs,
+            b: usize,
+            (r0, r1): (usize, usize),
+            offs: &[usize],
+            out: *mut f32,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                use std::arch::x86_64::*;
+                let off: [usize; T] = std::array::from_fn(|j| offs[j]);
+                let mut acc = [[$zero(); V]; T];
+                for oh in r0..r1 {
+                    let xr = a.x.add(b * a.xis + oh * a.wp);
+                    let dr = a.dy.add((b * a.ho + oh) * a.wo * a.cp);
+                    for ow in 0..a.wo {
+                        let d: [$vt; V] =
+                            std::array::from_fn(|v| $load(dr.add(ow * a.cp + v * $lanes)));
+                        for j in 0..T {
+                            let xb = $set1(*xr.add(off[j] + ow));
+                            for v in 0..V {
+                                acc[j][v] = $fma(d[v], xb, acc[j][v]);
+                            }
+                        }
+                    }
+                }
+                for (j, acc) in acc.iter().enumerate() {
+                    for (v, &acc) in acc.iter().enumerate() {
+                        let o = out.add((j * V + v) * $lanes);
+                        $store(o, $add($load(o), acc));
+                    }
+                }
+            }
+        }
+    };
+}
+
+wgrad_oc!(
+    wgrad_task,
+    ctile,
+    "avx,avx2,fma",
+    8,
+    __m256,
+    (
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_storeu_ps
+    ),
+    [6, 4, 3, 2, 1]
+);
+wgrad_oc!(
+    wgrad_task512,
+    ctile512,
+    "avx,avx2,fma,avx512f,avx512vl",
+    16,
+    __m512,
+    (
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_storeu_ps
+    ),
+    [12, 9, 6, 4, 3, 2, 1]
+);
 
 /// The weight-gradient kernels of one register budget: `$image` is the weight gradient of a
 /// group of consecutive images ([`wgrad_group`]) into `part` (`co × kd`, overwritten), in tiles
@@ -1508,6 +1879,7 @@ mod tests {
             return;
         }
         for (batch, ho, wo, group) in [(3usize, 5usize, 16usize, 3usize), (7, 8, 8, 4)] {
+            assert!(!wgrad_by_channels(7, 1));
             assert_eq!(wgrad_group(batch, ho, wo), group);
             let (co, ci, k) = (7usize, 3usize, 3usize);
             let (hp, wp) = (ho + k - 1, wo + k - 1);
@@ -1557,6 +1929,100 @@ mod tests {
                         "{ho} x {wo}, wide tiles {wide}, {threads} threads"
                     );
                 }
+            }
+        }
+    }
+
+    /// With channels in the lanes ([`wgrad_channels`], 32 channels and more), the weight
+    /// gradient's bits are those of a scalar model of its order: per image, per chunk of whole
+    /// rows (at least [`WGRAD_CHUNK_PIXELS`] pixels, or one row), one chain of fused
+    /// multiply-adds over the chunk's pixels in order; the chunks added to a zero sum in order,
+    /// image by image; that sum added to `dw`. 37 channels (padded: blocks of 2 + 2 + 1 or
+    /// 2 + 1 vectors) and 64, 27 taps (tiles of 12 + 12 + 3 or 6 + … + 3), both vector widths,
+    /// accumulating; 5 × 16 maps (one chunk per image), 8 × 8 (one chunk), 20 × 24 (chunks of
+    /// 10 rows); 2 to 7 images; on 1 and 3 threads (runs of taps).
+    #[test]
+    fn weight_gradient_by_channels_sums_in_order() {
+        let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+        if !available() {
+            eprintln!("skipped: no AVX2 + FMA");
+            return;
+        }
+        for (batch, ho, wo, co) in [
+            (3usize, 5usize, 16usize, 37usize),
+            (7, 8, 8, 64),
+            (2, 20, 24, 37),
+        ] {
+            assert!(wgrad_by_channels(co, 1));
+            let chunk = (WGRAD_CHUNK_PIXELS / wo).max(1);
+            let (ci, k) = (3usize, 3usize);
+            let (hp, wp) = (ho + k - 1, wo + k - 1);
+            let kd = ci * k * k;
+            let xp = activations(ci * batch * hp * wp);
+            let dy = weights(co * batch * ho * wo);
+            let mut want = vec![0.125f32; co * kd];
+            for (o, row) in want.chunks_mut(kd).enumerate() {
+                for (p, d) in row.iter_mut().enumerate() {
+                    let (c, kh, kw) = (p / (k * k), (p / k) % k, p % k);
+                    let mut sum = 0.0f32;
+                    for b in 0..batch {
+                        for r0 in (0..ho).step_by(chunk) {
+                            let mut l = 0.0f32;
+                            for oh in r0..(r0 + chunk).min(ho) {
+                                for ow in 0..wo {
+                                    let g = dy[((o * batch + b) * ho + oh) * wo + ow];
+                                    let x = xp[((c * batch + b) * hp + oh + kh) * wp + ow + kw];
+                                    l = g.mul_add(x, l);
+                                }
+                            }
+                            sum += l;
+                        }
+                    }
+                    *d += sum;
+                }
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for threads in [1usize, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool");
+                for wide in [false, true] {
+                    set_wide_tiles(wide);
+                    let mut dw = vec![0.125f32; co * kd];
+                    let g = (&dy[..], Planes::ChannelMajor);
+                    let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
+                    pool.install(|| {
+                        wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new())
+                    });
+                    set_wide_tiles(true);
+                    assert_eq!(
+                        bits(&dw),
+                        bits(&want),
+                        "{ho} x {wo}, wide tiles {wide}, {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The gradient's transposition for the weight gradient, in 8 × 8 register blocks and
+    /// scalar tails: 19 channels (two blocks and 3) padded to 32, 21 pixels (two blocks and
+    /// 5), planes 30 floats apart; the padding lanes are zero.
+    #[test]
+    fn gradient_transposes() {
+        let (co, cp, pixels, dys) = (19usize, 32usize, 21usize, 30usize);
+        let g = weights(co * dys);
+        let mut t = vec![f32::NAN; pixels * cp];
+        transpose_gradient(&g, dys, co, &mut t, cp);
+        for p in 0..pixels {
+            for o in 0..cp {
+                let want = if o < co { g[o * dys + p] } else { 0.0 };
+                assert_eq!(
+                    t[p * cp + o].to_bits(),
+                    want.to_bits(),
+                    "pixel {p}, channel {o}"
+                );
             }
         }
     }

@@ -395,6 +395,22 @@ fn kernels_match_burn_on_random_shapes() {
         h: 32,
         w: 31,
     });
+    // Stride 2 with 32 channels and more on both sides (the weight gradient with channels in
+    // the vector lanes, on phases), plain and transposed.
+    for transposed in [false, true] {
+        cases.push(Case {
+            transposed,
+            batch: 2,
+            ci: 36,
+            co: 40,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            out_pad: transposed as usize,
+            h: 16,
+            w: 16,
+        });
+    }
     let (mut n_tr, mut ks) = (0, [0usize; 8]);
     for c in &cases {
         let [x, w, g] = data(c, &mut rng);
