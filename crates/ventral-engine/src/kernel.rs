@@ -1090,7 +1090,7 @@ pub fn wgrad_direct_step(
 /// layers of at least 32 output channels on plain maps) or [`wgrad_pixels`] (pixels in the
 /// lanes: fewer channels, whose vectors would run half empty, and batch-interleaved maps). A
 /// function of the shapes alone, so the bits do not depend on the machine.
-fn wgrad_by_channels(co: usize, step: usize) -> bool {
+pub fn wgrad_by_channels(co: usize, step: usize) -> bool {
     co >= WGRAD_CHANNELS_MIN && step == 1
 }
 

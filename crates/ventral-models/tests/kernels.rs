@@ -411,6 +411,25 @@ fn kernels_match_burn_on_random_shapes() {
             w: 16,
         });
     }
+    // More than 128 channels on 8 × 8 (as BLT_net_64's IT): forward and input gradient by
+    // im2col + GEMM, the weight gradient direct with channels in the vector lanes.
+    let wide_small = Case {
+        transposed: false,
+        batch: 2,
+        ci: 130,
+        co: 136,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        out_pad: 0,
+        h: 8,
+        w: 8,
+    };
+    if ventral_engine::kernel::available() {
+        let g = wide_small.geometry();
+        assert!(!g.uses_direct() && g.uses_direct_wgrad(), "{wide_small:?}");
+    }
+    cases.push(wide_small);
     let (mut n_tr, mut ks) = (0, [0usize; 8]);
     for c in &cases {
         let [x, w, g] = data(c, &mut rng);
