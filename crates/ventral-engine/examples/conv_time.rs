@@ -194,11 +194,18 @@ fn main() {
             println!("  input gradient (fastest): {}", t);
         }
         println!(
-            "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {}){}",
+            "{name:<16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms (direct {}, wgrad {}){}",
             best[0] * 1e3,
             best[1] * 1e3,
             best[2] * 1e3,
             g.uses_direct(),
+            if !g.uses_direct_wgrad() {
+                "by GEMM"
+            } else if ventral_engine::kernel::wgrad_by_channels(g.co, 1) && !g.interleaved() {
+                "direct by channels"
+            } else {
+                "direct by pixels"
+            },
             if wino < f64::MAX {
                 format!(
                     ", winograd F({}) fwd {:.2} ms, wgrad {:.2} ms",
