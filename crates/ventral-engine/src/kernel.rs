@@ -1018,7 +1018,7 @@ unsafe fn direct_row(
 /// `dw[o][(c·k + kh)·k + kw] += Σ_{b, oh, ow} dy[o][b][oh][ow] · x̂[c][b][s·oh + kh][s·ow + kw]`,
 /// the padded input `x̂` given as its phases, as for [`conv_direct`], and `dy` laid out as its
 /// [`Planes`] say. Layers of at least 32 output channels put the channels in the vector lanes
-/// ([`wgrad_channels`]), the others the pixels ([`wgrad_pixels`]); which one, and the order of
+/// (`wgrad_channels`), the others the pixels (`wgrad_pixels`); which one, and the order of
 /// every sum, depend on the shapes only, so the result depends neither on the thread count nor
 /// on the vector width. `parts` is scratch.
 ///
@@ -1086,8 +1086,8 @@ pub fn wgrad_direct_step(
     }
 }
 
-/// Whether [`wgrad_direct_step`] takes [`wgrad_channels`] (output channels in the vector lanes:
-/// layers of at least 32 output channels on plain maps) or [`wgrad_pixels`] (pixels in the
+/// Whether [`wgrad_direct_step`] takes `wgrad_channels` (output channels in the vector lanes:
+/// layers of at least 32 output channels on plain maps) or `wgrad_pixels` (pixels in the
 /// lanes: fewer channels, whose vectors would run half empty, and batch-interleaved maps). A
 /// function of the shapes alone, so the bits do not depend on the machine.
 pub fn wgrad_by_channels(co: usize, step: usize) -> bool {
@@ -1863,6 +1863,41 @@ mod tests {
         assert_eq!(bits(&dw8), bits(&dw16), "weight gradient");
     }
 
+    /// [`wgrad_direct`] (stride 1, accumulating onto 0.125) gives exactly `want` on 1 and 3
+    /// threads and with 8- and 16-lane vectors.
+    fn assert_wgrad_bits(
+        ((co, ci, k, batch), (hp, wp), (ho, wo)): Shapes,
+        xp: &[f32],
+        dy: &[f32],
+        want: &[f32],
+    ) {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for threads in [1usize, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            for wide in [false, true] {
+                set_wide_tiles(wide);
+                let mut dw = vec![0.125f32; want.len()];
+                let g = (dy, Planes::ChannelMajor);
+                let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
+                pool.install(|| {
+                    wgrad_direct(co, ci, ks, batch, xp, sh, g, so, &mut dw, &mut Vec::new())
+                });
+                set_wide_tiles(true);
+                assert_eq!(
+                    bits(&dw),
+                    bits(want),
+                    "{ho} x {wo}, wide tiles {wide}, {threads} threads"
+                );
+            }
+        }
+    }
+
+    /// `((co, ci, k, batch), (hp, wp), (ho, wo))` of a weight-gradient bit test.
+    type Shapes = ((usize, usize, usize, usize), (usize, usize), (usize, usize));
+
     /// The weight gradient's bits are those of a scalar model of its order: per group of
     /// images ([`wgrad_group`]), per lane, one chain of fused multiply-adds over the group's
     /// pixels, image by image; the lanes summed as
@@ -1908,28 +1943,8 @@ mod tests {
                     }
                 }
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            for threads in [1usize, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("a thread pool");
-                for wide in [false, true] {
-                    set_wide_tiles(wide);
-                    let mut dw = vec![0.125f32; co * kd];
-                    let g = (&dy[..], Planes::ChannelMajor);
-                    let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
-                    pool.install(|| {
-                        wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new())
-                    });
-                    set_wide_tiles(true);
-                    assert_eq!(
-                        bits(&dw),
-                        bits(&want),
-                        "{ho} x {wo}, wide tiles {wide}, {threads} threads"
-                    );
-                }
-            }
+            let shapes = ((co, ci, k, batch), (hp, wp), (ho, wo));
+            assert_wgrad_bits(shapes, &xp, &dy, &want);
         }
     }
 
@@ -1981,28 +1996,8 @@ mod tests {
                     *d += sum;
                 }
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            for threads in [1usize, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("a thread pool");
-                for wide in [false, true] {
-                    set_wide_tiles(wide);
-                    let mut dw = vec![0.125f32; co * kd];
-                    let g = (&dy[..], Planes::ChannelMajor);
-                    let (ks, sh, so) = ((k, 1), (hp, wp), (ho, wo));
-                    pool.install(|| {
-                        wgrad_direct(co, ci, ks, batch, &xp, sh, g, so, &mut dw, &mut Vec::new())
-                    });
-                    set_wide_tiles(true);
-                    assert_eq!(
-                        bits(&dw),
-                        bits(&want),
-                        "{ho} x {wo}, wide tiles {wide}, {threads} threads"
-                    );
-                }
-            }
+            let shapes = ((co, ci, k, batch), (hp, wp), (ho, wo));
+            assert_wgrad_bits(shapes, &xp, &dy, &want);
         }
     }
 
