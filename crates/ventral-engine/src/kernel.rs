@@ -559,6 +559,12 @@ fn avx512vl() -> bool {
     has && avx512()
 }
 
+/// Whether the direct kernels run 16-lane vectors here (AVX-512F and VL, and
+/// [`set_wide_tiles`] not off).
+pub fn wide_vectors() -> bool {
+    avx512vl()
+}
+
 /// Set by [`set_row_groups`].
 static ROW_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
