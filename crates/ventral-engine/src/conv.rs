@@ -262,7 +262,7 @@ impl Conv {
     /// stride-2 top-down into IT's maps stays on the GEMM (10.2 → 11.9 by channels).
     pub fn uses_direct_wgrad(&self) -> bool {
         let by_channels = self.stride == 1
-            && crate::kernel::wide_vectors()
+            && crate::kernel::avx512vl()
             && self.wo.min(self.wi) >= SMALL_MAP_BELOW
             && direct_fits(self.wo)
             && direct_fits(self.wi)

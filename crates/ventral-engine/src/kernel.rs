@@ -548,8 +548,10 @@ unsafe fn block512<const R: usize, const U: usize, const V: usize>(
 /// other 8-column outputs): each of the tile's vectors holds one output row.
 const GROUP: usize = 4;
 
-/// Whether [`avx512`] CPUs also have AVX-512VL (8-lane operations on all 32 vector registers).
-fn avx512vl() -> bool {
+/// Whether the CPU has AVX-512F and VL and the 16-lane tiles are on ([`set_wide_tiles`]):
+/// 8-lane operations on all 32 vector registers, and the weight gradient by channels on
+/// 16-lane vectors.
+pub fn avx512vl() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     #[cfg(target_arch = "x86_64")]
@@ -557,12 +559,6 @@ fn avx512vl() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     let has = *HAS.get_or_init(|| false);
     has && avx512()
-}
-
-/// Whether the direct kernels run 16-lane vectors here (AVX-512F and VL, and
-/// [`set_wide_tiles`] not off).
-pub fn wide_vectors() -> bool {
-    avx512vl()
 }
 
 /// Set by [`set_row_groups`].
@@ -591,6 +587,15 @@ impl Planes {
             Planes::ChannelMajor => c * batch + b,
             Planes::BatchMajor => b * channels + c,
         }
+    }
+
+    /// `(channel stride, image stride)` in floats of `channels × batch` planes of `len`
+    /// floats: how far plane `(c + 1, b)` and plane `(c, b + 1)` lie from plane `(c, b)`.
+    pub fn strides(self, channels: usize, batch: usize, len: usize) -> (usize, usize) {
+        (
+            self.plane(1, 0, channels, batch) * len,
+            self.plane(0, 1, channels, batch) * len,
+        )
     }
 
     /// `(c, b)` of plane `i` among `channels × batch` planes: the inverse of [`Self::plane`].
@@ -698,10 +703,7 @@ pub fn conv_direct_step(
         .min(rows.div_ceil(4 * rayon::current_num_threads()))
         .max(1);
     // Channel stride of the output, and where image b's plane of channel 0 starts.
-    let (cs, image) = match layout {
-        Planes::ChannelMajor => (batch * ho * wo, ho * wo),
-        Planes::BatchMajor => (ho * wo, co * ho * wo),
-    };
+    let (cs, image) = layout.strides(co, batch, ho * wo);
     let yp = SendPtr(y.as_mut_ptr());
     // 8-column outputs run GROUP rows at a time (row-group tiles).
     let groups = wo == 8 && ROW_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
@@ -1138,10 +1140,7 @@ fn wgrad_pixels(
     crate::conv::ensure(parts, groups * wl);
     let wide = avx512vl();
     // Channel stride of `dy`, and where image b's plane of channel 0 starts.
-    let (dys, image) = match layout {
-        Planes::ChannelMajor => (batch * ho * wo, ho * wo),
-        Planes::BatchMajor => (ho * wo, co * ho * wo),
-    };
+    let (dys, image) = layout.strides(co, batch, ho * wo);
     // Blocks of output channels (whole register tiles) per group: enough tasks for every
     // thread when the groups are few.
     let mr = if wide { WGRAD_MR512 } else { WGRAD_MR };
@@ -1219,10 +1218,7 @@ fn wgrad_channels(
     // `dy` as `[image][pixel][channel]`, channels padded with zeros to whole vectors.
     let pixels = ho * wo;
     let cp = co.next_multiple_of(lanes);
-    let (dys, image) = match layout {
-        Planes::ChannelMajor => (batch * pixels, pixels),
-        Planes::BatchMajor => (pixels, co * pixels),
-    };
+    let (dys, image) = layout.strides(co, batch, pixels);
     // Tasks: blocks of at most two vectors of output channels × runs of taps, at least one
     // per thread; each sums every image into its own block of `dw`. The taps are split only
     // as far as the threads need: every run reads all of its channels' gradient again (on
@@ -1336,11 +1332,11 @@ fn transpose_gradient(g: &[f32], dys: usize, co: usize, t: &mut [f32], cp: usize
 ///
 /// # Safety
 /// Both blocks must lie inside their buffers; the CPU must have AVX.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
-    use std::arch::x86_64::*;
+    #[cfg(target_arch = "x86_64")]
     unsafe {
+        use std::arch::x86_64::*;
         let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
         // Pairs of rows interleaved, then pairs of pairs: columns c and c + 4 of four rows.
         let t: [__m256; 8] = std::array::from_fn(|i| {
@@ -1406,8 +1402,9 @@ unsafe impl Send for WgradArgs {}
 unsafe impl Sync for WgradArgs {}
 
 /// The weight-gradient kernels of one vector width: `$task` sums every image into `buf`
-/// (`offs.len()` taps × `v·$lanes` channels, tap-major, accumulated) in tiles of at most
-/// `$tmax` taps × `v` (1 or 2) vectors of output channels; `$tile::<V, T>` is one tile over one
+/// (`offs.len()` taps × `v·$lanes` channels, tap-major, accumulated) in tiles of as many taps
+/// as the largest of the listed counts that fits (12 on AVX-512, 6 on AVX2: `wgrad_channels`'
+/// `tmax`) × `v` (1 or 2) vectors of output channels; `$tile::<V, T>` is one tile over one
 /// chunk of rows of one image: per pixel, `V` loads of the gradient's channels and `T`
 /// broadcasts of the input feed `V·T` multiply-adds. Each weight's gradient is one chain of
 /// fused multiply-adds over the chunk's pixels in order, added to `buf` chunk by chunk, image

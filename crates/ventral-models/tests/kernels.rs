@@ -429,7 +429,7 @@ fn kernels_match_burn_on_random_shapes() {
     if ventral_engine::kernel::available() {
         // On 16-lane vectors only (AVX-512VL); the GEMM elsewhere.
         let g = wide_small.geometry();
-        let wide = ventral_engine::kernel::wide_vectors();
+        let wide = ventral_engine::kernel::avx512vl();
         assert!(
             !g.uses_direct() && g.uses_direct_wgrad() == wide,
             "{wide_small:?}"
