@@ -124,26 +124,54 @@ impl BltSpec {
         v
     }
 
+    /// Every convolution of V1..IT and how many times one forward pass runs it, in area
+    /// order (bottom-up, lateral, top-down): what the engine computes, with its exact savings.
+    pub fn convs(&self) -> Vec<ConvUse> {
+        let net = Layout::new(self);
+        let t = self.timesteps;
+        let rec = t.saturating_sub(1);
+        let mut out = Vec::new();
+        for (i, l) in net.layers.iter().enumerate() {
+            let area = AREAS[i];
+            let calls = if l.const_in { 1 } else { t };
+            let bu = (l.bu, false);
+            out.push(ConvUse::new(area, "bottom_up", bu, calls));
+            if self.lateral {
+                let lat = (l.bu_lat(), false);
+                out.push(ConvUse::new(
+                    area,
+                    "lateral",
+                    lat,
+                    if l.lat_used { rec } else { 0 },
+                ));
+            }
+            if let Some(g) = l.td {
+                let td = (g, true);
+                out.push(ConvUse::new(
+                    area,
+                    "top_down",
+                    td,
+                    if l.td_used { rec } else { 0 },
+                ));
+            }
+        }
+        out
+    }
+
     /// Multiply-adds of one image's forward pass, per area (retina, V1, V2, V4, IT, readout),
-    /// counting only what the engine computes (constant drives once).
+    /// counting only what the engine computes (constant drives once, see [`Self::convs`]).
     pub fn forward_macs(&self) -> Vec<(&'static str, usize)> {
         let net = Layout::new(self);
         let t = self.timesteps;
+        let convs = self.convs();
         let mut out = vec![("retina", net.retina.macs_per_image())];
-        for i in 0..4 {
-            let l = &net.layers[i];
-            let steps_b = if l.const_in { 1 } else { t };
-            let mut m = steps_b * l.bu.macs_per_image();
-            if !l.const_out {
-                let rec = t.saturating_sub(1);
-                if l.lat_used {
-                    m += rec * l.bu_lat().macs_per_image();
-                }
-                if let Some(g) = l.td.filter(|_| l.td_used) {
-                    m += rec * g.macs_per_image();
-                }
-            }
-            out.push((AREAS[i], m));
+        for area in AREAS {
+            let m = convs
+                .iter()
+                .filter(|c| c.area == area)
+                .map(|c| c.calls * c.conv.macs_per_image())
+                .sum();
+            out.push((area, m));
         }
         let d = self.channels[4];
         let gap = if self.lateral_gap {
@@ -153,6 +181,40 @@ impl BltSpec {
         };
         out.push(("readout", t * d * self.num_classes + gap));
         out
+    }
+}
+
+/// One convolution of a BLT network ([`BltSpec::convs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvUse {
+    /// `v1`, `v2`, `v4` or `it`.
+    pub area: &'static str,
+    /// `bottom_up`, `lateral` or `top_down`.
+    pub kind: &'static str,
+    /// Its geometry; a top-down transposed convolution as the convolution it is the adjoint
+    /// of (`transposed`), whose input gradient is the top-down's forward.
+    pub conv: Conv,
+    pub transposed: bool,
+    /// Calls per forward pass of all steps: a constant drive once, a lateral or top-down
+    /// input at every step after the first, 0 for one the network has but never runs (V1's
+    /// lateral and top-down with `faithful_v1`, the reference's quirk).
+    pub calls: usize,
+}
+
+impl ConvUse {
+    fn new(
+        area: &'static str,
+        kind: &'static str,
+        (conv, transposed): (Conv, bool),
+        calls: usize,
+    ) -> Self {
+        Self {
+            area,
+            kind,
+            conv,
+            transposed,
+            calls,
+        }
     }
 }
 

@@ -329,3 +329,93 @@ fn winograd_paths_match_burn_autodiff() {
         check_with(&c, 2, 30 + i as u64, &[0.5, 1.0], Some(5e-5));
     }
 }
+
+/// Which convolutions the engine runs and how often per forward pass (what `ventral bench
+/// --profile` lists): BLT_net_64 with the reference's quirk never runs V1's lateral and
+/// top-down, so V1 and V2's bottom-up drives are constant (once); the rest run at every step
+/// (bottom-up) or every step after the first (lateral, top-down). The multiply-adds per area
+/// follow from the same counts.
+#[test]
+fn conv_calls_per_forward_pass() {
+    let calls = |c: &BltConfig| -> Vec<String> {
+        fast::spec(c)
+            .convs()
+            .iter()
+            .map(|u| format!("{} {} {}", u.area, u.kind, u.calls))
+            .collect()
+    };
+    let mut c = BltConfig::reference64(4);
+    assert_eq!(
+        calls(&c),
+        [
+            "v1 bottom_up 1",
+            "v1 lateral 0",
+            "v1 top_down 0",
+            "v2 bottom_up 1",
+            "v2 lateral 3",
+            "v2 top_down 3",
+            "v4 bottom_up 4",
+            "v4 lateral 3",
+            "v4 top_down 3",
+            "it bottom_up 4",
+            "it lateral 3",
+        ]
+    );
+    let spec = fast::spec(&c);
+    let convs = spec.convs();
+    let it_lat = convs
+        .iter()
+        .find(|u| u.area == "it" && u.kind == "lateral")
+        .unwrap();
+    assert_eq!(
+        (it_lat.conv.ci, it_lat.conv.co, it_lat.conv.ho),
+        (512, 512, 8)
+    );
+    let v4_td = convs
+        .iter()
+        .find(|u| u.area == "v4" && u.kind == "top_down")
+        .unwrap();
+    // The top-down from IT (512 ch, 8 px) into V4 (256 ch, 16 px), as its adjoint convolution.
+    assert!(v4_td.transposed);
+    assert_eq!(
+        (v4_td.conv.ci, v4_td.conv.co, v4_td.conv.hi, v4_td.conv.ho),
+        (256, 512, 16, 8)
+    );
+    let macs = spec.forward_macs();
+    let v2: usize = convs
+        .iter()
+        .filter(|u| u.area == "v2")
+        .map(|u| u.calls * u.conv.macs_per_image())
+        .sum();
+    assert_eq!(macs[2], ("v2", v2));
+    // V2's bottom-up (64 → 128 channels over 32 × 32, 9 taps) once, its lateral (128 → 128)
+    // at 3 steps, and the stride-2 top-down from V4 (256 channels over 16 × 16 into 128, 9
+    // taps each) at 3 steps.
+    assert_eq!(
+        v2,
+        32 * 32 * 9 * 128 * (64 + 3 * 128) + 3 * 16 * 16 * 256 * 9 * 128
+    );
+
+    // Without the quirk every area is recurrent: V1's bottom-up still once (the retina's
+    // output is constant), everything else at every step.
+    c.faithful_v1 = false;
+    let all = calls(&c);
+    assert_eq!(
+        &all[..4],
+        [
+            "v1 bottom_up 1",
+            "v1 lateral 3",
+            "v1 top_down 3",
+            "v2 bottom_up 4"
+        ]
+    );
+    // Lateral only: no top-down rows; one step: nothing recurrent runs.
+    c.topdown = false;
+    assert!(calls(&c).iter().all(|r| !r.contains("top_down")));
+    let b = BltConfig::reference64(1);
+    assert!(
+        calls(&b)
+            .iter()
+            .all(|r| r.ends_with(" 1") || r.ends_with(" 0"))
+    );
+}

@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde_json::json;
-use ventral_engine::conv::Conv;
 use ventral_models::config::{BltConfig, Interaction};
 use ventral_models::device::read_f32;
 use ventral_models::precision::{Precision, autocast};
@@ -559,71 +558,51 @@ fn peak() -> serde_json::Value {
     json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "sgemm_1536_gflops": measured})
 }
 
-/// Seconds and GFLOP/s of the convolutions at each layer's shape: bottom-up, lateral and
-/// top-down; forward, input gradient and weight gradient.
+/// Seconds and GFLOP/s of the convolutions the network runs, each at its layer's shape
+/// (bottom-up, lateral and top-down; forward, input gradient and weight gradient), with how
+/// many times one forward pass runs it ([`ventral_engine::blt::BltSpec::convs`]: constant
+/// drives once) and so its forward time per pass. Convolutions the network has but never
+/// runs (V1's lateral and top-down with `faithful_v1`) are left out.
 fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
     let spec = fast::spec(cfg);
     let b = a.batch;
-    let (k, ch) = (spec.kernel, spec.channels);
-    let p = (k - 1) / 2;
     let mut rows = Vec::new();
-    for (i, name) in ventral_models::blt::AREAS.iter().enumerate() {
-        let side = spec.side(i);
-        let mut convs = vec![
-            (
-                "bottom_up",
-                Conv::new(ch[i], ch[i + 1], k, 1, p, side, side),
-                false,
-            ),
-            (
-                "lateral",
-                Conv::new(ch[i + 1], ch[i + 1], k, 1, p, side, side),
-                false,
-            ),
-        ];
-        if i < 3 {
-            convs.push((
-                "top_down",
-                Conv::transposed(ch[i + 2], ch[i + 1], k, 2, p, 1, side / 2, side / 2),
-                true,
-            ));
+    for u in spec.convs().into_iter().filter(|u| u.calls > 0) {
+        let g = u.conv;
+        let nx = g.ci * b * g.hi * g.wi;
+        let ny = g.co * b * g.ho * g.wo;
+        let x: Vec<f32> = (0..nx).map(|j| ((j % 13) as f32 - 6.0) * 0.1).collect();
+        let y: Vec<f32> = (0..ny).map(|j| ((j % 11) as f32 - 5.0) * 0.1).collect();
+        let w: Vec<f32> = (0..g.co * g.kdim())
+            .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
+            .collect();
+        let mut col = ventral_engine::conv::Scratch::default();
+        let (mut xo, mut yo, mut wo) = (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
+        let mut t_conv = time(1, a.iters, || {
+            g.forward(&w, &x, b, &mut yo, false, &mut col);
+            Ok(())
+        })?;
+        let mut t_adj = time(1, a.iters, || {
+            g.backward_data(&w, &y, b, &mut xo, &mut col);
+            Ok(())
+        })?;
+        let t_w = time(1, a.iters, || {
+            g.backward_weight(&x, &y, b, &mut wo, &mut col);
+            Ok(())
+        })?;
+        if u.transposed {
+            // A transposed convolution's forward is the adjoint conv's input gradient.
+            std::mem::swap(&mut t_conv, &mut t_adj);
         }
-        for (kind, g, transposed) in convs {
-            let nx = g.ci * b * g.hi * g.wi;
-            let ny = g.co * b * g.ho * g.wo;
-            let x: Vec<f32> = (0..nx).map(|j| ((j % 13) as f32 - 6.0) * 0.1).collect();
-            let y: Vec<f32> = (0..ny).map(|j| ((j % 11) as f32 - 5.0) * 0.1).collect();
-            let w: Vec<f32> = (0..g.co * g.kdim())
-                .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
-                .collect();
-            let mut col = ventral_engine::conv::Scratch::default();
-            let (mut xo, mut yo, mut wo) =
-                (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
-            let mut t_conv = time(1, a.iters, || {
-                g.forward(&w, &x, b, &mut yo, false, &mut col);
-                Ok(())
-            })?;
-            let mut t_adj = time(1, a.iters, || {
-                g.backward_data(&w, &y, b, &mut xo, &mut col);
-                Ok(())
-            })?;
-            let t_w = time(1, a.iters, || {
-                g.backward_weight(&x, &y, b, &mut wo, &mut col);
-                Ok(())
-            })?;
-            if transposed {
-                // A transposed convolution's forward is the adjoint conv's input gradient.
-                std::mem::swap(&mut t_conv, &mut t_adj);
-            }
-            let flop = 2.0 * g.macs_per_image() as f64 * b as f64;
-            rows.push(json!({
-                "layer": name, "conv": kind, "batch": b,
-                "forward_s": t_conv, "input_grad_s": t_adj, "weight_grad_s": t_w,
-                "forward_gflops": flop / t_conv / 1e9,
-                "input_grad_gflops": flop / t_adj / 1e9,
-                "weight_grad_gflops": flop / t_w / 1e9,
-            }));
-        }
+        let flop = 2.0 * g.macs_per_image() as f64 * b as f64;
+        rows.push(json!({
+            "layer": u.area, "conv": u.kind, "batch": b, "calls_per_pass": u.calls,
+            "forward_s": t_conv, "input_grad_s": t_adj, "weight_grad_s": t_w,
+            "forward_s_per_pass": t_conv * u.calls as f64,
+            "forward_gflops": flop / t_conv / 1e9,
+            "input_grad_gflops": flop / t_adj / 1e9,
+            "weight_grad_gflops": flop / t_w / 1e9,
+        }));
     }
     Ok(rows)
 }
@@ -944,8 +923,8 @@ pub fn run(mut a: Args) -> Result<()> {
                     None => "GFLOP/s".to_string(),
                 };
                 println!(
-                    "  {:<4} {:<10} {:>14} {:>14} {:>14}  ({unit})",
-                    "", "conv", "forward", "input grad", "weight grad"
+                    "  {:<4} {:<10} {:>5} {:>9} {:>14} {:>14} {:>14}  ({unit}; calls: per forward pass of all steps, ms: their forward time)",
+                    "", "conv", "calls", "fwd ms", "forward", "input grad", "weight grad"
                 );
                 let cell = |g: f64| match fma {
                     Some(p) => format!("{g:.1} {:>3.0}%", 100.0 * g / p),
@@ -954,9 +933,11 @@ pub fn run(mut a: Args) -> Result<()> {
                 for p in rows {
                     let f = |k: &str| cell(p[k].as_f64().unwrap_or(0.0));
                     println!(
-                        "  {:<4} {:<10} {:>14} {:>14} {:>14}",
+                        "  {:<4} {:<10} {:>5} {:>9.1} {:>14} {:>14} {:>14}",
                         p["layer"].as_str().unwrap_or(""),
                         p["conv"].as_str().unwrap_or(""),
+                        p["calls_per_pass"].as_u64().unwrap_or(0),
+                        1e3 * p["forward_s_per_pass"].as_f64().unwrap_or(0.0),
                         f("forward_gflops"),
                         f("input_grad_gflops"),
                         f("weight_grad_gflops")
