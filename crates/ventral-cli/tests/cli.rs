@@ -362,6 +362,46 @@ fn bench_device_and_engine() {
             assert!(c.is_null(), "{c}");
         }
     }
+    // `--profile`: the convolutions the network runs, with their calls per forward pass (the
+    // tiny BLT keeps the reference's quirk: V1's lateral and top-down never run, and are not
+    // listed), each one's time per inference pass and per training step.
+    let o = run(&["--profile"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["tiny"]["profile"].as_array().unwrap();
+    let listed: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["layer"].as_str().unwrap(),
+                r["conv"].as_str().unwrap(),
+                r["calls_per_pass"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "v1 bottom_up 1",
+            "v2 bottom_up 1",
+            "v2 lateral 1",
+            "v2 top_down 1",
+            "v4 bottom_up 2",
+            "v4 lateral 1",
+            "v4 top_down 1",
+            "it bottom_up 2",
+            "it lateral 1"
+        ],
+        "{listed:?}"
+    );
+    for r in rows {
+        let (infer, train) = (
+            r["forward_s_per_pass"].as_f64().unwrap(),
+            r["train_s_per_step"].as_f64().unwrap(),
+        );
+        assert!(infer > 0.0 && train > infer, "{r}");
+    }
     // bf16 mixed precision on burn's engine: the timed passes in bf16, the checks in float32.
     let o = run(&["--engine", "burn", "--precision", "bf16"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -561,8 +561,10 @@ fn peak() -> serde_json::Value {
 /// Seconds and GFLOP/s of the convolutions the network runs, each at its layer's shape
 /// (bottom-up, lateral and top-down; forward, input gradient and weight gradient), with how
 /// many times one forward pass runs it ([`ventral_engine::blt::BltSpec::convs`]: constant
-/// drives once) and so its forward time per pass. Convolutions the network has but never
-/// runs (V1's lateral and top-down with `faithful_v1`) are left out.
+/// drives once) and so its forward time per inference pass and its time per training step
+/// (each call's forward, input gradient and weight gradient, as the engine's backward runs
+/// them). Convolutions the network has but never runs (V1's lateral and top-down with
+/// `faithful_v1`) are left out.
 fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
     let spec = fast::spec(cfg);
     let b = a.batch;
@@ -599,6 +601,7 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
             "layer": u.area, "conv": u.kind, "batch": b, "calls_per_pass": u.calls,
             "forward_s": t_conv, "input_grad_s": t_adj, "weight_grad_s": t_w,
             "forward_s_per_pass": t_conv * u.calls as f64,
+            "train_s_per_step": (t_conv + t_adj + t_w) * u.calls as f64,
             "forward_gflops": flop / t_conv / 1e9,
             "input_grad_gflops": flop / t_adj / 1e9,
             "weight_grad_gflops": flop / t_w / 1e9,
@@ -923,8 +926,15 @@ pub fn run(mut a: Args) -> Result<()> {
                     None => "GFLOP/s".to_string(),
                 };
                 println!(
-                    "  {:<4} {:<10} {:>5} {:>9} {:>14} {:>14} {:>14}  ({unit}; calls: per forward pass of all steps, ms: their forward time)",
-                    "", "conv", "calls", "fwd ms", "forward", "input grad", "weight grad"
+                    "  {:<4} {:<10} {:>5} {:>9} {:>9} {:>14} {:>14} {:>14}  ({unit}; calls: per forward pass of all steps; ms per inference pass / per training step)",
+                    "",
+                    "conv",
+                    "calls",
+                    "infer ms",
+                    "train ms",
+                    "forward",
+                    "input grad",
+                    "weight grad"
                 );
                 let cell = |g: f64| match fma {
                     Some(p) => format!("{g:.1} {:>3.0}%", 100.0 * g / p),
@@ -933,11 +943,12 @@ pub fn run(mut a: Args) -> Result<()> {
                 for p in rows {
                     let f = |k: &str| cell(p[k].as_f64().unwrap_or(0.0));
                     println!(
-                        "  {:<4} {:<10} {:>5} {:>9.1} {:>14} {:>14} {:>14}",
+                        "  {:<4} {:<10} {:>5} {:>9.1} {:>9.1} {:>14} {:>14} {:>14}",
                         p["layer"].as_str().unwrap_or(""),
                         p["conv"].as_str().unwrap_or(""),
                         p["calls_per_pass"].as_u64().unwrap_or(0),
                         1e3 * p["forward_s_per_pass"].as_f64().unwrap_or(0.0),
+                        1e3 * p["train_s_per_step"].as_f64().unwrap_or(0.0),
                         f("forward_gflops"),
                         f("input_grad_gflops"),
                         f("weight_grad_gflops")
