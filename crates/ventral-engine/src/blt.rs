@@ -127,7 +127,11 @@ impl BltSpec {
     /// Every convolution of V1..IT and how many times one forward pass runs it, in area
     /// order (bottom-up, lateral, top-down): what the engine computes, with its exact savings.
     pub fn convs(&self) -> Vec<ConvUse> {
-        let net = Layout::new(self);
+        self.convs_of(&Layout::new(self))
+    }
+
+    /// [`Self::convs`] of the network's layout `net`.
+    fn convs_of(&self, net: &Layout) -> Vec<ConvUse> {
         let t = self.timesteps;
         let rec = t.saturating_sub(1);
         let mut out = Vec::new();
@@ -163,7 +167,7 @@ impl BltSpec {
     pub fn forward_macs(&self) -> Vec<(&'static str, usize)> {
         let net = Layout::new(self);
         let t = self.timesteps;
-        let convs = self.convs();
+        let convs = self.convs_of(&net);
         let mut out = vec![("retina", net.retina.macs_per_image())];
         for area in AREAS {
             let m = convs
