@@ -360,6 +360,8 @@ pub struct BltNet<'p> {
     /// flipped, transposed kernel): the parameters are fixed for the net's lifetime, so each
     /// is transformed once, not once per pass (`record` runs every batch on one net).
     wino_cache: std::sync::Mutex<BTreeMap<String, Vec<f32>>>,
+    /// bf16 mixed precision ([`BltNet::set_bf16`]).
+    bf16: bool,
 }
 
 /// Channels (input and output) from which a convolution takes the Winograd path when it is on.
@@ -470,6 +472,7 @@ impl<'p> BltNet<'p> {
             p,
             winograd: None,
             winograd_train: None,
+            bf16: false,
             wino_cache: Default::default(),
         })
     }
@@ -491,6 +494,22 @@ impl<'p> BltNet<'p> {
     /// weight gradients on maps up to `WINOGRAD_WGRAD_MAX_SIDE` wide. Off by default.
     pub fn set_winograd_training(&mut self, on: bool) {
         self.winograd_train = on.then_some(F4);
+    }
+
+    /// Run every convolution (forward, input and weight gradients, the top-downs included)
+    /// and linear layer of inference and training passes in bf16 mixed precision: operands
+    /// rounded to bf16 (to nearest even), float32 sums ([`crate::bf16::gemm_bf16`]: on AMX
+    /// tiles where the CPU has them), on the im2col + GEMM path; LayerNorm, activations,
+    /// pooling, the loss, the parameters and their gradients stay float32 — PyTorch's
+    /// `torch.autocast(dtype=torch.bfloat16)` semantics, as `ventral_models::precision`.
+    /// Turns the Winograd paths off (their transformed tiles would be rounded). Off by
+    /// default.
+    pub fn set_bf16(&mut self, on: bool) {
+        self.bf16 = on;
+        if on {
+            self.winograd = None;
+            self.winograd_train = None;
+        }
     }
 
     /// `dx += ∂(conv)/∂x · dy` of the convolution with the weights named `name`: by Winograd
@@ -602,6 +621,16 @@ impl<'p> BltNet<'p> {
             crate::upsample::weights(w, g, u)
         });
         crate::upsample::forward(g, u, x, batch, z, scratch);
+    }
+
+    /// `dst (+)= a · b` of a linear layer: in bf16 with float32 sums when [`Self::set_bf16`]
+    /// is on (PyTorch's autocast runs linear layers in bf16 too), else exact float32.
+    fn mm(&self, dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+        if self.bf16 {
+            crate::bf16::gemm_bf16(dst, accumulate, a, b);
+        } else {
+            gemm(dst, accumulate, a, b);
+        }
     }
 
     fn w(&self, name: &str) -> &'p [f32] {
@@ -746,6 +775,7 @@ impl<'p> BltNet<'p> {
             }
         }
         let mut col = Scratch::default();
+        col.bf16 = self.bf16;
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         drop(setup);
@@ -946,7 +976,7 @@ impl<'p> BltNet<'p> {
             let gl = match (&prev_g, self.opt("gap.lateral.weight")) {
                 (Some(pg), Some(w)) => {
                     let mut o = vec![0.0f32; batch * d];
-                    gemm(
+                    self.mm(
                         MatMut::rm(&mut o, 0, batch, d),
                         false,
                         MatRef::rm(pg, 0, batch, d),
@@ -980,7 +1010,7 @@ impl<'p> BltNet<'p> {
                 Vec::new()
             };
             let mut logits = vec![0.0f32; batch * kc];
-            gemm(
+            self.mm(
                 MatMut::rm(&mut logits, 0, batch, kc),
                 false,
                 MatRef::rm(&gv, 0, batch, d),
@@ -1070,6 +1100,7 @@ impl<'p> BltNet<'p> {
             .collect();
         let mut dr = vec![0.0f32; tape.r.len()];
         let mut col = Scratch::default();
+        col.bf16 = self.bf16;
         let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
         let mut dz = Vec::new();
         let mut de = Vec::new();
@@ -1086,7 +1117,7 @@ impl<'p> BltNet<'p> {
             let mut dlogits = vec![0.0f32; batch * kc];
             ops::clamped_log_softmax_backward(&dlp, &gs.p, kc, &mut dlogits);
             if let Some(gr) = gw.get_mut("readout.weight") {
-                gemm(
+                self.mm(
                     MatMut::rm(gr, 0, kc, d),
                     true,
                     MatRef::rm(&dlogits, 0, batch, kc).t(),
@@ -1099,7 +1130,7 @@ impl<'p> BltNet<'p> {
                 }
             }
             let mut dgv = dg_next.take().unwrap_or_else(|| vec![0.0f32; batch * d]);
-            gemm(
+            self.mm(
                 MatMut::rm(&mut dgv, 0, batch, d),
                 true,
                 MatRef::rm(&dlogits, 0, batch, kc),
@@ -1141,7 +1172,7 @@ impl<'p> BltNet<'p> {
             if let (Some(dgl), true) = (dgl, t > 0) {
                 let gprev = &tape.gap[t - 1].g;
                 if let Some(gr) = gw.get_mut("gap.lateral.weight") {
-                    gemm(
+                    self.mm(
                         MatMut::rm(gr, 0, d, d),
                         true,
                         MatRef::rm(&dgl, 0, batch, d).t(),
@@ -1154,7 +1185,7 @@ impl<'p> BltNet<'p> {
                     }
                 }
                 let mut dprev = vec![0.0f32; batch * d];
-                gemm(
+                self.mm(
                     MatMut::rm(&mut dprev, 0, batch, d),
                     false,
                     MatRef::rm(&dgl, 0, batch, d),

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+use crate::bf16::{PackedA, amx_available, gemm_bf16, gemm_bf16_packed};
 use crate::kernel::{
     Planes, Small, conv_direct, conv_direct_step, deinterleave_batch, direct_fits,
     interleave_batch, phases_of, small_m, wgrad_direct, wgrad_direct_step,
@@ -112,7 +113,13 @@ pub struct Scratch {
     /// Zero-padded input of a direct convolution.
     pub(crate) pad: Vec<f32>,
     /// Flipped, transposed weights of a direct input gradient.
-    wt: Vec<f32>,
+    pub(crate) wt: Vec<f32>,
+    /// The passes run in bf16 with float32 sums ([`crate::bf16::gemm_bf16`]: operands
+    /// rounded to bf16, on AMX where the CPU has it) on the im2col + GEMM path, instead of
+    /// exact float32. Set by the network for a whole pass (`BltNet::set_bf16`).
+    pub bf16: bool,
+    /// The weights of a bf16 pass, packed once per call for all its chunks of images.
+    packed: PackedA,
 }
 
 impl Scratch {
@@ -572,10 +579,16 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
-        if self.uses_direct() {
+        let bf16 = scratch.bf16;
+        if self.uses_direct() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
             return;
+        }
+        let mut packed = std::mem::take(&mut scratch.packed);
+        if bf16 {
+            let _p = scope(Op::Gemm);
+            packed.pack(MatRef::rm(w, 0, self.co, kd), amx_available());
         }
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
@@ -584,6 +597,18 @@ impl Conv {
                 self.im2col(x, batch, b0, b1, col);
             }
             let _p = scope(Op::Gemm);
+            if bf16 {
+                let out = MatMut {
+                    data: &mut *y,
+                    off: b0 * howo,
+                    rows: self.co,
+                    cols: n,
+                    rs: batch * howo,
+                    cs: 1,
+                };
+                gemm_bf16_packed(out, accumulate, &packed, MatRef::rm(col, 0, kd, n));
+                continue;
+            }
             if self.thin() {
                 let a = Small::row_major(w, kd);
                 let (off, rs) = (b0 * howo, batch * howo);
@@ -605,6 +630,7 @@ impl Conv {
                 MatRef::rm(col, 0, kd, n),
             );
         }
+        scratch.packed = packed;
     }
 
     /// [`Self::forward`] on batch-major (NCHW) arrays, the layout of burn's tensors, which the
@@ -720,16 +746,25 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let kd = self.kdim();
-        if self.uses_direct_data() {
+        let bf16 = scratch.bf16;
+        if self.uses_direct_data() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
             return;
+        }
+        let mut packed = std::mem::take(&mut scratch.packed);
+        if bf16 {
+            let _p = scope(Op::Gemm);
+            packed.pack(MatRef::rm(w, 0, self.co, kd).t(), amx_available());
         }
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
             {
                 let _p = scope(Op::Gemm);
-                if self.thin() {
+                if bf16 {
+                    let dyc = self.out_cols(dy, batch, b0, n);
+                    gemm_bf16_packed(MatMut::rm(col, 0, kd, n), false, &packed, dyc);
+                } else if self.thin() {
                     let a = Small {
                         data: w,
                         off: 0,
@@ -750,6 +785,7 @@ impl Conv {
             let _p = scope(Op::Col2im);
             self.col2im(col, batch, b0, b1, dx);
         }
+        scratch.packed = packed;
     }
 
     /// [`Self::backward_data`] on batch-major (NCHW) arrays, in place (see
@@ -883,12 +919,29 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let _p = scope(Op::WeightGrad);
-        if self.uses_direct_wgrad() {
+        let bf16 = scratch.bf16;
+        if self.uses_direct_wgrad() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
             return;
         }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
+        if bf16 {
+            // One product per chunk of images, each accumulated into `dw` in chunk order: the
+            // AMX product spreads its 32 × 32 blocks over the threads itself, and a longer
+            // reduction per call amortises its accumulator tiles' loads and stores.
+            for (b0, b1, n) in self.chunks(batch) {
+                let col = scratch.col(kd * n);
+                self.im2col(x, batch, b0, b1, col);
+                gemm_bf16(
+                    MatMut::rm(dw, 0, self.co, kd),
+                    true,
+                    self.out_cols(dy, batch, b0, n),
+                    MatRef::rm(col, 0, kd, n).t(),
+                );
+            }
+            return;
+        }
         let wl = self.co * kd;
         let chunks = batch
             .div_ceil(self.chunk_images(batch))

@@ -151,6 +151,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     let infer = if native {
         let p = fast::parameters(&model)?;
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+        net.set_bf16(precision(a) == Precision::Bf16);
         // Timed passes; the last one's outputs are kept (for the Winograd comparison).
         let time_infer = |net: &fast::BltNet<'_>| -> Result<(f64, fast::Outputs)> {
             let mut last = None;
@@ -200,6 +201,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
             Model::Blt(blt) if native => {
                 let p = fast::parameters(blt)?;
                 let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
+                net.set_bf16(precision(a) == Precision::Bf16);
                 net.set_winograd_training(wg);
                 let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
                 let g = fast::burn_layout(&m, g);
@@ -641,6 +643,7 @@ fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json:
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
         net.set_winograd(winograd);
         net.set_winograd_training(winograd);
+        net.set_bf16(precision(a) == Precision::Bf16);
         let t1 = Instant::now();
         ventral_engine::profile::enable(timed);
         let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
@@ -751,8 +754,8 @@ pub fn run(mut a: Args) -> Result<()> {
         );
     }
     match Precision::parse(&a.precision).map_err(|e| anyhow::anyhow!("--precision: {e}"))? {
-        Precision::Bf16 if a.engine == "native" => bail!(
-            "--precision bf16 runs on burn's engine (the native engine is float32 only): use --engine burn, or a GPU --device"
+        Precision::Bf16 if a.winograd => bail!(
+            "--precision bf16 and --winograd exclude each other (Winograd's transformed tiles would be rounded to bf16)"
         ),
         p => a.precision = p.name().into(),
     }

@@ -1,0 +1,804 @@
+//! bf16 matrix products with float32 accumulation: the engine's opt-in mixed precision, on
+//! Intel AMX (Advanced Matrix Extensions) tiles where the CPU has them.
+//!
+//! [`gemm_bf16`] computes `dst (+)= round(a) · round(b)`, where `round` is float32 → bf16 with
+//! round-to-nearest-even (PyTorch's `.to(torch.bfloat16)`), every product of two bf16 values is
+//! exact in float32 (8 + 8 significant bits) and the sums are float32: the arithmetic of
+//! PyTorch's CPU `torch.autocast(dtype=torch.bfloat16)` convolutions and linear layers inside
+//! oneDNN, up to the order of the float32 sums and the rounding of the result (PyTorch's
+//! autocast rounds each convolution's output to bf16; here it stays float32, as in
+//! `ventral_models::precision`).
+//!
+//! **On AMX** (Sapphire Rapids and later Xeons: `amx-tile` and `amx-bf16`, and Linux's
+//! permission to use the tile state, asked once per process with `arch_prctl`), the operands
+//! are packed into 1 KiB tiles — `a` as 16 rows × 32 bf16, `b` as 16 pairs of rows × 16
+//! columns × 2 (the "VNNI" pairs `TDPBF16PS` reads) — and every 32 × 32 block of `dst` is four
+//! tile accumulators fed by `TDPBF16PS` (16 × 16 × 32 multiply-adds each), the blocks spread
+//! over rayon's threads. `TDPBF16PS` treats bf16 subnormals as zero and flushes subnormal
+//! float32 results (Intel SDM); it sums each pair of products before adding them to the
+//! accumulator. **Elsewhere** (no AMX, or `VENTRAL_NO_AMX=1`), the same rounded operands go
+//! through [`crate::mat::gemm`] (float32 FMA): the same products, the sums in another order —
+//! a portable definition of the arithmetic, not a fast path.
+//!
+//! The instructions are written as inline assembly: Rust's AMX intrinsics are unstable.
+
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use crate::mat::{MatMut, MatRef, gemm};
+
+/// The bits of `x` rounded to bf16, to nearest even (NaN stays a quiet NaN, ±∞ stays).
+#[inline]
+pub fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `x` rounded to the nearest bf16 value (ties to even), as a float32.
+#[inline]
+pub fn round_bf16(x: f32) -> f32 {
+    f32::from_bits(u32::from(bf16_bits(x)) << 16)
+}
+
+static AMX: OnceLock<bool> = OnceLock::new();
+
+/// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
+/// once; `VENTRAL_NO_AMX=1` in the environment says no).
+pub fn amx_available() -> bool {
+    *AMX.get_or_init(|| {
+        let off = std::env::var_os("VENTRAL_NO_AMX").is_some_and(|v| !v.is_empty() && v != "0");
+        !off && detect()
+    })
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    if __cpuid(0).eax < 7 {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    let (bf16, tile) = (edx & (1 << 22) != 0, edx & (1 << 24) != 0);
+    if !(bf16 && tile && std::arch::is_x86_feature_detected!("avx512f")) {
+        return false;
+    }
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: this request only asks the kernel to let the process use the AMX tile data
+    // state (Linux ≥ 5.16); it touches no memory of ours. A refusal returns -1.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect() -> bool {
+    false
+}
+
+/// bf16 values per tile row (64 bytes).
+const TK: usize = 32;
+/// Rows of a tile, and float32 columns of an accumulator tile.
+const TM: usize = 16;
+/// bf16 values in a tile (1 KiB).
+const TILE: usize = TM * TK;
+
+/// `dst = round(a) · round(b)` (`accumulate = false`) or `dst += …`, float32 sums (see the
+/// module docs): on AMX where [`amx_available`], else through [`crate::mat::gemm`].
+///
+/// # Panics
+/// On mismatched shapes or a view outside its slice (engine bugs, as [`crate::mat::gemm`]).
+pub fn gemm_bf16(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+    gemm_bf16_on(dst, accumulate, a, b, amx_available());
+}
+
+/// [`gemm_bf16`] with the AMX path chosen by the caller (`amx` must only be true where
+/// [`amx_available`]): for the tests and benchmarks that compare the two.
+pub fn gemm_bf16_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, amx: bool) {
+    let mut pa = PACKED.take();
+    pa.pack(a, amx);
+    gemm_bf16_packed(dst, accumulate, &pa, b);
+    PACKED.set(pa);
+}
+
+/// The left operand of a bf16 product, rounded and packed once for several products (a
+/// convolution's weights over the chunks of a batch): AMX tiles, or the rounded row-major
+/// matrix where the product runs on [`crate::mat::gemm`].
+#[derive(Debug, Default)]
+pub struct PackedA {
+    tiles: Vec<u16>,
+    rounded: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    amx: bool,
+}
+
+impl PackedA {
+    /// Round and pack `a` (reusing this value's buffers); `amx` as in [`gemm_bf16_on`].
+    ///
+    /// # Panics
+    /// On a view outside its slice, or `amx` where [`amx_available`] is false (engine bugs).
+    pub fn pack(&mut self, a: MatRef<'_>, amx: bool) {
+        assert!(fits(&a), "gemm_bf16 view outside its slice");
+        assert!(
+            !amx || amx_available(),
+            "AMX asked for where it is not available"
+        );
+        (self.rows, self.cols) = (a.rows, a.cols);
+        self.amx = amx && a.rows > 0 && a.cols > 0;
+        if self.amx {
+            let (mp, kt) = (a.rows.div_ceil(32) * 2, a.cols.div_ceil(TK));
+            self.tiles.resize(mp * kt * TILE, 0);
+            pack_a(&a, kt, &mut self.tiles[..mp * kt * TILE]);
+        } else {
+            rounded(&a, &mut self.rounded);
+        }
+    }
+
+    /// [`Self::pack`] on AMX where [`amx_available`].
+    pub fn of(a: MatRef<'_>) -> Self {
+        let mut p = Self::default();
+        p.pack(a, amx_available());
+        p
+    }
+}
+
+/// [`gemm_bf16`] with its left operand packed already.
+///
+/// # Panics
+/// As [`gemm_bf16`].
+pub fn gemm_bf16_packed(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: MatRef<'_>) {
+    assert!(
+        dst.rows == a.rows && dst.cols == b.cols && a.cols == b.rows,
+        "gemm_bf16 shapes: dst {}x{}, a {}x{}, b {}x{}",
+        dst.rows,
+        dst.cols,
+        a.rows,
+        a.cols,
+        b.rows,
+        b.cols
+    );
+    assert!(
+        fits(&b) && fits_mut(&dst),
+        "gemm_bf16 view outside its slice"
+    );
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if !a.amx || n == 0 {
+        let mut br = Vec::new();
+        rounded(&b, &mut br);
+        gemm(
+            dst,
+            accumulate,
+            MatRef::rm(&a.rounded, 0, m, k),
+            MatRef::rm(&br, 0, k, n),
+        );
+        return;
+    }
+    // Panels of 16 rows (of `a`) and 16 columns (of `b`), in pairs: a 32 × 32 block of `dst`
+    // per step of the kernel (the missing rows and columns packed as zeros).
+    let (mp, np, kt) = (m.div_ceil(32) * 2, n.div_ceil(32) * 2, k.div_ceil(TK));
+    let mut pb = take_buf(&PACK_B, np * kt * TILE);
+    pack_b(&b, kt, &mut pb);
+    run(
+        &a.tiles[..mp * kt * TILE],
+        &pb,
+        (mp / 2, np / 2, kt),
+        dst,
+        accumulate,
+    );
+    PACK_B.set(pb);
+}
+
+thread_local! {
+    /// The left operand of [`gemm_bf16_on`] and the packed right operand of the last product
+    /// on this thread, reused (taken while in use, so a product started on this thread while
+    /// another waits — rayon work stealing — gets its own).
+    static PACKED: Cell<PackedA> = Cell::new(PackedA::default());
+    static PACK_B: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
+}
+
+fn take_buf(key: &'static std::thread::LocalKey<Cell<Vec<u16>>>, n: usize) -> Vec<u16> {
+    let mut v = key.take();
+    if v.len() < n {
+        v.resize(n, 0);
+    }
+    v.truncate(n);
+    v
+}
+
+fn fits(v: &MatRef<'_>) -> bool {
+    v.rows == 0 || v.cols == 0 || v.off + (v.rows - 1) * v.rs + (v.cols - 1) * v.cs < v.data.len()
+}
+
+fn fits_mut(v: &MatMut<'_>) -> bool {
+    v.rows == 0 || v.cols == 0 || v.off + (v.rows - 1) * v.rs + (v.cols - 1) * v.cs < v.data.len()
+}
+
+/// `v` rounded to bf16, row-major, into `out`.
+fn rounded(v: &MatRef<'_>, out: &mut Vec<f32>) {
+    out.clear();
+    for i in 0..v.rows {
+        out.extend((0..v.cols).map(|j| round_bf16(v.data[v.off + i * v.rs + j * v.cs])));
+    }
+}
+
+/// `a` (`m × k`) into tiles of 16 rows × 32 bf16: panel `p` (rows 16p..), tile `t` (columns
+/// 32t..) at `(p·kt + t)·512`, element (r, c) at `+ r·32 + c`; zeros outside `a`.
+fn pack_a(a: &MatRef<'_>, kt: usize, out: &mut [u16]) {
+    out.par_chunks_mut(kt * TILE)
+        .with_min_len(crate::min_items(kt * TILE))
+        .enumerate()
+        .for_each(|(p, panel)| {
+            let m0 = p * TM;
+            let rows = a.rows.saturating_sub(m0).min(TM);
+            for (t, tile) in panel.chunks_exact_mut(TILE).enumerate() {
+                let k0 = t * TK;
+                let cols = a.cols.saturating_sub(k0).min(TK);
+                let at = |r: usize, c: usize| a.off + (m0 + r) * a.rs + (k0 + c) * a.cs;
+                #[cfg(target_arch = "x86_64")]
+                if rows == TM && cols == TK && (a.cs == 1 || a.rs == 1) {
+                    // SAFETY: AVX-512F is present (`amx_available`); the 16 × 32 block at
+                    // (m0, k0) lies inside `a` (checked by `fits`), read along the unit
+                    // stride.
+                    unsafe {
+                        let base = a.data.as_ptr().add(at(0, 0));
+                        if a.cs == 1 {
+                            simd::rows_to_tile(base, a.rs, tile);
+                        } else {
+                            simd::a_cols_to_tile(base, a.cs, tile);
+                        }
+                    }
+                    continue;
+                }
+                tile.fill(0);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        tile[r * TK + c] = bf16_bits(a.data[at(r, c)]);
+                    }
+                }
+            }
+        });
+}
+
+/// `b` (`k × n`) into tiles of 16 row pairs × 16 columns × 2: panel `p` (columns 16p..),
+/// tile `t` (rows 32t..) at `(p·kt + t)·512`, element (row 32t + 2i + e, column 16p + j) at
+/// `+ i·32 + j·2 + e`; zeros outside `b`.
+fn pack_b(b: &MatRef<'_>, kt: usize, out: &mut [u16]) {
+    // Groups of panels per task, tiles outer: each row of `b` is read along 8 panels' 128
+    // columns at a time (512 contiguous bytes), not 64 bytes per row and panel.
+    const GROUP: usize = 8;
+    out.par_chunks_mut(kt * TILE * GROUP)
+        .enumerate()
+        .for_each(|(g, panels)| {
+            for t in 0..kt {
+                for (q, panel) in panels.chunks_exact_mut(kt * TILE).enumerate() {
+                    let tile = &mut panel[t * TILE..(t + 1) * TILE];
+                    b_tile(b, (g * GROUP + q) * TM, t * TK, tile);
+                }
+            }
+        });
+}
+
+/// The tile of `b` at rows `k0..k0 + 32`, columns `n0..n0 + 16` (see [`pack_b`]).
+fn b_tile(b: &MatRef<'_>, n0: usize, k0: usize, tile: &mut [u16]) {
+    let cols = b.cols.saturating_sub(n0).min(TM);
+    let rows = b.rows.saturating_sub(k0).min(TK);
+    let at = |r: usize, j: usize| b.off + (k0 + r) * b.rs + (n0 + j) * b.cs;
+    #[cfg(target_arch = "x86_64")]
+    if rows == TK && cols == TM && (b.cs == 1 || b.rs == 1) {
+        // SAFETY: AVX-512F is present (`amx_available`); the 32 × 16 block at (k0, n0)
+        // lies inside `b` (checked by `fits`), read along the unit stride.
+        unsafe {
+            let base = b.data.as_ptr().add(at(0, 0));
+            if b.cs == 1 {
+                simd::row_pairs_to_tile(base, b.rs, tile);
+            } else {
+                simd::b_cols_to_tile(base, b.cs, tile);
+            }
+        }
+        return;
+    }
+    tile.fill(0);
+    for r in 0..rows {
+        for j in 0..cols {
+            tile[(r >> 1) * TK + 2 * j + (r & 1)] = bf16_bits(b.data[at(r, j)]);
+        }
+    }
+}
+
+/// AVX-512 packing of whole tiles (every CPU with AMX has AVX-512F).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// The float32 bits of 16 lanes rounded to bf16 (to nearest even) in their high halves
+    /// (the low halves are garbage); NaN stays a quiet NaN — as [`super::bf16_bits`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn round(x: __m512) -> __m512i {
+        let b = _mm512_castps_si512(x);
+        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+        let r = _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+        _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(b, _mm512_set1_epi32(0x0040_0000)))
+    }
+
+    /// 16 pairs (lane i: `lo` of `even` in the low half, of `odd` in the high half).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pairs(even: __m512, odd: __m512) -> __m512i {
+        let hi = _mm512_and_si512(round(odd), _mm512_set1_epi32(0xffff_0000u32 as i32));
+        _mm512_or_si512(hi, _mm512_srli_epi32::<16>(round(even)))
+    }
+
+    /// 32 consecutive floats as 32 bf16 in order (= 16 pairs of neighbours).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run32(p: *const f32) -> __m512i {
+        // SAFETY: the caller's: 32 floats at `p`.
+        unsafe {
+            let lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(_mm512_loadu_ps(p))));
+            let hi =
+                _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(_mm512_loadu_ps(p.add(16)))));
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+        }
+    }
+
+    /// Tile rows r = 0..16 from 32 consecutive floats each, `rs` floats apart.
+    ///
+    /// # Safety
+    /// AVX-512F; 16 rows of 32 floats at `p`, `rs` apart; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_to_tile(p: *const f32, rs: usize, tile: &mut [u16]) {
+        debug_assert!(tile.len() >= 512);
+        for r in 0..16 {
+            // SAFETY: the contract.
+            unsafe {
+                _mm512_storeu_si512(tile.as_mut_ptr().add(r * 32).cast(), run32(p.add(r * rs)))
+            };
+        }
+    }
+
+    /// Tile rows i = 0..16 from the row pairs (2i, 2i + 1) of 16 consecutive floats each,
+    /// rows `rs` floats apart (the pairs format of `b`).
+    ///
+    /// # Safety
+    /// AVX-512F; 32 rows of 16 floats at `p`, `rs` apart; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_pairs_to_tile(p: *const f32, rs: usize, tile: &mut [u16]) {
+        debug_assert!(tile.len() >= 512);
+        for i in 0..16 {
+            // SAFETY: the contract.
+            unsafe {
+                let even = _mm512_loadu_ps(p.add(2 * i * rs));
+                let odd = _mm512_loadu_ps(p.add((2 * i + 1) * rs));
+                _mm512_storeu_si512(tile.as_mut_ptr().add(i * 32).cast(), pairs(even, odd));
+            }
+        }
+    }
+
+    /// The tile from 16 vectors of 16 u32 lanes: `cols[j]` lane i is u32 (i, j) of the tile.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transposed_into(cols: &[__m512i; 16], tile: &mut [u16]) {
+        let mut t = [[0u32; 16]; 16];
+        for (row, &v) in t.iter_mut().zip(cols) {
+            // SAFETY: 64 bytes into a [u32; 16].
+            unsafe { _mm512_storeu_si512(row.as_mut_ptr().cast(), v) };
+        }
+        for i in 0..16 {
+            for j in 0..16 {
+                let v = t[j][i];
+                tile[i * 32 + 2 * j] = v as u16;
+                tile[i * 32 + 2 * j + 1] = (v >> 16) as u16;
+            }
+        }
+    }
+
+    /// `a` viewed with unit row stride (element (r, c) at `p + r + c·cs`, 16 × 32): u32
+    /// (r, j) of the tile pairs columns 2j and 2j + 1 of row r.
+    ///
+    /// # Safety
+    /// AVX-512F; the 16 × 32 block at `p` as described; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn a_cols_to_tile(p: *const f32, cs: usize, tile: &mut [u16]) {
+        debug_assert!(tile.len() >= 512);
+        let mut cols = [_mm512_setzero_si512(); 16];
+        for (j, v) in cols.iter_mut().enumerate() {
+            // SAFETY: the contract: columns 2j and 2j + 1 hold 16 consecutive floats each.
+            unsafe {
+                let even = _mm512_loadu_ps(p.add(2 * j * cs));
+                let odd = _mm512_loadu_ps(p.add((2 * j + 1) * cs));
+                *v = pairs(even, odd);
+            }
+        }
+        transposed_into(&cols, tile);
+    }
+
+    /// `b` viewed with unit row stride (element (k, j) at `p + k + j·cs`, 32 × 16): u32
+    /// (i, j) of the tile pairs rows 2i and 2i + 1 of column j, 32 consecutive floats.
+    ///
+    /// # Safety
+    /// AVX-512F; the 32 × 16 block at `p` as described; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn b_cols_to_tile(p: *const f32, cs: usize, tile: &mut [u16]) {
+        debug_assert!(tile.len() >= 512);
+        let mut cols = [_mm512_setzero_si512(); 16];
+        for (j, v) in cols.iter_mut().enumerate() {
+            // SAFETY: the contract: column j holds 32 consecutive floats.
+            *v = unsafe { run32(p.add(j * cs)) };
+        }
+        transposed_into(&cols, tile);
+    }
+}
+/// The tile configuration (palette 1): eight tiles of 16 rows × 64 bytes — 0..3 the
+/// accumulators of a 32 × 32 block, 4 and 5 two tiles of `a`, 6 and 7 two of `b`.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+const CONFIG: TileConfig = TileConfig {
+    palette: 1,
+    start_row: 0,
+    reserved: [0; 14],
+    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+};
+
+/// A destination shared by the tasks of [`run`], which write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct Dst {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+// SAFETY: the tasks of `run` write disjoint 32 × 32 blocks through it while `dst` is borrowed
+// mutably by `gemm_bf16_on` for the whole call.
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
+
+impl Dst {
+    /// Element (r, c).
+    ///
+    /// # Safety
+    /// `r < rows`, `c < cols`.
+    unsafe fn at(&self, r: usize, c: usize) -> *mut f32 {
+        // SAFETY: inside `dst` by the contract and `fits_mut`.
+        unsafe { self.ptr.add(r * self.rs + c * self.cs) }
+    }
+}
+
+/// Every 32 × 32 block of `dst` (`mb × nb` of them, column blocks outer so that a pair of `b`
+/// panels stays in cache while the row blocks pass), in contiguous runs of blocks per task.
+fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<'_>, acc: bool) {
+    let d = Dst {
+        // SAFETY: `off` lies inside `data` (checked by `fits_mut`, rows and cols > 0).
+        ptr: unsafe { dst.data.as_mut_ptr().add(dst.off) },
+        rows: dst.rows,
+        cols: dst.cols,
+        rs: dst.rs,
+        cs: dst.cs,
+    };
+    // Column blocks in groups whose panels of `b` (2 KiB per tile pair) fit in L2 with room
+    // to spare: a row block's panels of `a` then come from L3 once per group, not once per
+    // column block (1024³ on one core: 4.3 → see docs/performance.md).
+    let group = (GROUP_BYTES / (2 * kt * TILE * 2)).clamp(1, nb);
+    let groups = nb.div_ceil(group);
+    // Enough tasks for the threads to balance (row blocks split where the groups are few);
+    // each loads the tile configuration once.
+    let want = rayon::current_num_threads() * 2;
+    let msplit = want.div_ceil(groups).clamp(1, mb);
+    let panel = kt * TILE;
+    (0..groups * msplit).into_par_iter().for_each(|task| {
+        let (g, s) = (task / msplit, task % msplit);
+        let (j0, j1) = (g * group, ((g + 1) * group).min(nb));
+        let (i0, i1) = (mb * s / msplit, mb * (s + 1) / msplit);
+        // SAFETY: AMX is available (checked by the caller) and this thread may use it (the
+        // permission is per process); the configuration is a valid palette-1 layout.
+        unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig) };
+        let mut tmp = [0.0f32; 32 * 32];
+        for i in i0..i1 {
+            let ai = &pa[2 * i * panel..(2 * i + 2) * panel];
+            let r0 = 32 * i;
+            for j in j0..j1 {
+                let bj = &pb[2 * j * panel..(2 * j + 2) * panel];
+                let c0 = 32 * j;
+                // SAFETY: `kt` tiles of both panels lie inside `ai`/`bj` (panels `panel`
+                // apart); a whole block lies inside `dst` (rows `rs` apart); otherwise the
+                // kernel writes `tmp` (32 × 32, 128-byte rows) and the part of it inside
+                // `dst` ((r0 + r, c0 + c) for r < rows, c < cols) is copied.
+                unsafe {
+                    let (ap, bp) = (ai.as_ptr(), bj.as_ptr());
+                    if r0 + 32 <= d.rows && c0 + 32 <= d.cols && d.cs == 1 {
+                        block(ap, bp, (kt, panel * 2), d.at(r0, c0), d.rs * 4, acc);
+                        continue;
+                    }
+                    let (rows, cols) = ((d.rows - r0).min(32), (d.cols - c0).min(32));
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            tmp[r * 32 + c] = if acc { *d.at(r0 + r, c0 + c) } else { 0.0 };
+                        }
+                    }
+                    block(ap, bp, (kt, panel * 2), tmp.as_mut_ptr(), 128, true);
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            *d.at(r0 + r, c0 + c) = tmp[r * 32 + c];
+                        }
+                    }
+                }
+            }
+        }
+        // SAFETY: releases this thread's tile state (configured above).
+        unsafe { std::arch::asm!("tilerelease") };
+    });
+}
+
+/// Bytes of `b`'s panels one task of [`run`] sweeps per row block (see there).
+const GROUP_BYTES: usize = 768 << 10;
+
+/// One 32 × 32 block: `c (+)= a · b` over `kt` consecutive tiles of two panels of `a` (rows
+/// 0..16, 16..32) and of `b` (columns 0..16, 16..32), the second panel of each `panel` bytes
+/// after the first; `c` float32 rows `ldc` bytes apart.
+///
+/// # Safety
+/// The tile configuration [`CONFIG`] is loaded on this thread; `kt` tiles at `a`, `b`,
+/// `a + panel` and `b + panel`; `c` addresses 32 rows of 32 floats `ldc` bytes apart;
+/// `kt ≥ 1`.
+#[inline(never)]
+unsafe fn block(
+    a: *const u16,
+    b: *const u16,
+    (kt, panel): (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+) {
+    use std::arch::asm;
+    // SAFETY: see the function's contract; pointer arithmetic stays inside the operands.
+    unsafe {
+        let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
+        let c11 = c10.byte_add(64);
+        if acc {
+            asm!(
+                "tileloadd tmm0, [{c00} + {s}*1]",
+                "tileloadd tmm1, [{c01} + {s}*1]",
+                "tileloadd tmm2, [{c10} + {s}*1]",
+                "tileloadd tmm3, [{c11} + {s}*1]",
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
+                s = in(reg) ldc, options(nostack, readonly),
+            );
+        } else {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+        }
+        asm!(
+            "2:",
+            "tileloadd tmm4, [{a0} + {s}*1]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {s}*1]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a0}, 1024",
+            "add {a1}, 1024",
+            "add {b0}, 1024",
+            "add {b1}, 1024",
+            "dec {n}",
+            "jnz 2b",
+            a0 = inout(reg) a => _,
+            a1 = inout(reg) a.byte_add(panel) => _,
+            b0 = inout(reg) b => _,
+            b1 = inout(reg) b.byte_add(panel) => _,
+            n = inout(reg) kt => _,
+            s = in(reg) 64usize,
+            options(nostack, readonly),
+        );
+        asm!(
+            "tilestored [{c00} + {s}*1], tmm0",
+            "tilestored [{c01} + {s}*1], tmm1",
+            "tilestored [{c10} + {s}*1], tmm2",
+            "tilestored [{c11} + {s}*1], tmm3",
+            c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
+            s = in(reg) ldc, options(nostack),
+        );
+    }
+}
+
+/// Throughput of [`gemm_bf16`] on a row-major `m × k` by `k × n` product (packing included):
+/// the best of `reps` runs, in GFLOP/s.
+pub fn gemm_bf16_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0.0f32; m * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = std::time::Instant::now();
+        gemm_bf16(
+            MatMut::rm(&mut c, 0, m, n),
+            false,
+            MatRef::rm(&a, 0, m, k),
+            MatRef::rm(&b, 0, k, n),
+        );
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (m * k * n) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties to the even (1.0).
+        assert_eq!(round_bf16(1.0 + 1.0 / 256.0), 1.0);
+        // 1 + 3·2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6: to 1 + 2^-6 (even).
+        assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 1.0 / 64.0);
+        assert_eq!(round_bf16(1.0 + 1.0 / 256.0 + 1e-6), 1.0 + 1.0 / 128.0);
+        assert_eq!(round_bf16(-2.5), -2.5);
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(f32::INFINITY), f32::INFINITY);
+        assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+    }
+
+    /// A deterministic pseudo-random value in [-1, 1) with an exponent spread over ±6 binades.
+    fn val(i: usize, salt: u64) -> f32 {
+        let mut z = (i as u64 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x632B_E59B);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        u * 2f32.powi(((z >> 8) % 13) as i32 - 6)
+    }
+
+    /// Both paths against a float64 product of the rounded operands, on shapes with every
+    /// kind of edge (rows, columns and reductions not multiples of the tiles, 1-wide, a
+    /// reduction shorter than one tile, several tiles), transposed views and accumulation.
+    #[test]
+    fn both_paths_match_a_float64_product_of_the_rounded_operands() {
+        let shapes = [
+            (1, 1, 1),
+            (16, 32, 16),
+            (32, 32, 32),
+            (17, 33, 15),
+            (5, 3, 70),
+            (64, 576, 96),
+            (40, 100, 33),
+            (33, 1, 65),
+            (96, 64, 17),
+        ];
+        let paths: &[bool] = if amx_available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            for &at in &[false, true] {
+                for &bt in &[false, true] {
+                    for &acc in &[false, true] {
+                        let salt = case as u64 * 8 + u64::from(at) * 4 + u64::from(bt) * 2;
+                        let a: Vec<f32> = (0..m * k).map(|i| val(i, salt)).collect();
+                        let b: Vec<f32> = (0..k * n).map(|i| val(i, salt + 1)).collect();
+                        let c0: Vec<f32> = (0..m * n).map(|i| val(i, salt + 7)).collect();
+                        // `a` stored as k × m when transposed (viewed back as m × k).
+                        let a_st: Vec<f32> = if at {
+                            (0..k * m).map(|i| a[(i % m) * k + i / m]).collect()
+                        } else {
+                            a.clone()
+                        };
+                        let b_st: Vec<f32> = if bt {
+                            (0..n * k).map(|i| b[(i % k) * n + i / k]).collect()
+                        } else {
+                            b.clone()
+                        };
+                        let av = if at {
+                            MatRef::rm(&a_st, 0, k, m).t()
+                        } else {
+                            MatRef::rm(&a_st, 0, m, k)
+                        };
+                        let bv = if bt {
+                            MatRef::rm(&b_st, 0, n, k).t()
+                        } else {
+                            MatRef::rm(&b_st, 0, k, n)
+                        };
+                        for &amx in paths {
+                            let mut c = c0.clone();
+                            gemm_bf16_on(MatMut::rm(&mut c, 0, m, n), acc, av, bv, amx);
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let (mut exact, mut mag) = (0.0f64, 0.0f64);
+                                    for l in 0..k {
+                                        let p = f64::from(round_bf16(a[i * k + l]))
+                                            * f64::from(round_bf16(b[l * n + j]));
+                                        exact += p;
+                                        mag += p.abs();
+                                    }
+                                    if acc {
+                                        exact += f64::from(c0[i * n + j]);
+                                        mag += f64::from(c0[i * n + j]).abs();
+                                    }
+                                    let err = (f64::from(c[i * n + j]) - exact).abs();
+                                    // float32 sums: at most (k + 1) roundings of the partial
+                                    // sums, each ≤ 2^-24 of the magnitude so far.
+                                    let bound = (k as f64 + 2.0) * mag * 6e-8 + 1e-30;
+                                    assert!(
+                                        err <= bound,
+                                        "{m}x{k}x{n} at {at} bt {bt} acc {acc} amx {amx} ({i},{j}): {} vs {exact}",
+                                        c[i * n + j]
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows of the destination outside the product are not touched (the blocks at the edges
+    /// go through a scratch block), and a strided destination works.
+    #[test]
+    fn the_destination_outside_the_view_is_untouched() {
+        let (m, k, n) = (20, 40, 24);
+        let a: Vec<f32> = (0..m * k).map(|i| val(i, 91)).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| val(i, 92)).collect();
+        let paths: &[bool] = if amx_available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &amx in paths {
+            // dst rows 20 of a 30-wide row-major buffer, starting at column 3.
+            let mut buf = vec![7.0f32; 30 * 25];
+            let dst = MatMut {
+                data: &mut buf,
+                off: 3,
+                rows: m,
+                cols: n,
+                rs: 30,
+                cs: 1,
+            };
+            gemm_bf16_on(
+                dst,
+                false,
+                MatRef::rm(&a, 0, m, k),
+                MatRef::rm(&b, 0, k, n),
+                amx,
+            );
+            for (idx, &v) in buf.iter().enumerate() {
+                let (r, c) = (idx / 30, idx % 30);
+                if r < m && (3..3 + n).contains(&c) {
+                    assert_ne!(v, 7.0);
+                } else {
+                    assert_eq!(v, 7.0, "amx {amx}: ({r},{c}) written");
+                }
+            }
+        }
+    }
+}
