@@ -388,20 +388,45 @@ mod simd {
         }
     }
 
-    /// The tile from 16 vectors of 16 u32 lanes: `cols[j]` lane i is u32 (i, j) of the tile.
+    /// The tile from 16 vectors of 16 u32 lanes: `cols[j]` lane i is u32 (i, j) of the tile
+    /// (a 16 × 16 transpose of 32-bit lanes in registers: pairs of lanes, of 64-bit lanes,
+    /// then of 128-bit quarters twice).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn transposed_into(cols: &[__m512i; 16], tile: &mut [u16]) {
-        let mut t = [[0u32; 16]; 16];
-        for (row, &v) in t.iter_mut().zip(cols) {
-            // SAFETY: 64 bytes into a [u32; 16].
-            unsafe { _mm512_storeu_si512(row.as_mut_ptr().cast(), v) };
+        debug_assert!(tile.len() >= 512);
+        let r = cols;
+        let mut t = [_mm512_setzero_si512(); 16];
+        for q in 0..8 {
+            t[2 * q] = _mm512_unpacklo_epi32(r[2 * q], r[2 * q + 1]);
+            t[2 * q + 1] = _mm512_unpackhi_epi32(r[2 * q], r[2 * q + 1]);
         }
-        for i in 0..16 {
-            for j in 0..16 {
-                let v = t[j][i];
-                tile[i * 32 + 2 * j] = v as u16;
-                tile[i * 32 + 2 * j + 1] = (v >> 16) as u16;
+        let mut u = [_mm512_setzero_si512(); 16];
+        for q in 0..4 {
+            let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+            u[4 * q] = _mm512_unpacklo_epi64(a, c);
+            u[4 * q + 1] = _mm512_unpackhi_epi64(a, c);
+            u[4 * q + 2] = _mm512_unpacklo_epi64(b, d);
+            u[4 * q + 3] = _mm512_unpackhi_epi64(b, d);
+        }
+        // Writing O for the tile (row i = lane i of every input): quarter s of u[4q + l]
+        // is O[4s + l][4q..4q + 4]; now gather quarters.
+        for h in 0..2 {
+            for l in 0..4 {
+                let (a, b) = (u[8 * h + l], u[8 * h + 4 + l]);
+                t[8 * h + l] = _mm512_shuffle_i32x4::<0x88>(a, b);
+                t[8 * h + 4 + l] = _mm512_shuffle_i32x4::<0xdd>(a, b);
+            }
+        }
+        let p = tile.as_mut_ptr().cast::<__m512i>();
+        for l in 0..8 {
+            let lo = _mm512_shuffle_i32x4::<0x88>(t[l], t[8 + l]);
+            let hi = _mm512_shuffle_i32x4::<0xdd>(t[l], t[8 + l]);
+            // `lo` is row l of the tile, `hi` row l + 8.
+            // SAFETY: rows `l` and `l + 8` of the 512-value tile (64 bytes each).
+            unsafe {
+                _mm512_storeu_si512(p.add(l), lo);
+                _mm512_storeu_si512(p.add(l + 8), hi);
             }
         }
     }
