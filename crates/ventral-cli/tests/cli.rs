@@ -362,6 +362,15 @@ fn bench_device_and_engine() {
             assert!(c.is_null(), "{c}");
         }
     }
+    // bf16 on the native engine (AMX tiles where the CPU has them, else the rounded operands
+    // through the float32 kernels): it runs and says so.
+    let o = run(&["--precision", "bf16"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tiny"]["engine"], "native");
+    assert_eq!(v["tiny"]["precision"], "bf16");
+    assert!(v["tiny"]["bf16_amx"].is_boolean());
+    assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
     // `--profile`: the convolutions the network runs, with their calls per forward pass (the
     // tiny BLT keeps the reference's quirk: V1's lateral and top-down never run, and are not
     // listed), each one's time per inference pass and per training step.
@@ -427,8 +436,8 @@ fn bench_device_and_engine() {
             "--engine must be auto, native or burn",
         ),
         (
-            &["--precision", "bf16"][..],
-            "--precision bf16 runs on burn's engine",
+            &["--precision", "bf16", "--winograd"][..],
+            "--precision bf16 and --winograd exclude each other",
         ),
         (
             &["--engine", "burn", "--precision", "fp8"][..],

@@ -683,6 +683,17 @@ fn drop_last_leaves_out_the_ragged_batch() {
 /// either way in both runs (after one epoch the runs are 2.4 apart, each 4.2 from the start).
 #[test]
 fn bf16_training_keeps_float32_weights_and_follows_the_float32_run() {
+    bf16_follows_float32("burn");
+}
+
+/// The same on the native CPU engine (`BltNet::set_bf16`: AMX tiles where the CPU has them,
+/// else the rounded operands through the float32 kernels).
+#[test]
+fn native_bf16_training_keeps_float32_weights_and_follows_the_float32_run() {
+    bf16_follows_float32("native");
+}
+
+fn bf16_follows_float32(engine: &str) {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("stim");
     stimuli(&data);
@@ -693,7 +704,7 @@ fn bf16_training_keeps_float32_weights_and_follows_the_float32_run() {
             "--set",
             "train.epochs=1",
             "--set",
-            "train.engine=\"burn\"",
+            &format!("train.engine=\"{engine}\""),
             "--set",
             &format!("train.precision=\"{precision}\""),
         ]);
@@ -713,7 +724,7 @@ fn bf16_training_keeps_float32_weights_and_follows_the_float32_run() {
     let init = read_f32(&full.join("checkpoints/init/model.safetensors"));
     assert!(wh.values().flatten().all(|v| v.is_finite()));
     let (apart, moved) = (dist_sq(&wh, &wf).sqrt(), dist_sq(&wh, &init).sqrt());
-    println!("bf16 vs f32 after one epoch: {apart:.4e}; bf16 moved {moved:.4e}");
+    println!("{engine}: bf16 vs f32 after one epoch: {apart:.4e}; bf16 moved {moved:.4e}");
     assert!(apart > 0.0 && moved > 0.0, "{apart} {moved}");
     let train_loss = |dir: &Path| -> Vec<f64> {
         std::fs::read_to_string(dir.join("metrics.csv"))
@@ -726,6 +737,9 @@ fn bf16_training_keeps_float32_weights_and_follows_the_float32_run() {
     let (lh, lf) = (train_loss(&half), train_loss(&full));
     assert_eq!(lh.len(), 4);
     for (h, f) in lh.iter().zip(&lf) {
-        assert!(h.is_finite() && (h - f).abs() < 0.06, "{lh:?} vs {lf:?}");
+        assert!(
+            h.is_finite() && (h - f).abs() < 0.06,
+            "{engine}: {lh:?} vs {lf:?}"
+        );
     }
 }

@@ -123,6 +123,14 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Empty buffers for passes in bf16 (`bf16 = true`) or exact float32.
+    pub fn with_bf16(bf16: bool) -> Self {
+        Self {
+            bf16,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn grow(&mut self, n: usize) {
         while self.cols.len() < n {
             self.cols.push(Vec::new());
@@ -1122,6 +1130,85 @@ mod tests {
             }
         }
         out
+    }
+
+    /// bf16 mode (`Scratch::bf16`): the three passes are the definition on operands rounded to
+    /// bf16 (nearest even), with float32 sums — each element within float32 round-off of a
+    /// float64 sum of the rounded products (bound: (terms + 2) · Σ|products| · 2⁻²³), on
+    /// shapes with partial tiles everywhere, stride 2, k = 1 and 5, and full 16 × 32 tiles;
+    /// on AMX where the CPU has it, else through the float32 GEMM.
+    #[test]
+    fn bf16_passes_are_the_definition_on_rounded_operands() {
+        use crate::bf16::round_bf16;
+        for &(ci, co, k, s, p, h, b) in &[
+            (3, 5, 3, 1, 1, 8, 2),
+            (17, 33, 3, 1, 1, 16, 3),
+            (8, 16, 3, 2, 1, 16, 2),
+            (4, 6, 5, 1, 2, 12, 2),
+            (3, 7, 1, 1, 0, 5, 2),
+            (40, 36, 3, 1, 1, 32, 2),
+        ] {
+            let g = Conv::new(ci, co, k, s, p, h, h);
+            let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
+            let w = data(co * ci * k * k, 1.0);
+            let x = data(ci * b * hw_in, 2.0);
+            let dy = data(co * b * hw_out, 3.0);
+            let r = |v: f32| f64::from(round_bf16(v));
+            // Float64 sums of the rounded products and of their magnitudes, and term counts.
+            let mut y = vec![(0.0f64, 0.0f64, 0usize); co * b * hw_out];
+            let mut dx = vec![(0.0f64, 0.0f64, 0usize); ci * b * hw_in];
+            let mut dw = vec![(0.0f64, 0.0f64, 0usize); w.len()];
+            let add = |acc: &mut (f64, f64, usize), v: f64| {
+                acc.0 += v;
+                acc.1 += v.abs();
+                acc.2 += 1;
+            };
+            for o in 0..co {
+                for c in 0..ci {
+                    for n in 0..b {
+                        for oh in 0..g.ho {
+                            for ow in 0..g.wo {
+                                for kh in 0..k {
+                                    for kw in 0..k {
+                                        let ih = (oh * s + kh) as isize - p as isize;
+                                        let iw = (ow * s + kw) as isize - p as isize;
+                                        if ih < 0 || iw < 0 || ih >= h as isize || iw >= h as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xi = ((c * b + n) * h + ih as usize) * h + iw as usize;
+                                        let yi = ((o * b + n) * g.ho + oh) * g.wo + ow;
+                                        let wi = ((o * ci + c) * k + kh) * k + kw;
+                                        add(&mut y[yi], r(w[wi]) * r(x[xi]));
+                                        add(&mut dx[xi], r(w[wi]) * r(dy[yi]));
+                                        add(&mut dw[wi], r(dy[yi]) * r(x[xi]));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let check = |what: &str, got: &[f32], want: &[(f64, f64, usize)], extra: usize| {
+                for (i, (&v, &(e, mag, terms))) in got.iter().zip(want).enumerate() {
+                    let bound = (terms + extra + 2) as f64 * mag * 1.2e-7 + 1e-30;
+                    assert!(
+                        (f64::from(v) - e).abs() <= bound,
+                        "{what} {ci}->{co} k{k} s{s} {h}px [{i}]: {v} vs {e} (bound {bound:e})"
+                    );
+                }
+            };
+            let mut sc = Scratch::with_bf16(true);
+            let mut got = vec![0.0f32; co * b * hw_out];
+            g.forward(&w, &x, b, &mut got, false, &mut sc);
+            check("forward", &got, &y, 0);
+            let mut got = vec![0.0f32; ci * b * hw_in];
+            g.backward_data(&w, &dy, b, &mut got, &mut sc);
+            check("input gradient", &got, &dx, k * k);
+            let mut got = vec![0.0f32; w.len()];
+            g.backward_weight(&x, &dy, b, &mut got, &mut sc);
+            check("weight gradient", &got, &dw, 0);
+        }
     }
 
     /// The 3 × 3 stride-2 col2im (top-downs) gives the bits of the general one: maps 2·ho ×

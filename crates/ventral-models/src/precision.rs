@@ -10,7 +10,9 @@
 //!
 //! This is what makes a GPU's bf16 tensor cores do the convolutions (burn's CUDA backend); on
 //! the CPU (burn-flex converts bf16 through float32) it only costs, and exists there for the
-//! tests. The native CPU engine is float32 only.
+//! tests. The native CPU engine has its own bf16 path with the same semantics
+//! (`ventral_engine::bf16`, `BltNet::set_bf16`: AMX tiles where the CPU has them), which the
+//! training loop and `ventral bench` use for a BLT on `cpu` with precision bf16.
 
 use std::cell::Cell;
 
@@ -23,7 +25,7 @@ use burn::tensor::{FloatDType, Tensor};
 /// The arithmetic of training and evaluation on burn's engine (`[train] precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// Float32 throughout (the default; what the native engine and `record` compute).
+    /// Float32 throughout (the default; what `record` computes).
     #[default]
     F32,
     /// Convolutions and linear layers in bfloat16, the rest float32 ([`autocast`]).

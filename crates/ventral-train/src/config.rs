@@ -216,9 +216,12 @@ pub struct TrainConfig {
     /// Arithmetic on burn's engine: `f32` (default) or `bf16` — PyTorch-autocast-style mixed
     /// precision: convolutions and linear layers in bfloat16, everything else and the
     /// parameters, gradients and optimiser state in float32 (`ventral_models::precision`).
-    /// For GPUs (tensor cores); the native CPU engine is float32 only, so `bf16` needs
-    /// `engine = "burn"` on `cpu`, where it is emulated and slower. Validation runs in the
-    /// same precision; `ventral record` always in float32.
+    /// For GPUs (tensor cores), and for the native CPU engine (a BLT on `cpu`), which runs
+    /// its convolutions and linear layers on AMX tiles where the CPU has them (Intel Xeon 4th
+    /// generation and later; `ventral_engine::bf16`) — elsewhere on the native engine the
+    /// rounded operands go through the float32 kernels (the same arithmetic, no faster), and
+    /// on burn's CPU engine (`engine = "burn"`) bf16 is emulated and slower. Validation runs
+    /// in the same precision; `ventral record` always in float32.
     #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
     pub precision: String,
     /// The SGD limiting-dynamics tracker (`crate::sgd_dynamics`); off when absent.
@@ -363,9 +366,9 @@ impl TrainFile {
         }
         match ventral_models::Precision::parse(&t.precision) {
             Err(e) => return Err(format!("train.precision: {e}")),
-            Ok(ventral_models::Precision::Bf16) if self.native_engine() => {
+            Ok(ventral_models::Precision::Bf16) if t.winograd => {
                 return Err(
-                    "train.precision = \"bf16\" runs on burn's engine, and a BLT model on device \"cpu\" trains on the native float32 engine: set train.engine = \"burn\" (on the CPU bf16 is emulated through float32 and slower — it is meant for GPUs)"
+                    "train.precision = \"bf16\" and train.winograd = true exclude each other (Winograd's transformed tiles would be rounded to bf16): pick one"
                         .into(),
                 );
             }
@@ -584,6 +587,21 @@ seed = 1
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:") && !e.contains("--set"), "{e}");
+        // bf16 runs on the native engine too (it used to be refused there), but not with
+        // Winograd's float32 transforms.
+        let f = TrainFile::parse(TOML, &["train.precision=\"bf16\"".into()], "t.toml").unwrap();
+        assert!(f.native_engine() && f.train.precision == "bf16");
+        let e = TrainFile::parse(
+            TOML,
+            &[
+                "train.precision=\"bf16\"".into(),
+                "train.winograd=true".into(),
+            ],
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exclude each other"), "{e}");
     }
 
     /// The issue-13 examples: every numeric hyperparameter is range-checked at load, naming the

@@ -62,10 +62,12 @@ pub struct Args {
     /// passes' log-probabilities.
     #[arg(long)]
     winograd: bool,
-    /// Arithmetic of the burn engine's timed passes: `f32`, or `bf16` (`train.precision`:
-    /// convolutions and linear layers in bfloat16, the rest and the parameters in float32 —
-    /// for GPUs; on cpu it needs `--engine burn` and is emulated). The correctness checks
-    /// against the native engine and the CPU (`vs_native`, `vs_cpu`) stay float32.
+    /// Arithmetic of the timed passes: `f32`, or `bf16` (`train.precision`: convolutions and
+    /// linear layers on bf16 operands with float32 sums, the rest and the parameters in
+    /// float32 — on GPUs burn's tensor cores; on the native CPU engine AMX tiles where the CPU
+    /// has them (`bf16_amx` in the JSON), else the rounded operands through the float32
+    /// kernels; on `--engine burn` on cpu it is emulated). The correctness checks against the
+    /// native engine and the CPU (`vs_native`, `vs_cpu`) stay float32.
     #[arg(long, default_value = "f32")]
     precision: String,
 }
@@ -75,9 +77,13 @@ fn precision(a: &Args) -> Precision {
     Precision::parse(&a.precision).unwrap_or_default()
 }
 
-/// ", bf16" in the text output when the timed passes ran in bf16.
+/// ", bf16" in the text output when the timed passes ran in bf16 (", bf16 on AMX" where the
+/// native engine ran them on AMX tiles).
 fn bf16_tag(a: &Args) -> &'static str {
     match precision(a) {
+        Precision::Bf16 if a.engine == "native" && ventral_engine::bf16::amx_available() => {
+            ", bf16 on AMX"
+        }
         Precision::Bf16 => ", bf16",
         Precision::F32 => "",
     }
@@ -243,6 +249,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     Ok(json!({
         "engine": a.engine,
         "precision": precision(a).name(),
+        "bf16_amx": native && precision(a) == Precision::Bf16 && ventral_engine::bf16::amx_available(),
         "parameters": n_params,
         "timesteps": cfg.timesteps,
         "batch": b,
@@ -580,7 +587,7 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
         let w: Vec<f32> = (0..g.co * g.kdim())
             .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
             .collect();
-        let mut col = ventral_engine::conv::Scratch::default();
+        let mut col = ventral_engine::conv::Scratch::with_bf16(precision(a) == Precision::Bf16);
         let (mut xo, mut yo, mut wo) = (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
         let mut t_conv = time(1, a.iters, || {
             g.forward(&w, &x, b, &mut yo, false, &mut col);
@@ -919,13 +926,16 @@ pub fn run(mut a: Args) -> Result<()> {
                 );
             }
             if let Some(rows) = r["profile"].as_array() {
-                // GFLOP/s, and the share of the measured multiply-add peak where there is one.
+                // GFLOP/s, and the share of the measured float32 multiply-add peak where there
+                // is one (bf16 passes run on other units: AMX tiles).
+                let bf16 = r["precision"] == "bf16";
                 let fma = out
                     .get("peak")
                     .and_then(|p| p["fma_gflops"].as_f64())
-                    .filter(|p| *p > 0.0);
+                    .filter(|p| *p > 0.0 && !bf16);
                 let unit = match fma {
                     Some(p) => format!("GFLOP/s, % of the {p:.0} GFLOP/s FMA peak"),
+                    None if bf16 => "GFLOP/s, bf16 operands".to_string(),
                     None => "GFLOP/s".to_string(),
                 };
                 println!(

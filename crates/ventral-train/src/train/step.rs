@@ -121,6 +121,7 @@ pub(super) fn forward_backward(
         let p = fast::parameters(m)?;
         let mut net = fast::BltNet::new(&fast::spec(&m.config), &p).map_err(fast::engine_err)?;
         net.set_winograd_training(winograd);
+        net.set_bf16(precision == Precision::Bf16);
         let labels: Vec<usize> = b.labels.iter().map(|&v| v as usize).collect();
         let (out, l, g) = net
             .loss_and_grad(&b.images, &labels, weights)
@@ -269,7 +270,8 @@ pub(super) fn evaluate(
     for b in loader.epoch(0, 0) {
         let n = b.labels.len();
         if let Some((spec, p)) = &engine {
-            let net = fast::BltNet::new(spec, p).map_err(fast::engine_err)?;
+            let mut net = fast::BltNet::new(spec, p).map_err(fast::engine_err)?;
+            net.set_bf16(precision == Precision::Bf16);
             let out = net.forward(&b.images, n, false).map_err(fast::engine_err)?;
             let k = spec.num_classes;
             for t in 0..t_steps {
