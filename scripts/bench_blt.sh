@@ -10,6 +10,9 @@
 # `ventral bench` measured, to compare rates across machines); modes `train_winograd` and `infer_winograd` are
 # the opt-in Winograd paths (`train.winograd = true`, `ventral record --winograd`) against the
 # same PyTorch runs.
+# PRECISION=bf16 times bf16 mixed precision on both sides instead (ventral `--precision bf16`:
+# AMX tiles where the CPU has them; PyTorch `torch.autocast("cpu", dtype=torch.bfloat16)`,
+# oneDNN), modes `train_bf16` and `infer_bf16`, and no Winograd rows.
 # GRID_T, GRID_B, MODELS override the grid. ROUNDS=R (default 1) runs each cell's two sides
 # alternately R times (ventral, PyTorch, ventral, …) and reports each side's median images/s,
 # with the lowest and highest per-round ratio: a shared machine's speed drifts by 15–40 %
@@ -26,6 +29,12 @@ GRID_B="${GRID_B:-16 64}"
 MODELS="${MODELS:-ref64,ref64_mult,tiny}"
 THREADS="${THREADS:-$(nproc)}"
 ROUNDS="${ROUNDS:-1}"
+PRECISION="${PRECISION:-f32}"
+case "$PRECISION" in
+  f32) V_ARGS="--winograd" P_ARGS="" ;;
+  bf16) V_ARGS="--precision bf16" P_ARGS="--precision amp_bf16" ;;
+  *) echo "PRECISION must be f32 or bf16, not '$PRECISION'" >&2; exit 2 ;;
+esac
 cargo build --release -q -p ventral-cli
 V="${CARGO_TARGET_DIR:-target}/release/ventral"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -40,8 +49,8 @@ for T in $GRID_T; do
     for ((round = 0; round < ROUNDS; round++)); do
       PROFILE=""
       [ "$T" = "4" ] && [ "$B" = "16" ] && [ "$round" = "0" ] && PROFILE="--profile"
-      R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE --winograd --json)
-      P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" --json)
+      R=$($V bench --models "$M" --timesteps "$T" --batch "$B" --iters "$N" $PROFILE $V_ARGS --json)
+      P=$("$PY" scripts/bench_blt_torch.py --models "$M" --timesteps "$T" --batch "$B" --iters "$N" --threads "$THREADS" $P_ARGS --json)
       RS="$RS${RS:+,}$R" PS="$PS${PS:+,}$P"
     done
     "$PY" - "[$RS]" "[$PS]" "$OUT" "$COMMIT" <<'PYEOF'
@@ -84,6 +93,8 @@ with open(out, "a") as f:
                     continue
                 a, b, ratio, lo, hi = row(a_s, b_s)
                 name = mode + ("_winograd" if winograd else "")
+                if r[m].get("precision") == "bf16":
+                    name += "_bf16"
                 spread = f"  (rounds {lo:.2f}-{hi:.2f})" if len(a_s) > 1 else ""
                 w = r[m].get("winograd") or {}
                 if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
@@ -92,7 +103,8 @@ with open(out, "a") as f:
                 f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f},{fma:.1f}\n")
         if "profile" in r[m]:
             print(f"  ventral convolutions ({m}): calls per forward pass, GFLOP/s forward / input grad / weight grad (% of the {fma:.0f} GFLOP/s FMA peak):")
-            pct = lambda g: f"{g:7.1f} {100 * g / fma:3.0f}%" if fma else f"{g:7.1f}"
+            bf16 = r[m].get("precision") == "bf16"
+            pct = lambda g: f"{g:7.1f} {100 * g / fma:3.0f}%" if fma and not bf16 else f"{g:7.1f}"
             for row in r[m]["profile"]:
                 print(f"    {row['layer']:<4} {row['conv']:<10} {row.get('calls_per_pass', ''):>2} {pct(row['forward_gflops'])} {pct(row['input_grad_gflops'])} {pct(row['weight_grad_gflops'])}")
         for key, label in (("step_profile", ""), ("winograd_step_profile", ", Winograd")):

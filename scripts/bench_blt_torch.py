@@ -12,7 +12,9 @@ convolutions and matrix products: exact float32, as ventral's native CPU engine)
 (PyTorch's defaults: cuDNN convolutions on TF32 tensor cores; what ventral's float32 computes on
 CUDA, where burn's kernels stage float32 operands as TF32, docs/performance.md), `amp_bf16` / `amp_fp16` (torch.autocast, the latter
 with a GradScaler); cuDNN autotuning (`cudnn.benchmark`) is on, and every timed call ends with
-torch.cuda.synchronize().
+torch.cuda.synchronize(). On the CPU, `amp_bf16` is `torch.autocast("cpu", dtype=torch.bfloat16)`:
+oneDNN's bf16 convolutions (on AMX tiles where the CPU has them), against `ventral bench
+--precision bf16`.
 
 `--epoch-data DIR` times one training epoch instead (DIR/train.npz and DIR/val.npz, `images`
 uint8 [N, 64, 64, 3] and `labels`, as `scripts/gpu_check.sh` writes them for `ventral pack`):
@@ -116,8 +118,8 @@ def set_precision(a):
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
-    elif a.precision != "fp32":
-        raise SystemExit(f"--precision {a.precision} needs --device cuda")
+    elif a.precision not in ("fp32", "amp_bf16"):
+        raise SystemExit(f"--precision {a.precision} needs --device cuda (on cpu: fp32 or amp_bf16)")
     if a.precision.startswith("amp_"):
         dt = torch.bfloat16 if a.precision == "amp_bf16" else torch.float16
         scaler = torch.amp.GradScaler("cuda") if dt == torch.float16 else None

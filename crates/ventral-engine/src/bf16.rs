@@ -47,6 +47,14 @@ pub fn round_bf16(x: f32) -> f32 {
     f32::from_bits(u32::from(bf16_bits(x)) << 16)
 }
 
+/// `src` rounded to bf16 into `dst` (resized to `src`'s length), in parallel.
+pub fn round_into(src: &[f32], dst: &mut Vec<f32>) {
+    dst.resize(src.len(), 0.0);
+    dst.par_chunks_mut(1 << 14)
+        .zip(src.par_chunks(1 << 14))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d = round_bf16(s)));
+}
+
 static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux

@@ -92,6 +92,14 @@ const MEDIUM_CHANNELS: usize = 128;
 /// channel-major copies of `x`, `y`, `dy` and `dx` (the entry points read burn's layout).
 const SMALL_MAP_BELOW: usize = 8;
 
+/// Channels (in and out) from which a bf16 convolution runs on AMX tiles ([`Conv::amx_worth`]);
+/// narrower layers run the float32 kernels on bf16-rounded operands. Measured with `ventral
+/// bench --precision bf16 --profile` (Intel Xeon with AMX, batch 16, ms per training step of
+/// each convolution, AMX against float32): BLT_net_64's V1 bottom-up (32 → 64, 64 px) 35.3
+/// against 32.1, V2 bottom-up (64 → 128) 20.0 against 27.2, V2 lateral (128) 125 against 158;
+/// the tiny BLT (8–32 channels) trained at 146 images/s in bf16 on AMX, slower than in float32.
+const AMX_MIN_CHANNELS: usize = 64;
+
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
 
@@ -120,6 +128,10 @@ pub struct Scratch {
     pub bf16: bool,
     /// The weights of a bf16 pass, packed once per call for all its chunks of images.
     packed: PackedA,
+    /// bf16-rounded copies of a pass's two operands where it runs on the float32 kernels
+    /// ([`Conv::amx_worth`]).
+    round_a: Vec<f32>,
+    round_b: Vec<f32>,
 }
 
 impl Scratch {
@@ -286,6 +298,36 @@ impl Conv {
         by_channels
             || (self.uses_direct()
                 && (self.medium() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE))
+    }
+
+    /// In bf16 mode ([`Scratch::bf16`]), whether the passes run on AMX tiles (im2col + the
+    /// bf16 product): where the CPU has them and both sides have at least `AMX_MIN_CHANNELS`
+    /// channels. Otherwise they run the exact float32 kernels on bf16-rounded operands — the
+    /// same products (a product of two bf16 values is exact in float32) and float32 sums.
+    pub fn amx_worth(&self) -> bool {
+        crate::bf16::amx_available() && self.ci >= AMX_MIN_CHANNELS && self.co >= AMX_MIN_CHANNELS
+    }
+
+    /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
+    /// `b` rounded to bf16 (into the scratch's copies) and `scratch.bf16` off.
+    fn on_rounded(
+        scratch: &mut Scratch,
+        a: &[f32],
+        b: &[f32],
+        f: impl FnOnce(&mut Scratch, &[f32], &[f32]),
+    ) {
+        let mut ra = std::mem::take(&mut scratch.round_a);
+        let mut rb = std::mem::take(&mut scratch.round_b);
+        {
+            let _p = scope(Op::Elementwise);
+            crate::bf16::round_into(a, &mut ra);
+            crate::bf16::round_into(b, &mut rb);
+        }
+        scratch.bf16 = false;
+        f(scratch, &ra, &rb);
+        scratch.bf16 = true;
+        scratch.round_a = ra;
+        scratch.round_b = rb;
     }
 
     /// At most [`MEDIUM_CHANNELS`] channels on both sides.
@@ -588,6 +630,11 @@ impl Conv {
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let bf16 = scratch.bf16;
+        if bf16 && !self.amx_worth() {
+            return Self::on_rounded(scratch, w, x, |sc, w, x| {
+                self.forward(w, x, batch, y, accumulate, sc)
+            });
+        }
         if self.uses_direct() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
@@ -755,6 +802,11 @@ impl Conv {
     ) {
         let kd = self.kdim();
         let bf16 = scratch.bf16;
+        if bf16 && !self.amx_worth() {
+            return Self::on_rounded(scratch, w, dy, |sc, w, dy| {
+                self.backward_data(w, dy, batch, dx, sc)
+            });
+        }
         if self.uses_direct_data() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
@@ -926,8 +978,13 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let _p = scope(Op::WeightGrad);
         let bf16 = scratch.bf16;
+        if bf16 && !self.amx_worth() {
+            return Self::on_rounded(scratch, x, dy, |sc, x, dy| {
+                self.backward_weight(x, dy, batch, dw, sc)
+            });
+        }
+        let _p = scope(Op::WeightGrad);
         if self.uses_direct_wgrad() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
@@ -1136,7 +1193,8 @@ mod tests {
     /// bf16 (nearest even), with float32 sums — each element within float32 round-off of a
     /// float64 sum of the rounded products (bound: (terms + 2) · Σ|products| · 2⁻²³), on
     /// shapes with partial tiles everywhere, stride 2, k = 1 and 5, and full 16 × 32 tiles;
-    /// on AMX where the CPU has it, else through the float32 GEMM.
+    /// from 64 channels on AMX where the CPU has it, else (and below 64 channels) on the
+    /// float32 kernels with rounded operands.
     #[test]
     fn bf16_passes_are_the_definition_on_rounded_operands() {
         use crate::bf16::round_bf16;
@@ -1147,6 +1205,9 @@ mod tests {
             (4, 6, 5, 1, 2, 12, 2),
             (3, 7, 1, 1, 0, 5, 2),
             (40, 36, 3, 1, 1, 32, 2),
+            // From 64 channels on AMX tiles where the CPU has them (`amx_worth`).
+            (64, 64, 3, 1, 1, 16, 2),
+            (70, 66, 3, 2, 1, 16, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
