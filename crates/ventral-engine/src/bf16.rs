@@ -167,24 +167,120 @@ impl PackedA {
 /// # Panics
 /// As [`gemm_bf16`].
 pub fn gemm_bf16_packed(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: MatRef<'_>) {
+    assert!(fits(&b), "gemm_bf16 view outside its slice");
+    product(dst, accumulate, a, Right::Mat(b));
+}
+
+/// The unfolded input of a stride-1 convolution with output rows a multiple of 16 wide, never
+/// materialised: `im2col` of images `b0..` of `x` (`[Ci][batch][Hi][Wi]`, zero padding `pad`),
+/// the `Ci·k² × n` matrix whose row (c, kh, kw) and column (image, oh, ow) hold
+/// `x[c][b0 + image][oh + kh − pad][ow + kw − pad]` (0 outside the map).
+#[derive(Debug, Clone, Copy)]
+pub struct Unfolded<'a> {
+    pub x: &'a [f32],
+    pub ci: usize,
+    pub k: usize,
+    pub pad: usize,
+    pub hw_in: (usize, usize),
+    pub hw_out: (usize, usize),
+    pub batch: usize,
+    pub b0: usize,
+    /// Columns: whole images' `Ho·Wo` pixels.
+    pub n: usize,
+}
+
+impl Unfolded<'_> {
+    /// Rows (`Ci·k²`).
+    pub fn rows(&self) -> usize {
+        self.ci * self.k * self.k
+    }
+
+    /// The packing reads it directly: output rows a multiple of 16 wide (every 16 columns
+    /// of a tile are one output row's run), whole images inside `x`, and AVX-512 present.
+    pub fn supported(&self) -> bool {
+        let (hi, wi) = self.hw_in;
+        let (ho, wo) = self.hw_out;
+        wo > 0
+            && wo.is_multiple_of(TM)
+            && self.n.is_multiple_of(ho * wo)
+            && self.pad < self.k
+            && ho + self.k - 1 <= hi + 2 * self.pad
+            && wo + self.k - 1 <= wi + 2 * self.pad
+            && (self.b0 + self.n / (ho * wo)) <= self.batch
+            && self.x.len() >= self.ci * self.batch * hi * wi
+            && amx_available()
+    }
+}
+
+/// `dst (+)= a · u` (`transposed = false`: `u` is `Ci·k² × n`, a convolution's forward) or
+/// `dst (+)= a · uᵀ` (a weight gradient `dy · im2col(x)ᵀ`), the unfolded input read straight
+/// into the tiles — no float32 unfolded copy. `a` must be packed for AMX and `u`
+/// [`Unfolded::supported`].
+///
+/// # Panics
+/// On mismatched shapes, an unsupported `u`, or `a` not packed for AMX (engine bugs).
+pub fn gemm_bf16_unfolded(
+    dst: MatMut<'_>,
+    accumulate: bool,
+    a: &PackedA,
+    u: Unfolded<'_>,
+    transposed: bool,
+) {
     assert!(
-        dst.rows == a.rows && dst.cols == b.cols && a.cols == b.rows,
-        "gemm_bf16 shapes: dst {}x{}, a {}x{}, b {}x{}",
+        a.amx && u.supported(),
+        "gemm_bf16_unfolded: not an AMX product"
+    );
+    product(
+        dst,
+        accumulate,
+        a,
+        if transposed {
+            Right::UnfoldedT(u)
+        } else {
+            Right::Unfolded(u)
+        },
+    );
+}
+
+/// The right operand of a product: a strided matrix, or an unfolded input (or its transpose).
+#[derive(Clone, Copy)]
+enum Right<'a> {
+    Mat(MatRef<'a>),
+    Unfolded(Unfolded<'a>),
+    UnfoldedT(Unfolded<'a>),
+}
+
+impl Right<'_> {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Right::Mat(b) => (b.rows, b.cols),
+            Right::Unfolded(u) => (u.rows(), u.n),
+            Right::UnfoldedT(u) => (u.n, u.rows()),
+        }
+    }
+}
+
+fn product(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: Right<'_>) {
+    let (br, bc) = b.dims();
+    assert!(
+        dst.rows == a.rows && dst.cols == bc && a.cols == br,
+        "gemm_bf16 shapes: dst {}x{}, a {}x{}, b {br}x{bc}",
         dst.rows,
         dst.cols,
         a.rows,
         a.cols,
-        b.rows,
-        b.cols
     );
-    assert!(
-        fits(&b) && fits_mut(&dst),
-        "gemm_bf16 view outside its slice"
-    );
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(fits_mut(&dst), "gemm_bf16 view outside its slice");
+    let (m, k, n) = (a.rows, a.cols, bc);
+    let Right::Mat(bm) = b else {
+        if m == 0 || n == 0 {
+            return;
+        }
+        return packed_product(dst, accumulate, a, b, (m, k, n));
+    };
     if !a.amx || n == 0 {
         let mut br = Vec::new();
-        rounded(&b, &mut br);
+        rounded(&bm, &mut br);
         gemm(
             dst,
             accumulate,
@@ -193,6 +289,17 @@ pub fn gemm_bf16_packed(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: MatRe
         );
         return;
     }
+    packed_product(dst, accumulate, a, b, (m, k, n));
+}
+
+/// The AMX product: `b` packed into tiles, then every block of `dst`.
+fn packed_product(
+    dst: MatMut<'_>,
+    accumulate: bool,
+    a: &PackedA,
+    b: Right<'_>,
+    (m, k, n): (usize, usize, usize),
+) {
     // Panels of 16 rows (of `a`) and 16 columns (of `b`), in pairs: a 32 × 32 block of `dst`
     // per step of the kernel (the missing rows and columns packed as zeros).
     let (mp, np, kt) = (m.div_ceil(32) * 2, n.div_ceil(32) * 2, k.div_ceil(TK));
@@ -282,7 +389,7 @@ fn pack_a(a: &MatRef<'_>, kt: usize, out: &mut [u16]) {
 /// `b` (`k × n`) into tiles of 16 row pairs × 16 columns × 2: panel `p` (columns 16p..),
 /// tile `t` (rows 32t..) at `(p·kt + t)·512`, element (row 32t + 2i + e, column 16p + j) at
 /// `+ i·32 + j·2 + e`; zeros outside `b`.
-fn pack_b(b: &MatRef<'_>, kt: usize, out: &mut [u16]) {
+fn pack_b(b: &Right<'_>, kt: usize, out: &mut [u16]) {
     // Groups of panels per task, tiles outer: each row of `b` is read along 8 panels' 128
     // columns at a time (512 contiguous bytes), not 64 bytes per row and panel.
     const GROUP: usize = 8;
@@ -292,7 +399,18 @@ fn pack_b(b: &MatRef<'_>, kt: usize, out: &mut [u16]) {
             for t in 0..kt {
                 for (q, panel) in panels.chunks_exact_mut(kt * TILE).enumerate() {
                     let tile = &mut panel[t * TILE..(t + 1) * TILE];
-                    b_tile(b, (g * GROUP + q) * TM, t * TK, tile);
+                    let (n0, k0) = ((g * GROUP + q) * TM, t * TK);
+                    match b {
+                        Right::Mat(b) => b_tile(b, n0, k0, tile),
+                        // SAFETY: `supported` (checked by `gemm_bf16_unfolded`): AVX-512F,
+                        // whole images inside `x`, 16-wide runs within output rows.
+                        #[cfg(target_arch = "x86_64")]
+                        Right::Unfolded(u) => unsafe { simd::unfolded_tile(u, n0, k0, tile) },
+                        #[cfg(target_arch = "x86_64")]
+                        Right::UnfoldedT(u) => unsafe { simd::unfolded_t_tile(u, n0, k0, tile) },
+                        #[cfg(not(target_arch = "x86_64"))]
+                        _ => unreachable!("unfolded operands need AMX"),
+                    }
                 }
             }
         });
@@ -437,6 +555,150 @@ mod simd {
                 _mm512_storeu_si512(p.add(l + 8), hi);
             }
         }
+    }
+
+    /// The pixel of column `n0` of the unfolded input: (image, output row, output column).
+    #[inline]
+    fn pixel(u: &super::Unfolded<'_>, n0: usize) -> (usize, usize, usize) {
+        let (ho, wo) = u.hw_out;
+        let (img, rem) = (u.b0 + n0 / (ho * wo), n0 % (ho * wo));
+        (img, rem / wo, rem % wo)
+    }
+
+    /// The unfolded rows `r, r + 1, …` as (channel, kernel row, kernel column), stepped
+    /// without divisions.
+    #[derive(Clone, Copy)]
+    struct Tap {
+        c: usize,
+        kh: usize,
+        kw: usize,
+    }
+
+    impl Tap {
+        fn of(u: &super::Unfolded<'_>, r: usize) -> Self {
+            let kk = u.k * u.k;
+            Self {
+                c: r / kk,
+                kh: (r % kk) / u.k,
+                kw: r % u.k,
+            }
+        }
+
+        fn next(&mut self, k: usize) {
+            self.kw += 1;
+            if self.kw == k {
+                self.kw = 0;
+                self.kh += 1;
+                if self.kh == k {
+                    self.kh = 0;
+                    self.c += 1;
+                }
+            }
+        }
+    }
+
+    /// Unfolded row `tap` at the 16 columns from `pixel` (one run of an output row; zeros
+    /// outside the map and for channels beyond `Ci`).
+    ///
+    /// # Safety
+    /// AVX-512F; `u` [`super::Unfolded::supported`]; `pixel` the start of a 16-column run of
+    /// an image inside `u`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run16(
+        u: &super::Unfolded<'_>,
+        tap: Tap,
+        (img, oh, ow0): (usize, usize, usize),
+    ) -> __m512 {
+        if tap.c >= u.ci {
+            return _mm512_setzero_ps();
+        }
+        let (hi, wi) = u.hw_in;
+        let ih = (oh + tap.kh) as isize - u.pad as isize;
+        if ih < 0 || ih >= hi as isize {
+            return _mm512_setzero_ps();
+        }
+        let iw0 = (ow0 + tap.kw) as isize - u.pad as isize;
+        // Lanes j with 0 ≤ iw0 + j < wi.
+        let lo = (-iw0).clamp(0, 16) as u32;
+        let hi_lane = (wi as isize - iw0).clamp(0, 16) as u32;
+        if lo >= hi_lane {
+            return _mm512_setzero_ps();
+        }
+        let mask = ((1u32 << hi_lane) - 1) as u16 & !(((1u32 << lo) - 1) as u16);
+        let row = ((tap.c * u.batch + img) * hi + ih as usize) * wi;
+        // SAFETY: lanes lo..hi_lane address x[row + iw0 + j], inside the map's row `ih` of
+        // image `img`, channel `c` (inside `x` by `supported`); masked-off lanes are not
+        // accessed (AVX-512 masked loads suppress their faults), so the address of lane 0
+        // may lie before the row.
+        unsafe {
+            let p = u.x.as_ptr().wrapping_offset(row as isize + iw0);
+            _mm512_maskz_loadu_ps(mask, p)
+        }
+    }
+
+    /// The tile of the unfolded input at rows `k0..k0 + 32`, columns `n0..n0 + 16` (pairs of
+    /// rows, as [`super::pack_b`]).
+    ///
+    /// # Safety
+    /// AVX-512F; `u` supported; `n0` a multiple of 16; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn unfolded_tile(
+        u: &super::Unfolded<'_>,
+        n0: usize,
+        k0: usize,
+        tile: &mut [u16],
+    ) {
+        debug_assert!(tile.len() >= 512);
+        if n0 >= u.n {
+            tile.fill(0);
+            return;
+        }
+        let px = pixel(u, n0);
+        let mut tap = Tap::of(u, k0);
+        for i in 0..16 {
+            // SAFETY: the contract; the store is row i of the tile.
+            unsafe {
+                let even = run16(u, tap, px);
+                tap.next(u.k);
+                let odd = run16(u, tap, px);
+                tap.next(u.k);
+                _mm512_storeu_si512(tile.as_mut_ptr().add(i * 32).cast(), pairs(even, odd));
+            }
+        }
+    }
+
+    /// The tile of the transposed unfolded input (`n × Ci·k²`) at rows (pixels) `k0..k0 + 32`,
+    /// columns (unfolded rows) `n0..n0 + 16`.
+    ///
+    /// # Safety
+    /// AVX-512F; `u` supported; `k0` a multiple of 32; `tile` 512 long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn unfolded_t_tile(
+        u: &super::Unfolded<'_>,
+        n0: usize,
+        k0: usize,
+        tile: &mut [u16],
+    ) {
+        debug_assert!(tile.len() >= 512);
+        let (px_lo, px_hi) = (
+            (k0 < u.n).then(|| pixel(u, k0)),
+            (k0 + 16 < u.n).then(|| pixel(u, k0 + 16)),
+        );
+        let mut cols = [_mm512_setzero_si512(); 16];
+        let mut tap = Tap::of(u, n0);
+        for v in cols.iter_mut() {
+            let half = |px: Option<(usize, usize, usize)>| match px {
+                // SAFETY: the contract; a run of 16 pixels inside `u`.
+                Some(px) => unsafe { run16(u, tap, px) },
+                None => _mm512_setzero_ps(),
+            };
+            let (lo, hi) = (half(px_lo), half(px_hi));
+            let bits = |v: __m512| _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(v)));
+            *v = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(bits(lo)), bits(hi));
+            tap.next(u.k);
+        }
+        transposed_into(&cols, tile);
     }
 
     /// `a` viewed with unit row stride (element (r, c) at `p + r + c·cs`, 16 × 32): u32
