@@ -102,8 +102,9 @@ with open(out, "a") as f:
                 print(f"{m:<11} {name:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {ratio:>14.2f}{spread}")
                 f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f},{fma:.1f}\n")
         if "profile" in r[m]:
-            print(f"  ventral convolutions ({m}): calls per forward pass, GFLOP/s forward / input grad / weight grad (% of the {fma:.0f} GFLOP/s FMA peak):")
             bf16 = r[m].get("precision") == "bf16"
+            share = "bf16 operands" if bf16 else f"% of the {fma:.0f} GFLOP/s FMA peak"
+            print(f"  ventral convolutions ({m}): calls per forward pass, GFLOP/s forward / input grad / weight grad ({share}):")
             pct = lambda g: f"{g:7.1f} {100 * g / fma:3.0f}%" if fma and not bf16 else f"{g:7.1f}"
             for row in r[m]["profile"]:
                 print(f"    {row['layer']:<4} {row['conv']:<10} {row.get('calls_per_pass', ''):>2} {pct(row['forward_gflops'])} {pct(row['input_grad_gflops'])} {pct(row['weight_grad_gflops'])}")

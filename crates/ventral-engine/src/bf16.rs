@@ -795,7 +795,10 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
     // Column blocks in groups whose panels of `b` (2 KiB per tile pair) fit in L2 with room
     // to spare: a row block's panels of `a` then come from L3 once per group, not once per
     // column block (1024³ on one core: 4.3 → see docs/performance.md).
-    let group = (GROUP_BYTES / (2 * kt * TILE * 2)).clamp(1, nb);
+    let most = (GROUP_BYTES / (2 * kt * TILE * 2)).clamp(1, nb);
+    // Groups of equal size (32 column blocks in at most 10: 4 groups of 8, not 10, 10, 10, 2).
+    let groups = nb.div_ceil(most);
+    let group = nb.div_ceil(groups);
     let groups = nb.div_ceil(group);
     // Enough tasks for the threads to balance (row blocks split where the groups are few);
     // each loads the tile configuration once.
