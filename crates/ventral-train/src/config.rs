@@ -587,21 +587,6 @@ seed = 1
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:") && !e.contains("--set"), "{e}");
-        // bf16 runs on the native engine too (it used to be refused there), but not with
-        // Winograd's float32 transforms.
-        let f = TrainFile::parse(TOML, &["train.precision=\"bf16\"".into()], "t.toml").unwrap();
-        assert!(f.native_engine() && f.train.precision == "bf16");
-        let e = TrainFile::parse(
-            TOML,
-            &[
-                "train.precision=\"bf16\"".into(),
-                "train.winograd=true".into(),
-            ],
-            "t.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("exclude each other"), "{e}");
     }
 
     /// The issue-13 examples: every numeric hyperparameter is range-checked at load, naming the
@@ -732,10 +717,10 @@ seed = 1
     }
 
     /// `train.precision`: `f32` by default and left out of the saved configuration; `bf16`
-    /// loads on burn's engine and is refused, naming the key, where the native engine would
-    /// run; an unknown name is refused.
+    /// loads on burn's engine and on the native engine (it used to be refused there), and is
+    /// refused, naming the keys, with `train.winograd`; an unknown name is refused.
     #[test]
-    fn precision_needs_burns_engine() {
+    fn precision_on_both_engines() {
         let on = |extra: &[&str]| {
             let v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
             TrainFile::parse(TOML, &v, "t.toml").map_err(|e| e.to_string())
@@ -745,8 +730,13 @@ seed = 1
         assert!(!f.to_toml().contains("precision"));
         let b = on(&["train.precision=bf16", "train.engine=burn"]).unwrap();
         assert!(b.to_toml().contains("precision = \"bf16\""));
-        let e = on(&["train.precision=bf16"]).unwrap_err();
-        assert!(e.contains("train.precision") && e.contains("t.toml"), "{e}");
+        let n = on(&["train.precision=bf16"]).unwrap();
+        assert!(n.native_engine() && n.to_toml().contains("precision = \"bf16\""));
+        let e = on(&["train.precision=bf16", "train.winograd=true"]).unwrap_err();
+        assert!(
+            e.contains("train.precision") && e.contains("train.winograd") && e.contains("t.toml"),
+            "{e}"
+        );
         let e = on(&["train.precision=fp16", "train.engine=burn"]).unwrap_err();
         assert!(e.contains("fp16") && e.contains("t.toml"), "{e}");
     }
