@@ -356,32 +356,13 @@ fn pack_a(a: &MatRef<'_>, kt: usize, out: &mut [u16]) {
         .enumerate()
         .for_each(|(p, panel)| {
             let m0 = p * TM;
-            let rows = a.rows.saturating_sub(m0).min(TM);
             for (t, tile) in panel.chunks_exact_mut(TILE).enumerate() {
-                let k0 = t * TK;
-                let cols = a.cols.saturating_sub(k0).min(TK);
-                let at = |r: usize, c: usize| a.off + (m0 + r) * a.rs + (k0 + c) * a.cs;
+                let place = |r: usize, c: usize| r * TK + c;
                 #[cfg(target_arch = "x86_64")]
-                if rows == TM && cols == TK && (a.cs == 1 || a.rs == 1) {
-                    // SAFETY: AVX-512F is present (`amx_available`); the 16 × 32 block at
-                    // (m0, k0) lies inside `a` (checked by `fits`), read along the unit
-                    // stride.
-                    unsafe {
-                        let base = a.data.as_ptr().add(at(0, 0));
-                        if a.cs == 1 {
-                            simd::rows_to_tile(base, a.rs, tile);
-                        } else {
-                            simd::a_cols_to_tile(base, a.cs, tile);
-                        }
-                    }
-                    continue;
-                }
-                tile.fill(0);
-                for r in 0..rows {
-                    for c in 0..cols {
-                        tile[r * TK + c] = bf16_bits(a.data[at(r, c)]);
-                    }
-                }
+                let fast = Some([simd::rows_to_tile as TileFn, simd::a_cols_to_tile]);
+                #[cfg(not(target_arch = "x86_64"))]
+                let fast = None;
+                tile_of(a, (m0, t * TK), (TM, TK), place, fast, tile);
             }
         });
 }
@@ -418,27 +399,55 @@ fn pack_b(b: &Right<'_>, kt: usize, out: &mut [u16]) {
 
 /// The tile of `b` at rows `k0..k0 + 32`, columns `n0..n0 + 16` (see [`pack_b`]).
 fn b_tile(b: &MatRef<'_>, n0: usize, k0: usize, tile: &mut [u16]) {
-    let cols = b.cols.saturating_sub(n0).min(TM);
-    let rows = b.rows.saturating_sub(k0).min(TK);
-    let at = |r: usize, j: usize| b.off + (k0 + r) * b.rs + (n0 + j) * b.cs;
+    let place = |r: usize, j: usize| (r >> 1) * TK + 2 * j + (r & 1);
     #[cfg(target_arch = "x86_64")]
-    if rows == TK && cols == TM && (b.cs == 1 || b.rs == 1) {
-        // SAFETY: AVX-512F is present (`amx_available`); the 32 × 16 block at (k0, n0)
-        // lies inside `b` (checked by `fits`), read along the unit stride.
+    let fast = Some([simd::row_pairs_to_tile as TileFn, simd::b_cols_to_tile]);
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = None;
+    tile_of(b, (k0, n0), (TK, TM), place, fast, tile);
+}
+
+/// A whole-tile packer: the block at a pointer, its other stride, the tile.
+type TileFn = unsafe fn(*const f32, usize, &mut [u16]);
+
+/// The `rows × cols` block of `v` at `(r0, c0)` rounded into `tile`, element (r, c) at
+/// `place(r, c)` (zeros outside `v`): a whole block with a unit stride by `fast` (`[0]` with
+/// unit column stride, `[1]` with unit row stride), else element by element.
+fn tile_of(
+    v: &MatRef<'_>,
+    (r0, c0): (usize, usize),
+    (rows, cols): (usize, usize),
+    place: impl Fn(usize, usize) -> usize,
+    fast: Option<[TileFn; 2]>,
+    tile: &mut [u16],
+) {
+    let at = |r: usize, c: usize| v.off + (r0 + r) * v.rs + (c0 + c) * v.cs;
+    let (nr, nc) = (
+        v.rows.saturating_sub(r0).min(rows),
+        v.cols.saturating_sub(c0).min(cols),
+    );
+    if let Some([by_rows, by_cols]) = fast
+        && nr == rows
+        && nc == cols
+        && (v.cs == 1 || v.rs == 1)
+    {
+        // SAFETY: `fast` is given only where AVX-512F is present (every AMX CPU; the packers
+        // run for AMX products only); the whole block at (r0, c0) lies inside `v` (checked by
+        // `fits`) and is read along its unit stride.
         unsafe {
-            let base = b.data.as_ptr().add(at(0, 0));
-            if b.cs == 1 {
-                simd::row_pairs_to_tile(base, b.rs, tile);
+            let base = v.data.as_ptr().add(at(0, 0));
+            if v.cs == 1 {
+                by_rows(base, v.rs, tile);
             } else {
-                simd::b_cols_to_tile(base, b.cs, tile);
+                by_cols(base, v.cs, tile);
             }
         }
         return;
     }
     tile.fill(0);
-    for r in 0..rows {
-        for j in 0..cols {
-            tile[(r >> 1) * TK + 2 * j + (r & 1)] = bf16_bits(b.data[at(r, j)]);
+    for r in 0..nr {
+        for c in 0..nc {
+            tile[place(r, c)] = bf16_bits(v.data[at(r, c)]);
         }
     }
 }
@@ -930,21 +939,7 @@ unsafe fn block(
 /// Throughput of [`gemm_bf16`] on a row-major `m × k` by `k × n` product (packing included):
 /// the best of `reps` runs, in GFLOP/s.
 pub fn gemm_bf16_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
-    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
-    let mut c = vec![0.0f32; m * n];
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let t = std::time::Instant::now();
-        gemm_bf16(
-            MatMut::rm(&mut c, 0, m, n),
-            false,
-            MatRef::rm(&a, 0, m, k),
-            MatRef::rm(&b, 0, k, n),
-        );
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    2.0 * (m * k * n) as f64 / best / 1e9
+    crate::mat::product_gflops(gemm_bf16, (m, k, n), reps)
 }
 
 #[cfg(test)]

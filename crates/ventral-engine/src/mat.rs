@@ -159,13 +159,23 @@ fn gemm_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, para
 /// Throughput of [`gemm`](fn@gemm) on a row-major `m × k` by `k × n` product: the best of `reps` timed
 /// runs, in GFLOP/s (2·m·k·n per run). What `ventral bench` reports as the measured peak.
 pub fn gemm_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    product_gflops(gemm, (m, k, n), reps)
+}
+
+/// Throughput of a product `product(dst, accumulate, a, b)` on row-major operands: the best of
+/// `reps` timed runs, in GFLOP/s.
+pub fn product_gflops(
+    product: impl Fn(MatMut<'_>, bool, MatRef<'_>, MatRef<'_>),
+    (m, k, n): (usize, usize, usize),
+    reps: usize,
+) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let mut c = vec![0.0f32; m * n];
     let mut best = f64::INFINITY;
     for _ in 0..reps.max(1) {
         let t = std::time::Instant::now();
-        gemm(
+        product(
             MatMut::rm(&mut c, 0, m, n),
             false,
             MatRef::rm(&a, 0, m, k),
