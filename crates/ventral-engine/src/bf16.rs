@@ -138,7 +138,7 @@ impl PackedA {
     /// # Panics
     /// On a view outside its slice, or `amx` where [`amx_available`] is false (engine bugs).
     pub fn pack(&mut self, a: MatRef<'_>, amx: bool) {
-        assert!(fits(&a), "gemm_bf16 view outside its slice");
+        assert!(a.fits(), "gemm_bf16 view outside its slice");
         assert!(
             !amx || amx_available(),
             "AMX asked for where it is not available"
@@ -153,13 +153,6 @@ impl PackedA {
             rounded(&a, &mut self.rounded);
         }
     }
-
-    /// [`Self::pack`] on AMX where [`amx_available`].
-    pub fn of(a: MatRef<'_>) -> Self {
-        let mut p = Self::default();
-        p.pack(a, amx_available());
-        p
-    }
 }
 
 /// [`gemm_bf16`] with its left operand packed already.
@@ -167,7 +160,7 @@ impl PackedA {
 /// # Panics
 /// As [`gemm_bf16`].
 pub fn gemm_bf16_packed(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: MatRef<'_>) {
-    assert!(fits(&b), "gemm_bf16 view outside its slice");
+    assert!(b.fits(), "gemm_bf16 view outside its slice");
     product(dst, accumulate, a, Right::Mat(b));
 }
 
@@ -270,7 +263,7 @@ fn product(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: Right<'_>) {
         a.rows,
         a.cols,
     );
-    assert!(fits_mut(&dst), "gemm_bf16 view outside its slice");
+    assert!(dst.fits(), "gemm_bf16 view outside its slice");
     let (m, k, n) = (a.rows, a.cols, bc);
     let Right::Mat(bm) = b else {
         if m == 0 || n == 0 {
@@ -330,14 +323,6 @@ fn take_buf(key: &'static std::thread::LocalKey<Cell<Vec<u16>>>, n: usize) -> Ve
     }
     v.truncate(n);
     v
-}
-
-fn fits(v: &MatRef<'_>) -> bool {
-    v.rows == 0 || v.cols == 0 || v.off + (v.rows - 1) * v.rs + (v.cols - 1) * v.cs < v.data.len()
-}
-
-fn fits_mut(v: &MatMut<'_>) -> bool {
-    v.rows == 0 || v.cols == 0 || v.off + (v.rows - 1) * v.rs + (v.cols - 1) * v.cs < v.data.len()
 }
 
 /// `v` rounded to bf16, row-major, into `out`.
@@ -433,7 +418,7 @@ fn tile_of(
     {
         // SAFETY: `fast` is given only where AVX-512F is present (every AMX CPU; the packers
         // run for AMX products only); the whole block at (r0, c0) lies inside `v` (checked by
-        // `fits`) and is read along its unit stride.
+        // `MatRef::fits`) and is read along its unit stride.
         unsafe {
             let base = v.data.as_ptr().add(at(0, 0));
             if v.cs == 1 {
@@ -477,17 +462,20 @@ mod simd {
         _mm512_or_si512(hi, _mm512_srli_epi32::<16>(round(even)))
     }
 
-    /// 32 consecutive floats as 32 bf16 in order (= 16 pairs of neighbours).
+    /// The 32 floats of `lo` then `hi` as 32 bf16 in order (= 16 pairs of neighbours).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn bf16x32(lo: __m512, hi: __m512) -> __m512i {
+        let half = |v: __m512| _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(v)));
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(half(lo)), half(hi))
+    }
+
+    /// 32 consecutive floats as 32 bf16 in order.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn run32(p: *const f32) -> __m512i {
         // SAFETY: the caller's: 32 floats at `p`.
-        unsafe {
-            let lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(_mm512_loadu_ps(p))));
-            let hi =
-                _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(_mm512_loadu_ps(p.add(16)))));
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-        }
+        unsafe { bf16x32(_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))) }
     }
 
     /// Tile rows r = 0..16 from 32 consecutive floats each, `rs` floats apart.
@@ -702,9 +690,7 @@ mod simd {
                 Some(px) => unsafe { run16(u, tap, px) },
                 None => _mm512_setzero_ps(),
             };
-            let (lo, hi) = (half(px_lo), half(px_hi));
-            let bits = |v: __m512| _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(v)));
-            *v = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(bits(lo)), bits(hi));
+            *v = bf16x32(half(px_lo), half(px_hi));
             tap.next(u.k);
         }
         transposed_into(&cols, tile);
@@ -785,7 +771,7 @@ impl Dst {
     /// # Safety
     /// `r < rows`, `c < cols`.
     unsafe fn at(&self, r: usize, c: usize) -> *mut f32 {
-        // SAFETY: inside `dst` by the contract and `fits_mut`.
+        // SAFETY: inside `dst` by the contract and `MatMut::fits`.
         unsafe { self.ptr.add(r * self.rs + c * self.cs) }
     }
 }
@@ -794,7 +780,7 @@ impl Dst {
 /// panels stays in cache while the row blocks pass), in contiguous runs of blocks per task.
 fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<'_>, acc: bool) {
     let d = Dst {
-        // SAFETY: `off` lies inside `data` (checked by `fits_mut`, rows and cols > 0).
+        // SAFETY: `off` lies inside `data` (checked by `MatMut::fits`, rows and cols > 0).
         ptr: unsafe { dst.data.as_mut_ptr().add(dst.off) },
         rows: dst.rows,
         cols: dst.cols,

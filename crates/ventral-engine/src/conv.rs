@@ -406,6 +406,19 @@ impl Conv {
         }
     }
 
+    /// [`Self::out_cols`], writable.
+    fn out_cols_mut<'a>(&self, y: &'a mut [f32], batch: usize, b0: usize, n: usize) -> MatMut<'a> {
+        let howo = self.ho * self.wo;
+        MatMut {
+            data: y,
+            off: b0 * howo,
+            rows: self.co,
+            cols: n,
+            rs: batch * howo,
+            cs: 1,
+        }
+    }
+
     /// Unfold images `b0..b1` of `x` (`[Ci][B][Hi·Wi]`) into `col` (`[Ci·k²][(b1−b0)·Ho·Wo]`).
     fn im2col(&self, x: &[f32], batch: usize, b0: usize, b1: usize, col: &mut [f32]) {
         let (hiwi, howo, k) = (self.hi * self.wi, self.ho * self.wo, self.k);
@@ -676,14 +689,7 @@ impl Conv {
             if let Some(u) = self.unfolded(bf16, x, batch, b0, n) {
                 // bf16 on AMX from the input itself: no unfolded float32 copy.
                 let _p = scope(Op::Gemm);
-                let out = MatMut {
-                    data: &mut *y,
-                    off: b0 * howo,
-                    rows: self.co,
-                    cols: n,
-                    rs: batch * howo,
-                    cs: 1,
-                };
+                let out = self.out_cols_mut(y, batch, b0, n);
                 gemm_bf16_unfolded(out, accumulate, &packed, u, false);
                 continue;
             }
@@ -694,14 +700,7 @@ impl Conv {
             }
             let _p = scope(Op::Gemm);
             if bf16 {
-                let out = MatMut {
-                    data: &mut *y,
-                    off: b0 * howo,
-                    rows: self.co,
-                    cols: n,
-                    rs: batch * howo,
-                    cs: 1,
-                };
+                let out = self.out_cols_mut(y, batch, b0, n);
                 gemm_bf16_packed(out, accumulate, &packed, MatRef::rm(col, 0, kd, n));
                 continue;
             }
@@ -711,14 +710,7 @@ impl Conv {
                 small_m(self.co, n, kd, a, col, 0, n, y, off, rs, accumulate);
                 continue;
             }
-            let out = MatMut {
-                data: &mut *y,
-                off: b0 * howo,
-                rows: self.co,
-                cols: n,
-                rs: batch * howo,
-                cs: 1,
-            };
+            let out = self.out_cols_mut(y, batch, b0, n);
             gemm(
                 out,
                 accumulate,

@@ -53,7 +53,8 @@ impl<'a> MatRef<'a> {
             ..self
         }
     }
-    fn fits(&self) -> bool {
+    /// Every element the view addresses lies inside its slice.
+    pub(crate) fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || self.off + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
@@ -72,7 +73,8 @@ impl<'a> MatMut<'a> {
             cs: 1,
         }
     }
-    fn fits(&self) -> bool {
+    /// Every element the view addresses lies inside its slice.
+    pub(crate) fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || self.off + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()

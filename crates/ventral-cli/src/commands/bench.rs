@@ -77,15 +77,25 @@ fn precision(a: &Args) -> Precision {
     Precision::parse(&a.precision).unwrap_or_default()
 }
 
+/// The timed passes run in bf16.
+fn bf16(a: &Args) -> bool {
+    precision(a) == Precision::Bf16
+}
+
+/// The native engine runs the timed passes in bf16 on AMX tiles.
+fn bf16_on_amx(a: &Args) -> bool {
+    bf16(a) && a.engine == "native" && ventral_engine::bf16::amx_available()
+}
+
 /// ", bf16" in the text output when the timed passes ran in bf16 (", bf16 on AMX" where the
 /// native engine ran them on AMX tiles).
 fn bf16_tag(a: &Args) -> &'static str {
-    match precision(a) {
-        Precision::Bf16 if a.engine == "native" && ventral_engine::bf16::amx_available() => {
-            ", bf16 on AMX"
-        }
-        Precision::Bf16 => ", bf16",
-        Precision::F32 => "",
+    if bf16_on_amx(a) {
+        ", bf16 on AMX"
+    } else if bf16(a) {
+        ", bf16"
+    } else {
+        ""
     }
 }
 
@@ -157,7 +167,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     let infer = if native {
         let p = fast::parameters(&model)?;
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
-        net.set_bf16(precision(a) == Precision::Bf16);
+        net.set_bf16(bf16(a));
         // Timed passes; the last one's outputs are kept (for the Winograd comparison).
         let time_infer = |net: &fast::BltNet<'_>| -> Result<(f64, fast::Outputs)> {
             let mut last = None;
@@ -207,7 +217,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
             Model::Blt(blt) if native => {
                 let p = fast::parameters(blt)?;
                 let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
-                net.set_bf16(precision(a) == Precision::Bf16);
+                net.set_bf16(bf16(a));
                 net.set_winograd_training(wg);
                 let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
                 let g = fast::burn_layout(&m, g);
@@ -249,7 +259,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     Ok(json!({
         "engine": a.engine,
         "precision": precision(a).name(),
-        "bf16_amx": native && precision(a) == Precision::Bf16 && ventral_engine::bf16::amx_available(),
+        "bf16_amx": bf16_on_amx(a),
         "parameters": n_params,
         "timesteps": cfg.timesteps,
         "batch": b,
@@ -587,7 +597,7 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
         let w: Vec<f32> = (0..g.co * g.kdim())
             .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
             .collect();
-        let mut col = ventral_engine::conv::Scratch::with_bf16(precision(a) == Precision::Bf16);
+        let mut col = ventral_engine::conv::Scratch::with_bf16(bf16(a));
         let (mut xo, mut yo, mut wo) = (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
         let mut t_conv = time(1, a.iters, || {
             g.forward(&w, &x, b, &mut yo, false, &mut col);
@@ -650,7 +660,7 @@ fn step_profile(cfg: &BltConfig, a: &Args, winograd: bool) -> Result<serde_json:
         let mut net = fast::BltNet::new(&fast::spec(cfg), &p)?;
         net.set_winograd(winograd);
         net.set_winograd_training(winograd);
-        net.set_bf16(precision(a) == Precision::Bf16);
+        net.set_bf16(bf16(a));
         let t1 = Instant::now();
         ventral_engine::profile::enable(timed);
         let (_, _, g) = net.loss_and_grad(&xv, &labels, &weights)?;
