@@ -8,6 +8,9 @@ convolution's input gradient), and vice versa.
 
     python scripts/conv_layers_torch.py --threads 2 --batch 16
     CONV_ONLY=ref64 cargo run --release -p ventral-engine --example conv_time
+
+`--bf16`: the operands in bf16 (what `torch.autocast("cpu", dtype=torch.bfloat16)` hands
+oneDNN: on AMX where the CPU has it), beside `BF16=1 ... conv_time`.
 """
 import argparse
 import time
@@ -30,7 +33,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
+    dt = torch.bfloat16 if a.bf16 else torch.float32
+
+    def randn(*shape):
+        return torch.randn(*shape).to(dt)
+
     torch.set_num_threads(a.threads)
     B = a.batch
     back = torch.ops.aten.convolution_backward
@@ -43,7 +52,7 @@ def main():
         ("ref64 it lat 8", 512, 512, 8),
         ("ref64 it bu 8", 256, 512, 8),
     ]:
-        x, w, dy = torch.randn(B, ci, s, s), torch.randn(co, ci, 3, 3), torch.randn(B, co, s, s)
+        x, w, dy = randn(B, ci, s, s), randn(co, ci, 3, 3), randn(B, co, s, s)
         args = (dy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
         fwd = best(lambda: torch.nn.functional.conv2d(x, w, padding=1))
         bd = best(lambda: back(*args, [True, False, False]))
@@ -55,7 +64,7 @@ def main():
         ("ref64 v2<-v4 td", 256, 128, 32),
         ("ref64 v4<-it td", 512, 256, 16),
     ]:
-        x, w, dy = torch.randn(B, ca, s // 2, s // 2), torch.randn(ca, c, 3, 3), torch.randn(B, c, s, s)
+        x, w, dy = randn(B, ca, s // 2, s // 2), randn(ca, c, 3, 3), randn(B, c, s, s)
         args = (dy, x, w, None, [2, 2], [1, 1], [1, 1], True, [1, 1], 1)
         fwd = best(lambda: torch.nn.functional.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1))
         bd = best(lambda: back(*args, [True, False, False]))

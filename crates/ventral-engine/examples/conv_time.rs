@@ -9,7 +9,8 @@
 //! `BATCH`: images per call (a training step's weight gradients see steps × batch);
 //! `CONV_ONLY`: layers whose name contains it; `WINO_ONLY`: skip the direct paths;
 //! `WINO_PROFILE`: the Winograd passes' time per kind of work; `DATA_PROFILE`: the input
-//! gradient's; `WINO_F2`: F(2 × 2) instead of F(4 × 4).
+//! gradient's; `WINO_F2`: F(2 × 2) instead of F(4 × 4); `BF16=1`: the three passes in bf16
+//! (`Scratch::with_bf16`, on AMX where the CPU has it).
 use std::time::Instant;
 use ventral_engine::conv::{Conv, Scratch};
 fn main() {
@@ -87,7 +88,7 @@ fn main() {
         let mut y = vec![0.0f32; dy.len()];
         let mut dx = vec![0.0f32; x.len()];
         let mut dw = vec![0.0f32; w.len()];
-        let mut s = Scratch::default();
+        let mut s = Scratch::with_bf16(std::env::var_os("BF16").is_some());
         let mut best = [f64::MAX; 3];
         // WINO_ONLY: time the Winograd forward alone (for profilers).
         let direct_runs = if std::env::var_os("WINO_ONLY").is_some() {

@@ -439,14 +439,14 @@ fn tile_of(
 
 /// AVX-512 packing of whole tiles (every CPU with AMX has AVX-512F).
 #[cfg(target_arch = "x86_64")]
-mod simd {
+pub(crate) mod simd {
     use std::arch::x86_64::*;
 
     /// The float32 bits of 16 lanes rounded to bf16 (to nearest even) in their high halves
     /// (the low halves are garbage); NaN stays a quiet NaN — as [`super::bf16_bits`].
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn round(x: __m512) -> __m512i {
+    pub(crate) fn round(x: __m512) -> __m512i {
         let b = _mm512_castps_si512(x);
         let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
         let r = _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
@@ -457,7 +457,7 @@ mod simd {
     /// 16 pairs (lane i: `lo` of `even` in the low half, of `odd` in the high half).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn pairs(even: __m512, odd: __m512) -> __m512i {
+    pub(crate) fn pairs(even: __m512, odd: __m512) -> __m512i {
         let hi = _mm512_and_si512(round(odd), _mm512_set1_epi32(0xffff_0000u32 as i32));
         _mm512_or_si512(hi, _mm512_srli_epi32::<16>(round(even)))
     }
@@ -465,7 +465,7 @@ mod simd {
     /// The 32 floats of `lo` then `hi` as 32 bf16 in order (= 16 pairs of neighbours).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn bf16x32(lo: __m512, hi: __m512) -> __m512i {
+    pub(crate) fn bf16x32(lo: __m512, hi: __m512) -> __m512i {
         let half = |v: __m512| _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(round(v)));
         _mm512_inserti64x4::<1>(_mm512_castsi256_si512(half(lo)), half(hi))
     }
@@ -518,6 +518,19 @@ mod simd {
     #[target_feature(enable = "avx512f")]
     fn transposed_into(cols: &[__m512i; 16], tile: &mut [u16]) {
         debug_assert!(tile.len() >= 512);
+        let rows = transpose16(cols);
+        let p = tile.as_mut_ptr().cast::<__m512i>();
+        for (i, r) in rows.iter().enumerate() {
+            // SAFETY: row `i` of the 512-value tile (64 bytes).
+            unsafe { _mm512_storeu_si512(p.add(i), *r) };
+        }
+    }
+
+    /// The 16 × 16 transpose of 32-bit lanes: lane j of row i is lane i of `cols[j]` (pairs of
+    /// lanes, of 64-bit lanes, then of 128-bit quarters twice).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn transpose16(cols: &[__m512i; 16]) -> [__m512i; 16] {
         let r = cols;
         let mut t = [_mm512_setzero_si512(); 16];
         for q in 0..8 {
@@ -532,7 +545,7 @@ mod simd {
             u[4 * q + 2] = _mm512_unpacklo_epi64(b, d);
             u[4 * q + 3] = _mm512_unpackhi_epi64(b, d);
         }
-        // Writing O for the tile (row i = lane i of every input): quarter s of u[4q + l]
+        // Writing O for the result (row i = lane i of every input): quarter s of u[4q + l]
         // is O[4s + l][4q..4q + 4]; now gather quarters.
         for h in 0..2 {
             for l in 0..4 {
@@ -541,17 +554,13 @@ mod simd {
                 t[8 * h + 4 + l] = _mm512_shuffle_i32x4::<0xdd>(a, b);
             }
         }
-        let p = tile.as_mut_ptr().cast::<__m512i>();
+        let mut out = [_mm512_setzero_si512(); 16];
         for l in 0..8 {
-            let lo = _mm512_shuffle_i32x4::<0x88>(t[l], t[8 + l]);
-            let hi = _mm512_shuffle_i32x4::<0xdd>(t[l], t[8 + l]);
-            // `lo` is row l of the tile, `hi` row l + 8.
-            // SAFETY: rows `l` and `l + 8` of the 512-value tile (64 bytes each).
-            unsafe {
-                _mm512_storeu_si512(p.add(l), lo);
-                _mm512_storeu_si512(p.add(l + 8), hi);
-            }
+            // Row l, and row l + 8.
+            out[l] = _mm512_shuffle_i32x4::<0x88>(t[l], t[8 + l]);
+            out[l + 8] = _mm512_shuffle_i32x4::<0xdd>(t[l], t[8 + l]);
         }
+        out
     }
 
     /// The pixel of column `n0` of the unfolded input: (image, output row, output column).
@@ -735,7 +744,7 @@ mod simd {
 /// The tile configuration (palette 1): eight tiles of 16 rows × 64 bytes — 0..3 the
 /// accumulators of a 32 × 32 block, 4 and 5 two tiles of `a`, 6 and 7 two of `b`.
 #[repr(C, align(64))]
-struct TileConfig {
+pub(crate) struct TileConfig {
     palette: u8,
     start_row: u8,
     reserved: [u8; 14],
@@ -743,7 +752,7 @@ struct TileConfig {
     rows: [u8; 16],
 }
 
-const CONFIG: TileConfig = TileConfig {
+pub(crate) const CONFIG: TileConfig = TileConfig {
     palette: 1,
     start_row: 0,
     reserved: [0; 14],

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+use crate::amx_conv::Geo;
 use crate::bf16::{
     PackedA, Unfolded, amx_available, gemm_bf16, gemm_bf16_packed, gemm_bf16_unfolded,
 };
@@ -680,6 +681,13 @@ impl Conv {
             self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(g) = bf16.then(|| Geo::of(self, batch)).flatten() {
+            // On AMX tiles from compact bf16 copies of the input (no unfolded input).
+            let _p = scope(Op::Gemm);
+            crate::amx_conv::forward(&g, w, x, y, accumulate, false);
+            return;
+        }
         let mut packed = std::mem::take(&mut scratch.packed);
         if bf16 {
             let _p = scope(Op::Gemm);
@@ -843,6 +851,14 @@ impl Conv {
         if self.uses_direct_data() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(g) = bf16.then(|| Geo::of(self, batch)?.adjoint()).flatten() {
+            // The forward of `dy` with the kernel flipped (as below), on AMX tiles from
+            // compact bf16 copies of `dy`.
+            let _p = scope(Op::Gemm);
+            crate::amx_conv::forward(&g, w, dy, dx, true, true);
             return;
         }
         if bf16 && self.stride == 1 && self.pad < self.k && self.wi.is_multiple_of(16) {
@@ -1046,6 +1062,12 @@ impl Conv {
             return;
         }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(g) = bf16.then(|| Geo::of(self, batch)).flatten() {
+            // On AMX tiles from compact bf16 copies of `x` and `dy`.
+            crate::amx_conv::weight_grad(&g, x, dy, dw);
+            return;
+        }
         if bf16 {
             // One product per chunk of images, each accumulated into `dw` in chunk order: the
             // AMX product spreads its 32 × 32 blocks over the threads itself, and a longer

@@ -9,6 +9,7 @@
 //! tests in `ventral-models`).
 
 pub mod act;
+mod amx_conv;
 pub mod bf16;
 pub mod blt;
 pub mod conv;

@@ -1,0 +1,872 @@
+//! Direct bf16 convolutions on AMX tiles ("implicit GEMM") for stride-1 layers: the engine's
+//! bf16 forward, input gradient (the forward of `dy` with the kernel flipped) and weight
+//! gradient wherever [`Geo::of`] accepts the layer.
+//!
+//! The im2col route ([`crate::bf16::gemm_bf16_unfolded`]) packs every 1 KiB tile of the
+//! unfolded input with AVX-512 before `TDPBF16PS` reads it — at BLT_net_64's shapes as much
+//! work as the tile products. Here each operand is copied once per call, rounded to bf16, into
+//! a layout from which every tile of every tap of the kernel is one strided `TILELOADD`:
+//!
+//! - **Forward** `y[o][p] = Σ_{c, tap} W[o][c][tap] · x[c][p + tap]`: the weights as
+//!   `[tap][o][c]` (tile rows = 16 output channels × 32 input channels), the input as pairs
+//!   of channels `[copy][image][c/2][row][col]` (the "VNNI" pairs `TDPBF16PS` reads: tile
+//!   rows = 16 pairs of channels × 16 output pixels of one tap). The rows of each copy are
+//!   padded by the kernel's vertical padding; horizontally either one copy with the
+//!   horizontal padding (output rows a multiple of 16 wide: 16 pixels never leave a row) or
+//!   `k` copies, one per column of the kernel, whose rows are exactly the output's width —
+//!   then 16 consecutive output pixels of an image are 16 consecutive pairs even on maps
+//!   8 pixels wide. The accumulators are 16 output channels × 16 pixels, stored straight into
+//!   the channel-major output.
+//! - **Weight gradient** `dW[o][c][tap] = Σ_p dy[o][p] · x[c][p + tap]` (one sum over images
+//!   and pixels): the input as `k` plain copies `[copy][image][c][row][col]` (tile rows = 16
+//!   channels × 32 pixels of one tap), `dy` as pairs of pixels `[p/2][o]` (tile rows = 16
+//!   pairs of pixels × 16 output channels), accumulators 16 input × 16 output channels per
+//!   tap, carried in memory between chunks of images.
+//!
+//! Arithmetic: the operands rounded to bf16 (nearest even), every product exact in float32,
+//! float32 sums — [`crate::bf16`]'s definition, in another order. Each output element is
+//! summed by one task in an order fixed by the shapes (not by the number of threads).
+
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use imp::{forward, weight_grad};
+
+use crate::conv::Conv;
+
+/// Channels per block of accumulators (two tiles).
+const BLOCK: usize = 32;
+
+/// A stride-1 convolution as these kernels run it (input `[ci][batch][hi][wi]`, output
+/// `[co][batch][ho][wo]`, zero padding `pad`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geo {
+    pub ci: usize,
+    pub co: usize,
+    pub k: usize,
+    pub pad: usize,
+    pub batch: usize,
+    pub hi: usize,
+    pub wi: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// AVX-512F/BW/VL and AVX512-BF16, which the layouts use (every CPU with AMX-BF16 has them).
+fn simd_present() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+impl Geo {
+    /// `c` on `batch` images, where these kernels apply: AMX present, stride 1, padding
+    /// below the kernel's size, and output maps of a multiple of 32 pixels (every block of
+    /// 32 pixels inside one image).
+    pub(crate) fn of(c: &Conv, batch: usize) -> Option<Self> {
+        let g = Geo {
+            ci: c.ci,
+            co: c.co,
+            k: c.k,
+            pad: c.pad,
+            batch,
+            hi: c.hi,
+            wi: c.wi,
+            ho: c.ho,
+            wo: c.wo,
+        };
+        (c.stride == 1).then_some(g)?.valid()
+    }
+
+    fn valid(self) -> Option<Self> {
+        let fits = simd_present()
+            && self.k > 0
+            && self.pad < self.k
+            && self.ci > 0
+            && self.co > 0
+            && self.batch > 0
+            && self.wo > 0
+            && (self.ho * self.wo).is_multiple_of(2 * 16)
+            && self.ho + self.k - 1 == self.hi + 2 * self.pad
+            && self.wo + self.k - 1 == self.wi + 2 * self.pad;
+        (fits && crate::bf16::amx_available()).then_some(self)
+    }
+
+    /// The input gradient's convolution, where these kernels apply to it: `dy` (`co`
+    /// channels, `ho × wo`) padded by `k − 1 − pad`, the kernel flipped and its channels
+    /// exchanged.
+    pub(crate) fn adjoint(&self) -> Option<Self> {
+        Geo {
+            ci: self.co,
+            co: self.ci,
+            k: self.k,
+            pad: self.k - 1 - self.pad,
+            batch: self.batch,
+            hi: self.ho,
+            wi: self.wo,
+            ho: self.hi,
+            wo: self.wi,
+        }
+        .valid()
+    }
+
+    fn hw(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Rows of each image in the copies of the input: the output's rows plus the kernel's.
+    fn rows(&self) -> usize {
+        self.ho + self.k - 1
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use std::arch::x86_64::*;
+    use std::cell::Cell;
+
+    use rayon::prelude::*;
+
+    use super::{BLOCK, Geo};
+    use crate::bf16::CONFIG;
+    use crate::bf16::simd::transpose16;
+
+    thread_local! {
+        static WEIGHTS: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
+        static INPUT: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+        static DY: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+        static ACC: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// `key`'s buffer with at least `n` elements and a 64-byte aligned start at the returned
+    /// offset (tile rows of whole cache lines).
+    fn take<T: Copy + Default>(
+        key: &'static std::thread::LocalKey<Cell<Vec<T>>>,
+        n: usize,
+    ) -> (Vec<T>, usize) {
+        let mut v = key.take();
+        let extra = 64 / size_of::<T>();
+        if v.len() < n + extra {
+            v.resize(n + extra, T::default());
+        }
+        let off = v.as_ptr().align_offset(64).min(extra);
+        (v, off)
+    }
+
+    /// A raw pointer shared by the tasks of one call (each writes disjoint parts, or reads).
+    #[derive(Clone, Copy)]
+    struct Ptr<T>(*mut T);
+    // SAFETY: see each use — the tasks of a call touch disjoint elements while the call holds
+    // the buffer mutably, or only read.
+    unsafe impl<T> Send for Ptr<T> {}
+    unsafe impl<T> Sync for Ptr<T> {}
+
+    /// The weights as `[tap][row][col]` bf16, `rows` and `cols` padded to [`BLOCK`] with
+    /// zeros: `W[r][c][tap]` of `w` (`[co][ci][k][k]`), or for `flipped` (the input gradient's
+    /// kernel, rows = `ci`, cols = `co`) `W[c][r][k² − 1 − tap]`.
+    fn pack_weights(w: &[f32], g: &Geo, flipped: bool, out: &mut [u16]) {
+        let (k2, rp, cp) = (g.k * g.k, pad32(g.co), pad32(g.ci));
+        // `g` is the convolution run: rows = g.co, cols = g.ci. For `flipped`, `w` is stored
+        // as the original [g.ci][g.co][k][k].
+        let (rs, cs) = if flipped {
+            (k2, g.co * k2)
+        } else {
+            (g.ci * k2, k2)
+        };
+        let tap = |t: usize| if flipped { k2 - 1 - t } else { t };
+        assert!(w.len() >= g.co * g.ci * k2 && out.len() >= k2 * rp * cp);
+        let out = Ptr(out.as_mut_ptr());
+        (0..rp).into_par_iter().for_each(|r| {
+            let out = out;
+            for t in 0..k2 {
+                // SAFETY: AVX-512F/BF16 (`Geo::valid`); the gathered indices lie inside `w`
+                // (r < co, c < ci, tap < k², checked length) for the unmasked lanes; the
+                // `cp` values written at row (t, r) lie inside `out` (checked length) and
+                // belong to row `r`, which this task alone writes.
+                unsafe {
+                    let dst = out.0.add((t * rp + r) * cp);
+                    pack_row(w, (r < g.co, g.ci, cp), (r * rs + tap(t), cs), dst);
+                }
+            }
+        });
+    }
+
+    /// `cp` bf16 values `w[base + c·cs]` for `c < n` (zeros beyond, and everywhere if
+    /// `!live`) at `dst`.
+    ///
+    /// # Safety
+    /// AVX-512F/BF16; the indices for `c < n` lie inside `w` when `live`; `dst` holds `cp`
+    /// values, a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn pack_row(
+        w: &[f32],
+        (live, n, cp): (bool, usize, usize),
+        (base, cs): (usize, usize),
+        dst: *mut u16,
+    ) {
+        for c0 in (0..cp).step_by(16) {
+            // SAFETY: the contract.
+            unsafe {
+                let v = gather(w, live, c0, n, base, cs);
+                let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+                _mm256_storeu_si256(dst.add(c0).cast(), h);
+            }
+        }
+    }
+
+    /// `w[base + (c0 + l)·cs]` for lanes l with `c0 + l < n` (zero elsewhere, or if `!live`).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gather(w: &[f32], live: bool, c0: usize, n: usize, base: usize, cs: usize) -> __m512 {
+        if !live || c0 >= n {
+            return _mm512_setzero_ps();
+        }
+        let lanes = (n - c0).min(16);
+        let mask: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        let idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(cs as i32),
+        );
+        // SAFETY: the caller's: lanes below `lanes` address `w` inside its length.
+        unsafe {
+            let p = w.as_ptr().add(base + c0 * cs);
+            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, p.cast())
+        }
+    }
+
+    /// Items of `n` elements per parallel task of a layout pass (about 32 K elements).
+    fn min_len(n: usize) -> usize {
+        (32 << 10) / n.max(1) + 1
+    }
+
+    fn pad32(n: usize) -> usize {
+        n.div_ceil(BLOCK) * BLOCK
+    }
+
+    /// How the forward's copies of the input are laid out.
+    #[derive(Clone, Copy)]
+    struct Layout {
+        /// Copies: 1 (horizontal padding inside the rows) or `k` (one per kernel column).
+        copies: usize,
+        /// Elements per row of a copy.
+        width: usize,
+        /// Elements per channel (or pair) plane of one image: `rows × width`.
+        plane: usize,
+        /// Channel rows (or pairs) per image.
+        chans: usize,
+    }
+
+    impl Layout {
+        fn new(g: &Geo, chans: usize, one_copy: bool) -> Self {
+            let (copies, width) = if one_copy {
+                (1, g.wo + g.k - 1)
+            } else {
+                (g.k, g.wo)
+            };
+            Layout {
+                copies,
+                width,
+                plane: g.rows() * width,
+                chans,
+            }
+        }
+
+        fn len(&self, batch: usize) -> usize {
+            self.copies * batch * self.chans * self.plane
+        }
+
+        /// Element of output pixel `p` of image `b`, channel (pair) 0, at tap (dy, dx).
+        fn at(&self, g: &Geo, b: usize, p: usize, (dy, dx): (usize, usize)) -> usize {
+            let (copy, shift) = if self.copies == 1 { (0, dx) } else { (dx, 0) };
+            ((copy * g.batch + b) * self.chans) * self.plane
+                + (p / g.wo + dy) * self.width
+                + p % g.wo
+                + shift
+        }
+
+        /// The input column held by column `j` of copy `copy` (may lie outside the map).
+        fn source_col(&self, g: &Geo, copy: usize, j: usize) -> isize {
+            let shift = if self.copies == 1 { 0 } else { copy };
+            (j + shift) as isize - g.pad as isize
+        }
+    }
+
+    /// A run of up to 16 columns of a copy's row: columns `j0..` from input column `s0`,
+    /// `load` the lanes inside the input row, `store` the lanes inside the copy's row.
+    #[derive(Clone, Copy)]
+    struct Seg {
+        j0: usize,
+        s0: isize,
+        load: __mmask16,
+        store: __mmask16,
+    }
+
+    /// The runs of copy `copy`'s rows.
+    fn segments(g: &Geo, lay: &Layout, copy: usize) -> Vec<Seg> {
+        (0..lay.width)
+            .step_by(16)
+            .map(|j0| {
+                let lanes = (lay.width - j0).min(16);
+                let s0 = lay.source_col(g, copy, j0);
+                let mut load: u32 = 0;
+                for l in 0..lanes {
+                    let s = s0 + l as isize;
+                    if s >= 0 && s < g.wi as isize {
+                        load |= 1 << l;
+                    }
+                }
+                Seg {
+                    j0,
+                    s0,
+                    load: load as __mmask16,
+                    store: ((1u32 << lanes) - 1) as __mmask16,
+                }
+            })
+            .collect()
+    }
+
+    /// Lanes of `seg` from input row `src` (zero outside the row).
+    ///
+    /// # Safety
+    /// AVX-512F; `src` addresses a row of `wi` floats (`seg` built for it).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_seg(src: *const f32, seg: &Seg) -> __m512 {
+        // SAFETY: only the lanes of `seg.load` (inside the row) are read: masked lanes are
+        // not accessed (AVX-512 fault suppression), so lane 0's address may lie before the
+        // row — computed with `wrapping_offset`.
+        unsafe { _mm512_maskz_loadu_ps(seg.load, src.wrapping_offset(seg.s0)) }
+    }
+
+    /// Interleaves the bf16 halves: lane 2i ← i, lane 2i + 1 ← 16 + i.
+    static PAIR_IDX: [u16; 32] = [
+        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12,
+        28, 13, 29, 14, 30, 15, 31,
+    ];
+
+    /// One plane of [`layout_pairs`]: channels `even` and `odd` (rows of `wi` floats, `None`:
+    /// zeros) of one image into `rows` rows of `width` pairs at `out`.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16; `even`/`odd` address `hi` rows of `wi` floats; `out` addresses
+    /// `rows × width` values; `segs` built for this copy.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    unsafe fn pairs_plane(
+        (even, odd): (Option<*const f32>, Option<*const f32>),
+        (g, width, segs): (&Geo, usize, &[Seg]),
+        out: *mut u32,
+    ) {
+        // SAFETY: the contract: every row read lies inside the channels, every value written
+        // inside `out`.
+        unsafe {
+            let idx = _mm512_loadu_si512(PAIR_IDX.as_ptr().cast());
+            for yp in 0..g.rows() {
+                let row = out.add(yp * width);
+                let y = yp as isize - g.pad as isize;
+                let Some(e) = even.filter(|_| y >= 0 && y < g.hi as isize) else {
+                    std::ptr::write_bytes(row, 0, width);
+                    continue;
+                };
+                let e = e.add(y as usize * g.wi);
+                let o = odd.map(|o| o.add(y as usize * g.wi));
+                for seg in segs {
+                    let ev = load_seg(e, seg);
+                    let ov = match o {
+                        Some(o) => load_seg(o, seg),
+                        None => _mm512_setzero_ps(),
+                    };
+                    // bf16 lanes 0..16 = `ev`, 16..32 = `ov` (round to nearest even), then
+                    // interleaved into 16 pairs.
+                    let h: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(ov, ev));
+                    let v = _mm512_permutexvar_epi16(idx, h);
+                    _mm512_mask_storeu_epi32(row.add(seg.j0).cast(), seg.store, v);
+                }
+            }
+        }
+    }
+
+    /// `x` (`[ci][batch][hi][wi]`) rounded to bf16 as pairs of channels in `lay` (zeros in the
+    /// padding and the missing channels).
+    fn layout_pairs(g: &Geo, x: &[f32], lay: Layout, out: &mut [u32]) {
+        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
+        let segs: Vec<Vec<Seg>> = (0..lay.copies).map(|c| segments(g, &lay, c)).collect();
+        let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
+        let planes = planes.enumerate().with_min_len(min_len(lay.plane));
+        planes.for_each(|(i, plane)| {
+            let (c2, b, copy) = (
+                i % lay.chans,
+                (i / lay.chans) % g.batch,
+                i / (lay.chans * g.batch),
+            );
+            let chan = |c: usize| (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
+            // SAFETY: AVX-512F/BW/BF16 (`Geo::valid`); the channels' `hi × wi` maps of image
+            // b lie inside `x` (checked length); `plane` holds `rows × width` values.
+            unsafe {
+                let dims = (g, lay.width, segs[copy].as_slice());
+                pairs_plane((chan(2 * c2), chan(2 * c2 + 1)), dims, plane.as_mut_ptr());
+            }
+        });
+    }
+
+    /// One plane of [`layout_plain`] (as [`pairs_plane`], one channel, bf16 values).
+    ///
+    /// # Safety
+    /// As [`pairs_plane`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    unsafe fn plain_plane(
+        src: Option<*const f32>,
+        (g, width, segs): (&Geo, usize, &[Seg]),
+        out: *mut u16,
+    ) {
+        // SAFETY: as `pairs_plane`.
+        unsafe {
+            for yp in 0..g.rows() {
+                let row = out.add(yp * width);
+                let y = yp as isize - g.pad as isize;
+                let Some(s) = src.filter(|_| y >= 0 && y < g.hi as isize) else {
+                    std::ptr::write_bytes(row, 0, width);
+                    continue;
+                };
+                let s = s.add(y as usize * g.wi);
+                for seg in segs {
+                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(load_seg(s, seg)));
+                    _mm256_mask_storeu_epi16(row.add(seg.j0).cast(), seg.store, h);
+                }
+            }
+        }
+    }
+
+    /// `x` rounded to bf16 as plain copies `[copy][image][c][row][col]` (`lay`, channels
+    /// padded with zeros).
+    fn layout_plain(g: &Geo, x: &[f32], lay: Layout, out: &mut [u16]) {
+        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
+        let segs: Vec<Vec<Seg>> = (0..lay.copies).map(|c| segments(g, &lay, c)).collect();
+        let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
+        let planes = planes.enumerate().with_min_len(min_len(lay.plane));
+        planes.for_each(|(i, plane)| {
+            let (c, b, copy) = (
+                i % lay.chans,
+                (i / lay.chans) % g.batch,
+                i / (lay.chans * g.batch),
+            );
+            let src = (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
+            // SAFETY: as in `layout_pairs`.
+            unsafe {
+                plain_plane(
+                    src,
+                    (g, lay.width, segs[copy].as_slice()),
+                    plane.as_mut_ptr(),
+                )
+            };
+        });
+    }
+
+    /// 16 rows of `dy` pairs (32 pixels from `p0`) × all channels, into `rows`.
+    ///
+    /// # Safety
+    /// AVX-512F/BF16; `dy` holds `co` rows of `npix` floats, `p0 + 32 ≤ npix`; `rows` holds
+    /// `16 × op` values.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn dy_block(
+        dy: *const f32,
+        (co, npix, op): (usize, usize, usize),
+        p0: usize,
+        rows: *mut u32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            for o0 in (0..op).step_by(16) {
+                let mut cols = [_mm512_setzero_si512(); 16];
+                for (j, v) in cols.iter_mut().enumerate().take(co.saturating_sub(o0)) {
+                    let p = dy.add((o0 + j) * npix + p0);
+                    // 32 pixels in order = 16 pairs of neighbours.
+                    *v = std::mem::transmute(_mm512_cvtne2ps_pbh(
+                        _mm512_loadu_ps(p.add(16)),
+                        _mm512_loadu_ps(p),
+                    ));
+                }
+                for (i, r) in transpose16(&cols).iter().enumerate() {
+                    _mm512_storeu_si512(rows.add(i * op + o0).cast(), *r);
+                }
+            }
+        }
+    }
+
+    /// `dy` (`[co][npix]`) rounded to bf16 as pairs of pixels `[npix/2][op]` (`op` = `co`
+    /// padded to [`BLOCK`], zeros beyond `co`).
+    fn layout_dy(dy: &[f32], co: usize, npix: usize, op: usize, out: &mut [u32]) {
+        assert!(dy.len() >= co * npix && npix.is_multiple_of(32) && out.len() >= npix / 2 * op);
+        let out = &mut out[..npix / 2 * op];
+        // 16 pairs of pixels (32 pixels) × all output channels per item.
+        let blocks = out.par_chunks_mut(16 * op).enumerate();
+        blocks
+            .with_min_len(min_len(16 * op))
+            .for_each(|(blk, rows)| {
+                // SAFETY: AVX-512F/BF16 (`Geo::valid`); 32 pixels from blk·32 < npix of every
+                // channel lie inside `dy` (checked length); `rows` holds 16 × op values.
+                unsafe { dy_block(dy.as_ptr(), (co, npix, op), blk * 32, rows.as_mut_ptr()) };
+            });
+    }
+
+    /// Loads the tile configuration on this thread.
+    ///
+    /// # Safety
+    /// AMX is available and this process may use it ([`crate::bf16::amx_available`]).
+    unsafe fn config() {
+        // SAFETY: the caller's; the configuration is a valid palette-1 layout.
+        unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const _) };
+    }
+
+    /// Releases this thread's tile state.
+    ///
+    /// # Safety
+    /// [`config`] ran on this thread.
+    unsafe fn release() {
+        // SAFETY: the caller's.
+        unsafe { std::arch::asm!("tilerelease") };
+    }
+
+    /// Accumulators tmm0..tmm3 (a 32 × 32 block, tiles 16 × 16 floats: 0 = (0, 0), 1 =
+    /// (0, 16), 2 = (16, 0), 3 = (16, 16)) loaded from `c` (rows `ldc` bytes apart) or zeroed.
+    ///
+    /// # Safety
+    /// [`config`] ran; `c` addresses 32 rows of 32 floats, `ldc` bytes apart.
+    #[inline(always)]
+    unsafe fn c_load(c: *const f32, ldc: usize, zero: bool) {
+        use std::arch::asm;
+        // SAFETY: the caller's.
+        unsafe {
+            if zero {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                );
+                return;
+            }
+            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
+            asm!(
+                "tileloadd tmm0, [{c00} + {s}*1]",
+                "tileloadd tmm1, [{c01} + {s}*1]",
+                "tileloadd tmm2, [{c10} + {s}*1]",
+                "tileloadd tmm3, [{c11} + {s}*1]",
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
+                s = in(reg) ldc, options(nostack, readonly),
+            );
+        }
+    }
+
+    /// Stores tmm0..tmm3 to `c` (see [`c_load`]).
+    ///
+    /// # Safety
+    /// As [`c_load`], `c` writable.
+    #[inline(always)]
+    unsafe fn c_store(c: *mut f32, ldc: usize) {
+        // SAFETY: the caller's.
+        unsafe {
+            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
+            std::arch::asm!(
+                "tilestored [{c00} + {s}*1], tmm0",
+                "tilestored [{c01} + {s}*1], tmm1",
+                "tilestored [{c10} + {s}*1], tmm2",
+                "tilestored [{c11} + {s}*1], tmm3",
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
+                s = in(reg) ldc, options(nostack),
+            );
+        }
+    }
+
+    /// `n` steps of `tmm0..3 += a · b` over two tiles of `a` (at `a0`, `a1`, rows `sa` bytes
+    /// apart, advancing `da` bytes per step) and two of `b` (`b0`, `b1`, rows `sb` apart,
+    /// advancing `db`).
+    ///
+    /// # Safety
+    /// [`config`] ran; every tile read lies inside its operand; `n ≥ 1`.
+    #[inline(always)]
+    unsafe fn steps(
+        (a0, a1, sa, da): (*const u8, *const u8, usize, usize),
+        (b0, b1, sb, db): (*const u8, *const u8, usize, usize),
+        n: usize,
+    ) {
+        // SAFETY: the caller's.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "tileloadd tmm4, [{a0} + {sa}*1]",
+                "tileloadd tmm6, [{b0} + {sb}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{b1} + {sb}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm5, [{a1} + {sa}*1]",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "add {a0}, {da}",
+                "add {a1}, {da}",
+                "add {b0}, {db}",
+                "add {b1}, {db}",
+                "dec {n}",
+                "jnz 2b",
+                a0 = inout(reg) a0 => _,
+                a1 = inout(reg) a1 => _,
+                b0 = inout(reg) b0 => _,
+                b1 = inout(reg) b1 => _,
+                n = inout(reg) n => _,
+                sa = in(reg) sa,
+                sb = in(reg) sb,
+                da = in(reg) da,
+                db = in(reg) db,
+                options(nostack, readonly),
+            );
+        }
+    }
+
+    /// Weights per group of output-channel blocks that one task keeps in L2.
+    const GROUP_BYTES: usize = 1 << 20;
+
+    /// `y (+)= W ∗ x` on AMX tiles (`flipped`: `g` is [`Geo::adjoint`] of the convolution
+    /// whose weights `w` are, and this is its input gradient `dx += …`).
+    ///
+    /// # Shapes
+    /// - `w`: `[co][ci][k][k]` (`flipped`: `[ci][co][k][k]`); `x`: `[ci][batch][hi][wi]`;
+    ///   `y`: `[co][batch][ho][wo]`.
+    ///
+    /// # Panics
+    /// On slices shorter than the shapes (engine bugs).
+    pub(crate) fn forward(
+        g: &Geo,
+        w: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        accumulate: bool,
+        flipped: bool,
+    ) {
+        let (k2, rp, cp) = (g.k * g.k, pad32(g.co), pad32(g.ci));
+        let npix = g.batch * g.hw();
+        assert!(y.len() >= g.co * npix, "amx forward: output too short");
+        let t0 = std::time::Instant::now();
+        let dbg = std::env::var_os("AMX_DBG").is_some();
+        let (mut wv, woff) = take(&WEIGHTS, k2 * rp * cp);
+        pack_weights(w, g, flipped, &mut wv[woff..]);
+        let t1 = std::time::Instant::now();
+        // One copy with the horizontal padding where 16 output pixels never leave a row.
+        let lay = Layout::new(g, cp / 2, g.wo.is_multiple_of(16));
+        let (mut xv, xo) = take(&INPUT, lay.len(g.batch));
+        layout_pairs(g, x, lay, &mut xv[xo..]);
+        let t2 = std::time::Instant::now();
+
+        let (mb, nb) = (rp / BLOCK, npix / BLOCK);
+        let most = (GROUP_BYTES / (k2 * cp * BLOCK * 2)).clamp(1, mb);
+        let groups = mb.div_ceil(most);
+        let group = mb.div_ceil(groups);
+        let groups = mb.div_ceil(group);
+        let want = rayon::current_num_threads() * 2;
+        let split = want.div_ceil(groups).clamp(1, nb);
+        let (wp, xp, yp) = (
+            Ptr(wv[woff..].as_mut_ptr()),
+            Ptr(xv[xo..].as_mut_ptr()),
+            Ptr(y.as_mut_ptr()),
+        );
+        let (sa, sb) = (cp * 2, lay.plane * 4);
+        let (da, db) = (64, 16 * lay.plane * 4);
+        let ldc = npix * 4;
+        (0..groups * split).into_par_iter().for_each(|task| {
+            let (wp, xp, yp) = (wp, xp, yp);
+            let (gi, s) = (task / split, task % split);
+            let (o0, o1) = (gi * group, ((gi + 1) * group).min(mb));
+            let (p0, p1) = (nb * s / split, nb * (s + 1) / split);
+            let mut tmp = [0.0f32; 32 * 32];
+            // SAFETY: AMX available (`Geo::of`).
+            unsafe { config() };
+            for pb in p0..p1 {
+                let pix = pb * BLOCK;
+                let (b, p) = (pix / g.hw(), pix % g.hw());
+                for ob in o0..o1 {
+                    let r0 = ob * BLOCK;
+                    let whole = r0 + BLOCK <= g.co;
+                    // SAFETY: the block's 32 output rows (channels r0..) × 32 columns (pixels
+                    // pix..) lie inside `y` when `whole`; otherwise `tmp` stands in for it and
+                    // the rows inside `y` are copied in and out. Every weight tile (rows r0..
+                    // r0 + 32 of tap t, 32 columns per step, cp/32 steps) lies inside the
+                    // packed weights; every input tile (16 pairs × 16 pixels, cp/32 steps of
+                    // 16 pairs) inside the copies (`Layout::at` of pixels inside the image,
+                    // tap rows inside the padded rows). This task alone writes this block.
+                    unsafe {
+                        let c = yp.0.add(r0 * npix + pix);
+                        let (cptr, cld) = if whole {
+                            (c, ldc)
+                        } else {
+                            for r in 0..BLOCK {
+                                for j in 0..BLOCK {
+                                    let inside = accumulate && r0 + r < g.co;
+                                    tmp[r * 32 + j] =
+                                        if inside { *c.add(r * npix + j) } else { 0.0 };
+                                }
+                            }
+                            (tmp.as_mut_ptr(), 128)
+                        };
+                        c_load(cptr, cld, !accumulate && whole);
+                        for t in 0..k2 {
+                            let tap = (t / g.k, t % g.k);
+                            let a0 = wp.0.add((t * rp + r0) * cp).cast::<u8>();
+                            let a1 = a0.add(16 * cp * 2);
+                            let b0 = xp.0.add(lay.at(g, b, p, tap)).cast::<u8>();
+                            let b1 = xp.0.add(lay.at(g, b, p + 16, tap)).cast::<u8>();
+                            steps((a0, a1, sa, da), (b0, b1, sb, db), cp / BLOCK);
+                        }
+                        c_store(cptr, cld);
+                        if !whole {
+                            for r in 0..(g.co - r0) {
+                                for j in 0..BLOCK {
+                                    *c.add(r * npix + j) = tmp[r * 32 + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // SAFETY: configured above.
+            unsafe { release() };
+        });
+        if dbg {
+            eprintln!(
+                "fwd {}x{} hw {} copies {}: weights {:.2} pairs {:.2} kernel {:.2} ms",
+                g.ci,
+                g.co,
+                g.hw(),
+                lay.copies,
+                (t1 - t0).as_secs_f64() * 1e3,
+                (t2 - t1).as_secs_f64() * 1e3,
+                t2.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        WEIGHTS.set(wv);
+        INPUT.set(xv);
+    }
+
+    /// Pixels per chunk of images that the weight gradient's tasks sweep for all taps before
+    /// moving on (the chunk's input copies and `dy` stay in L2).
+    const CHUNK_PIXELS: usize = 1024;
+
+    /// `dw += dy ⋆ x` (the weight gradient) on AMX tiles.
+    ///
+    /// # Shapes
+    /// - `x`: `[ci][batch][hi][wi]`; `dy`: `[co][batch][ho][wo]`; `dw`: `[co][ci][k][k]`.
+    ///
+    /// # Panics
+    /// On slices shorter than the shapes (engine bugs).
+    pub(crate) fn weight_grad(g: &Geo, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let (k2, cp, op) = (g.k * g.k, pad32(g.ci), pad32(g.co));
+        let (hw, npix) = (g.hw(), g.batch * g.hw());
+        assert!(
+            dw.len() >= g.co * g.ci * k2,
+            "amx weight gradient: dw too short"
+        );
+        let lay = Layout::new(g, cp, false);
+        let t0 = std::time::Instant::now();
+        let (mut xv, xo) = take(&INPUT16, lay.len(g.batch));
+        layout_plain(g, x, lay, &mut xv[xo..]);
+        let t1 = std::time::Instant::now();
+        let (mut dv, dvo) = take(&DY, npix / 2 * op);
+        layout_dy(dy, g.co, npix, op, &mut dv[dvo..]);
+        let t2 = std::time::Instant::now();
+        let dbg = std::env::var_os("AMX_DBG").is_some();
+
+        // Tasks: groups of 2 × 2 blocks (64 × 64 channels) where there are enough of them.
+        let (cb, ob) = (cp / BLOCK, op / BLOCK);
+        let want = rayon::current_num_threads() * 2;
+        let gs = if cb.div_ceil(2) * ob.div_ceil(2) >= want {
+            2
+        } else {
+            1
+        };
+        let (gc, go) = (cb.div_ceil(gs), ob.div_ceil(gs));
+        let images = (CHUNK_PIXELS / hw).clamp(1, g.batch);
+        let (xp, dp) = (Ptr(xv[xo..].as_mut_ptr()), Ptr(dv[dvo..].as_mut_ptr()));
+        let (sa, sb) = (lay.plane * 2, op * 4);
+        let (da, db) = (64, 16 * op * 4);
+        let dwp = Ptr(dw.as_mut_ptr());
+        (0..gc * go).into_par_iter().for_each(|task| {
+            let (xp, dp, dwp) = (xp, dp, dwp);
+            let (c0, c1) = ((task / go) * gs, ((task / go) * gs + gs).min(cb));
+            let (o0, o1) = ((task % go) * gs, ((task % go) * gs + gs).min(ob));
+            let blocks: Vec<(usize, usize)> = (c0..c1)
+                .flat_map(|ci| (o0..o1).map(move |oi| (ci, oi)))
+                .collect();
+            // The task's accumulators: [tap][block][32 × 32] (input × output channels).
+            let (mut acc, aoff) = take(&ACC, k2 * blocks.len() * 1024);
+            let acc_p = acc[aoff..].as_mut_ptr();
+            // SAFETY: AMX available (`Geo::of`).
+            unsafe { config() };
+            for b0 in (0..g.batch).step_by(images) {
+                let b1 = (b0 + images).min(g.batch);
+                for t in 0..k2 {
+                    let (ty, tx) = (t / g.k, t % g.k);
+                    for (i, &(ci, oi)) in blocks.iter().enumerate() {
+                        // SAFETY: `c` is this task's 32 × 32 block (128-byte rows) inside
+                        // `acc`; the input tiles (16 channels × 32 pixels of image b at tap
+                        // (ty, tx), hw/32 steps of 32 pixels) lie inside the copies, the `dy`
+                        // tiles (16 pairs of pixels × 16 channels) inside its pairs.
+                        unsafe {
+                            let c = acc_p.add((t * blocks.len() + i) * 1024);
+                            c_load(c, 128, b0 == 0);
+                            for b in b0..b1 {
+                                let xa =
+                                    ((tx * g.batch + b) * cp + ci * BLOCK) * lay.plane + ty * g.wo;
+                                let a0 = xp.0.add(xa).cast::<u8>();
+                                let a1 = a0.add(16 * lay.plane * 2);
+                                let bb = dp.0.add(b * hw / 2 * op + oi * BLOCK).cast::<u8>();
+                                steps((a0, a1, sa, da), (bb, bb.add(64), sb, db), hw / BLOCK);
+                            }
+                            c_store(c, 128);
+                        }
+                    }
+                }
+            }
+            // SAFETY: configured above.
+            unsafe { release() };
+            for t in 0..k2 {
+                for (i, &(ci, oi)) in blocks.iter().enumerate() {
+                    let blk = &acc[aoff + (t * blocks.len() + i) * 1024..][..1024];
+                    for r in 0..BLOCK.min(g.ci.saturating_sub(ci * BLOCK)) {
+                        let c = ci * BLOCK + r;
+                        for j in 0..BLOCK.min(g.co.saturating_sub(oi * BLOCK)) {
+                            let o = oi * BLOCK + j;
+                            // SAFETY: (o, c) < (co, ci): inside `dw` (checked length); the
+                            // channels of this task's blocks are written by this task only.
+                            unsafe { *dwp.0.add((o * g.ci + c) * k2 + t) += blk[r * 32 + j] };
+                        }
+                    }
+                }
+            }
+            ACC.set(acc);
+        });
+        if dbg {
+            eprintln!(
+                "wgrad {}x{} hw {}: plain {:.2} dy {:.2} kernel {:.2} ms",
+                g.ci,
+                g.co,
+                hw,
+                (t1 - t0).as_secs_f64() * 1e3,
+                (t2 - t1).as_secs_f64() * 1e3,
+                t2.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        INPUT16.set(xv);
+        DY.set(dv);
+    }
+
+    thread_local! {
+        static INPUT16: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
+    }
+}
