@@ -32,6 +32,10 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) use imp::{forward, weight_grad};
 
+/// Weights packed for [`forward`] by (address, length, flipped) of the float32 slice: the
+/// bf16 values and the offset of their 64-byte aligned start.
+pub(crate) type PackedWeights = std::collections::BTreeMap<(usize, usize, bool), (Vec<u16>, usize)>;
+
 use crate::conv::Conv;
 
 /// Channels per block of accumulators (two tiles).
@@ -650,14 +654,38 @@ mod imp {
         y: &mut [f32],
         accumulate: bool,
         flipped: bool,
+        cache: Option<&mut super::PackedWeights>,
     ) {
         let (k2, rp, cp) = (g.k * g.k, pad32(g.co), pad32(g.ci));
         let npix = g.batch * g.hw();
         assert!(y.len() >= g.co * npix, "amx forward: output too short");
         let t0 = std::time::Instant::now();
         let dbg = std::env::var_os("AMX_DBG").is_some();
-        let (mut wv, woff) = take(&WEIGHTS, k2 * rp * cp);
-        pack_weights(w, g, flipped, &mut wv[woff..]);
+        let n = k2 * rp * cp;
+        let mut own = None;
+        let wptr = match cache {
+            Some(cache) => {
+                let key = (w.as_ptr() as usize, w.len(), flipped);
+                let (v, off) = cache.entry(key).or_insert_with(|| {
+                    let mut v = vec![0u16; n + 32];
+                    let off = v.as_ptr().align_offset(64).min(32);
+                    pack_weights(w, g, flipped, &mut v[off..]);
+                    (v, off)
+                });
+                assert!(
+                    v.len() >= *off + n,
+                    "amx forward: packed weights of another shape"
+                );
+                v[*off..].as_ptr()
+            }
+            None => {
+                let (mut v, off) = take(&WEIGHTS, n);
+                pack_weights(w, g, flipped, &mut v[off..]);
+                let p = v[off..].as_ptr();
+                own = Some(v);
+                p
+            }
+        };
         let t1 = std::time::Instant::now();
         // One copy with the horizontal padding where 16 output pixels never leave a row.
         let lay = Layout::new(g, cp / 2, g.wo.is_multiple_of(16));
@@ -673,7 +701,7 @@ mod imp {
         let want = rayon::current_num_threads() * 2;
         let split = want.div_ceil(groups).clamp(1, nb);
         let (wp, xp, yp) = (
-            Ptr(wv[woff..].as_mut_ptr()),
+            Ptr(wptr.cast_mut()),
             Ptr(xv[xo..].as_mut_ptr()),
             Ptr(y.as_mut_ptr()),
         );
@@ -750,7 +778,9 @@ mod imp {
                 t2.elapsed().as_secs_f64() * 1e3
             );
         }
-        WEIGHTS.set(wv);
+        if let Some(v) = own {
+            WEIGHTS.set(v);
+        }
         INPUT.set(xv);
     }
 

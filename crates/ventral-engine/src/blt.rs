@@ -774,7 +774,7 @@ impl<'p> BltNet<'p> {
                     .copy_from_slice(&x[(b * 3 + c) * hw0..(b * 3 + c + 1) * hw0]);
             }
         }
-        let mut col = Scratch::with_bf16(self.bf16);
+        let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         drop(setup);
@@ -1098,7 +1098,7 @@ impl<'p> BltNet<'p> {
             })
             .collect();
         let mut dr = vec![0.0f32; tape.r.len()];
-        let mut col = Scratch::with_bf16(self.bf16);
+        let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
         let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
         let mut dz = Vec::new();
         let mut de = Vec::new();

@@ -135,9 +135,22 @@ pub struct Scratch {
     /// ([`Conv::amx_worth`]).
     round_a: Vec<f32>,
     round_b: Vec<f32>,
+    /// The direct AMX kernels' packed weights by weight slice (address, length) and
+    /// orientation, kept for the scratch's lifetime ([`Scratch::keep_packed_weights`]);
+    /// `None`: packed again on every call.
+    pub(crate) amx_weights: Option<crate::amx_conv::PackedWeights>,
 }
 
 impl Scratch {
+    /// Packs each weight slice for the direct bf16 AMX kernels once and reuses it on later
+    /// calls (PyTorch's autocast caches its bf16 weights the same way). The caller promises
+    /// that the weights it passes keep their values, address and length while this scratch
+    /// lives — as the BLT passes' parameters do (borrowed for the net's lifetime).
+    pub fn keep_packed_weights(mut self) -> Self {
+        self.amx_weights = Some(Default::default());
+        self
+    }
+
     /// Empty buffers for passes in bf16 (`bf16 = true`) or exact float32.
     pub fn with_bf16(bf16: bool) -> Self {
         Self {
@@ -685,7 +698,7 @@ impl Conv {
         if let Some(g) = bf16.then(|| Geo::of(self, batch)).flatten() {
             // On AMX tiles from compact bf16 copies of the input (no unfolded input).
             let _p = scope(Op::Gemm);
-            crate::amx_conv::forward(&g, w, x, y, accumulate, false);
+            crate::amx_conv::forward(&g, w, x, y, accumulate, false, scratch.amx_weights.as_mut());
             return;
         }
         let mut packed = std::mem::take(&mut scratch.packed);
@@ -858,7 +871,7 @@ impl Conv {
             // The forward of `dy` with the kernel flipped (as below), on AMX tiles from
             // compact bf16 copies of `dy`.
             let _p = scope(Op::Gemm);
-            crate::amx_conv::forward(&g, w, dy, dx, true, true);
+            crate::amx_conv::forward(&g, w, dy, dx, true, true, scratch.amx_weights.as_mut());
             return;
         }
         if bf16 && self.stride == 1 && self.pad < self.k && self.wi.is_multiple_of(16) {
