@@ -44,6 +44,7 @@ fn main() {
             Conv::transposed(512, 256, 3, 2, 1, 1, 8, 8),
         ),
         // BLT_net_64's wide stride-1 layers (direct or GEMM by map size).
+        ("ref64 v1 bu 64", Conv::new(32, 64, 3, 1, 1, 64, 64)),
         ("ref64 v1 lat 64", Conv::new(64, 64, 3, 1, 1, 64, 64)),
         ("ref64 v2 lat 32", Conv::new(128, 128, 3, 1, 1, 32, 32)),
         ("ref64 v4 bu 16", Conv::new(128, 256, 3, 1, 1, 16, 16)),

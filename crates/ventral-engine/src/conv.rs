@@ -103,6 +103,16 @@ const SMALL_MAP_BELOW: usize = 8;
 /// the tiny BLT (8–32 channels) trained at 146 images/s in bf16 on AMX, slower than in float32.
 const AMX_MIN_CHANNELS: usize = 64;
 
+/// Channels (in and out) from which a bf16 convolution that the direct AMX kernels
+/// ([`crate::amx_conv`]) compute runs on them. `examples/conv_time` (`BF16=1`, batch 16, ms
+/// forward / input gradient / weight gradient, direct AMX against the float32 kernels on
+/// rounded operands): BLT_net_64's V1 bottom-up (32 → 64, 64 px) 1.9–2.4 / 2.4 / 3.8–4.0
+/// against 10.4–10.6 / 14.0–14.1 / 16.0–16.2, the tiny BLT's IT lateral (32, 8 px) 0.08 /
+/// 0.09 / 0.07 against 0.18 / 0.18 / 0.19 — but its 8- and 16-channel layers slower (V1
+/// bottom-up 8 → 8 at 64 px 0.89–1.01 / 0.87–0.93 / 1.74–1.95 against 0.46 / 0.49 / 0.83:
+/// channels are padded to 32).
+const AMX_DIRECT_MIN_CHANNELS: usize = 32;
+
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
 
@@ -316,12 +326,17 @@ impl Conv {
                 && (self.medium() || self.wo.min(self.wi) >= DIRECT_WGRAD_MIN_SIDE))
     }
 
-    /// In bf16 mode ([`Scratch::bf16`]), whether the passes run on AMX tiles (im2col + the
-    /// bf16 product): where the CPU has them and both sides have at least `AMX_MIN_CHANNELS`
-    /// channels. Otherwise they run the exact float32 kernels on bf16-rounded operands — the
-    /// same products (a product of two bf16 values is exact in float32) and float32 sums.
-    pub fn amx_worth(&self) -> bool {
-        crate::bf16::amx_available() && self.ci >= AMX_MIN_CHANNELS && self.co >= AMX_MIN_CHANNELS
+    /// In bf16 mode ([`Scratch::bf16`]), whether the passes on `batch` images run on AMX
+    /// tiles: where the CPU has them and both sides have at least `AMX_MIN_CHANNELS`
+    /// channels, or `AMX_DIRECT_MIN_CHANNELS` where the direct kernels ([`crate::amx_conv`])
+    /// compute the layer. Otherwise they run the exact float32 kernels on bf16-rounded
+    /// operands — the same products (a product of two bf16 values is exact in float32) and
+    /// float32 sums.
+    pub fn amx_worth(&self, batch: usize) -> bool {
+        let narrowest = self.ci.min(self.co);
+        crate::bf16::amx_available()
+            && (narrowest >= AMX_MIN_CHANNELS
+                || (narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some()))
     }
 
     /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
@@ -684,7 +699,7 @@ impl Conv {
     ) {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let bf16 = scratch.bf16;
-        if bf16 && !self.amx_worth() {
+        if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, w, x, |sc, w, x| {
                 self.forward(w, x, batch, y, accumulate, sc)
             });
@@ -856,7 +871,7 @@ impl Conv {
     ) {
         let kd = self.kdim();
         let bf16 = scratch.bf16;
-        if bf16 && !self.amx_worth() {
+        if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, w, dy, |sc, w, dy| {
                 self.backward_data(w, dy, batch, dx, sc)
             });
@@ -1063,7 +1078,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let bf16 = scratch.bf16;
-        if bf16 && !self.amx_worth() {
+        if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, x, dy, |sc, x, dy| {
                 self.backward_weight(x, dy, batch, dw, sc)
             });
@@ -1291,20 +1306,30 @@ mod tests {
     #[test]
     fn bf16_passes_are_the_definition_on_rounded_operands() {
         use crate::bf16::round_bf16;
-        for &(ci, co, k, s, p, h, b) in &[
-            (3, 5, 3, 1, 1, 8, 2),
-            (17, 33, 3, 1, 1, 16, 3),
-            (8, 16, 3, 2, 1, 16, 2),
-            (4, 6, 5, 1, 2, 12, 2),
-            (3, 7, 1, 1, 0, 5, 2),
-            (40, 36, 3, 1, 1, 32, 2),
-            // From 64 channels on AMX tiles where the CPU has them (`amx_worth`).
-            // Stride 1 on 16-wide rows: read straight from the input (`Conv::unfolded`).
-            (64, 64, 3, 1, 1, 16, 2),
-            (64, 72, 5, 1, 2, 16, 1),
-            (70, 66, 3, 2, 1, 16, 2),
+        for &(ci, co, k, s, p, (h, wd), b) in &[
+            (3, 5, 3, 1, 1, (8, 8), 2),
+            (17, 33, 3, 1, 1, (16, 16), 3),
+            (8, 16, 3, 2, 1, (16, 16), 2),
+            (4, 6, 5, 1, 2, (12, 12), 2),
+            (3, 7, 1, 1, 0, (5, 5), 2),
+            // Where the CPU has AMX (`amx_worth`): stride 1 with output maps of a multiple
+            // of 32 pixels and ≥ 32 channels on the direct kernels (`amx_conv`: one copy of
+            // the input with its padding on rows a multiple of 16 wide, k copies on 8-px
+            // rows; channels not a multiple of 32; a partial block of output channels; k 5).
+            (40, 36, 3, 1, 1, (32, 32), 2),
+            (64, 64, 3, 1, 1, (16, 16), 2),
+            (64, 72, 5, 1, 2, (16, 16), 1),
+            (48, 96, 3, 1, 1, (8, 8), 3),
+            (32, 40, 1, 1, 0, (8, 12), 2),
+            // Unpadded: the forward and weight gradient direct, the input gradient (its output
+            // 12 × 18 = 216 pixels) by im2col + the AMX product.
+            (64, 64, 3, 1, 0, (12, 18), 2),
+            // 16 × 3 maps: the unfolded input read into tiles (rows 16 wide).
+            (64, 80, 3, 1, 1, (3, 16), 2),
+            // Stride 2: im2col + the AMX product.
+            (70, 66, 3, 2, 1, (16, 16), 2),
         ] {
-            let g = Conv::new(ci, co, k, s, p, h, h);
+            let g = Conv::new(ci, co, k, s, p, h, wd);
             let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
             let w = data(co * ci * k * k, 1.0);
             let x = data(ci * b * hw_in, 2.0);
@@ -1328,11 +1353,11 @@ mod tests {
                                     for kw in 0..k {
                                         let ih = (oh * s + kh) as isize - p as isize;
                                         let iw = (ow * s + kw) as isize - p as isize;
-                                        if ih < 0 || iw < 0 || ih >= h as isize || iw >= h as isize
+                                        if ih < 0 || iw < 0 || ih >= h as isize || iw >= wd as isize
                                         {
                                             continue;
                                         }
-                                        let xi = ((c * b + n) * h + ih as usize) * h + iw as usize;
+                                        let xi = ((c * b + n) * h + ih as usize) * wd + iw as usize;
                                         let yi = ((o * b + n) * g.ho + oh) * g.wo + ow;
                                         let wi = ((o * ci + c) * k + kh) * k + kw;
                                         add(&mut y[yi], r(w[wi]) * r(x[xi]));
@@ -1350,7 +1375,7 @@ mod tests {
                     let bound = (terms + extra + 2) as f64 * mag * 1.2e-7 + 1e-30;
                     assert!(
                         (f64::from(v) - e).abs() <= bound,
-                        "{what} {ci}->{co} k{k} s{s} {h}px [{i}]: {v} vs {e} (bound {bound:e})"
+                        "{what} {ci}->{co} k{k} s{s} {h}x{wd} [{i}]: {v} vs {e} (bound {bound:e})"
                     );
                 }
             };
