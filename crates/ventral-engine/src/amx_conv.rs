@@ -1,54 +1,73 @@
-//! Direct bf16 convolutions on AMX tiles ("implicit GEMM") for stride-1 layers: the engine's
-//! bf16 forward, input gradient (the forward of `dy` with the kernel flipped) and weight
-//! gradient wherever [`Geo::of`] accepts the layer.
+//! Direct bf16 convolutions on AMX tiles ("implicit GEMM") for stride-1 and stride-2
+//! layers: the engine's bf16 forward, input gradient and weight gradient wherever
+//! [`Geo::of`] accepts the layer (BLT_net_64's laterals, bottom-ups and top-downs).
 //!
 //! The im2col route ([`crate::bf16::gemm_bf16_unfolded`]) packs every 1 KiB tile of the
 //! unfolded input with AVX-512 before `TDPBF16PS` reads it — at BLT_net_64's shapes as much
 //! work as the tile products. Here each operand is copied once per call, rounded to bf16, into
 //! a layout from which every tile of every tap of the kernel is one strided `TILELOADD`:
 //!
-//! - **Forward** `y[o][p] = Σ_{c, tap} W[o][c][tap] · x[c][p + tap]`: the weights as
+//! - **Forward** `y[o][p] = Σ_{c, tap} W[o][c][tap] · x[c][s·p + tap]`: the weights as
 //!   `[tap][o][c]` (tile rows = 16 output channels × 32 input channels), the input as pairs
-//!   of channels `[copy][image][c/2][row][col]` (the "VNNI" pairs `TDPBF16PS` reads: tile
-//!   rows = 16 pairs of channels × 16 output pixels of one tap). The rows of each copy are
-//!   padded by the kernel's vertical padding; horizontally either one copy with the
-//!   horizontal padding (output rows a multiple of 16 wide: 16 pixels never leave a row) or
-//!   `k` copies, one per column of the kernel, whose rows are exactly the output's width —
-//!   then 16 consecutive output pixels of an image are 16 consecutive pairs even on maps
-//!   8 pixels wide. The accumulators are 16 output channels × 16 pixels, stored straight into
-//!   the channel-major output.
-//! - **Weight gradient** `dW[o][c][tap] = Σ_p dy[o][p] · x[c][p + tap]` (one sum over images
-//!   and pixels): the input as `k` plain copies `[copy][image][c][row][col]` (tile rows = 16
-//!   channels × 32 pixels of one tap), `dy` as pairs of pixels `[p/2][o]` (tile rows = 16
-//!   pairs of pixels × 16 output channels), accumulators 16 input × 16 output channels per
-//!   tap, carried in memory between chunks of images.
+//!   of channels `[variant][image][c/2][row][col]` (the "VNNI" pairs `TDPBF16PS` reads: tile
+//!   rows = 16 pairs of channels × 16 output pixels of one tap). A variant is a copy of the
+//!   input whose element (r, j) is input pixel (s·r + py − pad, s·j + px − pad) (zero
+//!   outside the map): `s²` variants (one per phase (py, px) of the stride, the padding
+//!   inside the rows) where 16 output pixels never leave a row (rows a multiple of 16 wide),
+//!   else `s·k` (px = every column of the kernel, rows exactly the output's width — then 16
+//!   consecutive output pixels of an image are 16 consecutive pairs even on maps 8 pixels
+//!   wide). The accumulators are 16 output channels × 16 pixels, stored straight into the
+//!   channel-major output.
+//! - **Input gradient** `dx[c][Y] = Σ W[o][c][tap] · dy[o][y]` over `Y = s·y + tap − pad`:
+//!   for each phase `Y mod s` of the output, a stride-1 forward of `dy` with the taps of
+//!   that phase, flipped, and the channels exchanged (for stride 1 the one phase is the
+//!   whole map: the forward of `dy` with the kernel flipped); for stride 2 the phases' maps
+//!   are then interleaved into `dx`.
+//! - **Weight gradient** `dW[o][c][tap] = Σ_p dy[o][p] · x[c][s·p + tap]` (one sum over
+//!   images and pixels): the input as `s·k` plain variants `[variant][image][c][row][col]`
+//!   (tile rows = 16 channels × 32 pixels of one tap), `dy` as pairs of pixels `[p/2][o]`
+//!   (tile rows = 16 pairs of pixels × 16 output channels), accumulators 16 input × 16
+//!   output channels per tap, carried in memory between chunks of images.
 //!
-//! Arithmetic: the operands rounded to bf16 (nearest even), every product exact in float32,
-//! float32 sums — [`crate::bf16`]'s definition, in another order. Each output element is
-//! summed by one task in an order fixed by the shapes (not by the number of threads).
+//! Arithmetic: the operands rounded to bf16 (nearest even, AVX512-BF16's conversions: as
+//! [`crate::bf16::bf16_bits`] except that float32 subnormals become zero, which
+//! `TDPBF16PS` would take as zero anyway), every product exact in float32, float32 sums —
+//! [`crate::bf16`]'s definition, in another order. Each output element is summed by one task
+//! in an order fixed by the shapes (not by the number of threads).
 
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use imp::{forward, weight_grad};
+pub(crate) use imp::{Kernel, backward_data, forward, weight_grad};
 
-/// Weights packed for [`forward`] by (address, length, flipped) of the float32 slice: the
-/// bf16 values and the offset of their 64-byte aligned start.
-pub(crate) type PackedWeights = std::collections::BTreeMap<(usize, usize, bool), (Vec<u16>, usize)>;
+/// Weights packed for the kernels by (address, length, kind) of the float32 slice (kind 0:
+/// the forward's; 1 + q: the input gradient's phase q): the bf16 values and the offset of
+/// their 64-byte aligned start.
+pub(crate) type PackedWeights =
+    std::collections::BTreeMap<(usize, usize, usize), (Vec<u16>, usize)>;
 
 use crate::conv::Conv;
+
+/// The taps `0..k2` in order (a kernel as stored).
+pub(crate) fn all_taps(k2: usize) -> Vec<usize> {
+    (0..k2).collect()
+}
 
 /// Channels per block of accumulators (two tiles).
 const BLOCK: usize = 32;
 
-/// A stride-1 convolution as these kernels run it (input `[ci][batch][hi][wi]`, output
-/// `[co][batch][ho][wo]`, zero padding `pad`).
+/// A convolution as these kernels run it: input `[ci][batch][hi][wi]`, output
+/// `[co][batch][ho][wo]`, a `ky × kx` kernel at stride `stride`, output pixel (y, x) reading
+/// input pixel (s·y + ty − pad_y, s·x + tx − pad_x) at tap (ty, tx) (zero outside the map).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Geo {
     pub ci: usize,
     pub co: usize,
-    pub k: usize,
-    pub pad: usize,
+    pub ky: usize,
+    pub kx: usize,
+    pub stride: usize,
+    pub pad_y: isize,
+    pub pad_x: isize,
     pub batch: usize,
     pub hi: usize,
     pub wi: usize,
@@ -69,64 +88,117 @@ fn simd_present() -> bool {
     false
 }
 
+/// One phase of an input gradient: the stride-1 convolution of `dy` that computes the
+/// pixels `(s·m + ry, s·n + rx)` of `dx` (phase `s·ry + rx` of [`Geo::phases`]), and its
+/// taps (flat indices into the original kernel, flipped; none where no tap reaches it).
+#[derive(Debug, Clone)]
+pub(crate) struct Phase {
+    pub geo: Geo,
+    pub taps: Vec<usize>,
+}
+
 impl Geo {
-    /// `c` on `batch` images, where these kernels apply: AMX present, stride 1, padding
-    /// below the kernel's size, and output maps of a multiple of 32 pixels (every block of
-    /// 32 pixels inside one image).
+    /// `c` on `batch` images, where these kernels apply: AMX present, stride 1 or 2, and
+    /// output maps of a multiple of 32 pixels (every block of 32 pixels inside one image).
     pub(crate) fn of(c: &Conv, batch: usize) -> Option<Self> {
-        let g = Geo {
+        Geo {
             ci: c.ci,
             co: c.co,
-            k: c.k,
-            pad: c.pad,
+            ky: c.k,
+            kx: c.k,
+            stride: c.stride,
+            pad_y: c.pad as isize,
+            pad_x: c.pad as isize,
             batch,
             hi: c.hi,
             wi: c.wi,
             ho: c.ho,
             wo: c.wo,
-        };
-        (c.stride == 1).then_some(g)?.valid()
+        }
+        .valid()
     }
 
     fn valid(self) -> Option<Self> {
         let fits = simd_present()
-            && self.k > 0
-            && self.pad < self.k
+            && self.ky > 0
+            && self.kx > 0
+            && (self.stride == 1 || self.stride == 2)
             && self.ci > 0
             && self.co > 0
             && self.batch > 0
+            && self.hi > 0
+            && self.wi > 0
             && self.wo > 0
-            && (self.ho * self.wo).is_multiple_of(2 * 16)
-            && self.ho + self.k - 1 == self.hi + 2 * self.pad
-            && self.wo + self.k - 1 == self.wi + 2 * self.pad;
+            && (self.ho * self.wo).is_multiple_of(2 * 16);
         (fits && crate::bf16::amx_available()).then_some(self)
     }
 
-    /// The input gradient's convolution, where these kernels apply to it: `dy` (`co`
-    /// channels, `ho × wo`) padded by `k − 1 − pad`, the kernel flipped and its channels
-    /// exchanged.
-    pub(crate) fn adjoint(&self) -> Option<Self> {
-        Geo {
-            ci: self.co,
-            co: self.ci,
-            k: self.k,
-            pad: self.k - 1 - self.pad,
-            batch: self.batch,
-            hi: self.ho,
-            wi: self.wo,
-            ho: self.hi,
-            wo: self.wi,
+    /// The input gradient's phases, where these kernels apply to all of them (stride 2:
+    /// maps of even sides, so that the phases' maps are equal).
+    pub(crate) fn phases(&self) -> Option<Vec<Phase>> {
+        let (s, k) = (self.stride, self.ky);
+        if self.ky != self.kx
+            || self.pad_y != self.pad_x
+            || self.pad_y < 0
+            || (s == 2 && !(self.hi.is_multiple_of(2) && self.wi.is_multiple_of(2)))
+        {
+            return None;
         }
-        .valid()
+        let pad = self.pad_y as usize;
+        // Per phase r of one axis: its first tap, number of taps, and the padding of the
+        // stride-1 convolution over `dy` (a tap count of zero: no term reaches the phase).
+        let axis = |r: usize| {
+            let t0 = (r + pad) % s;
+            let n = k.saturating_sub(t0).div_ceil(s);
+            let c0 = (r + pad - t0) / s;
+            (t0, n, n as isize - 1 - c0 as isize)
+        };
+        let mut out = Vec::new();
+        for ry in 0..s {
+            for rx in 0..s {
+                let ((ty0, ny, py), (tx0, nx, px)) = (axis(ry), axis(rx));
+                let geo = Geo {
+                    ci: self.co,
+                    co: self.ci,
+                    ky: ny.max(1),
+                    kx: nx.max(1),
+                    stride: 1,
+                    pad_y: py,
+                    pad_x: px,
+                    batch: self.batch,
+                    hi: self.ho,
+                    wi: self.wo,
+                    ho: self.hi / s,
+                    wo: self.wi / s,
+                };
+                let mut taps = Vec::new();
+                for ay in 0..ny {
+                    for ax in 0..nx {
+                        let (ty, tx) = (ty0 + s * (ny - 1 - ay), tx0 + s * (nx - 1 - ax));
+                        taps.push(ty * k + tx);
+                    }
+                }
+                out.push(Phase {
+                    geo: geo.valid()?,
+                    taps,
+                });
+            }
+        }
+        Some(out)
     }
 
     fn hw(&self) -> usize {
         self.ho * self.wo
     }
 
-    /// Rows of each image in the copies of the input: the output's rows plus the kernel's.
+    fn taps(&self) -> usize {
+        self.ky * self.kx
+    }
+
+    /// Rows of each image in the variants of the input: the output's rows plus the
+    /// kernel's rows beyond the first (in strides).
     fn rows(&self) -> usize {
-        self.ho + self.k - 1
+        self.ho + (self.ky - 1) / self.stride
     }
 }
 
@@ -171,31 +243,38 @@ mod imp {
     unsafe impl<T> Send for Ptr<T> {}
     unsafe impl<T> Sync for Ptr<T> {}
 
-    /// The weights as `[tap][row][col]` bf16, `rows` and `cols` padded to [`BLOCK`] with
-    /// zeros: `W[r][c][tap]` of `w` (`[co][ci][k][k]`), or for `flipped` (the input gradient's
-    /// kernel, rows = `ci`, cols = `co`) `W[c][r][k² − 1 − tap]`.
-    fn pack_weights(w: &[f32], g: &Geo, flipped: bool, out: &mut [u16]) {
-        let (k2, rp, cp) = (g.k * g.k, pad32(g.co), pad32(g.ci));
-        // `g` is the convolution run: rows = g.co, cols = g.ci. For `flipped`, `w` is stored
-        // as the original [g.ci][g.co][k][k].
-        let (rs, cs) = if flipped {
+    /// The weights as `[tap][row][col]` bf16 (`rows` = `g.co`, `cols` = `g.ci`, both padded
+    /// to [`BLOCK`] with zeros): packed tap t is the original kernel's flat tap `taps[t]` of
+    /// `w` (`k2` taps per channel pair), stored `[g.co][g.ci][k2]` or, `exchanged`,
+    /// `[g.ci][g.co][k2]` (an input gradient's kernel: its channels exchanged).
+    fn pack_weights(
+        w: &[f32],
+        g: &Geo,
+        (taps, k2, exchanged): (&[usize], usize, bool),
+        out: &mut [u16],
+    ) {
+        let (rp, cp) = (pad32(g.co), pad32(g.ci));
+        let (rs, cs) = if exchanged {
             (k2, g.co * k2)
         } else {
             (g.ci * k2, k2)
         };
-        let tap = |t: usize| if flipped { k2 - 1 - t } else { t };
-        assert!(w.len() >= g.co * g.ci * k2 && out.len() >= k2 * rp * cp);
+        assert!(
+            w.len() >= g.co * g.ci * k2
+                && out.len() >= taps.len() * rp * cp
+                && taps.iter().all(|&t| t < k2)
+        );
         let out = Ptr(out.as_mut_ptr());
         (0..rp).into_par_iter().for_each(|r| {
             let out = out;
-            for t in 0..k2 {
+            for (t, &tap) in taps.iter().enumerate() {
                 // SAFETY: AVX-512F/BF16 (`Geo::valid`); the gathered indices lie inside `w`
-                // (r < co, c < ci, tap < k², checked length) for the unmasked lanes; the
+                // (r < co, c < ci, tap < k2, checked length) for the unmasked lanes; the
                 // `cp` values written at row (t, r) lie inside `out` (checked length) and
                 // belong to row `r`, which this task alone writes.
                 unsafe {
                     let dst = out.0.add((t * rp + r) * cp);
-                    pack_row(w, (r < g.co, g.ci, cp), (r * rs + tap(t), cs), dst);
+                    pack_row(w, (r < g.co, g.ci, cp), (r * rs + tap, cs), dst);
                 }
             }
         });
@@ -256,12 +335,13 @@ mod imp {
         n.div_ceil(BLOCK) * BLOCK
     }
 
-    /// How the forward's copies of the input are laid out.
+    /// How the variants of an input are laid out (see the module docs).
     #[derive(Clone, Copy)]
     struct Layout {
-        /// Copies: 1 (horizontal padding inside the rows) or `k` (one per kernel column).
-        copies: usize,
-        /// Elements per row of a copy.
+        /// `s²` variants (one per phase, the padding inside the rows), else `s·kx`.
+        per_phase: bool,
+        variants: usize,
+        /// Elements per row of a variant.
         width: usize,
         /// Elements per channel (or pair) plane of one image: `rows × width`.
         plane: usize,
@@ -270,14 +350,16 @@ mod imp {
     }
 
     impl Layout {
-        fn new(g: &Geo, chans: usize, one_copy: bool) -> Self {
-            let (copies, width) = if one_copy {
-                (1, g.wo + g.k - 1)
+        fn new(g: &Geo, chans: usize, per_phase: bool) -> Self {
+            let s = g.stride;
+            let (variants, width) = if per_phase {
+                (s * s, g.wo + (g.kx - 1) / s)
             } else {
-                (g.k, g.wo)
+                (s * g.kx, g.wo)
             };
             Layout {
-                copies,
+                per_phase,
+                variants,
                 width,
                 plane: g.rows() * width,
                 chans,
@@ -285,70 +367,98 @@ mod imp {
         }
 
         fn len(&self, batch: usize) -> usize {
-            self.copies * batch * self.chans * self.plane
+            self.variants * batch * self.chans * self.plane
         }
 
-        /// Element of output pixel `p` of image `b`, channel (pair) 0, at tap (dy, dx).
-        fn at(&self, g: &Geo, b: usize, p: usize, (dy, dx): (usize, usize)) -> usize {
-            let (copy, shift) = if self.copies == 1 { (0, dx) } else { (dx, 0) };
-            ((copy * g.batch + b) * self.chans) * self.plane
-                + (p / g.wo + dy) * self.width
+        /// Element of output pixel `p` of image `b`, channel (pair) 0, at tap (ty, tx).
+        fn at(&self, g: &Geo, b: usize, p: usize, (ty, tx): (usize, usize)) -> usize {
+            let s = g.stride;
+            let (v, dx) = if self.per_phase {
+                ((ty % s) * s + tx % s, tx / s)
+            } else {
+                ((ty % s) * g.kx + tx, 0)
+            };
+            ((v * g.batch + b) * self.chans) * self.plane
+                + (p / g.wo + ty / s) * self.width
                 + p % g.wo
-                + shift
+                + dx
         }
 
-        /// The input column held by column `j` of copy `copy` (may lie outside the map).
-        fn source_col(&self, g: &Geo, copy: usize, j: usize) -> isize {
-            let shift = if self.copies == 1 { 0 } else { copy };
-            (j + shift) as isize - g.pad as isize
+        /// The input pixel (row, column) held by element (r, j) of variant `v` (may lie
+        /// outside the map).
+        fn source(&self, g: &Geo, v: usize, (r, j): (usize, usize)) -> (isize, isize) {
+            let s = g.stride;
+            let (py, px) = if self.per_phase {
+                (v / s, v % s)
+            } else {
+                (v / g.kx, v % g.kx)
+            };
+            (
+                (s * r + py) as isize - g.pad_y,
+                (s * j + px) as isize - g.pad_x,
+            )
         }
     }
 
-    /// A run of up to 16 columns of a copy's row: columns `j0..` from input column `s0`,
-    /// `load` the lanes inside the input row, `store` the lanes inside the copy's row.
+    /// A run of up to 16 columns of a variant's row: columns `j0..`, the input columns from
+    /// `s0` on (every `stride`-th), `load`/`load2` the floats of the one or two vectors read
+    /// that lie inside the input row, `store` the lanes inside the variant's row.
     #[derive(Clone, Copy)]
     struct Seg {
         j0: usize,
         s0: isize,
         load: __mmask16,
+        load2: __mmask16,
         store: __mmask16,
     }
 
-    /// The runs of copy `copy`'s rows.
-    fn segments(g: &Geo, lay: &Layout, copy: usize) -> Vec<Seg> {
+    /// The runs of variant `v`'s rows.
+    fn segments(g: &Geo, lay: &Layout, v: usize) -> Vec<Seg> {
+        let s = g.stride;
         (0..lay.width)
             .step_by(16)
             .map(|j0| {
                 let lanes = (lay.width - j0).min(16);
-                let s0 = lay.source_col(g, copy, j0);
+                let s0 = lay.source(g, v, (0, j0)).1;
                 let mut load: u32 = 0;
                 for l in 0..lanes {
-                    let s = s0 + l as isize;
-                    if s >= 0 && s < g.wi as isize {
-                        load |= 1 << l;
+                    let c = s0 + (s * l) as isize;
+                    if c >= 0 && c < g.wi as isize {
+                        load |= 1 << (s * l);
                     }
                 }
                 Seg {
                     j0,
                     s0,
-                    load: load as __mmask16,
+                    load: (load & 0xffff) as __mmask16,
+                    load2: (load >> 16) as __mmask16,
                     store: ((1u32 << lanes) - 1) as __mmask16,
                 }
             })
             .collect()
     }
 
-    /// Lanes of `seg` from input row `src` (zero outside the row).
+    /// The even floats of two vectors: lanes 0..8 from `a`, 8..16 from `b`.
+    static EVEN_IDX: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+
+    /// The lanes of `seg` from input row `src` (zero outside the row).
     ///
     /// # Safety
-    /// AVX-512F; `src` addresses a row of `wi` floats (`seg` built for it).
+    /// AVX-512F; `src` addresses a row of `wi` floats (`seg` built for it at this stride).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn load_seg(src: *const f32, seg: &Seg) -> __m512 {
-        // SAFETY: only the lanes of `seg.load` (inside the row) are read: masked lanes are
-        // not accessed (AVX-512 fault suppression), so lane 0's address may lie before the
-        // row — computed with `wrapping_offset`.
-        unsafe { _mm512_maskz_loadu_ps(seg.load, src.wrapping_offset(seg.s0)) }
+    unsafe fn load_seg(src: *const f32, seg: &Seg, stride: usize) -> __m512 {
+        // SAFETY: only the floats of `seg.load` / `seg.load2` (inside the row) are read:
+        // masked lanes are not accessed (AVX-512 fault suppression), so a vector's address
+        // may lie outside the row — computed with `wrapping_offset`.
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(seg.load, src.wrapping_offset(seg.s0));
+            if stride == 1 {
+                return a;
+            }
+            let b = _mm512_maskz_loadu_ps(seg.load2, src.wrapping_offset(seg.s0 + 16));
+            _mm512_permutex2var_ps(a, _mm512_loadu_si512(EVEN_IDX.as_ptr().cast()), b)
+        }
     }
 
     /// Interleaves the bf16 halves: lane 2i ← i, lane 2i + 1 ← 16 + i.
@@ -358,7 +468,8 @@ mod imp {
     ];
 
     /// One plane of [`layout_pairs`]: channels `even` and `odd` (rows of `wi` floats, `None`:
-    /// zeros) of one image into `rows` rows of `width` pairs at `out`.
+    /// zeros) of one image into `rows` rows of `width` pairs at `out` (row r from input row
+    /// s·r + py − pad).
     ///
     /// # Safety
     /// AVX-512F/BW/BF16; `even`/`odd` address `hi` rows of `wi` floats; `out` addresses
@@ -366,7 +477,7 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn pairs_plane(
         (even, odd): (Option<*const f32>, Option<*const f32>),
-        (g, width, segs): (&Geo, usize, &[Seg]),
+        (g, width, segs, py): (&Geo, usize, &[Seg], usize),
         out: *mut u32,
     ) {
         // SAFETY: the contract: every row read lies inside the channels, every value written
@@ -375,7 +486,7 @@ mod imp {
             let idx = _mm512_loadu_si512(PAIR_IDX.as_ptr().cast());
             for yp in 0..g.rows() {
                 let row = out.add(yp * width);
-                let y = yp as isize - g.pad as isize;
+                let y = (g.stride * yp + py) as isize - g.pad_y;
                 let Some(e) = even.filter(|_| y >= 0 && y < g.hi as isize) else {
                     std::ptr::write_bytes(row, 0, width);
                     continue;
@@ -383,9 +494,9 @@ mod imp {
                 let e = e.add(y as usize * g.wi);
                 let o = odd.map(|o| o.add(y as usize * g.wi));
                 for seg in segs {
-                    let ev = load_seg(e, seg);
+                    let ev = load_seg(e, seg, g.stride);
                     let ov = match o {
-                        Some(o) => load_seg(o, seg),
+                        Some(o) => load_seg(o, seg, g.stride),
                         None => _mm512_setzero_ps(),
                     };
                     // bf16 lanes 0..16 = `ev`, 16..32 = `ov` (round to nearest even), then
@@ -402,11 +513,11 @@ mod imp {
     /// padding and the missing channels).
     fn layout_pairs(g: &Geo, x: &[f32], lay: Layout, out: &mut [u32]) {
         assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
-        let segs: Vec<Vec<Seg>> = (0..lay.copies).map(|c| segments(g, &lay, c)).collect();
+        let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
         let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
         let planes = planes.enumerate().with_min_len(min_len(lay.plane));
         planes.for_each(|(i, plane)| {
-            let (c2, b, copy) = (
+            let (c2, b, v) = (
                 i % lay.chans,
                 (i / lay.chans) % g.batch,
                 i / (lay.chans * g.batch),
@@ -415,7 +526,8 @@ mod imp {
             // SAFETY: AVX-512F/BW/BF16 (`Geo::valid`); the channels' `hi × wi` maps of image
             // b lie inside `x` (checked length); `plane` holds `rows × width` values.
             unsafe {
-                let dims = (g, lay.width, segs[copy].as_slice());
+                let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
+                let dims = (g, lay.width, segs[v].as_slice(), py);
                 pairs_plane((chan(2 * c2), chan(2 * c2 + 1)), dims, plane.as_mut_ptr());
             }
         });
@@ -428,36 +540,37 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     unsafe fn plain_plane(
         src: Option<*const f32>,
-        (g, width, segs): (&Geo, usize, &[Seg]),
+        (g, width, segs, py): (&Geo, usize, &[Seg], usize),
         out: *mut u16,
     ) {
         // SAFETY: as `pairs_plane`.
         unsafe {
             for yp in 0..g.rows() {
                 let row = out.add(yp * width);
-                let y = yp as isize - g.pad as isize;
+                let y = (g.stride * yp + py) as isize - g.pad_y;
                 let Some(s) = src.filter(|_| y >= 0 && y < g.hi as isize) else {
                     std::ptr::write_bytes(row, 0, width);
                     continue;
                 };
                 let s = s.add(y as usize * g.wi);
                 for seg in segs {
-                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(load_seg(s, seg)));
+                    let v = load_seg(s, seg, g.stride);
+                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
                     _mm256_mask_storeu_epi16(row.add(seg.j0).cast(), seg.store, h);
                 }
             }
         }
     }
 
-    /// `x` rounded to bf16 as plain copies `[copy][image][c][row][col]` (`lay`, channels
-    /// padded with zeros).
+    /// `x` rounded to bf16 as plain variants `[variant][image][c][row][col]` (`lay`,
+    /// channels padded with zeros).
     fn layout_plain(g: &Geo, x: &[f32], lay: Layout, out: &mut [u16]) {
         assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
-        let segs: Vec<Vec<Seg>> = (0..lay.copies).map(|c| segments(g, &lay, c)).collect();
+        let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
         let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
         let planes = planes.enumerate().with_min_len(min_len(lay.plane));
         planes.for_each(|(i, plane)| {
-            let (c, b, copy) = (
+            let (c, b, v) = (
                 i % lay.chans,
                 (i / lay.chans) % g.batch,
                 i / (lay.chans * g.batch),
@@ -465,11 +578,9 @@ mod imp {
             let src = (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
             // SAFETY: as in `layout_pairs`.
             unsafe {
-                plain_plane(
-                    src,
-                    (g, lay.width, segs[copy].as_slice()),
-                    plane.as_mut_ptr(),
-                )
+                let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
+                let dims = (g, lay.width, segs[v].as_slice(), py);
+                plain_plane(src, dims, plane.as_mut_ptr())
             };
         });
     }
@@ -638,38 +749,76 @@ mod imp {
     /// Weights per group of output-channel blocks that one task keeps in L2.
     const GROUP_BYTES: usize = 1 << 20;
 
-    /// `y (+)= W ∗ x` on AMX tiles (`flipped`: `g` is [`Geo::adjoint`] of the convolution
-    /// whose weights `w` are, and this is its input gradient `dx += …`).
+    /// The kernel of one call: packed tap t is `taps[t]` of `w`'s `k2` taps, the channels
+    /// exchanged (an input gradient's kernel) or not; `kind` names it in a weight cache.
+    pub(crate) struct Kernel<'a> {
+        pub w: &'a [f32],
+        pub taps: &'a [usize],
+        pub k2: usize,
+        pub exchanged: bool,
+        pub kind: usize,
+    }
+
+    /// `y (+)= W ∗ x` on AMX tiles.
     ///
     /// # Shapes
-    /// - `w`: `[co][ci][k][k]` (`flipped`: `[ci][co][k][k]`); `x`: `[ci][batch][hi][wi]`;
+    /// - `kern.w`: `[co][ci][k2]` (`exchanged`: `[ci][co][k2]`); `x`: `[ci][batch][hi][wi]`;
     ///   `y`: `[co][batch][ho][wo]`.
     ///
     /// # Panics
     /// On slices shorter than the shapes (engine bugs).
     pub(crate) fn forward(
         g: &Geo,
-        w: &[f32],
+        kern: &Kernel<'_>,
         x: &[f32],
         y: &mut [f32],
         accumulate: bool,
-        flipped: bool,
         cache: Option<&mut super::PackedWeights>,
     ) {
-        let (k2, rp, cp) = (g.k * g.k, pad32(g.co), pad32(g.ci));
+        let cp = pad32(g.ci);
+        // One variant per phase with the padding inside the rows where 16 output pixels
+        // never leave a row.
+        let lay = Layout::new(g, cp / 2, g.wo.is_multiple_of(16));
+        let (mut xv, xo) = take(&INPUT, lay.len(g.batch));
+        layout_pairs(g, x, lay, &mut xv[xo..]);
+        forward_on(g, kern, (g, lay, &xv[xo..]), y, accumulate, cache);
+        INPUT.set(xv);
+    }
+
+    /// [`forward`] from the input already laid out as `lay` for the geometry `lg` (`g`'s,
+    /// or one with the same padding, stride and output whose kernel covers `g`'s).
+    fn forward_on(
+        g: &Geo,
+        kern: &Kernel<'_>,
+        (lg, lay, xv): (&Geo, Layout, &[u32]),
+        y: &mut [f32],
+        accumulate: bool,
+        cache: Option<&mut super::PackedWeights>,
+    ) {
+        assert!(
+            xv.len() >= lay.len(g.batch)
+                && (lg.ho, lg.wo, lg.stride, lg.pad_y, lg.pad_x, lg.ci)
+                    == (g.ho, g.wo, g.stride, g.pad_y, g.pad_x, g.ci)
+                && lg.ky >= g.ky
+                && lg.kx >= g.kx,
+            "amx forward: input laid out for another geometry"
+        );
+        let (nt, rp, cp) = (g.taps(), pad32(g.co), pad32(g.ci));
         let npix = g.batch * g.hw();
-        assert!(y.len() >= g.co * npix, "amx forward: output too short");
-        let t0 = std::time::Instant::now();
-        let dbg = std::env::var_os("AMX_DBG").is_some();
-        let n = k2 * rp * cp;
+        assert!(
+            y.len() >= g.co * npix && kern.taps.len() == nt,
+            "amx forward: output too short"
+        );
+        let n = nt * rp * cp;
+        let pack = (kern.taps, kern.k2, kern.exchanged);
         let mut own = None;
         let wptr = match cache {
             Some(cache) => {
-                let key = (w.as_ptr() as usize, w.len(), flipped);
+                let key = (kern.w.as_ptr() as usize, kern.w.len(), kern.kind);
                 let (v, off) = cache.entry(key).or_insert_with(|| {
                     let mut v = vec![0u16; n + 32];
                     let off = v.as_ptr().align_offset(64).min(32);
-                    pack_weights(w, g, flipped, &mut v[off..]);
+                    pack_weights(kern.w, g, pack, &mut v[off..]);
                     (v, off)
                 });
                 assert!(
@@ -680,21 +829,14 @@ mod imp {
             }
             None => {
                 let (mut v, off) = take(&WEIGHTS, n);
-                pack_weights(w, g, flipped, &mut v[off..]);
+                pack_weights(kern.w, g, pack, &mut v[off..]);
                 let p = v[off..].as_ptr();
                 own = Some(v);
                 p
             }
         };
-        let t1 = std::time::Instant::now();
-        // One copy with the horizontal padding where 16 output pixels never leave a row.
-        let lay = Layout::new(g, cp / 2, g.wo.is_multiple_of(16));
-        let (mut xv, xo) = take(&INPUT, lay.len(g.batch));
-        layout_pairs(g, x, lay, &mut xv[xo..]);
-        let t2 = std::time::Instant::now();
-
         let (mb, nb) = (rp / BLOCK, npix / BLOCK);
-        let most = (GROUP_BYTES / (k2 * cp * BLOCK * 2)).clamp(1, mb);
+        let most = (GROUP_BYTES / (nt * cp * BLOCK * 2)).clamp(1, mb);
         let groups = mb.div_ceil(most);
         let group = mb.div_ceil(groups);
         let groups = mb.div_ceil(group);
@@ -702,7 +844,7 @@ mod imp {
         let split = want.div_ceil(groups).clamp(1, nb);
         let (wp, xp, yp) = (
             Ptr(wptr.cast_mut()),
-            Ptr(xv[xo..].as_mut_ptr()),
+            Ptr(xv.as_ptr().cast_mut()),
             Ptr(y.as_mut_ptr()),
         );
         let (sa, sb) = (cp * 2, lay.plane * 4);
@@ -714,7 +856,7 @@ mod imp {
             let (o0, o1) = (gi * group, ((gi + 1) * group).min(mb));
             let (p0, p1) = (nb * s / split, nb * (s + 1) / split);
             let mut tmp = [0.0f32; 32 * 32];
-            // SAFETY: AMX available (`Geo::of`).
+            // SAFETY: AMX available (`Geo::valid`).
             unsafe { config() };
             for pb in p0..p1 {
                 let pix = pb * BLOCK;
@@ -727,8 +869,8 @@ mod imp {
                     // the rows inside `y` are copied in and out. Every weight tile (rows r0..
                     // r0 + 32 of tap t, 32 columns per step, cp/32 steps) lies inside the
                     // packed weights; every input tile (16 pairs × 16 pixels, cp/32 steps of
-                    // 16 pairs) inside the copies (`Layout::at` of pixels inside the image,
-                    // tap rows inside the padded rows). This task alone writes this block.
+                    // 16 pairs) inside the variants (`Layout::at` of pixels inside the image,
+                    // tap rows inside the variant's rows). This task alone writes this block.
                     unsafe {
                         let c = yp.0.add(r0 * npix + pix);
                         let (cptr, cld) = if whole {
@@ -744,12 +886,12 @@ mod imp {
                             (tmp.as_mut_ptr(), 128)
                         };
                         c_load(cptr, cld, !accumulate && whole);
-                        for t in 0..k2 {
-                            let tap = (t / g.k, t % g.k);
+                        for t in 0..nt {
+                            let tap = (t / g.kx, t % g.kx);
                             let a0 = wp.0.add((t * rp + r0) * cp).cast::<u8>();
                             let a1 = a0.add(16 * cp * 2);
-                            let b0 = xp.0.add(lay.at(g, b, p, tap)).cast::<u8>();
-                            let b1 = xp.0.add(lay.at(g, b, p + 16, tap)).cast::<u8>();
+                            let b0 = xp.0.add(lay.at(lg, b, p, tap)).cast::<u8>();
+                            let b1 = xp.0.add(lay.at(lg, b, p + 16, tap)).cast::<u8>();
                             steps((a0, a1, sa, da), (b0, b1, sb, db), cp / BLOCK);
                         }
                         c_store(cptr, cld);
@@ -766,51 +908,177 @@ mod imp {
             // SAFETY: configured above.
             unsafe { release() };
         });
-        if dbg {
-            eprintln!(
-                "fwd {}x{} hw {} copies {}: weights {:.2} pairs {:.2} kernel {:.2} ms",
-                g.ci,
-                g.co,
-                g.hw(),
-                lay.copies,
-                (t1 - t0).as_secs_f64() * 1e3,
-                (t2 - t1).as_secs_f64() * 1e3,
-                t2.elapsed().as_secs_f64() * 1e3
-            );
-        }
         if let Some(v) = own {
             WEIGHTS.set(v);
         }
+    }
+
+    /// `dx += ∂(W ∗ x)/∂x · dy`, the input gradient of the convolution `g` with weights `w`,
+    /// by its phases ([`Geo::phases`]): each a stride-1 forward of `dy`, straight into `dx`
+    /// for stride 1, else into a buffer whose maps are then interleaved into `dx`.
+    ///
+    /// # Shapes
+    /// - `w`: `[co][ci][k][k]`; `dy`: `[co][batch][ho][wo]`; `dx`: `[ci][batch][hi][wi]`.
+    ///
+    /// # Panics
+    /// On slices shorter than the shapes, or `phases` not `g`'s (engine bugs).
+    pub(crate) fn backward_data(
+        g: &Geo,
+        phases: &[super::Phase],
+        w: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        mut cache: Option<&mut super::PackedWeights>,
+    ) {
+        let k2 = g.ky * g.kx;
+        let n = g.ci * g.batch * g.hi * g.wi;
+        assert!(dx.len() >= n, "amx input gradient: dx too short");
+        if g.stride == 1 {
+            let ph = &phases[0];
+            let kern = Kernel {
+                w,
+                taps: &ph.taps,
+                k2,
+                exchanged: true,
+                kind: 1,
+            };
+            return forward(&ph.geo, &kern, dy, dx, true, cache.as_deref_mut());
+        }
+        let s = g.stride;
+        let (hm, wm) = (g.hi / s, g.wi / s);
+        let per = g.ci * g.batch * hm * wm;
+        let mut buf = PHASES.take();
+        buf.resize(per * s * s, 0.0);
+        // `dy` laid out once for all phases where they share their padding (BLT_net_64's
+        // top-downs: k 3, padding 1 — every phase's padding 0), for the largest kernel.
+        let first = phases[0].geo;
+        let shared = phases
+            .iter()
+            .all(|p| (p.geo.pad_y, p.geo.pad_x) == (first.pad_y, first.pad_x));
+        let lg = Geo {
+            ky: phases.iter().map(|p| p.geo.ky).max().unwrap_or(1),
+            kx: phases.iter().map(|p| p.geo.kx).max().unwrap_or(1),
+            ..first
+        };
+        let lay = Layout::new(&lg, pad32(lg.ci) / 2, lg.wo.is_multiple_of(16));
+        let (mut xv, xo) = take(&INPUT, if shared { lay.len(lg.batch) } else { 0 });
+        if shared {
+            layout_pairs(&lg, dy, lay, &mut xv[xo..]);
+        }
+        for (q, ph) in phases.iter().enumerate() {
+            let kern = Kernel {
+                w,
+                taps: &ph.taps,
+                k2,
+                exchanged: true,
+                kind: 1 + q,
+            };
+            let out = &mut buf[q * per..(q + 1) * per];
+            if ph.taps.is_empty() {
+                out.fill(0.0);
+            } else if shared {
+                let input = (&lg, lay, &xv[xo..]);
+                forward_on(&ph.geo, &kern, input, out, false, cache.as_deref_mut());
+            } else {
+                forward(&ph.geo, &kern, dy, out, false, cache.as_deref_mut());
+            }
+        }
         INPUT.set(xv);
+        interleave_add(&buf, (hm, wm), dx);
+        PHASES.set(buf);
+    }
+
+    thread_local! {
+        static PHASES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// `dx[plane][2m + ry][2n + rx] += ph[2·ry + rx][plane][m][n]` for the four phase maps of
+    /// `hm × wm` in `ph` (`dx`'s planes `2hm × 2wm`).
+    fn interleave_add(ph: &[f32], (hm, wm): (usize, usize), dx: &mut [f32]) {
+        let per = ph.len() / 4;
+        let planes = per / (hm * wm);
+        let dx = &mut dx[..planes * 4 * hm * wm];
+        dx.par_chunks_mut(4 * hm * wm)
+            .enumerate()
+            .with_min_len(min_len(4 * hm * wm))
+            .for_each(|(i, plane)| {
+                for (r, row) in plane.chunks_mut(2 * wm).enumerate() {
+                    let (m, ry) = (r / 2, r % 2);
+                    let at = |q: usize| &ph[q * per + (i * hm + m) * wm..][..wm];
+                    // SAFETY: AVX-512F (`Geo::valid`); both phase rows hold `wm` floats and
+                    // `row` 2·wm.
+                    unsafe { interleave_row(at(2 * ry), at(2 * ry + 1), row) };
+                }
+            });
+    }
+
+    /// Interleaves two phase indices: lanes 0..16 of the result = a0 b0 a1 b1 … a7 b7
+    /// (bit 4 selects the second operand), and a8 b8 … a15 b15.
+    static INTERLEAVE: [[i32; 16]; 2] = [
+        [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23],
+        [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31],
+    ];
+
+    /// `row[2n] += a[n]`, `row[2n + 1] += b[n]`.
+    ///
+    /// # Safety
+    /// AVX-512F; `a` and `b` as long as half of `row`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn interleave_row(a: &[f32], b: &[f32], row: &mut [f32]) {
+        let w = a.len();
+        debug_assert!(b.len() == w && row.len() == 2 * w);
+        // SAFETY: every access below is inside `a`, `b` (n < w) and `row` (2n + 1 < 2w).
+        unsafe {
+            let (lo_i, hi_i) = (
+                _mm512_loadu_si512(INTERLEAVE[0].as_ptr().cast()),
+                _mm512_loadu_si512(INTERLEAVE[1].as_ptr().cast()),
+            );
+            let mut n = 0;
+            while n + 16 <= w {
+                let (va, vb) = (
+                    _mm512_loadu_ps(a.as_ptr().add(n)),
+                    _mm512_loadu_ps(b.as_ptr().add(n)),
+                );
+                let r = row.as_mut_ptr().add(2 * n);
+                let lo = _mm512_add_ps(_mm512_loadu_ps(r), _mm512_permutex2var_ps(va, lo_i, vb));
+                let hi = _mm512_add_ps(
+                    _mm512_loadu_ps(r.add(16)),
+                    _mm512_permutex2var_ps(va, hi_i, vb),
+                );
+                _mm512_storeu_ps(r, lo);
+                _mm512_storeu_ps(r.add(16), hi);
+                n += 16;
+            }
+            for n in n..w {
+                row[2 * n] += a[n];
+                row[2 * n + 1] += b[n];
+            }
+        }
     }
 
     /// Pixels per chunk of images that the weight gradient's tasks sweep for all taps before
-    /// moving on (the chunk's input copies and `dy` stay in L2).
+    /// moving on (the chunk's input variants and `dy` stay in L2).
     const CHUNK_PIXELS: usize = 1024;
 
     /// `dw += dy ⋆ x` (the weight gradient) on AMX tiles.
     ///
     /// # Shapes
-    /// - `x`: `[ci][batch][hi][wi]`; `dy`: `[co][batch][ho][wo]`; `dw`: `[co][ci][k][k]`.
+    /// - `x`: `[ci][batch][hi][wi]`; `dy`: `[co][batch][ho][wo]`; `dw`: `[co][ci][ky][kx]`.
     ///
     /// # Panics
     /// On slices shorter than the shapes (engine bugs).
     pub(crate) fn weight_grad(g: &Geo, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-        let (k2, cp, op) = (g.k * g.k, pad32(g.ci), pad32(g.co));
+        let (nt, cp, op) = (g.taps(), pad32(g.ci), pad32(g.co));
         let (hw, npix) = (g.hw(), g.batch * g.hw());
         assert!(
-            dw.len() >= g.co * g.ci * k2,
+            dw.len() >= g.co * g.ci * nt,
             "amx weight gradient: dw too short"
         );
         let lay = Layout::new(g, cp, false);
-        let t0 = std::time::Instant::now();
         let (mut xv, xo) = take(&INPUT16, lay.len(g.batch));
         layout_plain(g, x, lay, &mut xv[xo..]);
-        let t1 = std::time::Instant::now();
         let (mut dv, dvo) = take(&DY, npix / 2 * op);
         layout_dy(dy, g.co, npix, op, &mut dv[dvo..]);
-        let t2 = std::time::Instant::now();
-        let dbg = std::env::var_os("AMX_DBG").is_some();
 
         // Tasks: groups of 2 × 2 blocks (64 × 64 channels) where there are enough of them.
         let (cb, ob) = (cp / BLOCK, op / BLOCK);
@@ -834,25 +1102,25 @@ mod imp {
                 .flat_map(|ci| (o0..o1).map(move |oi| (ci, oi)))
                 .collect();
             // The task's accumulators: [tap][block][32 × 32] (input × output channels).
-            let (mut acc, aoff) = take(&ACC, k2 * blocks.len() * 1024);
+            let (mut acc, aoff) = take(&ACC, nt * blocks.len() * 1024);
             let acc_p = acc[aoff..].as_mut_ptr();
-            // SAFETY: AMX available (`Geo::of`).
+            // SAFETY: AMX available (`Geo::valid`).
             unsafe { config() };
             for b0 in (0..g.batch).step_by(images) {
                 let b1 = (b0 + images).min(g.batch);
-                for t in 0..k2 {
-                    let (ty, tx) = (t / g.k, t % g.k);
+                for t in 0..nt {
+                    let tap = (t / g.kx, t % g.kx);
                     for (i, &(ci, oi)) in blocks.iter().enumerate() {
                         // SAFETY: `c` is this task's 32 × 32 block (128-byte rows) inside
-                        // `acc`; the input tiles (16 channels × 32 pixels of image b at tap
-                        // (ty, tx), hw/32 steps of 32 pixels) lie inside the copies, the `dy`
-                        // tiles (16 pairs of pixels × 16 channels) inside its pairs.
+                        // `acc`; the input tiles (16 channels × 32 pixels of image b at the
+                        // tap, hw/32 steps of 32 pixels: the variants' rows are the output's
+                        // width) lie inside the variants, the `dy` tiles (16 pairs of pixels
+                        // × 16 channels) inside its pairs.
                         unsafe {
                             let c = acc_p.add((t * blocks.len() + i) * 1024);
                             c_load(c, 128, b0 == 0);
                             for b in b0..b1 {
-                                let xa =
-                                    ((tx * g.batch + b) * cp + ci * BLOCK) * lay.plane + ty * g.wo;
+                                let xa = lay.at(g, b, 0, tap) + ci * BLOCK * lay.plane;
                                 let a0 = xp.0.add(xa).cast::<u8>();
                                 let a1 = a0.add(16 * lay.plane * 2);
                                 let bb = dp.0.add(b * hw / 2 * op + oi * BLOCK).cast::<u8>();
@@ -865,7 +1133,7 @@ mod imp {
             }
             // SAFETY: configured above.
             unsafe { release() };
-            for t in 0..k2 {
+            for t in 0..nt {
                 for (i, &(ci, oi)) in blocks.iter().enumerate() {
                     let blk = &acc[aoff + (t * blocks.len() + i) * 1024..][..1024];
                     for r in 0..BLOCK.min(g.ci.saturating_sub(ci * BLOCK)) {
@@ -874,24 +1142,13 @@ mod imp {
                             let o = oi * BLOCK + j;
                             // SAFETY: (o, c) < (co, ci): inside `dw` (checked length); the
                             // channels of this task's blocks are written by this task only.
-                            unsafe { *dwp.0.add((o * g.ci + c) * k2 + t) += blk[r * 32 + j] };
+                            unsafe { *dwp.0.add((o * g.ci + c) * nt + t) += blk[r * 32 + j] };
                         }
                     }
                 }
             }
             ACC.set(acc);
         });
-        if dbg {
-            eprintln!(
-                "wgrad {}x{} hw {}: plain {:.2} dy {:.2} kernel {:.2} ms",
-                g.ci,
-                g.co,
-                hw,
-                (t1 - t0).as_secs_f64() * 1e3,
-                (t2 - t1).as_secs_f64() * 1e3,
-                t2.elapsed().as_secs_f64() * 1e3
-            );
-        }
         INPUT16.set(xv);
         DY.set(dv);
     }

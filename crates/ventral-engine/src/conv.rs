@@ -713,7 +713,16 @@ impl Conv {
         if let Some(g) = bf16.then(|| Geo::of(self, batch)).flatten() {
             // On AMX tiles from compact bf16 copies of the input (no unfolded input).
             let _p = scope(Op::Gemm);
-            crate::amx_conv::forward(&g, w, x, y, accumulate, false, scratch.amx_weights.as_mut());
+            let taps = crate::amx_conv::all_taps(self.k * self.k);
+            let kern = crate::amx_conv::Kernel {
+                w,
+                taps: &taps,
+                k2: self.k * self.k,
+                exchanged: false,
+                kind: 0,
+            };
+            let cache = scratch.amx_weights.as_mut();
+            crate::amx_conv::forward(&g, &kern, x, y, accumulate, cache);
             return;
         }
         let mut packed = std::mem::take(&mut scratch.packed);
@@ -882,11 +891,16 @@ impl Conv {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if let Some(g) = bf16.then(|| Geo::of(self, batch)?.adjoint()).flatten() {
-            // The forward of `dy` with the kernel flipped (as below), on AMX tiles from
-            // compact bf16 copies of `dy`.
+        if let Some((g, phases)) = bf16
+            .then(|| Geo::of(self, batch).and_then(|g| Some((g, g.phases()?))))
+            .flatten()
+        {
+            // By phases of the output, each a stride-1 forward of `dy` with its taps flipped
+            // (stride 1: the forward of `dy` with the kernel flipped, as below), on AMX tiles
+            // from compact bf16 copies of `dy`.
             let _p = scope(Op::Gemm);
-            crate::amx_conv::forward(&g, w, dy, dx, true, true, scratch.amx_weights.as_mut());
+            let cache = scratch.amx_weights.as_mut();
+            crate::amx_conv::backward_data(&g, &phases, w, dy, dx, cache);
             return;
         }
         if bf16 && self.stride == 1 && self.pad < self.k && self.wi.is_multiple_of(16) {
@@ -1326,8 +1340,14 @@ mod tests {
             (64, 64, 3, 1, 0, (12, 18), 2),
             // 16 × 3 maps: the unfolded input read into tiles (rows 16 wide).
             (64, 80, 3, 1, 1, (3, 16), 2),
-            // Stride 2: im2col + the AMX product.
+            // Stride 2 on the direct kernels: the input gradient by its four phases (8-px
+            // phase maps; 16-px ones, a variant per phase; k 1: two phases without taps).
             (70, 66, 3, 2, 1, (16, 16), 2),
+            (48, 64, 3, 2, 1, (32, 32), 1),
+            (32, 40, 1, 2, 0, (16, 16), 2),
+            // Odd input sides: the forward and weight gradient direct, the input gradient by
+            // im2col + the AMX product.
+            (64, 64, 3, 2, 1, (15, 15), 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, wd);
             let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
