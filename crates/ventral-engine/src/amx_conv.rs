@@ -585,24 +585,26 @@ mod imp {
         });
     }
 
-    /// 16 rows of `dy` pairs (32 pixels from `p0`) × all channels, into `rows`.
+    /// 16 rows of `dy` pairs (32 pixels from `p0`) × the 32 channels from `o0`, into `rows`
+    /// (32 pairs per row).
     ///
     /// # Safety
     /// AVX-512F/BF16; `dy` holds `co` rows of `npix` floats, `p0 + 32 ≤ npix`; `rows` holds
-    /// `16 × op` values.
+    /// `16 × 32` values.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn dy_block(
         dy: *const f32,
-        (co, npix, op): (usize, usize, usize),
-        p0: usize,
+        (co, npix): (usize, usize),
+        (p0, o0): (usize, usize),
         rows: *mut u32,
     ) {
         // SAFETY: the contract.
         unsafe {
-            for o0 in (0..op).step_by(16) {
+            for half in [0, 16] {
                 let mut cols = [_mm512_setzero_si512(); 16];
-                for (j, v) in cols.iter_mut().enumerate().take(co.saturating_sub(o0)) {
-                    let p = dy.add((o0 + j) * npix + p0);
+                let live = co.saturating_sub(o0 + half);
+                for (j, v) in cols.iter_mut().enumerate().take(live) {
+                    let p = dy.add((o0 + half + j) * npix + p0);
                     // 32 pixels in order = 16 pairs of neighbours.
                     *v = std::mem::transmute(_mm512_cvtne2ps_pbh(
                         _mm512_loadu_ps(p.add(16)),
@@ -610,25 +612,31 @@ mod imp {
                     ));
                 }
                 for (i, r) in transpose16(&cols).iter().enumerate() {
-                    _mm512_storeu_si512(rows.add(i * op + o0).cast(), *r);
+                    _mm512_storeu_si512(rows.add(i * BLOCK + half).cast(), *r);
                 }
             }
         }
     }
 
-    /// `dy` (`[co][npix]`) rounded to bf16 as pairs of pixels `[npix/2][op]` (`op` = `co`
-    /// padded to [`BLOCK`], zeros beyond `co`).
+    /// `dy` (`[co][npix]`) rounded to bf16 as pairs of pixels per block of 32 channels,
+    /// `[op/32][npix/2][32]` (`op` = `co` padded to [`BLOCK`], zeros beyond `co`): a tile of
+    /// 16 pairs × 16 channels is 16 rows 128 bytes apart, and the next 16 pairs follow it.
     fn layout_dy(dy: &[f32], co: usize, npix: usize, op: usize, out: &mut [u32]) {
         assert!(dy.len() >= co * npix && npix.is_multiple_of(32) && out.len() >= npix / 2 * op);
         let out = &mut out[..npix / 2 * op];
-        // 16 pairs of pixels (32 pixels) × all output channels per item.
-        let blocks = out.par_chunks_mut(16 * op).enumerate();
+        let per = npix / 32;
+        // 16 pairs of pixels (32 pixels) × 32 channels per item.
+        let blocks = out.par_chunks_mut(16 * BLOCK).enumerate();
         blocks
-            .with_min_len(min_len(16 * op))
-            .for_each(|(blk, rows)| {
+            .with_min_len(min_len(16 * BLOCK))
+            .for_each(|(i, rows)| {
+                let (ob, blk) = (i / per, i % per);
                 // SAFETY: AVX-512F/BF16 (`Geo::valid`); 32 pixels from blk·32 < npix of every
-                // channel lie inside `dy` (checked length); `rows` holds 16 × op values.
-                unsafe { dy_block(dy.as_ptr(), (co, npix, op), blk * 32, rows.as_mut_ptr()) };
+                // channel below `co` lie inside `dy` (checked length); `rows` holds 16 × 32.
+                unsafe {
+                    let at = (blk * 32, ob * BLOCK);
+                    dy_block(dy.as_ptr(), (co, npix), at, rows.as_mut_ptr())
+                };
             });
     }
 
@@ -1091,8 +1099,8 @@ mod imp {
         let (gc, go) = (cb.div_ceil(gs), ob.div_ceil(gs));
         let images = (CHUNK_PIXELS / hw).clamp(1, g.batch);
         let (xp, dp) = (Ptr(xv[xo..].as_mut_ptr()), Ptr(dv[dvo..].as_mut_ptr()));
-        let (sa, sb) = (lay.plane * 2, op * 4);
-        let (da, db) = (64, 16 * op * 4);
+        let (sa, sb) = (lay.plane * 2, BLOCK * 4);
+        let (da, db) = (64, 16 * BLOCK * 4);
         let dwp = Ptr(dw.as_mut_ptr());
         (0..gc * go).into_par_iter().for_each(|task| {
             let (xp, dp, dwp) = (xp, dp, dwp);
@@ -1123,7 +1131,7 @@ mod imp {
                                 let xa = lay.at(g, b, 0, tap) + ci * BLOCK * lay.plane;
                                 let a0 = xp.0.add(xa).cast::<u8>();
                                 let a1 = a0.add(16 * lay.plane * 2);
-                                let bb = dp.0.add(b * hw / 2 * op + oi * BLOCK).cast::<u8>();
+                                let bb = dp.0.add((oi * npix + b * hw) / 2 * BLOCK).cast::<u8>();
                                 steps((a0, a1, sa, da), (bb, bb.add(64), sb, db), hw / BLOCK);
                             }
                             c_store(c, 128);
