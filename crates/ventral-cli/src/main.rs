@@ -109,6 +109,10 @@ fn error_chain(e: &anyhow::Error) -> String {
     msg
 }
 
+/// Freed blocks of 32 MiB and more kept for reuse (see `ventral_engine::memory`).
+#[global_allocator]
+static ALLOC: ventral_engine::memory::KeepLargeBlocks = ventral_engine::memory::KeepLargeBlocks;
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     ventral_engine::memory::keep_freed_memory();
