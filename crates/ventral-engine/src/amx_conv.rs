@@ -243,6 +243,13 @@ mod imp {
     unsafe impl<T> Send for Ptr<T> {}
     unsafe impl<T> Sync for Ptr<T> {}
 
+    impl<T> Ptr<T> {
+        /// The pointer (a closure calling this captures the whole `Ptr`, which is `Send`).
+        fn get(self) -> *mut T {
+            self.0
+        }
+    }
+
     /// The weights as `[tap][row][col]` bf16 (`rows` = `g.co`, `cols` = `g.ci`, both padded
     /// to [`BLOCK`] with zeros): packed tap t is the original kernel's flat tap `taps[t]` of
     /// `w` (`k2` taps per channel pair), stored `[g.co][g.ci][k2]` or, `exchanged`,
@@ -266,14 +273,14 @@ mod imp {
         );
         let out = Ptr(out.as_mut_ptr());
         (0..rp).into_par_iter().for_each(|r| {
-            let out = out;
+            let out = out.get();
             for (t, &tap) in taps.iter().enumerate() {
                 // SAFETY: AVX-512F/BF16 (`Geo::valid`); the gathered indices lie inside `w`
                 // (r < co, c < ci, tap < k2, checked length) for the unmasked lanes; the
                 // `cp` values written at row (t, r) lie inside `out` (checked length) and
                 // belong to row `r`, which this task alone writes.
                 unsafe {
-                    let dst = out.0.add((t * rp + r) * cp);
+                    let dst = out.add((t * rp + r) * cp);
                     pack_row(w, (r < g.co, g.ci, cp), (r * rs + tap, cs), dst);
                 }
             }
@@ -297,7 +304,7 @@ mod imp {
             // SAFETY: the contract.
             unsafe {
                 let v = gather(w, live, c0, n, base, cs);
-                let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+                let h = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
                 _mm256_storeu_si256(dst.add(c0).cast(), h);
             }
         }
@@ -501,7 +508,7 @@ mod imp {
                     };
                     // bf16 lanes 0..16 = `ev`, 16..32 = `ov` (round to nearest even), then
                     // interleaved into 16 pairs.
-                    let h: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(ov, ev));
+                    let h = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(ov, ev));
                     let v = _mm512_permutexvar_epi16(idx, h);
                     _mm512_mask_storeu_epi32(row.add(seg.j0).cast(), seg.store, v);
                 }
@@ -555,7 +562,7 @@ mod imp {
                 let s = s.add(y as usize * g.wi);
                 for seg in segs {
                     let v = load_seg(s, seg, g.stride);
-                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+                    let h = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
                     _mm256_mask_storeu_epi16(row.add(seg.j0).cast(), seg.store, h);
                 }
             }
@@ -606,7 +613,7 @@ mod imp {
                 for (j, v) in cols.iter_mut().enumerate().take(live) {
                     let p = dy.add((o0 + half + j) * npix + p0);
                     // 32 pixels in order = 16 pairs of neighbours.
-                    *v = std::mem::transmute(_mm512_cvtne2ps_pbh(
+                    *v = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
                         _mm512_loadu_ps(p.add(16)),
                         _mm512_loadu_ps(p),
                     ));

@@ -328,7 +328,7 @@ impl Conv {
 
     /// In bf16 mode ([`Scratch::bf16`]), whether the passes on `batch` images run on AMX
     /// tiles: where the CPU has them and both sides have at least `AMX_MIN_CHANNELS`
-    /// channels, or `AMX_DIRECT_MIN_CHANNELS` where the direct kernels ([`crate::amx_conv`])
+    /// channels, or `AMX_DIRECT_MIN_CHANNELS` where the direct kernels (`amx_conv`)
     /// compute the layer. Otherwise they run the exact float32 kernels on bf16-rounded
     /// operands — the same products (a product of two bf16 values is exact in float32) and
     /// float32 sums.

@@ -29,7 +29,7 @@ const LARGE: usize = 32 << 20;
 const SLOTS: usize = 64;
 const KEEP_BYTES: usize = 4 << 30;
 
-/// A global allocator (the system's) that keeps freed blocks of [`LARGE`] bytes and more for
+/// A global allocator (the system's) that keeps freed blocks of 32 MiB and more for
 /// the next allocation of the same size and alignment, as PyTorch's caching allocators do.
 ///
 /// glibc serves such blocks from fresh `mmap`s and unmaps them when freed, so every training
@@ -37,8 +37,8 @@ const KEEP_BYTES: usize = 4 << 30;
 /// the kernel zeroes every page again: BLT_net_64 at batch 64 took 1.2 million page faults
 /// and a quarter of its CPU time in the kernel over a 4-step `ventral bench`. A kept block
 /// handed out by `alloc_zeroed` is zeroed with `memset` (about ten times cheaper than
-/// faulting its pages in on this kind of VM). At most [`SLOTS`] blocks and [`KEEP_BYTES`]
-/// bytes are kept (the oldest freed first where a new one does not fit); the resident size
+/// faulting its pages in on this kind of VM). At most 64 blocks and 4 GiB
+/// are kept (the oldest freed first where a new one does not fit); the resident size
 /// stays the peak of one step, as with [`keep_freed_memory`].
 #[derive(Debug)]
 pub struct KeepLargeBlocks;
@@ -103,7 +103,7 @@ unsafe impl std::alloc::GlobalAlloc for KeepLargeBlocks {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         let size = layout.size();
-        if size >= LARGE && size <= KEEP_BYTES {
+        if (LARGE..=KEEP_BYTES).contains(&size) {
             let mut k = kept();
             // Room: the oldest blocks go back to the system (after the lock is released; the
             // list stays packed, oldest first).
