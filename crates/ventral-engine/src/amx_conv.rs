@@ -210,8 +210,8 @@ mod imp {
     use rayon::prelude::*;
 
     use super::{BLOCK, Geo};
-    use crate::bf16::CONFIG;
     use crate::bf16::simd::transpose16;
+    use crate::bf16::tiles::{c_load, c_store, config, release, steps};
 
     thread_local! {
         static WEIGHTS: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
@@ -519,24 +519,35 @@ mod imp {
     /// `x` (`[ci][batch][hi][wi]`) rounded to bf16 as pairs of channels in `lay` (zeros in the
     /// padding and the missing channels).
     fn layout_pairs(g: &Geo, x: &[f32], lay: Layout, out: &mut [u32]) {
-        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
+        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi);
+        each_plane(g, lay, out, |plane, (c2, b), dims| {
+            let chan = |c: usize| (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
+            // SAFETY: AVX-512F/BW/BF16 (`Geo::valid`); the channels' `hi × wi` maps of image
+            // b lie inside `x` (checked length); `plane` holds `rows × width` values.
+            unsafe { pairs_plane((chan(2 * c2), chan(2 * c2 + 1)), dims, plane.as_mut_ptr()) };
+        });
+    }
+
+    /// `f(plane, (channel or pair, image), (g, width, runs, py))` for every plane of `out`
+    /// laid out as `lay`, in parallel (variant v's planes read input rows s·r + py − pad).
+    fn each_plane<T: Send>(
+        g: &Geo,
+        lay: Layout,
+        out: &mut [T],
+        f: impl Fn(&mut [T], (usize, usize), (&Geo, usize, &[Seg], usize)) + Sync,
+    ) {
+        assert!(out.len() >= lay.len(g.batch));
         let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
         let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
         let planes = planes.enumerate().with_min_len(min_len(lay.plane));
         planes.for_each(|(i, plane)| {
-            let (c2, b, v) = (
+            let (c, b, v) = (
                 i % lay.chans,
                 (i / lay.chans) % g.batch,
                 i / (lay.chans * g.batch),
             );
-            let chan = |c: usize| (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
-            // SAFETY: AVX-512F/BW/BF16 (`Geo::valid`); the channels' `hi × wi` maps of image
-            // b lie inside `x` (checked length); `plane` holds `rows × width` values.
-            unsafe {
-                let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
-                let dims = (g, lay.width, segs[v].as_slice(), py);
-                pairs_plane((chan(2 * c2), chan(2 * c2 + 1)), dims, plane.as_mut_ptr());
-            }
+            let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
+            f(plane, (c, b), (g, lay.width, segs[v].as_slice(), py));
         });
     }
 
@@ -572,23 +583,11 @@ mod imp {
     /// `x` rounded to bf16 as plain variants `[variant][image][c][row][col]` (`lay`,
     /// channels padded with zeros).
     fn layout_plain(g: &Geo, x: &[f32], lay: Layout, out: &mut [u16]) {
-        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi && out.len() >= lay.len(g.batch));
-        let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
-        let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
-        let planes = planes.enumerate().with_min_len(min_len(lay.plane));
-        planes.for_each(|(i, plane)| {
-            let (c, b, v) = (
-                i % lay.chans,
-                (i / lay.chans) % g.batch,
-                i / (lay.chans * g.batch),
-            );
+        assert!(x.len() >= g.ci * g.batch * g.hi * g.wi);
+        each_plane(g, lay, out, |plane, (c, b), dims| {
             let src = (c < g.ci).then(|| x[(c * g.batch + b) * g.hi * g.wi..].as_ptr());
             // SAFETY: as in `layout_pairs`.
-            unsafe {
-                let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
-                let dims = (g, lay.width, segs[v].as_slice(), py);
-                plain_plane(src, dims, plane.as_mut_ptr())
-            };
+            unsafe { plain_plane(src, dims, plane.as_mut_ptr()) };
         });
     }
 
@@ -645,120 +644,6 @@ mod imp {
                     dy_block(dy.as_ptr(), (co, npix), at, rows.as_mut_ptr())
                 };
             });
-    }
-
-    /// Loads the tile configuration on this thread.
-    ///
-    /// # Safety
-    /// AMX is available and this process may use it ([`crate::bf16::amx_available`]).
-    unsafe fn config() {
-        // SAFETY: the caller's; the configuration is a valid palette-1 layout.
-        unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const _) };
-    }
-
-    /// Releases this thread's tile state.
-    ///
-    /// # Safety
-    /// [`config`] ran on this thread.
-    unsafe fn release() {
-        // SAFETY: the caller's.
-        unsafe { std::arch::asm!("tilerelease") };
-    }
-
-    /// Accumulators tmm0..tmm3 (a 32 × 32 block, tiles 16 × 16 floats: 0 = (0, 0), 1 =
-    /// (0, 16), 2 = (16, 0), 3 = (16, 16)) loaded from `c` (rows `ldc` bytes apart) or zeroed.
-    ///
-    /// # Safety
-    /// [`config`] ran; `c` addresses 32 rows of 32 floats, `ldc` bytes apart.
-    #[inline(always)]
-    unsafe fn c_load(c: *const f32, ldc: usize, zero: bool) {
-        use std::arch::asm;
-        // SAFETY: the caller's.
-        unsafe {
-            if zero {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                );
-                return;
-            }
-            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
-            asm!(
-                "tileloadd tmm0, [{c00} + {s}*1]",
-                "tileloadd tmm1, [{c01} + {s}*1]",
-                "tileloadd tmm2, [{c10} + {s}*1]",
-                "tileloadd tmm3, [{c11} + {s}*1]",
-                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
-                s = in(reg) ldc, options(nostack, readonly),
-            );
-        }
-    }
-
-    /// Stores tmm0..tmm3 to `c` (see [`c_load`]).
-    ///
-    /// # Safety
-    /// As [`c_load`], `c` writable.
-    #[inline(always)]
-    unsafe fn c_store(c: *mut f32, ldc: usize) {
-        // SAFETY: the caller's.
-        unsafe {
-            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
-            std::arch::asm!(
-                "tilestored [{c00} + {s}*1], tmm0",
-                "tilestored [{c01} + {s}*1], tmm1",
-                "tilestored [{c10} + {s}*1], tmm2",
-                "tilestored [{c11} + {s}*1], tmm3",
-                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
-                s = in(reg) ldc, options(nostack),
-            );
-        }
-    }
-
-    /// `n` steps of `tmm0..3 += a · b` over two tiles of `a` (at `a0`, `a1`, rows `sa` bytes
-    /// apart, advancing `da` bytes per step) and two of `b` (`b0`, `b1`, rows `sb` apart,
-    /// advancing `db`).
-    ///
-    /// # Safety
-    /// [`config`] ran; every tile read lies inside its operand; `n ≥ 1`.
-    #[inline(always)]
-    unsafe fn steps(
-        (a0, a1, sa, da): (*const u8, *const u8, usize, usize),
-        (b0, b1, sb, db): (*const u8, *const u8, usize, usize),
-        n: usize,
-    ) {
-        // SAFETY: the caller's.
-        unsafe {
-            std::arch::asm!(
-                "2:",
-                "tileloadd tmm4, [{a0} + {sa}*1]",
-                "tileloadd tmm6, [{b0} + {sb}*1]",
-                "tdpbf16ps tmm0, tmm4, tmm6",
-                "tileloadd tmm7, [{b1} + {sb}*1]",
-                "tdpbf16ps tmm1, tmm4, tmm7",
-                "tileloadd tmm5, [{a1} + {sa}*1]",
-                "tdpbf16ps tmm2, tmm5, tmm6",
-                "tdpbf16ps tmm3, tmm5, tmm7",
-                "add {a0}, {da}",
-                "add {a1}, {da}",
-                "add {b0}, {db}",
-                "add {b1}, {db}",
-                "dec {n}",
-                "jnz 2b",
-                a0 = inout(reg) a0 => _,
-                a1 = inout(reg) a1 => _,
-                b0 = inout(reg) b0 => _,
-                b1 = inout(reg) b1 => _,
-                n = inout(reg) n => _,
-                sa = in(reg) sa,
-                sb = in(reg) sb,
-                da = in(reg) da,
-                db = in(reg) db,
-                options(nostack, readonly),
-            );
-        }
     }
 
     /// Weights per group of output-channel blocks that one task keeps in L2.

@@ -815,7 +815,7 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
         let (i0, i1) = (mb * s / msplit, mb * (s + 1) / msplit);
         // SAFETY: AMX is available (checked by the caller) and this thread may use it (the
         // permission is per process); the configuration is a valid palette-1 layout.
-        unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig) };
+        unsafe { tiles::config() };
         let mut tmp = [0.0f32; 32 * 32];
         for i in i0..i1 {
             let ai = &pa[2 * i * panel..(2 * i + 2) * panel];
@@ -849,7 +849,7 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
             }
         }
         // SAFETY: releases this thread's tile state (configured above).
-        unsafe { std::arch::asm!("tilerelease") };
+        unsafe { tiles::release() };
     });
 }
 
@@ -873,61 +873,134 @@ unsafe fn block(
     ldc: usize,
     acc: bool,
 ) {
-    use std::arch::asm;
     // SAFETY: see the function's contract; pointer arithmetic stays inside the operands.
     unsafe {
-        let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
-        let c11 = c10.byte_add(64);
-        if acc {
+        tiles::c_load(c, ldc, !acc);
+        let (a, b) = (a.cast::<u8>(), b.cast::<u8>());
+        // Each step: the next tile (1 KiB) of each panel.
+        tiles::steps((a, a.add(panel), 64, 1024), (b, b.add(panel), 64, 1024), kt);
+        tiles::c_store(c, ldc);
+    }
+}
+
+/// The tile instructions shared by the products here and the direct convolutions
+/// ([`crate::amx_conv`]-internal): loading the configuration [`CONFIG`], the four
+/// accumulators of a 32 × 32 block, and the steps of two tiles of each operand.
+pub(crate) mod tiles {
+    /// Loads the tile configuration on this thread.
+    ///
+    /// # Safety
+    /// AMX is available and this process may use it ([`crate::bf16::amx_available`]).
+    pub(crate) unsafe fn config() {
+        // SAFETY: the caller's; the configuration is a valid palette-1 layout.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{0}]", in(reg) &super::CONFIG as *const super::TileConfig)
+        };
+    }
+
+    /// Releases this thread's tile state.
+    ///
+    /// # Safety
+    /// [`config`] ran on this thread.
+    pub(crate) unsafe fn release() {
+        // SAFETY: the caller's.
+        unsafe { std::arch::asm!("tilerelease") };
+    }
+
+    /// Accumulators tmm0..tmm3 (a 32 × 32 block, tiles 16 × 16 floats: 0 = (0, 0), 1 =
+    /// (0, 16), 2 = (16, 0), 3 = (16, 16)) loaded from `c` (rows `ldc` bytes apart) or zeroed.
+    ///
+    /// # Safety
+    /// [`config`] ran; `c` addresses 32 rows of 32 floats, `ldc` bytes apart.
+    #[inline(always)]
+    pub(crate) unsafe fn c_load(c: *const f32, ldc: usize, zero: bool) {
+        use std::arch::asm;
+        // SAFETY: the caller's.
+        unsafe {
+            if zero {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                );
+                return;
+            }
+            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
             asm!(
                 "tileloadd tmm0, [{c00} + {s}*1]",
                 "tileloadd tmm1, [{c01} + {s}*1]",
                 "tileloadd tmm2, [{c10} + {s}*1]",
                 "tileloadd tmm3, [{c11} + {s}*1]",
-                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
                 s = in(reg) ldc, options(nostack, readonly),
             );
-        } else {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
+        }
+    }
+
+    /// Stores tmm0..tmm3 to `c` (see [`c_load`]).
+    ///
+    /// # Safety
+    /// As [`c_load`], `c` writable.
+    #[inline(always)]
+    pub(crate) unsafe fn c_store(c: *mut f32, ldc: usize) {
+        // SAFETY: the caller's.
+        unsafe {
+            let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
+            std::arch::asm!(
+                "tilestored [{c00} + {s}*1], tmm0",
+                "tilestored [{c01} + {s}*1], tmm1",
+                "tilestored [{c10} + {s}*1], tmm2",
+                "tilestored [{c11} + {s}*1], tmm3",
+                c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c10.byte_add(64),
+                s = in(reg) ldc, options(nostack),
             );
         }
-        asm!(
-            "2:",
-            "tileloadd tmm4, [{a0} + {s}*1]",
-            "tileloadd tmm6, [{b0} + {s}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm7, [{b1} + {s}*1]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tileloadd tmm5, [{a1} + {s}*1]",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a0}, 1024",
-            "add {a1}, 1024",
-            "add {b0}, 1024",
-            "add {b1}, 1024",
-            "dec {n}",
-            "jnz 2b",
-            a0 = inout(reg) a => _,
-            a1 = inout(reg) a.byte_add(panel) => _,
-            b0 = inout(reg) b => _,
-            b1 = inout(reg) b.byte_add(panel) => _,
-            n = inout(reg) kt => _,
-            s = in(reg) 64usize,
-            options(nostack, readonly),
-        );
-        asm!(
-            "tilestored [{c00} + {s}*1], tmm0",
-            "tilestored [{c01} + {s}*1], tmm1",
-            "tilestored [{c10} + {s}*1], tmm2",
-            "tilestored [{c11} + {s}*1], tmm3",
-            c00 = in(reg) c, c01 = in(reg) c01, c10 = in(reg) c10, c11 = in(reg) c11,
-            s = in(reg) ldc, options(nostack),
-        );
+    }
+
+    /// `n` steps of `tmm0..3 += a · b` over two tiles of `a` (at `a0`, `a1`, rows `sa` bytes
+    /// apart, advancing `da` bytes per step) and two of `b` (`b0`, `b1`, rows `sb` apart,
+    /// advancing `db`).
+    ///
+    /// # Safety
+    /// [`config`] ran; every tile read lies inside its operand; `n ≥ 1`.
+    #[inline(always)]
+    pub(crate) unsafe fn steps(
+        (a0, a1, sa, da): (*const u8, *const u8, usize, usize),
+        (b0, b1, sb, db): (*const u8, *const u8, usize, usize),
+        n: usize,
+    ) {
+        // SAFETY: the caller's.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "tileloadd tmm4, [{a0} + {sa}*1]",
+                "tileloadd tmm6, [{b0} + {sb}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{b1} + {sb}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm5, [{a1} + {sa}*1]",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "add {a0}, {da}",
+                "add {a1}, {da}",
+                "add {b0}, {db}",
+                "add {b1}, {db}",
+                "dec {n}",
+                "jnz 2b",
+                a0 = inout(reg) a0 => _,
+                a1 = inout(reg) a1 => _,
+                b0 = inout(reg) b0 => _,
+                b1 = inout(reg) b1 => _,
+                n = inout(reg) n => _,
+                sa = in(reg) sa,
+                sb = in(reg) sb,
+                da = in(reg) da,
+                db = in(reg) db,
+                options(nostack, readonly),
+            );
+        }
     }
 }
 
