@@ -405,6 +405,12 @@ mod imp {
                 (s * j + px) as isize - g.pad_x,
             )
         }
+
+        /// The input row held by row `r` of variant `v`, where it lies inside the map.
+        fn input_row(&self, g: &Geo, v: usize, r: usize) -> Option<usize> {
+            let y = self.source(g, v, (r, 0)).0;
+            (y >= 0 && y < g.hi as isize).then_some(y as usize)
+        }
     }
 
     /// A run of up to 16 columns of a variant's row: columns `j0..`, the input columns from
@@ -475,16 +481,16 @@ mod imp {
     ];
 
     /// One plane of [`layout_pairs`]: channels `even` and `odd` (rows of `wi` floats, `None`:
-    /// zeros) of one image into `rows` rows of `width` pairs at `out` (row r from input row
-    /// s·r + py − pad).
+    /// zeros) of one image into the rows of variant `v` of `lay` at `out` (zeros where a row
+    /// lies outside the map).
     ///
     /// # Safety
     /// AVX-512F/BW/BF16; `even`/`odd` address `hi` rows of `wi` floats; `out` addresses
-    /// `rows × width` values; `segs` built for this copy.
+    /// a plane of `lay` (its rows × width values); `segs` built for variant `v`.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn pairs_plane(
         (even, odd): (Option<*const f32>, Option<*const f32>),
-        (g, width, segs, py): (&Geo, usize, &[Seg], usize),
+        (g, lay, v, segs): (&Geo, &Layout, usize, &[Seg]),
         out: *mut u32,
     ) {
         // SAFETY: the contract: every row read lies inside the channels, every value written
@@ -492,14 +498,13 @@ mod imp {
         unsafe {
             let idx = _mm512_loadu_si512(PAIR_IDX.as_ptr().cast());
             for yp in 0..g.rows() {
-                let row = out.add(yp * width);
-                let y = (g.stride * yp + py) as isize - g.pad_y;
-                let Some(e) = even.filter(|_| y >= 0 && y < g.hi as isize) else {
-                    std::ptr::write_bytes(row, 0, width);
+                let row = out.add(yp * lay.width);
+                let Some((e, y)) = even.zip(lay.input_row(g, v, yp)) else {
+                    std::ptr::write_bytes(row, 0, lay.width);
                     continue;
                 };
-                let e = e.add(y as usize * g.wi);
-                let o = odd.map(|o| o.add(y as usize * g.wi));
+                let e = e.add(y * g.wi);
+                let o = odd.map(|o| o.add(y * g.wi));
                 for seg in segs {
                     let ev = load_seg(e, seg, g.stride);
                     let ov = match o {
@@ -528,13 +533,13 @@ mod imp {
         });
     }
 
-    /// `f(plane, (channel or pair, image), (g, width, runs, py))` for every plane of `out`
-    /// laid out as `lay`, in parallel (variant v's planes read input rows s·r + py − pad).
+    /// `f(plane, (channel or pair, image), (g, lay, variant, runs))` for every plane of `out`
+    /// laid out as `lay`, in parallel.
     fn each_plane<T: Send>(
         g: &Geo,
         lay: Layout,
         out: &mut [T],
-        f: impl Fn(&mut [T], (usize, usize), (&Geo, usize, &[Seg], usize)) + Sync,
+        f: impl Fn(&mut [T], (usize, usize), (&Geo, &Layout, usize, &[Seg])) + Sync,
     ) {
         assert!(out.len() >= lay.len(g.batch));
         let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
@@ -546,8 +551,7 @@ mod imp {
                 (i / lay.chans) % g.batch,
                 i / (lay.chans * g.batch),
             );
-            let py = (lay.source(g, v, (0, 0)).0 + g.pad_y) as usize;
-            f(plane, (c, b), (g, lay.width, segs[v].as_slice(), py));
+            f(plane, (c, b), (g, &lay, v, segs[v].as_slice()));
         });
     }
 
@@ -558,19 +562,18 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     unsafe fn plain_plane(
         src: Option<*const f32>,
-        (g, width, segs, py): (&Geo, usize, &[Seg], usize),
+        (g, lay, v, segs): (&Geo, &Layout, usize, &[Seg]),
         out: *mut u16,
     ) {
         // SAFETY: as `pairs_plane`.
         unsafe {
             for yp in 0..g.rows() {
-                let row = out.add(yp * width);
-                let y = (g.stride * yp + py) as isize - g.pad_y;
-                let Some(s) = src.filter(|_| y >= 0 && y < g.hi as isize) else {
-                    std::ptr::write_bytes(row, 0, width);
+                let row = out.add(yp * lay.width);
+                let Some((s, y)) = src.zip(lay.input_row(g, v, yp)) else {
+                    std::ptr::write_bytes(row, 0, lay.width);
                     continue;
                 };
-                let s = s.add(y as usize * g.wi);
+                let s = s.add(y * g.wi);
                 for seg in segs {
                     let v = load_seg(s, seg, g.stride);
                     let h = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
