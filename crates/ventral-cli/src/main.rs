@@ -117,6 +117,11 @@ fn main() -> ExitCode {
     quiet_on_broken_pipe();
     ventral_engine::memory::keep_freed_memory();
     let cli = Cli::parse();
+    // A misspelt cap on the vector instructions would silently run the default kernels.
+    if let Err(e) = ventral_engine::simd::level_from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Stimuli(a) => commands::stimuli::run(a),
         Command::Pack(a) => commands::pack::run(a),

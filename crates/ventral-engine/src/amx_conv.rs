@@ -35,6 +35,8 @@
 //! [`crate::bf16`]'s definition, in another order. Each output element is summed by one task
 //! in an order fixed by the shapes (not by the number of threads).
 
+// The geometry below is used by the x86-64 kernels only (`Geo::of` is `None` elsewhere).
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]

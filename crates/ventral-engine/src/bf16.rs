@@ -58,11 +58,12 @@ pub fn round_into(src: &[f32], dst: &mut Vec<f32>) {
 static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
-/// once; `VENTRAL_NO_AMX=1` in the environment says no).
+/// once; `VENTRAL_NO_AMX=1` in the environment says no, and so does a `VENTRAL_SIMD` below
+/// `avx512`: [`crate::simd::avx512`]).
 pub fn amx_available() -> bool {
     *AMX.get_or_init(|| {
         let off = std::env::var_os("VENTRAL_NO_AMX").is_some_and(|v| !v.is_empty() && v != "0");
-        !off && detect()
+        !off && crate::simd::avx512() && detect()
     })
 }
 
@@ -743,6 +744,7 @@ pub(crate) mod simd {
 }
 /// The tile configuration (palette 1): eight tiles of 16 rows × 64 bytes — 0..3 the
 /// accumulators of a 32 × 32 block, 4 and 5 two tiles of `a`, 6 and 7 two of `b`.
+#[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 pub(crate) struct TileConfig {
     palette: u8,
@@ -752,6 +754,7 @@ pub(crate) struct TileConfig {
     rows: [u8; 16],
 }
 
+#[cfg(target_arch = "x86_64")]
 pub(crate) const CONFIG: TileConfig = TileConfig {
     palette: 1,
     start_row: 0,
@@ -887,15 +890,20 @@ unsafe fn block(
 /// ([`crate::amx_conv`]-internal): loading the configuration [`CONFIG`], the four
 /// accumulators of a 32 × 32 block, and the steps of two tiles of each operand.
 pub(crate) mod tiles {
+    #![cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+
     /// Loads the tile configuration on this thread.
     ///
     /// # Safety
     /// AMX is available and this process may use it ([`crate::bf16::amx_available`]).
     pub(crate) unsafe fn config() {
         // SAFETY: the caller's; the configuration is a valid palette-1 layout.
+        #[cfg(target_arch = "x86_64")]
         unsafe {
             std::arch::asm!("ldtilecfg [{0}]", in(reg) &super::CONFIG as *const super::TileConfig)
         };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
     }
 
     /// Releases this thread's tile state.
@@ -904,7 +912,12 @@ pub(crate) mod tiles {
     /// [`config`] ran on this thread.
     pub(crate) unsafe fn release() {
         // SAFETY: the caller's.
-        unsafe { std::arch::asm!("tilerelease") };
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::asm!("tilerelease")
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
     }
 
     /// Accumulators tmm0..tmm3 (a 32 × 32 block, tiles 16 × 16 floats: 0 = (0, 0), 1 =
@@ -914,8 +927,10 @@ pub(crate) mod tiles {
     /// [`config`] ran; `c` addresses 32 rows of 32 floats, `ldc` bytes apart.
     #[inline(always)]
     pub(crate) unsafe fn c_load(c: *const f32, ldc: usize, zero: bool) {
+        #[cfg(target_arch = "x86_64")]
         use std::arch::asm;
         // SAFETY: the caller's.
+        #[cfg(target_arch = "x86_64")]
         unsafe {
             if zero {
                 asm!(
@@ -937,6 +952,8 @@ pub(crate) mod tiles {
                 s = in(reg) ldc, options(nostack, readonly),
             );
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
     }
 
     /// Stores tmm0..tmm3 to `c` (see [`c_load`]).
@@ -946,6 +963,7 @@ pub(crate) mod tiles {
     #[inline(always)]
     pub(crate) unsafe fn c_store(c: *mut f32, ldc: usize) {
         // SAFETY: the caller's.
+        #[cfg(target_arch = "x86_64")]
         unsafe {
             let (c01, c10) = (c.byte_add(64), c.byte_add(16 * ldc));
             std::arch::asm!(
@@ -957,6 +975,8 @@ pub(crate) mod tiles {
                 s = in(reg) ldc, options(nostack),
             );
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
     }
 
     /// `n` steps of `tmm0..3 += a · b` over two tiles of `a` (at `a0`, `a1`, rows `sa` bytes
@@ -972,6 +992,7 @@ pub(crate) mod tiles {
         n: usize,
     ) {
         // SAFETY: the caller's.
+        #[cfg(target_arch = "x86_64")]
         unsafe {
             std::arch::asm!(
                 "2:",
@@ -1001,6 +1022,8 @@ pub(crate) mod tiles {
                 options(nostack, readonly),
             );
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
     }
 }
 

@@ -155,7 +155,7 @@ impl SendPtr {
 /// # Safety
 /// Every addressed element must lie inside its buffer; AVX2 + FMA must be available.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx,avx2,fma")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx,avx2,fma"))]
 unsafe fn block(
     m: usize,
     k: usize,
@@ -282,7 +282,7 @@ macro_rules! register_tiles {
         /// function's target features.
         #[allow(clippy::too_many_arguments)]
         #[inline]
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
         unsafe fn $rows<const V: usize>(
             m: usize,
             k: usize,
@@ -316,7 +316,8 @@ macro_rules! register_tiles {
         /// Every addressed element must lie inside its buffer; the CPU must have the
         /// function's target features.
         #[inline]
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         unsafe fn $tile<const R: usize, const V: usize>(
             (k, a, ars, acs, b, bvs, offs, c, crs, cvs, accumulate): TileArgs,
         ) {
@@ -350,6 +351,8 @@ macro_rules! register_tiles {
                     }
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
         }
     };
 }
@@ -455,7 +458,10 @@ const MRB: usize = 6;
 /// # Safety
 /// Every addressed element must lie inside its buffer; the CPU must have AVX-512F.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx,avx2,fma,avx512f")]
+#[cfg_attr(
+    target_arch = "x86_64",
+    target_feature(enable = "avx,avx2,fma,avx512f")
+)]
 unsafe fn blocks512(
     width: usize,
     m: usize,
@@ -502,7 +508,11 @@ unsafe fn blocks512(
 /// # Safety
 /// As [`blocks512`].
 #[inline]
-#[target_feature(enable = "avx,avx2,fma,avx512f")]
+#[cfg_attr(
+    target_arch = "x86_64",
+    target_feature(enable = "avx,avx2,fma,avx512f")
+)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 unsafe fn block512<const R: usize, const U: usize, const V: usize>(
     (k, a, ars, acs, x, xrs, offs, y, ycs, yrs, accumulate): TileArgs,
 ) {
@@ -542,6 +552,8 @@ unsafe fn block512<const R: usize, const U: usize, const V: usize>(
             }
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
 }
 
 /// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
@@ -989,7 +1001,7 @@ pub fn phases_of(
 /// # Safety
 /// As [`conv_direct`]'s bounds; AVX2 + FMA must be available.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx,avx2,fma")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx,avx2,fma"))]
 unsafe fn direct_row(
     co: usize,
     kd: usize,
@@ -1350,7 +1362,8 @@ fn transpose_gradient(g: &[f32], dys: usize, co: usize, t: &mut [f32], cp: usize
 ///
 /// # Safety
 /// Both blocks must lie inside their buffers; the CPU must have AVX.
-#[target_feature(enable = "avx")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx"))]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -1385,12 +1398,15 @@ unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
             );
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
 }
 
 /// The operands of one weight-gradient task: the padded input's phases (`x`, images `xis`
 /// apart, rows `wp` apart), the transposed gradient (`dy` at the task's first channel,
 /// pixels `cp` apart), `images`, the output's `ho × wo`, rows per chain.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct WgradArgs {
     x: *const f32,
     xis: usize,
@@ -1437,7 +1453,7 @@ macro_rules! wgrad_oc {
         /// # Safety
         /// As [`wgrad_direct`]'s bounds; `buf` holds `offs.len()·v·$lanes` floats; the CPU
         /// must have the function's target features.
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
         unsafe fn $task(v: usize, a: WgradArgs, offs: &[usize], buf: *mut f32) {
             for b in 0..a.images {
                 for r0 in (0..a.ho).step_by(a.chunk_rows) {
@@ -1473,7 +1489,8 @@ macro_rules! wgrad_oc {
         /// As [`wgrad_direct`]'s bounds, `out` inside the task's `buf`; the CPU must have the
         /// function's target features.
         #[inline]
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         unsafe fn $tile<const V: usize, const T: usize>(
             a: WgradArgs,
             b: usize,
@@ -1507,6 +1524,8 @@ macro_rules! wgrad_oc {
                     }
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
         }
     };
 }
@@ -1558,7 +1577,7 @@ macro_rules! wgrad_tiles {
         /// # Safety
         /// As [`wgrad_direct`]'s bounds; the CPU must have the function's target features.
         #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
         unsafe fn $image(
             co: usize,
             kd: usize,
@@ -1612,7 +1631,8 @@ macro_rules! wgrad_tiles {
         /// As [`wgrad_direct`]'s bounds, `out` inside `part`; the CPU must have the
         /// function's target features.
         #[inline]
-        #[target_feature(enable = $feature)]
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = $feature))]
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
         unsafe fn $tile<const R: usize, const Q: usize>(
             ((x, xis), wp, offs, (dy, dis), dys, (images, ho, wo)): WArgs<'_>,
             (out, ors): (*mut f32, usize),
@@ -1654,6 +1674,8 @@ macro_rules! wgrad_tiles {
                     g += 8;
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
         }
     };
 }
@@ -1665,7 +1687,7 @@ macro_rules! wgrad_tiles {
 /// tile's multiply-adds.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[target_feature(enable = "avx")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx"))]
 fn lane_sums(v: [std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     // hadd works within 128-bit halves: pairing v[i] with v[i + 4] puts the sums in order.
@@ -1677,7 +1699,7 @@ fn lane_sums(v: [std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
 /// `[x_i + x_{i+4} (i < 4), y_i + y_{i+4}]`: the first level of [`lane_sums`]' sums.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[target_feature(enable = "avx")]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx"))]
 fn halves(x: std::arch::x86_64::__m256, y: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     _mm256_add_ps(

@@ -13,13 +13,77 @@
 
 use std::sync::OnceLock;
 
-/// Whether this CPU has AVX2 and FMA (checked once).
+/// The widest x86-64 vector instructions the engine may use: at most what the CPU has, and at
+/// most what `VENTRAL_SIMD` says (read once: `baseline` = none beyond SSE2 — the portable
+/// paths every other architecture takes —, `avx2` = AVX2 + FMA, no AVX-512 nor AMX, `avx512`
+/// or unset = everything the CPU has). For testing the narrower paths on a wide machine and
+/// for timing them; [`level_from_env`] says whether the variable is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Only what every CPU of the architecture has (SSE2 on x86-64, NEON on aarch64).
+    Baseline,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512F (and AMX where the CPU has it).
+    Avx512,
+}
+
+impl Level {
+    /// The variable's spelling of this level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Baseline => "baseline",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+}
+
+/// `VENTRAL_SIMD`'s level: `Ok(None)` when unset or empty, an error naming the variable and
+/// the accepted values when it says something else (the CLI refuses to start then; the engine
+/// itself treats an invalid value as unset).
+pub fn level_from_env() -> Result<Option<Level>, String> {
+    let Some(v) = std::env::var_os("VENTRAL_SIMD") else {
+        return Ok(None);
+    };
+    match v.to_str().map(str::trim) {
+        Some("") => Ok(None),
+        Some("baseline") => Ok(Some(Level::Baseline)),
+        Some("avx2") => Ok(Some(Level::Avx2)),
+        Some("avx512") => Ok(Some(Level::Avx512)),
+        _ => Err(format!(
+            "VENTRAL_SIMD={}: expected baseline, avx2 or avx512 (or unset: whatever the CPU has)",
+            v.to_string_lossy()
+        )),
+    }
+}
+
+/// The cap `VENTRAL_SIMD` puts on the vector instructions (checked once).
+fn cap() -> Level {
+    static CAP: OnceLock<Level> = OnceLock::new();
+    *CAP.get_or_init(|| level_from_env().ok().flatten().unwrap_or(Level::Avx512))
+}
+
+/// The vector instructions the engine uses on this CPU: the widest it has, capped by
+/// `VENTRAL_SIMD`.
+pub fn level() -> Level {
+    if avx512() {
+        Level::Avx512
+    } else if avx2() {
+        Level::Avx2
+    } else {
+        Level::Baseline
+    }
+}
+
+/// Whether this CPU has AVX2 and FMA and `VENTRAL_SIMD` allows them (checked once).
 pub fn avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     #[cfg(target_arch = "x86_64")]
     {
         *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
+            cap() >= Level::Avx2
+                && std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
         })
     }
@@ -46,12 +110,15 @@ fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether this CPU has AVX-512F besides AVX2 and FMA (checked once).
+/// Whether this CPU has AVX-512F besides AVX2 and FMA and `VENTRAL_SIMD` allows it (checked
+/// once).
 pub fn avx512() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     #[cfg(target_arch = "x86_64")]
     {
-        *HAS.get_or_init(|| avx2() && std::arch::is_x86_feature_detected!("avx512f"))
+        *HAS.get_or_init(|| {
+            cap() >= Level::Avx512 && avx2() && std::arch::is_x86_feature_detected!("avx512f")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -132,6 +199,7 @@ pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
 
 /// Independent multiply-add chains of [`fma_peak_gflops`]: more than the FMA latency (4) ×
 /// pipes (2) needs to keep every pipe busy.
+#[cfg(target_arch = "x86_64")]
 const CHAINS: usize = 12;
 
 #[cfg(target_arch = "x86_64")]

@@ -542,16 +542,15 @@ fn peak() -> serde_json::Value {
     let fma = ventral_engine::simd::fma_peak_gflops(100.0);
     let measured = ventral_engine::mat::gemm_gflops(1536, 1536, 1536, 3);
     let threads = rayon::current_num_threads();
-    #[cfg(target_arch = "x86_64")]
-    let (isa, lanes) = if std::arch::is_x86_feature_detected!("avx512f") {
-        ("avx512f", 16.0)
-    } else if std::arch::is_x86_feature_detected!("fma") {
-        ("avx2+fma", 8.0)
-    } else {
-        ("sse", 4.0)
+    // What the engine's kernels use (the CPU's widest, capped by `VENTRAL_SIMD`).
+    use ventral_engine::simd::Level;
+    let (isa, lanes) = match ventral_engine::simd::level() {
+        Level::Avx512 => ("avx512f", 16.0),
+        Level::Avx2 => ("avx2+fma", 8.0),
+        Level::Baseline if cfg!(target_arch = "x86_64") => ("sse2", 4.0),
+        Level::Baseline if cfg!(target_arch = "aarch64") => ("neon", 4.0),
+        Level::Baseline => ("baseline", 4.0),
     };
-    #[cfg(not(target_arch = "x86_64"))]
-    let (isa, lanes) = ("unknown", 4.0);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
         cpuinfo
