@@ -365,7 +365,10 @@ pub fn uses_engine(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) 
 
 /// The engine geometry of a convolution, `None` where the engine does not apply.
 fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<Geom> {
-    if !enabled() || !ventral_engine::kernel::available() {
+    // Every CPU: where the engine's own AVX2 / AVX-512 kernels do not run (other
+    // architectures, `VENTRAL_SIMD=baseline`) its convolutions take the blocked GEMM path
+    // (the `gemm` crate's micro-kernels, NEON on aarch64), still in a fixed summation order.
+    if !enabled() {
         return None;
     }
     let [co, ci, kh, kw] = w.dims();

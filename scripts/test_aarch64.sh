@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Cross-build ventral for aarch64 (Apple-Silicon-class and Graviton-class CPUs run the same
+# portable engine paths) and run its engine and model tests under qemu-user emulation.
+#
+#   bash scripts/test_aarch64.sh                 # engine unit tests + the model parity tests
+#   bash scripts/test_aarch64.sh --test fast     # other cargo test arguments for ventral-models
+#
+# Needs (Debian): qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, and the Rust target
+# (`rustup target add aarch64-unknown-linux-gnu`). Emulation is 10-50x slower than native: the
+# full default set takes about 10 minutes on 2 cores after a cold build of about 10. Timings
+# under qemu mean nothing; this checks that the code builds, links and computes the same numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=aarch64-unknown-linux-gnu
+missing=()
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+[ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-dev-arm64-cross)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: missing Debian packages: ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+  exit 2
+fi
+if ! rustup target list --installed | grep -qx "$target"; then
+  echo "error: the Rust target $target is not installed (rustup target add $target)" >&2
+  exit 2
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ventral-target}"
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+
+echo "== engine unit tests ($target, qemu)"
+cargo test --locked --target "$target" -p ventral-engine
+echo "== model tests ($target, qemu)"
+if [ $# -gt 0 ]; then
+  cargo test --locked --target "$target" -p ventral-models "$@"
+else
+  # The PyTorch BLT parity fixture, the PyTorchTNN ConvRNN parity graphs, the engine's kernels
+  # and operations inside burn against burn's float64 autodiff, and the native BLT engine.
+  cargo test --locked --target "$target" -p ventral-models \
+    --test parity --test convrnn --test kernels --test engine_ops --test fast
+fi
