@@ -3,11 +3,13 @@
 # portable engine paths) and run its engine and model tests under qemu-user emulation.
 #
 #   bash scripts/test_aarch64.sh                 # engine unit tests + the model parity tests
+#   bash scripts/test_aarch64.sh quick           # engine unit tests, kernels, engine_ops (CI)
 #   bash scripts/test_aarch64.sh --test fast     # other cargo test arguments for ventral-models
 #
 # Needs (Debian): qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, and the Rust target
-# (`rustup target add aarch64-unknown-linux-gnu`). Emulation is 10-50x slower than native: the
-# full default set takes about 10 minutes on 2 cores after a cold build of about 10. Timings
+# (`rustup target add aarch64-unknown-linux-gnu`); INSTALL=1 installs what is missing. Emulation
+# is 30-60x slower than native: the default set takes about 45 minutes on 2 cores (the BLT
+# parity test alone about 35), `quick` about one, after a cold cross-build of about 10. Timings
 # under qemu mean nothing; this checks that the code builds, links and computes the same numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +19,19 @@ missing=()
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
 [ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-dev-arm64-cross)
+if [ ${#missing[@]} -gt 0 ] && [ "${INSTALL:-0}" = 1 ]; then
+  apt-get install -y -q "${missing[@]}" >/dev/null
+  missing=()
+fi
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "error: missing Debian packages: ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+  echo "error: missing Debian packages: ${missing[*]} (apt-get install -y ${missing[*]}, or INSTALL=1)" >&2
   exit 2
 fi
 if ! rustup target list --installed | grep -qx "$target"; then
-  echo "error: the Rust target $target is not installed (rustup target add $target)" >&2
+  [ "${INSTALL:-0}" = 1 ] && rustup target add "$target"
+fi
+if ! rustup target list --installed | grep -qx "$target"; then
+  echo "error: the Rust target $target is not installed (rustup target add $target, or INSTALL=1)" >&2
   exit 2
 fi
 
@@ -33,7 +42,9 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch
 echo "== engine unit tests ($target, qemu)"
 cargo test --locked --target "$target" -p ventral-engine
 echo "== model tests ($target, qemu)"
-if [ $# -gt 0 ]; then
+if [ "${1:-}" = quick ]; then
+  cargo test --locked --target "$target" -p ventral-models --test kernels --test engine_ops
+elif [ $# -gt 0 ]; then
   cargo test --locked --target "$target" -p ventral-models "$@"
 else
   # The PyTorch BLT parity fixture, the PyTorchTNN ConvRNN parity graphs, the engine's kernels
