@@ -58,7 +58,9 @@ pub fn level_from_env() -> Result<Option<Level>, String> {
     }
 }
 
-/// The cap `VENTRAL_SIMD` puts on the vector instructions (checked once).
+/// The cap `VENTRAL_SIMD` puts on the vector instructions (checked once; other architectures
+/// have only their baseline paths).
+#[cfg(target_arch = "x86_64")]
 fn cap() -> Level {
     static CAP: OnceLock<Level> = OnceLock::new();
     *CAP.get_or_init(|| level_from_env().ok().flatten().unwrap_or(Level::Avx512))

@@ -447,10 +447,7 @@ fn native_engine_matches_pytorch_reference() {
             );
         }
     }
-    for (name, r, _, _) in &results {
-        assert!(*r <= 1e-3, "engine gradient of {name}: rel L2 {r}");
-    }
-    // Those misses are one ReLU decision below float32's resolution, not accumulated error.
+    // Those misses are tie decisions below float32's resolution, not accumulated error.
     // The smallest of the network's ~12 million ReLU inputs is IT's at step 3, image 5,
     // channel 408, (1, 7): +1.40e-8 in float64, under half an ulp of the O(1) values it is
     // computed from. PyTorch's float32 run put it on float64's side; the engine and burn's
@@ -467,42 +464,64 @@ fn native_engine_matches_pytorch_reference() {
     // inverted at that one index; `grad.v2_ln.weight`, `grad.it_ln.bias` stored.) Measured:
     // the engine's `v2_ln.weight` 7.8e-7 and `it_ln.bias` 3.3e-7 relative L2 from it (8.9e-4
     // from the unflipped reference), every Adam step within 1e-6. The engine must meet the
-    // bound on every element against one of the two references: the one whose decision its
+    // bound on every element against one of the references: the one whose decisions its
     // float32 rounding took. Which side a CPU's rounding takes is not specified by float32 —
-    // PyTorch's and the engine's summation orders differ — so both are accepted, nothing else.
-    let flip = SafeTensors::read(
-        &ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/blt64_float64_it_flip.safetensors"),
-    )
-    .unwrap();
-    let (_, g_flip) = flip.f32("grad.v2_ln.weight").unwrap();
-    let (_, b_flip) = flip.f32("grad.it_ln.bias").unwrap();
-    let (g, b) = (&grads["v2_ln.weight"], &grads["it_ln.bias"]);
-    let (off_flip, r_flip, rb_flip) = (
-        missed(g, &g_flip).len(),
-        rel_l2(g, &g_flip),
-        rel_l2(b, &b_flip),
-    );
-    println!(
-        "[engine] against float64 with IT's sub-float32 ReLU decision flipped: v2_ln.weight rel L2 \
-         {r_flip:.2e}, {off_flip} Adam steps > 1e-6; it_ln.bias rel L2 {rb_flip:.2e}"
-    );
-    let unflipped_ok = results.iter().all(|(_, _, off, _)| *off == 0);
-    let flipped_ok = off_flip == 0 && r_flip <= 1e-5 && rb_flip <= 1e-5;
-    assert!(
-        unflipped_ok || flipped_ok,
-        "the engine's gradients match neither the reference (Adam steps off: {:?}) nor the \
-         float64 reference with IT's sub-float32 ReLU decision flipped (v2_ln.weight rel L2 \
-         {r_flip:.2e}, {off_flip} Adam steps off; it_ln.bias rel L2 {rb_flip:.2e})",
+    // PyTorch's and the engine's summation orders differ — so each is accepted, nothing else.
+    //
+    // On aarch64 the engine's convolutions run on the `gemm` crate's NEON kernels (another
+    // summation order), which also decide the network's closest max-pool window the other way:
+    // V2's output pooled into V4 at step 1, image 3, channel 89, window (8, 3), whose two
+    // largest inputs are 4.46e-7 apart (0.049 each) in float64. The third reference has both
+    // decisions flipped (`make_parity_flip_fixture.py … blt64_float64_it_pool_flip.safetensors
+    // --pool`, which also stores `grad.v2.top_down.weight`, where that window moves 16 Adam
+    // steps). Measured under qemu-aarch64: the engine within 7.7e-7 relative L2 of it in every
+    // tensor (v2.top_down.weight 1.08e-3 from PyTorch's, just over the 1e-3 below).
+    let dir = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let flips: [(&str, &str, &[&str]); 2] = [
+        (
+            "IT's sub-float32 ReLU decision flipped",
+            "blt64_float64_it_flip.safetensors",
+            &["v2_ln.weight", "it_ln.bias"],
+        ),
+        (
+            "IT's ReLU decision and V2 -> V4's closest max-pool window flipped",
+            "blt64_float64_it_pool_flip.safetensors",
+            &["v2_ln.weight", "it_ln.bias", "v2.top_down.weight"],
+        ),
+    ];
+    // PyTorch's float32 decisions: every tensor's Adam steps on the bound, gradients within
+    // 1e-3 relative L2 (the tie decisions' size).
+    let against_torch = |skip: &[&str]| -> Vec<String> {
         results
             .iter()
-            .map(|(n, _, off, _)| (n.as_str(), *off))
-            .collect::<Vec<_>>()
-    );
-    // Every other tensor (no LayerNorm weight in it) meets the bound against the reference.
-    for (name, _, off, worst) in &results {
-        if name != "v2_ln.weight" {
-            assert_eq!(*off, 0, "engine Adam step of {name}: worst {worst}");
+            .filter(|(name, ..)| !skip.contains(&name.as_str()))
+            .filter(|(_, r, off, _)| *off > 0 || *r > 1e-3)
+            .map(|(name, r, off, worst)| {
+                format!("{name}: rel L2 {r:.2e}, {off} Adam steps off (worst {worst:.2e})")
+            })
+            .collect()
+    };
+    let mut verdicts = vec![("PyTorch's float32 reference", against_torch(&[]))];
+    for (what, file, stored) in flips {
+        let flip = SafeTensors::read(&dir.join(file)).unwrap();
+        let mut bad = against_torch(stored);
+        for name in stored {
+            let (_, g_flip) = flip.f32(&format!("grad.{name}")).unwrap();
+            let (off, r) = (
+                missed(&grads[*name], &g_flip).len(),
+                rel_l2(&grads[*name], &g_flip),
+            );
+            println!(
+                "[engine] against float64 with {what}: {name} rel L2 {r:.2e}, {off} Adam steps > 1e-6"
+            );
+            if off > 0 || r > 1e-5 {
+                bad.push(format!("{name}: rel L2 {r:.2e}, {off} Adam steps off"));
+            }
         }
+        verdicts.push((what, bad));
     }
+    assert!(
+        verdicts.iter().any(|(_, bad)| bad.is_empty()),
+        "the engine's gradients match none of the references: {verdicts:#?}"
+    );
 }
