@@ -2,7 +2,7 @@
 # Cross-build ventral for aarch64 (Apple-Silicon-class and Graviton-class CPUs run the same
 # portable engine paths) and run its engine and model tests under qemu-user emulation.
 #
-#   bash scripts/test_aarch64.sh                 # engine unit tests + the model parity tests
+#   bash scripts/test_aarch64.sh                 # engine, the model parity tests, the other crates
 #   bash scripts/test_aarch64.sh quick           # engine unit tests, kernels, engine_ops (CI)
 #   bash scripts/test_aarch64.sh --test fast     # other cargo test arguments for ventral-models
 #
@@ -51,4 +51,11 @@ else
   # and operations inside burn against burn's float64 autodiff, and the native BLT engine.
   cargo test --locked --target "$target" -p ventral-models \
     --test parity --test convrnn --test kernels --test engine_ops --test fast
+  # The framework-free crates: readers, stimuli, the golden tests against scikit-learn,
+  # Brain-Score and rsatoolbox, the dynamics analysis and report, training's units.
+  echo "== other crates ($target, qemu)"
+  cargo test --locked --target "$target" -p ventral-core -p ventral-data -p ventral-neural \
+    -p ventral-analysis -p ventral-report -p ventral-train
 fi
+# Not run: ventral-cli's tests, which start the `ventral` binary as a child process (that needs
+# the kernel's binfmt_misc to hand aarch64 executables to qemu, which containers rarely allow).
