@@ -149,11 +149,13 @@ fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// The float32 multiply-add peak of this machine, measured: every rayon thread at once runs
-/// 12 independent chains of fused multiply-adds on the widest vectors the CPU has (AVX-512F,
-/// else AVX2) for about `ms` milliseconds; GFLOP/s of the fastest of three rounds (2 flops per
+/// independent chains of fused multiply-adds on the widest vectors the CPU has (x86-64: 12
+/// chains of AVX-512F, else AVX2; aarch64: 16 chains of NEON, enough for four 4-lane FMA
+/// pipes) for about `ms` milliseconds; GFLOP/s of the fastest of three rounds (2 flops per
 /// lane). It counts what the cores deliver at the clock they run (turbo included, on a shared
 /// machine whatever it lets them have), which the clock in `/proc/cpuinfo` does not say.
-/// `None` without AVX2 + FMA.
+/// `None` on x86-64 without AVX2 + FMA (or `VENTRAL_SIMD=baseline`) and on other
+/// architectures.
 pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -170,39 +172,74 @@ pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
                 fma_chains256(iters)
             }
         };
-        // Calibrate the iterations to about `ms` on one thread, then time all threads at once.
-        let mut iters = 1 << 12;
-        loop {
-            let t = std::time::Instant::now();
-            std::hint::black_box(chains(iters));
-            let el = t.elapsed().as_secs_f64() * 1e3;
-            if el >= ms / 4.0 || iters >= 1 << 30 {
-                iters = ((iters as f64) * (ms / el.max(1e-3))).max(1.0) as usize;
-                break;
-            }
-            iters *= 4;
-        }
-        let threads = rayon::current_num_threads();
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            rayon::broadcast(|_| std::hint::black_box(chains(iters)));
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        let flops = (threads * iters * CHAINS * lanes * 2) as f64;
-        Some(flops / best / 1e9)
+        Some(peak_of(ms, CHAINS * lanes, chains))
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        Some(peak_of(ms, CHAINS * 4, fma_chains_neon))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = ms;
         None
     }
 }
 
+/// GFLOP/s of `chains(iters)` (`lanes_per_iter` fused multiply-adds per iteration) on every
+/// rayon thread at once, the iterations calibrated to about `ms` on one thread first.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn peak_of(ms: f64, lanes_per_iter: usize, chains: impl Fn(usize) -> f32 + Sync) -> f64 {
+    let mut iters = 1 << 12;
+    loop {
+        let t = std::time::Instant::now();
+        std::hint::black_box(chains(iters));
+        let el = t.elapsed().as_secs_f64() * 1e3;
+        if el >= ms / 4.0 || iters >= 1 << 30 {
+            iters = ((iters as f64) * (ms / el.max(1e-3))).max(1.0) as usize;
+            break;
+        }
+        iters *= 4;
+    }
+    let threads = rayon::current_num_threads();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        rayon::broadcast(|_| std::hint::black_box(chains(iters)));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let flops = (threads * iters * lanes_per_iter * 2) as f64;
+    flops / best / 1e9
+}
+
 /// Independent multiply-add chains of [`fma_peak_gflops`]: more than the FMA latency (4) ×
 /// pipes (2) needs to keep every pipe busy.
 #[cfg(target_arch = "x86_64")]
 const CHAINS: usize = 12;
+/// On aarch64: latency 4 × up to four 128-bit FMA pipes (Apple's big cores).
+#[cfg(target_arch = "aarch64")]
+const CHAINS: usize = 16;
+
+/// `iters` rounds of [`CHAINS`] independent 4-lane fused multiply-adds (NEON is part of every
+/// aarch64 CPU).
+#[cfg(target_arch = "aarch64")]
+fn fma_chains_neon(iters: usize) -> f32 {
+    use std::arch::aarch64::*;
+    // SAFETY: NEON is baseline on aarch64; the store writes the 4 floats of `s`.
+    unsafe {
+        let (m, c) = (vdupq_n_f32(0.999_999), vdupq_n_f32(1e-7));
+        let mut a = [vdupq_n_f32(1.0); CHAINS];
+        for _ in 0..iters {
+            for x in a.iter_mut() {
+                *x = vfmaq_f32(c, *x, m);
+            }
+        }
+        let mut t = vdupq_n_f32(0.0);
+        for x in a {
+            t = vaddq_f32(t, x);
+        }
+        vaddvq_f32(t)
+    }
+}
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,avx2,fma")]
@@ -251,7 +288,10 @@ mod tests {
     fn fma_peak_is_a_rate() {
         match super::fma_peak_gflops(2.0) {
             Some(g) => assert!(g.is_finite() && g > 0.0, "peak {g}"),
-            None => assert!(!super::avx2(), "no peak on a CPU with AVX2 + FMA"),
+            None => assert!(
+                !super::avx2() && !cfg!(target_arch = "aarch64"),
+                "no peak on a CPU with AVX2 + FMA or NEON"
+            ),
         }
     }
 }
