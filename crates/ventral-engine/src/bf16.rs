@@ -903,7 +903,7 @@ pub(crate) mod tiles {
             std::arch::asm!("ldtilecfg [{0}]", in(reg) &super::CONFIG as *const super::TileConfig)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
+        crate::simd::x86_only();
     }
 
     /// Releases this thread's tile state.
@@ -917,7 +917,7 @@ pub(crate) mod tiles {
             std::arch::asm!("tilerelease")
         };
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
+        crate::simd::x86_only();
     }
 
     /// Accumulators tmm0..tmm3 (a 32 × 32 block, tiles 16 × 16 floats: 0 = (0, 0), 1 =
@@ -953,7 +953,7 @@ pub(crate) mod tiles {
             );
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
+        crate::simd::x86_only();
     }
 
     /// Stores tmm0..tmm3 to `c` (see [`c_load`]).
@@ -976,7 +976,7 @@ pub(crate) mod tiles {
             );
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
+        crate::simd::x86_only();
     }
 
     /// `n` steps of `tmm0..3 += a · b` over two tiles of `a` (at `a0`, `a1`, rows `sa` bytes
@@ -1023,7 +1023,7 @@ pub(crate) mod tiles {
             );
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("AMX tile instructions on another architecture (dispatch bug)");
+        crate::simd::x86_only();
     }
 }
 

@@ -352,7 +352,7 @@ macro_rules! register_tiles {
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
+            crate::simd::x86_only();
         }
     };
 }
@@ -553,7 +553,7 @@ unsafe fn block512<const R: usize, const U: usize, const V: usize>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
+    crate::simd::x86_only();
 }
 
 /// Output rows per row group of an 8-wide convolution ([`conv_direct`] on 8 × 8 maps and
@@ -1399,7 +1399,7 @@ unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
+    crate::simd::x86_only();
 }
 
 /// The operands of one weight-gradient task: the padded input's phases (`x`, images `xis`
@@ -1525,7 +1525,7 @@ macro_rules! wgrad_oc {
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
+            crate::simd::x86_only();
         }
     };
 }
@@ -1675,7 +1675,7 @@ macro_rules! wgrad_tiles {
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("an x86-64 kernel called on another architecture (dispatch bug)");
+            crate::simd::x86_only();
         }
     };
 }
@@ -1687,7 +1687,7 @@ macro_rules! wgrad_tiles {
 /// tile's multiply-adds.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx"))]
+#[target_feature(enable = "avx")]
 fn lane_sums(v: [std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     // hadd works within 128-bit halves: pairing v[i] with v[i + 4] puts the sums in order.
@@ -1699,7 +1699,7 @@ fn lane_sums(v: [std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
 /// `[x_i + x_{i+4} (i < 4), y_i + y_{i+4}]`: the first level of [`lane_sums`]' sums.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx"))]
+#[target_feature(enable = "avx")]
 fn halves(x: std::arch::x86_64::__m256, y: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     _mm256_add_ps(

@@ -66,12 +66,25 @@ impl Kept {
             .blocks
             .iter()
             .position(|&(p, s, a)| p != 0 && s == size && a == align)?;
-        let (p, s, _) = self.blocks[i];
+        Some(self.remove(i).0 as *mut u8)
+    }
+
+    /// Removes slot `i`, keeping the list packed (oldest first).
+    fn remove(&mut self, i: usize) -> (usize, usize, usize) {
+        let block = self.blocks[i];
         self.blocks[i..].rotate_left(1);
         self.blocks[SLOTS - 1] = (0, 0, 0);
-        self.bytes -= s;
-        Some(p as *mut u8)
+        self.bytes -= block.1;
+        block
     }
+}
+
+/// A kept block for `layout`, if it is large and one of its size and alignment is kept.
+fn reuse(layout: std::alloc::Layout) -> Option<*mut u8> {
+    if layout.size() < LARGE {
+        return None;
+    }
+    kept().take(layout.size(), layout.align())
 }
 
 #[allow(unsafe_code)]
@@ -80,9 +93,7 @@ impl Kept {
 // `dealloc`; the list of kept blocks is guarded by a mutex that allocates nothing.
 unsafe impl std::alloc::GlobalAlloc for KeepLargeBlocks {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if layout.size() >= LARGE
-            && let Some(p) = kept().take(layout.size(), layout.align())
-        {
+        if let Some(p) = reuse(layout) {
             return p;
         }
         // SAFETY: the caller's contract (non-zero size).
@@ -90,9 +101,7 @@ unsafe impl std::alloc::GlobalAlloc for KeepLargeBlocks {
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if layout.size() >= LARGE
-            && let Some(p) = kept().take(layout.size(), layout.align())
-        {
+        if let Some(p) = reuse(layout) {
             // SAFETY: the kept block holds `layout.size()` bytes and is the caller's now.
             unsafe { std::ptr::write_bytes(p, 0, layout.size()) };
             return p;
@@ -111,11 +120,8 @@ unsafe impl std::alloc::GlobalAlloc for KeepLargeBlocks {
             let mut n = 0;
             while (k.bytes + size > KEEP_BYTES || k.blocks[SLOTS - 1].0 != 0) && k.blocks[0].0 != 0
             {
-                evicted[n] = k.blocks[0];
+                evicted[n] = k.remove(0);
                 n += 1;
-                k.bytes -= k.blocks[0].1;
-                k.blocks.rotate_left(1);
-                k.blocks[SLOTS - 1] = (0, 0, 0);
             }
             let slot = k.blocks.iter().position(|b| b.0 == 0).unwrap_or(SLOTS - 1);
             k.blocks[slot] = (ptr as usize, size, layout.align());

@@ -29,6 +29,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, narrowest first.
+    pub const ALL: [Level; 3] = [Level::Baseline, Level::Avx2, Level::Avx512];
+
     /// The variable's spelling of this level.
     pub fn name(self) -> &'static str {
         match self {
@@ -46,16 +49,24 @@ pub fn level_from_env() -> Result<Option<Level>, String> {
     let Some(v) = std::env::var_os("VENTRAL_SIMD") else {
         return Ok(None);
     };
-    match v.to_str().map(str::trim) {
-        Some("") => Ok(None),
-        Some("baseline") => Ok(Some(Level::Baseline)),
-        Some("avx2") => Ok(Some(Level::Avx2)),
-        Some("avx512") => Ok(Some(Level::Avx512)),
-        _ => Err(format!(
-            "VENTRAL_SIMD={}: expected baseline, avx2 or avx512 (or unset: whatever the CPU has)",
-            v.to_string_lossy()
+    let v = v.to_string_lossy();
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match Level::ALL.into_iter().find(|l| l.name() == v) {
+        Some(l) => Ok(Some(l)),
+        None => Err(format!(
+            "VENTRAL_SIMD={v}: expected baseline, avx2 or avx512 (or unset: whatever the CPU has)"
         )),
     }
+}
+
+/// Where dispatch reached x86-64-only code on another architecture: an engine bug (every
+/// caller is behind [`avx2`], [`avx512`] or `bf16::amx_available`, which are false there).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn x86_only() -> ! {
+    unreachable!("x86-64 code reached on another architecture (a dispatch bug)")
 }
 
 /// The cap `VENTRAL_SIMD` puts on the vector instructions (checked once; other architectures
@@ -224,7 +235,8 @@ const CHAINS: usize = 16;
 #[cfg(target_arch = "aarch64")]
 fn fma_chains_neon(iters: usize) -> f32 {
     use std::arch::aarch64::*;
-    // SAFETY: NEON is baseline on aarch64; the store writes the 4 floats of `s`.
+    // SAFETY: NEON is part of every aarch64 CPU (the target enables it); register arithmetic
+    // only, no memory accessed.
     unsafe {
         let (m, c) = (vdupq_n_f32(0.999_999), vdupq_n_f32(1e-7));
         let mut a = [vdupq_n_f32(1.0); CHAINS];
