@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Gradients, Tensor, TensorData};
+use burn::tensor::{DType, Device, Gradients, Tensor, TensorData};
+use rayon::prelude::*;
 use ventral_core::safetensors::{SafeTensors, TensorOut};
 use ventral_models::device::read_f32;
 
@@ -22,7 +23,52 @@ use crate::error::{Result, TrainError};
 pub struct Optimizer {
     pub config: OptimizerConfig,
     pub step: u64,
-    state: BTreeMap<String, Vec<Tensor<1>>>,
+    state: BTreeMap<String, Vec<Buf>>,
+    /// Whether gradients from the native CPU engine ([`Grads::Named`]) update CPU parameters
+    /// in one fused host pass ([`fused_update`]) instead of burn's tensor operations (on by
+    /// default; the same float32 operations in the same order: the same bits).
+    fused: bool,
+}
+
+/// One optimiser buffer (a moment or momentum): a tensor on the parameters' device, or host
+/// memory that [`fused_update`] updates in place (the native engine's CPU training). Either
+/// form saves and restores to the same bytes; each converts to the other when a step of the
+/// other kind meets it.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // two per parameter: size does not matter
+enum Buf {
+    Tensor(Tensor<1>),
+    Host(Vec<f32>),
+}
+
+impl Buf {
+    /// As a tensor on `device` (host buffers uploaded).
+    fn tensor(&self, device: &Device) -> Tensor<1> {
+        match self {
+            Buf::Tensor(t) => t.clone(),
+            Buf::Host(v) => Tensor::from_data(TensorData::new(v.clone(), [v.len()]), device),
+        }
+    }
+
+    /// The values on the host.
+    fn read(&self, what: &str) -> Result<Vec<f32>> {
+        match self {
+            Buf::Tensor(t) => Ok(read_f32(t, what)?),
+            Buf::Host(v) => Ok(v.clone()),
+        }
+    }
+
+    /// Moves a tensor buffer to host memory for fused steps (read back once); false where
+    /// the read fails.
+    fn make_host(&mut self) -> bool {
+        if let Buf::Tensor(t) = self {
+            match read_f32(t, "an optimiser buffer") {
+                Ok(v) => *self = Buf::Host(v),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }
 
 #[derive(Default)]
@@ -124,6 +170,10 @@ impl ModuleMapper for Stepper<'_> {
         let name = self.path.name();
         let shape = param.val().dims();
         let n: usize = shape.iter().product();
+        let param = match self.fused_step(&name, param, n) {
+            Ok(updated) => return updated,
+            Err(param) => param,
+        };
         let mut g: Tensor<1> = match self.grads {
             Grads::Autodiff(grads) => match param.val().grad(grads) {
                 Some(g) => g.reshape([n]),
@@ -159,18 +209,17 @@ impl ModuleMapper for Stepper<'_> {
                         g = g + p.clone() * weight_decay;
                     }
                 }
-                let st = self
-                    .opt
-                    .state
-                    .entry(name)
-                    .or_insert_with(|| vec![g.zeros_like(), g.zeros_like()]);
-                let m = st[0].clone() * b1 + g.clone() * (1.0 - b1);
-                let v = st[1].clone() * b2 + g.clone() * g * (1.0 - b2);
+                let device = g.device();
+                let st = self.opt.state.entry(name).or_insert_with(|| {
+                    vec![Buf::Tensor(g.zeros_like()), Buf::Tensor(g.zeros_like())]
+                });
+                let m = st[0].tensor(&device) * b1 + g.clone() * (1.0 - b1);
+                let v = st[1].tensor(&device) * b2 + g.clone() * g * (1.0 - b2);
                 let bc1 = 1.0 - b1.powi(t);
                 let bc2 = 1.0 - b2.powi(t);
                 let denom = v.clone().sqrt() / bc2.sqrt() + eps;
                 let p = p - m.clone() / denom * (lr / bc1);
-                *st = vec![m, v];
+                *st = vec![Buf::Tensor(m), Buf::Tensor(v)];
                 p
             }
             OptimizerConfig::Sgd {
@@ -185,10 +234,12 @@ impl ModuleMapper for Stepper<'_> {
                 }
                 if momentum != 0.0 {
                     let buf = match self.opt.state.get(&name) {
-                        Some(st) => st[0].clone() * momentum + g.clone() * (1.0 - dampening),
+                        Some(st) => {
+                            st[0].tensor(&g.device()) * momentum + g.clone() * (1.0 - dampening)
+                        }
                         None => g.clone(),
                     };
-                    self.opt.state.insert(name, vec![buf.clone()]);
+                    self.opt.state.insert(name, vec![Buf::Tensor(buf.clone())]);
                     g = if nesterov { g + buf * momentum } else { buf };
                 }
                 p - g * lr
@@ -199,6 +250,248 @@ impl ModuleMapper for Stepper<'_> {
     }
 }
 
+impl Stepper<'_> {
+    /// The fused host update of `param` (named `name`, `n` values) where it applies — a
+    /// named gradient (the native CPU engine's), fusion on, a float32 parameter on the CPU —
+    /// in place on the parameter's own storage (taken out of the tensor without a copy where
+    /// nothing else holds it); `Err(param)` leaves the step to burn's tensor operations.
+    #[allow(clippy::result_large_err)]
+    fn fused_step<const D: usize>(
+        &mut self,
+        name: &str,
+        param: Param<Tensor<D>>,
+        n: usize,
+    ) -> std::result::Result<Param<Tensor<D>>, Param<Tensor<D>>> {
+        let Grads::Named(grads) = self.grads else {
+            return Err(param);
+        };
+        let Some(g) = grads.get(name).filter(|g| g.len() == n) else {
+            return Err(param);
+        };
+        {
+            let val = param.val();
+            if !self.opt.fused || val.dtype() != DType::F32 || val.device() != Device::flex() {
+                return Err(param);
+            }
+        }
+        let first = !self.opt.state.contains_key(name);
+        let bufs = match self.opt.config {
+            OptimizerConfig::Adam { .. } => 2,
+            OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
+        };
+        let hyper = Hyper::of(&self.opt.config, self.opt.step, self.lr, self.scale, first);
+        let mut host: Vec<&mut Vec<f32>> = Vec::with_capacity(bufs);
+        if bufs > 0 {
+            // Plain SGD keeps no state (as the tensor path).
+            let st = self
+                .opt
+                .state
+                .entry(name.to_string())
+                .or_insert_with(|| (0..bufs).map(|_| Buf::Host(vec![0.0; n])).collect());
+            // Buffers restored from a checkpoint are read back once (a failed read leaves
+            // this step to the tensor path).
+            if !st.iter_mut().all(Buf::make_host) {
+                return Err(param);
+            }
+            for b in st.iter_mut() {
+                match b {
+                    Buf::Host(v) if v.len() == n => host.push(v),
+                    _ => return Err(param),
+                }
+            }
+        }
+        Ok(param.map(|t| {
+            let (device, shape) = (t.device(), t.dims());
+            // A float32 tensor on burn's CPU backend: reading it cannot fail, and its bytes
+            // become the vector without a copy when the tensor was the only holder.
+            let mut p = t
+                .inner()
+                .try_into_data()
+                .ok()
+                .and_then(|d| d.try_into_vec::<f32>().ok())
+                .expect("a float32 CPU tensor reads back");
+            fused_update(&hyper, &mut p, g, &mut host);
+            let p = Tensor::<1>::from_data(TensorData::new(p, [n]), &device).reshape(shape);
+            Tensor::from_inner(p).require_grad()
+        }))
+    }
+}
+
+/// An update's constants, converted to float32 as burn converts a tensor's scalar operand.
+struct Hyper {
+    /// `scale` where it is not 1 (clipping).
+    scale: Option<f32>,
+    kind: HyperKind,
+}
+
+enum HyperKind {
+    Adam {
+        b1: f32,
+        one_minus_b1: f32,
+        b2: f32,
+        one_minus_b2: f32,
+        /// √(1 − β2ᵗ).
+        bc2_sqrt: f32,
+        eps: f32,
+        /// lr / (1 − β1ᵗ).
+        step: f32,
+        /// L2 (`g + wd·p`) or decoupled (`p · (1 − lr·wd)`) weight decay.
+        decay: Decay,
+    },
+    Sgd {
+        lr: f32,
+        /// μ and 1 − dampening (momentum on), and whether this is the buffer's first step.
+        momentum: Option<(f32, f32, bool)>,
+        nesterov: bool,
+        decay: Decay,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Decay {
+    None,
+    L2(f32),
+    Decoupled(f32),
+}
+
+impl Hyper {
+    fn of(c: &OptimizerConfig, step: u64, lr: f64, scale: f64, first: bool) -> Self {
+        let t = step as i32;
+        let kind = match *c {
+            OptimizerConfig::Adam {
+                betas: [b1, b2],
+                eps,
+                weight_decay,
+                decoupled,
+                ..
+            } => HyperKind::Adam {
+                b1: b1 as f32,
+                one_minus_b1: (1.0 - b1) as f32,
+                b2: b2 as f32,
+                one_minus_b2: (1.0 - b2) as f32,
+                bc2_sqrt: (1.0 - b2.powi(t)).sqrt() as f32,
+                eps: eps as f32,
+                step: (lr / (1.0 - b1.powi(t))) as f32,
+                decay: match (weight_decay != 0.0, decoupled) {
+                    (false, _) => Decay::None,
+                    (true, true) => Decay::Decoupled((1.0 - lr * weight_decay) as f32),
+                    (true, false) => Decay::L2(weight_decay as f32),
+                },
+            },
+            OptimizerConfig::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+                ..
+            } => HyperKind::Sgd {
+                lr: lr as f32,
+                momentum: (momentum != 0.0).then_some((
+                    momentum as f32,
+                    (1.0 - dampening) as f32,
+                    first,
+                )),
+                nesterov,
+                decay: if weight_decay != 0.0 {
+                    Decay::L2(weight_decay as f32)
+                } else {
+                    Decay::None
+                },
+            },
+        };
+        Hyper {
+            scale: (scale != 1.0).then_some(scale as f32),
+            kind,
+        }
+    }
+}
+
+/// Values per parallel task of [`fused_update`].
+const FUSED_CHUNK: usize = 1 << 14;
+
+/// One optimiser step of parameters `p` with gradient `g` and buffers `st` (Adam: m, v; SGD
+/// with momentum: the momentum), in place, element by element: exactly the float32
+/// operations of the tensor path in [`Stepper::map_float`], in the same order (each scalar
+/// rounded to float32 as burn does), so the parameters and buffers come out bit for bit the
+/// same — in one pass over memory instead of a dozen, on every thread.
+fn fused_update(h: &Hyper, p: &mut [f32], g: &[f32], st: &mut [&mut Vec<f32>]) {
+    let scale = h.scale;
+    match (&h.kind, st) {
+        (
+            &HyperKind::Adam {
+                b1,
+                one_minus_b1,
+                b2,
+                one_minus_b2,
+                bc2_sqrt,
+                eps,
+                step,
+                decay,
+            },
+            [m, v],
+        ) => p
+            .par_chunks_mut(FUSED_CHUNK)
+            .zip(g.par_chunks(FUSED_CHUNK))
+            .zip(m.par_chunks_mut(FUSED_CHUNK))
+            .zip(v.par_chunks_mut(FUSED_CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                    let mut g = scale.map_or(g, |s| g * s);
+                    match decay {
+                        Decay::None => {}
+                        Decay::Decoupled(d) => *p *= d,
+                        Decay::L2(wd) => g += *p * wd,
+                    }
+                    *m = *m * b1 + g * one_minus_b1;
+                    *v = *v * b2 + g * g * one_minus_b2;
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *p -= *m / denom * step;
+                }
+            }),
+        (
+            &HyperKind::Sgd {
+                lr,
+                momentum,
+                nesterov,
+                decay,
+            },
+            bufs,
+        ) => {
+            let sgd = |p: &mut f32, g: f32, b: Option<&mut f32>| {
+                let mut g = scale.map_or(g, |s| g * s);
+                if let Decay::L2(wd) = decay {
+                    g += *p * wd;
+                }
+                if let (Some(b), Some((mu, keep, first))) = (b, momentum) {
+                    *b = if first { g } else { *b * mu + g * keep };
+                    g = if nesterov { g + *b * mu } else { *b };
+                }
+                *p -= g * lr;
+            };
+            match bufs {
+                [b] => p
+                    .par_chunks_mut(FUSED_CHUNK)
+                    .zip(g.par_chunks(FUSED_CHUNK))
+                    .zip(b.par_chunks_mut(FUSED_CHUNK))
+                    .for_each(|((p, g), b)| {
+                        for ((p, &g), b) in p.iter_mut().zip(g).zip(b) {
+                            sgd(p, g, Some(b));
+                        }
+                    }),
+                _ => p
+                    .par_chunks_mut(FUSED_CHUNK)
+                    .zip(g.par_chunks(FUSED_CHUNK))
+                    .for_each(|(p, g)| {
+                        for (p, &g) in p.iter_mut().zip(g) {
+                            sgd(p, g, None);
+                        }
+                    }),
+            }
+        }
+        _ => unreachable!("fused_update: buffers of another optimiser"),
+    }
+}
+
 impl Optimizer {
     /// A fresh optimiser.
     pub fn new(config: OptimizerConfig) -> Self {
@@ -206,7 +499,14 @@ impl Optimizer {
             config,
             step: 0,
             state: BTreeMap::new(),
+            fused: true,
         }
+    }
+
+    /// Turn the fused host update of named CPU gradients on (the default) or off (burn's
+    /// tensor operations; the same bits — for tests and benchmarks).
+    pub fn set_fused(&mut self, on: bool) {
+        self.fused = on;
     }
 
     /// One update of every parameter that has a gradient, at learning rate `lr`, with the
@@ -238,7 +538,7 @@ impl Optimizer {
         let mut out = BTreeMap::new();
         for (name, st) in &self.state {
             let Some(buf) = st.first() else { continue };
-            let v = read_f32(buf, &format!("the momentum of {name}"))?;
+            let v = buf.read(&format!("the momentum of {name}"))?;
             out.insert(
                 name.clone(),
                 v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>(),
@@ -256,7 +556,7 @@ impl Optimizer {
         };
         for (name, tensors) in &self.state {
             for (t, sfx) in tensors.iter().zip(suffixes) {
-                let data = read_f32(t, &format!("the optimiser state {name}.{sfx}"))?;
+                let data = t.read(&format!("the optimiser state {name}.{sfx}"))?;
                 out.insert(format!("{name}.{sfx}"), (vec![data.len()], data));
             }
         }
@@ -309,7 +609,10 @@ impl Optimizer {
                         "optimizer state '{key}' is missing (was it written by another optimizer?)"
                     ),
                 })?;
-                v.push(Tensor::<1>::from_data(TensorData::new(data, shape), device));
+                v.push(Buf::Tensor(Tensor::<1>::from_data(
+                    TensorData::new(data, shape),
+                    device,
+                )));
             }
             // Files written before parameter names left out the model variant kept it.
             let key = ["Blt.", "RcnnSat."]
@@ -319,5 +622,123 @@ impl Optimizer {
             opt.state.insert(key, v);
         }
         Ok(opt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module with a matrix and a vector parameter, identical for every call.
+    fn linear() -> burn::nn::Linear {
+        let device = Device::flex();
+        let mut l = burn::nn::LinearConfig::new(37, 23).init(&device);
+        let w: Vec<f32> = (0..37 * 23)
+            .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..23).map(|i| i as f32 * 0.01 - 0.1).collect();
+        l.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [37, 23]), &device));
+        l.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [23]),
+            &device,
+        )));
+        l
+    }
+
+    fn bits<const D: usize>(t: &Tensor<D>) -> Vec<u32> {
+        read_f32(t, "test")
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    /// The fused host update of named CPU gradients gives the tensor path's bits — parameters
+    /// and saved state — for Adam (plain, L2, decoupled), SGD with (Nesterov) momentum and
+    /// without, with and without a clipping scale, over steps whose gradients change sign
+    /// and magnitude (zeros included).
+    #[test]
+    fn fused_update_is_the_tensor_path_bit_for_bit() {
+        let adam = |weight_decay, decoupled| OptimizerConfig::Adam {
+            lr: 1e-2,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay,
+            decoupled,
+        };
+        let sgd = |momentum, nesterov| OptimizerConfig::Sgd {
+            lr: 1e-2,
+            momentum,
+            dampening: if nesterov { 0.0 } else { 0.1 },
+            nesterov,
+            weight_decay: 5e-4,
+        };
+        let configs = [
+            adam(0.0, false),
+            adam(1e-2, false),
+            adam(5e-2, true),
+            sgd(0.9, true),
+            sgd(0.9, false),
+            sgd(0.0, false),
+        ];
+        for config in configs {
+            for scale in [1.0, 0.37] {
+                let (mut a, mut b) = (linear(), linear());
+                let mut fused = Optimizer::new(config.clone());
+                let mut plain = Optimizer::new(config.clone());
+                plain.set_fused(false);
+                for step in 0..4usize {
+                    let grad = |n: usize, k: usize| -> Vec<f32> {
+                        (0..n)
+                            .map(|i| match (i * 31 + k * 17 + step * 13) % 11 {
+                                0 => 0.0,
+                                r => (r as f32 - 5.5) * 10f32.powi((i % 5) as i32 - 3),
+                            })
+                            .collect()
+                    };
+                    let g: BTreeMap<String, Vec<f32>> = [
+                        ("weight".to_string(), grad(37 * 23, 1)),
+                        ("bias".to_string(), grad(23, 2)),
+                    ]
+                    .into();
+                    let lr = 1e-2 * (1.0 + step as f64);
+                    a = fused.step_from(a, Grads::Named(&g), lr, scale);
+                    b = plain.step_from(b, Grads::Named(&g), lr, scale);
+                    let what = format!("{config:?}, scale {scale}, step {step}");
+                    assert_eq!(
+                        bits(&a.weight.val()),
+                        bits(&b.weight.val()),
+                        "weight: {what}"
+                    );
+                    let (ab, bb) = (a.bias.as_ref().unwrap(), b.bias.as_ref().unwrap());
+                    assert_eq!(bits(&ab.val()), bits(&bb.val()), "bias: {what}");
+                    let (sa, sb) = (fused.to_tensors().unwrap(), plain.to_tensors().unwrap());
+                    assert_eq!(sa.len(), sb.len(), "state entries: {what}");
+                    for (k, (_, v)) in &sa {
+                        let w = &sb[k].1;
+                        let eq = v.iter().zip(w).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(eq && v.len() == w.len(), "state {k}: {what}");
+                    }
+                    // The fused path ran: its buffers live on the host.
+                    assert!(
+                        fused
+                            .state
+                            .values()
+                            .flatten()
+                            .all(|b| matches!(b, Buf::Host(_)))
+                            && plain
+                                .state
+                                .values()
+                                .flatten()
+                                .all(|b| matches!(b, Buf::Tensor(_))),
+                        "{what}"
+                    );
+                }
+                assert!(
+                    a.weight.val().dims() == [37, 23],
+                    "the parameter keeps its shape"
+                );
+            }
+        }
     }
 }
