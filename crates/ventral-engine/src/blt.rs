@@ -938,18 +938,20 @@ impl<'p> BltNet<'p> {
                 }
                 let a = &mut st[i];
                 let mut z = std::mem::take(&mut a.z[so]);
-                let b = &a.b[si];
-                let ew = scope(Op::Elementwise);
-                match (&e, s.multiplicative) {
-                    (None, _) => z.copy_from_slice(b),
-                    (Some(e), false) => ops::map3(&mut z, b, e, |_, b, e| b + e),
-                    (Some(e), true) => ops::map3(&mut z, b, e, |_, b, e| b * (e + 1.0)),
-                }
-                drop(ew);
+                // z = b + e or b ⊙ (1 + e) (b alone at the first step), with LayerNorm's
+                // statistics taken in the same pass.
+                ops::combine_ln_stats(
+                    &mut z,
+                    &a.b[si],
+                    e.as_ref().map(|e| &e[..n]),
+                    s.multiplicative,
+                    (l.c, batch, hw),
+                    s.layer_norm
+                        .then(|| (LN_EPS, &mut a.mean[so][..], &mut a.rstd[so][..])),
+                );
                 a.e[so] = e;
                 let mut av = std::mem::take(&mut a.a[so]);
                 if s.layer_norm {
-                    ops::ln_stats(&z, l.c, batch, hw, LN_EPS, &mut a.mean[so], &mut a.rstd[so]);
                     let (gw, gb) = (
                         self.w(&format!("{name}_ln.weight")),
                         self.w(&format!("{name}_ln.bias")),
@@ -1231,6 +1233,7 @@ impl<'p> BltNet<'p> {
                     dln.as_mut().map(|(dgw, dgb)| {
                         (
                             self.w(&lw),
+                            self.w(&lb),
                             &a.mean[so][..],
                             &a.rstd[so][..],
                             &mut dgw[..],
@@ -1244,17 +1247,15 @@ impl<'p> BltNet<'p> {
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
                 if let Some(e) = &a.e[so] {
-                    let ew = scope(Op::Elementwise);
-                    ensure(&mut de, n);
+                    // The additive combine passes dz on unchanged: de is dz itself.
                     if s.multiplicative {
+                        let _p = scope(Op::Elementwise);
+                        ensure(&mut de, n);
                         let b = &a.b[si];
                         ops::map3(&mut de[..n], &dz[..n], b, |_, g, b| g * b);
                         ops::map2(&mut dz[..n], e, |g, e| g * (e + 1.0));
-                    } else {
-                        de[..n].copy_from_slice(&dz[..n]);
                     }
-                    drop(ew);
-                    let de = &de[..n];
+                    let de = if s.multiplicative { &de[..n] } else { &dz[..n] };
                     if l.lat_used {
                         let sp = slot(l.const_out, t - 1);
                         let lat = l.bu_lat();

@@ -1813,6 +1813,125 @@ pub(crate) fn interleave<const M: usize>(
     }
 }
 
+/// `a1[l] += dx̂`, `a2[l] += dx̂ · x̂` over the first `full` (a multiple of 8) elements of a
+/// row, element `i` into lane `i mod 8`, with `x̂ = (z − μ)·r`, `dx̂ = (da·γ if γ·x̂ + β > 0
+/// else 0)` (the forward's ReLU mask) both widened to f64: [`crate::ops::ln_relu_backward`]'s per-image sums. On x86-64 with
+/// AVX-512F or AVX2 by explicit vectors (the portable loop compiles to scalar code with
+/// masked moves there: per lane the same operations, so the same bits).
+#[inline(always)]
+pub(crate) fn ln_back_sums(
+    (dr, zr, gg, bb): (&[f32], &[f32], &[f32], &[f32]),
+    full: usize,
+    (m, r): (f32, f32),
+    (a1, a2): (&mut [f64; 8], &mut [f64; 8]),
+) {
+    let rows = [dr, zr, gg, bb];
+    assert!(full.is_multiple_of(8) && rows.iter().all(|v| v.len() >= full));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::simd::avx512() {
+            // SAFETY: AVX-512F present; every load is inside the first `full` elements.
+            unsafe { ln_back_sums512(rows, full, (m, r), (a1, a2)) };
+            return;
+        }
+        if crate::simd::avx2() {
+            // SAFETY: AVX2 present; as above.
+            unsafe { ln_back_sums256(rows, full, (m, r), (a1, a2)) };
+            return;
+        }
+    }
+    let (dr, zr, gg, bb) = (&dr[..full], &zr[..full], &gg[..full], &bb[..full]);
+    let e = <[f32]>::chunks_exact;
+    for (((d8, z8), g8), b8) in e(dr, 8).zip(e(zr, 8)).zip(e(gg, 8)).zip(e(bb, 8)) {
+        for l in 0..8 {
+            let xh = (z8[l] - m) * r;
+            let p = (d8[l] * g8[l]) as f64;
+            let dxh = if g8[l] * xh + b8[l] > 0.0 { p } else { 0.0 };
+            a1[l] += dxh;
+            a2[l] += dxh * xh as f64;
+        }
+    }
+}
+
+/// [`ln_back_sums`] on AVX-512F: the eight lanes as one vector of doubles.
+///
+/// # Safety
+/// AVX-512F present; the four rows hold at least `full` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma,avx512f")]
+unsafe fn ln_back_sums512(
+    [dr, zr, gg, bb]: [&[f32]; 4],
+    full: usize,
+    (m, r): (f32, f32),
+    (a1, a2): (&mut [f64; 8], &mut [f64; 8]),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's.
+    unsafe {
+        let (mut s1, mut s2) = (_mm512_loadu_pd(a1.as_ptr()), _mm512_loadu_pd(a2.as_ptr()));
+        let (mv, rv, zero) = (_mm256_set1_ps(m), _mm256_set1_ps(r), _mm256_setzero_ps());
+        for i in (0..full).step_by(8) {
+            let g = _mm256_loadu_ps(gg.as_ptr().add(i));
+            let p = _mm256_mul_ps(_mm256_loadu_ps(dr.as_ptr().add(i)), g);
+            let x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(zr.as_ptr().add(i)), mv), rv);
+            // γ·x̂ + β > 0 (false for NaN; a product and a sum, not fused, as the forward):
+            // p where true, +0 where false.
+            let v = _mm256_add_ps(_mm256_mul_ps(g, x), _mm256_loadu_ps(bb.as_ptr().add(i)));
+            let p = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero), p);
+            let (p, x) = (_mm512_cvtps_pd(p), _mm512_cvtps_pd(x));
+            s1 = _mm512_add_pd(s1, p);
+            s2 = _mm512_add_pd(s2, _mm512_mul_pd(p, x));
+        }
+        _mm512_storeu_pd(a1.as_mut_ptr(), s1);
+        _mm512_storeu_pd(a2.as_mut_ptr(), s2);
+    }
+}
+
+/// [`ln_back_sums`] on AVX2: lanes 0–3 and 4–7 as two vectors of doubles.
+///
+/// # Safety
+/// AVX2 present; the four rows hold at least `full` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma")]
+unsafe fn ln_back_sums256(
+    [dr, zr, gg, bb]: [&[f32]; 4],
+    full: usize,
+    (m, r): (f32, f32),
+    (a1, a2): (&mut [f64; 8], &mut [f64; 8]),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's.
+    unsafe {
+        let (a1p, a2p) = (a1.as_mut_ptr(), a2.as_mut_ptr());
+        let (mut s1lo, mut s1hi) = (_mm256_loadu_pd(a1p), _mm256_loadu_pd(a1p.add(4)));
+        let (mut s2lo, mut s2hi) = (_mm256_loadu_pd(a2p), _mm256_loadu_pd(a2p.add(4)));
+        let (mv, rv, zero) = (_mm256_set1_ps(m), _mm256_set1_ps(r), _mm256_setzero_ps());
+        for i in (0..full).step_by(8) {
+            let g = _mm256_loadu_ps(gg.as_ptr().add(i));
+            let p = _mm256_mul_ps(_mm256_loadu_ps(dr.as_ptr().add(i)), g);
+            let x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(zr.as_ptr().add(i)), mv), rv);
+            let v = _mm256_add_ps(_mm256_mul_ps(g, x), _mm256_loadu_ps(bb.as_ptr().add(i)));
+            let p = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero), p);
+            let (plo, phi) = (
+                _mm256_cvtps_pd(_mm256_castps256_ps128(p)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(p)),
+            );
+            let (xlo, xhi) = (
+                _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)),
+            );
+            s1lo = _mm256_add_pd(s1lo, plo);
+            s1hi = _mm256_add_pd(s1hi, phi);
+            s2lo = _mm256_add_pd(s2lo, _mm256_mul_pd(plo, xlo));
+            s2hi = _mm256_add_pd(s2hi, _mm256_mul_pd(phi, xhi));
+        }
+        _mm256_storeu_pd(a1p, s1lo);
+        _mm256_storeu_pd(a1p.add(4), s1hi);
+        _mm256_storeu_pd(a2p, s2lo);
+        _mm256_storeu_pd(a2p.add(4), s2hi);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

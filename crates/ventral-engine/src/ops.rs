@@ -9,8 +9,9 @@ use rayon::prelude::*;
 
 /// LayerNorm affine and statistics for the forward pass: (γ, β, per-sample mean, per-sample 1/σ).
 pub type LnForward<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
-/// For the backward pass: (γ, mean, 1/σ, dγ accumulator, dβ accumulator).
+/// For the backward pass: (γ, β, mean, 1/σ, dγ accumulator, dβ accumulator).
 pub type LnBackward<'a> = (
+    &'a [f32],
     &'a [f32],
     &'a [f32],
     &'a [f32],
@@ -81,6 +82,33 @@ pub fn ln_stats(
     rstd: &mut [f32],
 ) {
     let _p = crate::profile::scope(crate::profile::Op::Norm);
+    let sums: Vec<f64> = (0..batch)
+        .into_par_iter()
+        .map(|b| {
+            crate::simd::run_wide(
+                #[inline(always)]
+                || {
+                    (0..c)
+                        .map(|ch| sum_f64(&z[(ch * batch + b) * hw..][..hw], |v| v as f64))
+                        .sum::<f64>()
+                },
+            )
+        })
+        .collect();
+    ln_variance(z, (c, batch, hw), eps, &sums, mean, rstd);
+}
+
+/// [`ln_stats`] given each sample's sum of `z` (its rows' [`sum_f64`] added in channel
+/// order): the mean, then the variance about it in a second pass.
+fn ln_variance(
+    z: &[f32],
+    (c, batch, hw): (usize, usize, usize),
+    eps: f64,
+    sums: &[f64],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let _p = crate::profile::scope(crate::profile::Op::Norm);
     let n = (c * hw) as f64;
     let st: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
@@ -88,11 +116,12 @@ pub fn ln_stats(
             crate::simd::run_wide(
                 #[inline(always)]
                 || {
-                    let rows =
-                        || (0..c).map(|ch| &z[(ch * batch + b) * hw..(ch * batch + b + 1) * hw]);
-                    let m = rows().map(|r| sum_f64(r, |v| v as f64)).sum::<f64>() / n;
-                    let q = rows()
-                        .map(|r| sum_f64(r, |v| (v as f64 - m) * (v as f64 - m)))
+                    let m = sums[b] / n;
+                    let q = (0..c)
+                        .map(|ch| {
+                            let r = &z[(ch * batch + b) * hw..][..hw];
+                            sum_f64(r, |v| (v as f64 - m) * (v as f64 - m))
+                        })
                         .sum::<f64>();
                     (m as f32, (1.0 / (q / n + eps).sqrt()) as f32)
                 },
@@ -105,18 +134,67 @@ pub fn ln_stats(
     }
 }
 
+/// BLT's combine `z = b` (no `e`), `b + e` or `b ⊙ (1 + e)` (`multiplicative`) on
+/// `[C][B][HW]` maps and, with `stats` = (ε, mean, 1/σ), [`ln_stats`] of the result — each
+/// row's sum taken as it is written, so z is read once for the variance instead of twice
+/// (the same sums in the same order: the same bits as the combine followed by [`ln_stats`]).
+#[allow(clippy::too_many_arguments)]
+pub fn combine_ln_stats(
+    z: &mut [f32],
+    b: &[f32],
+    e: Option<&[f32]>,
+    multiplicative: bool,
+    (c, batch, hw): (usize, usize, usize),
+    stats: Option<(f64, &mut [f32], &mut [f32])>,
+) {
+    let row = batch * hw;
+    let want = stats.is_some();
+    let sums: Vec<Vec<f64>> = {
+        let _p = crate::profile::scope(crate::profile::Op::Elementwise);
+        z.par_chunks_mut(row)
+            .zip(b.par_chunks(row))
+            .enumerate()
+            .map(|(ch, (zc, bc))| {
+                let ec = e.map(|e| &e[ch * row..][..row]);
+                crate::simd::run_wide(
+                    #[inline(always)]
+                    || {
+                        (0..batch)
+                            .map(|i| {
+                                let (zr, br) = (&mut zc[i * hw..][..hw], &bc[i * hw..][..hw]);
+                                match ec.map(|ec| &ec[i * hw..][..hw]) {
+                                    None => zr.copy_from_slice(br),
+                                    Some(er) if multiplicative => {
+                                        for ((z, &b), &e) in zr.iter_mut().zip(br).zip(er) {
+                                            *z = b * (e + 1.0);
+                                        }
+                                    }
+                                    Some(er) => {
+                                        for ((z, &b), &e) in zr.iter_mut().zip(br).zip(er) {
+                                            *z = b + e;
+                                        }
+                                    }
+                                }
+                                if want { sum_f64(zr, |v| v as f64) } else { 0.0 }
+                            })
+                            .collect()
+                    },
+                )
+            })
+            .collect()
+    };
+    if let Some((eps, mean, rstd)) = stats {
+        let per_sample: Vec<f64> = (0..batch)
+            .map(|i| sums.iter().map(|s| s[i]).sum::<f64>())
+            .collect();
+        ln_variance(z, (c, batch, hw), eps, &per_sample, mean, rstd);
+    }
+}
+
 /// The eight lanes of a partial sum added in one fixed order (pairs four apart first).
 #[inline(always)]
 fn fold8(a: [f64; 8]) -> f64 {
     ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
-}
-
-/// The first `n` floats of `v` (a multiple of 8) as 8-float arrays.
-#[inline(always)]
-fn eights(v: &[f32], n: usize) -> impl Iterator<Item = [f32; 8]> + '_ {
-    v[..n]
-        .chunks_exact(8)
-        .map(|c| *c.first_chunk::<8>().unwrap_or(&[0.0; 8]))
 }
 
 /// `Σ f(v)` over `r` in f64, eight partial sums (vectorisable), added in a fixed order.
@@ -185,7 +263,7 @@ pub fn ln_relu_backward(
 ) {
     let _p = crate::profile::scope(crate::profile::Op::Norm);
     let row = batch * hw;
-    let Some((g, mean, rstd, dgamma, dbeta)) = norm else {
+    let Some((g, be, mean, rstd, dgamma, dbeta)) = norm else {
         dz.par_chunks_mut(row)
             .zip(da.par_chunks(row).zip(a.par_chunks(row)))
             .for_each(|(d, (g, a))| {
@@ -195,7 +273,9 @@ pub fn ln_relu_backward(
             });
         return;
     };
-    // Per sample: mean of dx̂ and of dx̂·x̂ over (C, H, W), dx̂ = γ·dy, dy = da·[a > 0].
+    // Per sample: mean of dx̂ and of dx̂·x̂ over (C, H, W), dx̂ = γ·dy, dy = da·[a > 0]. The
+    // ReLU's mask comes from z: `a > 0` exactly where the forward's `γ·x̂ + β > 0` (the same
+    // float32 operations; NaN and −0 give no gradient either way), so `a` is not read.
     let n = (c * hw) as f64;
     let m12: Vec<(f32, f32)> = (0..batch)
         .into_par_iter()
@@ -208,27 +288,23 @@ pub fn ln_relu_backward(
                     let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
                     for ch in 0..c {
                         let o = (ch * batch + b) * hw;
-                        let gg = &g[ch * hw..(ch + 1) * hw];
-                        let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                        let (gg, bb) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
+                        let (dr, zr) = (&da[o..o + hw], &z[o..o + hw]);
                         let full = hw - hw % 8;
-                        // Whole 8-float arrays, no bounds checks and the product computed
-                        // before the ReLU's select: the loop vectorises without branches (an
-                        // indexed loop compiled to scalar code with a mispredicted branch per
-                        // element). The same operations on the same values: the same bits.
-                        let e = |v| eights(v, full);
-                        for (((a8, d8), z8), g8) in e(ar).zip(e(dr)).zip(e(zr)).zip(e(gg)) {
-                            for l in 0..8 {
-                                let p = (d8[l] * g8[l]) as f64;
-                                let dxh = if a8[l] > 0.0 { p } else { 0.0 };
-                                a1[l] += dxh;
-                                a2[l] += dxh * ((z8[l] - m) * r) as f64;
-                            }
-                        }
+                        // Whole 8-float groups into eight partial sums (explicit vectors
+                        // where the CPU has them), the rest one by one.
+                        crate::kernel::ln_back_sums(
+                            (dr, zr, gg, bb),
+                            full,
+                            (m, r),
+                            (&mut a1, &mut a2),
+                        );
                         for i in full..hw {
-                            if ar[i] > 0.0 {
+                            let xh = (zr[i] - m) * r;
+                            if gg[i] * xh + bb[i] > 0.0 {
                                 let dxh = (dr[i] * gg[i]) as f64;
                                 s1 += dxh;
-                                s2 += dxh * ((zr[i] - m) * r) as f64;
+                                s2 += dxh * xh as f64;
                             }
                         }
                     }
@@ -247,19 +323,19 @@ pub fn ln_relu_backward(
             crate::simd::run_wide(
                 #[inline(always)]
                 || {
-                    let gg = &g[ch * hw..(ch + 1) * hw];
+                    let (gg, bb) = (&g[ch * hw..(ch + 1) * hw], &be[ch * hw..(ch + 1) * hw]);
                     for b in 0..batch {
                         let (m, r) = (mean[b], rstd[b]);
                         let (m1, m2) = m12[b];
                         let o = (ch * batch + b) * hw;
-                        let (ar, dr, zr) = (&a[o..o + hw], &da[o..o + hw], &z[o..o + hw]);
+                        let (dr, zr) = (&da[o..o + hw], &z[o..o + hw]);
                         let dd = &mut d[b * hw..(b + 1) * hw];
-                        // Zipped slices (no bounds checks, no branch): see the sums above.
+                        // Zipped slices: no bounds checks, no branch (the loop vectorises).
                         let outs = dg.iter_mut().zip(db.iter_mut()).zip(dd.iter_mut());
-                        let ins = ar.iter().zip(dr).zip(zr).zip(gg);
-                        for (((dg, db), dd), (((&a, &da), &z), &g)) in outs.zip(ins) {
+                        let ins = dr.iter().zip(zr).zip(gg).zip(bb);
+                        for (((dg, db), dd), (((&da, &z), &g), &be)) in outs.zip(ins) {
                             let xh = (z - m) * r;
-                            let dy = if a > 0.0 { da } else { 0.0 };
+                            let dy = if g * xh + be > 0.0 { da } else { 0.0 };
                             *dg += dy * xh;
                             *db += dy;
                             *dd = r * (dy * g - m1 - xh * m2);
@@ -485,8 +561,9 @@ mod tests {
     /// The vectorised LayerNorm + ReLU backward gives the bits of a scalar model of its
     /// order (per sample: eight f64 partial sums of dx̂ and dx̂·x̂ over the whole 8-float runs of
     /// each channel's row, added as `fold8`, then the tail in order; per channel: dγ, dβ and dz
-    /// image by image). 19 pixels per row (two runs of 8 and a tail of 3), 5 channels, 3
-    /// samples, about half the units off, accumulating onto nonzero dγ, dβ.
+    /// image by image), with the ReLU's mask of the forward's output (`a > 0`), which the
+    /// backward takes from z. 19 pixels per row (two runs of 8 and a tail of 3), 5 channels,
+    /// 3 samples, about half the units off, accumulating onto nonzero dγ, dβ.
     #[test]
     fn ln_relu_backward_keeps_its_order() {
         let (c, b, hw) = (5usize, 3usize, 19usize);
@@ -495,12 +572,16 @@ mod tests {
         let g: Vec<f32> = (0..c * hw)
             .map(|i| 1.0 + 0.3 * (i as f32 * 1.3).cos())
             .collect();
-        let a: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.53).cos().max(0.0)).collect();
+        let be: Vec<f32> = (0..c * hw).map(|i| 0.4 * (i as f32 * 0.9).sin()).collect();
         let da: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.31).cos()).collect();
         let (m, r) = (vec![0.1f32, -0.2, 0.05], vec![1.3f32, 0.9, 1.1]);
+        let mut a = vec![0.0f32; n];
+        ln_relu_forward(&z, &mut a, b, hw, Some((&g, &be, &m, &r)));
+        let on = a.iter().filter(|&&v| v > 0.0).count();
+        assert!(on > n / 4 && on < 3 * n / 4, "{on} of {n} units on");
         let (mut dg, mut db) = (vec![0.5f32; c * hw], vec![-0.25f32; c * hw]);
         let mut dz = vec![0.0f32; n];
-        let norm = Some((&g[..], &m[..], &r[..], &mut dg[..], &mut db[..]));
+        let norm = Some((&g[..], &be[..], &m[..], &r[..], &mut dg[..], &mut db[..]));
         ln_relu_backward(&z, &a, &da, &mut dz, c, b, hw, norm);
         // The scalar model.
         let (mut wg, mut wb, mut wz) = (vec![0.5f32; c * hw], vec![-0.25f32; c * hw], vec![0.0; n]);
@@ -587,6 +668,50 @@ mod tests {
         }
     }
 
+    /// The combine with LayerNorm's statistics in the same pass gives the bits of the
+    /// combine (as [`map3`]) followed by [`ln_stats`]: no `e`, additive and multiplicative,
+    /// rows of 19 pixels (runs of 8 and a tail), with and without statistics.
+    #[test]
+    fn combine_ln_stats_is_combine_then_stats() {
+        let (c, b, hw) = (6usize, 3usize, 19usize);
+        let n = c * b * hw;
+        // Magnitudes from 1e-6 to 1e6.
+        let bv: Vec<f32> = (0..n)
+            .map(|i| ((i as f32) * 0.37).sin() * 10f32.powi((i * 7 % 13) as i32 - 6))
+            .collect();
+        let ev: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.61).cos()).collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (e, mult) in [(None, false), (Some(&ev[..]), false), (Some(&ev[..]), true)] {
+            let mut want = vec![0.0f32; n];
+            match e {
+                None => want.copy_from_slice(&bv),
+                Some(e) if mult => map3(&mut want, &bv, e, |_, b, e| b * (e + 1.0)),
+                Some(e) => map3(&mut want, &bv, e, |_, b, e| b + e),
+            }
+            let (mut wm, mut wr) = (vec![0.0f32; b], vec![0.0f32; b]);
+            ln_stats(&want, c, b, hw, 1e-5, &mut wm, &mut wr);
+            let mut z = vec![7.0f32; n];
+            let (mut m, mut r) = (vec![0.0f32; b], vec![0.0f32; b]);
+            combine_ln_stats(
+                &mut z,
+                &bv,
+                e,
+                mult,
+                (c, b, hw),
+                Some((1e-5, &mut m, &mut r)),
+            );
+            assert_eq!(bits(&z), bits(&want), "z ({e:?}, {mult})");
+            assert_eq!(
+                (bits(&m), bits(&r)),
+                (bits(&wm), bits(&wr)),
+                "stats ({mult})"
+            );
+            let mut z2 = vec![7.0f32; n];
+            combine_ln_stats(&mut z2, &bv, e, mult, (c, b, hw), None);
+            assert_eq!(bits(&z2), bits(&want), "z without statistics");
+        }
+    }
+
     #[test]
     fn ln_relu_backward_matches_finite_differences() {
         let (c, b, hw) = (3, 2, 4);
@@ -620,7 +745,7 @@ mod tests {
             c,
             b,
             hw,
-            Some((&g, &m, &r, &mut dg, &mut db)),
+            Some((&g, &be, &m, &r, &mut dg, &mut db)),
         );
         for i in 0..n {
             let mut zp = z.clone();
