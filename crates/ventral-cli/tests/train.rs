@@ -302,6 +302,63 @@ fn sigterm_checkpoints_and_exits_3() {
     assert!(out.join("DONE").exists());
 }
 
+/// A resume point whose optimiser state does not fit the model (one moment buffer a value
+/// short, as from another model or a damaged file) is refused at resume with exit 2, naming
+/// the file and the parameter, and the resume point is left as it was — not a panic in the
+/// middle of the first step (found in session 58).
+#[test]
+fn optimiser_state_of_another_shape_is_refused_at_resume() {
+    use ventral_core::safetensors::{SafeTensors, TensorOut, write};
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("stim");
+    stimuli(&data);
+    let out = d.path().join("run");
+    let child = train_cmd(&data, &out, false).spawn().unwrap();
+    kill_at_resume_point(child, &out, 3);
+    let latest = std::fs::read_to_string(out.join("checkpoints/LATEST")).unwrap();
+    let optim = out
+        .join("checkpoints")
+        .join(latest.trim())
+        .join("optim.safetensors");
+    let st = SafeTensors::read(&optim).unwrap();
+    let mut tensors: std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> = st
+        .names()
+        .filter(|n| *n != "__step__")
+        .map(|n| (n.to_string(), st.f32(n).unwrap()))
+        .collect();
+    let (_, step) = st.i64("__step__").unwrap();
+    let victim = "v2.lateral.weight.m";
+    let (shape, v) = tensors
+        .get_mut(victim)
+        .expect("Adam's first moment of v2.lateral");
+    v.pop();
+    shape[0] -= 1;
+    let mut w: std::collections::BTreeMap<String, TensorOut<'_>> = tensors
+        .iter()
+        .map(|(k, (s, v))| (k.clone(), TensorOut::F32(s, v)))
+        .collect();
+    let one = [1usize];
+    w.insert("__step__".into(), TensorOut::I64(&one, &step));
+    write(&optim, &w, &Default::default()).unwrap();
+    let before = std::fs::read(&optim).unwrap();
+    let o = finish(train_cmd(&data, &out, true));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("optim.safetensors") && err.contains("v2.lateral.weight"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read(&optim).unwrap(),
+        before,
+        "the resume point changed"
+    );
+    let now = std::fs::read_to_string(out.join("checkpoints/LATEST")).unwrap();
+    assert_eq!(now, latest);
+    assert!(!out.join("DONE").exists());
+}
+
 #[test]
 fn divergence_stops_with_exit_4_and_keeps_a_checkpoint() {
     let d = tempfile::tempdir().unwrap();

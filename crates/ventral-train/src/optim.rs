@@ -547,6 +547,33 @@ impl Optimizer {
         Ok(Some(out))
     }
 
+    /// Checks restored state against the parameters it will update (`(name, values)` of each,
+    /// as `ventral_models::params::list` gives them): every buffer belongs to one of them and
+    /// has its number of values. A resume point from another model (or a damaged file) then
+    /// fails here with the parameter named instead of in the middle of the first step.
+    pub fn check_against(&self, params: &[(String, usize)]) -> std::result::Result<(), String> {
+        let sizes: BTreeMap<&str, usize> = params.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+        for (name, bufs) in &self.state {
+            let Some(&n) = sizes.get(name.as_str()) else {
+                return Err(format!(
+                    "optimizer state for '{name}', which the model does not have (was it written for another model?)"
+                ));
+            };
+            for b in bufs {
+                let len = match b {
+                    Buf::Tensor(t) => t.dims()[0],
+                    Buf::Host(v) => v.len(),
+                };
+                if len != n {
+                    return Err(format!(
+                        "optimizer state for '{name}' has {len} values, the parameter has {n} (was it written for another model?)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// State as named tensors (`<param>.m`, `<param>.v`, `<param>.momentum`) plus `step`.
     pub fn to_tensors(&self) -> Result<ventral_models::params::NamedTensors> {
         let mut out = BTreeMap::new();
