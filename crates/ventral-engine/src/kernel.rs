@@ -1853,6 +1853,32 @@ pub(crate) fn ln_back_sums(
     }
 }
 
+/// One group of 8 of [`ln_back_sums`] in float32, from element `i` of the four rows:
+/// `(p, x̂)` with `x̂ = (z − μ)·r` and `p = da·γ` where `γ·x̂ + β > 0` (false for NaN; a product
+/// and a sum, not fused, as the forward computes it), else +0.
+///
+/// # Safety
+/// AVX present; the rows hold at least `i + 8` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn ln_back_group(
+    [dr, zr, gg, bb]: [&[f32]; 4],
+    i: usize,
+    (mv, rv): (std::arch::x86_64::__m256, std::arch::x86_64::__m256),
+) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's.
+    unsafe {
+        let g = _mm256_loadu_ps(gg.as_ptr().add(i));
+        let p = _mm256_mul_ps(_mm256_loadu_ps(dr.as_ptr().add(i)), g);
+        let x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(zr.as_ptr().add(i)), mv), rv);
+        let v = _mm256_add_ps(_mm256_mul_ps(g, x), _mm256_loadu_ps(bb.as_ptr().add(i)));
+        let on = _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_setzero_ps());
+        (_mm256_and_ps(on, p), x)
+    }
+}
+
 /// [`ln_back_sums`] on AVX-512F: the eight lanes as one vector of doubles.
 ///
 /// # Safety
@@ -1860,7 +1886,7 @@ pub(crate) fn ln_back_sums(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,avx2,fma,avx512f")]
 unsafe fn ln_back_sums512(
-    [dr, zr, gg, bb]: [&[f32]; 4],
+    rows: [&[f32]; 4],
     full: usize,
     (m, r): (f32, f32),
     (a1, a2): (&mut [f64; 8], &mut [f64; 8]),
@@ -1869,15 +1895,9 @@ unsafe fn ln_back_sums512(
     // SAFETY: the caller's.
     unsafe {
         let (mut s1, mut s2) = (_mm512_loadu_pd(a1.as_ptr()), _mm512_loadu_pd(a2.as_ptr()));
-        let (mv, rv, zero) = (_mm256_set1_ps(m), _mm256_set1_ps(r), _mm256_setzero_ps());
+        let mr = (_mm256_set1_ps(m), _mm256_set1_ps(r));
         for i in (0..full).step_by(8) {
-            let g = _mm256_loadu_ps(gg.as_ptr().add(i));
-            let p = _mm256_mul_ps(_mm256_loadu_ps(dr.as_ptr().add(i)), g);
-            let x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(zr.as_ptr().add(i)), mv), rv);
-            // γ·x̂ + β > 0 (false for NaN; a product and a sum, not fused, as the forward):
-            // p where true, +0 where false.
-            let v = _mm256_add_ps(_mm256_mul_ps(g, x), _mm256_loadu_ps(bb.as_ptr().add(i)));
-            let p = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero), p);
+            let (p, x) = ln_back_group(rows, i, mr);
             let (p, x) = (_mm512_cvtps_pd(p), _mm512_cvtps_pd(x));
             s1 = _mm512_add_pd(s1, p);
             s2 = _mm512_add_pd(s2, _mm512_mul_pd(p, x));
@@ -1894,7 +1914,7 @@ unsafe fn ln_back_sums512(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,avx2,fma")]
 unsafe fn ln_back_sums256(
-    [dr, zr, gg, bb]: [&[f32]; 4],
+    rows: [&[f32]; 4],
     full: usize,
     (m, r): (f32, f32),
     (a1, a2): (&mut [f64; 8], &mut [f64; 8]),
@@ -1903,32 +1923,25 @@ unsafe fn ln_back_sums256(
     // SAFETY: the caller's.
     unsafe {
         let (a1p, a2p) = (a1.as_mut_ptr(), a2.as_mut_ptr());
-        let (mut s1lo, mut s1hi) = (_mm256_loadu_pd(a1p), _mm256_loadu_pd(a1p.add(4)));
-        let (mut s2lo, mut s2hi) = (_mm256_loadu_pd(a2p), _mm256_loadu_pd(a2p.add(4)));
-        let (mv, rv, zero) = (_mm256_set1_ps(m), _mm256_set1_ps(r), _mm256_setzero_ps());
+        let mut s = [a1p, a1p.add(4), a2p, a2p.add(4)].map(|q| _mm256_loadu_pd(q));
+        let mr = (_mm256_set1_ps(m), _mm256_set1_ps(r));
         for i in (0..full).step_by(8) {
-            let g = _mm256_loadu_ps(gg.as_ptr().add(i));
-            let p = _mm256_mul_ps(_mm256_loadu_ps(dr.as_ptr().add(i)), g);
-            let x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(zr.as_ptr().add(i)), mv), rv);
-            let v = _mm256_add_ps(_mm256_mul_ps(g, x), _mm256_loadu_ps(bb.as_ptr().add(i)));
-            let p = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero), p);
-            let (plo, phi) = (
-                _mm256_cvtps_pd(_mm256_castps256_ps128(p)),
-                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(p)),
-            );
-            let (xlo, xhi) = (
-                _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
-                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)),
-            );
-            s1lo = _mm256_add_pd(s1lo, plo);
-            s1hi = _mm256_add_pd(s1hi, phi);
-            s2lo = _mm256_add_pd(s2lo, _mm256_mul_pd(plo, xlo));
-            s2hi = _mm256_add_pd(s2hi, _mm256_mul_pd(phi, xhi));
+            let (p, x) = ln_back_group(rows, i, mr);
+            let halves = |v| {
+                (
+                    _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)),
+                )
+            };
+            let ((plo, phi), (xlo, xhi)) = (halves(p), halves(x));
+            s[0] = _mm256_add_pd(s[0], plo);
+            s[1] = _mm256_add_pd(s[1], phi);
+            s[2] = _mm256_add_pd(s[2], _mm256_mul_pd(plo, xlo));
+            s[3] = _mm256_add_pd(s[3], _mm256_mul_pd(phi, xhi));
         }
-        _mm256_storeu_pd(a1p, s1lo);
-        _mm256_storeu_pd(a1p.add(4), s1hi);
-        _mm256_storeu_pd(a2p, s2lo);
-        _mm256_storeu_pd(a2p.add(4), s2hi);
+        for (q, v) in [a1p, a1p.add(4), a2p, a2p.add(4)].into_iter().zip(s) {
+            _mm256_storeu_pd(q, v);
+        }
     }
 }
 
