@@ -35,10 +35,11 @@ use crate::mat::{MatMut, MatRef, gemm};
 #[inline]
 pub fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    // Both results computed and one selected (no branch: loops over it vectorise); the
+    // rounding sum wraps only for NaNs, whose result is the other one.
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let quiet = (b >> 16) | 0x40;
+    (if x.is_nan() { quiet } else { rounded }) as u16
 }
 
 /// `x` rounded to the nearest bf16 value (ties to even), as a float32.
@@ -47,12 +48,18 @@ pub fn round_bf16(x: f32) -> f32 {
     f32::from_bits(u32::from(bf16_bits(x)) << 16)
 }
 
-/// `src` rounded to bf16 into `dst` (resized to `src`'s length), in parallel.
+/// `src` rounded to bf16 into `dst` (resized to `src`'s length), in parallel and vectorised
+/// ([`crate::simd::run_wide`]: the same bits as [`round_bf16`] element by element).
 pub fn round_into(src: &[f32], dst: &mut Vec<f32>) {
     dst.resize(src.len(), 0.0);
     dst.par_chunks_mut(1 << 14)
         .zip(src.par_chunks(1 << 14))
-        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d = round_bf16(s)));
+        .for_each(|(d, s)| {
+            crate::simd::run_wide(
+                #[inline(always)]
+                || d.iter_mut().zip(s).for_each(|(d, &s)| *d = round_bf16(s)),
+            )
+        });
 }
 
 static AMX: OnceLock<bool> = OnceLock::new();
@@ -1049,6 +1056,46 @@ mod tests {
         assert_eq!(round_bf16(f32::INFINITY), f32::INFINITY);
         assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
         assert_eq!(bf16_bits(1.0), 0x3f80);
+    }
+
+    /// The vectorised [`round_into`] gives [`round_bf16`]'s bits on every kind of value:
+    /// ties to even both ways, the largest finite values (rounding up to ∞), ±∞, subnormals,
+    /// ±0 and NaNs of both signs and several payloads (quiet, with the payload's top bits).
+    #[test]
+    fn round_into_is_round_bf16_everywhere() {
+        let mut src: Vec<f32> = (0..40_000).map(|i| val(i, 7)).collect();
+        let special = [
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE / 3.0,
+            -f32::MIN_POSITIVE / 5.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x3f80_8000), // tie, even below: down
+            f32::from_bits(0x3f81_8000), // tie, odd below: up
+            f32::from_bits(0x7fc0_0000),
+            f32::from_bits(0xffc0_0001),
+            f32::from_bits(0x7f80_0001), // signalling NaN
+            f32::from_bits(0xffff_ffff),
+        ];
+        for (k, v) in special.iter().enumerate() {
+            src[k * 1000 + 3] = *v;
+        }
+        let mut dst = vec![1.0f32; 5];
+        round_into(&src, &mut dst);
+        assert_eq!(dst.len(), src.len());
+        for (i, (&d, &s)) in dst.iter().zip(&src).enumerate() {
+            let want = u32::from(bf16_bits(s)) << 16;
+            assert_eq!(d.to_bits(), want, "{i}: {s:e} ({:#x})", s.to_bits());
+        }
+        // The scalar rule on the special values, written out.
+        assert_eq!(bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80);
+        assert_eq!(bf16_bits(f32::from_bits(0x3f81_8000)), 0x3f82);
+        assert_eq!(bf16_bits(f32::from_bits(0x7f80_0001)), 0x7fc0);
+        assert_eq!(bf16_bits(f32::from_bits(0xffff_ffff)), 0xffff);
+        assert_eq!(bf16_bits(f32::NEG_INFINITY), 0xff80);
     }
 
     /// A deterministic pseudo-random value in [-1, 1) with an exponent spread over ±6 binades.
