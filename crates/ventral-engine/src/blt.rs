@@ -1247,15 +1247,17 @@ impl<'p> BltNet<'p> {
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
                 if let Some(e) = &a.e[so] {
-                    // The additive combine passes dz on unchanged: de is dz itself.
-                    if s.multiplicative {
+                    let de = if s.multiplicative {
                         let _p = scope(Op::Elementwise);
                         ensure(&mut de, n);
                         let b = &a.b[si];
                         ops::map3(&mut de[..n], &dz[..n], b, |_, g, b| g * b);
                         ops::map2(&mut dz[..n], e, |g, e| g * (e + 1.0));
-                    }
-                    let de = if s.multiplicative { &de[..n] } else { &dz[..n] };
+                        &de[..n]
+                    } else {
+                        // The additive combine passes dz on unchanged.
+                        &dz[..n]
+                    };
                     if l.lat_used {
                         let sp = slot(l.const_out, t - 1);
                         let lat = l.bu_lat();

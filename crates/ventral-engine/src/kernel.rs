@@ -1846,7 +1846,11 @@ pub(crate) fn ln_back_sums(
         for l in 0..8 {
             let xh = (z8[l] - m) * r;
             let p = (d8[l] * g8[l]) as f64;
-            let dxh = if g8[l] * xh + b8[l] > 0.0 { p } else { 0.0 };
+            let dxh = if crate::ops::ln_affine(g8[l], xh, b8[l]) > 0.0 {
+                p
+            } else {
+                0.0
+            };
             a1[l] += dxh;
             a2[l] += dxh * xh as f64;
         }
@@ -1855,7 +1859,7 @@ pub(crate) fn ln_back_sums(
 
 /// One group of 8 of [`ln_back_sums`] in float32, from element `i` of the four rows:
 /// `(p, x̂)` with `x̂ = (z − μ)·r` and `p = da·γ` where `γ·x̂ + β > 0` (false for NaN; a product
-/// and a sum, not fused, as the forward computes it), else +0.
+/// and a sum, not fused, as [`crate::ops::ln_affine`]), else +0.
 ///
 /// # Safety
 /// AVX present; the rows hold at least `i + 8` elements.

@@ -71,7 +71,18 @@ pub fn relu(v: f32) -> f32 {
     if v < 0.0 { 0.0 } else { v }
 }
 
-/// Per-sample mean and 1/σ of `z` (`[C][B][HW]`) over (C, H, W), biased variance.
+/// LayerNorm's affine output before its ReLU, `γ·x̂ + β` (a product and a sum, not fused):
+/// the forward's and the backward's mask (`> 0`) both compute it here, so that the backward
+/// takes the forward's ReLU decision bit for bit without reading the output.
+#[inline(always)]
+pub(crate) fn ln_affine(g: f32, xh: f32, be: f32) -> f32 {
+    g * xh + be
+}
+
+/// Per-sample mean and 1/σ of `z` (`[C][B][HW]`) over (C, H, W), biased variance: the two
+/// passes by themselves, the definition [`combine_ln_stats`] (which the engine runs) is held
+/// to in the tests.
+#[cfg(test)]
 pub fn ln_stats(
     z: &[f32],
     c: usize,
@@ -98,8 +109,9 @@ pub fn ln_stats(
     ln_variance(z, (c, batch, hw), eps, &sums, mean, rstd);
 }
 
-/// [`ln_stats`] given each sample's sum of `z` (its rows' [`sum_f64`] added in channel
-/// order): the mean, then the variance about it in a second pass.
+/// LayerNorm's per-sample mean and 1/σ given each sample's sum of `z` (its rows'
+/// [`sum_f64`] added in channel order): the mean, then the variance about it in a second
+/// pass.
 fn ln_variance(
     z: &[f32],
     (c, batch, hw): (usize, usize, usize),
@@ -135,10 +147,10 @@ fn ln_variance(
 }
 
 /// BLT's combine `z = b` (no `e`), `b + e` or `b ⊙ (1 + e)` (`multiplicative`) on
-/// `[C][B][HW]` maps and, with `stats` = (ε, mean, 1/σ), [`ln_stats`] of the result — each
+/// `[C][B][HW]` maps and, with `stats` = (ε, mean, 1/σ), LayerNorm's per-sample mean and 1/σ
+/// of the result over (C, H, W) (biased variance, two passes) — each
 /// row's sum taken as it is written, so z is read once for the variance instead of twice
-/// (the same sums in the same order: the same bits as the combine followed by [`ln_stats`]).
-#[allow(clippy::too_many_arguments)]
+/// (the same sums in the same order: the same bits as the combine followed by `ln_stats`).
 pub fn combine_ln_stats(
     z: &mut [f32],
     b: &[f32],
@@ -240,7 +252,7 @@ pub fn ln_relu_forward(
                             let o = &mut ar[b * hw..(b + 1) * hw];
                             let zi = &zr[b * hw..(b + 1) * hw];
                             for (((o, &z), &g), &be) in o.iter_mut().zip(zi).zip(g).zip(be) {
-                                *o = relu(g * ((z - m) * r) + be);
+                                *o = relu(ln_affine(g, (z - m) * r, be));
                             }
                         }
                     }
@@ -301,7 +313,7 @@ pub fn ln_relu_backward(
                         );
                         for i in full..hw {
                             let xh = (zr[i] - m) * r;
-                            if gg[i] * xh + bb[i] > 0.0 {
+                            if ln_affine(gg[i], xh, bb[i]) > 0.0 {
                                 let dxh = (dr[i] * gg[i]) as f64;
                                 s1 += dxh;
                                 s2 += dxh * xh as f64;
@@ -335,7 +347,7 @@ pub fn ln_relu_backward(
                         let ins = dr.iter().zip(zr).zip(gg).zip(bb);
                         for (((dg, db), dd), (((&da, &z), &g), &be)) in outs.zip(ins) {
                             let xh = (z - m) * r;
-                            let dy = if g * xh + be > 0.0 { da } else { 0.0 };
+                            let dy = if ln_affine(g, xh, be) > 0.0 { da } else { 0.0 };
                             *dg += dy * xh;
                             *db += dy;
                             *dd = r * (dy * g - m1 - xh * m2);

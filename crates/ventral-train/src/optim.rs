@@ -290,10 +290,10 @@ impl Stepper<'_> {
                 .or_insert_with(|| (0..bufs).map(|_| Buf::Host(vec![0.0; n])).collect());
             // Buffers restored from a checkpoint are read back once (a failed read leaves
             // this step to the tensor path).
-            if !st.iter_mut().all(Buf::make_host) {
-                return Err(param);
-            }
             for b in st.iter_mut() {
+                if !b.make_host() {
+                    return Err(param);
+                }
                 match b {
                     Buf::Host(v) if v.len() == n => host.push(v),
                     _ => return Err(param),
@@ -547,33 +547,6 @@ impl Optimizer {
         Ok(Some(out))
     }
 
-    /// Checks restored state against the parameters it will update (`(name, values)` of each,
-    /// as `ventral_models::params::list` gives them): every buffer belongs to one of them and
-    /// has its number of values. A resume point from another model (or a damaged file) then
-    /// fails here with the parameter named instead of in the middle of the first step.
-    pub fn check_against(&self, params: &[(String, usize)]) -> std::result::Result<(), String> {
-        let sizes: BTreeMap<&str, usize> = params.iter().map(|(n, k)| (n.as_str(), *k)).collect();
-        for (name, bufs) in &self.state {
-            let Some(&n) = sizes.get(name.as_str()) else {
-                return Err(format!(
-                    "optimizer state for '{name}', which the model does not have (was it written for another model?)"
-                ));
-            };
-            for b in bufs {
-                let len = match b {
-                    Buf::Tensor(t) => t.dims()[0],
-                    Buf::Host(v) => v.len(),
-                };
-                if len != n {
-                    return Err(format!(
-                        "optimizer state for '{name}' has {len} values, the parameter has {n} (was it written for another model?)"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// State as named tensors (`<param>.m`, `<param>.v`, `<param>.momentum`) plus `step`.
     pub fn to_tensors(&self) -> Result<ventral_models::params::NamedTensors> {
         let mut out = BTreeMap::new();
@@ -604,11 +577,40 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Restore from a file written by [`Self::save`], onto `device`.
+    /// Checks restored state against the parameters it will update: every buffer belongs to
+    /// one of them and has its number of values.
+    fn check_against(&self, params: &[(String, usize)]) -> std::result::Result<(), String> {
+        let sizes: BTreeMap<&str, usize> = params.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+        for (name, bufs) in &self.state {
+            let Some(&n) = sizes.get(name.as_str()) else {
+                return Err(format!(
+                    "optimizer state for '{name}', which the model does not have (was it written for another model?)"
+                ));
+            };
+            for b in bufs {
+                let len = match b {
+                    Buf::Tensor(t) => t.dims()[0],
+                    Buf::Host(v) => v.len(),
+                };
+                if len != n {
+                    return Err(format!(
+                        "optimizer state for '{name}' has {len} values, the parameter has {n} (was it written for another model?)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restore from a file written by [`Self::save`], onto `device`, for the parameters
+    /// `params` (`(name, values)` of each, as `ventral_models::params::list` gives them): state
+    /// that does not fit them (a resume point of another model, a damaged file) fails here,
+    /// naming the file and the parameter, instead of in the middle of the first step.
     pub fn load(
         config: OptimizerConfig,
         path: &std::path::Path,
         device: &burn::tensor::Device,
+        params: &[(String, usize)],
     ) -> Result<Self> {
         let st = SafeTensors::read(path)?;
         let (_, step) = st.i64("__step__")?;
@@ -648,6 +650,10 @@ impl Optimizer {
                 .map_or(name.clone(), str::to_string);
             opt.state.insert(key, v);
         }
+        opt.check_against(params).map_err(|msg| TrainError::File {
+            path: path.display().to_string(),
+            msg,
+        })?;
         Ok(opt)
     }
 }

@@ -369,14 +369,16 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
                 Model::init(mcfg, &device)?,
                 &p.dir.join("model.safetensors"),
             )?;
-            let optim_path = p.dir.join("optim.safetensors");
-            let o = Optimizer::load(tc.optimizer.clone(), &optim_path, &base)?;
             let sizes: Vec<(String, usize)> = params::list(&m)
                 .into_iter()
                 .map(|i| (i.name, i.shape.iter().product()))
                 .collect();
-            o.check_against(&sizes)
-                .map_err(|msg| file_err(optim_path.display(), msg))?;
+            let o = Optimizer::load(
+                tc.optimizer.clone(),
+                &p.dir.join("optim.safetensors"),
+                &base,
+                &sizes,
+            )?;
             let mut s = p.state.clone();
             // Resume points written before the observer seam kept the rows in the state.
             metrics = Metrics::with_rows(std::mem::take(&mut s.metrics));
