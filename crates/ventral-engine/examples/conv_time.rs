@@ -56,6 +56,15 @@ fn main() {
         ("cell 32->32 8", Conv::new(32, 32, 3, 1, 1, 8, 8)),
         ("cell 64->128 8", Conv::new(64, 128, 3, 1, 1, 8, 8)),
         ("ref64 it bu 8", Conv::new(256, 512, 3, 1, 1, 8, 8)),
+        // Top-downs of other widths, for the phases' limits (`nophase` against the default).
+        ("td 32<-32 16", Conv::transposed(32, 32, 3, 2, 1, 1, 16, 16)),
+        ("td 64<-64 16", Conv::transposed(64, 64, 3, 2, 1, 1, 16, 16)),
+        ("td 64<-32 32", Conv::transposed(64, 32, 3, 2, 1, 1, 32, 32)),
+        (
+            "td 128<-64 16",
+            Conv::transposed(128, 64, 3, 2, 1, 1, 16, 16),
+        ),
+        ("td 16<-8 32", Conv::transposed(16, 8, 3, 2, 1, 1, 32, 32)),
         // Maps narrower than 8 (batch-interleaved direct, or im2col + GEMM with `general`):
         // the CPU ConvRNNs' conv4 and conv5 cells.
         ("cell 32->32 4x4", Conv::new(32, 32, 3, 1, 1, 4, 4)),
@@ -69,6 +78,8 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("general") => ventral_engine::conv::set_general_only(true),
         Some("narrow") => ventral_engine::kernel::set_wide_tiles(false),
+        // `nophase`: stride-2 input gradients by im2col's product + col2im, not by phases.
+        Some("nophase") => ventral_engine::conv::set_phase_data(false),
         _ => {}
     }
     // CONV_ONLY=<text>: only the layers whose name contains it.

@@ -26,8 +26,8 @@ use crate::bf16::{
     PackedA, Unfolded, amx_available, gemm_bf16, gemm_bf16_packed, gemm_bf16_unfolded,
 };
 use crate::kernel::{
-    Planes, Small, conv_direct, conv_direct_step, deinterleave_batch, direct_fits,
-    interleave_batch, phases_of, small_m, wgrad_direct, wgrad_direct_step,
+    Planes, Small, conv_direct, conv_direct_step, conv_direct_taps, deinterleave_batch,
+    direct_fits, interleave_batch, phases_of, small_m, wgrad_direct, wgrad_direct_step,
 };
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
@@ -40,6 +40,16 @@ static GENERAL_ONLY: AtomicBool = AtomicBool::new(false);
 /// compare the two. Off by default.
 pub fn set_general_only(on: bool) {
     GENERAL_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// Set by [`set_phase_data`].
+static PHASE_DATA: AtomicBool = AtomicBool::new(true);
+
+/// Run stride-2 input gradients by the phases of the output where they apply
+/// ([`Conv::uses_phase_data`], default) or always by im2col's product + col2im, process-wide:
+/// for benchmarks (`examples/conv_time nophase`) and tests that compare the two.
+pub fn set_phase_data(on: bool) {
+    PHASE_DATA.store(on, Ordering::Relaxed);
 }
 
 /// Map width from which wide stride-1 layers also run forward and input gradient as direct
@@ -122,6 +132,17 @@ const COL_BUDGET: usize = 8 << 20;
 /// computed in parallel and then summed in chunk order. The cut depends on the shapes only,
 /// never on the thread count, so results are the same with any number of threads.
 const WGRAD_SPLIT: usize = 4;
+
+/// How [`Conv::data_phases`] computes a stride-2 input gradient: `dy` zero-padded by `pad`
+/// on every side (`padded` = its rows × columns), and per output phase `(ry, rx)` (in the
+/// order 00, 01, 10, 11) its taps: (offset in the padded plane from an output pixel's
+/// position, kernel tap `kh·k + kw`). A phase no tap reaches has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DataPhases {
+    pad: usize,
+    padded: (usize, usize),
+    phases: Vec<Vec<(usize, usize)>>,
+}
 
 /// Scratch buffers of the convolution passes, reused across layers and steps (they grow,
 /// never shrink: no allocation churn in the time loop).
@@ -925,6 +946,10 @@ impl Conv {
             scratch.wt = wt;
             return;
         }
+        if !bf16 && let Some(ph) = self.data_phases() {
+            self.backward_data_phases(w, dy, batch, dx, &ph, scratch);
+            return;
+        }
         let mut packed = std::mem::take(&mut scratch.packed);
         if bf16 {
             let _p = scope(Op::Gemm);
@@ -1019,6 +1044,173 @@ impl Conv {
         let (sh, so) = ((hp, wp), (self.hi, self.wi));
         let (ci, co, xp) = (self.ci, self.co, &scratch.pad);
         conv_direct(a, ci, co, (k, 1), batch, xp, sh, so, dx, true);
+    }
+
+    /// The input gradient runs by the phases of the output on the direct kernels (stride 2,
+    /// `Conv::data_phases`, which says where and why).
+    pub fn uses_phase_data(&self) -> bool {
+        self.data_phases().is_some()
+    }
+
+    /// The input gradient of a stride-2 convolution (a top-down transposed convolution's
+    /// forward) by the phases of its output, when they run direct: pixel `(2i + ry, 2j + rx)`
+    /// of `dx` sums only the taps `kh ≡ ry + p`, `kw ≡ rx + p` (mod 2) — 1, 2 or 4 of a 3 × 3
+    /// kernel — each reading `dy` at `(i + c_y − a, j + c_x − b)`: per phase a stride-1
+    /// convolution of `dy` with that sub-kernel ([`conv_direct_taps`]), `k²` taps per pixel of
+    /// `dy` in all instead of the `k²` rows of the unfolded gradient that col2im folds back.
+    /// `None` where it does not apply: other strides, odd input sides, phases narrower than
+    /// `DIRECT_MIN_SIDE` or whose rows the direct kernels do not tile, more than `THIN_CO`
+    /// channels in `dx`, or no direct kernels. Measured (2026-12-06, Intel Xeon AVX-512,
+    /// `examples/conv_time` against `conv_time nophase`, alternated twice, fastest of 20, ms
+    /// batch 16 / 64) on transposed convolutions `in → out` channels, `side → 2·side`: the tiny
+    /// BLT's top-down into V2, 16 → 16 at 16 px, 0.33–0.34 → 0.20–0.21 / 1.05–1.19 → 0.65–0.76;
+    /// 8 → 16 at 32 px 0.56 → 0.39–0.59 / 2.33–2.86 → 1.49–1.70; 32 → 32 at 16 px 0.65–0.71 →
+    /// 0.53–0.63 / 2.69–3.21 → 1.79–1.91. With 64 channels out and more the product +
+    /// col2im was as fast or faster (64 → 64 at 16 px 1.55–1.70 vs 1.56–1.62 / 7.1–8.2 vs
+    /// 6.8–7.7; 32 → 64 at 32 px 3.2–3.6 vs 3.7–3.9 / 14.6–15.0 vs 17.1–18.6; BLT_net_64's
+    /// 256 → 128 at 16 px 9.1–9.3 vs 11.3–11.6 / 35.7–37.2 vs 43.7–46.5), and so with 8-px
+    /// phases (the tiny BLT's 32 → 16 at 8 px 0.14–0.25 vs 0.21–0.25).
+    pub(crate) fn data_phases(&self) -> Option<DataPhases> {
+        let (k, s, p) = (self.k, self.stride, self.pad);
+        let (hq, wq) = (self.hi / 2, self.wi / 2);
+        let applies = s == 2
+            && k > 0
+            && self.hi.is_multiple_of(2)
+            && self.wi.is_multiple_of(2)
+            && hq > 0
+            && self.ho > 0
+            && self.wo > 0
+            && direct_fits(wq)
+            && wq >= DIRECT_MIN_SIDE
+            && self.ci <= THIN_CO
+            && PHASE_DATA.load(Ordering::Relaxed)
+            && !GENERAL_ONLY.load(Ordering::Relaxed);
+        if !applies {
+            return None;
+        }
+        // Per phase r of an axis: first tap t0, tap count n, and pb: output i reads dy at
+        // i − pb + u for its taps u = 0..n (tap u is kernel row t0 + 2(n − 1 − u)).
+        let axis = |r: usize| {
+            let t0 = (r + p) % 2;
+            let n = k.saturating_sub(t0).div_ceil(2);
+            let c0 = (r + p - t0) / 2;
+            (t0, n, n as isize - 1 - c0 as isize)
+        };
+        // Padding of dy that every phase's reads fit in, on both axes.
+        let mut pad = 0isize;
+        for r in 0..2 {
+            let (_, n, pb) = axis(r);
+            if n == 0 {
+                continue;
+            }
+            for (q, len) in [(hq, self.ho), (wq, self.wo)] {
+                let last = q as isize - 1 - pb + n as isize - 1;
+                pad = pad.max(pb).max(last - (len as isize - 1));
+            }
+        }
+        let pad = pad as usize;
+        let (hp, wp) = (self.ho + 2 * pad, self.wo + 2 * pad);
+        let mut phases = Vec::with_capacity(4);
+        for ry in 0..2 {
+            for rx in 0..2 {
+                let ((ty, ny, py), (tx, nx, px)) = (axis(ry), axis(rx));
+                let mut taps = Vec::with_capacity(ny * nx);
+                for uy in 0..ny {
+                    for ux in 0..nx {
+                        let (oy, ox) = (
+                            pad as isize - py + uy as isize,
+                            pad as isize - px + ux as isize,
+                        );
+                        let (kh, kw) = (ty + 2 * (ny - 1 - uy), tx + 2 * (nx - 1 - ux));
+                        taps.push((oy as usize * wp + ox as usize, kh * k + kw));
+                    }
+                }
+                phases.push(taps);
+            }
+        }
+        Some(DataPhases {
+            pad,
+            padded: (hp, wp),
+            phases,
+        })
+    }
+
+    /// [`Self::backward_data`] by [`Self::data_phases`]: `dy` padded once, each phase's
+    /// sub-kernel gathered (`[Ci][Co·taps]`) and run direct into its own quarter-size maps,
+    /// then the four added into `dx`, interleaved.
+    fn backward_data_phases(
+        &self,
+        w: &[f32],
+        dy: &[f32],
+        batch: usize,
+        dx: &mut [f32],
+        ph: &DataPhases,
+        scratch: &mut Scratch,
+    ) {
+        let (ci, co, k2) = (self.ci, self.co, self.k * self.k);
+        let (hq, wq) = (self.hi / 2, self.wi / 2);
+        let per = ci * batch * hq * wq;
+        if per == 0 {
+            return;
+        }
+        scratch.grow(1);
+        let Scratch { cols, pad, wt, .. } = scratch;
+        {
+            let _p = scope(Op::Im2col);
+            let hw = (self.ho, self.wo);
+            phases_of((dy, Planes::ChannelMajor), (co, batch), hw, ph.pad, 1, pad);
+        }
+        ensure(&mut cols[0], 4 * per);
+        let out = &mut cols[0][..4 * per];
+        for (taps, o) in ph.phases.iter().zip(out.chunks_exact_mut(per)) {
+            if taps.is_empty() {
+                continue;
+            }
+            let nt = taps.len();
+            {
+                let _p = scope(Op::Im2col);
+                ensure(wt, ci * co * nt);
+                for (c, row) in wt[..ci * co * nt].chunks_exact_mut(co * nt).enumerate() {
+                    for (o, dst) in row.chunks_exact_mut(nt).enumerate() {
+                        let src = &w[(o * ci + c) * k2..(o * ci + c + 1) * k2];
+                        for (d, &(_, t)) in dst.iter_mut().zip(taps) {
+                            *d = src[t];
+                        }
+                    }
+                }
+            }
+            let _p = scope(Op::Gemm);
+            let offs: Vec<usize> = taps.iter().map(|&(off, _)| off).collect();
+            let a = Small::row_major(&wt[..ci * co * nt], co * nt);
+            let y = (&mut *o, Planes::ChannelMajor);
+            conv_direct_taps(a, ci, co, &offs, batch, pad, ph.padded, (hq, wq), y, false);
+        }
+        let _p = scope(Op::Col2im);
+        let (hi, wi) = (self.hi, self.wi);
+        let live: Vec<bool> = ph.phases.iter().map(|t| !t.is_empty()).collect();
+        let out = &cols[0][..4 * per];
+        dx[..ci * batch * hi * wi]
+            .par_chunks_mut(hi * wi)
+            .with_min_len(crate::min_items(hi * wi))
+            .enumerate()
+            .for_each(|(plane, d)| {
+                let q = plane * hq * wq;
+                for (y, row) in d.chunks_exact_mut(wi).enumerate() {
+                    let (ry, i) = (y % 2, y / 2);
+                    let at = q + i * wq;
+                    let (l0, l1) = (live[2 * ry], live[2 * ry + 1]);
+                    let p0 = &out[(2 * ry) * per + at..(2 * ry) * per + at + wq];
+                    let p1 = &out[(2 * ry + 1) * per + at..(2 * ry + 1) * per + at + wq];
+                    for (j, pair) in row.chunks_exact_mut(2).enumerate() {
+                        if l0 {
+                            pair[0] += p0[j];
+                        }
+                        if l1 {
+                            pair[1] += p1[j];
+                        }
+                    }
+                }
+            });
     }
 
     /// [`Self::backward_weight`] on batch-major (NCHW) `x` and `dy`, read in place (see

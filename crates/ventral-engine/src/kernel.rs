@@ -708,6 +708,94 @@ pub fn conv_direct_step(
     );
     let (plane, ximage) = padded_strides(ci, stride, (hp, wp));
     let offs = tap_offsets(ci, (k, stride, step), plane, wp);
+    run_direct(
+        w,
+        co,
+        &offs,
+        batch,
+        (xp, ximage, wp),
+        (ho, wo),
+        (y, layout),
+        accumulate,
+    );
+}
+
+/// A stride-1 direct convolution over a tap set of any shape: `y[o][b][oh][ow] (+)=
+/// Σ_{c, u} w(o, c·taps.len() + u) · xp[b][c][·][·]` at `taps[u]` floats past the output
+/// pixel's own position `oh·wp + ow` in the padded input (laid out as [`phases`] with `s = 1`:
+/// image-major planes of `hp × wp`). The phases of a stride-2 input gradient are such
+/// convolutions (1, 2 or 4 taps of the kernel each, `Conv::backward_data`); a `k × k` tap set
+/// is [`conv_direct`] itself, same bits.
+///
+/// # Panics
+/// When [`direct_fits`] is false, a tap reaches outside the padded plane, or a buffer is too
+/// small (engine bugs).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_direct_taps(
+    w: Small<'_>,
+    co: usize,
+    ci: usize,
+    taps: &[usize],
+    batch: usize,
+    xp: &[f32],
+    (hp, wp): (usize, usize),
+    (ho, wo): (usize, usize),
+    (y, layout): (&mut [f32], Planes),
+    accumulate: bool,
+) {
+    assert!(direct_fits(wo), "conv_direct_taps: output width {wo}");
+    assert!(
+        taps.iter().all(|&t| t / wp + ho <= hp && t % wp + wo <= wp),
+        "conv_direct_taps: a tap outside the padded plane"
+    );
+    assert!(
+        xp.len() >= ci * batch * hp * wp,
+        "conv_direct_taps: input size"
+    );
+    assert!(
+        y.len() >= co * batch * ho * wo,
+        "conv_direct_taps: output size"
+    );
+    let kd = ci * taps.len();
+    if co == 0 || batch == 0 || ho == 0 || kd == 0 {
+        return;
+    }
+    assert!(
+        w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
+        "conv_direct_taps: weights"
+    );
+    let (plane, ximage) = padded_strides(ci, 1, (hp, wp));
+    let offs: Vec<usize> = (0..ci)
+        .flat_map(|c| taps.iter().map(move |&t| c * plane + t))
+        .collect();
+    run_direct(
+        w,
+        co,
+        &offs,
+        batch,
+        (xp, ximage, wp),
+        (ho, wo),
+        (y, layout),
+        accumulate,
+    );
+}
+
+/// The loop of [`conv_direct_step`] and [`conv_direct_taps`] over rows of outputs, given every
+/// tap's offset from an output pixel's position in its image of the padded input
+/// (`ximage` floats per image, rows `wp` apart); `offs.len()` taps, `w` `co × offs.len()`.
+/// The callers check the bounds.
+#[allow(clippy::too_many_arguments)]
+fn run_direct(
+    w: Small<'_>,
+    co: usize,
+    offs: &[usize],
+    batch: usize,
+    (xp, ximage, wp): (&[f32], usize, usize),
+    (ho, wo): (usize, usize),
+    (y, layout): (&mut [f32], Planes),
+    accumulate: bool,
+) {
+    let kd = offs.len();
     let rows = batch * ho;
     // Rows per task: about NC outputs, and enough tasks for every thread when the rows are
     // few and wide (batch-interleaved small maps: 4 rows of 128). Rows are independent, so
@@ -737,7 +825,7 @@ pub fn conv_direct_step(
                 unsafe {
                     let (a, x) = (w.data.as_ptr().add(w.off), xp.as_ptr().add(xb));
                     let (a, y) = ((a, w.rs, w.cs), (yp.get().add(yb), cs, wo));
-                    blocks512(wo, co, kd, a, (x, wp), &offs, y, accumulate);
+                    blocks512(wo, co, kd, a, (x, wp), offs, y, accumulate);
                 }
                 row += u;
                 continue;
@@ -754,21 +842,12 @@ pub fn conv_direct_step(
                             a,
                             (w.rs, w.cs),
                             (x, wp),
-                            &offs,
+                            offs,
                             y,
                             accumulate,
                         );
                     } else {
-                        groups_avx2::<GROUP>(
-                            co,
-                            kd,
-                            a,
-                            (w.rs, w.cs),
-                            (x, wp),
-                            &offs,
-                            y,
-                            accumulate,
-                        );
+                        groups_avx2::<GROUP>(co, kd, a, (w.rs, w.cs), (x, wp), offs, y, accumulate);
                     }
                 }
                 row += GROUP;
@@ -785,7 +864,7 @@ pub fn conv_direct_step(
                     w.rs,
                     w.cs,
                     xp.as_ptr().add(xb),
-                    &offs,
+                    offs,
                     yp.get().add(yb),
                     cs,
                     wo,

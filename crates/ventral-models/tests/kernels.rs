@@ -516,6 +516,93 @@ fn direct_kernels_match_burn_and_the_general_path() {
     }
 }
 
+/// Stride-2 input gradients (the top-down transposed convolutions' forward) by the phases of
+/// the output on the direct kernels: every kernel size and padding the phases meet (1, 2, 3
+/// or 4 taps per phase; k = 1 leaves three phases without any), 16-, 24- and 32-px phase
+/// rows, up to 32 channels in the gradient (more than 128 on the other side), plain and
+/// transposed — against burn in float64 and against the engine's general path (im2col's
+/// product + col2im); wider gradients stay on the general path.
+#[test]
+fn stride2_input_gradients_by_phases_match_burn_and_the_general_path() {
+    let mut rng = SplitMix::new(59);
+    let mut cases = Vec::new();
+    for (i, (k, pad)) in [
+        (3, 1),
+        (3, 0),
+        (1, 0),
+        (5, 2),
+        (5, 0),
+        (7, 3),
+        (3, 2),
+        (4, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let side = [32usize, 64][i % 2];
+        let (ci, co) = (rng.range(1, 33), rng.range(1, 20));
+        cases.push(Case {
+            transposed: false,
+            batch: 1 + i % 3,
+            ci,
+            co,
+            k,
+            stride: 2,
+            pad,
+            out_pad: 0,
+            h: side,
+            w: if i == 2 { 48 } else { side },
+        });
+    }
+    // Transposed (the input side is `h`: output 2h with output padding 1), and wide.
+    for (ci, co, side, batch) in [(16, 16, 16, 2), (32, 16, 16, 3), (136, 24, 16, 1)] {
+        cases.push(Case {
+            transposed: true,
+            batch,
+            ci,
+            co,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            out_pad: 1,
+            h: side,
+            w: side,
+        });
+    }
+    cases.push(Case {
+        transposed: false,
+        batch: 2,
+        ci: 30,
+        co: 140,
+        k: 3,
+        stride: 2,
+        pad: 1,
+        out_pad: 0,
+        h: 32,
+        w: 32,
+    });
+    if ventral_engine::kernel::available() {
+        for c in &cases {
+            assert!(c.geometry().uses_phase_data(), "{c:?} should run by phases");
+        }
+        let mut wide = cases[cases.len() - 1];
+        wide.ci = 33;
+        assert!(!wide.geometry().uses_phase_data(), "{wide:?}");
+    } else {
+        eprintln!("no AVX2 + FMA: the direct kernels are not used on this CPU");
+    }
+    for c in &cases {
+        let [x, w, g] = data(c, &mut rng);
+        let ours = engine(c, &x, &w, &g);
+        assert_close(c, &ours, &burn_f64(c, &x, &w, &g), "burn");
+        ventral_engine::conv::set_general_only(true);
+        assert!(!c.geometry().uses_phase_data());
+        let general = engine(c, &x, &w, &g);
+        ventral_engine::conv::set_general_only(false);
+        assert_close(c, &ours, &general, "the general path");
+    }
+}
+
 // Generated with PyTorch 2.15 in float64 by `scripts/make_conv_fixtures.py`:
 //   for each case: x, w, g ~ randn (torch.Generator().manual_seed(0));
 //   y = F.conv2d(x, w, stride=s, padding=p)  or
