@@ -62,6 +62,16 @@ pub fn round_into(src: &[f32], dst: &mut Vec<f32>) {
         });
 }
 
+/// `v` rounded to bf16 in place, as [`round_into`].
+pub fn round_in_place(v: &mut [f32]) {
+    v.par_chunks_mut(1 << 14).for_each(|d| {
+        crate::simd::run_wide(
+            #[inline(always)]
+            || d.iter_mut().for_each(|d| *d = round_bf16(*d)),
+        )
+    });
+}
+
 static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
@@ -1089,6 +1099,14 @@ mod tests {
         for (i, (&d, &s)) in dst.iter().zip(&src).enumerate() {
             let want = u32::from(bf16_bits(s)) << 16;
             assert_eq!(d.to_bits(), want, "{i}: {s:e} ({:#x})", s.to_bits());
+        }
+        // In place, the same bits; and rounding again changes nothing (NaNs stay NaNs).
+        let mut v = src.clone();
+        round_in_place(&mut v);
+        assert!(v.iter().zip(&dst).all(|(a, b)| a.to_bits() == b.to_bits()));
+        round_in_place(&mut v);
+        for (&a, &b) in v.iter().zip(&dst) {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
         }
         // The scalar rule on the special values, written out.
         assert_eq!(bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80);

@@ -775,6 +775,8 @@ impl<'p> BltNet<'p> {
             }
         }
         let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
+        // Training forwards keep the top-downs on the product + col2im (see the field).
+        col.keep_col2im = keep;
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         drop(setup);

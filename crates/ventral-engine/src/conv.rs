@@ -166,6 +166,19 @@ pub struct Scratch {
     /// ([`Conv::amx_worth`]).
     round_a: Vec<f32>,
     round_b: Vec<f32>,
+    /// bf16 passes: the caller promises that the activations and gradients it passes (`x` of
+    /// the forward and the weight gradient, `dy` of the input and the weight gradient) are
+    /// bf16 values already (as [`crate::bf16::round_bf16`] leaves them), rounded once where
+    /// they were produced, so that the passes on the float32 kernels round only the weights.
+    /// The AMX passes convert their operands themselves (rounding a bf16 value again changes
+    /// nothing), so the promise only matters for the others. Checked in debug builds.
+    pub operands_rounded: bool,
+    /// Stride-2 input gradients stay on im2col's product + col2im even where the phases
+    /// apply ([`Conv::uses_phase_data`]): BLT training passes, whose top-downs keep the
+    /// summation order the tiny BLT's trajectories were measured with (by phases the
+    /// quickstart's seed 0 ended 0.4 points below its third step; `docs/performance.md`,
+    /// session 59).
+    pub keep_col2im: bool,
     /// The direct AMX kernels' packed weights by weight slice (address, length) and
     /// orientation, kept for the scratch's lifetime ([`Scratch::keep_packed_weights`]);
     /// `None`: packed again on every call.
@@ -361,22 +374,44 @@ impl Conv {
     }
 
     /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
-    /// `b` rounded to bf16 (into the scratch's copies) and `scratch.bf16` off.
+    /// `b` rounded to bf16 (into the scratch's copies) and `scratch.bf16` off. With
+    /// [`Scratch::operands_rounded`], only `a` is rounded, and only when it holds the
+    /// weights (`a_weights`; the weight gradient's `a` is `x`).
     fn on_rounded(
         scratch: &mut Scratch,
-        a: &[f32],
+        (a, a_weights): (&[f32], bool),
         b: &[f32],
         f: impl FnOnce(&mut Scratch, &[f32], &[f32]),
     ) {
+        let given = scratch.operands_rounded;
+        debug_assert!(
+            !given
+                || [(!a_weights).then_some(a), Some(b)]
+                    .iter()
+                    .flatten()
+                    .all(|v| {
+                        v.iter().all(|&x| {
+                            x.is_nan() || crate::bf16::round_bf16(x).to_bits() == x.to_bits()
+                        })
+                    }),
+            "Scratch::operands_rounded set, but an operand is not bf16-rounded"
+        );
         let mut ra = std::mem::take(&mut scratch.round_a);
         let mut rb = std::mem::take(&mut scratch.round_b);
+        let (round_a, round_b) = (!given || a_weights, !given);
         {
             let _p = scope(Op::Elementwise);
-            crate::bf16::round_into(a, &mut ra);
-            crate::bf16::round_into(b, &mut rb);
+            if round_a {
+                crate::bf16::round_into(a, &mut ra);
+            }
+            if round_b {
+                crate::bf16::round_into(b, &mut rb);
+            }
         }
         scratch.bf16 = false;
-        f(scratch, &ra, &rb);
+        let a = if round_a { &ra[..] } else { a };
+        let b = if round_b { &rb[..] } else { b };
+        f(scratch, a, b);
         scratch.bf16 = true;
         scratch.round_a = ra;
         scratch.round_b = rb;
@@ -721,7 +756,7 @@ impl Conv {
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
-            return Self::on_rounded(scratch, w, x, |sc, w, x| {
+            return Self::on_rounded(scratch, (w, true), x, |sc, w, x| {
                 self.forward(w, x, batch, y, accumulate, sc)
             });
         }
@@ -902,7 +937,7 @@ impl Conv {
         let kd = self.kdim();
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
-            return Self::on_rounded(scratch, w, dy, |sc, w, dy| {
+            return Self::on_rounded(scratch, (w, true), dy, |sc, w, dy| {
                 self.backward_data(w, dy, batch, dx, sc)
             });
         }
@@ -946,7 +981,10 @@ impl Conv {
             scratch.wt = wt;
             return;
         }
-        if !bf16 && let Some(ph) = self.data_phases() {
+        if !bf16
+            && !scratch.keep_col2im
+            && let Some(ph) = self.data_phases()
+        {
             self.backward_data_phases(w, dy, batch, dx, &ph, scratch);
             return;
         }
@@ -1285,7 +1323,7 @@ impl Conv {
     ) {
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
-            return Self::on_rounded(scratch, x, dy, |sc, x, dy| {
+            return Self::on_rounded(scratch, (x, false), dy, |sc, x, dy| {
                 self.backward_weight(x, dy, batch, dw, sc)
             });
         }
