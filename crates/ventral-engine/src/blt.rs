@@ -330,8 +330,29 @@ struct AreaStore {
     e: Vec<Option<Vec<f32>>>,
     z: Vec<Vec<f32>>,
     a: Vec<Vec<f32>>,
+    /// bf16 passes: `a` rounded to bf16 per output slot, where a convolution on the float32
+    /// kernels reads it ([`Rounding::out`]; untouched otherwise).
+    a16: Vec<Vec<f32>>,
     mean: Vec<Vec<f32>>,
     rstd: Vec<Vec<f32>>,
+}
+
+/// bf16 passes: which operands of the convolutions are rounded to bf16 once, where they are
+/// produced, because a convolution on the float32 kernels reads them ([`Conv::amx_worth`]
+/// false) — which would otherwise round its operands on every pass (the same values: rounding
+/// is idempotent; [`Scratch::operands_rounded`]). AMX passes convert their operands
+/// themselves and take the float32 values. All false in float32 passes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rounding {
+    /// The image and the retina's output gradient (its forward and weight gradient).
+    retina: bool,
+    /// Area i's bottom-up input (the retina's output for V1, the pooled map below otherwise)
+    /// and the gradient of its drive.
+    bottom_up: [bool; 4],
+    /// Area i's output: read by its lateral and by the top-down into area i − 1.
+    out: [bool; 4],
+    /// Area i's lateral + top-down gradient.
+    drive: [bool; 4],
 }
 
 #[derive(Debug, Default)]
@@ -362,6 +383,9 @@ pub struct BltNet<'p> {
     wino_cache: std::sync::Mutex<BTreeMap<String, Vec<f32>>>,
     /// bf16 mixed precision ([`BltNet::set_bf16`]).
     bf16: bool,
+    /// bf16 passes round the operands of their float32-kernel convolutions once, where they
+    /// are produced ([`Rounding`]), not at every pass; see [`Self::set_round_once`].
+    round_once: bool,
 }
 
 /// Channels (input and output) from which a convolution takes the Winograd path when it is on.
@@ -430,6 +454,8 @@ fn upsample_for<'a>(
 struct Tape {
     batch: usize,
     r: Vec<f32>,
+    /// `r` rounded to bf16 where [`Rounding::bottom_up`] says so for V1 (else empty).
+    r16: Vec<f32>,
     x: Vec<f32>,
     areas: Vec<AreaStore>,
     gap: Vec<GapStore>,
@@ -473,6 +499,7 @@ impl<'p> BltNet<'p> {
             winograd: None,
             winograd_train: None,
             bf16: false,
+            round_once: true,
             wino_cache: Default::default(),
         })
     }
@@ -510,6 +537,14 @@ impl<'p> BltNet<'p> {
             self.winograd = None;
             self.winograd_train = None;
         }
+    }
+
+    /// In bf16 passes, round the activations and gradients that convolutions on the float32
+    /// kernels read once, where they are produced (default), or let every pass round its
+    /// operands itself — the same values (rounding is idempotent), for the test that says so
+    /// bit for bit and for benchmarks.
+    pub fn set_round_once(&mut self, on: bool) {
+        self.round_once = on;
     }
 
     /// `dx += ∂(conv)/∂x · dy` of the convolution with the weights named `name`: by Winograd
@@ -621,6 +656,26 @@ impl<'p> BltNet<'p> {
             crate::upsample::weights(w, g, u)
         });
         crate::upsample::forward(g, u, x, batch, z, scratch);
+    }
+
+    /// Which operands this pass on `batch` images rounds once ([`Rounding`]).
+    fn rounding(&self, batch: usize) -> Rounding {
+        let f32k = |c: &Conv| self.bf16 && self.round_once && !c.amx_worth(batch);
+        let mut r = Rounding {
+            retina: f32k(&self.geo.retina),
+            ..Rounding::default()
+        };
+        for (i, l) in self.geo.layers.iter().enumerate().take(4) {
+            let lat = l.lat_used && f32k(&l.bu_lat());
+            let td = l.td_used && l.td.is_some_and(|t| f32k(&t));
+            r.bottom_up[i] = f32k(&l.bu);
+            r.drive[i] = lat || td;
+            r.out[i] |= lat;
+            if td && i + 1 < 4 {
+                r.out[i + 1] = true;
+            }
+        }
+        r
     }
 
     /// `dst (+)= a · b` of a linear layer: in bf16 with float32 sums when [`Self::set_bf16`]
@@ -777,6 +832,11 @@ impl<'p> BltNet<'p> {
         let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
         // Training forwards keep the top-downs on the product + col2im (see the field).
         col.keep_col2im = keep;
+        let rd = self.rounding(batch);
+        col.operands_rounded = self.bf16 && self.round_once;
+        if rd.retina {
+            crate::bf16::round_in_place(&mut xc);
+        }
         let g = &self.geo;
         let mut r = vec![0.0f32; s.channels[0] * batch * hw0];
         drop(setup);
@@ -796,9 +856,13 @@ impl<'p> BltNet<'p> {
             &mut col,
         );
         add_bias(&mut r, self.w("retina.bias"));
+        let mut r16 = Vec::new();
         {
             let _p = scope(Op::Elementwise);
             ops::map1(&mut r, relu);
+            if rd.bottom_up[0] {
+                crate::bf16::round_into(&r, &mut r16);
+            }
         }
         let setup = scope(Op::Setup);
 
@@ -839,6 +903,7 @@ impl<'p> BltNet<'p> {
                         e: vec![None; so],
                         z: vec![vec![0.0; n]; so],
                         a: vec![vec![0.0; n]; so],
+                        a16: vec![Vec::new(); so],
                         mean: vec![vec![0.0; batch]; so],
                         rstd: vec![vec![0.0; batch]; so],
                     }
@@ -877,9 +942,19 @@ impl<'p> BltNet<'p> {
                             &mut dst.inp[si],
                             &mut dst.idx[si],
                         );
+                        // Read by the bottom-up convolution only (its pooling's backward
+                        // takes the argmax): rounded in place.
+                        if rd.bottom_up[i] {
+                            let _p = scope(Op::Elementwise);
+                            crate::bf16::round_in_place(&mut dst.inp[si]);
+                        }
                     }
                     let mut b = std::mem::take(&mut st[i].b[si]);
-                    let input: &[f32] = if i == 0 { &r } else { &st[i].inp[si] };
+                    let input: &[f32] = match i {
+                        0 if rd.bottom_up[0] => &r16,
+                        0 => &r,
+                        _ => &st[i].inp[si],
+                    };
                     self.conv_forward(
                         &mut wino,
                         &format!("{name}.bottom_up.weight"),
@@ -907,7 +982,7 @@ impl<'p> BltNet<'p> {
                             &mut wino,
                             &format!("{name}.lateral.weight"),
                             &l.bu_lat(),
-                            &st[i].a[sp],
+                            st[i].conv_input(rd.out[i], sp),
                             batch,
                             &mut ev[..n],
                             &mut col,
@@ -927,7 +1002,7 @@ impl<'p> BltNet<'p> {
                             (keep, &mut wino),
                             &format!("{name}.top_down.weight"),
                             &tg,
-                            &st[i + 1].a[sp],
+                            st[i + 1].conv_input(rd.out[i + 1], sp),
                             batch,
                             &mut ev[..n],
                             &mut col,
@@ -967,6 +1042,10 @@ impl<'p> BltNet<'p> {
                     );
                 } else {
                     ops::ln_relu_forward(&z, &mut av, batch, hw, None);
+                }
+                if rd.out[i] {
+                    let _p = scope(Op::Elementwise);
+                    crate::bf16::round_into(&av, &mut a.a16[so]);
                 }
                 a.z[so] = z;
                 a.a[so] = av;
@@ -1060,6 +1139,7 @@ impl<'p> BltNet<'p> {
             Some(Tape {
                 batch,
                 r,
+                r16,
                 x: xc,
                 areas: st,
                 gap: gaps,
@@ -1103,9 +1183,13 @@ impl<'p> BltNet<'p> {
             .collect();
         let mut dr = vec![0.0f32; tape.r.len()];
         let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
+        let rd = self.rounding(batch);
+        col.operands_rounded = self.bf16 && self.round_once;
         let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
         let mut dz = Vec::new();
         let mut de = Vec::new();
+        // bf16 copies of the drive gradients the float32-kernel convolutions read.
+        let (mut de16, mut db16) = (Vec::new(), Vec::new());
         let mut dinp = Vec::new();
         drop(setup);
         for t in (0..t_n).rev() {
@@ -1248,6 +1332,8 @@ impl<'p> BltNet<'p> {
                     gw.insert(lb, dgb);
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
+                // Whether `de16` holds dz rounded (the additive combine's de is dz).
+                let mut dz16 = false;
                 if let Some(e) = &a.e[so] {
                     let de = if s.multiplicative {
                         let _p = scope(Op::Elementwise);
@@ -1260,12 +1346,22 @@ impl<'p> BltNet<'p> {
                         // The additive combine passes dz on unchanged.
                         &dz[..n]
                     };
+                    // What the convolutions read: rounded once (the biases take `de`).
+                    let dc: &[f32] = if rd.drive[i] {
+                        let _p = scope(Op::Elementwise);
+                        crate::bf16::round_into(de, &mut de16);
+                        dz16 = !s.multiplicative;
+                        &de16
+                    } else {
+                        de
+                    };
                     if l.lat_used {
                         let sp = slot(l.const_out, t - 1);
                         let lat = l.bu_lat();
+                        let ap = a.conv_input(rd.out[i], sp);
                         if let Some(gr) = gw.get_mut(&format!("{name}.lateral.weight")) {
                             Self::conv_backward_weight(
-                                &mut wino, &lat, &a.a[sp], de, batch, gr, &mut col,
+                                &mut wino, &lat, ap, dc, batch, gr, &mut col,
                             );
                         }
                         if let Some(gr) = gw.get_mut(&format!("{name}.lateral.bias")) {
@@ -1275,7 +1371,7 @@ impl<'p> BltNet<'p> {
                             &mut wino,
                             &format!("{name}.lateral.weight"),
                             &lat,
-                            de,
+                            dc,
                             batch,
                             &mut da[i][sp],
                             &mut col,
@@ -1284,16 +1380,16 @@ impl<'p> BltNet<'p> {
                     if let Some(tg) = l.td.filter(|_| l.td_used) {
                         let above = &g.layers[i + 1];
                         let sp = slot(above.const_out, t - 1);
-                        let ap = &tape.areas[i + 1].a[sp];
+                        let ap = tape.areas[i + 1].conv_input(rd.out[i + 1], sp);
                         if let Some(gr) = gw.get_mut(&format!("{name}.top_down.weight")) {
-                            tg.backward_weight(de, ap, batch, gr, &mut col);
+                            tg.backward_weight(dc, ap, batch, gr, &mut col);
                         }
                         if let Some(gr) = gw.get_mut(&format!("{name}.top_down.bias")) {
                             bias_grad(de, gr);
                         }
                         tg.forward(
                             self.w(&format!("{name}.top_down.weight")),
-                            de,
+                            dc,
                             batch,
                             &mut da[i + 1][sp],
                             true,
@@ -1302,6 +1398,7 @@ impl<'p> BltNet<'p> {
                     }
                 }
                 // Bottom-up: summed over steps first when its input is constant.
+                let summed = db_sum[i].is_some();
                 let dbv: &[f32] = if let Some(sum) = db_sum[i].as_mut() {
                     let _p = scope(Op::Elementwise);
                     ops::map2(sum, &dz[..n], |s, d| s + d);
@@ -1312,9 +1409,24 @@ impl<'p> BltNet<'p> {
                 } else {
                     &dz[..n]
                 };
-                let input: &[f32] = if i == 0 { &tape.r } else { &a.inp[si] };
+                let input: &[f32] = match i {
+                    0 if rd.bottom_up[0] => &tape.r16,
+                    0 => &tape.r,
+                    _ => &a.inp[si], // rounded in place where it is read rounded
+                };
+                // What the convolutions read: rounded once (the additive combine's is dz,
+                // rounded above when the drive's convolutions read it rounded too).
+                let dbc: &[f32] = match (rd.bottom_up[i], dz16 && !summed) {
+                    (false, _) => dbv,
+                    (true, true) => &de16,
+                    (true, false) => {
+                        let _p = scope(Op::Elementwise);
+                        crate::bf16::round_into(dbv, &mut db16);
+                        &db16
+                    }
+                };
                 if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.weight")) {
-                    Self::conv_backward_weight(&mut wino, &l.bu, input, dbv, batch, gr, &mut col);
+                    Self::conv_backward_weight(&mut wino, &l.bu, input, dbc, batch, gr, &mut col);
                 }
                 if let Some(gr) = gw.get_mut(&format!("{name}.bottom_up.bias")) {
                     bias_grad(dbv, gr);
@@ -1322,14 +1434,14 @@ impl<'p> BltNet<'p> {
                 let wname = format!("{name}.bottom_up.weight");
                 if i == 0 {
                     self.conv_backward_data(
-                        &mut wino, &wname, &l.bu, dbv, batch, &mut dr, &mut col,
+                        &mut wino, &wname, &l.bu, dbc, batch, &mut dr, &mut col,
                     );
                 } else {
                     let nin = l.cin * batch * hw;
                     ensure(&mut dinp, nin);
                     dinp[..nin].fill(0.0);
                     let dst = &mut dinp[..nin];
-                    self.conv_backward_data(&mut wino, &wname, &l.bu, dbv, batch, dst, &mut col);
+                    self.conv_backward_data(&mut wino, &wname, &l.bu, dbc, batch, dst, &mut col);
                     let below = &g.layers[i - 1];
                     let sb = slot(below.const_out, t);
                     ops::maxpool_backward(
@@ -1344,11 +1456,15 @@ impl<'p> BltNet<'p> {
         }
         // Retina: ReLU, bias, weight (its input gradient is not needed).
         ops::map2(&mut dr, &tape.r, |g, r| if r <= 0.0 { 0.0 } else { g });
-        if let Some(gr) = gw.get_mut("retina.weight") {
-            g.retina.backward_weight(&tape.x, &dr, batch, gr, &mut col);
-        }
         if let Some(gr) = gw.get_mut("retina.bias") {
             bias_grad(&dr, gr);
+        }
+        if let Some(gr) = gw.get_mut("retina.weight") {
+            // The weight gradient reads `dr` rounded (`tape.x` was rounded in the forward).
+            if rd.retina {
+                crate::bf16::round_in_place(&mut dr);
+            }
+            g.retina.backward_weight(&tape.x, &dr, batch, gr, &mut col);
         }
         // Parameters the network owns but never uses (faithful V1's lateral and top-down
         // convolutions) get no gradient, as in PyTorch, so optimisers leave them alone.
@@ -1403,6 +1519,12 @@ fn recycle(key: StoreKey, st: Vec<AreaStore>) {
 }
 
 impl AreaStore {
+    /// The output of slot `so` as the convolutions read it: its bf16 copy when `rounded`
+    /// ([`Rounding::out`]).
+    fn conv_input(&self, rounded: bool, so: usize) -> &[f32] {
+        if rounded { &self.a16[so] } else { &self.a[so] }
+    }
+
     fn with_inp(mut self, n: usize) -> Self {
         for v in &mut self.inp {
             v.resize(n, 0.0);

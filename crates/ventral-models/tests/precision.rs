@@ -224,6 +224,58 @@ fn bf16_round(v: f32) -> f32 {
 /// digits with `VENTRAL_NO_AMX=1`, the float32-GEMM path): log-probabilities within 1.0e-2,
 /// 1.3e-2 and 7.8e-3 of float32 (rounding alone 7.5e-3, 8.6e-3, 5.8e-3), gradients 0.013,
 /// 0.016, 0.009 relative L2 (rounding alone 0.010, 0.013, 0.007).
+/// The native engine's bf16 passes round each activation and gradient that a convolution on
+/// the float32 kernels reads once, where it is produced (`BltNet::set_round_once`), instead of
+/// at every pass that reads it: the same bits — log-probabilities and every gradient — on the
+/// tiny BLT (additive and multiplicative, every layer on the float32 kernels or, with AMX, a
+/// mix) and on BLT_net_64 (AMX for most layers where the CPU has it).
+#[test]
+fn native_engine_bf16_rounds_once_to_the_same_bits() {
+    use ventral_models::config::BltConfig;
+    use ventral_models::{Blt, fast};
+    let device = burn::tensor::Device::flex();
+    let mut tiny = BltConfig::reference64(4);
+    tiny.num_classes = 8;
+    tiny.channels = vec![8, 8, 16, 16, 32];
+    let mut mult = tiny.clone();
+    mult.interaction = ventral_models::Interaction::Multiplicative;
+    let mut wide = BltConfig::reference64(2);
+    wide.num_classes = 10;
+    for (name, cfg) in [
+        ("tiny", tiny),
+        ("tiny multiplicative", mult),
+        ("BLT_net_64, T = 2", wide),
+    ] {
+        let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 7);
+        let p = fast::parameters(&model).unwrap();
+        let s = cfg.image_size;
+        let batch = if cfg.channels[4] > 100 { 2 } else { 4 };
+        let x = common::normals(batch * 3 * s * s, 19);
+        let labels: Vec<usize> = (0..batch).map(|i| (5 * i + 2) % cfg.num_classes).collect();
+        let weights: Vec<f64> = (0..cfg.timesteps).map(|t| 0.5 + t as f64).collect();
+        let spec = fast::spec(&cfg);
+        let run = |once: bool| {
+            let mut net = fast::BltNet::new(&spec, &p).unwrap();
+            net.set_bf16(true);
+            net.set_round_once(once);
+            let (out, _, g) = net.loss_and_grad(&x, &labels, &weights).unwrap();
+            let lp: Vec<u32> = out.log_probs.concat().iter().map(|v| v.to_bits()).collect();
+            let g: Vec<(String, Vec<u32>)> = g
+                .into_iter()
+                .map(|(k, v)| (k, v.iter().map(|e| e.to_bits()).collect()))
+                .collect();
+            (lp, g)
+        };
+        let (lp_once, g_once) = run(true);
+        let (lp_each, g_each) = run(false);
+        assert_eq!(lp_once, lp_each, "{name}: log-probabilities");
+        assert_eq!(g_once.len(), g_each.len(), "{name}");
+        for ((k, a), (_, b)) in g_once.iter().zip(&g_each) {
+            assert_eq!(a, b, "{name}: gradient of {k}");
+        }
+    }
+}
+
 #[test]
 fn native_engine_bf16_stays_within_bf16_rounding() {
     use ventral_models::config::BltConfig;
