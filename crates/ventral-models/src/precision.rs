@@ -57,14 +57,23 @@ impl Precision {
     /// (cubek-matmul stages float32 operands as tf32 in every tensor-core routine, with no
     /// switch), as PyTorch's `allow_tf32`. Measured on an H200: gradients of BLT_net_64 within
     /// 5.3e-2 relative L2 of exact float32, the size `scripts/tf32_emulation.py` gives
-    /// (docs/performance.md).
+    /// (docs/performance.md). And bf16 on a CPU without AMX tiles (or with them switched off:
+    /// `VENTRAL_NO_AMX`, `VENTRAL_SIMD` below `avx512`): the float32 kernels on rounded
+    /// operands — autocast's numerics, at float32's speed less the rounding.
     pub fn device_note(self, name: &str) -> Option<&'static str> {
         let cuda = name == "cuda" || name.starts_with("cuda:");
-        (cuda && self == Self::F32).then_some(
-            "on CUDA, burn's float32 convolutions and matrix products run on TF32 tensor cores \
-             (10-bit mantissa, float32 accumulation; no switch turns it off): results match \
-             PyTorch's tf32 mode, with gradients within about 5 % relative L2 of exact float32 \
-             (docs/performance.md)",
+        if cuda && self == Self::F32 {
+            return Some(
+                "on CUDA, burn's float32 convolutions and matrix products run on TF32 tensor cores \
+                 (10-bit mantissa, float32 accumulation; no switch turns it off): results match \
+                 PyTorch's tf32 mode, with gradients within about 5 % relative L2 of exact float32 \
+                 (docs/performance.md)",
+            );
+        }
+        (name == "cpu" && self == Self::Bf16 && !ventral_engine::bf16::amx_available()).then_some(
+            "bf16 on this CPU: it has no AMX tiles (or VENTRAL_NO_AMX / VENTRAL_SIMD turned them \
+             off), so convolutions and linear layers run the float32 kernels on bf16-rounded \
+             operands — PyTorch autocast's numerics, but slower than precision f32, not faster",
         )
     }
 
@@ -207,6 +216,18 @@ mod tests {
         }
         for name in ["cpu", "flex", "wgpu", "wgpu:1", "cudax"] {
             assert!(Precision::F32.device_note(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn bf16_on_a_cpu_without_amx_is_noted_as_slower() {
+        let note = Precision::Bf16.device_note("cpu");
+        assert_eq!(note.is_some(), !ventral_engine::bf16::amx_available());
+        if let Some(n) = note {
+            assert!(n.contains("AMX") && n.contains("slower"), "{n}");
+        }
+        for name in ["cuda", "cuda:1", "wgpu"] {
+            assert!(Precision::Bf16.device_note(name).is_none(), "{name}");
         }
     }
 }
