@@ -697,23 +697,16 @@ pub fn conv_direct_step(
         (hp, wp),
         (ho, wo),
     );
-    assert!(y.len() >= co * batch * ho * wo, "conv_direct: output size");
-    let kd = ci * k * k;
-    if co == 0 || batch == 0 || ho == 0 || kd == 0 {
-        return;
-    }
-    assert!(
-        w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
-        "conv_direct: weights"
-    );
     let (plane, ximage) = padded_strides(ci, stride, (hp, wp));
     let offs = tap_offsets(ci, (k, stride, step), plane, wp);
+    let x = (xp, ximage, wp);
     run_direct(
+        "conv_direct",
         w,
         co,
         &offs,
         batch,
-        (xp, ximage, wp),
+        x,
         (ho, wo),
         (y, layout),
         accumulate,
@@ -752,28 +745,18 @@ pub fn conv_direct_taps(
         xp.len() >= ci * batch * hp * wp,
         "conv_direct_taps: input size"
     );
-    assert!(
-        y.len() >= co * batch * ho * wo,
-        "conv_direct_taps: output size"
-    );
-    let kd = ci * taps.len();
-    if co == 0 || batch == 0 || ho == 0 || kd == 0 {
-        return;
-    }
-    assert!(
-        w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
-        "conv_direct_taps: weights"
-    );
     let (plane, ximage) = padded_strides(ci, 1, (hp, wp));
     let offs: Vec<usize> = (0..ci)
         .flat_map(|c| taps.iter().map(move |&t| c * plane + t))
         .collect();
+    let x = (xp, ximage, wp);
     run_direct(
+        "conv_direct_taps",
         w,
         co,
         &offs,
         batch,
-        (xp, ximage, wp),
+        x,
         (ho, wo),
         (y, layout),
         accumulate,
@@ -783,9 +766,11 @@ pub fn conv_direct_taps(
 /// The loop of [`conv_direct_step`] and [`conv_direct_taps`] over rows of outputs, given every
 /// tap's offset from an output pixel's position in its image of the padded input
 /// (`ximage` floats per image, rows `wp` apart); `offs.len()` taps, `w` `co × offs.len()`.
-/// The callers check the bounds.
+/// The callers check the input's bounds; the output's and the weights' are checked here
+/// (panics name `name`).
 #[allow(clippy::too_many_arguments)]
 fn run_direct(
+    name: &str,
     w: Small<'_>,
     co: usize,
     offs: &[usize],
@@ -795,7 +780,15 @@ fn run_direct(
     (y, layout): (&mut [f32], Planes),
     accumulate: bool,
 ) {
+    assert!(y.len() >= co * batch * ho * wo, "{name}: output size");
     let kd = offs.len();
+    if co == 0 || batch == 0 || ho == 0 || kd == 0 {
+        return;
+    }
+    assert!(
+        w.off + (co - 1) * w.rs + (kd - 1) * w.cs < w.data.len(),
+        "{name}: weights"
+    );
     let rows = batch * ho;
     // Rows per task: about NC outputs, and enough tasks for every thread when the rows are
     // few and wide (batch-interleaved small maps: 4 rows of 128). Rows are independent, so

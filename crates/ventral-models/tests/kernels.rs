@@ -428,6 +428,7 @@ fn kernels_match_burn_on_random_shapes() {
     };
     if ventral_engine::kernel::available() {
         // On 16-lane vectors only (AVX-512VL); the GEMM elsewhere.
+        let _paths = PATHS.lock().unwrap_or_else(|p| p.into_inner());
         let g = wide_small.geometry();
         let wide = ventral_engine::kernel::avx512vl();
         assert!(
@@ -494,22 +495,36 @@ fn direct_kernels_match_burn_and_the_general_path() {
             w: side,
         });
     }
-    let direct = cases.iter().filter(|c| c.geometry().uses_direct()).count();
+    against_burn_and_the_general_path(&cases, &mut rng, "direct", Conv::uses_direct);
+}
+
+/// `conv::set_general_only` is process-wide: the tests that flip it, or check which path a
+/// case takes, hold this lock (the others get correct results on either path).
+static PATHS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Each case against burn float64 and against the engine's general path (im2col's product,
+/// col2im), after checking — where the CPU has the direct kernels — that every case runs on
+/// the path under test (`takes`, named `path`).
+fn against_burn_and_the_general_path(
+    cases: &[Case],
+    rng: &mut SplitMix,
+    path: &str,
+    takes: impl Fn(&Conv) -> bool,
+) {
+    let _paths = PATHS.lock().unwrap_or_else(|p| p.into_inner());
     if ventral_engine::kernel::available() {
-        assert_eq!(
-            direct,
-            cases.len(),
-            "every case should take the direct path"
-        );
+        for c in cases {
+            assert!(takes(&c.geometry()), "{c:?} should take the {path} path");
+        }
     } else {
-        eprintln!("no AVX2 + FMA: the direct kernels are not used on this CPU");
+        eprintln!("no AVX2 + FMA: the {path} path is not used on this CPU");
     }
-    for c in &cases {
-        let [x, w, g] = data(c, &mut rng);
+    for c in cases {
+        let [x, w, g] = data(c, rng);
         let ours = engine(c, &x, &w, &g);
         assert_close(c, &ours, &burn_f64(c, &x, &w, &g), "burn");
         ventral_engine::conv::set_general_only(true);
-        assert!(!c.geometry().uses_direct());
+        assert!(!takes(&c.geometry()));
         let general = engine(c, &x, &w, &g);
         ventral_engine::conv::set_general_only(false);
         assert_close(c, &ours, &general, "the general path");
@@ -581,26 +596,11 @@ fn stride2_input_gradients_by_phases_match_burn_and_the_general_path() {
         h: 32,
         w: 32,
     });
-    if ventral_engine::kernel::available() {
-        for c in &cases {
-            assert!(c.geometry().uses_phase_data(), "{c:?} should run by phases");
-        }
-        let mut wide = cases[cases.len() - 1];
-        wide.ci = 33;
-        assert!(!wide.geometry().uses_phase_data(), "{wide:?}");
-    } else {
-        eprintln!("no AVX2 + FMA: the direct kernels are not used on this CPU");
-    }
-    for c in &cases {
-        let [x, w, g] = data(c, &mut rng);
-        let ours = engine(c, &x, &w, &g);
-        assert_close(c, &ours, &burn_f64(c, &x, &w, &g), "burn");
-        ventral_engine::conv::set_general_only(true);
-        assert!(!c.geometry().uses_phase_data());
-        let general = engine(c, &x, &w, &g);
-        ventral_engine::conv::set_general_only(false);
-        assert_close(c, &ours, &general, "the general path");
-    }
+    // A gradient of 33 channels stays on the general path.
+    let mut wide = cases[cases.len() - 1];
+    wide.ci = 33;
+    assert!(!wide.geometry().uses_phase_data(), "{wide:?}");
+    against_burn_and_the_general_path(&cases, &mut rng, "phases", Conv::uses_phase_data);
 }
 
 // Generated with PyTorch 2.15 in float64 by `scripts/make_conv_fixtures.py`:

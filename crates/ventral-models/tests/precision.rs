@@ -216,24 +216,10 @@ fn bf16_round(v: f32) -> f32 {
     f32::from_bits(r)
 }
 
-/// The native engine's bf16 mode (`BltNet::set_bf16`: every convolution and linear layer on
-/// bf16 operands with float32 sums — AMX tiles where the CPU has them): its log-probabilities
-/// and gradients stay within the same multiples of "float32 on weights and images rounded to
-/// bf16" as burn's autocast above, on the tiny BLT (additive, multiplicative) and on
-/// BLT_net_64 (T = 2, batch 2). Measured on an Intel Xeon with AMX (and the same to 3
-/// digits with `VENTRAL_NO_AMX=1`, the float32-GEMM path): log-probabilities within 1.0e-2,
-/// 1.3e-2 and 7.8e-3 of float32 (rounding alone 7.5e-3, 8.6e-3, 5.8e-3), gradients 0.013,
-/// 0.016, 0.009 relative L2 (rounding alone 0.010, 0.013, 0.007).
-/// The native engine's bf16 passes round each activation and gradient that a convolution on
-/// the float32 kernels reads once, where it is produced (`BltNet::set_round_once`), instead of
-/// at every pass that reads it: the same bits — log-probabilities and every gradient — on the
-/// tiny BLT (additive and multiplicative, every layer on the float32 kernels or, with AMX, a
-/// mix) and on BLT_net_64 (AMX for most layers where the CPU has it).
-#[test]
-fn native_engine_bf16_rounds_once_to_the_same_bits() {
+/// The networks the native engine's bf16 tests run: the tiny BLT (additive, multiplicative)
+/// and BLT_net_64 at T = 2.
+fn bf16_networks() -> [(&'static str, ventral_models::config::BltConfig); 3] {
     use ventral_models::config::BltConfig;
-    use ventral_models::{Blt, fast};
-    let device = burn::tensor::Device::flex();
     let mut tiny = BltConfig::reference64(4);
     tiny.num_classes = 8;
     tiny.channels = vec![8, 8, 16, 16, 32];
@@ -241,11 +227,23 @@ fn native_engine_bf16_rounds_once_to_the_same_bits() {
     mult.interaction = ventral_models::Interaction::Multiplicative;
     let mut wide = BltConfig::reference64(2);
     wide.num_classes = 10;
-    for (name, cfg) in [
+    [
         ("tiny", tiny),
         ("tiny multiplicative", mult),
         ("BLT_net_64, T = 2", wide),
-    ] {
+    ]
+}
+
+/// The native engine's bf16 passes round each activation and gradient that a convolution on
+/// the float32 kernels reads once, where it is produced (`BltNet::set_round_once`), instead of
+/// at every pass that reads it: the same bits — log-probabilities and every gradient — on the
+/// tiny BLT (additive and multiplicative, every layer on the float32 kernels or, with AMX, a
+/// mix) and on BLT_net_64 (AMX for most layers where the CPU has it).
+#[test]
+fn native_engine_bf16_rounds_once_to_the_same_bits() {
+    use ventral_models::{Blt, fast};
+    let device = burn::tensor::Device::flex();
+    for (name, cfg) in bf16_networks() {
         let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 7);
         let p = fast::parameters(&model).unwrap();
         let s = cfg.image_size;
@@ -276,23 +274,19 @@ fn native_engine_bf16_rounds_once_to_the_same_bits() {
     }
 }
 
+/// The native engine's bf16 mode (`BltNet::set_bf16`: every convolution and linear layer on
+/// bf16 operands with float32 sums — AMX tiles where the CPU has them): its log-probabilities
+/// and gradients stay within the same multiples of "float32 on weights and images rounded to
+/// bf16" as burn's autocast above, on the tiny BLT (additive, multiplicative) and on
+/// BLT_net_64 (T = 2, batch 2). Measured on an Intel Xeon with AMX (and the same to 3
+/// digits with `VENTRAL_NO_AMX=1`, the float32-GEMM path): log-probabilities within 1.0e-2,
+/// 1.3e-2 and 7.8e-3 of float32 (rounding alone 7.5e-3, 8.6e-3, 5.8e-3), gradients 0.013,
+/// 0.016, 0.009 relative L2 (rounding alone 0.010, 0.013, 0.007).
 #[test]
 fn native_engine_bf16_stays_within_bf16_rounding() {
-    use ventral_models::config::BltConfig;
     use ventral_models::{Blt, fast};
     let device = burn::tensor::Device::flex();
-    let mut tiny = BltConfig::reference64(4);
-    tiny.num_classes = 8;
-    tiny.channels = vec![8, 8, 16, 16, 32];
-    let mut mult = tiny.clone();
-    mult.interaction = ventral_models::Interaction::Multiplicative;
-    let mut wide = BltConfig::reference64(2);
-    wide.num_classes = 10;
-    for (name, cfg) in [
-        ("tiny", tiny),
-        ("tiny multiplicative", mult),
-        ("BLT_net_64, T = 2", wide),
-    ] {
+    for (name, cfg) in bf16_networks() {
         let model = params::init_reference(Blt::init(&cfg, &device).unwrap(), 5);
         let p = fast::parameters(&model).unwrap();
         let s = cfg.image_size;
