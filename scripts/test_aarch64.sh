@@ -5,6 +5,7 @@
 #   bash scripts/test_aarch64.sh                 # engine, the model parity tests, the other crates
 #   bash scripts/test_aarch64.sh quick           # engine unit tests, kernels, engine_ops (CI)
 #   bash scripts/test_aarch64.sh --test fast     # other cargo test arguments for ventral-models
+#   bash scripts/test_aarch64.sh cli [ARGS]      # ventral-cli's tests: the binary under qemu too
 #
 # Needs (Debian): qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, and the Rust target
 # (`rustup target add aarch64-unknown-linux-gnu`); INSTALL=1 installs what is missing. Exits 3
@@ -44,6 +45,16 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ventral-target}"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
+if [ "${1:-}" = cli ]; then
+  # The CLI's tests start the `ventral` binary as a child process; without binfmt_misc the
+  # kernel cannot run an aarch64 executable, so the tests start it through qemu themselves
+  # (`VENTRAL_TEST_RUNNER`, read by tests/common's `command`).
+  shift
+  echo "== ventral-cli tests ($target, qemu, the binary through VENTRAL_TEST_RUNNER)"
+  VENTRAL_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    cargo test --locked --target "$target" -p ventral-cli "$@"
+  exit 0
+fi
 echo "== engine unit tests ($target, qemu)"
 cargo test --locked --target "$target" -p ventral-engine
 echo "== model tests ($target, qemu)"
@@ -62,5 +73,6 @@ else
   cargo test --locked --target "$target" -p ventral-core -p ventral-data -p ventral-neural \
     -p ventral-analysis -p ventral-report -p ventral-train
 fi
-# Not run: ventral-cli's tests, which start the `ventral` binary as a child process (that needs
-# the kernel's binfmt_misc to hand aarch64 executables to qemu, which containers rarely allow).
+# ventral-cli's tests run apart (`cli`, above): they start the `ventral` binary as a child
+# process, through qemu by VENTRAL_TEST_RUNNER (binfmt_misc, which would hand aarch64
+# executables to qemu by itself, is rarely allowed in containers).

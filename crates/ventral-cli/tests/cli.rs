@@ -194,9 +194,9 @@ fn bad_input_exits_2_and_names_the_file() {
 #[test]
 fn closed_stdout_and_missing_gpu_feature() {
     use std::io::Read;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     for _ in 0..3 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        let mut child = common::command()
             .args(["models"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -217,7 +217,7 @@ fn closed_stdout_and_missing_gpu_feature() {
     }
     let d = tempfile::tempdir().unwrap();
     // An error that prints its cause is not followed by the same cause again.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["inspect", d.path().join("missing").to_str().unwrap()])
         .output()
         .unwrap();
@@ -227,7 +227,7 @@ fn closed_stdout_and_missing_gpu_feature() {
     let cfg = d.path().join("m.toml");
     std::fs::write(&cfg, "[model]\nkind = \"blt\"\n").unwrap();
     for dev in ["cuda:0", "wgpu"] {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+        let o = common::command()
             .args([
                 "record",
                 "--model",
@@ -255,7 +255,7 @@ fn quickstart_does_not_reuse_results_of_other_settings() {
         r#"{"num_images": 8000, "epochs": 3, "seed": 0, "config": "x"}"#,
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["quickstart", "--epochs", "5", "--out"])
         .arg(&out)
         .output()
@@ -269,7 +269,7 @@ fn quickstart_does_not_reuse_results_of_other_settings() {
     // A non-empty directory of unknown settings is not reused either.
     std::fs::remove_file(out.join("quickstart.json")).unwrap();
     std::fs::write(out.join("something"), b"x").unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["quickstart", "--out"])
         .arg(&out)
         .output()
@@ -288,7 +288,7 @@ fn two_writers_into_one_output_one_fails_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("stim");
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventral"))
+        common::command()
             .args(["stimuli", "--num-images", "600", "--seed", "1", "--out"])
             .arg(&out)
             .stdout(std::process::Stdio::piped())

@@ -14,7 +14,7 @@ mod common;
 use common::s;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
+    common::command()
 }
 
 fn root() -> PathBuf {

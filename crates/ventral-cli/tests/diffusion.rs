@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
+    common::command()
 }
 
 fn fixture(name: &str) -> PathBuf {

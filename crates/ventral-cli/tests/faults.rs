@@ -43,7 +43,7 @@ fn age(paths: &[PathBuf]) {
 }
 
 fn cmd(args: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ventral"));
+    let mut c = common::command();
     c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }

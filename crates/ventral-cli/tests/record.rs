@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ventral_core::npy::{NpzReader, write_npy};
 use ventral_core::safetensors::SafeTensors;
@@ -50,7 +51,7 @@ fn record_reproduces_the_reference_outputs() {
     let model = d.path().join("model.toml");
     std::fs::write(&model, MODEL).unwrap();
     let out = d.path().join("acts.npz");
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args([
             "record",
             "--model",
@@ -102,7 +103,7 @@ fn record_reproduces_the_reference_outputs() {
 
     // The recording goes straight into `dynamics`; its accuracy per step is the reference's.
     let dyn_dir = d.path().join("dyn");
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["dynamics", "--activations", p(&out), "--out", p(&dyn_dir)])
         .output()
         .unwrap();
@@ -128,7 +129,7 @@ fn record_reproduces_the_reference_outputs() {
         &NpyArray::new(vec![1, 3, 32, 32], NpyData::F32(vec![0.0; 3 * 32 * 32])).unwrap(),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args([
             "record",
             "--model",
@@ -153,7 +154,7 @@ fn record_reproduces_the_reference_outputs() {
     // A batch whose forward pass cannot fit the memory (here VENTRAL_MAX_MEMORY = 100 MB,
     // about 4 images of BLT_net_64): refused before anything is written, naming the option
     // (`--batch-size` beyond the image count is one batch of all 6).
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .env("VENTRAL_MAX_MEMORY", "100M")
         .args(["record", "--model", p(&model), "--weights", p(&fx)])
         .args(["--images", p(&images), "--batch-size", "1000"])
@@ -169,7 +170,7 @@ fn record_reproduces_the_reference_outputs() {
     );
     assert!(!d.path().join("big.npz").exists());
     // The same memory holds a batch of 2.
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .env("VENTRAL_MAX_MEMORY", "100M")
         .args(["record", "--model", p(&model), "--weights", p(&fx)])
         .args(["--images", p(&images), "--batch-size", "2"])
@@ -187,7 +188,7 @@ fn record_reproduces_the_reference_outputs() {
         &NpyArray::new(vec![yb.len()], NpyData::I64(yb)).unwrap(),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["record", "--model", p(&model), "--weights", p(&fx)])
         .args(["--images", p(&images), "--labels", p(&bad_y)])
         .args(["--out", p(&d.path().join("c1.npz"))])
@@ -221,7 +222,7 @@ fn record_reproduces_the_reference_outputs() {
             .collect();
         write(&nan_w, &out, &BTreeMap::new()).unwrap();
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args(["record", "--model", p(&model), "--weights", p(&nan_w)])
         .args(["--images", p(&images), "--out", p(&d.path().join("c2.npz"))])
         .output()
@@ -237,7 +238,7 @@ fn record_reproduces_the_reference_outputs() {
     // (pooled and unpooled), under the same keys.
     let rec = |engine: &str, pool: &str| {
         let out = d.path().join(format!("{engine}_{pool}.npz"));
-        let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+        let o = common::command()
             .args([
                 "record",
                 "--model",
@@ -268,7 +269,7 @@ fn record_reproduces_the_reference_outputs() {
             // An existing output is not replaced without --overwrite (and is left as it was).
             let out = d.path().join("native_gap.npz");
             let before = std::fs::read(&out).unwrap();
-            let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+            let o = common::command()
                 .args(["record", "--model", p(&model), "--weights", p(&fx)])
                 .args(["--images", p(&images), "--out", p(&out)])
                 .output()
@@ -296,7 +297,7 @@ fn record_reproduces_the_reference_outputs() {
             }
         }
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_ventral"))
+    let o = common::command()
         .args([
             "record",
             "--model",

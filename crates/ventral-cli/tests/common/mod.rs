@@ -5,12 +5,26 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The `ventral` binary as a command — run through `VENTRAL_TEST_RUNNER` when it is set (a
+/// program and its arguments, split at whitespace), so that `scripts/test_aarch64.sh cli` can
+/// run these tests on a cross-built binary under `qemu-aarch64` without binfmt_misc.
+pub fn command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_ventral");
+    let runner = std::env::var("VENTRAL_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
 /// Runs the `ventral` binary with `args`.
 pub fn ventral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ventral"))
-        .args(args)
-        .output()
-        .expect("run ventral")
+    command().args(args).output().expect("run ventral")
 }
 
 /// A path as `&str`.
