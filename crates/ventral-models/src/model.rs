@@ -41,6 +41,21 @@ impl Model {
         })
     }
 
+    /// Settle burn's running statistics (BatchNorm's `running_mean` / `running_var`) after a
+    /// training step. burn keeps one pending update per thread (`RunningState`): a step on
+    /// another thread than the step before reads the last settled value, not the newest, and
+    /// the pending values are averaged when they settle — so with steps on whichever pool
+    /// worker is free, the statistics were neither the momentum updates nor the same from run
+    /// to run (two runs of the rcnn-sat BL with one seed: running means up to 0.08 apart, and
+    /// their validation metrics). Settled after every step, each update comes from one thread
+    /// and is exactly the momentum update. Nothing to do for models without BatchNorm.
+    pub fn settle_running_state(&self) {
+        if crate::shards::batch_coupled(self) {
+            // `valid` settles every running state in place (the training model shares them).
+            let _ = self.valid();
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> ModelConfig {
         match self {

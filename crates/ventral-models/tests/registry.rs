@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ventral_models::config::ModelConfig;
 use ventral_models::params::ParamKind;
@@ -275,4 +276,59 @@ fn size_guard_estimates_bound_the_real_sizes_and_refuse_absurd_widths() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("parameters"), "{e}");
+}
+
+/// burn's BatchNorm keeps one pending running-statistics update per thread; training steps run
+/// on whichever pool worker is free. `Model::settle_running_state` after each step (as the
+/// training loop does) makes the statistics the plain momentum updates, the same bits whether
+/// two steps ran on one thread or on two (without it the second step, on another thread, read
+/// a stale value and the two pending values were averaged: a mutation dropping the settle
+/// fails here).
+#[test]
+fn batch_norm_statistics_do_not_depend_on_which_thread_ran_each_step() {
+    let ModelConfig::RcnnSat(mut cfg) = registry::get("bl").unwrap().config else {
+        unreachable!()
+    };
+    common::small_rcnn_sat(&mut cfg);
+    cfg.timesteps = 2;
+    let device = Device::flex().autodiff();
+    let s = cfg.image_size;
+    let batch = |seed: u64| {
+        let x = common::normals(2 * 3 * s * s, seed);
+        Tensor::<4>::from_data(TensorData::new(x, [2, 3, s, s]), &device)
+    };
+    let config = ModelConfig::RcnnSat(cfg);
+    let step = |m: &Model, seed: u64| {
+        let _ = m.forward(batch(seed));
+        m.settle_running_state();
+    };
+    let stats = |m: &Model| {
+        let all = params::export(&m.valid()).unwrap();
+        let s: Vec<(String, Vec<u32>)> = all
+            .into_iter()
+            .filter(|(k, _)| k.contains("running_"))
+            .map(|(k, (_, v))| (k, v.iter().map(|e| e.to_bits()).collect()))
+            .collect();
+        assert!(!s.is_empty(), "no running statistics exported");
+        s
+    };
+    // Two steps on this thread.
+    let one = Model::init_seeded(&config, &device, 3).unwrap();
+    step(&one, 11);
+    step(&one, 12);
+    // The same two steps, each on a thread of its own.
+    let two = Model::init_seeded(&config, &device, 3).unwrap();
+    for seed in [11, 12] {
+        std::thread::scope(|sc| {
+            sc.spawn(|| step(&two, seed));
+        });
+    }
+    let (a, b) = (stats(&one), stats(&two));
+    assert_eq!(a.len(), b.len());
+    for ((k, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{k}");
+    }
+    // And they moved: the first step's update is not the initial value.
+    let fresh = stats(&Model::init_seeded(&config, &device, 3).unwrap());
+    assert_ne!(a, fresh);
 }

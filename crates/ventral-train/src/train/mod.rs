@@ -503,6 +503,8 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
                 o.before_update(&step_info(epoch, index, nb, k, n, lr, &out, &model, &opt))?;
             }
             model = opt.step_from(model, out.grads.as_grads(), lr, scale);
+            // The step ran on a pool worker: its BatchNorm statistics settle now, whichever.
+            model.settle_running_state();
             for t in 0..t_steps {
                 state.loss_sum[t] += out.nll[t] * n as f64;
                 state.correct[t] += out.correct[t];
