@@ -147,14 +147,7 @@ impl Geo {
             return None;
         }
         let pad = self.pad_y as usize;
-        // Per phase r of one axis: its first tap, number of taps, and the padding of the
-        // stride-1 convolution over `dy` (a tap count of zero: no term reaches the phase).
-        let axis = |r: usize| {
-            let t0 = (r + pad) % s;
-            let n = k.saturating_sub(t0).div_ceil(s);
-            let c0 = (r + pad - t0) / s;
-            (t0, n, n as isize - 1 - c0 as isize)
-        };
+        let axis = |r: usize| crate::conv::phase_axis(r, k, s, pad);
         let mut out = Vec::new();
         for ry in 0..s {
             for rx in 0..s {

@@ -658,6 +658,14 @@ impl<'p> BltNet<'p> {
         crate::upsample::forward(g, u, x, batch, z, scratch);
     }
 
+    /// The convolutions' scratch of a pass: bf16 as the net is, the parameters packed once
+    /// for the pass, and the operands promised rounded where [`Self::rounding`] rounds them.
+    fn scratch(&self) -> Scratch {
+        let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
+        col.operands_rounded = self.bf16 && self.round_once;
+        col
+    }
+
     /// Which operands this pass on `batch` images rounds once ([`Rounding`]).
     fn rounding(&self, batch: usize) -> Rounding {
         let f32k = |c: &Conv| self.bf16 && self.round_once && !c.amx_worth(batch);
@@ -829,11 +837,10 @@ impl<'p> BltNet<'p> {
                     .copy_from_slice(&x[(b * 3 + c) * hw0..(b * 3 + c + 1) * hw0]);
             }
         }
-        let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
+        let mut col = self.scratch();
         // Training forwards keep the top-downs on the product + col2im (see the field).
         col.keep_col2im = keep;
         let rd = self.rounding(batch);
-        col.operands_rounded = self.bf16 && self.round_once;
         if rd.retina {
             crate::bf16::round_in_place(&mut xc);
         }
@@ -1182,9 +1189,8 @@ impl<'p> BltNet<'p> {
             })
             .collect();
         let mut dr = vec![0.0f32; tape.r.len()];
-        let mut col = Scratch::with_bf16(self.bf16).keep_packed_weights();
+        let mut col = self.scratch();
         let rd = self.rounding(batch);
-        col.operands_rounded = self.bf16 && self.round_once;
         let mut dg_next: Option<Vec<f32>> = None; // dL/dg_t from the GAP lateral at t + 1
         let mut dz = Vec::new();
         let mut de = Vec::new();
@@ -1332,8 +1338,8 @@ impl<'p> BltNet<'p> {
                     gw.insert(lb, dgb);
                 }
                 // Combine: z = b + e or b ⊙ (1 + e).
-                // Whether `de16` holds dz rounded (the additive combine's de is dz).
-                let mut dz16 = false;
+                // Whether `de16` will hold dz rounded (the additive combine's de is dz).
+                let dz16 = rd.drive[i] && !s.multiplicative && a.e[so].is_some();
                 if let Some(e) = &a.e[so] {
                     let de = if s.multiplicative {
                         let _p = scope(Op::Elementwise);
@@ -1350,7 +1356,6 @@ impl<'p> BltNet<'p> {
                     let dc: &[f32] = if rd.drive[i] {
                         let _p = scope(Op::Elementwise);
                         crate::bf16::round_into(de, &mut de16);
-                        dz16 = !s.multiplicative;
                         &de16
                     } else {
                         de

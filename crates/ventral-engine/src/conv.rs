@@ -133,6 +133,19 @@ const COL_BUDGET: usize = 8 << 20;
 /// never on the thread count, so results are the same with any number of threads.
 const WGRAD_SPLIT: usize = 4;
 
+/// One axis of the output phases of a stride-`s` input gradient (kernel `k`, padding `pad`):
+/// for phase `r`, its first kernel tap `t0`, its tap count `n` (0: no term reaches the phase)
+/// and `pb`, where output `i` of the phase reads `dy` at `i − pb + u` for its taps
+/// `u = 0..n` (tap `u` is kernel row `t0 + s·(n − 1 − u)`) — the padding before of the
+/// stride-1 convolution over `dy` the phase is. Shared by [`Conv::data_phases`] and the AMX
+/// input gradient's phases.
+pub(crate) fn phase_axis(r: usize, k: usize, s: usize, pad: usize) -> (usize, usize, isize) {
+    let t0 = (r + pad) % s;
+    let n = k.saturating_sub(t0).div_ceil(s);
+    let c0 = (r + pad - t0) / s;
+    (t0, n, n as isize - 1 - c0 as isize)
+}
+
 /// How [`Conv::data_phases`] computes a stride-2 input gradient: `dy` zero-padded by `pad`
 /// on every side (`padded` = its rows × columns), and per output phase `(ry, rx)` (in the
 /// order 00, 01, 10, 11) its taps: (offset in the padded plane from an output pixel's
@@ -1126,14 +1139,7 @@ impl Conv {
         if !applies {
             return None;
         }
-        // Per phase r of an axis: first tap t0, tap count n, and pb: output i reads dy at
-        // i − pb + u for its taps u = 0..n (tap u is kernel row t0 + 2(n − 1 − u)).
-        let axis = |r: usize| {
-            let t0 = (r + p) % 2;
-            let n = k.saturating_sub(t0).div_ceil(2);
-            let c0 = (r + p - t0) / 2;
-            (t0, n, n as isize - 1 - c0 as isize)
-        };
+        let axis = |r: usize| phase_axis(r, k, 2, p);
         // Padding of dy that every phase's reads fit in, on both axes.
         let mut pad = 0isize;
         for r in 0..2 {
@@ -1202,6 +1208,9 @@ impl Conv {
         let out = &mut cols[0][..4 * per];
         for (taps, o) in ph.phases.iter().zip(out.chunks_exact_mut(per)) {
             if taps.is_empty() {
+                // No tap reaches this phase (k = 1): it adds −0, which leaves every value,
+                // a −0 included, as it was.
+                o.fill(-0.0);
                 continue;
             }
             let nt = taps.len();
@@ -1225,7 +1234,6 @@ impl Conv {
         }
         let _p = scope(Op::Col2im);
         let (hi, wi) = (self.hi, self.wi);
-        let live: Vec<bool> = ph.phases.iter().map(|t| !t.is_empty()).collect();
         let out = &cols[0][..4 * per];
         dx[..ci * batch * hi * wi]
             .par_chunks_mut(hi * wi)
@@ -1236,16 +1244,11 @@ impl Conv {
                 for (y, row) in d.chunks_exact_mut(wi).enumerate() {
                     let (ry, i) = (y % 2, y / 2);
                     let at = q + i * wq;
-                    let (l0, l1) = (live[2 * ry], live[2 * ry + 1]);
                     let p0 = &out[(2 * ry) * per + at..(2 * ry) * per + at + wq];
                     let p1 = &out[(2 * ry + 1) * per + at..(2 * ry + 1) * per + at + wq];
-                    for (j, pair) in row.chunks_exact_mut(2).enumerate() {
-                        if l0 {
-                            pair[0] += p0[j];
-                        }
-                        if l1 {
-                            pair[1] += p1[j];
-                        }
+                    for ((pair, &a), &b) in row.chunks_exact_mut(2).zip(p0).zip(p1) {
+                        pair[0] += a;
+                        pair[1] += b;
                     }
                 }
             });
