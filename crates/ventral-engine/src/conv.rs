@@ -123,6 +123,10 @@ const AMX_MIN_CHANNELS: usize = 64;
 /// channels are padded to 32).
 const AMX_DIRECT_MIN_CHANNELS: usize = 32;
 
+/// Channels (in and out) from which stride-1 layers on small maps run on [`crate::lanes`]
+/// ([`Conv::uses_lanes`]).
+const LANES_MIN_CHANNELS: usize = 64;
+
 /// Bytes the unfolded input of one chunk may use.
 const COL_BUDGET: usize = 8 << 20;
 
@@ -156,6 +160,11 @@ pub(crate) struct DataPhases {
     padded: (usize, usize),
     phases: Vec<Vec<(usize, usize)>>,
 }
+
+/// Weights packed for [`crate::lanes::conv_channels`] by (address, length, exchanged) of the
+/// float32 slice, or `None` (not kept): the packed floats and the offset of their 64-byte
+/// aligned start.
+type LanesWeights = std::collections::BTreeMap<Option<(usize, usize, bool)>, (Vec<f32>, usize)>;
 
 /// Scratch buffers of the convolution passes, reused across layers and steps (they grow,
 /// never shrink: no allocation churn in the time loop).
@@ -196,11 +205,17 @@ pub struct Scratch {
     /// orientation, kept for the scratch's lifetime ([`Scratch::keep_packed_weights`]);
     /// `None`: packed again on every call.
     pub(crate) amx_weights: Option<crate::amx_conv::PackedWeights>,
+    /// Weights packed for [`crate::lanes::conv_channels`]: by (address, length, orientation)
+    /// of the float32 slice where the caller promised them constant
+    /// ([`Scratch::keep_packed_weights`]), under key `None` otherwise (packed again at every
+    /// call); each with the offset of its 64-byte aligned start.
+    lanes: LanesWeights,
 }
 
 impl Scratch {
-    /// Packs each weight slice for the direct bf16 AMX kernels once and reuses it on later
-    /// calls (PyTorch's autocast caches its bf16 weights the same way). The caller promises
+    /// Packs each weight slice for the direct bf16 AMX kernels and the float32 kernels with
+    /// the output channels in the lanes ([`crate::lanes`]) once and reuses it on later calls
+    /// (PyTorch's autocast caches its bf16 weights the same way). The caller promises
     /// that the weights it passes keep their values, address and length while this scratch
     /// lives — as the BLT passes' parameters do (borrowed for the net's lifetime).
     pub fn keep_packed_weights(mut self) -> Self {
@@ -347,6 +362,31 @@ impl Conv {
     /// The input gradient runs as a direct convolution (stride 1, see [`Self::uses_direct`]).
     pub fn uses_direct_data(&self) -> bool {
         self.stride == 1 && self.uses_direct()
+    }
+
+    /// Forward and input gradient run on [`crate::lanes`] (output channels in the vector
+    /// lanes, AVX-512F): stride-1 layers with at least `LANES_MIN_CHANNELS` channels on both
+    /// sides on maps from `SMALL_MAP_BELOW` wide — below `DIRECT_MIN_SIDE` (where an 8-column
+    /// row fills half a 16-lane vector of the row kernels), or wider where the row kernels do
+    /// not apply (rows not whole 8-column tiles). BLT_net_64's IT (ran on im2col + GEMM
+    /// before) and the ConvRNN cells of 64+ channels on 8 × 8 (ran on the row kernels).
+    /// Measured (`examples/conv_time` against the previous paths, Intel Xeon AVX-512, fastest
+    /// of 20, ms; packing the weights at every call): IT lateral 512 → 512 at batch 16
+    /// forward 15.0–15.8 → 13.4–14.0, input gradient 16.7–17.0 → 13.6–14.1; IT bottom-up
+    /// 256 → 512 7.4–7.6 → 6.7, 7.5–7.7 → 7.0; cell 64 → 128 batch 16 0.63–0.68 → 0.55–0.57,
+    /// 0.78–0.80 → 0.62–0.64, batch 32 1.30–1.38 → 1.17–1.25, 1.43–1.54 → 1.21–1.25; GRU gates
+    /// 64 → 64 batch 16 forward 0.33–0.36 → 0.38 but input gradient 0.40–0.44 → 0.35–0.37. On
+    /// 16-px maps the row kernels stay faster (BLT_net_64 V4 lateral 12.1–12.3 against
+    /// 12.9–13.0 ms by lanes), and 32 → 32 on 8 × 8 is even.
+    pub fn uses_lanes(&self) -> bool {
+        let side = self.wo.min(self.wi);
+        self.stride == 1
+            && self.pad < self.k
+            && side >= SMALL_MAP_BELOW
+            && (side < DIRECT_MIN_SIDE || !self.uses_direct())
+            && self.ci.min(self.co) >= LANES_MIN_CHANNELS
+            && crate::lanes::available()
+            && !GENERAL_ONLY.load(Ordering::Relaxed)
     }
 
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with layers of
@@ -773,7 +813,7 @@ impl Conv {
                 self.forward(w, x, batch, y, accumulate, sc)
             });
         }
-        if self.uses_direct() && !bf16 {
+        if (self.uses_direct() || self.uses_lanes()) && !bf16 {
             let layout = Planes::ChannelMajor;
             self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
             return;
@@ -876,6 +916,13 @@ impl Conv {
             let _p = scope(Op::Im2col);
             self.pad_input(x, batch, scratch)
         };
+        if self.uses_lanes() {
+            let _p = scope(Op::Gemm);
+            let w = (crate::lanes::Weights::Rows { w, co: self.co }, self.k);
+            let out = ((self.ho, self.wo), y, accumulate);
+            Self::lanes_pass(w, (self.ci, (hp, wp)), batch, out, scratch);
+            return;
+        }
         let _p = scope(Op::Gemm);
         let a = Small::row_major(w, self.kdim());
         let (sh, so) = ((hp, wp), (self.ho, self.wo));
@@ -935,6 +982,39 @@ impl Conv {
         deinterleave_batch(out, (cout, batch), hw_out, lanes, y, accumulate);
     }
 
+    /// A stride-1 convolution on [`crate::lanes`] of the padded input in `scratch.pad`
+    /// (`cin` channels of `hp × wp` per image, [`phases_of`]'s layout) with the kernel `k`
+    /// wide into the output channels of `w`, `hw_out` each, laid out as `y` says.
+    fn lanes_pass(
+        (w, k): (crate::lanes::Weights<'_>, usize),
+        (cin, (hp, wp)): (usize, (usize, usize)),
+        batch: usize,
+        (hw_out, y, accumulate): ((usize, usize), (&mut [f32], Planes), bool),
+        scratch: &mut Scratch,
+    ) {
+        let offs = crate::kernel::tap_offsets(cin, (k, 1, 1), hp * wp, wp);
+        let (slice, exchanged) = match w {
+            crate::lanes::Weights::Rows { w, .. } => (w, false),
+            crate::lanes::Weights::Exchanged { w, .. } => (w, true),
+        };
+        let key = scratch.amx_weights.is_some().then_some((
+            slice.as_ptr() as usize,
+            slice.len(),
+            exchanged,
+        ));
+        let n = w.packed_len();
+        let (packed, off) = scratch.lanes.entry(key).or_default();
+        if key.is_none() || packed.len() < n + 15 {
+            ensure(packed, n + 15);
+            *off = packed.as_ptr().align_offset(64).min(15);
+            crate::lanes::pack(w, &mut packed[*off..]);
+        }
+        let input = (&scratch.pad[..], cin * hp * wp, wp);
+        let (cout, _) = w.shape();
+        let packed = &packed[*off..*off + n];
+        crate::lanes::conv_channels(packed, cout, &offs, batch, input, hw_out, y, accumulate);
+    }
+
     /// `dx += col2im(Wᵀ · dy)`.
     ///
     /// # Shapes
@@ -954,7 +1034,7 @@ impl Conv {
                 self.backward_data(w, dy, batch, dx, sc)
             });
         }
-        if self.uses_direct_data() && !bf16 {
+        if (self.uses_direct_data() || self.uses_lanes()) && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
             return;
@@ -1081,6 +1161,20 @@ impl Conv {
             let out = ((self.hi, self.wi), dx, true);
             Self::interleaved_pass(a, (self.co, self.ci, k), input, batch, out, scratch);
             scratch.wt = wt;
+            return;
+        }
+        if self.uses_lanes() {
+            // The weights packed flipped and exchanged from `w` itself.
+            let (hp, wp) = {
+                let _p = scope(Op::Im2col);
+                let hw = (self.ho, self.wo);
+                phases_of(dy, (self.co, batch), hw, q, 1, &mut scratch.pad)
+            };
+            let _p = scope(Op::Gemm);
+            let (co, ci) = (self.co, self.ci);
+            let w = crate::lanes::Weights::Exchanged { w, co, ci, k };
+            let out = ((self.hi, self.wi), dx, true);
+            Self::lanes_pass((w, k), (co, (hp, wp)), batch, out, scratch);
             return;
         }
         let (hp, wp) = {
@@ -1686,6 +1780,8 @@ mod tests {
             (5, 7, 3, 1, 1, 4, 3),
             (6, 4, 3, 1, 1, 2, 32),
             (3, 5, 1, 1, 0, 5, 2),
+            // Output channels in the lanes where the CPU has AVX-512F (a ConvRNN cell).
+            (64, 72, 3, 1, 1, 8, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             assert!(g.uses_direct(), "{ci} {co} {k} {s} {p} {h}: not direct");
@@ -1732,6 +1828,44 @@ mod tests {
         add_bias_nchw(&mut yn, &[], 2);
         assert_eq!(bits(&y), bits(&data(12, 9.0)), "no bias, channel-major");
         assert_eq!(bits(&yn), bits(&data(12, 9.0)), "no bias, batch-major");
+    }
+
+    /// With [`Scratch::keep_packed_weights`], the lanes kernels pack each weight slice once per
+    /// orientation and reuse it: a scratch that ran forward, input gradient and forward again
+    /// (two layers' weights, one slice each) gives the bits of fresh scratches — the forward
+    /// and the input gradient of one slice are packed apart, and two slices do not share.
+    #[test]
+    fn lanes_weights_are_packed_once_per_slice_and_orientation() {
+        if !crate::lanes::available() {
+            eprintln!("skipped: no AVX-512F on this CPU (the lanes kernels do not run here)");
+            return;
+        }
+        let (b, g) = (2, Conv::new(64, 80, 3, 1, 1, 8, 8));
+        assert!(g.uses_lanes());
+        let (w1, w2) = (data(80 * 64 * 9, 1.0), data(80 * 64 * 9, 5.0));
+        let (x, dy) = (data(64 * b * 64, 2.0), data(80 * b * 64, 3.0));
+        let fresh = |w: &[f32]| {
+            let mut y = vec![0.0; dy.len()];
+            g.forward(w, &x, b, &mut y, false, &mut Scratch::default());
+            let mut dx = vec![0.0; x.len()];
+            g.backward_data(w, &dy, b, &mut dx, &mut Scratch::default());
+            (y, dx)
+        };
+        let mut kept = Scratch::default().keep_packed_weights();
+        for w in [&w1, &w2, &w1] {
+            let mut y = vec![0.0; dy.len()];
+            g.forward(w, &x, b, &mut y, false, &mut kept);
+            let mut dx = vec![0.0; x.len()];
+            g.backward_data(w, &dy, b, &mut dx, &mut kept);
+            let mut y2 = vec![0.0; dy.len()];
+            g.forward(w, &x, b, &mut y2, false, &mut kept);
+            let (ye, dxe) = fresh(w);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&ye));
+            assert_eq!(bits(&y2), bits(&ye));
+            assert_eq!(bits(&dx), bits(&dxe));
+        }
+        assert_eq!(kept.lanes.len(), 4, "two slices × two orientations");
     }
 
     /// An empty batch leaves every output as it was, on each path (the interleaved one
@@ -1788,10 +1922,20 @@ mod tests {
             (7, 9, 3, 1, 1, 5, 2),
             (2, 3, 3, 1, 1, 1, 4),
             (4, 6, 1, 1, 0, 3, 5),
+            // Output channels in the vector lanes (AVX-512F): stride 1, at least 64 channels,
+            // maps of 8 px and more that the row kernels do not take — IT's 8 × 8, and sides
+            // that are not whole 8-column rows; k 1/3/5, no padding.
+            (64, 70, 3, 1, 1, 8, 2),
+            (130, 64, 1, 1, 0, 9, 1),
+            (64, 80, 5, 1, 2, 12, 2),
+            (72, 66, 3, 1, 0, 10, 1),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             if h < 8 && s == 1 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
+            }
+            if ci.min(co) >= 64 && crate::lanes::available() {
+                assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
             let w = data(co * ci * k * k, 1.0);
             let x = data(ci * b * h * h, 2.0);

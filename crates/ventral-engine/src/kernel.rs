@@ -906,7 +906,7 @@ fn padded_strides(ci: usize, s: usize, (hp, wp): (usize, usize)) -> (usize, usiz
 /// Where tap `p = (c·k + kh)·k + kw` of an output pixel lies in the phases of the padded input
 /// (see [`conv_direct`]), relative to the pixel's own position:
 /// `((c·s + kh mod s)·s + kw mod s)·plane + (kh/s)·wp + (kw/s)·step`.
-fn tap_offsets(
+pub(crate) fn tap_offsets(
     ci: usize,
     (k, s, step): (usize, usize, usize),
     plane: usize,

@@ -14,6 +14,7 @@ pub mod bf16;
 pub mod blt;
 pub mod conv;
 pub mod kernel;
+pub mod lanes;
 pub mod mat;
 pub mod memory;
 pub mod ops;

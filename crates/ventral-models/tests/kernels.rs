@@ -495,7 +495,46 @@ fn direct_kernels_match_burn_and_the_general_path() {
             w: side,
         });
     }
-    against_burn_and_the_general_path(&cases, &mut rng, "direct", Conv::uses_direct);
+    let avx2 = ventral_engine::kernel::available();
+    against_burn_and_the_general_path(&cases, &mut rng, ("direct", avx2), Conv::uses_direct);
+}
+
+/// Forward and input gradient with the output channels in the vector lanes
+/// (`ventral_engine::lanes`, AVX-512F): stride-1 layers of 64+ channels on maps from 8 px —
+/// BLT_net_64's IT (512 and 256 → 512 on 8 × 8, at reduced channel counts here), ConvRNN cells
+/// on 8 × 8, maps of 9–15 px and wider ones whose rows are not whole 8-column tiles; k = 1, 3,
+/// 5, 7, no padding, channel counts that are not whole vectors (a last block of 1–3 vectors),
+/// batch 1 — against burn in float64 and against the engine's general path.
+#[test]
+fn channels_in_lanes_match_burn_and_the_general_path() {
+    let mut rng = SplitMix::new(91);
+    let mut cases = Vec::new();
+    // (in, out, k, pad, h, w, batch)
+    for (ci, co, k, pad, h, w, batch) in [
+        (160, 144, 3, 1, 8, 8, 2),
+        (64, 160, 3, 1, 8, 8, 1),
+        (64, 64, 3, 1, 8, 8, 3),
+        (72, 65, 1, 0, 9, 9, 2),
+        (65, 100, 5, 2, 12, 10, 1),
+        (80, 70, 7, 3, 8, 11, 1),
+        (64, 96, 3, 0, 14, 14, 2),
+        (96, 64, 3, 1, 20, 20, 1),
+    ] {
+        cases.push(Case {
+            transposed: false,
+            batch,
+            ci,
+            co,
+            k,
+            stride: 1,
+            pad,
+            out_pad: 0,
+            h,
+            w,
+        });
+    }
+    let avx512 = ventral_engine::lanes::available();
+    against_burn_and_the_general_path(&cases, &mut rng, ("lanes", avx512), Conv::uses_lanes);
 }
 
 /// `conv::set_general_only` is process-wide: the tests that flip it, or check which path a
@@ -508,16 +547,16 @@ static PATHS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn against_burn_and_the_general_path(
     cases: &[Case],
     rng: &mut SplitMix,
-    path: &str,
+    (path, available): (&str, bool),
     takes: impl Fn(&Conv) -> bool,
 ) {
     let _paths = PATHS.lock().unwrap_or_else(|p| p.into_inner());
-    if ventral_engine::kernel::available() {
+    if available {
         for c in cases {
             assert!(takes(&c.geometry()), "{c:?} should take the {path} path");
         }
     } else {
-        eprintln!("no AVX2 + FMA: the {path} path is not used on this CPU");
+        eprintln!("the {path} path does not run on this CPU: checked against burn on the others");
     }
     for c in cases {
         let [x, w, g] = data(c, rng);
@@ -600,7 +639,8 @@ fn stride2_input_gradients_by_phases_match_burn_and_the_general_path() {
     let mut wide = cases[cases.len() - 1];
     wide.ci = 33;
     assert!(!wide.geometry().uses_phase_data(), "{wide:?}");
-    against_burn_and_the_general_path(&cases, &mut rng, "phases", Conv::uses_phase_data);
+    let avx2 = ventral_engine::kernel::available();
+    against_burn_and_the_general_path(&cases, &mut rng, ("phases", avx2), Conv::uses_phase_data);
 }
 
 // Generated with PyTorch 2.15 in float64 by `scripts/make_conv_fixtures.py`:
