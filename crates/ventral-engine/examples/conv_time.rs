@@ -101,6 +101,11 @@ fn main() {
         let mut dx = vec![0.0f32; x.len()];
         let mut dw = vec![0.0f32; w.len()];
         let mut s = Scratch::with_bf16(std::env::var_os("BF16").is_some());
+        // KEEP: weights packed once and kept, as the networks' passes do
+        // (`Scratch::keep_packed_weights`; the bf16 AMX and the lanes kernels).
+        if std::env::var_os("KEEP").is_some() {
+            s = s.keep_packed_weights();
+        }
         let mut best = [f64::MAX; 3];
         // WINO_ONLY: time the Winograd forward alone (for profilers).
         let direct_runs = if std::env::var_os("WINO_ONLY").is_some() {

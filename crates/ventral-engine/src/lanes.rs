@@ -41,9 +41,10 @@ const RT: usize = 6;
 /// over every pixel tile of a task. The same layer, taps per block: 18 12.7 ms, 36 12.2, 72
 /// 11.6, 144 11.8, 288 12.1, all 4 608 12.3.
 const KB: usize = 72;
-/// Output pixels per task (11 tiles): an 8 × 8 map is one task per image and block of
-/// channels; larger maps are cut so that a task's sums (`PIXELS × 64` floats, 17 KiB) stay in
-/// L1 beside its block of weights.
+/// Output pixels per task (11 tiles) of the batch's pixels in order, image after image (runs
+/// cross images, so only the batch's last tile is partial: BLT_net_64's IT bottom-up 6.3–6.7
+/// → 6.2–6.3 ms against runs inside one image): a task's sums (`PIXELS × 64` floats, 17 KiB)
+/// stay in L1 beside its block of weights.
 const PIXELS: usize = 11 * RT;
 
 /// Whether the kernels run on this CPU (AVX-512F, not capped by `VENTRAL_SIMD`).
@@ -181,20 +182,28 @@ pub fn conv_channels(
         wo <= wp && (batch - 1) * ximage + reach < xp.len(),
         "conv_channels: input size"
     );
-    let pix: Vec<usize> = (0..npix).map(|p| (p / wo) * wp + p % wo).collect();
+    // Every output pixel of the batch in order, image by image: where it reads the input
+    // (from `xp`'s start) and where it lands in an output channel's planes. Runs of pixels
+    // cross images, so that only the batch's last tile is partial.
     let (cs, image) = layout.strides(co, batch, npix);
+    let total = batch * npix;
+    let (src, dst): (Vec<usize>, Vec<usize>) = (0..total)
+        .map(|i| {
+            let (b, p) = (i / npix, i % npix);
+            (b * ximage + (p / wo) * wp + p % wo, b * image + p)
+        })
+        .unzip();
     let yp = SendPtr(y.as_mut_ptr());
-    // Tasks: blocks of VB vectors of output channels × images × runs of PIXELS pixels, the
-    // images and pixels inner so that a thread's consecutive tasks share their block of
-    // weights (in L2).
+    // Tasks: blocks of VB vectors of output channels × runs of PIXELS pixels, the pixels
+    // inner so that a thread's consecutive tasks share their block of weights (in L2).
     let blocks = cp.div_ceil(VB * LANES);
-    let runs = npix.div_ceil(PIXELS);
-    (0..blocks * batch * runs).into_par_iter().for_each_init(
+    let runs = total.div_ceil(PIXELS);
+    (0..blocks * runs).into_par_iter().for_each_init(
         || vec![0.0f32; PIXELS * VB * LANES + 15],
         |buf, task| {
-            let (j, b, run) = (task / (batch * runs), (task / runs) % batch, task % runs);
+            let (j, run) = (task / runs, task % runs);
             let v = (cp / LANES - j * VB).min(VB);
-            let (p0, p1) = (run * PIXELS, (run * PIXELS + PIXELS).min(npix));
+            let (p0, p1) = (run * PIXELS, (run * PIXELS + PIXELS).min(total));
             let vl = v * LANES;
             // The sums from a 64-byte boundary (each vector in one line).
             let skew = buf.as_ptr().align_offset(64).min(15);
@@ -206,30 +215,30 @@ pub fn conv_channels(
                     let r = RT.min(p1 - t0);
                     let args = Tile {
                         w: wblk[q0 * vl..].as_ptr(),
-                        x: xp[b * ximage..].as_ptr(),
+                        x: xp.as_ptr(),
                         offs: offs[q0..].as_ptr(),
                         nq,
-                        pix: pix[t0..].as_ptr(),
+                        pix: src[t0..].as_ptr(),
                         out: sums[(t0 - p0) * vl..].as_mut_ptr(),
                         ops: vl,
                         first: q0 == 0,
                     };
                     // SAFETY: the tile reads taps q0..q0 + nq of `wblk` (vl·kd floats) and
-                    // pixels t0..t0 + r of `pix`, the input at b·ximage + offs[q] + pix[p] ≤
+                    // pixels t0..t0 + r of `src`, the input at offs[q] + src[p] ≤
                     // (batch − 1)·ximage + reach < xp.len() (checked), and writes pixels
                     // t0 − p0.. t0 − p0 + r of `sums` ((p1 − p0) × vl); AVX-512F checked.
                     unsafe { run_tile(v, r, &args) };
                 }
             }
-            // Channels j·64.. (those below co), pixels p0..p1 of image b: this task's alone.
+            // Channels j·64.. (those below co), pixels p0..p1: this task's alone.
             let o0 = j * VB * LANES;
             for (l, o) in (o0..(o0 + vl).min(co)).enumerate() {
-                for (i, p) in (p0..p1).enumerate() {
+                for (i, &d) in dst[p0..p1].iter().enumerate() {
                     let s = sums[i * vl + l];
-                    // SAFETY: o < co, b < batch, p < npix: inside the co·batch planes of
-                    // npix (either layout; checked above).
+                    // SAFETY: o < co and d = b·image + p with b < batch, p < npix: inside
+                    // the co·batch planes of npix (either layout; checked above).
                     unsafe {
-                        let d = yp.get().add(o * cs + b * image + p);
+                        let d = yp.get().add(o * cs + d);
                         *d = if accumulate { *d + s } else { s };
                     }
                 }
