@@ -367,15 +367,19 @@ impl Conv {
     /// Forward and input gradient run on [`crate::lanes`] (output channels in the vector
     /// lanes, AVX-512F): stride-1 layers with at least `LANES_MIN_CHANNELS` channels on both
     /// sides on maps from `SMALL_MAP_BELOW` wide — below `DIRECT_MIN_SIDE` (where an 8-column
-    /// row fills half a 16-lane vector of the row kernels), or wider where the row kernels do
-    /// not apply (rows not whole 8-column tiles). BLT_net_64's IT (ran on im2col + GEMM
-    /// before) and the ConvRNN cells of 64+ channels on 8 × 8 (ran on the row kernels).
+    /// row fills half a 16-lane vector of the row kernels) with twice that on one side, or
+    /// wherever the row kernels do not apply (on im2col + GEMM before: maps at least 8 wide
+    /// whose rows are not whole 8-column tiles, more than `MEDIUM_CHANNELS` channels below
+    /// `DIRECT_MIN_SIDE`). BLT_net_64's IT (ran on GEMM before) and ConvRNN cells such as
+    /// 64 → 128 on 8 × 8 (ran on the row kernels).
     /// Measured (`examples/conv_time` against the previous paths, Intel Xeon AVX-512, fastest
     /// of 20, ms; packing the weights at every call): IT lateral 512 → 512 at batch 16
     /// forward 15.0–15.8 → 13.4–14.0, input gradient 16.7–17.0 → 13.6–14.1; IT bottom-up
     /// 256 → 512 7.4–7.6 → 6.7, 7.5–7.7 → 7.0; cell 64 → 128 batch 16 0.63–0.68 → 0.55–0.57,
     /// 0.78–0.80 → 0.62–0.64, batch 32 1.30–1.38 → 1.17–1.25, 1.43–1.54 → 1.21–1.25; GRU gates
-    /// 64 → 64 batch 16 forward 0.33–0.36 → 0.38 but input gradient 0.40–0.44 → 0.35–0.37. On
+    /// 64 → 64 batch 16 forward 0.33–0.36 → 0.38 but input gradient 0.40–0.44 → 0.35–0.37
+    /// (and `gru_shallow_cpu`, whose gates are 64 → 64, within noise of its training rate: so
+    /// 64 → 64 stays on the row kernels). On
     /// 16-px maps the row kernels stay faster (BLT_net_64 V4 lateral 12.1–12.3 against
     /// 12.9–13.0 ms by lanes), and 32 → 32 on 8 × 8 is even.
     pub fn uses_lanes(&self) -> bool {
@@ -383,7 +387,8 @@ impl Conv {
         self.stride == 1
             && self.pad < self.k
             && side >= SMALL_MAP_BELOW
-            && (side < DIRECT_MIN_SIDE || !self.uses_direct())
+            && ((side < DIRECT_MIN_SIDE && self.ci.max(self.co) >= 2 * LANES_MIN_CHANNELS)
+                || !self.uses_direct())
             && self.ci.min(self.co) >= LANES_MIN_CHANNELS
             && crate::lanes::available()
             && !GENERAL_ONLY.load(Ordering::Relaxed)
@@ -1781,7 +1786,7 @@ mod tests {
             (6, 4, 3, 1, 1, 2, 32),
             (3, 5, 1, 1, 0, 5, 2),
             // Output channels in the lanes where the CPU has AVX-512F (a ConvRNN cell).
-            (64, 72, 3, 1, 1, 8, 2),
+            (64, 128, 3, 1, 1, 8, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
             assert!(g.uses_direct(), "{ci} {co} {k} {s} {p} {h}: not direct");
@@ -1840,10 +1845,10 @@ mod tests {
             eprintln!("skipped: no AVX-512F on this CPU (the lanes kernels do not run here)");
             return;
         }
-        let (b, g) = (2, Conv::new(64, 80, 3, 1, 1, 8, 8));
+        let (b, g) = (2, Conv::new(64, 130, 3, 1, 1, 8, 8));
         assert!(g.uses_lanes());
-        let (w1, w2) = (data(80 * 64 * 9, 1.0), data(80 * 64 * 9, 5.0));
-        let (x, dy) = (data(64 * b * 64, 2.0), data(80 * b * 64, 3.0));
+        let (w1, w2) = (data(130 * 64 * 9, 1.0), data(130 * 64 * 9, 5.0));
+        let (x, dy) = (data(64 * b * 64, 2.0), data(130 * b * 64, 3.0));
         let fresh = |w: &[f32]| {
             let mut y = vec![0.0; dy.len()];
             g.forward(w, &x, b, &mut y, false, &mut Scratch::default());
@@ -1925,7 +1930,7 @@ mod tests {
             // Output channels in the vector lanes (AVX-512F): stride 1, at least 64 channels,
             // maps of 8 px and more that the row kernels do not take — IT's 8 × 8, and sides
             // that are not whole 8-column rows; k 1/3/5, no padding.
-            (64, 70, 3, 1, 1, 8, 2),
+            (64, 130, 3, 1, 1, 8, 2),
             (130, 64, 1, 1, 0, 9, 1),
             (64, 80, 5, 1, 2, 12, 2),
             (72, 66, 3, 1, 0, 10, 1),
@@ -1934,7 +1939,7 @@ mod tests {
             if h < 8 && s == 1 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
             }
-            if ci.min(co) >= 64 && crate::lanes::available() {
+            if ci.min(co) >= 64 && s == 1 && crate::lanes::available() {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
             let w = data(co * ci * k * k, 1.0);
