@@ -139,13 +139,15 @@ pub fn small_m(
     });
 }
 
+/// A buffer's start handed to parallel tasks that write disjoint parts of it (here and in
+/// [`crate::lanes`]).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint column ranges of one buffer to parallel tasks.
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: used only to hand disjoint parts of one buffer to parallel tasks.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

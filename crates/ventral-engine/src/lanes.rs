@@ -25,7 +25,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernel::Planes;
+use crate::kernel::{Planes, SendPtr};
 
 /// Output channels per vector.
 const LANES: usize = 16;
@@ -245,17 +245,6 @@ pub fn conv_channels(
             }
         },
     );
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint parts of one buffer to parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// One register tile's operands: weights `w` (`[q][v·16]` from the block's first tap), the
