@@ -596,7 +596,9 @@ fn profile(cfg: &BltConfig, a: &Args) -> Result<Vec<serde_json::Value>> {
         let w: Vec<f32> = (0..g.co * g.kdim())
             .map(|j| ((j % 5) as f32 - 2.0) * 0.01)
             .collect();
-        let mut col = ventral_engine::conv::Scratch::with_bf16(bf16(a));
+        // Packed weights kept, as the network's passes keep them (the bf16 AMX and the lanes
+        // kernels pack each weight slice once per pass; here once, in the warm-up).
+        let mut col = ventral_engine::conv::Scratch::with_bf16(bf16(a)).keep_packed_weights();
         let (mut xo, mut yo, mut wo) = (vec![0.0f32; nx], vec![0.0f32; ny], vec![0.0f32; w.len()]);
         let mut t_conv = time(1, a.iters, || {
             g.forward(&w, &x, b, &mut yo, false, &mut col);
