@@ -35,6 +35,10 @@ CASES = [
     # multiples of 4: the top-down forward by Winograd F(4 x 4, 2 x 2) phases too.
     (1, 2, 7, 5, 3, 2, 1, 1, 4, 8),
     (1, 1, 13, 11, 3, 2, 1, 1, 8, 4),
+    # 64+ channels on maps whose rows are not whole 8-column tiles: forward and input gradient
+    # with the output channels in the vector lanes (`ventral_engine::lanes`, AVX-512F).
+    (0, 2, 64, 65, 1, 1, 0, 0, 9, 9),
+    (0, 1, 64, 64, 3, 1, 0, 0, 10, 11),
 ]
 
 

@@ -655,7 +655,7 @@ fn kernels_match_pytorch_golden_values() {
     let mut npz = NpzReader::open(&path).unwrap();
     let n = npz.names().iter().filter(|n| n.ends_with("_geom")).count();
     assert!(n >= 10, "{n} cases in {}", path.display());
-    let (mut winograd_cases, mut upsample_cases) = (0, 0);
+    let (mut winograd_cases, mut upsample_cases, mut lanes_cases) = (0, 0, 0);
     for i in 0..n {
         let mut get = |k: &str| npz.read(&format!("c{i}_{k}")).unwrap();
         let geom = get("geom").to_i64().unwrap();
@@ -676,6 +676,7 @@ fn kernels_match_pytorch_golden_values() {
         let (x, w, g) = (f(get("x")), f(get("w")), f(get("g")));
         let expect = [f(get("y")), f(get("dx")), f(get("dw"))];
         assert_close(&c, &engine(&c, &x, &w, &g), &expect, "PyTorch");
+        lanes_cases += usize::from(!c.transposed && c.geometry().uses_lanes());
         for (f, bound) in &WINOGRAD_BOUNDS {
             if let Some(ours) = winograd(f, &c, &x, &w, &g) {
                 let r = assert_within(&c, &ours, &expect, &format!("PyTorch (F({}))", f.m), *bound);
@@ -691,6 +692,9 @@ fn kernels_match_pytorch_golden_values() {
         }
     }
     assert!(winograd_cases >= 5, "{winograd_cases} Winograd checks");
+    if ventral_engine::lanes::available() {
+        assert!(lanes_cases >= 2, "{lanes_cases} checks of the lanes kernels");
+    }
     assert!(
         upsample_cases >= 2,
         "{upsample_cases} top-down phase checks"
