@@ -56,6 +56,14 @@ fn main() {
         ("cell 32->32 8", Conv::new(32, 32, 3, 1, 1, 8, 8)),
         ("cell 64->128 8", Conv::new(64, 128, 3, 1, 1, 8, 8)),
         ("ref64 it bu 8", Conv::new(256, 512, 3, 1, 1, 8, 8)),
+        // The convrnns zoo's 224-px backbones: maps of 28, 14 and 7 (rows not whole 8-column
+        // tiles: lanes where the CPU has AVX-512F from 8 px, im2col + GEMM otherwise).
+        ("zoo 128 28", Conv::new(128, 128, 3, 1, 1, 28, 28)),
+        ("zoo 256 14", Conv::new(256, 256, 3, 1, 1, 14, 14)),
+        ("zoo 512 7", Conv::new(512, 512, 3, 1, 1, 7, 7)),
+        ("small 256 4", Conv::new(256, 256, 3, 1, 1, 4, 4)),
+        ("small 512 2", Conv::new(512, 512, 3, 1, 1, 2, 2)),
+        ("small 128 4", Conv::new(128, 128, 3, 1, 1, 4, 4)),
         // Top-downs of other widths, for the phases' limits (`nophase` against the default).
         ("td 32<-32 16", Conv::transposed(32, 32, 3, 2, 1, 1, 16, 16)),
         ("td 64<-64 16", Conv::transposed(64, 64, 3, 2, 1, 1, 16, 16)),

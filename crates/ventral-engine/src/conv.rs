@@ -366,32 +366,56 @@ impl Conv {
 
     /// Forward and input gradient run on [`crate::lanes`] (output channels in the vector
     /// lanes, AVX-512F): stride-1 layers with at least `LANES_MIN_CHANNELS` channels on both
-    /// sides on maps from `SMALL_MAP_BELOW` wide — below `DIRECT_MIN_SIDE` (where an 8-column
-    /// row fills half a 16-lane vector of the row kernels) with twice that on one side, or
-    /// wherever the row kernels do not apply (on im2col + GEMM before: maps at least 8 wide
-    /// whose rows are not whole 8-column tiles, more than `MEDIUM_CHANNELS` channels below
-    /// `DIRECT_MIN_SIDE`). BLT_net_64's IT (ran on GEMM before) and ConvRNN cells such as
-    /// 64 → 128 on 8 × 8 (ran on the row kernels).
+    /// sides, where the other kernels of their own do not take them — on maps narrower than
+    /// `SMALL_MAP_BELOW` beyond the interleaved path's channels, from there on wherever the
+    /// row kernels do not apply (rows not whole 8-column tiles, more than `MEDIUM_CHANNELS`
+    /// channels below `DIRECT_MIN_SIDE`): these ran on im2col + GEMM before. And on the row
+    /// kernels' 8-px maps (below `DIRECT_MIN_SIDE`), where an 8-column row fills half a
+    /// 16-lane vector, with twice `LANES_MIN_CHANNELS` on one side. BLT_net_64's IT, the
+    /// convrnns zoo's 28-, 14- and 7-px layers, ConvRNN cells such as 64 → 128 on 8 × 8.
+    ///
     /// Measured (`examples/conv_time` against the previous paths, Intel Xeon AVX-512, fastest
     /// of 20, ms; packing the weights at every call): IT lateral 512 → 512 at batch 16
     /// forward 15.0–15.8 → 13.4–14.0, input gradient 16.7–17.0 → 13.6–14.1; IT bottom-up
-    /// 256 → 512 7.4–7.6 → 6.7, 7.5–7.7 → 7.0; cell 64 → 128 batch 16 0.63–0.68 → 0.55–0.57,
-    /// 0.78–0.80 → 0.62–0.64, batch 32 1.30–1.38 → 1.17–1.25, 1.43–1.54 → 1.21–1.25; GRU gates
-    /// 64 → 64 batch 16 forward 0.33–0.36 → 0.38 but input gradient 0.40–0.44 → 0.35–0.37
-    /// (and `gru_shallow_cpu`, whose gates are 64 → 64, within noise of its training rate: so
-    /// 64 → 64 stays on the row kernels). On
-    /// 16-px maps the row kernels stay faster (BLT_net_64 V4 lateral 12.1–12.3 against
-    /// 12.9–13.0 ms by lanes), and 32 → 32 on 8 × 8 is even.
+    /// 256 → 512 7.4–7.6 → 6.7, 7.5–7.7 → 7.0; the zoo's 128 → 128 on 28 × 28 13.8–13.9 →
+    /// 10.0–10.1, 12.1–12.4 → 10.2–10.3, 256 → 256 on 14 × 14 12.3–12.4 → 9.8, 11.5–11.6 →
+    /// 9.7–9.8, 512 → 512 on 7 × 7 11.9–12.0 → 10.3–10.6, 11.6–11.9 → 10.4–10.6; 256 → 256 on
+    /// 4 × 4 (weights kept) 0.96–1.12 → 0.88–0.91, 1.09–1.13 → 0.89–0.90, 512 → 512 on 2 × 2
+    /// forward 0.90–0.91 → 1.02–1.10 but input gradient 1.99–2.03 → 1.04–1.05; cell 64 → 128
+    /// batch 16 0.63–0.68 → 0.55–0.57, 0.78–0.80 → 0.62–0.64, batch 32 1.30–1.38 →
+    /// 1.17–1.25, 1.43–1.54 → 1.21–1.25. Left where they were: the GRU gates 64 → 64 on 8 × 8
+    /// (forward 0.33–0.36 → 0.38 by lanes, input gradient 0.40–0.44 → 0.35–0.37, and
+    /// `gru_shallow_cpu`'s training within noise), 128 → 128 on 4 × 4 interleaved (even at
+    /// batch 16, 0.49–0.50 → 0.56–0.58 at 32), 16-px maps on the row kernels (BLT_net_64's V4
+    /// lateral 12.1–12.3 against 12.9–13.0 by lanes), 32 → 32 on 8 × 8 (even).
     pub fn uses_lanes(&self) -> bool {
         let side = self.wo.min(self.wi);
+        let free = if side < SMALL_MAP_BELOW {
+            !self.interleaved()
+        } else if side < DIRECT_MIN_SIDE {
+            self.ci.max(self.co) >= 2 * LANES_MIN_CHANNELS || !self.uses_direct()
+        } else {
+            !self.uses_direct()
+        };
         self.stride == 1
             && self.pad < self.k
-            && side >= SMALL_MAP_BELOW
-            && ((side < DIRECT_MIN_SIDE && self.ci.max(self.co) >= 2 * LANES_MIN_CHANNELS)
-                || !self.uses_direct())
+            && side > 0
+            && free
             && self.ci.min(self.co) >= LANES_MIN_CHANNELS
             && crate::lanes::available()
             && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// The forward reads and writes batch-major (NCHW) arrays in place
+    /// ([`Self::forward_nchw`]): on the direct or the lanes kernels.
+    pub fn forward_in_place(&self) -> bool {
+        self.uses_direct() || self.uses_lanes()
+    }
+
+    /// The input gradient reads and writes batch-major (NCHW) arrays in place
+    /// ([`Self::backward_data_nchw`]): on the direct or the lanes kernels.
+    pub fn data_in_place(&self) -> bool {
+        self.uses_direct_data() || self.uses_lanes()
     }
 
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with layers of
@@ -881,15 +905,16 @@ impl Conv {
     }
 
     /// [`Self::forward`] on batch-major (NCHW) arrays, the layout of burn's tensors, which the
-    /// direct kernels read and write in place: no transposed copies. Only for convolutions
-    /// that run direct ([`Self::uses_direct`]); same bits as [`Self::forward`] on the
-    /// transposed arrays.
+    /// direct and the lanes kernels read and write in place: no transposed copies. Only for
+    /// convolutions that run on them ([`Self::forward_in_place`]); same bits as
+    /// [`Self::forward`] on the transposed arrays.
     ///
     /// # Shapes
     /// - `w`: `[Co, Ci, k, k]`; `x`: `[B][Ci][Hi][Wi]`; `y`: `[B][Co][Ho][Wo]`.
     ///
     /// # Panics
-    /// When the convolution does not run direct (a caller bug: check [`Self::uses_direct`]).
+    /// When the convolution does not run in place (a caller bug: check
+    /// [`Self::forward_in_place`]).
     pub fn forward_nchw(
         &self,
         w: &[f32],
@@ -899,7 +924,10 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
-        assert!(self.uses_direct(), "forward_nchw: not a direct convolution");
+        assert!(
+            self.forward_in_place(),
+            "forward_nchw: not a direct convolution"
+        );
         let layout = Planes::BatchMajor;
         self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
     }
@@ -1123,8 +1151,8 @@ impl Conv {
     }
 
     /// [`Self::backward_data`] on batch-major (NCHW) arrays, in place (see
-    /// [`Self::forward_nchw`]). Only for stride-1 direct convolutions
-    /// ([`Self::uses_direct_data`]).
+    /// [`Self::forward_nchw`]). Only for stride-1 convolutions on the direct or the lanes
+    /// kernels ([`Self::data_in_place`]).
     ///
     /// # Shapes
     /// - `w`: `[Co, Ci, k, k]`; `dy`: `[B][Co][Ho][Wo]`; `dx`: `[B][Ci][Hi][Wi]`.
@@ -1139,7 +1167,7 @@ impl Conv {
         dx: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        assert!(self.uses_direct_data(), "backward_data_nchw: not direct");
+        assert!(self.data_in_place(), "backward_data_nchw: not direct");
         let layout = Planes::BatchMajor;
         self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
     }
@@ -1785,11 +1813,21 @@ mod tests {
             (5, 7, 3, 1, 1, 4, 3),
             (6, 4, 3, 1, 1, 2, 32),
             (3, 5, 1, 1, 0, 5, 2),
-            // Output channels in the lanes where the CPU has AVX-512F (a ConvRNN cell).
+            // Output channels in the lanes where the CPU has AVX-512F: a ConvRNN cell, and
+            // where only they run in place (the convrnns zoo's 7 × 7, 4 × 4 beyond the
+            // interleaved path's channels).
             (64, 128, 3, 1, 1, 8, 2),
+            (140, 130, 3, 1, 1, 7, 1),
+            (130, 140, 3, 1, 1, 4, 2),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
-            assert!(g.uses_direct(), "{ci} {co} {k} {s} {p} {h}: not direct");
+            if !g.forward_in_place() {
+                assert!(
+                    h < 8 && !crate::lanes::available(),
+                    "{ci} {co} {k} {s} {p} {h}"
+                );
+                continue;
+            }
             let (hw_in, hw_out) = (g.hi * g.wi, g.ho * g.wo);
             let w = data(co * ci * k * k, 1.0);
             let x = data(ci * b * hw_in, 2.0);
@@ -1806,16 +1844,18 @@ mod tests {
             assert_eq!(bits(&swap(&y, co, b, hw_out)), bits(&yn), "forward {h} {s}");
             // Weight and bias gradients.
             let (mut dw, mut dwn) = (data(w.len(), 6.0), data(w.len(), 6.0));
-            g.backward_weight(&x, &dy, b, &mut dw, &mut sc);
             let (xn, dyn_) = (swap(&x, ci, b, hw_in), swap(&dy, co, b, hw_out));
-            g.backward_weight_nchw(&xn, &dyn_, b, &mut dwn, &mut sc);
-            assert_eq!(bits(&dw), bits(&dwn), "weight gradient {h} {s}");
+            if g.uses_direct_wgrad() {
+                g.backward_weight(&x, &dy, b, &mut dw, &mut sc);
+                g.backward_weight_nchw(&xn, &dyn_, b, &mut dwn, &mut sc);
+                assert_eq!(bits(&dw), bits(&dwn), "weight gradient {h} {s}");
+            }
             let (mut db, mut dbn) = (data(co, 7.0), data(co, 7.0));
             bias_grad(&dy, &mut db);
             bias_grad_nchw(&dyn_, &mut dbn, b);
             assert_eq!(bits(&db), bits(&dbn), "bias gradient {h} {s}");
             // Input gradient (stride 1), accumulating.
-            if g.uses_direct_data() {
+            if g.data_in_place() {
                 let mut dx = data(ci * b * hw_in, 8.0);
                 g.backward_data(&w, &dy, b, &mut dx, &mut sc);
                 let mut dxn = swap(&data(ci * b * hw_in, 8.0), ci, b, hw_in);
@@ -1934,12 +1974,19 @@ mod tests {
             (130, 64, 1, 1, 0, 9, 1),
             (64, 80, 5, 1, 2, 12, 2),
             (72, 66, 3, 1, 0, 10, 1),
+            // … and on maps narrower than 8 beyond the interleaved path's 128 channels.
+            (140, 130, 3, 1, 1, 7, 1),
+            (130, 136, 3, 1, 1, 4, 2),
+            (129, 140, 1, 1, 0, 2, 3),
         ] {
             let g = Conv::new(ci, co, k, s, p, h, h);
-            if h < 8 && s == 1 && crate::kernel::available() {
+            if h < 8 && s == 1 && ci.max(co) <= 128 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
             }
-            if ci.min(co) >= 64 && s == 1 && crate::lanes::available() {
+            if ci.min(co) >= 64 && s == 1 && h >= 8 && crate::lanes::available() {
+                assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
+            }
+            if ci.min(co) > 128 && s == 1 && h < 8 && crate::lanes::available() {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
             let w = data(co * ci * k * k, 1.0);

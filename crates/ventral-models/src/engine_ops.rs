@@ -444,8 +444,8 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
     let mut y = vec![0.0f32; conv.co * batch * howo];
-    if conv.uses_direct() {
-        // The direct kernels read and write burn's [B][C][H][W] in place.
+    if conv.forward_in_place() {
+        // The direct and the lanes kernels read and write burn's [B][C][H][W] in place.
         SCRATCH.with(|s| conv.forward_nchw(&ws, &xs, batch, &mut y, false, &mut s.borrow_mut()));
         add_bias_nchw(&mut y, &bs, batch);
         return flex(y, [batch, conv.co, conv.ho, conv.wo]);
@@ -474,14 +474,14 @@ fn backward_flex(
     let howo = conv.ho * conv.wo;
     // Where a gradient runs direct it reads burn's [B][C][H][W] in place; the others take
     // channel-major copies (one of `dy`, made only if a gradient on the general path needs it).
-    let copy = (want[0] && !conv.uses_direct_data()) || (want[1] && !conv.uses_direct_wgrad());
+    let copy = (want[0] && !conv.data_in_place()) || (want[1] && !conv.uses_direct_wgrad());
     let dyc = copy.then(|| swap_outer(&dys, batch, conv.co, howo));
     let channel_major_dy = || dyc.as_deref().unwrap_or_default();
     let hiwi = conv.hi * conv.wi;
     let dx = want[0].then(|| {
         let mut dx = vec![0.0f32; conv.ci * batch * hiwi];
         let dims = [batch, conv.ci, conv.hi, conv.wi];
-        if conv.uses_direct_data() {
+        if conv.data_in_place() {
             SCRATCH
                 .with(|s| conv.backward_data_nchw(&ws, &dys, batch, &mut dx, &mut s.borrow_mut()));
             return flex(dx, dims);

@@ -502,7 +502,8 @@ fn direct_kernels_match_burn_and_the_general_path() {
 /// Forward and input gradient with the output channels in the vector lanes
 /// (`ventral_engine::lanes`, AVX-512F): stride-1 layers of 64+ channels on maps from 8 px —
 /// BLT_net_64's IT (512 and 256 → 512 on 8 × 8, at reduced channel counts here), ConvRNN cells
-/// on 8 × 8, maps of 9–15 px and wider ones whose rows are not whole 8-column tiles; k = 1, 3,
+/// on 8 × 8, maps of 9–15 px and wider ones whose rows are not whole 8-column tiles, the
+/// convrnns zoo's 7 × 7 and maps of 4 and 2 px beyond 128 channels; k = 1, 3,
 /// 5, 7, no padding, channel counts that are not whole vectors (a last block of 1–3 vectors),
 /// batch 1 — against burn in float64 and against the engine's general path.
 #[test]
@@ -519,6 +520,10 @@ fn channels_in_lanes_match_burn_and_the_general_path() {
         (80, 70, 7, 3, 8, 11, 1),
         (64, 96, 3, 0, 14, 14, 2),
         (96, 64, 3, 1, 20, 20, 1),
+        // Maps narrower than 8 with more than 128 channels (the interleaved path's limit).
+        (136, 130, 3, 1, 7, 7, 2),
+        (130, 144, 3, 1, 4, 4, 1),
+        (129, 132, 1, 0, 2, 2, 3),
     ] {
         cases.push(Case {
             transposed: false,
@@ -693,7 +698,10 @@ fn kernels_match_pytorch_golden_values() {
     }
     assert!(winograd_cases >= 5, "{winograd_cases} Winograd checks");
     if ventral_engine::lanes::available() {
-        assert!(lanes_cases >= 2, "{lanes_cases} checks of the lanes kernels");
+        assert!(
+            lanes_cases >= 2,
+            "{lanes_cases} checks of the lanes kernels"
+        );
     }
     assert!(
         upsample_cases >= 2,
