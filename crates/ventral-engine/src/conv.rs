@@ -421,20 +421,23 @@ impl Conv {
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with layers of
     /// more than `MEDIUM_CHANNELS` only from `DIRECT_WGRAD_MIN_SIDE` (on smaller maps the
     /// general GEMM, which blocks the long pixel reduction, was faster); and, where the
-    /// weight gradient runs on 16-lane vectors (AVX-512VL), stride-1 layers on maps from 8 px
-    /// whose weight gradient puts the output channels in the vector lanes
-    /// (`kernel::wgrad_by_channels`), which beats the GEMM there: BLT_net_64's IT lateral
-    /// (512 → 512 on 8 × 8, batch 16, Intel Xeon AVX-512, `conv_time`, two runs) 20.2 → 16.7–17.0
-    /// ms, its bottom-up 256 → 512 9.9 → 9.4. On 8-lane vectors (`conv_time narrow`, the same
+    /// weight gradient runs on 16-lane vectors (AVX-512VL), stride-1 layers whose weight
+    /// gradient puts the output channels in the vector lanes (`kernel::wgrad_by_channels`),
+    /// which beats the GEMM there, on maps of any width (the kernel walks pixels one by one):
+    /// BLT_net_64's IT lateral (512 → 512 on 8 × 8, batch 16, Intel Xeon AVX-512, `conv_time`,
+    /// two runs) 20.2 → 16.7–17.0 ms, its bottom-up 256 → 512 9.9 → 9.4; the convrnns zoo's
+    /// 128 → 128 on 28 × 28 14.6 → 10.3, 256 → 256 on 14 × 14 11.4–11.6 → 9.6, 512 → 512 on
+    /// 7 × 7 11.7–12.0 → 10.6, 256 → 256 on 4 × 4 1.39–1.42 → 1.19–1.20, 512 → 512 on 2 × 2
+    /// 2.74–3.02 → 2.41 (maps narrower than 8 with at most 128 channels run interleaved). On
+    /// 8-lane vectors (`conv_time narrow`, the same
     /// CPU) they lose (20.2 → 26.4, 9.8 → 13.0) and stay on the GEMM, so these layers' bits
     /// differ between CPUs with and without AVX-512, as the GEMM's micro-kernels' do. The
     /// stride-2 top-down into IT's maps stays on the GEMM (10.2 → 11.9 by channels).
     pub fn uses_direct_wgrad(&self) -> bool {
         let by_channels = self.stride == 1
             && crate::kernel::avx512vl()
-            && self.wo.min(self.wi) >= SMALL_MAP_BELOW
-            && direct_fits(self.wo)
-            && direct_fits(self.wi)
+            && self.wo.min(self.wi) > 0
+            && self.pad < self.k
             && crate::kernel::wgrad_by_channels(self.co, 1)
             && !GENERAL_ONLY.load(Ordering::Relaxed);
         by_channels

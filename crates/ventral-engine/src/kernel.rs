@@ -698,6 +698,7 @@ pub fn conv_direct_step(
         xp,
         (hp, wp),
         (ho, wo),
+        true,
     );
     let (plane, ximage) = padded_strides(ci, stride, (hp, wp));
     let offs = tap_offsets(ci, (k, stride, step), plane, wp);
@@ -871,8 +872,9 @@ fn run_direct(
     });
 }
 
-/// The bounds [`conv_direct`] and [`wgrad_direct`] share: whole output tiles, enough padding,
-/// a large enough padded input.
+/// The bounds [`conv_direct`] and [`wgrad_direct`] share: whole output tiles (where the
+/// kernel puts pixels in the lanes: `tiles`), enough padding, a large enough padded input.
+#[allow(clippy::too_many_arguments)]
 fn check_direct(
     name: &str,
     ci: usize,
@@ -881,8 +883,9 @@ fn check_direct(
     xp: &[f32],
     (hp, wp): (usize, usize),
     (ho, wo): (usize, usize),
+    tiles: bool,
 ) {
-    assert!(direct_fits(wo), "{name}: output width {wo}");
+    assert!(!tiles || direct_fits(wo), "{name}: output width {wo}");
     assert!(
         s > 0 && k > 0 && step > 0,
         "{name}: stride {s}, kernel {k}, step {step}"
@@ -1169,6 +1172,8 @@ pub fn wgrad_direct_step(
     dw: &mut [f32],
     parts: &mut Vec<f32>,
 ) {
+    // With the channels in the lanes any output width runs; with pixels, whole tiles.
+    let by_channels = wgrad_by_channels(co, step);
     check_direct(
         "wgrad_direct",
         ci,
@@ -1177,6 +1182,7 @@ pub fn wgrad_direct_step(
         xp,
         (hp, wp),
         (ho, wo),
+        !by_channels,
     );
     assert!(
         dy.len() >= co * batch * ho * wo,
@@ -1190,7 +1196,7 @@ pub fn wgrad_direct_step(
     let (plane, ximage) = padded_strides(ci, stride, (hp, wp));
     let offs = tap_offsets(ci, (k, stride, step), plane, wp);
     let args = (co, kd, batch, xp, (ximage, wp), (dy, layout), (ho, wo));
-    if wgrad_by_channels(co, step) {
+    if by_channels {
         wgrad_channels(args, dw, parts, &offs);
     } else {
         wgrad_pixels(args, dw, parts, &offs);
@@ -2210,7 +2216,8 @@ mod tests {
     /// image by image; that sum added to `dw`. 37 channels (padded: blocks of 2 + 2 + 1 or
     /// 2 + 1 vectors) and 64, 27 taps (tiles of 12 + 12 + 3 or 6 + … + 3), both vector widths,
     /// accumulating; 5 × 16 maps (one chunk per image), 8 × 8 (one chunk), 20 × 24 (chunks of
-    /// 10 rows); 2 to 7 images; on 1 and 3 threads (runs of taps).
+    /// 10 rows), 7 × 7, 4 × 4, 2 × 2 and 14 × 14 (rows of any width); 1 to 7 images; on 1 and
+    /// 3 threads (runs of taps).
     #[test]
     fn weight_gradient_by_channels_sums_in_order() {
         let _flags = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
@@ -2222,6 +2229,12 @@ mod tests {
             (3usize, 5usize, 16usize, 37usize),
             (7, 8, 8, 64),
             (2, 20, 24, 37),
+            // Rows that are not whole 8-column tiles (the convrnns zoo's 28, 14 and 7 px;
+            // 4 × 4, 2 × 2): the kernel walks pixels one by one.
+            (2, 7, 7, 40),
+            (3, 4, 4, 33),
+            (1, 2, 2, 64),
+            (2, 14, 14, 37),
         ] {
             assert!(wgrad_by_channels(co, 1));
             let chunk = (WGRAD_CHUNK_PIXELS / wo).max(1);
