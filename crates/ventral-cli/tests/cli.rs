@@ -362,14 +362,16 @@ fn bench_device_and_engine() {
             assert!(c.is_null(), "{c}");
         }
     }
-    // bf16 on the native engine (AMX tiles where the CPU has them, else the rounded operands
-    // through the float32 kernels): it runs and says so.
+    // bf16 on the native engine (AMX tiles or AVX512-BF16 dot products where the CPU has
+    // them, else the rounded operands through the float32 kernels): it runs and says which.
     let o = run(&["--precision", "bf16"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["tiny"]["engine"], "native");
     assert_eq!(v["tiny"]["precision"], "bf16");
     assert!(v["tiny"]["bf16_amx"].is_boolean());
+    let unit = ventral_engine::bf16::bf16_unit().map(|u| u.name());
+    assert_eq!(v["tiny"]["bf16_unit"].as_str(), unit);
     assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
     // `--profile`: the convolutions the network runs, with their calls per forward pass (the
     // tiny BLT keeps the reference's quirk: V1's lateral and top-down never run, and are not

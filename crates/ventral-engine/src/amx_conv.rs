@@ -90,6 +90,79 @@ fn simd_present() -> bool {
     false
 }
 
+/// What computes the tile products of these kernels: AMX's `TDPBF16PS` on tile registers,
+/// or AVX512-BF16's `VDPBF16PS` on vector registers (CPUs with AVX512-BF16 but no AMX: AMD
+/// Zen 4 and 5, Intel Cooper Lake), on the same operand layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// AMX tiles (`TDPBF16PS`).
+    Amx,
+    /// AVX512-BF16 dot products (`VDPBF16PS`) on vector registers.
+    Dot,
+}
+
+impl Unit {
+    /// How `ventral bench` names it: `amx`, `avx512bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Amx => "amx",
+            Unit::Dot => "avx512bf16",
+        }
+    }
+}
+
+static UNIT: std::sync::OnceLock<Option<Unit>> = std::sync::OnceLock::new();
+
+/// The unit of this CPU and process: AMX where [`crate::bf16::amx_available`], else
+/// AVX512-BF16 dot products where the CPU has them, AVX-512 is allowed
+/// ([`crate::simd::avx512`]) and `VENTRAL_NO_DPBF16` is unset or `0`; `None` elsewhere
+/// (bf16 then runs the float32 kernels on rounded operands).
+pub(crate) fn unit() -> Option<Unit> {
+    #[cfg(test)]
+    if let Some(u) = UNIT_OVERRIDE.get() {
+        return u;
+    }
+    *UNIT.get_or_init(|| {
+        if crate::bf16::amx_available() {
+            return Some(Unit::Amx);
+        }
+        let off = std::env::var_os("VENTRAL_NO_DPBF16").is_some_and(|v| !v.is_empty() && v != "0");
+        (!off && crate::simd::avx512() && simd_present()).then_some(Unit::Dot)
+    })
+}
+
+/// The units this CPU and process can run (both where AMX is available: its CPUs have
+/// AVX512-BF16 too): what the tests compare.
+#[cfg(test)]
+pub(crate) fn units_present() -> Vec<Unit> {
+    let mut v = Vec::new();
+    if crate::bf16::amx_available() {
+        v.push(Unit::Amx);
+    }
+    if crate::simd::avx512() && simd_present() {
+        v.push(Unit::Dot);
+    }
+    v
+}
+
+#[cfg(test)]
+thread_local! {
+    /// [`unit`] on this thread, set by [`with_unit`] (the kernels read it on the calling
+    /// thread and hand it to their tasks).
+    static UNIT_OVERRIDE: std::cell::Cell<Option<Option<Unit>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`unit`] answering `u` on this thread (a test of each unit, and of the
+/// float32 kernels on rounded operands with `None`, on the same CPU).
+#[cfg(test)]
+pub(crate) fn with_unit<R>(u: Option<Unit>, f: impl FnOnce() -> R) -> R {
+    let before = UNIT_OVERRIDE.replace(Some(u));
+    let r = f();
+    UNIT_OVERRIDE.set(before);
+    r
+}
+
 /// One phase of an input gradient: the stride-1 convolution of `dy` that computes the
 /// pixels `(s·m + ry, s·n + rx)` of `dx` (phase `s·ry + rx` of [`Geo::phases`]), and its
 /// taps (flat indices into the original kernel, flipped; none where no tap reaches it).
@@ -132,7 +205,7 @@ impl Geo {
             && self.wi > 0
             && self.wo > 0
             && (self.ho * self.wo).is_multiple_of(2 * 16);
-        (fits && crate::bf16::amx_available()).then_some(self)
+        (fits && unit().is_some()).then_some(self)
     }
 
     /// The input gradient's phases, where these kernels apply to all of them (stride 2:
@@ -204,9 +277,134 @@ mod imp {
 
     use rayon::prelude::*;
 
-    use super::{BLOCK, Geo};
+    use super::{BLOCK, Geo, Unit};
     use crate::bf16::simd::transpose16;
     use crate::bf16::tiles::{c_load, c_store, config, release, steps};
+
+    /// Prepares this thread for [`block`]s on `unit` (AMX: loads the tile configuration).
+    ///
+    /// # Safety
+    /// AMX available where `unit` is [`Unit::Amx`].
+    unsafe fn begin(unit: Unit) {
+        if unit == Unit::Amx {
+            // SAFETY: the caller's.
+            unsafe { config() };
+        }
+    }
+
+    /// Ends [`begin`] (AMX: releases the tiles).
+    ///
+    /// # Safety
+    /// [`begin`] ran on this thread.
+    unsafe fn end(unit: Unit) {
+        if unit == Unit::Amx {
+            // SAFETY: the caller's.
+            unsafe { release() };
+        }
+    }
+
+    /// One 32 × 32 block of float32 accumulators at `c` (rows `ldc` bytes apart; zeroed
+    /// instead of loaded where `zero`) plus, for each `[a0, a1, b0, b1]` of `ops` in order,
+    /// `n` steps of tile products (as [`steps`]: rows 0..16 from `a0`, 16..32 from `a1`,
+    /// `sa` bytes apart, 32 bf16 per row and step, `da` bytes per step; columns 0..16 from
+    /// `b0`, 16..32 from `b1`, 16 rows of pairs `sb` bytes apart, `db` bytes per step),
+    /// stored back to `c`.
+    ///
+    /// # Safety
+    /// [`begin`] ran on this thread for `unit`; every tile of every op lies inside its
+    /// operand; `c` addresses 32 rows of 32 floats `ldc` bytes apart; `n ≥ 1`.
+    unsafe fn block(
+        unit: Unit,
+        (c, ldc, zero): (*mut f32, usize, bool),
+        ops: &[[*const u8; 4]],
+        st: (usize, usize, usize, usize),
+        n: usize,
+    ) {
+        let (sa, da, sb, db) = st;
+        // SAFETY: the caller's.
+        unsafe {
+            match unit {
+                Unit::Amx => {
+                    c_load(c, ldc, zero);
+                    for &[a0, a1, b0, b1] in ops {
+                        steps((a0, a1, sa, da), (b0, b1, sb, db), n);
+                    }
+                    c_store(c, ldc);
+                }
+                Unit::Dot => {
+                    // Groups of 8 rows (12 + 12 + 8 measured the same, conv_time BF16=1).
+                    for r0 in (0..BLOCK).step_by(8) {
+                        dot::rows::<8>((c, ldc, zero), r0, ops, st, n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`block`] on AVX512-BF16 dot products: `VDPBF16PS` multiplies the pairs of bf16 in
+    /// each 32-bit lane exactly and adds both products to the lane's float32 sum (the pair
+    /// layouts of the tiles are the instruction's), rows of the block in groups held in
+    /// vector registers through all the ops.
+    mod dot {
+        use std::arch::x86_64::*;
+
+        /// Rows `r0..r0 + R` of [`super::block`]: `2R` accumulators, two vectors of `b` and
+        /// one broadcast pair of `a` per pair of the sum (`2R + 3 ≤ 32` registers).
+        ///
+        /// # Safety
+        /// As [`super::block`]; the CPU has AVX-512F and AVX512-BF16; `r0 + R ≤ 32`.
+        #[target_feature(enable = "avx512f,avx512bf16")]
+        pub(super) unsafe fn rows<const R: usize>(
+            (c, ldc, zero): (*mut f32, usize, bool),
+            r0: usize,
+            ops: &[[*const u8; 4]],
+            (sa, da, sb, db): (usize, usize, usize, usize),
+            n: usize,
+        ) {
+            // SAFETY: the caller's: rows r0..r0 + R of `c` and every tile read are inside
+            // their buffers.
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); 2]; R];
+                if !zero {
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let p = c.byte_add((r0 + r) * ldc);
+                        *a = [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))];
+                    }
+                }
+                for &[a0, a1, b0, b1] in ops {
+                    let ap: [*const u8; R] = std::array::from_fn(|r| {
+                        let i = r0 + r;
+                        if i < 16 {
+                            a0.add(i * sa)
+                        } else {
+                            a1.add((i - 16) * sa)
+                        }
+                    });
+                    for s in 0..n {
+                        let (mut p0, mut p1) = (b0.add(s * db), b1.add(s * db));
+                        let ao = s * da;
+                        for kp in 0..16 {
+                            let v0: __m512bh = std::mem::transmute(_mm512_loadu_si512(p0.cast()));
+                            let v1: __m512bh = std::mem::transmute(_mm512_loadu_si512(p1.cast()));
+                            for (r, a) in acc.iter_mut().enumerate() {
+                                let pair = ap[r].add(ao + 4 * kp).cast::<i32>().read_unaligned();
+                                let w: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair));
+                                a[0] = _mm512_dpbf16_ps(a[0], w, v0);
+                                a[1] = _mm512_dpbf16_ps(a[1], w, v1);
+                            }
+                            p0 = p0.add(sb);
+                            p1 = p1.add(sb);
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    let p = c.byte_add((r0 + r) * ldc);
+                    _mm512_storeu_ps(p, a[0]);
+                    _mm512_storeu_ps(p.add(16), a[1]);
+                }
+            }
+        }
+    }
 
     thread_local! {
         static WEIGHTS: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
@@ -703,6 +901,7 @@ mod imp {
         );
         let (nt, rp, cp) = (g.taps(), pad32(g.co), pad32(g.ci));
         let npix = g.batch * g.hw();
+        let unit = super::unit().expect("bf16 direct kernels without a unit (Geo::valid)");
         assert!(
             y.len() >= g.co * npix && kern.taps.len() == nt,
             "amx forward: output too short"
@@ -754,8 +953,9 @@ mod imp {
             let (o0, o1) = (gi * group, ((gi + 1) * group).min(mb));
             let (p0, p1) = (nb * s / split, nb * (s + 1) / split);
             let mut tmp = [0.0f32; 32 * 32];
-            // SAFETY: AMX available (`Geo::valid`).
-            unsafe { config() };
+            let mut ops = Vec::with_capacity(nt);
+            // SAFETY: AMX available where it is the unit (`Geo::valid`).
+            unsafe { begin(unit) };
             for pb in p0..p1 {
                 let pix = pb * BLOCK;
                 let (b, p) = (pix / g.hw(), pix % g.hw());
@@ -783,16 +983,17 @@ mod imp {
                             }
                             (tmp.as_mut_ptr(), 128)
                         };
-                        c_load(cptr, cld, !accumulate && whole);
+                        ops.clear();
                         for t in 0..nt {
                             let tap = (t / g.kx, t % g.kx);
                             let a0 = wp.0.add((t * rp + r0) * cp).cast::<u8>();
                             let a1 = a0.add(16 * cp * 2);
                             let b0 = xp.0.add(lay.at(lg, b, p, tap)).cast::<u8>();
                             let b1 = xp.0.add(lay.at(lg, b, p + 16, tap)).cast::<u8>();
-                            steps((a0, a1, sa, da), (b0, b1, sb, db), cp / BLOCK);
+                            ops.push([a0, a1, b0, b1].map(<*mut u8>::cast_const));
                         }
-                        c_store(cptr, cld);
+                        let zero = !accumulate && whole;
+                        block(unit, (cptr, cld, zero), &ops, (sa, da, sb, db), cp / BLOCK);
                         if !whole {
                             for r in 0..(g.co - r0) {
                                 for j in 0..BLOCK {
@@ -804,7 +1005,7 @@ mod imp {
                 }
             }
             // SAFETY: configured above.
-            unsafe { release() };
+            unsafe { end(unit) };
         });
         if let Some(v) = own {
             WEIGHTS.set(v);
@@ -972,6 +1173,7 @@ mod imp {
             dw.len() >= g.co * g.ci * nt,
             "amx weight gradient: dw too short"
         );
+        let unit = super::unit().expect("bf16 direct kernels without a unit (Geo::valid)");
         let lay = Layout::new(g, cp, false);
         let (mut xv, xo) = take(&INPUT16, lay.len(g.batch));
         layout_plain(g, x, lay, &mut xv[xo..]);
@@ -1002,8 +1204,9 @@ mod imp {
             // The task's accumulators: [tap][block][32 × 32] (input × output channels).
             let (mut acc, aoff) = take(&ACC, nt * blocks.len() * 1024);
             let acc_p = acc[aoff..].as_mut_ptr();
-            // SAFETY: AMX available (`Geo::valid`).
-            unsafe { config() };
+            let mut ops = Vec::with_capacity(images);
+            // SAFETY: AMX available where it is the unit (`Geo::valid`).
+            unsafe { begin(unit) };
             for b0 in (0..g.batch).step_by(images) {
                 let b1 = (b0 + images).min(g.batch);
                 for t in 0..nt {
@@ -1016,21 +1219,22 @@ mod imp {
                         // × 16 channels) inside its pairs.
                         unsafe {
                             let c = acc_p.add((t * blocks.len() + i) * 1024);
-                            c_load(c, 128, b0 == 0);
+                            ops.clear();
                             for b in b0..b1 {
                                 let xa = lay.at(g, b, 0, tap) + ci * BLOCK * lay.plane;
                                 let a0 = xp.0.add(xa).cast::<u8>();
                                 let a1 = a0.add(16 * lay.plane * 2);
                                 let bb = dp.0.add((oi * npix + b * hw) / 2 * BLOCK).cast::<u8>();
-                                steps((a0, a1, sa, da), (bb, bb.add(64), sb, db), hw / BLOCK);
+                                ops.push([a0.cast_const(), a1, bb.cast_const(), bb.add(64)]);
                             }
-                            c_store(c, 128);
+                            let st = (sa, da, sb, db);
+                            block(unit, (c, 128, b0 == 0), &ops, st, hw / BLOCK);
                         }
                     }
                 }
             }
             // SAFETY: configured above.
-            unsafe { release() };
+            unsafe { end(unit) };
             for t in 0..nt {
                 for (i, &(ci, oi)) in blocks.iter().enumerate() {
                     let blk = &acc[aoff + (t * blocks.len() + i) * 1024..][..1024];

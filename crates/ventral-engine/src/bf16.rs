@@ -18,7 +18,9 @@
 //! float32 results (Intel SDM); it sums each pair of products before adding them to the
 //! accumulator. **Elsewhere** (no AMX, or `VENTRAL_NO_AMX=1`), the same rounded operands go
 //! through [`crate::mat::gemm`] (float32 FMA): the same products, the sums in another order —
-//! a portable definition of the arithmetic, not a fast path.
+//! a portable definition of the arithmetic, not a fast path. The direct convolutions of
+//! `amx_conv` also run on AVX512-BF16's `VDPBF16PS` where the CPU has it without AMX
+//! ([`bf16_unit`]).
 //!
 //! The instructions are written as inline assembly: Rust's AMX intrinsics are unstable.
 
@@ -70,6 +72,17 @@ pub fn round_in_place(v: &mut [f32]) {
             || d.iter_mut().for_each(|d| *d = round_bf16(*d)),
         )
     });
+}
+
+pub use crate::amx_conv::Unit as Bf16Unit;
+
+/// What runs the engine's direct bf16 convolutions on this CPU and process: AMX tiles
+/// ([`amx_available`]), AVX512-BF16 dot products (`VDPBF16PS`, two bf16 products per float32
+/// lane: twice the float32 FMA's multiply-adds per instruction; CPUs without AMX such as
+/// AMD Zen 4 and 5; `VENTRAL_NO_DPBF16=1` says no), or nothing (bf16 then runs the float32
+/// kernels on rounded operands everywhere).
+pub fn bf16_unit() -> Option<Bf16Unit> {
+    crate::amx_conv::unit()
 }
 
 static AMX: OnceLock<bool> = OnceLock::new();

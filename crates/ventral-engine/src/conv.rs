@@ -451,11 +451,18 @@ impl Conv {
     /// compute the layer. Otherwise they run the exact float32 kernels on bf16-rounded
     /// operands — the same products (a product of two bf16 values is exact in float32) and
     /// float32 sums.
+    ///
+    /// On CPUs with AVX512-BF16 but no AMX (`amx_conv::Unit::Dot`: AMD Zen 4 and 5), only
+    /// the direct kernels' layers (from `AMX_DIRECT_MIN_CHANNELS` channels), on
+    /// `VDPBF16PS` dot products.
     pub fn amx_worth(&self, batch: usize) -> bool {
         let narrowest = self.ci.min(self.co);
-        crate::bf16::amx_available()
-            && (narrowest >= AMX_MIN_CHANNELS
-                || (narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some()))
+        let direct = narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some();
+        match crate::amx_conv::unit() {
+            Some(crate::amx_conv::Unit::Amx) => narrowest >= AMX_MIN_CHANNELS || direct,
+            Some(crate::amx_conv::Unit::Dot) => direct,
+            None => false,
+        }
     }
 
     /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
@@ -1678,8 +1685,9 @@ mod tests {
     /// bf16 (nearest even), with float32 sums — each element within float32 round-off of a
     /// float64 sum of the rounded products (bound: (terms + 2) · Σ|products| · 2⁻²³), on
     /// shapes with partial tiles everywhere, stride 2, k = 1 and 5, and full 16 × 32 tiles;
-    /// from 64 channels on AMX where the CPU has it, else (and below 64 channels) on the
-    /// float32 kernels with rounded operands.
+    /// on each unit the CPU has (AMX from 64 channels, or 32 on the direct kernels;
+    /// AVX512-BF16 dot products on the direct kernels' layers), and on the float32 kernels
+    /// with rounded operands.
     #[test]
     fn bf16_passes_are_the_definition_on_rounded_operands() {
         use crate::bf16::round_bf16;
@@ -1762,16 +1770,28 @@ mod tests {
                     );
                 }
             };
-            let mut sc = Scratch::with_bf16(true);
-            let mut got = vec![0.0f32; co * b * hw_out];
-            g.forward(&w, &x, b, &mut got, false, &mut sc);
-            check("forward", &got, &y, 0);
-            let mut got = vec![0.0f32; ci * b * hw_in];
-            g.backward_data(&w, &dy, b, &mut got, &mut sc);
-            check("input gradient", &got, &dx, k * k);
-            let mut got = vec![0.0f32; w.len()];
-            g.backward_weight(&x, &dy, b, &mut got, &mut sc);
-            check("weight gradient", &got, &dw, 0);
+            // Every unit this CPU has (AMX tiles, AVX512-BF16 dot products), and none (the
+            // float32 kernels on rounded operands).
+            let mut units: Vec<_> = crate::amx_conv::units_present()
+                .into_iter()
+                .map(Some)
+                .collect();
+            units.push(None);
+            for unit in units {
+                crate::amx_conv::with_unit(unit, || {
+                    let what = |pass: &str| format!("{pass} on {unit:?}");
+                    let mut sc = Scratch::with_bf16(true);
+                    let mut got = vec![0.0f32; co * b * hw_out];
+                    g.forward(&w, &x, b, &mut got, false, &mut sc);
+                    check(&what("forward"), &got, &y, 0);
+                    let mut got = vec![0.0f32; ci * b * hw_in];
+                    g.backward_data(&w, &dy, b, &mut got, &mut sc);
+                    check(&what("input gradient"), &got, &dx, k * k);
+                    let mut got = vec![0.0f32; w.len()];
+                    g.backward_weight(&x, &dy, b, &mut got, &mut sc);
+                    check(&what("weight gradient"), &got, &dw, 0);
+                });
+            }
         }
     }
 

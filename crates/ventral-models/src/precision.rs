@@ -57,9 +57,10 @@ impl Precision {
     /// (cubek-matmul stages float32 operands as tf32 in every tensor-core routine, with no
     /// switch), as PyTorch's `allow_tf32`. Measured on an H200: gradients of BLT_net_64 within
     /// 5.3e-2 relative L2 of exact float32, the size `scripts/tf32_emulation.py` gives
-    /// (docs/performance.md). And bf16 on a CPU without AMX tiles (or with them switched off:
-    /// `VENTRAL_NO_AMX`, `VENTRAL_SIMD` below `avx512`): the float32 kernels on rounded
-    /// operands — autocast's numerics, at float32's speed less the rounding.
+    /// (docs/performance.md). And bf16 on a CPU with neither AMX tiles nor AVX512-BF16 (or
+    /// with them switched off: `VENTRAL_NO_AMX`, `VENTRAL_NO_DPBF16`, `VENTRAL_SIMD` below
+    /// `avx512`): the float32 kernels on rounded operands — autocast's numerics, at float32's
+    /// speed less the rounding.
     pub fn device_note(self, name: &str) -> Option<&'static str> {
         let cuda = name == "cuda" || name.starts_with("cuda:");
         if cuda && self == Self::F32 {
@@ -70,11 +71,13 @@ impl Precision {
                  (docs/performance.md)",
             );
         }
-        (name == "cpu" && self == Self::Bf16 && !ventral_engine::bf16::amx_available()).then_some(
-            "bf16 on this CPU: it has no AMX tiles (or VENTRAL_NO_AMX / VENTRAL_SIMD turned them \
-             off), so convolutions and linear layers run the float32 kernels on bf16-rounded \
-             operands — PyTorch autocast's numerics, but slower than precision f32, not faster",
-        )
+        (name == "cpu" && self == Self::Bf16 && ventral_engine::bf16::bf16_unit().is_none())
+            .then_some(
+                "bf16 on this CPU: it has neither AMX tiles nor AVX512-BF16 dot products (or \
+                 VENTRAL_NO_AMX / VENTRAL_NO_DPBF16 / VENTRAL_SIMD turned them off), so \
+                 convolutions and linear layers run the float32 kernels on bf16-rounded operands \
+                 — PyTorch autocast's numerics, but slower than precision f32, not faster",
+            )
     }
 
     /// Whether `device` (named `name` in the message) can compute in this precision: burn
@@ -220,9 +223,9 @@ mod tests {
     }
 
     #[test]
-    fn bf16_on_a_cpu_without_amx_is_noted_as_slower() {
+    fn bf16_on_a_cpu_without_bf16_units_is_noted_as_slower() {
         let note = Precision::Bf16.device_note("cpu");
-        assert_eq!(note.is_some(), !ventral_engine::bf16::amx_available());
+        assert_eq!(note.is_some(), ventral_engine::bf16::bf16_unit().is_none());
         if let Some(n) = note {
             assert!(n.contains("AMX") && n.contains("slower"), "{n}");
         }

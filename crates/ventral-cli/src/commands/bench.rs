@@ -65,7 +65,8 @@ pub struct Args {
     /// Arithmetic of the timed passes: `f32`, or `bf16` (`train.precision`: convolutions and
     /// linear layers on bf16 operands with float32 sums, the rest and the parameters in
     /// float32 — on GPUs burn's tensor cores; on the native CPU engine AMX tiles where the CPU
-    /// has them (`bf16_amx` in the JSON), else the rounded operands through the float32
+    /// has them, else AVX512-BF16 dot products for the direct kernels' layers (`bf16_unit` in
+    /// the JSON: `amx`, `avx512bf16` or null), else the rounded operands through the float32
     /// kernels; on `--engine burn` on cpu it is emulated). The correctness checks against the
     /// native engine and the CPU (`vs_native`, `vs_cpu`) stay float32.
     #[arg(long, default_value = "f32")]
@@ -82,16 +83,26 @@ fn bf16(a: &Args) -> bool {
     precision(a) == Precision::Bf16
 }
 
-/// The native engine runs the timed passes in bf16 on AMX tiles.
-fn bf16_on_amx(a: &Args) -> bool {
-    bf16(a) && a.engine == "native" && ventral_engine::bf16::amx_available()
+/// The unit on which the native engine runs the timed passes' bf16 convolutions (AMX tiles
+/// or AVX512-BF16 dot products), if any.
+fn bf16_unit(a: &Args) -> Option<ventral_engine::bf16::Bf16Unit> {
+    (bf16(a) && a.engine == "native")
+        .then(ventral_engine::bf16::bf16_unit)
+        .flatten()
 }
 
-/// ", bf16" in the text output when the timed passes ran in bf16 (", bf16 on AMX" where the
-/// native engine ran them on AMX tiles).
+/// The native engine runs the timed passes in bf16 on AMX tiles.
+fn bf16_on_amx(a: &Args) -> bool {
+    bf16_unit(a) == Some(ventral_engine::bf16::Bf16Unit::Amx)
+}
+
+/// ", bf16" in the text output when the timed passes ran in bf16 (", bf16 on AMX" or ", bf16
+/// on AVX512-BF16" where the native engine ran its convolutions on those).
 fn bf16_tag(a: &Args) -> &'static str {
     if bf16_on_amx(a) {
         ", bf16 on AMX"
+    } else if bf16_unit(a).is_some() {
+        ", bf16 on AVX512-BF16"
     } else if bf16(a) {
         ", bf16"
     } else {
@@ -260,6 +271,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
         "engine": a.engine,
         "precision": precision(a).name(),
         "bf16_amx": bf16_on_amx(a),
+        "bf16_unit": bf16_unit(a).map(|u| u.name()),
         "parameters": n_params,
         "timesteps": cfg.timesteps,
         "batch": b,
