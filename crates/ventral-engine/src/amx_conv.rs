@@ -40,7 +40,7 @@
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use imp::{Kernel, backward_data, forward, weight_grad};
+pub(crate) use imp::{Kernel, backward_data, begin, block, end, forward, weight_grad};
 
 /// Weights packed for the kernels by (address, length, kind) of the float32 slice (kind 0:
 /// the forward's; 1 + q: the input gradient's phase q): the bf16 values and the offset of
@@ -285,7 +285,7 @@ mod imp {
     ///
     /// # Safety
     /// AMX available where `unit` is [`Unit::Amx`].
-    unsafe fn begin(unit: Unit) {
+    pub(crate) unsafe fn begin(unit: Unit) {
         if unit == Unit::Amx {
             // SAFETY: the caller's.
             unsafe { config() };
@@ -296,7 +296,7 @@ mod imp {
     ///
     /// # Safety
     /// [`begin`] ran on this thread.
-    unsafe fn end(unit: Unit) {
+    pub(crate) unsafe fn end(unit: Unit) {
         if unit == Unit::Amx {
             // SAFETY: the caller's.
             unsafe { release() };
@@ -313,7 +313,7 @@ mod imp {
     /// # Safety
     /// [`begin`] ran on this thread for `unit`; every tile of every op lies inside its
     /// operand; `c` addresses 32 rows of 32 floats `ldc` bytes apart; `n ≥ 1`.
-    unsafe fn block(
+    pub(crate) unsafe fn block(
         unit: Unit,
         (c, ldc, zero): (*mut f32, usize, bool),
         ops: &[[*const u8; 4]],

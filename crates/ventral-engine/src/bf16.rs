@@ -85,6 +85,12 @@ pub fn bf16_unit() -> Option<Bf16Unit> {
     crate::amx_conv::unit()
 }
 
+/// The tiled bf16 product ([`gemm_bf16`]'s packed path, [`Unfolded`]) can run here: on AMX
+/// tiles or on AVX512-BF16 dot products ([`bf16_unit`]).
+pub fn tiles_available() -> bool {
+    bf16_unit().is_some()
+}
+
 static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
@@ -134,16 +140,17 @@ const TM: usize = 16;
 const TILE: usize = TM * TK;
 
 /// `dst = round(a) · round(b)` (`accumulate = false`) or `dst += …`, float32 sums (see the
-/// module docs): on AMX where [`amx_available`], else through [`crate::mat::gemm`].
+/// module docs): on tiles where [`tiles_available`] (AMX, or the same tiles multiplied by
+/// AVX512-BF16 dot products), else through [`crate::mat::gemm`].
 ///
 /// # Panics
 /// On mismatched shapes or a view outside its slice (engine bugs, as [`crate::mat::gemm`]).
 pub fn gemm_bf16(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
-    gemm_bf16_on(dst, accumulate, a, b, amx_available());
+    gemm_bf16_on(dst, accumulate, a, b, tiles_available());
 }
 
-/// [`gemm_bf16`] with the AMX path chosen by the caller (`amx` must only be true where
-/// [`amx_available`]): for the tests and benchmarks that compare the two.
+/// [`gemm_bf16`] with the tiled path chosen by the caller (`amx` — tiles — must only be true
+/// where [`tiles_available`]): for the tests and benchmarks that compare the two.
 pub fn gemm_bf16_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, amx: bool) {
     let mut pa = PACKED.take();
     pa.pack(a, amx);
@@ -167,12 +174,12 @@ impl PackedA {
     /// Round and pack `a` (reusing this value's buffers); `amx` as in [`gemm_bf16_on`].
     ///
     /// # Panics
-    /// On a view outside its slice, or `amx` where [`amx_available`] is false (engine bugs).
+    /// On a view outside its slice, or `amx` (tiles) where [`tiles_available`] is false (engine bugs).
     pub fn pack(&mut self, a: MatRef<'_>, amx: bool) {
         assert!(a.fits(), "gemm_bf16 view outside its slice");
         assert!(
-            !amx || amx_available(),
-            "AMX asked for where it is not available"
+            !amx || tiles_available(),
+            "bf16 tiles asked for where no unit multiplies them"
         );
         (self.rows, self.cols) = (a.rows, a.cols);
         self.amx = amx && a.rows > 0 && a.cols > 0;
@@ -232,7 +239,7 @@ impl Unfolded<'_> {
             && wo + self.k - 1 <= wi + 2 * self.pad
             && (self.b0 + self.n / (ho * wo)) <= self.batch
             && self.x.len() >= self.ci * self.batch * hi * wi
-            && amx_available()
+            && tiles_available()
     }
 }
 
@@ -842,13 +849,14 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
     let want = rayon::current_num_threads() * 2;
     let msplit = want.div_ceil(groups).clamp(1, mb);
     let panel = kt * TILE;
+    let unit = bf16_unit().expect("bf16 tiles without a unit (PackedA::pack checks)");
     (0..groups * msplit).into_par_iter().for_each(|task| {
         let (g, s) = (task / msplit, task % msplit);
         let (j0, j1) = (g * group, ((g + 1) * group).min(nb));
         let (i0, i1) = (mb * s / msplit, mb * (s + 1) / msplit);
-        // SAFETY: AMX is available (checked by the caller) and this thread may use it (the
-        // permission is per process); the configuration is a valid palette-1 layout.
-        unsafe { tiles::config() };
+        // SAFETY: the unit is available (checked by the caller; AMX: this thread may use it,
+        // the permission is per process, and the configuration is a valid palette-1 layout).
+        unsafe { crate::amx_conv::begin(unit) };
         let mut tmp = [0.0f32; 32 * 32];
         for i in i0..i1 {
             let ai = &pa[2 * i * panel..(2 * i + 2) * panel];
@@ -863,7 +871,7 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
                 unsafe {
                     let (ap, bp) = (ai.as_ptr(), bj.as_ptr());
                     if r0 + 32 <= d.rows && c0 + 32 <= d.cols && d.cs == 1 {
-                        block(ap, bp, (kt, panel * 2), d.at(r0, c0), d.rs * 4, acc);
+                        block(unit, ap, bp, (kt, panel * 2), d.at(r0, c0), d.rs * 4, acc);
                         continue;
                     }
                     let (rows, cols) = ((d.rows - r0).min(32), (d.cols - c0).min(32));
@@ -872,7 +880,7 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
                             tmp[r * 32 + c] = if acc { *d.at(r0 + r, c0 + c) } else { 0.0 };
                         }
                     }
-                    block(ap, bp, (kt, panel * 2), tmp.as_mut_ptr(), 128, true);
+                    block(unit, ap, bp, (kt, panel * 2), tmp.as_mut_ptr(), 128, true);
                     for r in 0..rows {
                         for c in 0..cols {
                             *d.at(r0 + r, c0 + c) = tmp[r * 32 + c];
@@ -881,8 +889,8 @@ fn run(pa: &[u16], pb: &[u16], (mb, nb, kt): (usize, usize, usize), dst: MatMut<
                 }
             }
         }
-        // SAFETY: releases this thread's tile state (configured above).
-        unsafe { tiles::release() };
+        // SAFETY: ends what `begin` started above on this thread.
+        unsafe { crate::amx_conv::end(unit) };
     });
 }
 
@@ -894,11 +902,11 @@ const GROUP_BYTES: usize = 768 << 10;
 /// after the first; `c` float32 rows `ldc` bytes apart.
 ///
 /// # Safety
-/// The tile configuration [`CONFIG`] is loaded on this thread; `kt` tiles at `a`, `b`,
-/// `a + panel` and `b + panel`; `c` addresses 32 rows of 32 floats `ldc` bytes apart;
-/// `kt ≥ 1`.
+/// `amx_conv::begin(unit)` ran on this thread; `kt` tiles at `a`, `b`, `a + panel` and
+/// `b + panel`; `c` addresses 32 rows of 32 floats `ldc` bytes apart; `kt ≥ 1`.
 #[inline(never)]
 unsafe fn block(
+    unit: Bf16Unit,
     a: *const u16,
     b: *const u16,
     (kt, panel): (usize, usize),
@@ -908,11 +916,10 @@ unsafe fn block(
 ) {
     // SAFETY: see the function's contract; pointer arithmetic stays inside the operands.
     unsafe {
-        tiles::c_load(c, ldc, !acc);
         let (a, b) = (a.cast::<u8>(), b.cast::<u8>());
         // Each step: the next tile (1 KiB) of each panel.
-        tiles::steps((a, a.add(panel), 64, 1024), (b, b.add(panel), 64, 1024), kt);
-        tiles::c_store(c, ldc);
+        let ops = [[a, a.add(panel), b, b.add(panel)]];
+        crate::amx_conv::block(unit, (c, ldc, !acc), &ops, (64, 1024, 64, 1024), kt);
     }
 }
 
@@ -1139,7 +1146,17 @@ mod tests {
         u * 2f32.powi(((z >> 8) % 13) as i32 - 6)
     }
 
-    /// Both paths against a float64 product of the rounded operands, on shapes with every
+    /// The tiled path on each unit the CPU has, and the rounded float32 path (`None`).
+    fn unit_paths() -> Vec<Option<Bf16Unit>> {
+        let mut v: Vec<_> = crate::amx_conv::units_present()
+            .into_iter()
+            .map(Some)
+            .collect();
+        v.push(None);
+        v
+    }
+
+    /// Every path (each unit's tiles, the rounded float32 product) against a float64 product of the rounded operands, on shapes with every
     /// kind of edge (rows, columns and reductions not multiples of the tiles, 1-wide, a
     /// reduction shorter than one tile, several tiles), transposed views and accumulation.
     #[test]
@@ -1155,11 +1172,7 @@ mod tests {
             (33, 1, 65),
             (96, 64, 17),
         ];
-        let paths: &[bool] = if amx_available() {
-            &[false, true]
-        } else {
-            &[false]
-        };
+        let paths = unit_paths();
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
             for &at in &[false, true] {
                 for &bt in &[false, true] {
@@ -1189,9 +1202,12 @@ mod tests {
                         } else {
                             MatRef::rm(&b_st, 0, k, n)
                         };
-                        for &amx in paths {
+                        for &unit in &paths {
+                            let amx = unit.is_some();
                             let mut c = c0.clone();
-                            gemm_bf16_on(MatMut::rm(&mut c, 0, m, n), acc, av, bv, amx);
+                            crate::amx_conv::with_unit(unit, || {
+                                gemm_bf16_on(MatMut::rm(&mut c, 0, m, n), acc, av, bv, amx)
+                            });
                             for i in 0..m {
                                 for j in 0..n {
                                     let (mut exact, mut mag) = (0.0f64, 0.0f64);
@@ -1211,7 +1227,7 @@ mod tests {
                                     let bound = (k as f64 + 2.0) * mag * 6e-8 + 1e-30;
                                     assert!(
                                         err <= bound,
-                                        "{m}x{k}x{n} at {at} bt {bt} acc {acc} amx {amx} ({i},{j}): {} vs {exact}",
+                                        "{m}x{k}x{n} at {at} bt {bt} acc {acc} on {unit:?} ({i},{j}): {} vs {exact}",
                                         c[i * n + j]
                                     );
                                 }
@@ -1230,12 +1246,9 @@ mod tests {
         let (m, k, n) = (20, 40, 24);
         let a: Vec<f32> = (0..m * k).map(|i| val(i, 91)).collect();
         let b: Vec<f32> = (0..k * n).map(|i| val(i, 92)).collect();
-        let paths: &[bool] = if amx_available() {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        for &amx in paths {
+        let paths = unit_paths();
+        for &unit in &paths {
+            let amx = unit.is_some();
             // dst rows 20 of a 30-wide row-major buffer, starting at column 3.
             let mut buf = vec![7.0f32; 30 * 25];
             let dst = MatMut {
@@ -1246,19 +1259,21 @@ mod tests {
                 rs: 30,
                 cs: 1,
             };
-            gemm_bf16_on(
-                dst,
-                false,
-                MatRef::rm(&a, 0, m, k),
-                MatRef::rm(&b, 0, k, n),
-                amx,
-            );
+            crate::amx_conv::with_unit(unit, || {
+                gemm_bf16_on(
+                    dst,
+                    false,
+                    MatRef::rm(&a, 0, m, k),
+                    MatRef::rm(&b, 0, k, n),
+                    amx,
+                )
+            });
             for (idx, &v) in buf.iter().enumerate() {
                 let (r, c) = (idx / 30, idx % 30);
                 if r < m && (3..3 + n).contains(&c) {
                     assert_ne!(v, 7.0);
                 } else {
-                    assert_eq!(v, 7.0, "amx {amx}: ({r},{c}) written");
+                    assert_eq!(v, 7.0, "{unit:?}: ({r},{c}) written");
                 }
             }
         }

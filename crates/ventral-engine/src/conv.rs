@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use crate::amx_conv::Geo;
 use crate::bf16::{
-    PackedA, Unfolded, amx_available, gemm_bf16, gemm_bf16_packed, gemm_bf16_unfolded,
+    PackedA, Unfolded, gemm_bf16, gemm_bf16_packed, gemm_bf16_unfolded, tiles_available,
 };
 use crate::kernel::{
     Planes, Small, conv_direct, conv_direct_step, conv_direct_taps, deinterleave_batch,
@@ -452,17 +452,12 @@ impl Conv {
     /// operands — the same products (a product of two bf16 values is exact in float32) and
     /// float32 sums.
     ///
-    /// On CPUs with AVX512-BF16 but no AMX (`amx_conv::Unit::Dot`: AMD Zen 4 and 5), only
-    /// the direct kernels' layers (from `AMX_DIRECT_MIN_CHANNELS` channels), on
-    /// `VDPBF16PS` dot products.
+    /// On CPUs with AVX512-BF16 but no AMX (`amx_conv::Unit::Dot`: AMD Zen 4 and later) the
+    /// same layers run the same tiles through `VDPBF16PS` dot products.
     pub fn amx_worth(&self, batch: usize) -> bool {
         let narrowest = self.ci.min(self.co);
         let direct = narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some();
-        match crate::amx_conv::unit() {
-            Some(crate::amx_conv::Unit::Amx) => narrowest >= AMX_MIN_CHANNELS || direct,
-            Some(crate::amx_conv::Unit::Dot) => direct,
-            None => false,
-        }
+        crate::amx_conv::unit().is_some() && (narrowest >= AMX_MIN_CHANNELS || direct)
     }
 
     /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
@@ -876,7 +871,7 @@ impl Conv {
         let mut packed = std::mem::take(&mut scratch.packed);
         if bf16 {
             let _p = scope(Op::Gemm);
-            packed.pack(MatRef::rm(w, 0, self.co, kd), amx_available());
+            packed.pack(MatRef::rm(w, 0, self.co, kd), tiles_available());
         }
         for (b0, b1, n) in self.chunks(batch) {
             if let Some(u) = self.unfolded(bf16, x, batch, b0, n) {
@@ -1127,7 +1122,7 @@ impl Conv {
         let mut packed = std::mem::take(&mut scratch.packed);
         if bf16 {
             let _p = scope(Op::Gemm);
-            packed.pack(MatRef::rm(w, 0, self.co, kd).t(), amx_available());
+            packed.pack(MatRef::rm(w, 0, self.co, kd).t(), tiles_available());
         }
         for (b0, b1, n) in self.chunks(batch) {
             let col = scratch.col(kd * n);
