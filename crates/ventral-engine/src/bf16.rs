@@ -95,7 +95,8 @@ static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
 /// once; `VENTRAL_NO_AMX=1` in the environment says no, and so does a `VENTRAL_SIMD` below
-/// `avx512`: [`crate::simd::avx512`]).
+/// `avx512`: [`crate::simd::avx512`]). Without AMX the same tiles run on AVX512-BF16 dot
+/// products where the CPU has them ([`bf16_unit`]; `VENTRAL_NO_DPBF16=1` says no to those).
 pub fn amx_available() -> bool {
     *AMX.get_or_init(|| {
         let off = std::env::var_os("VENTRAL_NO_AMX").is_some_and(|v| !v.is_empty() && v != "0");

@@ -275,11 +275,13 @@ fn native_engine_bf16_rounds_once_to_the_same_bits() {
 }
 
 /// The native engine's bf16 mode (`BltNet::set_bf16`: every convolution and linear layer on
-/// bf16 operands with float32 sums — AMX tiles where the CPU has them): its log-probabilities
+/// bf16 operands with float32 sums — AMX tiles or AVX512-BF16 dot products where the CPU has
+/// them): its log-probabilities
 /// and gradients stay within the same multiples of "float32 on weights and images rounded to
 /// bf16" as burn's autocast above, on the tiny BLT (additive, multiplicative) and on
 /// BLT_net_64 (T = 2, batch 2). Measured on an Intel Xeon with AMX (and the same to 3
-/// digits with `VENTRAL_NO_AMX=1`, the float32-GEMM path): log-probabilities within 1.0e-2,
+/// digits on the float32-GEMM path, `VENTRAL_NO_AMX=1` — since session 61 also
+/// `VENTRAL_NO_DPBF16=1`, else the dot products run): log-probabilities within 1.0e-2,
 /// 1.3e-2 and 7.8e-3 of float32 (rounding alone 7.5e-3, 8.6e-3, 5.8e-3), gradients 0.013,
 /// 0.016, 0.009 relative L2 (rounding alone 0.010, 0.013, 0.007).
 #[test]
