@@ -41,6 +41,39 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use imp::{Kernel, backward_data, begin, block, end, forward, weight_grad};
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) use portable::{begin, block, end};
+
+/// The block routines' signatures elsewhere, for `bf16`'s product that calls them only behind
+/// [`unit`] (always `None` there).
+#[cfg(not(target_arch = "x86_64"))]
+mod portable {
+    use super::Unit;
+
+    /// # Safety
+    /// Never called ([`super::unit`] is `None` on this architecture).
+    pub(crate) unsafe fn begin(_: Unit) {
+        crate::simd::x86_only()
+    }
+
+    /// # Safety
+    /// Never called ([`super::unit`] is `None` on this architecture).
+    pub(crate) unsafe fn end(_: Unit) {
+        crate::simd::x86_only()
+    }
+
+    /// # Safety
+    /// Never called ([`super::unit`] is `None` on this architecture).
+    pub(crate) unsafe fn block(
+        _: Unit,
+        _: (*mut f32, usize, bool),
+        _: &[[*const u8; 4]],
+        _: (usize, usize, usize, usize),
+        _: usize,
+    ) {
+        crate::simd::x86_only()
+    }
+}
 
 /// Weights packed for the kernels by (address, length, kind) of the float32 slice (kind 0:
 /// the forward's; 1 + q: the input gradient's phase q): the bf16 values and the offset of

@@ -928,7 +928,8 @@ unsafe fn block(
 /// ([`crate::amx_conv`]-internal): loading the configuration [`CONFIG`], the four
 /// accumulators of a 32 × 32 block, and the steps of two tiles of each operand.
 pub(crate) mod tiles {
-    #![cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    // Used by `amx_conv`'s x86-64 kernels only.
+    #![cfg_attr(not(target_arch = "x86_64"), allow(unused_variables, dead_code))]
 
     /// Loads the tile configuration on this thread.
     ///
