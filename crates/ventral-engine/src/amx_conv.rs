@@ -159,23 +159,28 @@ pub(crate) fn unit() -> Option<Unit> {
         if crate::bf16::amx_available() {
             return Some(Unit::Amx);
         }
-        let off = std::env::var_os("VENTRAL_NO_DPBF16").is_some_and(|v| !v.is_empty() && v != "0");
-        (!off && crate::simd::avx512() && simd_present()).then_some(Unit::Dot)
+        (!crate::bf16::switched_off("VENTRAL_NO_DPBF16") && dot_present()).then_some(Unit::Dot)
     })
 }
 
-/// The units this CPU and process can run (both where AMX is available: its CPUs have
-/// AVX512-BF16 too): what the tests compare.
+/// AVX512-BF16 dot products can run: the CPU has them and AVX-512 is allowed.
+fn dot_present() -> bool {
+    crate::simd::avx512() && simd_present()
+}
+
+/// What the tests compare: the tiles on each unit this CPU and process can run (both where
+/// AMX is available: its CPUs have AVX512-BF16 too), then `None`, the float32 kernels on
+/// rounded operands.
 #[cfg(test)]
-pub(crate) fn units_present() -> Vec<Unit> {
-    let mut v = Vec::new();
-    if crate::bf16::amx_available() {
-        v.push(Unit::Amx);
-    }
-    if crate::simd::avx512() && simd_present() {
-        v.push(Unit::Dot);
-    }
-    v
+pub(crate) fn unit_paths() -> Vec<Option<Unit>> {
+    let amx = crate::bf16::amx_available().then_some(Unit::Amx);
+    let dot = dot_present().then_some(Unit::Dot);
+    [amx, dot]
+        .into_iter()
+        .flatten()
+        .map(Some)
+        .chain([None])
+        .collect()
 }
 
 #[cfg(test)]

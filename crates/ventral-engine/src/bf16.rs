@@ -16,11 +16,12 @@
 //! tile accumulators fed by `TDPBF16PS` (16 × 16 × 32 multiply-adds each), the blocks spread
 //! over rayon's threads. `TDPBF16PS` treats bf16 subnormals as zero and flushes subnormal
 //! float32 results (Intel SDM); it sums each pair of products before adding them to the
-//! accumulator. **Elsewhere** (no AMX, or `VENTRAL_NO_AMX=1`), the same rounded operands go
-//! through [`crate::mat::gemm`] (float32 FMA): the same products, the sums in another order —
-//! a portable definition of the arithmetic, not a fast path. The direct convolutions of
-//! `amx_conv` also run on AVX512-BF16's `VDPBF16PS` where the CPU has it without AMX
-//! ([`bf16_unit`]).
+//! accumulator. **Without AMX but with AVX512-BF16** (or with `VENTRAL_NO_AMX=1`), the same
+//! tiles are multiplied by `VDPBF16PS` dot products in vector registers ([`bf16_unit`]; the
+//! direct convolutions of `amx_conv` alike). **Elsewhere** (neither, or also
+//! `VENTRAL_NO_DPBF16=1`), the same rounded operands go through [`crate::mat::gemm`] (float32
+//! FMA): the same products, the sums in another order — a portable definition of the
+//! arithmetic, not a fast path.
 //!
 //! The instructions are written as inline assembly: Rust's AMX intrinsics are unstable.
 
@@ -91,6 +92,12 @@ pub fn tiles_available() -> bool {
     bf16_unit().is_some()
 }
 
+/// The environment switches `name` off: set, non-empty and not `0` (`VENTRAL_NO_AMX`,
+/// `VENTRAL_NO_DPBF16`).
+pub(crate) fn switched_off(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 static AMX: OnceLock<bool> = OnceLock::new();
 
 /// The CPU has AMX tiles with bf16 products and this process may use them (asked of Linux
@@ -98,10 +105,7 @@ static AMX: OnceLock<bool> = OnceLock::new();
 /// `avx512`: [`crate::simd::avx512`]). Without AMX the same tiles run on AVX512-BF16 dot
 /// products where the CPU has them ([`bf16_unit`]; `VENTRAL_NO_DPBF16=1` says no to those).
 pub fn amx_available() -> bool {
-    *AMX.get_or_init(|| {
-        let off = std::env::var_os("VENTRAL_NO_AMX").is_some_and(|v| !v.is_empty() && v != "0");
-        !off && crate::simd::avx512() && detect()
-    })
+    *AMX.get_or_init(|| !switched_off("VENTRAL_NO_AMX") && crate::simd::avx512() && detect())
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -150,11 +154,11 @@ pub fn gemm_bf16(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>
     gemm_bf16_on(dst, accumulate, a, b, tiles_available());
 }
 
-/// [`gemm_bf16`] with the tiled path chosen by the caller (`amx` — tiles — must only be true
-/// where [`tiles_available`]): for the tests and benchmarks that compare the two.
-pub fn gemm_bf16_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, amx: bool) {
+/// [`gemm_bf16`] with the tiled path chosen by the caller (`tiled` must only be true where
+/// [`tiles_available`]): for the tests and benchmarks that compare the two.
+pub fn gemm_bf16_on(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, tiled: bool) {
     let mut pa = PACKED.take();
-    pa.pack(a, amx);
+    pa.pack(a, tiled);
     gemm_bf16_packed(dst, accumulate, &pa, b);
     PACKED.set(pa);
 }
@@ -168,23 +172,24 @@ pub struct PackedA {
     rounded: Vec<f32>,
     rows: usize,
     cols: usize,
-    amx: bool,
+    tiled: bool,
 }
 
 impl PackedA {
-    /// Round and pack `a` (reusing this value's buffers); `amx` as in [`gemm_bf16_on`].
+    /// Round and pack `a` (reusing this value's buffers); `tiled` as in [`gemm_bf16_on`].
     ///
     /// # Panics
-    /// On a view outside its slice, or `amx` (tiles) where [`tiles_available`] is false (engine bugs).
-    pub fn pack(&mut self, a: MatRef<'_>, amx: bool) {
+    /// On a view outside its slice, or `tiled` where [`tiles_available`] is false (engine
+    /// bugs).
+    pub fn pack(&mut self, a: MatRef<'_>, tiled: bool) {
         assert!(a.fits(), "gemm_bf16 view outside its slice");
         assert!(
-            !amx || tiles_available(),
+            !tiled || tiles_available(),
             "bf16 tiles asked for where no unit multiplies them"
         );
         (self.rows, self.cols) = (a.rows, a.cols);
-        self.amx = amx && a.rows > 0 && a.cols > 0;
-        if self.amx {
+        self.tiled = tiled && a.rows > 0 && a.cols > 0;
+        if self.tiled {
             let (mp, kt) = (a.rows.div_ceil(32) * 2, a.cols.div_ceil(TK));
             self.tiles.resize(mp * kt * TILE, 0);
             pack_a(&a, kt, &mut self.tiles[..mp * kt * TILE]);
@@ -259,7 +264,7 @@ pub fn gemm_bf16_unfolded(
     transposed: bool,
 ) {
     assert!(
-        a.amx && u.supported(),
+        a.tiled && u.supported(),
         "gemm_bf16_unfolded: not an AMX product"
     );
     product(
@@ -310,7 +315,7 @@ fn product(dst: MatMut<'_>, accumulate: bool, a: &PackedA, b: Right<'_>) {
         }
         return packed_product(dst, accumulate, a, b, (m, k, n));
     };
-    if !a.amx || n == 0 {
+    if !a.tiled || n == 0 {
         let mut br = Vec::new();
         rounded(&bm, &mut br);
         gemm(
@@ -1148,19 +1153,10 @@ mod tests {
         u * 2f32.powi(((z >> 8) % 13) as i32 - 6)
     }
 
-    /// The tiled path on each unit the CPU has, and the rounded float32 path (`None`).
-    fn unit_paths() -> Vec<Option<Bf16Unit>> {
-        let mut v: Vec<_> = crate::amx_conv::units_present()
-            .into_iter()
-            .map(Some)
-            .collect();
-        v.push(None);
-        v
-    }
-
-    /// Every path (each unit's tiles, the rounded float32 product) against a float64 product of the rounded operands, on shapes with every
-    /// kind of edge (rows, columns and reductions not multiples of the tiles, 1-wide, a
-    /// reduction shorter than one tile, several tiles), transposed views and accumulation.
+    /// Every path (each unit's tiles, the rounded float32 product) against a float64 product
+    /// of the rounded operands, on shapes with every kind of edge (rows, columns and
+    /// reductions not multiples of the tiles, 1-wide, a reduction shorter than one tile,
+    /// several tiles), transposed views and accumulation.
     #[test]
     fn both_paths_match_a_float64_product_of_the_rounded_operands() {
         let shapes = [
@@ -1174,7 +1170,7 @@ mod tests {
             (33, 1, 65),
             (96, 64, 17),
         ];
-        let paths = unit_paths();
+        let paths = crate::amx_conv::unit_paths();
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
             for &at in &[false, true] {
                 for &bt in &[false, true] {
@@ -1205,10 +1201,10 @@ mod tests {
                             MatRef::rm(&b_st, 0, k, n)
                         };
                         for &unit in &paths {
-                            let amx = unit.is_some();
+                            let tiled = unit.is_some();
                             let mut c = c0.clone();
                             crate::amx_conv::with_unit(unit, || {
-                                gemm_bf16_on(MatMut::rm(&mut c, 0, m, n), acc, av, bv, amx)
+                                gemm_bf16_on(MatMut::rm(&mut c, 0, m, n), acc, av, bv, tiled)
                             });
                             for i in 0..m {
                                 for j in 0..n {
@@ -1248,9 +1244,9 @@ mod tests {
         let (m, k, n) = (20, 40, 24);
         let a: Vec<f32> = (0..m * k).map(|i| val(i, 91)).collect();
         let b: Vec<f32> = (0..k * n).map(|i| val(i, 92)).collect();
-        let paths = unit_paths();
+        let paths = crate::amx_conv::unit_paths();
         for &unit in &paths {
-            let amx = unit.is_some();
+            let tiled = unit.is_some();
             // dst rows 20 of a 30-wide row-major buffer, starting at column 3.
             let mut buf = vec![7.0f32; 30 * 25];
             let dst = MatMut {
@@ -1267,7 +1263,7 @@ mod tests {
                     false,
                     MatRef::rm(&a, 0, m, k),
                     MatRef::rm(&b, 0, k, n),
-                    amx,
+                    tiled,
                 )
             });
             for (idx, &v) in buf.iter().enumerate() {

@@ -1767,12 +1767,7 @@ mod tests {
             };
             // Every unit this CPU has (AMX tiles, AVX512-BF16 dot products), and none (the
             // float32 kernels on rounded operands).
-            let mut units: Vec<_> = crate::amx_conv::units_present()
-                .into_iter()
-                .map(Some)
-                .collect();
-            units.push(None);
-            for unit in units {
+            for unit in crate::amx_conv::unit_paths() {
                 crate::amx_conv::with_unit(unit, || {
                     let what = |pass: &str| format!("{pass} on {unit:?}");
                     let mut sc = Scratch::with_bf16(true);

@@ -91,22 +91,15 @@ fn bf16_unit(a: &Args) -> Option<ventral_engine::bf16::Bf16Unit> {
         .flatten()
 }
 
-/// The native engine runs the timed passes in bf16 on AMX tiles.
-fn bf16_on_amx(a: &Args) -> bool {
-    bf16_unit(a) == Some(ventral_engine::bf16::Bf16Unit::Amx)
-}
-
 /// ", bf16" in the text output when the timed passes ran in bf16 (", bf16 on AMX" or ", bf16
 /// on AVX512-BF16" where the native engine ran its convolutions on those).
 fn bf16_tag(a: &Args) -> &'static str {
-    if bf16_on_amx(a) {
-        ", bf16 on AMX"
-    } else if bf16_unit(a).is_some() {
-        ", bf16 on AVX512-BF16"
-    } else if bf16(a) {
-        ", bf16"
-    } else {
-        ""
+    use ventral_engine::bf16::Bf16Unit;
+    match bf16_unit(a) {
+        Some(Bf16Unit::Amx) => ", bf16 on AMX",
+        Some(Bf16Unit::Dot) => ", bf16 on AVX512-BF16",
+        None if bf16(a) => ", bf16",
+        None => "",
     }
 }
 
@@ -270,7 +263,7 @@ fn bench_model(cfg: &BltConfig, a: &Args, base: &Device) -> Result<serde_json::V
     Ok(json!({
         "engine": a.engine,
         "precision": precision(a).name(),
-        "bf16_amx": bf16_on_amx(a),
+        "bf16_amx": bf16_unit(a) == Some(ventral_engine::bf16::Bf16Unit::Amx),
         "bf16_unit": bf16_unit(a).map(|u| u.name()),
         "parameters": n_params,
         "timesteps": cfg.timesteps,
