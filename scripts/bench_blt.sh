@@ -6,8 +6,12 @@
 # Runs every (model, T, batch) of the grid below on ventral's native CPU engine (what `ventral
 # train` uses on cpu) and on PyTorch CPU with the same number of threads, and writes
 # model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,
-# ratio_hi,fma_gflops to OUT.csv (default bench_blt.csv; fma_gflops: the multiply-add peak
-# `ventral bench` measured, to compare rates across machines); modes `train_winograd` and `infer_winograd` are
+# ratio_hi,fma_gflops,ratio_at_peak to OUT.csv (default bench_blt.csv; fma_gflops: the
+# multiply-add peak `ventral bench` measured, to compare rates across machines; ratio_at_peak:
+# the ratio ventral would have if it ran every multiply-add it does at the measured peak that
+# bounds it — float32 FMA, or bf16 dot products — and nothing else, i.e. the ceiling of that
+# cell on this machine without fewer multiply-adds; empty for Winograd and AMX rows); modes
+# `train_winograd` and `infer_winograd` are
 # the opt-in Winograd paths (`train.winograd = true`, `ventral record --winograd`) against the
 # same PyTorch runs.
 # PRECISION=bf16 times bf16 mixed precision on both sides instead (ventral `--precision bf16`:
@@ -39,7 +43,7 @@ cargo build --release -q -p ventral-cli
 V="${CARGO_TARGET_DIR:-target}/release/ventral"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export RAYON_NUM_THREADS="$THREADS"
-echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,ratio_hi,fma_gflops" > "$OUT"
+echo "model,mode,timesteps,batch,ventral_img_s,torch_img_s,ratio,threads,commit,rounds,ratio_lo,ratio_hi,fma_gflops,ratio_at_peak" > "$OUT"
 # One process per (model, T, batch) and side: a model's timing never inherits the previous
 # model's heap, caches or thread state.
 for T in $GRID_T; do
@@ -79,7 +83,7 @@ print(f"threads: ventral {r['threads']}, torch {p['threads']} (torch {p['torch']
 # machines differ by 2x between sessions, so rates are comparable across CSVs only relative
 # to it.
 fma = r.get("peak", {}).get("fma_gflops") or 0.0
-print(f"{'model':<11} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14}")
+print(f"{'model':<11} {'mode':<6} {'T':>3} {'batch':>5} {'ventral img/s':>14} {'torch img/s':>12} {'ventral/torch':>14} {'at peak':>8}")
 with open(out, "a") as f:
     for m in ("ref64", "ref64_mult", "tiny"):
         if m not in r or m not in p:
@@ -99,13 +103,19 @@ with open(out, "a") as f:
                 w = r[m].get("winograd") or {}
                 if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
                     spread += f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)"
-                print(f"{m:<11} {name:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {ratio:>14.2f}{spread}")
-                f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f},{fma:.1f}\n")
+                # The ceiling: PyTorch's time over the time of ventral's multiply-adds at the
+                # peak that bounds them (GFLOP per image from ventral's own rate).
+                pk, g = r[m].get("peak_gflops"), r[m].get(f"{mode}_gflops")
+                at_peak = pk / (g / r[m][f"{mode}_images_per_s"]) / b if pk and g and not winograd else None
+                cell = f"{at_peak:8.2f}" if at_peak else f"{'':>8}"
+                print(f"{m:<11} {name:<6} {r[m]['timesteps']:>3} {r[m]['batch']:>5} {a:>14.2f} {b:>12.2f} {ratio:>14.2f} {cell}{spread}")
+                f.write(f"{m},{name},{r[m]['timesteps']},{r[m]['batch']},{a:.3f},{b:.3f},{ratio:.3f},{r['threads']},{commit},{len(a_s)},{lo:.3f},{hi:.3f},{fma:.1f},{f'{at_peak:.3f}' if at_peak else ''}\n")
         if "profile" in r[m]:
+            pk, kind = r[m].get("peak_gflops"), r[m].get("peak_kind")
             bf16 = r[m].get("precision") == "bf16"
-            share = "bf16 operands" if bf16 else f"% of the {fma:.0f} GFLOP/s FMA peak"
+            share = f"% of the {pk:.0f} GFLOP/s {kind}" if pk else ("bf16 operands" if bf16 else "no measured peak")
             print(f"  ventral convolutions ({m}): calls per forward pass, GFLOP/s forward / input grad / weight grad ({share}):")
-            pct = lambda g: f"{g:7.1f} {100 * g / fma:3.0f}%" if fma and not bf16 else f"{g:7.1f}"
+            pct = lambda g: f"{g:7.1f} {100 * g / pk:3.0f}%" if pk else f"{g:7.1f}"
             for row in r[m]["profile"]:
                 print(f"    {row['layer']:<4} {row['conv']:<10} {row.get('calls_per_pass', ''):>2} {pct(row['forward_gflops'])} {pct(row['input_grad_gflops'])} {pct(row['weight_grad_gflops'])}")
         for key, label in (("step_profile", ""), ("winograd_step_profile", ", Winograd")):

@@ -345,6 +345,15 @@ fn bench_device_and_engine() {
         assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["tiny"]["infer_images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["peak"]["sgemm_1536_gflops"].as_f64().unwrap() > 0.0);
+        // The peak that bounds the run: the FMA peak for the native engine in float32 (where
+        // the CPU has one), none for burn's engine.
+        let fma = v["peak"]["fma_gflops"].as_f64();
+        if engine == "native" && fma.is_some() {
+            assert_eq!(v["tiny"]["peak_gflops"].as_f64(), fma);
+            assert_eq!(v["tiny"]["peak_kind"], "FMA peak");
+        } else {
+            assert!(v["tiny"]["peak_gflops"].is_null(), "{}", v["tiny"]);
+        }
         // burn's path is checked against the native engine on the same weights and images.
         let c = &v["tiny"]["vs_native"];
         if engine == "burn" {
@@ -372,6 +381,17 @@ fn bench_device_and_engine() {
     assert!(v["tiny"]["bf16_amx"].is_boolean());
     let unit = ventral_engine::bf16::bf16_unit().map(|u| u.name());
     assert_eq!(v["tiny"]["bf16_unit"].as_str(), unit);
+    // On dot products the bf16 passes are bounded by the measured dot-product peak; on AMX
+    // and the rounded float32 kernels no peak is given.
+    let dot = v["peak"]["bf16_dot_gflops"].as_f64();
+    assert!(v["peak"].get("bf16_dot_gflops").is_some(), "{}", v["peak"]);
+    if unit == Some("avx512bf16") {
+        assert!(dot.unwrap() > 0.0);
+        assert_eq!(v["tiny"]["peak_gflops"].as_f64(), dot);
+        assert_eq!(v["tiny"]["peak_kind"], "bf16 dot-product peak");
+    } else {
+        assert!(v["tiny"]["peak_gflops"].is_null(), "{}", v["tiny"]);
+    }
     assert!(v["tiny"]["train_images_per_s"].as_f64().unwrap() > 0.0);
     // `--profile`: the convolutions the network runs, with their calls per forward pass (the
     // tiny BLT keeps the reference's quirk: V1's lateral and top-down never run, and are not

@@ -196,6 +196,30 @@ pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
     }
 }
 
+/// The bf16 dot-product peak of this machine, measured as [`fma_peak_gflops`] is: every rayon
+/// thread runs independent chains of AVX512-BF16's `VDPBF16PS` (16 float32 lanes, each adding
+/// two bf16 products: 32 multiply-adds per instruction) for about `ms` milliseconds; GFLOP/s
+/// of the fastest of three rounds. What the engine's bf16 convolutions on dot products
+/// ([`crate::bf16::bf16_unit`] `avx512bf16`) can reach at most: twice the float32 peak where
+/// the instruction issues at the FMA's rate (AMD Zen 4), the same where at half of it.
+/// `None` without AVX-512F + AVX512-BF16 and off x86-64.
+pub fn bf16_dot_peak_gflops(ms: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
+            return None;
+        }
+        // SAFETY: AVX-512F and AVX512-BF16 checked above.
+        let chains = |iters: usize| unsafe { dpbf16_chains(iters) };
+        Some(peak_of(ms, CHAINS * 32, chains))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ms;
+        None
+    }
+}
+
 /// GFLOP/s of `chains(iters)` (`lanes_per_iter` fused multiply-adds per iteration) on every
 /// rayon thread at once, the iterations calibrated to about `ms` on one thread first.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -292,6 +316,28 @@ fn fma_chains512(iters: usize) -> f32 {
     _mm512_reduce_add_ps(t)
 }
 
+/// Independent `VDPBF16PS` chains of [`bf16_dot_peak_gflops`] (latency 6 × 2 pipes at most).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn dpbf16_chains(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    // Pairs of bf16 0.0009765625 (2^-10, bits 0x3A80) in every 32-bit lane: each instruction
+    // adds 2 · 2^-20 per lane, exact and far from overflow for any count of iterations.
+    // SAFETY: register arithmetic only; `__m512bh` and `__m512i` are both 512 bits.
+    let v: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(0x3A80_3A80)) };
+    let mut a = [_mm512_setzero_ps(); CHAINS];
+    for _ in 0..iters {
+        for x in a.iter_mut() {
+            *x = _mm512_dpbf16_ps(*x, v, v);
+        }
+    }
+    let mut t = _mm512_setzero_ps();
+    for x in a {
+        t = _mm512_add_ps(t, x);
+    }
+    _mm512_reduce_add_ps(t)
+}
+
 #[cfg(test)]
 mod tests {
     /// The peak is a positive, finite rate wherever the CPU has the vector units (no bound on
@@ -304,6 +350,20 @@ mod tests {
                 !super::avx2() && !cfg!(target_arch = "aarch64"),
                 "no peak on a CPU with AVX2 + FMA or NEON"
             ),
+        }
+    }
+
+    /// The bf16 dot-product peak is a positive, finite rate exactly where the CPU has
+    /// AVX512-BF16.
+    #[test]
+    fn bf16_dot_peak_is_a_rate() {
+        #[cfg(target_arch = "x86_64")]
+        let has = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
+        #[cfg(not(target_arch = "x86_64"))]
+        let has = false;
+        match super::bf16_dot_peak_gflops(2.0) {
+            Some(g) => assert!(has && g.is_finite() && g > 0.0, "peak {g}"),
+            None => assert!(!has, "no bf16 peak on a CPU with AVX512-BF16"),
         }
     }
 }

@@ -47,7 +47,9 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass, and
-    /// their share of the multiply-add peak measured at the start, `peak.fma_gflops`) and, on
+    /// their share of the peak measured at the start that bounds them, `peak_gflops`: the
+    /// float32 multiply-add peak `peak.fma_gflops`, or for bf16 on AVX512-BF16 dot products
+    /// `peak.bf16_dot_gflops`; none on AMX) and, on
     /// the native engine, where a training step's and an inference pass's time goes (with
     /// `--winograd`, for the Winograd paths too: `winograd_step_profile`).
     #[arg(long)]
@@ -578,7 +580,24 @@ fn peak() -> serde_json::Value {
     // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane, at the
     // clock /proc/cpuinfo reports (often the base clock: turbo can exceed the nominal peak).
     let nominal = mhz.map(|m| threads as f64 * 2.0 * lanes * 2.0 * m / 1e3);
-    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "sgemm_1536_gflops": measured})
+    // VDPBF16PS chains where the CPU has them: the ceiling of bf16 on dot products.
+    let bf16_dot = ventral_engine::simd::bf16_dot_peak_gflops(100.0);
+    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "bf16_dot_gflops": bf16_dot, "sgemm_1536_gflops": measured})
+}
+
+/// The measured peak that bounds the native engine's timed passes, and its name: the float32
+/// multiply-add peak in float32, the bf16 dot-product peak for bf16 on AVX512-BF16 dot
+/// products; none for bf16 on AMX (its tiles' peak is not measured) or on the rounded float32
+/// kernels, for burn's engine, or without a measured peak (a device, no FMA).
+fn bound(peak: Option<&serde_json::Value>, a: &Args) -> Option<(f64, &'static str)> {
+    use ventral_engine::bf16::Bf16Unit;
+    let peak = peak.filter(|_| a.engine == "native")?;
+    let (key, name) = match (bf16(a), bf16_unit(a)) {
+        (false, _) => ("fma_gflops", "FMA peak"),
+        (true, Some(Bf16Unit::Dot)) => ("bf16_dot_gflops", "bf16 dot-product peak"),
+        (true, _) => return None,
+    };
+    peak[key].as_f64().filter(|p| *p > 0.0).map(|p| (p, name))
 }
 
 /// Seconds and GFLOP/s of the convolutions the network runs, each at its layer's shape
@@ -879,6 +898,12 @@ pub fn run(mut a: Args) -> Result<()> {
         let stages = Stages::new(name);
         let mut r = bench_model(cfg, &a, &device)?;
         stages.done(&r);
+        // The peak that bounds these passes (`bench_blt.sh`: the ratio to PyTorch at it).
+        let limit = bound(out.get("peak"), &a);
+        if let Some((p, kind)) = limit {
+            r["peak_gflops"] = json!(p);
+            r["peak_kind"] = json!(kind);
+        }
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
             if a.engine == "native" {
@@ -890,8 +915,12 @@ pub fn run(mut a: Args) -> Result<()> {
         }
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            let share = |g: f64| match limit {
+                Some((p, kind)) => format!(", {:.0}% of the {kind}", 100.0 * g / p),
+                None => String::new(),
+            };
             println!(
-                "{name} ({} engine{}): T={} batch {}: train {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), inference {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s), {} parameters",
+                "{name} ({} engine{}): T={} batch {}: train {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s{}), inference {:.2} images/s ({:.3} s/batch, {:.1} GFLOP/s{}), {} parameters",
                 a.engine,
                 bf16_tag(&a),
                 cfg.timesteps,
@@ -899,9 +928,11 @@ pub fn run(mut a: Args) -> Result<()> {
                 f("train_images_per_s"),
                 f("train_s_per_batch"),
                 f("train_gflops"),
+                share(f("train_gflops")),
                 f("infer_images_per_s"),
                 f("infer_s_per_batch"),
                 f("infer_gflops"),
+                share(f("infer_gflops")),
                 r["parameters"]
             );
             if r["vs_native"].is_object() {
@@ -942,15 +973,12 @@ pub fn run(mut a: Args) -> Result<()> {
                 );
             }
             if let Some(rows) = r["profile"].as_array() {
-                // GFLOP/s, and the share of the measured float32 multiply-add peak where there
-                // is one (bf16 passes run on other units: AMX tiles).
+                // GFLOP/s, and the share of the measured peak that bounds them where there is
+                // one (float32: the FMA peak; bf16 on dot products: theirs; AMX: none).
                 let bf16 = r["precision"] == "bf16";
-                let fma = out
-                    .get("peak")
-                    .and_then(|p| p["fma_gflops"].as_f64())
-                    .filter(|p| *p > 0.0 && !bf16);
-                let unit = match fma {
-                    Some(p) => format!("GFLOP/s, % of the {p:.0} GFLOP/s FMA peak"),
+                let fma = limit.map(|(p, _)| p);
+                let unit = match limit {
+                    Some((p, kind)) => format!("GFLOP/s, % of the {p:.0} GFLOP/s {kind}"),
                     None if bf16 => "GFLOP/s, bf16 operands".to_string(),
                     None => "GFLOP/s".to_string(),
                 };
