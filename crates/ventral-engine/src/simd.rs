@@ -303,17 +303,32 @@ fn fma_chains256(iters: usize) -> f32 {
 fn fma_chains512(iters: usize) -> f32 {
     use std::arch::x86_64::*;
     let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-    let mut a = [_mm512_set1_ps(1.0); CHAINS];
+    chains512(iters, _mm512_set1_ps(1.0), |x| _mm512_fmadd_ps(x, m, c))
+}
+
+/// [`CHAINS`] independent chains of `step` from `start`, `iters` rounds, summed: the loop of
+/// the 512-bit peaks (`step` inlined into its caller, which has the features it needs).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn chains512(
+    iters: usize,
+    start: std::arch::x86_64::__m512,
+    step: impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512,
+) -> f32 {
+    let mut a = [start; CHAINS];
     for _ in 0..iters {
         for x in a.iter_mut() {
-            *x = _mm512_fmadd_ps(*x, m, c);
+            *x = step(*x);
         }
     }
-    let mut t = _mm512_setzero_ps();
-    for x in a {
-        t = _mm512_add_ps(t, x);
-    }
-    _mm512_reduce_add_ps(t)
+    // SAFETY: `__m512` is 16 floats.
+    a.iter()
+        .map(|x| {
+            unsafe { std::mem::transmute::<std::arch::x86_64::__m512, [f32; 16]>(*x) }
+                .iter()
+                .sum::<f32>()
+        })
+        .sum()
 }
 
 /// Independent `VDPBF16PS` chains of [`bf16_dot_peak_gflops`] (latency 6 × 2 pipes at most).
@@ -325,17 +340,7 @@ fn dpbf16_chains(iters: usize) -> f32 {
     // adds 2 · 2^-20 per lane, exact and far from overflow for any count of iterations.
     // SAFETY: register arithmetic only; `__m512bh` and `__m512i` are both 512 bits.
     let v: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(0x3A80_3A80)) };
-    let mut a = [_mm512_setzero_ps(); CHAINS];
-    for _ in 0..iters {
-        for x in a.iter_mut() {
-            *x = _mm512_dpbf16_ps(*x, v, v);
-        }
-    }
-    let mut t = _mm512_setzero_ps();
-    for x in a {
-        t = _mm512_add_ps(t, x);
-    }
-    _mm512_reduce_add_ps(t)
+    chains512(iters, _mm512_setzero_ps(), |x| _mm512_dpbf16_ps(x, v, v))
 }
 
 #[cfg(test)]
