@@ -202,11 +202,12 @@ pub fn fma_peak_gflops(ms: f64) -> Option<f64> {
 /// of the fastest of three rounds. What the engine's bf16 convolutions on dot products
 /// ([`crate::bf16::bf16_unit`] `avx512bf16`) can reach at most: twice the float32 peak where
 /// the instruction issues at the FMA's rate (AMD Zen 4), the same where at half of it.
-/// `None` without AVX-512F + AVX512-BF16 and off x86-64.
+/// `None` without AVX-512F + AVX512-BF16, with AVX-512 capped (`VENTRAL_SIMD` below
+/// `avx512`: the engine then runs no dot products either) and off x86-64.
 pub fn bf16_dot_peak_gflops(ms: f64) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
+        if !(avx512() && is_x86_feature_detected!("avx512bf16")) {
             return None;
         }
         // SAFETY: AVX-512F and AVX512-BF16 checked above.
@@ -363,7 +364,7 @@ mod tests {
     #[test]
     fn bf16_dot_peak_is_a_rate() {
         #[cfg(target_arch = "x86_64")]
-        let has = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16");
+        let has = super::avx512() && is_x86_feature_detected!("avx512bf16");
         #[cfg(not(target_arch = "x86_64"))]
         let has = false;
         match super::bf16_dot_peak_gflops(2.0) {
