@@ -976,7 +976,7 @@ pub fn run(mut a: Args) -> Result<()> {
                 // GFLOP/s, and the share of the measured peak that bounds them where there is
                 // one (float32: the FMA peak; bf16 on dot products: theirs; AMX: none).
                 let bf16 = r["precision"] == "bf16";
-                let fma = limit.map(|(p, _)| p);
+                let bound_gflops = limit.map(|(p, _)| p);
                 let unit = match limit {
                     Some((p, kind)) => format!("GFLOP/s, % of the {p:.0} GFLOP/s {kind}"),
                     None if bf16 => "GFLOP/s, bf16 operands".to_string(),
@@ -993,7 +993,7 @@ pub fn run(mut a: Args) -> Result<()> {
                     "input grad",
                     "weight grad"
                 );
-                let cell = |g: f64| match fma {
+                let cell = |g: f64| match bound_gflops {
                     Some(p) => format!("{g:.1} {:>3.0}%", 100.0 * g / p),
                     None => format!("{g:.1}"),
                 };
