@@ -457,7 +457,7 @@ impl Conv {
     pub fn amx_worth(&self, batch: usize) -> bool {
         let narrowest = self.ci.min(self.co);
         let direct = narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some();
-        crate::amx_conv::unit().is_some() && (narrowest >= AMX_MIN_CHANNELS || direct)
+        tiles_available() && (narrowest >= AMX_MIN_CHANNELS || direct)
     }
 
     /// A bf16 pass on the float32 kernels ([`Self::amx_worth`] false): `f` runs with `a` and
