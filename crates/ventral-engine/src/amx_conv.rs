@@ -880,7 +880,9 @@ mod imp {
             });
     }
 
-    /// Weights per group of output-channel blocks that one task keeps in L2.
+    /// Weights per group of output-channel blocks that one task keeps in L2 (at most; the
+    /// groups are then made equal and the tasks a multiple of the threads by
+    /// [`crate::balanced_tasks`]).
     const GROUP_BYTES: usize = 1 << 20;
 
     /// The kernel of one call: packed tap t is `taps[t]` of `w`'s `k2` taps, the channels
@@ -971,12 +973,9 @@ mod imp {
             }
         };
         let (mb, nb) = (rp / BLOCK, npix / BLOCK);
-        let most = (GROUP_BYTES / (nt * cp * BLOCK * 2)).clamp(1, mb);
-        let groups = mb.div_ceil(most);
-        let group = mb.div_ceil(groups);
-        let groups = mb.div_ceil(group);
-        let want = rayon::current_num_threads() * 2;
-        let split = want.div_ceil(groups).clamp(1, nb);
+        let most = GROUP_BYTES / (nt * cp * BLOCK * 2);
+        let threads = rayon::current_num_threads();
+        let (group, groups, split) = crate::balanced_tasks(mb, most, nb, (2 * threads, threads));
         let (wp, xp, yp) = (
             Ptr(wptr.cast_mut()),
             Ptr(xv.as_ptr().cast_mut()),

@@ -62,3 +62,60 @@ const PAR_MIN_FLOATS: usize = 1 << 15;
 pub(crate) fn min_items(item: usize) -> usize {
     (PAR_MIN_FLOATS / item.max(1)).max(1)
 }
+
+/// Tasks of equal work over `n` blocks kept in groups of at most `most` (a group's operands
+/// stay in cache while its blocks run), each group cut into `splits` slices of another axis of
+/// `m` items: `(group, groups, splits)`. The groups all hold `group` blocks — the fewest
+/// groups that divide `n` — and `groups × splits` is at least `want` and, where `m` allows, a
+/// multiple of `threads`. Tasks are atomic: with 6 of 16 blocks (3, 3, 3, 3, 3, 1) on two
+/// threads one ran 9 blocks while the other waited after 7, 12 % of the call lost (bf16
+/// convolutions of BLT_net_64's IT, 512 channels; see `docs/performance.md`, session 63).
+pub(crate) fn balanced_tasks(
+    n: usize,
+    most: usize,
+    m: usize,
+    (want, threads): (usize, usize),
+) -> (usize, usize, usize) {
+    let n = n.max(1);
+    let mut groups = n.div_ceil(most.clamp(1, n));
+    while !n.is_multiple_of(groups) {
+        groups += 1;
+    }
+    let m = m.max(1);
+    let mut splits = want.div_ceil(groups).clamp(1, m);
+    while splits < m && !(groups * splits).is_multiple_of(threads.max(1)) {
+        splits += 1;
+    }
+    (n / groups, groups, splits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_tasks;
+
+    #[test]
+    fn tasks_are_equal_and_fill_the_threads() {
+        // BLT_net_64's IT lateral in bf16: 16 blocks of output channels, 3 per group by cache.
+        assert_eq!(balanced_tasks(16, 3, 32, (4, 2)), (2, 8, 1));
+        // Its bottom-up: 7 per group → 4 groups of 4.
+        assert_eq!(balanced_tasks(16, 7, 32, (4, 2)), (4, 4, 1));
+        // All blocks in one group: split the pixels.
+        assert_eq!(balanced_tasks(8, 8, 512, (4, 2)), (8, 1, 4));
+        // Odd counts: 5 blocks → 5 groups of 1, split twice for two threads.
+        assert_eq!(balanced_tasks(5, 3, 10, (4, 2)), (1, 5, 2));
+        // Three threads: 2 groups → 3 splits each.
+        assert_eq!(balanced_tasks(4, 2, 100, (6, 3)), (2, 2, 3));
+        // Nothing to split: one task.
+        assert_eq!(balanced_tasks(1, 1, 1, (4, 2)), (1, 1, 1));
+        for n in 1..40 {
+            for most in 1..20 {
+                for threads in 1..5 {
+                    let (g, gs, s) = balanced_tasks(n, most, 64, (2 * threads, threads));
+                    assert_eq!(g * gs, n, "{n} {most}");
+                    assert!(g <= most.max(1) || g == 1, "{n} {most}");
+                    assert!(gs * s >= 2 * threads && (gs * s) % threads == 0);
+                }
+            }
+        }
+    }
+}
