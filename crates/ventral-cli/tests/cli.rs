@@ -351,6 +351,8 @@ fn bench_device_and_engine() {
         if engine == "native" && fma.is_some() {
             assert_eq!(v["tiny"]["peak_gflops"].as_f64(), fma);
             assert_eq!(v["tiny"]["peak_kind"], "FMA peak");
+            // Measured at the start and again after the model (the highest kept).
+            assert!(v["peak"]["rounds"].as_u64().unwrap() >= 2, "{}", v["peak"]);
         } else {
             assert!(v["tiny"]["peak_gflops"].is_null(), "{}", v["tiny"]);
         }

@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also profile the convolutions at the layer shapes (GFLOP/s per layer and pass, and
-    /// their share of the peak measured at the start that bounds them, `peak_gflops`: the
+    /// their share of the peak that bounds them, `peak_gflops` — measured at the start, and
+    /// again after each model, the highest kept (`peak.rounds`): the
     /// float32 multiply-add peak `peak.fma_gflops`, or for bf16 on AVX512-BF16 dot products
     /// `peak.bf16_dot_gflops`; none on AMX) and, on
     /// the native engine, where a training step's and an inference pass's time goes (with
@@ -585,19 +586,65 @@ fn peak() -> serde_json::Value {
     json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "bf16_dot_gflops": bf16_dot, "sgemm_1536_gflops": measured})
 }
 
+/// The highest rate of a model's timed passes: training, inference and (with `--profile`)
+/// each convolution's.
+fn fastest_gflops(r: &serde_json::Value) -> f64 {
+    let keys = ["forward_gflops", "input_grad_gflops", "weight_grad_gflops"];
+    let layers = r["profile"].as_array().into_iter().flatten();
+    let per_layer = layers.flat_map(|l| keys.iter().filter_map(|k| l[*k].as_f64()));
+    [r["train_gflops"].as_f64(), r["infer_gflops"].as_f64()]
+        .into_iter()
+        .flatten()
+        .chain(per_layer)
+        .fold(0.0, f64::max)
+}
+
+/// Measures the multiply-add peaks of [`peak`] again and keeps the highest of each (`rounds`
+/// counts the measurements); again, up to three rounds in all, while a pass ran at `fastest`
+/// GFLOP/s, faster than the peak `key` kept.
+fn remeasure_peak(peak: &mut serde_json::Value, key: &str, fastest: f64) {
+    for round in 0..3 {
+        if round > 0 && peak[key].as_f64().is_none_or(|p| fastest <= p) {
+            break;
+        }
+        for (k, now) in [
+            ("fma_gflops", ventral_engine::simd::fma_peak_gflops(100.0)),
+            (
+                "bf16_dot_gflops",
+                ventral_engine::simd::bf16_dot_peak_gflops(100.0),
+            ),
+        ] {
+            if let Some(now) = now
+                && peak[k].as_f64().is_none_or(|b| now > b)
+            {
+                peak[k] = json!(now);
+            }
+        }
+        peak["rounds"] = json!(peak["rounds"].as_u64().unwrap_or(1) + 1);
+    }
+}
+
 /// The measured peak that bounds the native engine's timed passes, and its name: the float32
 /// multiply-add peak in float32, the bf16 dot-product peak for bf16 on AVX512-BF16 dot
 /// products; none for bf16 on AMX (its tiles' peak is not measured) or on the rounded float32
 /// kernels, for burn's engine, or without a measured peak (a device, no FMA).
 fn bound(peak: Option<&serde_json::Value>, a: &Args) -> Option<(f64, &'static str)> {
-    use ventral_engine::bf16::Bf16Unit;
-    let peak = peak.filter(|_| a.engine == "native")?;
-    let (key, name) = match (bf16(a), bf16_unit(a)) {
-        (false, _) => ("fma_gflops", "FMA peak"),
-        (true, Some(Bf16Unit::Dot)) => ("bf16_dot_gflops", "bf16 dot-product peak"),
-        (true, _) => return None,
-    };
+    let peak = peak?;
+    let (key, name) = bound_key(a)?;
     peak[key].as_f64().filter(|p| *p > 0.0).map(|p| (p, name))
+}
+
+/// [`bound`]'s key in [`peak`]'s object and its name.
+fn bound_key(a: &Args) -> Option<(&'static str, &'static str)> {
+    use ventral_engine::bf16::Bf16Unit;
+    if a.engine != "native" {
+        return None;
+    }
+    match (bf16(a), bf16_unit(a)) {
+        (false, _) => Some(("fma_gflops", "FMA peak")),
+        (true, Some(Bf16Unit::Dot)) => Some(("bf16_dot_gflops", "bf16 dot-product peak")),
+        (true, _) => None,
+    }
 }
 
 /// Seconds and GFLOP/s of the convolutions the network runs, each at its layer's shape
@@ -898,12 +945,6 @@ pub fn run(mut a: Args) -> Result<()> {
         let stages = Stages::new(name);
         let mut r = bench_model(cfg, &a, &device)?;
         stages.done(&r);
-        // The peak that bounds these passes (`bench_blt.sh`: the ratio to PyTorch at it).
-        let limit = bound(out.get("peak"), &a);
-        if let Some((p, kind)) = limit {
-            r["peak_gflops"] = json!(p);
-            r["peak_kind"] = json!(kind);
-        }
         if a.profile {
             r["profile"] = json!(profile(cfg, &a)?);
             if a.engine == "native" {
@@ -912,6 +953,19 @@ pub fn run(mut a: Args) -> Result<()> {
                     r["winograd_step_profile"] = step_profile(cfg, &a, true)?;
                 }
             }
+        }
+        // The peak that bounds these passes (`bench_blt.sh`: the ratio to PyTorch at it),
+        // measured again after each model, the highest kept: on a shared VM a busy moment at
+        // the start measured half the peak (and shares of 130 %).
+        if let Some((key, _)) = bound_key(&a)
+            && let Some(peak) = out.get_mut("peak")
+        {
+            remeasure_peak(peak, key, fastest_gflops(&r));
+        }
+        let limit = bound(out.get("peak"), &a);
+        if let Some((p, kind)) = limit {
+            r["peak_gflops"] = json!(p);
+            r["peak_kind"] = json!(kind);
         }
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
