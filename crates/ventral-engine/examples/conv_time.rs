@@ -10,7 +10,8 @@
 //! `CONV_ONLY`: layers whose name contains it; `WINO_ONLY`: skip the direct paths;
 //! `WINO_PROFILE`: the Winograd passes' time per kind of work; `DATA_PROFILE`: the input
 //! gradient's; `WINO_F2`: F(2 × 2) instead of F(4 × 4); `BF16=1`: the three passes in bf16
-//! (`Scratch::with_bf16`, on AMX where the CPU has it).
+//! (`Scratch::with_bf16`, on AMX where the CPU has it); `PASSES=fdw` (any of them): only
+//! those passes (forward, input gradient, weight gradient), without the Winograd timings.
 use std::time::Instant;
 use ventral_engine::conv::{Conv, Scratch};
 fn main() {
@@ -92,6 +93,10 @@ fn main() {
     }
     // CONV_ONLY=<text>: only the layers whose name contains it.
     let only = std::env::var("CONV_ONLY").unwrap_or_default();
+    // PASSES=<letters>: only these direct passes — f(orward), d(ata: input gradient),
+    // w(eight gradient) — and no Winograd timings (for profilers: `perf record` one pass).
+    let passes = std::env::var("PASSES").ok();
+    let pass = |c: char| passes.as_ref().is_none_or(|p| p.contains(c));
     for (name, g) in geos {
         if !name.contains(only.as_str()) {
             continue;
@@ -123,21 +128,38 @@ fn main() {
         };
         let mut data_ops: Vec<(&str, f64)> = Vec::new();
         for _ in 0..direct_runs {
-            let t = Instant::now();
-            g.forward(&w, &x, b, &mut y, false, &mut s);
-            best[0] = best[0].min(t.elapsed().as_secs_f64());
-            ventral_engine::profile::enable(true);
-            let t = Instant::now();
-            g.backward_data(&w, &dy, b, &mut dx, &mut s);
-            let el = t.elapsed().as_secs_f64();
-            if el < best[1] {
-                best[1] = el;
-                data_ops = ventral_engine::profile::totals();
+            if pass('f') {
+                let t = Instant::now();
+                g.forward(&w, &x, b, &mut y, false, &mut s);
+                best[0] = best[0].min(t.elapsed().as_secs_f64());
             }
-            ventral_engine::profile::enable(false);
-            let t = Instant::now();
-            g.backward_weight(&x, &dy, b, &mut dw, &mut s);
-            best[2] = best[2].min(t.elapsed().as_secs_f64());
+            if pass('d') {
+                ventral_engine::profile::enable(true);
+                let t = Instant::now();
+                g.backward_data(&w, &dy, b, &mut dx, &mut s);
+                let el = t.elapsed().as_secs_f64();
+                if el < best[1] {
+                    best[1] = el;
+                    data_ops = ventral_engine::profile::totals();
+                }
+                ventral_engine::profile::enable(false);
+            }
+            if pass('w') {
+                let t = Instant::now();
+                g.backward_weight(&x, &dy, b, &mut dw, &mut s);
+                best[2] = best[2].min(t.elapsed().as_secs_f64());
+            }
+        }
+        if passes.is_some() {
+            // Only the chosen direct passes (for profilers): no Winograd timings.
+            let ms = |t: f64| if t == f64::MAX { f64::NAN } else { t * 1e3 };
+            println!(
+                "{name:16} fwd {:.2} ms, bwd_data {:.2} ms, wgrad {:.2} ms",
+                ms(best[0]),
+                ms(best[1]),
+                ms(best[2])
+            );
+            continue;
         }
         // Winograd F(2×2, 3×3) forward where it applies, timed in the same run.
         let (mut wino, mut wino_w) = (f64::MAX, f64::MAX);
