@@ -765,24 +765,35 @@ mod imp {
     }
 
     /// `f(plane, (channel or pair, image), (g, lay, variant, runs))` for every plane of `out`
-    /// laid out as `lay`, in parallel.
+    /// laid out as `lay`, in parallel: each task makes every variant of its (channel, image),
+    /// so that the input plane they all read comes from memory once, not once per variant
+    /// (`perf`: the weight gradient's plain layout waited on its loads, 12–15 % of the
+    /// call on BLT_net_64's V2 lateral and top-down; see `docs/performance.md`, session 63).
     fn each_plane<T: Send>(
         g: &Geo,
         lay: Layout,
         out: &mut [T],
         f: impl Fn(&mut [T], (usize, usize), (&Geo, &Layout, usize, &[Seg])) + Sync,
     ) {
-        assert!(out.len() >= lay.len(g.batch));
+        let len = lay.len(g.batch);
+        assert!(out.len() >= len);
         let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
-        let planes = out[..lay.len(g.batch)].par_chunks_mut(lay.plane);
-        let planes = planes.enumerate().with_min_len(min_len(lay.plane));
-        planes.for_each(|(i, plane)| {
-            let (c, b, v) = (
-                i % lay.chans,
-                (i / lay.chans) % g.batch,
-                i / (lay.chans * g.batch),
-            );
-            f(plane, (c, b), (g, &lay, v, segs[v].as_slice()));
+        let per_variant = lay.chans * g.batch;
+        // The buffer's address (as an integer: shared by the tasks, which write disjoint planes).
+        let base = out.as_mut_ptr() as usize;
+        let items = (0..per_variant).into_par_iter();
+        let items = items.with_min_len(min_len(lay.plane * lay.variants));
+        items.for_each(|i| {
+            let (c, b) = (i % lay.chans, i / lay.chans);
+            for (v, segs) in segs.iter().enumerate() {
+                // SAFETY: plane `v·per_variant + i` of `out` (`len` elements checked above):
+                // each (i, v) is one task's alone, and `out` is borrowed mutably meanwhile.
+                let plane = unsafe {
+                    let at = (v * per_variant + i) * lay.plane;
+                    std::slice::from_raw_parts_mut((base as *mut T).add(at), lay.plane)
+                };
+                f(plane, (c, b), (g, &lay, v, segs.as_slice()));
+            }
         });
     }
 
