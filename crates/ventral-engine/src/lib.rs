@@ -70,6 +70,8 @@ pub(crate) fn min_items(item: usize) -> usize {
 /// multiple of `threads`. Tasks are atomic: with 6 of 16 blocks (3, 3, 3, 3, 3, 1) on two
 /// threads one ran 9 blocks while the other waited after 7, 12 % of the call lost (bf16
 /// convolutions of BLT_net_64's IT, 512 channels; see `docs/performance.md`, session 63).
+// Used by the x86-64 bf16 kernels only (`amx_conv`), tested everywhere.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn balanced_tasks(
     n: usize,
     most: usize,
