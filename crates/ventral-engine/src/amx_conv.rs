@@ -769,7 +769,7 @@ mod imp {
     /// so that the input plane they all read comes from memory once, not once per variant
     /// (`perf`: the weight gradient's plain layout waited on its loads, 12–15 % of the
     /// call on BLT_net_64's V2 lateral and top-down; see `docs/performance.md`, session 63).
-    fn each_plane<T: Send>(
+    fn each_plane<T: Copy + Send>(
         g: &Geo,
         lay: Layout,
         out: &mut [T],
@@ -779,8 +779,7 @@ mod imp {
         assert!(out.len() >= len);
         let segs: Vec<Vec<Seg>> = (0..lay.variants).map(|v| segments(g, &lay, v)).collect();
         let per_variant = lay.chans * g.batch;
-        // The buffer's address (as an integer: shared by the tasks, which write disjoint planes).
-        let base = out.as_mut_ptr() as usize;
+        let op = Ptr(out.as_mut_ptr());
         let items = (0..per_variant).into_par_iter();
         let items = items.with_min_len(min_len(lay.plane * lay.variants));
         items.for_each(|i| {
@@ -790,7 +789,7 @@ mod imp {
                 // each (i, v) is one task's alone, and `out` is borrowed mutably meanwhile.
                 let plane = unsafe {
                     let at = (v * per_variant + i) * lay.plane;
-                    std::slice::from_raw_parts_mut((base as *mut T).add(at), lay.plane)
+                    std::slice::from_raw_parts_mut(op.get().add(at), lay.plane)
                 };
                 f(plane, (c, b), (g, &lay, v, segs.as_slice()));
             }
