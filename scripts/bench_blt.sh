@@ -74,6 +74,11 @@ def ips(runs, m, mode, winograd=False):
     return vals
 
 
+# A side whose rounds differ by more than this (max / min − 1) is flagged: on a shared VM
+# another tenant's load moved one side's rate by up to 1.6× between rounds (session 63).
+NOISY = 0.15
+
+
 def row(a_s, b_s):
     a, b = statistics.median(a_s), statistics.median(b_s)
     per = [x / y for x, y in zip(a_s, b_s)]
@@ -99,7 +104,13 @@ with open(out, "a") as f:
                 name = mode + ("_winograd" if winograd else "")
                 if r[m].get("precision") == "bf16":
                     name += "_bf16"
-                spread = f"  (rounds {lo:.2f}-{hi:.2f})" if len(a_s) > 1 else ""
+                spread = ""
+                if len(a_s) > 1:
+                    # Each side's own spread over the rounds: which side a noisy machine moved.
+                    va, vb = max(a_s) / min(a_s) - 1, max(b_s) / min(b_s) - 1
+                    spread = f"  (rounds {lo:.2f}-{hi:.2f}; ventral's within {100 * va:.0f} %, torch's {100 * vb:.0f} %)"
+                    if max(va, vb) > NOISY:
+                        spread += "  NOISY: a side's rounds differ by more than 15 %; a busy machine?"
                 w = r[m].get("winograd") or {}
                 if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
                     spread += f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)"
