@@ -110,7 +110,7 @@ with open(out, "a") as f:
                     va, vb = max(a_s) / min(a_s) - 1, max(b_s) / min(b_s) - 1
                     spread = f"  (rounds {lo:.2f}-{hi:.2f}; ventral's within {100 * va:.0f} %, torch's {100 * vb:.0f} %)"
                     if max(va, vb) > NOISY:
-                        spread += "  NOISY: a side's rounds differ by more than 15 %; a busy machine?"
+                        spread += f"  NOISY: a side's rounds differ by more than {100 * NOISY:.0f} %; a busy machine?"
                 w = r[m].get("winograd") or {}
                 if winograd and mode == "infer" and "log_probs_max_abs_diff" in w:
                     spread += f"  (log-probs within {w['log_probs_max_abs_diff']:.1e} of the exact path)"

@@ -547,7 +547,7 @@ fn bench_registered(
 /// (`sgemm_1536_gflops`) — and nominal (cores × FMA lanes × 2 × clock, from CPU features and
 /// /proc/cpuinfo where available; often the base clock, below what turbo delivers).
 fn peak() -> serde_json::Value {
-    let fma = ventral_engine::simd::fma_peak_gflops(100.0);
+    let [(_, fma), (_, bf16_dot)] = multiply_add_peaks();
     let measured = ventral_engine::mat::gemm_gflops(1536, 1536, 1536, 3);
     let threads = rayon::current_num_threads();
     // What the engine's kernels use (the CPU's widest, capped by `VENTRAL_SIMD`).
@@ -581,9 +581,20 @@ fn peak() -> serde_json::Value {
     // Two FMA pipes per core (Zen, Skylake-SP and later), 2 flops per FMA lane, at the
     // clock /proc/cpuinfo reports (often the base clock: turbo can exceed the nominal peak).
     let nominal = mhz.map(|m| threads as f64 * 2.0 * lanes * 2.0 * m / 1e3);
-    // VDPBF16PS chains where the CPU has them: the ceiling of bf16 on dot products.
-    let bf16_dot = ventral_engine::simd::bf16_dot_peak_gflops(100.0);
-    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "bf16_dot_gflops": bf16_dot, "sgemm_1536_gflops": measured})
+    json!({"threads": threads, "isa": isa, "fma_lanes": lanes, "mhz": mhz, "nominal_gflops": nominal, "fma_gflops": fma, "bf16_dot_gflops": bf16_dot, "sgemm_1536_gflops": measured, "rounds": 1})
+}
+
+/// The measured multiply-add peaks under their keys in [`peak`]'s object: independent FMA
+/// chains on every thread, and `VDPBF16PS` chains where the CPU has them (the ceiling of bf16
+/// on dot products).
+fn multiply_add_peaks() -> [(&'static str, Option<f64>); 2] {
+    [
+        ("fma_gflops", ventral_engine::simd::fma_peak_gflops(100.0)),
+        (
+            "bf16_dot_gflops",
+            ventral_engine::simd::bf16_dot_peak_gflops(100.0),
+        ),
+    ]
 }
 
 /// The highest rate of a model's timed passes: training, inference and (with `--profile`)
@@ -599,7 +610,7 @@ fn fastest_gflops(r: &serde_json::Value) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Measures the multiply-add peaks of [`peak`] again and keeps the highest of each (`rounds`
+/// Measures the multiply-add peaks ([`multiply_add_peaks`]) again and keeps the highest of each (`rounds`
 /// counts the measurements); again, up to three rounds in all, while a pass ran at `fastest`
 /// GFLOP/s, faster than the peak `key` kept.
 fn remeasure_peak(peak: &mut serde_json::Value, key: &str, fastest: f64) {
@@ -607,20 +618,14 @@ fn remeasure_peak(peak: &mut serde_json::Value, key: &str, fastest: f64) {
         if round > 0 && peak[key].as_f64().is_none_or(|p| fastest <= p) {
             break;
         }
-        for (k, now) in [
-            ("fma_gflops", ventral_engine::simd::fma_peak_gflops(100.0)),
-            (
-                "bf16_dot_gflops",
-                ventral_engine::simd::bf16_dot_peak_gflops(100.0),
-            ),
-        ] {
+        for (k, now) in multiply_add_peaks() {
             if let Some(now) = now
                 && peak[k].as_f64().is_none_or(|b| now > b)
             {
                 peak[k] = json!(now);
             }
         }
-        peak["rounds"] = json!(peak["rounds"].as_u64().unwrap_or(1) + 1);
+        peak["rounds"] = json!(peak["rounds"].as_u64().unwrap_or(0) + 1);
     }
 }
 
