@@ -12,7 +12,7 @@ PY="${PYTHON:-python3}"
 W="${1:-$(mktemp -d)}"
 mkdir -p "$W"
 cargo build --release -q
-V=target/release/ventral
+V="${CARGO_TARGET_DIR:-target}/release/ventral"
 now() { date +%s.%N; }
 rate() { "$PY" -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{t:.2f} s, {n/t:.0f} images/s')" "$1" "$2"; }
 

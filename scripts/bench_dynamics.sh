@@ -16,10 +16,11 @@ PY="${PYTHON:-python3}"
 N="${1:-25000}"; T="${2:-10}"; C="${3:-100}"; D="${4:-512}"
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 cargo build --release -q
+VBIN="${CARGO_TARGET_DIR:-target}/release/ventral"
 "$PY" scripts/dynamics_reference.py check
 "$PY" scripts/dynamics_reference.py make-bench "$W/a.npz" "$W/u.npz" "$N" "$T" "$C" "$D"
 TIME=/usr/bin/time
-V=$( { $TIME -f "PEAK_KB %M WALL %e" target/release/ventral dynamics --activations "$W/a.npz" \
+V=$( { $TIME -f "PEAK_KB %M WALL %e" "$VBIN" dynamics --activations "$W/a.npz" \
       --untrained "$W/u.npz" --out "$W/dyn" >/dev/null; } 2>&1 )
 VS=$(echo "$V" | sed -n 's/.*analysed in \([0-9.]*\) s.*/\1/p')
 VM=$(echo "$V" | sed -n 's/PEAK_KB \([0-9]*\).*/\1/p')

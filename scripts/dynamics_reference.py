@@ -122,6 +122,20 @@ def analyse_vec(z, zu=None):
     pred = out.argmax(2)
     correct = pred == lab[None]
     acc = correct.mean(1)
+    # accuracy.csv: correct count, 95 % Wilson interval (statsmodels' formula) and, against the
+    # previous step, images gained / lost with the exact McNemar p (SciPy's binomtest).
+    k = correct.sum(1); z = stats.norm.isf(0.025); q = k / N
+    den = 1 + z * z / N; centre = (q + z * z / (2 * N)) / den
+    half = z * np.sqrt(q * (1 - q) / N + z * z / (4 * N * N)) / den
+    acc_table = []
+    for t in range(T):
+        row = [t, float(acc[t]), int(k[t]), N, float(max(centre[t] - half[t], 0)), float(min(centre[t] + half[t], 1))]
+        if t == 0:
+            row += [None, None, None]
+        else:
+            g = int((~correct[t - 1] & correct[t]).sum()); l = int((correct[t - 1] & ~correct[t]).sum())
+            row += [g, l, float(stats.binomtest(g, g + l).pvalue) if g + l else 1.0]
+        acc_table.append(row)
     # categories: trailing run of the final prediction; stable if it is >= 2 long (or T == 1)
     # and the final class never appeared before the run
     eq = pred == pred[-1][None]
@@ -192,7 +206,7 @@ def analyse_vec(z, zu=None):
     counts = {n: int((cat == k).sum()) for k, n in enumerate(names)}
     return dict(accuracy=acc.tolist(), best_step=int(acc.argmax()), categories=counts, t_stable_hist=hist.tolist(),
                 horizon=hz, representation_change=change, signatures=sig, margins=marg, zone_entry=entry,
-                linkage=Z.tolist(), transition_matrix=tm)
+                linkage=Z.tolist(), transition_matrix=tm, accuracy_table=acc_table)
 
 
 def make_bench(seed, N=25000, T=10, C=100, D=512, trained=True):
@@ -253,6 +267,8 @@ def compare(d, res, rtol=1e-6):
                     return x
         return [[val(x) for x in row] for row in r[1:]]
     same([r[1] for r in rows("accuracy.csv")], res["accuracy"], "accuracy", rtol)
+    if "accuracy_table" in res:  # analyse_vec's: Wilson intervals, gained / lost, McNemar p
+        same(rows("accuracy.csv"), res["accuracy_table"], "accuracy table", rtol)
     same({r[0]: r[1] for r in rows("stability.csv")}, res["categories"], "categories", rtol)
     same([r[1] for r in rows("t_stable_hist.csv")], res["t_stable_hist"], "t_stable_hist", rtol)
     same(rows("representation_change.csv"), res["representation_change"], "representation_change", rtol)
@@ -260,7 +276,8 @@ def compare(d, res, rtol=1e-6):
     same(rows("margins.csv"), res["margins"], "margins", rtol)
     same([r[:3] + [r[4]] for r in rows("zone_entry.csv")], res["zone_entry"], "zone_entry", rtol)
     same(rows("readout_linkage.csv"), res["linkage"], "linkage", rtol)
-    print(f"ventral tables in {d} == NumPy (rtol {rtol}): accuracy, categories, t_stable histogram, "
+    acc_what = "accuracy (with Wilson intervals, gained / lost, McNemar p)" if "accuracy_table" in res else "accuracy"
+    print(f"ventral tables in {d} == NumPy (rtol {rtol}): {acc_what}, categories, t_stable histogram, "
           f"{len(res['representation_change'])} change, {len(res['signatures'])} signature, "
           f"{len(res['margins'])} margin rows, zone entry, linkage")
 

@@ -8,7 +8,7 @@ OUT=${1:?usage: sgd_dynamics_demo.sh OUT [SGD_EPOCHS] [LR]}
 EPOCHS=${2:-20}
 LR=${3:-0.002}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-V=${VENTRAL:-$ROOT/target/release/ventral}
+V=${VENTRAL:-${CARGO_TARGET_DIR:-$ROOT/target}/release/ventral}
 mkdir -p "$OUT"
 [ -d "$OUT/stim" ] || "$V" stimuli --out "$OUT/stim" --num-images 4000 --seed 0 --no-stimulus-set
 # Both phases at a constant learning rate, as measured in docs/sgd_dynamics.md (tiny.toml's cosine

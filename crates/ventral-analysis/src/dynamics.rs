@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
-use ventral_core::stats::mean_ci;
+use ventral_core::stats::{mcnemar_exact, mean_ci, wilson_interval};
 
 use crate::activations::{Activations, Metadata};
 use crate::error::{AnalysisError, Result};
@@ -160,6 +160,17 @@ pub struct TransitionRow {
     pub fraction: f64,
 }
 
+/// Accuracy from step `timestep` − 1 to `timestep`, paired over the same images: how many
+/// turned correct (`gained`) and incorrect (`lost`), and the exact McNemar test of the change
+/// (`p`: the probability of a split at least this uneven if no step were better than the other).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepChange {
+    pub timestep: usize,
+    pub gained: usize,
+    pub lost: usize,
+    pub p: f64,
+}
+
 /// `zone_entry.csv` row: of the images misclassified at t, how many are correct at a later
 /// step, and at the last step.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +199,12 @@ pub struct Dynamics {
     pub c: usize,
     /// `[T]` fraction correct.
     pub accuracy: Vec<f64>,
+    /// `[T]` images correct at each step.
+    pub correct: Vec<usize>,
+    /// `[T]` 95 % Wilson interval of each step's accuracy (over images).
+    pub accuracy_ci: Vec<(f64, f64)>,
+    /// `[T − 1]` how accuracy changes from each step to the next on the same images.
+    pub step_changes: Vec<StepChange>,
     /// Step of best accuracy (the first on ties).
     pub best_step: usize,
     /// `[T][N]` predicted class (zone) per step and image.
@@ -345,8 +362,26 @@ pub fn analyse(
     let (tt, n, c, d) = (a.t, a.n, a.c, a.d);
     let preds = a.predictions();
     let correct = |t: usize, i: usize| preds[t][i] == a.labels[i];
-    let accuracy: Vec<f64> = (0..tt)
-        .map(|t| (0..n).filter(|&i| correct(t, i)).count() as f64 / n as f64)
+    let n_correct: Vec<usize> = (0..tt)
+        .map(|t| (0..n).filter(|&i| correct(t, i)).count())
+        .collect();
+    let accuracy: Vec<f64> = n_correct.iter().map(|&k| k as f64 / n as f64).collect();
+    let accuracy_ci = n_correct.iter().map(|&k| wilson_interval(k, n)).collect();
+    let step_changes = (1..tt)
+        .map(|t| {
+            let gained = (0..n)
+                .filter(|&i| !correct(t - 1, i) && correct(t, i))
+                .count();
+            let lost = (0..n)
+                .filter(|&i| correct(t - 1, i) && !correct(t, i))
+                .count();
+            StepChange {
+                timestep: t,
+                gained,
+                lost,
+                p: mcnemar_exact(gained, lost),
+            }
+        })
         .collect();
     let best_step = (0..tt).fold(0, |b, t| if accuracy[t] > accuracy[b] { t } else { b });
     let images: Vec<ImageDynamics> = (0..n)
@@ -635,6 +670,9 @@ pub fn analyse(
         n,
         c,
         accuracy,
+        correct: n_correct,
+        accuracy_ci,
+        step_changes,
         best_step,
         images,
         t_stable_hist: hist,

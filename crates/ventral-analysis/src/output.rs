@@ -11,7 +11,7 @@ use ventral_report::{
 };
 
 use crate::activations::Activations;
-use crate::dynamics::{Category, Dynamics, Stat};
+use crate::dynamics::{Category, Dynamics, Stat, StepChange};
 use crate::error::{AnalysisError, Result, file_err};
 use crate::pca::principal_axes;
 
@@ -33,6 +33,16 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// A number for CSV that may be tiny (a p-value): exponent notation below 1e-4, so that
+/// 2.2e-26 is not written out as 26 zeros (empty when not finite).
+pub fn num_sci(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && v.abs() < 1e-4 {
+        format!("{v:e}")
+    } else {
+        num(v)
+    }
+}
+
 fn stat_cols(s: &Stat) -> String {
     format!(
         "{},{},{},{}",
@@ -50,9 +60,23 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 
 /// Writes the tables of one network into `dir`.
 pub fn write_tables(dir: &Path, a: &Activations, d: &Dynamics) -> Result<()> {
-    let mut s = String::from("timestep,accuracy\n");
+    // gained / lost / p_mcnemar: against the previous step, on the same images (empty at t = 0).
+    let mut s = String::from("timestep,accuracy,correct,n,ci_low,ci_high,gained,lost,p_mcnemar\n");
     for (t, v) in d.accuracy.iter().enumerate() {
-        let _ = writeln!(s, "{t},{v}");
+        let (lo, hi) = d.accuracy_ci[t];
+        let _ = write!(
+            s,
+            "{t},{v},{},{},{},{}",
+            d.correct[t],
+            d.n,
+            num(lo),
+            num(hi)
+        );
+        match t.checked_sub(1).map(|p| d.step_changes[p]) {
+            Some(c) => writeln!(s, ",{},{},{}", c.gained, c.lost, num_sci(c.p)),
+            None => writeln!(s, ",,,"),
+        }
+        .ok();
     }
     write(dir, "accuracy.csv", &s)?;
     let mut s = String::from("category,count,fraction\n");
@@ -208,6 +232,30 @@ fn stat_series(name: String, pts: Vec<(f64, Stat)>, style: Style) -> Series {
     }
 }
 
+/// A step-to-step change as the report and the CLI show it: "-1.1 points (51 gained, 72 lost,
+/// p = 0.071)", or "no change" when no image changed.
+pub fn change_cell(c: &StepChange, n: usize) -> String {
+    if c.gained == 0 && c.lost == 0 {
+        return "no change".into();
+    }
+    let pts = (c.gained as f64 - c.lost as f64) / n.max(1) as f64 * 100.0;
+    format!(
+        "{pts:+.1} points ({} gained, {} lost, {})",
+        c.gained,
+        c.lost,
+        p_text(c.p)
+    )
+}
+
+/// A p-value as text: "p < 0.001" below one in a thousand, else "p = 0.071".
+pub fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".into()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
 fn label(net: &Net<'_>, k: usize) -> String {
     net.class_names
         .as_ref()
@@ -248,6 +296,15 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
                 .enumerate()
                 .map(|(t, &a)| (t as f64, a))
                 .collect(),
+            band: Some(
+                n.dynamics
+                    .accuracy_ci
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (lo, hi))| lo.is_finite() && hi.is_finite())
+                    .map(|(t, &(lo, hi))| (t as f64, lo, hi))
+                    .collect(),
+            ),
             ..Series::default()
         })
         .collect();
@@ -282,21 +339,46 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
         );
     }
     let t_max = nets.iter().map(|n| n.dynamics.t).max().unwrap_or(0);
+    let change_rows = nets
+        .iter()
+        .map(|n| {
+            let d = n.dynamics;
+            std::iter::once(n.name.clone())
+                .chain((1..t_max).map(|t| {
+                    d.step_changes
+                        .get(t - 1)
+                        .map_or(String::new(), |c| change_cell(c, d.n))
+                }))
+                .collect()
+        })
+        .collect();
     sections.push(Section {
         heading: "Accuracy over time".into(),
-        text: vec![format!(
-            "Fraction of the {} images whose predicted class (argmax of the readout) is correct at each time step.",
-            nets.first().map_or(0, |n| n.dynamics.n)
-        )],
+        text: vec![
+            format!(
+                "Fraction of the {} images whose predicted class (argmax of the readout) is correct at each time step; shaded: its 95 % Wilson interval over images.",
+                nets.first().map_or(0, |n| n.dynamics.n)
+            ),
+            "The second table compares each step with the one before on the same images: the change in accuracy (points), the images that turned correct (gained) and incorrect (lost), and the exact McNemar test of that change — p above 0.05 means these images do not tell the two steps apart.".into(),
+        ],
         figures: vec![acc_fig],
-        tables: vec![(
-            "Accuracy per time step".into(),
-            std::iter::once("network".to_string())
-                .chain((0..t_max).map(|t| format!("t={t}")))
-                .chain(std::iter::once("best step".into()))
-                .collect(),
-            acc_rows,
-        )],
+        tables: vec![
+            (
+                "Accuracy per time step".into(),
+                std::iter::once("network".to_string())
+                    .chain((0..t_max).map(|t| format!("t={t}")))
+                    .chain(std::iter::once("best step".into()))
+                    .collect(),
+                acc_rows,
+            ),
+            (
+                "Change from the previous step (paired over images; exact McNemar test)".into(),
+                std::iter::once("network".to_string())
+                    .chain((1..t_max).map(|t| format!("t={}→{t}", t - 1)))
+                    .collect(),
+                change_rows,
+            ),
+        ],
     });
 
     // Stability categories and t_stable.

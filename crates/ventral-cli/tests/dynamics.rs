@@ -211,7 +211,9 @@ fn record_a_run_then_analyse_its_dynamics() {
     }
     let acc = std::fs::read_to_string(dir.join("accuracy.csv")).unwrap();
     assert_eq!(acc.lines().count(), 5, "{acc}");
-    assert!(acc.starts_with("timestep,accuracy\n0,"));
+    assert!(
+        acc.starts_with("timestep,accuracy,correct,n,ci_low,ci_high,gained,lost,p_mcnemar\n0,")
+    );
     let stab = std::fs::read_to_string(dir.join("stability.csv")).unwrap();
     let total: usize = stab
         .lines()
@@ -259,10 +261,86 @@ fn reference_npz_and_bad_inputs() {
         s(&out),
     ]));
     let acc = std::fs::read_to_string(out.join("accuracy.csv")).unwrap();
-    // numpy: [0.3875, 0.5125, 0.5875, 0.6125, 0.6125]
+    // Accuracy with its Wilson interval, and each step against the previous one on the same
+    // images (gained, lost, exact McNemar p):
+    // ```python
+    // from statsmodels.stats.proportion import proportion_confint
+    // from statsmodels.stats.contingency_tables import mcnemar
+    // z = np.load("small.npz"); c = z["outputs_all"].argmax(-1) == z["labels_all"]
+    // k = c[t].sum(); proportion_confint(k, 80, method="wilson")
+    // g = (~c[t-1] & c[t]).sum(); l = (c[t-1] & ~c[t]).sum()
+    // mcnemar([[0, g], [l, 0]], exact=True).pvalue
+    // ```
+    // (accuracy, correct, Wilson low, high, (gained, lost, p) against the previous step)
+    type Row = (f64, usize, f64, f64, Option<(usize, usize, f64)>);
+    let golden: [Row; 5] = [
+        (0.3875, 31, 0.2882456512530506, 0.4970634278924429, None),
+        (
+            0.5125,
+            41,
+            0.40493334216542254,
+            0.6189212045961893,
+            Some((10, 0, 0.001953125)),
+        ),
+        (
+            0.5875,
+            47,
+            0.4780404034589016,
+            0.6889414238723812,
+            Some((6, 0, 0.03125)),
+        ),
+        (
+            0.6125,
+            49,
+            0.5029365721075572,
+            0.7117543487469493,
+            Some((2, 0, 0.5)),
+        ),
+        (
+            0.6125,
+            49,
+            0.5029365721075572,
+            0.7117543487469493,
+            Some((1, 1, 1.0)),
+        ),
+    ];
+    let rows: Vec<Vec<&str>> = acc
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), golden.len(), "{acc}");
+    let f = |s: &str| s.parse::<f64>().unwrap();
+    for (t, (row, (a, k, lo, hi, change))) in rows.iter().zip(golden).enumerate() {
+        assert_eq!(row[0], t.to_string(), "{acc}");
+        assert_eq!(
+            (f(row[1]), row[2], row[3]),
+            (a, &*k.to_string(), "80"),
+            "{acc}"
+        );
+        assert!(
+            (f(row[4]) - lo).abs() < 1e-14 && (f(row[5]) - hi).abs() < 1e-14,
+            "{acc}"
+        );
+        match change {
+            None => assert_eq!(row[6..], ["", "", ""], "{acc}"),
+            Some((g, l, p)) => {
+                assert_eq!(
+                    (row[6], row[7]),
+                    (&*g.to_string(), &*l.to_string()),
+                    "{acc}"
+                );
+                assert!((f(row[8]) - p).abs() < 1e-12 * p, "{acc}");
+            }
+        }
+    }
+    // The report's table of changes: (41 − 31) / 80 = 12.5 points, p = 0.001953125.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
-        acc.contains("\n0,0.3875\n") && acc.contains("\n4,0.6125\n"),
-        "{acc}"
+        html.contains("exact McNemar")
+            && html.contains("+12.5 points (10 gained, 0 lost, p = 0.002)")
+            && html.contains("+0.0 points (1 gained, 1 lost, p = 1.000)"),
+        "the report's table of step changes"
     );
 
     // A file without the reference keys.

@@ -337,6 +337,58 @@ pub fn mean_ci(x: &[f64]) -> (f64, f64, f64) {
     (m, m - h, m + h)
 }
 
+/// Two-sided 95 % Wilson score interval of the proportion `k / n`, as statsmodels'
+/// `proportion_confint(k, n, alpha=0.05, method="wilson")` (clamped to [0, 1], where
+/// rounding could leave it a few ulps outside); NaN when `n = 0`.
+pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    const Z: f64 = 1.959_963_984_540_054; // scipy.stats.norm.isf(0.025)
+    let (nf, p) = (n as f64, k.min(n) as f64 / n as f64);
+    let z2 = Z * Z;
+    let denom = 1.0 + z2 / nf;
+    let centre = (p + z2 / (2.0 * nf)) / denom;
+    let half = Z * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Exact two-sided McNemar test of paired binary outcomes, `b` pairs changed one way and `c`
+/// the other: 2 · P(X ≤ min(b, c)) for X ~ Binomial(b + c, ½), at most 1 — statsmodels'
+/// `mcnemar([[·, b], [c, ·]], exact=True).pvalue`, i.e. SciPy's `binomtest(b, b + c).pvalue`;
+/// 1 when nothing changed.
+pub fn mcnemar_exact(b: usize, c: usize) -> f64 {
+    let (k, n) = (b.min(c), b + c);
+    if 2 * k >= n {
+        return 1.0; // b = c (or none): the lower tail alone holds half the mass
+    }
+    // P(X = i) = C(n, i) / 2ⁿ rises with i up to n / 2 > k: summed from i = k downwards
+    // relative to the largest term, P(X = i − 1) / P(X = i) = i / (n − i + 1).
+    // ln P(X = k) = Σᵢ ln((n − k + i) / i) − n ln 2, summed compensated (Neumaier): the
+    // terms' sum nearly cancels n ln 2, so plain summation lost ~1e-12 at n = 2 100.
+    let (mut ln_top, mut comp) = (-(n as f64) * std::f64::consts::LN_2, 0.0f64);
+    for i in 1..=k {
+        let x = ((n - k + i) as f64 / i as f64).ln();
+        let t = ln_top + x;
+        comp += if ln_top.abs() >= x.abs() {
+            (ln_top - t) + x
+        } else {
+            (x - t) + ln_top
+        };
+        ln_top = t;
+    }
+    let ln_top = ln_top + comp;
+    let (mut sum, mut r) = (1.0f64, 1.0f64);
+    for i in (1..=k).rev() {
+        r *= i as f64 / (n - i + 1) as f64;
+        sum += r;
+        if r < 1e-18 * sum {
+            break;
+        }
+    }
+    (2.0 * ln_top.exp() * sum).min(1.0)
+}
+
 /// Percentile (linear interpolation, NumPy's default) of the finite values.
 pub fn percentile(x: &[f64], q: f64) -> f64 {
     let mut v: Vec<f64> = x.iter().copied().filter(|a| a.is_finite()).collect();
@@ -435,6 +487,52 @@ mod tests {
         (1000, 1.9623390808264083),
         (24999, 1.9600588837015738),
     ];
+
+    /// Golden values from statsmodels 0.14 / SciPy:
+    /// ```python
+    /// from statsmodels.stats.proportion import proportion_confint
+    /// from statsmodels.stats.contingency_tables import mcnemar
+    /// proportion_confint(k, n, alpha=0.05, method="wilson")
+    /// mcnemar([[10, b], [c, 10]], exact=True).pvalue  # == scipy.stats.binomtest(b, b + c).pvalue
+    /// ```
+    #[test]
+    fn wilson_and_mcnemar_match_statsmodels() {
+        for (k, n, lo, hi) in [
+            (0, 10, 0.0, 0.27753279986288926),
+            (3, 10, 0.10779126740630104, 0.6032218525388546),
+            (10, 10, 0.7224672001371106, 1.0),
+            (1205, 2000, 0.5808754963646655, 0.6237315089426777),
+            (1, 1, 0.2065493143772374, 1.0),
+            (17, 80, 0.13712386717696146, 0.3142215573059666),
+            (24999, 25000, 0.999773438562308, 0.9999929389829061),
+        ] {
+            let (l, h) = wilson_interval(k, n);
+            assert!(
+                (l - lo).abs() < 1e-14 && (h - hi).abs() < 1e-14,
+                "{k}/{n}: {l} {h}"
+            );
+        }
+        assert!(wilson_interval(0, 0).0.is_nan());
+        for (b, c, p) in [
+            (0, 0, 1.0),
+            (0, 1, 1.0),
+            (72, 51, 0.07090166737501427),
+            (69, 69, 1.0),
+            (64, 61, 0.8581193732635906),
+            (65, 78, 0.31562489744334127),
+            (0, 25, 5.960464477539063e-08),
+            (3, 40, 3.0213413992896676e-09),
+            (1000, 1100, 0.03072070786424249),
+            (30, 2, 2.4633482098579407e-07),
+            (20000, 20500, 0.013153825113144245),
+            (5000, 5400, 9.116949314541157e-05),
+            (12, 400, 8.280052161431068e-102),
+        ] {
+            let got = mcnemar_exact(b, c);
+            assert!((got - p).abs() <= 1e-12 * p, "b={b} c={c}: {got} vs {p}");
+            assert_eq!(got, mcnemar_exact(c, b));
+        }
+    }
 
     #[test]
     fn t_quantiles_and_interval_match_scipy() {

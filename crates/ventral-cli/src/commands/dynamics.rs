@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use ventral_analysis::output::{Net, sanitize, write_report, write_tables};
+use ventral_analysis::output::{Net, change_cell, sanitize, write_report, write_tables};
 use ventral_analysis::{Activations, Dynamics, Metadata, analyse};
 use ventral_core::atomic::AtomicDir;
 
@@ -125,6 +125,21 @@ pub fn run(a: Args) -> Result<()> {
             d.best_step,
             d.horizon
         );
+        if !d.step_changes.is_empty() {
+            eprintln!(
+                "  {name}: change from the previous step, same images (exact McNemar): {}",
+                d.step_changes
+                    .iter()
+                    .map(|c| format!(
+                        "t={}→{} {}",
+                        c.timestep - 1,
+                        c.timestep,
+                        change_cell(c, d.n)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         let dir = if multi {
             let p = out.path().join(sanitize(name));
             std::fs::create_dir_all(&p)?;
