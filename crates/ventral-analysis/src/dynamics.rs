@@ -119,6 +119,24 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// A proportion — the mean of 0/1 values — with its 95 % Wilson interval
+    /// ([`wilson_interval`]): unlike a t-interval it is not empty at 0 % or 100 % and stays
+    /// inside [0, 1] for small groups.
+    pub fn proportion(v: &[bool]) -> Self {
+        let (k, n) = (v.iter().filter(|&&x| x).count(), v.len());
+        let (ci_low, ci_high) = wilson_interval(k, n);
+        Stat {
+            mean: if n == 0 {
+                f64::NAN
+            } else {
+                k as f64 / n as f64
+            },
+            ci_low,
+            ci_high,
+            n,
+        }
+    }
+
     pub fn of(v: &[f64]) -> Self {
         let (mean, ci_low, ci_high) = mean_ci(v);
         Stat {
@@ -579,29 +597,27 @@ pub fn analyse(
                 by_level.entry(l.as_str()).or_default().push(i);
             }
             for (level, idx) in by_level {
-                let acc: Vec<f64> = idx
-                    .iter()
-                    .map(|&i| f64::from(u8::from(correct(t, i))))
-                    .collect();
+                let acc: Vec<bool> = idx.iter().map(|&i| correct(t, i)).collect();
                 let norm: Vec<f64> = idx.iter().map(|&i| geo.norm[i]).collect();
                 let am: Vec<f64> = idx.iter().map(|&i| geo.angular_margin[i]).collect();
-                let enter: Vec<f64> = idx
+                let enter: Vec<bool> = idx
                     .iter()
                     .filter(|&&i| !correct(t, i))
-                    .map(|&i| f64::from(u8::from(later_correct(t, i))))
+                    .map(|&i| later_correct(t, i))
                     .collect();
-                for (metric, v) in [
-                    ("accuracy", acc),
-                    ("norm", norm),
-                    ("angular_margin_deg", am),
-                    ("enter_correct_later", enter),
+                // Proportions with Wilson intervals, means with t-intervals.
+                for (metric, stat) in [
+                    ("accuracy", Stat::proportion(&acc)),
+                    ("norm", Stat::of(&norm)),
+                    ("angular_margin_deg", Stat::of(&am)),
+                    ("enter_correct_later", Stat::proportion(&enter)),
                 ] {
                     by_metadata.push(MetaRow {
                         column: col.clone(),
                         level: level.to_string(),
                         timestep: t,
                         metric,
-                        stat: Stat::of(&v),
+                        stat,
                     });
                 }
             }

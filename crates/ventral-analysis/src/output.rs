@@ -686,7 +686,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     });
 
     let intro = vec![format!(
-        "Representation dynamics as defined by Thorat, Doerig & Kietzmann (2023), computed by ventral {} from {}. Time steps are 0-based; intervals are 95% t-intervals across images. Tables: the CSV files beside this report.",
+        "Representation dynamics as defined by Thorat, Doerig & Kietzmann (2023), computed by ventral {} from {}. Time steps are 0-based; intervals are 95% t-intervals across images for means and 95% Wilson intervals for proportions (accuracy). Tables: the CSV files beside this report.",
         env!("CARGO_PKG_VERSION"),
         nets.iter()
             .map(|n| format!("{} ({})", n.name, n.acts.source))

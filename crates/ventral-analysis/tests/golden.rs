@@ -130,3 +130,245 @@ fn dynamics_equal_the_numpy_reference() {
         }
     }
 }
+
+/// Proportions split by metadata carry Wilson intervals (statsmodels), on `small.npz` with a
+/// made-up column `grp` = "abc"[i % 3]:
+/// ```python
+/// from statsmodels.stats.proportion import proportion_confint
+/// c = pred == y; later[t] = later[t + 1] | c[t + 1]   # correct at some later step
+/// m = grp == g; k = c[t][m].sum(); proportion_confint(k, m.sum(), method="wilson")
+/// mis = m & ~c[t]; proportion_confint(later[t][mis].sum(), mis.sum(), method="wilson")
+/// ```
+/// (t, level, correct, images, low, high, entering later, misclassified, low, high).
+#[test]
+fn proportions_by_metadata_carry_wilson_intervals() {
+    type Row = (
+        usize,
+        &'static str,
+        usize,
+        usize,
+        f64,
+        f64,
+        usize,
+        usize,
+        f64,
+        f64,
+    );
+    let golden: [Row; 15] = [
+        (
+            0,
+            "a",
+            9,
+            27,
+            0.18643261498715644,
+            0.5217523949267993,
+            4,
+            18,
+            0.09000928108601691,
+            0.45214584316212625,
+        ),
+        (
+            0,
+            "b",
+            11,
+            27,
+            0.24514757074395555,
+            0.5927329903193531,
+            9,
+            16,
+            0.331785563988119,
+            0.7690134759450765,
+        ),
+        (
+            0,
+            "c",
+            11,
+            26,
+            0.2554444331365656,
+            0.6105138625340829,
+            6,
+            15,
+            0.19824496141341577,
+            0.642531698793754,
+        ),
+        (
+            1,
+            "a",
+            11,
+            27,
+            0.24514757074395555,
+            0.5927329903193531,
+            2,
+            16,
+            0.03497748774324044,
+            0.36022827265758695,
+        ),
+        (
+            1,
+            "b",
+            16,
+            27,
+            0.4072670096806468,
+            0.7548524292560443,
+            4,
+            11,
+            0.1516647109536757,
+            0.6461988254921511,
+        ),
+        (
+            1,
+            "c",
+            14,
+            26,
+            0.3545793874685879,
+            0.7124414646960879,
+            3,
+            12,
+            0.08894166839405476,
+            0.5323053349335658,
+        ),
+        (
+            2,
+            "a",
+            12,
+            27,
+            0.27585858177023004,
+            0.6268697548677552,
+            1,
+            15,
+            0.011866895493268553,
+            0.2981652987378003,
+        ),
+        (
+            2,
+            "b",
+            20,
+            27,
+            0.5532142868544692,
+            0.8682962543809281,
+            0,
+            7,
+            2.7755575615628914e-17,
+            0.3543304350666875,
+        ),
+        (
+            2,
+            "c",
+            15,
+            26,
+            0.389486137465917,
+            0.7445555668634344,
+            2,
+            11,
+            0.051367689746085105,
+            0.47698056196084426,
+        ),
+        (
+            3,
+            "a",
+            13,
+            27,
+            0.30743226976218463,
+            0.6601438424504772,
+            0,
+            14,
+            2.7755575615628914e-17,
+            0.21531080273763586,
+        ),
+        (
+            3,
+            "b",
+            20,
+            27,
+            0.5532142868544692,
+            0.8682962543809281,
+            0,
+            7,
+            2.7755575615628914e-17,
+            0.3543304350666875,
+        ),
+        (
+            3,
+            "c",
+            16,
+            26,
+            0.4253485008511553,
+            0.7757140556428721,
+            1,
+            10,
+            0.017876213095072924,
+            0.40415002679523854,
+        ),
+        (
+            4,
+            "a",
+            13,
+            27,
+            0.30743226976218463,
+            0.6601438424504772,
+            0,
+            14,
+            2.7755575615628914e-17,
+            0.21531080273763586,
+        ),
+        (
+            4,
+            "b",
+            20,
+            27,
+            0.5532142868544692,
+            0.8682962543809281,
+            0,
+            7,
+            2.7755575615628914e-17,
+            0.3543304350666875,
+        ),
+        (
+            4,
+            "c",
+            16,
+            26,
+            0.4253485008511553,
+            0.7757140556428721,
+            0,
+            10,
+            0.0,
+            0.27753279986288926,
+        ),
+    ];
+    let a = Activations::read(&fixtures().join("small.npz")).unwrap();
+    let meta = ventral_analysis::Metadata {
+        source: "made up".into(),
+        columns: vec!["grp".into()],
+        rows: (0..a.n)
+            .map(|i| vec![["a", "b", "c"][i % 3].to_string()])
+            .collect(),
+    };
+    let d = analyse(&a, None, Some(&meta), &["grp".to_string()]).unwrap();
+    let find = |t: usize, level: &str, metric: &str| {
+        d.by_metadata
+            .iter()
+            .find(|r| {
+                r.column == "grp" && r.timestep == t && r.level == level && r.metric == metric
+            })
+            .unwrap_or_else(|| panic!("no row t={t} {level} {metric}"))
+            .stat
+    };
+    let near = |x: f64, y: f64| (x - y).abs() < 1e-14;
+    for (t, level, k, n, lo, hi, ke, ne, le, he) in golden {
+        let s = find(t, level, "accuracy");
+        assert_eq!(s.n, n, "t={t} {level}");
+        assert!(near(s.mean, k as f64 / n as f64), "t={t} {level}: {s:?}");
+        assert!(
+            near(s.ci_low, lo) && near(s.ci_high, hi),
+            "t={t} {level}: {s:?}"
+        );
+        let s = find(t, level, "enter_correct_later");
+        assert_eq!(s.n, ne, "t={t} {level}");
+        assert!(near(s.mean, ke as f64 / ne as f64), "t={t} {level}: {s:?}");
+        assert!(
+            near(s.ci_low, le) && near(s.ci_high, he),
+            "t={t} {level}: {s:?}"
+        );
+    }
+}
