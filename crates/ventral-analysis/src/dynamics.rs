@@ -708,6 +708,70 @@ pub fn analyse(
     })
 }
 
+/// `networks_compared.csv` row: two networks' accuracies, one step of each, on the same images,
+/// paired — the images only `a` classifies correctly, those only `b` does — with the exact
+/// McNemar test of the difference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRow {
+    pub a: String,
+    pub b: String,
+    /// The steps compared: the same step of both, or each network's last.
+    pub step_a: usize,
+    pub step_b: usize,
+    pub accuracy_a: f64,
+    pub accuracy_b: f64,
+    pub only_a: usize,
+    pub only_b: usize,
+    pub p: f64,
+}
+
+/// Whether two recordings hold the same images in the same order: as many, the same labels,
+/// and the same stimulus ids where both have them.
+pub fn same_images(a: &Activations, b: &Activations) -> bool {
+    a.n == b.n
+        && a.labels == b.labels
+        && match (&a.stimulus_ids, &b.stimulus_ids) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+}
+
+/// Every pair of networks (in the order given) recorded on the same images, compared at each
+/// step both have and, when their step counts differ, last step against last step. Pairs of
+/// recordings of different images are left out ([`same_images`]).
+pub fn compare_networks(nets: &[(&str, &Activations, &Dynamics)]) -> Vec<PairRow> {
+    let mut rows = Vec::new();
+    for (x, &(na, aa, da)) in nets.iter().enumerate() {
+        for &(nb, ab, db) in &nets[x + 1..] {
+            if !same_images(aa, ab) || da.n != aa.n || db.n != ab.n {
+                continue;
+            }
+            let mut steps: Vec<(usize, usize)> = (0..da.t.min(db.t)).map(|t| (t, t)).collect();
+            if da.t != db.t && da.t > 0 && db.t > 0 {
+                steps.push((da.t - 1, db.t - 1));
+            }
+            for (sa, sb) in steps {
+                let ok_a = |i: usize| da.predictions[sa][i] == aa.labels[i];
+                let ok_b = |i: usize| db.predictions[sb][i] == ab.labels[i];
+                let only_a = (0..aa.n).filter(|&i| ok_a(i) && !ok_b(i)).count();
+                let only_b = (0..aa.n).filter(|&i| !ok_a(i) && ok_b(i)).count();
+                rows.push(PairRow {
+                    a: na.to_string(),
+                    b: nb.to_string(),
+                    step_a: sa,
+                    step_b: sb,
+                    accuracy_a: da.accuracy[sa],
+                    accuracy_b: db.accuracy[sb],
+                    only_a,
+                    only_b,
+                    p: mcnemar_exact(only_a, only_b),
+                });
+            }
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

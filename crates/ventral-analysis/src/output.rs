@@ -11,7 +11,7 @@ use ventral_report::{
 };
 
 use crate::activations::Activations;
-use crate::dynamics::{Category, Dynamics, Stat, StepChange};
+use crate::dynamics::{Category, Dynamics, PairRow, Stat, StepChange, compare_networks};
 use crate::error::{AnalysisError, Result, file_err};
 use crate::pca::principal_axes;
 
@@ -247,6 +247,59 @@ pub fn change_cell(c: &StepChange, n: usize) -> String {
     )
 }
 
+/// Two networks at one step each, as the report and the CLI show it: "BLT t=3 vs B t=3: +3.1
+/// points (BLT alone right on 312 images, B alone on 250, p = 0.013)".
+pub fn pair_text(r: &PairRow) -> String {
+    format!(
+        "{} t={} vs {} t={}: {:+.1} points ({} alone right on {} images, {} alone on {}, {})",
+        r.a,
+        r.step_a,
+        r.b,
+        r.step_b,
+        (r.accuracy_a - r.accuracy_b) * 100.0,
+        r.a,
+        r.only_a,
+        r.b,
+        r.only_b,
+        p_text(r.p)
+    )
+}
+
+/// The networks recorded on the same images, compared: `networks_compared.csv` in `dir`
+/// (nothing when no pair qualifies). Returns the rows ([`compare_networks`]).
+pub fn write_comparison(dir: &Path, nets: &[Net<'_>]) -> Result<Vec<PairRow>> {
+    let rows = compare(nets);
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let mut s = String::from("a,b,step_a,step_b,accuracy_a,accuracy_b,only_a,only_b,p_mcnemar\n");
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.a),
+            csv_field(&r.b),
+            r.step_a,
+            r.step_b,
+            r.accuracy_a,
+            r.accuracy_b,
+            r.only_a,
+            r.only_b,
+            num_sci(r.p)
+        );
+    }
+    write(dir, "networks_compared.csv", &s)?;
+    Ok(rows)
+}
+
+fn compare(nets: &[Net<'_>]) -> Vec<PairRow> {
+    let v: Vec<(&str, &Activations, &Dynamics)> = nets
+        .iter()
+        .map(|n| (n.name.as_str(), n.acts, n.dynamics))
+        .collect();
+    compare_networks(&v)
+}
+
 /// A p-value as text: "p < 0.001" below one in a thousand, else "p = 0.071".
 pub fn p_text(p: f64) -> String {
     if p < 0.001 {
@@ -380,6 +433,36 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
             ),
         ],
     });
+    let pairs = compare(nets);
+    if !pairs.is_empty() {
+        sections.push(Section {
+            heading: "Networks compared on the same images".into(),
+            text: vec!["Each pair of networks recorded on the same images, at each step both have (and last step against last step when their step counts differ): the accuracies, the images only one of the two classifies correctly, and the exact McNemar test of the difference — p above 0.05 means these images do not tell the two networks apart at those steps. Table: networks_compared.csv.".into()],
+            figures: Vec::new(),
+            tables: vec![(
+                "Paired comparison (exact McNemar test)".into(),
+                [
+                    "networks", "steps", "accuracy", "difference", "correct only in one", "McNemar",
+                ]
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
+                pairs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            format!("{} vs {}", r.a, r.b),
+                            format!("t={} vs t={}", r.step_a, r.step_b),
+                            format!("{:.3} vs {:.3}", r.accuracy_a, r.accuracy_b),
+                            format!("{:+.1} points", (r.accuracy_a - r.accuracy_b) * 100.0),
+                            format!("{} / {}", r.only_a, r.only_b),
+                            p_text(r.p),
+                        ]
+                    })
+                    .collect(),
+            )],
+        });
+    }
 
     // Stability categories and t_stable.
     let mut figs = Vec::new();

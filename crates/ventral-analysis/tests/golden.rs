@@ -208,3 +208,54 @@ fn proportions_by_metadata_carry_wilson_intervals() {
         );
     }
 }
+
+/// Two networks on the same images compared step by step (paired: images only one gets right,
+/// exact McNemar), here the trained and untrained fixtures:
+/// ```python
+/// from statsmodels.stats.contingency_tables import mcnemar
+/// ca = a["outputs_all"].argmax(-1) == y; cb = b["outputs_all"].argmax(-1) == y
+/// oa = (ca[t] & ~cb[t]).sum(); ob = (~ca[t] & cb[t]).sum()
+/// mcnemar([[0, oa], [ob, 0]], exact=True).pvalue
+/// ```
+#[test]
+fn networks_on_the_same_images_are_compared_pairwise() {
+    use ventral_analysis::dynamics::compare_networks;
+    let golden = [
+        (0.3875, 0.15, 23, 4, 0.000310748815536499),
+        (0.5125, 0.1875, 32, 6, 2.4342560209333897e-05),
+        (0.5875, 0.2125, 33, 3, 2.2721360437572002e-07),
+        (0.6125, 0.2125, 34, 2, 1.941225491464138e-08),
+        (0.6125, 0.15, 40, 3, 3.0213413992896676e-09),
+    ];
+    let a = Activations::read(&fixtures().join("small.npz")).unwrap();
+    let b = Activations::read(&fixtures().join("small_untrained.npz")).unwrap();
+    let (da, db) = (
+        analyse(&a, None, None, &[]).unwrap(),
+        analyse(&b, None, None, &[]).unwrap(),
+    );
+    let rows = compare_networks(&[("trained", &a, &da), ("untrained", &b, &db)]);
+    assert_eq!(rows.len(), golden.len());
+    for (t, (r, (acc_a, acc_b, only_a, only_b, p))) in rows.iter().zip(golden).enumerate() {
+        assert_eq!((r.a.as_str(), r.b.as_str()), ("trained", "untrained"));
+        assert_eq!(
+            (r.step_a, r.step_b, r.only_a, r.only_b),
+            (t, t, only_a, only_b)
+        );
+        assert!((r.accuracy_a - acc_a).abs() < 1e-12 && (r.accuracy_b - acc_b).abs() < 1e-12);
+        assert!((r.p - p).abs() <= 1e-12 * p, "t={t}: {} vs {p}", r.p);
+    }
+    // Fewer steps in one network: the shared steps, then last against last.
+    let mut short = b.clone();
+    short.t = 3;
+    short.log_probs.truncate(3 * short.n * short.c);
+    short.reps.truncate(3 * short.n * short.d);
+    let ds = analyse(&short, None, None, &[]).unwrap();
+    let rows = compare_networks(&[("trained", &a, &da), ("short", &short, &ds)]);
+    let steps: Vec<(usize, usize)> = rows.iter().map(|r| (r.step_a, r.step_b)).collect();
+    assert_eq!(steps, [(0, 0), (1, 1), (2, 2), (4, 2)]);
+    // Other images (a label changed): not compared.
+    let mut other = b.clone();
+    other.labels[0] = (other.labels[0] + 1) % other.c;
+    let dother = analyse(&other, None, None, &[]).unwrap();
+    assert!(compare_networks(&[("trained", &a, &da), ("other", &other, &dother)]).is_empty());
+}

@@ -343,6 +343,33 @@ fn reference_npz_and_bad_inputs() {
         "the report's table of step changes"
     );
 
+    // Two networks on the same images: compared pairwise (values: tests/golden.rs of
+    // ventral-analysis), in a CSV, the report and the terminal.
+    let two = d.path().join("two");
+    let o = ventral(&[
+        "dynamics",
+        "--activations",
+        &format!("trained={}", s(&fx.join("small.npz"))),
+        "--activations",
+        &format!("untrained={}", s(&fx.join("small_untrained.npz"))),
+        "--out",
+        s(&two),
+    ]);
+    ok(&o);
+    let cmp = std::fs::read_to_string(two.join("networks_compared.csv")).unwrap();
+    assert!(
+        cmp.starts_with("a,b,step_a,step_b,accuracy_a,accuracy_b,only_a,only_b,p_mcnemar\n")
+            && cmp.contains("\ntrained,untrained,4,4,0.6125,0.15,40,3,3.02134139928966"),
+        "{cmp}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("trained t=4 vs untrained t=4: +46.2 points (trained alone right on 40 images, untrained alone on 3, p < 0.001)"),
+        "{err}"
+    );
+    let html = std::fs::read_to_string(two.join("report.html")).unwrap();
+    assert!(html.contains("Networks compared on the same images"));
+
     // A file without the reference keys.
     let bad = d.path().join("bad.npz");
     let a =

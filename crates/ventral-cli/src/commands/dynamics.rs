@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use ventral_analysis::output::{Net, change_cell, sanitize, write_report, write_tables};
+use ventral_analysis::output::{
+    Net, change_cell, pair_text, sanitize, write_comparison, write_report, write_tables,
+};
 use ventral_analysis::{Activations, Dynamics, Metadata, analyse};
 use ventral_core::atomic::AtomicDir;
 
@@ -169,6 +171,20 @@ pub fn run(a: Args) -> Result<()> {
         })
         .collect();
     write_report(out.path(), &nets)?;
+    // Networks recorded on the same images: each pair at its last steps on the terminal (every
+    // shared step in networks_compared.csv and the report).
+    let pairs = write_comparison(out.path(), &nets)?;
+    for (x, r) in pairs.iter().enumerate() {
+        let last = pairs
+            .get(x + 1)
+            .is_none_or(|n| (n.a.as_str(), n.b.as_str()) != (r.a.as_str(), r.b.as_str()));
+        if last {
+            eprintln!(
+                "  compared on the same images (exact McNemar): {}",
+                pair_text(r)
+            );
+        }
+    }
     let meta = serde_json::json!({
         "inputs": inputs,
         "metadata": a.metadata.as_ref().map(|p| p.display().to_string()),
