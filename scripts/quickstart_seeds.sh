@@ -37,8 +37,8 @@ pvals() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "p_mcnemar") c 
 
 echo "settings: ${NUM_IMAGES:-default} images, ${EPOCHS:-default} epochs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo
-echo "| seed | wall clock (s) | peak memory (MiB) | BLT test accuracy over steps | B | shows the rise |"
-echo "|---|---|---|---|---|---|"
+echo "| seed | wall clock (s) | peak memory (MiB) | BLT test accuracy over steps | B | BLT's last step vs B (McNemar) | shows the rise |"
+echo "|---|---|---|---|---|---|---|"
 failed=0
 for s in "${SEEDS[@]}"; do
   d="$OUT/seed_$s"
@@ -65,7 +65,10 @@ for s in "${SEEDS[@]}"; do
   }')
   case "$verdict" in yes*) ;; *) failed=1 ;; esac
   shown=$(echo "$blt" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.3f", (i > 1 ? " → " : ""), $i }')
-  printf '| %s | %.0f | %.0f | %s | %.3f | %s |\n' "$s" "$wall" "$((peak / 1024))" "$shown" \
-    "$(echo "$b" | awk '{print $NF}')" "$verdict"
+  # BLT's last step against B's on the same images (networks_compared.csv's last BLT,B row).
+  vs_b=$(awk -F, '$1 == "BLT" && $2 == "B" { r = sprintf("%+.1f points, %d / %d images, p = %.2g", 100 * ($5 - $6), $7, $8, $9) } END { print (r == "" ? "-" : r) }' \
+    "$d/dynamics/networks_compared.csv" 2>/dev/null || echo -)
+  printf '| %s | %.0f | %.0f | %s | %.3f | %s | %s |\n' "$s" "$wall" "$((peak / 1024))" "$shown" \
+    "$(echo "$b" | awk '{print $NF}')" "$vs_b" "$verdict"
 done
 exit "$failed"
