@@ -192,20 +192,17 @@ fn proportions_by_metadata_carry_wilson_intervals() {
     };
     let near = |x: f64, y: f64| (x - y).abs() < 1e-14;
     for (t, level, k, n, lo, hi, ke, ne, le, he) in golden {
-        let s = find(t, level, "accuracy");
-        assert_eq!(s.n, n, "t={t} {level}");
-        assert!(near(s.mean, k as f64 / n as f64), "t={t} {level}: {s:?}");
-        assert!(
-            near(s.ci_low, lo) && near(s.ci_high, hi),
-            "t={t} {level}: {s:?}"
-        );
-        let s = find(t, level, "enter_correct_later");
-        assert_eq!(s.n, ne, "t={t} {level}");
-        assert!(near(s.mean, ke as f64 / ne as f64), "t={t} {level}: {s:?}");
-        assert!(
-            near(s.ci_low, le) && near(s.ci_high, he),
-            "t={t} {level}: {s:?}"
-        );
+        for (metric, k, n, lo, hi) in [
+            ("accuracy", k, n, lo, hi),
+            ("enter_correct_later", ke, ne, le, he),
+        ] {
+            let s = find(t, level, metric);
+            assert_eq!(s.n, n, "t={t} {level} {metric}");
+            assert!(
+                near(s.mean, k as f64 / n as f64) && near(s.ci_low, lo) && near(s.ci_high, hi),
+                "t={t} {level} {metric}: {s:?}"
+            );
+        }
     }
 }
 
