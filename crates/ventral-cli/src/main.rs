@@ -56,8 +56,9 @@ enum Command {
     /// Behavioural consistency (Rajalingham 2018; Brain-Score i1n/i2n) per layer and step
     /// against two-alternative trials: decoder accuracy and ceiled consistency over time.
     Behaviour(commands::behaviour::Args),
-    /// Representation dynamics (Thorat et al. 2023): accuracy over steps, stability
-    /// categories, signatures of stability, readout zones; tables, plots and report.html.
+    /// Representation dynamics (Thorat et al. 2023): accuracy over steps (Wilson intervals,
+    /// step against step by exact McNemar tests), stability categories, signatures of
+    /// stability, readout zones; tables, plots and report.html.
     Dynamics(commands::dynamics::Args),
     /// Limiting dynamics of SGD (Kunin et al. 2021): diffusion exponent, rolling exponent and
     /// local displacement against theory, from runs with [train.sgd_dynamics] or any

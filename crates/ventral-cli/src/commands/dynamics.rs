@@ -14,7 +14,8 @@ use crate::commands::neural_inputs::{named_path, write_run_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Activations `.npz` (`[NAME=]PATH`; repeat to compare networks side by side).
+    /// Activations `.npz` (`[NAME=]PATH`; repeat to compare networks side by side — those
+    /// recorded on the same images also pairwise, step by step: networks_compared.csv).
     #[arg(long, required = true)]
     pub activations: Vec<String>,
     /// The same images through the untrained network (`[NAME=]PATH`, NAME matching an
