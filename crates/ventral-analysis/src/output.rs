@@ -238,9 +238,10 @@ pub fn change_cell(c: &StepChange, n: usize) -> String {
     if c.gained == 0 && c.lost == 0 {
         return "no change".into();
     }
-    let pts = (c.gained as f64 - c.lost as f64) / n.max(1) as f64 * 100.0;
+    let diff = (c.gained as f64 - c.lost as f64) / n.max(1) as f64;
     format!(
-        "{pts:+.1} points ({} gained, {} lost, {})",
+        "{} ({} gained, {} lost, {})",
+        points(diff),
         c.gained,
         c.lost,
         p_text(c.p)
@@ -251,12 +252,12 @@ pub fn change_cell(c: &StepChange, n: usize) -> String {
 /// points (BLT alone right on 312 images, B alone on 250, p = 0.013)".
 pub fn pair_text(r: &PairRow) -> String {
     format!(
-        "{} t={} vs {} t={}: {:+.1} points ({} alone right on {} images, {} alone on {}, {})",
+        "{} t={} vs {} t={}: {} ({} alone right on {} images, {} alone on {}, {})",
         r.a,
         r.step_a,
         r.b,
         r.step_b,
-        (r.accuracy_a - r.accuracy_b) * 100.0,
+        points(r.accuracy_a - r.accuracy_b),
         r.a,
         r.only_a,
         r.b,
@@ -265,10 +266,14 @@ pub fn pair_text(r: &PairRow) -> String {
     )
 }
 
-/// The networks recorded on the same images, compared: `networks_compared.csv` in `dir`
-/// (nothing when no pair qualifies). Returns the rows ([`compare_networks`]).
-pub fn write_comparison(dir: &Path, nets: &[Net<'_>]) -> Result<Vec<PairRow>> {
-    let rows = compare(nets);
+/// The networks recorded on the same images, compared ([`compare_networks`]), written as
+/// `networks_compared.csv` in `dir` (nothing when no pair qualifies).
+fn write_comparison(dir: &Path, nets: &[Net<'_>]) -> Result<Vec<PairRow>> {
+    let v: Vec<(&str, &Activations, &Dynamics)> = nets
+        .iter()
+        .map(|n| (n.name.as_str(), n.acts, n.dynamics))
+        .collect();
+    let rows = compare_networks(&v);
     if rows.is_empty() {
         return Ok(rows);
     }
@@ -292,12 +297,9 @@ pub fn write_comparison(dir: &Path, nets: &[Net<'_>]) -> Result<Vec<PairRow>> {
     Ok(rows)
 }
 
-fn compare(nets: &[Net<'_>]) -> Vec<PairRow> {
-    let v: Vec<(&str, &Activations, &Dynamics)> = nets
-        .iter()
-        .map(|n| (n.name.as_str(), n.acts, n.dynamics))
-        .collect();
-    compare_networks(&v)
+/// A difference of accuracies (fractions) in percentage points: "+3.1 points".
+fn points(diff: f64) -> String {
+    format!("{:+.1} points", diff * 100.0)
 }
 
 /// A p-value as text: "p < 0.001" below one in a thousand, else "p = 0.071".
@@ -316,8 +318,17 @@ fn label(net: &Net<'_>, k: usize) -> String {
         .unwrap_or_else(|| format!("class {k}"))
 }
 
-/// Draws every figure into `dir/plots` and writes `dir/report.html`. Returns the report path.
-pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
+/// What [`write_report`] wrote: the report's path, and the networks it compared on the same
+/// images (the rows of `networks_compared.csv`; none for one network).
+#[derive(Debug)]
+pub struct Report {
+    pub path: PathBuf,
+    pub pairs: Vec<PairRow>,
+}
+
+/// Draws every figure into `dir/plots`, writes `dir/networks_compared.csv` (networks recorded
+/// on the same images, pairwise) and `dir/report.html`.
+pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<Report> {
     let pd = dir.join("plots");
     std::fs::create_dir_all(&pd).map_err(|e| file_err(pd.display(), e))?;
     let multi = nets.len() > 1;
@@ -433,7 +444,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
             ),
         ],
     });
-    let pairs = compare(nets);
+    let pairs = write_comparison(dir, nets)?;
     if !pairs.is_empty() {
         sections.push(Section {
             heading: "Networks compared on the same images".into(),
@@ -454,7 +465,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
                             format!("{} vs {}", r.a, r.b),
                             format!("t={} vs t={}", r.step_a, r.step_b),
                             format!("{:.3} vs {:.3}", r.accuracy_a, r.accuracy_b),
-                            format!("{:+.1} points", (r.accuracy_a - r.accuracy_b) * 100.0),
+                            points(r.accuracy_a - r.accuracy_b),
                             format!("{} / {}", r.only_a, r.only_b),
                             p_text(r.p),
                         ]
@@ -779,7 +790,7 @@ pub fn write_report(dir: &Path, nets: &[Net<'_>]) -> Result<PathBuf> {
     let path = dir.join("report.html");
     html_report(&path, "Representation dynamics", &intro, &sections)
         .map_err(|e| file_err(&e.path, e.msg))?;
-    Ok(path)
+    Ok(Report { path, pairs })
 }
 
 /// A file-name-safe version of a label (defined with the plots, shared by every output).

@@ -36,7 +36,7 @@ fn a_network_without_stable_later_images_gets_text_not_empty_plots() {
             class_names: None,
         },
     ];
-    let report = write_report(dir.path(), &nets).unwrap();
+    let report = write_report(dir.path(), &nets).unwrap().path;
     let plots = dir.path().join("plots");
     for m in ["norm", "cos_current", "cos_future"] {
         assert!(

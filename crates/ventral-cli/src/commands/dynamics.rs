@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use ventral_analysis::output::{
-    Net, change_cell, pair_text, sanitize, write_comparison, write_report, write_tables,
-};
+use ventral_analysis::output::{Net, change_cell, pair_text, sanitize, write_report, write_tables};
 use ventral_analysis::{Activations, Dynamics, Metadata, analyse};
 use ventral_core::atomic::AtomicDir;
 
@@ -171,15 +169,11 @@ pub fn run(a: Args) -> Result<()> {
                 .and_then(|m| class_names(m, &act.labels, act.c)),
         })
         .collect();
-    write_report(out.path(), &nets)?;
-    // Networks recorded on the same images: each pair at its last steps on the terminal (every
-    // shared step in networks_compared.csv and the report).
-    let pairs = write_comparison(out.path(), &nets)?;
-    for (x, r) in pairs.iter().enumerate() {
-        let last = pairs
-            .get(x + 1)
-            .is_none_or(|n| (n.a.as_str(), n.b.as_str()) != (r.a.as_str(), r.b.as_str()));
-        if last {
+    let report = write_report(out.path(), &nets)?;
+    // Networks recorded on the same images: each pair's last comparison (its last steps) on the
+    // terminal; every step in networks_compared.csv and the report.
+    for pair in report.pairs.chunk_by(|x, y| (&x.a, &x.b) == (&y.a, &y.b)) {
+        if let Some(r) = pair.last() {
             eprintln!(
                 "  compared on the same images (exact McNemar): {}",
                 pair_text(r)
