@@ -74,23 +74,12 @@ fn record_reproduces_the_reference_outputs() {
     let lp = z.read("outputs_all").unwrap();
     assert_eq!(lp.shape, vec![4, 6, 100]);
     let (_, want) = st.f32("log_probs").unwrap();
-    let got = lp.to_f32().unwrap();
-    let e = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let e = max_abs_diff(&lp.to_f32().unwrap(), &want);
     assert!(e <= 1e-4, "outputs_all differs from the reference by {e}");
     let reps = z.read("representations_all").unwrap();
     assert_eq!(reps.shape, vec![4, 6, 512]);
     let (_, want) = st.f32("representations").unwrap();
-    let e = reps
-        .to_f32()
-        .unwrap()
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let e = max_abs_diff(&reps.to_f32().unwrap(), &want);
     assert!(
         e <= 1e-4,
         "representations_all differs from the reference by {e}"
@@ -315,6 +304,168 @@ fn record_reproduces_the_reference_outputs() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--engine `fast`"));
+}
+
+/// A checkpoint as the reference code saves them (`torch.save(net.state_dict(), '….pth')`,
+/// reference names) goes straight into `record`: a small BLT written by PyTorch
+/// (`scripts/make_pth_fixtures.py`: channels 2, 2, 4, 4, 8, 5 classes, 3 steps, additive,
+/// LayerNorm) gives PyTorch's own log-probabilities and GAP representations for the same
+/// input, read from the same `.pth` (`blt_small.expected.npz`: `torch.stack(net(x))`, and the
+/// post-ReLU `gap_ln` output per step).
+#[test]
+fn record_reads_a_pytorch_checkpoint_and_gives_pytorchs_outputs() {
+    let dir = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../ventral-core/tests/fixtures/pth");
+    let mut want = NpzReader::open(&dir.join("blt_small.expected.npz")).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let images = d.path().join("x.npy");
+    write_npy(&images, &want.read("input").unwrap()).unwrap();
+    let model = d.path().join("model.toml");
+    let small = MODEL
+        .replace(
+            "num_classes = 100",
+            "num_classes = 5\nchannels = [2, 2, 4, 4, 8]",
+        )
+        .replace("timesteps = 4", "timesteps = 3");
+    std::fs::write(&model, small).unwrap();
+    let out = d.path().join("acts.npz");
+    let weights = dir.join("blt_small.pth");
+    let o = record_weights(&model, &weights, &images, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z = NpzReader::open(&out).unwrap();
+    for (ours, theirs, shape) in [
+        ("outputs_all", "log_probs", vec![3, 3, 5]),
+        ("representations_all", "representations", vec![3, 3, 8]),
+    ] {
+        let got = z.read(ours).unwrap();
+        assert_eq!(got.shape, shape, "{ours}");
+        let w = want.read(theirs).unwrap().to_f32().unwrap();
+        let e = max_abs_diff(&got.to_f32().unwrap(), &w);
+        assert!(e <= 1e-5, "{ours} differs from PyTorch's by {e}");
+    }
+    // A whole pickled model instead of a state dict: exit 2 naming the file and the way out.
+    let whole = dir.join("whole_model.pth");
+    let o = record_weights(&model, &whole, &images, &d.path().join("no.npz"));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("whole_model.pth") && e.contains("state_dict()"),
+        "{e}"
+    );
+    assert!(!d.path().join("no.npz").exists());
+}
+
+/// The rcnn-sat reference's own Keras weights (`scripts/make_keras_fixtures.py`: its
+/// `bl_net.py` under Keras 2.15, narrowed to channels 4, 4, 8, 8, 8, 8, 8, 5 classes, 3 steps;
+/// BatchNorm statistics drawn at random) go straight into `record`, in both HDF5 layouts
+/// (`save_weights` and `save`): ventral gives Keras' softmax outputs (`model(x,
+/// training=False)`) and `GlobalAvgPool_Time_t` representations for the same input; and so
+/// for the feedforward B-D control (`b_net.py`'s `b_d_net`, narrowed the same way).
+#[test]
+fn record_reads_rcnn_sats_keras_weights_and_gives_keras_outputs() {
+    let dir = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../ventral-models/tests/fixtures/keras");
+    let mut want = NpzReader::open(&dir.join("bl_small.expected.npz")).unwrap();
+    let probs = want.read("probs").unwrap().to_f32().unwrap();
+    let reps = want.read("representations").unwrap().to_f32().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let images = d.path().join("x.npy");
+    write_npy(&images, &want.read("input").unwrap()).unwrap();
+    let model = d.path().join("model.toml");
+    std::fs::write(
+        &model,
+        "[model]\nkind = \"rcnn_sat\"\nvariant = \"bl\"\nimage_size = 64\nnum_classes = 5\n\
+         timesteps = 3\ncumulative_readout = false\nchannels = [4, 4, 8, 8, 8, 8, 8]\n",
+    )
+    .unwrap();
+    for file in ["bl_small.h5", "bl_small_model.h5"] {
+        let out = d.path().join(format!("{file}.npz"));
+        let o = record_weights(&model, &dir.join(file), &images, &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut z = NpzReader::open(&out).unwrap();
+        let lp = z.read("outputs_all").unwrap();
+        assert_eq!(lp.shape, vec![3, 3, 5]);
+        let got: Vec<f32> = lp.to_f32().unwrap().iter().map(|v| v.exp()).collect();
+        let e = max_abs_diff(&got, &probs);
+        assert!(e <= 1e-6, "{file}: probabilities differ from Keras' by {e}");
+        let e = max_abs_diff(
+            &z.read("representations_all").unwrap().to_f32().unwrap(),
+            &reps,
+        );
+        assert!(
+            e <= 1e-5,
+            "{file}: representations differ from Keras' by {e}"
+        );
+    }
+    // The feedforward B-D control (14 layers, `Conv_Layer_{n}`, one BatchNorm per layer).
+    let mut want = NpzReader::open(&dir.join("bd_small.expected.npz")).unwrap();
+    let bd = d.path().join("bd.toml");
+    std::fs::write(
+        &bd,
+        "[model]\nkind = \"rcnn_sat\"\nvariant = \"b_d\"\nimage_size = 64\nnum_classes = 5\n\
+         timesteps = 1\nchannels = [4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]\n",
+    )
+    .unwrap();
+    let out = d.path().join("bd.npz");
+    let o = record_weights(&bd, &dir.join("bd_small.h5"), &images, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z = NpzReader::open(&out).unwrap();
+    let got: Vec<f32> = z
+        .read("outputs_all")
+        .unwrap()
+        .to_f32()
+        .unwrap()
+        .iter()
+        .map(|v| v.exp())
+        .collect();
+    let e = max_abs_diff(&got, &want.read("probs").unwrap().to_f32().unwrap());
+    assert!(e <= 1e-6, "B-D: probabilities differ from Keras' by {e}");
+    let e = max_abs_diff(
+        &z.read("representations_all").unwrap().to_f32().unwrap(),
+        &want.read("representations").unwrap().to_f32().unwrap(),
+    );
+    assert!(e <= 1e-5, "B-D: representations differ from Keras' by {e}");
+
+    // Keras weights for a BLT, or for a BL of other widths: exit 2 naming the file and why.
+    let blt = d.path().join("blt.toml");
+    std::fs::write(&blt, MODEL).unwrap();
+    let wide = d.path().join("wide.toml");
+    std::fs::write(
+        &wide,
+        std::fs::read_to_string(&model)
+            .unwrap()
+            .replace("[4, 4, 8, 8, 8, 8, 8]", "[4, 4, 8, 8, 8, 8, 16]"),
+    )
+    .unwrap();
+    for (m, says) in [
+        (&blt, "rcnn-sat networks"),
+        (&wide, "layers.6.bottom_up.weight"),
+    ] {
+        let no = d.path().join("no.npz");
+        let o = record_weights(m, &dir.join("bl_small.h5"), &images, &no);
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("bl_small.h5") && e.contains(says), "{e}");
+        assert!(!no.exists());
+    }
+}
+
+/// The largest elementwise difference of two arrays of the same length.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// `ventral record --model M --weights W --images X --out OUT`.
+fn record_weights(model: &Path, weights: &Path, images: &Path, out: &Path) -> std::process::Output {
+    common::command()
+        .args(["record", "--model", p(model), "--weights", p(weights)])
+        .args(["--images", p(images), "--out", p(out)])
+        .output()
+        .unwrap()
 }
 
 fn p(x: &Path) -> &str {

@@ -6,6 +6,8 @@
 //!   depend on thread scheduling.
 //! - [`npy`]: reading and writing NumPy `.npy` and `.npz` files, the interchange format of the
 //!   PyTorch/NumPy stack.
+//! - [`pth`]: PyTorch checkpoints (`torch.save` of a state dict) read without Python, as
+//!   [`safetensors::SafeTensors`].
 //! - [`mem`]: the memory a declared size is checked against before allocating
 //!   (`VENTRAL_MAX_MEMORY` or `MemAvailable`).
 //! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
@@ -17,6 +19,7 @@ pub mod fixtures;
 pub mod hash;
 pub mod mem;
 pub mod npy;
+pub mod pth;
 pub mod rng;
 pub mod safetensors;
 pub mod stats;

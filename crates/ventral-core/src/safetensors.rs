@@ -6,7 +6,7 @@
 //! error. Writing is deterministic (tensors sorted by name, no timestamps) and atomic.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -24,6 +24,8 @@ pub enum SafetensorsError {
     Format { path: PathBuf, msg: String },
     #[error("{}: {msg}", path.display())]
     Tensor { path: PathBuf, msg: String },
+    #[error("{}: not a PyTorch state dict ventral can read: {msg}", path.display())]
+    Pth { path: PathBuf, msg: String },
 }
 
 /// Element types.
@@ -123,13 +125,47 @@ fn half_to_f32(h: u16) -> f32 {
 }
 
 impl SafeTensors {
-    /// Read and validate `path`.
+    /// Read and validate `path`: a safetensors file, or a PyTorch checkpoint written by
+    /// `torch.save` (a zip archive: its state dict, read by [`crate::pth`]), told apart by the
+    /// file's first bytes before the rest is read.
     pub fn read(path: &Path) -> Result<Self, SafetensorsError> {
-        let bytes = std::fs::read(path).map_err(|error| SafetensorsError::Io {
+        let io = |error| SafetensorsError::Io {
             path: path.to_path_buf(),
             error,
-        })?;
+        };
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        (&mut f)
+            .take(crate::pth::LEGACY_MAGIC.len() as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.starts_with(crate::pth::ZIP_MAGIC) {
+            return crate::pth::read(path);
+        }
+        if bytes.starts_with(crate::pth::LEGACY_MAGIC) {
+            return Err(SafetensorsError::Pth {
+                path: path.to_path_buf(),
+                msg: "PyTorch's legacy serialisation (before 1.6), which is not read: load it \
+                      in PyTorch and save it again with torch.save (the zip format), or as \
+                      safetensors"
+                    .into(),
+            });
+        }
+        f.read_to_end(&mut bytes).map_err(io)?;
         Self::parse(bytes, path)
+    }
+
+    /// The first `n` bytes of the file at `path` (fewer when it is shorter): what a reader of
+    /// weights tells the formats apart by.
+    pub fn head(path: &Path, n: usize) -> Result<Vec<u8>, SafetensorsError> {
+        let mut bytes = Vec::with_capacity(n);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(n as u64).read_to_end(&mut bytes))
+            .map_err(|error| SafetensorsError::Io {
+                path: path.to_path_buf(),
+                error,
+            })?;
+        Ok(bytes)
     }
 
     /// Parse bytes; `path` labels errors.
@@ -327,19 +363,40 @@ pub fn to_bytes(
     tensors: &BTreeMap<String, TensorOut<'_>>,
     metadata: &BTreeMap<String, String>,
 ) -> Vec<u8> {
+    let entries = tensors.iter().map(|(name, t)| match t {
+        TensorOut::F32(s, d) => (name.as_str(), Dtype::F32, *s, d.len() * 4),
+        TensorOut::I64(s, d) => (name.as_str(), Dtype::I64, *s, d.len() * 8),
+    });
+    serialise(entries, metadata, |out| {
+        for t in tensors.values() {
+            match t {
+                TensorOut::F32(_, d) => d
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                TensorOut::I64(_, d) => d
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            }
+        }
+    })
+}
+
+/// The file's bytes: the header of `entries` (name, dtype, shape, data bytes; the data laid
+/// out in this order) and `metadata`, padded to 8 bytes, then what `data` appends.
+pub(crate) fn serialise<'a>(
+    entries: impl Iterator<Item = (&'a str, Dtype, &'a [usize], usize)>,
+    metadata: &BTreeMap<String, String>,
+    data: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::json!(metadata));
     }
     let mut offset = 0usize;
-    for (name, t) in tensors {
-        let (dtype, shape, n) = match t {
-            TensorOut::F32(s, d) => ("F32", s, d.len() * 4),
-            TensorOut::I64(s, d) => ("I64", s, d.len() * 8),
-        };
+    for (name, dtype, shape, n) in entries {
         header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}),
+            name.to_string(),
+            serde_json::json!({"dtype": dtype.name(), "shape": shape, "data_offsets": [offset, offset + n]}),
         );
         offset += n;
     }
@@ -350,16 +407,7 @@ pub fn to_bytes(
     let mut out = Vec::with_capacity(8 + h.len() + offset);
     out.extend_from_slice(&(h.len() as u64).to_le_bytes());
     out.extend_from_slice(&h);
-    for t in tensors.values() {
-        match t {
-            TensorOut::F32(_, d) => d
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorOut::I64(_, d) => d
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        }
-    }
+    data(&mut out);
     out
 }
 

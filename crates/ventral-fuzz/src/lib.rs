@@ -66,15 +66,43 @@ fn t_npz(d: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn t_safetensors(d: &Path) -> Result<(), String> {
-    let st = ventral_core::safetensors::SafeTensors::read(&d.join("weights.safetensors"))
-        .map_err(err)?;
+/// Weights read as every reader of weights does, each tensor converted.
+fn read_weights(path: &Path) -> Result<(), String> {
+    let st = ventral_core::safetensors::SafeTensors::read(path).map_err(err)?;
     let names: Vec<String> = st.names().map(String::from).collect();
     for n in names {
         if st.f32(&n).is_err() {
             let _ = st.i64(&n);
         }
     }
+    Ok(())
+}
+
+fn t_safetensors(d: &Path) -> Result<(), String> {
+    read_weights(&d.join("weights.safetensors"))
+}
+
+fn t_pth(d: &Path) -> Result<(), String> {
+    read_weights(&d.join("weights.pth"))
+}
+
+fn t_pickle(d: &Path) -> Result<(), String> {
+    let b = std::fs::read(d.join("data.pkl")).map_err(err)?;
+    ventral_core::pth::read_pickle(&b)?;
+    Ok(())
+}
+
+fn t_keras(d: &Path) -> Result<(), String> {
+    // The seed's network: scripts/make_keras_fixtures.py's small BL.
+    let cfg = ventral_models::rcnn_sat::RcnnSatConfig {
+        variant: ventral_models::rcnn_sat::RcnnVariant::Bl,
+        image_size: 64,
+        num_classes: 5,
+        timesteps: 3,
+        cumulative_readout: false,
+        channels: Some(vec![4, 4, 8, 8, 8, 8, 8]),
+    };
+    ventral_models::rcnn_sat::keras::read(&d.join("weights.h5"), &cfg).map_err(err)?;
     Ok(())
 }
 
@@ -310,6 +338,24 @@ pub const TARGETS: &[Target] = &[
         files: &["weights.safetensors"],
         what: "safetensors weights",
         run: t_safetensors,
+    },
+    Target {
+        name: "pth",
+        files: &["weights.pth"],
+        what: "PyTorch checkpoint (torch.save of a state dict: zip + restricted pickle)",
+        run: t_pth,
+    },
+    Target {
+        name: "pickle",
+        files: &["data.pkl"],
+        what: "a PyTorch checkpoint's pickle alone (the restricted machine, no zip CRC in the way)",
+        run: t_pickle,
+    },
+    Target {
+        name: "keras",
+        files: &["weights.h5"],
+        what: "rcnn-sat Keras weights (HDF5, save_weights / save layouts)",
+        run: t_keras,
     },
     Target {
         name: "packed",

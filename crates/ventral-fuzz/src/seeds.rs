@@ -75,6 +75,40 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
         ],
     );
 
+    // PyTorch checkpoints as PyTorch writes them (scripts/make_pth_fixtures.py): a state dict
+    // of every dtype and view, a wrapped DataParallel one, a pickled module (refused).
+    let pth = repo.join("crates/ventral-core/tests/fixtures/pth");
+    s.insert(
+        "pth",
+        ["dtypes.pth", "wrapped.pth", "whole_model.pth"]
+            .iter()
+            .map(|f| {
+                std::fs::read(pth.join(f)).with_context(|| format!("{}", pth.join(f).display()))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
+    // Their pickles alone.
+    let mut pickles = Vec::new();
+    for seed in &s["pth"] {
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(seed.as_slice()))?;
+        let name = z
+            .file_names()
+            .filter_map(|n| n.ok())
+            .find(|n| n.ends_with("data.pkl"))
+            .map(|n| n.to_string())
+            .context("a fixture without data.pkl")?;
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut z.by_name(&name)?, &mut b)?;
+        pickles.push(b);
+    }
+    s.insert("pickle", pickles);
+    // rcnn-sat Keras weights as the reference writes them (scripts/make_keras_fixtures.py).
+    let keras = repo.join("crates/ventral-models/tests/fixtures/keras/bl_small.h5");
+    s.insert(
+        "keras",
+        vec![std::fs::read(&keras).with_context(|| format!("{}", keras.display()))?],
+    );
+
     // A generated stimulus set: packed splits, the BrainIO stimulus set, then recordings and
     // features synthesised from it.
     let stim = scratch.join("stim");

@@ -32,7 +32,11 @@ pub struct Args {
     /// Model TOML (`[model]` table) or registered model name.
     #[arg(long, requires_all = ["weights", "images"])]
     pub model: Option<String>,
-    /// Weights (safetensors with PyTorch parameter names: ventral's or the reference's).
+    /// Weights with PyTorch parameter names (ventral's or the reference's): safetensors, or a
+    /// PyTorch checkpoint of a state dict (`torch.save(net.state_dict(), 'net.pth')`, as the
+    /// reference code saves them; also under `state_dict` / `model_state_dict`, and with
+    /// `nn.DataParallel`'s `module.` prefix), or for rcnn-sat networks the reference's Keras
+    /// weights (HDF5, as `cjspoerer/rcnn-sat` publishes them).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Images: float32 .npy of shape [N, 3, H, W], already normalised.

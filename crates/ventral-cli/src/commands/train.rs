@@ -25,7 +25,9 @@ pub struct Args {
     pub resume: bool,
     /// Start from another run's weights instead of the seeded initialisation: RUN (its
     /// final weights.safetensors), RUN:EPOCH (its checkpoints/epoch_EPOCH, kept with
-    /// train.checkpoint_every) or a .safetensors file. The SGD-dynamics protocol: restart a
+    /// train.checkpoint_every), a .safetensors file, a PyTorch state dict saved with
+    /// torch.save (e.g. the reference code's .pth) or, for rcnn-sat, the reference's Keras
+    /// .h5 weights. The SGD-dynamics protocol: restart a
     /// trained network with constant-lr SGD and [train.sgd_dynamics] on.
     #[arg(long, value_name = "RUN[:EPOCH]")]
     pub init_from: Option<String>,

@@ -13,6 +13,7 @@
 //! i.e. 0.01 in PyTorch's convention).
 
 pub mod config;
+pub mod keras;
 mod network;
 pub mod registry;
 pub mod size;

@@ -32,9 +32,25 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Load weights saved by ventral or by PyTorch (same names) into `model`.
+/// Load weights saved by ventral or by PyTorch (same names: safetensors, or a `torch.save`d
+/// state dict) into `model`; an rcnn-sat network also reads the reference's Keras HDF5 weights
+/// (`ventral_models::rcnn_sat::keras`).
 pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
-    let st = SafeTensors::read(path)?;
+    use ventral_models::rcnn_sat::keras::HDF5_MAGIC;
+    let st = if SafeTensors::head(path, HDF5_MAGIC.len())? == HDF5_MAGIC {
+        match &model {
+            Model::RcnnSat(m) => ventral_models::rcnn_sat::keras::read(path, &m.config)?,
+            _ => {
+                return Err(file_err(
+                    path.display(),
+                    "an HDF5 file: Keras weights are read for rcnn-sat networks (kind = \
+                     \"rcnn_sat\") only; give this model safetensors or a PyTorch state dict",
+                ));
+            }
+        }
+    } else {
+        SafeTensors::read(path)?
+    };
     Ok(params::load(model, &st)?)
 }
 
