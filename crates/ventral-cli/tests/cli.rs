@@ -536,3 +536,44 @@ fn absurd_sizes_and_zero_counts_are_refused_up_front() {
     }
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 }
+
+/// `ventral inspect` on weights files: a TensorFlow checkpoint by its prefix (TensorFlow's
+/// names, HWIO kernels; fixtures from scripts/make_tf_checkpoint_fixtures.py) and a PyTorch
+/// checkpoint; a partitioned TensorFlow variable refused (exit 2, the file named).
+#[test]
+fn inspect_lists_the_tensors_of_weights_files() {
+    let core = ventral_core::fixtures::crate_dir(env!("CARGO_MANIFEST_DIR"))
+        .join("../ventral-core/tests/fixtures");
+    let o = ventral(&["inspect", s(&core.join("tf_checkpoint/dtypes")), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "TensorFlow checkpoint");
+    assert_eq!(v["num_tensors"], 311);
+    let conv = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "conv1/weights")
+        .unwrap();
+    assert_eq!(conv["shape"], serde_json::json!([3, 3, 3, 4]));
+    assert_eq!(conv["dtype"], "F32");
+    let o = ventral(&["inspect", s(&core.join("pth/wrapped.pth"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("(PyTorch checkpoint): 2 tensors, 8 values"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a.weight") && text.contains("[3, 2]"),
+        "{text}"
+    );
+    let p = core.join("tf_checkpoint/partitioned.index");
+    let o = ventral(&["inspect", s(&p)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("partitioned.index") && err.contains("'part'"),
+        "{err}"
+    );
+}

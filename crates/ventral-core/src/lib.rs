@@ -8,6 +8,8 @@
 //!   PyTorch/NumPy stack.
 //! - [`pth`]: PyTorch checkpoints (`torch.save` of a state dict) read without Python, as
 //!   [`safetensors::SafeTensors`].
+//! - [`tf_checkpoint`]: TensorFlow checkpoints (the V2 tensor bundle of `tf.train.Saver` /
+//!   `tf.train.Checkpoint`) read without TensorFlow, as [`safetensors::SafeTensors`].
 //! - [`mem`]: the memory a declared size is checked against before allocating
 //!   (`VENTRAL_MAX_MEMORY` or `MemAvailable`).
 //! - [`hash`]: BLAKE3 helpers for data hashes saved beside every artefact.
@@ -23,6 +25,7 @@ pub mod pth;
 pub mod rng;
 pub mod safetensors;
 pub mod stats;
+pub mod tf_checkpoint;
 
 pub use atomic::{AtomicDir, write_atomic, write_bytes_atomic};
 pub use npy::{NpyArray, NpyData, NpyError};

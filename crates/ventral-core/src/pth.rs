@@ -147,11 +147,11 @@ pub fn read_pickle(program: &[u8]) -> Result<Vec<PickledTensor>, String> {
 }
 
 /// A tensor read: name, dtype, shape and contiguous little-endian bytes.
-struct Loaded {
-    name: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
+pub(crate) struct Loaded {
+    pub(crate) name: String,
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// The bytes of archive member `name`, refused past `limit` bytes when one is given (a
@@ -184,7 +184,8 @@ fn member<R: Read + std::io::Seek>(
 }
 
 /// Safetensors bytes of `tensors` (in their order; the format's reader sorts names).
-fn to_safetensors(tensors: &[Loaded]) -> Vec<u8> {
+/// Tensors read into memory as one safetensors file's bytes (in this order).
+pub(crate) fn to_safetensors(tensors: &[Loaded]) -> Vec<u8> {
     let entries = tensors
         .iter()
         .map(|t| (t.name.as_str(), t.dtype, &t.shape[..], t.data.len()));

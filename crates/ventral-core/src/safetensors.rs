@@ -26,6 +26,8 @@ pub enum SafetensorsError {
     Tensor { path: PathBuf, msg: String },
     #[error("{}: not a PyTorch state dict ventral can read: {msg}", path.display())]
     Pth { path: PathBuf, msg: String },
+    #[error("{}: not a TensorFlow checkpoint ventral can read: {msg}", path.display())]
+    Tf { path: PathBuf, msg: String },
 }
 
 /// Element types.
@@ -125,10 +127,14 @@ fn half_to_f32(h: u16) -> f32 {
 }
 
 impl SafeTensors {
-    /// Read and validate `path`: a safetensors file, or a PyTorch checkpoint written by
+    /// Read and validate `path`: a safetensors file, a PyTorch checkpoint written by
     /// `torch.save` (a zip archive: its state dict, read by [`crate::pth`]), told apart by the
-    /// file's first bytes before the rest is read.
+    /// file's first bytes before the rest is read, or a TensorFlow checkpoint named by its
+    /// prefix, `.index` or a data shard ([`crate::tf_checkpoint`], under TensorFlow's names).
     pub fn read(path: &Path) -> Result<Self, SafetensorsError> {
+        if crate::tf_checkpoint::prefix_of(path).is_some() {
+            return crate::tf_checkpoint::read(path);
+        }
         let io = |error| SafetensorsError::Io {
             path: path.to_path_buf(),
             error,

@@ -86,6 +86,10 @@ fn t_pth(d: &Path) -> Result<(), String> {
     read_weights(&d.join("weights.pth"))
 }
 
+fn t_tf_checkpoint(d: &Path) -> Result<(), String> {
+    read_weights(&d.join("model.ckpt"))
+}
+
 fn t_pickle(d: &Path) -> Result<(), String> {
     let b = std::fs::read(d.join("data.pkl")).map_err(err)?;
     ventral_core::pth::read_pickle(&b)?;
@@ -350,6 +354,12 @@ pub const TARGETS: &[Target] = &[
         files: &["data.pkl"],
         what: "a PyTorch checkpoint's pickle alone (the restricted machine, no zip CRC in the way)",
         run: t_pickle,
+    },
+    Target {
+        name: "tf_checkpoint",
+        files: &["model.ckpt.index", "model.ckpt.data-00000-of-00001"],
+        what: "TensorFlow checkpoint (tensor bundle: LevelDB-table index + data shard)",
+        run: t_tf_checkpoint,
     },
     Target {
         name: "keras",

@@ -102,6 +102,18 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
         pickles.push(b);
     }
     s.insert("pickle", pickles);
+    // TensorFlow checkpoints as TensorFlow writes them (scripts/make_tf_checkpoint_fixtures.py):
+    // index + its one data shard.
+    let tf = repo.join("crates/ventral-core/tests/fixtures/tf_checkpoint");
+    let mut tf_seeds = Vec::new();
+    for prefix in ["dtypes", "object", "partitioned"] {
+        let read = |ext: &str| {
+            let p = tf.join(format!("{prefix}.{ext}"));
+            std::fs::read(&p).with_context(|| format!("{}", p.display()))
+        };
+        tf_seeds.push(join(&[read("index")?, read("data-00000-of-00001")?]));
+    }
+    s.insert("tf_checkpoint", tf_seeds);
     // rcnn-sat Keras weights as the reference writes them (scripts/make_keras_fixtures.py).
     let keras = repo.join("crates/ventral-models/tests/fixtures/keras/bl_small.h5");
     s.insert(

@@ -8,7 +8,10 @@ use ventral_data::packed::{Manifest, PackedDataset, find_splits};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A packed split (holding manifest.json) or a dataset root holding splits.
+    /// A packed split (holding manifest.json) or a dataset root holding splits; or a weights
+    /// file — safetensors, a PyTorch checkpoint (`torch.save` of a state dict) or a
+    /// TensorFlow checkpoint (its prefix `model.ckpt`, its `.index` or a data shard) — whose
+    /// tensors are listed (name, dtype, shape) under the names the file uses.
     dir: PathBuf,
     /// Print one JSON object.
     #[arg(long)]
@@ -69,7 +72,59 @@ fn split_json(name: &str, dir: &Path, m: &Manifest, verified: Option<bool>) -> s
     v
 }
 
+/// Lists the tensors of a weights file.
+fn inspect_weights(a: &Args) -> Result<()> {
+    if a.verify || a.contact_sheet.is_some() {
+        anyhow::bail!(
+            "{}: --verify and --contact-sheet are for packed datasets; this is a weights file",
+            a.dir.display()
+        );
+    }
+    let st = ventral_core::safetensors::SafeTensors::read(&a.dir)?;
+    let format = if ventral_core::tf_checkpoint::prefix_of(&a.dir).is_some() {
+        "TensorFlow checkpoint"
+    } else if ventral_core::safetensors::SafeTensors::head(&a.dir, 4)?
+        == ventral_core::pth::ZIP_MAGIC
+    {
+        "PyTorch checkpoint"
+    } else {
+        "safetensors"
+    };
+    let rows: Vec<(&str, &ventral_core::safetensors::TensorInfo)> = st
+        .names()
+        .filter_map(|n| st.info(n).map(|i| (n, i)))
+        .collect();
+    let numel = |i: &ventral_core::safetensors::TensorInfo| i.shape.iter().product::<usize>();
+    let total: usize = rows.iter().map(|(_, i)| numel(i)).sum();
+    if a.json {
+        let v = json!({
+            "path": a.dir.display().to_string(),
+            "format": format,
+            "num_tensors": rows.len(),
+            "num_values": total,
+            "tensors": rows.iter().map(|(n, i)| json!({
+                "name": n, "dtype": i.dtype.name(), "shape": i.shape,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} ({format}): {} tensors, {total} values",
+        a.dir.display(),
+        rows.len()
+    );
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (n, i) in &rows {
+        println!("  {n:width$}  {:4}  {:?}", i.dtype.name(), i.shape);
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> Result<()> {
+    if a.dir.is_file() || ventral_core::tf_checkpoint::prefix_of(&a.dir).is_some() {
+        return inspect_weights(&a);
+    }
     let splits = find_splits(&a.dir)?;
     let mut opened = Vec::new();
     for (name, dir) in &splits {

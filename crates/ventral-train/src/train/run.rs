@@ -34,10 +34,12 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 
 /// Load weights saved by ventral or by PyTorch (same names: safetensors, or a `torch.save`d
 /// state dict) into `model`; an rcnn-sat network also reads the reference's Keras HDF5 weights
-/// (`ventral_models::rcnn_sat::keras`).
+/// (`ventral_models::rcnn_sat::keras`). A TensorFlow checkpoint is read (under TensorFlow's
+/// names) and its names must be the model's.
 pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     use ventral_models::rcnn_sat::keras::HDF5_MAGIC;
-    let st = if SafeTensors::head(path, HDF5_MAGIC.len())? == HDF5_MAGIC {
+    let tf = ventral_core::tf_checkpoint::prefix_of(path).is_some();
+    let st = if !tf && SafeTensors::head(path, HDF5_MAGIC.len())? == HDF5_MAGIC {
         match &model {
             Model::RcnnSat(m) => ventral_models::rcnn_sat::keras::read(path, &m.config)?,
             _ => {
@@ -51,7 +53,18 @@ pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     } else {
         SafeTensors::read(path)?
     };
-    Ok(params::load(model, &st)?)
+    match params::load(model, &st) {
+        Err(e) if tf => Err(file_err(
+            path.display(),
+            format!(
+                "a TensorFlow checkpoint, under TensorFlow's names and layouts (`ventral \
+                 inspect {}` lists them); no model of ventral maps TensorFlow's names onto \
+                 its own yet: {e}",
+                path.display()
+            ),
+        )),
+        r => Ok(r?),
+    }
 }
 
 /// A resume point read back: where it is and the loop state saved in it.
