@@ -197,3 +197,70 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["params_total"], 87487, "PyTorchTNN's own parameter count");
 }
+
+/// The convrnns zoo's sizes against the original code's variables: every preset's parameter
+/// count equals the trainable variables its original TensorFlow graph creates — what the
+/// published checkpoints hold — listed by `scripts/convrnns_tf_variables.py` (the original
+/// neuroailab/convrnns code built on TensorFlow 2.15's compat.v1 behind a tf.contrib shim):
+///   trainable = {v.op.name for v in tf.trainable_variables()}
+///   out[name] = [[v.op.name, v.shape.as_list(), v.op.name in trainable] for v in tf.global_variables()]
+/// (The untrainable `memory_decay` scalars of the non-cell nodes are 0: `state * 0 + input`.)
+/// The reciprocal gated cells are left out: ventral's have biases on convolutions where the
+/// original has none (docs/convrnn.md, "Against the original checkpoints").
+#[test]
+fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
+    let fixture = root().join("crates/ventral-models/tests/fixtures/convrnns_tf_variables.json");
+    let tf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let o = bin().args(["models", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let models: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ours = |name: &str| {
+        models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no preset {name}"))["parameters"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut checked = 0;
+    for (name, vars) in tf.as_object().unwrap() {
+        if name.starts_with("rgc") || name.contains("tmaxconf") || name.contains("dthresh") {
+            continue;
+        }
+        let trainable: u64 = vars
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v[2] == true)
+            .map(|v| {
+                v[1].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .product::<u64>()
+            })
+            .sum();
+        assert_eq!(ours(name), trainable, "{name}");
+        checked += 1;
+    }
+    // Twelve cells × depths, and ugrnn_intermediate_t30.
+    assert_eq!(checked, 13);
+    // `size --params` lists what the total counts.
+    let o = bin()
+        .args(["size", "rgc_shallow", "--params", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed: u64 = v["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["values"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed, v["params_total"].as_u64().unwrap());
+    assert_eq!(listed, ours("rgc_shallow"));
+}

@@ -22,6 +22,10 @@ pub struct SizeArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also list every parameter: its PyTorch-style name, shape and number of values (what a
+    /// weights file must hold; `ventral inspect FILE` lists a file's).
+    #[arg(long)]
+    params: bool,
 }
 
 #[derive(Deserialize)]
@@ -108,10 +112,26 @@ pub fn run_models(a: ModelsArgs) -> Result<()> {
 pub fn run_size(a: SizeArgs) -> Result<()> {
     let cfg = load_model_config(&a.model)?;
     let m = Model::init(&cfg, &Device::flex())?;
-    let r = size::model_size(&cfg, &params::list(&m));
+    let list = params::list(&m);
+    let r = size::model_size(&cfg, &list);
+    let numel = |p: &params::ParamInfo| p.shape.iter().product::<usize>();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if a.params {
+            v["params"] = serde_json::json!(list
+                .iter()
+                .map(|p| serde_json::json!({"name": p.name, "shape": p.shape, "values": numel(p)}))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
+    }
+    if a.params {
+        let width = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        println!("parameters:");
+        for p in &list {
+            println!("  {:width$}  {:>10}  {:?}", p.name, numel(p), p.shape);
+        }
     }
     println!("parameters by connection type:");
     for (k, v) in &r.params_by_type {
