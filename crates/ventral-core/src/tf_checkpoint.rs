@@ -147,15 +147,11 @@ pub fn read(path: &Path) -> Result<SafeTensors, SafetensorsError> {
                 e.name, e.shard, index.shards
             ))
         })?;
-        if file.is_none() {
-            *file = Some(std::fs::File::open(&spath).map_err(io(&spath))?);
-        }
-        let data = read_at(
-            file.as_mut().unwrap_or_else(|| unreachable!()),
-            e.offset,
-            e.size,
-        )
-        .map_err(|m| SafetensorsError::Tf {
+        let file = match file {
+            Some(f) => f,
+            None => file.insert(std::fs::File::open(&spath).map_err(io(&spath))?),
+        };
+        let data = read_at(file, e.offset, e.size).map_err(|m| SafetensorsError::Tf {
             path: spath.clone(),
             msg: format!("tensor '{}': {m}", e.name),
         })?;
