@@ -205,8 +205,9 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
 ///   trainable = {v.op.name for v in tf.trainable_variables()}
 ///   out[name] = [[v.op.name, v.shape.as_list(), v.op.name in trainable] for v in tf.global_variables()]
 /// (The untrainable `memory_decay` scalars of the non-cell nodes are 0: `state * 0 + input`.)
-/// The reciprocal gated cells are left out: ventral's have biases on convolutions where the
-/// original has none (docs/convrnn.md, "Against the original checkpoints").
+/// The reciprocal gated cells included: their convolutions' biases and output residual as
+/// convrnns has them (`RgcSpec::tensorflow`; docs/convrnn.md, "Against the original
+/// checkpoints"). The decoder variants (`_tmaxconf`, `_dthresh`) are not presets of their own.
 #[test]
 fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
     let fixture = root().join("crates/ventral-models/tests/fixtures/convrnns_tf_variables.json");
@@ -227,7 +228,7 @@ fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
     };
     let mut checked = 0;
     for (name, vars) in tf.as_object().unwrap() {
-        if name.starts_with("rgc") || name.contains("tmaxconf") || name.contains("dthresh") {
+        if name.contains("tmaxconf") || name.contains("dthresh") {
             continue;
         }
         let trainable: u64 = vars
@@ -246,8 +247,8 @@ fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
         assert_eq!(ours(name), trainable, "{name}");
         checked += 1;
     }
-    // Twelve cells × depths, and ugrnn_intermediate_t30.
-    assert_eq!(checked, 13);
+    // Seven cells × two depths, and ugrnn_intermediate_t30.
+    assert_eq!(checked, 15);
     // `size --params` lists what the total counts.
     let o = bin()
         .args(["size", "rgc_shallow", "--params", "--json"])
@@ -263,4 +264,27 @@ fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
         .sum();
     assert_eq!(listed, v["params_total"].as_u64().unwrap());
     assert_eq!(listed, ours("rgc_shallow"));
+    // The median cell as convrnns has it: no output-residual convolution at equal widths
+    // (conv4: 128 → 128), a bias-free projection where they change (conv6: 128 → 256), one
+    // bias per separable convolution.
+    let o = bin()
+        .args(["size", "rgc_intermediate", "--params", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("conv4._recurrent_cell.res2out"))
+    );
+    assert!(names.contains(&"conv6._recurrent_cell.res2out_conv.conv.weight"));
+    assert!(!names.iter().any(|n| n.contains("res2out_conv.conv.bias")));
+    assert!(!names.iter().any(|n| n.contains("depth_wise.bias")));
+    assert!(names.contains(&"conv6._recurrent_cell.out_tau_conv.point_wise.bias"));
 }

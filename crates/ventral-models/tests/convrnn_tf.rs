@@ -175,8 +175,13 @@ fn sizes_agree_with_tensorflows_variables() {
     };
     assert_eq!(count("simplernn_shallow"), 6_272_872);
     assert_eq!(count("lstm_shallow"), 21_126_248);
+    // The reciprocal gated cells as convrnns builds them (`RgcSpec::tensorflow`): no bias on
+    // the generic cell's convolutions; the median cell's output residual by `residual_add`
+    // and one bias per separable convolution. The original graphs' trainable variables
+    // (`scripts/convrnns_tf_variables.py`; also checked through the CLI, tests/convrnn.rs):
+    assert_eq!(count("rgc_shallow"), 23_956_840);
+    assert_eq!(count("rgc_intermediate"), 15_445_800);
     for kind in [
-        CellKind::Rgc,
         CellKind::Gru,
         CellKind::TimeDecay,
         CellKind::Ugrnn,
@@ -389,8 +394,15 @@ fn unreadable_convrnns_json_is_refused_with_the_file_and_the_reason() {
 #[test]
 fn zoo_presets_take_another_number_of_classes_and_input_size() {
     use ventral_models::config::{ModelConfig, resolve_model};
-    // Shallow (2×2 VALID convolution readout) and intermediate (fully connected readout).
-    for preset in ["gru_shallow", "ugrnn_intermediate"] {
+    // Shallow (2×2 VALID convolution readout) and intermediate (fully connected readout);
+    // the reciprocal gated cells as convrnns has them (the median cell's output residual as
+    // it is at equal widths, a bias-free projection where they change).
+    for preset in [
+        "gru_shallow",
+        "ugrnn_intermediate",
+        "rgc_shallow",
+        "rgc_intermediate",
+    ] {
         let c = resolve_model(
             json!({"preset": preset, "num_classes": 8, "input_shape": [3, 96, 96]}),
             std::path::Path::new("."),
@@ -401,7 +413,10 @@ fn zoo_presets_take_another_number_of_classes_and_input_size() {
         let m = ConvRnn::init(&c, &Device::flex(), 0).unwrap();
         let x = Tensor::<4>::zeros([1, 3, 96, 96], &Device::flex());
         let out = m.forward_areas(x, false);
-        assert_eq!(out.log_probs.last().unwrap().dims(), [1, 8], "{preset}");
+        let last = out.log_probs.last().unwrap();
+        assert_eq!(last.dims(), [1, 8], "{preset}");
+        let v: Vec<f32> = last.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{preset}: {v:?}");
     }
     let e = resolve_model(
         json!({"preset": "gru_shallow", "num_classes": 0}),

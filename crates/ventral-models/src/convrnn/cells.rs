@@ -217,6 +217,8 @@ pub struct RgcParams {
     pub out_act: Act,
     pub cell_residual: bool,
     pub out_residual: bool,
+    /// The output residual is added as it is (TensorFlow's `residual_add` at equal widths).
+    pub res_identity: bool,
     pub residual_to_out_gate: bool,
     pub input_to_cell: bool,
     pub input_to_out: bool,
@@ -599,7 +601,7 @@ impl RgcCell {
                 let depth_wise = Conv2d::new(
                     ConvGeom {
                         groups: cin,
-                        ..ConvGeom::simple(cin, cin, k, r.use_bias)
+                        ..ConvGeom::simple(cin, cin, k, r.use_bias && !r.tensorflow)
                     },
                     &r.padding,
                     r.init_dict.as_ref(),
@@ -756,8 +758,26 @@ impl RgcCell {
                 0.0,
             )?);
         }
-        let res2out_conv = if r.out_residual {
-            Some(mk(ctx, res_c, out, [1, 1], false, Act::Identity, 0.0)?)
+        // TensorFlow's `residual_add`: the identity where the widths agree, else a bias-free
+        // 1 × 1 projection.
+        let res_identity = r.out_residual && r.tensorflow && res_c == out;
+        let res2out_conv = if r.out_residual && !res_identity {
+            Some(if r.tensorflow {
+                RgcConv::Plain(PlainConv {
+                    conv: Conv2d::new(
+                        ConvGeom::simple(res_c, out, [1, 1], false),
+                        &r.padding,
+                        r.init_dict.as_ref(),
+                        None,
+                        ctx.init,
+                        ctx.device,
+                    )?,
+                    act: Act::Identity,
+                    pre_bias: 0.0,
+                })
+            } else {
+                mk(ctx, res_c, out, [1, 1], false, Act::Identity, 0.0)?
+            })
         } else {
             None
         };
@@ -790,6 +810,7 @@ impl RgcCell {
                 out_act: act(&r.out_activation)?,
                 cell_residual: r.cell_residual,
                 out_residual: r.out_residual,
+                res_identity,
                 residual_to_out_gate: r.residual_to_out_gate,
                 input_to_cell: r.input_to_cell,
                 input_to_out: r.input_to_out,
@@ -869,9 +890,13 @@ impl RgcCell {
             out_in = out_in + c.forward(pc.clone());
         }
         if p.out_residual
-            && let (Some(r), Some(c)) = (&res, &self.res2out_conv)
+            && let Some(r) = &res
         {
-            out_in = out_in + c.forward(r.clone());
+            if let Some(c) = &self.res2out_conv {
+                out_in = out_in + c.forward(r.clone());
+            } else if p.res_identity {
+                out_in = out_in + r.clone();
+            }
         }
         if let Some(f) = fbc("out") {
             out_in = out_in + f;

@@ -741,7 +741,7 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
                     } else {
                         0
                     };
-                    conv_params(ci, ci, k, ci, r.use_bias)
+                    conv_params(ci, ci, k, ci, r.use_bias && !r.tensorflow)
                         + conv_params(ci, co, [1, 1], 1, true)
                         + rep
                 } else {
@@ -771,7 +771,10 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
                 n += conv(o, cd, r.gate_filter_size, r.gate_depth_separable);
                 n += conv(cd, o, r.gate_filter_size, r.gate_depth_separable);
             }
-            if r.out_residual {
+            if r.out_residual && r.tensorflow {
+                // `residual_add`: the identity at equal widths, else a bias-free 1 × 1.
+                n += if res == o { 0 } else { res * o };
+            } else if r.out_residual {
                 n += conv(res, o, [1, 1], false);
             }
             n + ln(r.layernorm, cd + o, 1)

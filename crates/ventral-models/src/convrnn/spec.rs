@@ -380,6 +380,16 @@ pub struct RgcSpec {
     pub cell_residual: bool,
     #[serde(default)]
     pub out_residual: bool,
+    /// convrnns' TensorFlow cell (set by the convrnns JSON reader, `convrnn::tf_json`): a
+    /// depthwise-separable convolution has one bias, after its pointwise part
+    /// (`tf.nn.separable_conv2d` + bias), not one on each part as in PyTorchTNN; and the output
+    /// residual is convrnns' `residual_add` — added as it is where its channels are the
+    /// output's, else through a bias-free 1 × 1 projection — instead of PyTorchTNN's 1 × 1
+    /// convolution with bias.
+    /// (Written only when set, so the configurations of PyTorchTNN-form cells, and the run
+    /// hashes made from them, are as before.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tensorflow: bool,
     #[serde(default = "yes")]
     pub residual_to_out_gate: bool,
     #[serde(default = "yes")]

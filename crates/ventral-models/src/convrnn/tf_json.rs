@@ -6,6 +6,11 @@
 //!   pixel goes after, and how much depends on the input size);
 //! - the harbor resizes with `resize_images(align_corners=True)` (`ResizeConcat {
 //!   align_corners = true }`);
+//! - the reciprocal gated cells' parameters as convrnns creates them (`RgcSpec::tensorflow`):
+//!   no bias on the generic cell's plain convolutions, one bias per separable convolution
+//!   (after its pointwise part), the output residual by `residual_add` (as it is at equal
+//!   widths, else a bias-free 1 × 1 projection) — each preset's trainable parameters are then
+//!   the original graph's (`scripts/convrnns_tf_variables.py`);
 //! - `max_pool` with `SAME` is PyTorch's ceil mode (the same windows for the configs' 2 × 2 / 2
 //!   pools; other `SAME` pools are refused);
 //! - the operations' defaults are convrnns' (`conv`: ReLU, bias 0; `fc`: ReLU, bias 1;
@@ -463,7 +468,9 @@ impl Reader<'_> {
                 }
             }
             CellKind::Rgc if n_nodes == 11 => {
-                CellSpec::ReciprocalGatedCell(Box::new(rgc_median(cin, 64)))
+                let mut r = rgc_median(cin, 64);
+                r.tensorflow = true;
+                CellSpec::ReciprocalGatedCell(Box::new(r))
             }
             CellKind::Rgc => CellSpec::ReciprocalGatedCell(Box::new(self.rgc(node, mem, cin)?)),
             CellKind::TimeDecay | CellKind::Feedforward => unreachable!("not a cell layer kind"),
@@ -514,6 +521,20 @@ impl Reader<'_> {
         r.input_to_cell = b("input_to_cell", false);
         r.input_to_out = b("input_to_out", false);
         r.cell_to_out = b("cell_to_out", false);
+        // convrnns' cell: its plain convolutions (`ReciprocalGateCell._conv`) create no bias
+        // (a missing bias initialiser becomes Xavier first, and the bias is made only when
+        // it is missing), its separable ones one after the pointwise part, and its output
+        // residual is `residual_add`; but a plain input → output convolution has one.
+        r.tensorflow = true;
+        r.use_bias = false;
+        if r.input_to_out && !r.in_out_depth_separable {
+            return Err(self.err(
+                node,
+                "input_to_out without in_out_depth_separable: convrnns gives that convolution a \
+                 bias and the cell's other plain convolutions none, which ventral's cell does \
+                 not express (no file of the zoo does this)",
+            ));
+        }
         if b("layer_norm", false) {
             return Err(self.err(node, "the reciprocal gated cell's layer_norm (TensorFlow's, over each image) is not supported"));
         }
