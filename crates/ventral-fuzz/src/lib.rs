@@ -194,6 +194,18 @@ fn t_convrnn_graph(d: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// An original convrnns model JSON (neuroailab/convrnns, read by `convrnn::tf_json`) under the
+/// file name it is given with (the name says the cell, as `model_func.py` takes it).
+fn t_convrnns_json(d: &Path) -> Result<(), String> {
+    let name = std::fs::read_to_string(d.join("name.txt")).map_err(err)?;
+    let text = std::fs::read_to_string(d.join("model.json")).map_err(err)?;
+    let origin = format!("{}.json", name.trim());
+    let cfg = ventral_models::convrnn::ConvRnnConfig::from_json(&text, &origin).map_err(err)?;
+    cfg.plan().map_err(err)?;
+    let _ = cfg.estimated_size();
+    Ok(())
+}
+
 fn t_ost_targets(d: &Path) -> Result<(), String> {
     ventral_neural::ost::OstTargets::read(&d.join("targets.csv")).map_err(err)?;
     Ok(())
@@ -420,6 +432,12 @@ pub const TARGETS: &[Target] = &[
         files: &["graph.json"],
         what: "PyTorchTNN graph JSON",
         run: t_convrnn_graph,
+    },
+    Target {
+        name: "convrnns_json",
+        files: &["name.txt", "model.json"],
+        what: "an original convrnns (TensorFlow) model JSON and the name that says its cell",
+        run: t_convrnns_json,
     },
     Target {
         name: "ost_targets",

@@ -270,6 +270,20 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
         g.push(std::fs::read(graphs.join(f))?);
     }
     s.insert("convrnn_graph", g);
+    // The convrnns zoo's own model JSON files, under their names (the name says the cell).
+    let zoo = repo.join("crates/ventral-models/zoo/convrnns");
+    let mut z = Vec::new();
+    for name in [
+        "rgc_shallow",
+        "rgc_intermediate",
+        "lstm_shallow",
+        "ugrnn_intermediate_t30",
+    ] {
+        let p = zoo.join(format!("{name}.json"));
+        let text = std::fs::read(&p).with_context(|| format!("{}", p.display()))?;
+        z.push(join(&[name.as_bytes().to_vec(), text]));
+    }
+    s.insert("convrnns_json", z);
     s.insert(
         "ost_targets",
         vec![

@@ -46,10 +46,15 @@ pub fn load_model_config(spec: &str) -> Result<ModelConfig> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
     {
-        // A PyTorchTNN graph JSON.
-        let c =
-            ventral_models::convrnn::ConvRnnConfig::from_json(&text, &path.display().to_string())?;
-        return Ok(ModelConfig::ConvRnn(c));
+        // A PyTorchTNN graph JSON or an original convrnns model JSON.
+        let c = ModelConfig::ConvRnn(ventral_models::convrnn::ConvRnnConfig::from_json(
+            &text,
+            &path.display().to_string(),
+        )?);
+        // The size limits too, before anything is built.
+        c.validate()
+            .with_context(|| format!("{}", path.display()))?;
+        return Ok(c);
     }
     let t: ModelTable = toml::from_str(&text)
         .with_context(|| format!("{}: invalid [model] table", path.display()))?;

@@ -550,7 +550,16 @@ impl ConvRnnConfig {
     fn plan_channels(&self, i: usize, mut p: NodePlan) -> Result<NodePlan> {
         let n = &self.nodes[i];
         let ctx = |m: String| ModelError::Config(format!("node '{}': {m}", n.name));
-        let harbor: usize = p.input_channels.iter().sum();
+        let harbor: usize = p
+            .input_channels
+            .iter()
+            .try_fold(0usize, |a, &c| a.checked_add(c))
+            .ok_or_else(|| {
+                ctx(format!(
+                    "its inputs' channels {:?} overflow",
+                    p.input_channels
+                ))
+            })?;
         let rgc = matches!(n.recurrent_cell, CellSpec::ReciprocalGatedCell(_));
         p.split_feedback = rgc && p.inputs.len() > 1;
         if p.split_feedback && p.inputs[0] != self.ff_input(i) {
@@ -617,7 +626,10 @@ impl ConvRnnConfig {
 
 /// The exact parameter count of a node, from its description alone (mirrors the build).
 fn spec_params(n: &NodeSpec, p: &NodePlan) -> usize {
-    let harbor: usize = p.input_channels.iter().sum();
+    let harbor: usize = p
+        .input_channels
+        .iter()
+        .fold(0usize, |a, &c| a.saturating_add(c));
     let (pre_in, res_c, fb_c) = if p.split_feedback {
         (p.ff_channels, p.ff_channels, Some(harbor - p.ff_channels))
     } else {
@@ -691,66 +703,103 @@ fn op_params(op: &OpSpec, cin: usize, hw: [usize; 2], res: usize) -> (usize, usi
     }
 }
 
+/// A count that saturates instead of overflowing (a description may claim any size: its
+/// estimate must stay an upper bound, never wrap).
+#[derive(Clone, Copy)]
+struct Sat(usize);
+
+impl std::ops::Add for Sat {
+    type Output = Sat;
+    fn add(self, o: Sat) -> Sat {
+        Sat(self.0.saturating_add(o.0))
+    }
+}
+
+impl std::ops::Mul for Sat {
+    type Output = Sat;
+    fn mul(self, o: Sat) -> Sat {
+        Sat(self.0.saturating_mul(o.0))
+    }
+}
+
+impl std::ops::AddAssign for Sat {
+    fn add_assign(&mut self, o: Sat) {
+        *self = *self + o;
+    }
+}
+
 fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [usize; 2]) -> usize {
     let k2 = |g: &super::spec::GatedSpec| g.ksize.get();
-    let ln = |on: bool, o: usize, n: usize| if on { 2 * o * n } else { 0 };
-    match cell {
-        CellSpec::IdentityCell {} => 0,
-        CellSpec::TimeDecayRecurrentCell { .. } => 1,
+    let ln = |on: bool, o: usize, n: usize| if on { Sat(2) * Sat(o) * Sat(n) } else { Sat(0) };
+    let cp = |ci: Sat, co: Sat, k: [usize; 2], groups: usize, bias: bool| {
+        Sat(conv_params(ci.0, co.0, k, groups, bias))
+    };
+    let (c, res) = (Sat(c), Sat(res));
+    let n = match cell {
+        CellSpec::IdentityCell {} => Sat(0),
+        CellSpec::TimeDecayRecurrentCell { .. } => Sat(1),
         CellSpec::ConvRNNBasicCell {
             out_channels,
             ksize,
             ..
         } => {
-            conv_params(c, *out_channels, ksize.get(), 1, true)
-                + conv_params(*out_channels, *out_channels, ksize.get(), 1, true)
+            let o = Sat(*out_channels);
+            cp(c, o, ksize.get(), 1, true) + cp(o, o, ksize.get(), 1, true)
         }
         CellSpec::VanillaRNNCell(g) => {
-            conv_params(c, g.out_channels, k2(g), 1, g.use_bias)
-                + conv_params(g.out_channels, g.out_channels, k2(g), 1, g.use_bias)
-                + ln(g.layernorm.unwrap_or(true), g.out_channels, 1)
+            let o = Sat(g.out_channels);
+            cp(c, o, k2(g), 1, g.use_bias)
+                + cp(o, o, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(true), o.0, 1)
         }
         CellSpec::GRUCell(g) => {
-            let o = g.out_channels;
-            conv_params(c + o, 2 * o, k2(g), 1, g.use_bias)
-                + conv_params(c + o, o, k2(g), 1, g.use_bias)
-                + ln(g.layernorm.unwrap_or(false), o, 3)
+            let o = Sat(g.out_channels);
+            cp(c + o, Sat(2) * o, k2(g), 1, g.use_bias)
+                + cp(c + o, o, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), o.0, 3)
         }
         CellSpec::LSTMCell(g) => {
-            conv_params(c + g.out_channels, 4 * g.out_channels, k2(g), 1, g.use_bias)
-                + ln(g.layernorm.unwrap_or(false), g.out_channels, 5)
+            let o = Sat(g.out_channels);
+            cp(c + o, Sat(4) * o, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), o.0, 5)
                 + if g.use_peepholes {
-                    3 * g.out_channels * hw[0] * hw[1]
+                    Sat(3) * o * Sat(hw[0]) * Sat(hw[1])
                 } else {
-                    0
+                    Sat(0)
                 }
         }
         CellSpec::UGRNNCell(g) => {
-            conv_params(c + g.out_channels, 2 * g.out_channels, k2(g), 1, g.use_bias)
-                + ln(g.layernorm.unwrap_or(false), g.out_channels, 2)
+            let o = Sat(g.out_channels);
+            cp(c + o, Sat(2) * o, k2(g), 1, g.use_bias) + ln(g.layernorm.unwrap_or(false), o.0, 2)
         }
         CellSpec::IntersectionRNNCell(g) => {
-            conv_params(2 * c, 4 * g.out_channels, k2(g), 1, g.use_bias)
-                + ln(g.layernorm.unwrap_or(false), g.out_channels, 4)
+            let o = Sat(g.out_channels);
+            cp(Sat(2) * c, Sat(4) * o, k2(g), 1, g.use_bias)
+                + ln(g.layernorm.unwrap_or(false), o.0, 4)
         }
         CellSpec::ReciprocalGatedCell(r) => {
-            let conv = |ci: usize, co: usize, k: [usize; 2], sep: bool| {
+            let conv = |ci: Sat, co: Sat, k: [usize; 2], sep: bool| {
                 if sep {
                     let rep = if r.ds_repeat {
-                        conv_params(ci, ci, k, ci, r.use_bias)
+                        cp(ci, ci, k, ci.0, r.use_bias)
                     } else {
-                        0
+                        Sat(0)
                     };
-                    conv_params(ci, ci, k, ci, r.use_bias && !r.tensorflow)
-                        + conv_params(ci, co, [1, 1], 1, true)
+                    cp(ci, ci, k, ci.0, r.use_bias && !r.tensorflow)
+                        + cp(ci, co, [1, 1], 1, true)
                         + rep
                 } else {
-                    conv_params(ci, co, k, 1, r.use_bias)
+                    cp(ci, co, k, 1, r.use_bias)
                 }
             };
-            let (o, cd) = (r.out_channels, r.cell_depth);
-            let mut n = fb.map_or(0, |f| {
-                conv(f, c, r.feedback_filter_size, r.feedback_depth_separable)
+            let (o, cd) = (Sat(r.out_channels), Sat(r.cell_depth));
+            let mut n = fb.map_or(Sat(0), |f| {
+                conv(
+                    Sat(f),
+                    c,
+                    r.feedback_filter_size,
+                    r.feedback_depth_separable,
+                )
             });
             if r.input_to_out {
                 n += conv(c, o, r.in_out_filter_size, r.in_out_depth_separable);
@@ -773,13 +822,14 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
             }
             if r.out_residual && r.tensorflow {
                 // `residual_add`: the identity at equal widths, else a bias-free 1 × 1.
-                n += if res == o { 0 } else { res * o };
+                n += if res.0 == o.0 { Sat(0) } else { res * o };
             } else if r.out_residual {
                 n += conv(res, o, [1, 1], false);
             }
-            n + ln(r.layernorm, cd + o, 1)
+            n + ln(r.layernorm, (cd + o).0, 1)
         }
-    }
+    };
+    n.0
 }
 
 /// Output spatial size of a convolution.

@@ -256,7 +256,7 @@ impl Reader<'_> {
                 let same = matches!(o.get("padding").and_then(Value::as_str), Some("SAME") | None);
                 // TF SAME pads (out − 1)·s + k − H, the smaller half first: with k ≤ s + 1
                 // nothing goes before, and ceil mode takes the same windows.
-                if same && (k[0] > s[0] + 1 || k[1] > s[1] + 1) {
+                if same && (k[0] > s[0].saturating_add(1) || k[1] > s[1].saturating_add(1)) {
                     return Err(self.err(node, format!("max_pool {k:?}/{s:?} with SAME pads before the input, which ventral's pools cannot")));
                 }
                 Ok(Some(Item::Op(OpSpec::MaxPool {
@@ -748,12 +748,15 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
             .filter(|(_, t)| t == name)
             .map(|(f, _)| f)
             .collect();
-        let harbor_c: usize = preds.iter().map(|p| out_ch[*p]).sum::<usize>()
-            + if *name == input_name {
+        // Saturating: a file may claim any widths (the size limits refuse them later).
+        let harbor_c: usize = preds
+            .iter()
+            .fold(0usize, |a, p| a.saturating_add(out_ch[*p]))
+            .saturating_add(if *name == input_name {
                 input_shape[0]
             } else {
                 0
-            };
+            });
         let shape_from = v["nodes"]
             .as_array()
             .and_then(|a| {
