@@ -117,7 +117,9 @@ pub fn read(path: &Path) -> Result<SafeTensors, SafetensorsError> {
     if let Some(m) = crate::mem::exceeds_u128(need).map_err(&err)? {
         return Err(err(format!("its tensors need {m}")));
     }
-    let mut shards: Vec<Option<std::fs::File>> = (0..index.shards).map(|_| None).collect();
+    // Shards opened as tensors name them (the header's count is the file's claim: nothing
+    // is allocated by it).
+    let mut shards: std::collections::HashMap<u64, std::fs::File> = Default::default();
     let mut out = Vec::new();
     for e in index.entries {
         let Some(dtype) = e.dtype else { continue };
@@ -141,15 +143,12 @@ pub fn read(path: &Path) -> Result<SafeTensors, SafetensorsError> {
             )));
         }
         let spath = shard_path(&prefix, e.shard, index.shards);
-        let file = shards.get_mut(e.shard as usize).ok_or_else(|| {
-            err(format!(
-                "tensor '{}': shard {} of {}",
-                e.name, e.shard, index.shards
-            ))
-        })?;
-        let file = match file {
-            Some(f) => f,
-            None => file.insert(std::fs::File::open(&spath).map_err(io(&spath))?),
+        // `parse_index` checked that the shard is one of the header's.
+        let file = match shards.entry(e.shard) {
+            std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(std::fs::File::open(&spath).map_err(io(&spath))?)
+            }
         };
         let data = read_at(file, e.offset, e.size).map_err(|m| SafetensorsError::Tf {
             path: spath.clone(),
@@ -559,6 +558,65 @@ mod tests {
             prefix_of(Path::new("/nonexistent/weights.safetensors")),
             None
         );
+    }
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A table block of `entries` (no prefix sharing), with its trailer.
+    fn block(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (k, v) in entries {
+            varint(0, &mut b);
+            varint(k.len() as u64, &mut b);
+            varint(v.len() as u64, &mut b);
+            b.extend_from_slice(k);
+            b.extend_from_slice(v);
+        }
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        let crc = mask(crc32c_extend(crc32c(&b), &[0]));
+        b.push(0);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_number_of_shards_allocates_nothing_by_it() {
+        // Header: num_shards = 2⁴⁰; one float32 [1] in shard 0.
+        let mut header = vec![0x08];
+        varint(1 << 40, &mut header);
+        let data = 2.5f32.to_le_bytes();
+        let mut entry = vec![
+            0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 0x08, 0x01, 0x28, 0x04, 0x35,
+        ];
+        entry.extend_from_slice(&mask(crc32c(&data)).to_le_bytes());
+        let data_block = block(&[(b"", &header), (b"w", &entry)]);
+        let mut handle = Vec::new();
+        varint(0, &mut handle);
+        varint((data_block.len() - TRAILER_LEN) as u64, &mut handle);
+        let index_block = block(&[(b"w", &handle)]);
+        let mut file = data_block.clone();
+        let mut footer = Vec::new();
+        varint(0, &mut footer);
+        varint(0, &mut footer);
+        varint(data_block.len() as u64, &mut footer);
+        varint((index_block.len() - TRAILER_LEN) as u64, &mut footer);
+        footer.resize(40, 0);
+        footer.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
+        file.extend_from_slice(&index_block);
+        file.extend_from_slice(&footer);
+        let d = tempfile::tempdir().unwrap();
+        let prefix = d.path().join("m");
+        std::fs::write(d.path().join("m.index"), &file).unwrap();
+        std::fs::write(shard_path(&prefix, 0, 1 << 40), data).unwrap();
+        let st = read(&prefix).unwrap();
+        assert_eq!(st.f32("w").unwrap(), (vec![1], vec![2.5]));
     }
 
     #[test]
