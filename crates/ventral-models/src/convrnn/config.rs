@@ -822,7 +822,11 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
             }
             if r.out_residual && r.tensorflow {
                 // `residual_add`: the identity at equal widths, else a bias-free 1 × 1.
-                n += if res.0 == o.0 { Sat(0) } else { res * o };
+                n += if res.0 == o.0 {
+                    Sat(0)
+                } else {
+                    cp(res, o, [1, 1], 1, false)
+                };
             } else if r.out_residual {
                 n += conv(res, o, [1, 1], false);
             }
