@@ -149,8 +149,10 @@ pub fn run(a: Args) -> Result<()> {
             let cfg = ventral_train::config::TrainFile::load(&cfg_path, &[])
                 .with_context(|| format!("{}: not a ventral run (config.toml)", run.display()))?;
             let weights = checkpoint_weights(run, &a.checkpoint)?;
-            let model =
-                ventral_train::train::load_weights(Model::init(&cfg.model, &device)?, &weights)?;
+            let model = ventral_train::train::load_weights_for_inference(
+                Model::init(&cfg.model, &device)?,
+                &weights,
+            )?;
             let data = a
                 .data
                 .clone()
@@ -191,7 +193,10 @@ pub fn run(a: Args) -> Result<()> {
                 bail!("--model needs --weights and --images");
             };
             let cfg = load_model_config(m)?;
-            let model = ventral_train::train::load_weights(Model::init(&cfg, &device)?, weights)?;
+            let model = ventral_train::train::load_weights_for_inference(
+                Model::init(&cfg, &device)?,
+                weights,
+            )?;
             record_arrays(
                 &model,
                 &device,

@@ -13,7 +13,7 @@ const COMPLEMENT: [f64; 4] = [1.0, 0.0, -1.0, 1.0];
 use burn::tensor::{Device, Tensor};
 
 use super::init::Init;
-use super::ops::{Act, Conv2d, ConvGeom, LayerNormC};
+use super::ops::{Act, Conv2d, ConvGeom, LAYER_NORM_EPS, LayerNormC};
 use super::spec::{CellSpec, GatedSpec, Padding, RgcSpec};
 use crate::cell::{CellInput, RecurrentCell, TimeDecay};
 use crate::error::{ModelError, Result};
@@ -264,10 +264,11 @@ struct GatedLike<'a> {
     init_dict: Option<&'a serde_json::Value>,
 }
 
-fn ln(on: bool, c: usize, per_image: bool, ctx: &mut CellCtx<'_>) -> Option<LayerNormC> {
+fn ln(on: bool, c: usize, per_image: bool, eps: f64, ctx: &mut CellCtx<'_>) -> Option<LayerNormC> {
     on.then(|| {
         let mut l = LayerNormC::new(c, ctx.init, ctx.device);
         l.per_image = per_image;
+        l.eps = eps;
         l
     })
 }
@@ -357,6 +358,7 @@ impl Cell {
                         s.layernorm.unwrap_or(true),
                         s.out_channels,
                         s.layernorm_per_image,
+                        s.layernorm_eps(),
                         ctx,
                     ),
                     act: Act::parse(
@@ -374,9 +376,9 @@ impl Cell {
                 Cell::Gru(GruCell {
                     conv_ru: conv(ctx, c + o, 2 * o, k, &s.padding, &g)?,
                     conv_c: conv(ctx, c + o, o, k, &s.padding, &g)?,
-                    ln_r_pre: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_u_pre: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_c_pre: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_r_pre: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_u_pre: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_c_pre: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
                     act: Act::parse(
                         Some(s.activation.as_deref().unwrap_or("Tanh")),
                         &s.activation_func_kwargs,
@@ -400,11 +402,11 @@ impl Cell {
                 Cell::Lstm(LstmCell {
                     conv: conv(ctx, c + o, 4 * o, s.ksize.get(), &s.padding, &g)?,
                     peepholes,
-                    ln_input: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_transform: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_forget: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_output: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_state: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_input: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_transform: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_forget: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_output: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_state: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
                     act: Act::parse(
                         Some(s.activation.as_deref().unwrap_or("Tanh")),
                         &s.activation_func_kwargs,
@@ -419,8 +421,8 @@ impl Cell {
                 let lnon = s.layernorm.unwrap_or(false);
                 Cell::Ugrnn(UgrnnCell {
                     conv: conv(ctx, c + o, 2 * o, s.ksize.get(), &s.padding, &g)?,
-                    ln_g_act: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_c_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_g_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_c_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
                     forget_bias: s.forget_bias,
                     channels: o,
                 })
@@ -431,10 +433,10 @@ impl Cell {
                 let lnon = s.layernorm.unwrap_or(false);
                 Cell::Intersection(IntersectionCell {
                     conv: conv(ctx, 2 * c, 4 * o, s.ksize.get(), &s.padding, &g)?,
-                    ln_gh_act: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_h_act: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_gy_act: ln(lnon, o, s.layernorm_per_image, ctx),
-                    ln_y_act: ln(lnon, o, s.layernorm_per_image, ctx),
+                    ln_gh_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_h_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_gy_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
+                    ln_y_act: ln(lnon, o, s.layernorm_per_image, s.layernorm_eps(), ctx),
                     forget_bias: s.forget_bias,
                     channels: o,
                 })
@@ -781,8 +783,8 @@ impl RgcCell {
         } else {
             None
         };
-        let ln_cell = ln(r.layernorm, cd, false, ctx);
-        let ln_out = ln(r.layernorm, out, false, ctx);
+        let ln_cell = ln(r.layernorm, cd, false, LAYER_NORM_EPS, ctx);
+        let ln_out = ln(r.layernorm, out, false, LAYER_NORM_EPS, ctx);
         Ok(RgcCell {
             feedback_conv,
             inp2out_conv,

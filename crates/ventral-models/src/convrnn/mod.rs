@@ -15,6 +15,7 @@ pub mod registry;
 pub mod size;
 pub mod spec;
 pub mod tf_json;
+pub mod tf_weights;
 
 pub use config::{ConvRnnConfig, Decoder, DecoderKind, HarborOrder, Movie};
 pub use network::*;

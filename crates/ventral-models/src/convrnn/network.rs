@@ -493,6 +493,57 @@ impl Module for ConvRnn {
 }
 
 impl ConvRnn {
+    /// Gives every layer norm of the cells whose configuration leaves ε unset TensorFlow's
+    /// ε (1e-12, `tf.contrib.layers.layer_norm` as convrnns' cells run it) and records it in
+    /// the configuration (`layernorm_eps`): what running a pretrained convrnns checkpoint
+    /// needs to give the original's numbers (ventral trains with 1e-5, see
+    /// [`super::ops::LayerNormC`]). Returns how many norms changed.
+    pub fn use_tensorflow_layer_norm_eps(&mut self) -> usize {
+        use super::ops::{LayerNormC, TENSORFLOW_LAYER_NORM_EPS};
+        let mut changed = 0;
+        for (node, spec) in self.nodes.iter_mut().zip(&mut self.config.nodes) {
+            let gated = match &mut spec.recurrent_cell {
+                CellSpec::VanillaRNNCell(g)
+                | CellSpec::GRUCell(g)
+                | CellSpec::LSTMCell(g)
+                | CellSpec::UGRNNCell(g)
+                | CellSpec::IntersectionRNNCell(g) => g,
+                _ => continue,
+            };
+            if gated.layernorm_eps.is_some() {
+                continue;
+            }
+            let norms: Vec<&mut Option<LayerNormC>> = match &mut node._recurrent_cell {
+                Cell::Vanilla(c) => vec![&mut c.ln],
+                Cell::Gru(c) => vec![&mut c.ln_r_pre, &mut c.ln_u_pre, &mut c.ln_c_pre],
+                Cell::Lstm(c) => vec![
+                    &mut c.ln_input,
+                    &mut c.ln_transform,
+                    &mut c.ln_forget,
+                    &mut c.ln_output,
+                    &mut c.ln_state,
+                ],
+                Cell::Ugrnn(c) => vec![&mut c.ln_g_act, &mut c.ln_c_act],
+                Cell::Intersection(c) => vec![
+                    &mut c.ln_gh_act,
+                    &mut c.ln_h_act,
+                    &mut c.ln_gy_act,
+                    &mut c.ln_y_act,
+                ],
+                _ => Vec::new(),
+            };
+            let before = changed;
+            for l in norms.into_iter().flatten() {
+                l.eps = TENSORFLOW_LAYER_NORM_EPS;
+                changed += 1;
+            }
+            if changed > before {
+                gated.layernorm_eps = Some(TENSORFLOW_LAYER_NORM_EPS);
+            }
+        }
+        changed
+    }
+
     fn each(
         self,
         mut f: impl FnMut(Node) -> Node,

@@ -340,17 +340,28 @@ impl<T> ModuleDisplay for Boxed<T> {}
 
 /// `nn.LayerNorm(C)` applied over channels at every pixel (PyTorchTNN permutes to NHWC), or
 /// with `per_image` TensorFlow's `tf.contrib.layers.layer_norm` as convrnns' cells call it
-/// (statistics over C, H and W of each image; scale and shift per channel) — with ε = 1e-5,
-/// not TensorFlow's 1e-12: before the image reaches a cell its gates are constant maps (their
+/// (statistics over C, H and W of each image; scale and shift per channel) — with ε = 1e-5
+/// ([`LAYER_NORM_EPS`]) unless the cell's `layernorm_eps` says otherwise, not TensorFlow's
+/// 1e-12: before the image reaches a cell its gates are constant maps (their
 /// biases), where a layer norm's input gradient is 1/√ε times the output's, and through the
 /// chain of such steps 10⁶ per norm overflows float32 (NaN gradients in `lstm_shallow`).
+/// Running a pretrained convrnns checkpoint takes TensorFlow's ε
+/// ([`crate::convrnn::ConvRnn::use_tensorflow_layer_norm_eps`]).
 #[derive(Module, Debug)]
 pub struct LayerNormC {
     pub weight: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
     #[module(skip)]
     pub per_image: bool,
+    #[module(skip)]
+    pub eps: f64,
 }
+
+/// ventral's layer-norm ε (PyTorch's default).
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// `tf.contrib.layers.layer_norm`'s ε, as convrnns' cells run it.
+pub const TENSORFLOW_LAYER_NORM_EPS: f64 = 1e-12;
 
 impl LayerNormC {
     pub fn new(c: usize, init: &mut Init, device: &Device) -> Self {
@@ -358,6 +369,7 @@ impl LayerNormC {
             weight: init.constant(&[c], 1.0, device),
             bias: init.constant(&[c], 0.0, device),
             per_image: false,
+            eps: LAYER_NORM_EPS,
         }
     }
     /// `[batch, C, H, W]` → same.
@@ -368,11 +380,11 @@ impl LayerNormC {
             let mean = |t: Tensor<4>| t.mean_dim(1).mean_dim(2).mean_dim(3);
             let c = x.clone() - mean(x);
             let var = mean(c.clone().powi_scalar(2));
-            c / (var + 1e-5).sqrt()
+            c / (var + self.eps).sqrt()
         } else {
             let c = x.clone() - x.mean_dim(1);
             let var = c.clone().powi_scalar(2).mean_dim(1);
-            c / (var + 1e-5).sqrt()
+            c / (var + self.eps).sqrt()
         };
         let w = self.weight.val().reshape([1, -1, 1, 1]);
         let b = self.bias.val().reshape([1, -1, 1, 1]);

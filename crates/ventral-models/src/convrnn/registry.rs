@@ -68,6 +68,7 @@ impl CellKind {
             forget_bias: 1.0,
             use_peepholes: false,
             layernorm_per_image: false,
+            layernorm_eps: None,
             activation: activation.map(str::to_string),
             activation_func_kwargs: Kwargs::new(),
         };

@@ -270,6 +270,10 @@ pub struct GatedSpec {
     /// instead of over channels at each pixel (PyTorchTNN's `nn.LayerNorm(C)`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub layernorm_per_image: bool,
+    /// The layer norms' ε (default 1e-5, [`super::ops::LAYER_NORM_EPS`]; TensorFlow's
+    /// convrnns cells use 1e-12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layernorm_eps: Option<f64>,
     #[serde(default = "forget_bias")]
     pub forget_bias: f64,
     /// LSTM only: convrnns' peepholes (`ConvLSTMCell(use_peepholes=True)`: per-position
@@ -283,6 +287,13 @@ pub struct GatedSpec {
     pub activation: Option<String>,
     #[serde(default)]
     pub activation_func_kwargs: Kwargs,
+}
+
+impl GatedSpec {
+    /// The layer norms' ε.
+    pub fn layernorm_eps(&self) -> f64 {
+        self.layernorm_eps.unwrap_or(super::ops::LAYER_NORM_EPS)
+    }
 }
 
 /// `ReciprocalGatedCell`'s arguments (the general form of Nayebi et al. 2018).

@@ -415,6 +415,7 @@ impl Reader<'_> {
             forget_bias,
             use_peepholes: false,
             layernorm_per_image: true,
+            layernorm_eps: None,
             activation: act.map(str::to_string),
             activation_func_kwargs: Kwargs::new(),
         };
@@ -470,6 +471,15 @@ impl Reader<'_> {
             CellKind::Rgc if n_nodes == 11 => {
                 let mut r = rgc_median(cin, 64);
                 r.tensorflow = true;
+                // convrnns' median cell (utils/median_rgcell.py) adds tau_bias / gate_bias
+                // after its plain τ / γ convolutions only; its separable ones (the median
+                // config's, `_ds_conv`) go to the nonlinearity without them.
+                if r.tau_depth_separable {
+                    r.tau_bias = 0.0;
+                }
+                if r.gate_depth_separable {
+                    r.gate_bias = 0.0;
+                }
                 CellSpec::ReciprocalGatedCell(Box::new(r))
             }
             CellKind::Rgc => CellSpec::ReciprocalGatedCell(Box::new(self.rgc(node, mem, cin)?)),
@@ -505,8 +515,10 @@ impl Reader<'_> {
         r.ds_repeat = b("ds_repeat", false);
         r.tau_nonlinearity = a("tau_nonlinearity", Some("tanh"))?;
         r.gate_nonlinearity = a("gate_nonlinearity", Some("tanh"))?;
-        r.tau_bias = f("tau_bias", 0.0);
-        r.gate_bias = f("gate_bias", 0.0);
+        // convrnns' generic cell (utils/cells.py) stores tau_bias and gate_bias but never
+        // adds them.
+        r.tau_bias = 0.0;
+        r.gate_bias = 0.0;
         r.tau_multiplier = f("tau_multiplier", -1.0);
         r.gate_multiplier = f("gate_multiplier", -1.0);
         r.tau_offset = f("tau_offset", 1.0);

@@ -44,7 +44,7 @@ use ventral_models::{Model, params};
 
 pub use metrics::{DecoderMetrics, Metrics, Progress};
 pub use observer::{EpochInfo, Observer, RunInfo, StepInfo};
-pub use run::{load_weights, save_model};
+pub use run::{load_weights, load_weights_for_inference, save_model};
 
 use crate::config::TrainFile;
 use crate::error::{Result, TrainError, file_err};

@@ -34,8 +34,9 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 
 /// Load weights saved by ventral or by PyTorch (same names: safetensors, or a `torch.save`d
 /// state dict) into `model`; an rcnn-sat network also reads the reference's Keras HDF5 weights
-/// (`ventral_models::rcnn_sat::keras`). A TensorFlow checkpoint is read (under TensorFlow's
-/// names) and its names must be the model's.
+/// (`ventral_models::rcnn_sat::keras`), a ConvRNN translated from the original convrnns zoo
+/// its TensorFlow checkpoints (`ventral_models::convrnn::tf_weights`: TensorFlow's names and
+/// layouts mapped onto the model's). Other models refuse a TensorFlow checkpoint.
 pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     use ventral_models::rcnn_sat::keras::HDF5_MAGIC;
     let tf = ventral_core::tf_checkpoint::prefix_of(path).is_some();
@@ -53,17 +54,42 @@ pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     } else {
         SafeTensors::read(path)?
     };
-    match params::load(model, &st) {
-        Err(e) if tf => Err(file_err(
-            path.display(),
-            format!(
-                "a TensorFlow checkpoint, under TensorFlow's names and layouts (`ventral \
-                 inspect {}` lists them); no model of ventral maps TensorFlow's names onto \
-                 its own yet: {e}",
-                path.display()
-            ),
-        )),
-        r => Ok(r?),
+    if tf {
+        return match model {
+            Model::ConvRnn(m) => {
+                let named = ventral_models::convrnn::tf_weights::from_tensorflow(&m, &st)?;
+                Ok(Model::ConvRnn(params::load_named(m, &named).map_err(
+                    |e| {
+                        file_err(
+                            path.display(),
+                            format!("mapped from TensorFlow's names: {e}"),
+                        )
+                    },
+                )?))
+            }
+            _ => Err(file_err(
+                path.display(),
+                "a TensorFlow checkpoint, under TensorFlow's names and layouts (`ventral inspect` \
+                 lists them): ventral maps TensorFlow's names for the convrnns zoo's ConvRNNs \
+                 (kind = \"convrnn\" from a convrnns model JSON or preset) only",
+            )),
+        };
+    }
+    Ok(params::load(model, &st)?)
+}
+
+/// [`load_weights`] for running a model as it was trained: a convrnns TensorFlow checkpoint
+/// also brings TensorFlow's layer-norm ε (1e-12) to the cells whose configuration leaves it
+/// unset ([`ventral_models::convrnn::ConvRnn::use_tensorflow_layer_norm_eps`]), so that the
+/// model gives the original's numbers; training from one keeps ventral's 1e-5.
+pub fn load_weights_for_inference(model: Model, path: &Path) -> Result<Model> {
+    let tf = ventral_core::tf_checkpoint::prefix_of(path).is_some();
+    match load_weights(model, path)? {
+        Model::ConvRnn(mut m) if tf => {
+            m.use_tensorflow_layer_norm_eps();
+            Ok(Model::ConvRnn(m))
+        }
+        m => Ok(m),
     }
 }
 

@@ -1,0 +1,586 @@
+//! The original convrnns checkpoints (neuroailab/convrnns, TensorFlow 1.13: `ckpts/<model>/
+//! model.ckpt`, a `tf.train.Saver` tensor bundle read by [`ventral_core::tf_checkpoint`])
+//! mapped name by name onto a [`ConvRnn`] translated from the same model's JSON
+//! ([`super::tf_json`]), so that `record --weights` and `train --init-from` run the
+//! pretrained zoo.
+//!
+//! The mapping is derived from the model, not from a table per preset:
+//!
+//! - **Feedforward operations** (`{node}/pre_{i}/…`, `{node}/post_{i}/…`: a `conv`'s `weights`
+//!   and `bias`, a `component_conv`'s `weights_basenet` and `bias`, a `residual_add`'s
+//!   projection `residual_add_weights`, an `fc`'s `weights` and `bias`) are paired, in the
+//!   order the node applies them, with the node's parameter-holding operations outside the
+//!   cell in the order ventral applies them (pre-memory, then post-memory; a residual
+//!   block's operation before its projection). Counts, kinds, biases and shapes must agree.
+//! - **Cells** by their TensorFlow scope: `ConvNormBasicCell/{i,s,layer_norm}`,
+//!   `ConvGRUCell/{gates,candidates}`, `ConvLSTMCell/{weights,bias,input,transform,forget,
+//!   output,state,peepholes}`, `ConvUGRNNCell`, `ConvIntersectionRNNCell` (one convolution
+//!   over `[input, state]` with the gates in the same order as ventral's), the reciprocal
+//!   gated cell's `cell/{input_to_cell,tau,gate|out_to_cell,res_to_cell}` and
+//!   `out/{tau,gate,residual_to_out_gate,input_to_out,feedback_to_out,residual_add}`, a
+//!   time-decay node's `memory_decay` (τ).
+//! - **Layouts**: kernels HWIO → OIHW, depthwise kernels `[kh, kw, C, 1]` → `[C, 1, kh, kw]`,
+//!   fully connected `[in, out]` → `[out, in]` (only on a globally pooled input, where
+//!   TensorFlow's H·W·C flattening and ventral's C·H·W agree), peepholes `[H, W, C]` →
+//!   `[C, H, W]`.
+//!
+//! Every tensor of the checkpoint must be used except `global_step`, optimiser slots
+//! (`…/Momentum`, `…/Adam`, `…/Adam_1`) and the untrainable `memory_decay` of nodes without
+//! memory, which must be 0 (convrnns' `state · 0 + input`); anything else — a decoder of a
+//! `_tmaxconf` model, another model's checkpoint — is refused, naming the file and tensors.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ventral_core::safetensors::SafeTensors;
+
+use super::ConvRnn;
+use super::spec::{CellSpec, OpSpec};
+use crate::error::{ModelError, Result};
+use crate::params::{self, NamedTensors};
+
+/// The scope every convrnns variable lives under.
+const ROOT: &str = "tnn_model/";
+
+/// How a TensorFlow tensor is laid out relative to ventral's (PyTorch) layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// HWIO kernel → OIHW.
+    Hwio,
+    /// Depthwise kernel `[kh, kw, C, M]` → `[C·M, 1, kh, kw]`.
+    Depthwise,
+    /// `[in, out]` → `[out, in]`.
+    Linear,
+    /// `[H, W, C]` → `[C, H, W]`.
+    Hwc,
+    /// As it is (vectors, scalars).
+    Same,
+}
+
+/// `data` of TensorFlow shape `shape` in ventral's layout: the new shape and values.
+fn convert(layout: Layout, shape: &[usize], data: &[f32]) -> Option<(Vec<usize>, Vec<f32>)> {
+    match (layout, shape) {
+        (Layout::Hwio, &[h, w, i, o]) => {
+            let mut out = vec![0.0; data.len()];
+            for (idx, v) in data.iter().enumerate() {
+                let (oo, r) = (idx % o, idx / o);
+                let (ii, r) = (r % i, r / i);
+                let (ww, hh) = (r % w, r / w);
+                out[((oo * i + ii) * h + hh) * w + ww] = *v;
+            }
+            Some((vec![o, i, h, w], out))
+        }
+        (Layout::Depthwise, &[h, w, c, m]) => {
+            // TensorFlow's output channel c·M + m; ventral's grouped weight [C·M, 1, kh, kw].
+            let mut out = vec![0.0; data.len()];
+            for (idx, v) in data.iter().enumerate() {
+                let (mm, r) = (idx % m, idx / m);
+                let (cc, r) = (r % c, r / c);
+                let (ww, hh) = (r % w, r / w);
+                out[((cc * m + mm) * h + hh) * w + ww] = *v;
+            }
+            Some((vec![c * m, 1, h, w], out))
+        }
+        (Layout::Linear, &[i, o]) => {
+            let mut out = vec![0.0; data.len()];
+            for (idx, v) in data.iter().enumerate() {
+                out[(idx % o) * i + idx / o] = *v;
+            }
+            Some((vec![o, i], out))
+        }
+        (Layout::Hwc, &[h, w, c]) => {
+            let mut out = vec![0.0; data.len()];
+            for (idx, v) in data.iter().enumerate() {
+                let (cc, r) = (idx % c, idx / c);
+                let (ww, hh) = (r % w, r / w);
+                out[(cc * h + hh) * w + ww] = *v;
+            }
+            Some((vec![c, h, w], out))
+        }
+        (Layout::Same, s) => Some((s.to_vec(), data.to_vec())),
+        _ => None,
+    }
+}
+
+/// Tensors a checkpoint may hold besides the model's variables.
+fn ignorable(name: &str) -> bool {
+    name == "global_step"
+        || ["/Momentum", "/Adam", "/Adam_1", "/ExponentialMovingAverage"]
+            .iter()
+            .any(|s| name.ends_with(s))
+}
+
+/// The TensorFlow scope of a cell's class (`ReciprocalGateCell`, …); `None` for cells without
+/// a scope of their own (identity, time decay).
+fn cell_scope(c: &CellSpec) -> Option<&'static str> {
+    match c {
+        CellSpec::VanillaRNNCell(_) => Some("ConvNormBasicCell"),
+        CellSpec::GRUCell(_) => Some("ConvGRUCell"),
+        CellSpec::LSTMCell(_) => Some("ConvLSTMCell"),
+        CellSpec::UGRNNCell(_) => Some("ConvUGRNNCell"),
+        CellSpec::IntersectionRNNCell(_) => Some("ConvIntersectionRNNCell"),
+        CellSpec::ReciprocalGatedCell(_) => Some("ReciprocalGateCell"),
+        CellSpec::IdentityCell {} | CellSpec::TimeDecayRecurrentCell { .. } => None,
+        CellSpec::ConvRNNBasicCell { .. } => None,
+    }
+}
+
+/// The TensorFlow names a cell parameter may have (relative to `{node}/{class}/`), with its
+/// layout, from ventral's name relative to `{node}._recurrent_cell.`.
+fn cell_candidates(rest: &str) -> Option<(Vec<String>, Layout)> {
+    let (module, leaf) = rest.rsplit_once('.')?;
+    // Gated cells: `conv.weight` is the class scope's own `weights`.
+    let gated_scope = |m: &str| -> Option<&'static str> {
+        Some(match m {
+            "conv" => "",
+            "conv_input" => "i",
+            "conv_state" => "s",
+            "ln" => "layer_norm",
+            "conv_ru" => "gates",
+            "conv_c" => "candidates",
+            "ln_r_pre" => "gates/r_pre",
+            "ln_u_pre" => "gates/u_pre",
+            "ln_c_pre" => "candidates/c_pre",
+            "ln_input" => "input",
+            "ln_transform" => "transform",
+            "ln_forget" => "forget",
+            "ln_output" => "output",
+            "ln_state" => "state",
+            "ln_g_act" => "g_act",
+            "ln_c_act" => "c_act",
+            "ln_gh_act" => "gh_act",
+            "ln_h_act" => "h_act",
+            "ln_gy_act" => "gy_act",
+            "ln_y_act" => "y_act",
+            _ => return None,
+        })
+    };
+    let join = |scope: &str, leaf: &str| {
+        if scope.is_empty() {
+            leaf.to_string()
+        } else {
+            format!("{scope}/{leaf}")
+        }
+    };
+    if let Some(scope) = gated_scope(module) {
+        let is_norm = module == "ln" || module.starts_with("ln_");
+        let (tf_leaf, layout) = match (leaf, is_norm) {
+            ("weight", false) => ("weights", Layout::Hwio),
+            ("bias", false) => ("bias", Layout::Same),
+            ("weight", true) => ("gamma", Layout::Same),
+            ("bias", true) => ("beta", Layout::Same),
+            _ => return None,
+        };
+        return Some((vec![join(scope, tf_leaf)], layout));
+    }
+    if module == "peepholes" {
+        return Some((vec![format!("peepholes/{leaf}")], Layout::Hwc));
+    }
+    // The reciprocal gated cell: `{rgc module}.{conv|depth_wise|point_wise}.{weight|bias}`.
+    let (rgc, part) = module.split_once('.')?;
+    let scopes: &[&str] = match rgc {
+        "inp2cell_conv" => &["cell/input_to_cell"],
+        "res2cell_conv" => &["cell/res_to_cell"],
+        "cell_tau_conv" => &["cell/tau"],
+        "cell_gate_conv" => &["cell/gate", "cell/out_to_cell"],
+        "out_tau_conv" => &["out/tau"],
+        "cell2out_conv" => &["out/gate"],
+        "out_gate_conv" => &["out/residual_to_out_gate"],
+        "inp2out_conv" => &["out/input_to_out"],
+        "feedback_conv" => &["out/feedback_to_out", "input/feedback", "cell/feedback"],
+        "res2out_conv" => &["out/residual_add", "out/res_add/residual_add"],
+        _ => return None,
+    };
+    let mut names = Vec::new();
+    let layout = match (part, leaf) {
+        ("conv", "weight") => {
+            for s in scopes {
+                names.push(format!("{s}/weights"));
+                names.push(format!("{s}_weights"));
+            }
+            Layout::Hwio
+        }
+        ("conv", "bias") | ("point_wise", "bias") => {
+            for s in scopes {
+                names.push(format!("{s}/bias"));
+                names.push(format!("{s}_bias"));
+            }
+            Layout::Same
+        }
+        ("depth_wise", "weight") => {
+            for s in scopes {
+                names.push(format!("{s}/depthwise_weights"));
+            }
+            Layout::Depthwise
+        }
+        ("point_wise", "weight") => {
+            for s in scopes {
+                names.push(format!("{s}/pointwise_weights"));
+            }
+            Layout::Hwio
+        }
+        _ => return None,
+    };
+    Some((names, layout))
+}
+
+/// One feedforward operation with parameters, on ventral's side: its name prefix (before
+/// `conv.` / `lin.`), whether it is a residual projection, whether it is fully connected.
+#[derive(Debug)]
+struct OurOp {
+    prefix: String,
+    projection: bool,
+    linear: bool,
+    bias: bool,
+}
+
+/// One feedforward operation on TensorFlow's side: its scope (`conv2/post_0`) and the leaves
+/// it holds.
+#[derive(Debug, Default)]
+struct TfOp {
+    scope: String,
+    leaves: BTreeMap<String, Vec<usize>>,
+}
+
+/// Whether every fully connected layer in `op` (in forward order) reads a globally pooled
+/// (1 × 1) input; `pooled` carries the state through a sequence.
+fn fc_on_pooled(op: &OpSpec, pooled: &mut bool) -> bool {
+    match op {
+        OpSpec::AdaptiveAvgPool { output_size, .. } => {
+            *pooled = output_size.get() == [1, 1];
+            true
+        }
+        OpSpec::FullyConnected { .. } => *pooled,
+        OpSpec::Conv2dCell(_) | OpSpec::MaxPool { .. } => {
+            *pooled = false;
+            true
+        }
+        OpSpec::Sequential {
+            list_of_func_kwargs,
+        } => list_of_func_kwargs.iter().all(|o| fc_on_pooled(o, pooled)),
+        OpSpec::ResidualAdd {
+            feedforward_func_kwargs,
+            ..
+        } => fc_on_pooled(feedforward_func_kwargs, pooled),
+        OpSpec::Identity {} | OpSpec::ActivationLayer { .. } => true,
+    }
+}
+
+/// The checkpoint `st` (TensorFlow names, as [`SafeTensors::read`] gives a TensorFlow
+/// checkpoint) as named tensors of `model` in ventral's layout, ready for
+/// [`params::load_named`]. Errors name the file, and list every problem at once.
+pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors> {
+    let origin = st.path().display().to_string();
+    let err = |msg: String| ModelError::Weights {
+        path: origin.clone(),
+        msg,
+    };
+    // TensorFlow names relative to `tnn_model/`.
+    let mut tf: BTreeMap<String, String> = BTreeMap::new();
+    let mut foreign = Vec::new();
+    for n in st.names() {
+        if ignorable(n) {
+            continue;
+        }
+        match n.strip_prefix(ROOT) {
+            Some(rel) => {
+                tf.insert(rel.to_string(), n.to_string());
+            }
+            None => foreign.push(n.to_string()),
+        }
+    }
+    if tf.is_empty() {
+        return Err(err(format!(
+            "no tensor under '{ROOT}': not a checkpoint of the convrnns zoo (its tensors: {})",
+            preview(st.names().map(str::to_string))
+        )));
+    }
+    let shape_of = |rel: &str| -> Option<Vec<usize>> {
+        tf.get(rel)
+            .and_then(|full| st.info(full))
+            .map(|i| i.shape.clone())
+    };
+    let ours = params::list(model);
+    let mut out = NamedTensors::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut problems: Vec<String> = Vec::new();
+    let take = |rel: &str,
+                layout: Layout,
+                want: &[usize],
+                ours: &str,
+                out: &mut NamedTensors,
+                used: &mut BTreeSet<String>,
+                problems: &mut Vec<String>| {
+        let Some(full) = tf.get(rel) else {
+            problems.push(format!("'{ours}' has no tensor '{ROOT}{rel}'"));
+            return;
+        };
+        used.insert(rel.to_string());
+        match st.f32(full) {
+            Ok((shape, data)) => match convert(layout, &shape, &data) {
+                Some((s, d)) if s == want => {
+                    out.insert(ours.to_string(), (s, d));
+                }
+                Some((s, _)) => problems.push(format!(
+                    "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
+                )),
+                None => problems.push(format!(
+                    "'{full}' has shape {shape:?}, not the rank '{ours}' {want:?} needs"
+                )),
+            },
+            Err(e) => problems.push(e.to_string()),
+        }
+    };
+
+    for (node, spec) in model.config.nodes.iter().map(|n| (&n.name, n)) {
+        let dot = format!("{node}.");
+        let cell_prefix = format!("{node}._recurrent_cell.");
+        // ventral's feedforward operations with parameters, in forward order.
+        let mut our_ops: Vec<OurOp> = Vec::new();
+        for p in ours.iter().filter(|p| p.name.starts_with(&dot)) {
+            if let Some(rest) = p.name.strip_prefix(&cell_prefix) {
+                // The cell.
+                let target = p.name.as_str();
+                if rest == "tau" {
+                    take(
+                        &format!("{node}/memory_decay"),
+                        Layout::Same,
+                        &p.shape,
+                        target,
+                        &mut out,
+                        &mut used,
+                        &mut problems,
+                    );
+                    continue;
+                }
+                let (Some(class), Some((cands, layout))) =
+                    (cell_scope(&spec.recurrent_cell), cell_candidates(rest))
+                else {
+                    problems.push(format!(
+                        "'{target}' has no TensorFlow counterpart ventral knows"
+                    ));
+                    continue;
+                };
+                let names: Vec<String> = cands
+                    .iter()
+                    .map(|c| format!("{node}/{class}/{c}"))
+                    .collect();
+                match names.iter().find(|n| tf.contains_key(n.as_str())) {
+                    Some(n) => take(
+                        n,
+                        layout,
+                        &p.shape,
+                        target,
+                        &mut out,
+                        &mut used,
+                        &mut problems,
+                    ),
+                    None => problems.push(format!(
+                        "'{target}' has no tensor {}",
+                        names
+                            .iter()
+                            .map(|n| format!("'{ROOT}{n}'"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )),
+                }
+                continue;
+            }
+            let Some((prefix, leaf)) = p
+                .name
+                .strip_suffix(".weight")
+                .map(|s| (s, "weight"))
+                .or_else(|| p.name.strip_suffix(".bias").map(|s| (s, "bias")))
+            else {
+                problems.push(format!(
+                    "'{}' has no TensorFlow counterpart ventral knows",
+                    p.name
+                ));
+                continue;
+            };
+            let (prefix, linear) = if let Some(s) = prefix.strip_suffix(".conv") {
+                (s, false)
+            } else if let Some(s) = prefix.strip_suffix(".lin") {
+                (s, true)
+            } else {
+                problems.push(format!(
+                    "'{}' has no TensorFlow counterpart ventral knows (convrnns' zoo has no \
+                     normalisation outside its cells)",
+                    p.name
+                ));
+                continue;
+            };
+            match our_ops.last_mut() {
+                Some(o) if o.prefix == prefix => o.bias |= leaf == "bias",
+                _ => our_ops.push(OurOp {
+                    prefix: prefix.to_string(),
+                    projection: prefix.ends_with(".residual"),
+                    linear,
+                    bias: leaf == "bias",
+                }),
+            }
+        }
+        // TensorFlow's: `{node}/{pre|post}_{i}/{leaf}`, by (pre before post, i).
+        let mut tf_ops: BTreeMap<(u8, usize), TfOp> = BTreeMap::new();
+        for rel in tf.keys() {
+            let Some(r) = rel
+                .strip_prefix(node.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            let Some((scope, leaf)) = r.split_once('/') else {
+                continue;
+            };
+            let key = if let Some(i) = scope.strip_prefix("pre_") {
+                i.parse().ok().map(|i| (0u8, i))
+            } else if let Some(i) = scope.strip_prefix("post_") {
+                i.parse().ok().map(|i| (1u8, i))
+            } else {
+                None
+            };
+            let Some(key) = key else { continue };
+            let e = tf_ops.entry(key).or_default();
+            e.scope = format!("{node}/{scope}");
+            e.leaves
+                .insert(leaf.to_string(), shape_of(rel).unwrap_or_default());
+        }
+        let tf_ops: Vec<TfOp> = tf_ops.into_values().collect();
+        if our_ops.len() != tf_ops.len() {
+            problems.push(format!(
+                "node {node}: the checkpoint has {} operations with parameters outside the cell \
+                 ({}), the model {} ({})",
+                tf_ops.len(),
+                tf_ops
+                    .iter()
+                    .map(|o| o.scope.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                our_ops.len(),
+                our_ops
+                    .iter()
+                    .map(|o| o.prefix.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
+        let mut pooled = false;
+        let fc_ok = fc_on_pooled(&spec.pre_memory, &mut pooled)
+            && fc_on_pooled(&spec.post_memory, &mut pooled);
+        for (o, t) in our_ops.iter().zip(&tf_ops) {
+            let leaf = if o.projection {
+                "residual_add_weights"
+            } else if t.leaves.contains_key("weights_basenet") {
+                "weights_basenet"
+            } else {
+                "weights"
+            };
+            let (sub, layout) = if o.linear {
+                if !fc_ok {
+                    problems.push(format!(
+                        "'{}' is fully connected on a spatial map: TensorFlow flattens it as \
+                         H·W·C, ventral as C·H·W; only a globally pooled input is mapped",
+                        o.prefix
+                    ));
+                    continue;
+                }
+                ("lin", Layout::Linear)
+            } else {
+                ("conv", Layout::Hwio)
+            };
+            let extra: Vec<&String> = t
+                .leaves
+                .keys()
+                .filter(|l| *l != leaf && !(o.bias && *l == "bias"))
+                .collect();
+            if !extra.is_empty() || !t.leaves.contains_key(leaf) {
+                problems.push(format!(
+                    "'{}' ({}) pairs with '{ROOT}{}', which holds {:?} (wanted {leaf}{})",
+                    o.prefix,
+                    if o.projection {
+                        "a residual projection"
+                    } else {
+                        "an operation"
+                    },
+                    t.scope,
+                    t.leaves.keys().collect::<Vec<_>>(),
+                    if o.bias { " and bias" } else { " without bias" }
+                ));
+                continue;
+            }
+            for (ours_leaf, tf_leaf, lay) in
+                [("weight", leaf, layout), ("bias", "bias", Layout::Same)]
+            {
+                if ours_leaf == "bias" && !o.bias {
+                    continue;
+                }
+                let target = format!("{}.{sub}.{ours_leaf}", o.prefix);
+                let want = ours
+                    .iter()
+                    .find(|p| p.name == target)
+                    .map(|p| p.shape.clone())
+                    .unwrap_or_default();
+                take(
+                    &format!("{}/{tf_leaf}", t.scope),
+                    lay,
+                    &want,
+                    &target,
+                    &mut out,
+                    &mut used,
+                    &mut problems,
+                );
+            }
+        }
+    }
+    // What is left: zero memory decays of nodes without memory, or a problem.
+    let mut unused = Vec::new();
+    for (rel, full) in &tf {
+        if used.contains(rel) {
+            continue;
+        }
+        if rel.ends_with("/memory_decay") {
+            match st.f32(full) {
+                Ok((_, v)) if v.iter().all(|x| *x == 0.0) => continue,
+                Ok((_, v)) => {
+                    problems.push(format!(
+                        "'{full}' is {v:?}: that node's memory decays its state, which the \
+                         model's node (no memory) does not"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            }
+        }
+        unused.push(full.clone());
+    }
+    unused.extend(foreign);
+    if !unused.is_empty() {
+        problems.push(format!(
+            "{} tensors of the checkpoint are not the model's (another zoo model's \
+             checkpoint, or a decoder ventral's preset lacks?): {}",
+            unused.len(),
+            preview(unused.into_iter())
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(err(format!(
+            "a convrnns checkpoint that does not fit this model ({} problems): {}",
+            problems.len(),
+            preview(problems.into_iter())
+        )));
+    }
+    Ok(out)
+}
+
+/// The first few items of a list, and how many more.
+fn preview(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    let mut s = v.iter().take(8).cloned().collect::<Vec<_>>().join("; ");
+    if v.len() > 8 {
+        s.push_str(&format!("; and {} more", v.len() - 8));
+    }
+    s
+}

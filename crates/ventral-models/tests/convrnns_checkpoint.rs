@@ -1,0 +1,242 @@
+//! The original convrnns zoo's checkpoints (TensorFlow variable names and layouts) mapped onto
+//! ventral's translation of the same models (`convrnn::tf_weights`), checked against the
+//! **original code's own forward**: `scripts/convrnns_tf_forward.py` builds each zoo model with
+//! neuroailab/convrnns' `model_func` (TensorFlow 2.15 compat.v1 behind the tf.contrib shim of
+//! `scripts/convrnns_tf_shim.py`), sets every variable to a deterministic value, runs a
+//! deterministic input through the default presentation and keeps the first 64 ImageNet
+//! logits of the readout at every step (`fixtures/convrnns_tf_forward/MODEL.safetensors`; the
+//! variables' names and shapes in its metadata). This test computes the same variable values
+//! under the same TensorFlow names, maps them with `tf_weights::from_tensorflow`, runs
+//! ventral's model on the same input and compares every step's logits.
+//!
+//! Generating snippet (the value rule, shared with `value` / `unit` below):
+//! ```python
+//! def unit(name, n):  # FNV-1a 32 of the name; a golden-ratio sequence
+//!     k = np.arange(n, dtype=np.uint64)
+//!     x = (k * np.uint64(2654435761) + np.uint64(fnv1a(name))) % np.uint64(2**32)
+//!     return x.astype(np.float64) / 2.0**32 - 0.5
+//! # weights: u * sqrt(12 / fan_in) * (0.5 in cells and the readout); bias/beta: 0.2 u;
+//! # gamma: 1 + 0.2 u; a training memory_decay: 0.3 + 0.2 u; input NHWC: 2 u
+//! y = model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True)
+//! fetch = {f"logits.{t}": o for t, o in enumerate(G.node["imnetds"]["outputs"])}
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::{Value, json};
+use ventral_core::safetensors::{self as st, SafeTensors, TensorOut};
+use ventral_models::config::{ModelConfig, resolve_model};
+use ventral_models::convrnn::{ConvRnn, tf_weights};
+use ventral_models::params;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/convrnns_tf_forward")
+        .join(name)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in s.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as u64
+}
+
+/// `unit(name, n)` of the fixture script.
+fn unit(name: &str, n: usize) -> impl Iterator<Item = f64> {
+    let s = fnv1a(name);
+    (0..n as u64)
+        .map(move |k| ((k * 2_654_435_761 + s) % (1u64 << 32)) as f64 / 4_294_967_296.0 - 0.5)
+}
+
+/// `value(name, shape, trainable)` of the fixture script.
+fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let leaf = name.rsplit('/').next().unwrap();
+    let u = unit(name, n);
+    let v: Vec<f64> = if leaf == "memory_decay" {
+        if trainable {
+            u.map(|u| 0.3 + 0.2 * u).collect()
+        } else {
+            vec![0.0; n]
+        }
+    } else if leaf == "gamma" {
+        u.map(|u| 1.0 + 0.2 * u).collect()
+    } else if leaf == "beta"
+        || leaf == "bias"
+        || leaf.ends_with("_bias")
+        || name.contains("peepholes")
+    {
+        u.map(|u| 0.2 * u).collect()
+    } else {
+        assert!(shape.len() >= 2, "{name}");
+        let fan_in: usize = shape[..shape.len() - 1].iter().product();
+        let g = if name.contains("Cell/") || name.contains("imnetds/") {
+            0.5
+        } else {
+            1.0
+        };
+        u.map(|u| u * (12.0 / fan_in as f64).sqrt() * g).collect()
+    };
+    v.into_iter().map(|x| x as f32).collect()
+}
+
+/// The deterministic checkpoint of `variables` (name, shape, trainable), as a file.
+fn checkpoint(model: &str, variables: &Value) -> PathBuf {
+    let vars: Vec<(String, Vec<usize>, Vec<f32>)> = variables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let name = v[0].as_str().unwrap().to_string();
+            let shape: Vec<usize> = v[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let data = value(&name, &shape, v[2].as_bool().unwrap());
+            (name, shape, data)
+        })
+        .collect();
+    let tensors: BTreeMap<String, TensorOut<'_>> = vars
+        .iter()
+        .map(|(n, s, d)| (n.clone(), TensorOut::F32(s, d)))
+        .collect();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{model}.tf.safetensors"));
+    st::write(&path, &tensors, &BTreeMap::new()).unwrap();
+    path
+}
+
+/// Runs `model` with the checkpoint's values and compares its logits with the original's;
+/// returns the largest difference relative to the largest logit.
+fn compare(model: &str) -> f64 {
+    let gold = SafeTensors::read(&fixture(&format!("{model}.safetensors"))).unwrap();
+    let vars: Value = serde_json::from_str(&gold.metadata()["variables"]).unwrap();
+    let shape: Vec<usize> = serde_json::from_str(&gold.metadata()["input_shape"]).unwrap();
+    let [b, h, w, c] = shape[..] else { panic!() };
+    let cfg = resolve_model(
+        json!({"preset": model, "input_shape": [c, h, w]}),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let ModelConfig::ConvRnn(cfg) = cfg else {
+        panic!()
+    };
+    let device = Device::flex();
+    let net = ConvRnn::init(&cfg, &device, 0).unwrap();
+    let ckpt = SafeTensors::read(&checkpoint(model, &vars)).unwrap();
+    let named = tf_weights::from_tensorflow(&net, &ckpt).unwrap();
+    let mut net = params::load_named(net, &named).unwrap();
+    net.use_tensorflow_layer_norm_eps();
+    // The input: NHWC `2 u` → NCHW.
+    let nhwc: Vec<f32> = unit("input", b * h * w * c)
+        .map(|u| (u * 2.0) as f32)
+        .collect();
+    let mut nchw = vec![0.0f32; nhwc.len()];
+    for (i, v) in nhwc.iter().enumerate() {
+        let (cc, r) = (i % c, i / c);
+        let (ww, r) = (r % w, r / w);
+        let (hh, bb) = (r % h, r / h);
+        nchw[((bb * c + cc) * h + hh) * w + ww] = *v;
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(nchw, [b, c, h, w]), &device);
+    let out = net.forward_areas(x, true);
+    let steps = cfg.num_timesteps;
+    let (mut worst, mut largest) = (0.0f64, 0.0f64);
+    let mut per_step = Vec::new();
+    for t in 0..steps {
+        let (_, theirs) = gold.f32(&format!("logits.{t}")).unwrap();
+        let ours = out.areas[t]
+            .iter()
+            .find(|(n, _)| n == "imnetds")
+            .map(|(_, x)| x.clone())
+            .unwrap();
+        let classes = ours.dims()[1];
+        let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
+        let keep = theirs.len() / b;
+        let mut step_worst = 0.0f64;
+        for bb in 0..b {
+            for k in 0..keep {
+                let (a, t) = (ours[bb * classes + k] as f64, theirs[bb * keep + k] as f64);
+                step_worst = step_worst.max((a - t).abs());
+                largest = largest.max(t.abs());
+            }
+        }
+        worst = worst.max(step_worst);
+        per_step.push(step_worst);
+    }
+    assert!(
+        gold.f32(&format!("logits.{steps}")).is_err(),
+        "{model}: more steps in the original"
+    );
+    // Fixtures made with DEBUG=1 hold every node's output (NHWC) at every step: report the
+    // first node and step that differ (a tool for finding where a model departs).
+    for t in 0..steps {
+        for (node, ours) in &out.areas[t] {
+            let Ok((shape, theirs)) = gold.f32(&format!("out.{t}.{node}")) else {
+                continue;
+            };
+            let ours: Vec<f32> = ours.clone().into_data().try_to_vec::<f32>().unwrap();
+            let (hh, ww, cc) = match shape[..] {
+                [_, h, w, c] => (h, w, c),
+                [_, c] => (1, 1, c),
+                _ => continue,
+            };
+            let (mut d, mut m) = (0.0f64, 0.0f64);
+            for (i, v) in theirs.iter().enumerate() {
+                let (c2, r) = (i % cc, i / cc);
+                let (w2, r) = (r % ww, r / ww);
+                let (h2, b2) = (r % hh, r / hh);
+                let o = ours[((b2 * cc + c2) * hh + h2) * ww + w2];
+                d = d.max((o as f64 - *v as f64).abs());
+                m = m.max((*v as f64).abs());
+            }
+            if d > 1e-4 * m.max(1e-6) {
+                eprintln!("{model}: {node} at step {t} differs by {d:.3e} (largest {m:.3e})");
+            }
+        }
+    }
+    let rel = worst / largest;
+    eprintln!(
+        "{model}: {steps} steps, largest logit {largest:.3e}, max abs diff {worst:.3e} (relative {rel:.2e}); per step {:?}",
+        per_step
+            .iter()
+            .map(|d| format!("{d:.1e}"))
+            .collect::<Vec<_>>()
+    );
+    rel
+}
+
+macro_rules! zoo_test {
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            let rel = compare(stringify!($name));
+            assert!(rel <= 1e-4, "{}: relative difference {rel:.3e}", stringify!($name));
+        }
+    )*};
+}
+
+zoo_test!(
+    timedecay_shallow,
+    timedecay_intermediate,
+    simplernn_shallow,
+    simplernn_intermediate,
+    gru_shallow,
+    gru_intermediate,
+    lstm_shallow,
+    lstm_intermediate,
+    ugrnn_shallow,
+    ugrnn_intermediate,
+    ugrnn_intermediate_t30,
+    intersectionrnn_shallow,
+    intersectionrnn_intermediate,
+    rgc_shallow,
+    rgc_intermediate
+);

@@ -1,0 +1,163 @@
+"""Golden forwards of the original convrnns zoo (neuroailab/convrnns, TensorFlow 1.13 code), run
+by the original code on TensorFlow 2.15's compat.v1 behind convrnns_tf_shim.py, for ventral's
+reader of the published checkpoints (crates/ventral-models/tests/convrnns_checkpoint.rs):
+
+    git clone https://github.com/neuroailab/convrnns /tmp/convrnns   # or a snapshot of it
+    pip install tensorflow-cpu==2.15.* networkx==1.11 six safetensors
+    cd /tmp/convrnns && python /path/to/ventral/scripts/convrnns_tf_forward.py OUT_DIR [MODEL...]
+
+Each zoo model's graph is built by `model_func` exactly as `run_model.py` builds it (its
+default presentation: the image for 12 steps, then the 0.5 blank, 16 / 17 steps; `_t30` a
+constant image for 30), at a 64 px input (the checkpoints' parameters do not depend on the
+input size; 128 px for the shallow models, 64 px for the intermediate ones: the smallest their
+readouts take) and batch 2 — except rgc_intermediate, at 224 px: its median cell's
+separable convolutions shrink their 7 x 7 kernels to a smaller map, which at 224 px none is). Every variable is set to a
+deterministic value that ventral's test computes the same way, in float64 then rounded to
+float32 (so no checkpoint needs to be shipped):
+
+    s = FNV-1a 32 of the variable's name;  u_k = ((k * 2654435761 + s) mod 2^32) / 2^32 - 0.5
+    weights (rank >= 2): u_k * sqrt(12 / fan_in) * gain   (fan_in: product of all dims but the last;
+                         gain 1, 0.5 for the cells' own kernels and the readout)
+    bias / beta:         0.2 u_k         gamma: 1 + 0.2 u_k
+    memory_decay:        0.3 + 0.2 u_k where it trains (time-decay layers), else 0 (as saved)
+    peepholes:           0.2 u_k
+
+The input, NHWC [2, H, W, 3], is u_k * 2 under the name "input". The saver also writes
+one such checkpoint for timedecay_shallow (OUT_DIR/timedecay_shallow.ckpt.*), which the CLI test reads
+as a real checkpoint. Written: OUT_DIR/MODEL.safetensors with `logits.T`
+([2, 64], the first 64 of the 1000 ImageNet logits of the readout `imnetds` at step T, every
+step) and, in its metadata, the graph's variables (`variables`: name, shape, trainable) and
+the input's shape; with DEBUG=1 also the input and every node's output at every step (not
+shipped).
+"""
+import os, sys, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import convrnns_tf_shim
+v1 = convrnns_tf_shim.v1
+import numpy as np
+from safetensors.numpy import save_file
+from convrnns.models.model_func import model_func
+from convrnns.utils.loader import MODEL_TO_KWARGS
+
+BATCH, KEEP = 2, 64
+ZOO = [
+    "timedecay_shallow", "timedecay_intermediate", "simplernn_shallow", "simplernn_intermediate",
+    "gru_shallow", "gru_intermediate", "lstm_shallow", "lstm_intermediate", "ugrnn_shallow",
+    "ugrnn_intermediate", "ugrnn_intermediate_t30", "intersectionrnn_shallow",
+    "intersectionrnn_intermediate", "rgc_shallow", "rgc_intermediate",
+]
+
+
+def fnv1a(s):
+    h = 0x811C9DC5
+    for b in s.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def unit(name, n):
+    k = np.arange(n, dtype=np.uint64)
+    x = (k * np.uint64(2654435761) + np.uint64(fnv1a(name))) % np.uint64(2**32)
+    return x.astype(np.float64) / 2.0**32 - 0.5
+
+
+def value(name, shape, trainable):
+    n = int(np.prod(shape))
+    u = unit(name, n)
+    leaf = name.rsplit("/", 1)[-1]
+    if leaf == "memory_decay":
+        v = 0.3 + 0.2 * u if trainable else np.zeros(n)
+    elif leaf == "gamma":
+        v = 1.0 + 0.2 * u
+    elif leaf in ("beta", "bias") or leaf.endswith("_bias") or "peepholes" in name:
+        v = 0.2 * u
+    elif len(shape) >= 2:
+        fan_in = int(np.prod(shape[:-1]))
+        cell = any(c in name for c in ("Cell/", "imnetds/"))
+        v = u * np.sqrt(12.0 / fan_in) * (0.5 if cell else 1.0)
+    else:
+        raise SystemExit(f"no value rule for {name} {shape}")
+    return v.astype(np.float32).reshape(shape)
+
+
+def main():
+    out = sys.argv[1]
+    names = sys.argv[2:] or ZOO
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "json")
+    os.makedirs(tmp, exist_ok=True)
+    for name in names:
+        size = 128 if "shallow" in name else 64
+        batch = BATCH
+        if name == "rgc_intermediate":
+            # The median cell's separable convolutions (cell_utils._ds_conv) shrink a 7 x 7
+            # kernel to the map where the map is smaller; at 224 px none is (conv8-10: 7 x 7),
+            # as with the checkpoints. ventral does not shrink kernels.
+            size = 224
+        x = (unit("input", batch * size * size * 3) * 2.0).astype(np.float32)
+        x = x.reshape(batch, size, size, 3)
+        base = MODEL_TO_KWARGS[name]["base_name"]
+        d = json.load(open(base + ".json"))
+        d["nodes"][0]["shape"] = [size, size, 3]
+        # The cells' state sizes are written into the file for 224 px.
+        for nd in d["nodes"]:
+            m = nd.get("memory", {})
+            if "shape" in m:
+                assert all(s * size % 224 == 0 for s in m["shape"]), (name, m["shape"])
+                m["shape"] = [s * size // 224 for s in m["shape"]]
+        path = os.path.join(tmp, os.path.basename(base))
+        with open(path + ".json", "w") as f:
+            json.dump(d, f)
+        g = v1.Graph()
+        with g.as_default():
+            inp = v1.placeholder(v1.float32, [batch, size, size, 3])
+            y = model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True)
+            trainable = {v.op.name for v in v1.trainable_variables()}
+            variables = [[v.op.name, v.shape.as_list(), v.op.name in trainable]
+                         for v in v1.global_variables()]
+            with v1.Session() as s:
+                for var in v1.global_variables():
+                    s.run(var.assign(value(var.op.name, var.shape.as_list(),
+                                           var.op.name in trainable)))
+                # The readout at every step: imnetds' outputs as unroll left them.
+                tensors = {}
+                steps = OUTPUTS[-1]
+                fetch = {f"logits.{t}": o for t, o in enumerate(steps["imnetds"])}
+                if os.environ.get("DEBUG"):
+                    for node, lst in steps.items():
+                        for t, o in enumerate(lst):
+                            fetch[f"out.{t}.{node}"] = o
+                vals = s.run(fetch, feed_dict={inp: x})
+                for k, v in vals.items():
+                    v = np.asarray(v, dtype=np.float32)
+                    if k.startswith("logits."):
+                        v = v.reshape(batch, -1)[:, :KEEP]
+                    tensors[k] = np.ascontiguousarray(v)
+                if os.environ.get("DEBUG"):
+                    tensors["input"] = x
+                if name == "timedecay_shallow":
+                    v1.train.Saver().save(s, os.path.join(out, "timedecay_shallow.ckpt"),
+                                          write_meta_graph=False)
+        meta = {"variables": json.dumps(variables, separators=(",", ":")),
+                "input_shape": json.dumps(list(x.shape))}
+        save_file(tensors, os.path.join(out, f"{name}.safetensors"), metadata=meta)
+        print(name, len(tensors), "tensors", file=sys.stderr)
+
+
+# model_func keeps the unrolled graph to itself; record every node's outputs list as unroll
+# leaves it (main.unroll stores them in G.node[...]["outputs"]).
+OUTPUTS = []
+from convrnns.utils import main as _tnn_main
+_unroll = _tnn_main.unroll
+
+
+def _recording_unroll(G, *a, **k):
+    r = _unroll(G, *a, **k)
+    OUTPUTS.append({n: list(G.node[n]["outputs"]) for n in G.nodes()})
+    return r
+
+
+_tnn_main.unroll = _recording_unroll
+
+if __name__ == "__main__":
+    main()
