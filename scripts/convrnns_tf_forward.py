@@ -22,9 +22,9 @@ float32 (so no checkpoint needs to be shipped):
     memory_decay:        0.3 + 0.2 u_k where it trains (time-decay layers), else 0 (as saved)
     peepholes:           0.2 u_k
 
-The input, NHWC [2, H, W, 3], is u_k * 2 under the name "input". The saver also writes
-one such checkpoint for timedecay_shallow (OUT_DIR/timedecay_shallow.ckpt.*), which the CLI test reads
-as a real checkpoint. Written: OUT_DIR/MODEL.safetensors with `logits.T`
+The input, NHWC [2, H, W, 3], is u_k * 2 under the name "input". `small` (run by default)
+also writes a scaled simplernn_shallow and its checkpoint as TensorFlow's Saver writes it
+(OUT_DIR/small/, see `small`), which the CLI test reads as a real checkpoint. Written: OUT_DIR/MODEL.safetensors with `logits.T`
 ([2, 64], the first 64 of the 1000 ImageNet logits of the readout `imnetds` at step T, every
 step) and, in its metadata, the graph's variables (`variables`: name, shape, trainable) and
 the input's shape; with DEBUG=1 also the input and every node's output at every step (not
@@ -80,9 +80,58 @@ def value(name, shape, trainable):
     return v.astype(np.float32).reshape(shape)
 
 
+def small(out):
+    """simplernn_shallow scaled down (channels / 16, 10 classes, 128 px, the default 16 steps)
+    and saved by tf.compat.v1.train.Saver as a real checkpoint (OUT_DIR/small/model.ckpt.*),
+    with its JSON (OUT_DIR/small/simplernn_shallow.json) and its logits at every step
+    (OUT_DIR/small/logits.safetensors, `logits.T` [2, 10]): the CLI test runs `ventral record`
+    on them."""
+    d = json.load(open("convrnns/models/simplernn_shallow.json"))
+    size = 128
+    d["nodes"][0]["shape"] = [size, size, 3]
+    for nd in d["nodes"]:
+        for op in nd["pre_memory"] + nd["post_memory"]:
+            if "out_depth" in op:
+                op["out_depth"] = 10 if op["out_depth"] == 1000 else op["out_depth"] // 16
+        m = nd.get("memory", {})
+        if "out_depth" in m:
+            m["out_depth"] //= 16
+        if "shape" in m:
+            m["shape"] = [s * size // 224 for s in m["shape"]]
+    dst = os.path.join(out, "small")
+    os.makedirs(dst, exist_ok=True)
+    path = os.path.join(dst, "simplernn_shallow")
+    with open(path + ".json", "w") as f:
+        json.dump(d, f, indent=1)
+        f.write("\n")
+    x = (unit("input", BATCH * size * size * 3) * 2.0).astype(np.float32)
+    x = x.reshape(BATCH, size, size, 3)
+    g = v1.Graph()
+    with g.as_default():
+        inp = v1.placeholder(v1.float32, [BATCH, size, size, 3])
+        model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True)
+        trainable = {v.op.name for v in v1.trainable_variables()}
+        with v1.Session() as s:
+            for var in v1.global_variables():
+                s.run(var.assign(value(var.op.name, var.shape.as_list(),
+                                       var.op.name in trainable)))
+            steps = OUTPUTS[-1]
+            vals = s.run({f"logits.{t}": o for t, o in enumerate(steps["imnetds"])},
+                         feed_dict={inp: x})
+            v1.train.Saver().save(s, os.path.join(dst, "model.ckpt"), write_meta_graph=False)
+    tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32).reshape(BATCH, -1))
+               for k, v in vals.items()}
+    save_file(tensors, os.path.join(dst, "logits.safetensors"),
+              metadata={"input_shape": json.dumps(list(x.shape))})
+    print("small", len(tensors), "steps", file=sys.stderr)
+
+
 def main():
     out = sys.argv[1]
-    names = sys.argv[2:] or ZOO
+    names = sys.argv[2:] or ZOO + ["small"]
+    if "small" in names:
+        names = [n for n in names if n != "small"]
+        small(out)
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, "json")
     os.makedirs(tmp, exist_ok=True)
@@ -135,9 +184,6 @@ def main():
                     tensors[k] = np.ascontiguousarray(v)
                 if os.environ.get("DEBUG"):
                     tensors["input"] = x
-                if name == "timedecay_shallow":
-                    v1.train.Saver().save(s, os.path.join(out, "timedecay_shallow.ckpt"),
-                                          write_meta_graph=False)
         meta = {"variables": json.dumps(variables, separators=(",", ":")),
                 "input_shape": json.dumps(list(x.shape))}
         save_file(tensors, os.path.join(out, f"{name}.safetensors"), metadata=meta)

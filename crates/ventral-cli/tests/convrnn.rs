@@ -288,3 +288,102 @@ fn zoo_sizes_equal_the_original_graphs_trainable_variables() {
     assert!(!names.iter().any(|n| n.contains("depth_wise.bias")));
     assert!(names.contains(&"conv6._recurrent_cell.out_tau_conv.point_wise.bias"));
 }
+
+/// A real TensorFlow checkpoint of the original convrnns code through `ventral record`:
+/// `scripts/convrnns_tf_forward.py small` builds `simplernn_shallow` scaled down (channels ÷ 16,
+/// 10 classes, 128 px) with neuroailab/convrnns' `model_func`, sets its variables to the
+/// deterministic values of `tests/convrnns_checkpoint.rs` (ventral-models), saves them with
+/// `tf.compat.v1.train.Saver` (`fixtures/convrnns_checkpoint/model.ckpt.*`) and keeps its
+/// readout at every step (`logits.safetensors`):
+/// ```python
+/// v1.train.Saver().save(s, os.path.join(dst, "model.ckpt"), write_meta_graph=False)
+/// vals = s.run({f"logits.{t}": o for t, o in enumerate(G.node["imnetds"]["outputs"])}, {inp: x})
+/// ```
+/// ventral reads the same JSON (`graph = "simplernn_shallow.json"`) and the checkpoint
+/// (TensorFlow's names mapped onto its own, TensorFlow's layer-norm ε) and records
+/// log-probabilities equal to the log-softmax of the original's logits at every step.
+#[test]
+fn record_runs_an_original_convrnns_tensorflow_checkpoint() {
+    use ventral_core::npy::{NpyArray, NpyData, NpzReader, write_npy};
+    use ventral_core::safetensors::SafeTensors;
+    let fx = root().join("crates/ventral-cli/tests/fixtures/convrnns_checkpoint");
+    let gold = SafeTensors::read(&fx.join("logits.safetensors")).unwrap();
+    let shape: Vec<usize> = serde_json::from_str(&gold.metadata()["input_shape"]).unwrap();
+    let [b, h, w, c] = shape[..] else { panic!() };
+    // The script's input: NHWC `2 u_k` (u: the golden-ratio sequence of the name "input").
+    let mut fnv: u32 = 0x811C_9DC5;
+    for byte in b"input" {
+        fnv = (fnv ^ *byte as u32).wrapping_mul(0x0100_0193);
+    }
+    let mut x = vec![0.0f32; b * c * h * w];
+    for k in 0..b * h * w * c {
+        let u =
+            ((k as u64 * 2_654_435_761 + fnv as u64) % (1u64 << 32)) as f64 / 4_294_967_296.0 - 0.5;
+        let (cc, r) = (k % c, k / c);
+        let (ww, r) = (r % w, r / w);
+        let (hh, bb) = (r % h, r / h);
+        x[((bb * c + cc) * h + hh) * w + ww] = (u * 2.0) as f32;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let images = d.path().join("x.npy");
+    write_npy(
+        &images,
+        &NpyArray::new(vec![b, c, h, w], NpyData::F32(x)).unwrap(),
+    )
+    .unwrap();
+    let model = d.path().join("model.toml");
+    std::fs::write(
+        &model,
+        format!(
+            "[model]\ngraph = \"{}\"\n",
+            fx.join("simplernn_shallow.json").display()
+        ),
+    )
+    .unwrap();
+    let out = d.path().join("rec.npz");
+    let ckpt = fx.join("model.ckpt");
+    let o = bin()
+        .args(["record", "--model", s(&model), "--weights", s(&ckpt)])
+        .args(["--images", s(&images), "--out", s(&out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z = NpzReader::open(&out).unwrap();
+    let a = z.read("outputs_all").unwrap();
+    let [steps, n, k] = a.shape[..] else {
+        panic!("{:?}", a.shape)
+    };
+    assert_eq!((steps, n, k), (16, b, 10));
+    let ours = a.to_f32().unwrap();
+    let mut worst = 0.0f64;
+    for t in 0..steps {
+        let (_, logits) = gold.f32(&format!("logits.{t}")).unwrap();
+        for i in 0..n {
+            let l = &logits[i * k..(i + 1) * k];
+            let m = l.iter().fold(f32::MIN, |m, v| m.max(*v)) as f64;
+            let lse = m + l.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln();
+            for j in 0..k {
+                let theirs = l[j] as f64 - lse;
+                worst = worst.max((ours[(t * n + i) * k + j] as f64 - theirs).abs());
+            }
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "log-probabilities differ from the original's by {worst:.3e}"
+    );
+
+    // Another model's checkpoint is refused, naming the file and what does not fit.
+    let o = bin()
+        .args(["record", "--model", "gru_shallow", "--weights", s(&ckpt)])
+        .args(["--images", s(&images), "--out", s(&d.path().join("x.npz"))])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("model.ckpt") && err.contains("does not fit"),
+        "{err}"
+    );
+    assert!(!d.path().join("x.npz").exists());
+}

@@ -65,6 +65,9 @@ fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
         } else {
             vec![0.0; n]
         }
+    } else if leaf == "softmax_beta" {
+        // A decoder variable (not in the fixture models; the refusal test adds one).
+        vec![1.0; n]
     } else if leaf == "gamma" {
         u.map(|u| 1.0 + 0.2 * u).collect()
     } else if leaf == "beta"
@@ -88,6 +91,15 @@ fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
 
 /// The deterministic checkpoint of `variables` (name, shape, trainable), as a file.
 fn checkpoint(model: &str, variables: &Value) -> PathBuf {
+    checkpoint_with(model, variables, |_, _| {})
+}
+
+/// [`checkpoint`] with `edit` applied to each variable's name and values first.
+fn checkpoint_with(
+    model: &str,
+    variables: &Value,
+    edit: impl Fn(&mut String, &mut Vec<f32>),
+) -> PathBuf {
     let vars: Vec<(String, Vec<usize>, Vec<f32>)> = variables
         .as_array()
         .unwrap()
@@ -100,7 +112,9 @@ fn checkpoint(model: &str, variables: &Value) -> PathBuf {
                 .iter()
                 .map(|d| d.as_u64().unwrap() as usize)
                 .collect();
-            let data = value(&name, &shape, v[2].as_bool().unwrap());
+            let mut data = value(&name, &shape, v[2].as_bool().unwrap());
+            let mut name = name;
+            edit(&mut name, &mut data);
             (name, shape, data)
         })
         .collect();
@@ -240,3 +254,66 @@ zoo_test!(
     rgc_shallow,
     rgc_intermediate
 );
+
+/// Checkpoints that do not fit the model are refused with the file and every tensor at fault:
+/// an extra variable (a decoder's), a memory that decays where the model's node has none, a
+/// renamed variable (missing on one side, extra on the other), another model's checkpoint.
+#[test]
+fn checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
+    let gold = SafeTensors::read(&fixture("timedecay_shallow.safetensors")).unwrap();
+    let mut vars: Value = serde_json::from_str(&gold.metadata()["variables"]).unwrap();
+    let cfg = resolve_model(
+        json!({"preset": "timedecay_shallow", "input_shape": [3, 128, 128]}),
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let ModelConfig::ConvRnn(cfg) = cfg else {
+        panic!()
+    };
+    let net = ConvRnn::init(&cfg, &Device::flex(), 0).unwrap();
+    let refuse = |path: PathBuf| -> String {
+        let ckpt = SafeTensors::read(&path).unwrap();
+        let e = tf_weights::from_tensorflow(&net, &ckpt)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        e
+    };
+    // A decoder's temperature (as `_tmaxconf` checkpoints hold).
+    vars.as_array_mut()
+        .unwrap()
+        .push(json!(["tnn_model/alpha/softmax_beta", [1], true]));
+    let e = refuse(checkpoint_with("td_extra", &vars, |_, _| {}));
+    assert!(
+        e.contains("tnn_model/alpha/softmax_beta") && e.contains("not the model's"),
+        "{e}"
+    );
+    vars.as_array_mut().unwrap().pop();
+    // conv1 has no memory in the model; a checkpoint whose conv1 decays its state.
+    let e = refuse(checkpoint_with("td_decay", &vars, |n, d| {
+        if n == "tnn_model/conv1/memory_decay" {
+            d[0] = 0.5;
+        }
+    }));
+    assert!(
+        e.contains("tnn_model/conv1/memory_decay") && e.contains("decays"),
+        "{e}"
+    );
+    // A renamed convolution: the model's parameter finds no tensor, the tensor no parameter.
+    let e = refuse(checkpoint_with("td_renamed", &vars, |n, _| {
+        if n == "tnn_model/conv4/pre_0/bias" {
+            *n = "tnn_model/conv4/pre_0/biases".into();
+        }
+    }));
+    assert!(e.contains("conv4") && e.contains("biases"), "{e}");
+    // Another zoo model's checkpoint (the GRU network's cells, at the same widths).
+    let other = SafeTensors::read(&fixture("gru_shallow.safetensors")).unwrap();
+    let other: Value = serde_json::from_str(&other.metadata()["variables"]).unwrap();
+    let e = refuse(checkpoint("td_other", &other));
+    assert!(e.contains("ConvGRUCell"), "{e}");
+    // Not a convrnns checkpoint at all.
+    let e = refuse(checkpoint_with("td_foreign", &vars, |n, _| {
+        *n = n.replace("tnn_model/", "model/");
+    }));
+    assert!(e.contains("not a checkpoint of the convrnns zoo"), "{e}");
+}

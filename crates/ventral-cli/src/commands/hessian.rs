@@ -100,10 +100,8 @@ pub fn run(a: Args) -> Result<()> {
     };
     let weights_path = checkpoint_weights(&a.run, &a.checkpoint)?;
     let device = burn::tensor::Device::flex();
-    let model = ventral_train::train::load_weights_for_inference(
-        Model::init(&cfg.model, &device)?,
-        &weights_path,
-    )?;
+    let model =
+        ventral_train::train::load_weights(Model::init(&cfg.model, &device)?, &weights_path)?;
     let Model::Blt(blt) = &model else {
         bail!("not a BLT network");
     };

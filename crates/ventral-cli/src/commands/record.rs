@@ -36,7 +36,9 @@ pub struct Args {
     /// PyTorch checkpoint of a state dict (`torch.save(net.state_dict(), 'net.pth')`, as the
     /// reference code saves them; also under `state_dict` / `model_state_dict`, and with
     /// `nn.DataParallel`'s `module.` prefix), or for rcnn-sat networks the reference's Keras
-    /// weights (HDF5, as `cjspoerer/rcnn-sat` publishes them).
+    /// weights (HDF5, as `cjspoerer/rcnn-sat` publishes them), or for the convrnns zoo's
+    /// ConvRNNs the original TensorFlow checkpoints (`ckpts/MODEL/model.ckpt`: TensorFlow's
+    /// names mapped onto ventral's, TensorFlow's layer-norm ε).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Images: float32 .npy of shape [N, 3, H, W], already normalised.

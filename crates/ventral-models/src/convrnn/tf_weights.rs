@@ -58,6 +58,10 @@ enum Layout {
 
 /// `data` of TensorFlow shape `shape` in ventral's layout: the new shape and values.
 fn convert(layout: Layout, shape: &[usize], data: &[f32]) -> Option<(Vec<usize>, Vec<f32>)> {
+    let n = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d))?;
+    if n != data.len() {
+        return None;
+    }
     match (layout, shape) {
         (Layout::Hwio, &[h, w, i, o]) => {
             let mut out = vec![0.0; data.len()];
@@ -324,7 +328,9 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                     "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
                 )),
                 None => problems.push(format!(
-                    "'{full}' has shape {shape:?}, not the rank '{ours}' {want:?} needs"
+                    "'{full}' has shape {shape:?} ({} values), not the layout '{ours}' {want:?} \
+                     needs",
+                    data.len()
                 )),
             },
             Err(e) => problems.push(e.to_string()),
@@ -583,4 +589,39 @@ fn preview(items: impl Iterator<Item = String>) -> String {
         s.push_str(&format!("; and {} more", v.len() - 8));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_move_each_value_where_pytorch_keeps_it() {
+        // HWIO [2, 1, 3, 2]: value = 1000 h + 100 w + 10 i + o.
+        let (h, w, i, o) = (2, 1, 3, 2);
+        let mut d = Vec::new();
+        for hh in 0..h {
+            for ww in 0..w {
+                for ii in 0..i {
+                    for oo in 0..o {
+                        d.push((1000 * hh + 100 * ww + 10 * ii + oo) as f32);
+                    }
+                }
+            }
+        }
+        let (s, v) = convert(Layout::Hwio, &[h, w, i, o], &d).unwrap();
+        assert_eq!(s, vec![o, i, h, w]);
+        // OIHW index of (o=1, i=2, h=1, w=0).
+        assert_eq!(v[((i + 2) * h + 1) * w], 1021.0);
+        let (s, v) = convert(Layout::Linear, &[3, 2], &[0., 1., 10., 11., 20., 21.]).unwrap();
+        assert_eq!((s, v), (vec![2, 3], vec![0., 10., 20., 1., 11., 21.]));
+        let (s, v) = convert(Layout::Depthwise, &[1, 2, 2, 1], &[0., 1., 10., 11.]).unwrap();
+        assert_eq!((s, v), (vec![2, 1, 1, 2], vec![0., 10., 1., 11.]));
+        let (s, v) = convert(Layout::Hwc, &[1, 2, 2], &[0., 1., 10., 11.]).unwrap();
+        assert_eq!((s, v), (vec![2, 1, 2], vec![0., 10., 1., 11.]));
+        // A shape that does not describe the values, or the wrong rank, is refused.
+        assert!(convert(Layout::Hwio, &[2, 2, 2, 2], &[0.0; 15]).is_none());
+        assert!(convert(Layout::Hwio, &[4, 4], &[0.0; 16]).is_none());
+        assert!(convert(Layout::Hwio, &[usize::MAX, 2, 1, 1], &[]).is_none());
+    }
 }

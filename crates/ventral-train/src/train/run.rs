@@ -81,7 +81,7 @@ pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
 /// [`load_weights`] for running a model as it was trained: a convrnns TensorFlow checkpoint
 /// also brings TensorFlow's layer-norm ε (1e-12) to the cells whose configuration leaves it
 /// unset ([`ventral_models::convrnn::ConvRnn::use_tensorflow_layer_norm_eps`]), so that the
-/// model gives the original's numbers; training from one keeps ventral's 1e-5.
+/// model gives the original's numbers (`record`); training from one keeps ventral's 1e-5.
 pub fn load_weights_for_inference(model: Model, path: &Path) -> Result<Model> {
     let tf = ventral_core::tf_checkpoint::prefix_of(path).is_some();
     match load_weights(model, path)? {
