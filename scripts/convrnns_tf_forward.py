@@ -17,9 +17,11 @@ float32 (so no checkpoint needs to be shipped):
 
     s = FNV-1a 32 of the variable's name;  u_k = ((k * 2654435761 + s) mod 2^32) / 2^32 - 0.5
     weights (rank >= 2): u_k * sqrt(12 / fan_in) * gain   (fan_in: product of all dims but the last;
-                         gain 1, 0.5 for the cells' own kernels and the readout)
+                         gain 1, 0.5 for the cells' own kernels, 4 for the readout)
     bias / beta:         0.2 u_k         gamma: 1 + 0.2 u_k
     memory_decay:        0.3 + 0.2 u_k where it trains (time-decay layers), else 0 (as saved)
+    softmax_beta:        10 + 2 u_k where it trains (`_tmaxconf`), else 1 (as saved)
+    decoder_threshold:   0.5 + 0.2 u_k where it trains, else 0.9 (as saved)
     peepholes:           0.2 u_k
 
 The input, NHWC [2, H, W, 3], is u_k * 2 under the name "input". `small` (run by default)
@@ -40,6 +42,12 @@ from convrnns.models.model_func import model_func
 from convrnns.utils.loader import MODEL_TO_KWARGS
 
 BATCH, KEEP = 2, 64
+# The published decoder variants (loader.MODEL_TO_KWARGS): max_conf with a trained softmax
+# temperature, or the fixed 0.9 threshold, over steps 11 .. T-1.
+DECODERS = [
+    "rgc_intermediate_tmaxconf", "rgc_intermediate_t22_tmaxconf", "rgc_intermediate_dthresh",
+    "ugrnn_intermediate_t30_tmaxconf", "ugrnn_intermediate_t30_dthresh",
+]
 ZOO = [
     "timedecay_shallow", "timedecay_intermediate", "simplernn_shallow", "simplernn_intermediate",
     "gru_shallow", "gru_intermediate", "lstm_shallow", "lstm_intermediate", "ugrnn_shallow",
@@ -65,7 +73,12 @@ def value(name, shape, trainable):
     n = int(np.prod(shape))
     u = unit(name, n)
     leaf = name.rsplit("/", 1)[-1]
-    if leaf == "memory_decay":
+    if leaf == "softmax_beta":
+        # The temporal decoders' inverse temperatures: trained (`_tmaxconf`) or 1 as saved.
+        v = 10.0 + 2.0 * u if trainable else np.ones(n)
+    elif leaf == "decoder_threshold":
+        v = 0.5 + 0.2 * u if trainable else np.full(n, 0.9)
+    elif leaf == "memory_decay":
         v = 0.3 + 0.2 * u if trainable else np.zeros(n)
     elif leaf == "gamma":
         v = 1.0 + 0.2 * u
@@ -73,8 +86,8 @@ def value(name, shape, trainable):
         v = 0.2 * u
     elif len(shape) >= 2:
         fan_in = int(np.prod(shape[:-1]))
-        cell = any(c in name for c in ("Cell/", "imnetds/"))
-        v = u * np.sqrt(12.0 / fan_in) * (0.5 if cell else 1.0)
+        gain = 4.0 if "imnetds/" in name else 0.5 if "Cell/" in name else 1.0
+        v = u * np.sqrt(12.0 / fan_in) * gain
     else:
         raise SystemExit(f"no value rule for {name} {shape}")
     return v.astype(np.float32).reshape(shape)
@@ -128,7 +141,7 @@ def small(out):
 
 def main():
     out = sys.argv[1]
-    names = sys.argv[2:] or ZOO + ["small"]
+    names = sys.argv[2:] or ZOO + DECODERS + ["small"]
     if "small" in names:
         names = [n for n in names if n != "small"]
         small(out)
@@ -138,7 +151,7 @@ def main():
     for name in names:
         size = 128 if "shallow" in name else 64
         batch = BATCH
-        if name == "rgc_intermediate":
+        if name.startswith("rgc_intermediate"):
             # The median cell's separable convolutions (cell_utils._ds_conv) shrink a 7 x 7
             # kernel to the map where the map is smaller; at 224 px none is (conv8-10: 7 x 7),
             # as with the checkpoints. ventral does not shrink kernels.
@@ -160,7 +173,9 @@ def main():
         g = v1.Graph()
         with g.as_default():
             inp = v1.placeholder(v1.float32, [batch, size, size, 3])
-            y = model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True)
+            kwargs = {k: v for k, v in MODEL_TO_KWARGS[name].items() if k != "base_name"}
+            y = model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True,
+                           **kwargs)
             trainable = {v.op.name for v in v1.trainable_variables()}
             variables = [[v.op.name, v.shape.as_list(), v.op.name in trainable]
                          for v in v1.global_variables()]
@@ -172,16 +187,47 @@ def main():
                 tensors = {}
                 steps = OUTPUTS[-1]
                 fetch = {f"logits.{t}": o for t, o in enumerate(steps["imnetds"])}
+                if "decoder_type" in kwargs:
+                    # The decoder's output (all classes) and every step's full logits.
+                    fetch["decoded"] = y["logits"]
+                    for t, o in enumerate(steps["imnetds"]):
+                        fetch[f"full.{t}"] = o
                 if os.environ.get("DEBUG"):
                     for node, lst in steps.items():
                         for t, o in enumerate(lst):
                             fetch[f"out.{t}.{node}"] = o
                 vals = s.run(fetch, feed_dict={inp: x})
+                full = {}
                 for k, v in vals.items():
                     v = np.asarray(v, dtype=np.float32)
+                    if k.startswith("full."):
+                        full[int(k[5:])] = v.reshape(batch, -1)
+                        continue
                     if k.startswith("logits."):
                         v = v.reshape(batch, -1)[:, :KEEP]
                     tensors[k] = np.ascontiguousarray(v)
+                if "decoder_type" in kwargs:
+                    # The step each image's decoder reads, by the decoder's rule recomputed
+                    # here (checked against its output), and every step's confidence
+                    # max_c softmax(beta * logits): the test checks ventral picks the same
+                    # step and that no other step comes within its tolerance.
+                    beta = s.run(g.get_tensor_by_name("tnn_model/normalize/softmax_beta:0"))[0]
+                    first = 11
+                    conf = []
+                    for t in range(first, len(full)):
+                        z = beta.astype(np.float64) * full[t].astype(np.float64)
+                        z = np.exp(z - z.max(axis=1, keepdims=True))
+                        conf.append((z / z.sum(axis=1, keepdims=True)).max(axis=1))
+                    conf = np.stack(conf, axis=1)  # [B, T - first]
+                    pick = conf.argmax(axis=1)
+                    if kwargs["decoder_type"] == "thresh":
+                        over = conf >= 0.9
+                        pick = np.where(over.any(axis=1), over.argmax(axis=1), pick)
+                    pick = pick + first
+                    for b in range(batch):
+                        assert np.array_equal(full[pick[b]][b], tensors["decoded"][b]), name
+                    tensors["decoder_pick"] = pick.astype(np.int64)
+                    tensors["decoder_conf"] = conf.astype(np.float32)
                 if os.environ.get("DEBUG"):
                     tensors["input"] = x
         meta = {"variables": json.dumps(variables, separators=(",", ":")),

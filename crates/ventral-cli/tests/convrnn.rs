@@ -372,6 +372,47 @@ fn record_runs_an_original_convrnns_tensorflow_checkpoint() {
         worst < 1e-4,
         "log-probabilities differ from the original's by {worst:.3e}"
     );
+    assert!(z.read("decoded").is_err(), "no decoder, no `decoded`");
+
+    // With a temporal decoder (max_conf over steps 6 …, as the zoo's `_tmaxconf` over 11 …;
+    // its β stays 1: this checkpoint has none), `decoded` [N, K] holds the log-probabilities
+    // of the most confident step.
+    let with_decoder = d.path().join("decoder.toml");
+    std::fs::write(
+        &with_decoder,
+        format!(
+            "[model]\ngraph = \"{}\"\ndecoder = {{ kind = \"max_conf\", start = 6 }}\n",
+            fx.join("simplernn_shallow.json").display()
+        ),
+    )
+    .unwrap();
+    let out2 = d.path().join("rec2.npz");
+    let o = bin()
+        .args(["record", "--model", s(&with_decoder), "--weights", s(&ckpt)])
+        .args(["--images", s(&images), "--out", s(&out2)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut z2 = NpzReader::open(&out2).unwrap();
+    let dec = z2.read("decoded").unwrap();
+    assert_eq!(dec.shape, vec![n, k]);
+    let dec = dec.to_f32().unwrap();
+    let steps_lp = z2.read("outputs_all").unwrap().to_f32().unwrap();
+    for i in 0..n {
+        let conf = |t: usize| {
+            (0..k)
+                .map(|j| steps_lp[(t * n + i) * k + j])
+                .fold(f32::MIN, f32::max)
+        };
+        let best = (6..steps).fold(6, |b, t| if conf(t) > conf(b) { t } else { b });
+        for j in 0..k {
+            let (a, e) = (dec[i * k + j], steps_lp[(best * n + i) * k + j]);
+            assert!(
+                (a - e).abs() < 1e-5,
+                "image {i}: decoded {a} vs step {best} {e}"
+            );
+        }
+    }
 
     // Another model's checkpoint is refused, naming the file and what does not fit.
     let o = bin()

@@ -90,6 +90,34 @@ fn t_tf_checkpoint(d: &Path) -> Result<(), String> {
     read_weights(&d.join("model.ckpt"))
 }
 
+/// A convrnns checkpoint's tensors mapped onto the ConvRNN they belong to: the CLI test's
+/// scaled `simplernn_shallow` (original code, `scripts/convrnns_tf_forward.py small`) with a
+/// threshold decoder, built once; the mapped tensors loaded into it. The tensors come as
+/// safetensors under TensorFlow's names (the seed: that checkpoint's, converted), so that
+/// mutations reach the mapping rather than the bundle's CRCs (`tf_checkpoint` fuzzes those).
+fn t_convrnns_checkpoint(d: &Path) -> Result<(), String> {
+    use ventral_models::convrnn::{ConvRnn, tf_weights};
+    static NET: std::sync::OnceLock<Result<ConvRnn, String>> = std::sync::OnceLock::new();
+    let net = NET.get_or_init(|| {
+        let json: serde_json::Value = serde_json::from_str(include_str!(
+            "../../ventral-cli/tests/fixtures/convrnns_checkpoint/simplernn_shallow.json"
+        ))
+        .map_err(err)?;
+        let mut cfg = ventral_models::convrnn::tf_json::translate(&json, "simplernn_shallow.json")
+            .map_err(err)?;
+        cfg.decoder.kind = ventral_models::convrnn::DecoderKind::Thresh;
+        cfg.decoder.start = 6;
+        let device = ventral_models::device::parse_device("cpu").map_err(err)?;
+        ConvRnn::init(&cfg, &device, 0).map_err(err)
+    });
+    let net = net.as_ref().map_err(Clone::clone)?;
+    let st = ventral_core::safetensors::SafeTensors::read(&d.join("tf_names.safetensors"))
+        .map_err(err)?;
+    let named = tf_weights::from_tensorflow(net, &st).map_err(err)?;
+    ventral_models::params::load_named(net.clone(), &named).map_err(err)?;
+    Ok(())
+}
+
 fn t_pickle(d: &Path) -> Result<(), String> {
     let b = std::fs::read(d.join("data.pkl")).map_err(err)?;
     ventral_core::pth::read_pickle(&b)?;
@@ -372,6 +400,12 @@ pub const TARGETS: &[Target] = &[
         files: &["model.ckpt.index", "model.ckpt.data-00000-of-00001"],
         what: "TensorFlow checkpoint (tensor bundle: LevelDB-table index + data shard)",
         run: t_tf_checkpoint,
+    },
+    Target {
+        name: "convrnns_checkpoint",
+        files: &["tf_names.safetensors"],
+        what: "an original convrnns TensorFlow checkpoint mapped onto its ConvRNN (tf_weights)",
+        run: t_convrnns_checkpoint,
     },
     Target {
         name: "keras",

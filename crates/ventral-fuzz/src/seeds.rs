@@ -114,6 +114,27 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
         tf_seeds.push(join(&[read("index")?, read("data-00000-of-00001")?]));
     }
     s.insert("tf_checkpoint", tf_seeds);
+    // A checkpoint of the original convrnns code (scripts/convrnns_tf_forward.py small), its
+    // tensors as safetensors under TensorFlow's names.
+    let cc = repo.join("crates/ventral-cli/tests/fixtures/convrnns_checkpoint/model.ckpt");
+    let st = ventral_core::safetensors::SafeTensors::read(&cc)
+        .with_context(|| format!("{}", cc.display()))?;
+    let mut vals = Vec::new();
+    for n in st.names() {
+        let (shape, data) = st.f32(n)?;
+        vals.push((n.to_string(), shape, data));
+    }
+    let tensors: std::collections::BTreeMap<String, ventral_core::safetensors::TensorOut<'_>> =
+        vals.iter()
+            .map(|(n, s, d)| (n.clone(), ventral_core::safetensors::TensorOut::F32(s, d)))
+            .collect();
+    s.insert(
+        "convrnns_checkpoint",
+        vec![ventral_core::safetensors::to_bytes(
+            &tensors,
+            &Default::default(),
+        )],
+    );
     // rcnn-sat Keras weights as the reference writes them (scripts/make_keras_fixtures.py).
     let keras = repo.join("crates/ventral-models/tests/fixtures/keras/bl_small.h5");
     s.insert(

@@ -66,8 +66,17 @@ fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
             vec![0.0; n]
         }
     } else if leaf == "softmax_beta" {
-        // A decoder variable (not in the fixture models; the refusal test adds one).
-        vec![1.0; n]
+        if trainable {
+            u.map(|u| 10.0 + 2.0 * u).collect()
+        } else {
+            vec![1.0; n]
+        }
+    } else if leaf == "decoder_threshold" {
+        if trainable {
+            u.map(|u| 0.5 + 0.2 * u).collect()
+        } else {
+            vec![0.9; n]
+        }
     } else if leaf == "gamma" {
         u.map(|u| 1.0 + 0.2 * u).collect()
     } else if leaf == "beta"
@@ -79,7 +88,9 @@ fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
     } else {
         assert!(shape.len() >= 2, "{name}");
         let fan_in: usize = shape[..shape.len() - 1].iter().product();
-        let g = if name.contains("Cell/") || name.contains("imnetds/") {
+        let g = if name.contains("imnetds/") {
+            4.0
+        } else if name.contains("Cell/") {
             0.5
         } else {
             1.0
@@ -216,6 +227,46 @@ fn compare(model: &str) -> f64 {
             }
         }
     }
+    if let Ok((_, theirs)) = gold.f32("decoded") {
+        // The temporal decoder: the fixture's step choice is clear (no other step's
+        // confidence within 5e-5 of the chosen one's, five times what ventral's logits'
+        // differences, ~1e-6 times β = 10, move it), and ventral's output is the log-softmax
+        // of the original's.
+        let (cs, conf) = gold.f32("decoder_conf").unwrap();
+        let (_, pick) = gold.i64("decoder_pick").unwrap();
+        for bb in 0..b {
+            let row = &conf[bb * cs[1]..(bb + 1) * cs[1]];
+            let best = row[pick[bb] as usize - cfg.decoder.start];
+            let others = row
+                .iter()
+                .filter(|v| **v != best)
+                .fold(0.0f32, |m, v| m.max(*v));
+            let crossed = cfg.decoder.kind == ventral_models::convrnn::DecoderKind::Thresh
+                && best >= cfg.decoder.threshold as f32;
+            assert!(
+                crossed || best - others > 5e-5 * best,
+                "{model}: near-tie {row:?}"
+            );
+        }
+        let ours = out.decoded.clone().expect("a decoder output");
+        let k = ours.dims()[1];
+        let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(theirs.len(), b * k);
+        let mut d = 0.0f64;
+        for bb in 0..b {
+            let l = &theirs[bb * k..(bb + 1) * k];
+            let m = l.iter().fold(f32::MIN, |m, v| m.max(*v)) as f64;
+            let lse = m + l.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln();
+            for j in 0..k {
+                d = d.max((ours[bb * k + j] as f64 - (l[j] as f64 - lse)).abs());
+            }
+        }
+        eprintln!("{model}: decoder picks {pick:?}, log-probabilities within {d:.2e}");
+        assert!(
+            d < 1e-4,
+            "{model}: decoded log-probabilities differ by {d:.3e}"
+        );
+    }
     let rel = worst / largest;
     eprintln!(
         "{model}: {steps} steps, largest logit {largest:.3e}, max abs diff {worst:.3e} (relative {rel:.2e}); per step {:?}",
@@ -252,11 +303,16 @@ zoo_test!(
     intersectionrnn_shallow,
     intersectionrnn_intermediate,
     rgc_shallow,
-    rgc_intermediate
+    rgc_intermediate,
+    rgc_intermediate_tmaxconf,
+    rgc_intermediate_t22_tmaxconf,
+    rgc_intermediate_dthresh,
+    ugrnn_intermediate_t30_tmaxconf,
+    ugrnn_intermediate_t30_dthresh
 );
 
 /// Checkpoints that do not fit the model are refused with the file and every tensor at fault:
-/// an extra variable (a decoder's), a memory that decays where the model's node has none, a
+/// an extra variable (a max_conf decoder's temperature, the model having no decoder), a memory that decays where the model's node has none, a
 /// renamed variable (missing on one side, extra on the other), another model's checkpoint.
 #[test]
 fn checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
@@ -282,10 +338,10 @@ fn checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
     // A decoder's temperature (as `_tmaxconf` checkpoints hold).
     vars.as_array_mut()
         .unwrap()
-        .push(json!(["tnn_model/alpha/softmax_beta", [1], true]));
+        .push(json!(["tnn_model/normalize/softmax_beta", [1], true]));
     let e = refuse(checkpoint_with("td_extra", &vars, |_, _| {}));
     assert!(
-        e.contains("tnn_model/alpha/softmax_beta") && e.contains("not the model's"),
+        e.contains("tnn_model/normalize/softmax_beta") && e.contains("not the model's"),
         "{e}"
     );
     vars.as_array_mut().unwrap().pop();

@@ -4,7 +4,8 @@
 //! `readout_bias` (`[C]`, or empty when the readout has no bias) and `labels_all [N]`; plus,
 //! on request, one array per area (`v1`, `v2`, `v4`, `it`: `[T, N, C]` after global average
 //! pooling, or `[T, N, C·H·W]` unpooled), and the images' `stimulus_id` and metadata columns
-//! (`meta.<column>`).
+//! (`meta.<column>`); a ConvRNN with a temporal decoder also writes its output, `decoded [N,
+//! C]` log-probabilities.
 //!
 //! Two sources: an `N×3×H×W` float32 array ([`record_arrays`]) or a packed dataset split
 //! ([`record_dataset`], normalised as in training). Images are processed in batches and every
@@ -383,6 +384,11 @@ fn record_core(
             }
             None => None,
         };
+        // A ConvRNN with a temporal decoder (the zoo's `_tmaxconf` / `_dthresh`): its output
+        // too, as `decoded` [N, K] (log-probabilities).
+        let decodes = matches!(model, Model::ConvRnn(m)
+            if m.config.decoder.kind != ventral_models::convrnn::DecoderKind::Last);
+        let mut decoded: Vec<f32> = Vec::new();
         let mut start = 0;
         while start < n {
             let count = bs.min(n - start);
@@ -427,7 +433,7 @@ fn record_core(
                         } else {
                             m.forward_areas(xs)
                         };
-                        (0..t_steps)
+                        let mut steps = (0..t_steps)
                             .map(|t| {
                                 let mut arrays: Vec<Tensor<2>> =
                                     vec![o.log_probs[t].clone(), o.representations[t].clone()];
@@ -441,10 +447,34 @@ fn record_core(
                                 }
                                 Ok(arrays)
                             })
-                            .collect::<Result<Vec<_>>>()
+                            .collect::<Result<Vec<_>>>()?;
+                        if decodes {
+                            // After the steps, joined along the batch as they are.
+                            let d = o.decoded.clone().ok_or_else(|| {
+                                TrainError::Config(
+                                    "the model's temporal decoder gave no output".into(),
+                                )
+                            })?;
+                            steps.push(vec![d]);
+                        }
+                        Ok::<_, TrainError>(steps)
                     })
                 })?;
-                join_shards(parts)
+                let mut joined = join_shards(parts);
+                if decodes {
+                    let d = joined.pop().and_then(|mut v| v.pop()).ok_or_else(|| {
+                        TrainError::Config("the model's temporal decoder gave no output".into())
+                    })?;
+                    let v = read_f32(&d, "the decoder's output")?;
+                    if let Some(q) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(TrainError::Diverged(format!(
+                            "non-finite decoder output for image {} of {source}",
+                            start + q / d.dims()[1].max(1)
+                        )));
+                    }
+                    decoded.extend(v);
+                }
+                joined
             };
             for (t, arrays) in per_step.into_iter().enumerate() {
                 for (st, arr) in streams.iter_mut().zip(arrays) {
@@ -513,6 +543,10 @@ fn record_core(
             match &bias {
                 Some((bs, bd)) => z.add("readout_bias", &arr(bs.clone(), bd.clone()))?,
                 None => z.add("readout_bias", &arr(vec![0], vec![]))?,
+            }
+            if decodes {
+                let k = decoded.len() / n.max(1);
+                z.add("decoded", &arr(vec![n, k], std::mem::take(&mut decoded)))?;
             }
             if let Some(l) = &labels {
                 z.add(

@@ -620,6 +620,24 @@ impl ConvRnnConfig {
             );
             params = params.saturating_add(spec_params(n, p) as u128);
         }
+        // The temporal decoder's β and learned step weights (`decoder.alpha`).
+        let d = &self.decoder;
+        if matches!(
+            d.kind,
+            DecoderKind::MaxConf
+                | DecoderKind::Thresh
+                | DecoderKind::TimeMax
+                | DecoderKind::WAvg
+                | DecoderKind::WTimeAvg
+        ) {
+            params = params.saturating_add(1);
+        }
+        if d.kind == DecoderKind::WAvgT {
+            params = params.saturating_add(
+                (self.num_timesteps.saturating_sub(d.start) as u128)
+                    .saturating_mul(self.num_classes() as u128),
+            );
+        }
         (params, units, 0)
     }
 }

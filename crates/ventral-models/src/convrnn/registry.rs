@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{ConvRnnConfig, Decoder, HarborOrder, Movie};
+use super::config::{ConvRnnConfig, Decoder, DecoderKind, HarborOrder, Movie};
 use super::spec::{
     CellSpec, ConvSpec, EdgeSpec, GatedSpec, HarborSpec, Kwargs, NodeSpec, OpSpec, Padding, Pair,
     RgcSpec,
@@ -649,6 +649,63 @@ fn build_entries() -> Vec<Entry> {
                 "convrnns zoo {name}.json (Nayebi et al. 2018/2022; TensorFlow semantics): {} nodes, 224 px, {} steps, {off}, 1000 classes{top1}",
                 c.nodes.len(),
                 c.num_timesteps
+            )),
+            config: ModelConfig::ConvRnn(c),
+        });
+    }
+    // The published decoder variants (convrnns `utils/loader.py::MODEL_TO_KWARGS`): a
+    // temporal decoder over steps 11 … T − 1 (`model_func`'s decoder_start = the number of
+    // layers) — max_conf with a trained softmax temperature, or the fixed 0.9 threshold.
+    for (name, base, kind, trainable) in [
+        (
+            "rgc_intermediate_tmaxconf",
+            "rgc_intermediate",
+            DecoderKind::MaxConf,
+            true,
+        ),
+        (
+            "rgc_intermediate_t22_tmaxconf",
+            "rgc_intermediate_t22",
+            DecoderKind::MaxConf,
+            true,
+        ),
+        (
+            "rgc_intermediate_dthresh",
+            "rgc_intermediate",
+            DecoderKind::Thresh,
+            false,
+        ),
+        (
+            "ugrnn_intermediate_t30_tmaxconf",
+            "ugrnn_intermediate_t30",
+            DecoderKind::MaxConf,
+            true,
+        ),
+        (
+            "ugrnn_intermediate_t30_dthresh",
+            "ugrnn_intermediate_t30",
+            DecoderKind::Thresh,
+            false,
+        ),
+    ] {
+        let mut c = zoo(base).expect("the embedded zoo translates");
+        c.decoder = Decoder {
+            kind,
+            start: c.nodes.len(),
+            trainable,
+            ..Decoder::default()
+        };
+        let how = if trainable {
+            "max_conf decoder (trained softmax temperature)"
+        } else {
+            "threshold decoder (0.9)"
+        };
+        v.push(Entry {
+            name,
+            description: leak(format!(
+                "convrnns zoo {base}.json with the {how} over steps {} … {} (a published checkpoint), 224 px, 1000 classes",
+                c.decoder.start,
+                c.num_timesteps - 1
             )),
             config: ModelConfig::ConvRnn(c),
         });

@@ -107,12 +107,26 @@ pub fn convrnn_size(cfg: &ConvRnnConfig, params: &[ParamInfo]) -> SizeReport {
             ));
         }
     }
-    if params.iter().any(|p| p.name == "decoder.beta") && !cfg.decoder.trainable {
-        unused.push((
-            "decoder.beta".to_string(),
-            1,
-            "decoder β fixed (decoder.trainable = false)".to_string(),
-        ));
+    if params.iter().any(|p| p.name == "decoder.beta") {
+        use super::DecoderKind;
+        if !cfg.decoder.trainable {
+            unused.push((
+                "decoder.beta".to_string(),
+                1,
+                "decoder β fixed (decoder.trainable = false)".to_string(),
+            ));
+        } else if matches!(
+            cfg.decoder.kind,
+            DecoderKind::MaxConf | DecoderKind::Thresh | DecoderKind::TimeMax
+        ) {
+            // It only chooses steps (an argmax), as in convrnns, where such a β, though
+            // `trainable`, gets no gradient either: its checkpoints keep their value.
+            unused.push((
+                "decoder.beta".to_string(),
+                1,
+                "decoder β only chooses steps (no gradient through the argmax)".to_string(),
+            ));
+        }
     }
     let t = cfg.num_timesteps as u64;
     SizeReport {

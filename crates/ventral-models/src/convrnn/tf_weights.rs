@@ -24,6 +24,11 @@
 //!   TensorFlow's H·W·C flattening and ventral's C·H·W agree), peepholes `[H, W, C]` →
 //!   `[C, H, W]`.
 //!
+//! - **Temporal decoders** (the `_tmaxconf` / `_dthresh` models): `normalize/softmax_beta` →
+//!   `decoder.beta`, `decoder_alpha` → `decoder.alpha`; `decoder_threshold` must equal the
+//!   model's `decoder.threshold`; `compute_alpha`'s diagnostic `probs/` and `alpha/`
+//!   temperatures, which no decoder ventral runs reads, are passed over.
+//!
 //! Every tensor of the checkpoint must be used except `global_step`, optimiser slots
 //! (`…/Momentum`, `…/Adam`, `…/Adam_1`) and the untrainable `memory_decay` of nodes without
 //! memory, which must be 0 (convrnns' `state · 0 + input`); anything else — a decoder of a
@@ -34,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ventral_core::safetensors::SafeTensors;
 
 use super::ConvRnn;
+use super::DecoderKind;
 use super::spec::{CellSpec, OpSpec};
 use crate::error::{ModelError, Result};
 use crate::params::{self, NamedTensors};
@@ -538,6 +544,59 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             }
         }
     }
+    // The temporal decoder's variables (the `_tmaxconf` / `_dthresh` models; `decoders.py`).
+    let has = |n: &str| ours.iter().find(|p| p.name == n).map(|p| p.shape.clone());
+    let d = &model.config.decoder;
+    if has("decoder.beta").is_some() && !d.trainable && !tf.contains_key("normalize/softmax_beta") {
+        // A fixed temperature the checkpoint does not hold (a decoder put on a model trained
+        // without one): the model's own, 1.
+        out.insert("decoder.beta".into(), (vec![1], vec![1.0]));
+    } else if let Some(shape) = has("decoder.beta") {
+        take(
+            "normalize/softmax_beta",
+            Layout::Same,
+            &shape,
+            "decoder.beta",
+            &mut out,
+            &mut used,
+            &mut problems,
+        );
+    }
+    if let Some(shape) = has("decoder.alpha") {
+        take(
+            "decoder_alpha",
+            Layout::Same,
+            &shape,
+            "decoder.alpha",
+            &mut out,
+            &mut used,
+            &mut problems,
+        );
+    }
+    if let Some(full) = tf.get("decoder_threshold") {
+        used.insert("decoder_threshold".into());
+        match st.f32(full) {
+            Ok((_, v)) if d.kind == DecoderKind::Thresh && v == [d.threshold as f32] => {}
+            Ok((_, v)) if d.kind == DecoderKind::Thresh => problems.push(format!(
+                "'{full}' is {v:?}, the model's decoder.threshold {} (set it to the \
+                 checkpoint's)",
+                d.threshold
+            )),
+            Ok(_) => problems.push(format!(
+                "'{full}' is a threshold decoder's, and the model's decoder is {:?} (the \
+                 `_dthresh` models: decoder = {{ kind = \"thresh\", start = 11 }})",
+                d.kind
+            )),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    // `compute_alpha`'s temperatures: every decoder creates them for its diagnostics; only
+    // `w_time_avg`'s output depends on them, which ventral computes without.
+    for diag in ["probs/softmax_beta", "alpha/softmax_beta"] {
+        if tf.contains_key(diag) && d.kind != DecoderKind::WTimeAvg {
+            used.insert(diag.to_string());
+        }
+    }
     // What is left: zero memory decays of nodes without memory, or a problem.
     let mut unused = Vec::new();
     for (rel, full) in &tf {
@@ -565,16 +624,20 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
     unused.extend(foreign);
     if !unused.is_empty() {
         problems.push(format!(
-            "{} tensors of the checkpoint are not the model's (another zoo model's \
-             checkpoint, or a decoder ventral's preset lacks?): {}",
+            "{} tensor{} of the checkpoint {} not the model's (another zoo model's \
+             checkpoint, or a decoder the model lacks: the `_tmaxconf` / `_dthresh` presets \
+             have theirs): {}",
             unused.len(),
+            if unused.len() == 1 { "" } else { "s" },
+            if unused.len() == 1 { "is" } else { "are" },
             preview(unused.into_iter())
         ));
     }
     if !problems.is_empty() {
         return Err(err(format!(
-            "a convrnns checkpoint that does not fit this model ({} problems): {}",
+            "a convrnns checkpoint that does not fit this model ({} problem{}): {}",
             problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
             preview(problems.into_iter())
         )));
     }
