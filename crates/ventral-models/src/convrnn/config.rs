@@ -58,6 +58,20 @@ pub enum DecoderKind {
     WAvgT,
 }
 
+impl DecoderKind {
+    /// Whether the decoder has a softmax inverse temperature β (`decoder.beta`).
+    pub fn has_beta(self) -> bool {
+        matches!(
+            self,
+            DecoderKind::MaxConf
+                | DecoderKind::Thresh
+                | DecoderKind::TimeMax
+                | DecoderKind::WAvg
+                | DecoderKind::WTimeAvg
+        )
+    }
+}
+
 /// The decoder and where the loss is taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -622,14 +636,7 @@ impl ConvRnnConfig {
         }
         // The temporal decoder's β and learned step weights (`decoder.alpha`).
         let d = &self.decoder;
-        if matches!(
-            d.kind,
-            DecoderKind::MaxConf
-                | DecoderKind::Thresh
-                | DecoderKind::TimeMax
-                | DecoderKind::WAvg
-                | DecoderKind::WTimeAvg
-        ) {
+        if d.kind.has_beta() {
             params = params.saturating_add(1);
         }
         if d.kind == DecoderKind::WAvgT {

@@ -123,15 +123,7 @@ impl ConvRnn {
             });
         }
         let d = &config.decoder;
-        let needs_beta = matches!(
-            d.kind,
-            DecoderKind::MaxConf
-                | DecoderKind::Thresh
-                | DecoderKind::TimeMax
-                | DecoderKind::WAvg
-                | DecoderKind::WTimeAvg
-        );
-        let beta = needs_beta.then(|| {
+        let beta = d.kind.has_beta().then(|| {
             let p: Param<Tensor<1>> = init.constant(&[1], 1.0, device);
             if d.trainable {
                 p
