@@ -237,11 +237,23 @@ impl ConvRnn {
         let mut prev_ver = vec![0u64; n];
         let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
         let mut fresh = 1u64;
+        // Steps no output reads: a node `d` edges from the output node reaches it `d` steps
+        // later, so at a step after T − 1 − d its output can change no returned value (with
+        // areas, every node's every step is returned). The reference's TensorFlow graph
+        // prunes the same computations (only the fetched outputs are run); outputs are
+        // identical to computing them.
+        let horizon = frames.len();
+        let reach = (!keep_areas).then(|| self.steps_to_output(out_idx));
         for (t, frame) in frames.iter().enumerate() {
             let mut cur: Vec<Option<Tensor<4>>> = vec![None; n];
             let mut cur_ver = vec![0u64; n];
             let mut rep: Option<Tensor<2>> = None;
             for &i in &order {
+                if let Some(r) = &reach
+                    && r[i].is_none_or(|d| t + d >= horizon)
+                {
+                    continue;
+                }
                 let plan = &self.plans[i];
                 let spec = &cfg.nodes[i];
                 if reusable[i] {
@@ -353,6 +365,25 @@ impl ConvRnn {
             out.decoded = Some(log_softmax(self.decode(&logits_all), 1));
         }
         out
+    }
+
+    /// For every node, the fewest steps its output takes to reach the output node (each edge
+    /// costs one step); `None` where it never does.
+    fn steps_to_output(&self, out_idx: usize) -> Vec<Option<usize>> {
+        let n = self.plans.len();
+        let mut d: Vec<Option<usize>> = vec![None; n];
+        d[out_idx] = Some(0);
+        let mut frontier = vec![out_idx];
+        while let Some(i) = frontier.pop() {
+            let di = d[i].unwrap_or(0);
+            for j in self.plans[i].inputs.iter().flatten() {
+                if d[*j].is_none_or(|dj| dj > di + 1) {
+                    d[*j] = Some(di + 1);
+                    frontier.push(*j);
+                }
+            }
+        }
+        d
     }
 
     /// The temporal decoder on logits per step (domain notes §3.6); returns logits `[batch, K]`.
