@@ -310,20 +310,8 @@ fn record_runs_an_original_convrnns_tensorflow_checkpoint() {
     let gold = SafeTensors::read(&fx.join("logits.safetensors")).unwrap();
     let shape: Vec<usize> = serde_json::from_str(&gold.metadata()["input_shape"]).unwrap();
     let [b, h, w, c] = shape[..] else { panic!() };
-    // The script's input: NHWC `2 u_k` (u: the golden-ratio sequence of the name "input").
-    let mut fnv: u32 = 0x811C_9DC5;
-    for byte in b"input" {
-        fnv = (fnv ^ *byte as u32).wrapping_mul(0x0100_0193);
-    }
-    let mut x = vec![0.0f32; b * c * h * w];
-    for k in 0..b * h * w * c {
-        let u =
-            ((k as u64 * 2_654_435_761 + fnv as u64) % (1u64 << 32)) as f64 / 4_294_967_296.0 - 0.5;
-        let (cc, r) = (k % c, k / c);
-        let (ww, r) = (r % w, r / w);
-        let (hh, bb) = (r % h, r / h);
-        x[((bb * c + cc) * h + hh) * w + ww] = (u * 2.0) as f32;
-    }
+    // The script's input (`2 u_k` of the name "input", NHWC), in NCHW.
+    let x = ventral_core::fixtures::convrnns_input_nchw(b, h, w, c);
     let d = tempfile::tempdir().unwrap();
     let images = d.path().join("x.npy");
     write_npy(

@@ -41,3 +41,29 @@ pub fn shared_fixture(manifest_dir: &str, rel: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// The deterministic values `scripts/convrnns_tf_forward.py` gives the original convrnns code
+/// (its `unit(name, n)`), for the tests that hold ventral to that code's forward:
+/// `u_k = ((k · 2654435761 + FNV-1a₃₂(name)) mod 2³²) / 2³² − 0.5`, a golden-ratio sequence
+/// seeded by the name — exact in float64 in Python and here.
+pub fn convrnns_unit(name: &str, n: usize) -> impl Iterator<Item = f64> {
+    let mut s: u32 = 0x811C_9DC5;
+    for b in name.bytes() {
+        s = (s ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    let s = s as u64;
+    (0..n as u64).map(move |k| ((k * 2_654_435_761 + s) % (1 << 32)) as f64 / 4_294_967_296.0 - 0.5)
+}
+
+/// That script's input image batch: `2 u_k` of the name `"input"` over NHWC `[b, h, w, c]`,
+/// returned in NCHW order (`[b, c, h, w]`, ventral's).
+pub fn convrnns_input_nchw(b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    let mut x = vec![0.0f32; b * c * h * w];
+    for (k, u) in convrnns_unit("input", b * h * w * c).enumerate() {
+        let (cc, r) = (k % c, k / c);
+        let (ww, r) = (r % w, r / w);
+        let (hh, bb) = (r % h, r / h);
+        x[((bb * c + cc) * h + hh) * w + ww] = (u * 2.0) as f32;
+    }
+    x
+}

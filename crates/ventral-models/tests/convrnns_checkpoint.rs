@@ -9,7 +9,8 @@
 //! under the same TensorFlow names, maps them with `tf_weights::from_tensorflow`, runs
 //! ventral's model on the same input and compares every step's logits.
 //!
-//! Generating snippet (the value rule, shared with `value` / `unit` below):
+//! Generating snippet (the value rule, shared with `value` below and
+//! `ventral_core::fixtures::convrnns_unit`):
 //! ```python
 //! def unit(name, n):  # FNV-1a 32 of the name; a golden-ratio sequence
 //!     k = np.arange(n, dtype=np.uint64)
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::{Value, json};
+use ventral_core::fixtures::{convrnns_input_nchw, convrnns_unit};
 use ventral_core::safetensors::{self as st, SafeTensors, TensorOut};
 use ventral_models::config::{ModelConfig, resolve_model};
 use ventral_models::convrnn::{ConvRnn, tf_weights};
@@ -39,26 +41,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u32 = 0x811C_9DC5;
-    for b in s.bytes() {
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-    }
-    h as u64
-}
-
-/// `unit(name, n)` of the fixture script.
-fn unit(name: &str, n: usize) -> impl Iterator<Item = f64> {
-    let s = fnv1a(name);
-    (0..n as u64)
-        .map(move |k| ((k * 2_654_435_761 + s) % (1u64 << 32)) as f64 / 4_294_967_296.0 - 0.5)
-}
-
 /// `value(name, shape, trainable)` of the fixture script.
 fn value(name: &str, shape: &[usize], trainable: bool) -> Vec<f32> {
     let n: usize = shape.iter().product();
     let leaf = name.rsplit('/').next().unwrap();
-    let u = unit(name, n);
+    let u = convrnns_unit(name, n);
     let v: Vec<f64> = if leaf == "memory_decay" {
         if trainable {
             u.map(|u| 0.3 + 0.2 * u).collect()
@@ -159,18 +146,10 @@ fn compare(model: &str) -> f64 {
     let named = tf_weights::from_tensorflow(&net, &ckpt).unwrap();
     let mut net = params::load_named(net, &named).unwrap();
     net.use_tensorflow_layer_norm_eps();
-    // The input: NHWC `2 u` → NCHW.
-    let nhwc: Vec<f32> = unit("input", b * h * w * c)
-        .map(|u| (u * 2.0) as f32)
-        .collect();
-    let mut nchw = vec![0.0f32; nhwc.len()];
-    for (i, v) in nhwc.iter().enumerate() {
-        let (cc, r) = (i % c, i / c);
-        let (ww, r) = (r % w, r / w);
-        let (hh, bb) = (r % h, r / h);
-        nchw[((bb * c + cc) * h + hh) * w + ww] = *v;
-    }
-    let x = Tensor::<4>::from_data(TensorData::new(nchw, [b, c, h, w]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(convrnns_input_nchw(b, h, w, c), [b, c, h, w]),
+        &device,
+    );
     let out = net.forward_areas(x, true);
     let steps = cfg.num_timesteps;
     let (mut worst, mut largest) = (0.0f64, 0.0f64);

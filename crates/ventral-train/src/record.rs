@@ -75,6 +75,11 @@ pub fn pool_area(a: Tensor<4>, pool: Pool, name: &str) -> Result<Tensor<2>> {
 
 /// Per step and stream, the shards' `[n_s, width]` arrays joined along the batch (in shard
 /// order); one shard's arrays as they are.
+/// A model with a temporal decoder whose forward pass returned none.
+fn no_decoder_output() -> TrainError {
+    TrainError::Config("the model's temporal decoder gave no output".into())
+}
+
 fn join_shards(parts: Vec<Vec<Vec<Tensor<2>>>>) -> Vec<Vec<Tensor<2>>> {
     let mut it = parts.into_iter();
     let Some(first) = it.next() else {
@@ -450,11 +455,7 @@ fn record_core(
                             .collect::<Result<Vec<_>>>()?;
                         if decodes {
                             // After the steps, joined along the batch as they are.
-                            let d = o.decoded.clone().ok_or_else(|| {
-                                TrainError::Config(
-                                    "the model's temporal decoder gave no output".into(),
-                                )
-                            })?;
+                            let d = o.decoded.clone().ok_or_else(no_decoder_output)?;
                             steps.push(vec![d]);
                         }
                         Ok::<_, TrainError>(steps)
@@ -462,9 +463,10 @@ fn record_core(
                 })?;
                 let mut joined = join_shards(parts);
                 if decodes {
-                    let d = joined.pop().and_then(|mut v| v.pop()).ok_or_else(|| {
-                        TrainError::Config("the model's temporal decoder gave no output".into())
-                    })?;
+                    let d = joined
+                        .pop()
+                        .and_then(|mut v| v.pop())
+                        .ok_or_else(no_decoder_output)?;
                     let v = read_f32(&d, "the decoder's output")?;
                     if let Some(q) = v.iter().position(|x| !x.is_finite()) {
                         return Err(TrainError::Diverged(format!(

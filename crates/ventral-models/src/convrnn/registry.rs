@@ -696,9 +696,9 @@ fn build_entries() -> Vec<Entry> {
             ..Decoder::default()
         };
         let how = if trainable {
-            "max_conf decoder (trained softmax temperature)"
+            "max_conf decoder (trained softmax temperature)".to_string()
         } else {
-            "threshold decoder (0.9)"
+            format!("threshold decoder ({})", c.decoder.threshold)
         };
         v.push(Entry {
             name,

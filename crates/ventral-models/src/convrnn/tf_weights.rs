@@ -23,7 +23,6 @@
 //!   fully connected `[in, out]` → `[out, in]` (only on a globally pooled input, where
 //!   TensorFlow's H·W·C flattening and ventral's C·H·W agree), peepholes `[H, W, C]` →
 //!   `[C, H, W]`.
-//!
 //! - **Temporal decoders** (the `_tmaxconf` / `_dthresh` models): `normalize/softmax_beta` →
 //!   `decoder.beta`, `decoder_alpha` → `decoder.alpha`; `decoder_threshold` must equal the
 //!   model's `decoder.threshold`; `compute_alpha`'s diagnostic `probs/` and `alpha/`
@@ -31,8 +30,8 @@
 //!
 //! Every tensor of the checkpoint must be used except `global_step`, optimiser slots
 //! (`…/Momentum`, `…/Adam`, `…/Adam_1`) and the untrainable `memory_decay` of nodes without
-//! memory, which must be 0 (convrnns' `state · 0 + input`); anything else — a decoder of a
-//! `_tmaxconf` model, another model's checkpoint — is refused, naming the file and tensors.
+//! memory, which must be 0 (convrnns' `state · 0 + input`); anything else — a decoder the model
+//! lacks, another model's checkpoint — is refused, naming the file and tensors.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -234,13 +233,15 @@ fn cell_candidates(rest: &str) -> Option<(Vec<String>, Layout)> {
 }
 
 /// One feedforward operation with parameters, on ventral's side: its name prefix (before
-/// `conv.` / `lin.`), whether it is a residual projection, whether it is fully connected.
+/// `conv.` / `lin.`), whether it is a residual projection, whether it is fully connected, and
+/// its weight's and bias's shapes.
 #[derive(Debug)]
 struct OurOp {
     prefix: String,
     projection: bool,
     linear: bool,
-    bias: bool,
+    weight: Vec<usize>,
+    bias: Option<Vec<usize>>,
 }
 
 /// One feedforward operation on TensorFlow's side: its scope (`conv2/post_0`) and the leaves
@@ -248,7 +249,7 @@ struct OurOp {
 #[derive(Debug, Default)]
 struct TfOp {
     scope: String,
-    leaves: BTreeMap<String, Vec<usize>>,
+    leaves: BTreeSet<String>,
 }
 
 /// Whether every fully connected layer in `op` (in forward order) reads a globally pooled
@@ -304,11 +305,6 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             preview(st.names().map(str::to_string))
         )));
     }
-    let shape_of = |rel: &str| -> Option<Vec<usize>> {
-        tf.get(rel)
-            .and_then(|full| st.info(full))
-            .map(|i| i.shape.clone())
-    };
     let ours = params::list(model);
     let mut out = NamedTensors::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
@@ -421,14 +417,20 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 ));
                 continue;
             };
-            match our_ops.last_mut() {
-                Some(o) if o.prefix == prefix => o.bias |= leaf == "bias",
-                _ => our_ops.push(OurOp {
+            if our_ops.last().is_none_or(|o| o.prefix != prefix) {
+                our_ops.push(OurOp {
                     prefix: prefix.to_string(),
                     projection: prefix.ends_with(".residual"),
                     linear,
-                    bias: leaf == "bias",
-                }),
+                    weight: Vec::new(),
+                    bias: None,
+                });
+            }
+            if let Some(o) = our_ops.last_mut() {
+                match leaf {
+                    "bias" => o.bias = Some(p.shape.clone()),
+                    _ => o.weight = p.shape.clone(),
+                }
             }
         }
         // TensorFlow's: `{node}/{pre|post}_{i}/{leaf}`, by (pre before post, i).
@@ -453,8 +455,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             let Some(key) = key else { continue };
             let e = tf_ops.entry(key).or_default();
             e.scope = format!("{node}/{scope}");
-            e.leaves
-                .insert(leaf.to_string(), shape_of(rel).unwrap_or_default());
+            e.leaves.insert(leaf.to_string());
         }
         let tf_ops: Vec<TfOp> = tf_ops.into_values().collect();
         if our_ops.len() != tf_ops.len() {
@@ -482,7 +483,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         for (o, t) in our_ops.iter().zip(&tf_ops) {
             let leaf = if o.projection {
                 "residual_add_weights"
-            } else if t.leaves.contains_key("weights_basenet") {
+            } else if t.leaves.contains("weights_basenet") {
                 "weights_basenet"
             } else {
                 "weights"
@@ -502,10 +503,10 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             };
             let extra: Vec<&String> = t
                 .leaves
-                .keys()
-                .filter(|l| *l != leaf && !(o.bias && *l == "bias"))
+                .iter()
+                .filter(|l| *l != leaf && !(o.bias.is_some() && *l == "bias"))
                 .collect();
-            if !extra.is_empty() || !t.leaves.contains_key(leaf) {
+            if !extra.is_empty() || !t.leaves.contains(leaf) {
                 problems.push(format!(
                     "'{}' ({}) pairs with '{ROOT}{}', which holds {:?} (wanted {leaf}{})",
                     o.prefix,
@@ -515,28 +516,25 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                         "an operation"
                     },
                     t.scope,
-                    t.leaves.keys().collect::<Vec<_>>(),
-                    if o.bias { " and bias" } else { " without bias" }
+                    t.leaves,
+                    if o.bias.is_some() {
+                        " and bias"
+                    } else {
+                        " without bias"
+                    }
                 ));
                 continue;
             }
-            for (ours_leaf, tf_leaf, lay) in
-                [("weight", leaf, layout), ("bias", "bias", Layout::Same)]
-            {
-                if ours_leaf == "bias" && !o.bias {
-                    continue;
-                }
-                let target = format!("{}.{sub}.{ours_leaf}", o.prefix);
-                let want = ours
-                    .iter()
-                    .find(|p| p.name == target)
-                    .map(|p| p.shape.clone())
-                    .unwrap_or_default();
+            let parts = [
+                Some(("weight", leaf, layout, &o.weight)),
+                o.bias.as_ref().map(|b| ("bias", "bias", Layout::Same, b)),
+            ];
+            for (ours_leaf, tf_leaf, lay, want) in parts.into_iter().flatten() {
                 take(
                     &format!("{}/{tf_leaf}", t.scope),
                     lay,
-                    &want,
-                    &target,
+                    want,
+                    &format!("{}.{sub}.{ours_leaf}", o.prefix),
                     &mut out,
                     &mut used,
                     &mut problems,
@@ -547,10 +545,15 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
     // The temporal decoder's variables (the `_tmaxconf` / `_dthresh` models; `decoders.py`).
     let has = |n: &str| ours.iter().find(|p| p.name == n).map(|p| p.shape.clone());
     let d = &model.config.decoder;
-    if has("decoder.beta").is_some() && !d.trainable && !tf.contains_key("normalize/softmax_beta") {
+    if let (Some(beta), false, false) = (
+        &model.decoder.beta,
+        d.trainable,
+        tf.contains_key("normalize/softmax_beta"),
+    ) {
         // A fixed temperature the checkpoint does not hold (a decoder put on a model trained
-        // without one): the model's own, 1.
-        out.insert("decoder.beta".into(), (vec![1], vec![1.0]));
+        // without one): the model's own.
+        let v = crate::device::read_f32(&beta.val(), "the decoder's temperature")?;
+        out.insert("decoder.beta".into(), (vec![v.len()], v));
     } else if let Some(shape) = has("decoder.beta") {
         take(
             "normalize/softmax_beta",

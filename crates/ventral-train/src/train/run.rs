@@ -40,6 +40,15 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     use ventral_models::rcnn_sat::keras::HDF5_MAGIC;
     let tf = ventral_core::tf_checkpoint::prefix_of(path).is_some();
+    if tf && !matches!(model, Model::ConvRnn(_)) {
+        // Refused before the checkpoint (often gigabytes) is read.
+        return Err(file_err(
+            path.display(),
+            "a TensorFlow checkpoint, under TensorFlow's names and layouts (`ventral inspect` \
+             lists them): ventral maps TensorFlow's names for the convrnns zoo's ConvRNNs \
+             (kind = \"convrnn\" from a convrnns model JSON or preset) only",
+        ));
+    }
     let st = if !tf && SafeTensors::head(path, HDF5_MAGIC.len())? == HDF5_MAGIC {
         match &model {
             Model::RcnnSat(m) => ventral_models::rcnn_sat::keras::read(path, &m.config)?,
@@ -54,28 +63,20 @@ pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     } else {
         SafeTensors::read(path)?
     };
-    if tf {
-        return match model {
-            Model::ConvRnn(m) => {
-                let named = ventral_models::convrnn::tf_weights::from_tensorflow(&m, &st)?;
-                Ok(Model::ConvRnn(params::load_named(m, &named).map_err(
-                    |e| {
-                        file_err(
-                            path.display(),
-                            format!("mapped from TensorFlow's names: {e}"),
-                        )
-                    },
-                )?))
-            }
-            _ => Err(file_err(
-                path.display(),
-                "a TensorFlow checkpoint, under TensorFlow's names and layouts (`ventral inspect` \
-                 lists them): ventral maps TensorFlow's names for the convrnns zoo's ConvRNNs \
-                 (kind = \"convrnn\" from a convrnns model JSON or preset) only",
-            )),
-        };
+    match model {
+        Model::ConvRnn(m) if tf => {
+            let named = ventral_models::convrnn::tf_weights::from_tensorflow(&m, &st)?;
+            Ok(Model::ConvRnn(params::load_named(m, &named).map_err(
+                |e| {
+                    file_err(
+                        path.display(),
+                        format!("mapped from TensorFlow's names: {e}"),
+                    )
+                },
+            )?))
+        }
+        model => Ok(params::load(model, &st)?),
     }
-    Ok(params::load(model, &st)?)
 }
 
 /// [`load_weights`] for running a model as it was trained: a convrnns TensorFlow checkpoint
