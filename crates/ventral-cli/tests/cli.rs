@@ -312,6 +312,69 @@ fn two_writers_into_one_output_one_fails_cleanly() {
     assert!(!d.path().join(".stim.lock").exists());
 }
 
+/// `ventral bench --profile` on a burn-built model (the CPU-sized median-cell ConvRNN): one
+/// unsharded inference pass timed per node and kind of operation, every convolution with its
+/// shape and operation count; each node's step is its operations plus its "other" time, and
+/// the nodes' steps fit in the pass.
+#[test]
+fn bench_profiles_a_convrnn_forward_pass() {
+    let o = ventral(&[
+        "bench",
+        "--models",
+        "rgc_intermediate_cpu",
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--profile",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &v["rgc_intermediate_cpu"]["forward_profile"];
+    let pass = p["pass_s"].as_f64().unwrap();
+    let rows = p["rows"].as_array().unwrap();
+    let nodes: Vec<&str> = v["rgc_intermediate_cpu"]["config"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    let kind = |r: &serde_json::Value| r["kind"].as_str().unwrap().to_string();
+    let secs = |r: &serde_json::Value| r["seconds"].as_f64().unwrap();
+    let mut steps = 0.0;
+    for r in rows {
+        let node = r["node"].as_str().unwrap();
+        assert!(nodes.contains(&node), "{r} names no node of {nodes:?}");
+        if kind(r).starts_with("conv") {
+            assert!(r["flops"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["detail"].as_str().unwrap().contains(" on "), "{r}");
+        }
+        if kind(r) == "node step" {
+            steps += secs(r);
+            let inside: f64 = rows
+                .iter()
+                .filter(|q| q["node"] == r["node"] && kind(q) != "node step")
+                .map(secs)
+                .sum();
+            assert!(
+                (inside - secs(r)).abs() <= 1e-6 + 1e-9 * secs(r),
+                "{r}: {inside}"
+            );
+        }
+    }
+    assert!(steps > 0.0 && steps <= pass, "{steps} of {pass}");
+    // The median cell's depthwise convolutions are timed with their group count.
+    assert!(
+        rows.iter().any(
+            |r| kind(r).starts_with("conv") && r["detail"].as_str().unwrap().contains("groups")
+        ),
+        "{p}"
+    );
+}
+
 /// `ventral bench`: the JSON names the device and the engine `auto` resolved to; the burn
 /// engine on cpu times a step; a GPU device in a build without its feature, the native engine
 /// off the CPU and `--winograd` off the native engine are refused with exit 2.

@@ -121,10 +121,12 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    let geometry = engine_geometry(&x, &weight, &options);
+    let _p = conv_scope(&x, &weight, &options, geometry.is_some());
     if let Some(dt) = crate::precision::active() {
         return crate::precision::conv2d_in(dt, x, weight, bias, options);
     }
-    match engine_geometry(&x, &weight, &options) {
+    match geometry {
         Some(g) => {
             let co = weight.dims()[0];
             let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([co], &weight.device()));
@@ -141,11 +143,43 @@ pub fn conv2d(
     }
 }
 
+/// The profile's scope of a convolution ([`crate::profile`]): its kind, shape and operations.
+fn conv_scope(
+    x: &Tensor<4>,
+    w: &Tensor<4>,
+    o: &ConvOptions<2>,
+    engine: bool,
+) -> crate::profile::Scope {
+    use crate::profile as p;
+    let kind = if engine { p::CONV_ENGINE } else { p::CONV_BURN };
+    p::scope(kind, || {
+        let [b, ci, h, wd] = x.dims();
+        let [co, cig, kh, kw] = w.dims();
+        let out = |n: usize, k: usize, a: usize| {
+            let (pb, pe) = o.padding[a];
+            let span = o.dilation[a] * (k.max(1) - 1) + 1;
+            (n + pb + pe).saturating_sub(span) / o.stride[a].max(1) + 1
+        };
+        let (ho, wo) = (out(h, kh, 0), out(wd, kw, 1));
+        let groups = if o.groups > 1 {
+            format!(" groups {}", o.groups)
+        } else {
+            String::new()
+        };
+        let d = format!(
+            "{ci}→{co} {kh}×{kw}/{} on {h}×{wd}{groups}, batch {b}",
+            o.stride[0]
+        );
+        (d, p::conv_flops([b, co, ho, wo], cig, [kh, kw]))
+    })
+}
+
 /// ELU (`x` for `x > 0`, `α(eˣ − 1)` otherwise) as one fused operation on the Flex CPU
 /// device in float32 (backward: `dy` where `y > 0`, `dy·(y + α)` elsewhere — PyTorch's
 /// `elu_backward` on the output, slope α at exactly 0); burn's `activation::elu` (a
 /// composition of elementwise operations, the same values and slopes) elsewhere.
 pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
+    let _p = crate::profile::scope(crate::profile::ACTIVATION, Default::default);
     if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
         let y = <Dispatch as EngineOps>::engine_elu(x.into_dispatch(), alpha);
         Tensor::<D>::from_dispatch(y)
@@ -161,6 +195,7 @@ pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
 /// relative of float64; backward `dy·y(1 − y)` from the output) on the Flex CPU device in
 /// float32; burn's `activation::sigmoid` elsewhere.
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let _p = crate::profile::scope(crate::profile::ACTIVATION, Default::default);
     if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
         Tensor::<D>::from_dispatch(<Dispatch as EngineOps>::engine_sigmoid(x.into_dispatch()))
     } else {
@@ -172,6 +207,7 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// float64; backward `dy·(1 − y²)` from the output) on the Flex CPU device in float32; burn's
 /// `tanh` elsewhere.
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let _p = crate::profile::scope(crate::profile::ACTIVATION, Default::default);
     if enabled() && x.dtype() == DType::F32 && on_flex(&x.device()) {
         Tensor::<D>::from_dispatch(<Dispatch as EngineOps>::engine_tanh(x.into_dispatch()))
     } else {
@@ -188,6 +224,7 @@ pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// # Shapes
 /// - `x`: `[B, C, H, W]` → `[B, C, Ho, Wo]`.
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let _p = crate::profile::scope(crate::profile::POOL, Default::default);
     let [_, _, h, w] = x.dims();
     let fits = enabled()
         && options.kernel_size == [2, 2]
@@ -217,6 +254,7 @@ pub fn gated_sum<const D: usize>(
     (b, q): (Tensor<D>, Tensor<D>),
     k: [f64; 4],
 ) -> Tensor<D> {
+    let _p = crate::profile::scope(crate::profile::GATED_SUM, Default::default);
     let same_shape = a.dims() == p.dims() && a.dims() == b.dims() && a.dims() == q.dims();
     let f32_flex = [&a, &p, &b, &q]
         .iter()

@@ -19,6 +19,7 @@ pub mod model;
 pub mod output;
 pub mod params;
 pub mod precision;
+pub mod profile;
 pub mod rcnn_sat;
 pub mod registry;
 pub mod shards;

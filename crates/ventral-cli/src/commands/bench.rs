@@ -464,6 +464,13 @@ fn bench_registered(
         Ok(())
     })?;
     stages.mark("inference timed");
+    let forward_profile = if a.profile {
+        let p = forward_profile(&model, &x, t_last)?;
+        stages.mark("forward profiled");
+        p
+    } else {
+        serde_json::Value::Null
+    };
     let ad = base.clone().autodiff();
     let mut model = Some(Model::init_seeded(&cfg, &ad, 0)?);
     let mut opt = Optimizer::new(OptimizerConfig::default());
@@ -539,7 +546,85 @@ fn bench_registered(
         "infer_images_per_s": b as f64 / infer,
         "config": cfg,
         "vs_cpu": vs_cpu,
+        "forward_profile": forward_profile,
     }))
+}
+
+/// One inference pass over the whole batch in one piece (not data-parallel shards, so each
+/// operation's wall time is its own) with [`ventral_models::profile`] on: the pass's seconds and
+/// its time per node, kind of operation and convolution shape.
+fn forward_profile(model: &Model, x: &Tensor<4>, t_last: usize) -> Result<serde_json::Value> {
+    use ventral_models::engine_ops::on_pool;
+    use ventral_models::profile;
+    let pass = || -> Result<()> {
+        let o = model.forward(x.clone());
+        read_f32(&o.log_probs[t_last], "the log-probabilities")?;
+        Ok(())
+    };
+    on_pool(pass)?;
+    profile::enable(true);
+    let t = Instant::now();
+    let ran = on_pool(pass);
+    let seconds = t.elapsed().as_secs_f64();
+    let rows = profile::rows();
+    profile::enable(false);
+    ran?;
+    Ok(json!({"pass_s": seconds, "rows": rows}))
+}
+
+/// [`forward_profile`]'s summary: time per kind of operation, per node, and the costliest
+/// convolution shapes with their GFLOP/s (and share of `peak`, the machine's FMA peak).
+fn print_forward_profile(p: &serde_json::Value, peak: Option<f64>) {
+    use ventral_models::profile::{NODE, Row};
+    let Ok(rows) = serde_json::from_value::<Vec<Row>>(p["rows"].clone()) else {
+        return;
+    };
+    let pass = p["pass_s"].as_f64().unwrap_or(0.0);
+    let share = |s: f64| if pass > 0.0 { 100.0 * s / pass } else { 0.0 };
+    // Seconds summed under `key`, largest first, as "key share%".
+    let by = |key: &dyn Fn(&Row) -> Option<String>| {
+        let mut m: std::collections::BTreeMap<String, f64> = Default::default();
+        for r in &rows {
+            if let Some(k) = key(r) {
+                *m.entry(k).or_default() += r.seconds;
+            }
+        }
+        let mut v: Vec<(String, f64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let v: Vec<String> = v
+            .iter()
+            .map(|(k, s)| format!("{k} {:.0}%", share(*s)))
+            .collect();
+        v.join(", ")
+    };
+    println!("  forward profile: one pass of the whole batch, {pass:.3} s");
+    println!(
+        "    by kind: {}",
+        by(&|r| (r.kind != NODE).then(|| r.kind.clone()))
+    );
+    println!(
+        "    by node: {}",
+        by(&|r| (r.kind == NODE).then(|| r.node.clone()))
+    );
+    println!(
+        "    {:<10} {:<24} {:<44} {:>6} {:>9} {:>8}",
+        "node", "conv", "shape", "calls", "ms", "GFLOP/s"
+    );
+    for r in rows.iter().filter(|r| r.kind.starts_with("conv")).take(12) {
+        let g = r.gflops();
+        let pk = peak
+            .map(|p| format!(" ({:.0}%)", 100.0 * g / p))
+            .unwrap_or_default();
+        println!(
+            "    {:<10} {:<24} {:<44} {:>6} {:>9.1} {:>8.1}{pk}",
+            r.node,
+            r.kind,
+            r.detail,
+            r.calls,
+            1e3 * r.seconds,
+            g
+        );
+    }
 }
 
 /// The machine's float32 peak: measured — independent multiply-add chains on every thread
@@ -918,6 +1003,10 @@ pub fn run(mut a: Args) -> Result<()> {
         stages.done(&r);
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            let print_profile = || {
+                let peak = bound(out.get("peak"), &a).map(|(p, _)| p);
+                print_forward_profile(&r["forward_profile"], peak);
+            };
             println!(
                 "{} ({}{}): T={} batch {}: train {:.2} images/s ({:.3} s/batch), inference {:.2} images/s ({:.3} s/batch), {} parameters",
                 e.name,
@@ -940,6 +1029,7 @@ pub fn run(mut a: Args) -> Result<()> {
                         .unwrap_or(f64::NAN)
                 );
             }
+            print_profile();
         }
         out.insert(e.name.into(), r);
     }

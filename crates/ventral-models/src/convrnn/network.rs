@@ -274,6 +274,7 @@ impl ConvRnn {
                 }
                 cur_ver[i] = fresh;
                 fresh += 1;
+                let _node = crate::profile::node(&spec.name);
                 let (resize_on, align_corners) = match spec.harbor_policy {
                     HarborSpec::ResizeConcat { align_corners } => (true, align_corners),
                     HarborSpec::Identity {} => (false, false),

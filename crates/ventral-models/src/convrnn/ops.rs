@@ -374,6 +374,7 @@ impl LayerNormC {
     }
     /// `[batch, C, H, W]` → same.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let _p = crate::profile::scope(crate::profile::LAYER_NORM, Default::default);
         let n = if self.per_image {
             // Means over C, H, W as nested means of equal-sized groups (no reshape: the
             // gates arrive as channel slices of one convolution's output).
@@ -450,6 +451,7 @@ pub fn resize(x: Tensor<4>, oh: usize, ow: usize, align_corners: bool) -> Tensor
     if h == oh && w == ow {
         return x;
     }
+    let _p = crate::profile::scope(crate::profile::RESIZE, Default::default);
     let device = x.device();
     let m = if align_corners {
         resize_matrix_align_corners
