@@ -9,9 +9,9 @@
 //! for 8-aligned maps avoid the unfolded input altogether (docs/performance.md). Every model
 //! built on burn tensors (the ConvRNN family, rcnn-sat) gets them through [`conv2d`], which takes the
 //! engine path where it applies — a Flex device (with or without autodiff), float32, one group,
-//! no dilation, a square kernel, equal strides and symmetric equal padding — and burn's own
-//! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions, asymmetric `same`
-//! padding of even kernels). Same mathematics; float32 sums in a different order (the tests
+//! no dilation, a square kernel and equal strides; padding beyond the least of the four sides
+//! (TensorFlow's `same` for even kernels) is added to the input as zeros — and burn's own
+//! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions). Same mathematics; float32 sums in a different order (the tests
 //! compare both paths and the gradients on random shapes).
 //!
 //! The engine's layout is channel-major `[C][B][H][W]`; burn's is `[B][C][H][W]`: inputs and
@@ -127,7 +127,14 @@ pub fn conv2d(
         return crate::precision::conv2d_in(dt, x, weight, bias, options);
     }
     match geometry {
-        Some(g) => {
+        Some((g, extra)) => {
+            // Asymmetric padding (TensorFlow's `same` for even kernels): the part beyond the
+            // symmetric `g.pad` as explicit zeros (autodiff slices it off the input gradient).
+            let x = if extra == [(0, 0); 2] {
+                x
+            } else {
+                x.pad(extra, burn::tensor::ops::PadMode::Constant(0.0))
+            };
             let co = weight.dims()[0];
             let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([co], &weight.device()));
             let out = <Dispatch as EngineOps>::engine_conv2d(
@@ -401,8 +408,14 @@ pub fn uses_engine(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) 
     engine_geometry(x, weight, options).is_some()
 }
 
-/// The engine geometry of a convolution, `None` where the engine does not apply.
-fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<Geom> {
+/// The engine geometry of a convolution (its symmetric padding the least of the four sides)
+/// and the padding beyond it, `(begin, end)` per axis, that the input takes explicitly;
+/// `None` where the engine does not apply.
+fn engine_geometry(
+    x: &Tensor<4>,
+    w: &Tensor<4>,
+    o: &ConvOptions<2>,
+) -> Option<(Geom, [(usize, usize); 2])> {
     // Every CPU: where the engine's own AVX2 / AVX-512 kernels do not run (other
     // architectures, `VENTRAL_SIMD=baseline`) its convolutions take the blocked GEMM path
     // (the `gemm` crate's micro-kernels, NEON on aarch64), still in a fixed summation order.
@@ -411,7 +424,10 @@ fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<G
     }
     let [co, ci, kh, kw] = w.dims();
     let [_, xc, h, wd] = x.dims();
-    let (p, s) = (o.padding[0].0, o.stride[0]);
+    let s = o.stride[0];
+    let [(t, b), (l, r)] = o.padding;
+    let p = t.min(b).min(l).min(r);
+    let extra = [(t - p, b - p), (l - p, r - p)];
     let fits = o.groups == 1
         && o.dilation == [1, 1]
         && kh == kw
@@ -419,14 +435,13 @@ fn engine_geometry(x: &Tensor<4>, w: &Tensor<4>, o: &ConvOptions<2>) -> Option<G
         && co > 0
         && o.stride[1] == s
         && s > 0
-        && o.padding.iter().all(|&(a, b)| a == p && b == p)
-        && h + 2 * p >= kh
-        && wd + 2 * p >= kw
+        && h + t + b >= kh
+        && wd + l + r >= kw
         && x.dtype() == DType::F32
         && w.dtype() == DType::F32
         && on_flex(&x.device())
         && on_flex(&w.device());
-    fits.then_some(Geom { stride: s, pad: p })
+    fits.then_some((Geom { stride: s, pad: p }, extra))
 }
 
 /// Flex (burn's CPU backend), directly or under autodiff.

@@ -4,8 +4,8 @@
 //! and the bias; batch 1, k = 1, 3, 5, 7, stride 1 and 2, padding 0 … k/2, maps whose width is
 //! and is not a multiple of 8 (the direct kernels and the im2col path), channel counts beyond
 //! the thin-layer limit, inputs that are strided views, untracked inputs (a frame) and the
-//! plain (non-autodiff) Flex device. Cases the engine does not take (groups, dilation,
-//! asymmetric padding, float64) must fall back to burn and say so. The fused `elu`, `sigmoid`
+//! plain (non-autodiff) Flex device, asymmetric padding (even kernels: explicit zeros, then the
+//! engine). Cases the engine does not take (groups, dilation, float64) must fall back to burn and say so. The fused `elu`, `sigmoid`
 //! and `tanh` against burn's in float64: values and gradients, strided views, values at and
 //! around 0 and far below it.
 
@@ -27,6 +27,8 @@ struct Case {
     k: usize,
     stride: usize,
     pad: usize,
+    /// Padding beyond `pad`, `(begin, end)` per axis (TensorFlow's `same` for even kernels).
+    extra: [(usize, usize); 2],
     h: usize,
     w: usize,
     bias: bool,
@@ -35,11 +37,23 @@ struct Case {
 }
 
 impl Case {
-    fn out(&self, n: usize) -> usize {
-        (n + 2 * self.pad - self.k) / self.stride + 1
+    fn out_h(&self) -> usize {
+        let [(t, b), _] = self.extra;
+        (self.h + 2 * self.pad + t + b - self.k) / self.stride + 1
+    }
+    fn out_w(&self) -> usize {
+        let [_, (l, r)] = self.extra;
+        (self.w + 2 * self.pad + l + r - self.k) / self.stride + 1
     }
     fn opts(&self) -> ConvOptions<2> {
-        ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], 1)
+        let [(t, b), (l, r)] = self.extra;
+        let p = self.pad;
+        ConvOptions::new_with_padding(
+            [self.stride; 2],
+            [(p + t, p + b), (p + l, p + r)],
+            [1, 1],
+            1,
+        )
     }
 }
 
@@ -100,7 +114,7 @@ fn run(c: &Case, x: &[f32], w: &[f32], b: &[f32], g: &[f32], engine: bool) -> [V
     let bt = on_side(b.to_vec(), [c.co], &dev, engine)
         .detach()
         .require_grad();
-    let (ho, wo) = (c.out(c.h), c.out(c.w));
+    let (ho, wo) = (c.out_h(), c.out_w());
     let gt = on_side(g.to_vec(), [c.batch, c.co, ho, wo], &dev, engine);
     let bias = c.bias.then(|| bt.clone());
     if engine {
@@ -141,7 +155,7 @@ fn run(c: &Case, x: &[f32], w: &[f32], b: &[f32], g: &[f32], engine: bool) -> [V
 }
 
 fn random_case(rng: &mut SplitMix) -> Case {
-    let k = [1, 3, 5, 7][rng.range(0, 3)];
+    let k = [1, 2, 3, 5, 7][rng.range(0, 4)];
     let stride = rng.range(1, 2);
     let pad = rng.range(0, k / 2);
     let side = |rng: &mut SplitMix| {
@@ -160,6 +174,16 @@ fn random_case(rng: &mut SplitMix) -> Case {
         k,
         stride,
         pad,
+        // A quarter of the cases (all with even kernels) padded asymmetrically: the extra
+        // zeros go in explicitly, the rest runs on the engine.
+        extra: if k % 2 == 0 || rng.range(0, 3) == 0 {
+            [
+                (rng.range(0, 1), rng.range(0, 2)),
+                (rng.range(0, 1), rng.range(0, 2)),
+            ]
+        } else {
+            [(0, 0); 2]
+        },
         h,
         w,
         bias: rng.range(0, 2) > 0,
@@ -179,6 +203,7 @@ fn engine_conv_matches_burn_with_gradients() {
         k: 7,
         stride: 2,
         pad: 3,
+        extra: [(0, 0); 2],
         h: 64,
         w: 64,
         bias: true,
@@ -191,13 +216,14 @@ fn engine_conv_matches_burn_with_gradients() {
         k: 3,
         stride: 1,
         pad: 1,
+        extra: [(0, 0); 2],
         h: 16,
         w: 16,
         bias: true,
         strided: false,
     });
     for c in &cases {
-        let (ho, wo) = (c.out(c.h), c.out(c.w));
+        let (ho, wo) = (c.out_h(), c.out_w());
         let x = rng.normals(c.batch * c.ci * c.h * c.w);
         let w = rng.normals(c.co * c.ci * c.k * c.k);
         let b = rng.normals(c.co);
@@ -225,6 +251,7 @@ fn untracked_input_and_plain_device() {
         k: 3,
         stride: 1,
         pad: 1,
+        extra: [(0, 0); 2],
         h: 16,
         w: 16,
         bias: true,
@@ -268,8 +295,9 @@ fn other_convolutions_fall_back_to_burn() {
         &Tensor::<4>::zeros([4, 1, 3, 3], &dev),
         &grouped
     ));
+    // TensorFlow's `same` for an even kernel: the extra row and column go in as zeros.
     let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (0, 1)], [1, 1], 1);
-    assert!(!uses_engine(
+    assert!(uses_engine(
         &x,
         &Tensor::<4>::zeros([4, 4, 2, 2], &dev),
         &asymmetric
