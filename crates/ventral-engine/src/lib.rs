@@ -13,6 +13,7 @@ mod amx_conv;
 pub mod bf16;
 pub mod blt;
 pub mod conv;
+pub mod depthwise;
 pub mod kernel;
 pub mod lanes;
 pub mod mat;

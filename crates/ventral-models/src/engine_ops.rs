@@ -108,6 +108,18 @@ pub trait EngineOps: Backend {
         stride: usize,
         pad: usize,
     ) -> FloatTensor<Self>;
+
+    /// `y = conv(x, w) + b` depthwise (one `k × k` filter per channel), stride 1, zero padding
+    /// `pad < k` on every side.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, C, H, W]`, `w`: `[C, 1, k, k]`, `b`: `[C]` → `[B, C, Ho, Wo]`.
+    fn engine_depthwise2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        pad: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// `conv2d` as burn's, on the engine's kernels where they apply (see the module docs).
@@ -122,19 +134,32 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     let geometry = engine_geometry(&x, &weight, &options);
-    let _p = conv_scope(&x, &weight, &options, geometry.is_some());
+    let depthwise = depthwise_geometry(&x, &weight, &options);
+    let _p = conv_scope(
+        &x,
+        &weight,
+        &options,
+        geometry.is_some(),
+        depthwise.is_some(),
+    );
     if let Some(dt) = crate::precision::active() {
         return crate::precision::conv2d_in(dt, x, weight, bias, options);
     }
+    if let Some((pad, extra)) = depthwise {
+        let x = pad_extra(x, extra);
+        let c = weight.dims()[0];
+        let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([c], &weight.device()));
+        let out = <Dispatch as EngineOps>::engine_depthwise2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            b.into_dispatch(),
+            pad,
+        );
+        return Tensor::<4>::from_dispatch(out);
+    }
     match geometry {
         Some((g, extra)) => {
-            // Asymmetric padding (TensorFlow's `same` for even kernels): the part beyond the
-            // symmetric `g.pad` as explicit zeros (autodiff slices it off the input gradient).
-            let x = if extra == [(0, 0); 2] {
-                x
-            } else {
-                x.pad(extra, burn::tensor::ops::PadMode::Constant(0.0))
-            };
+            let x = pad_extra(x, extra);
             let co = weight.dims()[0];
             let b = bias.unwrap_or_else(|| Tensor::<1>::zeros([co], &weight.device()));
             let out = <Dispatch as EngineOps>::engine_conv2d(
@@ -150,15 +175,30 @@ pub fn conv2d(
     }
 }
 
+/// Asymmetric padding (TensorFlow's `same` for even kernels): the part beyond the engine's
+/// symmetric padding as explicit zeros (autodiff slices it off the input gradient).
+fn pad_extra(x: Tensor<4>, extra: [(usize, usize); 2]) -> Tensor<4> {
+    if extra == [(0, 0); 2] {
+        x
+    } else {
+        x.pad(extra, burn::tensor::ops::PadMode::Constant(0.0))
+    }
+}
+
 /// The profile's scope of a convolution ([`crate::profile`]): its kind, shape and operations.
 fn conv_scope(
     x: &Tensor<4>,
     w: &Tensor<4>,
     o: &ConvOptions<2>,
     engine: bool,
+    depthwise: bool,
 ) -> crate::profile::Scope {
     use crate::profile as p;
-    let kind = if engine { p::CONV_ENGINE } else { p::CONV_BURN };
+    let kind = match (engine, depthwise) {
+        (true, _) => p::CONV_ENGINE,
+        (_, true) => p::CONV_DEPTHWISE,
+        _ => p::CONV_BURN,
+    };
     p::scope(kind, || {
         let [b, ci, h, wd] = x.dims();
         let [co, cig, kh, kw] = w.dims();
@@ -408,6 +448,12 @@ pub fn uses_engine(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) 
     engine_geometry(x, weight, options).is_some()
 }
 
+/// Whether [`conv2d`] runs this convolution on the engine's depthwise kernels
+/// ([`ventral_engine::depthwise`]).
+pub fn uses_depthwise(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    depthwise_geometry(x, weight, options).is_some()
+}
+
 /// The engine geometry of a convolution (its symmetric padding the least of the four sides)
 /// and the padding beyond it, `(begin, end)` per axis, that the input takes explicitly;
 /// `None` where the engine does not apply.
@@ -426,8 +472,7 @@ fn engine_geometry(
     let [_, xc, h, wd] = x.dims();
     let s = o.stride[0];
     let [(t, b), (l, r)] = o.padding;
-    let p = t.min(b).min(l).min(r);
-    let extra = [(t - p, b - p), (l - p, r - p)];
+    let (p, extra) = split_padding(o);
     let fits = o.groups == 1
         && o.dilation == [1, 1]
         && kh == kw
@@ -442,6 +487,51 @@ fn engine_geometry(
         && on_flex(&x.device())
         && on_flex(&w.device());
     fits.then_some((Geom { stride: s, pad: p }, extra))
+}
+
+/// The least padding of the four sides (what the engine pads symmetrically) and the rest,
+/// `(begin, end)` per axis.
+fn split_padding(o: &ConvOptions<2>) -> (usize, [(usize, usize); 2]) {
+    let [(t, b), (l, r)] = o.padding;
+    let p = t.min(b).min(l).min(r);
+    (p, [(t - p, b - p), (l - p, r - p)])
+}
+
+/// The engine's depthwise geometry of a convolution (its symmetric padding and the explicit
+/// rest, as [`engine_geometry`]): one filter per channel (`groups = Ci = Co`), square, stride
+/// 1, no dilation, padding less than the kernel, float32 on Flex; `None` otherwise.
+fn depthwise_geometry(
+    x: &Tensor<4>,
+    w: &Tensor<4>,
+    o: &ConvOptions<2>,
+) -> Option<(usize, [(usize, usize); 2])> {
+    if !enabled() {
+        return None;
+    }
+    let [co, cig, kh, kw] = w.dims();
+    let [_, ci, h, wd] = x.dims();
+    let (p, extra) = split_padding(o);
+    let [(t, b), (l, r)] = o.padding;
+    let fits = o.groups == ci
+        && ci == co
+        && ci > 1
+        && cig == 1
+        && kh == kw
+        && o.stride == [1, 1]
+        && o.dilation == [1, 1]
+        && ventral_engine::depthwise::Depthwise::new(
+            ci,
+            kh,
+            p,
+            h + t + b - 2 * p,
+            wd + l + r - 2 * p,
+        )
+        .is_some()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && on_flex(&x.device())
+        && on_flex(&w.device());
+    fits.then_some((p, extra))
 }
 
 /// Flex (burn's CPU backend), directly or under autodiff.
@@ -563,7 +653,101 @@ fn backward_flex(
     [dx, dw, db]
 }
 
+/// The depthwise geometry of `x` and `w` (checked by [`depthwise_geometry`]).
+fn depthwise_of(xd: &[usize], wd: &[usize], pad: usize) -> ventral_engine::depthwise::Depthwise {
+    ventral_engine::depthwise::Depthwise::new(xd[1], wd[2], pad, xd[2], xd[3])
+        .expect("depthwise geometry checked by depthwise_geometry")
+}
+
+/// A `[B, C, H, W]` tensor's elements as planes ([`ventral_engine::depthwise::Planes`]): read in
+/// place where each `H × W` plane is dense in the storage (a contiguous tensor, or a slice of
+/// its channels: a cell's gates sliced from one convolution's output), else from a contiguous
+/// copy. Returns the dims, the elements and `(offset, batch stride, channel stride)`.
+fn plane_parts(t: &FlexTensor) -> ([usize; 4], std::borrow::Cow<'_, [f32]>, [usize; 3]) {
+    let l = t.layout();
+    let d = l.shape().to_vec();
+    let dims = [d[0], d[1], d[2], d[3]];
+    let st = l.strides();
+    let dense_planes = st.len() == 4
+        && st[3] == 1
+        && st[2] == dims[3] as isize
+        && st[0] >= 0
+        && st[1] >= 0
+        && t.dtype() == DType::F32;
+    if dense_planes {
+        let at = [l.start_offset(), st[0] as usize, st[1] as usize];
+        return (dims, std::borrow::Cow::Borrowed(t.storage::<f32>()), at);
+    }
+    let (_, v) = f32_parts(t);
+    let hw = dims[2] * dims[3];
+    (dims, v, [0, dims[1] * hw, hw])
+}
+
+/// [`plane_parts`]' elements and strides as [`ventral_engine::depthwise::Planes`].
+fn planes<'a>(v: &'a [f32], at: [usize; 3]) -> ventral_engine::depthwise::Planes<'a> {
+    ventral_engine::depthwise::Planes {
+        data: v,
+        offset: at[0],
+        batch_stride: at[1],
+        channel_stride: at[2],
+    }
+}
+
+/// Forward of [`EngineOps::engine_depthwise2d`] on Flex tensors (the bias added as each output
+/// is stored).
+fn depthwise_forward_flex(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    b: &FlexTensor,
+    pad: usize,
+) -> FlexTensor {
+    let (xd, xs, xat) = plane_parts(x);
+    let (wd, ws) = f32_parts(w);
+    let (_, bs) = f32_parts(b);
+    let d = depthwise_of(&xd, &wd, pad);
+    let batch = xd[0];
+    let mut y = vec![0.0f32; batch * d.c * d.ho() * d.wo()];
+    d.forward(&ws, &bs, planes(&xs, xat), batch, &mut y);
+    flex(y, [batch, d.c, d.ho(), d.wo()])
+}
+
+/// Gradients `(dx, dw, db)` of [`depthwise_forward_flex`] given `dy`; each only when asked for.
+fn depthwise_backward_flex(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    dy: &FlexTensor,
+    pad: usize,
+    want: [bool; 3],
+) -> [Option<FlexTensor>; 3] {
+    let (xd, xs, xat) = plane_parts(x);
+    let (wd, ws) = f32_parts(w);
+    let (_, dys, dyat) = plane_parts(dy);
+    let d = depthwise_of(&xd, &wd, pad);
+    let batch = xd[0];
+    let dx = want[0].then(|| {
+        let mut dx = vec![0.0f32; batch * d.c * d.h * d.w];
+        d.backward_data(&ws, planes(&dys, dyat), batch, &mut dx);
+        flex(dx, xd)
+    });
+    let dw = want[1].then(|| {
+        let mut dw = vec![0.0f32; ws.len()];
+        d.backward_weight(planes(&xs, xat), planes(&dys, dyat), batch, &mut dw);
+        flex(dw, [wd[0], wd[1], wd[2], wd[3]])
+    });
+    let db = want[2].then(|| {
+        let (_, dyc) = f32_parts(dy);
+        let mut db = vec![0.0f32; d.c];
+        bias_grad_nchw(&dyc, &mut db, batch);
+        FlexTensor::from_data(TensorData::new(db, [d.c]))
+    });
+    [dx, dw, db]
+}
+
 impl EngineOps for Flex {
+    fn engine_depthwise2d(x: FlexTensor, w: FlexTensor, b: FlexTensor, pad: usize) -> FlexTensor {
+        depthwise_forward_flex(&x, &w, &b, pad)
+    }
+
     fn engine_elu(x: FlexTensor, alpha: f64) -> FlexTensor {
         act_flex(&x, Act::Elu(alpha as f32))
     }
@@ -697,6 +881,28 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
+/// The backward step of [`EngineOps::engine_depthwise2d`] under autodiff.
+#[derive(Debug)]
+struct DepthwiseBackward;
+
+impl Backward<Flex, 3> for DepthwiseBackward {
+    /// The input and the weights (shared storage, not copies) and the padding.
+    type State = (FlexTensor, FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [px, pw, pb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w, pad) = ops.state;
+        let want = [px.is_some(), pw.is_some(), pb.is_some()];
+        let [dx, dw, db] = depthwise_backward_flex(&x, &w, &dy, pad, want);
+        for (parent, grad) in [(px, dx), (pw, dw), (pb, db)] {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
 /// The backward step of the activations ([`EngineOps::engine_elu`], `engine_sigmoid`,
 /// `engine_tanh`) under autodiff, from the output.
 #[derive(Debug)]
@@ -776,6 +982,24 @@ fn act_autodiff<C: CheckpointStrategy>(
 }
 
 impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
+    fn engine_depthwise2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let prep = DepthwiseBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let (xp, wp, bp) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        let y = depthwise_forward_flex(&xp, &wp, &bp, pad);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, pad), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn engine_gated_sum(
         a: FloatTensor<Self>,
         p: FloatTensor<Self>,

@@ -5,7 +5,8 @@
 //! and is not a multiple of 8 (the direct kernels and the im2col path), channel counts beyond
 //! the thin-layer limit, inputs that are strided views, untracked inputs (a frame) and the
 //! plain (non-autodiff) Flex device, asymmetric padding (even kernels: explicit zeros, then the
-//! engine). Cases the engine does not take (groups, dilation, float64) must fall back to burn and say so. The fused `elu`, `sigmoid`
+//! engine), depthwise convolutions (the engine's depthwise kernels). Cases the engine does not
+//! take (other groups, strided depthwise, dilation, float64) must fall back to burn and say so. The fused `elu`, `sigmoid`
 //! and `tanh` against burn's in float64: values and gradients, strided views, values at and
 //! around 0 and far below it.
 
@@ -14,7 +15,9 @@
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
-use ventral_models::engine_ops::{conv2d, elu, frame_cache_hits, sigmoid, tanh, uses_engine};
+use ventral_models::engine_ops::{
+    conv2d, elu, frame_cache_hits, sigmoid, tanh, uses_depthwise, uses_engine,
+};
 
 mod common;
 use common::{SplitMix, max_rel};
@@ -280,6 +283,106 @@ fn untracked_input_and_plain_device() {
     assert!(max_rel(&to_vec(y), &reference[0]) < 2e-5);
 }
 
+/// Depthwise convolutions (one filter per channel, `groups = Ci = Co`) on the engine's
+/// kernels against burn's grouped convolution in float64: outputs and the gradients of
+/// `Σ y·g` for the input, the weights and the bias, on random shapes — maps narrower and wider
+/// than a vector, k = 2 … 7, padding 0 … k − 1, TensorFlow's asymmetric `same` for even
+/// kernels, batch 1 … 3, with and without bias, inputs that are slices of channels.
+#[test]
+fn depthwise_conv_matches_burn_with_gradients() {
+    let mut rng = SplitMix::new(33);
+    for case in 0..30 {
+        let k = [2, 3, 5, 7][rng.range(0, 3)];
+        let pad = rng.range(0, k - 1);
+        let extra = if k % 2 == 0 {
+            [(0, rng.range(0, 1)), (0, rng.range(0, 1))]
+        } else {
+            [(0, 0); 2]
+        };
+        let c = [2, 3, 16, 17][rng.range(0, 3)];
+        let batch = rng.range(1, 3);
+        let h = rng.range(k.saturating_sub(2 * pad).max(1), 20);
+        let w = rng.range(k.saturating_sub(2 * pad).max(1), 40);
+        let bias = rng.range(0, 1) == 1;
+        let [(t, b), (l, r)] = extra;
+        let opts = ConvOptions::new_with_padding(
+            [1, 1],
+            [(pad + t, pad + b), (pad + l, pad + r)],
+            [1, 1],
+            c,
+        );
+        let (ho, wo) = (h + 2 * pad + t + b + 1 - k, w + 2 * pad + l + r + 1 - k);
+        // Every other case reads a slice of channels of a larger tensor in place.
+        let view = case % 2 == 1;
+        let cx = if view { c + 3 } else { c };
+        let x = rng.normals(batch * cx * h * w);
+        let wt = rng.normals(c * k * k);
+        let bv = rng.normals(c);
+        let g = rng.normals(batch * c * ho * wo);
+        let run = |engine: bool| -> [Vec<f32>; 4] {
+            let dev = Device::flex().autodiff();
+            let leaf = |v: &[f32], shape: [usize; 4]| {
+                on_side(v.to_vec(), shape, &dev, engine)
+                    .detach()
+                    .require_grad()
+            };
+            let xt = leaf(&x, [batch, cx, h, w]);
+            let xin = if view {
+                xt.clone().narrow(1, 2, c)
+            } else {
+                xt.clone()
+            };
+            let wt = leaf(&wt, [c, 1, k, k]);
+            let bt = on_side(bv.clone(), [c], &dev, engine)
+                .detach()
+                .require_grad();
+            let gt = on_side(g.clone(), [batch, c, ho, wo], &dev, engine);
+            let y = if engine {
+                assert!(
+                    uses_depthwise(&xin, &wt, &opts),
+                    "case {case}: not on the engine"
+                );
+                conv2d(
+                    xin.clone(),
+                    wt.clone(),
+                    bias.then(|| bt.clone()),
+                    opts.clone(),
+                )
+            } else {
+                burn_conv2d(
+                    xin.clone(),
+                    wt.clone(),
+                    bias.then(|| bt.clone()),
+                    opts.clone(),
+                )
+            };
+            assert_eq!(y.dims(), [batch, c, ho, wo]);
+            let grads = (y.clone() * gt).sum().backward();
+            let db = match bt.grad(&grads) {
+                Some(d) => to_vec1(d),
+                None => vec![0.0; c],
+            };
+            [
+                to_vec(y),
+                to_vec(xt.grad(&grads).unwrap()),
+                to_vec(wt.grad(&grads).unwrap()),
+                db,
+            ]
+        };
+        let (ours, reference) = (run(true), run(false));
+        for (name, (a, e)) in ["y", "dx", "dw", "db"]
+            .iter()
+            .zip(ours.iter().zip(&reference))
+        {
+            let r = max_rel(a, e);
+            assert!(
+                r < 2e-5,
+                "case {case} (c {c}, view {view}, k {k}, pad {pad}, extra {extra:?}, {h}x{w}, batch {batch}): {name} differs from burn f64 by {r:e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn other_convolutions_fall_back_to_burn() {
     let dev = Device::flex().autodiff();
@@ -294,6 +397,25 @@ fn other_convolutions_fall_back_to_burn() {
         &x,
         &Tensor::<4>::zeros([4, 1, 3, 3], &dev),
         &grouped
+    ));
+    // Depthwise (4 groups of 1) at stride 1 goes to the engine's depthwise kernels; grouped
+    // convolutions of several channels per group and strided depthwise ones to burn.
+    assert!(uses_depthwise(
+        &x,
+        &Tensor::<4>::zeros([4, 1, 3, 3], &dev),
+        &grouped
+    ));
+    let pairs = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+    assert!(!uses_depthwise(
+        &x,
+        &Tensor::<4>::zeros([4, 2, 3, 3], &dev),
+        &pairs
+    ));
+    let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 4);
+    assert!(!uses_depthwise(
+        &x,
+        &Tensor::<4>::zeros([4, 1, 3, 3], &dev),
+        &strided
     ));
     // TensorFlow's `same` for an even kernel: the extra row and column go in as zeros.
     let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (0, 1)], [1, 1], 1);
