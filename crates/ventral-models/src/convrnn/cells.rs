@@ -490,6 +490,64 @@ fn split<const N: usize>(x: Tensor<4>) -> [Tensor<4>; N] {
     std::array::from_fn(|_| it.next().expect("chunk count"))
 }
 
+/// A node's results that depend only on its feedforward input (the pre-memory output and
+/// the harbor before it), kept from one step to the next: where that input repeats (a still
+/// image through stateless layers) a cell's convolutions of it give what they gave before,
+/// bit for bit — the same saving the original TensorFlow graphs get from common-subexpression
+/// elimination. Results are taken in the order a cell computes them.
+#[derive(Debug, Default, Clone)]
+pub struct InputMemo {
+    values: Vec<Tensor<4>>,
+    next: usize,
+}
+
+impl InputMemo {
+    /// Start a step: keep the results when the input repeats, else drop them.
+    pub fn begin(&mut self, input_repeats: bool) {
+        if !input_repeats {
+            self.values.clear();
+        }
+        self.next = 0;
+    }
+
+    /// The next result: kept from the last step, else computed by `f` (and kept).
+    fn get(&mut self, f: impl FnOnce() -> Tensor<4>) -> Tensor<4> {
+        let i = self.next;
+        self.next += 1;
+        if let Some(v) = self.values.get(i) {
+            return v.clone();
+        }
+        let v = f();
+        if self.values.len() == i {
+            self.values.push(v.clone());
+        }
+        v
+    }
+}
+
+impl Cell {
+    /// [`RecurrentCell::step`] with the results of the input alone taken from `memo` where it
+    /// holds them ([`InputMemo`]; the simple RNN's input convolution, the reciprocal gated
+    /// cell's input and residual convolutions).
+    pub fn step_memo(
+        &self,
+        inp: CellInput,
+        state: Tensor<4>,
+        memo: &mut InputMemo,
+    ) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Cell::Basic(c) => {
+                let x = inp.input;
+                let xi = memo.get(|| c.conv_input.forward(x));
+                let h = c.act.apply(xi + c.conv_state.forward(state));
+                (h.clone(), h)
+            }
+            Cell::Rgc(c) => c.0.step(inp.input, inp.feedback, inp.residual, state, memo),
+            _ => self.step(inp, state),
+        }
+    }
+}
+
 impl RecurrentCell for Cell {
     type State = Tensor<4>;
 
@@ -572,7 +630,10 @@ impl RecurrentCell for Cell {
                 let s = gated_sum((gh.clone(), state), (gh, hh), COMPLEMENT);
                 (y, s)
             }
-            Cell::Rgc(c) => c.0.step(x, inp.feedback, inp.residual, state),
+            Cell::Rgc(c) => {
+                let mut fresh = InputMemo::default();
+                c.0.step(x, inp.feedback, inp.residual, state, &mut fresh)
+            }
         }
     }
 }
@@ -821,12 +882,15 @@ impl RgcCell {
         })
     }
 
+    /// One step; the results of `x` and `res` alone come from `memo` where it holds them (not
+    /// those of `x` when feedback enters at the input: then `x` changes with it).
     fn step(
         &self,
         x: Tensor<4>,
         fb: Option<Tensor<4>>,
         res: Option<Tensor<4>>,
         state: Tensor<4>,
+        memo: &mut InputMemo,
     ) -> (Tensor<4>, Tensor<4>) {
         let p = &self.p;
         let (prev_cell, prev_out) = if p.use_cell {
@@ -842,11 +906,31 @@ impl RgcCell {
                 _ => None,
             }
         };
-        let mut x = x;
-        if let Some(f) = fbc("input") {
-            x = x + f;
-        }
-        let x = p.input_act.apply(x);
+        // Every result of the residual alone, then of `x` alone, is looked up in this order.
+        let res2cell = match (
+            p.cell_residual && prev_cell.is_some(),
+            &res,
+            &self.res2cell_conv,
+        ) {
+            (true, Some(r), Some(c)) => Some(memo.get(|| c.forward(r.clone()))),
+            _ => None,
+        };
+        let res2out = match (p.out_residual, &res, &self.res2out_conv) {
+            (true, Some(r), Some(c)) => Some(memo.get(|| c.forward(r.clone()))),
+            _ => None,
+        };
+        let res2gate = match (p.residual_to_out_gate, &res, &self.out_gate_conv) {
+            (true, Some(r), Some(c)) => Some(memo.get(|| c.forward(r.clone()))),
+            _ => None,
+        };
+        let fb_input = fbc("input");
+        // With feedback at the input, `x` changes with the feedback: nothing of it is kept.
+        let mut own = InputMemo::default();
+        let xm = if fb_input.is_some() { &mut own } else { memo };
+        let x = xm.get(|| match fb_input {
+            Some(f) => p.input_act.apply(x + f),
+            None => p.input_act.apply(x),
+        });
         let mut next_cell = None;
         if let Some(pc) = &prev_cell {
             let mut ci: Option<Tensor<4>> = None;
@@ -856,15 +940,13 @@ impl RgcCell {
                     None => b,
                 })
             };
-            if p.cell_residual
-                && let (Some(r), Some(c)) = (&res, &self.res2cell_conv)
-            {
-                ci = add(ci, c.forward(r.clone()));
+            if let Some(r) = res2cell {
+                ci = add(ci, r);
             }
             if p.input_to_cell
                 && let Some(c) = &self.inp2cell_conv
             {
-                ci = add(ci, c.forward(x.clone()));
+                ci = add(ci, xm.get(|| c.forward(x.clone())));
             }
             if let Some(f) = fbc("cell") {
                 ci = add(ci, f);
@@ -883,7 +965,7 @@ impl RgcCell {
             next_cell = Some(p.cell_act.apply(nc));
         }
         let mut out_in = match (&self.inp2out_conv, p.input_to_out) {
-            (Some(c), true) => c.forward(x),
+            (Some(c), true) => xm.get(|| c.forward(x)),
             _ => x,
         };
         if p.cell_to_out
@@ -894,8 +976,8 @@ impl RgcCell {
         if p.out_residual
             && let Some(r) = &res
         {
-            if let Some(c) = &self.res2out_conv {
-                out_in = out_in + c.forward(r.clone());
+            if let Some(g) = res2out {
+                out_in = out_in + g;
             } else if p.res_identity {
                 out_in = out_in + r.clone();
             }
@@ -910,10 +992,7 @@ impl RgcCell {
         {
             out_gate = Some(c.forward(pc.clone()));
         }
-        if p.residual_to_out_gate
-            && let (Some(r), Some(c)) = (&res, &self.out_gate_conv)
-        {
-            let g = c.forward(r.clone());
+        if let Some(g) = res2gate {
             out_gate = Some(match out_gate {
                 Some(a) => a + g,
                 None => g,

@@ -188,6 +188,25 @@ pub struct NodePlan {
     pub split_feedback: bool,
 }
 
+impl NodePlan {
+    /// How many of the first inputs make the feedforward part of the harbor (what the
+    /// pre-memory reads): all of them, or with the feedback split off those whose channels add
+    /// up to `ff_channels`; `None` where no prefix does.
+    pub fn feedforward_inputs(&self) -> Option<usize> {
+        if !self.split_feedback {
+            return Some(self.inputs.len());
+        }
+        let mut sum = 0;
+        for (i, c) in self.input_channels.iter().enumerate() {
+            if sum == self.ff_channels {
+                return Some(i);
+            }
+            sum += c;
+        }
+        (sum == self.ff_channels).then_some(self.inputs.len())
+    }
+}
+
 impl ConvRnnConfig {
     /// Read PyTorchTNN's JSON (or ventral's own keys in JSON).
     /// A convrnns (TensorFlow) model JSON is recognised and translated

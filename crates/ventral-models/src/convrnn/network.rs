@@ -7,7 +7,7 @@ use burn::module::{
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
-use super::cells::{Cell, CellCtx};
+use super::cells::{Cell, CellCtx, InputMemo};
 use super::config::{ConvRnnConfig, DecoderKind, NodePlan};
 use super::init::Init;
 use super::ops::{OpCtx, PrePost, resize};
@@ -236,6 +236,20 @@ impl ConvRnn {
             .collect();
         let mut prev_ver = vec![0u64; n];
         let mut last_key: Vec<Option<Vec<u64>>> = vec![None; n];
+        // Stateful nodes: what depends on the feedforward input alone (the harbor's feedforward
+        // part, the pre-memory output, the cell's convolutions of them) is kept while that
+        // input repeats — versions of the feedforward inputs as the key.
+        let ff_inputs: Vec<Option<usize>> = (0..n)
+            .map(|i| {
+                let node = &self.nodes[i];
+                let ok =
+                    self.reuse_step_invariant && !reusable[i] && node._pre_memory.step_invariant();
+                ok.then(|| self.plans[i].feedforward_inputs()).flatten()
+            })
+            .collect();
+        let mut ff_key: Vec<Option<Vec<u64>>> = vec![None; n];
+        let mut ff_kept: Vec<Option<(Tensor<4>, Tensor<4>)>> = vec![None; n];
+        let mut memos: Vec<InputMemo> = vec![InputMemo::default(); n];
         let mut fresh = 1u64;
         // Steps no output reads: a node `d` edges from the output node reaches it `d` steps
         // later, so at a step after T − 1 − d its output can change no returned value (with
@@ -321,7 +335,28 @@ impl ConvRnn {
                     (harbor, None)
                 };
                 let node = &self.nodes[i];
-                let pre = node._pre_memory.forward(pre_in.clone(), None, t);
+                let key: Option<Vec<u64>> = ff_inputs[i].map(|m| {
+                    plan.inputs[..m]
+                        .iter()
+                        .map(|inp| match inp {
+                            None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
+                            Some(j) => prev_ver[*j],
+                        })
+                        .collect()
+                });
+                let repeats = key.is_some() && key == ff_key[i];
+                let (pre_in, pre) = match &ff_kept[i] {
+                    Some((a, b)) if repeats => (a.clone(), b.clone()),
+                    _ => {
+                        let pre = node._pre_memory.forward(pre_in.clone(), None, t);
+                        if key.is_some() {
+                            ff_kept[i] = Some((pre_in.clone(), pre.clone()));
+                        }
+                        (pre_in, pre)
+                    }
+                };
+                ff_key[i] = key;
+                memos[i].begin(repeats);
                 let cell = &node._recurrent_cell;
                 let state = match states[i].take() {
                     Some(s) => s,
@@ -331,13 +366,14 @@ impl ConvRnn {
                     }
                 };
                 let residual = matches!(cell, Cell::Rgc(_)).then(|| pre_in.clone());
-                let (y, s) = cell.step(
+                let (y, s) = cell.step_memo(
                     CellInput {
                         input: pre,
                         feedback: fb,
                         residual,
                     },
                     state,
+                    &mut memos[i],
                 );
                 states[i] = Some(s);
                 let res = (spec.residual == Some(true)).then_some(&pre_in);
