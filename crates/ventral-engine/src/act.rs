@@ -116,6 +116,16 @@ pub fn forward(act: Act, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`forward`] in place: `x[i] = act(x[i])` (the same values).
+pub fn forward_in_place(act: Act, x: &mut [f32]) {
+    use crate::ops::map1;
+    match act {
+        Act::Elu(a) => map1(x, move |v| elu(v, a)),
+        Act::Sigmoid => map1(x, sigmoid),
+        Act::Tanh => map1(x, tanh),
+    }
+}
+
 /// `dx[i] = dy[i] · act′` from the outputs `y`, in parallel chunks.
 pub fn backward(act: Act, y: &[f32], dy: &[f32], dx: &mut [f32]) {
     use crate::ops::map3;

@@ -427,8 +427,19 @@ fn max_pool_flex(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
 
 /// `y = act(x)` on a Flex tensor (same shape), on the engine's vectorised activations
 /// (`ventral_engine::act`).
-fn act_flex(x: &FlexTensor, act: Act) -> FlexTensor {
-    let (dims, xs) = f32_parts(x);
+fn act_flex(mut x: FlexTensor, act: Act) -> FlexTensor {
+    // An input no one else holds (inference, mostly) is overwritten: no new buffer.
+    let l = x.layout();
+    let own = x.is_unique()
+        && x.dtype() == DType::F32
+        && l.is_contiguous()
+        && l.start_offset() == 0
+        && x.storage::<f32>().len() == l.num_elements();
+    if own {
+        ventral_engine::act::forward_in_place(act, x.storage_mut::<f32>());
+        return x;
+    }
+    let (dims, xs) = f32_parts(&x);
     let mut y = vec![0.0f32; xs.len()];
     ventral_engine::act::forward(act, &xs, &mut y);
     FlexTensor::from_data(TensorData::new(y, dims))
@@ -749,15 +760,15 @@ impl EngineOps for Flex {
     }
 
     fn engine_elu(x: FlexTensor, alpha: f64) -> FlexTensor {
-        act_flex(&x, Act::Elu(alpha as f32))
+        act_flex(x, Act::Elu(alpha as f32))
     }
 
     fn engine_sigmoid(x: FlexTensor) -> FlexTensor {
-        act_flex(&x, Act::Sigmoid)
+        act_flex(x, Act::Sigmoid)
     }
 
     fn engine_tanh(x: FlexTensor) -> FlexTensor {
-        act_flex(&x, Act::Tanh)
+        act_flex(x, Act::Tanh)
     }
 
     fn engine_max_pool2x2(x: FlexTensor) -> FlexTensor {
@@ -974,7 +985,7 @@ fn act_autodiff<C: CheckpointStrategy>(
         .prepare::<C>([x.node()])
         .compute_bound()
         .stateful();
-    let y = act_flex(&x.into_primitive(), act);
+    let y = act_flex(x.into_primitive(), act);
     match prep {
         OpsKind::Tracked(prep) => prep.finish((y.clone(), act), y),
         OpsKind::UnTracked(prep) => prep.finish(y),

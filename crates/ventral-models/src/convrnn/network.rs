@@ -250,6 +250,23 @@ impl ConvRnn {
         let mut ff_key: Vec<Option<Vec<u64>>> = vec![None; n];
         let mut ff_kept: Vec<Option<(Tensor<4>, Tensor<4>)>> = vec![None; n];
         let mut memos: Vec<InputMemo> = vec![InputMemo::default(); n];
+        // Steps before the image reaches a node: its inputs are the zeros of nodes not yet run
+        // (or their outputs from such steps) and its state has grown from zeros through
+        // biases alone — the same for every image of the batch. Those steps run on one image
+        // (`indep`), broadcast where an image-dependent step reads them: the saving the
+        // original TensorFlow graphs get from constant folding (which computes them once,
+        // before any image). Nodes with BatchNorm always run the whole batch.
+        let may_run_once: Vec<bool> = (0..n)
+            .map(|i| {
+                let node = &self.nodes[i];
+                self.reuse_step_invariant
+                    && node._pre_memory.step_invariant()
+                    && node._post_memory.step_invariant()
+            })
+            .collect();
+        let mut prev_indep = vec![true; n];
+        let mut state_indep = vec![true; n];
+        let widen = |v: Tensor<4>, once: bool| if once { v.repeat_dim(0, batch) } else { v };
         let mut fresh = 1u64;
         // Steps no output reads: a node `d` edges from the output node reaches it `d` steps
         // later, so at a step after T − 1 − d its output can change no returned value (with
@@ -260,6 +277,7 @@ impl ConvRnn {
         let reach = (!keep_areas).then(|| self.steps_to_output(out_idx));
         for (t, frame) in frames.iter().enumerate() {
             let mut cur: Vec<Option<Tensor<4>>> = vec![None; n];
+            let mut cur_indep = vec![true; n];
             let mut cur_ver = vec![0u64; n];
             let mut rep: Option<Tensor<2>> = None;
             for &i in &order {
@@ -281,6 +299,7 @@ impl ConvRnn {
                         .collect();
                     if last_key[i].as_ref() == Some(&key) && prev[i].is_some() {
                         cur[i] = prev[i].clone();
+                        cur_indep[i] = prev_indep[i];
                         cur_ver[i] = prev_ver[i];
                         continue;
                     }
@@ -289,6 +308,13 @@ impl ConvRnn {
                 cur_ver[i] = fresh;
                 fresh += 1;
                 let _node = crate::profile::node(&spec.name);
+                let indep = may_run_once[i]
+                    && state_indep[i]
+                    && plan
+                        .inputs
+                        .iter()
+                        .all(|inp| inp.is_some_and(|j| prev_indep[j]));
+                let nb = if indep { 1 } else { batch };
                 let (resize_on, align_corners) = match spec.harbor_policy {
                     HarborSpec::ResizeConcat { align_corners } => (true, align_corners),
                     HarborSpec::Identity {} => (false, false),
@@ -300,10 +326,10 @@ impl ConvRnn {
                         let v = match inp {
                             None => frame.clone(),
                             Some(j) => match &prev[*j] {
-                                Some(v) => v.clone(),
+                                Some(v) => widen(v.clone(), prev_indep[*j] && !indep),
                                 None => {
                                     let o = self.plans[*j].out;
-                                    Tensor::zeros([batch, o[0], o[1].max(1), o[2].max(1)], &device)
+                                    Tensor::zeros([nb, o[0], o[1].max(1), o[2].max(1)], &device)
                                 }
                             },
                         };
@@ -324,7 +350,8 @@ impl ConvRnn {
                         .clone()
                         .narrow(1, 0, plan.ff_channels.min(harbor.dims()[1]));
                     let [b, c, _, _] = ff.dims();
-                    rep = Some(ff.mean_dim(3).mean_dim(2).reshape([b, c]));
+                    let r = ff.mean_dim(3).mean_dim(2).reshape([b, c]);
+                    rep = Some(if indep { r.repeat_dim(0, batch) } else { r });
                 }
                 let (pre_in, fb) = if plan.split_feedback {
                     let total = harbor.dims()[1];
@@ -342,6 +369,8 @@ impl ConvRnn {
                             None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
                             Some(j) => prev_ver[*j],
                         })
+                        // One image or the batch: kept results of the other kind do not fit.
+                        .chain(std::iter::once(u64::from(indep)))
                         .collect()
                 });
                 let repeats = key.is_some() && key == ff_key[i];
@@ -359,12 +388,14 @@ impl ConvRnn {
                 memos[i].begin(repeats);
                 let cell = &node._recurrent_cell;
                 let state = match states[i].take() {
-                    Some(s) => s,
+                    Some(s) => widen(s, state_indep[i] && !indep),
                     None => {
                         let [_, _, h, w] = pre.dims();
-                        cell.zero_state(batch, h, w, &device)
+                        cell.zero_state(nb, h, w, &device)
                     }
                 };
+                state_indep[i] = indep;
+                cur_indep[i] = indep;
                 let residual = matches!(cell, Cell::Rgc(_)).then(|| pre_in.clone());
                 let (y, s) = cell.step_memo(
                     CellInput {
@@ -380,7 +411,10 @@ impl ConvRnn {
                 let o = node._post_memory.forward(y, res, t);
                 cur[i] = Some(o);
             }
-            let o = cur[out_idx].clone().expect("output node ran");
+            let o = widen(
+                cur[out_idx].clone().expect("output node ran"),
+                cur_indep[out_idx],
+            );
             let [b, c, h, w] = o.dims();
             let logits: Tensor<2> = o.reshape([b, c * h * w]);
             out.log_probs.push(log_softmax(logits.clone(), 1));
@@ -391,11 +425,15 @@ impl ConvRnn {
                 out.areas.push(
                     order
                         .iter()
-                        .map(|&i| (cfg.nodes[i].name.clone(), cur[i].clone().expect("ran")))
+                        .map(|&i| {
+                            let o = widen(cur[i].clone().expect("ran"), cur_indep[i]);
+                            (cfg.nodes[i].name.clone(), o)
+                        })
                         .collect(),
                 );
             }
             prev = cur;
+            prev_indep = cur_indep;
             prev_ver = cur_ver;
         }
         if cfg.decoder.loss == "decoder" || cfg.decoder.kind != DecoderKind::Last {
