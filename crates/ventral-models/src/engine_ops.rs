@@ -870,42 +870,33 @@ fn frame_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Fle
     y
 }
 
-/// The backward step of [`EngineOps::engine_conv2d`] under autodiff.
+/// Which convolution a [`ConvBackward`] differentiates.
+#[derive(Debug, Clone, Copy)]
+enum ConvKind {
+    /// [`EngineOps::engine_conv2d`] of this geometry.
+    Dense(Geom),
+    /// [`EngineOps::engine_depthwise2d`] with this padding.
+    Depthwise(usize),
+}
+
+/// The backward step of [`EngineOps::engine_conv2d`] and [`EngineOps::engine_depthwise2d`]
+/// under autodiff.
 #[derive(Debug)]
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    /// The input and the weights (shared storage, not copies) and the geometry.
-    type State = (FlexTensor, FlexTensor, Geom);
+    /// The input and the weights (shared storage, not copies) and the convolution.
+    type State = (FlexTensor, FlexTensor, ConvKind);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [px, pw, pb] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, w, g) = ops.state;
+        let (x, w, kind) = ops.state;
         let want = [px.is_some(), pw.is_some(), pb.is_some()];
-        let [dx, dw, db] = backward_flex(&x, &w, &dy, g, want);
-        for (parent, grad) in [(px, dx), (pw, dw), (pb, db)] {
-            if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
-    }
-}
-
-/// The backward step of [`EngineOps::engine_depthwise2d`] under autodiff.
-#[derive(Debug)]
-struct DepthwiseBackward;
-
-impl Backward<Flex, 3> for DepthwiseBackward {
-    /// The input and the weights (shared storage, not copies) and the padding.
-    type State = (FlexTensor, FlexTensor, usize);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [px, pw, pb] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x, w, pad) = ops.state;
-        let want = [px.is_some(), pw.is_some(), pb.is_some()];
-        let [dx, dw, db] = depthwise_backward_flex(&x, &w, &dy, pad, want);
+        let [dx, dw, db] = match kind {
+            ConvKind::Dense(g) => backward_flex(&x, &w, &dy, g, want),
+            ConvKind::Depthwise(pad) => depthwise_backward_flex(&x, &w, &dy, pad, want),
+        };
         for (parent, grad) in [(px, dx), (pw, dw), (pb, db)] {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<Flex>(node.id, grad);
@@ -999,14 +990,14 @@ impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
         b: FloatTensor<Self>,
         pad: usize,
     ) -> FloatTensor<Self> {
-        let prep = DepthwiseBackward
+        let prep = ConvBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()
             .stateful();
         let (xp, wp, bp) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
         let y = depthwise_forward_flex(&xp, &wp, &bp, pad);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((xp, wp, pad), y),
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, ConvKind::Depthwise(pad)), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
@@ -1078,7 +1069,7 @@ impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
             forward_flex(&xp, &wp, &bp, g)
         };
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((xp, wp, g), y),
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, ConvKind::Dense(g)), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }

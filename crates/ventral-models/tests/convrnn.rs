@@ -273,7 +273,10 @@ fn a_bad_graph_is_refused_naming_the_file_and_the_node() {
 #[test]
 fn reusing_step_invariant_nodes_is_exact() {
     // A still image then the blank frame: conv1/conv2 (identity cells, no BatchNorm) are reused
-    // while their inputs repeat. The reference recomputes every node at every step
+    // while their inputs repeat; the stateful nodes keep their pre-memory output and the
+    // cell's convolutions of that input while it repeats (`InputMemo`), and run on one image
+    // until the image reaches them (their inputs zeros, their state grown from biases). The
+    // reference recomputes every node at every step on the whole batch
     // (`reuse_step_invariant = false`); every node's output at every step must be bitwise
     // equal, and every gradient equal to float32 rounding (a reused output's gradient is
     // summed over its uses before the node's backward instead of after), the same bits when

@@ -53,9 +53,11 @@ pub struct ConvRnn {
     pub decoder: DecoderParams,
     pub config: ConvRnnConfig,
     pub plans: Vec<NodePlan>,
-    /// Reuse the output of a [`Node::step_invariant`] node whose inputs repeat (default; see
-    /// [`Self::forward_frames_ids`]; in training too). `false` recomputes every node at every
-    /// step — the same outputs, for checking that.
+    /// Exact savings (default; see [`Self::forward_frames_ids`]; in training too): reuse the
+    /// output of a [`Node::step_invariant`] node whose inputs repeat, keep a stateful node's
+    /// results of its feedforward input alone while that input repeats, and run the steps
+    /// before the image reaches a node on one image. `false` recomputes every node at every
+    /// step on the whole batch — the same outputs, for checking that.
     pub reuse_step_invariant: bool,
 }
 
