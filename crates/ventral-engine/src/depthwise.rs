@@ -20,6 +20,7 @@
 use rayon::prelude::*;
 
 /// Output rows per register tile.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 8;
 /// Vector lanes (AVX-512F, float32).
 const LANES: usize = 16;

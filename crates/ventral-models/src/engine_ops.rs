@@ -35,6 +35,7 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ventral_engine::act::Act;
 use ventral_engine::conv::{Conv, Scratch, add_bias, add_bias_nchw, bias_grad_nchw};
+use ventral_engine::mat::{MatMut, MatRef};
 
 /// Process-wide switch (default on): off routes every [`conv2d`] to burn's implementation.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -598,6 +599,15 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
     let mut y = vec![0.0f32; conv.co * batch * howo];
+    if pointwise(&conv) {
+        pointwise_products(batch, &mut y, conv.co * howo, |b, yb, serial| {
+            let a = MatRef::rm(&ws, 0, conv.co, conv.ci);
+            let xb = MatRef::rm(&xs, b * conv.ci * howo, conv.ci, howo);
+            product(MatMut::rm(yb, 0, conv.co, howo), false, a, xb, serial);
+        });
+        add_bias_nchw(&mut y, &bs, batch);
+        return flex(y, [batch, conv.co, conv.ho, conv.wo]);
+    }
     if conv.forward_in_place() {
         // The direct and the lanes kernels read and write burn's [B][C][H][W] in place.
         SCRATCH.with(|s| conv.forward_nchw(&ws, &xs, batch, &mut y, false, &mut s.borrow_mut()));
@@ -611,6 +621,47 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
         swap_outer(&y, conv.co, batch, howo),
         [batch, conv.co, conv.ho, conv.wo],
     )
+}
+
+/// A 1 × 1, stride-1, unpadded convolution of 64 channels and more on both sides: per image a
+/// product on burn's `[B][C][H][W]` as it lies (`y_b = W·x_b`, the `gemm` crate's kernels), no
+/// unfolding and no transposed copies. Forward: before the direct and lanes kernels, which ran
+/// the median cell's 1 × 1 layers at 77–139 GFLOP/s where the products give 120–195
+/// (`rgc_intermediate`, batch 8: 0.60 → 0.45 s of 1 × 1 forwards per pass). Gradients stay on
+/// the engine's kernels.
+fn pointwise(conv: &Conv) -> bool {
+    conv.k == 1 && conv.stride == 1 && conv.pad == 0 && conv.ci >= 64 && conv.co >= 64
+}
+
+/// `f(b, out_b, serial)` for every image `b` of `out` (`per` floats each): the images in
+/// parallel, each product on one thread, where there are at least as many as threads; else
+/// one after another, each product parallel inside. The same sums either way (the `gemm`
+/// crate's per-element order does not depend on its parallelism).
+fn pointwise_products(
+    batch: usize,
+    out: &mut [f32],
+    per: usize,
+    f: impl Fn(usize, &mut [f32], bool) + Sync,
+) {
+    use rayon::prelude::*;
+    if batch > 1 && batch >= rayon::current_num_threads() {
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(b, ob)| f(b, ob, true));
+    } else {
+        for (b, ob) in out.chunks_mut(per).enumerate() {
+            f(b, ob, false);
+        }
+    }
+}
+
+/// `dst (+)= a·b`, on the calling thread or parallel.
+fn product(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, serial: bool) {
+    if serial {
+        ventral_engine::mat::gemm_serial(dst, accumulate, a, b);
+    } else {
+        ventral_engine::mat::gemm(dst, accumulate, a, b);
+    }
 }
 
 /// Gradients `(dx, dw, db)` of `y = conv(x, w) + b` given `dy`; each only when asked for.

@@ -225,6 +225,22 @@ fn engine_conv_matches_burn_with_gradients() {
         bias: true,
         strided: false,
     });
+    // 1 × 1 convolutions of wide layers: per-image products on NCHW as it lies.
+    for (batch, strided) in [(3, false), (1, true)] {
+        cases.push(Case {
+            batch,
+            ci: 72,
+            co: 65,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            extra: [(0, 0); 2],
+            h: 9,
+            w: 13,
+            bias: true,
+            strided,
+        });
+    }
     for c in &cases {
         let (ho, wo) = (c.out_h(), c.out_w());
         let x = rng.normals(c.batch * c.ci * c.h * c.w);
