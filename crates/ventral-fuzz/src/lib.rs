@@ -219,6 +219,59 @@ fn t_convrnn_graph(d: &Path) -> Result<(), String> {
     let cfg =
         ventral_models::convrnn::ConvRnnConfig::from_json(&text, "graph.json").map_err(err)?;
     cfg.plan().map_err(err)?;
+    // Small graphs also run, twice: with the exact savings (step-invariant nodes reused, a
+    // node's results of a repeating input kept, steps before the image arrives on one image)
+    // and recomputing every node at every step on the whole batch. Their outputs must agree
+    // bit for bit; a difference is a finding.
+    let (params, units, _) = cfg.estimated_size();
+    let small = params <= 200_000
+        && units <= 50_000
+        && cfg.image_size() <= 48
+        && (1..=10).contains(&cfg.num_timesteps)
+        && cfg.input_shape[0] <= 4;
+    if small {
+        convrnn_savings_are_exact(&cfg)?;
+    }
+    Ok(())
+}
+
+/// [`t_convrnn_graph`]'s differential check: the same network's `forward_areas` with and
+/// without its exact savings, on a batch of two images.
+fn convrnn_savings_are_exact(cfg: &ventral_models::convrnn::ConvRnnConfig) -> Result<(), String> {
+    use burn::tensor::{Tensor, TensorData};
+    let device = ventral_models::device::parse_device("cpu").map_err(err)?;
+    let net = ventral_models::convrnn::ConvRnn::init(cfg, &device, 7).map_err(err)?;
+    let [c, h, w] = cfg.input_shape;
+    let n = 2 * c * h * w;
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(values, [2, c, h, w]), &device);
+    let saved = net.forward_areas(x.clone(), true);
+    let mut plain = net.clone();
+    plain.reuse_step_invariant = false;
+    let full = plain.forward_areas(x, true);
+    let bits = |t: &Tensor<2>| -> Result<Vec<u32>, String> {
+        let v = t
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(v.iter()
+            .map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() })
+            .collect())
+    };
+    for (t, (a, b)) in saved.log_probs.iter().zip(&full.log_probs).enumerate() {
+        assert_eq!(
+            bits(a)?,
+            bits(b)?,
+            "step {t}: the exact savings changed the log-probabilities"
+        );
+    }
     Ok(())
 }
 

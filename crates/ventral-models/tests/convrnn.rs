@@ -368,6 +368,69 @@ fn reusing_step_invariant_nodes_is_exact() {
 /// sum((acts[t][out] * gs[t]).sum() for t in range(T)).backward()
 /// save_file({**{f"g.{t}": g}, **{f"grad.{n}": p.grad for n, p in tg.named_parameters()}}, ...)
 /// ```
+/// The exact savings on every cell of both backbones (long-range feedback into the intermediate
+/// one with reciprocal gated cells) and
+/// on the CPU-sized median-cell network: every node's output at every step, with the savings
+/// and recomputing every node at every step on the whole batch, bitwise equal — a still image,
+/// then the blank frame (so the kept results are dropped when the input changes).
+#[test]
+fn exact_savings_for_every_cell_and_backbone() {
+    use ventral_models::convrnn::registry::{CellKind, intermediate, shallow};
+    let device = Device::flex();
+    let mut cfgs: Vec<(String, ConvRnnConfig)> = Vec::new();
+    for kind in CellKind::ALL {
+        cfgs.push((
+            format!("{kind:?} shallow"),
+            shallow(kind, [4, 8, 8, 8, 8], 32, 5, 7, Some(4), true),
+        ));
+        if kind != CellKind::Feedforward {
+            cfgs.push((
+                format!("{kind:?} intermediate"),
+                intermediate(
+                    kind,
+                    [4, 8, 8, 16],
+                    32,
+                    5,
+                    9,
+                    Some(6),
+                    kind == CellKind::Rgc,
+                ),
+            ));
+        }
+    }
+    let median = ventral_models::registry::get("rgc_intermediate_cpu").unwrap();
+    let ventral_models::ModelConfig::ConvRnn(m) = median.config else {
+        panic!("rgc_intermediate_cpu is a ConvRNN")
+    };
+    cfgs.push(("rgc_intermediate_cpu".into(), m));
+    for (name, cfg) in cfgs {
+        let model = ConvRnn::init(&cfg, &device, 5).unwrap();
+        let s = cfg.image_size();
+        Device::flex().seed(3);
+        let x = Tensor::<4>::random(
+            [3, 3, s, s],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let saved = model.forward_areas(x.clone(), true);
+        let mut plain = model.clone();
+        plain.reuse_step_invariant = false;
+        let full = plain.forward_areas(x, true);
+        assert_eq!(saved.areas.len(), full.areas.len(), "{name}");
+        for (t, (ra, rb)) in saved.areas.iter().zip(&full.areas).enumerate() {
+            for ((node, a), (_, b)) in ra.iter().zip(rb) {
+                assert_eq!(a.dims(), b.dims(), "{name} {node} at t = {t}");
+                let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+                assert_eq!(d, 0.0, "{name} {node} at t = {t}");
+            }
+        }
+        for (p, q) in saved.log_probs.iter().zip(&full.log_probs) {
+            let d: f32 = (p.clone() - q.clone()).abs().max().into_scalar();
+            assert_eq!(d, 0.0, "{name}");
+        }
+    }
+}
+
 #[test]
 fn gradients_match_pytorchtnn() {
     let names = [

@@ -399,15 +399,18 @@ impl ConvRnn {
                 state_indep[i] = indep;
                 cur_indep[i] = indep;
                 let residual = matches!(cell, Cell::Rgc(_)).then(|| pre_in.clone());
-                let (y, s) = cell.step_memo(
-                    CellInput {
-                        input: pre,
-                        feedback: fb,
-                        residual,
-                    },
-                    state,
-                    &mut memos[i],
-                );
+                let input = CellInput {
+                    input: pre,
+                    feedback: fb,
+                    residual,
+                };
+                // Without a key (savings off, or a pre-memory that depends on the step) the
+                // cell computes everything.
+                let (y, s) = if ff_inputs[i].is_some() {
+                    cell.step_memo(input, state, &mut memos[i])
+                } else {
+                    cell.step(input, state)
+                };
                 states[i] = Some(s);
                 let res = (spec.residual == Some(true)).then_some(&pre_in);
                 let o = node._post_memory.forward(y, res, t);
