@@ -517,7 +517,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "convrnn_graph",
         files: &["graph.json"],
-        what: "PyTorchTNN graph JSON",
+        what: "PyTorchTNN graph JSON (small ones also run, with and without the exact savings)",
         run: t_convrnn_graph,
     },
     Target {

@@ -257,13 +257,17 @@ impl ConvRnn {
         // biases alone — the same for every image of the batch. Those steps run on one image
         // (`indep`), broadcast where an image-dependent step reads them: the saving the
         // original TensorFlow graphs get from constant folding (which computes them once,
-        // before any image). Nodes with BatchNorm always run the whole batch.
+        // before any image). Nodes with BatchNorm always run the whole batch, and so do
+        // nodes with a fully connected layer (burn's product of one row sums in another order
+        // than of several: the fuzz target `convrnn_graph` found a one-ulp difference).
         let may_run_once: Vec<bool> = (0..n)
             .map(|i| {
                 let node = &self.nodes[i];
                 self.reuse_step_invariant
                     && node._pre_memory.step_invariant()
                     && node._post_memory.step_invariant()
+                    && node._pre_memory.batch_invariant()
+                    && node._post_memory.batch_invariant()
             })
             .collect();
         let mut prev_indep = vec![true; n];

@@ -735,6 +735,20 @@ impl PrePost {
             PrePost::Sequential(s) => s.sequential_mem.iter().all(PrePost::step_invariant),
         }
     }
+
+    /// True when every image's result is computed the same way whatever the batch: no fully
+    /// connected layer (burn's matrix product sums in another order for one row than for
+    /// several — a one-image step would differ from the batch's in the last bit).
+    pub fn batch_invariant(&self) -> bool {
+        match self {
+            PrePost::Fc(_) => false,
+            PrePost::Stateless(_) | PrePost::Conv(_) => true,
+            PrePost::Residual(r) => {
+                r.feedforward.0.batch_invariant() && r.residual.0.batch_invariant()
+            }
+            PrePost::Sequential(s) => s.sequential_mem.iter().all(PrePost::batch_invariant),
+        }
+    }
 }
 
 fn stateless(op: StatelessOp) -> PrePost {
