@@ -494,10 +494,7 @@ fn engine_geometry(
         && s > 0
         && h + t + b >= kh
         && wd + l + r >= kw
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && on_flex(&x.device())
-        && on_flex(&w.device());
+        && f32_on_flex(x, w);
     fits.then_some((Geom { stride: s, pad: p }, extra))
 }
 
@@ -539,11 +536,16 @@ fn depthwise_geometry(
             wd + l + r - 2 * p,
         )
         .is_some()
-        && x.dtype() == DType::F32
+        && f32_on_flex(x, w);
+    fits.then_some((p, extra))
+}
+
+/// A convolution's input and weights both float32 on Flex (what the engine's kernels take).
+fn f32_on_flex(x: &Tensor<4>, w: &Tensor<4>) -> bool {
+    x.dtype() == DType::F32
         && w.dtype() == DType::F32
         && on_flex(&x.device())
-        && on_flex(&w.device());
-    fits.then_some((p, extra))
+        && on_flex(&w.device())
 }
 
 /// Flex (burn's CPU backend), directly or under autodiff.

@@ -294,15 +294,13 @@ impl ConvRnn {
                 }
                 let plan = &self.plans[i];
                 let spec = &cfg.nodes[i];
+                // The version of each input's content at this step.
+                let version = |inp: &Option<usize>| match inp {
+                    None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
+                    Some(j) => prev_ver[*j],
+                };
                 if reusable[i] {
-                    let key: Vec<u64> = plan
-                        .inputs
-                        .iter()
-                        .map(|inp| match inp {
-                            None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
-                            Some(j) => prev_ver[*j],
-                        })
-                        .collect();
+                    let key: Vec<u64> = plan.inputs.iter().map(version).collect();
                     if last_key[i].as_ref() == Some(&key) && prev[i].is_some() {
                         cur[i] = prev[i].clone();
                         cur_indep[i] = prev_indep[i];
@@ -321,12 +319,27 @@ impl ConvRnn {
                         .iter()
                         .all(|inp| inp.is_some_and(|j| prev_indep[j]));
                 let nb = if indep { 1 } else { batch };
+                let key: Option<Vec<u64>> = ff_inputs[i].map(|m| {
+                    plan.inputs[..m]
+                        .iter()
+                        .map(version)
+                        // One image or the batch: kept results of the other kind do not fit.
+                        .chain(std::iter::once(u64::from(indep)))
+                        .collect()
+                });
+                let repeats = key.is_some() && key == ff_key[i];
+                // The feedforward part kept from the last step (its harbor part and the
+                // pre-memory output): only the other inputs (feedback) are gathered again.
+                let kept = ff_kept[i].clone().filter(|_| repeats);
+                let first = match (&kept, ff_inputs[i]) {
+                    (Some(_), Some(m)) => m,
+                    _ => 0,
+                };
                 let (resize_on, align_corners) = match spec.harbor_policy {
                     HarborSpec::ResizeConcat { align_corners } => (true, align_corners),
                     HarborSpec::Identity {} => (false, false),
                 };
-                let parts: Vec<Tensor<4>> = plan
-                    .inputs
+                let parts: Vec<Tensor<4>> = plan.inputs[first..]
                     .iter()
                     .map(|inp| {
                         let v = match inp {
@@ -346,50 +359,42 @@ impl ConvRnn {
                         }
                     })
                     .collect();
-                let harbor = if parts.len() == 1 {
-                    parts.into_iter().next().expect("one input")
-                } else {
-                    Tensor::cat(parts, 1)
-                };
-                if i == out_idx {
-                    let ff = harbor
-                        .clone()
-                        .narrow(1, 0, plan.ff_channels.min(harbor.dims()[1]));
-                    let [b, c, _, _] = ff.dims();
-                    let r = ff.mean_dim(3).mean_dim(2).reshape([b, c]);
-                    rep = Some(if indep { r.repeat_dim(0, batch) } else { r });
-                }
-                let (pre_in, fb) = if plan.split_feedback {
-                    let total = harbor.dims()[1];
-                    let ff = harbor.clone().narrow(1, 0, plan.ff_channels);
-                    let fb = harbor.narrow(1, plan.ff_channels, total - plan.ff_channels);
-                    (ff, Some(fb))
-                } else {
-                    (harbor, None)
+                let harbor = match parts.len() {
+                    0 => None,
+                    1 => parts.into_iter().next(),
+                    _ => Some(Tensor::cat(parts, 1)),
                 };
                 let node = &self.nodes[i];
-                let key: Option<Vec<u64>> = ff_inputs[i].map(|m| {
-                    plan.inputs[..m]
-                        .iter()
-                        .map(|inp| match inp {
-                            None => ids.get(t).map_or(fresh_frame(t), |&id| FRAME | id),
-                            Some(j) => prev_ver[*j],
-                        })
-                        // One image or the batch: kept results of the other kind do not fit.
-                        .chain(std::iter::once(u64::from(indep)))
-                        .collect()
-                });
-                let repeats = key.is_some() && key == ff_key[i];
-                let (pre_in, pre) = match &ff_kept[i] {
-                    Some((a, b)) if repeats => (a.clone(), b.clone()),
-                    _ => {
+                let (pre_in, fb, pre) = match (kept, harbor) {
+                    // Kept: what was gathered is the feedback alone (with the split), or nothing.
+                    (Some((pre_in, pre)), fb) => (pre_in, fb.filter(|_| plan.split_feedback), pre),
+                    (None, Some(harbor)) => {
+                        let (pre_in, fb) = if plan.split_feedback {
+                            let total = harbor.dims()[1];
+                            let ff = harbor.clone().narrow(1, 0, plan.ff_channels);
+                            let fb = harbor.narrow(1, plan.ff_channels, total - plan.ff_channels);
+                            (ff, Some(fb))
+                        } else {
+                            (harbor, None)
+                        };
                         let pre = node._pre_memory.forward(pre_in.clone(), None, t);
                         if key.is_some() {
                             ff_kept[i] = Some((pre_in.clone(), pre.clone()));
                         }
-                        (pre_in, pre)
+                        (pre_in, fb, pre)
                     }
+                    (None, None) => unreachable!("a node has at least one input (planned)"),
                 };
+                if i == out_idx {
+                    // The feedforward part of the harbor (`pre_in`, the whole harbor without
+                    // the split).
+                    let ff = pre_in
+                        .clone()
+                        .narrow(1, 0, plan.ff_channels.min(pre_in.dims()[1]));
+                    let [b, c, _, _] = ff.dims();
+                    let r = ff.mean_dim(3).mean_dim(2).reshape([b, c]);
+                    rep = Some(if indep { r.repeat_dim(0, batch) } else { r });
+                }
                 ff_key[i] = key;
                 memos[i].begin(repeats);
                 let cell = &node._recurrent_cell;
