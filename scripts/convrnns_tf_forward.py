@@ -11,7 +11,8 @@ default presentation: the image for 12 steps, then the 0.5 blank, 16 / 17 steps;
 constant image for 30), at a 64 px input (the checkpoints' parameters do not depend on the
 input size; 128 px for the shallow models, 64 px for the intermediate ones: the smallest their
 readouts take) and batch 2 — except rgc_intermediate, at 224 px: its median cell's
-separable convolutions shrink their 7 x 7 kernels to a smaller map, which at 224 px none is). Every variable is set to a
+separable convolutions shrink their 7 x 7 kernels to a smaller map, which at 224 px none is;
+`rgc_intermediate_64px` is it at 64 px, kernels shrunk). Every variable is set to a
 deterministic value that ventral's test computes the same way, in float64 then rounded to
 float32 (so no checkpoint needs to be shipped):
 
@@ -148,13 +149,16 @@ def main():
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, "json")
     os.makedirs(tmp, exist_ok=True)
-    for name in names:
+    for out_name in names:
+        # `MODEL_64px`: MODEL at 64 px whatever its default size here.
+        name = out_name.removesuffix("_64px")
         size = 128 if "shallow" in name else 64
         batch = BATCH
-        if name.startswith("rgc_intermediate"):
+        if name.startswith("rgc_intermediate") and name == out_name:
             # The median cell's separable convolutions (cell_utils._ds_conv) shrink a 7 x 7
             # kernel to the map where the map is smaller; at 224 px none is (conv8-10: 7 x 7),
-            # as with the checkpoints. ventral does not shrink kernels.
+            # as with the checkpoints. `rgc_intermediate_64px` is the shrunk form (conv7's
+            # kernels 4 x 4 on 4 x 4 maps, conv8-10's 2 x 2 on 2 x 2).
             size = 224
         x = (unit("input", batch * size * size * 3) * 2.0).astype(np.float32)
         x = x.reshape(batch, size, size, 3)
@@ -232,8 +236,8 @@ def main():
                     tensors["input"] = x
         meta = {"variables": json.dumps(variables, separators=(",", ":")),
                 "input_shape": json.dumps(list(x.shape))}
-        save_file(tensors, os.path.join(out, f"{name}.safetensors"), metadata=meta)
-        print(name, len(tensors), "tensors", file=sys.stderr)
+        save_file(tensors, os.path.join(out, f"{out_name}.safetensors"), metadata=meta)
+        print(out_name, len(tensors), "tensors", file=sys.stderr)
 
 
 # model_func keeps the unrolled graph to itself; record every node's outputs list as unroll

@@ -7,7 +7,10 @@
 //! logits of the readout at every step (`fixtures/convrnns_tf_forward/MODEL.safetensors`; the
 //! variables' names and shapes in its metadata). This test computes the same variable values
 //! under the same TensorFlow names, maps them with `tf_weights::from_tensorflow`, runs
-//! ventral's model on the same input and compares every step's logits.
+//! ventral's model on the same input and compares every step's logits. `MODEL_64px` is the
+//! model at 64 px (`rgc_intermediate`'s median cell then shrinks its 7 × 7 depthwise kernels
+//! to the smaller maps, as `cell_utils._ds_conv` does); every fixture's parameter count is
+//! checked against the original graph's trainable variables.
 //!
 //! Generating snippet (the value rule, shared with `value` below and
 //! `ventral_core::fixtures::convrnns_unit`):
@@ -132,8 +135,10 @@ fn compare(model: &str) -> f64 {
     let vars: Value = serde_json::from_str(&gold.metadata()["variables"]).unwrap();
     let shape: Vec<usize> = serde_json::from_str(&gold.metadata()["input_shape"]).unwrap();
     let [b, h, w, c] = shape[..] else { panic!() };
+    // `MODEL_64px`: the preset at 64 px (the size is the fixture's input's).
+    let preset = model.strip_suffix("_64px").unwrap_or(model);
     let cfg = resolve_model(
-        json!({"preset": model, "input_shape": [c, h, w]}),
+        json!({"preset": preset, "input_shape": [c, h, w]}),
         std::path::Path::new("."),
     )
     .unwrap();
@@ -142,6 +147,39 @@ fn compare(model: &str) -> f64 {
     };
     let device = Device::flex();
     let net = ConvRnn::init(&cfg, &device, 0).unwrap();
+    // Sizes at the fixture's input size: the configuration's count, the built model's
+    // parameters and the original graph's trainable variables agree (a kernel shrunk to its
+    // map counts as shrunk; the intermediate backbone's three fixed time constants are
+    // variables the original does not train and the reader makes identity memories; a
+    // decoder's fixed β, like the original's `softmax_beta`, is a parameter never trained).
+    let trainable: usize = vars
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v[2].as_bool().unwrap())
+        .map(|v| {
+            v[1].as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .product::<usize>()
+        })
+        .sum();
+    let built: usize = params::list(&net)
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(
+        cfg.estimated_size().0,
+        built as u128,
+        "{model}: counted vs built"
+    );
+    let fixed_beta = usize::from(cfg.decoder.kind.has_beta() && !cfg.decoder.trainable);
+    assert_eq!(
+        built - fixed_beta,
+        trainable,
+        "{model}: built vs the original's trainable variables"
+    );
     let ckpt = SafeTensors::read(&checkpoint(model, &vars)).unwrap();
     let named = tf_weights::from_tensorflow(&net, &ckpt).unwrap();
     let mut net = params::load_named(net, &named).unwrap();
@@ -283,6 +321,7 @@ zoo_test!(
     intersectionrnn_intermediate,
     rgc_shallow,
     rgc_intermediate,
+    rgc_intermediate_64px,
     rgc_intermediate_tmaxconf,
     rgc_intermediate_t22_tmaxconf,
     rgc_intermediate_dthresh,

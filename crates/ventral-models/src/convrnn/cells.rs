@@ -661,6 +661,7 @@ impl RgcCell {
                   pre_bias: f64|
          -> Result<RgcConv> {
             if sep {
+                let k = r.separable_kernel(k, ctx.hw);
                 let depth_wise = Conv2d::new(
                     ConvGeom {
                         groups: cin,

@@ -85,9 +85,10 @@ pub struct Decoder {
     /// `thresh`: θ.
     #[serde(default = "theta")]
     pub threshold: f64,
-    /// `thresh`: learn θ (as a parameter `decoder.threshold`), and the softmax inverse
-    /// temperature β (`decoder.beta`) for `max_conf`, `thresh`, `time_max`, `w_avg`,
-    /// `w_time_avg` — the zoo's `_tmaxconf` models.
+    /// Train the softmax inverse temperature β (`decoder.beta`) of `max_conf`, `thresh`,
+    /// `time_max`, `w_avg`, `w_time_avg` — the zoo's `_tmaxconf` models. `thresh`'s θ stays
+    /// `threshold` (convrnns' trainable `decoder_threshold` only enters a comparison, so it
+    /// gets no gradient either; a checkpoint's must equal `threshold`).
     #[serde(default)]
     pub trainable: bool,
     /// `decoder`: the loss is the NLL of the decoder's output (the original); `steps`: Σₜ wₜ
@@ -824,6 +825,7 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
         CellSpec::ReciprocalGatedCell(r) => {
             let conv = |ci: Sat, co: Sat, k: [usize; 2], sep: bool| {
                 if sep {
+                    let k = r.separable_kernel(k, hw);
                     let rep = if r.ds_repeat {
                         cp(ci, ci, k, ci.0, r.use_bias)
                     } else {

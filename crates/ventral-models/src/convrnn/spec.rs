@@ -419,6 +419,20 @@ pub struct RgcSpec {
     pub batchnorm: Option<usize>,
 }
 
+impl RgcSpec {
+    /// The depthwise kernel of a separable convolution of size `k` on a `hw` map: convrnns'
+    /// TensorFlow cell (`cell_utils._ds_conv`) shrinks each side to the map's where the map
+    /// is smaller (a 7 × 7 kernel on a 4 × 4 map is 4 × 4, `same`-padded 1 above and 2
+    /// below); PyTorchTNN's form keeps `k`.
+    pub fn separable_kernel(&self, k: [usize; 2], hw: [usize; 2]) -> [usize; 2] {
+        if self.tensorflow {
+            [k[0].min(hw[0]).max(1), k[1].min(hw[1]).max(1)]
+        } else {
+            k
+        }
+    }
+}
+
 /// The harbor (`pt_tnn.harbor_policy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name")]
