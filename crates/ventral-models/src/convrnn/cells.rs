@@ -526,52 +526,29 @@ impl InputMemo {
 }
 
 impl Cell {
-    /// [`RecurrentCell::step`] with the results of the input alone taken from `memo` where it
-    /// holds them ([`InputMemo`]; the simple RNN's input convolution, the reciprocal gated
-    /// cell's input and residual convolutions).
+    /// The cell's step, with the results of the input alone taken from `memo` where it holds
+    /// them ([`InputMemo`]; the basic and simple RNN cells' input convolution, the reciprocal
+    /// gated cell's input and residual convolutions; the other cells convolve input and
+    /// state together, so none of theirs repeats). [`RecurrentCell::step`] is this with an
+    /// empty memo.
     pub fn step_memo(
         &self,
         inp: CellInput,
         state: Tensor<4>,
         memo: &mut InputMemo,
     ) -> (Tensor<4>, Tensor<4>) {
+        let x = inp.input;
         match self {
             Cell::Basic(c) => {
-                let x = inp.input;
                 let xi = memo.get(|| c.conv_input.forward(x));
                 let h = c.act.apply(xi + c.conv_state.forward(state));
                 (h.clone(), h)
             }
-            Cell::Rgc(c) => c.0.step(inp.input, inp.feedback, inp.residual, state, memo),
-            _ => self.step(inp, state),
-        }
-    }
-}
-
-impl RecurrentCell for Cell {
-    type State = Tensor<4>;
-
-    fn zero_state(&self, batch: usize, height: usize, width: usize, device: &Device) -> Tensor<4> {
-        Tensor::zeros([batch, self.state_channels().max(1), height, width], device)
-    }
-
-    fn accepts_feedback(&self) -> bool {
-        matches!(self, Cell::Rgc(_))
-    }
-
-    fn step(&self, inp: CellInput, state: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let x = inp.input;
-        match self {
+            Cell::Rgc(c) => c.0.step(x, inp.feedback, inp.residual, state, memo),
             Cell::Identity(_) => (x, state),
             Cell::TimeDecay(c) => c.step(CellInput::plain(x), state),
-            Cell::Basic(c) => {
-                let h = c
-                    .act
-                    .apply(c.conv_input.forward(x) + c.conv_state.forward(state));
-                (h.clone(), h)
-            }
             Cell::Vanilla(c) => {
-                let h = c.conv_input.forward(x) + c.conv_state.forward(state);
+                let h = memo.get(|| c.conv_input.forward(x)) + c.conv_state.forward(state);
                 let h = c.act.apply(maybe_ln(&c.ln, h));
                 (h.clone(), h)
             }
@@ -630,11 +607,24 @@ impl RecurrentCell for Cell {
                 let s = gated_sum((gh.clone(), state), (gh, hh), COMPLEMENT);
                 (y, s)
             }
-            Cell::Rgc(c) => {
-                let mut fresh = InputMemo::default();
-                c.0.step(x, inp.feedback, inp.residual, state, &mut fresh)
-            }
         }
+    }
+}
+
+impl RecurrentCell for Cell {
+    type State = Tensor<4>;
+
+    fn zero_state(&self, batch: usize, height: usize, width: usize, device: &Device) -> Tensor<4> {
+        Tensor::zeros([batch, self.state_channels().max(1), height, width], device)
+    }
+
+    fn accepts_feedback(&self) -> bool {
+        matches!(self, Cell::Rgc(_))
+    }
+
+    fn step(&self, inp: CellInput, state: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        // One definition: `step_memo` with nothing kept.
+        self.step_memo(inp, state, &mut InputMemo::default())
     }
 }
 
