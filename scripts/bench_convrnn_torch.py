@@ -20,6 +20,9 @@ from pt_tnn.recurrent_module import RecurrentModuleRGC  # noqa: E402
 
 torch.set_num_threads(a.threads)
 r = json.load(open(a.ventral_json))
+# PyTorchTNN prints notes on stdout (a graph with feedback: "Cannot topologically sort,
+# assuming this ordering"); they go to stderr, the JSON alone to stdout.
+RESULT, sys.stdout = sys.stdout, sys.stderr
 
 
 def timed(f):
@@ -66,4 +69,4 @@ for name, v in r.items():
     out[name] = {"train_images_per_s": a.batch / tt, "infer_images_per_s": a.batch / ti,
                  "train_s_per_batch": tt, "infer_s_per_batch": ti, "timesteps": T,
                  "parameters": sum(p.numel() for p in tg.parameters())}
-print(json.dumps(out))
+print(json.dumps(out), file=RESULT)

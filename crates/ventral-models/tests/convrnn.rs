@@ -562,3 +562,55 @@ fn data_parallel_shards_give_the_whole_batch_gradient() {
     assert!(shards::batch_coupled(&bn));
     assert_eq!(shards::ranges(64, &bn, &device).len(), 1);
 }
+
+/// Every ConvRNN preset's readout sees the image within its run (`rgc_intermediate_cpu` once
+/// ran 10 steps on an 11-node chain: the image reached its readout at step 10, so its logits
+/// were the same for every image), and the logits of the first such step do depend on it.
+#[test]
+fn every_convrnn_presets_output_sees_the_image() {
+    for e in ventral_models::registry::entries() {
+        let ventral_models::ModelConfig::ConvRnn(c) = e.config else {
+            continue;
+        };
+        let first = c
+            .output_sees_image()
+            .unwrap_or_else(|m| panic!("{}: {m}", e.name));
+        assert!(first < c.num_timesteps, "{}", e.name);
+    }
+    let e = ventral_models::registry::get("rgc_intermediate_cpu").unwrap();
+    let ventral_models::ModelConfig::ConvRnn(c) = e.config else {
+        panic!("rgc_intermediate_cpu is a ConvRNN")
+    };
+    let first = c.output_sees_image().unwrap();
+    assert_eq!(first, 10, "11 nodes in a chain");
+    let device = Device::flex();
+    let model = ConvRnn::init(&c, &device, 5).unwrap();
+    let s = c.image_size();
+    Device::flex().seed(3);
+    let x = Tensor::<4>::random(
+        [2, 3, s, s],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let out = model.forward_areas(x, true);
+    let spread = |t: usize| {
+        let (_, v) = out.areas[t].iter().find(|(n, _)| n == "imnetds").unwrap();
+        let v: Vec<f32> = v.clone().into_data().try_to_vec::<f32>().unwrap();
+        let h = v.len() / 2;
+        v[..h]
+            .iter()
+            .zip(&v[h..])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert_eq!(spread(first - 1), 0.0, "before the image arrives");
+    assert!(spread(first) > 0.0, "the image's step");
+    let mut short = c.clone();
+    short.num_timesteps = 10;
+    short.movie.image_off = Some(8);
+    let m = short.output_sees_image().unwrap_err();
+    assert!(
+        m.contains("reaches output_node 'imnetds' at step 10") && m.contains("num_timesteps ≥ 11"),
+        "{m}"
+    );
+}

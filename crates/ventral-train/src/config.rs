@@ -315,6 +315,23 @@ impl TrainFile {
                 return Err("train.loss_weights are all zero: nothing would be trained".into());
             }
         }
+        if let ModelConfig::ConvRnn(c) = &self.model {
+            // A ConvRNN whose output never sees the image would fit the same logits to every
+            // image (a presentation too short for the graph's depth).
+            let first = c
+                .output_sees_image()
+                .map_err(|e| format!("model: {e}; training it would fit constant logits"))?;
+            let at_decoder = c.decoder.loss == "decoder";
+            if let Some(w) = t.loss_weights.as_ref().filter(|_| !at_decoder)
+                && w[first..].iter().all(|v| *v == 0.0)
+            {
+                return Err(format!(
+                    "train.loss_weights are zero from step {first} on, where the image first \
+                     reaches the model's output node '{}': the loss would not depend on the image",
+                    c.output_node
+                ));
+            }
+        }
         check_optimizer(&t.optimizer)?;
         let sc = &t.schedule;
         positive("train.schedule.gamma", sc.gamma)?;
@@ -702,6 +719,36 @@ seed = 1
         if let Err(e) = TrainFile::parse(TOML, &ok, "t.toml") {
             panic!("{e}");
         }
+    }
+
+    /// A ConvRNN whose output the image never reaches within the run is refused (its logits
+    /// are the same for every image), and so are step weights that are zero from the step
+    /// the image reaches the output on.
+    #[test]
+    fn convrnn_output_must_see_the_image() {
+        const CONVRNN: &str = "[model]\npreset = \"rgc_intermediate_cpu\"\n\n[data]\npath = \"x\"\n\n[train]\nepochs = 1\nbatch_size = 4\nseed = 0\n";
+        let parse = |extra: &[&str]| {
+            let v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            TrainFile::parse(CONVRNN, &v, "c.toml").map_err(|e| e.to_string())
+        };
+        parse(&[]).unwrap();
+        let e = parse(&["model.num_timesteps=10"]).unwrap_err();
+        assert!(
+            e.contains("c.toml") && e.contains("at step 10") && e.contains("num_timesteps ≥ 11"),
+            "{e}"
+        );
+        let w = |zeros_from: usize| {
+            let v: Vec<&str> = (0..17)
+                .map(|t| if t < zeros_from { "1.0" } else { "0.0" })
+                .collect();
+            format!("train.loss_weights=[{}]", v.join(","))
+        };
+        let steps = "model.decoder.loss=\"steps\"";
+        let e = parse(&[steps, &w(10)]).unwrap_err();
+        assert!(e.contains("zero from step 10 on"), "{e}");
+        parse(&[steps, &w(11)]).unwrap();
+        // At the decoder (the default) the step weights are not the loss.
+        parse(&[&w(10)]).unwrap();
     }
 
     /// `train.winograd` loads on the native engine and is refused, naming the key, on burn.

@@ -300,6 +300,69 @@ impl ConvRnnConfig {
             .collect()
     }
 
+    /// The step at which the image first reaches each node (every edge delays one step, so
+    /// a node `d` edges from the nearest input node sees it at step `d`); `None` where no path
+    /// of edges leads from an input node. Unknown names are skipped ([`Self::plan`] refuses
+    /// them).
+    pub fn image_arrival(&self) -> Vec<Option<usize>> {
+        let index: BTreeMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let mut out: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for e in &self.edges {
+            if let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) {
+                out[a].push(b);
+            }
+        }
+        let mut d: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        let mut queue = std::collections::VecDeque::new();
+        for n in &self.input_nodes {
+            if let Some(&i) = index.get(n.as_str())
+                && d[i].is_none()
+            {
+                d[i] = Some(0);
+                queue.push_back(i);
+            }
+        }
+        while let Some(a) = queue.pop_front() {
+            let next = d[a].map(|v| v + 1);
+            for &b in &out[a] {
+                if d[b].is_none() {
+                    d[b] = next;
+                    queue.push_back(b);
+                }
+            }
+        }
+        d
+    }
+
+    /// The step at which the image first reaches the output node, or why no step's output
+    /// depends on the image: no path of edges from an input node, or one longer than the run
+    /// (a too-short presentation for a deep graph — its logits are the same for every image,
+    /// though its areas may not be, so only training and evaluation refuse it).
+    pub fn output_sees_image(&self) -> std::result::Result<usize, String> {
+        let o = self.nodes.iter().position(|n| n.name == self.output_node);
+        match o.and_then(|o| self.image_arrival()[o]) {
+            None => Err(format!(
+                "output_node '{}' is not reached from the input nodes {:?} by any path of edges: \
+                 its output never depends on the image",
+                self.output_node, self.input_nodes
+            )),
+            Some(d) if d >= self.num_timesteps => Err(format!(
+                "the image reaches output_node '{}' at step {d} (every edge delays one step; its \
+                 shortest path from an input node has {d} edges) but the graph runs {} steps, \
+                 so no step's output depends on the image: use num_timesteps ≥ {}",
+                self.output_node,
+                self.num_timesteps,
+                d + 1
+            )),
+            Some(d) => Ok(d),
+        }
+    }
+
     /// Node indices in run order (`ff_order`, else `nodes` order). Every edge delays one step,
     /// so the order does not change the result; it fixes the order of areas in recordings.
     pub fn run_order(&self) -> Vec<usize> {

@@ -722,8 +722,8 @@ fn build_entries() -> Vec<Entry> {
     }
     v.push(Entry {
         name: "rgc_intermediate_cpu",
-        description: "CPU-sized rgc_intermediate: median cell, long-range feedback, 64 px, channels 16/32/32/64, 10 steps (image off at 8), 8 classes",
-        config: ModelConfig::ConvRnn(intermediate(CellKind::Rgc, [16, 32, 32, 64], 64, 8, 10, Some(8), true)),
+        description: "CPU-sized rgc_intermediate: median cell, long-range feedback, 64 px, channels 16/32/32/64, 17 steps (image off at 12, the original presentation), 8 classes",
+        config: ModelConfig::ConvRnn(intermediate(CellKind::Rgc, [16, 32, 32, 64], 64, 8, 17, Some(12), true)),
     });
     v
 }
