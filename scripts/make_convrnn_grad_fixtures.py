@@ -4,10 +4,14 @@ so those files stay as they are).
 
 usage: venv/bin/python scripts/make_convrnn_grad_fixtures.py PATH/TO/PyTorchTNN FIXDIR
 
-For each graph: G[t] (seeded normal, the output node's shape at step t) and the gradient of
-    loss = Σ_t Σ (out_node(t) · G[t])
+For each graph: G[t][n] (seeded normal, node n's output shape at step t, nodes in the
+graph's `nodes` order) and the gradient of
+    loss = Σ_t Σ_n Σ (n(t) · G[t][n])
 for every parameter, by PyTorchTNN's state-dict name — `{name}.grads.safetensors` with
-`g.{t}` and `grad.{parameter}`. Graphs without BatchNorm only (ventral trains BatchNorm on
+`g.{t}.{node}` and `grad.{parameter}`. Every node's output enters the loss, so every parameter
+has a gradient even where the image (or any path) does not reach the output node within the
+run (rgc_shallow and timedecay_intermediate run 5 and 6 steps on 6- and 11-node chains: with
+the loss at the output node alone, conv1's and conv2's gradients were absent). Graphs without BatchNorm only (ventral trains BatchNorm on
 batch statistics, the forward fixtures are PyTorchTNN's eval mode).
 """
 import json, os, sys
@@ -40,15 +44,15 @@ for i, name in enumerate(NAMES):
             ref = io[f"out.{t}.{n}"]
             err = (v.detach() - ref).abs().max().item() / max(ref.abs().max().item(), 1e-12)
             assert err < 1e-5, (name, t, n, err)
-    out = cfg["output_node"]
+    nodes = [n["name"] for n in cfg["nodes"]]
     gen = torch.Generator().manual_seed(100 + i)
-    gs = [torch.randn(acts[t][out].shape, generator=gen) for t in range(T)]
-    loss = sum((acts[t][out] * gs[t]).sum() for t in range(T))
+    gs = {(t, n): torch.randn(acts[t][n].shape, generator=gen) for t in range(T) for n in nodes}
+    loss = sum((acts[t][n] * g).sum() for (t, n), g in gs.items())
     tg.zero_grad()
     loss.backward()
-    tensors = {f"g.{t}": g.contiguous() for t, g in enumerate(gs)}
+    tensors = {f"g.{t}.{n}": g.contiguous() for (t, n), g in gs.items()}
     for pname, p in tg.named_parameters():
         if p.grad is not None:
             tensors[f"grad.{pname}"] = p.grad.detach().contiguous()
     save_file(tensors, os.path.join(D, f"{name}.grads.safetensors"))
-    print(name, "ok", len(tensors) - T, "gradients")
+    print(name, "ok", len(tensors) - len(gs), "gradients")

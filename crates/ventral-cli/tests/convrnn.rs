@@ -196,6 +196,26 @@ fn convrnn_trains_resumes_byte_identically_records_and_sizes() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["params_total"], 87487, "PyTorchTNN's own parameter count");
+    // The presentation: when the image first reaches the readout. This parity graph runs 5
+    // steps on a chain of 6 nodes, so its readout never sees the image (its areas do: the
+    // parity tests compare every node) — said, not refused.
+    assert!(v["image_reaches_output_at_step"].is_null(), "{v}");
+    let o = bin().args(["size", s(&json)]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("warning: the image reaches output_node 'imnetds' at step 5")
+            && text.contains("num_timesteps ≥ 6"),
+        "{text}"
+    );
+    let o = bin()
+        .args(["size", "rgc_intermediate_cpu"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("the image reaches output node 'imnetds' at step 10 of 17"),
+        "{text}"
+    );
 }
 
 /// The convrnns zoo's sizes against the original code's variables: every preset's parameter

@@ -356,17 +356,19 @@ fn reusing_step_invariant_nodes_is_exact() {
 }
 
 /// Gradients against PyTorchTNN: `scripts/make_convrnn_grad_fixtures.py` runs PyTorchTNN on
-/// the same graphs, weights and inputs and saves, for `loss = Σ_t Σ out(t)·G[t]` (G seeded
-/// normal, the output node at every step), every parameter's gradient under its state-dict
-/// name. ventral computes the same loss on burn's autodiff — the engine's convolutions and
-/// fused ELU included (`engine_ops`) — and every gradient must agree to 1e-4 of its largest
-/// element. Generating snippet:
+/// the same graphs, weights and inputs and saves, for `loss = Σ_t Σ_n n(t)·G[t][n]` (G seeded
+/// normal, every node at every step — with the output node alone, the graphs whose image
+/// never reaches it within the run, `rgc_shallow` and `timedecay_intermediate`, had no
+/// gradient for their first layers), every parameter's gradient under its state-dict name.
+/// ventral computes the same loss on burn's autodiff — the engine's convolutions and fused
+/// ELU included (`engine_ops`) — every gradient must agree to 1e-4 of its largest element,
+/// and every gradient ventral computes must be in the fixture. Generating snippet:
 /// ```python
 /// tg.load_state_dict(load_file(f"{name}.weights.safetensors"), strict=False); tg.eval()
 /// _, acts = tg(x, n_times=T, return_all=True, return_activations=True)
-/// gs = [torch.randn(acts[t][out].shape, generator=gen) for t in range(T)]
-/// sum((acts[t][out] * gs[t]).sum() for t in range(T)).backward()
-/// save_file({**{f"g.{t}": g}, **{f"grad.{n}": p.grad for n, p in tg.named_parameters()}}, ...)
+/// gs = {(t, n): torch.randn(acts[t][n].shape, generator=gen) for t in range(T) for n in nodes}
+/// sum((acts[t][n] * g).sum() for (t, n), g in gs.items()).backward()
+/// save_file({**{f"g.{t}.{n}": g}, **{f"grad.{n}": p.grad for n, p in tg.named_parameters()}}, ...)
 /// ```
 /// The exact savings on every cell of both backbones (long-range feedback into the intermediate
 /// one with reciprocal gated cells) and
@@ -460,16 +462,24 @@ fn gradients_match_pytorchtnn() {
         let (shape, x) = io.f32("input").unwrap();
         let x = Tensor::<4>::from_data(TensorData::new(x, shape), &device);
         let out = model.forward_areas(x, true);
+        // Every node's output at every step enters the loss (the fixture's Σ_t Σ_n n(t)·G),
+        // so every parameter has a gradient even where the image does not reach the output
+        // node within the run.
         let mut loss: Option<Tensor<1>> = None;
         for t in 0..cfg.num_timesteps {
-            let o = out.area(t, &cfg.output_node).unwrap().clone();
-            let (_, g) = gr.f32(&format!("g.{t}")).unwrap();
-            let g = Tensor::<4>::from_data(TensorData::new(g, o.dims()), &device);
-            let l = (o * g).sum();
-            loss = Some(match loss {
-                None => l,
-                Some(a) => a + l,
-            });
+            for node in &cfg.nodes {
+                let o = out.area(t, &node.name).unwrap().clone();
+                let (_, g) = gr.f32(&format!("g.{t}.{}", node.name)).unwrap();
+                // (A fully connected output is [B, K] there, [B, K, 1, 1] here: same order.)
+                let n: usize = o.dims().iter().product();
+                assert_eq!(n, g.len(), "{name}: {} at step {t}", node.name);
+                let g = Tensor::<4>::from_data(TensorData::new(g, o.dims()), &device);
+                let l = (o * g).sum();
+                loss = Some(match loss {
+                    None => l,
+                    Some(a) => a + l,
+                });
+            }
         }
         let ours = params::gradients(&model, &loss.unwrap().backward()).unwrap();
         let mut compared = 0;
@@ -497,6 +507,8 @@ fn gradients_match_pytorchtnn() {
             compared += 1;
         }
         assert!(compared > 0, "{name}: no gradients in the fixture");
+        // Every gradient ventral computes is one PyTorchTNN computes too (and was compared).
+        assert_eq!(compared, ours.len(), "{name}: gradients the fixture lacks");
         eprintln!("{name}: {compared} gradients, worst relative difference {worst:.3e}");
     }
 }
