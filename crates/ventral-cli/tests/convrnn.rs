@@ -436,3 +436,41 @@ fn record_runs_an_original_convrnns_tensorflow_checkpoint() {
     );
     assert!(!d.path().join("x.npz").exists());
 }
+
+/// A graph whose readout the image never reaches within the run (PyTorchTNN's
+/// `test_rgc_shallow.json` parity graph: 5 steps on a chain of 6 nodes) is still recorded —
+/// its areas see the image — with a warning that its logits do not depend on the image.
+#[test]
+fn record_warns_when_the_readout_never_sees_the_image() {
+    use ventral_core::npy::{NpyArray, NpyData, write_npy};
+    let fx = root().join("crates/ventral-models/tests/fixtures/convrnn");
+    let graph = fx.join("rgc_shallow.json");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&graph).unwrap()).unwrap();
+    let shape: Vec<usize> = serde_json::from_value(cfg["input_shape"].clone()).unwrap();
+    let [c, h, w] = shape[..] else { panic!() };
+    let d = tempfile::tempdir().unwrap();
+    let images = d.path().join("x.npy");
+    let x: Vec<f32> = (0..2 * c * h * w).map(|i| (i % 7) as f32 * 0.1).collect();
+    write_npy(
+        &images,
+        &NpyArray::new(vec![2, c, h, w], NpyData::F32(x)).unwrap(),
+    )
+    .unwrap();
+    let out = d.path().join("rec.npz");
+    let o = bin()
+        .args(["record", "--model", s(&graph)])
+        .args(["--weights", s(&fx.join("rgc_shallow.weights.safetensors"))])
+        .args(["--images", s(&images), "--out", s(&out)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning:")
+            && err.contains("reaches output_node 'imnetds' at step 5")
+            && err.contains("its logits do not depend on the image"),
+        "{err}"
+    );
+    assert!(out.exists());
+}

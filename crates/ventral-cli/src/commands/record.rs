@@ -195,6 +195,13 @@ pub fn run(a: Args) -> Result<()> {
                 bail!("--model needs --weights and --images");
             };
             let cfg = load_model_config(m)?;
+            if let ventral_models::ModelConfig::ConvRnn(c) = &cfg
+                && let Err(why) = c.output_sees_image()
+            {
+                // Recorded all the same (its areas may see the image), but its logits and
+                // accuracies are the same for every image.
+                eprintln!("warning: {m}: {why}; its logits do not depend on the image");
+            }
             let model = ventral_train::train::load_weights_for_inference(
                 Model::init(&cfg, &device)?,
                 weights,
