@@ -105,6 +105,11 @@ pub fn run(a: Args) -> Result<()> {
     {
         eprintln!("note: {note}");
     }
+    if let ventral_models::ModelConfig::ConvRnn(c) = &cfg.model
+        && let Some(note) = c.decoder_note()
+    {
+        eprintln!("note: {note}");
+    }
     let device = &cfg.train.device;
     if let Some(note) = ventral_models::device::compile_note(device) {
         eprintln!("note: {note}");

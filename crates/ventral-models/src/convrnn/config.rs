@@ -363,6 +363,32 @@ impl ConvRnnConfig {
         }
     }
 
+    /// A note where a decoder that chooses among steps (`max_conf`, `thresh`, `time_max`)
+    /// may choose steps before the image reaches the output node: their logits are the same
+    /// for every image. convrnns starts its decoders at the number of layers for this reason.
+    pub fn decoder_note(&self) -> Option<String> {
+        let d = &self.decoder;
+        let kind = match d.kind {
+            DecoderKind::MaxConf => "max_conf",
+            DecoderKind::Thresh => "thresh",
+            DecoderKind::TimeMax => "time_max",
+            _ => return None,
+        };
+        let first = self.output_sees_image().ok()?;
+        (d.start < first).then(|| {
+            format!(
+                "decoder.start = {} lets the {kind} decoder choose steps {}–{}, before the image \
+                 reaches output node '{}' at step {first}: their logits are the same for every \
+                 image (convrnns starts its decoders at the number of layers; here \
+                 decoder.start ≥ {first})",
+                d.start,
+                d.start,
+                first - 1,
+                self.output_node
+            )
+        })
+    }
+
     /// Node indices in run order (`ff_order`, else `nodes` order). Every edge delays one step,
     /// so the order does not change the result; it fixes the order of areas in recordings.
     pub fn run_order(&self) -> Vec<usize> {
