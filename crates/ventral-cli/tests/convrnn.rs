@@ -482,3 +482,31 @@ fn record_warns_when_the_readout_never_sees_the_image() {
     );
     assert!(out.exists());
 }
+
+/// `ventral train` refuses a ConvRNN whose readout the image never reaches within the run
+/// (`rgc_intermediate_cpu`'s 11-node chain cut to 10 steps), naming the file, the step and the
+/// steps needed, before writing anything.
+#[test]
+fn train_refuses_a_readout_that_never_sees_the_image() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("short.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\npreset = \"rgc_intermediate_cpu\"\nnum_timesteps = 10\n\n[data]\npath = \"nowhere\"\n\n[train]\nepochs = 1\nbatch_size = 4\nseed = 0\n",
+    )
+    .unwrap();
+    let out = d.path().join("run");
+    let o = bin()
+        .args(["train", s(&cfg), "--out", s(&out)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("short.toml")
+            && err.contains("reaches output_node 'imnetds' at step 10")
+            && err.contains("num_timesteps ≥ 11"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

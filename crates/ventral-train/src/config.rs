@@ -289,6 +289,32 @@ impl TrainFile {
         Ok(f)
     }
 
+    /// What only training needs of the configuration, beyond [`Self::parse`]'s checks (which
+    /// reading an existing run's configuration, e.g. to record it, re-runs): a ConvRNN's output
+    /// node must see the image within the run, and step loss weights must not all be zero from
+    /// the step it does.
+    pub fn check_for_training(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        if let ModelConfig::ConvRnn(c) = &self.model {
+            // A ConvRNN whose output never sees the image would fit the same logits to every
+            // image (a presentation too short for the graph's depth).
+            let first = c
+                .output_sees_image()
+                .map_err(|e| format!("model: {e}; training it would fit constant logits"))?;
+            let at_decoder = c.decoder.loss == "decoder";
+            if let Some(w) = t.loss_weights.as_ref().filter(|_| !at_decoder)
+                && w.iter().skip(first).all(|v| *v == 0.0)
+            {
+                return Err(format!(
+                    "train.loss_weights are zero from step {first} on, where the image first \
+                     reaches the model's output node '{}': the loss would not depend on the image",
+                    c.output_node
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
         self.model.validate().map_err(|e| e.to_string())?;
         let timesteps = self.model.timesteps();
@@ -313,23 +339,6 @@ impl TrainFile {
             }
             if w.iter().all(|v| *v == 0.0) {
                 return Err("train.loss_weights are all zero: nothing would be trained".into());
-            }
-        }
-        if let ModelConfig::ConvRnn(c) = &self.model {
-            // A ConvRNN whose output never sees the image would fit the same logits to every
-            // image (a presentation too short for the graph's depth).
-            let first = c
-                .output_sees_image()
-                .map_err(|e| format!("model: {e}; training it would fit constant logits"))?;
-            let at_decoder = c.decoder.loss == "decoder";
-            if let Some(w) = t.loss_weights.as_ref().filter(|_| !at_decoder)
-                && w[first..].iter().all(|v| *v == 0.0)
-            {
-                return Err(format!(
-                    "train.loss_weights are zero from step {first} on, where the image first \
-                     reaches the model's output node '{}': the loss would not depend on the image",
-                    c.output_node
-                ));
             }
         }
         check_optimizer(&t.optimizer)?;
@@ -729,12 +738,15 @@ seed = 1
         const CONVRNN: &str = "[model]\npreset = \"rgc_intermediate_cpu\"\n\n[data]\npath = \"x\"\n\n[train]\nepochs = 1\nbatch_size = 4\nseed = 0\n";
         let parse = |extra: &[&str]| {
             let v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-            TrainFile::parse(CONVRNN, &v, "c.toml").map_err(|e| e.to_string())
+            let f = TrainFile::parse(CONVRNN, &v, "c.toml").map_err(|e| e.to_string())?;
+            f.check_for_training()
         };
+        // Reading such a configuration (an existing run's, to record it) is not refused.
+        TrainFile::parse(CONVRNN, &["model.num_timesteps=10".into()], "c.toml").unwrap();
         parse(&[]).unwrap();
         let e = parse(&["model.num_timesteps=10"]).unwrap_err();
         assert!(
-            e.contains("c.toml") && e.contains("at step 10") && e.contains("num_timesteps ≥ 11"),
+            e.contains("at step 10") && e.contains("num_timesteps ≥ 11"),
             "{e}"
         );
         let w = |zeros_from: usize| {

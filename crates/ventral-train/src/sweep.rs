@@ -139,12 +139,18 @@ pub fn expand(spec_path: &Path) -> Result<Manifest> {
     for p in points {
         let mut overrides = spec.set.clone();
         overrides.extend(p.iter().map(|(k, v)| format!("{k}={v}")));
-        let cfg = TrainFile::load(&base, &overrides).map_err(|e| {
-            file_err(
-                spec_path.display(),
-                format!("the point {}: {e}", describe(&p)),
-            )
-        })?;
+        let cfg = TrainFile::load(&base, &overrides)
+            .and_then(|c| {
+                c.check_for_training()
+                    .map(|_| c)
+                    .map_err(TrainError::Config)
+            })
+            .map_err(|e| {
+                file_err(
+                    spec_path.display(),
+                    format!("the point {}: {e}", describe(&p)),
+                )
+            })?;
         let config_text = cfg.to_toml();
         let mut key = config_text.clone().into_bytes();
         if let Some(i) = &spec.init_from {

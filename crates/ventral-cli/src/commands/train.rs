@@ -99,6 +99,8 @@ pub const EXIT_DIVERGED: u8 = 4;
 
 pub fn run(a: Args) -> Result<()> {
     let cfg = TrainFile::load(&a.config, &a.set)?;
+    cfg.check_for_training()
+        .map_err(|e| ventral_train::TrainError::Config(format!("{}: {e}", a.config.display())))?;
     if let Some(note) = ventral_models::Precision::parse(&cfg.train.precision)
         .ok()
         .and_then(|p| p.device_note(&cfg.train.device))

@@ -289,6 +289,7 @@ fn train_locked(cfg: &TrainFile, opts: &TrainOptions, on: &dyn Fn(Event)) -> Res
             opts.out.display()
         )));
     }
+    cfg.check_for_training().map_err(TrainError::Config)?;
     let resume_point = run.open(opts.resume, &config_text)?;
     check_memory(cfg)?;
 
