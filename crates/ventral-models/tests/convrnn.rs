@@ -89,6 +89,24 @@ parity! {
     time_varying_batchnorm_resnet18_matches_pytorchtnn => "resnet18_bn_timevary",
 }
 
+/// A registered ConvRNN preset's configuration.
+fn convrnn_preset(name: &str) -> ConvRnnConfig {
+    match ventral_models::registry::get(name).map(|e| e.config) {
+        Some(ventral_models::ModelConfig::ConvRnn(c)) => c,
+        _ => panic!("{name} is not a registered ConvRNN"),
+    }
+}
+
+/// `n` images of `s` × `s` pixels, standard normal, from the Flex device's seed 3.
+fn normal_images(n: usize, s: usize, device: &Device) -> Tensor<4> {
+    Device::flex().seed(3);
+    Tensor::<4>::random(
+        [n, 3, s, s],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    )
+}
+
 fn small_model(decoder: &str) -> ConvRnn {
     let text = std::fs::read_to_string(fixture("timedecay.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -400,20 +418,13 @@ fn exact_savings_for_every_cell_and_backbone() {
             ));
         }
     }
-    let median = ventral_models::registry::get("rgc_intermediate_cpu").unwrap();
-    let ventral_models::ModelConfig::ConvRnn(m) = median.config else {
-        panic!("rgc_intermediate_cpu is a ConvRNN")
-    };
-    cfgs.push(("rgc_intermediate_cpu".into(), m));
+    cfgs.push((
+        "rgc_intermediate_cpu".into(),
+        convrnn_preset("rgc_intermediate_cpu"),
+    ));
     for (name, cfg) in cfgs {
         let model = ConvRnn::init(&cfg, &device, 5).unwrap();
-        let s = cfg.image_size();
-        Device::flex().seed(3);
-        let x = Tensor::<4>::random(
-            [3, 3, s, s],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let x = normal_images(3, cfg.image_size(), &device);
         let saved = model.forward_areas(x.clone(), true);
         let mut plain = model.clone();
         plain.reuse_step_invariant = false;
@@ -589,21 +600,12 @@ fn every_convrnn_presets_output_sees_the_image() {
             .unwrap_or_else(|m| panic!("{}: {m}", e.name));
         assert!(first < c.num_timesteps, "{}", e.name);
     }
-    let e = ventral_models::registry::get("rgc_intermediate_cpu").unwrap();
-    let ventral_models::ModelConfig::ConvRnn(c) = e.config else {
-        panic!("rgc_intermediate_cpu is a ConvRNN")
-    };
+    let c = convrnn_preset("rgc_intermediate_cpu");
     let first = c.output_sees_image().unwrap();
     assert_eq!(first, 10, "11 nodes in a chain");
     let device = Device::flex();
     let model = ConvRnn::init(&c, &device, 5).unwrap();
-    let s = c.image_size();
-    Device::flex().seed(3);
-    let x = Tensor::<4>::random(
-        [2, 3, s, s],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
-        &device,
-    );
+    let x = normal_images(2, c.image_size(), &device);
     let out = model.forward_areas(x, true);
     let spread = |t: usize| {
         let (_, v) = out.areas[t].iter().find(|(n, _)| n == "imnetds").unwrap();

@@ -123,12 +123,12 @@ pub fn run_size(a: SizeArgs) -> Result<()> {
     // A ConvRNN's presentation: the step at which the image first reaches the output node
     // (every edge delays one step), or why no step's output depends on it.
     let arrival = match &cfg {
-        ModelConfig::ConvRnn(c) => Some(c.output_sees_image()),
+        ModelConfig::ConvRnn(c) => Some((c, c.output_sees_image())),
         _ => None,
     };
     if a.json {
         let mut v = serde_json::to_value(&r)?;
-        if let Some(arr) = &arrival {
+        if let Some((_, arr)) = &arrival {
             v["image_reaches_output_at_step"] = serde_json::json!(arr.as_ref().ok());
         }
         if a.params {
@@ -166,16 +166,16 @@ pub fn run_size(a: SizeArgs) -> Result<()> {
         cfg.timesteps(),
         r.flops_per_image as f64
     );
-    match (&arrival, &cfg) {
-        (Some(Ok(d)), ModelConfig::ConvRnn(c)) => println!(
+    match &arrival {
+        Some((c, Ok(d))) => println!(
             "presentation: the image reaches output node '{}' at step {d} of {} (steps 0–{}; \
              every edge delays one step)",
             c.output_node,
             c.num_timesteps,
             c.num_timesteps - 1
         ),
-        (Some(Err(m)), _) => println!("warning: {m}"),
-        _ => {}
+        Some((_, Err(m))) => println!("warning: {m}"),
+        None => {}
     }
     Ok(())
 }

@@ -317,32 +317,17 @@ impl ConvRnnConfig {
                 out[a].push(b);
             }
         }
-        let mut d: Vec<Option<usize>> = vec![None; self.nodes.len()];
-        let mut queue = std::collections::VecDeque::new();
-        for n in &self.input_nodes {
-            if let Some(&i) = index.get(n.as_str())
-                && d[i].is_none()
-            {
-                d[i] = Some(0);
-                queue.push_back(i);
-            }
-        }
-        while let Some(a) = queue.pop_front() {
-            let next = d[a].map(|v| v + 1);
-            for &b in &out[a] {
-                if d[b].is_none() {
-                    d[b] = next;
-                    queue.push_back(b);
-                }
-            }
-        }
-        d
+        let sources = self
+            .input_nodes
+            .iter()
+            .filter_map(|n| index.get(n.as_str()).copied());
+        hops(self.nodes.len(), sources, |a| out[a].iter().copied())
     }
 
     /// The step at which the image first reaches the output node, or why no step's output
     /// depends on the image: no path of edges from an input node, or one longer than the run
     /// (a too-short presentation for a deep graph — its logits are the same for every image,
-    /// though its areas may not be, so only training and evaluation refuse it).
+    /// though its areas may not be, so only training refuses it).
     pub fn output_sees_image(&self) -> std::result::Result<usize, String> {
         let o = self.nodes.iter().position(|n| n.name == self.output_node);
         match o.and_then(|o| self.image_arrival()[o]) {
@@ -969,6 +954,33 @@ fn cell_params(cell: &CellSpec, c: usize, res: usize, fb: Option<usize>, hw: [us
         }
     };
     n.0
+}
+
+/// The fewest edges from any of `sources` to each of `n` nodes, `next(a)` giving the nodes one
+/// edge on from `a` (breadth first); `None` where none leads.
+pub(crate) fn hops<I: Iterator<Item = usize>>(
+    n: usize,
+    sources: impl IntoIterator<Item = usize>,
+    next: impl Fn(usize) -> I,
+) -> Vec<Option<usize>> {
+    let mut d: Vec<Option<usize>> = vec![None; n];
+    let mut queue = std::collections::VecDeque::new();
+    for i in sources {
+        if d[i].is_none() {
+            d[i] = Some(0);
+            queue.push_back(i);
+        }
+    }
+    while let Some(a) = queue.pop_front() {
+        let step = d[a].map(|v| v + 1);
+        for b in next(a) {
+            if d[b].is_none() {
+                d[b] = step;
+                queue.push_back(b);
+            }
+        }
+    }
+    d
 }
 
 /// Output spatial size of a convolution.

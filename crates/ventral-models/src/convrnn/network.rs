@@ -459,20 +459,9 @@ impl ConvRnn {
     /// For every node, the fewest steps its output takes to reach the output node (each edge
     /// costs one step); `None` where it never does.
     fn steps_to_output(&self, out_idx: usize) -> Vec<Option<usize>> {
-        let n = self.plans.len();
-        let mut d: Vec<Option<usize>> = vec![None; n];
-        d[out_idx] = Some(0);
-        let mut frontier = vec![out_idx];
-        while let Some(i) = frontier.pop() {
-            let di = d[i].unwrap_or(0);
-            for j in self.plans[i].inputs.iter().flatten() {
-                if d[*j].is_none_or(|dj| dj > di + 1) {
-                    d[*j] = Some(di + 1);
-                    frontier.push(*j);
-                }
-            }
-        }
-        d
+        super::config::hops(self.plans.len(), [out_idx], |i| {
+            self.plans[i].inputs.iter().flatten().copied()
+        })
     }
 
     /// The temporal decoder on logits per step (domain notes §3.6); returns logits `[batch, K]`.
