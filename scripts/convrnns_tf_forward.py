@@ -27,7 +27,9 @@ float32 (so no checkpoint needs to be shipped):
 
 The input, NHWC [2, H, W, 3], is u_k * 2 under the name "input". `small` (run by default)
 also writes a scaled simplernn_shallow and its checkpoint as TensorFlow's Saver writes it
-(OUT_DIR/small/, see `small`), which the CLI test reads as a real checkpoint. Written: OUT_DIR/MODEL.safetensors with `logits.T`
+(OUT_DIR/small/, see `small`), which the CLI test reads as a real checkpoint; `feedback` (also run by default) a
+scaled ugrnn_intermediate with long-range feedback into nodes that are not reciprocal gated
+cells, and its JSON (see `feedback`). Written: OUT_DIR/MODEL.safetensors with `logits.T`
 ([2, 64], the first 64 of the 1000 ImageNet logits of the readout `imnetds` at step T, every
 step) and, in its metadata, the graph's variables (`variables`: name, shape, trainable) and
 the input's shape; with DEBUG=1 also the input and every node's output at every step (not
@@ -94,14 +96,10 @@ def value(name, shape, trainable):
     return v.astype(np.float32).reshape(shape)
 
 
-def small(out):
-    """simplernn_shallow scaled down (channels / 16, 10 classes, 128 px, the default 16 steps)
-    and saved by tf.compat.v1.train.Saver as a real checkpoint (OUT_DIR/small/model.ckpt.*),
-    with its JSON (OUT_DIR/small/simplernn_shallow.json) and its logits at every step
-    (OUT_DIR/small/logits.safetensors, `logits.T` [2, 10]): the CLI test runs `ventral record`
-    on them."""
-    d = json.load(open("convrnns/models/simplernn_shallow.json"))
-    size = 128
+def scaled(model, size):
+    """The zoo model's JSON at 1/16 of its widths, 10 classes and SIZE px (the cells' state
+    sizes, written for 224 px, scaled with it)."""
+    d = json.load(open(f"convrnns/models/{model}.json"))
     d["nodes"][0]["shape"] = [size, size, 3]
     for nd in d["nodes"]:
         for op in nd["pre_memory"] + nd["post_memory"]:
@@ -112,9 +110,15 @@ def small(out):
             m["out_depth"] //= 16
         if "shape" in m:
             m["shape"] = [s * size // 224 for s in m["shape"]]
-    dst = os.path.join(out, "small")
-    os.makedirs(dst, exist_ok=True)
-    path = os.path.join(dst, "simplernn_shallow")
+    return d
+
+
+def run_scaled(d, path, size, ckpt=None):
+    """Writes the graph D to PATH.json, builds it with model_func at SIZE px (batch 2), sets
+    every variable by `value`, runs the input `u_k * 2` and returns the variables (name,
+    shape, trainable), the input and the readout's logits at every step (`logits.T` [2, K];
+    with DEBUG=1 also every node's output, `out.T.NODE`); CKPT: also saved there by
+    tf.compat.v1.train.Saver."""
     with open(path + ".json", "w") as f:
         json.dump(d, f, indent=1)
         f.write("\n")
@@ -125,24 +129,80 @@ def small(out):
         inp = v1.placeholder(v1.float32, [BATCH, size, size, 3])
         model_func(inputs=inp, base_name=path, out_layers=[], include_logits=True)
         trainable = {v.op.name for v in v1.trainable_variables()}
+        variables = [[v.op.name, v.shape.as_list(), v.op.name in trainable]
+                     for v in v1.global_variables()]
         with v1.Session() as s:
             for var in v1.global_variables():
                 s.run(var.assign(value(var.op.name, var.shape.as_list(),
                                        var.op.name in trainable)))
             steps = OUTPUTS[-1]
-            vals = s.run({f"logits.{t}": o for t, o in enumerate(steps["imnetds"])},
-                         feed_dict={inp: x})
-            v1.train.Saver().save(s, os.path.join(dst, "model.ckpt"), write_meta_graph=False)
-    tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32).reshape(BATCH, -1))
-               for k, v in vals.items()}
+            fetch = {f"logits.{t}": o for t, o in enumerate(steps["imnetds"])}
+            if os.environ.get("DEBUG"):
+                for node, lst in steps.items():
+                    for t, o in enumerate(lst):
+                        fetch[f"out.{t}.{node}"] = o
+            vals = s.run(fetch, feed_dict={inp: x})
+            if ckpt:
+                v1.train.Saver().save(s, ckpt, write_meta_graph=False)
+    tensors = {}
+    for k, v in vals.items():
+        v = np.asarray(v, np.float32)
+        if k.startswith("logits."):
+            v = v.reshape(BATCH, -1)
+        tensors[k] = np.ascontiguousarray(v)
+    return variables, x, tensors
+
+
+def small(out):
+    """simplernn_shallow scaled down (channels / 16, 10 classes, 128 px, the default 16 steps)
+    and saved by tf.compat.v1.train.Saver as a real checkpoint (OUT_DIR/small/model.ckpt.*),
+    with its JSON (OUT_DIR/small/simplernn_shallow.json) and its logits at every step
+    (OUT_DIR/small/logits.safetensors, `logits.T` [2, 10]): the CLI test runs `ventral record`
+    on them."""
+    dst = os.path.join(out, "small")
+    os.makedirs(dst, exist_ok=True)
+    _, x, tensors = run_scaled(scaled("simplernn_shallow", 128),
+                               os.path.join(dst, "simplernn_shallow"), 128,
+                               ckpt=os.path.join(dst, "model.ckpt"))
+    tensors = {k: v for k, v in tensors.items() if k.startswith("logits.")}
     save_file(tensors, os.path.join(dst, "logits.safetensors"),
               metadata={"input_shape": json.dumps(list(x.shape))})
     print("small", len(tensors), "steps", file=sys.stderr)
 
 
+# Long-range feedback into nodes that are not reciprocal gated cells (the zoo has none; a user's
+# own graph may): each (from, to) edge is added to the JSON's edges.
+FEEDBACK_EDGES = [("conv10", "conv3"), ("conv8", "conv5"), ("conv9", "conv5")]
+
+
+def feedback(out):
+    """ugrnn_intermediate scaled down (channels / 16, 10 classes, 64 px, 17 steps) with
+    FEEDBACK_EDGES added, run by the original code: its harbor concatenates a node's inputs in
+    sorted-name order (conv3's are [conv10, conv2]: the feedback first) and component_conv splits
+    the kernel into `weights_basenet` (the input named by `input_name`) and `weights_0`,
+    `weights_1`, ... for the others in that order; conv3's residual projection
+    (`residual_add_weights`) reads the whole concatenation. Writes
+    OUT_DIR/ugrnn_intermediate_feedback.json (the graph, as ventral reads it) and
+    OUT_DIR/ugrnn_intermediate_feedback.safetensors (`logits.T` [2, 10] at every step; the
+    variables and the input's shape in its metadata; DEBUG=1: every node's output)."""
+    name = "ugrnn_intermediate_feedback"
+    d = scaled("ugrnn_intermediate", 64)
+    d["edges"] += [{"from": a, "to": b} for a, b in FEEDBACK_EDGES]
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name)
+    variables, x, tensors = run_scaled(d, path, 64)
+    meta = {"variables": json.dumps(variables, separators=(",", ":")),
+            "input_shape": json.dumps(list(x.shape))}
+    save_file(tensors, path + ".safetensors", metadata=meta)
+    print(name, len(tensors), "tensors", file=sys.stderr)
+
+
 def main():
     out = sys.argv[1]
-    names = sys.argv[2:] or ZOO + DECODERS + ["small"]
+    names = sys.argv[2:] or ZOO + DECODERS + ["small", "feedback"]
+    if "feedback" in names:
+        names = [n for n in names if n != "feedback"]
+        feedback(out)
     if "small" in names:
         names = [n for n in names if n != "small"]
         small(out)

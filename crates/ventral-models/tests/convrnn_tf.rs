@@ -431,3 +431,32 @@ fn zoo_presets_take_another_number_of_classes_and_input_size() {
     .to_string();
     assert!(e.contains("num_classes"), "{e}");
 }
+
+/// With several inputs, component_conv's `input_name` (the input whose kernel is
+/// `weights_basenet`) must be the node's `shape_from`, the input ventral's checkpoint mapping
+/// takes as the feedforward one.
+#[test]
+fn a_feedback_nodes_component_conv_must_name_its_shape_from_input() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/convrnns_tf_forward/ugrnn_intermediate_feedback.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(tf_json::translate(&v, "ugrnn_intermediate_feedback.json").is_ok());
+    let mut bad = v.clone();
+    let conv3 = bad["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|n| n["name"] == "conv3")
+        .unwrap();
+    conv3["pre_memory"][0]["input_name"] = json!("conv10");
+    let e = tf_json::translate(&bad, "ugrnn_intermediate_feedback.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ugrnn_intermediate_feedback.json")
+            && e.contains("conv3")
+            && e.contains("input_name 'conv10'")
+            && e.contains("shape_from 'conv2'"),
+        "{e}"
+    );
+}

@@ -10,7 +10,9 @@
 //! ventral's model on the same input and compares every step's logits. `MODEL_64px` is the
 //! model at 64 px (`rgc_intermediate`'s median cell then shrinks its 7 × 7 depthwise kernels
 //! to the smaller maps, as `cell_utils._ds_conv` does); every fixture's parameter count is
-//! checked against the original graph's trainable variables.
+//! checked against the original graph's trainable variables. `ugrnn_intermediate_feedback`
+//! is not a zoo model: the script's `feedback` adds long-range feedback into nodes that are not
+//! reciprocal gated cells (the JSON it ran, `MODEL.json`, is shipped beside it and read here).
 //!
 //! Generating snippet (the value rule, shared with `value` below and
 //! `ventral_core::fixtures::convrnns_unit`):
@@ -135,13 +137,16 @@ fn compare(model: &str) -> f64 {
     let vars: Value = serde_json::from_str(&gold.metadata()["variables"]).unwrap();
     let shape: Vec<usize> = serde_json::from_str(&gold.metadata()["input_shape"]).unwrap();
     let [b, h, w, c] = shape[..] else { panic!() };
-    // `MODEL_64px`: the preset at 64 px (the size is the fixture's input's).
-    let preset = model.strip_suffix("_64px").unwrap_or(model);
-    let cfg = resolve_model(
-        json!({"preset": preset, "input_shape": [c, h, w]}),
-        std::path::Path::new("."),
-    )
-    .unwrap();
+    // `MODEL_64px`: the preset at 64 px (the size is the fixture's input's); a fixture with
+    // its own graph (`MODEL.json`, the original's JSON form) is read from it.
+    let graph = fixture(&format!("{model}.json"));
+    let spec = if graph.exists() {
+        json!({"graph": graph, "input_shape": [c, h, w]})
+    } else {
+        let preset = model.strip_suffix("_64px").unwrap_or(model);
+        json!({"preset": preset, "input_shape": [c, h, w]})
+    };
+    let cfg = resolve_model(spec, std::path::Path::new(".")).unwrap();
     let ModelConfig::ConvRnn(cfg) = cfg else {
         panic!()
     };
@@ -326,7 +331,8 @@ zoo_test!(
     rgc_intermediate_t22_tmaxconf,
     rgc_intermediate_dthresh,
     ugrnn_intermediate_t30_tmaxconf,
-    ugrnn_intermediate_t30_dthresh
+    ugrnn_intermediate_t30_dthresh,
+    ugrnn_intermediate_feedback
 );
 
 /// Checkpoints that do not fit the model are refused with the file and every tensor at fault:
@@ -390,4 +396,84 @@ fn checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
         *n = n.replace("tnn_model/", "model/");
     }));
     assert!(e.contains("not a checkpoint of the convrnns zoo"), "{e}");
+}
+
+/// Long-range feedback into nodes that are not reciprocal gated cells
+/// (`ugrnn_intermediate_feedback`, checked against the original above): `component_conv`'s
+/// kernel parts must all be there, one per input with that input's channels, and a model
+/// without the feedback refuses the checkpoint.
+#[test]
+fn feedback_checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
+    let model = "ugrnn_intermediate_feedback";
+    let gold = SafeTensors::read(&fixture(&format!("{model}.safetensors"))).unwrap();
+    let vars: Value = serde_json::from_str(&gold.metadata()["variables"]).unwrap();
+    let build = |spec: Value| {
+        let ModelConfig::ConvRnn(cfg) = resolve_model(spec, std::path::Path::new(".")).unwrap()
+        else {
+            panic!()
+        };
+        ConvRnn::init(&cfg, &Device::flex(), 0).unwrap()
+    };
+    let net =
+        build(json!({"graph": fixture(&format!("{model}.json")), "input_shape": [3, 64, 64]}));
+    let refuse = |net: &ConvRnn, path: PathBuf| -> String {
+        let ckpt = SafeTensors::read(&path).unwrap();
+        let e = tf_weights::from_tensorflow(net, &ckpt)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        e
+    };
+    let edited = |drop: &str, reshape: Option<(&str, [u64; 4])>| -> Value {
+        let mut v = vars.clone();
+        let a = v.as_array_mut().unwrap();
+        a.retain(|x| x[0] != drop);
+        if let Some((name, shape)) = reshape {
+            for x in a.iter_mut().filter(|x| x[0] == name) {
+                x[1] = json!(shape);
+            }
+        }
+        v
+    };
+    // conv5's second feedback kernel (conv9's) missing.
+    let e = refuse(
+        &net,
+        checkpoint(
+            "fb_missing",
+            &edited("tnn_model/conv5/pre_0/weights_1", None),
+        ),
+    );
+    assert!(e.contains("conv5") && e.contains("weights_1"), "{e}");
+    // conv3's feedback kernel (conv10's, 32 channels) with 16 input channels.
+    let e = refuse(
+        &net,
+        checkpoint(
+            "fb_channels",
+            &edited("", Some(("tnn_model/conv3/pre_0/weights_0", [3, 3, 16, 4]))),
+        ),
+    );
+    assert!(
+        e.contains("tnn_model/conv3/pre_0/weights_0") && e.contains("input channels"),
+        "{e}"
+    );
+    // The same graph without its feedback edges: the parts are not its.
+    let mut plain: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
+            .unwrap();
+    let fb = [("conv10", "conv3"), ("conv8", "conv5"), ("conv9", "conv5")];
+    plain["edges"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| !fb.iter().any(|(f, t)| e["from"] == *f && e["to"] == *t));
+    assert_eq!(plain["edges"].as_array().unwrap().len(), 10);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fb_plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{model}.json"));
+    std::fs::write(&path, plain.to_string()).unwrap();
+    let plain = build(json!({"graph": path, "input_shape": [3, 64, 64]}));
+    let e = refuse(&plain, checkpoint("fb_plain", &vars));
+    assert!(
+        e.contains("tnn_model/conv3/pre_0") && e.contains("weights_0"),
+        "{e}"
+    );
 }

@@ -781,6 +781,39 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
         if *name != input_name && shape_from.is_none() {
             return Err(r.err(name, "has neither \"shape\" nor \"shape_from\""));
         }
+        // component_conv calls the kernel of the input named `input_name` `weights_basenet`
+        // and the others' `weights_0`, `weights_1`, … in the harbor's (sorted) order; a
+        // checkpoint is mapped taking that input to be `shape_from`.
+        if *name != input_name && preds.len() > 1 {
+            let raw = nodes
+                .iter()
+                .find(|x| x.get("name").and_then(Value::as_str) == Some(name));
+            for key in ["pre_memory", "post_memory"] {
+                for op in raw
+                    .and_then(|x| x.get(key))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if op.get("function").and_then(Value::as_str) != Some("component_conv") {
+                        continue;
+                    }
+                    if let Some(i) = op.get("input_name").and_then(Value::as_str)
+                        && Some(i) != shape_from.as_deref()
+                    {
+                        return Err(r.err(
+                            name,
+                            format!(
+                                "component_conv's input_name '{i}' is not the node's shape_from \
+                                 '{}': with several inputs ventral takes the feedforward one \
+                                 (the kernel named weights_basenet) to be shape_from",
+                                shape_from.as_deref().unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         let is_cell = cell_layers.contains(name) && kind != CellKind::TimeDecay;
         let decay = mem
             .get("memory_decay")

@@ -19,6 +19,13 @@
 //!   gated cell's `cell/{input_to_cell,tau,gate|out_to_cell,res_to_cell}` and
 //!   `out/{tau,gate,residual_to_out_gate,input_to_out,feedback_to_out,residual_add}`, a
 //!   time-decay node's `memory_decay` (τ).
+//! - **Harbors of several inputs** (feedback into a node that is not a reciprocal gated cell):
+//!   TensorFlow concatenates the frame, then the predecessors sorted by name, and
+//!   `component_conv` holds one kernel per input (`weights_basenet` for the feedforward one,
+//!   `weights_0`, `weights_1`, … for the others in that order); ventral's TensorFlow form puts
+//!   the feedforward input first. The parts are assembled and each input's channels moved to
+//!   ventral's place ([`Harbor`], [`harbor_kernel`]), for the operation that reads the harbor
+//!   and for residual projections over it.
 //! - **Layouts**: kernels HWIO → OIHW, depthwise kernels `[kh, kw, C, 1]` → `[C, 1, kh, kw]`,
 //!   fully connected `[in, out]` → `[out, in]` (only on a globally pooled input, where
 //!   TensorFlow's H·W·C flattening and ventral's C·H·W agree), peepholes `[H, W, C]` →
@@ -108,6 +115,134 @@ fn convert(layout: Layout, shape: &[usize], data: &[f32]) -> Option<(Vec<usize>,
         (Layout::Same, s) => Some((s.to_vec(), data.to_vec())),
         _ => None,
     }
+}
+
+/// A node's harbor as TensorFlow concatenates it against ventral's order: convrnns' `unroll`
+/// hands a node the frame (input nodes), then its predecessors sorted by name, and its harbor
+/// concatenates them in that order; ventral's TensorFlow form puts the feedforward
+/// (`shape_from`) input first (`HarborOrder::FeedforwardFirst`, which its reciprocal gated
+/// cells need). Kernels that read the harbor's channels are rearranged from one to the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Harbor {
+    /// Channels of each input in TensorFlow's order.
+    channels: Vec<usize>,
+    /// For each of ventral's inputs (in its order), its place in TensorFlow's.
+    order: Vec<usize>,
+    /// TensorFlow's place of the feedforward input: what `component_conv` names
+    /// `weights_basenet` (the others are `weights_0`, `weights_1`, … in TensorFlow's order).
+    ff: usize,
+}
+
+impl Harbor {
+    fn of(model: &ConvRnn, i: usize) -> Option<Harbor> {
+        let plan = model.plans.get(i)?;
+        let node = model.config.nodes.get(i)?;
+        let name = |inp: &Option<usize>| -> Option<&str> {
+            inp.map(|j| model.config.nodes.get(j).map_or("", |n| n.name.as_str()))
+        };
+        // TensorFlow's order: the frame (`None` sorts first), then by name.
+        let mut tf: Vec<usize> = (0..plan.inputs.len()).collect();
+        tf.sort_by(|&a, &b| name(&plan.inputs[a]).cmp(&name(&plan.inputs[b])));
+        let mut order = vec![0; tf.len()];
+        for (pos, &v) in tf.iter().enumerate() {
+            order[v] = pos;
+        }
+        let ff_slot = plan.inputs.iter().position(|inp| match inp {
+            None => true,
+            Some(_) => name(inp) == node.shape_from.as_deref(),
+        })?;
+        Some(Harbor {
+            channels: tf.iter().map(|&v| plan.input_channels[v]).collect(),
+            order,
+            ff: tf.iter().position(|&v| v == ff_slot)?,
+        })
+    }
+
+    fn total(&self) -> usize {
+        self.channels.iter().sum()
+    }
+
+    /// Whether ventral's order is TensorFlow's.
+    fn same_order(&self) -> bool {
+        self.order.iter().enumerate().all(|(v, &k)| v == k)
+    }
+
+    /// `component_conv`'s kernel names, one per input in TensorFlow's order.
+    fn component_leaves(&self) -> Vec<String> {
+        (0..self.channels.len())
+            .map(|k| match k.cmp(&self.ff) {
+                std::cmp::Ordering::Equal => "weights_basenet".to_string(),
+                std::cmp::Ordering::Less => format!("weights_{k}"),
+                std::cmp::Ordering::Greater => format!("weights_{}", k - 1),
+            })
+            .collect()
+    }
+}
+
+/// TensorFlow kernels (`[…, I, O]` row-major: HWIO, or `[in, out]`) concatenated along I in
+/// TensorFlow's harbor order — as `component_conv`'s `tf.concat(kernel_list, axis=-2)` does
+/// with its parts, or one kernel over the whole harbor — with I's blocks rearranged into
+/// ventral's order (`harbor.order`). Returns the whole kernel's TensorFlow-layout shape and
+/// values, or what does not fit.
+fn harbor_kernel(
+    parts: &[(Vec<usize>, Vec<f32>)],
+    harbor: &Harbor,
+) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+    let Some((first, _)) = parts.first() else {
+        return Err("no kernel".into());
+    };
+    let r = first.len();
+    if r < 2 {
+        return Err(format!("shape {first:?} is not a kernel's"));
+    }
+    let (lead, o) = (&first[..r - 2], first[r - 1]);
+    let mut ins = Vec::new();
+    for (shape, data) in parts {
+        if shape.len() != r || &shape[..r - 2] != lead || shape[r - 1] != o {
+            return Err(format!(
+                "the parts' shapes {:?} do not line up",
+                parts.iter().map(|p| &p.0).collect::<Vec<_>>()
+            ));
+        }
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(format!(
+                "shape {shape:?} does not hold {} values",
+                data.len()
+            ));
+        }
+        ins.push(shape[r - 2]);
+    }
+    let total: usize = ins.iter().sum();
+    if total != harbor.total() || (parts.len() > 1 && ins != harbor.channels) {
+        return Err(format!(
+            "input channels {ins:?}, the harbor's inputs {:?} (TensorFlow's order)",
+            harbor.channels
+        ));
+    }
+    let p: usize = lead.iter().product();
+    // TensorFlow's concatenation, then its blocks in ventral's order.
+    let mut tf = Vec::with_capacity(p * total * o);
+    for pp in 0..p {
+        for ((_, data), &i) in parts.iter().zip(&ins) {
+            tf.extend_from_slice(&data[pp * i * o..(pp + 1) * i * o]);
+        }
+    }
+    let mut offsets = Vec::with_capacity(harbor.channels.len());
+    let mut acc = 0;
+    for c in &harbor.channels {
+        offsets.push(acc);
+        acc += c;
+    }
+    let mut out = Vec::with_capacity(tf.len());
+    for pp in 0..p {
+        let row = &tf[pp * total * o..(pp + 1) * total * o];
+        for &k in &harbor.order {
+            out.extend_from_slice(&row[offsets[k] * o..(offsets[k] + harbor.channels[k]) * o]);
+        }
+    }
+    let mut shape = lead.to_vec();
+    shape.extend([total, o]);
+    Ok((shape, out))
 }
 
 /// Tensors a checkpoint may hold besides the model's variables.
@@ -309,6 +444,26 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
     let mut out = NamedTensors::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut problems: Vec<String> = Vec::new();
+    // The tensor `rel` (under ROOT) that `ours` needs: its full name, shape and values, marked
+    // used; or a problem.
+    let read = |rel: &str,
+                ours: &str,
+                used: &mut BTreeSet<String>,
+                problems: &mut Vec<String>|
+     -> Option<(&String, Vec<usize>, Vec<f32>)> {
+        let Some(full) = tf.get(rel) else {
+            problems.push(format!("'{ours}' has no tensor '{ROOT}{rel}'"));
+            return None;
+        };
+        used.insert(rel.to_string());
+        match st.f32(full) {
+            Ok((shape, data)) => Some((full, shape, data)),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        }
+    };
     let take = |rel: &str,
                 layout: Layout,
                 want: &[usize],
@@ -316,30 +471,62 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 out: &mut NamedTensors,
                 used: &mut BTreeSet<String>,
                 problems: &mut Vec<String>| {
-        let Some(full) = tf.get(rel) else {
-            problems.push(format!("'{ours}' has no tensor '{ROOT}{rel}'"));
+        let Some((full, shape, data)) = read(rel, ours, used, problems) else {
             return;
         };
-        used.insert(rel.to_string());
-        match st.f32(full) {
-            Ok((shape, data)) => match convert(layout, &shape, &data) {
-                Some((s, d)) if s == want => {
-                    out.insert(ours.to_string(), (s, d));
-                }
-                Some((s, _)) => problems.push(format!(
-                    "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
-                )),
-                None => problems.push(format!(
-                    "'{full}' has shape {shape:?} ({} values), not the layout '{ours}' {want:?} \
-                     needs",
-                    data.len()
-                )),
-            },
-            Err(e) => problems.push(e.to_string()),
+        match convert(layout, &shape, &data) {
+            Some((s, d)) if s == want => {
+                out.insert(ours.to_string(), (s, d));
+            }
+            Some((s, _)) => problems.push(format!(
+                "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
+            )),
+            None => problems.push(format!(
+                "'{full}' has shape {shape:?} ({} values), not the layout '{ours}' {want:?} \
+                 needs",
+                data.len()
+            )),
         }
     };
 
-    for (node, spec) in model.config.nodes.iter().map(|n| (&n.name, n)) {
+    // A weight from TensorFlow kernels over a harbor of several inputs (`rels` in TensorFlow's
+    // harbor order: `component_conv`'s parts, or one kernel over the whole harbor).
+    let take_harbor = |rels: &[String],
+                       harbor: &Harbor,
+                       layout: Layout,
+                       want: &[usize],
+                       ours: &str,
+                       out: &mut NamedTensors,
+                       used: &mut BTreeSet<String>,
+                       problems: &mut Vec<String>| {
+        let mut parts = Vec::new();
+        for rel in rels {
+            let Some((_, shape, data)) = read(rel, ours, used, problems) else {
+                return;
+            };
+            parts.push((shape, data));
+        }
+        let names = rels
+            .iter()
+            .map(|r| format!("'{ROOT}{r}'"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        match harbor_kernel(&parts, harbor).map(|(shape, data)| convert(layout, &shape, &data)) {
+            Ok(Some((s, d))) if s == want => {
+                out.insert(ours.to_string(), (s, d));
+            }
+            Ok(Some((s, _))) => {
+                problems.push(format!("{names} become {s:?}, but '{ours}' is {want:?}"))
+            }
+            Ok(None) => problems.push(format!(
+                "{names} do not make the layout '{ours}' {want:?} needs"
+            )),
+            Err(e) => problems.push(format!("{names} over the harbor of '{ours}': {e}")),
+        }
+    };
+
+    for (node_idx, spec) in model.config.nodes.iter().enumerate() {
+        let node = &spec.name;
         let dot = format!("{node}.");
         let cell_prefix = format!("{node}._recurrent_cell.");
         // ventral's feedforward operations with parameters, in forward order.
@@ -480,13 +667,45 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         let mut pooled = false;
         let fc_ok = fc_on_pooled(&spec.pre_memory, &mut pooled)
             && fc_on_pooled(&spec.post_memory, &mut pooled);
-        for (o, t) in our_ops.iter().zip(&tf_ops) {
-            let leaf = if o.projection {
-                "residual_add_weights"
+        // The harbor's channel order matters where a node has several inputs: the first
+        // operation reads the harbor (in the pre-memory, or anywhere where the cell keeps the
+        // channels: no memory or a time decay), and so does a residual projection (ventral's
+        // residual is the whole harbor; the reciprocal gated cell's split harbor keeps its own
+        // mapping).
+        let harbor = Harbor::of(model, node_idx)
+            .filter(|h| h.channels.len() > 1)
+            .filter(|_| !model.plans[node_idx].split_feedback);
+        let cell_keeps_channels = cell_scope(&spec.recurrent_cell).is_none();
+        if let Some(h) = &harbor
+            && !h.same_order()
+            && !cell_keeps_channels
+            && !our_ops.iter().any(|o| o.prefix.contains("._pre_memory"))
+        {
+            problems.push(format!(
+                "node {node}: its cell reads the harbor directly, whose inputs TensorFlow \
+                 concatenates in another order than ventral; ventral maps a harbor of several \
+                 inputs only through a convolution before the cell"
+            ));
+            continue;
+        }
+        for (n_op, (o, t)) in our_ops.iter().zip(&tf_ops).enumerate() {
+            let reads_harbor = |o: &OurOp| {
+                harbor.as_ref().filter(|h| {
+                    let first =
+                        n_op == 0 && (cell_keeps_channels || o.prefix.contains("._pre_memory"));
+                    (o.projection || first) && o.weight.get(1) == Some(&h.total())
+                })
+            };
+            // TensorFlow's tensors that make the weight, in its harbor order.
+            let leaves: Vec<String> = if o.projection {
+                vec!["residual_add_weights".into()]
             } else if t.leaves.contains("weights_basenet") {
-                "weights_basenet"
+                match reads_harbor(o) {
+                    Some(h) if t.leaves.contains("weights_0") => h.component_leaves(),
+                    _ => vec!["weights_basenet".into()],
+                }
             } else {
-                "weights"
+                vec!["weights".into()]
             };
             let (sub, layout) = if o.linear {
                 if !fc_ok {
@@ -504,11 +723,11 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             let extra: Vec<&String> = t
                 .leaves
                 .iter()
-                .filter(|l| *l != leaf && !(o.bias.is_some() && *l == "bias"))
+                .filter(|l| !(leaves.contains(l) || (o.bias.is_some() && *l == "bias")))
                 .collect();
-            if !extra.is_empty() || !t.leaves.contains(leaf) {
+            if !extra.is_empty() || leaves.iter().any(|l| !t.leaves.contains(l)) {
                 problems.push(format!(
-                    "'{}' ({}) pairs with '{ROOT}{}', which holds {:?} (wanted {leaf}{})",
+                    "'{}' ({}) pairs with '{ROOT}{}', which holds {:?} (wanted {}{})",
                     o.prefix,
                     if o.projection {
                         "a residual projection"
@@ -517,6 +736,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                     },
                     t.scope,
                     t.leaves,
+                    leaves.join(", "),
                     if o.bias.is_some() {
                         " and bias"
                     } else {
@@ -525,16 +745,35 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 ));
                 continue;
             }
-            let parts = [
-                Some(("weight", leaf, layout, &o.weight)),
-                o.bias.as_ref().map(|b| ("bias", "bias", Layout::Same, b)),
-            ];
-            for (ours_leaf, tf_leaf, lay, want) in parts.into_iter().flatten() {
+            let target = format!("{}.{sub}.weight", o.prefix);
+            let rels: Vec<String> = leaves.iter().map(|l| format!("{}/{l}", t.scope)).collect();
+            match reads_harbor(o) {
+                Some(h) if !(rels.len() == 1 && h.same_order()) => take_harbor(
+                    &rels,
+                    h,
+                    layout,
+                    &o.weight,
+                    &target,
+                    &mut out,
+                    &mut used,
+                    &mut problems,
+                ),
+                _ => take(
+                    &rels[0],
+                    layout,
+                    &o.weight,
+                    &target,
+                    &mut out,
+                    &mut used,
+                    &mut problems,
+                ),
+            }
+            if let Some(b) = &o.bias {
                 take(
-                    &format!("{}/{tf_leaf}", t.scope),
-                    lay,
-                    want,
-                    &format!("{}.{sub}.{ours_leaf}", o.prefix),
+                    &format!("{}/bias", t.scope),
+                    Layout::Same,
+                    b,
+                    &format!("{}.{sub}.bias", o.prefix),
                     &mut out,
                     &mut used,
                     &mut problems,
@@ -689,5 +928,60 @@ mod tests {
         assert!(convert(Layout::Hwio, &[2, 2, 2, 2], &[0.0; 15]).is_none());
         assert!(convert(Layout::Hwio, &[4, 4], &[0.0; 16]).is_none());
         assert!(convert(Layout::Hwio, &[usize::MAX, 2, 1, 1], &[]).is_none());
+    }
+
+    #[test]
+    fn harbor_kernels_move_each_inputs_channels_to_ventrals_place() {
+        // TensorFlow's harbor [fb (2 channels), ff (1)]; ventral's [ff, fb].
+        let h = Harbor {
+            channels: vec![2, 1],
+            order: vec![1, 0],
+            ff: 1,
+        };
+        assert!(!h.same_order());
+        assert_eq!(h.component_leaves(), ["weights_0", "weights_basenet"]);
+        // HWIO [2, 1, 3, 2]: value = 100 h + 10 i + o.
+        let whole: Vec<f32> = (0..2)
+            .flat_map(|hh| {
+                (0..3).flat_map(move |i| (0..2).map(move |o| (100 * hh + 10 * i + o) as f32))
+            })
+            .collect();
+        let (s, v) = harbor_kernel(&[(vec![2, 1, 3, 2], whole.clone())], &h).unwrap();
+        assert_eq!(s, vec![2, 1, 3, 2]);
+        // Input channel 2 (ff) first, then 0 and 1.
+        let want: Vec<f32> = (0..2)
+            .flat_map(|hh| {
+                [2, 0, 1]
+                    .into_iter()
+                    .flat_map(move |i| (0..2).map(move |o| (100 * hh + 10 * i + o) as f32))
+            })
+            .collect();
+        assert_eq!(v, want);
+        // The same kernel as component_conv's two parts.
+        let part = |is: std::ops::Range<usize>| -> (Vec<usize>, Vec<f32>) {
+            let n = is.len();
+            let d = (0..2)
+                .flat_map(|hh| {
+                    is.clone()
+                        .flat_map(move |i| (0..2).map(move |o| (100 * hh + 10 * i + o) as f32))
+                })
+                .collect();
+            (vec![2, 1, n, 2], d)
+        };
+        assert_eq!(
+            harbor_kernel(&[part(0..2), part(2..3)], &h).unwrap(),
+            (s, want)
+        );
+        // Parts that are not the inputs' channels, or that do not line up.
+        assert!(
+            harbor_kernel(&[part(0..1), part(1..3)], &h)
+                .unwrap_err()
+                .contains("input channels")
+        );
+        assert!(harbor_kernel(&[part(0..2)], &h).is_err());
+        assert!(harbor_kernel(&[part(0..2), (vec![1, 1, 1, 2], vec![0.0; 2])], &h).is_err());
+        // A fully connected `[in, out]` kernel over the same harbor.
+        let (s, v) = harbor_kernel(&[(vec![3, 1], vec![0.0, 1.0, 2.0])], &h).unwrap();
+        assert_eq!((s, v), (vec![3, 1], vec![2.0, 0.0, 1.0]));
     }
 }
