@@ -411,6 +411,96 @@ fn fc_on_pooled(op: &OpSpec, pooled: &mut bool) -> bool {
     }
 }
 
+/// What [`from_tensorflow`] has mapped so far: ventral's tensors, the checkpoint's tensors
+/// used, and every problem found (all reported at once).
+struct Mapping<'a> {
+    /// TensorFlow names under [`ROOT`] → full names.
+    tf: &'a BTreeMap<String, String>,
+    st: &'a SafeTensors,
+    out: NamedTensors,
+    used: BTreeSet<String>,
+    problems: Vec<String>,
+}
+
+impl Mapping<'_> {
+    /// The tensor `rel` (under [`ROOT`]) that `ours` needs: its full name, shape and values,
+    /// marked used; or a problem.
+    fn read(&mut self, rel: &str, ours: &str) -> Option<(String, Vec<usize>, Vec<f32>)> {
+        let Some(full) = self.tf.get(rel) else {
+            self.problems
+                .push(format!("'{ours}' has no tensor '{ROOT}{rel}'"));
+            return None;
+        };
+        self.used.insert(rel.to_string());
+        match self.st.f32(full) {
+            Ok((shape, data)) => Some((full.clone(), shape, data)),
+            Err(e) => {
+                self.problems.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `ours` (shape `want`) from the tensor `rel` in `layout`.
+    fn take(&mut self, rel: &str, layout: Layout, want: &[usize], ours: &str) {
+        let Some((full, shape, data)) = self.read(rel, ours) else {
+            return;
+        };
+        match convert(layout, &shape, &data) {
+            Some((s, d)) if s == want => {
+                self.out.insert(ours.to_string(), (s, d));
+            }
+            Some((s, _)) => self.problems.push(format!(
+                "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
+            )),
+            None => self.problems.push(format!(
+                "'{full}' has shape {shape:?} ({} values), not the layout '{ours}' {want:?} \
+                 needs",
+                data.len()
+            )),
+        }
+    }
+
+    /// A weight from TensorFlow kernels over a harbor of several inputs (`rels` in
+    /// TensorFlow's harbor order: `component_conv`'s parts, or one kernel over the whole
+    /// harbor), its inputs' channels in ventral's order.
+    fn take_harbor(
+        &mut self,
+        rels: &[String],
+        harbor: &Harbor,
+        layout: Layout,
+        want: &[usize],
+        ours: &str,
+    ) {
+        let mut parts = Vec::new();
+        for rel in rels {
+            let Some((_, shape, data)) = self.read(rel, ours) else {
+                return;
+            };
+            parts.push((shape, data));
+        }
+        let names = rels
+            .iter()
+            .map(|r| format!("'{ROOT}{r}'"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        match harbor_kernel(&parts, harbor).map(|(shape, data)| convert(layout, &shape, &data)) {
+            Ok(Some((s, d))) if s == want => {
+                self.out.insert(ours.to_string(), (s, d));
+            }
+            Ok(Some((s, _))) => self
+                .problems
+                .push(format!("{names} become {s:?}, but '{ours}' is {want:?}")),
+            Ok(None) => self.problems.push(format!(
+                "{names} do not make the layout '{ours}' {want:?} needs"
+            )),
+            Err(e) => self
+                .problems
+                .push(format!("{names} over the harbor of '{ours}': {e}")),
+        }
+    }
+}
+
 /// The checkpoint `st` (TensorFlow names, as [`SafeTensors::read`] gives a TensorFlow
 /// checkpoint) as named tensors of `model` in ventral's layout, ready for
 /// [`params::load_named`]. Errors name the file, and list every problem at once.
@@ -441,90 +531,13 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         )));
     }
     let ours = params::list(model);
-    let mut out = NamedTensors::new();
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    let mut problems: Vec<String> = Vec::new();
-    // The tensor `rel` (under ROOT) that `ours` needs: its full name, shape and values, marked
-    // used; or a problem.
-    let read = |rel: &str,
-                ours: &str,
-                used: &mut BTreeSet<String>,
-                problems: &mut Vec<String>|
-     -> Option<(&String, Vec<usize>, Vec<f32>)> {
-        let Some(full) = tf.get(rel) else {
-            problems.push(format!("'{ours}' has no tensor '{ROOT}{rel}'"));
-            return None;
-        };
-        used.insert(rel.to_string());
-        match st.f32(full) {
-            Ok((shape, data)) => Some((full, shape, data)),
-            Err(e) => {
-                problems.push(e.to_string());
-                None
-            }
-        }
+    let mut m = Mapping {
+        tf: &tf,
+        st,
+        out: NamedTensors::new(),
+        used: BTreeSet::new(),
+        problems: Vec::new(),
     };
-    let take = |rel: &str,
-                layout: Layout,
-                want: &[usize],
-                ours: &str,
-                out: &mut NamedTensors,
-                used: &mut BTreeSet<String>,
-                problems: &mut Vec<String>| {
-        let Some((full, shape, data)) = read(rel, ours, used, problems) else {
-            return;
-        };
-        match convert(layout, &shape, &data) {
-            Some((s, d)) if s == want => {
-                out.insert(ours.to_string(), (s, d));
-            }
-            Some((s, _)) => problems.push(format!(
-                "'{full}' {shape:?} becomes {s:?}, but '{ours}' is {want:?}"
-            )),
-            None => problems.push(format!(
-                "'{full}' has shape {shape:?} ({} values), not the layout '{ours}' {want:?} \
-                 needs",
-                data.len()
-            )),
-        }
-    };
-
-    // A weight from TensorFlow kernels over a harbor of several inputs (`rels` in TensorFlow's
-    // harbor order: `component_conv`'s parts, or one kernel over the whole harbor).
-    let take_harbor = |rels: &[String],
-                       harbor: &Harbor,
-                       layout: Layout,
-                       want: &[usize],
-                       ours: &str,
-                       out: &mut NamedTensors,
-                       used: &mut BTreeSet<String>,
-                       problems: &mut Vec<String>| {
-        let mut parts = Vec::new();
-        for rel in rels {
-            let Some((_, shape, data)) = read(rel, ours, used, problems) else {
-                return;
-            };
-            parts.push((shape, data));
-        }
-        let names = rels
-            .iter()
-            .map(|r| format!("'{ROOT}{r}'"))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        match harbor_kernel(&parts, harbor).map(|(shape, data)| convert(layout, &shape, &data)) {
-            Ok(Some((s, d))) if s == want => {
-                out.insert(ours.to_string(), (s, d));
-            }
-            Ok(Some((s, _))) => {
-                problems.push(format!("{names} become {s:?}, but '{ours}' is {want:?}"))
-            }
-            Ok(None) => problems.push(format!(
-                "{names} do not make the layout '{ours}' {want:?} needs"
-            )),
-            Err(e) => problems.push(format!("{names} over the harbor of '{ours}': {e}")),
-        }
-    };
-
     for (node_idx, spec) in model.config.nodes.iter().enumerate() {
         let node = &spec.name;
         let dot = format!("{node}.");
@@ -536,21 +549,18 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 // The cell.
                 let target = p.name.as_str();
                 if rest == "tau" {
-                    take(
+                    m.take(
                         &format!("{node}/memory_decay"),
                         Layout::Same,
                         &p.shape,
                         target,
-                        &mut out,
-                        &mut used,
-                        &mut problems,
                     );
                     continue;
                 }
                 let (Some(class), Some((cands, layout))) =
                     (cell_scope(&spec.recurrent_cell), cell_candidates(rest))
                 else {
-                    problems.push(format!(
+                    m.problems.push(format!(
                         "'{target}' has no TensorFlow counterpart ventral knows"
                     ));
                     continue;
@@ -560,16 +570,8 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                     .map(|c| format!("{node}/{class}/{c}"))
                     .collect();
                 match names.iter().find(|n| tf.contains_key(n.as_str())) {
-                    Some(n) => take(
-                        n,
-                        layout,
-                        &p.shape,
-                        target,
-                        &mut out,
-                        &mut used,
-                        &mut problems,
-                    ),
-                    None => problems.push(format!(
+                    Some(n) => m.take(n, layout, &p.shape, target),
+                    None => m.problems.push(format!(
                         "'{target}' has no tensor {}",
                         names
                             .iter()
@@ -586,7 +588,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 .map(|s| (s, "weight"))
                 .or_else(|| p.name.strip_suffix(".bias").map(|s| (s, "bias")))
             else {
-                problems.push(format!(
+                m.problems.push(format!(
                     "'{}' has no TensorFlow counterpart ventral knows",
                     p.name
                 ));
@@ -597,7 +599,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             } else if let Some(s) = prefix.strip_suffix(".lin") {
                 (s, true)
             } else {
-                problems.push(format!(
+                m.problems.push(format!(
                     "'{}' has no TensorFlow counterpart ventral knows (convrnns' zoo has no \
                      normalisation outside its cells)",
                     p.name
@@ -646,7 +648,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         }
         let tf_ops: Vec<TfOp> = tf_ops.into_values().collect();
         if our_ops.len() != tf_ops.len() {
-            problems.push(format!(
+            m.problems.push(format!(
                 "node {node}: the checkpoint has {} operations with parameters outside the cell \
                  ({}), the model {} ({})",
                 tf_ops.len(),
@@ -681,7 +683,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             && !cell_keeps_channels
             && !our_ops.iter().any(|o| o.prefix.contains("._pre_memory"))
         {
-            problems.push(format!(
+            m.problems.push(format!(
                 "node {node}: its cell reads the harbor directly, whose inputs TensorFlow \
                  concatenates in another order than ventral; ventral maps a harbor of several \
                  inputs only through a convolution before the cell"
@@ -709,7 +711,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             };
             let (sub, layout) = if o.linear {
                 if !fc_ok {
-                    problems.push(format!(
+                    m.problems.push(format!(
                         "'{}' is fully connected on a spatial map: TensorFlow flattens it as \
                          H·W·C, ventral as C·H·W; only a globally pooled input is mapped",
                         o.prefix
@@ -726,7 +728,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 .filter(|l| !(leaves.contains(l) || (o.bias.is_some() && *l == "bias")))
                 .collect();
             if !extra.is_empty() || leaves.iter().any(|l| !t.leaves.contains(l)) {
-                problems.push(format!(
+                m.problems.push(format!(
                     "'{}' ({}) pairs with '{ROOT}{}', which holds {:?} (wanted {}{})",
                     o.prefix,
                     if o.projection {
@@ -748,35 +750,17 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             let target = format!("{}.{sub}.weight", o.prefix);
             let rels: Vec<String> = leaves.iter().map(|l| format!("{}/{l}", t.scope)).collect();
             match reads_harbor(o) {
-                Some(h) if !(rels.len() == 1 && h.same_order()) => take_harbor(
-                    &rels,
-                    h,
-                    layout,
-                    &o.weight,
-                    &target,
-                    &mut out,
-                    &mut used,
-                    &mut problems,
-                ),
-                _ => take(
-                    &rels[0],
-                    layout,
-                    &o.weight,
-                    &target,
-                    &mut out,
-                    &mut used,
-                    &mut problems,
-                ),
+                Some(h) if !(rels.len() == 1 && h.same_order()) => {
+                    m.take_harbor(&rels, h, layout, &o.weight, &target)
+                }
+                _ => m.take(&rels[0], layout, &o.weight, &target),
             }
             if let Some(b) = &o.bias {
-                take(
+                m.take(
                     &format!("{}/bias", t.scope),
                     Layout::Same,
                     b,
                     &format!("{}.{sub}.bias", o.prefix),
-                    &mut out,
-                    &mut used,
-                    &mut problems,
                 );
             }
         }
@@ -792,71 +776,60 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         // A fixed temperature the checkpoint does not hold (a decoder put on a model trained
         // without one): the model's own.
         let v = crate::device::read_f32(&beta.val(), "the decoder's temperature")?;
-        out.insert("decoder.beta".into(), (vec![v.len()], v));
+        m.out.insert("decoder.beta".into(), (vec![v.len()], v));
     } else if let Some(shape) = has("decoder.beta") {
-        take(
+        m.take(
             "normalize/softmax_beta",
             Layout::Same,
             &shape,
             "decoder.beta",
-            &mut out,
-            &mut used,
-            &mut problems,
         );
     }
     if let Some(shape) = has("decoder.alpha") {
-        take(
-            "decoder_alpha",
-            Layout::Same,
-            &shape,
-            "decoder.alpha",
-            &mut out,
-            &mut used,
-            &mut problems,
-        );
+        m.take("decoder_alpha", Layout::Same, &shape, "decoder.alpha");
     }
     if let Some(full) = tf.get("decoder_threshold") {
-        used.insert("decoder_threshold".into());
+        m.used.insert("decoder_threshold".into());
         match st.f32(full) {
             Ok((_, v)) if d.kind == DecoderKind::Thresh && v == [d.threshold as f32] => {}
-            Ok((_, v)) if d.kind == DecoderKind::Thresh => problems.push(format!(
+            Ok((_, v)) if d.kind == DecoderKind::Thresh => m.problems.push(format!(
                 "'{full}' is {v:?}, the model's decoder.threshold {} (set it to the \
                  checkpoint's)",
                 d.threshold
             )),
-            Ok(_) => problems.push(format!(
+            Ok(_) => m.problems.push(format!(
                 "'{full}' is a threshold decoder's, and the model's decoder is {:?} (the \
                  `_dthresh` models: decoder = {{ kind = \"thresh\", start = 11 }})",
                 d.kind
             )),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => m.problems.push(e.to_string()),
         }
     }
     // `compute_alpha`'s temperatures: every decoder creates them for its diagnostics; only
     // `w_time_avg`'s output depends on them, which ventral computes without.
     for diag in ["probs/softmax_beta", "alpha/softmax_beta"] {
         if tf.contains_key(diag) && d.kind != DecoderKind::WTimeAvg {
-            used.insert(diag.to_string());
+            m.used.insert(diag.to_string());
         }
     }
     // What is left: zero memory decays of nodes without memory, or a problem.
     let mut unused = Vec::new();
     for (rel, full) in &tf {
-        if used.contains(rel) {
+        if m.used.contains(rel) {
             continue;
         }
         if rel.ends_with("/memory_decay") {
             match st.f32(full) {
                 Ok((_, v)) if v.iter().all(|x| *x == 0.0) => continue,
                 Ok((_, v)) => {
-                    problems.push(format!(
+                    m.problems.push(format!(
                         "'{full}' is {v:?}: that node's memory decays its state, which the \
                          model's node (no memory) does not"
                     ));
                     continue;
                 }
                 Err(e) => {
-                    problems.push(e.to_string());
+                    m.problems.push(e.to_string());
                     continue;
                 }
             }
@@ -865,7 +838,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
     }
     unused.extend(foreign);
     if !unused.is_empty() {
-        problems.push(format!(
+        m.problems.push(format!(
             "{} tensor{} of the checkpoint {} not the model's (another zoo model's \
              checkpoint, or a decoder the model lacks: the `_tmaxconf` / `_dthresh` presets \
              have theirs): {}",
@@ -875,15 +848,15 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             preview(unused.into_iter())
         ));
     }
-    if !problems.is_empty() {
+    if !m.problems.is_empty() {
         return Err(err(format!(
             "a convrnns checkpoint that does not fit this model ({} problem{}): {}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            preview(problems.into_iter())
+            m.problems.len(),
+            if m.problems.len() == 1 { "" } else { "s" },
+            preview(m.problems.into_iter())
         )));
     }
-    Ok(out)
+    Ok(m.out)
 }
 
 /// The first few items of a list, and how many more.
