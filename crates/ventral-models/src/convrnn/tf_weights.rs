@@ -24,7 +24,7 @@
 //!   `component_conv` holds one kernel per input (`weights_basenet` for the feedforward one,
 //!   `weights_0`, `weights_1`, … for the others in that order); ventral's TensorFlow form puts
 //!   the feedforward input first. The parts are assembled and each input's channels moved to
-//!   ventral's place ([`Harbor`], [`harbor_kernel`]), for the operation that reads the harbor
+//!   ventral's place (`Harbor`, `harbor_kernel`), for the operation that reads the harbor
 //!   and for residual projections over it.
 //! - **Layouts**: kernels HWIO → OIHW, depthwise kernels `[kh, kw, C, 1]` → `[C, 1, kh, kw]`,
 //!   fully connected `[in, out]` → `[out, in]` (only on a globally pooled input, where
