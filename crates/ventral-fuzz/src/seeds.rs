@@ -128,12 +128,40 @@ pub fn make(repo: &Path, scratch: &Path) -> Result<BTreeMap<&'static str, Vec<Ve
         vals.iter()
             .map(|(n, s, d)| (n.clone(), ventral_core::safetensors::TensorOut::F32(s, d)))
             .collect();
+    // And the variables of a graph with long-range feedback into other cells
+    // (`convrnns_tf_forward.py feedback`: component_conv's parts over a harbor of several
+    // inputs), filled with a golden-ratio sequence.
+    let fb = repo.join(
+        "crates/ventral-models/tests/fixtures/convrnns_tf_forward/ugrnn_intermediate_feedback.safetensors",
+    );
+    let gold = ventral_core::safetensors::SafeTensors::read(&fb)
+        .with_context(|| format!("{}", fb.display()))?;
+    let vars: Vec<(String, Vec<usize>, bool)> = serde_json::from_str(
+        gold.metadata()
+            .get("variables")
+            .context("the feedback fixture has no variables")?,
+    )?;
+    let fb_vals: Vec<(String, Vec<usize>, Vec<f32>)> = vars
+        .into_iter()
+        .map(|(n, shape, _)| {
+            let len = shape.iter().product();
+            let v = ventral_core::fixtures::convrnns_unit(&n, len)
+                .map(|u| u as f32)
+                .collect();
+            (n, shape, v)
+        })
+        .collect();
+    let fb_tensors: std::collections::BTreeMap<String, ventral_core::safetensors::TensorOut<'_>> =
+        fb_vals
+            .iter()
+            .map(|(n, s, d)| (n.clone(), ventral_core::safetensors::TensorOut::F32(s, d)))
+            .collect();
     s.insert(
         "convrnns_checkpoint",
-        vec![ventral_core::safetensors::to_bytes(
-            &tensors,
-            &Default::default(),
-        )],
+        vec![
+            ventral_core::safetensors::to_bytes(&tensors, &Default::default()),
+            ventral_core::safetensors::to_bytes(&fb_tensors, &Default::default()),
+        ],
     );
     // rcnn-sat Keras weights as the reference writes them (scripts/make_keras_fixtures.py).
     let keras = repo.join("crates/ventral-models/tests/fixtures/keras/bl_small.h5");
