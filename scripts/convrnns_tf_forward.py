@@ -172,7 +172,7 @@ def small(out):
 
 # Long-range feedback into nodes that are not reciprocal gated cells (the zoo has none; a user's
 # own graph may): each (from, to) edge is added to the JSON's edges.
-FEEDBACK_EDGES = [("conv10", "conv3"), ("conv8", "conv5"), ("conv9", "conv5")]
+FEEDBACK_EDGES = [("conv10", "conv3"), ("conv8", "conv5"), ("conv9", "conv5"), ("conv3", "conv1")]
 
 
 def feedback(out):
@@ -181,7 +181,8 @@ def feedback(out):
     sorted-name order (conv3's are [conv10, conv2]: the feedback first) and component_conv splits
     the kernel into `weights_basenet` (the input named by `input_name`) and `weights_0`,
     `weights_1`, ... for the others in that order; conv3's residual projection
-    (`residual_add_weights`) reads the whole concatenation. Writes
+    (`residual_add_weights`) reads the whole concatenation; the input node conv1's are
+    [image, conv3] (its `input_name` "split" names the image: `weights_basenet`). Writes
     OUT_DIR/ugrnn_intermediate_feedback.json (the graph, as ventral reads it) and
     OUT_DIR/ugrnn_intermediate_feedback.safetensors (`logits.T` [2, 10] at every step; the
     variables and the input's shape in its metadata; DEBUG=1: every node's output)."""

@@ -460,7 +460,12 @@ fn feedback_checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
     let mut plain: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
             .unwrap();
-    let fb = [("conv10", "conv3"), ("conv8", "conv5"), ("conv9", "conv5")];
+    let fb = [
+        ("conv10", "conv3"),
+        ("conv8", "conv5"),
+        ("conv9", "conv5"),
+        ("conv3", "conv1"),
+    ];
     plain["edges"]
         .as_array_mut()
         .unwrap()
