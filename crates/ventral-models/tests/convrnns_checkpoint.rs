@@ -481,4 +481,33 @@ fn feedback_checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
         e.contains("tnn_model/conv3/pre_0") && e.contains("weights_0"),
         "{e}"
     );
+    // A cell that convolves its harbor itself (no convolution before it) where TensorFlow's
+    // order is not ventral's: conv4 (a UGRNN node) fed back from conv10, which sorts before
+    // its feedforward conv3, with its pre-memory convolution taken out.
+    let mut direct: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
+            .unwrap();
+    direct["edges"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"from": "conv10", "to": "conv4"}));
+    let conv4 = direct["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|n| n["name"] == "conv4")
+        .unwrap();
+    conv4["pre_memory"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|op| op["function"] != "component_conv");
+    let path = dir.join("direct").join(format!("{model}.json"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, direct.to_string()).unwrap();
+    let direct = build(json!({"graph": path, "input_shape": [3, 64, 64]}));
+    let e = refuse(&direct, checkpoint("fb_direct", &vars));
+    assert!(
+        e.contains("node conv4") && e.contains("reads the harbor directly"),
+        "{e}"
+    );
 }

@@ -622,6 +622,27 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
                 }
             }
         }
+        // The harbor's channel order matters where a node has several inputs: the first
+        // operation reads the harbor (in the pre-memory, or anywhere where the cell keeps the
+        // channels: no memory or a time decay), and so does a residual projection (ventral's
+        // residual is the whole harbor; the reciprocal gated cell's split harbor keeps its own
+        // mapping).
+        let harbor = Harbor::of(model, node_idx)
+            .filter(|h| h.channels.len() > 1)
+            .filter(|_| !model.plans[node_idx].split_feedback);
+        let cell_keeps_channels = cell_scope(&spec.recurrent_cell).is_none();
+        if let Some(h) = &harbor
+            && !h.same_order()
+            && !cell_keeps_channels
+            && !our_ops.iter().any(|o| o.prefix.contains("._pre_memory"))
+        {
+            m.problems.push(format!(
+                "node {node}: its cell reads the harbor directly, whose inputs TensorFlow \
+                 concatenates in another order than ventral; ventral maps a harbor of several \
+                 inputs only through a convolution before the cell"
+            ));
+            continue;
+        }
         // TensorFlow's: `{node}/{pre|post}_{i}/{leaf}`, by (pre before post, i).
         let mut tf_ops: BTreeMap<(u8, usize), TfOp> = BTreeMap::new();
         for rel in tf.keys() {
@@ -669,27 +690,6 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         let mut pooled = false;
         let fc_ok = fc_on_pooled(&spec.pre_memory, &mut pooled)
             && fc_on_pooled(&spec.post_memory, &mut pooled);
-        // The harbor's channel order matters where a node has several inputs: the first
-        // operation reads the harbor (in the pre-memory, or anywhere where the cell keeps the
-        // channels: no memory or a time decay), and so does a residual projection (ventral's
-        // residual is the whole harbor; the reciprocal gated cell's split harbor keeps its own
-        // mapping).
-        let harbor = Harbor::of(model, node_idx)
-            .filter(|h| h.channels.len() > 1)
-            .filter(|_| !model.plans[node_idx].split_feedback);
-        let cell_keeps_channels = cell_scope(&spec.recurrent_cell).is_none();
-        if let Some(h) = &harbor
-            && !h.same_order()
-            && !cell_keeps_channels
-            && !our_ops.iter().any(|o| o.prefix.contains("._pre_memory"))
-        {
-            m.problems.push(format!(
-                "node {node}: its cell reads the harbor directly, whose inputs TensorFlow \
-                 concatenates in another order than ventral; ventral maps a harbor of several \
-                 inputs only through a convolution before the cell"
-            ));
-            continue;
-        }
         for (n_op, (o, t)) in our_ops.iter().zip(&tf_ops).enumerate() {
             let reads_harbor = |o: &OurOp| {
                 harbor.as_ref().filter(|h| {
