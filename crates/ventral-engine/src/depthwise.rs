@@ -275,6 +275,7 @@ unsafe fn plane_avx512(
 ) {
     let xq = xp.as_ptr();
     let oq = out.as_mut_ptr();
+    let shifted = k <= 8 && SHIFT.load(std::sync::atomic::Ordering::Relaxed);
     let mut c0 = 0;
     while c0 < wo {
         let n = (wo - c0).min(LANES);
@@ -291,33 +292,26 @@ unsafe fn plane_avx512(
                 oq.wrapping_add(r0 * wo + c0),
             );
             // SAFETY: as `plane`'s; the tile's rows and columns lie inside `xp` and `out`.
-            if SHIFT.load(std::sync::atomic::Ordering::Relaxed) && k <= 8 {
-                unsafe {
-                    match rr {
-                        8 => tile_shift::<8>(w, bias, at, stride, k, wo, mask),
-                        7 => tile_shift::<7>(w, bias, at, stride, k, wo, mask),
-                        6 => tile_shift::<6>(w, bias, at, stride, k, wo, mask),
-                        5 => tile_shift::<5>(w, bias, at, stride, k, wo, mask),
-                        4 => tile_shift::<4>(w, bias, at, stride, k, wo, mask),
-                        3 => tile_shift::<3>(w, bias, at, stride, k, wo, mask),
-                        2 => tile_shift::<2>(w, bias, at, stride, k, wo, mask),
-                        _ => tile_shift::<1>(w, bias, at, stride, k, wo, mask),
+            macro_rules! by_rows {
+                ($tile:ident) => {
+                    unsafe {
+                        match rr {
+                            8 => $tile::<8>(w, bias, at, stride, k, wo, mask),
+                            7 => $tile::<7>(w, bias, at, stride, k, wo, mask),
+                            6 => $tile::<6>(w, bias, at, stride, k, wo, mask),
+                            5 => $tile::<5>(w, bias, at, stride, k, wo, mask),
+                            4 => $tile::<4>(w, bias, at, stride, k, wo, mask),
+                            3 => $tile::<3>(w, bias, at, stride, k, wo, mask),
+                            2 => $tile::<2>(w, bias, at, stride, k, wo, mask),
+                            _ => $tile::<1>(w, bias, at, stride, k, wo, mask),
+                        }
                     }
-                }
-                r0 += rr;
-                continue;
+                };
             }
-            unsafe {
-                match rr {
-                    8 => tile::<8>(w, bias, at, stride, k, wo, mask),
-                    7 => tile::<7>(w, bias, at, stride, k, wo, mask),
-                    6 => tile::<6>(w, bias, at, stride, k, wo, mask),
-                    5 => tile::<5>(w, bias, at, stride, k, wo, mask),
-                    4 => tile::<4>(w, bias, at, stride, k, wo, mask),
-                    3 => tile::<3>(w, bias, at, stride, k, wo, mask),
-                    2 => tile::<2>(w, bias, at, stride, k, wo, mask),
-                    _ => tile::<1>(w, bias, at, stride, k, wo, mask),
-                }
+            if shifted {
+                by_rows!(tile_shift);
+            } else {
+                by_rows!(tile);
             }
             r0 += rr;
         }
