@@ -754,7 +754,8 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
 
     // Second pass: ventral's nodes.
     let mut specs = Vec::new();
-    for ((pre, mem, post), name) in parsed.into_iter().zip(&names) {
+    // `parsed`, `names` and `nodes` are in the same order (the first pass).
+    for (((pre, mem, post), name), nd) in parsed.into_iter().zip(&names).zip(nodes) {
         let preds: Vec<&String> = edges
             .iter()
             .filter(|(_, t)| t == name)
@@ -769,13 +770,8 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
             } else {
                 0
             });
-        let shape_from = v["nodes"]
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|x| x.get("name").and_then(Value::as_str) == Some(name))
-            })
-            .and_then(|x| x.get("shape_from"))
+        let shape_from = nd
+            .get("shape_from")
             .and_then(Value::as_str)
             .map(str::to_string);
         if *name != input_name && shape_from.is_none() {
@@ -785,16 +781,8 @@ pub fn translate(v: &Value, origin: &str) -> Result<ConvRnnConfig> {
         // and the others' `weights_0`, `weights_1`, … in the harbor's (sorted) order; a
         // checkpoint is mapped taking that input to be `shape_from`.
         if *name != input_name && preds.len() > 1 {
-            let raw = nodes
-                .iter()
-                .find(|x| x.get("name").and_then(Value::as_str) == Some(name));
             for key in ["pre_memory", "post_memory"] {
-                for op in raw
-                    .and_then(|x| x.get(key))
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for op in nd.get(key).and_then(Value::as_array).into_iter().flatten() {
                     if op.get("function").and_then(Value::as_str) != Some("component_conv") {
                         continue;
                     }

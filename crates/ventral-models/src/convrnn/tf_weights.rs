@@ -219,25 +219,25 @@ fn harbor_kernel(
             harbor.channels
         ));
     }
+    // Where TensorFlow's input k lies: its part and its first channel there (one part per
+    // input, or one kernel holding them all one after another).
+    let mut src = Vec::with_capacity(harbor.channels.len());
+    let mut first_channel = 0;
+    for (k, c) in harbor.channels.iter().enumerate() {
+        src.push(if parts.len() > 1 {
+            (k, 0)
+        } else {
+            (0, first_channel)
+        });
+        first_channel += c;
+    }
     let p: usize = lead.iter().product();
-    // TensorFlow's concatenation, then its blocks in ventral's order.
-    let mut tf = Vec::with_capacity(p * total * o);
+    let mut out = Vec::with_capacity(p * total * o);
     for pp in 0..p {
-        for ((_, data), &i) in parts.iter().zip(&ins) {
-            tf.extend_from_slice(&data[pp * i * o..(pp + 1) * i * o]);
-        }
-    }
-    let mut offsets = Vec::with_capacity(harbor.channels.len());
-    let mut acc = 0;
-    for c in &harbor.channels {
-        offsets.push(acc);
-        acc += c;
-    }
-    let mut out = Vec::with_capacity(tf.len());
-    for pp in 0..p {
-        let row = &tf[pp * total * o..(pp + 1) * total * o];
         for &k in &harbor.order {
-            out.extend_from_slice(&row[offsets[k] * o..(offsets[k] + harbor.channels[k]) * o]);
+            let (part, at) = src[k];
+            let start = (pp * ins[part] + at) * o;
+            out.extend_from_slice(&parts[part].1[start..start + harbor.channels[k] * o]);
         }
     }
     let mut shape = lead.to_vec();
@@ -691,18 +691,16 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
         let fc_ok = fc_on_pooled(&spec.pre_memory, &mut pooled)
             && fc_on_pooled(&spec.post_memory, &mut pooled);
         for (n_op, (o, t)) in our_ops.iter().zip(&tf_ops).enumerate() {
-            let reads_harbor = |o: &OurOp| {
-                harbor.as_ref().filter(|h| {
-                    let first =
-                        n_op == 0 && (cell_keeps_channels || o.prefix.contains("._pre_memory"));
-                    (o.projection || first) && o.weight.get(1) == Some(&h.total())
-                })
-            };
+            // The harbor this operation's weight reads, if it reads one of several inputs.
+            let reads_harbor = harbor.as_ref().filter(|h| {
+                let first = n_op == 0 && (cell_keeps_channels || o.prefix.contains("._pre_memory"));
+                (o.projection || first) && o.weight.get(1) == Some(&h.total())
+            });
             // TensorFlow's tensors that make the weight, in its harbor order.
             let leaves: Vec<String> = if o.projection {
                 vec!["residual_add_weights".into()]
             } else if t.leaves.contains("weights_basenet") {
-                match reads_harbor(o) {
+                match reads_harbor {
                     Some(h) if t.leaves.contains("weights_0") => h.component_leaves(),
                     _ => vec!["weights_basenet".into()],
                 }
@@ -749,7 +747,7 @@ pub fn from_tensorflow(model: &ConvRnn, st: &SafeTensors) -> Result<NamedTensors
             }
             let target = format!("{}.{sub}.weight", o.prefix);
             let rels: Vec<String> = leaves.iter().map(|l| format!("{}/{l}", t.scope)).collect();
-            match reads_harbor(o) {
+            match reads_harbor {
                 Some(h) if !(rels.len() == 1 && h.same_order()) => {
                     m.take_harbor(&rels, h, layout, &o.weight, &target)
                 }
