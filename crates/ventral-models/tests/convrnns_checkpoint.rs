@@ -456,26 +456,31 @@ fn feedback_checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
         e.contains("tnn_model/conv3/pre_0/weights_0") && e.contains("input channels"),
         "{e}"
     );
+    // The fixture's graph edited by `edit`, written under `tag` and built.
+    let edited_graph = |tag: &str, edit: &dyn Fn(&mut Value)| -> ConvRnn {
+        let text = std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap();
+        let mut g: Value = serde_json::from_str(&text).unwrap();
+        edit(&mut g);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{model}.json"));
+        std::fs::write(&path, g.to_string()).unwrap();
+        build(json!({"graph": path, "input_shape": [3, 64, 64]}))
+    };
     // The same graph without its feedback edges: the parts are not its.
-    let mut plain: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
-            .unwrap();
-    let fb = [
-        ("conv10", "conv3"),
-        ("conv8", "conv5"),
-        ("conv9", "conv5"),
-        ("conv3", "conv1"),
-    ];
-    plain["edges"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|e| !fb.iter().any(|(f, t)| e["from"] == *f && e["to"] == *t));
-    assert_eq!(plain["edges"].as_array().unwrap().len(), 10);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fb_plain");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{model}.json"));
-    std::fs::write(&path, plain.to_string()).unwrap();
-    let plain = build(json!({"graph": path, "input_shape": [3, 64, 64]}));
+    let plain = edited_graph("fb_plain", &|g| {
+        let fb = [
+            ("conv10", "conv3"),
+            ("conv8", "conv5"),
+            ("conv9", "conv5"),
+            ("conv3", "conv1"),
+        ];
+        g["edges"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| !fb.iter().any(|(f, t)| e["from"] == *f && e["to"] == *t));
+        assert_eq!(g["edges"].as_array().unwrap().len(), 10);
+    });
     let e = refuse(&plain, checkpoint("fb_plain", &vars));
     assert!(
         e.contains("tnn_model/conv3/pre_0") && e.contains("weights_0"),
@@ -484,27 +489,22 @@ fn feedback_checkpoints_that_do_not_fit_are_refused_naming_the_tensors() {
     // A cell that convolves its harbor itself (no convolution before it) where TensorFlow's
     // order is not ventral's: conv4 (a UGRNN node) fed back from conv10, which sorts before
     // its feedforward conv3, with its pre-memory convolution taken out.
-    let mut direct: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{model}.json"))).unwrap())
+    let direct = edited_graph("fb_direct", &|g| {
+        g["edges"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"from": "conv10", "to": "conv4"}));
+        let conv4 = g["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["name"] == "conv4")
             .unwrap();
-    direct["edges"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"from": "conv10", "to": "conv4"}));
-    let conv4 = direct["nodes"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|n| n["name"] == "conv4")
-        .unwrap();
-    conv4["pre_memory"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|op| op["function"] != "component_conv");
-    let path = dir.join("direct").join(format!("{model}.json"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, direct.to_string()).unwrap();
-    let direct = build(json!({"graph": path, "input_shape": [3, 64, 64]}));
+        conv4["pre_memory"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|op| op["function"] != "component_conv");
+    });
     let e = refuse(&direct, checkpoint("fb_direct", &vars));
     assert!(
         e.contains("node conv4") && e.contains("reads the harbor directly"),
