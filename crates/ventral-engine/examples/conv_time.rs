@@ -80,6 +80,21 @@ fn main() {
         ("cell 64->64 4x4", Conv::new(64, 64, 3, 1, 1, 4, 4)),
         ("cell 32->64 2x2", Conv::new(32, 64, 3, 1, 1, 2, 2)),
         ("cell 128->128 2x2", Conv::new(128, 128, 3, 1, 1, 2, 2)),
+        // The reciprocal gated cells' 1 × 1 convolutions and 2 × 2 ones (TensorFlow's `same`:
+        // one more zero after the last row and column) on 16- and 8-px maps — padded by the
+        // engine (`with_pad_end`), and as before on an explicitly padded 17- and 9-px input.
+        ("rgc 1x1 32 16", Conv::new(32, 32, 1, 1, 0, 16, 16)),
+        ("rgc 1x1 32 8", Conv::new(32, 32, 1, 1, 0, 8, 8)),
+        (
+            "rgc 2x2 32 16",
+            Conv::new(32, 32, 2, 1, 0, 16, 16).with_pad_end(1),
+        ),
+        (
+            "rgc 2x2 32 8",
+            Conv::new(32, 32, 2, 1, 0, 8, 8).with_pad_end(1),
+        ),
+        ("rgc 2x2 32 16 padded", Conv::new(32, 32, 2, 1, 0, 17, 17)),
+        ("rgc 2x2 32 8 padded", Conv::new(32, 32, 2, 1, 0, 9, 9)),
     ];
     // `general` as the first argument: im2col + GEMM everywhere (the path before the direct
     // kernels), for side-by-side timings.

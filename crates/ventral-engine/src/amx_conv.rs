@@ -212,8 +212,12 @@ pub(crate) struct Phase {
 
 impl Geo {
     /// `c` on `batch` images, where these kernels apply: AMX present, stride 1 or 2, and
-    /// output maps of a multiple of 32 pixels (every block of 32 pixels inside one image).
+    /// output maps of a multiple of 32 pixels (every block of 32 pixels inside one image);
+    /// padding equal on both ends (no [`Conv::pad_end`]).
     pub(crate) fn of(c: &Conv, batch: usize) -> Option<Self> {
+        if c.pad_end != 0 {
+            return None;
+        }
         Geo {
             ci: c.ci,
             co: c.co,

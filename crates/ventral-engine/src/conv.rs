@@ -248,6 +248,10 @@ impl Scratch {
     }
 }
 
+/// An input's planes with their layout, their size `(h, w)` and the zeros around them
+/// `(before, after)` on both axes ([`Conv::interleaved_pass`]).
+type PaddedInput<'a> = ((&'a [f32], Planes), (usize, usize), (usize, usize));
+
 /// Geometry of a convolution over a batch. `ci`/`co` are the convolution's input and output
 /// channels (for a transposed convolution: of the convolution it is the adjoint of).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +261,10 @@ pub struct Conv {
     pub k: usize,
     pub stride: usize,
     pub pad: usize,
+    /// Zeros after the last row and column beyond `pad` (padding `pad` before, `pad +
+    /// pad_end` after, on both axes: TensorFlow's `same` for even kernels, `k/2 − 1` and one
+    /// more; [`Self::with_pad_end`]); 0 from [`Self::new`] and [`Self::transposed`].
+    pub pad_end: usize,
     pub hi: usize,
     pub wi: usize,
     pub ho: usize,
@@ -281,10 +289,28 @@ impl Conv {
             k,
             stride,
             pad,
+            pad_end: 0,
             hi,
             wi,
             ho: out(hi),
             wo: out(wi),
+        }
+    }
+
+    /// This convolution with `pad_end` more zeros after the last row and column than before
+    /// the first (`Conv2d` with padding `(pad, pad + pad_end)` on both axes): TensorFlow's
+    /// `same` for even kernels without an explicitly padded copy of the input. The direct,
+    /// batch-interleaved and lanes kernels pad into their own buffers and the unfolding reads
+    /// only inside the input, so every float32 path takes it; the bf16 AMX kernels and the
+    /// stride-2 input gradient by phases do not run such layers (the rounded-operand and
+    /// GEMM paths do). Only for convolutions from [`Self::new`].
+    pub fn with_pad_end(self, pad_end: usize) -> Self {
+        let out = |n: usize| (n + 2 * self.pad + pad_end).saturating_sub(self.k) / self.stride + 1;
+        Self {
+            pad_end,
+            ho: out(self.hi),
+            wo: out(self.wi),
+            ..self
         }
     }
 
@@ -308,6 +334,7 @@ impl Conv {
             k,
             stride,
             pad,
+            pad_end: 0,
             hi: big(h),
             wi: big(w),
             ho: h,
@@ -543,7 +570,14 @@ impl Conv {
         scratch: &mut Scratch,
     ) -> (usize, usize) {
         let (hw, p, s) = ((self.hi, self.wi), self.pad, self.stride);
-        phases_of(x, (self.ci, batch), hw, p, s, &mut scratch.pad)
+        phases_of(
+            x,
+            (self.ci, batch),
+            hw,
+            (p, p + self.pad_end),
+            s,
+            &mut scratch.pad,
+        )
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -980,19 +1014,19 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let a = Small::row_major(w, self.kdim());
-        let input = (x, (self.hi, self.wi), self.pad);
+        let input = (x, (self.hi, self.wi), (self.pad, self.pad + self.pad_end));
         let out = ((self.ho, self.wo), y, accumulate);
         Self::interleaved_pass(a, (self.ci, self.co, self.k), input, batch, out, scratch);
     }
 
     /// One direct convolution of stride 1 through batch-interleaved copies: `input`'s
-    /// `cin × batch` planes of `hw_in`, padded by `p`, interleaved ([`interleave_batch`]) into
+    /// `cin × batch` planes of `hw_in`, padded by `p` (before, after), interleaved ([`interleave_batch`]) into
     /// `scratch.pad`; the convolution with weights `a` (`cout × cin·k²`) into `scratch.cols[0]`;
     /// its `cout × batch` planes of `hw_out` written (or added) into `y`.
     fn interleaved_pass(
         a: Small<'_>,
         (cin, cout, k): (usize, usize, usize),
-        (input, hw_in, p): ((&[f32], Planes), (usize, usize), usize),
+        (input, hw_in, p): PaddedInput<'_>,
         batch: usize,
         (hw_out, y, accumulate): ((usize, usize), (&mut [f32], Planes), bool),
         scratch: &mut Scratch,
@@ -1090,7 +1124,12 @@ impl Conv {
             crate::amx_conv::backward_data(&g, &phases, w, dy, dx, cache);
             return;
         }
-        if bf16 && self.stride == 1 && self.pad < self.k && self.wi.is_multiple_of(16) {
+        if bf16
+            && self.stride == 1
+            && self.pad < self.k
+            && self.pad_end == 0
+            && self.wi.is_multiple_of(16)
+        {
             // As the direct path: the input gradient of a stride-1 convolution is the forward
             // of `dy` padded by k − 1 − p with the kernel flipped and its channels exchanged —
             // on AMX from `dy` itself, without the unfolded float32 gradient and its col2im.
@@ -1195,7 +1234,7 @@ impl Conv {
             }
             let wt = std::mem::take(&mut scratch.wt);
             let a = Small::row_major(&wt, self.co * k * k);
-            let input = (dy, (self.ho, self.wo), q);
+            let input = (dy, (self.ho, self.wo), (q, q));
             let out = ((self.hi, self.wi), dx, true);
             Self::interleaved_pass(a, (self.co, self.ci, k), input, batch, out, scratch);
             scratch.wt = wt;
@@ -1206,7 +1245,7 @@ impl Conv {
             let (hp, wp) = {
                 let _p = scope(Op::Im2col);
                 let hw = (self.ho, self.wo);
-                phases_of(dy, (self.co, batch), hw, q, 1, &mut scratch.pad)
+                phases_of(dy, (self.co, batch), hw, (q, q), 1, &mut scratch.pad)
             };
             let _p = scope(Op::Gemm);
             let (co, ci) = (self.co, self.ci);
@@ -1218,7 +1257,7 @@ impl Conv {
         let (hp, wp) = {
             let _p = scope(Op::Im2col);
             let hw = (self.ho, self.wo);
-            let padded = phases_of(dy, (self.co, batch), hw, q, 1, &mut scratch.pad);
+            let padded = phases_of(dy, (self.co, batch), hw, (q, q), 1, &mut scratch.pad);
             flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
             padded
         };
@@ -1258,6 +1297,7 @@ impl Conv {
         let (hq, wq) = (self.hi / 2, self.wi / 2);
         let applies = s == 2
             && k > 0
+            && self.pad_end == 0
             && self.hi.is_multiple_of(2)
             && self.wi.is_multiple_of(2)
             && hq > 0
@@ -1334,7 +1374,14 @@ impl Conv {
         {
             let _p = scope(Op::Im2col);
             let hw = (self.ho, self.wo);
-            phases_of((dy, Planes::ChannelMajor), (co, batch), hw, ph.pad, 1, pad);
+            phases_of(
+                (dy, Planes::ChannelMajor),
+                (co, batch),
+                hw,
+                (ph.pad, ph.pad),
+                1,
+                pad,
+            );
         }
         ensure(&mut cols[0], 4 * per);
         let out = &mut cols[0][..4 * per];
@@ -1427,9 +1474,10 @@ impl Conv {
                 cols, parts, pad, ..
             } = scratch;
             let hw = (self.hi, self.wi);
-            let sh = interleave_batch(x, (self.ci, batch), hw, self.pad, lanes, pad);
+            let p = (self.pad, self.pad + self.pad_end);
+            let sh = interleave_batch(x, (self.ci, batch), hw, p, lanes, pad);
             let hwo = (self.ho, self.wo);
-            let so = interleave_batch(dy, (self.co, batch), hwo, 0, lanes, &mut cols[0]);
+            let so = interleave_batch(dy, (self.co, batch), hwo, (0, 0), lanes, &mut cols[0]);
             let g = (&cols[0][..], Planes::ChannelMajor);
             let ks = (self.k, 1, lanes);
             wgrad_direct_step(self.co, self.ci, ks, 1, pad, sh, g, so, dw, &mut parts[0]);
@@ -1807,7 +1855,8 @@ mod tests {
     /// The batch-major (NCHW) entry points give the same bits as the channel-major ones on
     /// transposed arrays: forward, input gradient (stride 1), weight gradient, bias and its
     /// gradient; 8-wide maps (row groups, and a remainder row), 16 and 32 wide, stride 2,
-    /// accumulating onto nonzero arrays.
+    /// accumulating onto nonzero arrays; and with one more zero after the last row and column
+    /// ([`Conv::with_pad_end`]).
     #[test]
     fn batch_major_entry_points_give_the_same_bits() {
         if !crate::kernel::available() {
@@ -1815,7 +1864,7 @@ mod tests {
             return;
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for &(ci, co, k, s, p, h, b) in &[
+        let symmetric = [
             (5, 13, 3, 1, 1, 8, 3),
             (32, 32, 3, 1, 1, 8, 2),
             (4, 6, 5, 1, 2, 16, 2),
@@ -1832,8 +1881,22 @@ mod tests {
             (64, 128, 3, 1, 1, 8, 2),
             (140, 130, 3, 1, 1, 7, 1),
             (130, 140, 3, 1, 1, 4, 2),
-        ] {
-            let g = Conv::new(ci, co, k, s, p, h, h);
+        ];
+        // (ci, co, k, stride, pad, pad_end, side, batch): direct 16 and 8 px, stride 2,
+        // interleaved, lanes.
+        let one_more_after = [
+            (32, 32, 2, 1, 0, 1, 16, 2),
+            (5, 7, 2, 1, 0, 1, 8, 3),
+            (3, 16, 7, 2, 2, 1, 64, 2),
+            (6, 4, 2, 1, 0, 1, 4, 3),
+            (64, 140, 2, 1, 0, 1, 8, 2),
+        ];
+        let cases = symmetric
+            .iter()
+            .map(|&(ci, co, k, s, p, h, b)| (ci, co, k, s, p, 0, h, b))
+            .chain(one_more_after);
+        for (ci, co, k, s, p, e, h, b) in cases {
+            let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
             if !g.forward_in_place() {
                 assert!(
                     h < 8 && !crate::lanes::available(),
@@ -1946,9 +2009,13 @@ mod tests {
         }
     }
 
+    /// Every path against the definition (forward, input and weight gradient), with padding
+    /// equal on both ends and — the second list — one or two more zeros after the last row
+    /// and column ([`Conv::with_pad_end`]: TensorFlow's `same` for even kernels and for
+    /// stride 2), on the direct, interleaved, lanes and GEMM paths.
     #[test]
     fn forward_and_adjoints_match_the_definition() {
-        for &(ci, co, k, s, p, h, b) in &[
+        let symmetric = [
             (3, 5, 3, 1, 1, 7, 2),
             (4, 3, 5, 2, 2, 9, 3),
             (2, 2, 1, 1, 0, 4, 1),
@@ -1991,8 +2058,36 @@ mod tests {
             (140, 130, 3, 1, 1, 7, 1),
             (130, 136, 3, 1, 1, 4, 2),
             (129, 140, 1, 1, 0, 2, 3),
-        ] {
-            let g = Conv::new(ci, co, k, s, p, h, h);
+        ];
+        // (ci, co, k, stride, pad, pad_end, side, batch).
+        let one_more_after = [
+            // Direct stride 1: the reciprocal gated cells' 2 × 2 `same` (0, 1) on 16 and 8 px,
+            // k 4 (1, 2), k 2 with two more after.
+            (32, 32, 2, 1, 0, 1, 16, 2),
+            (5, 7, 2, 1, 0, 1, 8, 3),
+            (4, 6, 4, 1, 1, 1, 16, 2),
+            (3, 5, 2, 1, 0, 2, 8, 1),
+            // Direct stride 2: the convrnns conv1's `same` 7 × 7 on 64 px (2, 3), 3 × 3 (0, 1).
+            (3, 16, 7, 2, 2, 1, 64, 2),
+            (5, 6, 3, 2, 0, 1, 32, 2),
+            // GEMM: stride 2 into more than 32 channels, rows not whole 8-column tiles.
+            (5, 40, 3, 2, 0, 1, 16, 2),
+            (3, 4, 2, 1, 0, 1, 9, 2),
+            // Batch-interleaved maps narrower than 8.
+            (6, 4, 2, 1, 0, 1, 4, 3),
+            (5, 3, 4, 1, 1, 1, 4, 1),
+            (3, 5, 2, 1, 0, 1, 2, 8),
+            // Output channels in the lanes (AVX-512F).
+            (64, 140, 2, 1, 0, 1, 8, 2),
+            (130, 136, 2, 1, 0, 1, 4, 2),
+        ];
+        let cases = symmetric
+            .iter()
+            .map(|&(ci, co, k, s, p, h, b)| (ci, co, k, s, p, 0, h, b))
+            .chain(one_more_after);
+        for (ci, co, k, s, p, e, h, b) in cases {
+            let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
+            assert_eq!(g.ho, (h + 2 * p + e - k) / s + 1);
             if h < 8 && s == 1 && ci.max(co) <= 128 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
             }

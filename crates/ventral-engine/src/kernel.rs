@@ -927,8 +927,9 @@ pub(crate) fn tap_offsets(
 
 /// Maps narrower than 8 as batch-interleaved planes for [`conv_direct_step`] and
 /// [`wgrad_direct_step`]: `out[c][i][j·lanes + b] = x̂[c][b][i][j]` for `b < batch`, zero for
-/// `batch ≤ b < lanes`, with `x̂` the input zero-padded by `p` on every side (`x` laid out as
-/// `layout` says). Returns the padded `(h + 2p, (w + 2p)·lanes)`.
+/// `batch ≤ b < lanes`, with `x̂` the input zero-padded by `p` before the first row and column
+/// and `e` after the last (`x` laid out as `layout` says). Returns the padded `(h + p + e,
+/// (w + p + e)·lanes)`.
 ///
 /// # Panics
 /// When `lanes < batch` or `x` is too small (engine bugs).
@@ -936,7 +937,7 @@ pub fn interleave_batch(
     (x, layout): (&[f32], Planes),
     (c, batch): (usize, usize),
     (h, w): (usize, usize),
-    p: usize,
+    (p, e): (usize, usize),
     lanes: usize,
     out: &mut Vec<f32>,
 ) -> (usize, usize) {
@@ -945,7 +946,7 @@ pub fn interleave_batch(
         "interleave: {lanes} lanes for {batch} images"
     );
     assert!(x.len() >= c * batch * h * w, "interleave: input size");
-    let (hp, wp) = (h + 2 * p, (w + 2 * p) * lanes);
+    let (hp, wp) = (h + p + e, (w + p + e) * lanes);
     let n = c * hp * wp;
     crate::conv::ensure(out, n);
     out[..n]
@@ -1002,7 +1003,7 @@ pub fn deinterleave_batch(
 /// input layout of [`conv_direct`] and [`wgrad_direct`]): `out[b][c][ph][pw][i][j] =
 /// x̂[c][b][s·i + ph][s·j + pw]` for `x` laid out `[c][b][h][w]` (`planes = c·batch`), with
 /// `x̂` the padded input (zero outside `x`). Each phase is `⌈(h + 2p)/s⌉ × ⌈(w + 2p)/s⌉`,
-/// returned. For `s = 1`: the padded planes.
+/// returned. For `s = 1`: the padded planes. ([`phases_of`] pads the two ends apart.)
 ///
 /// Image-major, so that one image's channels lie together: a block of output rows reads
 /// every input channel of one image, and with the images inside each channel
@@ -1020,19 +1021,28 @@ pub fn phases(
     s: usize,
     out: &mut Vec<f32>,
 ) -> (usize, usize) {
-    phases_of((x, Planes::ChannelMajor), (ci, batch), (h, w), p, s, out)
+    phases_of(
+        (x, Planes::ChannelMajor),
+        (ci, batch),
+        (h, w),
+        (p, p),
+        s,
+        out,
+    )
 }
 
-/// [`phases`] of `x` laid out as `layout` says (the phases are image-major either way).
+/// [`phases`] of `x` laid out as `layout` says (the phases are image-major either way), padded
+/// by `p` zeros before the first row and column and `e ≥ p` after the last (TensorFlow's
+/// `same` for even kernels: one more after): each phase `⌈(h + p + e)/s⌉ × ⌈(w + p + e)/s⌉`.
 pub fn phases_of(
     (x, layout): (&[f32], Planes),
     (ci, batch): (usize, usize),
     (h, w): (usize, usize),
-    p: usize,
+    (p, e): (usize, usize),
     s: usize,
     out: &mut Vec<f32>,
 ) -> (usize, usize) {
-    let (hq, wq) = ((h + 2 * p).div_ceil(s), (w + 2 * p).div_ceil(s));
+    let (hq, wq) = ((h + p + e).div_ceil(s), (w + p + e).div_ceil(s));
     let n = ci * s * s * batch * hq * wq;
     crate::conv::ensure(out, n);
     let src = |c: usize, b: usize| {

@@ -400,7 +400,8 @@ mod tests {
                 for accumulate in [false, true] {
                     // Forward: `co` outputs of `ci·k²` taps over x padded by p.
                     let mut pad = Vec::new();
-                    let (hp, wp) = phases_of((&x, layout), (ci, batch), (h, w), p, 1, &mut pad);
+                    let (hp, wp) =
+                        phases_of((&x, layout), (ci, batch), (h, w), (p, p), 1, &mut pad);
                     let offs = tap_offsets(ci, (k, 1, 1), hp * wp, wp);
                     let wr = Weights::Rows { w: &wt, co };
                     let mut packed = vec![0.0; wr.packed_len()];
@@ -431,7 +432,8 @@ mod tests {
                     // Input gradient: `ci` outputs of `co·k²` taps over dy padded by k − 1 − p,
                     // the kernel flipped and its channels exchanged.
                     let q = k - 1 - p;
-                    let (hp, wp) = phases_of((&dy, layout), (co, batch), (ho, wo), q, 1, &mut pad);
+                    let (hp, wp) =
+                        phases_of((&dy, layout), (co, batch), (ho, wo), (q, q), 1, &mut pad);
                     let offs = tap_offsets(co, (k, 1, 1), hp * wp, wp);
                     let we = Weights::Exchanged { w: &wt, co, ci, k };
                     let mut packed = vec![0.0; we.packed_len()];

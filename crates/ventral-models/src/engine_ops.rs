@@ -9,8 +9,10 @@
 //! for 8-aligned maps avoid the unfolded input altogether (docs/performance.md). Every model
 //! built on burn tensors (the ConvRNN family, rcnn-sat) gets them through [`conv2d`], which takes the
 //! engine path where it applies — a Flex device (with or without autodiff), float32, one group,
-//! no dilation, a square kernel and equal strides; padding beyond the least of the four sides
-//! (TensorFlow's `same` for even kernels) is added to the input as zeros — and burn's own
+//! no dilation, a square kernel and equal strides; TensorFlow's `same` for even kernels and for
+//! stride 2 (one more zero after the last row and column than before the first) the engine
+//! pads itself (`Conv::with_pad_end`), other padding beyond the least of the four sides is
+//! added to the input as zeros — and burn's own
 //! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions). Same mathematics; float32 sums in a different order (the tests
 //! compare both paths and the gradients on random shapes).
 //!
@@ -57,11 +59,13 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Geometry of an engine convolution: square kernel `k`, stride, symmetric padding.
+/// Geometry of an engine convolution: square kernel `k`, stride, padding `pad` before the
+/// first row and column and `pad + pad_end` after the last ([`Conv::with_pad_end`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geom {
     stride: usize,
     pad: usize,
+    pad_end: usize,
 }
 
 /// ventral's engine operations as burn backend operations (float32 only).
@@ -97,8 +101,9 @@ pub trait EngineOps: Backend {
         k: [f64; 4],
     ) -> FloatTensor<Self>;
 
-    /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad` on
-    /// every side.
+    /// `y = conv(x, w) + b` with a square kernel, stride `stride` and zero padding `pad`
+    /// before the first row and column and `pad + pad_end` after the last (TensorFlow's `same`
+    /// for even kernels: `pad_end = 1`).
     ///
     /// # Shapes
     /// - `x`: `[B, Ci, H, W]`, `w`: `[Co, Ci, k, k]`, `b`: `[Co]` → `[B, Co, Ho, Wo]`.
@@ -108,6 +113,7 @@ pub trait EngineOps: Backend {
         b: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        pad_end: usize,
     ) -> FloatTensor<Self>;
 
     /// `y = conv(x, w) + b` depthwise (one `k × k` filter per channel), stride 1, zero padding
@@ -169,6 +175,7 @@ pub fn conv2d(
                 b.into_dispatch(),
                 g.stride,
                 g.pad,
+                g.pad_end,
             );
             Tensor::<4>::from_dispatch(out)
         }
@@ -176,8 +183,8 @@ pub fn conv2d(
     }
 }
 
-/// Asymmetric padding (TensorFlow's `same` for even kernels): the part beyond the engine's
-/// symmetric padding as explicit zeros (autodiff slices it off the input gradient).
+/// Asymmetric padding the engine does not take itself (see [`engine_geometry`]): the part
+/// beyond it as explicit zeros (autodiff slices it off the input gradient).
 fn pad_extra(x: Tensor<4>, extra: [(usize, usize); 2]) -> Tensor<4> {
     if extra == [(0, 0); 2] {
         x
@@ -466,7 +473,9 @@ pub fn uses_depthwise(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2
     depthwise_geometry(x, weight, options).is_some()
 }
 
-/// The engine geometry of a convolution (its symmetric padding the least of the four sides)
+/// The engine geometry of a convolution (its padding before the first row and column the
+/// least of the four sides; after the last, more by the same on both axes where that is all
+/// the rest: TensorFlow's `same` for even kernels or stride 2, which the engine pads itself)
 /// and the padding beyond it, `(begin, end)` per axis, that the input takes explicitly;
 /// `None` where the engine does not apply.
 fn engine_geometry(
@@ -495,7 +504,16 @@ fn engine_geometry(
         && h + t + b >= kh
         && wd + l + r >= kw
         && f32_on_flex(x, w);
-    fits.then_some((Geom { stride: s, pad: p }, extra))
+    let (pad_end, extra) = match extra {
+        [(0, e), (0, f)] if e == f => (e, [(0, 0); 2]),
+        _ => (0, extra),
+    };
+    let g = Geom {
+        stride: s,
+        pad: p,
+        pad_end,
+    };
+    fits.then_some((g, extra))
 }
 
 /// The least padding of the four sides (what the engine pads symmetrically) and the rest,
@@ -588,7 +606,8 @@ fn swap_outer(src: &[f32], a: usize, b: usize, n: usize) -> Vec<f32> {
 /// The layer's engine geometry from the tensors' dims.
 fn conv_of(xd: &[usize], wd: &[usize], g: Geom) -> (Conv, usize) {
     let (batch, ci, h, w) = (xd[0], xd[1], xd[2], xd[3]);
-    (Conv::new(ci, wd[0], wd[2], g.stride, g.pad, h, w), batch)
+    let conv = Conv::new(ci, wd[0], wd[2], g.stride, g.pad, h, w).with_pad_end(g.pad_end);
+    (conv, batch)
 }
 
 /// Forward on Flex tensors: in place where the convolution runs direct, else through
@@ -632,7 +651,12 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
 /// (`rgc_intermediate`, batch 8: 0.60 → 0.45 s of 1 × 1 forwards per pass). Gradients stay on
 /// the engine's kernels.
 fn pointwise(conv: &Conv) -> bool {
-    conv.k == 1 && conv.stride == 1 && conv.pad == 0 && conv.ci >= 64 && conv.co >= 64
+    conv.k == 1
+        && conv.stride == 1
+        && conv.pad == 0
+        && conv.pad_end == 0
+        && conv.ci >= 64
+        && conv.co >= 64
 }
 
 /// `f(b, out_b, serial)` for every image `b` of `out` (`per` floats each): the images in
@@ -844,8 +868,14 @@ impl EngineOps for Flex {
         b: FlexTensor,
         stride: usize,
         pad: usize,
+        pad_end: usize,
     ) -> FlexTensor {
-        forward_flex(&x, &w, &b, Geom { stride, pad })
+        let g = Geom {
+            stride,
+            pad,
+            pad_end,
+        };
+        forward_flex(&x, &w, &b, g)
     }
 }
 
@@ -1108,8 +1138,13 @@ impl<C: CheckpointStrategy> EngineOps for Autodiff<Flex, C> {
         b: FloatTensor<Self>,
         stride: usize,
         pad: usize,
+        pad_end: usize,
     ) -> FloatTensor<Self> {
-        let g = Geom { stride, pad };
+        let g = Geom {
+            stride,
+            pad,
+            pad_end,
+        };
         let prep = ConvBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
             .compute_bound()

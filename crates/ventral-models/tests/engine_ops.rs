@@ -225,6 +225,32 @@ fn engine_conv_matches_burn_with_gradients() {
         bias: true,
         strided: false,
     });
+    // TensorFlow's `same` with one more zero after than before on both axes, which the
+    // engine pads itself (`Conv::with_pad_end`): the reciprocal gated cells' 2 × 2 on 16 and
+    // 8 px (direct), on 4 px (batch-interleaved), a 4 × 4 with (1, 2), the convrnns conv1's
+    // 7 × 7 stride 2 on 64 px (2, 3) and a 3 × 3 stride 2 (0, 1); one input a strided view.
+    for (ci, co, k, stride, pad, side, strided) in [
+        (32, 32, 2, 1, 0, 16, false),
+        (16, 32, 2, 1, 0, 8, true),
+        (8, 8, 2, 1, 0, 4, false),
+        (5, 6, 4, 1, 1, 16, false),
+        (3, 16, 7, 2, 2, 64, false),
+        (7, 9, 3, 2, 0, 32, false),
+    ] {
+        cases.push(Case {
+            batch: 3,
+            ci,
+            co,
+            k,
+            stride,
+            pad,
+            extra: [(0, 1), (0, 1)],
+            h: side,
+            w: side,
+            bias: true,
+            strided,
+        });
+    }
     // 1 × 1 convolutions of wide layers: per-image products on NCHW as it lies.
     for (batch, strided) in [(3, false), (1, true)] {
         cases.push(Case {
