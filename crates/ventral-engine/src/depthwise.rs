@@ -8,10 +8,12 @@
 //! AVX-512F a register tile holds 16 output columns of 8 output rows; per tap one broadcast
 //! weight feeds eight fused multiply-adds, each on its own input vector (no branches). For
 //! filters of up to 8 columns each row's window of a filter row is loaded once as two vectors
-//! and every tap's shifted copy made in registers (`valignd`), not loaded again unaligned. Every
-//! output is a chain of fused multiply-adds from zero over
+//! and every tap's shifted copy made in registers (`valignd`), not loaded again unaligned. A
+//! tile skips the taps that read only zero padding for all its outputs (on 2 × 2 maps, 40 of a
+//! 7 × 7 filter's 49). Every output is a chain of fused multiply-adds from zero over
 //! its taps in the order `(kh, kw)`, row-major — the same order on the portable path (scalar
-//! `mul_add`), so both give the same bits, whatever the thread count.
+//! `mul_add`, every tap: a skipped one adds `w·0 = 0`), so both give the same bits for finite
+//! weights, whatever the thread count.
 //!
 //! The input gradient of a stride-1 convolution is the same convolution of the output gradient
 //! padded by `k − 1 − pad` with each filter flipped; the weight gradient correlates each
@@ -26,6 +28,9 @@ use rayon::prelude::*;
 /// maps, 28 → 35 on 7 × 7 (`speed::print_forward_rates`); off only to time the two.
 #[cfg(target_arch = "x86_64")]
 static SHIFT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// A tile's live taps: `[lo, hi)` of the filter's rows and of its columns.
+#[cfg(target_arch = "x86_64")]
+type Taps = ((usize, usize), (usize, usize));
 /// Output rows per register tile.
 #[cfg(target_arch = "x86_64")]
 const ROWS: usize = 8;
@@ -89,7 +94,7 @@ impl Depthwise {
                     pad.fill(x.plane(i / self.c, ch, plane_in), buf);
                     let b = bias.get(ch).copied().unwrap_or(0.0);
                     let wk = &w[ch * kk..(ch + 1) * kk];
-                    plane(wk, b, buf, pad.stride, self.k, ho, wo, out);
+                    plane(wk, b, buf, &pad, self.k, ho, wo, out);
                 },
             );
     }
@@ -212,13 +217,13 @@ impl Padded {
 }
 
 /// One plane's forward: `out[oh][ow] = Σ_{kh, kw} w[kh][kw]·xp[oh + kh][ow + kw]`, the taps in
-/// row-major order, on the widest kernel the CPU has.
+/// row-major order, on the widest kernel the CPU has (`xp` laid out as `pad` says).
 #[allow(clippy::too_many_arguments)]
 fn plane(
     w: &[f32],
     bias: f32,
     xp: &[f32],
-    stride: usize,
+    pad: &Padded,
     k: usize,
     ho: usize,
     wo: usize,
@@ -228,10 +233,20 @@ fn plane(
     if crate::simd::avx512() {
         // SAFETY: AVX-512F was checked; `xp` holds `(ho + k − 1)` rows of `stride ≥ wo + k −
         // 1 + 16` floats plus 16 (`Padded::len`), so every unmasked load stays inside it.
-        unsafe { plane_avx512(w, bias, xp, stride, k, ho, wo, out) };
+        unsafe { plane_avx512(w, bias, xp, pad, k, ho, wo, out) };
         return;
     }
-    plane_portable(w, bias, xp, stride, k, ho, wo, out);
+    plane_portable(w, bias, xp, pad.stride, k, ho, wo, out);
+}
+
+/// The taps `[lo, hi)` along one axis that reach the input (not only its zero padding) from
+/// some output of `at .. at + n` (`n ≥ 1`): tap `t` reads padded position `o + t`, the input
+/// lies at `pad .. pad + len`.
+#[cfg(target_arch = "x86_64")]
+fn live_taps(k: usize, pad: usize, len: usize, at: usize, n: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(at + n - 1).min(k);
+    let hi = (pad + len).saturating_sub(at).min(k);
+    (lo, hi.max(lo))
 }
 
 /// [`plane`] on scalar fused multiply-adds (the same order and the same bits).
@@ -260,6 +275,10 @@ pub(crate) fn plane_portable(
     }
 }
 
+/// [`plane`] on AVX-512F register tiles. A tile skips the taps that read only zero padding for
+/// all its outputs (`live_taps`: on the 2 × 2 and 4 × 4 maps of the CPU presets' last nodes,
+/// 7 × 7 filters with 3 zeros around, most of them): each would add `w·0 = 0` to every sum
+/// (the same bits for finite weights; the portable path computes them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -267,12 +286,13 @@ unsafe fn plane_avx512(
     w: &[f32],
     bias: f32,
     xp: &[f32],
-    stride: usize,
+    pad: &Padded,
     k: usize,
     ho: usize,
     wo: usize,
     out: &mut [f32],
 ) {
+    let stride = pad.stride;
     let xq = xp.as_ptr();
     let oq = out.as_mut_ptr();
     let shifted = k <= 8 && SHIFT.load(std::sync::atomic::Ordering::Relaxed);
@@ -284,6 +304,7 @@ unsafe fn plane_avx512(
         } else {
             (1u16 << n) - 1
         };
+        let cols = live_taps(k, pad.pad, pad.w, c0, n);
         let mut r0 = 0;
         while r0 < ho {
             let rr = (ho - r0).min(ROWS);
@@ -291,19 +312,20 @@ unsafe fn plane_avx512(
                 xq.wrapping_add(r0 * stride + c0),
                 oq.wrapping_add(r0 * wo + c0),
             );
+            let taps = (live_taps(k, pad.pad, pad.h, r0, rr), cols);
             // SAFETY: as `plane`'s; the tile's rows and columns lie inside `xp` and `out`.
             macro_rules! by_rows {
                 ($tile:ident) => {
                     unsafe {
                         match rr {
-                            8 => $tile::<8>(w, bias, at, stride, k, wo, mask),
-                            7 => $tile::<7>(w, bias, at, stride, k, wo, mask),
-                            6 => $tile::<6>(w, bias, at, stride, k, wo, mask),
-                            5 => $tile::<5>(w, bias, at, stride, k, wo, mask),
-                            4 => $tile::<4>(w, bias, at, stride, k, wo, mask),
-                            3 => $tile::<3>(w, bias, at, stride, k, wo, mask),
-                            2 => $tile::<2>(w, bias, at, stride, k, wo, mask),
-                            _ => $tile::<1>(w, bias, at, stride, k, wo, mask),
+                            8 => $tile::<8>(w, bias, at, stride, (k, taps), wo, mask),
+                            7 => $tile::<7>(w, bias, at, stride, (k, taps), wo, mask),
+                            6 => $tile::<6>(w, bias, at, stride, (k, taps), wo, mask),
+                            5 => $tile::<5>(w, bias, at, stride, (k, taps), wo, mask),
+                            4 => $tile::<4>(w, bias, at, stride, (k, taps), wo, mask),
+                            3 => $tile::<3>(w, bias, at, stride, (k, taps), wo, mask),
+                            2 => $tile::<2>(w, bias, at, stride, (k, taps), wo, mask),
+                            _ => $tile::<1>(w, bias, at, stride, (k, taps), wo, mask),
                         }
                     }
                 };
@@ -331,7 +353,7 @@ unsafe fn tile_shift<const R: usize>(
     bias: f32,
     (xq, oq): (*const f32, *mut f32),
     stride: usize,
-    k: usize,
+    (k, ((kh0, kh1), (kw0, kw1))): (usize, Taps),
     wo: usize,
     mask: u16,
 ) {
@@ -343,7 +365,7 @@ unsafe fn tile_shift<const R: usize>(
     debug_assert!(k <= 8);
     let mut acc: [__m512; R] = [_mm512_setzero_ps(); R];
     let zero = _mm512_castps_si512(_mm512_setzero_ps());
-    for kh in 0..k {
+    for kh in kh0..kh1 {
         let mut lo: [__m512i; R] = [zero; R];
         let mut hi: [__m512i; R] = [zero; R];
         for j in 0..R {
@@ -353,7 +375,7 @@ unsafe fn tile_shift<const R: usize>(
         }
         macro_rules! tap {
             ($s:literal) => {
-                if $s < k {
+                if $s < k && $s >= kw0 && $s < kw1 {
                     let wv = _mm512_set1_ps(w[kh * k + $s]);
                     for j in 0..R {
                         let xv = _mm512_castsi512_ps(_mm512_alignr_epi32::<$s>(hi[j], lo[j]));
@@ -387,7 +409,7 @@ unsafe fn tile<const R: usize>(
     bias: f32,
     (xq, oq): (*const f32, *mut f32),
     stride: usize,
-    k: usize,
+    (k, ((kh0, kh1), (kw0, kw1))): (usize, Taps),
     wo: usize,
     mask: u16,
 ) {
@@ -396,8 +418,8 @@ unsafe fn tile<const R: usize>(
         _mm512_set1_ps, _mm512_setzero_ps,
     };
     let mut acc: [__m512; R] = [_mm512_setzero_ps(); R];
-    for kh in 0..k {
-        for kw in 0..k {
+    for kh in kh0..kh1 {
+        for kw in kw0..kw1 {
             let wv = _mm512_set1_ps(w[kh * k + kw]);
             let base = unsafe { xq.add(kh * stride + kw) };
             for (j, a) in acc.iter_mut().enumerate() {
@@ -586,6 +608,10 @@ mod tests {
             (5, 5, 0, 9, 6, 2),
             (2, 2, 1, 6, 17, 1),
             (3, 7, 6, 3, 2, 2),
+            // The CPU presets' last nodes: 7 × 7 on 2 × 2 and 4 × 4 maps, where most taps
+            // read only padding (skipped by the vector tiles).
+            (4, 7, 3, 2, 2, 3),
+            (3, 7, 3, 4, 4, 2),
         ] {
             let d = Depthwise::new(c, k, pad, h, w).unwrap();
             let (ho, wo) = (d.ho(), d.wo());
@@ -635,9 +661,11 @@ mod tests {
     #[test]
     fn vector_and_portable_paths_give_the_same_bits() {
         // Filters of up to 8 columns on the shifted windows (`tile_shift`), wider ones on a
-        // load per tap (`tile`); partial row tiles and a masked last column tile.
-        for (k, pad_k) in [(1, 0), (3, 1), (5, 2), (8, 3), (9, 4), (7, 3)] {
-            let (h, w) = (20, 37);
+        // load per tap (`tile`); partial row tiles and a masked last column tile; maps smaller
+        // than the filters, where the vector tiles skip the taps that read only padding.
+        let filters = [(1, 0), (3, 1), (5, 2), (8, 3), (9, 4), (7, 3)];
+        let maps = [(20, 37), (2, 2), (4, 4), (3, 5)];
+        for ((k, pad_k), (h, w)) in maps.iter().flat_map(|&m| filters.map(|f| (f, m))) {
             let pad = Padded::new(h, w, pad_k);
             let mut buf = vec![0.0f32; pad.len()];
             pad.fill(&lcg(h * w, 9), &mut buf);
@@ -649,10 +677,10 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 SHIFT.store(shift, std::sync::atomic::Ordering::Relaxed);
                 let mut a = vec![0.0f32; ho * wo];
-                plane(&wt, 0.75, &buf, pad.stride, k, ho, wo, &mut a);
+                plane(&wt, 0.75, &buf, &pad, k, ho, wo, &mut a);
                 assert!(
                     a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
-                    "k {k}, shifted windows {shift}"
+                    "k {k}, {h} × {w}, shifted windows {shift}"
                 );
             }
             #[cfg(target_arch = "x86_64")]
@@ -731,6 +759,8 @@ mod speed {
             (512, 7),
             (32, 16),
             (32, 8),
+            (32, 4),
+            (64, 2),
         ] {
             let d = Depthwise::new(c, 7, 3, h, h).unwrap();
             let batch = 8;
@@ -762,7 +792,7 @@ mod speed {
                 SHIFT.store(shift, std::sync::atomic::Ordering::Relaxed);
                 let t = std::time::Instant::now();
                 for _ in 0..2000 {
-                    plane(&w[..49], 0.0, &buf, pad.stride, 7, h, h, &mut out);
+                    plane(&w[..49], 0.0, &buf, &pad, 7, h, h, &mut out);
                     std::hint::black_box(&mut out);
                 }
                 one[usize::from(shift)] = t.elapsed().as_secs_f64() / 2000.0;
