@@ -1898,8 +1898,10 @@ mod tests {
         for (ci, co, k, s, p, e, h, b) in cases {
             let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
             if !g.forward_in_place() {
+                // Only the layers that run in place on the lanes kernels alone (AVX-512F):
+                // maps narrower than 8, and more than 128 channels on 8-px maps.
                 assert!(
-                    h < 8 && !crate::lanes::available(),
+                    (h < 8 || ci.max(co) > 128) && !crate::lanes::available(),
                     "{ci} {co} {k} {s} {p} {h}"
                 );
                 continue;
