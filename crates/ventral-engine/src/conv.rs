@@ -1708,6 +1708,17 @@ mod tests {
         y
     }
 
+    /// A test's layers `(ci, co, k, stride, pad, side, batch)`, padded alike at both ends, then
+    /// those with `pad_end` more zeros after (`(ci, co, k, stride, pad, pad_end, side, batch)`).
+    type Case = (usize, usize, usize, usize, usize, usize, usize);
+    type CaseEnd = (usize, usize, usize, usize, usize, usize, usize, usize);
+    fn all_cases(symmetric: &[Case], one_more_after: &[CaseEnd]) -> Vec<CaseEnd> {
+        let alike = symmetric
+            .iter()
+            .map(|&(ci, co, k, s, p, h, b)| (ci, co, k, s, p, 0, h, b));
+        alike.chain(one_more_after.iter().copied()).collect()
+    }
+
     fn data(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| ((i as f32 + seed) * 0.618).sin()).collect()
     }
@@ -1891,10 +1902,7 @@ mod tests {
             (6, 4, 2, 1, 0, 1, 4, 3),
             (64, 140, 2, 1, 0, 1, 8, 2),
         ];
-        let cases = symmetric
-            .iter()
-            .map(|&(ci, co, k, s, p, h, b)| (ci, co, k, s, p, 0, h, b))
-            .chain(one_more_after);
+        let cases = all_cases(&symmetric, &one_more_after);
         for (ci, co, k, s, p, e, h, b) in cases {
             let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
             if !g.forward_in_place() {
@@ -2083,10 +2091,7 @@ mod tests {
             (64, 140, 2, 1, 0, 1, 8, 2),
             (130, 136, 2, 1, 0, 1, 4, 2),
         ];
-        let cases = symmetric
-            .iter()
-            .map(|&(ci, co, k, s, p, h, b)| (ci, co, k, s, p, 0, h, b))
-            .chain(one_more_after);
+        let cases = all_cases(&symmetric, &one_more_after);
         for (ci, co, k, s, p, e, h, b) in cases {
             let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
             assert_eq!(g.ho, (h + 2 * p + e - k) / s + 1);
