@@ -1020,9 +1020,10 @@ impl Conv {
     }
 
     /// One direct convolution of stride 1 through batch-interleaved copies: `input`'s
-    /// `cin × batch` planes of `hw_in`, padded by `p` (before, after), interleaved ([`interleave_batch`]) into
-    /// `scratch.pad`; the convolution with weights `a` (`cout × cin·k²`) into `scratch.cols[0]`;
-    /// its `cout × batch` planes of `hw_out` written (or added) into `y`.
+    /// `cin × batch` planes of `hw_in`, padded by `p` (before, after), interleaved
+    /// ([`interleave_batch`]) into `scratch.pad`; the convolution with weights `a` (`cout ×
+    /// cin·k²`) into `scratch.cols[0]`; its `cout × batch` planes of `hw_out` written (or added)
+    /// into `y`.
     fn interleaved_pass(
         a: Small<'_>,
         (cin, cout, k): (usize, usize, usize),
