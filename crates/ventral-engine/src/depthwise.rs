@@ -363,7 +363,7 @@ unsafe fn tile_shift<const R: usize>(
         _mm512_castsi512_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
         _mm512_set1_ps, _mm512_setzero_ps,
     };
-    debug_assert!(k <= 8);
+    debug_assert!(k <= 8 && kh1 <= k && kw1 <= k);
     let mut acc: [__m512; R] = [_mm512_setzero_ps(); R];
     let zero = _mm512_castps_si512(_mm512_setzero_ps());
     for kh in kh0..kh1 {
@@ -376,7 +376,7 @@ unsafe fn tile_shift<const R: usize>(
         }
         macro_rules! tap {
             ($s:literal) => {
-                if $s < k && $s >= kw0 && $s < kw1 {
+                if $s >= kw0 && $s < kw1 {
                     let wv = _mm512_set1_ps(w[kh * k + $s]);
                     for j in 0..R {
                         let xv = _mm512_castsi512_ps(_mm512_alignr_epi32::<$s>(hi[j], lo[j]));
