@@ -85,6 +85,12 @@ fn main() {
         // engine (`with_pad_end`), and as before on an explicitly padded 17- and 9-px input.
         ("rgc 1x1 32 16", Conv::new(32, 32, 1, 1, 0, 16, 16)),
         ("rgc 1x1 32 8", Conv::new(32, 32, 1, 1, 0, 8, 8)),
+        ("rgc 1x1 96->32 8", Conv::new(96, 32, 1, 1, 0, 8, 8)),
+        // 1 × 1 layers of wider channels (`Conv::as_row`'s measurements; the convrnns zoo's
+        // 28-px maps).
+        ("1x1 128 8", Conv::new(128, 128, 1, 1, 0, 8, 8)),
+        ("1x1 128 28", Conv::new(128, 128, 1, 1, 0, 28, 28)),
+        ("1x1 256 4", Conv::new(256, 256, 1, 1, 0, 4, 4)),
         (
             "rgc 2x2 32 16",
             Conv::new(32, 32, 2, 1, 0, 16, 16).with_pad_end(1),

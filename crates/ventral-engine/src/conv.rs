@@ -27,7 +27,8 @@ use crate::bf16::{
 };
 use crate::kernel::{
     Planes, Small, conv_direct, conv_direct_step, conv_direct_taps, deinterleave_batch,
-    direct_fits, interleave_batch, phases_of, small_m, wgrad_direct, wgrad_direct_step,
+    direct_fits, interleave_batch, phases_of, phases_or_input, small_m, wgrad_direct,
+    wgrad_direct_step,
 };
 use crate::mat::{MatMut, MatRef, gemm};
 use crate::profile::{Op, scope};
@@ -342,6 +343,42 @@ impl Conv {
         }
     }
 
+    /// A 1 × 1 convolution of stride 1 without padding as the same convolution on one row of
+    /// `Hi·Wi` pixels — the same products, each output its pixel's chain over the input
+    /// channels in the same order — where that row is whole 8-column tiles and the map is not
+    /// one of the batch-interleaved small ones ([`Self::interleaved`]): the direct kernels
+    /// then run full-width register tiles along the whole map instead of `Wi`-wide rows (an
+    /// 8-px row fills half a 16-lane vector), and layers of wide channels leave the lanes
+    /// kernels for them. Every pass and every path predicate goes through it, so callers see
+    /// the `Hi × Wi` geometry they built. Measured (`conv_time`, batch 32, Zen 4, each shape
+    /// against its flattened twin, twice; forward / input gradient / weight gradient, ms):
+    /// 32 → 32 on 16 × 16 0.17–0.28 / 0.17–0.28 / 0.24–0.37 → 0.12–0.13 / 0.12 / 0.17;
+    /// 96 → 32 on 8 × 8 (the reciprocal gated cells' concatenated input) 0.17–0.19 / 0.11 / 0.18
+    /// → 0.12–0.13 / 0.09 / 0.14; 128 → 128 on 8 × 8 0.73–0.79 / 0.76–0.89 / 0.68–0.73 →
+    /// 0.45–0.49 / 0.45–0.46 / 0.52–0.54; 128 → 128 on 28 × 28 7.5 / 8.1–8.2 / 6.6–7.1 → 5.6 /
+    /// 5.9–6.0 / 6.3–6.7; 256 → 256 on 4 × 4 0.57–0.58 / 0.58 / 0.56–0.57 → 0.47–0.48 / 0.49 /
+    /// 0.52–0.60. 32 → 32 on 4 × 4 (interleaved) kept its path: its weight gradient took
+    /// 0.05 → 0.07–0.08 flattened.
+    fn as_row(&self) -> Option<Self> {
+        let n = self.hi * self.wi;
+        let flat = self.k == 1
+            && self.stride == 1
+            && self.pad == 0
+            && self.pad_end == 0
+            && self.hi > 1
+            && (self.ho, self.wo) == (self.hi, self.wi)
+            && direct_fits(n)
+            && !self.interleaved()
+            && !GENERAL_ONLY.load(Ordering::Relaxed);
+        flat.then_some(Self {
+            hi: 1,
+            wi: n,
+            ho: 1,
+            wo: n,
+            ..*self
+        })
+    }
+
     /// Rows of the unfolded input (`Ci·k²`).
     pub fn kdim(&self) -> usize {
         self.ci * self.k * self.k
@@ -362,6 +399,9 @@ impl Conv {
     /// ConvRNNs' 4 × 4 and 2 × 2) run direct too, on batch-interleaved copies
     /// ([`Self::interleaved`]).
     pub fn uses_direct(&self) -> bool {
+        if let Some(r) = self.as_row() {
+            return r.uses_direct();
+        }
         let plain = (self.stride == 1 || self.stride == 2)
             && (self.medium() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
@@ -416,6 +456,9 @@ impl Conv {
     /// batch 16, 0.49–0.50 → 0.56–0.58 at 32), 16-px maps on the row kernels (BLT_net_64's V4
     /// lateral 12.1–12.3 against 12.9–13.0 by lanes), 32 → 32 on 8 × 8 (even).
     pub fn uses_lanes(&self) -> bool {
+        if let Some(r) = self.as_row() {
+            return r.uses_lanes();
+        }
         let side = self.wo.min(self.wi);
         let free = if side < SMALL_MAP_BELOW {
             !self.interleaved()
@@ -461,6 +504,9 @@ impl Conv {
     /// differ between CPUs with and without AVX-512, as the GEMM's micro-kernels' do. The
     /// stride-2 top-down into IT's maps stays on the GEMM (10.2 → 11.9 by channels).
     pub fn uses_direct_wgrad(&self) -> bool {
+        if let Some(r) = self.as_row() {
+            return r.uses_direct_wgrad();
+        }
         let by_channels = self.stride == 1
             && crate::kernel::avx512vl()
             && self.wo.min(self.wi) > 0
@@ -482,6 +528,9 @@ impl Conv {
     /// On CPUs with AVX512-BF16 but no AMX (`amx_conv::Unit::Dot`: AMD Zen 4 and later) the
     /// same layers run the same tiles through `VDPBF16PS` dot products.
     pub fn amx_worth(&self, batch: usize) -> bool {
+        if let Some(r) = self.as_row() {
+            return r.amx_worth(batch);
+        }
         let narrowest = self.ci.min(self.co);
         let direct = narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some();
         tiles_available() && (narrowest >= AMX_MIN_CHANNELS || direct)
@@ -561,23 +610,17 @@ impl Conv {
         self.ci <= MEDIUM_CHANNELS && self.co <= MEDIUM_CHANNELS
     }
 
-    /// The input zero-padded by `pad` into `scratch.pad`, as its `stride × stride` phases
-    /// ([`phases`], the layout of the direct kernels): the size of a phase.
-    fn pad_input(
+    /// The input zero-padded by `pad` into `pad` (the scratch's), as its `stride × stride`
+    /// phases ([`phases`], the layout of the direct kernels), or the input itself where that
+    /// is the same array ([`phases_or_input`]): the padded input and the size of a phase.
+    fn pad_input<'a>(
         &self,
-        x: (&[f32], Planes),
+        x: (&'a [f32], Planes),
         batch: usize,
-        scratch: &mut Scratch,
-    ) -> (usize, usize) {
+        pad: &'a mut Vec<f32>,
+    ) -> (&'a [f32], (usize, usize)) {
         let (hw, p, s) = ((self.hi, self.wi), self.pad, self.stride);
-        phases_of(
-            x,
-            (self.ci, batch),
-            hw,
-            (p, p + self.pad_end),
-            s,
-            &mut scratch.pad,
-        )
+        phases_or_input(x, (self.ci, batch), hw, (p, p + self.pad_end), s, pad)
     }
 
     /// Multiply-adds of one forward pass per image.
@@ -874,6 +917,9 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.forward(w, x, batch, y, accumulate, scratch);
+        }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
@@ -963,6 +1009,9 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.forward_nchw(w, x, batch, y, accumulate, scratch);
+        }
         assert!(
             self.forward_in_place(),
             "forward_nchw: not a direct convolution"
@@ -984,22 +1033,24 @@ impl Conv {
             self.forward_interleaved(w, x, batch, y, accumulate, scratch);
             return;
         }
-        let (hp, wp) = {
+        let keep = scratch.amx_weights.is_some();
+        let Scratch { pad, lanes, .. } = scratch;
+        let (xp, sh) = {
             let _p = scope(Op::Im2col);
-            self.pad_input(x, batch, scratch)
+            self.pad_input(x, batch, pad)
         };
         if self.uses_lanes() {
             let _p = scope(Op::Gemm);
             let w = (crate::lanes::Weights::Rows { w, co: self.co }, self.k);
             let out = ((self.ho, self.wo), y, accumulate);
-            Self::lanes_pass(w, (self.ci, (hp, wp)), batch, out, scratch);
+            Self::lanes_pass(w, (xp, self.ci, sh), batch, out, (lanes, keep));
             return;
         }
         let _p = scope(Op::Gemm);
         let a = Small::row_major(w, self.kdim());
-        let (sh, so) = ((hp, wp), (self.ho, self.wo));
+        let so = (self.ho, self.wo);
         let ks = (self.k, self.stride);
-        let (co, ci, xp) = (self.co, self.ci, &scratch.pad);
+        let (co, ci) = (self.co, self.ci);
         conv_direct(a, co, ci, ks, batch, xp, sh, so, y, accumulate);
     }
 
@@ -1055,34 +1106,31 @@ impl Conv {
         deinterleave_batch(out, (cout, batch), hw_out, lanes, y, accumulate);
     }
 
-    /// A stride-1 convolution on [`crate::lanes`] of the padded input in `scratch.pad`
-    /// (`cin` channels of `hp × wp` per image, [`phases_of`]'s layout) with the kernel `k`
-    /// wide into the output channels of `w`, `hw_out` each, laid out as `y` says.
+    /// A stride-1 convolution on [`crate::lanes`] of the padded input `xp` (`cin` channels
+    /// of `hp × wp` per image, [`phases_of`]'s layout) with the kernel `k` wide into the
+    /// output channels of `w`, `hw_out` each, laid out as `y` says; `w` packed into the
+    /// scratch's `lanes`, kept by its slice where `keep` ([`Scratch::keep_packed_weights`]).
     fn lanes_pass(
         (w, k): (crate::lanes::Weights<'_>, usize),
-        (cin, (hp, wp)): (usize, (usize, usize)),
+        (xp, cin, (hp, wp)): (&[f32], usize, (usize, usize)),
         batch: usize,
         (hw_out, y, accumulate): ((usize, usize), (&mut [f32], Planes), bool),
-        scratch: &mut Scratch,
+        (lanes, keep): (&mut LanesWeights, bool),
     ) {
         let offs = crate::kernel::tap_offsets(cin, (k, 1, 1), hp * wp, wp);
         let (slice, exchanged) = match w {
             crate::lanes::Weights::Rows { w, .. } => (w, false),
             crate::lanes::Weights::Exchanged { w, .. } => (w, true),
         };
-        let key = scratch.amx_weights.is_some().then_some((
-            slice.as_ptr() as usize,
-            slice.len(),
-            exchanged,
-        ));
+        let key = keep.then_some((slice.as_ptr() as usize, slice.len(), exchanged));
         let n = w.packed_len();
-        let (packed, off) = scratch.lanes.entry(key).or_default();
+        let (packed, off) = lanes.entry(key).or_default();
         if key.is_none() || packed.len() < n + 15 {
             ensure(packed, n + 15);
             *off = packed.as_ptr().align_offset(64).min(15);
             crate::lanes::pack(w, &mut packed[*off..]);
         }
-        let input = (&scratch.pad[..], cin * hp * wp, wp);
+        let input = (xp, cin * hp * wp, wp);
         let (cout, _) = w.shape();
         let packed = &packed[*off..*off + n];
         crate::lanes::conv_channels(packed, cout, &offs, batch, input, hw_out, y, accumulate);
@@ -1100,6 +1148,9 @@ impl Conv {
         dx: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.backward_data(w, dy, batch, dx, scratch);
+        }
         let kd = self.kdim();
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
@@ -1212,6 +1263,9 @@ impl Conv {
         dx: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.backward_data_nchw(w, dy, batch, dx, scratch);
+        }
         assert!(self.data_in_place(), "backward_data_nchw: not direct");
         let layout = Planes::BatchMajor;
         self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
@@ -1241,32 +1295,30 @@ impl Conv {
             scratch.wt = wt;
             return;
         }
-        if self.uses_lanes() {
-            // The weights packed flipped and exchanged from `w` itself.
-            let (hp, wp) = {
-                let _p = scope(Op::Im2col);
-                let hw = (self.ho, self.wo);
-                phases_of(dy, (self.co, batch), hw, (q, q), 1, &mut scratch.pad)
-            };
-            let _p = scope(Op::Gemm);
-            let (co, ci) = (self.co, self.ci);
-            let w = crate::lanes::Weights::Exchanged { w, co, ci, k };
-            let out = ((self.hi, self.wi), dx, true);
-            Self::lanes_pass((w, k), (co, (hp, wp)), batch, out, scratch);
-            return;
-        }
-        let (hp, wp) = {
+        let keep = scratch.amx_weights.is_some();
+        let Scratch { pad, lanes, wt, .. } = scratch;
+        let (dyp, sh) = {
             let _p = scope(Op::Im2col);
             let hw = (self.ho, self.wo);
-            let padded = phases_of(dy, (self.co, batch), hw, (q, q), 1, &mut scratch.pad);
-            flip_transposed(w, self.co, self.ci, k, &mut scratch.wt);
-            padded
+            phases_or_input(dy, (self.co, batch), hw, (q, q), 1, pad)
         };
+        let (co, ci) = (self.co, self.ci);
+        if self.uses_lanes() {
+            // The weights packed flipped and exchanged from `w` itself.
+            let _p = scope(Op::Gemm);
+            let w = crate::lanes::Weights::Exchanged { w, co, ci, k };
+            let out = ((self.hi, self.wi), dx, true);
+            Self::lanes_pass((w, k), (dyp, co, sh), batch, out, (lanes, keep));
+            return;
+        }
+        {
+            let _p = scope(Op::Im2col);
+            flip_transposed(w, co, ci, k, wt);
+        }
         let _p = scope(Op::Gemm);
-        let a = Small::row_major(&scratch.wt, self.co * k * k);
-        let (sh, so) = ((hp, wp), (self.hi, self.wi));
-        let (ci, co, xp) = (self.ci, self.co, &scratch.pad);
-        conv_direct(a, ci, co, (k, 1), batch, xp, sh, so, dx, true);
+        let a = Small::row_major(wt, co * k * k);
+        let so = (self.hi, self.wi);
+        conv_direct(a, ci, co, (k, 1), batch, dyp, sh, so, dx, true);
     }
 
     /// The input gradient runs by the phases of the output on the direct kernels (stride 2,
@@ -1451,6 +1503,9 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.backward_weight_nchw(x, dy, batch, dw, scratch);
+        }
         assert!(self.uses_direct_wgrad(), "backward_weight_nchw: not direct");
         let _p = scope(Op::WeightGrad);
         let layout = Planes::BatchMajor;
@@ -1484,10 +1539,11 @@ impl Conv {
             wgrad_direct_step(self.co, self.ci, ks, 1, pad, sh, g, so, dw, &mut parts[0]);
             return;
         }
-        let sh = self.pad_input(x, batch, scratch);
         scratch.grow(1);
+        let Scratch { pad, parts, .. } = scratch;
+        let (xp, sh) = self.pad_input(x, batch, pad);
         let so = (self.ho, self.wo);
-        let (xp, parts) = (&scratch.pad, &mut scratch.parts[0]);
+        let parts = &mut parts[0];
         let ks = (self.k, self.stride);
         wgrad_direct(self.co, self.ci, ks, batch, xp, sh, dy, so, dw, parts);
     }
@@ -1505,6 +1561,9 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
+        if let Some(r) = self.as_row() {
+            return r.backward_weight(x, dy, batch, dw, scratch);
+        }
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, (x, false), dy, |sc, x, dy| {
@@ -1893,6 +1952,12 @@ mod tests {
             (64, 128, 3, 1, 1, 8, 2),
             (140, 130, 3, 1, 1, 7, 1),
             (130, 140, 3, 1, 1, 4, 2),
+            // 1 × 1 as one row of the whole map (`Conv::as_row`), reading the input itself
+            // (no padded copy); a valid (unpadded) 3 × 3 on the lanes kernels, likewise.
+            (32, 32, 1, 1, 0, 16, 2),
+            (96, 32, 1, 1, 0, 8, 3),
+            (128, 72, 1, 1, 0, 8, 2),
+            (72, 66, 3, 1, 0, 10, 2),
         ];
         // (ci, co, k, stride, pad, pad_end, side, batch): direct 16 and 8 px, stride 2,
         // interleaved, lanes.
@@ -1908,9 +1973,10 @@ mod tests {
             let g = Conv::new(ci, co, k, s, p, h, h).with_pad_end(e);
             if !g.forward_in_place() {
                 // Only the layers that run in place on the lanes kernels alone (AVX-512F):
-                // maps narrower than 8, and more than 128 channels on 8-px maps.
+                // maps narrower than 8, rows not whole 8-column tiles, and more than 128
+                // channels on 8-px maps.
                 assert!(
-                    (h < 8 || ci.max(co) > 128) && !crate::lanes::available(),
+                    (h < 8 || h % 8 != 0 || ci.max(co) > 128) && !crate::lanes::available(),
                     "{ci} {co} {k} {s} {p} {h}"
                 );
                 continue;
@@ -1960,6 +2026,139 @@ mod tests {
         add_bias_nchw(&mut yn, &[], 2);
         assert_eq!(bits(&y), bits(&data(12, 9.0)), "no bias, channel-major");
         assert_eq!(bits(&yn), bits(&data(12, 9.0)), "no bias, batch-major");
+    }
+
+    /// A copy of `v` in its own mapping with an unmapped page on either side, ending where
+    /// the one after begins (`at_end`) or beginning where the one before ends: any access past
+    /// the end or before the start faults.
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    struct Guarded {
+        base: *mut libc::c_void,
+        size: usize,
+        data: *mut f32,
+        n: usize,
+    }
+
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    impl Guarded {
+        fn new(v: &[f32], at_end: bool) -> Self {
+            // SAFETY: a fresh private anonymous mapping of `size` bytes; the guard pages and
+            // the copy lie inside it.
+            unsafe {
+                let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+                let body = (v.len() * 4).div_ceil(page).max(1) * page;
+                let size = body + 2 * page;
+                let rw = libc::PROT_READ | libc::PROT_WRITE;
+                let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+                let base = libc::mmap(std::ptr::null_mut(), size, rw, flags, -1, 0);
+                assert_ne!(base, libc::MAP_FAILED, "mmap");
+                let bytes = base.cast::<u8>();
+                assert_eq!(libc::mprotect(base, page, libc::PROT_NONE), 0);
+                let after = bytes.add(page + body).cast();
+                assert_eq!(libc::mprotect(after, page, libc::PROT_NONE), 0);
+                let start = if at_end {
+                    page + body - v.len() * 4
+                } else {
+                    page
+                };
+                let data = bytes.add(start).cast::<f32>();
+                std::ptr::copy_nonoverlapping(v.as_ptr(), data, v.len());
+                Self {
+                    base,
+                    size,
+                    data,
+                    n: v.len(),
+                }
+            }
+        }
+
+        fn get(&self) -> &[f32] {
+            // SAFETY: `n` floats written in `new`, mapped while `self` lives.
+            unsafe { std::slice::from_raw_parts(self.data, self.n) }
+        }
+
+        fn get_mut(&mut self) -> &mut [f32] {
+            // SAFETY: as `get`, borrowed mutably through `self`.
+            unsafe { std::slice::from_raw_parts_mut(self.data, self.n) }
+        }
+    }
+
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`, unmapped once.
+            unsafe { libc::munmap(self.base, self.size) };
+        }
+    }
+
+    /// The passes that read and write the caller's batch-major arrays in place (the input of
+    /// unpadded stride-1 layers read as it is, `phases_or_input`) stay inside them: run on
+    /// arrays that end at an unmapped page, and on arrays that begin just after one, they give
+    /// the bits they give on ordinary vectors — the direct kernels on 1 × 1 layers as one row,
+    /// the lanes kernels on 1 × 1 and valid 3 × 3 layers, padded layers for comparison.
+    #[cfg(unix)]
+    #[test]
+    fn in_place_passes_stay_inside_the_callers_arrays() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let cases = [
+            (32, 32, 1, 0, 16, 2),
+            (96, 32, 1, 0, 8, 3),
+            (128, 72, 1, 0, 8, 2),
+            (130, 64, 1, 0, 9, 1),
+            (72, 66, 3, 0, 10, 2),
+            (5, 7, 1, 0, 8, 1),
+            (13, 11, 3, 1, 16, 2),
+        ];
+        let mut ran = 0;
+        for (ci, co, k, p, h, b) in cases {
+            let g = Conv::new(ci, co, k, 1, p, h, h);
+            let (xn, wn) = (ci * b * h * h, co * ci * k * k);
+            let yn = co * b * g.ho * g.wo;
+            let (x, w, dy) = (data(xn, 1.0), data(wn, 2.0), data(yn, 3.0));
+            let mut sc = Scratch::default();
+            for at_end in [true, false] {
+                let guard = |v: &[f32]| Guarded::new(v, at_end);
+                let (gx, gw, gdy) = (guard(&x), guard(&w), guard(&dy));
+                if g.forward_in_place() {
+                    let mut y = data(yn, 4.0);
+                    g.forward_nchw(&w, &x, b, &mut y, true, &mut sc);
+                    let mut gy = guard(&data(yn, 4.0));
+                    g.forward_nchw(gw.get(), gx.get(), b, gy.get_mut(), true, &mut sc);
+                    assert_eq!(bits(&y), bits(gy.get()), "forward {ci} {co} {k} {h}");
+                    ran += 1;
+                }
+                if g.data_in_place() {
+                    let mut dx = data(xn, 5.0);
+                    g.backward_data_nchw(&w, &dy, b, &mut dx, &mut sc);
+                    let mut gdx = guard(&data(xn, 5.0));
+                    g.backward_data_nchw(gw.get(), gdy.get(), b, gdx.get_mut(), &mut sc);
+                    assert_eq!(
+                        bits(&dx),
+                        bits(gdx.get()),
+                        "input gradient {ci} {co} {k} {h}"
+                    );
+                }
+                if g.uses_direct_wgrad() {
+                    let mut dw = data(wn, 6.0);
+                    g.backward_weight_nchw(&x, &dy, b, &mut dw, &mut sc);
+                    let mut gdw = guard(&data(wn, 6.0));
+                    g.backward_weight_nchw(gx.get(), gdy.get(), b, gdw.get_mut(), &mut sc);
+                    assert_eq!(
+                        bits(&dw),
+                        bits(gdw.get()),
+                        "weight gradient {ci} {co} {k} {h}"
+                    );
+                }
+            }
+        }
+        if crate::kernel::available() {
+            assert!(ran > 0, "no pass ran in place");
+        } else {
+            eprintln!("skipped: no AVX2 + FMA (no pass runs in place)");
+        }
     }
 
     /// With [`Scratch::keep_packed_weights`], the lanes kernels pack each weight slice once per
@@ -2069,6 +2268,14 @@ mod tests {
             (140, 130, 3, 1, 1, 7, 1),
             (130, 136, 3, 1, 1, 4, 2),
             (129, 140, 1, 1, 0, 2, 3),
+            // 1 × 1, stride 1, unpadded, as one row of the whole map (`Conv::as_row`): the
+            // reciprocal gated cells' 32 → 32 on 16 px and concatenated 96 → 32 on 8 px; wide
+            // channels, which the lanes kernels would take on their own map; a 4 × 4 map
+            // beyond the interleaved path's channels.
+            (32, 32, 1, 1, 0, 16, 2),
+            (96, 32, 1, 1, 0, 8, 3),
+            (128, 72, 1, 1, 0, 8, 2),
+            (136, 130, 1, 1, 0, 4, 2),
         ];
         // (ci, co, k, stride, pad, pad_end, side, batch).
         let one_more_after = [
@@ -2099,10 +2306,15 @@ mod tests {
             if h < 8 && s == 1 && ci.max(co) <= 128 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
             }
-            if ci.min(co) >= 64 && s == 1 && h >= 8 && crate::lanes::available() {
+            let one_row = k == 1 && s == 1 && p + e == 0 && (h * h) % 8 == 0;
+            if one_row && (h >= 8 || ci.max(co) > 128) && crate::kernel::available() {
+                assert!(g.as_row().is_some(), "{ci} {co} {h}: not as one row");
+            }
+            let lanes = s == 1 && !one_row && crate::lanes::available();
+            if lanes && ci.min(co) >= 64 && h >= 8 {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
-            if ci.min(co) > 128 && s == 1 && h < 8 && crate::lanes::available() {
+            if lanes && ci.min(co) > 128 && h < 8 {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
             let w = data(co * ci * k * k, 1.0);

@@ -1083,6 +1083,30 @@ pub fn phases_of(
     (hq, wq)
 }
 
+/// [`phases_of`]'s padded input as a slice, or `x` itself where that would be an exact copy
+/// of it — stride 1, no padding, planes image-major (batch-major, or one image, or one
+/// channel): the direct kernels then read the caller's array in place. They read only inside
+/// the `ci·s²·batch·hp·wp` floats they are given (their bounds assertion; a test runs the
+/// in-place passes on arrays that end at an unmapped page), so an array of exactly that
+/// length is enough. Saves a copy of the input per call on unpadded stride-1 layers: the 1 × 1
+/// convolutions of the reciprocal gated cells, and valid-padding layers.
+pub fn phases_or_input<'a>(
+    x: (&'a [f32], Planes),
+    (ci, batch): (usize, usize),
+    (h, w): (usize, usize),
+    (p, e): (usize, usize),
+    s: usize,
+    out: &'a mut Vec<f32>,
+) -> (&'a [f32], (usize, usize)) {
+    let n = ci * batch * h * w;
+    let image_major = x.1 == Planes::BatchMajor || batch == 1 || ci == 1;
+    if s == 1 && p == 0 && e == 0 && image_major && x.0.len() >= n {
+        return (&x.0[..n], (h, w));
+    }
+    let (hp, wp) = phases_of(x, (ci, batch), (h, w), (p, e), s, out);
+    (&out[..ci * s * s * batch * hp * wp], (hp, wp))
+}
+
 /// One output row of every channel.
 ///
 /// # Safety
