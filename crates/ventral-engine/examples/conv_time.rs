@@ -11,7 +11,8 @@
 //! `WINO_PROFILE`: the Winograd passes' time per kind of work; `DATA_PROFILE`: the input
 //! gradient's; `WINO_F2`: F(2 × 2) instead of F(4 × 4); `BF16=1`: the three passes in bf16
 //! (`Scratch::with_bf16`, on AMX where the CPU has it); `PASSES=fdw` (any of them): only
-//! those passes (forward, input gradient, weight gradient), without the Winograd timings.
+//! those passes (forward, input gradient, weight gradient), without the Winograd timings;
+//! `NCHW=1`: the batch-major entry points where the pass runs in place.
 use std::time::Instant;
 use ventral_engine::conv::{Conv, Scratch};
 fn main() {
@@ -86,7 +87,7 @@ fn main() {
         ("rgc 1x1 32 16", Conv::new(32, 32, 1, 1, 0, 16, 16)),
         ("rgc 1x1 32 8", Conv::new(32, 32, 1, 1, 0, 8, 8)),
         ("rgc 1x1 96->32 8", Conv::new(96, 32, 1, 1, 0, 8, 8)),
-        // 1 × 1 layers of wider channels (`Conv::as_row`'s measurements; the convrnns zoo's
+        // 1 × 1 layers of wider channels (`Conv::pointwise`'s measurements; the convrnns zoo's
         // 28-px maps).
         ("1x1 128 8", Conv::new(128, 128, 1, 1, 0, 8, 8)),
         ("1x1 128 28", Conv::new(128, 128, 1, 1, 0, 28, 28)),
@@ -118,6 +119,9 @@ fn main() {
     // w(eight gradient) — and no Winograd timings (for profilers: `perf record` one pass).
     let passes = std::env::var("PASSES").ok();
     let pass = |c: char| passes.as_ref().is_none_or(|p| p.contains(c));
+    // NCHW=1: the batch-major entry points (`forward_nchw`, …: what the ConvRNNs' layers call
+    // through burn) where the pass runs in place; the channel-major ones otherwise.
+    let nchw = std::env::var_os("NCHW").is_some();
     for (name, g) in geos {
         if !name.contains(only.as_str()) {
             continue;
@@ -151,13 +155,21 @@ fn main() {
         for _ in 0..direct_runs {
             if pass('f') {
                 let t = Instant::now();
-                g.forward(&w, &x, b, &mut y, false, &mut s);
+                if nchw && g.forward_in_place() {
+                    g.forward_nchw(&w, &x, b, &mut y, false, &mut s);
+                } else {
+                    g.forward(&w, &x, b, &mut y, false, &mut s);
+                }
                 best[0] = best[0].min(t.elapsed().as_secs_f64());
             }
             if pass('d') {
                 ventral_engine::profile::enable(true);
                 let t = Instant::now();
-                g.backward_data(&w, &dy, b, &mut dx, &mut s);
+                if nchw && g.data_in_place() {
+                    g.backward_data_nchw(&w, &dy, b, &mut dx, &mut s);
+                } else {
+                    g.backward_data(&w, &dy, b, &mut dx, &mut s);
+                }
                 let el = t.elapsed().as_secs_f64();
                 if el < best[1] {
                     best[1] = el;
@@ -167,7 +179,11 @@ fn main() {
             }
             if pass('w') {
                 let t = Instant::now();
-                g.backward_weight(&x, &dy, b, &mut dw, &mut s);
+                if nchw && g.weight_in_place() {
+                    g.backward_weight_nchw(&x, &dy, b, &mut dw, &mut s);
+                } else {
+                    g.backward_weight(&x, &dy, b, &mut dw, &mut s);
+                }
                 best[2] = best[2].min(t.elapsed().as_secs_f64());
             }
         }

@@ -343,40 +343,171 @@ impl Conv {
         }
     }
 
-    /// A 1 × 1 convolution of stride 1 without padding as the same convolution on one row of
-    /// `Hi·Wi` pixels — the same products, each output its pixel's chain over the input
-    /// channels in the same order — where that row is whole 8-column tiles and the map is not
-    /// one of the batch-interleaved small ones ([`Self::interleaved`]): the direct kernels
-    /// then run full-width register tiles along the whole map instead of `Wi`-wide rows (an
-    /// 8-px row fills half a 16-lane vector), and layers of wide channels leave the lanes
-    /// kernels for them. Every pass and every path predicate goes through it, so callers see
-    /// the `Hi × Wi` geometry they built. Measured (`conv_time`, batch 32, Zen 4, each shape
-    /// against its flattened twin, twice; forward / input gradient / weight gradient, ms):
-    /// 32 → 32 on 16 × 16 0.17–0.28 / 0.17–0.28 / 0.24–0.37 → 0.12–0.13 / 0.12 / 0.17;
-    /// 96 → 32 on 8 × 8 (the reciprocal gated cells' concatenated input) 0.17–0.19 / 0.11 / 0.18
-    /// → 0.12–0.13 / 0.09 / 0.14; 128 → 128 on 8 × 8 0.73–0.79 / 0.76–0.89 / 0.68–0.73 →
-    /// 0.45–0.49 / 0.45–0.46 / 0.52–0.54; 128 → 128 on 28 × 28 7.5 / 8.1–8.2 / 6.6–7.1 → 5.6 /
-    /// 5.9–6.0 / 6.3–6.7; 256 → 256 on 4 × 4 0.57–0.58 / 0.58 / 0.56–0.57 → 0.47–0.48 / 0.49 /
-    /// 0.52–0.60. 32 → 32 on 4 × 4 (interleaved) kept its path: its weight gradient took
-    /// 0.05 → 0.07–0.08 flattened.
-    fn as_row(&self) -> Option<Self> {
-        let n = self.hi * self.wi;
-        let flat = self.k == 1
+    /// 1 × 1, stride 1, no padding: each float32 pass is a matrix product per image on the
+    /// arrays as they lie, in either layout ([`Self::pointwise_forward`] and the two
+    /// gradients) — `y_b = W·x_b`, `dx_b += Wᵀ·dy_b`, `dW += Σ_b dy_b·x_bᵀ` on the `gemm`
+    /// crate's kernels, images in parallel — with no padded or unfolded copy. Measured
+    /// (`POINTWISE=1 conv_time`, batch 32, Zen 4, twice; forward / input gradient / weight
+    /// gradient, ms, against the direct and lanes kernels on the channel-major arrays):
+    /// 32 → 32 on 16 × 16 0.10–0.11 / 0.10–0.11 / 0.14–0.16 against 0.14–0.29 / 0.14–0.17 /
+    /// 0.19–0.45; 96 → 32 on 8 × 8 (the reciprocal gated cells' concatenated input) 0.07 /
+    /// 0.07–0.08 / 0.13–0.15 against 0.15–0.28 / 0.10–0.26 / 0.18–0.40; 128 → 128 on 8 × 8
+    /// 0.35 / 0.36–0.37 / 0.44–0.47 against 0.48–0.51 / 0.47–0.52 / 0.54–0.55; on 28 × 28
+    /// 4.6–4.8 / 4.7–4.9 / 4.9–5.0 against 5.7–6.6 / 6.5 / 7.2–7.7; 256 → 256 on 4 × 4 0.32–0.34
+    /// / 0.34–0.37 / 0.61–0.64 against 0.49 / 0.61 / 0.65. bf16 passes keep their paths.
+    pub fn pointwise(&self) -> bool {
+        self.k == 1
             && self.stride == 1
             && self.pad == 0
             && self.pad_end == 0
-            && self.hi > 1
             && (self.ho, self.wo) == (self.hi, self.wi)
-            && direct_fits(n)
-            && !self.interleaved()
-            && !GENERAL_ONLY.load(Ordering::Relaxed);
-        flat.then_some(Self {
-            hi: 1,
-            wi: n,
-            ho: 1,
-            wo: n,
-            ..*self
-        })
+            && !GENERAL_ONLY.load(Ordering::Relaxed)
+    }
+
+    /// The forward of a [`Self::pointwise`] layer: per image `y_b (+)= W·x_b`, `x` and `y`
+    /// laid out as their [`Planes`] say; images in parallel (each product on one thread)
+    /// where there are at least as many as threads, else one after another with each product
+    /// parallel inside — the same sums either way (the `gemm` crate's per-element order does
+    /// not depend on its parallelism), so the same bits in either layout and with any number
+    /// of threads.
+    fn pointwise_forward(
+        &self,
+        w: &[f32],
+        (x, xl): (&[f32], Planes),
+        batch: usize,
+        (y, yl): (&mut [f32], Planes),
+        accumulate: bool,
+    ) {
+        let _p = scope(Op::Gemm);
+        let hw = self.hi * self.wi;
+        let a = MatRef::rm(w, 0, self.co, self.ci);
+        let input = Self::image_planes(x, xl, self.ci, batch, hw);
+        self.per_image(y, yl, self.co, batch, |b, out, serial| {
+            pointwise_product(out, accumulate, a, input(b), serial);
+        });
+    }
+
+    /// The input gradient of a [`Self::pointwise`] layer: per image `dx_b += Wᵀ·dy_b` (as
+    /// [`Self::pointwise_forward`]).
+    fn pointwise_data(
+        &self,
+        w: &[f32],
+        (dy, dyl): (&[f32], Planes),
+        batch: usize,
+        (dx, dxl): (&mut [f32], Planes),
+    ) {
+        let _p = scope(Op::Gemm);
+        let hw = self.hi * self.wi;
+        let at = MatRef::rm(w, 0, self.co, self.ci).t();
+        let grad = Self::image_planes(dy, dyl, self.co, batch, hw);
+        self.per_image(dx, dxl, self.ci, batch, |b, out, serial| {
+            pointwise_product(out, true, at, grad(b), serial);
+        });
+    }
+
+    /// The weight gradient of a [`Self::pointwise`] layer: `dW += Σ_b dy_b·x_bᵀ`, the batch cut
+    /// into at least `WGRAD_SPLIT` chunks of images (by the batch alone, never by the thread
+    /// count) whose partial sums run in parallel, each image's product added in image order,
+    /// and are added to `dw` in chunk order.
+    fn pointwise_weight(
+        &self,
+        (x, xl): (&[f32], Planes),
+        (dy, dyl): (&[f32], Planes),
+        batch: usize,
+        dw: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        if batch == 0 {
+            return;
+        }
+        let hw = self.hi * self.wi;
+        let input = Self::image_planes(x, xl, self.ci, batch, hw);
+        let grad = Self::image_planes(dy, dyl, self.co, batch, hw);
+        let (wl, chunks) = (self.co * self.ci, WGRAD_SPLIT.min(batch));
+        let nb = batch.div_ceil(chunks);
+        scratch.grow(chunks);
+        scratch.parts[..chunks]
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(c, part)| {
+                ensure(part, wl);
+                let images = c * nb..((c + 1) * nb).min(batch);
+                for (i, b) in images.enumerate() {
+                    let out = MatMut::rm(part, 0, self.co, self.ci);
+                    let serial = chunks > 1;
+                    pointwise_product(out, i > 0, grad(b), input(b).t(), serial);
+                }
+            });
+        for part in &scratch.parts[..chunks] {
+            dw.par_iter_mut()
+                .zip(&part[..wl])
+                .with_min_len(crate::min_items(1))
+                .for_each(|(d, p)| *d += p);
+        }
+    }
+
+    /// Image `b`'s `channels × hw` matrix of `channels × batch` planes laid out as `layout`.
+    fn image_planes<'a>(
+        v: &'a [f32],
+        layout: Planes,
+        channels: usize,
+        batch: usize,
+        hw: usize,
+    ) -> impl Fn(usize) -> MatRef<'a> + Sync + 'a {
+        let (cs, is) = layout.strides(channels, batch, hw);
+        move |b| MatRef {
+            data: v,
+            off: b * is,
+            rows: channels,
+            cols: hw,
+            rs: cs,
+            cs: 1,
+        }
+    }
+
+    /// `f(b, out_b, serial)` for each image `b` of `out` (`channels × batch` planes of this
+    /// layer's output map, laid out as `layout` says): in parallel, each product on one thread
+    /// (`serial`), where there are at least as many images as threads; else one after
+    /// another, each product parallel inside.
+    fn per_image(
+        &self,
+        out: &mut [f32],
+        layout: Planes,
+        channels: usize,
+        batch: usize,
+        f: impl Fn(usize, MatMut<'_>, bool) + Sync,
+    ) {
+        let hw = self.ho * self.wo;
+        let n = channels * batch * hw;
+        assert!(out.len() >= n, "pointwise: output size");
+        let out = &mut out[..n];
+        match layout {
+            Planes::BatchMajor if batch > 1 && batch >= rayon::current_num_threads() => out
+                .par_chunks_mut(channels * hw)
+                .enumerate()
+                .for_each(|(b, ob)| f(b, MatMut::rm(ob, 0, channels, hw), true)),
+            Planes::BatchMajor => {
+                for (b, ob) in out.chunks_mut(channels * hw).enumerate() {
+                    f(b, MatMut::rm(ob, 0, channels, hw), false);
+                }
+            }
+            // Channel-major: image `b`'s rows interleave with the others', so the images go
+            // one after another (each product parallel inside) — as every image of a
+            // batch-major array would on one thread.
+            Planes::ChannelMajor => {
+                for b in 0..batch {
+                    let rows = MatMut {
+                        data: &mut *out,
+                        off: b * hw,
+                        rows: channels,
+                        cols: hw,
+                        rs: batch * hw,
+                        cs: 1,
+                    };
+                    f(b, rows, false);
+                }
+            }
+        }
     }
 
     /// Rows of the unfolded input (`Ci·k²`).
@@ -399,9 +530,6 @@ impl Conv {
     /// ConvRNNs' 4 × 4 and 2 × 2) run direct too, on batch-interleaved copies
     /// ([`Self::interleaved`]).
     pub fn uses_direct(&self) -> bool {
-        if let Some(r) = self.as_row() {
-            return r.uses_direct();
-        }
         let plain = (self.stride == 1 || self.stride == 2)
             && (self.medium() || self.wo.min(self.wi) >= DIRECT_MIN_SIDE)
             && direct_fits(self.wo)
@@ -456,9 +584,6 @@ impl Conv {
     /// batch 16, 0.49–0.50 → 0.56–0.58 at 32), 16-px maps on the row kernels (BLT_net_64's V4
     /// lateral 12.1–12.3 against 12.9–13.0 by lanes), 32 → 32 on 8 × 8 (even).
     pub fn uses_lanes(&self) -> bool {
-        if let Some(r) = self.as_row() {
-            return r.uses_lanes();
-        }
         let side = self.wo.min(self.wi);
         let free = if side < SMALL_MAP_BELOW {
             !self.interleaved()
@@ -477,15 +602,24 @@ impl Conv {
     }
 
     /// The forward reads and writes batch-major (NCHW) arrays in place
-    /// ([`Self::forward_nchw`]): on the direct or the lanes kernels.
+    /// ([`Self::forward_nchw`]): as products ([`Self::pointwise`]), on the direct or on the
+    /// lanes kernels.
     pub fn forward_in_place(&self) -> bool {
-        self.uses_direct() || self.uses_lanes()
+        self.pointwise() || self.uses_direct() || self.uses_lanes()
     }
 
     /// The input gradient reads and writes batch-major (NCHW) arrays in place
-    /// ([`Self::backward_data_nchw`]): on the direct or the lanes kernels.
+    /// ([`Self::backward_data_nchw`]): as products ([`Self::pointwise`]), on the direct or on
+    /// the lanes kernels.
     pub fn data_in_place(&self) -> bool {
-        self.uses_direct_data() || self.uses_lanes()
+        self.pointwise() || self.uses_direct_data() || self.uses_lanes()
+    }
+
+    /// The weight gradient reads batch-major (NCHW) arrays in place
+    /// ([`Self::backward_weight_nchw`]): as products ([`Self::pointwise`]) or on the direct
+    /// kernels ([`Self::uses_direct_wgrad`]).
+    pub fn weight_in_place(&self) -> bool {
+        self.pointwise() || self.uses_direct_wgrad()
     }
 
     /// The weight gradient runs on [`wgrad_direct`]: as [`Self::uses_direct`], with layers of
@@ -504,9 +638,6 @@ impl Conv {
     /// differ between CPUs with and without AVX-512, as the GEMM's micro-kernels' do. The
     /// stride-2 top-down into IT's maps stays on the GEMM (10.2 → 11.9 by channels).
     pub fn uses_direct_wgrad(&self) -> bool {
-        if let Some(r) = self.as_row() {
-            return r.uses_direct_wgrad();
-        }
         let by_channels = self.stride == 1
             && crate::kernel::avx512vl()
             && self.wo.min(self.wi) > 0
@@ -528,9 +659,6 @@ impl Conv {
     /// On CPUs with AVX512-BF16 but no AMX (`amx_conv::Unit::Dot`: AMD Zen 4 and later) the
     /// same layers run the same tiles through `VDPBF16PS` dot products.
     pub fn amx_worth(&self, batch: usize) -> bool {
-        if let Some(r) = self.as_row() {
-            return r.amx_worth(batch);
-        }
         let narrowest = self.ci.min(self.co);
         let direct = narrowest >= AMX_DIRECT_MIN_CHANNELS && Geo::of(self, batch).is_some();
         tiles_available() && (narrowest >= AMX_MIN_CHANNELS || direct)
@@ -917,15 +1045,16 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.forward(w, x, batch, y, accumulate, scratch);
-        }
         let (kd, howo) = (self.kdim(), self.ho * self.wo);
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, (w, true), x, |sc, w, x| {
                 self.forward(w, x, batch, y, accumulate, sc)
             });
+        }
+        if self.pointwise() && !bf16 {
+            let layout = Planes::ChannelMajor;
+            return self.pointwise_forward(w, (x, layout), batch, (y, layout), accumulate);
         }
         if (self.uses_direct() || self.uses_lanes()) && !bf16 {
             let layout = Planes::ChannelMajor;
@@ -1009,14 +1138,14 @@ impl Conv {
         accumulate: bool,
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.forward_nchw(w, x, batch, y, accumulate, scratch);
+        let layout = Planes::BatchMajor;
+        if self.pointwise() && !scratch.bf16 {
+            return self.pointwise_forward(w, (x, layout), batch, (y, layout), accumulate);
         }
         assert!(
             self.forward_in_place(),
             "forward_nchw: not a direct convolution"
         );
-        let layout = Planes::BatchMajor;
         self.forward_direct(w, (x, layout), batch, (y, layout), accumulate, scratch);
     }
 
@@ -1148,15 +1277,16 @@ impl Conv {
         dx: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.backward_data(w, dy, batch, dx, scratch);
-        }
         let kd = self.kdim();
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, (w, true), dy, |sc, w, dy| {
                 self.backward_data(w, dy, batch, dx, sc)
             });
+        }
+        if self.pointwise() && !bf16 {
+            let layout = Planes::ChannelMajor;
+            return self.pointwise_data(w, (dy, layout), batch, (dx, layout));
         }
         if (self.uses_direct_data() || self.uses_lanes()) && !bf16 {
             let layout = Planes::ChannelMajor;
@@ -1263,11 +1393,11 @@ impl Conv {
         dx: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.backward_data_nchw(w, dy, batch, dx, scratch);
+        let layout = Planes::BatchMajor;
+        if self.pointwise() && !scratch.bf16 {
+            return self.pointwise_data(w, (dy, layout), batch, (dx, layout));
         }
         assert!(self.data_in_place(), "backward_data_nchw: not direct");
-        let layout = Planes::BatchMajor;
         self.backward_data_direct(w, (dy, layout), batch, (dx, layout), scratch);
     }
 
@@ -1487,8 +1617,7 @@ impl Conv {
     }
 
     /// [`Self::backward_weight`] on batch-major (NCHW) `x` and `dy`, read in place (see
-    /// [`Self::forward_nchw`]). Only where the weight gradient runs direct
-    /// ([`Self::uses_direct_wgrad`]).
+    /// [`Self::forward_nchw`]). Only where it runs in place ([`Self::weight_in_place`]).
     ///
     /// # Shapes
     /// - `x`: `[B][Ci][Hi][Wi]`; `dy`: `[B][Co][Ho][Wo]`; `dw`: `[Co, Ci, k, k]`.
@@ -1503,12 +1632,12 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.backward_weight_nchw(x, dy, batch, dw, scratch);
-        }
-        assert!(self.uses_direct_wgrad(), "backward_weight_nchw: not direct");
         let _p = scope(Op::WeightGrad);
         let layout = Planes::BatchMajor;
+        if self.pointwise() && !scratch.bf16 {
+            return self.pointwise_weight((x, layout), (dy, layout), batch, dw, scratch);
+        }
+        assert!(self.weight_in_place(), "backward_weight_nchw: not in place");
         self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
     }
 
@@ -1561,9 +1690,6 @@ impl Conv {
         dw: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        if let Some(r) = self.as_row() {
-            return r.backward_weight(x, dy, batch, dw, scratch);
-        }
         let bf16 = scratch.bf16;
         if bf16 && !self.amx_worth(batch) {
             return Self::on_rounded(scratch, (x, false), dy, |sc, x, dy| {
@@ -1571,6 +1697,10 @@ impl Conv {
             });
         }
         let _p = scope(Op::WeightGrad);
+        if self.pointwise() && !bf16 {
+            let layout = Planes::ChannelMajor;
+            return self.pointwise_weight((x, layout), (dy, layout), batch, dw, scratch);
+        }
         if self.uses_direct_wgrad() && !bf16 {
             let layout = Planes::ChannelMajor;
             self.backward_weight_direct((x, layout), (dy, layout), batch, dw, scratch);
@@ -1636,6 +1766,21 @@ impl Conv {
                     .for_each(|(d, p)| *d += p);
             }
         }
+    }
+}
+
+/// `dst (+)= a·b`, on the calling thread (`serial`) or parallel: the same sums either way.
+fn pointwise_product(
+    dst: MatMut<'_>,
+    accumulate: bool,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    serial: bool,
+) {
+    if serial {
+        crate::mat::gemm_serial(dst, accumulate, a, b);
+    } else {
+        gemm(dst, accumulate, a, b);
     }
 }
 
@@ -1952,8 +2097,8 @@ mod tests {
             (64, 128, 3, 1, 1, 8, 2),
             (140, 130, 3, 1, 1, 7, 1),
             (130, 140, 3, 1, 1, 4, 2),
-            // 1 × 1 as one row of the whole map (`Conv::as_row`), reading the input itself
-            // (no padded copy); a valid (unpadded) 3 × 3 on the lanes kernels, likewise.
+            // 1 × 1 as products (`Conv::pointwise`, in either layout); a valid (unpadded)
+            // 3 × 3 on the lanes kernels, reading the input itself (no padded copy).
             (32, 32, 1, 1, 0, 16, 2),
             (96, 32, 1, 1, 0, 8, 3),
             (128, 72, 1, 1, 0, 8, 2),
@@ -1998,7 +2143,7 @@ mod tests {
             // Weight and bias gradients.
             let (mut dw, mut dwn) = (data(w.len(), 6.0), data(w.len(), 6.0));
             let (xn, dyn_) = (swap(&x, ci, b, hw_in), swap(&dy, co, b, hw_out));
-            if g.uses_direct_wgrad() {
+            if g.weight_in_place() {
                 g.backward_weight(&x, &dy, b, &mut dw, &mut sc);
                 g.backward_weight_nchw(&xn, &dyn_, b, &mut dwn, &mut sc);
                 assert_eq!(bits(&dw), bits(&dwn), "weight gradient {h} {s}");
@@ -2097,8 +2242,8 @@ mod tests {
     /// The passes that read and write the caller's batch-major arrays in place (the input of
     /// unpadded stride-1 layers read as it is, `phases_or_input`) stay inside them: run on
     /// arrays that end at an unmapped page, and on arrays that begin just after one, they give
-    /// the bits they give on ordinary vectors — the direct kernels on 1 × 1 layers as one row,
-    /// the lanes kernels on 1 × 1 and valid 3 × 3 layers, padded layers for comparison.
+    /// the bits they give on ordinary vectors — 1 × 1 layers as products
+    /// ([`Conv::pointwise`]), valid 3 × 3 layers on the lanes kernels, padded direct layers.
     #[cfg(unix)]
     #[test]
     fn in_place_passes_stay_inside_the_callers_arrays() {
@@ -2141,7 +2286,7 @@ mod tests {
                         "input gradient {ci} {co} {k} {h}"
                     );
                 }
-                if g.uses_direct_wgrad() {
+                if g.weight_in_place() {
                     let mut dw = data(wn, 6.0);
                     g.backward_weight_nchw(&x, &dy, b, &mut dw, &mut sc);
                     let mut gdw = guard(&data(wn, 6.0));
@@ -2268,10 +2413,9 @@ mod tests {
             (140, 130, 3, 1, 1, 7, 1),
             (130, 136, 3, 1, 1, 4, 2),
             (129, 140, 1, 1, 0, 2, 3),
-            // 1 × 1, stride 1, unpadded, as one row of the whole map (`Conv::as_row`): the
-            // reciprocal gated cells' 32 → 32 on 16 px and concatenated 96 → 32 on 8 px; wide
-            // channels, which the lanes kernels would take on their own map; a 4 × 4 map
-            // beyond the interleaved path's channels.
+            // 1 × 1, stride 1, unpadded, as products (`Conv::pointwise`; so are the 1 × 1
+            // cases above): the reciprocal gated cells' 32 → 32 on 16 px and concatenated
+            // 96 → 32 on 8 px, wide channels, a 4 × 4 map beyond the interleaved path's.
             (32, 32, 1, 1, 0, 16, 2),
             (96, 32, 1, 1, 0, 8, 3),
             (128, 72, 1, 1, 0, 8, 2),
@@ -2306,15 +2450,15 @@ mod tests {
             if h < 8 && s == 1 && ci.max(co) <= 128 && crate::kernel::available() {
                 assert!(g.interleaved(), "{ci} {co} {k} {p} {h}: not interleaved");
             }
-            let one_row = k == 1 && s == 1 && p + e == 0 && (h * h) % 8 == 0;
-            if one_row && (h >= 8 || ci.max(co) > 128) && crate::kernel::available() {
-                assert!(g.as_row().is_some(), "{ci} {co} {h}: not as one row");
-            }
-            let lanes = s == 1 && !one_row && crate::lanes::available();
-            if lanes && ci.min(co) >= 64 && h >= 8 {
+            assert_eq!(
+                g.pointwise(),
+                k == 1 && s == 1 && p + e == 0,
+                "{ci} {co} {k} {h}"
+            );
+            if ci.min(co) >= 64 && s == 1 && h >= 8 && crate::lanes::available() {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
-            if lanes && ci.min(co) > 128 && h < 8 {
+            if ci.min(co) > 128 && s == 1 && h < 8 && crate::lanes::available() {
                 assert!(g.uses_lanes(), "{ci} {co} {k} {p} {h}: not on lanes");
             }
             let w = data(co * ci * k * k, 1.0);

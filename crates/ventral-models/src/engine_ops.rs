@@ -12,7 +12,8 @@
 //! no dilation, a square kernel and equal strides; TensorFlow's `same` for even kernels and for
 //! stride 2 (one more zero after the last row and column than before the first) the engine
 //! pads itself (`Conv::with_pad_end`), other padding beyond the least of the four sides is
-//! added to the input as zeros — and burn's own
+//! added to the input as zeros; 1 × 1 layers (stride 1, unpadded) run each pass as per-image
+//! products on the tensors as they lie (`Conv::pointwise`) — and burn's own
 //! `conv2d` everywhere else (GPUs, grouped and depthwise convolutions). Same mathematics; float32 sums in a different order (the tests
 //! compare both paths and the gradients on random shapes).
 //!
@@ -37,7 +38,6 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ventral_engine::act::Act;
 use ventral_engine::conv::{Conv, Scratch, add_bias, add_bias_nchw, bias_grad_nchw};
-use ventral_engine::mat::{MatMut, MatRef};
 
 /// Process-wide switch (default on): off routes every [`conv2d`] to burn's implementation.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -620,15 +620,6 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
     let mut y = vec![0.0f32; conv.co * batch * howo];
-    if pointwise(&conv) {
-        pointwise_products(batch, &mut y, conv.co * howo, |b, yb, serial| {
-            let a = MatRef::rm(&ws, 0, conv.co, conv.ci);
-            let xb = MatRef::rm(&xs, b * conv.ci * howo, conv.ci, howo);
-            product(MatMut::rm(yb, 0, conv.co, howo), false, a, xb, serial);
-        });
-        add_bias_nchw(&mut y, &bs, batch);
-        return flex(y, [batch, conv.co, conv.ho, conv.wo]);
-    }
     if conv.forward_in_place() {
         // The direct and the lanes kernels read and write burn's [B][C][H][W] in place.
         SCRATCH.with(|s| conv.forward_nchw(&ws, &xs, batch, &mut y, false, &mut s.borrow_mut()));
@@ -642,52 +633,6 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
         swap_outer(&y, conv.co, batch, howo),
         [batch, conv.co, conv.ho, conv.wo],
     )
-}
-
-/// A 1 × 1, stride-1, unpadded convolution of 64 channels and more on both sides: per image a
-/// product on burn's `[B][C][H][W]` as it lies (`y_b = W·x_b`, the `gemm` crate's kernels), no
-/// unfolding and no transposed copies. Forward: before the direct and lanes kernels, which ran
-/// the median cell's 1 × 1 layers at 77–139 GFLOP/s where the products give 120–195
-/// (`rgc_intermediate`, batch 8: 0.60 → 0.45 s of 1 × 1 forwards per pass). Gradients stay on
-/// the engine's kernels.
-fn pointwise(conv: &Conv) -> bool {
-    conv.k == 1
-        && conv.stride == 1
-        && conv.pad == 0
-        && conv.pad_end == 0
-        && conv.ci >= 64
-        && conv.co >= 64
-}
-
-/// `f(b, out_b, serial)` for every image `b` of `out` (`per` floats each): the images in
-/// parallel, each product on one thread, where there are at least as many as threads; else
-/// one after another, each product parallel inside. The same sums either way (the `gemm`
-/// crate's per-element order does not depend on its parallelism).
-fn pointwise_products(
-    batch: usize,
-    out: &mut [f32],
-    per: usize,
-    f: impl Fn(usize, &mut [f32], bool) + Sync,
-) {
-    use rayon::prelude::*;
-    if batch > 1 && batch >= rayon::current_num_threads() {
-        out.par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(b, ob)| f(b, ob, true));
-    } else {
-        for (b, ob) in out.chunks_mut(per).enumerate() {
-            f(b, ob, false);
-        }
-    }
-}
-
-/// `dst (+)= a·b`, on the calling thread or parallel.
-fn product(dst: MatMut<'_>, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>, serial: bool) {
-    if serial {
-        ventral_engine::mat::gemm_serial(dst, accumulate, a, b);
-    } else {
-        ventral_engine::mat::gemm(dst, accumulate, a, b);
-    }
 }
 
 /// Gradients `(dx, dw, db)` of `y = conv(x, w) + b` given `dy`; each only when asked for.
@@ -705,7 +650,7 @@ fn backward_flex(
     let howo = conv.ho * conv.wo;
     // Where a gradient runs direct it reads burn's [B][C][H][W] in place; the others take
     // channel-major copies (one of `dy`, made only if a gradient on the general path needs it).
-    let copy = (want[0] && !conv.data_in_place()) || (want[1] && !conv.uses_direct_wgrad());
+    let copy = (want[0] && !conv.data_in_place()) || (want[1] && !conv.weight_in_place());
     let dyc = copy.then(|| swap_outer(&dys, batch, conv.co, howo));
     let channel_major_dy = || dyc.as_deref().unwrap_or_default();
     let hiwi = conv.hi * conv.wi;
@@ -723,7 +668,7 @@ fn backward_flex(
     });
     let dw = want[1].then(|| {
         let mut dw = vec![0.0f32; ws.len()];
-        if conv.uses_direct_wgrad() {
+        if conv.weight_in_place() {
             SCRATCH.with(|s| {
                 conv.backward_weight_nchw(&xs, &dys, batch, &mut dw, &mut s.borrow_mut())
             });

@@ -251,18 +251,25 @@ fn engine_conv_matches_burn_with_gradients() {
             strided,
         });
     }
-    // 1 × 1 convolutions of wide layers: per-image products on NCHW as it lies.
-    for (batch, strided) in [(3, false), (1, true)] {
+    // 1 × 1 convolutions, every pass as per-image products on NCHW as it lies
+    // (`Conv::pointwise`): wide layers on a rectangular map, batch 3 and 1 (a strided view);
+    // the reciprocal gated cells' 32 → 32 on 16 px and concatenated 96 → 32 on 8 px, batch 4.
+    for (batch, ci, co, (h, w), strided) in [
+        (3, 72, 65, (9, 13), false),
+        (1, 72, 65, (9, 13), true),
+        (4, 32, 32, (16, 16), false),
+        (4, 96, 32, (8, 8), true),
+    ] {
         cases.push(Case {
             batch,
-            ci: 72,
-            co: 65,
+            ci,
+            co,
             k: 1,
             stride: 1,
             pad: 0,
             extra: [(0, 0); 2],
-            h: 9,
-            w: 13,
+            h,
+            w,
             bias: true,
             strided,
         });
