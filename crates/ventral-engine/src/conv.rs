@@ -344,17 +344,18 @@ impl Conv {
     }
 
     /// 1 × 1, stride 1, no padding: each float32 pass is a matrix product per image on the
-    /// arrays as they lie, in either layout ([`Self::pointwise_forward`] and the two
+    /// arrays as they lie, in either layout (`pointwise_forward` and the two
     /// gradients) — `y_b = W·x_b`, `dx_b += Wᵀ·dy_b`, `dW += Σ_b dy_b·x_bᵀ` on the `gemm`
     /// crate's kernels, images in parallel — with no padded or unfolded copy. Measured
-    /// (`POINTWISE=1 conv_time`, batch 32, Zen 4, twice; forward / input gradient / weight
-    /// gradient, ms, against the direct and lanes kernels on the channel-major arrays):
-    /// 32 → 32 on 16 × 16 0.10–0.11 / 0.10–0.11 / 0.14–0.16 against 0.14–0.29 / 0.14–0.17 /
-    /// 0.19–0.45; 96 → 32 on 8 × 8 (the reciprocal gated cells' concatenated input) 0.07 /
-    /// 0.07–0.08 / 0.13–0.15 against 0.15–0.28 / 0.10–0.26 / 0.18–0.40; 128 → 128 on 8 × 8
-    /// 0.35 / 0.36–0.37 / 0.44–0.47 against 0.48–0.51 / 0.47–0.52 / 0.54–0.55; on 28 × 28
-    /// 4.6–4.8 / 4.7–4.9 / 4.9–5.0 against 5.7–6.6 / 6.5 / 7.2–7.7; 256 → 256 on 4 × 4 0.32–0.34
-    /// / 0.34–0.37 / 0.61–0.64 against 0.49 / 0.61 / 0.65. bf16 passes keep their paths.
+    /// against the direct and lanes kernels that ran them before, in place on batch-major
+    /// arrays (`NCHW=1 PASSES=fdw conv_time`, batch 32, Zen 4, alternated three times;
+    /// forward / input gradient / weight gradient, ms): 32 → 32 on 16 × 16 0.15–0.16 /
+    /// 0.13–0.15 / 0.17–0.19 → 0.09–0.10 / 0.09–0.11 / 0.12–0.16; 96 → 32 on 8 × 8 (the
+    /// reciprocal gated cells' concatenated input) 0.18–0.20 / 0.10–0.12 / 0.15–0.21 →
+    /// 0.06–0.07 / 0.07–0.08 / 0.10–0.12; 128 → 128 on 8 × 8 0.68–0.75 / 0.71–0.76 /
+    /// 0.58–0.65 → 0.31–0.34 / 0.32–0.36 / 0.35–0.40; on 28 × 28 7.4–8.7 / 8.0–9.3 / 6.7–7.5 →
+    /// 4.5–5.0 / 4.8–5.2 / 4.8–5.3; 256 → 256 on 4 × 4 0.58–0.64 / 0.58–0.62 / 0.54–0.69 →
+    /// 0.30–0.32 / 0.31–0.34 / 0.41–0.42. bf16 passes keep their paths.
     pub fn pointwise(&self) -> bool {
         self.k == 1
             && self.stride == 1
