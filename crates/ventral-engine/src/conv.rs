@@ -2268,43 +2268,47 @@ mod tests {
             for at_end in [true, false] {
                 let guard = |v: &[f32]| Guarded::new(v, at_end);
                 let (gx, gw, gdy) = (guard(&x), guard(&w), guard(&dy));
+                // One pass `(a, b) → out` on ordinary vectors and on guarded ones.
+                type Pass<'p> = &'p dyn Fn(&[f32], &[f32], &mut [f32], &mut Scratch);
+                let mut same_bits = |what: &str,
+                                     a: (&[f32], &Guarded),
+                                     b: (&[f32], &Guarded),
+                                     n,
+                                     pass: Pass<'_>| {
+                    let mut out = data(n, 4.0);
+                    pass(a.0, b.0, &mut out, &mut sc);
+                    let mut guarded = guard(&data(n, 4.0));
+                    pass(a.1.get(), b.1.get(), guarded.get_mut(), &mut sc);
+                    assert_eq!(bits(&out), bits(guarded.get()), "{what} {ci} {co} {k} {h}");
+                };
                 if g.forward_in_place() {
-                    let mut y = data(yn, 4.0);
-                    g.forward_nchw(&w, &x, b, &mut y, true, &mut sc);
-                    let mut gy = guard(&data(yn, 4.0));
-                    g.forward_nchw(gw.get(), gx.get(), b, gy.get_mut(), true, &mut sc);
-                    assert_eq!(bits(&y), bits(gy.get()), "forward {ci} {co} {k} {h}");
+                    same_bits("forward", (&w, &gw), (&x, &gx), yn, &|w, x, y, sc| {
+                        g.forward_nchw(w, x, b, y, true, sc)
+                    });
                     ran += 1;
                 }
                 if g.data_in_place() {
-                    let mut dx = data(xn, 5.0);
-                    g.backward_data_nchw(&w, &dy, b, &mut dx, &mut sc);
-                    let mut gdx = guard(&data(xn, 5.0));
-                    g.backward_data_nchw(gw.get(), gdy.get(), b, gdx.get_mut(), &mut sc);
-                    assert_eq!(
-                        bits(&dx),
-                        bits(gdx.get()),
-                        "input gradient {ci} {co} {k} {h}"
+                    same_bits(
+                        "input gradient",
+                        (&w, &gw),
+                        (&dy, &gdy),
+                        xn,
+                        &|w, dy, dx, sc| g.backward_data_nchw(w, dy, b, dx, sc),
                     );
                 }
                 if g.weight_in_place() {
-                    let mut dw = data(wn, 6.0);
-                    g.backward_weight_nchw(&x, &dy, b, &mut dw, &mut sc);
-                    let mut gdw = guard(&data(wn, 6.0));
-                    g.backward_weight_nchw(gx.get(), gdy.get(), b, gdw.get_mut(), &mut sc);
-                    assert_eq!(
-                        bits(&dw),
-                        bits(gdw.get()),
-                        "weight gradient {ci} {co} {k} {h}"
+                    same_bits(
+                        "weight gradient",
+                        (&x, &gx),
+                        (&dy, &gdy),
+                        wn,
+                        &|x, dy, dw, sc| g.backward_weight_nchw(x, dy, b, dw, sc),
                     );
                 }
             }
         }
-        if crate::kernel::available() {
-            assert!(ran > 0, "no pass ran in place");
-        } else {
-            eprintln!("skipped: no AVX2 + FMA (no pass runs in place)");
-        }
+        // The 1 × 1 layers run in place on every CPU (the `gemm` crate's kernels).
+        assert!(ran >= 4, "{ran} forwards ran in place");
     }
 
     /// With [`Scratch::keep_packed_weights`], the lanes kernels pack each weight slice once per
