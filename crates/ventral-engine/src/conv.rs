@@ -407,7 +407,7 @@ impl Conv {
     }
 
     /// The weight gradient of a [`Self::pointwise`] layer: `dW += Σ_b dy_b·x_bᵀ`, the batch cut
-    /// into at least `WGRAD_SPLIT` chunks of images (by the batch alone, never by the thread
+    /// into at most `WGRAD_SPLIT` chunks of images (by the batch alone, never by the thread
     /// count) whose partial sums run in parallel, each image's product added in image order,
     /// and are added to `dw` in chunk order.
     fn pointwise_weight(
@@ -424,8 +424,11 @@ impl Conv {
         let hw = self.hi * self.wi;
         let input = Self::image_planes(x, xl, self.ci, batch, hw);
         let grad = Self::image_planes(dy, dyl, self.co, batch, hw);
-        let (wl, chunks) = (self.co * self.ci, WGRAD_SPLIT.min(batch));
-        let nb = batch.div_ceil(chunks);
+        // `nb` images a chunk; the last chunk may hold fewer, and none is empty.
+        let wl = self.co * self.ci;
+        let nb = batch.div_ceil(WGRAD_SPLIT.min(batch));
+        let chunks = batch.div_ceil(nb);
+        assert!(dw.len() >= wl, "pointwise: weight gradient size");
         scratch.grow(chunks);
         scratch.parts[..chunks]
             .par_iter_mut()
@@ -2309,6 +2312,29 @@ mod tests {
         }
         // The 1 × 1 layers run in place on every CPU (the `gemm` crate's kernels).
         assert!(ran >= 4, "{ran} forwards ran in place");
+    }
+
+    /// A 1 × 1 layer's weight gradient on a scratch whose partial sums hold an earlier call's
+    /// (a larger batch filled every chunk) gives the bits of a fresh scratch: batches that do
+    /// not divide into whole chunks (5 and 9 images in at most four chunks) leave no chunk
+    /// empty, so no stale partial sum is added.
+    #[test]
+    fn pointwise_weight_gradient_ignores_earlier_partial_sums() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let g = Conv::new(6, 5, 1, 1, 0, 4, 4);
+        assert!(g.pointwise());
+        for batch in [5, 9, 2, 1] {
+            let (x, dy) = (data(6 * batch * 16, 1.0), data(5 * batch * 16, 2.0));
+            let mut used = Scratch::default();
+            let mut dw = vec![0.0; 30];
+            let big = 12;
+            let (xb, dyb) = (data(6 * big * 16, 3.0), data(5 * big * 16, 4.0));
+            g.backward_weight(&xb, &dyb, big, &mut dw, &mut used);
+            let (mut a, mut b) = (vec![0.0; 30], vec![0.0; 30]);
+            g.backward_weight(&x, &dy, batch, &mut a, &mut used);
+            g.backward_weight(&x, &dy, batch, &mut b, &mut Scratch::default());
+            assert_eq!(bits(&a), bits(&b), "batch {batch}");
+        }
     }
 
     /// With [`Scratch::keep_packed_weights`], the lanes kernels pack each weight slice once per
