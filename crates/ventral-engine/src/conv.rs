@@ -484,6 +484,9 @@ impl Conv {
         let hw = self.ho * self.wo;
         let n = channels * batch * hw;
         assert!(out.len() >= n, "pointwise: output size");
+        if n == 0 {
+            return;
+        }
         let out = &mut out[..n];
         match layout {
             Planes::BatchMajor if batch > 1 && batch >= rayon::current_num_threads() => out
@@ -2376,13 +2379,14 @@ mod tests {
     }
 
     /// An empty batch leaves every output as it was, on each path (the interleaved one
-    /// included: it would otherwise ask the kernels for rows of width 0).
+    /// included: it would otherwise ask the kernels for rows of width 0), in both layouts.
     #[test]
     fn an_empty_batch_changes_nothing() {
         for g in [
             Conv::new(3, 5, 3, 1, 1, 4, 4),
             Conv::new(3, 5, 3, 1, 1, 16, 16),
             Conv::new(3, 5, 3, 2, 1, 16, 16),
+            Conv::new(3, 5, 1, 1, 0, 8, 8),
         ] {
             let w = data(g.co * g.ci * g.k * g.k, 1.0);
             let mut sc = Scratch::default();
@@ -2390,6 +2394,16 @@ mod tests {
             g.forward(&w, &[], 0, &mut y, true, &mut sc);
             g.backward_data(&w, &[], 0, &mut dx, &mut sc);
             g.backward_weight(&[], &[], 0, &mut dw, &mut sc);
+            // The batch-major entry points where they run in place.
+            if g.forward_in_place() {
+                g.forward_nchw(&w, &[], 0, &mut y, true, &mut sc);
+            }
+            if g.data_in_place() {
+                g.backward_data_nchw(&w, &[], 0, &mut dx, &mut sc);
+            }
+            if g.weight_in_place() {
+                g.backward_weight_nchw(&[], &[], 0, &mut dw, &mut sc);
+            }
             assert!(y.iter().all(|&v| v == 1.0) && dx.iter().all(|&v| v == 2.0));
             assert!(dw.iter().all(|&v| v == 3.0));
         }
