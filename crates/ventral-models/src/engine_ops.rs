@@ -574,14 +574,16 @@ pub(crate) fn on_flex(d: &Device) -> bool {
     )
 }
 
-/// A contiguous float32 copy (or view) of a Flex tensor's elements with its dims.
+/// A contiguous float32 copy (or view) of a Flex tensor's elements with its dims. A strided
+/// view (a channel slice: a cell's gates cut from one convolution's output) is copied once:
+/// the contiguous tensor's own buffer is taken, not copied again.
 fn f32_parts(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
     let dims = t.layout().shape().to_vec();
     match t.as_slice::<f32>() {
         Some(s) => (dims, std::borrow::Cow::Borrowed(s)),
         None => {
-            let c = t.to_contiguous();
-            let v = c.as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default();
+            let data = t.to_contiguous().into_data();
+            let v = data.try_into_vec::<f32>().unwrap_or_default();
             (dims, std::borrow::Cow::Owned(v))
         }
     }
