@@ -1085,11 +1085,12 @@ pub fn phases_of(
 
 /// [`phases_of`]'s padded input as a slice, or `x` itself where that would be an exact copy
 /// of it — stride 1, no padding, planes image-major (batch-major, or one image, or one
-/// channel): the direct kernels then read the caller's array in place. They read only inside
-/// the `ci·s²·batch·hp·wp` floats they are given (their bounds assertion; a test runs the
-/// in-place passes on arrays that end at an unmapped page), so an array of exactly that
-/// length is enough. Saves a copy of the input per call on unpadded stride-1 layers: the 1 × 1
-/// convolutions of the reciprocal gated cells, and valid-padding layers.
+/// channel): the direct and lanes kernels then read the caller's array in place. They read
+/// only inside the `ci·s²·batch·hp·wp` floats they are given (their bounds assertion; a test
+/// runs the in-place passes on arrays that end at an unmapped page), so an array of exactly
+/// that length is enough. Saves a copy of the input per call on unpadded (valid) stride-1
+/// layers, and of `dy` in the input gradient of 1 × 1 layers on these kernels (bf16 passes;
+/// float32 ones run as products, `Conv::pointwise`).
 pub fn phases_or_input<'a>(
     x: (&'a [f32], Planes),
     (ci, batch): (usize, usize),
