@@ -1128,7 +1128,10 @@ impl Conv {
     /// [`Self::forward`] on batch-major (NCHW) arrays, the layout of burn's tensors, which the
     /// direct and the lanes kernels read and write in place: no transposed copies. Only for
     /// convolutions that run on them ([`Self::forward_in_place`]); same bits as
-    /// [`Self::forward`] on the transposed arrays.
+    /// [`Self::forward`] on the transposed arrays in float32. The batch-major entry points run
+    /// float32 whatever [`Scratch::bf16`] says (their callers, burn's operations, are float32);
+    /// so a [`Self::pointwise`] layer always takes its products here, never the direct kernels
+    /// its geometry may not fit.
     ///
     /// # Shapes
     /// - `w`: `[Co, Ci, k, k]`; `x`: `[B][Ci][Hi][Wi]`; `y`: `[B][Co][Ho][Wo]`.
@@ -1146,7 +1149,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let layout = Planes::BatchMajor;
-        if self.pointwise() && !scratch.bf16 {
+        if self.pointwise() {
             return self.pointwise_forward(w, (x, layout), batch, (y, layout), accumulate);
         }
         assert!(
@@ -1401,7 +1404,7 @@ impl Conv {
         scratch: &mut Scratch,
     ) {
         let layout = Planes::BatchMajor;
-        if self.pointwise() && !scratch.bf16 {
+        if self.pointwise() {
             return self.pointwise_data(w, (dy, layout), batch, (dx, layout));
         }
         assert!(self.data_in_place(), "backward_data_nchw: not direct");
@@ -1641,7 +1644,7 @@ impl Conv {
     ) {
         let _p = scope(Op::WeightGrad);
         let layout = Planes::BatchMajor;
-        if self.pointwise() && !scratch.bf16 {
+        if self.pointwise() {
             return self.pointwise_weight((x, layout), (dy, layout), batch, dw, scratch);
         }
         assert!(self.weight_in_place(), "backward_weight_nchw: not in place");
@@ -2315,6 +2318,27 @@ mod tests {
         }
         // The 1 × 1 layers run in place on every CPU (the `gemm` crate's kernels).
         assert!(ran >= 4, "{ran} forwards ran in place");
+    }
+
+    /// The batch-major entry points run float32 under a bf16 scratch: a 1 × 1 layer on a map
+    /// the direct kernels do not fit (9 × 9) gives the bits of a float32 scratch in all three
+    /// passes (before, a bf16 scratch sent it to the direct kernels, which refuse that width).
+    #[test]
+    fn pointwise_batch_major_passes_are_float32_under_a_bf16_scratch() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (g, b) = (Conv::new(5, 7, 1, 1, 0, 9, 9), 3);
+        let (w, x, dy) = (data(35, 1.0), data(5 * b * 81, 2.0), data(7 * b * 81, 3.0));
+        let run = |sc: &mut Scratch| {
+            let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; 35]);
+            g.forward_nchw(&w, &x, b, &mut y, false, sc);
+            g.backward_data_nchw(&w, &dy, b, &mut dx, sc);
+            g.backward_weight_nchw(&x, &dy, b, &mut dw, sc);
+            [y, dx, dw].map(|v| bits(&v))
+        };
+        assert_eq!(
+            run(&mut Scratch::with_bf16(true)),
+            run(&mut Scratch::default())
+        );
     }
 
     /// A 1 × 1 layer's weight gradient on a scratch whose partial sums hold an earlier call's

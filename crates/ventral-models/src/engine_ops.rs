@@ -623,7 +623,8 @@ fn forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geom) -> Flex
     let howo = conv.ho * conv.wo;
     let mut y = vec![0.0f32; conv.co * batch * howo];
     if conv.forward_in_place() {
-        // The direct and the lanes kernels read and write burn's [B][C][H][W] in place.
+        // The products, the direct and the lanes kernels read and write burn's [B][C][H][W]
+        // in place.
         SCRATCH.with(|s| conv.forward_nchw(&ws, &xs, batch, &mut y, false, &mut s.borrow_mut()));
         add_bias_nchw(&mut y, &bs, batch);
         return flex(y, [batch, conv.co, conv.ho, conv.wo]);
@@ -650,7 +651,8 @@ fn backward_flex(
     let (_, dys) = f32_parts(dy);
     let (conv, batch) = conv_of(&xd, &wd, g);
     let howo = conv.ho * conv.wo;
-    // Where a gradient runs direct it reads burn's [B][C][H][W] in place; the others take
+    // Where a gradient runs in place (products or direct kernels) it reads burn's
+    // [B][C][H][W] as it lies; the others take
     // channel-major copies (one of `dy`, made only if a gradient on the general path needs it).
     let copy = (want[0] && !conv.data_in_place()) || (want[1] && !conv.weight_in_place());
     let dyc = copy.then(|| swap_outer(&dys, batch, conv.co, howo));
